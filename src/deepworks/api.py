@@ -1,0 +1,192 @@
+"""The Python API. The CLI is a thin layer over these functions.
+
+    import deepworks as dw
+    trained = dw.train(data="photos/", model="resnet", epochs=10)
+    trained.predict(["new.jpg"])            # top-k classes with probabilities
+    trained = dw.load("runs/photos-resnet")  # later, from the run directory
+    dw.evaluate("runs/photos-resnet")        # test metrics again
+    dw.runs()                                # every run with its best metric
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import time
+from pathlib import Path
+
+import torch
+
+from .config import Config, apply_overrides, fields_by_key
+from .errors import ConfigError, DataError, DeepworksError
+from .run import Run, cpu_state_dict
+from .tasks import get_task
+from .train import default_epochs, fit, resolve_device
+
+SHORT_NAMES = {"data": "data.source", "model": "model.name"}
+
+
+def settings_to_keys(settings: dict) -> dict:
+    """Accept 'lr' as well as 'train.lr' (every setting's own name is unique), and data= / model= for the source / model name."""
+    by_name = {key.split(".")[-1]: key for key in fields_by_key()}
+    out = {}
+    for key, value in settings.items():
+        full = SHORT_NAMES.get(key) or (key if "." in key else by_name.get(key, key))
+        out[full] = value
+    return out
+
+
+def make_config(config: Config | str | Path | None = None, **settings) -> Config:
+    cfg = Config.load(config) if isinstance(config, (str, Path)) else (copy.deepcopy(config) if config else Config())
+    return apply_overrides(cfg, settings_to_keys(settings), "settings")
+
+
+class Trained:
+    """A trained model with its run: predict, evaluate, and the results of training."""
+
+    def __init__(self, run: Run, cfg: Config, task, model: torch.nn.Module, device: torch.device):
+        self.run, self.cfg, self.task, self.model, self.device = run, cfg, task, model, device
+
+    @property
+    def results(self) -> dict:
+        return self.run.read_json(self.run.results_file) if self.run.results_file.exists() else {}
+
+    @property
+    def classes(self) -> list[str]:
+        return self.task.meta["classes"]
+
+    def predict(self, images: list[str | Path] | str | Path, top_k: int | None = None) -> list[dict]:
+        images = [images] if isinstance(images, (str, Path)) else list(images)
+        return self.task.predict_files(self.model, images, top_k or self.cfg.eval.top_k, self.device)
+
+    def evaluate(self, split: str = "test", data: str | None = None) -> dict:
+        return evaluate(self.run.path, split=split, data=data)
+
+    def __repr__(self) -> str:
+        return f"Trained(run='{self.run.path}', model={self.cfg.model.name}, classes={len(self.classes)})"
+
+
+def default_run_name(cfg: Config) -> str:
+    source = Path(cfg.data.source)
+    stem = source.stem if source.suffix else source.name
+    return f"{stem or 'data'}-{cfg.model.name}"
+
+
+def train(config: Config | str | Path | None = None, *, resume: str | Path | None = None,
+          progress: bool | None = None, **settings) -> Trained:
+    """Train a model and write its run directory. `resume` continues an interrupted run from its checkpoint."""
+    if resume is not None:
+        run = Run.open(resume)
+        cfg = apply_overrides(Config.load(run.config_file), settings_to_keys(settings), "settings")
+    else:
+        cfg = make_config(config, **settings)
+    torch.manual_seed(cfg.seed)
+    task = get_task(cfg.task)(cfg)
+    data = task.prepare(progress)
+    cfg.train.epochs = cfg.train.epochs or default_epochs(len(data.train[0]), cfg.train.batch_size)
+    cfg.train.monitor = cfg.train.monitor or (task.default_monitor if len(data.val[0]) else None)
+    if cfg.train.epochs < 1 or cfg.train.batch_size < 1 or cfg.train.lr <= 0:
+        raise ConfigError("epochs and batch_size must be at least 1, and lr above 0.")
+    device = resolve_device(cfg.train.device)
+
+    state = None
+    if resume is not None:
+        state = run.load_checkpoint()
+        run.truncate_metrics(state["epoch"])
+    else:
+        run = Run.create(cfg.runs_dir, cfg.name or default_run_name(cfg))
+        cfg.name = run.name
+    cfg.save(run.config_file)
+    run.write_environment(cfg.seed, str(device))
+
+    torch.manual_seed(cfg.seed)
+    model = task.build_model()
+    t0 = time.perf_counter()
+    result = fit(task, model, data.train, data.val, cfg, run, resume=state, progress=progress)
+    if cfg.train.restore_best and run.best_file.exists():
+        model.load_state_dict(run.load_weights(run.best_file))
+    run.save_weights(cpu_state_dict(model))
+    run.write_json(run.model_file, {"format": 1, "task": cfg.task, "model": dataclasses.asdict(cfg.model), "meta": data.meta})
+    epochs = [r for r in run.metrics() if r.get("kind") == "epoch"]
+    fit_info = {"epochs": result.epochs, "best_epoch": result.best_epoch, "best_value": result.best_value,
+                "monitor": cfg.train.monitor, "stopped_early": result.stopped_early,
+                "train_seconds": round(sum(r["seconds"] for r in epochs), 2),
+                "wall_seconds": round(time.perf_counter() - t0, 2)}
+    task.finish(run, model, data, fit_info, device)
+    return Trained(run, cfg, task, model, device)
+
+
+def load(run_path: str | Path, device: str = "auto", runs_dir: str | Path = "runs") -> Trained:
+    """Rebuild a trained model from its run directory (safetensors weights, no pickles)."""
+    run = Run.open(run_path, runs_dir)
+    cfg = Config.load(run.config_file)
+    if not run.model_file.exists():
+        raise DeepworksError(f"Run '{run.path}' has not finished training (no model.json). "
+                             f"Resume it with: deepworks train --resume {run.path}")
+    saved = run.read_json(run.model_file)
+    task = get_task(saved["task"]).from_meta(cfg, saved["meta"])
+    model = task.build_model()
+    model.load_state_dict(run.load_weights())
+    dev = resolve_device(device)
+    model.to(dev).eval()
+    return Trained(run, cfg, task, model, dev)
+
+
+def evaluate(run_path: str | Path, split: str = "test", data: str | None = None, progress: bool | None = False) -> dict:
+    """Evaluate a trained run again: on its own test (or val) split, or on all images of another labelled source."""
+    trained = load(run_path)
+    task, meta = trained.task, dict(trained.task.meta)
+    if data is None:
+        prepared = task.prepare(progress)
+        if split not in ("test", "val"):
+            raise ConfigError(f"--split must be test or val. Received: {split!r}.")
+        examples = prepared.test if split == "test" else prepared.val
+    else:
+        examples = other_source(task, data, meta, progress)
+        split = "all"
+    task.meta, task._norm = meta, {}  # normalise as in training, whatever the data now holds
+    metrics = task.test_metrics(trained.model, examples, trained.device)
+    trained.run.log(kind="evaluation", split=split, data=data or trained.cfg.data.source,
+                    **{k: v for k, v in metrics.items() if k not in ("per_class", "confusion")})
+    return {"run": str(trained.run.path), "split": split, "data": data or trained.cfg.data.source, **metrics}
+
+
+def other_source(task, source: str, meta: dict, progress) -> tuple[torch.Tensor, torch.Tensor]:
+    from .tasks.image import resize, set_channels
+
+    images = task.load(source, progress)
+    unknown = [c for c in images.classes if c not in meta["classes"]]
+    if unknown:
+        raise DataError(f"'{source}' has class(es) {unknown} that the model was not trained on. "
+                        f"It knows: {', '.join(meta['classes'])}.")
+    parts = [(images.x, images.y)] + ([(images.x_test, images.y_test)] if images.x_test is not None else [])
+    xs = [set_channels(resize(x, meta["image_size"]), meta["channels"]) for x, _ in parts]
+    ys = [torch.tensor([meta["classes"].index(images.classes[i]) for i in y]) for _, y in parts]
+    return torch.from_numpy(__import__("numpy").concatenate(xs)), torch.cat(ys)
+
+
+def runs(runs_dir: str | Path = "runs") -> list[dict]:
+    """Every run under `runs_dir` with its status and best metric, newest first."""
+    root = Path(runs_dir)
+    if not root.is_dir():
+        return []
+    out = []
+    for path in sorted((p for p in root.iterdir() if (p / "config.yaml").is_file()),
+                       key=lambda p: p.stat().st_mtime, reverse=True):
+        run = Run(path)
+        try:
+            cfg = Config.load(run.config_file)
+        except DeepworksError:
+            continue
+        records = run.metrics()
+        epochs = [r for r in records if r.get("kind") == "epoch"]
+        monitor = cfg.train.monitor
+        values = [r[monitor] for r in epochs if monitor and monitor in r]
+        best = (max(values) if cfg.train.monitor and not monitor.endswith("loss") else min(values)) if values else None
+        test = next((r for r in reversed(records) if r.get("kind") == "test"), None)
+        status = "finished" if run.results_file.exists() else (
+            f"stopped after epoch {len(epochs)}" if epochs else "no epoch finished")
+        out.append({"name": run.name, "path": str(path), "task": cfg.task, "data": cfg.data.source, "model": cfg.model.name,
+                    "epochs": f"{len(epochs)}/{cfg.train.epochs}", "monitor": monitor, "best": best,
+                    "test_accuracy": test.get("accuracy") if test else None, "status": status})
+    return out

@@ -1,0 +1,217 @@
+"""Typed configuration: dataclasses with defaults, loadable from YAML, overridable by flags.
+
+A run is described by one `Config` with four small sections. Every field has a
+default, a help text and, where it applies, a list of choices; the command line
+flags are generated from these fields, so `--help` and the YAML format can never
+drift apart. The fully resolved config is saved as `config.yaml` in the run
+directory, and `Config.from_dict` reads it back.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from .errors import ConfigError
+
+
+def setting(default, help: str, choices: tuple | None = None, flag: str | None = None):
+    """A config field with its help text (and optional choices / flag name) as metadata."""
+    return field(default=default, metadata={"help": help, "choices": choices, "flag": flag})
+
+
+@dataclass
+class DataConfig:
+    source: str = setting(
+        "digits",
+        "What to learn from: a folder with one sub-folder per class, a CSV of path,label, "
+        "an .npz with arrays x and y, or a built-in dataset (digits, mnist, fashion-mnist, cifar10).",
+        flag="--data",
+    )
+    data_dir: str | None = setting(
+        None,
+        "Where built-in datasets are looked for and downloaded to "
+        "(default: $DEEPWORKS_DATA, else ~/.cache/deepworks/data).",
+    )
+    download: bool = setting(True, "Download a missing built-in dataset from its canonical source.")
+    image_size: int | None = setting(
+        None,
+        "Side in pixels that images are resized to (default: the dataset's own size, 32 for "
+        "folders and CSVs, and at least what the model needs: 28 for LeNet).",
+    )
+    channels: int | None = setting(None, "1 for grey, 3 for colour (default: what the images are).", (None, 1, 3))
+    val_fraction: float = setting(0.1, "Share of the training data held out for validation (seeded, stratified).")
+    test_fraction: float = setting(0.1, "Share held out for the final test when the data has no test split.")
+    augment: str = setting("none", "Random training augmentation.", ("none", "flip", "crop", "crop+flip"))
+    strict: bool = setting(False, "Stop on unreadable files instead of skipping them with a warning.")
+
+
+@dataclass
+class ModelConfig:
+    name: str = setting("lenet", "Network architecture.", ("mlp", "lenet", "resnet"), flag="--model")
+    depth: int | None = setting(None, "MLP: hidden layers (default 2). ResNet: layers, 6n+2 (default 20).")
+    width: int | None = setting(None, "MLP: units per hidden layer (default 256). ResNet: first-stage channels (default 16).")
+    activation: str = setting("relu", "Hidden activation.", ("relu", "leaky_relu", "gelu", "tanh", "sigmoid"))
+    init: str = setting(
+        "auto", "Weight initialisation; auto matches it to the activation (He for ReLU-like, Xavier for tanh/sigmoid).",
+        ("auto", "he", "xavier", "torch"),
+    )
+    dropout: float = setting(0.0, "Dropout probability before each fully connected layer.")
+
+
+@dataclass
+class TrainConfig:
+    epochs: int | None = setting(
+        None, "Passes over the training data (default: enough for about 1,200 optimizer steps, between 3 and 50)."
+    )
+    batch_size: int = setting(128, "Samples per optimizer step.")
+    optimizer: str = setting(
+        "adamw", "Optimizer.", ("sgd", "momentum", "nesterov", "adagrad", "rmsprop", "adam", "adamw")
+    )
+    lr: float = setting(0.01, "Learning rate (the peak rate for the one-cycle schedule).")
+    momentum: float = setting(0.9, "Momentum for momentum, nesterov and rmsprop.")
+    weight_decay: float = setting(0.01, "Weight decay (decoupled for adamw, L2 otherwise).")
+    schedule: str = setting("onecycle", "Learning-rate schedule.", ("constant", "step", "cosine", "onecycle"))
+    step_epochs: int = setting(10, "step schedule: multiply the rate by gamma every this many epochs.")
+    gamma: float = setting(0.1, "step schedule: factor applied every step_epochs.")
+    clip_grad: float | None = setting(None, "Clip the gradient norm to this value (off by default).")
+    patience: int | None = setting(
+        None, "Early stopping: stop after this many epochs without improvement of the monitored metric (off by default: "
+        "the one-cycle schedule's best epochs come at its end).")
+    monitor: str | None = setting(None, "Validation metric for early stopping and the best checkpoint (default: the task's).")
+    restore_best: bool = setting(True, "Keep the weights of the best validation epoch as the final weights.")
+    amp: str = setting("auto", "Mixed precision: auto uses bf16/fp16 on CUDA and full precision on the CPU.",
+                       ("auto", "off", "bf16", "fp16"))
+    device: str = setting("auto", "auto, cpu, cuda or cuda:N.")
+
+
+@dataclass
+class EvalConfig:
+    top_k: int = setting(5, "k for top-k accuracy and for predictions.")
+    baseline: bool = setting(True, "Train a random forest on the same split and report it beside the network.")
+    baseline_samples: int | None = setting(20000, "Cap on training samples for the random forest (unset: all).")
+
+
+@dataclass
+class Config:
+    task: str = setting("image", "What to learn.", ("image",))
+    name: str | None = setting(None, "Run name; the run is written to RUNS_DIR/NAME (default: derived from data and model).")
+    runs_dir: str = setting("runs", "Folder that holds run directories.")
+    seed: int = setting(0, "Seed for splits, initialisation, data order and dropout.")
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict, origin: str = "config") -> "Config":
+        config = cls()
+        apply_overrides(config, flatten(values, origin), origin)
+        return config
+
+    def save(self, path: Path) -> None:
+        from .run import atomic_write_text
+
+        atomic_write_text(path, yaml.safe_dump(self.to_dict(), sort_keys=False))
+
+    @classmethod
+    def load(cls, path: str | Path) -> "Config":
+        path = Path(path)
+        if not path.is_file():
+            raise ConfigError(f"Config file '{path}' does not exist. Pass the path of a YAML file.")
+        try:
+            values = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        except yaml.YAMLError as err:
+            raise ConfigError(f"'{path}' is not valid YAML: {err}") from None
+        if not isinstance(values, dict):
+            raise ConfigError(f"'{path}' must hold a mapping of settings, like 'train: {{lr: 0.01}}'.")
+        return cls.from_dict(values, origin=str(path))
+
+
+SECTIONS = ("data", "model", "train", "eval")
+
+
+def fields_by_key() -> dict[str, tuple[str | None, dataclasses.Field, Any]]:
+    """Every setting as 'section.name' (or 'name' at the top) -> (section, field, type)."""
+    out = {}
+    top_hints = typing.get_type_hints(Config)
+    for f in dataclasses.fields(Config):
+        if f.name in SECTIONS:
+            section_cls = top_hints[f.name]
+            hints = typing.get_type_hints(section_cls)
+            for sf in dataclasses.fields(section_cls):
+                out[f"{f.name}.{sf.name}"] = (f.name, sf, hints[sf.name])
+        else:
+            out[f.name] = (None, f, top_hints[f.name])
+    return out
+
+
+def flatten(values: dict, origin: str) -> dict[str, Any]:
+    flat = {}
+    for key, value in values.items():
+        if key in SECTIONS:
+            if not isinstance(value, dict):
+                raise ConfigError(f"In {origin}: '{key}' must be a mapping of settings, got {value!r}.")
+            for sub, v in value.items():
+                flat[f"{key}.{sub}"] = v
+        else:
+            flat[key] = value
+    return flat
+
+
+def apply_overrides(config: Config, overrides: dict[str, Any], origin: str = "command line") -> Config:
+    """Set 'section.name' keys on `config`, converting and checking each value."""
+    known = fields_by_key()
+    for key, value in overrides.items():
+        if key not in known:
+            close = [k for k in known if k.split(".")[-1] == key.split(".")[-1]]
+            hint = f" Did you mean '{close[0]}'?" if close else f" Known settings: {', '.join(sorted(known))}."
+            raise ConfigError(f"Unknown setting '{key}' in {origin}.{hint}")
+        section, f, typ = known[key]
+        value = convert(value, typ, key, origin)
+        choices = f.metadata.get("choices")
+        if choices and value not in choices:
+            raise ConfigError(
+                f"Setting '{key}' in {origin} must be one of {', '.join(str(c) for c in choices)}. Received: {value!r}."
+            )
+        setattr(getattr(config, section) if section else config, f.name, value)
+    return config
+
+
+def convert(value: Any, typ: Any, key: str, origin: str) -> Any:
+    """Convert a YAML or command-line value to the field's type (int, float, str, bool, or optional)."""
+    args = typing.get_args(typ)
+    optional = type(None) in args
+    base = next((a for a in args if a is not type(None)), typ) if args else typ
+    if value is None or (optional and isinstance(value, str) and value.lower() in ("none", "null", "")):
+        if optional:
+            return None
+        raise ConfigError(f"Setting '{key}' in {origin} needs a value.")
+    try:
+        if base is bool:
+            if isinstance(value, bool):
+                return value
+            if str(value).lower() in ("true", "yes", "1", "on"):
+                return True
+            if str(value).lower() in ("false", "no", "0", "off"):
+                return False
+            raise ValueError
+        if base is int:
+            if isinstance(value, float) and not value.is_integer():
+                raise ValueError
+            return int(value)
+        if base is float:
+            return float(value)
+        return str(value)
+    except (TypeError, ValueError):
+        raise ConfigError(
+            f"Setting '{key}' in {origin} expects {getattr(base, '__name__', base)}. Received: {value!r}."
+        ) from None

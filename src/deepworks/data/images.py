@@ -1,0 +1,314 @@
+"""Reading a user's images: a folder of class folders, a CSV of path,label, or an .npz of arrays.
+
+Every reader returns an `ImageSet` of uint8 arrays shaped (N, C, H, W). Readers
+check what they are given and say what is wrong and how to fix it: a missing
+folder, a class folder with no images, a single class, a CSV naming files that
+do not exist, arrays whose lengths differ. Files that cannot be decoded (empty,
+truncated, not an image, a decompression bomb) are skipped and listed in one
+warning, or stop the run when `strict` is set.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+import warnings
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageFile
+
+from ..errors import DataError
+
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff")
+GREY_MODES = ("1", "L", "LA", "I", "I;16", "I;16B", "I;16L", "F", "La")
+MAX_PIXELS = 40_000_000  # a 40-megapixel photo is fine; a 1-gigapixel PNG of a few KB is a decompression bomb
+SPLIT_NAMES = {"train": "train", "test": "test", "val": "val", "valid": "val", "validation": "val"}
+
+ImageFile.LOAD_TRUNCATED_IMAGES = False  # a truncated file is an error to report, not grey pixels to learn from
+
+
+@dataclass
+class ImageSet:
+    """Images as uint8 (N, C, H, W) with integer labels, an optional given test (and val) split, and notes."""
+
+    x: np.ndarray
+    y: np.ndarray
+    classes: list[str]
+    x_test: np.ndarray | None = None
+    y_test: np.ndarray | None = None
+    x_val: np.ndarray | None = None
+    y_val: np.ndarray | None = None
+    description: str = ""
+    skipped: list[tuple[str, str]] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+
+class UnreadableImage(Exception):
+    pass
+
+
+def is_hidden(path: Path) -> bool:
+    return path.name.startswith(".") or path.name.startswith("._") or path.name in ("__MACOSX", "Thumbs.db", "desktop.ini")
+
+
+def decode_image(path: Path, size: int) -> tuple[np.ndarray, bool]:
+    """Decode one image to RGB uint8 (3, size, size); also say whether it was grey to begin with."""
+    try:
+        if path.stat().st_size == 0:
+            raise UnreadableImage("empty file (0 bytes)")
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(path) as im:
+                w, h = im.size
+                if w * h > MAX_PIXELS:
+                    raise UnreadableImage(f"too large: {w}x{h} pixels, over the {MAX_PIXELS:,} limit (a decompression bomb?)")
+                grey = im.mode in GREY_MODES
+                if im.format == "JPEG":
+                    im.draft("RGB", (size, size))  # let the JPEG decoder downscale for us: much faster on big photos
+                if im.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
+                    arr = np.asarray(im, dtype=np.float64)
+                    span = max(arr.max() - arr.min(), 1e-12)
+                    im = Image.fromarray(((arr - arr.min()) / span * 255).astype(np.uint8))
+                if im.mode in ("RGBA", "LA", "PA") or (im.mode == "P" and "transparency" in im.info):
+                    im = im.convert("RGBA")
+                    background = Image.new("RGBA", im.size, (255, 255, 255, 255))
+                    im = Image.alpha_composite(background, im)
+                im = im.convert("RGB").resize((size, size), Image.BILINEAR)
+                return np.asarray(im, dtype=np.uint8).transpose(2, 0, 1).copy(), grey
+    except UnreadableImage:
+        raise
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as err:
+        raise UnreadableImage(f"too large (a decompression bomb?): {err}") from None
+    except Image.UnidentifiedImageError:
+        raise UnreadableImage("not an image, or a format Pillow cannot read") from None
+    except (OSError, SyntaxError, ValueError) as err:
+        raise UnreadableImage(f"corrupt or truncated ({err})") from None
+
+
+def decode_many(paths: list[Path], size: int, channels: int | None, strict: bool, progress: bool = True):
+    """Decode images in parallel; return (array (N,C,H,W), indices of the readable ones, skipped list)."""
+    from tqdm.auto import tqdm
+
+    def one(p):
+        try:
+            return decode_image(p, size)
+        except UnreadableImage as err:
+            return str(err)
+
+    with ThreadPoolExecutor(max_workers=min(8, (os.cpu_count() or 1) + 1)) as pool:
+        results = list(tqdm(pool.map(one, paths), total=len(paths), desc="reading images", unit="img",
+                            disable=not progress or len(paths) < 2000, leave=False))
+    skipped = [(str(p), r) for p, r in zip(paths, results) if isinstance(r, str)]
+    if skipped and strict:
+        raise DataError(unreadable_message(skipped, strict=True))
+    ok = [i for i, r in enumerate(results) if not isinstance(r, str)]
+    if not ok:
+        raise DataError(unreadable_message(skipped, strict=True, none_left=True))
+    arrays = [results[i][0] for i in ok]
+    all_grey = all(results[i][1] for i in ok)
+    x = np.stack(arrays)
+    if channels == 1 or (channels is None and all_grey):
+        x = x[:, :1] if all_grey else rgb_to_grey(x)
+    return x, ok, skipped
+
+
+def rgb_to_grey(x: np.ndarray) -> np.ndarray:
+    w = np.array([0.299, 0.587, 0.114], dtype=np.float32)[None, :, None, None]
+    return (x.astype(np.float32) * w).sum(1, keepdims=True).round().clip(0, 255).astype(np.uint8)
+
+
+def unreadable_message(skipped: list[tuple[str, str]], strict: bool = False, none_left: bool = False) -> str:
+    shown = "\n".join(f"  {p}: {why}" for p, why in skipped[:10])
+    more = f"\n  ... and {len(skipped) - 10} more" if len(skipped) > 10 else ""
+    head = f"{len(skipped)} file(s) could not be read as images"
+    if none_left:
+        return f"{head}, and no readable image is left:\n{shown}{more}\nFix or replace these files."
+    if strict:
+        return f"{head}:\n{shown}{more}\nFix or remove them, or drop --strict to skip them with a warning."
+    return f"{head} and were skipped:\n{shown}{more}\nFix or remove them, or pass --strict to stop on them."
+
+
+def visible_children(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.iterdir() if not is_hidden(p))
+
+
+def image_files(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.rglob("*")
+                  if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS
+                  and not any(is_hidden(part) for part in p.relative_to(folder).parts))
+
+
+def class_folders(root: Path) -> list[Path]:
+    """The class sub-folders of `root`, checked: at least two, each with at least one image."""
+    children = visible_children(root)
+    folders = [p for p in children if p.is_dir()]
+    loose = [p for p in children if p.is_file()]
+    if not folders:
+        example = f" (for example {loose[0].name})" if loose else ""
+        raise DataError(
+            f"Expected a folder with one sub-folder per class in '{root}/'. Received: 0 sub-folders, "
+            f"{len(loose)} loose file(s){example}. Put the images of each class in a sub-folder named "
+            f"after the class, like '{root}/cats/1.jpg' and '{root}/dogs/2.jpg'."
+        )
+    empty = [f for f in folders if not image_files(f)]
+    if empty:
+        names = ", ".join(f"'{f}'" for f in empty)
+        raise DataError(
+            f"Class folder(s) {names} hold no images ({', '.join(IMAGE_EXTENSIONS)}). "
+            f"Add images to them or remove them."
+        )
+    if len(folders) == 1:
+        raise DataError(
+            f"Found only one class ('{folders[0].name}') in '{root}/'. Classification needs at least two: "
+            f"add a sub-folder for each other class."
+        )
+    return folders
+
+
+def split_layout(root: Path) -> dict[str, Path] | None:
+    """A folder holding train/ and test/ (and maybe val/) sub-folders, each with class folders."""
+    splits = {SPLIT_NAMES[p.name.lower()]: p for p in visible_children(root)
+              if p.is_dir() and p.name.lower() in SPLIT_NAMES}
+    return splits if "train" in splits and "test" in splits else None
+
+
+def read_folder(root: str | Path, size: int, channels: int | None = None, strict: bool = False,
+                progress: bool = True) -> ImageSet:
+    root = Path(root)
+    if not root.exists():
+        raise DataError(f"No such folder '{root}'. Pass a folder with one sub-folder per class, like photos/cats/*.jpg.")
+    if not root.is_dir():
+        raise DataError(f"'{root}' is a file, not a folder. Pass a folder of class folders, a .csv or an .npz.")
+    layout = split_layout(root) or {"train": root}
+    class_names = [f.name for f in class_folders(layout["train"])]
+    files, labels, split_of = [], [], []
+    for split, folder in layout.items():
+        folders = class_folders(folder)
+        unknown = [f.name for f in folders if f.name not in class_names]
+        if unknown:
+            raise DataError(f"'{folder}' has class folder(s) {unknown} that '{layout['train']}' lacks. "
+                            f"Use the same class folders in every split.")
+        for f in folders:
+            for p in image_files(f):
+                files.append(p)
+                labels.append(class_names.index(f.name))
+                split_of.append(split)
+    x, ok, skipped = decode_many(files, size, channels, strict, progress)
+    y = np.asarray(labels, dtype=np.int64)[ok]
+    where = np.asarray(split_of)[ok]
+    out = ImageSet(x[where == "train"], y[where == "train"], class_names, skipped=skipped,
+                   description=f"folder '{root}' ({len(files)} images, {len(class_names)} classes)")
+    if "test" in layout:
+        out.x_test, out.y_test = x[where == "test"], y[where == "test"]
+    if "val" in layout:
+        out.x_val, out.y_val = x[where == "val"], y[where == "val"]
+    return out
+
+
+def read_csv(path: str | Path, size: int, channels: int | None = None, strict: bool = False,
+             progress: bool = True) -> ImageSet:
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"No such CSV file '{path}'. Pass a CSV with one 'path,label' row per image.")
+    try:
+        with open(path, newline="", encoding="utf-8-sig") as f:
+            rows = [(i + 1, row) for i, row in enumerate(csv.reader(f)) if any(c.strip() for c in row)]
+    except UnicodeDecodeError as err:
+        raise DataError(f"'{path}' is not UTF-8 text ({err}). Save it as UTF-8 CSV.") from None
+    if rows and rows[0][1][0].strip().lower() in ("path", "file", "filename", "image", "img"):
+        rows = rows[1:]
+    if not rows:
+        raise DataError(f"'{path}' has no rows. Expected one 'path,label' row per image.")
+    bad = [n for n, row in rows if len(row) != 2]
+    if bad:
+        raise DataError(f"'{path}': line(s) {bad[:10]} do not have exactly two columns. Expected 'path,label' on every line.")
+    files = [(path.parent / row[0].strip()) for _, row in rows]
+    missing = [(n, row[0]) for (n, row), f in zip(rows, files) if not f.is_file()]
+    if missing:
+        shown = ", ".join(f"{p} (line {n})" for n, p in missing[:10])
+        more = f" and {len(missing) - 10} more" if len(missing) > 10 else ""
+        raise DataError(f"{len(missing)} file(s) named in '{path}' do not exist: {shown}{more}. "
+                        f"Paths are relative to the CSV's folder '{path.parent}'. Fix them or remove those rows.")
+    label_names = [row[1].strip() for _, row in rows]
+    classes = sorted(set(label_names), key=lambda s: (not s.isdigit(), int(s) if s.isdigit() else 0, s))
+    if len(classes) < 2:
+        raise DataError(f"'{path}' names only one class ({classes[0]!r}). Classification needs at least two.")
+    x, ok, skipped = decode_many(files, size, channels, strict, progress)
+    y = np.asarray([classes.index(c) for c in label_names], dtype=np.int64)[ok]
+    return ImageSet(x, y, classes, skipped=skipped, description=f"CSV '{path}' ({len(files)} images, {len(classes)} classes)")
+
+
+def read_npz(path: str | Path) -> ImageSet:
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"No such file '{path}'. Pass an .npz holding arrays 'x' (images) and 'y' (labels).")
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            arrays = {k: z[k] for k in z.files}
+    except Exception as err:  # noqa: BLE001 - numpy raises many kinds for a bad file
+        raise DataError(f"'{path}' is not a readable .npz file ({err}). Save it with numpy.savez.") from None
+    x_key = next((k for k in ("x", "X", "images", "x_train") if k in arrays), None)
+    y_key = next((k for k in ("y", "Y", "labels", "y_train", "target") if k in arrays), None)
+    if x_key is None or y_key is None:
+        raise DataError(f"'{path}' must hold arrays 'x' (images) and 'y' (labels). Found: {', '.join(arrays) or 'none'}.")
+    classes_arr = arrays.get("class_names", arrays.get("classes"))
+    x, y = images_to_nchw(arrays[x_key], path, x_key), labels_of(arrays[y_key], path, y_key)
+    check_lengths(x, y, path, x_key, y_key)
+    out = ImageSet(x, y, [], description=f"npz '{path}' ({len(x)} images)")
+    if "x_test" in arrays and "y_test" in arrays:
+        out.x_test = images_to_nchw(arrays["x_test"], path, "x_test")
+        out.y_test = labels_of(arrays["y_test"], path, "y_test")
+        check_lengths(out.x_test, out.y_test, path, "x_test", "y_test")
+        if out.x_test.shape[1:] != x.shape[1:]:
+            raise DataError(f"'{path}': x_test images are {out.x_test.shape[1:]} but x images are {x.shape[1:]}. "
+                            f"Store both splits at the same size.")
+    n_classes = int(max(out.y.max(), out.y_test.max() if out.y_test is not None else 0)) + 1
+    out.classes = [str(c) for c in classes_arr] if classes_arr is not None else [str(i) for i in range(n_classes)]
+    if len(out.classes) < n_classes:
+        raise DataError(f"'{path}': labels go up to {n_classes - 1} but class_names lists {len(out.classes)} names.")
+    return out
+
+
+def check_lengths(x: np.ndarray, y: np.ndarray, path: Path, xk: str, yk: str) -> None:
+    if len(x) != len(y):
+        raise DataError(f"'{path}': {xk} has {len(x)} images but {yk} has {len(y)} labels. "
+                        f"Each image needs exactly one label.")
+
+
+def labels_of(y: np.ndarray, path: Path, key: str) -> np.ndarray:
+    y = np.asarray(y).reshape(-1) if np.asarray(y).ndim == 2 and np.asarray(y).shape[1] == 1 else np.asarray(y)
+    if y.ndim != 1:
+        raise DataError(f"'{path}': {key} must be one label per image, shape (N,). Received shape {y.shape}.")
+    if not np.issubdtype(y.dtype, np.integer) or (len(y) and y.min() < 0):
+        raise DataError(f"'{path}': {key} must hold integer class ids 0, 1, 2, ... Received dtype {y.dtype}.")
+    return y.astype(np.int64)
+
+
+def images_to_nchw(x: np.ndarray, path: Path, key: str) -> np.ndarray:
+    """Accept (N,H,W), (N,H,W,C) or (N,C,H,W) with C in 1/3/4; uint8, or floats in [0,1] or [0,255]."""
+    x = np.asarray(x)
+    if x.ndim == 3:
+        x = x[:, None]
+    elif x.ndim == 4 and x.shape[-1] in (1, 3, 4) and x.shape[1] not in (1, 3, 4):
+        x = x.transpose(0, 3, 1, 2)
+    elif x.ndim == 2:
+        side = int(round(np.sqrt(x.shape[1])))
+        if side * side != x.shape[1]:
+            raise DataError(f"'{path}': {key} has shape {x.shape}: rows of {x.shape[1]} values are not square images. "
+                            f"Store images as (N, H, W) or (N, H, W, C).")
+        x = x.reshape(len(x), 1, side, side)
+    if x.ndim != 4 or x.shape[1] not in (1, 3, 4):
+        raise DataError(f"'{path}': {key} has shape {x.shape}. Expected (N, H, W), (N, H, W, C) or (N, C, H, W) "
+                        f"with 1, 3 or 4 channels.")
+    if x.shape[1] == 4:
+        x = x[:, :3]
+    if x.dtype != np.uint8:
+        if not np.issubdtype(x.dtype, np.number):
+            raise DataError(f"'{path}': {key} must be numeric, got dtype {x.dtype}.")
+        x = x.astype(np.float64)
+        top = 1.0 if x.max() <= 1.0 else 255.0
+        x = (x / top * 255).clip(0, 255).round().astype(np.uint8)
+    return np.ascontiguousarray(x)

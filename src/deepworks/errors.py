@@ -1,0 +1,22 @@
+"""Errors a user can act on.
+
+Anything raised as a `DeepworksError` is the user's to fix (a wrong path, a bad
+setting, unreadable data): the CLI prints its message without a traceback and
+exits with status 2. Everything else is a bug and keeps its traceback.
+"""
+
+
+class DeepworksError(Exception):
+    """A problem with the user's input, with a message that says how to fix it."""
+
+
+class ConfigError(DeepworksError):
+    """A setting that does not exist or has a value out of range."""
+
+
+class DataError(DeepworksError):
+    """Data that cannot be read or used as given."""
+
+
+class TrainingError(DeepworksError):
+    """Training stopped for a reason the user can act on (a diverging loss)."""

@@ -1,0 +1,37 @@
+"""Models as plain torch.nn.Modules, and one function that builds any of them from its config."""
+
+from __future__ import annotations
+
+import torch.nn as nn
+
+from ..config import ModelConfig
+from ..errors import ConfigError
+from .lenet import LeNet5
+from .mlp import MLP
+from .resnet import ResNet
+
+IMAGE_MODELS = {"mlp": MLP, "lenet": LeNet5, "resnet": ResNet}
+
+
+def min_image_size(name: str) -> int:
+    return IMAGE_MODELS[name].min_size
+
+
+def build_image_classifier(cfg: ModelConfig, channels: int, image_size: int, num_classes: int) -> nn.Module:
+    """Build the classifier named in `cfg` for images of shape (channels, image_size, image_size)."""
+    common = dict(num_classes=num_classes, act=cfg.activation, init=cfg.init, dropout=cfg.dropout)
+    if cfg.name == "mlp":
+        return MLP(channels * image_size * image_size, depth=cfg.depth if cfg.depth is not None else 2,
+                   width=cfg.width or 256, **common)
+    if cfg.name == "lenet":
+        return LeNet5(channels, image_size=image_size, **common)
+    if cfg.name == "resnet":
+        try:
+            return ResNet(channels, depth=cfg.depth or 20, width=cfg.width or 16, **common)
+        except ValueError as err:
+            raise ConfigError(str(err)) from None
+    raise ConfigError(f"Unknown model '{cfg.name}'. Choose one of: {', '.join(IMAGE_MODELS)}.")
+
+
+def count_parameters(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())

@@ -1,0 +1,41 @@
+"""Pieces every model shares: activations by name and initialisation matched to them."""
+
+from __future__ import annotations
+
+import torch.nn as nn
+
+ACTIVATIONS = {
+    "relu": nn.ReLU,
+    "leaky_relu": nn.LeakyReLU,
+    "gelu": nn.GELU,
+    "tanh": nn.Tanh,
+    "sigmoid": nn.Sigmoid,
+}
+
+
+def activation(name: str) -> nn.Module:
+    return ACTIVATIONS[name]()
+
+
+def init_weights(model: nn.Module, scheme: str, activation_name: str) -> None:
+    """Initialise conv and linear weights.
+
+    'auto' picks He (Kaiming) for ReLU-like activations, which keeps the variance of
+    activations constant through layers that zero half their inputs, and Xavier
+    (Glorot) with the activation's gain for tanh and sigmoid, which are linear near 0.
+    'torch' keeps PyTorch's own default initialisation.
+    """
+    if scheme == "torch":
+        return
+    if scheme == "auto":
+        scheme = "xavier" if activation_name in ("tanh", "sigmoid") else "he"
+    for m in model.modules():
+        if isinstance(m, (nn.Conv2d, nn.Linear)):
+            if scheme == "he":
+                nonlinearity = "leaky_relu" if activation_name == "leaky_relu" else "relu"
+                nn.init.kaiming_normal_(m.weight, nonlinearity=nonlinearity)
+            else:
+                gain = nn.init.calculate_gain(activation_name) if activation_name in ("tanh", "sigmoid", "relu") else 1.0
+                nn.init.xavier_uniform_(m.weight, gain=gain)
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)

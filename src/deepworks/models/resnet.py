@@ -1,0 +1,56 @@
+"""A small residual network in the style of He et al. 2016's CIFAR ResNet-20.
+
+Three stages of `n` basic blocks with `width`, 2x and 4x channels, the second and
+third halving the resolution; depth = 6n + 2. Each block adds its input back to
+its output (the shortcut connection), so a deep stack can start as an identity
+and gradients reach early layers undiminished. Where the shape changes, the
+shortcut is a strided 1x1 convolution (option B in the paper).
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn as nn
+
+from .layers import activation, init_weights
+
+
+class BasicBlock(nn.Module):
+    def __init__(self, cin: int, cout: int, stride: int, act: str):
+        super().__init__()
+        self.body = nn.Sequential(
+            nn.Conv2d(cin, cout, 3, stride, 1, bias=False), nn.BatchNorm2d(cout), activation(act),
+            nn.Conv2d(cout, cout, 3, 1, 1, bias=False), nn.BatchNorm2d(cout),
+        )
+        self.shortcut = nn.Identity() if stride == 1 and cin == cout else nn.Sequential(
+            nn.Conv2d(cin, cout, 1, stride, bias=False), nn.BatchNorm2d(cout))
+        self.act = activation(act)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.act(self.body(x) + self.shortcut(x))
+
+
+class ResNet(nn.Module):
+    min_size = 8
+
+    def __init__(self, in_channels: int, num_classes: int, depth: int = 20, width: int = 16,
+                 act: str = "relu", init: str = "auto", dropout: float = 0.0):
+        super().__init__()
+        if (depth - 2) % 6 or depth < 8:
+            raise ValueError(f"ResNet depth must be 6n+2 (8, 14, 20, 32, ...). Received: {depth}.")
+        n = (depth - 2) // 6
+        self.stem = nn.Sequential(nn.Conv2d(in_channels, width, 3, 1, 1, bias=False), nn.BatchNorm2d(width), activation(act))
+        blocks, cin = [], width
+        for stage, cout in enumerate((width, 2 * width, 4 * width)):
+            for i in range(n):
+                blocks.append(BasicBlock(cin, cout, 2 if stage > 0 and i == 0 else 1, act))
+                cin = cout
+        self.blocks = nn.Sequential(*blocks)
+        self.head = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Dropout(dropout), nn.Linear(cin, num_classes))
+        init_weights(self, init, act)
+        for m in self.modules():  # start every residual branch as a near-identity (zero last BN scale)
+            if isinstance(m, BasicBlock):
+                nn.init.zeros_(m.body[-1].weight)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.blocks(self.stem(x)))

@@ -1,0 +1,129 @@
+"""Plots and the report page. Generic pieces: a task decides which ones its report shows.
+
+The page is plain HTML with PNGs beside it in `RUN/report/`, readable offline and
+easy to attach to an e-mail or a notebook.
+"""
+
+from __future__ import annotations
+
+import html
+from pathlib import Path
+
+import numpy as np
+
+from .run import atomic_write_text
+
+
+def pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def plot_history(records: list[dict], path: Path, metric: str | None = None) -> Path | None:
+    """Loss (train and validation) and the task's main metric per epoch, side by side."""
+    epochs = [r for r in records if r.get("kind") == "epoch"]
+    if not epochs:
+        return None
+    plt = pyplot()
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.6))
+    x = [r["epoch"] for r in epochs]
+    for ax, name in zip(axes, ("loss", metric)):
+        if name is None:
+            ax.axis("off")
+            continue
+        for split, style in (("train", "-o"), ("val", "-s")):
+            ys = [r.get(f"{split}_{name}") for r in epochs]
+            if any(y is not None for y in ys):
+                ax.plot(x, [np.nan if y is None else y for y in ys], style, label=split, markersize=3)
+        ax.set_xlabel("epoch")
+        ax.set_ylabel(name)
+        ax.grid(alpha=0.3)
+        ax.legend()
+    axes[0].set_title("Loss")
+    if metric:
+        axes[1].set_title(metric.replace("_", " ").capitalize())
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def plot_confusion(cm: np.ndarray, classes: list[str], path: Path) -> Path:
+    plt = pyplot()
+    k = len(classes)
+    size = min(12, max(4, 0.5 * k + 2))
+    fig, ax = plt.subplots(figsize=(size + 1, size))
+    rates = cm / np.maximum(cm.sum(1, keepdims=True), 1)
+    im = ax.imshow(rates, cmap="Blues", vmin=0, vmax=1)
+    fig.colorbar(im, ax=ax, fraction=0.046, label="share of the true class")
+    if k <= 30:
+        ax.set_xticks(range(k), classes, rotation=45, ha="right")
+        ax.set_yticks(range(k), classes)
+        for i in range(k):
+            for j in range(k):
+                if cm[i, j]:
+                    ax.text(j, i, str(cm[i, j]), ha="center", va="center", fontsize=7,
+                            color="white" if rates[i, j] > 0.5 else "black")
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    ax.set_title("Confusion matrix (test)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def plot_image_grid(images: np.ndarray, titles: list[str], colors: list[str], path: Path, cols: int = 8) -> Path:
+    """uint8 images (N, C, H, W) in a grid, each with a coloured caption."""
+    plt = pyplot()
+    n = len(images)
+    rows = max(1, (n + cols - 1) // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(cols * 1.6, rows * 1.9))
+    for ax in np.asarray(axes).reshape(-1):
+        ax.axis("off")
+    for ax, img, title, color in zip(np.asarray(axes).reshape(-1), images, titles, colors):
+        if img.shape[0] == 1:
+            ax.imshow(img[0], cmap="gray", vmin=0, vmax=255)
+        else:
+            ax.imshow(img.transpose(1, 2, 0))
+        ax.set_title(title, fontsize=7, color=color)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def table(rows: list[dict], float_format: str = "{:.4f}") -> str:
+    if not rows:
+        return ""
+    head = "".join(f"<th>{html.escape(str(k))}</th>" for k in rows[0])
+    body = "".join(
+        "<tr>" + "".join(f"<td>{float_format.format(v) if isinstance(v, float) else html.escape(str(v))}</td>"
+                         for v in r.values()) + "</tr>" for r in rows)
+    return f"<table><tr>{head}</tr>{body}</table>"
+
+
+STYLE = """body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222}
+table{border-collapse:collapse;margin:.5em 0}td,th{border:1px solid #ccc;padding:.25em .6em;text-align:right}
+th{background:#f3f3f3}img{max-width:100%}.note{background:#fff8e1;border-left:4px solid #f0b400;padding:.5em 1em}
+code{background:#f3f3f3;padding:0 .2em}"""
+
+
+def write_page(report_dir: Path, title: str, sections: list[tuple[str, str]]) -> Path:
+    """Write report_dir/index.html from (heading, html) sections."""
+    parts = [f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>",
+             f"<style>{STYLE}</style></head><body><h1>{html.escape(title)}</h1>"]
+    for heading, body in sections:
+        parts.append(f"<h2>{html.escape(heading)}</h2>{body}")
+    parts.append("</body></html>")
+    path = report_dir / "index.html"
+    atomic_write_text(path, "\n".join(parts))
+    return path
+
+
+def image_tag(path: Path | None, alt: str) -> str:
+    return f"<img src='{path.name}' alt='{html.escape(alt)}'>" if path else ""

@@ -1,0 +1,312 @@
+"""Image classification: from a folder of labelled images (or a built-in set) to a model that names new ones.
+
+Data: images become uint8 tensors (N, C, S, S) at one square size S, split into
+train / validation / test with a seeded stratified split (a dataset's own test
+split is kept). The network sees them normalised with the training split's
+per-channel mean and std, which are saved with the model.
+Loss: cross-entropy. Metrics: accuracy each epoch; on the test split also top-k
+accuracy, per-class precision / recall / F1 and the confusion matrix, with a
+random forest on the raw pixels of the same split as a baseline.
+Use: `predict_files` names the top-k classes of image files.
+"""
+
+from __future__ import annotations
+
+import html
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from ..config import Config
+from ..data import FILE_IMAGE_SIZE, load_image_source
+from ..data.images import IMAGE_EXTENSIONS, UnreadableImage, decode_image, rgb_to_grey, unreadable_message
+from ..errors import ConfigError, DataError
+from ..models import build_image_classifier, count_parameters, min_image_size
+from ..report import image_tag, plot_confusion, plot_history, plot_image_grid, table, write_page
+from . import Prepared
+
+
+class DataWarning(UserWarning):
+    """Data problems that do not stop a run (skipped files, tiny classes)."""
+
+
+def stratified_split(y: np.ndarray, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Indices (kept, held out), holding out about `fraction` of every class; the same for the same seed."""
+    rng = np.random.default_rng(seed)
+    held = []
+    for c in np.unique(y):
+        idx = np.flatnonzero(y == c)
+        rng.shuffle(idx)
+        held.append(idx[: int(round(fraction * len(idx)))])
+    held_idx = np.sort(np.concatenate(held)) if held else np.array([], dtype=np.int64)
+    kept_idx = np.setdiff1d(np.arange(len(y)), held_idx)
+    return kept_idx, held_idx
+
+
+def resize(x: np.ndarray, size: int) -> np.ndarray:
+    if x.shape[-2:] == (size, size):
+        return x
+    t = torch.from_numpy(x).float()
+    t = F.interpolate(t, size=(size, size), mode="bilinear", align_corners=False, antialias=True)
+    return t.round().clamp(0, 255).to(torch.uint8).numpy()
+
+
+def set_channels(x: np.ndarray, channels: int) -> np.ndarray:
+    if x.shape[1] == channels:
+        return x
+    return np.repeat(x, 3, axis=1) if channels == 3 else rgb_to_grey(x)
+
+
+def augment(x: torch.Tensor, mode: str) -> torch.Tensor:
+    """Random crop (pad by 1/8 of the side, crop back) and/or horizontal flip, per image, on uint8 batches."""
+    n, c, h, w = x.shape
+    if "crop" in mode:
+        p = max(1, h // 8)
+        padded = F.pad(x, (p, p, p, p))
+        dy = torch.randint(0, 2 * p + 1, (n, 1), device=x.device)
+        dx = torch.randint(0, 2 * p + 1, (n, 1), device=x.device)
+        rows = (dy + torch.arange(h, device=x.device))[:, None, :, None]
+        cols = (dx + torch.arange(w, device=x.device))[:, None, None, :]
+        x = padded[torch.arange(n, device=x.device)[:, None, None, None], torch.arange(c, device=x.device)[None, :, None, None], rows, cols]
+    if "flip" in mode:
+        flip = torch.rand(n, device=x.device) < 0.5
+        x = torch.where(flip[:, None, None, None], x.flip(3), x)
+    return x
+
+
+class ImageClassification:
+    name = "image"
+    default_monitor = "val_accuracy"
+    metric = "accuracy"
+
+    def __init__(self, cfg: Config, meta: dict | None = None):
+        self.cfg = cfg
+        self.meta = meta
+        self._norm: dict = {}
+
+    @classmethod
+    def from_meta(cls, cfg: Config, meta: dict) -> "ImageClassification":
+        return cls(cfg, meta)
+
+    # --- data -------------------------------------------------------------------------
+    def image_size(self, native: int | None = None) -> int:
+        d, m = self.cfg.data, self.cfg.model
+        need = min_image_size(m.name)
+        if d.image_size is not None:
+            if d.image_size < need:
+                raise ConfigError(f"The {m.name} model needs images of at least {need} px; --image-size {d.image_size} "
+                                  f"is too small. Use --image-size {need} or more, or another --model.")
+            return d.image_size
+        return max(native or FILE_IMAGE_SIZE, need)
+
+    def load(self, source: str, progress: bool | None = True):
+        d = self.cfg.data
+        images = load_image_source(source, self.image_size(), d.channels, d.data_dir, d.download, d.strict, progress is not False)
+        if images.skipped:
+            warnings.warn(unreadable_message(images.skipped), DataWarning, stacklevel=2)
+        return images
+
+    def prepare(self, progress: bool | None = True) -> Prepared:
+        d, seed = self.cfg.data, self.cfg.seed
+        images = self.load(d.source, progress)
+        size = self.image_size(max(images.x.shape[-2:]))
+        channels = d.channels or images.x.shape[1]
+        fix = lambda a: None if a is None else set_channels(resize(a, size), channels)  # noqa: E731
+        x, y = fix(images.x), images.y
+        if images.x_test is not None:
+            x_test, y_test = fix(images.x_test), images.y_test
+        else:
+            keep, held = stratified_split(y, d.test_fraction, seed)
+            x, y, x_test, y_test = x[keep], y[keep], x[held], y[held]
+        if images.x_val is not None:
+            x_val, y_val = fix(images.x_val), images.y_val
+        else:
+            keep, held = stratified_split(y, d.val_fraction, seed + 1)
+            x, y, x_val, y_val = x[keep], y[keep], x[held], y[held]
+        if len(x) < 2:
+            raise DataError(f"{images.description} leaves {len(x)} image(s) for training after the validation and test "
+                            f"splits. Add images, or lower --val-fraction / --test-fraction.")
+        counts = np.bincount(y, minlength=len(images.classes))
+        notes = [f"{len(images.skipped)} unreadable file(s) skipped."] if images.skipped else []
+        tiny = [images.classes[i] for i, c in enumerate(counts) if c < 5]
+        if tiny:
+            message = f"Class(es) {tiny} have fewer than 5 training images; the model cannot learn them well. Add images."
+            warnings.warn(message, DataWarning, stacklevel=2)
+            notes.append(message)
+        mean = (x.reshape(len(x), channels, -1).mean(axis=(0, 2)) / 255).tolist()
+        std = (np.maximum(x.reshape(len(x), channels, -1).std(axis=(0, 2)) / 255, 1e-3)).tolist()
+        self.meta = {"classes": images.classes, "channels": int(channels), "image_size": int(size),
+                     "mean": mean, "std": std, "source": images.description}
+        d.image_size, d.channels = int(size), int(channels)  # the saved config is the resolved one
+        t = lambda a, b: (torch.from_numpy(np.ascontiguousarray(a)), torch.from_numpy(np.ascontiguousarray(b)))  # noqa: E731
+        return Prepared(train=t(x, y), val=t(x_val, y_val), test=t(x_test, y_test), meta=self.meta, notes=notes)
+
+    def to_input(self, x: torch.Tensor) -> torch.Tensor:
+        """uint8 images -> normalised float, on x's device (the scale and shift are cached per device)."""
+        if x.device not in self._norm:
+            mean = torch.tensor(self.meta["mean"], device=x.device).view(-1, 1, 1)
+            std = torch.tensor(self.meta["std"], device=x.device).view(-1, 1, 1)
+            self._norm[x.device] = (1.0 / (255.0 * std), mean / std)
+        scale, shift = self._norm[x.device]
+        return x.float() * scale - shift
+
+    # --- model, loss, metrics -------------------------------------------------------------
+    def build_model(self) -> nn.Module:
+        m = self.meta
+        return build_image_classifier(self.cfg.model, m["channels"], m["image_size"], len(m["classes"]))
+
+    def training_step(self, model: nn.Module, batch):
+        x, y = batch
+        if self.cfg.data.augment != "none":
+            x = augment(x, self.cfg.data.augment)
+        logits = model(self.to_input(x))
+        return F.cross_entropy(logits, y), {"accuracy": (logits.argmax(1) == y).sum()}
+
+    def monitor_mode(self, metric: str) -> str:
+        return "min" if metric.endswith("loss") else "max"
+
+    @torch.no_grad()
+    def logits(self, model: nn.Module, x: torch.Tensor, device: torch.device, batch_size: int = 1000) -> torch.Tensor:
+        was_training = model.training
+        model.eval()
+        out = [model(self.to_input(x[i:i + batch_size].to(device))).float().cpu() for i in range(0, len(x), batch_size)]
+        model.train(was_training)
+        return torch.cat(out) if out else torch.zeros(0, len(self.meta["classes"]))
+
+    def evaluate(self, model: nn.Module, split, device: torch.device) -> dict:
+        x, y = split
+        logits = self.logits(model, x, device)
+        return {"loss": F.cross_entropy(logits, y).item(), "accuracy": (logits.argmax(1) == y).float().mean().item()}
+
+    def test_metrics(self, model: nn.Module, split, device: torch.device) -> dict:
+        from sklearn.metrics import confusion_matrix, precision_recall_fscore_support
+
+        x, y = split
+        logits = self.logits(model, x, device)
+        k = min(self.cfg.eval.top_k, logits.shape[1])
+        pred = logits.argmax(1)
+        classes = self.meta["classes"]
+        labels = list(range(len(classes)))
+        p, r, f1, support = precision_recall_fscore_support(y, pred, labels=labels, zero_division=0)
+        return {
+            "samples": len(y),
+            "loss": F.cross_entropy(logits, y).item(),
+            "accuracy": (pred == y).float().mean().item(),
+            f"top{k}_accuracy": (logits.topk(k, 1).indices == y[:, None]).any(1).float().mean().item(),
+            "macro_f1": float(np.mean(f1)),
+            "per_class": [{"class": c, "precision": float(p[i]), "recall": float(r[i]), "f1": float(f1[i]),
+                           "support": int(support[i])} for i, c in enumerate(classes)],
+            "confusion": confusion_matrix(y, pred, labels=labels).tolist(),
+        }
+
+    def baseline(self, train, test) -> dict:
+        """A random forest on the raw pixels of the same training split, scored on the same test split."""
+        from sklearn.ensemble import RandomForestClassifier
+        from sklearn.metrics import f1_score
+
+        x, y = train[0].reshape(len(train[0]), -1).numpy(), train[1].numpy()
+        cap = self.cfg.eval.baseline_samples
+        if cap and len(x) > cap:
+            pick = np.random.default_rng(self.cfg.seed).choice(len(x), cap, replace=False)
+            x, y = x[pick], y[pick]
+        t0 = time.perf_counter()
+        forest = RandomForestClassifier(n_estimators=100, n_jobs=-1, random_state=self.cfg.seed).fit(x, y)
+        pred = forest.predict(test[0].reshape(len(test[0]), -1).numpy())
+        yt = test[1].numpy()
+        return {"model": "random forest (100 trees, raw pixels)", "train_samples": len(x),
+                "accuracy": float((pred == yt).mean()), "macro_f1": float(f1_score(yt, pred, average="macro")),
+                "seconds": round(time.perf_counter() - t0, 2)}
+
+    # --- after training -------------------------------------------------------------------
+    def finish(self, run, model: nn.Module, data: Prepared, fit_info: dict, device: torch.device) -> dict:
+        test = self.test_metrics(model, data.test, device)
+        baseline = self.baseline(data.train, data.test) if self.cfg.eval.baseline and len(data.test[0]) else None
+        results = {"task": self.name, "test": test, "baseline": baseline, "fit": fit_info,
+                   "parameters": count_parameters(model),
+                   "splits": {"train": len(data.train[0]), "val": len(data.val[0]), "test": len(data.test[0])}}
+        run.write_json(run.results_file, results)
+        run.log(kind="test", **{k: v for k, v in test.items() if k not in ("per_class", "confusion")},
+                baseline_accuracy=baseline["accuracy"] if baseline else None)
+        self.write_report(run, model, data, results, device)
+        return results
+
+    def write_report(self, run, model: nn.Module, data: Prepared, results: dict, device: torch.device) -> Path:
+        out = run.report_dir
+        out.mkdir(exist_ok=True)
+        test, baseline, classes = results["test"], results["baseline"], self.meta["classes"]
+        curves = plot_history(run.metrics(), out / "curves.png", "accuracy")
+        confusion = plot_confusion(np.array(test["confusion"]), classes, out / "confusion.png")
+        samples = self.plot_samples(model, data.test, device, out / "samples.png")
+        k = next(key for key in test if key.startswith("top"))
+        rows = [{"model": f"{self.cfg.model.name} (network)", "accuracy": test["accuracy"], k: test[k],
+                 "macro F1": test["macro_f1"], "parameters": results["parameters"]}]
+        if baseline:
+            rows.append({"model": baseline["model"], "accuracy": baseline["accuracy"], k: "",
+                         "macro F1": baseline["macro_f1"], "parameters": ""})
+        fit = results["fit"]
+        notes = "".join(f"<p class='note'>{html.escape(n)}</p>" for n in data.notes)
+        sections = [
+            ("Result on the test split", table(rows) + f"<p>{fit['epochs']} epochs; best validation {fit['monitor']} "
+             f"{fit['best_value'] if fit['best_value'] is None else round(fit['best_value'], 4)} at epoch {fit['best_epoch']}"
+             f"{' (stopped early)' if fit['stopped_early'] else ''}.</p>"),
+            ("Data", f"<p>{html.escape(self.meta['source'])}</p>" + table([results["splits"]]) + notes),
+            ("Training curves", image_tag(curves, "loss and accuracy per epoch")),
+            ("Confusion matrix", "<p>Rows are true classes, columns predictions; the diagonal is right.</p>"
+             + image_tag(confusion, "confusion matrix")),
+            ("Per class", table([{k2: v for k2, v in r.items()} for r in test["per_class"]])),
+            ("Sample predictions", "<p>Test images with the predicted class and its probability; red ones are wrong "
+             "(true class after the arrow).</p>" + image_tag(samples, "sample predictions")),
+            ("Config", f"<pre>{html.escape(run.config_file.read_text())}</pre>"),
+        ]
+        return write_page(out, f"deepworks run {run.name}", sections)
+
+    def plot_samples(self, model: nn.Module, split, device, path: Path, n: int = 32) -> Path | None:
+        x, y = split
+        if len(x) == 0:
+            return None
+        pick = np.random.default_rng(self.cfg.seed).choice(len(x), min(n, len(x)), replace=False)
+        probs = self.logits(model, x[pick], device).softmax(1)
+        conf, pred = probs.max(1)
+        classes = self.meta["classes"]
+        titles, colors = [], []
+        for p, c, t in zip(pred.tolist(), conf.tolist(), y[pick].tolist()):
+            titles.append(f"{classes[p]} {c:.0%}" + ("" if p == t else f" → {classes[t]}"))
+            colors.append("green" if p == t else "red")
+        return plot_image_grid(x[pick].numpy(), titles, colors, path)
+
+    # --- use ----------------------------------------------------------------------------
+    def read_images(self, paths: list[str | Path]) -> tuple[torch.Tensor, list[str]]:
+        """Decode image files (or every image in a folder) the way the training data was prepared."""
+        files: list[Path] = []
+        for p in map(Path, paths):
+            if p.is_dir():
+                files += sorted(f for f in p.rglob("*") if f.suffix.lower() in IMAGE_EXTENSIONS and not f.name.startswith("."))
+            elif not p.exists():
+                raise DataError(f"No such image file '{p}'. Check the path.")
+            else:
+                files.append(p)
+        if not files:
+            raise DataError(f"No images found in {', '.join(map(str, paths))}. Pass image files ({', '.join(IMAGE_EXTENSIONS)}).")
+        arrays = []
+        for f in files:
+            try:
+                arr, _ = decode_image(f, self.meta["image_size"])
+            except UnreadableImage as err:
+                raise DataError(f"Cannot read '{f}' as an image: {err}. Pass a JPEG, PNG or other image file.") from None
+            arrays.append(set_channels(arr[None], self.meta["channels"])[0])
+        return torch.from_numpy(np.stack(arrays)), [str(f) for f in files]
+
+    def predict_files(self, model: nn.Module, paths: list[str | Path], top_k: int, device: torch.device) -> list[dict]:
+        x, names = self.read_images(paths)
+        probs = self.logits(model, x, device).softmax(1)
+        k = min(top_k, probs.shape[1])
+        top = probs.topk(k, 1)
+        classes = self.meta["classes"]
+        return [{"file": name, "predictions": [{"class": classes[i], "probability": round(float(p), 6)}
+                                               for p, i in zip(ps.tolist(), idx.tolist())]}
+                for name, ps, idx in zip(names, top.values, top.indices)]

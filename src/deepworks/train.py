@@ -1,0 +1,305 @@
+"""The one training loop every task shares.
+
+It knows nothing about images or text. A task hands it tensors (the training split
+as a tuple, sliced into mini-batches here) and two functions: `training_step(model,
+batch) -> (loss, sums)` and `evaluate(model, split) -> metrics`. The loop owns the
+rest: data order, optimizer, schedule, mixed precision, gradient clipping, early
+stopping, the progress bar, atomic checkpoints and exact resume.
+
+Exact resume rests on three facts: the data order of epoch e is a permutation drawn
+from its own generator seeded by (seed, e); every other random draw (dropout,
+augmentation) comes from torch's global generator, whose state is checkpointed;
+and a checkpoint is only taken between two optimizer steps. Ctrl-C sets a flag that
+the loop reads after the current step, so even an interrupted epoch resumes at the
+very next batch.
+"""
+
+from __future__ import annotations
+
+import math
+import signal
+import sys
+import threading
+import time
+from contextlib import contextmanager, nullcontext
+from dataclasses import dataclass, field
+
+import torch
+import torch.nn as nn
+
+from .config import Config, TrainConfig
+from .errors import DeepworksError, TrainingError
+from .run import Run, cpu_state_dict
+
+TARGET_STEPS = 1200  # the default number of epochs aims at about this many optimizer steps
+
+
+class Interrupted(DeepworksError):
+    """Ctrl-C: the state was saved and the run can be resumed."""
+
+
+@dataclass
+class FitResult:
+    epochs: int
+    best_epoch: int | None
+    best_value: float | None
+    stopped_early: bool
+    history: list[dict] = field(default_factory=list)
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise DeepworksError(f"--device {name} was asked for, but this machine has no CUDA GPU. Use --device cpu or auto.")
+    return torch.device(name)
+
+
+def steps_per_epoch(n: int, batch_size: int) -> int:
+    return max(1, n // batch_size if n % batch_size == 1 else math.ceil(n / batch_size))  # never a batch of 1 (BatchNorm)
+
+
+def default_epochs(n: int, batch_size: int) -> int:
+    return int(min(50, max(3, math.ceil(TARGET_STEPS / steps_per_epoch(n, batch_size)))))
+
+
+def make_optimizer(params, t: TrainConfig) -> torch.optim.Optimizer:
+    wd = t.weight_decay
+    if t.optimizer == "sgd":
+        return torch.optim.SGD(params, lr=t.lr, weight_decay=wd)
+    if t.optimizer in ("momentum", "nesterov"):
+        return torch.optim.SGD(params, lr=t.lr, momentum=t.momentum, nesterov=t.optimizer == "nesterov", weight_decay=wd)
+    if t.optimizer == "adagrad":
+        return torch.optim.Adagrad(params, lr=t.lr, weight_decay=wd)
+    if t.optimizer == "rmsprop":
+        return torch.optim.RMSprop(params, lr=t.lr, momentum=t.momentum, weight_decay=wd)
+    if t.optimizer == "adam":
+        return torch.optim.Adam(params, lr=t.lr, weight_decay=wd)
+    if t.optimizer == "adamw":
+        return torch.optim.AdamW(params, lr=t.lr, weight_decay=wd)
+    raise DeepworksError(f"Unknown optimizer '{t.optimizer}'.")
+
+
+def make_schedule(opt: torch.optim.Optimizer, t: TrainConfig, per_epoch: int, epochs: int):
+    """A scheduler stepped once per optimizer step (so every schedule resumes the same way)."""
+    total = per_epoch * epochs
+    if t.schedule == "constant":
+        return torch.optim.lr_scheduler.LambdaLR(opt, lambda step: 1.0)
+    if t.schedule == "step":
+        return torch.optim.lr_scheduler.StepLR(opt, step_size=max(1, t.step_epochs * per_epoch), gamma=t.gamma)
+    if t.schedule == "cosine":
+        return torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=total)
+    if t.schedule == "onecycle":
+        cycle_momentum = t.optimizer in ("momentum", "nesterov", "rmsprop", "adam", "adamw")
+        return torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=t.lr, total_steps=total, cycle_momentum=cycle_momentum)
+    raise DeepworksError(f"Unknown schedule '{t.schedule}'.")
+
+
+def autocast_for(device: torch.device, amp: str):
+    """(context manager factory, GradScaler or None) for the requested precision."""
+    if amp == "off" or (amp == "auto" and device.type != "cuda"):
+        return nullcontext, None
+    dtype = torch.bfloat16 if amp == "bf16" or (amp == "auto" and torch.cuda.is_bf16_supported()) else torch.float16
+    scaler = torch.amp.GradScaler(device.type) if dtype == torch.float16 and device.type == "cuda" else None
+    return (lambda: torch.autocast(device.type, dtype=dtype)), scaler
+
+
+def epoch_order(n: int, seed: int, epoch: int, device: torch.device) -> torch.Tensor:
+    g = torch.Generator().manual_seed(seed * 1_000_003 + epoch)
+    return torch.randperm(n, generator=g).to(device)
+
+
+@contextmanager
+def ctrl_c_flag():
+    """While active, the first Ctrl-C only sets flag['set']; a second one interrupts at once."""
+    flag = {"set": False}
+    if threading.current_thread() is not threading.main_thread():
+        yield flag
+        return
+
+    def handler(signum, frame):
+        if flag["set"]:
+            raise KeyboardInterrupt
+        flag["set"] = True
+
+    previous = signal.signal(signal.SIGINT, handler)
+    try:
+        yield flag
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+class Progress:
+    """A tqdm bar per epoch on a terminal; one summary line per epoch otherwise (or nothing when quiet)."""
+
+    def __init__(self, enabled: bool | None, epochs: int, total_steps: int):
+        self.enabled, self.epochs, self.total_steps = enabled, epochs, total_steps
+        self.use_bar = enabled is not False and sys.stderr.isatty()
+        self.bar = None
+
+    def start_epoch(self, epoch: int, n: int, done: int) -> None:
+        if self.use_bar:
+            from tqdm.auto import tqdm
+
+            self.bar = tqdm(total=n, initial=done, unit="img", desc=f"epoch {epoch + 1}/{self.epochs}",
+                            dynamic_ncols=True, leave=True, mininterval=0.25)
+
+    def update(self, n: int, postfix: dict | None) -> None:
+        if self.bar is not None:
+            if postfix:
+                self.bar.set_postfix(postfix, refresh=False)
+            self.bar.update(n)
+
+    def end_epoch(self, record: dict) -> None:
+        text = epoch_summary(record)
+        if self.bar is not None:
+            self.bar.set_postfix_str(text, refresh=True)
+            self.bar.close()
+            self.bar = None
+        elif self.enabled or (self.enabled is None and not self.use_bar):
+            print(f"epoch {record['epoch']}/{self.epochs}  {text}", file=sys.stderr, flush=True)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
+def epoch_summary(record: dict) -> str:
+    """'loss 0.12 accuracy 0.97 | val loss 0.15 accuracy 0.96 | lr 1e-03 | 12,000 img/s'"""
+    parts = []
+    for prefix in ("train_", "val_"):
+        items = [f"{k[len(prefix):]} {v:.4g}" for k, v in record.items() if k.startswith(prefix)]
+        if items:
+            parts.append(("val " if prefix == "val_" else "") + " ".join(items))
+    parts.append(f"lr {record['lr']:.2g}")
+    parts.append(f"{record['samples_per_s']:,.0f} img/s")
+    return " | ".join(parts)
+
+
+def better(value: float, best: float | None, mode: str) -> bool:
+    """At least as good as the best so far: on a tie the later epoch wins (it has seen more data, at a lower rate)."""
+    return best is None or (value >= best if mode == "max" else value <= best)
+
+
+def divergence_message(value: float, epoch: int, step: int, lr: float, run: Run, last_epoch: int, cfg: Config) -> str:
+    kept = (f"The last good checkpoint (end of epoch {last_epoch}) is kept in '{run.checkpoint_file}'."
+            if last_epoch > 0 else "It diverged in the first epoch, so there is no checkpoint to keep.")
+    clip = "" if cfg.train.clip_grad else " or clip gradients with --clip-grad 1.0"
+    return (f"Training stopped: the loss became {value} at epoch {epoch + 1}, step {step + 1} "
+            f"(learning rate {lr:.3g}). The likely cause is a learning rate too high for this model and data: "
+            f"try --lr {cfg.train.lr / 10:.3g}{clip}. {kept}")
+
+
+def fit(task, model: nn.Module, train: tuple[torch.Tensor, ...], val: tuple[torch.Tensor, ...], cfg: Config,
+        run: Run, resume: dict | None = None, progress: bool | None = None) -> FitResult:
+    """Train `model` on `train`, evaluating on `val` after each epoch; write checkpoints and metrics to `run`."""
+    t = cfg.train
+    device = resolve_device(t.device)
+    model.to(device)
+    train = tuple(x.to(device) for x in train)
+    n = len(train[0])
+    per_epoch = steps_per_epoch(n, t.batch_size)
+    epochs = t.epochs
+    opt = make_optimizer(model.parameters(), t)
+    schedule = make_schedule(opt, t, per_epoch, epochs)
+    autocast, scaler = autocast_for(device, t.amp)
+    monitor, mode = t.monitor, task.monitor_mode(t.monitor)
+    validate = len(val[0]) > 0
+
+    start_epoch, start_step, sums, best, best_epoch, bad_epochs = 0, 0, {}, None, None, 0
+    if resume is not None:
+        model.load_state_dict(resume["model"])
+        opt.load_state_dict(resume["optimizer"])
+        schedule.load_state_dict(resume["schedule"])
+        if scaler is not None and resume.get("scaler"):
+            scaler.load_state_dict(resume["scaler"])
+        torch.set_rng_state(resume["rng"])
+        if device.type == "cuda" and resume.get("cuda_rng") is not None:
+            torch.cuda.set_rng_state(resume["cuda_rng"], device)
+        start_epoch, start_step = resume["epoch"], resume["step"]
+        sums = {k: v.to(device) for k, v in resume["sums"].items()}
+        best, best_epoch, bad_epochs = resume["best"], resume["best_epoch"], resume["bad_epochs"]
+
+    def checkpoint(epoch: int, step: int) -> None:
+        run.save_checkpoint({
+            "epoch": epoch, "step": step, "model": cpu_state_dict(model), "optimizer": opt.state_dict(),
+            "schedule": schedule.state_dict(), "scaler": scaler.state_dict() if scaler else None,
+            "rng": torch.get_rng_state(), "cuda_rng": torch.cuda.get_rng_state(device) if device.type == "cuda" else None,
+            "sums": {k: v.detach().cpu() for k, v in sums.items()},
+            "best": best, "best_epoch": best_epoch, "bad_epochs": bad_epochs,
+        })
+
+    bar = Progress(progress, epochs, per_epoch * epochs)
+    history, stopped_early, epoch = [], False, start_epoch
+    try:
+        with ctrl_c_flag() as interrupt:
+            for epoch in range(start_epoch, epochs):
+                order = epoch_order(n, cfg.seed, epoch, device)
+                first = start_step if epoch == start_epoch else 0
+                if first == 0:
+                    sums = {}
+                bar.start_epoch(epoch, n, min(n, first * t.batch_size))
+                model.train()
+                t0, last_refresh, seen = time.perf_counter(), 0.0, 0
+                for step in range(first, per_epoch):
+                    idx = order[step * t.batch_size:(step + 1) * t.batch_size if step < per_epoch - 1 else n]
+                    batch = tuple(x[idx] for x in train)
+                    with autocast():
+                        loss, stats = task.training_step(model, batch)
+                    opt.zero_grad(set_to_none=True)
+                    if scaler is not None:
+                        scaler.scale(loss).backward()
+                        scaler.unscale_(opt)
+                    else:
+                        loss.backward()
+                    if t.clip_grad:
+                        nn.utils.clip_grad_norm_(model.parameters(), t.clip_grad)
+                    if scaler is not None:
+                        scaler.step(opt)
+                        scaler.update()
+                    else:
+                        opt.step()
+                    schedule.step()
+                    size = len(idx)
+                    seen += size
+                    for k, v in {"loss": loss.detach().float() * size, "count": torch.tensor(size, device=device), **stats}.items():
+                        sums[k] = sums[k] + v.detach().float() if k in sums else v.detach().float()
+                    now = time.perf_counter()
+                    postfix = None
+                    if now - last_refresh > 0.5 or step == per_epoch - 1 or interrupt["set"]:
+                        last_refresh = now
+                        means = {k: float(v / sums["count"]) for k, v in sums.items() if k != "count"}
+                        if not math.isfinite(means["loss"]):
+                            raise TrainingError(divergence_message(means["loss"], epoch, step, schedule.get_last_lr()[0], run, epoch, cfg))
+                        left = per_epoch * epochs - (epoch * per_epoch + step + 1)
+                        postfix = {**{k: f"{v:.4f}" for k, v in means.items()}, "eta": f"{(now - t0) / (step + 1 - first) * left:.0f}s"}
+                    bar.update(size, postfix)
+                    if interrupt["set"]:
+                        checkpoint(epoch, step + 1)
+                        run.log(kind="interrupted", epoch=epoch, step=step + 1)
+                        raise Interrupted(f"Interrupted at epoch {epoch + 1}, step {step + 1}; the state is saved. "
+                                          f"Resume with: deepworks train --resume {run.path}")
+                seconds = time.perf_counter() - t0
+                record = {"kind": "epoch", "epoch": epoch + 1,
+                          **{f"train_{k}": float(v / sums["count"]) for k, v in sums.items() if k != "count"},
+                          "lr": schedule.get_last_lr()[0], "seconds": round(seconds, 3),
+                          "samples_per_s": round(seen / max(seconds, 1e-9), 1)}
+                if validate:
+                    record.update({f"val_{k}": v for k, v in task.evaluate(model, val, device).items()})
+                improved = validate and better(record[monitor], best, mode)
+                if improved:
+                    best, best_epoch, bad_epochs = record[monitor], epoch + 1, 0
+                    run.save_weights(cpu_state_dict(model), run.best_file)
+                elif validate:
+                    bad_epochs += 1
+                run.log(**record)
+                history.append(record)
+                bar.end_epoch(record)
+                checkpoint(epoch + 1, 0)
+                if t.patience and validate and bad_epochs >= t.patience and epoch + 1 < epochs:
+                    stopped_early = True
+                    run.log(kind="early_stop", epoch=epoch + 1, best_epoch=best_epoch, monitor=monitor, best=best)
+                    break
+    finally:
+        bar.close()
+    return FitResult(epochs=epoch + 1, best_epoch=best_epoch, best_value=best, stopped_early=stopped_early, history=history)
