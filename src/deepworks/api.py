@@ -28,7 +28,9 @@ SHORT_NAMES = {"data": "data.source", "model": "model.name"}
 
 def settings_to_keys(settings: dict) -> dict:
     """Accept 'lr' as well as 'train.lr' (every setting's own name is unique), and data= / model= for the source / model name."""
-    by_name = {key.split(".")[-1]: key for key in fields_by_key()}
+    by_name = {}
+    for key in sorted(fields_by_key(), key=lambda k: "." not in k):  # top-level last, so name= is the run's name
+        by_name[key.split(".")[-1]] = key
     out = {}
     for key, value in settings.items():
         full = SHORT_NAMES.get(key) or (key if "." in key else by_name.get(key, key))

@@ -176,6 +176,7 @@ class Run:
         tmp = temp_beside(path)
         try:
             save_file(state_dict, tmp)
+            os.chmod(tmp, FILE_MODE)  # safetensors writes a fresh file of its own
             os.replace(tmp, path)
         except BaseException:
             Path(tmp).unlink(missing_ok=True)

@@ -254,6 +254,7 @@ def fit(task, model: nn.Module, train: tuple[torch.Tensor, ...], val: tuple[torc
                         loss.backward()
                     if t.clip_grad:
                         nn.utils.clip_grad_norm_(model.parameters(), t.clip_grad)
+                    lr = opt.param_groups[0]["lr"]  # the rate this step uses, before the schedule moves it
                     if scaler is not None:
                         scaler.step(opt)
                         scaler.update()
@@ -270,7 +271,7 @@ def fit(task, model: nn.Module, train: tuple[torch.Tensor, ...], val: tuple[torc
                         last_refresh = now
                         means = {k: float(v / sums["count"]) for k, v in sums.items() if k != "count"}
                         if not math.isfinite(means["loss"]):
-                            raise TrainingError(divergence_message(means["loss"], epoch, step, schedule.get_last_lr()[0], run, epoch, cfg))
+                            raise TrainingError(divergence_message(means["loss"], epoch, step, lr, run, epoch, cfg))
                         left = per_epoch * epochs - (epoch * per_epoch + step + 1)
                         postfix = {**{k: f"{v:.4f}" for k, v in means.items()}, "eta": f"{(now - t0) / (step + 1 - first) * left:.0f}s"}
                     bar.update(size, postfix)
@@ -282,7 +283,7 @@ def fit(task, model: nn.Module, train: tuple[torch.Tensor, ...], val: tuple[torc
                 seconds = time.perf_counter() - t0
                 record = {"kind": "epoch", "epoch": epoch + 1,
                           **{f"train_{k}": float(v / sums["count"]) for k, v in sums.items() if k != "count"},
-                          "lr": schedule.get_last_lr()[0], "seconds": round(seconds, 3),
+                          "lr": lr, "seconds": round(seconds, 3),
                           "samples_per_s": round(seen / max(seconds, 1e-9), 1)}
                 if validate:
                     record.update({f"val_{k}": v for k, v in task.evaluate(model, val, device).items()})

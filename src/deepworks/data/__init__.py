@@ -23,6 +23,9 @@ def load_image_source(source: str, size: int | None, channels: int | None, data_
         return read_csv(path, size or FILE_IMAGE_SIZE, channels, strict, progress)
     if path.suffix.lower() == ".npz":
         return read_npz(path)
+    if not path.exists() and not path.suffix:
+        raise DataError(f"No such folder '{source}'. Pass a folder with one sub-folder per class (like photos/cats/1.jpg), "
+                        f"a .csv of path,label, an .npz, or a built-in dataset: {', '.join(BUILTINS)}.")
     if not path.exists():
         raise DataError(f"'{source}' is neither a file, a folder nor a built-in dataset. Pass a folder with one "
                         f"sub-folder per class, a .csv of path,label, an .npz, or one of: {', '.join(BUILTINS)}.")

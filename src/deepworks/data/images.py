@@ -23,7 +23,6 @@ from PIL import Image, ImageFile
 from ..errors import DataError
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff")
-GREY_MODES = ("1", "L", "LA", "I", "I;16", "I;16B", "I;16L", "F", "La")
 MAX_PIXELS = 40_000_000  # a 40-megapixel photo is fine; a 1-gigapixel PNG of a few KB is a decompression bomb
 SPLIT_NAMES = {"train": "train", "test": "test", "val": "val", "valid": "val", "validation": "val"}
 
@@ -50,12 +49,13 @@ class UnreadableImage(Exception):
     pass
 
 
-def is_hidden(path: Path) -> bool:
-    return path.name.startswith(".") or path.name.startswith("._") or path.name in ("__MACOSX", "Thumbs.db", "desktop.ini")
+def is_hidden(name: str) -> bool:
+    """Dot files (.DS_Store, macOS '._x.jpg' forks) and OS clutter folders are never data."""
+    return name.startswith(".") or name in ("__MACOSX", "Thumbs.db", "desktop.ini")
 
 
-def decode_image(path: Path, size: int) -> tuple[np.ndarray, bool]:
-    """Decode one image to RGB uint8 (3, size, size); also say whether it was grey to begin with."""
+def decode_image(path: Path, size: int) -> np.ndarray:
+    """Decode one image of any mode to RGB uint8 (3, size, size), transparency on white."""
     try:
         if path.stat().st_size == 0:
             raise UnreadableImage("empty file (0 bytes)")
@@ -65,7 +65,6 @@ def decode_image(path: Path, size: int) -> tuple[np.ndarray, bool]:
                 w, h = im.size
                 if w * h > MAX_PIXELS:
                     raise UnreadableImage(f"too large: {w}x{h} pixels, over the {MAX_PIXELS:,} limit (a decompression bomb?)")
-                grey = im.mode in GREY_MODES
                 if im.format == "JPEG":
                     im.draft("RGB", (size, size))  # let the JPEG decoder downscale for us: much faster on big photos
                 if im.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
@@ -77,7 +76,7 @@ def decode_image(path: Path, size: int) -> tuple[np.ndarray, bool]:
                     background = Image.new("RGBA", im.size, (255, 255, 255, 255))
                     im = Image.alpha_composite(background, im)
                 im = im.convert("RGB").resize((size, size), Image.BILINEAR)
-                return np.asarray(im, dtype=np.uint8).transpose(2, 0, 1).copy(), grey
+                return np.asarray(im, dtype=np.uint8).transpose(2, 0, 1).copy()
     except UnreadableImage:
         raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as err:
@@ -107,12 +106,16 @@ def decode_many(paths: list[Path], size: int, channels: int | None, strict: bool
     ok = [i for i, r in enumerate(results) if not isinstance(r, str)]
     if not ok:
         raise DataError(unreadable_message(skipped, strict=True, none_left=True))
-    arrays = [results[i][0] for i in ok]
-    all_grey = all(results[i][1] for i in ok)
-    x = np.stack(arrays)
-    if channels == 1 or (channels is None and all_grey):
-        x = x[:, :1] if all_grey else rgb_to_grey(x)
+    x = np.stack([results[i] for i in ok])
+    if channels == 1 or (channels is None and looks_grey(x)):
+        x = rgb_to_grey(x)
     return x, ok, skipped
+
+
+def looks_grey(x: np.ndarray, tolerance: int = 3) -> bool:
+    """True when every pixel has R = G = B (within JPEG noise): grey scans saved as RGB train on 1 channel."""
+    x16 = x.astype(np.int16)
+    return bool(np.abs(x16[:, 0] - x16[:, 1]).max() <= tolerance and np.abs(x16[:, 1] - x16[:, 2]).max() <= tolerance)
 
 
 def rgb_to_grey(x: np.ndarray) -> np.ndarray:
@@ -132,7 +135,7 @@ def unreadable_message(skipped: list[tuple[str, str]], strict: bool = False, non
 
 
 def visible_children(folder: Path) -> list[Path]:
-    return sorted(p for p in folder.iterdir() if not is_hidden(p))
+    return sorted(p for p in folder.iterdir() if not is_hidden(p.name))
 
 
 def image_files(folder: Path) -> list[Path]:

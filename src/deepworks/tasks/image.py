@@ -295,7 +295,7 @@ class ImageClassification:
         arrays = []
         for f in files:
             try:
-                arr, _ = decode_image(f, self.meta["image_size"])
+                arr = decode_image(f, self.meta["image_size"])
             except UnreadableImage as err:
                 raise DataError(f"Cannot read '{f}' as an image: {err}. Pass a JPEG, PNG or other image file.") from None
             arrays.append(set_channels(arr[None], self.meta["channels"])[0])

@@ -1,0 +1,61 @@
+"""Shared fixtures. Real data comes from ../shared/data (see its MANIFEST.md); tests that need it skip when it is absent."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_DATA = Path(os.environ.get("DEEPWORKS_SHARED_DATA", REPO.parent / "shared" / "data"))
+
+torch.set_num_threads(2)
+
+
+def shared(*parts: str) -> Path:
+    """A path under the shared data folder; skips the test when it is not there."""
+    path = SHARED_DATA.joinpath(*parts)
+    if not path.exists():
+        pytest.skip(f"shared data not available: {path}")
+    return path
+
+
+@pytest.fixture(autouse=True)
+def isolated(tmp_path, monkeypatch):
+    """Every test runs in its own folder, so runs/ and caches never leak between tests."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("DEEPWORKS_MIRROR", raising=False)
+    monkeypatch.setenv("DEEPWORKS_DATA", str(tmp_path / "no-data-here"))
+    return tmp_path
+
+
+def draw(kind: str, size: int, rng: np.random.Generator, mode: str = "L") -> Image.Image:
+    """A small synthetic picture: a horizontal bar, a vertical bar, or a filled square, at a random place."""
+    img = np.full((size, size), rng.integers(0, 40), dtype=np.uint8)
+    a = rng.integers(2, size // 2)
+    if kind == "hbar":
+        img[a:a + 3, 2:-2] = 255
+    elif kind == "vbar":
+        img[2:-2, a:a + 3] = 255
+    else:
+        img[a:a + size // 3, a:a + size // 3] = 255
+    im = Image.fromarray(img, "L")
+    return im.convert(mode) if mode != "L" else im
+
+
+@pytest.fixture
+def image_folder(tmp_path):
+    """photos/{hbar,vbar,square}/*.png: 20 images per class, mixed sizes and colour modes."""
+    root = tmp_path / "photos"
+    rng = np.random.default_rng(0)
+    modes = ["L", "RGB", "RGBA", "P"]
+    for kind in ("hbar", "vbar", "square"):
+        (root / kind).mkdir(parents=True)
+        for i in range(20):
+            size = int(rng.choice([24, 32, 40]))
+            draw(kind, size, rng, modes[i % 4]).save(root / kind / f"{i}.png")
+    return root

@@ -1,0 +1,62 @@
+"""One harness every model passes: output shape, parameter count, a few steps that lower the loss."""
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from deepworks.config import ModelConfig
+from deepworks.errors import ConfigError
+from deepworks.models import build_image_classifier, count_parameters
+
+CASES = [
+    # (model config, channels, size, expected parameters or a range)
+    (ModelConfig(name="lenet"), 1, 28, 61_706),           # LeNet-5 on MNIST-sized input: the classic 61,706
+    (ModelConfig(name="lenet"), 3, 32, 62_006),           # the paper's 32 px input, in colour
+    (ModelConfig(name="lenet", activation="tanh", dropout=0.2), 1, 40, None),
+    (ModelConfig(name="mlp"), 1, 8, 64 * 256 + 256 + 256 * 256 + 256 + 256 * 10 + 10),
+    (ModelConfig(name="mlp", depth=0), 1, 8, 64 * 10 + 10),  # depth 0 is logistic regression
+    (ModelConfig(name="mlp", depth=3, width=32, activation="sigmoid", dropout=0.5), 3, 8, None),
+    (ModelConfig(name="mlp", activation="gelu", init="xavier"), 1, 8, None),
+    (ModelConfig(name="mlp", activation="leaky_relu", init="torch"), 1, 8, None),
+    (ModelConfig(name="resnet"), 3, 32, (260_000, 290_000)),  # ResNet-20: about 0.27 M as in He et al.
+    (ModelConfig(name="resnet", depth=8, width=8), 1, 28, None),
+]
+
+
+@pytest.mark.parametrize("cfg,channels,size,params", CASES, ids=lambda c: getattr(c, "name", None))
+def test_model_harness(cfg, channels, size, params):
+    torch.manual_seed(0)
+    model = build_image_classifier(cfg, channels, size, num_classes=10)
+    x = torch.randn(16, channels, size, size)
+    y = torch.randint(0, 10, (16,))
+    assert model(x).shape == (16, 10)
+    n = count_parameters(model)
+    if isinstance(params, int):
+        assert n == params
+    elif params:
+        assert params[0] < n < params[1]
+    opt = torch.optim.Adam(model.parameters(), lr=1e-2)
+    model.train()
+    first = F.cross_entropy(model(x), y).item()
+    for _ in range(50):
+        opt.zero_grad()
+        F.cross_entropy(model(x), y).backward()
+        opt.step()
+    model.eval()  # judged without dropout noise
+    assert F.cross_entropy(model(x), y).item() < 0.7 * first  # it can fit a small batch
+
+
+def test_init_matches_the_activation():
+    torch.manual_seed(0)
+    relu = build_image_classifier(ModelConfig(name="mlp", depth=1, width=1000, activation="relu"), 1, 32, 10)
+    tanh = build_image_classifier(ModelConfig(name="mlp", depth=1, width=1000, activation="tanh"), 1, 32, 10)
+    fan_in = 32 * 32
+    he_std = (2 / fan_in) ** 0.5                           # He: var = 2 / fan_in
+    xavier_std = (5 / 3) * (2 / (fan_in + 1000)) ** 0.5     # Xavier with tanh's gain 5/3
+    assert relu.net[1].weight.std().item() == pytest.approx(he_std, rel=0.03)
+    assert tanh.net[1].weight.std().item() == pytest.approx(xavier_std, rel=0.03)
+
+
+def test_resnet_depth_must_be_6n_plus_2():
+    with pytest.raises(ConfigError, match=r"6n\+2 .* Received: 21"):
+        build_image_classifier(ModelConfig(name="resnet", depth=21), 3, 32, 10)

@@ -1,0 +1,181 @@
+"""The shared run loop, through the public API, on scikit-learn's digits (ships offline, trains in seconds)."""
+
+import json
+import os
+import signal
+
+import numpy as np
+import pytest
+import torch
+import yaml
+from safetensors.torch import load_file
+
+import deepworks as dw
+from deepworks.errors import TrainingError
+from deepworks.run import Run
+from deepworks.train import Interrupted, steps_per_epoch
+
+
+def quick(**settings):
+    settings.setdefault("baseline", False)
+    return dw.train(progress=False, **settings)
+
+
+def weights(run_path, name="model.safetensors"):
+    return load_file(os.path.join(run_path, name))
+
+
+def assert_same_weights(a, b):
+    assert a.keys() == b.keys()
+    for k in a:
+        assert torch.equal(a[k], b[k]), k
+
+
+def test_lenet_learns_digits_beside_a_random_forest():
+    trained = quick(epochs=12, baseline=True)
+    results = trained.results
+    assert results["fit"]["best_value"] > 0.95  # validation accuracy; chance is 0.10
+    assert results["test"]["accuracy"] > 0.93
+    assert results["test"]["top5_accuracy"] > 0.99
+    assert results["baseline"]["accuracy"] > 0.85 and "random forest" in results["baseline"]["model"]
+    assert len(results["test"]["per_class"]) == 10 and np.array(results["test"]["confusion"]).sum() == results["splits"]["test"]
+
+
+@pytest.mark.parametrize("optimizer,lr,schedule", [
+    ("sgd", 0.2, "constant"), ("momentum", 0.05, "step"), ("nesterov", 0.05, "cosine"), ("adagrad", 0.05, "onecycle"),
+    ("rmsprop", 0.002, "cosine"), ("adam", 0.005, "step"), ("adamw", 0.005, "onecycle"),
+])
+def test_every_optimizer_and_schedule_learns(optimizer, lr, schedule):
+    trained = quick(model="mlp", epochs=4, optimizer=optimizer, lr=lr, schedule=schedule, step_epochs=2, clip_grad=5.0)
+    epochs = [r for r in trained.run.metrics() if r.get("kind") == "epoch"]
+    assert epochs[-1]["val_accuracy"] > 0.7, epochs[-1]
+    assert epochs[-1]["train_loss"] < epochs[0]["train_loss"]
+    if schedule == "step":
+        assert epochs[2]["lr"] == pytest.approx(lr * 0.1)  # gamma applied after step_epochs=2
+
+
+def test_same_seed_gives_the_same_weights_and_another_seed_does_not():
+    a = quick(model="mlp", epochs=2, dropout=0.2, augment="crop", name="a")
+    b = quick(model="mlp", epochs=2, dropout=0.2, augment="crop", name="b")
+    c = quick(model="mlp", epochs=2, dropout=0.2, augment="crop", name="c", seed=1)
+    assert_same_weights(weights(a.run.path), weights(b.run.path))
+    assert not torch.equal(weights(a.run.path)["net.1.weight"], weights(c.run.path)["net.1.weight"])
+
+
+RESUME_SETTINGS = dict(model="mlp", epochs=3, dropout=0.3, augment="crop", batch_size=64, restore_best=False)
+
+
+def stop_at(model, call: int, action):
+    """Call `action` on the model's `call`-th training forward pass (evaluation passes are not counted)."""
+    count = {"n": 0}
+
+    def hook(module, args):
+        if module.training:
+            count["n"] += 1
+            if count["n"] == call:
+                action()
+
+    return model.register_forward_pre_hook(hook)
+
+
+def train_with_hook(call, action, **settings):
+    """Train, with a hook installed on the model as soon as the API builds it."""
+    from deepworks.tasks import image
+
+    original = image.ImageClassification.build_model
+
+    def build(self):
+        model = original(self)
+        stop_at(model, call, action)
+        return model
+
+    image.ImageClassification.build_model = build
+    try:
+        return quick(**settings)
+    finally:
+        image.ImageClassification.build_model = original
+
+
+def test_ctrl_c_mid_epoch_then_resume_gives_the_same_weights_as_an_uninterrupted_run():
+    reference = quick(name="whole", **RESUME_SETTINGS)
+    per_epoch = steps_per_epoch(reference.results["splits"]["train"], 64)
+    with pytest.raises(Interrupted, match=r"Interrupted at epoch 2, step 7; the state is saved\. Resume with: deepworks train --resume"):
+        train_with_hook(per_epoch + 7, lambda: os.kill(os.getpid(), signal.SIGINT), name="cut", **RESUME_SETTINGS)
+    state = torch.load("runs/cut/checkpoint.pt", weights_only=True)
+    assert (state["epoch"], state["step"]) == (1, 7)
+    resumed = dw.train(resume="runs/cut", progress=False)
+    assert_same_weights(weights(reference.run.path), weights(resumed.run.path))
+    epochs = [r["epoch"] for r in resumed.run.metrics() if r.get("kind") == "epoch"]
+    assert epochs == [1, 2, 3]
+
+
+def test_crash_mid_epoch_resumes_from_the_last_epoch_checkpoint_to_the_same_weights():
+    reference = quick(name="whole", **RESUME_SETTINGS)
+
+    def crash():
+        raise RuntimeError("power cut")
+
+    with pytest.raises(RuntimeError, match="power cut"):
+        train_with_hook(2 * steps_per_epoch(reference.results["splits"]["train"], 64) + 5, crash, name="crashed",
+                        **RESUME_SETTINGS)
+    assert torch.load("runs/crashed/checkpoint.pt", weights_only=True)["epoch"] == 2
+    assert not list(Run("runs/crashed").path.glob(".*.tmp"))  # no half-written files left behind
+    resumed = dw.train(resume="runs/crashed", progress=False)
+    assert_same_weights(weights(reference.run.path), weights(resumed.run.path))
+    assert [r["epoch"] for r in resumed.run.metrics() if r.get("kind") == "epoch"] == [1, 2, 3]
+
+
+def test_a_diverging_loss_stops_with_the_cause_and_keeps_the_last_good_checkpoint():
+    # The step schedule multiplies a sane rate by 1e7 after the first epoch: training must blow up in epoch 2.
+    with pytest.raises(TrainingError) as err:
+        quick(model="mlp", name="boom", optimizer="sgd", lr=0.05, schedule="step", step_epochs=1, gamma=1e7, epochs=3)
+    message = str(err.value)
+    assert "the loss became nan" in message or "the loss became inf" in message
+    assert "at epoch 2" in message and "learning rate 5e+05" in message and "try --lr 0.005" in message
+    assert "last good checkpoint (end of epoch 1)" in message
+    state = torch.load("runs/boom/checkpoint.pt", weights_only=True)
+    assert state["epoch"] == 1 and all(torch.isfinite(v).all() for v in state["model"].values())
+
+
+def test_divergence_in_the_first_epoch_says_there_is_no_checkpoint():
+    with pytest.raises(TrainingError, match="diverged in the first epoch, so there is no checkpoint"):
+        quick(model="mlp", optimizer="sgd", lr=1e9, schedule="constant", epochs=2)
+
+
+def test_early_stopping_on_a_validation_metric(tmp_path):
+    rng = np.random.default_rng(0)  # random labels: validation loss can only get worse as the model memorises
+    np.savez(tmp_path / "noise.npz", x=rng.integers(0, 255, (600, 8, 8), dtype=np.uint8), y=rng.integers(0, 3, 600))
+    trained = quick(data=str(tmp_path / "noise.npz"), model="mlp", width=512, epochs=40, lr=0.01,
+                    schedule="constant", patience=2, monitor="val_loss")
+    fit = trained.results["fit"]
+    assert fit["stopped_early"] and fit["epochs"] < 40
+    stop = [r for r in trained.run.metrics() if r.get("kind") == "early_stop"]
+    assert stop and stop[0]["best_epoch"] == fit["best_epoch"] == fit["epochs"] - 2
+
+
+def test_run_directory_holds_everything_a_user_needs():
+    trained = quick(epochs=2, baseline=True, name="full")
+    run = trained.run.path
+    cfg = yaml.safe_load((run / "config.yaml").read_text())
+    assert cfg["train"]["epochs"] == 2 and cfg["data"]["image_size"] == 28 and cfg["train"]["monitor"] == "val_accuracy"
+    records = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert [r["kind"] for r in records] == ["epoch", "epoch", "test"]
+    assert {"train_loss", "val_loss", "val_accuracy", "lr", "samples_per_s"} <= records[0].keys()
+    env = json.loads((run / "environment.json").read_text())
+    assert env["torch"] == torch.__version__ and env["seed"] == 0 and env["device"] == "cpu"
+    model_json = json.loads((run / "model.json").read_text())
+    assert model_json["meta"]["classes"] == [str(i) for i in range(10)]
+    for name in ("curves.png", "confusion.png", "samples.png", "index.html"):
+        assert (run / "report" / name).stat().st_size > 1000, name
+    page = (run / "report" / "index.html").read_text()
+    assert "random forest" in page and "confusion.png" in page and "samples.png" in page
+
+
+def test_bf16_mixed_precision_runs_and_learns_on_the_cpu():
+    trained = quick(model="mlp", epochs=3, amp="bf16")
+    assert trained.results["test"]["accuracy"] > 0.7
+
+
+def test_restore_best_keeps_the_best_validation_weights():
+    trained = quick(model="mlp", epochs=4, name="best")
+    assert_same_weights(weights(trained.run.path), weights(trained.run.path, "best.safetensors"))
