@@ -19,6 +19,7 @@ import torch
 
 from .config import Config, apply_overrides, fields_by_key
 from .errors import ConfigError, DataError, DeepworksError
+from .models import prefer_channels_last
 from .run import Run, cpu_state_dict
 from .tasks import get_task
 from .train import default_epochs, fit, resolve_device
@@ -130,7 +131,7 @@ def load(run_path: str | Path, device: str = "auto", runs_dir: str | Path = "run
     model = task.build_model()
     model.load_state_dict(run.load_weights())
     dev = resolve_device(device)
-    model.to(dev).eval()
+    prefer_channels_last(model.to(dev)).eval()
     return Trained(run, cfg, task, model, dev)
 
 

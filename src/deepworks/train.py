@@ -29,6 +29,7 @@ import torch.nn as nn
 
 from .config import Config, TrainConfig
 from .errors import DeepworksError, TrainingError
+from .models import prefer_channels_last
 from .run import Run, cpu_state_dict
 
 TARGET_STEPS = 1200  # the default number of epochs aims at about this many optimizer steps
@@ -176,6 +177,15 @@ def epoch_summary(record: dict) -> str:
     return " | ".join(parts)
 
 
+def accumulate(sums: dict, loss_sum: torch.Tensor, size: int, stats: dict) -> None:
+    """Add one batch's totals to the epoch's running sums, without a device sync (count stays a Python int)."""
+    sums["count"] = sums.get("count", 0) + size
+    sums["loss"] = sums["loss"] + loss_sum if "loss" in sums else loss_sum
+    for k, v in stats.items():
+        v = v.detach().float()
+        sums[k] = sums[k] + v if k in sums else v
+
+
 def better(value: float, best: float | None, mode: str) -> bool:
     """At least as good as the best so far: on a tie the later epoch wins (it has seen more data, at a lower rate)."""
     return best is None or (value >= best if mode == "max" else value <= best)
@@ -195,7 +205,7 @@ def fit(task, model: nn.Module, train: tuple[torch.Tensor, ...], val: tuple[torc
     """Train `model` on `train`, evaluating on `val` after each epoch; write checkpoints and metrics to `run`."""
     t = cfg.train
     device = resolve_device(t.device)
-    model.to(device)
+    prefer_channels_last(model.to(device))
     train = tuple(x.to(device) for x in train)
     n = len(train[0])
     per_epoch = steps_per_epoch(n, t.batch_size)
@@ -217,7 +227,7 @@ def fit(task, model: nn.Module, train: tuple[torch.Tensor, ...], val: tuple[torc
         if device.type == "cuda" and resume.get("cuda_rng") is not None:
             torch.cuda.set_rng_state(resume["cuda_rng"], device)
         start_epoch, start_step = resume["epoch"], resume["step"]
-        sums = {k: v.to(device) for k, v in resume["sums"].items()}
+        sums = {k: int(v) if k == "count" else v.to(device) for k, v in resume["sums"].items()}
         best, best_epoch, bad_epochs = resume["best"], resume["best_epoch"], resume["bad_epochs"]
 
     def checkpoint(epoch: int, step: int) -> None:
@@ -225,7 +235,7 @@ def fit(task, model: nn.Module, train: tuple[torch.Tensor, ...], val: tuple[torc
             "epoch": epoch, "step": step, "model": cpu_state_dict(model), "optimizer": opt.state_dict(),
             "schedule": schedule.state_dict(), "scaler": scaler.state_dict() if scaler else None,
             "rng": torch.get_rng_state(), "cuda_rng": torch.cuda.get_rng_state(device) if device.type == "cuda" else None,
-            "sums": {k: v.detach().cpu() for k, v in sums.items()},
+            "sums": {k: v.detach().cpu() if torch.is_tensor(v) else torch.tensor(v) for k, v in sums.items()},
             "best": best, "best_epoch": best_epoch, "bad_epochs": bad_epochs,
         })
 
@@ -263,8 +273,7 @@ def fit(task, model: nn.Module, train: tuple[torch.Tensor, ...], val: tuple[torc
                     schedule.step()
                     size = len(idx)
                     seen += size
-                    for k, v in {"loss": loss.detach().float() * size, "count": torch.tensor(size, device=device), **stats}.items():
-                        sums[k] = sums[k] + v.detach().float() if k in sums else v.detach().float()
+                    accumulate(sums, loss.detach().float() * size, size, stats)
                     now = time.perf_counter()
                     postfix = None
                     if now - last_refresh > 0.5 or step == per_epoch - 1 or interrupt["set"]:

@@ -197,6 +197,8 @@ def download_file(remote: Remote, f: RemoteFile, folder: Path, title: str) -> Pa
         url = base + f.name
         try:
             return fetch(url, folder / f.name, f)
+        except urllib.error.HTTPError as err:
+            errors.append(f"{url}: HTTP {err.code} {err.reason}")
         except (urllib.error.URLError, OSError, TimeoutError) as err:
             errors.append(f"{url}: {getattr(err, 'reason', err)}")
     raise DataError(f"Could not download {title} file {f.name} into '{folder}':\n  " + "\n  ".join(errors) +

@@ -1,0 +1,59 @@
+"""Helpers every benchmark shares: machine description, a one-second calibration, and the JSON result file.
+
+The calibration (a dense matmul's GFLOP/s and a tiny op's latency) is taken before and after the
+measurements, so a machine that slowed down during the run shows in the JSON.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import resource
+import time
+from pathlib import Path
+
+import torch
+
+RESULTS = Path(__file__).resolve().parent / "results"
+SHARED_DATA = Path(os.environ.get("DEEPWORKS_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
+
+
+def calibrate(seconds: float = 1.0) -> dict:
+    a, b = torch.randn(512, 512), torch.randn(512, 512)
+    n, t0 = 0, time.perf_counter()
+    while time.perf_counter() - t0 < seconds / 2:
+        a @ b
+        n += 1
+    gflops = 2 * 512 ** 3 * n / (time.perf_counter() - t0) / 1e9
+    x, m, t0 = torch.ones(8), 0, time.perf_counter()
+    while time.perf_counter() - t0 < seconds / 2:
+        x.add_(1)
+        m += 1
+    return {"matmul_gflops": round(gflops, 1), "tiny_op_us": round((time.perf_counter() - t0) / m * 1e6, 2)}
+
+
+def machine() -> dict:
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in open("/proc/cpuinfo"):
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return {"cpu": cpu, "cores": os.cpu_count(), "torch_threads": torch.get_num_threads(), "torch": torch.__version__,
+            "python": platform.python_version(), "platform": platform.platform(),
+            "device": torch.cuda.get_device_name(0) if torch.cuda.is_available() else "cpu"}
+
+
+def peak_rss_mb() -> float:
+    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+
+
+def write(name: str, result: dict) -> Path:
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    path = RESULTS / f"{name}.json"
+    path.write_text(json.dumps(result, indent=2) + "\n")
+    print(f"wrote {path}")
+    return path

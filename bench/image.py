@@ -1,0 +1,255 @@
+"""Image classification benchmark: deepworks beside plain PyTorch, on MNIST and Fashion-MNIST.
+
+    python bench/image.py                 # everything (about 12 minutes on 2 cores)
+    python bench/image.py --only throughput,default
+
+Sections:
+  throughput  LeNet-5 on full MNIST through deepworks' loop and through a plain PyTorch loop of the same model,
+              data order and hyper-parameters, alternated in one process; samples/s of each and their ratio,
+              and each path's peak memory (measured in a child process of its own).
+  forest      the random forest baseline on all of MNIST's training split.
+  default     `deepworks train --data mnist` with no tuning: test accuracy after each epoch (evaluation off the
+              clock) and the training time until it first reaches 99.0 %.
+  fashion     Fashion-MNIST: a small CNN within 5 minutes of training, an MLP within 60 seconds.
+Writes bench/results/image.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import SHARED_DATA, calibrate, machine, peak_rss_mb, write  # noqa: E402
+
+import deepworks as dw  # noqa: E402
+from deepworks.config import Config  # noqa: E402
+from deepworks.run import Run  # noqa: E402
+from deepworks.tasks.image import ImageClassification  # noqa: E402
+from deepworks.train import epoch_order, fit, steps_per_epoch  # noqa: E402
+
+torch.set_num_threads(2)
+SETTINGS = dict(model="lenet", batch_size=128, optimizer="adamw", lr=0.01, weight_decay=0.01, schedule="onecycle")
+
+
+def mnist_config(epochs: int, **extra) -> Config:
+    cfg = dw.api.make_config(data="mnist", data_dir=str(SHARED_DATA), epochs=epochs, baseline=False, **SETTINGS, **extra)
+    cfg.train.monitor = "val_accuracy"
+    return cfg
+
+
+def plain_pytorch(model, x, y, epochs: int, seed: int) -> float:
+    """The reference: a textbook PyTorch loop over preloaded, pre-normalised tensors. Returns seconds."""
+    opt = torch.optim.AdamW(model.parameters(), lr=0.01, weight_decay=0.01)
+    per_epoch = steps_per_epoch(len(x), 128)
+    schedule = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=0.01, total_steps=per_epoch * epochs)
+    model.train()
+    t0 = time.perf_counter()
+    for epoch in range(epochs):
+        order = epoch_order(len(x), seed, epoch, x.device)  # the same data order as deepworks
+        for i in range(per_epoch):
+            idx = order[i * 128:(i + 1) * 128 if i < per_epoch - 1 else len(x)]
+            loss = F.cross_entropy(model(x[idx]), y[idx])
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            schedule.step()
+    return time.perf_counter() - t0
+
+
+def deepworks_loop(task, data, cfg, epochs: int) -> float:
+    """deepworks' own loop (checkpoints, metrics log and all), validation off so both sides do the same work."""
+    cfg.train.epochs = epochs
+    empty = (data.val[0][:0], data.val[1][:0])
+    with tempfile.TemporaryDirectory() as tmp:
+        run = Run.create(tmp, "bench")
+        cfg.save(run.config_file)
+        torch.manual_seed(cfg.seed)
+        model = task.build_model()
+        t0 = time.perf_counter()
+        fit(task, model, data.train, empty, cfg, run, progress=False)
+        return time.perf_counter() - t0
+
+
+def throughput(reps: int = 5, epochs: int = 1) -> dict:
+    """Alternate one epoch of each path, rotating who goes first, so machine noise hits all of them alike."""
+    import statistics
+
+    cfg = mnist_config(epochs)
+    task = ImageClassification(cfg)
+    data = task.prepare(progress=False)
+    x_plain = task.to_input(data.train[0])  # plain PyTorch gets its input pre-normalised, as most scripts do
+    y_plain = data.train[1]
+    n = len(data.train[0])
+
+    def plain(channels_last: bool) -> float:
+        torch.manual_seed(cfg.seed)
+        model = task.build_model()
+        if channels_last:
+            model = model.to(memory_format=torch.channels_last)
+        return n * epochs / plain_pytorch(model, x_plain, y_plain, epochs, cfg.seed)
+
+    paths = {"deepworks": lambda: n * epochs / deepworks_loop(task, data, cfg, epochs),
+             "plain": lambda: plain(False), "plain_channels_last": lambda: plain(True)}
+    speeds = {name: [] for name in paths}
+    names = list(paths)
+    for rep in range(reps):
+        for name in names[rep % 3:] + names[:rep % 3]:
+            speeds[name].append(paths[name]())
+        print("  rep", rep + 1, "  ".join(f"{k} {v[-1]:,.0f}/s" for k, v in speeds.items()), flush=True)
+    med = {k: statistics.median(v) for k, v in speeds.items()}
+    return {"model": "LeNet-5", "train_samples": n, "epochs_per_rep": epochs, "reps": reps, "batch_size": 128,
+            **{f"{k}_samples_per_s": [round(x, 1) for x in v] for k, v in speeds.items()},
+            **{f"{k}_median": round(v, 1) for k, v in med.items()},
+            "ratio_vs_plain": round(med["deepworks"] / med["plain"], 4),
+            "ratio_vs_plain_channels_last": round(med["deepworks"] / med["plain_channels_last"], 4),
+            "note": "deepworks stores conv weights channels_last (NHWC), which oneDNN runs faster; 'plain' is the "
+                    "textbook loop (NCHW), 'plain_channels_last' the same loop with that one change, so the second "
+                    "ratio is the cost of deepworks' loop itself (metrics, checkpoints, progress, uint8 input)."}
+
+
+def peak_memory() -> dict:
+    out = {}
+    for side in ("deepworks", "plain"):
+        proc = subprocess.run([sys.executable, __file__, "--peak", side], capture_output=True, text=True, check=True)
+        out[f"{side}_peak_rss_mb"] = json.loads(proc.stdout.strip().splitlines()[-1])["peak_rss_mb"]
+    return out
+
+
+def peak_child(side: str) -> None:
+    cfg = mnist_config(1)
+    task = ImageClassification(cfg)
+    data = task.prepare(progress=False)
+    if side == "deepworks":
+        deepworks_loop(task, data, cfg, 1)
+    else:
+        x, y = task.to_input(data.train[0]), data.train[1]
+        del data
+        torch.manual_seed(0)
+        plain_pytorch(task.build_model(), x, y, 1, 0)
+    print(json.dumps({"peak_rss_mb": peak_rss_mb()}))
+
+
+def forest() -> dict:
+    cfg = mnist_config(1, baseline_samples=None)
+    task = ImageClassification(cfg)
+    data = task.prepare(progress=False)
+    return task.baseline(data.train, data.test)
+
+
+def with_test_accuracy_per_epoch(fn):
+    """Run `fn` while recording test accuracy at every epoch end (evaluation is off deepworks' training clock)."""
+    seen = []
+    original_prepare, original_evaluate = ImageClassification.prepare, ImageClassification.evaluate
+
+    def prepare(self, progress=True):
+        data = original_prepare(self, progress)
+        self._bench_test = data.test
+        return data
+
+    def evaluate(self, model, split, device):
+        metrics = original_evaluate(self, model, split, device)
+        seen.append(original_evaluate(self, model, self._bench_test, device)["accuracy"])
+        return metrics
+
+    ImageClassification.prepare, ImageClassification.evaluate = prepare, evaluate
+    try:
+        trained = fn()
+    finally:
+        ImageClassification.prepare, ImageClassification.evaluate = original_prepare, original_evaluate
+    return trained, seen
+
+
+def time_to_accuracy(trained, test_accuracy: list[float], target: float) -> dict:
+    epochs = [r for r in trained.run.metrics() if r.get("kind") == "epoch"]
+    clock, reached = 0.0, None
+    for record, acc in zip(epochs, test_accuracy):
+        clock += record["seconds"]
+        if reached is None and acc >= target:
+            reached = round(clock, 2)
+    return {"test_accuracy_per_epoch": [round(a, 4) for a in test_accuracy],
+            "train_seconds_per_epoch": [r["seconds"] for r in epochs],
+            "final_test_accuracy": trained.results["test"]["accuracy"],
+            f"seconds_to_{target:.3f}": reached, "total_train_seconds": round(clock, 2)}
+
+
+def default_settings(runs_dir: str) -> dict:
+    trained, accs = with_test_accuracy_per_epoch(
+        lambda: dw.train(data="mnist", data_dir=str(SHARED_DATA), baseline=False, progress=False, runs_dir=runs_dir))
+    out = time_to_accuracy(trained, accs, 0.99)
+    out["config"] = {k: getattr(trained.cfg.train, k) for k in ("epochs", "batch_size", "optimizer", "lr", "schedule")}
+    out["model"] = trained.cfg.model.name
+    return out
+
+
+def epochs_for_budget(settings: dict, seconds: float, runs_dir: str) -> int:
+    """Measure a one-epoch probe's speed and pick the number of epochs that fits in `seconds` of training."""
+    probe = dw.train(data="fashion-mnist", data_dir=str(SHARED_DATA), baseline=False, progress=False, runs_dir=runs_dir,
+                     epochs=1, name="probe", **settings)
+    epoch_seconds = [r["seconds"] for r in probe.run.metrics() if r.get("kind") == "epoch"][0]
+    return max(1, int(seconds * 0.95 // epoch_seconds))
+
+
+def fashion(runs_dir: str) -> dict:
+    out = {}
+    for label, settings, budget in (
+        ("cnn_5min", dict(model="resnet", depth=8, width=16, augment="crop+flip", lr=0.01), 300),
+        ("mlp_60s", dict(model="mlp", depth=2, width=512, dropout=0.2, lr=0.003, batch_size=256), 60),
+    ):
+        epochs = epochs_for_budget(settings, budget, runs_dir)
+        print(f"  fashion {label}: {epochs} epochs", flush=True)
+        trained, accs = with_test_accuracy_per_epoch(
+            lambda: dw.train(data="fashion-mnist", data_dir=str(SHARED_DATA), baseline=False, progress=False,
+                             runs_dir=runs_dir, epochs=epochs, name=label, **settings))
+        result = time_to_accuracy(trained, accs, 0.915 if label.startswith("cnn") else 0.895)
+        result.update(settings=settings, budget_seconds=budget, epochs=epochs,
+                      parameters=trained.results["parameters"])
+        out[label] = result
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--only", default="throughput,forest,default,fashion")
+    parser.add_argument("--peak", choices=("deepworks", "plain"), help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.peak:
+        return peak_child(args.peak)
+    if not (SHARED_DATA / "mnist").exists():
+        sys.exit(f"MNIST not found under {SHARED_DATA}; set DEEPWORKS_SHARED_DATA.")
+    sections = args.only.split(",")
+    result = {"benchmark": "image", "machine": machine(), "calibration_before": calibrate()}
+    path = Path(__file__).resolve().parent / "results" / "image.json"
+    if path.exists():  # keep sections measured by an earlier partial run
+        old = json.loads(path.read_text())
+        result.update({k: v for k, v in old.items() if k in ("throughput", "forest", "default", "fashion")})
+    with tempfile.TemporaryDirectory() as runs_dir:
+        if "throughput" in sections:
+            print("throughput: deepworks vs plain PyTorch, LeNet-5 on MNIST", flush=True)
+            result["throughput"] = {**throughput(), **peak_memory()}
+        if "forest" in sections:
+            print("random forest on MNIST", flush=True)
+            result["forest"] = forest()
+        if "default" in sections:
+            print("default settings on MNIST", flush=True)
+            result["default"] = default_settings(runs_dir)
+        if "fashion" in sections:
+            print("Fashion-MNIST in fixed time budgets", flush=True)
+            result["fashion"] = fashion(runs_dir)
+    result["calibration_after"] = calibrate()
+    result["date"] = time.strftime("%Y-%m-%d")
+    write("image", result)
+    print(json.dumps({k: v for k, v in result.items() if k not in ("machine",)}, indent=2))
+
+
+if __name__ == "__main__":
+    main()

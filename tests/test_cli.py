@@ -1,0 +1,101 @@
+"""The CLI as a user types it: train on a folder of their own images, predict, evaluate, list, and bad input."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+from PIL import Image
+
+from deepworks.cli import main
+
+
+def run_cli(capsys, *argv):
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+@pytest.fixture
+def trained_folder_run(capsys, image_folder):
+    code, out, err = run_cli(capsys, "train", "--data", str(image_folder), "--name", "bars", "--epochs", "15",
+                             "--batch-size", "16", "--quiet")
+    assert code == 0, err
+    return out
+
+
+def test_folder_to_trained_model_to_predictions(capsys, trained_folder_run, image_folder, tmp_path):
+    out = trained_folder_run
+    assert "runs/bars" in out and "random forest" in out and "report" in out
+    accuracy = float(out.split("test      accuracy ")[1].split()[0])
+    assert accuracy >= 0.8  # three classes: chance is 0.33
+
+    from conftest import draw
+    import numpy as np
+
+    new = tmp_path / "new_vbar.jpg"
+    draw("vbar", 50, np.random.default_rng(123), "RGB").save(new)
+    code, out, err = run_cli(capsys, "predict", "runs/bars", str(new), "--json", "--top-k", "2")
+    assert code == 0, err
+    result = json.loads(out)
+    assert result[0]["file"] == str(new) and len(result[0]["predictions"]) == 2
+    assert result[0]["predictions"][0]["class"] == "vbar"
+    assert 0.5 < result[0]["predictions"][0]["probability"] <= 1.0
+
+    code, out, err = run_cli(capsys, "predict", "bars", str(image_folder / "hbar"))  # a run name and a folder
+    assert code == 0 and out.count("hbar/") == 20 and "%" in out
+
+    code, out, err = run_cli(capsys, "evaluate", "runs/bars", "--json")
+    metrics = json.loads(out)
+    assert metrics["split"] == "test" and metrics["accuracy"] == pytest.approx(accuracy, abs=1e-4)
+
+    code, out, err = run_cli(capsys, "evaluate", "runs/bars", "--data", str(image_folder))
+    assert code == 0 and "precision" in out and "vbar" in out
+
+    code, out, err = run_cli(capsys, "runs", "--json")
+    rows = json.loads(out)
+    assert rows[0]["name"] == "bars" and rows[0]["status"] == "finished" and rows[0]["best"] > 0.5
+
+
+def test_user_mistakes_get_one_clear_line_and_no_traceback(capsys, tmp_path, trained_folder_run):
+    cases = [
+        (["train", "--data", "holiday-photos"], "No such folder 'holiday-photos'"),
+        (["train", "--lr", "fast"], "Setting 'train.lr' in settings expects float. Received: 'fast'"),
+        (["train", "--model", "vgg"], "must be one of mlp, lenet, resnet"),
+        (["train", "--config", "missing.yaml"], "Config file 'missing.yaml' does not exist"),
+        (["train", "--resume", "runs/never"], "No run at 'runs/never'"),
+        (["predict", "runs/bars", "nothing.jpg"], "No such image file 'nothing.jpg'"),
+        (["evaluate", "runs/ghost"], "No run at 'runs/ghost'"),
+        (["train", "--data", "mnist", "--no-download"], "MNIST is not in"),
+        (["train", "--model", "lenet", "--image-size", "16"], "needs images of at least 28 px"),
+    ]
+    (tmp_path / "fake.png").write_text("not really a png")
+    cases.append((["predict", "runs/bars", str(tmp_path / "fake.png")], "Cannot read '"))
+    for argv, expected in cases:
+        code, out, err = run_cli(capsys, *argv)
+        assert code == 2, (argv, err)
+        assert err.startswith("error: ") and expected in err, (argv, err)
+        assert "Traceback" not in err
+
+
+def test_help_teaches(capsys):
+    with pytest.raises(SystemExit):
+        main(["train", "--help"])
+    out = capsys.readouterr().out
+    for text in ("--data", "--model", "--optimizer", "--schedule", "--clip-grad", "--patience", "--augment",
+                 "--resume", "--config", "one-cycle", "examples:", "deepworks predict"):
+        assert text in out, text
+
+
+def test_json_output_of_train_and_runs_when_empty(capsys):
+    code, out, err = run_cli(capsys, "runs")
+    assert code == 0 and "No runs" in out
+    code, out, err = run_cli(capsys, "train", "--model", "mlp", "--epochs", "2", "--no-baseline", "--json", "--quiet")
+    assert code == 0
+    result = json.loads(out)
+    assert result["run"].startswith("runs/digits-mlp") and result["test"]["accuracy"] > 0.5 and result["baseline"] is None
+
+
+def test_the_installed_command_runs():
+    out = subprocess.run([sys.executable, "-m", "deepworks", "--version"], capture_output=True, text=True, check=True)
+    assert out.stdout.startswith("deepworks ")
