@@ -29,13 +29,16 @@ def init_weights(model: nn.Module, scheme: str, activation_name: str) -> None:
         return
     if scheme == "auto":
         scheme = "xavier" if activation_name in ("tanh", "sigmoid") else "he"
-    for m in model.modules():
-        if isinstance(m, (nn.Conv2d, nn.Linear)):
-            if scheme == "he":
-                nonlinearity = "leaky_relu" if activation_name == "leaky_relu" else "relu"
-                nn.init.kaiming_normal_(m.weight, nonlinearity=nonlinearity)
-            else:
-                gain = nn.init.calculate_gain(activation_name) if activation_name in ("tanh", "sigmoid", "relu") else 1.0
-                nn.init.xavier_uniform_(m.weight, gain=gain)
-            if m.bias is not None:
-                nn.init.zeros_(m.bias)
+    layers = [m for m in model.modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
+    for m in layers:
+        if m is layers[-1]:
+            # The output layer feeds softmax, not the activation: matched means gain 1 (LeCun), var = 1 / fan_in.
+            nn.init.kaiming_normal_(m.weight, nonlinearity="linear")
+        elif scheme == "he":
+            mode = "fan_out" if isinstance(m, nn.Conv2d) else "fan_in"
+            nn.init.kaiming_normal_(m.weight, mode=mode, nonlinearity="leaky_relu" if activation_name == "leaky_relu" else "relu")
+        else:
+            gain = nn.init.calculate_gain(activation_name) if activation_name in ("tanh", "sigmoid", "relu") else 1.0
+            nn.init.xavier_uniform_(m.weight, gain=gain)
+        if m.bias is not None:
+            nn.init.zeros_(m.bias)
