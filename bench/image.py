@@ -1,6 +1,6 @@
 """Image classification benchmark: deepworks beside plain PyTorch, on MNIST and Fashion-MNIST.
 
-    python bench/image.py                 # everything (about 12 minutes on 2 cores)
+    python bench/image.py                 # everything (about 15 minutes on 2 cores)
     python bench/image.py --only throughput,default
 
 Sections:
@@ -80,7 +80,7 @@ def deepworks_loop(task, data, cfg, epochs: int) -> float:
         return time.perf_counter() - t0
 
 
-def throughput(reps: int = 5, epochs: int = 1) -> dict:
+def throughput(reps: int = 7, epochs: int = 1) -> dict:
     """Alternate one epoch of each path, rotating who goes first, so machine noise hits all of them alike."""
     import statistics
 
@@ -100,6 +100,8 @@ def throughput(reps: int = 5, epochs: int = 1) -> dict:
 
     paths = {"deepworks": lambda: n * epochs / deepworks_loop(task, data, cfg, epochs),
              "plain": lambda: plain(False), "plain_channels_last": lambda: plain(True)}
+    for warm_up in paths.values():  # one untimed epoch each: first-call costs (imports, oneDNN primitives) stay out
+        warm_up()
     speeds = {name: [] for name in paths}
     names = list(paths)
     for rep in range(reps):
@@ -196,13 +198,13 @@ def epochs_for_budget(settings: dict, seconds: float, runs_dir: str) -> int:
     probe = dw.train(data="fashion-mnist", data_dir=str(SHARED_DATA), baseline=False, progress=False, runs_dir=runs_dir,
                      epochs=1, name="probe", **settings)
     epoch_seconds = [r["seconds"] for r in probe.run.metrics() if r.get("kind") == "epoch"][0]
-    return max(1, int(seconds * 0.95 // epoch_seconds))
+    return max(1, int(seconds * 0.8 // epoch_seconds))  # epochs vary by +-20 % on a shared 2-core machine
 
 
 def fashion(runs_dir: str) -> dict:
     out = {}
     for label, settings, budget in (
-        ("cnn_5min", dict(model="resnet", depth=8, width=16, augment="crop+flip", lr=0.01), 300),
+        ("cnn_5min", dict(model="resnet", depth=8, width=16, augment="flip", lr=0.01), 300),
         ("mlp_60s", dict(model="mlp", depth=2, width=512, dropout=0.2, lr=0.003, batch_size=256), 60),
     ):
         epochs = epochs_for_budget(settings, budget, runs_dir)

@@ -42,3 +42,15 @@ def test_missing_and_malformed_files(tmp_path):
     (tmp_path / "list.yaml").write_text("- 1\n- 2\n")
     with pytest.raises(ConfigError, match="must hold a mapping"):
         Config.load(tmp_path / "list.yaml")
+
+
+@pytest.mark.parametrize("key,value,message", [
+    ("model.dropout", 1.5, "--dropout must be at least 0 and below 1. Received: 1.5"),
+    ("data.val_fraction", 1.0, "--val-fraction must be at least 0 and below 1"),
+    ("train.lr", -1, "--lr must be above 0. Received: -1.0"),
+    ("train.batch_size", 0, "--batch-size must be at least 1"),
+    ("train.monitor", "accuracy", "--monitor must name a validation metric"),
+])
+def test_out_of_range_settings_name_the_flag(key, value, message):
+    with pytest.raises(ConfigError, match=message.replace(".", r"\.").replace("-", r"\-")):
+        apply_overrides(Config(), {key: value}).check()

@@ -161,3 +161,44 @@ def test_unknown_source_and_wrong_file_kind(tmp_path):
     (tmp_path / "notes.txt").write_text("hi")
     with pytest.raises(DataError, match="expected a folder, a .csv or an .npz"):
         load_image_source(str(tmp_path / "notes.txt"), 28, None)
+
+
+def test_augmentation_crops_and_flips_each_image_on_its_own():
+    import torch
+
+    from deepworks.tasks.image import augment
+
+    torch.manual_seed(0)
+    x = torch.zeros(64, 1, 16, 16, dtype=torch.uint8)
+    x[:, :, 4:8, 2:5] = 255  # an off-centre block
+    flipped = augment(x, "flip")
+    mirrored = (flipped == x.flip(3)).flatten(1).all(1)
+    assert 16 < int(mirrored.sum()) < 48  # about half of them, each image decided on its own
+    assert torch.equal(flipped[~mirrored], x[~mirrored])
+    cropped = augment(x, "crop")
+    assert cropped.shape == x.shape and cropped.dtype == torch.uint8
+    assert (cropped != x).flatten(1).any(1).float().mean() > 0.7  # most are shifted
+    assert set(cropped.sum(dim=(1, 2, 3)).tolist()) <= {255 * n for n in range(13)}  # shifted, not blurred
+
+
+def test_cifar10_from_jpeg_tarballs(tmp_path):
+    import io
+    import tarfile
+
+    from deepworks.data.builtin import CIFAR_CLASSES, load_cifar10
+
+    folder = tmp_path / "cifar10_jpeg"
+    folder.mkdir()
+    for split, per_class in (("train", 3), ("test", 1)):
+        with tarfile.open(folder / f"{split}.tar.gz", "w:gz") as tar:
+            for c, name in enumerate(CIFAR_CLASSES):
+                for i in range(per_class):
+                    buf = io.BytesIO()
+                    Image.new("RGB", (32, 32), (c * 25, 100, 200)).save(buf, "JPEG", quality=95)
+                    info = tarfile.TarInfo(f"{split}/{name}/{i:04d}.jpg")
+                    info.size = len(buf.getvalue())
+                    tar.addfile(info, io.BytesIO(buf.getvalue()))
+    images = load_cifar10(tmp_path, download=False)
+    assert images.x.shape == (30, 3, 32, 32) and images.x_test.shape == (10, 3, 32, 32)
+    assert np.bincount(images.y).tolist() == [3] * 10 and images.classes[3] == "cat"
+    assert abs(int(images.x[images.y == 4][0, 0].mean()) - 100) < 20  # the red channel of class 4 (deer) is 4 * 25

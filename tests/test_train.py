@@ -109,6 +109,15 @@ def test_ctrl_c_mid_epoch_then_resume_gives_the_same_weights_as_an_uninterrupted
     assert epochs == [1, 2, 3]
 
 
+def test_ctrl_c_on_the_last_step_of_an_epoch_resumes_cleanly():
+    reference = quick(name="whole", **RESUME_SETTINGS)
+    per_epoch = steps_per_epoch(reference.results["splits"]["train"], 64)
+    with pytest.raises(Interrupted, match=rf"epoch 1, step {per_epoch};"):
+        train_with_hook(per_epoch, lambda: os.kill(os.getpid(), signal.SIGINT), name="edge", **RESUME_SETTINGS)
+    resumed = dw.train(resume="runs/edge", progress=False)
+    assert_same_weights(weights(reference.run.path), weights(resumed.run.path))
+
+
 def test_crash_mid_epoch_resumes_from_the_last_epoch_checkpoint_to_the_same_weights():
     reference = quick(name="whole", **RESUME_SETTINGS)
 
@@ -151,6 +160,10 @@ def test_early_stopping_on_a_validation_metric(tmp_path):
     assert fit["stopped_early"] and fit["epochs"] < 40
     stop = [r for r in trained.run.metrics() if r.get("kind") == "early_stop"]
     assert stop and stop[0]["best_epoch"] == fit["best_epoch"] == fit["epochs"] - 2
+    before = weights(trained.run.path)
+    again = dw.train(resume=trained.run.path, progress=False)  # resuming a run that stopped early trains no further
+    assert again.results["fit"]["stopped_early"] and again.results["fit"]["epochs"] == fit["epochs"]
+    assert_same_weights(before, weights(again.run.path))
 
 
 def test_run_directory_holds_everything_a_user_needs():

@@ -83,13 +83,12 @@ def train(config: Config | str | Path | None = None, *, resume: str | Path | Non
         cfg = apply_overrides(Config.load(run.config_file), settings_to_keys(settings), "settings")
     else:
         cfg = make_config(config, **settings)
+    cfg.check()
     torch.manual_seed(cfg.seed)
     task = get_task(cfg.task)(cfg)
     data = task.prepare(progress)
     cfg.train.epochs = cfg.train.epochs or default_epochs(len(data.train[0]), cfg.train.batch_size)
     cfg.train.monitor = cfg.train.monitor or (task.default_monitor if len(data.val[0]) else None)
-    if cfg.train.epochs < 1 or cfg.train.batch_size < 1 or cfg.train.lr <= 0:
-        raise ConfigError("epochs and batch_size must be at least 1, and lr above 0.")
     device = resolve_device(cfg.train.device)
 
     state = None

@@ -111,6 +111,33 @@ class Config:
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
 
+    def check(self) -> "Config":
+        """Ranges the types alone don't catch; one message per problem, naming the flag."""
+        d, m, t = self.data, self.model, self.train
+        rules = [
+            (0 <= d.val_fraction < 1, "--val-fraction must be at least 0 and below 1", d.val_fraction),
+            (0 <= d.test_fraction < 1, "--test-fraction must be at least 0 and below 1", d.test_fraction),
+            (d.val_fraction + d.test_fraction < 1, "--val-fraction plus --test-fraction must stay below 1",
+             d.val_fraction + d.test_fraction),
+            (d.image_size is None or d.image_size >= 1, "--image-size must be a positive number of pixels", d.image_size),
+            (0 <= m.dropout < 1, "--dropout must be at least 0 and below 1", m.dropout),
+            (m.depth is None or m.depth >= 0, "--depth cannot be negative", m.depth),
+            (m.width is None or m.width >= 1, "--width must be at least 1", m.width),
+            (t.epochs is None or t.epochs >= 1, "--epochs must be at least 1", t.epochs),
+            (t.batch_size >= 1, "--batch-size must be at least 1", t.batch_size),
+            (t.lr > 0, "--lr must be above 0", t.lr),
+            (t.weight_decay >= 0, "--weight-decay cannot be negative", t.weight_decay),
+            (t.clip_grad is None or t.clip_grad > 0, "--clip-grad must be above 0 (or unset)", t.clip_grad),
+            (t.patience is None or t.patience >= 0, "--patience cannot be negative", t.patience),
+            (self.eval.top_k >= 1, "--top-k must be at least 1", self.eval.top_k),
+        ]
+        for ok, rule, value in rules:
+            if not ok:
+                raise ConfigError(f"{rule}. Received: {value}.")
+        if t.monitor is not None and not t.monitor.startswith("val_"):
+            raise ConfigError(f"--monitor must name a validation metric such as val_accuracy or val_loss. Received: {t.monitor}.")
+        return self
+
     @classmethod
     def from_dict(cls, values: dict, origin: str = "config") -> "Config":
         config = cls()

@@ -216,7 +216,7 @@ def fit(task, model: nn.Module, train: tuple[torch.Tensor, ...], val: tuple[torc
     monitor, mode = t.monitor, task.monitor_mode(t.monitor)
     validate = len(val[0]) > 0
 
-    start_epoch, start_step, sums, best, best_epoch, bad_epochs = 0, 0, {}, None, None, 0
+    start_epoch, start_step, sums, best, best_epoch, bad_epochs, stopped_early = 0, 0, {}, None, None, 0, False
     if resume is not None:
         model.load_state_dict(resume["model"])
         opt.load_state_dict(resume["optimizer"])
@@ -229,18 +229,22 @@ def fit(task, model: nn.Module, train: tuple[torch.Tensor, ...], val: tuple[torc
         start_epoch, start_step = resume["epoch"], resume["step"]
         sums = {k: int(v) if k == "count" else v.to(device) for k, v in resume["sums"].items()}
         best, best_epoch, bad_epochs = resume["best"], resume["best_epoch"], resume["bad_epochs"]
+        stopped_early = resume.get("stopped_early", False)
+    done = start_epoch  # epochs completed
+    if stopped_early:
+        start_epoch = epochs  # the run had finished: resuming must not train past its early stop
 
-    def checkpoint(epoch: int, step: int) -> None:
+    def checkpoint(epoch: int, step: int, stopped_early: bool = False) -> None:
         run.save_checkpoint({
             "epoch": epoch, "step": step, "model": cpu_state_dict(model), "optimizer": opt.state_dict(),
             "schedule": schedule.state_dict(), "scaler": scaler.state_dict() if scaler else None,
             "rng": torch.get_rng_state(), "cuda_rng": torch.cuda.get_rng_state(device) if device.type == "cuda" else None,
             "sums": {k: v.detach().cpu() if torch.is_tensor(v) else torch.tensor(v) for k, v in sums.items()},
-            "best": best, "best_epoch": best_epoch, "bad_epochs": bad_epochs,
+            "best": best, "best_epoch": best_epoch, "bad_epochs": bad_epochs, "stopped_early": stopped_early,
         })
 
     bar = Progress(progress, epochs, per_epoch * epochs)
-    history, stopped_early, epoch = [], False, start_epoch
+    history, lr = [], opt.param_groups[0]["lr"]
     try:
         with ctrl_c_flag() as interrupt:
             for epoch in range(start_epoch, epochs):
@@ -253,7 +257,7 @@ def fit(task, model: nn.Module, train: tuple[torch.Tensor, ...], val: tuple[torc
                 t0, last_refresh, seen = time.perf_counter(), 0.0, 0
                 for step in range(first, per_epoch):
                     idx = order[step * t.batch_size:(step + 1) * t.batch_size if step < per_epoch - 1 else n]
-                    batch = tuple(x[idx] for x in train)
+                    batch = tuple(x.index_select(0, idx) for x in train)  # faster than x[idx] on the CPU
                     with autocast():
                         loss, stats = task.training_step(model, batch)
                     opt.zero_grad(set_to_none=True)
@@ -305,11 +309,12 @@ def fit(task, model: nn.Module, train: tuple[torch.Tensor, ...], val: tuple[torc
                 run.log(**record)
                 history.append(record)
                 bar.end_epoch(record)
-                checkpoint(epoch + 1, 0)
-                if t.patience and validate and bad_epochs >= t.patience and epoch + 1 < epochs:
-                    stopped_early = True
+                done = epoch + 1
+                stopped_early = bool(t.patience and validate and bad_epochs >= t.patience and epoch + 1 < epochs)
+                checkpoint(epoch + 1, 0, stopped_early)
+                if stopped_early:
                     run.log(kind="early_stop", epoch=epoch + 1, best_epoch=best_epoch, monitor=monitor, best=best)
                     break
     finally:
         bar.close()
-    return FitResult(epochs=epoch + 1, best_epoch=best_epoch, best_value=best, stopped_early=stopped_early, history=history)
+    return FitResult(epochs=done, best_epoch=best_epoch, best_value=best, stopped_early=stopped_early, history=history)

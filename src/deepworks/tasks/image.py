@@ -153,7 +153,7 @@ class ImageClassification:
             std = torch.tensor(self.meta["std"], device=x.device).view(-1, 1, 1)
             self._norm[x.device] = (1.0 / (255.0 * std), mean / std)
         scale, shift = self._norm[x.device]
-        return x * scale - shift  # uint8 * float32 promotes to float32: one pass fewer than x.float() first
+        return (x * scale).sub_(shift)  # uint8 * float32 promotes to float32; then in place: one buffer per batch
 
     # --- model, loss, metrics -------------------------------------------------------------
     def build_model(self) -> nn.Module:
