@@ -80,7 +80,7 @@ def deepworks_loop(task, data, cfg, epochs: int) -> float:
         return time.perf_counter() - t0
 
 
-def throughput(reps: int = 7, epochs: int = 1) -> dict:
+def throughput(reps: int = 9, epochs: int = 1) -> dict:
     """Alternate one epoch of each path, rotating who goes first, so machine noise hits all of them alike."""
     import statistics
 
@@ -109,14 +109,19 @@ def throughput(reps: int = 7, epochs: int = 1) -> dict:
             speeds[name].append(paths[name]())
         print("  rep", rep + 1, "  ".join(f"{k} {v[-1]:,.0f}/s" for k, v in speeds.items()), flush=True)
     med = {k: statistics.median(v) for k, v in speeds.items()}
+    paired = {ref: statistics.median(a / b for a, b in zip(speeds["deepworks"], speeds[ref]))
+              for ref in ("plain", "plain_channels_last")}  # each rep's three epochs ran back to back
     return {"model": "LeNet-5", "train_samples": n, "epochs_per_rep": epochs, "reps": reps, "batch_size": 128,
             **{f"{k}_samples_per_s": [round(x, 1) for x in v] for k, v in speeds.items()},
             **{f"{k}_median": round(v, 1) for k, v in med.items()},
             "ratio_vs_plain": round(med["deepworks"] / med["plain"], 4),
             "ratio_vs_plain_channels_last": round(med["deepworks"] / med["plain_channels_last"], 4),
+            "paired_ratio_vs_plain": round(paired["plain"], 4),
+            "paired_ratio_vs_plain_channels_last": round(paired["plain_channels_last"], 4),
             "note": "deepworks stores conv weights channels_last (NHWC), which oneDNN runs faster; 'plain' is the "
                     "textbook loop (NCHW), 'plain_channels_last' the same loop with that one change, so the second "
-                    "ratio is the cost of deepworks' loop itself (metrics, checkpoints, progress, uint8 input)."}
+                    "ratio is the cost of deepworks' loop itself (metrics, checkpoints, progress, uint8 input). Ratios of "
+                    "medians and medians of per-rep ratios are both given: this machine's speed drifts by up to 2x."}
 
 
 def peak_memory() -> dict:

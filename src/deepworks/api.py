@@ -15,6 +15,7 @@ import dataclasses
 import time
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from .config import Config, apply_overrides, fields_by_key
@@ -136,12 +137,12 @@ def load(run_path: str | Path, device: str = "auto", runs_dir: str | Path = "run
 
 def evaluate(run_path: str | Path, split: str = "test", data: str | None = None, progress: bool | None = False) -> dict:
     """Evaluate a trained run again: on its own test (or val) split, or on all images of another labelled source."""
+    if split not in ("test", "val"):
+        raise ConfigError(f"--split must be test or val. Received: {split!r}.")
     trained = load(run_path)
     task, meta = trained.task, dict(trained.task.meta)
     if data is None:
         prepared = task.prepare(progress)
-        if split not in ("test", "val"):
-            raise ConfigError(f"--split must be test or val. Received: {split!r}.")
         examples = prepared.test if split == "test" else prepared.val
     else:
         examples = other_source(task, data, meta, progress)
@@ -164,7 +165,7 @@ def other_source(task, source: str, meta: dict, progress) -> tuple[torch.Tensor,
     parts = [(images.x, images.y)] + ([(images.x_test, images.y_test)] if images.x_test is not None else [])
     xs = [set_channels(resize(x, meta["image_size"]), meta["channels"]) for x, _ in parts]
     ys = [torch.tensor([meta["classes"].index(images.classes[i]) for i in y]) for _, y in parts]
-    return torch.from_numpy(__import__("numpy").concatenate(xs)), torch.cat(ys)
+    return torch.from_numpy(np.concatenate(xs)), torch.cat(ys)
 
 
 def runs(runs_dir: str | Path = "runs") -> list[dict]:

@@ -62,6 +62,14 @@ def set_channels(x: np.ndarray, channels: int) -> np.ndarray:
     return np.repeat(x, 3, axis=1) if channels == 3 else rgb_to_grey(x)
 
 
+def channel_stats(x: np.ndarray, seed: int, sample: int = 10_000) -> tuple[list[float], list[float]]:
+    """Per-channel mean and std in [0, 1], from a seeded sample of at most `sample` images (estimates are enough)."""
+    if len(x) > sample:
+        x = x[np.sort(np.random.default_rng(seed).choice(len(x), sample, replace=False))]
+    flat = x.reshape(len(x), x.shape[1], -1).astype(np.float32) / 255
+    return flat.mean(axis=(0, 2)).tolist(), np.maximum(flat.std(axis=(0, 2)), 1e-3).tolist()
+
+
 def augment(x: torch.Tensor, mode: str) -> torch.Tensor:
     """Random crop (pad by 1/8 of the side, crop back) and/or horizontal flip, per image, on uint8 batches."""
     n, c, h, w = x.shape
@@ -116,7 +124,10 @@ class ImageClassification:
         images = self.load(d.source, progress)
         size = self.image_size(max(images.x.shape[-2:]))
         channels = d.channels or images.x.shape[1]
-        fix = lambda a: None if a is None else set_channels(resize(a, size), channels)  # noqa: E731
+
+        def fix(a: np.ndarray) -> np.ndarray:
+            return set_channels(resize(a, size), channels)
+
         x, y = fix(images.x), images.y
         if images.x_test is not None:
             x_test, y_test = fix(images.x_test), images.y_test
@@ -138,13 +149,16 @@ class ImageClassification:
             message = f"Class(es) {tiny} have fewer than 5 training images; the model cannot learn them well. Add images."
             warnings.warn(message, DataWarning, stacklevel=2)
             notes.append(message)
-        mean = (x.reshape(len(x), channels, -1).mean(axis=(0, 2)) / 255).tolist()
-        std = (np.maximum(x.reshape(len(x), channels, -1).std(axis=(0, 2)) / 255, 1e-3)).tolist()
+        mean, std = channel_stats(x, seed)
         self.meta = {"classes": images.classes, "channels": int(channels), "image_size": int(size),
                      "mean": mean, "std": std, "source": images.description}
         d.image_size, d.channels = int(size), int(channels)  # the saved config is the resolved one
-        t = lambda a, b: (torch.from_numpy(np.ascontiguousarray(a)), torch.from_numpy(np.ascontiguousarray(b)))  # noqa: E731
-        return Prepared(train=t(x, y), val=t(x_val, y_val), test=t(x_test, y_test), meta=self.meta, notes=notes)
+
+        def tensors(a: np.ndarray, b: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+            return torch.from_numpy(np.ascontiguousarray(a)), torch.from_numpy(np.ascontiguousarray(b))
+
+        return Prepared(train=tensors(x, y), val=tensors(x_val, y_val), test=tensors(x_test, y_test),
+                        meta=self.meta, notes=notes)
 
     def to_input(self, x: torch.Tensor) -> torch.Tensor:
         """uint8 images -> normalised float, on x's device (the scale and shift are cached per device)."""
