@@ -234,26 +234,20 @@ def main() -> None:
     if not (SHARED_DATA / "mnist").exists():
         sys.exit(f"MNIST not found under {SHARED_DATA}; set DEEPWORKS_SHARED_DATA.")
     sections = args.only.split(",")
-    result = {"benchmark": "image", "machine": machine(), "calibration_before": calibrate()}
+    result = {"benchmark": "image", "machine": machine()}
     path = Path(__file__).resolve().parent / "results" / "image.json"
-    if path.exists():  # keep sections measured by an earlier partial run
+    if path.exists():  # keep sections measured by an earlier partial run (each carries its own calibration and date)
         old = json.loads(path.read_text())
         result.update({k: v for k, v in old.items() if k in ("throughput", "forest", "default", "fashion")})
     with tempfile.TemporaryDirectory() as runs_dir:
-        if "throughput" in sections:
-            print("throughput: deepworks vs plain PyTorch, LeNet-5 on MNIST", flush=True)
-            result["throughput"] = {**throughput(), **peak_memory()}
-        if "forest" in sections:
-            print("random forest on MNIST", flush=True)
-            result["forest"] = forest()
-        if "default" in sections:
-            print("default settings on MNIST", flush=True)
-            result["default"] = default_settings(runs_dir)
-        if "fashion" in sections:
-            print("Fashion-MNIST in fixed time budgets", flush=True)
-            result["fashion"] = fashion(runs_dir)
-    result["calibration_after"] = calibrate()
-    result["date"] = time.strftime("%Y-%m-%d")
+        runs = {"throughput": lambda: {**throughput(), **peak_memory()}, "forest": forest,
+                "default": lambda: default_settings(runs_dir), "fashion": lambda: fashion(runs_dir)}
+        for name in ("throughput", "forest", "default", "fashion"):
+            if name in sections:
+                print(name, flush=True)
+                before = calibrate()
+                result[name] = {**runs[name](), "calibration_before": before, "calibration_after": calibrate(),
+                                "date": time.strftime("%Y-%m-%d %H:%M")}
     write("image", result)
     print(json.dumps({k: v for k, v in result.items() if k not in ("machine",)}, indent=2))
 
