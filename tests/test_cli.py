@@ -29,6 +29,7 @@ def test_folder_to_trained_model_to_predictions(capsys, trained_folder_run, imag
     assert "runs/bars" in out and "random forest" in out and "report" in out
     accuracy = float(out.split("test      accuracy ")[1].split()[0])
     assert accuracy >= 0.8  # three classes: chance is 0.33
+    assert "top2 accuracy" in out  # top-k stays below the number of classes, where it would always be 1
 
     from conftest import draw
     import numpy as np

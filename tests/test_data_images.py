@@ -99,9 +99,10 @@ def test_skipped_files_warn_once_through_the_task(image_folder):
     cfg.data.source = str(image_folder)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        ImageClassification(cfg).prepare(progress=False)
+        prepared = ImageClassification(cfg).prepare(progress=False)
     messages = [str(w.message) for w in caught if issubclass(w.category, DataWarning)]
     assert len(messages) == 1 and "zero.png" in messages[0] and "bad.png" in messages[0] and "--strict" in messages[0]
+    assert prepared.notes == messages  # the report lists the same files
 
 
 def test_train_test_layout_is_kept(tmp_path, image_folder):

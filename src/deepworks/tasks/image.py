@@ -143,7 +143,7 @@ class ImageClassification:
             raise DataError(f"{images.description} leaves {len(x)} image(s) for training after the validation and test "
                             f"splits. Add images, or lower --val-fraction / --test-fraction.")
         counts = np.bincount(y, minlength=len(images.classes))
-        notes = [f"{len(images.skipped)} unreadable file(s) skipped."] if images.skipped else []
+        notes = [unreadable_message(images.skipped)] if images.skipped else []
         tiny = [images.classes[i] for i, c in enumerate(counts) if c < 5]
         if tiny:
             message = f"Class(es) {tiny} have fewer than 5 training images; the model cannot learn them well. Add images."
@@ -202,7 +202,7 @@ class ImageClassification:
 
         x, y = split
         logits = self.logits(model, x, device)
-        k = min(self.cfg.eval.top_k, logits.shape[1])
+        k = min(self.cfg.eval.top_k, max(1, logits.shape[1] - 1))  # top-k over all classes would always be 1.0
         pred = logits.argmax(1)
         classes = self.meta["classes"]
         labels = list(range(len(classes)))
@@ -263,7 +263,7 @@ class ImageClassification:
             rows.append({"model": baseline["model"], "accuracy": baseline["accuracy"], k: "",
                          "macro F1": baseline["macro_f1"], "parameters": ""})
         fit = results["fit"]
-        notes = "".join(f"<p class='note'>{html.escape(n)}</p>" for n in data.notes)
+        notes = "".join(f"<pre class='note'>{html.escape(n)}</pre>" for n in data.notes)
         sections = [
             ("Result on the test split", table(rows) + f"<p>{fit['epochs']} epochs; best validation {fit['monitor']} "
              f"{fit['best_value'] if fit['best_value'] is None else round(fit['best_value'], 4)} at epoch {fit['best_epoch']}"
