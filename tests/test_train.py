@@ -189,6 +189,13 @@ def test_bf16_mixed_precision_runs_and_learns_on_the_cpu():
     assert trained.results["test"]["accuracy"] > 0.7
 
 
-def test_restore_best_keeps_the_best_validation_weights():
-    trained = quick(model="mlp", epochs=4, name="best")
-    assert_same_weights(weights(trained.run.path), weights(trained.run.path, "best.safetensors"))
+def test_restore_best_keeps_the_best_validation_weights_not_the_last(tmp_path):
+    rng = np.random.default_rng(1)  # random labels: validation loss is best early and worse as the model memorises
+    np.savez(tmp_path / "noise.npz", x=rng.integers(0, 255, (600, 8, 8), dtype=np.uint8), y=rng.integers(0, 3, 600))
+    trained = quick(data=str(tmp_path / "noise.npz"), model="mlp", width=512, epochs=8, lr=0.01,
+                    schedule="constant", monitor="val_loss", name="best")
+    fit = trained.results["fit"]
+    assert fit["best_epoch"] < 8
+    final, last = weights(trained.run.path), torch.load("runs/best/checkpoint.pt", weights_only=True)["model"]
+    assert_same_weights(final, weights(trained.run.path, "best.safetensors"))
+    assert not torch.equal(final["net.1.weight"], last["net.1.weight"])  # the last epoch's weights were not kept

@@ -24,7 +24,7 @@ EXAMPLES = """examples:
 """
 
 
-def flag_name(key: str, f: dataclasses.Field) -> str:
+def flag_name(f: dataclasses.Field) -> str:
     return f.metadata.get("flag") or "--" + f.name.replace("_", "-")
 
 
@@ -42,9 +42,9 @@ def add_config_flags(parser: argparse.ArgumentParser) -> None:
         help_text += f" [default: {default}]"
         kwargs = dict(dest=key, default=argparse.SUPPRESS, help=help_text.replace("%", "%%"))
         if typ is bool:
-            groups[section].add_argument(flag_name(key, f), action=argparse.BooleanOptionalAction, **kwargs)
+            groups[section].add_argument(flag_name(f), action=argparse.BooleanOptionalAction, **kwargs)
         else:
-            groups[section].add_argument(flag_name(key, f), metavar=f.name.upper(), **kwargs)
+            groups[section].add_argument(flag_name(f), metavar=f.name.upper(), **kwargs)
 
 
 def build_parser() -> argparse.ArgumentParser:

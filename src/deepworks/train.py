@@ -133,8 +133,8 @@ def ctrl_c_flag():
 class Progress:
     """A tqdm bar per epoch on a terminal; one summary line per epoch otherwise (or nothing when quiet)."""
 
-    def __init__(self, enabled: bool | None, epochs: int, total_steps: int):
-        self.enabled, self.epochs, self.total_steps = enabled, epochs, total_steps
+    def __init__(self, enabled: bool | None, epochs: int):
+        self.enabled, self.epochs = enabled, epochs
         self.use_bar = enabled is not False and sys.stderr.isatty()
         self.bar = None
 
@@ -243,7 +243,7 @@ def fit(task, model: nn.Module, train: tuple[torch.Tensor, ...], val: tuple[torc
             "best": best, "best_epoch": best_epoch, "bad_epochs": bad_epochs, "stopped_early": stopped_early,
         })
 
-    bar = Progress(progress, epochs, per_epoch * epochs)
+    bar = Progress(progress, epochs)
     history, lr = [], opt.param_groups[0]["lr"]
     try:
         with ctrl_c_flag() as interrupt:

@@ -90,7 +90,6 @@ def augment(x: torch.Tensor, mode: str) -> torch.Tensor:
 class ImageClassification:
     name = "image"
     default_monitor = "val_accuracy"
-    metric = "accuracy"
 
     def __init__(self, cfg: Config, meta: dict | None = None):
         self.cfg = cfg
