@@ -39,7 +39,8 @@ def add_config_flags(parser: argparse.ArgumentParser) -> None:
         if choices:
             help_text += " One of: " + ", ".join(str(c) for c in choices if c is not None) + "."
         default = f.default if f.default is not dataclasses.MISSING else None
-        help_text += f" [default: {default}]"
+        if default is not None:  # None defaults are explained in the help text itself
+            help_text += f" [default: {default}]"
         kwargs = dict(dest=key, default=argparse.SUPPRESS, help=help_text.replace("%", "%%"))
         if typ is bool:
             groups[section].add_argument(flag_name(f), action=argparse.BooleanOptionalAction, **kwargs)
