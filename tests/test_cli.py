@@ -5,7 +5,6 @@ import subprocess
 import sys
 
 import pytest
-from PIL import Image
 
 from deepworks.cli import main
 
@@ -65,6 +64,7 @@ def test_user_mistakes_get_one_clear_line_and_no_traceback(capsys, tmp_path, tra
         (["train", "--model", "vgg"], "must be one of mlp, lenet, resnet"),
         (["train", "--config", "missing.yaml"], "Config file 'missing.yaml' does not exist"),
         (["train", "--resume", "runs/never"], "No run at 'runs/never'"),
+        (["train", "--resume", "runs/bars", "--lr", "-1"], "--lr must be above 0. Received: -1.0"),
         (["predict", "runs/bars", "nothing.jpg"], "No such image file 'nothing.jpg'"),
         (["evaluate", "runs/ghost"], "No run at 'runs/ghost'"),
         (["train", "--data", "mnist", "--no-download"], "MNIST is not in"),

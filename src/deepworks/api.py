@@ -15,11 +15,10 @@ import dataclasses
 import time
 from pathlib import Path
 
-import numpy as np
 import torch
 
 from .config import Config, apply_overrides, fields_by_key
-from .errors import ConfigError, DataError, DeepworksError
+from .errors import ConfigError, DeepworksError
 from .models import prefer_channels_last
 from .run import Run, cpu_state_dict
 from .tasks import get_task
@@ -84,7 +83,7 @@ def train(config: Config | str | Path | None = None, *, resume: str | Path | Non
         cfg = apply_overrides(Config.load(run.config_file), settings_to_keys(settings), "settings")
     else:
         cfg = make_config(config, **settings)
-    cfg.check()
+    cfg.check()  # after the overrides of a resume too
     torch.manual_seed(cfg.seed)
     task = get_task(cfg.task)(cfg)
     data = task.prepare(progress)
@@ -145,27 +144,13 @@ def evaluate(run_path: str | Path, split: str = "test", data: str | None = None,
         prepared = task.prepare(progress)
         examples = prepared.test if split == "test" else prepared.val
     else:
-        examples = other_source(task, data, meta, progress)
+        examples = task.labelled_examples(data, progress)
         split = "all"
     task.meta, task._norm = meta, {}  # normalise as in training, whatever the data now holds
     metrics = task.test_metrics(trained.model, examples, trained.device)
     trained.run.log(kind="evaluation", split=split, data=data or trained.cfg.data.source,
                     **{k: v for k, v in metrics.items() if k not in ("per_class", "confusion")})
     return {"run": str(trained.run.path), "split": split, "data": data or trained.cfg.data.source, **metrics}
-
-
-def other_source(task, source: str, meta: dict, progress) -> tuple[torch.Tensor, torch.Tensor]:
-    from .tasks.image import resize, set_channels
-
-    images = task.load(source, progress)
-    unknown = [c for c in images.classes if c not in meta["classes"]]
-    if unknown:
-        raise DataError(f"'{source}' has class(es) {unknown} that the model was not trained on. "
-                        f"It knows: {', '.join(meta['classes'])}.")
-    parts = [(images.x, images.y)] + ([(images.x_test, images.y_test)] if images.x_test is not None else [])
-    xs = [set_channels(resize(x, meta["image_size"]), meta["channels"]) for x, _ in parts]
-    ys = [torch.tensor([meta["classes"].index(images.classes[i]) for i in y]) for _, y in parts]
-    return torch.from_numpy(np.concatenate(xs)), torch.cat(ys)
 
 
 def runs(runs_dir: str | Path = "runs") -> list[dict]:

@@ -191,9 +191,10 @@ def better(value: float, best: float | None, mode: str) -> bool:
     return best is None or (value >= best if mode == "max" else value <= best)
 
 
-def divergence_message(value: float, epoch: int, step: int, lr: float, run: Run, last_epoch: int, cfg: Config) -> str:
-    kept = (f"The last good checkpoint (end of epoch {last_epoch}) is kept in '{run.checkpoint_file}'."
-            if last_epoch > 0 else "It diverged in the first epoch, so there is no checkpoint to keep.")
+def divergence_message(value: float, epoch: int, step: int, lr: float, run: Run, cfg: Config) -> str:
+    """`epoch` counts from 0, so it is also the number of epochs whose checkpoint is good."""
+    kept = (f"The last good checkpoint (end of epoch {epoch}) is kept in '{run.checkpoint_file}'."
+            if epoch > 0 else "It diverged in the first epoch, so there is no checkpoint to keep.")
     clip = "" if cfg.train.clip_grad else " or clip gradients with --clip-grad 1.0"
     return (f"Training stopped: the loss became {value} at epoch {epoch + 1}, step {step + 1} "
             f"(learning rate {lr:.3g}). The likely cause is a learning rate too high for this model and data: "
@@ -234,9 +235,9 @@ def fit(task, model: nn.Module, train: tuple[torch.Tensor, ...], val: tuple[torc
     if stopped_early:
         start_epoch = epochs  # the run had finished: resuming must not train past its early stop
 
-    def checkpoint(epoch: int, step: int, stopped_early: bool = False) -> None:
+    def checkpoint(epoch: int, step: int, stopped_early: bool = False, weights: dict | None = None) -> None:
         run.save_checkpoint({
-            "epoch": epoch, "step": step, "model": cpu_state_dict(model), "optimizer": opt.state_dict(),
+            "epoch": epoch, "step": step, "model": weights or cpu_state_dict(model), "optimizer": opt.state_dict(),
             "schedule": schedule.state_dict(), "scaler": scaler.state_dict() if scaler else None,
             "rng": torch.get_rng_state(), "cuda_rng": torch.cuda.get_rng_state(device) if device.type == "cuda" else None,
             "sums": {k: v.detach().cpu() if torch.is_tensor(v) else torch.tensor(v) for k, v in sums.items()},
@@ -284,7 +285,7 @@ def fit(task, model: nn.Module, train: tuple[torch.Tensor, ...], val: tuple[torc
                         last_refresh = now
                         means = {k: float(v / sums["count"]) for k, v in sums.items() if k != "count"}
                         if not math.isfinite(means["loss"]):
-                            raise TrainingError(divergence_message(means["loss"], epoch, step, lr, run, epoch, cfg))
+                            raise TrainingError(divergence_message(means["loss"], epoch, step, lr, run, cfg))
                         left = per_epoch * epochs - (epoch * per_epoch + step + 1)
                         postfix = {**{k: f"{v:.4f}" for k, v in means.items()}, "eta": f"{(now - t0) / (step + 1 - first) * left:.0f}s"}
                     bar.update(size, postfix)
@@ -300,10 +301,11 @@ def fit(task, model: nn.Module, train: tuple[torch.Tensor, ...], val: tuple[torc
                           "samples_per_s": round(seen / max(seconds, 1e-9), 1)}
                 if validate:
                     record.update({f"val_{k}": v for k, v in task.evaluate(model, val, device).items()})
+                weights = cpu_state_dict(model)  # one copy serves the best weights and the checkpoint
                 improved = validate and better(record[monitor], best, mode)
                 if improved:
                     best, best_epoch, bad_epochs = record[monitor], epoch + 1, 0
-                    run.save_weights(cpu_state_dict(model), run.best_file)
+                    run.save_weights(weights, run.best_file)
                 elif validate:
                     bad_epochs += 1
                 run.log(**record)
@@ -311,7 +313,7 @@ def fit(task, model: nn.Module, train: tuple[torch.Tensor, ...], val: tuple[torc
                 bar.end_epoch(record)
                 done = epoch + 1
                 stopped_early = bool(t.patience and validate and bad_epochs >= t.patience and epoch + 1 < epochs)
-                checkpoint(epoch + 1, 0, stopped_early)
+                checkpoint(epoch + 1, 0, stopped_early, weights)
                 if stopped_early:
                     run.log(kind="early_stop", epoch=epoch + 1, best_epoch=best_epoch, monitor=monitor, best=best)
                     break

@@ -202,7 +202,7 @@ def download_file(remote: Remote, f: RemoteFile, folder: Path, title: str) -> Pa
         except (urllib.error.URLError, OSError, TimeoutError) as err:
             errors.append(f"{url}: {getattr(err, 'reason', err)}")
     raise DataError(f"Could not download {title} file {f.name} into '{folder}':\n  " + "\n  ".join(errors) +
-                    f"\nCheck the network, or copy the file there by hand (or set --data-dir / $DEEPWORKS_DATA).")
+                    "\nCheck the network, or copy the file there by hand (or set --data-dir / $DEEPWORKS_DATA).")
 
 
 def fetch(url: str, dest: Path, f: RemoteFile) -> Path:

@@ -114,8 +114,10 @@ def decode_many(paths: list[Path], size: int, channels: int | None, strict: bool
 
 def looks_grey(x: np.ndarray, tolerance: int = 3) -> bool:
     """True when every pixel has R = G = B (within JPEG noise): grey scans saved as RGB train on 1 channel."""
-    x16 = x.astype(np.int16)
-    return bool(np.abs(x16[:, 0] - x16[:, 1]).max() <= tolerance and np.abs(x16[:, 1] - x16[:, 2]).max() <= tolerance)
+    for a, b in ((0, 1), (1, 2)):  # one channel pair at a time: no int16 copy of the whole set
+        if np.abs(x[:, a].astype(np.int16) - x[:, b]).max() > tolerance:
+            return False
+    return True
 
 
 def rgb_to_grey(x: np.ndarray) -> np.ndarray:

@@ -24,7 +24,7 @@ import torch.nn.functional as F
 
 from ..config import Config
 from ..data import FILE_IMAGE_SIZE, load_image_source
-from ..data.images import IMAGE_EXTENSIONS, UnreadableImage, decode_image, rgb_to_grey, unreadable_message
+from ..data.images import IMAGE_EXTENSIONS, UnreadableImage, decode_image, image_files, rgb_to_grey, unreadable_message
 from ..errors import ConfigError, DataError
 from ..models import build_image_classifier, count_parameters, min_image_size
 from ..report import image_tag, plot_confusion, plot_history, plot_image_grid, table, write_page
@@ -298,7 +298,7 @@ class ImageClassification:
         files: list[Path] = []
         for p in map(Path, paths):
             if p.is_dir():
-                files += sorted(f for f in p.rglob("*") if f.suffix.lower() in IMAGE_EXTENSIONS and not f.name.startswith("."))
+                files += image_files(p)
             elif not p.exists():
                 raise DataError(f"No such image file '{p}'. Check the path.")
             else:
@@ -313,6 +313,21 @@ class ImageClassification:
                 raise DataError(f"Cannot read '{f}' as an image: {err}. Pass a JPEG, PNG or other image file.") from None
             arrays.append(set_channels(arr[None], self.meta["channels"])[0])
         return torch.from_numpy(np.stack(arrays)), [str(f) for f in files]
+
+    def labelled_examples(self, source: str, progress: bool | None = False) -> tuple[torch.Tensor, torch.Tensor]:
+        """Every labelled image of another source (its splits together), prepared as this model expects."""
+        images = self.load(source, progress)
+        classes = self.meta["classes"]
+        unknown = [c for c in images.classes if c not in classes]
+        if unknown:
+            raise DataError(f"'{source}' has class(es) {unknown} that the model was not trained on. "
+                            f"It knows: {', '.join(classes)}.")
+        parts = [(a, b) for a, b in ((images.x, images.y), (images.x_val, images.y_val), (images.x_test, images.y_test))
+                 if a is not None]
+        x = np.concatenate([set_channels(resize(a, self.meta["image_size"]), self.meta["channels"]) for a, _ in parts])
+        remap = np.array([classes.index(c) for c in images.classes])
+        y = np.concatenate([remap[b] for _, b in parts])
+        return torch.from_numpy(x), torch.from_numpy(y)
 
     def predict_files(self, model: nn.Module, paths: list[str | Path], top_k: int, device: torch.device) -> list[dict]:
         x, names = self.read_images(paths)
