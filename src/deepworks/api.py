@@ -3,6 +3,9 @@
     import deepworks as dw
     trained = dw.train(data="photos/", model="resnet", epochs=10)
     trained.predict(["new.jpg"])            # top-k classes with probabilities
+
+    lm = dw.train(task="text", data="notes.txt", model="lstm")
+    lm.generate("Dear ", length=200, temperature=0.8)   # the prime and 200 new characters
     trained = dw.load("runs/photos-resnet")  # later, from the run directory
     dw.evaluate("runs/photos-resnet")        # test metrics again
     dw.runs()                                # every run with its best metric
@@ -56,17 +59,36 @@ class Trained:
 
     @property
     def classes(self) -> list[str]:
-        return self.task.meta["classes"]
+        return self.task.meta.get("classes", [])
 
     def predict(self, images: list[str | Path] | str | Path, top_k: int | None = None) -> list[dict]:
+        """Image runs: the top-k classes of image files (or of every image in a folder)."""
+        self.require("image", "predict", "generate")
         images = [images] if isinstance(images, (str, Path)) else list(images)
         return self.task.predict_files(self.model, images, top_k or self.cfg.eval.top_k, self.device)
+
+    def generate(self, prime: str = "", length: int = 500, temperature: float = 1.0, top_k: int | None = None,
+                 seed: int | None = None) -> str:
+        """Text runs: the prime followed by `length` sampled characters (the same for the same seed)."""
+        self.require("text", "generate", "predict")
+        return self.task.generate(self.model, prime, length, temperature, top_k, seed, self.device)
+
+    def stream(self, prime: str = "", length: int = 500, temperature: float = 1.0, top_k: int | None = None,
+               seed: int | None = None):
+        """Text runs: the sampled characters one at a time, as they are made (the prime is not repeated)."""
+        self.require("text", "stream", "predict")
+        return self.task.stream(self.model, prime, length, temperature, top_k, seed, self.device)
+
+    def require(self, task: str, what: str, instead: str) -> None:
+        if self.cfg.task != task:
+            raise DeepworksError(f"'{what}' is for {task} runs; '{self.run.path}' is a {self.cfg.task} run. "
+                                 f"Use '{instead}' instead.")
 
     def evaluate(self, split: str = "test", data: str | None = None) -> dict:
         return evaluate(self.run.path, split=split, data=data)
 
     def __repr__(self) -> str:
-        return f"Trained(run='{self.run.path}', model={self.cfg.model.name}, classes={len(self.classes)})"
+        return f"Trained(run='{self.run.path}', task={self.cfg.task}, model={self.cfg.model.name})"
 
 
 def default_run_name(cfg: Config) -> str:
@@ -83,11 +105,13 @@ def train(config: Config | str | Path | None = None, *, resume: str | Path | Non
         cfg = apply_overrides(Config.load(run.config_file), settings_to_keys(settings), "settings")
     else:
         cfg = make_config(config, **settings)
+    task = get_task(cfg.task)(cfg)  # fills the settings left unset with the task's defaults
     cfg.check()  # after the overrides of a resume too
     torch.manual_seed(cfg.seed)
-    task = get_task(cfg.task)(cfg)
     data = task.prepare(progress)
-    cfg.train.epochs = cfg.train.epochs or default_epochs(len(data.train[0]), cfg.train.batch_size)
+    if not cfg.train.epochs:
+        cfg.train.epochs = (task.default_epochs(data) if hasattr(task, "default_epochs")
+                            else default_epochs(len(data.train[0]), cfg.train.batch_size))
     cfg.train.monitor = cfg.train.monitor or (task.default_monitor if len(data.val[0]) else None)
     device = resolve_device(cfg.train.device)
 
@@ -146,11 +170,17 @@ def evaluate(run_path: str | Path, split: str = "test", data: str | None = None,
     else:
         examples = task.labelled_examples(data, progress)
         split = "all"
-    task.meta, task._norm = meta, {}  # normalise as in training, whatever the data now holds
+    task.meta = meta  # prepare as in training (normalisation, vocabulary), whatever the data now holds
     metrics = task.test_metrics(trained.model, examples, trained.device)
     trained.run.log(kind="evaluation", split=split, data=data or trained.cfg.data.source,
                     **{k: v for k, v in metrics.items() if k not in ("per_class", "confusion")})
     return {"run": str(trained.run.path), "split": split, "data": data or trained.cfg.data.source, **metrics}
+
+
+def generate(run_path: str | Path, prime: str = "", length: int = 500, temperature: float = 1.0,
+             top_k: int | None = None, seed: int | None = None) -> str:
+    """Sample text from a trained text run: the prime followed by `length` new characters."""
+    return load(run_path).generate(prime, length, temperature, top_k, seed)
 
 
 def runs(runs_dir: str | Path = "runs") -> list[dict]:
@@ -172,9 +202,10 @@ def runs(runs_dir: str | Path = "runs") -> list[dict]:
         values = [r[monitor] for r in epochs if monitor and monitor in r]
         best = (max(values) if cfg.train.monitor and not monitor.endswith("loss") else min(values)) if values else None
         test = next((r for r in reversed(records) if r.get("kind") == "test"), None)
+        headline = get_task(cfg.task).headline
         status = "finished" if run.results_file.exists() else (
             f"stopped after epoch {len(epochs)}" if epochs else "no epoch finished")
         out.append({"name": run.name, "path": str(path), "task": cfg.task, "data": cfg.data.source, "model": cfg.model.name,
                     "epochs": f"{len(epochs)}/{cfg.train.epochs}", "monitor": monitor, "best": best,
-                    "test_accuracy": test.get("accuracy") if test else None, "status": status})
+                    "test_metric": headline, "test": test.get(headline) if test else None, "status": status})
     return out

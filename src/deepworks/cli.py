@@ -21,6 +21,11 @@ EXAMPLES = """examples:
   deepworks predict runs/photos-resnet cat.jpg      top-k classes with probabilities
   deepworks evaluate runs/photos-resnet             test metrics again
   deepworks runs                                    every run with its best metric
+
+  deepworks train --task text                       a 2-layer LSTM on Python's own source (no download)
+  deepworks train --task text --data notes.txt --model gru --epochs 20
+  deepworks train --task text --data tiny-shakespeare --data-dir ../shared/data
+  deepworks generate runs/notes-gru --prime "Dear " --length 300 --temperature 0.8
 """
 
 
@@ -77,6 +82,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--top-k", type=int, default=3, help="how many classes to show per image [default: 3]")
     p.add_argument("--json", action="store_true", help="print JSON on stdout")
 
+    p = sub.add_parser("generate", help="write text with a trained text run, streamed as it is sampled",
+                       description="Sample text one character at a time from a text run. Lower temperatures are "
+                                   "safer and more repetitive, higher ones more inventive; 0 always takes the "
+                                   "likeliest character.")
+    p.add_argument("run", help="run directory, or a run name inside runs/")
+    p.add_argument("--prime", default="", help="text to start from and continue [default: a new line]")
+    p.add_argument("--length", type=int, default=500, help="characters to generate [default: 500]")
+    p.add_argument("--temperature", type=float, default=0.8, help="randomness of the sampling, 0 or above [default: 0.8]")
+    p.add_argument("--top-k", type=int, help="sample only among the k likeliest characters [default: all]")
+    p.add_argument("--seed", type=int, help="seed for repeatable output [default: a new one each time, shown with --json]")
+    p.add_argument("--json", action="store_true", help="print the text and settings as JSON on stdout, when done")
+
     p = sub.add_parser("runs", help="list runs with their status and best metric")
     p.add_argument("--runs-dir", default="runs", help="folder of run directories [default: runs]")
     p.add_argument("--json", action="store_true", help="print JSON on stdout")
@@ -100,19 +117,8 @@ def cmd_train(args) -> int:
     if args.json:
         print(json.dumps({"run": str(trained.run.path), **results}, indent=2))
         return 0
-    test, base, fit = results["test"], results["baseline"], results["fit"]
-    k = next(key for key in test if key.startswith("top"))
-    lines = [
-        ("run", str(trained.run.path)),
-        ("data", f"{trained.task.meta['source']}; train {results['splits']['train']} / val {results['splits']['val']} "
-                 f"/ test {results['splits']['test']}"),
-        ("model", f"{trained.cfg.model.name}, {results['parameters']:,} parameters, {fit['epochs']} epochs in "
-                  f"{fit['train_seconds']:.1f} s" + (" (stopped early)" if fit["stopped_early"] else "")),
-        ("test", f"accuracy {fmt(test['accuracy'])}  {k.replace('_', ' ')} {fmt(test[k])}  macro F1 {fmt(test['macro_f1'])}"),
-    ]
-    if base:
-        lines.append(("baseline", f"accuracy {fmt(base['accuracy'])}  macro F1 {fmt(base['macro_f1'])}  ({base['model']})"))
-    lines.append(("report", str(trained.run.report_dir / "index.html")))
+    lines = [("run", str(trained.run.path)), *trained.task.summary(results),
+             ("report", str(trained.run.report_dir / "index.html"))]
     for label, text in lines:
         print(f"{label:<9} {text}")
     return 0
@@ -125,13 +131,10 @@ def cmd_evaluate(args) -> int:
     if args.json:
         print(json.dumps(metrics, indent=2))
         return 0
-    k = next(key for key in metrics if key.startswith("top"))
-    print(f"{metrics['run']} on {metrics['data']} ({metrics['split']}, {metrics['samples']} images)")
-    print(f"accuracy {fmt(metrics['accuracy'])}  {k.replace('_', ' ')} {fmt(metrics[k])}  "
-          f"macro F1 {fmt(metrics['macro_f1'])}  loss {fmt(metrics['loss'])}")
-    print(f"{'class':<20} {'precision':>9} {'recall':>9} {'f1':>9} {'support':>8}")
-    for row in metrics["per_class"]:
-        print(f"{row['class'][:20]:<20} {row['precision']:>9.4f} {row['recall']:>9.4f} {row['f1']:>9.4f} {row['support']:>8}")
+    size = f"{metrics['samples']} images" if "samples" in metrics else f"{metrics['characters']:,} characters"
+    print(f"{metrics['run']} on {metrics['data']} ({metrics['split']}, {size})")
+    for line in api.load(args.run).task.describe_metrics(metrics):
+        print(line)
     return 0
 
 
@@ -148,6 +151,32 @@ def cmd_predict(args) -> int:
     return 0
 
 
+def cmd_generate(args) -> int:
+    import secrets
+    import time
+
+    from . import api
+
+    trained = api.load(args.run)
+    seed = secrets.randbits(31) if args.seed is None else args.seed
+    chars = trained.stream(args.prime, args.length, args.temperature, args.top_k, seed)
+    t0 = time.perf_counter()
+    if args.json:
+        text = "".join(chars)
+        print(json.dumps({"run": str(trained.run.path), "prime": args.prime, "temperature": args.temperature,
+                          "top_k": args.top_k, "seed": seed, "length": args.length, "text": args.prime + text,
+                          "chars_per_s": round(len(text) / max(time.perf_counter() - t0, 1e-9), 1)}, indent=2))
+        return 0
+    live = sys.stdout.isatty()
+    sys.stdout.write(args.prime)
+    for ch in chars:
+        sys.stdout.write(ch)
+        if live:
+            sys.stdout.flush()
+    sys.stdout.write("\n")
+    return 0
+
+
 def cmd_runs(args) -> int:
     from . import api
 
@@ -158,11 +187,11 @@ def cmd_runs(args) -> int:
     if not rows:
         print(f"No runs in '{args.runs_dir}/'. Start one with: deepworks train")
         return 0
-    print(f"{'name':<28} {'task':<6} {'model':<7} {'epochs':>7} {'best':>18} {'test acc':>9}  status")
+    print(f"{'name':<28} {'task':<6} {'model':<7} {'epochs':>7} {'best':>18} {'test':>15}  status")
     for r in rows:
         best = f"{r['monitor']} {fmt(r['best'])}" if r["best"] is not None else "-"
-        print(f"{r['name'][:28]:<28} {r['task']:<6} {r['model']:<7} {r['epochs']:>7} {best:>18} "
-              f"{fmt(r['test_accuracy']):>9}  {r['status']}")
+        test = f"{r['test_metric']} {fmt(r['test'])}" if r["test"] is not None else "-"
+        print(f"{r['name'][:28]:<28} {r['task']:<6} {r['model']:<7} {r['epochs']:>7} {best:>18} {test:>15}  {r['status']}")
     return 0
 
 
@@ -180,7 +209,8 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return 0
     warnings.showwarning = show_warning
-    commands = {"train": cmd_train, "evaluate": cmd_evaluate, "predict": cmd_predict, "runs": cmd_runs}
+    commands = {"train": cmd_train, "evaluate": cmd_evaluate, "predict": cmd_predict, "generate": cmd_generate,
+                "runs": cmd_runs}
     try:
         return commands[args.command](args)
     except Interrupted as err:

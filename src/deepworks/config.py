@@ -27,10 +27,11 @@ def setting(default, help: str, choices: tuple | None = None, flag: str | None =
 
 @dataclass
 class DataConfig:
-    source: str = setting(
-        "digits",
-        "What to learn from: a folder with one sub-folder per class, a CSV of path,label, "
-        "an .npz with arrays x and y, or a built-in dataset (digits, mnist, fashion-mnist, cifar10).",
+    source: str | None = setting(
+        None,
+        "What to learn from. Images: a folder with one sub-folder per class, a CSV of path,label, an .npz with "
+        "arrays x and y, or a built-in (digits, mnist, fashion-mnist, cifar10; default digits). Text: a UTF-8 "
+        "file or a folder of text files, or a built-in (python-stdlib, tiny-shakespeare; default python-stdlib).",
         flag="--data",
     )
     data_dir: str | None = setting(
@@ -45,23 +46,40 @@ class DataConfig:
         "folders and CSVs, and at least what the model needs: 28 for LeNet).",
     )
     channels: int | None = setting(None, "1 for grey, 3 for colour (default: what the images are).", (None, 1, 3))
-    val_fraction: float = setting(0.1, "Share of the training data held out for validation (seeded, stratified).")
-    test_fraction: float = setting(0.1, "Share held out for the final test when the data has no test split.")
+    val_fraction: float = setting(
+        0.1, "Share of the training data held out for validation (images: seeded, stratified; text: the end of the text).")
+    test_fraction: float = setting(
+        0.1, "Images: share held out for the final test when the data has no test split. (Text is scored on its "
+        "validation part.)")
     augment: str = setting("none", "Random training augmentation.", ("none", "flip", "crop", "crop+flip"))
     strict: bool = setting(False, "Stop on unreadable files instead of skipping them with a warning.")
+    seq_len: int = setting(128, "Text: characters per training sequence, the span of truncated backpropagation "
+                                "through time (the hidden state is carried on across sequences).")
+    encoding: str = setting("utf-8", "Text: how the files are decoded; latin-1 reads any byte as one character.",
+                            ("utf-8", "latin-1"))
 
 
 @dataclass
 class ModelConfig:
-    name: str = setting("lenet", "Network architecture.", ("mlp", "lenet", "resnet"), flag="--model")
-    depth: int | None = setting(None, "MLP: hidden layers (default 2). ResNet: layers, 6n+2 (default 20).")
-    width: int | None = setting(None, "MLP: units per hidden layer (default 256). ResNet: first-stage channels (default 16).")
-    activation: str = setting("relu", "Hidden activation.", ("relu", "leaky_relu", "gelu", "tanh", "sigmoid"))
+    name: str | None = setting(
+        None, "Network architecture: mlp, lenet or resnet for images (default lenet); rnn, lstm or gru for text "
+        "(default lstm).", ("mlp", "lenet", "resnet", "rnn", "lstm", "gru"), flag="--model")
+    depth: int | None = setting(
+        None, "MLP: hidden layers (default 2). ResNet: layers, 6n+2 (default 20). RNN/LSTM/GRU: stacked layers (default 2).")
+    width: int | None = setting(
+        None, "MLP: units per hidden layer (default 256). ResNet: first-stage channels (default 16). "
+        "RNN/LSTM/GRU: hidden units (default 256).")
+    embed_size: int | None = setting(None, "Text: size of the character embedding (default 64, or the width when tied).")
+    tie_weights: bool = setting(False, "Text: share the embedding matrix with the output layer (needs embed size = width).")
+    activation: str | None = setting(
+        None, "Hidden activation (default relu; tanh for text, where only the plain rnn can use relu instead).",
+        ("relu", "leaky_relu", "gelu", "tanh", "sigmoid"))
     init: str = setting(
         "auto", "Weight initialisation; auto matches it to the activation (He for ReLU-like, Xavier for tanh/sigmoid).",
         ("auto", "he", "xavier", "torch"),
     )
-    dropout: float = setting(0.0, "Dropout probability before each fully connected layer.")
+    dropout: float = setting(0.0, "Dropout probability before each fully connected layer (text: also between "
+                                  "recurrent layers).")
 
 
 @dataclass
@@ -69,17 +87,21 @@ class TrainConfig:
     epochs: int | None = setting(
         None, "Passes over the training data (default: enough for about 1,200 optimizer steps, between 3 and 50)."
     )
-    batch_size: int = setting(128, "Samples per optimizer step.")
+    batch_size: int | None = setting(
+        None, "Samples per optimizer step (default 128 images; for text, 32 parallel streams of --seq-len characters).")
     optimizer: str = setting(
         "adamw", "Optimizer.", ("sgd", "momentum", "nesterov", "adagrad", "rmsprop", "adam", "adamw")
     )
-    lr: float = setting(0.01, "Learning rate (the peak rate for the one-cycle schedule).")
+    lr: float | None = setting(
+        None, "Learning rate, the peak rate for the one-cycle schedule (default 0.01 for images, 0.006 for text).")
     momentum: float = setting(0.9, "Momentum for momentum, nesterov and rmsprop.")
     weight_decay: float = setting(0.01, "Weight decay (decoupled for adamw, L2 otherwise).")
     schedule: str = setting("onecycle", "Learning-rate schedule.", ("constant", "step", "cosine", "onecycle"))
     step_epochs: int = setting(10, "step schedule: multiply the rate by gamma every this many epochs.")
     gamma: float = setting(0.1, "step schedule: factor applied every step_epochs.")
-    clip_grad: float | None = setting(None, "Clip the gradient norm to this value (off by default).")
+    clip_grad: float | None = setting(
+        None, "Clip the gradient norm to this value; 0 turns clipping off (default: off for images, 1.0 for text, "
+        "whose recurrent networks have exploding gradients).")
     patience: int | None = setting(
         None, "Early stopping: stop after this many epochs without improvement of the monitored metric (off by default: "
         "the one-cycle schedule's best epochs come at its end).")
@@ -99,7 +121,8 @@ class EvalConfig:
 
 @dataclass
 class Config:
-    task: str = setting("image", "What to learn.", ("image",))
+    task: str = setting("image", "What to learn: image classification or character-level text generation.",
+                        ("image", "text"))
     name: str | None = setting(None, "Run name; the run is written to RUNS_DIR/NAME (default: derived from data and model).")
     runs_dir: str = setting("runs", "Folder that holds run directories.")
     seed: int = setting(0, "Seed for splits, initialisation, data order and dropout.")
@@ -124,10 +147,12 @@ class Config:
             (m.depth is None or m.depth >= 0, "--depth cannot be negative", m.depth),
             (m.width is None or m.width >= 1, "--width must be at least 1", m.width),
             (t.epochs is None or t.epochs >= 1, "--epochs must be at least 1", t.epochs),
-            (t.batch_size >= 1, "--batch-size must be at least 1", t.batch_size),
-            (t.lr > 0, "--lr must be above 0", t.lr),
+            (t.batch_size is None or t.batch_size >= 1, "--batch-size must be at least 1", t.batch_size),
+            (t.lr is None or t.lr > 0, "--lr must be above 0", t.lr),
             (t.weight_decay >= 0, "--weight-decay cannot be negative", t.weight_decay),
-            (t.clip_grad is None or t.clip_grad > 0, "--clip-grad must be above 0 (or unset)", t.clip_grad),
+            (t.clip_grad is None or t.clip_grad >= 0, "--clip-grad cannot be negative (0 turns it off)", t.clip_grad),
+            (d.seq_len >= 1, "--seq-len must be at least 1", d.seq_len),
+            (m.embed_size is None or m.embed_size >= 1, "--embed-size must be at least 1", m.embed_size),
             (t.patience is None or t.patience >= 0, "--patience cannot be negative", t.patience),
             (self.eval.top_k >= 1, "--top-k must be at least 1", self.eval.top_k),
         ]
@@ -164,6 +189,17 @@ class Config:
 
 
 SECTIONS = ("data", "model", "train", "eval")
+
+
+def fill_defaults(config: Config, defaults: dict[str, Any]) -> Config:
+    """Give the settings left unset (None) the task's defaults, e.g. {'model.name': 'lstm', 'train.clip_grad': 1.0}."""
+    known = fields_by_key()
+    for key, value in defaults.items():
+        section, f, _ = known[key]
+        holder = getattr(config, section) if section else config
+        if getattr(holder, f.name) is None:
+            setattr(holder, f.name, value)
+    return config
 
 
 def fields_by_key() -> dict[str, tuple[str | None, dataclasses.Field, Any]]:
@@ -205,7 +241,7 @@ def apply_overrides(config: Config, overrides: dict[str, Any], origin: str = "co
         section, f, typ = known[key]
         value = convert(value, typ, key, origin)
         choices = f.metadata.get("choices")
-        if choices and value not in choices:
+        if choices and value is not None and value not in choices:  # None: left to the task
             raise ConfigError(
                 f"Setting '{key}' in {origin} must be one of {', '.join(str(c) for c in choices)}. Received: {value!r}."
             )

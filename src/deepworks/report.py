@@ -23,29 +23,25 @@ def pyplot():
     return plt
 
 
-def plot_history(records: list[dict], path: Path, metric: str | None = None) -> Path | None:
-    """Loss (train and validation) and the task's main metric per epoch, side by side."""
+def plot_history(records: list[dict], path: Path, *metrics: str, titles: dict | None = None) -> Path | None:
+    """Loss (train and validation) and each of the task's metrics per epoch, side by side."""
     epochs = [r for r in records if r.get("kind") == "epoch"]
     if not epochs:
         return None
     plt = pyplot()
-    fig, axes = plt.subplots(1, 2, figsize=(10, 3.6))
+    names = ("loss", *metrics)
+    fig, axes = plt.subplots(1, len(names), figsize=(5 * len(names), 3.6), squeeze=False)
     x = [r["epoch"] for r in epochs]
-    for ax, name in zip(axes, ("loss", metric)):
-        if name is None:
-            ax.axis("off")
-            continue
+    for ax, name in zip(axes[0], names):
         for split, style in (("train", "-o"), ("val", "-s")):
             ys = [r.get(f"{split}_{name}") for r in epochs]
             if any(y is not None for y in ys):
                 ax.plot(x, [np.nan if y is None else y for y in ys], style, label=split, markersize=3)
         ax.set_xlabel("epoch")
         ax.set_ylabel(name)
+        ax.set_title((titles or {}).get(name, name.replace("_", " ").capitalize()))
         ax.grid(alpha=0.3)
         ax.legend()
-    axes[0].set_title("Loss")
-    if metric:
-        axes[1].set_title(metric.replace("_", " ").capitalize())
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)

@@ -155,7 +155,7 @@ class Run:
 
     def truncate_metrics(self, after_epoch: int) -> None:
         """On resume, drop lines logged after the checkpoint we resume from."""
-        kept = [r for r in self.metrics() if r.get("kind") != "epoch" or r["epoch"] <= after_epoch]
+        kept = [r for r in self.metrics() if r.get("kind") not in ("epoch", "sample") or r["epoch"] <= after_epoch]
         kept = [r for r in kept if r.get("kind") != "test"]
         atomic_write_text(self.metrics_file, "".join(json.dumps(r) + "\n" for r in kept))
 

@@ -6,6 +6,12 @@ batch) -> (loss, sums)` and `evaluate(model, split) -> metrics`. The loop owns t
 rest: data order, optimizer, schedule, mixed precision, gradient clipping, early
 stopping, the progress bar, atomic checkpoints and exact resume.
 
+A task whose rows must be seen in order (text, whose hidden state runs on from one
+batch to the next) sets `sequential = True`; it may keep state between steps, which
+the loop resets with `task.start_epoch()` and checkpoints through `task.state_dict()`.
+`task.after_epoch(run, model, epoch, device)` may record more than numbers (text
+samples). `task.unit = (name, per_row)` names what the progress bar counts.
+
 Exact resume rests on three facts: the data order of epoch e is a permutation drawn
 from its own generator seeded by (seed, e); every other random draw (dropout,
 augmentation) comes from torch's global generator, whose state is checkpointed;
@@ -105,7 +111,9 @@ def autocast_for(device: torch.device, amp: str):
     return (lambda: torch.autocast(device.type, dtype=dtype)), scaler
 
 
-def epoch_order(n: int, seed: int, epoch: int, device: torch.device) -> torch.Tensor:
+def epoch_order(n: int, seed: int, epoch: int, device: torch.device, shuffle: bool = True) -> torch.Tensor:
+    if not shuffle:
+        return torch.arange(n, device=device)
     g = torch.Generator().manual_seed(seed * 1_000_003 + epoch)
     return torch.randperm(n, generator=g).to(device)
 
@@ -133,8 +141,8 @@ def ctrl_c_flag():
 class Progress:
     """A tqdm bar per epoch on a terminal; one summary line per epoch otherwise (or nothing when quiet)."""
 
-    def __init__(self, enabled: bool | None, epochs: int):
-        self.enabled, self.epochs = enabled, epochs
+    def __init__(self, enabled: bool | None, epochs: int, unit: str = "img"):
+        self.enabled, self.epochs, self.unit = enabled, epochs, unit
         self.use_bar = enabled is not False and sys.stderr.isatty()
         self.bar = None
 
@@ -142,7 +150,8 @@ class Progress:
         if self.use_bar:
             from tqdm.auto import tqdm
 
-            self.bar = tqdm(total=n, initial=done, unit="img", desc=f"epoch {epoch + 1}/{self.epochs}",
+            self.bar = tqdm(total=n, initial=done, unit=self.unit, unit_scale=self.unit != "img",
+                            desc=f"epoch {epoch + 1}/{self.epochs}",
                             dynamic_ncols=True, leave=True, mininterval=0.25)
 
     def update(self, n: int, postfix: dict | None) -> None:
@@ -152,7 +161,7 @@ class Progress:
             self.bar.update(n)
 
     def end_epoch(self, record: dict) -> None:
-        text = epoch_summary(record)
+        text = epoch_summary(record, self.unit)
         if self.bar is not None:
             self.bar.set_postfix_str(text, refresh=True)
             self.bar.close()
@@ -165,7 +174,7 @@ class Progress:
             self.bar.close()
 
 
-def epoch_summary(record: dict) -> str:
+def epoch_summary(record: dict, unit: str = "img") -> str:
     """'loss 0.12 accuracy 0.97 | val loss 0.15 accuracy 0.96 | lr 1e-03 | 12,000 img/s'"""
     parts = []
     for prefix in ("train_", "val_"):
@@ -173,7 +182,7 @@ def epoch_summary(record: dict) -> str:
         if items:
             parts.append(("val " if prefix == "val_" else "") + " ".join(items))
     parts.append(f"lr {record['lr']:.2g}")
-    parts.append(f"{record['samples_per_s']:,.0f} img/s")
+    parts.append(f"{record['samples_per_s']:,.0f} {unit}/s")
     return " | ".join(parts)
 
 
@@ -216,6 +225,8 @@ def fit(task, model: nn.Module, train: tuple[torch.Tensor, ...], val: tuple[torc
     autocast, scaler = autocast_for(device, t.amp)
     monitor, mode = t.monitor, task.monitor_mode(t.monitor)
     validate = len(val[0]) > 0
+    unit, per_row = getattr(task, "unit", ("img", 1))
+    shuffle = not getattr(task, "sequential", False)
 
     start_epoch, start_step, sums, best, best_epoch, bad_epochs, stopped_early = 0, 0, {}, None, None, 0, False
     if resume is not None:
@@ -231,6 +242,8 @@ def fit(task, model: nn.Module, train: tuple[torch.Tensor, ...], val: tuple[torc
         sums = {k: int(v) if k == "count" else v.to(device) for k, v in resume["sums"].items()}
         best, best_epoch, bad_epochs = resume["best"], resume["best_epoch"], resume["bad_epochs"]
         stopped_early = resume.get("stopped_early", False)
+        if resume.get("task") is not None:
+            task.load_state_dict(resume["task"])
     done = start_epoch  # epochs completed
     if stopped_early:
         start_epoch = epochs  # the run had finished: resuming must not train past its early stop
@@ -242,18 +255,21 @@ def fit(task, model: nn.Module, train: tuple[torch.Tensor, ...], val: tuple[torc
             "rng": torch.get_rng_state(), "cuda_rng": torch.cuda.get_rng_state(device) if device.type == "cuda" else None,
             "sums": {k: v.detach().cpu() if torch.is_tensor(v) else torch.tensor(v) for k, v in sums.items()},
             "best": best, "best_epoch": best_epoch, "bad_epochs": bad_epochs, "stopped_early": stopped_early,
+            "task": task.state_dict() if hasattr(task, "state_dict") else None,
         })
 
-    bar = Progress(progress, epochs)
+    bar = Progress(progress, epochs, unit)
     history, lr = [], opt.param_groups[0]["lr"]
     try:
         with ctrl_c_flag() as interrupt:
             for epoch in range(start_epoch, epochs):
-                order = epoch_order(n, cfg.seed, epoch, device)
+                order = epoch_order(n, cfg.seed, epoch, device, shuffle)
                 first = start_step if epoch == start_epoch else 0
                 if first == 0:
                     sums = {}
-                bar.start_epoch(epoch, n, min(n, first * t.batch_size))
+                    if hasattr(task, "start_epoch"):
+                        task.start_epoch()
+                bar.start_epoch(epoch, n * per_row, min(n, first * t.batch_size) * per_row)
                 model.train()
                 t0, last_refresh, seen = time.perf_counter(), 0.0, 0
                 for step in range(first, per_epoch):
@@ -288,7 +304,7 @@ def fit(task, model: nn.Module, train: tuple[torch.Tensor, ...], val: tuple[torc
                             raise TrainingError(divergence_message(means["loss"], epoch, step, lr, run, cfg))
                         left = per_epoch * epochs - (epoch * per_epoch + step + 1)
                         postfix = {**{k: f"{v:.4f}" for k, v in means.items()}, "eta": f"{(now - t0) / (step + 1 - first) * left:.0f}s"}
-                    bar.update(size, postfix)
+                    bar.update(size * per_row, postfix)
                     if interrupt["set"]:
                         checkpoint(epoch, step + 1)
                         run.log(kind="interrupted", epoch=epoch, step=step + 1)
@@ -298,9 +314,11 @@ def fit(task, model: nn.Module, train: tuple[torch.Tensor, ...], val: tuple[torc
                 record = {"kind": "epoch", "epoch": epoch + 1,
                           **{f"train_{k}": float(v / sums["count"]) for k, v in sums.items() if k != "count"},
                           "lr": lr, "seconds": round(seconds, 3),
-                          "samples_per_s": round(seen / max(seconds, 1e-9), 1)}
+                          "samples_per_s": round(seen * per_row / max(seconds, 1e-9), 1)}
                 if validate:
                     record.update({f"val_{k}": v for k, v in task.evaluate(model, val, device).items()})
+                if hasattr(task, "after_epoch"):
+                    task.after_epoch(run, model, epoch + 1, device)
                 weights = cpu_state_dict(model)  # one copy serves the best weights and the checkpoint
                 improved = validate and better(record[monitor], best, mode)
                 if improved:

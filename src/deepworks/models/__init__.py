@@ -10,8 +10,10 @@ from ..errors import ConfigError
 from .lenet import LeNet5
 from .mlp import MLP
 from .resnet import ResNet
+from .rnn import RECURRENT, CharRNN
 
 IMAGE_MODELS = {"mlp": MLP, "lenet": LeNet5, "resnet": ResNet}
+TEXT_MODELS = tuple(RECURRENT)
 
 
 def min_image_size(name: str) -> int:
@@ -20,7 +22,7 @@ def min_image_size(name: str) -> int:
 
 def build_image_classifier(cfg: ModelConfig, channels: int, image_size: int, num_classes: int) -> nn.Module:
     """Build the classifier named in `cfg` for images of shape (channels, image_size, image_size)."""
-    common = dict(num_classes=num_classes, act=cfg.activation, init=cfg.init, dropout=cfg.dropout)
+    common = dict(num_classes=num_classes, act=cfg.activation or "relu", init=cfg.init, dropout=cfg.dropout)
     if cfg.name == "mlp":
         return MLP(channels * image_size * image_size, depth=cfg.depth if cfg.depth is not None else 2,
                    width=cfg.width or 256, **common)
@@ -32,6 +34,25 @@ def build_image_classifier(cfg: ModelConfig, channels: int, image_size: int, num
         except ValueError as err:
             raise ConfigError(str(err)) from None
     raise ConfigError(f"Unknown model '{cfg.name}'. Choose one of: {', '.join(IMAGE_MODELS)}.")
+
+
+def build_text_model(cfg: ModelConfig, vocab_size: int) -> nn.Module:
+    """The character-level RNN / LSTM / GRU named in `cfg`, over a vocabulary of `vocab_size` characters."""
+    act = cfg.activation or "tanh"
+    if cfg.name not in TEXT_MODELS:
+        raise ConfigError(f"Unknown text model '{cfg.name}'. Choose one of: {', '.join(TEXT_MODELS)}.")
+    if act not in ("tanh", "relu") or (act == "relu" and cfg.name != "rnn"):
+        raise ConfigError(f"--activation {act} does not apply to --model {cfg.name}: LSTM and GRU gates have fixed "
+                          f"activations, and the plain rnn takes tanh or relu.")
+    hidden, layers = cfg.width or 256, cfg.depth if cfg.depth is not None else 2
+    if layers < 1:
+        raise ConfigError(f"--depth must be at least 1 for --model {cfg.name} (it counts stacked recurrent layers).")
+    try:
+        return CharRNN(vocab_size, cfg.name, cfg.embed_size or (hidden if cfg.tie_weights else 64), hidden,
+                       layers=layers, dropout=cfg.dropout,
+                       tie_weights=cfg.tie_weights, act=act, init=cfg.init)
+    except ValueError as err:
+        raise ConfigError(str(err)) from None
 
 
 def prefer_channels_last(model: nn.Module) -> nn.Module:

@@ -1,14 +1,18 @@
 """Tasks: one module per breakthrough. A task knows its data, models, loss, metrics and how a trained model is used.
 
-The contract the run loop and the API rely on (see tasks/image.py for a full example):
+The contract the run loop and the API rely on (tasks/image.py and tasks/text.py are full examples):
 
-    task = TASKS[name](config)
+    task = get_task(name)(config)                 fills the settings left unset with the task's `defaults`
     data = task.prepare(progress)                 -> Prepared (splits as tensor tuples, json-able meta)
     model = task.build_model()                    -> torch.nn.Module (also from saved meta: task.from_meta)
     loss, sums = task.training_step(model, batch) -> sums are per-batch totals (e.g. correct predictions)
     metrics = task.evaluate(model, split, device) -> {'loss': ..., 'accuracy': ...}
     task.monitor_mode(metric)                     -> 'min' or 'max'
-    results = task.finish(run, model, data)       -> test metrics, baselines, the report
+    results = task.finish(run, model, data, fit_info, device) -> test metrics, baselines, the report
+    task.summary(results)                         -> [(label, text)] lines the CLI prints after training
+    task.test_metrics(model, split, device)       -> the metrics `deepworks evaluate` shows
+
+Optional hooks of the loop (sequential data, carried state, per-epoch samples) are described in train.py.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ from dataclasses import dataclass, field
 
 import torch
 
+from ..config import Config, fill_defaults
 from ..errors import ConfigError
 
 
@@ -29,10 +34,36 @@ class Prepared:
     notes: list[str] = field(default_factory=list)
 
 
-def get_task(name: str):
-    from .image import ImageClassification
+class Task:
+    """What every task shares: its defaults applied to the config, and a check that the model suits the task."""
 
-    tasks = {"image": ImageClassification}
+    name = ""
+    models: tuple[str, ...] = ()
+    defaults: dict = {}  # 'section.name' -> value, for settings the user left unset
+    default_monitor = "val_loss"
+    headline = "loss"  # the test metric `deepworks runs` shows
+
+    def __init__(self, cfg: Config, meta: dict | None = None):
+        fill_defaults(cfg, self.defaults)
+        if cfg.model.name not in self.models:
+            raise ConfigError(f"--model {cfg.model.name} does not fit --task {self.name}; choose one of: "
+                              f"{', '.join(self.models)}.")
+        self.cfg = cfg
+        self.meta = meta
+
+    @classmethod
+    def from_meta(cls, cfg: Config, meta: dict):
+        return cls(cfg, meta)
+
+    def monitor_mode(self, metric: str) -> str:
+        return "min" if metric is None or metric.endswith(("loss", "bpc", "perplexity")) else "max"
+
+
+def get_task(name: str) -> type[Task]:
+    from .image import ImageClassification
+    from .text import TextGeneration
+
+    tasks = {"image": ImageClassification, "text": TextGeneration}
     if name not in tasks:
         raise ConfigError(f"Unknown task '{name}'. Choose one of: {', '.join(tasks)}.")
     return tasks[name]

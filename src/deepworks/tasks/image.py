@@ -26,9 +26,9 @@ from ..config import Config
 from ..data import FILE_IMAGE_SIZE, load_image_source
 from ..data.images import IMAGE_EXTENSIONS, UnreadableImage, decode_image, image_files, rgb_to_grey, unreadable_message
 from ..errors import ConfigError, DataError
-from ..models import build_image_classifier, count_parameters, min_image_size
+from ..models import IMAGE_MODELS, build_image_classifier, count_parameters, min_image_size
 from ..report import image_tag, plot_confusion, plot_history, plot_image_grid, table, write_page
-from . import Prepared
+from . import Prepared, Task
 
 
 class DataWarning(UserWarning):
@@ -87,18 +87,21 @@ def augment(x: torch.Tensor, mode: str) -> torch.Tensor:
     return x
 
 
-class ImageClassification:
+class ImageClassification(Task):
     name = "image"
+    models = tuple(IMAGE_MODELS)
+    defaults = {"data.source": "digits", "model.name": "lenet", "model.activation": "relu", "train.batch_size": 128,
+                "train.lr": 0.01, "train.clip_grad": 0.0}
     default_monitor = "val_accuracy"
+    headline = "accuracy"
 
-    def __init__(self, cfg: Config, meta: dict | None = None):
-        self.cfg = cfg
-        self.meta = meta
-        self._norm: dict = {}
+    @property
+    def meta(self) -> dict | None:
+        return self._meta
 
-    @classmethod
-    def from_meta(cls, cfg: Config, meta: dict) -> "ImageClassification":
-        return cls(cfg, meta)
+    @meta.setter
+    def meta(self, value: dict | None) -> None:
+        self._meta, self._norm = value, {}  # the cached normalisation follows the meta it came from
 
     # --- data -------------------------------------------------------------------------
     def image_size(self, native: int | None = None) -> int:
@@ -179,9 +182,6 @@ class ImageClassification:
             x = augment(x, self.cfg.data.augment)
         logits = model(self.to_input(x))
         return F.cross_entropy(logits, y), {"accuracy": (logits.argmax(1) == y).sum()}
-
-    def monitor_mode(self, metric: str) -> str:
-        return "min" if metric.endswith("loss") else "max"
 
     @torch.no_grad()
     def logits(self, model: nn.Module, x: torch.Tensor, device: torch.device, batch_size: int = 1000) -> torch.Tensor:
@@ -291,6 +291,31 @@ class ImageClassification:
             titles.append(f"{classes[p]} {c:.0%}" + ("" if p == t else f" → {classes[t]}"))
             colors.append("green" if p == t else "red")
         return plot_image_grid(x[pick].numpy(), titles, colors, path)
+
+    def summary(self, results: dict) -> list[tuple[str, str]]:
+        test, base, fit, splits = results["test"], results["baseline"], results["fit"], results["splits"]
+        k = next(key for key in test if key.startswith("top"))
+        lines = [
+            ("data", f"{self.meta['source']}; train {splits['train']} / val {splits['val']} / test {splits['test']}"),
+            ("model", f"{self.cfg.model.name}, {results['parameters']:,} parameters, {fit['epochs']} epochs in "
+                      f"{fit['train_seconds']:.1f} s" + (" (stopped early)" if fit["stopped_early"] else "")),
+            ("test", f"accuracy {test['accuracy']:.4f}  {k.replace('_', ' ')} {test[k]:.4f}  "
+                     f"macro F1 {test['macro_f1']:.4f}"),
+        ]
+        if base:
+            lines.append(("baseline", f"accuracy {base['accuracy']:.4f}  macro F1 {base['macro_f1']:.4f}  ({base['model']})"))
+        return lines
+
+    def describe_metrics(self, metrics: dict) -> list[str]:
+        """The lines `deepworks evaluate` prints: the headline metrics, then per-class rows."""
+        k = next(key for key in metrics if key.startswith("top"))
+        lines = [f"accuracy {metrics['accuracy']:.4f}  {k.replace('_', ' ')} {metrics[k]:.4f}  "
+                 f"macro F1 {metrics['macro_f1']:.4f}  loss {metrics['loss']:.4f}",
+                 f"{'class':<20} {'precision':>9} {'recall':>9} {'f1':>9} {'support':>8}"]
+        for row in metrics["per_class"]:
+            lines.append(f"{row['class'][:20]:<20} {row['precision']:>9.4f} {row['recall']:>9.4f} {row['f1']:>9.4f} "
+                         f"{row['support']:>8}")
+        return lines
 
     # --- use ----------------------------------------------------------------------------
     def read_images(self, paths: list[str | Path]) -> tuple[torch.Tensor, list[str]]:

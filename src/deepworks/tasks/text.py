@@ -1,0 +1,323 @@
+"""Text generation: a character-level RNN / LSTM / GRU that learns to write like a given text.
+
+Data: the text becomes character ids over its sorted vocabulary (saved with the run).
+The last `val_fraction` of the text is held out for validation, as nanoGPT does; it is
+also the text the final model is scored on. The training part is cut into `batch_size`
+contiguous streams, and step i trains on the i-th `seq_len`-character window of every
+stream, so the hidden state left by one batch is the right start for the next:
+truncated backpropagation through time over the whole text, with gradients stopped at
+window borders. Rows are laid out so that the loop's in-order batches are exactly these
+windows (`sequential = True`).
+Loss: cross-entropy per character, in nats. Metrics: nats/char, bits per character and
+perplexity; a bigram model of the training text is the baseline.
+Use: `generate` / `stream` sample text from a prime at a temperature, optionally top-k.
+"""
+
+from __future__ import annotations
+
+import html
+import math
+import secrets
+from collections.abc import Iterator
+
+import numpy as np
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from ..config import Config
+from ..data.text import encode, load_text_source, unknown_characters
+from ..errors import DataError
+from ..models import TEXT_MODELS, build_text_model, count_parameters
+from ..models.rnn import detach_state
+from ..report import image_tag, plot_history, table, write_page
+from . import Prepared, Task
+
+LN2 = math.log(2)
+TEMPERATURES = (0.5, 1.0, 1.5)  # the report's samples: cautious, faithful, adventurous
+TARGET_CHARS = 2_500_000  # default training length: about two minutes of a 2-layer LSTM on a laptop CPU
+
+
+def stream_windows(ids: torch.Tensor, streams: int, seq_len: int) -> torch.Tensor:
+    """Rows of seq_len + 1 ids (inputs and next-character targets): row step * streams + b is window `step` of
+    stream b, where stream b is the b-th of `streams` equal contiguous stretches of `ids`."""
+    per_stream = (len(ids) - 1) // streams
+    steps = per_stream // seq_len
+    start = (torch.arange(steps)[:, None] * seq_len + torch.arange(streams)[None, :] * per_stream).reshape(-1)
+    return ids[start[:, None] + torch.arange(seq_len + 1)[None, :]]
+
+
+def bigram_bpc(train: torch.Tensor, test: torch.Tensor, vocab_size: int, alpha: float = 0.5) -> float:
+    """Bits per character of an add-alpha smoothed bigram model of `train`, on `test`: what counting pairs gives."""
+    counts = np.full((vocab_size, vocab_size), alpha)
+    np.add.at(counts, (train[:-1].numpy(), train[1:].numpy()), 1)
+    logp = np.log2(counts / counts.sum(1, keepdims=True))
+    return float(-logp[test[:-1].numpy(), test[1:].numpy()].mean())
+
+
+class TextGeneration(Task):
+    name = "text"
+    models = TEXT_MODELS
+    defaults = {"data.source": "python-stdlib", "model.name": "lstm", "model.activation": "tanh",
+                "train.batch_size": 32, "train.lr": 0.006, "train.clip_grad": 1.0}
+    default_monitor = "val_loss"
+    headline = "bpc"
+    sequential = True
+
+    def __init__(self, cfg: Config, meta: dict | None = None):
+        super().__init__(cfg, meta)
+        self.state = None  # the hidden state carried from one training batch to the next
+        self.unit = ("char", cfg.data.seq_len)
+
+    # --- data -------------------------------------------------------------------------
+    def prepare(self, progress: bool | None = True) -> Prepared:
+        d, t = self.cfg.data, self.cfg.train
+        source = load_text_source(d.source, d.encoding, d.data_dir, d.download)
+        text, seq_len = source.text, d.seq_len
+        n_val = int(round(len(text) * d.val_fraction))
+        n_train = len(text) - n_val
+        if n_train < seq_len + 1:
+            raise DataError(f"'{d.source}' is too short to train on: {n_train:,} of its {len(text):,} characters are "
+                            f"left for training after the validation part, and one sequence needs {seq_len + 1:,} "
+                            f"(--seq-len {seq_len}, plus the character it predicts). Use a longer text, or a smaller "
+                            f"--seq-len or --val-fraction.")
+        if self.meta:  # a trained model's vocabulary: evaluate its data again with the ids it was trained on
+            self.check_characters(text, f"'{d.source}'")
+        vocab = self.meta["vocab"] if self.meta else sorted(set(text))
+        ids = torch.from_numpy(encode(text, vocab))
+        notes = [f"Skipped {len(source.skipped)} binary file(s) in the folder."] if source.skipped else []
+        streams = min(t.batch_size, (n_train - 1) // seq_len)
+        if streams < t.batch_size:
+            notes.append(f"The text holds {n_train:,} training characters: room for {streams} stream(s) of "
+                         f"{seq_len} characters, so the batch size is {streams} instead of {t.batch_size}.")
+            t.batch_size = streams  # the saved config is the resolved one
+        self.meta = {"vocab": vocab, "source": source.description, "seq_len": seq_len,
+                     "train_chars": n_train, "val_chars": n_val}
+        windows = stream_windows(ids[:n_train], streams, seq_len)
+        val = (ids[n_train:] if n_val >= 2 else ids[:0],)  # one character alone predicts nothing
+        return Prepared(train=(windows,), val=val, test=val, meta=self.meta, notes=notes)
+
+    def default_epochs(self, data: Prepared) -> int:
+        chars = data.train[0].shape[0] * self.cfg.data.seq_len
+        return int(min(50, max(1, math.ceil(TARGET_CHARS / max(chars, 1)))))
+
+    def labelled_examples(self, source: str, progress: bool | None = False) -> tuple[torch.Tensor]:
+        """All of another text, as ids of this model's vocabulary (for `deepworks evaluate RUN --data FILE`)."""
+        text = load_text_source(source, self.cfg.data.encoding, self.cfg.data.data_dir, self.cfg.data.download).text
+        self.check_characters(text, f"'{source}'")
+        return (torch.from_numpy(encode(text, self.meta["vocab"])),)
+
+    def check_characters(self, text: str, what: str) -> None:
+        unknown = unknown_characters(text, self.meta["vocab"])
+        if unknown:
+            shown = ", ".join(repr(c) for c in unknown[:20]) + (" ..." if len(unknown) > 20 else "")
+            raise DataError(f"{what} has {len(unknown)} character(s) the model never saw in training: {shown}. "
+                            f"Leave them out; the model knows {len(self.meta['vocab'])} characters.")
+
+    # --- model, loss, metrics -------------------------------------------------------------
+    def build_model(self) -> nn.Module:
+        return build_text_model(self.cfg.model, len(self.meta["vocab"]))
+
+    def start_epoch(self) -> None:
+        self.state = None
+
+    def state_dict(self) -> dict:
+        state = self.state
+        parts = [] if state is None else list(state) if isinstance(state, tuple) else [state]
+        return {"state": [p.detach().cpu() for p in parts], "tuple": isinstance(state, tuple)}
+
+    def load_state_dict(self, saved: dict) -> None:
+        parts = saved["state"]
+        self.state = None if not parts else tuple(parts) if saved["tuple"] else parts[0]
+
+    def training_step(self, model: nn.Module, batch):
+        x = batch[0].long()
+        state = self.state
+        if state is not None and (state[0] if isinstance(state, tuple) else state).device != x.device:
+            state = tuple(s.to(x.device) for s in state) if isinstance(state, tuple) else state.to(x.device)
+        logits, state = model(x[:, :-1], state)
+        self.state = detach_state(state)
+        loss = F.cross_entropy(logits.flatten(0, 1).float(), x[:, 1:].flatten())
+        return loss, {"bpc": loss.detach() * len(x) / LN2}  # per-row totals, as the loop sums them
+
+    @torch.no_grad()
+    def nats_per_char(self, model: nn.Module, ids: torch.Tensor, device: torch.device, chunk: int = 512) -> float:
+        """Mean cross-entropy of predicting each character from all before it, read as parallel streams of at least
+        about 1,000 characters (carried state, so only each stream's first few characters lack context)."""
+        streams = max(1, min(32, (len(ids) - 1) // 1024))
+        per_stream = (len(ids) - 1) // streams
+        x = ids[:streams * per_stream].view(streams, per_stream).to(device).long()
+        y = ids[1:streams * per_stream + 1].view(streams, per_stream).to(device).long()
+        was_training, state, total = model.training, None, 0.0
+        model.eval()
+        for i in range(0, per_stream, chunk):
+            logits, state = model(x[:, i:i + chunk], state)
+            total += F.cross_entropy(logits.flatten(0, 1).float(), y[:, i:i + chunk].flatten(), reduction="sum").item()
+        model.train(was_training)
+        return total / (streams * per_stream)
+
+    def evaluate(self, model: nn.Module, split, device: torch.device) -> dict:
+        ids = split[0]
+        if len(ids) < 2:
+            return {}
+        nats = self.nats_per_char(model, ids, device)
+        return {"loss": nats, "bpc": nats / LN2, "perplexity": math.exp(nats)}
+
+    def test_metrics(self, model: nn.Module, split, device: torch.device) -> dict:
+        ids = split[0]
+        if len(ids) < 2:
+            raise DataError("There is no held-out text to score the model on (--val-fraction 0). Evaluate it on "
+                            "another text with --data FILE.")
+        return {"characters": len(ids), **self.evaluate(model, split, device)}
+
+    # --- sampling -----------------------------------------------------------------------
+    def start_ids(self, prime: str) -> list[int]:
+        vocab = self.meta["vocab"]
+        if not prime:
+            prime = "\n" if "\n" in vocab else vocab[0]
+        self.check_characters(prime, "The prime text")
+        return encode(prime, vocab).tolist()
+
+    def stream(self, model: nn.Module, prime: str = "", length: int = 500, temperature: float = 1.0,
+               top_k: int | None = None, seed: int | None = None, device: torch.device | None = None) -> Iterator[str]:
+        """`length` characters, yielded one at a time as they are sampled, continuing `prime` (default: a new line).
+        temperature 0 picks the most likely character every time; top_k keeps only the k likeliest.
+        The arguments are checked at once, before the first character is asked for."""
+        if temperature < 0:
+            raise DataError(f"--temperature must be 0 (always the likeliest character) or above. Received: {temperature}.")
+        if top_k is not None and top_k < 1:
+            raise DataError(f"--top-k must be at least 1. Received: {top_k}.")
+        if length < 0:
+            raise DataError(f"--length cannot be negative. Received: {length}.")
+        ids = self.start_ids(prime)
+        device = device or next(model.parameters()).device
+        generator = torch.Generator(device=device).manual_seed(secrets.randbits(63) if seed is None else seed)
+        return self.sample(model, ids, length, temperature, top_k, generator, device)
+
+    @torch.inference_mode()
+    def sample(self, model: nn.Module, ids: list[int], length: int, temperature: float, top_k: int | None,
+               generator: torch.Generator, device: torch.device) -> Iterator[str]:
+        vocab = self.meta["vocab"]
+        was_training = model.training
+        model.eval()
+        try:
+            logits, state = model(torch.tensor([ids], device=device))
+            logits = logits[:, -1]
+            step = torch.empty(1, dtype=torch.long, device=device)
+            for _ in range(length):
+                nxt = pick(logits[0].float(), temperature, top_k, generator)
+                yield vocab[nxt]
+                step.fill_(nxt)
+                logits, state = model.step(step, state)
+        finally:
+            model.train(was_training)
+
+    def generate(self, model: nn.Module, prime: str = "", length: int = 500, temperature: float = 1.0,
+                 top_k: int | None = None, seed: int | None = None, device: torch.device | None = None) -> str:
+        """The prime followed by `length` sampled characters."""
+        return prime + "".join(self.stream(model, prime, length, temperature, top_k, seed, device))
+
+    def sample_epochs(self) -> set[int]:
+        epochs = self.cfg.train.epochs
+        return {int(e) for e in np.linspace(1, epochs, min(epochs, 6)).round()}
+
+    def after_epoch(self, run, model: nn.Module, epoch: int, device: torch.device) -> None:
+        """Record samples at a few epochs, so the report shows the writing improve. They use their own seeded
+        generator, so training draws the same random numbers with or without them (exact resume holds)."""
+        if epoch not in self.sample_epochs():
+            return
+        for temperature in TEMPERATURES:
+            text = self.generate(model, "", 200, temperature, seed=self.cfg.seed + epoch, device=device)
+            run.log(kind="sample", epoch=epoch, temperature=temperature, text=text)
+
+    # --- after training -------------------------------------------------------------------
+    def finish(self, run, model: nn.Module, data: Prepared, fit_info: dict, device: torch.device) -> dict:
+        vocab = self.meta["vocab"]
+        test = self.test_metrics(model, data.test, device) if len(data.test[0]) > 1 else {}
+        train_ids = data.train[0][:, :-1].reshape(-1)
+        baseline = ({"model": "bigram counts (add-0.5 smoothing)", "bpc": bigram_bpc(train_ids, data.test[0], len(vocab))}
+                    if len(data.test[0]) > 1 else None)
+        samples = {str(t): self.generate(model, "", 500, t, seed=self.cfg.seed, device=device) for t in TEMPERATURES}
+        results = {"task": self.name, "test": test, "baseline": baseline, "fit": fit_info,
+                   "parameters": count_parameters(model), "vocab_size": len(vocab),
+                   "splits": {"train": self.meta["train_chars"], "val": self.meta["val_chars"]}, "samples": samples}
+        run.write_json(run.results_file, results)
+        run.log(kind="test", **test, baseline_bpc=baseline["bpc"] if baseline else None)
+        self.write_report(run, data, results)
+        return results
+
+    def write_report(self, run, data: Prepared, results: dict):
+        out = run.report_dir
+        out.mkdir(exist_ok=True)
+        records = run.metrics()
+        curves = plot_history(records, out / "curves.png", "bpc", "perplexity",
+                              titles={"loss": "Loss (nats per character)", "bpc": "Bits per character",
+                                      "perplexity": "Perplexity"})
+        test, fit, baseline = results["test"], results["fit"], results["baseline"]
+        rows = []
+        if test:
+            rows.append({"model": f"{self.cfg.model.name} (network)", "nats/char": test["loss"], "bits/char": test["bpc"],
+                         "perplexity": test["perplexity"], "parameters": results["parameters"]})
+        if baseline:
+            rows.append({"model": baseline["model"], "nats/char": baseline["bpc"] * LN2, "bits/char": baseline["bpc"],
+                         "perplexity": 2 ** baseline["bpc"], "parameters": ""})
+        during = [r for r in records if r.get("kind") == "sample"]
+        by_epoch: dict[int, dict] = {}
+        for r in during:
+            by_epoch.setdefault(r["epoch"], {})[r["temperature"]] = r["text"]
+        progress_rows = "".join(
+            f"<tr><td>{e}</td>" + "".join(f"<td><pre>{html.escape(texts.get(t, ''))}</pre></td>" for t in TEMPERATURES)
+            + "</tr>" for e, texts in sorted(by_epoch.items()))
+        head = "<tr><th>epoch</th>" + "".join(f"<th>temperature {t}</th>" for t in TEMPERATURES) + "</tr>"
+        final = "".join(f"<h3>temperature {t}</h3><pre>{html.escape(s)}</pre>" for t, s in results["samples"].items())
+        vocab = "".join(self.meta["vocab"])
+        notes = "".join(f"<pre class='note'>{html.escape(n)}</pre>" for n in data.notes)
+        best = fit["best_value"]
+        sections = [
+            ("Result on the held-out text", table(rows) + f"<p>{fit['epochs']} epochs; best validation "
+             f"{fit['monitor']} {best if best is None else round(best, 4)} at epoch {fit['best_epoch']}. "
+             "Bits per character: how many yes/no questions the model needs, on average, to guess the next character; "
+             "lower is better, and a model that guessed uniformly would need "
+             f"{math.log2(len(self.meta['vocab'])):.2f}.</p>"),
+            ("Samples from the final model", "<p>500 characters each, starting from a new line. Low temperatures "
+             "play safe and repeat themselves; high ones invent more and misspell more.</p>" + final),
+            ("Samples during training", "<table>" + head + progress_rows + "</table>"),
+            ("Training curves", image_tag(curves, "loss, bits per character and perplexity per epoch")),
+            ("Data", f"<p>{html.escape(self.meta['source'])}</p>" + table([results["splits"]])
+             + f"<p>Vocabulary of {len(vocab)} characters: <code>{html.escape(repr(vocab))}</code></p>" + notes),
+            ("Config", f"<pre>{html.escape(run.config_file.read_text())}</pre>"),
+        ]
+        return write_page(out, f"deepworks run {run.name}", sections)
+
+    # --- what the CLI prints ----------------------------------------------------------------
+    def summary(self, results: dict) -> list[tuple[str, str]]:
+        test, base, fit, splits = results["test"], results["baseline"], results["fit"], results["splits"]
+        lines = [
+            ("data", f"{self.meta['source']}; train {splits['train']:,} / val {splits['val']:,} characters, "
+                     f"{results['vocab_size']} distinct"),
+            ("model", f"{self.cfg.model.name}, {results['parameters']:,} parameters, {fit['epochs']} epochs in "
+                      f"{fit['train_seconds']:.1f} s" + (" (stopped early)" if fit["stopped_early"] else "")),
+        ]
+        if test:
+            lines.append(("val", f"{test['loss']:.4f} nats/char  {test['bpc']:.4f} bits/char  "
+                                 f"perplexity {test['perplexity']:.2f}"))
+        if base:
+            lines.append(("baseline", f"{base['bpc']:.4f} bits/char ({base['model']})"))
+        sample = results["samples"][str(TEMPERATURES[0])][:300].strip("\n")
+        lines.append(("sample", sample.replace("\n", "\n" + " " * 10)))
+        return lines
+
+    def describe_metrics(self, metrics: dict) -> list[str]:
+        return [f"{metrics['loss']:.4f} nats/char  {metrics['bpc']:.4f} bits/char  perplexity {metrics['perplexity']:.2f}"]
+
+
+def pick(logits: torch.Tensor, temperature: float, top_k: int | None, generator: torch.Generator) -> int:
+    """One character id from the logits of the next character."""
+    if temperature == 0:
+        return int(logits.argmax())
+    if top_k is not None and top_k < logits.numel():
+        kth = logits.topk(top_k).values[-1]
+        logits = logits.masked_fill(logits < kth, float("-inf"))
+    probs = torch.softmax(logits / temperature, dim=-1)
+    return int(torch.multinomial(probs, 1, generator=generator))
+
