@@ -258,3 +258,15 @@ def test_one_step_sampling_matches_the_full_layer(kind, act):
             torch.testing.assert_close(step_logits, logits[:, t], rtol=1e-5, atol=1e-5)
     for a, b in zip(state if kind == "lstm" else [state], step_state if kind == "lstm" else [step_state]):
         torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-5)
+
+
+def test_each_task_fills_the_settings_left_unset_with_its_own_defaults():
+    from deepworks.config import Config
+    from deepworks.tasks import get_task
+
+    text = get_task("text")(Config(task="text")).cfg
+    assert (text.data.source, text.model.name, text.train.batch_size, text.train.clip_grad) == ("python-stdlib", "lstm", 32, 1.0)
+    image = get_task("image")(Config()).cfg
+    assert (image.data.source, image.model.name, image.train.batch_size, image.train.clip_grad) == ("digits", "lenet", 128, 0.0)
+    chosen = get_task("text")(Config(task="text", train=Config().train.__class__(batch_size=8, clip_grad=0.0))).cfg
+    assert (chosen.train.batch_size, chosen.train.clip_grad) == (8, 0.0)  # a user's choice, 0 included, is kept

@@ -62,7 +62,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("train", help="train a model and write a run directory with metrics, weights and a report",
                        formatter_class=argparse.RawDescriptionHelpFormatter, epilog=EXAMPLES,
-                       description="Train a model. With no flags: LeNet-5 on scikit-learn's digits. Every setting below "
+                       description="Train a model. With no flags: LeNet-5 on scikit-learn's digits; with --task text alone: "
+                                   "a 2-layer LSTM on Python's own standard-library source. Every setting below "
                                    "can also come from a YAML file (--config); flags override it.")
     p.add_argument("--config", help="YAML file of settings, sections data/model/train/eval (see a run's config.yaml)")
     p.add_argument("--resume", metavar="RUN", help="continue an interrupted run from its last checkpoint")

@@ -92,8 +92,7 @@ class TrainConfig:
     optimizer: str = setting(
         "adamw", "Optimizer.", ("sgd", "momentum", "nesterov", "adagrad", "rmsprop", "adam", "adamw")
     )
-    lr: float | None = setting(
-        None, "Learning rate, the peak rate for the one-cycle schedule (default 0.01 for images, 0.006 for text).")
+    lr: float = setting(0.01, "Learning rate (the peak rate for the one-cycle schedule).")
     momentum: float = setting(0.9, "Momentum for momentum, nesterov and rmsprop.")
     weight_decay: float = setting(0.01, "Weight decay (decoupled for adamw, L2 otherwise).")
     schedule: str = setting("onecycle", "Learning-rate schedule.", ("constant", "step", "cosine", "onecycle"))
@@ -148,7 +147,7 @@ class Config:
             (m.width is None or m.width >= 1, "--width must be at least 1", m.width),
             (t.epochs is None or t.epochs >= 1, "--epochs must be at least 1", t.epochs),
             (t.batch_size is None or t.batch_size >= 1, "--batch-size must be at least 1", t.batch_size),
-            (t.lr is None or t.lr > 0, "--lr must be above 0", t.lr),
+            (t.lr > 0, "--lr must be above 0", t.lr),
             (t.weight_decay >= 0, "--weight-decay cannot be negative", t.weight_decay),
             (t.clip_grad is None or t.clip_grad >= 0, "--clip-grad cannot be negative (0 turns it off)", t.clip_grad),
             (d.seq_len >= 1, "--seq-len must be at least 1", d.seq_len),

@@ -91,16 +91,21 @@ def read_text_folder(folder: Path, encoding: str) -> TextSource:
     return TextSource(text, f"'{folder}': {len(text):,} characters from {len(files)} file(s){note}", files, skipped)
 
 
-def python_stdlib(limit: int = STDLIB_CHARS) -> TextSource:
-    """The first `limit` characters of this Python's standard-library modules (top level, sorted by name)."""
+def python_stdlib(limit: int = STDLIB_CHARS, per_module: int = 20_000) -> TextSource:
+    """`limit` characters of this Python's public standard-library modules, in name order, at most `per_module`
+    characters (whole lines) from each, so that no single big module dominates what the model learns."""
     root = Path(sysconfig.get_paths()["stdlib"])
     parts, total, files = [], 0, []
     for f in sorted(root.glob("*.py")):
+        if f.name.startswith("_"):
+            continue
         try:
-            text = f.read_text(encoding="utf-8")
+            text = f.read_text(encoding="utf-8").replace("\r\n", "\n")
         except (OSError, UnicodeDecodeError):
             continue
-        parts.append(text.replace("\r\n", "\n"))
+        if len(text) > per_module:
+            text = text[:text.rfind("\n", 0, per_module) + 1]
+        parts.append(text)
         files.append(f)
         total += len(text)
         if total >= limit:
@@ -109,8 +114,8 @@ def python_stdlib(limit: int = STDLIB_CHARS) -> TextSource:
         raise DataError(f"This Python has no standard-library source files in '{root}' to build the python-stdlib "
                         f"corpus from. Pass a text file with --data instead.")
     text = "".join(parts)[:limit]
-    return TextSource(text, f"python-stdlib: {len(text):,} characters of Python source, {files[0].name} to "
-                            f"{files[-1].name} from '{root}'", files)
+    return TextSource(text, f"python-stdlib: {len(text):,} characters of Python source from {len(files)} "
+                            f"standard-library modules ({files[0].name} to {files[-1].name}) in '{root}'", files)
 
 
 def tiny_shakespeare(data_dir: str | None, download: bool) -> TextSource:

@@ -91,7 +91,7 @@ class ImageClassification(Task):
     name = "image"
     models = tuple(IMAGE_MODELS)
     defaults = {"data.source": "digits", "model.name": "lenet", "model.activation": "relu", "train.batch_size": 128,
-                "train.lr": 0.01, "train.clip_grad": 0.0}
+                "train.clip_grad": 0.0}
     default_monitor = "val_accuracy"
     headline = "accuracy"
 

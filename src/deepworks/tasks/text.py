@@ -59,7 +59,7 @@ class TextGeneration(Task):
     name = "text"
     models = TEXT_MODELS
     defaults = {"data.source": "python-stdlib", "model.name": "lstm", "model.activation": "tanh",
-                "train.batch_size": 32, "train.lr": 0.006, "train.clip_grad": 1.0}
+                "train.batch_size": 32, "train.clip_grad": 1.0}
     default_monitor = "val_loss"
     headline = "bpc"
     sequential = True
