@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import platform
+import tempfile
 import time
 from pathlib import Path
 
@@ -52,3 +53,21 @@ def write(name: str, result: dict) -> Path:
     path.write_text(json.dumps(result, indent=2) + "\n")
     print(f"wrote {path}")
     return path
+
+
+def timed_fit(task, data, cfg, epochs: int, validate: bool = False):
+    """deepworks' own loop in a throw-away run directory (checkpoints, metrics log and all); validation off unless
+    asked for, so a plain loop beside it does the same work. Returns (seconds, FitResult, model)."""
+    from deepworks.run import Run
+    from deepworks.train import fit
+
+    cfg.train.epochs = epochs
+    val = data.val if validate else tuple(x[:0] for x in data.val)
+    with tempfile.TemporaryDirectory() as tmp:
+        run = Run.create(tmp, "bench")
+        cfg.save(run.config_file)
+        torch.manual_seed(cfg.seed)
+        model = task.build_model()
+        t0 = time.perf_counter()
+        result = fit(task, model, data.train, val, cfg, run, progress=False)
+        return time.perf_counter() - t0, result, model

@@ -28,13 +28,12 @@ import torch
 import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import SHARED_DATA, calibrate, machine, write  # noqa: E402
+from common import SHARED_DATA, calibrate, machine, timed_fit, write  # noqa: E402
 
 import deepworks as dw  # noqa: E402
 from deepworks.config import Config  # noqa: E402
-from deepworks.run import Run  # noqa: E402
 from deepworks.tasks.image import ImageClassification  # noqa: E402
-from deepworks.train import epoch_order, fit, steps_per_epoch  # noqa: E402
+from deepworks.train import epoch_order, steps_per_epoch  # noqa: E402
 
 torch.set_num_threads(2)
 SETTINGS = dict(model="lenet", batch_size=128, optimizer="adamw", lr=0.01, weight_decay=0.01, schedule="onecycle")
@@ -65,20 +64,6 @@ def plain_pytorch(model, x, y, epochs: int, seed: int) -> float:
     return time.perf_counter() - t0
 
 
-def deepworks_loop(task, data, cfg, epochs: int) -> float:
-    """deepworks' own loop (checkpoints, metrics log and all), validation off so both sides do the same work."""
-    cfg.train.epochs = epochs
-    empty = (data.val[0][:0], data.val[1][:0])
-    with tempfile.TemporaryDirectory() as tmp:
-        run = Run.create(tmp, "bench")
-        cfg.save(run.config_file)
-        torch.manual_seed(cfg.seed)
-        model = task.build_model()
-        t0 = time.perf_counter()
-        fit(task, model, data.train, empty, cfg, run, progress=False)
-        return time.perf_counter() - t0
-
-
 def throughput(reps: int = 9, epochs: int = 1) -> dict:
     """Alternate one epoch of each path, rotating who goes first, so machine noise hits all of them alike."""
     import statistics
@@ -97,7 +82,7 @@ def throughput(reps: int = 9, epochs: int = 1) -> dict:
             model = model.to(memory_format=torch.channels_last)
         return n * epochs / plain_pytorch(model, x_plain, y_plain, epochs, cfg.seed)
 
-    paths = {"deepworks": lambda: n * epochs / deepworks_loop(task, data, cfg, epochs),
+    paths = {"deepworks": lambda: n * epochs / timed_fit(task, data, cfg, epochs)[0],
              "plain": lambda: plain(False), "plain_channels_last": lambda: plain(True)}
     for warm_up in paths.values():  # one untimed epoch each: first-call costs (imports, oneDNN primitives) stay out
         warm_up()
@@ -151,7 +136,7 @@ def peak_child(side: str) -> None:
     reset_peak_rss()
     before, _ = current_and_peak_rss_mb()
     if side == "deepworks":
-        deepworks_loop(task, data, cfg, 1)
+        timed_fit(task, data, cfg, 1)
     else:
         torch.manual_seed(0)
         plain_pytorch(task.build_model().to(memory_format=torch.channels_last), x, y, 1, 0)

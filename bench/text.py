@@ -20,7 +20,6 @@ import json
 import math
 import statistics
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -29,12 +28,10 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import SHARED_DATA, calibrate, machine, write  # noqa: E402
+from common import SHARED_DATA, calibrate, machine, timed_fit, write  # noqa: E402
 
 import deepworks as dw  # noqa: E402
-from deepworks.run import Run  # noqa: E402
 from deepworks.tasks.text import TextGeneration  # noqa: E402
-from deepworks.train import fit  # noqa: E402
 
 torch.set_num_threads(2)
 BUDGET_S = 300
@@ -90,19 +87,6 @@ def plain_loop(model, windows, cfg, steps: int, per_epoch: int) -> float:
     return time.perf_counter() - t0
 
 
-def deepworks_fit(task, data, cfg, epochs: int, val=None) -> tuple[float, list[dict], nn.Module]:
-    cfg.train.epochs = epochs
-    val = val if val is not None else (data.val[0][:0],)
-    with tempfile.TemporaryDirectory() as tmp:
-        run = Run.create(tmp, "bench")
-        cfg.save(run.config_file)
-        torch.manual_seed(cfg.seed)
-        model = task.build_model()
-        t0 = time.perf_counter()
-        result = fit(task, model, data.train, val, cfg, run, progress=False)
-        return time.perf_counter() - t0, result.history, model
-
-
 def throughput(reps: int = 4) -> dict:
     """Alternate the two loops (and which goes first) on the same 600,000 characters, so machine drift hits both
     alike. One epoch each: deepworks' figure carries its end-of-epoch checkpoint, as a real epoch does."""
@@ -114,14 +98,14 @@ def throughput(reps: int = 4) -> dict:
     steps = rows // cfg.train.batch_size
 
     def ours_once():
-        ours.append(chars / deepworks_fit(task, small, cfg, 1)[0])
+        ours.append(chars / timed_fit(task, small, cfg, 1)[0])
 
     def plain_once():
         torch.manual_seed(cfg.seed)
         plain.append(chars / plain_loop(PlainCharLSTM(len(data.meta["vocab"])), small.train[0], cfg, steps, steps))
 
     warm = type(data)(train=(data.train[0][:8 * cfg.train.batch_size],), val=data.val, test=data.test, meta=data.meta)
-    deepworks_fit(task, warm, cfg, 1)  # not counted: the first run in a process pays for kernel and allocator set-up
+    timed_fit(task, warm, cfg, 1)  # not counted: the first run in a process pays for kernel and allocator set-up
     plain_loop(PlainCharLSTM(len(data.meta["vocab"])), warm.train[0], cfg, 8, 8)
     for rep in range(reps):
         for run in ((ours_once, plain_once) if rep % 2 == 0 else (plain_once, ours_once)):
@@ -141,14 +125,15 @@ def budget() -> dict:
     per_epoch = len(data.train[0]) // cfg.train.batch_size
     probe_rows = 24 * cfg.train.batch_size
     probe = type(data)(train=(data.train[0][:probe_rows],), val=data.val, test=data.test, meta=data.meta)
-    probe_s, _, _ = deepworks_fit(task, probe, cfg, 1)
+    probe_s, _, _ = timed_fit(task, probe, cfg, 1)
     chars_per_s = probe_rows * cfg.data.seq_len / probe_s
     epoch_chars = len(data.train[0]) * cfg.data.seq_len
     epochs = max(1, math.floor(BUDGET_S * chars_per_s / epoch_chars))  # whole epochs that fit in the budget
     print(f"  probe {chars_per_s:,.0f} chars/s -> {epochs} epochs of {epoch_chars:,} characters", flush=True)
 
     cfg, task, data = prepared()
-    _, history, model = deepworks_fit(task, data, cfg, epochs, val=data.val)
+    _, fit_result, model = timed_fit(task, data, cfg, epochs, validate=True)
+    history = fit_result.history
     ours_seconds = sum(r["seconds"] for r in history)
     device = next(model.parameters()).device
     ours = {"val_loss_per_epoch": [round(r["val_loss"], 4) for r in history],

@@ -22,7 +22,6 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from ..config import Config
 from ..data import FILE_IMAGE_SIZE, load_image_source
 from ..data.images import IMAGE_EXTENSIONS, UnreadableImage, decode_image, image_files, rgb_to_grey, unreadable_message
 from ..errors import ConfigError, DataError
