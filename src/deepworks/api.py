@@ -174,7 +174,8 @@ def evaluate(run_path: str | Path, split: str = "test", data: str | None = None,
     metrics = task.test_metrics(trained.model, examples, trained.device)
     trained.run.log(kind="evaluation", split=split, data=data or trained.cfg.data.source,
                     **{k: v for k, v in metrics.items() if k not in ("per_class", "confusion")})
-    return {"run": str(trained.run.path), "split": split, "data": data or trained.cfg.data.source, **metrics}
+    return {"run": str(trained.run.path), "task": trained.cfg.task, "split": split,
+            "data": data or trained.cfg.data.source, **metrics}
 
 
 def generate(run_path: str | Path, prime: str = "", length: int = 500, temperature: float = 1.0,

@@ -134,7 +134,9 @@ def cmd_evaluate(args) -> int:
         return 0
     size = f"{metrics['samples']} images" if "samples" in metrics else f"{metrics['characters']:,} characters"
     print(f"{metrics['run']} on {metrics['data']} ({metrics['split']}, {size})")
-    for line in api.load(args.run).task.describe_metrics(metrics):
+    from .tasks import get_task
+
+    for line in get_task(metrics["task"]).describe_metrics(metrics):
         print(line)
     return 0
 

@@ -11,6 +11,7 @@ The contract the run loop and the API rely on (tasks/image.py and tasks/text.py 
     results = task.finish(run, model, data, fit_info, device) -> test metrics, baselines, the report
     task.summary(results)                         -> [(label, text)] lines the CLI prints after training
     task.test_metrics(model, split, device)       -> the metrics `deepworks evaluate` shows
+    Task.describe_metrics(metrics)                -> the lines it prints for them
 
 Optional hooks of the loop (sequential data, carried state, per-epoch samples) are described in train.py.
 """

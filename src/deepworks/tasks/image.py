@@ -305,7 +305,8 @@ class ImageClassification(Task):
             lines.append(("baseline", f"accuracy {base['accuracy']:.4f}  macro F1 {base['macro_f1']:.4f}  ({base['model']})"))
         return lines
 
-    def describe_metrics(self, metrics: dict) -> list[str]:
+    @staticmethod
+    def describe_metrics(metrics: dict) -> list[str]:
         """The lines `deepworks evaluate` prints: the headline metrics, then per-class rows."""
         k = next(key for key in metrics if key.startswith("top"))
         lines = [f"accuracy {metrics['accuracy']:.4f}  {k.replace('_', ' ')} {metrics[k]:.4f}  "

@@ -307,7 +307,8 @@ class TextGeneration(Task):
         lines.append(("sample", sample.replace("\n", "\n" + " " * 10)))
         return lines
 
-    def describe_metrics(self, metrics: dict) -> list[str]:
+    @staticmethod
+    def describe_metrics(metrics: dict) -> list[str]:
         return [f"{metrics['loss']:.4f} nats/char  {metrics['bpc']:.4f} bits/char  perplexity {metrics['perplexity']:.2f}"]
 
 
