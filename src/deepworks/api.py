@@ -63,26 +63,39 @@ class Trained:
 
     def predict(self, images: list[str | Path] | str | Path, top_k: int | None = None) -> list[dict]:
         """Image runs: the top-k classes of image files (or of every image in a folder)."""
-        self.require("image", "predict", "generate")
+        self.require("image", "predict")
         images = [images] if isinstance(images, (str, Path)) else list(images)
         return self.task.predict_files(self.model, images, top_k or self.cfg.eval.top_k, self.device)
 
     def generate(self, prime: str = "", length: int = 500, temperature: float = 1.0, top_k: int | None = None,
                  seed: int | None = None) -> str:
         """Text runs: the prime followed by `length` sampled characters (the same for the same seed)."""
-        self.require("text", "generate", "predict")
+        self.require("text", "generate")
         return self.task.generate(self.model, prime, length, temperature, top_k, seed, self.device)
 
     def stream(self, prime: str = "", length: int = 500, temperature: float = 1.0, top_k: int | None = None,
                seed: int | None = None):
         """Text runs: the sampled characters one at a time, as they are made (the prime is not repeated)."""
-        self.require("text", "stream", "predict")
+        self.require("text", "stream")
         return self.task.stream(self.model, prime, length, temperature, top_k, seed, self.device)
 
-    def require(self, task: str, what: str, instead: str) -> None:
+    def translate(self, sentences: list[str] | str, beam: int = 1, length_penalty: float = 0.6) -> list[dict]:
+        """Translation runs: [{'source', 'translation', 'tokens', 'source_tokens', 'attention'}] per sentence."""
+        self.require("translate", "translate")
+        sentences = [sentences] if isinstance(sentences, str) else list(sentences)
+        return self.task.translate(self.model, sentences, self.device, beam, length_penalty)
+
+    def plot_alignment(self, sentence: str, path: str | Path, beam: int = 1) -> Path:
+        """Translation runs: save a heatmap of where attention looked while translating `sentence`."""
+        from .tasks.translate import plot_alignment
+
+        return plot_alignment(self.translate(sentence, beam)[0], Path(path))
+
+    def require(self, task: str, what: str) -> None:
         if self.cfg.task != task:
+            use = {"image": "predict", "text": "generate", "translate": "translate"}[self.cfg.task]
             raise DeepworksError(f"'{what}' is for {task} runs; '{self.run.path}' is a {self.cfg.task} run. "
-                                 f"Use '{instead}' instead.")
+                                 f"Use '{use}' instead.")
 
     def evaluate(self, split: str = "test", data: str | None = None) -> dict:
         return evaluate(self.run.path, split=split, data=data)
@@ -94,7 +107,7 @@ class Trained:
 def default_run_name(cfg: Config) -> str:
     source = Path(cfg.data.source)
     stem = source.stem if source.suffix else source.name
-    return f"{stem or 'data'}-{cfg.model.name}"
+    return f"{(stem or 'data').replace(':', '-')}-{cfg.model.name}"
 
 
 def train(config: Config | str | Path | None = None, *, resume: str | Path | None = None,

@@ -31,9 +31,16 @@ class DataConfig:
         None,
         "What to learn from. Images: a folder with one sub-folder per class, a CSV of path,label, an .npz with "
         "arrays x and y, or a built-in (digits, mnist, fashion-mnist, cifar10; default digits). Text: a UTF-8 "
-        "file or a folder of text files, or a built-in (python-stdlib, tiny-shakespeare; default python-stdlib).",
-        flag="--data",
+        "file or a folder of text files, or a built-in (python-stdlib, tiny-shakespeare; default python-stdlib). "
+        "Translation: a TSV of source<TAB>target, or the source side of two line-aligned files (with --target), or "
+        "a built-in (dates, multi30k, multi30k:en-fr, ...; default dates).",
+        flag=("--data", "--source"),
     )
+    target: str | None = setting(None, "Translation: the target-language file, line-aligned with --source.")
+    val_data: str | None = setting(
+        None, "Translation: validation pairs (a TSV, or 'SOURCE_FILE,TARGET_FILE'); default: a seeded split.")
+    test_data: str | None = setting(
+        None, "Translation: test pairs (a TSV, or 'SOURCE_FILE,TARGET_FILE'); default: a seeded split.")
     data_dir: str | None = setting(
         None,
         "Where built-in datasets are looked for and downloaded to "
@@ -57,13 +64,16 @@ class DataConfig:
                                 "through time (the hidden state is carried on across sequences).")
     encoding: str = setting("utf-8", "Text: how the files are decoded; latin-1 reads any byte as one character.",
                             ("utf-8", "latin-1"))
+    max_len: int = setting(50, "Translation: longest sentence in words; longer ones are cut, with a warning.")
+    min_freq: int = setting(2, "Translation: words seen fewer times in training become <unk>.")
 
 
 @dataclass
 class ModelConfig:
     name: str | None = setting(
         None, "Network architecture: mlp, lenet or resnet for images (default lenet); rnn, lstm or gru for text "
-        "(default lstm).", ("mlp", "lenet", "resnet", "rnn", "lstm", "gru"), flag="--model")
+        "(default lstm); gru or lstm encoder-decoder for translation (default gru).",
+        ("mlp", "lenet", "resnet", "rnn", "lstm", "gru"), flag="--model")
     depth: int | None = setting(
         None, "MLP: hidden layers (default 2). ResNet: layers, 6n+2 (default 20). RNN/LSTM/GRU: stacked layers (default 2).")
     width: int | None = setting(
@@ -71,6 +81,9 @@ class ModelConfig:
         "RNN/LSTM/GRU: hidden units (default 256).")
     embed_size: int | None = setting(None, "Text: size of the character embedding (default 64, or the width when tied).")
     tie_weights: bool = setting(False, "Text: share the embedding matrix with the output layer (needs embed size = width).")
+    attention: str = setting("bahdanau", "Translation: how the decoder looks at the source: additive (bahdanau), "
+                             "multiplicative (luong), or none.", ("bahdanau", "luong", "none"))
+    bidirectional: bool = setting(True, "Translation: read the source in both directions.")
     activation: str | None = setting(
         None, "Hidden activation (default relu; tanh for text, where only the plain rnn can use relu instead).",
         ("relu", "leaky_relu", "gelu", "tanh", "sigmoid"))
@@ -105,6 +118,8 @@ class TrainConfig:
         None, "Early stopping: stop after this many epochs without improvement of the monitored metric (off by default: "
         "the one-cycle schedule's best epochs come at its end).")
     monitor: str | None = setting(None, "Validation metric for early stopping and the best checkpoint (default: the task's).")
+    teacher_forcing: float = setting(
+        1.0, "Translation: share of decoder steps fed the true previous word rather than the model's own guess.")
     restore_best: bool = setting(True, "Keep the weights of the best validation epoch as the final weights.")
     amp: str = setting("auto", "Mixed precision: auto uses bf16/fp16 on CUDA and full precision on the CPU.",
                        ("auto", "off", "bf16", "fp16"))
@@ -116,12 +131,15 @@ class EvalConfig:
     top_k: int = setting(5, "k for top-k accuracy and for predictions.")
     baseline: bool = setting(True, "Train a random forest on the same split and report it beside the network.")
     baseline_samples: int | None = setting(20000, "Cap on training samples for the random forest (unset: all).")
+    beam: int = setting(1, "Translation: beam width for the final BLEU (1 is greedy decoding).")
+    length_penalty: float = setting(0.6, "Translation: beam search's length penalty alpha (0: none; higher favours "
+                                    "longer translations).")
 
 
 @dataclass
 class Config:
-    task: str = setting("image", "What to learn: image classification or character-level text generation.",
-                        ("image", "text"))
+    task: str = setting("image", "What to learn: image classification, character-level text generation, or "
+                        "translation.", ("image", "text", "translate"))
     name: str | None = setting(None, "Run name; the run is written to RUNS_DIR/NAME (default: derived from data and model).")
     runs_dir: str = setting("runs", "Folder that holds run directories.")
     seed: int = setting(0, "Seed for splits, initialisation, data order and dropout.")
@@ -151,6 +169,10 @@ class Config:
             (t.weight_decay >= 0, "--weight-decay cannot be negative", t.weight_decay),
             (t.clip_grad is None or t.clip_grad >= 0, "--clip-grad cannot be negative (0 turns it off)", t.clip_grad),
             (d.seq_len >= 1, "--seq-len must be at least 1", d.seq_len),
+            (d.max_len >= 1, "--max-len must be at least 1", d.max_len),
+            (d.min_freq >= 1, "--min-freq must be at least 1", d.min_freq),
+            (0 <= t.teacher_forcing <= 1, "--teacher-forcing must be between 0 and 1", t.teacher_forcing),
+            (self.eval.beam >= 1, "--beam must be at least 1", self.eval.beam),
             (m.embed_size is None or m.embed_size >= 1, "--embed-size must be at least 1", m.embed_size),
             (t.patience is None or t.patience >= 0, "--patience cannot be negative", t.patience),
             (self.eval.top_k >= 1, "--top-k must be at least 1", self.eval.top_k),

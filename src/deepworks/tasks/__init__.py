@@ -63,8 +63,9 @@ class Task:
 def get_task(name: str) -> type[Task]:
     from .image import ImageClassification
     from .text import TextGeneration
+    from .translate import Translation
 
-    tasks = {"image": ImageClassification, "text": TextGeneration}
+    tasks = {"image": ImageClassification, "text": TextGeneration, "translate": Translation}
     if name not in tasks:
         raise ConfigError(f"Unknown task '{name}'. Choose one of: {', '.join(tasks)}.")
     return tasks[name]

@@ -1,0 +1,351 @@
+"""Translation: an encoder-decoder with attention that learns from sentence pairs.
+
+Data: pairs become word ids (lowercased, punctuation split off) over vocabularies built from the training
+pairs (words seen fewer than --min-freq times become <unk>); sources are padded with 0, targets are wrapped
+in <s> ... </s>. A dataset's own validation / test pairs are kept; otherwise seeded splits are held out.
+Loss: cross-entropy per target word. Metrics: validation loss and perplexity each epoch; BLEU and chrF
+(sacrebleu, 13a tokenisation, lowercased references) on the validation and test pairs at the end.
+Use: `translate` (greedy or beam search with a length penalty) and `plot_alignment` (attention heatmaps).
+"""
+
+from __future__ import annotations
+
+import html
+import math
+import warnings
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from ..config import Config
+from ..data.pairs import BOS, EOS, UNK, PairWarning, Pairs, build_vocab, detokenize, load_pairs, read_aligned, read_tsv, tokenize
+from ..errors import ConfigError, DataError
+from ..models import count_parameters
+from ..models.seq2seq import Seq2Seq
+from ..report import image_tag, plot_history, pyplot, table, write_page
+from . import Prepared, Task
+from .image import stratified_split
+
+
+def encode(sentences: list[list[str]], vocab: dict[str, int], wrap: bool) -> torch.Tensor:
+    """Token lists -> a (N, longest) id tensor padded with 0; `wrap` adds <s> and </s> around each."""
+    unk = vocab[UNK]
+    rows = [[vocab.get(t, unk) for t in s] for s in sentences]
+    if wrap:
+        rows = [[vocab[BOS], *r, vocab[EOS]] for r in rows]
+    out = torch.zeros(len(rows), max((len(r) for r in rows), default=1), dtype=torch.long)
+    for i, r in enumerate(rows):
+        out[i, :len(r)] = torch.tensor(r, dtype=torch.long)
+    return out
+
+
+def trim(x: torch.Tensor) -> torch.Tensor:
+    """Drop the columns that are padding in every row of the batch."""
+    return x[:, :max(1, int((x != 0).sum(1).max()))]
+
+
+class Translation(Task):
+    name = "translate"
+    models = ("gru", "lstm")
+    defaults = {"data.source": "dates", "model.name": "gru", "model.activation": "tanh", "train.batch_size": 64,
+                "train.clip_grad": 1.0}
+    default_monitor = "val_loss"
+    headline = "bleu"
+
+    def __init__(self, cfg: Config, meta: dict | None = None):
+        super().__init__(cfg, meta)
+        self.references: dict[str, list[str]] = {}  # lowercased reference translations of val and test
+        self.sources: dict[str, list[str]] = {}
+        self.unit = ("pair", 1)
+
+    # --- data -------------------------------------------------------------------------
+    def read(self, spec: str) -> tuple[list[str], list[str]]:
+        """Extra pairs named on the command line: a TSV, or 'SOURCE_FILE,TARGET_FILE'."""
+        if "," in spec and not Path(spec).exists():
+            a, b = spec.split(",", 1)
+            return read_aligned(Path(a), Path(b))
+        if not Path(spec).is_file():
+            raise DataError(f"No such file '{spec}'. Pass a TSV of source<TAB>target, or 'SOURCE_FILE,TARGET_FILE'.")
+        src, tgt, _ = read_tsv(Path(spec), self.cfg.data.strict)
+        return src, tgt
+
+    def tokens(self, sentences: list[str], what: str, notes: list[str]) -> list[list[str]]:
+        cap = self.cfg.data.max_len
+        out = [tokenize(s) for s in sentences]
+        long = sum(len(t) > cap for t in out)
+        if long:
+            message = f"{long} {what} sentence(s) are longer than --max-len {cap} words and were cut to that length."
+            warnings.warn(message, PairWarning, stacklevel=2)
+            notes.append(message)
+        return [t[:cap] for t in out]
+
+    def prepare(self, progress: bool | None = True) -> Prepared:
+        d, seed = self.cfg.data, self.cfg.seed
+        pairs: Pairs = load_pairs(d.source, d.target, d.data_dir, d.download, d.strict)
+        src, tgt = pairs.source, pairs.target
+        index = np.arange(len(src))
+        test = pairs.test or (self.read(d.test_data) if d.test_data else None)
+        val = pairs.val or (self.read(d.val_data) if d.val_data else None)
+        if test is None:
+            index, held = stratified_split(np.zeros(len(index), dtype=np.int64), d.test_fraction, seed)
+            test = ([src[i] for i in held], [tgt[i] for i in held])
+        if val is None:
+            keep, held = stratified_split(np.zeros(len(index), dtype=np.int64), d.val_fraction, seed + 1)
+            val = ([src[index[i]] for i in held], [tgt[index[i]] for i in held])
+            index = index[keep]
+        train = ([src[i] for i in index], [tgt[i] for i in index])
+        if len(train[0]) < 2:
+            raise DataError(f"{pairs.description} leaves {len(train[0])} pair(s) for training. Add pairs, or lower "
+                            f"--val-fraction / --test-fraction.")
+        notes = list(pairs.notes)
+        train_tok = [self.tokens(side, what, notes) for side, what in zip(train, ("training source", "training target"))]
+        if self.meta is None:
+            self.meta = {"src_vocab": build_vocab(train_tok[0], d.min_freq), "tgt_vocab": build_vocab(train_tok[1], d.min_freq),
+                         "max_len": d.max_len, "source": pairs.description}
+        self.references = {"val": [t.lower() for t in val[1]], "test": [t.lower() for t in test[1]]}
+        self.sources = {"val": val[0], "test": test[0]}
+
+        def tensors(side_src, side_tgt, toks=None):
+            s_tok, t_tok = toks or (self.tokens(side_src, "source", notes), self.tokens(side_tgt, "target", notes))
+            return encode(s_tok, self.vocab("src"), False), encode(t_tok, self.vocab("tgt"), True)
+
+        return Prepared(train=tensors(*train, train_tok), val=tensors(*val), test=tensors(*test), meta=self.meta,
+                        notes=notes)
+
+    def vocab(self, side: str) -> dict[str, int]:
+        return {t: i for i, t in enumerate(self.meta[f"{side}_vocab"])}
+
+    # --- model, loss, metrics -------------------------------------------------------------
+    def build_model(self) -> nn.Module:
+        m = self.cfg.model
+        layers = m.depth if m.depth is not None else 1
+        if layers < 1:
+            raise ConfigError("--depth must be at least 1 for a translation model (it counts stacked layers).")
+        return Seq2Seq(len(self.meta["src_vocab"]), len(self.meta["tgt_vocab"]), m.name, m.embed_size or 128,
+                       m.width or 256, layers, m.bidirectional, m.attention, m.dropout)
+
+    def training_step(self, model: nn.Module, batch):
+        src, tgt = trim(batch[0]), trim(batch[1])
+        logits = model(src, tgt[:, :-1], self.cfg.train.teacher_forcing)
+        gold = tgt[:, 1:]
+        loss = F.cross_entropy(logits.flatten(0, 1), gold.flatten(), ignore_index=0)
+        real = gold != 0
+        row_accuracy = ((logits.argmax(2) == gold) & real).sum(1) / real.sum(1).clamp(min=1)
+        return loss, {"accuracy": row_accuracy.sum()}  # per-row word accuracy, summed as the loop expects
+
+    @torch.no_grad()
+    def evaluate(self, model: nn.Module, split, device: torch.device, batch_size: int = 256) -> dict:
+        was_training = model.training
+        model.eval()
+        total, words = 0.0, 0
+        for i in range(0, len(split[0]), batch_size):
+            src, tgt = trim(split[0][i:i + batch_size].to(device)), trim(split[1][i:i + batch_size].to(device))
+            logits = model(src, tgt[:, :-1])
+            total += F.cross_entropy(logits.flatten(0, 1).float(), tgt[:, 1:].flatten(), ignore_index=0,
+                                     reduction="sum").item()
+            words += int((tgt[:, 1:] != 0).sum())
+        model.train(was_training)
+        loss = total / max(words, 1)
+        return {"loss": loss, "perplexity": math.exp(min(loss, 50))}
+
+    # --- decoding -----------------------------------------------------------------------
+    @torch.no_grad()
+    def greedy(self, model: nn.Module, src: torch.Tensor, max_steps: int) -> list[tuple[list[int], np.ndarray]]:
+        """Batched greedy decoding: (target ids without <s> and </s>, attention weights (T, S)) per sentence."""
+        bos, eos = self.vocab("tgt")[BOS], self.vocab("tgt")[EOS]
+        enc = model.encode(src)
+        state, prev = enc["state"], torch.full((len(src),), bos, dtype=torch.long, device=src.device)
+        steps, weights, done = [], [], torch.zeros(len(src), dtype=torch.bool, device=src.device)
+        for _ in range(max_steps):
+            logits, state, w = model.step(prev, state, enc)
+            prev = logits.argmax(1)
+            steps.append(prev)
+            weights.append(w)
+            done |= prev == eos
+            if bool(done.all()):
+                break
+        ids, attn = torch.stack(steps, 1).cpu(), torch.stack(weights, 1).float().cpu()
+        out = []
+        for row, a, n in zip(ids.tolist(), attn, (src != 0).sum(1).tolist()):
+            end = row.index(eos) if eos in row else len(row)
+            out.append((row[:end], a[:end + 1, :n].numpy()))
+        return out
+
+    @torch.no_grad()
+    def beam_search(self, model: nn.Module, src: torch.Tensor, beam: int, alpha: float,
+                    max_steps: int) -> tuple[list[int], np.ndarray]:
+        """One sentence (1, S): the best hypothesis by log-probability / ((5 + length) / 6) ** alpha (Wu et al. 2016)."""
+        bos, eos = self.vocab("tgt")[BOS], self.vocab("tgt")[EOS]
+        enc = model.encode(src)
+        live = [(0.0, [], [])]  # (log-probability, tokens, attention rows)
+        state, finished = enc["state"], []
+
+        def penalty(n: int) -> float:
+            return ((5 + n) / 6) ** alpha
+
+        for _ in range(max_steps):
+            k = len(live)
+            expanded = {key: (v.expand(k, *v.shape[1:]) if torch.is_tensor(v) else v) for key, v in enc.items()
+                        if key != "state"}
+            prev = torch.tensor([h[1][-1] if h[1] else bos for h in live], device=src.device)
+            logits, state, w = model.step(prev, state, expanded)
+            logp = logits.float().log_softmax(1)
+            scores, tokens = logp.topk(beam, 1)
+            candidates = sorted(((live[i][0] + float(scores[i, j]), i, int(tokens[i, j]))
+                                 for i in range(k) for j in range(beam)), key=lambda c: -c[0])
+            next_live, keep = [], []
+            for score, i, token in candidates:
+                attn = live[i][2] + [w[i].float().cpu().numpy()]
+                if token == eos:
+                    finished.append((score / penalty(len(live[i][1]) + 1), live[i][1], attn))
+                else:
+                    next_live.append((score, live[i][1] + [token], attn))
+                    keep.append(i)
+                if len(next_live) == beam:
+                    break
+            if len(finished) >= beam or not next_live:
+                break
+            live = next_live
+            index = torch.tensor(keep, device=src.device)
+            state = tuple(s.index_select(1, index) for s in state) if isinstance(state, tuple) else state.index_select(1, index)
+        if not finished:
+            finished = [(score / penalty(len(tokens)), tokens, attn) for score, tokens, attn in live]
+        _, tokens, attn = max(finished, key=lambda f: f[0])
+        return tokens, np.stack(attn)[:, :int((src != 0).sum())]
+
+    def translate(self, model: nn.Module, sentences: list[str], device: torch.device, beam: int = 1,
+                  alpha: float = 0.6, batch_size: int = 128) -> list[dict]:
+        """Translate sentences: [{'source', 'translation', 'source_tokens', 'tokens', 'attention'}] per sentence.
+        Words the model never saw become <unk> on the way in; nothing unknown can crash it."""
+        if beam < 1:
+            raise DataError(f"--beam must be at least 1. Received: {beam}.")
+        tgt_vocab, cap = self.meta["tgt_vocab"], self.meta["max_len"]
+        toks = []
+        for s in sentences:
+            t = tokenize(s)
+            if len(t) > cap:
+                warnings.warn(f"A sentence of {len(t)} words was cut to the model's --max-len of {cap}: "
+                              f"'{s[:60]}...'", PairWarning, stacklevel=2)
+            toks.append(t[:cap])
+        src_all = encode(toks, self.vocab("src"), False)
+        was_training = model.training
+        model.eval()
+        results = []
+        try:
+            for i in range(0, len(toks), batch_size):
+                src = trim(src_all[i:i + batch_size]).to(device)
+                max_steps = int(min(2 * src.shape[1] + 10, cap + 2))
+                if beam == 1:
+                    decoded = self.greedy(model, src, max_steps)
+                else:
+                    decoded = [self.beam_search(model, src[j:j + 1], beam, alpha, max_steps) for j in range(len(src))]
+                for j, (ids, attn) in enumerate(decoded):
+                    words = [tgt_vocab[k] for k in ids]
+                    results.append({"source": sentences[i + j], "translation": detokenize(words),
+                                    "source_tokens": toks[i + j], "tokens": words, "attention": attn})
+        finally:
+            model.train(was_training)
+        return results
+
+    def scores(self, model: nn.Module, split: str, device: torch.device, beam: int = 1) -> dict:
+        out = self.translate(model, self.sources[split], device, beam, self.cfg.eval.length_penalty)
+        return {**bleu_and_chrf([r["translation"] for r in out], self.references[split]), "pairs": len(out),
+                "beam": beam, "translations": out}
+
+    # --- after training -------------------------------------------------------------------
+    def finish(self, run, model: nn.Module, data: Prepared, fit_info: dict, device: torch.device) -> dict:
+        beam = self.cfg.eval.beam
+        test = {**self.evaluate(model, data.test, device), **self.scores(model, "test", device, beam)}
+        val = self.scores(model, "val", device, beam) if len(self.sources["val"]) else None
+        samples = [{"source": r["source"], "translation": r["translation"], "reference": ref}
+                   for r, ref in zip(test.pop("translations")[:12], self.references["test"])]
+        if val:
+            val.pop("translations")
+        results = {"task": self.name, "test": test, "val": val, "fit": fit_info, "parameters": count_parameters(model),
+                   "vocab": {"source": len(self.meta["src_vocab"]), "target": len(self.meta["tgt_vocab"])},
+                   "splits": {"train": len(data.train[0]), "val": len(data.val[0]), "test": len(data.test[0])},
+                   "samples": samples}
+        run.write_json(run.results_file, results)
+        run.log(kind="test", **{k: v for k, v in test.items() if k != "bleu_signature"})
+        self.write_report(run, model, data, results, device)
+        return results
+
+    def write_report(self, run, model: nn.Module, data: Prepared, results: dict, device: torch.device) -> Path:
+        out = run.report_dir
+        out.mkdir(exist_ok=True)
+        curves = plot_history(run.metrics(), out / "curves.png", "perplexity", "accuracy")
+        sentences = self.sources["test"][:3]
+        alignments = [plot_alignment(r, out / f"alignment-{i + 1}.png")
+                      for i, r in enumerate(self.translate(model, sentences, device))]
+        test, val, fit = results["test"], results["val"], results["fit"]
+        rows = [{"split": "test", "BLEU": test["bleu"], "chrF": test["chrf"], "loss": test["loss"],
+                 "perplexity": test["perplexity"], "pairs": test["pairs"]}]
+        if val:
+            rows.append({"split": "validation", "BLEU": val["bleu"], "chrF": val["chrf"], "loss": "", "perplexity": "",
+                         "pairs": val["pairs"]})
+        notes = "".join(f"<pre class='note'>{html.escape(n)}</pre>" for n in data.notes)
+        sections = [
+            ("Result", table(rows) + f"<p>{self.cfg.model.name} encoder-decoder, attention {self.cfg.model.attention}, "
+             f"{results['parameters']:,} parameters; {fit['epochs']} epochs; decoding "
+             f"{'greedy' if test['beam'] == 1 else 'beam ' + str(test['beam'])}. BLEU: <code>"
+             f"{html.escape(test['bleu_signature'])}</code>, lowercased.</p>"),
+            ("Sample translations", table(results["samples"])),
+            ("Where attention looked", "<p>Each row is a word the model wrote; the bright cells are the source words it "
+             "attended to while writing it.</p>" + "".join(image_tag(a, "attention alignment") for a in alignments)),
+            ("Training curves", image_tag(curves, "loss, perplexity and word accuracy per epoch")),
+            ("Data", f"<p>{html.escape(self.meta['source'])}</p>" + table([results["splits"]])
+             + table([results["vocab"]]) + notes),
+            ("Config", f"<pre>{html.escape(run.config_file.read_text())}</pre>"),
+        ]
+        return write_page(out, f"deepworks run {run.name}", sections)
+
+    # --- what the CLI prints ----------------------------------------------------------------
+    def summary(self, results: dict) -> list[tuple[str, str]]:
+        test, fit, splits = results["test"], results["fit"], results["splits"]
+        lines = [
+            ("data", f"{self.meta['source']}; train {splits['train']:,} / val {splits['val']:,} / test {splits['test']:,}"),
+            ("model", f"{self.cfg.model.name} + {self.cfg.model.attention} attention, {results['parameters']:,} "
+                      f"parameters, {fit['epochs']} epochs in {fit['train_seconds']:.1f} s"),
+            ("test", f"BLEU {test['bleu']:.2f}  chrF {test['chrf']:.2f}  loss {test['loss']:.4f}  "
+                     f"perplexity {test['perplexity']:.2f}"),
+        ]
+        for s in results["samples"][:3]:
+            lines.append(("sample", f"{s['source']}  ->  {s['translation']}   (reference: {s['reference']})"))
+        return lines
+
+    @staticmethod
+    def describe_metrics(metrics: dict) -> list[str]:
+        return [f"loss {metrics['loss']:.4f}  perplexity {metrics['perplexity']:.2f}"]
+
+    def test_metrics(self, model: nn.Module, split, device: torch.device) -> dict:
+        return {"samples": len(split[0]), **self.evaluate(model, split, device)}
+
+
+def bleu_and_chrf(hypotheses: list[str], references: list[str]) -> dict:
+    """sacrebleu's corpus BLEU (13a tokenisation) and chrF of lowercased hypotheses against lowercased references."""
+    import sacrebleu
+
+    bleu, chrf = sacrebleu.metrics.BLEU(), sacrebleu.metrics.CHRF()
+    hyps, refs = [h.lower() for h in hypotheses], [[r.lower() for r in references]]
+    return {"bleu": bleu.corpus_score(hyps, refs).score, "chrf": chrf.corpus_score(hyps, refs).score,
+            "bleu_signature": str(bleu.get_signature())}
+
+
+def plot_alignment(result: dict, path: Path) -> Path:
+    """The attention weights of one translation as a heatmap: target words down, source words across."""
+    plt = pyplot()
+    attn, src, tgt = result["attention"], result["source_tokens"], result["tokens"] + ["</s>"]
+    attn = attn[:len(tgt), :len(src)]
+    tgt = tgt[:len(attn)]  # no </s> row when decoding stopped at the length limit
+    fig, ax = plt.subplots(figsize=(max(4, 0.45 * len(src) + 2), max(3, 0.4 * len(tgt) + 1.5)))
+    ax.imshow(attn, cmap="viridis", vmin=0, vmax=1, aspect="auto")
+    ax.set_xticks(range(len(src)), src, rotation=60, ha="right")
+    ax.set_yticks(range(len(tgt)), tgt)
+    ax.set_title(result["translation"][:60], fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path

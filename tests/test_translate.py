@@ -1,0 +1,199 @@
+"""Translation as a user meets it: train on sentence pairs, translate greedily or with a beam, see the attention,
+resume, and every bad input."""
+
+import functools
+import json
+import os
+import signal
+import threading
+from http.server import ThreadingHTTPServer
+
+import numpy as np
+import pytest
+import torch
+from safetensors.torch import load_file
+
+import deepworks as dw
+from conftest import shared
+from deepworks.cli import main
+from deepworks.data.pairs import dates_pairs, detokenize, load_pairs, tokenize
+from deepworks.errors import DataError
+from deepworks.tasks.translate import bleu_and_chrf
+from deepworks.train import Interrupted
+from test_builtin_data import QuietHandler
+
+SYMBOLS = "abcdefgh"
+
+
+@pytest.fixture
+def reversal(tmp_path):
+    """A TSV of short symbol sequences and their reversals: attention has to look at the right source word."""
+    rng = np.random.default_rng(0)
+    lines = []
+    for _ in range(2400):
+        words = list(rng.choice(list(SYMBOLS), int(rng.integers(3, 7))))
+        lines.append(" ".join(words) + "\t" + " ".join(reversed(words)))
+    path = tmp_path / "reverse.tsv"
+    path.write_text("\n".join(lines) + "\n")
+    return str(path)
+
+
+def tiny(**settings):
+    settings = {"task": "translate", "width": 64, "embed_size": 32, "batch_size": 32, "min_freq": 1, **settings}
+    return dw.train(progress=False, **settings)
+
+
+def test_attention_learns_to_reverse_sequences_and_shows_where_it_looked(reversal):
+    trained = tiny(data=reversal, epochs=6)
+    test = trained.results["test"]
+    assert test["bleu"] > 90 and test["chrf"] > 90
+    out = trained.translate(["a b c d e", "h g f"])
+    assert [r["translation"] for r in out] == ["e d c b a", "f g h"]
+    attention = out[0]["attention"]  # (target words + </s>, source words)
+    assert attention.shape == (6, 5) and np.allclose(attention.sum(1), 1, atol=1e-5)
+    assert list(attention[:5].argmax(1)) == [4, 3, 2, 1, 0]  # each output word looked at its mirror image
+    page = (trained.run.report_dir / "index.html").read_text()
+    assert "Where attention looked" in page and (trained.run.report_dir / "alignment-1.png").is_file()
+
+
+def test_beam_search_of_width_one_is_greedy_decoding(reversal):
+    trained = tiny(data=reversal, epochs=1, attention="luong", name="luong")
+    task, model = trained.task, trained.model
+    sentences = ["a b c", "d e f g h", "a a b b", "h"]
+    greedy = [r["tokens"] for r in trained.translate(sentences, beam=1)]
+    src = [task.translate(model, [s], trained.device, beam=1)[0]["tokens"] for s in sentences]
+    from deepworks.data.pairs import tokenize as tok
+    from deepworks.tasks.translate import encode
+
+    beam1 = []
+    for s in sentences:
+        ids, _ = task.beam_search(model, encode([tok(s)], task.vocab("src"), False), 1, 0.6, 20)
+        beam1.append([task.meta["tgt_vocab"][i] for i in ids])
+    assert beam1 == greedy == src
+    assert len(trained.translate(sentences, beam=4)) == 4
+
+
+def test_bleu_of_a_perfect_translation_is_100_and_a_wrong_one_is_low():
+    references = ["A man is riding a bike.", "Two dogs play in the snow."]
+    assert bleu_and_chrf(references, references)["bleu"] == pytest.approx(100)
+    assert bleu_and_chrf(["a cat sleeps.", "the sun is out."], references)["bleu"] < 10
+    assert "13a" in bleu_and_chrf(references, references)["bleu_signature"]
+    assert detokenize(tokenize("A man, in a red-shirt, isn't here.")) == "a man, in a red-shirt, isn't here."
+
+
+def test_ctrl_c_mid_epoch_then_resume_gives_the_same_weights(reversal):
+    settings = dict(data=reversal, epochs=2, dropout=0.2, teacher_forcing=0.8, restore_best=False)
+    reference = tiny(name="whole", **settings)
+    from deepworks.tasks import translate
+
+    original, calls = translate.Translation.training_step, {"n": 0}
+
+    def interrupt(self, model, batch):
+        calls["n"] += 1
+        if calls["n"] == 20:
+            os.kill(os.getpid(), signal.SIGINT)
+        return original(self, model, batch)
+
+    translate.Translation.training_step = interrupt
+    try:
+        with pytest.raises(Interrupted, match="epoch 1, step 20"):
+            tiny(name="cut", **settings)
+    finally:
+        translate.Translation.training_step = original
+    resumed = dw.train(resume="runs/cut", progress=False)
+    a, b = load_file(reference.run.path / "model.safetensors"), load_file(resumed.run.path / "model.safetensors")
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_the_generated_dates_are_correct_and_repeatable():
+    a, b = dates_pairs(200, seed=3), dates_pairs(200, seed=3)
+    assert a.source == b.source and a.target == b.target
+    import datetime as dt
+
+    for human, iso in zip(a.source, a.target):
+        day = dt.date.fromisoformat(iso)
+        assert str(day.year) in human and (str(day.day) in human)
+
+
+def test_line_aligned_files_and_extra_validation_pairs(tmp_path):
+    (tmp_path / "a.de").write_text("ein hund\nzwei katzen\n" * 30)
+    (tmp_path / "a.en").write_text("a dog\ntwo cats\n" * 30)
+    (tmp_path / "v.tsv").write_text("ein hund\ta dog\n")
+    trained = tiny(data=str(tmp_path / "a.de"), target=str(tmp_path / "a.en"), val_data=str(tmp_path / "v.tsv"),
+                   epochs=1, test_fraction=0.2)
+    assert trained.results["splits"] == {"train": 48, "val": 1, "test": 12}
+
+
+def test_unknown_words_at_translation_time_become_unk_instead_of_crashing(reversal):
+    trained = tiny(data=reversal, epochs=1)
+    out = trained.translate(["zebra quagga a", ""])
+    assert out[0]["source_tokens"] == ["zebra", "quagga", "a"] and isinstance(out[0]["translation"], str)
+    assert out[1]["source_tokens"] == []
+
+
+def test_over_long_sentences_are_cut_with_a_warning(tmp_path):
+    (tmp_path / "long.tsv").write_text(("a b c\tc b a\n" * 40) + ("a " * 30 + "\tb\n"))
+    with pytest.warns(UserWarning, match=r"1 training source sentence\(s\) are longer than --max-len 10 words"):
+        tiny(data=str(tmp_path / "long.tsv"), max_len=10, epochs=1)
+
+
+def test_bad_lines_are_named_and_skipped_or_stop_the_run_when_strict(tmp_path, capsys):
+    (tmp_path / "p.tsv").write_text("ein hund\ta dog\nno tab here\na\tb\tc\n\tempty source\n" + "zwei\ttwo\n" * 20)
+    with pytest.warns(UserWarning, match=r"3 line\(s\) are not source<TAB>target pairs and were skipped: line 2 "
+                                         r"\(no tab\), line 3 \(3 columns\), line 4 \(an empty side\)"):
+        pairs = load_pairs(str(tmp_path / "p.tsv"))
+    assert len(pairs.source) == 21
+    assert main(["train", "--task", "translate", "--data", "p.tsv", "--strict"]) == 2
+    assert "line 2 (no tab), line 3 (3 columns), line 4 (an empty side)" in capsys.readouterr().err
+
+
+BAD = [
+    ({"a.de": "eins\nzwei\ndrei\n", "a.en": "one\ntwo\n"}, ["--data", "a.de", "--target", "a.en"],
+     "'a.de' has 3 lines but 'a.en' has 2. Line i of one must be the translation of line i of the other."),
+    ({"a.de": "eins\n\ndrei\n", "a.en": "one\ntwo\nthree\n"}, ["--data", "a.de", "--target", "a.en"],
+     "Line(s) 2 of 'a.de' / 'a.en' are empty on one side"),
+    ({"p.tsv": b"caf\xe9\tcoffee\n"}, ["--data", "p.tsv"], "'p.tsv' is not UTF-8 text: byte 0xe9 at line 1, column 4"),
+    ({"p.tsv": "only one column\n"}, ["--data", "p.tsv"], "'p.tsv' has no source<TAB>target pairs"),
+    ({}, ["--data", "missing.tsv"], "No such file 'missing.tsv'"),
+    ({}, ["--data", "multi30k:en-xx"], "Unknown Multi30k direction 'en-xx'"),
+]
+
+
+@pytest.mark.parametrize("files,args,message", BAD, ids=["counts", "empty-line", "not-utf8", "no-pairs", "missing", "direction"])
+def test_bad_pairs_get_a_clear_message(tmp_path, capsys, files, args, message):
+    for name, content in files.items():
+        (tmp_path / name).write_bytes(content if isinstance(content, bytes) else content.encode())
+    assert main(["train", "--task", "translate", "--quiet", *args]) == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err
+
+
+def test_translate_from_the_command_line(reversal, tmp_path, capsys, monkeypatch):
+    tiny(data=reversal, epochs=1, name="rev")
+    capsys.readouterr()
+    assert main(["translate", "rev", "a b c", "--beam", "3", "--plot", "al.png"]) == 0
+    assert len(capsys.readouterr().out.strip().split()) >= 1 and (tmp_path / "al.png").stat().st_size > 1000
+    (tmp_path / "in.txt").write_text("a b\n\nc d e\n")
+    assert main(["translate", "rev", "--file", "in.txt", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert [r["source"] for r in out] == ["a b", "c d e"] and len(out[0]["attention"][0]) == 2
+    assert main(["generate", "rev"]) == 2
+    assert "is for text runs; 'runs/rev' is a translate run. Use 'translate' instead." in capsys.readouterr().err
+
+
+def test_multi30k_is_read_from_the_data_dir_and_downloads_from_a_mirror(tmp_path, monkeypatch):
+    folder = shared("multi30k", "train.de.gz").parent.parent
+    pairs = load_pairs("multi30k", data_dir=str(folder), download=False)
+    assert len(pairs.source) == 29_000 and len(pairs.val[0]) == 1014 and len(pairs.test[0]) == 1000
+    assert pairs.source[0].startswith("Zwei junge weiße Männer") and pairs.target[0].startswith("Two young, White males")
+    server = ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(QuietHandler, directory=str(folder)))
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        monkeypatch.setenv("DEEPWORKS_MIRROR", f"http://127.0.0.1:{server.server_address[1]}")
+        fr = load_pairs("multi30k:en-fr", data_dir=str(tmp_path / "cache"))
+        assert fr.target[0].startswith("Deux jeunes hommes")
+    finally:
+        server.shutdown()
+        server.server_close()
+    with pytest.raises(DataError, match="Multi30k is not in"):
+        load_pairs("multi30k", data_dir=str(tmp_path / "empty"), download=False)
