@@ -197,3 +197,27 @@ def test_multi30k_is_read_from_the_data_dir_and_downloads_from_a_mirror(tmp_path
         server.server_close()
     with pytest.raises(DataError, match="Multi30k is not in"):
         load_pairs("multi30k", data_dir=str(tmp_path / "empty"), download=False)
+
+
+def test_a_small_transformer_learns_to_reverse_and_its_beam_of_one_is_greedy(reversal):
+    trained = tiny(data=reversal, model="transformer", depth=2, epochs=6, lr=0.003)
+    assert trained.results["test"]["bleu"] > 90
+    task, model = trained.task, trained.model
+    from deepworks.tasks.translate import encode
+
+    for sentence in ["a b c d e", "h g f", "c"]:
+        greedy = trained.translate(sentence)[0]
+        ids, attention = task.beam_search(model, encode([tokenize(sentence)], task.vocab("src"), False), 1, 0.6, 20)
+        assert [task.meta["tgt_vocab"][i] for i in ids] == greedy["tokens"]
+        assert attention.shape == greedy["attention"].shape
+    assert trained.translate("a b c d e", beam=4)[0]["translation"] == "e d c b a"
+
+
+def test_subword_tokenisation_is_learned_saved_with_the_run_and_reused(tmp_path):
+    (tmp_path / "p.tsv").write_text("".join(f"the house number {n}\tdas haus nummer {n}\n" for n in range(300)))
+    trained = tiny(data=str(tmp_path / "p.tsv"), tokenizer="subword", vocab_size=40, epochs=1)
+    meta = trained.task.meta
+    assert meta["src_subword"] and meta["tgt_subword"] and len(meta["src_vocab"]) <= 44  # 40 pieces + 4 specials
+    assert trained.task.split("the house number 123", "src")[0].startswith("▁")
+    loaded = dw.load(trained.run.path)
+    assert loaded.translate("the house number 7")[0]["source_tokens"] == trained.task.split("the house number 7", "src")

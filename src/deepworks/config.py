@@ -66,14 +66,17 @@ class DataConfig:
                             ("utf-8", "latin-1"))
     max_len: int = setting(50, "Translation: longest sentence in words; longer ones are cut, with a warning.")
     min_freq: int = setting(2, "Translation: words seen fewer times in training become <unk>.")
+    tokenizer: str = setting("word", "Translation: split sentences into words and punctuation, or into subwords "
+                             "learned by SentencePiece (rare words become pieces instead of <unk>).", ("word", "subword"))
+    vocab_size: int = setting(8000, "Translation with --tokenizer subword: pieces per language (at most).")
 
 
 @dataclass
 class ModelConfig:
     name: str | None = setting(
         None, "Network architecture: mlp, lenet or resnet for images (default lenet); rnn, lstm or gru for text "
-        "(default lstm); gru or lstm encoder-decoder for translation (default gru).",
-        ("mlp", "lenet", "resnet", "rnn", "lstm", "gru"), flag="--model")
+        "(default lstm); gru or lstm encoder-decoder, or transformer, for translation (default gru).",
+        ("mlp", "lenet", "resnet", "rnn", "lstm", "gru", "transformer"), flag="--model")
     depth: int | None = setting(
         None, "MLP: hidden layers (default 2). ResNet: layers, 6n+2 (default 20). RNN/LSTM/GRU: stacked layers (default 2).")
     width: int | None = setting(
@@ -84,6 +87,7 @@ class ModelConfig:
     attention: str = setting("bahdanau", "Translation: how the decoder looks at the source: additive (bahdanau), "
                              "multiplicative (luong), or none.", ("bahdanau", "luong", "none"))
     bidirectional: bool = setting(True, "Translation: read the source in both directions.")
+    heads: int = setting(4, "Translation, transformer: attention heads (the width must be a multiple).")
     activation: str | None = setting(
         None, "Hidden activation (default relu; tanh for text, where only the plain rnn can use relu instead).",
         ("relu", "leaky_relu", "gelu", "tanh", "sigmoid"))
@@ -171,8 +175,10 @@ class Config:
             (d.seq_len >= 1, "--seq-len must be at least 1", d.seq_len),
             (d.max_len >= 1, "--max-len must be at least 1", d.max_len),
             (d.min_freq >= 1, "--min-freq must be at least 1", d.min_freq),
+            (d.vocab_size >= 8, "--vocab-size must be at least 8", d.vocab_size),
             (0 <= t.teacher_forcing <= 1, "--teacher-forcing must be between 0 and 1", t.teacher_forcing),
             (self.eval.beam >= 1, "--beam must be at least 1", self.eval.beam),
+            (m.heads >= 1, "--heads must be at least 1", m.heads),
             (m.embed_size is None or m.embed_size >= 1, "--embed-size must be at least 1", m.embed_size),
             (t.patience is None or t.patience >= 0, "--patience cannot be negative", t.patience),
             (self.eval.top_k >= 1, "--top-k must be at least 1", self.eval.top_k),

@@ -98,3 +98,81 @@ class Seq2Seq(nn.Module):
                     own = torch.rand(prev.shape, device=prev.device) >= teacher_forcing
                     prev = torch.where(own, step_logits.argmax(1), prev)
         return torch.stack(logits, 1)
+
+
+class DecoderLayer(nn.Module):
+    """A post-norm Transformer decoder layer (Vaswani et al. 2017) that also returns its cross-attention weights,
+    which torch's nn.TransformerDecoderLayer keeps to itself."""
+
+    def __init__(self, size: int, heads: int, ff: int, dropout: float):
+        super().__init__()
+        self.self_attn = nn.MultiheadAttention(size, heads, dropout=dropout, batch_first=True)
+        self.cross_attn = nn.MultiheadAttention(size, heads, dropout=dropout, batch_first=True)
+        self.ff = nn.Sequential(nn.Linear(size, ff), nn.ReLU(), nn.Dropout(dropout), nn.Linear(ff, size))
+        self.norms = nn.ModuleList(nn.LayerNorm(size) for _ in range(3))
+        self.drop = nn.Dropout(dropout)
+
+    def forward(self, x, memory, causal, memory_pad):
+        a, _ = self.self_attn(x, x, x, attn_mask=causal, need_weights=False)
+        x = self.norms[0](x + self.drop(a))
+        a, weights = self.cross_attn(x, memory, memory, key_padding_mask=memory_pad)
+        x = self.norms[1](x + self.drop(a))
+        return self.norms[2](x + self.drop(self.ff(x))), weights
+
+
+class TransformerSeq2Seq(nn.Module):
+    """A small Transformer encoder-decoder with learned positions, with the same encode / step / forward
+    interface as Seq2Seq. Its decoding 'state' is the prefix written so far: each step re-reads it (no cache),
+    which is cheap for sentence-length outputs."""
+
+    def __init__(self, src_vocab: int, tgt_vocab: int, size: int = 256, heads: int = 4, layers: int = 3,
+                 ff: int = 1024, dropout: float = 0.1, max_len: int = 256):
+        super().__init__()
+        if size % heads:
+            raise ValueError(f"The width ({size}) must be a multiple of the {heads} attention heads.")
+        self.size, self.max_len = size, max_len
+        self.src_embed = nn.Embedding(src_vocab, size, padding_idx=0)
+        self.tgt_embed = nn.Embedding(tgt_vocab, size, padding_idx=0)
+        self.position = nn.Embedding(max_len, size)
+        layer = nn.TransformerEncoderLayer(size, heads, ff, dropout, batch_first=True)
+        self.encoder = nn.TransformerEncoder(layer, layers, enable_nested_tensor=False)
+        self.decoder = nn.ModuleList(DecoderLayer(size, heads, ff, dropout) for _ in range(layers))
+        self.drop = nn.Dropout(dropout)
+        self.out = nn.Linear(size, tgt_vocab)
+        for table in (self.src_embed, self.tgt_embed):  # std size ** -0.5, so that the sqrt(size) scale gives 1
+            nn.init.normal_(table.weight, 0.0, size ** -0.5)
+            table.weight.data[0].zero_()
+
+    def embed(self, table: nn.Embedding, ids: torch.Tensor) -> torch.Tensor:
+        positions = torch.arange(ids.shape[1], device=ids.device).clamp(max=self.max_len - 1)
+        return self.drop(table(ids) * self.size ** 0.5 + self.position(positions))
+
+    def encode(self, src: torch.Tensor) -> dict:
+        pad = src == 0
+        memory = self.encoder(self.embed(self.src_embed, src), src_key_padding_mask=pad)
+        empty = src.new_zeros((len(src), 0))
+        return {"memory": memory, "pad": pad, "mask": ~pad, "state": empty}
+
+    def decode(self, tgt_in: torch.Tensor, enc: dict) -> tuple[torch.Tensor, torch.Tensor]:
+        t = tgt_in.shape[1]
+        causal = torch.triu(torch.full((t, t), float("-inf"), device=tgt_in.device), 1)
+        x, weights = self.embed(self.tgt_embed, tgt_in), None
+        for layer in self.decoder:
+            x, weights = layer(x, enc["memory"], causal, enc["pad"])
+        return self.out(x), weights
+
+    def step(self, prev: torch.Tensor, state: torch.Tensor, enc: dict):
+        prefix = torch.cat([state, prev[:, None]], 1)
+        logits, weights = self.decode(prefix, enc)
+        return logits[:, -1], prefix, weights[:, -1]
+
+    def forward(self, src: torch.Tensor, tgt_in: torch.Tensor, teacher_forcing: float = 1.0):
+        """Teacher forcing is always full here: every position is trained in parallel."""
+        return self.decode(tgt_in, self.encode(src))[0]
+
+
+def reorder_state(state, index: torch.Tensor):
+    """Keep the beams in `index`: recurrent states are (layers, batch, hidden), a Transformer's is (batch, prefix)."""
+    if isinstance(state, tuple):
+        return tuple(s.index_select(1, index) for s in state)
+    return state.index_select(0 if state.dim() == 2 else 1, index)

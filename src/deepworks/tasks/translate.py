@@ -10,7 +10,9 @@ Use: `translate` (greedy or beam search with a length penalty) and `plot_alignme
 
 from __future__ import annotations
 
+import base64
 import html
+import io
 import math
 import warnings
 from pathlib import Path
@@ -24,7 +26,7 @@ from ..config import Config
 from ..data.pairs import BOS, EOS, UNK, PairWarning, Pairs, build_vocab, detokenize, load_pairs, read_aligned, read_tsv, tokenize
 from ..errors import ConfigError, DataError
 from ..models import count_parameters
-from ..models.seq2seq import Seq2Seq
+from ..models.seq2seq import Seq2Seq, TransformerSeq2Seq, reorder_state
 from ..report import image_tag, plot_history, pyplot, table, write_page
 from . import Prepared, Task
 from .image import stratified_split
@@ -49,7 +51,7 @@ def trim(x: torch.Tensor) -> torch.Tensor:
 
 class Translation(Task):
     name = "translate"
-    models = ("gru", "lstm")
+    models = ("gru", "lstm", "transformer")
     defaults = {"data.source": "dates", "model.name": "gru", "model.activation": "tanh", "train.batch_size": 64,
                 "train.clip_grad": 1.0}
     default_monitor = "val_loss"
@@ -59,6 +61,8 @@ class Translation(Task):
         super().__init__(cfg, meta)
         self.references: dict[str, list[str]] = {}  # lowercased reference translations of val and test
         self.sources: dict[str, list[str]] = {}
+        self._protos: dict[str, str] = {}  # subword models trained by prepare, before they are in meta
+        self._processors: dict = {}
         self.unit = ("pair", 1)
 
     # --- data -------------------------------------------------------------------------
@@ -72,9 +76,28 @@ class Translation(Task):
         src, tgt, _ = read_tsv(Path(spec), self.cfg.data.strict)
         return src, tgt
 
-    def tokens(self, sentences: list[str], what: str, notes: list[str]) -> list[list[str]]:
+    def subword(self, side: str):
+        """The side's SentencePiece model when the run uses subwords (kept in meta as base64), else None."""
+        proto = (self.meta or {}).get(f"{side}_subword") or self._protos.get(side)
+        if proto is None:
+            return None
+        if side not in self._processors:
+            import sentencepiece as spm
+
+            self._processors[side] = spm.SentencePieceProcessor(model_proto=base64.b64decode(proto))
+        return self._processors[side]
+
+    def split(self, sentence: str, side: str) -> list[str]:
+        sp = self.subword(side)
+        return sp.encode(sentence.lower(), out_type=str) if sp else tokenize(sentence)
+
+    def join(self, tokens: list[str]) -> str:
+        sp = self.subword("tgt")
+        return sp.decode_pieces(tokens) if sp else detokenize(tokens)
+
+    def tokens(self, sentences: list[str], side: str, what: str, notes: list[str]) -> list[list[str]]:
         cap = self.cfg.data.max_len
-        out = [tokenize(s) for s in sentences]
+        out = [self.split(s, side) for s in sentences]
         long = sum(len(t) > cap for t in out)
         if long:
             message = f"{long} {what} sentence(s) are longer than --max-len {cap} words and were cut to that length."
@@ -101,15 +124,19 @@ class Translation(Task):
             raise DataError(f"{pairs.description} leaves {len(train[0])} pair(s) for training. Add pairs, or lower "
                             f"--val-fraction / --test-fraction.")
         notes = list(pairs.notes)
-        train_tok = [self.tokens(side, what, notes) for side, what in zip(train, ("training source", "training target"))]
+        if self.meta is None and d.tokenizer == "subword":
+            self._protos = {side: train_subword(sentences, d.vocab_size) for side, sentences in zip(("src", "tgt"), train)}
+        train_tok = [self.tokens(sentences, side, f"training {name}", notes)
+                     for sentences, side, name in zip(train, ("src", "tgt"), ("source", "target"))]
         if self.meta is None:
             self.meta = {"src_vocab": build_vocab(train_tok[0], d.min_freq), "tgt_vocab": build_vocab(train_tok[1], d.min_freq),
-                         "max_len": d.max_len, "source": pairs.description}
+                         "max_len": d.max_len, "source": pairs.description,
+                         **{f"{side}_subword": proto for side, proto in self._protos.items()}}
         self.references = {"val": [t.lower() for t in val[1]], "test": [t.lower() for t in test[1]]}
         self.sources = {"val": val[0], "test": test[0]}
 
         def tensors(side_src, side_tgt, toks=None):
-            s_tok, t_tok = toks or (self.tokens(side_src, "source", notes), self.tokens(side_tgt, "target", notes))
+            s_tok, t_tok = toks or (self.tokens(side_src, "src", "source", notes), self.tokens(side_tgt, "tgt", "target", notes))
             return encode(s_tok, self.vocab("src"), False), encode(t_tok, self.vocab("tgt"), True)
 
         return Prepared(train=tensors(*train, train_tok), val=tensors(*val), test=tensors(*test), meta=self.meta,
@@ -124,8 +151,15 @@ class Translation(Task):
         layers = m.depth if m.depth is not None else 1
         if layers < 1:
             raise ConfigError("--depth must be at least 1 for a translation model (it counts stacked layers).")
-        return Seq2Seq(len(self.meta["src_vocab"]), len(self.meta["tgt_vocab"]), m.name, m.embed_size or 128,
-                       m.width or 256, layers, m.bidirectional, m.attention, m.dropout)
+        vocabs = len(self.meta["src_vocab"]), len(self.meta["tgt_vocab"])
+        if m.name == "transformer":
+            try:
+                return TransformerSeq2Seq(*vocabs, m.width or 256, m.heads, m.depth or 3, 4 * (m.width or 256),
+                                          m.dropout, self.meta["max_len"] + 2)
+            except ValueError as err:
+                raise ConfigError(str(err)) from None
+        return Seq2Seq(*vocabs, m.name, m.embed_size or 128, m.width or 256, layers, m.bidirectional, m.attention,
+                       m.dropout)
 
     def training_step(self, model: nn.Module, batch):
         src, tgt = trim(batch[0]), trim(batch[1])
@@ -210,7 +244,7 @@ class Translation(Task):
                 break
             live = next_live
             index = torch.tensor(keep, device=src.device)
-            state = tuple(s.index_select(1, index) for s in state) if isinstance(state, tuple) else state.index_select(1, index)
+            state = reorder_state(state, index)
         if not finished:
             finished = [(score / penalty(len(tokens)), tokens, attn) for score, tokens, attn in live]
         _, tokens, attn = max(finished, key=lambda f: f[0])
@@ -225,7 +259,7 @@ class Translation(Task):
         tgt_vocab, cap = self.meta["tgt_vocab"], self.meta["max_len"]
         toks = []
         for s in sentences:
-            t = tokenize(s)
+            t = self.split(s, "src")
             if len(t) > cap:
                 warnings.warn(f"A sentence of {len(t)} words was cut to the model's --max-len of {cap}: "
                               f"'{s[:60]}...'", PairWarning, stacklevel=2)
@@ -244,7 +278,7 @@ class Translation(Task):
                     decoded = [self.beam_search(model, src[j:j + 1], beam, alpha, max_steps) for j in range(len(src))]
                 for j, (ids, attn) in enumerate(decoded):
                     words = [tgt_vocab[k] for k in ids]
-                    results.append({"source": sentences[i + j], "translation": detokenize(words),
+                    results.append({"source": sentences[i + j], "translation": self.join(words),
                                     "source_tokens": toks[i + j], "tokens": words, "attention": attn})
         finally:
             model.train(was_training)
@@ -288,8 +322,7 @@ class Translation(Task):
                          "pairs": val["pairs"]})
         notes = "".join(f"<pre class='note'>{html.escape(n)}</pre>" for n in data.notes)
         sections = [
-            ("Result", table(rows) + f"<p>{self.cfg.model.name} encoder-decoder, attention {self.cfg.model.attention}, "
-             f"{results['parameters']:,} parameters; {fit['epochs']} epochs; decoding "
+            ("Result", table(rows) + f"<p>{self.describe_model()}, {results['parameters']:,} parameters; {fit['epochs']} epochs; decoding "
              f"{'greedy' if test['beam'] == 1 else 'beam ' + str(test['beam'])}. BLEU: <code>"
              f"{html.escape(test['bleu_signature'])}</code>, lowercased.</p>"),
             ("Sample translations", table(results["samples"])),
@@ -307,7 +340,7 @@ class Translation(Task):
         test, fit, splits = results["test"], results["fit"], results["splits"]
         lines = [
             ("data", f"{self.meta['source']}; train {splits['train']:,} / val {splits['val']:,} / test {splits['test']:,}"),
-            ("model", f"{self.cfg.model.name} + {self.cfg.model.attention} attention, {results['parameters']:,} "
+            ("model", f"{self.describe_model()}, {results['parameters']:,} "
                       f"parameters, {fit['epochs']} epochs in {fit['train_seconds']:.1f} s"),
             ("test", f"BLEU {test['bleu']:.2f}  chrF {test['chrf']:.2f}  loss {test['loss']:.4f}  "
                      f"perplexity {test['perplexity']:.2f}"),
@@ -316,12 +349,28 @@ class Translation(Task):
             lines.append(("sample", f"{s['source']}  ->  {s['translation']}   (reference: {s['reference']})"))
         return lines
 
+    def describe_model(self) -> str:
+        m = self.cfg.model
+        return "transformer" if m.name == "transformer" else f"{m.name} + {m.attention} attention"
+
     @staticmethod
     def describe_metrics(metrics: dict) -> list[str]:
         return [f"loss {metrics['loss']:.4f}  perplexity {metrics['perplexity']:.2f}"]
 
     def test_metrics(self, model: nn.Module, split, device: torch.device) -> dict:
         return {"samples": len(split[0]), **self.evaluate(model, split, device)}
+
+
+def train_subword(sentences: list[str], vocab_size: int) -> str:
+    """A SentencePiece unigram model of the lowercased sentences, as base64 text (it travels inside model.json).
+    The vocabulary may come out smaller than asked for on a small corpus."""
+    import sentencepiece as spm
+
+    model = io.BytesIO()
+    spm.SentencePieceTrainer.train(sentence_iterator=iter(s.lower() for s in sentences), model_writer=model,
+                                   vocab_size=vocab_size, model_type="unigram", character_coverage=1.0,
+                                   hard_vocab_limit=False, minloglevel=2)
+    return base64.b64encode(model.getvalue()).decode("ascii")
 
 
 def bleu_and_chrf(hypotheses: list[str], references: list[str]) -> dict:
