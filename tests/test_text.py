@@ -270,3 +270,13 @@ def test_each_task_fills_the_settings_left_unset_with_its_own_defaults():
     assert (image.data.source, image.model.name, image.train.batch_size, image.train.clip_grad) == ("digits", "lenet", 128, 0.0)
     chosen = get_task("text")(Config(task="text", train=Config().train.__class__(batch_size=8, clip_grad=0.0))).cfg
     assert (chosen.train.batch_size, chosen.train.clip_grad) == (8, 0.0)  # a user's choice, 0 included, is kept
+
+
+def test_weights_that_do_not_fit_the_model_get_a_message_not_a_traceback(fox):
+    from safetensors.torch import save_file
+
+    trained = tiny(data=fox, epochs=1, name="fox")
+    save_file({"embed.weight": torch.zeros(3, 3)}, str(trained.run.path / "model.safetensors"))
+    with pytest.raises(dw.DeepworksError, match=r"The weights in '.*model.safetensors' do not fit the lstm model this "
+                                                r"version of deepworks builds \(.*\)\. The run was probably made by"):
+        dw.load("fox")

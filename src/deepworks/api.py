@@ -165,7 +165,13 @@ def load(run_path: str | Path, device: str = "auto", runs_dir: str | Path = "run
     saved = run.read_json(run.model_file)
     task = get_task(saved["task"]).from_meta(cfg, saved["meta"])
     model = task.build_model()
-    model.load_state_dict(run.load_weights())
+    try:
+        model.load_state_dict(run.load_weights())
+    except RuntimeError as err:
+        first = str(err).strip().splitlines()[-1].strip().rstrip(".")
+        raise DeepworksError(f"The weights in '{run.weights_file}' do not fit the {cfg.model.name} model this version of "
+                             f"deepworks builds ({first}). The run was probably made by another version: train it "
+                             f"again, or load it with the version that made it.") from None
     dev = resolve_device(device)
     prefer_channels_last(model.to(dev)).eval()
     return Trained(run, cfg, task, model, dev)

@@ -150,7 +150,8 @@ def cmd_evaluate(args) -> int:
     if args.json:
         print(json.dumps(metrics, indent=2))
         return 0
-    size = f"{metrics['samples']} images" if "samples" in metrics else f"{metrics['characters']:,} characters"
+    size = next(f"{metrics[k]:,} {name}" for k, name in (("samples", "images"), ("characters", "characters"),
+                                                         ("pairs", "sentence pairs")) if k in metrics)
     print(f"{metrics['run']} on {metrics['data']} ({metrics['split']}, {size})")
     from .tasks import get_task
 

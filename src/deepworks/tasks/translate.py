@@ -358,7 +358,7 @@ class Translation(Task):
         return [f"loss {metrics['loss']:.4f}  perplexity {metrics['perplexity']:.2f}"]
 
     def test_metrics(self, model: nn.Module, split, device: torch.device) -> dict:
-        return {"samples": len(split[0]), **self.evaluate(model, split, device)}
+        return {"pairs": len(split[0]), **self.evaluate(model, split, device)}
 
 
 def train_subword(sentences: list[str], vocab_size: int) -> str:
