@@ -71,3 +71,22 @@ def timed_fit(task, data, cfg, epochs: int, validate: bool = False):
         t0 = time.perf_counter()
         result = fit(task, model, data.train, val, cfg, run, progress=False)
         return time.perf_counter() - t0, result, model
+
+
+def measure(name: str, sections: dict, selected: list[str]) -> dict:
+    """Run the selected sections (in the order of `sections`, name -> function returning a dict), each between
+    two calibrations and dated, and write them into results/NAME.json beside the sections an earlier partial run
+    measured."""
+    result = {"benchmark": name, "machine": machine()}
+    path = RESULTS / f"{name}.json"
+    if path.exists():
+        old = json.loads(path.read_text())
+        result.update({k: v for k, v in old.items() if k in sections})
+    for section, run in sections.items():
+        if section in selected:
+            print(section, flush=True)
+            before = calibrate()
+            result[section] = {**run(), "calibration_before": before, "calibration_after": calibrate(),
+                               "date": time.strftime("%Y-%m-%d %H:%M")}
+    write(name, result)
+    return result

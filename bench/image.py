@@ -28,7 +28,7 @@ import torch
 import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import SHARED_DATA, calibrate, machine, timed_fit, write  # noqa: E402
+from common import SHARED_DATA, measure, timed_fit  # noqa: E402
 
 import deepworks as dw  # noqa: E402
 from deepworks.config import Config  # noqa: E402
@@ -232,22 +232,10 @@ def main() -> None:
         return peak_child(args.peak)
     if not (SHARED_DATA / "mnist").exists():
         sys.exit(f"MNIST not found under {SHARED_DATA}; set DEEPWORKS_SHARED_DATA.")
-    sections = args.only.split(",")
-    result = {"benchmark": "image", "machine": machine()}
-    path = Path(__file__).resolve().parent / "results" / "image.json"
-    if path.exists():  # keep sections measured by an earlier partial run (each carries its own calibration and date)
-        old = json.loads(path.read_text())
-        result.update({k: v for k, v in old.items() if k in ("throughput", "memory", "forest", "default", "fashion")})
     with tempfile.TemporaryDirectory() as runs_dir:
-        runs = {"throughput": throughput, "memory": peak_memory, "forest": forest,
-                "default": lambda: default_settings(runs_dir), "fashion": lambda: fashion(runs_dir)}
-        for name in ("throughput", "memory", "forest", "default", "fashion"):
-            if name in sections:
-                print(name, flush=True)
-                before = calibrate()
-                result[name] = {**runs[name](), "calibration_before": before, "calibration_after": calibrate(),
-                                "date": time.strftime("%Y-%m-%d %H:%M")}
-    write("image", result)
+        result = measure("image", {"throughput": throughput, "memory": peak_memory, "forest": forest,
+                                   "default": lambda: default_settings(runs_dir), "fashion": lambda: fashion(runs_dir)},
+                         args.only.split(","))
     print(json.dumps({k: v for k, v in result.items() if k not in ("machine",)}, indent=2))
 
 

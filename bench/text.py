@@ -28,7 +28,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import SHARED_DATA, calibrate, machine, timed_fit, write  # noqa: E402
+from common import SHARED_DATA, measure, timed_fit  # noqa: E402
 
 import deepworks as dw  # noqa: E402
 from deepworks.tasks.text import TextGeneration  # noqa: E402
@@ -191,20 +191,7 @@ def main() -> None:
     args = parser.parse_args()
     if not (SHARED_DATA / "tiny_shakespeare" / "input.txt").exists():
         sys.exit(f"Tiny Shakespeare not found under {SHARED_DATA}; set DEEPWORKS_SHARED_DATA.")
-    sections = args.only.split(",")
-    result = {"benchmark": "text", "machine": machine()}
-    path = Path(__file__).resolve().parent / "results" / "text.json"
-    if path.exists():  # keep sections measured by an earlier partial run (each has its own calibration and date)
-        old = json.loads(path.read_text())
-        result.update({k: v for k, v in old.items() if k in ("throughput", "budget", "sampling")})
-    runs = {"throughput": throughput, "budget": budget, "sampling": sampling}
-    for name in ("throughput", "sampling", "budget"):
-        if name in sections:
-            print(name, flush=True)
-            before = calibrate()
-            result[name] = {**runs[name](), "calibration_before": before, "calibration_after": calibrate(),
-                            "date": time.strftime("%Y-%m-%d %H:%M")}
-    write("text", result)
+    result = measure("text", {"throughput": throughput, "sampling": sampling, "budget": budget}, args.only.split(","))
     print(json.dumps({k: v for k, v in result.items() if k != "machine"}, indent=2))
 
 

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import os
+import signal
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 from PIL import Image
+from safetensors.torch import load_file
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = Path(os.environ.get("DEEPWORKS_SHARED_DATA", REPO.parent / "shared" / "data"))
@@ -31,6 +34,34 @@ def isolated(tmp_path, monkeypatch):
     monkeypatch.delenv("DEEPWORKS_MIRROR", raising=False)
     monkeypatch.setenv("DEEPWORKS_DATA", str(tmp_path / "no-data-here"))
     return tmp_path
+
+
+def weights(run_path, name="model.safetensors"):
+    return load_file(os.path.join(run_path, name))
+
+
+def assert_same_weights(a, b):
+    assert a.keys() == b.keys()
+    for k in a:
+        assert torch.equal(a[k], b[k]), k
+
+
+@contextmanager
+def ctrl_c_at_step(task_class, step: int):
+    """While active, Ctrl-C arrives during the `step`-th call of the task's training_step (counting from 1)."""
+    original, calls = task_class.training_step, {"n": 0}
+
+    def training_step(self, model, batch):
+        calls["n"] += 1
+        if calls["n"] == step:
+            os.kill(os.getpid(), signal.SIGINT)
+        return original(self, model, batch)
+
+    task_class.training_step = training_step
+    try:
+        yield
+    finally:
+        task_class.training_step = original
 
 
 def draw(kind: str, size: int, rng: np.random.Generator, mode: str = "L") -> Image.Image:

@@ -1,21 +1,18 @@
 """Text generation as a user meets it: train on a text file, sample from it, resume, and every bad input."""
 
 import json
-import os
-import signal
 
 import pytest
 import torch
-from safetensors.torch import load_file
 
 import deepworks as dw
-from conftest import shared
+from conftest import assert_same_weights, ctrl_c_at_step, shared, weights
 from deepworks.cli import main
 from deepworks.data.text import load_text_source
 from deepworks.errors import ConfigError, DataError
 from deepworks.models import build_text_model, count_parameters
 from deepworks.config import ModelConfig
-from deepworks.tasks.text import stream_windows
+from deepworks.tasks.text import TextGeneration, stream_windows
 from deepworks.train import Interrupted
 
 LINE = "the quick brown fox jumps over the lazy dog.\n"
@@ -72,26 +69,12 @@ def test_sampling_is_repeatable_with_a_seed_and_varies_without(fox):
 def test_ctrl_c_mid_epoch_then_resume_gives_the_same_weights(fox):
     settings = dict(data=fox, epochs=2, dropout=0.2, depth=2, restore_best=False)
     reference = tiny(name="whole", **settings)
-    from deepworks.tasks import text
-
-    original, calls = text.TextGeneration.training_step, {"n": 0}
-
-    def interrupt_on_third_step(self, model, batch):
-        calls["n"] += 1
-        if calls["n"] == 3:  # mid-epoch 1: the carried hidden state must survive the checkpoint
-            os.kill(os.getpid(), signal.SIGINT)
-        return original(self, model, batch)
-
-    text.TextGeneration.training_step = interrupt_on_third_step
-    try:
-        with pytest.raises(Interrupted, match="epoch 1, step 3"):
-            tiny(name="cut", **settings)
-    finally:
-        text.TextGeneration.training_step = original
+    # Ctrl-C mid-epoch 1: the carried hidden state must survive the checkpoint.
+    with ctrl_c_at_step(TextGeneration, 3), pytest.raises(Interrupted, match="epoch 1, step 3"):
+        tiny(name="cut", **settings)
     assert torch.load("runs/cut/checkpoint.pt", weights_only=True)["task"]["state"]  # the hidden state is saved
     resumed = dw.train(resume="runs/cut", progress=False)
-    a, b = load_file(reference.run.path / "model.safetensors"), load_file(resumed.run.path / "model.safetensors")
-    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    assert_same_weights(weights(reference.run.path), weights(resumed.run.path))
     assert [r["epoch"] for r in resumed.run.metrics() if r.get("kind") == "epoch"] == [1, 2]
 
 

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 import yaml
-from safetensors.torch import load_file
+from conftest import assert_same_weights, weights
 
 import deepworks as dw
 from deepworks.errors import TrainingError
@@ -19,16 +19,6 @@ from deepworks.train import Interrupted, steps_per_epoch
 def quick(**settings):
     settings.setdefault("baseline", False)
     return dw.train(progress=False, **settings)
-
-
-def weights(run_path, name="model.safetensors"):
-    return load_file(os.path.join(run_path, name))
-
-
-def assert_same_weights(a, b):
-    assert a.keys() == b.keys()
-    for k in a:
-        assert torch.equal(a[k], b[k]), k
 
 
 def test_lenet_learns_digits_beside_a_random_forest():

@@ -3,22 +3,18 @@ resume, and every bad input."""
 
 import functools
 import json
-import os
-import signal
 import threading
 from http.server import ThreadingHTTPServer
 
 import numpy as np
 import pytest
-import torch
-from safetensors.torch import load_file
 
 import deepworks as dw
-from conftest import shared
+from conftest import assert_same_weights, ctrl_c_at_step, shared, weights
 from deepworks.cli import main
 from deepworks.data.pairs import dates_pairs, detokenize, load_pairs, tokenize
 from deepworks.errors import DataError
-from deepworks.tasks.translate import bleu_and_chrf
+from deepworks.tasks.translate import Translation, bleu_and_chrf
 from deepworks.train import Interrupted
 from test_builtin_data import QuietHandler
 
@@ -84,25 +80,10 @@ def test_bleu_of_a_perfect_translation_is_100_and_a_wrong_one_is_low():
 def test_ctrl_c_mid_epoch_then_resume_gives_the_same_weights(reversal):
     settings = dict(data=reversal, epochs=2, dropout=0.2, teacher_forcing=0.8, restore_best=False)
     reference = tiny(name="whole", **settings)
-    from deepworks.tasks import translate
-
-    original, calls = translate.Translation.training_step, {"n": 0}
-
-    def interrupt(self, model, batch):
-        calls["n"] += 1
-        if calls["n"] == 20:
-            os.kill(os.getpid(), signal.SIGINT)
-        return original(self, model, batch)
-
-    translate.Translation.training_step = interrupt
-    try:
-        with pytest.raises(Interrupted, match="epoch 1, step 20"):
-            tiny(name="cut", **settings)
-    finally:
-        translate.Translation.training_step = original
+    with ctrl_c_at_step(Translation, 20), pytest.raises(Interrupted, match="epoch 1, step 20"):
+        tiny(name="cut", **settings)
     resumed = dw.train(resume="runs/cut", progress=False)
-    a, b = load_file(reference.run.path / "model.safetensors"), load_file(resumed.run.path / "model.safetensors")
-    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    assert_same_weights(weights(reference.run.path), weights(resumed.run.path))
 
 
 def test_the_generated_dates_are_correct_and_repeatable():

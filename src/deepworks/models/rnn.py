@@ -33,7 +33,7 @@ class CharRNN(nn.Module):
         if tie_weights:
             self.head.weight = self.embed.weight  # one matrix: the output layer scores characters by their embedding
         init_recurrent(self.rnn, init)
-        self.kind, self.act = kind, act
+        self.kind = kind
 
     def forward(self, x: torch.Tensor, state: State = None) -> tuple[torch.Tensor, State]:
         """x: (batch, time) character ids -> logits (batch, time, vocab) and the state after the last step."""
@@ -42,27 +42,38 @@ class CharRNN(nn.Module):
 
 
     def step(self, ids: torch.Tensor, state: State = None) -> tuple[torch.Tensor, State]:
-        """One time step for sampling, without dropout: ids (batch,) -> logits (batch, vocab) and the new state, in
-        the same layout as `forward`'s. The cell functions skip the sequence machinery of the full layer, which
-        dominates at one character at a time (several times faster on a CPU)."""
-        rnn, x = self.rnn, self.embed(ids)
-        layers, zeros = rnn.num_layers, x.new_zeros(rnn.num_layers, len(ids), rnn.hidden_size)
+        """One time step, for sampling: ids (batch,) -> logits (batch, vocab) and the new state, in the same layout
+        as `forward`'s. The cell functions skip the sequence machinery of the full layer, which dominates at one
+        character at a time (several times faster on a CPU)."""
+        x = self.embed(ids)
         if state is None:
+            zeros = x.new_zeros(self.rnn.num_layers, len(ids), self.rnn.hidden_size)
             state = (zeros, zeros) if self.kind == "lstm" else zeros
-        cell = {"lstm": torch.lstm_cell, "gru": torch.gru_cell,
-                "rnn": torch.rnn_relu_cell if self.act == "relu" else torch.rnn_tanh_cell}[self.kind]
-        new_h, new_c = [], []
-        for k in range(layers):
-            weights = [getattr(rnn, f"{name}_l{k}") for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")]
-            if self.kind == "lstm":
-                h, c = cell(x, (state[0][k], state[1][k]), *weights)
-                new_c.append(c)
-            else:
-                h = cell(x, state[k], *weights)
-            new_h.append(h)
-            x = h
-        state = (torch.stack(new_h), torch.stack(new_c)) if self.kind == "lstm" else torch.stack(new_h)
+        x, state = step_layers(self.rnn, x, state)
         return self.head(x), state
+
+
+CELLS = {"LSTM": torch.lstm_cell, "GRU": torch.gru_cell, "RNN_TANH": torch.rnn_tanh_cell, "RNN_RELU": torch.rnn_relu_cell}
+
+
+def step_layers(rnn: nn.RNNBase, x: torch.Tensor, state: State) -> tuple[torch.Tensor, State]:
+    """One time step of a stacked torch RNN / LSTM / GRU layer through torch's cell functions, on the layer's own
+    weights: x (batch, input) -> the top layer's output (batch, hidden) and the new state, laid out as the layer's.
+    Calling the whole-sequence layer once per step costs several times more; autograd works the same. Dropout
+    between layers follows the layer's own setting, as the layer applies it."""
+    cell, lstm = CELLS[rnn.mode], rnn.mode == "LSTM"
+    hs, cs = [], []
+    for k in range(rnn.num_layers):
+        weights = [getattr(rnn, f"{name}_l{k}") for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")]
+        if lstm:
+            h, c = cell(x, (state[0][k], state[1][k]), *weights)
+            cs.append(c)
+        else:
+            h = cell(x, state[k], *weights)
+        hs.append(h)
+        last = k + 1 == rnn.num_layers
+        x = h if last else nn.functional.dropout(h, rnn.dropout, rnn.training)
+    return x, ((torch.stack(hs), torch.stack(cs)) if lstm else torch.stack(hs))
 
 
 def init_recurrent(rnn: nn.Module, scheme: str) -> None:

@@ -12,6 +12,8 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
+from .rnn import step_layers
+
 CELLS = {"gru": nn.GRU, "lstm": nn.LSTM}
 
 
@@ -88,24 +90,8 @@ class Seq2Seq(nn.Module):
             context, weights = self.attend(top, enc["keys"], enc["memory"], enc["mask"])
         else:
             context, weights = enc["summary"], enc["mask"].float() / enc["mask"].sum(1, keepdim=True)
-        out, state = self.decoder_cell(torch.cat([emb, context], 1), state)
+        out, state = step_layers(self.decoder, torch.cat([emb, context], 1), state)  # one word: cell functions
         return torch.tanh(self.combine(torch.cat([out, context, emb], 1))), state, weights
-
-    def decoder_cell(self, x: torch.Tensor, state):
-        """One step of the stacked decoder through torch's cell functions, on the decoder layer's own weights: the
-        whole-sequence layer costs several times more per call, and the decoder is called once per word."""
-        rnn, cell = self.decoder, torch.lstm_cell if self.cell == "lstm" else torch.gru_cell
-        hs, cs = [], []
-        for k in range(self.layers):
-            weights = [getattr(rnn, f"{name}_l{k}") for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")]
-            if self.cell == "lstm":
-                h, c = cell(x, (state[0][k], state[1][k]), *weights)
-                cs.append(c)
-            else:
-                h = cell(x, state[k], *weights)
-            hs.append(h)
-            x = self.drop(h) if k + 1 < self.layers else h  # dropout between layers, as the layer itself applies
-        return x, ((torch.stack(hs), torch.stack(cs)) if self.cell == "lstm" else torch.stack(hs))
 
     def forward(self, src: torch.Tensor, tgt_in: torch.Tensor, teacher_forcing: float = 1.0):
         """Logits (B, T, V) for every target position; tgt_in starts with <s>. With teacher_forcing below 1, each

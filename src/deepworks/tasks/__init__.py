@@ -56,6 +56,15 @@ class Task:
     def from_meta(cls, cfg: Config, meta: dict):
         return cls(cfg, meta)
 
+    def describe_model(self) -> str:
+        return self.cfg.model.name
+
+    def model_line(self, results: dict) -> tuple[str, str]:
+        """The summary's 'model' line: which model, how big, and how long it trained."""
+        fit = results["fit"]
+        return ("model", f"{self.describe_model()}, {results['parameters']:,} parameters, {fit['epochs']} epochs in "
+                         f"{fit['train_seconds']:.1f} s" + (" (stopped early)" if fit["stopped_early"] else ""))
+
     def monitor_mode(self, metric: str) -> str:
         return "min" if metric is None or metric.endswith(("loss", "bpc", "perplexity")) else "max"
 

@@ -292,12 +292,11 @@ class ImageClassification(Task):
         return plot_image_grid(x[pick].numpy(), titles, colors, path)
 
     def summary(self, results: dict) -> list[tuple[str, str]]:
-        test, base, fit, splits = results["test"], results["baseline"], results["fit"], results["splits"]
+        test, base, splits = results["test"], results["baseline"], results["splits"]
         k = next(key for key in test if key.startswith("top"))
         lines = [
             ("data", f"{self.meta['source']}; train {splits['train']} / val {splits['val']} / test {splits['test']}"),
-            ("model", f"{self.cfg.model.name}, {results['parameters']:,} parameters, {fit['epochs']} epochs in "
-                      f"{fit['train_seconds']:.1f} s" + (" (stopped early)" if fit["stopped_early"] else "")),
+            self.model_line(results),
             ("test", f"accuracy {test['accuracy']:.4f}  {k.replace('_', ' ')} {test[k]:.4f}  "
                      f"macro F1 {test['macro_f1']:.4f}"),
         ]

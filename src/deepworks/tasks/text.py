@@ -291,12 +291,11 @@ class TextGeneration(Task):
 
     # --- what the CLI prints ----------------------------------------------------------------
     def summary(self, results: dict) -> list[tuple[str, str]]:
-        test, base, fit, splits = results["test"], results["baseline"], results["fit"], results["splits"]
+        test, base, splits = results["test"], results["baseline"], results["splits"]
         lines = [
             ("data", f"{self.meta['source']}; train {splits['train']:,} / val {splits['val']:,} characters, "
                      f"{results['vocab_size']} distinct"),
-            ("model", f"{self.cfg.model.name}, {results['parameters']:,} parameters, {fit['epochs']} epochs in "
-                      f"{fit['train_seconds']:.1f} s" + (" (stopped early)" if fit["stopped_early"] else "")),
+            self.model_line(results),
         ]
         if test:
             lines.append(("val", f"{test['loss']:.4f} nats/char  {test['bpc']:.4f} bits/char  "

@@ -337,11 +337,10 @@ class Translation(Task):
 
     # --- what the CLI prints ----------------------------------------------------------------
     def summary(self, results: dict) -> list[tuple[str, str]]:
-        test, fit, splits = results["test"], results["fit"], results["splits"]
+        test, splits = results["test"], results["splits"]
         lines = [
             ("data", f"{self.meta['source']}; train {splits['train']:,} / val {splits['val']:,} / test {splits['test']:,}"),
-            ("model", f"{self.describe_model()}, {results['parameters']:,} "
-                      f"parameters, {fit['epochs']} epochs in {fit['train_seconds']:.1f} s"),
+            self.model_line(results),
             ("test", f"BLEU {test['bleu']:.2f}  chrF {test['chrf']:.2f}  loss {test['loss']:.4f}  "
                      f"perplexity {test['perplexity']:.2f}"),
         ]
