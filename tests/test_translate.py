@@ -8,12 +8,13 @@ from http.server import ThreadingHTTPServer
 
 import numpy as np
 import pytest
+import torch
 
 import deepworks as dw
 from conftest import assert_same_weights, ctrl_c_at_step, shared, weights
 from deepworks.cli import main
 from deepworks.data.pairs import dates_pairs, detokenize, load_pairs, tokenize
-from deepworks.errors import DataError
+from deepworks.errors import ConfigError, DataError
 from deepworks.tasks.translate import Translation, bleu_and_chrf
 from deepworks.train import Interrupted
 from test_builtin_data import QuietHandler
@@ -202,3 +203,34 @@ def test_subword_tokenisation_is_learned_saved_with_the_run_and_reused(tmp_path)
     assert trained.task.split("the house number 123", "src")[0].startswith("▁")
     loaded = dw.load(trained.run.path)
     assert loaded.translate("the house number 7")[0]["source_tokens"] == trained.task.split("the house number 7", "src")
+
+
+def test_batches_group_sentences_of_similar_length_and_keep_every_pair_once():
+    rng = np.random.default_rng(0)
+    n, batch = 1000, 32
+    lengths = rng.integers(1, 30, n)
+    tgt = torch.zeros(n, 32, dtype=torch.long)
+    for i, k in enumerate(lengths):
+        tgt[i, :k + 2] = 5
+    src = torch.ones(n, 3, dtype=torch.long)
+    task = Translation(dw.api.make_config(task="translate"))
+    order = torch.randperm(n, generator=torch.Generator().manual_seed(0))
+    grouped = task.batch_order(order, (src, tgt), batch, seed=7)
+    assert sorted(grouped.tolist()) == list(range(n))
+    assert torch.equal(grouped, task.batch_order(order, (src, tgt), batch, seed=7))
+    padded = lambda o: sum(int(tgt[o[i:i + batch]].ne(0).sum(1).max()) for i in range(0, n, batch))  # noqa: E731
+    assert padded(grouped) < 0.7 * padded(order)  # far fewer padded decoder steps than random batches
+
+
+def test_tied_weights_share_the_target_embedding_with_the_output_layer(reversal):
+    for settings in (dict(model="gru", width=32, embed_size=32), dict(model="transformer", width=32, heads=2, depth=1, ff_size=64)):
+        task = Translation(dw.api.make_config(task="translate", data=reversal, min_freq=1, **settings))
+        task.prepare(False)
+        untied = sum(p.numel() for p in task.build_model().parameters())
+        task.cfg.model.tie_weights = True
+        model = task.build_model()
+        assert model.out.weight is model.tgt_embed.weight
+        assert sum(p.numel() for p in model.parameters()) == untied - model.out.weight.numel()
+    task.cfg.model.name, task.cfg.model.embed_size = "gru", 16
+    with pytest.raises(ConfigError, match="--embed-size 16 and --width 32"):
+        task.build_model()

@@ -44,8 +44,11 @@ class Attention(nn.Module):
 class Seq2Seq(nn.Module):
     def __init__(self, src_vocab: int, tgt_vocab: int, cell: str = "gru", embed_size: int = 256,
                  hidden_size: int = 512, layers: int = 1, bidirectional: bool = True, attention: str = "bahdanau",
-                 dropout: float = 0.1):
+                 dropout: float = 0.1, tie_weights: bool = False):
         super().__init__()
+        if tie_weights and embed_size != hidden_size:
+            raise ValueError(f"Tied weights need the embedding size to equal the width: --embed-size {embed_size} "
+                             f"and --width {hidden_size}. Set them equal, or leave --embed-size unset.")
         self.cell, self.attention_kind, self.layers = cell, attention, layers
         directions = 2 if bidirectional else 1
         memory_size = hidden_size * directions
@@ -62,6 +65,8 @@ class Seq2Seq(nn.Module):
         # layer is most of the work per step, so it reads hidden_size numbers instead of about 3.5x as many.
         self.combine = nn.Linear(hidden_size + memory_size + embed_size, hidden_size)
         self.out = nn.Linear(hidden_size, tgt_vocab)
+        if tie_weights:
+            self.out.weight = self.tgt_embed.weight  # a target word is read and written with the same vector
 
     def encode(self, src: torch.Tensor) -> dict:
         """src (B, S) with 0 as padding -> what every decoder step needs."""
@@ -135,7 +140,7 @@ class TransformerSeq2Seq(nn.Module):
     which is cheap for sentence-length outputs."""
 
     def __init__(self, src_vocab: int, tgt_vocab: int, size: int = 256, heads: int = 4, layers: int = 3,
-                 ff: int = 1024, dropout: float = 0.1, max_len: int = 256):
+                 ff: int = 1024, dropout: float = 0.1, max_len: int = 256, tie_weights: bool = False):
         super().__init__()
         if size % heads:
             raise ValueError(f"The width ({size}) must be a multiple of the {heads} attention heads.")
@@ -151,6 +156,8 @@ class TransformerSeq2Seq(nn.Module):
         for table in (self.src_embed, self.tgt_embed):  # std size ** -0.5, so that the sqrt(size) scale gives 1
             nn.init.normal_(table.weight, 0.0, size ** -0.5)
             table.weight.data[0].zero_()
+        if tie_weights:
+            self.out.weight = self.tgt_embed.weight  # as in Vaswani et al.: a third fewer parameters at width 256
 
     def embed(self, table: nn.Embedding, ids: torch.Tensor) -> torch.Tensor:
         positions = torch.arange(ids.shape[1], device=ids.device).clamp(max=self.max_len - 1)

@@ -145,6 +145,18 @@ class Translation(Task):
     def vocab(self, side: str) -> dict[str, int]:
         return {t: i for i, t in enumerate(self.meta[f"{side}_vocab"])}
 
+    def batch_order(self, order: torch.Tensor, train, batch_size: int, seed: int) -> torch.Tensor:
+        """Batches of sentences of similar length, in random order (fastai's SortishSampler): the shuffled order is
+        cut into runs of 50 batches, each run sorted by target length and cut into batches, and the full batches
+        shuffled. A batch is then padded to barely more than its sentences, which saves about a third of the
+        decoder's steps on Multi30k. The short last batch stays last, where the loop expects it."""
+        lengths = (train[1] != 0).sum(1).to(order.device) * 1000 + (train[0] != 0).sum(1).to(order.device)
+        runs = [idx[lengths[idx].argsort(descending=True, stable=True)] for idx in order.split(50 * batch_size)]
+        batches = list(torch.cat(runs).split(batch_size))
+        full, tail = (batches[:-1], batches[-1:]) if len(batches[-1]) < batch_size else (batches, [])
+        shuffled = torch.randperm(len(full), generator=torch.Generator().manual_seed(seed)).tolist()
+        return torch.cat([full[i] for i in shuffled] + tail)
+
     # --- model, loss, metrics -------------------------------------------------------------
     def build_model(self) -> nn.Module:
         m = self.cfg.model
@@ -154,18 +166,23 @@ class Translation(Task):
         vocabs = len(self.meta["src_vocab"]), len(self.meta["tgt_vocab"])
         if m.name == "transformer":
             try:
-                return TransformerSeq2Seq(*vocabs, m.width or 256, m.heads, m.depth or 3, 4 * (m.width or 256),
-                                          m.dropout, self.meta["max_len"] + 2)
+                return TransformerSeq2Seq(*vocabs, m.width or 256, m.heads, m.depth or 3, m.ff_size or 4 * (m.width or 256),
+                                          m.dropout, self.meta["max_len"] + 2, m.tie_weights)
             except ValueError as err:
                 raise ConfigError(str(err)) from None
-        return Seq2Seq(*vocabs, m.name, m.embed_size or 128, m.width or 256, layers, m.bidirectional, m.attention,
-                       m.dropout)
+        width = m.width or 256
+        try:
+            return Seq2Seq(*vocabs, m.name, m.embed_size or (width if m.tie_weights else 128), width, layers,
+                           m.bidirectional, m.attention, m.dropout, m.tie_weights)
+        except ValueError as err:
+            raise ConfigError(str(err)) from None
 
     def training_step(self, model: nn.Module, batch):
         src, tgt = trim(batch[0]), trim(batch[1])
         logits = model(src, tgt[:, :-1], self.cfg.train.teacher_forcing)
         gold = tgt[:, 1:]
-        loss = F.cross_entropy(logits.flatten(0, 1), gold.flatten(), ignore_index=0)
+        loss = F.cross_entropy(logits.flatten(0, 1), gold.flatten(), ignore_index=0,
+                               label_smoothing=self.cfg.train.label_smoothing)
         real = gold != 0
         row_accuracy = ((logits.argmax(2) == gold) & real).sum(1) / real.sum(1).clamp(min=1)
         return loss, {"accuracy": row_accuracy.sum()}  # per-row word accuracy, summed as the loop expects
