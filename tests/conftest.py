@@ -33,6 +33,7 @@ def isolated(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     monkeypatch.delenv("DEEPWORKS_MIRROR", raising=False)
     monkeypatch.setenv("DEEPWORKS_DATA", str(tmp_path / "no-data-here"))
+    monkeypatch.setenv("DEEPWORKS_CACHE", str(tmp_path / "cache"))
     return tmp_path
 
 
@@ -49,19 +50,20 @@ def assert_same_weights(a, b):
 @contextmanager
 def ctrl_c_at_step(task_class, step: int):
     """While active, Ctrl-C arrives during the `step`-th call of the task's training_step (counting from 1)."""
-    original, calls = task_class.training_step, {"n": 0}
+    name = "train_step" if hasattr(task_class, "train_step") else "training_step"  # a GAN steps itself
+    original, calls = getattr(task_class, name), {"n": 0}
 
-    def training_step(self, model, batch):
+    def patched(self, *args):
         calls["n"] += 1
         if calls["n"] == step:
             os.kill(os.getpid(), signal.SIGINT)
-        return original(self, model, batch)
+        return original(self, *args)
 
-    task_class.training_step = training_step
+    setattr(task_class, name, patched)
     try:
         yield
     finally:
-        task_class.training_step = original
+        setattr(task_class, name, original)
 
 
 def draw(kind: str, size: int, rng: np.random.Generator, mode: str = "L") -> Image.Image:

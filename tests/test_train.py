@@ -189,3 +189,22 @@ def test_restore_best_keeps_the_best_validation_weights_not_the_last(tmp_path):
     final, last = weights(trained.run.path), torch.load("runs/best/checkpoint.pt", weights_only=True)["model"]
     assert_same_weights(final, weights(trained.run.path, "best.safetensors"))
     assert not torch.equal(final["net.1.weight"], last["net.1.weight"])  # the last epoch's weights were not kept
+
+
+def test_weight_averaging_follows_closely_at_first_then_slowly():
+    from deepworks.train import ema_with_warmup
+
+    update = ema_with_warmup(0.999)
+    averaged, current = [torch.zeros(3), torch.tensor(5)], [torch.ones(3), torch.tensor(9)]
+    update(averaged, current, torch.tensor(0))  # decay min(0.999, 1/10): the average jumps 90 % of the way
+    assert torch.allclose(averaged[0], torch.full((3,), 0.9)) and int(averaged[1]) == 9
+    update(averaged, [torch.full((3,), 2.0), current[1]], torch.tensor(100_000))  # now the full 0.999
+    assert torch.allclose(averaged[0], torch.full((3,), 0.9 + 0.001 * 1.1))
+
+
+def test_label_smoothing_keeps_the_training_loss_above_its_floor():
+    plain, smoothed = quick(epochs=6, name="plain"), quick(epochs=6, label_smoothing=0.2, name="smoothed")
+    loss = lambda t: [r for r in t.run.metrics() if r.get("kind") == "epoch"][-1]["train_loss"]  # noqa: E731
+    floor = -(0.82 * np.log(0.82) + 0.18 * np.log(0.02))  # the smoothed target's own entropy (10 classes, 0.2)
+    assert loss(smoothed) > floor > loss(plain)
+    assert smoothed.results["test"]["accuracy"] > 0.8

@@ -91,9 +91,31 @@ class Trained:
 
         return plot_alignment(self.translate(sentence, beam)[0], Path(path))
 
+    def sample(self, n: int = 64, seed: int = 0, label: str | int | None = None, path: str | Path | None = None):
+        """GAN runs: n new images as uint8 (N, C, H, W), the same for the same seed; `label` picks a class (runs
+        trained with conditional=True). With `path`, also saved there as one grid PNG."""
+        self.require("gan", "sample")
+        images = self.task.sample(self.model, n, seed, self.device, label)
+        if path is not None:
+            from .report import save_image_grid
+
+            save_image_grid(images, Path(path))
+        return images
+
+    def interpolate(self, steps: int = 10, seed: int = 0, label: str | int | None = None,
+                    path: str | Path | None = None):
+        """GAN runs: a walk of `steps` images between two random points of the noise space (saved as a strip)."""
+        self.require("gan", "interpolate")
+        images = self.task.interpolate(self.model, steps, seed, self.device, label)
+        if path is not None:
+            from .report import save_image_grid
+
+            save_image_grid(images, Path(path), cols=steps)
+        return images
+
     def require(self, task: str, what: str) -> None:
         if self.cfg.task != task:
-            use = {"image": "predict", "text": "generate", "translate": "translate"}[self.cfg.task]
+            use = {"image": "predict", "text": "generate", "translate": "translate", "gan": "sample"}[self.cfg.task]
             raise DeepworksError(f"'{what}' is for {task} runs; '{self.run.path}' is a {self.cfg.task} run. "
                                  f"Use '{use}' instead.")
 
@@ -220,7 +242,7 @@ def runs(runs_dir: str | Path = "runs") -> list[dict]:
         epochs = [r for r in records if r.get("kind") == "epoch"]
         monitor = cfg.train.monitor
         values = [r[monitor] for r in epochs if monitor and monitor in r]
-        best = (max(values) if cfg.train.monitor and not monitor.endswith("loss") else min(values)) if values else None
+        best = ((max if get_task(cfg.task).monitor_mode(monitor) == "max" else min)(values)) if values else None
         test = next((r for r in reversed(records) if r.get("kind") == "test"), None)
         headline = get_task(cfg.task).headline
         status = "finished" if run.results_file.exists() else (

@@ -31,6 +31,11 @@ EXAMPLES = """examples:
   deepworks train --task translate --data pairs.tsv --attention luong --epochs 10
   deepworks train --task translate --source a.de --target a.en --val-data val.de,val.en
   deepworks translate runs/dates-gru "the 3rd of march 1998" --beam 5 --plot alignment.png
+
+  deepworks train --task gan                        a DCGAN on scikit-learn's digits (no download)
+  deepworks train --task gan --data faces/ --image-size 64 --spectral-norm
+  deepworks train --task gan --data mnist --data-dir ../shared/data --conditional
+  deepworks sample runs/mnist-dcgan --n 64 --out grid.png --class 7 --seed 1
 """
 
 
@@ -69,7 +74,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("train", help="train a model and write a run directory with metrics, weights and a report",
                        formatter_class=argparse.RawDescriptionHelpFormatter, epilog=EXAMPLES,
                        description="Train a model. With no flags: LeNet-5 on scikit-learn's digits; with --task text alone: "
-                                   "a 2-layer LSTM on Python's own standard-library source. Every setting below "
+                                   "a 2-layer LSTM on Python's own standard-library source; with --task translate: "
+                                   "dates written many ways to ISO form; with --task gan: a DCGAN that learns to "
+                                   "draw the digits. Every setting below "
                                    "can also come from a YAML file (--config); flags override it.")
     p.add_argument("--config", help="YAML file of settings, sections data/model/train/eval (see a run's config.yaml)")
     p.add_argument("--resume", metavar="RUN", help="continue an interrupted run from its last checkpoint")
@@ -113,6 +120,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--plot", metavar="PNG", help="save an attention heatmap of the first sentence to this file")
     p.add_argument("--json", action="store_true", help="print JSON on stdout (with the attention weights)")
 
+    p = sub.add_parser("sample", help="make new images with a trained GAN run",
+                       description="Draw new images from a GAN run's generator: a grid of --n images, or with "
+                                   "--interpolate a strip that walks between two random points of the noise space. "
+                                   "The same --seed gives the same images.")
+    p.add_argument("run", help="run directory, or a run name inside runs/")
+    p.add_argument("--n", type=int, default=64, help="how many images [default: 64]")
+    p.add_argument("--out", default="samples.png", help="the grid (or strip) PNG to write [default: samples.png]")
+    p.add_argument("--images", metavar="FOLDER", help="also write every image as its own PNG into this folder")
+    p.add_argument("--seed", type=int, help="seed for repeatable images [default: a new one each time, shown with --json]")
+    p.add_argument("--class", dest="label", metavar="CLASS",
+                   help="make this class (name or index); needs a run trained with --conditional")
+    p.add_argument("--interpolate", type=int, metavar="STEPS", help="write an interpolation strip of this many steps")
+    p.add_argument("--scale", type=int, default=2, help="enlarge the PNG this many times, pixel for pixel [default: 2]")
+    p.add_argument("--json", action="store_true", help="print the files written and the seed as JSON on stdout")
+
     p = sub.add_parser("runs", help="list runs with their status and best metric")
     p.add_argument("--runs-dir", default="runs", help="folder of run directories [default: runs]")
     p.add_argument("--json", action="store_true", help="print JSON on stdout")
@@ -151,7 +173,8 @@ def cmd_evaluate(args) -> int:
         print(json.dumps(metrics, indent=2))
         return 0
     size = next(f"{metrics[k]:,} {name}" for k, name in (("samples", "images"), ("characters", "characters"),
-                                                         ("pairs", "sentence pairs")) if k in metrics)
+                                                         ("pairs", "sentence pairs"), ("images", "generated images"))
+                if k in metrics)
     print(f"{metrics['run']} on {metrics['data']} ({metrics['split']}, {size})")
     from .tasks import get_task
 
@@ -227,6 +250,36 @@ def cmd_translate(args) -> int:
     return 0
 
 
+def cmd_sample(args) -> int:
+    import secrets
+    from pathlib import Path
+
+    from . import api
+    from .errors import DataError
+    from .report import save_image_grid
+
+    if args.scale < 1:
+        raise DataError(f"--scale must be at least 1. Received: {args.scale}.")
+    trained = api.load(args.run)
+    seed = secrets.randbits(31) if args.seed is None else args.seed
+    if args.interpolate is not None:
+        images = trained.interpolate(args.interpolate, seed, args.label)
+        grid = save_image_grid(images, Path(args.out), cols=len(images), scale=args.scale)
+    else:
+        images = trained.sample(args.n, seed, args.label)
+        grid = save_image_grid(images, Path(args.out), scale=args.scale)
+    files = []
+    if args.images:
+        for i, img in enumerate(images):
+            files.append(str(save_image_grid(img[None], Path(args.images) / f"sample-{seed}-{i:04d}.png", pad=0)))
+    if args.json:
+        print(json.dumps({"run": str(trained.run.path), "grid": str(grid), "images": files, "seed": seed,
+                          "n": len(images), "class": args.label, "interpolation": args.interpolate is not None}, indent=2))
+        return 0
+    print(f"wrote {grid} ({len(images)} images, seed {seed})" + (f" and {len(files)} PNGs in {args.images}" if files else ""))
+    return 0
+
+
 def cmd_runs(args) -> int:
     from . import api
 
@@ -246,7 +299,9 @@ def cmd_runs(args) -> int:
 
 
 def show_warning(message, category, filename, lineno, file=None, line=None):
-    print(f"warning: {message}", file=sys.stderr)
+    from tqdm.auto import tqdm
+
+    tqdm.write(f"warning: {message}", file=sys.stderr)  # above a progress bar, not through it
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -260,7 +315,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     warnings.showwarning = show_warning
     commands = {"train": cmd_train, "evaluate": cmd_evaluate, "predict": cmd_predict, "generate": cmd_generate,
-                "translate": cmd_translate, "runs": cmd_runs}
+                "translate": cmd_translate, "sample": cmd_sample, "runs": cmd_runs}
     try:
         return commands[args.command](args)
     except Interrupted as err:

@@ -75,19 +75,30 @@ class DataConfig:
 class ModelConfig:
     name: str | None = setting(
         None, "Network architecture: mlp, lenet or resnet for images (default lenet); rnn, lstm or gru for text "
-        "(default lstm); gru or lstm encoder-decoder, or transformer, for translation (default gru).",
-        ("mlp", "lenet", "resnet", "rnn", "lstm", "gru", "transformer"), flag="--model")
+        "(default lstm); gru or lstm encoder-decoder, or transformer, for translation (default gru); dcgan for GANs.",
+        ("mlp", "lenet", "resnet", "rnn", "lstm", "gru", "transformer", "dcgan"), flag="--model")
     depth: int | None = setting(
-        None, "MLP: hidden layers (default 2). ResNet: layers, 6n+2 (default 20). RNN/LSTM/GRU: stacked layers (default 2).")
+        None, "MLP: hidden layers (default 2). ResNet: layers, 6n+2 (default 20). RNN/LSTM/GRU: stacked layers (default 2). "
+        "Translation: layers on each side (default 1 for gru/lstm, 3 for transformer).")
     width: int | None = setting(
         None, "MLP: units per hidden layer (default 256). ResNet: first-stage channels (default 16). "
-        "RNN/LSTM/GRU: hidden units (default 256).")
-    embed_size: int | None = setting(None, "Text: size of the character embedding (default 64, or the width when tied).")
-    tie_weights: bool = setting(False, "Text: share the embedding matrix with the output layer (needs embed size = width).")
+        "RNN/LSTM/GRU: hidden units (default 256). Transformer: model width (default 256). DCGAN: channels of the "
+        "generator's last and the discriminator's first layer, doubling at each size step (default 64).")
+    embed_size: int | None = setting(None, "Text: size of the character embedding (default 64, or the width when tied). "
+                                           "Translation, gru/lstm: size of the word embeddings (default 128, or the "
+                                           "width when tied).")
+    tie_weights: bool = setting(False, "Text and translation: share the (target) embedding matrix with the output layer "
+                                       "(needs embed size = width); fewer parameters, often better on small data.")
     attention: str = setting("bahdanau", "Translation: how the decoder looks at the source: additive (bahdanau), "
                              "multiplicative (luong), or none.", ("bahdanau", "luong", "none"))
     bidirectional: bool = setting(True, "Translation: read the source in both directions.")
     heads: int = setting(4, "Translation, transformer: attention heads (the width must be a multiple).")
+    latent_size: int = setting(100, "GAN: length of the noise vector the generator starts from.")
+    conditional: bool = setting(False, "GAN: condition both networks on the class, so you can ask for a class when "
+                                       "sampling (needs labelled data).")
+    spectral_norm: bool = setting(False, "GAN: spectral normalisation in the discriminator instead of batch norm "
+                                         "(steadier training).")
+    ff_size: int | None = setting(None, "Translation, transformer: units of each feed-forward layer (default 4 x width).")
     activation: str | None = setting(
         None, "Hidden activation (default relu; tanh for text, where only the plain rnn can use relu instead).",
         ("relu", "leaky_relu", "gelu", "tanh", "sigmoid"))
@@ -106,13 +117,17 @@ class TrainConfig:
     )
     batch_size: int | None = setting(
         None, "Samples per optimizer step (default 128 images; for text, 32 parallel streams of --seq-len characters).")
-    optimizer: str = setting(
-        "adamw", "Optimizer.", ("sgd", "momentum", "nesterov", "adagrad", "rmsprop", "adam", "adamw")
+    optimizer: str | None = setting(
+        None, "Optimizer (default adamw; adam for GANs).", ("sgd", "momentum", "nesterov", "adagrad", "rmsprop", "adam", "adamw")
     )
-    lr: float = setting(0.01, "Learning rate (the peak rate for the one-cycle schedule).")
-    momentum: float = setting(0.9, "Momentum for momentum, nesterov and rmsprop.")
-    weight_decay: float = setting(0.01, "Weight decay (decoupled for adamw, L2 otherwise).")
-    schedule: str = setting("onecycle", "Learning-rate schedule.", ("constant", "step", "cosine", "onecycle"))
+    lr: float | None = setting(None, "Learning rate, the peak of the one-cycle schedule (default 0.01; for GANs 0.0002, "
+                                     "the generator's rate).")
+    lr_d: float | None = setting(None, "GAN: the discriminator's learning rate (default: the same as --lr).")
+    momentum: float | None = setting(None, "Momentum for momentum, nesterov and rmsprop; beta1 for adam and adamw "
+                                           "(default 0.9; 0.5 for GANs, as in DCGAN).")
+    weight_decay: float | None = setting(None, "Weight decay, decoupled for adamw, L2 otherwise (default 0.01; 0 for GANs).")
+    schedule: str | None = setting(None, "Learning-rate schedule (default onecycle; constant for GANs).",
+                                   ("constant", "step", "cosine", "onecycle"))
     step_epochs: int = setting(10, "step schedule: multiply the rate by gamma every this many epochs.")
     gamma: float = setting(0.1, "step schedule: factor applied every step_epochs.")
     clip_grad: float | None = setting(
@@ -124,10 +139,22 @@ class TrainConfig:
     monitor: str | None = setting(None, "Validation metric for early stopping and the best checkpoint (default: the task's).")
     teacher_forcing: float = setting(
         1.0, "Translation: share of decoder steps fed the true previous word rather than the model's own guess.")
+    ema: float | None = setting(None, "Average the weights over the training steps (an exponential moving average with "
+                                      "this decay, like 0.999) and use the average for validation and as the final "
+                                      "model; 0 turns it off (default: off; 0.999 for GANs, where it steadies the "
+                                      "generator).")
     restore_best: bool = setting(True, "Keep the weights of the best validation epoch as the final weights.")
     amp: str = setting("auto", "Mixed precision: auto uses bf16/fp16 on CUDA and full precision on the CPU.",
                        ("auto", "off", "bf16", "fp16"))
     device: str = setting("auto", "auto, cpu, cuda or cuda:N.")
+    gan_loss: str = setting("bce", "GAN: the standard non-saturating loss (bce), or the Wasserstein loss with gradient "
+                                   "penalty (wgan-gp; its critic has no batch norm).", ("bce", "wgan-gp"))
+    label_smoothing: float = setting(0.0, "Image classification and translation: the training target gives the true "
+                                          "class 1 minus this and spreads the rest over the others (try 0.1). GAN: "
+                                          "one-sided, the discriminator's target for real images is 1 minus this "
+                                          "(try 0.1 when it wins too easily).")
+    critic_steps: int | None = setting(None, "GAN: discriminator updates per generator update (default 1; 5 for wgan-gp).")
+    gp_weight: float = setting(10.0, "GAN, wgan-gp: weight of the gradient penalty.")
 
 
 @dataclass
@@ -138,12 +165,16 @@ class EvalConfig:
     beam: int = setting(1, "Translation: beam width for the final BLEU (1 is greedy decoding).")
     length_penalty: float = setting(0.6, "Translation: beam search's length penalty alpha (0: none; higher favours "
                                     "longer translations).")
+    fid_samples: int = setting(10000, "GAN: generated images (and real ones, as far as the reference split has them) "
+                                      "for the final FID.")
+    fid_model: str | None = setting(None, "GAN: a TorchScript feature extractor for the standard FID (such as "
+                                          "inception-2015-12-05.pt); default: a classifier deepworks trains on the data.")
 
 
 @dataclass
 class Config:
-    task: str = setting("image", "What to learn: image classification, character-level text generation, or "
-                        "translation.", ("image", "text", "translate"))
+    task: str = setting("image", "What to learn: image classification, character-level text generation, "
+                        "translation, or making new images (gan).", ("image", "text", "translate", "gan"))
     name: str | None = setting(None, "Run name; the run is written to RUNS_DIR/NAME (default: derived from data and model).")
     runs_dir: str = setting("runs", "Folder that holds run directories.")
     seed: int = setting(0, "Seed for splits, initialisation, data order and dropout.")
@@ -169,8 +200,9 @@ class Config:
             (m.width is None or m.width >= 1, "--width must be at least 1", m.width),
             (t.epochs is None or t.epochs >= 1, "--epochs must be at least 1", t.epochs),
             (t.batch_size is None or t.batch_size >= 1, "--batch-size must be at least 1", t.batch_size),
-            (t.lr > 0, "--lr must be above 0", t.lr),
-            (t.weight_decay >= 0, "--weight-decay cannot be negative", t.weight_decay),
+            (t.lr is None or t.lr > 0, "--lr must be above 0", t.lr),
+            (t.lr_d is None or t.lr_d > 0, "--lr-d must be above 0", t.lr_d),
+            (t.weight_decay is None or t.weight_decay >= 0, "--weight-decay cannot be negative", t.weight_decay),
             (t.clip_grad is None or t.clip_grad >= 0, "--clip-grad cannot be negative (0 turns it off)", t.clip_grad),
             (d.seq_len >= 1, "--seq-len must be at least 1", d.seq_len),
             (d.max_len >= 1, "--max-len must be at least 1", d.max_len),
@@ -182,6 +214,12 @@ class Config:
             (m.embed_size is None or m.embed_size >= 1, "--embed-size must be at least 1", m.embed_size),
             (t.patience is None or t.patience >= 0, "--patience cannot be negative", t.patience),
             (self.eval.top_k >= 1, "--top-k must be at least 1", self.eval.top_k),
+            (0 <= t.label_smoothing < 1, "--label-smoothing must be at least 0 and below 1", t.label_smoothing),
+            (t.critic_steps is None or t.critic_steps >= 1, "--critic-steps must be at least 1", t.critic_steps),
+            (t.ema is None or 0 <= t.ema < 1, "--ema must be at least 0 and below 1", t.ema),
+            (t.gp_weight >= 0, "--gp-weight cannot be negative", t.gp_weight),
+            (m.latent_size >= 1, "--latent-size must be at least 1", m.latent_size),
+            (self.eval.fid_samples >= 2, "--fid-samples must be at least 2", self.eval.fid_samples),
         ]
         for ok, rule, value in rules:
             if not ok:

@@ -93,6 +93,27 @@ def plot_image_grid(images: np.ndarray, titles: list[str], colors: list[str], pa
     return path
 
 
+def save_image_grid(images, path: Path, cols: int | None = None, pad: int = 2, scale: int = 1) -> Path:
+    """uint8 images (N, C, H, W) tiled into one PNG with a thin white border, at `scale` times their size."""
+    from PIL import Image
+
+    x = np.asarray(images)
+    n, c, h, w = x.shape
+    cols = cols or int(np.ceil(np.sqrt(n)))
+    rows = (n + cols - 1) // cols
+    sheet = np.full((rows * (h + pad) + pad, cols * (w + pad) + pad, c), 255, dtype=np.uint8)
+    for i, img in enumerate(x):
+        r, k = divmod(i, cols)
+        sheet[pad + r * (h + pad):pad + r * (h + pad) + h, pad + k * (w + pad):pad + k * (w + pad) + w] = img.transpose(1, 2, 0)
+    im = Image.fromarray(sheet[..., 0] if c == 1 else sheet)
+    if scale > 1:
+        im = im.resize((im.width * scale, im.height * scale), Image.NEAREST)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    im.save(path)
+    return path
+
+
 def table(rows: list[dict], float_format: str = "{:.4f}") -> str:
     if not rows:
         return ""

@@ -10,7 +10,16 @@ A task whose rows must be seen in order (text, whose hidden state runs on from o
 batch to the next) sets `sequential = True`; it may keep state between steps, which
 the loop resets with `task.start_epoch()` and checkpoints through `task.state_dict()`.
 `task.after_epoch(run, model, epoch, device)` may record more than numbers (text
-samples). `task.unit = (name, per_row)` names what the progress bar counts.
+samples). `task.batch_order(order, train, batch_size, seed)` may regroup the epoch's
+shuffled order into batches (translation: sentences of similar length together).
+`task.unit = (name, per_row)` names what the progress bar counts. `--ema` keeps an
+average of the weights, which validation, samples and the final model use.
+
+A task that trains more than one network against each other (a GAN) gives the loop
+its optimizers with `task.optimizers(model) -> [optimizer, ...]` and takes over the
+step with `task.train_step(model, batch, optimizers) -> (loss, sums)`, calling
+`optimizer_step` for each update (the Keras way: an overridable train_step). The
+loop still owns data order, schedules (one per optimizer), checkpoints and resume.
 
 Exact resume rests on three facts: the data order of epoch e is a permutation drawn
 from its own generator seeded by (seed, e); every other random draw (dropout,
@@ -70,25 +79,27 @@ def default_epochs(n: int, batch_size: int) -> int:
     return int(min(50, max(3, math.ceil(TARGET_STEPS / steps_per_epoch(n, batch_size)))))
 
 
-def make_optimizer(params, t: TrainConfig) -> torch.optim.Optimizer:
-    wd = t.weight_decay
+def make_optimizer(params, t: TrainConfig, lr: float | None = None) -> torch.optim.Optimizer:
+    """The optimizer --optimizer names, at --lr unless `lr` is given."""
+    wd, lr = t.weight_decay, lr or t.lr
     if t.optimizer == "sgd":
-        return torch.optim.SGD(params, lr=t.lr, weight_decay=wd)
+        return torch.optim.SGD(params, lr=lr, weight_decay=wd)
     if t.optimizer in ("momentum", "nesterov"):
-        return torch.optim.SGD(params, lr=t.lr, momentum=t.momentum, nesterov=t.optimizer == "nesterov", weight_decay=wd)
+        return torch.optim.SGD(params, lr=lr, momentum=t.momentum, nesterov=t.optimizer == "nesterov", weight_decay=wd)
     if t.optimizer == "adagrad":
-        return torch.optim.Adagrad(params, lr=t.lr, weight_decay=wd)
+        return torch.optim.Adagrad(params, lr=lr, weight_decay=wd)
     if t.optimizer == "rmsprop":
-        return torch.optim.RMSprop(params, lr=t.lr, momentum=t.momentum, weight_decay=wd)
+        return torch.optim.RMSprop(params, lr=lr, momentum=t.momentum, weight_decay=wd)
     if t.optimizer == "adam":
-        return torch.optim.Adam(params, lr=t.lr, weight_decay=wd)
+        return torch.optim.Adam(params, lr=lr, betas=(t.momentum, 0.999), weight_decay=wd)
     if t.optimizer == "adamw":
-        return torch.optim.AdamW(params, lr=t.lr, weight_decay=wd)
+        return torch.optim.AdamW(params, lr=lr, betas=(t.momentum, 0.999), weight_decay=wd)
     raise DeepworksError(f"Unknown optimizer '{t.optimizer}'.")
 
 
 def make_schedule(opt: torch.optim.Optimizer, t: TrainConfig, per_epoch: int, epochs: int):
-    """A scheduler stepped once per optimizer step (so every schedule resumes the same way)."""
+    """A scheduler stepped once per optimizer step (so every schedule resumes the same way). One-cycle peaks at each
+    parameter group's own rate, so optimizers with different rates (a GAN's two networks) keep their ratio."""
     total = per_epoch * epochs
     if t.schedule == "constant":
         return torch.optim.lr_scheduler.LambdaLR(opt, lambda step: 1.0)
@@ -98,7 +109,8 @@ def make_schedule(opt: torch.optim.Optimizer, t: TrainConfig, per_epoch: int, ep
         return torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=total)
     if t.schedule == "onecycle":
         cycle_momentum = t.optimizer in ("momentum", "nesterov", "rmsprop", "adam", "adamw")
-        return torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=t.lr, total_steps=total, cycle_momentum=cycle_momentum)
+        return torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=[g["lr"] for g in opt.param_groups], total_steps=total,
+                                                   cycle_momentum=cycle_momentum)
     raise DeepworksError(f"Unknown schedule '{t.schedule}'.")
 
 
@@ -109,6 +121,31 @@ def autocast_for(device: torch.device, amp: str):
     dtype = torch.bfloat16 if amp == "bf16" or (amp == "auto" and torch.cuda.is_bf16_supported()) else torch.float16
     scaler = torch.amp.GradScaler(device.type) if dtype == torch.float16 and device.type == "cuda" else None
     return (lambda: torch.autocast(device.type, dtype=dtype)), scaler
+
+
+def optimizer_step(opt: torch.optim.Optimizer, loss: torch.Tensor, clip: float | None) -> None:
+    """One update of the parameters `opt` holds: backward, optional gradient-norm clipping, step."""
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    if clip:
+        nn.utils.clip_grad_norm_([p for g in opt.param_groups for p in g["params"]], clip)
+    opt.step()
+
+
+def ema_with_warmup(decay: float):
+    """An exponential moving average whose decay grows as min(decay, (1 + n) / (10 + n)) over the n updates so far
+    (TensorFlow's ExponentialMovingAverage with num_updates), so a short run's average is not mostly its random start."""
+
+    @torch.no_grad()
+    def update(averaged: list[torch.Tensor], current: list[torch.Tensor], n: torch.Tensor) -> None:
+        d = min(decay, (1 + float(n)) / (10 + float(n)))
+        for a, c in zip(averaged, current):
+            if a.is_floating_point():
+                a.lerp_(c, 1 - d)
+            else:
+                a.copy_(c)  # counters such as batch norm's num_batches_tracked: the latest
+
+    return update
 
 
 def epoch_order(n: int, seed: int, epoch: int, device: torch.device, shuffle: bool = True) -> torch.Tensor:
@@ -220,9 +257,15 @@ def fit(task, model: nn.Module, train: tuple[torch.Tensor, ...], val: tuple[torc
     n = len(train[0])
     per_epoch = steps_per_epoch(n, t.batch_size)
     epochs = t.epochs
-    opt = make_optimizer(model.parameters(), t)
-    schedule = make_schedule(opt, t, per_epoch, epochs)
+    own_step = hasattr(task, "train_step")  # the task steps its own optimizers
+    opts = task.optimizers(model) if hasattr(task, "optimizers") else [make_optimizer(model.parameters(), t)]
+    schedules = [make_schedule(o, t, per_epoch, epochs) for o in opts]
     autocast, scaler = autocast_for(device, t.amp)
+    if own_step:  # full precision: the task's step runs its backward passes itself, and autocast must not wrap them
+        autocast, scaler = nullcontext, None
+    # Weight averaging (Polyak; Keras' use_ema): validation, samples and the final weights use the average.
+    ema = torch.optim.swa_utils.AveragedModel(model, multi_avg_fn=ema_with_warmup(t.ema), use_buffers=True) if t.ema else None
+    shown = ema.module if ema is not None else model  # the weights that are evaluated and kept
     monitor, mode = t.monitor, task.monitor_mode(t.monitor)
     validate = len(val[0]) > 0
     unit, per_row = getattr(task, "unit", ("img", 1))
@@ -231,8 +274,12 @@ def fit(task, model: nn.Module, train: tuple[torch.Tensor, ...], val: tuple[torc
     start_epoch, start_step, sums, best, best_epoch, bad_epochs, stopped_early = 0, 0, {}, None, None, 0, False
     if resume is not None:
         model.load_state_dict(resume["model"])
-        opt.load_state_dict(resume["optimizer"])
-        schedule.load_state_dict(resume["schedule"])
+        if ema is not None:
+            ema.load_state_dict(resume["ema"])
+        for o, state in zip(opts, resume["optimizers"]):
+            o.load_state_dict(state)
+        for s, state in zip(schedules, resume["schedules"]):
+            s.load_state_dict(state)
         if scaler is not None and resume.get("scaler"):
             scaler.load_state_dict(resume["scaler"])
         torch.set_rng_state(resume["rng"])
@@ -250,8 +297,10 @@ def fit(task, model: nn.Module, train: tuple[torch.Tensor, ...], val: tuple[torc
 
     def checkpoint(epoch: int, step: int, stopped_early: bool = False, weights: dict | None = None) -> None:
         run.save_checkpoint({
-            "epoch": epoch, "step": step, "model": weights or cpu_state_dict(model), "optimizer": opt.state_dict(),
-            "schedule": schedule.state_dict(), "scaler": scaler.state_dict() if scaler else None,
+            "epoch": epoch, "step": step, "model": weights or cpu_state_dict(model),
+            "ema": cpu_state_dict(ema) if ema is not None else None,
+            "optimizers": [o.state_dict() for o in opts], "schedules": [s.state_dict() for s in schedules],
+            "scaler": scaler.state_dict() if scaler else None,
             "rng": torch.get_rng_state(), "cuda_rng": torch.cuda.get_rng_state(device) if device.type == "cuda" else None,
             "sums": {k: v.detach().cpu() if torch.is_tensor(v) else torch.tensor(v) for k, v in sums.items()},
             "best": best, "best_epoch": best_epoch, "bad_epochs": bad_epochs, "stopped_early": stopped_early,
@@ -259,11 +308,13 @@ def fit(task, model: nn.Module, train: tuple[torch.Tensor, ...], val: tuple[torc
         })
 
     bar = Progress(progress, epochs, unit)
-    history, lr = [], opt.param_groups[0]["lr"]
+    history, lr = [], opts[0].param_groups[0]["lr"]
     try:
         with ctrl_c_flag() as interrupt:
             for epoch in range(start_epoch, epochs):
                 order = epoch_order(n, cfg.seed, epoch, device, shuffle)
+                if hasattr(task, "batch_order"):  # e.g. batches of sentences of similar length
+                    order = task.batch_order(order, train, t.batch_size, cfg.seed * 1_000_003 + epoch)
                 first = start_step if epoch == start_epoch else 0
                 if first == 0:
                     sums = {}
@@ -275,23 +326,26 @@ def fit(task, model: nn.Module, train: tuple[torch.Tensor, ...], val: tuple[torc
                 for step in range(first, per_epoch):
                     idx = order[step * t.batch_size:(step + 1) * t.batch_size if step < per_epoch - 1 else n]
                     batch = tuple(x.index_select(0, idx) for x in train)  # faster than x[idx] on the CPU
-                    with autocast():
-                        loss, stats = task.training_step(model, batch)
-                    opt.zero_grad(set_to_none=True)
-                    if scaler is not None:
-                        scaler.scale(loss).backward()
-                        scaler.unscale_(opt)
+                    lr = opts[0].param_groups[0]["lr"]  # the rate this step uses, before the schedule moves it
+                    if own_step:
+                        loss, stats = task.train_step(model, batch, opts)
                     else:
-                        loss.backward()
-                    if t.clip_grad:
-                        nn.utils.clip_grad_norm_(model.parameters(), t.clip_grad)
-                    lr = opt.param_groups[0]["lr"]  # the rate this step uses, before the schedule moves it
-                    if scaler is not None:
-                        scaler.step(opt)
-                        scaler.update()
-                    else:
-                        opt.step()
-                    schedule.step()
+                        with autocast():
+                            loss, stats = task.training_step(model, batch)
+                        if scaler is None:
+                            optimizer_step(opts[0], loss, t.clip_grad)
+                        else:
+                            opts[0].zero_grad(set_to_none=True)
+                            scaler.scale(loss).backward()
+                            scaler.unscale_(opts[0])
+                            if t.clip_grad:
+                                nn.utils.clip_grad_norm_(model.parameters(), t.clip_grad)
+                            scaler.step(opts[0])
+                            scaler.update()
+                    for s in schedules:
+                        s.step()
+                    if ema is not None:
+                        ema.update_parameters(model)
                     size = len(idx)
                     seen += size
                     accumulate(sums, loss.detach().float() * size, size, stats)
@@ -316,10 +370,10 @@ def fit(task, model: nn.Module, train: tuple[torch.Tensor, ...], val: tuple[torc
                           "lr": lr, "seconds": round(seconds, 3),
                           "samples_per_s": round(seen * per_row / max(seconds, 1e-9), 1)}
                 if validate:
-                    record.update({f"val_{k}": v for k, v in task.evaluate(model, val, device).items()})
+                    record.update({f"val_{k}": v for k, v in task.evaluate(shown, val, device).items()})
                 if hasattr(task, "after_epoch"):
-                    task.after_epoch(run, model, epoch + 1, device)
-                weights = cpu_state_dict(model)  # one copy serves the best weights and the checkpoint
+                    task.after_epoch(run, shown, epoch + 1, device)
+                weights = cpu_state_dict(shown)
                 improved = validate and better(record[monitor], best, mode)
                 if improved:
                     best, best_epoch, bad_epochs = record[monitor], epoch + 1, 0
@@ -331,10 +385,12 @@ def fit(task, model: nn.Module, train: tuple[torch.Tensor, ...], val: tuple[torc
                 bar.end_epoch(record)
                 done = epoch + 1
                 stopped_early = bool(t.patience and validate and bad_epochs >= t.patience and epoch + 1 < epochs)
-                checkpoint(epoch + 1, 0, stopped_early, weights)
+                checkpoint(epoch + 1, 0, stopped_early, weights if ema is None else None)
                 if stopped_early:
                     run.log(kind="early_stop", epoch=epoch + 1, best_epoch=best_epoch, monitor=monitor, best=best)
                     break
     finally:
         bar.close()
+    if ema is not None:
+        model.load_state_dict(ema.module.state_dict())  # the average is the trained model
     return FitResult(epochs=done, best_epoch=best_epoch, best_value=best, stopped_early=stopped_early, history=history)

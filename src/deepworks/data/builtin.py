@@ -58,7 +58,12 @@ CIFAR10 = Remote("cifar10", ("https://www.cs.toronto.edu/~kriz/",), (
 
 FASHION_CLASSES = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"]
 CIFAR_CLASSES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
-BUILTINS = ("digits", "mnist", "fashion-mnist", "cifar10")
+# Sam Roweis' 64x64 MATLAB copy of the AT&T (ORL) faces, the one scikit-learn's fetch_olivetti_faces reads, pinned to
+# a commit of a public repository that holds it. The faces are for research and demos: AT&T asks for credit.
+FACES = Remote("olivetti_faces", ("https://raw.githubusercontent.com/sjgershm/DBM/a30d9abb523aab874a299b8b1aa21e7df2023f60/",), (
+    RemoteFile("olivettifaces.mat", "b1988d02c72fe5b8ee82b5ef3bb7982eafc74f1e1ff0ae0ade35061ad0af534d"),
+))
+BUILTINS = ("digits", "mnist", "fashion-mnist", "cifar10", "faces")
 
 
 def default_data_dir() -> Path:
@@ -75,6 +80,8 @@ def load_builtin(name: str, data_dir: str | Path | None = None, download: bool =
         return load_idx_dataset(FASHION_MNIST, data_dir, download, FASHION_CLASSES, "Fashion-MNIST")
     if name == "cifar10":
         return load_cifar10(data_dir, download)
+    if name == "faces":
+        return load_faces(data_dir, download)
     raise DataError(f"Unknown built-in dataset '{name}'. Choose one of: {', '.join(BUILTINS)}.")
 
 
@@ -123,6 +130,23 @@ def load_idx_dataset(remote: Remote, data_dir: Path, download: bool, classes: li
     x, y, xt, yt = arrays
     return ImageSet(x[:, None].copy(), y.astype(np.int64), classes, xt[:, None].copy(), yt.astype(np.int64),
                     description=f"{title}: {len(x):,} train / {len(xt):,} test images, 28x28 px, from '{folder}'")
+
+
+# --- Olivetti faces ------------------------------------------------------------------
+
+
+def load_faces(data_dir: Path, download: bool) -> ImageSet:
+    """400 grey 64x64 faces, 10 of each of 40 people (the person is the class)."""
+    from scipy.io import loadmat
+
+    folder = ensure_files(FACES, data_dir, download, "The Olivetti face set")
+    path = folder / FACES.files[0].name
+    verify_file(path, FACES.files[0])
+    faces = loadmat(str(path))["faces"]  # (4096, 400), each column one image stored column-major
+    x = faces.T.reshape(400, 64, 64).transpose(0, 2, 1)[:, None].astype(np.uint8).copy()
+    return ImageSet(x, np.arange(400, dtype=np.int64) // 10, [f"person {i + 1}" for i in range(40)],
+                    description=f"Olivetti faces (AT&T Laboratories Cambridge): 400 images of 40 people, 64x64 px, "
+                                f"from '{folder}'")
 
 
 # --- CIFAR-10 ----------------------------------------------------------------------

@@ -26,6 +26,10 @@ from ..config import Config, fill_defaults
 from ..errors import ConfigError
 
 
+SHARED_DEFAULTS = {"train.optimizer": "adamw", "train.lr": 0.01, "train.momentum": 0.9, "train.weight_decay": 0.01,
+                   "train.schedule": "onecycle"}  # for the settings a task's own `defaults` leave out
+
+
 @dataclass
 class Prepared:
     train: tuple[torch.Tensor, ...]
@@ -45,7 +49,7 @@ class Task:
     headline = "loss"  # the test metric `deepworks runs` shows
 
     def __init__(self, cfg: Config, meta: dict | None = None):
-        fill_defaults(cfg, self.defaults)
+        fill_defaults(cfg, {**SHARED_DEFAULTS, **self.defaults})
         if cfg.model.name not in self.models:
             raise ConfigError(f"--model {cfg.model.name} does not fit --task {self.name}; choose one of: "
                               f"{', '.join(self.models)}.")
@@ -65,16 +69,18 @@ class Task:
         return ("model", f"{self.describe_model()}, {results['parameters']:,} parameters, {fit['epochs']} epochs in "
                          f"{fit['train_seconds']:.1f} s" + (" (stopped early)" if fit["stopped_early"] else ""))
 
-    def monitor_mode(self, metric: str) -> str:
+    @classmethod
+    def monitor_mode(cls, metric: str | None) -> str:
         return "min" if metric is None or metric.endswith(("loss", "bpc", "perplexity")) else "max"
 
 
 def get_task(name: str) -> type[Task]:
+    from .gan import GanTraining
     from .image import ImageClassification
     from .text import TextGeneration
     from .translate import Translation
 
-    tasks = {"image": ImageClassification, "text": TextGeneration, "translate": Translation}
+    tasks = {"image": ImageClassification, "text": TextGeneration, "translate": Translation, "gan": GanTraining}
     if name not in tasks:
         raise ConfigError(f"Unknown task '{name}'. Choose one of: {', '.join(tasks)}.")
     return tasks[name]

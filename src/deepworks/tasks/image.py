@@ -180,7 +180,8 @@ class ImageClassification(Task):
         if self.cfg.data.augment != "none":
             x = augment(x, self.cfg.data.augment)
         logits = model(self.to_input(x))
-        return F.cross_entropy(logits, y), {"accuracy": (logits.argmax(1) == y).sum()}
+        loss = F.cross_entropy(logits, y, label_smoothing=self.cfg.train.label_smoothing)
+        return loss, {"accuracy": (logits.argmax(1) == y).sum()}
 
     @torch.no_grad()
     def logits(self, model: nn.Module, x: torch.Tensor, device: torch.device, batch_size: int = 1000) -> torch.Tensor:

@@ -1,0 +1,228 @@
+"""GAN benchmark: MNIST at 28 px, 10 minutes of training each, deepworks beside a plain PyTorch DCGAN.
+
+    python bench/gan.py                 # about 25 minutes on 2 cores
+    python bench/gan.py --budget 120    # a quick look
+
+The reference is pytorch/examples' dcgan (ngf = ndf = 64, nz = 100, Adam 2e-4 with beta1 0.5, batch 64, BCE,
+N(0, 0.02) initialisation) scaled to 28 px: the generator goes 1 -> 7 -> 14 -> 28 px with 128 and 64 channels,
+the discriminator mirrors it. deepworks trains its default DCGAN, which has exactly these layers and settings,
+plus its defaults: a moving average of the weights (--ema 0.999) and no weight gradients for D during the
+generator's step. Both train for the same number of epochs, as many as a probe says fit in the budget.
+
+FID: the Fréchet distance between 10,000 generated images and the 10,000 MNIST test images, on the features of
+deepworks' FeatureNet classifier of MNIST (see deepworks/fid.py); FID is noisy, so each side reports the median
+of its last three epochs. Images per second compare the two training loops at equal architecture (deepworks
+with --ema 0, so it does the same work). Writes bench/results/gan.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import torch
+import torch.nn as nn
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import SHARED_DATA, measure, timed_fit  # noqa: E402
+
+import deepworks as dw  # noqa: E402
+from deepworks.fid import frechet_distance, statistics as feature_stats, to_uint8, to_unit  # noqa: E402
+from deepworks.tasks.gan import GanTraining  # noqa: E402
+
+torch.set_num_threads(2)
+BUDGET_S = 600
+SETTINGS = dict(task="gan", data="mnist", data_dir=str(SHARED_DATA), image_size=28, batch_size=64, fid_samples=10000)
+NZ, NGF, NDF = 100, 64, 64
+
+
+class ReferenceGenerator(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.main = nn.Sequential(
+            nn.ConvTranspose2d(NZ, NGF * 2, 7, 1, 0, bias=False), nn.BatchNorm2d(NGF * 2), nn.ReLU(True),
+            nn.ConvTranspose2d(NGF * 2, NGF, 4, 2, 1, bias=False), nn.BatchNorm2d(NGF), nn.ReLU(True),
+            nn.ConvTranspose2d(NGF, 1, 4, 2, 1, bias=False), nn.Tanh())
+
+    def forward(self, z):
+        return self.main(z)
+
+
+class ReferenceDiscriminator(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.main = nn.Sequential(
+            nn.Conv2d(1, NDF, 4, 2, 1, bias=False), nn.LeakyReLU(0.2, inplace=True),
+            nn.Conv2d(NDF, NDF * 2, 4, 2, 1, bias=False), nn.BatchNorm2d(NDF * 2), nn.LeakyReLU(0.2, inplace=True),
+            nn.Conv2d(NDF * 2, 1, 7, 1, 0, bias=False), nn.Sigmoid())
+
+    def forward(self, x):
+        return self.main(x).view(-1)
+
+
+def weights_init(m):
+    name = m.__class__.__name__
+    if "Conv" in name:
+        nn.init.normal_(m.weight, 0.0, 0.02)
+    elif "BatchNorm" in name:
+        nn.init.normal_(m.weight, 1.0, 0.02)
+        nn.init.zeros_(m.bias)
+
+
+def prepared(**extra):
+    cfg = dw.api.make_config(**{**SETTINGS, **extra})
+    task = GanTraining(cfg)
+    cfg.train.monitor = "val_fid"  # what dw.train would choose (timed_fit calls the loop directly)
+    return cfg, task, task.prepare(progress=False)
+
+
+class FidAtEpochEnds:
+    """Measures the 10k FID of the generator at the end of the chosen epochs (off the training clock)."""
+
+    def __init__(self, task, data, epochs: set[int]):
+        self.task, self.real, self.epochs, self.values = task, data.test[0], epochs, {}
+        self.real_stats = feature_stats(task.features()(self.real)[0])
+
+    def __call__(self, generator: nn.Module, epoch: int) -> None:
+        if epoch not in self.epochs:
+            return
+        g = torch.Generator().manual_seed(epoch)
+        z = torch.randn(len(self.real), NZ, generator=g)
+        was_training = generator.training
+        generator.eval()
+        with torch.no_grad():
+            fake = torch.cat([to_uint8(generator(z[i:i + 500])) for i in range(0, len(z), 500)])
+        generator.train(was_training)
+        self.values[epoch] = round(frechet_distance(feature_stats(self.task.features()(fake)[0]), self.real_stats), 3)
+        print(f"    epoch {epoch}: FID {self.values[epoch]}", flush=True)
+
+
+def deepworks_run(epochs: int, fid: FidAtEpochEnds | None = None, **extra) -> tuple[float, dict]:
+    cfg, task, data = prepared(**extra)
+    if fid is not None:
+        original = task.after_epoch
+
+        def after_epoch(run, model, epoch, device):
+            original(run, model, epoch, device)
+            fid(model.generator, epoch)
+
+        task.after_epoch = after_epoch
+    seconds, result, _ = timed_fit(task, data, cfg, epochs, validate=fid is not None)
+    return seconds, {"train_seconds": round(sum(r["seconds"] for r in result.history), 1),
+                     "images_per_s": round(epochs * len(data.train[0]) / sum(r["seconds"] for r in result.history), 1)}
+
+
+def reference_run(images: torch.Tensor, epochs: int, seed: int, fid: FidAtEpochEnds | None = None) -> dict:
+    """pytorch/examples' dcgan training loop, on the same preloaded images, batch order drawn the same way."""
+    torch.manual_seed(seed)
+    net_g, net_d = ReferenceGenerator(), ReferenceDiscriminator()
+    net_g.apply(weights_init)
+    net_d.apply(weights_init)
+    criterion = nn.BCELoss()
+    opt_d = torch.optim.Adam(net_d.parameters(), lr=2e-4, betas=(0.5, 0.999))
+    opt_g = torch.optim.Adam(net_g.parameters(), lr=2e-4, betas=(0.5, 0.999))
+    b, n = 64, len(images)
+    seconds = 0.0
+    for epoch in range(epochs):
+        order = torch.randperm(n, generator=torch.Generator().manual_seed(seed * 1_000_003 + epoch))
+        t0 = time.perf_counter()
+        for i in range(math.ceil(n / b)):
+            real = to_unit(images[order[i * b:(i + 1) * b]])
+            net_d.zero_grad()
+            output = net_d(real)
+            err_real = criterion(output, torch.ones_like(output))
+            err_real.backward()
+            fake = net_g(torch.randn(len(real), NZ, 1, 1))
+            output = net_d(fake.detach())
+            err_fake = criterion(output, torch.zeros_like(output))
+            err_fake.backward()
+            opt_d.step()
+            net_g.zero_grad()
+            output = net_d(fake)
+            err_g = criterion(output, torch.ones_like(output))
+            err_g.backward()
+            opt_g.step()
+        seconds += time.perf_counter() - t0
+        if fid is not None:
+            fid(Wrapped(net_g), epoch + 1)
+    return {"train_seconds": round(seconds, 1), "images_per_s": round(epochs * n / seconds, 1)}
+
+
+class Wrapped(nn.Module):
+    """The reference generator with deepworks' calling convention (noise as (N, nz))."""
+
+    def __init__(self, g: nn.Module):
+        super().__init__()
+        self.g = g
+
+    def forward(self, z):
+        return self.g(z[:, :, None, None])
+
+
+def throughput(reps: int = 3, images: int = 12_800) -> dict:
+    """The two loops alternated on the same images, deepworks at --ema 0 (the same work as the reference)."""
+    cfg, task, data = prepared(ema=0.0)
+    small = type(data)(train=tuple(x[:images] for x in data.train), val=data.val, test=data.test, meta=data.meta)
+    ours, plain = [], []
+    timed_fit(task, type(data)(train=tuple(x[:640] for x in data.train), val=data.val, test=data.test, meta=data.meta),
+              cfg, 1)  # warm-up, not counted
+    reference_run(data.train[0][:640], 1, cfg.seed)
+    for rep in range(reps):
+        def ours_once():
+            ours.append(images / timed_fit(task, small, cfg, 1)[0])
+
+        def plain_once():
+            plain.append(reference_run(small.train[0], 1, cfg.seed)["images_per_s"])
+
+        for run in ((ours_once, plain_once) if rep % 2 == 0 else (plain_once, ours_once)):
+            run()
+        print(f"  rep {rep + 1}: deepworks {ours[-1]:,.0f} img/s, reference {plain[-1]:,.0f} img/s", flush=True)
+    return {"images_per_rep": images, "reps": reps, "deepworks_images_per_s": [round(v, 1) for v in ours],
+            "reference_images_per_s": [round(v, 1) for v in plain],
+            "ratio": round(statistics.median(ours) / statistics.median(plain), 4),
+            "paired_ratio": round(statistics.median(a / b for a, b in zip(ours, plain)), 4), "target_ratio": 0.97,
+            "note": "deepworks with --ema 0, validation off; its figure includes its end-of-epoch checkpoint"}
+
+
+def quality() -> dict:
+    cfg, task, data = prepared()
+    probe = type(data)(train=tuple(x[:64 * 40] for x in data.train), val=data.val, test=data.test, meta=data.meta)
+    probe_s = timed_fit(task, probe, cfg, 1)[0]
+    per_s = 64 * 40 / probe_s
+    epochs = max(1, math.floor(BUDGET_S * per_s / len(data.train[0])))
+    print(f"  probe {per_s:,.0f} img/s -> {epochs} epochs of {len(data.train[0]):,} images", flush=True)
+    last = set(range(max(1, epochs - 2), epochs + 1))
+    fid = FidAtEpochEnds(task, data, last)
+    _, ours = deepworks_run(epochs, fid)
+    ours["fid_last_epochs"] = dict(fid.values)
+    ours["fid"] = statistics.median(fid.values.values())
+    fid.values = {}
+    plain = reference_run(data.train[0], epochs, cfg.seed, fid)
+    plain["fid_last_epochs"] = dict(fid.values)
+    plain["fid"] = statistics.median(fid.values.values())
+    return {"epochs": epochs, "budget_s": BUDGET_S, "deepworks": ours, "reference": plain,
+            "fid_ratio": round(ours["fid"] / plain["fid"], 4), "target_fid_ratio": 0.8,
+            "fid_features": task.features().name.split(", cached")[0], "fid_images": len(data.test[0]),
+            "settings": {k: v for k, v in SETTINGS.items() if k != "data_dir"}}
+
+
+def main() -> None:
+    global BUDGET_S
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--only", default="throughput,quality")
+    parser.add_argument("--budget", type=int, default=BUDGET_S, help="training seconds per side [default: 600]")
+    args = parser.parse_args()
+    BUDGET_S = args.budget
+    if not (SHARED_DATA / "mnist" / "train-images-idx3-ubyte.gz").exists():
+        sys.exit(f"MNIST not found under {SHARED_DATA}/mnist; set DEEPWORKS_SHARED_DATA.")
+    result = measure("gan", {"throughput": throughput, "quality": quality}, args.only.split(","))
+    print(json.dumps({k: v for k, v in result.items() if k != "machine"}, indent=2))
+
+
+if __name__ == "__main__":
+    main()

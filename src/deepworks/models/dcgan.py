@@ -1,0 +1,103 @@
+"""DCGAN (Radford et al. 2016): a generator of transposed convolutions and a discriminator of strided convolutions.
+
+Sizes adapt to the image: the generator starts from a BASE x BASE map (4 for 16/32/64/128 px, 7 for 28/56 px)
+and doubles it with each 4x4 stride-2 transposed convolution, halving the channels, down to `width` before
+the last layer; the discriminator mirrors it. At 64 px and width 64 this is pytorch/examples' dcgan exactly.
+
+Options: spectral normalisation of the discriminator (Miyato et al. 2018, which replaces its batch norm), a
+critic without batch norm for the Wasserstein loss with gradient penalty (the penalty is per sample, and batch
+norm mixes samples), and class conditioning: a class embedding joins the noise in the generator, and the
+discriminator adds a projection term <embed(y), features> to its score (Miyato & Koyama 2018).
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn as nn
+from torch.nn.utils.parametrizations import spectral_norm
+
+
+def layout(size: int) -> tuple[int, int]:
+    """(base, doublings) with base * 2 ** doublings == size, base 4 or 7 and at least two doublings."""
+    base, doublings = size, 0
+    while base % 2 == 0 and base > 7:
+        base //= 2
+        doublings += 1
+    if base not in (4, 7) or doublings < 2:
+        raise ValueError(f"A DCGAN needs an image size of 4 or 7 times a power of two, at least 16: 16, 28, 32, 56, "
+                         f"64 or 128 px. Received: --image-size {size}.")
+    return base, doublings
+
+
+def init_dcgan(module: nn.Module) -> None:
+    """The DCGAN paper's initialisation: convolutions N(0, 0.02), batch-norm scales N(1, 0.02)."""
+    for m in module.modules():
+        if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d)):
+            nn.init.normal_(m.weight, 0.0, 0.02)
+        elif isinstance(m, nn.BatchNorm2d):
+            nn.init.normal_(m.weight, 1.0, 0.02)
+            nn.init.zeros_(m.bias)
+
+
+class Generator(nn.Module):
+    def __init__(self, latent_size: int, channels: int, size: int, width: int = 64, classes: int = 0):
+        super().__init__()
+        base, doublings = layout(size)
+        self.latent_size, self.classes = latent_size, classes
+        self.embed = nn.Embedding(classes, latent_size) if classes else None
+        c = width * 2 ** (doublings - 1)
+        layers = [nn.ConvTranspose2d(latent_size * (2 if classes else 1), c, base, 1, 0, bias=False),
+                  nn.BatchNorm2d(c), nn.ReLU(True)]
+        for _ in range(doublings - 1):
+            layers += [nn.ConvTranspose2d(c, c // 2, 4, 2, 1, bias=False), nn.BatchNorm2d(c // 2), nn.ReLU(True)]
+            c //= 2
+        layers += [nn.ConvTranspose2d(c, channels, 4, 2, 1, bias=False), nn.Tanh()]
+        self.net = nn.Sequential(*layers)
+        init_dcgan(self)
+
+    def forward(self, z: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+        """z (N, latent) noise [, y (N,) classes] -> images (N, C, H, W) in [-1, 1]."""
+        if self.embed is not None:
+            z = torch.cat([z, self.embed(y)], 1)
+        return self.net(z[:, :, None, None])
+
+
+class Discriminator(nn.Module):
+    """Scores images: a logit per image (real > 0), or an unbounded critic value for the Wasserstein loss."""
+
+    def __init__(self, channels: int, size: int, width: int = 64, classes: int = 0, norm: str = "batch"):
+        super().__init__()
+        base, doublings = layout(size)
+        c = width
+        layers = [nn.Conv2d(channels, c, 4, 2, 1, bias=norm != "batch"), nn.LeakyReLU(0.2, True)]
+        for _ in range(doublings - 1):
+            layers.append(nn.Conv2d(c, c * 2, 4, 2, 1, bias=norm != "batch"))
+            if norm == "batch":
+                layers.append(nn.BatchNorm2d(c * 2))
+            layers.append(nn.LeakyReLU(0.2, True))
+            c *= 2
+        self.features = nn.Sequential(*layers)
+        self.score = nn.Conv2d(c, 1, base, 1, 0, bias=False)
+        self.embed = nn.Embedding(classes, c) if classes else None
+        init_dcgan(self)
+        if norm == "spectral":  # after the initialisation, which must reach the raw weights
+            for m in [m for m in self.modules() if isinstance(m, (nn.Conv2d, nn.Embedding))]:
+                spectral_norm(m)
+
+    def forward(self, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+        h = self.features(x)
+        out = self.score(h).flatten()
+        if self.embed is not None:
+            out = out + (self.embed(y) * h.sum((2, 3))).sum(1)
+        return out
+
+
+class GAN(nn.Module):
+    """The two networks as one module, so that one state dict, checkpoint and weights file hold both."""
+
+    def __init__(self, generator: Generator, discriminator: Discriminator):
+        super().__init__()
+        self.generator, self.discriminator = generator, discriminator
+
+    def forward(self, z: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+        return self.generator(z, y)

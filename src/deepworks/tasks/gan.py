@@ -1,0 +1,550 @@
+"""GANs: a generator turns noise into images, a discriminator tells them from real ones, and each learns from the other.
+
+Data: any image source the image task reads (a folder, with or without class sub-folders; a CSV; an .npz; the
+built-ins, and `faces`), resized to the model's size (16, 28, 32, 64 ... px) and scaled to [-1, 1].
+Training (`train_step`, which takes the loop's two optimizers): each batch updates the discriminator on real
+and generated images, then the generator through the updated discriminator (every --critic-steps batches
+for the Wasserstein loss). Every TRACE_EVERY steps the losses and D(real) / D(fake) are traced, and the
+balance is checked: a discriminator that wins outright, losses that run away, samples that all look alike.
+Metrics per epoch: FID on the features of a classifier of the same data (see fid.py), from a fixed set of noise,
+and sample diversity; the final FID uses --fid-samples images. The same fixed noise is drawn as a grid at a
+few epochs, so the report shows the images form.
+Use: `sample` (a grid, with a seed, a class when conditional) and `interpolate` (a strip between two points of
+the noise space).
+"""
+
+from __future__ import annotations
+
+import html
+import warnings
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from ..config import Config
+from ..data import BUILTINS, load_image_source
+from ..data.images import IMAGE_EXTENSIONS, ImageSet, decode_many, image_files, unreadable_message, visible_children
+from ..errors import ConfigError, DataError
+from ..fid import Features, class_entropy_score, diversity, frechet_distance, statistics, to_uint8, to_unit
+from ..models import count_parameters
+from ..models.dcgan import GAN, Discriminator, Generator, layout
+from ..report import image_tag, plot_history, pyplot, save_image_grid, table, write_page
+from ..train import optimizer_step
+from . import Prepared, Task
+from .image import DataWarning, resize, set_channels
+
+TRACE_EVERY = 20  # steps between two points of the loss / D(x) trace
+EVAL_SEED = 12345  # the noise FID is measured on, the same every epoch
+VAL_IMAGES = 2000  # real and generated images for the per-epoch FID (the final one uses --fid-samples)
+GRID = 64  # images in the fixed-noise grids
+SIZES = (16, 28, 32, 64)
+
+
+class GanWarning(UserWarning):
+    """The two networks are out of balance."""
+
+
+def default_size(native: int) -> int:
+    """The native size when a DCGAN can make it, else the next size up from SIZES (at most 64)."""
+    try:
+        layout(native)
+        return native
+    except ValueError:
+        return next((s for s in SIZES if s >= native), SIZES[-1])
+
+
+def read_image_folder(root: Path, size: int, channels: int | None, strict: bool, progress: bool) -> ImageSet:
+    """A folder of images with no class sub-folders (or only one): every image, in sorted path order, unlabelled."""
+    files = image_files(root)
+    if not files:
+        raise DataError(f"No images found in '{root}' or its sub-folders. Pass a folder of .jpg/.png images, a "
+                        f"folder with one sub-folder per class, or a built-in dataset: {', '.join(BUILTINS + ('faces',))}.")
+    x, ok, skipped = decode_many(files, size, channels, strict, progress)
+    return ImageSet(x, np.zeros(len(x), dtype=np.int64), [], skipped=skipped,
+                    description=f"folder '{root}' ({len(files)} images, no classes)")
+
+
+def survey(files: list[Path]) -> dict[tuple, int]:
+    """How many images of each ((width, height), mode), from the file headers (nothing is decoded)."""
+    from PIL import Image
+
+    kinds: dict[tuple, int] = {}
+    for p in files:
+        try:
+            with Image.open(p) as im:
+                key = (im.size, im.mode)
+        except (OSError, ValueError):
+            continue  # unreadable: decoding skips it with a warning
+        kinds[key] = kinds.get(key, 0) + 1
+    return kinds
+
+
+def mixed_note(kinds: dict[tuple, int]) -> str | None:
+    """A note when the images differ in size or colour mode (they are all converted to one)."""
+    if len(kinds) < 2:
+        return None
+    shown = ", ".join(f"{n} x {w}x{h} {mode}" for ((w, h), mode), n in sorted(kinds.items(), key=lambda kv: -kv[1])[:4])
+    return (f"The images differ in size or colour mode ({shown}{', ...' if len(kinds) > 4 else ''}); all were "
+            f"converted to one size and mode.")
+
+
+class GanTraining(Task):
+    name = "gan"
+    models = ("dcgan",)
+    defaults = {"data.source": "digits", "model.name": "dcgan", "model.width": 64, "train.batch_size": 64,
+                "train.optimizer": "adam", "train.lr": 2e-4, "train.momentum": 0.5, "train.weight_decay": 0.0,
+                "train.schedule": "constant", "train.clip_grad": 0.0, "train.ema": 0.999}
+    default_monitor = "val_fid"
+    headline = "fid"
+
+    def __init__(self, cfg: Config, meta: dict | None = None):
+        super().__init__(cfg, meta)
+        t = cfg.train
+        t.critic_steps = t.critic_steps or (5 if t.gan_loss == "wgan-gp" else 1)
+        self.unit = ("img", 1)
+        self._features: Features | None = None
+        self._real: dict[tuple, tuple] = {}  # reference statistics, by the split tensor's storage and length
+        self.steps, self.last_g = 0, torch.zeros(())  # optimizer steps of D so far; G's latest loss
+        self.trace: list[dict] = []  # this epoch's trace points, logged at its end
+        self.alerts: list[tuple[str, str]] = []  # this epoch's balance warnings, (kind, message)
+        self.last_eval: dict = {}
+
+    @classmethod
+    def monitor_mode(cls, metric: str | None) -> str:
+        return "max" if metric and metric.endswith(("class_entropy", "diversity")) else "min"
+
+    # --- data -------------------------------------------------------------------------
+    def load(self, source: str, progress: bool | None) -> tuple[ImageSet, list[str]]:
+        d = self.cfg.data
+        size = d.image_size or 32  # decoded files (CSV); arrays keep their size and are resized below
+        path = Path(source)
+        notes = []
+        if path.is_dir():
+            kinds = survey(image_files(path))
+            if kinds and not d.image_size:  # the commonest side, as a size the DCGAN can make
+                common = max(kinds.items(), key=lambda kv: (kv[1], max(kv[0][0])))[0][0]
+                size = default_size(min(max(common), 64))
+            children = [p for p in visible_children(path) if p.is_dir()]
+            loose = [p for p in visible_children(path) if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS]
+            if len(children) >= 2 and not loose:
+                images = load_image_source(source, size, d.channels, d.data_dir, d.download, d.strict, progress is not False)
+            else:
+                images = read_image_folder(path, size, d.channels, d.strict, progress is not False)
+            note = mixed_note(kinds)
+            if note:
+                notes.append(note)
+        else:
+            images = load_image_source(source, size, d.channels, d.data_dir, d.download, d.strict, progress is not False)
+        if images.skipped:
+            message = unreadable_message(images.skipped)
+            warnings.warn(message, DataWarning, stacklevel=2)
+            notes.append(message)
+        return images, notes
+
+    def prepare(self, progress: bool | None = True) -> Prepared:
+        d, m, t = self.cfg.data, self.cfg.model, self.cfg.train
+        if self.cfg.eval.fid_model:  # a bad extractor file should stop the run now, not after the first epoch
+            self._features = Features.from_file(self.cfg.eval.fid_model)
+        images, notes = self.load(d.source, progress)
+        size = d.image_size or default_size(max(images.x.shape[-2:]))
+        try:
+            layout(size)
+        except ValueError as err:
+            raise ConfigError(str(err)) from None
+        channels = d.channels or images.x.shape[1]
+
+        def fix(a: np.ndarray) -> torch.Tensor:
+            return torch.from_numpy(np.ascontiguousarray(set_channels(resize(a, size), channels)))
+
+        x, y = fix(images.x), torch.from_numpy(images.y.astype(np.int64))
+        labelled = len(images.classes) >= 2
+        if m.conditional and not labelled:
+            raise DataError(f"--conditional needs class labels, and {images.description} has none. Put the images of "
+                            f"each class in a sub-folder named after it (like faces/alice/1.jpg), or drop --conditional.")
+        if len(x) < t.batch_size:
+            raise DataError(f"{images.description} has {len(x)} image(s), fewer than one batch of --batch-size "
+                            f"{t.batch_size}. Add images, or lower --batch-size to {max(2, len(x) // 4)} or less.")
+        if images.x_test is not None:  # the FID's real side: the test split where there is one, else the training set
+            ref_x, ref_y, ref_name = fix(images.x_test), torch.from_numpy(images.y_test.astype(np.int64)), "test"
+        else:
+            ref_x, ref_y, ref_name = x, y, "train"
+        rng = np.random.default_rng(self.cfg.seed)
+        order = torch.from_numpy(rng.permutation(len(ref_x)))
+        val_idx, test_idx = order[:VAL_IMAGES], order[:self.cfg.eval.fid_samples]
+        if self.meta is None:
+            self.meta = {"classes": images.classes, "labelled": labelled, "channels": int(channels),
+                         "image_size": int(size), "source": images.description, "fid_reference": ref_name,
+                         "train_images": len(x)}
+        d.image_size, d.channels = int(size), int(channels)
+        self._train_images = (x, y if labelled else None)
+        return Prepared(train=(x, y), val=(ref_x[val_idx], ref_y[val_idx]), test=(ref_x[test_idx], ref_y[test_idx]),
+                        meta=self.meta, notes=notes)
+
+    # --- model ----------------------------------------------------------------------------
+    def build_model(self) -> nn.Module:
+        m, t, meta = self.cfg.model, self.cfg.train, self.meta
+        classes = len(meta["classes"]) if m.conditional else 0
+        norm = "spectral" if m.spectral_norm else ("none" if t.gan_loss == "wgan-gp" else "batch")
+        width = m.width or 64
+        return GAN(Generator(m.latent_size, meta["channels"], meta["image_size"], width, classes),
+                   Discriminator(meta["channels"], meta["image_size"], width, classes, norm))
+
+    def optimizers(self, model: GAN) -> list[torch.optim.Optimizer]:
+        """The generator's at --lr, the discriminator's at --lr-d (the two time-scale rule when they differ)."""
+        from ..train import make_optimizer
+
+        t = self.cfg.train
+        return [make_optimizer(model.generator.parameters(), t), make_optimizer(model.discriminator.parameters(), t,
+                                                                               t.lr_d or t.lr)]
+
+    def noise(self, n: int, generator: torch.Generator) -> torch.Tensor:
+        """n noise vectors, drawn 64 at a time so that the first k are the same however many are asked for."""
+        chunks = [torch.randn(64, self.cfg.model.latent_size, generator=generator) for _ in range(0, n, 64)]
+        return torch.cat(chunks)[:n]
+
+    # --- training -------------------------------------------------------------------------
+    def train_step(self, model: GAN, batch, opts) -> tuple[torch.Tensor, dict]:
+        t = self.cfg.train
+        G, D = model.generator, model.discriminator
+        opt_g, opt_d = opts
+        real = to_unit(batch[0])
+        y = batch[1] if self.cfg.model.conditional else None
+        n = len(real)
+        fake = G(torch.randn(n, self.cfg.model.latent_size, device=real.device), y)
+        d_real, d_fake = D(real, y), D(fake.detach(), y)
+        if t.gan_loss == "wgan-gp":
+            d_loss = d_fake.mean() - d_real.mean() + t.gp_weight * gradient_penalty(D, real, fake.detach(), y)
+        else:
+            d_loss = (F.binary_cross_entropy_with_logits(d_real, torch.full_like(d_real, 1.0 - t.label_smoothing))
+                      + F.binary_cross_entropy_with_logits(d_fake, torch.zeros_like(d_fake)))
+        optimizer_step(opt_d, d_loss, t.clip_grad)
+        self.steps += 1
+        if self.steps % t.critic_steps == 0:
+            D.requires_grad_(False)  # the generator's step needs gradients through D, not for D's weights
+            score = D(fake, y)
+            g_loss = -score.mean() if t.gan_loss == "wgan-gp" else F.binary_cross_entropy_with_logits(
+                score, torch.ones_like(score))
+            optimizer_step(opt_g, g_loss, t.clip_grad)
+            D.requires_grad_(True)
+            self.last_g = g_loss.detach()
+        if t.gan_loss == "wgan-gp":
+            dr, df = d_real.detach().mean(), d_fake.detach().mean()
+        else:
+            dr, df = torch.sigmoid(d_real.detach()).mean(), torch.sigmoid(d_fake.detach()).mean()
+        d_loss, g_loss = d_loss.detach(), self.last_g.to(d_loss.device)
+        if self.steps % TRACE_EVERY == 0:
+            self.record_trace(float(d_loss), float(g_loss), float(dr), float(df))
+        stats = {"d_loss": d_loss * n, "g_loss": g_loss * n, "d_real": dr * n, "d_fake": df * n}
+        return d_loss + g_loss, stats
+
+    def record_trace(self, d_loss: float, g_loss: float, d_real: float, d_fake: float) -> None:
+        self.trace.append({"step": self.steps, "d_loss": d_loss, "g_loss": g_loss, "d_real": d_real, "d_fake": d_fake})
+        self.check_balance()
+
+    def check_balance(self) -> None:
+        """Warn once per epoch (each kind) when the last 10 trace points show the networks out of balance."""
+        last = self.trace[-10:]
+        if len(last) < 10:
+            return
+        wgan = self.cfg.train.gan_loss == "wgan-gp"
+        if not wgan and max(p["d_fake"] for p in last) < 0.05:
+            self.alert("winning", f"The discriminator is winning outright: D(fake) stayed below 0.05 for "
+                       f"{10 * TRACE_EVERY} steps, so the generator learns little. Try "
+                       f"{self.remedies('--label-smoothing 0.1', 'a lower --lr-d', '--spectral-norm')}.")
+        total = [abs(p["d_loss"]) + abs(p["g_loss"]) for p in last]
+        if total[-1] > 20 and all(b >= a for a, b in zip(total[-5:], total[-4:])):
+            self.alert("diverging", f"The losses are running away (D {last[-1]['d_loss']:.3g}, G {last[-1]['g_loss']:.3g} and "
+                       f"rising). Try {self.remedies('a lower --lr and --lr-d', '--gan-loss wgan-gp')}.")
+
+    def remedies(self, *options: str) -> str:
+        """The options worth trying, less those the run already uses."""
+        t, m = self.cfg.train, self.cfg.model
+        used = {"--spectral-norm": m.spectral_norm, "--gan-loss wgan-gp": t.gan_loss == "wgan-gp",
+                "--label-smoothing 0.1": t.label_smoothing > 0}
+        left = [o for o in options if not used.get(o)] or list(options[-1:])
+        return ", ".join(left[:-1]) + (" or " if len(left) > 1 else "") + left[-1]
+
+    def alert(self, kind: str, message: str) -> None:
+        """Warn (once per epoch and kind): the CLI prints it under the progress bar, the report lists it."""
+        if kind not in {k for k, _ in self.alerts}:
+            self.alerts.append((kind, message))
+            warnings.warn(message, GanWarning, stacklevel=2)
+
+    def start_epoch(self) -> None:
+        self.trace, self.alerts = [], []
+
+    def state_dict(self) -> dict:
+        return {"steps": self.steps, "last_g": float(self.last_g), "trace": self.trace, "alerts": self.alerts}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.steps, self.last_g = state["steps"], torch.tensor(state["last_g"])
+        self.trace, self.alerts = list(state["trace"]), [tuple(a) for a in state["alerts"]]
+
+    # --- measuring --------------------------------------------------------------------------
+    def features(self) -> Features:
+        if self._features is None and not hasattr(self, "_train_images"):
+            self.prepare(progress=False)  # the FID classifier learns from (or is cached for) the training images
+        if self._features is None:
+            if self.cfg.eval.fid_model:
+                self._features = Features.from_file(self.cfg.eval.fid_model)
+            else:
+                x, y = self._train_images
+                self._features = Features.trained_on(x, y, self.meta["source"])
+        return self._features
+
+    def real_statistics(self, images: torch.Tensor) -> tuple:
+        key = (images.data_ptr(), len(images))
+        if key not in self._real:
+            feats, _ = self.features()(images)
+            self._real[key] = (statistics(feats), diversity(feats))
+        return self._real[key]
+
+    @torch.no_grad()
+    def generate(self, model: GAN, n: int, seed: int, device: torch.device, labels: torch.Tensor | None = None,
+                 batch_size: int = 500) -> torch.Tensor:
+        """n images as uint8 (N, C, H, W) from seeded noise; the same seed gives the same images."""
+        g = torch.Generator().manual_seed(seed)
+        z = self.noise(n, g)
+        was_training = model.training
+        model.eval()
+        try:
+            out = [to_uint8(model.generator(z[i:i + batch_size].to(device),
+                                            None if labels is None else labels[i:i + batch_size].to(device))).cpu()
+                   for i in range(0, n, batch_size)]
+        finally:
+            model.train(was_training)
+        return torch.cat(out)
+
+    def evaluate(self, model: GAN, split, device: torch.device) -> dict:
+        """FID, diversity (relative to the real images) and, with class labels, the class-entropy score."""
+        real, labels = split
+        if len(real) < 2:
+            return {}
+        (real_stats, real_div) = self.real_statistics(real)
+        fake = self.generate(model, len(real), EVAL_SEED, device, labels if self.cfg.model.conditional else None)
+        feats, probs = self.features()(fake)
+        out = {"fid": frechet_distance(statistics(feats), real_stats), "diversity": diversity(feats) / max(real_div, 1e-12)}
+        if probs is not None and self.meta["labelled"]:
+            out["class_entropy"] = class_entropy_score(probs)
+        self.last_eval = out
+        return out
+
+    def after_epoch(self, run, model: GAN, epoch: int, device: torch.device) -> None:
+        """Log the epoch's trace and warnings, check the samples' diversity, and draw the fixed noise at a few epochs."""
+        for point in self.trace:
+            run.log(kind="trace", epoch=epoch, **point)
+        spread = self.last_eval.get("diversity")
+        if spread is not None and spread < 0.5:
+            self.alert("collapse", f"Mode collapse: the samples are {spread:.0%} as varied as the real images (epoch {epoch}), "
+                       f"so the generator makes few kinds of image. Try "
+                       f"{self.remedies('--spectral-norm', '--gan-loss wgan-gp', 'a lower --lr')}.")
+        for kind, message in self.alerts:
+            run.log(kind="warning", epoch=epoch, problem=kind, message=message)
+        if epoch in self.grid_epochs():
+            run.report_dir.mkdir(exist_ok=True)
+            save_image_grid(self.fixed_grid(model, device), run.report_dir / f"epoch-{epoch:03d}.png")
+
+    def grid_epochs(self) -> set[int]:
+        epochs = self.cfg.train.epochs
+        return {int(e) for e in np.linspace(1, epochs, min(epochs, 8)).round()}
+
+    def fixed_grid(self, model: GAN, device: torch.device) -> torch.Tensor:
+        labels = self.grid_labels(GRID) if self.cfg.model.conditional else None
+        return self.generate(model, GRID, self.cfg.seed, device, labels)
+
+    def grid_labels(self, n: int) -> torch.Tensor:
+        """Every class in turn (class 0 for data without classes)."""
+        return torch.arange(n) % max(1, len(self.meta["classes"]))
+
+    # --- use ------------------------------------------------------------------------------
+    def class_label(self, name: str | int | None) -> int | None:
+        """The index of a class named by the user (its name, or its index), for a conditional run."""
+        if name is None:
+            return None
+        classes = self.meta["classes"]
+        if not self.cfg.model.conditional:
+            raise DataError("This run was trained without --conditional, so it cannot make a chosen class. Train it "
+                            "again with --conditional (on data with class sub-folders or a labelled built-in).")
+        if str(name) in classes:
+            return classes.index(str(name))
+        if str(name).isdigit() and int(name) < len(classes):
+            return int(name)
+        shown = ", ".join(classes[:12]) + (", ..." if len(classes) > 12 else "")
+        raise DataError(f"Unknown class '{name}'. This run knows {len(classes)} classes: {shown}.")
+
+    def sample(self, model: GAN, n: int, seed: int, device: torch.device, label: str | int | None = None) -> torch.Tensor:
+        """n new images, uint8 (N, C, H, W); with a conditional run, of class `label` (else of every class in turn)."""
+        if n < 1:
+            raise DataError(f"--n must be at least 1. Received: {n}.")
+        index = self.class_label(label)
+        labels = None
+        if self.cfg.model.conditional:
+            labels = torch.full((n,), index) if index is not None else self.grid_labels(n)
+        return self.generate(model, n, seed, device, labels)
+
+    @torch.no_grad()
+    def interpolate(self, model: GAN, steps: int, seed: int, device: torch.device,
+                    label: str | int | None = None) -> torch.Tensor:
+        """`steps` images on the great circle between two seeded noise vectors (spherical interpolation, which
+        keeps every point as likely under the Gaussian as the ends)."""
+        if steps < 2:
+            raise DataError(f"An interpolation needs at least 2 steps. Received: {steps}.")
+        a, b = self.noise(2, torch.Generator().manual_seed(seed))
+        omega = torch.arccos(torch.clamp((a / a.norm()) @ (b / b.norm()), -1.0, 1.0))
+        t = torch.linspace(0, 1, steps)[:, None]
+        z = (torch.sin((1 - t) * omega) * a + torch.sin(t * omega) * b) / torch.sin(omega)
+        index = self.class_label(label)
+        y = None
+        if self.cfg.model.conditional:
+            y = torch.full((steps,), index if index is not None else 0, device=device)
+        was_training = model.training
+        model.eval()
+        try:
+            return to_uint8(model.generator(z.to(device), y)).cpu()
+        finally:
+            model.train(was_training)
+
+    def labelled_examples(self, source: str, progress: bool | None = False) -> tuple[torch.Tensor, torch.Tensor]:
+        """Real images from another source, at the run's size and channels, to measure the generator against."""
+        images, _ = self.load(source, progress)
+        x = set_channels(resize(images.x, self.meta["image_size"]), self.meta["channels"])
+        return torch.from_numpy(np.ascontiguousarray(x)), self.grid_labels(len(x))
+
+    # --- after training -------------------------------------------------------------------
+    def test_metrics(self, model: GAN, split, device: torch.device) -> dict:
+        return {"images": len(split[0]), **self.evaluate(model, split, device),
+                "fid_features": self.features().name, "fid_reference": self.meta["fid_reference"]}
+
+    def real_baseline(self, data: Prepared) -> dict:
+        """FID of real training images against the reference: the floor a perfect generator would reach (about 0
+        when the reference is the training set itself, above it for a separate test split)."""
+        x, y = data.train
+        n = min(len(x), len(data.test[0]))
+        pick = torch.from_numpy(np.random.default_rng(self.cfg.seed + 1).choice(len(x), n, replace=False))
+        real_stats, real_div = self.real_statistics(data.test[0])
+        feats, probs = self.features()(x[pick])
+        out = {"model": f"{n:,} real training images", "fid": frechet_distance(statistics(feats), real_stats),
+               "diversity": diversity(feats) / max(real_div, 1e-12)}
+        if probs is not None and self.meta["labelled"]:
+            out["class_entropy"] = class_entropy_score(probs)
+        return out
+
+    def finish(self, run, model: GAN, data: Prepared, fit_info: dict, device: torch.device) -> dict:
+        test = self.test_metrics(model, data.test, device)
+        baseline = self.real_baseline(data)
+        out = run.report_dir
+        out.mkdir(exist_ok=True)
+        save_image_grid(self.sample(model, GRID, self.cfg.seed, device), out / "samples.png", scale=2)
+        save_image_grid(self.interpolate(model, 10, self.cfg.seed, device), out / "interpolation.png", cols=10, scale=2)
+        results = {"task": self.name, "test": test, "baseline": baseline, "fit": fit_info,
+                   "parameters": count_parameters(model),
+                   "parameters_each": {"generator": count_parameters(model.generator),
+                                       "discriminator": count_parameters(model.discriminator)},
+                   "splits": {"train": len(data.train[0]), "fid_reference": len(data.test[0])},
+                   "warnings": [r["message"] for r in run.metrics() if r.get("kind") == "warning"]}
+        run.write_json(run.results_file, results)
+        run.log(kind="test", **{k: v for k, v in test.items() if k not in ("fid_features", "fid_reference")},
+                baseline_fid=baseline["fid"])
+        self.write_report(run, data, results)
+        return results
+
+    def write_report(self, run, data: Prepared, results: dict) -> Path:
+        out = run.report_dir
+        records = run.metrics()
+        balance = plot_balance(records, out / "balance.png", self.cfg.train.gan_loss == "wgan-gp")
+        metrics = ("diversity", "class_entropy") if self.meta["labelled"] else ("diversity",)
+        curves = plot_history(records, out / "curves.png", "fid", *metrics,
+                              titles={"loss": "D + G loss", "fid": "FID (lower is better)",
+                                      "diversity": "Diversity (generated / real)", "class_entropy": "Class-entropy score"})
+        grids = sorted(out.glob("epoch-*.png"))
+        progress = "".join(f"<figure style='display:inline-block;margin:4px'>{image_tag(p, p.stem)}"
+                           f"<figcaption>{p.stem.replace('-', ' ')}</figcaption></figure>" for p in grids)
+        test, base, fit = results["test"], results["baseline"], results["fit"]
+        row = {"model": f"{self.describe_model()} generator", "FID": test.get("fid"),
+               "diversity": test.get("diversity")}
+        base_row = {"model": base["model"], "FID": base["fid"], "diversity": base["diversity"]}
+        if "class_entropy" in test:
+            row["class entropy"], base_row["class entropy"] = test["class_entropy"], base.get("class_entropy")
+        warned = results["warnings"]
+        notes = "".join(f"<pre class='note'>{html.escape(n)}</pre>" for n in data.notes)
+        best = fit["best_value"]
+        sections = [
+            ("Result", table([row, base_row]) + f"<p>FID on {test['images']:,} generated and {test['images']:,} real "
+             f"{self.meta['fid_reference']} images: the distance between the two clouds of features, lower is better. "
+             f"The real-image row is what a perfect generator would score. Features: {html.escape(test['fid_features'])}."
+             f" Diversity: how far apart two samples are, relative to two real images (well below 1: mode collapse)."
+             f" {fit['epochs']} epochs; best validation {fit['monitor']} {best if best is None else round(best, 3)} at "
+             f"epoch {fit['best_epoch']}, whose weights were kept.</p>"),
+            ("New images", image_tag(out / "samples.png", "samples") + "<p>A walk through the noise space between two "
+             "points (spherical interpolation):</p>" + image_tag(out / "interpolation.png", "interpolation")),
+            ("The images forming", "<p>The same fixed noise, decoded by the generator at several epochs.</p>" + progress),
+            ("Balance of the two networks", (
+                "".join(f"<pre class='note'>{html.escape(w)}</pre>" for w in warned) if warned else
+                "<p>No balance warnings: the discriminator never won outright, the losses did not run away, and the "
+                "samples stayed varied.</p>") + image_tag(balance, "losses and D(x) over training steps")
+             + "<p>D(real) and D(fake) are the discriminator's mean probability that an image is real (for wgan-gp: "
+               "its raw critic scores). A healthy run keeps them apart but not at 1 and 0.</p>"),
+            ("FID and diversity per epoch", image_tag(curves, "FID and diversity per epoch")),
+            ("Data", f"<p>{html.escape(self.meta['source'])}</p>" + table([results["splits"]]) + notes),
+            ("Config", f"<pre>{html.escape(run.config_file.read_text())}</pre>"),
+        ]
+        return write_page(out, f"deepworks run {run.name}", sections)
+
+    # --- what the CLI prints ----------------------------------------------------------------
+    def describe_model(self) -> str:
+        m = self.cfg.model
+        extras = [x for x, on in (("conditional", m.conditional), ("spectral norm", m.spectral_norm),
+                                  ("wgan-gp", self.cfg.train.gan_loss == "wgan-gp")) if on]
+        return "dcgan" + (f" ({', '.join(extras)})" if extras else "")
+
+    def summary(self, results: dict) -> list[tuple[str, str]]:
+        test, base, splits = results["test"], results["baseline"], results["splits"]
+        lines = [("data", f"{self.meta['source']}; {splits['train']:,} training images at "
+                          f"{self.meta['image_size']} px"),
+                 self.model_line(results),
+                 ("test", "  ".join(self.describe_metrics(test))),
+                 ("real", f"FID {base['fid']:.2f} for {base['model']} (a perfect generator's score)")]
+        lines += [("warning", w) for w in results["warnings"][:3]]
+        return lines
+
+    @staticmethod
+    def describe_metrics(metrics: dict) -> list[str]:
+        parts = [f"FID {metrics['fid']:.2f}", f"diversity {metrics['diversity']:.2f}"]
+        if "class_entropy" in metrics:
+            parts.append(f"class entropy {metrics['class_entropy']:.2f}")
+        return ["  ".join(parts)]
+
+
+def gradient_penalty(D: nn.Module, real: torch.Tensor, fake: torch.Tensor, y: torch.Tensor | None) -> torch.Tensor:
+    """WGAN-GP (Gulrajani et al. 2017): (||grad D(x)|| - 1)^2 at random points between real and fake images."""
+    alpha = torch.rand(len(real), 1, 1, 1, device=real.device)
+    mixed = (alpha * real + (1 - alpha) * fake).requires_grad_(True)
+    grad, = torch.autograd.grad(D(mixed, y).sum(), mixed, create_graph=True)
+    return ((grad.flatten(1).norm(dim=1) - 1) ** 2).mean()
+
+
+def plot_balance(records: list[dict], path: Path, wgan: bool) -> Path | None:
+    """Both losses, and D(real) / D(fake), against the training step."""
+    trace = [r for r in records if r.get("kind") == "trace"]
+    if not trace:
+        return None
+    plt = pyplot()
+    steps = [r["step"] for r in trace]
+    fig, (a, b) = plt.subplots(1, 2, figsize=(11, 3.6))
+    a.plot(steps, [r["d_loss"] for r in trace], label="discriminator")
+    a.plot(steps, [r["g_loss"] for r in trace], label="generator")
+    a.set_title("Losses")
+    b.plot(steps, [r["d_real"] for r in trace], label="D(real)")
+    b.plot(steps, [r["d_fake"] for r in trace], label="D(fake)")
+    b.set_title("Critic scores" if wgan else "D(x): probability of 'real'")
+    for ax in (a, b):
+        ax.set_xlabel("step")
+        ax.grid(alpha=0.3)
+        ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
