@@ -23,6 +23,13 @@ def pyplot():
     return plt
 
 
+def save_figure(fig, path: Path) -> None:
+    """Lay out, write as a PNG at the reports' resolution, and free the figure."""
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    pyplot().close(fig)
+
+
 def plot_history(records: list[dict], path: Path, *metrics: str, titles: dict | None = None) -> Path | None:
     """Loss (train and validation) and each of the task's metrics per epoch, side by side."""
     epochs = [r for r in records if r.get("kind") == "epoch"]
@@ -42,9 +49,7 @@ def plot_history(records: list[dict], path: Path, *metrics: str, titles: dict | 
         ax.set_title((titles or {}).get(name, name.replace("_", " ").capitalize()))
         ax.grid(alpha=0.3)
         ax.legend()
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    save_figure(fig, path)
     return path
 
 
@@ -67,9 +72,7 @@ def plot_confusion(cm: np.ndarray, classes: list[str], path: Path) -> Path:
     ax.set_xlabel("predicted")
     ax.set_ylabel("true")
     ax.set_title("Confusion matrix (test)")
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    save_figure(fig, path)
     return path
 
 
@@ -87,9 +90,7 @@ def plot_image_grid(images: np.ndarray, titles: list[str], colors: list[str], pa
         else:
             ax.imshow(img.transpose(1, 2, 0))
         ax.set_title(title, fontsize=7, color=color)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    save_figure(fig, path)
     return path
 
 

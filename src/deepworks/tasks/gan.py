@@ -31,7 +31,7 @@ from ..errors import ConfigError, DataError
 from ..fid import Features, class_entropy_score, diversity, frechet_distance, statistics, to_uint8, to_unit
 from ..models import count_parameters
 from ..models.dcgan import GAN, Discriminator, Generator, layout
-from ..report import image_tag, plot_history, pyplot, save_image_grid, table, write_page
+from ..report import image_tag, plot_history, pyplot, save_figure, save_image_grid, table, write_page
 from ..train import optimizer_step
 from . import Prepared, Task
 from .image import DataWarning, resize, set_channels
@@ -544,7 +544,5 @@ def plot_balance(records: list[dict], path: Path, wgan: bool) -> Path | None:
         ax.set_xlabel("step")
         ax.grid(alpha=0.3)
         ax.legend()
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    save_figure(fig, path)
     return path

@@ -27,7 +27,7 @@ from ..data.pairs import BOS, EOS, UNK, PairWarning, Pairs, build_vocab, detoken
 from ..errors import ConfigError, DataError
 from ..models import count_parameters
 from ..models.seq2seq import Seq2Seq, TransformerSeq2Seq, reorder_state
-from ..report import image_tag, plot_history, pyplot, table, write_page
+from ..report import image_tag, plot_history, pyplot, save_figure, table, write_page
 from . import Prepared, Task
 from .image import stratified_split
 
@@ -410,7 +410,5 @@ def plot_alignment(result: dict, path: Path) -> Path:
     ax.set_xticks(range(len(src)), src, rotation=60, ha="right")
     ax.set_yticks(range(len(tgt)), tgt)
     ax.set_title(result["translation"][:60], fontsize=9)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    save_figure(fig, path)
     return path
