@@ -7,7 +7,7 @@ The reference is pytorch/examples' dcgan (ngf = ndf = 64, nz = 100, Adam 2e-4 wi
 N(0, 0.02) initialisation) scaled to 28 px: the generator goes 1 -> 7 -> 14 -> 28 px with 128 and 64 channels,
 the discriminator mirrors it. deepworks trains its default DCGAN, which has exactly these layers and settings,
 plus its defaults: a moving average of the weights (--ema 0.999) and no weight gradients for D during the
-generator's step. Both train for the same number of epochs, as many as a probe says fit in the budget.
+generator's step. Each side trains for the same time: as many whole epochs as its own probe says fit in the budget.
 
 FID: the Fréchet distance between 10,000 generated images and the 10,000 MNIST test images, on the features of
 deepworks' FeatureNet classifier of MNIST (see deepworks/fid.py); FID is noisy, so each side reports the median
@@ -190,22 +190,23 @@ def throughput(reps: int = 3, images: int = 12_800) -> dict:
 
 
 def quality() -> dict:
+    """Each side trains as many whole epochs as its own warmed-up probe says fit in the budget (the same time)."""
     cfg, task, data = prepared()
-    probe = type(data)(train=tuple(x[:64 * 40] for x in data.train), val=data.val, test=data.test, meta=data.meta)
-    probe_s = timed_fit(task, probe, cfg, 1)[0]
-    per_s = 64 * 40 / probe_s
-    epochs = max(1, math.floor(BUDGET_S * per_s / len(data.train[0])))
-    print(f"  probe {per_s:,.0f} img/s -> {epochs} epochs of {len(data.train[0]):,} images", flush=True)
-    last = set(range(max(1, epochs - 2), epochs + 1))
-    fid = FidAtEpochEnds(task, data, last)
-    _, ours = deepworks_run(epochs, fid)
-    ours["fid_last_epochs"] = dict(fid.values)
-    ours["fid"] = statistics.median(fid.values.values())
-    fid.values = {}
-    plain = reference_run(data.train[0], epochs, cfg.seed, fid)
-    plain["fid_last_epochs"] = dict(fid.values)
-    plain["fid"] = statistics.median(fid.values.values())
-    return {"epochs": epochs, "budget_s": BUDGET_S, "deepworks": ours, "reference": plain,
+    n, probe_images = len(data.train[0]), 64 * 40
+    probe = type(data)(train=tuple(x[:probe_images] for x in data.train), val=data.val, test=data.test, meta=data.meta)
+    timed_fit(task, probe, cfg, 1)  # warm-up
+    ours_epochs = max(1, math.floor(BUDGET_S * probe_images / timed_fit(task, probe, cfg, 1)[0] / n))
+    reference_run(data.train[0][:probe_images], 1, cfg.seed)  # warm-up
+    per_s = reference_run(data.train[0][:probe_images], 1, cfg.seed)["images_per_s"]
+    ref_epochs = max(1, math.floor(BUDGET_S * per_s / n))
+    print(f"  probes: deepworks {ours_epochs} epochs, reference {ref_epochs} epochs of {n:,} images", flush=True)
+    fid = FidAtEpochEnds(task, data, set(range(max(1, ours_epochs - 2), ours_epochs + 1)))
+    _, ours = deepworks_run(ours_epochs, fid)
+    ours.update(epochs=ours_epochs, fid_last_epochs=dict(fid.values), fid=statistics.median(fid.values.values()))
+    fid.epochs, fid.values = set(range(max(1, ref_epochs - 2), ref_epochs + 1)), {}
+    plain = reference_run(data.train[0], ref_epochs, cfg.seed, fid)
+    plain.update(epochs=ref_epochs, fid_last_epochs=dict(fid.values), fid=statistics.median(fid.values.values()))
+    return {"budget_s": BUDGET_S, "deepworks": ours, "reference": plain,
             "fid_ratio": round(ours["fid"] / plain["fid"], 4), "target_fid_ratio": 0.8,
             "fid_features": task.features().name.split(", cached")[0], "fid_images": len(data.test[0]),
             "settings": {k: v for k, v in SETTINGS.items() if k != "data_dir"}}

@@ -2,9 +2,9 @@
 
 __version__ = "0.1.0"
 
-from .api import Trained, evaluate, generate, load, runs, train  # noqa: E402
+from .api import Trained, audit, evaluate, generate, load, runs, train  # noqa: E402
 from .config import Config  # noqa: E402
 from .errors import ConfigError, DataError, DeepworksError, TrainingError  # noqa: E402
 
 __all__ = ["Config", "ConfigError", "DataError", "DeepworksError", "Trained", "TrainingError",
-           "evaluate", "generate", "load", "runs", "train", "__version__"]
+           "audit", "evaluate", "generate", "load", "runs", "train", "__version__"]

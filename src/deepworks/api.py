@@ -16,6 +16,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import time
+import warnings
 from pathlib import Path
 
 import torch
@@ -116,11 +117,67 @@ class Trained:
     def require(self, task: str, what: str) -> None:
         if self.cfg.task != task:
             use = {"image": "predict", "text": "generate", "translate": "translate", "gan": "sample"}[self.cfg.task]
+            if what != use and what in ("attack", "fool", "explain", "visualize", "represent"):
+                raise DeepworksError(f"'{what}' works on image classifiers; '{self.run.path}' is a {self.cfg.task} "
+                                     f"run. Train one with: deepworks train --data IMAGES")
             raise DeepworksError(f"'{what}' is for {task} runs; '{self.run.path}' is a {self.cfg.task} run. "
                                  f"Use '{use}' instead.")
 
     def evaluate(self, split: str = "test", data: str | None = None) -> dict:
         return evaluate(self.run.path, split=split, data=data)
+
+    def examples(self, split: str = "test", data: str | None = None, progress: bool | None = False) -> tuple:
+        """The run's own test (or val) split as in training, or every labelled example of another source."""
+        task, meta = self.task, dict(self.task.meta)
+        if data is None:
+            with warnings.catch_warnings():  # the data's warnings were shown when the run trained
+                warnings.simplefilter("ignore")
+                prepared = task.prepare(progress)
+            found = prepared.test if split == "test" else prepared.val
+        else:
+            found = task.labelled_examples(data, progress)
+        task.meta = meta  # prepared as in training (normalisation, vocabulary), whatever the data now holds
+        return found
+
+    # --- seeing inside and attacking (image runs) -----------------------------------------------
+    def attack(self, method: str = "pgd", eps: float = 0.1, **options) -> dict:
+        """Accuracy under an adversarial attack on the test split, an accuracy-against-epsilon curve and example
+        triptychs (see `deepworks attack --help` for the options); `image=` and `target=` attack one image."""
+        from .trust.tools import attack_run
+
+        self.require("image", "attack")
+        return attack_run(self, method, eps, **options)
+
+    def fool(self, target: str | int, confidence: float = 0.99, out: str | Path | None = None, seed: int = 0) -> dict:
+        """An image made from noise that the model calls `target` with at least `confidence`."""
+        from .trust.tools import fooling_run
+
+        self.require("image", "fool")
+        return fooling_run(self, target, confidence, out, seed)
+
+    def explain(self, image: str | Path, label: str | int | None = None, out: str | Path | None = None,
+                steps: int = 64) -> dict:
+        """Saliency of one image: integrated gradients and gradient x input for the predicted class and `label`."""
+        from .trust.tools import explain_image
+
+        self.require("image", "explain")
+        return explain_image(self, image, label, out, steps)
+
+    def visualize(self, label: str | int | None = None, layer: str | None = None, channels: str | None = None,
+                  out: str | Path | None = None, steps: int = 128) -> dict:
+        """What the network looks for: every class (or `label`), the channels of `layer`, and the first filters."""
+        from .trust.tools import visualize_run
+
+        self.require("image", "visualize")
+        return visualize_run(self, label, layer, channels, out, steps)
+
+    def representations(self, layer: str | None = None, method: str = "pca", samples: int = 1000,
+                        out: str | Path | None = None) -> dict:
+        """A hidden layer's view of the test images in 2-D, at the epochs the run kept snapshots of."""
+        from .trust.tools import representation_run
+
+        self.require("image", "represent")
+        return representation_run(self, layer, method, samples, out)
 
     def __repr__(self) -> str:
         return f"Trained(run='{self.run.path}', task={self.cfg.task}, model={self.cfg.model.name})"
@@ -204,19 +261,23 @@ def evaluate(run_path: str | Path, split: str = "test", data: str | None = None,
     if split not in ("test", "val"):
         raise ConfigError(f"--split must be test or val. Received: {split!r}.")
     trained = load(run_path)
-    task, meta = trained.task, dict(trained.task.meta)
-    if data is None:
-        prepared = task.prepare(progress)
-        examples = prepared.test if split == "test" else prepared.val
-    else:
-        examples = task.labelled_examples(data, progress)
-        split = "all"
-    task.meta = meta  # prepare as in training (normalisation, vocabulary), whatever the data now holds
+    examples = trained.examples(split, data, progress)
+    split = split if data is None else "all"
+    task = trained.task
     metrics = task.test_metrics(trained.model, examples, trained.device)
     trained.run.log(kind="evaluation", split=split, data=data or trained.cfg.data.source,
                     **{k: v for k, v in metrics.items() if k not in ("per_class", "confusion")})
     return {"run": str(trained.run.path), "task": trained.cfg.task, "split": split,
             "data": data or trained.cfg.data.source, **metrics}
+
+
+def audit(data: str, data_dir: str | None = None, image_size: int | None = None, channels: int | None = None,
+          out: str | Path | None = None, progress: bool = False) -> dict:
+    """Check labelled image data: balance, exact and near copies (leakage), corrupt files, sizes, shortcuts.
+    Returns the findings (each with what it means and what to do); with `out`, also writes a report there."""
+    from .data.audit import audit_source
+
+    return audit_source(data, data_dir, image_size, channels, out, progress=progress)
 
 
 def generate(run_path: str | Path, prime: str = "", length: int = 500, temperature: float = 1.0,

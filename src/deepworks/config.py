@@ -81,7 +81,9 @@ class ModelConfig:
         None, "MLP: hidden layers (default 2). ResNet: layers, 6n+2 (default 20). RNN/LSTM/GRU: stacked layers (default 2). "
         "Translation: layers on each side (default 1 for gru/lstm, 3 for transformer).")
     width: int | None = setting(
-        None, "MLP: units per hidden layer (default 256). ResNet: first-stage channels (default 16). "
+        None, "MLP: units per hidden layer (default 256). ResNet: first-stage channels (default 16). LeNet: maps of "
+        "the first convolution (default: the paper's 6, then 16 maps and 120 and 84 units; a width w gives w, 2w, 8w "
+        "and 4w). "
         "RNN/LSTM/GRU: hidden units (default 256). Transformer: model width (default 256). DCGAN: channels of the "
         "generator's last and the discriminator's first layer, doubling at each size step (default 64).")
     embed_size: int | None = setting(None, "Text: size of the character embedding (default 64, or the width when tied). "
@@ -155,6 +157,13 @@ class TrainConfig:
                                           "(try 0.1 when it wins too easily).")
     critic_steps: int | None = setting(None, "GAN: discriminator updates per generator update (default 1; 5 for wgan-gp).")
     gp_weight: float = setting(10.0, "GAN, wgan-gp: weight of the gradient penalty.")
+    adversarial: str = setting("none", "Image classification: train on adversarial examples made on the fly, for "
+                                       "robustness (fgsm: FGSM from a random start, cheap; pgd: PGD, stronger and "
+                                       "--attack-steps times slower).", ("none", "fgsm", "pgd"))
+    eps: float = setting(0.1, "Adversarial training: the L-infinity radius in pixel units, 0 to 1 (0.3 for MNIST, "
+                              "8/255 = 0.031 for colour photos).")
+    attack_steps: int = setting(10, "Adversarial training: PGD steps per batch (and for the robust accuracy the "
+                                    "validation and test splits report).")
 
 
 @dataclass
@@ -169,6 +178,8 @@ class EvalConfig:
                                       "for the final FID.")
     fid_model: str | None = setting(None, "GAN: a TorchScript feature extractor for the standard FID (such as "
                                           "inception-2015-12-05.pt); default: a classifier deepworks trains on the data.")
+    robust_samples: int = setting(1000, "Adversarial training: validation and test images the robust accuracy is "
+                                        "measured on (the first ones of each split).")
 
 
 @dataclass
@@ -218,6 +229,9 @@ class Config:
             (t.critic_steps is None or t.critic_steps >= 1, "--critic-steps must be at least 1", t.critic_steps),
             (t.ema is None or 0 <= t.ema < 1, "--ema must be at least 0 and below 1", t.ema),
             (t.gp_weight >= 0, "--gp-weight cannot be negative", t.gp_weight),
+            (0 <= t.eps <= 1, "--eps must lie in the pixel range 0 to 1", t.eps),
+            (t.attack_steps >= 1, "--attack-steps must be at least 1", t.attack_steps),
+            (self.eval.robust_samples >= 1, "--robust-samples must be at least 1", self.eval.robust_samples),
             (m.latent_size >= 1, "--latent-size must be at least 1", m.latent_size),
             (self.eval.fid_samples >= 2, "--fid-samples must be at least 2", self.eval.fid_samples),
         ]

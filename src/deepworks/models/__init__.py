@@ -27,7 +27,7 @@ def build_image_classifier(cfg: ModelConfig, channels: int, image_size: int, num
         return MLP(channels * image_size * image_size, depth=cfg.depth if cfg.depth is not None else 2,
                    width=cfg.width or 256, **common)
     if cfg.name == "lenet":
-        return LeNet5(channels, image_size=image_size, **common)
+        return LeNet5(channels, image_size=image_size, width=cfg.width, **common)
     if cfg.name == "resnet":
         try:
             return ResNet(channels, depth=cfg.depth or 20, width=cfg.width or 16, **common)

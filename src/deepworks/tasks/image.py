@@ -150,6 +150,8 @@ class ImageClassification(Task):
             message = f"Class(es) {tiny} have fewer than 5 training images; the model cannot learn them well. Add images."
             warnings.warn(message, DataWarning, stacklevel=2)
             notes.append(message)
+        notes += self.audit_warnings({"train": (x, y), "val": (x_val, y_val), "test": (x_test, y_test)},
+                                     images.classes)
         mean, std = channel_stats(x, seed)
         self.meta = {"classes": images.classes, "channels": int(channels), "image_size": int(size),
                      "mean": mean, "std": std, "source": images.description}
@@ -160,6 +162,17 @@ class ImageClassification(Task):
 
         return Prepared(train=tensors(x, y), val=tensors(x_val, y_val), test=tensors(x_test, y_test),
                         meta=self.meta, notes=notes)
+
+    def audit_warnings(self, splits: dict, classes: list[str]) -> list[str]:
+        """The quick checks of `deepworks audit` (balance, copies, leakage), as warnings before training."""
+        from ..data.audit import audit_splits
+
+        notes = []
+        for finding in audit_splits(splits, classes, self.cfg.seed, thorough=False):
+            if finding.severity == "warning":
+                warnings.warn(f"{finding.text()} (`deepworks audit` checks more.)", DataWarning, stacklevel=3)
+                notes.append(finding.text())
+        return notes
 
     def to_input(self, x: torch.Tensor) -> torch.Tensor:
         """uint8 images -> normalised float, on x's device (the scale and shift are cached per device)."""
@@ -175,10 +188,28 @@ class ImageClassification(Task):
         m = self.meta
         return build_image_classifier(self.cfg.model, m["channels"], m["image_size"], len(m["classes"]))
 
+    def pixel_model(self, model: nn.Module) -> nn.Module:
+        """The model seen from pixels in [0, 1] (what attacks and attributions work on)."""
+        from ..trust import PixelModel
+
+        return PixelModel(model, self.meta["mean"], self.meta["std"]).to(next(model.parameters()).device)
+
+    def adversarial(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor, method: str, steps: int) -> torch.Tensor:
+        """Pixels of adversarial versions of uint8 images x, at the run's --eps (FGSM from a random start, or PGD)."""
+        from ..trust.attacks import fgsm, pgd
+
+        pixels, eps = x.float() / 255.0, self.cfg.train.eps
+        if method == "fgsm":
+            return fgsm(self.pixel_model(model), pixels, y, eps, random_start=True)
+        return pgd(self.pixel_model(model), pixels, y, eps, steps=steps)
+
     def training_step(self, model: nn.Module, batch):
         x, y = batch
         if self.cfg.data.augment != "none":
             x = augment(x, self.cfg.data.augment)
+        t = self.cfg.train
+        if t.adversarial != "none":
+            x = self.adversarial(model, x, y, t.adversarial, t.attack_steps) * 255.0  # to_input's scale
         logits = model(self.to_input(x))
         loss = F.cross_entropy(logits, y, label_smoothing=self.cfg.train.label_smoothing)
         return loss, {"accuracy": (logits.argmax(1) == y).sum()}
@@ -194,7 +225,26 @@ class ImageClassification(Task):
     def evaluate(self, model: nn.Module, split, device: torch.device) -> dict:
         x, y = split
         logits = self.logits(model, x, device)
-        return {"loss": F.cross_entropy(logits, y).item(), "accuracy": (logits.argmax(1) == y).float().mean().item()}
+        out = {"loss": F.cross_entropy(logits, y).item(), "accuracy": (logits.argmax(1) == y).float().mean().item()}
+        if self.cfg.train.adversarial != "none":
+            out["robust_accuracy"] = self.robust_accuracy(model, split, device, "pgd")
+        return out
+
+    def robust_accuracy(self, model: nn.Module, split, device: torch.device, method: str) -> float:
+        """Accuracy under attack (PGD with --attack-steps, or FGSM) at --eps, on the first --robust-samples images."""
+        from ..trust.attacks import attacked_predictions
+
+        n = self.cfg.eval.robust_samples
+        x, y = split[0][:n], split[1][:n]
+        if len(x) == 0:
+            return float("nan")
+        was_training = model.training
+        model.eval()
+        t = self.cfg.train
+        options = {"steps": t.attack_steps} if method == "pgd" else {}
+        _, adv = attacked_predictions(self.pixel_model(model), x.float() / 255.0, y, method, t.eps, **options)
+        model.train(was_training)
+        return (adv == y).float().mean().item()
 
     def test_metrics(self, model: nn.Module, split, device: torch.device) -> dict:
         from sklearn.metrics import confusion_matrix, precision_recall_fscore_support
@@ -215,7 +265,17 @@ class ImageClassification(Task):
             "per_class": [{"class": c, "precision": float(p[i]), "recall": float(r[i]), "f1": float(f1[i]),
                            "support": int(support[i])} for i, c in enumerate(classes)],
             "confusion": confusion_matrix(y, pred, labels=labels).tolist(),
+            **self.robust_metrics(model, split, device),
         }
+
+    def robust_metrics(self, model: nn.Module, split, device: torch.device) -> dict:
+        """For adversarially trained runs: accuracy under PGD and FGSM at the training epsilon."""
+        t = self.cfg.train
+        if t.adversarial == "none":
+            return {}
+        return {"robust": {"eps": t.eps, "samples": min(len(split[0]), self.cfg.eval.robust_samples),
+                           f"pgd{t.attack_steps}_accuracy": self.robust_accuracy(model, split, device, "pgd"),
+                           "fgsm_accuracy": self.robust_accuracy(model, split, device, "fgsm")}}
 
     def baseline(self, train, test) -> dict:
         """A random forest on the raw pixels of the same training split, scored on the same test split."""
@@ -235,6 +295,16 @@ class ImageClassification(Task):
                 "accuracy": float((pred == yt).mean()), "macro_f1": float(f1_score(yt, pred, average="macro")),
                 "seconds": round(time.perf_counter() - t0, 2)}
 
+    def after_epoch(self, run, model: nn.Module, epoch: int, device: torch.device) -> None:
+        """Keep the weights of epochs 1, 2, 4, 8, ... in RUN/snapshots/ (for `deepworks represent`): a handful of
+        files however long the run, early epochs, when representations change most, included."""
+        if epoch & (epoch - 1) == 0:
+            from ..run import cpu_state_dict
+
+            folder = run.path / "snapshots"
+            folder.mkdir(exist_ok=True)
+            run.save_weights(cpu_state_dict(model), folder / f"epoch-{epoch}.safetensors")
+
     # --- after training -------------------------------------------------------------------
     def finish(self, run, model: nn.Module, data: Prepared, fit_info: dict, device: torch.device) -> dict:
         test = self.test_metrics(model, data.test, device)
@@ -252,21 +322,33 @@ class ImageClassification(Task):
         out = run.report_dir
         out.mkdir(exist_ok=True)
         test, baseline, classes = results["test"], results["baseline"], self.meta["classes"]
-        curves = plot_history(run.metrics(), out / "curves.png", "accuracy")
+        robust = test.get("robust")
+        curves = plot_history(run.metrics(), out / "curves.png", "accuracy", *(["robust_accuracy"] if robust else []),
+                              titles={"accuracy": "Accuracy (train: on adversarial examples)",
+                                      "robust_accuracy": f"Accuracy under PGD, eps {self.cfg.train.eps:g}"}
+                              if robust else None)
         confusion = plot_confusion(np.array(test["confusion"]), classes, out / "confusion.png")
         samples = self.plot_samples(model, data.test, device, out / "samples.png")
         k = next(key for key in test if key.startswith("top"))
         rows = [{"model": f"{self.cfg.model.name} (network)", "accuracy": test["accuracy"], k: test[k],
                  "macro F1": test["macro_f1"], "parameters": results["parameters"]}]
+        if robust:
+            pgd = next(key for key in robust if key.startswith("pgd"))
+            rows[0].update({f"robust, {pgd.split('_')[0].upper()}": robust[pgd], "robust, FGSM": robust["fgsm_accuracy"]})
         if baseline:
             rows.append({"model": baseline["model"], "accuracy": baseline["accuracy"], k: "",
-                         "macro F1": baseline["macro_f1"], "parameters": ""})
+                         "macro F1": baseline["macro_f1"], "parameters": "",
+                         **({key: "" for key in rows[0] if key.startswith("robust")})})
         fit = results["fit"]
         notes = "".join(f"<pre class='note'>{html.escape(n)}</pre>" for n in data.notes)
         sections = [
             ("Result on the test split", table(rows) + f"<p>{fit['epochs']} epochs; best validation {fit['monitor']} "
              f"{fit['best_value'] if fit['best_value'] is None else round(fit['best_value'], 4)} at epoch {fit['best_epoch']}"
              f"{' (stopped early)' if fit['stopped_early'] else ''}.</p>"),
+            *([("Robustness", f"<p>Adversarially trained ({self.cfg.train.adversarial.upper()}, eps "
+                               f"{self.cfg.train.eps:g}). Robust accuracy: on the first {robust['samples']} test images, "
+                               f"each attacked within eps (L-infinity). Check other attacks and epsilons with "
+                               f"<code>deepworks attack {html.escape(str(run.path))}</code>.</p>")] if robust else []),
             ("Data", f"<p>{html.escape(self.meta['source'])}</p>" + table([results["splits"]]) + notes),
             ("Training curves", image_tag(curves, "loss and accuracy per epoch")),
             ("Confusion matrix", "<p>Rows are true classes, columns predictions; the diagonal is right.</p>"
@@ -301,6 +383,11 @@ class ImageClassification(Task):
             ("test", f"accuracy {test['accuracy']:.4f}  {k.replace('_', ' ')} {test[k]:.4f}  "
                      f"macro F1 {test['macro_f1']:.4f}"),
         ]
+        if test.get("robust"):
+            r = test["robust"]
+            pgd = next(key for key in r if key.startswith("pgd"))
+            lines.append(("robust", f"{pgd.split('_')[0].upper()} accuracy {r[pgd]:.4f}  FGSM accuracy "
+                                    f"{r['fgsm_accuracy']:.4f}  (eps {r['eps']:g}, first {r['samples']} test images)"))
         if base:
             lines.append(("baseline", f"accuracy {base['accuracy']:.4f}  macro F1 {base['macro_f1']:.4f}  ({base['model']})"))
         return lines
