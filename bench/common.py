@@ -57,7 +57,8 @@ def write(name: str, result: dict) -> Path:
 
 def timed_fit(task, data, cfg, epochs: int, validate: bool = False):
     """deepworks' own loop in a throw-away run directory (checkpoints, metrics log and all); validation off unless
-    asked for, so a plain loop beside it does the same work. Returns (seconds, FitResult, model)."""
+    asked for, so a plain loop beside it does the same work. With validation, the model comes back with the best
+    epoch's weights, as `dw.train` gives it. Returns (seconds, FitResult, model)."""
     from deepworks.run import Run
     from deepworks.train import fit
 
@@ -70,7 +71,10 @@ def timed_fit(task, data, cfg, epochs: int, validate: bool = False):
         model = task.build_model()
         t0 = time.perf_counter()
         result = fit(task, model, data.train, val, cfg, run, progress=False)
-        return time.perf_counter() - t0, result, model
+        seconds = time.perf_counter() - t0
+        if validate and cfg.train.restore_best and run.best_file.exists():  # as dw.train ends
+            model.load_state_dict(run.load_weights(run.best_file))
+        return seconds, result, model
 
 
 def measure(name: str, sections: dict, selected: list[str]) -> dict:

@@ -192,3 +192,20 @@ def test_trust_tools_refuse_runs_that_are_not_image_classifiers(tmp_path, capsys
     assert main(["attack", str(gan.run.path)]) == 2
     assert "'attack' works on image classifiers" in capsys.readouterr().err
 
+
+
+def test_a_collapse_of_robustness_is_warned_about_once_and_robust_runs_keep_their_most_robust_epoch():
+    from deepworks.tasks.image import ImageClassification, RobustnessWarning
+
+    task = ImageClassification(dw.api.make_config(adversarial="fgsm"))
+    assert task.default_monitor == "val_robust_accuracy"
+    assert ImageClassification(dw.api.make_config()).default_monitor == "val_accuracy"
+    task.warn_if_robustness_collapsed(0.5)
+    task.warn_if_robustness_collapsed(0.6)
+    with pytest.warns(RobustnessWarning, match="fell from 60.0% to 10.0%"):
+        task.warn_if_robustness_collapsed(0.1)
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        task.warn_if_robustness_collapsed(0.05)  # once is enough

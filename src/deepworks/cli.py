@@ -372,10 +372,12 @@ def cmd_sample(args) -> int:
     return 0
 
 
-def print_json(result) -> None:
+def emit(result: dict, as_json: bool, lines) -> int:
+    """Print a command's result as JSON (for scripts), or as the lines `lines(result)` yields (for people)."""
     from .trust.tools import dumps
 
-    print(dumps(result))
+    print(dumps(result) if as_json else "\n".join(lines(result)))
+    return 0
 
 
 def cmd_attack(args) -> int:
@@ -384,14 +386,11 @@ def cmd_attack(args) -> int:
 
     trained = api.load(args.run)
     if args.fool is not None:
-        result = trained.fool(args.fool, args.confidence, args.out)
-        if args.json:
-            print_json(result)
-        else:
-            verdict = "reached" if result["reached"] else f"did not reach {result['asked']:.0%} in {result['steps']} steps"
-            print(f"wrote {result['file']}: the model says {result['class']} with {result['confidence']:.2%} "
-                  f"({verdict}) to an image made from noise")
-        return 0
+        def fooled(r):
+            verdict = "reached" if r["reached"] else f"did not reach {r['asked']:.0%} in {r['steps']} steps"
+            yield (f"wrote {r['file']}: the model says {r['class']} with {r['confidence']:.2%} ({verdict}) to an "
+                   f"image made from noise")
+        return emit(trained.fool(args.fool, args.confidence, args.out), args.json, fooled)
     try:
         curve = None if args.curve is None else [float(e) for e in args.curve.split(",") if e.strip()]
     except ValueError:
@@ -400,68 +399,63 @@ def cmd_attack(args) -> int:
                             restarts=args.restarts, random_start=args.random_start, samples=args.samples, curve=curve,
                             show=args.show, image=args.image, target=args.target, out=args.out,
                             progress=False if args.json else None)
-    if args.json:
-        print_json(result)
-        return 0
-    if args.image:
-        if result["note"]:
-            print(f"note: {result['note']}")
-        b, a = result["before"], result["after"]
-        print(f"{args.image}: {b['class']} {b['probability']:.1%} -> {a['class']} {a['probability']:.1%} "
-              f"({'fooled' if result['success'] else 'not fooled'}; largest pixel change {result['max_change']:.3f})")
-        print(f"wrote {result['files']['triptych']} and {result['files']['adversarial_image']}")
-        return 0
-    print(f"{result['method']} eps {result['eps']:g} on {result['samples']} test images: accuracy "
-          f"{result['clean_accuracy']:.4f} clean -> {result['adversarial_accuracy']:.4f} under attack")
-    if "target_success" in result:
-        print(f"pushed to {result['target']}: {result['target_success']:.1%} of the images of other classes")
-    print("eps       " + "  ".join(f"{p['eps']:>7.4g}" for p in result["curve"]))
-    print("accuracy  " + "  ".join(f"{p['accuracy']:>7.4f}" for p in result["curve"]))
-    print("wrote " + ", ".join(result["files"].values()))
-    return 0
+
+    def one_image(r):
+        if r["note"]:
+            yield f"note: {r['note']}"
+        b, a = r["before"], r["after"]
+        yield (f"{args.image}: {b['class']} {b['probability']:.1%} -> {a['class']} {a['probability']:.1%} "
+               f"({'fooled' if r['success'] else 'not fooled'}; largest pixel change {r['max_change']:.3f})")
+        yield f"wrote {r['files']['triptych']} and {r['files']['adversarial_image']}"
+
+    def test_split(r):
+        yield (f"{r['method']} eps {r['eps']:g} on {r['samples']} test images: accuracy {r['clean_accuracy']:.4f} "
+               f"clean -> {r['adversarial_accuracy']:.4f} under attack")
+        if "target_success" in r:
+            yield f"pushed to {r['target']}: {r['target_success']:.1%} of the images of other classes"
+        yield "eps       " + "  ".join(f"{p['eps']:>7.4g}" for p in r["curve"])
+        yield "accuracy  " + "  ".join(f"{p['accuracy']:>7.4f}" for p in r["curve"])
+        yield "wrote " + ", ".join(r["files"].values())
+
+    return emit(result, args.json, one_image if args.image else test_split)
 
 
 def cmd_explain(args) -> int:
     from . import api
 
-    result = api.load(args.run).explain(args.image, args.label, args.out, args.steps)
-    if args.json:
-        print_json(result)
-        return 0
-    if result["note"]:
-        print(f"note: {result['note']}")
-    print(f"{args.image}: {result['predicted']} {result['probability']:.1%}")
-    for r in result["attributions"]:
-        print(f"  {r['method']:<22} {r['class']:<14} attributions sum {r['attribution_sum']:+.3f}  "
-              f"completeness gap {r['completeness_gap']:+.4f}")
-    print(f"wrote {result['file']}")
-    return 0
+    def lines(r):
+        if r["note"]:
+            yield f"note: {r['note']}"
+        yield f"{args.image}: {r['predicted']} {r['probability']:.1%}"
+        for a in r["attributions"]:
+            yield (f"  {a['method']:<22} {a['class']:<14} attributions sum {a['attribution_sum']:+.3f}  "
+                   f"completeness gap {a['completeness_gap']:+.4f}")
+        yield f"wrote {r['file']}"
+
+    return emit(api.load(args.run).explain(args.image, args.label, args.out, args.steps), args.json, lines)
 
 
 def cmd_visualize(args) -> int:
     from . import api
 
-    result = api.load(args.run).visualize(args.label, args.layer, args.channels, args.out, args.steps)
-    if args.json:
-        print_json(result)
-        return 0
-    print("classes: " + ", ".join(f"{c['class']} {c['probability']:.0%}" for c in result["classes"]))
-    print("wrote " + ", ".join(result["files"].values()))
-    return 0
+    def lines(r):
+        yield "classes: " + ", ".join(f"{c['class']} {c['probability']:.0%}" for c in r["classes"])
+        yield "wrote " + ", ".join(r["files"].values())
+
+    return emit(api.load(args.run).visualize(args.label, args.layer, args.channels, args.out, args.steps), args.json,
+                lines)
 
 
 def cmd_represent(args) -> int:
     from . import api
 
-    result = api.load(args.run).representations(args.layer, args.method, args.samples, args.out)
-    if args.json:
-        print_json(result)
-        return 0
-    print(f"{result['layer']}, {result['samples']} test images; a linear classifier on that layer gets:")
-    for row in result["snapshots"]:
-        print(f"  {row['snapshot']:<10} {row['linear_separability']:.1%}  ({row['dimensions']} dimensions)")
-    print(f"wrote {result['file']}")
-    return 0
+    def lines(r):
+        yield f"{r['layer']}, {r['samples']} test images; a linear classifier on that layer gets:"
+        for row in r["snapshots"]:
+            yield f"  {row['snapshot']:<10} {row['linear_separability']:.1%}  ({row['dimensions']} dimensions)"
+        yield f"wrote {r['file']}"
+
+    return emit(api.load(args.run).representations(args.layer, args.method, args.samples, args.out), args.json, lines)
 
 
 def cmd_audit(args) -> int:
@@ -469,32 +463,29 @@ def cmd_audit(args) -> int:
 
     from . import api
 
+    def lines(r):
+        yield f"{r['description']}: " + ", ".join(f"{k} {v:,}" for k, v in r["splits"].items())
+        for f in r["findings"]:
+            yield f"{f['severity']:<8} {f['check']}: {f['message']}"
+            if f["advice"]:
+                yield f"{'':<9}what to do: {f['advice']}"
+        yield f"report   {r['report']}"
+
     name = Path(args.data).name or "data"
     result = api.audit(args.data, data_dir=args.data_dir, image_size=args.image_size,
                        out=args.out or f"audit-{name}", progress=not args.json)
-    if args.json:
-        print_json(result)
-        return 0
-    print(f"{result['description']}: " + ", ".join(f"{k} {v:,}" for k, v in result["splits"].items()))
-    for f in result["findings"]:
-        print(f"{f['severity']:<8} {f['check']}: {f['message']}")
-        if f["advice"]:
-            print(f"{'':<9}what to do: {f['advice']}")
-    print(f"report   {result['report']}")
-    return 0
+    return emit(result, args.json, lines)
 
 
 def cmd_demo(args) -> int:
     from .trust.demo import representation_demo
 
-    result = representation_demo(args.out)
-    if args.json:
-        print_json(result)
-        return 0
-    s, r = result["spirals"], result["rings"]
-    print(f"spirals: a straight line {s['linear']:.0%}, one hidden layer {s['hidden']:.0%}  -> {s['figure']}")
-    print(f"rings:   a straight line {r['cartesian']:.0%} in x, y; {r['polar']:.0%} in polar coordinates  -> {r['figure']}")
-    return 0
+    def lines(r):
+        s, g = r["spirals"], r["rings"]
+        yield f"spirals: a straight line {s['linear']:.0%}, one hidden layer {s['hidden']:.0%}  -> {s['figure']}"
+        yield f"rings:   a straight line {g['cartesian']:.0%} in x, y; {g['polar']:.0%} in polar coordinates  -> {g['figure']}"
+
+    return emit(representation_demo(args.out), args.json, lines)
 
 
 def cmd_runs(args) -> int:

@@ -34,6 +34,10 @@ class DataWarning(UserWarning):
     """Data problems that do not stop a run (skipped files, tiny classes)."""
 
 
+class RobustnessWarning(UserWarning):
+    """Adversarial training that lost its robustness."""
+
+
 def stratified_split(y: np.ndarray, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """Indices (kept, held out), holding out about `fraction` of every class; the same for the same seed."""
     rng = np.random.default_rng(seed)
@@ -91,8 +95,14 @@ class ImageClassification(Task):
     models = tuple(IMAGE_MODELS)
     defaults = {"data.source": "digits", "model.name": "lenet", "model.activation": "relu", "train.batch_size": 128,
                 "train.clip_grad": 0.0}
-    default_monitor = "val_accuracy"
     headline = "accuracy"
+
+    @property
+    def default_monitor(self) -> str:
+        """Adversarially trained runs keep their most robust epoch: single-step (FGSM) training can lose its
+        robustness within an epoch ("catastrophic overfitting", Wong et al. 2020), and early stopping on the
+        validation split's accuracy under PGD is their remedy."""
+        return "val_robust_accuracy" if self.cfg.train.adversarial != "none" else "val_accuracy"
 
     @property
     def meta(self) -> dict | None:
@@ -101,6 +111,7 @@ class ImageClassification(Task):
     @meta.setter
     def meta(self, value: dict | None) -> None:
         self._meta, self._norm = value, {}  # the cached normalisation follows the meta it came from
+        self._robust_seen, self._collapse_warned = [], False  # validation accuracy under attack, per epoch
 
     # --- data -------------------------------------------------------------------------
     def image_size(self, native: int | None = None) -> int:
@@ -228,7 +239,18 @@ class ImageClassification(Task):
         out = {"loss": F.cross_entropy(logits, y).item(), "accuracy": (logits.argmax(1) == y).float().mean().item()}
         if self.cfg.train.adversarial != "none":
             out["robust_accuracy"] = self.robust_accuracy(model, split, device, "pgd")
+            self.warn_if_robustness_collapsed(out["robust_accuracy"])
         return out
+
+    def warn_if_robustness_collapsed(self, robust: float) -> None:
+        best = max(self._robust_seen, default=0.0)
+        self._robust_seen.append(robust)
+        if best >= 0.2 and robust < best / 2 and not self._collapse_warned:
+            self._collapse_warned = True
+            warnings.warn(f"Accuracy under attack fell from {best:.1%} to {robust:.1%} in one epoch: catastrophic "
+                          f"overfitting, where single-step training stops resisting multi-step attacks. The most "
+                          f"robust epoch's weights are kept; for more, use --adversarial pgd, or a lower --lr.",
+                          RobustnessWarning, stacklevel=2)
 
     def robust_accuracy(self, model: nn.Module, split, device: torch.device, method: str) -> float:
         """Accuracy under attack (PGD with --attack-steps, or FGSM) at --eps, on the first --robust-samples images."""
