@@ -7,6 +7,7 @@ measurements, so a machine that slowed down during the run shows in the JSON.
 from __future__ import annotations
 
 import json
+import math
 import os
 import platform
 import tempfile
@@ -94,3 +95,13 @@ def measure(name: str, sections: dict, selected: list[str]) -> dict:
                                "date": time.strftime("%Y-%m-%d %H:%M")}
     write(name, result)
     return result
+
+
+def epochs_in_budget(train_images, n: int, budget_s: float, small: int, large: int) -> int:
+    """Whole epochs of n images that fit in budget_s, from the marginal cost of an image: `train_images(k)` trains
+    on k images and returns its seconds; timing `small` and `large` and dividing the difference by large - small
+    leaves out fixed costs (a run directory, checkpoints, first calls), which a single short probe counts as if
+    every image paid them and so underestimates the speed (by a quarter on a 5-second probe here)."""
+    train_images(small)  # warm-up, not counted
+    per_image = (train_images(large) - train_images(small)) / (large - small)
+    return max(1, math.floor(budget_s / (per_image * n)))

@@ -144,6 +144,7 @@ def planted(seed=0):
     noisy = x[70].astype(int) + 3 + rng.integers(-2, 3, x[70].shape)
     x_test[10] = np.clip(noisy, 0, 255).astype(np.uint8)  # a brightened, slightly noisy near copy
     x[100] = x[101]  # a duplicate within train
+    x[150] = np.clip(x[140].astype(int) + 5, 0, 255).astype(np.uint8)  # and a near one
     return x, y, x_test, y_test
 
 
@@ -153,6 +154,7 @@ def test_audit_finds_planted_copies_leakage_and_a_shortcut():
     assert findings["leakage"].details["count"] == 3 and [5, 0] in [list(p) for p in findings["leakage"].details["pairs"]]
     assert findings["near-leakage"].details["count"] == 1 and findings["near-leakage"].details["pairs"][0][:2] == [10, 70]
     assert findings["duplicates"].details["extra_copies"] == 1
+    assert findings["near-duplicates"].details["pairs"] == [[140, 150, pytest.approx(1.0, abs=1e-3)]]
     assert findings["shortcuts"].severity == "warning" and "c (F1" in findings["shortcuts"].message
     assert findings["balance"].severity == "info"
 
@@ -171,11 +173,13 @@ def test_audit_command_and_the_warning_before_training(tmp_path, capsys):
 def test_attack_command_json_and_bad_input(digits_run, capsys, tmp_path):
     run = str(digits_run.run.path)
     assert main(["attack", run, "--method", "fgsm", "--eps", "0.1", "--samples", "50", "--curve", "0,0.2",
-                 "--show", "2", "--out", str(tmp_path), "--json"]) == 0
+                 "--examples", "0,3", "--out", str(tmp_path), "--json"]) == 0
     result = json.loads(capsys.readouterr().out)
     assert [p["eps"] for p in result["curve"]] == [0.0, 0.1, 0.2] and result["curve"][0]["accuracy"] == result["clean_accuracy"]
     assert result["adversarial_accuracy"] < result["clean_accuracy"] and (tmp_path / "attack-fgsm-eps0.1-examples.png").exists()
 
+    assert main(["attack", run, "--examples", "5000"]) == 2
+    assert "--examples [5000]: the test split has images 0 to 178" in capsys.readouterr().err
     assert main(["attack", run, "--eps", "3"]) == 2
     assert "outside the data range: pixels are scaled to [0, 1]" in capsys.readouterr().err
     assert main(["attack", run, "--fool", "cat"]) == 2

@@ -155,7 +155,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="start from a random point within eps [default: on for pgd, off for fgsm]")
     p.add_argument("--samples", type=int, default=1000, help="test images to attack (the first ones) [default: 1000]")
     p.add_argument("--curve", help="comma-separated epsilons for the curve [default: 0, eps/4, eps/2, eps, 1.5 eps, 2 eps]")
-    p.add_argument("--show", type=int, default=6, help="triptychs of this many test images [default: 6]")
+    p.add_argument("--show", type=int, default=6,
+                   help="triptychs of this many test images, the first the model gets right [default: 6]")
+    p.add_argument("--examples", metavar="I,J,...", help="triptychs of these test images instead (indices)")
     p.add_argument("--image", help="attack this one image file instead of the test split")
     p.add_argument("--target", metavar="CLASS", help="targeted attack: push the prediction to this class (name or index)")
     p.add_argument("--fool", metavar="CLASS",
@@ -393,11 +395,13 @@ def cmd_attack(args) -> int:
         return emit(trained.fool(args.fool, args.confidence, args.out), args.json, fooled)
     try:
         curve = None if args.curve is None else [float(e) for e in args.curve.split(",") if e.strip()]
+        examples = None if args.examples is None else [int(i) for i in args.examples.split(",") if i.strip()]
     except ValueError:
-        raise ConfigError(f"--curve {args.curve!r}: give comma-separated numbers, like 0,0.05,0.1,0.2.") from None
+        raise ConfigError(f"--curve and --examples take comma-separated numbers, like 0,0.05,0.1 and 3,17,42. "
+                          f"Received: {args.curve!r}, {args.examples!r}.") from None
     result = trained.attack(args.method, args.eps, norm=args.norm, steps=args.steps, step_size=args.step_size,
                             restarts=args.restarts, random_start=args.random_start, samples=args.samples, curve=curve,
-                            show=args.show, image=args.image, target=args.target, out=args.out,
+                            show=args.show, examples=examples, image=args.image, target=args.target, out=args.out,
                             progress=False if args.json else None)
 
     def one_image(r):

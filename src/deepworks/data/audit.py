@@ -125,6 +125,44 @@ def near_duplicates(a: np.ndarray, b: np.ndarray, threshold: float = NEAR_SIMILA
     return out
 
 
+def near_twins(x: np.ndarray, threshold: float = NEAR_SIMILARITY, cap: int = 20_000, seed: int = 0,
+               chunk: int = 2048) -> tuple[list[tuple[int, int, float]], int]:
+    """Pairs (i, j, similarity), i < j, of near copies (not exact ones) within one split, and how many images were
+    compared: all of them, or a seeded sample of `cap` (the comparison grows with the square of the count)."""
+    idx = np.arange(len(x))
+    if len(x) > cap:
+        idx = np.sort(np.random.default_rng(seed).choice(len(x), cap, replace=False))
+    t = thumbnails(x[idx])
+    varied = np.abs(t).sum(1) > 0
+    pairs = []
+    for i in range(0, len(t), chunk):
+        sim = t[i:i + chunk] @ t.T
+        sim[np.arange(len(t))[None, :] <= np.arange(i, i + len(sim))[:, None]] = -1  # each pair once, not itself
+        sim[:, ~varied] = -1
+        for r, j in zip(*np.nonzero(sim >= threshold)):
+            a, b = idx[i + r], idx[j]
+            if varied[i + r] and not np.array_equal(x[a], x[b]):
+                pairs.append((int(a), int(b), float(sim[r, j])))
+    return pairs, len(idx)
+
+
+def near_copies_within(splits: dict[str, np.ndarray], seed: int = 0) -> list[Finding]:
+    findings = []
+    for name, x in splits.items():
+        pairs, compared = near_twins(x, seed=seed)
+        if pairs:
+            a, b, s = pairs[0]
+            sampled = "" if compared == len(x) else f" among a sample of {compared:,} of its {len(x):,} images"
+            findings.append(Finding("near-duplicates", "warning",
+                                    f"{len(pairs)} pair(s) of {name} images are near copies of each other{sampled} "
+                                    f"(for example #{a} and #{b}, similarity {s:.3f}).",
+                                    "Near copies count one picture several times, and leak between train and test "
+                                    "when a split separates them. Keep one of each pair.",
+                                    {"split": name, "count": len(pairs), "compared": compared,
+                                     "pairs": [list(p) for p in pairs[:50]]}))
+    return findings
+
+
 def near_leakage(splits: dict[str, np.ndarray], train: str = "train") -> list[Finding]:
     findings = []
     for name, x in splits.items():
@@ -199,7 +237,7 @@ def audit_splits(splits: dict[str, tuple[np.ndarray, np.ndarray]], classes: list
     if thorough or sum(len(x) for x in xs.values()) <= 100_000:
         findings += near_leakage(xs)
     if thorough:
-        findings += shortcuts(*splits["train"], classes, seed)
+        findings += near_copies_within(xs, seed) + shortcuts(*splits["train"], classes, seed)
     return findings
 
 

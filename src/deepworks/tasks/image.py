@@ -421,6 +421,11 @@ class ImageClassification(Task):
         lines = [f"accuracy {metrics['accuracy']:.4f}  {k.replace('_', ' ')} {metrics[k]:.4f}  "
                  f"macro F1 {metrics['macro_f1']:.4f}  loss {metrics['loss']:.4f}",
                  f"{'class':<20} {'precision':>9} {'recall':>9} {'f1':>9} {'support':>8}"]
+        if "robust" in metrics:
+            r = metrics["robust"]
+            pgd = next(key for key in r if key.startswith("pgd"))
+            lines.insert(1, f"under attack (eps {r['eps']:g}, first {r['samples']} images): {pgd.split('_')[0].upper()} "
+                            f"accuracy {r[pgd]:.4f}  FGSM accuracy {r['fgsm_accuracy']:.4f}")
         for row in metrics["per_class"]:
             lines.append(f"{row['class'][:20]:<20} {row['precision']:>9.4f} {row['recall']:>9.4f} {row['f1']:>9.4f} "
                          f"{row['support']:>8}")

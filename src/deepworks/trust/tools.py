@@ -61,8 +61,9 @@ def default_curve(eps: float, norm: str) -> list[float]:
 
 def attack_run(trained, method: str = "pgd", eps: float = 0.1, norm: str = "linf", steps: int = 40,
                step_size: float | None = None, restarts: int = 1, random_start: bool | None = None,
-               samples: int = 1000, curve: list[float] | None = None, show: int = 6, image: str | Path | None = None,
-               target: str | int | None = None, out: str | Path | None = None, progress: bool | None = None) -> dict:
+               samples: int = 1000, curve: list[float] | None = None, show: int = 6, examples: list[int] | None = None,
+               image: str | Path | None = None, target: str | int | None = None, out: str | Path | None = None,
+               progress: bool | None = None) -> dict:
     check_attack(method, eps, norm, steps)
     if samples < 1 or show < 0:
         raise ConfigError(f"--samples must be at least 1 and --show 0 or more. Received: {samples}, {show}.")
@@ -79,10 +80,13 @@ def attack_run(trained, method: str = "pgd", eps: float = 0.1, norm: str = "linf
     if image is not None:
         return {**settings, **attack_one_image(model, image, trained, method, eps, options, goal, directory, name)}
 
-    x, y = trained.examples("test")
-    x, y = x[:samples], y[:samples]
+    test_x, test_y = trained.examples("test")
+    x, y = test_x[:samples], test_y[:samples]
     if len(x) == 0:
         raise DataError(f"Run '{trained.run.path}' has no test images to attack.")
+    bad = [i for i in examples or [] if not 0 <= i < len(test_x)]
+    if bad:
+        raise ConfigError(f"--examples {bad}: the test split has images 0 to {len(test_x) - 1}.")
     pixels = x.float() / 255.0
     points = default_curve(eps, norm) if curve is None else sorted({float(e) for e in curve} | {eps})
     for e in points:
@@ -107,10 +111,10 @@ def attack_run(trained, method: str = "pgd", eps: float = 0.1, norm: str = "linf
         result["target_success"] = fooled_to_target[eps]
     files = {"curve": str(plot_curve(result["curve"], directory / f"attack-{name}-curve.png",
                                      f"{method.upper()} on {len(x)} test images"))}
-    right = torch.nonzero(clean == y).flatten()[:show]
-    if len(right):
-        files["examples"] = str(triptychs(model, pixels[right], y[right], classes, method, eps, options,
-                                          targets[right] if targets is not None else None,
+    picked = torch.tensor(examples) if examples else torch.nonzero(clean == y).flatten()[:show]
+    if len(picked):
+        files["examples"] = str(triptychs(model, test_x[picked].float() / 255.0, test_y[picked], classes, method, eps,
+                                          options, None if goal is None else torch.full((len(picked),), goal),
                                           directory / f"attack-{name}-examples.png"))
     result["files"] = files
     atomic_write_json(directory / f"attack-{name}.json", result)
