@@ -36,6 +36,11 @@ EXAMPLES = """examples:
   deepworks train --task gan --data faces/ --image-size 64 --spectral-norm
   deepworks train --task gan --data mnist --data-dir ../shared/data --conditional
   deepworks sample runs/mnist-dcgan --n 64 --out grid.png --class 7 --seed 1
+
+  deepworks attack runs/photos-resnet --eps 0.03                adversarial examples (see attack --help)
+  deepworks explain runs/photos-resnet cat.jpg --class dogs      which pixels made it say so
+  deepworks audit photos/                                        copies, leakage, imbalance, shortcuts
+  deepworks demo representation                                  why hidden layers matter (no data)
 """
 
 
