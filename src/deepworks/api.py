@@ -16,7 +16,6 @@ from __future__ import annotations
 import copy
 import dataclasses
 import time
-import warnings
 from pathlib import Path
 
 import torch
@@ -130,9 +129,7 @@ class Trained:
         """The run's own test (or val) split as in training, or every labelled example of another source."""
         task, meta = self.task, dict(self.task.meta)
         if data is None:
-            with warnings.catch_warnings():  # the data's warnings were shown when the run trained
-                warnings.simplefilter("ignore")
-                prepared = task.prepare(progress)
+            prepared = task.prepare(progress)
             found = prepared.test if split == "test" else prepared.val
         else:
             found = task.labelled_examples(data, progress)
@@ -201,6 +198,8 @@ def train(config: Config | str | Path | None = None, *, resume: str | Path | Non
     cfg.check()  # after the overrides of a resume too
     torch.manual_seed(cfg.seed)
     data = task.prepare(progress)
+    if hasattr(task, "audit_warnings"):  # image data: copies, leakage, imbalance
+        data.notes += task.audit_warnings(data)
     if not cfg.train.epochs:
         cfg.train.epochs = (task.default_epochs(data) if hasattr(task, "default_epochs")
                             else default_epochs(len(data.train[0]), cfg.train.batch_size))

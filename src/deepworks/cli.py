@@ -69,6 +69,15 @@ def add_config_flags(parser: argparse.ArgumentParser) -> None:
             groups[section].add_argument(*flag_names(f), metavar=f.name.upper(), **kwargs)
 
 
+def run_tool_parser(sub, name: str, what: str, **kwargs) -> argparse.ArgumentParser:
+    """A command that looks at a trained image run and writes `what` (figures) into its report folder or --out."""
+    p = sub.add_parser(name, **kwargs)
+    p.add_argument("run", help="run directory, or a run name inside runs/")
+    p.add_argument("--out", help=f"folder for the {what} [default: the run's report folder]")
+    p.add_argument("--json", action="store_true", help="print the results as JSON on stdout")
+    return p
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="deepworks", formatter_class=argparse.RawDescriptionHelpFormatter, epilog=EXAMPLES,
@@ -140,14 +149,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--scale", type=int, default=2, help="enlarge the PNG this many times, pixel for pixel [default: 2]")
     p.add_argument("--json", action="store_true", help="print the files written and the seed as JSON on stdout")
 
-    p = sub.add_parser("attack", help="adversarial examples: accuracy under attack, a curve, triptychs",
+    p = run_tool_parser(sub, "attack", "figures", help="adversarial examples: accuracy under attack, a curve, triptychs",
                        formatter_class=argparse.RawDescriptionHelpFormatter, epilog=TRUST_EXAMPLES,
                        description="Attack an image classifier with small, deliberate changes to its inputs. "
                                    "Epsilon is in pixel units (pixels run from 0 to 1): 0.1 lets each pixel move "
                                    "by a tenth of its range. Writes an accuracy-against-epsilon curve, triptychs "
                                    "(original, amplified perturbation, adversarial image) and a JSON summary into "
                                    "the run's report folder (or --out).")
-    p.add_argument("run", help="run directory, or a run name inside runs/")
     p.add_argument("--method", default="pgd", choices=("fgsm", "pgd"),
                    help="fgsm: one gradient-sign step (fast, weaker); pgd: projected gradient descent [default: pgd]")
     p.add_argument("--eps", type=float, default=0.1, help="largest change allowed, in pixel units [default: 0.1]")
@@ -168,43 +176,32 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--fool", metavar="CLASS",
                    help="instead: make an image from noise that the model calls CLASS with --confidence")
     p.add_argument("--confidence", type=float, default=0.99, help="--fool: confidence to reach [default: 0.99]")
-    p.add_argument("--out", help="folder for the figures [default: the run's report folder]")
-    p.add_argument("--json", action="store_true", help="print the results as JSON on stdout")
 
-    p = sub.add_parser("explain", help="saliency: which pixels made the model say a class",
+    p = run_tool_parser(sub, "explain", "figure", help="saliency: which pixels made the model say a class",
                        description="Attributions for one image: integrated gradients (the attributions add up to the "
                                    "change of the class score from a black image) and gradient x input, for the "
                                    "predicted class and, with --class, another one. Writes a figure: the image, the "
                                    "attribution map (red for the class, blue against) and an overlay.")
-    p.add_argument("run", help="run directory, or a run name inside runs/")
     p.add_argument("image", help="an image file")
     p.add_argument("--class", dest="label", metavar="CLASS", help="also explain this class (name or index)")
     p.add_argument("--steps", type=int, default=64, help="integration steps for integrated gradients [default: 64]")
-    p.add_argument("--out", help="folder for the figure [default: the run's report folder]")
-    p.add_argument("--json", action="store_true", help="print the results as JSON on stdout")
 
-    p = sub.add_parser("visualize", help="feature visualisation: what each class and channel looks for",
+    p = run_tool_parser(sub, "visualize", "figures", help="feature visualisation: what each class and channel looks for",
                        description="Make images that the network responds to most strongly, from grey noise, with "
                                    "jitter and blur to keep them readable: one per class (or --class), one per "
                                    "channel of --layer, and the first layer's filters as images.")
-    p.add_argument("run", help="run directory, or a run name inside runs/")
     p.add_argument("--class", dest="label", metavar="CLASS", help="only this class (name or index) [default: all, up to 20]")
     p.add_argument("--layer", help="also show channels of this layer (an unknown name lists the layers)")
     p.add_argument("--channels", help="--layer's channels: 3, 0-7 or 1,4,9 [default: the first 8]")
     p.add_argument("--steps", type=int, default=128, help="optimisation steps per image [default: 128]")
-    p.add_argument("--out", help="folder for the figures [default: the run's report folder]")
-    p.add_argument("--json", action="store_true", help="print the results as JSON on stdout")
 
-    p = sub.add_parser("represent", help="a hidden layer's view of the test images in 2-D, over training",
+    p = run_tool_parser(sub, "represent", "figure", help="a hidden layer's view of the test images in 2-D, over training",
                        description="Project a hidden layer's activations on the test images to 2-D (PCA or t-SNE), "
                                    "coloured by class, for each epoch snapshot the run kept (1, 2, 4, 8, ...) and "
                                    "the final model, with how well a linear classifier separates the classes there.")
-    p.add_argument("run", help="run directory, or a run name inside runs/")
     p.add_argument("--layer", help="layer to look at [default: the input of the output layer]")
     p.add_argument("--method", default="pca", choices=("pca", "tsne"), help="projection [default: pca]")
     p.add_argument("--samples", type=int, default=1000, help="test images (the first ones) [default: 1000]")
-    p.add_argument("--out", help="folder for the figure [default: the run's report folder]")
-    p.add_argument("--json", action="store_true", help="print the results as JSON on stdout")
 
     p = sub.add_parser("audit", help="check image data for imbalance, copies, leakage, corrupt files and shortcuts",
                        description="Audit labelled image data before trusting a model trained on it: class balance, "

@@ -161,8 +161,6 @@ class ImageClassification(Task):
             message = f"Class(es) {tiny} have fewer than 5 training images; the model cannot learn them well. Add images."
             warnings.warn(message, DataWarning, stacklevel=2)
             notes.append(message)
-        notes += self.audit_warnings({"train": (x, y), "val": (x_val, y_val), "test": (x_test, y_test)},
-                                     images.classes)
         mean, std = channel_stats(x, seed)
         self.meta = {"classes": images.classes, "channels": int(channels), "image_size": int(size),
                      "mean": mean, "std": std, "source": images.description}
@@ -174,12 +172,15 @@ class ImageClassification(Task):
         return Prepared(train=tensors(x, y), val=tensors(x_val, y_val), test=tensors(x_test, y_test),
                         meta=self.meta, notes=notes)
 
-    def audit_warnings(self, splits: dict, classes: list[str]) -> list[str]:
-        """The quick checks of `deepworks audit` (balance, copies, leakage), as warnings before training."""
+    def audit_warnings(self, data: Prepared) -> list[str]:
+        """The quick checks of `deepworks audit` (balance, copies, leakage), as warnings before training. `dw.train`
+        calls this after `prepare`, so re-preparing a run's data (evaluate, attack) does not repeat them."""
         from ..data.audit import audit_splits
 
+        splits = {name: (x.numpy(), y.numpy()) for name, (x, y) in
+                  (("train", data.train), ("val", data.val), ("test", data.test))}
         notes = []
-        for finding in audit_splits(splits, classes, self.cfg.seed, thorough=False):
+        for finding in audit_splits(splits, self.meta["classes"], self.cfg.seed, thorough=False):
             if finding.severity == "warning":
                 warnings.warn(f"{finding.text()} (`deepworks audit` checks more.)", DataWarning, stacklevel=3)
                 notes.append(finding.text())
