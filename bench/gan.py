@@ -10,7 +10,7 @@ defaults (a moving average of the weights, --ema 0.999, and no weight gradients 
 step) and with `--lr 6e-4` for both networks: three times DCGAN's rate, which a GPU sweep of 7-8 epochs (fp32,
 this FID) found better at every seed: the median FID of epochs 4-6 was 20.0, 16.3 and 17.3 over three seeds,
 where the default --lr 2e-4 gave 38.0 and 34.9 and the reference 28.7, 33.3, 29.7, 28.7 and 33.9 over five
-(--lr 4e-4: 26.7, 22.7, 21.1; --spectral-norm at 2e-4: 32.8, 40.0). Each side trains for the same time: as many
+(--lr 4e-4: 26.7, 22.7, 21.1; --spectral-norm at 2e-4: 32.8, 40.0). Each side gets the same budget: as many
 whole epochs as fit in the budget at its own marginal cost per image (timed on 1,280 and 6,400 images).
 
 FID: the Fréchet distance between 10,000 generated images and the 10,000 MNIST test images, on the features of
