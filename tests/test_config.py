@@ -50,6 +50,7 @@ def test_missing_and_malformed_files(tmp_path):
     ("train.lr", -1, "--lr must be above 0. Received: -1.0"),
     ("train.batch_size", 0, "--batch-size must be at least 1"),
     ("train.monitor", "accuracy", "--monitor must name a validation metric"),
+    ("eval.robust_steps", 0, "--robust-steps must be at least 1. Received: 0"),
 ])
 def test_out_of_range_settings_name_the_flag(key, value, message):
     with pytest.raises(ConfigError, match=message.replace(".", r"\.").replace("-", r"\-")):

@@ -63,17 +63,17 @@ def test_pgd_restarts_and_targeted_attacks(digits_run):
 
 def test_adversarial_training_raises_robust_accuracy(digits_run, tmp_path):
     robust = dw.train(runs_dir=str(tmp_path), name="robust", progress=False, adversarial="fgsm", eps=0.1,
-                      **QUICK)
+                      robust_steps=15, **QUICK)
     _, plain_pgd = accuracy_under(digits_run, "pgd", 0.1, steps=10)
     clean, robust_pgd = accuracy_under(robust, "pgd", 0.1, steps=10)
     assert robust_pgd > plain_pgd + 0.2, (plain_pgd, robust_pgd)
     assert clean > 0.7
     metrics = robust.results["test"]["robust"]
-    assert metrics["eps"] == 0.1 and 0 <= metrics["pgd10_accuracy"] <= metrics["fgsm_accuracy"] + 0.05
+    assert metrics["eps"] == 0.1 and 0 <= metrics["pgd15_accuracy"] <= metrics["fgsm_accuracy"] + 0.05
     epochs = [r for r in robust.run.metrics() if r.get("kind") == "epoch"]
     assert all("val_robust_accuracy" in r for r in epochs)
     page = (robust.run.report_dir / "index.html").read_text()
-    assert "Robustness" in page and "robust, PGD10" in page
+    assert "Robustness" in page and "robust, PGD15" in page
 
 
 def test_fooling_image_reaches_the_asked_confidence(digits_run):

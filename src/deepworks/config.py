@@ -162,8 +162,7 @@ class TrainConfig:
                                        "--attack-steps times slower).", ("none", "fgsm", "pgd"))
     eps: float = setting(0.1, "Adversarial training: the L-infinity radius in pixel units, 0 to 1 (0.3 for MNIST, "
                               "8/255 = 0.031 for colour photos).")
-    attack_steps: int = setting(10, "Adversarial training: PGD steps per batch (and for the robust accuracy the "
-                                    "validation and test splits report).")
+    attack_steps: int = setting(10, "Adversarial training: PGD steps per batch.")
 
 
 @dataclass
@@ -180,6 +179,9 @@ class EvalConfig:
                                           "inception-2015-12-05.pt); default: a classifier deepworks trains on the data.")
     robust_samples: int = setting(1000, "Adversarial training: validation and test images the robust accuracy is "
                                         "measured on (the first ones of each split).")
+    robust_steps: int | None = setting(None, "Adversarial training: PGD steps of the robust accuracy that validation "
+                                             "and test report (default: 20, or --attack-steps when more), so that a "
+                                             "run trained against a weak attack is not measured with it.")
 
 
 @dataclass
@@ -232,6 +234,8 @@ class Config:
             (0 <= t.eps <= 1, "--eps must lie in the pixel range 0 to 1", t.eps),
             (t.attack_steps >= 1, "--attack-steps must be at least 1", t.attack_steps),
             (self.eval.robust_samples >= 1, "--robust-samples must be at least 1", self.eval.robust_samples),
+            (self.eval.robust_steps is None or self.eval.robust_steps >= 1, "--robust-steps must be at least 1",
+             self.eval.robust_steps),
             (m.latent_size >= 1, "--latent-size must be at least 1", m.latent_size),
             (self.eval.fid_samples >= 2, "--fid-samples must be at least 2", self.eval.fid_samples),
         ]

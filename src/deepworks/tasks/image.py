@@ -253,8 +253,13 @@ class ImageClassification(Task):
                           f"robust epoch's weights are kept; for more, use --adversarial pgd, or a lower --lr.",
                           RobustnessWarning, stacklevel=2)
 
+    @property
+    def robust_steps(self) -> int:
+        """PGD steps of the reported robust accuracy: --robust-steps, else at least 20 whatever the training used."""
+        return self.cfg.eval.robust_steps or max(20, self.cfg.train.attack_steps)
+
     def robust_accuracy(self, model: nn.Module, split, device: torch.device, method: str) -> float:
-        """Accuracy under attack (PGD with --attack-steps, or FGSM) at --eps, on the first --robust-samples images."""
+        """Accuracy under attack (PGD with robust_steps, or FGSM) at --eps, on the first --robust-samples images."""
         from ..trust.attacks import attacked_predictions
 
         n = self.cfg.eval.robust_samples
@@ -264,7 +269,7 @@ class ImageClassification(Task):
         was_training = model.training
         model.eval()
         t = self.cfg.train
-        options = {"steps": t.attack_steps} if method == "pgd" else {}
+        options = {"steps": self.robust_steps} if method == "pgd" else {}
         _, adv = attacked_predictions(self.pixel_model(model), x.float() / 255.0, y, method, t.eps, **options)
         model.train(was_training)
         return (adv == y).float().mean().item()
@@ -297,7 +302,7 @@ class ImageClassification(Task):
         if t.adversarial == "none":
             return {}
         return {"robust": {"eps": t.eps, "samples": min(len(split[0]), self.cfg.eval.robust_samples),
-                           f"pgd{t.attack_steps}_accuracy": self.robust_accuracy(model, split, device, "pgd"),
+                           f"pgd{self.robust_steps}_accuracy": self.robust_accuracy(model, split, device, "pgd"),
                            "fgsm_accuracy": self.robust_accuracy(model, split, device, "fgsm")}}
 
     def baseline(self, train, test) -> dict:
