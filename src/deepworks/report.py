@@ -24,7 +24,8 @@ def pyplot():
 
 
 def save_figure(fig, path: Path) -> None:
-    """Lay out, write as a PNG at the reports' resolution, and free the figure."""
+    """Lay out, write as a PNG at the reports' resolution (making its folder), and free the figure."""
+    path.parent.mkdir(parents=True, exist_ok=True)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     pyplot().close(fig)

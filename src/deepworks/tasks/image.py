@@ -38,6 +38,12 @@ class RobustnessWarning(UserWarning):
     """Adversarial training that lost its robustness."""
 
 
+def pgd_result(robust: dict) -> tuple[str, float]:
+    """('PGD20', accuracy) from a run's robust metrics, whose PGD key names the steps it was measured with."""
+    key = next(k for k in robust if k.startswith("pgd"))
+    return key.split("_")[0].upper(), robust[key]
+
+
 def stratified_split(y: np.ndarray, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """Indices (kept, held out), holding out about `fraction` of every class; the same for the same seed."""
     rng = np.random.default_rng(seed)
@@ -208,9 +214,10 @@ class ImageClassification(Task):
 
     def adversarial(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor, method: str, steps: int) -> torch.Tensor:
         """Pixels of adversarial versions of uint8 images x, at the run's --eps (FGSM from a random start, or PGD)."""
+        from ..trust import to_pixels
         from ..trust.attacks import fgsm, pgd
 
-        pixels, eps = x.float() / 255.0, self.cfg.train.eps
+        pixels, eps = to_pixels(x), self.cfg.train.eps
         if method == "fgsm":
             return fgsm(self.pixel_model(model), pixels, y, eps, random_start=True)
         return pgd(self.pixel_model(model), pixels, y, eps, steps=steps)
@@ -260,6 +267,7 @@ class ImageClassification(Task):
 
     def robust_accuracy(self, model: nn.Module, split, device: torch.device, method: str) -> float:
         """Accuracy under attack (PGD with robust_steps, or FGSM) at --eps, on the first --robust-samples images."""
+        from ..trust import to_pixels
         from ..trust.attacks import attacked_predictions
 
         n = self.cfg.eval.robust_samples
@@ -270,7 +278,7 @@ class ImageClassification(Task):
         model.eval()
         t = self.cfg.train
         options = {"steps": self.robust_steps} if method == "pgd" else {}
-        _, adv = attacked_predictions(self.pixel_model(model), x.float() / 255.0, y, method, t.eps, **options)
+        _, adv = attacked_predictions(self.pixel_model(model), to_pixels(x), y, method, t.eps, **options)
         model.train(was_training)
         return (adv == y).float().mean().item()
 
@@ -361,8 +369,8 @@ class ImageClassification(Task):
         rows = [{"model": f"{self.cfg.model.name} (network)", "accuracy": test["accuracy"], k: test[k],
                  "macro F1": test["macro_f1"], "parameters": results["parameters"]}]
         if robust:
-            pgd = next(key for key in robust if key.startswith("pgd"))
-            rows[0].update({f"robust, {pgd.split('_')[0].upper()}": robust[pgd], "robust, FGSM": robust["fgsm_accuracy"]})
+            attack, accuracy = pgd_result(robust)
+            rows[0].update({f"robust, {attack}": accuracy, "robust, FGSM": robust["fgsm_accuracy"]})
         if baseline:
             rows.append({"model": baseline["model"], "accuracy": baseline["accuracy"], k: "",
                          "macro F1": baseline["macro_f1"], "parameters": "",
@@ -413,8 +421,8 @@ class ImageClassification(Task):
         ]
         if test.get("robust"):
             r = test["robust"]
-            pgd = next(key for key in r if key.startswith("pgd"))
-            lines.append(("robust", f"{pgd.split('_')[0].upper()} accuracy {r[pgd]:.4f}  FGSM accuracy "
+            attack, accuracy = pgd_result(r)
+            lines.append(("robust", f"{attack} accuracy {accuracy:.4f}  FGSM accuracy "
                                     f"{r['fgsm_accuracy']:.4f}  (eps {r['eps']:g}, first {r['samples']} test images)"))
         if base:
             lines.append(("baseline", f"accuracy {base['accuracy']:.4f}  macro F1 {base['macro_f1']:.4f}  ({base['model']})"))
@@ -429,9 +437,9 @@ class ImageClassification(Task):
                  f"{'class':<20} {'precision':>9} {'recall':>9} {'f1':>9} {'support':>8}"]
         if "robust" in metrics:
             r = metrics["robust"]
-            pgd = next(key for key in r if key.startswith("pgd"))
-            lines.insert(1, f"under attack (eps {r['eps']:g}, first {r['samples']} images): {pgd.split('_')[0].upper()} "
-                            f"accuracy {r[pgd]:.4f}  FGSM accuracy {r['fgsm_accuracy']:.4f}")
+            attack, accuracy = pgd_result(r)
+            lines.insert(1, f"under attack (eps {r['eps']:g}, first {r['samples']} images): {attack} "
+                            f"accuracy {accuracy:.4f}  FGSM accuracy {r['fgsm_accuracy']:.4f}")
         for row in metrics["per_class"]:
             lines.append(f"{row['class'][:20]:<20} {row['precision']:>9.4f} {row['recall']:>9.4f} {row['f1']:>9.4f} "
                          f"{row['support']:>8}")

@@ -95,6 +95,18 @@ def fgsm(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float, target:
     return (x + delta).clamp(0, 1).detach()
 
 
+def _pgd_attempt(model: nn.Module, x: torch.Tensor, goal: torch.Tensor, eps: float, steps: int, size: float,
+                 norm: str, random_start: bool, targeted: bool) -> torch.Tensor:
+    """One run of PGD: `steps` steps of `size` from a random point of the ball (or from x), projected each time."""
+    delta = _random_start(x, eps, norm) if random_start else torch.zeros_like(x)
+    delta = (x + delta).clamp(0, 1) - x
+    for _ in range(steps):
+        grad, _ = _loss_gradient(model, x + delta, goal, targeted)
+        delta = _project(delta + _step(grad, size, norm), eps, norm)
+        delta = (x + delta).clamp(0, 1) - x
+    return (x + delta).detach()
+
+
 def pgd(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float, steps: int = 40,
         step_size: float | None = None, norm: str = "linf", random_start: bool = True, restarts: int = 1,
         target: torch.Tensor | None = None) -> torch.Tensor:
@@ -103,19 +115,17 @@ def pgd(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float, steps: i
         return x.detach().clone()
     size = step_size if step_size is not None else 2.5 * eps / steps
     goal = y if target is None else target
+
+    def attempt() -> torch.Tensor:
+        return _pgd_attempt(model, x, goal, eps, steps, size, norm, random_start, target is not None)
+
+    if restarts <= 1:  # nothing to choose between (adversarial training): no scoring pass
+        return attempt()
     best = x.detach().clone()
     broken = torch.zeros(len(x), dtype=torch.bool, device=x.device)
     best_loss = torch.full((len(x),), -math.inf, device=x.device)
-    for _ in range(max(1, restarts)):
-        delta = _random_start(x, eps, norm) if random_start else torch.zeros_like(x)
-        delta = (x + delta).clamp(0, 1) - x
-        for _ in range(steps):
-            grad, _ = _loss_gradient(model, x + delta, goal, target is not None)
-            delta = _project(delta + _step(grad, size, norm), eps, norm)
-            delta = (x + delta).clamp(0, 1) - x
-        adv = (x + delta).detach()
-        if restarts <= 1:  # nothing to choose between: skip scoring it (a forward pass per batch in training)
-            return adv
+    for _ in range(restarts):
+        adv = attempt()
         with torch.no_grad():
             logits = model(adv)
             loss = F.cross_entropy(logits, goal, reduction="none") * (-1 if target is not None else 1)
@@ -206,7 +216,6 @@ def plot_triptychs(rows: list[dict], path: Path, title: str) -> Path:
         show(ax_row[1], delta / (2 * peak) + 0.5, f"perturbation (x{0.5 / peak:.0f})")
         show(ax_row[2], row["adversarial"], row["after"], "red" if row.get("fooled") else "green")
     fig.suptitle(title, fontsize=9)
-    path.parent.mkdir(parents=True, exist_ok=True)
     save_figure(fig, path)
     return path
 
@@ -223,6 +232,5 @@ def plot_curve(curve: list[dict], path: Path, title: str) -> Path:
     ax.set_ylim(0, 1.02)
     ax.grid(alpha=0.3)
     ax.set_title(title, fontsize=9)
-    path.parent.mkdir(parents=True, exist_ok=True)
     save_figure(fig, path)
     return path

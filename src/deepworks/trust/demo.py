@@ -163,7 +163,6 @@ def plot_rings(x, y, accuracies, path: Path) -> Path:
 def representation_demo(out: str | Path = "demo-representation", seed: int = 0) -> dict:
     """Run both experiments, write the two figures into `out`, return the accuracies and file paths."""
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
     x, y = spirals(seed=seed)
     model, kept, hidden_acc = train_hidden(x, y, seed=seed)
     spiral_acc = {"linear": linear_accuracy(x, y), "hidden": hidden_acc}

@@ -63,6 +63,5 @@ def plot_explanation(image: np.ndarray, rows: list[dict], path: Path, title: str
         for ax in ax_row:
             ax.axis("off")
     fig.suptitle(title, fontsize=10)
-    path.parent.mkdir(parents=True, exist_ok=True)
     save_figure(fig, path)
     return path

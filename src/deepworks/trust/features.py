@@ -125,6 +125,5 @@ def plot_images(images: list[np.ndarray], titles: list[str], path: Path, title: 
                   interpolation="nearest")
         ax.set_title(t, fontsize=8)
     fig.suptitle(title, fontsize=10)
-    path.parent.mkdir(parents=True, exist_ok=True)
     save_figure(fig, path)
     return path

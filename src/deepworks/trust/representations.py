@@ -89,6 +89,5 @@ def plot_projections(panels: list[dict], labels: np.ndarray, classes: list[str],
     if len(classes) <= 20:
         axes[0][-1].legend(fontsize=7, markerscale=2, loc="center left", bbox_to_anchor=(1, 0.5))
     fig.suptitle(title, fontsize=10)
-    path.parent.mkdir(parents=True, exist_ok=True)
     save_figure(fig, path)
     return path

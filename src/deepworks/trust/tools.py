@@ -14,7 +14,7 @@ import torch.nn.functional as F
 
 from ..errors import ConfigError, DataError
 from ..run import atomic_write_json
-from . import class_index
+from . import class_index, to_pixels
 from .attacks import attacked_predictions, check_attack, fooling_image, perturb, plot_curve, plot_triptychs
 
 
@@ -87,7 +87,7 @@ def attack_run(trained, method: str = "pgd", eps: float = 0.1, norm: str = "linf
     bad = [i for i in examples or [] if not 0 <= i < len(test_x)]
     if bad:
         raise ConfigError(f"--examples {bad}: the test split has images 0 to {len(test_x) - 1}.")
-    pixels = x.float() / 255.0
+    pixels = to_pixels(x)
     points = default_curve(eps, norm) if curve is None else sorted({float(e) for e in curve} | {eps})
     for e in points:
         check_attack(method, e, norm, steps)
@@ -113,7 +113,7 @@ def attack_run(trained, method: str = "pgd", eps: float = 0.1, norm: str = "linf
                                      f"{method.upper()} on {len(x)} test images"))}
     picked = torch.tensor(examples) if examples else torch.nonzero(clean == y).flatten()[:show]
     if len(picked):
-        files["examples"] = str(triptychs(model, test_x[picked].float() / 255.0, test_y[picked], classes, method, eps,
+        files["examples"] = str(triptychs(model, to_pixels(test_x[picked]), test_y[picked], classes, method, eps,
                                           options, None if goal is None else torch.full((len(picked),), goal),
                                           directory / f"attack-{name}-examples.png"))
     result["files"] = files
@@ -141,7 +141,7 @@ def attack_one_image(model, image, trained, method, eps, options, goal, director
     classes = trained.task.meta["classes"]
     x, note = read_one_image(trained, image)
     device = next(model.parameters()).device
-    pixels = (x.float() / 255.0).to(device)
+    pixels = to_pixels(x).to(device)
     with torch.no_grad():
         before = F.softmax(model(pixels), 1)[0].cpu()
     label = torch.tensor([int(before.argmax())], device=device)
@@ -190,7 +190,7 @@ def explain_image(trained, image: str | Path, label: str | int | None = None, ou
     x, note = read_one_image(trained, image)
     model = trained.task.pixel_model(trained.model).eval()
     device = next(model.parameters()).device
-    pixels = (x.float() / 255.0).to(device)
+    pixels = to_pixels(x).to(device)
     with torch.no_grad():
         probs = F.softmax(model(pixels), 1)[0].cpu()
     predicted = int(probs.argmax())
@@ -288,7 +288,7 @@ def representation_run(trained, layer: str | None = None, method: str = "pca", s
     if len(x) == 0:
         raise DataError(f"Run '{trained.run.path}' has no test images to project.")
     x, y = x[:samples], y[:samples]
-    pixels, labels = x.float() / 255.0, y.numpy()
+    pixels, labels = to_pixels(x), y.numpy()
     panels, rows = [], []
     for title, path in snapshots(trained.run):
         net = trained.task.build_model()
