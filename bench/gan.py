@@ -101,7 +101,8 @@ class FidAtEpochEnds:
         was_training = generator.training
         generator.eval()
         with torch.no_grad():
-            fake = torch.cat([to_uint8(generator(z[i:i + 500])) for i in range(0, len(z), 500)])
+            device = next(generator.parameters()).device
+            fake = torch.cat([to_uint8(generator(z[i:i + 500].to(device)).cpu()) for i in range(0, len(z), 500)])
         generator.train(was_training)
         self.values[epoch] = round(frechet_distance(feature_stats(self.task.features()(fake)[0]), self.real_stats), 3)
         print(f"    epoch {epoch}: FID {self.values[epoch]}", flush=True)
@@ -122,10 +123,12 @@ def deepworks_run(epochs: int, fid: FidAtEpochEnds | None = None, **extra) -> tu
                      "images_per_s": round(epochs * len(data.train[0]) / sum(r["seconds"] for r in result.history), 1)}
 
 
-def reference_run(images: torch.Tensor, epochs: int, seed: int, fid: FidAtEpochEnds | None = None) -> dict:
+def reference_run(images: torch.Tensor, epochs: int, seed: int, fid: FidAtEpochEnds | None = None,
+                  device: str | torch.device = "cpu") -> dict:
     """pytorch/examples' dcgan training loop, on the same preloaded images, batch order drawn the same way."""
     torch.manual_seed(seed)
-    net_g, net_d = ReferenceGenerator(), ReferenceDiscriminator()
+    net_g, net_d = ReferenceGenerator().to(device), ReferenceDiscriminator().to(device)
+    images = images.to(device)
     net_g.apply(weights_init)
     net_d.apply(weights_init)
     criterion = nn.BCELoss()
@@ -134,7 +137,7 @@ def reference_run(images: torch.Tensor, epochs: int, seed: int, fid: FidAtEpochE
     b, n = 64, len(images)
     seconds = 0.0
     for epoch in range(epochs):
-        order = torch.randperm(n, generator=torch.Generator().manual_seed(seed * 1_000_003 + epoch))
+        order = torch.randperm(n, generator=torch.Generator().manual_seed(seed * 1_000_003 + epoch)).to(device)
         t0 = time.perf_counter()
         for i in range(math.ceil(n / b)):
             real = to_unit(images[order[i * b:(i + 1) * b]])
@@ -142,7 +145,7 @@ def reference_run(images: torch.Tensor, epochs: int, seed: int, fid: FidAtEpochE
             output = net_d(real)
             err_real = criterion(output, torch.ones_like(output))
             err_real.backward()
-            fake = net_g(torch.randn(len(real), NZ, 1, 1))
+            fake = net_g(torch.randn(len(real), NZ, 1, 1, device=device))
             output = net_d(fake.detach())
             err_fake = criterion(output, torch.zeros_like(output))
             err_fake.backward()

@@ -36,7 +36,7 @@ from common import SHARED_DATA, epochs_in_budget, measure, timed_fit  # noqa: E4
 import deepworks as dw  # noqa: E402
 from deepworks.tasks.image import ImageClassification  # noqa: E402
 from deepworks.train import epoch_order, steps_per_epoch  # noqa: E402
-from deepworks.trust import PixelModel  # noqa: E402
+from deepworks.trust import to_pixels  # noqa: E402
 from deepworks.trust.attacks import attacked_predictions  # noqa: E402
 
 torch.set_num_threads(2)
@@ -85,9 +85,9 @@ def plain_pgd_training(task, model, x, y, epochs: int, seed: int, budget_epochs:
 
 
 def scores(task, model, test) -> dict:
-    """Clean, FGSM and PGD-40 accuracy on the first 2,000 test images (model in eval mode)."""
-    x, y = test[0][:EVAL_IMAGES].float() / 255, test[1][:EVAL_IMAGES]
-    net = PixelModel(model, task.meta["mean"], task.meta["std"]).eval()
+    """Clean, FGSM and PGD-40 accuracy on the first 2,000 test images (model in eval mode, on its device)."""
+    x, y = to_pixels(test[0][:EVAL_IMAGES]), test[1][:EVAL_IMAGES]
+    net = task.pixel_model(model).eval()
     t0 = time.perf_counter()
     clean, pgd = attacked_predictions(net, x, y, "pgd", EPS, steps=40, step_size=0.01, random_start=True)
     _, fg = attacked_predictions(net, x, y, "fgsm", EPS)
