@@ -60,11 +60,11 @@ def test_folder_to_trained_model_to_predictions(capsys, trained_folder_run, imag
 def test_user_mistakes_get_one_clear_line_and_no_traceback(capsys, tmp_path, trained_folder_run):
     cases = [
         (["train", "--data", "holiday-photos"], "No such folder 'holiday-photos'"),
-        (["train", "--lr", "fast"], "Setting 'train.lr' in settings expects float. Received: 'fast'"),
+        (["train", "--lr", "fast"], "--lr expects float. Received: 'fast'"),
         (["train", "--model", "vgg"], "must be one of mlp, lenet, resnet"),
         (["train", "--config", "missing.yaml"], "Config file 'missing.yaml' does not exist"),
         (["train", "--resume", "runs/never"], "No run at 'runs/never'"),
-        (["train", "--resume", "runs/bars", "--lr", "-1"], "--lr must be above 0. Received: -1.0"),
+        (["train", "--resume", "runs/bars", "--lr", "0.5"], "so these settings cannot change: --lr (0.01 -> 0.5)"),
         (["predict", "runs/bars", "nothing.jpg"], "No such image file 'nothing.jpg'"),
         (["evaluate", "runs/ghost"], "No run at 'runs/ghost'"),
         (["train", "--data", "mnist", "--no-download"], "MNIST is not in"),

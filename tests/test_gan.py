@@ -18,7 +18,7 @@ from deepworks.cli import main
 from deepworks.data.builtin import load_faces
 from deepworks.errors import DataError
 from deepworks.tasks.gan import GanTraining, GanWarning, gradient_penalty
-from deepworks.train import Interrupted
+from deepworks.loop import Interrupted
 from test_builtin_data import QuietHandler
 
 
@@ -173,12 +173,14 @@ def test_mixed_sizes_and_modes_are_converted_with_a_note_and_corrupt_files_skipp
     with pytest.warns(UserWarning, match=r"(?s)1 file\(s\) could not be read.*broken.png"):
         task = GanTraining(dw.api.make_config(task="gan", data=str(folder), batch_size=8))
         data = task.prepare(False)
-    assert data.train[0].shape == (40, 1, 28, 28)  # the commonest side is 16 or 24: 24 wins the tie; a DCGAN makes 28
+    assert data.train[0].shape == (36, 1, 28, 28)  # the commonest side is 16 or 24: 24 wins the tie; a DCGAN makes 28
+    assert len(data.test[0]) == 4 and task.meta["fid_reference"] == "held-out"  # no test split: 10 % held out for FID
     assert any("differ in size or colour mode" in n for n in data.notes)
+    assert any("4 images (10%, --test-fraction) were held out as the FID's real reference" in n for n in data.notes)
 
 
 @pytest.mark.parametrize("args, message", [
-    (["--batch-size", "64"], "has 10 image(s), fewer than one batch of --batch-size 64"),
+    (["--batch-size", "64"], "has 9 image(s) to train on, fewer than one batch of --batch-size 64"),
     (["--conditional"], "--conditional needs class labels"),
     (["--image-size", "20"], "A DCGAN needs an image size of 4 or 7 times a power of two"),
 ])

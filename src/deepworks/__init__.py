@@ -1,10 +1,32 @@
-"""deepworks: train, evaluate and use deep-learning models on your own data, from one CLI and one Python API."""
+"""deepworks: train, evaluate and use deep-learning models on your own data, from one CLI and one Python API.
+
+The API is imported on first use (`dw.train`, `dw.load`, ...), so that `deepworks --help` answers without
+loading torch, and so that OpenMP's wait policy can be set before torch starts its threads (see threads.py).
+"""
+
+from .threads import prepare_openmp
+
+prepare_openmp()
 
 __version__ = "0.1.0"
 
-from .api import Trained, audit, evaluate, generate, load, runs, train  # noqa: E402
-from .config import Config  # noqa: E402
+from .config import Config  # noqa: E402  (no torch: yaml and dataclasses only)
 from .errors import ConfigError, DataError, DeepworksError, TrainingError  # noqa: E402
+
+_API = ("Trained", "audit", "evaluate", "generate", "load", "runs", "train")
 
 __all__ = ["Config", "ConfigError", "DataError", "DeepworksError", "Trained", "TrainingError",
            "audit", "evaluate", "generate", "load", "runs", "train", "__version__"]
+
+
+def __getattr__(name: str):
+    if name in _API or name == "api":
+        import importlib
+
+        api = importlib.import_module(".api", __name__)
+        return api if name == "api" else getattr(api, name)
+    raise AttributeError(f"module 'deepworks' has no attribute '{name}'")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_API))

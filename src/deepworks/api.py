@@ -20,12 +20,13 @@ from pathlib import Path
 
 import torch
 
+from . import threads
 from .config import Config, apply_overrides, fields_by_key
-from .errors import ConfigError, DeepworksError
+from .errors import ConfigError, DeepworksError, DiskFull, Interrupted
 from .models import prefer_channels_last
-from .run import Run, cpu_state_dict
+from .run import Run, cpu_state_dict, first_line, safetensors_shapes
 from .tasks import get_task
-from .train import default_epochs, fit, resolve_device
+from .loop import default_epochs, fit, resolve_device
 
 SHORT_NAMES = {"data": "data.source", "model": "model.name"}
 
@@ -67,13 +68,13 @@ class Trained:
         images = [images] if isinstance(images, (str, Path)) else list(images)
         return self.task.predict_files(self.model, images, top_k or self.cfg.eval.top_k, self.device)
 
-    def generate(self, prime: str = "", length: int = 500, temperature: float = 1.0, top_k: int | None = None,
+    def generate(self, prime: str = "", length: int = 500, temperature: float = 0.8, top_k: int | None = None,
                  seed: int | None = None) -> str:
         """Text runs: the prime followed by `length` sampled characters (the same for the same seed)."""
         self.require("text", "generate")
         return self.task.generate(self.model, prime, length, temperature, top_k, seed, self.device)
 
-    def stream(self, prime: str = "", length: int = 500, temperature: float = 1.0, top_k: int | None = None,
+    def stream(self, prime: str = "", length: int = 500, temperature: float = 0.8, top_k: int | None = None,
                seed: int | None = None):
         """Text runs: the sampled characters one at a time, as they are made (the prime is not repeated)."""
         self.require("text", "stream")
@@ -186,51 +187,144 @@ def default_run_name(cfg: Config) -> str:
     return f"{(stem or 'data').replace(':', '-')}-{cfg.model.name}"
 
 
+# Settings a resume may change: where the data and the device are, and what is measured after training. Every
+# other setting shapes the training itself, and the checkpoint only continues the run it was made by.
+RESUMABLE = ("train.device", "data.data_dir", "data.download", "eval.top_k", "eval.baseline", "eval.baseline_samples",
+             "eval.beam", "eval.length_penalty", "eval.fid_samples")
+
+
+def flag_of(key: str) -> str:
+    from .cli import flag_names
+
+    return flag_names(fields_by_key()[key][1])[0]
+
+
+def check_resume_changes(saved: Config, asked: Config, run: Run) -> None:
+    """Refuse settings that a resume cannot change, before anything is written: the run stays as it was."""
+    before, after = flatten_config(saved), flatten_config(asked)
+    changed = [k for k in after if k not in RESUMABLE and k not in ("name", "runs_dir") and after[k] != before.get(k)]
+    if not changed:
+        return
+    shown = ", ".join(f"{flag_of(k)} ({before.get(k)!r} -> {after[k]!r})" for k in changed)
+    allowed = ", ".join(flag_of(k) for k in RESUMABLE)
+    more = (f" To train for more epochs, start a new run with the same settings: deepworks train --config "
+            f"{run.config_file} --epochs {after['train.epochs']}." if "train.epochs" in changed else "")
+    raise ConfigError(f"--resume continues run '{run.path}' exactly as it started, so these settings cannot change: "
+                      f"{shown}. A resume may change only {allowed}.{more}")
+
+
+def flatten_config(cfg: Config) -> dict:
+    flat = {}
+    for key, value in cfg.to_dict().items():
+        if isinstance(value, dict):
+            flat.update({f"{key}.{k}": v for k, v in value.items()})
+        else:
+            flat[key] = value
+    return flat
+
+
 def train(config: Config | str | Path | None = None, *, resume: str | Path | None = None,
           progress: bool | None = None, **settings) -> Trained:
     """Train a model and write its run directory. `resume` continues an interrupted run from its checkpoint."""
+    started = time.perf_counter()
+    check_data_argument(settings)
+    run = None
     if resume is not None:
         run = Run.open(resume)
-        cfg = apply_overrides(Config.load(run.config_file), settings_to_keys(settings), "settings")
+        saved = Config.load(run.config_file)
+        cfg = apply_overrides(copy.deepcopy(saved), settings_to_keys(settings), "settings")
+        check_resume_changes(saved, cfg, run)
+        threads.configure(default=run.recorded_threads())  # the same sums in the same order: the same weights
     else:
         cfg = make_config(config, **settings)
+        threads.configure()
     task = get_task(cfg.task)(cfg)  # fills the settings left unset with the task's defaults
-    cfg.check()  # after the overrides of a resume too
+    cfg.check()
+    device = resolve_device(cfg.train.device)
+    if run is None:
+        return train_new(cfg, task, device, progress, started)
+    with run.lock():
+        return train_on(run, cfg, task, device, progress, started, resuming=True)
+
+
+def train_new(cfg: Config, task, device: torch.device, progress, started: float) -> "Trained":
+    Run.make_runs_dir(cfg.runs_dir)  # a folder it cannot write to is said before the data is read
     torch.manual_seed(cfg.seed)
+    data = prepare_checked(task, progress)
+    run = Run.create(cfg.runs_dir, cfg.name or default_run_name(cfg))
+    cfg.name = run.name
+    with run.lock():
+        return train_on(run, cfg, task, device, progress, started, data=data)
+
+
+def prepare_checked(task, progress, new_run: bool = True):
+    """The task's data, with the audit's quick warnings, and the settings that depend on the data resolved (for a
+    new run: a resumed one keeps what its config.yaml says)."""
+    cfg = task.cfg
     data = task.prepare(progress)
     if hasattr(task, "audit_warnings"):  # image data: copies, leakage, imbalance
         data.notes += task.audit_warnings(data)
     if not cfg.train.epochs:
         cfg.train.epochs = (task.default_epochs(data) if hasattr(task, "default_epochs")
                             else default_epochs(len(data.train[0]), cfg.train.batch_size))
+    if new_run and cfg.train.patience is None and hasattr(task, "default_patience"):
+        cfg.train.patience = task.default_patience(cfg.train.epochs)
     cfg.train.monitor = cfg.train.monitor or (task.default_monitor if len(data.val[0]) else None)
-    device = resolve_device(cfg.train.device)
+    return data
 
+
+def train_on(run: Run, cfg: Config, task, device: torch.device, progress, started: float, data=None,
+             resuming: bool = False) -> "Trained":
+    """Train (or go on training) in a run folder this process holds, then test, report and save."""
     state = None
-    if resume is not None:
+    if resuming:
         state = run.load_checkpoint()
+        torch.manual_seed(cfg.seed)
+        data = prepare_checked(task, progress, new_run=False)
         run.truncate_metrics(state["epoch"])
-    else:
-        run = Run.create(cfg.runs_dir, cfg.name or default_run_name(cfg))
-        cfg.name = run.name
     cfg.save(run.config_file)
     run.write_environment(cfg.seed, str(device))
-
     torch.manual_seed(cfg.seed)
     model = task.build_model()
     t0 = time.perf_counter()
-    result = fit(task, model, data.train, data.val, cfg, run, resume=state, progress=progress)
-    if cfg.train.restore_best and run.best_file.exists():
-        model.load_state_dict(run.load_weights(run.best_file))
-    run.save_weights(cpu_state_dict(model))
-    run.write_json(run.model_file, {"format": 1, "task": cfg.task, "model": dataclasses.asdict(cfg.model), "meta": data.meta})
-    epochs = [r for r in run.metrics() if r.get("kind") == "epoch"]
+    try:
+        result = fit(task, model, data.train, data.val, cfg, run, resume=state, progress=progress)
+    except DiskFull as err:
+        raise DiskFull(f"{err} The last good checkpoint is kept: free some space, then continue with: "
+                       f"deepworks train --resume {run.path}") from None
     fit_info = {"epochs": result.epochs, "best_epoch": result.best_epoch, "best_value": result.best_value,
                 "monitor": cfg.train.monitor, "stopped_early": result.stopped_early,
-                "train_seconds": round(sum(r["seconds"] for r in epochs), 2),
+                "overfit": task.overfit_note(run.metrics(), result.best_epoch),
+                "train_seconds": round(sum(r["seconds"] for r in run.metrics() if r.get("kind") == "epoch"), 2),
                 "wall_seconds": round(time.perf_counter() - t0, 2)}
-    task.finish(run, model, data, fit_info, device)
+    try:
+        if cfg.train.restore_best and run.best_file.exists():
+            model.load_state_dict(run.load_weights(run.best_file))
+        run.save_weights(cpu_state_dict(model))
+        run.write_json(run.model_file, {"format": 1, "task": cfg.task, "model": dataclasses.asdict(cfg.model),
+                                        "meta": data.meta})
+        results = task.finish(run, model, data, fit_info, device)
+        results["fit"]["total_seconds"] = round(time.perf_counter() - started, 2)  # with data, testing and report
+        run.write_json(run.results_file, results)
+    except KeyboardInterrupt:
+        raise Interrupted(f"Interrupted while testing the model and writing its report. Training had finished and "
+                          f"its weights are saved; finish the test and report with: "
+                          f"deepworks train --resume {run.path}") from None
+    except DiskFull as err:
+        raise DiskFull(f"{err} Training had finished; free some space, then finish the test and report with: "
+                       f"deepworks train --resume {run.path}") from None
     return Trained(run, cfg, task, model, device)
+
+
+def check_data_argument(settings: dict) -> None:
+    """`data=` names a file, a folder or a built-in; say so when it is given arrays (a common first try)."""
+    value = settings.get("data", settings.get("source", settings.get("data.source")))
+    if value is None or isinstance(value, (str, Path)):
+        return
+    kind = type(value).__name__
+    raise ConfigError(f"data= takes the path of a folder, CSV, .npz or text file, or a built-in name. Received: a "
+                      f"{kind}. To train on arrays, save them first: numpy.savez('data.npz', x=images, y=labels), "
+                      f"then pass data='data.npz'.")
 
 
 def load(run_path: str | Path, device: str = "auto", runs_dir: str | Path = "runs") -> Trained:
@@ -241,18 +335,55 @@ def load(run_path: str | Path, device: str = "auto", runs_dir: str | Path = "run
         raise DeepworksError(f"Run '{run.path}' has not finished training (no model.json). "
                              f"Resume it with: deepworks train --resume {run.path}")
     saved = run.read_json(run.model_file)
-    task = get_task(saved["task"]).from_meta(cfg, saved["meta"])
-    model = task.build_model()
+    if not isinstance(saved, dict) or not isinstance(saved.get("meta"), dict) or not isinstance(saved.get("task"), str):
+        raise DeepworksError(f"'{run.model_file}' does not describe a model: it needs 'task' and 'meta'. It was damaged "
+                             f"or edited by hand; restore it from a copy, or train the run again.")
+    threads.configure()
     try:
-        model.load_state_dict(run.load_weights())
-    except RuntimeError as err:
-        first = str(err).strip().splitlines()[-1].strip().rstrip(".")
-        raise DeepworksError(f"The weights in '{run.weights_file}' do not fit the {cfg.model.name} model this version of "
-                             f"deepworks builds ({first}). The run was probably made by another version: train it "
-                             f"again, or load it with the version that made it.") from None
+        task = get_task(saved["task"]).from_meta(cfg, saved["meta"])
+    except (KeyError, TypeError, ValueError) as err:
+        raise DeepworksError(f"'{run.model_file}' has an incomplete or invalid 'meta' ({type(err).__name__}: "
+                             f"{first_line(err)}). Restore it from a copy, or train the run again.") from None
+    except ConfigError as err:
+        raise DeepworksError(f"'{run.model_file}' or '{run.config_file}' does not describe a model this version of "
+                             f"deepworks can build: {err}") from None
+    model = build_to_fit(task, run)
     dev = resolve_device(device)
     prefer_channels_last(model.to(dev)).eval()
     return Trained(run, cfg, task, model, dev)
+
+
+def build_to_fit(task, run: Run) -> torch.nn.Module:
+    """The model the run's config.yaml and model.json describe, with its trained weights. It is first built on
+    torch's meta device, which allocates nothing, and its tensor shapes compared with those the weights file
+    declares: a damaged or edited config (10 million classes, width 3,000) is refused before it can ask for GBs."""
+    if not run.weights_file.exists():
+        run.load_weights()  # the message: training did not finish
+    declared = safetensors_shapes(run.weights_file)
+    try:
+        with torch.device("meta"):
+            skeleton = task.build_model()
+    except (KeyError, TypeError, ValueError, RuntimeError) as err:
+        raise DeepworksError(f"'{run.model_file}' or '{run.config_file}' does not describe a model this version of "
+                             f"deepworks can build ({first_line(err)}). Restore them from a copy, or train the run "
+                             f"again.") from None
+    wanted = {k: tuple(v.shape) for k, v in skeleton.state_dict().items()}
+    if wanted != declared:
+        missing = [k for k in wanted if k not in declared]
+        extra = [k for k in declared if k not in wanted]
+        wrong = [f"{k} {declared[k]} where the model has {wanted[k]}" for k in wanted
+                 if k in declared and declared[k] != wanted[k]]
+        what = "; ".join(part for part in (
+            f"shapes differ: {', '.join(wrong[:3])}" if wrong else "",
+            f"missing {', '.join(missing[:3])}" if missing else "",
+            f"unexpected {', '.join(extra[:3])}" if extra else "") if part)
+        raise DeepworksError(f"The weights in '{run.weights_file}' do not fit the {task.cfg.model.name} model that "
+                             f"'{run.config_file}' and '{run.model_file}' describe ({what}). One of them was changed "
+                             f"after training, or the run was made by another version of deepworks: restore the "
+                             f"files, or train the run again.")
+    model = task.build_model()
+    model.load_state_dict(run.load_weights())
+    return model
 
 
 def evaluate(run_path: str | Path, split: str = "test", data: str | None = None, progress: bool | None = False) -> dict:
@@ -279,7 +410,7 @@ def audit(data: str, data_dir: str | None = None, image_size: int | None = None,
     return audit_source(data, data_dir, image_size, channels, out, progress=progress)
 
 
-def generate(run_path: str | Path, prime: str = "", length: int = 500, temperature: float = 1.0,
+def generate(run_path: str | Path, prime: str = "", length: int = 500, temperature: float = 0.8,
              top_k: int | None = None, seed: int | None = None) -> str:
     """Sample text from a trained text run: the prime followed by `length` new characters."""
     return load(run_path).generate(prime, length, temperature, top_k, seed)

@@ -9,7 +9,7 @@ import sys
 import warnings
 
 from . import __version__
-from .config import SECTIONS, fields_by_key
+from .config import COMMAND_LINE, SECTIONS, Config, apply_overrides, fields_by_key
 
 EXAMPLES = """examples:
   deepworks train                                   LeNet-5 on scikit-learn's digits (no download)
@@ -69,9 +69,22 @@ def add_config_flags(parser: argparse.ArgumentParser) -> None:
             groups[section].add_argument(*flag_names(f), metavar=f.name.upper(), **kwargs)
 
 
+def common_options() -> argparse.ArgumentParser:
+    """Options every command takes."""
+    p = argparse.ArgumentParser(add_help=False)
+    p.add_argument("--threads", metavar="N",
+                   help="CPU threads for torch: a number, or auto (the cores no other process is busy on) "
+                        "[default: $DEEPWORKS_THREADS, else auto]")
+    return p
+
+
+def add_command(sub, name: str, **kwargs) -> argparse.ArgumentParser:
+    return sub.add_parser(name, parents=[common_options()], **kwargs)
+
+
 def run_tool_parser(sub, name: str, what: str, **kwargs) -> argparse.ArgumentParser:
     """A command that looks at a trained image run and writes `what` (figures) into its report folder or --out."""
-    p = sub.add_parser(name, **kwargs)
+    p = add_command(sub, name, **kwargs)
     p.add_argument("run", help="run directory, or a run name inside runs/")
     p.add_argument("--out", help=f"folder for the {what} [default: the run's report folder]")
     p.add_argument("--json", action="store_true", help="print the results as JSON on stdout")
@@ -85,7 +98,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"deepworks {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
-    p = sub.add_parser("train", help="train a model and write a run directory with metrics, weights and a report",
+    p = add_command(sub, "train", help="train a model and write a run directory with metrics, weights and a report",
                        formatter_class=argparse.RawDescriptionHelpFormatter, epilog=EXAMPLES,
                        description="Train a model. With no flags: LeNet-5 on scikit-learn's digits; with --task text alone: "
                                    "a 2-layer LSTM on Python's own standard-library source; with --task translate: "
@@ -98,19 +111,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print the results as JSON on stdout")
     add_config_flags(p)
 
-    p = sub.add_parser("evaluate", help="evaluate a trained run on its test split (or other labelled data)")
+    p = add_command(sub, "evaluate", help="evaluate a trained run on its test split (or other labelled data)")
     p.add_argument("run", help="run directory, or a run name inside runs/")
     p.add_argument("--split", default="test", choices=("test", "val"), help="which split of the run's data [default: test]")
     p.add_argument("--data", help="evaluate on all images of this labelled source instead (same classes)")
     p.add_argument("--json", action="store_true", help="print the metrics as JSON on stdout")
 
-    p = sub.add_parser("predict", help="name the top-k classes of image files")
+    p = add_command(sub, "predict", help="name the top-k classes of image files")
     p.add_argument("run", help="run directory, or a run name inside runs/")
     p.add_argument("images", nargs="+", metavar="IMAGE", help="image files or folders of images")
     p.add_argument("--top-k", type=int, default=3, help="how many classes to show per image [default: 3]")
     p.add_argument("--json", action="store_true", help="print JSON on stdout")
 
-    p = sub.add_parser("generate", help="write text with a trained text run, streamed as it is sampled",
+    p = add_command(sub, "generate", help="write text with a trained text run, streamed as it is sampled",
                        description="Sample text one character at a time from a text run. Lower temperatures are "
                                    "safer and more repetitive, higher ones more inventive; 0 always takes the "
                                    "likeliest character.")
@@ -122,7 +135,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, help="seed for repeatable output [default: a new one each time, shown with --json]")
     p.add_argument("--json", action="store_true", help="print the text and settings as JSON on stdout, when done")
 
-    p = sub.add_parser("translate", help="translate sentences with a trained translation run",
+    p = add_command(sub, "translate", help="translate sentences with a trained translation run",
                        description="Translate sentences given as arguments, read from --file (one per line), or from "
                                    "standard input (one per line) when none are given.")
     p.add_argument("run", help="run directory, or a run name inside runs/")
@@ -134,7 +147,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--plot", metavar="PNG", help="save an attention heatmap of the first sentence to this file")
     p.add_argument("--json", action="store_true", help="print JSON on stdout (with the attention weights)")
 
-    p = sub.add_parser("sample", help="make new images with a trained GAN run",
+    p = add_command(sub, "sample", help="make new images with a trained GAN run",
                        description="Draw new images from a GAN run's generator: a grid of --n images, or with "
                                    "--interpolate a strip that walks between two random points of the noise space. "
                                    "The same --seed gives the same images.")
@@ -203,7 +216,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--method", default="pca", choices=("pca", "tsne"), help="projection [default: pca]")
     p.add_argument("--samples", type=int, default=1000, help="test images (the first ones) [default: 1000]")
 
-    p = sub.add_parser("audit", help="check image data for imbalance, copies, leakage, corrupt files and shortcuts",
+    p = add_command(sub, "audit", help="check image data for imbalance, copies, leakage, corrupt files and shortcuts",
                        description="Audit labelled image data before trusting a model trained on it: class balance, "
                                    "exact and near copies within and across train/test (leakage), corrupt files, "
                                    "file sizes and modes, and classes that image statistics alone give away "
@@ -214,7 +227,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", help="folder for the report [default: audit-NAME]")
     p.add_argument("--json", action="store_true", help="print the findings as JSON on stdout")
 
-    p = sub.add_parser("demo", help="teaching demos that need no data",
+    p = add_command(sub, "demo", help="teaching demos that need no data",
                        description="representation: two spirals that no straight line separates, a one-hidden-layer "
                                    "network bending the plane until one does, and two rings made easy by polar "
                                    "coordinates.")
@@ -222,7 +235,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default="demo-representation", help="folder for the figures [default: demo-representation]")
     p.add_argument("--json", action="store_true", help="print the results as JSON on stdout")
 
-    p = sub.add_parser("runs", help="list runs with their status and best metric")
+    p = add_command(sub, "runs", help="list runs with their status and best metric")
     p.add_argument("--runs-dir", default="runs", help="folder of run directories [default: runs]")
     p.add_argument("--json", action="store_true", help="print JSON on stdout")
     return parser
@@ -245,6 +258,7 @@ def cmd_train(args) -> int:
     from . import api
 
     overrides = {k: v for k, v in vars(args).items() if k in fields_by_key()}
+    apply_overrides(Config(), overrides, COMMAND_LINE)  # a bad flag is named as the user typed it
     progress = False if args.quiet else None
     if args.resume:
         trained = api.train(resume=args.resume, progress=progress, **overrides)
@@ -254,7 +268,8 @@ def cmd_train(args) -> int:
     if args.json:
         print(json.dumps({"run": str(trained.run.path), **results}, indent=2))
         return 0
-    lines = [("run", str(trained.run.path)), *trained.task.summary(results),
+    overfit = results.get("fit", {}).get("overfit")
+    lines = [("run", str(trained.run.path)), *trained.task.summary(results), *([("note", overfit)] if overfit else []),
              ("report", str(trained.run.report_dir / "index.html"))]
     for label, text in lines:
         print(f"{label:<9} {text}")
@@ -519,8 +534,7 @@ def show_warning(message, category, filename, lineno, file=None, line=None):
 
 
 def main(argv: list[str] | None = None) -> int:
-    from .errors import DeepworksError, TrainingError
-    from .train import Interrupted
+    from .errors import DeepworksError, Interrupted, TrainingError
 
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -533,6 +547,9 @@ def main(argv: list[str] | None = None) -> int:
                 "visualize": cmd_visualize, "represent": cmd_represent, "audit": cmd_audit, "demo": cmd_demo,
                 "runs": cmd_runs}
     try:
+        from .threads import configure
+
+        configure(args.threads)
         return commands[args.command](args)
     except Interrupted as err:
         print(f"\n{err}", file=sys.stderr)
@@ -546,6 +563,20 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("\nInterrupted.", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        return reader_went_away()
+
+
+def reader_went_away() -> int:
+    """stdout was piped into a reader that closed it (`deepworks runs | head`): stop quietly, as `ls | head` does.
+    Python would otherwise complain again when it flushes stdout at exit, so point stdout at /dev/null first."""
+    import os
+
+    try:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    except (OSError, ValueError):
+        pass
+    return 0
 
 
 if __name__ == "__main__":

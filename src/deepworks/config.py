@@ -10,6 +10,9 @@ directory, and `Config.from_dict` reads it back.
 from __future__ import annotations
 
 import dataclasses
+import math
+import numbers
+import re
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -58,7 +61,8 @@ class DataConfig:
     test_fraction: float = setting(
         0.1, "Images: share held out for the final test when the data has no test split. (Text is scored on its "
         "validation part.)")
-    augment: str = setting("none", "Random training augmentation.", ("none", "flip", "crop", "crop+flip"))
+    augment: str | None = setting(None, "Random training augmentation (default: crop+flip for colour photos, none for "
+                                        "grey images).", (None, "none", "flip", "crop", "crop+flip"))
     strict: bool = setting(False, "Stop on unreadable files instead of skipping them with a warning.")
     seq_len: int = setting(128, "Text: characters per training sequence, the span of truncated backpropagation "
                                 "through time (the hidden state is carried on across sequences).")
@@ -74,7 +78,8 @@ class DataConfig:
 @dataclass
 class ModelConfig:
     name: str | None = setting(
-        None, "Network architecture: mlp, lenet or resnet for images (default lenet); rnn, lstm or gru for text "
+        None, "Network architecture: mlp, lenet or resnet for images (default: resnet for colour photos, lenet for grey "
+        "images); rnn, lstm or gru for text "
         "(default lstm); gru or lstm encoder-decoder, or transformer, for translation (default gru); dcgan for GANs.",
         ("mlp", "lenet", "resnet", "rnn", "lstm", "gru", "transformer", "dcgan"), flag="--model")
     depth: int | None = setting(
@@ -136,8 +141,8 @@ class TrainConfig:
         None, "Clip the gradient norm to this value; 0 turns clipping off (default: off for images, 1.0 for text, "
         "whose recurrent networks have exploding gradients).")
     patience: int | None = setting(
-        None, "Early stopping: stop after this many epochs without improvement of the monitored metric (off by default: "
-        "the one-cycle schedule's best epochs come at its end).")
+        None, "Early stopping: stop after this many epochs without improvement of the monitored metric; 0 turns it off "
+        "(default: images, a quarter of the epochs and at least 5; other tasks, off).")
     monitor: str | None = setting(None, "Validation metric for early stopping and the best checkpoint (default: the task's).")
     teacher_forcing: float = setting(
         1.0, "Translation: share of decoder steps fed the true previous word rather than the model's own guess.")
@@ -238,6 +243,18 @@ class Config:
              self.eval.robust_steps),
             (m.latent_size >= 1, "--latent-size must be at least 1", m.latent_size),
             (self.eval.fid_samples >= 2, "--fid-samples must be at least 2", self.eval.fid_samples),
+            (t.momentum is None or 0 <= t.momentum < 1, "--momentum (beta1 for adam and adamw) must be at least 0 and "
+             "below 1", t.momentum),
+            (0 <= self.seed < 2 ** 32, "--seed must be a whole number from 0 to 4294967295 (2**32 - 1)", self.seed),
+            (DEVICE.fullmatch(t.device) is not None, "--device must be auto, cpu, cuda, cuda:N or mps", repr(t.device)),
+            (self.name is None or len(self.name) <= MAX_NAME, f"--name must be at most {MAX_NAME} characters long",
+             f"{len(self.name or '')} characters"),
+            (d.image_size is None or d.image_size <= MAX_IMAGE_SIZE, f"--image-size must be at most {MAX_IMAGE_SIZE} "
+             f"pixels", d.image_size),
+            (t.gamma > 0, "--gamma must be above 0", t.gamma),
+            (t.step_epochs >= 1, "--step-epochs must be at least 1", t.step_epochs),
+            (d.max_len <= 10_000, "--max-len must be at most 10,000 words", d.max_len),
+            (d.seq_len <= 100_000, "--seq-len must be at most 100,000 characters", d.seq_len),
         ]
         for ok, rule, value in rules:
             if not ok:
@@ -262,16 +279,60 @@ class Config:
         path = Path(path)
         if not path.is_file():
             raise ConfigError(f"Config file '{path}' does not exist. Pass the path of a YAML file.")
-        try:
-            values = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-        except yaml.YAMLError as err:
-            raise ConfigError(f"'{path}' is not valid YAML: {err}") from None
+        values = read_yaml(path) or {}
         if not isinstance(values, dict):
             raise ConfigError(f"'{path}' must hold a mapping of settings, like 'train: {{lr: 0.01}}'.")
         return cls.from_dict(values, origin=str(path))
 
 
 SECTIONS = ("data", "model", "train", "eval")
+DEVICE = re.compile(r"auto|cpu|mps|cuda(:\d+)?")
+MAX_NAME = 100  # characters; run.py makes the folder name from it
+MAX_IMAGE_SIZE = 4096
+MAX_CONFIG_BYTES = 1_000_000  # a settings file is a few KB; a megabyte is not one
+MAX_ALIASES = 20  # YAML aliases (*name) in a settings file: a few are handy, thousands are an expansion bomb
+
+
+class BoundedLoader(yaml.SafeLoader):
+    """yaml.safe_load that refuses more than MAX_ALIASES aliases: a few hundred bytes of nested aliases ("billion
+    laughs") expand to gigabytes as soon as anything walks the tree."""
+
+    def compose_node(self, parent, index):
+        if self.check_event(yaml.AliasEvent):
+            self.aliases = getattr(self, "aliases", 0) + 1
+            if self.aliases > MAX_ALIASES:
+                raise yaml.YAMLError(f"more than {MAX_ALIASES} aliases (*name): refused, since nested aliases expand "
+                                     f"without bound")
+        return super().compose_node(parent, index)
+
+
+def read_yaml(path: Path) -> Any:
+    """A YAML file's values: UTF-8 (or UTF-16 with its byte-order mark), small, safe, with few aliases."""
+    if path.stat().st_size > MAX_CONFIG_BYTES:
+        raise ConfigError(f"'{path}' is {path.stat().st_size:,} bytes: too big for a settings file (at most "
+                          f"{MAX_CONFIG_BYTES:,}). Pass a YAML file of settings, like a run's config.yaml.")
+    raw = path.read_bytes()
+    try:
+        text = raw.decode("utf-16") if raw[:2] in (b"\xff\xfe", b"\xfe\xff") else raw.decode("utf-8-sig")
+    except UnicodeDecodeError as err:
+        raise ConfigError(f"'{path}' is not UTF-8 text (byte {err.start:,} is 0x{raw[err.start]:02x}). Save it as a "
+                          f"UTF-8 YAML file.") from None
+    try:
+        return yaml.load(text, Loader=BoundedLoader)
+    except yaml.YAMLError as err:
+        raise ConfigError(f"'{path}' is not valid YAML: {err}") from None
+
+
+def label(key: str, origin: str) -> str:
+    """How a message names a setting: its flag when it came from the command line, else its key and where."""
+    if origin == COMMAND_LINE:
+        section, f, _ = fields_by_key()[key]
+        flag = f.metadata.get("flag") or "--" + f.name.replace("_", "-")
+        return flag if isinstance(flag, str) else flag[0]
+    return f"Setting '{key}' in {origin}"
+
+
+COMMAND_LINE = "the command line"
 
 
 def fill_defaults(config: Config, defaults: dict[str, Any]) -> Config:
@@ -318,18 +379,27 @@ def apply_overrides(config: Config, overrides: dict[str, Any], origin: str = "co
     known = fields_by_key()
     for key, value in overrides.items():
         if key not in known:
-            close = [k for k in known if k.split(".")[-1] == key.split(".")[-1]]
-            hint = f" Did you mean '{close[0]}'?" if close else f" Known settings: {', '.join(sorted(known))}."
-            raise ConfigError(f"Unknown setting '{key}' in {origin}.{hint}")
+            raise ConfigError(f"Unknown setting '{key}' in {origin}.{close_match(key, known)}")
         section, f, typ = known[key]
         value = convert(value, typ, key, origin)
         choices = f.metadata.get("choices")
         if choices and value is not None and value not in choices:  # None: left to the task
-            raise ConfigError(
-                f"Setting '{key}' in {origin} must be one of {', '.join(str(c) for c in choices)}. Received: {value!r}."
-            )
+            raise ConfigError(f"{label(key, origin)} must be one of {', '.join(str(c) for c in choices if c is not None)}"
+                              f". Received: {value!r}.")
         setattr(getattr(config, section) if section else config, f.name, value)
     return config
+
+
+def close_match(key: str, known) -> str:
+    """' Did you mean ...?' for a misspelt setting, by its own name or its full key."""
+    import difflib
+
+    names = {k.split(".")[-1]: k for k in known}
+    own = key.split(".")[-1]
+    close = [own] if own in names else difflib.get_close_matches(own, list(names), n=2, cutoff=0.6)
+    if close:
+        return " Did you mean " + " or ".join(f"'{names[c]}'" for c in close) + "?"
+    return f" See a run's config.yaml, or `deepworks train --help`, for the {len(known)} settings."
 
 
 def convert(value: Any, typ: Any, key: str, origin: str) -> Any:
@@ -340,7 +410,10 @@ def convert(value: Any, typ: Any, key: str, origin: str) -> Any:
     if value is None or (optional and isinstance(value, str) and value.lower() in ("none", "null", "")):
         if optional:
             return None
-        raise ConfigError(f"Setting '{key}' in {origin} needs a value.")
+        raise ConfigError(f"{label(key, origin)} needs a value.")
+    if not isinstance(value, (str, numbers.Number)):  # a list, a mapping, an array: never a setting's value
+        raise ConfigError(f"{label(key, origin)} expects a single {getattr(base, '__name__', base)}. Received: a "
+                          f"{type(value).__name__}.")
     try:
         if base is bool:
             if isinstance(value, bool):
@@ -355,9 +428,12 @@ def convert(value: Any, typ: Any, key: str, origin: str) -> Any:
                 raise ValueError
             return int(value)
         if base is float:
-            return float(value)
+            number = float(value)
+            if not math.isfinite(number):
+                raise ConfigError(f"{label(key, origin)} must be a finite number. Received: {value!r}.")
+            return number
         return str(value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         raise ConfigError(
-            f"Setting '{key}' in {origin} expects {getattr(base, '__name__', base)}. Received: {value!r}."
+            f"{label(key, origin)} expects {getattr(base, '__name__', base)}. Received: {value!r}."
         ) from None

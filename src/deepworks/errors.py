@@ -20,3 +20,11 @@ class DataError(DeepworksError):
 
 class TrainingError(DeepworksError):
     """Training stopped for a reason the user can act on (a diverging loss)."""
+
+
+class Interrupted(DeepworksError):
+    """Ctrl-C: the state was saved and the run can be resumed."""
+
+
+class DiskFull(DeepworksError):
+    """A file could not be written because the disk is full; the file it would have replaced is intact."""

@@ -18,7 +18,10 @@ the features of two images, generated relative to real; far below 1 means the sa
 from __future__ import annotations
 
 import hashlib
+import math
 import os
+import sys
+import time
 import warnings
 from pathlib import Path
 
@@ -73,19 +76,33 @@ def rotated(x: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
     return out
 
 
+def feature_steps(n: int) -> int:
+    """Optimizer steps of FeatureNet for n images: FEATURE_STEPS, but no more than about 20 passes over a small set
+    (400 faces do not need 600 batches of 128), and at least 100."""
+    return min(FEATURE_STEPS, max(100, math.ceil(20 * n / 128)))
+
+
 def train_feature_net(images: torch.Tensor, labels: torch.Tensor | None, steps: int | None = None,
-                      seed: int = 0) -> FeatureNet:
-    """Train FeatureNet on uint8 images: on the labels when given, else on predicting a random rotation."""
+                      seed: int = 0, progress: bool | None = None) -> FeatureNet:
+    """Train FeatureNet on uint8 images: on the labels when given, else on predicting a random rotation. It can take
+    minutes on a CPU, so it says so when it starts and ends (a bar on a terminal), unless `progress` is False."""
     from tqdm.auto import tqdm
 
-    steps = steps or FEATURE_STEPS
+    steps = steps or feature_steps(len(images))
     g = torch.Generator().manual_seed(seed)
     with torch.random.fork_rng():
         torch.manual_seed(seed)
         net = FeatureNet(images.shape[1], int(labels.max()) + 1 if labels is not None else 4)
     opt = torch.optim.Adam(net.parameters(), lr=1e-3)
     n = len(images)
-    for _ in tqdm(range(steps), desc="training the FID classifier (once per dataset)", leave=False, disable=None):
+    say = progress is not False
+    if say:
+        print(f"Training the classifier whose features FID compares, on {n:,} images for {steps} steps; once for "
+              f"this data, then cached in {cache_dir()}.", file=sys.stderr, flush=True)
+    t0 = time.perf_counter()
+    bar = tqdm(range(steps), desc="FID classifier", unit="step", leave=False,
+               disable=not (say and sys.stderr.isatty()))
+    for _ in bar:
         idx = torch.randint(n, (min(128, n),), generator=g)
         x = to_unit(images[idx])
         if labels is None:
@@ -97,11 +114,13 @@ def train_feature_net(images: torch.Tensor, labels: torch.Tensor | None, steps: 
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
+    if say:
+        print(f"FID classifier ready in {time.perf_counter() - t0:.1f} s.", file=sys.stderr, flush=True)
     return net.eval()
 
 
 def fingerprint(images: torch.Tensor, labels: torch.Tensor | None) -> str:
-    h = hashlib.sha256(f"v{VERSION}-{FEATURE_STEPS}-{tuple(images.shape)}".encode())
+    h = hashlib.sha256(f"v{VERSION}-{feature_steps(len(images))}-{tuple(images.shape)}".encode())
     h.update(images.numpy().tobytes())
     if labels is not None:
         h.update(labels.numpy().astype(np.int64).tobytes())
@@ -115,25 +134,24 @@ class Features:
         self.net, self.name, self.scripted = net, name, scripted
 
     @classmethod
-    def trained_on(cls, images: torch.Tensor, labels: torch.Tensor | None, description: str) -> "Features":
-        """The cached FeatureNet for these images, trained (about half a minute on a CPU) when not cached yet."""
-        from safetensors.torch import load_file, save_file
+    def trained_on(cls, images: torch.Tensor, labels: torch.Tensor | None, description: str,
+                   progress: bool | None = None) -> "Features":
+        """The cached FeatureNet for these images, trained when not cached yet (from seconds for a few hundred
+        small images to minutes for 60,000 on a laptop CPU)."""
+        from safetensors.torch import save
 
-        from .run import temp_beside
+        from .run import atomic_write_bytes, read_safetensors
 
         kind = "classes" if labels is not None else "rotation"
         path = cache_dir() / f"featurenet-{fingerprint(images, labels)}.safetensors"
         net = FeatureNet(images.shape[1], int(labels.max()) + 1 if labels is not None else 4)
         if path.is_file():
-            net.load_state_dict(load_file(path))
+            net.load_state_dict(read_safetensors(path))
         else:
-            net = train_feature_net(images, labels)
-            path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = temp_beside(path)
-            save_file({k: v.contiguous() for k, v in net.state_dict().items()}, tmp)
-            os.replace(tmp, path)
+            net = train_feature_net(images, labels, progress=progress)
+            atomic_write_bytes(path, save({k: v.contiguous() for k, v in net.state_dict().items()}))
         name = (f"deepworks FeatureNet v{VERSION} trained to predict the {kind} of {description} "
-                f"({FEATURE_STEPS} steps, seed 0), cached at {path}")
+                f"({feature_steps(len(images))} steps, seed 0), cached at {path}")
         return cls(net.eval(), name)
 
     @classmethod
@@ -197,6 +215,14 @@ def class_entropy_score(probs: np.ndarray) -> float:
     h_marginal = -(marginal * np.log(marginal + eps)).sum()
     h_each = -(probs * np.log(probs + eps)).sum(1).mean()
     return float(np.exp(h_marginal - h_each))
+
+
+def class_diversities(features: np.ndarray, labels: torch.Tensor | None) -> dict[int, float]:
+    """The diversity of each class's images (classes with at least two), or nothing without labels."""
+    if labels is None:
+        return {}
+    y = np.asarray(labels)
+    return {int(c): diversity(features[y == c]) for c in np.unique(y) if (y == c).sum() >= 2}
 
 
 def diversity(features: np.ndarray, pairs: int = 2000, seed: int = 0) -> float:

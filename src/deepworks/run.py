@@ -17,19 +17,25 @@ place, so a crash or Ctrl-C never leaves a half-written file behind.
 
 from __future__ import annotations
 
+import errno
+import io
 import json
 import os
 import platform
 import re
 import tempfile
 import time
+import warnings
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors.torch import load_file, save_file
 
-from .errors import DeepworksError
+from .errors import DeepworksError, DiskFull
+
+MAX_NAME = 100  # characters of a run name: far below the file systems' 255 bytes, and readable in a listing
+CHECKPOINT_KEYS = ("epoch", "step", "model", "optimizers", "schedules", "rng", "sums", "best", "best_epoch")
 
 
 def _umask() -> int:
@@ -43,15 +49,32 @@ FILE_MODE = 0o666 & ~_umask()  # what open() would give; mkstemp's 0600 would hi
 
 def temp_beside(path: Path, suffix: str = ".tmp") -> str:
     """A temporary file in the same folder as `path` (so os.replace is atomic), with normal permissions."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=suffix)
+    try:
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=suffix)
+    except OSError as err:
+        raise write_error(path, err) from None
     os.close(fd)
     os.chmod(tmp, FILE_MODE)
     return tmp
 
 
+def write_error(path: Path, err: OSError) -> DeepworksError:
+    """A full disk or an unwritable folder, said plainly: what could not be written, and that nothing was lost."""
+    if err.errno in (errno.ENOSPC, errno.EDQUOT):
+        return DiskFull(f"The disk is full: '{path}' could not be written (no space left on the device). The file "
+                        f"it would have replaced, if any, is intact. Free some space and try again.")
+    return DeepworksError(f"Cannot write '{path}' ({err.strerror or err}). Check that its folder exists and that you "
+                          f"may write to it.")
+
+
 def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Write to a temporary file beside `path`, flush it to the disk, then rename it into place: a crash, a kill
+    or a full disk leaves either the old file or the new one, never half of one."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise write_error(path, err) from None
     tmp = temp_beside(path)
     try:
         with open(tmp, "wb") as f:
@@ -59,6 +82,9 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
+    except OSError as err:
+        Path(tmp).unlink(missing_ok=True)
+        raise write_error(path, err) from None
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
@@ -73,20 +99,44 @@ def atomic_write_json(path: Path, value: Any) -> None:
 
 
 def atomic_torch_save(path: Path, value: Any) -> None:
-    path = Path(path)
-    tmp = temp_beside(path)
-    try:
-        torch.save(value, tmp)
-        with open(tmp, "rb") as f:
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    """torch.save into memory, then an atomic write (a checkpoint is a few MB; this way a full disk is an OSError
+    with its errno, not a torch error about stream positions)."""
+    buffer = io.BytesIO()
+    torch.save(value, buffer)
+    atomic_write_bytes(path, buffer.getvalue())
 
 
 def cpu_state_dict(model: torch.nn.Module) -> dict[str, torch.Tensor]:
     return {k: v.detach().to("cpu").contiguous().clone() for k, v in model.state_dict().items()}
+
+
+def read_safetensors(path: Path) -> dict[str, torch.Tensor]:
+    """Tensors from a safetensors file, or a message that names the file when it is damaged."""
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    try:
+        return load_file(path)
+    except (SafetensorError, OSError, ValueError) as err:
+        raise DeepworksError(f"'{path}' is damaged or not a safetensors file ({first_line(err)}). Restore it from a "
+                             f"copy, or train the run again.") from None
+
+
+def safetensors_shapes(path: Path) -> dict[str, tuple[int, ...]]:
+    """The tensor names and shapes a safetensors file declares, read from its header alone (nothing allocated)."""
+    from safetensors import SafetensorError, safe_open
+
+    try:
+        with safe_open(path, framework="pt") as f:
+            return {k: tuple(f.get_slice(k).get_shape()) for k in f.keys()}
+    except (SafetensorError, OSError, ValueError) as err:
+        raise DeepworksError(f"'{path}' is damaged or not a safetensors file ({first_line(err)}). Restore it from a "
+                             f"copy, or train the run again.") from None
+
+
+def first_line(err: BaseException) -> str:
+    text = str(err).strip()
+    return text.splitlines()[0] if text else type(err).__name__
 
 
 class Run:
@@ -94,19 +144,38 @@ class Run:
 
     def __init__(self, path: str | Path):
         self.path = Path(path)
+        self._lock_file = None
 
     # --- creation and lookup -------------------------------------------------
     @classmethod
     def create(cls, runs_dir: str | Path, name: str) -> "Run":
+        """A new, empty run folder named after `name` (made safe for a file name), or NAME-2, NAME-3 ... when
+        taken. mkdir itself decides who gets a name, so processes starting runs at the same moment never collide."""
+        runs_dir = cls.make_runs_dir(runs_dir)
+        base = re.sub(r"[^A-Za-z0-9._-]+", "-", name).strip("-.")[:MAX_NAME].strip("-.") or "run"
+        n = 1
+        while True:
+            candidate = runs_dir / (base if n == 1 else f"{base}-{n}")
+            try:
+                candidate.mkdir()
+                return cls(candidate)
+            except FileExistsError:
+                n += 1
+            except OSError as err:
+                raise write_error(candidate, err) from None
+
+    @staticmethod
+    def make_runs_dir(runs_dir: str | Path) -> Path:
         runs_dir = Path(runs_dir)
-        runs_dir.mkdir(parents=True, exist_ok=True)
-        base = re.sub(r"[^A-Za-z0-9._-]+", "-", name).strip("-") or "run"
-        candidate, n = runs_dir / base, 1
-        while candidate.exists():
-            n += 1
-            candidate = runs_dir / f"{base}-{n}"
-        candidate.mkdir()
-        return cls(candidate)
+        try:
+            runs_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as err:
+            raise DeepworksError(f"Cannot create the runs folder '{runs_dir}' ({err.strerror or err}). Pass "
+                                 f"--runs-dir a folder you may write to.") from None
+        if not os.access(runs_dir, os.W_OK | os.X_OK):
+            raise DeepworksError(f"Cannot write into the runs folder '{runs_dir}'. Pass --runs-dir a folder you may "
+                                 f"write to.")
+        return runs_dir
 
     @classmethod
     def open(cls, path: str | Path, runs_dir: str | Path = "runs") -> "Run":
@@ -118,6 +187,50 @@ class Run:
             f"No run at '{path}'. Pass a run directory (one with config.yaml), "
             f"for example one listed by 'deepworks runs'."
         )
+
+    # --- one process at a time ----------------------------------------------------------
+    @contextmanager
+    def lock(self):
+        """Hold the run for this process while it trains: a second `train --resume` of the same run is refused
+        instead of interleaving its epochs with ours. The operating system releases the lock when the process
+        ends, however it ends, so a killed run never stays locked."""
+        try:
+            import fcntl
+        except ImportError:  # not a POSIX system: no locking
+            yield self
+            return
+        path = self.path / ".lock"
+        try:
+            handle = open(path, "a+")
+        except OSError as err:
+            raise write_error(path, err) from None
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            handle.seek(0)
+            holder = handle.read().strip()
+            handle.close()
+            raise DeepworksError(f"Run '{self.path}' is being trained by another process"
+                                 f"{f' (pid {holder})' if holder.isdigit() else ''}. Wait for it to finish, or stop "
+                                 f"it, then resume with: deepworks train --resume {self.path}") from None
+        handle.seek(0)
+        handle.truncate()
+        handle.write(str(os.getpid()))
+        handle.flush()
+        try:
+            self.remove_leftovers()
+            yield self
+        finally:
+            handle.close()  # releases the lock
+
+    def remove_leftovers(self) -> None:
+        """Delete the temporary files that a process killed in the middle of a write left behind (hidden, named
+        after the file they were to replace). Only called while holding the lock, so no live write is touched."""
+        for folder in (self.path, self.report_dir, self.path / "snapshots"):
+            if folder.is_dir():
+                for p in folder.iterdir():
+                    if p.name.startswith(".") and p.name.endswith((".tmp", ".part")) and p.is_file():
+                        p.unlink(missing_ok=True)
 
     # --- file names -----------------------------------------------------------
     config_file = property(lambda self: self.path / "config.yaml")
@@ -138,24 +251,41 @@ class Run:
     def log(self, **record: Any) -> None:
         """Append one JSON line. Appends of one short line are atomic enough: a torn last line is skipped on read."""
         record = {"time": round(time.time(), 3), **record}
-        with open(self.metrics_file, "a", encoding="utf-8") as f:
-            f.write(json.dumps(record) + "\n")
-            f.flush()
+        try:
+            with open(self.metrics_file, "a", encoding="utf-8") as f:
+                f.write(json.dumps(record) + "\n")
+                f.flush()
+        except OSError as err:
+            raise write_error(self.metrics_file, err) from None
 
     def metrics(self) -> list[dict]:
+        """Every record of metrics.jsonl. Lines that are not JSON objects (a torn write, a hand edit) are skipped,
+        with one warning that names them."""
         if not self.metrics_file.exists():
             return []
-        out = []
-        for line in self.metrics_file.read_text(encoding="utf-8").splitlines():
-            try:
-                out.append(json.loads(line))
-            except json.JSONDecodeError:
+        out, bad = [], []
+        text = self.metrics_file.read_text(encoding="utf-8", errors="replace")
+        lines = text.splitlines()
+        for number, line in enumerate(lines, 1):
+            if not line.strip():
                 continue
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError:
+                record = None
+            if isinstance(record, dict):
+                out.append(record)
+            elif number < len(lines) or text.endswith("\n"):  # a last line without its newline is a torn write
+                bad.append(number)
+        if bad:
+            warnings.warn(f"'{self.metrics_file}': line(s) {', '.join(map(str, bad[:10]))} are not JSON records and "
+                          f"were skipped.", RuntimeWarning, stacklevel=2)
         return out
 
     def truncate_metrics(self, after_epoch: int) -> None:
         """On resume, drop lines logged after the checkpoint we resume from."""
-        kept = [r for r in self.metrics() if r.get("kind") not in ("epoch", "sample") or r["epoch"] <= after_epoch]
+        kept = [r for r in self.metrics()
+                if r.get("kind") not in ("epoch", "sample", "trace", "warning") or r.get("epoch", 0) <= after_epoch]
         kept = [r for r in kept if r.get("kind") != "test"]
         atomic_write_text(self.metrics_file, "".join(json.dumps(r) + "\n" for r in kept))
 
@@ -164,23 +294,35 @@ class Run:
         atomic_torch_save(self.checkpoint_file, state)
 
     def load_checkpoint(self) -> dict:
-        if not self.checkpoint_file.exists():
+        """The training state to resume from, loaded with weights_only=True: tensors and plain values only, so a
+        file that holds anything else is refused without running any of it."""
+        import pickle
+        import zipfile
+
+        path = self.checkpoint_file
+        if not path.exists():
             raise DeepworksError(
                 f"Run '{self.path}' has no checkpoint.pt to resume from: it stopped before its first "
                 f"epoch ended. Start it again without --resume."
             )
-        return torch.load(self.checkpoint_file, map_location="cpu", weights_only=True)
+        try:
+            state = torch.load(path, map_location="cpu", weights_only=True)
+        except pickle.UnpicklingError:
+            raise DeepworksError(f"'{path}' is not a deepworks checkpoint: it holds Python objects other than tensors "
+                                 f"and numbers, so it was not loaded. Do not load it with weights_only=False: that "
+                                 f"would run whatever code the file carries. Delete it and start the run again.") from None
+        except (RuntimeError, EOFError, OSError, ValueError, zipfile.BadZipFile) as err:
+            raise DeepworksError(f"'{path}' is damaged ({first_line(err)}), so the run cannot be resumed from it. "
+                                 f"Start it again without --resume (or restore the file from a copy).") from None
+        if not isinstance(state, dict) or any(k not in state for k in CHECKPOINT_KEYS):
+            raise DeepworksError(f"'{path}' is not a deepworks checkpoint (it lacks the training state). Start the "
+                                 f"run again without --resume.")
+        return state
 
     def save_weights(self, state_dict: dict[str, torch.Tensor], path: Path | None = None) -> None:
-        path = path or self.weights_file
-        tmp = temp_beside(path)
-        try:
-            save_file(state_dict, tmp)
-            os.chmod(tmp, FILE_MODE)  # safetensors writes a fresh file of its own
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        from safetensors.torch import save
+
+        atomic_write_bytes(path or self.weights_file, save(state_dict))
 
     def load_weights(self, path: Path | None = None) -> dict[str, torch.Tensor]:
         path = path or self.weights_file
@@ -189,13 +331,27 @@ class Run:
                 f"Run '{self.path}' has no {path.name}: training did not finish. "
                 f"Resume it with: deepworks train --resume {self.path}"
             )
-        return load_file(path)
+        return read_safetensors(path)
 
     def write_json(self, path: Path, value: Any) -> None:
         atomic_write_json(path, value)
 
     def read_json(self, path: Path) -> Any:
-        return json.loads(path.read_text(encoding="utf-8"))
+        try:
+            return json.loads(path.read_text(encoding="utf-8"))
+        except (json.JSONDecodeError, UnicodeDecodeError) as err:
+            raise DeepworksError(f"'{path}' is not valid JSON ({first_line(err)}): it was damaged or edited by hand. "
+                                 f"Restore it from a copy, or train the run again.") from None
+        except OSError as err:
+            raise DeepworksError(f"Cannot read '{path}' ({err.strerror or err}).") from None
+
+    def recorded_threads(self) -> int | None:
+        """The number of CPU threads the run trained with (results depend on it in the last bits)."""
+        try:
+            value = json.loads(self.environment_file.read_text(encoding="utf-8")).get("torch_threads")
+        except (OSError, ValueError, AttributeError):
+            return None
+        return value if isinstance(value, int) and value >= 1 else None
 
     def write_environment(self, seed: int, device: str) -> None:
         import numpy

@@ -12,13 +12,15 @@ FILE_IMAGE_SIZE = 32  # default side for decoded image files (folders, CSVs) whe
 
 
 def load_image_source(source: str, size: int | None, channels: int | None, data_dir: str | None = None,
-                      download: bool = True, strict: bool = False, progress: bool = True) -> ImageSet:
-    """Read a folder, CSV, .npz or built-in name. Files are decoded at `size` (default 32); arrays keep theirs."""
+                      download: bool = True, strict: bool = False, progress: bool = True,
+                      lenient: bool = False) -> ImageSet:
+    """Read a folder, CSV, .npz or built-in name. Files are decoded at `size` (default 32); arrays keep theirs.
+    `lenient` (the audit) reads a folder with empty class folders, or a single class, instead of refusing it."""
     path = Path(source)
     if source in BUILTINS and not path.exists():
         return load_builtin(source, data_dir, download)
     if path.is_dir():
-        return read_folder(path, size or FILE_IMAGE_SIZE, channels, strict, progress)
+        return read_folder(path, size or FILE_IMAGE_SIZE, channels, strict, progress, lenient)
     if path.suffix.lower() == ".csv":
         return read_csv(path, size or FILE_IMAGE_SIZE, channels, strict, progress)
     if path.suffix.lower() == ".npz":

@@ -18,6 +18,7 @@ Each check returns `Finding`s that say what was found, what it means and what to
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -60,24 +61,39 @@ def pixel_hashes(x: np.ndarray) -> list[str]:
     return [hashlib.blake2b(np.ascontiguousarray(img).tobytes(), digest_size=12).hexdigest() for img in x]
 
 
-def exact_duplicates(splits: dict[str, np.ndarray]) -> list[Finding]:
+Namer = Callable[[str, int], str]
+
+
+def index_names(split: str, i: int) -> str:
+    return f"{split} #{i}"
+
+
+def namer(names: dict[str, list[str]] | None) -> Namer:
+    """What to call image i of a split in a finding: its file (or 'd.npz x[12]') when known, else 'train #12'."""
+    def name(split: str, i: int) -> str:
+        known = (names or {}).get(split)
+        return known[i] if known is not None and i < len(known) else index_names(split, i)
+
+    return name
+
+
+def exact_duplicates(splits: dict[str, np.ndarray], name: Namer = index_names) -> list[Finding]:
     """Images with identical pixels: repeated within a split, and shared between splits."""
-    where: dict[str, list[tuple[str, int]]] = {}
-    for name, x in splits.items():
-        for i, h in enumerate(pixel_hashes(x)):
-            where.setdefault(h, []).append((name, i))
+    where = copy_groups(splits)
     findings = []
-    for name in splits:
-        groups = [v for v in where.values() if sum(s == name for s, _ in v) > 1]
-        extra = sum(sum(s == name for s, _ in v) - 1 for v in groups)
+    for split in splits:
+        groups = [[i for s, i in v if s == split] for v in where.values() if sum(s == split for s, _ in v) > 1]
+        extra = sum(len(g) - 1 for g in groups)
         if extra:
-            example = [i for s, i in groups[0] if s == name][:2]
+            pairs = [(g[0], j) for g in groups for j in g[1:]][:50]
+            a, b = pairs[0]
             findings.append(Finding("duplicates", "warning",
-                                    f"{extra} {name} image(s) are exact copies of other {name} images "
-                                    f"(for example {name} #{example[0]} and #{example[1]}).",
+                                    f"{extra} {split} image(s) are exact copies of other {split} images "
+                                    f"(for example '{name(split, a)}' and '{name(split, b)}').",
                                     "Copies weigh those images more and, split apart, leak between train and test. "
-                                    "Remove the copies.", {"split": name, "extra_copies": extra,
-                                                           "example": example}))
+                                    "Remove the copies.", {"split": split, "extra_copies": extra, "example": [a, b],
+                                                           "pairs": [list(p) for p in pairs],
+                                                           "files": [[name(split, i), name(split, j)] for i, j in pairs]}))
     names = list(splits)
     for a in range(len(names)):
         for b in range(a + 1, len(names)):
@@ -85,13 +101,47 @@ def exact_duplicates(splits: dict[str, np.ndarray]) -> list[Finding]:
             if shared:
                 pairs = [(next(i for s, i in v if s == names[a]), next(i for s, i in v if s == names[b]))
                          for v in shared]
+                i, j = pairs[0]
                 findings.append(Finding("leakage", "warning",
-                                         f"{len(shared)} {names[b]} image(s) also appear in {names[a]} (exact "
-                                         f"copies; for example {names[b]} #{pairs[0][1]} = {names[a]} #{pairs[0][0]}).",
-                                         f"The {names[b]} score overstates how the model does on new images. "
-                                         f"Remove the copies from one side.",
-                                         {"splits": [names[a], names[b]], "count": len(shared), "pairs": pairs[:20]}))
+                                        f"{len(shared)} {names[b]} image(s) also appear in {names[a]} (exact copies; "
+                                        f"for example '{name(names[b], j)}' = '{name(names[a], i)}').",
+                                        f"The {names[b]} score overstates how the model does on new images. "
+                                        f"Remove the copies from one side.",
+                                        {"splits": [names[a], names[b]], "count": len(shared), "pairs": pairs[:20],
+                                         "files": [[name(names[a], i), name(names[b], j)] for i, j in pairs[:20]]}))
     return findings
+
+
+def copy_groups(splits: dict[str, np.ndarray]) -> dict[str, list[tuple[str, int]]]:
+    """Pixel hash -> every (split, index) with those exact pixels."""
+    where: dict[str, list[tuple[str, int]]] = {}
+    for split, x in splits.items():
+        for i, h in enumerate(pixel_hashes(x)):
+            where.setdefault(h, []).append((split, i))
+    return where
+
+
+def label_conflicts(splits: dict[str, tuple[np.ndarray, np.ndarray]], classes: list[str], name: Namer = index_names,
+                    near: list[tuple[str, int, str, int]] = ()) -> list[Finding]:
+    """The same picture (exact copies, or the near copies found) filed under two different classes."""
+    xs = {split: x for split, (x, _) in splits.items()}
+    label = {split: y for split, (_, y) in splits.items()}
+    pairs = []
+    for members in copy_groups(xs).values():
+        first = members[0]
+        pairs += [(*first, *m) for m in members[1:] if label[m[0]][m[1]] != label[first[0]][first[1]]]
+    pairs += [p for p in near if label[p[0]][p[1]] != label[p[2]][p[3]]]
+    if not pairs:
+        return []
+    sa, i, sb, j = pairs[0]
+    return [Finding("label-conflict", "warning",
+                    f"{len(pairs)} picture(s) are filed under two different classes (for example '{name(sa, i)}' as "
+                    f"{classes[label[sa][i]]} and '{name(sb, j)}' as {classes[label[sb][j]]}).",
+                    "One of the two labels is wrong, or the picture shows both: keep one copy under the right class, "
+                    "or remove both. The model is trained to give one image two answers otherwise.",
+                    {"count": len(pairs), "pairs": [list(p) for p in pairs[:50]],
+                     "files": [[name(a, k), name(b, m)] for a, k, b, m in pairs[:50]],
+                     "classes": [[classes[label[a][k]], classes[label[b][m]]] for a, k, b, m in pairs[:50]]})]
 
 
 def thumbnails(x: np.ndarray, side: int = 32) -> np.ndarray:
@@ -146,38 +196,41 @@ def near_twins(x: np.ndarray, threshold: float = NEAR_SIMILARITY, cap: int = 20_
     return pairs, len(idx)
 
 
-def near_copies_within(splits: dict[str, np.ndarray], seed: int = 0) -> list[Finding]:
+def near_copies_within(splits: dict[str, np.ndarray], seed: int = 0, name: Namer = index_names) -> list[Finding]:
     findings = []
-    for name, x in splits.items():
+    for split, x in splits.items():
         pairs, compared = near_twins(x, seed=seed)
         if pairs:
             a, b, s = pairs[0]
             sampled = "" if compared == len(x) else f" among a sample of {compared:,} of its {len(x):,} images"
             findings.append(Finding("near-duplicates", "warning",
-                                    f"{len(pairs)} pair(s) of {name} images are near copies of each other{sampled} "
-                                    f"(for example #{a} and #{b}, similarity {s:.3f}).",
+                                    f"{len(pairs)} pair(s) of {split} images are near copies of each other{sampled} "
+                                    f"(for example '{name(split, a)}' and '{name(split, b)}', similarity {s:.3f}).",
                                     "Near copies count one picture several times, and leak between train and test "
                                     "when a split separates them. Keep one of each pair.",
-                                    {"split": name, "count": len(pairs), "compared": compared,
-                                     "pairs": [list(p) for p in pairs[:50]]}))
+                                    {"split": split, "count": len(pairs), "compared": compared,
+                                     "pairs": [list(p) for p in pairs[:50]],
+                                     "files": [[name(split, i), name(split, j)] for i, j, _ in pairs[:50]]}))
     return findings
 
 
-def near_leakage(splits: dict[str, np.ndarray], train: str = "train") -> list[Finding]:
+def near_leakage(splits: dict[str, np.ndarray], train: str = "train", name: Namer = index_names) -> list[Finding]:
     findings = []
-    for name, x in splits.items():
-        if name == train or not len(x) or not len(splits[train]):
+    for split, x in splits.items():
+        if split == train or not len(x) or not len(splits[train]):
             continue
         pairs = near_duplicates(splits[train], x)
         if pairs:
             j, i, s = pairs[0]
             findings.append(Finding("near-leakage", "warning",
-                                    f"{len(pairs)} {name} image(s) ({len(pairs) / len(x):.1%}) are near copies of "
-                                    f"training images (for example {name} #{j} and train #{i}, similarity {s:.3f}).",
-                                    f"Near copies make the {name} score optimistic. Look at the pairs "
+                                    f"{len(pairs)} {split} image(s) ({len(pairs) / len(x):.1%}) are near copies of "
+                                    f"training images (for example '{name(split, j)}' and '{name(train, i)}', "
+                                    f"similarity {s:.3f}).",
+                                    f"Near copies make the {split} score optimistic. Look at the pairs "
                                     f"(`deepworks audit DATA --out DIR` shows them) and drop true copies from "
-                                    f"one side.", {"split": name, "count": len(pairs),
-                                                   "pairs": [list(p) for p in pairs[:50]]}))
+                                    f"one side.", {"split": split, "count": len(pairs),
+                                                   "pairs": [list(p) for p in pairs[:50]],
+                                                   "files": [[name(split, j), name(train, i)] for j, i, _ in pairs[:50]]}))
     return findings
 
 
@@ -229,43 +282,57 @@ def shortcuts(x: np.ndarray, y: np.ndarray, classes: list[str], seed: int = 0, c
 
 
 def audit_splits(splits: dict[str, tuple[np.ndarray, np.ndarray]], classes: list[str], seed: int = 0,
-                 thorough: bool = True) -> list[Finding]:
+                 thorough: bool = True, names: dict[str, list[str]] | None = None) -> list[Finding]:
     """Every check on prepared uint8 splits {'train': (x, y), 'val': ..., 'test': ...}. Without `thorough`
-    (the check before training), only what is quick on large data: balance, copies and leakage."""
-    xs = {name: x for name, (x, _) in splits.items() if len(x)}
-    findings = class_balance(splits["train"][1], classes) + exact_duplicates(xs)
+    (the check before training), only what is quick on large data: balance, copies and leakage. `names` gives
+    each image's file, per split, for the messages."""
+    name = namer(names)
+    kept = {split: (x, y) for split, (x, y) in splits.items() if len(x)}
+    xs = {split: x for split, (x, _) in kept.items()}
+    findings = class_balance(splits["train"][1], classes) + exact_duplicates(xs, name)
+    near = []
     if thorough or sum(len(x) for x in xs.values()) <= 100_000:
-        findings += near_leakage(xs)
+        leaks = near_leakage(xs, name=name)
+        findings += leaks
+        near += [("train", i, f.details["split"], j) for f in leaks for j, i, _ in f.details["pairs"]]
     if thorough:
-        findings += near_copies_within(xs, seed) + shortcuts(*splits["train"], classes, seed)
-    return findings
+        within = near_copies_within(xs, seed, name)
+        findings += within
+        near += [(f.details["split"], i, f.details["split"], j) for f in within for i, j, _ in f.details["pairs"]]
+        findings += shortcuts(*splits["train"], classes, seed)
+    return findings + label_conflicts(kept, classes, name, near)
 
 
 def survey_files(files: list[Path]) -> dict[str, int]:
-    """How many files of each 'WxH MODE', from the headers (nothing is decoded)."""
-    from PIL import Image
+    """How many files of each 'WxH MODE', from the headers (nothing is decoded). Unusable files are left out: the
+    'corrupt' finding lists them."""
+    from .images import UnreadableImage, probe_image
 
     kinds: dict[str, int] = {}
     for p in files:
         try:
-            with Image.open(p) as im:
-                key = f"{im.size[0]}x{im.size[1]} {im.mode}"
-        except (OSError, ValueError):
+            (w, h), mode = probe_image(p)
+        except UnreadableImage:
             continue
+        key = f"{w}x{h} {mode}"
         kinds[key] = kinds.get(key, 0) + 1
     return dict(sorted(kinds.items(), key=lambda kv: -kv[1]))
 
 
-def file_findings(source: str, skipped: list[tuple[str, str]]) -> list[Finding]:
-    """Corrupt files, and the sizes and modes of a folder's or CSV's files."""
+def file_findings(source: str, skipped: list[tuple[str, str]], empty_classes: list[str] = ()) -> list[Finding]:
+    """Corrupt files, class folders without images, and the sizes and modes of a folder's files."""
     from .images import image_files
 
     findings = []
     if skipped:
         findings.append(Finding("corrupt", "warning", f"{len(skipped)} file(s) could not be read as images and "
                                 f"were skipped: {', '.join(p for p, _ in skipped[:5])}{', ...' if len(skipped) > 5 else ''}.",
-                                "Delete or replace them (open one to see: it may be empty, truncated or not an "
-                                "image).", {"files": [{"file": p, "error": e} for p, e in skipped]}))
+                                "Delete or replace them (open one to see: it may be empty, truncated, not an "
+                                "image, or a link to nothing).", {"files": [{"file": p, "error": e} for p, e in skipped]}))
+    if empty_classes:
+        findings.append(Finding("empty-classes", "warning", f"{len(empty_classes)} class folder(s) hold no images: "
+                                f"{', '.join(empty_classes[:5])}{', ...' if len(empty_classes) > 5 else ''}.",
+                                "Training refuses a class without images: add images to them or remove them."))
     path = Path(source)
     files = image_files(path) if path.is_dir() else []
     if files:
@@ -290,12 +357,13 @@ def audit_source(source: str, data_dir: str | None = None, image_size: int | Non
     """Load an image source as training would (its own splits kept), run every check, write a report to `out`."""
     from . import load_image_source
 
-    images = load_image_source(source, image_size, channels, data_dir, download, False, progress)
+    images = load_image_source(source, image_size, channels, data_dir, download, False, progress, lenient=True)
     splits = {"train": (images.x, images.y)}
     for name, x, y in (("val", images.x_val, images.y_val), ("test", images.x_test, images.y_test)):
         if x is not None:
             splits[name] = (x, y)
-    findings = file_findings(source, images.skipped) + audit_splits(splits, images.classes, seed, thorough=True)
+    findings = (file_findings(source, images.skipped, images.empty_classes)
+                + audit_splits(splits, images.classes, seed, thorough=True, names=images.names))
     result = {"source": source, "description": images.description, "classes": images.classes,
               "image_shape": list(images.x.shape[1:]),
               "splits": {name: int(len(x)) for name, (x, _) in splits.items()}, "findings": as_dicts(findings)}
@@ -331,31 +399,53 @@ def write_audit_report(out: Path, result: dict, splits: dict) -> Path:
     sections = [("Findings", "".join(rows)),
                 ("Data", f"<p>{html.escape(result['description'])}</p>" + table([result["splits"]])),
                 ("Class balance", image_tag(out / "balance.png", "images per class and split"))]
-    pairs = pair_grid(out / "pairs.png", result["findings"], splits)
+    pairs = pair_grid(out / "pairs.png", result["findings"], splits, classes)
     if pairs:
-        sections.append(("Copies across splits", "<p>Each pair: a training image and its copy in another split "
-                                                 "(exact or near).</p>" + image_tag(pairs, "copied pairs")))
+        sections.append(("Copies and conflicts", "<p>Each pair side by side, captioned with its file and class: "
+                                                 "exact and near copies within a split and across splits, and "
+                                                 "pictures filed under two classes.</p>" + image_tag(pairs, "pairs")))
     return write_page(out, f"deepworks audit of {result['source']}", sections)
 
 
-def pair_grid(path: Path, findings: list[dict], splits: dict, limit: int = 16) -> Path | None:
+PAIRED = ("label-conflict", "leakage", "near-leakage", "duplicates", "near-duplicates")  # in the order shown
+
+
+def finding_pairs(finding: dict) -> list[tuple[str, int, str, int]]:
+    """(split, index, split, index) of each pair a finding names."""
+    d, check = finding["details"], finding["check"]
+    if check == "leakage":
+        a, b = d["splits"]
+        return [(a, i, b, j) for i, j in d["pairs"]]
+    if check == "near-leakage":
+        return [("train", i, d["split"], j) for j, i, _ in d["pairs"]]
+    if check in ("duplicates", "near-duplicates"):
+        return [(d["split"], p[0], d["split"], p[1]) for p in d["pairs"]]
+    if check == "label-conflict":
+        return [tuple(p) for p in d["pairs"]]
+    return []
+
+
+def pair_grid(path: Path, findings: list[dict], splits: dict, classes: list[str], limit: int = 16) -> Path | None:
+    """Thumbnails of the pairs the findings name, two by two, each captioned with its file and class."""
     from ..report import plot_image_grid
 
-    images, titles = [], []
-    for f in findings:
-        d = f["details"]
-        if f["check"] == "leakage":
-            a, b = d["splits"]
-            pairs = [(a, i, b, j) for i, j in d["pairs"]]
-        elif f["check"] == "near-leakage":
-            pairs = [("train", i, d["split"], j) for j, i, _ in d["pairs"]]
-        else:
-            continue
-        for sa, i, sb, j in pairs:
-            if len(images) >= 2 * limit:
-                break
-            images += [splits[sa][0][i], splits[sb][0][j]]
-            titles += [f"{sa} #{i}", f"{sb} #{j}"]
+    images, titles, colours = [], [], []
+    for check in PAIRED:
+        for f in (f for f in findings if f["check"] == check):
+            files = f["details"].get("files") or []
+            for k, (sa, i, sb, j) in enumerate(finding_pairs(f)):
+                if len(images) >= 2 * limit:
+                    break
+                names = files[k] if k < len(files) else [f"{sa} #{i}", f"{sb} #{j}"]
+                images += [splits[sa][0][i], splits[sb][0][j]]
+                ca, cb = classes[int(splits[sa][1][i])], classes[int(splits[sb][1][j])]
+                titles += [f"{check}: {short(names[0])}\n({ca})", f"{short(names[1])}\n({cb})"]
+                colours += ["red" if check == "label-conflict" else "black"] * 2
     if not images:
         return None
-    return plot_image_grid(np.stack(images), titles, ["black"] * len(images), path)
+    return plot_image_grid(np.stack(images), titles, colours, path)
+
+
+def short(name: str, width: int = 22) -> str:
+    """The end of a long path, which holds its class folder and file name."""
+    return name if len(name) <= width else "..." + name[-(width - 3):]

@@ -11,9 +11,11 @@ warning, or stop the run when `strict` is set.
 from __future__ import annotations
 
 import csv
+import errno
 import os
 import warnings
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -31,7 +33,9 @@ ImageFile.LOAD_TRUNCATED_IMAGES = False  # a truncated file is an error to repor
 
 @dataclass
 class ImageSet:
-    """Images as uint8 (N, C, H, W) with integer labels, an optional given test (and val) split, and notes."""
+    """Images as uint8 (N, C, H, W) with integer labels, an optional given test (and val) split, and notes.
+    `names` holds, per split, what each image is called where it came from (a file path, or 'x[12]' of an .npz),
+    so that findings can name files rather than row numbers."""
 
     x: np.ndarray
     y: np.ndarray
@@ -43,6 +47,12 @@ class ImageSet:
     description: str = ""
     skipped: list[tuple[str, str]] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    names: dict[str, list[str]] = field(default_factory=dict)
+    empty_classes: list[str] = field(default_factory=list)  # class folders without images (an audit lists them)
+
+    def name_of(self, split: str, i: int) -> str:
+        names = self.names.get(split)
+        return names[i] if names is not None and i < len(names) else f"{split} #{i}"
 
 
 class UnreadableImage(Exception):
@@ -54,8 +64,11 @@ def is_hidden(name: str) -> bool:
     return name.startswith(".") or name in ("__MACOSX", "Thumbs.db", "desktop.ini")
 
 
-def decode_image(path: Path, size: int) -> np.ndarray:
-    """Decode one image of any mode to RGB uint8 (3, size, size), transparency on white."""
+@contextmanager
+def open_image(path: Path):
+    """The one way deepworks opens an image file: Pillow's lazy open, with every way a file can be unusable
+    (empty, not an image, truncated, a decompression bomb: a few KB that claim billions of pixels) turned into
+    UnreadableImage with the reason. Training, prediction, the GAN's survey and the audit all go through here."""
     try:
         if path.stat().st_size == 0:
             raise UnreadableImage("empty file (0 bytes)")
@@ -64,27 +77,40 @@ def decode_image(path: Path, size: int) -> np.ndarray:
             with Image.open(path) as im:
                 w, h = im.size
                 if w * h > MAX_PIXELS:
-                    raise UnreadableImage(f"too large: {w}x{h} pixels, over the {MAX_PIXELS:,} limit (a decompression bomb?)")
-                if im.format == "JPEG":
-                    im.draft("RGB", (size, size))  # let the JPEG decoder downscale for us: much faster on big photos
-                if im.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
-                    arr = np.asarray(im, dtype=np.float64)
-                    span = max(arr.max() - arr.min(), 1e-12)
-                    im = Image.fromarray(((arr - arr.min()) / span * 255).astype(np.uint8))
-                if im.mode in ("RGBA", "LA", "PA") or (im.mode == "P" and "transparency" in im.info):
-                    im = im.convert("RGBA")
-                    background = Image.new("RGBA", im.size, (255, 255, 255, 255))
-                    im = Image.alpha_composite(background, im)
-                im = im.convert("RGB").resize((size, size), Image.BILINEAR)
-                return np.asarray(im, dtype=np.uint8).transpose(2, 0, 1).copy()
+                    raise UnreadableImage(f"too large: {w}x{h} pixels, over the {MAX_PIXELS:,} limit (a decompression "
+                                          f"bomb?)")
+                yield im
     except UnreadableImage:
         raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as err:
         raise UnreadableImage(f"too large (a decompression bomb?): {err}") from None
     except Image.UnidentifiedImageError:
         raise UnreadableImage("not an image, or a format Pillow cannot read") from None
-    except (OSError, SyntaxError, ValueError) as err:
+    except (OSError, SyntaxError, ValueError, EOFError) as err:
         raise UnreadableImage(f"corrupt or truncated ({err})") from None
+
+
+def probe_image(path: Path) -> tuple[tuple[int, int], str]:
+    """((width, height), mode) of an image file, from its header; UnreadableImage when it cannot be used."""
+    with open_image(path) as im:
+        return im.size, im.mode
+
+
+def decode_image(path: Path, size: int) -> np.ndarray:
+    """Decode one image of any mode to RGB uint8 (3, size, size), transparency on white."""
+    with open_image(path) as im:
+        if im.format == "JPEG":
+            im.draft("RGB", (size, size))  # let the JPEG decoder downscale for us: much faster on big photos
+        if im.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
+            arr = np.asarray(im, dtype=np.float64)
+            span = max(arr.max() - arr.min(), 1e-12)
+            im = Image.fromarray(((arr - arr.min()) / span * 255).astype(np.uint8))
+        if im.mode in ("RGBA", "LA", "PA") or (im.mode == "P" and "transparency" in im.info):
+            im = im.convert("RGBA")
+            background = Image.new("RGBA", im.size, (255, 255, 255, 255))
+            im = Image.alpha_composite(background, im)
+        im = im.convert("RGB").resize((size, size), Image.BILINEAR)
+        return np.asarray(im, dtype=np.uint8).transpose(2, 0, 1).copy()
 
 
 def decode_many(paths: list[Path], size: int, channels: int | None, strict: bool, progress: bool = True):
@@ -141,13 +167,35 @@ def visible_children(folder: Path) -> list[Path]:
 
 
 def image_files(folder: Path) -> list[Path]:
-    return sorted(p for p in folder.rglob("*")
-                  if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS
-                  and not any(is_hidden(part) for part in p.relative_to(folder).parts))
+    return find_image_files(folder)[0]
 
 
-def class_folders(root: Path) -> list[Path]:
-    """The class sub-folders of `root`, checked: at least two, each with at least one image."""
+def find_image_files(folder: Path) -> tuple[list[Path], list[tuple[str, str]]]:
+    """The image files under `folder` (sorted, hidden ones left out), and the links among them that lead nowhere
+    (a dangling link, or a loop), as (path, reason) for the skipped-files warning."""
+    files, broken = [], []
+    for p in sorted(folder.rglob("*")):
+        if p.suffix.lower() not in IMAGE_EXTENSIONS or any(is_hidden(part) for part in p.relative_to(folder).parts):
+            continue
+        if p.is_file():
+            files.append(p)
+        elif p.is_symlink():
+            broken.append((str(p), link_problem(p)))
+    return files, broken
+
+
+def link_problem(path: Path) -> str:
+    try:
+        os.stat(path)
+    except OSError as err:
+        if err.errno == errno.ELOOP:
+            return "a symbolic link that loops back on itself"
+    return f"a symbolic link to '{os.readlink(path)}', which does not exist"
+
+
+def class_folders(root: Path, lenient: bool = False) -> list[Path]:
+    """The class sub-folders of `root`, checked: at least two, each with at least one image. `lenient` (the
+    audit) drops empty ones instead of refusing them, and accepts a single class."""
     children = visible_children(root)
     folders = [p for p in children if p.is_dir()]
     loose = [p for p in children if p.is_file()]
@@ -158,14 +206,21 @@ def class_folders(root: Path) -> list[Path]:
             f"{len(loose)} loose file(s){example}. Put the images of each class in a sub-folder named "
             f"after the class, like '{root}/cats/1.jpg' and '{root}/dogs/2.jpg'."
         )
+    looping = [f for f in folders if f.is_symlink() and root.resolve().is_relative_to(f.resolve())]
+    if looping:
+        raise DataError(f"Class folder '{looping[0]}' is a link to '{looping[0].resolve()}', which holds the data "
+                        f"folder itself: every image would be read again as that class. Remove the link.")
     empty = [f for f in folders if not image_files(f)]
-    if empty:
+    if empty and not lenient:
         names = ", ".join(f"'{f}'" for f in empty)
         raise DataError(
             f"Class folder(s) {names} hold no images ({', '.join(IMAGE_EXTENSIONS)}). "
             f"Add images to them or remove them."
         )
-    if len(folders) == 1:
+    folders = [f for f in folders if f not in empty] if lenient else folders
+    if not folders:
+        raise DataError(f"No class folder in '{root}/' holds images ({', '.join(IMAGE_EXTENSIONS)}).")
+    if len(folders) == 1 and not lenient:
         raise DataError(
             f"Found only one class ('{folders[0].name}') in '{root}/'. Classification needs at least two: "
             f"add a sub-folder for each other class."
@@ -181,31 +236,40 @@ def split_layout(root: Path) -> dict[str, Path] | None:
 
 
 def read_folder(root: str | Path, size: int, channels: int | None = None, strict: bool = False,
-                progress: bool = True) -> ImageSet:
+                progress: bool = True, lenient: bool = False) -> ImageSet:
     root = Path(root)
     if not root.exists():
         raise DataError(f"No such folder '{root}'. Pass a folder with one sub-folder per class, like photos/cats/*.jpg.")
     if not root.is_dir():
         raise DataError(f"'{root}' is a file, not a folder. Pass a folder of class folders, a .csv or an .npz.")
     layout = split_layout(root) or {"train": root}
-    class_names = [f.name for f in class_folders(layout["train"])]
-    files, labels, split_of = [], [], []
+    all_folders = {split: [f for f in visible_children(folder) if f.is_dir()] for split, folder in layout.items()}
+    class_names = [f.name for f in class_folders(layout["train"], lenient)]
+    files, labels, split_of, broken = [], [], [], []
     for split, folder in layout.items():
-        folders = class_folders(folder)
+        folders = class_folders(folder, lenient)
         unknown = [f.name for f in folders if f.name not in class_names]
         if unknown:
             raise DataError(f"'{folder}' has class folder(s) {unknown} that '{layout['train']}' lacks. "
                             f"Use the same class folders in every split.")
         for f in folders:
-            for p in image_files(f):
+            found, links = find_image_files(f)
+            broken += links
+            for p in found:
                 files.append(p)
                 labels.append(class_names.index(f.name))
                 split_of.append(split)
+    if broken and strict:
+        raise DataError(unreadable_message(broken, strict=True))
     x, ok, skipped = decode_many(files, size, channels, strict, progress)
     y = np.asarray(labels, dtype=np.int64)[ok]
     where = np.asarray(split_of)[ok]
-    out = ImageSet(x[where == "train"], y[where == "train"], class_names, skipped=skipped,
+    names = np.asarray([str(p) for p in files], dtype=object)[ok]
+    out = ImageSet(x[where == "train"], y[where == "train"], class_names, skipped=broken + skipped,
                    description=f"folder '{root}' ({len(files)} images, {len(class_names)} classes)")
+    out.empty_classes = sorted({str(f) for fs in all_folders.values() for f in fs if not image_files(f)})
+    for split in layout:
+        out.names[split] = list(names[where == split])
     if "test" in layout:
         out.x_test, out.y_test = x[where == "test"], y[where == "test"]
     if "val" in layout:
@@ -238,12 +302,17 @@ def read_csv(path: str | Path, size: int, channels: int | None = None, strict: b
         raise DataError(f"{len(missing)} file(s) named in '{path}' do not exist: {shown}{more}. "
                         f"Paths are relative to the CSV's folder '{path.parent}'. Fix them or remove those rows.")
     label_names = [row[1].strip() for _, row in rows]
+    unlabelled = [n for (n, _), label in zip(rows, label_names) if not label]
+    if unlabelled:
+        raise DataError(f"'{path}': line(s) {unlabelled[:10]}{' ...' if len(unlabelled) > 10 else ''} have an empty "
+                        f"label. Expected 'path,label' with a class name on every line: fill them in or remove them.")
     classes = sorted(set(label_names), key=lambda s: (not s.isdigit(), int(s) if s.isdigit() else 0, s))
     if len(classes) < 2:
         raise DataError(f"'{path}' names only one class ({classes[0]!r}). Classification needs at least two.")
     x, ok, skipped = decode_many(files, size, channels, strict, progress)
     y = np.asarray([classes.index(c) for c in label_names], dtype=np.int64)[ok]
-    return ImageSet(x, y, classes, skipped=skipped, description=f"CSV '{path}' ({len(files)} images, {len(classes)} classes)")
+    return ImageSet(x, y, classes, skipped=skipped, names={"train": [str(files[i]) for i in ok]},
+                    description=f"CSV '{path}' ({len(files)} images, {len(classes)} classes)")
 
 
 def read_npz(path: str | Path) -> ImageSet:
@@ -253,6 +322,12 @@ def read_npz(path: str | Path) -> ImageSet:
     try:
         with np.load(path, allow_pickle=False) as z:
             arrays = {k: z[k] for k in z.files}
+    except ValueError as err:
+        if "pickle" in str(err).lower() or "object" in str(err).lower():
+            raise DataError(f"'{path}' holds Python objects (an object array), which deepworks never loads: unpickling "
+                            f"can run code. Save plain numeric arrays: numpy.savez('data.npz', x=images.astype("
+                            f"'uint8'), y=labels.astype('int64')), with class_names as a string array.") from None
+        raise DataError(f"'{path}' is not a readable .npz file ({err}). Save it with numpy.savez.") from None
     except Exception as err:  # noqa: BLE001 - numpy raises many kinds for a bad file
         raise DataError(f"'{path}' is not a readable .npz file ({err}). Save it with numpy.savez.") from None
     x_key = next((k for k in ("x", "X", "images", "x_train") if k in arrays), None)
@@ -262,7 +337,10 @@ def read_npz(path: str | Path) -> ImageSet:
     classes_arr = arrays.get("class_names", arrays.get("classes"))
     x, y = images_to_nchw(arrays[x_key], path, x_key), labels_of(arrays[y_key], path, y_key)
     check_lengths(x, y, path, x_key, y_key)
-    out = ImageSet(x, y, [], description=f"npz '{path}' ({len(x)} images)")
+    if len(x) == 0:
+        raise DataError(f"'{path}': {x_key} holds no images. Save the images and their labels in it.")
+    out = ImageSet(x, y, [], description=f"npz '{path}' ({len(x)} images)",
+                   names={"train": [f"{path.name} {x_key}[{i}]" for i in range(len(x))]})
     if "x_test" in arrays and "y_test" in arrays:
         out.x_test = images_to_nchw(arrays["x_test"], path, "x_test")
         out.y_test = labels_of(arrays["y_test"], path, "y_test")
@@ -270,10 +348,19 @@ def read_npz(path: str | Path) -> ImageSet:
         if out.x_test.shape[1:] != x.shape[1:]:
             raise DataError(f"'{path}': x_test images are {out.x_test.shape[1:]} but x images are {x.shape[1:]}. "
                             f"Store both splits at the same size.")
-    n_classes = int(max(out.y.max(), out.y_test.max() if out.y_test is not None else 0)) + 1
+        out.names["test"] = [f"{path.name} x_test[{i}]" for i in range(len(out.x_test))]
+    labels = np.concatenate([out.y] + ([out.y_test] if out.y_test is not None else []))
+    used = np.unique(labels)
+    n_classes = int(used.max()) + 1
+    if classes_arr is None and n_classes > 2 * len(used) + 10:
+        raise DataError(f"'{path}': the labels are {len(used)} different class ids but go up to {n_classes - 1:,}; "
+                        f"labels must number the classes 0, 1, 2, ... Renumber them (numpy.unique(y, "
+                        f"return_inverse=True) does it), or save class_names with one name per id.")
     out.classes = [str(c) for c in classes_arr] if classes_arr is not None else [str(i) for i in range(n_classes)]
     if len(out.classes) < n_classes:
         raise DataError(f"'{path}': labels go up to {n_classes - 1} but class_names lists {len(out.classes)} names.")
+    if len(used) < 2:
+        raise DataError(f"'{path}' holds only one class (label {int(used[0])}). Classification needs at least two.")
     return out
 
 
@@ -287,8 +374,11 @@ def labels_of(y: np.ndarray, path: Path, key: str) -> np.ndarray:
     y = np.asarray(y).reshape(-1) if np.asarray(y).ndim == 2 and np.asarray(y).shape[1] == 1 else np.asarray(y)
     if y.ndim != 1:
         raise DataError(f"'{path}': {key} must be one label per image, shape (N,). Received shape {y.shape}.")
-    if not np.issubdtype(y.dtype, np.integer) or (len(y) and y.min() < 0):
+    if not np.issubdtype(y.dtype, np.integer):
         raise DataError(f"'{path}': {key} must hold integer class ids 0, 1, 2, ... Received dtype {y.dtype}.")
+    if len(y) and y.min() < 0:
+        raise DataError(f"'{path}': {key} must hold class ids 0, 1, 2, ... Received {int(y.min())} at index "
+                        f"{int(y.argmin())}.")
     return y.astype(np.int64)
 
 
@@ -311,9 +401,26 @@ def images_to_nchw(x: np.ndarray, path: Path, key: str) -> np.ndarray:
     if x.shape[1] == 4:
         x = x[:, :3]
     if x.dtype != np.uint8:
-        if not np.issubdtype(x.dtype, np.number):
+        if not np.issubdtype(x.dtype, np.number) or np.issubdtype(x.dtype, np.complexfloating):
             raise DataError(f"'{path}': {key} must be numeric, got dtype {x.dtype}.")
-        x = x.astype(np.float64)
-        top = 1.0 if x.max() <= 1.0 else 255.0
-        x = (x / top * 255).clip(0, 255).round().astype(np.uint8)
+        x = pixel_range(x, path, key)
     return np.ascontiguousarray(x)
+
+
+def pixel_range(x: np.ndarray, path: Path, key: str) -> np.ndarray:
+    """Numbers other than uint8 -> uint8 pixels: floats in [0, 1] are scaled by 255, values in [0, 255] kept.
+    Anything else (NaN, infinity, negative values, values above 255) is refused: guessing would train on
+    altered data without a word."""
+    if x.size == 0:
+        return x.astype(np.uint8)
+    finite = np.isfinite(x) if np.issubdtype(x.dtype, np.floating) else np.ones(x.shape, dtype=bool)
+    if not finite.all():
+        first = np.unravel_index(int(np.argmin(finite.reshape(-1))), x.shape)
+        raise DataError(f"'{path}': {key} holds {int((~finite).sum()):,} value(s) that are NaN or infinite (the first "
+                        f"in image {first[0]}). Pixels must be numbers: fix or drop those images.")
+    low, high = x.min(), x.max()
+    if low < 0 or high > 255:
+        raise DataError(f"'{path}': {key} holds values from {low:g} to {high:g}. Pixels must lie in 0..1 (floats) or "
+                        f"0..255: rescale them, for example x / x.max() * 255.")
+    top = 1.0 if high <= 1.0 else 255.0
+    return (x.astype(np.float64) / top * 255).round().astype(np.uint8)

@@ -127,12 +127,23 @@ def tiny_shakespeare(data_dir: str | None, download: bool) -> TextSource:
     return TextSource(text, f"Tiny Shakespeare: {len(text):,} characters from '{path}'", [path])
 
 
+ENCODE_CHUNK = 1 << 20  # characters converted at a time: a 200 MB text never has a 4-byte-per-character copy whole
+
+
+def id_dtype(vocab_size: int) -> np.dtype:
+    """The smallest integer type that holds every id: a byte for the usual text of at most 256 characters."""
+    return np.dtype(np.uint8 if vocab_size <= 256 else np.int16 if vocab_size <= 32767 else np.int32)
+
+
 def encode(text: str, vocab: list[str]) -> np.ndarray:
-    """Character ids (int32) of `text` in the sorted `vocab`; every character of `text` must be in it."""
-    points = np.frombuffer(text.encode("utf-32-le"), dtype=np.uint32)
+    """Character ids of `text` in the sorted `vocab` (every character of `text` must be in it), in the smallest
+    integer type that holds them, converted a chunk at a time to keep the memory peak near the result's size."""
     table = np.array([ord(c) for c in vocab], dtype=np.uint32)
-    ids = np.searchsorted(table, points)
-    return ids.astype(np.int32)
+    out = np.empty(len(text), dtype=id_dtype(len(vocab)))
+    for i in range(0, len(text), ENCODE_CHUNK):
+        points = np.frombuffer(text[i:i + ENCODE_CHUNK].encode("utf-32-le"), dtype=np.uint32)
+        out[i:i + len(points)] = np.searchsorted(table, points)
+    return out
 
 
 def unknown_characters(text: str, vocab: list[str]) -> list[str]:

@@ -13,7 +13,7 @@ The contract the run loop and the API rely on (tasks/image.py and tasks/text.py 
     task.test_metrics(model, split, device)       -> the metrics `deepworks evaluate` shows
     Task.describe_metrics(metrics)                -> the lines it prints for them
 
-Optional hooks of the loop (sequential data, carried state, per-epoch samples) are described in train.py.
+Optional hooks of the loop (sequential data, carried state, per-epoch samples) are described in loop.py.
 """
 
 from __future__ import annotations
@@ -50,7 +50,7 @@ class Task:
 
     def __init__(self, cfg: Config, meta: dict | None = None):
         fill_defaults(cfg, {**SHARED_DEFAULTS, **self.defaults})
-        if cfg.model.name not in self.models:
+        if cfg.model.name is not None and cfg.model.name not in self.models:  # None: the task picks from the data
             raise ConfigError(f"--model {cfg.model.name} does not fit --task {self.name}; choose one of: "
                               f"{', '.join(self.models)}.")
         self.cfg = cfg
@@ -66,12 +66,47 @@ class Task:
     def model_line(self, results: dict) -> tuple[str, str]:
         """The summary's 'model' line: which model, how big, and how long it trained."""
         fit = results["fit"]
-        return ("model", f"{self.describe_model()}, {results['parameters']:,} parameters, {fit['epochs']} epochs in "
-                         f"{fit['train_seconds']:.1f} s" + (" (stopped early)" if fit["stopped_early"] else ""))
+        total = fit.get("total_seconds")
+        return ("model", f"{self.describe_model()}, {results['parameters']:,} parameters, {plural(fit['epochs'], 'epoch')} in "
+                         f"{fit['train_seconds']:.1f} s" + (" (stopped early)" if fit["stopped_early"] else "")
+                         + (f"; {total:.1f} s in all, with reading the data, testing and the report"
+                            if total is not None else ""))
+
+    # --- overfitting -------------------------------------------------------------------
+    overfit_remedies = "more data, --dropout 0.3, or fewer --epochs"
+
+    def overfit_note(self, records: list[dict], best_epoch: int | None) -> str | None:
+        """A note when the validation loss rose well above its lowest point while the training loss went on
+        falling: the model learned its training examples rather than the task. None when it did not."""
+        epochs = [r for r in records if r.get("kind") == "epoch" and "val_loss" in r and "train_loss" in r]
+        if len(epochs) < 4:
+            return None
+        low = min(epochs, key=lambda r: r["val_loss"])
+        last = epochs[-1]
+        rose = last["val_loss"] >= 1.3 * low["val_loss"] and last["epoch"] - low["epoch"] >= 3
+        if not rose or last["train_loss"] >= low["train_loss"]:
+            return None
+        kept = f" The weights of epoch {best_epoch}, the best on validation, were kept." if best_epoch else ""
+        return (f"The model overfit: its validation loss fell to {low['val_loss']:.3f} at epoch {low['epoch']}, then "
+                f"rose to {last['val_loss']:.3f} by epoch {last['epoch']} while the training loss went on falling "
+                f"({low['train_loss']:.3f} to {last['train_loss']:.3f}).{kept} To do better, try "
+                f"{self.overfit_remedies}.")
+
+    @staticmethod
+    def notes_html(results: dict) -> str:
+        """The run's notes (overfitting) for the report, as note boxes."""
+        import html
+
+        note = results.get("fit", {}).get("overfit")
+        return f"<p class='note'>{html.escape(note)}</p>" if note else ""
 
     @classmethod
     def monitor_mode(cls, metric: str | None) -> str:
         return "min" if metric is None or metric.endswith(("loss", "bpc", "perplexity")) else "max"
+
+
+def plural(n: int, word: str) -> str:
+    return f"{n:,} {word}{'' if n == 1 else 's'}"
 
 
 def get_task(name: str) -> type[Task]:

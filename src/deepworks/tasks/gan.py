@@ -16,6 +16,7 @@ the noise space).
 from __future__ import annotations
 
 import html
+import math
 import warnings
 from pathlib import Path
 
@@ -26,17 +27,21 @@ import torch.nn.functional as F
 
 from ..config import Config
 from ..data import BUILTINS, load_image_source
-from ..data.images import IMAGE_EXTENSIONS, ImageSet, decode_many, image_files, unreadable_message, visible_children
+from ..data.images import (IMAGE_EXTENSIONS, ImageSet, UnreadableImage, decode_many, find_image_files, image_files,
+                           probe_image, unreadable_message, visible_children)
 from ..errors import ConfigError, DataError
-from ..fid import Features, class_entropy_score, diversity, frechet_distance, statistics, to_uint8, to_unit
+from ..fid import (Features, class_diversities, class_entropy_score, diversity, frechet_distance, statistics, to_uint8,
+                   to_unit)
 from ..models import count_parameters
 from ..models.dcgan import GAN, Discriminator, Generator, layout
 from ..report import image_tag, plot_history, pyplot, save_figure, save_image_grid, table, write_page
-from ..train import optimizer_step
+from ..loop import optimizer_step
 from . import Prepared, Task
-from .image import DataWarning, resize, set_channels
+from .image import DataWarning, resize, set_channels, stratified_split
 
 TRACE_EVERY = 20  # steps between two points of the loss / D(x) trace
+EVIDENCE_STEPS = 500  # optimizer steps before low diversity means collapse rather than a generator still at its start
+SHORT_RUN = 1000  # fewer optimizer steps than this: the run is told it is too short to judge
 EVAL_SEED = 12345  # the noise FID is measured on, the same every epoch
 VAL_IMAGES = 2000  # real and generated images for the per-epoch FID (the final one uses --fid-samples)
 GRID = 64  # images in the fixed-noise grids
@@ -58,26 +63,27 @@ def default_size(native: int) -> int:
 
 def read_image_folder(root: Path, size: int, channels: int | None, strict: bool, progress: bool) -> ImageSet:
     """A folder of images with no class sub-folders (or only one): every image, in sorted path order, unlabelled."""
-    files = image_files(root)
+    files, broken = find_image_files(root)
     if not files:
         raise DataError(f"No images found in '{root}' or its sub-folders. Pass a folder of .jpg/.png images, a "
                         f"folder with one sub-folder per class, or a built-in dataset: {', '.join(BUILTINS + ('faces',))}.")
+    if broken and strict:
+        raise DataError(unreadable_message(broken, strict=True))
     x, ok, skipped = decode_many(files, size, channels, strict, progress)
-    return ImageSet(x, np.zeros(len(x), dtype=np.int64), [], skipped=skipped,
+    return ImageSet(x, np.zeros(len(x), dtype=np.int64), [], skipped=broken + skipped,
+                    names={"train": [str(files[i]) for i in ok]},
                     description=f"folder '{root}' ({len(files)} images, no classes)")
 
 
 def survey(files: list[Path]) -> dict[tuple, int]:
-    """How many images of each ((width, height), mode), from the file headers (nothing is decoded)."""
-    from PIL import Image
-
+    """How many images of each ((width, height), mode), from the file headers (nothing is decoded). Unusable files
+    are left out here: decoding skips them with a warning that names them."""
     kinds: dict[tuple, int] = {}
     for p in files:
         try:
-            with Image.open(p) as im:
-                key = (im.size, im.mode)
-        except (OSError, ValueError):
-            continue  # unreadable: decoding skips it with a warning
+            key = probe_image(p)
+        except UnreadableImage:
+            continue
         kinds[key] = kinds.get(key, 0) + 1
     return kinds
 
@@ -164,13 +170,24 @@ class GanTraining(Task):
         if m.conditional and not labelled:
             raise DataError(f"--conditional needs class labels, and {images.description} has none. Put the images of "
                             f"each class in a sub-folder named after it (like faces/alice/1.jpg), or drop --conditional.")
-        if len(x) < t.batch_size:
-            raise DataError(f"{images.description} has {len(x)} image(s), fewer than one batch of --batch-size "
-                            f"{t.batch_size}. Add images, or lower --batch-size to {max(2, len(x) // 4)} or less.")
-        if images.x_test is not None:  # the FID's real side: the test split where there is one, else the training set
+        self.progress = progress
+        if images.x_test is not None:  # the FID's real side: the test split where there is one
             ref_x, ref_y, ref_name = fix(images.x_test), torch.from_numpy(images.y_test.astype(np.int64)), "test"
-        else:
+        elif (self.meta or {}).get("fid_reference") == "train" or d.test_fraction == 0:  # (runs made before 0.2)
             ref_x, ref_y, ref_name = x, y, "train"
+        else:  # real images the generator never sees, so that real-against-real FID is a fair yardstick
+            keep, held = stratified_split(y.numpy(), d.test_fraction, self.cfg.seed)
+            ref_x, ref_y, ref_name = x[held], y[held], "held-out"
+            x, y = x[keep], y[keep]
+            notes.append(f"The data has no test split, so {len(held):,} images ({d.test_fraction:.0%}, --test-fraction) "
+                         f"were held out as the FID's real reference; the generator trained on the other {len(keep):,}.")
+        if len(x) < t.batch_size:
+            raise DataError(f"{images.description} has {len(x)} image(s) to train on, fewer than one batch of "
+                            f"--batch-size {t.batch_size}. Add images, or lower --batch-size to "
+                            f"{max(2, len(x) // 4)} or less.")
+        if len(ref_x) < 2:
+            raise DataError(f"{images.description} leaves {len(ref_x)} real image(s) to measure the generator against. "
+                            f"Add images, or raise --test-fraction.")
         rng = np.random.default_rng(self.cfg.seed)
         order = torch.from_numpy(rng.permutation(len(ref_x)))
         val_idx, test_idx = order[:VAL_IMAGES], order[:self.cfg.eval.fid_samples]
@@ -194,7 +211,7 @@ class GanTraining(Task):
 
     def optimizers(self, model: GAN) -> list[torch.optim.Optimizer]:
         """The generator's at --lr, the discriminator's at --lr-d (the two time-scale rule when they differ)."""
-        from ..train import make_optimizer
+        from ..loop import make_optimizer
 
         t = self.cfg.train
         return [make_optimizer(model.generator.parameters(), t), make_optimizer(model.discriminator.parameters(), t,
@@ -292,14 +309,15 @@ class GanTraining(Task):
                 self._features = Features.from_file(self.cfg.eval.fid_model)
             else:
                 x, y = self._train_images
-                self._features = Features.trained_on(x, y, self.meta["source"])
+                self._features = Features.trained_on(x, y, self.meta["source"], getattr(self, "progress", False))
         return self._features
 
-    def real_statistics(self, images: torch.Tensor) -> tuple:
+    def real_statistics(self, images: torch.Tensor, labels: torch.Tensor | None = None) -> tuple:
+        """(mean and covariance, diversity, {class: diversity}) of real images' features, cached per image set."""
         key = (images.data_ptr(), len(images))
         if key not in self._real:
             feats, _ = self.features()(images)
-            self._real[key] = (statistics(feats), diversity(feats))
+            self._real[key] = (statistics(feats), diversity(feats), class_diversities(feats, labels))
         return self._real[key]
 
     @torch.no_grad()
@@ -323,12 +341,19 @@ class GanTraining(Task):
         real, labels = split
         if len(real) < 2:
             return {}
-        (real_stats, real_div) = self.real_statistics(real)
-        fake = self.generate(model, len(real), EVAL_SEED, device, labels if self.cfg.model.conditional else None)
+        conditional = self.cfg.model.conditional
+        real_stats, real_div, real_by_class = self.real_statistics(real, labels if conditional else None)
+        fake = self.generate(model, len(real), EVAL_SEED, device, labels if conditional else None)
         feats, probs = self.features()(fake)
         out = {"fid": frechet_distance(statistics(feats), real_stats), "diversity": diversity(feats) / max(real_div, 1e-12)}
         if probs is not None and self.meta["labelled"]:
             out["class_entropy"] = class_entropy_score(probs)
+        if conditional:  # a generator can collapse within each class while the classes together look varied
+            within = {c: d / max(real_by_class[c], 1e-12)
+                      for c, d in class_diversities(feats, labels).items() if real_by_class.get(c)}
+            if within:
+                out["class_diversity"] = float(np.mean(list(within.values())))
+                self.least_varied = min(within.items(), key=lambda kv: kv[1])
         self.last_eval = out
         return out
 
@@ -337,10 +362,17 @@ class GanTraining(Task):
         for point in self.trace:
             run.log(kind="trace", epoch=epoch, **point)
         spread = self.last_eval.get("diversity")
-        if spread is not None and spread < 0.5:
+        judged = self.steps >= EVIDENCE_STEPS  # before that, samples alike are a generator still near its start
+        if judged and spread is not None and spread < 0.5:
             self.alert("collapse", f"Mode collapse: the samples are {spread:.0%} as varied as the real images (epoch {epoch}), "
                        f"so the generator makes few kinds of image. Try "
                        f"{self.remedies('--spectral-norm', '--gan-loss wgan-gp', 'a lower --lr')}.")
+        least = getattr(self, "least_varied", None)
+        if judged and least is not None and least[1] < 0.5 and "collapse" not in {k for k, _ in self.alerts}:
+            name = self.meta["classes"][least[0]]
+            self.alert("class-collapse", f"Mode collapse within a class: the samples of class {name} are {least[1]:.0%} "
+                       f"as varied as its real images (epoch {epoch}), so asking for that class gives nearly the same "
+                       f"image each time. Try {self.remedies('--spectral-norm', '--gan-loss wgan-gp', 'a lower --lr')}.")
         for kind, message in self.alerts:
             run.log(kind="warning", epoch=epoch, problem=kind, message=message)
         if epoch in self.grid_epochs():
@@ -418,13 +450,16 @@ class GanTraining(Task):
         return {"images": len(split[0]), **self.evaluate(model, split, device),
                 "fid_features": self.features().name, "fid_reference": self.meta["fid_reference"]}
 
-    def real_baseline(self, data: Prepared) -> dict:
-        """FID of real training images against the reference: the floor a perfect generator would reach (about 0
-        when the reference is the training set itself, above it for a separate test split)."""
+    def real_baseline(self, data: Prepared) -> dict | None:
+        """FID of as many real training images against the same real reference: what a perfect generator would
+        score with this many images (FID has a floor above 0 that grows as the sets shrink). None when the
+        reference is the training set itself (--test-fraction 0), where the answer would be 0 by construction."""
+        if self.meta["fid_reference"] == "train":
+            return None
         x, y = data.train
         n = min(len(x), len(data.test[0]))
         pick = torch.from_numpy(np.random.default_rng(self.cfg.seed + 1).choice(len(x), n, replace=False))
-        real_stats, real_div = self.real_statistics(data.test[0])
+        real_stats, real_div, _ = self.real_statistics(data.test[0])
         feats, probs = self.features()(x[pick])
         out = {"model": f"{n:,} real training images", "fid": frechet_distance(statistics(feats), real_stats),
                "diversity": diversity(feats) / max(real_div, 1e-12)}
@@ -432,9 +467,22 @@ class GanTraining(Task):
             out["class_entropy"] = class_entropy_score(probs)
         return out
 
+    def short_run_warning(self, data: Prepared) -> str | None:
+        """A run of few optimizer steps cannot be judged yet; say how many epochs would give a first look."""
+        if self.steps >= SHORT_RUN:
+            return None
+        from ..loop import steps_per_epoch
+
+        per_epoch = steps_per_epoch(len(data.train[0]), self.cfg.train.batch_size)
+        epochs = math.ceil(2 * SHORT_RUN / per_epoch)
+        return (f"Only {self.steps:,} optimizer steps ran: a GAN needs thousands before its images look like the data, "
+                f"so these images and scores say little yet. Train longer: --epochs {epochs} gives about "
+                f"{epochs * per_epoch:,} steps.")
+
     def finish(self, run, model: GAN, data: Prepared, fit_info: dict, device: torch.device) -> dict:
         test = self.test_metrics(model, data.test, device)
         baseline = self.real_baseline(data)
+        short = self.short_run_warning(data)
         out = run.report_dir
         out.mkdir(exist_ok=True)
         save_image_grid(self.sample(model, GRID, self.cfg.seed, device), out / "samples.png", scale=2)
@@ -444,10 +492,10 @@ class GanTraining(Task):
                    "parameters_each": {"generator": count_parameters(model.generator),
                                        "discriminator": count_parameters(model.discriminator)},
                    "splits": {"train": len(data.train[0]), "fid_reference": len(data.test[0])},
-                   "warnings": [r["message"] for r in run.metrics() if r.get("kind") == "warning"]}
+                   "warnings": [short] * bool(short) + [r["message"] for r in run.metrics() if r.get("kind") == "warning"]}
         run.write_json(run.results_file, results)
         run.log(kind="test", **{k: v for k, v in test.items() if k not in ("fid_features", "fid_reference")},
-                baseline_fid=baseline["fid"])
+                baseline_fid=baseline["fid"] if baseline else None)
         self.write_report(run, data, results)
         return results
 
@@ -465,17 +513,22 @@ class GanTraining(Task):
         test, base, fit = results["test"], results["baseline"], results["fit"]
         row = {"model": f"{self.describe_model()} generator", "FID": test.get("fid"),
                "diversity": test.get("diversity")}
-        base_row = {"model": base["model"], "FID": base["fid"], "diversity": base["diversity"]}
+        base_row = ({"model": base["model"], "FID": base["fid"], "diversity": base["diversity"]} if base else
+                    {"model": "real images: none held out (--test-fraction 0)", "FID": "", "diversity": ""})
         if "class_entropy" in test:
-            row["class entropy"], base_row["class entropy"] = test["class_entropy"], base.get("class_entropy")
+            row["class entropy"], base_row["class entropy"] = test["class_entropy"], (base or {}).get("class_entropy", "")
+        if "class_diversity" in test:
+            row["diversity within classes"], base_row["diversity within classes"] = test["class_diversity"], ""
         warned = results["warnings"]
         notes = "".join(f"<pre class='note'>{html.escape(n)}</pre>" for n in data.notes)
         best = fit["best_value"]
         sections = [
             ("Result", table([row, base_row]) + f"<p>FID on {test['images']:,} generated and {test['images']:,} real "
              f"{self.meta['fid_reference']} images: the distance between the two clouds of features, lower is better. "
-             f"The real-image row is what a perfect generator would score. Features: {html.escape(test['fid_features'])}."
-             f" Diversity: how far apart two samples are, relative to two real images (well below 1: mode collapse)."
+             f"The real-image row is what a perfect generator would score with as many images: FID has a floor above "
+             f"0 that rises as the sets get smaller. Features: {html.escape(test['fid_features'])}."
+             f" Diversity: how far apart two samples are, relative to two real images (well below 1: mode collapse);"
+             f" within classes, the same for samples asked for one class."
              f" {fit['epochs']} epochs; best validation {fit['monitor']} {best if best is None else round(best, 3)} at "
              f"epoch {fit['best_epoch']}, whose weights were kept.</p>"),
             ("New images", image_tag(out / "samples.png", "samples") + "<p>A walk through the noise space between two "
@@ -505,8 +558,10 @@ class GanTraining(Task):
         lines = [("data", f"{self.meta['source']}; {splits['train']:,} training images at "
                           f"{self.meta['image_size']} px"),
                  self.model_line(results),
-                 ("test", "  ".join(self.describe_metrics(test))),
-                 ("real", f"FID {base['fid']:.2f} for {base['model']} (a perfect generator's score)")]
+                 ("test", "  ".join(self.describe_metrics(test)))]
+        if base:
+            lines.append(("real", f"FID {base['fid']:.2f} for {base['model']} against the same "
+                                  f"{self.meta['fid_reference']} images (a perfect generator's score)"))
         lines += [("warning", w) for w in results["warnings"][:3]]
         return lines
 
@@ -515,6 +570,8 @@ class GanTraining(Task):
         parts = [f"FID {metrics['fid']:.2f}", f"diversity {metrics['diversity']:.2f}"]
         if "class_entropy" in metrics:
             parts.append(f"class entropy {metrics['class_entropy']:.2f}")
+        if "class_diversity" in metrics:
+            parts.append(f"diversity within classes {metrics['class_diversity']:.2f}")
         return ["  ".join(parts)]
 
 

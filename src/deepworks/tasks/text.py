@@ -35,16 +35,18 @@ from . import Prepared, Task
 
 LN2 = math.log(2)
 TEMPERATURES = (0.5, 1.0, 1.5)  # the report's samples: cautious, faithful, adventurous
+SUMMARY_TEMPERATURE = 0.8  # the sample after training, and `generate`'s default: varied, rarely misspelt
 TARGET_CHARS = 2_500_000  # default training length: about two minutes of a 2-layer LSTM on a laptop CPU
 
 
 def stream_windows(ids: torch.Tensor, streams: int, seq_len: int) -> torch.Tensor:
     """Rows of seq_len + 1 ids (inputs and next-character targets): row step * streams + b is window `step` of
-    stream b, where stream b is the b-th of `streams` equal contiguous stretches of `ids`."""
+    stream b, where stream b is the b-th of `streams` equal contiguous stretches of `ids`. The windows are a strided
+    view of `ids`, copied once into rows (no index tensor eight times the text's size)."""
     per_stream = (len(ids) - 1) // streams
     steps = per_stream // seq_len
-    start = (torch.arange(steps)[:, None] * seq_len + torch.arange(streams)[None, :] * per_stream).reshape(-1)
-    return ids[start[:, None] + torch.arange(seq_len + 1)[None, :]]
+    view = ids.contiguous().as_strided((steps, streams, seq_len + 1), (seq_len, per_stream, 1))
+    return view.reshape(steps * streams, seq_len + 1)
 
 
 def bigram_bpc(train: torch.Tensor, test: torch.Tensor, vocab_size: int, alpha: float = 0.5) -> float:
@@ -63,6 +65,7 @@ class TextGeneration(Task):
     default_monitor = "val_loss"
     headline = "bpc"
     sequential = True
+    overfit_remedies = "--dropout 0.2, a smaller --width, or more text"
 
     def __init__(self, cfg: Config, meta: dict | None = None):
         super().__init__(cfg, meta)
@@ -92,7 +95,8 @@ class TextGeneration(Task):
                          f"{seq_len} characters, so the batch size is {streams} instead of {t.batch_size}.")
             t.batch_size = streams  # the saved config is the resolved one
         self.meta = {"vocab": vocab, "source": source.description, "seq_len": seq_len,
-                     "train_chars": n_train, "val_chars": n_val}
+                     "train_chars": n_train, "val_chars": n_val,
+                     "prime": (self.meta or {}).get("prime", sample_prime(text[n_train:] or text))}
         windows = stream_windows(ids[:n_train], streams, seq_len)
         val = (ids[n_train:] if n_val >= 2 else ids[:0],)  # one character alone predicts nothing
         return Prepared(train=(windows,), val=val, test=val, meta=self.meta, notes=notes)
@@ -178,13 +182,14 @@ class TextGeneration(Task):
         self.check_characters(prime, "The prime text")
         return encode(prime, vocab).tolist()
 
-    def stream(self, model: nn.Module, prime: str = "", length: int = 500, temperature: float = 1.0,
+    def stream(self, model: nn.Module, prime: str = "", length: int = 500, temperature: float = 0.8,
                top_k: int | None = None, seed: int | None = None, device: torch.device | None = None) -> Iterator[str]:
         """`length` characters, yielded one at a time as they are sampled, continuing `prime` (default: a new line).
         temperature 0 picks the most likely character every time; top_k keeps only the k likeliest.
         The arguments are checked at once, before the first character is asked for."""
-        if temperature < 0:
-            raise DataError(f"--temperature must be 0 (always the likeliest character) or above. Received: {temperature}.")
+        if not (0 <= temperature < math.inf):
+            raise DataError(f"--temperature must be 0 (always the likeliest character) or a finite number above. "
+                            f"Received: {temperature}.")
         if top_k is not None and top_k < 1:
             raise DataError(f"--top-k must be at least 1. Received: {top_k}.")
         if length < 0:
@@ -212,7 +217,7 @@ class TextGeneration(Task):
         finally:
             model.train(was_training)
 
-    def generate(self, model: nn.Module, prime: str = "", length: int = 500, temperature: float = 1.0,
+    def generate(self, model: nn.Module, prime: str = "", length: int = 500, temperature: float = 0.8,
                  top_k: int | None = None, seed: int | None = None, device: torch.device | None = None) -> str:
         """The prime followed by `length` sampled characters."""
         return prime + "".join(self.stream(model, prime, length, temperature, top_k, seed, device))
@@ -227,8 +232,13 @@ class TextGeneration(Task):
         if epoch not in self.sample_epochs():
             return
         for temperature in TEMPERATURES:
-            text = self.generate(model, "", 200, temperature, seed=self.cfg.seed + epoch, device=device)
+            text = self.generate(model, self.prime, 200, temperature, seed=self.cfg.seed + epoch, device=device)
             run.log(kind="sample", epoch=epoch, temperature=temperature, text=text)
+
+    @property
+    def prime(self) -> str:
+        """What samples start from: the beginning of a line of the text, as its lines begin ('' for older runs)."""
+        return (self.meta or {}).get("prime", "")
 
     # --- after training -------------------------------------------------------------------
     def finish(self, run, model: nn.Module, data: Prepared, fit_info: dict, device: torch.device) -> dict:
@@ -237,10 +247,13 @@ class TextGeneration(Task):
         train_ids = data.train[0][:, :-1].reshape(-1)
         baseline = ({"model": "bigram counts (add-0.5 smoothing)", "bpc": bigram_bpc(train_ids, data.test[0], len(vocab))}
                     if len(data.test[0]) > 1 else None)
-        samples = {str(t): self.generate(model, "", 500, t, seed=self.cfg.seed, device=device) for t in TEMPERATURES}
+        samples = {str(t): self.generate(model, self.prime, 500, t, seed=self.cfg.seed, device=device)
+                   for t in TEMPERATURES}
+        shown = self.generate(model, self.prime, 400, SUMMARY_TEMPERATURE, seed=self.cfg.seed, device=device)
         results = {"task": self.name, "test": test, "baseline": baseline, "fit": fit_info,
                    "parameters": count_parameters(model), "vocab_size": len(vocab),
-                   "splits": {"train": self.meta["train_chars"], "val": self.meta["val_chars"]}, "samples": samples}
+                   "splits": {"train": self.meta["train_chars"], "val": self.meta["val_chars"]}, "samples": samples,
+                   "sample": {"prime": self.prime, "temperature": SUMMARY_TEMPERATURE, "text": shown}}
         run.write_json(run.results_file, results)
         run.log(kind="test", **test, baseline_bpc=baseline["bpc"] if baseline else None)
         self.write_report(run, data, results)
@@ -274,7 +287,7 @@ class TextGeneration(Task):
         notes = "".join(f"<pre class='note'>{html.escape(n)}</pre>" for n in data.notes)
         best = fit["best_value"]
         sections = [
-            ("Result on the held-out text", table(rows) + f"<p>{fit['epochs']} epochs; best validation "
+            ("Result on the held-out text", table(rows) + self.notes_html(results) + f"<p>{fit['epochs']} epochs; best validation "
              f"{fit['monitor']} {best if best is None else round(best, 4)} at epoch {fit['best_epoch']}. "
              "Bits per character: how many yes/no questions the model needs, on average, to guess the next character; "
              "lower is better, and a model that guessed uniformly would need "
@@ -302,13 +315,43 @@ class TextGeneration(Task):
                                  f"perplexity {test['perplexity']:.2f}"))
         if base:
             lines.append(("baseline", f"{base['bpc']:.4f} bits/char ({base['model']})"))
-        sample = results["samples"][str(TEMPERATURES[0])][:300].strip("\n")
-        lines.append(("sample", sample.replace("\n", "\n" + " " * 10)))
+        shown = results.get("sample") or {"text": results["samples"][str(TEMPERATURES[0])], "temperature": 0.5}
+        lines.append((f"sample", f"(temperature {shown['temperature']:g})\n" + " " * 10
+                      + readable(shown["text"]).replace("\n", "\n" + " " * 10)))
         return lines
 
     @staticmethod
     def describe_metrics(metrics: dict) -> list[str]:
         return [f"{metrics['loss']:.4f} nats/char  {metrics['bpc']:.4f} bits/char  perplexity {metrics['perplexity']:.2f}"]
+
+
+def sample_prime(text: str) -> str:
+    """The first word of the first line of `text` that starts with a letter, with the space after it ('def ',
+    'First '): a sample started there begins as the text's lines do, where a bare new line lets a model of Python
+    source write only indentation. '' when no line starts that way."""
+    for line in text.splitlines()[1:201]:  # the first line may start mid-line
+        word = line.split(" ", 1)[0]
+        if word.rstrip(":,;.").isalpha() and " " in line and len(line) >= 12:
+            return word + " "
+    return ""
+
+
+def readable(text: str, lines: int = 8, width: int = 100) -> str:
+    """A sample as a person can read it in a terminal: no trailing spaces, no runs of blank lines, at most `lines`
+    lines of at most `width` characters, tabs shown as four spaces."""
+    out, blank = [], False
+    for line in text.replace("\t", "    ").split("\n"):
+        line = line.rstrip()
+        if not line:
+            if blank or not out:
+                continue
+            blank = True
+        else:
+            blank = False
+        out.append(line if len(line) <= width else line[:width - 1] + "…")
+        if len(out) == lines:
+            break
+    return "\n".join(out).strip("\n") or "(only spaces and line breaks)"
 
 
 def pick(logits: torch.Tensor, temperature: float, top_k: int | None, generator: torch.Generator) -> int:

@@ -56,6 +56,7 @@ class Translation(Task):
                 "train.clip_grad": 1.0}
     default_monitor = "val_loss"
     headline = "bleu"
+    overfit_remedies = "--dropout 0.3, --label-smoothing 0.1, --tie-weights, or more pairs"
 
     def __init__(self, cfg: Config, meta: dict | None = None):
         super().__init__(cfg, meta)
@@ -339,7 +340,7 @@ class Translation(Task):
                          "pairs": val["pairs"]})
         notes = "".join(f"<pre class='note'>{html.escape(n)}</pre>" for n in data.notes)
         sections = [
-            ("Result", table(rows) + f"<p>{self.describe_model()}, {results['parameters']:,} parameters; {fit['epochs']} epochs; decoding "
+            ("Result", table(rows) + self.notes_html(results) + f"<p>{self.describe_model()}, {results['parameters']:,} parameters; {fit['epochs']} epochs; decoding "
              f"{'greedy' if test['beam'] == 1 else 'beam ' + str(test['beam'])}. BLEU: <code>"
              f"{html.escape(test['bleu_signature'])}</code>, lowercased.</p>"),
             ("Sample translations", table(results["samples"])),

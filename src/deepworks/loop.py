@@ -43,15 +43,11 @@ import torch
 import torch.nn as nn
 
 from .config import Config, TrainConfig
-from .errors import DeepworksError, TrainingError
+from .errors import DeepworksError, Interrupted, TrainingError
 from .models import prefer_channels_last
 from .run import Run, cpu_state_dict
 
 TARGET_STEPS = 1200  # the default number of epochs aims at about this many optimizer steps
-
-
-class Interrupted(DeepworksError):
-    """Ctrl-C: the state was saved and the run can be resumed."""
 
 
 @dataclass
@@ -247,6 +243,20 @@ def divergence_message(value: float, epoch: int, step: int, lr: float, run: Run,
             f"try --lr {cfg.train.lr / 10:.3g}{clip}. {kept}")
 
 
+def check_schedule_length(saved: dict, schedule, per_epoch: int, run: Run) -> None:
+    """A checkpoint's schedule continues only the run length it was made for (a one-cycle schedule cannot step past
+    its end). A config.yaml edited since, or changed by an older version's resume, is named with the fix."""
+    total = saved.get("total_steps", saved.get("T_max"))
+    now = getattr(schedule, "total_steps", getattr(schedule, "T_max", None))
+    if total is None or now is None or total == now:
+        return
+    epochs = total / per_epoch
+    fix = f"set epochs back to {epochs:.0f} in it" if epochs.is_integer() else "restore the settings the run began with"
+    raise DeepworksError(f"'{run.checkpoint_file}' was made for a schedule of {total:,} steps, but '{run.config_file}' "
+                         f"asks for {now:,} ({now // per_epoch} epochs of {per_epoch} steps): the settings changed "
+                         f"after the run started. To resume it, {fix}; to train longer, start a new run.")
+
+
 def fit(task, model: nn.Module, train: tuple[torch.Tensor, ...], val: tuple[torch.Tensor, ...], cfg: Config,
         run: Run, resume: dict | None = None, progress: bool | None = None) -> FitResult:
     """Train `model` on `train`, evaluating on `val` after each epoch; write checkpoints and metrics to `run`."""
@@ -279,6 +289,7 @@ def fit(task, model: nn.Module, train: tuple[torch.Tensor, ...], val: tuple[torc
         for o, state in zip(opts, resume["optimizers"]):
             o.load_state_dict(state)
         for s, state in zip(schedules, resume["schedules"]):
+            check_schedule_length(state, s, per_epoch, run)
             s.load_state_dict(state)
         if scaler is not None and resume.get("scaler"):
             scaler.load_state_dict(resume["scaler"])
