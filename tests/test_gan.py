@@ -203,7 +203,7 @@ def test_unknown_classes_and_the_wrong_kind_of_run_are_named(bars, tmp_path, cap
     text = dw.train(task="text", data=str(tmp_path / "fox.txt"), epochs=1, width=16, depth=1, seq_len=16,
                     batch_size=4, progress=False)
     assert main(["sample", str(text.run.path)]) == 2
-    assert "'sample' is for gan runs" in capsys.readouterr().err
+    assert "'sample' is for a GAN run" in capsys.readouterr().err
 
 
 def test_faces_are_read_from_the_data_dir_and_download_from_a_mirror(tmp_path, monkeypatch):

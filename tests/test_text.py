@@ -213,7 +213,7 @@ def test_evaluate_and_runs_show_bits_per_character(fox, tmp_path, capsys):
     assert main(["runs"]) == 0
     assert "bpc" in capsys.readouterr().out
     assert main(["predict", "fox", "x.png"]) == 2
-    assert "'predict' is for image runs" in capsys.readouterr().err
+    assert "'predict' is for an image classification run" in capsys.readouterr().err
 
 
 def test_the_batch_shrinks_to_fit_a_short_text(tmp_path):

@@ -161,7 +161,7 @@ def test_translate_from_the_command_line(reversal, tmp_path, capsys, monkeypatch
     out = json.loads(capsys.readouterr().out)
     assert [r["source"] for r in out] == ["a b", "c d e"] and len(out[0]["attention"][0]) == 2
     assert main(["generate", "rev"]) == 2
-    assert "is for text runs; 'runs/rev' is a translate run. Use 'translate' instead." in capsys.readouterr().err
+    assert "'generate' is for a text generation run; 'runs/rev' is a translation run. Use 'translate' instead." in capsys.readouterr().err
 
 
 def test_multi30k_is_read_from_the_data_dir_and_downloads_from_a_mirror(tmp_path, monkeypatch):

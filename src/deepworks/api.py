@@ -77,7 +77,7 @@ class Trained:
     def stream(self, prime: str = "", length: int = 500, temperature: float = 0.8, top_k: int | None = None,
                seed: int | None = None):
         """Text runs: the sampled characters one at a time, as they are made (the prime is not repeated)."""
-        self.require("text", "stream")
+        self.require("text", "generate")
         return self.task.stream(self.model, prime, length, temperature, top_k, seed, self.device)
 
     def translate(self, sentences: list[str] | str, beam: int = 1, length_penalty: float = 0.6) -> list[dict]:
@@ -117,10 +117,12 @@ class Trained:
     def require(self, task: str, what: str) -> None:
         if self.cfg.task != task:
             use = {"image": "predict", "text": "generate", "translate": "translate", "gan": "sample"}[self.cfg.task]
+            kind = {"image": "an image classification", "text": "a text generation", "translate": "a translation",
+                    "gan": "a GAN"}
             if what != use and what in ("attack", "fool", "explain", "visualize", "represent"):
-                raise DeepworksError(f"'{what}' works on image classifiers; '{self.run.path}' is a {self.cfg.task} "
+                raise DeepworksError(f"'{what}' works on image classifiers; '{self.run.path}' is {kind[self.cfg.task]} "
                                      f"run. Train one with: deepworks train --data IMAGES")
-            raise DeepworksError(f"'{what}' is for {task} runs; '{self.run.path}' is a {self.cfg.task} run. "
+            raise DeepworksError(f"'{what}' is for {kind[task]} run; '{self.run.path}' is {kind[self.cfg.task]} run. "
                                  f"Use '{use}' instead.")
 
     def evaluate(self, split: str = "test", data: str | None = None) -> dict:
@@ -138,20 +140,28 @@ class Trained:
         return found
 
     # --- seeing inside and attacking (image runs) -----------------------------------------------
+    def in_report(self, result: dict, out) -> dict:
+        """Link what a trust tool wrote into the run's report page (when it wrote there rather than to --out)."""
+        if out is None:
+            from .report import link_extra_figures
+
+            link_extra_figures(self.run.report_dir)
+        return result
+
     def attack(self, method: str = "pgd", eps: float = 0.1, **options) -> dict:
         """Accuracy under an adversarial attack on the test split, an accuracy-against-epsilon curve and example
         triptychs (see `deepworks attack --help` for the options); `image=` and `target=` attack one image."""
         from .trust.tools import attack_run
 
         self.require("image", "attack")
-        return attack_run(self, method, eps, **options)
+        return self.in_report(attack_run(self, method, eps, **options), options.get("out"))
 
     def fool(self, target: str | int, confidence: float = 0.99, out: str | Path | None = None, seed: int = 0) -> dict:
         """An image made from noise that the model calls `target` with at least `confidence`."""
         from .trust.tools import fooling_run
 
         self.require("image", "fool")
-        return fooling_run(self, target, confidence, out, seed)
+        return self.in_report(fooling_run(self, target, confidence, out, seed), out)
 
     def explain(self, image: str | Path, label: str | int | None = None, out: str | Path | None = None,
                 steps: int = 64) -> dict:
@@ -159,7 +169,7 @@ class Trained:
         from .trust.tools import explain_image
 
         self.require("image", "explain")
-        return explain_image(self, image, label, out, steps)
+        return self.in_report(explain_image(self, image, label, out, steps), out)
 
     def visualize(self, label: str | int | None = None, layer: str | None = None, channels: str | None = None,
                   out: str | Path | None = None, steps: int = 128) -> dict:
@@ -167,7 +177,7 @@ class Trained:
         from .trust.tools import visualize_run
 
         self.require("image", "visualize")
-        return visualize_run(self, label, layer, channels, out, steps)
+        return self.in_report(visualize_run(self, label, layer, channels, out, steps), out)
 
     def representations(self, layer: str | None = None, method: str = "pca", samples: int = 1000,
                         out: str | Path | None = None) -> dict:
@@ -175,7 +185,7 @@ class Trained:
         from .trust.tools import representation_run
 
         self.require("image", "represent")
-        return representation_run(self, layer, method, samples, out)
+        return self.in_report(representation_run(self, layer, method, samples, out), out)
 
     def __repr__(self) -> str:
         return f"Trained(run='{self.run.path}', task={self.cfg.task}, model={self.cfg.model.name})"

@@ -140,7 +140,9 @@ def build_parser() -> argparse.ArgumentParser:
                                    "standard input (one per line) when none are given.")
     p.add_argument("run", help="run directory, or a run name inside runs/")
     p.add_argument("sentences", nargs="*", metavar="SENTENCE", help="sentences to translate")
-    p.add_argument("--file", help="a UTF-8 file with one sentence per line")
+    p.add_argument("--file", help="a text file with one sentence per line")
+    p.add_argument("--encoding", default="utf-8", choices=("utf-8", "latin-1", "utf-16"),
+                   help="how --file is decoded [default: utf-8; a UTF-16 file with its byte-order mark is recognised]")
     p.add_argument("--beam", type=int, default=1, help="beam width; 1 is greedy decoding [default: 1]")
     p.add_argument("--length-penalty", type=float, default=0.6,
                    help="beam search: alpha of the length penalty ((5 + length) / 6) ** alpha [default: 0.6]")
@@ -297,6 +299,10 @@ def cmd_evaluate(args) -> int:
 def cmd_predict(args) -> int:
     from . import api
 
+    if args.top_k < 1:
+        from .errors import ConfigError
+
+        raise ConfigError(f"--top-k must be at least 1. Received: {args.top_k}.")
     predictions = api.load(args.run).predict(args.images, top_k=args.top_k)
     if args.json:
         print(json.dumps(predictions, indent=2))
@@ -340,9 +346,12 @@ def cmd_translate(args) -> int:
     from .data.pairs import read_lines
     from .errors import DataError
 
+    empty = [i + 1 for i, s in enumerate(args.sentences) if not s.strip()]
+    if empty:
+        raise DataError(f"Sentence {empty[0]} on the command line is empty. Give each sentence some words.")
     sentences = list(args.sentences)
     if args.file:
-        sentences += [line for line in read_lines(Path(args.file)) if line.strip()]
+        sentences += [line for line in read_lines(Path(args.file), args.encoding) if line.strip()]
     if not sentences and not sys.stdin.isatty():
         sentences = [line.strip() for line in sys.stdin if line.strip()]
     if not sentences:
@@ -353,6 +362,7 @@ def cmd_translate(args) -> int:
         from .tasks.translate import plot_alignment
 
         plot_alignment(results[0], Path(args.plot))
+        print(f"wrote {args.plot} (where attention looked while translating the first sentence)", file=sys.stderr)
     if args.json:
         print(json.dumps([{**r, "attention": r["attention"].round(4).tolist()} for r in results], indent=2))
         return 0
@@ -369,8 +379,8 @@ def cmd_sample(args) -> int:
     from .errors import DataError
     from .report import save_image_grid
 
-    if args.scale < 1:
-        raise DataError(f"--scale must be at least 1. Received: {args.scale}.")
+    if not 1 <= args.scale <= MAX_SCALE:
+        raise DataError(f"--scale must be from 1 to {MAX_SCALE}. Received: {args.scale}.")
     trained = api.load(args.run)
     seed = secrets.randbits(31) if args.seed is None else args.seed
     if args.interpolate is not None:
@@ -389,6 +399,9 @@ def cmd_sample(args) -> int:
         return 0
     print(f"wrote {grid} ({len(images)} images, seed {seed})" + (f" and {len(files)} PNGs in {args.images}" if files else ""))
     return 0
+
+
+MAX_SCALE = 16  # `sample --scale`: 16 times a 64 px image is 1,024 px, plenty to look at
 
 
 def emit(result: dict, as_json: bool, lines) -> int:
@@ -519,11 +532,12 @@ def cmd_runs(args) -> int:
     if not rows:
         print(f"No runs in '{args.runs_dir}/'. Start one with: deepworks train")
         return 0
-    print(f"{'name':<28} {'task':<6} {'model':<7} {'epochs':>7} {'best':>18} {'test':>15}  status")
+    print(f"{'name':<28} {'task':<9} {'model':<11} {'epochs':>7} {'best':>22} {'test':>15}  status")
     for r in rows:
         best = f"{r['monitor']} {fmt(r['best'])}" if r["best"] is not None else "-"
         test = f"{r['test_metric']} {fmt(r['test'])}" if r["test"] is not None else "-"
-        print(f"{r['name'][:28]:<28} {r['task']:<6} {r['model']:<7} {r['epochs']:>7} {best:>18} {test:>15}  {r['status']}")
+        print(f"{r['name'][:28]:<28} {r['task']:<9} {str(r['model'])[:11]:<11} {r['epochs']:>7} {best:>22} {test:>15}  "
+              f"{r['status']}")
     return 0
 
 

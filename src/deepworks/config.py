@@ -66,8 +66,9 @@ class DataConfig:
     strict: bool = setting(False, "Stop on unreadable files instead of skipping them with a warning.")
     seq_len: int = setting(128, "Text: characters per training sequence, the span of truncated backpropagation "
                                 "through time (the hidden state is carried on across sequences).")
-    encoding: str = setting("utf-8", "Text: how the files are decoded; latin-1 reads any byte as one character.",
-                            ("utf-8", "latin-1"))
+    encoding: str = setting("utf-8", "Text and translation: how the files are decoded; latin-1 reads any byte as one "
+                                     "character; a UTF-16 file with its byte-order mark is recognised by itself.",
+                            ("utf-8", "latin-1", "utf-16"))
     max_len: int = setting(50, "Translation: longest sentence in words; longer ones are cut, with a warning.")
     min_freq: int = setting(2, "Translation: words seen fewer times in training become <unk>.")
     tokenizer: str = setting("word", "Translation: split sentences into words and punctuation, or into subwords "

@@ -49,7 +49,8 @@ def plot_history(records: list[dict], path: Path, *metrics: str, titles: dict | 
         ax.set_ylabel(name)
         ax.set_title((titles or {}).get(name, name.replace("_", " ").capitalize()))
         ax.grid(alpha=0.3)
-        ax.legend()
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend()
     save_figure(fig, path)
     return path
 
@@ -121,15 +122,18 @@ def table(rows: list[dict], float_format: str = "{:.4f}") -> str:
         return ""
     head = "".join(f"<th>{html.escape(str(k))}</th>" for k in rows[0])
     body = "".join(
-        "<tr>" + "".join(f"<td>{float_format.format(v) if isinstance(v, float) else html.escape(str(v))}</td>"
+        "<tr>" + "".join(f"<td class='num'>{float_format.format(v) if isinstance(v, float) else v}</td>"
+                         if isinstance(v, (int, float)) and not isinstance(v, bool) else f"<td>{html.escape(str(v))}</td>"
                          for v in r.values()) + "</tr>" for r in rows)
     return f"<table><tr>{head}</tr>{body}</table>"
 
 
 STYLE = """body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222}
-table{border-collapse:collapse;margin:.5em 0}td,th{border:1px solid #ccc;padding:.25em .6em;text-align:right}
-th{background:#f3f3f3}img{max-width:100%}.note{background:#fff8e1;border-left:4px solid #f0b400;padding:.5em 1em}
-code{background:#f3f3f3;padding:0 .2em}"""
+table{border-collapse:collapse;margin:.5em 0;max-width:100%}td,th{border:1px solid #ccc;padding:.25em .6em;
+text-align:left;vertical-align:top}td.num{text-align:right}th{background:#f3f3f3}img{max-width:100%}
+pre{white-space:pre-wrap;overflow-wrap:anywhere;margin:.3em 0}table.samples{width:100%;table-layout:fixed}
+.note{background:#fff8e1;border-left:4px solid #f0b400;padding:.5em 1em}code{background:#f3f3f3;padding:0 .2em}
+figure{display:inline-block;margin:4px;vertical-align:top}figcaption{font-size:80%;color:#555}"""
 
 
 def write_page(report_dir: Path, title: str, sections: list[tuple[str, str]]) -> Path:
@@ -146,3 +150,38 @@ def write_page(report_dir: Path, title: str, sections: list[tuple[str, str]]) ->
 
 def image_tag(path: Path | None, alt: str) -> str:
     return f"<img src='{path.name}' alt='{html.escape(alt)}'>" if path else ""
+
+
+EXTRAS_START, EXTRAS_END = "<!-- deepworks: trust figures -->", "<!-- /deepworks: trust figures -->"
+EXTRA_FIGURES = (  # (heading, file patterns) of the figures `attack`, `explain`, `visualize` and `represent` add
+    ("Attacks", ("attack-*.png", "*-adversarial.png", "fooling-*.png")),
+    ("Explanations", ("explain-*.png",)),
+    ("What the network looks for", ("visualize-*.png",)),
+    ("Representations", ("representations-*.png",)),
+)
+
+
+def link_extra_figures(report_dir: Path) -> Path | None:
+    """(Re)write the section of report_dir/index.html that shows the figures the trust commands wrote there, so a
+    run's report links everything in its folder. Idempotent: the section sits between two comments and is
+    replaced each time."""
+    page = report_dir / "index.html"
+    if not page.is_file():
+        return None
+    text = page.read_text(encoding="utf-8")
+    if EXTRAS_START in text:
+        text = text[:text.index(EXTRAS_START)] + text[text.index(EXTRAS_END) + len(EXTRAS_END):]
+    parts = []
+    for heading, patterns in EXTRA_FIGURES:
+        files = sorted({p for pattern in patterns for p in report_dir.glob(pattern)})
+        if files:
+            figures = "".join(f"<figure><img src='{html.escape(p.name)}' alt='{html.escape(p.stem)}'>"
+                              f"<figcaption>{html.escape(p.name)}</figcaption></figure>" for p in files)
+            parts.append(f"<h3>{html.escape(heading)}</h3>{figures}")
+    if parts:
+        section = (f"{EXTRAS_START}<h2>Robustness and explanations</h2><p>Figures that deepworks attack, explain, "
+                   f"visualize and represent wrote into this folder; the JSON beside each holds its numbers.</p>"
+                   + "".join(parts) + EXTRAS_END)
+        text = text.replace("</body></html>", section + "</body></html>")
+    atomic_write_text(page, text)
+    return page

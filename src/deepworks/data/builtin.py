@@ -9,7 +9,6 @@ then fetched from MIRROR/<folder>/<file>), for a local mirror or the tests' serv
 
 from __future__ import annotations
 
-import gzip
 import hashlib
 import io
 import os
@@ -17,6 +16,7 @@ import pickle
 import tarfile
 import urllib.error
 import urllib.request
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -109,14 +109,39 @@ def parse_idx(raw: bytes, where: Path) -> np.ndarray:
     return data.reshape(dims)
 
 
+MAX_INFLATED = 512 * 2 ** 20  # a gzip file that inflates beyond this is refused, not unpacked into memory
+
+
+def inflate(path: Path, limit: int = MAX_INFLATED, fix: str = "Delete it to download it again.") -> bytes:
+    """The decompressed content of a gzip file, inflated a megabyte at a time and refused once it passes `limit`:
+    a few MB of zeros can inflate to many GB (a gzip bomb), and nothing is known about a file before it is read."""
+    out = bytearray()
+    try:
+        with open(path, "rb") as f:
+            d = zlib.decompressobj(wbits=31)
+            data = f.read(1 << 20)
+            while data:
+                out += d.decompress(data, limit + 1 - len(out))
+                if len(out) > limit:
+                    raise DataError(f"'{path}' inflates to more than {limit / 2 ** 20:,.0f} MiB: too big to read "
+                                    f"(a gzip bomb?). Decompress it yourself if it is genuine.")
+                data = d.unconsumed_tail
+                if d.eof and d.unused_data:  # a file of several gzip members, one after another
+                    data, d = d.unused_data, zlib.decompressobj(wbits=31)
+                if not data:
+                    data = f.read(1 << 20)
+        if not d.eof:
+            raise zlib.error("the file ends in the middle of its compressed data")
+    except zlib.error as err:
+        raise DataError(f"'{path}' is not a valid gzip file ({err}). {fix}") from None
+    except OSError as err:
+        raise DataError(f"Cannot read '{path}' ({err.strerror or err}).") from None
+    return bytes(out)
+
+
 def read_verified(path: Path, f: RemoteFile) -> bytes:
-    """The file's content (decompressed for .gz), checked against the known sha256."""
-    raw = path.read_bytes()
-    if f.gz_content:
-        try:
-            raw = gzip.decompress(raw)
-        except (OSError, EOFError) as err:
-            raise DataError(f"'{path}' is not a valid gzip file ({err}). Delete it to download it again.") from None
+    """The file's content (decompressed for .gz, with a cap), checked against the known sha256."""
+    raw = inflate(path) if f.gz_content else path.read_bytes()
     digest = hashlib.sha256(raw).hexdigest()
     if digest != f.sha256:
         raise DataError(f"'{path}' does not match its checksum (sha256 {digest[:12]}..., expected {f.sha256[:12]}...). "

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import calendar
 import datetime as dt
-import gzip
 import re
 import warnings
 from collections import Counter
@@ -20,8 +19,8 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import DataError
-from .builtin import Remote, RemoteFile, default_data_dir, ensure_files, verify_file
-from .text import not_utf8_message
+from .builtin import Remote, RemoteFile, default_data_dir, ensure_files, inflate, verify_file
+from .text import decode_text
 
 PAD, UNK, BOS, EOS = "<pad>", "<unk>", "<s>", "</s>"
 SPECIALS = (PAD, UNK, BOS, EOS)
@@ -55,7 +54,7 @@ class Pairs:
 
 
 def load_pairs(source: str, target: str | None = None, data_dir: str | None = None, download: bool = True,
-               strict: bool = False) -> Pairs:
+               strict: bool = False, encoding: str = "utf-8") -> Pairs:
     name, _, langs = source.partition(":")
     if name in PAIR_BUILTINS and not Path(source).exists():
         return dates_pairs() if name == "dates" else multi30k(langs or "de-en", data_dir, download)
@@ -64,29 +63,30 @@ def load_pairs(source: str, target: str | None = None, data_dir: str | None = No
         raise DataError(f"No such file '{source}'. Pass a TSV of source<TAB>target lines, a source file with "
                         f"--target FILE (line-aligned), or a built-in: {', '.join(PAIR_BUILTINS)}.")
     if target is not None:
-        src, tgt = read_aligned(path, Path(target))
+        src, tgt = read_aligned(path, Path(target), encoding)
         return Pairs(src, tgt, f"'{path}' + '{target}': {len(src):,} line pairs")
-    src, tgt, notes = read_tsv(path, strict)
+    src, tgt, notes = read_tsv(path, strict, encoding)
     return Pairs(src, tgt, f"'{path}': {len(src):,} pairs", notes=notes)
 
 
-def read_lines(path: Path) -> list[str]:
+def read_lines(path: Path, encoding: str = "utf-8") -> list[str]:
+    """The lines of a text file (or a .gz of one, inflated with a cap), decoded as --encoding says. Line ends may be
+    Unix, Windows or, for a file that has no other, old Macintosh carriage returns."""
     if not path.is_file():
         raise DataError(f"No such file '{path}'. Check the path.")
-    raw = gzip.decompress(path.read_bytes()) if path.suffix == ".gz" else path.read_bytes()
-    try:
-        text = raw.decode("utf-8-sig")
-    except UnicodeDecodeError as err:
-        raise DataError(not_utf8_message(path, raw, err.start)) from None
-    lines = text.replace("\r\n", "\n").split("\n")
+    raw = inflate(path, fix="Check the file.") if path.suffix == ".gz" else path.read_bytes()
+    text = decode_text(raw, path, encoding)
+    if "\r" in text and "\n" not in text:
+        text = text.replace("\r", "\n")
+    lines = text.split("\n")
     return lines[:-1] if lines[-1] == "" else lines  # a final newline ends the last line; it starts none
 
 
-def read_tsv(path: Path, strict: bool = False) -> tuple[list[str], list[str], list[str]]:
+def read_tsv(path: Path, strict: bool = False, encoding: str = "utf-8") -> tuple[list[str], list[str], list[str]]:
     """source<TAB>target per line; lines with no tab, extra columns or an empty side are skipped with one warning
     that names them (or stop the run with `strict`)."""
     src, tgt, bad = [], [], []
-    for number, line in enumerate(read_lines(path), 1):
+    for number, line in enumerate(read_lines(path, encoding), 1):
         parts = line.split("\t")
         if len(parts) != 2 or not parts[0].strip() or not parts[1].strip():
             why = "no tab" if len(parts) == 1 else f"{len(parts)} columns" if len(parts) > 2 else "an empty side"
@@ -109,8 +109,8 @@ def read_tsv(path: Path, strict: bool = False) -> tuple[list[str], list[str], li
     return src, tgt, notes
 
 
-def read_aligned(source: Path, target: Path) -> tuple[list[str], list[str]]:
-    src, tgt = read_lines(source), read_lines(target)
+def read_aligned(source: Path, target: Path, encoding: str = "utf-8") -> tuple[list[str], list[str]]:
+    src, tgt = read_lines(source, encoding), read_lines(target, encoding)
     if len(src) != len(tgt):
         raise DataError(f"'{source}' has {len(src):,} lines but '{target}' has {len(tgt):,}. Line i of one must be "
                         f"the translation of line i of the other.")

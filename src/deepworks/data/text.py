@@ -48,21 +48,56 @@ def load_text_source(source: str, encoding: str = "utf-8", data_dir: str | None 
 
 
 def read_text_file(path: Path, encoding: str = "utf-8") -> str:
-    """The file's text with Windows line ends made '\\n' and a UTF-8 byte-order mark dropped."""
-    raw = path.read_bytes()
+    """The file's text with Windows line ends made '\\n' and a byte-order mark dropped."""
+    try:
+        raw = path.read_bytes()
+    except OSError as err:
+        raise DataError(f"Cannot read '{path}' ({err.strerror or err}). Pass a plain-text file.") from None
     if not raw.strip():
         raise DataError(f"'{path}' is empty. Pass a file with some text in it (a few thousand characters at least).")
-    if b"\0" in raw[:SNIFF_BYTES]:
+    return decode_text(raw, path, encoding)
+
+
+UTF16_BOMS = (b"\xff\xfe", b"\xfe\xff")
+
+
+def decode_text(raw: bytes, path: Path, encoding: str = "utf-8") -> str:
+    """Bytes -> text: UTF-16 when the file says so (its byte-order mark, as Windows Notepad's 'Unicode' writes it)
+    or --encoding utf-16 asks; else UTF-8 (a UTF-8 byte-order mark dropped) or Latin-1 as --encoding asks. A binary
+    file, UTF-16 without its mark, invalid UTF-8 and NUL characters each get a message with the fix."""
+    if raw[:2] in UTF16_BOMS or encoding == "utf-16":
+        try:
+            text = raw.decode("utf-16" if raw[:2] in UTF16_BOMS else "utf-16-le")
+        except UnicodeDecodeError as err:
+            raise DataError(f"'{path}' is not valid UTF-16 text (bytes {err.start:,} to {err.end:,}). Save it as UTF-8, "
+                            f"or pass the --encoding it was written in.") from None
+    elif b"\0" in raw[:SNIFF_BYTES]:
+        if looks_utf16(raw[:SNIFF_BYTES]):
+            raise DataError(f"'{path}' looks like UTF-16 text without a byte-order mark (every other byte is 0). Add "
+                            f"--encoding utf-16, or save it as UTF-8.")
         raise DataError(f"'{path}' looks like a binary file (it holds NUL bytes), not text. Pass a plain-text file; "
                         f"export documents (PDF, Word) to .txt first.")
-    if encoding == "latin-1":
+    elif encoding == "latin-1":
         text = raw.decode("latin-1")
     else:
         try:
             text = raw.decode("utf-8-sig")
         except UnicodeDecodeError as err:
             raise DataError(not_utf8_message(path, raw, err.start)) from None
+    nul = text.find("\0")
+    if nul >= 0:
+        line = text.count("\n", 0, nul) + 1
+        raise DataError(f"'{path}' holds NUL characters (the first on line {line:,}, character {nul:,}): binary content "
+                        f"inside a text file. Remove it, or pass only the text.")
     return text.replace("\r\n", "\n")
+
+
+def looks_utf16(head: bytes) -> bool:
+    """Mostly ASCII text in UTF-16: NUL in nearly every odd (little-endian) or even (big-endian) byte, few elsewhere."""
+    if len(head) < 4:
+        return False
+    odd, even = head[1::2].count(0) / len(head[1::2]), head[0::2].count(0) / len(head[0::2])
+    return max(odd, even) > 0.7 and min(odd, even) < 0.1
 
 
 def not_utf8_message(path: Path, raw: bytes, at: int) -> str:
@@ -79,7 +114,8 @@ def read_text_folder(folder: Path, encoding: str) -> TextSource:
     for f in sorted(p for p in folder.rglob("*") if p.is_file() and not any(map(is_hidden, p.relative_to(folder).parts))):
         with open(f, "rb") as fh:
             head = fh.read(SNIFF_BYTES)
-        (skipped if b"\0" in head else files).append(f)
+        binary = b"\0" in head and head[:2] not in UTF16_BOMS and not (encoding == "utf-16" and looks_utf16(head))
+        (skipped if binary else files).append(f)
     files = [f for f in files if f.stat().st_size > 0]
     if not files:
         found = f"{len(skipped)} binary file(s) such as '{skipped[0].name}'" if skipped else "no files"

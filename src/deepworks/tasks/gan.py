@@ -45,6 +45,7 @@ SHORT_RUN = 1000  # fewer optimizer steps than this: the run is told it is too s
 EVAL_SEED = 12345  # the noise FID is measured on, the same every epoch
 VAL_IMAGES = 2000  # real and generated images for the per-epoch FID (the final one uses --fid-samples)
 GRID = 64  # images in the fixed-noise grids
+MAX_SAMPLES = 10_000  # images one `sample` call makes: more is no picture, and 10**8 would fill the memory
 SIZES = (16, 28, 32, 64)
 
 
@@ -409,8 +410,8 @@ class GanTraining(Task):
 
     def sample(self, model: GAN, n: int, seed: int, device: torch.device, label: str | int | None = None) -> torch.Tensor:
         """n new images, uint8 (N, C, H, W); with a conditional run, of class `label` (else of every class in turn)."""
-        if n < 1:
-            raise DataError(f"--n must be at least 1. Received: {n}.")
+        if not 1 <= n <= MAX_SAMPLES:
+            raise DataError(f"--n must be from 1 to {MAX_SAMPLES:,} images. Received: {n:,}.")
         index = self.class_label(label)
         labels = None
         if self.cfg.model.conditional:
@@ -422,8 +423,8 @@ class GanTraining(Task):
                     label: str | int | None = None) -> torch.Tensor:
         """`steps` images on the great circle between two seeded noise vectors (spherical interpolation, which
         keeps every point as likely under the Gaussian as the ends)."""
-        if steps < 2:
-            raise DataError(f"An interpolation needs at least 2 steps. Received: {steps}.")
+        if not 2 <= steps <= MAX_SAMPLES:
+            raise DataError(f"An interpolation needs from 2 to {MAX_SAMPLES:,} steps. Received: {steps:,}.")
         a, b = self.noise(2, torch.Generator().manual_seed(seed))
         omega = torch.arccos(torch.clamp((a / a.norm()) @ (b / b.norm()), -1.0, 1.0))
         t = torch.linspace(0, 1, steps)[:, None]

@@ -294,7 +294,7 @@ class TextGeneration(Task):
              f"{math.log2(len(self.meta['vocab'])):.2f}.</p>"),
             ("Samples from the final model", "<p>500 characters each, starting from a new line. Low temperatures "
              "play safe and repeat themselves; high ones invent more and misspell more.</p>" + final),
-            ("Samples during training", "<table>" + head + progress_rows + "</table>"),
+            ("Samples during training", "<table class='samples'>" + head + progress_rows + "</table>"),
             ("Training curves", image_tag(curves, "loss, bits per character and perplexity per epoch")),
             ("Data", f"<p>{html.escape(self.meta['source'])}</p>" + table([results["splits"]])
              + f"<p>Vocabulary of {len(vocab)} characters: <code>{html.escape(repr(vocab))}</code></p>" + notes),

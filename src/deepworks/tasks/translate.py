@@ -49,6 +49,9 @@ def trim(x: torch.Tensor) -> torch.Tensor:
     return x[:, :max(1, int((x != 0).sum(1).max()))]
 
 
+MAX_BEAM = 100  # hypotheses kept by beam search; beyond a few dozen BLEU no longer changes, only the time
+
+
 class Translation(Task):
     name = "translate"
     models = ("gru", "lstm", "transformer")
@@ -71,10 +74,10 @@ class Translation(Task):
         """Extra pairs named on the command line: a TSV, or 'SOURCE_FILE,TARGET_FILE'."""
         if "," in spec and not Path(spec).exists():
             a, b = spec.split(",", 1)
-            return read_aligned(Path(a), Path(b))
+            return read_aligned(Path(a), Path(b), self.cfg.data.encoding)
         if not Path(spec).is_file():
             raise DataError(f"No such file '{spec}'. Pass a TSV of source<TAB>target, or 'SOURCE_FILE,TARGET_FILE'.")
-        src, tgt, _ = read_tsv(Path(spec), self.cfg.data.strict)
+        src, tgt, _ = read_tsv(Path(spec), self.cfg.data.strict, self.cfg.data.encoding)
         return src, tgt
 
     def subword(self, side: str):
@@ -108,7 +111,7 @@ class Translation(Task):
 
     def prepare(self, progress: bool | None = True) -> Prepared:
         d, seed = self.cfg.data, self.cfg.seed
-        pairs: Pairs = load_pairs(d.source, d.target, d.data_dir, d.download, d.strict)
+        pairs: Pairs = load_pairs(d.source, d.target, d.data_dir, d.download, d.strict, d.encoding)
         src, tgt = pairs.source, pairs.target
         index = np.arange(len(src))
         test = pairs.test or (self.read(d.test_data) if d.test_data else None)
@@ -124,6 +127,10 @@ class Translation(Task):
         if len(train[0]) < 2:
             raise DataError(f"{pairs.description} leaves {len(train[0])} pair(s) for training. Add pairs, or lower "
                             f"--val-fraction / --test-fraction.")
+        if not test[0]:
+            raise DataError(f"{pairs.description} leaves no pair to test the model on (--test-fraction "
+                            f"{d.test_fraction:g} of {len(src)} pairs rounds to none). Add pairs (at least 10), raise "
+                            f"--test-fraction, or give --test-data.")
         notes = list(pairs.notes)
         if self.meta is None and d.tokenizer == "subword":
             self._protos = {side: train_subword(sentences, d.vocab_size) for side, sentences in zip(("src", "tgt"), train)}
@@ -272,8 +279,10 @@ class Translation(Task):
                   alpha: float = 0.6, batch_size: int = 128) -> list[dict]:
         """Translate sentences: [{'source', 'translation', 'source_tokens', 'tokens', 'attention'}] per sentence.
         Words the model never saw become <unk> on the way in; nothing unknown can crash it."""
-        if beam < 1:
-            raise DataError(f"--beam must be at least 1. Received: {beam}.")
+        if not 1 <= beam <= MAX_BEAM:
+            raise DataError(f"--beam must be from 1 to {MAX_BEAM}. Received: {beam:,}.")
+        if not math.isfinite(alpha):
+            raise DataError(f"--length-penalty must be a finite number. Received: {alpha}.")
         tgt_vocab, cap = self.meta["tgt_vocab"], self.meta["max_len"]
         toks = []
         for s in sentences:
@@ -282,6 +291,17 @@ class Translation(Task):
                 warnings.warn(f"A sentence of {len(t)} words was cut to the model's --max-len of {cap}: "
                               f"'{s[:60]}...'", PairWarning, stacklevel=2)
             toks.append(t[:cap])
+        words = [i for i, t in enumerate(toks) if t]  # a sentence without words translates to nothing
+        out = [{"source": s, "translation": "", "source_tokens": [], "tokens": [], "attention": np.zeros((1, 0))}
+               for s in sentences]
+        for i, r in zip(words, self.decode(model, [sentences[i] for i in words], [toks[i] for i in words], device,
+                                           beam, alpha, batch_size)):
+            out[i] = r
+        return out
+
+    def decode(self, model: nn.Module, sentences: list[str], toks: list[list[str]], device: torch.device, beam: int,
+               alpha: float, batch_size: int) -> list[dict]:
+        tgt_vocab, cap = self.meta["tgt_vocab"], self.meta["max_len"]
         src_all = encode(toks, self.vocab("src"), False)
         was_training = model.training
         model.eval()

@@ -67,6 +67,8 @@ def attack_run(trained, method: str = "pgd", eps: float = 0.1, norm: str = "linf
     check_attack(method, eps, norm, steps)
     if samples < 1 or show < 0:
         raise ConfigError(f"--samples must be at least 1 and --show 0 or more. Received: {samples}, {show}.")
+    if restarts < 1:
+        raise ConfigError(f"--restarts must be at least 1 (one try from a random start). Received: {restarts}.")
     random_start = (method == "pgd") if random_start is None else random_start
     classes = trained.task.meta["classes"]
     model = trained.task.pixel_model(trained.model).eval()
@@ -111,7 +113,7 @@ def attack_run(trained, method: str = "pgd", eps: float = 0.1, norm: str = "linf
         result["target_success"] = fooled_to_target[eps]
     files = {"curve": str(plot_curve(result["curve"], directory / f"attack-{name}-curve.png",
                                      f"{method.upper()} on {len(x)} test images"))}
-    picked = torch.tensor(examples) if examples else torch.nonzero(clean == y).flatten()[:show]
+    picked = torch.tensor(examples) if examples else spread_over_classes(torch.nonzero(clean == y).flatten(), y, show)
     if len(picked):
         files["examples"] = str(triptychs(model, to_pixels(test_x[picked]), test_y[picked], classes, method, eps,
                                           options, None if goal is None else torch.full((len(picked),), goal),
@@ -120,6 +122,21 @@ def attack_run(trained, method: str = "pgd", eps: float = 0.1, norm: str = "linf
     atomic_write_json(directory / f"attack-{name}.json", result)
     result["files"]["json"] = str(directory / f"attack-{name}.json")
     return result
+
+
+def spread_over_classes(indices: torch.Tensor, labels: torch.Tensor, n: int) -> torch.Tensor:
+    """Up to n of `indices`, taking the first of each class in turn (a test split sorted by class would otherwise
+    show n images of its first class)."""
+    by_class: dict[int, list[int]] = {}
+    for i in indices.tolist():
+        by_class.setdefault(int(labels[i]), []).append(i)
+    queues = [by_class[c] for c in sorted(by_class)]
+    picked = []
+    while len(picked) < n and any(queues):
+        for q in queues:
+            if q and len(picked) < n:
+                picked.append(q.pop(0))
+    return torch.tensor(picked, dtype=torch.long)
 
 
 def triptychs(model, pixels, y, classes, method, eps, options, targets, path: Path) -> Path:
@@ -186,6 +203,8 @@ def explain_image(trained, image: str | Path, label: str | int | None = None, ou
                   steps: int = 64) -> dict:
     from .explain import METHODS, attribute, heat, plot_explanation
 
+    if steps < 1:
+        raise ConfigError(f"--steps must be at least 1. Received: {steps}.")
     classes = trained.task.meta["classes"]
     x, note = read_one_image(trained, image)
     model = trained.task.pixel_model(trained.model).eval()
@@ -222,6 +241,8 @@ def parse_channels(text: str | None, count: int) -> list[int]:
             picked += list(range(int(lo), int(hi) + 1)) if hi else [int(lo)]
     except ValueError:
         raise ConfigError(f"--channels {text!r}: give a channel (3), a range (0-7) or a list (1,4,9).") from None
+    if not picked:
+        raise ConfigError(f"--channels {text!r} names no channel: a range goes from low to high, like 2-5.")
     bad = [c for c in picked if not 0 <= c < count]
     if bad:
         raise ConfigError(f"--channels {bad} out of range: that layer has {count} channels (0 to {count - 1}).")
@@ -233,6 +254,8 @@ def visualize_run(trained, label: str | int | None = None, layer: str | None = N
     from .features import (captured, channel_objective, class_objective, find_layer, first_layer_filters, maximise,
                            plot_images)
 
+    if steps < 1:
+        raise ConfigError(f"--steps must be at least 1. Received: {steps}.")
     meta, classes = trained.task.meta, trained.task.meta["classes"]
     shape = (meta["channels"], meta["image_size"], meta["image_size"])
     model = trained.task.pixel_model(trained.model).eval()
