@@ -26,7 +26,7 @@ from .errors import ConfigError, DeepworksError, DiskFull, Interrupted
 from .models import prefer_channels_last
 from .run import Run, cpu_state_dict, first_line, safetensors_shapes
 from .tasks import get_task
-from .loop import default_epochs, fit, resolve_device
+from .loop import check_resume, default_epochs, fit, resolve_device
 
 SHORT_NAMES = {"data": "data.source", "model": "model.name"}
 
@@ -291,6 +291,7 @@ def train_on(run: Run, cfg: Config, task, device: torch.device, progress, starte
         state = run.load_checkpoint()
         torch.manual_seed(cfg.seed)
         data = prepare_checked(task, progress, new_run=False)
+        check_resume(state, cfg, len(data.train[0]), run)
         run.truncate_metrics(state["epoch"])
     cfg.save(run.config_file)
     run.write_environment(cfg.seed, str(device))

@@ -243,18 +243,22 @@ def divergence_message(value: float, epoch: int, step: int, lr: float, run: Run,
             f"try --lr {cfg.train.lr / 10:.3g}{clip}. {kept}")
 
 
-def check_schedule_length(saved: dict, schedule, per_epoch: int, run: Run) -> None:
-    """A checkpoint's schedule continues only the run length it was made for (a one-cycle schedule cannot step past
-    its end). A config.yaml edited since, or changed by an older version's resume, is named with the fix."""
-    total = saved.get("total_steps", saved.get("T_max"))
-    now = getattr(schedule, "total_steps", getattr(schedule, "T_max", None))
-    if total is None or now is None or total == now:
-        return
-    epochs = total / per_epoch
-    fix = f"set epochs back to {epochs:.0f} in it" if epochs.is_integer() else "restore the settings the run began with"
-    raise DeepworksError(f"'{run.checkpoint_file}' was made for a schedule of {total:,} steps, but '{run.config_file}' "
-                         f"asks for {now:,} ({now // per_epoch} epochs of {per_epoch} steps): the settings changed "
-                         f"after the run started. To resume it, {fix}; to train longer, start a new run.")
+def check_resume(state: dict, cfg: Config, n: int, run: Run) -> None:
+    """Before a resumed run writes anything: a checkpoint's schedule continues only the run length it was made for
+    (a one-cycle schedule cannot step past its end). A config.yaml edited since the run started, or changed by an
+    older version's resume, is named with the fix."""
+    per_epoch = steps_per_epoch(n, cfg.train.batch_size)
+    now = per_epoch * cfg.train.epochs
+    for saved in state["schedules"]:
+        total = saved.get("total_steps", saved.get("T_max")) if isinstance(saved, dict) else None
+        if total is None or total == now:
+            continue
+        epochs = total / per_epoch
+        fix = f"set epochs back to {epochs:.0f} in it" if epochs.is_integer() else "restore the settings it began with"
+        raise DeepworksError(f"'{run.checkpoint_file}' was made for a schedule of {total:,} steps, but "
+                             f"'{run.config_file}' asks for {now:,} ({cfg.train.epochs} epochs of {per_epoch} steps): "
+                             f"the settings changed after the run started. To resume it, {fix}; to train longer, start "
+                             f"a new run.")
 
 
 def fit(task, model: nn.Module, train: tuple[torch.Tensor, ...], val: tuple[torch.Tensor, ...], cfg: Config,
@@ -289,7 +293,6 @@ def fit(task, model: nn.Module, train: tuple[torch.Tensor, ...], val: tuple[torc
         for o, state in zip(opts, resume["optimizers"]):
             o.load_state_dict(state)
         for s, state in zip(schedules, resume["schedules"]):
-            check_schedule_length(state, s, per_epoch, run)
             s.load_state_dict(state)
         if scaler is not None and resume.get("scaler"):
             scaler.load_state_dict(resume["scaler"])

@@ -306,7 +306,9 @@ class Run:
                 f"epoch ended. Start it again without --resume."
             )
         try:
-            state = torch.load(path, map_location="cpu", weights_only=True)
+            with warnings.catch_warnings():  # torch's own remarks on odd files; ours below say what matters
+                warnings.simplefilter("ignore")
+                state = torch.load(path, map_location="cpu", weights_only=True)
         except pickle.UnpicklingError:
             raise DeepworksError(f"'{path}' is not a deepworks checkpoint: it holds Python objects other than tensors "
                                  f"and numbers, so it was not loaded. Do not load it with weights_only=False: that "

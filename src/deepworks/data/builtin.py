@@ -112,9 +112,11 @@ def parse_idx(raw: bytes, where: Path) -> np.ndarray:
 MAX_INFLATED = 512 * 2 ** 20  # a gzip file that inflates beyond this is refused, not unpacked into memory
 
 
-def inflate(path: Path, limit: int = MAX_INFLATED, fix: str = "Delete it to download it again.") -> bytes:
-    """The decompressed content of a gzip file, inflated a megabyte at a time and refused once it passes `limit`:
-    a few MB of zeros can inflate to many GB (a gzip bomb), and nothing is known about a file before it is read."""
+def inflate(path: Path, limit: int | None = None, fix: str = "Delete it to download it again.") -> bytes:
+    """The decompressed content of a gzip file, inflated a megabyte at a time and refused once it passes `limit`
+    (MAX_INFLATED): a few MB of zeros can inflate to many GB (a gzip bomb), and nothing is known about a file before
+    it is read."""
+    limit = limit or MAX_INFLATED
     out = bytearray()
     try:
         with open(path, "rb") as f:

@@ -37,7 +37,7 @@ from ..models.dcgan import GAN, Discriminator, Generator, layout
 from ..report import image_tag, plot_history, pyplot, save_figure, save_image_grid, table, write_page
 from ..loop import optimizer_step
 from . import Prepared, Task
-from .image import DataWarning, resize, set_channels, stratified_split
+from .image import DataWarning, check_image_meta, resize, set_channels, stratified_split
 
 TRACE_EVERY = 20  # steps between two points of the loss / D(x) trace
 EVIDENCE_STEPS = 500  # optimizer steps before low diversity means collapse rather than a generator still at its start
@@ -122,6 +122,11 @@ class GanTraining(Task):
     @classmethod
     def monitor_mode(cls, metric: str | None) -> str:
         return "max" if metric and metric.endswith(("class_entropy", "diversity")) else "min"
+
+    @classmethod
+    def from_meta(cls, cfg: Config, meta: dict):
+        check_image_meta(meta)
+        return cls(cfg, meta)
 
     # --- data -------------------------------------------------------------------------
     def load(self, source: str, progress: bool | None) -> tuple[ImageSet, list[str]]:

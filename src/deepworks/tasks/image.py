@@ -97,6 +97,20 @@ def augment(x: torch.Tensor, mode: str) -> torch.Tensor:
     return x
 
 
+def check_image_meta(meta: dict) -> None:
+    """A saved run's image settings, checked before they size anything (a damaged model.json must not make
+    `predict` resize every image to 100,000 px)."""
+    from ..config import MAX_IMAGE_SIZE
+
+    size, channels = meta["image_size"], meta["channels"]
+    if not isinstance(size, int) or not 1 <= size <= MAX_IMAGE_SIZE:
+        raise ConfigError(f"image_size {size} is outside 1 to {MAX_IMAGE_SIZE} pixels")
+    if channels not in (1, 3):
+        raise ConfigError(f"channels {channels} is neither 1 (grey) nor 3 (colour)")
+    if not isinstance(meta["classes"], list):
+        raise ConfigError("classes is not a list of class names")
+
+
 class ImageClassification(Task):
     name = "image"
     models = tuple(IMAGE_MODELS)
@@ -110,6 +124,11 @@ class ImageClassification(Task):
         robustness within an epoch ("catastrophic overfitting", Wong et al. 2020), and early stopping on the
         validation split's accuracy under PGD is their remedy."""
         return "val_robust_accuracy" if self.cfg.train.adversarial != "none" else "val_accuracy"
+
+    @classmethod
+    def from_meta(cls, cfg, meta: dict):
+        check_image_meta(meta)
+        return cls(cfg, meta)
 
     @property
     def meta(self) -> dict | None:
