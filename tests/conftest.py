@@ -18,8 +18,8 @@ SHARED_DATA = Path(os.environ.get("DEEPWORKS_SHARED_DATA", REPO.parent / "shared
 
 # One thread, for the tests and the commands they start: the same numbers on every machine and under any load
 # (OpenMP threads that wait for a core another process holds make a 2-core machine crawl: see bench/threads.py).
-os.environ["DEEPWORKS_THREADS"] = "1"
-torch.set_num_threads(1)
+os.environ.setdefault("DEEPWORKS_THREADS", "1")
+torch.set_num_threads(int(os.environ["DEEPWORKS_THREADS"]))
 
 
 def shared(*parts: str) -> Path:

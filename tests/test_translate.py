@@ -48,8 +48,19 @@ def test_attention_learns_to_reverse_sequences_and_shows_where_it_looked(reversa
     assert [r["translation"] for r in out] == ["e d c b a", "f g h"]
     attention = out[0]["attention"]  # (target words + </s>, source words)
     assert attention.shape == (6, 5) and np.allclose(attention.sum(1), 1, atol=1e-5)
-    looked = attention[:5].argmax(1).tolist()
-    assert sum(a == b for a, b in zip(looked, [4, 3, 2, 1, 0])) >= 4, looked  # output words look at their mirror image
+    # Output words look at their mirror image. The single most-attended word is the mirror only about 60 % of the
+    # time (often its neighbour, whose bidirectional state knows it too), and which time depends on a CPU's rounding;
+    # where attention points on average does not: over 8 trainings (4 seeds, 1 and 2 threads) the correlation of
+    # its mean position with the mirror's was 0.98 to 0.99, and 0.96 to 0.98 of its weight lay within one word.
+    rng = np.random.default_rng(99)
+    sentences = [" ".join(rng.choice(list(SYMBOLS), int(rng.integers(3, 7)))) for _ in range(60)]
+    correlations, near = [], []
+    for r in trained.translate(sentences):
+        n = len(r["source_tokens"])
+        weights, mirror = r["attention"][:n], n - 1 - np.arange(n)
+        correlations.append(np.corrcoef((weights * np.arange(n)).sum(1), mirror)[0, 1])
+        near += [weights[i, max(0, m - 1):m + 2].sum() for i, m in enumerate(mirror)]
+    assert np.mean(correlations) > 0.9 and np.mean(near) > 0.85, (np.mean(correlations), np.mean(near))
     page = (trained.run.report_dir / "index.html").read_text()
     assert "Where attention looked" in page and (trained.run.report_dir / "alignment-1.png").is_file()
 
