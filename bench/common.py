@@ -16,6 +16,7 @@ from pathlib import Path
 
 import torch
 
+os.environ.setdefault("DEEPWORKS_THREADS", "2")  # deepworks' side uses the threads the plain loops beside it use
 RESULTS = Path(__file__).resolve().parent / "results"
 SHARED_DATA = Path(os.environ.get("DEEPWORKS_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
 

@@ -110,7 +110,8 @@ def test_fid_of_a_set_against_itself_is_zero_and_grows_with_noise(bars):
     features = task.features()
     real = data.train[0]
     stats = fid.statistics(features(real)[0])
-    assert fid.frechet_distance(stats, stats) == pytest.approx(0, abs=1e-6)
+    # 0 up to rounding, which depends on the CPU's kernels (sqrtm; a batch's rows summed in another order)
+    assert fid.frechet_distance(stats, stats) == pytest.approx(0, abs=1e-4)
     noisy = []
     for sigma in (10, 40, 100):
         x = (real.float() + torch.randn(real.shape, generator=torch.Generator().manual_seed(0)) * sigma)
@@ -118,7 +119,8 @@ def test_fid_of_a_set_against_itself_is_zero_and_grows_with_noise(bars):
     assert 0 < noisy[0] < noisy[1] < noisy[2]
     probs = features(real)[1]
     assert fid.class_entropy_score(probs) > 1.8  # two classes, each image clearly one of them
-    assert fid.diversity(features(real[:1].expand(50, -1, -1, -1))[0]) == pytest.approx(0)
+    assert fid.diversity(features(real[:1].expand(50, -1, -1, -1))[0]) == pytest.approx(0, abs=1e-4)
+    assert fid.diversity(features(real)[0]) > 0.1  # where two real images are well apart
 
 
 def test_a_torchscript_feature_extractor_can_replace_the_built_in_one(bars, tmp_path, capsys):

@@ -168,11 +168,17 @@ def test_ctrl_c_during_the_final_test_says_how_to_finish_and_the_resume_finishes
     assert_same_weights(weights(whole.run.path), weights(resumed.run.path))
 
 
-def test_temporary_files_of_a_killed_write_are_removed_when_the_run_is_next_trained():
+def test_temporary_files_of_a_killed_write_are_removed_when_the_run_is_next_opened():
     run = dw.train(epochs=1, name="k", **QUICK)
     for leftover in (".checkpoint.pt.abc123.tmp", ".best.safetensors.x.tmp", "report/.index.html.y.tmp"):
         (run.run.path / leftover).write_bytes(b"half a file")
     dw.train(resume="runs/k", progress=False)
+    assert not list(run.run.path.rglob("*.tmp"))
+    with run.run.lock():  # while another process trains it, its writes in progress are left alone
+        (run.run.path / ".model.safetensors.z.tmp").write_bytes(b"half a file")
+        dw.load("runs/k")
+        assert list(run.run.path.rglob("*.tmp"))
+    dw.load("runs/k")
     assert not list(run.run.path.rglob("*.tmp"))
 
 

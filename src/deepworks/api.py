@@ -301,6 +301,8 @@ def train_on(run: Run, cfg: Config, task, device: torch.device, progress, starte
     try:
         result = fit(task, model, data.train, data.val, cfg, run, resume=state, progress=progress)
     except DiskFull as err:
+        if not run.checkpoint_file.exists():
+            raise DiskFull(f"{err} No epoch had finished: free some space and start the run again.") from None
         raise DiskFull(f"{err} The last good checkpoint is kept: free some space, then continue with: "
                        f"deepworks train --resume {run.path}") from None
     fit_info = {"epochs": result.epochs, "best_epoch": result.best_epoch, "best_value": result.best_value,
@@ -341,6 +343,7 @@ def check_data_argument(settings: dict) -> None:
 def load(run_path: str | Path, device: str = "auto", runs_dir: str | Path = "runs") -> Trained:
     """Rebuild a trained model from its run directory (safetensors weights, no pickles)."""
     run = Run.open(run_path, runs_dir)
+    run.tidy()
     cfg = Config.load(run.config_file)
     if not run.model_file.exists():
         raise DeepworksError(f"Run '{run.path}' has not finished training (no model.json). "

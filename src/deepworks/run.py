@@ -223,6 +223,14 @@ class Run:
         finally:
             handle.close()  # releases the lock
 
+    def tidy(self) -> None:
+        """Remove a killed write's leftovers when no process is training the run (a read-only folder is left be)."""
+        try:
+            with self.lock():
+                pass
+        except DeepworksError:
+            pass
+
     def remove_leftovers(self) -> None:
         """Delete the temporary files that a process killed in the middle of a write left behind (hidden, named
         after the file they were to replace). Only called while holding the lock, so no live write is touched."""
