@@ -382,8 +382,8 @@ def apply_overrides(config: Config, overrides: dict[str, Any], origin: str = "co
         if key not in known:
             raise ConfigError(f"Unknown setting '{key}' in {origin}.{close_match(key, known)}")
         section, f, typ = known[key]
-        value = convert(value, typ, key, origin)
         choices = f.metadata.get("choices")
+        value = convert(value, typ, key, origin, choices or ())
         if choices and value is not None and value not in choices:  # None: left to the task
             raise ConfigError(f"{label(key, origin)} must be one of {', '.join(str(c) for c in choices if c is not None)}"
                               f". Received: {value!r}.")
@@ -403,12 +403,14 @@ def close_match(key: str, known) -> str:
     return f" See a run's config.yaml, or `deepworks train --help`, for the {len(known)} settings."
 
 
-def convert(value: Any, typ: Any, key: str, origin: str) -> Any:
-    """Convert a YAML or command-line value to the field's type (int, float, str, bool, or optional)."""
+def convert(value: Any, typ: Any, key: str, origin: str, choices: tuple = ()) -> Any:
+    """Convert a YAML or command-line value to the field's type (int, float, str, bool, or optional). 'none' or
+    'null' leaves an optional setting unset, unless 'none' is one of its choices (--augment none)."""
     args = typing.get_args(typ)
     optional = type(None) in args
     base = next((a for a in args if a is not type(None)), typ) if args else typ
-    if value is None or (optional and isinstance(value, str) and value.lower() in ("none", "null", "")):
+    unset = isinstance(value, str) and value.lower() in ("none", "null", "") and value not in choices
+    if value is None or (optional and unset):
         if optional:
             return None
         raise ConfigError(f"{label(key, origin)} needs a value.")

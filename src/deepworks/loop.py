@@ -64,6 +64,11 @@ def resolve_device(name: str) -> torch.device:
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if name.startswith("cuda") and not torch.cuda.is_available():
         raise DeepworksError(f"--device {name} was asked for, but this machine has no CUDA GPU. Use --device cpu or auto.")
+    if name.startswith("cuda:") and int(name[5:]) >= torch.cuda.device_count():
+        raise DeepworksError(f"--device {name} was asked for, but this machine has {torch.cuda.device_count()} CUDA "
+                             f"GPU(s), numbered from 0. Use --device cuda:0 or auto.")
+    if name == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
+        raise DeepworksError("--device mps was asked for, but this machine has no Apple GPU. Use --device cpu or auto.")
     return torch.device(name)
 
 

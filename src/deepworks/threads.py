@@ -19,6 +19,7 @@ import os
 import statistics
 import sys
 import time
+from pathlib import Path
 
 ENV = "DEEPWORKS_THREADS"
 SPIN_SETTINGS = {"GOMP_SPINCOUNT": "1000", "KMP_BLOCKTIME": "1"}  # GNU OpenMP: spins; Intel OpenMP: milliseconds
@@ -50,7 +51,9 @@ def usable_cores() -> int:
 
 def running_elsewhere(samples: int = 5, pause: float = 0.02) -> int:
     """Other threads running or waiting to run right now, from /proc/loadavg (its 4th field counts the runnable
-    ones, this process's own included): the median of a few readings, so that one short burst does not count."""
+    ones, this process's own included), less those this process can see running at a lower priority (a higher
+    nice value: the scheduler gives our threads the core before theirs). The median of a few readings, so that
+    one short burst does not count."""
     counts = []
     for i in range(samples):
         try:
@@ -58,10 +61,25 @@ def running_elsewhere(samples: int = 5, pause: float = 0.02) -> int:
                 running = int(f.read().split()[3].split("/")[0])
         except (OSError, ValueError, IndexError):
             return 0
-        counts.append(max(0, running - 1))
+        counts.append(max(0, running - 1 - running_nicer()))
         if i < samples - 1:
             time.sleep(pause)
     return int(statistics.median(counts))
+
+
+def running_nicer() -> int:
+    """Threads of other processes that are running now at a higher nice value than this process's."""
+    own_pid, own_nice = os.getpid(), os.nice(0)
+    count = 0
+    for stat in Path("/proc").glob("[0-9]*/task/[0-9]*/stat"):
+        try:
+            if int(stat.parts[2]) == own_pid:
+                continue
+            fields = stat.read_text().rsplit(")", 1)[1].split()  # after the command name, which may hold spaces
+            count += fields[0] == "R" and int(fields[16]) > own_nice
+        except (OSError, ValueError, IndexError):
+            continue
+    return count
 
 
 def free_cores() -> int:

@@ -76,15 +76,17 @@ class Task:
     overfit_remedies = "more data, --dropout 0.3, or fewer --epochs"
 
     def overfit_note(self, records: list[dict], best_epoch: int | None) -> str | None:
-        """A note when the validation loss rose well above its lowest point while the training loss went on
-        falling: the model learned its training examples rather than the task. None when it did not."""
+        """A note when the validation loss rose well above its lowest point (by 30 % and 0.1 at least) while the
+        training loss went on falling, and the best epoch was not the last: the model learned its training examples
+        rather than the task, and the weights kept are not the final ones. None when it did not."""
         epochs = [r for r in records if r.get("kind") == "epoch" and "val_loss" in r and "train_loss" in r]
         if len(epochs) < 4:
             return None
         low = min(epochs, key=lambda r: r["val_loss"])
         last = epochs[-1]
-        rose = last["val_loss"] >= 1.3 * low["val_loss"] and last["epoch"] - low["epoch"] >= 3
-        if not rose or last["train_loss"] >= low["train_loss"]:
+        rose = (last["val_loss"] >= 1.3 * low["val_loss"] and last["val_loss"] - low["val_loss"] >= 0.1
+                and last["epoch"] - low["epoch"] >= 3)
+        if not rose or last["train_loss"] >= low["train_loss"] or best_epoch == last["epoch"]:
             return None
         kept = f" The weights of epoch {best_epoch}, the best on validation, were kept." if best_epoch else ""
         return (f"The model overfit: its validation loss fell to {low['val_loss']:.3f} at epoch {low['epoch']}, then "
