@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import tracemalloc
-import warnings
 
 import numpy as np
 import pytest
@@ -18,7 +17,6 @@ import deepworks as dw
 import deepworks.fid as fid
 from conftest import draw
 from deepworks.cli import main
-from deepworks.errors import DataError
 from test_data_images import png_header_only
 
 

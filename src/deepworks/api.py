@@ -21,7 +21,7 @@ from pathlib import Path
 import torch
 
 from . import threads
-from .config import Config, apply_overrides, fields_by_key
+from .config import Config, apply_overrides, fields_by_key, flag_names
 from .errors import ConfigError, DeepworksError, DiskFull, Interrupted
 from .models import prefer_channels_last
 from .run import Run, cpu_state_dict, first_line, safetensors_shapes
@@ -65,6 +65,8 @@ class Trained:
     def predict(self, images: list[str | Path] | str | Path, top_k: int | None = None) -> list[dict]:
         """Image runs: the top-k classes of image files (or of every image in a folder)."""
         self.require("image", "predict")
+        if top_k is not None and top_k < 1:
+            raise ConfigError(f"--top-k must be at least 1. Received: {top_k}.")
         images = [images] if isinstance(images, (str, Path)) else list(images)
         return self.task.predict_files(self.model, images, top_k or self.cfg.eval.top_k, self.device)
 
@@ -204,8 +206,6 @@ RESUMABLE = ("train.device", "data.data_dir", "data.download", "eval.top_k", "ev
 
 
 def flag_of(key: str) -> str:
-    from .cli import flag_names
-
     return flag_names(fields_by_key()[key][1])[0]
 
 

@@ -9,7 +9,7 @@ import sys
 import warnings
 
 from . import __version__
-from .config import COMMAND_LINE, SECTIONS, Config, apply_overrides, fields_by_key
+from .config import COMMAND_LINE, SECTIONS, Config, apply_overrides, fields_by_key, flag_names
 
 EXAMPLES = """examples:
   deepworks train                                   LeNet-5 on scikit-learn's digits (no download)
@@ -42,11 +42,6 @@ EXAMPLES = """examples:
   deepworks audit photos/                                        copies, leakage, imbalance, shortcuts
   deepworks demo representation                                  why hidden layers matter (no data)
 """
-
-
-def flag_names(f: dataclasses.Field) -> tuple[str, ...]:
-    flag = f.metadata.get("flag") or "--" + f.name.replace("_", "-")
-    return (flag,) if isinstance(flag, str) else flag
 
 
 def add_config_flags(parser: argparse.ArgumentParser) -> None:
@@ -299,10 +294,6 @@ def cmd_evaluate(args) -> int:
 def cmd_predict(args) -> int:
     from . import api
 
-    if args.top_k < 1:
-        from .errors import ConfigError
-
-        raise ConfigError(f"--top-k must be at least 1. Received: {args.top_k}.")
     predictions = api.load(args.run).predict(args.images, top_k=args.top_k)
     if args.json:
         print(json.dumps(predictions, indent=2))

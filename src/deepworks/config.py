@@ -324,16 +324,20 @@ def read_yaml(path: Path) -> Any:
         raise ConfigError(f"'{path}' is not valid YAML: {err}") from None
 
 
+COMMAND_LINE = "the command line"
+
+
+def flag_names(f: dataclasses.Field) -> tuple[str, ...]:
+    """The command-line flags of a setting: its own ('--batch-size' for batch_size), or those its field names."""
+    flag = f.metadata.get("flag") or "--" + f.name.replace("_", "-")
+    return (flag,) if isinstance(flag, str) else flag
+
+
 def label(key: str, origin: str) -> str:
     """How a message names a setting: its flag when it came from the command line, else its key and where."""
     if origin == COMMAND_LINE:
-        section, f, _ = fields_by_key()[key]
-        flag = f.metadata.get("flag") or "--" + f.name.replace("_", "-")
-        return flag if isinstance(flag, str) else flag[0]
+        return flag_names(fields_by_key()[key][1])[0]
     return f"Setting '{key}' in {origin}"
-
-
-COMMAND_LINE = "the command line"
 
 
 def fill_defaults(config: Config, defaults: dict[str, Any]) -> Config:

@@ -179,7 +179,7 @@ class GanTraining(Task):
         self.progress = progress
         if images.x_test is not None:  # the FID's real side: the test split where there is one
             ref_x, ref_y, ref_name = fix(images.x_test), torch.from_numpy(images.y_test.astype(np.int64)), "test"
-        elif (self.meta or {}).get("fid_reference") == "train" or d.test_fraction == 0:  # (runs made before 0.2)
+        elif (self.meta or {}).get("fid_reference") == "train" or d.test_fraction == 0:  # (or a run from before)
             ref_x, ref_y, ref_name = x, y, "train"
         else:  # real images the generator never sees, so that real-against-real FID is a fair yardstick
             keep, held = stratified_split(y.numpy(), d.test_fraction, self.cfg.seed)

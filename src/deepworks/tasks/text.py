@@ -316,7 +316,7 @@ class TextGeneration(Task):
         if base:
             lines.append(("baseline", f"{base['bpc']:.4f} bits/char ({base['model']})"))
         shown = results.get("sample") or {"text": results["samples"][str(TEMPERATURES[0])], "temperature": 0.5}
-        lines.append((f"sample", f"(temperature {shown['temperature']:g})\n" + " " * 10
+        lines.append(("sample", f"(temperature {shown['temperature']:g})\n" + " " * 10
                       + readable(shown["text"]).replace("\n", "\n" + " " * 10)))
         return lines
 

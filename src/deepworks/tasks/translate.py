@@ -283,7 +283,7 @@ class Translation(Task):
             raise DataError(f"--beam must be from 1 to {MAX_BEAM}. Received: {beam:,}.")
         if not math.isfinite(alpha):
             raise DataError(f"--length-penalty must be a finite number. Received: {alpha}.")
-        tgt_vocab, cap = self.meta["tgt_vocab"], self.meta["max_len"]
+        cap = self.meta["max_len"]
         toks = []
         for s in sentences:
             t = self.split(s, "src")

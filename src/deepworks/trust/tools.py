@@ -26,15 +26,14 @@ def output_dir(trained, out: str | Path | None) -> Path:
 
 def read_one_image(trained, path: str | Path) -> tuple[torch.Tensor, str | None]:
     """One image file as the model sees it (uint8 (1, C, S, S)), and a note when it had to be converted."""
-    from PIL import Image
+    from ..data.images import probe_image
 
     path = Path(path)
     if path.is_dir():
         raise DataError(f"'{path}' is a folder; pass one image file.")
     x, _ = trained.task.read_images([path])
     meta, note = trained.task.meta, None
-    with Image.open(path) as im:
-        size, mode = im.size, im.mode
+    size, mode = probe_image(path)
     want_mode = "grey" if meta["channels"] == 1 else "colour"
     if size != (meta["image_size"], meta["image_size"]) or (mode in ("L", "1", "I", "F")) != (meta["channels"] == 1):
         note = (f"'{path.name}' is {size[0]}x{size[1]} {mode}; it was converted to {meta['image_size']}x"
