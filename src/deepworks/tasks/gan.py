@@ -123,10 +123,7 @@ class GanTraining(Task):
     def monitor_mode(cls, metric: str | None) -> str:
         return "max" if metric and metric.endswith(("class_entropy", "diversity")) else "min"
 
-    @classmethod
-    def from_meta(cls, cfg: Config, meta: dict):
-        check_image_meta(meta)
-        return cls(cfg, meta)
+    check_meta = staticmethod(check_image_meta)
 
     # --- data -------------------------------------------------------------------------
     def load(self, source: str, progress: bool | None) -> tuple[ImageSet, list[str]]:

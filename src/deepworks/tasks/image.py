@@ -125,10 +125,7 @@ class ImageClassification(Task):
         validation split's accuracy under PGD is their remedy."""
         return "val_robust_accuracy" if self.cfg.train.adversarial != "none" else "val_accuracy"
 
-    @classmethod
-    def from_meta(cls, cfg, meta: dict):
-        check_image_meta(meta)
-        return cls(cfg, meta)
+    check_meta = staticmethod(check_image_meta)
 
     @property
     def meta(self) -> dict | None:
