@@ -120,7 +120,7 @@ def test_encoding_a_text_takes_memory_near_the_texts_own_size():
     assert peak < 2 * len(text) + 16 * 2 ** 20, peak  # it was 16 bytes a character: UTF-32 and int64 copies
 
 
-def test_training_windows_are_the_streams_windows_without_a_giant_index():
+def test_training_windows_are_the_streams_windows():
     from deepworks.tasks.text import stream_windows
 
     ids = torch.arange(1000, dtype=torch.int16)
