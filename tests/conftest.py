@@ -52,8 +52,8 @@ def assert_same_weights(a, b):
 
 @contextmanager
 def ctrl_c_at_step(task_class, step: int):
-    """While active, Ctrl-C arrives during the `step`-th call of the task's training_step (counting from 1)."""
-    name = "train_step" if hasattr(task_class, "train_step") else "training_step"  # a GAN steps itself
+    """While active, Ctrl-C arrives during the `step`-th optimizer update of the task (counting from 1)."""
+    name = "update"
     original, calls = getattr(task_class, name), {"n": 0}
 
     def patched(self, *args):

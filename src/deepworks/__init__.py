@@ -13,20 +13,23 @@ __version__ = "0.1.0"
 from .config import Config  # noqa: E402  (no torch: yaml and dataclasses only)
 from .errors import ConfigError, DataError, DeepworksError, TrainingError  # noqa: E402
 
-_API = ("Trained", "audit", "evaluate", "generate", "load", "runs", "train")
+_API = ("Trained", "audit", "evaluate", "generate", "load", "register_task", "runs", "train")
+_CALLBACKS = ("StopButton", "TensorBoard")
 
-__all__ = ["Config", "ConfigError", "DataError", "DeepworksError", "Trained", "TrainingError",
-           "audit", "evaluate", "generate", "load", "runs", "train", "__version__"]
+__all__ = ["Config", "ConfigError", "DataError", "DeepworksError", "StopButton", "TensorBoard", "Trained",
+           "TrainingError", "audit", "evaluate", "generate", "load", "register_task", "runs", "train", "__version__"]
 
 
 def __getattr__(name: str):
-    if name in _API or name == "api":
-        import importlib
+    import importlib
 
+    if name in _API or name == "api":
         api = importlib.import_module(".api", __name__)
         return api if name == "api" else getattr(api, name)
+    if name in _CALLBACKS:
+        return getattr(importlib.import_module(".callbacks", __name__), name)
     raise AttributeError(f"module 'deepworks' has no attribute '{name}'")
 
 
 def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_API))
+    return sorted(set(globals()) | set(_API) | set(_CALLBACKS))

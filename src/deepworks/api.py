@@ -25,8 +25,10 @@ from .config import COMMAND_LINE, Config, apply_overrides, fields_by_key, flatte
 from .errors import ConfigError, DeepworksError, DiskFull, Interrupted
 from .models import prefer_channels_last
 from .run import Run, cpu_state_dict, first_line, safetensors_shapes
-from .tasks import get_task
-from .loop import check_resume, default_epochs, fit, resolve_device
+from .callbacks import Callbacks
+from .engine import resolve_device
+from .loop import check_resume, fit
+from .registry import get_task, register
 
 SHORT_NAMES = {"data": "data.source", "model": "model.name"}
 
@@ -118,14 +120,12 @@ class Trained:
 
     def require(self, task: str, what: str) -> None:
         if self.cfg.task != task:
-            use = {"image": "predict", "text": "generate", "translate": "translate", "gan": "sample"}[self.cfg.task]
-            kind = {"image": "an image classification", "text": "a text generation", "translate": "a translation",
-                    "gan": "a GAN"}
-            if what != use and what in ("attack", "fool", "explain", "visualize", "represent"):
-                raise DeepworksError(f"'{what}' works on image classifiers; '{self.run.path}' is {kind[self.cfg.task]} "
-                                     f"run. Train one with: deepworks train --data IMAGES")
-            raise DeepworksError(f"'{what}' is for {kind[task]} run; '{self.run.path}' is {kind[self.cfg.task]} run. "
-                                 f"Use '{use}' instead.")
+            mine, wanted = self.task, get_task(task)
+            if what in ("attack", "fool", "explain", "visualize", "represent"):
+                raise DeepworksError(f"'{what}' works on image classifiers; '{self.run.path}' is {mine.kind} run. "
+                                     f"Train one with: deepworks train --data IMAGES")
+            instead = f" Use '{mine.use}' instead." if mine.use else ""
+            raise DeepworksError(f"'{what}' is for {wanted.kind} run; '{self.run.path}' is {mine.kind} run.{instead}")
 
     def evaluate(self, split: str = "test", data: str | None = None) -> dict:
         return evaluate(self.run.path, split=split, data=data)
@@ -219,11 +219,18 @@ def check_resume_changes(saved: Config, asked: Config, run: Run) -> None:
                       f"{shown}. A resume may change only {allowed}.{more}")
 
 
+def register_task(cls: type) -> type:
+    """Make a Task subclass of your own trainable by its name: dw.register_task(MyTask); dw.train(task="mine")."""
+    return register(cls)
+
+
 def train(config: Config | str | Path | None = None, *, resume: str | Path | None = None,
-          progress: bool | None = None, **settings) -> Trained:
-    """Train a model and write its run directory. `resume` continues an interrupted run from its checkpoint."""
+          progress: bool | None = None, callbacks: list | None = None, **settings) -> Trained:
+    """Train a model and write its run directory. `resume` continues an interrupted run from its checkpoint.
+    `callbacks` are objects with any of the events of deepworks.callbacks (on_epoch_end(trainer, record), ...)."""
     started = time.perf_counter()
     check_data_argument(settings)
+    Callbacks(callbacks or [])  # a misspelt event is refused before anything is read or written
     run = None
     if resume is not None:
         run = Run.open(resume)
@@ -238,19 +245,19 @@ def train(config: Config | str | Path | None = None, *, resume: str | Path | Non
     cfg.check()
     device = resolve_device(cfg.train.device)
     if run is None:
-        return train_new(cfg, task, device, progress, started)
+        return train_new(cfg, task, device, progress, started, callbacks)
     with run.lock():
-        return train_on(run, cfg, task, device, progress, started, resuming=True)
+        return train_on(run, cfg, task, device, progress, started, resuming=True, callbacks=callbacks)
 
 
-def train_new(cfg: Config, task, device: torch.device, progress, started: float) -> "Trained":
+def train_new(cfg: Config, task, device: torch.device, progress, started: float, callbacks=None) -> "Trained":
     Run.make_runs_dir(cfg.runs_dir)  # a folder it cannot write to is said before the data is read
     torch.manual_seed(cfg.seed)
     data = prepare_checked(task, progress)
     run = Run.create(cfg.runs_dir, cfg.name or default_run_name(cfg))
     cfg.name = run.name
     with run.lock():
-        return train_on(run, cfg, task, device, progress, started, data=data)
+        return train_on(run, cfg, task, device, progress, started, data=data, callbacks=callbacks)
 
 
 def prepare_checked(task, progress, new_run: bool = True):
@@ -258,19 +265,17 @@ def prepare_checked(task, progress, new_run: bool = True):
     new run: a resumed one keeps what its config.yaml says)."""
     cfg = task.cfg
     data = task.prepare(progress)
-    if hasattr(task, "audit_warnings"):  # image data: copies, leakage, imbalance
-        data.notes += task.audit_warnings(data)
+    data.notes += task.audit_warnings(data)  # image data: copies, leakage, imbalance
     if not cfg.train.epochs:
-        cfg.train.epochs = (task.default_epochs(data) if hasattr(task, "default_epochs")
-                            else default_epochs(len(data.train[0]), cfg.train.batch_size))
-    if new_run and cfg.train.patience is None and hasattr(task, "default_patience"):
+        cfg.train.epochs = task.default_epochs(data)
+    if new_run and cfg.train.patience is None:
         cfg.train.patience = task.default_patience(cfg.train.epochs)
     cfg.train.monitor = cfg.train.monitor or (task.default_monitor if len(data.val[0]) else None)
     return data
 
 
 def train_on(run: Run, cfg: Config, task, device: torch.device, progress, started: float, data=None,
-             resuming: bool = False) -> "Trained":
+             resuming: bool = False, callbacks=None) -> "Trained":
     """Train (or go on training) in a run folder this process holds, then test, report and save."""
     state = None
     if resuming:
@@ -285,7 +290,7 @@ def train_on(run: Run, cfg: Config, task, device: torch.device, progress, starte
     model = task.build_model()
     t0 = time.perf_counter()
     try:
-        result = fit(task, model, data.train, data.val, cfg, run, resume=state, progress=progress)
+        result = fit(task, model, data.train, data.val, cfg, run, resume=state, progress=progress, callbacks=callbacks)
     except DiskFull as err:
         if not run.checkpoint_file.exists():
             raise DiskFull(f"{err} No epoch had finished: free some space and start the run again.") from None
@@ -293,7 +298,7 @@ def train_on(run: Run, cfg: Config, task, device: torch.device, progress, starte
                        f"deepworks train --resume {run.path}") from None
     records = run.metrics()
     fit_info = {"epochs": result.epochs, "best_epoch": result.best_epoch, "best_value": result.best_value,
-                "monitor": cfg.train.monitor, "stopped_early": result.stopped_early,
+                "monitor": cfg.train.monitor, "stopped_early": result.stopped_early, "stop_reason": result.stop_reason,
                 "overfit": task.overfit_note(records, result.best_epoch),
                 "train_seconds": round(sum(r["seconds"] for r in records if r.get("kind") == "epoch"), 2),
                 "wall_seconds": round(time.perf_counter() - t0, 2)}
@@ -434,9 +439,10 @@ def runs(runs_dir: str | Path = "runs") -> list[dict]:
         epochs = [r for r in records if r.get("kind") == "epoch"]
         monitor = cfg.train.monitor
         values = [r[monitor] for r in epochs if monitor and monitor in r]
-        best = ((max if get_task(cfg.task).monitor_mode(monitor) == "max" else min)(values)) if values else None
+        task = get_task(cfg.task)
+        best = ((max if task.monitor_mode(monitor) == "max" else min)(values)) if values else None
         test = next((r for r in reversed(records) if r.get("kind") == "test"), None)
-        headline = get_task(cfg.task).headline
+        headline = task.headline
         status = "finished" if run.results_file.exists() else (
             f"stopped after epoch {len(epochs)}" if epochs else "no epoch finished")
         out.append({"name": run.name, "path": str(path), "task": cfg.task, "data": cfg.data.source, "model": cfg.model.name,

@@ -9,7 +9,7 @@ import sys
 import warnings
 
 from . import __version__
-from .config import COMMAND_LINE, SECTIONS, Config, apply_overrides, fields_by_key, flag_names
+from .config import COMMAND_LINE, SECTIONS, Config, apply_overrides, choices_of, fields_by_key, flag_names
 
 EXAMPLES = """examples:
   deepworks train                                   LeNet-5 on scikit-learn's digits (no download)
@@ -50,7 +50,7 @@ def add_config_flags(parser: argparse.ArgumentParser) -> None:
     for section in SECTIONS:
         groups[section] = parser.add_argument_group(f"{section} settings (YAML section '{section}:')")
     for key, (section, f, typ) in fields_by_key().items():
-        choices = f.metadata.get("choices")
+        choices = choices_of(f)
         help_text = f.metadata["help"]
         if choices:
             help_text += " One of: " + ", ".join(str(c) for c in choices if c is not None) + "."
@@ -280,13 +280,13 @@ def cmd_evaluate(args) -> int:
     if args.json:
         print(json.dumps(metrics, indent=2))
         return 0
-    size = next(f"{metrics[k]:,} {name}" for k, name in (("samples", "images"), ("characters", "characters"),
-                                                         ("pairs", "sentence pairs"), ("images", "generated images"))
-                if k in metrics)
-    print(f"{metrics['run']} on {metrics['data']} ({metrics['split']}, {size})")
-    from .tasks import get_task
+    from .registry import get_task
 
-    for line in get_task(metrics["task"]).describe_metrics(metrics):
+    task = get_task(metrics["task"])
+    key, word = task.counted
+    size = f", {metrics[key]:,} {word}" if key in metrics else ""
+    print(f"{metrics['run']} on {metrics['data']} ({metrics['split']}{size})")
+    for line in task.describe_metrics(metrics):
         print(line)
     return 0
 

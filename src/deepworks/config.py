@@ -21,11 +21,18 @@ from typing import Any
 import yaml
 
 from .errors import ConfigError
+from .registry import model_names
 
 
-def setting(default, help: str, choices: tuple | None = None, flag: str | None = None):
-    """A config field with its help text (and optional choices / flag name) as metadata."""
+def setting(default, help: str, choices=None, flag: str | None = None):
+    """A config field with its help text (and optional choices / flag name) as metadata. `choices` is a tuple, or
+    a function that returns one (the models: they come from the task registry, which tasks of your own join)."""
     return field(default=default, metadata={"help": help, "choices": choices, "flag": flag})
+
+
+def choices_of(f) -> tuple:
+    choices = f.metadata.get("choices")
+    return tuple(choices()) if callable(choices) else (choices or ())
 
 
 @dataclass
@@ -82,7 +89,7 @@ class ModelConfig:
         None, "Network architecture: mlp, lenet or resnet for images (default: resnet for colour photos, lenet for grey "
         "images); rnn, lstm or gru for text "
         "(default lstm); gru or lstm encoder-decoder, or transformer, for translation (default gru); dcgan for GANs.",
-        ("mlp", "lenet", "resnet", "rnn", "lstm", "gru", "transformer", "dcgan"), flag="--model")
+        model_names, flag="--model")
     depth: int | None = setting(
         None, "MLP: hidden layers (default 2). ResNet: layers, 6n+2 (default 20). RNN/LSTM/GRU: stacked layers (default 2). "
         "Translation: layers on each side (default 1 for gru/lstm, 3 for transformer).")
@@ -192,8 +199,9 @@ class EvalConfig:
 
 @dataclass
 class Config:
-    task: str = setting("image", "What to learn: image classification, character-level text generation, "
-                        "translation, or making new images (gan).", ("image", "text", "translate", "gan"))
+    task: str = setting("image", "What to learn: image classification (image), character-level text generation "
+                        "(text), translation (translate), or making new images (gan); or a task of your own, as "
+                        "module:Class (a deepworks.tasks.Task subclass on your Python path).")
     name: str | None = setting(None, "Run name; the run is written to RUNS_DIR/NAME (default: derived from data and model).")
     runs_dir: str = setting("runs", "Folder that holds run directories.")
     seed: int = setting(0, "Seed for splits, initialisation, data order and dropout.")
@@ -382,12 +390,16 @@ def flatten(values: dict, origin: str) -> dict[str, Any]:
 def apply_overrides(config: Config, overrides: dict[str, Any], origin: str = "command line") -> Config:
     """Set 'section.name' keys on `config`, converting and checking each value."""
     known = fields_by_key()
+    task = overrides.get("task")
+    if isinstance(task, str) and ":" in task:  # a task of your own (module:Class): imported first, so that its
+        from .registry import get_task         # models are choices of --model
+        get_task(task)
     for key, value in overrides.items():
         if key not in known:
             raise ConfigError(f"Unknown setting '{key}' in {origin}.{close_match(key, known)}")
         section, f, typ = known[key]
-        choices = f.metadata.get("choices")
-        value = convert(value, typ, key, origin, choices or ())
+        choices = choices_of(f)
+        value = convert(value, typ, key, origin, choices)
         if choices and value is not None and value not in choices:  # None: left to the task
             raise ConfigError(f"{label(key, origin)} must be one of {', '.join(str(c) for c in choices if c is not None)}"
                               f". Received: {value!r}.")

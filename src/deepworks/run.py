@@ -35,7 +35,7 @@ import torch
 from .errors import DeepworksError, DiskFull
 
 MAX_NAME = 100  # characters of a run name: far below the file systems' 255 bytes, and readable in a listing
-CHECKPOINT_KEYS = ("epoch", "step", "model", "optimizers", "schedules", "rng", "sums", "best", "best_epoch")
+CHECKPOINT_KEYS = ("format", "epoch", "step", "model", "optimizers", "schedules", "engine", "sums", "callbacks")
 
 
 def _umask() -> int:
@@ -293,10 +293,10 @@ class Run:
         return out
 
     def truncate_metrics(self, after_epoch: int) -> None:
-        """On resume, drop lines logged after the checkpoint we resume from."""
+        """On resume, drop the records of epochs after the checkpoint we resume from (any kind: a record that
+        belongs to an epoch carries its number), and the test of an earlier finish."""
         kept = [r for r in self.metrics()
-                if r.get("kind") not in ("epoch", "sample", "trace", "warning") or r.get("epoch", 0) <= after_epoch]
-        kept = [r for r in kept if r.get("kind") != "test"]
+                if r.get("kind") != "test" and not (isinstance(r.get("epoch"), int) and r["epoch"] > after_epoch)]
         atomic_write_text(self.metrics_file, "".join(json.dumps(r) + "\n" for r in kept))
 
     # --- state ----------------------------------------------------------------------
@@ -326,6 +326,10 @@ class Run:
         except (RuntimeError, EOFError, OSError, ValueError, zipfile.BadZipFile) as err:
             raise DeepworksError(f"'{path}' is damaged ({first_line(err)}), so the run cannot be resumed from it. "
                                  f"Start it again without --resume (or restore the file from a copy).") from None
+        if isinstance(state, dict) and "format" not in state and "rng" in state:
+            raise DeepworksError(f"'{path}' was written by an older version of deepworks, whose checkpoints this "
+                                 f"version cannot continue. Its trained weights are safe in the run folder; to train "
+                                 f"further, start a new run (deepworks train --config {self.config_file}).")
         if not isinstance(state, dict) or any(k not in state for k in CHECKPOINT_KEYS):
             raise DeepworksError(f"'{path}' is not a deepworks checkpoint (it lacks the training state). Start the "
                                  f"run again without --resume.")

@@ -1,29 +1,29 @@
 """Tasks: one module per breakthrough. A task knows its data, models, loss, metrics and how a trained model is used.
 
-The contract the run loop and the API rely on (tasks/image.py and tasks/text.py are full examples):
+`Task` below declares every method the loop, the API, the CLI and the report call, each with a default and a
+docstring: a new task subclasses it, defines `prepare`, `build_model` and `training_step` (and `evaluate` for
+metrics beyond the loss), and joins the registry (registry.py: one line for a built-in; `dw.register_task(cls)` or
+`--task module:Class` for your own). tasks/image.py is the fullest example; tests/test_contract.py trains a task
+defined inside the test file.
 
-    task = get_task(name)(config)                 fills the settings left unset with the task's `defaults`
-    data = task.prepare(progress)                 -> Prepared (splits as tensor tuples, json-able meta)
-    model = task.build_model()                    -> torch.nn.Module (also from saved meta: task.from_meta)
-    loss, sums = task.training_step(model, batch) -> sums are per-batch totals (e.g. correct predictions)
-    metrics = task.evaluate(model, split, device) -> {'loss': ..., 'accuracy': ...}
-    task.monitor_mode(metric)                     -> 'min' or 'max'
-    results = task.finish(run, model, data, fit_info, device) -> test metrics, baselines, the report
-    task.summary(results)                         -> [(label, text)] lines the CLI prints after training
-    task.test_metrics(model, split, device)       -> the metrics `deepworks evaluate` shows
-    Task.describe_metrics(metrics)                -> the lines it prints for them
-
-Optional hooks of the loop (sequential data, carried state, per-epoch samples) are described in loop.py.
+Lifetimes: the class is the recipe (defaults, models); `meta` is what the data fixed (classes, vocabulary,
+normalisation), saved in model.json so a trained model can be rebuilt without its data; per-run training state (a
+text model's carried hidden state, a GAN's step counter) goes through `state_dict` into the checkpoint.
 """
 
 from __future__ import annotations
 
+import html
 from dataclasses import dataclass, field
 
 import torch
+import torch.nn as nn
 
 from ..config import Config, fill_defaults
-from ..errors import ConfigError
+from ..errors import ConfigError, DeepworksError
+from ..registry import get_task, register, task_names
+
+__all__ = ["Prepared", "Task", "get_task", "notes_block", "plural", "register", "task_names"]
 
 
 SHARED_DEFAULTS = {"train.optimizer": "adamw", "train.lr": 0.01, "train.momentum": 0.9, "train.weight_decay": 0.01,
@@ -32,21 +32,29 @@ SHARED_DEFAULTS = {"train.optimizer": "adamw", "train.lr": 0.01, "train.momentum
 
 @dataclass
 class Prepared:
-    train: tuple[torch.Tensor, ...]
-    val: tuple[torch.Tensor, ...]
-    test: tuple[torch.Tensor, ...]
+    """A task's data, split: each split a tuple of tensors (or array-likes) whose first dimension is the example."""
+    train: tuple
+    val: tuple
+    test: tuple
     meta: dict
     notes: list[str] = field(default_factory=list)
 
 
 class Task:
-    """What every task shares: its defaults applied to the config, and a check that the model suits the task."""
+    """The contract between a task and the rest of deepworks. Override what your task needs; the defaults say what
+    happens otherwise."""
 
-    name = ""
-    models: tuple[str, ...] = ()
-    defaults: dict = {}  # 'section.name' -> value, for settings the user left unset
-    default_monitor = "val_loss"
-    headline = "loss"  # the test metric `deepworks runs` shows
+    name = ""                     # what --task calls it
+    models: tuple[str, ...] = ()  # the --model names it trains
+    defaults: dict = {}           # 'section.name' -> value, for settings the user left unset
+    default_monitor = "val_loss"  # the validation metric early stopping and the best weights follow
+    headline = "loss"             # the test metric `deepworks runs` shows
+    unit: tuple[str, int] = ("sample", 1)  # what the progress bar counts, and how many per example
+    counted = ("samples", "examples")      # the key of test_metrics that counts examples, and its word
+    sequential = False            # True: examples are seen in order, never shuffled (text's carried state)
+    use = None                    # the Trained method that uses a model of this task ('predict', 'generate', ...)
+    kind = "a model"              # how messages name a run of this task ('an image classification run')
+    overfit_remedies = "more data, --dropout 0.3, or fewer --epochs"
 
     def __init__(self, cfg: Config, meta: dict | None = None):
         fill_defaults(cfg, {**SHARED_DEFAULTS, **self.defaults})
@@ -65,6 +73,142 @@ class Task:
     def check_meta(meta: dict) -> None:
         """Refuse (ConfigError) a saved run's meta that would size something absurdly, before it sizes anything."""
 
+    # --- data ---------------------------------------------------------------------------------
+    def prepare(self, progress: bool | None = True) -> Prepared:
+        """Read `cfg.data.source`, split it, and set `self.meta` (json-able: what rebuilding the model needs)."""
+        raise NotImplementedError(f"{type(self).__name__} must define prepare(progress) -> Prepared.")
+
+    def audit_warnings(self, data: Prepared) -> list[str]:
+        """Quick checks of the prepared data, warned before training and listed in the report."""
+        return []
+
+    def default_epochs(self, data: Prepared) -> int:
+        """Epochs when --epochs is not given: about 1,200 optimizer steps, between 3 and 50 epochs."""
+        from ..loop import default_epochs
+
+        return default_epochs(len(data.train[0]), self.cfg.train.batch_size)
+
+    def default_patience(self, epochs: int) -> int | None:
+        """Early stopping's patience when --patience is not given (None: no early stopping)."""
+        return None
+
+    def batch_source(self, train: tuple):
+        """How the training split reaches the loop (batches.py): by default whole tensors sliced per step."""
+        from ..batches import TensorBatches
+
+        t = self.cfg.train
+        return TensorBatches(train, t.batch_size, self.cfg.seed, shuffle=not self.sequential,
+                             regroup=lambda order, size, seed: self.batch_order(order, train, size, seed))
+
+    def batch_order(self, order: torch.Tensor, train: tuple, batch_size: int, seed: int) -> torch.Tensor:
+        """Regroup an epoch's shuffled order before it is cut into batches (translation: similar lengths)."""
+        return order
+
+    # --- model and training -------------------------------------------------------------------
+    def build_model(self) -> nn.Module:
+        """The network, from the config and `self.meta`."""
+        raise NotImplementedError(f"{type(self).__name__} must define build_model() -> torch.nn.Module.")
+
+    def optimizers(self, model: nn.Module) -> list[torch.optim.Optimizer]:
+        """The optimizers `update` steps (one schedule each): by default --optimizer over all parameters."""
+        from ..loop import make_optimizer
+
+        return [make_optimizer(model.parameters(), self.cfg.train)]
+
+    def training_step(self, model: nn.Module, batch: tuple) -> tuple[torch.Tensor, dict]:
+        """(mean loss of the batch, {name: batch total}); the totals are averaged per example over the epoch."""
+        raise NotImplementedError(f"{type(self).__name__} must define training_step(model, batch) -> (loss, sums).")
+
+    def update(self, model: nn.Module, batch: tuple, optimizers: list, engine) -> tuple[torch.Tensor, dict]:
+        """One optimizer update from one batch. The default runs `training_step` under the engine's precision and
+        steps the one optimizer. A task that trains networks against each other (a GAN) overrides this and steps
+        each optimizer with `engine.optimizer_step(opt, loss, clip)`: never `loss.backward()` itself."""
+        with engine.autocast():
+            loss, stats = self.training_step(model, batch)
+        engine.optimizer_step(optimizers[0], loss, self.cfg.train.clip_grad)
+        return loss, stats
+
+    def start_epoch(self) -> None:
+        """Reset what is carried from step to step (text's hidden state) at the start of an epoch."""
+
+    def state_dict(self):
+        """What is carried between steps, for the checkpoint (None: nothing)."""
+        return None
+
+    def load_state_dict(self, state) -> None:
+        pass
+
+    def evaluate(self, model: nn.Module, split: tuple, device: torch.device) -> dict:
+        """Validation metrics after each epoch (logged as val_*). By default the mean of `training_step`'s loss and
+        sums over the split, in eval mode without gradients."""
+        from ..models import evaluating
+
+        n, size = len(split[0]), max(1, self.cfg.train.batch_size)
+        totals: dict = {}
+        with torch.no_grad(), evaluating(model):
+            for i in range(0, n, size):
+                batch = tuple(torch.as_tensor(x[i:i + size]).to(device) for x in split)
+                loss, stats = self.training_step(model, batch)
+                for k, v in {"loss": loss.float() * len(batch[0]), **stats}.items():
+                    totals[k] = totals.get(k, 0.0) + float(v)
+        return {k: v / max(n, 1) for k, v in totals.items()}
+
+    def after_epoch(self, run, model: nn.Module, epoch: int, device: torch.device) -> None:
+        """Record more than numbers after an epoch (text samples, image snapshots); only the main process calls it."""
+
+    @classmethod
+    def monitor_mode(cls, metric: str | None) -> str:
+        return "min" if metric is None or metric.endswith(("loss", "bpc", "perplexity")) else "max"
+
+    # --- after training -------------------------------------------------------------------------
+    def test_metrics(self, model: nn.Module, split: tuple, device: torch.device) -> dict:
+        """The metrics `deepworks evaluate` shows, with the count of examples under `counted[0]`."""
+        return {self.counted[0]: len(split[0]), **self.evaluate(model, split, device)}
+
+    def test_results(self, run, model: nn.Module, data: Prepared, device: torch.device) -> dict:
+        """The results.json entries of the test: {'test': metrics, 'baseline': ... or None, anything else}."""
+        return {"test": self.test_metrics(model, data.test, device) if len(data.test[0]) else {}, "baseline": None}
+
+    def split_sizes(self, data: Prepared) -> dict:
+        return {"train": len(data.train[0]), "val": len(data.val[0]), "test": len(data.test[0])}
+
+    def logged_test(self, results: dict) -> dict:
+        """The test line of metrics.jsonl: the scalar test metrics."""
+        return {k: v for k, v in results["test"].items() if isinstance(v, (int, float, str)) or v is None}
+
+    def finish(self, run, model: nn.Module, data: Prepared, fit_info: dict, device: torch.device) -> dict:
+        """Test the trained model, write results.json, log the test and write the report: the same for every task;
+        the task fills in `test_results`, `logged_test` and `report_sections`."""
+        from ..models import count_parameters
+
+        found = self.test_results(run, model, data, device)
+        results = {"task": self.name, "test": found.pop("test"), "baseline": found.pop("baseline", None),
+                   "fit": fit_info, "parameters": count_parameters(model), "splits": self.split_sizes(data), **found}
+        run.write_json(run.results_file, results)
+        run.log(kind="test", **self.logged_test(results))
+        self.write_report(run, model, data, results, device)
+        return results
+
+    def write_report(self, run, model: nn.Module, data: Prepared, results: dict, device: torch.device):
+        """RUN/report/index.html: the task's sections, then the config."""
+        from ..report import write_page
+
+        out = run.report_dir
+        out.mkdir(exist_ok=True)
+        sections = self.report_sections(run, model, data, results, device)
+        sections.append(("Config", f"<pre>{html.escape(run.config_file.read_text())}</pre>"))
+        return write_page(out, f"deepworks run {run.name}", sections)
+
+    def report_sections(self, run, model: nn.Module, data: Prepared, results: dict, device) -> list[tuple[str, str]]:
+        """[(title, html)] of the report; by default the test metrics, the notes and the training curves."""
+        from ..report import image_tag, plot_history, table
+
+        scalar = {k: v for k, v in results["test"].items() if isinstance(v, (int, float))}
+        curves = plot_history(run.metrics(), run.report_dir / "curves.png")
+        return [("Result on the test split", table([scalar]) + self.notes_html(results) + notes_block(data.notes)),
+                ("Training curves", image_tag(curves, "loss per epoch"))]
+
+    # --- what the CLI prints --------------------------------------------------------------------
     def describe_model(self) -> str:
         return self.cfg.model.name
 
@@ -77,9 +221,21 @@ class Task:
                          + (f"; {total:.1f} s in all, with reading the data, testing and the report"
                             if total is not None else ""))
 
-    # --- overfitting -------------------------------------------------------------------
-    overfit_remedies = "more data, --dropout 0.3, or fewer --epochs"
+    def summary(self, results: dict) -> list[tuple[str, str]]:
+        """[(label, text)] lines the CLI prints after training."""
+        return [self.model_line(results), ("test", "  ".join(self.describe_metrics(results["test"])))]
 
+    @staticmethod
+    def describe_metrics(metrics: dict) -> list[str]:
+        """The lines `deepworks evaluate` prints for test metrics."""
+        return ["  ".join(f"{k} {v:.4g}" for k, v in metrics.items()
+                          if isinstance(v, float) and k not in ("run", "task", "split", "data"))]
+
+    def labelled_examples(self, source: str, progress: bool | None = False) -> tuple:
+        """Every labelled example of another source, prepared as in training (`deepworks evaluate --data`)."""
+        raise DeepworksError(f"--data is not supported for {self.name} runs: evaluate them on their own splits.")
+
+    # --- overfitting -------------------------------------------------------------------
     def overfit_note(self, records: list[dict], best_epoch: int | None) -> str | None:
         """A note when the validation loss rose well above its lowest point (by 30 % and 0.1 at least) while the
         training loss went on falling, and the best epoch was not the last: the model learned its training examples
@@ -107,22 +263,11 @@ class Task:
         note = results.get("fit", {}).get("overfit")
         return f"<p class='note'>{html.escape(note)}</p>" if note else ""
 
-    @classmethod
-    def monitor_mode(cls, metric: str | None) -> str:
-        return "min" if metric is None or metric.endswith(("loss", "bpc", "perplexity")) else "max"
+
+def notes_block(notes: list[str]) -> str:
+    """The data's notes (skipped files, warnings) as boxes for the report."""
+    return "".join(f"<pre class='note'>{html.escape(n)}</pre>" for n in notes)
 
 
 def plural(n: int, word: str) -> str:
     return f"{n:,} {word}{'' if n == 1 else 's'}"
-
-
-def get_task(name: str) -> type[Task]:
-    from .gan import GanTraining
-    from .image import ImageClassification
-    from .text import TextGeneration
-    from .translate import Translation
-
-    tasks = {"image": ImageClassification, "text": TextGeneration, "translate": Translation, "gan": GanTraining}
-    if name not in tasks:
-        raise ConfigError(f"Unknown task '{name}'. Choose one of: {', '.join(tasks)}.")
-    return tasks[name]

@@ -34,10 +34,10 @@ from ..fid import (Features, class_diversities, class_entropy_score, diversity, 
                    to_unit)
 from ..models import count_parameters
 from ..models.dcgan import GAN, Discriminator, Generator, layout
-from ..report import image_tag, plot_history, pyplot, save_figure, save_image_grid, table, write_page
-from ..loop import optimizer_step
-from . import Prepared, Task
-from .image import DataWarning, check_image_meta, resize, set_channels, stratified_split
+from ..report import image_tag, plot_history, pyplot, save_figure, save_image_grid, table
+from . import Prepared, Task, notes_block
+from ..data.arrays import DataWarning, resize, set_channels, stratified_split
+from .image import check_image_meta
 
 TRACE_EVERY = 20  # steps between two points of the loss / D(x) trace
 EVIDENCE_STEPS = 500  # optimizer steps before low diversity means collapse rather than a generator still at its start
@@ -106,12 +106,14 @@ class GanTraining(Task):
                 "train.schedule": "constant", "train.clip_grad": 0.0, "train.ema": 0.999}
     default_monitor = "val_fid"
     headline = "fid"
+    unit = ("img", 1)
+    counted = ("images", "generated images")
+    use, kind = "sample", "a GAN"
 
     def __init__(self, cfg: Config, meta: dict | None = None):
         super().__init__(cfg, meta)
         t = cfg.train
         t.critic_steps = t.critic_steps or (5 if t.gan_loss == "wgan-gp" else 1)
-        self.unit = ("img", 1)
         self._features: Features | None = None
         self._real: dict[tuple, tuple] = {}  # reference statistics, by the split tensor's storage and length
         self.steps, self.last_g = 0, torch.zeros(())  # optimizer steps of D so far; G's latest loss
@@ -226,28 +228,33 @@ class GanTraining(Task):
         return torch.cat(chunks)[:n]
 
     # --- training -------------------------------------------------------------------------
-    def train_step(self, model: GAN, batch, opts) -> tuple[torch.Tensor, dict]:
+    def update(self, model: GAN, batch, optimizers, engine) -> tuple[torch.Tensor, dict]:
+        """One step of the discriminator, and of the generator every --critic-steps, each through the engine (which
+        gives both networks mixed precision on a GPU and averaged gradients across processes)."""
         t = self.cfg.train
         G, D = model.generator, model.discriminator
-        opt_g, opt_d = opts
+        opt_g, opt_d = optimizers
         real = to_unit(batch[0])
         y = batch[1] if self.cfg.model.conditional else None
         n = len(real)
-        fake = G(torch.randn(n, self.cfg.model.latent_size, device=real.device), y)
-        d_real, d_fake = D(real, y), D(fake.detach(), y)
-        if t.gan_loss == "wgan-gp":
-            d_loss = d_fake.mean() - d_real.mean() + t.gp_weight * gradient_penalty(D, real, fake.detach(), y)
-        else:
-            d_loss = (F.binary_cross_entropy_with_logits(d_real, torch.full_like(d_real, 1.0 - t.label_smoothing))
-                      + F.binary_cross_entropy_with_logits(d_fake, torch.zeros_like(d_fake)))
-        optimizer_step(opt_d, d_loss, t.clip_grad)
+        with engine.autocast():
+            fake = G(torch.randn(n, self.cfg.model.latent_size, device=real.device), y)
+            d_real, d_fake = D(real, y).float(), D(fake.detach(), y).float()
+            if t.gan_loss == "wgan-gp":
+                penalty = gradient_penalty(D, real, fake.detach(), y, engine.input_gradients)
+                d_loss = d_fake.mean() - d_real.mean() + t.gp_weight * penalty
+            else:
+                d_loss = (F.binary_cross_entropy_with_logits(d_real, torch.full_like(d_real, 1.0 - t.label_smoothing))
+                          + F.binary_cross_entropy_with_logits(d_fake, torch.zeros_like(d_fake)))
+        engine.optimizer_step(opt_d, d_loss, t.clip_grad)
         self.steps += 1
         if self.steps % t.critic_steps == 0:
             D.requires_grad_(False)  # the generator's step needs gradients through D, not for D's weights
-            score = D(fake, y)
-            g_loss = -score.mean() if t.gan_loss == "wgan-gp" else F.binary_cross_entropy_with_logits(
-                score, torch.ones_like(score))
-            optimizer_step(opt_g, g_loss, t.clip_grad)
+            with engine.autocast():
+                score = D(fake, y).float()
+                g_loss = -score.mean() if t.gan_loss == "wgan-gp" else F.binary_cross_entropy_with_logits(
+                    score, torch.ones_like(score))
+            engine.optimizer_step(opt_g, g_loss, t.clip_grad)
             D.requires_grad_(True)
             self.last_g = g_loss.detach()
         if t.gan_loss == "wgan-gp":
@@ -482,27 +489,27 @@ class GanTraining(Task):
                 f"so these images and scores say little yet. Train longer: --epochs {epochs} gives about "
                 f"{epochs * per_epoch:,} steps.")
 
-    def finish(self, run, model: GAN, data: Prepared, fit_info: dict, device: torch.device) -> dict:
+    def test_results(self, run, model: GAN, data: Prepared, device: torch.device) -> dict:
         test = self.test_metrics(model, data.test, device)
-        baseline = self.real_baseline(data)
         short = self.short_run_warning(data)
         out = run.report_dir
         out.mkdir(exist_ok=True)
         save_image_grid(self.sample(model, GRID, self.cfg.seed, device), out / "samples.png", scale=2)
         save_image_grid(self.interpolate(model, 10, self.cfg.seed, device), out / "interpolation.png", cols=10, scale=2)
-        results = {"task": self.name, "test": test, "baseline": baseline, "fit": fit_info,
-                   "parameters": count_parameters(model),
-                   "parameters_each": {"generator": count_parameters(model.generator),
-                                       "discriminator": count_parameters(model.discriminator)},
-                   "splits": {"train": len(data.train[0]), "fid_reference": len(data.test[0])},
-                   "warnings": [short] * bool(short) + [r["message"] for r in run.metrics() if r.get("kind") == "warning"]}
-        run.write_json(run.results_file, results)
-        run.log(kind="test", **{k: v for k, v in test.items() if k not in ("fid_features", "fid_reference")},
-                baseline_fid=baseline["fid"] if baseline else None)
-        self.write_report(run, data, results)
-        return results
+        return {"test": test, "baseline": self.real_baseline(data),
+                "parameters_each": {"generator": count_parameters(model.generator),
+                                    "discriminator": count_parameters(model.discriminator)},
+                "warnings": [short] * bool(short) + [r["message"] for r in run.metrics() if r.get("kind") == "warning"]}
 
-    def write_report(self, run, data: Prepared, results: dict) -> Path:
+    def split_sizes(self, data: Prepared) -> dict:
+        return {"train": len(data.train[0]), "fid_reference": len(data.test[0])}
+
+    def logged_test(self, results: dict) -> dict:
+        baseline = results["baseline"]
+        return {**{k: v for k, v in results["test"].items() if k not in ("fid_features", "fid_reference")},
+                "baseline_fid": baseline["fid"] if baseline else None}
+
+    def report_sections(self, run, model: GAN, data: Prepared, results: dict, device) -> list[tuple[str, str]]:
         out = run.report_dir
         records = run.metrics()
         balance = plot_balance(records, out / "balance.png", self.cfg.train.gan_loss == "wgan-gp")
@@ -523,9 +530,9 @@ class GanTraining(Task):
         if "class_diversity" in test:
             row["diversity within classes"], base_row["diversity within classes"] = test["class_diversity"], ""
         warned = results["warnings"]
-        notes = "".join(f"<pre class='note'>{html.escape(n)}</pre>" for n in data.notes)
+        notes = notes_block(data.notes)
         best = fit["best_value"]
-        sections = [
+        return [
             ("Result", table([row, base_row]) + f"<p>FID on {test['images']:,} generated and {test['images']:,} real "
              f"{self.meta['fid_reference']} images: the distance between the two clouds of features, lower is better. "
              f"The real-image row is what a perfect generator would score with as many images: FID has a floor above "
@@ -545,9 +552,7 @@ class GanTraining(Task):
                "its raw critic scores). A healthy run keeps them apart but not at 1 and 0.</p>"),
             ("FID and diversity per epoch", image_tag(curves, "FID and diversity per epoch")),
             ("Data", f"<p>{html.escape(self.meta['source'])}</p>" + table([results["splits"]]) + notes),
-            ("Config", f"<pre>{html.escape(run.config_file.read_text())}</pre>"),
         ]
-        return write_page(out, f"deepworks run {run.name}", sections)
 
     # --- what the CLI prints ----------------------------------------------------------------
     def describe_model(self) -> str:
@@ -578,12 +583,19 @@ class GanTraining(Task):
         return ["  ".join(parts)]
 
 
-def gradient_penalty(D: nn.Module, real: torch.Tensor, fake: torch.Tensor, y: torch.Tensor | None) -> torch.Tensor:
-    """WGAN-GP (Gulrajani et al. 2017): (||grad D(x)|| - 1)^2 at random points between real and fake images."""
+def input_gradients(output: torch.Tensor, inputs: torch.Tensor) -> torch.Tensor:
+    grad, = torch.autograd.grad(output.sum(), inputs, create_graph=True)
+    return grad
+
+
+def gradient_penalty(D: nn.Module, real: torch.Tensor, fake: torch.Tensor, y: torch.Tensor | None,
+                     gradients=input_gradients) -> torch.Tensor:
+    """WGAN-GP (Gulrajani et al. 2017): (||grad D(x)|| - 1)^2 at random points between real and fake images.
+    `gradients` is the engine's (it unscales them under float16)."""
     alpha = torch.rand(len(real), 1, 1, 1, device=real.device)
     mixed = (alpha * real + (1 - alpha) * fake).requires_grad_(True)
-    grad, = torch.autograd.grad(D(mixed, y).sum(), mixed, create_graph=True)
-    return ((grad.flatten(1).norm(dim=1) - 1) ** 2).mean()
+    grad = gradients(D(mixed, y).float(), mixed)
+    return ((grad.float().flatten(1).norm(dim=1) - 1) ** 2).mean()
 
 
 def plot_balance(records: list[dict], path: Path, wgan: bool) -> Path | None:

@@ -24,15 +24,12 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from ..data import FILE_IMAGE_SIZE, load_image_source
-from ..data.images import IMAGE_EXTENSIONS, UnreadableImage, decode_image, image_files, rgb_to_grey, unreadable_message
+from ..data.arrays import DataWarning, channel_stats, resize, set_channels, stratified_split  # noqa: F401 (re-exported)
+from ..data.images import IMAGE_EXTENSIONS, UnreadableImage, decode_image, image_files, unreadable_message
 from ..errors import ConfigError, DataError
-from ..models import IMAGE_MODELS, build_image_classifier, count_parameters, min_image_size
-from ..report import image_tag, plot_confusion, plot_history, plot_image_grid, table, write_page
-from . import Prepared, Task
-
-
-class DataWarning(UserWarning):
-    """Data problems that do not stop a run (skipped files, tiny classes)."""
+from ..models import IMAGE_MODELS, build_image_classifier, min_image_size
+from ..report import image_tag, plot_confusion, plot_history, plot_image_grid, table
+from . import Prepared, Task, notes_block
 
 
 class RobustnessWarning(UserWarning):
@@ -43,41 +40,6 @@ def pgd_result(robust: dict) -> tuple[str, float]:
     """('PGD20', accuracy) from a run's robust metrics, whose PGD key names the steps it was measured with."""
     key = next(k for k in robust if k.startswith("pgd"))
     return key.split("_")[0].upper(), robust[key]
-
-
-def stratified_split(y: np.ndarray, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """Indices (kept, held out), holding out about `fraction` of every class; the same for the same seed."""
-    rng = np.random.default_rng(seed)
-    held = []
-    for c in np.unique(y):
-        idx = np.flatnonzero(y == c)
-        rng.shuffle(idx)
-        held.append(idx[: int(round(fraction * len(idx)))])
-    held_idx = np.sort(np.concatenate(held)) if held else np.array([], dtype=np.int64)
-    kept_idx = np.setdiff1d(np.arange(len(y)), held_idx)
-    return kept_idx, held_idx
-
-
-def resize(x: np.ndarray, size: int) -> np.ndarray:
-    if x.shape[-2:] == (size, size):
-        return x
-    t = torch.from_numpy(x).float()
-    t = F.interpolate(t, size=(size, size), mode="bilinear", align_corners=False, antialias=True)
-    return t.round().clamp(0, 255).to(torch.uint8).numpy()
-
-
-def set_channels(x: np.ndarray, channels: int) -> np.ndarray:
-    if x.shape[1] == channels:
-        return x
-    return np.repeat(x, 3, axis=1) if channels == 3 else rgb_to_grey(x)
-
-
-def channel_stats(x: np.ndarray, seed: int, sample: int = 10_000) -> tuple[list[float], list[float]]:
-    """Per-channel mean and std in [0, 1], from a seeded sample of at most `sample` images (estimates are enough)."""
-    if len(x) > sample:
-        x = x[np.sort(np.random.default_rng(seed).choice(len(x), sample, replace=False))]
-    flat = x.reshape(len(x), x.shape[1], -1).astype(np.float32) / 255
-    return flat.mean(axis=(0, 2)).tolist(), np.maximum(flat.std(axis=(0, 2)), 1e-3).tolist()
 
 
 def augment(x: torch.Tensor, mode: str) -> torch.Tensor:
@@ -112,6 +74,9 @@ def check_image_meta(meta: dict) -> None:
 
 
 class ImageClassification(Task):
+    unit = ("img", 1)
+    counted = ("samples", "images")
+    use, kind = "predict", "an image classification"
     name = "image"
     models = tuple(IMAGE_MODELS)
     defaults = {"data.source": "digits", "model.activation": "relu", "train.batch_size": 128, "train.clip_grad": 0.0}
@@ -261,13 +226,13 @@ class ImageClassification(Task):
 
     def pixel_model(self, model: nn.Module) -> nn.Module:
         """The model seen from pixels in [0, 1] (what attacks and attributions work on)."""
-        from ..trust import PixelModel
+        from ..models.pixel import PixelModel
 
         return PixelModel(model, self.meta["mean"], self.meta["std"]).to(next(model.parameters()).device)
 
     def adversarial(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor, method: str, steps: int) -> torch.Tensor:
         """Pixels of adversarial versions of uint8 images x, at the run's --eps (FGSM from a random start, or PGD)."""
-        from ..trust import to_pixels
+        from ..models.pixel import to_pixels
         from ..trust.attacks import fgsm, pgd
 
         pixels, eps = to_pixels(x), self.cfg.train.eps
@@ -320,7 +285,7 @@ class ImageClassification(Task):
 
     def robust_accuracy(self, model: nn.Module, split, device: torch.device, method: str) -> float:
         """Accuracy under attack (PGD with robust_steps, or FGSM) at --eps, on the first --robust-samples images."""
-        from ..trust import to_pixels
+        from ..models.pixel import to_pixels
         from ..trust.attacks import attacked_predictions
 
         n = self.cfg.eval.robust_samples
@@ -395,21 +360,18 @@ class ImageClassification(Task):
             run.save_weights(cpu_state_dict(model), folder / f"epoch-{epoch}.safetensors")
 
     # --- after training -------------------------------------------------------------------
-    def finish(self, run, model: nn.Module, data: Prepared, fit_info: dict, device: torch.device) -> dict:
+    def test_results(self, run, model: nn.Module, data: Prepared, device: torch.device) -> dict:
         test = self.test_metrics(model, data.test, device)
         baseline = self.baseline(data.train, data.test) if self.cfg.eval.baseline and len(data.test[0]) else None
-        results = {"task": self.name, "test": test, "baseline": baseline, "fit": fit_info,
-                   "parameters": count_parameters(model),
-                   "splits": {"train": len(data.train[0]), "val": len(data.val[0]), "test": len(data.test[0])}}
-        run.write_json(run.results_file, results)
-        run.log(kind="test", **{k: v for k, v in test.items() if k not in ("per_class", "confusion")},
-                baseline_accuracy=baseline["accuracy"] if baseline else None)
-        self.write_report(run, model, data, results, device)
-        return results
+        return {"test": test, "baseline": baseline}
 
-    def write_report(self, run, model: nn.Module, data: Prepared, results: dict, device: torch.device) -> Path:
+    def logged_test(self, results: dict) -> dict:
+        baseline = results["baseline"]
+        return {**{k: v for k, v in results["test"].items() if k not in ("per_class", "confusion")},
+                "baseline_accuracy": baseline["accuracy"] if baseline else None}
+
+    def report_sections(self, run, model: nn.Module, data: Prepared, results: dict, device) -> list[tuple[str, str]]:
         out = run.report_dir
-        out.mkdir(exist_ok=True)
         test, baseline, classes = results["test"], results["baseline"], self.meta["classes"]
         robust = test.get("robust")
         curves = plot_history(run.metrics(), out / "curves.png", "accuracy", *(["robust_accuracy"] if robust else []),
@@ -429,8 +391,8 @@ class ImageClassification(Task):
                          "macro F1": baseline["macro_f1"], "parameters": "",
                          **({key: "" for key in rows[0] if key.startswith("robust")})})
         fit = results["fit"]
-        notes = "".join(f"<pre class='note'>{html.escape(n)}</pre>" for n in data.notes)
-        sections = [
+        notes = notes_block(data.notes)
+        return [
             ("Result on the test split", table(rows) + self.notes_html(results) + f"<p>{fit['epochs']} epochs; best validation {fit['monitor']} "
              f"{fit['best_value'] if fit['best_value'] is None else round(fit['best_value'], 4)} at epoch {fit['best_epoch']}"
              f"{' (stopped early)' if fit['stopped_early'] else ''}.</p>"),
@@ -445,9 +407,7 @@ class ImageClassification(Task):
             ("Per class", table([{k2: v for k2, v in r.items()} for r in test["per_class"]])),
             ("Sample predictions", "<p>Test images with the predicted class and its probability; red ones are wrong "
              "(true class after the arrow).</p>" + image_tag(samples, "sample predictions")),
-            ("Config", f"<pre>{html.escape(run.config_file.read_text())}</pre>"),
         ]
-        return write_page(out, f"deepworks run {run.name}", sections)
 
     def plot_samples(self, model: nn.Module, split, device, path: Path, n: int = 32) -> Path | None:
         x, y = split

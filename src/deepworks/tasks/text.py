@@ -28,10 +28,10 @@ import torch.nn.functional as F
 from ..config import Config
 from ..data.text import encode, load_text_source, unknown_characters
 from ..errors import DataError
-from ..models import TEXT_MODELS, build_text_model, count_parameters
+from ..models import TEXT_MODELS, build_text_model
 from ..models.rnn import detach_state
-from ..report import image_tag, plot_history, table, write_page
-from . import Prepared, Task
+from ..report import image_tag, plot_history, table
+from . import Prepared, Task, notes_block
 
 LN2 = math.log(2)
 TEMPERATURES = (0.5, 1.0, 1.5)  # the report's samples: cautious, faithful, adventurous
@@ -65,6 +65,8 @@ class TextGeneration(Task):
     default_monitor = "val_loss"
     headline = "bpc"
     sequential = True
+    counted = ("characters", "characters")
+    use, kind = "generate", "a text generation"
     overfit_remedies = "--dropout 0.2, a smaller --width, or more text"
 
     def __init__(self, cfg: Config, meta: dict | None = None):
@@ -241,7 +243,7 @@ class TextGeneration(Task):
         return (self.meta or {}).get("prime", "")
 
     # --- after training -------------------------------------------------------------------
-    def finish(self, run, model: nn.Module, data: Prepared, fit_info: dict, device: torch.device) -> dict:
+    def test_results(self, run, model: nn.Module, data: Prepared, device: torch.device) -> dict:
         vocab = self.meta["vocab"]
         test = self.test_metrics(model, data.test, device) if len(data.test[0]) > 1 else {}
         train_ids = data.train[0][:, :-1].reshape(-1)
@@ -250,18 +252,18 @@ class TextGeneration(Task):
         samples = {str(t): self.generate(model, self.prime, 500, t, seed=self.cfg.seed, device=device)
                    for t in TEMPERATURES}
         shown = self.generate(model, self.prime, 400, SUMMARY_TEMPERATURE, seed=self.cfg.seed, device=device)
-        results = {"task": self.name, "test": test, "baseline": baseline, "fit": fit_info,
-                   "parameters": count_parameters(model), "vocab_size": len(vocab),
-                   "splits": {"train": self.meta["train_chars"], "val": self.meta["val_chars"]}, "samples": samples,
-                   "sample": {"prime": self.prime, "temperature": SUMMARY_TEMPERATURE, "text": shown}}
-        run.write_json(run.results_file, results)
-        run.log(kind="test", **test, baseline_bpc=baseline["bpc"] if baseline else None)
-        self.write_report(run, data, results)
-        return results
+        return {"test": test, "baseline": baseline, "vocab_size": len(vocab), "samples": samples,
+                "sample": {"prime": self.prime, "temperature": SUMMARY_TEMPERATURE, "text": shown}}
 
-    def write_report(self, run, data: Prepared, results: dict):
+    def split_sizes(self, data: Prepared) -> dict:
+        return {"train": self.meta["train_chars"], "val": self.meta["val_chars"]}
+
+    def logged_test(self, results: dict) -> dict:
+        baseline = results["baseline"]
+        return {**results["test"], "baseline_bpc": baseline["bpc"] if baseline else None}
+
+    def report_sections(self, run, model: nn.Module, data: Prepared, results: dict, device) -> list[tuple[str, str]]:
         out = run.report_dir
-        out.mkdir(exist_ok=True)
         records = run.metrics()
         curves = plot_history(records, out / "curves.png", "bpc", "perplexity",
                               titles={"loss": "Loss (nats per character)", "bpc": "Bits per character",
@@ -284,9 +286,9 @@ class TextGeneration(Task):
         head = "<tr><th>epoch</th>" + "".join(f"<th>temperature {t}</th>" for t in TEMPERATURES) + "</tr>"
         final = "".join(f"<h3>temperature {t}</h3><pre>{html.escape(s)}</pre>" for t, s in results["samples"].items())
         vocab = "".join(self.meta["vocab"])
-        notes = "".join(f"<pre class='note'>{html.escape(n)}</pre>" for n in data.notes)
+        notes = notes_block(data.notes)
         best = fit["best_value"]
-        sections = [
+        return [
             ("Result on the held-out text", table(rows) + self.notes_html(results) + f"<p>{fit['epochs']} epochs; best validation "
              f"{fit['monitor']} {best if best is None else round(best, 4)} at epoch {fit['best_epoch']}. "
              "Bits per character: how many yes/no questions the model needs, on average, to guess the next character; "
@@ -298,9 +300,7 @@ class TextGeneration(Task):
             ("Training curves", image_tag(curves, "loss, bits per character and perplexity per epoch")),
             ("Data", f"<p>{html.escape(self.meta['source'])}</p>" + table([results["splits"]])
              + f"<p>Vocabulary of {len(vocab)} characters: <code>{html.escape(repr(vocab))}</code></p>" + notes),
-            ("Config", f"<pre>{html.escape(run.config_file.read_text())}</pre>"),
         ]
-        return write_page(out, f"deepworks run {run.name}", sections)
 
     # --- what the CLI prints ----------------------------------------------------------------
     def summary(self, results: dict) -> list[tuple[str, str]]:

@@ -25,11 +25,10 @@ import torch.nn.functional as F
 from ..config import Config
 from ..data.pairs import BOS, EOS, UNK, PairWarning, Pairs, build_vocab, detokenize, load_pairs, read_aligned, read_tsv, tokenize
 from ..errors import ConfigError, DataError
-from ..models import count_parameters
 from ..models.seq2seq import Seq2Seq, TransformerSeq2Seq, reorder_state
-from ..report import image_tag, plot_history, pyplot, save_figure, table, write_page
-from . import Prepared, Task
-from .image import stratified_split
+from ..report import image_tag, plot_history, pyplot, save_figure, table
+from . import Prepared, Task, notes_block
+from ..data.arrays import stratified_split
 
 
 def encode(sentences: list[list[str]], vocab: dict[str, int], wrap: bool) -> torch.Tensor:
@@ -59,6 +58,9 @@ class Translation(Task):
                 "train.clip_grad": 1.0}
     default_monitor = "val_loss"
     headline = "bleu"
+    unit = ("pair", 1)
+    counted = ("pairs", "sentence pairs")
+    use, kind = "translate", "a translation"
     overfit_remedies = "--dropout 0.3, --label-smoothing 0.1, --tie-weights, or more pairs"
 
     def __init__(self, cfg: Config, meta: dict | None = None):
@@ -67,7 +69,6 @@ class Translation(Task):
         self.sources: dict[str, list[str]] = {}
         self._protos: dict[str, str] = {}  # subword models trained by prepare, before they are in meta
         self._processors: dict = {}
-        self.unit = ("pair", 1)
 
     # --- data -------------------------------------------------------------------------
     def read(self, spec: str) -> tuple[list[str], list[str]]:
@@ -328,7 +329,7 @@ class Translation(Task):
                 "beam": beam, "translations": out}
 
     # --- after training -------------------------------------------------------------------
-    def finish(self, run, model: nn.Module, data: Prepared, fit_info: dict, device: torch.device) -> dict:
+    def test_results(self, run, model: nn.Module, data: Prepared, device: torch.device) -> dict:
         beam = self.cfg.eval.beam
         test = {**self.evaluate(model, data.test, device), **self.scores(model, "test", device, beam)}
         val = self.scores(model, "val", device, beam) if len(self.sources["val"]) else None
@@ -336,18 +337,15 @@ class Translation(Task):
                    for r, ref in zip(test.pop("translations")[:12], self.references["test"])]
         if val:
             val.pop("translations")
-        results = {"task": self.name, "test": test, "val": val, "fit": fit_info, "parameters": count_parameters(model),
-                   "vocab": {"source": len(self.meta["src_vocab"]), "target": len(self.meta["tgt_vocab"])},
-                   "splits": {"train": len(data.train[0]), "val": len(data.val[0]), "test": len(data.test[0])},
-                   "samples": samples}
-        run.write_json(run.results_file, results)
-        run.log(kind="test", **{k: v for k, v in test.items() if k != "bleu_signature"})
-        self.write_report(run, model, data, results, device)
-        return results
+        return {"test": test, "baseline": None, "val": val,
+                "vocab": {"source": len(self.meta["src_vocab"]), "target": len(self.meta["tgt_vocab"])},
+                "samples": samples}
 
-    def write_report(self, run, model: nn.Module, data: Prepared, results: dict, device: torch.device) -> Path:
+    def logged_test(self, results: dict) -> dict:
+        return {k: v for k, v in results["test"].items() if k != "bleu_signature"}
+
+    def report_sections(self, run, model: nn.Module, data: Prepared, results: dict, device) -> list[tuple[str, str]]:
         out = run.report_dir
-        out.mkdir(exist_ok=True)
         curves = plot_history(run.metrics(), out / "curves.png", "perplexity", "accuracy")
         sentences = self.sources["test"][:3]
         alignments = [plot_alignment(r, out / f"alignment-{i + 1}.png")
@@ -358,8 +356,8 @@ class Translation(Task):
         if val:
             rows.append({"split": "validation", "BLEU": val["bleu"], "chrF": val["chrf"], "loss": "", "perplexity": "",
                          "pairs": val["pairs"]})
-        notes = "".join(f"<pre class='note'>{html.escape(n)}</pre>" for n in data.notes)
-        sections = [
+        notes = notes_block(data.notes)
+        return [
             ("Result", table(rows) + self.notes_html(results) + f"<p>{self.describe_model()}, {results['parameters']:,} parameters; {fit['epochs']} epochs; decoding "
              f"{'greedy' if test['beam'] == 1 else 'beam ' + str(test['beam'])}. BLEU: <code>"
              f"{html.escape(test['bleu_signature'])}</code>, lowercased.</p>"),
@@ -369,9 +367,7 @@ class Translation(Task):
             ("Training curves", image_tag(curves, "loss, perplexity and word accuracy per epoch")),
             ("Data", f"<p>{html.escape(self.meta['source'])}</p>" + table([results["splits"]])
              + table([results["vocab"]]) + notes),
-            ("Config", f"<pre>{html.escape(run.config_file.read_text())}</pre>"),
         ]
-        return write_page(out, f"deepworks run {run.name}", sections)
 
     # --- what the CLI prints ----------------------------------------------------------------
     def summary(self, results: dict) -> list[tuple[str, str]]:

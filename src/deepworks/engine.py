@@ -1,0 +1,205 @@
+"""Where the arithmetic runs: the engine owns device placement, precision, backward, the optimizer step with
+gradient clipping, and (when several processes train together) the other processes.
+
+Every task's update goes through it, the GAN's two optimizers included (Accelerate's `backward`, Lightning's
+`manual_backward`): a task never calls `loss.backward()` itself, so a GAN gets mixed precision on a GPU and
+distributed training with no special case.
+
+    engine = Engine(device, amp="auto")            # one process; DistributedEngine for several
+    model = engine.setup(model)                    # on the device, channels-last for convolutions
+    with engine.autocast():
+        loss = ...
+    engine.optimizer_step(opt, loss, clip=1.0)     # zero_grad, backward (scaled), all-reduce, clip, step
+
+A distributed engine averages the gradients of all processes before each step, weighting each by the samples
+it saw, in one flat all-reduce per optimizer (what DistributedDataParallel does with its buckets, without the
+overlap). That works for any model, whatever its forward looks like, with no wrapper: the GAN's generator and
+discriminator are called separately, which DDP's forward hooks would miss.
+"""
+
+from __future__ import annotations
+
+import os
+from contextlib import nullcontext
+
+import torch
+import torch.nn as nn
+
+from .errors import DeepworksError
+from .models import prefer_channels_last
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise DeepworksError(f"--device {name} was asked for, but this machine has no CUDA GPU. Use --device cpu or auto.")
+    if name.startswith("cuda:") and int(name[5:]) >= torch.cuda.device_count():
+        raise DeepworksError(f"--device {name} was asked for, but this machine has {torch.cuda.device_count()} CUDA "
+                             f"GPU(s), numbered from 0. Use --device cuda:0 or auto.")
+    if name == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
+        raise DeepworksError("--device mps was asked for, but this machine has no Apple GPU. Use --device cpu or auto.")
+    return torch.device(name)
+
+
+def autocast_for(device: torch.device, amp: str):
+    """(context manager factory, GradScaler or None) for the requested precision."""
+    if amp == "off" or (amp == "auto" and device.type != "cuda"):
+        return nullcontext, None
+    dtype = torch.bfloat16 if amp == "bf16" or (amp == "auto" and torch.cuda.is_bf16_supported()) else torch.float16
+    scaler = torch.amp.GradScaler(device.type) if dtype == torch.float16 and device.type == "cuda" else None
+    return (lambda: torch.autocast(device.type, dtype=dtype)), scaler
+
+
+class Engine:
+    """One process on one device."""
+
+    rank, world_size = 0, 1
+
+    def __init__(self, device: torch.device, amp: str = "off"):
+        self.device = device
+        self._autocast, self.scaler = autocast_for(device, amp)
+        self.samples = 0  # this process's samples in the current batch (set by the batch source)
+
+    @property
+    def is_main(self) -> bool:
+        """Only the main process writes files and prints."""
+        return self.rank == 0
+
+    @property
+    def distributed(self) -> bool:
+        return self.world_size > 1
+
+    def setup(self, model: nn.Module) -> nn.Module:
+        return prefer_channels_last(model.to(self.device))
+
+    def autocast(self):
+        return self._autocast()
+
+    def backward(self, loss: torch.Tensor) -> None:
+        (self.scaler.scale(loss) if self.scaler is not None else loss).backward()
+
+    def input_gradients(self, output: torch.Tensor, inputs: torch.Tensor) -> torch.Tensor:
+        """d output.sum() / d inputs with a graph for a second backward (WGAN-GP's penalty). Under float16 the output
+        is scaled first so the gradients do not underflow, then unscaled (torch's recipe for gradient penalties)."""
+        if self.scaler is None:
+            grad, = torch.autograd.grad(output.sum(), inputs, create_graph=True)
+            return grad
+        grad, = torch.autograd.grad(self.scaler.scale(output.sum()), inputs, create_graph=True)
+        return grad / self.scaler.get_scale()
+
+    def step(self, opt: torch.optim.Optimizer, clip: float | None = None) -> None:
+        """Apply the gradients `opt`'s parameters hold: combine them across processes, clip their norm, step."""
+        params = [p for g in opt.param_groups for p in g["params"]]
+        if self.scaler is not None:
+            self.scaler.unscale_(opt)
+        self.reduce_gradients(params)
+        if clip:
+            nn.utils.clip_grad_norm_(params, clip)
+        if self.scaler is not None:
+            self.scaler.step(opt)
+            self.scaler.update()  # after every step: a GAN steps two optimizers per batch, the critic several times
+        else:
+            opt.step()
+
+    def optimizer_step(self, opt: torch.optim.Optimizer, loss: torch.Tensor, clip: float | None = None) -> None:
+        """One update of the parameters `opt` holds: zero the gradients, backward, step."""
+        opt.zero_grad(set_to_none=True)
+        self.backward(loss)
+        self.step(opt, clip)
+
+    # --- several processes (no-ops here) -----------------------------------------------------
+    def reduce_gradients(self, params: list[torch.Tensor]) -> None:
+        """Average the gradients over the processes, each weighted by the samples it saw."""
+
+    def shard(self, idx: torch.Tensor) -> torch.Tensor:
+        """This process's part of a batch's indices."""
+        return idx
+
+    def all_reduce(self, sums: dict) -> dict:
+        """The epoch's running sums added over the processes."""
+        return sums
+
+    def barrier(self) -> None:
+        pass
+
+    def prepare_rng(self, seed: int) -> None:
+        """After the model is built (the same on every process): per-process random draws (dropout, augmentation,
+        a GAN's noise) differ between processes, as they would between the parts of one big batch."""
+
+    # --- state for exact resume ---------------------------------------------------------------
+    def state_dict(self) -> dict:
+        return {"rng": torch.get_rng_state(),
+                "cuda_rng": torch.cuda.get_rng_state(self.device) if self.device.type == "cuda" else None,
+                "scaler": self.scaler.state_dict() if self.scaler is not None else None}
+
+    def load_state_dict(self, state: dict) -> None:
+        torch.set_rng_state(state["rng"])
+        if self.device.type == "cuda" and state.get("cuda_rng") is not None:
+            torch.cuda.set_rng_state(state["cuda_rng"], self.device)
+        if self.scaler is not None and state.get("scaler"):
+            self.scaler.load_state_dict(state["scaler"])
+
+
+class DistributedEngine(Engine):
+    """One of several processes (torchrun, Ray Train, Spark's TorchDistributor) in a torch.distributed group: gloo
+    on CPUs, NCCL on CUDA. Each process takes a contiguous part of every global batch, so N processes see the same
+    samples per step as one; the gradients are averaged before each step, so the parameters stay identical on
+    every process. Batch norm's statistics stay per process (SyncBatchNorm runs only on GPUs)."""
+
+    def __init__(self, device: torch.device, amp: str = "off"):
+        import torch.distributed as dist
+
+        if not dist.is_initialized():
+            raise DeepworksError("A distributed engine needs torch.distributed set up first (deepworks' launchers do "
+                                 "this: --engine torchrun, ray or spark).")
+        self.dist = dist
+        self.rank, self.world_size = dist.get_rank(), dist.get_world_size()
+        if device.type == "cuda":
+            device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
+            torch.cuda.set_device(device)
+        super().__init__(device, amp)
+
+    def setup(self, model: nn.Module) -> nn.Module:
+        model = super().setup(model)
+        with torch.no_grad():  # the same start everywhere, whatever each process's generator did before
+            for t in list(model.parameters()) + list(model.buffers()):
+                self.dist.broadcast(t.data, 0)
+        return model
+
+    def prepare_rng(self, seed: int) -> None:
+        torch.manual_seed(seed * 1_000_003 + 7919 * (self.rank + 1))
+
+    def shard(self, idx: torch.Tensor) -> torch.Tensor:
+        n, k = len(idx), self.world_size
+        start, stop = n * self.rank // k, n * (self.rank + 1) // k
+        return idx[start:stop]
+
+    def reduce_gradients(self, params: list[torch.Tensor]) -> None:
+        grads = [p.grad if p.grad is not None else torch.zeros_like(p) for p in params]
+        if not grads:
+            return
+        flat = torch.cat([g.reshape(-1) for g in grads]).float()
+        weight = torch.tensor([float(self.samples)], device=flat.device)
+        flat.mul_(weight)
+        flat = torch.cat([flat, weight])
+        self.dist.all_reduce(flat)
+        total = flat[-1].clamp_min(1.0)
+        offset = 0
+        for p, g in zip(params, grads):
+            n = g.numel()
+            p.grad = (flat[offset:offset + n] / total).view_as(g).to(g.dtype)
+            offset += n
+
+    def all_reduce(self, sums: dict) -> dict:
+        keys = sorted(k for k in sums if k != "count")
+        values = torch.stack([torch.as_tensor(sums[k], dtype=torch.float64, device=self.device).reshape(())
+                              for k in keys] + [torch.tensor(float(sums.get("count", 0)), dtype=torch.float64,
+                                                             device=self.device)])
+        self.dist.all_reduce(values)
+        out = {k: values[i].float() for i, k in enumerate(keys)}
+        out["count"] = int(values[-1].item())
+        return out
+
+    def barrier(self) -> None:
+        self.dist.barrier()
