@@ -193,3 +193,16 @@ def test_a_run_in_another_thread_is_observed_and_stopped_with_the_stop_button():
     assert not thread.is_alive()
     fit = result["trained"].results["fit"]
     assert fit["stop_reason"] == "stopped by the user" and fit["epochs"] == 1 and len(seen) == 20
+
+
+def test_tensorboard_event_files_hold_the_logged_metrics(capsys):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    assert main(["train", "--task", SPEC, "--epochs", "3", "--name", "board", "--tensorboard", "--quiet"]) == 0
+    events = EventAccumulator("runs/board/tensorboard")
+    events.Reload()
+    logged = [r for r in dw.api.Run("runs/board").metrics() if r.get("kind") == "epoch"]
+    for tag, key in (("train/loss", "train_loss"), ("val/abs_error", "val_abs_error"), ("lr", "lr")):
+        scalars = events.Scalars(tag)
+        assert [s.step for s in scalars] == [1, 2, 3]
+        assert [s.value for s in scalars] == pytest.approx([r[key] for r in logged], rel=1e-6)

@@ -30,7 +30,7 @@ from .engine import resolve_device
 from .loop import check_resume, fit
 from .registry import get_task, register
 
-SHORT_NAMES = {"data": "data.source", "model": "model.name"}
+SHORT_NAMES = {"data": "data.source", "model": "model.name", "engine": "engine.name"}
 
 
 def settings_to_keys(settings: dict) -> dict:
@@ -201,8 +201,10 @@ def default_run_name(cfg: Config) -> str:
 
 # Settings a resume may change: where the data and the device are, and what is measured after training. Every
 # other setting shapes the training itself, and the checkpoint only continues the run it was made by.
-RESUMABLE = ("train.device", "data.data_dir", "data.download", "eval.top_k", "eval.baseline", "eval.baseline_samples",
-             "eval.beam", "eval.length_penalty", "eval.fid_samples")
+RESUMABLE = ("train.device", "data.data_dir", "data.download", "data.workers", "train.tensorboard", "eval.top_k",
+             "eval.baseline", "eval.baseline_samples", "eval.beam", "eval.length_penalty", "eval.fid_samples",
+             "engine.name", "engine.nproc", "engine.nnodes", "engine.node_rank", "engine.master_addr",
+             "engine.master_port", "engine.max_restarts")
 
 
 def check_resume_changes(saved: Config, asked: Config, run: Run) -> None:
@@ -244,10 +246,54 @@ def train(config: Config | str | Path | None = None, *, resume: str | Path | Non
     task = get_task(cfg.task)(cfg)  # fills the settings left unset with the task's defaults
     cfg.check()
     device = resolve_device(cfg.train.device)
+    if cfg.engine.name != "local":
+        return train_distributed(cfg, run, callbacks)
     if run is None:
         return train_new(cfg, task, device, progress, started, callbacks)
     with run.lock():
         return train_on(run, cfg, task, device, progress, started, resuming=True, callbacks=callbacks)
+
+
+def train_distributed(cfg: Config, run: Run | None, callbacks) -> "Trained":
+    """Create (or reopen) the run, hold it, and let the engine's worker processes train it (distributed.py)."""
+    from .distributed import launch
+
+    if callbacks:
+        raise ConfigError(f"callbacks= runs in this process, but --engine {cfg.engine.name} trains in worker "
+                          f"processes. Use the local engine with callbacks, or pass none.")
+    if run is None:
+        Run.make_runs_dir(cfg.runs_dir)
+        run = Run.create(cfg.runs_dir, cfg.name or default_run_name(cfg))
+        cfg.name = run.name
+    with run.lock():
+        cfg.save(run.config_file)
+        launch(run, cfg)
+    return load(run.path, device="cpu")
+
+
+def train_worker(run_path: str | Path) -> None:
+    """One process of a distributed run (distributed.worker calls this): train the run in `run_path`, from its
+    checkpoint when it has one, with the other processes of the group. Only rank 0 writes."""
+    from .engine import DistributedEngine
+
+    run = Run(run_path)
+    cfg = Config.load(run.config_file)
+    threads.configure()
+    task = get_task(cfg.task)(cfg)
+    cfg.check()
+    engine = DistributedEngine(resolve_device(cfg.train.device), cfg.train.amp)
+    run.writes = engine.is_main
+    progress = None if engine.is_main else False
+    if not engine.is_main:
+        import warnings
+
+        warnings.simplefilter("ignore")  # rank 0 says it once
+    if run.checkpoint_file.exists():
+        train_on(run, cfg, task, engine.device, progress, time.perf_counter(), resuming=True, engine=engine)
+    else:
+        torch.manual_seed(cfg.seed)
+        data = prepare_checked(task, progress)
+        train_on(run, cfg, task, engine.device, progress, time.perf_counter(), data=data, engine=engine)
 
 
 def train_new(cfg: Config, task, device: torch.device, progress, started: float, callbacks=None) -> "Trained":
@@ -275,7 +321,7 @@ def prepare_checked(task, progress, new_run: bool = True):
 
 
 def train_on(run: Run, cfg: Config, task, device: torch.device, progress, started: float, data=None,
-             resuming: bool = False, callbacks=None) -> "Trained":
+             resuming: bool = False, callbacks=None, engine=None) -> "Trained | None":
     """Train (or go on training) in a run folder this process holds, then test, report and save."""
     state = None
     if resuming:
@@ -284,24 +330,29 @@ def train_on(run: Run, cfg: Config, task, device: torch.device, progress, starte
         data = prepare_checked(task, progress, new_run=False)
         check_resume(state, cfg, len(data.train[0]), run)
         run.truncate_metrics(state["epoch"])
-    cfg.save(run.config_file)
+    if run.writes:
+        cfg.save(run.config_file)
     run.write_environment(cfg.seed, str(device))
     torch.manual_seed(cfg.seed)
     model = task.build_model()
     t0 = time.perf_counter()
     try:
-        result = fit(task, model, data.train, data.val, cfg, run, resume=state, progress=progress, callbacks=callbacks)
+        result = fit(task, model, data.train, data.val, cfg, run, resume=state, progress=progress, callbacks=callbacks,
+                     engine=engine)
     except DiskFull as err:
         if not run.checkpoint_file.exists():
             raise DiskFull(f"{err} No epoch had finished: free some space and start the run again.") from None
         raise DiskFull(f"{err} The last good checkpoint is kept: free some space, then continue with: "
                        f"deepworks train --resume {run.path}") from None
+    if not run.writes:
+        return None  # a distributed run's other processes: rank 0 tests, reports and saves
     records = run.metrics()
     fit_info = {"epochs": result.epochs, "best_epoch": result.best_epoch, "best_value": result.best_value,
                 "monitor": cfg.train.monitor, "stopped_early": result.stopped_early, "stop_reason": result.stop_reason,
                 "overfit": task.overfit_note(records, result.best_epoch),
                 "train_seconds": round(sum(r["seconds"] for r in records if r.get("kind") == "epoch"), 2),
-                "wall_seconds": round(time.perf_counter() - t0, 2)}
+                "wall_seconds": round(time.perf_counter() - t0, 2),
+                "engine": cfg.engine.name, "processes": engine.world_size if engine is not None else 1}
     try:
         if cfg.train.restore_best and run.best_file.exists():
             model.load_state_dict(run.load_weights(run.best_file))

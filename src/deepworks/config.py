@@ -71,6 +71,13 @@ class DataConfig:
     augment: str | None = setting(None, "Random training augmentation (default: crop+flip for colour photos, none for "
                                         "grey images).", (None, "none", "flip", "crop", "crop+flip"))
     strict: bool = setting(False, "Stop on unreadable files instead of skipping them with a warning.")
+    stream: str = setting("auto", "Image folders and CSVs: decode the images batch by batch in worker processes (on), "
+                                  "or all at once into memory (off); auto streams when the decoded images would "
+                                  "take more than --memory-budget.", ("auto", "on", "off"))
+    workers: int | None = setting(None, "Streaming: processes that decode and augment images (default: the free "
+                                        "cores, at most 4).")
+    memory_budget: float = setting(2.0, "Streaming: GB of memory the decoded training images may take before auto "
+                                        "streams them.")
     seq_len: int = setting(128, "Text: characters per training sequence, the span of truncated backpropagation "
                                 "through time (the hidden state is carried on across sequences).")
     encoding: str = setting("utf-8", "Text and translation: how the files are decoded; latin-1 reads any byte as one "
@@ -176,6 +183,26 @@ class TrainConfig:
     eps: float = setting(0.1, "Adversarial training: the L-infinity radius in pixel units, 0 to 1 (0.3 for MNIST, "
                               "8/255 = 0.031 for colour photos).")
     attack_steps: int = setting(10, "Adversarial training: PGD steps per batch.")
+    tensorboard: bool = setting(False, "Also write each epoch's metrics as TensorBoard event files in RUN/tensorboard "
+                                       "(tensorboard --logdir runs; pip install \"deepworks[tensorboard]\").")
+
+
+@dataclass
+class EngineConfig:
+    name: str = setting("local", "Where training runs: one process here (local), or several processes that average "
+                                 "their gradients each step: torchrun (PyTorch's launcher, one or several machines), "
+                                 "ray (Ray Train, on a Ray cluster or started here; pip install \"deepworks[ray]\") or "
+                                 "spark (Spark's TorchDistributor; pip install \"deepworks[spark]\"). The same run, "
+                                 "the same folder: --batch-size stays the global batch.",
+                        ("local", "torchrun", "ray", "spark"), flag="--engine")
+    nproc: int = setting(2, "Training processes: per machine for torchrun, in all for ray and spark.")
+    nnodes: int = setting(1, "torchrun: machines taking part (start the same command on each, with its --node-rank).")
+    node_rank: int = setting(0, "torchrun: this machine's number, 0 to --nnodes minus 1 (0 holds the rendezvous).")
+    master_addr: str = setting("127.0.0.1", "torchrun with several machines: the address of machine 0.")
+    master_port: int | None = setting(None, "torchrun: the rendezvous port (default: a free one, on one machine; "
+                                            "29500 with several).")
+    max_restarts: int = setting(0, "torchrun: restart the whole group this many times after a worker is lost; it "
+                                   "goes on from the last checkpoint.")
 
 
 @dataclass
@@ -209,6 +236,7 @@ class Config:
     model: ModelConfig = field(default_factory=ModelConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
+    engine: EngineConfig = field(default_factory=EngineConfig)
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -254,6 +282,16 @@ class Config:
             (self.eval.fid_samples >= 2, "--fid-samples must be at least 2", self.eval.fid_samples),
             (t.momentum is None or 0 <= t.momentum < 1, "--momentum (beta1 for adam and adamw) must be at least 0 and "
              "below 1", t.momentum),
+            (self.engine.nproc >= 1, "--nproc must be at least 1", self.engine.nproc),
+            (self.engine.nnodes >= 1, "--nnodes must be at least 1", self.engine.nnodes),
+            (0 <= self.engine.node_rank < self.engine.nnodes, "--node-rank must be from 0 to --nnodes minus 1",
+             self.engine.node_rank),
+            (self.engine.master_port is None or 1 <= self.engine.master_port <= 65535,
+             "--master-port must be a port number from 1 to 65535", self.engine.master_port),
+            (self.engine.max_restarts >= 0, "--max-restarts cannot be negative", self.engine.max_restarts),
+            (d.workers is None or d.workers >= 0, "--workers cannot be negative (0 decodes in the training process)",
+             d.workers),
+            (d.memory_budget > 0, "--memory-budget must be above 0 GB", d.memory_budget),
             (0 <= self.seed < 2 ** 32, "--seed must be a whole number from 0 to 4294967295 (2**32 - 1)", self.seed),
             (DEVICE.fullmatch(t.device) is not None, "--device must be auto, cpu, cuda, cuda:N or mps", repr(t.device)),
             (self.name is None or len(self.name) <= MAX_NAME, f"--name must be at most {MAX_NAME} characters long",
@@ -294,7 +332,7 @@ class Config:
         return cls.from_dict(values, origin=str(path))
 
 
-SECTIONS = ("data", "model", "train", "eval")
+SECTIONS = ("data", "model", "train", "eval", "engine")
 DEVICE = re.compile(r"auto|cpu|mps|cuda(:\d+)?")
 MAX_NAME = 100  # characters; run.py makes the folder name from it
 MAX_IMAGE_SIZE = 4096

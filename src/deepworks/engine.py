@@ -91,9 +91,9 @@ class Engine:
     def step(self, opt: torch.optim.Optimizer, clip: float | None = None) -> None:
         """Apply the gradients `opt`'s parameters hold: combine them across processes, clip their norm, step."""
         params = [p for g in opt.param_groups for p in g["params"]]
+        self.reduce_gradients(params)  # before unscaling: every process then sees the same overflow, or none
         if self.scaler is not None:
             self.scaler.unscale_(opt)
-        self.reduce_gradients(params)
         if clip:
             nn.utils.clip_grad_norm_(params, clip)
         if self.scaler is not None:
@@ -123,9 +123,17 @@ class Engine:
     def barrier(self) -> None:
         pass
 
-    def prepare_rng(self, seed: int) -> None:
-        """After the model is built (the same on every process): per-process random draws (dropout, augmentation,
-        a GAN's noise) differ between processes, as they would between the parts of one big batch."""
+    def any(self, flag: bool) -> bool:
+        """True when any process says so (a stop or Ctrl-C seen by one process stops all at the same step)."""
+        return flag
+
+    def share(self, value):
+        """The main process's value, on every process (the epoch's record, which early stopping decides on)."""
+        return value
+
+    def start_epoch(self, seed: int, epoch: int) -> None:
+        """Per-process random draws (dropout, augmentation, a GAN's noise) for this epoch. One process keeps torch's
+        global generator running on, whose state the checkpoint holds."""
 
     # --- state for exact resume ---------------------------------------------------------------
     def state_dict(self) -> dict:
@@ -167,8 +175,21 @@ class DistributedEngine(Engine):
                 self.dist.broadcast(t.data, 0)
         return model
 
-    def prepare_rng(self, seed: int) -> None:
-        torch.manual_seed(seed * 1_000_003 + 7919 * (self.rank + 1))
+    def start_epoch(self, seed: int, epoch: int) -> None:
+        """Each process draws from its own generator, seeded by (seed, epoch, rank): the parts of one big batch get
+        different dropout and noise, and a restart from an epoch's checkpoint, with any number of processes,
+        draws exactly what the uninterrupted run drew."""
+        torch.manual_seed((seed * 1_000_003 + epoch) * 1009 + self.rank)
+
+    def any(self, flag: bool) -> bool:
+        t = torch.tensor([1.0 if flag else 0.0], device=self.device)
+        self.dist.all_reduce(t, op=self.dist.ReduceOp.MAX)
+        return bool(t.item())
+
+    def share(self, value):
+        box = [value]
+        self.dist.broadcast_object_list(box, src=0)
+        return box[0]
 
     def shard(self, idx: torch.Tensor) -> torch.Tensor:
         n, k = len(idx), self.world_size

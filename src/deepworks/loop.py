@@ -204,8 +204,6 @@ class Trainer:
     def fit(self, resume: dict | None = None) -> FitResult:
         if resume is not None:
             self.load_state_dict(resume)
-        else:
-            self.engine.prepare_rng(self.cfg.seed)
         done = self.epoch
         try:
             self.callbacks("on_fit_start", self)
@@ -236,6 +234,7 @@ class Trainer:
         if self.step == 0:
             self.sums = {}
             self.task.start_epoch()
+            self.engine.start_epoch(self.cfg.seed, self.epoch)
         self._weights = None
         self.callbacks("on_epoch_start", self)
         self.model.train()
@@ -250,6 +249,9 @@ class Trainer:
             self.loss, self.step, self.batch_size_seen = loss, self.step + 1, size
             self.seen += size
             self.callbacks("on_step_end", self)
+            if self.engine.distributed:  # all processes stop at the same step, or none
+                self.interrupted = self.engine.any(self.interrupted)
+                self.stop_training = self.engine.any(self.stop_training)
             if self.interrupted or self.stop_training:
                 return
 
@@ -261,10 +263,11 @@ class Trainer:
                   "lr": self.lr, "seconds": round(seconds, 3),
                   "samples_per_s": round(self.seen * self.unit[1] / max(seconds, 1e-9), 1)}
         device = self.engine.device
-        if self.validate:
-            record.update({f"val_{k}": v for k, v in self.task.evaluate(self.shown, self.val, device).items()})
-        if self.engine.is_main:
+        if self.engine.is_main:  # the other processes take its record, so they decide early stopping alike
+            if self.validate:
+                record.update({f"val_{k}": v for k, v in self.task.evaluate(self.shown, self.val, device).items()})
             self.task.after_epoch(self.run, self.shown, self.epoch + 1, device)
+        record = self.engine.share(record)
         self.epoch, self.step = self.epoch + 1, 0
         self.history.append(record)
         self.callbacks("on_epoch_end", self, record)

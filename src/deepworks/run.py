@@ -143,10 +143,12 @@ def first_line(err: BaseException) -> str:
 
 
 class Run:
-    """One run directory. Knows file names and formats, nothing about tasks."""
+    """One run directory. Knows file names and formats, nothing about tasks. In a distributed run only the main
+    process writes: the others hold a Run with `writes = False`, whose writes do nothing."""
 
-    def __init__(self, path: str | Path):
+    def __init__(self, path: str | Path, writes: bool = True):
         self.path = Path(path)
+        self.writes = writes
 
     # --- creation and lookup -------------------------------------------------
     @classmethod
@@ -260,6 +262,8 @@ class Run:
     # --- metrics ----------------------------------------------------------------
     def log(self, **record: Any) -> None:
         """Append one JSON line. Appends of one short line are atomic enough: a torn last line is skipped on read."""
+        if not self.writes:
+            return
         record = {"time": round(time.time(), 3), **record}
         try:
             with open(self.metrics_file, "a", encoding="utf-8") as f:
@@ -295,12 +299,16 @@ class Run:
     def truncate_metrics(self, after_epoch: int) -> None:
         """On resume, drop the records of epochs after the checkpoint we resume from (any kind: a record that
         belongs to an epoch carries its number), and the test of an earlier finish."""
+        if not self.writes:
+            return
         kept = [r for r in self.metrics()
                 if r.get("kind") != "test" and not (isinstance(r.get("epoch"), int) and r["epoch"] > after_epoch)]
         atomic_write_text(self.metrics_file, "".join(json.dumps(r) + "\n" for r in kept))
 
     # --- state ----------------------------------------------------------------------
     def save_checkpoint(self, state: dict) -> None:
+        if not self.writes:
+            return
         atomic_torch_save(self.checkpoint_file, state)
 
     def load_checkpoint(self) -> dict:
@@ -338,7 +346,8 @@ class Run:
     def save_weights(self, state_dict: dict[str, torch.Tensor], path: Path | None = None) -> None:
         from safetensors.torch import save
 
-        atomic_write_bytes(path or self.weights_file, save(state_dict))
+        if self.writes:
+            atomic_write_bytes(path or self.weights_file, save(state_dict))
 
     def load_weights(self, path: Path | None = None) -> dict[str, torch.Tensor]:
         path = path or self.weights_file
@@ -350,7 +359,8 @@ class Run:
         return read_safetensors(path)
 
     def write_json(self, path: Path, value: Any) -> None:
-        atomic_write_json(path, value)
+        if self.writes:
+            atomic_write_json(path, value)
 
     def read_json(self, path: Path) -> Any:
         try:
@@ -375,6 +385,8 @@ class Run:
 
         from . import __version__
 
+        if not self.writes:
+            return
         atomic_write_json(self.environment_file, {
             "deepworks": __version__,
             "python": platform.python_version(),

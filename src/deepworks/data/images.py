@@ -235,8 +235,10 @@ def split_layout(root: Path) -> dict[str, Path] | None:
     return splits if "train" in splits and "test" in splits else None
 
 
-def read_folder(root: str | Path, size: int, channels: int | None = None, strict: bool = False,
-                progress: bool = True, lenient: bool = False) -> ImageSet:
+def list_folder(root: str | Path, lenient: bool = False) -> dict:
+    """The image files of a folder of class folders (or of train/ val/ test/ folders of them), not yet decoded:
+    {'files', 'labels', 'splits' (the split of each file), 'layout' (the splits there are), 'classes', 'broken'
+    (dangling links), 'empty_classes', 'description'}."""
     root = Path(root)
     if not root.exists():
         raise DataError(f"No such folder '{root}'. Pass a folder with one sub-folder per class, like photos/cats/*.jpg.")
@@ -259,26 +261,36 @@ def read_folder(root: str | Path, size: int, channels: int | None = None, strict
                 files.append(p)
                 labels.append(class_names.index(f.name))
                 split_of.append(split)
+    return {"files": files, "labels": labels, "splits": split_of, "layout": list(layout), "classes": class_names,
+            "broken": broken,
+            "empty_classes": sorted({str(f) for fs in all_folders.values() for f in fs if not image_files(f)}),
+            "description": f"folder '{root}' ({len(files)} images, {len(class_names)} classes)"}
+
+
+def read_folder(root: str | Path, size: int, channels: int | None = None, strict: bool = False,
+                progress: bool = True, lenient: bool = False) -> ImageSet:
+    found = list_folder(root, lenient)
+    files, broken, class_names = found["files"], found["broken"], found["classes"]
     if broken and strict:
         raise DataError(unreadable_message(broken, strict=True))
     x, ok, skipped = decode_many(files, size, channels, strict, progress)
-    y = np.asarray(labels, dtype=np.int64)[ok]
-    where = np.asarray(split_of)[ok]
+    y = np.asarray(found["labels"], dtype=np.int64)[ok]
+    where = np.asarray(found["splits"])[ok]
     names = np.asarray([str(p) for p in files], dtype=object)[ok]
     out = ImageSet(x[where == "train"], y[where == "train"], class_names, skipped=broken + skipped,
-                   description=f"folder '{root}' ({len(files)} images, {len(class_names)} classes)")
-    out.empty_classes = sorted({str(f) for fs in all_folders.values() for f in fs if not image_files(f)})
-    for split in layout:
+                   description=found["description"])
+    out.empty_classes = found["empty_classes"]
+    for split in found["layout"]:
         out.names[split] = list(names[where == split])
-    if "test" in layout:
+    if "test" in found["layout"]:
         out.x_test, out.y_test = x[where == "test"], y[where == "test"]
-    if "val" in layout:
+    if "val" in found["layout"]:
         out.x_val, out.y_val = x[where == "val"], y[where == "val"]
     return out
 
 
-def read_csv(path: str | Path, size: int, channels: int | None = None, strict: bool = False,
-             progress: bool = True) -> ImageSet:
+def list_csv(path: str | Path) -> dict:
+    """The images a CSV of path,label rows names, checked and not yet decoded, in `list_folder`'s form."""
     path = Path(path)
     if not path.is_file():
         raise DataError(f"No such CSV file '{path}'. Pass a CSV with one 'path,label' row per image.")
@@ -309,10 +321,19 @@ def read_csv(path: str | Path, size: int, channels: int | None = None, strict: b
     classes = sorted(set(label_names), key=lambda s: (not s.isdigit(), int(s) if s.isdigit() else 0, s))
     if len(classes) < 2:
         raise DataError(f"'{path}' names only one class ({classes[0]!r}). Classification needs at least two.")
+    return {"files": files, "labels": [classes.index(c) for c in label_names], "splits": ["train"] * len(files),
+            "layout": ["train"], "classes": classes, "broken": [], "empty_classes": [],
+            "description": f"CSV '{path}' ({len(files)} images, {len(classes)} classes)"}
+
+
+def read_csv(path: str | Path, size: int, channels: int | None = None, strict: bool = False,
+             progress: bool = True) -> ImageSet:
+    found = list_csv(path)
+    files = found["files"]
     x, ok, skipped = decode_many(files, size, channels, strict, progress)
-    y = np.asarray([classes.index(c) for c in label_names], dtype=np.int64)[ok]
-    return ImageSet(x, y, classes, skipped=skipped, names={"train": [str(files[i]) for i in ok]},
-                    description=f"CSV '{path}' ({len(files)} images, {len(classes)} classes)")
+    y = np.asarray(found["labels"], dtype=np.int64)[ok]
+    return ImageSet(x, y, found["classes"], skipped=skipped, names={"train": [str(files[i]) for i in ok]},
+                    description=found["description"])
 
 
 def read_npz(path: str | Path) -> ImageSet:

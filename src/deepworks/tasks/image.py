@@ -100,6 +100,7 @@ class ImageClassification(Task):
     def meta(self, value: dict | None) -> None:
         self._meta, self._norm = value, {}  # the cached normalisation follows the meta it came from
         self._robust_seen, self._collapse_warned = [], False  # validation accuracy under attack, per epoch
+        self.augmented_by_source = False  # streamed batches come augmented by the DataLoader's workers
 
     # --- data -------------------------------------------------------------------------
     def image_size(self, native: int | None = None) -> int:
@@ -145,8 +146,31 @@ class ImageClassification(Task):
         """Early stopping by default: a quarter of the run without a better validation score, and at least 5."""
         return max(5, math.ceil(epochs / 4))
 
+    def stream_listing(self) -> dict | None:
+        """The folder's listing when its images should stream from disk (--stream on, or auto and their decoded
+        size above --memory-budget), else None: decoded into memory, the fastest when they fit."""
+        from ..data.images import list_csv, list_folder
+        from ..data.stream import decoded_bytes
+
+        d = self.cfg.data
+        path = Path(d.source)
+        is_csv = path.suffix.lower() == ".csv" and path.is_file()
+        if d.stream == "on" and not (path.is_dir() or is_csv):
+            warnings.warn(f"--stream on applies to image folders and CSVs; '{d.source}' is read into memory.",
+                          DataWarning, stacklevel=3)
+        if d.stream == "off" or not (path.is_dir() or is_csv):
+            return None
+        listing = list_csv(path) if is_csv else list_folder(path)
+        size = self.image_size(None)
+        if d.stream == "on" or decoded_bytes(len(listing["files"]), size, d.channels or 3) > d.memory_budget * 1e9:
+            return listing
+        return None
+
     def prepare(self, progress: bool | None = True) -> Prepared:
         d, seed = self.cfg.data, self.cfg.seed
+        listing = self.stream_listing()
+        if listing is not None:
+            return self.prepare_streamed(listing, progress)
         images = self.load(d.source, progress)
         self.data_defaults(d.channels or images.x.shape[1])
         size = self.image_size(max(images.x.shape[-2:]))
@@ -195,11 +219,63 @@ class ImageClassification(Task):
         return Prepared(train=tensors(x, y), val=tensors(x_val, y_val), test=tensors(x_test, y_test),
                         meta=self.meta, notes=notes)
 
+    def prepare_streamed(self, listing: dict, progress: bool | None) -> Prepared:
+        """As `prepare`, for images that stay on disk: the same seeded splits, by index; the normalisation from a
+        seeded sample of 1,000 training images; each split a FileImages that decodes on access."""
+        from ..data.stream import stream_folder
+
+        d, seed = self.cfg.data, self.cfg.seed
+        size = self.image_size(None)
+        found = stream_folder(listing, size, d.channels, d.strict, progress is not False)
+        if found["skipped"]:
+            warnings.warn(unreadable_message(found["skipped"]), DataWarning, stacklevel=2)
+        channels = found["channels"]
+        self.data_defaults(channels)
+        size = self.image_size(None)  # the model is known now: it may need a larger size
+        splits = {k: (x if x.size == size else type(x)(x.files, size, channels), y)
+                  for k, (x, y) in found["splits"].items()}
+        x, y = splits["train"]
+        if "test" not in splits:
+            keep, held = stratified_split(y.numpy(), d.test_fraction, seed)
+            splits["test"] = (x.subset(held), y[held])
+            x, y = x.subset(keep), y[keep]
+        if "val" not in splits:
+            keep, held = stratified_split(y.numpy(), d.val_fraction, seed + 1)
+            splits["val"] = (x.subset(held), y[held])
+            x, y = x.subset(keep), y[keep]
+        splits["train"] = (x, y)
+        if len(x) < 2 or len(splits["test"][0]) == 0:
+            raise DataError(f"{found['description']} leaves {len(x)} image(s) for training and "
+                            f"{len(splits['test'][0])} for testing. Add images, or change --val-fraction / "
+                            f"--test-fraction.")
+        self.names = {k: list(v[0].files) for k, v in splits.items()}
+        sample = np.sort(np.random.default_rng(seed).choice(len(x), min(1000, len(x)), replace=False))
+        mean, std = channel_stats(x[sample].numpy(), seed)
+        self.meta = {"classes": found["classes"], "channels": int(channels), "image_size": int(size),
+                     "mean": mean, "std": std, "source": found["description"]}
+        d.image_size, d.channels = int(size), int(channels)
+        notes = [unreadable_message(found["skipped"])] if found["skipped"] else []
+        return Prepared(train=splits["train"], val=splits["val"], test=splits["test"], meta=self.meta, notes=notes)
+
+    def batch_source(self, train: tuple):
+        """Streamed images come through DataLoader workers, which also augment them; tensors in memory are sliced."""
+        from ..data.stream import FileImages, StreamingBatches, default_workers
+
+        if not isinstance(train[0], FileImages):
+            return super().batch_source(train)
+        d, t = self.cfg.data, self.cfg.train
+        self.augmented_by_source = True
+        return StreamingBatches(train[0], train[1], t.batch_size, self.cfg.seed, d.augment,
+                                default_workers() if d.workers is None else d.workers)
+
     def audit_warnings(self, data: Prepared) -> list[str]:
         """The quick checks of `deepworks audit` (balance, copies, leakage), as warnings before training. `dw.train`
         calls this after `prepare`, so re-preparing a run's data (evaluate, attack) does not repeat them."""
         from ..data.audit import audit_splits
 
+        if not torch.is_tensor(data.train[0]):
+            return ["The images stream from disk, so the quick checks for copies and leakage were not made before "
+                    "training: run `deepworks audit` on the folder."]
         splits = {name: (x.numpy(), y.numpy()) for name, (x, y) in
                   (("train", data.train), ("val", data.val), ("test", data.test))}
         notes = []
@@ -242,7 +318,7 @@ class ImageClassification(Task):
 
     def training_step(self, model: nn.Module, batch):
         x, y = batch
-        if self.cfg.data.augment not in (None, "none"):
+        if self.cfg.data.augment not in (None, "none") and not self.augmented_by_source:
             x = augment(x, self.cfg.data.augment)
         t = self.cfg.train
         if t.adversarial != "none":
@@ -336,14 +412,19 @@ class ImageClassification(Task):
         from sklearn.ensemble import RandomForestClassifier
         from sklearn.metrics import f1_score
 
-        x, y = train[0].reshape(len(train[0]), -1).numpy(), train[1].numpy()
+        from ..data.stream import materialize
+
+        x, y = train[0], train[1].numpy()
         cap = self.cfg.eval.baseline_samples
         if cap and len(x) > cap:
             pick = np.random.default_rng(self.cfg.seed).choice(len(x), cap, replace=False)
             x, y = x[pick], y[pick]
+        x = materialize(x)
+        x = x.reshape(len(x), -1).numpy()
         t0 = time.perf_counter()
         forest = RandomForestClassifier(n_estimators=100, n_jobs=-1, random_state=self.cfg.seed).fit(x, y)
-        pred = forest.predict(test[0].reshape(len(test[0]), -1).numpy())
+        test_x = materialize(test[0])
+        pred = forest.predict(test_x.reshape(len(test_x), -1).numpy())
         yt = test[1].numpy()
         return {"model": "random forest (100 trees, raw pixels)", "train_samples": len(x),
                 "accuracy": float((pred == yt).mean()), "macro_f1": float(f1_score(yt, pred, average="macro")),

@@ -1,0 +1,88 @@
+"""Training across processes with torchrun, Ray and Spark: two local processes, bound to 127.0.0.1, against the
+single-process run at the same global batch (scikit-learn's digits, an MLP: no batch norm, no dropout)."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from conftest import weights
+
+import deepworks as dw
+
+TESTS = Path(__file__).resolve().parent
+SETTINGS = dict(model="mlp", epochs=3, baseline=False, batch_size=128)
+TASK = "dist_tasks:CheckedImages"  # checks inside the workers that their parameters stay identical
+
+
+@pytest.fixture(autouse=True)
+def workers_find_the_test_task(monkeypatch):
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(TESTS), os.environ.get("PYTHONPATH", "")]))
+    monkeypatch.syspath_prepend(str(TESTS))
+
+
+def relative_difference(a: dict, b: dict) -> float:
+    return max(float((a[k] - b[k]).norm() / b[k].norm().clamp_min(1e-12)) for k in a)
+
+
+def test_torchrun_with_two_processes_matches_one_process():
+    single = dw.train(name="single", task=TASK, progress=False, **SETTINGS)
+    two = dw.train(name="two", task=TASK, engine="torchrun", nproc=2, **SETTINGS)
+    assert two.results["fit"]["processes"] == 2 and single.results["fit"]["processes"] == 1
+    assert abs(two.results["test"]["accuracy"] - single.results["test"]["accuracy"]) <= 0.003
+    assert relative_difference(weights(two.run.path), weights(single.run.path)) < 1e-4
+    epochs = [r for r in two.run.metrics() if r.get("kind") == "epoch"]
+    assert [r["epoch"] for r in epochs] == [1, 2, 3]  # one writer: each epoch logged once
+
+
+def test_a_worker_killed_mid_epoch_restarts_the_group_from_the_checkpoint(monkeypatch, capsys):
+    from deepworks.cli import main
+
+    clean = dw.train(name="clean", task=TASK, engine="torchrun", nproc=2, **SETTINGS)
+    monkeypatch.setenv("DIST_KILL_AT", "18")  # rank 1, in the second epoch (12 steps an epoch)
+    assert main(["train", "--task", TASK, "--model", "mlp", "--epochs", "3", "--no-baseline", "--batch-size", "128",
+                 "--engine", "torchrun", "--nproc", "2", "--max-restarts", "1", "--name", "killed", "--quiet",
+                 "--json"]) == 0
+    killed = json.loads(capsys.readouterr().out)
+    assert abs(killed["test"]["accuracy"] - clean.results["test"]["accuracy"]) <= 0.003
+    assert relative_difference(weights(killed["run"]), weights(clean.run.path)) < 1e-4
+    epochs = [r["epoch"] for r in dw.api.Run(killed["run"]).metrics() if r.get("kind") == "epoch"]
+    assert epochs == [1, 2, 3]  # the lost epoch's records were dropped, then logged once by the restarted group
+
+
+def test_a_run_resumes_on_another_number_of_processes():
+    from conftest import ctrl_c_at_step
+
+    from deepworks.loop import Interrupted
+    from deepworks.tasks.image import ImageClassification
+
+    whole = dw.train(name="whole", progress=False, **SETTINGS)
+    with ctrl_c_at_step(ImageClassification, 15), pytest.raises(Interrupted):
+        dw.train(name="cut", progress=False, **SETTINGS)
+    resumed = dw.train(resume="runs/cut", engine="torchrun", nproc=2)
+    assert resumed.results["fit"]["processes"] == 2
+    assert relative_difference(weights(resumed.run.path), weights(whole.run.path)) < 1e-4
+
+
+def test_two_distributed_runs_at_once_never_collide_on_ports():
+    env = {**os.environ, "PYTHONPATH": os.environ["PYTHONPATH"]}
+    command = [sys.executable, "-m", "deepworks", "train", "--model", "mlp", "--epochs", "1", "--no-baseline",
+               "--engine", "torchrun", "--nproc", "2", "--quiet", "--json"]
+    started = [subprocess.Popen(command + ["--name", f"at-once-{i}"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                env=env, text=True) for i in range(2)]
+    for p in started:
+        out, err = p.communicate(timeout=300)
+        assert p.returncode == 0, err[-2000:]
+        assert json.loads(out)["fit"]["processes"] == 2
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("engine", ["ray", "spark"])
+def test_ray_and_spark_run_the_same_worker_and_match_one_process(engine):
+    single = dw.train(name="single", task=TASK, progress=False, **SETTINGS)
+    trained = dw.train(name=engine, task=TASK, engine=engine, nproc=2, **SETTINGS)
+    assert trained.results["fit"]["engine"] == engine and trained.results["fit"]["processes"] == 2
+    assert abs(trained.results["test"]["accuracy"] - single.results["test"]["accuracy"]) <= 0.003
+    assert relative_difference(weights(trained.run.path), weights(single.run.path)) < 1e-4
