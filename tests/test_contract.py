@@ -49,6 +49,50 @@ class SineRegression(Task):
         return F.mse_loss(prediction, y), {"abs_error": (prediction - y).abs().sum()}
 
 
+def pad(examples):
+    """Sequences of different lengths -> (padded values (B, T), mask (B, T), targets (B,))."""
+    longest = max(len(x) for x, _ in examples)
+    values = torch.zeros(len(examples), longest)
+    mask = torch.zeros(len(examples), longest)
+    for i, (x, _) in enumerate(examples):
+        values[i, :len(x)], mask[i, :len(x)] = x, 1
+    return values, mask, torch.stack([y for _, y in examples])
+
+
+class SequenceSum(Task):
+    """The sum of a sequence of 1 to 12 numbers: examples of different sizes, batched by a collate function."""
+
+    name, models = "sequence-sum", ("per-element",)
+    defaults = {"data.source": "sequences", "model.name": "per-element", "train.batch_size": 16, "train.lr": 0.05,
+                "train.schedule": "constant", "train.weight_decay": 0.0}
+
+    def prepare(self, progress=True):
+        rng = np.random.default_rng(self.cfg.seed)
+        xs = [torch.tensor(rng.uniform(-1, 1, int(rng.integers(1, 13))), dtype=torch.float32) for _ in range(600)]
+        ys = torch.stack([x.sum() for x in xs])
+        self.meta = {}
+        return Prepared(train=(xs[:480], ys[:480]), val=(xs[480:540], ys[480:540]), test=(xs[540:], ys[540:]),
+                        meta=self.meta)
+
+    def batch_source(self, train):
+        from deepworks.batches import DatasetBatches
+
+        return DatasetBatches(list(zip(*train)), self.cfg.train.batch_size, self.cfg.seed, collate=pad, workers=1)
+
+    def build_model(self):
+        return nn.Linear(1, 1)
+
+    def training_step(self, model, batch):
+        values, mask, y = batch
+        prediction = (model(values.unsqueeze(-1)).squeeze(-1) * mask).sum(1)
+        return F.mse_loss(prediction, y), {}
+
+    def evaluate(self, model, split, device):
+        with torch.no_grad():
+            loss, _ = self.training_step(model, tuple(t.to(device) for t in pad(list(zip(*split)))))
+        return {"loss": float(loss)}
+
+
 def sine(**settings):
     return dw.train(task=SPEC, progress=False, **settings)
 
@@ -97,6 +141,13 @@ def test_a_registered_task_is_trained_by_its_name():
     assert trained.results["task"] == "sine"
     with pytest.raises(ConfigError, match="Unknown task 'sin'. Did you mean 'sine'?"):
         dw.train(task="sin", progress=False)
+
+
+def test_examples_of_different_sizes_are_batched_by_the_task_s_collate_function():
+    trained = dw.train(task="test_contract:SequenceSum", epochs=6, progress=False)
+    assert trained.results["test"]["loss"] < 1e-3  # it learned to add: weight 1, bias 0
+    w, b = trained.model.weight.item(), trained.model.bias.item()
+    assert abs(w - 1) < 0.05 and abs(b) < 0.05
 
 
 class Recorder:

@@ -80,9 +80,19 @@ def test_two_distributed_runs_at_once_never_collide_on_ports():
 
 @pytest.mark.slow
 @pytest.mark.parametrize("engine", ["ray", "spark"])
-def test_ray_and_spark_run_the_same_worker_and_match_one_process(engine):
+def test_ray_and_spark_run_the_same_worker_match_one_process_and_resume_a_run(engine):
+    from conftest import ctrl_c_at_step
+
+    from deepworks.loop import Interrupted
+
     single = dw.train(name="single", task=TASK, progress=False, **SETTINGS)
     trained = dw.train(name=engine, task=TASK, engine=engine, nproc=2, **SETTINGS)
     assert trained.results["fit"]["engine"] == engine and trained.results["fit"]["processes"] == 2
     assert abs(trained.results["test"]["accuracy"] - single.results["test"]["accuracy"]) <= 0.003
     assert relative_difference(weights(trained.run.path), weights(single.run.path)) < 1e-4
+    from dist_tasks import CheckedImages
+
+    with ctrl_c_at_step(CheckedImages, 15), pytest.raises(Interrupted):
+        dw.train(name="cut", task=TASK, progress=False, **SETTINGS)
+    resumed = dw.train(resume="runs/cut", engine=engine, nproc=2)
+    assert relative_difference(weights(resumed.run.path), weights(single.run.path)) < 1e-4

@@ -268,7 +268,7 @@ def train_distributed(cfg: Config, run: Run | None, callbacks) -> "Trained":
     with run.lock():
         cfg.save(run.config_file)
         launch(run, cfg)
-    return load(run.path, device="cpu")
+    return load(run.path)
 
 
 def train_worker(run_path: str | Path) -> None:

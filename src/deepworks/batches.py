@@ -80,3 +80,37 @@ class TensorBatches(BatchSource):
             mine = engine.shard(idx)
             engine.samples = len(mine)
             yield tuple(x.index_select(0, mine) for x in self.placed), len(idx)  # faster than x[idx] on the CPU
+
+
+def to_device(obj, device: torch.device):
+    """Tensors (also inside tuples, lists and dicts) moved to `device`; anything else as it is."""
+    if torch.is_tensor(obj):
+        return obj.to(device, non_blocking=True)
+    if isinstance(obj, (tuple, list)):
+        return type(obj)(to_device(o, device) for o in obj)
+    if isinstance(obj, dict):
+        return {k: to_device(v, device) for k, v in obj.items()}
+    return obj
+
+
+class DatasetBatches(BatchSource):
+    """Any map-style dataset (`dataset[i]` -> one example, of any size) cut into batches by `collate` (a list of
+    examples -> the batch tuple the task's training_step takes). Where examples differ in size (boxes per image,
+    audio of any length), the collate pads them or keeps them in lists. `workers` processes fetch the examples
+    (torch's DataLoader); the order is the seeded order of every source, so exact resume holds."""
+
+    def __init__(self, dataset, batch_size: int, seed: int, collate=None, workers: int = 0, shuffle: bool = True):
+        super().__init__(len(dataset), batch_size, seed, shuffle)
+        self.dataset, self.collate, self.workers = dataset, collate, workers
+
+    def batches(self, epoch: int, first: int, engine: Engine) -> Iterator[tuple[tuple, int]]:
+        from torch.utils.data import DataLoader, default_collate
+
+        order = self.order(epoch, torch.device("cpu"))
+        steps = [step_indices(order, s, self.steps, self.batch_size) for s in range(first, self.steps)]
+        shards = [engine.shard(idx).tolist() for idx in steps]
+        loader = DataLoader(self.dataset, batch_sampler=shards, collate_fn=self.collate or default_collate,
+                            num_workers=self.workers)
+        for batch, shard, idx in zip(loader, shards, steps):
+            engine.samples = len(shard)
+            yield to_device(tuple(batch), engine.device), len(idx)

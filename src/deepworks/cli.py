@@ -18,6 +18,9 @@ EXAMPLES = """examples:
   deepworks train --data labels.csv --image-size 64 --augment crop+flip --lr 0.003
   deepworks train --config my.yaml --batch-size 64  a YAML config, with a flag on top
   deepworks train --resume runs/photos-resnet       continue an interrupted run exactly
+  deepworks train --data big-photos/ --stream on --workers 4     decode from disk, batch by batch
+  deepworks train --data photos/ --engine torchrun --nproc 2     several processes (also: ray, spark)
+  deepworks train --task mytasks:MyTask             a deepworks.tasks.Task subclass of your own
   deepworks predict runs/photos-resnet cat.jpg      top-k classes with probabilities
   deepworks evaluate runs/photos-resnet             test metrics again
   deepworks runs                                    every run with its best metric

@@ -74,8 +74,9 @@ class DataConfig:
     stream: str = setting("auto", "Image folders and CSVs: decode the images batch by batch in worker processes (on), "
                                   "or all at once into memory (off); auto streams when the decoded images would "
                                   "take more than --memory-budget.", ("auto", "on", "off"))
-    workers: int | None = setting(None, "Streaming: processes that decode and augment images (default: the free "
-                                        "cores, at most 4).")
+    workers: int | None = setting(None, "Streaming: processes that decode and augment images, in the cores' idle "
+                                        "time (default: one less than the free cores, 1 to 4; more feed a small "
+                                        "model faster, fewer leave a big one more CPU).")
     memory_budget: float = setting(2.0, "Streaming: GB of memory the decoded training images may take before auto "
                                         "streams them.")
     seq_len: int = setting(128, "Text: characters per training sequence, the span of truncated backpropagation "

@@ -123,9 +123,10 @@ class Engine:
     def barrier(self) -> None:
         pass
 
-    def any(self, flag: bool) -> bool:
-        """True when any process says so (a stop or Ctrl-C seen by one process stops all at the same step)."""
-        return flag
+    def any(self, *flags: bool) -> tuple[bool, ...]:
+        """Each flag, true when any process says so (a stop or Ctrl-C seen by one process stops all at the same
+        step)."""
+        return flags
 
     def share(self, value):
         """The main process's value, on every process (the epoch's record, which early stopping decides on)."""
@@ -181,10 +182,10 @@ class DistributedEngine(Engine):
         draws exactly what the uninterrupted run drew."""
         torch.manual_seed((seed * 1_000_003 + epoch) * 1009 + self.rank)
 
-    def any(self, flag: bool) -> bool:
-        t = torch.tensor([1.0 if flag else 0.0], device=self.device)
+    def any(self, *flags: bool) -> tuple[bool, ...]:
+        t = torch.tensor([1.0 if f else 0.0 for f in flags], device=self.device)
         self.dist.all_reduce(t, op=self.dist.ReduceOp.MAX)
-        return bool(t.item())
+        return tuple(bool(v) for v in t.tolist())
 
     def share(self, value):
         box = [value]

@@ -44,6 +44,7 @@ __all__ = ["BatchSource", "Engine", "FitResult", "Interrupted", "TensorBatches",
 
 TARGET_STEPS = 1200  # the default number of epochs aims at about this many optimizer steps
 CHECKPOINT_FORMAT = 2
+SYNC_EVERY = 8  # steps between two comparisons of the stop flags of a distributed run's processes
 
 
 @dataclass
@@ -155,7 +156,7 @@ class Trainer:
         self.sums: dict = {}
         self.loss = None
         self.lr = self.optimizers[0].param_groups[0]["lr"]
-        self.batch_size_seen = 0
+        self.batch_size_seen, self.seen, self.t0 = 0, 0, 0.0  # the last batch's size; this epoch's samples, start
         self.stop_training, self.stop_reason, self.interrupted, self.finished = False, None, False, False
         self.history: list[dict] = []
         self._weights = None
@@ -204,7 +205,6 @@ class Trainer:
     def fit(self, resume: dict | None = None) -> FitResult:
         if resume is not None:
             self.load_state_dict(resume)
-        done = self.epoch
         try:
             self.callbacks("on_fit_start", self)
             while self.epoch < self.epochs and not self.finished and not self.stop_training:
@@ -219,13 +219,12 @@ class Trainer:
                     self.run.log(kind="stopped", epoch=self.epoch, step=self.step, reason=self.stop_reason)
                     break
                 self.end_epoch()
-                done = self.epoch
             self.callbacks("on_fit_end", self)
         finally:
             self.callbacks.close()
             self.source.close()
         best = self.callbacks.find(BestWeights)
-        return FitResult(epochs=max(done, self.epoch), best_epoch=best.best_epoch if best else None,
+        return FitResult(epochs=self.epoch, best_epoch=best.best_epoch if best else None,
                          best_value=best.best if best else None,
                          stopped_early=bool(best and best.stopped_early), history=self.history,
                          stop_reason=self.stop_reason)
@@ -249,9 +248,10 @@ class Trainer:
             self.loss, self.step, self.batch_size_seen = loss, self.step + 1, size
             self.seen += size
             self.callbacks("on_step_end", self)
-            if self.engine.distributed:  # all processes stop at the same step, or none
-                self.interrupted = self.engine.any(self.interrupted)
-                self.stop_training = self.engine.any(self.stop_training)
+            if self.engine.distributed:  # all processes stop at the same step, or none: they compare their flags
+                if self.step % SYNC_EVERY and self.step < self.steps:  # every few steps, which costs a round trip
+                    continue
+                self.interrupted, self.stop_training = self.engine.any(self.interrupted, self.stop_training)
             if self.interrupted or self.stop_training:
                 return
 

@@ -109,7 +109,10 @@ def decode_image(path: Path, size: int) -> np.ndarray:
             im = im.convert("RGBA")
             background = Image.new("RGBA", im.size, (255, 255, 255, 255))
             im = Image.alpha_composite(background, im)
-        im = im.convert("RGB").resize((size, size), Image.BILINEAR)
+        if im.mode != "RGB":
+            im = im.convert("RGB")
+        if im.size != (size, size):  # (Pillow would return a copy of an image already at the size)
+            im = im.resize((size, size), Image.BILINEAR)
         return np.asarray(im, dtype=np.uint8).transpose(2, 0, 1).copy()
 
 

@@ -6,7 +6,7 @@ the report therefore work on it unchanged. `StreamingBatches` feeds the training
 DataLoader: worker processes decode and augment each batch while the model trains on the one before.
 
 Exact resume holds as for tensors in memory: the order of epoch e comes from (seed, e) as always, and every
-augmentation draw of an image comes from a generator seeded by (seed, epoch, index), so a batch is the same
+augmentation draw of an image comes from a number hashed from (seed, epoch, index), so a batch is the same
 whichever worker made it, with any number of workers, and after a restart.
 """
 
@@ -18,7 +18,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from ..batches import BatchSource, step_indices
 from ..errors import DataError
@@ -64,20 +63,37 @@ def materialize(x) -> torch.Tensor:
     return x if torch.is_tensor(x) else x[:]
 
 
-def augment_one(x: torch.Tensor, mode: str, g: torch.Generator) -> torch.Tensor:
-    """The image task's crop and flip (tasks/image.augment) for one uint8 image, drawing from `g`."""
+MASK64 = (1 << 64) - 1
+
+
+def mix64(x: int) -> int:
+    """splitmix64's finaliser: a well-mixed 64-bit number from any integer (about a microsecond in Python, where a
+    torch or numpy generator per image costs tens)."""
+    x = (x + 0x9E3779B97F4A7C15) & MASK64
+    x = ((x ^ (x >> 30)) * 0xBF58476D1CE4E5B9) & MASK64
+    x = ((x ^ (x >> 27)) * 0x94D049BB133111EB) & MASK64
+    return x ^ (x >> 31)
+
+
+def augment_one(x: np.ndarray, mode: str, draw: int) -> np.ndarray:
+    """The image task's crop and flip (tasks/image.augment: pad by 1/8 of the side, crop back; flip half the
+    time) for one uint8 image (C, H, W), its choices taken from the 64-bit number `draw`."""
     c, h, w = x.shape
     if "crop" in mode:
         p = max(1, h // 8)
-        dy, dx = (int(v) for v in torch.randint(0, 2 * p + 1, (2,), generator=g))
-        x = F.pad(x, (p, p, p, p))[:, dy:dy + h, dx:dx + w]
-    if "flip" in mode and bool(torch.rand((), generator=g) < 0.5):
-        x = x.flip(2)
-    return x.contiguous()
+        dy, dx = draw % (2 * p + 1) - p, (draw >> 16) % (2 * p + 1) - p
+        out = np.zeros_like(x)
+        out[:, max(0, -dy):h - max(0, dy), max(0, -dx):w - max(0, dx)] = \
+            x[:, max(0, dy):h - max(0, -dy), max(0, dx):w - max(0, -dx)]
+        x = out
+    if "flip" in mode and (draw >> 40) & 1:
+        x = x[:, :, ::-1]
+    return x
 
 
 class StreamDataset(torch.utils.data.Dataset):
-    """(epoch, index) -> (augmented image, label); the draws seeded by (seed, epoch, index)."""
+    """A batch's [(epoch, index), ...] -> (augmented images, labels), stacked in the worker: one transfer per batch
+    and no per-image collation. Each image's crop and flip come from a number hashed from (seed, epoch, index)."""
 
     def __init__(self, images: FileImages, labels: torch.Tensor, augment: str, seed: int):
         self.images, self.labels, self.augment, self.seed = images, labels, augment, seed
@@ -85,13 +101,14 @@ class StreamDataset(torch.utils.data.Dataset):
     def __len__(self) -> int:
         return len(self.images)
 
-    def __getitem__(self, key: tuple[int, int]):
-        epoch, i = key
-        x = torch.from_numpy(self.images.decode(i))
-        if self.augment not in (None, "none"):
-            g = torch.Generator().manual_seed((self.seed * 1_000_003 + epoch) * 10_000_019 + i)
-            x = augment_one(x, self.augment, g)
-        return x, self.labels[i]
+    def __getitem__(self, keys: list[tuple[int, int]]):
+        x = torch.empty((len(keys), self.images.channels, self.images.size, self.images.size), dtype=torch.uint8)
+        for row, (epoch, i) in enumerate(keys):
+            image = self.images.decode(i)
+            if self.augment not in (None, "none"):
+                image = augment_one(image, self.augment, mix64(mix64(self.seed * 1_000_003 + epoch) ^ i))
+            x[row] = torch.from_numpy(np.ascontiguousarray(image))
+        return x, self.labels[[i for _, i in keys]]
 
 
 class StreamingBatches(BatchSource):
@@ -105,22 +122,39 @@ class StreamingBatches(BatchSource):
 
     def batches(self, epoch: int, first: int, engine):
         order = self.order(epoch, torch.device("cpu"))
-        steps = [engine.shard(step_indices(order, s, self.steps, self.batch_size)) for s in range(first, self.steps)]
-        sizes = [len(step_indices(order, s, self.steps, self.batch_size)) for s in range(first, self.steps)]
-        keys = [[(epoch, int(i)) for i in idx] for idx in steps]
-        loader = torch.utils.data.DataLoader(self.dataset, batch_sampler=keys, num_workers=self.workers,
-                                             pin_memory=engine.device.type == "cuda",
-                                             prefetch_factor=4 if self.workers else None,
-                                             multiprocessing_context="spawn" if self.workers and engine.device.type == "cuda" else None)
-        for (x, y), size in zip(loader, sizes):
+        steps = [step_indices(order, s, self.steps, self.batch_size) for s in range(first, self.steps)]
+        keys = [[(epoch, int(i)) for i in engine.shard(idx)] for idx in steps]
+        cuda = engine.device.type == "cuda"
+        loader = torch.utils.data.DataLoader(self.dataset, sampler=keys, batch_size=None, num_workers=self.workers,
+                                             pin_memory=cuda, prefetch_factor=4 if self.workers else None,
+                                             worker_init_fn=lower_priority if self.workers else None,
+                                             multiprocessing_context="spawn" if self.workers and cuda else None)
+        for (x, y), idx in zip(loader, steps):
             engine.samples = len(x)
-            yield (x.to(engine.device, non_blocking=True), y.to(engine.device, non_blocking=True)), size
+            yield (x.to(engine.device, non_blocking=True), y.to(engine.device, non_blocking=True)), len(idx)
+
+
+def lower_priority(worker_id: int) -> None:
+    """Decoding yields to training: the workers run when a core would otherwise be idle (Linux's SCHED_IDLE; a low
+    nice value elsewhere). A worker that takes a core from one of the training threads holds up every operation of
+    the step, which waits for its slowest thread (see threads.py); as an idle-time task it never does, and when the
+    training has to wait for a batch, its cores fall idle and the workers run."""
+    try:
+        os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
+    except (AttributeError, OSError):
+        try:
+            os.nice(19)
+        except OSError:
+            pass
 
 
 def default_workers() -> int:
+    """One less than the free cores, from 1 to 4: the training keeps a core's worth of threads to itself. On this
+    2-core machine one worker kept ResNet-20 at 0.93 of its in-memory speed, where two took it to 0.86; a small
+    model that decoding cannot keep up with (LeNet-5) gains from --workers 2 (bench/scale.py)."""
     from ..threads import free_cores
 
-    return max(1, min(4, free_cores()))
+    return max(1, min(4, free_cores() - 1))
 
 
 def decoded_bytes(n: int, size: int, channels: int = 3) -> int:

@@ -2,7 +2,7 @@
 
 Data: any image source the image task reads (a folder, with or without class sub-folders; a CSV; an .npz; the
 built-ins, and `faces`), resized to the model's size (16, 28, 32, 64 ... px) and scaled to [-1, 1].
-Training (`train_step`, which takes the loop's two optimizers): each batch updates the discriminator on real
+Training (`update`, which steps both optimizers through the engine): each batch updates the discriminator on real
 and generated images, then the generator through the updated discriminator (every --critic-steps batches
 for the Wasserstein loss). Every TRACE_EVERY steps the losses and D(real) / D(fake) are traced, and the
 balance is checked: a discriminator that wins outright, losses that run away, samples that all look alike.
@@ -32,7 +32,7 @@ from ..data.images import (IMAGE_EXTENSIONS, ImageSet, UnreadableImage, decode_m
 from ..errors import ConfigError, DataError
 from ..fid import (Features, class_diversities, class_entropy_score, diversity, frechet_distance, statistics, to_uint8,
                    to_unit)
-from ..models import count_parameters
+from ..models import count_parameters, evaluating
 from ..models.dcgan import GAN, Discriminator, Generator, layout
 from ..report import image_tag, plot_history, pyplot, save_figure, save_image_grid, table
 from . import Prepared, Task, notes_block
@@ -336,14 +336,10 @@ class GanTraining(Task):
         """n images as uint8 (N, C, H, W) from seeded noise; the same seed gives the same images."""
         g = torch.Generator().manual_seed(seed)
         z = self.noise(n, g)
-        was_training = model.training
-        model.eval()
-        try:
+        with evaluating(model):
             out = [to_uint8(model.generator(z[i:i + batch_size].to(device),
                                             None if labels is None else labels[i:i + batch_size].to(device))).cpu()
                    for i in range(0, n, batch_size)]
-        finally:
-            model.train(was_training)
         return torch.cat(out)
 
     def evaluate(self, model: GAN, split, device: torch.device) -> dict:
@@ -442,12 +438,8 @@ class GanTraining(Task):
         y = None
         if self.cfg.model.conditional:
             y = torch.full((steps,), index if index is not None else 0, device=device)
-        was_training = model.training
-        model.eval()
-        try:
+        with evaluating(model):
             return to_uint8(model.generator(z.to(device), y)).cpu()
-        finally:
-            model.train(was_training)
 
     def labelled_examples(self, source: str, progress: bool | None = False) -> tuple[torch.Tensor, torch.Tensor]:
         """Real images from another source, at the run's size and channels, to measure the generator against."""

@@ -27,7 +27,7 @@ from ..data import FILE_IMAGE_SIZE, load_image_source
 from ..data.arrays import DataWarning, channel_stats, resize, set_channels, stratified_split  # noqa: F401 (re-exported)
 from ..data.images import IMAGE_EXTENSIONS, UnreadableImage, decode_image, image_files, unreadable_message
 from ..errors import ConfigError, DataError
-from ..models import IMAGE_MODELS, build_image_classifier, min_image_size
+from ..models import IMAGE_MODELS, build_image_classifier, evaluating, min_image_size
 from ..report import image_tag, plot_confusion, plot_history, plot_image_grid, table
 from . import Prepared, Task, notes_block
 
@@ -329,10 +329,9 @@ class ImageClassification(Task):
 
     @torch.no_grad()
     def logits(self, model: nn.Module, x: torch.Tensor, device: torch.device, batch_size: int = 1000) -> torch.Tensor:
-        was_training = model.training
-        model.eval()
-        out = [model(self.to_input(x[i:i + batch_size].to(device))).float().cpu() for i in range(0, len(x), batch_size)]
-        model.train(was_training)
+        with evaluating(model):
+            out = [model(self.to_input(x[i:i + batch_size].to(device))).float().cpu()
+                   for i in range(0, len(x), batch_size)]
         return torch.cat(out) if out else torch.zeros(0, len(self.meta["classes"]))
 
     def evaluate(self, model: nn.Module, split, device: torch.device) -> dict:
@@ -368,12 +367,10 @@ class ImageClassification(Task):
         x, y = split[0][:n], split[1][:n]
         if len(x) == 0:
             return float("nan")
-        was_training = model.training
-        model.eval()
         t = self.cfg.train
         options = {"steps": self.robust_steps} if method == "pgd" else {}
-        _, adv = attacked_predictions(self.pixel_model(model), to_pixels(x), y, method, t.eps, **options)
-        model.train(was_training)
+        with evaluating(model):
+            _, adv = attacked_predictions(self.pixel_model(model), to_pixels(x), y, method, t.eps, **options)
         return (adv == y).float().mean().item()
 
     def test_metrics(self, model: nn.Module, split, device: torch.device) -> dict:

@@ -28,7 +28,7 @@ import torch.nn.functional as F
 from ..config import Config
 from ..data.text import encode, load_text_source, unknown_characters
 from ..errors import DataError
-from ..models import TEXT_MODELS, build_text_model
+from ..models import TEXT_MODELS, build_text_model, evaluating
 from ..models.rnn import detach_state
 from ..report import image_tag, plot_history, table
 from . import Prepared, Task, notes_block
@@ -154,12 +154,12 @@ class TextGeneration(Task):
         per_stream = (len(ids) - 1) // streams
         x = ids[:streams * per_stream].view(streams, per_stream).to(device).long()
         y = ids[1:streams * per_stream + 1].view(streams, per_stream).to(device).long()
-        was_training, state, total = model.training, None, 0.0
-        model.eval()
-        for i in range(0, per_stream, chunk):
-            logits, state = model(x[:, i:i + chunk], state)
-            total += F.cross_entropy(logits.flatten(0, 1).float(), y[:, i:i + chunk].flatten(), reduction="sum").item()
-        model.train(was_training)
+        state, total = None, 0.0
+        with evaluating(model):
+            for i in range(0, per_stream, chunk):
+                logits, state = model(x[:, i:i + chunk], state)
+                total += F.cross_entropy(logits.flatten(0, 1).float(), y[:, i:i + chunk].flatten(),
+                                         reduction="sum").item()
         return total / (streams * per_stream)
 
     def evaluate(self, model: nn.Module, split, device: torch.device) -> dict:
@@ -205,9 +205,7 @@ class TextGeneration(Task):
     def sample(self, model: nn.Module, ids: list[int], length: int, temperature: float, top_k: int | None,
                generator: torch.Generator, device: torch.device) -> Iterator[str]:
         vocab = self.meta["vocab"]
-        was_training = model.training
-        model.eval()
-        try:
+        with evaluating(model):
             logits, state = model(torch.tensor([ids], device=device))
             logits = logits[:, -1]
             step = torch.empty(1, dtype=torch.long, device=device)
@@ -216,8 +214,6 @@ class TextGeneration(Task):
                 yield vocab[nxt]
                 step.fill_(nxt)
                 logits, state = model.step(step, state)
-        finally:
-            model.train(was_training)
 
     def generate(self, model: nn.Module, prime: str = "", length: int = 500, temperature: float = 0.8,
                  top_k: int | None = None, seed: int | None = None, device: torch.device | None = None) -> str:

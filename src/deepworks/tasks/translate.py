@@ -25,6 +25,7 @@ import torch.nn.functional as F
 from ..config import Config
 from ..data.pairs import BOS, EOS, UNK, PairWarning, Pairs, build_vocab, detokenize, load_pairs, read_aligned, read_tsv, tokenize
 from ..errors import ConfigError, DataError
+from ..models import evaluating
 from ..models.seq2seq import Seq2Seq, TransformerSeq2Seq, reorder_state
 from ..report import image_tag, plot_history, pyplot, save_figure, table
 from . import Prepared, Task, notes_block
@@ -198,16 +199,14 @@ class Translation(Task):
 
     @torch.no_grad()
     def evaluate(self, model: nn.Module, split, device: torch.device, batch_size: int = 256) -> dict:
-        was_training = model.training
-        model.eval()
         total, words = 0.0, 0
-        for i in range(0, len(split[0]), batch_size):
-            src, tgt = trim(split[0][i:i + batch_size].to(device)), trim(split[1][i:i + batch_size].to(device))
-            logits = model(src, tgt[:, :-1])
-            total += F.cross_entropy(logits.flatten(0, 1).float(), tgt[:, 1:].flatten(), ignore_index=0,
-                                     reduction="sum").item()
-            words += int((tgt[:, 1:] != 0).sum())
-        model.train(was_training)
+        with evaluating(model):
+            for i in range(0, len(split[0]), batch_size):
+                src, tgt = trim(split[0][i:i + batch_size].to(device)), trim(split[1][i:i + batch_size].to(device))
+                logits = model(src, tgt[:, :-1])
+                total += F.cross_entropy(logits.flatten(0, 1).float(), tgt[:, 1:].flatten(), ignore_index=0,
+                                         reduction="sum").item()
+                words += int((tgt[:, 1:] != 0).sum())
         loss = total / max(words, 1)
         return {"loss": loss, "perplexity": math.exp(min(loss, 50))}
 
@@ -304,10 +303,8 @@ class Translation(Task):
                alpha: float, batch_size: int) -> list[dict]:
         tgt_vocab, cap = self.meta["tgt_vocab"], self.meta["max_len"]
         src_all = encode(toks, self.vocab("src"), False)
-        was_training = model.training
-        model.eval()
         results = []
-        try:
+        with evaluating(model):
             for i in range(0, len(toks), batch_size):
                 src = trim(src_all[i:i + batch_size]).to(device)
                 max_steps = int(min(2 * src.shape[1] + 10, cap + 2))
@@ -319,8 +316,6 @@ class Translation(Task):
                     words = [tgt_vocab[k] for k in ids]
                     results.append({"source": sentences[i + j], "translation": self.join(words),
                                     "source_tokens": toks[i + j], "tokens": words, "attention": attn})
-        finally:
-            model.train(was_training)
         return results
 
     def scores(self, model: nn.Module, split: str, device: torch.device, beam: int = 1) -> dict:
