@@ -194,9 +194,10 @@ class Trained:
 
 
 def default_run_name(cfg: Config) -> str:
+    """DATA-MODEL; DATA-TASK for a distributed run of an image folder, named before its data picks the model."""
     source = Path(cfg.data.source)
     stem = source.stem if source.suffix else source.name
-    return f"{(stem or 'data').replace(':', '-')}-{cfg.model.name}"
+    return f"{(stem or 'data').replace(':', '-')}-{cfg.model.name or cfg.task}"
 
 
 # Settings a resume may change: where the data and the device are, and what is measured after training. Every

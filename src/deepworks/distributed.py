@@ -45,9 +45,9 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def worker_env(cfg: Config) -> dict:
-    """The environment of the worker processes: their share of the free cores, and on one machine gloo kept on the
-    loopback interface."""
+def worker_env(cfg: Config, one_machine: bool) -> dict:
+    """The environment of the worker processes: their share of the free cores, and, when they all run on this
+    machine, gloo kept on the loopback interface."""
     from . import threads
 
     env = dict(os.environ)
@@ -55,7 +55,7 @@ def worker_env(cfg: Config) -> dict:
     if threads.ENV not in env:
         env[threads.ENV] = str(max(1, threads.configure() // max(1, cfg.engine.nproc)))
     env.setdefault("OMP_NUM_THREADS", env[threads.ENV])
-    if cfg.engine.nnodes == 1:
+    if one_machine:
         env.setdefault("GLOO_SOCKET_IFNAME", "lo")
     return env
 
@@ -86,7 +86,7 @@ def torchrun_command(run: Run, cfg: Config) -> list[str]:
 
 
 def launch_torchrun(run: Run, cfg: Config) -> None:
-    code = subprocess.call(torchrun_command(run, cfg), env=worker_env(cfg))
+    code = subprocess.call(torchrun_command(run, cfg), env=worker_env(cfg, one_machine=cfg.engine.nnodes == 1))
     if code != 0:
         raise failed("torchrun", run, f"exit status {code}")
 
@@ -103,7 +103,7 @@ def launch_ray(run: Run, cfg: Config) -> None:
         from ray.train.torch import TorchTrainer
     except ImportError:
         raise ConfigError('--engine ray needs Ray Train. Install it with: pip install "deepworks[ray]"') from None
-    env = worker_env(cfg)
+    env = worker_env(cfg, one_machine=not os.environ.get("RAY_ADDRESS"))
     passed = {k: env[k] for k in (WORKER_ENV, "DEEPWORKS_THREADS", "OMP_NUM_THREADS", "GLOO_SOCKET_IFNAME",
                                   "PYTHONPATH") if k in env}
     started = False
@@ -149,10 +149,6 @@ def launch_spark(run: Run, cfg: Config) -> None:
         raise ConfigError('--engine spark needs pyspark. Install it with: pip install "deepworks[spark]"') from None
     import torch
 
-    env = worker_env(cfg)
-    for k in ("DEEPWORKS_THREADS", "OMP_NUM_THREADS", "GLOO_SOCKET_IFNAME"):
-        if k in env:
-            os.environ.setdefault(k, env[k])  # TorchDistributor's processes inherit the driver's environment
     spark = SparkSession.getActiveSession()
     started = spark is None
     if started:  # a Spark of our own on this machine; with SPARK_MASTER (or spark-submit), the user's cluster
@@ -161,6 +157,10 @@ def launch_spark(run: Run, cfg: Config) -> None:
                  .config("spark.driver.host", "127.0.0.1").config("spark.driver.bindAddress", "127.0.0.1")
                  .config("spark.ui.enabled", "false").getOrCreate())
     local = spark.sparkContext.master.startswith("local")
+    env = worker_env(cfg, one_machine=local)
+    keys = [k for k in ("DEEPWORKS_THREADS", "OMP_NUM_THREADS", "GLOO_SOCKET_IFNAME") if k in env]
+    before = {k: os.environ.get(k) for k in keys}
+    os.environ.update({k: env[k] for k in keys})  # TorchDistributor's processes inherit the driver's environment
     try:
         TorchDistributor(num_processes=cfg.engine.nproc, local_mode=local,
                          use_gpu=torch.cuda.is_available() and cfg.train.device != "cpu").run(
@@ -170,6 +170,11 @@ def launch_spark(run: Run, cfg: Config) -> None:
     except Exception as err:
         raise failed("spark", run, f"{type(err).__name__}: {str(err).strip().splitlines()[0] if str(err).strip() else ''}")
     finally:
+        for k, v in before.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
         if started:
             spark.stop()
 
