@@ -96,3 +96,23 @@ def test_ray_and_spark_run_the_same_worker_match_one_process_and_resume_a_run(en
         dw.train(name="cut", task=TASK, progress=False, **SETTINGS)
     resumed = dw.train(resume="runs/cut", engine=engine, nproc=2)
     assert relative_difference(weights(resumed.run.path), weights(single.run.path)) < 1e-4
+
+
+def test_two_machines_as_the_readme_starts_them_here_on_one(tmp_path):
+    """The README's two-machine commands, both on this machine: node 0 writes the run, node 1 says where it is."""
+    from deepworks.distributed import free_port
+
+    port = str(free_port())
+    command = [sys.executable, "-m", "deepworks", "train", "--model", "mlp", "--epochs", "2", "--no-baseline",
+               "--engine", "torchrun", "--nproc", "1", "--nnodes", "2", "--master-addr", "127.0.0.1",
+               "--master-port", port, "--name", "two", "--quiet", "--json"]
+    nodes = [subprocess.Popen(command + ["--node-rank", str(rank), "--runs-dir", str(tmp_path / f"machine-{rank}")],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for rank in (0, 1)]
+    outs = []
+    for p in nodes:
+        out, err = p.communicate(timeout=300)
+        assert p.returncode == 0, err[-2000:]
+        outs.append(json.loads(out))
+    assert outs[0]["fit"]["processes"] == 2 and outs[0]["test"]["accuracy"] > 0.8
+    assert outs[1] == {"node_rank": 1, "written_on": "machine 0 (127.0.0.1)"}
+    assert (tmp_path / "machine-0" / "two" / "model.safetensors").exists()

@@ -228,9 +228,10 @@ def register_task(cls: type) -> type:
 
 
 def train(config: Config | str | Path | None = None, *, resume: str | Path | None = None,
-          progress: bool | None = None, callbacks: list | None = None, **settings) -> Trained:
+          progress: bool | None = None, callbacks: list | None = None, **settings) -> Trained | None:
     """Train a model and write its run directory. `resume` continues an interrupted run from its checkpoint.
-    `callbacks` are objects with any of the events of deepworks.callbacks (on_epoch_end(trainer, record), ...)."""
+    `callbacks` are objects with any of the events of deepworks.callbacks (on_epoch_end(trainer, record), ...).
+    Returns None only on the machines other than machine 0 of a torchrun group (--node-rank 1 and up)."""
     started = time.perf_counter()
     check_data_argument(settings)
     Callbacks(callbacks or [])  # a misspelt event is refused before anything is read or written
@@ -255,8 +256,9 @@ def train(config: Config | str | Path | None = None, *, resume: str | Path | Non
         return train_on(run, cfg, task, device, progress, started, resuming=True, callbacks=callbacks)
 
 
-def train_distributed(cfg: Config, run: Run | None, callbacks) -> "Trained":
-    """Create (or reopen) the run, hold it, and let the engine's worker processes train it (distributed.py)."""
+def train_distributed(cfg: Config, run: Run | None, callbacks) -> "Trained | None":
+    """Create (or reopen) the run, hold it, and let the engine's worker processes train it (distributed.py). On the
+    machines other than machine 0 of a torchrun group there is nothing to load afterwards: None."""
     from .distributed import launch
 
     if callbacks:
@@ -269,6 +271,8 @@ def train_distributed(cfg: Config, run: Run | None, callbacks) -> "Trained":
     with run.lock():
         cfg.save(run.config_file)
         launch(run, cfg)
+    if cfg.engine.node_rank > 0:
+        return None  # another machine of a torchrun group: rank 0, on machine 0, wrote the run
     return load(run.path)
 
 

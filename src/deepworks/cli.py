@@ -264,6 +264,13 @@ def cmd_train(args) -> int:
         trained = api.train(resume=args.resume, progress=progress, **overrides)
     else:
         trained = api.train(args.config, progress=progress, **overrides)
+    if trained is None:  # machine 1 and up of a torchrun group
+        where = f"machine 0 ({overrides.get('engine.master_addr', '127.0.0.1')})"
+        if args.json:
+            print(json.dumps({"node_rank": int(overrides.get("engine.node_rank", 0)), "written_on": where}))
+        else:
+            print(f"This machine's processes have finished; the run, its results and report are written on {where}.")
+        return 0
     results = trained.results
     if args.json:
         print(json.dumps({"run": str(trained.run.path), **results}, indent=2))
