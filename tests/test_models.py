@@ -64,3 +64,22 @@ def test_init_matches_the_activation():
 def test_resnet_depth_must_be_6n_plus_2():
     with pytest.raises(ConfigError, match=r"6n\+2 .* Received: 21"):
         build_image_classifier(ModelConfig(name="resnet", depth=21), 3, 32, 10)
+
+
+def test_the_transformer_s_cached_step_gives_what_decoding_the_whole_prefix_gives():
+    from deepworks.models.seq2seq import TransformerSeq2Seq, reorder_state
+
+    torch.manual_seed(0)
+    model = TransformerSeq2Seq(50, 60, size=64, heads=4, layers=3, ff=128).eval()
+    src = torch.randint(1, 50, (5, 9))
+    src[0, 6:] = 0  # padding in the source
+    enc = model.encode(src)
+    tgt = torch.randint(1, 60, (5, 12))
+    with torch.no_grad():
+        full, attention = model.decode(tgt, enc)
+        state = enc["state"]
+        for t in range(12):
+            logits, state, weights = model.step(tgt[:, t], state, enc)
+            assert torch.allclose(logits, full[:, t], atol=1e-5) and torch.allclose(weights, attention[:, t], atol=1e-6)
+    assert state.shape == (3, 5, 12, 64)
+    assert torch.equal(reorder_state(state, torch.tensor([4, 0]))[:, 0], state[:, 4])  # beams keep their caches

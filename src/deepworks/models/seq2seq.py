@@ -128,6 +128,14 @@ class DecoderLayer(nn.Module):
 
     def forward(self, x, memory, causal, memory_pad):
         a, _ = self.self_attn(x, x, x, attn_mask=causal, need_weights=False)
+        return self.rest(x, a, memory, memory_pad)
+
+    def step(self, x, inputs, memory, memory_pad):
+        """The layer at one new position x (B, 1, E), given its inputs at every position so far (B, T, E)."""
+        a, _ = self.self_attn(x, inputs, inputs, need_weights=False)
+        return self.rest(x, a, memory, memory_pad)
+
+    def rest(self, x, a, memory, memory_pad):
         x = self.norms[0](x + self.drop(a))
         a, weights = self.cross_attn(x, memory, memory, key_padding_mask=memory_pad)
         x = self.norms[1](x + self.drop(a))
@@ -136,8 +144,10 @@ class DecoderLayer(nn.Module):
 
 class TransformerSeq2Seq(nn.Module):
     """A small Transformer encoder-decoder with learned positions, with the same encode / step / forward
-    interface as Seq2Seq. Its decoding 'state' is the prefix written so far: each step re-reads it (no cache),
-    which is cheap for sentence-length outputs."""
+    interface as Seq2Seq. Its decoding 'state' is a cache of what each decoder layer took in at the positions
+    written so far, (layers, batch, positions, width): a step computes the new position only, attending over the
+    cache, instead of re-reading the whole prefix (what the output at the new position depends on is exactly that,
+    since the attention is causal)."""
 
     def __init__(self, src_vocab: int, tgt_vocab: int, size: int = 256, heads: int = 4, layers: int = 3,
                  ff: int = 1024, dropout: float = 0.1, max_len: int = 256, tie_weights: bool = False):
@@ -166,7 +176,7 @@ class TransformerSeq2Seq(nn.Module):
     def encode(self, src: torch.Tensor) -> dict:
         pad = src == 0
         memory = self.encoder(self.embed(self.src_embed, src), src_key_padding_mask=pad)
-        empty = src.new_zeros((len(src), 0))
+        empty = memory.new_zeros((len(self.decoder), len(src), 0, self.size))
         return {"memory": memory, "pad": pad, "mask": ~pad, "state": empty}
 
     def decode(self, tgt_in: torch.Tensor, enc: dict) -> tuple[torch.Tensor, torch.Tensor]:
@@ -178,9 +188,15 @@ class TransformerSeq2Seq(nn.Module):
         return self.out(x), weights
 
     def step(self, prev: torch.Tensor, state: torch.Tensor, enc: dict):
-        prefix = torch.cat([state, prev[:, None]], 1)
-        logits, weights = self.decode(prefix, enc)
-        return logits[:, -1], prefix, weights[:, -1]
+        """The next position's logits from the previous word and the layers' cached inputs (see the class)."""
+        position = min(state.shape[2], self.max_len - 1)
+        x = self.drop(self.tgt_embed(prev[:, None]) * self.size ** 0.5 + self.position.weight[position])
+        seen, weights = [], None
+        for layer, past in zip(self.decoder, state):
+            inputs = torch.cat([past, x], 1)
+            seen.append(inputs)
+            x, weights = layer.step(x, inputs, enc["memory"], enc["pad"])
+        return self.out(x)[:, -1], torch.stack(seen), weights[:, -1]
 
     def forward(self, src: torch.Tensor, tgt_in: torch.Tensor, teacher_forcing: float = 1.0):
         """Teacher forcing is always full here: every position is trained in parallel."""
@@ -188,7 +204,8 @@ class TransformerSeq2Seq(nn.Module):
 
 
 def reorder_state(state, index: torch.Tensor):
-    """Keep the beams in `index`: recurrent states are (layers, batch, hidden), a Transformer's is (batch, prefix)."""
+    """Keep the beams in `index`: recurrent states are (layers, batch, hidden), a Transformer's cache is (layers,
+    batch, positions, width): the batch is dimension 1 of both."""
     if isinstance(state, tuple):
         return tuple(s.index_select(1, index) for s in state)
-    return state.index_select(0 if state.dim() == 2 else 1, index)
+    return state.index_select(1, index)
