@@ -203,12 +203,32 @@ def test_resuming_with_the_run_that_started_it_refuses_changes_before_writing_an
     dw.train(resume="runs/r", progress=False, top_k=2)  # what is measured after training may change
 
 
-def test_arrays_given_as_data_are_told_what_data_can_be():
+def test_what_data_cannot_be_is_told_what_data_can_be():
     import numpy as np
 
-    with pytest.raises(DeepworksError, match=r"data= takes the path of a folder, CSV, .npz or text file, or a built-in "
-                                             r"name\. Received: a tuple\. To train on arrays, save them first"):
-        dw.train(data=(np.zeros((10, 8, 8)), np.zeros(10)))
+    with pytest.raises(DeepworksError, match=r"data= takes the path of a folder, CSV, .npz or text file, a built-in "
+                                             r"name, or arrays as \(x, y\) or \(x, y, class_names\)\. Received: a int\."):
+        dw.train(data=42)
+    with pytest.raises(DeepworksError, match=r"Received: a tuple of 4\."):
+        dw.train(data=(np.zeros(3),) * 4)
+
+
+def test_arrays_train_resume_and_evaluate_like_a_file(capsys):
+    import numpy as np
+    from sklearn.datasets import load_digits
+
+    digits = load_digits()
+    x, y = (digits.images * 16).astype("uint8"), digits.target
+    trained = dw.train(data=(x, y), model="mlp", epochs=3, baseline=False, progress=False)
+    assert trained.run.name == "arrays-mlp" and trained.results["test"]["accuracy"] > 0.85
+    assert dw.evaluate(trained.run.path)["accuracy"] == pytest.approx(trained.results["test"]["accuracy"])
+    again = dw.train(data=(torch.from_numpy(x), torch.from_numpy(y), [f"digit {i}" for i in range(10)]), model="mlp",
+                     epochs=1, baseline=False, progress=False)
+    assert again.classes[3] == "digit 3"
+    with pytest.raises(DeepworksError, match=r"^data=\(x, y\): x has 1797 images but y has 10 labels"):
+        dw.train(data=(x, y[:10]), progress=False)
+    with pytest.raises(DeepworksError, match=r"x must be a numeric array\. Received: an array of Python objects"):
+        dw.train(data=(np.array([[1, 2], [3]], dtype=object), y[:2]), progress=False)
 
 
 def test_a_misspelt_setting_gets_the_close_match_not_the_whole_list():

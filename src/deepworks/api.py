@@ -196,7 +196,7 @@ class Trained:
 def default_run_name(cfg: Config) -> str:
     """DATA-MODEL; DATA-TASK for a distributed run of an image folder, named before its data picks the model."""
     source = Path(cfg.data.source)
-    stem = source.stem if source.suffix else source.name
+    stem = "arrays" if source.parent.name == ".arrays" else source.stem if source.suffix else source.name
     return f"{(stem or 'data').replace(':', '-')}-{cfg.model.name or cfg.task}"
 
 
@@ -233,7 +233,7 @@ def train(config: Config | str | Path | None = None, *, resume: str | Path | Non
     `callbacks` are objects with any of the events of deepworks.callbacks (on_epoch_end(trainer, record), ...).
     Returns None only on the machines other than machine 0 of a torchrun group (--node-rank 1 and up)."""
     started = time.perf_counter()
-    check_data_argument(settings)
+    settings = check_data_argument(settings)
     Callbacks(callbacks or [])  # a misspelt event is refused before anything is read or written
     run = None
     if resume is not None:
@@ -377,15 +377,59 @@ def train_on(run: Run, cfg: Config, task, device: torch.device, progress, starte
     return Trained(run, cfg, task, model, device)
 
 
-def check_data_argument(settings: dict) -> None:
-    """`data=` names a file, a folder or a built-in; say so when it is given arrays (a common first try)."""
-    value = settings.get("data", settings.get("source", settings.get("data.source")))
+DATA_KEYS = ("data", "source", "data.source")
+
+
+def check_data_argument(settings: dict) -> dict:
+    """`data=` names a file, a folder or a built-in, or gives arrays: (x, y) or (x, y, class_names), numpy arrays or
+    CPU tensors, images (N, H, W), (N, H, W, C) or (N, C, H, W) and integer labels. Arrays are saved once, by their
+    content, as RUNS_DIR/.arrays/SHA.npz and the run reads that file: it resumes, evaluates and is listed like any
+    other. Anything else gets a message that says what data= takes."""
+    key = next((k for k in DATA_KEYS if k in settings), None)
+    value = settings.get(key) if key else None
     if value is None or isinstance(value, (str, Path)):
-        return
+        return settings
+    if isinstance(value, (tuple, list)) and len(value) in (2, 3) and all(hasattr(v, "__len__") for v in value):
+        return {**settings, key: str(arrays_to_file(value, settings.get("runs_dir", "runs")))}
     kind = type(value).__name__
-    raise ConfigError(f"data= takes the path of a folder, CSV, .npz or text file, or a built-in name. Received: a "
-                      f"{kind}. To train on arrays, save them first: numpy.savez('data.npz', x=images, y=labels), "
-                      f"then pass data='data.npz'.")
+    raise ConfigError(f"data= takes the path of a folder, CSV, .npz or text file, a built-in name, or arrays as (x, y) "
+                      f"or (x, y, class_names). Received: a {kind}"
+                      f"{f' of {len(value)}' if isinstance(value, (tuple, list)) else ''}.")
+
+
+def arrays_to_file(value, runs_dir: str | Path) -> Path:
+    """(x, y[, class_names]) -> RUNS_DIR/.arrays/SHA.npz, checked as an .npz is, each message naming data=(x, y)."""
+    import hashlib
+    import io
+
+    import numpy as np
+
+    from .data.images import read_npz
+    from .errors import DataError
+    from .run import atomic_write_bytes
+
+    def plain(a, name: str) -> np.ndarray:
+        arr = np.asarray(a.detach().cpu() if torch.is_tensor(a) else a)
+        if arr.dtype == object:
+            raise ConfigError(f"data=(x, y): {name} must be a numeric array. Received: an array of Python objects "
+                              f"(lists of different lengths, or mixed types).")
+        return arr
+
+    arrays = {"x": plain(value[0], "x"), "y": plain(value[1], "y")}
+    if len(value) == 3:
+        arrays["class_names"] = np.asarray([str(c) for c in value[2]])
+    buffer = io.BytesIO()
+    np.savez(buffer, **arrays)
+    data = buffer.getvalue()
+    path = Run.make_runs_dir(runs_dir) / ".arrays" / f"{hashlib.sha256(data).hexdigest()[:20]}.npz"
+    if not path.exists():
+        path.parent.mkdir(exist_ok=True)
+        atomic_write_bytes(path, data)
+    try:
+        read_npz(path)
+    except DataError as err:
+        raise DataError(str(err).replace(f"'{path}'", "data=(x, y)").replace(str(path), "data=(x, y)")) from None
+    return path
 
 
 def load(run_path: str | Path, device: str = "auto", runs_dir: str | Path = "runs") -> Trained:
