@@ -78,3 +78,10 @@ def test_a_csv_of_paths_streams_too(shapes):
     trained = dw.train(data=str(Path(shapes) / "labels.csv"), stream="on", workers=1, epochs=4, name="csv", **QUICK)
     assert "CSV" in trained.task.meta["source"] and "streamed from disk" in trained.task.meta["source"]
     assert trained.results["test"]["accuracy"] >= 0.9
+
+
+def test_a_streamed_folder_gets_the_split_checks_of_one_in_memory(shapes):
+    for stream in ("on", "off"):
+        with pytest.raises(dw.DeepworksError, match=r"leaves no image to test the model on \(--test-fraction 0\)\. "
+                                                     r"Raise --test-fraction"):
+            dw.train(data=shapes, stream=stream, test_fraction=0.0, epochs=1, **QUICK)

@@ -27,9 +27,10 @@ from ..data import FILE_IMAGE_SIZE, load_image_source
 from ..data.arrays import DataWarning, channel_stats, resize, set_channels, stratified_split  # noqa: F401 (re-exported)
 from ..data.images import IMAGE_EXTENSIONS, UnreadableImage, decode_image, image_files, unreadable_message
 from ..errors import ConfigError, DataError
-from ..models import IMAGE_MODELS, build_image_classifier, evaluating, min_image_size
+from ..models import build_image_classifier, evaluating, min_image_size
 from ..report import image_tag, plot_confusion, plot_history, plot_image_grid, table
 from . import Prepared, Task, notes_block
+from ..registry import builtin_models
 
 
 class RobustnessWarning(UserWarning):
@@ -78,7 +79,7 @@ class ImageClassification(Task):
     counted = ("samples", "images")
     use, kind = "predict", "an image classification"
     name = "image"
-    models = tuple(IMAGE_MODELS)
+    models = builtin_models("image")
     defaults = {"data.source": "digits", "model.activation": "relu", "train.batch_size": 128, "train.clip_grad": 0.0}
     # model.name and data.augment are chosen from the data (see data_defaults); patience from the run's length
     headline = "accuracy"
@@ -193,21 +194,9 @@ class ImageClassification(Task):
         else:
             keep, held = stratified_split(y, d.val_fraction, seed + 1)
             x, y, x_val, y_val, names, names_val = x[keep], y[keep], x[held], y[held], names[keep], names[held]
-        if len(x) < 2:
-            raise DataError(f"{images.description} leaves {len(x)} image(s) for training after the validation and test "
-                            f"splits. Add images, or lower --val-fraction / --test-fraction.")
-        if len(x_test) == 0:
-            raise DataError(f"{images.description} leaves no image to test the model on (--test-fraction "
-                            f"{d.test_fraction:g}). Raise --test-fraction, add images, or give a test/ folder beside "
-                            f"train/.")
+        notes = ([unreadable_message(images.skipped)] if images.skipped else []) + self.check_splits(
+            images.description, y, len(x_test), images.classes)
         self.names = {"train": list(names), "val": list(names_val), "test": list(names_test)}
-        counts = np.bincount(y, minlength=len(images.classes))
-        notes = [unreadable_message(images.skipped)] if images.skipped else []
-        tiny = [images.classes[i] for i, c in enumerate(counts) if c < 5]
-        if tiny:
-            message = f"Class(es) {tiny} have fewer than 5 training images; the model cannot learn them well. Add images."
-            warnings.warn(message, DataWarning, stacklevel=2)
-            notes.append(message)
         mean, std = channel_stats(x, seed)
         self.meta = {"classes": images.classes, "channels": int(channels), "image_size": int(size),
                      "mean": mean, "std": std, "source": images.description}
@@ -218,6 +207,24 @@ class ImageClassification(Task):
 
         return Prepared(train=tensors(x, y), val=tensors(x_val, y_val), test=tensors(x_test, y_test),
                         meta=self.meta, notes=notes)
+
+    def check_splits(self, description: str, y_train: np.ndarray, n_test: int, classes: list[str]) -> list[str]:
+        """What both ways of preparing check once the splits are made: images left to train and to test on (else
+        DataError), and classes with fewer than 5 training images (a warning, returned as a note for the report)."""
+        if len(y_train) < 2:
+            raise DataError(f"{description} leaves {len(y_train)} image(s) for training after the validation and test "
+                            f"splits. Add images, or lower --val-fraction / --test-fraction.")
+        if n_test == 0:
+            raise DataError(f"{description} leaves no image to test the model on (--test-fraction "
+                            f"{self.cfg.data.test_fraction:g}). Raise --test-fraction, add images, or give a test/ "
+                            f"folder beside train/.")
+        counts = np.bincount(y_train, minlength=len(classes))
+        tiny = [classes[i] for i, c in enumerate(counts) if c < 5]
+        if not tiny:
+            return []
+        message = f"Class(es) {tiny} have fewer than 5 training images; the model cannot learn them well. Add images."
+        warnings.warn(message, DataWarning, stacklevel=3)
+        return [message]
 
     def prepare_streamed(self, listing: dict, progress: bool | None) -> Prepared:
         """As `prepare`, for images that stay on disk: the same seeded splits, by index; the normalisation from a
@@ -244,17 +251,14 @@ class ImageClassification(Task):
             splits["val"] = (x.subset(held), y[held])
             x, y = x.subset(keep), y[keep]
         splits["train"] = (x, y)
-        if len(x) < 2 or len(splits["test"][0]) == 0:
-            raise DataError(f"{found['description']} leaves {len(x)} image(s) for training and "
-                            f"{len(splits['test'][0])} for testing. Add images, or change --val-fraction / "
-                            f"--test-fraction.")
+        notes = ([unreadable_message(found["skipped"])] if found["skipped"] else []) + self.check_splits(
+            found["description"], y.numpy(), len(splits["test"][0]), found["classes"])
         self.names = {k: list(v[0].files) for k, v in splits.items()}
         sample = np.sort(np.random.default_rng(seed).choice(len(x), min(1000, len(x)), replace=False))
         mean, std = channel_stats(x[sample].numpy(), seed)
         self.meta = {"classes": found["classes"], "channels": int(channels), "image_size": int(size),
                      "mean": mean, "std": std, "source": found["description"]}
         d.image_size, d.channels = int(size), int(channels)
-        notes = [unreadable_message(found["skipped"])] if found["skipped"] else []
         return Prepared(train=splits["train"], val=splits["val"], test=splits["test"], meta=self.meta, notes=notes)
 
     def batch_source(self, train: tuple):
