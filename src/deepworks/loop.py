@@ -130,7 +130,7 @@ def default_callbacks(task, cfg: Config, validate: bool, progress: bool | None, 
     monitor = t.monitor if validate else None
     own = [CtrlC(), *([WeightAverage(t.ema)] if t.ema else []), DivergenceGuard(), ProgressBar(progress),
            MetricsLog(), BestWeights(monitor, task.monitor_mode(monitor), t.patience)]
-    if getattr(t, "tensorboard", False):
+    if t.tensorboard:
         own.append(TensorBoard())
     return own + list(extra or []) + [Checkpoint()]
 

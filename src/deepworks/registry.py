@@ -9,7 +9,8 @@ import importlib
 
 from .errors import ConfigError
 
-# name: (where the class is, the models it trains)
+# name: (where the class is, the models it trains: the task's `models`, read here without importing it, so that
+# --model's choices cost nothing)
 BUILTIN = {
     "image": ("deepworks.tasks.image:ImageClassification", ("mlp", "lenet", "resnet")),
     "text": ("deepworks.tasks.text:TextGeneration", ("rnn", "lstm", "gru")),
@@ -28,6 +29,7 @@ def did_you_mean(word: str, options) -> str:
 
 
 def builtin_models(name: str) -> tuple[str, ...]:
+    """A built-in task's models, for its class's `models` (one list, here)."""
     return BUILTIN[name][1]
 
 

@@ -258,8 +258,6 @@ class Task:
     @staticmethod
     def notes_html(results: dict) -> str:
         """The run's notes (overfitting) for the report, as note boxes."""
-        import html
-
         note = results.get("fit", {}).get("overfit")
         return f"<p class='note'>{html.escape(note)}</p>" if note else ""
 

@@ -36,6 +36,7 @@ from ..models import count_parameters, evaluating
 from ..models.dcgan import GAN, Discriminator, Generator, layout
 from ..report import image_tag, plot_history, pyplot, save_figure, save_image_grid, table
 from . import Prepared, Task, notes_block
+from ..registry import builtin_models
 from ..data.arrays import DataWarning, resize, set_channels, stratified_split
 from .image import check_image_meta
 
@@ -100,7 +101,7 @@ def mixed_note(kinds: dict[tuple, int]) -> str | None:
 
 class GanTraining(Task):
     name = "gan"
-    models = ("dcgan",)
+    models = builtin_models("gan")
     defaults = {"data.source": "digits", "model.name": "dcgan", "model.width": 64, "train.batch_size": 64,
                 "train.optimizer": "adam", "train.lr": 2e-4, "train.momentum": 0.5, "train.weight_decay": 0.0,
                 "train.schedule": "constant", "train.clip_grad": 0.0, "train.ema": 0.999}

@@ -28,10 +28,11 @@ import torch.nn.functional as F
 from ..config import Config
 from ..data.text import encode, load_text_source, unknown_characters
 from ..errors import DataError
-from ..models import TEXT_MODELS, build_text_model, evaluating
+from ..models import build_text_model, evaluating
 from ..models.rnn import detach_state
 from ..report import image_tag, plot_history, table
 from . import Prepared, Task, notes_block
+from ..registry import builtin_models
 
 LN2 = math.log(2)
 TEMPERATURES = (0.5, 1.0, 1.5)  # the report's samples: cautious, faithful, adventurous
@@ -59,7 +60,7 @@ def bigram_bpc(train: torch.Tensor, test: torch.Tensor, vocab_size: int, alpha: 
 
 class TextGeneration(Task):
     name = "text"
-    models = TEXT_MODELS
+    models = builtin_models("text")
     defaults = {"data.source": "python-stdlib", "model.name": "lstm", "model.activation": "tanh",
                 "train.batch_size": 32, "train.clip_grad": 1.0}
     default_monitor = "val_loss"

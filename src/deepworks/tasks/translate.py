@@ -29,6 +29,7 @@ from ..models import evaluating
 from ..models.seq2seq import Seq2Seq, TransformerSeq2Seq, reorder_state
 from ..report import image_tag, plot_history, pyplot, save_figure, table
 from . import Prepared, Task, notes_block
+from ..registry import builtin_models
 from ..data.arrays import stratified_split
 
 
@@ -54,7 +55,7 @@ MAX_BEAM = 100  # hypotheses kept by beam search; beyond a few dozen BLEU no lon
 
 class Translation(Task):
     name = "translate"
-    models = ("gru", "lstm", "transformer")
+    models = builtin_models("translate")
     defaults = {"data.source": "dates", "model.name": "gru", "model.activation": "tanh", "train.batch_size": 64,
                 "train.clip_grad": 1.0}
     default_monitor = "val_loss"
