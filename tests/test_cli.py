@@ -38,7 +38,7 @@ def test_folder_to_trained_model_to_predictions(capsys, trained_folder_run, imag
     code, out, err = run_cli(capsys, "predict", "runs/bars", str(new), "--json", "--top-k", "2")
     assert code == 0, err
     result = json.loads(out)
-    assert result[0]["file"] == str(new) and len(result[0]["predictions"]) == 2
+    assert result[0]["input"] == str(new) and len(result[0]["predictions"]) == 2
     assert result[0]["predictions"][0]["class"] == "vbar"
     assert 0.5 < result[0]["predictions"][0]["probability"] <= 1.0
 

@@ -18,6 +18,7 @@ import dataclasses
 import time
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from . import threads
@@ -27,6 +28,7 @@ from .models import prefer_channels_last
 from .run import Run, cpu_state_dict, first_line, safetensors_shapes
 from .callbacks import Callbacks
 from .engine import resolve_device
+from .inference import check_options
 from .loop import check_resume, fit
 from .registry import get_task, register
 
@@ -55,6 +57,7 @@ class Trained:
 
     def __init__(self, run: Run, cfg: Config, task, model: torch.nn.Module, device: torch.device):
         self.run, self.cfg, self.task, self.model, self.device = run, cfg, task, model, device
+        self._serving = None
 
     @property
     def results(self) -> dict:
@@ -64,19 +67,38 @@ class Trained:
     def classes(self) -> list[str]:
         return self.task.meta.get("classes", [])
 
-    def predict(self, images: list[str | Path] | str | Path, top_k: int | None = None) -> list[dict]:
-        """Image runs: the top-k classes of image files (or of every image in a folder)."""
+    # --- use: every task's one inference face (inference.py), as the server and the CLI call it ----------
+    @property
+    def serving(self):
+        """What the task's face runs (task.serving_model: the model with its pre- and post-processing), made once."""
+        if self._serving is None:
+            self._serving = self.task.serving_model(self.model).to(self.device)
+        return self._serving
+
+    def infer(self, inputs=None, **options) -> tuple[list, dict]:
+        """(native answers, the checked options): the task's decode_inputs and infer."""
+        task = self.task
+        options = check_options(task.use_options, options, task.use or "use")
+        return task.infer(self.serving, task.decode_inputs(inputs, options), self.device, options), options
+
+    def __call__(self, inputs=None, **options) -> list[dict]:
+        """Use the model as its task does, with JSON-able answers, exactly as `deepworks serve` sends them:
+        trained(["cat.jpg", pil_image, array]), trained("Dear ", length=100), trained(n=4, seed=1)."""
+        results, options = self.infer(inputs, **options)
+        return [self.task.encode_result(r, options) for r in results]
+
+    def predict(self, images, top_k: int | None = None) -> list[dict]:
+        """Image runs: the top-k classes of images: file paths (or folders), bytes, PIL images or numpy arrays /
+        tensors of pixels ((H, W), (H, W, C), or a batch (N, H, W, C) / (N, C, H, W); uint8, or floats in [0, 1])."""
         self.require("image", "predict")
-        if top_k is not None and top_k < 1:
-            raise ConfigError(f"--top-k must be at least 1. Received: {top_k}.")
-        images = [images] if isinstance(images, (str, Path)) else list(images)
-        return self.task.predict_files(self.model, images, top_k or self.cfg.eval.top_k, self.device)
+        return self(images, top_k=top_k)
 
     def generate(self, prime: str = "", length: int = 500, temperature: float = 0.8, top_k: int | None = None,
                  seed: int | None = None) -> str:
         """Text runs: the prime followed by `length` sampled characters (the same for the same seed)."""
         self.require("text", "generate")
-        return self.task.generate(self.model, prime, length, temperature, top_k, seed, self.device)
+        results, _ = self.infer(prime, length=length, temperature=temperature, top_k=top_k, seed=seed)
+        return results[0]["text"]
 
     def stream(self, prime: str = "", length: int = 500, temperature: float = 0.8, top_k: int | None = None,
                seed: int | None = None):
@@ -87,8 +109,7 @@ class Trained:
     def translate(self, sentences: list[str] | str, beam: int = 1, length_penalty: float = 0.6) -> list[dict]:
         """Translation runs: [{'source', 'translation', 'tokens', 'source_tokens', 'attention'}] per sentence."""
         self.require("translate", "translate")
-        sentences = [sentences] if isinstance(sentences, str) else list(sentences)
-        return self.task.translate(self.model, sentences, self.device, beam, length_penalty)
+        return self.infer(sentences, beam=beam, length_penalty=length_penalty)[0]
 
     def plot_alignment(self, sentence: str, path: str | Path, beam: int = 1) -> Path:
         """Translation runs: save a heatmap of where attention looked while translating `sentence`."""
@@ -100,7 +121,8 @@ class Trained:
         """GAN runs: n new images as uint8 (N, C, H, W), the same for the same seed; `label` picks a class (runs
         trained with conditional=True). With `path`, also saved there as one grid PNG."""
         self.require("gan", "sample")
-        images = self.task.sample(self.model, n, seed, self.device, label)
+        results, _ = self.infer(None, n=n, seed=seed, label=None if label is None else str(label))
+        images = torch.from_numpy(np.stack([r["image"] for r in results]))
         if path is not None:
             from .report import save_image_grid
 

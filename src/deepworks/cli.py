@@ -310,7 +310,7 @@ def cmd_predict(args) -> int:
         return 0
     for item in predictions:
         shown = "  ".join(f"{p['class']} {p['probability']:.1%}" for p in item["predictions"])
-        print(f"{item['file']}: {shown}")
+        print(f"{item['input']}: {shown}")
     return 0
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import csv
 import errno
+import io
 import os
 import warnings
 from concurrent.futures import ThreadPoolExecutor
@@ -65,16 +66,17 @@ def is_hidden(name: str) -> bool:
 
 
 @contextmanager
-def open_image(path: Path):
-    """The one way deepworks opens an image file: Pillow's lazy open, with every way a file can be unusable
-    (empty, not an image, truncated, a decompression bomb: a few KB that claim billions of pixels) turned into
-    UnreadableImage with the reason. Training, prediction, the GAN's survey and the audit all go through here."""
+def open_image(path: Path | bytes):
+    """The one way deepworks opens an image file (or the bytes of one, as a server receives them): Pillow's lazy
+    open, with every way a file can be unusable (empty, not an image, truncated, a decompression bomb: a few KB that
+    claim billions of pixels) turned into UnreadableImage with the reason. Training, prediction, the server, the
+    GAN's survey and the audit all go through here."""
     try:
-        if path.stat().st_size == 0:
+        if (len(path) if isinstance(path, bytes) else path.stat().st_size) == 0:
             raise UnreadableImage("empty file (0 bytes)")
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(path) as im:
+            with Image.open(io.BytesIO(path) if isinstance(path, bytes) else path) as im:
                 w, h = im.size
                 if w * h > MAX_PIXELS:
                     raise UnreadableImage(f"too large: {w}x{h} pixels, over the {MAX_PIXELS:,} limit (a decompression "
@@ -96,11 +98,21 @@ def probe_image(path: Path) -> tuple[tuple[int, int], str]:
         return im.size, im.mode
 
 
-def decode_image(path: Path, size: int) -> np.ndarray:
-    """Decode one image of any mode to RGB uint8 (3, size, size), transparency on white."""
+def decode_image(path: Path | bytes | Image.Image, size: int) -> np.ndarray:
+    """Decode one image (a file, its bytes, or a PIL image) of any mode to RGB uint8 (3, size, size), transparency
+    on white."""
+    if isinstance(path, Image.Image):
+        if path.width * path.height > MAX_PIXELS:
+            raise UnreadableImage(f"too large: {path.width}x{path.height} pixels, over the {MAX_PIXELS:,} limit")
+        return image_to_array(path, size)
     with open_image(path) as im:
         if im.format == "JPEG":
             im.draft("RGB", (size, size))  # let the JPEG decoder downscale for us: much faster on big photos
+        return image_to_array(im, size)
+
+
+def image_to_array(im: Image.Image, size: int) -> np.ndarray:
+    try:
         if im.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
             arr = np.asarray(im, dtype=np.float64)
             span = max(arr.max() - arr.min(), 1e-12)
@@ -114,6 +126,8 @@ def decode_image(path: Path, size: int) -> np.ndarray:
         if im.size != (size, size):  # (Pillow would return a copy of an image already at the size)
             im = im.resize((size, size), Image.BILINEAR)
         return np.asarray(im, dtype=np.uint8).transpose(2, 0, 1).copy()
+    except (OSError, SyntaxError, ValueError, EOFError) as err:  # pixels are decoded only now, lazily
+        raise UnreadableImage(f"corrupt or truncated ({err})") from None
 
 
 def decode_many(paths: list[Path], size: int, channels: int | None, strict: bool, progress: bool = True):

@@ -107,3 +107,16 @@ class GAN(nn.Module):
 
     def forward(self, z: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
         return self.generator(z, y)
+
+
+class GeneratorServing(nn.Module):
+    """The generator as served and exported: noise (N, latent) [and classes (N,)] in, uint8 images (N, H, W, C) out,
+    quantised as saved images are (fid.to_uint8)."""
+
+    def __init__(self, generator: Generator):
+        super().__init__()
+        self.generator = generator
+
+    def forward(self, noise: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        x = self.generator(noise, labels)
+        return ((x.float() + 1.0) * 127.5).round().clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1)

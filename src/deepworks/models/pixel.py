@@ -23,3 +23,17 @@ class PixelModel(nn.Module):
 def to_pixels(x: torch.Tensor) -> torch.Tensor:
     """uint8 images -> floats in [0, 1]."""
     return x.float() / 255.0
+
+
+class ImageServing(nn.Module):
+    """A classifier as it is served and exported: uint8 pixels (N, H, W, C), the layout PIL and numpy give, in;
+    class probabilities (N, K) out. The channel order and the training split's normalisation are inside, so a user of
+    the exported file sends pixels as they are."""
+
+    def __init__(self, model: nn.Module, mean: list[float], std: list[float]):
+        super().__init__()
+        self.pixels = PixelModel(model, mean, std)
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        x = images.permute(0, 3, 1, 2).float() / 255.0
+        return self.pixels(x).float().softmax(1)

@@ -95,3 +95,21 @@ def detach_state(state: State) -> State:
     if state is None:
         return None
     return tuple(s.detach() for s in state) if isinstance(state, tuple) else state.detach()
+
+
+class CharStep(nn.Module):
+    """A CharRNN as one step for export: ids (N,) and the state as plain tensors in (h, and c for an LSTM, each
+    (layers, N, hidden)), logits (N, V) and the new state out. It runs the whole recurrent layer on a sequence of one,
+    which the ONNX exporters map onto their own LSTM / GRU / RNN operators."""
+
+    def __init__(self, model: CharRNN):
+        super().__init__()
+        self.model = model
+        self.layers, self.hidden = model.rnn.num_layers, model.rnn.hidden_size
+        self.state_names = ["h", "c"] if model.kind == "lstm" else ["h"]
+
+    def forward(self, ids: torch.Tensor, h: torch.Tensor, c: torch.Tensor | None = None):
+        state = (h, c) if c is not None else h
+        out, state = self.model.rnn(self.model.embed(ids)[:, None], state)
+        logits = self.model.head(out[:, 0])
+        return (logits, *state) if isinstance(state, tuple) else (logits, state)

@@ -235,6 +235,54 @@ class Task:
         """Every labelled example of another source, prepared as in training (`deepworks evaluate --data`)."""
         raise DeepworksError(f"--data is not supported for {self.name} runs: evaluate them on their own splits.")
 
+    # --- use: the one inference face (inference.py) that Trained, the CLI, the server and export call ------------
+    use_options: dict = {}        # name -> inference.Option: the settings `use` takes (top_k, temperature ...)
+    batchable = False             # True: requests can be answered together in one batch (the server batches them)
+    max_items = 1024              # the most inputs one call may carry
+
+    def decode_inputs(self, inputs, options: dict) -> list:
+        """What a caller gives (paths, bytes, PIL images, arrays, text, or a list of them) -> the list of items
+        `infer` takes. A user's mistake is a DataError that says what was expected and what was received."""
+        raise DeepworksError(f"{self.kind} run has no use: its task defines no decode_inputs.")
+
+    def infer(self, model, items: list, device: torch.device, options: dict) -> list:
+        """One answer per item (native values: arrays, tensors). `model` is what `serving_model` returned."""
+        raise DeepworksError(f"{self.kind} run has no use: its task defines no infer.")
+
+    def encode_result(self, result, options: dict) -> dict:
+        """One answer as JSON-able values (what the server sends, and `--json` prints)."""
+        return result
+
+    def infer_stream(self, model, items: list, device: torch.device, options: dict):
+        """Answers as they are made, encoded: by default each whole answer in turn (text streams characters)."""
+        for result in self.infer(model, items, device, options):
+            yield self.encode_result(result, options)
+
+    def serving_model(self, model: nn.Module):
+        """What `infer` runs: by default the trained model. A task whose use is one forward pass returns a module
+        with the preprocessing inside (uint8 pixels in, probabilities out), which is also what it exports, and which
+        ONNX Runtime can stand in for (`runtime='onnx'`)."""
+        return model
+
+    def export_graphs(self, model: nn.Module) -> list:
+        """The graphs an export writes (inference.Graph): one for a forward pass, several for a loop (a decoder's
+        step). The loop itself is documented in the model card."""
+        raise DeepworksError(f"{self.kind} run cannot be exported: its task defines no export_graphs.")
+
+    def card(self) -> dict:
+        """What a user of an exported model needs to know beyond its graphs: classes or vocabulary, preprocessing,
+        and how to run the loop around a step graph."""
+        return {}
+
+    def v2_inputs(self) -> list[dict]:
+        """The Open Inference Protocol's view of the inputs: [{'name', 'datatype', 'shape'}]; a V2 request's
+        tensors are handed to `decode_inputs` by name (one tensor: as the inputs)."""
+        return []
+
+    def v2_outputs(self, results: list) -> dict:
+        """{name: numpy array} for a V2 response, from `infer`'s answers."""
+        return {}
+
     # --- overfitting -------------------------------------------------------------------
     def overfit_note(self, records: list[dict], best_epoch: int | None) -> str | None:
         """A note when the validation loss rose well above its lowest point (by 30 % and 0.1 at least) while the

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import html
 import math
+import secrets
 import warnings
 from pathlib import Path
 
@@ -416,13 +417,104 @@ class GanTraining(Task):
 
     def sample(self, model: GAN, n: int, seed: int, device: torch.device, label: str | int | None = None) -> torch.Tensor:
         """n new images, uint8 (N, C, H, W); with a conditional run, of class `label` (else of every class in turn)."""
-        if not 1 <= n <= MAX_SAMPLES:
-            raise DataError(f"--n must be from 1 to {MAX_SAMPLES:,} images. Received: {n:,}.")
-        index = self.class_label(label)
-        labels = None
+        options = self.check_use({"n": n, "seed": seed, "label": label})
+        results = self.infer(self.serving_model(model), self.decode_inputs(None, options), device, options)
+        return torch.from_numpy(np.stack([r["image"] for r in results]))
+
+    # --- use: the inference face (inference.py) -------------------------------------------
+    batchable = True
+    max_items = MAX_SAMPLES
+
+    @property
+    def use_options(self) -> dict:
+        from ..inference import Option
+
+        return {"n": Option(int, 16, 1, MAX_SAMPLES, "how many images to make"),
+                "seed": Option(int, None, 0, 2 ** 63 - 1, "the same seed makes the same images (default: random)"),
+                "label": Option(str, None, help="the class to make, by name or index (conditional runs)")}
+
+    def check_use(self, options: dict) -> dict:
+        from ..inference import check_options
+
+        return check_options(self.use_options, options, "sample")
+
+    def decode_inputs(self, inputs, options: dict) -> list:
+        """Nothing (n images from noise drawn with `seed`), or noise vectors of your own, (latent,) or (N, latent)
+        (a walk through the noise space): [(noise, class index or None, seed or None)]."""
+        index = self.class_label(options["label"])
+        latent = self.cfg.model.latent_size
+        if inputs is None:
+            seed = secrets.randbits(31) if options["seed"] is None else options["seed"]
+            n = options["n"]
+            z = self.noise(n, torch.Generator().manual_seed(seed))
+        else:
+            seed = None
+            z = torch.as_tensor(np.asarray(inputs.detach().cpu() if torch.is_tensor(inputs) else inputs, dtype=np.float32))
+            z = z[None] if z.ndim == 1 else z
+            if z.ndim != 2 or z.shape[1] != latent or not len(z):
+                raise DataError(f"sample: noise must have shape (N, {latent}) or ({latent},). Received: "
+                                f"{tuple(z.shape)}.")
+            if len(z) > MAX_SAMPLES:
+                raise DataError(f"sample: at most {MAX_SAMPLES:,} noise vectors in one call. Received: {len(z):,}.")
+            if not torch.isfinite(z).all():
+                raise DataError("sample: noise must be finite numbers. Received: NaN or infinity.")
+        labels = [None] * len(z)
         if self.cfg.model.conditional:
-            labels = torch.full((n,), index) if index is not None else self.grid_labels(n)
-        return self.generate(model, n, seed, device, labels)
+            labels = ([index] * len(z) if index is not None else self.grid_labels(len(z)).tolist())
+        return [(row, y, seed) for row, y in zip(z, labels)]
+
+    def serving_model(self, model: GAN) -> nn.Module:
+        from ..models.dcgan import GeneratorServing
+
+        return GeneratorServing(model.generator).eval()
+
+    @torch.inference_mode()
+    def infer(self, model, items: list, device: torch.device, options: dict, batch_size: int = 500) -> list:
+        """{'image': uint8 (C, H, W), 'seed', 'class'} per noise vector."""
+        z = torch.stack([row for row, _, _ in items])
+        conditional = self.cfg.model.conditional
+        y = torch.tensor([label for _, label, _ in items]) if conditional else None
+        parts = []
+        for i in range(0, len(z), batch_size):
+            inputs = (z[i:i + batch_size].to(device),) + ((y[i:i + batch_size].to(device),) if conditional else ())
+            parts.append(np.asarray(torch.as_tensor(model(*inputs)).cpu()))
+        images = np.concatenate(parts).transpose(0, 3, 1, 2)
+        classes = self.meta["classes"]
+        return [{"image": image, "seed": seed, "class": classes[label] if label is not None else None}
+                for image, (_, label, seed) in zip(images, items)]
+
+    def encode_result(self, result: dict, options: dict) -> dict:
+        from ..inference import png_base64
+
+        return {"image_png_base64": png_base64(result["image"]), "seed": result["seed"], "class": result["class"]}
+
+    def export_graphs(self, model: GAN) -> list:
+        from ..inference import Graph
+
+        conditional = self.cfg.model.conditional
+
+        def example(n: int) -> tuple:
+            z = torch.randn(n, self.cfg.model.latent_size, generator=torch.Generator().manual_seed(n))
+            return (z, torch.arange(n) % len(self.meta["classes"])) if conditional else (z,)
+
+        names = ["noise", "labels"] if conditional else ["noise"]
+        return [Graph("generator", self.serving_model(model), example(2), example(3), names, ["images"],
+                      {k: {0: "batch"} for k in names + ["images"]},
+                      "noise (N, latent) from a standard normal [and class indices (N,)] in, uint8 images (N, H, W, C) out")]
+
+    def card(self) -> dict:
+        m = self.meta
+        return {"classes": m["classes"], "conditional": bool(self.cfg.model.conditional),
+                "latent_size": self.cfg.model.latent_size,
+                "outputs": [{"name": "images", "dtype": "uint8", "shape": [None, m["image_size"], m["image_size"],
+                                                                          m["channels"]], "layout": "NHWC"}]}
+
+    def v2_inputs(self) -> list[dict]:
+        inputs = [{"name": "noise", "datatype": "FP32", "shape": [-1, self.cfg.model.latent_size]}]
+        return inputs + ([{"name": "labels", "datatype": "INT64", "shape": [-1]}] if self.cfg.model.conditional else [])
+
+    def v2_outputs(self, results: list) -> dict:
+        return {"images": np.stack([r["image"] for r in results]).transpose(0, 2, 3, 1)}
 
     @torch.no_grad()
     def interpolate(self, model: GAN, steps: int, seed: int, device: torch.device,

@@ -7,7 +7,7 @@ per-channel mean and std, which are saved with the model.
 Loss: cross-entropy. Metrics: accuracy each epoch; on the test split also top-k
 accuracy, per-class precision / recall / F1 and the confusion matrix, with a
 random forest on the raw pixels of the same split as a baseline.
-Use: `predict_files` names the top-k classes of image files.
+Use: `infer` gives the class probabilities of images (files, bytes, PIL images or arrays).
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ import torch.nn.functional as F
 
 from ..data import FILE_IMAGE_SIZE, load_image_source
 from ..data.arrays import DataWarning, channel_stats, resize, set_channels, stratified_split  # noqa: F401 (re-exported)
-from ..data.images import IMAGE_EXTENSIONS, UnreadableImage, decode_image, image_files, unreadable_message
+from ..data.images import unreadable_message
 from ..errors import ConfigError, DataError
 from ..models import build_image_classifier, evaluating, min_image_size
 from ..report import image_tag, plot_confusion, plot_history, plot_image_grid, table
@@ -540,27 +540,76 @@ class ImageClassification(Task):
                          f"{row['support']:>8}")
         return lines
 
-    # --- use ----------------------------------------------------------------------------
-    def read_images(self, paths: list[str | Path]) -> tuple[torch.Tensor, list[str]]:
-        """Decode image files (or every image in a folder) the way the training data was prepared."""
-        files: list[Path] = []
-        for p in map(Path, paths):
-            if p.is_dir():
-                files += image_files(p)
-            elif not p.exists():
-                raise DataError(f"No such image file '{p}'. Check the path.")
-            else:
-                files.append(p)
-        if not files:
-            raise DataError(f"No images found in {', '.join(map(str, paths))}. Pass image files ({', '.join(IMAGE_EXTENSIONS)}).")
-        arrays = []
-        for f in files:
-            try:
-                arr = decode_image(f, self.meta["image_size"])
-            except UnreadableImage as err:
-                raise DataError(f"Cannot read '{f}' as an image: {err}. Pass a JPEG, PNG or other image file.") from None
-            arrays.append(set_channels(arr[None], self.meta["channels"])[0])
-        return torch.from_numpy(np.stack(arrays)), [str(f) for f in files]
+    # --- use: the inference face (inference.py) -------------------------------------------
+    batchable = True
+
+    @property
+    def use_options(self) -> dict:
+        from ..inference import Option
+
+        return {"top_k": Option(int, self.cfg.eval.top_k, 1, None,
+                                "how many of the likeliest classes to name per image (at most all of them)")}
+
+    def read_images(self, paths) -> tuple[torch.Tensor, list[str]]:
+        """Images of any form a caller holds (inference.image_items), prepared as the training data was: uint8
+        (N, C, S, S) and a name for each."""
+        from ..inference import image_items
+
+        items = image_items(paths, self.meta["image_size"], self.meta["channels"], self.max_items)
+        return torch.from_numpy(np.stack([a for _, a in items])), [name for name, _ in items]
+
+    def decode_inputs(self, inputs, options: dict) -> list:
+        from ..inference import image_items
+
+        return image_items(inputs, self.meta["image_size"], self.meta["channels"], self.max_items)
+
+    def serving_model(self, model: nn.Module) -> nn.Module:
+        from ..models.pixel import ImageServing
+
+        return ImageServing(model, self.meta["mean"], self.meta["std"]).eval()
+
+    @torch.inference_mode()
+    def infer(self, model, items: list, device: torch.device, options: dict, batch_size: int = 256) -> list:
+        """{'input': name, 'probabilities': (K,) array} per image."""
+        x = np.stack([a for _, a in items]).transpose(0, 2, 3, 1)
+        probs = np.concatenate([np.asarray(model(torch.from_numpy(np.ascontiguousarray(x[i:i + batch_size])).to(device)).cpu())
+                                for i in range(0, len(x), batch_size)])
+        return [{"input": name, "probabilities": p} for (name, _), p in zip(items, probs)]
+
+    def encode_result(self, result: dict, options: dict) -> dict:
+        probs, classes = result["probabilities"], self.meta["classes"]
+        top = np.argsort(-probs, kind="stable")[:options["top_k"]]
+        return {"input": result["input"], "predictions": [{"class": classes[i], "probability": round(float(probs[i]), 6)}
+                                                          for i in top]}
+
+    def example_images(self, n: int, seed: int) -> torch.Tensor:
+        m = self.meta
+        g = torch.Generator().manual_seed(seed)
+        return torch.randint(0, 256, (n, m["image_size"], m["image_size"], m["channels"]), dtype=torch.uint8, generator=g)
+
+    def export_graphs(self, model: nn.Module) -> list:
+        from ..inference import Graph
+
+        return [Graph("classifier", self.serving_model(model), (self.example_images(2, 0),), (self.example_images(3, 1),),
+                      ["images"], ["probabilities"], {"images": {0: "batch"}, "probabilities": {0: "batch"}},
+                      "uint8 pixels (N, H, W, C) in, class probabilities (N, K) out; the normalisation is inside")]
+
+    def card(self) -> dict:
+        m = self.meta
+        return {"classes": m["classes"],
+                "inputs": [{"name": "images", "dtype": "uint8", "shape": [None, m["image_size"], m["image_size"], m["channels"]],
+                            "layout": "NHWC", "range": [0, 255]}],
+                "outputs": [{"name": "probabilities", "dtype": "float32", "shape": [None, len(m["classes"])]}],
+                "preprocessing": {"resize": [m["image_size"], m["image_size"]], "resample": "bilinear",
+                                  "channels": "grey" if m["channels"] == 1 else "RGB", "mean": m["mean"], "std": m["std"],
+                                  "inside_graph": "x / 255, then (x - mean) / std per channel, NHWC to NCHW"}}
+
+    def v2_inputs(self) -> list[dict]:
+        m = self.meta
+        return [{"name": "images", "datatype": "UINT8", "shape": [-1, m["image_size"], m["image_size"], m["channels"]]}]
+
+    def v2_outputs(self, results: list) -> dict:
+        return {"probabilities": np.stack([r["probabilities"] for r in results]).astype(np.float32)}
 
     def labelled_examples(self, source: str, progress: bool | None = False) -> tuple[torch.Tensor, torch.Tensor]:
         """Every labelled image of another source (its splits together), prepared as this model expects."""
@@ -576,13 +625,3 @@ class ImageClassification(Task):
         remap = np.array([classes.index(c) for c in images.classes])
         y = np.concatenate([remap[b] for _, b in parts])
         return torch.from_numpy(x), torch.from_numpy(y)
-
-    def predict_files(self, model: nn.Module, paths: list[str | Path], top_k: int, device: torch.device) -> list[dict]:
-        x, names = self.read_images(paths)
-        probs = self.logits(model, x, device).softmax(1)
-        k = min(top_k, probs.shape[1])
-        top = probs.topk(k, 1)
-        classes = self.meta["classes"]
-        return [{"file": name, "predictions": [{"class": classes[i], "probability": round(float(p), 6)}
-                                               for p, i in zip(ps.tolist(), idx.tolist())]}
-                for name, ps, idx in zip(names, top.values, top.indices)]

@@ -37,6 +37,7 @@ from ..registry import builtin_models
 LN2 = math.log(2)
 TEMPERATURES = (0.5, 1.0, 1.5)  # the report's samples: cautious, faithful, adventurous
 SUMMARY_TEMPERATURE = 0.8  # the sample after training, and `generate`'s default: varied, rarely misspelt
+MAX_LENGTH = 1_000_000  # characters one call may ask for
 TARGET_CHARS = 2_500_000  # default training length: about two minutes of a 2-layer LSTM on a laptop CPU
 
 
@@ -190,17 +191,13 @@ class TextGeneration(Task):
         """`length` characters, yielded one at a time as they are sampled, continuing `prime` (default: a new line).
         temperature 0 picks the most likely character every time; top_k keeps only the k likeliest.
         The arguments are checked at once, before the first character is asked for."""
-        if not (0 <= temperature < math.inf):
-            raise DataError(f"--temperature must be 0 (always the likeliest character) or a finite number above. "
-                            f"Received: {temperature}.")
-        if top_k is not None and top_k < 1:
-            raise DataError(f"--top-k must be at least 1. Received: {top_k}.")
-        if length < 0:
-            raise DataError(f"--length cannot be negative. Received: {length}.")
+        from ..inference import check_options
+
+        o = check_options(self.use_options, {"length": length, "temperature": temperature, "top_k": top_k}, "generate")
         ids = self.start_ids(prime)
         device = device or next(model.parameters()).device
         generator = torch.Generator(device=device).manual_seed(secrets.randbits(63) if seed is None else seed)
-        return self.sample(model, ids, length, temperature, top_k, generator, device)
+        return self.sample(model, ids, o["length"], o["temperature"], o["top_k"], generator, device)
 
     @torch.inference_mode()
     def sample(self, model: nn.Module, ids: list[int], length: int, temperature: float, top_k: int | None,
@@ -220,6 +217,81 @@ class TextGeneration(Task):
                  top_k: int | None = None, seed: int | None = None, device: torch.device | None = None) -> str:
         """The prime followed by `length` sampled characters."""
         return prime + "".join(self.stream(model, prime, length, temperature, top_k, seed, device))
+
+    # --- use: the inference face (inference.py) -------------------------------------------
+    max_items = 64
+
+    @property
+    def use_options(self) -> dict:
+        from ..inference import Option
+
+        return {"length": Option(int, 500, 0, MAX_LENGTH, "characters to write after the prime"),
+                "temperature": Option(float, SUMMARY_TEMPERATURE, 0, None,
+                                      "0 always takes the likeliest character; higher invents more"),
+                "top_k": Option(int, None, 1, None, "sample only among the k likeliest characters"),
+                "seed": Option(int, None, 0, 2 ** 63 - 1, "the same seed writes the same text (default: random)")}
+
+    def decode_inputs(self, inputs, options: dict) -> list:
+        """A prime (text), or a list of primes; None: one sample from the default start."""
+        primes = [""] if inputs is None else [inputs] if isinstance(inputs, str) else list(inputs)
+        bad = next((p for p in primes if not isinstance(p, str)), None)
+        if bad is not None:
+            raise DataError(f"generate: a prime must be text. Received: a {type(bad).__name__}.")
+        if len(primes) > self.max_items:
+            raise DataError(f"generate: at most {self.max_items} primes in one call. Received: {len(primes)}.")
+        for prime in primes:
+            self.start_ids(prime)  # every prime is checked before any is written
+        return primes
+
+    def infer(self, model: nn.Module, items: list, device: torch.device, options: dict) -> list:
+        """{'prime', 'text' (the prime and what follows), 'seed'} per prime."""
+        out = []
+        for prime in items:
+            seed = secrets.randbits(31) if options["seed"] is None else options["seed"]
+            chars = self.stream(model, prime, options["length"], options["temperature"], options["top_k"], seed, device)
+            out.append({"prime": prime, "text": prime + "".join(chars), "seed": seed})
+        return out
+
+    def infer_stream(self, model: nn.Module, items: list, device: torch.device, options: dict):
+        """{'prime', 'seed'} first, then {'token': character} as each is sampled, then {'text'}, per prime."""
+        for prime in items:
+            seed = secrets.randbits(31) if options["seed"] is None else options["seed"]
+            yield {"prime": prime, "seed": seed}
+            text = prime
+            for ch in self.stream(model, prime, options["length"], options["temperature"], options["top_k"], seed, device):
+                text += ch
+                yield {"token": ch}
+            yield {"text": text}
+
+    def export_graphs(self, model: nn.Module) -> list:
+        from ..inference import Graph
+        from ..models.rnn import CharStep
+
+        step = CharStep(model).eval()
+        names = step.state_names
+
+        def example(n: int) -> tuple:
+            g = torch.Generator().manual_seed(n)
+            ids = torch.randint(0, len(self.meta["vocab"]), (n,), generator=g)
+            return (ids, *(torch.randn(step.layers, n, step.hidden, generator=g) * 0.5 for _ in names))
+
+        return [Graph("step", step, example(2), example(3), ["ids", *names], ["logits", *(f"{n}_out" for n in names)],
+                      {k: {1 if k.startswith(("h", "c")) else 0: "batch"}
+                       for k in ["ids", *names, "logits", *(f"{n}_out" for n in names)]},
+                      "one character per call: ids (N,) and the state in, logits (N, V) and the new state out")]
+
+    def card(self) -> dict:
+        return {"vocab": self.meta["vocab"], "prime": self.prime,
+                "loop": "state = zeros (layers, N, hidden) for each state input; for each character of the prime, "
+                        "then for each new one: logits, state = step(ids, state); next id = argmax(logits) at "
+                        "temperature 0, else a draw from softmax(logits / temperature) (keeping the top_k largest); "
+                        "the text is the vocabulary's characters of those ids."}
+
+    def v2_inputs(self) -> list[dict]:
+        return [{"name": "prime", "datatype": "BYTES", "shape": [-1]}]
+
+    def v2_outputs(self, results: list) -> dict:
+        return {"text": np.array([r["text"] for r in results], dtype=object)}
 
     def sample_epochs(self) -> set[int]:
         epochs = self.cfg.train.epochs

@@ -319,6 +319,50 @@ class Translation(Task):
                                     "source_tokens": toks[i + j], "tokens": words, "attention": attn})
         return results
 
+    # --- use: the inference face (inference.py) -------------------------------------------
+    max_items = 1024
+
+    @property
+    def use_options(self) -> dict:
+        from ..inference import Option
+
+        return {"beam": Option(int, self.cfg.eval.beam, 1, MAX_BEAM, "beam width; 1 is greedy decoding"),
+                "length_penalty": Option(float, self.cfg.eval.length_penalty, help="beam search's length "
+                                         "normalisation alpha (Wu et al. 2016); 0 favours short translations"),
+                "attention": Option(bool, False, help="also return the attention weights (target x source tokens)")}
+
+    def decode_inputs(self, inputs, options: dict) -> list:
+        """A sentence, or a list of sentences."""
+        sentences = [inputs] if isinstance(inputs, str) else [] if inputs is None else list(inputs)
+        bad = next((s for s in sentences if not isinstance(s, str)), None)
+        if bad is not None:
+            raise DataError(f"translate: each sentence must be text. Received: a {type(bad).__name__}.")
+        if not sentences:
+            raise DataError("translate: no sentences were given. Expected a sentence or a list of sentences.")
+        if len(sentences) > self.max_items:
+            raise DataError(f"translate: at most {self.max_items:,} sentences in one call. Received: {len(sentences):,}.")
+        return sentences
+
+    def infer(self, model: nn.Module, items: list, device: torch.device, options: dict) -> list:
+        return self.translate(model, items, device, options["beam"], options["length_penalty"])
+
+    def encode_result(self, result: dict, options: dict) -> dict:
+        out = {k: v for k, v in result.items() if k != "attention"}
+        if options.get("attention"):
+            out["attention"] = np.round(result["attention"], 4).tolist()
+        return out
+
+    def card(self) -> dict:
+        m = self.meta
+        return {"source_vocab": m["src_vocab"], "target_vocab": m["tgt_vocab"], "max_len": m["max_len"],
+                "subwords": bool(m.get("src_subword"))}
+
+    def v2_inputs(self) -> list[dict]:
+        return [{"name": "source", "datatype": "BYTES", "shape": [-1]}]
+
+    def v2_outputs(self, results: list) -> dict:
+        return {"translation": np.array([r["translation"] for r in results], dtype=object)}
+
     def scores(self, model: nn.Module, split: str, device: torch.device, beam: int = 1) -> dict:
         out = self.translate(model, self.sources[split], device, beam, self.cfg.eval.length_penalty)
         return {**bleu_and_chrf([r["translation"] for r in out], self.references[split]), "pairs": len(out),
