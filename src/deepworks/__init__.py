@@ -15,9 +15,11 @@ from .errors import ConfigError, DataError, DeepworksError, TrainingError  # noq
 
 _API = ("Trained", "audit", "evaluate", "generate", "load", "register_task", "runs", "train")
 _CALLBACKS = ("StopButton", "TensorBoard")
+_ELSEWHERE = {"Client": "client", "ServerError": "client", "export": "export", "serve": "serving"}
 
-__all__ = ["Config", "ConfigError", "DataError", "DeepworksError", "StopButton", "TensorBoard", "Trained",
-           "TrainingError", "audit", "evaluate", "generate", "load", "register_task", "runs", "train", "__version__"]
+__all__ = ["Client", "Config", "ConfigError", "DataError", "DeepworksError", "ServerError", "StopButton", "TensorBoard",
+           "Trained", "TrainingError", "audit", "evaluate", "export", "generate", "load", "register_task", "runs",
+           "serve", "train", "__version__"]
 
 
 def __getattr__(name: str):
@@ -28,8 +30,11 @@ def __getattr__(name: str):
         return api if name == "api" else getattr(api, name)
     if name in _CALLBACKS:
         return getattr(importlib.import_module(".callbacks", __name__), name)
+    if name in _ELSEWHERE:
+        module = importlib.import_module("." + _ELSEWHERE[name], __name__)
+        return module.export_run if name == "export" else getattr(module, name)
     raise AttributeError(f"module 'deepworks' has no attribute '{name}'")
 
 
 def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_API) | set(_CALLBACKS))
+    return sorted(set(globals()) | set(_API) | set(_CALLBACKS) | set(_ELSEWHERE))

@@ -383,9 +383,9 @@ def train_on(run: Run, cfg: Config, task, device: torch.device, progress, starte
     try:
         if cfg.train.restore_best and run.best_file.exists():
             model.load_state_dict(run.load_weights(run.best_file))
-        run.save_weights(cpu_state_dict(model))
-        run.write_json(run.model_file, {"format": 1, "task": cfg.task, "model": dataclasses.asdict(cfg.model),
-                                        "meta": data.meta})
+        card = {"format": 1, "task": cfg.task, "model": dataclasses.asdict(cfg.model), "meta": data.meta}
+        run.save_weights(cpu_state_dict(model), card=card)
+        run.write_json(run.model_file, card)
         results = task.finish(run, model, data, fit_info, device)
         results["fit"]["total_seconds"] = round(time.perf_counter() - started, 2)  # with data, testing and report
         run.write_json(run.results_file, results)

@@ -24,6 +24,7 @@ EXAMPLES = """examples:
   deepworks predict runs/photos-resnet cat.jpg      top-k classes with probabilities
   deepworks evaluate runs/photos-resnet             test metrics again
   deepworks runs                                    every run with its best metric
+  deepworks export runs/photos-resnet               ONNX with preprocessing inside, a model card, a README
 
   deepworks train --task text                       a 2-layer LSTM on Python's own source (no download)
   deepworks train --task text --data notes.txt --model gru --epochs 20
@@ -235,10 +236,67 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default="demo-representation", help="folder for the figures [default: demo-representation]")
     p.add_argument("--json", action="store_true", help="print the results as JSON on stdout")
 
+    p = add_command(sub, "export", help="export a run to ONNX, torch.export (.pt2) or TorchScript, usable without deepworks",
+                    description="Write a folder that works without deepworks: the model's graphs with their "
+                                "preprocessing inside (an image model takes uint8 pixels and returns probabilities), "
+                                "model.json (classes or vocabulary, inputs and outputs, metrics, the weights' "
+                                "sha256), the weights as safetensors with that card inside, and a README. Each graph "
+                                "is loaded back and checked against torch at another batch size before it is kept. "
+                                "Text and translation runs export their step (and encoder) graphs; the card says "
+                                "how to run the loop around them.")
+    p.add_argument("run", help="run directory, or a run name inside runs/")
+    p.add_argument("--format", default="onnx", choices=("onnx", "pt2", "torchscript"), help="[default: onnx]")
+    p.add_argument("--out", help="the folder to write [default: RUN/export/FORMAT]")
+    p.add_argument("--exporter", default="auto", choices=("auto", "dynamo", "legacy"),
+                   help="ONNX: torch's dynamo exporter, the legacy TorchScript-based one, or auto: dynamo, and legacy "
+                        "where dynamo fails or does not match torch [default: auto]")
+    p.add_argument("--json", action="store_true", help="print the model card as JSON on stdout")
+
+    p = add_command(sub, "serve", help="serve runs over HTTP: friendly JSON routes and the Open Inference Protocol (V2)",
+                    formatter_class=argparse.RawDescriptionHelpFormatter, epilog=SERVE_EXAMPLES,
+                    description="Serve trained runs on FastAPI + uvicorn until Ctrl-C (requests in flight are "
+                                "finished). Each run is a model named after its folder (or NAME=RUN): GET /v1/models "
+                                "lists them with their cards, POST /v1/models/NAME/VERB uses one (predict, generate, "
+                                "translate or sample, as its task does), and the V2 routes (/v2/models/NAME/infer, "
+                                "/v2/health/ready ...) answer KServe, Triton and MLServer clients. Image and GAN "
+                                "requests are micro-batched when they arrive together. Prometheus metrics at /metrics; "
+                                "the OpenAPI schema at /openapi.json.")
+    p.add_argument("runs", nargs="+", metavar="RUN", help="run directories (or names inside runs/), or NAME=RUN")
+    p.add_argument("--host", default="127.0.0.1",
+                   help="address to listen on; another than this machine's needs --token [default: 127.0.0.1]")
+    p.add_argument("--port", type=int, default=8000, help="[default: 8000]")
+    p.add_argument("--token", help="require 'Authorization: Bearer TOKEN' on every request but the health probes "
+                                   "(at least 8 characters) [default: $DEEPWORKS_TOKEN, else none]")
+    p.add_argument("--insecure", action="store_true", help="allow another --host than this machine without a token")
+    p.add_argument("--runtime", default="torch", choices=("torch", "onnx"),
+                   help="onnx: answer image and GAN requests from the run's ONNX export in ONNX Runtime (exported "
+                        "now if needed) [default: torch]")
+    p.add_argument("--max-batch", type=int, default=32, help="most items in one micro-batch; 1 turns batching off "
+                                                              "[default: 32]")
+    p.add_argument("--max-wait-ms", type=float, default=2.0,
+                   help="longest a batch waits for requests still arriving; a lone request never waits [default: 2]")
+    p.add_argument("--max-body-mb", type=float, default=32.0, help="largest request body [default: 32]")
+    p.add_argument("--max-items", type=int, default=256, help="most inputs in one request [default: 256]")
+    p.add_argument("--timeout", type=float, default=60.0, help="seconds one request may take [default: 60]")
+    p.add_argument("--log-level", default="warning", choices=("critical", "error", "warning", "info", "debug"),
+                   help="uvicorn's logging; info logs every request [default: warning]")
+
     p = add_command(sub, "runs", help="list runs with their status and best metric")
     p.add_argument("--runs-dir", default="runs", help="folder of run directories [default: runs]")
     p.add_argument("--json", action="store_true", help="print JSON on stdout")
     return parser
+
+
+SERVE_EXAMPLES = """examples:
+  deepworks serve runs/photos-resnet                            http://127.0.0.1:8000, no token needed locally
+  deepworks serve runs/photos-resnet runs/notes-gru --token s3cret-token --runtime onnx
+  deepworks serve photos=runs/photos-resnet --host 0.0.0.0 --token s3cret-token
+
+  curl -s localhost:8000/v1/models
+  curl -s -F file=@cat.jpg -F top_k=2 localhost:8000/v1/models/photos-resnet/predict
+  curl -s -H 'Content-Type: application/json' -d '{"inputs": "Dear ", "length": 100, "stream": true}' \\
+       localhost:8000/v1/models/notes-gru/generate
+"""
 
 
 TRUST_EXAMPLES = """examples:
@@ -523,6 +581,43 @@ def cmd_demo(args) -> int:
     return emit(representation_demo(args.out), args.json, lines)
 
 
+def cmd_export(args) -> int:
+    from .export import export_run
+
+    card = export_run(args.run, args.format, args.out, args.exporter)
+    if args.json:
+        print(json.dumps(card, indent=2))
+        return 0
+    for g in card["graphs"]:
+        print(f"wrote {card['folder']}/{g['file']} ({g['exporter']}; matches torch to {g['max_abs_diff']:.1g} at batch "
+              f"{g['verified']['batch']})" + (f"; dynamo failed: {g['fallback_reason']}" if g.get("fallback_reason") else ""))
+    print(f"wrote {card['folder']}/model.json, weights.safetensors and README.md (how to use it without deepworks)")
+    return 0
+
+
+def cmd_serve(args) -> int:
+    import os
+
+    from .errors import ConfigError
+    from .serving import Limits, serve
+
+    for flag, value, low in (("--port", args.port, 1), ("--max-batch", args.max_batch, 1),
+                             ("--max-items", args.max_items, 1)):
+        if value < low or (flag == "--port" and value > 65535):
+            raise ConfigError(f"{flag} must be {'from 1 to 65,535' if flag == '--port' else 'at least 1'}. "
+                              f"Received: {value}.")
+    for flag, value in (("--max-wait-ms", args.max_wait_ms), ("--max-body-mb", args.max_body_mb),
+                        ("--timeout", args.timeout)):
+        if not 0 <= value < float("inf") or (flag != "--max-wait-ms" and value == 0):
+            raise ConfigError(f"{flag} must be a positive number. Received: {value}.")
+    limits = Limits(args.max_body_mb, args.max_items, args.timeout, args.max_batch, args.max_wait_ms)
+    token = args.token or os.environ.get("DEEPWORKS_TOKEN") or None
+    print(f"serving {', '.join(args.runs)} on http://{args.host}:{args.port} (Ctrl-C stops; GET /v1/models lists "
+          f"them)", file=sys.stderr)
+    serve(args.runs, args.host, args.port, token, args.runtime, limits, args.insecure, args.log_level)
+    return 0
+
+
 def cmd_runs(args) -> int:
     from . import api
 
@@ -560,7 +655,7 @@ def main(argv: list[str] | None = None) -> int:
     commands = {"train": cmd_train, "evaluate": cmd_evaluate, "predict": cmd_predict, "generate": cmd_generate,
                 "translate": cmd_translate, "sample": cmd_sample, "attack": cmd_attack, "explain": cmd_explain,
                 "visualize": cmd_visualize, "represent": cmd_represent, "audit": cmd_audit, "demo": cmd_demo,
-                "runs": cmd_runs}
+                "export": cmd_export, "serve": cmd_serve, "runs": cmd_runs}
     try:
         from .threads import configure
 

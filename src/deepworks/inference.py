@@ -40,13 +40,15 @@ class Option:
         if value is None:
             return self.default
         try:
-            if self.kind is bool and not isinstance(value, bool):
+            if self.kind is bool and not isinstance(value, (bool, str)):
                 raise TypeError
             if self.kind is int and (isinstance(value, bool) or (isinstance(value, float) and not value.is_integer())):
                 raise TypeError
             out = self.kind(value)
         except (TypeError, ValueError):
             raise DataError(f"{verb}: {name} must be {KIND_WORDS[self.kind]}. Received: {value!r}.") from None
+        if self.kind is bool and isinstance(value, str):  # a form field or query string: bool("false") is True
+            out = value.strip().lower() in ("1", "true", "yes", "on")
         if self.kind is float and not math.isfinite(out):
             raise DataError(f"{verb}: {name} must be a finite number. Received: {value!r}.")
         if self.choices and out not in self.choices:
@@ -96,9 +98,10 @@ class Graph:
 
 
 # --- images from anything a caller holds ----------------------------------------------------------------------
-def image_items(inputs, size: int, channels: int, limit: int) -> list[tuple[str, np.ndarray]]:
+def image_items(inputs, size: int, channels: int, limit: int, paths: bool = True) -> list[tuple[str, np.ndarray]]:
     """Paths (files or folders), bytes, PIL images, numpy arrays or tensors, or a list of them -> [(name, uint8
-    (channels, size, size))], each prepared as the training images were. At most `limit` images."""
+    (channels, size, size))], each prepared as the training images were. At most `limit` images. With
+    paths=False (what a server receives) text is refused rather than read as a file of this machine."""
     from PIL import Image
 
     from .data.images import IMAGE_EXTENSIONS, UnreadableImage, decode_image, image_files, images_to_nchw
@@ -108,6 +111,9 @@ def image_items(inputs, size: int, channels: int, limit: int) -> list[tuple[str,
         inputs = [inputs]
     items: list[tuple[str, np.ndarray]] = []
     for n, value in enumerate(inputs):
+        if isinstance(value, (str, Path)) and not paths:
+            raise DataError(f"Input {n} is text. Expected an image: a file upload, {{\"base64\": the file's bytes in "
+                            f"base64}}, or an array of pixels (the server never reads paths on its own disk).")
         if isinstance(value, (str, Path)):
             path = Path(value)
             if path.is_dir():

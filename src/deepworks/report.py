@@ -111,6 +111,9 @@ def save_image_grid(images, path: Path, cols: int | None = None, pad: int = 2, s
     im = Image.fromarray(sheet[..., 0] if c == 1 else sheet)
     if scale > 1:
         im = im.resize((im.width * scale, im.height * scale), Image.NEAREST)
+    if hasattr(path, "write"):  # a file object (a server's response buffer)
+        im.save(path, format="PNG")
+        return path
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     im.save(path)

@@ -343,11 +343,15 @@ class Run:
                                  f"run again without --resume.")
         return state
 
-    def save_weights(self, state_dict: dict[str, torch.Tensor], path: Path | None = None) -> None:
+    def save_weights(self, state_dict: dict[str, torch.Tensor], path: Path | None = None,
+                     card: dict | None = None) -> None:
+        """Safetensors, with `card` (what the model is: task, model settings, classes or vocabulary) as JSON in the
+        file's metadata, so that the weights describe themselves wherever they are copied."""
         from safetensors.torch import save
 
         if self.writes:
-            atomic_write_bytes(path or self.weights_file, save(state_dict))
+            metadata = {"deepworks": json.dumps(card)} if card is not None else None
+            atomic_write_bytes(path or self.weights_file, save(state_dict, metadata=metadata))
 
     def load_weights(self, path: Path | None = None) -> dict[str, torch.Tensor]:
         path = path or self.weights_file

@@ -50,6 +50,7 @@ class Seq2Seq(nn.Module):
             raise ValueError(f"Tied weights need the embedding size to equal the width: --embed-size {embed_size} "
                              f"and --width {hidden_size}. Set them equal, or leave --embed-size unset.")
         self.cell, self.attention_kind, self.layers = cell, attention, layers
+        self.step_needs = ("memory", "keys") if attention != "none" else ("summary",)  # of `encode`'s outputs
         directions = 2 if bidirectional else 1
         memory_size = hidden_size * directions
         self.src_embed = nn.Embedding(src_vocab, embed_size, padding_idx=0)
@@ -155,6 +156,7 @@ class TransformerSeq2Seq(nn.Module):
         if size % heads:
             raise ValueError(f"The width ({size}) must be a multiple of the {heads} attention heads.")
         self.size, self.max_len = size, max_len
+        self.step_needs = ("memory",)  # of `encode`'s outputs, with the padding mask
         self.src_embed = nn.Embedding(src_vocab, size, padding_idx=0)
         self.tgt_embed = nn.Embedding(tgt_vocab, size, padding_idx=0)
         self.position = nn.Embedding(max_len, size)
@@ -176,7 +178,7 @@ class TransformerSeq2Seq(nn.Module):
     def encode(self, src: torch.Tensor) -> dict:
         pad = src == 0
         memory = self.encoder(self.embed(self.src_embed, src), src_key_padding_mask=pad)
-        empty = memory.new_zeros((len(self.decoder), len(src), 0, self.size))
+        empty = memory[None, :, :0].repeat(len(self.decoder), 1, 1, 1)  # (layers, batch, 0 positions, width)
         return {"memory": memory, "pad": pad, "mask": ~pad, "state": empty}
 
     def decode(self, tgt_in: torch.Tensor, enc: dict) -> tuple[torch.Tensor, torch.Tensor]:
@@ -209,3 +211,41 @@ def reorder_state(state, index: torch.Tensor):
     if isinstance(state, tuple):
         return tuple(s.index_select(1, index) for s in state)
     return state.index_select(1, index)
+
+
+def state_parts(state) -> tuple:
+    return state if isinstance(state, tuple) else (state,)
+
+
+class EncoderGraph(nn.Module):
+    """A translation model's `encode` for export: src (N, S) ids, 0 as padding, in; the tensors a decoder step needs
+    (named in `names`: memory, and keys or the summary as the model has them) and the first state out."""
+
+    def __init__(self, model: nn.Module, names: list[str]):
+        super().__init__()
+        self.model, self.names = model, names
+
+    def forward(self, src: torch.Tensor):
+        enc = self.model.encode(src)
+        return (*(enc[k] for k in self.names), *state_parts(enc["state"]))
+
+
+class StepGraph(nn.Module):
+    """A translation model's decoder `step` for export: the previous token (N,), the source ids (for the padding
+    mask), the encoder's tensors and the state in; logits (N, V), the new state and the attention weights (N, S)
+    out."""
+
+    def __init__(self, model: nn.Module, names: list[str], state_size: int):
+        super().__init__()
+        self.model, self.names, self.state_size = model, names, state_size
+
+    def forward(self, prev: torch.Tensor, src: torch.Tensor, t0: torch.Tensor, t1: torch.Tensor,
+                t2: torch.Tensor | None = None, t3: torch.Tensor | None = None):
+        """Fixed arguments rather than *tensors, which torch.export cannot give dynamic shapes to: 2 to 4 tensors,
+        the encoder's (`names`) and then the state's."""
+        tensors = [t for t in (t0, t1, t2, t3) if t is not None]
+        enc = dict(zip(self.names, tensors))
+        enc["mask"], enc["pad"] = src != 0, src == 0
+        state = tensors[len(self.names):]
+        logits, state, weights = self.model.step(prev, state if self.state_size > 1 else state[0], enc)
+        return (logits, *state_parts(state), weights)

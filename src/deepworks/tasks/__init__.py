@@ -240,9 +240,10 @@ class Task:
     batchable = False             # True: requests can be answered together in one batch (the server batches them)
     max_items = 1024              # the most inputs one call may carry
 
-    def decode_inputs(self, inputs, options: dict) -> list:
+    def decode_inputs(self, inputs, options: dict, trusted: bool = True) -> list:
         """What a caller gives (paths, bytes, PIL images, arrays, text, or a list of them) -> the list of items
-        `infer` takes. A user's mistake is a DataError that says what was expected and what was received."""
+        `infer` takes. A user's mistake is a DataError that says what was expected and what was received.
+        `trusted` is False for what arrives over the network: text is then never read as a path on this machine."""
         raise DeepworksError(f"{self.kind} run has no use: its task defines no decode_inputs.")
 
     def infer(self, model, items: list, device: torch.device, options: dict) -> list:
@@ -257,6 +258,14 @@ class Task:
         """Answers as they are made, encoded: by default each whole answer in turn (text streams characters)."""
         for result in self.infer(model, items, device, options):
             yield self.encode_result(result, options)
+
+    def example_request(self) -> tuple:
+        """(inputs, options) of a small request: what the server warms a model up with before it says it is ready."""
+        return None, {}
+
+    def as_png(self, results: list) -> bytes | None:
+        """The answers as one PNG (a GAN's grid), for a client that asks for an image; None: this task has none."""
+        return None
 
     def serving_model(self, model: nn.Module):
         """What `infer` runs: by default the trained model. A task whose use is one forward pass returns a module

@@ -438,11 +438,14 @@ class GanTraining(Task):
 
         return check_options(self.use_options, options, "sample")
 
-    def decode_inputs(self, inputs, options: dict) -> list:
+    def decode_inputs(self, inputs, options: dict, trusted: bool = True) -> list:
         """Nothing (n images from noise drawn with `seed`), or noise vectors of your own, (latent,) or (N, latent)
         (a walk through the noise space): [(noise, class index or None, seed or None)]."""
         index = self.class_label(options["label"])
         latent = self.cfg.model.latent_size
+        given = None
+        if isinstance(inputs, dict):  # the Open Inference Protocol's named tensors
+            inputs, given = inputs.get("noise"), inputs.get("labels")
         if inputs is None:
             seed = secrets.randbits(31) if options["seed"] is None else options["seed"]
             n = options["n"]
@@ -461,7 +464,21 @@ class GanTraining(Task):
         labels = [None] * len(z)
         if self.cfg.model.conditional:
             labels = ([index] * len(z) if index is not None else self.grid_labels(len(z)).tolist())
+            if given is not None:
+                labels = [self.class_label(str(int(c))) for c in np.asarray(given).reshape(-1)]
+                if len(labels) != len(z):
+                    raise DataError(f"sample: {len(labels)} labels for {len(z)} noise vectors. Expected one each.")
         return [(row, y, seed) for row, y in zip(z, labels)]
+
+    def example_request(self) -> tuple:
+        return None, {"n": 1, "seed": 0}
+
+    def as_png(self, results: list) -> bytes:
+        import io
+
+        buffer = io.BytesIO()
+        save_image_grid(torch.from_numpy(np.stack([r["image"] for r in results])), buffer)
+        return buffer.getvalue()
 
     def serving_model(self, model: GAN) -> nn.Module:
         from ..models.dcgan import GeneratorServing

@@ -558,10 +558,13 @@ class ImageClassification(Task):
         items = image_items(paths, self.meta["image_size"], self.meta["channels"], self.max_items)
         return torch.from_numpy(np.stack([a for _, a in items])), [name for name, _ in items]
 
-    def decode_inputs(self, inputs, options: dict) -> list:
+    def decode_inputs(self, inputs, options: dict, trusted: bool = True) -> list:
         from ..inference import image_items
 
-        return image_items(inputs, self.meta["image_size"], self.meta["channels"], self.max_items)
+        return image_items(inputs, self.meta["image_size"], self.meta["channels"], self.max_items, paths=trusted)
+
+    def example_request(self) -> tuple:
+        return self.example_images(1, 0).numpy()[0], {}
 
     def serving_model(self, model: nn.Module) -> nn.Module:
         from ..models.pixel import ImageServing

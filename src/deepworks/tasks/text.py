@@ -231,7 +231,7 @@ class TextGeneration(Task):
                 "top_k": Option(int, None, 1, None, "sample only among the k likeliest characters"),
                 "seed": Option(int, None, 0, 2 ** 63 - 1, "the same seed writes the same text (default: random)")}
 
-    def decode_inputs(self, inputs, options: dict) -> list:
+    def decode_inputs(self, inputs, options: dict, trusted: bool = True) -> list:
         """A prime (text), or a list of primes; None: one sample from the default start."""
         primes = [""] if inputs is None else [inputs] if isinstance(inputs, str) else list(inputs)
         bad = next((p for p in primes if not isinstance(p, str)), None)
@@ -242,6 +242,9 @@ class TextGeneration(Task):
         for prime in primes:
             self.start_ids(prime)  # every prime is checked before any is written
         return primes
+
+    def example_request(self) -> tuple:
+        return "", {"length": 4, "seed": 0}
 
     def infer(self, model: nn.Module, items: list, device: torch.device, options: dict) -> list:
         """{'prime', 'text' (the prime and what follows), 'seed'} per prime."""

@@ -331,7 +331,7 @@ class Translation(Task):
                                          "normalisation alpha (Wu et al. 2016); 0 favours short translations"),
                 "attention": Option(bool, False, help="also return the attention weights (target x source tokens)")}
 
-    def decode_inputs(self, inputs, options: dict) -> list:
+    def decode_inputs(self, inputs, options: dict, trusted: bool = True) -> list:
         """A sentence, or a list of sentences."""
         sentences = [inputs] if isinstance(inputs, str) else [] if inputs is None else list(inputs)
         bad = next((s for s in sentences if not isinstance(s, str)), None)
@@ -343,6 +343,9 @@ class Translation(Task):
             raise DataError(f"translate: at most {self.max_items:,} sentences in one call. Received: {len(sentences):,}.")
         return sentences
 
+    def example_request(self) -> tuple:
+        return "a", {}
+
     def infer(self, model: nn.Module, items: list, device: torch.device, options: dict) -> list:
         return self.translate(model, items, device, options["beam"], options["length_penalty"])
 
@@ -352,10 +355,60 @@ class Translation(Task):
             out["attention"] = np.round(result["attention"], 4).tolist()
         return out
 
+    def export_graphs(self, model: nn.Module) -> list:
+        """The encoder, and one decoder step: greedy or beam search is a loop of steps (see `card`)."""
+        from ..inference import Graph
+        from ..models.seq2seq import EncoderGraph, StepGraph, state_parts
+
+        def source(n: int, length: int) -> torch.Tensor:
+            g = torch.Generator().manual_seed(n)
+            src = torch.randint(4, len(self.meta["src_vocab"]), (n, length), generator=g)
+            src[1:, length - 2:] = 0  # padding after the words, as batches have it
+            return src
+
+        with torch.no_grad(), evaluating(model):
+            enc = model.encode(source(2, 5))
+            names = list(model.step_needs)
+            encoder = EncoderGraph(model, names)
+            n_state = len(state_parts(enc["state"]))
+            step = StepGraph(model, names, n_state)
+
+            def step_inputs(n: int, length: int, steps: int) -> tuple:
+                src = source(n, length)
+                out = encoder(src)
+                prev = torch.full((n,), self.vocab("tgt")[BOS])
+                tensors, state = out[:len(names)], out[len(names):]
+                for _ in range(steps):  # a Transformer's cache grows by a position per step
+                    result = step(prev, src, *tensors, *state)
+                    prev, state = result[0].argmax(1), result[1:1 + n_state]
+                return (prev, src, *tensors, *state)
+
+            example, check = step_inputs(2, 5, 2), step_inputs(3, 7, 3)  # (a size of 1 would be taken as fixed)
+        state_names = [f"state{i}" for i in range(n_state)]
+        transformer = enc["state"].dim() == 4 if n_state == 1 else False
+        state_axes = {1: "batch", 2: "positions"} if transformer else {1: "batch"}
+        tensor_axes = {name: {0: "batch", 1: "source_len"} if enc[name].dim() == 3 else {0: "batch"} for name in names}
+        encoder_dynamic = {"src": {0: "batch", 1: "source_len"}, **tensor_axes,
+                           **{n: {1: "batch"} for n in state_names}}
+        step_dynamic = {"prev": {0: "batch"}, "src": {0: "batch", 1: "source_len"}, **tensor_axes,
+                        **{n: state_axes for n in state_names}, "logits": {0: "batch"},
+                        **{f"{n}_out": state_axes for n in state_names}, "attention": {0: "batch", 1: "source_len"}}
+        return [Graph("encoder", encoder, (source(2, 5),), (source(3, 7),), ["src"], [*names, *state_names],
+                      encoder_dynamic, "source ids (N, S), 0 as padding, in; what each decoder step needs out"),
+                Graph("decoder_step", step, example, check, ["prev", "src", *names, *state_names],
+                      ["logits", *(f"{n}_out" for n in state_names), "attention"], step_dynamic,
+                      "the previous target id (N,), the source ids, the encoder's outputs and the state in; the next "
+                      "id's logits (N, V), the new state and the attention over the source out")]
+
     def card(self) -> dict:
         m = self.meta
         return {"source_vocab": m["src_vocab"], "target_vocab": m["tgt_vocab"], "max_len": m["max_len"],
-                "subwords": bool(m.get("src_subword"))}
+                "subwords": bool(m.get("src_subword")),
+                "loop": "split the sentence into lower-case words (or SentencePiece pieces, from the run's model.json) "
+                        "and map them to source_vocab ids (1 = <unk>, 0 = padding); run the encoder once; then start "
+                        "from prev = the id of <s> and the encoder's state outputs, and call decoder_step with its "
+                        "outputs fed back, taking the likeliest id each time, until </s> or 2 x source length + 10 "
+                        "steps; the words are target_vocab at those ids."}
 
     def v2_inputs(self) -> list[dict]:
         return [{"name": "source", "datatype": "BYTES", "shape": [-1]}]

@@ -1,0 +1,307 @@
+"""Export a trained run as a folder that works without deepworks: ONNX, torch.export (.pt2) or TorchScript.
+
+The folder holds each of the task's graphs (Task.export_graphs: the model with its pre- and post-processing inside,
+or a decoder's step for a loop), `model.json` (the card: task, classes or vocabulary, inputs and outputs with their
+shapes and dtypes, preprocessing, test metrics, how each graph was made and verified, the weights' sha256, the
+deepworks version), the weights as safetensors with that card in their metadata, and a README that shows how to
+call the graphs from onnxruntime or torch alone.
+
+Every graph is verified when it is written: the file is loaded back (onnxruntime, torch.export.load, torch.jit.load)
+and run on inputs of another batch size than it was traced with, and its outputs must match torch's to 1e-4 (uint8
+images to one level). ONNX goes through the dynamo exporter first; where it fails or the check does not pass (a
+recurrent layer's dynamic length, for one), the legacy TorchScript-based exporter is used, and the card says which
+and why.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import datetime
+import hashlib
+import json
+import os
+import warnings
+from pathlib import Path
+
+import torch
+
+from . import __version__
+from .errors import ConfigError, DeepworksError
+from .inference import Graph
+from .run import atomic_write_bytes, atomic_write_json, atomic_write_text, cpu_state_dict
+
+FORMATS = {"onnx": ".onnx", "pt2": ".pt2", "torchscript": ".ts.pt"}
+EXPORTERS = ("auto", "dynamo", "legacy")
+TOLERANCE = 1e-4
+FORMAT_NAMES = {"onnx": "ONNX", "pt2": "torch.export", "torchscript": "TorchScript"}
+
+
+def first_words(err: Exception) -> str:
+    """An exporter's error as one plain line: its type and first line, without terminal colours."""
+    import re
+
+    while err.__cause__ is not None and "Failed to export" in str(err):  # the exporter's wrapper: say the cause
+        err = err.__cause__
+    text = re.sub(r"\x1b\[[0-9;]*m", "", str(err)).strip()
+    return f"{type(err).__name__}: {text.splitlines()[0][:300] if text else ''}"
+
+
+def export_run(run_path: str | Path, format: str = "onnx", out: str | Path | None = None, exporter: str = "auto",
+               runs_dir: str | Path = "runs") -> dict:
+    """Export a run (see the module's docstring); returns the card, with 'folder' set to where it was written."""
+    from .api import load
+
+    if format not in FORMATS:
+        raise ConfigError(f"--format must be one of {', '.join(FORMATS)}. Received: {format!r}.")
+    if exporter not in EXPORTERS:
+        raise ConfigError(f"--exporter must be one of {', '.join(EXPORTERS)}. Received: {exporter!r}.")
+    if format == "onnx":
+        check_onnx_runtime()
+    trained = load(run_path, device="cpu", runs_dir=runs_dir)
+    folder = Path(out) if out is not None else trained.run.path / "export" / format
+    folder.mkdir(parents=True, exist_ok=True)
+    model = trained.model.float().eval()
+    graphs = trained.task.export_graphs(model)
+    written = [write_graph(g, folder, format, exporter) for g in graphs]
+    card = model_card(trained, format, written)
+    weights = folder / "weights.safetensors"
+    state = cpu_state_dict(model)
+    card["weights"] = {"file": weights.name, "sha256": save_with_card(state, weights, card)}
+    atomic_write_json(folder / "model.json", card)
+    atomic_write_text(folder / "README.md", usage_text(card))
+    return {**card, "folder": str(folder)}
+
+
+def model_card(trained, format: str, graphs: list[dict]) -> dict:
+    task, cfg = trained.task, trained.cfg
+    results = trained.results
+    test = {k: v for k, v in (results.get("test") or {}).items() if isinstance(v, (int, float))}
+    return {"format": "deepworks-export/1", "deepworks_version": __version__, "torch_version": torch.__version__,
+            "exported": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+            "run": trained.run.name, "task": cfg.task, "use": task.use, "model": dataclasses.asdict(cfg.model),
+            "graph_format": format, "graphs": graphs, "test_metrics": test,
+            "options": {k: o.describe() for k, o in task.use_options.items()}, **task.card()}
+
+
+def save_with_card(state: dict, path: Path, card: dict) -> str:
+    """The weights as safetensors with the card (as JSON) in the file's metadata; returns the weights' sha256, taken
+    over the tensors alone so that it names the weights whatever the metadata says."""
+    from safetensors.torch import save
+
+    sha = state_digest(state)
+    atomic_write_bytes(path, save(state, metadata={"deepworks": json.dumps({**card, "weights_sha256": sha})}))
+    return sha
+
+
+def state_digest(state: dict) -> str:
+    digest = hashlib.sha256()
+    for name in sorted(state):
+        digest.update(name.encode())
+        digest.update(state[name].numpy().tobytes())
+    return digest.hexdigest()
+
+
+def weights_digest(model: torch.nn.Module) -> str:
+    """The sha256 an export's card gives its weights (names and bytes of every tensor, in name order)."""
+    return state_digest(cpu_state_dict(model.float()))
+
+
+def read_card(folder: Path) -> dict | None:
+    """An export folder's model.json, or None when there is none (or it cannot be read)."""
+    try:
+        return json.loads((Path(folder) / "model.json").read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def write_graph(graph: Graph, folder: Path, format: str, exporter: str) -> dict:
+    """Write one graph in `format`, load it back and check it; its entry in the card."""
+    path = folder / f"{graph.name}{FORMATS[format]}"
+    with torch.no_grad():
+        expected = as_tuple(graph.module(*graph.check))
+    if format == "onnx":
+        info = write_onnx(graph, path, expected, exporter)
+    else:
+        save = write_pt2 if format == "pt2" else write_torchscript
+        try:
+            save(graph, path)
+        except Exception as err:  # the tracer's own words, with what to do instead
+            raise DeepworksError(f"{FORMAT_NAMES[format]} cannot trace the {graph.name} graph ({first_words(err)}). "
+                                 f"Export with --format {'onnx' if format == 'pt2' else 'pt2'} instead.") from None
+        info = {"exporter": "torch.export" if format == "pt2" else "torch.jit.trace",
+                "max_abs_diff": max_difference(expected, run_torch_file(path, format, graph.check))}
+        check_difference(info["max_abs_diff"], graph, path)
+    return {"name": graph.name, "file": path.name, "doc": graph.doc,
+            "inputs": tensor_specs(graph.inputs, graph.example, graph.dynamic),
+            "outputs": tensor_specs(graph.outputs, expected, graph.dynamic),
+            "verified": {"runtime": "onnxruntime" if format == "onnx" else "torch", "batch": len(graph.check[0]),
+                         "tolerance": TOLERANCE}, **info}
+
+
+def write_onnx(graph: Graph, path: Path, expected: tuple, exporter: str) -> dict:
+    tried = []
+    for name in (["dynamo", "legacy"] if exporter == "auto" else [exporter]):
+        try:
+            export_onnx(graph, path, dynamo=name == "dynamo")
+            diff = max_difference(expected, run_onnx(path, graph))
+        except Exception as err:  # an exporter's failure is a reason to try the other, and is reported
+            tried.append(f"{name}: {first_words(err)}")
+            continue
+        if diff <= limit_for(expected):
+            return {"exporter": name, "max_abs_diff": diff, **({"fallback_reason": tried[0]} if tried else {})}
+        tried.append(f"{name}: the exported graph differs from torch by {diff:.3g} at batch {len(graph.check[0])}")
+    path.unlink(missing_ok=True)
+    raise DeepworksError(f"Could not export the {graph.name} graph to ONNX: " + "; ".join(tried)
+                         + ". Try --format pt2, which keeps it in torch.")
+
+
+def export_onnx(graph: Graph, path: Path, dynamo: bool) -> None:
+    import io
+
+    tmp = temp_name(path)
+    kwargs = dict(input_names=graph.inputs, output_names=graph.outputs, opset_version=18)
+    if dynamo:
+        kwargs.update(dynamo=True, dynamic_shapes=dynamic_shapes(graph), external_data=False)
+    else:
+        kwargs.update(dynamo=False, dynamic_axes=graph.dynamic)
+    with contextlib.redirect_stdout(io.StringIO()), quiet_loggers():
+        torch.onnx.export(graph.module, graph.example, str(tmp), **kwargs)
+    os.replace(tmp, path)
+
+
+@contextlib.contextmanager
+def quiet_loggers():
+    """The exporters log progress and notes (torchvision's operators are not installed) that are not the user's
+    business: the card says what was used and how it was checked."""
+    import logging
+
+    import tempfile
+
+    loggers = [logging.getLogger(name) for name in ("torch.onnx", "torch.export", "torch._export", "onnxscript")]
+    levels = [logger.level for logger in loggers]
+    for logger in loggers:
+        logger.setLevel(logging.ERROR)
+    saved_stderr = os.dup(2)  # the legacy exporter's C++ shape-inference notes go straight to file descriptor 2
+    try:
+        with tempfile.TemporaryFile() as sink, warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            os.dup2(sink.fileno(), 2)
+            yield
+    finally:
+        os.dup2(saved_stderr, 2)
+        os.close(saved_stderr)
+        for logger, level in zip(loggers, levels):
+            logger.setLevel(level)
+
+
+def temp_name(path: Path) -> Path:
+    """A name beside `path` with the same ending (torch.export.save wants .pt2), renamed into place when complete."""
+    return path.with_name(f".partial-{path.name}")
+
+
+def dynamic_shapes(graph: Graph) -> tuple:
+    """The graph's dynamic axes as torch.export Dims, one Dim per axis name so that shared names stay equal."""
+    dims: dict[str, torch.export.Dim] = {}
+
+    def dim(name: str):
+        if name not in dims:
+            dims[name] = torch.export.Dim(name, min=1, max=1 << 20)
+        return dims[name]
+
+    return tuple({axis: dim(n) for axis, n in graph.dynamic.get(name, {}).items()} or None for name in graph.inputs)
+
+
+def write_pt2(graph: Graph, path: Path) -> None:
+    with quiet_loggers():
+        program = torch.export.export(graph.module, graph.example, dynamic_shapes=dynamic_shapes(graph))
+    tmp = temp_name(path)
+    torch.export.save(program, str(tmp))
+    os.replace(tmp, path)
+
+
+def write_torchscript(graph: Graph, path: Path) -> None:
+    with quiet_loggers():  # torch.jit is deprecated in favour of torch.export, and still widely loaded
+        traced = torch.jit.trace(graph.module, graph.example, check_trace=False)
+        tmp = temp_name(path)
+        torch.jit.save(traced, str(tmp))
+    os.replace(tmp, path)
+
+
+def run_onnx(path: Path, graph: Graph) -> tuple:
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.log_severity_level = 3
+    session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    feed = {name: t.numpy() for name, t in zip(graph.inputs, graph.check)}
+    return tuple(torch.from_numpy(a) for a in session.run(None, feed))
+
+
+def run_torch_file(path: Path, format: str, inputs: tuple) -> tuple:
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        module = torch.export.load(str(path)).module() if format == "pt2" else torch.jit.load(str(path))
+        return as_tuple(module(*inputs))
+
+
+def as_tuple(out) -> tuple:
+    return tuple(out) if isinstance(out, (tuple, list)) else (out,)
+
+
+def max_difference(expected: tuple, got: tuple) -> float:
+    if len(expected) != len(got) or any(tuple(a.shape) != tuple(b.shape) for a, b in zip(expected, got)):
+        raise DeepworksError(f"the exported graph gives outputs of shapes {[tuple(b.shape) for b in got]} where torch "
+                             f"gives {[tuple(a.shape) for a in expected]}")
+    return max(float((a.double() - b.double()).abs().max()) if a.numel() else 0.0 for a, b in zip(expected, got))
+
+
+def limit_for(expected: tuple) -> float:
+    """1e-4, or one level for uint8 images (a float rounding a hair apart can round a pixel the other way)."""
+    return 1.0 if any(t.dtype == torch.uint8 for t in expected) else TOLERANCE
+
+
+def check_difference(diff: float, graph: Graph, path: Path) -> None:
+    if diff > limit_for(as_tuple(graph.module(*graph.example))):
+        raise DeepworksError(f"'{path}' does not reproduce the model: its outputs differ from torch's by {diff:.3g}.")
+
+
+def tensor_specs(names: list[str], tensors: tuple, dynamic: dict) -> list[dict]:
+    return [{"name": n, "dtype": str(t.dtype).replace("torch.", ""),
+             "shape": [None if axis in dynamic.get(n, {}) else size for axis, size in enumerate(t.shape)]}
+            for n, t in zip(names, tensors)]
+
+
+def usage_text(card: dict) -> str:
+    """The export folder's README: what is in it and how to call it without deepworks."""
+    lines = [f"# {card['run']}: a deepworks {card['task']} model ({card['graph_format']})", "",
+             f"Exported by deepworks {card['deepworks_version']} on {card['exported']}. `model.json` describes every "
+             f"input and output; `weights.safetensors` holds the weights (sha256 {card['weights']['sha256'][:16]}...) "
+             f"with the same card in its metadata.", ""]
+    for g in card["graphs"]:
+        ins = ", ".join(f"{i['name']} {i['dtype']} {i['shape']}" for i in g["inputs"])
+        outs = ", ".join(f"{o['name']} {o['dtype']} {o['shape']}" for o in g["outputs"])
+        lines += [f"## {g['file']}", "", g["doc"] + ".", "", f"- inputs: {ins}", f"- outputs: {outs}",
+                  f"- made by {g['exporter']}; checked against torch at batch {g['verified']['batch']}: max abs "
+                  f"difference {g['max_abs_diff']:.2g}", ""]
+    first = card["graphs"][0]
+    if card["graph_format"] == "onnx":
+        feed = ", ".join(f"'{i['name']}': {i['name']}" for i in first["inputs"])
+        lines += ["```python", "import onnxruntime as ort", f"session = ort.InferenceSession('{first['file']}')",
+                  f"outputs = session.run(None, {{{feed}}})  # numpy arrays, dtypes and shapes as above", "```", ""]
+    elif card["graph_format"] == "pt2":
+        lines += ["```python", "import torch", f"model = torch.export.load('{first['file']}').module()", "```", ""]
+    else:
+        lines += ["```python", "import torch", f"model = torch.jit.load('{first['file']}')", "```", ""]
+    if card.get("loop"):
+        lines += ["The loop around the step graph: " + card["loop"], ""]
+    return "\n".join(lines).rstrip() + "\n"
+
+
+def check_onnx_runtime() -> None:
+    import importlib.util
+
+    if importlib.util.find_spec("onnxruntime") is None:
+        raise DeepworksError("ONNX export and the onnx runtime need onnxruntime and onnx: pip install "
+                             "'deepworks[export]'.")
+

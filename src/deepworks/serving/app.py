@@ -1,0 +1,327 @@
+"""The HTTP server: FastAPI routes over each served model's inference face.
+
+Friendly routes: GET /v1/models, GET /v1/models/{name} (its card), POST /v1/models/{name}/{verb} where the verb is
+the task's use (predict, generate, translate, sample): JSON {"inputs": ..., option: value, ...} or a multipart upload
+(files, and options as form fields); `"stream": true` streams the answers as Server-Sent Events; `"format": "png"`
+asks a GAN for one PNG. The Open Inference Protocol V2 (what KServe, Triton and MLServer clients speak) is in v2.py.
+
+Safety: a client never names a path or a model file, only a served name; errors are JSON {"error": "Expected ...
+Received ..."} with a 4xx code; bodies, items per request and time per request are bounded; an optional bearer
+token is compared in constant time. Health: /v2/health/ready answers 200 only once every model has been warmed up.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import hmac
+import json
+import time
+from dataclasses import dataclass
+
+import numpy as np
+from fastapi import Request  # at module level: the routes' annotations are read from here
+
+from ..errors import DeepworksError
+from .batcher import Batcher
+from .models import Served
+
+OPEN_PATHS = ("/v2/health/live", "/v2/health/ready")  # probes answer without a token
+
+
+@dataclass
+class Limits:
+    max_body_mb: float = 32.0     # one request's body
+    max_items: int = 256          # images, prompts or sentences in one request
+    timeout_s: float = 60.0       # one request's time in the server, queueing included
+    max_batch: int = 32           # micro-batching: the most items in one forward pass
+    max_wait_ms: float = 2.0      # micro-batching: the longest a batch waits for requests still arriving
+
+
+class ClientError(Exception):
+    """A request the server refuses: its HTTP status and the message."""
+
+    def __init__(self, status: int, message: str):
+        super().__init__(message)
+        self.status = status
+
+
+def make_app(served: list[Served], token: str | None = None, limits: Limits | None = None):
+    """The FastAPI app serving `served` (already loaded)."""
+    from contextlib import asynccontextmanager
+
+    from fastapi import FastAPI
+
+    from .metrics import Metrics
+    from .v2 import add_v2_routes
+
+    limits = limits or Limits()
+    by_name = {s.name: s for s in served}
+    metrics = Metrics()
+    batchers: dict[str, Batcher] = {}
+
+    @asynccontextmanager
+    async def lifespan(app):
+        for s in served:
+            if s.task.batchable and limits.max_batch > 1:
+                batchers[s.name] = Batcher(s.infer, s.executor, limits.max_batch, limits.max_wait_ms,
+                                           on_batch=lambda size, name=s.name: metrics.batch(name, size))
+                batchers[s.name].start()
+        loop = asyncio.get_running_loop()
+        for s in served:
+            await loop.run_in_executor(s.executor, s.warm_up)
+        yield
+        for b in batchers.values():
+            await b.stop()
+        for s in served:
+            s.executor.shutdown(wait=True)
+
+    app = FastAPI(title="deepworks serve", version=__import__("deepworks").__version__, lifespan=lifespan,
+                  docs_url=None, redoc_url=None)  # the Swagger page loads its assets from a CDN: /openapi.json only
+    app.state.served, app.state.limits = by_name, limits
+
+    @app.middleware("http")
+    async def guard(request: Request, call_next):
+        """Token, then body size, then the handler, with the request's time and outcome in the metrics."""
+        started = time.perf_counter()
+        try:
+            check_token(request, token)
+            await check_body_size(request, limits)
+            response = await call_next(request)
+        except ClientError as err:
+            response = error_response(err.status, str(err))
+        metrics.request(route_label(request), response.status_code, time.perf_counter() - started)
+        return response
+
+    @app.exception_handler(ClientError)
+    async def client_error(request: Request, err: ClientError):
+        return error_response(err.status, str(err))
+
+    @app.exception_handler(DeepworksError)
+    async def deepworks_error(request: Request, err: DeepworksError):
+        return error_response(400, str(err))
+
+    from fastapi.exceptions import RequestValidationError
+
+    @app.exception_handler(RequestValidationError)
+    async def validation_error(request: Request, err: RequestValidationError):
+        first = err.errors()[0] if err.errors() else {}
+        where = ".".join(str(x) for x in first.get("loc", ()))
+        return error_response(422, f"Expected a valid request. Received: {where}: {first.get('msg', 'invalid')}.")
+
+    @app.get("/v1/models")
+    async def list_models():
+        return {"models": [s.card() for s in served]}
+
+    @app.get("/v1/models/{name}")
+    async def model_card(name: str):
+        return find(by_name, name).card()
+
+    @app.post("/v1/models/{name}/{verb}")
+    async def use(name: str, verb: str, request: Request):
+        s = find(by_name, name)
+        if verb != s.verb:
+            raise ClientError(404, f"Model '{name}' is {s.task.kind} run: its route is POST /v1/models/{name}/{s.verb}. "
+                                   f"Received: /{verb}.")
+        inputs, raw, stream, fmt = await read_request(request, limits)
+        options = s.options(raw)
+        items = await decode(s, inputs, options, limits, batchers.get(name))
+        if stream:
+            return sse_response(s, items, options)
+        results = await compute(s, items, options, limits, batchers.get(name))
+        if fmt == "png":
+            png = s.task.as_png(results)
+            if png is None:
+                raise ClientError(406, f"Model '{name}' answers in JSON; format 'png' is for GAN runs. Received: "
+                                       f"format=png.")
+            from fastapi.responses import Response
+
+            return Response(png, media_type="image/png")
+        return {"model": name, "outputs": [s.task.encode_result(r, options) for r in results]}
+
+    @app.get("/metrics")
+    async def prometheus():
+        from fastapi.responses import Response
+
+        return Response(metrics.text(), media_type=metrics.content_type)
+
+    add_v2_routes(app, by_name, batchers, limits)
+    app.state.compute = compute
+    return app
+
+
+def error_response(status: int, message: str):
+    from fastapi.responses import JSONResponse
+
+    return JSONResponse({"error": message}, status_code=status)
+
+
+def route_label(request) -> str:
+    """The route's template (/v1/models/{name}/{verb}), not the path, so that metrics stay few."""
+    route = request.scope.get("route")
+    return getattr(route, "path", None) or "unmatched"
+
+
+def find(by_name: dict, name: str) -> Served:
+    if name not in by_name:
+        raise ClientError(404, f"No model named '{name}'. Expected one of: {', '.join(by_name)}.")
+    return by_name[name]
+
+
+def check_token(request, token: str | None) -> None:
+    if token is None or request.url.path in OPEN_PATHS:
+        return
+    given = request.headers.get("authorization", "")
+    scheme, _, value = given.partition(" ")
+    if scheme.lower() != "bearer" or not hmac.compare_digest(value.strip().encode(), token.encode()):
+        raise ClientError(401, "Expected the header 'Authorization: Bearer TOKEN' with this server's token. "
+                               f"Received: {'a wrong token' if given else 'no token'}.")
+
+
+async def check_body_size(request, limits: Limits) -> None:
+    """Refuse a body over the limit from its Content-Length, or, when it has none (chunked), while reading it."""
+    cap = int(limits.max_body_mb * 2 ** 20)
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > cap:
+        raise ClientError(413, f"Expected a body of at most {limits.max_body_mb:g} MB. Received: "
+                               f"{int(declared) / 2 ** 20:.1f} MB.")
+    if request.method in ("POST", "PUT") and declared is None:
+        body = b""
+        async for chunk in request.stream():
+            body += chunk
+            if len(body) > cap:
+                raise ClientError(413, f"Expected a body of at most {limits.max_body_mb:g} MB. Received: more.")
+        request._body = body  # read once here; the handler reads it from memory
+
+
+async def read_request(request, limits: Limits) -> tuple:
+    """(inputs, options, stream, format) from a JSON body or a multipart form."""
+    kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if kind == "application/json":
+        try:
+            body = json.loads(await request.body())
+        except (ValueError, UnicodeDecodeError) as err:
+            raise ClientError(400, f"Expected a JSON body. Received: text that is not JSON ({err}).") from None
+        if not isinstance(body, dict):
+            raise ClientError(400, f"Expected a JSON object such as {{\"inputs\": ...}}. Received: a "
+                                   f"{type(body).__name__}.")
+        body = dict(body)
+        inputs = from_json(body.pop("inputs", None))
+    elif kind == "multipart/form-data":
+        form = await request.form(max_files=limits.max_items, max_fields=100)
+        files = [v for _, v in form.multi_items() if hasattr(v, "read")]
+        body = {k: v for k, v in form.multi_items() if not hasattr(v, "read")}
+        inputs = [await f.read() for f in files] if files else from_json(body.pop("inputs", None))
+    else:
+        raise ClientError(415, f"Expected Content-Type application/json or multipart/form-data. Received: "
+                               f"{kind or 'none'}.")
+    stream = str(body.pop("stream", False)).lower() in ("true", "1", "yes")
+    fmt = str(body.pop("format", "json")).lower()
+    if fmt not in ("json", "png"):
+        raise ClientError(400, f"Expected format 'json' or 'png'. Received: {fmt!r}.")
+    count = len(inputs) if isinstance(inputs, list) else 1
+    if count > limits.max_items:
+        raise ClientError(413, f"Expected at most {limits.max_items} inputs in one request. Received: {count}.")
+    return inputs, body, stream, fmt
+
+
+def from_json(value):
+    """JSON values -> what a face decodes: {"base64": ...} -> bytes; nested lists of numbers -> a numpy array; lists
+    of anything else item by item; text stays text (and is never read as a path: decode_inputs(trusted=False))."""
+    if isinstance(value, dict):
+        if set(value) == {"base64"} and isinstance(value["base64"], str):
+            try:
+                return base64.b64decode(value["base64"], validate=True)
+            except ValueError:
+                raise ClientError(400, "Expected {\"base64\": the file's bytes in base64}. Received: text that is not "
+                                       "base64.") from None
+        raise ClientError(400, f"Expected an input as text, a list of numbers or {{\"base64\": ...}}. Received: an "
+                               f"object with keys {sorted(value)[:5]}.")
+    if isinstance(value, list) and value and is_numeric(value):
+        try:
+            return np.asarray(value, dtype=np.float64 if contains_float(value) else np.int64)
+        except (ValueError, OverflowError):
+            raise ClientError(400, "Expected a rectangular array of numbers (every row the same length). Received: "
+                                   "rows of different lengths.") from None
+    if isinstance(value, list):
+        return [from_json(v) for v in value]
+    return value
+
+
+def is_numeric(value) -> bool:
+    while isinstance(value, list) and value:
+        value = value[0]
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def contains_float(value) -> bool:
+    flat = value
+    while isinstance(flat, list) and flat and isinstance(flat[0], list):
+        flat = [x for row in flat for x in row]
+    return any(isinstance(x, float) for x in flat)
+
+
+async def decode(s: Served, inputs, options: dict, limits: Limits, batcher: Batcher | None) -> list:
+    """Decode in a worker thread (image decoding holds no lock the event loop needs); a batcher that knows requests
+    are still decoding waits for them before it runs a batch."""
+    from starlette.concurrency import run_in_threadpool
+
+    if batcher is not None:
+        batcher.arriving += 1
+    try:
+        items = await run_in_threadpool(s.decode, inputs, options)
+    finally:
+        if batcher is not None:
+            batcher.arriving -= 1
+    if len(items) > limits.max_items:
+        raise ClientError(413, f"Expected at most {limits.max_items} inputs in one request. Received: {len(items)}.")
+    return items
+
+
+async def compute(s: Served, items: list, options: dict, limits: Limits, batcher: Batcher | None) -> list:
+    """The answers, through the micro-batcher when the task batches, else straight in the model's thread; at most
+    `timeout_s`."""
+    if batcher is not None:
+        work = batcher.submit(items, options)
+    else:
+        work = asyncio.get_running_loop().run_in_executor(s.executor, s.infer, items, options)
+    try:
+        return await asyncio.wait_for(work, limits.timeout_s)
+    except asyncio.TimeoutError:
+        raise ClientError(503, f"Expected the answer within {limits.timeout_s:g} s (--timeout). Received: no answer "
+                               f"in time; ask for less in one request, or try again when the server is less "
+                               f"busy.") from None
+
+
+def sse_response(s: Served, items: list, options: dict):
+    """Server-Sent Events: one `data: {json}` event per part of the answer, then `event: end`. The parts are made in
+    the model's thread and handed over as they come, so a client sees text as it is written."""
+    from fastapi.responses import StreamingResponse
+
+    async def events():
+        loop = asyncio.get_running_loop()
+        queue: asyncio.Queue = asyncio.Queue()
+        stop = False
+
+        def produce():
+            try:
+                for part in s.task.infer_stream(s.model, items, s.trained.device, options):
+                    if stop:
+                        return
+                    loop.call_soon_threadsafe(queue.put_nowait, ("data", part))
+            except DeepworksError as err:
+                loop.call_soon_threadsafe(queue.put_nowait, ("error", {"error": str(err)}))
+            loop.call_soon_threadsafe(queue.put_nowait, ("end", {}))
+
+        loop.run_in_executor(s.executor, produce)
+        try:
+            while True:
+                kind, part = await queue.get()
+                if kind == "end":
+                    yield "event: end\ndata: {}\n\n"
+                    return
+                yield ("event: error\n" if kind == "error" else "") + f"data: {json.dumps(part)}\n\n"
+        finally:
+            stop = True  # the client went away: the producer stops at its next part
+
+    return StreamingResponse(events(), media_type="text/event-stream", headers={"Cache-Control": "no-store"})

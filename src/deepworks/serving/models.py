@@ -1,0 +1,132 @@
+"""A model as the server holds it: a trained run, its task's inference face, and the runtime that computes it."""
+
+from __future__ import annotations
+
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import torch
+
+from ..errors import ConfigError, DeepworksError
+from ..inference import check_options
+
+RUNTIMES = ("torch", "onnx")
+
+
+class OnnxRunner:
+    """An exported graph in ONNX Runtime, called like the torch module it was exported from (tensors in, a tensor
+    out), so that the task's `infer` runs unchanged on it."""
+
+    def __init__(self, path: Path, input_names: list[str], threads: int):
+        import onnxruntime as ort
+
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = threads
+        options.inter_op_num_threads = 1
+        options.log_severity_level = 3
+        self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        self.input_names = [i.name for i in self.session.get_inputs()]
+
+    def __call__(self, *tensors: torch.Tensor) -> torch.Tensor:
+        feed = {name: t.cpu().numpy() for name, t in zip(self.input_names, tensors)}
+        return torch.from_numpy(self.session.run(None, feed)[0])
+
+    def to(self, device):
+        return self
+
+
+class Served:
+    """One run being served under `name`."""
+
+    def __init__(self, name: str, run_path: str | Path, runtime: str = "torch"):
+        from ..api import load
+
+        if runtime not in RUNTIMES:
+            raise ConfigError(f"--runtime must be one of {', '.join(RUNTIMES)}. Received: {runtime!r}.")
+        self.name = name
+        self.trained = load(run_path, device="cpu" if runtime == "onnx" else "auto")
+        self.task = self.trained.task
+        self.verb = self.task.use
+        self.runtime, self.runtime_note = runtime, None
+        self.model = self.trained.serving
+        if runtime == "onnx":
+            self.model = self.onnx_model()
+        self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"infer-{name}")  # one forward at a time
+        self.ready = False
+        self.v2_outputs: list[dict] = []  # the Open Inference Protocol's view of the outputs, seen at warm-up
+
+    def onnx_model(self):
+        """The run's ONNX export (written now unless an export of these very weights is there) in ONNX Runtime;
+        tasks whose use is a loop over several graphs (text, translation) stay in torch, and say so."""
+        from ..export import export_run, read_card, weights_digest
+
+        graphs = self.task.export_graphs(self.trained.model)
+        if len(graphs) != 1:
+            self.runtime = "torch"
+            self.runtime_note = (f"{self.task.kind} run is a loop over {len(graphs)} graphs, which is served from torch; "
+                                 f"--runtime onnx serves one-graph models (image classifiers, GAN generators)")
+            return self.trained.serving
+        folder = self.trained.run.path / "export" / "onnx"
+        card = read_card(folder)
+        if card is None or card.get("weights", {}).get("sha256") != weights_digest(self.trained.model):
+            card = export_run(self.trained.run.path, "onnx")
+        graph = card["graphs"][0]
+        return OnnxRunner(folder / graph["file"], [i["name"] for i in graph["inputs"]], torch.get_num_threads())
+
+    def options(self, raw: dict) -> dict:
+        return check_options(self.task.use_options, raw, self.verb)
+
+    def decode(self, inputs, options: dict) -> list:
+        items = self.task.decode_inputs(inputs, options, trusted=False)
+        return items
+
+    def infer(self, items: list, options: dict) -> list:
+        """Runs in the model's inference thread."""
+        return self.task.infer(self.model, items, self.trained.device, options)
+
+    def warm_up(self) -> float:
+        """One small request through the whole face (the first call of a model is slow: allocations, kernels)."""
+        from .v2 import datatype_of
+
+        t0 = time.perf_counter()
+        inputs, raw = self.task.example_request()
+        options = self.options(raw)
+        results = self.infer(self.task.decode_inputs(inputs, options), options)
+        self.v2_outputs = [{"name": k, "datatype": datatype_of(v), "shape": [-1, *v.shape[1:]]}
+                           for k, v in self.task.v2_outputs(results).items()]
+        self.ready = True
+        return time.perf_counter() - t0
+
+    def card(self) -> dict:
+        cfg, run = self.trained.cfg, self.trained.run
+        results = self.trained.results
+        test = {k: v for k, v in (results.get("test") or {}).items() if isinstance(v, (int, float))}
+        return {"name": self.name, "task": cfg.task, "use": self.verb, "route": f"/v1/models/{self.name}/{self.verb}",
+                "model": cfg.model.name, "run": run.name, "runtime": self.runtime,
+                **({"runtime_note": self.runtime_note} if self.runtime_note else {}),
+                "options": {k: o.describe() for k, o in self.task.use_options.items()},
+                "batched": bool(self.task.batchable), "max_items": self.task.max_items, "test_metrics": test,
+                **self.task.card()}
+
+
+def unique_names(paths: list[str]) -> list[str]:
+    """Each run's name as its folder's name; the same name twice is refused (the URL would be ambiguous)."""
+    names = [Path(p).name for p in paths]
+    twice = sorted({n for n in names if names.count(n) > 1})
+    if twice:
+        raise DeepworksError(f"Two runs share the name '{twice[0]}'. Serve runs with different folder names, or "
+                             f"name them: NAME=RUN.")
+    return names
+
+
+def parse_runs(specs: list[str]) -> list[tuple[str, str]]:
+    """'RUN' or 'NAME=RUN' -> [(name, run path)]."""
+    pairs = [(s.split("=", 1)[0], s.split("=", 1)[1]) if "=" in s else (None, s) for s in specs]
+    names = unique_names([p for _, p in pairs]) if all(n is None for n, _ in pairs) else None
+    out = [(n or (names[i] if names else Path(p).name), p) for i, (n, p) in enumerate(pairs)]
+    seen = [n for n, _ in out]
+    if len(set(seen)) != len(seen):
+        raise DeepworksError(f"Two runs are served as the same name ({', '.join(seen)}). Name them: NAME=RUN.")
+    return out
+

@@ -1,0 +1,156 @@
+"""The Open Inference Protocol (V2) REST routes, so that KServe, Triton and MLServer clients work unchanged.
+
+Spec: kserve/open-inference-protocol, specification/protocol/inference_rest.md. A request's tensors go to the task's
+`decode_inputs` (one tensor as the inputs, several as {name: tensor}); its `parameters` are the use's options; the
+answers come back as the task's `v2_outputs` tensors. Triton's binary tensor extension (the header
+Inference-Header-Content-Length, tensors' bytes after the JSON) is read, since tritonclient sends it by default;
+answers are JSON, which every client reads.
+"""
+
+from __future__ import annotations
+
+import json
+import struct
+
+import numpy as np
+from fastapi import Request  # at module level: the routes' annotations are read from here
+
+from .app import ClientError, compute, decode, find
+
+DATATYPES = {"BOOL": np.bool_, "UINT8": np.uint8, "UINT16": np.uint16, "UINT32": np.uint32, "UINT64": np.uint64,
+             "INT8": np.int8, "INT16": np.int16, "INT32": np.int32, "INT64": np.int64, "FP16": np.float16,
+             "FP32": np.float32, "FP64": np.float64, "BYTES": np.object_}
+PROTOCOL_PARAMETERS = ("binary_data_output", "binary_data", "binary_data_size", "sequence_id", "sequence_start",
+                       "sequence_end", "priority", "timeout")
+
+
+def datatype_of(array: np.ndarray) -> str:
+    for name, dtype in DATATYPES.items():
+        if array.dtype == dtype:
+            return name
+    raise ValueError(f"no V2 datatype for {array.dtype}")
+
+
+def add_v2_routes(app, by_name: dict, batchers: dict, limits) -> None:
+    from fastapi.responses import JSONResponse
+
+    @app.get("/v2")
+    async def server_metadata():
+        return {"name": "deepworks", "version": app.version, "extensions": ["binary_tensor_data"]}
+
+    @app.get("/v2/health/live")
+    async def live():
+        return {"live": True}
+
+    @app.get("/v2/health/ready")
+    async def ready():
+        ok = all(s.ready for s in by_name.values())
+        return JSONResponse({"ready": ok}, status_code=200 if ok else 503)
+
+    @app.get("/v2/models/{name}")
+    @app.get("/v2/models/{name}/versions/{version}")
+    async def model_metadata(name: str, version: str = "1"):
+        s = find(by_name, name)
+        return {"name": name, "versions": ["1"], "platform": f"deepworks_{s.runtime}",
+                "inputs": s.task.v2_inputs(), "outputs": s.v2_outputs}
+
+    @app.get("/v2/models/{name}/ready")
+    @app.get("/v2/models/{name}/versions/{version}/ready")
+    async def model_ready(name: str, version: str = "1"):
+        s = find(by_name, name)
+        return JSONResponse({"name": name, "ready": s.ready}, status_code=200 if s.ready else 503)
+
+    @app.post("/v2/models/{name}/infer")
+    @app.post("/v2/models/{name}/versions/{version}/infer")
+    async def infer(name: str, request: Request, version: str = "1"):
+        s = find(by_name, name)
+        body = await request.body()
+        header, tensors = read_infer_request(body, request.headers.get("inference-header-content-length"))
+        parameters = {k: v for k, v in (header.get("parameters") or {}).items() if k not in PROTOCOL_PARAMETERS}
+        options = s.options(parameters)
+        inputs = next(iter(tensors.values())) if len(tensors) == 1 else tensors
+        items = await decode(s, inputs, options, limits, batchers.get(name))
+        results = await compute(s, items, options, limits, batchers.get(name))
+        outputs = s.task.v2_outputs(results)
+        wanted = [o.get("name") for o in header.get("outputs") or []]
+        unknown = [w for w in wanted if w not in outputs]
+        if unknown:
+            raise ClientError(400, f"Model '{name}' has no output '{unknown[0]}'. Expected one of: {', '.join(outputs)}.")
+        return {"model_name": name, "model_version": "1", **({"id": header["id"]} if "id" in header else {}),
+                "outputs": [tensor_json(k, v) for k, v in outputs.items() if not wanted or k in wanted]}
+
+
+def read_infer_request(body: bytes, header_length: str | None) -> tuple[dict, dict]:
+    """(the JSON header, {input name: numpy array, or a list of str for BYTES})."""
+    if header_length is not None:
+        if not header_length.isdigit() or int(header_length) > len(body):
+            raise ClientError(400, f"Expected Inference-Header-Content-Length to be the JSON header's size in bytes "
+                                   f"(at most {len(body)}). Received: {header_length!r}.")
+        split = int(header_length)
+        text, binary = body[:split], body[split:]
+    else:
+        text, binary = body, b""
+    try:
+        header = json.loads(text)
+    except (ValueError, UnicodeDecodeError) as err:
+        raise ClientError(400, f"Expected a JSON inference request. Received: text that is not JSON ({err}).") from None
+    if not isinstance(header, dict) or not isinstance(header.get("inputs"), list) or not header["inputs"]:
+        raise ClientError(400, "Expected {\"inputs\": [{\"name\", \"shape\", \"datatype\", \"data\"}, ...]}. Received: "
+                               "no list of inputs.")
+    tensors, offset = {}, 0
+    for spec in header["inputs"]:
+        array, offset = read_tensor(spec, binary, offset)
+        tensors[spec["name"]] = array
+    return header, tensors
+
+
+def read_tensor(spec, binary: bytes, offset: int):
+    if not isinstance(spec, dict) or not {"name", "shape", "datatype"} <= set(spec):
+        raise ClientError(400, "Expected each input to have name, shape and datatype. Received: "
+                               f"{sorted(spec) if isinstance(spec, dict) else type(spec).__name__}.")
+    name, shape, kind = spec["name"], spec["shape"], spec["datatype"]
+    if kind not in DATATYPES:
+        raise ClientError(400, f"Input '{name}': expected a datatype among {', '.join(DATATYPES)}. Received: {kind!r}.")
+    if not isinstance(shape, list) or not all(isinstance(d, int) and d >= 0 for d in shape):
+        raise ClientError(400, f"Input '{name}': expected a shape of whole numbers. Received: {shape!r}.")
+    count = int(np.prod(shape)) if shape else 1
+    size = (spec.get("parameters") or {}).get("binary_data_size")
+    if size is not None:
+        blob = binary[offset:offset + int(size)]
+        if len(blob) != int(size):
+            raise ClientError(400, f"Input '{name}': expected {size} bytes of binary data. Received: {len(blob)}.")
+        offset += int(size)
+        values = unpack_bytes(blob, name) if kind == "BYTES" else np.frombuffer(blob, dtype=DATATYPES[kind])
+    else:
+        if "data" not in spec:
+            raise ClientError(400, f"Input '{name}': expected 'data' (or binary data). Received: neither.")
+        data = spec["data"]
+        if kind == "BYTES":
+            values = np.array([str(v) for v in np.asarray(data, dtype=object).reshape(-1)], dtype=object)
+        else:
+            try:
+                values = np.asarray(data, dtype=DATATYPES[kind]).reshape(-1)
+            except (ValueError, TypeError, OverflowError):
+                raise ClientError(400, f"Input '{name}': expected {kind} numbers. Received: data that are not.") from None
+    if values.size != count:
+        raise ClientError(400, f"Input '{name}': shape {shape} needs {count} values. Received: {values.size}.")
+    values = values.reshape(shape)
+    return (list(values.reshape(-1)) if kind == "BYTES" else values), offset
+
+
+def unpack_bytes(blob: bytes, name: str) -> np.ndarray:
+    """Triton's BYTES layout: each element as a 4-byte little-endian length and then its bytes."""
+    out, i = [], 0
+    while i < len(blob):
+        if i + 4 > len(blob):
+            raise ClientError(400, f"Input '{name}': expected BYTES elements as length + bytes. Received: a truncated one.")
+        (n,) = struct.unpack_from("<I", blob, i)
+        out.append(blob[i + 4:i + 4 + n].decode("utf-8", errors="replace"))
+        i += 4 + n
+    return np.array(out, dtype=object)
+
+
+def tensor_json(name: str, array: np.ndarray) -> dict:
+    kind = datatype_of(array)
+    data = [str(v) for v in array.reshape(-1)] if kind == "BYTES" else array.reshape(-1).tolist()
+    return {"name": name, "datatype": kind, "shape": list(array.shape), "data": data}
