@@ -95,3 +95,21 @@ def image_folder(tmp_path):
             size = int(rng.choice([24, 32, 40]))
             draw(kind, size, rng, modes[i % 4]).save(root / kind / f"{i}.png")
     return root
+
+
+@pytest.fixture(scope="session")
+def use_runs(tmp_path_factory):
+    """One small trained run of every task (and both translation models), made once for the export and serving
+    tests: {name: run path}. They are tiny and barely trained: these tests check plumbing, not learning."""
+    import deepworks as dw
+
+    root = tmp_path_factory.mktemp("use-runs")
+    text = root / "text.txt"
+    text.write_text("the quick brown fox jumps over the lazy dog. " * 200)
+    common = dict(runs_dir=str(root / "runs"), progress=False, epochs=1)
+    dw.train(name="img", data="digits", **common)
+    dw.train(name="txt", task="text", data=str(text), width=32, seq_len=32, **common)
+    dw.train(name="gru", task="translate", width=32, **common)
+    dw.train(name="tf", task="translate", model="transformer", width=32, depth=1, heads=2, **common)
+    dw.train(name="gan", task="gan", width=8, fid_samples=100, **common)
+    return {name: root / "runs" / name for name in ("img", "txt", "gru", "tf", "gan")}

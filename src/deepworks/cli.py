@@ -582,7 +582,7 @@ def cmd_demo(args) -> int:
 
 
 def cmd_export(args) -> int:
-    from .export import export_run
+    from .exporting import export_run
 
     card = export_run(args.run, args.format, args.out, args.exporter)
     if args.json:

@@ -59,7 +59,7 @@ class Served:
     def onnx_model(self):
         """The run's ONNX export (written now unless an export of these very weights is there) in ONNX Runtime;
         tasks whose use is a loop over several graphs (text, translation) stay in torch, and say so."""
-        from ..export import export_run, read_card, weights_digest
+        from ..exporting import export_run, read_card, weights_digest
 
         graphs = self.task.export_graphs(self.trained.model)
         if len(graphs) != 1:

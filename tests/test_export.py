@@ -1,0 +1,120 @@
+"""Export: every task's graphs are written, checked against torch, and usable without deepworks."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+from safetensors import safe_open
+
+import deepworks as dw
+from deepworks.cli import main
+from deepworks.errors import DeepworksError
+
+
+@pytest.mark.parametrize("name,graphs", [("img", ["classifier"]), ("txt", ["step"]), ("gru", ["encoder", "decoder_step"]),
+                                         ("tf", ["encoder", "decoder_step"]), ("gan", ["generator"])])
+def test_every_task_exports_to_onnx_that_matches_torch_at_another_batch_size(use_runs, tmp_path, name, graphs):
+    card = dw.export(use_runs[name], "onnx", out=tmp_path / name)
+    assert [g["name"] for g in card["graphs"]] == graphs
+    for g in card["graphs"]:
+        assert (tmp_path / name / g["file"]).is_file()
+        assert g["verified"]["batch"] == 3 and g["exporter"] in ("dynamo", "legacy")
+        assert g["max_abs_diff"] <= (1.0 if g["outputs"][0]["dtype"] == "uint8" else 1e-4)
+    saved = json.loads((tmp_path / name / "model.json").read_text())
+    assert saved["task"] == card["task"] and saved["weights"]["sha256"] == card["weights"]["sha256"]
+    with safe_open(tmp_path / name / "weights.safetensors", framework="pt") as f:
+        inside = json.loads(f.metadata()["deepworks"])
+    assert inside["weights_sha256"] == card["weights"]["sha256"] and inside["task"] == card["task"]
+    assert "onnxruntime" in (tmp_path / name / "README.md").read_text()
+
+
+def test_an_exported_image_model_answers_as_deepworks_does_with_deepworks_not_importable(use_runs, tmp_path):
+    trained = dw.load(use_runs["img"])
+    card = dw.export(use_runs["img"], "onnx", out=tmp_path / "onnx")
+    _, height, width, channels = card["graphs"][0]["inputs"][0]["shape"]  # (None, H, W, C): any batch
+    images = np.random.default_rng(0).integers(0, 256, (5, height, width, channels), dtype=np.uint8)
+    np.save(tmp_path / "images.npy", images)
+    script = (
+        "import sys, json, numpy as np\n"
+        "sys.modules['deepworks'] = None  # any import of deepworks now fails\n"
+        "import onnxruntime as ort\n"
+        "card = json.load(open('onnx/model.json'))\n"
+        "session = ort.InferenceSession('onnx/' + card['graphs'][0]['file'])\n"
+        "probs = session.run(None, {'images': np.load('images.npy')})[0]\n"
+        "print(json.dumps({'classes': [card['classes'][i] for i in probs.argmax(1)], 'top': probs.max(1).tolist()}))\n")
+    out = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, capture_output=True, text=True, check=True)
+    answer = json.loads(out.stdout)
+    ours = trained.predict(images, top_k=1)
+    assert answer["classes"] == [o["predictions"][0]["class"] for o in ours]
+    assert np.allclose(answer["top"], [o["predictions"][0]["probability"] for o in ours], atol=1e-5)
+
+
+def test_the_char_rnn_step_graph_writes_what_generate_writes_by_the_loop_in_its_card(use_runs, tmp_path):
+    import onnxruntime as ort
+
+    trained = dw.load(use_runs["txt"])
+    card = dw.export(use_runs["txt"], "onnx", out=tmp_path)
+    session = ort.InferenceSession(str(tmp_path / "step.onnx"))
+    vocab, spec = card["vocab"], card["graphs"][0]
+    state = {i["name"]: np.zeros((i["shape"][0], 1, i["shape"][2]), np.float32) for i in spec["inputs"][1:]}
+    text = "the "
+    for ch in text:  # the prime, then 30 characters at temperature 0, as the card's loop says
+        out = session.run(None, {"ids": np.array([vocab.index(ch)]), **state})
+        state = dict(zip(state, out[1:]))
+    for _ in range(30):
+        nxt = int(out[0].argmax())
+        text += vocab[nxt]
+        out = session.run(None, {"ids": np.array([nxt]), **state})
+        state = dict(zip(state, out[1:]))
+    assert text == trained.generate("the ", length=30, temperature=0)
+
+
+def test_a_translation_exports_an_encoder_and_a_step_that_translate_as_deepworks_does(use_runs, tmp_path):
+    import onnxruntime as ort
+
+    trained = dw.load(use_runs["tf"])
+    card = dw.export(use_runs["tf"], "onnx", out=tmp_path)
+    encoder = ort.InferenceSession(str(tmp_path / "encoder.onnx"))
+    step = ort.InferenceSession(str(tmp_path / "decoder_step.onnx"))
+    sentence = "the 3rd of march 1998"
+    src_vocab, tgt_vocab = card["source_vocab"], card["target_vocab"]
+    src = np.array([[src_vocab.index(t) if t in src_vocab else 1 for t in trained.task.split(sentence, "src")]])
+    outs = encoder.run(None, {"src": src})
+    tensors, state = outs[:-1], outs[-1]
+    prev, words = np.array([tgt_vocab.index("<s>")]), []
+    names = [i["name"] for i in card["graphs"][1]["inputs"]]
+    for _ in range(2 * src.shape[1] + 10):
+        logits, state, _ = step.run(None, dict(zip(names, [prev, src, *tensors, state])))
+        prev = logits.argmax(1)
+        if tgt_vocab[int(prev[0])] == "</s>":
+            break
+        words.append(tgt_vocab[int(prev[0])])
+    assert words == trained.translate(sentence)[0]["tokens"]
+
+
+@pytest.mark.parametrize("fmt", ["pt2", "torchscript"])
+def test_pt2_and_torchscript_exports_load_back_in_torch_alone(use_runs, tmp_path, fmt):
+    card = dw.export(use_runs["img"], fmt, out=tmp_path)
+    path = tmp_path / card["graphs"][0]["file"]
+    model = torch.export.load(str(path)).module() if fmt == "pt2" else torch.jit.load(str(path))
+    images = torch.randint(0, 256, (4, *card["graphs"][0]["inputs"][0]["shape"][1:]), dtype=torch.uint8)
+    probs = model(images)
+    ours = dw.load(use_runs["img"]).predict(images.numpy(), top_k=1)
+    assert [card["classes"][i] for i in probs.argmax(1).tolist()] == [o["predictions"][0]["class"] for o in ours]
+
+
+def test_a_graph_torch_export_cannot_trace_is_refused_with_what_to_use_instead(use_runs, tmp_path):
+    with pytest.raises(DeepworksError, match="torch.export cannot trace the encoder graph .*Export with --format onnx"):
+        dw.export(use_runs["gru"], "pt2", out=tmp_path)
+
+
+def test_export_from_the_command_line_says_what_it_wrote(use_runs, tmp_path, capsys):
+    assert main(["export", str(use_runs["gan"]), "--out", str(tmp_path / "g"), "--format", "torchscript"]) == 0
+    assert f"wrote {tmp_path / 'g'}/generator.ts.pt (torch.jit.trace" in capsys.readouterr().out
+    assert main(["export", str(use_runs["gru"]), "--format", "pt2", "--out", str(tmp_path / "p")]) == 2
+    assert "error: torch.export cannot trace the encoder graph" in capsys.readouterr().err
