@@ -139,7 +139,7 @@ def image_items(inputs, size: int, channels: int, limit: int, paths: bool = True
                                 f"image file.") from None
         elif isinstance(value, np.ndarray) or torch.is_tensor(value):
             array = np.asarray(value.detach().cpu() if torch.is_tensor(value) else value)
-            batch = one_or_many(array, f"input {n}")
+            batch = one_or_many(array, f"input {n}", channels)
             x = images_to_nchw(batch, f"input {n}", "the array")
             items += [(f"array {n}[{i}]", img) for i, img in enumerate(resize(x, size))]
         else:
@@ -152,10 +152,11 @@ def image_items(inputs, size: int, channels: int, limit: int, paths: bool = True
     return [(name, set_channels(img[None], channels)[0]) for name, img in items]
 
 
-def one_or_many(x: np.ndarray, what: str) -> np.ndarray:
+def one_or_many(x: np.ndarray, what: str, channels: int) -> np.ndarray:
     """A single image (H, W), (H, W, C) or (C, H, W) gets a batch axis; a batch (N, ...) is kept. A 3-D array is
-    one image when its first or last axis holds 1, 3 or 4 channels, else a batch of grey images."""
-    if x.ndim == 2 or (x.ndim == 3 and (x.shape[-1] in (1, 3, 4) or x.shape[0] in (1, 3, 4))):
+    one image when its last axis holds 1, 3 or 4 channels, or its first axis the model's own number of channels;
+    else it is a batch of grey images (N, H, W)."""
+    if x.ndim == 2 or (x.ndim == 3 and (x.shape[-1] in (1, 3, 4) or x.shape[0] == channels)):
         return x[None]
     if x.ndim in (3, 4):
         return x

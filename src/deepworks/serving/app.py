@@ -78,7 +78,7 @@ def make_app(served: list[Served], token: str | None = None, limits: Limits | No
 
     app = FastAPI(title="deepworks serve", version=__import__("deepworks").__version__, lifespan=lifespan,
                   docs_url=None, redoc_url=None)  # the Swagger page loads its assets from a CDN: /openapi.json only
-    app.state.served, app.state.limits = by_name, limits
+    app.state.served, app.state.limits, app.state.batchers = by_name, limits, batchers
 
     @app.middleware("http")
     async def guard(request: Request, call_next):
@@ -146,7 +146,6 @@ def make_app(served: list[Served], token: str | None = None, limits: Limits | No
         return Response(metrics.text(), media_type=metrics.content_type)
 
     add_v2_routes(app, by_name, batchers, limits)
-    app.state.compute = compute
     return app
 
 

@@ -34,6 +34,7 @@ class Batcher:
         self.on_batch = on_batch or (lambda size: None)
         self.queue: deque[Job] = deque()
         self.arriving = 0  # requests accepted and still decoding: the only reason worth waiting for
+        self.running = 0   # items in the batch being computed
         self.wake: asyncio.Event | None = None
         self.worker: asyncio.Task | None = None
 
@@ -99,6 +100,7 @@ class Batcher:
             return
         items = [item for j in live for item in j.items]
         self.on_batch(len(items))
+        self.running = len(items)
         try:
             results = await asyncio.get_running_loop().run_in_executor(self.executor, self.run_batch, items,
                                                                        live[0].options)
@@ -107,6 +109,8 @@ class Batcher:
                 if not j.future.done():
                     j.future.set_exception(err)
             return
+        finally:
+            self.running = 0
         start = 0
         for j in live:
             if not j.future.done():
