@@ -328,3 +328,48 @@ def test_a_server_open_to_other_machines_needs_a_token(use_runs, capsys):
     assert "--host 0.0.0.0 lets other machines reach the server, so it needs --token" in capsys.readouterr().err
     assert main(["serve", str(use_runs["img"]), "--token", "short"]) == 2
     assert "--token must be at least 8 characters long" in capsys.readouterr().err
+
+
+# --- fuzz: no request a client can send makes the server fail (5xx) ---------------------------------------------
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+JSON = st.recursive(st.none() | st.booleans() | st.integers(-10 ** 12, 10 ** 12) | st.floats() | st.text(max_size=12),
+                    lambda inner: st.lists(inner, max_size=6) | st.dictionaries(st.text(max_size=8), inner, max_size=3),
+                    max_leaves=40)
+OPTIONS = ("top_k", "length", "temperature", "seed", "beam", "length_penalty", "attention", "n", "label", "stream",
+           "format", "colour")
+BODIES = st.fixed_dictionaries({"inputs": JSON}, optional={k: JSON for k in OPTIONS})
+V2_INPUT = st.fixed_dictionaries({"name": st.sampled_from(["images", "prime", "noise", "labels", "x"]),
+                                  "shape": st.lists(st.integers(-2, 40), max_size=4) | JSON,
+                                  "datatype": st.sampled_from(["UINT8", "FP32", "INT64", "BYTES", "BOOL", "FP16", "X"]),
+                                  "data": JSON}, optional={"parameters": JSON})
+V2_BODIES = st.fixed_dictionaries({"inputs": st.lists(V2_INPUT, max_size=3) | JSON},
+                                  optional={"parameters": st.dictionaries(st.sampled_from(OPTIONS), JSON),
+                                            "outputs": JSON, "id": JSON})
+ROUTES = [("img", "predict"), ("txt", "generate"), ("gru", "translate"), ("gan", "sample")]
+
+
+@pytest.fixture(scope="module")
+def fuzz_client(use_runs):
+    limits = Limits(max_body_mb=1.0, max_items=16, max_length=20, timeout_s=20)
+    app = build_app([str(use_runs[n]) for n in ("img", "txt", "gru", "gan")], limits=limits)
+    with TestClient(app, raise_server_exceptions=False) as c:
+        yield c
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=list(HealthCheck))
+@given(route=st.sampled_from(ROUTES), body=BODIES)
+def test_fuzzed_json_requests_never_make_the_server_fail(fuzz_client, route, body):
+    name, verb = route
+    r = fuzz_client.post(f"/v1/models/{name}/{verb}", content=json.dumps(body), headers={"Content-Type": "application/json"})
+    assert r.status_code < 500, r.text
+    if r.status_code >= 400:
+        assert r.json()["error"]
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=list(HealthCheck))
+@given(name=st.sampled_from([n for n, _ in ROUTES]), body=V2_BODIES)
+def test_fuzzed_v2_requests_never_make_the_server_fail(fuzz_client, name, body):
+    r = fuzz_client.post(f"/v2/models/{name}/infer", content=json.dumps(body), headers={"Content-Type": "application/json"})
+    assert r.status_code < 500, r.text

@@ -278,6 +278,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-body-mb", type=float, default=32.0, help="largest request body [default: 32]")
     p.add_argument("--max-items", type=int, default=256, help="most inputs in one request [default: 256]")
     p.add_argument("--timeout", type=float, default=60.0, help="seconds one request may take [default: 60]")
+    p.add_argument("--max-length", type=int, default=10_000,
+                   help="most characters one generate request may ask for [default: 10,000]")
+    p.add_argument("--max-beam", type=int, default=16, help="widest beam one translate request may ask for [default: 16]")
     p.add_argument("--log-level", default="warning", choices=("critical", "error", "warning", "info", "debug"),
                    help="uvicorn's logging; info logs every request [default: warning]")
 
@@ -602,7 +605,8 @@ def cmd_serve(args) -> int:
     from .serving import Limits, serve
 
     for flag, value, low in (("--port", args.port, 1), ("--max-batch", args.max_batch, 1),
-                             ("--max-items", args.max_items, 1)):
+                             ("--max-items", args.max_items, 1), ("--max-length", args.max_length, 1),
+                             ("--max-beam", args.max_beam, 1)):
         if value < low or (flag == "--port" and value > 65535):
             raise ConfigError(f"{flag} must be {'from 1 to 65,535' if flag == '--port' else 'at least 1'}. "
                               f"Received: {value}.")
@@ -610,7 +614,8 @@ def cmd_serve(args) -> int:
                         ("--timeout", args.timeout)):
         if not 0 <= value < float("inf") or (flag != "--max-wait-ms" and value == 0):
             raise ConfigError(f"{flag} must be a positive number. Received: {value}.")
-    limits = Limits(args.max_body_mb, args.max_items, args.timeout, args.max_batch, args.max_wait_ms)
+    limits = Limits(args.max_body_mb, args.max_items, args.timeout, args.max_batch, args.max_wait_ms, args.max_length,
+                    args.max_beam)
     token = args.token or os.environ.get("DEEPWORKS_TOKEN") or None
     print(f"serving {', '.join(args.runs)} on http://{args.host}:{args.port} (Ctrl-C stops; GET /v1/models lists "
           f"them)", file=sys.stderr)

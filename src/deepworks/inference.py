@@ -107,8 +107,13 @@ def image_items(inputs, size: int, channels: int, limit: int, paths: bool = True
     from .data.images import IMAGE_EXTENSIONS, UnreadableImage, decode_image, image_files, images_to_nchw
     from .data.arrays import resize, set_channels
 
+    if inputs is None:
+        inputs = []
     if isinstance(inputs, (str, Path, bytes, bytearray, Image.Image, np.ndarray)) or torch.is_tensor(inputs):
         inputs = [inputs]
+    if not isinstance(inputs, (list, tuple)):
+        raise DataError(f"Cannot use a {type(inputs).__name__} as images. Expected a file path, the bytes of an image "
+                        f"file, a PIL image, an array of pixels, or a list of them.")
     items: list[tuple[str, np.ndarray]] = []
     for n, value in enumerate(inputs):
         if isinstance(value, (str, Path)) and not paths:

@@ -36,6 +36,13 @@ class Limits:
     timeout_s: float = 60.0       # one request's time in the server, queueing included
     max_batch: int = 32           # micro-batching: the most items in one forward pass
     max_wait_ms: float = 2.0      # micro-batching: the longest a batch waits for requests still arriving
+    max_length: int = 10_000      # characters one generate request may ask for
+    max_beam: int = 16            # beam width one translate request may ask for
+
+    def caps(self) -> dict[str, tuple[int, str]]:
+        """What one request may ask of any task, by option name: (the most, the flag that sets it)."""
+        return {"length": (self.max_length, "--max-length"), "n": (self.max_items, "--max-items"),
+                "beam": (self.max_beam, "--max-beam")}
 
 
 class ClientError(Exception):
@@ -124,7 +131,7 @@ def make_app(served: list[Served], token: str | None = None, limits: Limits | No
             raise ClientError(404, f"Model '{name}' is {s.task.kind} run: its route is POST /v1/models/{name}/{s.verb}. "
                                    f"Received: /{verb}.")
         inputs, raw, stream, fmt = await read_request(request, limits)
-        options = s.options(raw)
+        options = checked_options(s, raw, limits)
         items = await decode(s, inputs, options, limits, batchers.get(name))
         if stream:
             return sse_response(s, items, options)
@@ -147,6 +154,16 @@ def make_app(served: list[Served], token: str | None = None, limits: Limits | No
 
     add_v2_routes(app, by_name, batchers, limits)
     return app
+
+
+def checked_options(s: Served, raw: dict, limits: Limits) -> dict:
+    """The use's options, checked as everywhere, then held to what one request may cost on this server."""
+    options = s.options(raw)
+    for name, (most, flag) in limits.caps().items():
+        if isinstance(options.get(name), int) and options[name] > most:
+            raise ClientError(413, f"Expected {name} of at most {most:,} on this server ({flag}). Received: "
+                                   f"{options[name]:,}.")
+    return options
 
 
 def error_response(status: int, message: str):
@@ -239,9 +256,9 @@ def from_json(value):
     if isinstance(value, list) and value and is_numeric(value):
         try:
             return np.asarray(value, dtype=np.float64 if contains_float(value) else np.int64)
-        except (ValueError, OverflowError):
+        except (ValueError, TypeError, OverflowError):
             raise ClientError(400, "Expected a rectangular array of numbers (every row the same length). Received: "
-                                   "rows of different lengths.") from None
+                                   "rows of different lengths, or numbers mixed with other values.") from None
     if isinstance(value, list):
         return [from_json(v) for v in value]
     return value

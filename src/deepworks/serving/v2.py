@@ -15,7 +15,7 @@ import struct
 import numpy as np
 from fastapi import Request  # at module level: the routes' annotations are read from here
 
-from .app import ClientError, compute, decode, find
+from .app import ClientError, checked_options, compute, decode, find
 
 DATATYPES = {"BOOL": np.bool_, "UINT8": np.uint8, "UINT16": np.uint16, "UINT32": np.uint32, "UINT64": np.uint64,
              "INT8": np.int8, "INT16": np.int16, "INT32": np.int32, "INT64": np.int64, "FP16": np.float16,
@@ -66,18 +66,31 @@ def add_v2_routes(app, by_name: dict, batchers: dict, limits) -> None:
         s = find(by_name, name)
         body = await request.body()
         header, tensors = read_infer_request(body, request.headers.get("inference-header-content-length"))
-        parameters = {k: v for k, v in (header.get("parameters") or {}).items() if k not in PROTOCOL_PARAMETERS}
-        options = s.options(parameters)
+        parameters = {k: v for k, v in mapping(header.get("parameters"), "parameters").items()
+                      if k not in PROTOCOL_PARAMETERS}
+        options = checked_options(s, parameters, limits)
         inputs = next(iter(tensors.values())) if len(tensors) == 1 else tensors
         items = await decode(s, inputs, options, limits, batchers.get(name))
         results = await compute(s, items, options, limits, batchers.get(name))
         outputs = s.task.v2_outputs(results)
-        wanted = [o.get("name") for o in header.get("outputs") or []]
+        requested = header.get("outputs") or []
+        if not isinstance(requested, list):
+            raise ClientError(400, f"Expected 'outputs' to be a list of {{\"name\": ...}}. Received: a "
+                                   f"{type(requested).__name__}.")
+        wanted = [mapping(o, "each output").get("name") for o in requested]
         unknown = [w for w in wanted if w not in outputs]
         if unknown:
             raise ClientError(400, f"Model '{name}' has no output '{unknown[0]}'. Expected one of: {', '.join(outputs)}.")
         return {"model_name": name, "model_version": "1", **({"id": header["id"]} if "id" in header else {}),
                 "outputs": [tensor_json(k, v) for k, v in outputs.items() if not wanted or k in wanted]}
+
+
+def mapping(value, what: str) -> dict:
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise ClientError(400, f"Expected {what} to be an object. Received: a {type(value).__name__}.")
+    return value
 
 
 def read_infer_request(body: bytes, header_length: str | None) -> tuple[dict, dict]:
@@ -109,13 +122,19 @@ def read_tensor(spec, binary: bytes, offset: int):
         raise ClientError(400, "Expected each input to have name, shape and datatype. Received: "
                                f"{sorted(spec) if isinstance(spec, dict) else type(spec).__name__}.")
     name, shape, kind = spec["name"], spec["shape"], spec["datatype"]
+    if not isinstance(name, str) or not isinstance(kind, str):
+        raise ClientError(400, f"Expected each input's name and datatype as text. Received: {name!r}, {kind!r}.")
     if kind not in DATATYPES:
         raise ClientError(400, f"Input '{name}': expected a datatype among {', '.join(DATATYPES)}. Received: {kind!r}.")
     if not isinstance(shape, list) or not all(isinstance(d, int) and d >= 0 for d in shape):
         raise ClientError(400, f"Input '{name}': expected a shape of whole numbers. Received: {shape!r}.")
     count = int(np.prod(shape)) if shape else 1
-    size = (spec.get("parameters") or {}).get("binary_data_size")
+    if count > 2 ** 28:
+        raise ClientError(413, f"Input '{name}': shape {shape} holds {count:,} values, more than one request may send.")
+    size = mapping(spec.get("parameters"), f"input '{name}' parameters").get("binary_data_size")
     if size is not None:
+        if not isinstance(size, int) or size < 0:
+            raise ClientError(400, f"Input '{name}': expected binary_data_size in bytes. Received: {size!r}.")
         blob = binary[offset:offset + int(size)]
         if len(blob) != int(size):
             raise ClientError(400, f"Input '{name}': expected {size} bytes of binary data. Received: {len(blob)}.")
@@ -125,13 +144,14 @@ def read_tensor(spec, binary: bytes, offset: int):
         if "data" not in spec:
             raise ClientError(400, f"Input '{name}': expected 'data' (or binary data). Received: neither.")
         data = spec["data"]
-        if kind == "BYTES":
-            values = np.array([str(v) for v in np.asarray(data, dtype=object).reshape(-1)], dtype=object)
-        else:
-            try:
+        try:
+            if kind == "BYTES":
+                values = np.array([str(v) for v in np.asarray(data, dtype=object).reshape(-1)], dtype=object)
+            else:
                 values = np.asarray(data, dtype=DATATYPES[kind]).reshape(-1)
-            except (ValueError, TypeError, OverflowError):
-                raise ClientError(400, f"Input '{name}': expected {kind} numbers. Received: data that are not.") from None
+        except (ValueError, TypeError, OverflowError):
+            raise ClientError(400, f"Input '{name}': expected {kind} values in a flat or nested list. Received: data "
+                                   f"that are not.") from None
     if values.size != count:
         raise ClientError(400, f"Input '{name}': shape {shape} needs {count} values. Received: {values.size}.")
     values = values.reshape(shape)

@@ -334,9 +334,9 @@ class Translation(Task):
     def decode_inputs(self, inputs, options: dict, trusted: bool = True) -> list:
         """A sentence, or a list of sentences."""
         sentences = [inputs] if isinstance(inputs, str) else [] if inputs is None else list(inputs)
-        bad = next((s for s in sentences if not isinstance(s, str)), None)
+        bad = next((type(s) for s in sentences if not isinstance(s, str)), None)
         if bad is not None:
-            raise DataError(f"translate: each sentence must be text. Received: a {type(bad).__name__}.")
+            raise DataError(f"translate: each sentence must be text. Received: a {bad.__name__}.")
         if not sentences:
             raise DataError("translate: no sentences were given. Expected a sentence or a list of sentences.")
         if len(sentences) > self.max_items:
