@@ -126,7 +126,7 @@ def read_tensor(spec, binary: bytes, offset: int):
         raise ClientError(400, f"Expected each input's name and datatype as text. Received: {name!r}, {kind!r}.")
     if kind not in DATATYPES:
         raise ClientError(400, f"Input '{name}': expected a datatype among {', '.join(DATATYPES)}. Received: {kind!r}.")
-    if not isinstance(shape, list) or not all(isinstance(d, int) and d >= 0 for d in shape):
+    if not isinstance(shape, list) or not all(type(d) is int and d >= 0 for d in shape):
         raise ClientError(400, f"Input '{name}': expected a shape of whole numbers. Received: {shape!r}.")
     count = int(np.prod(shape)) if shape else 1
     if count > 2 ** 28:
