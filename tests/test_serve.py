@@ -184,9 +184,9 @@ def test_a_bad_request_gets_its_4xx_and_a_message_that_says_what_was_expected(cl
 
 
 def test_requests_that_arrive_together_are_answered_in_one_batch_with_the_same_answers(use_runs):
-    """While the model is busy, eight requests arrive: what the worker took first waits for the model's thread, the
-    rest queue and are then answered in one batch (two batches for eight requests, as the histogram says), and
-    each gets the answer it would have got alone."""
+    """While the model is busy, eight requests arrive: what the worker took first (if anything) waits for the model's
+    thread, the rest queue and are then answered in one batch (at most two forward passes for eight requests, as
+    the histogram says), and each gets the answer it would have got alone."""
     import threading
 
     app = build_app([str(use_runs["img"])], limits=Limits(max_batch=32, max_wait_ms=0))
@@ -215,8 +215,10 @@ def test_requests_that_arrive_together_are_answered_in_one_batch_with_the_same_a
     for got, want in zip(answers, alone):  # the same classes; a batch's sums may round differently in the last digit
         assert [p["class"] for p in got] == [p["class"] for p in want]
         assert np.allclose([p["probability"] for p in got], [p["probability"] for p in want], atol=1e-5)
-    assert 'deepworks_batch_size_count{model="img"} 2.0' in metrics
-    assert 'deepworks_batch_size_sum{model="img"} 8.0' in metrics
+    value = {line.split("{")[0]: float(line.split()[-1]) for line in metrics.splitlines()
+             if line.startswith(("deepworks_batch_size_count", "deepworks_batch_size_sum"))}
+    assert value["deepworks_batch_size_sum"] == 8  # eight images computed,
+    assert value["deepworks_batch_size_count"] <= 2  # in one or two forward passes, not eight
 
 
 def free_port() -> int:

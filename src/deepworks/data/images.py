@@ -461,4 +461,6 @@ def pixel_range(x: np.ndarray, path: Path, key: str) -> np.ndarray:
         raise DataError(f"'{path}': {key} holds values from {low:g} to {high:g}. Pixels must lie in 0..1 (floats) or "
                         f"0..255: rescale them, for example x / x.max() * 255.")
     top = 1.0 if high <= 1.0 else 255.0
+    if top == 255.0 and np.issubdtype(x.dtype, np.integer):
+        return x.astype(np.uint8)  # whole numbers in 0..255 already are pixels
     return (x.astype(np.float64) / top * 255).round().astype(np.uint8)
