@@ -32,6 +32,7 @@ from .inference import check_options
 from .loop import check_resume, fit
 from .registry import get_task, register
 
+GRADIENT_TOOLS = ("attack", "fool", "explain", "visualize", "represent")
 SHORT_NAMES = {"data": "data.source", "model": "model.name", "engine": "engine.name"}
 
 
@@ -58,6 +59,7 @@ class Trained:
     def __init__(self, run: Run, cfg: Config, task, model: torch.nn.Module, device: torch.device):
         self.run, self.cfg, self.task, self.model, self.device = run, cfg, task, model, device
         self._serving = None
+        self.imported = None  # for a model made elsewhere (deepworks import): its kind, file and origin
 
     @property
     def results(self) -> dict:
@@ -141,9 +143,13 @@ class Trained:
         return images
 
     def require(self, task: str, what: str) -> None:
+        if what in GRADIENT_TOOLS and not getattr(self.model, "differentiable", True):
+            raise DeepworksError(f"'{what}' needs the model's gradients, and '{self.run.path}' runs an imported ONNX "
+                                 f"file in ONNX Runtime, which has none. Import the model as a torch.export .pt2 "
+                                 f"program or as safetensors weights to {what} it.")
         if self.cfg.task != task:
             mine, wanted = self.task, get_task(task)
-            if what in ("attack", "fool", "explain", "visualize", "represent"):
+            if what in GRADIENT_TOOLS:
                 raise DeepworksError(f"'{what}' works on image classifiers; '{self.run.path}' is {mine.kind} run. "
                                      f"Train one with: deepworks train --data IMAGES")
             instead = f" Use '{mine.use}' instead." if mine.use else ""
@@ -155,6 +161,9 @@ class Trained:
     def examples(self, split: str = "test", data: str | None = None, progress: bool | None = False) -> tuple:
         """The run's own test (or val) split as in training, or every labelled example of another source."""
         task, meta = self.task, dict(self.task.meta)
+        if data is None and self.imported:
+            raise DeepworksError(f"'{self.run.path}' was imported ({self.imported['origin']}) and has no data of its "
+                                 f"own. Evaluate it on labelled images with --data FOLDER.")
         if data is None:
             prepared = task.prepare(progress)
             found = prepared.test if split == "test" else prepared.val
@@ -475,10 +484,14 @@ def load(run_path: str | Path, device: str = "auto", runs_dir: str | Path = "run
     except ConfigError as err:
         raise DeepworksError(f"'{run.model_file}' or '{run.config_file}' does not describe a model this version of "
                              f"deepworks can build: {err}") from None
-    model = build_to_fit(task, run)
+    from .importing import imported_model
+
+    model = imported_model(run, saved) or build_to_fit(task, run)
     dev = resolve_device(device)
     prefer_channels_last(model.to(dev)).eval()
-    return Trained(run, cfg, task, model, dev)
+    trained = Trained(run, cfg, task, model, dev)
+    trained.imported = saved.get("imported")
+    return trained
 
 
 def build_to_fit(task, run: Run) -> torch.nn.Module:

@@ -252,6 +252,23 @@ def build_parser() -> argparse.ArgumentParser:
                         "where dynamo fails or does not match torch [default: auto]")
     p.add_argument("--json", action="store_true", help="print the model card as JSON on stdout")
 
+    p = add_command(sub, "import", help="wrap a classifier trained elsewhere (ONNX, .pt2, safetensors) in a run",
+                    description="Make a run directory from a model made elsewhere, so that evaluate, predict, export "
+                                "and serve work on it (and attack and explain, except on ONNX, which has no "
+                                "gradients). The model takes float images (N, C, H, W), normalised per channel with "
+                                "--normalise (default: pixels in [0, 1]), and returns one score per class.")
+    p.add_argument("file", help="an .onnx file, a torch.export .pt2 program, or .safetensors weights of a deepworks "
+                                "architecture (with --model)")
+    p.add_argument("--task", default="image", help="the task of the model [default: image, the only one for now]")
+    p.add_argument("--classes", required=True, help="the classes of the outputs, in order: cat,dog,bird")
+    p.add_argument("--image-size", type=int, help="the side the model takes (read from the file when it says)")
+    p.add_argument("--channels", type=int, help="1 or 3 (read from the file when it says)")
+    p.add_argument("--normalise", "--normalize", dest="normalise", metavar="MEAN,STD",
+                   help="per-channel normalisation of pixels in [0, 1]: MEAN,STD or M1,M2,M3,S1,S2,S3 [default: 0,1]")
+    p.add_argument("--model", help="safetensors: the deepworks architecture the weights are for (lenet, resnet, mlp)")
+    p.add_argument("--name", help="the run's name [default: FILE-imported]")
+    p.add_argument("--runs-dir", default="runs", help="[default: runs]")
+
     p = add_command(sub, "serve", help="serve runs over HTTP: friendly JSON routes and the Open Inference Protocol (V2)",
                     formatter_class=argparse.RawDescriptionHelpFormatter, epilog=SERVE_EXAMPLES,
                     description="Serve trained runs on FastAPI + uvicorn until Ctrl-C (requests in flight are "
@@ -598,6 +615,18 @@ def cmd_export(args) -> int:
     return 0
 
 
+def cmd_import(args) -> int:
+    from .importing import import_model
+
+    trained = import_model(args.file, args.task, args.classes, args.image_size, args.normalise, args.channels,
+                           args.model, args.name, args.runs_dir)
+    meta = trained.task.meta
+    print(f"wrote {trained.run.path}: {len(meta['classes'])} classes, {meta['channels']}x{meta['image_size']}x"
+          f"{meta['image_size']} images. Try: deepworks predict {trained.run.path} IMAGE; deepworks evaluate "
+          f"{trained.run.path} --data LABELLED-FOLDER; deepworks serve {trained.run.path}")
+    return 0
+
+
 def cmd_serve(args) -> int:
     import os
 
@@ -660,7 +689,7 @@ def main(argv: list[str] | None = None) -> int:
     commands = {"train": cmd_train, "evaluate": cmd_evaluate, "predict": cmd_predict, "generate": cmd_generate,
                 "translate": cmd_translate, "sample": cmd_sample, "attack": cmd_attack, "explain": cmd_explain,
                 "visualize": cmd_visualize, "represent": cmd_represent, "audit": cmd_audit, "demo": cmd_demo,
-                "export": cmd_export, "serve": cmd_serve, "runs": cmd_runs}
+                "export": cmd_export, "import": cmd_import, "serve": cmd_serve, "runs": cmd_runs}
     try:
         from .threads import configure
 

@@ -59,6 +59,12 @@ def export_run(run_path: str | Path, format: str = "onnx", out: str | Path | Non
     if format == "onnx":
         check_onnx_runtime()
     trained = load(run_path, device="cpu", runs_dir=runs_dir)
+    kind = (trained.imported or {}).get("kind")
+    if kind in ("onnx", "pt2"):
+        raise DeepworksError(f"'{trained.run.path}' is an imported {'ONNX file' if kind == 'onnx' else 'torch.export program'} "
+                             f"({trained.imported['file']} in the run): it already runs without deepworks, and is not "
+                             f"traced again. Use that file (it takes normalised float images (N, C, H, W); the run's "
+                             f"model.json has the classes and the normalisation).")
     folder = Path(out) if out is not None else trained.run.path / "export" / format
     folder.mkdir(parents=True, exist_ok=True)
     model = trained.model.float().eval()

@@ -53,7 +53,9 @@ class Served:
         self.verb = self.task.use
         self.runtime, self.runtime_note = runtime, None
         self.model = self.trained.serving
-        if runtime == "onnx":
+        if (self.trained.imported or {}).get("kind") == "onnx":
+            self.runtime = "onnx"  # an imported ONNX file runs in ONNX Runtime whatever --runtime says
+        elif runtime == "onnx":
             self.model = self.onnx_model()
         self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"infer-{name}")  # one forward at a time
         self.ready = False

@@ -1,0 +1,282 @@
+"""`deepworks import`: a classifier trained elsewhere, wrapped in a run directory so that evaluate, predict,
+export and serve work on it (and attack and explain, where it is differentiable).
+
+Three kinds of file:
+- an ONNX file: run in ONNX Runtime (not differentiable: attacks and saliency need gradients);
+- a `torch.export` program (.pt2): run in torch, gradients and all;
+- safetensors weights of one of deepworks' own architectures (--model lenet | resnet | mlp): an ordinary run.
+
+The model takes images as deepworks gives them to its own models: float (N, C, H, W), each channel normalised with
+--normalise MEAN,STD (default 0,1: pixels in [0, 1]); it returns one score (logit) per class of --classes. A model
+whose input or output does not fit is refused with what was expected and what it has.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import shutil
+from pathlib import Path
+
+import torch
+import torch.nn as nn
+
+from .config import Config
+from .errors import ConfigError, DataError, DeepworksError
+from .run import Run, cpu_state_dict
+
+KINDS = {".onnx": "onnx", ".pt2": "pt2", ".safetensors": "safetensors"}
+
+
+class ImportedModel(nn.Module):
+    """An ONNX file or a torch.export program behind the interface deepworks' classifiers have: normalised float
+    (N, C, H, W) in, logits (N, K) out. `batch` is the graph's fixed batch size when it has one (1 for many exports):
+    larger batches are then fed through it in pieces."""
+
+    def __init__(self, path: Path, kind: str, batch: int | None = None):
+        super().__init__()
+        self.kind, self.batch, self.path = kind, batch, Path(path)
+        self.anchor = nn.Parameter(torch.zeros(0), requires_grad=False)  # says which device the model is on
+        if kind == "onnx":
+            import onnxruntime as ort
+
+            options = ort.SessionOptions()
+            options.log_severity_level = 3
+            options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+            self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+            self.input_name = self.session.get_inputs()[0].name
+        else:
+            self.program = torch.export.load(str(path)).module()
+
+    def train(self, mode: bool = True) -> "ImportedModel":
+        """Only this wrapper's flag: an imported graph keeps the mode it was exported in (a torch.export program
+        refuses train() and eval() alike)."""
+        self.training = mode
+        return self
+
+    @property
+    def differentiable(self) -> bool:
+        return self.kind != "onnx"
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.batch is not None and len(x) != self.batch:
+            parts = [self.forward_fixed(x[i:i + self.batch]) for i in range(0, len(x), self.batch)]
+            return torch.cat(parts) if parts else x.new_zeros(0, 0)
+        return self.forward_fixed(x)
+
+    def forward_fixed(self, x: torch.Tensor) -> torch.Tensor:
+        n = len(x)
+        if self.batch is not None and n < self.batch:  # the last piece, padded to the graph's batch size
+            x = torch.cat([x, x[-1:].expand(self.batch - n, *x.shape[1:])])
+        if self.kind == "onnx":
+            out = torch.from_numpy(self.session.run(None, {self.input_name: x.detach().float().cpu().numpy()})[0])
+            out = out.to(x.device)
+        else:
+            out = self.program(x.float())
+            out = out[0] if isinstance(out, (tuple, list)) else out
+        return out[:n]
+
+
+def parse_normalise(text: str | None, channels: int) -> tuple[list[float], list[float]]:
+    """'MEAN,STD' (every channel) or 'M1,M2,M3,S1,S2,S3' -> (mean, std) per channel."""
+    if text is None:
+        return [0.0] * channels, [1.0] * channels
+    try:
+        values = [float(v) for v in text.split(",")]
+    except ValueError:
+        values = []
+    if len(values) == 2:
+        values = [values[0]] * channels + [values[1]] * channels
+    if len(values) != 2 * channels or any(v <= 0 for v in values[channels:]):
+        raise ConfigError(f"--normalise takes MEAN,STD or, per channel, {channels} means then {channels} positive "
+                          f"standard deviations (pixels in [0, 1]: 0.485,0.456,0.406,0.229,0.224,0.225 for ImageNet). "
+                          f"Received: {text!r}.")
+    return values[:channels], values[channels:]
+
+
+def graph_input(file: Path, kind: str) -> tuple[list, object]:
+    """The declared input shape (dims as ints or None) of an ONNX file; a pt2 program's example shape."""
+    if kind == "onnx":
+        import onnxruntime as ort
+
+        try:
+            session = ort.InferenceSession(str(file), providers=["CPUExecutionProvider"])
+        except Exception as err:
+            raise DataError(f"'{file}' is not an ONNX model ONNX Runtime can load ({str(err).splitlines()[0][:200]}). "
+                            f"Expected an .onnx file.") from None
+        first = session.get_inputs()
+        if len(first) != 1:
+            raise DataError(f"'{file}' takes {len(first)} inputs. Expected one: the images (N, C, H, W).")
+        if "float" not in first[0].type:
+            raise DataError(f"'{file}' takes {first[0].type}. Expected float images (N, C, H, W).")
+        return [d if isinstance(d, int) else None for d in first[0].shape], session
+    try:
+        program = torch.export.load(str(file))
+    except Exception as err:
+        raise DataError(f"'{file}' is not a torch.export program ({str(err).splitlines()[0][:200]}). Expected a .pt2 "
+                        f"file written by torch.export.save.") from None
+    args = program.example_inputs[0] if program.example_inputs else ()
+    shape = list(args[0].shape) if args else []
+    return [int(d) if isinstance(d, int) else None for d in shape], program
+
+
+def import_model(file: str | Path, task: str = "image", classes: list[str] | str | None = None,
+                 image_size: int | None = None, normalise: str | None = None, channels: int | None = None,
+                 model: str | None = None, name: str | None = None, runs_dir: str | Path = "runs"):
+    """Wrap a model made elsewhere in a run directory (see the module); returns it loaded, as dw.load would."""
+    from .api import load
+
+    file = Path(file)
+    if task != "image":
+        raise ConfigError(f"deepworks import takes image classifiers (--task image). Received: --task {task}.")
+    if not file.is_file():
+        raise DataError(f"No such file '{file}'. Expected an .onnx, .pt2 or .safetensors file.")
+    kind = KINDS.get(file.suffix.lower())
+    if kind is None:
+        raise DataError(f"'{file}' is not a model file deepworks can import. Expected an .onnx file, a torch.export "
+                        f".pt2 program, or .safetensors weights of a deepworks architecture (with --model).")
+    classes = [c.strip() for c in classes.split(",")] if isinstance(classes, str) else list(classes or [])
+    if len(classes) < 2 or any(not c for c in classes) or len(set(classes)) != len(classes):
+        raise ConfigError(f"--classes names the model's outputs in order, at least two, each once: --classes "
+                          f"cat,dog,bird. Received: {','.join(classes) or 'none'}.")
+    if kind == "safetensors":
+        return import_weights(file, classes, image_size, normalise, channels, model, name, runs_dir)
+    if model is not None:
+        raise ConfigError(f"--model is for safetensors weights of a deepworks architecture; '{file.name}' carries its "
+                          f"own graph. Leave --model out.")
+    shape, _ = graph_input(file, kind)
+    size, channels, batch = check_input_shape(file, shape, image_size, channels)
+    mean, std = parse_normalise(normalise, channels)
+    wrapped = ImportedModel(file, kind, batch)
+    check_output(wrapped, file, channels, size, classes)
+    if batch is None:
+        try:
+            wrapped(torch.zeros(2, channels, size, size))
+        except Exception:
+            batch = 1  # the graph was traced at batch 1 and kept it
+    run = new_run(runs_dir, name or f"{file.stem}-imported")
+    target = run.path / f"imported.{kind}"
+    shutil.copyfile(file, target)
+    meta = {"classes": classes, "channels": channels, "image_size": size, "mean": mean, "std": std,
+            "source": f"imported from {file.name}"}
+    imported = {"kind": kind, "file": target.name, "sha256": sha256_of(target), "origin": str(file.resolve()),
+                "batch": batch}
+    write_run(run, None, meta, imported)
+    return load(run.path)
+
+
+def check_input_shape(file: Path, shape: list, image_size: int | None, channels: int | None) -> tuple[int, int, int | None]:
+    """(image size, channels, fixed batch or None) from the graph's input (N, C, H, W), with the flags' help."""
+    if len(shape) != 4:
+        raise DataError(f"'{file}' takes inputs of shape {shape}. Expected images (N, C, H, W).")
+    batch, c, h, w = shape
+    c = c if c is not None else channels
+    if c not in (1, 3):
+        raise DataError(f"'{file}' takes {c} channels (N, C, H, W): {shape}. Expected 1 (grey) or 3 (colour) "
+                        f"channels first; give --channels when the graph leaves it open.")
+    if channels is not None and channels != c:
+        raise DataError(f"'{file}' takes {c} channels, and --channels says {channels}. Leave --channels out.")
+    if h is not None and w is not None and h != w:
+        raise DataError(f"'{file}' takes {h}x{w} images. Expected square images (H = W).")
+    size = h if h is not None else image_size
+    if size is None:
+        raise ConfigError(f"'{file}' accepts any image size; say which it was trained at with --image-size N.")
+    if image_size is not None and image_size != size:
+        raise DataError(f"'{file}' takes {size}x{size} images, and --image-size says {image_size}. Leave "
+                        f"--image-size out.")
+    return int(size), int(c), (int(batch) if batch is not None and batch > 1 else batch)
+
+
+def check_output(model: nn.Module, file: Path, channels: int, size: int, classes: list[str]) -> None:
+    try:
+        with torch.no_grad():
+            out = model(torch.zeros(1, channels, size, size))
+    except Exception as err:
+        raise DataError(f"'{file}' could not be run on one {channels}x{size}x{size} image "
+                        f"({str(err).splitlines()[0][:200]}). Expected a classifier of (N, C, H, W) images.") from None
+    if out.dim() != 2 or out.shape[1] != len(classes):
+        raise DataError(f"'{file}' gives outputs of shape {tuple(out.shape)} for one image. Expected (1, "
+                        f"{len(classes)}): one score per class of --classes ({len(classes)} given).")
+
+
+def import_weights(file: Path, classes: list[str], image_size: int | None, normalise: str | None,
+                   channels: int | None, model: str | None, name: str | None, runs_dir):
+    """Safetensors weights of a deepworks architecture: built, filled (every tensor by name and shape), saved as a run."""
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    from .api import load
+    from .models import IMAGE_MODELS, build_image_classifier
+
+    if model not in IMAGE_MODELS:
+        raise ConfigError(f"Safetensors weights need the architecture they belong to: --model "
+                          f"{' | '.join(IMAGE_MODELS)}. Received: {model or 'none'}.")
+    if image_size is None or channels is None:
+        raise ConfigError("Safetensors weights do not say the image size or channels: give --image-size N and "
+                          "--channels 1 or 3.")
+    try:
+        state = load_file(file)
+    except (SafetensorError, OSError, ValueError) as err:
+        raise DataError(f"'{file}' is damaged or not a safetensors file ({err}).") from None
+    cfg = Config()
+    cfg.task, cfg.model.name = "image", model
+    net = build_image_classifier(cfg.model, channels, image_size, len(classes))
+    wanted = net.state_dict()
+    missing = [k for k in wanted if k not in state]
+    wrong = [f"{k} {tuple(state[k].shape)} where {model} has {tuple(v.shape)}" for k, v in wanted.items()
+             if k in state and state[k].shape != v.shape]
+    extra = [k for k in state if k not in wanted]
+    if missing or wrong or extra:
+        raise DataError(f"'{file}' does not fit a {model} for {channels}x{image_size}x{image_size} images and "
+                        f"{len(classes)} classes: " + "; ".join(part for part in (
+                            f"missing {', '.join(missing[:3])}" if missing else "",
+                            f"shapes differ: {', '.join(wrong[:3])}" if wrong else "",
+                            f"unexpected {', '.join(extra[:3])}" if extra else "") if part) + ".")
+    net.load_state_dict(state)
+    mean, std = parse_normalise(normalise, channels)
+    run = new_run(runs_dir, name or f"{file.stem}-imported")
+    meta = {"classes": classes, "channels": channels, "image_size": image_size, "mean": mean, "std": std,
+            "source": f"imported from {file.name}"}
+    cfg.data.image_size, cfg.data.channels = image_size, channels
+    card = write_run(run, cfg, meta, {"kind": "safetensors", "origin": str(file.resolve()), "sha256": sha256_of(file)})
+    run.save_weights(cpu_state_dict(net), card=card)
+    return load(run.path)
+
+
+def new_run(runs_dir, name: str) -> Run:
+    Run.make_runs_dir(runs_dir)
+    return Run.create(runs_dir, name)
+
+
+def write_run(run: Run, cfg: Config | None, meta: dict, imported: dict) -> dict:
+    """config.yaml, model.json and results.json of an imported run (nothing was trained, nothing tested yet)."""
+    if cfg is None:
+        cfg = Config()
+        cfg.task = "image"
+    cfg.name, cfg.runs_dir = run.name, str(run.path.parent)
+    cfg.data.source, cfg.data.image_size, cfg.data.channels = None, meta["image_size"], meta["channels"]
+    cfg.save(run.config_file)
+    card = {"format": 1, "task": "image", "model": dataclasses.asdict(cfg.model), "meta": meta, "imported": imported}
+    run.write_json(run.model_file, card)
+    run.write_json(run.results_file, {"task": "image", "test": {}, "baseline": None, "imported": imported,
+                                      "fit": None, "parameters": None, "splits": None})
+    return card
+
+
+def sha256_of(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def imported_model(run: Run, saved: dict) -> nn.Module | None:
+    """The model of an imported ONNX or pt2 run (None for other runs: they are built from their weights)."""
+    info = saved.get("imported") or {}
+    if info.get("kind") not in ("onnx", "pt2"):
+        return None
+    path = run.path / info["file"]
+    if not path.is_file():
+        raise DeepworksError(f"'{path}' is missing: the run was imported from {info.get('origin')}. Import it again.")
+    return ImportedModel(path, info["kind"], info.get("batch"))
