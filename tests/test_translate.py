@@ -76,10 +76,62 @@ def test_beam_search_of_width_one_is_greedy_decoding(reversal):
 
     beam1 = []
     for s in sentences:
-        ids, _ = task.beam_search(model, encode([tok(s)], task.vocab("src"), False), 1, 0.6, 20)
+        [(ids, _)] = task.beam_search(model, encode([tok(s)], task.vocab("src"), False), 1, 0.6, 20)
         beam1.append([task.meta["tgt_vocab"][i] for i in ids])
     assert beam1 == greedy == src
     assert len(trained.translate(sentences, beam=4)) == 4
+
+
+def beam_search_one_at_a_time(task, model, src, beam, alpha, max_steps):
+    """The reference: beam search of one sentence with Python lists of hypotheses (what translate did before the
+    search was batched)."""
+    from deepworks.data.pairs import BOS, EOS
+    from deepworks.models.seq2seq import reorder_state
+
+    bos, eos = task.vocab("tgt")[BOS], task.vocab("tgt")[EOS]
+    enc = model.encode(src)
+    live, state, finished = [(0.0, [], [])], enc["state"], []
+    for _ in range(max_steps):
+        k = len(live)
+        expanded = {key: (v.expand(k, *v.shape[1:]) if torch.is_tensor(v) else v) for key, v in enc.items()
+                    if key != "state"}
+        prev = torch.tensor([h[1][-1] if h[1] else bos for h in live])
+        logits, state, w = model.step(prev, state, expanded)
+        scores, tokens = logits.float().log_softmax(1).topk(beam, 1)
+        candidates = sorted(((live[i][0] + float(scores[i, j]), i, int(tokens[i, j])) for i in range(k)
+                             for j in range(beam)), key=lambda c: -c[0])
+        next_live, keep = [], []
+        for score, i, token in candidates:
+            attn = live[i][2] + [w[i].float().numpy()]
+            if token == eos:
+                finished.append((score / ((5 + len(live[i][1]) + 1) / 6) ** alpha, live[i][1], attn))
+            else:
+                next_live.append((score, live[i][1] + [token], attn))
+                keep.append(i)
+            if len(next_live) == beam:
+                break
+        if len(finished) >= beam or not next_live:
+            break
+        live = next_live
+        state = reorder_state(state, torch.tensor(keep))
+    if not finished:
+        finished = [(score / ((5 + len(t)) / 6) ** alpha, t, a) for score, t, a in live]
+    return max(finished, key=lambda f: f[0])[1]
+
+
+@pytest.mark.parametrize("model", ["gru", "transformer"])
+def test_batched_beam_search_finds_what_one_sentence_at_a_time_finds(reversal, model):
+    from deepworks.tasks.translate import encode, trim
+
+    trained = tiny(data=reversal, model=model, epochs=1, name=f"beam-{model}", **({"depth": 1} if model != "gru" else {}))
+    task, net = trained.task, trained.model
+    sentences = ["a b c", "d e f g h", "a a b b", "h", "c c c c c c", "b"]
+    src = trim(encode([tokenize(s) for s in sentences], task.vocab("src"), False))
+    with torch.no_grad():
+        for beam in (2, 4):
+            batched = [ids for ids, _ in task.beam_search(net, src, beam, 0.6, 20)]
+            alone = [beam_search_one_at_a_time(task, net, src[i:i + 1], beam, 0.6, 20) for i in range(len(src))]
+            assert batched == alone
 
 
 def test_bleu_of_a_perfect_translation_is_100_and_a_wrong_one_is_low():
@@ -201,7 +253,8 @@ def test_a_small_transformer_learns_to_reverse_and_its_beam_of_one_is_greedy(rev
 
     for sentence in ["a b c d e", "h g f", "c"]:
         greedy = trained.translate(sentence)[0]
-        ids, attention = task.beam_search(model, encode([tokenize(sentence)], task.vocab("src"), False), 1, 0.6, 20)
+        [(ids, attention)] = task.beam_search(model, encode([tokenize(sentence)], task.vocab("src"), False), 1, 0.6,
+                                              20)
         assert [task.meta["tgt_vocab"][i] for i in ids] == greedy["tokens"]
         assert attention.shape == greedy["attention"].shape
     assert trained.translate("a b c d e", beam=4)[0]["translation"] == "e d c b a"

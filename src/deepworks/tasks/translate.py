@@ -236,45 +236,71 @@ class Translation(Task):
 
     @torch.no_grad()
     def beam_search(self, model: nn.Module, src: torch.Tensor, beam: int, alpha: float,
-                    max_steps: int) -> tuple[list[int], np.ndarray]:
-        """One sentence (1, S): the best hypothesis by log-probability / ((5 + length) / 6) ** alpha (Wu et al. 2016)."""
+                    max_steps: int) -> list[tuple[list[int], np.ndarray]]:
+        """Beam search for a batch of sentences at once: the `beam` hypotheses of every sentence are rows of one
+        decoder batch, so each step is one forward pass however many sentences there are. Each hypothesis proposes
+        its `beam` likeliest next words; per sentence the best of those continue, and a hypothesis that writes </s>
+        is finished with the score log-probability / ((5 + length) / 6) ** alpha (Wu et al. 2016). A sentence is
+        done when it has `beam` finished hypotheses, or nothing left to continue. Returns, per sentence, the best
+        hypothesis's ids and its attention weights (T, S)."""
         bos, eos = self.vocab("tgt")[BOS], self.vocab("tgt")[EOS]
+        n, device = len(src), src.device
         enc = model.encode(src)
-        live = [(0.0, [], [])]  # (log-probability, tokens, attention rows)
-        state, finished = enc["state"], []
+        rows = torch.arange(n, device=device).repeat_interleave(beam)  # hypothesis row -> its sentence
+        enc_rows = {k: (v.index_select(0, rows) if torch.is_tensor(v) else v) for k, v in enc.items() if k != "state"}
+        state = reorder_state(enc["state"], rows)
+        scores = [[0.0] + [float("-inf")] * (beam - 1) for _ in range(n)]  # one live hypothesis to start from
+        tokens = torch.zeros(n * beam, 0, dtype=torch.long)
+        attention = torch.zeros(n * beam, 0, src.shape[1])
+        prev = torch.full((n * beam,), bos, dtype=torch.long, device=device)
+        finished: list[list[tuple]] = [[] for _ in range(n)]
+        live: list[list[int]] = [[b * beam] for b in range(n)]  # rows of each sentence's live hypotheses
+        done = [False] * n
 
-        def penalty(n: int) -> float:
-            return ((5 + n) / 6) ** alpha
+        def penalty(length: int) -> float:
+            return ((5 + length) / 6) ** alpha
 
         for _ in range(max_steps):
-            k = len(live)
-            expanded = {key: (v.expand(k, *v.shape[1:]) if torch.is_tensor(v) else v) for key, v in enc.items()
-                        if key != "state"}
-            prev = torch.tensor([h[1][-1] if h[1] else bos for h in live], device=src.device)
-            logits, state, w = model.step(prev, state, expanded)
-            logp = logits.float().log_softmax(1)
-            scores, tokens = logp.topk(beam, 1)
-            candidates = sorted(((live[i][0] + float(scores[i, j]), i, int(tokens[i, j]))
-                                 for i in range(k) for j in range(beam)), key=lambda c: -c[0])
-            next_live, keep = [], []
-            for score, i, token in candidates:
-                attn = live[i][2] + [w[i].float().cpu().numpy()]
-                if token == eos:
-                    finished.append((score / penalty(len(live[i][1]) + 1), live[i][1], attn))
-                else:
-                    next_live.append((score, live[i][1] + [token], attn))
-                    keep.append(i)
-                if len(next_live) == beam:
-                    break
-            if len(finished) >= beam or not next_live:
+            logits, state, w = model.step(prev, state, enc_rows)
+            w = w.float().cpu()
+            top_scores, top_tokens = logits.float().log_softmax(1).topk(beam, 1)
+            top_scores, top_tokens = top_scores.cpu().tolist(), top_tokens.cpu().tolist()
+            parents, words = [], []
+            for b in range(n):
+                kept = []
+                if not done[b]:
+                    candidates = sorted(((scores[b][r - b * beam] + top_scores[r][j], r, top_tokens[r][j])
+                                         for r in live[b] for j in range(beam)), key=lambda c: -c[0])
+                    for score, r, token in candidates:
+                        if token == eos:
+                            finished[b].append((score / penalty(tokens.shape[1] + 1), tokens[r].tolist(),
+                                                torch.cat([attention[r], w[r:r + 1]])))
+                        else:
+                            kept.append((score, r, token))
+                        if len(kept) == beam:
+                            break
+                    if len(finished[b]) >= beam or not kept:
+                        done[b], kept = True, []
+                kept += [(float("-inf"), b * beam, bos)] * (beam - len(kept))  # unused rows keep the batch whole
+                scores[b] = [k[0] for k in kept]
+                live[b] = [b * beam + i for i, k in enumerate(kept) if k[0] > float("-inf")]
+                parents += [k[1] for k in kept]
+                words += [k[2] for k in kept]
+            if all(done):
                 break
-            live = next_live
-            index = torch.tensor(keep, device=src.device)
-            state = reorder_state(state, index)
-        if not finished:
-            finished = [(score / penalty(len(tokens)), tokens, attn) for score, tokens, attn in live]
-        _, tokens, attn = max(finished, key=lambda f: f[0])
-        return tokens, np.stack(attn)[:, :int((src != 0).sum())]
+            index = torch.tensor(parents)
+            tokens = torch.cat([tokens[index], torch.tensor(words)[:, None]], 1)
+            attention = torch.cat([attention[index], w[index][:, None]], 1)
+            state = reorder_state(state, index.to(device))
+            prev = torch.tensor(words, device=device)
+        out = []
+        for b in range(n):
+            if not finished[b]:  # the step limit came first: the live hypotheses are all there is
+                finished[b] = [(scores[b][r - b * beam] / penalty(tokens.shape[1]), tokens[r].tolist(), attention[r])
+                               for r in live[b]]
+            _, ids, attn = max(finished[b], key=lambda f: f[0])
+            out.append((ids, attn.numpy()[:, :int((src[b] != 0).sum())]))
+        return out
 
     def translate(self, model: nn.Module, sentences: list[str], device: torch.device, beam: int = 1,
                   alpha: float = 0.6, batch_size: int = 128) -> list[dict]:
@@ -312,7 +338,7 @@ class Translation(Task):
                 if beam == 1:
                     decoded = self.greedy(model, src, max_steps)
                 else:
-                    decoded = [self.beam_search(model, src[j:j + 1], beam, alpha, max_steps) for j in range(len(src))]
+                    decoded = self.beam_search(model, src, beam, alpha, max_steps)
                 for j, (ids, attn) in enumerate(decoded):
                     words = [tgt_vocab[k] for k in ids]
                     results.append({"source": sentences[i + j], "translation": self.join(words),
