@@ -313,6 +313,7 @@ def decode_section() -> dict:
     path = SHARED_DATA / "multi30k" / "test_2016_flickr.de.gz"
     if not path.exists():
         return {"skipped": f"{path} is not here"}
+    torch.set_num_threads(int(os.environ["DEEPWORKS_THREADS"]))  # what the other sections' loads may have changed
     sources = [line.split() for line in gzip.open(path, "rt", encoding="utf-8").read().splitlines()][:1000]
     torch.manual_seed(0)
     model = TransformerSeq2Seq(7882, 5898, 256, 8, 3, 512, 0.1, 52, True).eval()
@@ -342,7 +343,7 @@ def decode_section() -> dict:
             out.append(prev)
         return torch.stack(out, 1)
 
-    result = {"sentences": len(sources), "batch": 128, "load_before": load_average()}
+    result = {"sentences": len(sources), "batch": 128, "threads": torch.get_num_threads(), "load_before": load_average()}
     tokens = {}
     for cached in (True, False):
         t0 = time.perf_counter()

@@ -106,7 +106,11 @@ class Trained:
                seed: int | None = None):
         """Text runs: the sampled characters one at a time, as they are made (the prime is not repeated)."""
         self.require("text", "generate")
-        return self.task.stream(self.model, prime, length, temperature, top_k, seed, self.device)
+        task = self.task
+        options = check_options(task.use_options, {"length": length, "temperature": temperature, "top_k": top_k,
+                                                   "seed": seed}, task.use)
+        parts = task.infer_stream(self.serving, task.decode_inputs(prime, options), self.device, options)
+        return (part["token"] for part in parts if "token" in part)
 
     def translate(self, sentences: list[str] | str, beam: int = 1, length_penalty: float = 0.6) -> list[dict]:
         """Translation runs: [{'source', 'translation', 'tokens', 'source_tokens', 'attention'}] per sentence."""

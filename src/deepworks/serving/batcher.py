@@ -51,6 +51,15 @@ class Batcher:
                 pass
 
     async def submit(self, items: list, options: dict) -> list:
+        if not self.queue and self.running == 0 and self.arriving == 0:  # alone: straight to the model, no hand-over
+            self.running = len(items)
+            self.on_batch(len(items))
+            try:
+                return await asyncio.get_running_loop().run_in_executor(self.executor, self.run_batch, items, options)
+            finally:
+                self.running = 0
+                if self.queue:
+                    self.wake.set()
         future = asyncio.get_running_loop().create_future()
         self.queue.append(Job(items, tuple(sorted(options.items(), key=lambda kv: kv[0])), options, future))
         self.wake.set()
@@ -58,7 +67,7 @@ class Batcher:
 
     async def work(self) -> None:
         while True:
-            if not self.queue:
+            if not self.queue or self.running:  # (a lone request going straight through wakes this when it is done)
                 self.wake.clear()
                 await self.wake.wait()
                 continue

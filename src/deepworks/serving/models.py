@@ -66,10 +66,9 @@ class Served:
         tasks whose use is a loop over several graphs (text, translation) stay in torch, and say so."""
         from ..exporting import export_run, read_card, weights_digest
 
-        graphs = self.task.export_graphs(self.trained.model)
-        if len(graphs) != 1:
+        if self.trained.serving is self.trained.model:  # the task's use is a loop around the model, not one graph
             self.runtime = "torch"
-            self.runtime_note = (f"{self.task.kind} run is a loop over {len(graphs)} graphs, which is served from torch; "
+            self.runtime_note = (f"{self.task.kind} run is a loop over its model's steps, which is served from torch; "
                                  f"--runtime onnx serves one-graph models (image classifiers, GAN generators)")
             return self.trained.serving
         folder = self.trained.run.path / "export" / "onnx"
