@@ -67,7 +67,17 @@ def cases(data: dict) -> dict:
 
 
 def digest(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()[:16] if path.exists() else None
+    """The weights' names and bytes, not the file's: a weights file's metadata (the model card it carries since the
+    export work) is not the weights."""
+    if not path.exists():
+        return None
+    from safetensors.torch import load_file
+
+    state, h = load_file(path), hashlib.sha256()
+    for name in sorted(state):
+        h.update(name.encode())
+        h.update(state[name].contiguous().numpy().tobytes())
+    return h.hexdigest()[:16]
 
 
 def train_all() -> dict:
