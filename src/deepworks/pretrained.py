@@ -89,3 +89,91 @@ def load_pretrained(net: nn.Module, model: str) -> dict:
                              f"{', '.join(wrong[:4])}. Reinstall the package, or report this as a bug.")
     net.load_state_dict(loaded, strict=False)
     return {"loaded": len(loaded), "of": len(state), "new": new}
+
+
+# --- --init-from: weights from a file, matched by name and shape -------------------------------------------------
+def timm_lite0_names() -> dict[str, str]:
+    """timm's tf_efficientnet_lite0 names -> deepworks' (the wheel's), module prefix by module prefix: the stem and
+    head by name; block i of stage s as blocks.s.i (its first stage has no expansion convolution)."""
+    from .models.efficientnet import STAGES
+
+    names = {"conv_stem": "_conv_stem", "bn1": "_bn0", "conv_head": "_conv_head", "bn2": "_bn1", "classifier": "_fc"}
+    n = 0
+    for s, (repeats, _, _, expand, _) in enumerate(STAGES):
+        for i in range(repeats):
+            ours, theirs = f"_blocks.{n}.", f"blocks.{s}.{i}."
+            parts = ({"conv_dw": "_depthwise_conv", "bn1": "_bn1", "conv_pw": "_project_conv", "bn2": "_bn2"}
+                     if expand == 1 else
+                     {"conv_pw": "_expand_conv", "bn1": "_bn0", "conv_dw": "_depthwise_conv", "bn2": "_bn1",
+                      "conv_pwl": "_project_conv", "bn3": "_bn2"})
+            names.update({theirs + a: ours + b for a, b in parts.items()})
+            n += 1
+    return names
+
+
+FOREIGN_NAMES = {"timm tf_efficientnet_lite0": timm_lite0_names}
+
+
+def read_weights(path: Path) -> dict[str, torch.Tensor]:
+    """Tensors from a .safetensors file, or a .pth/.pt state dict read with weights_only=True (never a pickle of
+    code); a {'state_dict': ...} or {'model': ...} wrapper is opened."""
+    if not path.is_file():
+        raise ConfigError(f"--init-from: no such file '{path}'. Expected a .safetensors or .pth file of weights.")
+    if path.suffix == ".safetensors":
+        from .run import read_safetensors
+
+        return read_safetensors(path)
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # a pickle that holds more than tensors, or not a torch file at all
+        raise ConfigError(f"--init-from: '{path}' cannot be read as weights ({str(err).splitlines()[0][:200]}). "
+                          f"Expected a state dict saved with torch.save, or a .safetensors file.") from None
+    for key in ("state_dict", "model"):
+        if isinstance(state, dict) and isinstance(state.get(key), dict):
+            state = state[key]
+    if not isinstance(state, dict) or not all(torch.is_tensor(v) for v in state.values()):
+        raise ConfigError(f"--init-from: '{path}' holds no state dict of tensors.")
+    return state
+
+
+def renamed(state: dict, own: dict) -> tuple[dict, str]:
+    """The file's tensors under deepworks' names: as they are, or through the foreign naming that matches most."""
+    best, how = state, "deepworks' names"
+    score = sum(k in own for k in state)
+    for name, mapping in FOREIGN_NAMES.items():
+        prefixes = mapping()
+        out = {}
+        for key, value in state.items():
+            module, _, leaf = key.rpartition(".")
+            out[f"{prefixes.get(module, module)}.{leaf}"] = value
+        matched = sum(k in own for k in out)
+        if matched > score:
+            best, how, score = out, f"{name} names", matched
+    return best, how
+
+
+def head_of(net: nn.Module) -> str:
+    """The prefix of the model's last linear layer: the head, which may be new for the run's classes."""
+    last = [name for name, m in net.named_modules() if isinstance(m, nn.Linear)]
+    return f"{last[-1]}." if last else "\0"
+
+
+def load_init_from(net: nn.Module, path: str | Path, allow_partial: bool = False) -> dict:
+    """Start `net` from a file's weights, matched by name and shape (see renamed). All but the head must be found
+    unless allow_partial: a silently partial load trains something else than the user thinks."""
+    path = Path(path)
+    own = net.state_dict()
+    state, how = renamed(read_weights(path), own)
+    loaded = {k: v for k, v in state.items() if k in own and tuple(own[k].shape) == tuple(v.shape)}
+    head = head_of(net)
+    new = [k for k in own if k not in loaded]
+    missing = [k for k in new if not k.startswith(head)]
+    if missing and not allow_partial:
+        wrong = [f"{k} {tuple(state[k].shape)} where the model has {tuple(own[k].shape)}" for k in missing if k in state]
+        raise ConfigError(f"--init-from '{path}' gives {len(loaded)} of the model's {len(own)} tensors (read with "
+                          f"{how}); missing: {', '.join(missing[:4])}{' ...' if len(missing) > 4 else ''}"
+                          + (f"; shapes differ: {', '.join(wrong[:2])}" if wrong else "")
+                          + ". Expected weights of this --model. Add --allow-partial to start the rest from scratch.")
+    net.load_state_dict(loaded, strict=False)
+    return {"file": str(path), "sha256": hashlib.sha256(path.read_bytes()).hexdigest(), "names": how,
+            "loaded": len(loaded), "of": len(own), "new": new}
