@@ -148,3 +148,16 @@ def test_init_from_a_run_of_deepworks_and_a_partial_file_refused_unless_allowed(
     (tmp_path / "code.pth").write_bytes(b"not a pickle of tensors")
     with pytest.raises(ConfigError, match="--init-from: '.*code.pth' cannot be read as weights"):
         dw.train(data=str(image_folder), model="lenet", epochs=1, progress=False, init_from=str(tmp_path / "code.pth"))
+
+
+def test_freeze_trains_only_the_head_and_keeps_the_bodys_weights_and_batch_norm_statistics(image_folder):
+    trained = dw.train(data=str(image_folder), model="resnet", depth=8, width=8, freeze=True, epochs=2,
+                       progress=False)
+    torch.manual_seed(trained.cfg.seed)  # the run's model started as this one
+    start = trained.task.build_model().state_dict()
+    after = trained.model.state_dict()
+    body = [k for k in start if not k.startswith("head.3.")]
+    assert any("running_mean" in k for k in body)
+    for k in body:
+        assert torch.equal(after[k].cpu(), start[k]), k  # weights and batch-norm statistics
+    assert not torch.equal(after["head.3.weight"].cpu(), start["head.3.weight"])  # the head learned

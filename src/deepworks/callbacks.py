@@ -283,6 +283,24 @@ class Checkpoint:
         trainer.save_checkpoint()
 
 
+class FrozenBody:
+    """--freeze: only the model's last layer (its head) learns. The rest keeps its weights (no gradients are taken
+    for them) and its batch-norm statistics (kept in eval mode, which matters with a few hundred images in small
+    batches): the cheap first stage of fine-tuning pretrained weights, several times faster per step."""
+
+    def on_fit_start(self, trainer) -> None:
+        from .models import head_name
+
+        self.head = head_name(trainer.model)
+        for name, p in trainer.model.named_parameters():
+            p.requires_grad_(name.startswith(self.head))
+
+    def on_epoch_start(self, trainer) -> None:
+        for name, m in trainer.model.named_modules():
+            if name and not (name + ".").startswith(self.head) and not list(m.children()):
+                m.eval()
+
+
 class StopButton:
     """Stop a run from another thread (a web UI's stop button): `button.press()`; the run stops after the current
     step, checkpointed, and is tested and reported on the weights so far. `--resume` goes on from there.

@@ -138,6 +138,9 @@ class ModelConfig:
                                           "(read without running code), matched by name and shape; timm's "
                                           "tf_efficientnet_lite0 names are read too. All but the last layer must "
                                           "be found.")
+    freeze: bool = setting(False, "Train only the last layer; the rest keeps its weights and batch-norm statistics "
+                                  "(with --pretrained or --init-from: fine-tuning's cheap first stage, several times "
+                                  "faster per step).")
     allow_partial: bool = setting(False, "With --init-from: start what the file does not have from scratch, "
                                          "instead of refusing.")
 

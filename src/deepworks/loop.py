@@ -31,8 +31,8 @@ import torch
 import torch.nn as nn
 
 from .batches import BatchSource, TensorBatches, epoch_order, steps_per_epoch
-from .callbacks import (BestWeights, Callbacks, Checkpoint, CtrlC, DivergenceGuard, MetricsLog, ProgressBar,
-                        TensorBoard, WeightAverage, better, ema_with_warmup)
+from .callbacks import (BestWeights, Callbacks, Checkpoint, CtrlC, DivergenceGuard, FrozenBody, MetricsLog,
+                        ProgressBar, TensorBoard, WeightAverage, better, ema_with_warmup)
 from .config import Config, TrainConfig
 from .engine import Engine, resolve_device
 from .errors import DeepworksError, Interrupted
@@ -132,6 +132,8 @@ def default_callbacks(task, cfg: Config, validate: bool, progress: bool | None, 
            MetricsLog(), BestWeights(monitor, task.monitor_mode(monitor), t.patience)]
     if t.tensorboard:
         own.append(TensorBoard())
+    if cfg.model.freeze:
+        own.append(FrozenBody())
     return own + list(extra or []) + [Checkpoint()]
 
 
@@ -235,8 +237,8 @@ class Trainer:
             self.task.start_epoch()
             self.engine.start_epoch(self.cfg.seed, self.epoch)
         self._weights = None
-        self.callbacks("on_epoch_start", self)
         self.model.train()
+        self.callbacks("on_epoch_start", self)  # after train(): a callback may keep parts in eval mode
         self.t0, self.seen = time.perf_counter(), 0
         for batch, size in self.source.batches(self.epoch, self.step, self.engine):
             self.lr = self.optimizers[0].param_groups[0]["lr"]  # the rate this step uses, before the schedule moves it

@@ -137,12 +137,6 @@ def renamed(state: dict, own: dict) -> tuple[dict, str]:
     return best, how
 
 
-def head_of(net: nn.Module) -> str:
-    """The prefix of the model's last linear layer: the head, which may be new for the run's classes."""
-    last = [name for name, m in net.named_modules() if isinstance(m, nn.Linear)]
-    return f"{last[-1]}." if last else "\0"
-
-
 def load_init_from(net: nn.Module, path: str | Path, allow_partial: bool = False) -> dict:
     """Start `net` from a file's weights, matched by name and shape (see renamed). All but the head must be found
     unless allow_partial: a silently partial load trains something else than the user thinks."""
@@ -150,7 +144,9 @@ def load_init_from(net: nn.Module, path: str | Path, allow_partial: bool = False
     own = net.state_dict()
     state, how = renamed(read_weights(path), own)
     loaded = {k: v for k, v in state.items() if k in own and tuple(own[k].shape) == tuple(v.shape)}
-    head = head_of(net)
+    from .models import head_name
+
+    head = head_name(net)
     new = [k for k in own if k not in loaded]
     missing = [k for k in new if not k.startswith(head)]
     if missing and not allow_partial:

@@ -68,6 +68,12 @@ def prefer_channels_last(model: nn.Module) -> nn.Module:
     return model
 
 
+def head_name(model: nn.Module) -> str:
+    """The prefix of the model's last linear layer ('_fc.', 'head.3.'): its head, new for a run's own classes."""
+    last = [name for name, m in model.named_modules() if isinstance(m, nn.Linear)]
+    return f"{last[-1]}." if last else "\0"
+
+
 def count_parameters(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
 
