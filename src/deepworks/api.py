@@ -77,11 +77,16 @@ class Trained:
             self._serving = self.task.serving_model(self.model).to(self.device)
         return self._serving
 
-    def infer(self, inputs=None, **options) -> tuple[list, dict]:
-        """(native answers, the checked options): the task's decode_inputs and infer."""
+    def decoded(self, inputs=None, **options) -> tuple[list, dict]:
+        """(the task's items, the checked options): what infer and stream both start from."""
         task = self.task
         options = check_options(task.use_options, options, task.use or "use")
-        return task.infer(self.serving, task.decode_inputs(inputs, options), self.device, options), options
+        return task.decode_inputs(inputs, options), options
+
+    def infer(self, inputs=None, **options) -> tuple[list, dict]:
+        """(native answers, the checked options): the task's decode_inputs and infer."""
+        items, options = self.decoded(inputs, **options)
+        return self.task.infer(self.serving, items, self.device, options), options
 
     def __call__(self, inputs=None, **options) -> list[dict]:
         """Use the model as its task does, with JSON-able answers, exactly as `deepworks serve` sends them:
@@ -106,10 +111,8 @@ class Trained:
                seed: int | None = None):
         """Text runs: the sampled characters one at a time, as they are made (the prime is not repeated)."""
         self.require("text", "generate")
-        task = self.task
-        options = check_options(task.use_options, {"length": length, "temperature": temperature, "top_k": top_k,
-                                                   "seed": seed}, task.use)
-        parts = task.infer_stream(self.serving, task.decode_inputs(prime, options), self.device, options)
+        items, options = self.decoded(prime, length=length, temperature=temperature, top_k=top_k, seed=seed)
+        parts = self.task.infer_stream(self.serving, items, self.device, options)
         return (part["token"] for part in parts if "token" in part)
 
     def translate(self, sentences: list[str] | str, beam: int = 1, length_penalty: float = 0.6) -> list[dict]:

@@ -38,12 +38,9 @@ class ImportedModel(nn.Module):
         self.kind, self.batch, self.path = kind, batch, Path(path)
         self.anchor = nn.Parameter(torch.zeros(0), requires_grad=False)  # says which device the model is on
         if kind == "onnx":
-            import onnxruntime as ort
+            from .exporting import onnx_session
 
-            options = ort.SessionOptions()
-            options.log_severity_level = 3
-            options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-            self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+            self.session = onnx_session(path)
             self.input_name = self.session.get_inputs()[0].name
         else:
             self.program = torch.export.load(str(path)).module()
@@ -97,10 +94,10 @@ def parse_normalise(text: str | None, channels: int) -> tuple[list[float], list[
 def graph_input(file: Path, kind: str) -> tuple[list, object]:
     """The declared input shape (dims as ints or None) of an ONNX file; a pt2 program's example shape."""
     if kind == "onnx":
-        import onnxruntime as ort
+        from .exporting import onnx_session
 
         try:
-            session = ort.InferenceSession(str(file), providers=["CPUExecutionProvider"])
+            session = onnx_session(file)
         except Exception as err:
             raise DataError(f"'{file}' is not an ONNX model ONNX Runtime can load ({str(err).splitlines()[0][:200]}). "
                             f"Expected an .onnx file.") from None

@@ -157,6 +157,19 @@ def image_items(inputs, size: int, channels: int, limit: int, paths: bool = True
     return [(name, set_channels(img[None], channels)[0]) for name, img in items]
 
 
+def text_items(inputs, verb: str, noun: str, limit: int) -> list[str]:
+    """A text or a list of texts (primes, sentences) -> the list, each checked to be text, at most `limit` of them."""
+    texts = [inputs] if isinstance(inputs, str) else list(inputs) if isinstance(inputs, (list, tuple)) else None
+    if texts is None:
+        raise DataError(f"{verb}: expected a {noun} (text) or a list of them. Received: a {type(inputs).__name__}.")
+    bad = next((type(t) for t in texts if not isinstance(t, str)), None)
+    if bad is not None:
+        raise DataError(f"{verb}: each {noun} must be text. Received: a {bad.__name__}.")
+    if len(texts) > limit:
+        raise DataError(f"{verb}: at most {limit:,} {noun}s in one call. Received: {len(texts):,}.")
+    return texts
+
+
 def one_or_many(x: np.ndarray, what: str, channels: int) -> np.ndarray:
     """A single image (H, W), (H, W, C) or (C, H, W) gets a batch axis; a batch (N, ...) is kept. A 3-D array is
     one image when its last axis holds 1, 3 or 4 channels, or its first axis the model's own number of channels;

@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 
 @dataclass
@@ -22,7 +22,6 @@ class Job:
     key: tuple            # requests batch together only with the same options
     options: dict
     future: asyncio.Future
-    queued: float = field(default_factory=time.perf_counter)
 
 
 class Batcher:

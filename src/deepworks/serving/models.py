@@ -18,25 +18,15 @@ class OnnxRunner:
     """An exported graph in ONNX Runtime, called like the torch module it was exported from (tensors in, a tensor
     out), so that the task's `infer` runs unchanged on it."""
 
-    def __init__(self, path: Path, input_names: list[str], threads: int):
-        import onnxruntime as ort
+    def __init__(self, path: Path, threads: int):
+        from ..exporting import onnx_session
 
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = threads
-        options.inter_op_num_threads = 1
-        options.log_severity_level = 3
-        # Idle ORT threads spin for a while by default: beside the server's own threads and the client's on a small
-        # machine, that spinning takes the cores the next request needs (p99 of 200 ms at 32 connections here).
-        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        self.session = onnx_session(path, threads)
         self.input_names = [i.name for i in self.session.get_inputs()]
 
     def __call__(self, *tensors: torch.Tensor) -> torch.Tensor:
         feed = {name: t.cpu().numpy() for name, t in zip(self.input_names, tensors)}
         return torch.from_numpy(self.session.run(None, feed)[0])
-
-    def to(self, device):
-        return self
 
 
 class Served:
@@ -76,7 +66,7 @@ class Served:
         if card is None or card.get("weights", {}).get("sha256") != weights_digest(self.trained.model):
             card = export_run(self.trained.run.path, "onnx")
         graph = card["graphs"][0]
-        return OnnxRunner(folder / graph["file"], [i["name"] for i in graph["inputs"]], torch.get_num_threads())
+        return OnnxRunner(folder / graph["file"], torch.get_num_threads())
 
     def options(self, raw: dict) -> dict:
         return check_options(self.task.use_options, raw, self.verb)

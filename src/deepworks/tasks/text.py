@@ -233,12 +233,9 @@ class TextGeneration(Task):
 
     def decode_inputs(self, inputs, options: dict, trusted: bool = True) -> list:
         """A prime (text), or a list of primes; None: one sample from the default start."""
-        primes = [""] if inputs is None else [inputs] if isinstance(inputs, str) else list(inputs)
-        bad = next((type(p) for p in primes if not isinstance(p, str)), None)
-        if bad is not None:
-            raise DataError(f"generate: a prime must be text. Received: a {bad.__name__}.")
-        if len(primes) > self.max_items:
-            raise DataError(f"generate: at most {self.max_items} primes in one call. Received: {len(primes)}.")
+        from ..inference import text_items
+
+        primes = text_items("" if inputs is None else inputs, "generate", "prime", self.max_items)
         for prime in primes:
             self.start_ids(prime)  # every prime is checked before any is written
         return primes

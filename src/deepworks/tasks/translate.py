@@ -359,14 +359,11 @@ class Translation(Task):
 
     def decode_inputs(self, inputs, options: dict, trusted: bool = True) -> list:
         """A sentence, or a list of sentences."""
-        sentences = [inputs] if isinstance(inputs, str) else [] if inputs is None else list(inputs)
-        bad = next((type(s) for s in sentences if not isinstance(s, str)), None)
-        if bad is not None:
-            raise DataError(f"translate: each sentence must be text. Received: a {bad.__name__}.")
+        from ..inference import text_items
+
+        sentences = text_items([] if inputs is None else inputs, "translate", "sentence", self.max_items)
         if not sentences:
             raise DataError("translate: no sentences were given. Expected a sentence or a list of sentences.")
-        if len(sentences) > self.max_items:
-            raise DataError(f"translate: at most {self.max_items:,} sentences in one call. Received: {len(sentences):,}.")
         return sentences
 
     def example_request(self) -> tuple:
