@@ -161,3 +161,37 @@ def test_freeze_trains_only_the_head_and_keeps_the_bodys_weights_and_batch_norm_
     for k in body:
         assert torch.equal(after[k].cpu(), start[k]), k  # weights and batch-norm statistics
     assert not torch.equal(after["head.3.weight"].cpu(), start["head.3.weight"])  # the head learned
+
+
+def test_the_head_is_fitted_to_cached_features_exactly_and_the_same_way_twice():
+    from deepworks.finetune import fit_head
+
+    g = torch.Generator().manual_seed(0)
+    centres = torch.randn(4, 16, generator=g) * 3
+    labels = torch.arange(4).repeat(25)
+    features = centres[labels] + torch.randn(100, 16, generator=g)
+    heads = [torch.nn.Linear(16, 4), torch.nn.Linear(16, 4)]
+    accuracies = [fit_head(h, features, labels) for h in heads]
+    assert accuracies == [1.0, 1.0]
+    assert torch.equal(heads[0].weight, heads[1].weight) and torch.equal(heads[0].bias, heads[1].bias)
+    shuffled = labels[torch.randperm(100, generator=g)]
+    assert fit_head(torch.nn.Linear(16, 4), features, shuffled) < 0.9  # a regularised fit, not a lookup table
+
+
+def test_fine_tuning_fits_the_head_first_trains_the_body_slower_and_keeps_batch_norm_statistics(image_folder):
+    with pytest.warns(UserWarning, match=r"The new last layer \(_fc\) was first fitted to the body's features of 96 "
+                                         r"training views"):
+        trained = dw.train(data=str(image_folder), pretrained=True, epochs=1, image_size=32, progress=False,
+                           batch_size=16)
+    t = trained.cfg.train
+    assert (t.optimizer, t.lr, t.batch_size) == ("nesterov", 0.01, 16)  # fine-tuning's defaults; the user's batch
+    groups = trained.task.optimizers(trained.model)[0].param_groups
+    assert [g["lr"] for g in groups] == [pytest.approx(0.001), 0.01]  # body, head
+    assert sum(p.numel() for p in groups[1]["params"]) == 1280 * 3 + 3
+    state = torch.load(weights_file("efficientnet_lite0"), map_location="cpu", weights_only=True)
+    after = trained.model.state_dict()
+    norms = [k for k in state if k.endswith(("running_mean", "running_var"))]
+    assert norms and all(torch.equal(after[k].cpu(), state[k]) for k in norms)  # the ImageNet statistics kept
+    assert not torch.equal(after["_conv_stem.weight"].cpu(), state["_conv_stem.weight"])  # the body learned too
+    report = (trained.run.report_dir / "index.html").read_text()
+    assert "was first fitted to the body" in report

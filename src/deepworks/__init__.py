@@ -15,10 +15,11 @@ from .errors import ConfigError, DataError, DeepworksError, TrainingError  # noq
 
 _API = ("Trained", "audit", "evaluate", "generate", "load", "register_task", "runs", "train")
 _CALLBACKS = ("StopButton", "TensorBoard")
-_ELSEWHERE = {"Client": "client", "ServerError": "client", "export": "exporting", "serve": "serving"}
+_ELSEWHERE = {"Client": "client", "ServerError": "client", "export": "exporting", "serve": "serving",
+              "automl": "search"}
 
 __all__ = ["Client", "Config", "ConfigError", "DataError", "DeepworksError", "ServerError", "StopButton", "TensorBoard",
-           "Trained", "TrainingError", "audit", "evaluate", "export", "generate", "load", "register_task", "runs",
+           "Trained", "TrainingError", "audit", "automl", "evaluate", "export", "generate", "load", "register_task", "runs",
            "serve", "train", "__version__"]
 
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import time
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -28,6 +29,7 @@ from .models import prefer_channels_last
 from .run import Run, cpu_state_dict, first_line, safetensors_shapes
 from .callbacks import Callbacks
 from .engine import resolve_device
+from .finetune import head_first, starts_from_weights
 from .inference import check_options
 from .loop import check_resume, fit
 from .registry import get_task, register
@@ -328,8 +330,6 @@ def train_worker(run_path: str | Path) -> None:
     run.writes = engine.is_main
     progress = None if engine.is_main else False
     if not engine.is_main:
-        import warnings
-
         warnings.simplefilter("ignore")  # rank 0 says it once
     if run.checkpoint_file.exists():
         train_on(run, cfg, task, engine.device, progress, time.perf_counter(), resuming=True, engine=engine)
@@ -343,8 +343,6 @@ def start_from(task, model: torch.nn.Module, cfg: Config) -> None:
     """A new run's starting weights beyond its seeded initialisation: the task's (pretrained), then --init-from."""
     task.start_from(model)
     if cfg.model.init_from:
-        import warnings
-
         from .pretrained import load_init_from
 
         found = load_init_from(model, cfg.model.init_from, cfg.model.allow_partial)
@@ -368,7 +366,8 @@ def prepare_checked(task, progress, new_run: bool = True):
     new run: a resumed one keeps what its config.yaml says)."""
     cfg = task.cfg
     data = task.prepare(progress)
-    data.notes += task.audit_warnings(data)  # image data: copies, leakage, imbalance
+    if cfg.data.audit:
+        data.notes += task.audit_warnings(data)  # image data: copies, leakage, imbalance
     if not cfg.train.epochs:
         cfg.train.epochs = task.default_epochs(data)
     if new_run and cfg.train.patience is None:
@@ -399,9 +398,14 @@ def train_on(run: Run, cfg: Config, task, device: torch.device, progress, starte
     run.write_environment(cfg.seed, str(device))
     torch.manual_seed(cfg.seed)
     model = task.build_model()
+    t0 = time.perf_counter()  # the fit's wall time includes the starting weights and the head-first step
     if not resuming:
         start_from(task, model, cfg)
-    t0 = time.perf_counter()
+        if starts_from_weights(cfg) and cfg.model.head_first:
+            note = head_first(task, model, data.train, device)
+            if note:
+                data.notes.append(note)
+                warnings.warn(note, UserWarning, stacklevel=2)
     try:
         result = fit(task, model, data.train, data.val, cfg, run, resume=state, progress=progress, callbacks=callbacks,
                      engine=engine)

@@ -110,6 +110,30 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print the results as JSON on stdout")
     add_config_flags(p)
 
+    p = add_command(sub, "automl", help="search models and settings for your data within a time budget",
+                    formatter_class=argparse.RawDescriptionHelpFormatter, epilog=AUTOML_EXAMPLES,
+                    description="Let the machine pick the model and its settings: Optuna's TPE tries model families "
+                                "and sizes, optimizer, learning rate, weight decay, dropout, batch size, "
+                                "augmentation, schedule and epochs, one trial at a time with all the cores, and "
+                                "stops poor trials early. Every trial is an ordinary run in OUT/trials/. Stop it "
+                                "any time (even kill -9): the same command continues the search. The flags of "
+                                "`deepworks train` fix a setting for every trial.")
+    p.add_argument("--budget", default="10m", help="wall-clock time for the whole search: 90s, 10m, 1h [default: 10m]")
+    p.add_argument("--space", metavar="YAML",
+                   help="search space: setting keys mapped to choices [a, b], ranges {low, high, log}, or one value; "
+                        "its keys replace the defaults' (see the deepworks.search module)")
+    p.add_argument("--out", metavar="FOLDER", help="the search's folder [default: automl/DATA]")
+    p.add_argument("--sampler", default="tpe", choices=("tpe", "random"),
+                   help="tpe learns from finished trials; random is the baseline [default: tpe]")
+    p.add_argument("--pruner", default="median", choices=("median", "halving", "none"),
+                   help="stop a trial whose score after an epoch is worse than the median trial's at that epoch "
+                        "(median), successive halving, or never [default: median]")
+    p.add_argument("--retrain", action="store_true",
+                   help="then train the best settings again on the training and validation data together")
+    p.add_argument("--quiet", action="store_true", help="no per-trial lines")
+    p.add_argument("--json", action="store_true", help="print the summary and leaderboard as JSON on stdout")
+    add_config_flags(p)
+
     p = add_command(sub, "evaluate", help="evaluate a trained run on its test split (or other labelled data)")
     p.add_argument("run", help="run directory, or a run name inside runs/")
     p.add_argument("--split", default="test", choices=("test", "val"), help="which split of the run's data [default: test]")
@@ -319,6 +343,13 @@ SERVE_EXAMPLES = """examples:
 """
 
 
+AUTOML_EXAMPLES = """examples:
+  deepworks automl --data photos/ --budget 10m           search for 10 minutes; the leaderboard and best.yaml
+  deepworks automl --data photos/ --budget 20m           the same folder again: continues, with 10 more minutes
+  deepworks automl --data mnist --budget 5m --retrain    then retrain the best on train + validation data
+  deepworks automl --task text --data notes.txt --space space.yaml   your own search space (YAML)
+"""
+
 TRUST_EXAMPLES = """examples:
   deepworks attack runs/mnist-lenet --eps 0.1                   PGD-40 on 1,000 test images, curve, triptychs
   deepworks attack runs/mnist-lenet --method fgsm --eps 0.05 --json
@@ -356,6 +387,31 @@ def cmd_train(args) -> int:
     overfit = results.get("fit", {}).get("overfit")
     lines = [("run", str(trained.run.path)), *trained.task.summary(results), *([("note", overfit)] if overfit else []),
              ("report", str(trained.run.report_dir / "index.html"))]
+    for label, text in lines:
+        print(f"{label:<9} {text}")
+    return 0
+
+
+def cmd_automl(args) -> int:
+    from .search import automl
+    from .search_report import leaderboard_text
+
+    overrides = {k: v for k, v in vars(args).items() if k in fields_by_key()}
+    apply_overrides(Config(), overrides, COMMAND_LINE)
+    summary = automl(budget=args.budget, out=args.out, space=args.space, sampler=args.sampler, pruner=args.pruner,
+                     retrain=args.retrain, progress=False if args.quiet or args.json else None, **overrides)
+    if args.json:
+        print(json.dumps(summary, indent=2))
+        return 0
+    print(leaderboard_text(summary["leaderboard"], summary["monitor"]))
+    best = summary["best"]
+    lines = [("trials", f"{summary['trials']} ({summary['complete']} finished, {summary['pruned']} pruned) in "
+                        f"{summary['spent_s']:.0f} s of {summary['budget_s']:.0f} s"),
+             ("best", f"trial {best['trial']}: {summary['monitor']} {best['value']:.4f}, run {best['run']}"
+              if best else "none finished: give the search a longer --budget"),
+             *([("config", summary["best_config"])] if best else []),
+             *([("retrained", f"{summary['retrained']['run']}")] if summary.get("retrained") else []),
+             ("report", summary["report"])]
     for label, text in lines:
         print(f"{label:<9} {text}")
     return 0
@@ -689,7 +745,8 @@ def main(argv: list[str] | None = None) -> int:
     commands = {"train": cmd_train, "evaluate": cmd_evaluate, "predict": cmd_predict, "generate": cmd_generate,
                 "translate": cmd_translate, "sample": cmd_sample, "attack": cmd_attack, "explain": cmd_explain,
                 "visualize": cmd_visualize, "represent": cmd_represent, "audit": cmd_audit, "demo": cmd_demo,
-                "export": cmd_export, "import": cmd_import, "serve": cmd_serve, "runs": cmd_runs}
+                "export": cmd_export, "import": cmd_import, "serve": cmd_serve, "runs": cmd_runs,
+                "automl": cmd_automl}
     try:
         from .threads import configure
 

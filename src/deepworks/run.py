@@ -142,6 +142,38 @@ def first_line(err: BaseException) -> str:
     return text.splitlines()[0] if text else type(err).__name__
 
 
+@contextmanager
+def hold_folder(folder: Path, busy: str):
+    """Hold `folder` for this process (an exclusive lock on folder/.lock, holding our pid); `busy` is the message
+    when another process holds it, with {pid} where ' (pid N)' goes. The operating system releases the lock when
+    the process ends, however it ends, so a killed process never leaves a folder locked."""
+    try:
+        import fcntl
+    except ImportError:  # not a POSIX system: no locking
+        yield
+        return
+    path = folder / ".lock"
+    try:
+        handle = open(path, "a+")
+    except OSError as err:
+        raise write_error(path, err) from None
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        handle.seek(0)
+        holder = handle.read().strip()
+        handle.close()
+        raise DeepworksError(busy.format(pid=f" (pid {holder})" if holder.isdigit() else "")) from None
+    handle.seek(0)
+    handle.truncate()
+    handle.write(str(os.getpid()))
+    handle.flush()
+    try:
+        yield
+    finally:
+        handle.close()  # releases the lock
+
+
 class Run:
     """One run directory. Knows file names and formats, nothing about tasks. In a distributed run only the main
     process writes: the others hold a Run with `writes = False`, whose writes do nothing."""
@@ -196,36 +228,12 @@ class Run:
     @contextmanager
     def lock(self):
         """Hold the run for this process while it trains: a second `train --resume` of the same run is refused
-        instead of interleaving its epochs with ours. The operating system releases the lock when the process
-        ends, however it ends, so a killed run never stays locked."""
-        try:
-            import fcntl
-        except ImportError:  # not a POSIX system: no locking
-            yield self
-            return
-        path = self.path / ".lock"
-        try:
-            handle = open(path, "a+")
-        except OSError as err:
-            raise write_error(path, err) from None
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            handle.seek(0)
-            holder = handle.read().strip()
-            handle.close()
-            raise DeepworksError(f"Run '{self.path}' is being trained by another process"
-                                 f"{f' (pid {holder})' if holder.isdigit() else ''}. Wait for it to finish, or stop "
-                                 f"it, then resume with: deepworks train --resume {self.path}") from None
-        handle.seek(0)
-        handle.truncate()
-        handle.write(str(os.getpid()))
-        handle.flush()
-        try:
+        instead of interleaving its epochs with ours."""
+        busy = (f"Run '{self.path}' is being trained by another process{{pid}}. Wait for it to finish, or stop it, "
+                f"then resume with: deepworks train --resume {self.path}")
+        with hold_folder(self.path, busy):
             self.remove_leftovers()
             yield self
-        finally:
-            handle.close()  # releases the lock
 
     def tidy(self) -> None:
         """Remove a killed write's leftovers when no process is training the run (a read-only folder is left be)."""

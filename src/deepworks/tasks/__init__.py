@@ -116,11 +116,21 @@ class Task:
         """Set a new run's starting weights beyond its seeded initialisation (pretrained weights); a resumed run's
         come from its checkpoint instead."""
 
+    def head_features(self, model: nn.Module, head: nn.Module, train: tuple, device: torch.device):
+        """(what reaches `head`, the labels) over the training split, model in eval mode, for fine-tuning's
+        head-first step (finetune.py); None: this task has no such step."""
+        return None
+
     def optimizers(self, model: nn.Module) -> list[torch.optim.Optimizer]:
-        """The optimizers `update` steps (one schedule each): by default --optimizer over all parameters."""
+        """The optimizers `update` steps (one schedule each): by default --optimizer over all parameters; when the
+        run starts from learned weights, the last layer at --lr and the rest at --body-lr times it."""
+        from ..finetune import parameter_groups, starts_from_weights
         from ..loop import make_optimizer
 
-        return [make_optimizer(model.parameters(), self.cfg.train)]
+        t = self.cfg.train
+        if starts_from_weights(self.cfg) and self.cfg.model.body_lr != 1:
+            return [make_optimizer(parameter_groups(model, t.lr, self.cfg.model.body_lr), t)]
+        return [make_optimizer(model.parameters(), t)]
 
     def training_step(self, model: nn.Module, batch: tuple) -> tuple[torch.Tensor, dict]:
         """(mean loss of the batch, {name: batch total}); the totals are averaged per example over the epoch."""

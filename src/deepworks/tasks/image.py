@@ -23,6 +23,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from ..config import Config, fill_defaults
 from ..data import FILE_IMAGE_SIZE, load_image_source
 from ..data.arrays import DataWarning, channel_stats, resize, set_channels, stratified_split  # noqa: F401 (re-exported)
 from ..data.images import unreadable_message
@@ -37,7 +38,9 @@ class PretrainedNote(UserWarning):
     """What --pretrained loaded, said once at the start of training."""
 
 
-PRETRAINED_SIZE = 96  # EfficientNet-Lite0's features at 96 px transfer well and cost a sixth of 224 px on a CPU
+PRETRAINED_SIZE = 128  # EfficientNet-Lite0 at 128 px: a third of 224 px's cost on a CPU; on 32 px CIFAR-10 photos,
+# fine-tuned at 128 px it beat 96 px by about ten points (75 % against 66 %) for under twice the time
+FINE_TUNE_DEFAULTS = {"train.optimizer": "nesterov", "train.lr": 0.01, "train.batch_size": 32, "train.epochs": 8}
 
 
 class RobustnessWarning(UserWarning):
@@ -90,6 +93,11 @@ class ImageClassification(Task):
     defaults = {"data.source": "digits", "model.activation": "relu", "train.batch_size": 128, "train.clip_grad": 0.0}
     # model.name and data.augment are chosen from the data (see data_defaults); patience from the run's length
     headline = "accuracy"
+
+    def __init__(self, cfg: Config, meta: dict | None = None):
+        if cfg.model.pretrained:  # fine-tuning's own defaults, for what the user left unset
+            fill_defaults(cfg, FINE_TUNE_DEFAULTS)
+        super().__init__(cfg, meta)
 
     @property
     def default_monitor(self) -> str:
@@ -235,6 +243,21 @@ class ImageClassification(Task):
         from ..pretrained import describe
 
         return {"pretrained": describe(self.cfg.model.name)}
+
+    def head_features(self, model: nn.Module, head: nn.Module, train: tuple, device: torch.device):
+        """What reaches the head for each training image and its mirror image (the cheapest augmentation), for
+        fine-tuning's head-first step. Images streamed from disk are skipped: the epochs train the head instead."""
+        from ..finetune import captured_inputs
+
+        x, y = train
+        if not torch.is_tensor(x):
+            return None
+        with captured_inputs(head) as seen:
+            for i in range(0, len(x), 250):
+                batch = x[i:i + 250]
+                self.logits(model, batch, device)
+                self.logits(model, batch.flip(-1), device)
+        return torch.cat(seen), torch.cat([y[i:i + 250].repeat(2) for i in range(0, len(y), 250)])
 
     def start_from(self, model: nn.Module) -> None:
         if self.cfg.model.pretrained:

@@ -1,0 +1,515 @@
+"""AutoML: the machine, not the user, picks the model and its settings for the data, within a wall-clock budget.
+
+    deepworks automl --data fashion --budget 10m          dw.automl(data="fashion", budget="10m")
+
+Optuna samples each trial's settings from a search space (TPE, seeded), every trial is an ordinary deepworks run
+in FOLDER/trials/, and a per-epoch callback reports the validation score so that poor trials are pruned early
+(Optuna's median rule by default). The search is one process that trains one trial at a time with all the cores:
+on two cores, threads of trials inside one process would only fight over them.
+
+Nothing is lost on a crash. The study lives in FOLDER/study.db (SQLite, written at every trial's start and end and
+at every epoch), each trial checkpoints every epoch, and FOLDER/search.json keeps what the search was asked for.
+Run the same command again after `kill -9` (or Ctrl-C) and the search goes on: finished trials are kept, and the
+trial that was running is continued from its last checkpoint as a new trial with the same settings. The budget
+counts the time of every session together.
+
+What it leaves: FOLDER/leaderboard.json, FOLDER/report/index.html (the leaderboard, the optimisation history,
+parameter importances, a parallel-coordinates view and a link to the best trial's own report) and FOLDER/best.yaml,
+the best trial's full config (`deepworks train --config FOLDER/best.yaml` trains it again). The best trial is a run
+like any other: evaluate, export, serve, attack and explain take it.
+
+The search space is a mapping of setting keys to what may be tried (the defaults are in `default_space`; a YAML
+file given with --space replaces keys of it):
+
+    model.name: [lenet, resnet]                       # a list: one of these
+    train.lr: {low: 0.001, high: 0.05, log: true}     # a range (log: sampled on a log scale; int: whole numbers)
+    model.depth: {choices: [8, 14], when: {model.name: resnet}}   # tried only for the ResNet
+    train.batch_size: 128                             # a single value: fixed for every trial
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import math
+import re
+import shutil
+import sys
+import time
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .config import Config, apply_overrides, close_match, fields_by_key
+from .errors import ConfigError, DeepworksError, Interrupted
+from .run import atomic_write_text, hold_folder
+
+MIN_BUDGET_S = 20  # below this no trial can read its data, train an epoch and be tested
+SAMPLERS = ("tpe", "random")
+PRUNERS = ("median", "halving", "none")
+STARTUP_TRIALS = 4  # random trials before TPE models the results, and before the median rule prunes anything
+
+
+# --- the search space ---------------------------------------------------------------------------------------
+@dataclass
+class Dimension:
+    """One setting the search varies: one of `choices`, or a number between `low` and `high`; only when the
+    settings chosen before it match `when`."""
+    key: str
+    choices: list | None = None
+    low: float | None = None
+    high: float | None = None
+    log: bool = False
+    integer: bool = False
+    when: dict = field(default_factory=dict)
+
+    def applies(self, chosen: dict) -> bool:
+        return all(chosen.get(k) in (v if isinstance(v, list) else [v]) for k, v in self.when.items())
+
+    def suggest(self, trial) -> Any:
+        if self.choices is not None:
+            return trial.suggest_categorical(self.key, self.choices)
+        if self.integer:
+            return trial.suggest_int(self.key, int(self.low), int(self.high), log=self.log)
+        return trial.suggest_float(self.key, self.low, self.high, log=self.log)
+
+    def describe(self) -> Any:
+        if self.choices is not None:
+            out: Any = list(self.choices)
+        else:
+            out = {"low": self.low, "high": self.high, **({"log": True} if self.log else {}),
+                   **({"int": True} if self.integer else {})}
+        return {"choices": out, "when": self.when} if self.when else out
+
+
+def default_space(task: str, photos: bool = False, pretrained: bool = False) -> dict:
+    """What is tried when the user says nothing: model family and size, optimizer, learning rate, weight decay,
+    dropout, batch size, augmentation, schedule and epochs, in ranges that suit each task on a CPU."""
+    common = {
+        "train.lr": {"low": 0.001, "high": 0.05, "log": True},
+        "train.weight_decay": {"low": 1e-5, "high": 0.05, "log": True},
+        "model.dropout": {"low": 0.0, "high": 0.5},
+        "train.schedule": ["onecycle", "cosine"],
+    }
+    if task == "image":
+        models = ["lenet", "resnet"] + (["efficientnet_lite0"] if photos and pretrained else [])
+        return {"model.name": models,
+                "model.depth": {"choices": [8, 14, 20], "when": {"model.name": "resnet"}},
+                "model.width": {"choices": [16, 32], "when": {"model.name": "resnet"}},
+                **({"model.pretrained": {"choices": [True], "when": {"model.name": "efficientnet_lite0"}}}
+                   if "efficientnet_lite0" in models else {}),
+                "train.optimizer": ["adamw", "nesterov"], **common,
+                "train.batch_size": [64, 128, 256],
+                "data.augment": ["none", "flip", "crop", "crop+flip"] if not photos else ["crop", "crop+flip"],
+                "train.epochs": {"low": 4, "high": 16, "int": True}}
+    if task == "text":
+        return {"model.name": ["lstm", "gru"], "model.depth": [1, 2, 3], "model.width": [128, 256, 512],
+                "train.optimizer": ["adamw", "adam"], **common, "model.dropout": {"low": 0.0, "high": 0.3},
+                "train.batch_size": [32, 64], "train.epochs": {"low": 3, "high": 20, "int": True}}
+    if task == "translate":
+        return {"model.name": ["gru", "lstm", "transformer"], "model.width": [128, 256],
+                "model.depth": {"choices": [2, 3], "when": {"model.name": "transformer"}},
+                "train.optimizer": ["adamw", "adam"], **common, "train.lr": {"low": 3e-4, "high": 0.01, "log": True},
+                "train.label_smoothing": [0.0, 0.1], "train.batch_size": [32, 64, 128],
+                "train.epochs": {"low": 4, "high": 20, "int": True}}
+    raise ConfigError(f"AutoML searches --task image, text or translate. Received: --task {task}.")
+
+
+def parse_space(raw: dict, origin: str) -> tuple[list[Dimension], dict]:
+    """(the dimensions, the fixed settings) of a space written as in the module's docstring; every key, choice and
+    range checked, with the fix."""
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{origin} must map setting keys (train.lr, model.name, ...) to what may be tried. "
+                          f"Received: {type(raw).__name__}.")
+    known = fields_by_key()
+    dims, fixed = [], {}
+    for key, value in raw.items():
+        if key not in known:
+            raise ConfigError(f"Unknown search key '{key}' in {origin}.{close_match(str(key), known)}")
+        if isinstance(value, dict) and "choices" not in value and "low" not in value and "high" not in value:
+            raise ConfigError(f"'{key}' in {origin}: expected a list of choices, a range {{low: ..., high: ...}} or "
+                              f"one value. Received: {value!r}.")
+        if not isinstance(value, (list, dict)):
+            check_value(key, value, origin)
+            fixed[key] = value
+            continue
+        spec = {"choices": value} if isinstance(value, list) else dict(value)
+        when = spec.pop("when", None) or {}
+        unknown = set(spec) - {"choices", "low", "high", "log", "int"}
+        if unknown:
+            raise ConfigError(f"'{key}' in {origin}: unknown field {', '.join(sorted(unknown))}. Expected choices, or "
+                              f"low and high (with log or int), and when.")
+        dims.append(dimension(key, spec, when, origin))
+    return in_order(dims, fixed, origin), fixed
+
+
+def in_order(dims: list[Dimension], fixed: dict, origin: str) -> list[Dimension]:
+    """The dimensions with each one after those its `when` depends on (YAML files may sort their keys)."""
+    done, ordered, waiting = set(fixed), [], list(dims)
+    while waiting:
+        ready = [d for d in waiting if set(d.when) <= done]
+        if not ready:
+            d = waiting[0]
+            other = next(k for k in d.when if k not in done)
+            raise ConfigError(f"'{d.key}' in {origin} is tried when '{other}' has some value, but '{other}' is not "
+                              f"searched. Add '{other}' to the space as a list of choices.")
+        for d in ready:
+            ordered.append(d)
+            done.add(d.key)
+            waiting.remove(d)
+    return ordered
+
+
+def dimension(key: str, spec: dict, when: dict, origin: str) -> Dimension:
+    if "choices" in spec:
+        choices = spec["choices"]
+        if not isinstance(choices, list) or not choices:
+            raise ConfigError(f"'{key}' in {origin}: expected at least one choice. Received: {choices!r}.")
+        for c in choices:
+            check_value(key, c, origin)
+        return Dimension(key, choices=list(choices), when=when)
+    low, high = spec.get("low"), spec.get("high")
+    if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in (low, high)):
+        raise ConfigError(f"'{key}' in {origin}: a range needs numbers low and high. Received: low {low!r}, high "
+                          f"{high!r}.")
+    if not low < high:
+        raise ConfigError(f"'{key}' in {origin}: the range is empty; expected low < high. Received: low {low}, high "
+                          f"{high}. For one value, write it alone ({key}: {low}).")
+    log = bool(spec.get("log", False))
+    if log and low <= 0:
+        raise ConfigError(f"'{key}' in {origin}: a log range needs low > 0. Received: low {low}.")
+    integer = bool(spec.get("int", False)) or fields_by_key()[key][2] in (int, int | None)
+    for v in (low, high):
+        check_value(key, int(v) if integer else v, origin)
+    return Dimension(key, low=low, high=high, log=log, integer=integer, when=when)
+
+
+def check_value(key: str, value: Any, origin: str) -> None:
+    apply_overrides(Config(), {key: value}, origin)
+
+
+def parse_budget(budget: str | int | float) -> float:
+    """Seconds from 90, '90s', '10m', '1.5h'."""
+    text = str(budget).strip().lower()
+    found = re.fullmatch(r"(\d+(?:\.\d+)?)\s*(s|sec|m|min|h)?", text)
+    if not found:
+        raise ConfigError(f"--budget: expected a time such as 90s, 10m or 1h. Received: {budget!r}.")
+    seconds = float(found.group(1)) * {"s": 1, "sec": 1, "m": 60, "min": 60, "h": 3600, None: 1}[found.group(2)]
+    if seconds < MIN_BUDGET_S:
+        raise ConfigError(f"--budget {budget} is too short for one trial: it must read the data, train at least one "
+                          f"epoch and test. Expected at least {MIN_BUDGET_S}s. Received: {seconds:g}s.")
+    return seconds
+
+
+def read_space(path: str | Path | None) -> dict:
+    if path is None:
+        return {}
+    import yaml
+
+    path = Path(path)
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except OSError as err:
+        raise ConfigError(f"--space: cannot read '{path}' ({err.strerror or err}).") from None
+    except yaml.YAMLError as err:
+        raise ConfigError(f"--space: '{path}' is not valid YAML: {str(err).splitlines()[0]}.") from None
+    return raw or {}
+
+
+# --- the search -----------------------------------------------------------------------------------------------
+class TrialReporter:
+    """The callback inside each trial's run: reports the monitored validation score after every epoch, stops the
+    trial when Optuna prunes it or when the search's budget runs out (checked after every step), and keeps the
+    search's clock in the study."""
+
+    def __init__(self, search: "Search", trial, monitor: str):
+        self.search, self.trial, self.monitor = search, trial, monitor
+        self.pruned = self.cut = False
+
+    def on_fit_start(self, trainer) -> None:
+        for r in trainer.run.metrics():  # a continued trial: the epochs done before the interruption count
+            if r.get("kind") == "epoch" and r["epoch"] <= trainer.epoch and r.get(self.monitor) is not None:
+                self.trial.report(r[self.monitor], r["epoch"])
+
+    def on_step_end(self, trainer) -> None:
+        if self.search.remaining() <= 0 and not trainer.stop_training:
+            trainer.stop_training, trainer.stop_reason = True, "the AutoML budget ran out"
+            self.cut = True
+
+    def on_epoch_end(self, trainer, record: dict) -> None:
+        self.search.save_clock()
+        value = record.get(self.monitor)
+        if value is None or not math.isfinite(value):
+            return
+        self.trial.report(value, record["epoch"])
+        if self.trial.should_prune() and not trainer.stop_training:
+            trainer.stop_training, trainer.stop_reason = True, "pruned by AutoML: worse than the median trial"
+            self.pruned = True
+        elif self.search.remaining() <= 0 and not trainer.stop_training:
+            trainer.stop_training, trainer.stop_reason = True, "the AutoML budget ran out"
+            self.cut = True
+
+
+class Search:
+    """One AutoML search in its folder (see the module's docstring)."""
+
+    def __init__(self, folder: Path, request: dict):
+        self.folder, self.request = Path(folder), request
+        self.trials_dir = self.folder / "trials"
+        self.budget = request["budget_s"]
+        self.spent_before, self.started = 0.0, time.monotonic()
+        self.study = None
+        self.notes: list[str] = []  # the data audit's warnings
+
+    # --- the clock: the budget counts every session of the search ----------------------------------------
+    def spent(self) -> float:
+        return self.spent_before + time.monotonic() - self.started
+
+    def remaining(self) -> float:
+        return self.budget - self.spent()
+
+    def save_clock(self) -> None:
+        self.study.set_user_attr("spent_s", round(self.spent(), 2))
+
+    # --- the study ------------------------------------------------------------------------------------------
+    def open_study(self, direction: str):
+        import optuna
+
+        optuna.logging.set_verbosity(optuna.logging.WARNING)
+        storage = f"sqlite:///{(self.folder / 'study.db').resolve()}"
+        study = optuna.create_study(storage=storage, study_name="deepworks", direction=direction,
+                                    load_if_exists=True)
+        seed = self.request["seed"] + len(study.trials)  # a continued search does not repeat the first draws
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            study.sampler = (optuna.samplers.RandomSampler(seed=seed) if self.request["sampler"] == "random" else
+                             optuna.samplers.TPESampler(seed=seed, n_startup_trials=STARTUP_TRIALS, multivariate=True,
+                                                        group=True))
+        study.pruner = {"median": optuna.pruners.MedianPruner(n_startup_trials=STARTUP_TRIALS, n_warmup_steps=1),
+                        "halving": optuna.pruners.SuccessiveHalvingPruner(),
+                        "none": optuna.pruners.NopPruner()}[self.request["pruner"]]
+        self.study = study
+        self.spent_before = float(study.user_attrs.get("spent_s", 0.0))
+        self.continue_interrupted()
+        return study
+
+    def continue_interrupted(self) -> None:
+        """Trials left running by a process that died (this one holds the folder, so none is really running):
+        each is closed as failed and queued again with its settings, to continue from its run's checkpoint."""
+        from optuna.trial import TrialState
+
+        for t in self.study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+            self.study.tell(t.number, state=TrialState.FAIL)
+            self.study.enqueue_trial(t.params, user_attrs={"continues": t.number, "run": t.user_attrs.get("run")})
+
+    # --- one trial -------------------------------------------------------------------------------------------
+    def trial_settings(self, trial, dims: list[Dimension], fixed: dict) -> dict:
+        chosen = dict(fixed)
+        for d in dims:
+            if d.applies(chosen):
+                chosen[d.key] = d.suggest(trial)
+        return chosen
+
+    def run_trial(self, trial, dims: list[Dimension], fixed: dict, monitor: str):
+        """The trial's run (a new one, or the interrupted run it continues), and its reporter."""
+        from .api import train
+
+        settings = self.trial_settings(trial, dims, fixed)
+        reporter = TrialReporter(self, trial, monitor)
+        earlier = trial.user_attrs.get("run")
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # a trial's notes are in its own report
+            if earlier and (Path(earlier) / "checkpoint.pt").is_file():
+                trained = train(resume=earlier, progress=False, callbacks=[reporter])
+            else:
+                if earlier:
+                    shutil.rmtree(earlier, ignore_errors=True)  # killed before its first epoch: start it again
+                name = Path(earlier).name if earlier else f"trial-{trial.number:03d}"
+                trial.set_user_attr("run", str(self.trials_dir / name))
+                trained = train(runs_dir=str(self.trials_dir), name=name, progress=False, callbacks=[reporter],
+                                **{**self.request["settings"], "data.audit": False}, **settings)
+        return trained, reporter
+
+    def objective(self, trial, dims, fixed, monitor) -> float | None:
+        import optuna
+
+        trained, reporter = self.run_trial(trial, dims, fixed, monitor)
+        fit = trained.results["fit"]
+        trial.set_user_attr("epochs", fit["epochs"])
+        trial.set_user_attr("seconds", fit["wall_seconds"])
+        if reporter.cut:
+            trial.set_user_attr("cut_by_budget", True)
+        if reporter.pruned:
+            raise optuna.TrialPruned()
+        return fit["best_value"]
+
+    # --- the whole search ------------------------------------------------------------------------------------
+    def run(self, progress: bool | None = None) -> dict:
+        import optuna
+        from optuna.trial import TrialState
+
+        self.started = time.monotonic()  # reading the data and writing the report count too
+        self.folder.mkdir(parents=True, exist_ok=True)
+        busy = f"The AutoML search in '{self.folder}' is running in another process{{pid}}. Wait for it, or stop it."
+        with hold_folder(self.folder, busy):
+            self.check_request()
+            dims, fixed, monitor, direction = self.resolve()
+            study = self.open_study(direction)
+            say = (lambda text: print(text, file=sys.stderr, flush=True)) if progress is not False else (lambda text: None)
+            say(f"AutoML: {self.remaining():.0f} s left of {self.budget:.0f} s; trials in {self.trials_dir}")
+            while self.remaining() > 0:
+                trial = study.ask()
+                try:
+                    value = self.objective(trial, dims, fixed, monitor)
+                except optuna.TrialPruned:
+                    study.tell(trial, state=TrialState.PRUNED)
+                    say(f"  trial {trial.number}: pruned after {trial.user_attrs.get('epochs')} epochs")
+                except (KeyboardInterrupt, Interrupted):
+                    self.save_clock()
+                    raise Interrupted(f"AutoML interrupted; finished trials are kept and trial {trial.number} "
+                                      f"resumes from its checkpoint. Continue with the same command.") from None
+                except DeepworksError as err:  # settings that cannot work together: a failed trial, not a failed search
+                    trial.set_user_attr("error", str(err))
+                    study.tell(trial, state=TrialState.FAIL)
+                    say(f"  trial {trial.number}: failed: {err}")
+                else:
+                    if value is None:  # the budget ran out before its first epoch ended
+                        trial.set_user_attr("error", "the budget ran out before its first epoch ended")
+                        study.tell(trial, state=TrialState.FAIL)
+                    else:
+                        study.tell(trial, value)
+                        say(f"  trial {trial.number}: {monitor} {value:.4f} ({trial.user_attrs.get('epochs')} "
+                            f"epochs); best so far {study.best_value:.4f} (trial {study.best_trial.number})")
+                self.save_clock()
+            return self.finish(monitor, direction)
+
+    def check_request(self) -> None:
+        """The same command continues a search; a different one is refused rather than mixed into it (only the
+        budget may change, to give a search more time)."""
+        path = self.folder / "search.json"
+        if path.is_file():
+            saved = json.loads(path.read_text())
+            same = {k: v for k, v in saved.items() if k != "budget_s"}
+            asked = {k: v for k, v in self.request.items() if k != "budget_s"}
+            if same != asked:
+                changed = sorted(k for k in set(same) | set(asked) if same.get(k) != asked.get(k))
+                raise ConfigError(f"'{self.folder}' holds a search started with other settings ({', '.join(changed)}"
+                                  f" differ). Use the command that started it to continue it, or another --out "
+                                  f"folder for a new search.")
+        atomic_write_text(path, json.dumps(self.request, indent=1))
+
+    def resolve(self) -> tuple[list[Dimension], dict, str, str]:
+        """The space (the default for the task and its data, with the user's keys over it), the metric and its
+        direction; the data is read once here, so a mistake in it is said before any trial starts."""
+        from .api import make_config
+        from .pretrained import PRETRAINED
+        from .registry import get_task
+
+        r = self.request
+        cfg = make_config(**r["settings"])
+        task = get_task(cfg.task)(cfg)
+        data = task.prepare(progress=False)
+        if cfg.data.audit:  # once for the search; its trials share the data and skip it
+            self.notes = task.audit_warnings(data)
+        photos = data.meta.get("channels") == 3
+        installed = all(_installed(w().module) for w in PRETRAINED.values())
+        space = {**default_space(cfg.task, photos, installed), **r["space"]}
+        dims, fixed = parse_space(space, r.get("space_file") or "the search space")
+        if not len(data.val[0]):
+            raise ConfigError("AutoML compares trials on a validation split, and this data has none. Set "
+                              "--val-fraction above 0.")
+        monitor = cfg.train.monitor or task.default_monitor
+        return dims, fixed, monitor, "minimize" if task.monitor_mode(monitor) == "min" else "maximize"
+
+    # --- what it leaves --------------------------------------------------------------------------------------
+    def finish(self, monitor: str, direction: str) -> dict:
+        from .search_report import write_report
+
+        board = leaderboard(self.study)
+        atomic_write_text(self.folder / "leaderboard.json", json.dumps(board, indent=1))
+        best = next((row for row in board if row["state"] == "complete"), None)
+        if best is not None:
+            shutil.copyfile(Path(best["run"]) / "config.yaml", self.folder / "best.yaml")
+        report = write_report(self.folder, self.study, board, monitor, self.notes)
+        return {"folder": str(self.folder), "monitor": monitor, "direction": direction,
+                "budget_s": self.budget, "spent_s": round(self.spent(), 1),
+                "trials": len(board), "complete": sum(r["state"] == "complete" for r in board),
+                "pruned": sum(r["state"] == "pruned" for r in board),
+                "best": best, "best_config": str(self.folder / "best.yaml") if best else None,
+                "report": str(report), "data_notes": self.notes, "leaderboard": board}
+
+
+def need_optuna() -> None:
+    if not _installed("optuna"):
+        raise ConfigError("AutoML needs Optuna (MIT, about 40 MB with SQLAlchemy). Install it with: "
+                          "pip install \"deepworks[automl]\"")
+
+
+def _installed(module: str) -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec(module) is not None
+
+
+def leaderboard(study) -> list[dict]:
+    """Every trial, best first: completed ones by their score, then pruned ones by their last score, then the rest."""
+    rows = []
+    for t in study.get_trials(deepcopy=False):
+        state = t.state.name.lower()
+        if t.user_attrs.get("continues") is not None:
+            state_note = f"continues trial {t.user_attrs['continues']}"
+        else:
+            state_note = t.user_attrs.get("error") or ("cut by the budget" if t.user_attrs.get("cut_by_budget") else "")
+        last = t.intermediate_values[max(t.intermediate_values)] if t.intermediate_values else None
+        rows.append({"trial": t.number, "state": state, "value": t.value if t.value is not None else last,
+                     "epochs": t.user_attrs.get("epochs", len(t.intermediate_values)),
+                     "seconds": t.user_attrs.get("seconds"), "run": t.user_attrs.get("run"), "note": state_note,
+                     "params": dict(t.params)})
+    sign = -1 if study.direction.name == "MAXIMIZE" else 1
+    order = {"complete": 0, "pruned": 1}
+    rows.sort(key=lambda r: (order.get(r["state"], 2), sign * r["value"] if r["value"] is not None else math.inf))
+    return rows
+
+
+def automl(data: str | None = None, *, budget: str | float = "10m", out: str | Path | None = None,
+           space: str | Path | dict | None = None, sampler: str = "tpe", pruner: str = "median", retrain: bool = False,
+           progress: bool | None = None, **settings) -> dict:
+    """Search models and settings for `data` within `budget` (see the module's docstring); returns the summary with
+    the leaderboard. `settings` are fixed for every trial (task="text", data_dir=..., seed=..., image_size=...).
+    `retrain`: then train the best trial's settings again on the training and validation splits together, for its
+    best number of epochs."""
+    need_optuna()
+    if sampler not in SAMPLERS:
+        raise ConfigError(f"--sampler must be one of {', '.join(SAMPLERS)}. Received: {sampler!r}.")
+    if pruner not in PRUNERS:
+        raise ConfigError(f"--pruner must be one of {', '.join(PRUNERS)}. Received: {pruner!r}.")
+    from .api import check_data_argument, make_config, settings_to_keys
+
+    fixed = settings_to_keys(check_data_argument({**({"data": data} if data is not None else {}), **settings}))
+    fixed["eval.baseline"] = False  # the random forest is for a run's report, not for comparing trials
+    cfg = make_config(**fixed)  # every fixed setting checked before anything is written
+    space_file = str(space) if isinstance(space, (str, Path)) else None
+    raw = copy.deepcopy(space) if isinstance(space, dict) else read_space(space)
+    parse_space(raw, space_file or "space")  # the user's keys checked before anything is written
+    source = cfg.data.source or cfg.task
+    folder = Path(out) if out else Path("automl") / re.sub(r"[^A-Za-z0-9._-]+", "-", Path(source).name or cfg.task)
+    request = {"task": cfg.task, "settings": fixed, "space": raw, "space_file": space_file, "seed": cfg.seed,
+               "sampler": sampler, "pruner": pruner, "budget_s": parse_budget(budget)}
+    summary = Search(folder, request).run(progress)
+    if retrain and summary["best"]:
+        summary["retrained"] = retrain_best(summary, progress)
+    return summary
+
+
+def retrain_best(summary: dict, progress: bool | None) -> dict:
+    """The best trial's settings trained again with the validation split added to the training split, for the
+    number of epochs that was best (there is no validation left to choose it)."""
+    from .api import train
+    from .run import Run
+
+    best = summary["best"]
+    best_epoch = Run(best["run"]).read_json(Run(best["run"]).results_file)["fit"]["best_epoch"] or best["epochs"]
+    trained = train(str(Path(summary["folder"]) / "best.yaml"), runs_dir=summary["folder"], name="best-retrained",
+                    val_fraction=0.0, epochs=best_epoch, patience=0, monitor=None, progress=progress)
+    return {"run": str(trained.run.path), "epochs": best_epoch, "test": trained.results["test"]}

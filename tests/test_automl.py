@@ -1,0 +1,153 @@
+"""AutoML: a search on digits within its budget, pruning, kill -9 then the same command again, and bad input."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import textwrap
+import time
+
+import pytest
+import yaml
+
+import deepworks as dw
+from deepworks.search import TrialReporter, parse_budget, parse_space
+from deepworks.cli import main
+from deepworks.errors import ConfigError
+
+SPACE = {"model.name": ["lenet", "mlp"], "model.depth": {"choices": [1, 2], "when": {"model.name": "mlp"}},
+         "model.width": {"choices": [32, 64], "when": {"model.name": "mlp"}},
+         "train.lr": {"low": 1e-4, "high": 0.05, "log": True}, "train.epochs": {"low": 2, "high": 4},
+         "train.batch_size": 64}
+
+
+def test_a_search_on_digits_finds_better_settings_than_a_bad_start_within_its_budget(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "space.yaml").write_text(yaml.safe_dump(SPACE))
+    t0 = time.perf_counter()
+    code = main(["automl", "--data", "digits", "--budget", "25s", "--space", "space.yaml", "--out", "search"])
+    elapsed = time.perf_counter() - t0
+    out = capsys.readouterr().out
+    assert code == 0
+    assert "val_accuracy" in out.splitlines()[0] and "best      trial" in out and "search/best.yaml" in out
+    assert elapsed < 25 * 1.05 + 5  # the budget holds (the last trial is cut within a step; then the report)
+    summary = json.loads((tmp_path / "search" / "leaderboard.json").read_text())
+    best = summary[0]
+    assert best["state"] == "complete" and len(summary) >= 4
+    assert all(r["params"]["model.name"] == "mlp" or "model.depth" not in r["params"] for r in summary)  # `when`
+    bad = dw.train(data="digits", model="lenet", lr=1e-4, epochs=2, batch_size=64, progress=False, baseline=False)
+    assert best["value"] >= bad.results["fit"]["best_value"] + 0.3  # lr 1e-4 for 2 epochs barely learns
+    config = yaml.safe_load((tmp_path / "search" / "best.yaml").read_text())
+    assert config["train"]["lr"] == pytest.approx(best["params"]["train.lr"]) and config["train"]["batch_size"] == 64
+    report = (tmp_path / "search" / "report" / "index.html").read_text()
+    assert "Leaderboard" in report and "history.png" in report and "trials/trial-" in report
+    assert main(["evaluate", best["run"], "--json"]) == 0  # the best trial is an ordinary run
+    assert json.loads(capsys.readouterr().out)["accuracy"] > 0.8
+
+
+class FakeTrial:
+    def __init__(self, prune: bool):
+        self.prune, self.reported = prune, []
+
+    def report(self, value, step):
+        self.reported.append((step, value))
+
+    def should_prune(self):
+        return self.prune
+
+
+class FakeSearch:
+    def remaining(self):
+        return 1e9
+
+    def save_clock(self):
+        pass
+
+
+def test_pruning_stops_a_hopeless_trial_after_the_epoch_that_reported_it(tmp_path):
+    trial = FakeTrial(prune=True)
+    reporter = TrialReporter(FakeSearch(), trial, "val_accuracy")
+    trained = dw.train(data="digits", epochs=6, progress=False, baseline=False, runs_dir=str(tmp_path),
+                       callbacks=[reporter])
+    assert reporter.pruned and [step for step, _ in trial.reported] == [1]
+    assert trained.results["fit"]["epochs"] == 1 and "pruned" in trained.results["fit"]["stop_reason"]
+
+
+KILLED = textwrap.dedent("""
+    import os, signal, sys
+    import deepworks as dw
+    from deepworks.search import TrialReporter
+    original = TrialReporter.on_epoch_end
+    def on_epoch_end(self, trainer, record):
+        original(self, trainer, record)
+        if self.trial.number == 2 and record["epoch"] == 2:  # before the checkpoint of epoch 2 is written
+            os.kill(os.getpid(), signal.SIGKILL)
+    TrialReporter.on_epoch_end = on_epoch_end
+    dw.automl(data="digits", budget="25s", out=sys.argv[1], space=sys.argv[2], pruner="none", progress=False)
+""")
+
+
+def test_kill_9_mid_search_then_the_same_command_continues_it(tmp_path):
+    space = dict(SPACE, **{"train.epochs": 4})  # every trial has an epoch 2
+    (tmp_path / "space.yaml").write_text(yaml.safe_dump(space))
+    folder = tmp_path / "search"
+    killed = subprocess.run([sys.executable, "-c", KILLED, str(folder), str(tmp_path / "space.yaml")],
+                            capture_output=True, text=True)
+    assert killed.returncode == -9, killed.stderr
+    import optuna
+
+    study = optuna.load_study(study_name="deepworks", storage=f"sqlite:///{folder / 'study.db'}")
+    before = {t.number: (t.state.name, t.value) for t in study.trials}
+    assert before[0][0] == before[1][0] == "COMPLETE" and before[2][0] == "RUNNING"
+    assert (folder / "trials" / "trial-002" / "checkpoint.pt").is_file()
+    spent = study.user_attrs["spent_s"]
+    assert 0 < spent < 25
+    summary = dw.automl(data="digits", budget="25s", out=str(folder), space=str(tmp_path / "space.yaml"),
+                        pruner="none", progress=False)
+    study = optuna.load_study(study_name="deepworks", storage=f"sqlite:///{folder / 'study.db'}")
+    trials = {t.number: t for t in study.trials}
+    assert {n: (trials[n].state.name, trials[n].value) for n in (0, 1)} == {n: before[n] for n in (0, 1)}  # kept
+    assert trials[2].state.name == "FAIL"
+    continued = next(t for t in study.trials if t.user_attrs.get("continues") == 2)
+    assert continued.params == trials[2].params and continued.state.name in ("COMPLETE", "FAIL")
+    assert continued.user_attrs["run"].endswith("trial-002")
+    epochs = [r["epoch"] for r in map(json.loads, (folder / "trials" / "trial-002" / "metrics.jsonl").open())
+              if r.get("kind") == "epoch"]
+    assert epochs[:2] == [1, 2] and epochs == sorted(set(epochs))  # resumed after epoch 1, no epoch twice
+    assert summary["spent_s"] < 25 * 1.05 + 5  # both sessions' time counted against one budget
+    assert any(row["note"] == "continues trial 2" for row in summary["leaderboard"])
+
+
+@pytest.mark.parametrize("space,message", [
+    ({"train.lrr": [0.1]}, "Unknown search key 'train.lrr' in space. Did you mean 'train.lr'?"),
+    ({"train.lr": {"low": 0.1, "high": 0.01}}, "the range is empty; expected low < high. Received: low 0.1, high 0.01"),
+    ({"train.optimizer": []}, "expected at least one choice. Received: []"),
+    ({"train.optimizer": ["adamx"]}, "must be one of sgd, momentum"),
+    ({"train.lr": {"low": 0, "high": 0.1, "log": True}}, "a log range needs low > 0"),
+    ({"model.depth": {"choices": [1], "when": {"model.name": "mlp"}}}, "'model.name' is not searched"),
+])
+def test_a_bad_search_space_is_named_with_the_fix(space, message):
+    with pytest.raises(ConfigError) as err:
+        parse_space(space, "space")
+    assert message in str(err.value)
+
+
+def test_a_budget_too_short_for_one_trial_or_unreadable_is_refused_before_anything_runs(tmp_path):
+    with pytest.raises(ConfigError, match=r"--budget 5s is too short for one trial.*Expected at least 20s\. "
+                                          r"Received: 5s"):
+        dw.automl(data="digits", budget="5s", out=str(tmp_path / "a"))
+    with pytest.raises(ConfigError, match="expected a time such as 90s, 10m or 1h. Received: 'soon'"):
+        parse_budget("soon")
+    assert parse_budget("1.5h") == 5400 and parse_budget("10m") == 600 and parse_budget(90) == 90
+    assert not (tmp_path / "a").exists()
+
+
+def test_a_different_command_on_an_existing_search_folder_is_refused(tmp_path):
+    folder = tmp_path / "search"
+    folder.mkdir()
+    (folder / "search.json").write_text(json.dumps({"task": "image", "settings": {"data.source": "digits"},
+                                                    "space": {}, "space_file": None, "seed": 0, "sampler": "tpe",
+                                                    "pruner": "median", "budget_s": 60}))
+    with pytest.raises(ConfigError, match="holds a search started with other settings \\(sampler, settings differ\\)"):
+        dw.automl(data="digits", budget="60s", out=str(folder), sampler="random", lr=0.1)
