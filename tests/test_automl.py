@@ -58,6 +58,8 @@ class FakeTrial:
 
 
 class FakeSearch:
+    budget = 1e9
+
     def remaining(self):
         return 1e9
 

@@ -24,6 +24,7 @@ file given with --space replaces keys of it):
     model.name: [lenet, resnet]                       # a list: one of these
     train.lr: {low: 0.001, high: 0.05, log: true}     # a range (log: sampled on a log scale; int: whole numbers)
     model.depth: {choices: [8, 14], when: {model.name: resnet}}   # tried only for the ResNet
+    model.width@lenet: {choices: [6, 12], when: {model.name: lenet}}   # '@label': one setting, several ranges
     train.batch_size: 128                             # a single value: fixed for every trial
 """
 
@@ -49,6 +50,7 @@ MIN_BUDGET_S = 20  # below this no trial can read its data, train an epoch and b
 SAMPLERS = ("tpe", "random")
 PRUNERS = ("median", "halving", "none")
 STARTUP_TRIALS = 4  # random trials before TPE models the results, and before the median rule prunes anything
+TRIAL_SHARE = 0.5  # no trial may take more than this share of the budget: one slow model cannot eat the search
 
 
 # --- the search space ---------------------------------------------------------------------------------------
@@ -56,13 +58,22 @@ STARTUP_TRIALS = 4  # random trials before TPE models the results, and before th
 class Dimension:
     """One setting the search varies: one of `choices`, or a number between `low` and `high`; only when the
     settings chosen before it match `when`."""
-    key: str
+    key: str  # the setting, with an optional '@label' when one setting has several dimensions (model.width@resnet)
     choices: list | None = None
     low: float | None = None
     high: float | None = None
     log: bool = False
     integer: bool = False
     when: dict = field(default_factory=dict)
+
+    @property
+    def setting(self) -> str:
+        return self.key.split("@")[0]
+
+    def accepts(self, value) -> bool:
+        if self.choices is not None:
+            return value in self.choices
+        return isinstance(value, (int, float)) and not isinstance(value, bool) and self.low <= value <= self.high
 
     def applies(self, chosen: dict) -> bool:
         return all(chosen.get(k) in (v if isinstance(v, list) else [v]) for k, v in self.when.items())
@@ -83,9 +94,11 @@ class Dimension:
         return {"choices": out, "when": self.when} if self.when else out
 
 
-def default_space(task: str, photos: bool = False, pretrained: bool = False) -> dict:
+def default_space(task: str, photos: bool = False, pretrained: bool = False, examples: int = 0) -> dict:
     """What is tried when the user says nothing: model family and size, optimizer, learning rate, weight decay,
-    dropout, batch size, augmentation, schedule and epochs, in ranges that suit each task on a CPU."""
+    dropout, batch size, augmentation, schedule and epochs, in ranges that suit each task on a CPU. With tens of
+    thousands of images the ResNets stay small: a ResNet-20 of width 32 takes minutes per epoch of Fashion-MNIST on
+    two cores, a whole short budget."""
     common = {
         "train.lr": {"low": 0.001, "high": 0.05, "log": True},
         "train.weight_decay": {"low": 1e-5, "high": 0.05, "log": True},
@@ -93,16 +106,18 @@ def default_space(task: str, photos: bool = False, pretrained: bool = False) -> 
         "train.schedule": ["onecycle", "cosine"],
     }
     if task == "image":
-        models = ["lenet", "resnet"] + (["efficientnet_lite0"] if photos and pretrained else [])
+        large = examples > 20000
+        models = ["lenet", "resnet"] + (["efficientnet_lite0"] if photos and pretrained and not large else [])
         return {"model.name": models,
-                "model.depth": {"choices": [8, 14, 20], "when": {"model.name": "resnet"}},
-                "model.width": {"choices": [16, 32], "when": {"model.name": "resnet"}},
+                "model.depth": {"choices": [8, 14] if large else [8, 14, 20], "when": {"model.name": "resnet"}},
+                "model.width": {"choices": [6, 12, 24], "when": {"model.name": "lenet"}},
+                "model.width@resnet": {"choices": [8, 16] if large else [16, 32], "when": {"model.name": "resnet"}},
                 **({"model.pretrained": {"choices": [True], "when": {"model.name": "efficientnet_lite0"}}}
                    if "efficientnet_lite0" in models else {}),
                 "train.optimizer": ["adamw", "nesterov"], **common,
                 "train.batch_size": [64, 128, 256],
                 "data.augment": ["none", "flip", "crop", "crop+flip"] if not photos else ["crop", "crop+flip"],
-                "train.epochs": {"low": 4, "high": 16, "int": True}}
+                "train.epochs": {"low": 3, "high": 15, "int": True}}
     if task == "text":
         return {"model.name": ["lstm", "gru"], "model.depth": [1, 2, 3], "model.width": [128, 256, 512],
                 "train.optimizer": ["adamw", "adam"], **common, "model.dropout": {"low": 0.0, "high": 0.3},
@@ -125,14 +140,15 @@ def parse_space(raw: dict, origin: str) -> tuple[list[Dimension], dict]:
     known = fields_by_key()
     dims, fixed = [], {}
     for key, value in raw.items():
-        if key not in known:
-            raise ConfigError(f"Unknown search key '{key}' in {origin}.{close_match(str(key), known)}")
+        setting = str(key).split("@")[0]
+        if setting not in known:
+            raise ConfigError(f"Unknown search key '{key}' in {origin}.{close_match(setting, known)}")
         if isinstance(value, dict) and "choices" not in value and "low" not in value and "high" not in value:
             raise ConfigError(f"'{key}' in {origin}: expected a list of choices, a range {{low: ..., high: ...}} or "
                               f"one value. Received: {value!r}.")
         if not isinstance(value, (list, dict)):
-            check_value(key, value, origin)
-            fixed[key] = value
+            check_value(setting, value, origin)
+            fixed[setting] = value
             continue
         spec = {"choices": value} if isinstance(value, list) else dict(value)
         when = spec.pop("when", None) or {}
@@ -156,7 +172,7 @@ def in_order(dims: list[Dimension], fixed: dict, origin: str) -> list[Dimension]
                               f"searched. Add '{other}' to the space as a list of choices.")
         for d in ready:
             ordered.append(d)
-            done.add(d.key)
+            done.add(d.setting)
             waiting.remove(d)
     return ordered
 
@@ -167,7 +183,7 @@ def dimension(key: str, spec: dict, when: dict, origin: str) -> Dimension:
         if not isinstance(choices, list) or not choices:
             raise ConfigError(f"'{key}' in {origin}: expected at least one choice. Received: {choices!r}.")
         for c in choices:
-            check_value(key, c, origin)
+            check_value(key.split("@")[0], c, origin)
         return Dimension(key, choices=list(choices), when=when)
     low, high = spec.get("low"), spec.get("high")
     if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in (low, high)):
@@ -179,9 +195,9 @@ def dimension(key: str, spec: dict, when: dict, origin: str) -> Dimension:
     log = bool(spec.get("log", False))
     if log and low <= 0:
         raise ConfigError(f"'{key}' in {origin}: a log range needs low > 0. Received: low {low}.")
-    integer = bool(spec.get("int", False)) or fields_by_key()[key][2] in (int, int | None)
+    integer = bool(spec.get("int", False)) or fields_by_key()[key.split("@")[0]][2] in (int, int | None)
     for v in (low, high):
-        check_value(key, int(v) if integer else v, origin)
+        check_value(key.split("@")[0], int(v) if integer else v, origin)
     return Dimension(key, low=low, high=high, log=log, integer=integer, when=when)
 
 
@@ -225,7 +241,17 @@ class TrialReporter:
 
     def __init__(self, search: "Search", trial, monitor: str):
         self.search, self.trial, self.monitor = search, trial, monitor
+        self.ends = time.monotonic() + min(search.remaining(), search.budget * TRIAL_SHARE)
         self.pruned = self.cut = False
+
+    def out_of_time(self, trainer) -> bool:
+        if time.monotonic() < self.ends or trainer.stop_training:
+            return False
+        share = self.search.remaining() > 0
+        trainer.stop_training = self.cut = True
+        trainer.stop_reason = (f"its share of the AutoML budget ({TRIAL_SHARE:.0%}) ran out" if share else
+                               "the AutoML budget ran out")
+        return True
 
     def on_fit_start(self, trainer) -> None:
         for r in trainer.run.metrics():  # a continued trial: the epochs done before the interruption count
@@ -233,9 +259,7 @@ class TrialReporter:
                 self.trial.report(r[self.monitor], r["epoch"])
 
     def on_step_end(self, trainer) -> None:
-        if self.search.remaining() <= 0 and not trainer.stop_training:
-            trainer.stop_training, trainer.stop_reason = True, "the AutoML budget ran out"
-            self.cut = True
+        self.out_of_time(trainer)
 
     def on_epoch_end(self, trainer, record: dict) -> None:
         self.search.save_clock()
@@ -246,9 +270,8 @@ class TrialReporter:
         if self.trial.should_prune() and not trainer.stop_training:
             trainer.stop_training, trainer.stop_reason = True, "pruned by AutoML: worse than the median trial"
             self.pruned = True
-        elif self.search.remaining() <= 0 and not trainer.stop_training:
-            trainer.stop_training, trainer.stop_reason = True, "the AutoML budget ran out"
-            self.cut = True
+        else:
+            self.out_of_time(trainer)
 
 
 class Search:
@@ -261,6 +284,7 @@ class Search:
         self.spent_before, self.started = 0.0, time.monotonic()
         self.study = None
         self.notes: list[str] = []  # the data audit's warnings
+        self.start: dict = {}  # trial 0's settings: deepworks' own defaults for this data
 
     # --- the clock: the budget counts every session of the search ----------------------------------------
     def spent(self) -> float:
@@ -308,7 +332,7 @@ class Search:
         chosen = dict(fixed)
         for d in dims:
             if d.applies(chosen):
-                chosen[d.key] = d.suggest(trial)
+                chosen[d.setting] = d.suggest(trial)
         return chosen
 
     def run_trial(self, trial, dims: list[Dimension], fixed: dict, monitor: str):
@@ -356,6 +380,8 @@ class Search:
             self.check_request()
             dims, fixed, monitor, direction = self.resolve()
             study = self.open_study(direction)
+            if not study.trials and self.start:
+                study.enqueue_trial(self.start, user_attrs={"note": "deepworks' defaults for this data"})
             say = (lambda text: print(text, file=sys.stderr, flush=True)) if progress is not False else (lambda text: None)
             say(f"AutoML: {self.remaining():.0f} s left of {self.budget:.0f} s; trials in {self.trials_dir}")
             while self.remaining() > 0:
@@ -414,12 +440,14 @@ class Search:
             self.notes = task.audit_warnings(data)
         photos = data.meta.get("channels") == 3
         installed = all(_installed(w().module) for w in PRETRAINED.values())
-        space = {**default_space(cfg.task, photos, installed), **r["space"]}
+        space = {**default_space(cfg.task, photos, installed, len(data.train[0])), **r["space"]}
         dims, fixed = parse_space(space, r.get("space_file") or "the search space")
         if not len(data.val[0]):
             raise ConfigError("AutoML compares trials on a validation split, and this data has none. Set "
                               "--val-fraction above 0.")
         monitor = cfg.train.monitor or task.default_monitor
+        cfg.train.epochs = cfg.train.epochs or task.default_epochs(data)
+        self.start = starting_point(cfg, dims, fixed)
         return dims, fixed, monitor, "minimize" if task.monitor_mode(monitor) == "min" else "maximize"
 
     # --- what it leaves --------------------------------------------------------------------------------------
@@ -438,6 +466,18 @@ class Search:
                 "pruned": sum(r["state"] == "pruned" for r in board),
                 "best": best, "best_config": str(self.folder / "best.yaml") if best else None,
                 "report": str(report), "data_notes": self.notes, "leaderboard": board}
+
+
+def starting_point(cfg: Config, dims: list[Dimension], fixed: dict) -> dict:
+    """The settings deepworks itself picks for this data (what `deepworks train` alone would train), as far as the
+    space holds them: the search's first trial, so that it starts from a known-good point, not from a random one."""
+    chosen, start = dict(fixed), {}
+    for d in dims:
+        section, _, name = d.setting.rpartition(".")
+        value = getattr(getattr(cfg, section) if section else cfg, name)
+        if d.applies(chosen) and d.accepts(value):
+            chosen[d.setting] = start[d.key] = value
+    return start
 
 
 def need_optuna() -> None:
@@ -460,7 +500,8 @@ def leaderboard(study) -> list[dict]:
         if t.user_attrs.get("continues") is not None:
             state_note = f"continues trial {t.user_attrs['continues']}"
         else:
-            state_note = t.user_attrs.get("error") or ("cut by the budget" if t.user_attrs.get("cut_by_budget") else "")
+            state_note = "; ".join(n for n in (t.user_attrs.get("note"), t.user_attrs.get("error"),
+                                               "cut by the budget" if t.user_attrs.get("cut_by_budget") else "") if n)
         last = t.intermediate_values[max(t.intermediate_values)] if t.intermediate_values else None
         rows.append({"trial": t.number, "state": state, "value": t.value if t.value is not None else last,
                      "epochs": t.user_attrs.get("epochs", len(t.intermediate_values)),
