@@ -16,10 +16,10 @@ from .errors import ConfigError, DataError, DeepworksError, TrainingError  # noq
 _API = ("Trained", "audit", "evaluate", "generate", "load", "register_task", "runs", "train")
 _CALLBACKS = ("StopButton", "TensorBoard")
 _ELSEWHERE = {"Client": "client", "ServerError": "client", "export": "exporting", "serve": "serving",
-              "automl": "search"}
+              "automl": "search", "compare": "ablation"}
 
 __all__ = ["Client", "Config", "ConfigError", "DataError", "DeepworksError", "ServerError", "StopButton", "TensorBoard",
-           "Trained", "TrainingError", "audit", "automl", "evaluate", "export", "generate", "load", "register_task", "runs",
+           "Trained", "TrainingError", "audit", "automl", "compare", "evaluate", "export", "generate", "load", "register_task", "runs",
            "serve", "train", "__version__"]
 
 

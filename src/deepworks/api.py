@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import shutil
 import time
 import warnings
 from pathlib import Path
@@ -440,6 +441,18 @@ def train_on(run: Run, cfg: Config, task, device: torch.device, progress, starte
         raise DiskFull(f"{err} Training had finished; free some space, then finish the test and report with: "
                        f"deepworks train --resume {run.path}") from None
     return Trained(run, cfg, task, model, device)
+
+
+def train_or_continue(path: Path, callbacks: list, progress, **settings):
+    """The run at `path`: read back when finished, resumed from its checkpoint when interrupted, else trained anew
+    (a folder left without a config by a process killed as it started is removed first)."""
+    if (path / "results.json").is_file():
+        return load(path)
+    if (path / "checkpoint.pt").is_file():
+        return train(resume=str(path), progress=progress, callbacks=callbacks)
+    if path.exists():
+        shutil.rmtree(path)
+    return train(runs_dir=str(path.parent), name=path.name, progress=progress, callbacks=callbacks, **settings)
 
 
 DATA_KEYS = ("data", "source", "data.source")

@@ -134,6 +134,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print the summary and leaderboard as JSON on stdout")
     add_config_flags(p)
 
+    p = add_command(sub, "compare", help="train variants of one setting side by side over several seeds (ablations)",
+                    formatter_class=argparse.RawDescriptionHelpFormatter, epilog=COMPARE_EXAMPLES,
+                    description="Train every combination of the --vary values, once per seed, on identical splits, "
+                                "data order and initialisation seeds, and compare them: overlaid learning curves, a "
+                                "table of test scores (mean and spread over seeds) with the winner, and for "
+                                "activations and initialisations the gradient norm of every layer over the first "
+                                "steps. Runs go to OUT/runs/; run the same command again to continue it. The flags "
+                                "of `deepworks train` fix the other settings.")
+    p.add_argument("--vary", action="append", metavar="SETTING=A,B", required=True,
+                   help="a setting and the values to compare (repeat for a grid): optimizer=sgd,adam")
+    p.add_argument("--seeds", type=int, default=3, help="seeds per variant, from --seed on [default: 3]")
+    p.add_argument("--out", metavar="FOLDER", help="the comparison's folder [default: compare/DATA-SETTINGS]")
+    p.add_argument("--quiet", action="store_true", help="no per-run lines")
+    p.add_argument("--json", action="store_true", help="print the summary as JSON on stdout")
+    add_config_flags(p)
+
     p = add_command(sub, "evaluate", help="evaluate a trained run on its test split (or other labelled data)")
     p.add_argument("run", help="run directory, or a run name inside runs/")
     p.add_argument("--split", default="test", choices=("test", "val"), help="which split of the run's data [default: test]")
@@ -350,6 +366,13 @@ AUTOML_EXAMPLES = """examples:
   deepworks automl --task text --data notes.txt --space space.yaml   your own search space (YAML)
 """
 
+COMPARE_EXAMPLES = """examples:
+  deepworks compare --vary optimizer=sgd,momentum,adagrad,rmsprop,adam --seeds 3     which optimizer, on digits
+  deepworks compare --model mlp --depth 5 --vary activation=sigmoid,tanh,relu --vary init=zeros,xavier,he
+                                                   vanishing gradients and symmetry, with gradient-norm plots
+  deepworks compare --data photos/ --vary dropout=0,0.3 --seeds 2                    does dropout help here?
+"""
+
 TRUST_EXAMPLES = """examples:
   deepworks attack runs/mnist-lenet --eps 0.1                   PGD-40 on 1,000 test images, curve, triptychs
   deepworks attack runs/mnist-lenet --method fgsm --eps 0.05 --json
@@ -414,6 +437,25 @@ def cmd_automl(args) -> int:
              ("report", summary["report"])]
     for label, text in lines:
         print(f"{label:<9} {text}")
+    return 0
+
+
+def cmd_compare(args) -> int:
+    from .ablation import compare
+
+    overrides = {k: v for k, v in vars(args).items() if k in fields_by_key()}
+    apply_overrides(Config(), overrides, COMMAND_LINE)
+    summary = compare(args.vary, seeds=args.seeds, out=args.out, progress=False if args.quiet or args.json else None,
+                      **overrides)
+    if args.json:
+        print(json.dumps(summary, indent=2))
+        return 0
+    key = f"test {summary['metric']} mean"
+    width = max(len(r["variant"]) for r in summary["variants"])
+    print(f"{'variant':<{width}}  {key:>{len(key)}}  spread   seeds")
+    for r in summary["variants"]:
+        print(f"{r['variant']:<{width}}  {r[key]:>{len(key)}.4f}  {r['spread (sd)']:.4f}   {r['seeds']}")
+    print(f"{summary['verdict']}.\nreport    {summary['report']}")
     return 0
 
 
@@ -746,7 +788,7 @@ def main(argv: list[str] | None = None) -> int:
                 "translate": cmd_translate, "sample": cmd_sample, "attack": cmd_attack, "explain": cmd_explain,
                 "visualize": cmd_visualize, "represent": cmd_represent, "audit": cmd_audit, "demo": cmd_demo,
                 "export": cmd_export, "import": cmd_import, "serve": cmd_serve, "runs": cmd_runs,
-                "automl": cmd_automl}
+                "automl": cmd_automl, "compare": cmd_compare}
     try:
         from .threads import configure
 

@@ -128,8 +128,10 @@ class ModelConfig:
         None, "Hidden activation (default relu; tanh for text, where only the plain rnn can use relu instead).",
         ("relu", "leaky_relu", "gelu", "tanh", "sigmoid"))
     init: str = setting(
-        "auto", "Weight initialisation; auto matches it to the activation (He for ReLU-like, Xavier for tanh/sigmoid).",
-        ("auto", "he", "xavier", "torch"),
+        "auto", "Weight initialisation; auto matches it to the activation (He for ReLU-like, Xavier for tanh/sigmoid). "
+        "zeros is a lesson, not a choice: every unit of a layer starts alike, gets the same gradient and stays alike "
+        "(see it with deepworks compare --vary init=zeros,xavier,he).",
+        ("auto", "he", "xavier", "torch", "zeros"),
     )
     dropout: float = setting(0.0, "Dropout probability before each fully connected layer (text: also between "
                                   "recurrent layers).")

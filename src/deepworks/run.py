@@ -188,7 +188,7 @@ class Run:
         """A new, empty run folder named after `name` (made safe for a file name), or NAME-2, NAME-3 ... when
         taken. mkdir itself decides who gets a name, so processes starting runs at the same moment never collide."""
         runs_dir = cls.make_runs_dir(runs_dir)
-        base = re.sub(r"[^A-Za-z0-9._-]+", "-", name).strip("-.")[:MAX_NAME].strip("-.") or "run"
+        base = cls.safe_name(name)
         n = 1
         while True:
             candidate = runs_dir / (base if n == 1 else f"{base}-{n}")
@@ -199,6 +199,11 @@ class Run:
                 n += 1
             except OSError as err:
                 raise write_error(candidate, err) from None
+
+    @staticmethod
+    def safe_name(name: str) -> str:
+        """The folder name a run called `name` gets (before any -2, -3 for a name taken)."""
+        return re.sub(r"[^A-Za-z0-9._-]+", "-", name).strip("-.")[:MAX_NAME].strip("-.") or "run"
 
     @staticmethod
     def make_runs_dir(runs_dir: str | Path) -> Path:

@@ -337,22 +337,16 @@ class Search:
 
     def run_trial(self, trial, dims: list[Dimension], fixed: dict, monitor: str):
         """The trial's run (a new one, or the interrupted run it continues), and its reporter."""
-        from .api import train
+        from .api import train_or_continue
 
         settings = self.trial_settings(trial, dims, fixed)
         reporter = TrialReporter(self, trial, monitor)
-        earlier = trial.user_attrs.get("run")
+        path = Path(trial.user_attrs.get("run") or self.trials_dir / f"trial-{trial.number:03d}")
+        trial.set_user_attr("run", str(path))
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # a trial's notes are in its own report
-            if earlier and (Path(earlier) / "checkpoint.pt").is_file():
-                trained = train(resume=earlier, progress=False, callbacks=[reporter])
-            else:
-                if earlier:
-                    shutil.rmtree(earlier, ignore_errors=True)  # killed before its first epoch: start it again
-                name = Path(earlier).name if earlier else f"trial-{trial.number:03d}"
-                trial.set_user_attr("run", str(self.trials_dir / name))
-                trained = train(runs_dir=str(self.trials_dir), name=name, progress=False, callbacks=[reporter],
-                                **{**self.request["settings"], "data.audit": False}, **settings)
+            trained = train_or_continue(path, [reporter], False,
+                                        **{**self.request["settings"], "data.audit": False}, **settings)
         return trained, reporter
 
     def objective(self, trial, dims, fixed, monitor) -> float | None:

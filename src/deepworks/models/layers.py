@@ -27,9 +27,17 @@ def init_weights(model: nn.Module, scheme: str, activation_name: str) -> None:
     He et al. 2015, and suits conv + pooling stacks: LeNet-5 reaches 99.1 % on MNIST
     in 3 epochs with it, 98.9 % with fan-in), as torchvision's ResNets do.
     The output layer feeds softmax, not the activation, so it gets gain 1 (LeCun).
-    'torch' keeps PyTorch's own default initialisation.
+    'torch' keeps PyTorch's own default initialisation. 'zeros' sets every weight to 0, which never breaks the
+    symmetry between the units of a layer (the textbooks' lesson, shown by `deepworks compare`).
     """
     if scheme == "torch":
+        return
+    if scheme == "zeros":
+        for m in model.modules():
+            if isinstance(m, (nn.Conv2d, nn.Linear)):
+                nn.init.zeros_(m.weight)
+                if m.bias is not None:
+                    nn.init.zeros_(m.bias)
         return
     if scheme == "auto":
         scheme = "xavier" if activation_name in ("tanh", "sigmoid") else "he"

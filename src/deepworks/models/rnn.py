@@ -78,11 +78,13 @@ def step_layers(rnn: nn.RNNBase, x: torch.Tensor, state: State) -> tuple[torch.T
 
 def init_recurrent(rnn: nn.Module, scheme: str) -> None:
     """'auto' and 'torch' keep torch's uniform(+-1/sqrt(hidden)); 'xavier' / 'he' set the input weights that way and
-    the recurrent weights orthogonal (their repeated product then neither grows nor shrinks)."""
+    the recurrent weights orthogonal (their repeated product then neither grows nor shrinks); 'zeros' zeroes all."""
     if scheme in ("auto", "torch"):
         return
     for name, w in rnn.named_parameters():
-        if name.startswith("weight_hh"):
+        if scheme == "zeros":
+            nn.init.zeros_(w)
+        elif name.startswith("weight_hh"):
             for gate in w.data.chunk(w.shape[0] // w.shape[1]):  # one square block per gate
                 nn.init.orthogonal_(gate)
         elif name.startswith("weight_ih"):
