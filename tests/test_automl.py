@@ -26,12 +26,13 @@ def test_a_search_on_digits_finds_better_settings_than_a_bad_start_within_its_bu
     monkeypatch.chdir(tmp_path)
     (tmp_path / "space.yaml").write_text(yaml.safe_dump(SPACE))
     t0 = time.perf_counter()
-    code = main(["automl", "--data", "digits", "--budget", "25s", "--space", "space.yaml", "--out", "search"])
+    code = main(["automl", "--data", "digits", "--budget", "25s", "--space", "space.yaml", "--out", "search",
+                 "--retrain"])
     elapsed = time.perf_counter() - t0
     out = capsys.readouterr().out
     assert code == 0
     assert "val_accuracy" in out.splitlines()[0] and "best      trial" in out and "search/best.yaml" in out
-    assert elapsed < 25 * 1.05 + 5  # the budget holds (the last trial is cut within a step; then the report)
+    assert elapsed < 25 * 1.05 + 8  # the budget holds (the last trial is cut within a step; the report; the retrain)
     summary = json.loads((tmp_path / "search" / "leaderboard.json").read_text())
     best = summary[0]
     assert best["state"] == "complete" and len(summary) >= 4
@@ -44,6 +45,10 @@ def test_a_search_on_digits_finds_better_settings_than_a_bad_start_within_its_bu
     assert "Leaderboard" in report and "history.png" in report and "trials/trial-" in report
     assert main(["evaluate", best["run"], "--json"]) == 0  # the best trial is an ordinary run
     assert json.loads(capsys.readouterr().out)["accuracy"] > 0.8
+    retrained = dw.load(tmp_path / "search" / "best-retrained")  # on the training and validation splits together
+    assert "retrained search/best-retrained" in out and retrained.results["splits"]["val"] == 0
+    assert retrained.results["splits"]["train"] > dw.load(best["run"]).results["splits"]["train"]
+    assert retrained.cfg.train.lr == pytest.approx(best["params"]["train.lr"])
 
 
 class FakeTrial:

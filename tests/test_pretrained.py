@@ -195,3 +195,75 @@ def test_fine_tuning_fits_the_head_first_trains_the_body_slower_and_keeps_batch_
     assert not torch.equal(after["_conv_stem.weight"].cpu(), state["_conv_stem.weight"])  # the body learned too
     report = (trained.run.report_dir / "index.html").read_text()
     assert "was first fitted to the body" in report
+
+
+def torchvision_resnet18_state(classes: int = 1000) -> dict:
+    """A state dict laid out as torchvision's resnet18 (names and shapes written from its definition; nothing is
+    imported from torchvision), with random but plausible values."""
+    g = torch.Generator().manual_seed(0)
+    state = {}
+
+    def conv(name, cout, cin, k):
+        state[f"{name}.weight"] = torch.randn(cout, cin, k, k, generator=g) * (2 / (cin * k * k)) ** 0.5
+
+    def bn(name, c):
+        state.update({f"{name}.weight": torch.rand(c, generator=g) + 0.5, f"{name}.bias": torch.randn(c, generator=g) / 10,
+                      f"{name}.running_mean": torch.randn(c, generator=g) / 10,
+                      f"{name}.running_var": torch.rand(c, generator=g) + 0.5,
+                      f"{name}.num_batches_tracked": torch.tensor(100)})
+
+    conv("conv1", 64, 3, 7)
+    bn("bn1", 64)
+    cin = 64
+    for i, cout in enumerate((64, 128, 256, 512), 1):
+        for j in range(2):
+            block = f"layer{i}.{j}"
+            conv(f"{block}.conv1", cout, cin if j == 0 else cout, 3)
+            bn(f"{block}.bn1", cout)
+            conv(f"{block}.conv2", cout, cout, 3)
+            bn(f"{block}.bn2", cout)
+            if j == 0 and i > 1:
+                conv(f"{block}.downsample.0", cout, cin, 1)
+                bn(f"{block}.downsample.1", cout)
+        cin = cout
+    state["fc.weight"], state["fc.bias"] = torch.randn(classes, 512, generator=g) / 100, torch.zeros(classes)
+    return state
+
+
+def resnet18_features(state: dict, x: torch.Tensor) -> torch.Tensor:
+    """torchvision's ResNet-18 forward in functional form, up to the pooled features its fc layer sees."""
+    def bn(x, n):
+        return F.batch_norm(x, state[f"{n}.running_mean"], state[f"{n}.running_var"], state[f"{n}.weight"],
+                            state[f"{n}.bias"], False, 0.0, 1e-5)
+
+    x = F.max_pool2d(F.relu(bn(F.conv2d(x, state["conv1.weight"], stride=2, padding=3), "bn1")), 3, 2, 1)
+    for i in range(1, 5):
+        for j in range(2):
+            block, stride = f"layer{i}.{j}", 2 if i > 1 and j == 0 else 1
+            out = F.relu(bn(F.conv2d(x, state[f"{block}.conv1.weight"], stride=stride, padding=1), f"{block}.bn1"))
+            out = bn(F.conv2d(out, state[f"{block}.conv2.weight"], padding=1), f"{block}.bn2")
+            short = (bn(F.conv2d(x, state[f"{block}.downsample.0.weight"], stride=stride), f"{block}.downsample.1")
+                     if f"{block}.downsample.0.weight" in state else x)
+            x = F.relu(out + short)
+    return x.mean((2, 3))
+
+
+def test_init_from_a_torchvision_resnet18_file_loads_every_tensor_and_computes_the_same_features(image_folder,
+                                                                                              tmp_path):
+    from deepworks.finetune import captured_inputs
+    from deepworks.models import ResNet18
+    from deepworks.pretrained import load_init_from
+
+    state = torchvision_resnet18_state()
+    torch.save(state, tmp_path / "resnet18-f37072fd.pth")
+    net = ResNet18(3, 5).eval()
+    found = load_init_from(net, tmp_path / "resnet18-f37072fd.pth")
+    assert (found["loaded"], found["of"], found["new"]) == (120, 122, ["fc.weight", "fc.bias"])
+    x = torch.randn(2, 3, 64, 64)
+    with torch.no_grad(), captured_inputs(net.fc) as seen:
+        net(x)
+    assert torch.allclose(seen[0], resnet18_features(state, x), atol=1e-5)
+    with pytest.warns(UserWarning, match=r"120 of 122 tensors loaded; new: fc.weight, fc.bias"):
+        trained = dw.train(data=str(image_folder), model="resnet18", init_from=str(tmp_path / "resnet18-f37072fd.pth"),
+                           channels=3, epochs=1, image_size=32, progress=False, batch_size=16)
+    assert trained.results["parameters"] == 11_689_512 - 512 * 997 - 997  # torchvision's count, with 3 classes

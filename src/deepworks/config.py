@@ -96,7 +96,8 @@ class DataConfig:
 @dataclass
 class ModelConfig:
     name: str | None = setting(
-        None, "Network architecture: mlp, lenet, resnet or efficientnet_lite0 for images (default: resnet for colour "
+        None, "Network architecture: mlp, lenet, resnet (CIFAR-style, 6n+2 layers), resnet18 (ImageNet-style, "
+        "torchvision's layer names, for --init-from) or efficientnet_lite0 for images (default: resnet for colour "
         "photos, lenet for grey images, efficientnet_lite0 with --pretrained); rnn, lstm or gru for text "
         "(default lstm); gru or lstm encoder-decoder, or transformer, for translation (default gru); dcgan for GANs.",
         model_names, flag="--model")

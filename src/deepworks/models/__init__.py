@@ -12,10 +12,11 @@ from ..errors import ConfigError
 from .efficientnet import EfficientNetLite0
 from .lenet import LeNet5
 from .mlp import MLP
-from .resnet import ResNet
+from .resnet import ResNet, ResNet18
 from .rnn import RECURRENT, CharRNN
 
-IMAGE_MODELS = {"mlp": MLP, "lenet": LeNet5, "resnet": ResNet, "efficientnet_lite0": EfficientNetLite0}
+IMAGE_MODELS = {"mlp": MLP, "lenet": LeNet5, "resnet": ResNet, "resnet18": ResNet18,
+                "efficientnet_lite0": EfficientNetLite0}
 TEXT_MODELS = tuple(RECURRENT)
 
 
@@ -31,6 +32,8 @@ def build_image_classifier(cfg: ModelConfig, channels: int, image_size: int, num
                    width=cfg.width or 256, **common)
     if cfg.name == "lenet":
         return LeNet5(channels, image_size=image_size, width=cfg.width, **common)
+    if cfg.name == "resnet18":
+        return ResNet18(channels, **common)
     if cfg.name == "efficientnet_lite0":
         return EfficientNetLite0(channels, num_classes, dropout=cfg.dropout or 0.2)
     if cfg.name == "resnet":

@@ -54,3 +54,51 @@ class ResNet(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.head(self.blocks(self.stem(x)))
+
+
+class ImageNetBlock(nn.Module):
+    """ResNet-18's basic block, its parts named as torchvision names them (conv1, bn1, conv2, bn2, downsample), so
+    that a torchvision checkpoint loads key for key."""
+
+    def __init__(self, cin: int, cout: int, stride: int, act: str):
+        super().__init__()
+        self.conv1 = nn.Conv2d(cin, cout, 3, stride, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(cout)
+        self.conv2 = nn.Conv2d(cout, cout, 3, 1, 1, bias=False)
+        self.bn2 = nn.BatchNorm2d(cout)
+        self.relu = activation(act)
+        self.downsample = None if stride == 1 and cin == cout else nn.Sequential(
+            nn.Conv2d(cin, cout, 1, stride, bias=False), nn.BatchNorm2d(cout))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        shortcut = x if self.downsample is None else self.downsample(x)
+        return self.relu(self.bn2(self.conv2(self.relu(self.bn1(self.conv1(x))))) + shortcut)
+
+
+class ResNet18(nn.Module):
+    """He et al. 2016's ImageNet ResNet-18 (11.7 M parameters): a 7x7 stride-2 stem and max pooling, then four
+    stages of two basic blocks with 64, 128, 256 and 512 channels. For --init-from a torchvision checkpoint
+    (resnet18-f37072fd.pth and its like): the names and shapes are torchvision's, the head (fc) is new."""
+    min_size = 32
+
+    def __init__(self, in_channels: int, num_classes: int, act: str = "relu", init: str = "auto",
+                 dropout: float = 0.0):
+        super().__init__()
+        self.conv1 = nn.Conv2d(in_channels, 64, 7, 2, 3, bias=False)
+        self.bn1 = nn.BatchNorm2d(64)
+        self.relu = activation(act)
+        self.maxpool = nn.MaxPool2d(3, 2, 1)
+        cin = 64
+        for i, cout in enumerate((64, 128, 256, 512), 1):
+            setattr(self, f"layer{i}", nn.Sequential(ImageNetBlock(cin, cout, 1 if i == 1 else 2, act),
+                                                     ImageNetBlock(cout, cout, 1, act)))
+            cin = cout
+        self.avgpool = nn.AdaptiveAvgPool2d(1)
+        self.dropout = nn.Dropout(dropout)
+        self.fc = nn.Linear(512, num_classes)
+        init_weights(self, init, act)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.maxpool(self.relu(self.bn1(self.conv1(x))))
+        x = self.layer4(self.layer3(self.layer2(self.layer1(x))))
+        return self.fc(self.dropout(torch.flatten(self.avgpool(x), 1)))
