@@ -30,7 +30,7 @@ from .models import prefer_channels_last
 from .run import Run, cpu_state_dict, first_line, safetensors_shapes
 from .callbacks import Callbacks
 from .engine import resolve_device
-from .finetune import head_first, starts_from_weights
+from .finetune import fine_tunes, head_first
 from .inference import check_options
 from .loop import check_resume, fit
 from .registry import get_task, register
@@ -402,7 +402,7 @@ def train_on(run: Run, cfg: Config, task, device: torch.device, progress, starte
     t0 = time.perf_counter()  # the fit's wall time includes the starting weights and the head-first step
     if not resuming:
         start_from(task, model, cfg)
-        if starts_from_weights(cfg) and cfg.model.head_first:
+        if fine_tunes(task) and cfg.model.head_first:
             note = head_first(task, model, data.train, device)
             if note:
                 data.notes.append(note)

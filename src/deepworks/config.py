@@ -148,10 +148,11 @@ class ModelConfig:
                                   "faster per step).")
     allow_partial: bool = setting(False, "With --init-from: start what the file does not have from scratch, "
                                          "instead of refusing.")
-    head_first: bool = setting(True, "With --pretrained or --init-from: before the first epoch, fit the new last "
-                                     "layer to the body's features of the training images, computed once (seconds).")
-    body_lr: float = setting(0.1, "With --pretrained or --init-from: the learning rate of every layer but the last, "
-                                  "as a fraction of --lr (the pretrained layers move less than the new one).")
+    head_first: bool = setting(True, "Images, with --pretrained or --init-from: before the first epoch, fit the new "
+                                     "last layer to the body's features of the training images, computed once "
+                                     "(seconds).")
+    body_lr: float = setting(0.1, "Images, with --pretrained or --init-from: the learning rate of every layer but the "
+                                  "last, as a fraction of --lr (the pretrained layers move less than the new one).")
 
 
 @dataclass

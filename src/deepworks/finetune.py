@@ -11,7 +11,7 @@
    poor estimate of the data's; the pretrained running statistics are kept (batch norm in eval mode, its scale and
    shift still learning), as Keras' fine-tuning guide does.
 
-`--freeze` keeps the body fixed altogether (callbacks.FrozenBody): the head-first step, then epochs that train the
+A task opts in with `fine_tuning = True` and its `head_features`. `--freeze` keeps the body fixed altogether (callbacks.FrozenBody): the head-first step, then epochs that train the
 head alone on augmented images.
 """
 
@@ -24,14 +24,15 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .config import Config
 
 HEAD_WEIGHT_DECAY = 1e-3  # L2 on the head's weights, per example: flat between 1e-4 and 1e-2 on CIFAR-10 features
 HEAD_ITERATIONS = 200
 
 
-def starts_from_weights(cfg: Config) -> bool:
-    return bool(cfg.model.pretrained or cfg.model.init_from)
+def fine_tunes(task) -> bool:
+    """Whether a run of `task` fine-tunes: it starts from learned weights and the task takes the steps above (image
+    classification; a GAN, whose batch norm must follow its generator, does not)."""
+    return bool(task.fine_tuning and (task.cfg.model.pretrained or task.cfg.model.init_from))
 
 
 def head_of(model: nn.Module) -> tuple[str, nn.Linear]:

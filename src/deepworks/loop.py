@@ -36,7 +36,7 @@ from .callbacks import (BestWeights, Callbacks, Checkpoint, CtrlC, DivergenceGua
 from .config import Config, TrainConfig
 from .engine import Engine, resolve_device
 from .errors import DeepworksError, Interrupted
-from .finetune import KeepNormStatistics, starts_from_weights
+from .finetune import KeepNormStatistics, fine_tunes
 from .run import Run, cpu_state_dict
 
 __all__ = ["BatchSource", "Engine", "FitResult", "Interrupted", "TensorBatches", "Trainer", "better", "check_resume",
@@ -135,7 +135,7 @@ def default_callbacks(task, cfg: Config, validate: bool, progress: bool | None, 
         own.append(TensorBoard())
     if cfg.model.freeze:
         own.append(FrozenBody())
-    elif starts_from_weights(cfg):
+    elif fine_tunes(task):
         own.append(KeepNormStatistics())
     return own + list(extra or []) + [Checkpoint()]
 

@@ -49,7 +49,8 @@ from .run import atomic_write_text, hold_folder
 MIN_BUDGET_S = 20  # below this no trial can read its data, train an epoch and be tested
 SAMPLERS = ("tpe", "random")
 PRUNERS = ("median", "halving", "none")
-STARTUP_TRIALS = 4  # random trials before TPE models the results, and before the median rule prunes anything
+STARTUP_TRIALS = 4  # random trials before TPE models the results
+PRUNE_AFTER = 2  # finished trials before the median rule prunes anything: a budget of minutes holds few trials
 TRIAL_SHARE = 0.5  # no trial may take more than this share of the budget: one slow model cannot eat the search
 
 
@@ -310,7 +311,7 @@ class Search:
             study.sampler = (optuna.samplers.RandomSampler(seed=seed) if self.request["sampler"] == "random" else
                              optuna.samplers.TPESampler(seed=seed, n_startup_trials=STARTUP_TRIALS, multivariate=True,
                                                         group=True))
-        study.pruner = {"median": optuna.pruners.MedianPruner(n_startup_trials=STARTUP_TRIALS, n_warmup_steps=1),
+        study.pruner = {"median": optuna.pruners.MedianPruner(n_startup_trials=PRUNE_AFTER, n_warmup_steps=0),
                         "halving": optuna.pruners.SuccessiveHalvingPruner(),
                         "none": optuna.pruners.NopPruner()}[self.request["pruner"]]
         self.study = study

@@ -55,6 +55,7 @@ class Task:
     use = None                    # the Trained method that uses a model of this task ('predict', 'generate', ...)
     kind = "a model"              # how messages name a run of this task ('an image classification run')
     overfit_remedies = "more data, --dropout 0.3, or fewer --epochs"
+    fine_tuning = False           # True: a run from learned weights is fine-tuned (finetune.py; head_features)
 
     def __init__(self, cfg: Config, meta: dict | None = None):
         fill_defaults(cfg, {**SHARED_DEFAULTS, **self.defaults})
@@ -124,11 +125,11 @@ class Task:
     def optimizers(self, model: nn.Module) -> list[torch.optim.Optimizer]:
         """The optimizers `update` steps (one schedule each): by default --optimizer over all parameters; when the
         run starts from learned weights, the last layer at --lr and the rest at --body-lr times it."""
-        from ..finetune import parameter_groups, starts_from_weights
+        from ..finetune import fine_tunes, parameter_groups
         from ..loop import make_optimizer
 
         t = self.cfg.train
-        if starts_from_weights(self.cfg) and self.cfg.model.body_lr != 1:
+        if fine_tunes(self) and self.cfg.model.body_lr != 1:
             return [make_optimizer(parameter_groups(model, t.lr, self.cfg.model.body_lr), t)]
         return [make_optimizer(model.parameters(), t)]
 

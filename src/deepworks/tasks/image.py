@@ -93,6 +93,7 @@ class ImageClassification(Task):
     defaults = {"data.source": "digits", "model.activation": "relu", "train.batch_size": 128, "train.clip_grad": 0.0}
     # model.name and data.augment are chosen from the data (see data_defaults); patience from the run's length
     headline = "accuracy"
+    fine_tuning = True
 
     def __init__(self, cfg: Config, meta: dict | None = None):
         if cfg.model.pretrained:  # fine-tuning's own defaults, for what the user left unset
