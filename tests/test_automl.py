@@ -126,6 +126,21 @@ def test_kill_9_mid_search_then_the_same_command_continues_it(tmp_path):
     assert any(row["note"] == "continues trial 2" for row in summary["leaderboard"])
 
 
+@pytest.mark.parametrize("task,photos,examples", [("image", False, 60000), ("image", True, 500), ("text", False, 0),
+                                                   ("translate", False, 0)])
+def test_every_default_space_is_valid_and_its_conditions_hold(task, photos, examples):
+    from deepworks.search import default_space
+
+    dims, fixed = parse_space(default_space(task, photos, pretrained=True, examples=examples), "default")
+    assert len(dims) >= 8 and not fixed
+    keys = [d.setting for d in dims]
+    for d in dims:  # every condition is decided before the dimension it governs
+        assert all(keys.index(k) < keys.index(d.setting) for k in d.when)
+    if task == "image":
+        models = dims[0].choices
+        assert ("efficientnet_lite0" in models) == photos and "resnet" in models
+
+
 @pytest.mark.parametrize("space,message", [
     ({"train.lrr": [0.1]}, "Unknown search key 'train.lrr' in space. Did you mean 'train.lr'?"),
     ({"train.lr": {"low": 0.1, "high": 0.01}}, "the range is empty; expected low < high. Received: low 0.1, high 0.01"),

@@ -127,7 +127,7 @@ def default_space(task: str, photos: bool = False, pretrained: bool = False, exa
         return {"model.name": ["gru", "lstm", "transformer"], "model.width": [128, 256],
                 "model.depth": {"choices": [2, 3], "when": {"model.name": "transformer"}},
                 "train.optimizer": ["adamw", "adam"], **common, "train.lr": {"low": 3e-4, "high": 0.01, "log": True},
-                "train.label_smoothing": [0.0, 0.1], "train.batch_size": [32, 64, 128],
+                "train.batch_size": [32, 64, 128],
                 "train.epochs": {"low": 4, "high": 20, "int": True}}
     raise ConfigError(f"AutoML searches --task image, text or translate. Received: --task {task}.")
 
@@ -286,6 +286,9 @@ class Search:
         self.study = None
         self.notes: list[str] = []  # the data audit's warnings
         self.start: dict = {}  # trial 0's settings: deepworks' own defaults for this data
+        self.dims: list[Dimension] = []
+        self.fixed: dict = {}
+        self.monitor = ""
 
     # --- the clock: the budget counts every session of the search ----------------------------------------
     def spent(self) -> float:
@@ -329,19 +332,19 @@ class Search:
             self.study.enqueue_trial(t.params, user_attrs={"continues": t.number, "run": t.user_attrs.get("run")})
 
     # --- one trial -------------------------------------------------------------------------------------------
-    def trial_settings(self, trial, dims: list[Dimension], fixed: dict) -> dict:
-        chosen = dict(fixed)
-        for d in dims:
+    def trial_settings(self, trial) -> dict:
+        chosen = dict(self.fixed)
+        for d in self.dims:
             if d.applies(chosen):
                 chosen[d.setting] = d.suggest(trial)
         return chosen
 
-    def run_trial(self, trial, dims: list[Dimension], fixed: dict, monitor: str):
+    def run_trial(self, trial):
         """The trial's run (a new one, or the interrupted run it continues), and its reporter."""
         from .api import train_or_continue
 
-        settings = self.trial_settings(trial, dims, fixed)
-        reporter = TrialReporter(self, trial, monitor)
+        settings = self.trial_settings(trial)
+        reporter = TrialReporter(self, trial, self.monitor)
         path = Path(trial.user_attrs.get("run") or self.trials_dir / f"trial-{trial.number:03d}")
         trial.set_user_attr("run", str(path))
         with warnings.catch_warnings():
@@ -350,10 +353,10 @@ class Search:
                                         **{**self.request["settings"], "data.audit": False}, **settings)
         return trained, reporter
 
-    def objective(self, trial, dims, fixed, monitor) -> float | None:
+    def objective(self, trial) -> float | None:
         import optuna
 
-        trained, reporter = self.run_trial(trial, dims, fixed, monitor)
+        trained, reporter = self.run_trial(trial)
         fit = trained.results["fit"]
         trial.set_user_attr("epochs", fit["epochs"])
         trial.set_user_attr("seconds", fit["wall_seconds"])
@@ -365,45 +368,49 @@ class Search:
 
     # --- the whole search ------------------------------------------------------------------------------------
     def run(self, progress: bool | None = None) -> dict:
-        import optuna
-        from optuna.trial import TrialState
-
         self.started = time.monotonic()  # reading the data and writing the report count too
         self.folder.mkdir(parents=True, exist_ok=True)
         busy = f"The AutoML search in '{self.folder}' is running in another process{{pid}}. Wait for it, or stop it."
         with hold_folder(self.folder, busy):
             self.check_request()
-            dims, fixed, monitor, direction = self.resolve()
+            self.dims, self.fixed, self.monitor, direction = self.resolve()
             study = self.open_study(direction)
             if not study.trials and self.start:
                 study.enqueue_trial(self.start, user_attrs={"note": "deepworks' defaults for this data"})
-            say = (lambda text: print(text, file=sys.stderr, flush=True)) if progress is not False else (lambda text: None)
+            say = (lambda text: print(text, file=sys.stderr, flush=True)) if progress is not False else (lambda _: None)
             say(f"AutoML: {self.remaining():.0f} s left of {self.budget:.0f} s; trials in {self.trials_dir}")
             while self.remaining() > 0:
-                trial = study.ask()
-                try:
-                    value = self.objective(trial, dims, fixed, monitor)
-                except optuna.TrialPruned:
-                    study.tell(trial, state=TrialState.PRUNED)
-                    say(f"  trial {trial.number}: pruned after {trial.user_attrs.get('epochs')} epochs")
-                except (KeyboardInterrupt, Interrupted):
-                    self.save_clock()
-                    raise Interrupted(f"AutoML interrupted; finished trials are kept and trial {trial.number} "
-                                      f"resumes from its checkpoint. Continue with the same command.") from None
-                except DeepworksError as err:  # settings that cannot work together: a failed trial, not a failed search
-                    trial.set_user_attr("error", str(err))
-                    study.tell(trial, state=TrialState.FAIL)
-                    say(f"  trial {trial.number}: failed: {err}")
-                else:
-                    if value is None:  # the budget ran out before its first epoch ended
-                        trial.set_user_attr("error", "the budget ran out before its first epoch ended")
-                        study.tell(trial, state=TrialState.FAIL)
-                    else:
-                        study.tell(trial, value)
-                        say(f"  trial {trial.number}: {monitor} {value:.4f} ({trial.user_attrs.get('epochs')} "
-                            f"epochs); best so far {study.best_value:.4f} (trial {study.best_trial.number})")
+                self.run_one(study.ask(), say)
                 self.save_clock()
-            return self.finish(monitor, direction)
+            return self.finish(direction)
+
+    def run_one(self, trial, say) -> None:
+        """One trial, told to the study as finished, pruned or failed; an interruption leaves it running in the
+        study, for the next session to continue."""
+        import optuna
+        from optuna.trial import TrialState
+
+        try:
+            value = self.objective(trial)
+        except optuna.TrialPruned:
+            self.study.tell(trial, state=TrialState.PRUNED)
+            say(f"  trial {trial.number}: pruned after {trial.user_attrs.get('epochs')} epochs")
+        except (KeyboardInterrupt, Interrupted):
+            self.save_clock()
+            raise Interrupted(f"AutoML interrupted; finished trials are kept and trial {trial.number} resumes from "
+                              f"its checkpoint. Continue with the same command.") from None
+        except DeepworksError as err:  # settings that cannot work together: a failed trial, not a failed search
+            trial.set_user_attr("error", str(err))
+            self.study.tell(trial, state=TrialState.FAIL)
+            say(f"  trial {trial.number}: failed: {err}")
+        else:
+            if value is None:
+                trial.set_user_attr("error", "no epoch ended within the budget")
+                self.study.tell(trial, state=TrialState.FAIL)
+                return
+            self.study.tell(trial, value)
+            say(f"  trial {trial.number}: {self.monitor} {value:.4f} ({trial.user_attrs.get('epochs')} epochs); best so "
+                f"far {self.study.best_value:.4f} (trial {self.study.best_trial.number})")
 
     def check_request(self) -> None:
         """The same command continues a search; a different one is refused rather than mixed into it (only the
@@ -446,7 +453,7 @@ class Search:
         return dims, fixed, monitor, "minimize" if task.monitor_mode(monitor) == "min" else "maximize"
 
     # --- what it leaves --------------------------------------------------------------------------------------
-    def finish(self, monitor: str, direction: str) -> dict:
+    def finish(self, direction: str) -> dict:
         from .search_report import write_report
 
         board = leaderboard(self.study)
@@ -454,8 +461,8 @@ class Search:
         best = next((row for row in board if row["state"] == "complete"), None)
         if best is not None:
             shutil.copyfile(Path(best["run"]) / "config.yaml", self.folder / "best.yaml")
-        report = write_report(self.folder, self.study, board, monitor, self.notes)
-        return {"folder": str(self.folder), "monitor": monitor, "direction": direction,
+        report = write_report(self.folder, self.study, board, self.monitor, self.notes)
+        return {"folder": str(self.folder), "monitor": self.monitor, "direction": direction,
                 "budget_s": self.budget, "spent_s": round(self.spent(), 1),
                 "trials": len(board), "complete": sum(r["state"] == "complete" for r in board),
                 "pruned": sum(r["state"] == "pruned" for r in board),
