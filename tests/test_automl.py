@@ -165,6 +165,19 @@ def test_a_budget_too_short_for_one_trial_or_unreadable_is_refused_before_anythi
     assert not (tmp_path / "a").exists()
 
 
+def test_a_setting_fixed_on_the_command_line_is_not_searched_unless_the_space_says_so_too(tmp_path):
+    from deepworks.search import Search
+
+    with pytest.raises(ConfigError, match="'train.lr' is both fixed on the command line and searched in the space"):
+        dw.automl(data="digits", budget="20s", out=str(tmp_path / "a"), lr=0.01, space={"train.lr": [0.1, 0.01]})
+    request = {"task": "image", "settings": {"data.source": "digits", "model.name": "mlp"}, "space": {},
+               "space_file": None, "seed": 0, "sampler": "tpe", "pruner": "median", "budget_s": 60}
+    search = Search(tmp_path / "b", request)
+    dims, fixed, monitor, _ = search.resolve()
+    assert "model.name" not in [d.setting for d in dims] and monitor == "val_accuracy"
+    assert all(d.applies({"model.name": "mlp"}) for d in dims)  # the ResNet's and LeNet's sizes are not tried
+
+
 def test_a_different_command_on_an_existing_search_folder_is_refused(tmp_path):
     folder = tmp_path / "search"
     folder.mkdir()

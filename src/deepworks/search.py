@@ -132,9 +132,9 @@ def default_space(task: str, photos: bool = False, pretrained: bool = False, exa
     raise ConfigError(f"AutoML searches --task image, text or translate. Received: --task {task}.")
 
 
-def parse_space(raw: dict, origin: str) -> tuple[list[Dimension], dict]:
+def parse_space(raw: dict, origin: str, given: dict | None = None) -> tuple[list[Dimension], dict]:
     """(the dimensions, the fixed settings) of a space written as in the module's docstring; every key, choice and
-    range checked, with the fix."""
+    range checked, with the fix. `given`: settings the command fixes, which conditions may name too."""
     if not isinstance(raw, dict):
         raise ConfigError(f"{origin} must map setting keys (train.lr, model.name, ...) to what may be tried. "
                           f"Received: {type(raw).__name__}.")
@@ -158,7 +158,7 @@ def parse_space(raw: dict, origin: str) -> tuple[list[Dimension], dict]:
             raise ConfigError(f"'{key}' in {origin}: unknown field {', '.join(sorted(unknown))}. Expected choices, or "
                               f"low and high (with log or int), and when.")
         dims.append(dimension(key, spec, when, origin))
-    return in_order(dims, fixed, origin), fixed
+    return in_order(dims, {**(given or {}), **fixed}, origin), fixed
 
 
 def in_order(dims: list[Dimension], fixed: dict, origin: str) -> list[Dimension]:
@@ -333,7 +333,8 @@ class Search:
 
     # --- one trial -------------------------------------------------------------------------------------------
     def trial_settings(self, trial) -> dict:
-        chosen = dict(self.fixed)
+        """Every setting of the trial's run: the command's, the space's fixed ones, and the trial's choices."""
+        chosen = {**self.request["settings"], "data.audit": False, **self.fixed}
         for d in self.dims:
             if d.applies(chosen):
                 chosen[d.setting] = d.suggest(trial)
@@ -349,8 +350,7 @@ class Search:
         trial.set_user_attr("run", str(path))
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # a trial's notes are in its own report
-            trained = train_or_continue(path, [reporter], False,
-                                        **{**self.request["settings"], "data.audit": False}, **settings)
+            trained = train_or_continue(path, [reporter], False, **settings)
         return trained, reporter
 
     def objective(self, trial) -> float | None:
@@ -442,14 +442,20 @@ class Search:
             self.notes = task.audit_warnings(data)
         photos = data.meta.get("channels") == 3
         installed = all(_installed(w().module) for w in PRETRAINED.values())
-        space = {**default_space(cfg.task, photos, installed, len(data.train[0])), **r["space"]}
-        dims, fixed = parse_space(space, r.get("space_file") or "the search space")
+        given = set(r["settings"])  # a setting the command fixes is not searched
+        clash = sorted(k for k in r["space"] if k.split("@")[0] in given)
+        if clash:
+            raise ConfigError(f"'{clash[0]}' is both fixed on the command line and searched in "
+                              f"{r.get('space_file') or 'the space'}. Drop one of the two.")
+        default = {k: v for k, v in default_space(cfg.task, photos, installed, len(data.train[0])).items()
+                   if k.split("@")[0] not in given}
+        dims, fixed = parse_space({**default, **r["space"]}, r.get("space_file") or "the search space", r["settings"])
         if not len(data.val[0]):
             raise ConfigError("AutoML compares trials on a validation split, and this data has none. Set "
                               "--val-fraction above 0.")
         monitor = cfg.train.monitor or task.default_monitor
         cfg.train.epochs = cfg.train.epochs or task.default_epochs(data)
-        self.start = starting_point(cfg, dims, fixed)
+        self.start = starting_point(cfg, dims, {**r["settings"], **fixed})
         return dims, fixed, monitor, "minimize" if task.monitor_mode(monitor) == "min" else "maximize"
 
     # --- what it leaves --------------------------------------------------------------------------------------
