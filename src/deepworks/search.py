@@ -51,6 +51,7 @@ SAMPLERS = ("tpe", "random")
 PRUNERS = ("median", "halving", "none")
 STARTUP_TRIALS = 4  # random trials before TPE models the results
 PRUNE_AFTER = 2  # finished trials before the median rule prunes anything: a budget of minutes holds few trials
+WARMUP = 10  # percent of its schedule a trial trains before it may be pruned
 TRIAL_SHARE = 0.5  # no trial may take more than this share of the budget: one slow model cannot eat the search
 
 
@@ -255,19 +256,30 @@ class TrialReporter:
         return True
 
     def on_fit_start(self, trainer) -> None:
+        self.reported = 0  # the last point of the schedule reported, in percent
         for r in trainer.run.metrics():  # a continued trial: the epochs done before the interruption count
-            if r.get("kind") == "epoch" and r["epoch"] <= trainer.epoch and r.get(self.monitor) is not None:
-                self.trial.report(r[self.monitor], r["epoch"])
+            if r.get("kind") == "epoch" and r["epoch"] <= trainer.epoch:
+                self.report(r, trainer.epochs)
+
+    def report(self, record: dict, epochs: int) -> None:
+        """The score at this point of the trial's schedule, in percent of its epochs: the median rule then compares
+        trials at the same point of their schedules, not after the same number of epochs (a 15-epoch one-cycle
+        schedule is still warming up after its first epoch, when a 3-epoch one is at its peak rate). Every percent
+        since the last report takes this score, so trials of any length meet at common points."""
+        value = record.get(self.monitor)
+        if value is None or not math.isfinite(value):
+            return
+        done = round(100 * record["epoch"] / epochs)
+        for point in range(self.reported + 1, done + 1):
+            self.trial.report(value, point)
+        self.reported = max(self.reported, done)
 
     def on_step_end(self, trainer) -> None:
         self.out_of_time(trainer)
 
     def on_epoch_end(self, trainer, record: dict) -> None:
         self.search.save_clock()
-        value = record.get(self.monitor)
-        if value is None or not math.isfinite(value):
-            return
-        self.trial.report(value, record["epoch"])
+        self.report(record, trainer.epochs)
         if self.trial.should_prune() and not trainer.stop_training:
             trainer.stop_training, trainer.stop_reason = True, "pruned by AutoML: worse than the median trial"
             self.pruned = True
@@ -314,7 +326,7 @@ class Search:
             study.sampler = (optuna.samplers.RandomSampler(seed=seed) if self.request["sampler"] == "random" else
                              optuna.samplers.TPESampler(seed=seed, n_startup_trials=STARTUP_TRIALS, multivariate=True,
                                                         group=True))
-        study.pruner = {"median": optuna.pruners.MedianPruner(n_startup_trials=PRUNE_AFTER, n_warmup_steps=0),
+        study.pruner = {"median": optuna.pruners.MedianPruner(n_startup_trials=PRUNE_AFTER, n_warmup_steps=WARMUP),
                         "halving": optuna.pruners.SuccessiveHalvingPruner(),
                         "none": optuna.pruners.NopPruner()}[self.request["pruner"]]
         self.study = study
@@ -512,7 +524,7 @@ def leaderboard(study) -> list[dict]:
                                                "cut by the budget" if t.user_attrs.get("cut_by_budget") else "") if n)
         last = t.intermediate_values[max(t.intermediate_values)] if t.intermediate_values else None
         rows.append({"trial": t.number, "state": state, "value": t.value if t.value is not None else last,
-                     "epochs": t.user_attrs.get("epochs", len(t.intermediate_values)),
+                     "epochs": t.user_attrs.get("epochs"),
                      "seconds": t.user_attrs.get("seconds"), "run": t.user_attrs.get("run"), "note": state_note,
                      "params": dict(t.params)})
     sign = -1 if study.direction.name == "MAXIMIZE" else 1
