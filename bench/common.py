@@ -106,3 +106,30 @@ def epochs_in_budget(train_images, n: int, budget_s: float, small: int, large: i
     train_images(small)  # warm-up, not counted
     per_image = (train_images(large) - train_images(small)) / (large - small)
     return max(1, math.floor(budget_s / (per_image * n)))
+
+
+def extract_photos(tar_path: Path, folder: Path, per_class: int, classes: dict[str, str]) -> None:
+    """The first `per_class` JPEGs (in the tarball's order) of each class of the shared CIFAR-10 tarball named in
+    `classes` into folder/NAME/, NAME being what `classes` maps the class to."""
+    import tarfile
+
+    taken = dict.fromkeys(classes, 0)
+    with tarfile.open(tar_path, "r:gz") as tar:
+        for member in tar:
+            parts = Path(member.name).parts
+            if not member.isfile() or len(parts) < 3 or parts[-2] not in taken or taken[parts[-2]] >= per_class:
+                continue
+            target = folder / classes[parts[-2]] / parts[-1]
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(tar.extractfile(member).read())
+            taken[parts[-2]] += 1
+
+
+def deepworks_cli(*args: str, cwd: Path) -> dict:
+    """A real `deepworks ... --json` command (in a process of its own, on 2 threads); its JSON answer."""
+    import subprocess
+    import sys
+
+    out = subprocess.run([sys.executable, "-m", "deepworks", *args, "--json"], cwd=cwd, check=True,
+                         capture_output=True, text=True, env={**os.environ, "DEEPWORKS_THREADS": "2"})
+    return json.loads(out.stdout)

@@ -12,10 +12,7 @@ tarball in other-photos/CLASS/. Each recipe is a real `deepworks train --data ph
 from __future__ import annotations
 
 import json
-import os
-import subprocess
 import sys
-import tarfile
 import tempfile
 import time
 from pathlib import Path
@@ -23,33 +20,13 @@ from pathlib import Path
 import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import SHARED_DATA, calibrate, machine, write  # noqa: E402
+from common import SHARED_DATA, calibrate, deepworks_cli, extract_photos, machine, write  # noqa: E402
 
 CLASSES = {"cat": "cats", "dog": "dogs", "horse": "horses", "ship": "ships"}
 RECIPES = {
     "deepworks defaults now": [],  # colour photos: ResNet-20, crop+flip, early stopping
     "deepworks defaults before": ["--model", "lenet", "--augment", "none", "--patience", "0"],
 }
-
-
-def extract(tar_path: Path, folder: Path, per_class: int) -> None:
-    """The first `per_class` photos (in the tarball's order) of each of CLASSES into folder/CLASS/."""
-    taken = {c: 0 for c in CLASSES}
-    with tarfile.open(tar_path, "r:gz") as tar:
-        for member in tar:
-            parts = Path(member.name).parts
-            if not member.isfile() or len(parts) < 3 or parts[-2] not in CLASSES or taken[parts[-2]] >= per_class:
-                continue
-            target = folder / CLASSES[parts[-2]] / parts[-1]
-            target.parent.mkdir(parents=True, exist_ok=True)
-            target.write_bytes(tar.extractfile(member).read())
-            taken[parts[-2]] += 1
-
-
-def deepworks(*args: str, cwd: Path) -> dict:
-    out = subprocess.run([sys.executable, "-m", "deepworks", *args, "--json"], cwd=cwd, check=True,
-                         capture_output=True, text=True, env={**os.environ, "DEEPWORKS_THREADS": "2"})
-    return json.loads(out.stdout)
 
 
 def main() -> None:
@@ -60,13 +37,13 @@ def main() -> None:
               "data": "4 CIFAR-10 classes (cat, dog, horse, ship): 300 training photos each, 100 other photos each"}
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
-        extract(source / "train.tar.gz", folder / "photos", 300)
-        extract(source / "test.tar.gz", folder / "other-photos", 100)
+        extract_photos(source / "train.tar.gz", folder / "photos", 300, CLASSES)
+        extract_photos(source / "test.tar.gz", folder / "other-photos", 100, CLASSES)
         for name, extra in RECIPES.items():
             t0 = time.perf_counter()
-            trained = deepworks("train", "--data", "photos", *extra, "--name", name.replace(" ", "-"), cwd=folder)
+            trained = deepworks_cli("train", "--data", "photos", *extra, "--name", name.replace(" ", "-"), cwd=folder)
             seconds = time.perf_counter() - t0
-            other = deepworks("evaluate", trained["run"], "--data", "other-photos", cwd=folder)
+            other = deepworks_cli("evaluate", trained["run"], "--data", "other-photos", cwd=folder)
             config = yaml.safe_load((folder / trained["run"] / "config.yaml").read_text())
             fit = trained["fit"]
             result[name] = {

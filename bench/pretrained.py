@@ -14,10 +14,7 @@ goal: pretrained >= 70 % and >= 20 points above the best from-scratch model, eac
 from __future__ import annotations
 
 import json
-import os
-import subprocess
 import sys
-import tarfile
 import tempfile
 import time
 from pathlib import Path
@@ -25,7 +22,7 @@ from pathlib import Path
 import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import SHARED_DATA, calibrate, machine, write  # noqa: E402
+from common import SHARED_DATA, calibrate, deepworks_cli, extract_photos, machine, write  # noqa: E402
 
 CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
 SPLIT = ["--test-fraction", str(1 / 7), "--val-fraction", str(1 / 6)]  # of 70 per class: 10 test, then 10 of 60 val
@@ -34,29 +31,9 @@ RECIPES = {
     "pretrained efficientnet_lite0, fine-tuned": ["--pretrained"],
     "pretrained efficientnet_lite0, head only (--freeze)": ["--pretrained", "--freeze", "--epochs", "4"],
     # from scratch: no early stopping, and as many epochs as fit in the budget (the best validation epoch is kept)
-    "from scratch: resnet (the default for photos)": ["--model", "resnet", "--epochs", "150", "--patience", "0"],
+    "from scratch: resnet (the default for photos)": ["--model", "resnet", "--epochs", "130", "--patience", "0"],
     "from scratch: lenet": ["--model", "lenet", "--augment", "crop+flip", "--epochs", "400", "--patience", "0"],
 }
-
-
-def extract(tar_path: Path, folder: Path, per_class: int) -> None:
-    """The first `per_class` photos (in the tarball's order) of every class into folder/CLASS/."""
-    taken = dict.fromkeys(CLASSES, 0)
-    with tarfile.open(tar_path, "r:gz") as tar:
-        for member in tar:
-            parts = Path(member.name).parts
-            if not member.isfile() or len(parts) < 3 or parts[-2] not in taken or taken[parts[-2]] >= per_class:
-                continue
-            target = folder / parts[-2] / parts[-1]
-            target.parent.mkdir(parents=True, exist_ok=True)
-            target.write_bytes(tar.extractfile(member).read())
-            taken[parts[-2]] += 1
-
-
-def deepworks(*args: str, cwd: Path) -> dict:
-    out = subprocess.run([sys.executable, "-m", "deepworks", *args, "--json"], cwd=cwd, check=True,
-                         capture_output=True, text=True, env={**os.environ, "DEEPWORKS_THREADS": "2"})
-    return json.loads(out.stdout)
 
 
 def main() -> None:
@@ -70,15 +47,15 @@ def main() -> None:
               "budget_s": BUDGET_S, "recipes": {}}
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
-        extract(source / "train.tar.gz", folder / "photos", 70)
-        extract(source / "test.tar.gz", folder / "other-photos", 100)
+        extract_photos(source / "train.tar.gz", folder / "photos", 70, dict(zip(CLASSES, CLASSES)))
+        extract_photos(source / "test.tar.gz", folder / "other-photos", 100, dict(zip(CLASSES, CLASSES)))
         for name in chosen:
             extra = RECIPES[name]
             t0 = time.perf_counter()
-            trained = deepworks("train", "--data", "photos", *SPLIT, "--no-baseline", *extra,
+            trained = deepworks_cli("train", "--data", "photos", *SPLIT, "--no-baseline", *extra,
                                 "--name", name.split(",")[0].replace(" ", "-").replace(":", ""), cwd=folder)
             seconds = time.perf_counter() - t0
-            other = deepworks("evaluate", trained["run"], "--data", "other-photos", cwd=folder)
+            other = deepworks_cli("evaluate", trained["run"], "--data", "other-photos", cwd=folder)
             config = yaml.safe_load((folder / trained["run"] / "config.yaml").read_text())
             fit = trained["fit"]
             result["recipes"][name] = {

@@ -126,8 +126,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--sampler", default="tpe", choices=("tpe", "random"),
                    help="tpe learns from finished trials; random is the baseline [default: tpe]")
     p.add_argument("--pruner", default="median", choices=("median", "halving", "none"),
-                   help="stop a trial whose score after an epoch is worse than the median trial's at that epoch "
-                        "(median), successive halving, or never [default: median]")
+                   help="stop a trial whose score is worse than the median trial's at the same point of its "
+                        "schedule (median), successive halving, or never [default: median]")
     p.add_argument("--retrain", action="store_true",
                    help="then train the best settings again on the training and validation data together")
     p.add_argument("--quiet", action="store_true", help="no per-trial lines")
@@ -389,8 +389,7 @@ def fmt(value, digits: int = 4) -> str:
 def cmd_train(args) -> int:
     from . import api
 
-    overrides = {k: v for k, v in vars(args).items() if k in fields_by_key()}
-    apply_overrides(Config(), overrides, COMMAND_LINE)  # a bad flag is named as the user typed it
+    overrides = setting_flags(args)
     progress = False if args.quiet else None
     if args.resume:
         trained = api.train(resume=args.resume, progress=progress, **overrides)
@@ -410,17 +409,27 @@ def cmd_train(args) -> int:
     overfit = results.get("fit", {}).get("overfit")
     lines = [("run", str(trained.run.path)), *trained.task.summary(results), *([("note", overfit)] if overfit else []),
              ("report", str(trained.run.report_dir / "index.html"))]
+    print_labelled(lines)
+    return 0
+
+
+def setting_flags(args) -> dict:
+    """The settings given as flags, checked (a bad flag is named as the user typed it)."""
+    overrides = {k: v for k, v in vars(args).items() if k in fields_by_key()}
+    apply_overrides(Config(), overrides, COMMAND_LINE)
+    return overrides
+
+
+def print_labelled(lines: list[tuple[str, str]]) -> None:
     for label, text in lines:
         print(f"{label:<9} {text}")
-    return 0
 
 
 def cmd_automl(args) -> int:
     from .search import automl
     from .search_report import leaderboard_text
 
-    overrides = {k: v for k, v in vars(args).items() if k in fields_by_key()}
-    apply_overrides(Config(), overrides, COMMAND_LINE)
+    overrides = setting_flags(args)
     summary = automl(budget=args.budget, out=args.out, space=args.space, sampler=args.sampler, pruner=args.pruner,
                      retrain=args.retrain, progress=False if args.quiet or args.json else None, **overrides)
     if args.json:
@@ -435,16 +444,14 @@ def cmd_automl(args) -> int:
              *([("config", summary["best_config"])] if best else []),
              *([("retrained", f"{summary['retrained']['run']}")] if summary.get("retrained") else []),
              ("report", summary["report"])]
-    for label, text in lines:
-        print(f"{label:<9} {text}")
+    print_labelled(lines)
     return 0
 
 
 def cmd_compare(args) -> int:
     from .ablation import compare
 
-    overrides = {k: v for k, v in vars(args).items() if k in fields_by_key()}
-    apply_overrides(Config(), overrides, COMMAND_LINE)
+    overrides = setting_flags(args)
     summary = compare(args.vary, seeds=args.seeds, out=args.out, progress=False if args.quiet or args.json else None,
                       **overrides)
     if args.json:
