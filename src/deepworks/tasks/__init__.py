@@ -214,6 +214,9 @@ class Task:
         out = run.report_dir
         out.mkdir(exist_ok=True)
         sections = self.report_sections(run, model, data, results, device)
+        origin = starting_weights(data.meta)
+        if origin:
+            sections.append(("Starting weights", origin))
         sections.append(("Config", f"<pre>{html.escape(run.config_file.read_text())}</pre>"))
         return write_page(out, f"deepworks run {run.name}", sections)
 
@@ -335,6 +338,17 @@ class Task:
         """The run's notes (overfitting) for the report, as note boxes."""
         note = results.get("fit", {}).get("overfit")
         return f"<p class='note'>{html.escape(note)}</p>" if note else ""
+
+
+def starting_weights(meta: dict) -> str:
+    """Where a run's starting weights came from (--pretrained, --init-from), as the report shows it."""
+    from ..report import table
+
+    rows = [{"from": f"the package {p['package']}", "file": p["file"], "sha256": p["sha256"],
+             "licence": p["licence"], "trained on": p["trained_on"]} for p in [meta.get("pretrained")] if p]
+    rows += [{"from": "--init-from", "file": f["file"], "sha256": f["sha256"], "licence": "(yours to know)",
+              "trained on": ""} for f in [meta.get("init_from")] if f]
+    return table(rows)
 
 
 def notes_block(notes: list[str]) -> str:
