@@ -148,6 +148,9 @@ class ModelConfig:
                                   "faster per step).")
     allow_partial: bool = setting(False, "With --init-from: start what the file does not have from scratch, "
                                          "instead of refusing.")
+    layers: list | None = setting(None, "Images, --model layers: the model as a stack of layer cards (conv, pool, "
+                                        "batchnorm, activation, dropout, flatten, dense, residual), a YAML list in "
+                                        "the config or a YAML file given as --layers FILE; see deepworks.models.stack.")
     head_first: bool = setting(True, "Images, with --pretrained or --init-from: before the first epoch, fit the new "
                                      "last layer to the body's features of the training images, computed once "
                                      "(seconds).")
@@ -329,6 +332,16 @@ class Config:
         for ok, rule, value in rules:
             if not ok:
                 raise ConfigError(f"{rule}. Received: {value}.")
+        if m.layers is not None:
+            from .models.stack import normalise  # the cards checked, and written in full into config.yaml
+
+            m.layers = normalise(m.layers)
+            if m.name not in (None, "layers"):
+                raise ConfigError(f"model.layers describes a designed model, but --model is {m.name}. Use --model "
+                                  f"layers, or drop the layers.")
+        elif m.name == "layers":
+            raise ConfigError("--model layers needs its cards: model.layers in a --config YAML file, or --layers "
+                              "FILE (a YAML list such as [{type: conv, channels: 6, kernel: 5}, {type: activation}]).")
         if t.monitor is not None and not t.monitor.startswith("val_"):
             raise ConfigError(f"--monitor must name a validation metric such as val_accuracy or val_loss. Received: {t.monitor}.")
         return self
@@ -480,6 +493,22 @@ def close_match(key: str, known) -> str:
     return f" See a run's config.yaml, or `deepworks train --help`, for the {len(known)} settings."
 
 
+def layer_list(value: Any, key: str, origin: str) -> list:
+    """A list setting (model.layers): a list from YAML, or from the command line the path of a YAML file holding
+    the list (or a mapping with it under 'layers', or a whole config), or the list written inline."""
+    if isinstance(value, str):
+        path = Path(value)
+        if value.endswith((".yaml", ".yml")) and not path.is_file():
+            raise ConfigError(f"{label(key, origin)}: no such file '{value}'. Expected a YAML file with a list of "
+                              f"layer cards.")
+        value = read_yaml(path) if path.is_file() else yaml.load(value, Loader=BoundedLoader)
+        if isinstance(value, dict):
+            value = (value.get("model") or {}).get("layers") if "model" in value else value.get("layers")
+    if not isinstance(value, list):
+        raise ConfigError(f"{label(key, origin)} expects a list of layer cards. Received: {value!r:.200}.")
+    return value
+
+
 def convert(value: Any, typ: Any, key: str, origin: str, choices: tuple = ()) -> Any:
     """Convert a YAML or command-line value to the field's type (int, float, str, bool, or optional). 'none' or
     'null' leaves an optional setting unset, unless 'none' is one of its choices (--augment none)."""
@@ -491,6 +520,8 @@ def convert(value: Any, typ: Any, key: str, origin: str, choices: tuple = ()) ->
         if optional:
             return None
         raise ConfigError(f"{label(key, origin)} needs a value.")
+    if base is list:
+        return layer_list(value, key, origin)
     if not isinstance(value, (str, numbers.Number)):  # a list, a mapping, an array: never a setting's value
         raise ConfigError(f"{label(key, origin)} expects a single {getattr(base, '__name__', base)}. Received: a "
                           f"{type(value).__name__}.")

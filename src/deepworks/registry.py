@@ -12,7 +12,7 @@ from .errors import ConfigError
 # name: (where the class is, the models it trains: the task's `models`, read here without importing it, so that
 # --model's choices cost nothing)
 BUILTIN = {
-    "image": ("deepworks.tasks.image:ImageClassification", ("mlp", "lenet", "resnet", "resnet18", "efficientnet_lite0")),
+    "image": ("deepworks.tasks.image:ImageClassification", ("mlp", "lenet", "resnet", "resnet18", "efficientnet_lite0", "layers")),
     "text": ("deepworks.tasks.text:TextGeneration", ("rnn", "lstm", "gru")),
     "translate": ("deepworks.tasks.translate:Translation", ("gru", "lstm", "transformer")),
     "gan": ("deepworks.tasks.gan:GanTraining", ("dcgan",)),

@@ -147,7 +147,8 @@ class ImageClassification(Task):
         d, m = self.cfg.data, self.cfg.model
         photos = channels == 3
         if m.name is None:
-            m.name = "efficientnet_lite0" if m.pretrained else "resnet" if photos else "lenet"
+            m.name = ("efficientnet_lite0" if m.pretrained else "layers" if m.layers else "resnet" if photos else
+                      "lenet")
         if m.pretrained and d.channels is None:
             d.channels = 3  # the weights see colour: grey images are given as three equal channels
         if d.augment is None:
