@@ -52,18 +52,34 @@ def test_a_search_on_digits_finds_better_settings_than_a_bad_start_within_its_bu
 
 
 class FakeTrial:
-    def __init__(self, prune: bool):
-        self.prune, self.reported = prune, []
+    def __init__(self):
+        self.reported, self.attrs = [], {}
 
     def report(self, value, step):
         self.reported.append((step, value))
 
-    def should_prune(self):
-        return self.prune
+    def set_user_attr(self, key, value):
+        self.attrs[key] = value
+
+
+def finished(curve: list[float]):
+    import optuna
+
+    return optuna.trial.create_trial(state=optuna.trial.TrialState.COMPLETE, value=max(curve), params={},
+                                     distributions={}, intermediate_values=dict(enumerate(curve, 1)),
+                                     user_attrs={"schedule": len(curve)})
 
 
 class FakeSearch:
     budget = 1e9
+    request = {"pruner": "median"}
+
+    def __init__(self, *curves):
+        import optuna
+
+        self.study = optuna.create_study(direction="maximize")
+        for curve in curves:
+            self.study.add_trial(finished(curve))
 
     def remaining(self):
         return 1e9
@@ -72,13 +88,28 @@ class FakeSearch:
         pass
 
 
-def test_pruning_stops_a_hopeless_trial_after_the_epoch_that_reported_it(tmp_path):
-    trial = FakeTrial(prune=True)
-    reporter = TrialReporter(FakeSearch(), trial, "val_accuracy")
+def test_pruning_stops_a_trial_worse_than_the_median_at_the_same_point_of_the_schedule(tmp_path):
+    trial = FakeTrial()
+    reporter = TrialReporter(FakeSearch([0.995] * 10, [0.99] * 10), trial, "val_accuracy")
     trained = dw.train(data="digits", epochs=6, progress=False, baseline=False, runs_dir=str(tmp_path),
                        callbacks=[reporter])
-    assert reporter.pruned and [step for step, _ in trial.reported] == list(range(1, 18))  # 1 of 6 epochs: 17 %
+    assert reporter.pruned and [step for step, _ in trial.reported] == [1] and trial.attrs["schedule"] == 6
     assert trained.results["fit"]["epochs"] == 1 and "pruned" in trained.results["fit"]["stop_reason"]
+
+
+def test_a_long_schedule_is_compared_with_the_others_at_the_same_share_of_theirs():
+    from deepworks.search import value_at
+
+    short = finished([0.90, 0.95, 0.97])  # epochs at 1/3, 2/3 and the end of its schedule
+    assert value_at(short, 0.2) is None  # before its first epoch: nothing to compare with
+    assert value_at(short, 0.5) == pytest.approx(0.925) and value_at(short, 1.0) == 0.97
+    reporter = TrialReporter(FakeSearch([0.90, 0.95, 0.97], [0.88, 0.94, 0.96]), FakeTrial(), "val_accuracy")
+    reporter.scores = [0.80]  # a 12-epoch trial after 2 epochs: far below the short ones after their first
+    assert not reporter.prune(2 / 12)  # but they had not reached 1/6 of their schedules: no comparison
+    reporter.scores = [0.80, 0.90, 0.93]
+    assert not reporter.prune(6 / 12)  # at half its schedule: the median there is 0.9175
+    reporter.scores = [0.80, 0.85, 0.90]
+    assert reporter.prune(6 / 12)
 
 
 KILLED = textwrap.dedent("""

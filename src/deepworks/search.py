@@ -35,6 +35,7 @@ import json
 import math
 import re
 import shutil
+import statistics
 import sys
 import time
 import warnings
@@ -51,7 +52,7 @@ SAMPLERS = ("tpe", "random")
 PRUNERS = ("median", "halving", "none")
 STARTUP_TRIALS = 4  # random trials before TPE models the results
 PRUNE_AFTER = 2  # finished trials before the median rule prunes anything: a budget of minutes holds few trials
-WARMUP = 10  # percent of its schedule a trial trains before it may be pruned
+WARMUP = 0.1  # the share of its schedule a trial trains before it may be pruned
 TRIAL_SHARE = 0.5  # no trial may take more than this share of the budget: one slow model cannot eat the search
 
 
@@ -245,6 +246,7 @@ class TrialReporter:
         self.search, self.trial, self.monitor = search, trial, monitor
         self.ends = time.monotonic() + min(search.remaining(), search.budget * TRIAL_SHARE)
         self.pruned = self.cut = False
+        self.scores: list[float] = []
 
     def out_of_time(self, trainer) -> bool:
         if time.monotonic() < self.ends or trainer.stop_training:
@@ -256,35 +258,63 @@ class TrialReporter:
         return True
 
     def on_fit_start(self, trainer) -> None:
-        self.reported = 0  # the last point of the schedule reported, in percent
+        self.trial.set_user_attr("schedule", trainer.epochs)
         for r in trainer.run.metrics():  # a continued trial: the epochs done before the interruption count
             if r.get("kind") == "epoch" and r["epoch"] <= trainer.epoch:
-                self.report(r, trainer.epochs)
+                self.report(r)
 
-    def report(self, record: dict, epochs: int) -> None:
-        """The score at this point of the trial's schedule, in percent of its epochs: the median rule then compares
-        trials at the same point of their schedules, not after the same number of epochs (a 15-epoch one-cycle
-        schedule is still warming up after its first epoch, when a 3-epoch one is at its peak rate). Every percent
-        since the last report takes this score, so trials of any length meet at common points."""
+    def report(self, record: dict) -> float | None:
         value = record.get(self.monitor)
         if value is None or not math.isfinite(value):
-            return
-        done = round(100 * record["epoch"] / epochs)
-        for point in range(self.reported + 1, done + 1):
-            self.trial.report(value, point)
-        self.reported = max(self.reported, done)
+            return None
+        self.trial.report(value, record["epoch"])
+        self.scores.append(value)
+        return value
 
     def on_step_end(self, trainer) -> None:
         self.out_of_time(trainer)
 
     def on_epoch_end(self, trainer, record: dict) -> None:
         self.search.save_clock()
-        self.report(record, trainer.epochs)
-        if self.trial.should_prune() and not trainer.stop_training:
+        value = self.report(record)
+        if value is not None and self.prune(record["epoch"] / trainer.epochs) and not trainer.stop_training:
             trainer.stop_training, trainer.stop_reason = True, "pruned by AutoML: worse than the median trial"
             self.pruned = True
         else:
             self.out_of_time(trainer)
+
+    def prune(self, done: float) -> bool:
+        """--pruner median: whether the trial's best score so far is worse than the median of the finished trials'
+        scores at the same point of their schedules (`done`, the share of its epochs), each read off its curve
+        between its epochs. Comparing after the same number of epochs would favour short schedules: a 15-epoch
+        one-cycle schedule is still warming up after its first epoch, when a 3-epoch one is at full rate. Other
+        pruners are Optuna's, by epoch."""
+        if self.search.request["pruner"] != "median":
+            return self.trial.should_prune()
+        if done < WARMUP:
+            return False
+        from optuna.trial import TrialState
+
+        others = [v for t in self.search.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+                  if (v := value_at(t, done)) is not None]
+        if len(others) < PRUNE_AFTER:
+            return False
+        maximize = self.search.study.direction.name == "MAXIMIZE"
+        best, median = (max if maximize else min)(self.scores), statistics.median(others)
+        return best < median if maximize else best > median
+
+
+def value_at(trial, done: float) -> float | None:
+    """A finished trial's score at `done` (a share of its schedule), linear between its epochs; None before its
+    first epoch (no score to compare with yet); its last score past its end."""
+    epochs = trial.user_attrs.get("schedule")
+    points = sorted((step / epochs, v) for step, v in trial.intermediate_values.items()) if epochs else []
+    if not points or done < points[0][0]:
+        return None
+    for (x0, y0), (x1, y1) in zip(points, points[1:]):
+        if x0 <= done <= x1:
+            return y0 + (y1 - y0) * (done - x0) / (x1 - x0)
+    return points[-1][1]
 
 
 class Search:
@@ -326,9 +356,8 @@ class Search:
             study.sampler = (optuna.samplers.RandomSampler(seed=seed) if self.request["sampler"] == "random" else
                              optuna.samplers.TPESampler(seed=seed, n_startup_trials=STARTUP_TRIALS, multivariate=True,
                                                         group=True))
-        study.pruner = {"median": optuna.pruners.MedianPruner(n_startup_trials=PRUNE_AFTER, n_warmup_steps=WARMUP),
-                        "halving": optuna.pruners.SuccessiveHalvingPruner(),
-                        "none": optuna.pruners.NopPruner()}[self.request["pruner"]]
+        study.pruner = (optuna.pruners.SuccessiveHalvingPruner() if self.request["pruner"] == "halving" else
+                        optuna.pruners.NopPruner())  # the median rule is deepworks' own (TrialReporter.prune)
         self.study = study
         self.spent_before = float(study.user_attrs.get("spent_s", 0.0))
         self.continue_interrupted()
