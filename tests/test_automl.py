@@ -210,9 +210,18 @@ def test_a_setting_fixed_on_the_command_line_is_not_searched_unless_the_space_sa
     assert "train.lr" in tried and "model.depth" not in tried  # the ResNet's and LeNet's sizes are not tried
 
 
+def test_a_search_whose_data_cannot_be_read_leaves_nothing_that_would_refuse_the_corrected_command(tmp_path):
+    from deepworks.errors import DataError
+
+    with pytest.raises((DataError, ConfigError), match="nowhere"):
+        dw.automl(data=str(tmp_path / "nowhere"), budget="20s", out=str(tmp_path / "s"))
+    assert not (tmp_path / "s" / "search.json").exists() and not (tmp_path / "s" / "study.db").exists()
+
+
 def test_a_different_command_on_an_existing_search_folder_is_refused(tmp_path):
     folder = tmp_path / "search"
     folder.mkdir()
+    (folder / "study.db").touch()
     (folder / "search.json").write_text(json.dumps({"task": "image", "settings": {"data.source": "digits"},
                                                     "space": {}, "space_file": None, "seed": 0, "sampler": "tpe",
                                                     "pruner": "median", "budget_s": 60}))

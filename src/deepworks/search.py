@@ -4,7 +4,7 @@
 
 Optuna samples each trial's settings from a search space (TPE, seeded), every trial is an ordinary deepworks run
 in FOLDER/trials/, and a per-epoch callback reports the validation score so that poor trials are pruned early
-(Optuna's median rule by default). The search is one process that trains one trial at a time with all the cores:
+(by default when worse than the median finished trial at the same share of its schedule). The search is one process that trains one trial at a time with all the cores:
 on two cores, threads of trials inside one process would only fight over them.
 
 Nothing is lost on a crash. The study lives in FOLDER/study.db (SQLite, written at every trial's start and end and
@@ -415,6 +415,7 @@ class Search:
         with hold_folder(self.folder, busy):
             self.check_request()
             self.dims, self.fixed, self.monitor, direction = self.resolve()
+            atomic_write_text(self.folder / "search.json", json.dumps(self.request, indent=1))
             study = self.open_study(direction)
             if not study.trials and self.start:
                 study.enqueue_trial(self.start, user_attrs={"note": "deepworks' defaults for this data"})
@@ -457,7 +458,7 @@ class Search:
         """The same command continues a search; a different one is refused rather than mixed into it (only the
         budget may change, to give a search more time)."""
         path = self.folder / "search.json"
-        if path.is_file():
+        if path.is_file() and (self.folder / "study.db").is_file():  # a search that got as far as its study
             saved = json.loads(path.read_text())
             same = {k: v for k, v in saved.items() if k != "budget_s"}
             asked = {k: v for k, v in self.request.items() if k != "budget_s"}
@@ -466,7 +467,6 @@ class Search:
                 raise ConfigError(f"'{self.folder}' holds a search started with other settings ({', '.join(changed)}"
                                   f" differ). Use the command that started it to continue it, or another --out "
                                   f"folder for a new search.")
-        atomic_write_text(path, json.dumps(self.request, indent=1))
 
     def resolve(self) -> tuple[list[Dimension], dict, str, str]:
         """The space (the default for the task and its data, with the user's keys over it), the metric and its
