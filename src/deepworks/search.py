@@ -277,7 +277,8 @@ class TrialReporter:
     def on_epoch_end(self, trainer, record: dict) -> None:
         self.search.save_clock()
         value = self.report(record)
-        if value is not None and self.prune(record["epoch"] / trainer.epochs) and not trainer.stop_training:
+        done = record["epoch"] / trainer.epochs  # at 1, the trial has nothing left to save by stopping it
+        if value is not None and done < 1 and not trainer.stop_training and self.prune(done):
             trainer.stop_training, trainer.stop_reason = True, "pruned by AutoML: worse than the median trial"
             self.pruned = True
         else:
