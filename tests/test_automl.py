@@ -14,7 +14,7 @@ import yaml
 import deepworks as dw
 from deepworks.search import TrialReporter, parse_budget, parse_space
 from deepworks.cli import main
-from deepworks.errors import ConfigError
+from deepworks.errors import ConfigError, DeepworksError
 
 SPACE = {"model.name": ["lenet", "mlp"], "model.depth": {"choices": [1, 2], "when": {"model.name": "mlp"}},
          "model.width": {"choices": [32, 64], "when": {"model.name": "mlp"}},
@@ -225,5 +225,5 @@ def test_a_different_command_on_an_existing_search_folder_is_refused(tmp_path):
     (folder / "search.json").write_text(json.dumps({"task": "image", "settings": {"data.source": "digits"},
                                                     "space": {}, "space_file": None, "seed": 0, "sampler": "tpe",
                                                     "pruner": "median", "budget_s": 60}))
-    with pytest.raises(ConfigError, match="holds a search started with other settings \\(sampler, settings differ\\)"):
+    with pytest.raises(DeepworksError, match="holds a search started with other settings \\(sampler, settings differ\\)"):
         dw.automl(data="digits", budget="60s", out=str(folder), sampler="random", lr=0.1)

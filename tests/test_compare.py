@@ -39,6 +39,10 @@ def test_variants_see_the_same_data_in_the_same_order_and_the_winner_is_named(tm
     seen.clear()
     assert main(argv) == 0  # the same command again: every run is finished, none is trained again
     assert seen == [] and json.loads((tmp_path / "cmp" / "summary.json").read_text()) == summary
+    again = dw.compare(["optimizer=sgd,adam"], seeds=2, epochs=2, lr=0.003, out=str(tmp_path / "cmp"), progress=False)
+    assert seen == [] and again["winner"] == "optimizer=adam"  # the same command from Python: read back as well
+    with pytest.raises(dw.DeepworksError, match="holds a comparison started with other settings \\(settings differ\\)"):
+        dw.compare(["optimizer=sgd,adam"], seeds=2, epochs=3, lr=0.003, out=str(tmp_path / "cmp"))
 
 
 def test_gradient_norms_show_a_zero_start_that_never_learns_and_sigmoid_gradients_vanishing(tmp_path):

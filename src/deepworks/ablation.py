@@ -27,10 +27,10 @@ from pathlib import Path
 
 import torch.nn as nn
 
-from .config import Config, apply_overrides, close_match, fields_by_key
+from .config import Config, apply_overrides, close_match, fields_by_key, value_of
 from .errors import ConfigError
 from .report import image_tag, pyplot, save_figure, table, write_page
-from .run import Run, atomic_write_text, hold_folder
+from .run import Run, atomic_write_text, check_same_command, hold_folder
 
 GRADIENT_STEPS = 100  # steps of seed 0 whose per-layer gradient norms are recorded, when they teach something
 TEACHES_GRADIENTS = ("model.activation", "model.init")
@@ -62,16 +62,11 @@ def parse_vary(vary: list[str] | dict) -> dict[str, list]:
             raise ConfigError(f"--vary names '{key}' twice. Give all its values once: {key}=A,B,C.")
         if len(values) < 2:
             raise ConfigError(f"--vary {key}: expected at least two values to compare. Received: {list(values)}.")
-        checked = [getattr_key(apply_overrides(Config(), {full: v}, f"--vary {key}"), full) for v in values]
+        checked = [value_of(apply_overrides(Config(), {full: v}, f"--vary {key}"), full) for v in values]
         if len(set(map(str, checked))) < len(checked):
             raise ConfigError(f"--vary {key}: a value is given twice. Received: {list(values)}.")
         out[full] = checked
     return out
-
-
-def getattr_key(cfg: Config, key: str):
-    section, _, name = key.rpartition(".")
-    return getattr(getattr(cfg, section) if section else cfg, name)
 
 
 def variant_name(variant: dict) -> str:
@@ -123,6 +118,7 @@ def compare(vary: list[str] | dict, seeds: int = 3, out: str | Path | None = Non
     fixed = settings_to_keys(check_data_argument(settings))
     fixed.setdefault("eval.baseline", False)
     cfg = make_config(**fixed)
+    fixed = {k: value_of(cfg, k) for k in fixed}  # as typed values: the same command from the CLI or Python
     clash = sorted(set(grid) & set(fixed))
     if clash:
         raise ConfigError(f"'{clash[0]}' is both varied and fixed. Drop one of the two.")
@@ -134,6 +130,9 @@ def compare(vary: list[str] | dict, seeds: int = 3, out: str | Path | None = Non
     variants = [dict(zip(grid, values)) for values in itertools.product(*grid.values())]
     results = {}
     with hold_folder(folder, f"The comparison in '{folder}' is running in another process{{pid}}. Wait for it."):
+        request = {"vary": {k: [str(v) for v in vs] for k, vs in grid.items()}, "settings": fixed, "seeds": seeds}
+        check_same_command(folder / "compare.json", request, "a comparison")
+        atomic_write_text(folder / "compare.json", json.dumps(request, indent=1))
         for variant in variants:
             label = variant_name(variant)
             for seed in range(first_seed, first_seed + seeds):

@@ -422,6 +422,12 @@ def label(key: str, origin: str) -> str:
     return f"Setting '{key}' in {origin}"
 
 
+def value_of(config: Config, key: str) -> Any:
+    """A setting's value by its key ('train.lr', 'seed')."""
+    section, _, name = key.rpartition(".")
+    return getattr(getattr(config, section) if section else config, name)
+
+
 def fill_defaults(config: Config, defaults: dict[str, Any]) -> Config:
     """Give the settings left unset (None) the task's defaults, e.g. {'model.name': 'lstm', 'train.clip_grad': 1.0}."""
     known = fields_by_key()

@@ -174,6 +174,21 @@ def hold_folder(folder: Path, busy: str):
         handle.close()  # releases the lock
 
 
+def check_same_command(path: Path, request: dict, what: str, may_change: tuple = ()) -> None:
+    """A folder that a long command works in (an AutoML search, a comparison) continues only the command that
+    started it: `path` (a JSON file) holds that command's request; a different one is refused, except in the keys
+    that `may_change`, rather than mixed into the folder's results."""
+    if not path.is_file():
+        return
+    saved = json.loads(path.read_text())
+    same = {k: v for k, v in saved.items() if k not in may_change}
+    asked = {k: v for k, v in json.loads(json.dumps(request)).items() if k not in may_change}
+    if same != asked:
+        changed = sorted(k for k in set(same) | set(asked) if same.get(k) != asked.get(k))
+        raise DeepworksError(f"'{path.parent}' holds {what} started with other settings ({', '.join(changed)} "
+                             f"differ). Use the command that started it to continue it, or another --out folder.")
+
+
 class Run:
     """One run directory. Knows file names and formats, nothing about tasks. In a distributed run only the main
     process writes: the others hold a Run with `writes = False`, whose writes do nothing."""

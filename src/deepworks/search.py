@@ -43,9 +43,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .config import Config, apply_overrides, close_match, fields_by_key
+from .config import Config, apply_overrides, close_match, fields_by_key, value_of
 from .errors import ConfigError, DeepworksError, Interrupted
-from .run import atomic_write_text, hold_folder
+from .run import atomic_write_text, check_same_command, hold_folder
 
 MIN_BUDGET_S = 20  # below this no trial can read its data, train an epoch and be tested
 SAMPLERS = ("tpe", "random")
@@ -456,18 +456,9 @@ class Search:
                 f"far {self.study.best_value:.4f} (trial {self.study.best_trial.number})")
 
     def check_request(self) -> None:
-        """The same command continues a search; a different one is refused rather than mixed into it (only the
-        budget may change, to give a search more time)."""
-        path = self.folder / "search.json"
-        if path.is_file() and (self.folder / "study.db").is_file():  # a search that got as far as its study
-            saved = json.loads(path.read_text())
-            same = {k: v for k, v in saved.items() if k != "budget_s"}
-            asked = {k: v for k, v in self.request.items() if k != "budget_s"}
-            if same != asked:
-                changed = sorted(k for k in set(same) | set(asked) if same.get(k) != asked.get(k))
-                raise ConfigError(f"'{self.folder}' holds a search started with other settings ({', '.join(changed)}"
-                                  f" differ). Use the command that started it to continue it, or another --out "
-                                  f"folder for a new search.")
+        """The same command continues a search (only the budget may change, to give it more time)."""
+        if (self.folder / "study.db").is_file():  # a search that got as far as its study
+            check_same_command(self.folder / "search.json", self.request, "a search", may_change=("budget_s",))
 
     def resolve(self) -> tuple[list[Dimension], dict, str, str]:
         """The space (the default for the task and its data, with the user's keys over it), the metric and its
@@ -523,8 +514,7 @@ def starting_point(cfg: Config, dims: list[Dimension], fixed: dict) -> dict:
     space holds them: the search's first trial, so that it starts from a known-good point, not from a random one."""
     chosen, start = dict(fixed), {}
     for d in dims:
-        section, _, name = d.setting.rpartition(".")
-        value = getattr(getattr(cfg, section) if section else cfg, name)
+        value = value_of(cfg, d.setting)
         if d.applies(chosen) and d.accepts(value):
             chosen[d.setting] = start[d.key] = value
     return start
@@ -580,6 +570,7 @@ def automl(data: str | None = None, *, budget: str | float = "10m", out: str | P
     fixed = settings_to_keys(check_data_argument({**({"data": data} if data is not None else {}), **settings}))
     fixed["eval.baseline"] = False  # the random forest is for a run's report, not for comparing trials
     cfg = make_config(**fixed)  # every fixed setting checked before anything is written
+    fixed = {k: value_of(cfg, k) for k in fixed}  # as typed values: the same command from the CLI or Python
     space_file = str(space) if isinstance(space, (str, Path)) else None
     raw = copy.deepcopy(space) if isinstance(space, dict) else read_space(space)
     parse_space(raw, space_file or "space")  # the user's keys checked before anything is written
