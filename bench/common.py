@@ -94,7 +94,7 @@ def measure(name: str, sections: dict, selected: list[str]) -> dict:
             before = calibrate()
             result[section] = {**run(), "calibration_before": before, "calibration_after": calibrate(),
                                "date": time.strftime("%Y-%m-%d %H:%M")}
-    write(name, result)
+            write(name, result)  # after each section: a crash later keeps what was measured
     return result
 
 
