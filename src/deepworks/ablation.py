@@ -20,7 +20,6 @@ import html
 import itertools
 import json
 import math
-import re
 import statistics
 import sys
 from pathlib import Path
@@ -123,8 +122,7 @@ def compare(vary: list[str] | dict, seeds: int = 3, out: str | Path | None = Non
     if clash:
         raise ConfigError(f"'{clash[0]}' is both varied and fixed. Drop one of the two.")
     first_seed = cfg.seed
-    name = re.sub(r"[^A-Za-z0-9._=-]+", "-", f"{Path(cfg.data.source or cfg.task).name}-" +
-                  "-".join(k.split(".")[-1] for k in grid))
+    name = Run.safe_name(f"{Path(cfg.data.source or cfg.task).name}-" + "-".join(k.split(".")[-1] for k in grid))
     folder = Path(out) if out else Path("compare") / name
     (folder / "runs").mkdir(parents=True, exist_ok=True)
     variants = [dict(zip(grid, values)) for values in itertools.product(*grid.values())]
@@ -172,16 +170,16 @@ def summarise(folder: Path, grid: dict, results: dict) -> dict:
     summary = {"folder": str(folder), "varied": {k: [str(v) for v in vs] for k, vs in grid.items()},
                "metric": metric, "variants": rows, "winner": rows[0]["variant"], "verdict": verdict}
     atomic_write_text(folder / "summary.json", json.dumps(summary, indent=1))
-    summary["report"] = str(write_report(folder, summary, results, task))
+    summary["report"] = str(write_report(folder, summary, results))
     return summary
 
 
-def write_report(folder: Path, summary: dict, results: dict, task) -> Path:
+def write_report(folder: Path, summary: dict, results: dict) -> Path:
     out = folder / "report"
     out.mkdir(exist_ok=True)
     shown = [{k: v for k, v in r.items() if k != "runs"} for r in summary["variants"]]
     sections = [("Result", f"<p>{html.escape(summary['verdict'])}.</p>" + table(shown))]
-    monitor = first_run_monitor(results)
+    monitor = next(iter(results.values()))[0].cfg.train.monitor  # the same for every run of the comparison
     for metric in [m for m in (monitor, "train_loss") if m]:
         path = plot_curves(results, metric, out / f"curves-{metric}.png")
         if path:
@@ -193,11 +191,6 @@ def write_report(folder: Path, summary: dict, results: dict, task) -> Path:
                          "the gradient layer by layer on its way back (vanishing gradients), and all-zero weights "
                          "pass no gradient back at all, or the same one to every unit.</p>"))
     return write_page(out, f"Comparison: {', '.join(summary['varied'])}", sections)
-
-
-def first_run_monitor(results: dict) -> str | None:
-    run = next(iter(results.values()))[0]
-    return run.cfg.train.monitor
 
 
 def epoch_values(trained, metric: str) -> list[float]:

@@ -45,7 +45,7 @@ from typing import Any
 
 from .config import Config, apply_overrides, close_match, fields_by_key, value_of
 from .errors import ConfigError, DeepworksError, Interrupted
-from .run import atomic_write_text, check_same_command, hold_folder
+from .run import Run, atomic_write_text, check_same_command, hold_folder
 
 MIN_BUDGET_S = 20  # below this no trial can read its data, train an epoch and be tested
 SAMPLERS = ("tpe", "random")
@@ -57,6 +57,11 @@ TRIAL_SHARE = 0.5  # no trial may take more than this share of the budget: one s
 
 
 # --- the search space ---------------------------------------------------------------------------------------
+def setting_of(key) -> str:
+    """The setting a search key names: 'model.width@resnet' -> 'model.width'."""
+    return str(key).split("@")[0]
+
+
 @dataclass
 class Dimension:
     """One setting the search varies: one of `choices`, or a number between `low` and `high`; only when the
@@ -71,7 +76,7 @@ class Dimension:
 
     @property
     def setting(self) -> str:
-        return self.key.split("@")[0]
+        return setting_of(self.key)
 
     def accepts(self, value) -> bool:
         if self.choices is not None:
@@ -87,14 +92,6 @@ class Dimension:
         if self.integer:
             return trial.suggest_int(self.key, int(self.low), int(self.high), log=self.log)
         return trial.suggest_float(self.key, self.low, self.high, log=self.log)
-
-    def describe(self) -> Any:
-        if self.choices is not None:
-            out: Any = list(self.choices)
-        else:
-            out = {"low": self.low, "high": self.high, **({"log": True} if self.log else {}),
-                   **({"int": True} if self.integer else {})}
-        return {"choices": out, "when": self.when} if self.when else out
 
 
 def default_space(task: str, photos: bool = False, pretrained: bool = False, examples: int = 0) -> dict:
@@ -143,7 +140,7 @@ def parse_space(raw: dict, origin: str, given: dict | None = None) -> tuple[list
     known = fields_by_key()
     dims, fixed = [], {}
     for key, value in raw.items():
-        setting = str(key).split("@")[0]
+        setting = setting_of(key)
         if setting not in known:
             raise ConfigError(f"Unknown search key '{key}' in {origin}.{close_match(setting, known)}")
         if isinstance(value, dict) and "choices" not in value and "low" not in value and "high" not in value:
@@ -181,12 +178,13 @@ def in_order(dims: list[Dimension], fixed: dict, origin: str) -> list[Dimension]
 
 
 def dimension(key: str, spec: dict, when: dict, origin: str) -> Dimension:
+    setting = setting_of(key)
     if "choices" in spec:
         choices = spec["choices"]
         if not isinstance(choices, list) or not choices:
             raise ConfigError(f"'{key}' in {origin}: expected at least one choice. Received: {choices!r}.")
         for c in choices:
-            check_value(key.split("@")[0], c, origin)
+            check_value(setting, c, origin)
         return Dimension(key, choices=list(choices), when=when)
     low, high = spec.get("low"), spec.get("high")
     if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in (low, high)):
@@ -198,9 +196,9 @@ def dimension(key: str, spec: dict, when: dict, origin: str) -> Dimension:
     log = bool(spec.get("log", False))
     if log and low <= 0:
         raise ConfigError(f"'{key}' in {origin}: a log range needs low > 0. Received: low {low}.")
-    integer = bool(spec.get("int", False)) or fields_by_key()[key.split("@")[0]][2] in (int, int | None)
+    integer = bool(spec.get("int", False)) or fields_by_key()[setting][2] in (int, int | None)
     for v in (low, high):
-        check_value(key.split("@")[0], int(v) if integer else v, origin)
+        check_value(setting, int(v) if integer else v, origin)
     return Dimension(key, low=low, high=high, log=log, integer=integer, when=when)
 
 
@@ -476,12 +474,12 @@ class Search:
         photos = data.meta.get("channels") == 3
         installed = all(_installed(w().module) for w in PRETRAINED.values())
         given = set(r["settings"])  # a setting the command fixes is not searched
-        clash = sorted(k for k in r["space"] if k.split("@")[0] in given)
+        clash = sorted(k for k in r["space"] if setting_of(k) in given)
         if clash:
             raise ConfigError(f"'{clash[0]}' is both fixed on the command line and searched in "
                               f"{r.get('space_file') or 'the space'}. Drop one of the two.")
         default = {k: v for k, v in default_space(cfg.task, photos, installed, len(data.train[0])).items()
-                   if k.split("@")[0] not in given}
+                   if setting_of(k) not in given}
         dims, fixed = parse_space({**default, **r["space"]}, r.get("space_file") or "the search space", r["settings"])
         if not len(data.val[0]):
             raise ConfigError("AutoML compares trials on a validation split, and this data has none. Set "
@@ -575,7 +573,7 @@ def automl(data: str | None = None, *, budget: str | float = "10m", out: str | P
     raw = copy.deepcopy(space) if isinstance(space, dict) else read_space(space)
     parse_space(raw, space_file or "space")  # the user's keys checked before anything is written
     source = cfg.data.source or cfg.task
-    folder = Path(out) if out else Path("automl") / re.sub(r"[^A-Za-z0-9._-]+", "-", Path(source).name or cfg.task)
+    folder = Path(out) if out else Path("automl") / Run.safe_name(Path(source).name or cfg.task)
     request = {"task": cfg.task, "settings": fixed, "space": raw, "space_file": space_file, "seed": cfg.seed,
                "sampler": sampler, "pruner": pruner, "budget_s": parse_budget(budget)}
     summary = Search(folder, request).run(progress)
@@ -588,10 +586,10 @@ def retrain_best(summary: dict, progress: bool | None) -> dict:
     """The best trial's settings trained again with the validation split added to the training split, for the
     number of epochs that was best (there is no validation left to choose it)."""
     from .api import train
-    from .run import Run
 
     best = summary["best"]
-    best_epoch = Run(best["run"]).read_json(Run(best["run"]).results_file)["fit"]["best_epoch"] or best["epochs"]
+    run = Run(best["run"])
+    best_epoch = run.read_json(run.results_file)["fit"]["best_epoch"] or best["epochs"]
     trained = train(str(Path(summary["folder"]) / "best.yaml"), runs_dir=summary["folder"], name="best-retrained",
                     val_fraction=0.0, epochs=best_epoch, patience=0, monitor=None, progress=progress)
     return {"run": str(trained.run.path), "epochs": best_epoch, "test": trained.results["test"]}
