@@ -172,6 +172,23 @@ def test_every_default_space_is_valid_and_its_conditions_hold(task, photos, exam
         assert ("efficientnet_lite0" in models) == photos and "resnet" in models
 
 
+def test_the_known_good_trial_fits_its_share_of_the_budget_and_only_where_the_space_holds_its_model():
+    from deepworks.search import default_space, portfolio_point
+
+    dims, _ = parse_space(default_space("image", examples=54000), "default")
+    point = portfolio_point("image", dims, {}, budget_s=600, pixels=54000 * 28 * 28)
+    assert point["model.name"] == "resnet" and point["model.width@resnet"] == 16 and point["data.augment"] == "flip"
+    assert point["train.epochs"] == 11  # 35 % of 600 s at 18 s an epoch of 54,000 images
+    assert portfolio_point("image", dims, {}, 300, 54000 * 28 * 28)["train.epochs"] == 5
+    assert portfolio_point("image", dims, {}, 600, 1000 * 28 * 28)["train.epochs"] == 15  # the range's top
+    fixed = {"model.name": "lenet"}  # the command fixes another model
+    rest = {k: v for k, v in default_space("image", examples=54000).items() if k != "model.name"}
+    assert portfolio_point("image", parse_space(rest, "default", fixed)[0], fixed, 600, 1) == {}
+    lenets, _ = parse_space({"model.name": ["lenet", "mlp"], "train.lr": {"low": 0.001, "high": 0.1}}, "space")
+    assert portfolio_point("image", lenets, {}, 600, 1) == {}
+    assert portfolio_point("text", *parse_space(default_space("text"), "default"), 600, 1) == {}
+
+
 @pytest.mark.parametrize("space,message", [
     ({"train.lrr": [0.1]}, "Unknown search key 'train.lrr' in space. Did you mean 'train.lr'?"),
     ({"train.lr": {"low": 0.1, "high": 0.01}}, "the range is empty; expected low < high. Received: low 0.1, high 0.01"),

@@ -54,6 +54,16 @@ STARTUP_TRIALS = 4  # random trials before TPE models the results
 PRUNE_AFTER = 2  # finished trials before the median rule prunes anything: a budget of minutes holds few trials
 WARMUP = 0.1  # the share of its schedule a trial trains before it may be pruned
 TRIAL_SHARE = 0.5  # no trial may take more than this share of the budget: one slow model cannot eat the search
+# Known-good settings per task, tried right after deepworks' defaults (auto-sklearn warm-starts from such a
+# portfolio): a budget of minutes finishes a handful of trials, too few for TPE to find alone a ResNet that needs a
+# third of it. On Fashion-MNIST's 10 minutes TPE without it finished 7 trials, all LeNets, best 91.4 %.
+PORTFOLIO = {
+    "image": {"model.name": "resnet", "model.depth": 8, "model.width@resnet": 16, "data.augment": "flip",
+              "train.optimizer": "adamw", "train.lr": 0.01, "train.weight_decay": 0.01, "model.dropout": 0.0,
+              "train.schedule": "onecycle", "train.batch_size": 128},
+}
+PORTFOLIO_SHARE = 0.35  # of the budget, for the portfolio's trial: long enough to count, leaving most to the search
+PORTFOLIO_IMAGES_PER_S = 3000  # a ResNet-8 of width 16 on 28 x 28 images, 2 cores (epochs of Fashion-MNIST: 20 s)
 
 
 # --- the search space ---------------------------------------------------------------------------------------
@@ -326,7 +336,7 @@ class Search:
         self.spent_before, self.started = 0.0, time.monotonic()
         self.study = None
         self.notes: list[str] = []  # the data audit's warnings
-        self.start: dict = {}  # trial 0's settings: deepworks' own defaults for this data
+        self.starts: list[tuple[dict, str]] = []  # the first trials: deepworks' defaults, then its portfolio
         self.dims: list[Dimension] = []
         self.fixed: dict = {}
         self.monitor = ""
@@ -416,8 +426,9 @@ class Search:
             self.dims, self.fixed, self.monitor, direction = self.resolve()
             atomic_write_text(self.folder / "search.json", json.dumps(self.request, indent=1))
             study = self.open_study(direction)
-            if not study.trials and self.start:
-                study.enqueue_trial(self.start, user_attrs={"note": "deepworks' defaults for this data"})
+            if not study.trials:
+                for params, note in self.starts:
+                    study.enqueue_trial(params, user_attrs={"note": note})
             say = (lambda text: print(text, file=sys.stderr, flush=True)) if progress is not False else (lambda _: None)
             say(f"AutoML: {self.remaining():.0f} s left of {self.budget:.0f} s; trials in {self.trials_dir}")
             while self.remaining() > 0:
@@ -486,7 +497,12 @@ class Search:
                               "--val-fraction above 0.")
         monitor = cfg.train.monitor or task.default_monitor
         cfg.train.epochs = cfg.train.epochs or task.default_epochs(data)
-        self.start = starting_point(cfg, dims, {**r["settings"], **fixed})
+        settled = {**r["settings"], **fixed}
+        start = starting_point(cfg, dims, settled)
+        known = portfolio_point(cfg.task, dims, settled, self.budget, len(data.train[0]) * data_pixels(data))
+        self.starts = [(start, "deepworks' defaults for this data")] if start else []
+        if known and known != start:
+            self.starts.append((known, "deepworks' known-good settings for this task"))
         return dims, fixed, monitor, "minimize" if task.monitor_mode(monitor) == "min" else "maximize"
 
     # --- what it leaves --------------------------------------------------------------------------------------
@@ -516,6 +532,31 @@ def starting_point(cfg: Config, dims: list[Dimension], fixed: dict) -> dict:
         if d.applies(chosen) and d.accepts(value):
             chosen[d.setting] = start[d.key] = value
     return start
+
+
+def portfolio_point(task: str, dims: list[Dimension], fixed: dict, budget_s: float, pixels: float) -> dict:
+    """The task's PORTFOLIO settings as far as the space holds them, with as many epochs as PORTFOLIO_SHARE of the
+    budget allows at PORTFOLIO_IMAGES_PER_S (scaled by the images' size); {} when the task has none, or when the
+    space or the command rules out its model."""
+    known = dict(PORTFOLIO.get(task, {}))
+    if not known:
+        return {}
+    epoch_s = pixels / (28 * 28) / PORTFOLIO_IMAGES_PER_S
+    known["train.epochs"] = int(budget_s * PORTFOLIO_SHARE / max(epoch_s, 1e-9))
+    chosen, point = dict(fixed), {}
+    for d in dims:
+        value = known.get(d.key)
+        if d.setting == "train.epochs" and value is not None and d.choices is None:
+            value = int(min(max(value, d.low), d.high))
+        if value is not None and d.applies(chosen) and d.accepts(value):
+            chosen[d.setting] = point[d.key] = value
+    return point if chosen.get("model.name") == known["model.name"] else {}  # not its model: no known-good point
+
+
+def data_pixels(data) -> float:
+    """Pixels per training image, 28 x 28 for data that is not images (the portfolio's unit)."""
+    size = data.meta.get("image_size")
+    return float(size * size) if isinstance(size, int) else 28.0 * 28.0
 
 
 def need_optuna() -> None:

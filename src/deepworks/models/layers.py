@@ -1,8 +1,10 @@
-"""Pieces every model shares: activations by name and initialisation matched to them."""
+"""Pieces every model shares: activations by name, initialisation matched to them, and a safe 2-D convolution."""
 
 from __future__ import annotations
 
+import torch
 import torch.nn as nn
+import torch.nn.functional as F
 
 ACTIVATIONS = {
     "relu": nn.ReLU,
@@ -15,6 +17,26 @@ ACTIVATIONS = {
 
 def activation(name: str) -> nn.Module:
     return ACTIVATIONS[name]()
+
+
+class StridedPointwiseConv(nn.Conv2d):
+    """A 1x1 convolution with a stride, computed as a plain 1x1 convolution of every stride-th pixel: the same outputs,
+    weights and parameter names as nn.Conv2d(cin, cout, 1, stride, padding). Why: on the CPU, oneDNN's weight gradient
+    for a strided 1x1 kernel over channels_last tensors corrupts memory for odd batch sizes and few input channels
+    (torch 2.13: a ResNet-8 of width 8 died on MNIST's last batch of 49); tests/test_models.py reproduces it."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        (pad_h, pad_w), (step_h, step_w) = self.padding, self.stride
+        if pad_h or pad_w:
+            x = F.pad(x, (pad_w, pad_w, pad_h, pad_h))
+        return F.conv2d(x[..., ::step_h, ::step_w], self.weight, self.bias)
+
+
+def conv2d(cin: int, cout: int, kernel: int, stride: int = 1, padding: int = 0, bias: bool = True) -> nn.Conv2d:
+    """nn.Conv2d, except that a strided 1x1 convolution (a ResNet shortcut) is a StridedPointwiseConv."""
+    if kernel == 1 and stride > 1:
+        return StridedPointwiseConv(cin, cout, 1, stride, padding, bias=bias)
+    return nn.Conv2d(cin, cout, kernel, stride, padding, bias=bias)
 
 
 def init_weights(model: nn.Module, scheme: str, activation_name: str) -> None:

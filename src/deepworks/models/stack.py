@@ -30,7 +30,7 @@ import torch
 import torch.nn as nn
 
 from ..errors import ConfigError
-from .layers import ACTIVATIONS, activation, init_weights
+from .layers import ACTIVATIONS, activation, conv2d, init_weights
 
 CARDS: dict[str, dict] = {  # each card's settings and their defaults, in the order a saved design writes them
     "conv": {"channels": 16, "kernel": 3, "stride": 1, "padding": 0},
@@ -196,7 +196,7 @@ def build_cards(spec: list[dict], shape: tuple) -> tuple[nn.Sequential, tuple]:
 def card_module(card: dict, shape: tuple, out: tuple) -> nn.Module:
     kind = card["type"]
     if kind == "conv":
-        return nn.Conv2d(shape[0], card["channels"], card["kernel"], card["stride"], card["padding"])
+        return conv2d(shape[0], card["channels"], card["kernel"], card["stride"], card["padding"])
     if kind == "pool":
         return (nn.MaxPool2d if card["kind"] == "max" else nn.AvgPool2d)(card["size"])
     if kind == "batchnorm":
@@ -210,7 +210,7 @@ def card_module(card: dict, shape: tuple, out: tuple) -> nn.Module:
     if kind == "dense":
         return nn.Sequential(nn.Flatten(), nn.Linear(math.prod(shape), card["units"]))
     body, _ = build_cards(card["layers"], shape)
-    shortcut = nn.Identity() if out == shape else nn.Conv2d(shape[0], out[0], 1, shortcut_stride(shape, out), bias=False)
+    shortcut = nn.Identity() if out == shape else conv2d(shape[0], out[0], 1, shortcut_stride(shape, out), bias=False)
     return Residual(body, shortcut)
 
 
