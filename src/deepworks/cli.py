@@ -341,6 +341,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--log-level", default="warning", choices=("critical", "error", "warning", "info", "debug"),
                    help="uvicorn's logging; info logs every request [default: warning]")
 
+    p = add_command(sub, "ui", help="the web UI on this machine: data, model designer, training, try, export",
+                    description="Serve the web UI on http://HOST:PORT/ until Ctrl-C: choose data, pick a model or "
+                                "design one from layer cards, train with live curves (in a worker process; stop and "
+                                "resume), try the model and export it. Runs go to --runs-dir, as from the command "
+                                "line. The page is a client of a REST API (/api/..., in /openapi.json) on the same "
+                                "app as `deepworks serve`, whose /v1 routes answer for the runs it tries.")
+    p.add_argument("--runs-dir", default="runs", help="folder of run directories [default: runs]")
+    p.add_argument("--host", default="127.0.0.1",
+                   help="address to listen on; another than this machine's needs --token [default: 127.0.0.1]")
+    p.add_argument("--port", type=int, default=8080, help="[default: 8080]")
+    p.add_argument("--token", help="require 'Authorization: Bearer TOKEN' on every request (at least 8 characters) "
+                                   "[default: $DEEPWORKS_TOKEN, else none]")
+    p.add_argument("--insecure", action="store_true", help="allow another --host than this machine without a token")
+
     p = add_command(sub, "runs", help="list runs with their status and best metric")
     p.add_argument("--runs-dir", default="runs", help="folder of run directories [default: runs]")
     p.add_argument("--json", action="store_true", help="print JSON on stdout")
@@ -757,6 +771,18 @@ def cmd_serve(args) -> int:
     return 0
 
 
+def cmd_ui(args) -> int:
+    import os
+
+    from .errors import ConfigError
+    from .ui import ui
+
+    if not 1 <= args.port <= 65535:
+        raise ConfigError(f"--port must be from 1 to 65,535. Received: {args.port}.")
+    ui(args.runs_dir, args.host, args.port, args.token or os.environ.get("DEEPWORKS_TOKEN") or None, args.insecure)
+    return 0
+
+
 def cmd_runs(args) -> int:
     from . import api
 
@@ -794,7 +820,7 @@ def main(argv: list[str] | None = None) -> int:
     commands = {"train": cmd_train, "evaluate": cmd_evaluate, "predict": cmd_predict, "generate": cmd_generate,
                 "translate": cmd_translate, "sample": cmd_sample, "attack": cmd_attack, "explain": cmd_explain,
                 "visualize": cmd_visualize, "represent": cmd_represent, "audit": cmd_audit, "demo": cmd_demo,
-                "export": cmd_export, "import": cmd_import, "serve": cmd_serve, "runs": cmd_runs,
+                "export": cmd_export, "import": cmd_import, "serve": cmd_serve, "ui": cmd_ui, "runs": cmd_runs,
                 "automl": cmd_automl, "compare": cmd_compare}
     try:
         from .threads import configure

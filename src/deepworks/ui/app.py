@@ -1,0 +1,402 @@
+"""`deepworks ui`: the web app, on the same FastAPI app as `deepworks serve` (its routes, token, body limits and
+JSON errors), plus a REST API under /api for what the pages do, and the built front end at /.
+
+The API (every route is in /openapi.json, so anything the pages do can be scripted):
+    GET  /api/info                      tasks, built-in datasets, model templates, layer cards, version
+    GET  /api/settings?task=image       the settings form: every config field with its help, type and choices
+    POST /api/data/preview              {task, data, data_dir?}: classes, sizes, and a grid of examples per class
+    POST /api/design                    {layers, input, classes}: the canonical design, its YAML, shapes, parameters
+    POST /api/jobs                      {settings}: start training in a worker process; GET /api/jobs lists them
+    GET  /api/jobs/{id}                 its state; /events streams it (Server-Sent Events); /stop; /resume
+    GET  /api/runs                      finished runs; POST /api/runs/{name}/serve loads one for /v1/models/{name}/...
+    GET  /api/runs/{name}/export?format=onnx   the exported model (its folder as a zip)
+
+A client names runs and jobs, never a path inside the server's folders; data is named as on the command line (a
+built-in, or a path on this machine, which is the user's own when the server is on 127.0.0.1).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import io
+import json
+import zipfile
+from pathlib import Path
+
+from fastapi import Request  # at module level: the routes' annotations are read from here
+
+from ..errors import ConfigError
+from ..serving.app import ClientError, Limits, make_app
+from .jobs import Jobs
+
+STATIC = Path(__file__).parent / "static"
+EVENT_POLL_S = 0.25  # how often a job's event stream looks at its files
+PREVIEW_PER_CLASS = 6
+PREVIEW_CLASSES = 12
+TEMPLATES = {  # per task: (model, what it is), the first one the default
+    "image": [("lenet", "LeNet-5: the classic small CNN, seconds on digits"),
+              ("resnet", "ResNet: residual blocks, for harder images"),
+              ("mlp", "MLP: a plain network of dense layers"),
+              ("efficientnet_lite0", "EfficientNet-Lite0, pretrained on ImageNet (with deepworks[pretrained])"),
+              ("layers", "Your own design: a stack of layer cards")],
+    "text": [("lstm", "LSTM: the character-level default"), ("gru", "GRU"), ("rnn", "A plain RNN")],
+    "translate": [("gru", "GRU encoder-decoder with attention"), ("lstm", "LSTM encoder-decoder with attention"),
+                  ("transformer", "Transformer")],
+    "gan": [("dcgan", "DCGAN")],
+}
+FORM = {  # the settings a page shows first, per task; the rest are under 'More settings'
+    "image": ["model.name", "train.epochs", "train.batch_size", "train.lr", "train.optimizer", "data.augment",
+              "data.image_size", "model.dropout", "seed"],
+    "text": ["model.name", "train.epochs", "model.width", "model.depth", "train.lr", "seed"],
+    "translate": ["model.name", "train.epochs", "model.width", "train.lr", "seed"],
+    "gan": ["train.epochs", "train.batch_size", "data.image_size", "seed"],
+}
+
+
+def build_ui_app(runs_dir: str | Path = "runs", token: str | None = None, limits: Limits | None = None):
+    from fastapi.responses import HTMLResponse
+    from fastapi.staticfiles import StaticFiles
+
+    app = make_app([], token, limits)
+    app.title = "deepworks ui"
+    jobs = Jobs(Path(runs_dir))
+    app.state.jobs = jobs
+    add_api_routes(app, jobs, Path(runs_dir))
+    if (STATIC / "index.html").is_file():
+        app.mount("/", StaticFiles(directory=STATIC, html=True), name="ui")
+    else:
+        @app.get("/", include_in_schema=False)
+        async def not_built():
+            return HTMLResponse("<h1>deepworks ui</h1><p>The page is not built. From the deepworks source folder: "
+                                "<code>npm ci --prefix ui &amp;&amp; npm run build --prefix ui</code>, then reload. "
+                                "The API is at <a href='/openapi.json'>/openapi.json</a>.</p>", status_code=503)
+    return app
+
+
+def add_api_routes(app, jobs: Jobs, runs_dir: Path) -> None:
+    from fastapi.concurrency import run_in_threadpool
+    from fastapi.responses import Response, StreamingResponse
+
+    @app.get("/api/info")
+    async def info():
+        from .. import __version__
+        from ..data import BUILTINS
+        from ..data.pairs import PAIR_BUILTINS
+        from ..data.text import TEXT_BUILTINS
+        from ..models.stack import CARDS
+
+        data = {"image": list(BUILTINS[:4]), "text": list(TEXT_BUILTINS), "translate": list(PAIR_BUILTINS),
+                "gan": list(BUILTINS)}
+        return {"version": __version__, "tasks": list(TEMPLATES), "datasets": data,
+                "templates": {t: [{"model": m, "about": a} for m, a in ms] for t, ms in TEMPLATES.items()},
+                "cards": CARDS}
+
+    @app.get("/api/settings")
+    async def settings(task: str = "image"):
+        return {"task": task, "fields": setting_fields(task)}
+
+    @app.post("/api/data/preview")
+    async def preview(request: Request):
+        body = await json_body(request)
+        return await run_in_threadpool(data_preview, body)
+
+    shapes: dict = {}  # (task, data) -> the input a designed model gets there, and the classes
+
+    @app.post("/api/design")
+    async def design(request: Request):
+        body = await json_body(request)
+        if body.get("data") and "input" not in body:
+            key = (body.get("task", "image"), body["data"], body.get("data_dir"))
+            if key not in shapes:
+                shapes[key] = await run_in_threadpool(designed_input, *key)
+            body["input"], body["classes"] = shapes[key]
+        return check_design(body)
+
+    @app.post("/api/jobs")
+    async def start_job(request: Request):
+        body = await json_body(request)
+        settings = checked_settings(body.get("settings"), runs_dir)
+        return {"id": jobs.start(settings)}
+
+    @app.get("/api/jobs")
+    async def list_jobs():
+        return {"jobs": jobs.list()}
+
+    @app.get("/api/jobs/{job_id}")
+    async def job_status(job_id: str):
+        return with_metrics(jobs.status(known_job(jobs, job_id)))
+
+    @app.post("/api/jobs/{job_id}/stop")
+    async def stop_job(job_id: str):
+        return jobs.stop(known_job(jobs, job_id))
+
+    @app.post("/api/jobs/{job_id}/resume")
+    async def resume_job(job_id: str):
+        status = jobs.status(known_job(jobs, job_id))
+        if status["state"] not in ("stopped", "failed") or not status.get("run"):
+            raise ClientError(409, f"Job {job_id} cannot resume: expected a stopped job with a run. Received: a "
+                                   f"{status['state']} job.")
+        return {"id": jobs.resume(job_id)}
+
+    @app.get("/api/jobs/{job_id}/events")
+    async def job_events(job_id: str, request: Request):
+        known_job(jobs, job_id)
+
+        async def stream():
+            last = None
+            while True:
+                status = with_metrics(jobs.status(job_id))
+                text = json.dumps(status)
+                if text != last:
+                    last = text
+                    yield f"event: status\ndata: {text}\n\n"
+                if status["state"] not in ("starting", "running") or await request.is_disconnected():
+                    yield "event: end\ndata: {}\n\n"
+                    return
+                await asyncio.sleep(EVENT_POLL_S)
+
+        return StreamingResponse(stream(), media_type="text/event-stream", headers={"Cache-Control": "no-store"})
+
+    @app.get("/api/runs")
+    async def list_runs():
+        from ..api import runs
+
+        return {"runs": [{**r, "name": Path(r["path"]).name} for r in runs(runs_dir)] if runs_dir.is_dir() else []}
+
+    @app.post("/api/runs/{name}/serve")
+    async def serve_run(name: str):
+        from ..serving.models import Served
+
+        served = app.state.served
+        if name not in served:
+            path = known_run(runs_dir, name)
+            s = await run_in_threadpool(Served, name, str(path))
+            await asyncio.get_running_loop().run_in_executor(s.executor, s.warm_up)
+            served[name] = s
+        return served[name].card()
+
+    @app.get("/api/runs/{name}/export")
+    async def export(name: str, format: str = "onnx"):
+        from ..exporting import export_run
+
+        path = known_run(runs_dir, name)
+        card = await run_in_threadpool(export_run, str(path), format)
+        buffer = io.BytesIO()
+        with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as z:
+            for f in sorted(Path(card["folder"]).iterdir()):
+                if f.is_file():
+                    z.write(f, f"{name}-{format}/{f.name}")
+        return Response(buffer.getvalue(), media_type="application/zip",
+                        headers={"Content-Disposition": f'attachment; filename="{name}-{format}.zip"'})
+
+    @app.get("/api/runs/{name}/metrics")
+    async def run_metrics(name: str):
+        return {"epochs": epoch_records(known_run(runs_dir, name))}
+
+
+
+# --- what the routes do -------------------------------------------------------------------------------------
+async def json_body(request) -> dict:
+    try:
+        body = json.loads(await request.body() or b"{}")
+    except ValueError:
+        raise ClientError(400, "Expected a JSON body. Received: something that does not parse as JSON.") from None
+    if not isinstance(body, dict):
+        raise ClientError(400, f"Expected a JSON object. Received: {type(body).__name__}.")
+    return body
+
+
+def setting_fields(task: str) -> list[dict]:
+    """The config's fields as a form: key, flag, help, type, default, choices; the task's first ones first."""
+    from ..config import choices_of, fields_by_key
+    from ..registry import BUILTIN
+
+    if task not in BUILTIN:
+        raise ClientError(404, f"Expected a task: {', '.join(BUILTIN)}. Received: {task!r}.")
+    first = FORM.get(task, [])
+    out = []
+    for key, (_, f, kind) in fields_by_key().items():
+        if key in ("task", "data.source", "runs_dir", "name") or key.startswith("dist."):
+            continue
+        choices = list(choices_of(f))
+        if key == "model.name":
+            choices = [m for m, _ in TEMPLATES[task]]
+        flag = f.metadata.get("flag")
+        out.append({"key": key, "flag": (flag[0] if isinstance(flag, tuple) else flag) or "--" + key.split(".")[-1]
+                    .replace("_", "-"), "help": f.metadata.get("help", ""), "type": type_name(kind),
+                    "default": f.default if isinstance(f.default, (int, float, str, bool, type(None))) else None,
+                    "choices": choices, "main": key in first})
+    out.sort(key=lambda row: first.index(row["key"]) if row["key"] in first else len(first))
+    return out
+
+
+def type_name(kind) -> str:
+    text = str(kind)
+    for name in ("bool", "int", "float", "list", "str"):
+        if name in text:
+            return name
+    return "str"
+
+
+def checked_settings(settings, runs_dir: Path) -> dict:
+    """The job's settings checked as the CLI checks them, before any process starts: a mistake is answered at
+    once with the same message the command line gives."""
+    from ..api import make_config
+
+    if not isinstance(settings, dict):
+        raise ClientError(400, f"Expected settings as a JSON object (train.epochs: 2, ...). Received: {settings!r}.")
+    settings = {k: v for k, v in settings.items() if v not in (None, "")}
+    settings["runs_dir"] = str(runs_dir)
+    cfg = make_config(**settings)
+    cfg.check()
+    return settings
+
+
+def data_preview(body: dict) -> dict:
+    """What the data page shows: the classes, the number of examples in each split, and a few of each class."""
+    from ..api import make_config
+    from ..registry import get_task
+
+    task_name, data = body.get("task", "image"), body.get("data")
+    settings = {"task": task_name, "data": data or None, "audit": False,
+                **({"data_dir": body["data_dir"]} if body.get("data_dir") else {})}
+    cfg = make_config(**settings)
+    task = get_task(cfg.task)(cfg)
+    prepared = task.prepare(progress=False)
+    meta = prepared.meta
+    out = {"task": cfg.task, "data": cfg.data.source, "splits": {k: len(getattr(prepared, k)[0]) for k in
+                                                                   ("train", "val", "test")}}
+    if cfg.task in ("image", "gan") and "image_size" in meta:
+        out.update(classes=list(meta.get("classes", [])), image_size=meta["image_size"], channels=meta["channels"],
+                   examples=image_grid(prepared.train, meta))
+    return out
+
+
+def designed_input(task_name: str, data: str, data_dir: str | None) -> tuple[list, int]:
+    """([channels, height, width], classes) of what a designed model (`--model layers`) trains on with this data:
+    its image size is the data's own, where a template such as LeNet may need larger images."""
+    from ..api import make_config
+    from ..registry import get_task
+
+    cfg = make_config(task=task_name, data=data, model="layers", audit=False, **({"data_dir": data_dir} if data_dir else {}))
+    task = get_task(cfg.task)(cfg)
+    meta = task.prepare(progress=False).meta
+    if "image_size" not in meta:
+        raise ClientError(400, f"The designer builds image models. Received: a {cfg.task} task.")
+    return [meta["channels"], meta["image_size"], meta["image_size"]], len(meta["classes"])
+
+
+def image_grid(train, meta: dict) -> list[dict]:
+    """Up to PREVIEW_PER_CLASS training images of each class (the first PREVIEW_CLASSES classes), as PNG data URLs."""
+    import numpy as np
+    from PIL import Image
+
+    x, y = train
+    x, y = np.asarray(x), np.asarray(y)
+    rows = []
+    for c, name in enumerate(meta.get("classes", [])[:PREVIEW_CLASSES]):
+        images = []
+        for i in np.flatnonzero(y == c)[:PREVIEW_PER_CLASS]:
+            a = x[i]
+            a = a.transpose(1, 2, 0) if a.ndim == 3 and a.shape[0] in (1, 3) else a
+            a = a.squeeze(-1) if a.ndim == 3 and a.shape[-1] == 1 else a
+            if a.dtype != np.uint8:
+                a = np.clip((a - a.min()) / max(float(a.max() - a.min()), 1e-8) * 255, 0, 255).astype(np.uint8)
+            buffer = io.BytesIO()
+            Image.fromarray(a).resize((56, 56), Image.NEAREST).save(buffer, "PNG")
+            images.append("data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode())
+        rows.append({"class": name, "images": images})
+    return rows
+
+
+def check_design(body: dict) -> dict:
+    """The designer's answer for a stack of cards: complete cards, the YAML a run saves, each card's output shape
+    and parameters, or the first problem with its fix (HTTP 400, the same words as the command line's)."""
+    import yaml
+
+    from ..models.stack import normalise, plan
+
+    shape, classes = body.get("input") or [1, 28, 28], body.get("classes") or 10
+    if not (isinstance(shape, list) and all(isinstance(s, int) and s > 0 for s in shape) and isinstance(classes, int)):
+        raise ClientError(400, f"Expected input as [channels, height, width] and classes as a number. Received: "
+                               f"input {shape!r}, classes {classes!r}.")
+    layers = normalise(design_from_yaml(body["yaml"]) if "yaml" in body else body.get("layers"))
+    rows = plan(layers, tuple(shape), classes)
+    text = yaml.safe_dump({"model": {"name": "layers", "layers": layers}}, sort_keys=False, default_flow_style=None)
+    return {"layers": layers, "yaml": text, "plan": rows, "parameters": sum(r["parameters"] for r in rows),
+            "input": shape, "classes": classes}
+
+
+def design_from_yaml(text) -> list:
+    """The cards of a design pasted as YAML: a run's config (model: {layers: [...]}) or the list alone."""
+    import yaml
+
+    try:
+        value = yaml.safe_load(text) if isinstance(text, str) else None
+    except yaml.YAMLError as err:
+        raise ClientError(400, f"Expected YAML. Received text that does not parse: {str(err).splitlines()[0]}.") from None
+    if isinstance(value, dict):
+        value = (value.get("model") or {}).get("layers") if isinstance(value.get("model"), dict) else value.get("layers")
+    if not isinstance(value, list):
+        raise ClientError(400, "Expected a list of layer cards, or a run's config with model: {layers: [...]}. "
+                               f"Received: {type(value).__name__}.")
+    return value
+
+
+def epoch_records(run_path: Path | str | None) -> list[dict]:
+    if not run_path:
+        return []
+    path = Path(run_path) / "metrics.jsonl"
+    try:
+        lines = path.read_text().splitlines()
+    except OSError:
+        return []
+    out = []
+    for line in lines:
+        try:
+            record = json.loads(line)
+        except ValueError:
+            continue
+        if record.get("kind", "epoch") == "epoch" and "epoch" in record and "lr" in record:
+            out.append(record)
+    return out
+
+
+def with_metrics(status: dict) -> dict:
+    return {**status, "epochs": epoch_records(status.get("run"))}
+
+
+def known_job(jobs: Jobs, job_id: str) -> str:
+    if jobs.folder(job_id) is None:
+        raise ClientError(404, f"Expected a job of this server (GET /api/jobs lists them). Received: {job_id!r}.")
+    return job_id
+
+
+def known_run(runs_dir: Path, name: str) -> Path:
+    from ..run import Run
+
+    path = runs_dir / name
+    if Run.safe_name(name) != name or not (path / "config.yaml").is_file():
+        raise ClientError(404, f"Expected the name of a run in {runs_dir} (GET /api/runs lists them). Received: "
+                               f"{name!r}.")
+    return path
+
+
+def ui(runs_dir: str = "runs", host: str = "127.0.0.1", port: int = 8080, token: str | None = None,
+       insecure: bool = False, log_level: str = "warning") -> None:
+    """Serve the web UI until Ctrl-C; workers still training are stopped with their checkpoints saved."""
+    import uvicorn
+
+    from ..serving import check_exposure
+
+    check_exposure(host, token, insecure)
+    if token is not None and len(token) < 8:
+        raise ConfigError(f"--token must be at least 8 characters long. Received: {len(token)}.")
+    app = build_ui_app(runs_dir, token)
+    print(f"deepworks ui: http://{host}:{port}/  (runs in {Path(runs_dir).resolve()}; Ctrl-C to stop)", flush=True)
+    try:
+        uvicorn.run(app, host=host, port=port, log_level=log_level, timeout_graceful_shutdown=5)
+    finally:
+        app.state.jobs.close()
+

@@ -1,0 +1,118 @@
+"""Training jobs for the web UI: one worker process each (worker.py), their state read from what they write.
+
+A job's folder (RUNS/.ui/jobs/ID) holds job.json (what was asked), progress.json (where training is), outcome.json
+(how it ended) and worker.log (the process's own output). The state a page shows comes from those files and the
+process itself, never from memory alone: a worker that died without writing its outcome is reported failed, with
+the end of its log, the moment its process is gone, so a dead run is never shown as running.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from ..run import atomic_write_text
+
+STATES = ("starting", "running", "finished", "stopped", "failed")
+
+
+class Jobs:
+    def __init__(self, runs_dir: Path):
+        self.runs_dir = Path(runs_dir)
+        self.root = self.runs_dir / ".ui" / "jobs"
+        self.procs: dict[str, subprocess.Popen] = {}
+
+    # --- start, stop, resume ----------------------------------------------------------------------------
+    def start(self, settings: dict | None = None, resume: str | None = None) -> str:
+        job_id = time.strftime("%Y%m%d-%H%M%S-") + secrets.token_hex(3)
+        folder = self.root / job_id
+        folder.mkdir(parents=True)
+        request = {"settings": settings or {}, "resume": resume, "started": time.time()}
+        atomic_write_text(folder / "job.json", json.dumps(request, indent=1))
+        log = open(folder / "worker.log", "wb")
+        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+        self.procs[job_id] = subprocess.Popen([sys.executable, "-m", "deepworks.ui.worker", str(folder)],
+                                              stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, env=env)
+        log.close()
+        atomic_write_text(folder / "pid", str(self.procs[job_id].pid))
+        return job_id
+
+    def stop(self, job_id: str) -> dict:
+        """Ctrl-C for the worker: the loop saves its checkpoint at the end of the step and the job ends 'stopped'."""
+        proc = self.procs.get(job_id)
+        if proc is not None and proc.poll() is None:
+            proc.send_signal(signal.SIGINT)
+        return self.status(job_id)
+
+    def resume(self, job_id: str) -> str:
+        run = self.status(job_id).get("run")
+        return self.start(resume=run)
+
+    # --- what a page shows ----------------------------------------------------------------------------
+    def folder(self, job_id: str) -> Path | None:
+        folder = self.root / job_id
+        return folder if job_id and "/" not in job_id and job_id[0] != "." and folder.is_dir() else None
+
+    def status(self, job_id: str) -> dict:
+        folder = self.root / job_id
+        request = read_json(folder / "job.json") or {}
+        progress = read_json(folder / "progress.json")
+        outcome = read_json(folder / "outcome.json")
+        run = (outcome or {}).get("run") or (progress or {}).get("run") or request.get("resume")
+        out = {"id": job_id, "settings": request.get("settings"), "resume": request.get("resume"), "run": run,
+               "progress": progress, "started": request.get("started")}
+        if outcome is not None:
+            return {**out, **outcome, "run": run}
+        if self.alive(job_id):
+            return {**out, "state": "running" if progress else "starting", "message": ""}
+        return {**out, "state": "failed", "message": died_message(folder)}
+
+    def alive(self, job_id: str) -> bool:
+        proc = self.procs.get(job_id)
+        if proc is not None:
+            return proc.poll() is None
+        pid = (self.root / job_id / "pid")
+        try:  # a worker started by an earlier server process
+            os.kill(int(pid.read_text()), 0)
+            return True
+        except (OSError, ValueError):
+            return False
+
+    def list(self) -> list[dict]:
+        if not self.root.is_dir():
+            return []
+        return [self.status(p.name) for p in sorted(self.root.iterdir(), reverse=True) if p.is_dir()]
+
+    def close(self) -> None:
+        """Stop every worker still running (the server is going away): each saves its checkpoint."""
+        for proc in self.procs.values():
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGINT)
+        for proc in self.procs.values():
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+
+
+def read_json(path: Path):
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def died_message(folder: Path) -> str:
+    try:
+        lines = (folder / "worker.log").read_text(errors="replace").strip().splitlines()
+    except OSError:
+        lines = []
+    tail = "\n".join(lines[-8:])
+    return ("The training process ended without reporting how (killed, or out of memory?)."
+            + (f" The end of its log:\n{tail}" if tail else ""))

@@ -1,0 +1,273 @@
+"""The web UI in a real browser: Debian's Chromium, driven by Playwright, against `deepworks ui`'s app on a real
+127.0.0.1 port, with training in real worker processes. Every page load fails the test if it asks any other host
+for anything (offline by construction). DEEPWORKS_SCREENSHOTS=DIR (absolute) saves a screenshot of each page: the README's, in docs/ui.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import re
+import socket
+import threading
+import zipfile
+from pathlib import Path
+from urllib.parse import urlparse
+
+import pytest
+
+CHROMIUM = Path("/usr/bin/chromium")
+FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+         "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+TRAIN_S = 90_000  # ms a short training job may take in the browser tests, worker start-up and report included
+FAST = {"setting-data.audit": "false", "setting-eval.baseline": "false"}  # the tests' runs skip the audit and baseline
+
+playwright_api = pytest.importorskip("playwright.sync_api", reason="pip install playwright (the [test] extra has it)")
+if not CHROMIUM.is_file():
+    pytest.skip("needs Debian's Chromium: apt-get install chromium (.ci/run installs it)", allow_module_level=True)
+if not (Path(__file__).parents[1] / "src/deepworks/ui/static/index.html").is_file():
+    pytest.fail("the UI's page is not built: pip install -e . builds it (needs npm)", pytrace=False)
+
+from playwright.sync_api import expect, sync_playwright  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    """The UI's app on a free 127.0.0.1 port, in a thread of this process; its socket listens before the thread
+    starts, so the first request needs no waiting."""
+    import uvicorn
+
+    from deepworks.ui import build_ui_app
+
+    runs = tmp_path_factory.mktemp("ui-runs")
+    app = build_ui_app(runs)
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(64)
+    srv = uvicorn.Server(uvicorn.Config(app, log_level="warning"))
+    thread = threading.Thread(target=srv.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    yield {"url": f"http://127.0.0.1:{sock.getsockname()[1]}", "runs": runs, "app": app}
+    srv.should_exit = True
+    thread.join(timeout=10)
+    app.state.jobs.close()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=str(CHROMIUM), args=FLAGS)
+        yield b
+        b.close()
+
+
+@pytest.fixture
+def page(browser, server):
+    """A fresh page whose every request to another host than the server is refused and remembered."""
+    context = browser.new_context(viewport={"width": 1200, "height": 900}, accept_downloads=True)
+    page = context.new_page()
+    page.set_default_timeout(20_000)
+    foreign = []
+    here = urlparse(server["url"]).netloc
+
+    def guard(route):
+        url = urlparse(route.request.url)
+        if url.scheme in ("data", "blob") or url.netloc == here:
+            return route.continue_()
+        foreign.append(route.request.url)
+        return route.abort()
+
+    page.route("**/*", guard)
+    page.goto(server["url"])
+    yield page
+    context.close()
+    assert not foreign, f"the page asked other hosts: {foreign}"
+
+
+def shot(page, name: str) -> None:
+    folder = os.environ.get("DEEPWORKS_SCREENSHOTS")
+    if folder:
+        Path(folder).mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(Path(folder) / f"{name}.png"))
+
+
+def choose_digits(page) -> None:
+    page.get_by_test_id("builtin-digits").click()
+    expect(page.get_by_test_id("data-preview")).to_contain_text("10 classes")
+
+
+def fill_settings(page, settings: dict) -> None:
+    page.locator("form.settings summary").click()  # 'More settings' open
+    for test_id, value in {**FAST, **settings}.items():
+        field = page.get_by_test_id(test_id)
+        if field.evaluate("e => e.tagName") == "SELECT":
+            field.select_option(value)
+        else:
+            field.fill(str(value))
+
+
+def train(page, settings: dict) -> None:
+    page.get_by_test_id("nav-train").click()
+    fill_settings(page, settings)
+    page.get_by_test_id("train-start").click()
+
+
+def job(page) -> dict:
+    """The job the page shows, as the API tells it."""
+    return page.evaluate(f"fetch('/api/jobs/{page.get_by_test_id('job-id').inner_text()}').then(r => r.json())")
+
+
+def finished(page) -> None:
+    """Wait for the job to end, and say why when it did not finish."""
+    state = page.get_by_test_id("job-state")
+    expect(state).to_have_text(re.compile("finished|failed|stopped"), timeout=TRAIN_S)
+    if state.inner_text() != "finished":
+        pytest.fail(f"the job ended {state.inner_text()}: {page.get_by_test_id('job').inner_text()}")
+
+
+def draw_a_one(page) -> None:
+    box = page.get_by_test_id("try-canvas").bounding_box()
+    x = box["x"] + box["width"] / 2
+    page.mouse.move(x, box["y"] + 40)
+    page.mouse.down()
+    for i in range(1, 11):
+        page.mouse.move(x, box["y"] + 40 + 20 * i)
+    page.mouse.up()
+
+
+def test_a_full_journey_digits_lenet_train_watch_draw_export(page, server):
+    """Built-in digits -> the LeNet template -> train 2 epochs, watching the curve move -> draw a digit -> export."""
+    choose_digits(page)
+    expect(page.locator("table.grid tr")).to_have_count(10)
+    shot(page, "data")
+    page.get_by_test_id("to-model").click()
+    expect(page.get_by_test_id("template-lenet")).to_be_checked()
+    shot(page, "model")
+    page.get_by_test_id("to-train").click()
+    train(page, {"setting-train.epochs": 2})
+    expect(page.get_by_test_id("job-state")).to_have_text(re.compile("starting|running"))
+    finished(page)
+    expect(page.get_by_test_id("job-epochs")).to_contain_text("2 epochs done")
+    points = int(page.get_by_test_id("curves").get_attribute("data-points"))
+    assert points >= 2  # the curve grew while it trained: running losses, then validation losses
+    expect(page.get_by_test_id("job-finished")).to_contain_text("test accuracy")
+    page.locator("form.settings summary").click()  # 'More settings' closed again, for the picture
+    page.get_by_test_id("job").scroll_into_view_if_needed()
+    shot(page, "train")
+
+    page.get_by_test_id("to-try").click()
+    expect(page.get_by_test_id("try-canvas")).to_be_visible()
+    draw_a_one(page)
+    predictions = page.get_by_test_id("try-predictions").locator("li")
+    expect(predictions).to_have_count(3)
+    shot(page, "try")
+
+    page.get_by_test_id("nav-export").click()
+    expect(page.get_by_test_id("export-run")).to_have_value("digits-lenet")  # the run just trained
+    run = "digits-lenet"
+    with page.expect_download() as info:
+        page.get_by_test_id("export-download").click()
+    files = zipfile.ZipFile(io.BytesIO(Path(info.value.path()).read_bytes())).namelist()
+    assert {f"{run}-onnx/classifier.onnx", f"{run}-onnx/model.json", f"{run}-onnx/weights.safetensors"} <= set(files)
+    shot(page, "export")
+
+
+def npz_of_28px_images(folder: Path) -> Path:
+    """200 images of 28 x 28 (dark strokes of 10 kinds), as a user's .npz with arrays x and y."""
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    y = np.arange(200) % 10
+    x = (rng.random((200, 28, 28)) * 40).astype(np.uint8)
+    for i, label in enumerate(y):
+        x[i, 2 + 2 * label: 6 + 2 * label, 4:24] = 255
+    np.savez(folder / "strokes.npz", x=x, y=y)
+    return folder / "strokes.npz"
+
+
+def test_the_designer_builds_lenet_by_clicks_round_trips_its_yaml_and_trains_it(page, server, tmp_path):
+    page.get_by_test_id("data-path").fill(str(npz_of_28px_images(tmp_path)))
+    page.get_by_test_id("data-look").click()
+    expect(page.get_by_test_id("data-preview")).to_contain_text("28×28")
+    page.get_by_test_id("nav-model").click()
+    page.get_by_test_id("template-layers").check()
+    for kind in ("conv", "activation", "pool", "conv", "activation", "pool", "dense", "activation", "dense",
+                 "activation"):
+        page.get_by_test_id(f"add-{kind}").click()
+    page.get_by_test_id("card-1-channels").fill("6")
+    page.get_by_test_id("card-1-kernel").fill("5")
+    page.get_by_test_id("card-1-padding").fill("2")
+    page.get_by_test_id("card-4-kernel").fill("5")
+    page.get_by_test_id("card-7-units").fill("120")
+    page.get_by_test_id("card-9-units").fill("84")
+    expect(page.get_by_test_id("design-parameters")).to_have_text("61,706")  # as `deepworks train` counts it
+    expect(page.get_by_test_id("design-input")).to_contain_text("1×28×28 → 10 classes")
+    expect(page.get_by_test_id("card-1-shape")).to_contain_text("6×28×28")
+    shot(page, "designer")
+    saved = page.get_by_test_id("design-yaml").input_value()
+    page.get_by_test_id("clear-design").click()
+    expect(page.get_by_test_id("card-1")).to_have_count(0)
+    page.get_by_test_id("design-yaml").fill(saved)
+    page.get_by_test_id("load-yaml").click()
+    expect(page.get_by_test_id("design-parameters")).to_have_text("61,706")
+    assert page.get_by_test_id("design-yaml").input_value() == saved  # UI -> YAML -> UI: the same, byte for byte
+
+    train(page, {"setting-train.epochs": 1})
+    finished(page)
+    run = Path(job(page)["run"])
+    import yaml
+
+    assert yaml.safe_load((run / "config.yaml").read_text())["model"]["layers"] == yaml.safe_load(saved)["model"]["layers"]
+
+
+def test_a_design_that_does_not_fit_says_which_card_and_what_to_change(page, server):
+    choose_digits(page)
+    page.get_by_test_id("nav-model").click()
+    page.get_by_test_id("template-layers").check()
+    page.get_by_test_id("add-conv").click()
+    page.get_by_test_id("card-1-kernel").fill("9")  # digits are 8 x 8 for a design of one's own
+    expect(page.get_by_test_id("design-error")).to_contain_text(
+        "Card 1 (conv): a 9x9 kernel does not fit the 8x8 it receives. Use a kernel of at most 8")
+    page.get_by_test_id("card-1-type").select_option("dense")
+    expect(page.get_by_test_id("design-error")).to_have_count(0)
+    expect(page.get_by_test_id("card-1-shape")).to_contain_text("16")
+
+
+def test_stop_then_resume_from_the_browser_continues_the_same_run(page, server):
+    choose_digits(page)
+    train(page, {"setting-train.epochs": 400})
+    expect(page.get_by_test_id("job-state")).to_have_text("running", timeout=TRAIN_S)
+    expect(page.get_by_test_id("job-epochs")).to_contain_text("epochs done", timeout=TRAIN_S)
+    page.get_by_test_id("train-stop").click()
+    expect(page.get_by_test_id("job-state")).to_have_text("stopped", timeout=TRAIN_S)
+    expect(page.get_by_test_id("job-message")).to_contain_text("the state is saved")
+    stopped = job(page)
+    stopped_at, run = len(stopped["epochs"]), stopped["run"]
+    shot(page, "stopped")
+    page.get_by_test_id("train-resume").click()
+    expect(page.get_by_test_id("job-id")).not_to_have_text(stopped["id"])
+    expect(page.get_by_test_id("job-state")).to_have_text("running", timeout=TRAIN_S)
+    resumed = job(page)
+    assert resumed["run"] == run and resumed["resume"] == run
+    # it continues the run's epochs (the first record after resuming is the next epoch, not epoch 1 again)
+    expect(page.get_by_test_id("job-epochs")).not_to_contain_text(f"{stopped_at} epochs done", timeout=TRAIN_S)
+    epochs = [e["epoch"] for e in job(page)["epochs"]]
+    assert epochs == list(range(1, len(epochs) + 1)) and len(epochs) > stopped_at
+    page.get_by_test_id("train-stop").click()
+    expect(page.get_by_test_id("job-state")).to_have_text("stopped", timeout=TRAIN_S)
+
+
+def test_a_run_that_fails_shows_its_error_and_the_fix(page, server, tmp_path):
+    missing = tmp_path / "no-such-folder"
+    page.get_by_test_id("data-path").fill(str(missing))
+    page.get_by_test_id("data-look").click()
+    expect(page.get_by_test_id("data-error")).to_contain_text(f"No such folder '{missing}'")
+    page.get_by_test_id("nav-train").click()
+    page.get_by_test_id("setting-train.epochs").fill("0")
+    page.get_by_test_id("train-start").click()  # refused before any process starts, with the CLI's own message
+    expect(page.get_by_test_id("train-error")).to_contain_text("epochs")
+    train(page, {"setting-train.epochs": 1})  # the worker finds no data: the job fails with what to pass instead
+    expect(page.get_by_test_id("job-state")).to_have_text("failed", timeout=TRAIN_S)
+    expect(page.get_by_test_id("job-error")).to_contain_text(f"No such folder '{missing}'. Pass a folder with one "
+                                                             f"sub-folder per class")
+    shot(page, "failed")

@@ -1,0 +1,76 @@
+"""The web UI's REST API without a browser: the jobs' states as the worker processes leave them, and bad requests."""
+
+from __future__ import annotations
+
+import os
+import signal
+
+import pytest
+from fastapi.testclient import TestClient
+
+from deepworks.ui import build_ui_app
+
+LENET_CARDS = [{"type": "conv", "channels": 6, "kernel": 5, "padding": 2}, {"type": "activation"}, {"type": "pool"},
+               {"type": "conv", "channels": 16, "kernel": 5}, {"type": "activation"}, {"type": "pool"},
+               {"type": "dense", "units": 120}, {"type": "activation"}, {"type": "dense", "units": 84},
+               {"type": "activation"}]
+
+
+@pytest.fixture
+def client(tmp_path):
+    app = build_ui_app(tmp_path / "runs")
+    with TestClient(app) as c:
+        c.runs = tmp_path / "runs"
+        yield c
+    app.state.jobs.close()
+
+
+def test_the_api_is_documented_and_the_settings_form_comes_from_the_config(client):
+    paths = client.get("/openapi.json").json()["paths"]
+    assert {"/api/jobs", "/api/jobs/{job_id}/events", "/api/design", "/api/runs/{name}/export"} <= set(paths)
+    fields = {f["key"]: f for f in client.get("/api/settings", params={"task": "image"}).json()["fields"]}
+    assert fields["train.optimizer"]["choices"][:2] == ["sgd", "momentum"] and fields["train.epochs"]["main"]
+    assert "Passes over the training data" in fields["train.epochs"]["help"]
+    assert client.get("/api/settings", params={"task": "sound"}).json()["error"].startswith("Expected a task")
+
+
+def test_the_designer_api_gives_lenet_s_shapes_and_parameters_and_its_yaml_loads_back(client):
+    answer = client.post("/api/design", json={"layers": LENET_CARDS, "input": [1, 28, 28], "classes": 10}).json()
+    assert answer["parameters"] == 61_706 and answer["plan"][0]["output"] == [6, 28, 28]
+    again = client.post("/api/design", json={"yaml": answer["yaml"], "input": [1, 28, 28], "classes": 10}).json()
+    assert again["yaml"] == answer["yaml"] and again["layers"] == answer["layers"]
+    bad = client.post("/api/design", json={"layers": [{"type": "convolution2"}], "input": [1, 28, 28], "classes": 10})
+    assert bad.status_code == 400 and "unknown type 'convolution2'" in bad.json()["error"]
+    assert "does not parse" in client.post("/api/design", json={"yaml": "model: [", "classes": 10}).json()["error"]
+
+
+def test_a_worker_killed_mid_run_is_reported_failed_at_once_never_running(client):
+    started = client.post("/api/jobs", json={"settings": {"epochs": 500, "audit": False, "baseline": False}}).json()
+    job = client.app.state.jobs
+    proc = job.procs[started["id"]]
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    status = client.get(f"/api/jobs/{started['id']}").json()
+    assert status["state"] == "failed" and "ended without reporting how" in status["message"]
+    events = client.get(f"/api/jobs/{started['id']}/events").text  # the stream ends, it does not wait on the dead
+    assert '"state": "failed"' in events and events.rstrip().endswith("data: {}")
+
+
+@pytest.mark.parametrize("method,path,status,message", [
+    ("get", "/api/jobs/.hidden", 404, "Expected a job of this server"),
+    ("get", "/api/jobs/..%2F..%2Fetc", 404, ""),  # a slash never reaches a route
+    ("get", "/api/runs/..%2Fsecret/export", 404, ""),
+    ("get", "/api/runs/..secret/export", 404, "Expected the name of a run"),
+    ("post", "/api/runs/nope/serve", 404, "Expected the name of a run"),
+    ("post", "/api/jobs/none/resume", 404, "Expected a job of this server"),
+])
+def test_a_client_names_jobs_and_runs_never_paths(client, method, path, status, message):
+    answer = getattr(client, method)(path)
+    assert answer.status_code == status and message in answer.text
+
+
+def test_bad_job_settings_are_refused_with_the_command_line_s_message_before_any_process(client):
+    answer = client.post("/api/jobs", json={"settings": {"model": "lenett"}})
+    assert answer.status_code == 400 and "must be one of mlp, lenet" in answer.json()["error"]
+    assert client.post("/api/jobs", content=b"[1]", headers={"content-type": "application/json"}).status_code == 400
+    assert not client.app.state.jobs.procs

@@ -1,0 +1,81 @@
+// Data: a built-in dataset or a folder / file on this machine, then a look at it before training.
+import { useState } from "react";
+import { call } from "../api.js";
+
+export default function DataPage({ info, choice, update, go }) {
+  const [source, setSource] = useState(choice.data || "");
+  const [busy, setBusy] = useState(false);
+  const [error, setError] = useState("");
+  const builtins = info.datasets[choice.task] || [];
+
+  async function look(data) {
+    setBusy(true);
+    setError("");
+    try {
+      const preview = await call("/api/data/preview", { json: { task: choice.task, data } });
+      update({ data, preview });
+    } catch (e) {
+      setError(e.message);
+      update({ data, preview: null }); // kept: training then says the same, from the worker
+    } finally {
+      setBusy(false);
+    }
+  }
+
+  return (
+    <section>
+      <h2>Your data</h2>
+      <label>
+        Task{" "}
+        <select data-testid="task" value={choice.task}
+                onChange={(e) => update({ task: e.target.value, data: "", preview: null, model: info.templates[e.target.value][0].model })}>
+          {info.tasks.map((t) => <option key={t}>{t}</option>)}
+        </select>
+      </label>
+      <p>Try with sample data:</p>
+      <div className="choices">
+        {builtins.map((name) => (
+          <button key={name} data-testid={`builtin-${name}`} disabled={busy}
+                  onClick={() => { setSource(name); look(name); }}>{name}</button>
+        ))}
+      </div>
+      <p>Or your own: a folder with one sub-folder of images per class, a CSV of path,label, an .npz, a text file
+        or a TSV of sentence pairs, as a path on this machine.</p>
+      <form onSubmit={(e) => { e.preventDefault(); look(source); }}>
+        <input data-testid="data-path" value={source} onChange={(e) => setSource(e.target.value)}
+               placeholder="/home/me/photos" size={50} />
+        <button data-testid="data-look" disabled={busy || !source}>Look at it</button>
+      </form>
+      {busy && <p data-testid="data-busy">Reading the data…</p>}
+      {error && <p className="error" data-testid="data-error">{error}</p>}
+      {choice.preview && <Preview preview={choice.preview} />}
+      {choice.preview && <button className="next" data-testid="to-model" onClick={() => go("Model")}>Next: the model →</button>}
+    </section>
+  );
+}
+
+function Preview({ preview }) {
+  const s = preview.splits;
+  return (
+    <div data-testid="data-preview">
+      <p>
+        <b>{preview.data}</b>: {s.train.toLocaleString()} training, {s.val.toLocaleString()} validation and{" "}
+        {s.test.toLocaleString()} test examples
+        {preview.classes && <> in {preview.classes.length} classes, {preview.image_size}×{preview.image_size} pixels,{" "}
+          {preview.channels === 1 ? "grey" : "colour"}</>}.
+      </p>
+      {preview.examples && (
+        <table className="grid">
+          <tbody>
+            {preview.examples.map((row) => (
+              <tr key={row.class}>
+                <th>{row.class}</th>
+                <td>{row.images.map((src, i) => <img key={i} src={src} alt={row.class} />)}</td>
+              </tr>
+            ))}
+          </tbody>
+        </table>
+      )}
+    </div>
+  );
+}

@@ -1,0 +1,41 @@
+// Export: the run as ONNX or safetensors with its model card, downloaded as a zip; or how to serve it.
+import { useEffect, useState } from "react";
+import { call } from "../api.js";
+
+export default function ExportPage({ run, setRun }) {
+  const [runs, setRuns] = useState([]);
+  const [format, setFormat] = useState("onnx");
+  useEffect(() => {
+    call("/api/runs").then((r) => setRuns(r.runs), () => {});
+  }, []);
+  return (
+    <section>
+      <h2>Export</h2>
+      <label>
+        Run{" "}
+        <select data-testid="export-run" value={run || ""} onChange={(e) => setRun(e.target.value || null)}>
+          <option value="">choose a run</option>
+          {runs.map((r) => <option key={r.name} value={r.name}>{r.name}</option>)}
+          {run && !runs.some((r) => r.name === run) && <option value={run}>{run}</option>}
+        </select>
+      </label>{" "}
+      <label>
+        Format{" "}
+        <select data-testid="export-format" value={format} onChange={(e) => setFormat(e.target.value)}>
+          <option value="onnx">ONNX (runs in ONNX Runtime, any language)</option>
+          <option value="safetensors">safetensors weights with the model card</option>
+        </select>
+      </label>
+      {run && (
+        <p>
+          <a data-testid="export-download" href={`/api/runs/${encodeURIComponent(run)}/export?format=${format}`}
+             download={`${run}-${format}.zip`}>Download {run} as {format}</a>
+        </p>
+      )}
+      {run && (
+        <p>Serve it to other programs: <code>deepworks serve runs/{run}</code> (then POST images to
+          /v1/models/{run}/predict). This server already answers that route for the runs you tried.</p>
+      )}
+    </section>
+  );
+}

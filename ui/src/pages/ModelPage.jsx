@@ -1,0 +1,154 @@
+// Model: a template per task, or a design of your own as a stack of layer cards (shapes and parameters as you edit).
+import { useEffect, useState } from "react";
+import { call } from "../api.js";
+
+const LENET = [
+  { type: "conv", channels: 6, kernel: 5, padding: 2 }, { type: "activation", function: "relu" }, { type: "pool", size: 2 },
+  { type: "conv", channels: 16, kernel: 5 }, { type: "activation", function: "relu" }, { type: "pool", size: 2 },
+  { type: "dense", units: 120 }, { type: "activation", function: "relu" }, { type: "dense", units: 84 },
+  { type: "activation", function: "relu" },
+];
+
+export default function ModelPage({ info, choice, update, go }) {
+  const templates = info.templates[choice.task] || [];
+  return (
+    <section>
+      <h2>The model</h2>
+      <div className="templates">
+        {templates.map((t) => (
+          <label key={t.model} className={choice.model === t.model ? "template chosen" : "template"}>
+            <input type="radio" name="model" data-testid={`template-${t.model}`} checked={choice.model === t.model}
+                   onChange={() => update({ model: t.model })} />
+            <b>{t.model}</b> <span>{t.about}</span>
+          </label>
+        ))}
+      </div>
+      {choice.model === "layers" && <Designer info={info} choice={choice} update={update} />}
+      <button className="next" data-testid="to-train" onClick={() => go("Train")}>Next: train →</button>
+    </section>
+  );
+}
+
+function Designer({ info, choice, update }) {
+  const layers = choice.layers || [];
+  const [answer, setAnswer] = useState(null);
+  const [error, setError] = useState("");
+  const [yamlText, setYamlText] = useState("");
+  // the server works out what the design receives from the data (as `deepworks train --model layers` would)
+  const where = choice.data ? { task: choice.task, data: choice.data } : { input: [1, 28, 28], classes: 10 };
+
+  useEffect(() => {
+    if (!layers.length) { setAnswer(null); setError(""); return; }
+    let live = true;
+    call("/api/design", { json: { layers, ...where } }).then(
+      (a) => { if (live) { setAnswer(a); setError(""); setYamlText(a.yaml); } },
+      (e) => { if (live) { setAnswer(null); setError(e.message); } });
+    return () => { live = false; };
+  }, [JSON.stringify(layers), JSON.stringify(where)]);
+
+  const setLayers = (next) => update({ layers: next });
+  async function loadYaml() {
+    try {
+      const a = await call("/api/design", { json: { yaml: yamlText, ...where } });
+      setLayers(a.layers);
+    } catch (e) {
+      setError(e.message);
+    }
+  }
+
+  return (
+    <div className="designer" data-testid="designer">
+      <p data-testid="design-input">
+        {answer ? <>Input: {answer.input.join("×")} → {answer.classes} classes. </> : null}
+        Each card shows what it outputs; the head (one unit per class) follows the last card.</p>
+      <Stack cards={layers} setCards={setLayers} info={info} plan={answer && answer.plan} path="card" />
+      <div className="palette">
+        Add: {Object.keys(info.cards).map((kind) => (
+          <button key={kind} data-testid={`add-${kind}`} onClick={() => setLayers([...layers, { type: kind }])}>+ {kind}</button>
+        ))}
+        <button data-testid="load-lenet" onClick={() => setLayers(LENET)}>LeNet-5 as cards</button>
+        <button data-testid="clear-design" onClick={() => setLayers([])}>Clear</button>
+      </div>
+      {error && <p className="error" data-testid="design-error">{error}</p>}
+      {answer && (
+        <p data-testid="design-total">
+          Head: {answer.plan[answer.plan.length - 1].output.join("×")} outputs.{" "}
+          <b data-testid="design-parameters">{answer.parameters.toLocaleString("en-US")}</b> parameters in all.
+        </p>
+      )}
+      <details open>
+        <summary>The design as YAML (what the run saves; paste one here and load it)</summary>
+        <textarea data-testid="design-yaml" rows={12} cols={70} value={yamlText}
+                  onChange={(e) => setYamlText(e.target.value)} />
+        <br />
+        <button data-testid="load-yaml" onClick={loadYaml}>Load this YAML</button>
+      </details>
+    </div>
+  );
+}
+
+function Stack({ cards, setCards, info, plan, path }) {
+  const change = (i, card) => setCards(cards.map((c, j) => (j === i ? card : c)));
+  const move = (i, d) => {
+    const next = [...cards];
+    [next[i], next[i + d]] = [next[i + d], next[i]];
+    setCards(next);
+  };
+  return (
+    <ol className="stack">
+      {cards.map((card, i) => {
+        const row = plan && plan[i];
+        const id = `${path}-${i + 1}`;
+        return (
+          <li key={i} className="card" data-testid={id}>
+            <select data-testid={`${id}-type`} value={card.type} onChange={(e) => change(i, { type: e.target.value })}>
+              {Object.keys(info.cards).map((k) => <option key={k}>{k}</option>)}
+            </select>
+            {Object.entries(info.cards[card.type] || {}).filter(([k]) => k !== "layers").map(([key, dflt]) => (
+              <label key={key}>
+                {key}{" "}
+                <CardSetting id={`${id}-${key}`} value={card[key] ?? dflt} dflt={dflt} name={key}
+                             onChange={(v) => change(i, { ...card, [key]: v })} />
+              </label>
+            ))}
+            <span className="shape" data-testid={`${id}-shape`}>
+              {row ? `→ ${row.output.join("×")} · ${row.parameters.toLocaleString("en-US")} params` : ""}
+            </span>
+            <span className="tools">
+              <button title="up" disabled={i === 0} onClick={() => move(i, -1)}>↑</button>
+              <button title="down" disabled={i === cards.length - 1} onClick={() => move(i, 1)}>↓</button>
+              <button title="delete" data-testid={`${id}-delete`} onClick={() => setCards(cards.filter((_, j) => j !== i))}>✕</button>
+            </span>
+            {card.type === "residual" && (
+              <div className="inner">
+                <Stack cards={card.layers || []} setCards={(inner) => change(i, { ...card, layers: inner })} info={info}
+                       plan={null} path={id} />
+                {["conv", "batchnorm", "activation"].map((kind) => (
+                  <button key={kind} data-testid={`${id}-add-${kind}`}
+                          onClick={() => change(i, { ...card, layers: [...(card.layers || []), { type: kind }] })}>+ {kind}</button>
+                ))}
+              </div>
+            )}
+          </li>
+        );
+      })}
+    </ol>
+  );
+}
+
+const OPTIONS = { function: ["relu", "leaky_relu", "gelu", "tanh", "sigmoid"], kind: ["max", "avg"] };
+
+function CardSetting({ id, value, dflt, name, onChange }) {
+  if (OPTIONS[name]) {
+    return (
+      <select data-testid={id} value={value} onChange={(e) => onChange(e.target.value)}>
+        {OPTIONS[name].map((o) => <option key={o}>{o}</option>)}
+      </select>
+    );
+  }
+  const isRate = typeof dflt === "number" && !Number.isInteger(dflt);
+  return (
+    <input data-testid={id} type="number" step={isRate ? 0.05 : 1} value={value} style={{ width: "5em" }}
+           onChange={(e) => onChange(e.target.value === "" ? "" : Number(e.target.value))} />
+  );
+}

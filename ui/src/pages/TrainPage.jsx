@@ -1,0 +1,161 @@
+// Train: the settings form (from the config's own fields and help), then a worker process with live progress over
+// Server-Sent Events, curves, Stop and Resume; a failed run shows the server's message.
+import { useEffect, useRef, useState } from "react";
+import { call, percent } from "../api.js";
+import Curves from "../Curves.jsx";
+
+export default function TrainPage({ choice, setRun, go }) {
+  const [fields, setFields] = useState([]);
+  const [values, setValues] = useState({ "train.epochs": 2 });
+  const [job, setJob] = useState(null); // the last status the server sent
+  const [error, setError] = useState("");
+  const [points, setPoints] = useState([]); // [fraction of the schedule in epochs, running loss]
+  const source = useRef(null);
+
+  useEffect(() => {
+    call(`/api/settings?task=${choice.task}`).then((r) => setFields(r.fields.filter((f) => f.key !== "model.name")),
+                                                   (e) => setError(e.message));
+    return () => source.current && source.current.close();
+  }, [choice.task]);
+
+  function watch(id) {
+    if (source.current) source.current.close();
+    const events = new EventSource(`/api/jobs/${id}/events`);
+    source.current = events;
+    events.addEventListener("status", (e) => {
+      const status = JSON.parse(e.data);
+      setJob(status);
+      const p = status.progress;
+      if (p && p.running && p.running.loss !== undefined && p.steps) {
+        const x = p.epoch - 1 + p.step / p.steps;
+        setPoints((old) => (old.length && old[old.length - 1][0] >= x ? old : [...old, [x, p.running.loss]]));
+      }
+      if (status.state === "finished" && status.run) setRun(status.run.split("/").pop());
+    });
+    events.addEventListener("end", () => events.close());
+    events.onerror = () => events.close();
+  }
+
+  async function start() {
+    setError("");
+    setPoints([]);
+    const settings = { task: choice.task, data: choice.data || null, model: choice.model };
+    if (choice.model === "layers") settings["model.layers"] = choice.layers;
+    for (const [k, v] of Object.entries(values)) if (v !== "" && v !== undefined) settings[k] = v;
+    try {
+      const { id } = await call("/api/jobs", { json: { settings } });
+      setJob({ id, state: "starting" });
+      watch(id);
+    } catch (e) {
+      setError(e.message);
+    }
+  }
+
+  async function stop() {
+    await call(`/api/jobs/${job.id}/stop`, { method: "POST" });
+  }
+
+  async function resume() {
+    try {
+      const { id } = await call(`/api/jobs/${job.id}/resume`, { method: "POST" });
+      setJob({ ...job, id, state: "starting" });
+      watch(id);
+    } catch (e) {
+      setError(e.message);
+    }
+  }
+
+  const running = job && (job.state === "starting" || job.state === "running");
+  const main = fields.filter((f) => f.main);
+  const more = fields.filter((f) => !f.main);
+  return (
+    <section>
+      <h2>Train</h2>
+      <p>
+        {choice.model} on {choice.data || "the default data"} ({choice.task}).{" "}
+        {choice.model === "layers" && !(choice.layers || []).length && <span className="error">Design the model first (Model page).</span>}
+      </p>
+      <form className="settings" onSubmit={(e) => { e.preventDefault(); start(); }}>
+        {main.map((f) => <Field key={f.key} field={f} values={values} setValues={setValues} />)}
+        <details>
+          <summary>More settings</summary>
+          {more.map((f) => <Field key={f.key} field={f} values={values} setValues={setValues} />)}
+        </details>
+        <button data-testid="train-start" disabled={running}>Train</button>
+      </form>
+      {error && <p className="error" data-testid="train-error">{error}</p>}
+      {job && <JobView job={job} points={points} stop={stop} resume={resume} go={go} />}
+    </section>
+  );
+}
+
+function Field({ field, values, setValues }) {
+  const id = `setting-${field.key}`;
+  const value = values[field.key] ?? "";
+  const set = (v) => setValues((old) => ({ ...old, [field.key]: v }));
+  let input;
+  if (field.choices && field.choices.length) {
+    input = (
+      <select data-testid={id} value={value} onChange={(e) => set(e.target.value)}>
+        <option value="">default</option>
+        {field.choices.map((c) => <option key={String(c)} value={c}>{String(c)}</option>)}
+      </select>
+    );
+  } else if (field.type === "bool") {
+    input = (
+      <select data-testid={id} value={value === "" ? "" : String(value)}
+              onChange={(e) => set(e.target.value === "" ? "" : e.target.value === "true")}>
+        <option value="">default ({String(field.default)})</option><option value="true">yes</option><option value="false">no</option>
+      </select>
+    );
+  } else {
+    const numeric = field.type === "int" || field.type === "float";
+    input = (
+      <input data-testid={id} type={numeric ? "number" : "text"} step={field.type === "float" ? "any" : 1} value={value}
+             placeholder={field.default === null ? "default" : String(field.default)}
+             onChange={(e) => set(e.target.value === "" ? "" : numeric ? Number(e.target.value) : e.target.value)} />
+    );
+  }
+  return (
+    <label className="field" title={field.help}>
+      <span className="flag">{field.flag}</span> {input}
+      <small>{field.help}</small>
+    </label>
+  );
+}
+
+function JobView({ job, points, stop, resume, go }) {
+  const p = job.progress;
+  const epochs = job.epochs || [];
+  const last = epochs[epochs.length - 1];
+  return (
+    <div className="job" data-testid="job">
+      <p>
+        Job <span data-testid="job-id">{job.id}</span>: <b data-testid="job-state">{job.state}</b>
+        {p && job.state === "running" && (
+          <> · epoch {p.epoch}/{p.epochs}, step {p.step}/{p.steps}{p.eta_s != null && <> · about {Math.round(p.eta_s)} s left</>}</>
+        )}
+      </p>
+      {p && <progress data-testid="job-progress" max={1} value={job.state === "finished" ? 1 : p.fraction} />}
+      {(job.state === "starting" || job.state === "running") && <button data-testid="train-stop" onClick={stop}>Stop</button>}
+      {job.state === "stopped" && <button data-testid="train-resume" onClick={resume}>Resume</button>}
+      {job.state === "failed" && <pre className="error" data-testid="job-error">{job.message}</pre>}
+      {job.state === "stopped" && <p data-testid="job-message">{job.message}</p>}
+      <Curves points={points} epochs={epochs} />
+      {last && (
+        <p data-testid="job-epochs">
+          {epochs.length} epoch{epochs.length > 1 ? "s" : ""} done
+          {last.val_accuracy !== undefined && <> · validation accuracy {percent(last.val_accuracy)}</>}
+          {last.val_loss !== undefined && <> · validation loss {last.val_loss.toFixed(4)}</>}
+        </p>
+      )}
+      {job.state === "finished" && (
+        <p data-testid="job-finished">
+          Finished{job.results && job.results.accuracy !== undefined && <>: test accuracy <b>{percent(job.results.accuracy)}</b></>}.
+          Run folder: <code>{job.run}</code>{" "}
+          <button className="next" data-testid="to-try" onClick={() => go("Try")}>Try it →</button>
+        </p>
+      )}
+    </div>
+  );
+}
