@@ -155,7 +155,19 @@ def test_a_full_journey_digits_lenet_train_watch_draw_export(page, server):
     page.get_by_test_id("job").scroll_into_view_if_needed()
     shot(page, "train")
 
-    page.get_by_test_id("to-try").click()
+    page.get_by_test_id("nav-results").click()  # the results: a wrong cell of the confusion matrix shows its images
+    page.get_by_test_id("open-digits-lenet").click()
+    expect(page.get_by_test_id("test-accuracy")).to_contain_text("%")
+    expect(page.get_by_test_id("per-class").locator("tbody tr")).to_have_count(10)
+    wrong = page.locator("table.confusion td.wrong").first
+    count = int(wrong.inner_text())
+    wrong.click()
+    expect(page.get_by_test_id("cm-images").locator("img")).to_have_count(min(count, 24))
+    page.get_by_test_id("compare-digits-lenet").check()
+    expect(page.get_by_test_id("compare-chart")).to_have_attribute("data-series", "1")
+    shot(page, "results")
+
+    page.get_by_test_id("nav-try").click()
     expect(page.get_by_test_id("try-canvas")).to_be_visible()
     draw_a_one(page)
     predictions = page.get_by_test_id("try-predictions").locator("li")

@@ -62,7 +62,8 @@ PORTFOLIO = {
               "train.optimizer": "adamw", "train.lr": 0.01, "train.weight_decay": 0.01, "model.dropout": 0.0,
               "train.schedule": "onecycle", "train.batch_size": 128},
 }
-PORTFOLIO_SHARE = 0.35  # of the budget, for the portfolio's trial: long enough to count, leaving most to the search
+PORTFOLIO_SHARE = 0.4  # of the budget, for the portfolio's trial, under TRIAL_SHARE: at 0.35 its 11 epochs on
+# Fashion-MNIST gave 92.3 %, a point under the same model trained the whole 10 minutes (93.3 %)
 PORTFOLIO_IMAGES_PER_S = 3000  # a ResNet-8 of width 16 on 28 x 28 images, 2 cores (epochs of Fashion-MNIST: 20 s)
 
 

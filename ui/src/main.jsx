@@ -1,4 +1,4 @@
-// deepworks ui: Data -> Model -> Train -> Try -> Export, one page each, sharing what was chosen so far.
+// deepworks ui: Data -> Model -> Train -> Results -> Try -> Export, one page each, sharing what was chosen so far.
 import { StrictMode, useEffect, useState } from "react";
 import { createRoot } from "react-dom/client";
 import { call } from "./api.js";
@@ -6,10 +6,11 @@ import DataPage from "./pages/DataPage.jsx";
 import ModelPage from "./pages/ModelPage.jsx";
 import TrainPage from "./pages/TrainPage.jsx";
 import TryPage from "./pages/TryPage.jsx";
+import ResultsPage from "./pages/ResultsPage.jsx";
 import ExportPage from "./pages/ExportPage.jsx";
 import "./style.css";
 
-const PAGES = ["Data", "Model", "Train", "Try", "Export"];
+const PAGES = ["Data", "Model", "Train", "Results", "Try", "Export"];
 
 function App() {
   const [page, setPage] = useState("Data");
@@ -44,6 +45,7 @@ function App() {
         {page === "Data" && <DataPage {...props} />}
         {page === "Model" && <ModelPage {...props} />}
         {page === "Train" && <TrainPage {...props} />}
+        {page === "Results" && <ResultsPage {...props} />}
         {page === "Try" && <TryPage {...props} />}
         {page === "Export" && <ExportPage {...props} />}
       </main>

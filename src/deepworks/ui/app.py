@@ -10,6 +10,8 @@ The API (every route is in /openapi.json, so anything the pages do can be script
     GET  /api/jobs/{id}                 its state; /events streams it (Server-Sent Events); /stop; /resume
     GET  /api/runs                      finished runs; POST /api/runs/{name}/serve loads one for /v1/models/{name}/...
     GET  /api/runs/{name}/export?format=onnx   the exported model (its folder as a zip)
+    GET  /api/runs/{name}/metrics       its curves and test results; /report/... its report page
+    GET  /api/runs/{name}/confusion?true=3&predicted=5   the test images behind one cell of the confusion matrix
 
 A client names runs and jobs, never a path inside the server's folders; data is named as on the command line (a
 built-in, or a path on this machine, which is the user's own when the server is on 127.0.0.1).
@@ -192,7 +194,35 @@ def add_api_routes(app, jobs: Jobs, runs_dir: Path) -> None:
 
     @app.get("/api/runs/{name}/metrics")
     async def run_metrics(name: str):
-        return {"epochs": epoch_records(known_run(runs_dir, name))}
+        path = known_run(runs_dir, name)
+        results = read_results(path)
+        return {"name": name, "epochs": epoch_records(path), "test": results.get("test"),
+                "report": (path / "report" / "index.html").is_file()}
+
+    @app.get("/api/runs/{name}/report/{file:path}")
+    async def report_file(name: str, file: str):
+        from fastapi.responses import FileResponse
+
+        folder = (known_run(runs_dir, name) / "report").resolve()
+        path = (folder / file).resolve()
+        if not path.is_file() or folder not in path.parents:
+            raise ClientError(404, f"Expected a file of the run's report. Received: {file!r}.")
+        return FileResponse(path)
+
+    predictions: dict = {}  # run name -> (test images, labels, predictions), made once per run
+
+    @app.get("/api/runs/{name}/confusion")
+    async def confusion_cell(name: str, true: int, predicted: int, limit: int = 24):
+        path = known_run(runs_dir, name)
+        if name not in predictions:
+            predictions[name] = await run_in_threadpool(test_predictions, path)
+        x, y, pred, classes = predictions[name]
+        if not (0 <= true < len(classes) and 0 <= predicted < len(classes)):
+            raise ClientError(400, f"Expected classes from 0 to {len(classes) - 1}. Received: true {true}, "
+                                   f"predicted {predicted}.")
+        picked = [i for i in range(len(y)) if y[i] == true and pred[i] == predicted][:max(1, min(limit, 100))]
+        return {"true": classes[true], "predicted": classes[predicted], "count": int(((y == true) & (pred == predicted)).sum()),
+                "images": [png_data_url(x[i]) for i in picked], "indices": picked}
 
 
 
@@ -287,25 +317,50 @@ def designed_input(task_name: str, data: str, data_dir: str | None) -> tuple[lis
     return [meta["channels"], meta["image_size"], meta["image_size"]], len(meta["classes"])
 
 
+def test_predictions(path: Path) -> tuple:
+    """The run's test images (its own split, as in training), their labels, the model's predictions, the classes."""
+    from ..api import load
+
+    trained = load(path, device="cpu")
+    if not hasattr(trained.task, "logits"):
+        raise ClientError(400, f"The confusion matrix's images are for image classification runs. Received: a "
+                               f"{trained.cfg.task} run.")
+    x, y = trained.examples("test")
+    pred = trained.task.logits(trained.model, x, trained.device).argmax(1)
+    return x.numpy(), y.numpy(), pred.numpy(), list(trained.classes)
+
+
+def read_results(path: Path) -> dict:
+    try:
+        return json.loads((path / "results.json").read_text())
+    except (OSError, ValueError):
+        return {}
+
+
+def png_data_url(a, side: int = 56) -> str:
+    """One image (C, H, W or H, W; uint8 or float) as a PNG data URL, scaled to `side` pixels."""
+    import numpy as np
+    from PIL import Image
+
+    a = np.asarray(a)
+    a = a.transpose(1, 2, 0) if a.ndim == 3 and a.shape[0] in (1, 3) else a
+    a = a.squeeze(-1) if a.ndim == 3 and a.shape[-1] == 1 else a
+    if a.dtype != np.uint8:
+        a = np.clip((a - a.min()) / max(float(a.max() - a.min()), 1e-8) * 255, 0, 255).astype(np.uint8)
+    buffer = io.BytesIO()
+    Image.fromarray(a).resize((side, side), Image.NEAREST).save(buffer, "PNG")
+    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode()
+
+
 def image_grid(train, meta: dict) -> list[dict]:
     """Up to PREVIEW_PER_CLASS training images of each class (the first PREVIEW_CLASSES classes), as PNG data URLs."""
     import numpy as np
-    from PIL import Image
 
     x, y = train
     x, y = np.asarray(x), np.asarray(y)
     rows = []
     for c, name in enumerate(meta.get("classes", [])[:PREVIEW_CLASSES]):
-        images = []
-        for i in np.flatnonzero(y == c)[:PREVIEW_PER_CLASS]:
-            a = x[i]
-            a = a.transpose(1, 2, 0) if a.ndim == 3 and a.shape[0] in (1, 3) else a
-            a = a.squeeze(-1) if a.ndim == 3 and a.shape[-1] == 1 else a
-            if a.dtype != np.uint8:
-                a = np.clip((a - a.min()) / max(float(a.max() - a.min()), 1e-8) * 255, 0, 255).astype(np.uint8)
-            buffer = io.BytesIO()
-            Image.fromarray(a).resize((56, 56), Image.NEAREST).save(buffer, "PNG")
-            images.append("data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode())
+        images = [png_data_url(x[i]) for i in np.flatnonzero(y == c)[:PREVIEW_PER_CLASS]]
         rows.append({"class": name, "images": images})
     return rows
 

@@ -1,0 +1,119 @@
+// Results: a run's test results (per class, the confusion matrix whose cells show their images), its report, and
+// runs side by side with their curves overlaid.
+import { useEffect, useState } from "react";
+import { call, percent } from "../api.js";
+import LineChart from "../LineChart.jsx";
+
+export default function ResultsPage({ run, setRun }) {
+  const [runs, setRuns] = useState([]);
+  const [picked, setPicked] = useState([]); // runs to compare
+  const [error, setError] = useState("");
+  useEffect(() => {
+    call("/api/runs").then((r) => setRuns(r.runs), (e) => setError(e.message));
+  }, []);
+  const toggle = (name) => setPicked((p) => (p.includes(name) ? p.filter((n) => n !== name) : [...p, name]));
+
+  return (
+    <section>
+      <h2>Results</h2>
+      {error && <p className="error">{error}</p>}
+      <table className="runs" data-testid="runs">
+        <thead><tr><th>compare</th><th>run</th><th>task</th><th>model</th><th>data</th><th>epochs</th><th>test</th><th>status</th></tr></thead>
+        <tbody>
+          {runs.map((r) => (
+            <tr key={r.name} className={r.name === run ? "chosen" : ""}>
+              <td><input type="checkbox" data-testid={`compare-${r.name}`} checked={picked.includes(r.name)} onChange={() => toggle(r.name)} /></td>
+              <td><button className="link" data-testid={`open-${r.name}`} onClick={() => setRun(r.name)}>{r.name}</button></td>
+              <td>{r.task}</td><td>{r.model}</td><td>{r.data}</td><td>{r.epochs}</td>
+              <td>{r.test != null ? `${r.test_metric} ${r.test.toFixed(4)}` : ""}</td><td>{r.status}</td>
+            </tr>
+          ))}
+        </tbody>
+      </table>
+      {picked.length > 0 && <Compare names={picked} />}
+      {run && <RunResults name={run} />}
+    </section>
+  );
+}
+
+function Compare({ names }) {
+  const [metrics, setMetrics] = useState([]);
+  useEffect(() => {
+    Promise.all(names.map((n) => call(`/api/runs/${encodeURIComponent(n)}/metrics`))).then(setMetrics, () => {});
+  }, [names.join(",")]);
+  const key = metrics.some((m) => m.epochs.some((e) => e.val_accuracy !== undefined)) ? "val_accuracy" : "val_loss";
+  const series = metrics.map((m) => ({ label: m.name, points: m.epochs.filter((e) => e[key] !== undefined).map((e) => [e.epoch, e[key]]) }));
+  return <LineChart title={`${key.replace("_", " ")}, runs side by side`} series={series} testid="compare-chart" />;
+}
+
+function RunResults({ name }) {
+  const [m, setM] = useState(null);
+  const [cell, setCell] = useState(null);
+  const [error, setError] = useState("");
+  useEffect(() => {
+    setM(null);
+    setCell(null);
+    call(`/api/runs/${encodeURIComponent(name)}/metrics`).then(setM, (e) => setError(e.message));
+  }, [name]);
+  async function open(i, j) {
+    try {
+      setCell(await call(`/api/runs/${encodeURIComponent(name)}/confusion?true=${i}&predicted=${j}`));
+    } catch (e) {
+      setError(e.message);
+    }
+  }
+  if (error) return <p className="error">{error}</p>;
+  if (!m) return <p>Loading {name}…</p>;
+  const test = m.test || {};
+  const classes = (test.per_class || []).map((c) => c.class);
+  return (
+    <div data-testid="run-results">
+      <h3>{name}</h3>
+      {test.accuracy !== undefined && <p>Test accuracy <b data-testid="test-accuracy">{percent(test.accuracy)}</b>
+        {test.macro_f1 !== undefined && <> · macro F1 {test.macro_f1.toFixed(3)}</>} on {test.samples} images.</p>}
+      <LineChart title="validation" testid="run-chart"
+                 series={["val_loss", "val_accuracy"].filter((k) => m.epochs.some((e) => e[k] !== undefined))
+                   .map((k) => ({ label: k, points: m.epochs.filter((e) => e[k] !== undefined).map((e) => [e.epoch, e[k]]) }))} />
+      {test.confusion && (
+        <>
+          <h4>Confusion matrix (rows: true class, columns: predicted). Click a cell to see its images.</h4>
+          <table className="confusion" data-testid="confusion">
+            <thead><tr><th></th>{classes.map((c) => <th key={c}>{c}</th>)}</tr></thead>
+            <tbody>
+              {test.confusion.map((row, i) => (
+                <tr key={i}>
+                  <th>{classes[i]}</th>
+                  {row.map((n, j) => (
+                    <td key={j} data-testid={`cm-${i}-${j}`} className={i === j ? "diagonal" : n ? "wrong" : ""}
+                        onClick={() => n && open(i, j)}>{n || ""}</td>
+                  ))}
+                </tr>
+              ))}
+            </tbody>
+          </table>
+          {cell && (
+            <div data-testid="cm-images">
+              <p>{cell.count} test image{cell.count === 1 ? "" : "s"} of <b>{cell.true}</b> predicted <b>{cell.predicted}</b>
+                {cell.count > cell.images.length && <> (the first {cell.images.length})</>}:</p>
+              {cell.images.map((src, k) => <img key={k} src={src} alt={`${cell.true} as ${cell.predicted}`} />)}
+            </div>
+          )}
+          <h4>Per class</h4>
+          <table className="per-class" data-testid="per-class">
+            <thead><tr><th>class</th><th>precision</th><th>recall</th><th>F1</th><th>images</th></tr></thead>
+            <tbody>
+              {test.per_class.map((c) => (
+                <tr key={c.class}><td>{c.class}</td><td>{c.precision.toFixed(3)}</td><td>{c.recall.toFixed(3)}</td>
+                  <td>{c.f1.toFixed(3)}</td><td>{c.support}</td></tr>
+              ))}
+            </tbody>
+          </table>
+        </>
+      )}
+      {m.report && (
+        <p><a data-testid="report-link" href={`/api/runs/${encodeURIComponent(name)}/report/index.html`} target="_blank" rel="noreferrer">
+          The run's full report</a> (curves, samples, what the model gets wrong).</p>
+      )}
+    </div>
+  );
+}
