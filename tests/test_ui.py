@@ -174,6 +174,17 @@ def test_a_full_journey_digits_lenet_train_watch_draw_export(page, server):
     expect(predictions).to_have_count(3)
     shot(page, "try")
 
+    page.get_by_test_id("nav-trust").click()  # attack, saliency and the audit of the same run
+    expect(page.get_by_test_id("trust-run")).to_have_value("digits-lenet")
+    page.get_by_test_id("attack-go").click()
+    expect(page.get_by_test_id("attack-summary")).to_contain_text("FGSM at epsilon 0.1: accuracy on 179 test images")
+    expect(page.get_by_test_id("trust-answer").locator("img")).to_have_count(2)  # the triptych and the curve
+    shot(page, "trust")
+    page.get_by_test_id("explain-go").click()
+    expect(page.get_by_test_id("trust-answer")).to_contain_text("red areas pushed it there")
+    page.get_by_test_id("audit-go").click()
+    expect(page.get_by_test_id("audit")).to_contain_text("balance")
+
     page.get_by_test_id("nav-export").click()
     expect(page.get_by_test_id("export-run")).to_have_value("digits-lenet")  # the run just trained
     run = "digits-lenet"

@@ -1,4 +1,4 @@
-// deepworks ui: Data -> Model -> Train -> Results -> Try -> Export, one page each, sharing what was chosen so far.
+// deepworks ui: Data -> Model -> Train -> Results -> Try -> Trust -> Export, one page each, sharing what was chosen so far.
 import { StrictMode, useEffect, useState } from "react";
 import { createRoot } from "react-dom/client";
 import { call } from "./api.js";
@@ -7,10 +7,11 @@ import ModelPage from "./pages/ModelPage.jsx";
 import TrainPage from "./pages/TrainPage.jsx";
 import TryPage from "./pages/TryPage.jsx";
 import ResultsPage from "./pages/ResultsPage.jsx";
+import TrustPage from "./pages/TrustPage.jsx";
 import ExportPage from "./pages/ExportPage.jsx";
 import "./style.css";
 
-const PAGES = ["Data", "Model", "Train", "Results", "Try", "Export"];
+const PAGES = ["Data", "Model", "Train", "Results", "Try", "Trust", "Export"];
 
 function App() {
   const [page, setPage] = useState("Data");
@@ -47,6 +48,7 @@ function App() {
         {page === "Train" && <TrainPage {...props} />}
         {page === "Results" && <ResultsPage {...props} />}
         {page === "Try" && <TryPage {...props} />}
+        {page === "Trust" && <TrustPage {...props} />}
         {page === "Export" && <ExportPage {...props} />}
       </main>
     </>

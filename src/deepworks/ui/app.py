@@ -12,6 +12,8 @@ The API (every route is in /openapi.json, so anything the pages do can be script
     GET  /api/runs/{name}/export?format=onnx   the exported model (its folder as a zip)
     GET  /api/runs/{name}/metrics       its curves and test results; /report/... its report page
     GET  /api/runs/{name}/confusion?true=3&predicted=5   the test images behind one cell of the confusion matrix
+    POST /api/runs/{name}/trust         {tool: attack|explain|visualize, index, eps, method}: figures and numbers
+    POST /api/audit                     {data}: the data audit's findings
 
 A client names runs and jobs, never a path inside the server's folders; data is named as on the command line (a
 built-in, or a path on this machine, which is the user's own when the server is on 127.0.0.1).
@@ -209,6 +211,21 @@ def add_api_routes(app, jobs: Jobs, runs_dir: Path) -> None:
             raise ClientError(404, f"Expected a file of the run's report. Received: {file!r}.")
         return FileResponse(path)
 
+    @app.post("/api/runs/{name}/trust")
+    async def trust(name: str, request: Request):
+        body = await json_body(request)
+        return await run_in_threadpool(trust_tool, known_run(runs_dir, name), body)
+
+    @app.post("/api/audit")
+    async def audit(request: Request):
+        from ..api import audit as run_audit
+
+        body = await json_body(request)
+        if not body.get("data"):
+            raise ClientError(400, "Expected {\"data\": a built-in dataset or a path}. Received: no data.")
+        report = await run_in_threadpool(run_audit, str(body["data"]))
+        return {k: v for k, v in report.items() if isinstance(v, (str, int, float, list, dict, bool, type(None)))}
+
     predictions: dict = {}  # run name -> (test images, labels, predictions), made once per run
 
     @app.get("/api/runs/{name}/confusion")
@@ -328,6 +345,52 @@ def test_predictions(path: Path) -> tuple:
     x, y = trained.examples("test")
     pred = trained.task.logits(trained.model, x, trained.device).argmax(1)
     return x.numpy(), y.numpy(), pred.numpy(), list(trained.classes)
+
+
+TRUST_SAMPLES = 200  # test images an attack from the page is measured on: a second or two for a small model
+
+
+def trust_tool(path: Path, body: dict) -> dict:
+    """One of the trust tools on a run's test image `index`, as the Trust page asks: attack (method, eps), explain
+    (saliency), visualize (what each class looks like to the network); figures as PNG data URLs."""
+    import tempfile
+
+    from PIL import Image
+
+    from ..api import load
+    from ..trust.tools import attack_run, explain_image, visualize_run
+
+    tool = body.get("tool")
+    if tool not in ("attack", "explain", "visualize"):
+        raise ClientError(400, f"Expected tool attack, explain or visualize. Received: {tool!r}.")
+    trained = load(path, device="cpu")
+    if trained.cfg.task != "image":
+        raise ClientError(400, f"The trust tools look at image classifiers. Received: a {trained.cfg.task} run.")
+    x, _ = trained.examples("test")
+    index = body.get("index", 0)
+    if not isinstance(index, int) or not 0 <= index < len(x):
+        raise ClientError(400, f"Expected a test image from 0 to {len(x) - 1}. Received: {index!r}.")
+    with tempfile.TemporaryDirectory() as out:
+        if tool == "attack":
+            eps = body.get("eps", 0.1)
+            if isinstance(eps, bool) or not isinstance(eps, (int, float)):
+                raise ClientError(400, f"Expected eps as a number. Received: {eps!r}.")
+            result = attack_run(trained, body.get("method", "pgd"), float(eps), steps=int(body.get("steps", 10)),
+                                samples=TRUST_SAMPLES, curve=[], show=1, examples=[index], out=out, progress=False)
+            figures = [result["files"]["examples"], result["files"]["curve"]]
+        elif tool == "explain":
+            image = Path(out) / f"test-{index}.png"
+            a = x[index].numpy()
+            Image.fromarray(a[0] if a.shape[0] == 1 else a.transpose(1, 2, 0)).save(image)
+            result = explain_image(trained, image, body.get("label"), out=out, steps=int(body.get("steps", 32)))
+            figures = [result["file"]]
+        else:
+            result = visualize_run(trained, body.get("label"), out=out, steps=int(body.get("steps", 64)))
+            figures = list(result["files"].values())
+        images = ["data:image/png;base64," + base64.b64encode(Path(f).read_bytes()).decode() for f in figures]
+    result.pop("files", None)
+    result.pop("file", None)
+    return {"tool": tool, "index": index, "result": json.loads(json.dumps(result, default=str)), "images": images}
 
 
 def read_results(path: Path) -> dict:

@@ -1,0 +1,103 @@
+// Trust: attack a test image with an epsilon slider, see what the model looks at (saliency) and what each class
+// looks like to it, and audit the data it learned from. Each figure is made by the same tools as the CLI's.
+import { useEffect, useState } from "react";
+import { call, percent } from "../api.js";
+
+export default function TrustPage({ run, setRun }) {
+  const [runs, setRuns] = useState([]);
+  const [index, setIndex] = useState(0);
+  const [eps, setEps] = useState(0.1);
+  const [method, setMethod] = useState("fgsm");
+  const [answer, setAnswer] = useState(null);
+  const [audit, setAudit] = useState(null);
+  const [busy, setBusy] = useState(false);
+  const [error, setError] = useState("");
+  useEffect(() => {
+    call("/api/runs").then((r) => setRuns(r.runs.filter((x) => x.task === "image")), (e) => setError(e.message));
+  }, []);
+  const info = runs.find((r) => r.name === run);
+
+  async function use(tool, extra = {}) {
+    setBusy(true);
+    setError("");
+    try {
+      setAnswer(await call(`/api/runs/${encodeURIComponent(run)}/trust`, { json: { tool, index, ...extra } }));
+    } catch (e) {
+      setError(e.message);
+    } finally {
+      setBusy(false);
+    }
+  }
+  async function runAudit() {
+    setBusy(true);
+    try {
+      setAudit(await call("/api/audit", { json: { data: info.data } }));
+    } catch (e) {
+      setError(e.message);
+    } finally {
+      setBusy(false);
+    }
+  }
+
+  return (
+    <section>
+      <h2>Trust</h2>
+      <label>
+        Image run{" "}
+        <select data-testid="trust-run" value={run || ""} onChange={(e) => setRun(e.target.value || null)}>
+          <option value="">choose a run</option>
+          {runs.map((r) => <option key={r.name} value={r.name}>{r.name}</option>)}
+        </select>
+      </label>{" "}
+      <label>test image <input data-testid="trust-index" type="number" min={0} value={index} style={{ width: "5em" }}
+                               onChange={(e) => setIndex(Number(e.target.value))} /></label>
+      {run && (
+        <div className="trust">
+          <fieldset>
+            <legend>Attack</legend>
+            <select data-testid="attack-method" value={method} onChange={(e) => setMethod(e.target.value)}>
+              <option value="fgsm">FGSM (one step)</option><option value="pgd">PGD (10 steps)</option>
+            </select>{" "}
+            <label>epsilon {eps.toFixed(2)}{" "}
+              <input data-testid="attack-eps" type="range" min={0} max={0.3} step={0.01} value={eps}
+                     onChange={(e) => setEps(Number(e.target.value))}
+                     onMouseUp={() => use("attack", { eps, method })} onKeyUp={() => use("attack", { eps, method })} />
+            </label>{" "}
+            <button data-testid="attack-go" disabled={busy} onClick={() => use("attack", { eps, method })}>Attack</button>
+          </fieldset>
+          <button data-testid="explain-go" disabled={busy} onClick={() => use("explain")}>Saliency: what it looks at</button>{" "}
+          <button data-testid="visualize-go" disabled={busy} onClick={() => use("visualize")}>What each class looks like to it</button>{" "}
+          <button data-testid="audit-go" disabled={busy || !info} onClick={runAudit}>Audit its data</button>
+        </div>
+      )}
+      {busy && <p>Working…</p>}
+      {error && <p className="error" data-testid="trust-error">{error}</p>}
+      {answer && <TrustAnswer answer={answer} />}
+      {audit && (
+        <div data-testid="audit">
+          <h3>Audit of {audit.source}</h3>
+          <ul>
+            {audit.findings.map((f, i) => (
+              <li key={i} className={`finding ${f.severity}`}><b>{f.check}</b> ({f.severity}): {f.message}
+                {f.advice && <> <i>What to do:</i> {f.advice}</>}</li>
+            ))}
+          </ul>
+        </div>
+      )}
+    </section>
+  );
+}
+
+function TrustAnswer({ answer }) {
+  const r = answer.result;
+  return (
+    <div data-testid="trust-answer">
+      {answer.tool === "attack" && (
+        <p data-testid="attack-summary">{r.method.toUpperCase()} at epsilon {r.eps}: accuracy on {r.samples} test images
+          falls from {percent(r.clean_accuracy)} to <b>{percent(r.adversarial_accuracy)}</b>.</p>
+      )}
+      {answer.tool === "explain" && <p>The model says <b>{r.predicted}</b> ({percent(r.probability)}); red areas pushed it there.</p>}
+      {answer.images.map((src, i) => <img key={i} src={src} alt={answer.tool} className="figure" />)}
+    </div>
+  );
+}
