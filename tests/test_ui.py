@@ -243,6 +243,32 @@ def test_the_designer_builds_lenet_by_clicks_round_trips_its_yaml_and_trains_it(
     assert yaml.safe_load((run / "config.yaml").read_text())["model"]["layers"] == yaml.safe_load(saved)["model"]["layers"]
 
 
+def zip_of_class_folders(folder: Path) -> Path:
+    """photos.zip: photos/circle/*.png and photos/square/*.png, 12 of each, 20 x 20 colour images."""
+    from PIL import Image, ImageDraw
+
+    path = folder / "photos.zip"
+    with zipfile.ZipFile(path, "w") as z:
+        for kind in ("circle", "square"):
+            for i in range(12):
+                image = Image.new("RGB", (20, 20), (i * 10, 40, 90))
+                draw = ImageDraw.Draw(image)
+                (draw.ellipse if kind == "circle" else draw.rectangle)((3 + i % 3, 3, 15, 15 + i % 3), fill="yellow")
+                buffer = io.BytesIO()
+                image.save(buffer, "PNG")
+                z.writestr(f"photos/{kind}/{i}.png", buffer.getvalue())
+    return path
+
+
+def test_a_zip_of_class_folders_uploaded_is_previewed_per_class(page, server, tmp_path):
+    page.get_by_test_id("data-upload").set_input_files(str(zip_of_class_folders(tmp_path)))
+    preview = page.get_by_test_id("data-preview")
+    expect(preview).to_contain_text("in 2 classes")
+    expect(preview.locator("table.grid tr")).to_have_count(2)
+    expect(preview.locator("table.grid th")).to_have_text(["circle", "square"])
+    assert page.get_by_test_id("data-path").input_value().startswith(str(server["runs"] / ".ui" / "uploads"))
+
+
 def test_a_design_that_does_not_fit_says_which_card_and_what_to_change(page, server):
     choose_digits(page)
     page.get_by_test_id("nav-model").click()

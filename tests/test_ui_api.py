@@ -74,3 +74,19 @@ def test_bad_job_settings_are_refused_with_the_command_line_s_message_before_any
     assert answer.status_code == 400 and "must be one of mlp, lenet" in answer.json()["error"]
     assert client.post("/api/jobs", content=b"[1]", headers={"content-type": "application/json"}).status_code == 400
     assert not client.app.state.jobs.procs
+
+
+def test_an_upload_is_kept_inside_its_folder_and_a_zip_pointing_outside_is_refused(client, tmp_path):
+    import io
+    import zipfile
+
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as z:
+        z.writestr("../../escaped.txt", "x")
+    answer = client.post("/api/data/upload", files={"file": ("evil.zip", buffer.getvalue())})
+    assert answer.status_code == 400 and "points outside" in answer.json()["error"]
+    assert not (client.runs / ".ui" / "escaped.txt").exists() and not (client.runs.parent / "escaped.txt").exists()
+    bad = client.post("/api/data/upload", files={"file": ("model.pkl", b"\x80\x04")})
+    assert bad.status_code == 400 and "Received: 'model.pkl'" in bad.json()["error"]
+    text = client.post("/api/data/upload", files={"file": ("poems.txt", b"roses are red\n" * 50)}).json()["data"]
+    assert text.startswith(str(client.runs / ".ui" / "uploads")) and open(text).read().startswith("roses")

@@ -5,6 +5,7 @@ The API (every route is in /openapi.json, so anything the pages do can be script
     GET  /api/info                      tasks, built-in datasets, model templates, layer cards, version
     GET  /api/settings?task=image       the settings form: every config field with its help, type and choices
     POST /api/data/preview              {task, data, data_dir?}: classes, sizes, and a grid of examples per class
+    POST /api/data/upload               a .zip of class folders, .csv, .npz, text or .tsv: kept, its path answered
     POST /api/design                    {layers, input, classes}: the canonical design, its YAML, shapes, parameters
     POST /api/jobs                      {settings}: start training in a worker process; GET /api/jobs lists them
     GET  /api/jobs/{id}                 its state; /events streams it (Server-Sent Events); /stop; /resume
@@ -25,6 +26,8 @@ import asyncio
 import base64
 import io
 import json
+import shutil
+import time
 import zipfile
 from pathlib import Path
 
@@ -36,6 +39,7 @@ from .jobs import Jobs
 
 STATIC = Path(__file__).parent / "static"
 EVENT_POLL_S = 0.25  # how often a job's event stream looks at its files
+UPLOAD_MB = 1024  # the largest request: a zip of photos (serve's other limits stay as they are)
 PREVIEW_PER_CLASS = 6
 PREVIEW_CLASSES = 12
 TEMPLATES = {  # per task: (model, what it is), the first one the default
@@ -62,7 +66,7 @@ def build_ui_app(runs_dir: str | Path = "runs", token: str | None = None, limits
     from fastapi.responses import HTMLResponse
     from fastapi.staticfiles import StaticFiles
 
-    app = make_app([], token, limits)
+    app = make_app([], token, limits or Limits(max_body_mb=UPLOAD_MB))
     app.title = "deepworks ui"
     jobs = Jobs(Path(runs_dir))
     app.state.jobs = jobs
@@ -106,6 +110,15 @@ def add_api_routes(app, jobs: Jobs, runs_dir: Path) -> None:
         return await run_in_threadpool(data_preview, body)
 
     shapes: dict = {}  # (task, data) -> the input a designed model gets there, and the classes
+
+    @app.post("/api/data/upload")
+    async def upload(request: Request):
+        form = await request.form(max_files=1, max_fields=10)
+        files = [v for _, v in form.multi_items() if hasattr(v, "read")]
+        if not files:
+            raise ClientError(400, "Expected one file in the form field 'file': a .zip of class folders, a .csv, an "
+                                   ".npz, a text file or a .tsv of sentence pairs. Received: no file.")
+        return await run_in_threadpool(save_upload, runs_dir, files[0].filename or "upload", await files[0].read())
 
     @app.post("/api/design")
     async def design(request: Request):
@@ -318,6 +331,51 @@ def data_preview(body: dict) -> dict:
         out.update(classes=list(meta.get("classes", [])), image_size=meta["image_size"], channels=meta["channels"],
                    examples=image_grid(prepared.train, meta))
     return out
+
+
+UPLOAD_KINDS = (".zip", ".csv", ".npz", ".txt", ".tsv", ".text", ".md")
+MAX_UNZIPPED = 8 * 2 ** 30  # bytes a zip may unpack to
+MAX_MEMBERS = 500_000
+
+
+def save_upload(runs_dir: Path, filename: str, data: bytes) -> dict:
+    """Keep an uploaded dataset under RUNS/.ui/uploads/ID/ (a zip unpacked there, every name checked to stay
+    inside) and answer the path to train on, as a user would type it."""
+    import secrets
+
+    from ..run import Run, atomic_write_bytes
+
+    name = Run.safe_name(Path(filename).name)
+    suffix = Path(name).suffix.lower()
+    if suffix not in UPLOAD_KINDS:
+        raise ClientError(400, f"Expected a {', '.join(UPLOAD_KINDS)} file. Received: '{filename}'.")
+    folder = runs_dir / ".ui" / "uploads" / (time.strftime("%Y%m%d-%H%M%S-") + secrets.token_hex(3))
+    folder.mkdir(parents=True)
+    if suffix != ".zip":
+        atomic_write_bytes(folder / name, data)
+        return {"data": str(folder / name)}
+    try:
+        archive = zipfile.ZipFile(io.BytesIO(data))
+        members = archive.infolist()
+    except zipfile.BadZipFile:
+        raise ClientError(400, f"Expected a zip archive. Received: '{filename}', which does not open as one.") from None
+    if len(members) > MAX_MEMBERS or sum(m.file_size for m in members) > MAX_UNZIPPED:
+        raise ClientError(413, f"Expected a zip of at most {MAX_MEMBERS:,} files and {MAX_UNZIPPED / 2 ** 30:.0f} GB "
+                               f"unpacked. Received: {len(members):,} files, "
+                               f"{sum(m.file_size for m in members) / 2 ** 30:.1f} GB.")
+    root = folder / Path(name).stem
+    for m in members:
+        target = (root / m.filename).resolve()
+        if m.filename.startswith("/") or root.resolve() not in (target, *target.parents):
+            raise ClientError(400, f"Expected names inside the zip. Received: '{m.filename}', which points outside.")
+        if m.is_dir() or m.filename.startswith("__MACOSX/") or Path(m.filename).name.startswith("._"):
+            continue
+        target.parent.mkdir(parents=True, exist_ok=True)
+        with archive.open(m) as source, open(target, "wb") as sink:
+            shutil.copyfileobj(source, sink)
+    inside = [p for p in root.iterdir()] if root.is_dir() else []
+    only = inside[0] if len(inside) == 1 and inside[0].is_dir() and any(c.is_dir() for c in inside[0].iterdir()) else root
+    return {"data": str(only)}
 
 
 def designed_input(task_name: str, data: str, data_dir: str | None) -> tuple[list, int]:

@@ -22,6 +22,22 @@ export default function DataPage({ info, choice, update, go }) {
     }
   }
 
+  async function upload(file) {
+    const form = new FormData();
+    form.append("file", file, file.name);
+    setBusy(true);
+    setError("");
+    try {
+      const { data } = await call("/api/data/upload", { method: "POST", body: form });
+      setSource(data);
+      setBusy(false);
+      await look(data);
+    } catch (e) {
+      setError(e.message);
+      setBusy(false);
+    }
+  }
+
   return (
     <section>
       <h2>Your data</h2>
@@ -46,6 +62,10 @@ export default function DataPage({ info, choice, update, go }) {
                placeholder="/home/me/photos" size={50} />
         <button data-testid="data-look" disabled={busy || !source}>Look at it</button>
       </form>
+      <p>Or upload one (a .zip of class folders, .csv, .npz, text file or .tsv); it is kept beside the runs:{" "}
+        <input type="file" data-testid="data-upload" accept=".zip,.csv,.npz,.txt,.tsv,.text,.md" disabled={busy}
+               onChange={(e) => e.target.files[0] && upload(e.target.files[0])} />
+      </p>
       {busy && <p data-testid="data-busy">Reading the data…</p>}
       {error && <p className="error" data-testid="data-error">{error}</p>}
       {choice.preview && <Preview preview={choice.preview} />}
