@@ -192,6 +192,8 @@ def test_a_full_journey_digits_lenet_train_watch_draw_export(page, server):
         page.get_by_test_id("export-download").click()
     files = zipfile.ZipFile(io.BytesIO(Path(info.value.path()).read_bytes())).namelist()
     assert {f"{run}-onnx/classifier.onnx", f"{run}-onnx/model.json", f"{run}-onnx/weights.safetensors"} <= set(files)
+    page.get_by_test_id("serve-go").click()
+    expect(page.get_by_test_id("served")).to_contain_text(f"/v1/models/{run}/predict")
     shot(page, "export")
 
 
@@ -225,6 +227,9 @@ def test_the_designer_builds_lenet_by_clicks_round_trips_its_yaml_and_trains_it(
     page.get_by_test_id("card-9-units").fill("84")
     expect(page.get_by_test_id("design-parameters")).to_have_text("61,706")  # as `deepworks train` counts it
     expect(page.get_by_test_id("design-input")).to_contain_text("1×28×28 → 10 classes")
+    page.get_by_test_id("graph-toggle").locator("summary").click()  # the same model as a graph
+    expect(page.get_by_test_id("graph")).to_have_attribute("data-nodes", "12")  # input, 10 cards, head
+    expect(page.locator(".react-flow__node")).to_have_count(12)
     expect(page.get_by_test_id("card-1-shape")).to_contain_text("6×28×28")
     shot(page, "designer")
     saved = page.get_by_test_id("design-yaml").input_value()
@@ -279,7 +284,12 @@ def test_a_design_that_does_not_fit_says_which_card_and_what_to_change(page, ser
         "Card 1 (conv): a 9x9 kernel does not fit the 8x8 it receives. Use a kernel of at most 8")
     page.get_by_test_id("card-1-type").select_option("dense")
     expect(page.get_by_test_id("design-error")).to_have_count(0)
-    expect(page.get_by_test_id("card-1-shape")).to_contain_text("16")
+    expect(page.get_by_test_id("card-1-shape")).to_have_text("→ 64 · 4,160 params")  # a dense card of 64 units
+    page.get_by_test_id("add-residual").click()  # a block holding cards of its own, joined to its input
+    page.get_by_test_id("card-2-add-dense").click()
+    expect(page.get_by_test_id("card-2-shape")).to_have_text("→ 64 · 4,160 params")
+    page.get_by_test_id("graph-toggle").locator("summary").click()
+    expect(page.locator(".react-flow__edge")).to_have_count(5)  # in, card, inner card, add (+ the skip), head
 
 
 def test_stop_then_resume_from_the_browser_continues_the_same_run(page, server):

@@ -14,6 +14,7 @@ The API (every route is in /openapi.json, so anything the pages do can be script
     GET  /api/runs/{name}/metrics       its curves and test results; /report/... its report page
     GET  /api/runs/{name}/confusion?true=3&predicted=5   the test images behind one cell of the confusion matrix
     POST /api/runs/{name}/trust         {tool: attack|explain|visualize, index, eps, method}: figures and numbers
+    POST /api/runs/{name}/walk          {seed, steps}: a GAN's walk through its noise space, for a slider
     POST /api/audit                     {data}: the data audit's findings
 
 A client names runs and jobs, never a path inside the server's folders; data is named as on the command line (a
@@ -228,6 +229,11 @@ def add_api_routes(app, jobs: Jobs, runs_dir: Path) -> None:
     async def trust(name: str, request: Request):
         body = await json_body(request)
         return await run_in_threadpool(trust_tool, known_run(runs_dir, name), body)
+
+    @app.post("/api/runs/{name}/walk")
+    async def walk(name: str, request: Request):
+        body = await json_body(request)
+        return await run_in_threadpool(latent_walk, known_run(runs_dir, name), body)
 
     @app.post("/api/audit")
     async def audit(request: Request):
@@ -449,6 +455,19 @@ def trust_tool(path: Path, body: dict) -> dict:
     result.pop("files", None)
     result.pop("file", None)
     return {"tool": tool, "index": index, "result": json.loads(json.dumps(result, default=str)), "images": images}
+
+
+def latent_walk(path: Path, body: dict) -> dict:
+    """A GAN run's walk between two seeded points of its noise space: `steps` images for the page's slider."""
+    from ..api import load
+
+    steps, seed = body.get("steps", 9), body.get("seed", 0)
+    if not all(isinstance(v, int) and not isinstance(v, bool) for v in (steps, seed)) or not 2 <= steps <= 32:
+        raise ClientError(400, f"Expected steps from 2 to 32 and a whole-number seed. Received: steps {steps!r}, "
+                               f"seed {seed!r}.")
+    trained = load(path, device="cpu")
+    images = trained.interpolate(steps, seed, body.get("label"))
+    return {"seed": seed, "images": [png_data_url(a, side=128) for a in images]}
 
 
 def read_results(path: Path) -> dict:

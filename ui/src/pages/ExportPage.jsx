@@ -5,6 +5,7 @@ import { call } from "../api.js";
 export default function ExportPage({ run, setRun }) {
   const [runs, setRuns] = useState([]);
   const [format, setFormat] = useState("onnx");
+  const [served, setServed] = useState(null);
   useEffect(() => {
     call("/api/runs").then((r) => setRuns(r.runs), () => {});
   }, []);
@@ -33,8 +34,16 @@ export default function ExportPage({ run, setRun }) {
         </p>
       )}
       {run && (
-        <p>Serve it to other programs: <code>deepworks serve runs/{run}</code> (then POST images to
-          /v1/models/{run}/predict). This server already answers that route for the runs you tried.</p>
+        <p>
+          <button data-testid="serve-go" onClick={() => call(`/api/runs/${encodeURIComponent(run)}/serve`, { method: "POST" }).then(setServed, (e) => setServed({ error: e.message }))}>
+            Serve it from this server</button>{" "}
+          or on its own: <code>deepworks serve runs/{run}</code>.
+        </p>
+      )}
+      {served && served.error && <p className="error">{served.error}</p>}
+      {served && served.route && (
+        <p data-testid="served">Serving: <code>POST {location.origin}{served.route}</code> ({served.use}; the card at{" "}
+          <a href={`/v1/models/${served.name}`}>/v1/models/{served.name}</a>, every route in <a href="/openapi.json">/openapi.json</a>).</p>
       )}
     </section>
   );

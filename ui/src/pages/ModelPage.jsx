@@ -1,6 +1,7 @@
 // Model: a template per task, or a design of your own as a stack of layer cards (shapes and parameters as you edit).
 import { useEffect, useState } from "react";
 import { call } from "../api.js";
+import GraphView from "../GraphView.jsx";
 
 const LENET = [
   { type: "conv", channels: 6, kernel: 5, padding: 2 }, { type: "activation", function: "relu" }, { type: "pool", size: 2 },
@@ -76,6 +77,10 @@ function Designer({ info, choice, update }) {
           <b data-testid="design-parameters">{answer.parameters.toLocaleString("en-US")}</b> parameters in all.
         </p>
       )}
+      <details data-testid="graph-toggle">
+        <summary>The same model as a graph</summary>
+        {answer && <GraphView layers={answer.layers} plan={answer.plan} input={answer.input} />}
+      </details>
       <details open>
         <summary>The design as YAML (what the run saves; paste one here and load it)</summary>
         <textarea data-testid="design-yaml" rows={12} cols={70} value={yamlText}
@@ -123,7 +128,7 @@ function Stack({ cards, setCards, info, plan, path }) {
               <div className="inner">
                 <Stack cards={card.layers || []} setCards={(inner) => change(i, { ...card, layers: inner })} info={info}
                        plan={null} path={id} />
-                {["conv", "batchnorm", "activation"].map((kind) => (
+                {Object.keys(info.cards).filter((k) => k !== "residual").map((kind) => (
                   <button key={kind} data-testid={`${id}-add-${kind}`}
                           onClick={() => change(i, { ...card, layers: [...(card.layers || []), { type: kind }] })}>+ {kind}</button>
                 ))}

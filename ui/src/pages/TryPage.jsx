@@ -106,14 +106,38 @@ function ImageTry({ card }) {
 }
 
 function TextTry({ card }) {
-  const [text, setText] = useState("");
+  const [text, setText] = useState(card.task === "text" ? "The " : "");
   const [temperature, setTemperature] = useState(0.8);
   const [answer, setAnswer] = useState(null);
   const [error, setError] = useState("");
+  async function stream() {
+    // the text as it is written: the /v1 route's Server-Sent Events, one character at a time
+    setError("");
+    setAnswer([{ text }]);
+    const response = await fetch(card.route, { method: "POST", headers: { "Content-Type": "application/json" },
+      body: JSON.stringify({ inputs: text, temperature, length: 300, stream: true }) });
+    if (!response.ok) { setError((await response.json()).error); return; }
+    const reader = response.body.getReader();
+    const decoder = new TextDecoder();
+    let buffer = "", written = text;
+    for (;;) {
+      const { value, done } = await reader.read();
+      if (done) break;
+      buffer += decoder.decode(value, { stream: true });
+      const events = buffer.split("\n\n");
+      buffer = events.pop();
+      for (const e of events) {
+        const data = e.split("\n").find((line) => line.startsWith("data: "));
+        const part = data ? JSON.parse(data.slice(6)) : {};
+        if (part.error) setError(part.error);
+        if (part.token !== undefined) { written += part.token; setAnswer([{ text: written }]); }
+      }
+    }
+  }
   async function go() {
-    const json = { inputs: card.task === "gan" ? undefined : text };
-    if (card.task === "text") Object.assign(json, { temperature, length: 300 });
-    if (card.task === "gan") Object.assign(json, { n: 8 });
+    if (card.task === "text") return stream();
+    const json = card.task === "gan" ? { n: 8 } : { inputs: text };
+    if (card.task === "translate") json.attention = true;
     try {
       setAnswer((await call(card.route, { json })).outputs);
       setError("");
@@ -131,7 +155,58 @@ function TextTry({ card }) {
       )}
       <button data-testid="try-go" onClick={go}>{card.use}</button>
       {error && <p className="error">{error}</p>}
-      {answer && <pre data-testid="try-answer">{JSON.stringify(answer, null, 1)}</pre>}
+      {answer && card.task === "text" && <pre data-testid="try-answer">{answer.map((a) => a.text ?? JSON.stringify(a)).join("\n")}</pre>}
+      {answer && card.task === "translate" && answer.map((a, i) => <Translation key={i} answer={a} />)}
+      {answer && card.task === "gan" && (
+        <div data-testid="try-answer">{answer.map((a, i) => <img key={i} className="sample" src={`data:image/png;base64,${a.image_png_base64}`} alt="sample" />)}</div>
+      )}
+      {card.task === "gan" && <Walk card={card} />}
+    </div>
+  );
+}
+
+function Translation({ answer }) {
+  const att = answer.attention || [];
+  const src = answer.source_tokens || [];
+  return (
+    <div data-testid="try-answer">
+      <p><b>{answer.translation}</b></p>
+      {att.length > 0 && (
+        <table className="attention" data-testid="attention">
+          <thead><tr><th></th>{src.map((t, j) => <th key={j}>{t}</th>)}</tr></thead>
+          <tbody>
+            {att.map((row, i) => (
+              <tr key={i}>
+                <th>{(answer.tokens || [])[i]}</th>
+                {row.map((w, j) => <td key={j} title={w.toFixed(3)} style={{ background: `rgba(31, 119, 180, ${w})` }} />)}
+              </tr>
+            ))}
+          </tbody>
+        </table>
+      )}
+    </div>
+  );
+}
+
+function Walk({ card }) {
+  const [seed, setSeed] = useState(0);
+  const [walk, setWalk] = useState(null);
+  const [t, setT] = useState(0);
+  async function go() {
+    setWalk(await call(`/api/runs/${encodeURIComponent(card.name)}/walk`, { json: { seed, steps: 9 } }));
+    setT(0);
+  }
+  return (
+    <div>
+      <p>Walk through the noise space between two points:{" "}
+        <label>seed <input type="number" value={seed} onChange={(e) => setSeed(Number(e.target.value))} style={{ width: "5em" }} /></label>{" "}
+        <button data-testid="walk-go" onClick={go}>Walk</button></p>
+      {walk && (
+        <>
+          <input type="range" data-testid="walk-slider" min={0} max={walk.images.length - 1} value={t} onChange={(e) => setT(Number(e.target.value))} />
+          <br /><img data-testid="walk-image" src={walk.images[t]} alt={`step ${t}`} />
+        </>
+      )}
     </div>
   );
 }
