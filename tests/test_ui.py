@@ -117,8 +117,10 @@ def job(page) -> dict:
     return page.evaluate(f"fetch('/api/jobs/{page.get_by_test_id('job-id').inner_text()}').then(r => r.json())")
 
 
-def finished(page) -> None:
-    """Wait for the job to end, and say why when it did not finish."""
+def finished(page, after: str | None = None) -> None:
+    """Wait for the job (the one after job `after`) to end, and say why when it did not finish."""
+    if after is not None:
+        expect(page.get_by_test_id("job-id")).not_to_have_text(after)
     state = page.get_by_test_id("job-state")
     expect(state).to_have_text(re.compile("finished|failed|stopped"), timeout=TRAIN_S)
     if state.inner_text() != "finished":
@@ -330,3 +332,24 @@ def test_a_run_that_fails_shows_its_error_and_the_fix(page, server, tmp_path):
     expect(page.get_by_test_id("job-error")).to_contain_text(f"No such folder '{missing}'. Pass a folder with one "
                                                              f"sub-folder per class")
     shot(page, "failed")
+
+
+def test_an_automl_search_shows_its_leaderboard_live_then_trains_the_best(page, server):
+    choose_digits(page)
+    page.get_by_test_id("nav-train").click()
+    fill_settings(page, {})
+    page.get_by_test_id("automl-budget").fill("2m")
+    page.get_by_test_id("automl-start").click()
+    expect(page.get_by_test_id("job-state")).to_have_text("running", timeout=TRAIN_S)
+    board = page.get_by_test_id("leaderboard")
+    expect(board.locator("tbody tr").filter(has_text="complete").first).to_be_visible(timeout=TRAIN_S)
+    expect(page.get_by_test_id("job-state")).to_have_text("running")  # the board filled in while it searched
+    shot(page, "automl")
+    page.get_by_test_id("train-stop").click()
+    expect(page.get_by_test_id("job-state")).to_have_text("stopped", timeout=TRAIN_S)
+    best = job(page)["best_settings"]
+    assert best["model.name"] == "lenet" and best["train.epochs"] >= 1  # trial 0: deepworks' defaults for digits
+    searched = page.get_by_test_id("job-id").inner_text()
+    page.get_by_test_id("automl-train-best").click()
+    finished(page, after=searched)
+    expect(page.get_by_test_id("job-finished")).to_contain_text("test accuracy")

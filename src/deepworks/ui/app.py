@@ -8,6 +8,7 @@ The API (every route is in /openapi.json, so anything the pages do can be script
     POST /api/data/upload               a .zip of class folders, .csv, .npz, text or .tsv: kept, its path answered
     POST /api/design                    {layers, input, classes}: the canonical design, its YAML, shapes, parameters
     POST /api/jobs                      {settings}: start training in a worker process; GET /api/jobs lists them
+    POST /api/automl                    {settings, budget}: an AutoML search in a worker; its job shows the leaderboard
     GET  /api/jobs/{id}                 its state; /events streams it (Server-Sent Events); /stop; /resume
     GET  /api/runs                      finished runs; POST /api/runs/{name}/serve loads one for /v1/models/{name}/...
     GET  /api/runs/{name}/export?format=onnx   the exported model (its folder as a zip)
@@ -35,6 +36,7 @@ from pathlib import Path
 from fastapi import Request  # at module level: the routes' annotations are read from here
 
 from ..errors import ConfigError
+from ..run import Run
 from ..serving.app import ClientError, Limits, make_app
 from .jobs import Jobs
 
@@ -136,6 +138,20 @@ def add_api_routes(app, jobs: Jobs, runs_dir: Path) -> None:
         body = await json_body(request)
         settings = checked_settings(body.get("settings"), runs_dir)
         return {"id": jobs.start(settings)}
+
+    @app.post("/api/automl")
+    async def start_search(request: Request):
+        from ..search import need_optuna, parse_budget
+
+        body = await json_body(request)
+        need_optuna()
+        budget = parse_budget(body.get("budget", "5m"))
+        settings = checked_settings(body.get("settings"), runs_dir)
+        for key in ("model.name", "model", "runs_dir"):  # the search chooses the model; its trials go in its folder
+            settings.pop(key, None)
+        name = Run.safe_name(f"automl-{Path(str(settings.get('data') or settings.get('task') or 'image')).name}")
+        out = runs_dir / ".ui" / "automl" / f"{name}-{time.strftime('%Y%m%d-%H%M%S')}"
+        return {"id": jobs.start(settings, automl={"budget": budget, "out": str(out)})}
 
     @app.get("/api/jobs")
     async def list_jobs():
@@ -559,7 +575,33 @@ def epoch_records(run_path: Path | str | None) -> list[dict]:
 
 
 def with_metrics(status: dict) -> dict:
+    """A job's state with what its page draws: a run's epochs, or a search's leaderboard so far."""
+    if status.get("automl"):
+        from ..search import setting_of
+
+        board = search_leaderboard(Path(status["automl"]["out"]))
+        best = next((row for row in board if row["state"] == "complete"), None)
+        retrain = None if best is None else {**(status.get("settings") or {}), "train.epochs": best["epochs"],
+                                             **{setting_of(k): v for k, v in best["params"].items()}}
+        return {**status, "leaderboard": board, "best_settings": retrain}
     return {**status, "epochs": epoch_records(status.get("run"))}
+
+
+def search_leaderboard(folder: Path) -> list[dict]:
+    """The trials of a search as they stand, read from its study (the search process writes it; this only reads)."""
+    db = folder / "study.db"
+    if not db.is_file():
+        return []
+    import optuna
+
+    from ..search import leaderboard
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    try:
+        study = optuna.load_study(study_name="deepworks", storage=f"sqlite:///{db.resolve()}")
+    except (KeyError, ValueError, RuntimeError):  # created, not yet written
+        return []
+    return json.loads(json.dumps(leaderboard(study), default=str))
 
 
 def known_job(jobs: Jobs, job_id: str) -> str:
@@ -569,8 +611,6 @@ def known_job(jobs: Jobs, job_id: str) -> str:
 
 
 def known_run(runs_dir: Path, name: str) -> Path:
-    from ..run import Run
-
     path = runs_dir / name
     if Run.safe_name(name) != name or not (path / "config.yaml").is_file():
         raise ClientError(404, f"Expected the name of a run in {runs_dir} (GET /api/runs lists them). Received: "

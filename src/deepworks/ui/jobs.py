@@ -29,11 +29,13 @@ class Jobs:
         self.procs: dict[str, subprocess.Popen] = {}
 
     # --- start, stop, resume ----------------------------------------------------------------------------
-    def start(self, settings: dict | None = None, resume: str | None = None) -> str:
+    def start(self, settings: dict | None = None, resume: str | None = None, automl: dict | None = None) -> str:
+        """A worker for training (`settings`), for continuing a run (`resume`), or for a search (`automl`: its
+        budget and folder)."""
         job_id = time.strftime("%Y%m%d-%H%M%S-") + secrets.token_hex(3)
         folder = self.root / job_id
         folder.mkdir(parents=True)
-        request = {"settings": settings or {}, "resume": resume, "started": time.time()}
+        request = {"settings": settings or {}, "resume": resume, "automl": automl, "started": time.time()}
         atomic_write_text(folder / "job.json", json.dumps(request, indent=1))
         log = open(folder / "worker.log", "wb")
         env = {**os.environ, "PYTHONUNBUFFERED": "1"}
@@ -51,8 +53,11 @@ class Jobs:
         return self.status(job_id)
 
     def resume(self, job_id: str) -> str:
-        run = self.status(job_id).get("run")
-        return self.start(resume=run)
+        """A stopped run continues from its checkpoint; a stopped search, by the same command, from its study."""
+        status = self.status(job_id)
+        if status.get("automl"):
+            return self.start(status["settings"], automl=status["automl"])
+        return self.start(resume=status.get("run"))
 
     # --- what a page shows ----------------------------------------------------------------------------
     def folder(self, job_id: str) -> Path | None:
@@ -66,11 +71,12 @@ class Jobs:
         outcome = read_json(folder / "outcome.json")
         run = (outcome or {}).get("run") or (progress or {}).get("run") or request.get("resume")
         out = {"id": job_id, "settings": request.get("settings"), "resume": request.get("resume"), "run": run,
-               "progress": progress, "started": request.get("started")}
+               "automl": request.get("automl"), "progress": progress, "started": request.get("started")}
         if outcome is not None:
             return {**out, **outcome, "run": run}
         if self.alive(job_id):
-            return {**out, "state": "running" if progress else "starting", "message": ""}
+            busy = progress or request.get("automl")  # a search's progress is its study
+            return {**out, "state": "running" if busy else "starting", "message": ""}
         return {**out, "state": "failed", "message": died_message(folder)}
 
     def alive(self, job_id: str) -> bool:

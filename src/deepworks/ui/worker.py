@@ -1,7 +1,7 @@
 """The process that trains for the web UI: `python -m deepworks.ui.worker JOB_FOLDER`.
 
-Long work never runs in the server's request thread: the server starts this process per job, and reads what it
-writes into the job's folder. `progress.json` (rewritten atomically about twice a second: step, epoch, ETA, running
+Long work never runs in the server's request thread: the server starts this process per job (training, or an
+AutoML search), and reads what it writes into the job's folder. `progress.json` (rewritten atomically about twice a second: step, epoch, ETA, running
 means) and the run's own metrics.jsonl feed the page's live curves; `outcome.json` says how the job ended: finished,
 stopped (Ctrl-C from the Stop button, the checkpoint saved, resumable) or failed, with the message a user reads.
 """
@@ -62,6 +62,15 @@ def main(folder: str) -> int:
     request = json.loads((job / "job.json").read_text())
     feed = ProgressFeed(job / "progress.json")
     try:
+        if request.get("automl"):  # a search: its trials are runs, its leaderboard is read from its study
+            from ..search import automl
+
+            search = request["automl"]
+            summary = automl(budget=search["budget"], out=search["out"], progress=False, **request["settings"])
+            best = summary.get("best") or {}
+            outcome(job, "finished", "", run=best.get("run"), search=summary["folder"],
+                    results={"best": best.get("value"), "monitor": summary["monitor"]})
+            return 0
         if request.get("resume"):
             trained = api.train(resume=request["resume"], progress=False, callbacks=[feed])
         else:

@@ -10,6 +10,7 @@ export default function TrainPage({ choice, setRun, go }) {
   const [job, setJob] = useState(null); // the last status the server sent
   const [error, setError] = useState("");
   const [points, setPoints] = useState([]); // [fraction of the schedule in epochs, running loss]
+  const [budget, setBudget] = useState("5m");
   const source = useRef(null);
 
   useEffect(() => {
@@ -51,6 +52,31 @@ export default function TrainPage({ choice, setRun, go }) {
     }
   }
 
+  async function search() {
+    setError("");
+    setPoints([]);
+    const settings = { task: choice.task, data: choice.data || null };
+    for (const [k, v] of Object.entries(values)) if (v !== "" && v !== undefined && k !== "train.epochs") settings[k] = v;
+    try {
+      const { id } = await call("/api/automl", { json: { settings, budget } });
+      setJob({ id, state: "starting" });
+      watch(id);
+    } catch (e) {
+      setError(e.message);
+    }
+  }
+
+  async function trainBest() {
+    try {
+      const { id } = await call("/api/jobs", { json: { settings: job.best_settings } });
+      setPoints([]);
+      setJob({ id, state: "starting" });
+      watch(id);
+    } catch (e) {
+      setError(e.message);
+    }
+  }
+
   async function stop() {
     await call(`/api/jobs/${job.id}/stop`, { method: "POST" });
   }
@@ -83,8 +109,15 @@ export default function TrainPage({ choice, setRun, go }) {
         </details>
         <button data-testid="train-start" disabled={running}>Train</button>
       </form>
+      {choice.task !== "gan" && (
+        <p className="automl">
+          Or let the machine choose the model and its settings (AutoML, Optuna's TPE with pruning) within{" "}
+          <input data-testid="automl-budget" value={budget} size={5} onChange={(e) => setBudget(e.target.value)} />{" "}
+          (30s, 5m, 1h): <button data-testid="automl-start" disabled={running} onClick={search}>Search</button>
+        </p>
+      )}
       {error && <p className="error" data-testid="train-error">{error}</p>}
-      {job && <JobView job={job} points={points} stop={stop} resume={resume} go={go} />}
+      {job && <JobView job={job} points={points} stop={stop} resume={resume} go={go} trainBest={trainBest} />}
     </section>
   );
 }
@@ -124,7 +157,24 @@ function Field({ field, values, setValues }) {
   );
 }
 
-function JobView({ job, points, stop, resume, go }) {
+function Leaderboard({ rows }) {
+  return (
+    <table className="runs" data-testid="leaderboard">
+      <thead><tr><th>trial</th><th>state</th><th>score</th><th>epochs</th><th>s</th><th>settings</th></tr></thead>
+      <tbody>
+        {rows.map((r) => (
+          <tr key={r.trial}>
+            <td>{r.trial}</td><td>{r.state}</td><td>{r.value != null ? r.value.toFixed(4) : ""}</td><td>{r.epochs ?? ""}</td>
+            <td>{r.seconds != null ? Math.round(r.seconds) : ""}</td>
+            <td><small>{Object.entries(r.params).map(([k, v]) => `${k.split(".").pop()} ${typeof v === "number" && !Number.isInteger(v) ? v.toPrecision(2) : v}`).join(", ")}{r.note && ` (${r.note})`}</small></td>
+          </tr>
+        ))}
+      </tbody>
+    </table>
+  );
+}
+
+function JobView({ job, points, stop, resume, go, trainBest }) {
   const p = job.progress;
   const epochs = job.epochs || [];
   const last = epochs[epochs.length - 1];
@@ -141,7 +191,10 @@ function JobView({ job, points, stop, resume, go }) {
       {job.state === "stopped" && <button data-testid="train-resume" onClick={resume}>Resume</button>}
       {job.state === "failed" && <pre className="error" data-testid="job-error">{job.message}</pre>}
       {job.state === "stopped" && <p data-testid="job-message">{job.message}</p>}
-      <Curves points={points} epochs={epochs} />
+      {job.automl ? <Leaderboard rows={job.leaderboard || []} /> : <Curves points={points} epochs={epochs} />}
+      {job.automl && job.best_settings && job.state !== "running" && (
+        <button className="next" data-testid="automl-train-best" onClick={trainBest}>Train the best settings</button>
+      )}
       {last && (
         <p data-testid="job-epochs">
           {epochs.length} epoch{epochs.length > 1 ? "s" : ""} done
@@ -149,7 +202,7 @@ function JobView({ job, points, stop, resume, go }) {
           {last.val_loss !== undefined && <> · validation loss {last.val_loss.toFixed(4)}</>}
         </p>
       )}
-      {job.state === "finished" && (
+      {job.state === "finished" && !job.automl && (
         <p data-testid="job-finished">
           Finished{job.results && job.results.accuracy !== undefined && <>: test accuracy <b>{percent(job.results.accuracy)}</b></>}.
           Run folder: <code>{job.run}</code>{" "}
