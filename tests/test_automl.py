@@ -244,3 +244,18 @@ def test_a_different_command_on_an_existing_search_folder_is_refused(tmp_path):
                                                     "pruner": "median", "budget_s": 60}))
     with pytest.raises(DeepworksError, match="holds a search started with other settings \\(sampler, settings differ\\)"):
         dw.automl(data="digits", budget="60s", out=str(folder), sampler="random", lr=0.1)
+
+
+def test_no_warm_start_is_a_flag_of_the_command_and_part_of_the_search_s_command(tmp_path):
+    from deepworks.cli import build_parser
+    from deepworks.errors import DeepworksError
+
+    assert build_parser().parse_args(["automl", "--no-warm-start"]).warm_start is False
+    assert build_parser().parse_args(["automl"]).warm_start is True
+    (tmp_path / "search.json").write_text(json.dumps({"task": "image", "sampler": "tpe"}))
+    from deepworks.run import check_same_command
+
+    check_same_command(tmp_path / "search.json", {"task": "image", "sampler": "tpe"}, "a search")  # older searches
+    with pytest.raises(DeepworksError, match="warm_start differ"):
+        check_same_command(tmp_path / "search.json", {"task": "image", "sampler": "tpe", "warm_start": False},
+                           "a search")

@@ -90,3 +90,26 @@ def test_an_upload_is_kept_inside_its_folder_and_a_zip_pointing_outside_is_refus
     assert bad.status_code == 400 and "Received: 'model.pkl'" in bad.json()["error"]
     text = client.post("/api/data/upload", files={"file": ("poems.txt", b"roses are red\n" * 50)}).json()["data"]
     assert text.startswith(str(client.runs / ".ui" / "uploads")) and open(text).read().startswith("roses")
+
+
+def test_the_data_page_previews_each_task_its_own_way(client, tmp_path):
+    poem = tmp_path / "poem.txt"
+    poem.write_text("the quick brown fox jumps over the lazy dog. " * 300)
+    text = client.post("/api/data/preview", json={"task": "text", "data": str(poem)}).json()
+    assert text["splits"]["train"] + text["splits"]["val"] == len(poem.read_text())
+    assert text["vocabulary"] == len(set(poem.read_text())) and "the lazy dog" in text["excerpt"]
+    pairs = tmp_path / "pairs.tsv"
+    pairs.write_text("".join(f"word {i} here\tmot {i} ici\n" for i in range(200)))
+    translate = client.post("/api/data/preview", json={"task": "translate", "data": str(pairs)}).json()
+    assert len(translate["pairs"]) == 12 and translate["pairs"][0]["source"].startswith("word ")
+    assert translate["pairs"][0]["target"].startswith("mot ") and translate["source_vocabulary"] > 3
+    missing = client.post("/api/data/preview", json={"task": "text", "data": str(tmp_path / "none.txt")})
+    assert missing.status_code == 400 and "none.txt" in missing.json()["error"]
+
+
+def test_a_walk_asks_for_a_sensible_number_of_steps_before_loading_anything(client):
+    run = client.runs / "fake"
+    run.mkdir(parents=True)
+    (run / "config.yaml").write_text("task: gan\n")
+    answer = client.post("/api/runs/fake/walk", json={"steps": 1000})
+    assert answer.status_code == 400 and "Expected steps from 2 to 32" in answer.json()["error"]

@@ -128,6 +128,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--pruner", default="median", choices=("median", "halving", "none"),
                    help="stop a trial whose score is worse than the median trial's at the same point of its "
                         "schedule (median), successive halving, or never [default: median]")
+    p.add_argument("--no-warm-start", dest="warm_start", action="store_false",
+                   help="every trial from the sampler: none from deepworks' defaults for the data or its known-good "
+                        "settings for the task, which are otherwise tried first")
     p.add_argument("--retrain", action="store_true",
                    help="then train the best settings again on the training and validation data together")
     p.add_argument("--quiet", action="store_true", help="no per-trial lines")
@@ -445,6 +448,7 @@ def cmd_automl(args) -> int:
 
     overrides = setting_flags(args)
     summary = automl(budget=args.budget, out=args.out, space=args.space, sampler=args.sampler, pruner=args.pruner,
+                     warm_start=args.warm_start,
                      retrain=args.retrain, progress=False if args.quiet or args.json else None, **overrides)
     if args.json:
         print(json.dumps(summary, indent=2))

@@ -427,7 +427,7 @@ class Search:
             self.dims, self.fixed, self.monitor, direction = self.resolve()
             atomic_write_text(self.folder / "search.json", json.dumps(self.request, indent=1))
             study = self.open_study(direction)
-            if not study.trials:
+            if not study.trials and self.request.get("warm_start", True):
                 for params, note in self.starts:
                     study.enqueue_trial(params, user_attrs={"note": note})
             say = (lambda text: print(text, file=sys.stderr, flush=True)) if progress is not False else (lambda _: None)
@@ -595,11 +595,12 @@ def leaderboard(study) -> list[dict]:
 
 def automl(data: str | None = None, *, budget: str | float = "10m", out: str | Path | None = None,
            space: str | Path | dict | None = None, sampler: str = "tpe", pruner: str = "median", retrain: bool = False,
-           progress: bool | None = None, **settings) -> dict:
+           warm_start: bool = True, progress: bool | None = None, **settings) -> dict:
     """Search models and settings for `data` within `budget` (see the module's docstring); returns the summary with
     the leaderboard. `settings` are fixed for every trial (task="text", data_dir=..., seed=..., image_size=...).
     `retrain`: then train the best trial's settings again on the training and validation splits together, for its
-    best number of epochs."""
+    best number of epochs. `warm_start=False`: every trial from the sampler, none from deepworks' defaults or its
+    known-good settings (a plain search, to compare against)."""
     need_optuna()
     if sampler not in SAMPLERS:
         raise ConfigError(f"--sampler must be one of {', '.join(SAMPLERS)}. Received: {sampler!r}.")
@@ -617,7 +618,8 @@ def automl(data: str | None = None, *, budget: str | float = "10m", out: str | P
     source = cfg.data.source or cfg.task
     folder = Path(out) if out else Path("automl") / Run.safe_name(Path(source).name or cfg.task)
     request = {"task": cfg.task, "settings": fixed, "space": raw, "space_file": space_file, "seed": cfg.seed,
-               "sampler": sampler, "pruner": pruner, "budget_s": parse_budget(budget)}
+               "sampler": sampler, "pruner": pruner, "budget_s": parse_budget(budget),
+               **({} if warm_start else {"warm_start": False})}  # written when off: older searches stay the same
     summary = Search(folder, request).run(progress)
     if retrain and summary["best"]:
         summary["retrained"] = retrain_best(summary, progress)

@@ -299,6 +299,11 @@ class Task:
         step). The loop itself is documented in the model card."""
         raise DeepworksError(f"{self.kind} run cannot be exported: its task defines no export_graphs.")
 
+    def preview(self, prepared: Prepared, per_class: int = 6) -> dict:
+        """A look at prepared data before training, as JSON (the web UI's data page): a few examples per class, an
+        excerpt, some pairs. Nothing by default: the page then shows the splits' sizes alone."""
+        return {}
+
     def card(self) -> dict:
         """What a user of an exported model needs to know beyond its graphs: classes or vocabulary, preprocessing,
         and how to run the loop around a step graph."""

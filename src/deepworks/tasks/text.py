@@ -105,6 +105,12 @@ class TextGeneration(Task):
         val = (ids[n_train:] if n_val >= 2 else ids[:0],)  # one character alone predicts nothing
         return Prepared(train=(windows,), val=val, test=val, meta=self.meta, notes=notes)
 
+
+    def preview(self, prepared: Prepared, per_class: int = 6) -> dict:
+        """The text's size, its characters, and an excerpt (the start of the part held out for validation)."""
+        vocab, (val,) = self.meta["vocab"], prepared.val
+        return {"characters": self.meta["train_chars"] + self.meta["val_chars"], "vocabulary": len(vocab),
+                "excerpt": "".join(vocab[i] for i in val[:600].tolist())}
     def default_epochs(self, data: Prepared) -> int:
         chars = data.train[0].shape[0] * self.cfg.data.seq_len
         return int(min(50, max(1, math.ceil(TARGET_CHARS / max(chars, 1)))))

@@ -153,6 +153,12 @@ class Translation(Task):
         return Prepared(train=tensors(*train, train_tok), val=tensors(*val), test=tensors(*test), meta=self.meta,
                         notes=notes)
 
+    def preview(self, prepared: Prepared, per_class: int = 6) -> dict:
+        """The vocabularies' sizes and the first validation pairs, as written."""
+        pairs = list(zip(self.sources["val"], self.references["val"]))[:2 * per_class]
+        return {"source_vocabulary": len(self.meta["src_vocab"]), "target_vocabulary": len(self.meta["tgt_vocab"]),
+                "pairs": [{"source": a, "target": b} for a, b in pairs]}
+
     def vocab(self, side: str) -> dict[str, int]:
         return {t: i for i, t in enumerate(self.meta[f"{side}_vocab"])}
 

@@ -6,7 +6,8 @@ The API (every route is in /openapi.json, so anything the pages do can be script
     GET  /api/settings?task=image       the settings form: every config field with its help, type and choices
     POST /api/data/preview              {task, data, data_dir?}: classes, sizes, and a grid of examples per class
     POST /api/data/upload               a .zip of class folders, .csv, .npz, text or .tsv: kept, its path answered
-    POST /api/design                    {layers, input, classes}: the canonical design, its YAML, shapes, parameters
+    POST /api/design                    {layers or yaml, data or input and classes}: the canonical design, its YAML,
+                                        each card's output shape and parameters
     POST /api/jobs                      {settings}: start training in a worker process; GET /api/jobs lists them
     POST /api/automl                    {settings, budget}: an AutoML search in a worker; its job shows the leaderboard
     GET  /api/jobs/{id}                 its state; /events streams it (Server-Sent Events); /stop; /resume
@@ -44,7 +45,6 @@ STATIC = Path(__file__).parent / "static"
 EVENT_POLL_S = 0.25  # how often a job's event stream looks at its files
 UPLOAD_MB = 1024  # the largest request: a zip of photos (serve's other limits stay as they are)
 PREVIEW_PER_CLASS = 6
-PREVIEW_CLASSES = 12
 TEMPLATES = {  # per task: (model, what it is), the first one the default
     "image": [("lenet", "LeNet-5: the classic small CNN, seconds on digits"),
               ("resnet", "ResNet: residual blocks, for harder images"),
@@ -112,8 +112,6 @@ def add_api_routes(app, jobs: Jobs, runs_dir: Path) -> None:
         body = await json_body(request)
         return await run_in_threadpool(data_preview, body)
 
-    shapes: dict = {}  # (task, data) -> the input a designed model gets there, and the classes
-
     @app.post("/api/data/upload")
     async def upload(request: Request):
         form = await request.form(max_files=1, max_fields=10)
@@ -122,6 +120,8 @@ def add_api_routes(app, jobs: Jobs, runs_dir: Path) -> None:
             raise ClientError(400, "Expected one file in the form field 'file': a .zip of class folders, a .csv, an "
                                    ".npz, a text file or a .tsv of sentence pairs. Received: no file.")
         return await run_in_threadpool(save_upload, runs_dir, files[0].filename or "upload", await files[0].read())
+
+    shapes: dict = {}  # (task, data) -> the input a designed model gets there, and the classes
 
     @app.post("/api/design")
     async def design(request: Request):
@@ -336,23 +336,17 @@ def checked_settings(settings, runs_dir: Path) -> dict:
 
 
 def data_preview(body: dict) -> dict:
-    """What the data page shows: the classes, the number of examples in each split, and a few of each class."""
+    """What the data page shows: the sizes of the splits, and the task's own look at the data (Task.preview)."""
     from ..api import make_config
     from ..registry import get_task
 
-    task_name, data = body.get("task", "image"), body.get("data")
-    settings = {"task": task_name, "data": data or None, "audit": False,
+    settings = {"task": body.get("task", "image"), "data": body.get("data") or None, "audit": False,
                 **({"data_dir": body["data_dir"]} if body.get("data_dir") else {})}
     cfg = make_config(**settings)
     task = get_task(cfg.task)(cfg)
     prepared = task.prepare(progress=False)
-    meta = prepared.meta
-    out = {"task": cfg.task, "data": cfg.data.source, "splits": {k: len(getattr(prepared, k)[0]) for k in
-                                                                   ("train", "val", "test")}}
-    if cfg.task in ("image", "gan") and "image_size" in meta:
-        out.update(classes=list(meta.get("classes", [])), image_size=meta["image_size"], channels=meta["channels"],
-                   examples=image_grid(prepared.train, meta))
-    return out
+    return {"task": cfg.task, "data": cfg.data.source, "splits": task.split_sizes(prepared),
+            "notes": list(prepared.notes), **task.preview(prepared, PREVIEW_PER_CLASS)}
 
 
 UPLOAD_KINDS = (".zip", ".csv", ".npz", ".txt", ".tsv", ".text", ".md")
@@ -456,7 +450,7 @@ def trust_tool(path: Path, body: dict) -> dict:
             if isinstance(eps, bool) or not isinstance(eps, (int, float)):
                 raise ClientError(400, f"Expected eps as a number. Received: {eps!r}.")
             result = attack_run(trained, body.get("method", "pgd"), float(eps), steps=int(body.get("steps", 10)),
-                                samples=TRUST_SAMPLES, curve=[], show=1, examples=[index], out=out, progress=False)
+                                samples=TRUST_SAMPLES, show=1, examples=[index], out=out, progress=False)
             figures = [result["files"]["examples"], result["files"]["curve"]]
         elif tool == "explain":
             image = Path(out) / f"test-{index}.png"
@@ -506,19 +500,6 @@ def png_data_url(a, side: int = 56) -> str:
     buffer = io.BytesIO()
     Image.fromarray(a).resize((side, side), Image.NEAREST).save(buffer, "PNG")
     return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode()
-
-
-def image_grid(train, meta: dict) -> list[dict]:
-    """Up to PREVIEW_PER_CLASS training images of each class (the first PREVIEW_CLASSES classes), as PNG data URLs."""
-    import numpy as np
-
-    x, y = train
-    x, y = np.asarray(x), np.asarray(y)
-    rows = []
-    for c, name in enumerate(meta.get("classes", [])[:PREVIEW_CLASSES]):
-        images = [png_data_url(x[i]) for i in np.flatnonzero(y == c)[:PREVIEW_PER_CLASS]]
-        rows.append({"class": name, "images": images})
-    return rows
 
 
 def check_design(body: dict) -> dict:

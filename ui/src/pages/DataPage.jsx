@@ -1,6 +1,7 @@
 // Data: a built-in dataset or a folder / file on this machine, then a look at it before training.
 import { useState } from "react";
 import { call } from "../api.js";
+import Audit from "../Audit.jsx";
 
 export default function DataPage({ info, choice, update, go }) {
   const [source, setSource] = useState(choice.data || "");
@@ -69,6 +70,7 @@ export default function DataPage({ info, choice, update, go }) {
       {busy && <p data-testid="data-busy">Reading the data…</p>}
       {error && <p className="error" data-testid="data-error">{error}</p>}
       {choice.preview && <Preview preview={choice.preview} />}
+      {choice.preview && choice.preview.classes && <Audit data={choice.preview.data} />}
       {choice.preview && <button className="next" data-testid="to-model" onClick={() => go("Model")}>Next: the model →</button>}
     </section>
   );
@@ -76,24 +78,37 @@ export default function DataPage({ info, choice, update, go }) {
 
 function Preview({ preview }) {
   const s = preview.splits;
+  const sizes = Object.entries(s).map(([k, n]) => `${n.toLocaleString("en-US")} ${k === "val" ? "validation" : k}`).join(", ");
   return (
     <div data-testid="data-preview">
       <p>
-        <b>{preview.data}</b>: {s.train.toLocaleString()} training, {s.val.toLocaleString()} validation and{" "}
-        {s.test.toLocaleString()} test examples
+        <b>{preview.data}</b>: {sizes} {preview.task === "text" ? "characters" : preview.task === "translate" ? "pairs" : "examples"}
         {preview.classes && <> in {preview.classes.length} classes, {preview.image_size}×{preview.image_size} pixels,{" "}
           {preview.channels === 1 ? "grey" : "colour"}</>}.
       </p>
+      {(preview.notes || []).map((n, i) => <p key={i} className="note">{n}</p>)}
       {preview.examples && (
         <table className="grid">
           <tbody>
             {preview.examples.map((row) => (
               <tr key={row.class}>
                 <th>{row.class}</th>
-                <td>{row.images.map((src, i) => <img key={i} src={src} alt={row.class} />)}</td>
+                <td>{row.images.map((b64, i) => <img key={i} src={`data:image/png;base64,${b64}`} alt={row.class} width={56} height={56} />)}</td>
               </tr>
             ))}
           </tbody>
+        </table>
+      )}
+      {preview.excerpt !== undefined && (
+        <>
+          <p>{preview.vocabulary} different characters. An excerpt:</p>
+          <pre className="excerpt" data-testid="data-excerpt">{preview.excerpt}</pre>
+        </>
+      )}
+      {preview.pairs && (
+        <table className="runs" data-testid="data-pairs">
+          <thead><tr><th>source ({preview.source_vocabulary} words)</th><th>target ({preview.target_vocabulary} words)</th></tr></thead>
+          <tbody>{preview.pairs.map((p, i) => <tr key={i}><td>{p.source}</td><td>{p.target}</td></tr>)}</tbody>
         </table>
       )}
     </div>

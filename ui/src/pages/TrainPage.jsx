@@ -6,7 +6,7 @@ import Curves from "../Curves.jsx";
 
 export default function TrainPage({ choice, setRun, go }) {
   const [fields, setFields] = useState([]);
-  const [values, setValues] = useState({ "train.epochs": 2 });
+  const [values, setValues] = useState({}); // only what the user set: the rest are the command line's defaults
   const [job, setJob] = useState(null); // the last status the server sent
   const [error, setError] = useState("");
   const [points, setPoints] = useState([]); // [fraction of the schedule in epochs, running loss]

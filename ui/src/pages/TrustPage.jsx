@@ -2,6 +2,7 @@
 // looks like to it, and audit the data it learned from. Each figure is made by the same tools as the CLI's.
 import { useEffect, useState } from "react";
 import { call, percent } from "../api.js";
+import Audit from "../Audit.jsx";
 
 export default function TrustPage({ run, setRun }) {
   const [runs, setRuns] = useState([]);
@@ -9,7 +10,6 @@ export default function TrustPage({ run, setRun }) {
   const [eps, setEps] = useState(0.1);
   const [method, setMethod] = useState("fgsm");
   const [answer, setAnswer] = useState(null);
-  const [audit, setAudit] = useState(null);
   const [busy, setBusy] = useState(false);
   const [error, setError] = useState("");
   useEffect(() => {
@@ -28,17 +28,6 @@ export default function TrustPage({ run, setRun }) {
       setBusy(false);
     }
   }
-  async function runAudit() {
-    setBusy(true);
-    try {
-      setAudit(await call("/api/audit", { json: { data: info.data } }));
-    } catch (e) {
-      setError(e.message);
-    } finally {
-      setBusy(false);
-    }
-  }
-
   return (
     <section>
       <h2>Trust</h2>
@@ -66,24 +55,13 @@ export default function TrustPage({ run, setRun }) {
             <button data-testid="attack-go" disabled={busy} onClick={() => use("attack", { eps, method })}>Attack</button>
           </fieldset>
           <button data-testid="explain-go" disabled={busy} onClick={() => use("explain")}>Saliency: what it looks at</button>{" "}
-          <button data-testid="visualize-go" disabled={busy} onClick={() => use("visualize")}>What each class looks like to it</button>{" "}
-          <button data-testid="audit-go" disabled={busy || !info} onClick={runAudit}>Audit its data</button>
+          <button data-testid="visualize-go" disabled={busy} onClick={() => use("visualize")}>What each class looks like to it</button>
+          {info && <Audit data={info.data} />}
         </div>
       )}
       {busy && <p>Working…</p>}
       {error && <p className="error" data-testid="trust-error">{error}</p>}
       {answer && <TrustAnswer answer={answer} />}
-      {audit && (
-        <div data-testid="audit">
-          <h3>Audit of {audit.source}</h3>
-          <ul>
-            {audit.findings.map((f, i) => (
-              <li key={i} className={`finding ${f.severity}`}><b>{f.check}</b> ({f.severity}): {f.message}
-                {f.advice && <> <i>What to do:</i> {f.advice}</>}</li>
-            ))}
-          </ul>
-        </div>
-      )}
     </section>
   );
 }
