@@ -113,3 +113,17 @@ def test_a_walk_asks_for_a_sensible_number_of_steps_before_loading_anything(clie
     (run / "config.yaml").write_text("task: gan\n")
     answer = client.post("/api/runs/fake/walk", json={"steps": 1000})
     assert answer.status_code == 400 and "Expected steps from 2 to 32" in answer.json()["error"]
+
+
+def test_with_a_token_the_browser_logs_in_once_by_the_printed_link_and_then_carries_a_cookie(tmp_path):
+    app = build_ui_app(tmp_path / "runs", token="s3cret-token")
+    with TestClient(app) as c:
+        assert c.get("/api/info").status_code == 401
+        assert c.get("/?token=wrong-token", follow_redirects=False).status_code == 401
+        login = c.get("/?token=s3cret-token", follow_redirects=False)
+        assert login.status_code == 303 and login.headers["location"] == "/"
+        assert "httponly" in login.headers["set-cookie"].lower()
+        assert c.get("/api/info").status_code == 200  # the cookie, kept by the client as a browser keeps it
+        assert c.get("/api/info", cookies={"deepworks_token": "wrong"}).status_code == 401
+    with TestClient(app) as other:
+        assert other.get("/api/info", headers={"Authorization": "Bearer s3cret-token"}).status_code == 200

@@ -169,7 +169,8 @@ class Guard:
 
         try:
             headers = dict(scope["headers"])
-            check_token(scope["path"], headers.get(b"authorization", b"").decode("latin-1"), self.token)
+            check_token(scope["path"], headers.get(b"authorization", b"").decode("latin-1"), self.token,
+                        headers.get(b"cookie", b"").decode("latin-1"))
             await self.app(scope, capped(receive, headers.get(b"content-length"), self.limits), send_noting_status)
         except ClientError as err:
             await error_response(err.status, str(err))(scope, receive, send_noting_status)
@@ -216,14 +217,31 @@ def find(by_name: dict, name: str) -> Served:
     return by_name[name]
 
 
-def check_token(path: str, given: str, token: str | None) -> None:
-    """The bearer token, compared in constant time; the health probes answer without one."""
+TOKEN_COOKIE = "deepworks_token"  # what a browser sends instead of the header (the web UI's login link sets it)
+
+
+def check_token(path: str, given: str, token: str | None, cookie: str = "") -> None:
+    """The bearer token (or the browser's token cookie), compared in constant time; the health probes answer
+    without one."""
     if token is None or path in OPEN_PATHS:
         return
     scheme, _, value = given.partition(" ")
+    if cookie and hmac.compare_digest(cookie_value(cookie, TOKEN_COOKIE).encode(), token.encode()):
+        return
     if scheme.lower() != "bearer" or not hmac.compare_digest(value.strip().encode(), token.encode()):
         raise ClientError(401, "Expected the header 'Authorization: Bearer TOKEN' with this server's token. "
                                f"Received: {'a wrong token' if given else 'no token'}.")
+
+
+def cookie_value(header: str, name: str) -> str:
+    from http.cookies import SimpleCookie
+
+    jar = SimpleCookie()
+    try:
+        jar.load(header)
+    except Exception:  # a malformed Cookie header is no token
+        return ""
+    return jar[name].value if name in jar else ""
 
 
 async def read_request(request, limits: Limits) -> tuple:

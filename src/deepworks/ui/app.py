@@ -27,12 +27,14 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import hmac
 import io
 import json
 import shutil
 import time
 import zipfile
 from pathlib import Path
+from urllib.parse import parse_qs
 
 from fastapi import Request  # at module level: the routes' annotations are read from here
 
@@ -71,6 +73,8 @@ def build_ui_app(runs_dir: str | Path = "runs", token: str | None = None, limits
 
     app = make_app([], token, limits or Limits(max_body_mb=UPLOAD_MB))
     app.title = "deepworks ui"
+    if token is not None:
+        app.add_middleware(LoginLink, token=token)
     jobs = Jobs(Path(runs_dir))
     app.state.jobs = jobs
     add_api_routes(app, jobs, Path(runs_dir))
@@ -83,6 +87,27 @@ def build_ui_app(runs_dir: str | Path = "runs", token: str | None = None, limits
                                 "<code>npm ci --prefix ui &amp;&amp; npm run build --prefix ui</code>, then reload. "
                                 "The API is at <a href='/openapi.json'>/openapi.json</a>.</p>", status_code=503)
     return app
+
+
+class LoginLink:
+    """With --token, a browser opens http://HOST:PORT/?token=TOKEN once (the link `deepworks ui` prints, as Jupyter
+    does): the token goes into an HttpOnly cookie, and the page's requests and event streams carry it from then on.
+    A wrong token goes on to the server's refusal."""
+
+    def __init__(self, app, token: str):
+        self.app, self.token = app, token
+
+    async def __call__(self, scope, receive, send):
+        given = parse_qs(scope.get("query_string", b"").decode("latin-1")).get("token", [""])[0]
+        if scope["type"] != "http" or not given or not hmac.compare_digest(given.encode(), self.token.encode()):
+            return await self.app(scope, receive, send)
+        from fastapi.responses import RedirectResponse
+
+        from ..serving.app import TOKEN_COOKIE
+
+        response = RedirectResponse(scope["path"], status_code=303)
+        response.set_cookie(TOKEN_COOKIE, self.token, httponly=True, samesite="strict")
+        await response(scope, receive, send)
 
 
 def add_api_routes(app, jobs: Jobs, runs_dir: Path) -> None:
@@ -610,7 +635,8 @@ def ui(runs_dir: str = "runs", host: str = "127.0.0.1", port: int = 8080, token:
     if token is not None and len(token) < 8:
         raise ConfigError(f"--token must be at least 8 characters long. Received: {len(token)}.")
     app = build_ui_app(runs_dir, token)
-    print(f"deepworks ui: http://{host}:{port}/  (runs in {Path(runs_dir).resolve()}; Ctrl-C to stop)", flush=True)
+    link = f"http://{host}:{port}/" + (f"?token={token}" if token else "")
+    print(f"deepworks ui: {link}  (runs in {Path(runs_dir).resolve()}; Ctrl-C to stop)", flush=True)
     try:
         uvicorn.run(app, host=host, port=port, log_level=log_level, timeout_graceful_shutdown=5)
     finally:
