@@ -353,3 +353,53 @@ def test_an_automl_search_shows_its_leaderboard_live_then_trains_the_best(page, 
     page.get_by_test_id("automl-train-best").click()
     finished(page, after=searched)
     expect(page.get_by_test_id("job-finished")).to_contain_text("test accuracy")
+
+
+@pytest.fixture(scope="module")
+def other_runs(server, tmp_path_factory):
+    """A text, a translation and a GAN run, a few seconds each, in the server's runs folder."""
+    import numpy as np
+
+    import deepworks as dw
+
+    folder = tmp_path_factory.mktemp("other-data")
+    runs = str(server["runs"])
+    (folder / "fox.txt").write_text("the quick brown fox jumps over the lazy dog.\n" * 80)
+    dw.train(task="text", data=str(folder / "fox.txt"), name="fox", seq_len=32, batch_size=8, width=32, depth=1,
+             epochs=1, runs_dir=runs, progress=False)
+    rng = np.random.default_rng(0)
+    lines = []
+    for _ in range(300):
+        words = list(rng.choice(list("abcdef"), int(rng.integers(3, 6))))
+        lines.append(" ".join(words) + "\t" + " ".join(reversed(words)))
+    (folder / "reverse.tsv").write_text("\n".join(lines) + "\n")
+    dw.train(task="translate", data=str(folder / "reverse.tsv"), name="reverse", width=32, embed_size=16,
+             batch_size=32, min_freq=1, epochs=1, runs_dir=runs, progress=False)
+    dw.train(task="gan", data="digits", name="digits-gan", width=8, latent_size=8, batch_size=64, epochs=1,
+             fid_samples=256, runs_dir=runs, progress=False)
+    return runs
+
+
+def test_try_streams_text_shows_a_translation_s_attention_and_walks_a_gan(page, server, other_runs):
+    page.get_by_test_id("nav-try").click()
+    page.get_by_test_id("try-run").select_option("fox")
+    page.get_by_test_id("try-text").fill("the quick ")
+    page.get_by_test_id("try-go").click()
+    answer = page.get_by_test_id("try-answer")
+    expect(answer).to_contain_text("the quick ")
+    page.wait_for_function("document.querySelector('[data-testid=try-answer]').innerText.length > 200")
+
+    page.get_by_test_id("try-run").select_option("reverse")
+    page.get_by_test_id("try-text").fill("a b c")
+    page.get_by_test_id("try-go").click()
+    attention = page.get_by_test_id("attention")
+    expect(attention.locator("thead th")).to_have_count(4)  # a corner, then the three source words
+    assert attention.locator("tbody tr").count() >= 1
+
+    page.get_by_test_id("try-run").select_option("digits-gan")
+    page.get_by_test_id("try-go").click()
+    expect(page.get_by_test_id("try-answer").locator("img")).to_have_count(8)
+    page.get_by_test_id("walk-go").click()
+    first = page.get_by_test_id("walk-image").get_attribute("src")
+    page.get_by_test_id("walk-slider").fill("8")
+    expect(page.get_by_test_id("walk-image")).not_to_have_attribute("src", first)
