@@ -90,6 +90,16 @@ def run_tool_parser(sub, name: str, what: str, **kwargs) -> argparse.ArgumentPar
     return p
 
 
+def add_exposure_flags(p, port: int, token_scope: str) -> None:
+    """--host, --port, --token and --insecure, as `serve` and `ui` both take them."""
+    p.add_argument("--host", default="127.0.0.1",
+                   help="address to listen on; another than this machine's needs --token [default: 127.0.0.1]")
+    p.add_argument("--port", type=int, default=port, help=f"[default: {port}]")
+    p.add_argument("--token", help=f"require 'Authorization: Bearer TOKEN' on {token_scope}; at least 8 characters "
+                                   f"[default: $DEEPWORKS_TOKEN, else none]")
+    p.add_argument("--insecure", action="store_true", help="allow another --host than this machine without a token")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="deepworks", formatter_class=argparse.RawDescriptionHelpFormatter, epilog=EXAMPLES,
@@ -322,12 +332,7 @@ def build_parser() -> argparse.ArgumentParser:
                                 "requests are micro-batched when they arrive together. Prometheus metrics at /metrics; "
                                 "the OpenAPI schema at /openapi.json.")
     p.add_argument("runs", nargs="+", metavar="RUN", help="run directories (or names inside runs/), or NAME=RUN")
-    p.add_argument("--host", default="127.0.0.1",
-                   help="address to listen on; another than this machine's needs --token [default: 127.0.0.1]")
-    p.add_argument("--port", type=int, default=8000, help="[default: 8000]")
-    p.add_argument("--token", help="require 'Authorization: Bearer TOKEN' on every request but the health probes "
-                                   "(at least 8 characters) [default: $DEEPWORKS_TOKEN, else none]")
-    p.add_argument("--insecure", action="store_true", help="allow another --host than this machine without a token")
+    add_exposure_flags(p, 8000, "every request but the health probes")
     p.add_argument("--runtime", default="torch", choices=("torch", "onnx"),
                    help="onnx: answer image and GAN requests from the run's ONNX export in ONNX Runtime (exported "
                         "now if needed) [default: torch]")
@@ -344,19 +349,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--log-level", default="warning", choices=("critical", "error", "warning", "info", "debug"),
                    help="uvicorn's logging; info logs every request [default: warning]")
 
-    p = add_command(sub, "ui", help="the web UI on this machine: data, model designer, training, try, export",
-                    description="Serve the web UI on http://HOST:PORT/ until Ctrl-C: choose data, pick a model or "
-                                "design one from layer cards, train with live curves (in a worker process; stop and "
-                                "resume), try the model and export it. Runs go to --runs-dir, as from the command "
+    p = add_command(sub, "ui", help="the web UI on this machine: data, designer, training, results, try, trust, export",
+                    description="Serve the web UI on http://HOST:PORT/ until Ctrl-C: choose or upload data, pick a "
+                                "model or design one from layer cards, train with live curves (in a worker process; "
+                                "stop and resume) or let AutoML choose, read the results, try the model, attack and "
+                                "explain it, and export it. Runs go to --runs-dir, as from the command "
                                 "line. The page is a client of a REST API (/api/..., in /openapi.json) on the same "
                                 "app as `deepworks serve`, whose /v1 routes answer for the runs it tries.")
     p.add_argument("--runs-dir", default="runs", help="folder of run directories [default: runs]")
-    p.add_argument("--host", default="127.0.0.1",
-                   help="address to listen on; another than this machine's needs --token [default: 127.0.0.1]")
-    p.add_argument("--port", type=int, default=8080, help="[default: 8080]")
-    p.add_argument("--token", help="require 'Authorization: Bearer TOKEN' on every request (at least 8 characters) "
-                                   "[default: $DEEPWORKS_TOKEN, else none]")
-    p.add_argument("--insecure", action="store_true", help="allow another --host than this machine without a token")
+    add_exposure_flags(p, 8080, "every request (a browser: the login link printed at the start)")
 
     p = add_command(sub, "runs", help="list runs with their status and best metric")
     p.add_argument("--runs-dir", default="runs", help="folder of run directories [default: runs]")
