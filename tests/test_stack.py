@@ -113,3 +113,73 @@ def test_model_layers_and_the_model_name_must_agree():
         dw.train(data="digits", model="layers", progress=False)
     with pytest.raises(ConfigError, match="model.layers describes a designed model, but --model is lenet"):
         dw.train(data="digits", model="lenet", layers=LENET, progress=False)
+
+
+TEXT_DESIGN = [{"type": "embedding", "size": 16}, {"type": "recurrent", "kind": "lstm", "units": 64},
+               {"type": "dropout", "rate": 0.1}, {"type": "recurrent", "kind": "gru", "units": 32},
+               {"type": "dense", "units": 32}, {"type": "activation"}]
+
+
+def test_a_text_design_plans_exactly_the_parameters_its_network_has_and_carries_one_state_per_recurrent_card():
+    from deepworks.models.stack import TOKENS, SequenceStack
+
+    rows = plan(normalise(TEXT_DESIGN), TOKENS, 29)
+    model = SequenceStack(TEXT_DESIGN, 29)
+    assert sum(r["parameters"] for r in rows) == count_parameters(model) == 32_877
+    assert [r["output"] for r in rows][:2] == [["T", 16], ["T", 64]] and rows[-1]["output"] == ["T", 29]
+    x = torch.randint(0, 29, (3, 10))
+    logits, state = model.eval()(x)
+    assert logits.shape == (3, 10, 29) and [s.shape for s in state] == [(1, 3, 64)] * 2 + [(1, 3, 32)]  # h, c; h
+    whole, _ = model(torch.cat([x, x], 1))
+    second, _ = model(x, state)  # the state carried: the second half, fed after the first, as in one sequence
+    assert torch.allclose(second, whole[:, 10:], atol=1e-5)
+    step, _ = model.step(x[:, 0])
+    assert torch.allclose(step, logits[:, 0], atol=1e-6)
+
+
+@pytest.mark.parametrize("spec,message", [
+    ([{"type": "recurrent"}], "Card 1 (recurrent) receives characters: put an embedding card before it."),
+    ([{"type": "embedding"}, {"type": "conv"}], "Card 2 (conv) works on images. A text model takes embedding, "
+                                                 "recurrent, dense, activation, dropout cards."),
+    ([{"type": "embedding"}, {"type": "embedding"}], "an embedding turns characters into vectors, so it comes first"),
+    ([{"type": "dropout"}], "Card 1 (dropout) receives characters: put an embedding card before it."),
+])
+def test_a_text_design_that_does_not_fit_says_what_to_change(spec, message):
+    from deepworks.models.stack import TOKENS
+
+    with pytest.raises(ConfigError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        plan(normalise(spec), TOKENS, 20)
+
+
+def test_text_cards_in_an_image_design_and_a_wrong_recurrent_kind_are_refused():
+    with pytest.raises(ConfigError, match=r"Card 1 \(recurrent\) works on text"):
+        plan(normalise([{"type": "recurrent"}]), (1, 8, 8), 10)
+    with pytest.raises(ConfigError, match="kind must be lstm or gru or rnn. Received: 'transformer'"):
+        normalise([{"type": "recurrent", "kind": "transformer"}])
+
+
+def test_a_designed_text_model_learns_generates_resumes_and_says_it_does_not_export_yet(tmp_path):
+    from deepworks.errors import DeepworksError
+    from deepworks.exporting import export_run
+    from deepworks.loop import Interrupted
+
+    text = tmp_path / "fox.txt"
+    text.write_text("the quick brown fox jumps over the lazy dog.\n" * 60)
+    settings = dict(task="text", data=str(text), model="layers", layers=TEXT_DESIGN, seq_len=32, batch_size=8,
+                    lr=0.02, epochs=3, runs_dir=str(tmp_path / "runs"), progress=False)
+    trained = dw.train(name="whole", **settings)
+    assert trained.results["test"]["bpc"] < 2.5  # from log2(29) = 4.9 bits a character for a uniform guess
+    assert dw.generate(trained.run.path, prime="the ", length=40).startswith("the ")
+
+    class StopAfterOneEpoch:
+        def on_epoch_end(self, trainer, record):
+            if record["epoch"] == 1:
+                trainer.interrupted = True
+
+    with pytest.raises(Interrupted):
+        dw.train(name="cut", callbacks=[StopAfterOneEpoch()], **settings)
+    resumed = dw.train(resume=tmp_path / "runs" / "cut", progress=False)
+    for (name, a), b in zip(trained.model.state_dict().items(), resumed.model.state_dict().values()):
+        assert torch.equal(a, b), name  # the carried state went through the checkpoint too
+    with pytest.raises(DeepworksError, match="is not exported yet"):
+        export_run(trained.run.path, "onnx")

@@ -403,3 +403,22 @@ def test_try_streams_text_shows_a_translation_s_attention_and_walks_a_gan(page, 
     first = page.get_by_test_id("walk-image").get_attribute("src")
     page.get_by_test_id("walk-slider").fill("8")
     expect(page.get_by_test_id("walk-image")).not_to_have_attribute("src", first)
+
+
+def test_the_designer_builds_a_text_model_from_embedding_and_recurrent_cards(page, server, tmp_path):
+    text = tmp_path / "fox.txt"
+    text.write_text("the quick brown fox jumps over the lazy dog.\n" * 40)
+    page.get_by_test_id("task").select_option("text")
+    page.get_by_test_id("data-path").fill(str(text))
+    page.get_by_test_id("data-look").click()
+    expect(page.get_by_test_id("data-excerpt")).to_contain_text("the lazy dog")
+    page.get_by_test_id("nav-model").click()
+    page.get_by_test_id("template-layers").check()
+    expect(page.get_by_test_id("add-conv")).to_have_count(0)  # the text cards only
+    for kind in ("embedding", "recurrent", "dense", "activation"):
+        page.get_by_test_id(f"add-{kind}").click()
+    page.get_by_test_id("card-2-kind").select_option("gru")
+    expect(page.get_by_test_id("card-2-shape")).to_have_text("→ T×128 · 74,496 params")  # 3 x (128 x (64 + 128) + 256)
+    expect(page.get_by_test_id("design-input")).to_contain_text("Input: T → 29 characters scored at every position")
+    page.get_by_test_id("card-1-delete").click()  # no embedding: the recurrent card says what to put first
+    expect(page.get_by_test_id("design-error")).to_contain_text("receives characters: put an embedding card before it")

@@ -148,9 +148,10 @@ class ModelConfig:
                                   "faster per step).")
     allow_partial: bool = setting(False, "With --init-from: start what the file does not have from scratch, "
                                          "instead of refusing.")
-    layers: list | None = setting(None, "Images, --model layers: the model as a stack of layer cards (conv, pool, "
-                                        "batchnorm, activation, dropout, flatten, dense, residual), a YAML list in "
-                                        "the config or a YAML file given as --layers FILE; see deepworks.models.stack.")
+    layers: list | None = setting(None, "--model layers: the model as a stack of layer cards, for images (conv, "
+                                        "pool, batchnorm, activation, dropout, flatten, dense, residual) or text "
+                                        "(embedding, recurrent, dense, activation, dropout): a YAML list in the "
+                                        "config or a YAML file given as --layers FILE; see deepworks.models.stack.")
     head_first: bool = setting(True, "Images, with --pretrained or --init-from: before the first epoch, fit the new "
                                      "last layer to the body's features of the training images, computed once "
                                      "(seconds).")

@@ -13,7 +13,7 @@ from .errors import ConfigError
 # --model's choices cost nothing)
 BUILTIN = {
     "image": ("deepworks.tasks.image:ImageClassification", ("mlp", "lenet", "resnet", "resnet18", "efficientnet_lite0", "layers")),
-    "text": ("deepworks.tasks.text:TextGeneration", ("rnn", "lstm", "gru")),
+    "text": ("deepworks.tasks.text:TextGeneration", ("rnn", "lstm", "gru", "layers")),
     "translate": ("deepworks.tasks.translate:Translation", ("gru", "lstm", "transformer")),
     "gan": ("deepworks.tasks.gan:GanTraining", ("dcgan",)),
 }

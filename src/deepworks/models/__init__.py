@@ -13,7 +13,7 @@ from .efficientnet import EfficientNetLite0
 from .lenet import LeNet5
 from .mlp import MLP
 from .resnet import ResNet, ResNet18
-from .stack import Stack
+from .stack import SequenceStack, Stack
 from .rnn import RECURRENT, CharRNN
 
 IMAGE_MODELS = {"mlp": MLP, "lenet": LeNet5, "resnet": ResNet, "resnet18": ResNet18,
@@ -48,7 +48,9 @@ def build_image_classifier(cfg: ModelConfig, channels: int, image_size: int, num
 
 
 def build_text_model(cfg: ModelConfig, vocab_size: int) -> nn.Module:
-    """The character-level RNN / LSTM / GRU named in `cfg`, over a vocabulary of `vocab_size` characters."""
+    """The character-level RNN / LSTM / GRU named in `cfg`, or a design of cards, over `vocab_size` characters."""
+    if cfg.name == "layers":
+        return SequenceStack(cfg.layers, vocab_size, init=cfg.init)
     act = cfg.activation or "tanh"
     if cfg.name not in TEXT_MODELS:
         raise ConfigError(f"Unknown text model '{cfg.name}'. Choose one of: {', '.join(TEXT_MODELS)}.")

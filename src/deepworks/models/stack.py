@@ -16,7 +16,15 @@ run's YAML, every card a mapping with its `type` and settings, and a residual ca
         - {type: activation, function: relu}
 
 is LeNet-5 (61,706 parameters on 28x28 digits). The head, a dense layer with one unit per class, is added after
-the last card; a dense card flattens what it receives. `plan` walks the stack with an input's shape and gives each
+the last card; a dense card flattens what it receives. A text model (`--task text --model layers`) is designed the
+same way from an embedding, recurrent (lstm, gru or rnn), dense, activation and dropout cards, each applied at every
+position of the sequence, its head scoring the next character:
+
+        - {type: embedding, size: 64}
+        - {type: recurrent, kind: lstm, units: 256}
+        - {type: dropout, rate: 0.2}
+        - {type: recurrent, kind: gru, units: 128}
+ `plan` walks the stack with an input's shape and gives each
 card's output shape and parameter count, or says which card does not fit and what to change; `normalise` writes
 every card with all its settings in a fixed order, so a design saved, edited and loaded again builds the same model.
 """
@@ -41,10 +49,17 @@ CARDS: dict[str, dict] = {  # each card's settings and their defaults, in the or
     "flatten": {},
     "dense": {"units": 64},
     "residual": {"layers": []},
+    "embedding": {"size": 64},
+    "recurrent": {"kind": "lstm", "units": 128},
 }
+IMAGE_CARDS = ("conv", "pool", "batchnorm", "activation", "dropout", "flatten", "dense", "residual")
+TEXT_CARDS = ("embedding", "recurrent", "dense", "activation", "dropout")  # every position of a sequence alike
+RECURRENT_KINDS = {"lstm": 4, "gru": 3, "rnn": 1}  # and their gates: a layer's weights are that many times one RNN's
+TOKENS = ("T",)  # a text model's input: T character ids; what a card makes of it is (T, features)
 OTHER_NAMES = {"convolution": "conv", "conv2d": "conv", "linear": "dense", "fc": "dense", "fully_connected": "dense",
                "maxpool": "pool", "avgpool": "pool", "pooling": "pool", "bn": "batchnorm", "batch_norm": "batchnorm",
-               "relu": "activation", "tanh": "activation", "sigmoid": "activation", "block": "residual"}
+               "relu": "activation", "tanh": "activation", "sigmoid": "activation", "block": "residual",
+               "embed": "embedding", "lstm": "recurrent", "gru": "recurrent", "rnn": "recurrent"}
 MAX_CARDS = 200  # a design with more cards than this is a mistake, not a model for a CPU
 MAX_WIDTH = 65536  # channels or units of one card
 
@@ -95,8 +110,9 @@ def checked_setting(kind: str, key: str, value, where: str):
             raise ConfigError(f"{where}: function must be one of {', '.join(ACTIVATIONS)}. Received: {value!r}.")
         return value
     if key == "kind":
-        if value not in ("max", "avg"):
-            raise ConfigError(f"{where}: kind must be max or avg. Received: {value!r}.")
+        kinds = tuple(RECURRENT_KINDS) if kind == "recurrent" else ("max", "avg")
+        if value not in kinds:
+            raise ConfigError(f"{where}: kind must be {' or '.join(kinds)}. Received: {value!r}.")
         return value
     if key == "rate":
         if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < 1:
@@ -109,19 +125,33 @@ def checked_setting(kind: str, key: str, value, where: str):
 
 
 # --- shapes and parameters ------------------------------------------------------------------------------------
-def plan(spec: list[dict], input_shape: tuple[int, ...], classes: int) -> list[dict]:
-    """Each card's output shape and parameters, then the head's; ConfigError for the first card that does not fit."""
+def plan(spec: list[dict], input_shape: tuple, classes: int) -> list[dict]:
+    """Each card's output shape and parameters, then the head's; ConfigError for the first card that does not fit.
+    `input_shape` is (channels, height, width) for images, TOKENS for text, where `classes` is the vocabulary (the
+    head scores every character at every position)."""
     rows, shape = [], tuple(input_shape)
     for i, card in enumerate(spec, 1):
-        shape, params = card_output(card, shape, f"Card {i} ({card['type']})")
+        shape, params = card_output(card, shape, f"Card {i} ({card['type']})", classes)
         rows.append({"card": i, "type": card["type"], "output": list(shape), "parameters": params})
-    features = math.prod(shape)
-    rows.append({"card": len(spec) + 1, "type": "head", "output": [classes], "parameters": features * classes + classes})
+    if is_sequence(shape):
+        head = {"output": ["T", classes], "parameters": shape[-1] * classes + classes}
+    else:
+        head = {"output": [classes], "parameters": math.prod(shape) * classes + classes}
+    rows.append({"card": len(spec) + 1, "type": "head", **head})
     return rows
 
 
-def card_output(card: dict, shape: tuple, where: str) -> tuple[tuple, int]:
+def is_sequence(shape: tuple) -> bool:
+    return shape[:1] == TOKENS
+
+
+def card_output(card: dict, shape: tuple, where: str, vocab: int = 0) -> tuple[tuple, int]:
     kind = card["type"]
+    if is_sequence(shape):
+        return sequence_output(card, shape, where, vocab)
+    if kind in ("embedding", "recurrent"):
+        raise ConfigError(f"{where} works on text (a sequence of characters). An image model takes "
+                          f"{', '.join(IMAGE_CARDS)} cards.")
     if kind in ("conv", "pool", "batchnorm") and len(shape) != 3:
         raise ConfigError(f"{where} needs images (channels x height x width), but it receives {fmt(shape)} values "
                           f"in a row. Move it before the first dense or flatten card.")
@@ -152,7 +182,7 @@ def card_output(card: dict, shape: tuple, where: str) -> tuple[tuple, int]:
     # shortcut adapts the channels and resolution of images)
     inner, params = shape, 0
     for j, sub in enumerate(card["layers"], 1):
-        inner, p = card_output(sub, inner, f"{where}, inner card {j} ({sub['type']})")
+        inner, p = card_output(sub, inner, f"{where}, inner card {j} ({sub['type']})", vocab)
         params += p
     if inner == shape:
         return inner, params
@@ -160,6 +190,26 @@ def card_output(card: dict, shape: tuple, where: str) -> tuple[tuple, int]:
         return inner, params + inner[0] * shape[0]  # the shortcut's 1x1 convolution, no bias
     raise ConfigError(f"{where}: its cards turn {fmt(shape)} into {fmt(inner)}, which cannot be added back to its "
                       f"input. Keep the shape inside a residual card, or change the resolution by a whole factor.")
+
+
+def sequence_output(card: dict, shape: tuple, where: str, vocab: int) -> tuple[tuple, int]:
+    """A text card's output (T, features) and parameters: each position of the sequence goes through it alike."""
+    kind = card["type"]
+    if kind not in TEXT_CARDS:
+        raise ConfigError(f"{where} works on images. A text model takes {', '.join(TEXT_CARDS)} cards.")
+    if kind == "embedding":
+        if shape != TOKENS:
+            raise ConfigError(f"{where}: an embedding turns characters into vectors, so it comes first, once.")
+        return ("T", card["size"]), vocab * card["size"]
+    if shape == TOKENS:
+        raise ConfigError(f"{where} receives characters: put an embedding card before it.")
+    features = shape[-1]
+    if kind == "recurrent":
+        units = card["units"]
+        return ("T", units), RECURRENT_KINDS[card["kind"]] * (units * (features + units) + 2 * units)
+    if kind == "dense":
+        return ("T", card["units"]), features * card["units"] + card["units"]
+    return shape, 0  # activation, dropout
 
 
 def shortcut_stride(shape: tuple, inner: tuple) -> int | None:
@@ -228,3 +278,59 @@ class Stack(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.head(torch.flatten(self.cards(x), 1))
+
+
+RECURRENT = {"lstm": nn.LSTM, "gru": nn.GRU, "rnn": nn.RNN}
+
+
+class SequenceStack(nn.Module):
+    """A text model designed from cards: an embedding, then recurrent, dense, activation and dropout cards over every
+    position, then the head scoring each character of the vocabulary. `forward(x, state)` -> (logits, state), as the
+    char-level RNN's: the state is a tuple of tensors (each recurrent card's h, and c for an LSTM), which the text
+    task carries from batch to batch and saves in its checkpoint as it does the RNN's."""
+
+    def __init__(self, spec: list[dict], vocab_size: int, init: str = "auto"):
+        super().__init__()
+        spec = normalise(spec)
+        plan(spec, TOKENS, vocab_size)  # a card that does not fit, said first
+        layers, shape = [], TOKENS
+        for card in spec:
+            out, _ = card_output(card, shape, card["type"], vocab_size)
+            layers.append(sequence_module(card, shape, out, vocab_size))
+            shape = out
+        self.cards = nn.ModuleList(layers)
+        self.kinds = [card["kind"] if card["type"] == "recurrent" else None for card in spec]
+        self.head = nn.Linear(shape[-1], vocab_size)
+        init_weights(self.head, init, "relu")
+
+    def forward(self, x: torch.Tensor, state: tuple | None = None) -> tuple[torch.Tensor, tuple]:
+        """x: (batch, time) character ids -> logits (batch, time, vocab) and the state after the last step."""
+        given, carried = list(state or ()), []
+        for layer, kind in zip(self.cards, self.kinds):
+            if kind is None:
+                x = layer(x)
+                continue
+            parts = 2 if kind == "lstm" else 1
+            start = (tuple(given[:parts]) if parts == 2 else given[0]) if given else None
+            given = given[parts:]
+            x, new = layer(x, start)
+            carried.extend(new if parts == 2 else (new,))
+        return self.head(x), tuple(carried)
+
+    def step(self, ids: torch.Tensor, state: tuple | None = None) -> tuple[torch.Tensor, tuple]:
+        """One time step, for sampling: ids (batch,) -> logits (batch, vocab) and the new state."""
+        logits, state = self(ids[:, None], state)
+        return logits[:, 0], state
+
+
+def sequence_module(card: dict, shape: tuple, out: tuple, vocab: int) -> nn.Module:
+    kind = card["type"]
+    if kind == "embedding":
+        return nn.Embedding(vocab, card["size"])
+    if kind == "recurrent":
+        return RECURRENT[card["kind"]](shape[-1], card["units"], batch_first=True)
+    if kind == "dense":
+        return nn.Linear(shape[-1], card["units"])
+    if kind == "activation":
+        return activation(card["function"])
+    return nn.Dropout(card["rate"])

@@ -27,7 +27,7 @@ import torch.nn.functional as F
 
 from ..config import Config
 from ..data.text import encode, load_text_source, unknown_characters
-from ..errors import DataError
+from ..errors import DataError, DeepworksError
 from ..models import build_text_model, evaluating
 from ..models.rnn import detach_state
 from ..report import image_tag, plot_history, table
@@ -271,8 +271,12 @@ class TextGeneration(Task):
 
     def export_graphs(self, model: nn.Module) -> list:
         from ..inference import Graph
-        from ..models.rnn import CharStep
+        from ..models.rnn import CharRNN, CharStep
 
+        if not isinstance(model, CharRNN):
+            raise DeepworksError("A text model designed from cards (--model layers) is not exported yet: its "
+                                 "state is one tensor per recurrent card. `deepworks serve` and `generate` use it "
+                                 "as it is; export works for --model lstm, gru and rnn.")
         step = CharStep(model).eval()
         names = step.state_names
 

@@ -53,7 +53,8 @@ TEMPLATES = {  # per task: (model, what it is), the first one the default
               ("mlp", "MLP: a plain network of dense layers"),
               ("efficientnet_lite0", "EfficientNet-Lite0, pretrained on ImageNet (with deepworks[pretrained])"),
               ("layers", "Your own design: a stack of layer cards")],
-    "text": [("lstm", "LSTM: the character-level default"), ("gru", "GRU"), ("rnn", "A plain RNN")],
+    "text": [("lstm", "LSTM: the character-level default"), ("gru", "GRU"), ("rnn", "A plain RNN"),
+             ("layers", "Your own design: embedding, recurrent, dense cards")],
     "translate": [("gru", "GRU encoder-decoder with attention"), ("lstm", "LSTM encoder-decoder with attention"),
                   ("transformer", "Transformer")],
     "gan": [("dcgan", "DCGAN")],
@@ -120,13 +121,13 @@ def add_api_routes(app, jobs: Jobs, runs_dir: Path) -> None:
         from ..data import BUILTINS
         from ..data.pairs import PAIR_BUILTINS
         from ..data.text import TEXT_BUILTINS
-        from ..models.stack import CARDS
+        from ..models.stack import CARDS, IMAGE_CARDS, TEXT_CARDS
 
         data = {"image": list(BUILTINS[:4]), "text": list(TEXT_BUILTINS), "translate": list(PAIR_BUILTINS),
                 "gan": list(BUILTINS)}
         return {"version": __version__, "tasks": list(TEMPLATES), "datasets": data,
                 "templates": {t: [{"model": m, "about": a} for m, a in ms] for t, ms in TEMPLATES.items()},
-                "cards": CARDS}
+                "cards": CARDS, "cards_for": {"image": IMAGE_CARDS, "text": TEXT_CARDS}}
 
     @app.get("/api/settings")
     async def settings(task: str = "image"):
@@ -425,11 +426,15 @@ def designed_input(task_name: str, data: str, data_dir: str | None) -> tuple[lis
     from ..api import make_config
     from ..registry import get_task
 
+    from ..models.stack import TOKENS
+
     cfg = make_config(task=task_name, data=data, model="layers", audit=False, **({"data_dir": data_dir} if data_dir else {}))
     task = get_task(cfg.task)(cfg)
     meta = task.prepare(progress=False).meta
+    if "vocab" in meta:  # text: characters in, a score for each character of the vocabulary out, at every position
+        return list(TOKENS), len(meta["vocab"])
     if "image_size" not in meta:
-        raise ClientError(400, f"The designer builds image models. Received: a {cfg.task} task.")
+        raise ClientError(400, f"The designer builds image and text models. Received: a {cfg.task} task.")
     return [meta["channels"], meta["image_size"], meta["image_size"]], len(meta["classes"])
 
 
@@ -535,9 +540,11 @@ def check_design(body: dict) -> dict:
     from ..models.stack import normalise, plan
 
     shape, classes = body.get("input") or [1, 28, 28], body.get("classes") or 10
-    if not (isinstance(shape, list) and all(isinstance(s, int) and s > 0 for s in shape) and isinstance(classes, int)):
-        raise ClientError(400, f"Expected input as [channels, height, width] and classes as a number. Received: "
-                               f"input {shape!r}, classes {classes!r}.")
+    text = shape == ["T"]
+    if not (isinstance(shape, list) and (text or all(isinstance(s, int) and s > 0 for s in shape))
+            and isinstance(classes, int)):
+        raise ClientError(400, f"Expected input as [channels, height, width] (or [\"T\"] for text) and classes as a "
+                               f"number. Received: input {shape!r}, classes {classes!r}.")
     layers = normalise(design_from_yaml(body["yaml"]) if "yaml" in body else body.get("layers"))
     rows = plan(layers, tuple(shape), classes)
     text = yaml.safe_dump({"model": {"name": "layers", "layers": layers}}, sort_keys=False, default_flow_style=None)

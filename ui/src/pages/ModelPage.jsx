@@ -48,6 +48,7 @@ function Designer({ info, choice, update }) {
   }, [JSON.stringify(layers), JSON.stringify(where)]);
 
   const setLayers = (next) => update({ layers: next });
+  const kinds = (info.cards_for && info.cards_for[choice.task]) || Object.keys(info.cards); // the cards this task takes
   async function loadYaml() {
     try {
       const a = await call("/api/design", { json: { yaml: yamlText, ...where } });
@@ -60,14 +61,15 @@ function Designer({ info, choice, update }) {
   return (
     <div className="designer" data-testid="designer">
       <p data-testid="design-input">
-        {answer ? <>Input: {answer.input.join("×")} → {answer.classes} classes. </> : null}
+        {answer ? <>Input: {answer.input.join("×")} → {answer.classes}{" "}
+          {answer.input[0] === "T" ? "characters scored at every position" : "classes"}. </> : null}
         Each card shows what it outputs; the head (one unit per class) follows the last card.</p>
-      <Stack cards={layers} setCards={setLayers} info={info} plan={answer && answer.plan} path="card" />
+      <Stack cards={layers} setCards={setLayers} info={info} kinds={kinds} plan={answer && answer.plan} path="card" />
       <div className="palette">
-        Add: {Object.keys(info.cards).map((kind) => (
+        Add: {kinds.map((kind) => (
           <button key={kind} data-testid={`add-${kind}`} onClick={() => setLayers([...layers, { type: kind }])}>+ {kind}</button>
         ))}
-        <button data-testid="load-lenet" onClick={() => setLayers(LENET)}>LeNet-5 as cards</button>
+        {choice.task === "image" && <button data-testid="load-lenet" onClick={() => setLayers(LENET)}>LeNet-5 as cards</button>}
         <button data-testid="clear-design" onClick={() => setLayers([])}>Clear</button>
       </div>
       {error && <p className="error" data-testid="design-error">{error}</p>}
@@ -92,7 +94,7 @@ function Designer({ info, choice, update }) {
   );
 }
 
-function Stack({ cards, setCards, info, plan, path }) {
+function Stack({ cards, setCards, info, kinds, plan, path }) {
   const change = (i, card) => setCards(cards.map((c, j) => (j === i ? card : c)));
   const move = (i, d) => {
     const next = [...cards];
@@ -107,12 +109,12 @@ function Stack({ cards, setCards, info, plan, path }) {
         return (
           <li key={i} className="card" data-testid={id}>
             <select data-testid={`${id}-type`} value={card.type} onChange={(e) => change(i, { type: e.target.value })}>
-              {Object.keys(info.cards).map((k) => <option key={k}>{k}</option>)}
+              {kinds.map((k) => <option key={k}>{k}</option>)}
             </select>
             {Object.entries(info.cards[card.type] || {}).filter(([k]) => k !== "layers").map(([key, dflt]) => (
               <label key={key}>
                 {key}{" "}
-                <CardSetting id={`${id}-${key}`} value={card[key] ?? dflt} dflt={dflt} name={key}
+                <CardSetting id={`${id}-${key}`} value={card[key] ?? dflt} dflt={dflt} name={key} type={card.type}
                              onChange={(v) => change(i, { ...card, [key]: v })} />
               </label>
             ))}
@@ -127,8 +129,8 @@ function Stack({ cards, setCards, info, plan, path }) {
             {card.type === "residual" && (
               <div className="inner">
                 <Stack cards={card.layers || []} setCards={(inner) => change(i, { ...card, layers: inner })} info={info}
-                       plan={null} path={id} />
-                {Object.keys(info.cards).filter((k) => k !== "residual").map((kind) => (
+                       kinds={kinds} plan={null} path={id} />
+                {kinds.filter((k) => k !== "residual").map((kind) => (
                   <button key={kind} data-testid={`${id}-add-${kind}`}
                           onClick={() => change(i, { ...card, layers: [...(card.layers || []), { type: kind }] })}>+ {kind}</button>
                 ))}
@@ -141,13 +143,15 @@ function Stack({ cards, setCards, info, plan, path }) {
   );
 }
 
-const OPTIONS = { function: ["relu", "leaky_relu", "gelu", "tanh", "sigmoid"], kind: ["max", "avg"] };
+const OPTIONS = { function: ["relu", "leaky_relu", "gelu", "tanh", "sigmoid"], kind: ["max", "avg"],
+                  "recurrent.kind": ["lstm", "gru", "rnn"] };
 
-function CardSetting({ id, value, dflt, name, onChange }) {
-  if (OPTIONS[name]) {
+function CardSetting({ id, value, dflt, name, type, onChange }) {
+  const options = OPTIONS[`${type}.${name}`] || OPTIONS[name];
+  if (options) {
     return (
       <select data-testid={id} value={value} onChange={(e) => onChange(e.target.value)}>
-        {OPTIONS[name].map((o) => <option key={o}>{o}</option>)}
+        {options.map((o) => <option key={o}>{o}</option>)}
       </select>
     );
   }
