@@ -194,9 +194,9 @@ def add_api_routes(app, jobs: Jobs, runs_dir: Path) -> None:
     @app.post("/api/jobs/{job_id}/resume")
     async def resume_job(job_id: str):
         status = jobs.status(known_job(jobs, job_id))
-        if status["state"] not in ("stopped", "failed") or not status.get("run"):
-            raise ClientError(409, f"Job {job_id} cannot resume: expected a stopped job with a run. Received: a "
-                                   f"{status['state']} job.")
+        if status["state"] not in ("stopped", "failed") or not (status.get("run") or status.get("automl")):
+            raise ClientError(409, f"Job {job_id} cannot resume: expected a stopped job with a run or a search. "
+                                   f"Received: a {status['state']} job.")
         return {"id": jobs.resume(job_id)}
 
     @app.get("/api/jobs/{job_id}/events")
@@ -600,11 +600,23 @@ def with_metrics(status: dict) -> dict:
     return {**status, "epochs": epoch_records(status.get("run"))}
 
 
+BOARDS: dict = {}  # a search's study file -> (its modification time, the leaderboard read then)
+
+
 def search_leaderboard(folder: Path) -> list[dict]:
-    """The trials of a search as they stand, read from its study (the search process writes it; this only reads)."""
+    """The trials of a search as they stand, read from its study (the search process writes it; this only reads),
+    again only when the study's file has changed: an event stream asks four times a second."""
     db = folder / "study.db"
-    if not db.is_file():
+    try:
+        mtime = db.stat().st_mtime_ns
+    except OSError:
         return []
+    if BOARDS.get(db, (None,))[0] != mtime:
+        BOARDS[db] = (mtime, read_leaderboard(db))
+    return BOARDS[db][1]
+
+
+def read_leaderboard(db: Path) -> list[dict]:
     import optuna
 
     from ..search import leaderboard

@@ -48,8 +48,11 @@ class Jobs:
     def stop(self, job_id: str) -> dict:
         """Ctrl-C for the worker: the loop saves its checkpoint at the end of the step and the job ends 'stopped'."""
         proc = self.procs.get(job_id)
-        if proc is not None and proc.poll() is None:
-            proc.send_signal(signal.SIGINT)
+        if proc is not None:
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGINT)
+        elif self.alive(job_id):  # a worker an earlier server process started
+            os.kill(int((self.root / job_id / "pid").read_text()), signal.SIGINT)
         return self.status(job_id)
 
     def resume(self, job_id: str) -> str:
