@@ -267,13 +267,29 @@ def zip_of_class_folders(folder: Path) -> Path:
     return path
 
 
-def test_a_zip_of_class_folders_uploaded_is_previewed_per_class(page, server, tmp_path):
+def test_your_own_photos_uploaded_as_a_zip_are_trained_tried_and_exported_without_a_command(page, server, tmp_path):
     page.get_by_test_id("data-upload").set_input_files(str(zip_of_class_folders(tmp_path)))
     preview = page.get_by_test_id("data-preview")
     expect(preview).to_contain_text("in 2 classes")
     expect(preview.locator("table.grid tr")).to_have_count(2)
     expect(preview.locator("table.grid th")).to_have_text(["circle", "square"])
     assert page.get_by_test_id("data-path").input_value().startswith(str(server["runs"] / ".ui" / "uploads"))
+    page.get_by_test_id("to-model").click()
+    page.get_by_test_id("to-train").click()
+    train(page, {"setting-train.epochs": 2})
+    finished(page)
+    page.get_by_test_id("to-try").click()
+    photo = tmp_path / "mine.png"
+    with zipfile.ZipFile(tmp_path / "photos.zip") as z:
+        photo.write_bytes(z.read("photos/circle/0.png"))
+    page.get_by_test_id("try-file").set_input_files(str(photo))  # a photo of one's own, dropped in
+    expect(page.get_by_test_id("try-predictions").locator("li")).to_have_count(2)
+    expect(page.get_by_test_id("try-predictions")).to_contain_text("circle")
+    page.get_by_test_id("nav-export").click()
+    expect(page.get_by_test_id("export-run")).to_have_value(re.compile("photos"))
+    with page.expect_download() as info:
+        page.get_by_test_id("export-download").click()
+    assert any(n.endswith("classifier.onnx") for n in zipfile.ZipFile(Path(info.value.path())).namelist())
 
 
 def test_a_design_that_does_not_fit_says_which_card_and_what_to_change(page, server):
