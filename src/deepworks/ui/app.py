@@ -298,10 +298,10 @@ def add_api_routes(app, jobs: Jobs, runs_dir: Path) -> None:
         if not (0 <= true < len(classes) and 0 <= predicted < len(classes)):
             raise ClientError(400, f"Expected classes from 0 to {len(classes) - 1}. Received: true {true}, "
                                    f"predicted {predicted}.")
-        picked = [i for i in range(len(y)) if y[i] == true and pred[i] == predicted][:max(1, min(limit, 100))]
-        return {"true": classes[true], "predicted": classes[predicted], "count": int(((y == true) & (pred == predicted)).sum()),
+        cell = [i for i in range(len(y)) if y[i] == true and pred[i] == predicted]
+        picked = cell[:max(1, min(limit, 100))]
+        return {"true": classes[true], "predicted": classes[predicted], "count": len(cell),
                 "images": [png_data_url(x[i]) for i in picked], "indices": picked}
-
 
 
 # --- what the routes do -------------------------------------------------------------------------------------
