@@ -249,6 +249,13 @@ def test_a_different_command_on_an_existing_search_folder_is_refused(tmp_path):
 def test_no_warm_start_is_a_flag_of_the_command_and_part_of_the_search_s_command(tmp_path):
     from deepworks.cli import build_parser
     from deepworks.errors import DeepworksError
+    from deepworks.search import first_trials
+
+    start, known = {"model.name": "lenet"}, {"model.name": "resnet"}
+    assert [note for _, note in first_trials(start, known)] == ["deepworks' defaults for this data",
+                                                               "deepworks' known-good settings for this task"]
+    assert first_trials(start, dict(start)) == [(start, "deepworks' defaults for this data")]
+    assert first_trials(start, known, warm_start=False) == []
 
     assert build_parser().parse_args(["automl", "--no-warm-start"]).warm_start is False
     assert build_parser().parse_args(["automl"]).warm_start is True

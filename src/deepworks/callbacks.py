@@ -193,8 +193,7 @@ class ProgressBar:
         postfix = None
         if now - self.last > self.every or trainer.step == trainer.steps:
             self.last = now
-            left = trainer.steps * trainer.epochs - (trainer.epoch * trainer.steps + trainer.step)
-            eta = (now - self.t0) / max(1, trainer.step - self.first) * left
+            eta = eta_seconds(trainer, self.t0, self.first, now)
             postfix = {**{k: f"{v:.4f}" for k, v in trainer.running_means().items()}, "eta": f"{eta:.0f}s"}
             self.bar.set_postfix(postfix, refresh=False)
         self.bar.update(trainer.batch_size_seen * trainer.unit[1])
@@ -212,6 +211,13 @@ class ProgressBar:
         if self.bar is not None:
             self.bar.close()
             self.bar = None
+
+
+def eta_seconds(trainer, t0: float, first_step: int, now: float) -> float:
+    """The time the rest of the schedule takes at this epoch's pace so far (its steps since `first_step`, from
+    `t0`): what a progress bar and the web UI show as time left."""
+    left = trainer.steps * trainer.epochs - (trainer.epoch * trainer.steps + trainer.step)
+    return (now - t0) / max(1, trainer.step - first_step) * left
 
 
 def epoch_summary(record: dict, unit: str = "img") -> str:

@@ -427,7 +427,7 @@ class Search:
             self.dims, self.fixed, self.monitor, direction = self.resolve()
             atomic_write_text(self.folder / "search.json", json.dumps(self.request, indent=1))
             study = self.open_study(direction)
-            if not study.trials and self.request.get("warm_start", True):
+            if not study.trials:
                 for params, note in self.starts:
                     study.enqueue_trial(params, user_attrs={"note": note})
             say = (lambda text: print(text, file=sys.stderr, flush=True)) if progress is not False else (lambda _: None)
@@ -501,9 +501,7 @@ class Search:
         settled = {**r["settings"], **fixed}
         start = starting_point(cfg, dims, settled)
         known = portfolio_point(cfg.task, dims, settled, self.budget, len(data.train[0]) * data_pixels(data))
-        self.starts = [(start, "deepworks' defaults for this data")] if start else []
-        if known and known != start:
-            self.starts.append((known, "deepworks' known-good settings for this task"))
+        self.starts = first_trials(start, known, r.get("warm_start", True))
         return dims, fixed, monitor, "minimize" if task.monitor_mode(monitor) == "min" else "maximize"
 
     # --- what it leaves --------------------------------------------------------------------------------------
@@ -533,6 +531,17 @@ def starting_point(cfg: Config, dims: list[Dimension], fixed: dict) -> dict:
         if d.applies(chosen) and d.accepts(value):
             chosen[d.setting] = start[d.key] = value
     return start
+
+
+def first_trials(start: dict, known: dict, warm_start: bool = True) -> list[tuple[dict, str]]:
+    """(settings, note) of the trials a search begins with: deepworks' defaults for the data, then its known-good
+    settings for the task when they differ; none without a warm start (every trial from the sampler)."""
+    if not warm_start:
+        return []
+    trials = [(start, "deepworks' defaults for this data")] if start else []
+    if known and known != start:
+        trials.append((known, "deepworks' known-good settings for this task"))
+    return trials
 
 
 def portfolio_point(task: str, dims: list[Dimension], fixed: dict, budget_s: float, pixels: float) -> dict:

@@ -507,29 +507,20 @@ def latent_walk(path: Path, body: dict) -> dict:
                                f"seed {seed!r}.")
     trained = load(path, device="cpu")
     images = trained.interpolate(steps, seed, body.get("label"))
-    return {"seed": seed, "images": [png_data_url(a, side=128) for a in images]}
+    return {"seed": seed, "images": [png_data_url(a) for a in images]}
 
 
 def read_results(path: Path) -> dict:
-    try:
-        return json.loads((path / "results.json").read_text())
-    except (OSError, ValueError):
-        return {}
+    """results.json, or {} while the run has none."""
+    run = Run(path)
+    return run.read_json(run.results_file) if run.results_file.exists() else {}
 
 
-def png_data_url(a, side: int = 56) -> str:
-    """One image (C, H, W or H, W; uint8 or float) as a PNG data URL, scaled to `side` pixels."""
-    import numpy as np
-    from PIL import Image
+def png_data_url(image) -> str:
+    """One uint8 (C, H, W) image as a PNG data URL (the page sizes it)."""
+    from ..inference import png_base64
 
-    a = np.asarray(a)
-    a = a.transpose(1, 2, 0) if a.ndim == 3 and a.shape[0] in (1, 3) else a
-    a = a.squeeze(-1) if a.ndim == 3 and a.shape[-1] == 1 else a
-    if a.dtype != np.uint8:
-        a = np.clip((a - a.min()) / max(float(a.max() - a.min()), 1e-8) * 255, 0, 255).astype(np.uint8)
-    buffer = io.BytesIO()
-    Image.fromarray(a).resize((side, side), Image.NEAREST).save(buffer, "PNG")
-    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode()
+    return "data:image/png;base64," + png_base64(image)
 
 
 def check_design(body: dict) -> dict:
@@ -569,22 +560,8 @@ def design_from_yaml(text) -> list:
 
 
 def epoch_records(run_path: Path | str | None) -> list[dict]:
-    if not run_path:
-        return []
-    path = Path(run_path) / "metrics.jsonl"
-    try:
-        lines = path.read_text().splitlines()
-    except OSError:
-        return []
-    out = []
-    for line in lines:
-        try:
-            record = json.loads(line)
-        except ValueError:
-            continue
-        if record.get("kind", "epoch") == "epoch" and "epoch" in record and "lr" in record:
-            out.append(record)
-    return out
+    """The run's epoch records so far (a line being written is skipped, as Run.metrics does)."""
+    return [r for r in Run(run_path).metrics() if r.get("kind") == "epoch"] if run_path else []
 
 
 def with_metrics(status: dict) -> dict:

@@ -19,9 +19,6 @@ from pathlib import Path
 
 from ..run import atomic_write_text
 
-STATES = ("starting", "running", "finished", "stopped", "failed")
-
-
 class Jobs:
     def __init__(self, runs_dir: Path):
         self.runs_dir = Path(runs_dir)

@@ -13,6 +13,7 @@ import sys
 import time
 from pathlib import Path
 
+from ..callbacks import eta_seconds
 from ..run import atomic_write_text
 
 PROGRESS_EVERY_S = 0.5
@@ -40,12 +41,11 @@ class ProgressFeed:
         now = now or time.perf_counter()
         self.last = now
         done = trainer.epoch * trainer.steps + trainer.step
-        total = trainer.steps * trainer.epochs
-        rate = (now - self.t0) / max(1, trainer.step - self.first) if trainer.step > self.first else None
+        eta = eta_seconds(trainer, self.t0, self.first, now) if trainer.step > self.first else None
         atomic_write_text(self.path, json.dumps({
             "epoch": trainer.epoch + 1, "epochs": trainer.epochs, "step": trainer.step, "steps": trainer.steps,
-            "fraction": round(done / max(1, total), 4),
-            "eta_s": round(rate * (total - done), 1) if rate is not None else None,
+            "fraction": round(done / max(1, trainer.steps * trainer.epochs), 4),
+            "eta_s": round(eta, 1) if eta is not None else None,
             "running": {k: round(v, 5) for k, v in trainer.running_means().items()},
             "run": str(trainer.run.path)}))
 

@@ -1,25 +1,15 @@
 // Export: the run as ONNX or safetensors with its model card, downloaded as a zip; or how to serve it.
-import { useEffect, useState } from "react";
+import { useState } from "react";
 import { call } from "../api.js";
+import RunPicker from "../RunPicker.jsx";
 
 export default function ExportPage({ run, setRun }) {
-  const [runs, setRuns] = useState([]);
   const [format, setFormat] = useState("onnx");
   const [served, setServed] = useState(null);
-  useEffect(() => {
-    call("/api/runs").then((r) => setRuns(r.runs), () => {});
-  }, []);
   return (
     <section>
       <h2>Export</h2>
-      <label>
-        Run{" "}
-        <select data-testid="export-run" value={run || ""} onChange={(e) => setRun(e.target.value || null)}>
-          <option value="">choose a run</option>
-          {runs.map((r) => <option key={r.name} value={r.name}>{r.name}</option>)}
-          {run && !runs.some((r) => r.name === run) && <option value={run}>{run}</option>}
-        </select>
-      </label>{" "}
+      <RunPicker run={run} setRun={setRun} testid="export-run" />{" "}
       <label>
         Format{" "}
         <select data-testid="export-format" value={format} onChange={(e) => setFormat(e.target.value)}>

@@ -95,7 +95,7 @@ function RunResults({ name }) {
             <div data-testid="cm-images">
               <p>{cell.count} test image{cell.count === 1 ? "" : "s"} of <b>{cell.true}</b> predicted <b>{cell.predicted}</b>
                 {cell.count > cell.images.length && <> (the first {cell.images.length})</>}:</p>
-              {cell.images.map((src, k) => <img key={k} src={src} alt={`${cell.true} as ${cell.predicted}`} />)}
+              {cell.images.map((src, k) => <img key={k} src={src} alt={`${cell.true} as ${cell.predicted}`} width={56} height={56} />)}
             </div>
           )}
           <h4>Per class</h4>

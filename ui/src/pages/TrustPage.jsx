@@ -1,7 +1,8 @@
 // Trust: attack a test image with an epsilon slider, see what the model looks at (saliency) and what each class
 // looks like to it, and audit the data it learned from. Each figure is made by the same tools as the CLI's.
-import { useEffect, useState } from "react";
+import { useState } from "react";
 import { call, percent } from "../api.js";
+import RunPicker from "../RunPicker.jsx";
 import Audit from "../Audit.jsx";
 
 export default function TrustPage({ run, setRun }) {
@@ -12,9 +13,6 @@ export default function TrustPage({ run, setRun }) {
   const [answer, setAnswer] = useState(null);
   const [busy, setBusy] = useState(false);
   const [error, setError] = useState("");
-  useEffect(() => {
-    call("/api/runs").then((r) => setRuns(r.runs.filter((x) => x.task === "image")), (e) => setError(e.message));
-  }, []);
   const info = runs.find((r) => r.name === run);
 
   async function use(tool, extra = {}) {
@@ -31,13 +29,8 @@ export default function TrustPage({ run, setRun }) {
   return (
     <section>
       <h2>Trust</h2>
-      <label>
-        Image run{" "}
-        <select data-testid="trust-run" value={run || ""} onChange={(e) => setRun(e.target.value || null)}>
-          <option value="">choose a run</option>
-          {runs.map((r) => <option key={r.name} value={r.name}>{r.name}</option>)}
-        </select>
-      </label>{" "}
+      <RunPicker run={run} setRun={setRun} testid="trust-run" label="Image run" task="image" onRuns={setRuns}
+                 onError={setError} />{" "}
       <label>test image <input data-testid="trust-index" type="number" min={0} value={index} style={{ width: "5em" }}
                                onChange={(e) => setIndex(Number(e.target.value))} /></label>
       {run && (

@@ -2,15 +2,12 @@
 // classes; give a prime or a sentence for text and translation runs.
 import { useEffect, useRef, useState } from "react";
 import { call, percent } from "../api.js";
+import RunPicker from "../RunPicker.jsx";
 
 export default function TryPage({ run, setRun }) {
-  const [runs, setRuns] = useState([]);
   const [card, setCard] = useState(null);
   const [error, setError] = useState("");
 
-  useEffect(() => {
-    call("/api/runs").then((r) => setRuns(r.runs), (e) => setError(e.message));
-  }, []);
   useEffect(() => {
     setCard(null);
     if (!run) return;
@@ -20,14 +17,7 @@ export default function TryPage({ run, setRun }) {
   return (
     <section>
       <h2>Try the model</h2>
-      <label>
-        Run{" "}
-        <select data-testid="try-run" value={run || ""} onChange={(e) => setRun(e.target.value || null)}>
-          <option value="">choose a run</option>
-          {runs.map((r) => <option key={r.name} value={r.name}>{r.name}</option>)}
-          {run && !runs.some((r) => r.name === run) && <option value={run}>{run}</option>}
-        </select>
-      </label>
+      <RunPicker run={run} setRun={setRun} testid="try-run" onError={setError} />
       {error && <p className="error" data-testid="try-error">{error}</p>}
       {card && card.task === "image" && <ImageTry card={card} />}
       {card && card.task !== "image" && <TextTry card={card} />}
@@ -204,7 +194,7 @@ function Walk({ card }) {
       {walk && (
         <>
           <input type="range" data-testid="walk-slider" min={0} max={walk.images.length - 1} value={t} onChange={(e) => setT(Number(e.target.value))} />
-          <br /><img data-testid="walk-image" src={walk.images[t]} alt={`step ${t}`} />
+          <br /><img data-testid="walk-image" className="walk" src={walk.images[t]} alt={`step ${t}`} width={128} height={128} />
         </>
       )}
     </div>
