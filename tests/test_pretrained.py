@@ -62,7 +62,7 @@ def test_pretrained_weights_are_loaded_bit_exactly_before_training(image_folder,
 
 
 @pytest.mark.parametrize("settings,message", [
-    ({"task": "text", "pretrained": True}, "--pretrained is for image models"),
+    ({"task": "text", "pretrained": True}, "--pretrained is for image classification"),
     ({"model": "lenet", "pretrained": True, "data": "digits"}, "--pretrained is available for --model efficientnet_lite0"),
 ])
 def test_pretrained_where_it_does_not_apply_says_so(settings, message):

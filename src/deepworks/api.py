@@ -103,6 +103,18 @@ class Trained:
         self.require("image", "predict")
         return self(images, top_k=top_k)
 
+    def detect(self, images, threshold: float = 0.3, max_boxes: int = 100, out: str | Path | None = None) -> list[dict]:
+        """Detection runs: the boxes in images (paths or folders, bytes, PIL images, arrays):
+        [{'input', 'width', 'height', 'boxes': [{'class', 'score', 'box': [x1, y1, x2, y2] in the image's pixels}]}].
+        With `out`, each image is also written there with its boxes drawn (NAME-boxes.png)."""
+        self.require("detect", "detect")
+        items, options = self.decoded(images, threshold=threshold, max_boxes=max_boxes)
+        answers = [self.task.encode_result(r, options) for r in self.task.infer(self.serving, items, self.device, options)]
+        if out is not None:
+            for answer, path in zip(answers, self.task.draw(items, answers, Path(out))):
+                answer["drawn"] = str(path)
+        return answers
+
     def generate(self, prime: str = "", length: int = 500, temperature: float = 0.8, top_k: int | None = None,
                  seed: int | None = None) -> str:
         """Text runs: the prime followed by `length` sampled characters (the same for the same seed)."""

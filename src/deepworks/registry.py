@@ -16,6 +16,7 @@ BUILTIN = {
     "text": ("deepworks.tasks.text:TextGeneration", ("rnn", "lstm", "gru", "layers")),
     "translate": ("deepworks.tasks.translate:Translation", ("gru", "lstm", "transformer")),
     "gan": ("deepworks.tasks.gan:GanTraining", ("dcgan",)),
+    "detect": ("deepworks.tasks.detect:ObjectDetection", ("centernet", "centernet_lite0")),
 }
 REGISTERED: dict[str, type] = {}  # tasks registered in this process (their own and imported module:Class ones)
 

@@ -56,15 +56,16 @@ class Task:
     kind = "a model"              # how messages name a run of this task ('an image classification run')
     overfit_remedies = "more data, --dropout 0.3, or fewer --epochs"
     fine_tuning = False           # True: a run from learned weights is fine-tuned (finetune.py; head_features)
+    pretrained_models: tuple[str, ...] = ()  # the --model names --pretrained can start from ImageNet weights
 
     def __init__(self, cfg: Config, meta: dict | None = None):
         fill_defaults(cfg, {**SHARED_DEFAULTS, **self.defaults})
         if cfg.model.name is not None and cfg.model.name not in self.models:  # None: the task picks from the data
             raise ConfigError(f"--model {cfg.model.name} does not fit --task {self.name}; choose one of: "
                               f"{', '.join(self.models)}.")
-        if cfg.model.pretrained and self.name != "image":
-            raise ConfigError(f"--pretrained is for image models (--model efficientnet_lite0). Received: --task "
-                              f"{self.name}.")
+        if cfg.model.pretrained and not self.pretrained_models:
+            raise ConfigError(f"--pretrained is for image classification (--model efficientnet_lite0) and detection "
+                              f"(--model centernet_lite0). Received: --task {self.name}.")
         self.cfg = cfg
         self.meta = meta
 

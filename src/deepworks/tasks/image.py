@@ -95,6 +95,7 @@ class ImageClassification(Task):
     # model.name and data.augment are chosen from the data (see data_defaults); patience from the run's length
     headline = "accuracy"
     fine_tuning = True
+    pretrained_models = ("efficientnet_lite0",)
 
     def __init__(self, cfg: Config, meta: dict | None = None):
         if cfg.model.pretrained:  # fine-tuning's own defaults, for what the user left unset

