@@ -377,7 +377,7 @@ def test_an_automl_search_shows_its_leaderboard_live_then_trains_the_best(page, 
 
 @pytest.fixture(scope="module")
 def other_runs(server, tmp_path_factory):
-    """A text, a translation and a GAN run, a few seconds each, in the server's runs folder."""
+    """A text, a translation, a GAN and a detection run, a few seconds each, in the server's runs folder."""
     import numpy as np
 
     import deepworks as dw
@@ -397,6 +397,7 @@ def other_runs(server, tmp_path_factory):
              batch_size=32, min_freq=1, epochs=1, runs_dir=runs, progress=False)
     dw.train(task="gan", data="digits", name="digits-gan", width=8, latent_size=8, batch_size=64, epochs=1,
              fid_samples=256, runs_dir=runs, progress=False)
+    dw.train(task="detect", data="shapes", name="shapes", image_size=64, epochs=3, runs_dir=runs, progress=False)
     return runs
 
 
@@ -442,3 +443,24 @@ def test_the_designer_builds_a_text_model_from_embedding_and_recurrent_cards(pag
     expect(page.get_by_test_id("design-input")).to_contain_text("Input: T → 29 characters scored at every position")
     page.get_by_test_id("card-1-delete").click()  # no embedding: the recurrent card says what to put first
     expect(page.get_by_test_id("design-error")).to_contain_text("receives characters: put an embedding card before it")
+
+
+def test_try_draws_the_boxes_a_detector_finds_on_a_photo_and_the_slider_filters_them(page, server, other_runs, tmp_path):
+    from PIL import Image
+
+    import deepworks as dw
+    from deepworks.data.detection import make_shapes
+
+    photo = tmp_path / "shapes.png"
+    Image.fromarray(make_shapes(1, 11).images[0].transpose(1, 2, 0)).save(photo)
+    expected = dw.load(f"{other_runs}/shapes").detect(str(photo), threshold=0.3)[0]["boxes"]
+    assert expected, "the detector found nothing to draw"
+    page.get_by_test_id("nav-try").click()
+    page.get_by_test_id("try-run").select_option("shapes")
+    page.get_by_test_id("detect-file").set_input_files(str(photo))
+    boxes = page.get_by_test_id("detect-box")
+    expect(boxes).to_have_count(len(expected))  # the slider starts at 0.3
+    assert sorted(t.split()[0] for t in boxes.all_inner_texts()) == sorted(b["class"] for b in expected)
+    shot(page, "try-detect")
+    page.get_by_test_id("detect-threshold").fill("0.95")
+    expect(boxes).to_have_count(sum(b["score"] >= 0.95 for b in expected))

@@ -106,6 +106,7 @@ def read_voc(root: Path, classes: list[str] | None, strict: bool) -> BoxSet:
     import xml.etree.ElementTree as ET
 
     problems = Problems(strict)
+    classes = classes or yolo_names(root)  # a classes.txt beside the XML files is the label map
     xmls = sorted(p for p in root.rglob("*.xml") if not any(is_hidden(part) for part in p.relative_to(root).parts))
     image_files = {p.name: p for p in sorted(root.rglob("*")) if p.suffix.lower() in IMAGE_EXTENSIONS
                    and not any(is_hidden(part) for part in p.relative_to(root).parts)}
@@ -128,7 +129,7 @@ def read_voc(root: Path, classes: list[str] | None, strict: bool) -> BoxSet:
             continue
         used.add(path.name)
         width, height = size_of(path, tree, xml, text)
-        boxes, labels, pos = [], [], 0
+        boxes, pos = [], 0
         for obj in tree.iter("object"):
             pos = text.find("<object", pos) + 1
             line = text.count("\n", 0, pos) + 1

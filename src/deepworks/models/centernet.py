@@ -1,6 +1,7 @@
 """CenterNet-style detectors ("Objects as Points", Zhou et al. 2019): an object is the peak of a class heatmap at its
-centre, with its width, height and the sub-cell offset of the centre regressed there. Decoding is a 3x3 max-pool
-that keeps local peaks and a top-k: no anchors to tune and no non-maximum suppression to need.
+centre, and the box regressed there as the distances to its four sides (as TTFNet does, every cell near a centre
+learns the box, not only the centre). Decoding is a 3x3 max-pool that keeps local peaks and a top-k: no anchors to
+tune and no non-maximum suppression to need.
 
 Two backbones, both ending at output stride 4 through a small upsampling neck (features of stride 16 and 8 added to
 the finer ones, as a feature pyramid does):
@@ -41,7 +42,8 @@ class Neck(nn.Module):
 
 
 class Heads(nn.Module):
-    """Class heatmap logits (C channels) and box regression (width, height, offset x, offset y) at stride 4."""
+    """Class heatmap logits (C channels) and box regression (log distances from the cell's centre to the box's four
+    sides) at stride 4."""
 
     def __init__(self, width: int, num_classes: int, head_width: int | None = None):
         super().__init__()
@@ -86,15 +88,18 @@ class CenterNetLite0(nn.Module):
     min_size = 32
     TAPS = (2, 4, 10, 15)  # the blocks whose outputs have strides 4, 8, 16 and 32 (24, 40, 112, 320 channels)
 
-    def __init__(self, num_classes: int, width: int = 64, in_channels: int = 3):
+    def __init__(self, num_classes: int, width: int = 64, in_channels: int = 3, head_width: int | None = None,
+                 keep_norms: bool = False):
         super().__init__()
         from .efficientnet import EfficientNetLite0
+
+        self.keep_norms = keep_norms
 
         net = EfficientNetLite0(in_channels, 1)
         del net._conv_head, net._bn1, net._fc, net._dropout  # the 1,280-channel head serves classification only
         self.backbone = net
         self.neck = Neck([24, 40, 112, 320], width)
-        self.heads = Heads(width, num_classes)
+        self.heads = Heads(width, num_classes, head_width)
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         net = self.backbone
@@ -106,31 +111,41 @@ class CenterNetLite0(nn.Module):
                 features.append(x)
         return self.heads(self.neck(features))
 
+    def train(self, mode: bool = True):
+        """With keep_norms (pretrained weights), the backbone's batch norm stays in eval mode: a few hundred photos
+        in batches of 16 estimate the statistics worse than ImageNet did (their scale and shift still learn)."""
+        super().train(mode)
+        if mode and self.keep_norms:
+            for m in self.backbone.modules():
+                if isinstance(m, nn.BatchNorm2d):
+                    m.eval()
+        return self
+
 
 DETECTORS = {"centernet": CenterNet, "centernet_lite0": CenterNetLite0}
 
 
 # --- training targets and loss ----------------------------------------------------------------------------------------
-def targets(boxes: torch.Tensor, num_classes: int, out_size: int, stride: int = STRIDE, alpha: float = 0.54):
-    """What the heads should output for padded boxes (N, M, 5) in input pixels: the heatmap (N, C, O, O) with an
-    elliptical Gaussian at each object's centre cell (sigma alpha/6 of its width and height, TTFNet's choice: the
-    peak's spread follows the object's shape), and per box its centre cell, size and offset in output cells."""
-    n, m, _ = boxes.shape
-    device = boxes.device
+def gaussians(boxes: torch.Tensor, out_size: int, stride: int = STRIDE, alpha: float = 0.54):
+    """Per box of padded boxes (N, M, 5) in input pixels: an elliptical Gaussian over the output grid (N, M, O, O)
+    peaking at 1 on the box's centre cell, sigma alpha/6 of its width and height (TTFNet's choice: the spread follows
+    the object's shape), 0 for padding; and the centre cells (N, M, 2) as x, y."""
     valid = boxes[..., 4] >= 0
     b = boxes[..., :4] / stride
-    centre = (b[..., :2] + b[..., 2:]) / 2
-    cell = centre.floor().clamp(0, out_size - 1)
-    size = (b[..., 2:] - b[..., :2]).clamp(min=1e-3)
-    sigma = (alpha * size / 6).clamp(min=0.35)
-    grid = torch.arange(out_size, device=device, dtype=boxes.dtype)
+    cell = ((b[..., :2] + b[..., 2:]) / 2).floor().clamp(0, out_size - 1)
+    sigma = (alpha * (b[..., 2:] - b[..., :2]).clamp(min=1e-3) / 6).clamp(min=0.35)
+    grid = torch.arange(out_size, device=boxes.device, dtype=boxes.dtype)
     gx = torch.exp(-(grid[None, None, :] - cell[..., 0:1]) ** 2 / (2 * sigma[..., 0:1] ** 2))  # (N, M, O)
     gy = torch.exp(-(grid[None, None, :] - cell[..., 1:2]) ** 2 / (2 * sigma[..., 1:2] ** 2))
-    gauss = (gy[..., :, None] * gx[..., None, :]) * valid[..., None, None]  # (N, M, O, O)
-    heat = torch.zeros(n, num_classes, out_size * out_size, device=device, dtype=boxes.dtype)
-    cls = boxes[..., 4].clamp(min=0).long()[..., None].expand(n, m, out_size * out_size)
-    heat = heat.scatter_reduce(1, cls, gauss.reshape(n, m, -1), reduce="amax", include_self=True)
-    return heat.view(n, num_classes, out_size, out_size), valid, cell.long(), size, centre - cell
+    return (gy[..., :, None] * gx[..., None, :]) * valid[..., None, None], cell
+
+
+def heatmap_targets(boxes: torch.Tensor, gauss: torch.Tensor, num_classes: int) -> torch.Tensor:
+    """The class heatmaps (N, C, O, O): at each cell, the largest Gaussian of the boxes of that class."""
+    n, m, o, _ = gauss.shape
+    heat = torch.zeros(n, num_classes, o * o, device=gauss.device, dtype=gauss.dtype)
+    cls = boxes[..., 4].clamp(min=0).long()[..., None].expand(n, m, o * o)
+    return heat.scatter_reduce(1, cls, gauss.reshape(n, m, -1), reduce="amax").view(n, num_classes, o, o)
 
 
 def focal_loss(logits: torch.Tensor, heat: torch.Tensor, num_objects: torch.Tensor) -> torch.Tensor:
@@ -144,22 +159,61 @@ def focal_loss(logits: torch.Tensor, heat: torch.Tensor, num_objects: torch.Tens
     return (pos + neg) / num_objects.clamp(min=1)
 
 
+def cell_centres(out_size: int, stride: int, device, dtype) -> tuple[torch.Tensor, torch.Tensor]:
+    c = (torch.arange(out_size, device=device, dtype=dtype) + 0.5) * stride
+    return c[None, :].expand(out_size, out_size), c[:, None].expand(out_size, out_size)  # x, y of each cell
+
+
+def boxes_from_distances(box: torch.Tensor, stride: int = STRIDE) -> torch.Tensor:
+    """The box head's (N, 4, O, O) log distances from each cell's centre to the box's left, top, right and bottom
+    sides (in cells) -> boxes (N, 4, O, O) as x1, y1, x2, y2 in input pixels."""
+    x, y = cell_centres(box.shape[-1], stride, box.device, box.dtype)
+    d = box.clamp(-8, 8).exp() * stride
+    return torch.stack([x - d[:, 0], y - d[:, 1], x + d[:, 2], y + d[:, 3]], 1)
+
+
+def giou_loss(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """1 - generalised IoU of boxes (..., 4) paired element-wise (Rezatofighi et al. 2019): 0 for a perfect box,
+    and a gradient even for boxes that do not overlap."""
+    area_a = (a[..., 2] - a[..., 0]) * (a[..., 3] - a[..., 1])
+    area_b = (b[..., 2] - b[..., 0]) * (b[..., 3] - b[..., 1])
+    inter = ((torch.minimum(a[..., 2], b[..., 2]) - torch.maximum(a[..., 0], b[..., 0])).clamp(min=0)
+             * (torch.minimum(a[..., 3], b[..., 3]) - torch.maximum(a[..., 1], b[..., 1])).clamp(min=0))
+    union = area_a + area_b - inter
+    hull = ((torch.maximum(a[..., 2], b[..., 2]) - torch.minimum(a[..., 0], b[..., 0]))
+            * (torch.maximum(a[..., 3], b[..., 3]) - torch.minimum(a[..., 1], b[..., 1])))
+    iou = inter / union.clamp(min=1e-6)
+    return 1 - iou + (hull - union) / hull.clamp(min=1e-6)
+
+
 def detection_loss(outputs: tuple[torch.Tensor, torch.Tensor], boxes: torch.Tensor) -> tuple[torch.Tensor, dict]:
-    """(loss, parts): focal loss on the heatmap, plus an L1 loss on log width and height (scale-free: a 4-pixel error
-    matters on a 10-pixel box, not on a 200-pixel one) and on the centre offset, at each object's centre cell."""
+    """(loss, parts): CenterNet's focal loss on the heatmaps, plus TTFNet's box loss: every cell inside an object's
+    Gaussian (not only its centre) predicts the whole box, scored by GIoU and weighted by the Gaussian, each object
+    counting once. A cell that two objects cover serves the smaller one. Dense box targets are what let a detector
+    learn from a few hundred photos in minutes (TTFNet: 'Training-Time-Friendly Network', Liu et al. 2020)."""
     logits, box = outputs
     n, c, o, _ = logits.shape
-    heat, valid, cell, size, offset = targets(boxes.float(), c, o)
+    boxes = boxes.float()
+    gauss, _ = gaussians(boxes, o)
+    heat = heatmap_targets(boxes, gauss, c)
+    valid = boxes[..., 4] >= 0
     count = valid.sum()
     heat_loss = focal_loss(logits.float(), heat, count)
-    index = (cell[..., 1] * o + cell[..., 0]).clamp(0, o * o - 1)  # (N, M)
-    picked = box.float().flatten(2).gather(2, index[:, None, :].expand(n, 4, index.shape[1])).transpose(1, 2)  # N,M,4
-    want = torch.cat([size.log(), offset], -1)
-    l1 = (picked - want).abs() * valid[..., None]
-    size_loss = l1[..., :2].sum() / count.clamp(min=1)
-    offset_loss = l1[..., 2:].sum() / count.clamp(min=1)
-    loss = heat_loss + size_loss + offset_loss
-    return loss, {"heatmap_loss": heat_loss.detach(), "size_loss": size_loss.detach(), "offset_loss": offset_loss.detach()}
+
+    x, y = cell_centres(o, STRIDE, boxes.device, boxes.dtype)
+    b = boxes[..., :4]
+    inside = ((x >= b[..., 0, None, None]) & (x <= b[..., 2, None, None]) & (y >= b[..., 1, None, None])
+              & (y <= b[..., 3, None, None]))
+    covers = (gauss > 0.05) & inside  # (N, M, O, O)
+    area = ((b[..., 2] - b[..., 0]) * (b[..., 3] - b[..., 1]))[..., None, None]
+    owner = torch.where(covers, area, torch.full_like(gauss, float("inf"))).argmin(1)  # (N, O, O): the smallest box
+    weight = torch.gather(gauss * covers, 1, owner[:, None]).squeeze(1)  # (N, O, O)
+    per_box = (gauss * covers).flatten(2).sum(-1).clamp(min=1e-6)  # the weights each box spreads over its cells
+    weight = weight / torch.gather(per_box, 1, owner.flatten(1)).view(n, o, o)
+    target = torch.gather(b, 1, owner.flatten(1)[..., None].expand(n, o * o, 4)).view(n, o, o, 4)
+    predicted = boxes_from_distances(box.float()).permute(0, 2, 3, 1)
+    box_loss = 5 * (weight * giou_loss(predicted, target)).sum() / count.clamp(min=1)
+    return heat_loss + box_loss, {"heatmap_loss": heat_loss.detach(), "box_loss": box_loss.detach()}
 
 
 # --- decoding ---------------------------------------------------------------------------------------------------------
@@ -172,12 +226,8 @@ def decode(logits: torch.Tensor, box: torch.Tensor, k: int = TOP_K, stride: int 
     scores, index = peaks.flatten(1).topk(min(k, c * o * o))
     classes = torch.div(index, o * o, rounding_mode="floor")
     cell = index % (o * o)
-    ys = torch.div(cell, o, rounding_mode="floor").to(heat.dtype)
-    xs = (cell % o).to(heat.dtype)
-    reg = box.flatten(2).gather(2, cell[:, None, :].expand(n, 4, cell.shape[1]))  # (N, 4, k)
-    w, h = reg[:, 0].exp(), reg[:, 1].exp()
-    cx, cy = xs + reg[:, 2], ys + reg[:, 3]
-    boxes = torch.stack([cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2], -1) * stride
+    every = boxes_from_distances(box, stride).flatten(2)  # (N, 4, O*O)
+    boxes = every.gather(2, cell[:, None, :].expand(n, 4, cell.shape[1])).transpose(1, 2)
     return boxes, scores, classes
 
 

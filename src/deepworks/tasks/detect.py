@@ -214,8 +214,9 @@ class ObjectDetection(Task):
     # --- model and training -----------------------------------------------------------------------------------
     def build_model(self) -> nn.Module:
         m = self.cfg.model
-        width = m.width or (32 if m.name == "centernet" else 64)
-        return DETECTORS[m.name](len(self.meta["classes"]), width)
+        if m.name == "centernet":
+            return DETECTORS[m.name](len(self.meta["classes"]), m.width or 32)
+        return DETECTORS[m.name](len(self.meta["classes"]), m.width or 64, keep_norms=bool(m.pretrained or m.init_from))
 
     def start_from(self, model: nn.Module) -> None:
         if self.cfg.model.pretrained:

@@ -58,6 +58,8 @@ TEMPLATES = {  # per task: (model, what it is), the first one the default
     "translate": [("gru", "GRU encoder-decoder with attention"), ("lstm", "LSTM encoder-decoder with attention"),
                   ("transformer", "Transformer")],
     "gan": [("dcgan", "DCGAN")],
+    "detect": [("centernet", "CenterNet-style detector on a small CNN, from scratch"),
+               ("centernet_lite0", "CenterNet on EfficientNet-Lite0, pretrained on ImageNet (with deepworks[pretrained])")],
 }
 FORM = {  # the settings a page shows first, per task; the rest are under 'More settings'
     "image": ["model.name", "train.epochs", "train.batch_size", "train.lr", "train.optimizer", "data.augment",
@@ -65,6 +67,8 @@ FORM = {  # the settings a page shows first, per task; the rest are under 'More 
     "text": ["model.name", "train.epochs", "model.width", "model.depth", "train.lr", "seed"],
     "translate": ["model.name", "train.epochs", "model.width", "train.lr", "seed"],
     "gan": ["train.epochs", "train.batch_size", "data.image_size", "seed"],
+    "detect": ["model.name", "model.pretrained", "train.epochs", "train.batch_size", "train.lr", "data.image_size",
+               "data.augment", "seed"],
 }
 
 
@@ -124,7 +128,7 @@ def add_api_routes(app, jobs: Jobs, runs_dir: Path) -> None:
         from ..models.stack import CARDS, IMAGE_CARDS, TEXT_CARDS
 
         data = {"image": list(BUILTINS[:4]), "text": list(TEXT_BUILTINS), "translate": list(PAIR_BUILTINS),
-                "gan": list(BUILTINS)}
+                "gan": list(BUILTINS), "detect": ["shapes", "raccoon"]}
         return {"version": __version__, "tasks": list(TEMPLATES), "datasets": data,
                 "templates": {t: [{"model": m, "about": a} for m, a in ms] for t, ms in TEMPLATES.items()},
                 "cards": CARDS, "cards_for": {"image": IMAGE_CARDS, "text": TEXT_CARDS}}

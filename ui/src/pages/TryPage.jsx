@@ -20,7 +20,8 @@ export default function TryPage({ run, setRun }) {
       <RunPicker run={run} setRun={setRun} testid="try-run" onError={setError} />
       {error && <p className="error" data-testid="try-error">{error}</p>}
       {card && card.task === "image" && <ImageTry card={card} />}
-      {card && card.task !== "image" && <TextTry card={card} />}
+      {card && card.task === "detect" && <DetectTry card={card} />}
+      {card && !["image", "detect"].includes(card.task) && <TextTry card={card} />}
     </section>
   );
 }
@@ -91,6 +92,56 @@ function ImageTry({ card }) {
           ))}
         </ol>
       )}
+    </div>
+  );
+}
+
+// Detection: drop or choose a photo; the boxes the route returns are drawn over it, those under the threshold hidden.
+function DetectTry({ card }) {
+  const [photo, setPhoto] = useState(null); // { url, width, height }
+  const [answer, setAnswer] = useState(null);
+  const [threshold, setThreshold] = useState(0.3);
+  const [error, setError] = useState("");
+  async function send(file) {
+    const form = new FormData();
+    form.append("files", file, file.name || "photo.png");
+    form.append("threshold", "0.05"); // everything above 0.05 once; the slider filters without asking again
+    try {
+      const r = await call(card.route, { method: "POST", body: form });
+      const out = r.outputs[0];
+      setPhoto({ url: URL.createObjectURL(file), width: out.width, height: out.height });
+      setAnswer(out);
+      setError("");
+    } catch (e) {
+      setError(e.message);
+    }
+  }
+  const shown = answer ? answer.boxes.filter((b) => b.score >= threshold) : [];
+  const scale = photo ? Math.min(1, 560 / Math.max(photo.width, photo.height)) : 1;
+  return (
+    <div className="try">
+      <p>Choose or drop a photo: the model draws a box around each object it finds.</p>
+      <input type="file" accept="image/*" data-testid="detect-file" onChange={(e) => e.target.files[0] && send(e.target.files[0])} />{" "}
+      <label>score at least {threshold.toFixed(2)}{" "}
+        <input type="range" data-testid="detect-threshold" min={0.05} max={0.95} step={0.05} value={threshold}
+               onChange={(e) => setThreshold(Number(e.target.value))} />
+      </label>
+      {error && <p className="error">{error}</p>}
+      <div className="detect-view" data-testid="detect-view" onDragOver={(e) => e.preventDefault()}
+           onDrop={(e) => { e.preventDefault(); if (e.dataTransfer.files[0]) send(e.dataTransfer.files[0]); }}
+           style={photo ? { width: photo.width * scale, height: photo.height * scale } : { width: 320, height: 200 }}>
+        {photo ? <img src={photo.url} alt="your photo" width={photo.width * scale} height={photo.height * scale} />
+               : <span>drop a photo here</span>}
+        {shown.map((b, i) => {
+          const [x1, y1, x2, y2] = b.box.map((v) => v * scale);
+          return (
+            <div key={i} className="box" data-testid="detect-box" style={{ left: x1, top: y1, width: x2 - x1, height: y2 - y1 }}>
+              <span>{b.class} {b.score.toFixed(2)}</span>
+            </div>
+          );
+        })}
+      </div>
+      {answer && <p data-testid="detect-count">{shown.length} object{shown.length === 1 ? "" : "s"} found.</p>}
     </div>
   );
 }
