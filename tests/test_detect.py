@@ -14,9 +14,9 @@ import torch
 from PIL import Image
 
 import deepworks as dw
-from deepworks.boxes import augment, box_iou, letterbox, mean_average_precision, nms, pad_boxes
+from deepworks.boxes import augment, box_iou, letterbox, mean_average_precision, nms
 from deepworks.data.detection import make_shapes
-from deepworks.errors import DataError
+from deepworks.errors import DataError, Interrupted
 
 from conftest import assert_same_weights, weights
 
@@ -284,16 +284,16 @@ def test_the_cli_says_what_is_wrong_with_a_detection_source_without_a_traceback(
 # --- learning, resume, use --------------------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def shapes_run(tmp_path_factory):
-    """The built-in shapes, learned at 64 px in 8 epochs (about 20 s on one thread)."""
+    """The built-in shapes (600 training images), learned at 64 px in 8 epochs (about 15 s on one thread)."""
     root = tmp_path_factory.mktemp("detect")
-    trained = dw.train(task="detect", data="shapes", image_size=64, epochs=8, runs_dir=str(root / "runs"),
-                       name="shapes", progress=False)
+    trained = dw.train(task="detect", data="shapes:600", image_size=64, epochs=8, batch_size=16,
+                       runs_dir=str(root / "runs"), name="shapes", progress=False)
     return trained
 
 
 def test_the_detector_learns_the_shapes(shapes_run):
     test = shapes_run.results["test"]
-    assert test["map50"] >= 0.9 and test["map"] >= 0.6, test
+    assert test["map50"] >= 0.8 and test["map"] >= 0.5, test  # here 0.93 and 0.68; untrained, both are near 0
     assert {r["class"] for r in test["per_class"]} == {"circle", "square", "triangle"}
     report = (shapes_run.run.report_dir / "index.html").read_text()
     for part in ("precision-recall.png", "predictions.png", "Most confident false positives", "Missed objects"):
@@ -309,9 +309,8 @@ def test_an_interrupted_detection_run_resumes_to_the_same_weights(tmp_path):
     common = dict(task="detect", data=str(folder), image_size=64, epochs=2, batch_size=8, progress=False,
                   val_fraction=0.2, test_fraction=0.2)
     dw.train(name="straight", **common)
-    with ctrl_c_at_step(ObjectDetection, 4):
-        with pytest.raises(KeyboardInterrupt):
-            dw.train(name="cut", **common)
+    with ctrl_c_at_step(ObjectDetection, 4), pytest.raises(Interrupted):
+        dw.train(name="cut", **common)
     dw.train(resume="runs/cut", progress=False)
     assert_same_weights(weights("runs/straight"), weights("runs/cut"))
 
@@ -347,15 +346,18 @@ def test_the_exported_detector_answers_in_onnx_runtime_as_torch_does(shapes_run,
     import onnxruntime as ort
 
     out = dw.export(shapes_run.run.path, out=str(tmp_path / "export"))
-    session = ort.InferenceSession(str(tmp_path / "export" / "onnx" / "detector.onnx"))
-    images = shapes_run.task.example_images(3, 5)
-    torch_boxes, torch_scores, torch_classes = shapes_run.serving(images)
-    boxes, scores, classes = session.run(None, {"images": images.numpy()})
+    session = ort.InferenceSession(str(tmp_path / "export" / "detector.onnx"))
+    s = make_shapes(3, 97)
+    images = torch.from_numpy(np.stack([letterbox(Image.fromarray(im.transpose(1, 2, 0)), 64)[0] for im in s.images]))
+    images = images.permute(0, 2, 3, 1).contiguous()
+    with torch.inference_mode():
+        torch_scores, torch_boxes = shapes_run.serving(images)
+    scores, boxes = session.run(None, {"images": images.numpy()})
+    assert scores.shape == (3, 3, 16, 16) and boxes.shape == (3, 4, 16, 16)
     assert np.allclose(scores, torch_scores.numpy(), atol=1e-4)
-    confident = torch_scores.numpy() > 0.05
-    assert np.allclose(boxes[confident], torch_boxes.numpy()[confident], atol=1e-2)
-    assert (classes[confident] == torch_classes.numpy()[confident]).all()
-    assert out
+    assert np.allclose(boxes, torch_boxes.numpy(), atol=1e-2)
+    assert (scores > 0.3).sum() >= 3  # the shapes are found, not just matched
+    assert out["use"] == "detect"
 
 
 def test_the_server_answers_detect_with_boxes_as_the_api_does(shapes_run):
@@ -363,13 +365,27 @@ def test_the_server_answers_detect_with_boxes_as_the_api_does(shapes_run):
 
     from deepworks.serving import build_app
 
+    import base64
+    import io
+
     s = make_shapes(2, 98)
     arrays = [im.transpose(1, 2, 0) for im in s.images]
     expected = shapes_run.detect(arrays)
+    pngs = []
+    for a in arrays:
+        buffer = io.BytesIO()
+        Image.fromarray(a).save(buffer, format="PNG")
+        pngs.append(buffer.getvalue())
     app = build_app([str(shapes_run.run.path)])
     with TestClient(app) as c:
-        r = c.post("/v1/models/shapes/detect", json={"inputs": [a.tolist() for a in arrays], "threshold": 0.3})
+        r = c.post("/v1/models/shapes/detect", json={"inputs": arrays[0].tolist(), "threshold": 0.3})
         assert r.status_code == 200, r.text
+        assert r.json()["outputs"][0]["boxes"] == expected[0]["boxes"]
+        body = {"inputs": [{"base64": base64.b64encode(p).decode()} for p in pngs]}
+        r = c.post("/v1/models/shapes/detect", json=body)
+        assert [o["boxes"] for o in r.json()["outputs"]] == [e["boxes"] for e in expected]
+        files = [("file", (f"{i}.png", p, "image/png")) for i, p in enumerate(pngs)]
+        r = c.post("/v1/models/shapes/detect", files=files, data={"threshold": "0.3"})
         assert [o["boxes"] for o in r.json()["outputs"]] == [e["boxes"] for e in expected]
         r = c.post("/v1/models/shapes/detect", json={"inputs": [arrays[0].tolist()], "threshold": 2})
-        assert r.status_code == 400 and "threshold must be from 0 to 1" in r.json()["error"]
+        assert r.status_code == 400 and "threshold must be from 0.0 to 1.0. Received: 2." in r.json()["error"]

@@ -481,11 +481,32 @@ def load_raccoon(data_dir: Path, strict: bool) -> BoxSet:
     return found
 
 
-def read_boxes(source: str, data_dir: Path, strict: bool, classes: list[str] | None = None, seed: int = 0,
-               shapes: int = 2300) -> BoxSet:
-    """Any detection source by name or path."""
-    if source == "shapes":
-        return make_shapes(shapes, seed)
+SHAPES_TRAIN = 2000
+
+
+def shapes_count(source: str) -> int | None:
+    """The training images `shapes` (2,000) or `shapes:N` asks for; None for another source."""
+    name, _, count = source.partition(":")
+    if name != "shapes":
+        return None
+    if not count:
+        return SHAPES_TRAIN
+    if not count.isdigit() or not 20 <= int(count) <= 100_000:
+        raise DataError(f"--data {source}: Expected shapes, or shapes:N with N from 20 to 100,000 training images. "
+                        f"Received: '{count}'.")
+    return int(count)
+
+
+def shapes_splits(source: str, seed: int) -> dict[str, BoxSet]:
+    """The generated shapes: N training images, and 15 % of N (300 for the default 2,000) each to validate and to
+    test, each split from its own seed."""
+    n = shapes_count(source)
+    held = max(20, round(n * 0.15))
+    return {"train": make_shapes(n, seed), "val": make_shapes(held, seed + 1), "test": make_shapes(held, seed + 2)}
+
+
+def read_boxes(source: str, data_dir: Path, strict: bool, classes: list[str] | None = None) -> BoxSet:
+    """A detection source by path, or the raccoon set (the shapes are made by `shapes_splits`)."""
     if source == "raccoon":
         return load_raccoon(data_dir, strict)
     path = Path(source)

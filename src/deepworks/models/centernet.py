@@ -12,6 +12,8 @@ the finer ones, as a feature pyramid does):
 
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
@@ -45,12 +47,14 @@ class Heads(nn.Module):
     """Class heatmap logits (C channels) and box regression (log distances from the cell's centre to the box's four
     sides) at stride 4."""
 
-    def __init__(self, width: int, num_classes: int, head_width: int | None = None):
+    def __init__(self, width: int, num_classes: int, head_width: int | None = None, box_size: float = 16.0):
         super().__init__()
         hw = head_width or width
         self.heatmap = nn.Sequential(nn.Conv2d(width, hw, 3, 1, 1), nn.ReLU(inplace=True), nn.Conv2d(hw, num_classes, 1))
         self.box = nn.Sequential(nn.Conv2d(width, hw, 3, 1, 1), nn.ReLU(inplace=True), nn.Conv2d(hw, 4, 1))
         nn.init.constant_(self.heatmap[-1].bias, -2.19)  # a prior of 0.1 per cell: the focal loss starts calm
+        # boxes start at the data's typical size (in pixels): a box that already overlaps its object learns fastest
+        nn.init.constant_(self.box[-1].bias, math.log(max(box_size, 2.0) / 2 / STRIDE))
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         return self.heatmap(x), self.box(x)
@@ -62,7 +66,7 @@ class CenterNet(nn.Module):
 
     min_size = 32
 
-    def __init__(self, num_classes: int, width: int = 32, in_channels: int = 3):
+    def __init__(self, num_classes: int, width: int = 32, in_channels: int = 3, box_size: float = 16.0):
         super().__init__()
         w = width
         self.stages = nn.ModuleList([
@@ -71,7 +75,7 @@ class CenterNet(nn.Module):
             nn.Sequential(conv_bn(2 * w, 4 * w, 2), conv_bn(4 * w, 4 * w)),                          # stride 16
         ])
         self.neck = Neck([w, 2 * w, 4 * w], 2 * w)
-        self.heads = Heads(2 * w, num_classes, w)
+        self.heads = Heads(2 * w, num_classes, w, box_size)
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         features = []
@@ -89,7 +93,7 @@ class CenterNetLite0(nn.Module):
     TAPS = (2, 4, 10, 15)  # the blocks whose outputs have strides 4, 8, 16 and 32 (24, 40, 112, 320 channels)
 
     def __init__(self, num_classes: int, width: int = 64, in_channels: int = 3, head_width: int | None = None,
-                 keep_norms: bool = False):
+                 keep_norms: bool = False, box_size: float = 16.0):
         super().__init__()
         from .efficientnet import EfficientNetLite0
 
@@ -99,7 +103,7 @@ class CenterNetLite0(nn.Module):
         del net._conv_head, net._bn1, net._fc, net._dropout  # the 1,280-channel head serves classification only
         self.backbone = net
         self.neck = Neck([24, 40, 112, 320], width)
-        self.heads = Heads(width, num_classes, head_width)
+        self.heads = Heads(width, num_classes, head_width, box_size)
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         net = self.backbone
@@ -217,34 +221,44 @@ def detection_loss(outputs: tuple[torch.Tensor, torch.Tensor], boxes: torch.Tens
 
 
 # --- decoding ---------------------------------------------------------------------------------------------------------
-def decode(logits: torch.Tensor, box: torch.Tensor, k: int = TOP_K, stride: int = STRIDE):
-    """Heads' outputs -> the k best boxes per image: (boxes (N, k, 4) in input pixels, scores (N, k), classes (N, k)).
-    A cell counts only where its score is the largest of its 3x3 neighbourhood (max-pool peaks)."""
-    n, c, o, _ = logits.shape
+def peaks_and_boxes(logits: torch.Tensor, box: torch.Tensor, stride: int = STRIDE) -> tuple[torch.Tensor, torch.Tensor]:
+    """Heads' outputs -> (scores (N, C, O, O): a cell's class score where it is the largest of its 3x3
+    neighbourhood (a max-pool peak), else 0; boxes (N, 4, O, O): each cell's box as x1, y1, x2, y2 in input pixels)."""
     heat = logits.sigmoid()
     peaks = heat * (F.max_pool2d(heat, 3, 1, 1) == heat).to(heat.dtype)
-    scores, index = peaks.flatten(1).topk(min(k, c * o * o))
+    return peaks, boxes_from_distances(box, stride)
+
+
+def top_detections(scores: torch.Tensor, boxes: torch.Tensor, k: int = TOP_K):
+    """The k best peaks per image: (boxes (N, k, 4), scores (N, k), classes (N, k))."""
+    n, c, o, _ = scores.shape
+    best, index = scores.flatten(1).topk(min(k, c * o * o))
     classes = torch.div(index, o * o, rounding_mode="floor")
     cell = index % (o * o)
-    every = boxes_from_distances(box, stride).flatten(2)  # (N, 4, O*O)
-    boxes = every.gather(2, cell[:, None, :].expand(n, 4, cell.shape[1])).transpose(1, 2)
-    return boxes, scores, classes
+    picked = boxes.flatten(2).gather(2, cell[:, None, :].expand(n, 4, cell.shape[1])).transpose(1, 2)
+    return picked, best, classes
+
+
+def decode(logits: torch.Tensor, box: torch.Tensor, k: int = TOP_K, stride: int = STRIDE):
+    """Heads' outputs -> the k best boxes per image: (boxes (N, k, 4) in input pixels, scores (N, k), classes (N, k))."""
+    return top_detections(*peaks_and_boxes(logits, box, stride), k)
 
 
 class DetectorServing(nn.Module):
-    """What a trained detector serves and exports: letterboxed uint8 pixels (N, S, S, 3) in; the k best boxes in
-    those pixels (N, k, 4), their scores (N, k) and classes (N, k) out. The normalisation and the peak decoding are
-    inside; mapping boxes back to the original image (divide by the letterbox scale), the score threshold and the
-    optional NMS are not (inference.py's callers, and the model card, do them)."""
+    """What a trained detector serves and exports: letterboxed uint8 pixels (N, S, S, 3) in; per output cell (a
+    quarter of S a side) the score of each class where the cell is a peak, else 0, (N, C, S/4, S/4), and the cell's
+    box (N, 4, S/4, S/4) as x1, y1, x2, y2 in those pixels. The normalisation, the network and the peak finding are
+    inside; picking the best peaks (`top_detections`), mapping their boxes back to the original image (divide by the
+    letterbox scale) and the score threshold are not: a top-k inside the graph would order near-equal scores
+    differently in ONNX Runtime and torch."""
 
-    def __init__(self, model: nn.Module, mean: list[float], std: list[float], k: int = TOP_K):
+    def __init__(self, model: nn.Module, mean: list[float], std: list[float]):
         super().__init__()
-        self.model, self.k = model, k
+        self.model = model
         self.register_buffer("mean", torch.tensor(mean, dtype=torch.float32).view(1, -1, 1, 1) * 255)
         self.register_buffer("std", torch.tensor(std, dtype=torch.float32).view(1, -1, 1, 1) * 255)
 
     def forward(self, images: torch.Tensor):
         x = (images.permute(0, 3, 1, 2).float() - self.mean) / self.std
         logits, box = self.model(x.contiguous(memory_format=torch.channels_last))
-        boxes, scores, classes = decode(logits.float(), box.float(), self.k)
-        return boxes, scores, classes
+        return peaks_and_boxes(logits.float(), box.float())

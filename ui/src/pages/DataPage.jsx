@@ -93,7 +93,7 @@ function Preview({ preview }) {
             {preview.examples.map((row) => (
               <tr key={row.class}>
                 <th>{row.class}</th>
-                <td>{row.images.map((b64, i) => <img key={i} src={`data:image/png;base64,${b64}`} alt={row.class} width={56} height={56} />)}</td>
+                <td>{row.images.map((b64, i) => <img key={i} src={`data:image/png;base64,${b64}`} alt={row.class} width={preview.task === "detect" ? 128 : 56} height={preview.task === "detect" ? 128 : 56} />)}</td>
               </tr>
             ))}
           </tbody>
