@@ -282,13 +282,10 @@ def test_the_cli_says_what_is_wrong_with_a_detection_source_without_a_traceback(
 
 
 # --- learning, resume, use --------------------------------------------------------------------------------------------
-@pytest.fixture(scope="module")
-def shapes_run(tmp_path_factory):
-    """The built-in shapes (600 training images), learned at 64 px in 8 epochs (about 15 s on one thread)."""
-    root = tmp_path_factory.mktemp("detect")
-    trained = dw.train(task="detect", data="shapes:600", image_size=64, epochs=8, batch_size=16,
-                       runs_dir=str(root / "runs"), name="shapes", progress=False)
-    return trained
+@pytest.fixture
+def shapes_run(shapes_detector):
+    """The built-in shapes (600 training images), learned at 64 px in 8 epochs (conftest.py)."""
+    return shapes_detector
 
 
 def test_the_detector_learns_the_shapes(shapes_run):

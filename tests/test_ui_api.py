@@ -105,6 +105,11 @@ def test_the_data_page_previews_each_task_its_own_way(client, tmp_path):
     assert translate["pairs"][0]["target"].startswith("mot ") and translate["source_vocabulary"] > 3
     missing = client.post("/api/data/preview", json={"task": "text", "data": str(tmp_path / "none.txt")})
     assert missing.status_code == 400 and "none.txt" in missing.json()["error"]
+    boxes = client.post("/api/data/preview", json={"task": "detect", "data": "shapes:40"}).json()
+    assert boxes["classes"] == ["circle", "square", "triangle"] and boxes["splits"] == {"train": 40, "val": 20, "test": 20}
+    assert len(boxes["examples"][0]["images"]) == 12  # training images with their boxes drawn
+    wrong = client.post("/api/data/preview", json={"task": "detect", "data": "shapes:x"})
+    assert wrong.status_code == 400 and "Expected shapes, or shapes:N with N from 20" in wrong.json()["error"]
 
 
 def test_a_walk_asks_for_a_sensible_number_of_steps_before_loading_anything(client):

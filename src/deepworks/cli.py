@@ -116,7 +116,8 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Train a model. With no flags: LeNet-5 on scikit-learn's digits; with --task text alone: "
                                    "a 2-layer LSTM on Python's own standard-library source; with --task translate: "
                                    "dates written many ways to ISO form; with --task gan: a DCGAN that learns to "
-                                   "draw the digits. Every setting below "
+                                   "draw the digits; with --task detect: a detector that finds circles, squares and "
+                                   "triangles in generated images. Every setting below "
                                    "can also come from a YAML file (--config); flags override it.")
     p.add_argument("--config", help="YAML file of settings, sections data/model/train/eval (see a run's config.yaml)")
     p.add_argument("--resume", metavar="RUN", help="continue an interrupted run from its last checkpoint")

