@@ -50,6 +50,8 @@ def cases(root: Path) -> dict:
                           embed_size=64 if scale else 16, batch_size=64),
         "gan": dict(task="gan", data="digits", epochs=2 if GPU else 1, width=32 if scale else 8, latent_size=32,
                     fid_samples=512 if scale else 64),
+        "detect": dict(task="detect", data="shapes" if GPU else "shapes:60", image_size=96 if GPU else 64,
+                       epochs=3 if GPU else 1),
     }
 
 

@@ -98,6 +98,17 @@ def image_folder(tmp_path):
 
 
 @pytest.fixture(scope="session")
+def shapes_detector(tmp_path_factory):
+    """A detector of the generated shapes (600 training images at 64 px, 8 epochs: about 15 s on one thread), trained
+    once for the detection tests and the web UI's."""
+    import deepworks as dw
+
+    root = tmp_path_factory.mktemp("detect")
+    return dw.train(task="detect", data="shapes:600", image_size=64, epochs=8, batch_size=16,
+                    runs_dir=str(root / "runs"), name="shapes", progress=False)
+
+
+@pytest.fixture(scope="session")
 def use_runs(tmp_path_factory):
     """One small trained run of every task (and both translation models), made once for the export and serving
     tests: {name: run path}. They are tiny and barely trained: these tests check plumbing, not learning."""

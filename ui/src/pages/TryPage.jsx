@@ -117,7 +117,9 @@ function DetectTry({ card }) {
     }
   }
   const shown = answer ? answer.boxes.filter((b) => b.score >= threshold) : [];
-  const scale = photo ? Math.min(1, 560 / Math.max(photo.width, photo.height)) : 1;
+  // big photos shrink to 560 px, small ones grow to 320 px: the boxes scale with them
+  const longest = photo ? Math.max(photo.width, photo.height) : 1;
+  const scale = Math.min(560, Math.max(320, longest)) / longest;
   return (
     <div className="try">
       <p>Choose or drop a photo: the model draws a box around each object it finds.</p>
