@@ -118,6 +118,10 @@ class ObjectDetection(Task):
             size = self.image_size(found)
             parts = self.split(found)
             description, classes, notes = found.description, found.classes, list(found.problems)
+            if found.split:
+                notes.append(f"The {len(found.split['val'])} validation images are also the test images (the set "
+                             f"has no test split): the best epoch is chosen on them, so the test score is "
+                             f"optimistic. --no-restore-best scores the last epoch instead.")
         tensors = {k: self.letterboxed(v, size, progress) for k, v in parts.items()}
         x = tensors["train"][0]
         from ..data.arrays import channel_stats

@@ -1,0 +1,337 @@
+"""Audio: short clips with labels, from a folder of class sub-folders, a CSV of path,label, or a built-in (`tones`,
+generated on the spot; `fsdd`, the Free Spoken Digit Dataset).
+
+Every clip becomes float32 mono samples in [-1, 1] at one sample rate: WAV files are read by scipy (8-, 16-, 24- and
+32-bit PCM and 32-bit float), other formats (FLAC, OGG) by soundfile when it is installed; stereo is mixed down,
+other rates are resampled (scipy's polyphase filter), and every clip is cropped or padded to one length. A file that
+cannot be used is skipped with one warning that lists them all (`--strict` stops on it instead); a file that would
+cost too much (hours of audio) is refused before it is read.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import DataError
+from .arrays import DataWarning
+from .images import is_hidden
+
+AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".oga")
+MIN_RATE = 1000          # Hz: below this a file is not sound a model can learn from (or its header is wrong)
+MAX_SECONDS = 600        # a clip longer than 10 minutes is not a clip: it would take GBs once decoded
+SILENCE = 1e-4           # peak amplitude under which a clip is silence
+
+
+class UnreadableAudio(Exception):
+    """Why a file cannot be used as a clip."""
+
+
+@dataclass
+class Clips:
+    """Labelled clips: `samples` float32 (N, T) at `rate` Hz, `labels` (N,) class indices, `names` the files,
+    `speakers` who spoke each (when the source knows), `split` the source's own split ({'train': [...], 'test':
+    [...]}), `skipped` (file, reason)."""
+    samples: np.ndarray
+    rate: int
+    labels: np.ndarray
+    classes: list[str]
+    names: list[str]
+    description: str
+    speakers: list[str] | None = None
+    split: dict | None = None
+    skipped: list[tuple[str, str]] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+
+# --- one file ---------------------------------------------------------------------------------------------------------
+def read_audio(path: Path | bytes, name: str | None = None) -> tuple[np.ndarray, int]:
+    """(float32 samples (T, C) in [-1, 1], sample rate) of a WAV file (or other formats with soundfile), or of its
+    bytes; UnreadableAudio with the reason when it cannot be used."""
+    import io
+
+    raw = path if isinstance(path, bytes) else None
+    size = len(raw) if raw is not None else path.stat().st_size
+    if size == 0:
+        raise UnreadableAudio("empty file (0 bytes)")
+    source = io.BytesIO(raw) if raw is not None else path
+    head = raw[:12] if raw is not None else path.open("rb").read(12)
+    if head[:4] in (b"RIFF", b"RIFX") and head[8:12] == b"WAVE":
+        start = raw[:1 << 16] if raw is not None else path.open("rb").read(1 << 16)
+        rate, seconds = wav_header(start)
+        check_header(rate, seconds)  # before reading: a header that says 10 hours is refused unread
+        samples, rate = read_wav(source)
+    elif head[:4] in (b"fLaC", b"OggS"):
+        samples, rate = read_with_soundfile(source)
+    else:
+        raise UnreadableAudio(f"not a WAV, FLAC or OGG file (it starts with {head[:4]!r})")
+    return check_clip(samples, rate)
+
+
+def wav_header(start: bytes) -> tuple[int, float]:
+    """(sample rate, seconds) from the first bytes of a WAV file: its 'fmt ' chunk and the size its 'data' chunk
+    declares; UnreadableAudio when they are missing."""
+    import struct
+
+    big = start[:4] == b"RIFX"
+    order = ">" if big else "<"
+    pos, rate, byte_rate = 12, None, None
+    while pos + 8 <= len(start):
+        kind, size = start[pos:pos + 4], struct.unpack(order + "I", start[pos + 4:pos + 8])[0]
+        if kind == b"fmt " and pos + 16 <= len(start):
+            _, _, rate, byte_rate = struct.unpack(order + "HHII", start[pos + 8:pos + 20])
+        elif kind == b"data":
+            if rate is None:
+                break
+            return rate, size / max(byte_rate, 1)
+        pos += 8 + size + (size & 1)
+    raise UnreadableAudio("corrupt WAV header (no 'fmt ' chunk before the sound)")
+
+
+def check_header(rate: int, seconds: float) -> None:
+    if rate < MIN_RATE:
+        raise UnreadableAudio(f"a sample rate of {rate:,} Hz. Expected at least {MIN_RATE:,} Hz (8,000 for speech, "
+                              f"44,100 for music); the header may be wrong")
+    if seconds > MAX_SECONDS:
+        raise UnreadableAudio(f"{seconds / 60:,.0f} minutes long. Expected clips of at most {MAX_SECONDS // 60} "
+                              f"minutes: cut long recordings into clips first")
+
+
+def read_wav(source) -> tuple[np.ndarray, int]:
+    import scipy.io.wavfile
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", scipy.io.wavfile.WavFileWarning)  # chunks it does not know: harmless
+            rate, data = scipy.io.wavfile.read(source, mmap=False)
+    except (ValueError, EOFError, OSError, IndexError) as err:
+        raise UnreadableAudio(f"corrupt or truncated WAV ({str(err).splitlines()[0][:120]})") from None
+    return to_float(data), int(rate)
+
+
+def read_with_soundfile(source) -> tuple[np.ndarray, int]:
+    try:
+        import soundfile
+    except ImportError:
+        raise UnreadableAudio("FLAC and OGG need the soundfile package: pip install \"deepworks[audio]\"") from None
+    try:
+        data, rate = soundfile.read(source, dtype="float32", always_2d=True)
+    except (RuntimeError, soundfile.LibsndfileError) as err:
+        raise UnreadableAudio(f"corrupt or truncated ({err})") from None
+    return data, int(rate)
+
+
+def to_float(data: np.ndarray) -> np.ndarray:
+    """PCM of any width (8-bit unsigned, 16, 24 (scipy gives it as int32) or 32-bit) or float -> float32 (T, C) in
+    [-1, 1]."""
+    data = data.reshape(len(data), -1) if data.size else data.reshape(0, 1)
+    if data.dtype == np.uint8:
+        return (data.astype(np.float32) - 128) / 128
+    if np.issubdtype(data.dtype, np.integer):
+        return data.astype(np.float32) / float(np.iinfo(data.dtype).max + 1)
+    data = data.astype(np.float32)
+    if not np.isfinite(data).all():
+        raise UnreadableAudio("holds NaN or infinite samples")
+    return np.clip(data, -1, 1)
+
+
+def check_clip(samples: np.ndarray, rate: int) -> tuple[np.ndarray, int]:
+    check_header(rate, len(samples) / max(rate, 1))
+    if len(samples) == 0:
+        raise UnreadableAudio("no samples (a header without sound)")
+    return samples, rate
+
+
+def mono(samples: np.ndarray) -> np.ndarray:
+    """(T, C) -> (T,), the channels averaged."""
+    return samples.mean(1) if samples.ndim == 2 else samples
+
+
+def resample(x: np.ndarray, rate: int, target: int) -> np.ndarray:
+    """x at `rate` Hz -> at `target` Hz, by scipy's polyphase filter (which low-passes first: no aliasing)."""
+    if rate == target:
+        return x.astype(np.float32)
+    from scipy.signal import resample_poly
+
+    g = math.gcd(rate, target)
+    return resample_poly(x, target // g, rate // g).astype(np.float32)
+
+
+def fit_length(x: np.ndarray, n: int) -> np.ndarray:
+    """The middle n samples of a longer clip; a shorter one padded with silence on both sides."""
+    if len(x) >= n:
+        start = (len(x) - n) // 2
+        return x[start:start + n]
+    left = (n - len(x)) // 2
+    return np.pad(x, (left, n - len(x) - left))
+
+
+def prepare_clip(samples: np.ndarray, rate: int, target: int, length: int) -> np.ndarray:
+    """A clip as a model takes it: mono, at the target rate, `length` samples."""
+    return fit_length(resample(mono(samples), rate, target), length)
+
+
+# --- sources ----------------------------------------------------------------------------------------------------------
+def list_folder(root: Path) -> tuple[list[Path], list[str]]:
+    """(files, their class) of a folder with one sub-folder of clips per class."""
+    folders = sorted(p for p in root.iterdir() if p.is_dir() and not is_hidden(p.name))
+    if not folders:
+        raise DataError(f"'{root}' has no class sub-folders. Expected one folder per class holding its clips "
+                        f"({', '.join(AUDIO_EXTENSIONS)}), for example {root}/yes/1.wav and {root}/no/1.wav.")
+    files, labels = [], []
+    for folder in folders:
+        found = sorted(p for p in folder.rglob("*") if p.suffix.lower() in AUDIO_EXTENSIONS
+                       and not any(is_hidden(part) for part in p.relative_to(folder).parts))
+        files += found
+        labels += [folder.name] * len(found)
+    return files, labels
+
+
+def list_csv(path: Path) -> tuple[list[Path], list[str]]:
+    """(files, labels) of a CSV of path,label (paths relative to the CSV's folder); a header row is skipped."""
+    files, labels = [], []
+    with path.open(newline="", encoding="utf-8", errors="replace") as f:
+        for n, row in enumerate(csv.reader(f), 1):
+            if not row or (n == 1 and row[0].strip().lower() in ("path", "file", "filename")):
+                continue
+            if len(row) != 2:
+                raise DataError(f"{path}: line {n}: Expected 2 fields, path,label. Received {len(row)}: {row[:4]}.")
+            files.append((path.parent / row[0].strip()))
+            labels.append(row[1].strip())
+    return files, labels
+
+
+def read_clips(files: list[Path], labels: list[str], rate: int | None, seconds: float | None, strict: bool,
+               description: str) -> Clips:
+    """Read and prepare every file: the rate is --sample-rate or the most common one, the length --clip-seconds or
+    what holds 95 % of the clips whole (at most 10 s). Unusable files are skipped with one warning (--strict: an
+    error); classes left with fewer than 2 clips are said."""
+    raw, kept, skipped = [], [], []
+    for f, label in zip(files, labels):
+        try:
+            if not f.is_file():
+                raise UnreadableAudio("no such file")
+            samples, r = read_audio(f)
+            if np.abs(samples).max() < SILENCE:
+                raise UnreadableAudio("silence only (every sample under 0.0001)")
+        except UnreadableAudio as err:
+            skipped.append((str(f), str(err)))
+            continue
+        raw.append((samples, r))
+        kept.append((f, label))
+    if skipped and (strict or not raw):
+        raise DataError(unusable_message(skipped, strict, none_left=not raw))
+    if not raw:
+        raise DataError(f"{description} has no clips. Expected {', '.join(AUDIO_EXTENSIONS)} files.")
+    rates = [r for _, r in raw]
+    rate = rate or max(set(rates), key=rates.count)
+    durations = np.array([len(s) / r for s, r in raw])
+    seconds = seconds or float(min(10.0, max(0.1, np.percentile(durations, 95))))
+    length = int(round(seconds * rate))
+    x = np.stack([prepare_clip(s, r, rate, length) for s, r in raw])
+    classes = sorted({label for _, label in kept})
+    y = np.array([classes.index(label) for _, label in kept], dtype=np.int64)
+    notes = []
+    if skipped:
+        message = unusable_message(skipped)
+        warnings.warn(message, DataWarning, stacklevel=3)
+        notes.append(message)
+    resampled = sum(r != rate for r in rates)
+    cut = int((durations > seconds + 1e-9).sum())
+    if resampled or cut:
+        notes.append(f"{resampled} clip(s) resampled to {rate:,} Hz; {cut} of {len(raw)} longer than {seconds:g} s "
+                     f"cropped to their middle (--clip-seconds sets the length), the shorter padded with silence.")
+    counts = np.bincount(y, minlength=len(classes))
+    lonely = [classes[i] for i, c in enumerate(counts) if c < 2]
+    if lonely:
+        notes.append(f"Class(es) {lonely} have a single clip: a model cannot learn a class from one example, nor be "
+                     f"tested on it. Record more (at least 10 per class).")
+        warnings.warn(notes[-1], DataWarning, stacklevel=3)
+    return Clips(x, rate, y, classes, [str(f) for f, _ in kept], description, skipped=skipped, notes=notes)
+
+
+def unusable_message(skipped: list[tuple[str, str]], strict: bool = False, none_left: bool = False) -> str:
+    listed = "\n  ".join(f"{f}: {why}" for f, why in skipped[:20])
+    more = f"\n  ... and {len(skipped) - 20} more" if len(skipped) > 20 else ""
+    head = ("No clip could be used" if none_left else
+            f"{len(skipped)} file(s) cannot be used" + (" (--strict)" if strict else "; skipped them"))
+    return f"{head}:\n  {listed}{more}"
+
+
+# --- built-ins --------------------------------------------------------------------------------------------------------
+TONES = ("low tone", "high tone", "rising chirp", "falling chirp", "two tones")
+
+
+def make_tones(n_per_class: int, seed: int, rate: int = 8000, seconds: float = 0.5) -> Clips:
+    """Generated clips of five kinds, the same for the same seed: steady tones low (200-400 Hz) or high (1-2 kHz),
+    chirps rising or falling, and two tones at once; random loudness, start and length, with background noise."""
+    rng = np.random.default_rng(seed)
+    n = int(rate * seconds)
+    t = np.arange(n) / rate
+    clips, labels = [], []
+    for k in range(len(TONES)):
+        for _ in range(n_per_class):
+            length = rng.uniform(0.25, 0.45)
+            start = rng.uniform(0, seconds - length)
+            on = (t >= start) & (t < start + length)
+            local = t - start
+            if k == 0:
+                phase = 2 * np.pi * rng.uniform(200, 400) * local
+            elif k == 1:
+                phase = 2 * np.pi * rng.uniform(1000, 2000) * local
+            elif k in (2, 3):
+                f0, f1 = sorted(rng.uniform(300, 2500, 2))
+                if k == 3:
+                    f0, f1 = f1, f0
+                phase = 2 * np.pi * (f0 * local + (f1 - f0) * local ** 2 / (2 * length))
+            else:
+                phase = None
+            if phase is None:
+                f0, f1 = rng.uniform(300, 600), rng.uniform(1200, 2400)
+                wave = 0.5 * np.sin(2 * np.pi * f0 * local) + 0.5 * np.sin(2 * np.pi * f1 * local)
+            else:
+                wave = np.sin(phase)
+            x = rng.uniform(0.2, 0.8) * wave * on + rng.normal(0, 0.02, n)
+            clips.append(np.clip(x, -1, 1).astype(np.float32))
+            labels.append(k)
+    return Clips(np.stack(clips), rate, np.array(labels, dtype=np.int64), list(TONES),
+                 [f"tone {i}" for i in range(len(clips))], f"generated tones and chirps ({len(clips)} clips, seed {seed})")
+
+
+FSDD_SHA256 = "f19814a642af455d727161c83a4178f271707ee978e3dd1cf2cf40209f6deb84"
+
+
+def load_fsdd(data_dir: Path, strict: bool) -> Clips:
+    """The Free Spoken Digit Dataset (CC BY-SA 4.0: 3,000 clips, 6 speakers, 8 kHz) from DATA_DIR/fsdd: its
+    recordings/ folder, or recordings.tar.gz checked and unpacked there once. Its official split: recordings 0-4 of
+    each speaker and digit are the test set."""
+    import hashlib
+    import tarfile
+
+    folder = data_dir / "fsdd"
+    recordings = folder / "recordings"
+    if not recordings.is_dir():
+        archive = folder / "recordings.tar.gz"
+        if not archive.is_file():
+            raise DataError(f"The Free Spoken Digit Dataset is not in {folder}. Expected recordings/ there, or "
+                            f"recordings.tar.gz (github.com/Jakobovski/free-spoken-digit-dataset's recordings/ "
+                            f"folder). Point --data-dir at the folder that holds fsdd/.")
+        digest = hashlib.sha256(archive.read_bytes()).hexdigest()
+        if digest != FSDD_SHA256:
+            raise DataError(f"{archive}: Expected sha256 {FSDD_SHA256}. Received: {digest}. Replace the file.")
+        with tarfile.open(archive) as tar:
+            tar.extractall(folder, filter="data")
+    files = sorted(recordings.glob("*.wav"))
+    parts = [f.stem.split("_") for f in files]
+    clips = read_clips(files, [p[0] for p in parts], 8000, 1.0, strict,
+                       f"the Free Spoken Digit Dataset ({recordings})")
+    stems = [Path(n).stem.split("_") for n in clips.names]
+    clips.speakers = [s[1] for s in stems]
+    clips.split = {"train": [i for i, s in enumerate(stems) if int(s[2]) >= 5],
+                   "test": [i for i, s in enumerate(stems) if int(s[2]) < 5]}
+    return clips

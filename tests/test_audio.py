@@ -1,0 +1,156 @@
+"""Audio: reading clips of any format and rate, the features checked against hand computations, and the message for
+each kind of bad file."""
+
+from __future__ import annotations
+
+import struct
+
+import numpy as np
+import pytest
+import scipy.io.wavfile
+import torch
+
+from deepworks.data.audio import (MAX_SECONDS, UnreadableAudio, fit_length, list_folder, make_tones, read_audio,
+                                  read_clips, resample)
+from deepworks.errors import DataError
+from deepworks.models.audio import LogMel, dct_matrix, mel_filterbank
+
+
+# --- features ---------------------------------------------------------------------------------------------------------
+def test_the_mel_filterbank_matches_a_hand_computation():
+    """One filter over 0-4 kHz at 8 kHz with 8-point FFTs: its centre is the midpoint on the mel scale,
+    mel(4000) = 2595 log10(1 + 4000/700) = 2146.06, halved = 1073.03 mel = 700 (10^(1073.03/2595) - 1) = 1113.84 Hz.
+    The bins at 0, 1000, 2000, 3000 and 4000 Hz weigh 0, 1000/1113.84, (4000-2000)/(4000-1113.84),
+    (4000-3000)/(4000-1113.84) and 0."""
+    centre = 700 * (10 ** (2595 * np.log10(1 + 4000 / 700) / 2 / 2595) - 1)
+    assert centre == pytest.approx(1113.84, abs=0.01)
+    expected = [0, 1000 / centre, 2000 / (4000 - centre), 1000 / (4000 - centre), 0]
+    assert np.allclose(mel_filterbank(1, 8, 8000)[0], expected, atol=1e-6)
+    bank = mel_filterbank(40, 256, 8000)
+    assert bank.shape == (40, 129) and (bank.max(1) > 0.5).all() and (bank.max(1) <= 1).all()  # no filter empty
+
+
+def test_stft_frames_are_the_windowed_slices_of_the_clip():
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=1000).astype(np.float32)
+    front = LogMel(8000)
+    assert (front.n_fft, front.hop) == (256, 80)
+    power = front.power(torch.from_numpy(x)[None])[0].numpy()
+    frames = 1 + (1000 - 256) // 80
+    assert power.shape == (129, frames) == (129, front.frames(1000))
+    window = np.hanning(257)[:-1]  # periodic Hann
+    for i in (0, 3, frames - 1):
+        spectrum = np.fft.rfft(x[i * 80:i * 80 + 256] * window)
+        assert np.allclose(power[:, i], np.abs(spectrum) ** 2, rtol=1e-3, atol=1e-3)
+    logmel = front(torch.from_numpy(x)[None])[0].numpy()
+    assert np.allclose(logmel, np.log(mel_filterbank(40, 256, 8000) @ power + 1e-6), atol=1e-4)
+
+
+def test_mfcc_is_the_orthonormal_dct_of_the_log_mel():
+    d = dct_matrix(13, 40).numpy()
+    assert np.allclose(d @ d.T, np.eye(13), atol=1e-5)
+    x = torch.randn(2, 4000)
+    assert np.allclose(LogMel(8000, mfcc=13)(x).numpy(), d @ LogMel(8000)(x).numpy(), atol=1e-3)
+
+
+def test_resampling_keeps_a_tone_s_frequency():
+    t = np.arange(16000) / 16000
+    tone = np.sin(2 * np.pi * 440 * t).astype(np.float32)
+    down = resample(tone, 16000, 8000)
+    assert len(down) == 8000
+    peak = np.argmax(np.abs(np.fft.rfft(down))) * 8000 / len(down)
+    assert peak == pytest.approx(440, abs=1)
+    high = np.sin(2 * np.pi * 6000 * t).astype(np.float32)  # above 8 kHz's 4 kHz limit: filtered out, not aliased
+    assert np.abs(resample(high, 16000, 8000)[100:-100]).max() < 0.05
+
+
+def test_clips_are_cropped_to_their_middle_or_padded_on_both_sides():
+    assert fit_length(np.arange(10.0), 4).tolist() == [3, 4, 5, 6]
+    assert fit_length(np.ones(2), 6).tolist() == [0, 0, 1, 1, 0, 0]
+
+
+# --- reading files ------------------------------------------------------------------------------------------------------
+def wav_bytes(rate: int, samples: np.ndarray) -> bytes:
+    import io
+
+    buffer = io.BytesIO()
+    scipy.io.wavfile.write(buffer, rate, samples)
+    return buffer.getvalue()
+
+
+def pcm24(rate: int, samples: np.ndarray) -> bytes:
+    """A 24-bit PCM WAV written by hand (scipy writes no 24-bit)."""
+    ints = np.clip(np.round(samples * 2 ** 23), -2 ** 23, 2 ** 23 - 1).astype(np.int32)
+    data = b"".join(int(v).to_bytes(3, "little", signed=True) for v in ints)
+    fmt = struct.pack("<HHIIHH", 1, 1, rate, rate * 3, 3, 24)
+    return (b"RIFF" + struct.pack("<I", 36 + len(data)) + b"WAVE" + b"fmt " + struct.pack("<I", 16) + fmt
+            + b"data" + struct.pack("<I", len(data)) + data)
+
+
+def test_16_bit_32_bit_float_24_bit_and_stereo_files_read_as_the_same_sound():
+    t = np.arange(800) / 8000
+    wave = (0.5 * np.sin(2 * np.pi * 300 * t)).astype(np.float32)
+    as16, _ = read_audio(wav_bytes(8000, (wave * 32767).astype(np.int16)))
+    as32f, _ = read_audio(wav_bytes(8000, wave))
+    as24, rate = read_audio(pcm24(8000, wave))
+    stereo, _ = read_audio(wav_bytes(8000, np.stack([wave, wave], 1)))
+    assert rate == 8000 and stereo.shape == (800, 2)
+    for other in (as32f[:, 0], as24[:, 0], stereo.mean(1)):
+        assert np.allclose(as16[:, 0], other, atol=1e-3)
+
+
+@pytest.mark.parametrize("make, reason", [
+    (lambda: b"", "empty file (0 bytes)"),
+    (lambda: b"RIFF\x10\x00\x00\x00WAVEfmt \x10\x00", "corrupt WAV header"),
+    (lambda: b"\x89PNG\r\n\x1a\n" + b"\x00" * 40, "not a WAV, FLAC or OGG file"),
+    (lambda: wav_bytes(1, np.zeros(100, np.int16)), "a sample rate of 1 Hz. Expected at least 1,000 Hz"),
+    (lambda: wav_bytes(8000, np.zeros(0, np.int16)), "no samples"),
+])
+def test_each_unusable_file_gets_its_reason(make, reason):
+    with pytest.raises(UnreadableAudio, match=reason.replace("(", r"\(").replace(")", r"\)").replace(".", r"\.")):
+        read_audio(make())
+
+
+def test_a_ten_hour_recording_is_refused_from_its_header_before_it_is_read():
+    header = bytearray(wav_bytes(8000, np.zeros(8, np.int16)))
+    hours = 10 * 3600 * 8000 * 2
+    header[40:44] = struct.pack("<I", hours)  # the data chunk says 10 hours; the file is 60 bytes
+    with pytest.raises(UnreadableAudio, match=f"600 minutes long. Expected clips of at most {MAX_SECONDS // 60} minutes"):
+        read_audio(bytes(header))
+
+
+def test_a_folder_of_clips_is_read_unusable_files_are_listed_once_and_strict_stops(tmp_path):
+    tones = make_tones(3, 0)
+    for k, name in enumerate(["low", "high"]):
+        (tmp_path / name).mkdir()
+        for i in range(3):
+            rate = 16000 if i == 0 else 8000  # one clip at another rate: resampled
+            clip = tones.samples[tones.labels == k][i]
+            scipy.io.wavfile.write(tmp_path / name / f"{i}.wav", rate, resample(clip, 8000, rate))
+    (tmp_path / "low" / "broken.wav").write_bytes(b"RIFF1234WAVEjunk")
+    (tmp_path / "high" / "quiet.wav").write_bytes(wav_bytes(8000, np.zeros(400, np.int16)))
+    files, labels = list_folder(tmp_path)
+    with pytest.warns(UserWarning, match="2 file\\(s\\) cannot be used; skipped them"):
+        clips = read_clips(files, labels, None, None, False, "the folder")
+    assert clips.classes == ["high", "low"] and clips.rate == 8000 and clips.samples.shape[0] == 6
+    assert {why for _, why in clips.skipped} == {"corrupt WAV header (no 'fmt ' chunk before the sound)",
+                                                 "silence only (every sample under 0.0001)"}
+    assert any("resampled to 8,000 Hz" in n for n in clips.notes)
+    with pytest.raises(DataError, match=r"broken.wav: corrupt WAV header"):
+        read_clips(files, labels, None, None, True, "the folder")
+
+
+def test_a_class_with_one_clip_is_said(tmp_path):
+    tones = make_tones(2, 1)
+    for k, (name, n) in enumerate([("a", 2), ("b", 1)]):
+        (tmp_path / name).mkdir()
+        for i in range(n):
+            scipy.io.wavfile.write(tmp_path / name / f"{i}.wav", 8000, tones.samples[tones.labels == k][i])
+    with pytest.warns(UserWarning, match=r"Class\(es\) \['b'\] have a single clip"):
+        read_clips(*list_folder(tmp_path), None, None, False, "the folder")
+
+
+def test_the_generated_tones_are_the_same_for_the_same_seed():
+    a, b, c = make_tones(4, 0), make_tones(4, 0), make_tones(4, 1)
+    assert np.array_equal(a.samples, b.samples) and not np.array_equal(a.samples, c.samples)
+    assert a.samples.shape == (20, 4000) and np.bincount(a.labels).tolist() == [4] * 5
