@@ -154,3 +154,46 @@ def test_the_generated_tones_are_the_same_for_the_same_seed():
     a, b, c = make_tones(4, 0), make_tones(4, 0), make_tones(4, 1)
     assert np.array_equal(a.samples, b.samples) and not np.array_equal(a.samples, c.samples)
     assert a.samples.shape == (20, 4000) and np.bincount(a.labels).tolist() == [4] * 5
+
+
+# --- the task -------------------------------------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def tones_run(tmp_path_factory):
+    import deepworks as dw
+
+    root = tmp_path_factory.mktemp("audio")
+    return dw.train(task="audio", epochs=30, runs_dir=str(root / "runs"), name="tones", progress=False)
+
+
+def test_a_small_model_learns_to_tell_the_generated_tones_apart(tones_run):
+    test = tones_run.results["test"]
+    assert test["accuracy"] >= 0.95, test  # 1.0 here; chance is 0.2
+    assert [r["class"] for r in test["per_class"]] == ["low tone", "high tone", "rising chirp", "falling chirp",
+                                                        "two tones"]
+
+
+def test_predict_takes_files_bytes_and_arrays_at_any_rate_alike(tones_run, tmp_path):
+    clips = make_tones(1, 9)
+    chirp = clips.samples[2]
+    scipy.io.wavfile.write(tmp_path / "chirp.wav", 16000, resample(chirp, 8000, 16000))
+    from_file = tones_run.predict(str(tmp_path / "chirp.wav"), top_k=1)[0]["predictions"][0]
+    from_bytes = tones_run.predict((tmp_path / "chirp.wav").read_bytes(), top_k=1)[0]["predictions"][0]
+    from_array = tones_run.predict(chirp, top_k=1)[0]["predictions"][0]
+    assert from_file["class"] == from_bytes["class"] == from_array["class"] == "rising chirp"
+    assert from_file["probability"] == pytest.approx(from_bytes["probability"])
+    with pytest.raises(DataError, match="Cannot use 'clip 0' as a clip: not a WAV, FLAC or OGG file"):
+        tones_run.predict(b"hello there, not audio at all")
+
+
+def test_an_interrupted_audio_run_resumes_to_the_same_weights():
+    import deepworks as dw
+    from conftest import assert_same_weights, ctrl_c_at_step, weights
+    from deepworks.errors import Interrupted
+    from deepworks.tasks.audio import AudioClassification
+
+    common = dict(task="audio", epochs=2, batch_size=32, progress=False)
+    dw.train(name="straight", **common)
+    with ctrl_c_at_step(AudioClassification, 20), pytest.raises(Interrupted):
+        dw.train(name="cut", **common)
+    dw.train(resume="runs/cut", progress=False)
+    assert_same_weights(weights("runs/straight"), weights("runs/cut"))

@@ -99,8 +99,10 @@ class Trained:
 
     def predict(self, images, top_k: int | None = None) -> list[dict]:
         """Image runs: the top-k classes of images: file paths (or folders), bytes, PIL images or numpy arrays /
-        tensors of pixels ((H, W), (H, W, C), or a batch (N, H, W, C) / (N, C, H, W); uint8, or floats in [0, 1])."""
-        self.require("image", "predict")
+        tensors of pixels ((H, W), (H, W, C), or a batch (N, H, W, C) / (N, C, H, W); uint8, or floats in [0, 1]).
+        Audio runs: the top-k classes of clips: audio files (or folders), their bytes, or arrays of samples."""
+        if self.task.use != "predict":
+            self.require("image", "predict")
         return self(images, top_k=top_k)
 
     def detect(self, images, threshold: float = 0.3, max_boxes: int = 100, out: str | Path | None = None) -> list[dict]:

@@ -45,6 +45,10 @@ EXAMPLES = """examples:
   deepworks train --task detect --data voc-folder/ --pretrained  your Pascal VOC, COCO .json or YOLO boxes
   deepworks detect runs/shapes-centernet photo.jpg --out drawn/    boxes with class and score
 
+  deepworks train --task audio                      tell generated tones and chirps apart (no download)
+  deepworks train --task audio --data recordings/   your clips: one sub-folder of WAV files per class
+  deepworks predict runs/tones-cnn1d clip.wav       the likeliest classes of a clip
+
   deepworks attack runs/photos-resnet --eps 0.03                adversarial examples (see attack --help)
   deepworks explain runs/photos-resnet cat.jpg --class dogs      which pixels made it say so
   deepworks audit photos/                                        copies, leakage, imbalance, shortcuts
@@ -117,7 +121,8 @@ def build_parser() -> argparse.ArgumentParser:
                                    "a 2-layer LSTM on Python's own standard-library source; with --task translate: "
                                    "dates written many ways to ISO form; with --task gan: a DCGAN that learns to "
                                    "draw the digits; with --task detect: a detector that finds circles, squares and "
-                                   "triangles in generated images. Every setting below "
+                                   "triangles in generated images; with --task audio: a 1-D CNN that tells generated "
+                                   "tones and chirps apart. Every setting below "
                                    "can also come from a YAML file (--config); flags override it.")
     p.add_argument("--config", help="YAML file of settings, sections data/model/train/eval (see a run's config.yaml)")
     p.add_argument("--resume", metavar="RUN", help="continue an interrupted run from its last checkpoint")
@@ -174,9 +179,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data", help="evaluate on all images of this labelled source instead (same classes)")
     p.add_argument("--json", action="store_true", help="print the metrics as JSON on stdout")
 
-    p = add_command(sub, "predict", help="name the top-k classes of image files")
+    p = add_command(sub, "predict", help="name the top-k classes of image files (or audio clips, for an audio run)")
     p.add_argument("run", help="run directory, or a run name inside runs/")
-    p.add_argument("images", nargs="+", metavar="IMAGE", help="image files or folders of images")
+    p.add_argument("images", nargs="+", metavar="FILE", help="image files or folders of images (audio runs: clips)")
     p.add_argument("--top-k", type=int, default=3, help="how many classes to show per image [default: 3]")
     p.add_argument("--json", action="store_true", help="print JSON on stdout")
 

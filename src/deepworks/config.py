@@ -45,7 +45,8 @@ class DataConfig:
         "Translation: a TSV of source<TAB>target, or the source side of two line-aligned files (with --target), or "
         "a built-in (dates, multi30k, multi30k:en-fr, ...; default dates). Detection: a Pascal VOC folder, a COCO "
         ".json file or a YOLO folder, or a built-in (shapes, shapes:N for N training images, raccoon; default "
-        "shapes).",
+        "shapes). Audio: a folder with one sub-folder of clips (WAV; FLAC, OGG with soundfile) per class, a CSV of "
+        "path,label, or a built-in (tones, fsdd; default tones).",
         flag=("--data", "--source"),
     )
     target: str | None = setting(None, "Translation: the target-language file, line-aligned with --source.")
@@ -103,7 +104,7 @@ class ModelConfig:
         "torchvision's layer names, for --init-from) or efficientnet_lite0 for images (default: resnet for colour "
         "photos, lenet for grey images, efficientnet_lite0 with --pretrained); rnn, lstm or gru for text "
         "(default lstm); gru or lstm encoder-decoder, or transformer, for translation (default gru); dcgan for GANs; "
-        "centernet, or centernet_lite0 (with --pretrained), for detection.",
+        "centernet, or centernet_lite0 (with --pretrained), for detection; cnn1d for audio.",
         model_names, flag="--model")
     depth: int | None = setting(
         None, "MLP: hidden layers (default 2). ResNet: layers, 6n+2 (default 20). RNN/LSTM/GRU: stacked layers (default 2). "

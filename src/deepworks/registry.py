@@ -17,6 +17,7 @@ BUILTIN = {
     "translate": ("deepworks.tasks.translate:Translation", ("gru", "lstm", "transformer")),
     "gan": ("deepworks.tasks.gan:GanTraining", ("dcgan",)),
     "detect": ("deepworks.tasks.detect:ObjectDetection", ("centernet", "centernet_lite0")),
+    "audio": ("deepworks.tasks.audio:AudioClassification", ("cnn1d",)),
 }
 REGISTERED: dict[str, type] = {}  # tasks registered in this process (their own and imported module:Class ones)
 

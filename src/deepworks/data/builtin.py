@@ -70,6 +70,37 @@ def default_data_dir() -> Path:
     return Path(os.environ.get("DEEPWORKS_DATA") or Path.home() / ".cache" / "deepworks" / "data")
 
 
+def unpacked(archive: Path, sha256: str, what: str) -> Path:
+    """The folder a .tar.gz unpacks to, made once: the archive checked against its sha256, then unpacked under
+    $DEEPWORKS_CACHE (else ~/.cache/deepworks)/unpacked/, never beside the archive (a shared data folder stays as it
+    is). Nothing in the archive may land outside that folder (tarfile's 'data' filter)."""
+    from ..run import atomic_write_text
+
+    root = Path(os.environ.get("DEEPWORKS_CACHE") or Path.home() / ".cache" / "deepworks") / "unpacked"
+    folder = root / f"{archive.name.split('.')[0]}-{sha256[:12]}"
+    if (folder / ".complete").is_file():
+        return folder
+    digest = hashlib.sha256(archive.read_bytes()).hexdigest()
+    if digest != sha256:
+        raise DataError(f"{archive}: Expected sha256 {sha256} ({what}). Received: {digest}. Replace the file.")
+    partial = folder.with_name(folder.name + ".partial")
+    if partial.exists():
+        import shutil
+
+        shutil.rmtree(partial)
+    partial.mkdir(parents=True)
+    with tarfile.open(archive) as tar:
+        tar.extractall(partial, filter="data")
+    atomic_write_text(partial / ".complete", digest)
+    if folder.exists():  # another process finished first
+        import shutil
+
+        shutil.rmtree(partial)
+    else:
+        partial.rename(folder)
+    return folder
+
+
 def load_builtin(name: str, data_dir: str | Path | None = None, download: bool = True) -> ImageSet:
     data_dir = Path(data_dir) if data_dir else default_data_dir()
     if name == "digits":

@@ -1,0 +1,301 @@
+"""Audio classification: recognise short spoken words and sounds from a folder of recordings.
+
+Data (data/audio.py): a folder of class sub-folders of clips, a CSV of path,label, or a built-in (`tones`, generated;
+`fsdd`, the Free Spoken Digit Dataset with its official split). Every clip is float32 mono at one sample rate and one
+length, kept in memory as (N, T) and sliced per batch by the default batch source.
+Model (models/audio.py): log-mel features inside the network (torch.stft and a mel filterbank, no weights), a 1-D
+CNN over the frames. Augmentation: a random time shift of the waveform, and SpecAugment's frequency and time masks.
+Loss: cross-entropy. Metrics: accuracy each epoch; on the test split also per class, per speaker (when the source
+knows the speakers) and the confusion matrix.
+Use: `infer` gives the class probabilities of clips (files, bytes, or arrays of samples at the run's rate).
+"""
+
+from __future__ import annotations
+
+import html
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from ..config import Config
+from ..errors import ConfigError, DataError
+from ..registry import builtin_models
+from . import Prepared, Task, notes_block
+
+SHIFT = 0.1      # the time shift: up to a tenth of the clip either way
+TONES_PER_CLASS = 120
+
+
+class AudioClassification(Task):
+    name = "audio"
+    models = builtin_models("audio")
+    defaults = {"data.source": "tones", "model.name": "cnn1d", "data.augment": "crop", "train.batch_size": 64,
+                "train.lr": 0.003, "train.weight_decay": 0.01}
+    default_monitor = "val_accuracy"
+    headline = "accuracy"
+    unit = ("clip", 1)
+    counted = ("clips", "clips")
+    use, kind = "predict", "an audio classification"
+    batchable = True
+    max_items = 256
+
+    def __init__(self, cfg: Config, meta: dict | None = None):
+        super().__init__(cfg, meta)
+        self.speakers: dict[str, list[str]] = {}
+
+    @staticmethod
+    def check_meta(meta: dict) -> None:
+        if not isinstance(meta.get("rate"), int) or not 1000 <= meta["rate"] <= 192_000:
+            raise ConfigError(f"rate {meta.get('rate')} is outside 1,000 to 192,000 Hz")
+        if not isinstance(meta.get("length"), int) or not 256 <= meta["length"] <= 192_000 * 10:
+            raise ConfigError(f"length {meta.get('length')} is outside 256 samples to 10 s")
+
+    # --- data -----------------------------------------------------------------------------------------------
+    def read(self):
+        from ..data.audio import list_csv, list_folder, load_fsdd, make_tones, read_clips
+        from ..data.builtin import default_data_dir
+
+        d = self.cfg.data
+        if d.source == "tones":
+            return make_tones(TONES_PER_CLASS, self.cfg.seed)
+        if d.source == "fsdd":
+            return load_fsdd(Path(d.data_dir) if d.data_dir else default_data_dir(), d.strict)
+        path = Path(d.source)
+        if path.is_dir():
+            files, labels = list_folder(path)
+        elif path.suffix.lower() == ".csv" and path.is_file():
+            files, labels = list_csv(path)
+        else:
+            raise DataError(f"No such folder or CSV '{d.source}'. Expected a folder with one sub-folder of clips per "
+                            f"class, a CSV of path,label, or a built-in: tones, fsdd.")
+        return read_clips(files, labels, None, None, d.strict, f"the clips in {path}")
+
+    def prepare(self, progress: bool | None = True) -> Prepared:
+        from ..data.arrays import stratified_split
+
+        clips = self.read()
+        d, seed = self.cfg.data, self.cfg.seed
+        everything = np.arange(len(clips.labels))
+        if clips.split:
+            train, test = np.array(clips.split["train"]), np.array(clips.split["test"])
+        else:
+            keep, held = stratified_split(clips.labels, d.test_fraction, seed)
+            train, test = everything[keep], everything[held]
+        keep, held = stratified_split(clips.labels[train], d.val_fraction, seed + 1)
+        train, val = train[keep], train[held]
+        if len(train) < 2 or len(test) == 0:
+            raise DataError(f"{clips.description} leaves {len(train)} clip(s) to train on and {len(test)} to test. "
+                            f"Add clips, or lower --val-fraction / --test-fraction.")
+        self.speakers = ({k: [clips.speakers[i] for i in v] for k, v in (("train", train), ("val", val), ("test", test))}
+                         if clips.speakers else {})
+        self.names = {k: [clips.names[i] for i in v] for k, v in (("train", train), ("val", val), ("test", test))}
+        x = torch.from_numpy(clips.samples)
+        y = torch.from_numpy(clips.labels)
+        self.meta = {"classes": clips.classes, "rate": int(clips.rate), "length": int(clips.samples.shape[1]),
+                     "n_mels": 40, "source": clips.description,
+                     **self.feature_stats(x[torch.from_numpy(train)], clips.rate, 40)}
+
+        def part(idx):
+            idx = torch.from_numpy(np.asarray(idx, dtype=np.int64))
+            return x[idx], y[idx]
+
+        return Prepared(train=part(train), val=part(val), test=part(test), meta=self.meta, notes=list(clips.notes))
+
+    @staticmethod
+    def feature_stats(waves: torch.Tensor, rate: int, n_mels: int) -> dict:
+        """The training clips' log-mel mean and std per band: the network's input normalisation (saved in meta)."""
+        from ..models.audio import LogMel
+
+        front = LogMel(rate, n_mels)
+        with torch.no_grad():
+            feats = torch.cat([front(waves[i:i + 256]) for i in range(0, len(waves), 256)])
+        return {"band_mean": feats.mean((0, 2)).tolist(), "band_std": feats.std((0, 2)).clamp(min=1e-3).tolist()}
+
+    # --- model and training -----------------------------------------------------------------------------------
+    def build_model(self) -> nn.Module:
+        from ..models.audio import AudioClassifier
+
+        m, meta = self.cfg.model, self.meta
+        model = AudioClassifier(meta["rate"], len(meta["classes"]), meta["n_mels"], width=m.width or 64,
+                                dropout=m.dropout if m.dropout else 0.3)
+        if "band_mean" in meta:
+            model.classifier.mean.copy_(torch.tensor(meta["band_mean"]).view(-1, 1))
+            model.classifier.std.copy_(torch.tensor(meta["band_std"]).view(-1, 1))
+        return model
+
+    def training_step(self, model: nn.Module, batch: tuple):
+        x, y = batch
+        augmenting = model.training and self.cfg.data.augment not in (None, "none")
+        if augmenting:
+            x = time_shift(x, SHIFT)
+        features = model.features(x)
+        if augmenting:
+            features = spec_augment(features)
+        logits = model.classifier(features)
+        return F.cross_entropy(logits, y), {"accuracy": (logits.argmax(1) == y).sum()}
+
+    # --- after training -------------------------------------------------------------------------------------
+    @torch.no_grad()
+    def probabilities(self, model: nn.Module, x: torch.Tensor, device: torch.device, batch_size: int = 256):
+        from ..models import evaluating
+
+        with evaluating(model):
+            return torch.cat([model(x[i:i + batch_size].to(device)).float().softmax(1).cpu()
+                              for i in range(0, len(x), batch_size)])
+
+    def test_metrics(self, model: nn.Module, split: tuple, device: torch.device) -> dict:
+        from sklearn.metrics import confusion_matrix, precision_recall_fscore_support
+
+        x, y = split
+        probs = self.probabilities(model, x, device)
+        pred = probs.argmax(1)
+        classes = self.meta["classes"]
+        p, r, f1, support = precision_recall_fscore_support(y, pred, labels=list(range(len(classes))), zero_division=0)
+        out = {"clips": len(y), "loss": float(F.nll_loss(probs.clamp(min=1e-12).log(), y)),
+               "accuracy": float((pred == y).float().mean()),
+               "per_class": [{"class": c, "precision": round(float(p[i]), 4), "recall": round(float(r[i]), 4),
+                              "f1": round(float(f1[i]), 4), "support": int(support[i])} for i, c in enumerate(classes)],
+               "confusion": confusion_matrix(y, pred, labels=list(range(len(classes)))).tolist()}
+        speakers = self.speakers.get("test")
+        if speakers and len(speakers) == len(y):
+            right = (pred == y).numpy()
+            out["per_speaker"] = [{"speaker": s, "accuracy": round(float(right[[i for i, t in enumerate(speakers)
+                                                                                 if t == s]].mean()), 4),
+                                   "clips": speakers.count(s)} for s in sorted(set(speakers))]
+        return out
+
+    def logged_test(self, results: dict) -> dict:
+        return {k: v for k, v in results["test"].items() if k not in ("per_class", "confusion", "per_speaker")}
+
+    def summary(self, results: dict) -> list[tuple[str, str]]:
+        test, splits = results["test"], results["splits"]
+        lines = [("data", f"{self.meta['source']}; train {splits['train']} / val {splits['val']} / test {splits['test']}"),
+                 self.model_line(results), ("test", f"accuracy {test['accuracy']:.4f} on {test['clips']} clips")]
+        if test.get("per_speaker"):
+            lines.append(("speakers", "  ".join(f"{s['speaker']} {s['accuracy']:.3f}" for s in test["per_speaker"])))
+        return lines
+
+    @staticmethod
+    def describe_metrics(metrics: dict) -> list[str]:
+        lines = [f"accuracy {metrics['accuracy']:.4f}  loss {metrics['loss']:.4f}",
+                 f"{'class':<20} {'precision':>9} {'recall':>9} {'f1':>9} {'support':>8}"]
+        lines += [f"{r['class'][:20]:<20} {r['precision']:>9.4f} {r['recall']:>9.4f} {r['f1']:>9.4f} {r['support']:>8}"
+                  for r in metrics["per_class"]]
+        lines += [f"speaker {r['speaker']:<12} accuracy {r['accuracy']:.4f} ({r['clips']} clips)"
+                  for r in metrics.get("per_speaker", [])]
+        return lines
+
+    def report_sections(self, run, model: nn.Module, data: Prepared, results: dict, device) -> list[tuple[str, str]]:
+        from ..report import image_tag, plot_confusion, plot_history, table
+
+        out, test = run.report_dir, results["test"]
+        curves = plot_history(run.metrics(), out / "curves.png", "accuracy")
+        confusion = plot_confusion(np.array(test["confusion"]), self.meta["classes"], out / "confusion.png")
+        sections = [("Result on the test split", table([{"accuracy": test["accuracy"], "clips": test["clips"],
+                                                         "parameters": results["parameters"]}])
+                     + self.notes_html(results) + notes_block(data.notes)),
+                    ("Data", f"<p>{html.escape(self.meta['source'])}; {self.meta['rate']:,} Hz, clips of "
+                             f"{self.meta['length'] / self.meta['rate']:g} s</p>" + table([results["splits"]])),
+                    ("Training curves", image_tag(curves, "loss and accuracy per epoch")),
+                    ("Confusion matrix", image_tag(confusion, "confusion matrix")),
+                    ("Per class", table(test["per_class"]))]
+        if test.get("per_speaker"):
+            sections.append(("Per speaker", "<p>How well each speaker's test clips are recognised. With the official "
+                             "split every test speaker was also heard in training.</p>" + table(test["per_speaker"])))
+        return sections
+
+    # --- use: the inference face ----------------------------------------------------------------------------
+    @property
+    def use_options(self) -> dict:
+        from ..inference import Option
+
+        return {"top_k": Option(int, 3, 1, None, "how many of the likeliest classes to name per clip")}
+
+    def decode_inputs(self, inputs, options: dict, trusted: bool = True) -> list:
+        """Clips of any form -> [(name, float32 samples at the run's rate and length)]: paths of audio files (or
+        folders of them), the bytes of a file, or arrays of samples already at the run's rate."""
+        from ..data.audio import AUDIO_EXTENSIONS, UnreadableAudio, prepare_clip, read_audio
+
+        m = self.meta
+        if isinstance(inputs, (str, Path, bytes, bytearray, np.ndarray)) or torch.is_tensor(inputs):
+            inputs = [inputs]
+        items = []
+        for n, value in enumerate(inputs if isinstance(inputs, (list, tuple)) else [inputs]):
+            if isinstance(value, (str, Path)):
+                if not trusted:
+                    raise DataError(f"Input {n} is text. Expected a clip: a file upload, {{\"base64\": the file's "
+                                    f"bytes}}, or an array of samples (the server never reads paths on its own disk).")
+                path = Path(value)
+                files = sorted(p for p in path.rglob("*") if p.suffix.lower() in AUDIO_EXTENSIONS) if path.is_dir() else [path]
+                if not path.exists() or not files:
+                    raise DataError(f"No such audio file '{path}'. Expected a WAV (or FLAC, OGG) file or a folder "
+                                    f"of them.")
+                sources = [(str(f), f) for f in files]
+            elif isinstance(value, (bytes, bytearray)):
+                sources = [(f"clip {n}", bytes(value))]
+            elif isinstance(value, np.ndarray) or torch.is_tensor(value):
+                a = np.asarray(value.detach().cpu() if torch.is_tensor(value) else value, dtype=np.float32)
+                if a.ndim != 1 or not np.isfinite(a).all():
+                    raise DataError(f"Input {n}: Expected a clip as a 1-D array of finite samples at {m['rate']:,} "
+                                    f"Hz. Received: shape {a.shape}.")
+                items.append((f"array {n}", prepare_clip(a, m["rate"], m["rate"], m["length"])))
+                continue
+            else:
+                raise DataError(f"Cannot use a {type(value).__name__} as a clip. Expected a file path, the bytes of "
+                                f"a WAV file, or an array of samples.")
+            for name, source in sources:
+                try:
+                    samples, rate = read_audio(source)
+                except UnreadableAudio as err:
+                    raise DataError(f"Cannot use '{name}' as a clip: {err}.") from None
+                items.append((name, prepare_clip(samples, rate, m["rate"], m["length"])))
+            if len(items) > self.max_items:
+                raise DataError(f"Too many clips in one call: more than {self.max_items:,}. Send them in smaller "
+                                f"batches.")
+        if not items:
+            raise DataError("No clips were given. Expected a path, the bytes of a WAV file or an array of samples.")
+        return items
+
+    def example_request(self) -> tuple:
+        return np.zeros(self.meta["length"], dtype=np.float32), {}
+
+    @torch.inference_mode()
+    def infer(self, model, items: list, device: torch.device, options: dict) -> list:
+        x = torch.from_numpy(np.stack([a for _, a in items]))
+        probs = self.probabilities(model, x, device).numpy()
+        return [{"input": name, "probabilities": p} for (name, _), p in zip(items, probs)]
+
+    def encode_result(self, result: dict, options: dict) -> dict:
+        probs, classes = result["probabilities"], self.meta["classes"]
+        top = np.argsort(-probs, kind="stable")[:options["top_k"]]
+        return {"input": result["input"], "predictions": [{"class": classes[i], "probability": round(float(probs[i]), 6)}
+                                                          for i in top]}
+
+
+def time_shift(x: torch.Tensor, fraction: float) -> torch.Tensor:
+    """Each clip moved in time by up to `fraction` of its length either way, silence filling the gap."""
+    n, t = x.shape
+    limit = int(t * fraction)
+    shifts = torch.randint(-limit, limit + 1, (n, 1), device=x.device)
+    index = torch.arange(t, device=x.device)[None, :] - shifts
+    inside = (index >= 0) & (index < t)
+    return torch.where(inside, x.gather(1, index.clamp(0, t - 1)), torch.zeros_like(x))
+
+
+def spec_augment(features: torch.Tensor, bands: int = 6, frames: int = 10) -> torch.Tensor:
+    """SpecAugment (Park et al. 2019): per clip, one band of up to `bands` features and one run of up to `frames`
+    frames set to the clip's mean, so the network cannot lean on any one of them."""
+    n, f, t = features.shape
+    device = features.device
+    fill = features.mean((1, 2), keepdim=True)
+    width_f = torch.randint(0, bands + 1, (n, 1, 1), device=device)
+    start_f = (torch.rand(n, 1, 1, device=device) * (f - width_f + 1)).long()
+    width_t = torch.randint(0, frames + 1, (n, 1, 1), device=device)
+    start_t = (torch.rand(n, 1, 1, device=device) * (t - width_t + 1).clamp(min=1)).long()
+    fi = torch.arange(f, device=device)[None, :, None]
+    ti = torch.arange(t, device=device)[None, None, :]
+    masked = ((fi >= start_f) & (fi < start_f + width_f)) | ((ti >= start_t) & (ti < start_t + width_t))
+    return torch.where(masked, fill.expand_as(features), features)
