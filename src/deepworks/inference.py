@@ -182,6 +182,12 @@ def one_or_many(x: np.ndarray, what: str, channels: int) -> np.ndarray:
                     f"batch (N, H, W, C) or (N, C, H, W).")
 
 
+def top_classes(name: str, probs: np.ndarray, classes: list[str], k: int) -> dict:
+    """A classifier's answer: the k likeliest classes with their probabilities (ties in class order)."""
+    top = np.argsort(-probs, kind="stable")[:k]
+    return {"input": name, "predictions": [{"class": classes[i], "probability": round(float(probs[i]), 6)} for i in top]}
+
+
 def png_bytes(image: np.ndarray | torch.Tensor) -> bytes:
     """uint8 (C, H, W) -> PNG file bytes."""
     from PIL import Image

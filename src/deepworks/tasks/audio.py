@@ -269,10 +269,9 @@ class AudioClassification(Task):
         return [{"input": name, "probabilities": p} for (name, _), p in zip(items, probs)]
 
     def encode_result(self, result: dict, options: dict) -> dict:
-        probs, classes = result["probabilities"], self.meta["classes"]
-        top = np.argsort(-probs, kind="stable")[:options["top_k"]]
-        return {"input": result["input"], "predictions": [{"class": classes[i], "probability": round(float(probs[i]), 6)}
-                                                          for i in top]}
+        from ..inference import top_classes
+
+        return top_classes(result["input"], result["probabilities"], self.meta["classes"], options["top_k"])
 
 
 def time_shift(x: torch.Tensor, fraction: float) -> torch.Tensor:
