@@ -197,3 +197,31 @@ def test_an_interrupted_audio_run_resumes_to_the_same_weights():
         dw.train(name="cut", **common)
     dw.train(resume="runs/cut", progress=False)
     assert_same_weights(weights("runs/straight"), weights("runs/cut"))
+
+
+def test_the_server_answers_a_wav_upload_base64_and_samples_as_predict_does(tones_run, tmp_path):
+    import base64
+
+    from fastapi.testclient import TestClient
+
+    from deepworks.serving import build_app
+
+    clips = make_tones(1, 8)
+    wav = wav_bytes(16000, resample(clips.samples[0], 8000, 16000))
+    expected = tones_run.predict(wav, top_k=2)[0]["predictions"]
+    with TestClient(build_app([str(tones_run.run.path)])) as c:
+        upload = c.post("/v1/models/tones/predict", files=[("file", ("low.wav", wav, "audio/wav"))], data={"top_k": "2"})
+        assert upload.status_code == 200, upload.text
+        assert upload.json()["outputs"][0]["predictions"] == expected
+        encoded = c.post("/v1/models/tones/predict", json={"inputs": [{"base64": base64.b64encode(wav).decode()}],
+                                                          "top_k": 2})
+        assert encoded.json()["outputs"][0]["predictions"] == expected
+        samples = c.post("/v1/models/tones/predict", json={"inputs": clips.samples[0].tolist(), "top_k": 1})
+        assert samples.json()["outputs"][0]["predictions"][0]["class"] == "low tone"
+        bad = c.post("/v1/models/tones/predict", files=[("file", ("x.wav", b"RIFF0000WAVEnope", "audio/wav"))])
+        assert bad.status_code == 400 and "Cannot use 'clip 0' as a clip: corrupt WAV header" in bad.json()["error"]
+        v2 = c.post("/v2/models/tones/infer", json={"inputs": [{"name": "clips", "datatype": "FP32",
+                                                               "shape": [1, len(clips.samples[0])],
+                                                               "data": clips.samples[0].tolist()}]})
+        assert v2.status_code == 200, v2.text
+        assert np.argmax(v2.json()["outputs"][0]["data"]) == 0  # low tone

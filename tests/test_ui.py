@@ -400,6 +400,7 @@ def other_runs(server, tmp_path_factory, shapes_detector):
     import shutil
 
     shutil.copytree(shapes_detector.run.path, Path(runs) / "shapes")  # trained once (conftest.py)
+    dw.train(task="audio", name="tones", epochs=20, runs_dir=runs, progress=False)
     return runs
 
 
@@ -466,3 +467,20 @@ def test_try_draws_the_boxes_a_detector_finds_on_a_photo_and_the_slider_filters_
     shot(page, "try-detect")
     page.get_by_test_id("detect-threshold").fill("0.95")
     expect(boxes).to_have_count(sum(b["score"] >= 0.95 for b in expected))
+
+
+def test_try_names_the_sound_of_an_uploaded_recording(page, server, other_runs, tmp_path):
+    import scipy.io.wavfile
+
+    from deepworks.data.audio import make_tones, resample
+
+    clip = make_tones(1, 12).samples[0]  # a low tone
+    scipy.io.wavfile.write(tmp_path / "low.wav", 16000, resample(clip, 8000, 16000))
+    (tmp_path / "broken.wav").write_bytes(b"RIFF0000WAVEnope")
+    page.get_by_test_id("nav-try").click()
+    page.get_by_test_id("try-run").select_option("tones")
+    page.get_by_test_id("audio-file").set_input_files(str(tmp_path / "low.wav"))
+    expect(page.get_by_test_id("try-predictions").locator("li").first).to_contain_text("low tone")
+    expect(page.get_by_test_id("audio-player")).to_be_visible()
+    page.get_by_test_id("audio-file").set_input_files(str(tmp_path / "broken.wav"))
+    expect(page.get_by_test_id("audio-error")).to_contain_text("corrupt WAV header")

@@ -238,10 +238,12 @@ class AudioClassification(Task):
                 sources = [(f"clip {n}", bytes(value))]
             elif isinstance(value, np.ndarray) or torch.is_tensor(value):
                 a = np.asarray(value.detach().cpu() if torch.is_tensor(value) else value, dtype=np.float32)
-                if a.ndim != 1 or not np.isfinite(a).all():
+                if a.ndim not in (1, 2) or not np.isfinite(a).all():
                     raise DataError(f"Input {n}: Expected a clip as a 1-D array of finite samples at {m['rate']:,} "
-                                    f"Hz. Received: shape {a.shape}.")
-                items.append((f"array {n}", prepare_clip(a, m["rate"], m["rate"], m["length"])))
+                                    f"Hz, or a batch of them (N, T). Received: shape {a.shape}.")
+                rows = a if a.ndim == 2 else a[None]
+                items += [(f"array {n}" + (f"[{i}]" if a.ndim == 2 else ""),
+                           prepare_clip(row, m["rate"], m["rate"], m["length"])) for i, row in enumerate(rows)]
                 continue
             else:
                 raise DataError(f"Cannot use a {type(value).__name__} as a clip. Expected a file path, the bytes of "
@@ -272,6 +274,12 @@ class AudioClassification(Task):
         from ..inference import top_classes
 
         return top_classes(result["input"], result["probabilities"], self.meta["classes"], options["top_k"])
+
+    def v2_inputs(self) -> list[dict]:
+        return [{"name": "clips", "datatype": "FP32", "shape": [-1, self.meta["length"]]}]
+
+    def v2_outputs(self, results: list) -> dict:
+        return {"probabilities": np.stack([r["probabilities"] for r in results]).astype(np.float32)}
 
 
 def time_shift(x: torch.Tensor, fraction: float) -> torch.Tensor:

@@ -60,6 +60,7 @@ TEMPLATES = {  # per task: (model, what it is), the first one the default
     "gan": [("dcgan", "DCGAN")],
     "detect": [("centernet", "CenterNet-style detector on a small CNN, from scratch"),
                ("centernet_lite0", "CenterNet on EfficientNet-Lite0, pretrained on ImageNet (with deepworks[pretrained])")],
+    "audio": [("cnn1d", "A 1-D CNN over log-mel spectrograms")],
 }
 FORM = {  # the settings a page shows first, per task; the rest are under 'More settings'
     "image": ["model.name", "train.epochs", "train.batch_size", "train.lr", "train.optimizer", "data.augment",
@@ -69,6 +70,7 @@ FORM = {  # the settings a page shows first, per task; the rest are under 'More 
     "gan": ["train.epochs", "train.batch_size", "data.image_size", "seed"],
     "detect": ["model.name", "model.pretrained", "train.epochs", "train.batch_size", "train.lr", "data.image_size",
                "data.augment", "seed"],
+    "audio": ["train.epochs", "train.batch_size", "train.lr", "data.augment", "model.width", "seed"],
 }
 
 
@@ -128,7 +130,7 @@ def add_api_routes(app, jobs: Jobs, runs_dir: Path) -> None:
         from ..models.stack import CARDS, IMAGE_CARDS, TEXT_CARDS
 
         data = {"image": list(BUILTINS[:4]), "text": list(TEXT_BUILTINS), "translate": list(PAIR_BUILTINS),
-                "gan": list(BUILTINS), "detect": ["shapes", "raccoon"]}
+                "gan": list(BUILTINS), "detect": ["shapes", "raccoon"], "audio": ["tones", "fsdd"]}
         return {"version": __version__, "tasks": list(TEMPLATES), "datasets": data,
                 "templates": {t: [{"model": m, "about": a} for m, a in ms] for t, ms in TEMPLATES.items()},
                 "cards": CARDS, "cards_for": {"image": IMAGE_CARDS, "text": TEXT_CARDS}}

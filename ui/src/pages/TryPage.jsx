@@ -21,7 +21,8 @@ export default function TryPage({ run, setRun }) {
       {error && <p className="error" data-testid="try-error">{error}</p>}
       {card && card.task === "image" && <ImageTry card={card} />}
       {card && card.task === "detect" && <DetectTry card={card} />}
-      {card && !["image", "detect"].includes(card.task) && <TextTry card={card} />}
+      {card && card.task === "audio" && <AudioTry card={card} />}
+      {card && !["image", "detect", "audio"].includes(card.task) && <TextTry card={card} />}
     </section>
   );
 }
@@ -83,6 +84,45 @@ function ImageTry({ card }) {
         <input type="file" accept="image/*" data-testid="try-file" onChange={(e) => e.target.files[0] && send(e.target.files[0])} />
       </div>
       {error && <p className="error">{error}</p>}
+      {answer && (
+        <ol className="predictions" data-testid="try-predictions">
+          {answer.predictions.map((p) => (
+            <li key={p.class}>
+              <b>{p.class}</b> <meter min={0} max={1} value={p.probability} /> {percent(p.probability)}
+            </li>
+          ))}
+        </ol>
+      )}
+    </div>
+  );
+}
+
+// Audio: choose a recording (WAV; FLAC or OGG where the server has soundfile), hear it, and see the top classes.
+function AudioTry({ card }) {
+  const [clip, setClip] = useState(null);
+  const [answer, setAnswer] = useState(null);
+  const [error, setError] = useState("");
+  async function send(file) {
+    const form = new FormData();
+    form.append("files", file, file.name || "clip.wav");
+    form.append("top_k", "3");
+    setClip(URL.createObjectURL(file));
+    try {
+      const r = await call(card.route, { method: "POST", body: form });
+      setAnswer(r.outputs[0]);
+      setError("");
+    } catch (e) {
+      setAnswer(null);
+      setError(e.message);
+    }
+  }
+  return (
+    <div className="try">
+      <p>Choose a recording: the model names what it hears.</p>
+      <input type="file" accept="audio/*,.wav,.flac,.ogg" data-testid="audio-file"
+             onChange={(e) => e.target.files[0] && send(e.target.files[0])} />
+      {clip && <div><audio controls src={clip} data-testid="audio-player" /></div>}
+      {error && <p className="error" data-testid="audio-error">{error}</p>}
       {answer && (
         <ol className="predictions" data-testid="try-predictions">
           {answer.predictions.map((p) => (
