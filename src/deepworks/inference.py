@@ -102,10 +102,25 @@ def image_items(inputs, size: int, channels: int, limit: int, paths: bool = True
     """Paths (files or folders), bytes, PIL images, numpy arrays or tensors, or a list of them -> [(name, uint8
     (channels, size, size))], each prepared as the training images were. At most `limit` images. With
     paths=False (what a server receives) text is refused rather than read as a file of this machine."""
+    from .data.images import decode_image, images_to_nchw
+    from .data.arrays import resize, set_channels
+
+    def from_array(array: np.ndarray, n: int) -> list[tuple[str, np.ndarray]]:
+        x = images_to_nchw(one_or_many(array, f"input {n}", channels), f"input {n}", "the array")
+        return [(f"array {n}[{i}]", img) for i, img in enumerate(resize(x, size))]
+
+    items = walk_images(inputs, limit, paths, lambda source: decode_image(source, size), from_array)
+    return [(name, set_channels(img[None], channels)[0]) for name, img in items]
+
+
+def walk_images(inputs, limit: int, paths: bool, decode, from_array) -> list[tuple[str, object]]:
+    """What every image face shares: paths (files or folders), bytes, PIL images, numpy arrays or tensors, or a list
+    of them -> [(name, item)], each file, bytes or PIL image made an item by `decode(source)` and each array by
+    `from_array(array, n)` (-> a list of (name, item)); at most `limit`; with paths=False text is refused rather
+    than read as a file of this machine. A user's mistake is a DataError that says what was expected."""
     from PIL import Image
 
-    from .data.images import IMAGE_EXTENSIONS, UnreadableImage, decode_image, image_files, images_to_nchw
-    from .data.arrays import resize, set_channels
+    from .data.images import IMAGE_EXTENSIONS, UnreadableImage, image_files
 
     if inputs is None:
         inputs = []
@@ -114,7 +129,7 @@ def image_items(inputs, size: int, channels: int, limit: int, paths: bool = True
     if not isinstance(inputs, (list, tuple)):
         raise DataError(f"Cannot use a {type(inputs).__name__} as images. Expected a file path, the bytes of an image "
                         f"file, a PIL image, an array of pixels, or a list of them.")
-    items: list[tuple[str, np.ndarray]] = []
+    items: list[tuple[str, object]] = []
     for n, value in enumerate(inputs):
         if isinstance(value, (str, Path)) and not paths:
             raise DataError(f"Input {n} is text. Expected an image: a file upload, {{\"base64\": the file's bytes in "
@@ -131,22 +146,19 @@ def image_items(inputs, size: int, channels: int, limit: int, paths: bool = True
                 files = [path]
             for f in files:
                 try:
-                    items.append((str(f), decode_image(f, size)))
+                    items.append((str(f), decode(f)))
                 except UnreadableImage as err:
                     raise DataError(f"Cannot read '{f}' as an image: {err}. Expected a JPEG, PNG or other image "
                                     f"file.") from None
         elif isinstance(value, (bytes, bytearray, Image.Image)):
             name = f"image {n}"
             try:
-                items.append((name, decode_image(value if isinstance(value, Image.Image) else bytes(value), size)))
+                items.append((name, decode(value if isinstance(value, Image.Image) else bytes(value))))
             except UnreadableImage as err:
                 raise DataError(f"Cannot read {name} as an image: {err}. Expected the bytes of a JPEG, PNG or other "
                                 f"image file.") from None
         elif isinstance(value, np.ndarray) or torch.is_tensor(value):
-            array = np.asarray(value.detach().cpu() if torch.is_tensor(value) else value)
-            batch = one_or_many(array, f"input {n}", channels)
-            x = images_to_nchw(batch, f"input {n}", "the array")
-            items += [(f"array {n}[{i}]", img) for i, img in enumerate(resize(x, size))]
+            items += from_array(np.asarray(value.detach().cpu() if torch.is_tensor(value) else value), n)
         else:
             raise DataError(f"Cannot use a {type(value).__name__} as an image. Expected a file path, the bytes of an "
                             f"image file, a PIL image, or a numpy array or tensor of pixels.")
@@ -154,7 +166,7 @@ def image_items(inputs, size: int, channels: int, limit: int, paths: bool = True
             raise DataError(f"Too many images in one call: more than {limit:,}. Send them in smaller batches.")
     if not items:
         raise DataError("No images were given. Expected a path, bytes, a PIL image or an array of pixels.")
-    return [(name, set_channels(img[None], channels)[0]) for name, img in items]
+    return items
 
 
 def text_items(inputs, verb: str, noun: str, limit: int) -> list[str]:

@@ -264,42 +264,53 @@ class ObjectDetection(Task):
         return loss, {k: v * n for k, v in parts.items()}
 
     @torch.no_grad()
-    def detections(self, model: nn.Module, x: torch.Tensor, device: torch.device, batch_size: int = 64) -> list:
+    def detections(self, model: nn.Module, x: torch.Tensor, device: torch.device) -> list:
         """[(boxes (k, 4), scores (k,), classes (k,))] per letterboxed image: peaks above SCORE_FLOOR, same-class
         overlaps above NMS_IOU merged."""
-        out = []
+        return self.scored(model, (x,), device)[1]
+
+    @torch.no_grad()
+    def scored(self, model: nn.Module, split: tuple, device: torch.device) -> tuple[dict, list]:
+        """One pass over a split in eval mode: (the mean loss and its parts per image, when the split has its boxes;
+        the detections of every image, as `detections` gives them)."""
+        x, size = split[0], split[0].shape[-1]
+        step = max(1, self.cfg.train.batch_size)
+        totals: dict = {}
+        found = []
         with evaluating(model):
-            for i in range(0, len(x), batch_size):
-                logits, box = model(self.to_input(x[i:i + batch_size].to(device)))
-                boxes, scores, classes = decode(logits.float(), box.float())
-                size = x.shape[-1]
+            for i in range(0, len(x), step):
+                outputs = model(self.to_input(x[i:i + step].to(device)))
+                if len(split) > 1:
+                    loss, parts = detection_loss(outputs, split[1][i:i + step].to(device))
+                    n = len(outputs[0])
+                    for k, v in {"loss": loss, **parts}.items():
+                        totals[k] = totals.get(k, 0.0) + float(v) * n
+                boxes, scores, classes = decode(outputs[0].float(), outputs[1].float())
                 for b, s, c in zip(clip_boxes(boxes, size, size).cpu(), scores.cpu(), classes.cpu()):
                     keep = s > SCORE_FLOOR
                     b, s, c = b[keep], s[keep], c[keep]
                     kept = nms(b, s, NMS_IOU, c)
-                    out.append((b[kept].numpy(), s[kept].numpy(), c[kept].numpy()))
-        return out
+                    found.append((b[kept].numpy(), s[kept].numpy(), c[kept].numpy()))
+        return {k: v / max(len(x), 1) for k, v in totals.items()}, found
 
     def evaluate(self, model: nn.Module, split: tuple, device: torch.device) -> dict:
-        """The loss and its parts, and COCO's mAP@[.5:.95] and mAP@0.5."""
-        out = super().evaluate(model, split, device)
-        found = self.detections(model, split[0], device)
+        """The loss and its parts, and COCO's mAP@[.5:.95] and mAP@0.5, from one pass over the split."""
+        means, found = self.scored(model, split, device)
         m = mean_average_precision(unpad_boxes(split[1]), found, len(self.meta["classes"]))
-        return {**out, "map": m["map"], "map50": m["map50"]}
+        return {**means, "map": m["map"], "map50": m["map50"]}
 
     # --- after training ---------------------------------------------------------------------------------------
     def test_metrics(self, model: nn.Module, split: tuple, device: torch.device) -> dict:
         x, padded = split
         truth = unpad_boxes(padded)
-        found = self.detections(model, x, device)
+        means, found = self.scored(model, split, device)
         m = mean_average_precision(truth, found, len(self.meta["classes"]))
         counts = np.bincount(np.concatenate([c for _, c in truth] + [np.zeros(0, np.int64)]),
                              minlength=len(self.meta["classes"]))
         per_class = [{"class": name, "ap": round(m["ap"][k], 6), "ap50": round(m["ap50"][k], 6),
                       "objects": int(counts[k])} for k, name in enumerate(self.meta["classes"])]
-        loss = super().evaluate(model, split, device)["loss"]
         return {"images": len(x), "objects": int(counts.sum()), "map": m["map"], "map50": m["map50"],
-                "map75": m["map75"], "loss": loss, "per_class": per_class, "pr50": m["pr50"]}
+                "map75": m["map75"], "loss": means["loss"], "per_class": per_class, "pr50": m["pr50"]}
 
     def logged_test(self, results: dict) -> dict:
         return {k: v for k, v in results["test"].items() if k not in ("per_class", "pr50")}
@@ -508,56 +519,25 @@ def typical_box_size(padded: torch.Tensor) -> float:
 
 
 def pil_images(inputs, limit: int, paths: bool = True) -> list:
-    """[(name, PIL image)] from paths (files or folders), bytes, PIL images or arrays / tensors of pixels."""
+    """[(name, RGB PIL image at its own size)] from anything inference.walk_images takes."""
     from PIL import Image
 
-    from ..data.images import IMAGE_EXTENSIONS, UnreadableImage, image_files, open_image
+    from ..data.images import MAX_PIXELS, UnreadableImage, open_image
+    from ..inference import walk_images
 
-    if isinstance(inputs, (str, Path, bytes, bytearray, Image.Image, np.ndarray)) or torch.is_tensor(inputs):
-        inputs = [inputs]
-    if not isinstance(inputs, (list, tuple)):
-        raise DataError(f"Cannot use a {type(inputs).__name__} as images. Expected a file path, the bytes of an image "
-                        f"file, a PIL image, an array of pixels, or a list of them.")
-    out = []
-    for n, value in enumerate(inputs):
-        if isinstance(value, (str, Path)):
-            if not paths:
-                raise DataError(f"Input {n} is text. Expected an image: a file upload, {{\"base64\": the file's bytes "
-                                f"in base64}}, or an array of pixels (the server never reads paths on its own disk).")
-            path = Path(value)
-            files = image_files(path) if path.is_dir() else [path]
-            if path.is_dir() and not files:
-                raise DataError(f"No images found in '{path}'. Expected image files ({', '.join(IMAGE_EXTENSIONS)}).")
-            if not path.exists():
-                raise DataError(f"No such image file '{path}'. Check the path.")
-            for f in files:
-                try:
-                    with open_image(f) as im:
-                        out.append((str(f), im.convert("RGB")))
-                except UnreadableImage as err:
-                    raise DataError(f"Cannot read '{f}' as an image: {err}. Expected a JPEG, PNG or other image "
-                                    f"file.") from None
-        elif isinstance(value, (bytes, bytearray)):
-            try:
-                with open_image(bytes(value)) as im:
-                    out.append((f"image {n}", im.convert("RGB")))
-            except UnreadableImage as err:
-                raise DataError(f"Cannot read image {n}: {err}. Expected the bytes of a JPEG, PNG or other image "
-                                f"file.") from None
-        elif isinstance(value, Image.Image):
-            out.append((f"image {n}", value.convert("RGB")))
-        elif isinstance(value, np.ndarray) or torch.is_tensor(value):
-            arrays = pixel_arrays(value, f"input {n}")
-            out += [(f"array {n}" + (f"[{i}]" if len(arrays) > 1 else ""), Image.fromarray(a))
-                    for i, a in enumerate(arrays)]
-        else:
-            raise DataError(f"Cannot use a {type(value).__name__} as an image. Expected a file path, the bytes of an "
-                            f"image file, a PIL image, or a numpy array or tensor of pixels.")
-        if len(out) > limit:
-            raise DataError(f"Too many images in one call: more than {limit:,}. Send them in smaller batches.")
-    if not out:
-        raise DataError("No images were given. Expected a path, bytes, a PIL image or an array of pixels.")
-    return out
+    def decode(source):
+        if isinstance(source, Image.Image):
+            if source.width * source.height > MAX_PIXELS:
+                raise UnreadableImage(f"too large: {source.width}x{source.height} pixels, over the {MAX_PIXELS:,} limit")
+            return source.convert("RGB")
+        with open_image(source) as im:
+            return im.convert("RGB")
+
+    def from_array(array: np.ndarray, n: int) -> list:
+        arrays = pixel_arrays(array, f"input {n}")
+        return [(f"array {n}" + (f"[{i}]" if len(arrays) > 1 else ""), Image.fromarray(a)) for i, a in enumerate(arrays)]
+
+    return walk_images(inputs, limit, paths, decode, from_array)
 
 
 def pixel_arrays(value, what: str) -> list[np.ndarray]:

@@ -27,6 +27,27 @@ export default function TryPage({ run, setRun }) {
   );
 }
 
+// One file to the run's /v1 route as a form upload, with the use's options as fields: its one answer.
+async function postFile(route, file, name, fields) {
+  const form = new FormData();
+  form.append("files", file, name);
+  for (const [k, v] of Object.entries(fields)) form.append(k, String(v));
+  return (await call(route, { method: "POST", body: form })).outputs[0];
+}
+
+// A classifier's answer: its top classes, each with a bar and its probability.
+function Predictions({ answer }) {
+  return (
+    <ol className="predictions" data-testid="try-predictions">
+      {answer.predictions.map((p) => (
+        <li key={p.class}>
+          <b>{p.class}</b> <meter min={0} max={1} value={p.probability} /> {percent(p.probability)}
+        </li>
+      ))}
+    </ol>
+  );
+}
+
 function ImageTry({ card }) {
   const canvas = useRef(null);
   const drawing = useRef(false);
@@ -57,12 +78,8 @@ function ImageTry({ card }) {
     drawing.current = [x, y]; // where the next move continues the stroke from
   }
   async function send(blob) {
-    const form = new FormData();
-    form.append("files", blob, "image.png");
-    form.append("top_k", "3");
     try {
-      const r = await call(card.route, { method: "POST", body: form });
-      setAnswer(r.outputs[0]);
+      setAnswer(await postFile(card.route, blob, "image.png", { top_k: 3 }));
       setError("");
     } catch (e) {
       setError(e.message);
@@ -84,15 +101,7 @@ function ImageTry({ card }) {
         <input type="file" accept="image/*" data-testid="try-file" onChange={(e) => e.target.files[0] && send(e.target.files[0])} />
       </div>
       {error && <p className="error">{error}</p>}
-      {answer && (
-        <ol className="predictions" data-testid="try-predictions">
-          {answer.predictions.map((p) => (
-            <li key={p.class}>
-              <b>{p.class}</b> <meter min={0} max={1} value={p.probability} /> {percent(p.probability)}
-            </li>
-          ))}
-        </ol>
-      )}
+      {answer && <Predictions answer={answer} />}
     </div>
   );
 }
@@ -103,13 +112,9 @@ function AudioTry({ card }) {
   const [answer, setAnswer] = useState(null);
   const [error, setError] = useState("");
   async function send(file) {
-    const form = new FormData();
-    form.append("files", file, file.name || "clip.wav");
-    form.append("top_k", "3");
     setClip(URL.createObjectURL(file));
     try {
-      const r = await call(card.route, { method: "POST", body: form });
-      setAnswer(r.outputs[0]);
+      setAnswer(await postFile(card.route, file, file.name || "clip.wav", { top_k: 3 }));
       setError("");
     } catch (e) {
       setAnswer(null);
@@ -123,15 +128,7 @@ function AudioTry({ card }) {
              onChange={(e) => e.target.files[0] && send(e.target.files[0])} />
       {clip && <div><audio controls src={clip} data-testid="audio-player" /></div>}
       {error && <p className="error" data-testid="audio-error">{error}</p>}
-      {answer && (
-        <ol className="predictions" data-testid="try-predictions">
-          {answer.predictions.map((p) => (
-            <li key={p.class}>
-              <b>{p.class}</b> <meter min={0} max={1} value={p.probability} /> {percent(p.probability)}
-            </li>
-          ))}
-        </ol>
-      )}
+      {answer && <Predictions answer={answer} />}
     </div>
   );
 }
@@ -143,12 +140,9 @@ function DetectTry({ card }) {
   const [threshold, setThreshold] = useState(0.3);
   const [error, setError] = useState("");
   async function send(file) {
-    const form = new FormData();
-    form.append("files", file, file.name || "photo.png");
-    form.append("threshold", "0.05"); // everything above 0.05 once; the slider filters without asking again
     try {
-      const r = await call(card.route, { method: "POST", body: form });
-      const out = r.outputs[0];
+      // everything above 0.05 once; the slider filters without asking again
+      const out = await postFile(card.route, file, file.name || "photo.png", { threshold: 0.05 });
       setPhoto({ url: URL.createObjectURL(file), width: out.width, height: out.height });
       setAnswer(out);
       setError("");
