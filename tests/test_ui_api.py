@@ -132,3 +132,16 @@ def test_with_a_token_the_browser_logs_in_once_by_the_printed_link_and_then_carr
         assert c.get("/api/info", cookies={"deepworks_token": "wrong"}).status_code == 401
     with TestClient(app) as other:
         assert other.get("/api/info", headers={"Authorization": "Bearer s3cret-token"}).status_code == 200
+
+
+def test_the_leaderboard_reader_never_writes_the_study_a_search_is_creating(tmp_path):
+    """A search's study.db exists before its tables do; a reader that created them raced the search, which then
+    failed with 'table ... already exists'."""
+    import sqlite3
+
+    from deepworks.ui.app import read_leaderboard
+
+    db = tmp_path / "study.db"
+    sqlite3.connect(db).close()  # the file, as the search's first connection leaves it
+    assert read_leaderboard(db) == []
+    assert sqlite3.connect(db).execute("SELECT count(*) FROM sqlite_master").fetchone() == (0,)

@@ -600,14 +600,18 @@ def search_leaderboard(folder: Path) -> list[dict]:
 
 
 def read_leaderboard(db: Path) -> list[dict]:
+    """The leaderboard of a study the search process is writing. The file is opened read-only: Optuna creates the
+    tables it finds missing, and a reader that did so while the search created them made the search fail ("table
+    ... already exists"). Until the search has made them, the board is empty."""
     import optuna
+    from sqlalchemy.exc import SQLAlchemyError
 
     from ..search import leaderboard
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     try:
-        study = optuna.load_study(study_name="deepworks", storage=f"sqlite:///{db.resolve()}")
-    except (KeyError, ValueError, RuntimeError):  # created, not yet written
+        study = optuna.load_study(study_name="deepworks", storage=f"sqlite:///file:{db.resolve()}?mode=ro&uri=true")
+    except (KeyError, ValueError, RuntimeError, SQLAlchemyError):  # created, not yet written
         return []
     return json.loads(json.dumps(leaderboard(study), default=str))
 
