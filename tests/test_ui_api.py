@@ -143,5 +143,27 @@ def test_the_leaderboard_reader_never_writes_the_study_a_search_is_creating(tmp_
 
     db = tmp_path / "study.db"
     sqlite3.connect(db).close()  # the file, as the search's first connection leaves it
-    assert read_leaderboard(db) == []
+    assert read_leaderboard(db) is None
     assert sqlite3.connect(db).execute("SELECT count(*) FROM sqlite_master").fetchone() == (0,)
+
+
+def test_the_leaderboard_waits_out_a_study_half_written_and_reads_it_once_it_is(tmp_path):
+    """Between the search's tables and its first rows, Optuna's reader fails with its own error (it would insert the
+    schema's version row); that once broke the page's event stream for good. The failed read is not kept either."""
+    import sqlite3
+
+    import optuna
+
+    from deepworks.ui.app import search_leaderboard
+
+    db = tmp_path / "study.db"
+    study = optuna.create_study(study_name="deepworks", storage=f"sqlite:///{db}", direction="maximize")
+    study.optimize(lambda trial: trial.suggest_float("x", 0, 1), n_trials=2)
+    with sqlite3.connect(db) as con:
+        rows = con.execute("SELECT * FROM version_info").fetchall()
+        con.execute("DELETE FROM version_info")
+    assert search_leaderboard(tmp_path) == []
+    with sqlite3.connect(db) as con:
+        con.execute(f"INSERT INTO version_info VALUES ({','.join('?' * len(rows[0]))})", rows[0])
+    board = search_leaderboard(tmp_path)
+    assert [row["state"] for row in board] == ["complete", "complete"]

@@ -588,21 +588,27 @@ BOARDS: dict = {}  # a search's study file -> (its modification time, the leader
 
 def search_leaderboard(folder: Path) -> list[dict]:
     """The trials of a search as they stand, read from its study (the search process writes it; this only reads),
-    again only when the study's file has changed: an event stream asks four times a second."""
+    again only when the study's file has changed: an event stream asks four times a second. A read that caught the
+    search mid-write gives the last board read and is tried again at the next ask."""
     db = folder / "study.db"
     try:
         mtime = db.stat().st_mtime_ns
     except OSError:
         return []
-    if BOARDS.get(db, (None,))[0] != mtime:
-        BOARDS[db] = (mtime, read_leaderboard(db))
+    known = BOARDS.get(db, (None, []))
+    if known[0] != mtime:
+        board = read_leaderboard(db)
+        if board is None:
+            return known[1]
+        BOARDS[db] = (mtime, board)
     return BOARDS[db][1]
 
 
-def read_leaderboard(db: Path) -> list[dict]:
-    """The leaderboard of a study the search process is writing. The file is opened read-only: Optuna creates the
-    tables it finds missing, and a reader that did so while the search created them made the search fail ("table
-    ... already exists"). Until the search has made them, the board is empty."""
+def read_leaderboard(db: Path) -> list[dict] | None:
+    """The leaderboard of a study the search process is writing; None when it cannot be read yet. The file is opened
+    read-only: Optuna creates the tables and rows it finds missing, and a reader that did so while the search created
+    them made the search fail ("table ... already exists"). Until the search has written its study, and while a
+    write holds it locked, the read fails (Optuna raises its own errors, or SQLAlchemy's, or asserts)."""
     import optuna
     from sqlalchemy.exc import SQLAlchemyError
 
@@ -611,9 +617,10 @@ def read_leaderboard(db: Path) -> list[dict]:
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     try:
         study = optuna.load_study(study_name="deepworks", storage=f"sqlite:///file:{db.resolve()}?mode=ro&uri=true")
-    except (KeyError, ValueError, RuntimeError, SQLAlchemyError):  # created, not yet written
-        return []
-    return json.loads(json.dumps(leaderboard(study), default=str))
+        board = leaderboard(study)
+    except (KeyError, ValueError, RuntimeError, AssertionError, SQLAlchemyError, optuna.exceptions.OptunaError):
+        return None
+    return json.loads(json.dumps(board, default=str))
 
 
 def known_job(jobs: Jobs, job_id: str) -> str:

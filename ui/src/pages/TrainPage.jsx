@@ -34,7 +34,8 @@ export default function TrainPage({ choice, setRun, go }) {
       if (status.state === "finished" && status.run) setRun(status.run.split("/").pop());
     });
     events.addEventListener("end", () => events.close());
-    events.onerror = () => events.close();
+    // A dropped stream is left to the browser, which reconnects and gets the job's state afresh; closing it here
+    // once froze a search's page on "running" for good.
   }
 
   async function start() {
