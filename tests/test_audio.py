@@ -225,3 +225,110 @@ def test_the_server_answers_a_wav_upload_base64_and_samples_as_predict_does(tone
                                                                "data": clips.samples[0].tolist()}]})
         assert v2.status_code == 200, v2.text
         assert np.argmax(v2.json()["outputs"][0]["data"]) == 0  # low tone
+
+
+# --- levelling, augmentation, and leaving a speaker out ----------------------------------------------------------------
+def test_levelled_features_do_not_depend_on_loudness_and_average_to_zero_over_time():
+    x = torch.from_numpy(make_tones(2, 3).samples)
+    front = LogMel(8000, level=True)
+    loud, quiet = front(x), front(x * 0.05)
+    assert torch.allclose(loud, quiet, atol=1e-3)
+    assert loud.mean(2).abs().max() < 1e-4
+    assert not torch.allclose(LogMel(8000)(x), LogMel(8000)(x * 0.05), atol=1)  # without levelling they differ
+
+
+def peak_hz(x: np.ndarray, rate: int = 8000) -> float:
+    spectrum = np.abs(np.fft.rfft(x))
+    return float(np.argmax(spectrum) * rate / len(x))
+
+
+def test_speed_perturbation_raises_a_tone_s_pitch_by_its_speed_and_is_seeded():
+    from deepworks.tasks.audio import change_speed
+
+    t = np.arange(8000) / 8000
+    tone = torch.from_numpy(np.sin(2 * np.pi * 500 * t).astype(np.float32))[None]
+    faster = change_speed(tone, (1.1, 1.1))[0].numpy()
+    assert peak_hz(faster) == pytest.approx(550, abs=2)
+    assert np.abs(faster[-300:]).max() == 0  # played faster, it ends early: silence after
+    torch.manual_seed(1)
+    a = change_speed(tone.repeat(4, 1), (0.9, 1.1))
+    torch.manual_seed(1)
+    assert torch.equal(a, change_speed(tone.repeat(4, 1), (0.9, 1.1)))
+    assert 450 <= min(peak_hz(r) for r in a.numpy()) and max(peak_hz(r) for r in a.numpy()) <= 550
+
+
+def test_noise_is_mixed_in_at_the_asked_distance_below_the_sound():
+    from deepworks.tasks.audio import add_noise
+
+    clip = torch.zeros(1, 8000)
+    clip[0, 2000:6000] = torch.sin(torch.arange(4000) * 0.3)  # power 0.5 where it sounds; silence around
+    torch.manual_seed(0)
+    noisy = add_noise(clip.repeat(8, 1), (20.0, 20.0))
+    noise = noisy - clip
+    assert 10 * torch.log10(0.5 / noise.square().mean()).item() == pytest.approx(20, abs=0.5)
+
+
+def write_speakers_csv(folder, speakers=("ann", "bob", "cy"), per_class=6):
+    """Tones as WAV files, a CSV of path,label,speaker: each speaker's clips from their own seed."""
+    from deepworks.data.audio import TONES
+
+    rows = ["path,label,speaker"]
+    for s, speaker in enumerate(speakers):
+        clips = make_tones(per_class, 10 + s)
+        for i, (x, y) in enumerate(zip(clips.samples, clips.labels)):
+            scipy.io.wavfile.write(folder / f"{speaker}-{i}.wav", 8000, x)
+            rows.append(f"{speaker}-{i}.wav,{TONES[y]},{speaker}")
+    (folder / "clips.csv").write_text("\n".join(rows) + "\n")
+    return folder / "clips.csv"
+
+
+def test_leaving_each_speaker_out_trains_a_run_per_speaker_tested_on_that_speaker_alone(tmp_path):
+    import json
+
+    import deepworks as dw
+    from deepworks.crossval import Folds
+
+    csv = write_speakers_csv(tmp_path, per_class=10)
+    common = dict(task="audio", data=str(csv), split="speaker", epochs=15, batch_size=16,
+                  runs_dir=str(tmp_path / "runs"), progress=False)
+    folds = dw.train(**common)
+    assert isinstance(folds, Folds) and [r["speaker"] for r in folds.summary["speakers"]] == ["ann", "bob", "cy"]
+    for row, run in zip(folds.summary["speakers"], folds.runs):
+        assert row["clips"] == 50 and run.results["test"]["per_speaker"] == [
+            {"speaker": row["speaker"], "accuracy": row["accuracy"], "clips": 50}]
+        assert run.results["splits"]["train"] + run.results["splits"]["val"] == 100
+    assert folds.summary["mean_accuracy"] >= 0.75, folds.summary  # 0.91-0.92 over three seeds here; chance is 0.2
+    assert folds.summary["worst"]["accuracy"] == min(r["accuracy"] for r in folds.summary["speakers"])
+    assert json.loads((folds.folder / "summary.json").read_text())["mean_accuracy"] == folds.summary["mean_accuracy"]
+    assert "bob" in (folds.folder / "report" / "index.html").read_text()
+    stamps = [(r.run.path / "results.json").stat().st_mtime_ns for r in folds.runs]
+    again = dw.train(**common)  # the same command again: the finished runs are read back, not trained anew
+    assert [(r.run.path / "results.json").stat().st_mtime_ns for r in again.runs] == stamps
+
+
+def test_a_split_by_speaker_needs_speakers_and_a_known_name(tmp_path):
+    import deepworks as dw
+    from deepworks.errors import ConfigError
+
+    csv = write_speakers_csv(tmp_path, per_class=2)
+    with pytest.raises(DataError, match=r"Expected source, speaker, or speaker:NAME with NAME one of ann, bob, cy\. "
+                                        r"Received: 'speaker:dan'"):
+        dw.train(task="audio", data=str(csv), split="speaker:dan", epochs=1, progress=False)
+    with pytest.raises(DataError, match="--split speaker needs to know who speaks each clip, and generated tones and chirps .* does not say"):
+        dw.train(task="audio", split="speaker", epochs=1, progress=False)
+    with pytest.raises(ConfigError, match="--split speaker is for audio, where each clip's speaker is known"):
+        dw.train(task="image", data="digits", split="speaker", epochs=1, progress=False)
+    with pytest.raises(ConfigError, match="--augment crop\\+noise does not fit --task image; choose one of"):
+        dw.train(task="image", data="digits", augment="crop+noise", epochs=1, progress=False)
+
+
+def test_a_run_made_before_levelling_rebuilds_as_it_was_trained():
+    """Runs saved without meta['front'] took plain log-mel averaged over time; they still load as that."""
+    from deepworks.config import Config
+    from deepworks.tasks.audio import AudioClassification
+
+    old = {"classes": ["a", "b"], "rate": 8000, "length": 8000, "n_mels": 40}
+    model = AudioClassification.from_meta(Config(task="audio"), old).build_model()
+    assert model.classifier.pool == "mean" and not model.features.level
+    new = AudioClassification.from_meta(Config(task="audio"), {**old, "front": {"level": True, "pool": "max"}})
+    assert new.build_model().classifier.pool == "max"

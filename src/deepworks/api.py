@@ -19,6 +19,7 @@ import shutil
 import time
 import warnings
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -34,6 +35,9 @@ from .finetune import fine_tunes, head_first
 from .inference import check_options
 from .loop import check_resume, fit
 from .registry import get_task, register
+
+if TYPE_CHECKING:
+    from .crossval import Folds
 
 GRADIENT_TOOLS = ("attack", "fool", "explain", "visualize", "represent")
 SHORT_NAMES = {"data": "data.source", "model": "model.name", "engine": "engine.name"}
@@ -283,9 +287,10 @@ def register_task(cls: type) -> type:
 
 
 def train(config: Config | str | Path | None = None, *, resume: str | Path | None = None,
-          progress: bool | None = None, callbacks: list | None = None, **settings) -> Trained | None:
+          progress: bool | None = None, callbacks: list | None = None, **settings) -> Trained | Folds | None:
     """Train a model and write its run directory. `resume` continues an interrupted run from its checkpoint.
     `callbacks` are objects with any of the events of deepworks.callbacks (on_epoch_end(trainer, record), ...).
+    With split='speaker' (audio), one run per speaker, each tested on the speaker it left out: a crossval.Folds.
     Returns None only on the machines other than machine 0 of a torchrun group (--node-rank 1 and up)."""
     started = time.perf_counter()
     settings = check_data_argument(settings)
@@ -302,6 +307,10 @@ def train(config: Config | str | Path | None = None, *, resume: str | Path | Non
         threads.configure()
     task = get_task(cfg.task)(cfg)  # fills the settings left unset with the task's defaults
     cfg.check()
+    if cfg.data.split == "speaker" and run is None:
+        from .crossval import leave_each_speaker_out
+
+        return leave_each_speaker_out(cfg, task, progress, callbacks)
     device = resolve_device(cfg.train.device)
     if cfg.engine.name != "local":
         return train_distributed(cfg, run, callbacks)
@@ -457,16 +466,17 @@ def train_on(run: Run, cfg: Config, task, device: torch.device, progress, starte
     return Trained(run, cfg, task, model, device)
 
 
-def train_or_continue(path: Path, callbacks: list, progress, **settings):
+def train_or_continue(path: Path, callbacks: list, progress, config: str | Path | None = None, **settings):
     """The run at `path`: read back when finished, resumed from its checkpoint when interrupted, else trained anew
-    (a folder left without a config by a process killed as it started is removed first)."""
+    from `config` and `settings` (a folder left without a config by a process killed as it started is removed
+    first)."""
     if (path / "results.json").is_file():
         return load(path)
     if (path / "checkpoint.pt").is_file():
         return train(resume=str(path), progress=progress, callbacks=callbacks)
     if path.exists():
         shutil.rmtree(path)
-    return train(runs_dir=str(path.parent), name=path.name, progress=progress, callbacks=callbacks, **settings)
+    return train(config, runs_dir=str(path.parent), name=path.name, progress=progress, callbacks=callbacks, **settings)
 
 
 DATA_KEYS = ("data", "source", "data.source")

@@ -442,6 +442,8 @@ def cmd_train(args) -> int:
         else:
             print(f"This machine's processes have finished; the run, its results and report are written on {where}.")
         return 0
+    if hasattr(trained, "summary"):  # --split speaker: a run per speaker (crossval.Folds)
+        return print_folds(trained.summary, args.json)
     results = trained.results
     if args.json:
         print(json.dumps({"run": str(trained.run.path), **results}, indent=2))
@@ -449,6 +451,19 @@ def cmd_train(args) -> int:
     overfit = results.get("fit", {}).get("overfit")
     lines = [("run", str(trained.run.path)), *trained.task.summary(results), *([("note", overfit)] if overfit else []),
              ("report", str(trained.run.report_dir / "index.html"))]
+    print_labelled(lines)
+    return 0
+
+
+def print_folds(summary: dict, as_json: bool) -> int:
+    if as_json:
+        print(json.dumps(summary, indent=2))
+        return 0
+    lines = [("runs", summary["folder"])]
+    lines += [("speaker", f"{r['speaker']:<12} accuracy {r['accuracy']:.4f} on {r['clips']} clips never heard in "
+                          f"training") for r in summary["speakers"]]
+    lines += [("mean", f"{summary['mean_accuracy']:.4f} (worst: {summary['worst']['speaker']}, "
+                       f"{summary['worst']['accuracy']:.4f})"), ("report", summary["report"])]
     print_labelled(lines)
     return 0
 

@@ -73,7 +73,16 @@ class DataConfig:
         "validation part.)")
     augment: str | None = setting(None, "Random training augmentation (default: crop+flip for colour photos, none for "
                                         "grey images; detection: crop+flip, where crop is a random zoom and shift that "
-                                        "moves the boxes too).", (None, "none", "flip", "crop", "crop+flip"))
+                                        "moves the boxes too; audio: crop, a time shift with SpecAugment's "
+                                        "masks, with +noise white noise 10-40 dB below the clip, with "
+                                        "+speed the clip played 0.9-1.1 times as fast).",
+                            (None, "none", "flip", "crop", "crop+flip", "crop+noise", "crop+speed", "crop+noise+speed"))
+    split: str = setting("source", "Audio: which clips test the model. source: the data's own split (fsdd: "
+                                   "recordings 0-4 of each speaker), else a seeded one. speaker: each speaker "
+                                   "left out in turn, one run per speaker, scored per speaker and as a mean (does it "
+                                   "work for a voice it has never heard?). speaker:NAME: that speaker left out.")
+    features: str = setting("logmel", "Audio: the network's input, log-mel spectrograms (40 bands) or their first "
+                                      "13 MFCCs.", ("logmel", "mfcc"))
     strict: bool = setting(False, "Stop on unreadable files instead of skipping them with a warning.")
     audit: bool = setting(True, "Before training, check the splits for copies, leakage and imbalance (image data: "
                                 "about 8 seconds for 60,000 images; AutoML checks once for all its trials).")

@@ -192,18 +192,22 @@ def list_folder(root: Path) -> tuple[list[Path], list[str]]:
     return files, labels
 
 
-def list_csv(path: Path) -> tuple[list[Path], list[str]]:
-    """(files, labels) of a CSV of path,label (paths relative to the CSV's folder); a header row is skipped."""
-    files, labels = [], []
+def list_csv(path: Path) -> tuple[list[Path], list[str], list[str] | None]:
+    """(files, labels, speakers or None) of a CSV of path,label or path,label,speaker (paths relative to the CSV's
+    folder); a header row is skipped. A speaker column lets --split speaker leave each speaker out."""
+    files, labels, speakers, width = [], [], [], None
     with path.open(newline="", encoding="utf-8", errors="replace") as f:
         for n, row in enumerate(csv.reader(f), 1):
             if not row or (n == 1 and row[0].strip().lower() in ("path", "file", "filename")):
                 continue
-            if len(row) != 2:
-                raise DataError(f"{path}: line {n}: Expected 2 fields, path,label. Received {len(row)}: {row[:4]}.")
+            if len(row) not in (2, 3) or (width is not None and len(row) != width):
+                raise DataError(f"{path}: line {n}: Expected {width or '2 or 3'} fields, path,label or "
+                                f"path,label,speaker on every line. Received {len(row)}: {row[:4]}.")
+            width = len(row)
             files.append((path.parent / row[0].strip()))
             labels.append(row[1].strip())
-    return files, labels
+            speakers.append(row[2].strip() if width == 3 else "")
+    return files, labels, speakers if width == 3 else None
 
 
 def read_clips(files: list[Path], labels: list[str], rate: int | None, seconds: float | None, strict: bool,

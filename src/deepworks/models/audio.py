@@ -42,10 +42,16 @@ def frame_sizes(rate: int) -> tuple[int, int]:
 
 class LogMel(nn.Module):
     """Waveforms (N, T) -> log-mel spectrograms (N, n_mels, frames), or with `mfcc` the first `mfcc` coefficients of
-    their DCT-II (N, mfcc, frames)."""
+    their DCT-II (N, mfcc, frames).
 
-    def __init__(self, rate: int, n_mels: int = 40, mfcc: int = 0):
+    With `level`, each clip is first scaled to a peak of 1, and each band's mean over the clip is subtracted from the
+    features (cepstral mean normalisation): what is left does not depend on how loud the speaker was or on the
+    colour of the microphone. On FSDD with one speaker left out, this took the small CNN from a mean of 69 % to 83 %
+    over the six speakers (bench/results/audio.json)."""
+
+    def __init__(self, rate: int, n_mels: int = 40, mfcc: int = 0, level: bool = False):
         super().__init__()
+        self.level = level
         self.n_fft, self.hop = frame_sizes(rate)
         self.register_buffer("window", torch.hann_window(self.n_fft, periodic=True), persistent=False)
         self.register_buffer("mel", torch.from_numpy(mel_filterbank(n_mels, self.n_fft, rate)), persistent=False)
@@ -62,8 +68,12 @@ class LogMel(nn.Module):
         return spec.real ** 2 + spec.imag ** 2
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.level:
+            x = x / x.abs().amax(1, keepdim=True).clamp(min=1e-4)
         out = torch.log(torch.matmul(self.mel, self.power(x)) + 1e-6)
-        return torch.matmul(self.dct, out) if self.mfcc else out
+        if self.mfcc:
+            out = torch.matmul(self.dct, out)
+        return out - out.mean(2, keepdim=True) if self.level else out
 
 
 def dct_matrix(n_out: int, n_in: int) -> torch.Tensor:
@@ -75,15 +85,27 @@ def dct_matrix(n_out: int, n_in: int) -> torch.Tensor:
     return m.float()
 
 
-class AudioCNN(nn.Module):
-    """Features (N, F, frames) -> class logits: the features normalised per band (the training clips' mean and std),
-    three blocks of Conv1d (kernel 5) -> batch norm -> ReLU -> max-pool over time, global average pooling, dropout,
-    a linear layer. About 66 k parameters at width 64 over 40 mel bands."""
+class BandNormalised(nn.Module):
+    """A head over features (N, F, frames) that first normalises each band by the training clips' mean and std."""
 
-    def __init__(self, bands: int, num_classes: int, width: int = 64, dropout: float = 0.3):
+    def __init__(self, bands: int):
         super().__init__()
         self.register_buffer("mean", torch.zeros(bands, 1))
         self.register_buffer("std", torch.ones(bands, 1))
+
+    def normalise(self, features: torch.Tensor) -> torch.Tensor:
+        return (features - self.mean) / self.std
+
+
+class AudioCNN(BandNormalised):
+    """Features (N, F, frames) -> class logits: the features normalised per band (the training clips' mean and std),
+    three blocks of Conv1d (kernel 5) -> batch norm -> ReLU -> max-pool over time, global pooling over time (average,
+    or max: a short word then weighs as much as a long one, since the silence around it is not averaged in),
+    dropout, a linear layer. About 66 k parameters at width 64 over 40 mel bands."""
+
+    def __init__(self, bands: int, num_classes: int, width: int = 64, dropout: float = 0.3, pool: str = "mean"):
+        super().__init__(bands)
+        self.pool = pool
         chans = [bands, width, width, width * 3 // 2]
         blocks = []
         for cin, cout in zip(chans[:-1], chans[1:]):
@@ -93,18 +115,19 @@ class AudioCNN(nn.Module):
         self.head = nn.Sequential(nn.Dropout(dropout), nn.Linear(chans[-1], num_classes))
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
-        x = self.body((features - self.mean) / self.std)
-        return self.head(x.mean(-1))
+        x = self.body(self.normalise(features))
+        return self.head(x.amax(-1) if self.pool == "max" else x.mean(-1))
 
 
 class AudioClassifier(nn.Module):
-    """Waveforms (N, T) at the run's sample rate -> class logits: LogMel (no weights), then AudioCNN."""
+    """Waveforms (N, T) at the run's sample rate -> class logits: LogMel (no weights), then a head over its features
+    (AudioCNN by default)."""
 
     def __init__(self, rate: int, num_classes: int, n_mels: int = 40, mfcc: int = 0, width: int = 64,
-                 dropout: float = 0.3):
+                 dropout: float = 0.3, level: bool = False, pool: str = "mean", head: nn.Module | None = None):
         super().__init__()
-        self.features = LogMel(rate, n_mels, mfcc)
-        self.classifier = AudioCNN(mfcc or n_mels, num_classes, width, dropout)
+        self.features = LogMel(rate, n_mels, mfcc, level)
+        self.classifier = head if head is not None else AudioCNN(mfcc or n_mels, num_classes, width, dropout, pool)
 
     def forward(self, waves: torch.Tensor) -> torch.Tensor:
         return self.classifier(self.features(waves))

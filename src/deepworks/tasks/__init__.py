@@ -57,12 +57,20 @@ class Task:
     overfit_remedies = "more data, --dropout 0.3, or fewer --epochs"
     fine_tuning = False           # True: a run from learned weights is fine-tuned (finetune.py; head_features)
     pretrained_models: tuple[str, ...] = ()  # the --model names --pretrained can start from ImageNet weights
+    augments: tuple[str, ...] = ("none", "flip", "crop", "crop+flip")  # the --augment values it knows
+    splits_by_speaker = False     # True: --split speaker and speaker:NAME work (speakers_of_data)
 
     def __init__(self, cfg: Config, meta: dict | None = None):
         fill_defaults(cfg, {**SHARED_DEFAULTS, **self.defaults})
         if cfg.model.name is not None and cfg.model.name not in self.models:  # None: the task picks from the data
             raise ConfigError(f"--model {cfg.model.name} does not fit --task {self.name}; choose one of: "
                               f"{', '.join(self.models)}.")
+        if cfg.data.augment is not None and cfg.data.augment not in self.augments:
+            raise ConfigError(f"--augment {cfg.data.augment} does not fit --task {self.name}; choose one of: "
+                              f"{', '.join(self.augments)}.")
+        if cfg.data.split != "source" and not self.splits_by_speaker:
+            raise ConfigError(f"--split {cfg.data.split} is for audio, where each clip's speaker is known. "
+                              f"Received: --task {self.name}; leave --split at source.")
         if cfg.model.pretrained and not self.pretrained_models:
             raise ConfigError(f"--pretrained is for image classification (--model efficientnet_lite0) and detection "
                               f"(--model centernet_lite0). Received: --task {self.name}.")
@@ -82,6 +90,10 @@ class Task:
     def prepare(self, progress: bool | None = True) -> Prepared:
         """Read `cfg.data.source`, split it, and set `self.meta` (json-able: what rebuilding the model needs)."""
         raise NotImplementedError(f"{type(self).__name__} must define prepare(progress) -> Prepared.")
+
+    def speakers_of_data(self) -> list[str]:
+        """Who speaks in the data, for --split speaker (crossval.py), which trains a run leaving out each."""
+        raise ConfigError(f"--split speaker is for audio. Received: --task {self.name}.")
 
     def audit_warnings(self, data: Prepared) -> list[str]:
         """Quick checks of the prepared data, warned before training and listed in the report."""

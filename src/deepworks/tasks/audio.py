@@ -26,6 +26,9 @@ from ..registry import builtin_models
 from . import Prepared, Task, notes_block
 
 SHIFT = 0.1      # the time shift: up to a tenth of the clip either way
+SPEEDS = (0.9, 1.1)   # --augment +speed: how much faster a clip may be played
+NOISE_DB = (10.0, 40.0)  # --augment +noise: how far below the clip the noise is, in dB
+MFCCS = 13
 TONES_PER_CLASS = 120
 
 
@@ -41,6 +44,8 @@ class AudioClassification(Task):
     use, kind = "predict", "an audio classification"
     batchable = True
     max_items = 256
+    augments = ("none", "crop", "crop+noise", "crop+speed", "crop+noise+speed")
+    splits_by_speaker = True
 
     def __init__(self, cfg: Config, meta: dict | None = None):
         super().__init__(cfg, meta)
@@ -64,14 +69,25 @@ class AudioClassification(Task):
         if d.source == "fsdd":
             return load_fsdd(Path(d.data_dir) if d.data_dir else default_data_dir(), d.strict)
         path = Path(d.source)
+        speakers = None
         if path.is_dir():
             files, labels = list_folder(path)
         elif path.suffix.lower() == ".csv" and path.is_file():
-            files, labels = list_csv(path)
+            files, labels, speakers = list_csv(path)
         else:
             raise DataError(f"No such folder or CSV '{d.source}'. Expected a folder with one sub-folder of clips per "
-                            f"class, a CSV of path,label, or a built-in: tones, fsdd.")
-        return read_clips(files, labels, None, None, d.strict, f"the clips in {path}")
+                            f"class, a CSV of path,label[,speaker], or a built-in: tones, fsdd.")
+        clips = read_clips(files, labels, None, None, d.strict, f"the clips in {path}")
+        if speakers:
+            speaker_of = dict(zip(map(str, files), speakers))
+            clips.speakers = [speaker_of[name] for name in clips.names]
+        return clips
+
+    def speakers_of_data(self) -> list[str]:
+        clips = self.read()
+        if not clips.speakers:
+            raise DataError(unknown_speakers(clips.description, "speaker"))
+        return sorted(set(clips.speakers))
 
     def prepare(self, progress: bool | None = True) -> Prepared:
         from ..data.arrays import stratified_split
@@ -79,7 +95,9 @@ class AudioClassification(Task):
         clips = self.read()
         d, seed = self.cfg.data, self.cfg.seed
         everything = np.arange(len(clips.labels))
-        if clips.split:
+        if d.split != "source":
+            train, test = speaker_split(clips, d.split)
+        elif clips.split:
             train, test = np.array(clips.split["train"]), np.array(clips.split["test"])
         else:
             keep, held = stratified_split(clips.labels, d.test_fraction, seed)
@@ -94,9 +112,12 @@ class AudioClassification(Task):
         self.names = {k: [clips.names[i] for i in v] for k, v in (("train", train), ("val", val), ("test", test))}
         x = torch.from_numpy(clips.samples)
         y = torch.from_numpy(clips.labels)
+        front = {"level": True, "pool": "max", "mfcc": MFCCS if d.features == "mfcc" else 0}
         self.meta = {"classes": clips.classes, "rate": int(clips.rate), "length": int(clips.samples.shape[1]),
-                     "n_mels": 40, "source": clips.description,
-                     **self.feature_stats(x[torch.from_numpy(train)], clips.rate, 40)}
+                     "n_mels": 40, "front": front, "source": clips.description,
+                     **self.feature_stats(self.front(clips.rate, 40, front), x[torch.from_numpy(train)])}
+        if d.split.startswith("speaker:"):
+            self.meta["held_out"] = d.split.partition(":")[2]
 
         def part(idx):
             idx = torch.from_numpy(np.asarray(idx, dtype=np.int64))
@@ -105,11 +126,16 @@ class AudioClassification(Task):
         return Prepared(train=part(train), val=part(val), test=part(test), meta=self.meta, notes=list(clips.notes))
 
     @staticmethod
-    def feature_stats(waves: torch.Tensor, rate: int, n_mels: int) -> dict:
-        """The training clips' log-mel mean and std per band: the network's input normalisation (saved in meta)."""
+    def front(rate: int, n_mels: int, options: dict) -> nn.Module:
+        """The features a run's network takes. Runs made before `front` was in their meta took plain log-mel
+        averaged over time; new ones level each clip (models/audio.py LogMel) and take the maximum over time."""
         from ..models.audio import LogMel
 
-        front = LogMel(rate, n_mels)
+        return LogMel(rate, n_mels, options.get("mfcc", 0), options.get("level", False))
+
+    @staticmethod
+    def feature_stats(front: nn.Module, waves: torch.Tensor) -> dict:
+        """The training clips' feature mean and std per band: the network's input normalisation (saved in meta)."""
         with torch.no_grad():
             feats = torch.cat([front(waves[i:i + 256]) for i in range(0, len(waves), 256)])
         return {"band_mean": feats.mean((0, 2)).tolist(), "band_std": feats.std((0, 2)).clamp(min=1e-3).tolist()}
@@ -119,8 +145,10 @@ class AudioClassification(Task):
         from ..models.audio import AudioClassifier
 
         m, meta = self.cfg.model, self.meta
-        model = AudioClassifier(meta["rate"], len(meta["classes"]), meta["n_mels"], width=m.width or 64,
-                                dropout=m.dropout if m.dropout else 0.3)
+        front = meta.get("front", {})
+        model = AudioClassifier(meta["rate"], len(meta["classes"]), meta["n_mels"], front.get("mfcc", 0),
+                                width=m.width or 64, dropout=m.dropout if m.dropout else 0.3,
+                                level=front.get("level", False), pool=front.get("pool", "mean"))
         if "band_mean" in meta:
             model.classifier.mean.copy_(torch.tensor(meta["band_mean"]).view(-1, 1))
             model.classifier.std.copy_(torch.tensor(meta["band_std"]).view(-1, 1))
@@ -128,8 +156,13 @@ class AudioClassification(Task):
 
     def training_step(self, model: nn.Module, batch: tuple):
         x, y = batch
-        augmenting = model.training and self.cfg.data.augment not in (None, "none")
+        mode = self.cfg.data.augment or "none"
+        augmenting = model.training and mode != "none"
         if augmenting:
+            if "speed" in mode:
+                x = change_speed(x, SPEEDS)
+            if "noise" in mode:
+                x = add_noise(x, NOISE_DB)
             x = time_shift(x, SHIFT)
         features = model.features(x)
         if augmenting:
@@ -306,3 +339,47 @@ def spec_augment(features: torch.Tensor, bands: int = 6, frames: int = 10) -> to
     ti = torch.arange(t, device=device)[None, None, :]
     masked = ((fi >= start_f) & (fi < start_f + width_f)) | ((ti >= start_t) & (ti < start_t + width_t))
     return torch.where(masked, fill.expand_as(features), features)
+
+
+def speaker_split(clips, split: str) -> tuple[np.ndarray, np.ndarray]:
+    """(train, test) indices with one speaker's clips as the test set ('speaker:NAME')."""
+    if not clips.speakers:
+        raise DataError(unknown_speakers(clips.description, split))
+    kind, _, name = split.partition(":")
+    known = sorted(set(clips.speakers))
+    if kind != "speaker" or name not in known:
+        raise DataError(f"--split: Expected source, speaker, or speaker:NAME with NAME one of {', '.join(known)}. "
+                        f"Received: {split!r}.")
+    held = np.array([s == name for s in clips.speakers])
+    if held.all():
+        raise DataError(f"--split {split}: every clip is {name}'s, which leaves none to train on.")
+    return np.flatnonzero(~held), np.flatnonzero(held)
+
+
+def unknown_speakers(description: str, split: str) -> str:
+    return (f"--split {split} needs to know who speaks each clip, and {description} does not say. Expected a "
+            f"built-in that knows (fsdd) or a CSV of path,label,speaker.")
+
+
+def change_speed(x: torch.Tensor, speeds: tuple[float, float]) -> torch.Tensor:
+    """Each clip played a random `speeds[0]`..`speeds[1]` times as fast about its middle (Ko et al. 2015's speed
+    perturbation: pitch and tempo change together, as between two speakers), by linear interpolation; silence
+    fills what a slower clip leaves."""
+    n, t = x.shape
+    rate = torch.empty(n, 1, device=x.device).uniform_(*speeds)
+    middle = t / 2
+    where = middle + (torch.arange(t, device=x.device)[None, :].float() - middle) * rate
+    left = where.floor().long()
+    weight = where - left
+    inside = (left >= 0) & (left + 1 < t)
+    a, b = x.gather(1, left.clamp(0, t - 1)), x.gather(1, (left + 1).clamp(0, t - 1))
+    return torch.where(inside, a + (b - a) * weight, torch.zeros_like(x))
+
+
+def add_noise(x: torch.Tensor, below_db: tuple[float, float]) -> torch.Tensor:
+    """Each clip with white noise mixed in, a random `below_db` dB under the clip's mean power over its sound (the
+    samples above a hundredth of its peak, so that padding does not count)."""
+    loud = x.abs() > 0.01 * x.abs().amax(1, keepdim=True)
+    power = (x.square() * loud).sum(1, keepdim=True) / loud.sum(1, keepdim=True).clamp(min=1)
+    db = torch.empty(len(x), 1, device=x.device).uniform_(*below_db)
+    return x + torch.randn_like(x) * (power / 10 ** (db / 10)).sqrt()
