@@ -332,3 +332,30 @@ def test_a_run_made_before_levelling_rebuilds_as_it_was_trained():
     assert model.classifier.pool == "mean" and not model.features.level
     new = AudioClassification.from_meta(Config(task="audio"), {**old, "front": {"level": True, "pool": "max"}})
     assert new.build_model().classifier.pool == "max"
+
+
+def test_the_served_model_computes_the_dft_as_a_convolution_to_the_same_probabilities(tones_run):
+    from deepworks.models.audio import ConvPower, LogMel
+
+    x = torch.from_numpy(make_tones(2, 5).samples)
+    front = LogMel(8000)
+    assert torch.allclose(ConvPower(front.n_fft, front.hop, front.window)(x), front.power(x), rtol=1e-3, atol=1e-3)
+    model = tones_run.model.eval()
+    with torch.no_grad():
+        assert torch.allclose(tones_run.serving(x), model(x).softmax(1), atol=1e-5)
+
+
+def test_the_onnx_export_answers_as_predict_does(tones_run):
+    import onnxruntime
+
+    from deepworks.exporting import export_run
+
+    card = export_run(tones_run.run.path, "onnx")
+    assert card["inputs"][0]["sample_rate"] == 8000 and card["graphs"][0]["file"] == "classifier.onnx"
+    session = onnxruntime.InferenceSession(str(tones_run.run.path / "export" / "onnx" / "classifier.onnx"))
+    clips = make_tones(2, 6).samples
+    (onnx,) = session.run(None, {"clips": clips})
+    torch_probs = tones_run.serving(torch.from_numpy(clips)).detach().numpy()
+    assert np.abs(onnx - torch_probs).max() < 1e-4
+    top = [r["predictions"][0]["class"] for r in tones_run.predict(clips, top_k=1)]
+    assert top == [card["classes"][i] for i in onnx.argmax(1)]

@@ -68,9 +68,13 @@ class LogMel(nn.Module):
         return spec.real ** 2 + spec.imag ** 2
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.level:
-            x = x / x.abs().amax(1, keepdim=True).clamp(min=1e-4)
-        out = torch.log(torch.matmul(self.mel, self.power(x)) + 1e-6)
+        return self.from_power(self.power(self.levelled(x)))
+
+    def levelled(self, x: torch.Tensor) -> torch.Tensor:
+        return x / x.abs().amax(1, keepdim=True).clamp(min=1e-4) if self.level else x
+
+    def from_power(self, power: torch.Tensor) -> torch.Tensor:
+        out = torch.log(torch.matmul(self.mel, power) + 1e-6)
         if self.mfcc:
             out = torch.matmul(self.dct, out)
         return out - out.mean(2, keepdim=True) if self.level else out
@@ -131,3 +135,38 @@ class AudioClassifier(nn.Module):
 
     def forward(self, waves: torch.Tensor) -> torch.Tensor:
         return self.classifier(self.features(waves))
+
+
+class ConvPower(nn.Module):
+    """|STFT|^2 as LogMel.power computes it, but as a convolution with the windowed cosines and sines of the DFT:
+    the same numbers (to float rounding) from an operation every ONNX runtime has, where torch.stft's complex
+    output cannot be exported."""
+
+    def __init__(self, n_fft: int, hop: int, window: torch.Tensor):
+        super().__init__()
+        self.hop = hop
+        n = torch.arange(n_fft, dtype=torch.float64)
+        k = torch.arange(n_fft // 2 + 1, dtype=torch.float64)[:, None]
+        angle = 2 * math.pi * k * n / n_fft
+        kernels = torch.cat([torch.cos(angle), -torch.sin(angle)]) * window.double()
+        self.register_buffer("kernels", kernels.float()[:, None, :], persistent=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = nn.functional.conv1d(x.float()[:, None, :], self.kernels, stride=self.hop)
+        real, imag = out.chunk(2, dim=1)
+        return real ** 2 + imag ** 2
+
+
+class AudioServing(nn.Module):
+    """What a trained audio classifier serves and exports: clips (N, T) of float samples at the run's rate in,
+    class probabilities (N, K) out, the features inside with the DFT as a convolution (ConvPower)."""
+
+    def __init__(self, model: AudioClassifier):
+        super().__init__()
+        self.features = model.features
+        self.classifier = model.classifier
+        self.power = ConvPower(self.features.n_fft, self.features.hop, self.features.window)
+
+    def forward(self, clips: torch.Tensor) -> torch.Tensor:
+        f = self.features
+        return self.classifier(f.from_power(self.power(f.levelled(clips.float())))).softmax(1)

@@ -297,11 +297,48 @@ class AudioClassification(Task):
     def example_request(self) -> tuple:
         return np.zeros(self.meta["length"], dtype=np.float32), {}
 
+    def serving_model(self, model: nn.Module) -> nn.Module:
+        from ..models.audio import AudioServing
+
+        return AudioServing(model).eval()
+
     @torch.inference_mode()
-    def infer(self, model, items: list, device: torch.device, options: dict) -> list:
+    def infer(self, model, items: list, device: torch.device, options: dict, batch_size: int = 256) -> list:
+        """{'input': name, 'probabilities': (K,) array} per clip, from the serving model (or its ONNX export)."""
         x = torch.from_numpy(np.stack([a for _, a in items]))
-        probs = self.probabilities(model, x, device).numpy()
+        probs = np.concatenate([np.asarray(model(x[i:i + batch_size].to(device)).cpu())
+                                for i in range(0, len(x), batch_size)])
         return [{"input": name, "probabilities": p} for (name, _), p in zip(items, probs)]
+
+    def example_clips(self, n: int, seed: int) -> torch.Tensor:
+        """n clips of tones in noise at the run's rate and length: what an export is traced and checked with."""
+        g = torch.Generator().manual_seed(seed)
+        t = torch.arange(self.meta["length"]) / self.meta["rate"]
+        pitch = 200 + 1000 * torch.rand(n, 1, generator=g)
+        return 0.5 * torch.sin(2 * torch.pi * pitch * t) + 0.05 * torch.randn(n, len(t), generator=g)
+
+    def export_graphs(self, model: nn.Module) -> list:
+        from ..inference import Graph
+
+        return [Graph("classifier", self.serving_model(model), (self.example_clips(2, 0),), (self.example_clips(3, 1),),
+                      ["clips"], ["probabilities"], {"clips": {0: "batch"}, "probabilities": {0: "batch"}},
+                      "float32 samples (N, T) at the run's rate in, class probabilities (N, K) out; the log-mel "
+                      "features are inside, the DFT computed as a convolution")]
+
+    def card(self) -> dict:
+        m = self.meta
+        return {"classes": m["classes"],
+                "inputs": [{"name": "clips", "dtype": "float32", "shape": [None, m["length"]],
+                            "sample_rate": m["rate"], "range": [-1, 1]}],
+                "outputs": [{"name": "probabilities", "dtype": "float32", "shape": [None, len(m["classes"])]}],
+                "preprocessing": {"before_graph": f"mono (channels averaged), resampled to {m['rate']} Hz, the "
+                                                  f"middle {m['length']} samples of a longer clip, a shorter one "
+                                                  f"padded with zeros on both sides",
+                                  "inside_graph": "log-mel spectrogram (32 ms Hann frames every 10 ms, "
+                                                  f"{m['n_mels']} HTK mel bands)"
+                                                  + (", each clip levelled to a peak of 1 and each band's mean over "
+                                                     "time subtracted" if m.get("front", {}).get("level") else "")
+                                                  + ", normalised per band, then the network"}}
 
     def encode_result(self, result: dict, options: dict) -> dict:
         from ..inference import top_classes
