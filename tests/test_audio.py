@@ -359,3 +359,35 @@ def test_the_onnx_export_answers_as_predict_does(tones_run):
     assert np.abs(onnx - torch_probs).max() < 1e-4
     top = [r["predictions"][0]["class"] for r in tones_run.predict(clips, top_k=1)]
     assert top == [card["classes"][i] for i in onnx.argmax(1)]
+
+
+@pytest.mark.parametrize("name", ["gru", "lenet"])
+def test_a_recurrent_net_over_frames_and_an_image_model_over_the_spectrogram_learn_the_tones(name, tmp_path):
+    import deepworks as dw
+
+    trained = dw.train(task="audio", model=name, epochs=12, runs_dir=str(tmp_path), progress=False)
+    assert trained.results["test"]["accuracy"] >= 0.8, trained.results["test"]  # 0.93-0.98 here; chance 0.2
+
+
+def test_every_audio_model_maps_clips_to_class_scores():
+    from deepworks.config import Config
+    from deepworks.tasks.audio import AudioClassification
+
+    meta = {"classes": ["a", "b", "c"], "rate": 8000, "length": 4000, "n_mels": 40, "front": {"level": True}}
+    for name in AudioClassification.models:
+        cfg = Config(task="audio")
+        cfg.model.name = name
+        model = AudioClassification.from_meta(cfg, meta).build_model().eval()
+        assert model(torch.randn(2, 4000)).shape == (2, 3), name
+
+
+def test_pretrained_audio_hears_the_spectrogram_as_a_picture_with_imagenet_weights(tmp_path):
+    import deepworks as dw
+    from deepworks.errors import ConfigError
+
+    with pytest.warns(UserWarning, match=r"Started from the pretrained efficientnet_lite0: 29\d of 296 tensors "
+                                         r"\(ImageNet\); the spectrogram is shown to it as a 96 px picture"):
+        trained = dw.train(task="audio", pretrained=True, epochs=1, runs_dir=str(tmp_path), progress=False)
+    assert trained.cfg.model.name == "efficientnet_lite0" and trained.task.meta["pretrained"]["licence"] == "Apache-2.0"
+    with pytest.raises(ConfigError, match="--pretrained starts audio from ImageNet's efficientnet_lite0.*--model gru"):
+        dw.train(task="audio", pretrained=True, model="gru", epochs=1, progress=False)

@@ -17,7 +17,8 @@ BUILTIN = {
     "translate": ("deepworks.tasks.translate:Translation", ("gru", "lstm", "transformer")),
     "gan": ("deepworks.tasks.gan:GanTraining", ("dcgan",)),
     "detect": ("deepworks.tasks.detect:ObjectDetection", ("centernet", "centernet_lite0")),
-    "audio": ("deepworks.tasks.audio:AudioClassification", ("cnn1d",)),
+    "audio": ("deepworks.tasks.audio:AudioClassification", ("cnn1d", "gru", "lstm", "lenet", "resnet",
+                                                             "efficientnet_lite0")),
 }
 REGISTERED: dict[str, type] = {}  # tasks registered in this process (their own and imported module:Class ones)
 

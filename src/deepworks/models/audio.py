@@ -123,6 +123,39 @@ class AudioCNN(BandNormalised):
         return self.head(x.amax(-1) if self.pool == "max" else x.mean(-1))
 
 
+class FrameRNN(BandNormalised):
+    """Features (N, F, frames) -> class logits: a bidirectional LSTM or GRU reads the frames in order, both ways;
+    the maximum of its outputs over time, dropout and a linear layer give the classes."""
+
+    def __init__(self, bands: int, num_classes: int, kind: str = "gru", width: int = 64, layers: int = 2,
+                 dropout: float = 0.3):
+        super().__init__(bands)
+        cell = nn.LSTM if kind == "lstm" else nn.GRU
+        self.rnn = cell(bands, width, num_layers=layers, batch_first=True, bidirectional=True,
+                        dropout=dropout if layers > 1 else 0.0)
+        self.head = nn.Sequential(nn.Dropout(dropout), nn.Linear(2 * width, num_classes))
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        out, _ = self.rnn(self.normalise(features).transpose(1, 2))
+        return self.head(out.amax(1))
+
+
+class SpectrogramImage(BandNormalised):
+    """Features (N, F, frames) -> class logits through an image classifier: the normalised spectrogram resized to a
+    square picture of `size` pixels (bilinear), repeated to the `channels` the image model takes (three for
+    ImageNet weights)."""
+
+    def __init__(self, bands: int, image_model: nn.Module, size: int, channels: int = 1):
+        super().__init__(bands)
+        self.image = image_model
+        self.size, self.channels = size, channels
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        x = nn.functional.interpolate(self.normalise(features)[:, None], size=(self.size, self.size), mode="bilinear",
+                                      align_corners=False)
+        return self.image(x.expand(-1, self.channels, -1, -1))
+
+
 class AudioClassifier(nn.Module):
     """Waveforms (N, T) at the run's sample rate -> class logits: LogMel (no weights), then a head over its features
     (AudioCNN by default)."""

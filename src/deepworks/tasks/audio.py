@@ -13,6 +13,7 @@ Use: `infer` gives the class probabilities of clips (files, bytes, or arrays of 
 from __future__ import annotations
 
 import html
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -29,6 +30,7 @@ SHIFT = 0.1      # the time shift: up to a tenth of the clip either way
 SPEEDS = (0.9, 1.1)   # --augment +speed: how much faster a clip may be played
 NOISE_DB = (10.0, 40.0)  # --augment +noise: how far below the clip the noise is, in dB
 MFCCS = 13
+SPECTROGRAM_IMAGES = {"lenet": 32, "resnet": 64, "efficientnet_lite0": 96}  # image models, the picture's side
 TONES_PER_CLASS = 120
 
 
@@ -46,9 +48,15 @@ class AudioClassification(Task):
     max_items = 256
     augments = ("none", "crop", "crop+noise", "crop+speed", "crop+noise+speed")
     splits_by_speaker = True
+    pretrained_models = ("efficientnet_lite0",)
 
     def __init__(self, cfg: Config, meta: dict | None = None):
+        if cfg.model.pretrained and cfg.model.name is None:
+            cfg.model.name = "efficientnet_lite0"
         super().__init__(cfg, meta)
+        if cfg.model.pretrained and cfg.model.name not in self.pretrained_models:
+            raise ConfigError(f"--pretrained starts audio from ImageNet's efficientnet_lite0, which hears the "
+                              f"spectrogram as a picture. Received: --model {cfg.model.name}.")
         self.speakers: dict[str, list[str]] = {}
 
     @staticmethod
@@ -118,6 +126,10 @@ class AudioClassification(Task):
                      **self.feature_stats(self.front(clips.rate, 40, front), x[torch.from_numpy(train)])}
         if d.split.startswith("speaker:"):
             self.meta["held_out"] = d.split.partition(":")[2]
+        if self.cfg.model.pretrained:
+            from ..pretrained import describe
+
+            self.meta["pretrained"] = describe(self.cfg.model.name)
 
         def part(idx):
             idx = torch.from_numpy(np.asarray(idx, dtype=np.int64))
@@ -148,11 +160,35 @@ class AudioClassification(Task):
         front = meta.get("front", {})
         model = AudioClassifier(meta["rate"], len(meta["classes"]), meta["n_mels"], front.get("mfcc", 0),
                                 width=m.width or 64, dropout=m.dropout if m.dropout else 0.3,
-                                level=front.get("level", False), pool=front.get("pool", "mean"))
+                                level=front.get("level", False), pool=front.get("pool", "mean"),
+                                head=self.other_head(front.get("mfcc", 0) or meta["n_mels"], len(meta["classes"])))
         if "band_mean" in meta:
             model.classifier.mean.copy_(torch.tensor(meta["band_mean"]).view(-1, 1))
             model.classifier.std.copy_(torch.tensor(meta["band_std"]).view(-1, 1))
         return model
+
+    def other_head(self, bands: int, num_classes: int) -> nn.Module | None:
+        """The network over the features when it is not the default 1-D CNN: an LSTM or GRU over the frames, or an
+        image classifier over the spectrogram as a picture (--pretrained: EfficientNet-Lite0's ImageNet weights)."""
+        from ..models import build_image_classifier
+        from ..models.audio import FrameRNN, SpectrogramImage
+
+        m = self.cfg.model
+        if m.name in ("lstm", "gru"):
+            return FrameRNN(bands, num_classes, m.name, m.width or 64, m.depth or 2, m.dropout if m.dropout else 0.3)
+        if m.name not in SPECTROGRAM_IMAGES:
+            return None
+        size, channels = SPECTROGRAM_IMAGES[m.name], 3 if m.name == "efficientnet_lite0" else 1
+        return SpectrogramImage(bands, build_image_classifier(m, channels, size, num_classes), size, channels)
+
+    def start_from(self, model: nn.Module) -> None:
+        if self.cfg.model.pretrained:
+            from ..pretrained import load_pretrained
+
+            found = load_pretrained(model.classifier.image, self.cfg.model.name)
+            warnings.warn(f"Started from the pretrained {self.cfg.model.name}: {found['loaded']} of {found['of']} "
+                          f"tensors (ImageNet); the spectrogram is shown to it as a "
+                          f"{model.classifier.size} px picture.", stacklevel=2)
 
     def training_step(self, model: nn.Module, batch: tuple):
         x, y = batch
