@@ -391,3 +391,15 @@ def test_pretrained_audio_hears_the_spectrogram_as_a_picture_with_imagenet_weigh
     assert trained.cfg.model.name == "efficientnet_lite0" and trained.task.meta["pretrained"]["licence"] == "Apache-2.0"
     with pytest.raises(ConfigError, match="--pretrained starts audio from ImageNet's efficientnet_lite0.*--model gru"):
         dw.train(task="audio", pretrained=True, model="gru", epochs=1, progress=False)
+
+
+def test_the_report_shows_misheard_clips_with_saliency_and_players(tmp_path):
+    import deepworks as dw
+
+    trained = dw.train(task="audio", epochs=1, batch_size=256, runs_dir=str(tmp_path), progress=False)
+    assert trained.results["test"]["accuracy"] < 1  # one epoch: some clips are misheard
+    report = trained.run.report_dir
+    page = (report / "index.html").read_text()
+    assert "Misheard clips" in page and "misheard.png" in page and "<audio controls" in page
+    rate, samples = scipy.io.wavfile.read(report / "misheard-0.wav")
+    assert rate == 8000 and samples.dtype == np.int16 and len(samples) == trained.task.meta["length"]

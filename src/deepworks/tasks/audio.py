@@ -24,6 +24,7 @@ import torch.nn.functional as F
 from ..config import Config
 from ..errors import ConfigError, DataError
 from ..registry import builtin_models
+from ..report import image_tag
 from . import Prepared, Task, notes_block
 
 SHIFT = 0.1      # the time shift: up to a tenth of the clip either way
@@ -258,7 +259,7 @@ class AudioClassification(Task):
         return lines
 
     def report_sections(self, run, model: nn.Module, data: Prepared, results: dict, device) -> list[tuple[str, str]]:
-        from ..report import image_tag, plot_confusion, plot_history, table
+        from ..report import plot_confusion, plot_history, table
 
         out, test = run.report_dir, results["test"]
         curves = plot_history(run.metrics(), out / "curves.png", "accuracy")
@@ -272,9 +273,55 @@ class AudioClassification(Task):
                     ("Confusion matrix", image_tag(confusion, "confusion matrix")),
                     ("Per class", table(test["per_class"]))]
         if test.get("per_speaker"):
-            sections.append(("Per speaker", "<p>How well each speaker's test clips are recognised. With the official "
-                             "split every test speaker was also heard in training.</p>" + table(test["per_speaker"])))
+            held = self.meta.get("held_out")
+            said = (f"{held} was left out of training: this is how well the model hears a voice it has never heard."
+                    if held else "With the official split every test speaker was also heard in training.")
+            sections.append(("Per speaker", f"<p>How well each speaker's test clips are recognised. {html.escape(said)}"
+                             "</p>" + table(test["per_speaker"])))
+        mistakes = self.mistakes_section(model, data.test, out, device)
+        if mistakes:
+            sections.append(("Misheard clips", mistakes))
         return sections
+
+    def mistakes_section(self, model: nn.Module, test: tuple, out: Path, device, shown: int = 6) -> str:
+        """The most confidently misheard test clips: each one's spectrogram beside its saliency (how much each
+        time-frequency cell moved the class the model said: the gradient's size), and a player to hear it."""
+        from ..models import evaluating
+        from ..report import pyplot, save_figure
+
+        x, y = test
+        probs = self.probabilities(model, x, device)
+        wrong = torch.nonzero(probs.argmax(1) != y).flatten()
+        if len(wrong) == 0:
+            return ""
+        wrong = wrong[probs[wrong].max(1).values.argsort(descending=True)][:shown]
+        with evaluating(model):
+            features = model.features(x[wrong].to(device)).detach().requires_grad_(True)
+            said = probs[wrong].argmax(1)
+            model.classifier(features).gather(1, said.to(device)[:, None]).sum().backward()
+        saliency = features.grad.abs().cpu()
+        classes, names = self.meta["classes"], self.names.get("test") or [f"clip {i}" for i in range(len(x))]
+        plt = pyplot()
+        fig, axes = plt.subplots(len(wrong), 2, figsize=(8, 1.9 * len(wrong)), squeeze=False)
+        players = []
+        for row, (i, k) in enumerate(zip(wrong.tolist(), said.tolist())):
+            title = f"{Path(names[i]).name}: {classes[int(y[i])]}, heard as {classes[k]} ({float(probs[i, k]):.2f})"
+            axes[row, 0].imshow(features[row].detach().cpu(), origin="lower", aspect="auto", cmap="magma")
+            axes[row, 0].set_title(title, fontsize=8)
+            axes[row, 1].imshow(saliency[row], origin="lower", aspect="auto", cmap="viridis")
+            axes[row, 1].set_title("saliency: what made it say so", fontsize=8)
+            for ax in axes[row]:
+                ax.set_xlabel("frame (10 ms)", fontsize=7)
+                ax.set_ylabel("band", fontsize=7)
+                ax.tick_params(labelsize=6)
+            wav = out / f"misheard-{row}.wav"
+            write_wav(wav, x[i].numpy(), self.meta["rate"])
+            players.append(f"<li>{html.escape(title)} <audio controls preload='none' src='{wav.name}'></audio></li>")
+        save_figure(fig, out / "misheard.png")
+        return ("<p>The test clips the model got wrong with the most confidence. Left: the features it took (log-mel "
+                "bands over time); right: where they moved its answer most. Listen to them: a clipped word, a noise "
+                "or a mislabelled file is often the reason.</p>" + image_tag(out / "misheard.png", "misheard clips")
+                + "<ul>" + "".join(players) + "</ul>")
 
     # --- use: the inference face ----------------------------------------------------------------------------
     @property
@@ -427,6 +474,13 @@ def speaker_split(clips, split: str) -> tuple[np.ndarray, np.ndarray]:
     if held.all():
         raise DataError(f"--split {split}: every clip is {name}'s, which leaves none to train on.")
     return np.flatnonzero(~held), np.flatnonzero(held)
+
+
+def write_wav(path: Path, samples: np.ndarray, rate: int) -> None:
+    """16-bit PCM, which every browser plays."""
+    import scipy.io.wavfile
+
+    scipy.io.wavfile.write(path, rate, (np.clip(samples, -1, 1) * 32767).astype(np.int16))
 
 
 def unknown_speakers(description: str, split: str) -> str:
