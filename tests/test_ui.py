@@ -484,3 +484,39 @@ def test_try_names_the_sound_of_an_uploaded_recording(page, server, other_runs, 
     expect(page.get_by_test_id("audio-player")).to_be_visible()
     page.get_by_test_id("audio-file").set_input_files(str(tmp_path / "broken.wav"))
     expect(page.get_by_test_id("audio-error")).to_contain_text("corrupt WAV header")
+
+
+def test_try_records_from_the_microphone_and_names_what_it_heard(browser, server, other_runs, tmp_path):
+    """Chromium's fake microphone plays a WAV file in a loop: a 300 Hz tone, on for 0.3 s and off for 0.2 s. The page
+    sends what it recorded as a WAV file, whose pitch is the tone's, and the model hears a low tone."""
+    import io
+
+    import numpy as np
+    import scipy.io.wavfile
+
+    t = np.arange(48000) / 48000
+    tone = 0.5 * np.sin(2 * np.pi * 300 * t) * ((t % 0.5) < 0.3)
+    scipy.io.wavfile.write(tmp_path / "mic.wav", 48000, (tone * 32767).astype(np.int16))
+    mic = browser.browser_type.launch(executable_path=str(CHROMIUM), args=FLAGS + [
+        "--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream",
+        f"--use-file-for-fake-audio-capture={tmp_path / 'mic.wav'}"])
+    try:
+        page = mic.new_context(permissions=["microphone"]).new_page()
+        page.set_default_timeout(20_000)
+        page.goto(server["url"])
+        page.get_by_test_id("nav-try").click()
+        page.get_by_test_id("try-run").select_option("tones")
+        page.get_by_test_id("audio-record").click()
+        expect(page.get_by_test_id("audio-record")).to_have_text("Recording…")
+        expect(page.get_by_test_id("try-predictions").locator("li").first).to_be_visible()
+        sent = page.get_by_test_id("audio-player").evaluate(  # the player plays the very file that was sent
+            "async (player) => Array.from(new Uint8Array(await (await fetch(player.src)).arrayBuffer()))")
+        rate, samples = scipy.io.wavfile.read(io.BytesIO(bytes(sent)))
+        assert samples.dtype == np.int16 and len(samples) >= rate  # at least the second it said it would record
+        spectrum = np.abs(np.fft.rfft(samples.astype(np.float64)))
+        assert np.argmax(spectrum) * rate / len(samples) == pytest.approx(300, abs=5)
+        expect(page.get_by_test_id("try-predictions").locator("li").first).to_contain_text("low tone")
+        expect(page.get_by_test_id("audio-player")).to_be_visible()
+        shot(page, "try-microphone")
+    finally:
+        mic.close()

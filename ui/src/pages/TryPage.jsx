@@ -111,6 +111,9 @@ function AudioTry({ card }) {
   const [clip, setClip] = useState(null);
   const [answer, setAnswer] = useState(null);
   const [error, setError] = useState("");
+  const [recording, setRecording] = useState(false);
+  const input = card.inputs[0];
+  const seconds = Math.max(1, input.shape[1] / input.sample_rate); // the clip length the model hears, at least 1 s
   async function send(file) {
     setClip(URL.createObjectURL(file));
     try {
@@ -121,16 +124,64 @@ function AudioTry({ card }) {
       setError(e.message);
     }
   }
+  async function record() {
+    setError("");
+    try {
+      setRecording(true);
+      const { samples, rate } = await recordMicrophone(seconds);
+      send(new File([wavFile(samples, rate)], "microphone.wav", { type: "audio/wav" }));
+    } catch (e) {
+      setError(`The microphone could not be used (${e.message}). Allow this page to use it, or choose a file.`);
+    } finally {
+      setRecording(false);
+    }
+  }
   return (
     <div className="try">
-      <p>Choose a recording: the model names what it hears.</p>
+      <p>Choose a recording, or record {seconds.toFixed(1)} s from your microphone: the model names what it hears.</p>
       <input type="file" accept="audio/*,.wav,.flac,.ogg" data-testid="audio-file"
-             onChange={(e) => e.target.files[0] && send(e.target.files[0])} />
+             onChange={(e) => e.target.files[0] && send(e.target.files[0])} />{" "}
+      <button onClick={record} disabled={recording} data-testid="audio-record">
+        {recording ? "Recording…" : "Record"}
+      </button>
       {clip && <div><audio controls src={clip} data-testid="audio-player" /></div>}
       {error && <p className="error" data-testid="audio-error">{error}</p>}
       {answer && <Predictions answer={answer} />}
     </div>
   );
+}
+
+// `seconds` of the microphone as mono float samples at the sound card's rate (the server resamples).
+async function recordMicrophone(seconds) {
+  const stream = await navigator.mediaDevices.getUserMedia({ audio: true });
+  const context = new AudioContext();
+  const source = context.createMediaStreamSource(stream);
+  const tap = context.createScriptProcessor(4096, 1, 1);
+  const chunks = [];
+  tap.onaudioprocess = (e) => chunks.push(new Float32Array(e.inputBuffer.getChannelData(0)));
+  source.connect(tap);
+  tap.connect(context.destination);
+  await new Promise((done) => setTimeout(done, seconds * 1000 + 200));
+  tap.disconnect();
+  source.disconnect();
+  stream.getTracks().forEach((t) => t.stop());
+  const rate = context.sampleRate;
+  await context.close();
+  const samples = new Float32Array(chunks.reduce((n, c) => n + c.length, 0));
+  chunks.reduce((at, c) => (samples.set(c, at), at + c.length), 0);
+  return { samples, rate };
+}
+
+// Float samples as a 16-bit PCM WAV file (a 44-byte header, then the samples).
+function wavFile(samples, rate) {
+  const view = new DataView(new ArrayBuffer(44 + 2 * samples.length));
+  const text = (at, s) => [...s].forEach((ch, i) => view.setUint8(at + i, ch.charCodeAt(0)));
+  text(0, "RIFF"); view.setUint32(4, 36 + 2 * samples.length, true); text(8, "WAVE");
+  text(12, "fmt "); view.setUint32(16, 16, true); view.setUint16(20, 1, true); view.setUint16(22, 1, true);
+  view.setUint32(24, rate, true); view.setUint32(28, 2 * rate, true); view.setUint16(32, 2, true);
+  view.setUint16(34, 16, true); text(36, "data"); view.setUint32(40, 2 * samples.length, true);
+  samples.forEach((x, i) => view.setInt16(44 + 2 * i, Math.max(-1, Math.min(1, x)) * 32767, true));
+  return view.buffer;
 }
 
 // Detection: drop or choose a photo; the boxes the route returns are drawn over it, those under the threshold hidden.
