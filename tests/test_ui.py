@@ -486,6 +486,20 @@ def test_try_names_the_sound_of_an_uploaded_recording(page, server, other_runs, 
     expect(page.get_by_test_id("audio-error")).to_contain_text("corrupt WAV header")
 
 
+def test_the_data_page_shows_and_plays_a_few_clips_of_each_sound(page):
+    page.get_by_test_id("task").select_option("audio")
+    page.get_by_test_id("builtin-tones").click()
+    sounds = page.get_by_test_id("data-sounds")
+    expect(sounds.locator("tr")).to_have_count(5)
+    expect(sounds.locator("tr").first).to_contain_text("low tone")
+    expect(sounds.locator("tr").first.locator("audio")).to_have_count(6)
+    assert sounds.locator("img").first.evaluate("img => img.complete && img.naturalWidth > 0")
+    duration = sounds.locator("audio").first.evaluate(
+        "a => new Promise((done) => { a.onloadedmetadata = () => done(a.duration); a.load(); })")
+    assert duration == pytest.approx(0.5, abs=0.01)  # the browser reads the clip's WAV
+    shot(page, "data-audio")
+
+
 def test_try_records_from_the_microphone_and_names_what_it_heard(browser, server, other_runs, tmp_path):
     """Chromium's fake microphone plays a WAV file in a loop: a 300 Hz tone, on for 0.3 s and off for 0.2 s. The page
     sends what it recorded as a WAV file, whose pitch is the tone's, and the model hears a low tone."""

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import base64
+import io
 import os
 import signal
 
+import numpy as np
 import pytest
+import scipy.io.wavfile
 from fastapi.testclient import TestClient
 
 from deepworks.ui import build_ui_app
@@ -110,6 +114,12 @@ def test_the_data_page_previews_each_task_its_own_way(client, tmp_path):
     assert len(boxes["examples"][0]["images"]) == 12  # training images with their boxes drawn
     wrong = client.post("/api/data/preview", json={"task": "detect", "data": "shapes:x"})
     assert wrong.status_code == 400 and "Expected shapes, or shapes:N with N from 20" in wrong.json()["error"]
+    sounds = client.post("/api/data/preview", json={"task": "audio"}).json()
+    assert sounds["sound_classes"][0] == "low tone" and sounds["rate"] == 8000 and sounds["seconds"] == 0.5
+    first = sounds["sound_examples"][0]["sounds"][0]
+    rate, samples = scipy.io.wavfile.read(io.BytesIO(base64.b64decode(first["wav"])))
+    assert rate == 8000 and len(samples) == 4000 and samples.dtype == np.int16
+    assert base64.b64decode(first["spectrogram"]).startswith(b"\x89PNG")
 
 
 def test_a_walk_asks_for_a_sensible_number_of_steps_before_loading_anything(client):

@@ -323,6 +323,33 @@ class AudioClassification(Task):
                 "or a mislabelled file is often the reason.</p>" + image_tag(out / "misheard.png", "misheard clips")
                 + "<ul>" + "".join(players) + "</ul>")
 
+    def preview(self, prepared: Prepared, per_class: int = 3) -> dict:
+        """The classes, the rate and clip length, and the first `per_class` training clips of each: a log-mel
+        picture (PNG base64, low pitches at the bottom) and the sound (a 16-bit WAV, base64)."""
+        import base64
+        import io
+
+        from ..inference import png_base64
+        from .image import PREVIEW_CLASSES
+
+        x, y = prepared.train
+        front = self.front(self.meta["rate"], self.meta["n_mels"], {})
+        rows = []
+        for c, name in enumerate(self.meta["classes"][:PREVIEW_CLASSES]):
+            clips = x[torch.from_numpy(np.flatnonzero(y.numpy() == c)[:per_class])]
+            with torch.no_grad():
+                pictures = front(clips).flip(1) if len(clips) else []
+            sounds = []
+            for clip, picture in zip(clips, pictures):
+                low, high = picture.min(), picture.max()
+                grey = ((picture - low) / (high - low).clamp(min=1e-6) * 255).to(torch.uint8)[None].numpy()
+                wav = io.BytesIO()
+                write_wav(wav, clip.numpy(), self.meta["rate"])
+                sounds.append({"spectrogram": png_base64(grey), "wav": base64.b64encode(wav.getvalue()).decode()})
+            rows.append({"class": name, "sounds": sounds})
+        return {"sound_classes": list(self.meta["classes"]), "rate": self.meta["rate"],
+                "seconds": self.meta["length"] / self.meta["rate"], "sound_examples": rows}
+
     # --- use: the inference face ----------------------------------------------------------------------------
     @property
     def use_options(self) -> dict:
@@ -476,7 +503,7 @@ def speaker_split(clips, split: str) -> tuple[np.ndarray, np.ndarray]:
     return np.flatnonzero(~held), np.flatnonzero(held)
 
 
-def write_wav(path: Path, samples: np.ndarray, rate: int) -> None:
+def write_wav(path, samples: np.ndarray, rate: int) -> None:
     """16-bit PCM, which every browser plays."""
     import scipy.io.wavfile
 

@@ -56,7 +56,7 @@ export default function DataPage({ info, choice, update, go }) {
                   onClick={() => { setSource(name); look(name); }}>{name}</button>
         ))}
       </div>
-      <p>Or your own: a folder with one sub-folder of images per class, a CSV of path,label, an .npz, a text file
+      <p>Or your own: a folder with one sub-folder of images (or sound clips) per class, a CSV of path,label, an .npz, a text file
         or a TSV of sentence pairs, as a path on this machine.</p>
       <form onSubmit={(e) => { e.preventDefault(); look(source); }}>
         <input data-testid="data-path" value={source} onChange={(e) => setSource(e.target.value)}
@@ -86,7 +86,27 @@ function Preview({ preview }) {
         {preview.classes && <> in {preview.classes.length} classes, {preview.image_size}×{preview.image_size} pixels,{" "}
           {preview.channels === 1 ? "grey" : "colour"}</>}.
       </p>
+      {preview.sound_classes && <p>{preview.sound_classes.length} classes of clips of {preview.seconds} s at{" "}
+        {preview.rate.toLocaleString("en-US")} Hz. Each is shown as the model hears it (log-mel bands over time, low
+        pitches at the bottom); play it to check its label.</p>}
       {(preview.notes || []).map((n, i) => <p key={i} className="note">{n}</p>)}
+      {preview.sound_examples && (
+        <table className="grid" data-testid="data-sounds">
+          <tbody>
+            {preview.sound_examples.map((row) => (
+              <tr key={row.class}>
+                <th>{row.class}</th>
+                <td>{row.sounds.map((s, i) => (
+                  <figure key={i} className="sound">
+                    <img src={`data:image/png;base64,${s.spectrogram}`} alt={`${row.class}: its spectrogram`} width={120} height={48} />
+                    <audio controls preload="none" src={`data:audio/wav;base64,${s.wav}`} />
+                  </figure>
+                ))}</td>
+              </tr>
+            ))}
+          </tbody>
+        </table>
+      )}
       {preview.examples && (
         <table className="grid">
           <tbody>
