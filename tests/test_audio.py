@@ -191,7 +191,7 @@ def test_an_interrupted_audio_run_resumes_to_the_same_weights():
     from deepworks.errors import Interrupted
     from deepworks.tasks.audio import AudioClassification
 
-    common = dict(task="audio", epochs=2, batch_size=32, progress=False)
+    common = dict(task="audio", epochs=2, batch_size=32, augment="crop+noise+speed", progress=False)
     dw.train(name="straight", **common)
     with ctrl_c_at_step(AudioClassification, 20), pytest.raises(Interrupted):
         dw.train(name="cut", **common)
@@ -379,6 +379,16 @@ def test_every_audio_model_maps_clips_to_class_scores():
         cfg.model.name = name
         model = AudioClassification.from_meta(cfg, meta).build_model().eval()
         assert model(torch.randn(2, 4000)).shape == (2, 3), name
+    mfcc = AudioClassification.from_meta(Config(task="audio"), {**meta, "front": {"level": True, "mfcc": 13}})
+    model = mfcc.build_model().eval()
+    assert model.features(torch.randn(2, 4000)).shape[1] == 13 and model(torch.randn(2, 4000)).shape == (2, 3)
+
+
+def test_features_mfcc_trains_on_thirteen_coefficients(tmp_path):
+    import deepworks as dw
+
+    trained = dw.train(task="audio", features="mfcc", epochs=1, runs_dir=str(tmp_path), progress=False)
+    assert trained.task.meta["front"]["mfcc"] == 13 and len(trained.task.meta["band_mean"]) == 13
 
 
 def test_pretrained_audio_hears_the_spectrogram_as_a_picture_with_imagenet_weights(tmp_path):
