@@ -177,3 +177,20 @@ def test_the_leaderboard_waits_out_a_study_half_written_and_reads_it_once_it_is(
         con.execute(f"INSERT INTO version_info VALUES ({','.join('?' * len(rows[0]))})", rows[0])
     board = search_leaderboard(tmp_path)
     assert [row["state"] for row in board] == ["complete", "complete"]
+
+
+def test_a_job_that_leaves_each_speaker_out_finishes_with_the_mean_and_the_worst(tmp_path):
+    import json
+
+    from deepworks.ui import worker
+    from test_audio import write_speakers_csv
+
+    csv = write_speakers_csv(tmp_path, speakers=("ann", "bob"), per_class=2)
+    job = tmp_path / "job"
+    job.mkdir()
+    (job / "job.json").write_text(json.dumps({"settings": {
+        "task": "audio", "data": str(csv), "split": "speaker", "epochs": 1, "runs_dir": str(tmp_path / "runs")}}))
+    assert worker.main(str(job)) == 0
+    done = json.loads((job / "outcome.json").read_text())
+    assert done["state"] == "finished" and "Each speaker was left out in turn" in done["message"]
+    assert set(done["results"]) == {"mean accuracy", "worst accuracy"} and done["run"].endswith("fold-bob")

@@ -84,6 +84,14 @@ def main(folder: str) -> int:
     except Exception as err:  # a bug, not a user's mistake: the page still says what happened
         outcome(job, "failed", f"{type(err).__name__}: {err} (a deepworks bug: worker.log in {job} has the details)")
         raise
+    if hasattr(trained, "summary"):  # --split speaker: a run per speaker (crossval.Folds); the page shows the last
+        summary, worst = trained.summary, trained.summary["worst"]
+        outcome(job, "finished", f"Each speaker was left out in turn: {summary['mean_accuracy']:.1%} of the unheard "
+                                 f"speakers' clips recognised on average, {worst['accuracy']:.1%} of "
+                                 f"{worst['speaker']}'s. The summary: {summary['report']}",
+                run=str(trained.runs[-1].run.path),
+                results={"mean accuracy": summary["mean_accuracy"], "worst accuracy": worst["accuracy"]})
+        return 0
     outcome(job, "finished", "", run=str(trained.run.path), results=trained.results.get("test", {}))
     return 0
 
