@@ -1,13 +1,16 @@
 """Audio classification: recognise short spoken words and sounds from a folder of recordings.
 
-Data (data/audio.py): a folder of class sub-folders of clips, a CSV of path,label, or a built-in (`tones`, generated;
-`fsdd`, the Free Spoken Digit Dataset with its official split). Every clip is float32 mono at one sample rate and one
-length, kept in memory as (N, T) and sliced per batch by the default batch source.
-Model (models/audio.py): log-mel features inside the network (torch.stft and a mel filterbank, no weights), a 1-D
-CNN over the frames. Augmentation: a random time shift of the waveform, and SpecAugment's frequency and time masks.
-Loss: cross-entropy. Metrics: accuracy each epoch; on the test split also per class, per speaker (when the source
-knows the speakers) and the confusion matrix.
-Use: `infer` gives the class probabilities of clips (files, bytes, or arrays of samples at the run's rate).
+Data (data/audio.py): a folder of class sub-folders of clips, a CSV of path,label[,speaker], or a built-in (`tones`,
+generated; `fsdd`, the Free Spoken Digit Dataset with its official split). Every clip is float32 mono at one sample
+rate and one length, kept in memory as (N, T) and sliced per batch by the default batch source. `--split
+speaker:NAME` tests on one speaker's clips alone; `--split speaker` (crossval.py) trains a run for each speaker.
+Model (models/audio.py): levelled log-mel features or MFCCs inside the network (torch.stft and a mel filterbank, no
+weights), then a 1-D CNN over the frames, a GRU/LSTM over them, or an image model over the spectrogram as a picture.
+Augmentation: a random time shift of the waveform, optionally speed perturbation and white noise, and SpecAugment's
+frequency and time masks. Loss: cross-entropy. Metrics: accuracy each epoch; on the test split also per class, per
+speaker (when the source knows the speakers) and the confusion matrix; the report adds the misheard clips.
+Use: `infer` gives the class probabilities of clips (files, bytes, or arrays of samples at the run's rate) through
+the serving model, which is also what is exported (the DFT as a convolution).
 """
 
 from __future__ import annotations
@@ -333,7 +336,7 @@ class AudioClassification(Task):
         from .image import PREVIEW_CLASSES
 
         x, y = prepared.train
-        front = self.front(self.meta["rate"], self.meta["n_mels"], {})
+        front = self.front(self.meta["rate"], self.meta["n_mels"], self.meta["front"])
         rows = []
         for c, name in enumerate(self.meta["classes"][:PREVIEW_CLASSES]):
             clips = x[torch.from_numpy(np.flatnonzero(y.numpy() == c)[:per_class])]
