@@ -48,7 +48,7 @@ def leave_each_speaker_out(cfg: Config, task, progress, callbacks) -> Folds:
         request = {"settings": cfg.to_dict(), "speakers": speakers}
         check_same_command(folder / "speakers.json", request, "a leave-one-speaker-out comparison")
         atomic_write_text(folder / "speakers.json", json.dumps(request, indent=1, default=str))
-        fold_config = folder / "config.yaml"
+        fold_config = folder / "fold-settings.yaml"  # not config.yaml: the folder is not a run itself
         cfg.save(fold_config)
         for n, speaker in enumerate(speakers, 1):
             if progress is not False:
