@@ -315,6 +315,11 @@ def test_a_split_by_speaker_needs_speakers_and_a_known_name(tmp_path):
     with pytest.raises(DataError, match=r"Expected source, speaker, or speaker:NAME with NAME one of ann, bob, cy\. "
                                         r"Received: 'speaker:dan'"):
         dw.train(task="audio", data=str(csv), split="speaker:dan", epochs=1, progress=False)
+    alone = tmp_path / "alone"
+    alone.mkdir()
+    with pytest.raises(DataError, match=r"the data has 1 speaker\(s\): ann\. Expected at least two"):
+        dw.train(task="audio", data=str(write_speakers_csv(alone, speakers=("ann",), per_class=2)), split="speaker",
+                 epochs=1, progress=False)
     with pytest.raises(DataError, match="--split speaker needs to know who speaks each clip, and generated tones and chirps .* does not say"):
         dw.train(task="audio", split="speaker", epochs=1, progress=False)
     with pytest.raises(ConfigError, match="--split speaker is for audio, where each clip's speaker is known"):

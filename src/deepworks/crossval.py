@@ -21,6 +21,7 @@ import sys
 from pathlib import Path
 
 from .config import Config
+from .errors import DataError
 from .report import image_tag, pyplot, save_figure, table, write_page
 from .run import Run, atomic_write_text, check_same_command, hold_folder
 
@@ -34,18 +35,21 @@ class Folds:
 
 
 def leave_each_speaker_out(cfg: Config, task, progress, callbacks) -> Folds:
-    """One run per speaker the task's data knows (Task.speakers), from the same settings but --split speaker:NAME."""
+    """One run per speaker the task's data knows (Task.speakers_of_data), from the same settings but --split
+    speaker:NAME."""
     from .api import default_run_name, train_or_continue
 
     speakers = task.speakers_of_data()
     if len(speakers) < 2:
-        raise_few(speakers, task)
+        raise DataError(f"--split speaker leaves each speaker out in turn, and the data has {len(speakers)} "
+                        f"speaker(s): {', '.join(speakers) or 'none'}. Expected at least two (a CSV of "
+                        f"path,label,speaker says who speaks each clip).")
     folder = Path(cfg.runs_dir) / Run.safe_name(cfg.name or f"{default_run_name(cfg)}-by-speaker")
     (folder / "runs").mkdir(parents=True, exist_ok=True)
     runs = []
     with hold_folder(folder, f"The speaker runs in '{folder}' are being trained by another process{{pid}}. Wait "
                              f"for it."):
-        request = {"settings": cfg.to_dict(), "speakers": speakers}
+        request = json.loads(json.dumps({"settings": cfg.to_dict(), "speakers": speakers}, default=str))
         check_same_command(folder / "speakers.json", request, "a leave-one-speaker-out comparison")
         atomic_write_text(folder / "speakers.json", json.dumps(request, indent=1, default=str))
         fold_config = folder / "fold-settings.yaml"  # not config.yaml: the folder is not a run itself
@@ -57,14 +61,6 @@ def leave_each_speaker_out(cfg: Config, task, progress, callbacks) -> Folds:
                                           progress, config=fold_config, **{"data.split": f"speaker:{speaker}"}))
         summary = summarise(folder, speakers, runs)
     return Folds(folder, summary, runs)
-
-
-def raise_few(speakers: list[str], task) -> None:
-    from .errors import DataError
-
-    raise DataError(f"--split speaker leaves each speaker out in turn, and the data has {len(speakers)} speaker(s): "
-                    f"{', '.join(speakers) or 'none'}. Expected at least two (a CSV of path,label,speaker says who "
-                    f"speaks each clip).")
 
 
 def summarise(folder: Path, speakers: list[str], runs: list) -> dict:
