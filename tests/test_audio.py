@@ -366,6 +366,15 @@ def test_the_onnx_export_answers_as_predict_does(tones_run):
     top = [r["predictions"][0]["class"] for r in tones_run.predict(clips, top_k=1)]
     assert top == [card["classes"][i] for i in onnx.argmax(1)]
 
+    from fastapi.testclient import TestClient
+
+    from deepworks.serving import build_app
+
+    with TestClient(build_app([str(tones_run.run.path)], runtime="onnx")) as c:  # the server, in ONNX Runtime
+        assert c.get("/v1/models/tones").json()["runtime"] == "onnx"
+        answer = c.post("/v1/models/tones/predict", json={"inputs": clips.tolist(), "top_k": 1}).json()
+        assert [o["predictions"][0]["class"] for o in answer["outputs"]] == top
+
 
 @pytest.mark.parametrize("name", ["gru", "lenet"])
 def test_a_recurrent_net_over_frames_and_an_image_model_over_the_spectrogram_learn_the_tones(name, tmp_path):
