@@ -298,10 +298,12 @@ class AudioClassification(Task):
         if len(wrong) == 0:
             return ""
         wrong = wrong[probs[wrong].max(1).values.argsort(descending=True)][:shown]
-        with evaluating(model):
+        # cuDNN's recurrent layers backpropagate only in training mode: without cuDNN, a GRU head's saliency works too
+        with evaluating(model), torch.backends.cudnn.flags(enabled=False):
             features = model.features(x[wrong].to(device)).detach().requires_grad_(True)
             said = probs[wrong].argmax(1)
             model.classifier(features).gather(1, said.to(device)[:, None]).sum().backward()
+        model.zero_grad(set_to_none=True)
         saliency = features.grad.abs().cpu()
         classes, names = self.meta["classes"], self.names.get("test") or [f"clip {i}" for i in range(len(x))]
         plt = pyplot()
