@@ -47,7 +47,8 @@ class LogMel(nn.Module):
     With `level`, each clip is first scaled to a peak of 1, and each band's mean over the clip is subtracted from the
     features (cepstral mean normalisation): what is left does not depend on how loud the speaker was or on the
     colour of the microphone. On FSDD with one speaker left out, this took the small CNN from a mean of 69 % to 83 %
-    over the six speakers (bench/results/audio.json)."""
+    over the six speakers, measured fold by fold (the README's sound section; bench/results/audio.json has the
+    default recipe's figures)."""
 
     def __init__(self, rate: int, n_mels: int = 40, mfcc: int = 0, level: bool = False):
         super().__init__()
