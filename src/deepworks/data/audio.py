@@ -50,6 +50,13 @@ class Clips:
 
 
 # --- one file ---------------------------------------------------------------------------------------------------------
+def write_wav(path, samples: np.ndarray, rate: int) -> None:
+    """Float samples in [-1, 1] as a 16-bit PCM WAV file (or into a file object), which every browser plays."""
+    import scipy.io.wavfile
+
+    scipy.io.wavfile.write(path, rate, (np.clip(samples, -1, 1) * 32767).astype(np.int16))
+
+
 def read_audio(path: Path | bytes, name: str | None = None) -> tuple[np.ndarray, int]:
     """(float32 samples (T, C) in [-1, 1], sample rate) of a WAV file (or other formats with soundfile), or of its
     bytes; UnreadableAudio with the reason when it cannot be used."""

@@ -289,6 +289,7 @@ class AudioClassification(Task):
     def mistakes_section(self, model: nn.Module, test: tuple, out: Path, device, shown: int = 6) -> str:
         """The most confidently misheard test clips: each one's spectrogram beside its saliency (how much each
         time-frequency cell moved the class the model said: the gradient's size), and a player to hear it."""
+        from ..data.audio import write_wav
         from ..models import evaluating
         from ..report import pyplot, save_figure
 
@@ -334,6 +335,7 @@ class AudioClassification(Task):
         import base64
         import io
 
+        from ..data.audio import write_wav
         from ..inference import png_base64
         from .image import PREVIEW_CLASSES
 
@@ -506,13 +508,6 @@ def speaker_split(clips, split: str) -> tuple[np.ndarray, np.ndarray]:
     if held.all():
         raise DataError(f"--split {split}: every clip is {name}'s, which leaves none to train on.")
     return np.flatnonzero(~held), np.flatnonzero(held)
-
-
-def write_wav(path, samples: np.ndarray, rate: int) -> None:
-    """16-bit PCM, which every browser plays."""
-    import scipy.io.wavfile
-
-    scipy.io.wavfile.write(path, rate, (np.clip(samples, -1, 1) * 32767).astype(np.int16))
 
 
 def unknown_speakers(description: str, split: str) -> str:
