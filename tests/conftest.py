@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 from contextlib import contextmanager
 from pathlib import Path
@@ -97,30 +98,54 @@ def image_folder(tmp_path):
     return root
 
 
+def made_once(tmp_path_factory, name: str, make) -> Path:
+    """A folder made once for the whole test run, however many pytest-xdist processes run it: the first process to
+    ask makes it under a file lock, and the others wait for it and reuse it (each process would otherwise train its
+    own copy). `make(folder)` fills the folder; a half-made folder (a failed `make`) is made again."""
+    from filelock import FileLock
+
+    base = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        base = base.parent  # the folder every worker's basetemp lives in
+    folder, done = base / name, base / f"{name}.done"
+    with FileLock(str(base / f"{name}.lock")):
+        if not done.exists():
+            shutil.rmtree(folder, ignore_errors=True)
+            folder.mkdir(parents=True)
+            make(folder)
+            done.touch()
+    return folder
+
+
 @pytest.fixture(scope="session")
 def shapes_detector(tmp_path_factory):
     """A detector of the generated shapes (600 training images at 64 px, 8 epochs: about 15 s on one thread), trained
-    once for the detection tests and the web UI's."""
+    once per test run for the detection tests and the web UI's."""
     import deepworks as dw
 
-    root = tmp_path_factory.mktemp("detect")
-    return dw.train(task="detect", data="shapes:600", image_size=64, epochs=8, batch_size=16,
-                    runs_dir=str(root / "runs"), name="shapes", progress=False)
+    def make(root):
+        dw.train(task="detect", data="shapes:600", image_size=64, epochs=8, batch_size=16,
+                 runs_dir=str(root / "runs"), name="shapes", progress=False)
+
+    return dw.load(made_once(tmp_path_factory, "detect", make) / "runs" / "shapes")
 
 
 @pytest.fixture(scope="session")
 def use_runs(tmp_path_factory):
-    """One small trained run of every task (and both translation models), made once for the export and serving
-    tests: {name: run path}. They are tiny and barely trained: these tests check plumbing, not learning."""
+    """One small trained run of every task (and both translation models), made once per test run for the export and
+    serving tests: {name: run path}. They are tiny and barely trained: these tests check plumbing, not learning.
+    Tests read them and write elsewhere (copy a run before changing it)."""
     import deepworks as dw
 
-    root = tmp_path_factory.mktemp("use-runs")
-    text = root / "text.txt"
-    text.write_text("the quick brown fox jumps over the lazy dog. " * 200)
-    common = dict(runs_dir=str(root / "runs"), progress=False, epochs=1)
-    dw.train(name="img", data="digits", **common)
-    dw.train(name="txt", task="text", data=str(text), width=32, seq_len=32, **common)
-    dw.train(name="gru", task="translate", width=32, **common)
-    dw.train(name="tf", task="translate", model="transformer", width=32, depth=1, heads=2, **common)
-    dw.train(name="gan", task="gan", width=8, fid_samples=100, **common)
+    def make(root):
+        text = root / "text.txt"
+        text.write_text("the quick brown fox jumps over the lazy dog. " * 200)
+        common = dict(runs_dir=str(root / "runs"), progress=False, epochs=1)
+        dw.train(name="img", data="digits", **common)
+        dw.train(name="txt", task="text", data=str(text), width=32, seq_len=32, **common)
+        dw.train(name="gru", task="translate", width=32, **common)
+        dw.train(name="tf", task="translate", model="transformer", width=32, depth=1, heads=2, **common)
+        dw.train(name="gan", task="gan", width=8, fid_samples=100, **common)
+
+    root = made_once(tmp_path_factory, "use-runs", make)
     return {name: root / "runs" / name for name in ("img", "txt", "gru", "tf", "gan")}
