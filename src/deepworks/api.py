@@ -109,12 +109,15 @@ class Trained:
             self.require("image", "predict")
         return self(images, top_k=top_k)
 
-    def detect(self, images, threshold: float = 0.3, max_boxes: int = 100, out: str | Path | None = None) -> list[dict]:
+    def detect(self, images, threshold: float | None = None, max_boxes: int = 100, out: str | Path | None = None,
+               class_iou: float | None = None) -> list[dict]:
         """Detection runs: the boxes in images (paths or folders, bytes, PIL images, arrays):
         [{'input', 'width', 'height', 'boxes': [{'class', 'score', 'box': [x1, y1, x2, y2] in the image's pixels}]}].
-        With `out`, each image is also written there with its boxes drawn (NAME-boxes.png)."""
+        threshold None: the run's (the best F1 on its validation split). class_iou: boxes of different classes
+        overlapping more than this are one object (default 0.7; 1 keeps a box per class). With `out`, each image is
+        also written there with its boxes drawn (NAME-boxes.png)."""
         self.require("detect", "detect")
-        items, options = self.decoded(images, threshold=threshold, max_boxes=max_boxes)
+        items, options = self.decoded(images, threshold=threshold, max_boxes=max_boxes, class_iou=class_iou)
         answers = [self.task.encode_result(r, options) for r in self.task.infer(self.serving, items, self.device, options)]
         if out is not None:
             for answer, path in zip(answers, self.task.draw(items, answers, Path(out))):
@@ -450,6 +453,7 @@ def train_on(run: Run, cfg: Config, task, device: torch.device, progress, starte
     try:
         if cfg.train.restore_best and run.best_file.exists():
             model.load_state_dict(run.load_weights(run.best_file))
+        task.calibrate(model, data, device)  # into data.meta, which the card keeps
         card = {"format": 1, "task": cfg.task, "model": dataclasses.asdict(cfg.model), "meta": data.meta}
         run.save_weights(cpu_state_dict(model), card=card)
         run.write_json(run.model_file, card)
@@ -628,6 +632,15 @@ def generate(run_path: str | Path, prime: str = "", length: int = 500, temperatu
     return load(run_path).generate(prime, length, temperature, top_k, seed)
 
 
+def run_status(run: Run, epochs_done: int, epochs: int | None) -> str:
+    """Finished, training (a live process holds the run), stopped, or never past its first epoch."""
+    if run.results_file.exists():
+        return "finished"
+    if run.is_training():
+        return f"training (epoch {epochs_done} of {epochs})" if epochs else f"training (epoch {epochs_done})"
+    return f"stopped after epoch {epochs_done}" if epochs_done else "no epoch finished"
+
+
 def runs(runs_dir: str | Path = "runs") -> list[dict]:
     """Every run under `runs_dir` with its status and best metric, newest first."""
     root = Path(runs_dir)
@@ -649,8 +662,7 @@ def runs(runs_dir: str | Path = "runs") -> list[dict]:
         best = ((max if task.monitor_mode(monitor) == "max" else min)(values)) if values else None
         test = next((r for r in reversed(records) if r.get("kind") == "test"), None)
         headline = task.headline
-        status = "finished" if run.results_file.exists() else (
-            f"stopped after epoch {len(epochs)}" if epochs else "no epoch finished")
+        status = run_status(run, len(epochs), cfg.train.epochs)
         out.append({"name": run.name, "path": str(path), "task": cfg.task, "data": cfg.data.source, "model": cfg.model.name,
                     "epochs": f"{len(epochs)}/{cfg.train.epochs}", "monitor": monitor, "best": best,
                     "test_metric": headline, "test": test.get(headline) if test else None, "status": status})

@@ -21,7 +21,7 @@ from typing import Any
 import yaml
 
 from .errors import ConfigError
-from .registry import model_names
+from .registry import model_names, tasks_in_words
 
 
 def setting(default, help: str, choices=None, flag: str | None = None):
@@ -269,9 +269,8 @@ class EvalConfig:
 
 @dataclass
 class Config:
-    task: str = setting("image", "What to learn: image classification (image), character-level text generation "
-                        "(text), translation (translate), or making new images (gan); or a task of your own, as "
-                        "module:Class (a deepworks.tasks.Task subclass on your Python path).")
+    task: str = setting("image", f"What to learn: {tasks_in_words()}; or a task of your own, as module:Class (a "
+                        "deepworks.tasks.Task subclass on your Python path).")
     name: str | None = setting(None, "Run name; the run is written to RUNS_DIR/NAME (default: derived from data and model).")
     runs_dir: str = setting("runs", "Folder that holds run directories.")
     seed: int = setting(0, "Seed for splits, initialisation, data order and dropout.")

@@ -20,6 +20,9 @@ BUILTIN = {
     "audio": ("deepworks.tasks.audio:AudioClassification", ("cnn1d", "gru", "lstm", "lenet", "resnet",
                                                              "efficientnet_lite0")),
 }
+# name: what it learns, in words, for --task's help (a task missing here is listed by its name alone)
+IN_WORDS = {"image": "image classification", "text": "character-level text generation", "translate": "translation",
+            "gan": "making new images", "detect": "object detection", "audio": "sound classification"}
 REGISTERED: dict[str, type] = {}  # tasks registered in this process (their own and imported module:Class ones)
 
 
@@ -38,6 +41,13 @@ def builtin_models(name: str) -> tuple[str, ...]:
 
 def task_names() -> list[str]:
     return list(BUILTIN) + [n for n in REGISTERED if n not in BUILTIN]
+
+
+def tasks_in_words() -> str:
+    """Every built-in task as 'what it learns (name)', joined for a sentence: --task's help, built from this registry
+    so that it cannot forget a task."""
+    words = [f"{IN_WORDS.get(name, name)} ({name})" for name in BUILTIN]
+    return ", ".join(words[:-1]) + f", or {words[-1]}" if len(words) > 1 else words[0]
 
 
 def model_names() -> tuple[str, ...]:

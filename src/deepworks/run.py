@@ -263,6 +263,23 @@ class Run:
         except DeepworksError:
             pass
 
+    def is_training(self) -> bool:
+        """Whether a live process holds the run (see `lock`): a shared lock on its .lock file is refused exactly
+        while a process trains it. Taken and given back at once; False where files cannot be locked."""
+        try:
+            import fcntl
+
+            handle = open(self.path / ".lock", "r")
+        except (ImportError, OSError):  # no POSIX locks, or no lock file: nothing ever held it
+            return False
+        with handle:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_SH | fcntl.LOCK_NB)
+            except OSError:
+                return True
+            fcntl.flock(handle, fcntl.LOCK_UN)
+            return False
+
     def remove_leftovers(self) -> None:
         """Delete the temporary files that a process killed in the middle of a write left behind (hidden, named
         after the file they were to replace). Only called while holding the lock, so no live write is touched."""
