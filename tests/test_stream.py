@@ -1,11 +1,13 @@
 """Images streamed from disk through DataLoader workers: they learn as images in memory do, memory stays flat, and
 exact resume holds whatever the number of workers."""
 
+import re
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+from PIL import Image
 from conftest import assert_same_weights, ctrl_c_at_step, draw, weights
 
 import deepworks as dw
@@ -85,3 +87,28 @@ def test_a_streamed_folder_gets_the_split_checks_of_one_in_memory(shapes):
         with pytest.raises(dw.DeepworksError, match=r"leaves no image to test the model on \(--test-fraction 0\)\. "
                                                      r"Raise --test-fraction"):
             dw.train(data=shapes, stream=stream, test_fraction=0.0, epochs=1, **QUICK)
+
+
+def test_a_truncated_png_is_skipped_with_the_same_warning_streamed_or_in_memory(shapes):
+    broken = Path(shapes) / "hbar" / "broken.png"
+    noise = np.random.default_rng(1).integers(0, 256, (16, 16), dtype=np.uint8)
+    Image.fromarray(noise).save(broken)
+    broken.write_bytes(broken.read_bytes()[:120])  # the header reads, the pixels stop short
+    runs, said = {}, {}
+    for stream in ("on", "off"):
+        with pytest.warns(UserWarning) as caught:
+            runs[stream] = dw.train(data=shapes, stream=stream, workers=0, epochs=1, name=f"cut-{stream}", **QUICK)
+        said[stream] = [str(w.message) for w in caught if "could not be read" in str(w.message)]
+    assert said["on"] == said["off"] and len(said["on"]) == 1
+    assert f"{broken}: corrupt or truncated" in said["on"][0] and "skipped" in said["on"][0]
+    assert runs["on"].results["splits"] == runs["off"].results["splits"]
+    kept = {stream: sorted(str(n) for names in run.task.names.values() for n in names) for stream, run in runs.items()}
+    assert kept["on"] == kept["off"] and str(broken) not in kept["on"] and len(kept["on"]) == 180
+
+
+def test_an_image_broken_after_the_run_started_is_named_when_it_is_decoded(shapes):
+    path = Path(shapes) / "hbar" / "0.png"
+    images = FileImages([str(path)], 16, 1)
+    path.write_bytes(path.read_bytes()[:40])
+    with pytest.raises(dw.DeepworksError, match=f"{re.escape(str(path))}: not an image.*It was readable when the run"):
+        images[0]

@@ -41,8 +41,8 @@ class FileImages:
         try:
             x = decode_image(Path(self.files[i]), self.size)
         except UnreadableImage as err:
-            raise DataError(f"{err} It was readable when the run started; restore it, or start the run again "
-                            f"so that it is left out.") from None
+            raise DataError(f"{self.files[i]}: {err}. It was readable when the run started; restore it, or start the "
+                            f"run again so that it is left out.") from None
         return rgb_to_grey(x[None])[0] if self.channels == 1 else x
 
     def __getitem__(self, index) -> torch.Tensor:
@@ -161,22 +161,35 @@ def decoded_bytes(n: int, size: int, channels: int = 3) -> int:
     return n * channels * size * size
 
 
-def probe_all(files: list[Path], progress: bool) -> list[tuple[str, str]]:
-    """The files that do not open as images (header only, in threads): [(path, why)]."""
-    from tqdm.auto import tqdm
+def check_decodes(path: Path, size: int) -> None:
+    """Decode an image file's pixels as `decode_image` would (a JPEG at the same reduced scale), without converting
+    or resizing them; UnreadableImage, with decode_image's reason, when they stop short or are corrupt."""
+    from .images import open_image
 
-    from .images import probe_image
+    with open_image(path) as im:
+        if im.format == "JPEG":
+            im.draft("RGB", (size, size))
+        im.load()
+
+
+def check_all(files: list[Path], size: int, progress: bool) -> list[tuple[str, str]]:
+    """The files that do not decode, [(path, why)], each decoded in full (in threads) as the in-memory path does,
+    so that both skip the same files with the same warning: a header alone passes a truncated PNG, which would then
+    stop the run mid-epoch. The cost is one decoding pass without resizing, a fraction of an epoch's work; on the
+    busy 2-core machine, 4,000 small PNGs took 1.0 s (their headers alone 0.7 s) and 1,000 500x375 JPEGs 1.6 to
+    2.5 s (headers 0.2 s)."""
+    from tqdm.auto import tqdm
 
     def one(p):
         try:
-            probe_image(p)
+            check_decodes(p, size)
             return None
         except UnreadableImage as err:
             return str(err)
 
     with ThreadPoolExecutor(max_workers=min(8, (os.cpu_count() or 1) + 1)) as pool:
         results = list(tqdm(pool.map(one, files), total=len(files), desc="checking images", unit="img",
-                            disable=not progress or len(files) < 5000, leave=False))
+                            disable=not progress or len(files) < 2000, leave=False))
     return [(str(p), r) for p, r in zip(files, results) if r is not None]
 
 
@@ -186,7 +199,7 @@ def stream_folder(listing: dict, size: int, channels: int | None, strict: bool, 
     from .images import looks_grey, unreadable_message
 
     files = listing["files"]
-    skipped = listing["broken"] + probe_all(files, progress)
+    skipped = listing["broken"] + check_all(files, size, progress)
     if skipped and strict:
         raise DataError(unreadable_message(skipped, strict=True))
     bad = {p for p, _ in skipped}
