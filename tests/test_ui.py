@@ -40,14 +40,16 @@ def server(tmp_path_factory):
     from deepworks.ui import build_ui_app
 
     runs = tmp_path_factory.mktemp("ui-runs")
-    app = build_ui_app(runs)
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
     sock.listen(64)
+    port = sock.getsockname()[1]  # the tests' own files (npz, zips) are under pytest's temporary folder
+    app = build_ui_app(runs, port=port, data_roots=[tmp_path_factory.getbasetemp()])
     srv = uvicorn.Server(uvicorn.Config(app, log_level="warning"))
     thread = threading.Thread(target=srv.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
-    yield {"url": f"http://127.0.0.1:{sock.getsockname()[1]}", "runs": runs, "app": app}
+    url = f"http://127.0.0.1:{port}"
+    yield {"url": url, "login": f"{url}/?token={app.state.token}", "runs": runs, "app": app}
     srv.should_exit = True
     thread.join(timeout=10)
     app.state.jobs.close()
@@ -78,7 +80,7 @@ def page(browser, server):
         return route.abort()
 
     page.route("**/*", guard)
-    page.goto(server["url"])
+    page.goto(server["login"])  # the link `deepworks ui` prints: it leaves the token in a cookie, then opens /
     yield page
     context.close()
     assert not foreign, f"the page asked other hosts: {foreign}"
@@ -517,7 +519,7 @@ def test_try_records_from_the_microphone_and_names_what_it_heard(browser, server
     try:
         page = mic.new_context(permissions=["microphone"]).new_page()
         page.set_default_timeout(20_000)
-        page.goto(server["url"])
+        page.goto(server["login"])
         page.get_by_test_id("nav-try").click()
         page.get_by_test_id("try-run").select_option("tones")
         page.get_by_test_id("audio-record").click()

@@ -18,12 +18,14 @@ LENET_CARDS = [{"type": "conv", "channels": 6, "kernel": 5, "padding": 2}, {"typ
                {"type": "conv", "channels": 16, "kernel": 5}, {"type": "activation"}, {"type": "pool"},
                {"type": "dense", "units": 120}, {"type": "activation"}, {"type": "dense", "units": 84},
                {"type": "activation"}]
+LOCAL = "http://127.0.0.1:8080"  # where `deepworks ui` is: the Host its requests name
 
 
 @pytest.fixture
 def client(tmp_path):
-    app = build_ui_app(tmp_path / "runs")
-    with TestClient(app) as c:
+    """The UI's API as a script uses it: its launch's token in the header, its data in tmp_path."""
+    app = build_ui_app(tmp_path / "runs", data_roots=[tmp_path])
+    with TestClient(app, base_url=LOCAL, headers={"Authorization": f"Bearer {app.state.token}"}) as c:
         c.runs = tmp_path / "runs"
         yield c
     app.state.jobs.close()
@@ -132,7 +134,7 @@ def test_a_walk_asks_for_a_sensible_number_of_steps_before_loading_anything(clie
 
 def test_with_a_token_the_browser_logs_in_once_by_the_printed_link_and_then_carries_a_cookie(tmp_path):
     app = build_ui_app(tmp_path / "runs", token="s3cret-token")
-    with TestClient(app) as c:
+    with TestClient(app, base_url=LOCAL) as c:
         assert c.get("/api/info").status_code == 401
         assert c.get("/?token=wrong-token", follow_redirects=False).status_code == 401
         login = c.get("/?token=s3cret-token", follow_redirects=False)
@@ -140,7 +142,7 @@ def test_with_a_token_the_browser_logs_in_once_by_the_printed_link_and_then_carr
         assert "httponly" in login.headers["set-cookie"].lower()
         assert c.get("/api/info").status_code == 200  # the cookie, kept by the client as a browser keeps it
         assert c.get("/api/info", cookies={"deepworks_token": "wrong"}).status_code == 401
-    with TestClient(app) as other:
+    with TestClient(app, base_url=LOCAL) as other:
         assert other.get("/api/info", headers={"Authorization": "Bearer s3cret-token"}).status_code == 200
 
 

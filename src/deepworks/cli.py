@@ -98,14 +98,15 @@ def run_tool_parser(sub, name: str, what: str, **kwargs) -> argparse.ArgumentPar
     return p
 
 
-def add_exposure_flags(p, port: int, token_scope: str) -> None:
+def add_exposure_flags(p, port: int, token_scope: str, token_default: str = "none",
+                       insecure_help: str = "allow another --host than this machine without a token") -> None:
     """--host, --port, --token and --insecure, as `serve` and `ui` both take them."""
     p.add_argument("--host", default="127.0.0.1",
                    help="address to listen on; another than this machine's needs --token [default: 127.0.0.1]")
     p.add_argument("--port", type=int, default=port, help=f"[default: {port}]")
     p.add_argument("--token", help=f"require 'Authorization: Bearer TOKEN' on {token_scope}; at least 8 characters "
-                                   f"[default: $DEEPWORKS_TOKEN, else none]")
-    p.add_argument("--insecure", action="store_true", help="allow another --host than this machine without a token")
+                                   f"[default: $DEEPWORKS_TOKEN, else {token_default}]")
+    p.add_argument("--insecure", action="store_true", help=insecure_help)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -379,7 +380,11 @@ def build_parser() -> argparse.ArgumentParser:
                                 "line. The page is a client of a REST API (/api/..., in /openapi.json) on the same "
                                 "app as `deepworks serve`, whose /v1 routes answer for the runs it tries.")
     p.add_argument("--runs-dir", default="runs", help="folder of run directories [default: runs]")
-    add_exposure_flags(p, 8080, "every request (a browser: the login link printed at the start)")
+    add_exposure_flags(p, 8080, "every request (a browser: the login link printed at the start)",
+                       token_default="a random token per launch",
+                       insecure_help="no token at all: any program or web page that reaches the port may use the UI")
+    p.add_argument("--data-root", action="append", default=[], metavar="FOLDER",
+                   help="a folder whose data the UI may read, besides --runs-dir and its uploads (repeat for more)")
 
     p = add_command(sub, "runs", help="list runs with their status and best metric")
     p.add_argument("--runs-dir", default="runs", help="folder of run directories [default: runs]")
@@ -837,7 +842,8 @@ def cmd_ui(args) -> int:
 
     if not 1 <= args.port <= 65535:
         raise ConfigError(f"--port must be from 1 to 65,535. Received: {args.port}.")
-    ui(args.runs_dir, args.host, args.port, args.token or os.environ.get("DEEPWORKS_TOKEN") or None, args.insecure)
+    ui(args.runs_dir, args.host, args.port, args.token or os.environ.get("DEEPWORKS_TOKEN") or None, args.insecure,
+       data_roots=args.data_root)
     return 0
 
 

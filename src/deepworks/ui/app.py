@@ -27,20 +27,19 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import hmac
 import io
 import json
 import shutil
 import time
 import zipfile
 from pathlib import Path
-from urllib.parse import parse_qs
 
 from fastapi import Request  # at module level: the routes' annotations are read from here
 
 from ..errors import ConfigError
 from ..run import Run
 from ..serving.app import ClientError, Limits, make_app
+from .guard import DataRoots, LoginLink, SameOrigin, check_json_type, loopback_link, new_token
 from .jobs import Jobs
 
 STATIC = Path(__file__).parent / "static"
@@ -74,17 +73,24 @@ FORM = {  # the settings a page shows first, per task; the rest are under 'More 
 }
 
 
-def build_ui_app(runs_dir: str | Path = "runs", token: str | None = None, limits: Limits | None = None):
+def build_ui_app(runs_dir: str | Path = "runs", token: str | None = None, limits: Limits | None = None,
+                 data_roots=(), host: str = "127.0.0.1", port: int | None = None, insecure: bool = False):
+    """The UI's app. Without a token, one is made (app.state.token; the login link carries it), unless `insecure`
+    asks for none. Requests must name this server (`host`, loopback names, `port` when known) and come from its own
+    page; the paths they name must lie in `runs_dir` or `data_roots` (guard.py says why)."""
     from fastapi.responses import HTMLResponse
     from fastapi.staticfiles import StaticFiles
 
+    token = token if token is not None or insecure else new_token()
     app = make_app([], token, limits or Limits(max_body_mb=UPLOAD_MB))
     app.title = "deepworks ui"
+    app.state.token = token
     if token is not None:
         app.add_middleware(LoginLink, token=token)
+    app.add_middleware(SameOrigin, host=host, port=port)
     jobs = Jobs(Path(runs_dir))
     app.state.jobs = jobs
-    add_api_routes(app, jobs, Path(runs_dir))
+    add_api_routes(app, jobs, Path(runs_dir), DataRoots(Path(runs_dir), data_roots))
     if (STATIC / "index.html").is_file():
         app.mount("/", StaticFiles(directory=STATIC, html=True), name="ui")
     else:
@@ -96,28 +102,7 @@ def build_ui_app(runs_dir: str | Path = "runs", token: str | None = None, limits
     return app
 
 
-class LoginLink:
-    """With --token, a browser opens http://HOST:PORT/?token=TOKEN once (the link `deepworks ui` prints, as Jupyter
-    does): the token goes into an HttpOnly cookie, and the page's requests and event streams carry it from then on.
-    A wrong token goes on to the server's refusal."""
-
-    def __init__(self, app, token: str):
-        self.app, self.token = app, token
-
-    async def __call__(self, scope, receive, send):
-        given = parse_qs(scope.get("query_string", b"").decode("latin-1")).get("token", [""])[0]
-        if scope["type"] != "http" or not given or not hmac.compare_digest(given.encode(), self.token.encode()):
-            return await self.app(scope, receive, send)
-        from fastapi.responses import RedirectResponse
-
-        from ..serving.app import TOKEN_COOKIE
-
-        response = RedirectResponse(scope["path"], status_code=303)
-        response.set_cookie(TOKEN_COOKIE, self.token, httponly=True, samesite="strict")
-        await response(scope, receive, send)
-
-
-def add_api_routes(app, jobs: Jobs, runs_dir: Path) -> None:
+def add_api_routes(app, jobs: Jobs, runs_dir: Path, roots: DataRoots) -> None:
     from fastapi.concurrency import run_in_threadpool
     from fastapi.responses import Response, StreamingResponse
 
@@ -142,7 +127,7 @@ def add_api_routes(app, jobs: Jobs, runs_dir: Path) -> None:
     @app.post("/api/data/preview")
     async def preview(request: Request):
         body = await json_body(request)
-        return await run_in_threadpool(data_preview, body)
+        return await run_in_threadpool(data_preview, body, roots)
 
     @app.post("/api/data/upload")
     async def upload(request: Request):
@@ -160,6 +145,7 @@ def add_api_routes(app, jobs: Jobs, runs_dir: Path) -> None:
         body = await json_body(request)
         if body.get("data") and "input" not in body:
             key = (body.get("task", "image"), body["data"], body.get("data_dir"))
+            checked_sources(roots, key[0], {"data": key[1], "data_dir": key[2]})
             if key not in shapes:
                 shapes[key] = await run_in_threadpool(designed_input, *key)
             body["input"], body["classes"] = shapes[key]
@@ -168,7 +154,7 @@ def add_api_routes(app, jobs: Jobs, runs_dir: Path) -> None:
     @app.post("/api/jobs")
     async def start_job(request: Request):
         body = await json_body(request)
-        settings = checked_settings(body.get("settings"), runs_dir)
+        settings = checked_settings(body.get("settings"), runs_dir, roots)
         return {"id": jobs.start(settings)}
 
     @app.post("/api/automl")
@@ -178,7 +164,7 @@ def add_api_routes(app, jobs: Jobs, runs_dir: Path) -> None:
         body = await json_body(request)
         need_optuna()
         budget = parse_budget(body.get("budget", "5m"))
-        settings = checked_settings(body.get("settings"), runs_dir)
+        settings = checked_settings(body.get("settings"), runs_dir, roots)
         for key in ("model.name", "model", "runs_dir"):  # the search chooses the model; its trials go in its folder
             settings.pop(key, None)
         name = Run.safe_name(f"automl-{Path(str(settings.get('data') or settings.get('task') or 'image')).name}")
@@ -290,6 +276,7 @@ def add_api_routes(app, jobs: Jobs, runs_dir: Path) -> None:
         body = await json_body(request)
         if not body.get("data"):
             raise ClientError(400, "Expected {\"data\": a built-in dataset or a path}. Received: no data.")
+        roots.check(body["data"])
         report = await run_in_threadpool(run_audit, str(body["data"]))
         return {k: v for k, v in report.items() if isinstance(v, (str, int, float, list, dict, bool, type(None)))}
 
@@ -312,8 +299,11 @@ def add_api_routes(app, jobs: Jobs, runs_dir: Path) -> None:
 
 # --- what the routes do -------------------------------------------------------------------------------------
 async def json_body(request) -> dict:
+    raw = await request.body()
+    if raw:
+        check_json_type(request.headers.get("content-type", ""))
     try:
-        body = json.loads(await request.body() or b"{}")
+        body = json.loads(raw or b"{}")
     except ValueError:
         raise ClientError(400, "Expected a JSON body. Received: something that does not parse as JSON.") from None
     if not isinstance(body, dict):
@@ -353,27 +343,53 @@ def type_name(kind) -> str:
     return "str"
 
 
-def checked_settings(settings, runs_dir: Path) -> dict:
+def checked_settings(settings, runs_dir: Path, roots: DataRoots) -> dict:
     """The job's settings checked as the CLI checks them, before any process starts: a mistake is answered at
-    once with the same message the command line gives."""
+    once with the same message the command line gives. The task must be one this server knows, and every file
+    the settings name must lie in the data roots."""
     from ..api import make_config
 
     if not isinstance(settings, dict):
         raise ClientError(400, f"Expected settings as a JSON object (train.epochs: 2, ...). Received: {settings!r}.")
+    if "config" in settings:
+        raise ClientError(400, "Expected settings one by one (train.epochs: 2, ...). Received: a config file, which "
+                               "the UI does not read: paste its settings instead.")
     settings = {k: v for k, v in settings.items() if v not in (None, "")}
     settings["runs_dir"] = str(runs_dir)
+    known_task(settings.get("task", "image"))
     cfg = make_config(**settings)
     cfg.check()
+    checked_sources(roots, cfg.task, {"data": cfg.data.source, "target": cfg.data.target,
+                                      "data_dir": cfg.data.data_dir, "init_from": cfg.model.init_from,
+                                      "layers": cfg.model.layers if isinstance(cfg.model.layers, str) else None})
     return settings
 
 
-def data_preview(body: dict) -> dict:
+def known_task(task) -> str:
+    """A task the UI may run: a built-in or one registered in this process, never a module:Class to import (a
+    request must not make the server import a module)."""
+    from ..registry import task_names
+
+    if task not in task_names():
+        raise ClientError(400, f"Expected a task: {', '.join(task_names())}. Received: {task!r}.")
+    return task
+
+
+def checked_sources(roots: DataRoots, task, paths: dict) -> None:
+    """The task is known, and each file or folder named (by setting) is inside the data roots."""
+    known_task(task)
+    for what, value in paths.items():
+        roots.check(value, what)
+
+
+def data_preview(body: dict, roots: DataRoots) -> dict:
     """What the data page shows: the sizes of the splits, and the task's own look at the data (Task.preview)."""
     from ..api import make_config
     from ..registry import get_task
 
     settings = {"task": body.get("task", "image"), "data": body.get("data") or None, "audit": False,
                 **({"data_dir": body["data_dir"]} if body.get("data_dir") else {})}
+    checked_sources(roots, settings["task"], {"data": settings["data"], "data_dir": settings.get("data_dir")})
     cfg = make_config(**settings)
     task = get_task(cfg.task)(cfg)
     prepared = task.prepare(progress=False)
@@ -638,20 +654,21 @@ def known_run(runs_dir: Path, name: str) -> Path:
 
 
 def ui(runs_dir: str = "runs", host: str = "127.0.0.1", port: int = 8080, token: str | None = None,
-       insecure: bool = False, log_level: str = "warning") -> None:
-    """Serve the web UI until Ctrl-C; workers still training are stopped with their checkpoints saved."""
+       insecure: bool = False, log_level: str = "warning", data_roots=()) -> None:
+    """Serve the web UI until Ctrl-C; workers still training are stopped with their checkpoints saved. Without
+    --token, a random token is made for this launch (--insecure: none), and the login link printed carries it."""
     import uvicorn
 
-    from ..serving import check_exposure
-
-    check_exposure(host, token, insecure)
     if token is not None and len(token) < 8:
         raise ConfigError(f"--token must be at least 8 characters long. Received: {len(token)}.")
-    app = build_ui_app(runs_dir, token)
-    link = f"http://{host}:{port}/" + (f"?token={token}" if token else "")
-    print(f"deepworks ui: {link}  (runs in {Path(runs_dir).resolve()}; Ctrl-C to stop)", flush=True)
+    for root in data_roots:
+        if not Path(root).expanduser().is_dir():
+            raise ConfigError(f"--data-root must be a folder. Received: '{root}', which is not one.")
+    token = token if token is not None or insecure else new_token()
+    app = build_ui_app(runs_dir, token, data_roots=data_roots, host=host, port=port, insecure=insecure)
+    print(f"deepworks ui: {loopback_link(host, port, token)}  (runs in {Path(runs_dir).resolve()}; open this link; "
+          f"Ctrl-C to stop)", flush=True)
     try:
         uvicorn.run(app, host=host, port=port, log_level=log_level, timeout_graceful_shutdown=5)
     finally:
         app.state.jobs.close()
-
