@@ -103,7 +103,8 @@ def test_16_bit_32_bit_float_24_bit_and_stereo_files_read_as_the_same_sound():
     (lambda: b"", "empty file (0 bytes)"),
     (lambda: b"RIFF\x10\x00\x00\x00WAVEfmt \x10\x00", "corrupt WAV header"),
     (lambda: b"\x89PNG\r\n\x1a\n" + b"\x00" * 40, "not a WAV, FLAC or OGG file"),
-    (lambda: wav_bytes(1, np.zeros(100, np.int16)), "a sample rate of 1 Hz. Expected at least 1,000 Hz"),
+    (lambda: wav_bytes(1, np.zeros(100, np.int16)), "a sample rate out of range: Expected 1,000 to 10,000,000 Hz "
+                                                     "(8,000 for speech, 44,100 for music). Received 1 Hz"),
     (lambda: wav_bytes(8000, np.zeros(0, np.int16)), "no samples"),
 ])
 def test_each_unusable_file_gets_its_reason(make, reason):
@@ -220,6 +221,13 @@ def test_the_server_answers_a_wav_upload_base64_and_samples_as_predict_does(tone
         assert samples.json()["outputs"][0]["predictions"][0]["class"] == "low tone"
         bad = c.post("/v1/models/tones/predict", files=[("file", ("x.wav", b"RIFF0000WAVEnope", "audio/wav"))])
         assert bad.status_code == 400 and "Cannot use 'clip 0' as a clip: corrupt WAV header" in bad.json()["error"]
+        no_channels = bytearray(wav)
+        no_channels[22:24] = b"\0\0"  # nChannels: scipy would divide by it
+        bad = c.post("/v1/models/tones/predict", files=[("file", ("x.wav", bytes(no_channels), "audio/wav"))])
+        assert bad.status_code == 400 and "Expected 1 channel (mono) or more. Received 0 channels" in bad.text
+        prime_rate = wav_bytes(9_999_991, clips.samples[0])
+        prime = c.post("/v1/models/tones/predict", files=[("file", ("p.wav", prime_rate, "audio/wav"))])
+        assert prime.status_code == 200, prime.text  # resampled with bounded work (test_audio_files.py)
         v2 = c.post("/v2/models/tones/infer", json={"inputs": [{"name": "clips", "datatype": "FP32",
                                                                "shape": [1, len(clips.samples[0])],
                                                                "data": clips.samples[0].tolist()}]})

@@ -5,13 +5,14 @@ Every clip becomes float32 mono samples in [-1, 1] at one sample rate: WAV files
 32-bit PCM and 32-bit float), other formats (FLAC, OGG) by soundfile when it is installed; stereo is mixed down,
 other rates are resampled (scipy's polyphase filter), and every clip is cropped or padded to one length. A file that
 cannot be used is skipped with one warning that lists them all (`--strict` stops on it instead); a file that would
-cost too much (hours of audio) is refused before it is read.
+cost too much (hours of audio, a sample rate over 10 MHz) is refused before it is read, and resampling's work is
+bounded whatever the rate. A file changed to be usable (float samples beyond full scale scaled down, bytes after its
+declared sound left out) is said, naming it.
 """
 
 from __future__ import annotations
 
 import csv
-import math
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,6 +25,9 @@ from .images import is_hidden
 
 AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".oga")
 MIN_RATE = 1000          # Hz: below this a file is not sound a model can learn from (or its header is wrong)
+MAX_RATE = 10_000_000    # Hz: far above any sound (ultrasound is recorded at up to 1 MHz); beyond, the header is wrong
+MAX_FACTOR = 2 ** 14     # the resampler's up and down factors at most: its filter's size (see resample_factors)
+MAX_FLOAT_PEAK = 2 ** 31  # float samples beyond what any integer PCM holds are not sound
 MAX_SECONDS = 600        # a clip longer than 10 minutes is not a clip: it would take GBs once decoded
 SILENCE = 1e-4           # peak amplitude under which a clip is silence
 
@@ -57,9 +61,11 @@ def write_wav(path, samples: np.ndarray, rate: int) -> None:
     scipy.io.wavfile.write(path, rate, (np.clip(samples, -1, 1) * 32767).astype(np.int16))
 
 
-def read_audio(path: Path | bytes, name: str | None = None) -> tuple[np.ndarray, int]:
+def read_audio(path: Path | bytes, name: str | None = None, notes: list[str] | None = None) -> tuple[np.ndarray, int]:
     """(float32 samples (T, C) in [-1, 1], sample rate) of a WAV file (or other formats with soundfile), or of its
-    bytes; UnreadableAudio with the reason when it cannot be used."""
+    bytes; UnreadableAudio with the reason when it cannot be used. What was changed to make it usable (float samples
+    scaled down, a file read only as far as its header says) goes to `notes`, or when none is given, to a warning
+    naming the file (`name`, or else the path)."""
     import io
 
     raw = path if isinstance(path, bytes) else None
@@ -67,57 +73,111 @@ def read_audio(path: Path | bytes, name: str | None = None) -> tuple[np.ndarray,
     if size == 0:
         raise UnreadableAudio("empty file (0 bytes)")
     source = io.BytesIO(raw) if raw is not None else path
-    head = raw[:12] if raw is not None else path.open("rb").read(12)
+    head = read_bytes(path, 0, 12)
+    said = []
     if head[:4] in (b"RIFF", b"RIFX") and head[8:12] == b"WAVE":
-        start = raw[:1 << 16] if raw is not None else path.open("rb").read(1 << 16)
-        rate, seconds = wav_header(start)
-        check_header(rate, seconds)  # before reading: a header that says 10 hours is refused unread
+        layout = wav_header(read_bytes(path, 0, 1 << 16))
+        check_header(layout.rate, layout.seconds)  # before reading: a header that says 10 hours is refused unread
         samples, rate = read_wav(source)
+        said += unlabelled_bytes(read_bytes(path, layout.data_end, 1 << 16), layout, size, len(samples))
     elif head[:4] in (b"fLaC", b"OggS"):
         samples, rate = read_with_soundfile(source)
     else:
         raise UnreadableAudio(f"not a WAV, FLAC or OGG file (it starts with {head[:4]!r})")
+    samples, scaled = within_full_scale(samples)
+    said += scaled
+    if notes is not None:
+        notes += said
+    else:
+        label = name or (str(path) if raw is None else "the clip")
+        for note in said:
+            warnings.warn(f"{label}: {note}", DataWarning, stacklevel=2)
     return check_clip(samples, rate)
 
 
-def wav_header(start: bytes) -> tuple[int, float]:
-    """(sample rate, seconds) from the first bytes of a WAV file: its 'fmt ' chunk and the size its 'data' chunk
-    declares; UnreadableAudio when they are missing."""
+def read_bytes(path: Path | bytes, offset: int, n: int) -> bytes:
+    """n bytes (fewer at the end) of a file, or of bytes, from offset."""
+    if isinstance(path, bytes):
+        return path[offset:offset + n]
+    with path.open("rb") as f:
+        f.seek(offset)
+        return f.read(n)
+
+
+@dataclass
+class WavLayout:
+    """What a WAV header says: the sample rate, the channels, the bytes of one frame (all channels), where the bytes
+    its 'data' chunk declares end, and how long that is."""
+    rate: int
+    channels: int
+    frame_bytes: int
+    data_end: int
+    seconds: float
+    order: str = "<"  # RIFF is little-endian, RIFX big
+
+
+def wav_header(start: bytes) -> WavLayout:
+    """The layout of a WAV file from its first bytes: its 'fmt ' chunk and the size its 'data' chunk declares;
+    UnreadableAudio when they are missing, or say 0 channels (scipy would divide by it)."""
     import struct
 
-    big = start[:4] == b"RIFX"
-    order = ">" if big else "<"
-    pos, rate, byte_rate = 12, None, None
+    order = ">" if start[:4] == b"RIFX" else "<"
+    pos, fmt = 12, None
     while pos + 8 <= len(start):
         kind, size = start[pos:pos + 4], struct.unpack(order + "I", start[pos + 4:pos + 8])[0]
-        if kind == b"fmt " and pos + 16 <= len(start):
-            _, _, rate, byte_rate = struct.unpack(order + "HHII", start[pos + 8:pos + 20])
+        if kind == b"fmt " and pos + 22 <= len(start):
+            fmt = struct.unpack(order + "HHIIH", start[pos + 8:pos + 22])
         elif kind == b"data":
-            if rate is None:
+            if fmt is None:
                 break
-            return rate, size / max(byte_rate, 1)
+            _, channels, rate, byte_rate, frame_bytes = fmt
+            if channels == 0:
+                raise UnreadableAudio("a corrupt WAV header: Expected 1 channel (mono) or more. Received 0 channels")
+            return WavLayout(rate, channels, frame_bytes, pos + 8 + size + (size & 1), size / max(byte_rate, 1), order)
         pos += 8 + size + (size & 1)
     raise UnreadableAudio("corrupt WAV header (no 'fmt ' chunk before the sound)")
 
 
+def unlabelled_bytes(after: bytes, layout: WavLayout, size: int, frames: int) -> list[str]:
+    """A note when what follows the 'data' chunk (`after`: the bytes from where it ends) is neither a chunk (LIST,
+    cue, ...) nor zeros (padding): then the header declares less sound than the file holds, and the file is read,
+    as every player reads it, only as far as the header says."""
+    import struct
+
+    left = size - layout.data_end
+    if left < max(layout.frame_bytes, 1) or not any(after):
+        return []
+    if len(after) >= 8 and all(32 <= c < 127 for c in after[:4]):
+        if layout.data_end + 8 + struct.unpack(layout.order + "I", after[4:8])[0] <= size:
+            return []  # a chunk of its own
+    more = f" (about {left // layout.frame_bytes:,} more samples)" if layout.frame_bytes else ""
+    return [f"its 'data' chunk declares {frames:,} samples, and {left:,} bytes{more} follow outside any chunk: read "
+            f"only the {frames:,} samples the header declares (the header may be wrong; rewrite the file to keep all)"]
+
+
 def check_header(rate: int, seconds: float) -> None:
-    if rate < MIN_RATE:
-        raise UnreadableAudio(f"a sample rate of {rate:,} Hz. Expected at least {MIN_RATE:,} Hz (8,000 for speech, "
-                              f"44,100 for music); the header may be wrong")
+    if not MIN_RATE <= rate <= MAX_RATE:
+        raise UnreadableAudio(f"a sample rate out of range: Expected {MIN_RATE:,} to {MAX_RATE:,} Hz (8,000 for "
+                              f"speech, 44,100 for music). Received {rate:,} Hz: the header may be wrong")
     if seconds > MAX_SECONDS:
         raise UnreadableAudio(f"{seconds / 60:,.0f} minutes long. Expected clips of at most {MAX_SECONDS // 60} "
                               f"minutes: cut long recordings into clips first")
 
 
 def read_wav(source) -> tuple[np.ndarray, int]:
+    """Samples and rate by scipy's reader. A corrupt header can make it fail in many ways (a division by zero, an
+    unknown dtype, a struct error): any failure but running out of memory means the file cannot be used."""
     import scipy.io.wavfile
 
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", scipy.io.wavfile.WavFileWarning)  # chunks it does not know: harmless
             rate, data = scipy.io.wavfile.read(source, mmap=False)
-    except (ValueError, EOFError, OSError, IndexError) as err:
-        raise UnreadableAudio(f"corrupt or truncated WAV ({str(err).splitlines()[0][:120]})") from None
+    except MemoryError:
+        raise
+    except Exception as err:  # noqa: BLE001 (a file from anyone: see the docstring)
+        reason = str(err).splitlines()[0][:120] if str(err) else type(err).__name__
+        raise UnreadableAudio(f"corrupt or truncated WAV ({reason})") from None
     return to_float(data), int(rate)
 
 
@@ -134,17 +194,31 @@ def read_with_soundfile(source) -> tuple[np.ndarray, int]:
 
 
 def to_float(data: np.ndarray) -> np.ndarray:
-    """PCM of any width (8-bit unsigned, 16, 24 (scipy gives it as int32) or 32-bit) or float -> float32 (T, C) in
-    [-1, 1]."""
+    """PCM of any width (8-bit unsigned, 16, 24 (scipy gives it as int32) or 32-bit) or float -> float32 (T, C), the
+    integers in [-1, 1]."""
     data = data.reshape(len(data), -1) if data.size else data.reshape(0, 1)
     if data.dtype == np.uint8:
         return (data.astype(np.float32) - 128) / 128
     if np.issubdtype(data.dtype, np.integer):
         return data.astype(np.float32) / float(np.iinfo(data.dtype).max + 1)
-    data = data.astype(np.float32)
-    if not np.isfinite(data).all():
+    return data.astype(np.float32)
+
+
+def within_full_scale(samples: np.ndarray) -> tuple[np.ndarray, list[str]]:
+    """Float samples within [-1, 1], full scale, and a note when they had to be scaled down. Clipping would turn a
+    loud clip into a square wave; scaling keeps its shape, and recovers a float file written at an integer scale
+    (±32,768). Beyond MAX_FLOAT_PEAK (what no integer PCM reaches) the samples are not sound: refused, as NaN is."""
+    if not np.isfinite(samples).all():
         raise UnreadableAudio("holds NaN or infinite samples")
-    return np.clip(data, -1, 1)
+    peak = float(np.abs(samples).max()) if samples.size else 0.0
+    if peak <= 1:
+        return samples, []
+    if peak > MAX_FLOAT_PEAK:
+        raise UnreadableAudio(f"float samples out of range: Expected samples within ±1 (full scale), or at most "
+                              f"±{MAX_FLOAT_PEAK:,} (an integer scale, scaled down). Received a peak of {peak:.3g}: "
+                              f"these are not sound samples")
+    return (samples / peak).astype(np.float32), [f"float samples up to {peak:.4g}, beyond full scale (±1): scaled "
+                                                 f"down by {peak:.4g} to keep the sound's shape (clipping distorts)"]
 
 
 def check_clip(samples: np.ndarray, rate: int) -> tuple[np.ndarray, int]:
@@ -159,14 +233,35 @@ def mono(samples: np.ndarray) -> np.ndarray:
     return samples.mean(1) if samples.ndim == 2 else samples
 
 
+def resample_factors(rate: int, target: int) -> tuple[int, int]:
+    """(up, down) for scipy's polyphase resampler: target/rate in lowest terms when both are at most MAX_FACTOR, else
+    the nearest fraction whose terms are. The filter has 20 x max(up, down) taps: a prime rate like 9,999,991 Hz
+    to 8,000 would need 200 M (GBs of memory); bounded, it has at most 330,000 (2.6 MB). The ratio's relative error
+    is then under 1 / (MAX_FACTOR - 1) = 0.006 % (the best approximation p/q with q <= L is within 1/(q L) of the
+    ratio, and p >= 1): a tone moves by 0.1 cent, a tenth of a second by 6 microseconds, far below what an ear or a
+    model can tell."""
+    from fractions import Fraction
+
+    ratio = Fraction(target, rate)
+    if max(ratio.numerator, ratio.denominator) <= MAX_FACTOR:
+        return ratio.numerator, ratio.denominator
+    floor = Fraction(1, MAX_FACTOR)
+    if ratio < 1:
+        ratio = max(ratio.limit_denominator(MAX_FACTOR), floor)
+    else:
+        ratio = 1 / max((1 / ratio).limit_denominator(MAX_FACTOR), floor)
+    return ratio.numerator, ratio.denominator
+
+
 def resample(x: np.ndarray, rate: int, target: int) -> np.ndarray:
-    """x at `rate` Hz -> at `target` Hz, by scipy's polyphase filter (which low-passes first: no aliasing)."""
+    """x at `rate` Hz -> at `target` Hz, by scipy's polyphase filter (which low-passes first: no aliasing), with
+    bounded work (resample_factors)."""
     if rate == target:
         return x.astype(np.float32)
     from scipy.signal import resample_poly
 
-    g = math.gcd(rate, target)
-    return resample_poly(x, target // g, rate // g).astype(np.float32)
+    up, down = resample_factors(rate, target)
+    return resample_poly(x, up, down).astype(np.float32)
 
 
 def fit_length(x: np.ndarray, n: int) -> np.ndarray:
@@ -217,17 +312,16 @@ def list_csv(path: Path) -> tuple[list[Path], list[str], list[str] | None]:
     return files, labels, speakers if width == 3 else None
 
 
-def read_clips(files: list[Path], labels: list[str], rate: int | None, seconds: float | None, strict: bool,
-               description: str) -> Clips:
-    """Read and prepare every file: the rate is --sample-rate or the most common one, the length --clip-seconds or
-    what holds 95 % of the clips whole (at most 10 s). Unusable files are skipped with one warning (--strict: an
-    error); classes left with fewer than 2 clips are said."""
-    raw, kept, skipped = [], [], []
+def read_files(files: list[Path], labels: list[str]) -> tuple[list, list, list, list]:
+    """(raw (samples, rate), kept (file, label), skipped (file, why), altered (file, what was changed)) of the
+    files."""
+    raw, kept, skipped, altered = [], [], [], []
     for f, label in zip(files, labels):
+        said = []
         try:
             if not f.is_file():
                 raise UnreadableAudio("no such file")
-            samples, r = read_audio(f)
+            samples, r = read_audio(f, notes=said)
             if np.abs(samples).max() < SILENCE:
                 raise UnreadableAudio("silence only (every sample under 0.0001)")
         except UnreadableAudio as err:
@@ -235,6 +329,16 @@ def read_clips(files: list[Path], labels: list[str], rate: int | None, seconds: 
             continue
         raw.append((samples, r))
         kept.append((f, label))
+        altered += [(str(f), note) for note in said]
+    return raw, kept, skipped, altered
+
+
+def read_clips(files: list[Path], labels: list[str], rate: int | None, seconds: float | None, strict: bool,
+               description: str) -> Clips:
+    """Read and prepare every file: the rate is --sample-rate or the most common one, the length --clip-seconds or
+    what holds 95 % of the clips whole (at most 10 s). Unusable files are skipped with one warning (--strict: an
+    error), files changed to be usable are said in another; classes left with fewer than 2 clips are said."""
+    raw, kept, skipped, altered = read_files(files, labels)
     if skipped and (strict or not raw):
         raise DataError(unusable_message(skipped, strict, none_left=not raw))
     if not raw:
@@ -248,8 +352,8 @@ def read_clips(files: list[Path], labels: list[str], rate: int | None, seconds: 
     classes = sorted({label for _, label in kept})
     y = np.array([classes.index(label) for _, label in kept], dtype=np.int64)
     notes = []
-    if skipped:
-        message = unusable_message(skipped)
+    messages = ([unusable_message(skipped)] if skipped else []) + ([altered_message(altered)] if altered else [])
+    for message in messages:
         warnings.warn(message, DataWarning, stacklevel=3)
         notes.append(message)
     resampled = sum(r != rate for r in rates)
@@ -272,6 +376,12 @@ def unusable_message(skipped: list[tuple[str, str]], strict: bool = False, none_
     head = ("No clip could be used" if none_left else
             f"{len(skipped)} file(s) cannot be used" + (" (--strict)" if strict else "; skipped them"))
     return f"{head}:\n  {listed}{more}"
+
+
+def altered_message(altered: list[tuple[str, str]]) -> str:
+    listed = "\n  ".join(f"{f}: {what}" for f, what in altered[:20])
+    more = f"\n  ... and {len(altered) - 20} more" if len(altered) > 20 else ""
+    return f"{len(altered)} file(s) were changed to be used:\n  {listed}{more}"
 
 
 # --- built-ins --------------------------------------------------------------------------------------------------------

@@ -400,7 +400,7 @@ class AudioClassification(Task):
                                 f"a WAV file, or an array of samples.")
             for name, source in sources:
                 try:
-                    samples, rate = read_audio(source)
+                    samples, rate = read_audio(source, name=name)
                 except UnreadableAudio as err:
                     raise DataError(f"Cannot use '{name}' as a clip: {err}.") from None
                 items.append((name, prepare_clip(samples, rate, m["rate"], m["length"])))
