@@ -39,3 +39,63 @@ def test_a_run_that_is_training_is_listed_as_training_not_as_stopped(capsys):
         assert "training (epoch 10 of 30)" in capsys.readouterr().out
     assert main(["runs"]) == 0  # the process is gone, the run unfinished: interrupted
     assert "stopped after epoch 10" in capsys.readouterr().out
+
+
+# --- a collapse, and a test split too small to mean anything -----------------------------------------------------
+def epochs_of(accuracies, losses, val=None):
+    return [{"kind": "epoch", "epoch": e, "train_accuracy": a, "train_loss": l, "val_accuracy": (val or a)}
+            for e, (a, l) in enumerate(zip(accuracies, losses), 1)]
+
+
+def image_task(**model):
+    from deepworks.config import Config
+    from deepworks.tasks.image import ImageClassification
+
+    cfg = Config()
+    for key, value in model.items():
+        setattr(cfg.model, key, value)
+    return ImageClassification(cfg)
+
+
+def test_a_fine_tuning_run_whose_training_accuracy_collapses_is_told_so_and_what_to_try():
+    task = image_task(name="efficientnet_lite0", pretrained=True)  # the newcomer's run on 3 classes x 30 photos
+    records = epochs_of([0.97, 0.94, 0.39, 0.53, 0.43, 0.53], [0.10, 0.15, 2.23, 1.40, 1.60, 1.30])
+    note = task.collapse_note(records, best_epoch=1)
+    assert note.startswith("Training collapsed at epoch 3: the training accuracy fell from 0.97 (epoch 1) to 0.39, "
+                           "the training loss from 0.100 to 2.230; it was 0.53 at the last epoch (6).")
+    assert "The weights of epoch 1, the best on validation, were kept" in note
+    assert "a lower --lr (--lr 0.001)" in note and "--freeze" in note
+    learning = epochs_of([0.5, 0.7, 0.8, 0.85, 0.84, 0.9], [1.2, 0.8, 0.6, 0.5, 0.52, 0.4])
+    assert task.collapse_note(learning, best_epoch=6) is None  # a wobble is not a collapse
+    assert image_task(name="lenet").collapse_note(records, 1).endswith("try a lower --lr (--lr 0.001).")
+
+
+def test_the_summary_and_report_say_when_a_test_split_is_too_small_to_tell(tmp_path):
+    task = image_task(name="lenet")
+    task.meta = {"source": "folder 'cifar3'", "classes": ["airplane", "cat", "ship"]}
+    results = {"test": {"samples": 9, "accuracy": 1.0, "top2_accuracy": 1.0, "macro_f1": 1.0}, "baseline": None,
+               "splits": {"train": 72, "val": 9, "test": 9}, "parameters": 10,
+               "fit": {"epochs": 6, "train_seconds": 1.0, "stopped_early": True,
+                       "collapse": "Training collapsed at epoch 3: ..."}}
+    test_line = dict(task.summary(results))["test"]
+    assert test_line.startswith("accuracy 1.0000 (9 images; 95 % CI 0.70–1.00: too few to tell; evaluate on more "
+                                "labelled images: deepworks evaluate RUN --data FOLDER)")
+    many = {**results, "test": {**results["test"], "samples": 10000, "accuracy": 0.9}}
+    assert "CI" not in dict(task.summary(many))["test"]
+    some = {**results, "test": {**results["test"], "samples": 179, "accuracy": 0.9832}}
+    assert "(179 images; 95 % CI 0.95–0.99)" in dict(task.summary(some))["test"]
+    assert "Training collapsed at epoch 3" in task.notes_html(results)
+
+
+def test_a_run_on_a_few_images_prints_and_reports_its_interval_and_its_collapse(image_folder, capsys, monkeypatch):
+    from deepworks.tasks.image import ImageClassification
+
+    said = "Training collapsed at epoch 1: (as the rule above finds it)"
+    monkeypatch.setattr(ImageClassification, "collapse_note", lambda self, records, best: said)
+    assert main(["train", "--data", str(image_folder), "--model", "mlp", "--epochs", "1", "--image-size", "8",
+                 "--no-baseline", "--quiet", "--name", "few"]) == 0
+    out = capsys.readouterr().out
+    assert "images; 95 % CI" in out.split("test      accuracy ")[1].splitlines()[0] and "too few to tell" in out
+    assert f"note      {said}" in out
+    report = open("runs/few/report/index.html").read()
+    assert said in report and "too few to tell" in report

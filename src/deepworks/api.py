@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import json
 import shutil
 import time
 import warnings
@@ -27,6 +28,7 @@ import torch
 from . import threads
 from .config import COMMAND_LINE, Config, apply_overrides, fields_by_key, flatten, label
 from .errors import ConfigError, DeepworksError, DiskFull, Interrupted
+from .model_files import check_recorded_sha256
 from .models import prefer_channels_last
 from .run import Run, cpu_state_dict, first_line, safetensors_shapes
 from .callbacks import Callbacks
@@ -326,11 +328,12 @@ def train(config: Config | str | Path | None = None, *, resume: str | Path | Non
 def train_distributed(cfg: Config, run: Run | None, callbacks) -> "Trained | None":
     """Create (or reopen) the run, hold it, and let the engine's worker processes train it (distributed.py). On the
     machines other than machine 0 of a torchrun group there is nothing to load afterwards: None."""
-    from .distributed import launch
+    from .distributed import check_before_launch, launch
 
     if callbacks:
         raise ConfigError(f"callbacks= runs in this process, but --engine {cfg.engine.name} trains in worker "
                           f"processes. Use the local engine with callbacks, or pass none.")
+    check_before_launch(cfg)
     if run is None:
         Run.make_runs_dir(cfg.runs_dir)
         run = Run.create(cfg.runs_dir, cfg.name or default_run_name(cfg))
@@ -447,6 +450,7 @@ def train_on(run: Run, cfg: Config, task, device: torch.device, progress, starte
     fit_info = {"epochs": result.epochs, "best_epoch": result.best_epoch, "best_value": result.best_value,
                 "monitor": cfg.train.monitor, "stopped_early": result.stopped_early, "stop_reason": result.stop_reason,
                 "overfit": task.overfit_note(records, result.best_epoch),
+                "collapse": task.collapse_note(records, result.best_epoch),
                 "train_seconds": round(sum(r["seconds"] for r in records if r.get("kind") == "epoch"), 2),
                 "wall_seconds": round(time.perf_counter() - t0, 2),
                 "engine": cfg.engine.name, "processes": engine.world_size if engine is not None else 1}
@@ -455,8 +459,8 @@ def train_on(run: Run, cfg: Config, task, device: torch.device, progress, starte
             model.load_state_dict(run.load_weights(run.best_file))
         task.calibrate(model, data, device)  # into data.meta, which the card keeps
         card = {"format": 1, "task": cfg.task, "model": dataclasses.asdict(cfg.model), "meta": data.meta}
-        run.save_weights(cpu_state_dict(model), card=card)
-        run.write_json(run.model_file, card)
+        sha256 = run.save_weights(cpu_state_dict(model), card=card)
+        run.write_json(run.model_file, {**card, "files": {run.weights_file.name: sha256}})
         results = task.finish(run, model, data, fit_info, device)
         results["fit"]["total_seconds"] = round(time.perf_counter() - started, 2)  # with data, testing and report
         run.write_json(run.results_file, results)
@@ -561,7 +565,7 @@ def load(run_path: str | Path, device: str = "auto", runs_dir: str | Path = "run
                              f"deepworks can build: {err}") from None
     from .importing import imported_model
 
-    model = imported_model(run, saved) or build_to_fit(task, run)
+    model = imported_model(run, saved) or build_to_fit(task, run, saved.get("files"))
     dev = resolve_device(device)
     prefer_channels_last(model.to(dev)).eval()
     trained = Trained(run, cfg, task, model, dev)
@@ -569,10 +573,11 @@ def load(run_path: str | Path, device: str = "auto", runs_dir: str | Path = "run
     return trained
 
 
-def build_to_fit(task, run: Run) -> torch.nn.Module:
+def build_to_fit(task, run: Run, recorded: dict | None = None) -> torch.nn.Module:
     """The model the run's config.yaml and model.json describe, with its trained weights. It is first built on
     torch's meta device, which allocates nothing, and its tensor shapes compared with those the weights file
-    declares: a damaged or edited config (10 million classes, width 3,000) is refused before it can ask for GBs."""
+    declares: a damaged or edited config (10 million classes, width 3,000) is refused before it can ask for GBs.
+    The weights must then have the sha256 model.json `recorded` for them, or they are not loaded."""
     if not run.weights_file.exists():
         run.load_weights()  # the message: training did not finish
     declared = safetensors_shapes(run.weights_file)
@@ -597,6 +602,8 @@ def build_to_fit(task, run: Run) -> torch.nn.Module:
                              f"'{run.config_file}' and '{run.model_file}' describe ({what}). One of them was changed "
                              f"after training, or the run was made by another version of deepworks: restore the "
                              f"files, or train the run again.")
+    recorded = recorded if isinstance(recorded, dict) else {}
+    check_recorded_sha256(run.weights_file, recorded.get(run.weights_file.name), run.model_file)
     model = task.build_model()
     model.load_state_dict(run.load_weights())
     return model
@@ -663,7 +670,22 @@ def runs(runs_dir: str | Path = "runs") -> list[dict]:
         test = next((r for r in reversed(records) if r.get("kind") == "test"), None)
         headline = task.headline
         status = run_status(run, len(epochs), cfg.train.epochs)
-        out.append({"name": run.name, "path": str(path), "task": cfg.task, "data": cfg.data.source, "model": cfg.model.name,
-                    "epochs": f"{len(epochs)}/{cfg.train.epochs}", "monitor": monitor, "best": best,
-                    "test_metric": headline, "test": test.get(headline) if test else None, "status": status})
+        row = {"name": run.name, "path": str(path), "task": cfg.task, "data": cfg.data.source, "model": cfg.model.name,
+               "epochs": f"{len(epochs)}/{cfg.train.epochs}", "monitor": monitor, "best": best,
+               "test_metric": headline, "test": test.get(headline) if test else None, "status": status}
+        out.append({**row, **imported_row(run)})
     return out
+
+
+def imported_row(run: Run) -> dict:
+    """What `deepworks runs` says of an imported run (nothing was trained): its kind of file, where it came from."""
+    try:
+        info = json.loads(run.results_file.read_text(encoding="utf-8")).get("imported")
+    except (OSError, ValueError, AttributeError):
+        return {}
+    if not isinstance(info, dict) or info.get("kind") not in ("onnx", "pt2", "safetensors"):
+        return {}
+    origin = Path(str(info.get("origin") or "")).name
+    row = {"epochs": "-", "imported": info["kind"], "status": f"imported {info['kind']}" + (
+        f" from {origin}" if origin else "")}
+    return row if info["kind"] == "safetensors" else {**row, "model": info["kind"]}

@@ -192,8 +192,12 @@ def build_parser() -> argparse.ArgumentParser:
                                 "writes the images with their boxes drawn.")
     p.add_argument("run", help="run directory, or a run name inside runs/")
     p.add_argument("images", nargs="+", metavar="IMAGE", help="image files or folders of images")
-    p.add_argument("--threshold", type=float, default=0.3,
-                   help="the lowest score shown, 0 to 1: lower finds more objects and more mistakes [default: 0.3]")
+    p.add_argument("--threshold", type=float,
+                   help="the lowest score shown, 0 to 1: lower finds more objects and more mistakes [default: the "
+                        "run's, the best F1 on its validation split; 0.3 for runs without one]")
+    p.add_argument("--class-iou", type=float,
+                   help="boxes of different classes overlapping more than this, 0 to 1, are one object named by the "
+                        "best score; 1 keeps a box per class [default: 0.7]")
     p.add_argument("--max-boxes", type=int, default=100, help="the most boxes per image, best first [default: 100]")
     p.add_argument("--out", metavar="DIR", help="write each image with its boxes drawn into this folder")
     p.add_argument("--json", action="store_true", help="print JSON on stdout")
@@ -336,7 +340,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("file", help="an .onnx file, a torch.export .pt2 program, or .safetensors weights of a deepworks "
                                 "architecture (with --model)")
     p.add_argument("--task", default="image", help="the task of the model [default: image, the only one for now]")
-    p.add_argument("--classes", required=True, help="the classes of the outputs, in order: cat,dog,bird")
+    p.add_argument("--classes", help="the classes of the outputs, in order: cat,dog,bird (read from a deepworks "
+                                     "safetensors file when it says)")
     p.add_argument("--image-size", type=int, help="the side the model takes (read from the file when it says)")
     p.add_argument("--channels", type=int, help="1 or 3 (read from the file when it says)")
     p.add_argument("--normalise", "--normalize", dest="normalise", metavar="MEAN,STD",
@@ -369,6 +374,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-length", type=int, default=10_000,
                    help="most characters one generate request may ask for [default: 10,000]")
     p.add_argument("--max-beam", type=int, default=16, help="widest beam one translate request may ask for [default: 16]")
+    p.add_argument("--max-work", type=int, default=100_000,
+                   help="most characters one generate request may write in all, inputs x length [default: 100,000]")
+    p.add_argument("--header-timeout", type=float, default=10.0,
+                   help="seconds a request's line and headers may take to arrive [default: 10]")
+    p.add_argument("--body-timeout", type=float, default=60.0,
+                   help="seconds a request's body may take to arrive [default: 60]")
+    p.add_argument("--max-connections", type=int, default=500, help="most open connections [default: 500]")
     p.add_argument("--log-level", default="warning", choices=("critical", "error", "warning", "info", "debug"),
                    help="uvicorn's logging; info logs every request [default: warning]")
 
@@ -453,8 +465,8 @@ def cmd_train(args) -> int:
     if args.json:
         print(json.dumps({"run": str(trained.run.path), **results}, indent=2))
         return 0
-    overfit = results.get("fit", {}).get("overfit")
-    lines = [("run", str(trained.run.path)), *trained.task.summary(results), *([("note", overfit)] if overfit else []),
+    notes = [n for n in (results.get("fit", {}).get(k) for k in ("overfit", "collapse")) if n]
+    lines = [("run", str(trained.run.path)), *trained.task.summary(results), *[("note", n) for n in notes],
              ("report", str(trained.run.report_dir / "index.html"))]
     print_labelled(lines)
     return 0
@@ -561,7 +573,8 @@ def cmd_predict(args) -> int:
 def cmd_detect(args) -> int:
     from . import api
 
-    found = api.load(args.run).detect(args.images, threshold=args.threshold, max_boxes=args.max_boxes, out=args.out)
+    found = api.load(args.run).detect(args.images, threshold=args.threshold, max_boxes=args.max_boxes, out=args.out,
+                                      class_iou=args.class_iou)
     if args.json:
         print(json.dumps(found, indent=2))
         return 0
@@ -817,19 +830,19 @@ def cmd_serve(args) -> int:
 
     for flag, value, low in (("--port", args.port, 1), ("--max-batch", args.max_batch, 1),
                              ("--max-items", args.max_items, 1), ("--max-length", args.max_length, 1),
-                             ("--max-beam", args.max_beam, 1)):
+                             ("--max-beam", args.max_beam, 1), ("--max-work", args.max_work, 1),
+                             ("--max-connections", args.max_connections, 1)):
         if value < low or (flag == "--port" and value > 65535):
             raise ConfigError(f"{flag} must be {'from 1 to 65,535' if flag == '--port' else 'at least 1'}. "
                               f"Received: {value}.")
     for flag, value in (("--max-wait-ms", args.max_wait_ms), ("--max-body-mb", args.max_body_mb),
-                        ("--timeout", args.timeout)):
+                        ("--timeout", args.timeout), ("--header-timeout", args.header_timeout),
+                        ("--body-timeout", args.body_timeout)):
         if not 0 <= value < float("inf") or (flag != "--max-wait-ms" and value == 0):
             raise ConfigError(f"{flag} must be a positive number. Received: {value}.")
     limits = Limits(args.max_body_mb, args.max_items, args.timeout, args.max_batch, args.max_wait_ms, args.max_length,
-                    args.max_beam)
+                    args.max_beam, args.max_work, args.header_timeout, args.body_timeout, args.max_connections)
     token = args.token or os.environ.get("DEEPWORKS_TOKEN") or None
-    print(f"serving {', '.join(args.runs)} on http://{args.host}:{args.port} (Ctrl-C stops; GET /v1/models lists "
-          f"them)", file=sys.stderr)
     serve(args.runs, args.host, args.port, token, args.runtime, limits, args.insecure, args.log_level)
     return 0
 

@@ -192,6 +192,10 @@ class Task:
         return "min" if metric is None or metric.endswith(("loss", "bpc", "perplexity")) else "max"
 
     # --- after training -------------------------------------------------------------------------
+    def calibrate(self, model: nn.Module, data: Prepared, device: torch.device) -> None:
+        """Measure on the validation split what using the trained model needs (detection: its score threshold) and
+        keep it in `self.meta`, before model.json is written; by default nothing."""
+
     def test_metrics(self, model: nn.Module, split: tuple, device: torch.device) -> dict:
         """The metrics `deepworks evaluate` shows, with the count of examples under `counted[0]`."""
         return {self.counted[0]: len(split[0]), **self.evaluate(model, split, device)}
@@ -351,11 +355,56 @@ class Task:
                 f"({low['train_loss']:.3f} to {last['train_loss']:.3f}).{kept} To do better, try "
                 f"{self.overfit_remedies}.")
 
+    # --- a collapse: training that unlearned what it had learned -----------------------------------------
+    def collapse_remedies(self) -> str:
+        return f"a lower --lr (--lr {self.cfg.train.lr / 10:g})" if self.cfg.train.lr else "a lower --lr"
+
+    def collapse_note(self, records: list[dict], best_epoch: int | None) -> str | None:
+        """A note when the training accuracy fell far below a level it had reached (by COLLAPSE_DROP) while the
+        training loss rose by COLLAPSE_LOSS times its lowest before: steps too large for the weights, which early
+        stopping on validation hides by keeping an epoch from before. None when it did not (or the task logs no
+        training accuracy)."""
+        epochs = [r for r in records if r.get("kind") == "epoch" and "train_accuracy" in r and "train_loss" in r]
+        fall = worst_fall(epochs)
+        if fall is None:
+            return None
+        peak, low = fall
+        last = epochs[-1]
+        after = "" if last is low else f"; it was {last['train_accuracy']:.2f} at the last epoch ({last['epoch']})"
+        kept = f" The weights of epoch {best_epoch}, the best on validation, were kept." if best_epoch else ""
+        return (f"Training collapsed at epoch {low['epoch']}: the training accuracy fell from "
+                f"{peak['train_accuracy']:.2f} (epoch {peak['epoch']}) to {low['train_accuracy']:.2f}, the training "
+                f"loss from {min_loss_until(epochs, peak):.3f} to {low['train_loss']:.3f}{after}.{kept} Its steps were "
+                f"too large for the weights it had: try {self.collapse_remedies()}.")
+
     @staticmethod
     def notes_html(results: dict) -> str:
-        """The run's notes (overfitting) for the report, as note boxes."""
-        note = results.get("fit", {}).get("overfit")
-        return f"<p class='note'>{html.escape(note)}</p>" if note else ""
+        """The run's notes (overfitting, a collapse) for the report, as note boxes."""
+        fit = results.get("fit", {})
+        return "".join(f"<p class='note'>{html.escape(n)}</p>" for n in (fit.get("overfit"), fit.get("collapse")) if n)
+
+
+COLLAPSE_DROP = 0.2  # training accuracy this far below its best so far ...
+COLLAPSE_LOSS = 2.0  # ... with the training loss this many times its lowest so far: a collapse, not a wobble
+
+
+def min_loss_until(epochs: list[dict], until: dict) -> float:
+    return min(r["train_loss"] for r in epochs if r["epoch"] <= until["epoch"])
+
+
+def worst_fall(epochs: list[dict]) -> tuple[dict, dict] | None:
+    """(the epoch of the best training accuracy before it, the epoch) of the deepest fall of training accuracy that
+    counts as a collapse (see Task.collapse_note); None when there is none."""
+    worst, peak = None, None
+    for r in epochs:
+        if peak is not None:
+            drop = peak["train_accuracy"] - r["train_accuracy"]
+            rose = r["train_loss"] >= COLLAPSE_LOSS * min_loss_until(epochs, peak)
+            if drop >= COLLAPSE_DROP and rose and (worst is None or drop > worst[0]):
+                worst = (drop, peak, r)
+        if peak is None or r["train_accuracy"] > peak["train_accuracy"]:
+            peak = r
+    return worst[1:] if worst else None
 
 
 def starting_weights(meta: dict) -> str:

@@ -28,6 +28,7 @@ from ..data import FILE_IMAGE_SIZE, load_image_source
 from ..data.arrays import DataWarning, channel_stats, resize, set_channels, stratified_split  # noqa: F401 (re-exported)
 from ..data.images import unreadable_message
 from ..errors import ConfigError, DataError
+from ..finetune import fine_tunes
 from ..models import build_image_classifier, evaluating, min_image_size
 from ..report import image_tag, plot_confusion, plot_history, plot_image_grid, table
 from . import Prepared, Task, notes_block
@@ -46,6 +47,30 @@ FINE_TUNE_DEFAULTS = {"train.optimizer": "nesterov", "train.lr": 0.01, "train.ba
 
 class RobustnessWarning(UserWarning):
     """Adversarial training that lost its robustness."""
+
+
+FEW_TEST_IMAGES = 1000  # below this the test accuracy comes with its 95 % interval: at 179 it spans 4 points
+TOO_FEW_WIDTH = 0.2  # an interval wider than this cannot tell a good model from a poor one
+
+
+def how_sure(test: dict) -> str:
+    """' (9 images; 95 % CI 0.70–1.00: too few to tell ...)' after a test accuracy measured on few images (Wilson's
+    interval), '' on many: a score on nine images reads as more than it is."""
+    from ..stats import wilson_interval
+
+    n = test.get("samples")
+    if not n or n >= FEW_TEST_IMAGES:
+        return ""
+    low, high = wilson_interval(round(test["accuracy"] * n), n)
+    verdict = (": too few to tell; evaluate on more labelled images: deepworks evaluate RUN --data FOLDER"
+               if high - low > TOO_FEW_WIDTH else "")
+    return f" ({n:,} images; 95 % CI {low:.2f}–{high:.2f}{verdict})"
+
+
+def small_test_note(test: dict) -> str:
+    """The report's word on a test accuracy measured on few images (see how_sure)."""
+    sure = how_sure(test)
+    return f"<p class='note'>Test accuracy {test['accuracy']:.4f}{html.escape(sure)}.</p>" if sure else ""
 
 
 def pgd_result(robust: dict) -> tuple[str, float]:
@@ -155,6 +180,10 @@ class ImageClassification(Task):
             d.channels = 3  # the weights see colour: grey images are given as three equal channels
         if d.augment is None:
             d.augment = "crop+flip" if photos else "none"
+
+    def collapse_remedies(self) -> str:
+        lower = super().collapse_remedies()
+        return f"{lower}, or --freeze to keep the pretrained body fixed" if fine_tunes(self) else lower
 
     @property
     def overfit_remedies(self) -> str:
@@ -539,7 +568,8 @@ class ImageClassification(Task):
         fit = results["fit"]
         notes = notes_block(data.notes)
         return [
-            ("Result on the test split", table(rows) + self.notes_html(results) + f"<p>{fit['epochs']} epochs; best validation {fit['monitor']} "
+            ("Result on the test split", table(rows) + self.notes_html(results) + small_test_note(test)
+             + f"<p>{fit['epochs']} epochs; best validation {fit['monitor']} "
              f"{fit['best_value'] if fit['best_value'] is None else round(fit['best_value'], 4)} at epoch {fit['best_epoch']}"
              f"{' (stopped early)' if fit['stopped_early'] else ''}.</p>"),
             *([("Robustness", f"<p>Adversarially trained ({self.cfg.train.adversarial.upper()}, eps "
@@ -575,7 +605,7 @@ class ImageClassification(Task):
         lines = [
             ("data", f"{self.meta['source']}; train {splits['train']} / val {splits['val']} / test {splits['test']}"),
             self.model_line(results),
-            ("test", f"accuracy {test['accuracy']:.4f}  {k.replace('_', ' ')} {test[k]:.4f}  "
+            ("test", f"accuracy {test['accuracy']:.4f}{how_sure(test)}  {k.replace('_', ' ')} {test[k]:.4f}  "
                      f"macro F1 {test['macro_f1']:.4f}"),
         ]
         if test.get("robust"):
