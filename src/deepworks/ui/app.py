@@ -29,7 +29,6 @@ import asyncio
 import base64
 import io
 import json
-import shutil
 import time
 import zipfile
 from pathlib import Path
@@ -41,6 +40,7 @@ from ..run import Run
 from ..serving.app import ClientError, Limits, make_app
 from .guard import DataRoots, LoginLink, SameOrigin, check_json_type, loopback_link, new_token
 from .jobs import Jobs
+from .uploads import save_upload
 
 STATIC = Path(__file__).parent / "static"
 EVENT_POLL_S = 0.25  # how often a job's event stream looks at its files
@@ -395,51 +395,6 @@ def data_preview(body: dict, roots: DataRoots) -> dict:
     prepared = task.prepare(progress=False)
     return {"task": cfg.task, "data": cfg.data.source, "splits": task.split_sizes(prepared),
             "notes": list(prepared.notes), **task.preview(prepared, PREVIEW_PER_CLASS)}
-
-
-UPLOAD_KINDS = (".zip", ".csv", ".npz", ".txt", ".tsv", ".text", ".md")
-MAX_UNZIPPED = 8 * 2 ** 30  # bytes a zip may unpack to
-MAX_MEMBERS = 500_000
-
-
-def save_upload(runs_dir: Path, filename: str, data: bytes) -> dict:
-    """Keep an uploaded dataset under RUNS/.ui/uploads/ID/ (a zip unpacked there, every name checked to stay
-    inside) and answer the path to train on, as a user would type it."""
-    import secrets
-
-    from ..run import Run, atomic_write_bytes
-
-    name = Run.safe_name(Path(filename).name)
-    suffix = Path(name).suffix.lower()
-    if suffix not in UPLOAD_KINDS:
-        raise ClientError(400, f"Expected a {', '.join(UPLOAD_KINDS)} file. Received: '{filename}'.")
-    folder = runs_dir / ".ui" / "uploads" / (time.strftime("%Y%m%d-%H%M%S-") + secrets.token_hex(3))
-    folder.mkdir(parents=True)
-    if suffix != ".zip":
-        atomic_write_bytes(folder / name, data)
-        return {"data": str(folder / name)}
-    try:
-        archive = zipfile.ZipFile(io.BytesIO(data))
-        members = archive.infolist()
-    except zipfile.BadZipFile:
-        raise ClientError(400, f"Expected a zip archive. Received: '{filename}', which does not open as one.") from None
-    if len(members) > MAX_MEMBERS or sum(m.file_size for m in members) > MAX_UNZIPPED:
-        raise ClientError(413, f"Expected a zip of at most {MAX_MEMBERS:,} files and {MAX_UNZIPPED / 2 ** 30:.0f} GB "
-                               f"unpacked. Received: {len(members):,} files, "
-                               f"{sum(m.file_size for m in members) / 2 ** 30:.1f} GB.")
-    root = folder / Path(name).stem
-    for m in members:
-        target = (root / m.filename).resolve()
-        if m.filename.startswith("/") or root.resolve() not in (target, *target.parents):
-            raise ClientError(400, f"Expected names inside the zip. Received: '{m.filename}', which points outside.")
-        if m.is_dir() or m.filename.startswith("__MACOSX/") or Path(m.filename).name.startswith("._"):
-            continue
-        target.parent.mkdir(parents=True, exist_ok=True)
-        with archive.open(m) as source, open(target, "wb") as sink:
-            shutil.copyfileobj(source, sink)
-    inside = [p for p in root.iterdir()] if root.is_dir() else []
-    only = inside[0] if len(inside) == 1 and inside[0].is_dir() and any(c.is_dir() for c in inside[0].iterdir()) else root
-    return {"data": str(only)}
 
 
 def designed_input(task_name: str, data: str, data_dir: str | None) -> tuple[list, int]:
