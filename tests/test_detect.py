@@ -273,6 +273,84 @@ def test_yolo_messages_for_a_wrong_field_count_a_class_out_of_range_and_pixel_co
         read_yolo(tmp_path / "y", None, strict=False)
 
 
+def test_a_coco_number_too_large_for_a_float_skips_its_box_and_deep_nesting_is_a_clean_error(tmp_path):
+    from deepworks.data.detection import read_coco
+
+    _, doc = write_coco(tmp_path / "d", 3)
+    path = tmp_path / "d" / "boxes.json"
+    huge = dict(doc["annotations"][0], bbox=[10 ** 400, 1, 5, 5])
+    path.write_text(json.dumps(dict(doc, annotations=doc["annotations"] + [huge])))
+    with pytest.warns(UserWarning, match="skipped 1 box"):
+        found = read_coco(path, None, strict=False)
+    n = len(doc["annotations"])
+    assert f"annotations[{n}]: Expected finite coordinates. Received: [1000000" in found.problems[0]
+    assert sum(len(b) for b in found.boxes) == n
+
+    path.write_text("[" * 100_000 + "]" * 100_000)
+    with pytest.raises(DataError, match=r"boxes.json: Expected a COCO annotation file nested a few levels deep\. "
+                                        r"Received: JSON nested too deeply to read"):
+        read_coco(path, None, strict=False)
+
+
+def test_a_coco_file_name_outside_the_annotations_folder_is_skipped_and_never_opened(tmp_path):
+    from deepworks.data.detection import read_coco
+
+    _, doc = write_coco(tmp_path / "d", 3)
+    Image.new("RGB", (50, 40)).save(tmp_path / "outside.png")
+    path = tmp_path / "d" / "boxes.json"
+    doc["images"][0]["file_name"] = str(tmp_path / "outside.png")
+    doc["images"][1]["file_name"] = "../outside.png"
+    path.write_text(json.dumps(doc))
+    with pytest.warns(UserWarning, match="skipped 2 box"):
+        found = read_coco(path, None, strict=False)
+    assert [im.name for im in found.images] == ["s2.png"]
+    expected = f"Expected a file_name inside {tmp_path / 'd'} (relative to the folder of boxes.json). Received: "
+    assert f"image id 10: {expected}'{tmp_path / 'outside.png'}'" in found.problems[0]
+    assert f"image id 11: {expected}'../outside.png'" in found.problems[0]
+
+
+def test_an_unreadable_image_is_skipped_with_the_same_warning_in_coco_voc_and_yolo(tmp_path):
+    from deepworks.data.detection import read_coco, read_voc, read_yolo
+
+    write_coco(tmp_path / "c", 3)
+    write_voc(tmp_path / "v", 3)
+    write_yolo(tmp_path / "y", 3)
+    readers = {tmp_path / "c" / "boxes.json": read_coco, tmp_path / "v": read_voc, tmp_path / "y": read_yolo}
+    for source, reader in readers.items():
+        broken = next((source.parent if source.is_file() else source).rglob("s0.png"))
+        broken.write_text("not an image")
+        with pytest.warns(UserWarning, match="skipped 1 box"):
+            found = reader(source, None, strict=False)
+        assert f"{broken}: cannot be read (not an image, or a format Pillow cannot read)." in found.problems[0]
+        assert broken not in found.images and len(found.images) == 2
+
+
+def test_a_coco_image_is_read_at_its_file_size_and_a_wrong_size_in_the_json_is_warned_about(tmp_path):
+    from deepworks.data.detection import read_coco
+
+    s, doc = write_coco(tmp_path / "d", 2)
+    doc["images"][0]["width"] = 999
+    path = tmp_path / "d" / "boxes.json"
+    path.write_text(json.dumps(doc))
+    with pytest.warns(UserWarning, match=rf"Received other values for 1 image\(s\); their files' own sizes are used:\n"
+                                         rf"  .*boxes.json: image id 10: width 999, height {s.sizes[0][1]}, its file "
+                                         rf"{s.sizes[0][0]}x{s.sizes[0][1]}"):
+        found = read_coco(path, None, strict=True)
+    assert found.sizes == s.sizes
+
+
+@pytest.mark.parametrize("said", [("0", "0"), ("nan", "nan"), ("1e400", "12")])
+def test_a_voc_size_of_zero_or_not_a_number_is_warned_about_like_a_wrong_one(tmp_path, said):
+    from deepworks.data.detection import read_voc
+
+    folder = one_voc(tmp_path, [("cat", [1, 1, 9, 9])])
+    (folder / "a.xml").write_text(voc_xml("a.png", said, [("cat", [1, 1, 9, 9])]))
+    with pytest.warns(UserWarning, match=rf"a.xml: line 3: Expected <size> to give the size of a.png, 50x40\. "
+                                         rf"Received: width {said[0]}, height {said[1]}; the image's own size is used"):
+        found = read_voc(folder, None, strict=True)
+    assert found.sizes == [(50, 40)]
+
+
 def test_the_cli_says_what_is_wrong_with_a_detection_source_without_a_traceback(tmp_path):
     (tmp_path / "empty").mkdir()
     r = subprocess.run([sys.executable, "-m", "deepworks", "train", "--task", "detect", "--data", str(tmp_path / "empty")],

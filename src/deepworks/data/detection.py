@@ -3,15 +3,15 @@ built-in (`shapes`, generated on the spot; `raccoon`, the 200-photo VOC set).
 
 Every reader gives a `BoxSet`: per image its file (or pixels, for generated data), its size, its boxes in pixels
 (x1, y1, x2, y2) and their classes. A reader checks what it reads. A problem that loses one box or one image (a box
-outside its image or of zero area, a class not in the label map, an annotation whose image is missing) is skipped
-with one warning listing every such problem, each with its file and line; `--strict` makes it an error. A problem
-with the file as a whole (not XML, a COCO file with duplicate image ids, coordinates in the wrong units) is an error
-at once. Nothing is half-loaded in silence.
-"""
+outside its image, of zero area or with a coordinate that is not a finite number, a class not in the label map, an
+image that is missing or cannot be read, a COCO file_name outside the annotation file's folder) is skipped with one
+warning listing every such problem, each with its file and line; `--strict` makes it an error. A problem with the
+file as a whole (not XML, a COCO file with duplicate image ids or nested too deeply, coordinates in the wrong units)
+is an error at once. Nothing is half-loaded in silence. An image's size is always its file's own; a different size
+written in the annotations is warned about."""
 
 from __future__ import annotations
 
-import json
 import re
 import warnings
 from dataclasses import dataclass, field
@@ -73,9 +73,12 @@ def check_box(box: list[float], width: int, height: int, where: str, problems: P
               tolerance: float = 1.0) -> list[float] | None:
     """A box in pixels, checked against its image: None (and a problem recorded) when it has no area or lies outside
     the image by more than `tolerance` pixels; a box a pixel over the edge (VOC's 1-based corners) is clipped."""
-    x1, y1, x2, y2 = box
-    if not all(np.isfinite(box)):
-        problems.skip(f"{where}: Expected finite coordinates. Received: {box}.")
+    try:
+        x1, y1, x2, y2 = (float(v) for v in box)
+    except OverflowError:  # a JSON integer of hundreds of digits
+        x1 = y1 = x2 = y2 = float("inf")
+    if not all(np.isfinite([x1, y1, x2, y2])):
+        problems.skip(f"{where}: Expected finite coordinates. Received: {str(box)[:120]}.")
         return None
     if x2 <= x1 or y2 <= y1:
         problems.skip(f"{where}: Expected a box with x2 > x1 and y2 > y1 (an area). Received: x1 {x1:g}, y1 {y1:g}, "
@@ -86,6 +89,17 @@ def check_box(box: list[float], width: int, height: int, where: str, problems: P
                       f"x2 {x2:g}, y2 {y2:g}.")
         return None
     return [max(0.0, x1), max(0.0, y1), min(float(width), x2), min(float(height), y2)]
+
+
+def probe_or_skip(image: Path, problems: Problems) -> tuple[int, int] | None:
+    """An image file's (width, height) from its header; None, with the problem recorded, when it cannot be read."""
+    from .images import UnreadableImage, probe_image
+
+    try:
+        return probe_image(image)[0]
+    except UnreadableImage as err:
+        problems.skip(f"{image}: cannot be read ({err}).")
+        return None
 
 
 def normalised_looking(boxes: list[list[float]]) -> bool:
@@ -128,7 +142,10 @@ def read_voc(root: Path, classes: list[str] | None, strict: bool) -> BoxSet:
                           f"under {root}. Received: no such image file.")
             continue
         used.add(path.name)
-        width, height = size_of(path, tree, xml, text)
+        if (size := probe_or_skip(path, problems)) is None:
+            continue
+        width, height = size
+        check_said_size(tree, size, path, xml, text)
         boxes, pos = [], 0
         for obj in tree.iter("object"):
             pos = text.find("<object", pos) + 1
@@ -165,38 +182,27 @@ def read_voc(root: Path, classes: list[str] | None, strict: bool) -> BoxSet:
                         f"their images, a COCO .json file, or a YOLO folder (images with one .txt per image and a "
                         f"classes.txt).")
     for name, path in image_files.items():
-        if name not in used:  # an image without an annotation: a negative
-            from .images import UnreadableImage, probe_image
-
-            try:
-                (w, h), _ = probe_image(path)
-            except UnreadableImage as err:
-                problems.skip(f"{path}: cannot be read ({err}).")
-                continue
-            records.append((path, (w, h), [], []))
+        if name not in used and (size := probe_or_skip(path, problems)) is not None:  # no annotation: a negative
+            records.append((path, size, [], []))
     found_classes = sorted(found_classes) if classes is None else found_classes
     notes = problems.finish(str(root))
     return box_set(records, found_classes, f"Pascal VOC folder {root}", notes)
 
 
-def size_of(path: Path, tree, xml: Path, text: str) -> tuple[int, int]:
-    """The image's real size (its header), checked against the XML's <size> when it has one."""
-    from .images import UnreadableImage, probe_image
-
-    try:
-        (w, h), _ = probe_image(path)
-    except UnreadableImage as err:
-        raise DataError(f"{path} (named in {xml}) cannot be read: {err}. Expected a JPEG or PNG image.") from None
+def check_said_size(tree, size: tuple[int, int], path: Path, xml: Path, text: str) -> None:
+    """Warn when the XML's <size> is not the image's own (which is used): another size, 0x0, or not numbers."""
     said = tree.find("size")
-    if said is not None:
-        try:
-            sw, sh = int(float(said.findtext("width"))), int(float(said.findtext("height")))
-        except (TypeError, ValueError):
-            sw, sh = w, h
-        if (sw, sh) not in ((w, h), (0, 0)):
-            warnings.warn(f"{xml}: line {line_of(text, '<size')}: <size> says {sw}x{sh}, the image {path.name} is "
-                          f"{w}x{h}; the image's own size is used.", DataWarning, stacklevel=4)
-    return w, h
+    if said is None:
+        return
+    texts = [(said.findtext(k) or "").strip()[:20] for k in ("width", "height")]
+    try:
+        if tuple(int(float(t)) for t in texts) == size:
+            return
+    except (ValueError, OverflowError):  # not a number, NaN, infinite
+        pass
+    warnings.warn(f"{xml}: line {line_of(text, '<size')}: Expected <size> to give the size of {path.name}, "
+                  f"{size[0]}x{size[1]}. Received: width {texts[0] or '(none)'}, height {texts[1] or '(none)'}; the "
+                  f"image's own size is used.", DataWarning, stacklevel=4)
 
 
 def box_set(records: list, classes: list[str], description: str, notes: list[str]) -> BoxSet:
@@ -209,82 +215,10 @@ def box_set(records: list, classes: list[str], description: str, notes: list[str
 
 # --- COCO -------------------------------------------------------------------------------------------------------------
 def read_coco(path: Path, classes: list[str] | None, strict: bool) -> BoxSet:
-    """A COCO JSON file: 'images' (id, file_name, width, height), 'annotations' (image_id, category_id, bbox as
-    x, y, width, height in pixels) and 'categories' (id, name). Images are looked for beside the file and in its
-    images/ folder; images without annotations are negatives."""
-    try:
-        doc = json.loads(path.read_text())
-    except (UnicodeDecodeError, json.JSONDecodeError) as err:
-        raise DataError(f"{path}: not valid JSON ({err}). Expected a COCO annotation file.") from None
-    if not isinstance(doc, dict) or not all(isinstance(doc.get(k), list) for k in ("images", "annotations", "categories")):
-        raise DataError(f"{path}: Expected a COCO file: an object with lists 'images', 'annotations' and "
-                        f"'categories'. Received: keys {sorted(doc)[:8] if isinstance(doc, dict) else type(doc).__name__}.")
-    problems = Problems(strict)
-    ids = [im.get("id") for im in doc["images"]]
-    seen, duplicates = set(), []
-    for i in ids:
-        if i in seen:
-            duplicates.append(i)
-        seen.add(i)
-    if duplicates:
-        raise DataError(f"{path}: Expected each image id once in 'images'. Received: id {duplicates[0]!r} "
-                        f"{ids.count(duplicates[0])} times ({len(duplicates)} duplicate(s) in all).")
-    categories = {c.get("id"): str(c.get("name")) for c in doc["categories"]}
-    names = list(classes) if classes is not None else sorted(set(categories.values()))
-    by_image: dict = {i: [] for i in ids}
-    for n, ann in enumerate(doc["annotations"]):
-        where = f"{path}: annotations[{n}]"
-        if ann.get("image_id") not in by_image:
-            problems.skip(f"{where}: Expected an image_id listed in 'images'. Received: {ann.get('image_id')!r}.")
-            continue
-        name = categories.get(ann.get("category_id"))
-        if name is None or name not in names:
-            problems.skip(f"{where}: Expected a category of the label map ({', '.join(names)}). Received: "
-                          f"category_id {ann.get('category_id')!r}" + (f" ('{name}')" if name else "") + ".")
-            continue
-        bbox = ann.get("bbox")
-        if not (isinstance(bbox, list) and len(bbox) == 4 and all(isinstance(v, (int, float)) for v in bbox)):
-            problems.skip(f"{where}: Expected bbox [x, y, width, height] in pixels. Received: {bbox!r}.")
-            continue
-        by_image[ann["image_id"]].append((bbox, name, where))
-    all_boxes = [b for anns in by_image.values() for b, _, _ in anns]
-    if normalised_looking(all_boxes):
-        raise DataError(f"{path}: every bbox is within 0 to 1: they look normalised. Expected COCO bboxes in pixels "
-                        f"[x, y, width, height]. Received: {all_boxes[0]}.")
-    records = []
-    for im in doc["images"]:
-        where = f"{path}: image id {im.get('id')!r}"
-        file = find_beside(path, str(im.get("file_name", "")))
-        if file is None:
-            problems.skip(f"{where}: Expected the image '{im.get('file_name')}' beside {path.name} or in its images/ "
-                          f"folder. Received: no such file.")
-            continue
-        w, h = im.get("width"), im.get("height")
-        if not (isinstance(w, int) and isinstance(h, int) and w > 0 and h > 0):
-            from .images import UnreadableImage, probe_image
+    """A COCO JSON file (see coco.py)."""
+    from .coco import read_coco_file
 
-            try:
-                (w, h), _ = probe_image(file)
-            except UnreadableImage as err:
-                problems.skip(f"{where}: {file} cannot be read ({err}).")
-                continue
-        kept, labels = [], []
-        for (x, y, bw, bh), name, ann_where in by_image[im.get("id")]:
-            fixed = check_box([x, y, x + bw, y + bh], w, h, ann_where, problems)
-            if fixed is not None:
-                kept.append(fixed)
-                labels.append(name)
-        records.append((file, (w, h), kept, labels))
-    notes = problems.finish(str(path))
-    return box_set(records, names, f"COCO file {path}", notes)
-
-
-def find_beside(anchor: Path, name: str) -> Path | None:
-    for folder in (anchor.parent, anchor.parent / "images"):
-        candidate = folder / name
-        if name and candidate.is_file():
-            return candidate
-    return None
+    return read_coco_file(path, classes, strict)
 
 
 # --- YOLO -------------------------------------------------------------------------------------------------------------
@@ -292,8 +226,6 @@ def read_yolo(root: Path, classes: list[str] | None, strict: bool) -> BoxSet:
     """A YOLO folder: images, each with a .txt of the same name beside it or in a labels/ folder parallel to
     images/, one line per box: class x_centre y_centre width height, as fractions of the image; class names in
     classes.txt (or data.yaml's names), else the numbers. An image without a .txt is a negative."""
-    from .images import UnreadableImage, probe_image
-
     problems = Problems(strict)
     names = classes or yolo_names(root)
     images = sorted(p for p in root.rglob("*") if p.suffix.lower() in IMAGE_EXTENSIONS
@@ -301,11 +233,9 @@ def read_yolo(root: Path, classes: list[str] | None, strict: bool) -> BoxSet:
     records, numbered = [], names is None
     names = list(names or [])
     for image in images:
-        try:
-            (w, h), _ = probe_image(image)
-        except UnreadableImage as err:
-            problems.skip(f"{image}: cannot be read ({err}).")
+        if (size := probe_or_skip(image, problems)) is None:
             continue
+        w, h = size
         label_file = yolo_label_file(image)
         kept, labels = [], []
         if label_file is not None:
