@@ -113,3 +113,120 @@ def test_import_from_the_command_line(elsewhere, capsys):
     assert "wrote runs/digits-imported: 10 classes, 1x28x28 images" in capsys.readouterr().out
     assert main(["predict", "runs/digits-imported", str(root / "digits.onnx")]) == 2  # not an image
     assert "Cannot read" in capsys.readouterr().err
+
+
+@pytest.fixture(scope="module")
+def tiny_pt2(tmp_path_factory):
+    """A torch.export program of a tiny classifier (1x8x8 images, 2 classes), and copies of it that would run code
+    when torch.export.load reads them: a pickle in the sample inputs, a shape expression that sympy evaluates, a
+    call of a Python function, an AOTInductor library. Each payload opens `marker` for writing (it makes the file)."""
+    import io
+    import zipfile
+
+    root = tmp_path_factory.mktemp("pt2")
+    marker = root / "payload-ran"
+    net = torch.nn.Sequential(torch.nn.Conv2d(1, 2, 3), torch.nn.Flatten(), torch.nn.Linear(72, 2)).eval()
+    batch = torch.export.Dim("batch", min=1, max=64)
+    torch.export.save(torch.export.export(net, (torch.zeros(2, 1, 8, 8),), dynamic_shapes=({0: batch},)),
+                      str(root / "good.pt2"))
+
+    class Payload:
+        def __reduce__(self):
+            return open, (str(marker), "w")
+
+    pickled = io.BytesIO()
+    torch.save(((Payload(),), {}), pickled)
+    good = zipfile.ZipFile(root / "good.pt2")
+    symbol = next(s for s in good.read("good/models/model.json").decode().split('"') if s.startswith("Symbol("))
+
+    def altered(name, change, extra=None):
+        with zipfile.ZipFile(root / f"{name}.pt2", "w") as out:
+            for member in good.namelist():
+                out.writestr(member, change(member, good.read(member)))
+            if extra:
+                out.writestr(*extra)
+
+    altered("sample", lambda m, d: pickled.getvalue() if m.endswith("sample_inputs/model.pt") else d)
+    altered("expr", lambda m, d: d.replace(symbol.encode(), f"open('{marker}', 'w') and {symbol}".encode()))
+    altered("call", lambda m, d: d.replace(b"torch.ops.aten.linear.default", b"torch.os.system"))
+    altered("library", lambda m, d: d, ("good/data/aotinductor/model/model.so", b"\x7fELF"))
+    torch.jit.save(torch.jit.trace(net, torch.zeros(1, 1, 8, 8)), str(root / "script.pt2"))
+    return root, marker
+
+
+@pytest.mark.parametrize("name,message", [
+    ("sample", "holds pickled Python objects other than tensors, which could run code when loaded: it was refused"),
+    ("expr", "holds the shape expression \"open("),
+    ("call", "calls 'torch.os.system', which is not a torch operator: it was refused"),
+    ("library", "holds data/aotinductor/model/model.so, which is not part of a plain torch.export program"),
+])
+def test_a_pt2_that_would_run_code_is_refused_on_import_and_its_payload_never_runs(tiny_pt2, capsys, name, message):
+    root, marker = tiny_pt2
+    assert main(["import", str(root / f"{name}.pt2"), "--classes", "a,b"]) == 2
+    assert message in capsys.readouterr().err
+    assert not marker.exists()
+
+
+def test_a_swapped_model_file_in_a_run_is_refused_before_it_is_loaded(tiny_pt2):
+    import json
+    import shutil
+
+    root, marker = tiny_pt2
+    run = import_model(root / "good.pt2", classes="a,b", normalise="0,1", name="shared").run.path
+    shutil.copyfile(root / "sample.pt2", run / "imported.pt2")
+    with pytest.raises(DeepworksError, match=r"imported.pt2' is not the file this run was written with: Expected "
+                                             r"sha256 [0-9a-f]{64} \(recorded in .*model.json'\). Received: "):
+        dw.load(run)
+    card = json.loads((run / "model.json").read_text())  # the attacker edits model.json too: the file is still refused
+    card["imported"]["sha256"] = __import__("hashlib").sha256((run / "imported.pt2").read_bytes()).hexdigest()
+    (run / "model.json").write_text(json.dumps(card))
+    with pytest.raises(DeepworksError, match="holds pickled Python objects other than tensors"):
+        dw.load(run)
+    assert not marker.exists()
+
+
+def test_swapped_weights_of_a_trained_run_are_refused(use_runs, tmp_path):
+    import shutil
+
+    from safetensors.torch import load_file, save_file
+
+    run = shutil.copytree(use_runs["img"], tmp_path / "img")
+    state = load_file(run / "model.safetensors")
+    save_file({k: torch.zeros_like(v) for k, v in state.items()}, str(run / "model.safetensors"))
+    with pytest.raises(DeepworksError, match=r"model.safetensors' is not the file this run was written with: "
+                                             r"Expected sha256 .* Restore the run folder from a copy you trust"):
+        dw.load(run)
+
+
+def test_torchscript_named_pt2_is_refused_in_one_line_without_a_traceback(tiny_pt2, capfd):
+    root, _ = tiny_pt2
+    assert main(["import", str(root / "script.pt2"), "--classes", "a,b"]) == 2
+    out, err = capfd.readouterr()
+    assert "is not a torch.export program (a TorchScript file" in err
+    assert "Traceback" not in out + err and len(err.strip().splitlines()) == 1
+
+
+def test_an_unknown_normalisation_is_said_and_imported_runs_are_listed_as_what_they_are(tiny_pt2, capsys):
+    root, _ = tiny_pt2
+    assert main(["import", str(root / "good.pt2"), "--classes", "a,b", "--name", "tiny"]) == 0
+    assert "does not say how its images were normalised" in capsys.readouterr().err
+    assert main(["runs"]) == 0
+    row = next(line for line in capsys.readouterr().out.splitlines() if line.startswith("tiny "))
+    assert "pt2" in row and "imported pt2 from good.pt2" in row and "None" not in row
+
+
+def test_weights_deepworks_wrote_are_imported_with_the_settings_their_metadata_records(use_runs):
+    trained = dw.load(use_runs["img"])
+    shuffled = list(reversed(trained.classes))
+    with pytest.warns(UserWarning, match=r"says classes 0,1,2.* in its deepworks metadata; --classes overrides it"):
+        renamed = import_model(use_runs["img"] / "model.safetensors", classes=shuffled, name="renamed")
+    assert renamed.classes == shuffled
+    imported = import_model(use_runs["img"] / "model.safetensors", name="same")  # nothing but the file
+    meta = imported.task.meta
+    assert [meta[k] for k in ("classes", "channels", "image_size", "mean", "std")] == [
+        trained.task.meta[k] for k in ("classes", "channels", "image_size", "mean", "std")]
+    images = np.random.default_rng(0).integers(0, 256, (3, 28, 28), dtype=np.uint8)
+    for a, b in zip(trained.predict(images, top_k=3), imported.predict(images, top_k=3)):
+        assert [p["class"] for p in a["predictions"]] == [p["class"] for p in b["predictions"]]
+        assert np.allclose([p["probability"] for p in a["predictions"]],
+                           [p["probability"] for p in b["predictions"]], atol=1e-5)

@@ -7,15 +7,22 @@ Three kinds of file:
 - safetensors weights of one of deepworks' own architectures (--model lenet | resnet | mlp): an ordinary run.
 
 The model takes images as deepworks gives them to its own models: float (N, C, H, W), each channel normalised with
---normalise MEAN,STD (default 0,1: pixels in [0, 1]); it returns one score (logit) per class of --classes. A model
-whose input or output does not fit is refused with what was expected and what it has.
+--normalise MEAN,STD (default 0,1: pixels in [0, 1], with a warning, since a wrong guess gives wrong answers); it
+returns one score (logit) per class of --classes. A model whose input or output does not fit is refused with what
+was expected and what it has. Safetensors files that deepworks wrote (a run's weights, an export's) say their
+architecture, classes, image size, channels and normalisation in their metadata: those are used where no option
+says otherwise.
+
+Nothing in a file is run to read it: .pt2 programs go through model_files.load_pt2, and a run's model files are
+checked against the sha256 its model.json records before they are loaded.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import hashlib
+import json
 import shutil
+import warnings
 from pathlib import Path
 
 import torch
@@ -23,6 +30,7 @@ import torch.nn as nn
 
 from .config import Config
 from .errors import ConfigError, DataError, DeepworksError
+from .model_files import check_recorded_sha256, load_pt2, sha256_of
 from .run import Run, cpu_state_dict
 
 KINDS = {".onnx": "onnx", ".pt2": "pt2", ".safetensors": "safetensors"}
@@ -43,7 +51,7 @@ class ImportedModel(nn.Module):
             self.session = onnx_session(path)
             self.input_name = self.session.get_inputs()[0].name
         else:
-            self.program = torch.export.load(str(path)).module()
+            self.program = load_pt2(self.path).module()
 
     def train(self, mode: bool = True) -> "ImportedModel":
         """Only this wrapper's flag: an imported graph keeps the mode it was exported in (a torch.export program
@@ -108,7 +116,9 @@ def graph_input(file: Path, kind: str) -> tuple[list, object]:
             raise DataError(f"'{file}' takes {first[0].type}. Expected float images (N, C, H, W).")
         return [d if isinstance(d, int) else None for d in first[0].shape], session
     try:
-        program = torch.export.load(str(file))
+        program = load_pt2(file)
+    except DeepworksError:
+        raise
     except Exception as err:
         raise DataError(f"'{file}' is not a torch.export program ({str(err).splitlines()[0][:200]}). Expected a .pt2 "
                         f"file written by torch.export.save.") from None
@@ -133,17 +143,18 @@ def import_model(file: str | Path, task: str = "image", classes: list[str] | str
         raise DataError(f"'{file}' is not a model file deepworks can import. Expected an .onnx file, a torch.export "
                         f".pt2 program, or .safetensors weights of a deepworks architecture (with --model).")
     classes = [c.strip() for c in classes.split(",")] if isinstance(classes, str) else list(classes or [])
-    if len(classes) < 2 or any(not c for c in classes) or len(set(classes)) != len(classes):
-        raise ConfigError(f"--classes names the model's outputs in order, at least two, each once: --classes "
-                          f"cat,dog,bird. Received: {','.join(classes) or 'none'}.")
     if kind == "safetensors":
-        return import_weights(file, classes, image_size, normalise, channels, model, name, runs_dir)
+        given = {"model": model, "classes": classes or None, "image_size": image_size, "channels": channels}
+        return import_weights(file, with_recorded_settings(file, given, normalise), name, runs_dir)
+    check_classes(classes)
     if model is not None:
         raise ConfigError(f"--model is for safetensors weights of a deepworks architecture; '{file.name}' carries its "
                           f"own graph. Leave --model out.")
     shape, _ = graph_input(file, kind)
     size, channels, batch = check_input_shape(file, shape, image_size, channels)
     mean, std = parse_normalise(normalise, channels)
+    if normalise is None:
+        warn_unknown_normalisation(file)
     wrapped = ImportedModel(file, kind, batch)
     check_output(wrapped, file, channels, size, classes)
     if batch is None:
@@ -196,8 +207,68 @@ def check_output(model: nn.Module, file: Path, channels: int, size: int, classes
                         f"{len(classes)}): one score per class of --classes ({len(classes)} given).")
 
 
-def import_weights(file: Path, classes: list[str], image_size: int | None, normalise: str | None,
-                   channels: int | None, model: str | None, name: str | None, runs_dir):
+def check_classes(classes: list[str]) -> None:
+    if len(classes) < 2 or any(not c for c in classes) or len(set(classes)) != len(classes):
+        raise ConfigError(f"--classes names the model's outputs in order, at least two, each once: --classes "
+                          f"cat,dog,bird. Received: {','.join(classes) or 'none'}.")
+
+
+def warn_unknown_normalisation(file: Path) -> None:
+    warnings.warn(f"'{file}' does not say how its images were normalised, so pixels in [0, 1] are assumed (mean 0, "
+                  f"std 1). If the model was trained otherwise its answers will be wrong: give --normalise MEAN,STD "
+                  f"(per channel: M1,M2,M3,S1,S2,S3) as it was trained.", UserWarning, stacklevel=3)
+
+
+def recorded_settings(file: Path) -> dict:
+    """What deepworks' own safetensors files say about their model in their metadata (a run's weights hold the run's
+    card, an export's weights the export's card): model, classes, channels, image_size, mean, std; {} for others."""
+    from safetensors import SafetensorError, safe_open
+
+    try:
+        with safe_open(file, framework="pt") as f:
+            card = json.loads((f.metadata() or {}).get("deepworks") or "{}")
+    except (SafetensorError, OSError, ValueError, RecursionError):
+        return {}
+    if not isinstance(card, dict) or card.get("task") != "image":
+        return {}
+    meta, pre = card.get("meta") or {}, card.get("preprocessing") or {}
+    model = card.get("model") if isinstance(card.get("model"), dict) else {}
+    resize = pre.get("resize") if isinstance(pre.get("resize"), list) else [None]
+    found = {"model": model.get("name"), "classes": meta.get("classes", card.get("classes")),
+             "channels": meta.get("channels", {"grey": 1, "RGB": 3}.get(pre.get("channels"))),
+             "image_size": meta.get("image_size", resize[0]), "mean": meta.get("mean", pre.get("mean")),
+             "std": meta.get("std", pre.get("std"))}
+    kinds = {"model": str, "classes": list, "channels": int, "image_size": int, "mean": list, "std": list}
+    return {k: v for k, v in found.items() if isinstance(v, kinds[k]) and not isinstance(v, bool)}
+
+
+def with_recorded_settings(file: Path, given: dict, normalise: str | None) -> dict:
+    """The options given, completed from the file's own metadata: an option given wins, and a conflict is said.
+    The normalisation comes from --normalise, else the metadata, else [0, 1] with a warning."""
+    recorded = recorded_settings(file)
+    settings = dict(given)
+    for key, flag in (("model", "--model"), ("classes", "--classes"), ("image_size", "--image-size"),
+                      ("channels", "--channels")):
+        ours = recorded.get(key)
+        if settings[key] is None:
+            settings[key] = ours
+        elif ours is not None and ours != settings[key]:
+            shown = ",".join(map(str, ours)) if isinstance(ours, list) else ours
+            warnings.warn(f"'{file}' says {flag.lstrip('-').replace('-', ' ')} {shown} in its deepworks metadata; "
+                          f"{flag} overrides it.", UserWarning, stacklevel=3)
+    check_classes(settings["classes"] or [])
+    channels = settings["channels"]
+    if normalise is None and channels is not None and len(recorded.get("mean", [])) == channels == len(
+            recorded.get("std", [])) and all(isinstance(v, (int, float)) and v > 0 for v in recorded["std"]):
+        settings["mean"], settings["std"] = [float(v) for v in recorded["mean"]], [float(v) for v in recorded["std"]]
+    elif channels is not None:
+        if normalise is None:
+            warn_unknown_normalisation(file)
+        settings["mean"], settings["std"] = parse_normalise(normalise, channels)
+    return settings
+
+
+def import_weights(file: Path, settings: dict, name: str | None, runs_dir):
     """Safetensors weights of a deepworks architecture: built, filled (every tensor by name and shape), saved as a run."""
     from safetensors import SafetensorError
     from safetensors.torch import load_file
@@ -205,12 +276,16 @@ def import_weights(file: Path, classes: list[str], image_size: int | None, norma
     from .api import load
     from .models import IMAGE_MODELS, build_image_classifier
 
+    model, classes, image_size, channels = (settings[k] for k in ("model", "classes", "image_size", "channels"))
     if model not in IMAGE_MODELS:
         raise ConfigError(f"Safetensors weights need the architecture they belong to: --model "
                           f"{' | '.join(IMAGE_MODELS)}. Received: {model or 'none'}.")
     if image_size is None or channels is None:
         raise ConfigError("Safetensors weights do not say the image size or channels: give --image-size N and "
                           "--channels 1 or 3.")
+    if channels not in (1, 3) or not 1 <= image_size <= 4096:
+        raise ConfigError(f"Expected --channels 1 or 3 and --image-size between 1 and 4096. Received: channels "
+                          f"{channels}, image size {image_size}.")
     try:
         state = load_file(file)
     except (SafetensorError, OSError, ValueError) as err:
@@ -230,13 +305,13 @@ def import_weights(file: Path, classes: list[str], image_size: int | None, norma
                             f"shapes differ: {', '.join(wrong[:3])}" if wrong else "",
                             f"unexpected {', '.join(extra[:3])}" if extra else "") if part) + ".")
     net.load_state_dict(state)
-    mean, std = parse_normalise(normalise, channels)
     run = new_run(runs_dir, name or f"{file.stem}-imported")
-    meta = {"classes": classes, "channels": channels, "image_size": image_size, "mean": mean, "std": std,
-            "source": f"imported from {file.name}"}
+    meta = {"classes": classes, "channels": channels, "image_size": image_size, "mean": settings["mean"],
+            "std": settings["std"], "source": f"imported from {file.name}"}
     cfg.data.image_size, cfg.data.channels = image_size, channels
     card = write_run(run, cfg, meta, {"kind": "safetensors", "origin": str(file.resolve()), "sha256": sha256_of(file)})
-    run.save_weights(cpu_state_dict(net), card=card)
+    sha256 = run.save_weights(cpu_state_dict(net), card=card)
+    run.write_json(run.model_file, {**card, "files": {run.weights_file.name: sha256}})
     return load(run.path)
 
 
@@ -260,14 +335,6 @@ def write_run(run: Run, cfg: Config | None, meta: dict, imported: dict) -> dict:
     return card
 
 
-def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def imported_model(run: Run, saved: dict) -> nn.Module | None:
     """The model of an imported ONNX or pt2 run (None for other runs: they are built from their weights)."""
     info = saved.get("imported") or {}
@@ -276,4 +343,5 @@ def imported_model(run: Run, saved: dict) -> nn.Module | None:
     path = run.path / info["file"]
     if not path.is_file():
         raise DeepworksError(f"'{path}' is missing: the run was imported from {info.get('origin')}. Import it again.")
+    check_recorded_sha256(path, info.get("sha256"), run.model_file)
     return ImportedModel(path, info["kind"], info.get("batch"))

@@ -389,14 +389,20 @@ class Run:
         return state
 
     def save_weights(self, state_dict: dict[str, torch.Tensor], path: Path | None = None,
-                     card: dict | None = None) -> None:
+                     card: dict | None = None) -> str | None:
         """Safetensors, with `card` (what the model is: task, model settings, classes or vocabulary) as JSON in the
-        file's metadata, so that the weights describe themselves wherever they are copied."""
+        file's metadata, so that the weights describe themselves wherever they are copied. Returns the file's sha256
+        (for model.json: loading checks it), or None in a process that does not write."""
+        import hashlib
+
         from safetensors.torch import save
 
-        if self.writes:
-            metadata = {"deepworks": json.dumps(card)} if card is not None else None
-            atomic_write_bytes(path or self.weights_file, save(state_dict, metadata=metadata))
+        if not self.writes:
+            return None
+        metadata = {"deepworks": json.dumps(card)} if card is not None else None
+        data = save(state_dict, metadata=metadata)
+        atomic_write_bytes(path or self.weights_file, data)
+        return hashlib.sha256(data).hexdigest()
 
     def load_weights(self, path: Path | None = None) -> dict[str, torch.Tensor]:
         path = path or self.weights_file
