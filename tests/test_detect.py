@@ -406,7 +406,7 @@ def test_detect_from_the_cli_the_api_and_arrays_gives_the_same_boxes(shapes_run,
         hits += int((box_iou(torch.from_numpy(boxes), found) > 0.5).any(1).sum()) if len(found) else 0
     assert hits >= sum(len(b) for b in s.boxes) - 1
     r = subprocess.run([sys.executable, "-m", "deepworks", "detect", str(shapes_run.run.path), *map(str, files),
-                        "--json", "--out", str(tmp_path / "drawn")], capture_output=True, text=True)
+                        "--threshold", "0.3", "--json", "--out", str(tmp_path / "drawn")], capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
     cli = json.loads(r.stdout)
     assert [c["boxes"] for c in cli] == [a["boxes"] for a in api]
@@ -445,7 +445,7 @@ def test_the_server_answers_detect_with_boxes_as_the_api_does(shapes_run):
 
     s = make_shapes(2, 98)
     arrays = [im.transpose(1, 2, 0) for im in s.images]
-    expected = shapes_run.detect(arrays)
+    expected = shapes_run.detect(arrays, threshold=0.3)
     pngs = []
     for a in arrays:
         buffer = io.BytesIO()
@@ -456,7 +456,7 @@ def test_the_server_answers_detect_with_boxes_as_the_api_does(shapes_run):
         r = c.post("/v1/models/shapes/detect", json={"inputs": arrays[0].tolist(), "threshold": 0.3})
         assert r.status_code == 200, r.text
         assert r.json()["outputs"][0]["boxes"] == expected[0]["boxes"]
-        body = {"inputs": [{"base64": base64.b64encode(p).decode()} for p in pngs]}
+        body = {"inputs": [{"base64": base64.b64encode(p).decode()} for p in pngs], "threshold": 0.3}
         r = c.post("/v1/models/shapes/detect", json=body)
         assert [o["boxes"] for o in r.json()["outputs"]] == [e["boxes"] for e in expected]
         files = [("file", (f"{i}.png", p, "image/png")) for i, p in enumerate(pngs)]

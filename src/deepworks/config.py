@@ -72,8 +72,9 @@ class DataConfig:
         0.1, "Images: share held out for the final test when the data has no test split. (Text is scored on its "
         "validation part.)")
     augment: str | None = setting(None, "Random training augmentation (default: crop+flip for colour photos, none for "
-                                        "grey images; detection: crop+flip, where crop is a random zoom and shift that "
-                                        "moves the boxes too; audio: crop, a time shift with SpecAugment's "
+                                        "grey images; detection: crop, a random zoom and shift that moves the boxes too, "
+                                        "and crop+flip adds mirrored images for classes that look the same mirrored "
+                                        "(a mirrored 2 is not a 2); audio: crop, a time shift with SpecAugment's "
                                         "masks, with +noise white noise 10-40 dB below the clip, with "
                                         "+speed the clip played 0.9-1.1 times as fast).",
                             (None, "none", "flip", "crop", "crop+flip", "crop+noise", "crop+speed", "crop+noise+speed"))

@@ -21,7 +21,8 @@ import numpy as np
 import torch
 import torch.nn as nn
 
-from ..boxes import augment, box_iou, clip_boxes, draw_boxes, letterbox, mean_average_precision, nms, pad_boxes, unpad_boxes
+from ..boxes import (augment, best_f1_threshold, clip_boxes, draw_boxes, letterbox, mean_average_precision,
+                     one_box_per_object, pad_boxes, precision_recall_at, unpad_boxes)
 from ..config import Config, fill_defaults
 from ..data.detection import SHAPES, shapes_count, shapes_splits
 from ..errors import ConfigError, DataError
@@ -29,11 +30,15 @@ from ..models import evaluating
 from ..models.centernet import DETECTORS, DetectorServing, decode, detection_loss, top_detections
 from ..registry import builtin_models
 from . import Prepared, Task, notes_block
+from .detect_report import mistakes, plot_precision_recall, save_tiles, shown
 
 SHAPES_SIZE = 96        # the built-in shapes (64 to 128 px) train at 96 px: 0.88 mAP in under 2 minutes here
 LARGEST_DEFAULT = 320   # photos train at 320 px unless they are smaller (NanoDet's and the benchmark's size)
 SCRATCH_ENOUGH = 1000   # fewer training images than this, from scratch: the report says a pretrained backbone helps
 NMS_IOU = 0.6           # boxes of one class overlapping more than this are one object (after the peak decode)
+CLASS_IOU = 0.7         # boxes of different classes overlapping more than this are one object too: the best names it
+THRESHOLD = 0.3         # the lowest score shown when the run has no threshold calibrated on validation
+CALIBRATE_OBJECTS = 10  # fewer validation objects than this: the threshold stays THRESHOLD (F1 that noisy means little)
 SCORE_FLOOR = 0.01      # detections kept for the metric (COCO ranks them; low scores only add recall)
 # With --pretrained (small real sets): batches of 16 and 24 epochs. On the raccoon set's 160 photos at 256 px this
 # reached mAP@0.5 0.92 in 4.5 minutes here; the default of about 1,500 steps would take 100 epochs.
@@ -48,7 +53,8 @@ class ObjectDetection(Task):
     name = "detect"
     models = builtin_models("detect")
     pretrained_models = ("centernet_lite0",)
-    defaults = {"data.source": "shapes", "data.augment": "crop+flip", "train.batch_size": 32, "train.lr": 0.003,
+    # No flip by default: a mirrored 2 is not a 2 (digits on canvases: mAP@0.5 0.64 with crop+flip, 0.84 with crop).
+    defaults = {"data.source": "shapes", "data.augment": "crop", "train.batch_size": 32, "train.lr": 0.003,
                 "train.weight_decay": 0.0001, "train.clip_grad": 10.0}
     default_monitor = "val_map"
     headline = "map"
@@ -68,6 +74,7 @@ class ObjectDetection(Task):
             raise ConfigError(f"--pretrained detection uses --model centernet_lite0 (EfficientNet-Lite0's ImageNet "
                               f"features). Received: --model {cfg.model.name}.")
         super().__init__(cfg, meta)
+        self.calibration: dict | None = None  # the threshold `calibrate` found, with its precision and recall
 
     @staticmethod
     def check_meta(meta: dict) -> None:
@@ -78,6 +85,9 @@ class ObjectDetection(Task):
             raise ConfigError(f"image_size {size} is outside 32 to {MAX_IMAGE_SIZE} pixels")
         if not isinstance(meta.get("classes"), list) or not meta["classes"]:
             raise ConfigError("classes is not a list of class names")
+        threshold = meta.get("threshold", THRESHOLD)
+        if isinstance(threshold, bool) or not isinstance(threshold, (int, float)) or not 0 <= threshold <= 1:
+            raise ConfigError(f"threshold {threshold!r} is not a score from 0 to 1")
 
     # --- data -----------------------------------------------------------------------------------------------
     def image_size(self, found) -> int:
@@ -265,14 +275,15 @@ class ObjectDetection(Task):
 
     @torch.no_grad()
     def detections(self, model: nn.Module, x: torch.Tensor, device: torch.device) -> list:
-        """[(boxes (k, 4), scores (k,), classes (k,))] per letterboxed image: peaks above SCORE_FLOOR, same-class
-        overlaps above NMS_IOU merged."""
-        return self.scored(model, (x,), device)[1]
+        """[(boxes (k, 4), scores (k,), classes (k,))] per letterboxed image, as `detect` shows them: peaks above
+        SCORE_FLOOR, one box per object (same-class overlaps above NMS_IOU, other-class ones above CLASS_IOU)."""
+        return one_per_object(self.scored(model, (x,), device)[1])
 
     @torch.no_grad()
     def scored(self, model: nn.Module, split: tuple, device: torch.device) -> tuple[dict, list]:
         """One pass over a split in eval mode: (the mean loss and its parts per image, when the split has its boxes;
-        the detections of every image, as `detections` gives them)."""
+        the detections of every image, as COCO's mAP scores them: peaks above SCORE_FLOOR, per class overlaps above
+        NMS_IOU merged, and a box for each class that peaks on an object)."""
         x, size = split[0], split[0].shape[-1]
         step = max(1, self.cfg.train.batch_size)
         totals: dict = {}
@@ -289,7 +300,7 @@ class ObjectDetection(Task):
                 for b, s, c in zip(clip_boxes(boxes, size, size).cpu(), scores.cpu(), classes.cpu()):
                     keep = s > SCORE_FLOOR
                     b, s, c = b[keep], s[keep], c[keep]
-                    kept = nms(b, s, NMS_IOU, c)
+                    kept = one_box_per_object(b, s, c, NMS_IOU, class_iou=1.0)
                     found.append((b[kept].numpy(), s[kept].numpy(), c[kept].numpy()))
         return {k: v / max(len(x), 1) for k, v in totals.items()}, found
 
@@ -300,17 +311,38 @@ class ObjectDetection(Task):
         return {**means, "map": m["map"], "map50": m["map50"]}
 
     # --- after training ---------------------------------------------------------------------------------------
+    def calibrate(self, model: nn.Module, data: Prepared, device: torch.device) -> None:
+        """The score threshold that `detect`, the server and the web UI use when not told one: the best F1 (IoU 0.5,
+        the right class, one box per object) on the validation split, kept in meta (model.json). A fixed 0.3 sat in
+        the noise of a detector whose right answers score 0.3 to 0.6. Fewer than CALIBRATE_OBJECTS validation
+        objects: none, and THRESHOLD stays."""
+        self.calibration = None
+        x, padded = data.val
+        truth = unpad_boxes(padded)
+        if sum(len(c) for _, c in truth) < CALIBRATE_OBJECTS:
+            return
+        self.calibration = best_f1_threshold(truth, self.detections(model, x, device))
+        if self.calibration is not None:
+            self.meta["threshold"] = self.calibration["threshold"]
+
+    def test_results(self, run, model: nn.Module, data: Prepared, device: torch.device) -> dict:
+        return {**super().test_results(run, model, data, device), "threshold": self.calibration}
+
     def test_metrics(self, model: nn.Module, split: tuple, device: torch.device) -> dict:
+        """COCO's mAP, AP per class, and the precision and recall of the boxes shown at the run's threshold."""
         x, padded = split
         truth = unpad_boxes(padded)
         means, found = self.scored(model, split, device)
         m = mean_average_precision(truth, found, len(self.meta["classes"]))
+        shown_boxes = precision_recall_at(truth, one_per_object(found), self.threshold)
         counts = np.bincount(np.concatenate([c for _, c in truth] + [np.zeros(0, np.int64)]),
                              minlength=len(self.meta["classes"]))
         per_class = [{"class": name, "ap": round(m["ap"][k], 6), "ap50": round(m["ap50"][k], 6),
                       "objects": int(counts[k])} for k, name in enumerate(self.meta["classes"])]
         return {"images": len(x), "objects": int(counts.sum()), "map": m["map"], "map50": m["map50"],
-                "map75": m["map75"], "loss": means["loss"], "per_class": per_class, "pr50": m["pr50"]}
+                "map75": m["map75"], "loss": means["loss"], "threshold": self.threshold,
+                "precision": shown_boxes["precision"], "recall": shown_boxes["recall"], "per_class": per_class,
+                "pr50": m["pr50"]}
 
     def logged_test(self, results: dict) -> dict:
         return {k: v for k, v in results["test"].items() if k not in ("per_class", "pr50")}
@@ -320,12 +352,38 @@ class ObjectDetection(Task):
         return [("data", f"{self.meta['source']}; train {splits['train']} / val {splits['val']} / test {splits['test']}"),
                 self.model_line(results),
                 ("test", f"mAP@[.5:.95] {test['map']:.4f}  mAP@0.5 {test['map50']:.4f}  mAP@0.75 {test['map75']:.4f}  "
-                         f"({test['objects']} objects in {test['images']} images)")]
+                         f"({test['objects']} objects in {test['images']} images)"),
+                self.threshold_line(results), self.augment_line()]
+
+    def threshold_line(self, results: dict) -> tuple[str, str]:
+        """Which score threshold the run's boxes are shown from, where it comes from, and what it gives on test."""
+        found, test = results.get("threshold"), results["test"]
+        if found:
+            how = (f"{found['threshold']:.2f}, the best F1 on the validation split (precision {found['precision']:.2f}, "
+                   f"recall {found['recall']:.2f})")
+        elif "threshold" in results:
+            how = f"{THRESHOLD}, the default: the validation split has too few objects, or none found, to calibrate it on"
+        else:
+            how = f"{THRESHOLD}, the default of runs made before thresholds were calibrated"
+        at_test = (f"; on test at it, precision {test['precision']:.2f} and recall {test['recall']:.2f}"
+                   if "precision" in test else "")
+        return "threshold", f"boxes shown from score {how}{at_test}. deepworks detect --threshold changes it"
+
+    def augment_line(self) -> tuple[str, str]:
+        mode = self.cfg.data.augment or "none"
+        if "flip" in mode:
+            return "augment", f"{mode} (mirrored images: drop +flip if a mirrored object may be another class)"
+        return "augment", (f"{mode}, no flip: a mirrored 2 is not a 2. --augment crop+flip adds mirrored images, "
+                           f"for classes that look the same mirrored")
 
     @staticmethod
     def describe_metrics(metrics: dict) -> list[str]:
         lines = [f"mAP@[.5:.95] {metrics['map']:.4f}  mAP@0.5 {metrics['map50']:.4f}  mAP@0.75 {metrics['map75']:.4f}  "
-                 f"loss {metrics['loss']:.4f}", f"{'class':<20} {'AP':>8} {'AP50':>8} {'objects':>8}"]
+                 f"loss {metrics['loss']:.4f}"]
+        if "precision" in metrics:
+            lines.append(f"boxes scoring {metrics['threshold']:.2f} or more: precision {metrics['precision']:.4f}  "
+                         f"recall {metrics['recall']:.4f} (IoU 0.5, the right class)")
+        lines.append(f"{'class':<20} {'AP':>8} {'AP50':>8} {'objects':>8}")
         lines += [f"{r['class'][:20]:<20} {r['ap']:>8.4f} {r['ap50']:>8.4f} {r['objects']:>8}" for r in metrics["per_class"]]
         return lines
 
@@ -340,7 +398,8 @@ class ObjectDetection(Task):
         truth, found = unpad_boxes(padded), self.detections(model, x, device)
         pr = plot_precision_recall(test["pr50"], classes, out / "precision-recall.png")
         side = self.side_by_side(x, truth, found, out / "predictions.png")
-        wrong, missed = mistakes(truth, found, classes, self.names["val" if len(data.val[0]) else "test"])
+        wrong, missed = mistakes(truth, found, classes, self.names["val" if len(data.val[0]) else "test"],
+                                 threshold=self.threshold)
         rows = [{"model": self.cfg.model.name, "mAP@[.5:.95]": test["map"], "mAP@0.5": test["map50"],
                  "mAP@0.75": test["map75"], "parameters": results["parameters"]}]
         return [
@@ -354,10 +413,11 @@ class ObjectDetection(Task):
             ("Average precision per class", table(test["per_class"])),
             ("Precision and recall", "<p>At IoU 0.5, per class: how precise the detections are as the score "
              "threshold falls and more objects are found.</p>" + image_tag(pr, "precision-recall curves")),
-            ("Validation images", "<p>Left: the true boxes. Right: what the model found (score 0.3 and above).</p>"
+            ("Validation images", f"<p>Left: the true boxes. Right: what the model found (score {self.threshold:.2f} "
+             f"and above).</p>"
              + image_tag(side, "true and predicted boxes")),
             ("Most confident false positives", self.mistake_grid(x, wrong, out / "false-positives.png",
-                                                                 "no false positive above 0.3")),
+                                                                 f"no false positive above {self.threshold:.2f}")),
             ("Missed objects", self.mistake_grid(x, missed, out / "missed.png", "every object was found")),
         ]
 
@@ -367,7 +427,7 @@ class ObjectDetection(Task):
         for i in range(min(n, len(x))):
             b, c = truth[i]
             fb, fs, fc = found[i]
-            keep = fs >= 0.3
+            keep = fs >= self.threshold
             left = shown(x[i], b, [classes[k] for k in c], c)
             right = shown(x[i], fb[keep], [f"{classes[k]} {s:.2f}" for k, s in zip(fc[keep], fs[keep])], fc[keep])
             tiles.append(np.concatenate([left, np.full((left.shape[0], 4, 3), 255, np.uint8), right], 1))
@@ -387,8 +447,16 @@ class ObjectDetection(Task):
     def use_options(self) -> dict:
         from ..inference import Option
 
-        return {"threshold": Option(float, 0.3, 0.0, 1.0, "the lowest score of a box shown"),
-                "max_boxes": Option(int, 100, 1, 100, "the most boxes per image, best first")}
+        return {"threshold": Option(float, self.threshold, 0.0, 1.0, "the lowest score of a box shown (default: the "
+                                    "run's, calibrated on its validation split)"),
+                "max_boxes": Option(int, 100, 1, 100, "the most boxes per image, best first"),
+                "class_iou": Option(float, CLASS_IOU, 0.0, 1.0, "boxes of different classes overlapping more than this "
+                                    "are one object, named by the best score (1 keeps a box per class)")}
+
+    @property
+    def threshold(self) -> float:
+        """The run's score threshold: the best F1 on its validation split (`calibrate`), else THRESHOLD."""
+        return float((self.meta or {}).get("threshold", THRESHOLD))
 
     def decode_inputs(self, inputs, options: dict, trusted: bool = True) -> list:
         """Images of any form -> [(name, letterboxed uint8 (3, S, S), (sx, sy), (width, height), the PIL image)]."""
@@ -435,7 +503,7 @@ class ObjectDetection(Task):
                 keep = scores[j] >= options["threshold"]
                 b = clip_boxes(boxes[j][keep] / torch.tensor([sx, sy, sx, sy]), w, h)
                 s, c = scores[j][keep], classes[j][keep]
-                kept = nms(b, s, NMS_IOU, c)[:options["max_boxes"]]
+                kept = one_box_per_object(b, s, c, NMS_IOU, options["class_iou"])[:options["max_boxes"]]
                 results.append({"input": name, "width": w, "height": h, "boxes": b[kept].numpy(),
                                 "scores": s[kept].numpy(), "classes": c[kept].numpy()})
         return results
@@ -472,10 +540,11 @@ class ObjectDetection(Task):
                 "preprocessing": {"letterbox": m["image_size"], "resample": "bilinear", "pad": "grey 114, bottom and right",
                                   "mean": m["mean"], "std": m["std"],
                                   "inside_graph": "normalisation, the network, sigmoid, 3x3 max-pool peaks, boxes"},
-                "postprocessing": ("take the cells and classes whose score is above a threshold (0.3; or the 100 best), "
-                                   "read each one's box at its cell, divide x by the letterbox scale (new width / old "
-                                   "width) and y likewise, and per class drop boxes overlapping a better one by IoU > "
-                                   f"{NMS_IOU} (optional: peaks rarely duplicate)")}
+                "postprocessing": (f"take the cells and classes whose score is at least a threshold ({self.threshold:g}, "
+                                   "the run's; or the 100 best), read each one's box at its cell, divide x by the "
+                                   "letterbox scale (new width / old width) and y likewise, per class drop boxes "
+                                   f"overlapping a better one by IoU > {NMS_IOU}, then drop boxes overlapping a better "
+                                   f"one of another class by IoU > {CLASS_IOU} (one class per object)")}
 
     def v2_inputs(self) -> list[dict]:
         s = self.meta["image_size"]
@@ -507,6 +576,18 @@ class ObjectDetection(Task):
             shown.append(png_base64(np.asarray(im).transpose(2, 0, 1)))
         return {"classes": classes, "image_size": self.meta["image_size"], "channels": 3,
                 "examples": [{"class": "images with their boxes", "images": shown}]}
+
+
+def one_per_object(found: list, class_iou: float = CLASS_IOU) -> list:
+    """Detections as COCO's mAP scores them ([(boxes, scores, classes)] per image, a box per class that peaks on an
+    object) -> as `detect` shows them: where boxes of different classes overlap by more than `class_iou`, only the
+    best. The mAP keeps the runner-up classes (a second guess still ranks; without them the shapes' mAP@0.5 was 0.02
+    lower), the boxes shown do not (they were most of the false positives at a usable threshold)."""
+    out = []
+    for b, s, c in found:
+        kept = one_box_per_object(*(torch.from_numpy(v) for v in (b, s, c)), iou=1.0, class_iou=class_iou).numpy()
+        out.append((b[kept], s[kept], c[kept]))
+    return out
 
 
 def typical_box_size(padded: torch.Tensor) -> float:
@@ -561,75 +642,3 @@ def pixel_arrays(value, what: str) -> list[np.ndarray]:
     if a.shape[1] < 2 or a.shape[2] < 2:
         raise DataError(f"{what}: Expected an image of at least 2x2 pixels. Received: shape {tuple(a.shape)}.")
     return [np.ascontiguousarray(img) for img in a]
-
-
-def mistakes(truth: list, found: list, classes: list[str], names: list[str], iou: float = 0.5,
-             threshold: float = 0.3) -> tuple[list, list]:
-    """(the most confident false positives, the missed objects) at IoU 0.5: a detection above `threshold` that
-    matches no true box of its class, and a true box that no such detection matches, biggest first."""
-    wrong, missed = [], []
-    for i, ((tb, tc), (fb, fs, fc)) in enumerate(zip(truth, found)):
-        keep = fs >= threshold
-        fb, fs, fc = fb[keep], fs[keep], fc[keep]
-        overlap = box_iou(torch.from_numpy(fb).reshape(-1, 4), torch.from_numpy(tb).reshape(-1, 4)).numpy()
-        same = fc[:, None] == tc[None, :]
-        hit = (overlap >= iou) & same
-        for j in np.flatnonzero(~hit.any(1)):
-            near = int(overlap[j].argmax()) if overlap.shape[1] else -1
-            why = (f"overlaps a {classes[tc[near]]}" if near >= 0 and overlap[j, near] >= iou else
-                   f"IoU {overlap[j, near]:.2f} with the nearest object" if near >= 0 else "no object in the image")
-            wrong.append({"image": i, "file": Path(names[i]).name, "label": f"{classes[fc[j]]} {fs[j]:.2f}", "class": classes[fc[j]],
-                          "score": round(float(fs[j]), 4), "why": why, "box": fb[j]})
-        for k in np.flatnonzero(~hit.any(0)):
-            area = float((tb[k, 2] - tb[k, 0]) * (tb[k, 3] - tb[k, 1]))
-            missed.append({"image": i, "file": Path(names[i]).name, "label": classes[tc[k]], "class": classes[tc[k]],
-                           "area": round(area, 1),
-                           "box": tb[k]})
-    wrong.sort(key=lambda r: -r["score"])
-    missed.sort(key=lambda r: -r["area"])
-    return wrong, missed
-
-
-def plot_precision_recall(pr50: list, classes: list[str], path: Path) -> Path:
-    from ..report import pyplot
-
-    plt = pyplot()
-    fig, ax = plt.subplots(figsize=(5, 4))
-    recall = np.linspace(0, 1, 101)
-    for k, name in enumerate(classes[:20]):
-        ax.plot(recall, pr50[k], label=f"{name} (AP50 {np.mean(pr50[k]):.2f})")
-    ax.set(xlabel="recall", ylabel="precision", xlim=(0, 1), ylim=(0, 1.02), title="Precision-recall at IoU 0.5")
-    ax.legend(fontsize=7, loc="lower left")
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
-
-
-def shown(image: torch.Tensor, boxes, labels: list[str], classes, at_least: int = 240) -> np.ndarray:
-    """A letterboxed uint8 (3, S, S) image, enlarged to at least `at_least` px so that labels stay readable, with its
-    boxes drawn in their classes' colours (class -1: red) -> (H, W, 3)."""
-    from PIL import Image
-
-    from ..boxes import PALETTE
-
-    im = Image.fromarray(image.numpy().transpose(1, 2, 0))
-    zoom = max(1, math.ceil(at_least / im.width))
-    im = im.resize((im.width * zoom, im.height * zoom), Image.NEAREST)
-    colours = [(230, 25, 75) if int(k) < 0 else PALETTE[int(k) % len(PALETTE)] for k in classes]
-    return np.asarray(draw_boxes(im, np.asarray(boxes, dtype=np.float32).reshape(-1, 4) * zoom, labels, colours))
-
-
-def save_tiles(tiles: list[np.ndarray], path: Path, cols: int) -> Path:
-    """(H, W, 3) uint8 tiles of one height into a grid PNG with white gaps."""
-    from PIL import Image
-
-    h = max(t.shape[0] for t in tiles)
-    w = max(t.shape[1] for t in tiles)
-    rows = math.ceil(len(tiles) / cols)
-    sheet = np.full((rows * (h + 6), cols * (w + 6), 3), 255, np.uint8)
-    for i, t in enumerate(tiles):
-        r, c = divmod(i, cols)
-        sheet[r * (h + 6):r * (h + 6) + t.shape[0], c * (w + 6):c * (w + 6) + t.shape[1]] = t
-    Image.fromarray(sheet).save(path)
-    return path

@@ -188,12 +188,13 @@ function wavFile(samples, rate) {
 function DetectTry({ card }) {
   const [photo, setPhoto] = useState(null); // { url, width, height }
   const [answer, setAnswer] = useState(null);
-  const [threshold, setThreshold] = useState(0.3);
+  // the run's own threshold (the best F1 on its validation split; 0.3 for older runs), as `deepworks detect` uses
+  const [threshold, setThreshold] = useState(card.options.threshold.default);
   const [error, setError] = useState("");
   async function send(file) {
     try {
-      // everything above 0.05 once; the slider filters without asking again
-      const out = await postFile(card.route, file, file.name || "photo.png", { threshold: 0.05 });
+      // everything above 0.01 once; the slider filters without asking again
+      const out = await postFile(card.route, file, file.name || "photo.png", { threshold: 0.01 });
       setPhoto({ url: URL.createObjectURL(file), width: out.width, height: out.height });
       setAnswer(out);
       setError("");
@@ -210,7 +211,7 @@ function DetectTry({ card }) {
       <p>Choose or drop a photo: the model draws a box around each object it finds.</p>
       <input type="file" accept="image/*" data-testid="detect-file" onChange={(e) => e.target.files[0] && send(e.target.files[0])} />{" "}
       <label>score at least {threshold.toFixed(2)}{" "}
-        <input type="range" data-testid="detect-threshold" min={0.05} max={0.95} step={0.05} value={threshold}
+        <input type="range" data-testid="detect-threshold" min={0.01} max={0.99} step={0.01} value={threshold}
                onChange={(e) => setThreshold(Number(e.target.value))} />
       </label>
       {error && <p className="error">{error}</p>}
