@@ -349,6 +349,7 @@ class Config:
         for ok, rule, value in rules:
             if not ok:
                 raise ConfigError(f"{rule}. Received: {value}.")
+        check_magnitudes(self)
         if m.layers is not None:
             from .models.stack import normalise  # the cards checked, and written in full into config.yaml
 
@@ -424,6 +425,24 @@ def read_yaml(path: Path) -> Any:
 
 
 COMMAND_LINE = "the command line"
+
+
+MOST = {"train.epochs": 100_000, "seed": 2 ** 32 - 1}  # the largest sensible value of these settings
+MOST_ANY = 10 ** 9  # of any other whole number: more is a typo that would run for ever or overflow
+
+
+def check_magnitudes(config: "Config") -> None:
+    """Every number finite, and no whole number beyond MOST (or MOST_ANY): a UI job or a config file may carry
+    epochs: 10**30 or lr: .inf, which the ranges above let through."""
+    for key, (_, f, _) in fields_by_key().items():
+        value = value_of(config, key)
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            continue
+        if isinstance(value, float) and not math.isfinite(value):
+            raise ConfigError(f"{flag_names(f)[0]} must be a finite number. Received: {value}.")
+        most = MOST.get(key, MOST_ANY)
+        if isinstance(value, int) and abs(value) > most:
+            raise ConfigError(f"{flag_names(f)[0]} must be at most {most:,}. Received: {value:,}.")
 
 
 def flag_names(f: dataclasses.Field) -> tuple[str, ...]:

@@ -26,7 +26,6 @@ built-in, or a path on this machine, which is the user's own when the server is 
 from __future__ import annotations
 
 import asyncio
-import base64
 import io
 import json
 import time
@@ -38,14 +37,17 @@ from fastapi import Request  # at module level: the routes' annotations are read
 from ..errors import ConfigError
 from ..run import Run
 from ..serving.app import ClientError, Limits, make_app
+from .design import check_design, designed_input
 from .guard import DataRoots, LoginLink, SameOrigin, check_json_type, loopback_link, new_token
 from .jobs import Jobs
+from .tools import latent_walk, off_loop, test_predictions, trust_tool
 from .uploads import save_upload
 
 STATIC = Path(__file__).parent / "static"
 EVENT_POLL_S = 0.25  # how often a job's event stream looks at its files
 UPLOAD_MB = 1024  # the largest request: a zip of photos (serve's other limits stay as they are)
 PREVIEW_PER_CLASS = 6
+HEAVY_AT_ONCE = 4  # requests computing on data or a model at the same time; more wait their turn
 TEMPLATES = {  # per task: (model, what it is), the first one the default
     "image": [("lenet", "LeNet-5: the classic small CNN, seconds on digits"),
               ("resnet", "ResNet: residual blocks, for harder images"),
@@ -104,6 +106,13 @@ def build_ui_app(runs_dir: str | Path = "runs", token: str | None = None, limits
 
 def add_api_routes(app, jobs: Jobs, runs_dir: Path, roots: DataRoots) -> None:
     from fastapi.concurrency import run_in_threadpool
+
+    at_once = asyncio.Semaphore(HEAVY_AT_ONCE)
+
+    async def heavy(fn, *args):
+        """Work on data or a model: a few at a time, in daemon threads (tools.off_loop: Ctrl-C never waits on them)."""
+        async with at_once:
+            return await off_loop(fn, *args)
     from fastapi.responses import Response, StreamingResponse
 
     @app.get("/api/info")
@@ -127,7 +136,7 @@ def add_api_routes(app, jobs: Jobs, runs_dir: Path, roots: DataRoots) -> None:
     @app.post("/api/data/preview")
     async def preview(request: Request):
         body = await json_body(request)
-        return await run_in_threadpool(data_preview, body, roots)
+        return await heavy(data_preview, body, roots)
 
     @app.post("/api/data/upload")
     async def upload(request: Request):
@@ -147,7 +156,7 @@ def add_api_routes(app, jobs: Jobs, runs_dir: Path, roots: DataRoots) -> None:
             key = (body.get("task", "image"), body["data"], body.get("data_dir"))
             checked_sources(roots, key[0], {"data": key[1], "data_dir": key[2]})
             if key not in shapes:
-                shapes[key] = await run_in_threadpool(designed_input, *key)
+                shapes[key] = await heavy(designed_input, *key)
             body["input"], body["classes"] = shapes[key]
         return check_design(body)
 
@@ -262,12 +271,12 @@ def add_api_routes(app, jobs: Jobs, runs_dir: Path, roots: DataRoots) -> None:
     @app.post("/api/runs/{name}/trust")
     async def trust(name: str, request: Request):
         body = await json_body(request)
-        return await run_in_threadpool(trust_tool, known_run(runs_dir, name), body)
+        return await heavy(trust_tool, known_run(runs_dir, name), body)
 
     @app.post("/api/runs/{name}/walk")
     async def walk(name: str, request: Request):
         body = await json_body(request)
-        return await run_in_threadpool(latent_walk, known_run(runs_dir, name), body)
+        return await heavy(latent_walk, known_run(runs_dir, name), body)
 
     @app.post("/api/audit")
     async def audit(request: Request):
@@ -277,7 +286,7 @@ def add_api_routes(app, jobs: Jobs, runs_dir: Path, roots: DataRoots) -> None:
         if not body.get("data"):
             raise ClientError(400, "Expected {\"data\": a built-in dataset or a path}. Received: no data.")
         roots.check(body["data"])
-        report = await run_in_threadpool(run_audit, str(body["data"]))
+        report = await heavy(run_audit, str(body["data"]))
         return {k: v for k, v in report.items() if isinstance(v, (str, int, float, list, dict, bool, type(None)))}
 
     predictions: dict = {}  # run name -> (test images, labels, predictions), made once per run
@@ -286,7 +295,7 @@ def add_api_routes(app, jobs: Jobs, runs_dir: Path, roots: DataRoots) -> None:
     async def confusion_cell(name: str, true: int, predicted: int, limit: int = 24):
         path = known_run(runs_dir, name)
         if name not in predictions:
-            predictions[name] = await run_in_threadpool(test_predictions, path)
+            predictions[name] = await heavy(test_predictions, path)
         x, y, pred, classes = predictions[name]
         if not (0 <= true < len(classes) and 0 <= predicted < len(classes)):
             raise ClientError(400, f"Expected classes from 0 to {len(classes) - 1}. Received: true {true}, "
@@ -397,96 +406,6 @@ def data_preview(body: dict, roots: DataRoots) -> dict:
             "notes": list(prepared.notes), **task.preview(prepared, PREVIEW_PER_CLASS)}
 
 
-def designed_input(task_name: str, data: str, data_dir: str | None) -> tuple[list, int]:
-    """([channels, height, width], classes) of what a designed model (`--model layers`) trains on with this data:
-    its image size is the data's own, where a template such as LeNet may need larger images."""
-    from ..api import make_config
-    from ..registry import get_task
-
-    from ..models.stack import TOKENS
-
-    cfg = make_config(task=task_name, data=data, model="layers", audit=False, **({"data_dir": data_dir} if data_dir else {}))
-    task = get_task(cfg.task)(cfg)
-    meta = task.prepare(progress=False).meta
-    if "vocab" in meta:  # text: characters in, a score for each character of the vocabulary out, at every position
-        return list(TOKENS), len(meta["vocab"])
-    if "image_size" not in meta:
-        raise ClientError(400, f"The designer builds image and text models. Received: a {cfg.task} task.")
-    return [meta["channels"], meta["image_size"], meta["image_size"]], len(meta["classes"])
-
-
-def test_predictions(path: Path) -> tuple:
-    """The run's test images (its own split, as in training), their labels, the model's predictions, the classes."""
-    from ..api import load
-
-    trained = load(path, device="cpu")
-    if not hasattr(trained.task, "logits"):
-        raise ClientError(400, f"The confusion matrix's images are for image classification runs. Received: a "
-                               f"{trained.cfg.task} run.")
-    x, y = trained.examples("test")
-    pred = trained.task.logits(trained.model, x, trained.device).argmax(1)
-    return x.numpy(), y.numpy(), pred.numpy(), list(trained.classes)
-
-
-TRUST_SAMPLES = 200  # test images an attack from the page is measured on: a second or two for a small model
-
-
-def trust_tool(path: Path, body: dict) -> dict:
-    """One of the trust tools on a run's test image `index`, as the Trust page asks: attack (method, eps), explain
-    (saliency), visualize (what each class looks like to the network); figures as PNG data URLs."""
-    import tempfile
-
-    from PIL import Image
-
-    from ..api import load
-    from ..trust.tools import attack_run, explain_image, visualize_run
-
-    tool = body.get("tool")
-    if tool not in ("attack", "explain", "visualize"):
-        raise ClientError(400, f"Expected tool attack, explain or visualize. Received: {tool!r}.")
-    trained = load(path, device="cpu")
-    if trained.cfg.task != "image":
-        raise ClientError(400, f"The trust tools look at image classifiers. Received: a {trained.cfg.task} run.")
-    x, _ = trained.examples("test")
-    index = body.get("index", 0)
-    if not isinstance(index, int) or not 0 <= index < len(x):
-        raise ClientError(400, f"Expected a test image from 0 to {len(x) - 1}. Received: {index!r}.")
-    with tempfile.TemporaryDirectory() as out:
-        if tool == "attack":
-            eps = body.get("eps", 0.1)
-            if isinstance(eps, bool) or not isinstance(eps, (int, float)):
-                raise ClientError(400, f"Expected eps as a number. Received: {eps!r}.")
-            result = attack_run(trained, body.get("method", "pgd"), float(eps), steps=int(body.get("steps", 10)),
-                                samples=TRUST_SAMPLES, show=1, examples=[index], out=out, progress=False)
-            figures = [result["files"]["examples"], result["files"]["curve"]]
-        elif tool == "explain":
-            image = Path(out) / f"test-{index}.png"
-            a = x[index].numpy()
-            Image.fromarray(a[0] if a.shape[0] == 1 else a.transpose(1, 2, 0)).save(image)
-            result = explain_image(trained, image, body.get("label"), out=out, steps=int(body.get("steps", 32)))
-            figures = [result["file"]]
-        else:
-            result = visualize_run(trained, body.get("label"), out=out, steps=int(body.get("steps", 64)))
-            figures = list(result["files"].values())
-        images = ["data:image/png;base64," + base64.b64encode(Path(f).read_bytes()).decode() for f in figures]
-    result.pop("files", None)
-    result.pop("file", None)
-    return {"tool": tool, "index": index, "result": json.loads(json.dumps(result, default=str)), "images": images}
-
-
-def latent_walk(path: Path, body: dict) -> dict:
-    """A GAN run's walk between two seeded points of its noise space: `steps` images for the page's slider."""
-    from ..api import load
-
-    steps, seed = body.get("steps", 9), body.get("seed", 0)
-    if not all(isinstance(v, int) and not isinstance(v, bool) for v in (steps, seed)) or not 2 <= steps <= 32:
-        raise ClientError(400, f"Expected steps from 2 to 32 and a whole-number seed. Received: steps {steps!r}, "
-                               f"seed {seed!r}.")
-    trained = load(path, device="cpu")
-    images = trained.interpolate(steps, seed, body.get("label"))
-    return {"seed": seed, "images": [png_data_url(a) for a in images]}
-
-
 def read_results(path: Path) -> dict:
     """results.json, or {} while the run has none."""
     run = Run(path)
@@ -498,42 +417,6 @@ def png_data_url(image) -> str:
     from ..inference import png_base64
 
     return "data:image/png;base64," + png_base64(image)
-
-
-def check_design(body: dict) -> dict:
-    """The designer's answer for a stack of cards: complete cards, the YAML a run saves, each card's output shape
-    and parameters, or the first problem with its fix (HTTP 400, the same words as the command line's)."""
-    import yaml
-
-    from ..models.stack import normalise, plan
-
-    shape, classes = body.get("input") or [1, 28, 28], body.get("classes") or 10
-    text = shape == ["T"]
-    if not (isinstance(shape, list) and (text or all(isinstance(s, int) and s > 0 for s in shape))
-            and isinstance(classes, int)):
-        raise ClientError(400, f"Expected input as [channels, height, width] (or [\"T\"] for text) and classes as a "
-                               f"number. Received: input {shape!r}, classes {classes!r}.")
-    layers = normalise(design_from_yaml(body["yaml"]) if "yaml" in body else body.get("layers"))
-    rows = plan(layers, tuple(shape), classes)
-    text = yaml.safe_dump({"model": {"name": "layers", "layers": layers}}, sort_keys=False, default_flow_style=None)
-    return {"layers": layers, "yaml": text, "plan": rows, "parameters": sum(r["parameters"] for r in rows),
-            "input": shape, "classes": classes}
-
-
-def design_from_yaml(text) -> list:
-    """The cards of a design pasted as YAML: a run's config (model: {layers: [...]}) or the list alone."""
-    import yaml
-
-    try:
-        value = yaml.safe_load(text) if isinstance(text, str) else None
-    except yaml.YAMLError as err:
-        raise ClientError(400, f"Expected YAML. Received text that does not parse: {str(err).splitlines()[0]}.") from None
-    if isinstance(value, dict):
-        value = (value.get("model") or {}).get("layers") if isinstance(value.get("model"), dict) else value.get("layers")
-    if not isinstance(value, list):
-        raise ClientError(400, "Expected a list of layer cards, or a run's config with model: {layers: [...]}. "
-                               f"Received: {type(value).__name__}.")
-    return value
 
 
 def epoch_records(run_path: Path | str | None) -> list[dict]:

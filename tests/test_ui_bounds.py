@@ -1,0 +1,126 @@
+"""Every number that reaches a UI job, a trust tool or the designer is range-checked before any work starts, with
+the command line's words; and a request still computing never keeps a stopped server alive (issue 27, W4)."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+
+import pytest
+from fastapi.testclient import TestClient
+
+from deepworks.api import make_config
+from deepworks.errors import ConfigError
+from deepworks.ui import build_ui_app
+from deepworks.ui.tools import off_loop
+
+LOCAL = "http://127.0.0.1:8080"
+
+
+@pytest.fixture
+def client(tmp_path):
+    app = build_ui_app(tmp_path / "runs")
+    with TestClient(app, base_url=LOCAL, headers={"Authorization": f"Bearer {app.state.token}"}) as c:
+        c.runs = tmp_path / "runs"
+        yield c
+    app.state.jobs.close()
+
+
+@pytest.fixture
+def fake_run(client):
+    """A run folder the routes accept by name; loading it would fail, so a 400 here is from the checks before."""
+    run = client.runs / "img"
+    run.mkdir(parents=True)
+    (run / "config.yaml").write_text("task: image\n")
+    return "img"
+
+
+@pytest.mark.parametrize("body, message", [
+    ({"tool": "attack", "index": 0, "steps": 10 ** 12}, "Expected steps from 1 to 100 for attack from the page"),
+    ({"tool": "explain", "steps": 0}, "Expected steps from 1 to 256 for explain"),
+    ({"tool": "visualize", "steps": True}, "Expected steps from 1 to 512 for visualize"),
+    ({"tool": "attack", "index": True}, "Expected index as a test image's number, 0 or more. Received: True"),
+    ({"tool": "attack", "index": -1}, "Expected index as a test image's number"),
+    ({"tool": "attack", "eps": 10 ** 400}, "Expected eps as a number from 0 to 1"),
+    ({"tool": "attack", "eps": "0.1"}, "Expected eps as a number from 0 to 1"),
+    ({"tool": "explain", "label": [3]}, "Expected label as a class name or number"),
+    ({"tool": "attack", "method": {"x": 1}}, "Expected method as fgsm or pgd"),
+])
+def test_a_trust_request_s_numbers_are_checked_before_the_run_is_loaded(client, fake_run, body, message):
+    answer = client.post(f"/api/runs/{fake_run}/trust", json=body)
+    assert answer.status_code == 400 and message in answer.json()["error"], answer.text
+
+
+def test_a_walk_s_seed_and_label_are_checked_too(client, fake_run):
+    answer = client.post(f"/api/runs/{fake_run}/walk", json={"steps": 4, "seed": 2 ** 70})
+    assert answer.status_code == 400 and "seed from 0 to 4294967295" in answer.json()["error"]
+    answer = client.post(f"/api/runs/{fake_run}/walk", json={"steps": 4, "label": {"a": 1}})
+    assert answer.status_code == 400 and "Expected label as a class name or number" in answer.json()["error"]
+
+
+def test_a_ui_job_of_10_to_the_30_epochs_is_refused_with_the_command_line_s_message(client):
+    answer = client.post("/api/jobs", json={"settings": {"data": "digits", "epochs": 10 ** 30}})
+    assert answer.status_code == 400
+    assert answer.json()["error"] == ("--epochs must be at most 100,000. Received: "
+                                      "1,000,000,000,000,000,000,000,000,000,000.")
+    answer = client.post("/api/jobs", json={"settings": {"data": "digits", "batch_size": 10 ** 12}})
+    assert answer.status_code == 400 and "--batch-size must be at most 1,000,000,000" in answer.json()["error"]
+    assert not client.app.state.jobs.procs
+
+
+def test_the_command_line_s_config_check_holds_the_same_bounds():
+    with pytest.raises(ConfigError, match=r"--epochs must be at most 100,000\. Received: 1,000,000\."):
+        make_config(epochs=10 ** 6).check()
+    make_config(epochs=100_000, seed=2 ** 32 - 1).check()  # the largest values allowed pass
+
+
+@pytest.mark.parametrize("body, message", [
+    ({"input": [1, 10 ** 9, 10 ** 9], "layers": [{"type": "dense", "units": 4}]},
+     "height and width from 1 to 4096 pixels (as --image-size)"),
+    ({"input": [True, 28, 28], "layers": [{"type": "dense", "units": 4}]}, "Received: input [True, 28, 28]"),
+    ({"input": [1, 28, 28], "classes": 10 ** 9, "layers": [{"type": "dense", "units": 4}]},
+     "classes from 1 to 100,000"),
+    ({"input": [3, 4096, 4096], "layers": [{"type": "dense", "units": 65536}]},
+     "Expected a design of at most 200,000,000 parameters. Received: 3,298,"),
+])
+def test_the_designer_refuses_an_absurd_input_or_a_design_too_big_to_train(client, body, message):
+    answer = client.post("/api/design", json=body)
+    assert answer.status_code == 400 and message in answer.json()["error"], answer.text
+
+
+def test_the_designer_names_the_card_that_makes_a_design_too_big(client):
+    answer = client.post("/api/design", json={"input": [3, 1024, 1024], "layers": [
+        {"type": "conv", "channels": 8, "kernel": 3}, {"type": "dense", "units": 4096}]})
+    assert answer.status_code == 400 and "in card 2 (dense): make it narrower, or pool before it" in answer.json()["error"]
+
+
+def test_work_still_computing_when_its_request_is_cancelled_never_holds_up_the_process_s_exit():
+    """Uvicorn cancels the requests in flight at Ctrl-C; the thread pool's threads would then keep the process alive
+    until their work ends (a trust request of 10**12 steps: for ever). off_loop's thread is a daemon: exit goes on."""
+    started, release = threading.Event(), threading.Event()
+
+    def endless():
+        started.set()
+        release.wait()
+
+    async def request_then_ctrl_c():
+        task = asyncio.ensure_future(off_loop(endless))
+        await asyncio.get_running_loop().run_in_executor(None, started.wait)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+
+    asyncio.run(request_then_ctrl_c())
+    worker = next(t for t in threading.enumerate() if t.name == "deepworks-ui-endless")
+    assert worker.daemon and worker.is_alive()  # still computing, and the interpreter will not wait for it
+    release.set()
+    worker.join()
+
+
+def test_work_answers_its_result_or_raises_its_error_in_the_request():
+    def fails():
+        raise ConfigError("Expected x. Received: y.")
+
+    assert asyncio.run(off_loop(sum, [1, 2, 3])) == 6
+    with pytest.raises(ConfigError, match="Received: y"):
+        asyncio.run(off_loop(fails))
