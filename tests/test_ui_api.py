@@ -12,6 +12,7 @@ import pytest
 import scipy.io.wavfile
 from fastapi.testclient import TestClient
 
+from deepworks.errors import ConfigError
 from deepworks.ui import build_ui_app
 
 LENET_CARDS = [{"type": "conv", "channels": 6, "kernel": 5, "padding": 2}, {"type": "activation"}, {"type": "pool"},
@@ -196,3 +197,53 @@ def test_a_job_that_leaves_each_speaker_out_finishes_with_the_mean_and_the_worst
     done = json.loads((job / "outcome.json").read_text())
     assert done["state"] == "finished" and "Each speaker was left out in turn" in done["message"]
     assert set(done["results"]) == {"mean accuracy", "worst accuracy"} and done["run"].endswith("fold-bob")
+
+
+def test_stop_while_starting_then_resume_starts_the_same_settings_again(client):
+    """Stopped before its first checkpoint, a job has nothing to continue from: it says so, and Resume starts the
+    same settings again (it once said 'the state is saved' and then refused to resume, 409)."""
+    settings = {"data": "digits", "epochs": 500, "audit": False, "baseline": False}
+    jobs = client.app.state.jobs
+    first = client.post("/api/jobs", json={"settings": settings}).json()["id"]
+    client.post(f"/api/jobs/{first}/stop")  # the worker is still starting: nothing is saved yet
+    jobs.procs[first].wait()
+    status = client.get(f"/api/jobs/{first}").json()
+    assert status["state"] == "stopped" and "nothing was saved" in status["message"]
+    assert "Resume starts the same settings again" in status["message"]
+    again = client.post(f"/api/jobs/{first}/resume")
+    assert again.status_code == 200, again.text
+    second = again.json()["id"]
+    client.post(f"/api/jobs/{second}/stop")
+    jobs.procs[second].wait()
+    assert client.get(f"/api/jobs/{second}").json()["settings"] == status["settings"]
+    assert [p.name for p in client.runs.iterdir()] == [".ui"]  # no empty run folders
+
+
+@pytest.mark.parametrize("error,state,said", [
+    (KeyboardInterrupt, "stopped", "nothing was saved"),
+    (ConfigError("The card does not fit."), "failed", "The card does not fit. Its run folder digits-lenet was removed"),
+])
+def test_a_job_that_ends_before_its_first_checkpoint_leaves_no_empty_run_folder(tmp_path, monkeypatch, error, state,
+                                                                                   said):
+    """Stopped or failed after its run folder was made but before an epoch finished: the folder, which holds nothing
+    to keep, is removed (it was listed as 'no epoch finished'); runs made before the job are never touched."""
+    import json
+
+    from deepworks.ui import worker
+
+    def ends(self, trainer):
+        raise error
+
+    monkeypatch.setattr(worker.ProgressFeed, "on_epoch_start", ends)
+    runs = tmp_path / "runs"
+    older = runs / "older"
+    older.mkdir(parents=True)
+    (older / "config.yaml").write_text("task: image\n")  # a run from before, with no epoch either: not this job's
+    job = tmp_path / "job"
+    job.mkdir()
+    (job / "job.json").write_text(json.dumps({"settings": {
+        "data": "digits", "epochs": 1, "audit": False, "baseline": False, "runs_dir": str(runs)}}))
+    worker.main(str(job))
+    done = json.loads((job / "outcome.json").read_text())
+    assert done["state"] == state and said in done["message"] and done["run"] is None
+    assert [p.name for p in runs.iterdir()] == ["older"]

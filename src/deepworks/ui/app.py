@@ -39,7 +39,7 @@ from ..run import Run
 from ..serving.app import ClientError, Limits, make_app
 from .design import check_design, designed_input
 from .guard import DataRoots, LoginLink, SameOrigin, check_json_type, loopback_link, new_token
-from .jobs import Jobs
+from .jobs import Jobs, resumable
 from .tools import latent_walk, off_loop, test_predictions, trust_tool
 from .uploads import save_upload
 
@@ -195,9 +195,10 @@ def add_api_routes(app, jobs: Jobs, runs_dir: Path, roots: DataRoots) -> None:
     @app.post("/api/jobs/{job_id}/resume")
     async def resume_job(job_id: str):
         status = jobs.status(known_job(jobs, job_id))
-        if status["state"] not in ("stopped", "failed") or not (status.get("run") or status.get("automl")):
-            raise ClientError(409, f"Job {job_id} cannot resume: expected a stopped job with a run or a search. "
-                                   f"Received: a {status['state']} job.")
+        if resumable(status) is None:
+            nothing = " with nothing saved: press Train to start again" if status["state"] == "failed" else ""
+            raise ClientError(409, f"Job {job_id} cannot resume: expected a stopped job, or a failed one with a "
+                                   f"checkpoint. Received: a {status['state']} job{nothing}.")
         return {"id": jobs.resume(job_id)}
 
     @app.get("/api/jobs/{job_id}/events")

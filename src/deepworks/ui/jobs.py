@@ -19,6 +19,11 @@ from pathlib import Path
 
 from ..run import atomic_write_text
 
+STOP_ASKED = "stop-asked"  # in a job's folder: the Stop button was pressed
+STOPPED_STARTING = ("Stopped while starting, so nothing was saved. Resume starts the same settings again, from "
+                    "the beginning.")
+
+
 class Jobs:
     def __init__(self, runs_dir: Path):
         self.runs_dir = Path(runs_dir)
@@ -43,7 +48,9 @@ class Jobs:
         return job_id
 
     def stop(self, job_id: str) -> dict:
-        """Ctrl-C for the worker: the loop saves its checkpoint at the end of the step and the job ends 'stopped'."""
+        """Ctrl-C for the worker: the loop saves its checkpoint at the end of the step and the job ends 'stopped'.
+        The stop is noted first: a worker stopped while Python was still starting dies before it can say so."""
+        atomic_write_text(self.root / job_id / STOP_ASKED, str(time.time()))
         proc = self.procs.get(job_id)
         if proc is not None:
             if proc.poll() is None:
@@ -53,11 +60,15 @@ class Jobs:
         return self.status(job_id)
 
     def resume(self, job_id: str) -> str:
-        """A stopped run continues from its checkpoint; a stopped search, by the same command, from its study."""
+        """A stopped run continues from its checkpoint; a stopped search, by the same command, from its study; a job
+        stopped before its first checkpoint starts the same settings again. `resumable` says which, or None."""
         status = self.status(job_id)
-        if status.get("automl"):
+        how = resumable(status)
+        if how == "search":
             return self.start(status["settings"], automl=status["automl"])
-        return self.start(resume=status.get("run"))
+        if how == "checkpoint":
+            return self.start(resume=status["run"])
+        return self.start(status["settings"])
 
     # --- what a page shows ----------------------------------------------------------------------------
     def folder(self, job_id: str) -> Path | None:
@@ -69,7 +80,7 @@ class Jobs:
         request = read_json(folder / "job.json") or {}
         progress = read_json(folder / "progress.json")
         outcome = read_json(folder / "outcome.json")
-        run = (outcome or {}).get("run") or (progress or {}).get("run") or request.get("resume")
+        run = outcome["run"] if "run" in (outcome or {}) else (progress or {}).get("run") or request.get("resume")
         out = {"id": job_id, "settings": request.get("settings"), "resume": request.get("resume"), "run": run,
                "automl": request.get("automl"), "progress": progress, "started": request.get("started")}
         if outcome is not None:
@@ -77,6 +88,8 @@ class Jobs:
         if self.alive(job_id):
             busy = progress or request.get("automl")  # a search's progress is its study
             return {**out, "state": "running" if busy else "starting", "message": ""}
+        if (folder / STOP_ASKED).is_file():  # stopped while starting, before the worker could write anything
+            return {**out, "state": "stopped", "message": STOPPED_STARTING}
         return {**out, "state": "failed", "message": died_message(folder)}
 
     def alive(self, job_id: str) -> bool:
@@ -97,14 +110,27 @@ class Jobs:
 
     def close(self) -> None:
         """Stop every worker still running (the server is going away): each saves its checkpoint."""
-        for proc in self.procs.values():
+        for job_id, proc in self.procs.items():
             if proc.poll() is None:
+                atomic_write_text(self.root / job_id / STOP_ASKED, str(time.time()))
                 proc.send_signal(signal.SIGINT)
         for proc in self.procs.values():
             try:
                 proc.wait(timeout=30)
             except subprocess.TimeoutExpired:
                 proc.kill()
+
+
+def resumable(status: dict) -> str | None:
+    """How a job resumes: 'search' (from its study), 'checkpoint' (its run's), 'again' (a job stopped before its
+    first checkpoint: the same settings from the start), or None (running, finished, or failed with nothing saved)."""
+    if status.get("state") not in ("stopped", "failed"):
+        return None
+    if status.get("automl"):
+        return "search"
+    if status.get("run") and (Path(status["run"]) / "checkpoint.pt").is_file():
+        return "checkpoint"
+    return "again" if status["state"] == "stopped" and status.get("settings") else None
 
 
 def read_json(path: Path):

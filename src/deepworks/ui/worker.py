@@ -54,36 +54,118 @@ def outcome(folder: Path, state: str, message: str = "", **extra) -> None:
     atomic_write_text(folder / "outcome.json", json.dumps({"state": state, "message": message, **extra}))
 
 
+SAVED = "Stopped; the state is saved in {run}. Resume continues from it."
+NOTHING_SAVED = ("Stopped before the first checkpoint, so nothing was saved and no run folder is left. Resume starts "
+                 "the same settings again, from the beginning.")
+
+
+def run_folders(runs_dir: Path | None) -> set[str]:
+    try:
+        return {p.name for p in runs_dir.iterdir() if p.is_dir()} if runs_dir else set()
+    except OSError:
+        return set()
+
+
+def holds_nothing(path: Path) -> bool:
+    """A run folder with nothing to keep: made, perhaps configured, but no epoch finished, no checkpoint, no
+    results, and no process training it. A folder that is not a run (no config.yaml, and not empty) is kept."""
+    from ..run import Run
+
+    run = Run(path)
+    if not (run.config_file.is_file() or not any(path.iterdir())):
+        return False
+    return not (run.checkpoint_file.exists() or run.results_file.exists() or run.is_training()
+                or any(r.get("kind") == "epoch" for r in run.metrics()))
+
+
+def remove_empty_runs(runs_dir: Path | None, before: set[str]) -> list[str]:
+    """Remove the run folders this job made (new since it began) that hold nothing: a job stopped or failed before
+    its first checkpoint left them, and `deepworks runs` listed them as 'no epoch finished'."""
+    import shutil
+
+    removed = []
+    for name in sorted(run_folders(runs_dir) - before):
+        path = runs_dir / name
+        if not name.startswith(".") and holds_nothing(path):
+            shutil.rmtree(path, ignore_errors=True)
+            removed.append(name)
+    return removed
+
+
+def job_run(job: Path, request: dict, runs_dir: Path | None, before: set[str]) -> str | None:
+    """The run folder this job trained, if it is still there: the one its progress names (or it resumed), else the
+    one run folder made since the job began (an engine that trains in other processes writes no progress here)."""
+    progress = read_json(job / "progress.json") or {}
+    named = progress.get("run") or request.get("resume")
+    if named:
+        return named if Path(named).is_dir() else None
+    made = sorted(run_folders(runs_dir) - before)
+    return str(runs_dir / made[0]) if len(made) == 1 else None
+
+
+def has_checkpoint(run: str | None) -> bool:
+    return bool(run) and (Path(run) / "checkpoint.pt").is_file()
+
+
+def read_json(path: Path):
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+
+
 def main(folder: str) -> int:
-    from .. import api
     from ..errors import DeepworksError, Interrupted
 
     job = Path(folder)
     request = json.loads((job / "job.json").read_text())
-    feed = ProgressFeed(job / "progress.json")
+    new_run = not (request.get("automl") or request.get("resume"))  # a search keeps its trials, a resume its run
+    runs_dir = Path((request.get("settings") or {}).get("runs_dir") or "runs") if new_run else None
+    before = run_folders(runs_dir) if runs_dir else set()
     try:
-        if request.get("automl"):  # a search: its trials are runs, its leaderboard is read from its study
-            from ..search import automl
-
-            search = request["automl"]
-            summary = automl(budget=search["budget"], out=search["out"], progress=False, **request["settings"])
-            best = summary.get("best") or {}
-            outcome(job, "finished", "", run=best.get("run"), search=summary["folder"],
-                    results={"best": best.get("value"), "monitor": summary["monitor"]})
-            return 0
-        if request.get("resume"):
-            trained = api.train(resume=request["resume"], progress=False, callbacks=[feed])
-        else:
-            trained = api.train(progress=False, callbacks=[feed], **request["settings"])
-    except (Interrupted, KeyboardInterrupt) as err:
-        outcome(job, "stopped", str(err) or "Stopped; the state is saved. Resume continues from it.")
+        return train_job(job, request)
+    except (Interrupted, KeyboardInterrupt):
+        removed = remove_empty_runs(runs_dir, before)
+        run = job_run(job, request, runs_dir, before)
+        said = SAVED.format(run=run) if has_checkpoint(run) else NOTHING_SAVED
+        outcome(job, "stopped", said, run=run, removed=removed)
         return 130
     except DeepworksError as err:
-        outcome(job, "failed", str(err))
+        removed = remove_empty_runs(runs_dir, before)
+        outcome(job, "failed", str(err) + removed_note(removed), run=job_run(job, request, runs_dir, before),
+                removed=removed)
         return 2
     except Exception as err:  # a bug, not a user's mistake: the page still says what happened
-        outcome(job, "failed", f"{type(err).__name__}: {err} (a deepworks bug: worker.log in {job} has the details)")
+        removed = remove_empty_runs(runs_dir, before)
+        outcome(job, "failed", f"{type(err).__name__}: {err} (a deepworks bug: worker.log in {job} has the details)"
+                + removed_note(removed), run=job_run(job, request, runs_dir, before), removed=removed)
         raise
+
+
+def removed_note(removed: list[str]) -> str:
+    if not removed:
+        return ""
+    return f" Its run folder {', '.join(removed)} was removed: no epoch had finished, so it held nothing to keep."
+
+
+def train_job(job: Path, request: dict) -> int:
+    """Train (or search) as the job asks, and write how it finished."""
+    from .. import api
+
+    feed = ProgressFeed(job / "progress.json")
+    if request.get("automl"):  # a search: its trials are runs, its leaderboard is read from its study
+        from ..search import automl
+
+        search = request["automl"]
+        summary = automl(budget=search["budget"], out=search["out"], progress=False, **request["settings"])
+        best = summary.get("best") or {}
+        outcome(job, "finished", "", run=best.get("run"), search=summary["folder"],
+                results={"best": best.get("value"), "monitor": summary["monitor"]})
+        return 0
+    if request.get("resume"):
+        trained = api.train(resume=request["resume"], progress=False, callbacks=[feed])
+    else:
+        trained = api.train(progress=False, callbacks=[feed], **request["settings"])
     if hasattr(trained, "summary"):  # --split speaker: a run per speaker (crossval.Folds); the page shows the last
         summary, worst = trained.summary, trained.summary["worst"]
         outcome(job, "finished", f"Each speaker was left out in turn: {summary['mean_accuracy']:.1%} of the unheard "
