@@ -160,3 +160,34 @@ def test_a_data_chunk_that_declares_less_than_the_file_holds_is_said(tmp_path):
                                          r"declares 500 samples"):
         clips = read_clips(*list_folder(tmp_path), None, None, False, "the folder")
     assert any("short.wav" in n for n in clips.notes)
+
+
+# --- bounded work for long clips and fast rates -------------------------------------------------------------------
+def test_a_long_clip_resamples_only_the_middle_it_keeps_to_the_same_samples():
+    """A 10-minute upload at 1 kHz for a 48 kHz model: resampled whole, 29 M samples (220 MB) to keep 48,000."""
+    import tracemalloc
+
+    from deepworks.data.audio import fit_length, prepare_clip
+
+    rng = np.random.default_rng(0)
+    for rate, target, seconds, length in [(44_100, 8000, 3, 8000), (22_050, 16_000, 2.0003, 16_000),
+                                          (48_000, 44_100, 4, 44_100), (9_999_991, 8000, 0.02, 8)]:
+        x = rng.normal(size=int(rate * seconds)).astype(np.float32)
+        whole = fit_length(resample(x, rate, target), length)
+        assert np.allclose(prepare_clip(x, rate, target, length), whole, atol=1e-6), (rate, target)
+    ten_minutes = rng.normal(size=600 * 1000).astype(np.float32)
+    tracemalloc.start()
+    clip = prepare_clip(ten_minutes, 1000, 48_000, 48_000)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert clip.shape == (48_000,) and peak < 32 * 2 ** 20, f"{peak / 2 ** 20:.0f} MB"
+
+
+def test_clips_faster_than_a_model_takes_are_resampled_to_192_khz(tmp_path):
+    for k, name in enumerate(["a", "b"]):
+        (tmp_path / name).mkdir()
+        for i in range(2):
+            (tmp_path / name / f"{i}.wav").write_bytes(wav_bytes(250_000, pcm16(tone(25_000, 0.2 + 0.3 * k))))
+    clips = read_clips(*list_folder(tmp_path), None, None, False, "the folder")
+    assert clips.rate == 192_000 and clips.samples.shape == (4, 19_200)
+    assert any("4 clip(s) resampled to 192,000 Hz" in n for n in clips.notes)

@@ -26,6 +26,7 @@ from .images import is_hidden
 AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".oga")
 MIN_RATE = 1000          # Hz: below this a file is not sound a model can learn from (or its header is wrong)
 MAX_RATE = 10_000_000    # Hz: far above any sound (ultrasound is recorded at up to 1 MHz); beyond, the header is wrong
+MAX_MODEL_RATE = 192_000  # Hz: the most a run takes (tasks/audio.py refuses more); faster clips are resampled to it
 MAX_FACTOR = 2 ** 14     # the resampler's up and down factors at most: its filter's size (see resample_factors)
 MAX_FLOAT_PEAK = 2 ** 31  # float samples beyond what any integer PCM holds are not sound
 MAX_SECONDS = 600        # a clip longer than 10 minutes is not a clip: it would take GBs once decoded
@@ -274,8 +275,30 @@ def fit_length(x: np.ndarray, n: int) -> np.ndarray:
 
 
 def prepare_clip(samples: np.ndarray, rate: int, target: int, length: int) -> np.ndarray:
-    """A clip as a model takes it: mono, at the target rate, `length` samples."""
-    return fit_length(resample(mono(samples), rate, target), length)
+    """A clip as a model takes it: mono, at the target rate, `length` samples (the middle of the resampled clip,
+    resampling only what that middle needs)."""
+    x = mono(samples)
+    if rate == target:
+        return fit_length(x.astype(np.float32), length)
+    up, down = resample_factors(rate, target)
+    whole = -(-len(x) * up // down)  # resample_poly's output length
+    if whole <= length:
+        return fit_length(resample(x, rate, target), length)
+    return resampled_middle(x, up, down, (whole - length) // 2, length)
+
+
+def resampled_middle(x: np.ndarray, up: int, down: int, first: int, length: int) -> np.ndarray:
+    """Samples first..first+length of x resampled by up/down, from only the part of x they depend on: the values of
+    resampling the whole clip and keeping its middle (to rounding), at a bounded cost. Whole, a 10-minute upload at
+    1 kHz for a 48 kHz model would be 29 M samples (over 200 MB) to keep a second of them."""
+    from scipy.signal import resample_poly
+
+    reach = -(-10 * max(up, down) // up) + 1  # input samples an output depends on, each side (the filter's half)
+    start = max(0, (first * down // up - reach) // down * down)  # a multiple of down: on the whole clip's grid
+    end = min(len(x), -(-(first + length) * down // up) + reach)
+    part = resample_poly(x[start:end], up, down)
+    skip = first - start * up // down
+    return part[skip:skip + length].astype(np.float32)
 
 
 # --- sources ----------------------------------------------------------------------------------------------------------
@@ -335,16 +358,17 @@ def read_files(files: list[Path], labels: list[str]) -> tuple[list, list, list, 
 
 def read_clips(files: list[Path], labels: list[str], rate: int | None, seconds: float | None, strict: bool,
                description: str) -> Clips:
-    """Read and prepare every file: the rate is --sample-rate or the most common one, the length --clip-seconds or
-    what holds 95 % of the clips whole (at most 10 s). Unusable files are skipped with one warning (--strict: an
-    error), files changed to be usable are said in another; classes left with fewer than 2 clips are said."""
+    """Read and prepare every file: the rate is --sample-rate or the most common one (at most 192 kHz), the length
+    --clip-seconds or what holds 95 % of the clips whole (at most 10 s). Unusable files are skipped with one warning
+    (--strict: an error), files changed to be usable are said in another; classes left with fewer than 2 clips are
+    said."""
     raw, kept, skipped, altered = read_files(files, labels)
     if skipped and (strict or not raw):
         raise DataError(unusable_message(skipped, strict, none_left=not raw))
     if not raw:
         raise DataError(f"{description} has no clips. Expected {', '.join(AUDIO_EXTENSIONS)} files.")
     rates = [r for _, r in raw]
-    rate = rate or max(set(rates), key=rates.count)
+    rate = rate or min(max(set(rates), key=rates.count), MAX_MODEL_RATE)
     durations = np.array([len(s) / r for s, r in raw])
     seconds = seconds or float(min(10.0, max(0.1, np.percentile(durations, 95))))
     length = int(round(seconds * rate))
