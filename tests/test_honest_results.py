@@ -4,6 +4,8 @@ retrained model whose score was never shown, a run in training called stopped, a
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from deepworks.cli import build_parser, main
@@ -99,3 +101,39 @@ def test_a_run_on_a_few_images_prints_and_reports_its_interval_and_its_collapse(
     assert f"note      {said}" in out
     report = open("runs/few/report/index.html").read()
     assert said in report and "too few to tell" in report
+
+
+# --- AutoML: a winner inside the validation noise ----------------------------------------------------------------
+def study_of(*trials, monitor="val_accuracy"):
+    """An Optuna study holding finished trials: (score, parameters, note) each, scored on 108 validation images."""
+    import optuna
+
+    study = optuna.create_study(direction="maximize")
+    study.set_user_attr("monitor", monitor)
+    for value, parameters, note in trials:
+        study.add_trial(optuna.trial.create_trial(
+            state=optuna.trial.TrialState.COMPLETE, value=value, params={}, distributions={},
+            user_attrs={"val_samples": 108, "parameters": parameters, "note": note, "epochs": 5, "seconds": 1.0}))
+    return study
+
+
+def test_automl_prefers_the_defaults_when_the_best_beats_them_by_less_than_the_noise():
+    from deepworks.search_board import leaderboard
+    from deepworks.search_report import leaderboard_text
+
+    defaults = "deepworks' defaults for this data"
+    board = leaderboard(study_of((106 / 108, 60_000, defaults), (107 / 108, 270_000, ""), (95 / 108, 10_000, "")))
+    assert [r["trial"] for r in board] == [0, 1, 2]  # the newcomer's case: one image of 108 apart
+    assert board[1]["error"] == pytest.approx(0.0129, abs=1e-4)  # a binomial standard error on 108 images
+    assert board[0]["note"] == f"{defaults}; chosen: simpler, within ±0.0129 of the top"
+    assert board[0]["chosen"] == ("chosen over trial 1's 0.9907: within one standard error of it (±0.0129 on 108 "
+                                  "validation images), and simpler (deepworks' defaults)")
+    assert board[1]["note"] == "top score, within the noise of trial 0"
+    text = leaderboard_text(board, "val_accuracy")
+    assert "±" in text.splitlines()[0] and re.search(r"\b1 +0\.9907 +0\.0129 +complete \(top score", text)
+    fewer = leaderboard(study_of((107 / 108, 270_000, ""), (106 / 108, 60_000, ""), (105 / 108, 90_000, "")))
+    assert fewer[0]["trial"] == 1 and "simpler (the fewest parameters)" in fewer[0]["chosen"]
+    clear = leaderboard(study_of((90 / 108, 60_000, defaults), (107 / 108, 270_000, "")))
+    assert clear[0]["trial"] == 1 and "chosen" not in clear[0]["note"]  # a clear lead wins
+    losses = leaderboard(study_of((0.30, 60_000, defaults), (0.31, 270_000, ""), monitor="val_loss"))
+    assert losses[0]["error"] is None and losses[0]["trial"] == 1  # no binomial error for a loss: the top score

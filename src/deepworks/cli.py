@@ -499,7 +499,7 @@ def print_labelled(lines: list[tuple[str, str]]) -> None:
 
 def cmd_automl(args) -> int:
     from .search import automl
-    from .search_report import leaderboard_text
+    from .search_report import leaderboard_text, plus_minus, why_chosen
 
     overrides = setting_flags(args)
     summary = automl(budget=args.budget, out=args.out, space=args.space, sampler=args.sampler, pruner=args.pruner,
@@ -512,13 +512,22 @@ def cmd_automl(args) -> int:
     best = summary["best"]
     lines = [("trials", f"{summary['trials']} ({summary['complete']} finished, {summary['pruned']} pruned) in "
                         f"{summary['spent_s']:.0f} s of {summary['budget_s']:.0f} s"),
-             ("best", f"trial {best['trial']}: {summary['monitor']} {best['value']:.4f}, run {best['run']}"
-              if best else "none finished: give the search a longer --budget"),
+             ("best", f"trial {best['trial']}: {summary['monitor']} {best['value']:.4f}{plus_minus(best)}, run "
+                      f"{best['run']}" if best else "none finished: give the search a longer --budget"),
+             *([("why", why_chosen(best))] if best and why_chosen(best) else []),
              *([("config", summary["best_config"])] if best else []),
-             *([("retrained", f"{summary['retrained']['run']}")] if summary.get("retrained") else []),
+             *([("retrained", retrained_words(summary["retrained"], best))] if summary.get("retrained") else []),
              ("report", summary["report"])]
     print_labelled(lines)
     return 0
+
+
+def retrained_words(retrained: dict, best: dict) -> str:
+    """The retrained run and its test score beside the trial's own: retraining on more data can score lower."""
+    value, trial = retrained.get("value"), retrained.get("trial_value")
+    score = f": test {retrained['metric']} {value:.4f}" if isinstance(value, float) else ""
+    before = f" (trial {best['trial']} alone: {trial:.4f})" if score and isinstance(trial, float) else ""
+    return f"{retrained['run']}{score}{before}"
 
 
 def cmd_compare(args) -> int:

@@ -46,6 +46,7 @@ from typing import Any
 from .config import Config, apply_overrides, close_match, fields_by_key, value_of
 from .errors import ConfigError, DeepworksError, Interrupted
 from .run import Run, atomic_write_text, check_same_command, hold_folder
+from .search_board import leaderboard  # noqa: F401 (the web UI reads a running search's board through here)
 
 MIN_BUDGET_S = 20  # below this no trial can read its data, train an epoch and be tested
 SAMPLERS = ("tpe", "random")
@@ -411,6 +412,8 @@ class Search:
         fit = trained.results["fit"]
         trial.set_user_attr("epochs", fit["epochs"])
         trial.set_user_attr("seconds", fit["wall_seconds"])
+        trial.set_user_attr("val_samples", trained.results["splits"]["val"])  # the score's uncertainty, and
+        trial.set_user_attr("parameters", trained.results["parameters"])  # the simpler of two trials it cannot split
         if reporter.cut:
             trial.set_user_attr("cut_by_budget", True)
         if reporter.pruned:
@@ -427,6 +430,7 @@ class Search:
             self.dims, self.fixed, self.monitor, direction = self.resolve()
             atomic_write_text(self.folder / "search.json", json.dumps(self.request, indent=1))
             study = self.open_study(direction)
+            study.set_user_attr("monitor", self.monitor)  # which scores have a binomial error (search_board)
             if not study.trials:
                 for params, note in self.starts:
                     study.enqueue_trial(params, user_attrs={"note": note})
@@ -581,27 +585,6 @@ def _installed(module: str) -> bool:
     return importlib.util.find_spec(module) is not None
 
 
-def leaderboard(study) -> list[dict]:
-    """Every trial, best first: completed ones by their score, then pruned ones by their last score, then the rest."""
-    rows = []
-    for t in study.get_trials(deepcopy=False):
-        state = t.state.name.lower()
-        if t.user_attrs.get("continues") is not None:
-            state_note = f"continues trial {t.user_attrs['continues']}"
-        else:
-            state_note = "; ".join(n for n in (t.user_attrs.get("note"), t.user_attrs.get("error"),
-                                               "cut by the budget" if t.user_attrs.get("cut_by_budget") else "") if n)
-        last = t.intermediate_values[max(t.intermediate_values)] if t.intermediate_values else None
-        rows.append({"trial": t.number, "state": state, "value": t.value if t.value is not None else last,
-                     "epochs": t.user_attrs.get("epochs"),
-                     "seconds": t.user_attrs.get("seconds"), "run": t.user_attrs.get("run"), "note": state_note,
-                     "params": dict(t.params)})
-    sign = -1 if study.direction.name == "MAXIMIZE" else 1
-    order = {"complete": 0, "pruned": 1}
-    rows.sort(key=lambda r: (order.get(r["state"], 2), sign * r["value"] if r["value"] is not None else math.inf))
-    return rows
-
-
 def automl(data: str | None = None, *, budget: str | float = "10m", out: str | Path | None = None,
            space: str | Path | dict | None = None, sampler: str = "tpe", pruner: str = "median", retrain: bool = False,
            warm_start: bool = True, progress: bool | None = None, **settings) -> dict:
@@ -645,4 +628,7 @@ def retrain_best(summary: dict, progress: bool | None) -> dict:
     best_epoch = run.read_json(run.results_file)["fit"]["best_epoch"] or best["epochs"]
     trained = train(str(Path(summary["folder"]) / "best.yaml"), runs_dir=summary["folder"], name="best-retrained",
                     val_fraction=0.0, epochs=best_epoch, patience=0, monitor=None, progress=progress)
-    return {"run": str(trained.run.path), "epochs": best_epoch, "test": trained.results["test"]}
+    headline = trained.task.headline
+    trial_test = (run.read_json(run.results_file).get("test") or {}).get(headline)
+    return {"run": str(trained.run.path), "epochs": best_epoch, "test": trained.results["test"], "metric": headline,
+            "value": trained.results["test"].get(headline), "trial_value": trial_test}

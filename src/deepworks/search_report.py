@@ -16,11 +16,23 @@ def short(value) -> str:
     return f"{value:.3g}" if isinstance(value, float) else str(value)
 
 
+def plus_minus(row: dict) -> str:
+    """' ± 0.0128' after a score with a standard error, else ''."""
+    return f" ± {row['error']:.4f}" if row.get("error") is not None else ""
+
+
+def why_chosen(row: dict, lead: str = "") -> str:
+    """Why the winner won over a higher score (search_board.winner_first), or ''."""
+    return f"{lead}{row['chosen']}" if row.get("chosen") else ""
+
+
 def leaderboard_rows(board: list[dict], monitor: str, top: int | None = None) -> list[dict]:
-    """One readable row per trial: its rank, score, state, length and settings."""
+    """One readable row per trial: its rank, score and its standard error, state, length and settings."""
     rows = []
     for rank, r in enumerate(board[:top] if top else board, 1):
+        error = r.get("error")  # none for a loss, and in boards written before it was kept
         rows.append({"#": rank, "trial": r["trial"], monitor: r["value"] if r["value"] is not None else "",
+                     "±": f"{error:.4f}" if error is not None else "",
                      "state": r["state"] + (f" ({r['note']})" if r["note"] else ""), "epochs": r["epochs"],
                      "seconds": r["seconds"] if r["seconds"] is not None else "",
                      "settings": ", ".join(f"{k.split('.')[-1]}={short(v)}" for k, v in r["params"].items())})
@@ -80,15 +92,18 @@ def write_report(folder: Path, study, board: list[dict], monitor: str, notes: li
     if complete:
         best = complete[0]
         link = os.path.relpath(Path(best["run"]) / "report" / "index.html", out)
-        sections.append(("Best trial", f"<p>Trial {best['trial']}: {html.escape(monitor)} <b>{best['value']:.4f}</b> "
-                                       f"after {best['epochs']} epochs. Its run: <code>{html.escape(best['run'])}</code>"
+        sections.append(("Best trial", f"<p>Trial {best['trial']}: {html.escape(monitor)} <b>{best['value']:.4f}</b>"
+                                       f"{html.escape(plus_minus(best))} after {best['epochs']} epochs"
+                                       f"{html.escape(why_chosen(best, '; '))}. Its run: <code>{html.escape(best['run'])}</code>"
                                        f" (<a href='{html.escape(link)}'>its report</a>); its full settings are in "
                                        f"<code>best.yaml</code>: <code>deepworks train --config "
                                        f"{html.escape(str(folder / 'best.yaml'))}</code> trains it again.</p>"))
     if notes:
         sections.append(("The data", notes_block(notes)))
     sections.append(("Leaderboard", f"<p>{len(board)} trials: {len(complete)} finished, {pruned} stopped early by "
-                                    f"pruning (their score is the last one reported).</p>"
+                                    f"pruning (their score is the last one reported). ± is a score's standard "
+                                    f"error: scores closer than that are a toss-up on this validation split, and "
+                                    f"the simpler trial wins.</p>"
                      + table(leaderboard_rows(board, monitor))))
     figures = [("How the search went", plots.plot_optimization_history, "history.png", {}),
                ("Which settings mattered", plots.plot_param_importances, "importances.png", {}),
