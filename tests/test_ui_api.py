@@ -199,6 +199,28 @@ def test_a_job_that_leaves_each_speaker_out_finishes_with_the_mean_and_the_worst
     assert set(done["results"]) == {"mean accuracy", "worst accuracy"} and done["run"].endswith("fold-bob")
 
 
+def test_the_designer_and_the_job_share_one_image_size_and_a_design_that_does_not_fit_never_starts(client):
+    """The designer builds on the size the Data page shows (28 for digits, stored as 8x8), the Model page may change
+    it, and a job trains at the size its design was checked at; a design that does not fit is refused at once."""
+    shown = client.post("/api/data/preview", json={"task": "image", "data": "digits"}).json()["image_size"]
+    lenet = client.post("/api/design", json={"layers": LENET_CARDS, "task": "image", "data": "digits"}).json()
+    assert lenet["input"] == [1, shown, shown] == [1, 28, 28] and lenet["parameters"] == 61_706
+    small = client.post("/api/design", json={"layers": LENET_CARDS, "data": "digits", "image_size": 8})
+    assert small.status_code == 400 and "Card 4 (conv)" in small.json()["error"]
+    huge = client.post("/api/design", json={"layers": LENET_CARDS, "data": "digits", "image_size": 10**9})
+    assert huge.status_code == 400 and "Expected an image size from 1 to" in huge.json()["error"]
+    refused = client.post("/api/jobs", json={"settings": {"data": "digits", "model": "layers", "image_size": 8,
+                                                          "model.layers": LENET_CARDS}})
+    assert refused.status_code == 400 and "Card 4 (conv)" in refused.json()["error"]
+    assert not client.app.state.jobs.procs  # refused before any process started
+    started = client.post("/api/jobs", json={"settings": {"data": "digits", "model": "layers", "epochs": 1,
+                                                          "model.layers": LENET_CARDS}}).json()["id"]
+    jobs = client.app.state.jobs
+    jobs.stop(started)
+    jobs.procs[started].wait()
+    assert client.get(f"/api/jobs/{started}").json()["settings"]["data.image_size"] == 28  # as designed
+
+
 def test_stop_while_starting_then_resume_starts_the_same_settings_again(client):
     """Stopped before its first checkpoint, a job has nothing to continue from: it says so, and Resume starts the
     same settings again (it once said 'the state is saved' and then refused to resume, 409)."""

@@ -6,8 +6,8 @@ The API (every route is in /openapi.json, so anything the pages do can be script
     GET  /api/settings?task=image       the settings form: every config field with its help, type and choices
     POST /api/data/preview              {task, data, data_dir?}: classes, sizes, and a grid of examples per class
     POST /api/data/upload               a .zip of class folders, .csv, .npz, text or .tsv: kept, its path answered
-    POST /api/design                    {layers or yaml, data or input and classes}: the canonical design, its YAML,
-                                        each card's output shape and parameters
+    POST /api/design                    {layers or yaml, data (and image_size) or input and classes}: the canonical
+                                        design, its YAML, each card's output shape and parameters
     POST /api/jobs                      {settings}: start training in a worker process; GET /api/jobs lists them
     POST /api/automl                    {settings, budget}: an AutoML search in a worker; its job shows the leaderboard
     GET  /api/jobs/{id}                 its state; /events streams it (Server-Sent Events); /stop; /resume
@@ -37,7 +37,7 @@ from fastapi import Request  # at module level: the routes' annotations are read
 from ..errors import ConfigError
 from ..run import Run
 from ..serving.app import ClientError, Limits, make_app
-from .design import check_design, designed_input
+from .design import check_design, checked_size, design_job, designed_input
 from .guard import DataRoots, LoginLink, SameOrigin, check_json_type, loopback_link, new_token
 from .jobs import Jobs, resumable
 from .tools import latent_walk, off_loop, test_predictions, trust_tool
@@ -147,23 +147,29 @@ def add_api_routes(app, jobs: Jobs, runs_dir: Path, roots: DataRoots) -> None:
                                    ".npz, a text file or a .tsv of sentence pairs. Received: no file.")
         return await run_in_threadpool(save_upload, runs_dir, files[0].filename or "upload", await files[0].read())
 
-    shapes: dict = {}  # (task, data) -> the input a designed model gets there, and the classes
+    shapes: dict = {}  # (task, data, data_dir, image size) -> the input a designed model gets there, and classes
+
+    def input_for(task, data, data_dir, image_size=None):
+        key = (task, data, data_dir, image_size)
+        if key not in shapes:
+            shapes[key] = designed_input(*key)
+        return shapes[key]
 
     @app.post("/api/design")
     async def design(request: Request):
         body = await json_body(request)
         if body.get("data") and "input" not in body:
-            key = (body.get("task", "image"), body["data"], body.get("data_dir"))
-            checked_sources(roots, key[0], {"data": key[1], "data_dir": key[2]})
-            if key not in shapes:
-                shapes[key] = await heavy(designed_input, *key)
-            body["input"], body["classes"] = shapes[key]
+            task, size = body.get("task", "image"), body.get("image_size")
+            checked_sources(roots, task, {"data": body["data"], "data_dir": body.get("data_dir")})
+            body["input"], body["classes"] = await heavy(input_for, task, body["data"], body.get("data_dir"),
+                                                         None if size is None else checked_size(size))
         return check_design(body)
 
     @app.post("/api/jobs")
     async def start_job(request: Request):
         body = await json_body(request)
         settings = checked_settings(body.get("settings"), runs_dir, roots)
+        settings = await heavy(design_job, settings, input_for)  # a design that does not fit never starts
         return {"id": jobs.start(settings)}
 
     @app.post("/api/automl")

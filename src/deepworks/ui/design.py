@@ -14,15 +14,18 @@ MAX_CLASSES = 100_000  # classes, or characters of a text vocabulary
 MAX_PARAMETERS = 200_000_000  # of a designed model: more does not train on one machine from the page
 
 
-def designed_input(task_name: str, data: str, data_dir: str | None) -> tuple[list, int]:
-    """([channels, height, width], classes) of what a designed model (`--model layers`) trains on with this data:
-    its image size is the data's own, where a template such as LeNet may need larger images."""
+def designed_input(task_name: str, data: str | None, data_dir: str | None,
+                   image_size: int | None = None) -> tuple[list, int]:
+    """([channels, height, width], classes) of what a designed model (`--model layers`) trains on with this data.
+    Its image size is `image_size` (the Model page's), else the one the Data page shows: the size the data's
+    default model trains at (28 for the 8x8 digits, which LeNet needs), so that a design checked here is the one
+    the job trains (design_job gives the job this size)."""
     from ..api import make_config
     from ..models.stack import TOKENS
     from ..registry import get_task
 
-    cfg = make_config(task=task_name, data=data, model="layers", audit=False,
-                      **({"data_dir": data_dir} if data_dir else {}))
+    sized = {"model": "layers", "image_size": checked_size(image_size)} if image_size is not None else {}
+    cfg = make_config(task=task_name, data=data, audit=False, **sized, **({"data_dir": data_dir} if data_dir else {}))
     task = get_task(cfg.task)(cfg)
     meta = task.prepare(progress=False).meta
     if "vocab" in meta:  # text: characters in, a score for each character of the vocabulary out, at every position
@@ -30,6 +33,30 @@ def designed_input(task_name: str, data: str, data_dir: str | None) -> tuple[lis
     if "image_size" not in meta:
         raise ClientError(400, f"The designer builds image and text models. Received: a {cfg.task} task.")
     return [meta["channels"], meta["image_size"], meta["image_size"]], len(meta["classes"])
+
+
+def checked_size(image_size) -> int:
+    if not whole(image_size, 1, MAX_IMAGE_SIZE):
+        raise ClientError(400, f"Expected an image size from 1 to {MAX_IMAGE_SIZE} pixels (as --image-size). "
+                               f"Received: {str(image_size)[:40]}.")
+    return image_size
+
+
+def design_job(settings: dict, input_for) -> dict:
+    """A job that trains a design of cards (--model layers) is checked as the designer checks it, before any
+    process starts, and trains at the size it was checked at (the designer's default when the settings give
+    none). `input_for(task, data, data_dir, image_size)` is designed_input, cached."""
+    from ..api import make_config
+
+    cfg = make_config(**settings)
+    designed = cfg.model.name == "layers" or (cfg.model.name is None and cfg.model.layers)
+    if not designed or not isinstance(cfg.model.layers, list) or cfg.task not in ("image", "text"):
+        return settings  # a template, or a design in a file: the worker checks it as the command line does
+    shape, classes = input_for(cfg.task, cfg.data.source, cfg.data.data_dir, cfg.data.image_size)
+    check_design({"layers": cfg.model.layers, "input": shape, "classes": classes})
+    if cfg.task == "image" and cfg.data.image_size is None:
+        settings = {**settings, "data.image_size": shape[1]}
+    return settings
 
 
 def check_design(body: dict) -> dict:
