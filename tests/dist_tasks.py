@@ -2,7 +2,9 @@
 
 It is the image task with two checks that run inside every worker: after each update it compares the parameters
 of all processes (they must be bit-identical), and when $DIST_KILL_AT says so, the process of rank 1 kills itself
-with SIGKILL at that update of the first attempt (torch elastic's restart count 0): a worker lost mid-epoch."""
+with SIGKILL at that update of the first attempt (torch elastic's restart count 0): a worker lost mid-epoch. With
+$DIST_INTERRUPT_AT, the process of rank 0 sends SIGINT at that update to the process $DIST_INTERRUPT names: a pid
+(`kill -INT` to the launcher alone), or "group" for the launcher's process group (a terminal's Ctrl-C)."""
 
 import os
 import signal
@@ -33,4 +35,20 @@ class CheckedImages(ImageClassification):
             if (kill_at and engine.rank == 1 and self.updates == kill_at
                     and os.environ.get("TORCHELASTIC_RESTART_COUNT", "0") == "0"):
                 os.kill(os.getpid(), signal.SIGKILL)
+            if engine.rank == 0 and self.updates == int(os.environ.get("DIST_INTERRUPT_AT", "0")):
+                interrupt(os.environ["DIST_INTERRUPT"])
         return out
+
+
+def interrupt(target: str) -> None:
+    """Send SIGINT to the target, wait until the launcher has passed it on to this process, then let it arrive: the
+    run stops at the step that follows, whatever the machine's speed."""
+    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    if target == "group":  # the workers have sessions of their own; the agent, their parent, is in the launcher's
+        os.killpg(os.getpgid(os.getppid()), signal.SIGINT)
+    else:
+        os.kill(int(target), signal.SIGINT)
+    if signal.sigtimedwait({signal.SIGINT}, 120) is None:
+        raise RuntimeError("the launcher did not pass the SIGINT on to the workers")
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
+    os.kill(os.getpid(), signal.SIGINT)  # now to the run's own Ctrl-C handler

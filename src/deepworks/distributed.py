@@ -20,18 +20,24 @@ saved. A worker that finds a checkpoint in the run goes on from it: that is how 
 
 from __future__ import annotations
 
+import errno
 import os
+import signal
 import socket
 import subprocess
 import sys
+import tempfile
+import threading
+import traceback
 from datetime import timedelta
 from pathlib import Path
 
 from .config import Config
-from .errors import ConfigError, DeepworksError, TrainingError
+from .errors import ConfigError, DeepworksError, Interrupted, TrainingError
 from .run import Run
 
 WORKER_ENV = "DEEPWORKS_WORKER"  # set in every worker process, so that it trains instead of launching again
+LAUNCH_ENV = "DEEPWORKS_LAUNCH"  # torchrun: a folder where the workers and the agent tell the launcher how they end
 
 
 def in_worker() -> bool:
@@ -66,17 +72,25 @@ def launch(run: Run, cfg: Config) -> None:
     launchers[cfg.engine.name](run, cfg)
 
 
-def failed(engine: str, run: Run, detail: str) -> TrainingError:
+def check_before_launch(cfg: Config) -> None:
+    """What can be refused before the run folder is made and any process starts."""
+    if cfg.engine.name == "torchrun":
+        check_master_port(cfg)
+
+
+def failed(engine: str, run: Run, detail: str, shown_above: bool = True) -> TrainingError:
     kept = (f" The last good checkpoint is kept; continue with: deepworks train --resume {run.path} --engine {engine}"
             if run.checkpoint_file.exists() else "")
-    return TrainingError(f"The {engine} run failed ({detail}); the workers' messages are above.{kept}")
+    above = "; the workers' messages are above" if shown_above else ""
+    return TrainingError(f"The {engine} run failed ({detail}){above}.{kept}")
 
 
 # --- torchrun ---------------------------------------------------------------------------------
 def torchrun_command(run: Run, cfg: Config) -> list[str]:
+    """torch elastic's agent (torchrun's), in a process of ours (elastic_agent.py), and the workers it starts."""
     e = cfg.engine
-    cmd = [sys.executable, "-m", "torch.distributed.run", f"--nproc-per-node={e.nproc}",
-           f"--max-restarts={e.max_restarts}"]
+    cmd = [sys.executable, "-m", "deepworks.elastic_agent", f"--nproc-per-node={e.nproc}",
+           f"--max-restarts={e.max_restarts}", "--signals-to-handle=SIGTERM,SIGHUP"]  # SIGINT: the launcher's
     if e.nnodes == 1:
         cmd += ["--nnodes=1", "--rdzv-backend=c10d", f"--rdzv-endpoint=127.0.0.1:{e.master_port or free_port()}"]
     else:
@@ -85,10 +99,84 @@ def torchrun_command(run: Run, cfg: Config) -> list[str]:
     return cmd + ["-m", "deepworks.distributed", str(run.path.resolve())]
 
 
+def check_master_port(cfg: Config) -> None:
+    """A port another program holds fails deep in torch's C++ without naming the port: say it before starting.
+    Only the machine that holds the rendezvous (one machine, or --node-rank 0) can tell."""
+    e = cfg.engine
+    if e.node_rank > 0 or (e.nnodes == 1 and e.master_port is None):
+        return  # the rendezvous is on machine 0; or the port is a free one, chosen just now
+    port, host = e.master_port or 29500, "127.0.0.1" if e.nnodes == 1 else ""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # a closed connection's TIME_WAIT is no conflict
+        try:
+            s.bind((host, port))
+        except OSError as err:
+            if err.errno != errno.EADDRINUSE:
+                return
+            given = f"--master-port {e.master_port}" if e.master_port else "the default port 29500"
+            fix = ", or leave it out and deepworks picks a free one" if e.nnodes == 1 else " on every machine"
+            raise ConfigError(f"Port {port} is in use on this machine: another program listens there. Expected a "
+                              f"free port for the rendezvous. Received {given}. Choose another with "
+                              f"--master-port{fix}.") from None
+
+
 def launch_torchrun(run: Run, cfg: Config) -> None:
-    code = subprocess.call(torchrun_command(run, cfg), env=worker_env(cfg, one_machine=cfg.engine.nnodes == 1))
+    with tempfile.TemporaryDirectory(prefix="deepworks-launch-") as folder:
+        talk = Path(folder)
+        env = worker_env(cfg, one_machine=cfg.engine.nnodes == 1)
+        env[LAUNCH_ENV] = folder
+        agent = subprocess.Popen(torchrun_command(run, cfg), env=env)
+        with ForwardStops(agent, talk) as stops:
+            code = agent.wait()
+        said = {name: read_text(talk / name) for name in ("interrupted", "failure")}
+    if said["interrupted"]:  # the workers' own message, with the path as this process names the run
+        raise Interrupted(said["interrupted"].replace(str(run.path.resolve()), str(run.path)))
+    if stops.asked:
+        raise Interrupted(f"Interrupted; the last checkpoint is kept. Resume with: deepworks train --resume {run.path}"
+                          if run.checkpoint_file.exists() else
+                          "Interrupted before the first epoch was saved: start the run again to train it.")
     if code != 0:
-        raise failed("torchrun", run, f"exit status {code}")
+        raise failed("torchrun", run, said["failure"] or f"exit status {code}", shown_above=not said["failure"])
+
+
+def read_text(path: Path) -> str:
+    try:
+        return path.read_text().strip()
+    except OSError:
+        return ""
+
+
+class ForwardStops:
+    """Ctrl-C, `kill -INT` or `kill -TERM` to the launcher, passed on as Ctrl-C to the workers (their own sessions,
+    so a terminal's Ctrl-C does not reach them): they stop at the same step, save the checkpoint and say so. A second
+    one, or one before any worker has started, stops the agent and its workers at once."""
+
+    SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+    def __init__(self, agent: subprocess.Popen, talk: Path):
+        self.agent, self.talk, self.asked, self.previous = agent, talk, 0, {}
+
+    def __enter__(self) -> "ForwardStops":
+        if threading.current_thread() is threading.main_thread():  # where signals arrive
+            self.previous = {s: signal.signal(s, self.stop) for s in self.SIGNALS}
+        return self
+
+    def __exit__(self, *exc) -> None:
+        for s, handler in self.previous.items():
+            signal.signal(s, handler)
+
+    def stop(self, signum=None, frame=None) -> None:
+        self.asked += 1
+        (self.talk / "stop").touch()  # the agent restarts no group after this
+        pids = [int(read_text(p) or 0) for p in self.talk.glob("pid-*")]
+        if self.asked > 1 or not pids:
+            self.agent.terminate()
+            return
+        for pid in pids:
+            try:
+                os.kill(pid, signal.SIGINT)
+            except (ProcessLookupError, PermissionError):
+                pass  # a worker of an earlier attempt, gone
 
 
 # --- Ray Train --------------------------------------------------------------------------------
@@ -215,14 +303,31 @@ def worker(run_path: str | Path) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """`python -m deepworks.distributed RUN`: what torchrun starts in each process."""
+    """`python -m deepworks.distributed RUN`: what torchrun starts in each process. A stop (the launcher's Ctrl-C)
+    ends the process with status 0, so that torch elastic does not restart the group; the launcher reports it."""
     argv = sys.argv[1:] if argv is None else argv
     os.environ[WORKER_ENV] = "1"
+    signal.signal(signal.SIGINT, signal.default_int_handler)  # the agent ignores SIGINT, and so would its children
+    rank, talk = os.environ.get("RANK", "?"), os.environ.get(LAUNCH_ENV)
+    if talk:
+        Path(talk, f"pid-{rank}").write_text(str(os.getpid()))
     try:
         worker(argv[0])
+    except Interrupted as err:
+        if talk:
+            Path(talk, "interrupted").write_text(str(err))
+        return 0
+    except KeyboardInterrupt:  # before training started: nothing to save
+        return 0
     except DeepworksError as err:
-        print(f"error (rank {os.environ.get('RANK', '?')}): {err}", file=sys.stderr)
+        print(f"error (rank {rank}): {err}", file=sys.stderr)
         return 2
+    except Exception:
+        if not talk:
+            raise
+        # A worker that lost a peer fails too: the agent shows the traceback of the one that failed first.
+        Path(talk, f"traceback-{rank}").write_text(traceback.format_exc())
+        return 1
     return 0
 
 
