@@ -15,6 +15,8 @@ from __future__ import annotations
 import base64
 import io
 import math
+import threading
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -80,6 +82,32 @@ def check_options(declared: dict[str, Option], options: dict, verb: str) -> dict
         known = ", ".join(declared) or "none"
         raise DataError(f"{verb} takes no option '{unknown[0]}'. Expected one of: {known}.")
     return {name: option.check(name, options.get(name), verb) for name, option in declared.items()}
+
+
+class Cancelled(Exception):
+    """The work was stopped between two steps: nobody waits for its answer any more (the client went away, or its
+    time ran out). Not a DeepworksError: it is never a message for the user."""
+
+
+_cancel = threading.local()
+
+
+@contextmanager
+def cancellable(event: threading.Event | None):
+    """Within it, `stop_if_cancelled()` (which long loops call between steps) raises Cancelled once `event` is set:
+    the server sets it when a request's client is gone or its time is up, so the model's thread is free again."""
+    previous = getattr(_cancel, "event", None)
+    _cancel.event = event
+    try:
+        yield
+    finally:
+        _cancel.event = previous
+
+
+def stop_if_cancelled() -> None:
+    event = getattr(_cancel, "event", None)
+    if event is not None and event.is_set():
+        raise Cancelled("stopped: nobody waits for this answer any more")
 
 
 @dataclass

@@ -41,9 +41,15 @@ def build_app(runs: list[str], token: str | None = None, runtime: str = "torch",
 def serve(runs: list[str], host: str = "127.0.0.1", port: int = 8000, token: str | None = None,
           runtime: str = "torch", limits: Limits | None = None, insecure: bool = False,
           log_level: str = "warning") -> None:
-    """Serve until Ctrl-C or SIGTERM; requests in flight are finished first (up to 30 s)."""
-    import uvicorn
+    """Serve until Ctrl-C or SIGTERM; requests in flight are finished first (up to 30 s). The banner comes only
+    once everything is checked and loaded: a refused run never says "serving"."""
+    import sys
+
+    from .net import make_server
 
     check_exposure(host, token, insecure)
+    limits = limits or Limits()
     app = build_app(runs, token, runtime, limits)
-    uvicorn.run(app, host=host, port=port, log_level=log_level, timeout_graceful_shutdown=30)
+    print(f"serving {', '.join(runs)} on http://{host}:{port} (Ctrl-C stops; GET /v1/models lists them)",
+          file=sys.stderr, flush=True)
+    make_server(app, host, port, limits, log_level).run()

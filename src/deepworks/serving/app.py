@@ -17,6 +17,8 @@ import base64
 import gc
 import hmac
 import json
+import re
+import threading
 import time
 from dataclasses import dataclass
 
@@ -29,6 +31,7 @@ from .batcher import Batcher
 from .models import Served
 
 OPEN_PATHS = ("/v2/health/live", "/v2/health/ready")  # probes answer without a token
+MAX_FORM_FIELDS = 100
 
 
 @dataclass
@@ -40,6 +43,10 @@ class Limits:
     max_wait_ms: float = 2.0      # micro-batching: the longest a batch waits for requests still arriving
     max_length: int = 10_000      # characters one generate request may ask for
     max_beam: int = 16            # beam width one translate request may ask for
+    max_work: int = 100_000       # characters one generate request may write in all (inputs x length)
+    header_timeout_s: float = 10.0  # a connection's request head (line and headers) must arrive within this
+    body_timeout_s: float = 60.0  # a request's body must arrive within this of the request's start
+    max_connections: int = 500    # open connections; more are answered 503 and closed
 
     def caps(self) -> dict[str, tuple[int, str]]:
         """What one request may ask of any task, by option name: (the most, the flag that sets it)."""
@@ -94,11 +101,23 @@ def make_app(served: list[Served], token: str | None = None, limits: Limits | No
 
     @app.exception_handler(ClientError)
     async def client_error(request: Request, err: ClientError):
-        return error_response(err.status, str(err))
+        return error_response(err.status, str(err), close=err.status == 408)
+
+    from starlette.exceptions import HTTPException
+
+    @app.exception_handler(HTTPException)
+    async def http_error(request: Request, err: HTTPException):  # Starlette's own: 404 and 405 routes, forms
+        return error_response(err.status_code, http_error_message(request, err),
+                              headers={k: v for k, v in (err.headers or {}).items() if k.lower() == "allow"})
 
     @app.exception_handler(DeepworksError)
     async def deepworks_error(request: Request, err: DeepworksError):
         return error_response(400, str(err))
+
+    @app.exception_handler(Exception)
+    async def server_error(request: Request, err: Exception):  # a bug: even then, the one shape (log: traceback)
+        return error_response(500, f"Expected an answer, but the server failed on this request "
+                                   f"({type(err).__name__}; its log has the details). Received: {request.url.path}.")
 
     from fastapi.exceptions import RequestValidationError
 
@@ -125,9 +144,10 @@ def make_app(served: list[Served], token: str | None = None, limits: Limits | No
         inputs, raw, stream, fmt = await read_request(request, limits)
         options = checked_options(s, raw, limits)
         items = await decode(s, inputs, options, limits, batchers.get(name))
+        check_work(items, options, limits)
         if stream:
             return sse_response(s, items, options)
-        results = await compute(s, items, options, limits, batchers.get(name))
+        results = await compute(s, items, options, limits, batchers.get(name), request)
         if fmt == "png":
             png = s.task.as_png(results)
             if png is None:
@@ -179,16 +199,24 @@ class Guard:
 
 
 def capped(receive, declared: bytes | None, limits: Limits):
-    """`receive`, refusing a body over the limit: at once from its Content-Length, else (chunked) once more has
-    arrived than the limit."""
+    """`receive`, refusing a body over the limit (at once from its Content-Length, else once more has arrived than
+    the limit) or one that has not arrived in full within body_timeout_s (a client trickling it holds a connection
+    and a task): 408, and the connection is closed."""
     cap = int(limits.max_body_mb * 2 ** 20)
-    if declared is not None and declared.isdigit() and int(declared) > cap:
-        raise ClientError(413, f"Expected a body of at most {limits.max_body_mb:g} MB. Received: "
-                               f"{int(declared) / 2 ** 20:.1f} MB.")
-    seen = [0]
+    if declared is not None and declared.isdigit() and (len(declared) > 15 or int(declared) > cap):
+        received = f"{int(declared) / 2 ** 20:,.1f} MB" if len(declared) <= 15 else f"{len(declared)}-digit bytes"
+        raise ClientError(413, f"Expected a body of at most {limits.max_body_mb:g} MB. Received: {received}.")
+    seen, deadline, complete = [0], time.monotonic() + limits.body_timeout_s, [False]
 
     async def receive_capped():
-        message = await receive()
+        if complete[0]:
+            return await receive()  # the body is in: what is left to wait for is the client leaving
+        try:
+            message = await asyncio.wait_for(receive(), max(deadline - time.monotonic(), 0))
+        except asyncio.TimeoutError:
+            raise ClientError(408, f"Expected the request's body within {limits.body_timeout_s:g} s "
+                                   f"(--body-timeout). Received: {seen[0]:,} bytes by then.") from None
+        complete[0] = message["type"] != "http.request" or not message.get("more_body", False)
         seen[0] += len(message.get("body", b""))
         if seen[0] > cap:
             raise ClientError(413, f"Expected a body of at most {limits.max_body_mb:g} MB. Received: more.")
@@ -207,8 +235,24 @@ def checked_options(s: Served, raw: dict, limits: Limits) -> dict:
     return options
 
 
-def error_response(status: int, message: str):
-    return JSONResponse({"error": message}, status_code=status)
+def error_response(status: int, message: str, close: bool = False, headers: dict | None = None):
+    """Every error the server sends: {"error": message}. close: the connection ends after it (a body that never
+    arrived in full leaves nothing more to read on it)."""
+    headers = {**(headers or {}), **({"Connection": "close"} if close else {})}
+    return JSONResponse({"error": message}, status_code=status, headers=headers or None)
+
+
+def http_error_message(request, err) -> str:
+    """Starlette's errors ("Not Found", "Method Not Allowed", a form it cannot parse) said as this server says
+    its own."""
+    method, path, detail = request.method, request.url.path, str(err.detail)
+    if err.status_code == 404:
+        return (f"Expected a route of this server (GET /v1/models lists the models, /openapi.json every route). "
+                f"Received: {method} {path}.")
+    if err.status_code == 405:
+        allowed = (err.headers or {}).get("Allow", "another method")
+        return f"Expected {allowed} for {path}. Received: {method}."
+    return detail if "Expected" in detail else f"Expected a valid request. Received: {detail}"
 
 
 def find(by_name: dict, name: str) -> Served:
@@ -248,17 +292,14 @@ async def read_request(request, limits: Limits) -> tuple:
     """(inputs, options, stream, format) from a JSON body or a multipart form."""
     kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if kind == "application/json":
-        try:
-            body = json.loads(await request.body())
-        except (ValueError, UnicodeDecodeError) as err:
-            raise ClientError(400, f"Expected a JSON body. Received: text that is not JSON ({err}).") from None
+        body = parse_json(await request.body(), "a JSON body")
         if not isinstance(body, dict):
             raise ClientError(400, f"Expected a JSON object such as {{\"inputs\": ...}}. Received: a "
                                    f"{type(body).__name__}.")
         body = dict(body)
         inputs = from_json(body.pop("inputs", None))
     elif kind == "multipart/form-data":
-        form = await request.form(max_files=limits.max_items, max_fields=100)
+        form = await read_form(request, limits)
         files = [v for _, v in form.multi_items() if hasattr(v, "read")]
         body = {k: v for k, v in form.multi_items() if not hasattr(v, "read")}
         inputs = [await f.read() for f in files] if files else from_json(body.pop("inputs", None))
@@ -273,6 +314,47 @@ async def read_request(request, limits: Limits) -> tuple:
     if count > limits.max_items:
         raise ClientError(413, f"Expected at most {limits.max_items} inputs in one request. Received: {count}.")
     return inputs, body, stream, fmt
+
+
+MAX_JSON_DEPTH = 32  # nested lists and objects: an image batch is 5 deep, numpy's arrays at most 32 (64 in 2.x)
+JSON_STRINGS = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"')
+BRACKET_STEPS = np.zeros(256, np.int8)
+BRACKET_STEPS[[ord("["), ord("{")]], BRACKET_STEPS[[ord("]"), ord("}")]] = 1, -1
+
+
+def json_depth(text: bytes) -> int:
+    """How deep the lists and objects of a JSON text nest, read before parsing (json.loads recurses, and a
+    100,000-deep text would exhaust Python's stack); brackets inside strings do not count."""
+    opened = text.count(b"[") + text.count(b"{")
+    if opened <= MAX_JSON_DEPTH:
+        return opened  # (a small body: no deeper than its count of brackets, which is within the limit)
+    skeleton = np.frombuffer(JSON_STRINGS.sub(b'""', text), np.uint8)
+    return int(np.cumsum(BRACKET_STEPS[skeleton], dtype=np.int64).max(initial=0))
+
+
+def parse_json(text: bytes, what: str):
+    """A request's JSON text -> its value, no deeper than MAX_JSON_DEPTH."""
+    depth = json_depth(text)
+    if depth > MAX_JSON_DEPTH:
+        raise ClientError(400, f"Expected {what} nested at most {MAX_JSON_DEPTH} levels deep. Received: {depth:,} "
+                               f"levels.")
+    try:
+        return json.loads(text)
+    except (ValueError, UnicodeDecodeError, RecursionError) as err:
+        raise ClientError(400, f"Expected {what}. Received: text that is not JSON ({str(err)[:200]}).") from None
+
+
+async def read_form(request, limits: Limits):
+    """A multipart form, its parser's refusals (too many files or fields, no boundary) said as the server's."""
+    from starlette.exceptions import HTTPException
+    from starlette.formparsers import MultiPartException
+
+    try:
+        return await request.form(max_files=limits.max_items, max_fields=MAX_FORM_FIELDS)
+    except (HTTPException, MultiPartException) as err:
+        detail = getattr(err, "detail", None) or getattr(err, "message", str(err))
+        raise ClientError(400, f"Expected a multipart/form-data body with at most {limits.max_items} files and "
+                               f"{MAX_FORM_FIELDS} fields. Received: {detail}") from None
 
 
 def from_json(value):
@@ -335,19 +417,50 @@ def holds_files(inputs) -> bool:
                                                                              else inputs))
 
 
-async def compute(s: Served, items: list, options: dict, limits: Limits, batcher: Batcher | None) -> list:
+def check_work(items: list, options: dict, limits: Limits) -> None:
+    """What one request may cost in all: inputs x length characters (each input alone is within --max-length, but
+    64 of them kept a model busy for minutes)."""
+    length = options.get("length")
+    if isinstance(length, int) and len(items) * length > limits.max_work:
+        raise ClientError(413, f"Expected at most {limits.max_work:,} characters written in one request (inputs x "
+                               f"length, --max-work). Received: {len(items)} x {length:,} = "
+                               f"{len(items) * length:,}; send fewer inputs or a shorter length.")
+
+
+async def compute(s: Served, items: list, options: dict, limits: Limits, batcher: Batcher | None,
+                  request=None) -> list:
     """The answers, through the micro-batcher when the task batches, else straight in the model's thread; at most
-    `timeout_s`."""
+    `timeout_s`. When the time is up or the client has gone, the model's loop is told to stop at its next step
+    (waiting alone would leave it computing for nobody, and the next clients queueing behind it)."""
     if batcher is not None:
-        work = batcher.submit(items, options)
+        work = asyncio.ensure_future(batcher.submit(items, options))
     else:
-        work = asyncio.get_running_loop().run_in_executor(s.executor, s.infer, items, options)
+        cancel = threading.Event()
+        work = asyncio.get_running_loop().run_in_executor(s.executor, s.infer, items, options, cancel)
+        work.add_done_callback(lambda f: f.cancelled() or f.exception())  # a stopped loop's Cancelled: expected
+    gone = asyncio.ensure_future(client_gone(request))
     try:
-        return await asyncio.wait_for(work, limits.timeout_s)
-    except asyncio.TimeoutError:
-        raise ClientError(503, f"Expected the answer within {limits.timeout_s:g} s (--timeout). Received: no answer "
-                               f"in time; ask for less in one request, or try again when the server is less "
-                               f"busy.") from None
+        done, _ = await asyncio.wait({work, gone}, timeout=limits.timeout_s, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        gone.cancel()
+    if work in done:
+        return work.result()
+    if batcher is None:
+        cancel.set()
+    else:
+        work.cancel()
+    if gone in done:
+        raise ClientError(499, "Expected the client to wait for its answer. Received: a closed connection.")
+    raise ClientError(503, f"Expected the answer within {limits.timeout_s:g} s (--timeout). Received: no answer "
+                           f"in time; ask for less in one request, or try again when the server is less busy.")
+
+
+async def client_gone(request) -> None:
+    """Returns once the client has closed its connection (its body was read: what comes next is the disconnect)."""
+    if request is None:
+        await asyncio.Event().wait()
+    while (await request.receive())["type"] != "http.disconnect":
+        pass
 
 
 def sse_response(s: Served, items: list, options: dict):

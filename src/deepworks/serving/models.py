@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -9,7 +10,7 @@ from pathlib import Path
 import torch
 
 from ..errors import ConfigError, DeepworksError
-from ..inference import check_options
+from ..inference import cancellable, check_options
 
 RUNTIMES = ("torch", "onnx")
 
@@ -82,9 +83,11 @@ class Served:
             raise DeepworksError(f"{self.verb}: the inputs could not be read ({type(err).__name__}: "
                                  f"{str(err)[:200]}). Expected what GET /v1/models/{self.name} describes.") from None
 
-    def infer(self, items: list, options: dict) -> list:
-        """Runs in the model's inference thread."""
-        return self.task.infer(self.model, items, self.trained.device, options)
+    def infer(self, items: list, options: dict, cancel: threading.Event | None = None) -> list:
+        """Runs in the model's inference thread; once `cancel` is set, a long loop (generate's characters) stops at
+        its next step with inference.Cancelled."""
+        with cancellable(cancel):
+            return self.task.infer(self.model, items, self.trained.device, options)
 
     def warm_up(self) -> float:
         """One small request through the whole face (the first call of a model is slow: allocations, kernels)."""

@@ -9,13 +9,14 @@ answers are JSON, which every client reads.
 
 from __future__ import annotations
 
-import json
+import math
+import re
 import struct
 
 import numpy as np
 from fastapi import Request  # at module level: the routes' annotations are read from here
 
-from .app import ClientError, checked_options, compute, decode, find
+from .app import ClientError, check_work, checked_options, compute, decode, find, parse_json
 
 DATATYPES = {"BOOL": np.bool_, "UINT8": np.uint8, "UINT16": np.uint16, "UINT32": np.uint32, "UINT64": np.uint64,
              "INT8": np.int8, "INT16": np.int16, "INT32": np.int32, "INT64": np.int64, "FP16": np.float16,
@@ -71,7 +72,8 @@ def add_v2_routes(app, by_name: dict, batchers: dict, limits) -> None:
         options = checked_options(s, parameters, limits)
         inputs = next(iter(tensors.values())) if len(tensors) == 1 else tensors
         items = await decode(s, inputs, options, limits, batchers.get(name))
-        results = await compute(s, items, options, limits, batchers.get(name))
+        check_work(items, options, limits)
+        results = await compute(s, items, options, limits, batchers.get(name), request)
         outputs = s.task.v2_outputs(results)
         requested = header.get("outputs") or []
         if not isinstance(requested, list):
@@ -96,23 +98,22 @@ def mapping(value, what: str) -> dict:
 def read_infer_request(body: bytes, header_length: str | None) -> tuple[dict, dict]:
     """(the JSON header, {input name: numpy array, or a list of str for BYTES})."""
     if header_length is not None:
-        if not header_length.isdigit() or int(header_length) > len(body):
+        if not re.fullmatch(r"[0-9]{1,15}", header_length) or int(header_length) > len(body):  # ('²'.isdigit())
             raise ClientError(400, f"Expected Inference-Header-Content-Length to be the JSON header's size in bytes "
                                    f"(at most {len(body)}). Received: {header_length!r}.")
         split = int(header_length)
         text, binary = body[:split], body[split:]
     else:
         text, binary = body, b""
-    try:
-        header = json.loads(text)
-    except (ValueError, UnicodeDecodeError) as err:
-        raise ClientError(400, f"Expected a JSON inference request. Received: text that is not JSON ({err}).") from None
+    header = parse_json(text, "a JSON inference request")
     if not isinstance(header, dict) or not isinstance(header.get("inputs"), list) or not header["inputs"]:
         raise ClientError(400, "Expected {\"inputs\": [{\"name\", \"shape\", \"datatype\", \"data\"}, ...]}. Received: "
                                "no list of inputs.")
     tensors, offset = {}, 0
     for spec in header["inputs"]:
         array, offset = read_tensor(spec, binary, offset)
+        if spec["name"] in tensors:  # a dict would keep the last one without a word
+            raise ClientError(400, f"Expected each input once. Received: two inputs named '{spec['name']}'.")
         tensors[spec["name"]] = array
     return header, tensors
 
@@ -128,7 +129,7 @@ def read_tensor(spec, binary: bytes, offset: int):
         raise ClientError(400, f"Input '{name}': expected a datatype among {', '.join(DATATYPES)}. Received: {kind!r}.")
     if not isinstance(shape, list) or not all(type(d) is int and d >= 0 for d in shape):
         raise ClientError(400, f"Input '{name}': expected a shape of whole numbers. Received: {shape!r}.")
-    count = int(np.prod(shape)) if shape else 1
+    count = math.prod(shape)  # Python's ints: np.prod wraps [2**32, 2**32] round to 0
     if count > 2 ** 28:
         raise ClientError(413, f"Input '{name}': shape {shape} holds {count:,} values, more than one request may send.")
     size = mapping(spec.get("parameters"), f"input '{name}' parameters").get("binary_data_size")
@@ -139,7 +140,7 @@ def read_tensor(spec, binary: bytes, offset: int):
         if len(blob) != int(size):
             raise ClientError(400, f"Input '{name}': expected {size} bytes of binary data. Received: {len(blob)}.")
         offset += int(size)
-        values = unpack_bytes(blob, name) if kind == "BYTES" else np.frombuffer(blob, dtype=DATATYPES[kind])
+        values = unpack_bytes(blob, name) if kind == "BYTES" else binary_values(blob, kind, name)
     else:
         if "data" not in spec:
             raise ClientError(400, f"Input '{name}': expected 'data' (or binary data). Received: neither.")
@@ -156,6 +157,15 @@ def read_tensor(spec, binary: bytes, offset: int):
         raise ClientError(400, f"Input '{name}': shape {shape} needs {count} values. Received: {values.size}.")
     values = values.reshape(shape)
     return (list(values.reshape(-1)) if kind == "BYTES" else values), offset
+
+
+def binary_values(blob: bytes, kind: str, name: str) -> np.ndarray:
+    """A tensor's raw little-endian bytes as its datatype's values."""
+    width = np.dtype(DATATYPES[kind]).itemsize
+    if len(blob) % width:
+        raise ClientError(400, f"Input '{name}': expected {kind} binary data in whole {width}-byte values. Received: "
+                               f"{len(blob):,} bytes.")
+    return np.frombuffer(blob, dtype=DATATYPES[kind])
 
 
 def unpack_bytes(blob: bytes, name: str) -> np.ndarray:

@@ -28,6 +28,7 @@ import torch.nn.functional as F
 from ..config import Config
 from ..data.text import encode, load_text_source, unknown_characters
 from ..errors import DataError, DeepworksError
+from ..inference import Option, stop_if_cancelled
 from ..models import build_text_model, evaluating
 from ..models.rnn import detach_state
 from ..report import image_tag, plot_history, table
@@ -38,7 +39,20 @@ LN2 = math.log(2)
 TEMPERATURES = (0.5, 1.0, 1.5)  # the report's samples: cautious, faithful, adventurous
 SUMMARY_TEMPERATURE = 0.8  # the sample after training, and `generate`'s default: varied, rarely misspelt
 MAX_LENGTH = 1_000_000  # characters one call may ask for
+MIN_TEMPERATURE, MAX_TEMPERATURE = 1e-3, 100.0  # beyond them, logits / temperature overflows to inf and NaN
 TARGET_CHARS = 2_500_000  # default training length: about two minutes of a 2-layer LSTM on a laptop CPU
+
+
+class Temperature(Option):
+    """0, or a number from MIN_TEMPERATURE to MAX_TEMPERATURE: a tinier one (1e-320, a subnormal) divides the
+    logits into infinities, and softmax into NaN."""
+
+    def check(self, name: str, value, verb: str):
+        out = super().check(name, value, verb)
+        if out is not None and 0 < out < MIN_TEMPERATURE:
+            raise DataError(f"{verb}: {name} must be 0 (always the likeliest) or from {MIN_TEMPERATURE:g} to "
+                            f"{MAX_TEMPERATURE:g}. Received: {value!r}.")
+        return out
 
 
 def stream_windows(ids: torch.Tensor, streams: int, seq_len: int) -> torch.Tensor:
@@ -214,6 +228,7 @@ class TextGeneration(Task):
             logits = logits[:, -1]
             step = torch.empty(1, dtype=torch.long, device=device)
             for _ in range(length):
+                stop_if_cancelled()  # a server's request whose client is gone stops here
                 nxt = pick(logits[0].float(), temperature, top_k, generator)
                 yield vocab[nxt]
                 step.fill_(nxt)
@@ -229,11 +244,9 @@ class TextGeneration(Task):
 
     @property
     def use_options(self) -> dict:
-        from ..inference import Option
-
         return {"length": Option(int, 500, 0, MAX_LENGTH, "characters to write after the prime"),
-                "temperature": Option(float, SUMMARY_TEMPERATURE, 0, None,
-                                      "0 always takes the likeliest character; higher invents more"),
+                "temperature": Temperature(float, SUMMARY_TEMPERATURE, 0, MAX_TEMPERATURE,
+                                           "0 always takes the likeliest character; higher invents more"),
                 "top_k": Option(int, None, 1, None, "sample only among the k likeliest characters"),
                 "seed": Option(int, None, 0, 2 ** 63 - 1, "the same seed writes the same text (default: random)")}
 

@@ -1,0 +1,89 @@
+"""The connections themselves: what uvicorn leaves open to a slow or greedy client.
+
+uvicorn times out an idle keep-alive connection, but not one that trickles its request head a byte at a time (300
+such "slow-loris" connections stayed open for 40 s, each a file descriptor), and it accepts any number of
+connections. The protocol here adds both bounds: a request head must arrive in full within `header_timeout_s` of
+the connection (or of the previous answer), else 408 and the connection is closed; past `max_connections` open
+connections a new one is answered 503 and closed. (A body's own deadline is checked where the app reads it:
+app.capped.)
+"""
+
+from __future__ import annotations
+
+import json
+
+
+def raw_error(status: int, reason: str, message: str) -> bytes:
+    """A whole HTTP/1.1 error answer in the server's one shape, written straight to a connection that the app has
+    not reached (or never will)."""
+    body = json.dumps({"error": message}).encode()
+    head = (f"HTTP/1.1 {status} {reason}\r\ncontent-type: application/json\r\ncontent-length: {len(body)}\r\n"
+            f"connection: close\r\n\r\n")
+    return head.encode() + body
+
+
+def guarded_protocol(limits):
+    """uvicorn's HTTP protocol class (httptools when installed, else h11) with a request-head deadline and a cap
+    on open connections, for uvicorn.Config(http=...)."""
+    from uvicorn.protocols.http.auto import AutoHTTPProtocol
+
+    class GuardedProtocol(AutoHTTPProtocol):
+        head_timer = None
+
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            app = self.app
+
+            async def app_with_head_in(scope, receive, send):  # called once a request's head has arrived in full
+                self.stop_head_timer()
+                return await app(scope, receive, send)
+
+            self.app = app_with_head_in
+
+        def connection_made(self, transport) -> None:
+            super().connection_made(transport)
+            if len(self.connections) > limits.max_connections:
+                transport.write(raw_error(503, "Service Unavailable", f"Expected at most {limits.max_connections} "
+                                          f"open connections (--max-connections). Received: one more; try again "
+                                          f"when others have closed."))
+                transport.close()
+                return
+            self.start_head_timer()
+
+        def on_response_complete(self) -> None:
+            super().on_response_complete()
+            if not self.transport.is_closing():
+                self.start_head_timer()  # the next request's head (uvicorn's keep-alive timer covers silence)
+
+        def connection_lost(self, exc) -> None:
+            self.stop_head_timer()
+            super().connection_lost(exc)
+
+        def start_head_timer(self) -> None:
+            self.stop_head_timer()
+            self.head_timer = self.loop.call_later(limits.header_timeout_s, self.head_timed_out)
+
+        def stop_head_timer(self) -> None:
+            if self.head_timer is not None:
+                self.head_timer.cancel()
+                self.head_timer = None
+
+        def head_timed_out(self) -> None:
+            self.head_timer = None
+            if not self.transport.is_closing():
+                self.transport.write(raw_error(408, "Request Timeout", f"Expected a request's line and headers "
+                                               f"within {limits.header_timeout_s:g} s (--header-timeout). Received: "
+                                               f"part of them."))
+                self.transport.close()
+
+    return GuardedProtocol
+
+
+def make_server(app, host: str, port: int, limits, log_level: str = "warning", graceful_s: float = 30):
+    """A uvicorn server of `app` with the guarded protocol; requests in flight at Ctrl-C or SIGTERM finish first
+    (up to `graceful_s`)."""
+    import uvicorn
+
+    config = uvicorn.Config(app, host=host, port=port, log_level=log_level, http=guarded_protocol(limits),
+                            timeout_graceful_shutdown=graceful_s)
+    return uvicorn.Server(config)
