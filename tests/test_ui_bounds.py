@@ -124,3 +124,28 @@ def test_work_answers_its_result_or_raises_its_error_in_the_request():
     assert asyncio.run(off_loop(sum, [1, 2, 3])) == 6
     with pytest.raises(ConfigError, match="Received: y"):
         asyncio.run(off_loop(fails))
+
+
+def test_after_ctrl_c_a_process_with_work_left_ends_at_once_and_cleanly(tmp_path):
+    """Python's own finalisation under a torch op still running aborts ("terminate called ..."): the UI ends first."""
+    import subprocess
+    import sys
+
+    script = tmp_path / "left.py"
+    script.write_text(
+        "import asyncio, threading\n"
+        "from deepworks.ui.tools import exit_if_work_is_left, off_loop\n"
+        "started = threading.Event()\n"
+        "def endless():\n"
+        "    started.set()\n"
+        "    threading.Event().wait()\n"
+        "async def main():\n"
+        "    task = asyncio.ensure_future(off_loop(endless))\n"
+        "    await asyncio.get_running_loop().run_in_executor(None, started.wait)\n"
+        "    task.cancel()\n"
+        "asyncio.run(main())\n"
+        "print('stopped', flush=True)\n"
+        "exit_if_work_is_left()\n"
+        "print('finalising with work left')\n")
+    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0 and done.stdout == "stopped\n", done.stderr

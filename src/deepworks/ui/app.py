@@ -40,7 +40,7 @@ from ..serving.app import ClientError, Limits, make_app
 from .design import check_design, checked_size, design_job, designed_input
 from .guard import DataRoots, LoginLink, SameOrigin, check_json_type, loopback_link, new_token
 from .jobs import Jobs, resumable
-from .tools import latent_walk, off_loop, test_predictions, trust_tool
+from .tools import exit_if_work_is_left, latent_walk, off_loop, test_predictions, trust_tool
 from .uploads import save_upload
 
 STATIC = Path(__file__).parent / "static"
@@ -112,7 +112,11 @@ def add_api_routes(app, jobs: Jobs, runs_dir: Path, roots: DataRoots) -> None:
     async def heavy(fn, *args):
         """Work on data or a model: a few at a time, in daemon threads (tools.off_loop: Ctrl-C never waits on them)."""
         async with at_once:
-            return await off_loop(fn, *args)
+            try:
+                return await off_loop(fn, *args)
+            except asyncio.CancelledError:  # only the server's shutdown cancels a request: answer, no traceback
+                raise ClientError(503, "Expected the server to finish this request. Received: Ctrl-C, which stops "
+                                       "the UI; its work was left unfinished.") from None
     from fastapi.responses import Response, StreamingResponse
 
     @app.get("/api/info")
@@ -517,3 +521,4 @@ def ui(runs_dir: str = "runs", host: str = "127.0.0.1", port: int = 8080, token:
         uvicorn.run(app, host=host, port=port, log_level=log_level, timeout_graceful_shutdown=5)
     finally:
         app.state.jobs.close()
+    exit_if_work_is_left()

@@ -8,6 +8,8 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import os
+import sys
 import threading
 from pathlib import Path
 
@@ -16,6 +18,7 @@ from ..serving.app import ClientError
 TRUST_SAMPLES = 200  # test images an attack from the page is measured on: a second or two for a small model
 TRUST_STEPS = {"attack": (10, 100), "explain": (32, 256), "visualize": (64, 512)}  # tool: (default, most)
 TOOLS = tuple(TRUST_STEPS)
+THREAD_PREFIX = "deepworks-ui-"  # the name of off_loop's threads
 
 
 async def off_loop(fn, *args):
@@ -41,8 +44,18 @@ async def off_loop(fn, *args):
         except RuntimeError:  # the server stopped meanwhile: nobody waits for the answer
             pass
 
-    threading.Thread(target=work, name=f"deepworks-ui-{getattr(fn, '__name__', 'work')}", daemon=True).start()
+    threading.Thread(target=work, name=THREAD_PREFIX + getattr(fn, "__name__", "work"), daemon=True).start()
     return await future
+
+
+def exit_if_work_is_left() -> None:
+    """After Ctrl-C, a request's work may still be computing in its daemon thread: Python's finalisation would pull
+    the interpreter from under torch mid-operation ("terminate called without an active exception", an abort).
+    The server is stopped and its jobs closed, so the process ends here, at once and cleanly."""
+    if any(t.name.startswith(THREAD_PREFIX) and t.is_alive() for t in threading.enumerate()):
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(0)
 
 
 def test_predictions(path: Path) -> tuple:
