@@ -118,3 +118,55 @@ def test_export_from_the_command_line_says_what_it_wrote(use_runs, tmp_path, cap
     assert f"wrote {tmp_path / 'g'}/generator.ts.pt (torch.jit.trace" in capsys.readouterr().out
     assert main(["export", str(use_runs["gru"]), "--format", "pt2", "--out", str(tmp_path / "p")]) == 2
     assert "error: torch.export cannot trace the encoder graph" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("target,message", [
+    ("file", "is a file. Expected a folder to write the export into (a new one is made). Received: an existing file"),
+    ("file/sub", "Cannot make the folder"),
+])
+def test_an_export_to_a_target_that_cannot_be_a_folder_says_so_in_one_line(use_runs, tmp_path, capsys, target,
+                                                                           message):
+    (tmp_path / "file").write_text("not a folder")
+    assert main(["export", str(use_runs["gan"]), "--format", "pt2", "--out", str(tmp_path / target)]) == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err
+
+
+def test_an_export_to_a_read_only_folder_says_so_in_one_line(use_runs, tmp_path, capsys, monkeypatch):
+    import errno
+    import tempfile
+
+    def read_only(*args, **kwargs):  # what a read-only file system answers (chmod does not stop root)
+        raise OSError(errno.EROFS, "Read-only file system")
+
+    monkeypatch.setattr(tempfile, "mkstemp", read_only)
+    assert main(["export", str(use_runs["gan"]), "--format", "onnx", "--out", str(tmp_path / "ro")]) == 2
+    err = capsys.readouterr().err
+    assert "Cannot write '" in err and "(Read-only file system). Check that its folder exists" in err
+    assert list((tmp_path / "ro").iterdir()) == []  # refused before any graph is traced and written
+
+
+def test_an_export_that_does_not_fit_on_the_disk_is_refused_before_it_writes(use_runs, tmp_path, capsys, monkeypatch):
+    import collections
+    import shutil
+
+    usage = collections.namedtuple("usage", "total used free")
+    monkeypatch.setattr(shutil, "disk_usage", lambda path: usage(10 ** 6, 10 ** 6 - 1000, 1000))
+    assert main(["export", str(use_runs["gan"]), "--format", "torchscript", "--out", str(tmp_path / "full")]) == 2
+    assert "The disk is full: the export needs about" in capsys.readouterr().err
+    assert list((tmp_path / "full").iterdir()) == []
+
+
+@pytest.mark.parametrize("fmt", ["torchscript", "pt2"])
+def test_a_disk_that_fills_during_an_export_gives_the_full_disk_message_and_no_partial_file(
+        use_runs, tmp_path, capsys, monkeypatch, fmt):
+    import errno
+    import os
+
+    def full(fd):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(os, "fsync", full)  # every file deepworks writes is flushed to the disk before its rename
+    assert main(["export", str(use_runs["gan"]), "--format", fmt, "--out", str(tmp_path / "x")]) == 2
+    assert "The disk is full: '" in capsys.readouterr().err
+    assert list((tmp_path / "x").iterdir()) == []

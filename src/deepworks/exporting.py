@@ -27,9 +27,10 @@ from pathlib import Path
 import torch
 
 from . import __version__
-from .errors import ConfigError, DeepworksError
+from .errors import ConfigError, DeepworksError, DiskFull
 from .inference import Graph
-from .run import atomic_write_bytes, atomic_write_json, atomic_write_text, cpu_state_dict
+from .model_files import load_pt2
+from .run import atomic_write_bytes, atomic_write_json, atomic_write_text, cpu_state_dict, temp_beside, write_error
 
 FORMATS = {"onnx": ".onnx", "pt2": ".pt2", "torchscript": ".ts.pt"}
 EXPORTERS = ("auto", "dynamo", "legacy")
@@ -66,9 +67,10 @@ def export_run(run_path: str | Path, format: str = "onnx", out: str | Path | Non
                              f"traced again. Use that file (it takes normalised float images (N, C, H, W); the run's "
                              f"model.json has the classes and the normalisation).")
     folder = Path(out) if out is not None else trained.run.path / "export" / format
-    folder.mkdir(parents=True, exist_ok=True)
+    prepare_folder(folder)
     model = trained.model.float().eval()
     graphs = trained.task.export_graphs(model)
+    check_free_space(folder, model, len(graphs))
     written = [write_graph(g, folder, format, exporter) for g in graphs]
     card = model_card(trained, format, written)
     weights = folder / "weights.safetensors"
@@ -77,6 +79,36 @@ def export_run(run_path: str | Path, format: str = "onnx", out: str | Path | Non
     atomic_write_json(folder / "model.json", card)
     atomic_write_text(folder / "README.md", usage_text(card))
     return {**card, "folder": str(folder)}
+
+
+def prepare_folder(folder: Path) -> None:
+    """The export's folder exists (made if needed) and can be written, or a message says why not and what to do."""
+    if folder.exists() and not folder.is_dir():
+        raise ConfigError(f"--out '{folder}' is a file. Expected a folder to write the export into (a new one is "
+                          f"made). Received: an existing file; pass --out a folder.")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise DeepworksError(f"Cannot make the folder '{folder}' ({err.strerror or err}). Expected --out to be a "
+                             f"folder you may write to; pass --out another folder.") from None
+    Path(temp_beside(folder / "probe")).unlink()  # says plainly when the folder cannot be written (read-only)
+
+
+def check_free_space(folder: Path, model: torch.nn.Module, graphs: int) -> None:
+    """Refuse before writing anything when the disk cannot hold the export: each graph and the weights file hold
+    the weights once (plus a margin for the graphs themselves and the temporary copy of the largest file)."""
+    import shutil
+
+    weights = sum(t.numel() * t.element_size() for t in model.state_dict().values())
+    needed = (graphs + 2) * weights + (1 << 20)
+    try:
+        free = shutil.disk_usage(folder).free
+    except OSError:
+        return
+    if free < needed:
+        raise DiskFull(f"The disk is full: the export needs about {needed / 1e6:.1f} MB and '{folder}' has "
+                       f"{free / 1e6:.1f} MB free. Nothing was written. Free some space, or pass --out a folder on "
+                       f"another disk.")
 
 
 def model_card(trained, format: str, graphs: list[dict]) -> dict:
@@ -132,6 +164,8 @@ def write_graph(graph: Graph, folder: Path, format: str, exporter: str) -> dict:
         save = write_pt2 if format == "pt2" else write_torchscript
         try:
             save(graph, path)
+        except DeepworksError:
+            raise
         except Exception as err:  # the tracer's own words, with what to do instead
             raise DeepworksError(f"{FORMAT_NAMES[format]} cannot trace the {graph.name} graph ({first_words(err)}). "
                                  f"Export with --format {'onnx' if format == 'pt2' else 'pt2'} instead.") from None
@@ -151,6 +185,10 @@ def write_onnx(graph: Graph, path: Path, expected: tuple, exporter: str) -> dict
         try:
             export_onnx(graph, path, dynamo=name == "dynamo")
             diff = max_difference(expected, run_onnx(path, graph))
+        except OSError as err:
+            if err.errno is None:
+                raise
+            raise write_error(path, err) from None  # a full disk or a read-only folder: the other exporter fails too
         except Exception as err:  # an exporter's failure is a reason to try the other, and is reported
             tried.append(f"{name}: {first_words(err)}")
             continue
@@ -171,9 +209,12 @@ def export_onnx(graph: Graph, path: Path, dynamo: bool) -> None:
         kwargs.update(dynamo=True, dynamic_shapes=dynamic_shapes(graph), external_data=False)
     else:
         kwargs.update(dynamo=False, dynamic_axes=graph.dynamic)
-    with contextlib.redirect_stdout(io.StringIO()), quiet_loggers():
-        torch.onnx.export(graph.module, graph.example, str(tmp), **kwargs)
-    os.replace(tmp, path)
+    try:
+        with contextlib.redirect_stdout(io.StringIO()), quiet_loggers():
+            torch.onnx.export(graph.module, graph.example, str(tmp), **kwargs)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 @contextlib.contextmanager
@@ -219,19 +260,25 @@ def dynamic_shapes(graph: Graph) -> tuple:
 
 
 def write_pt2(graph: Graph, path: Path) -> None:
+    """Saved into memory, then written atomically: a full disk is then a clear error, never half a file."""
+    import io
+
     with quiet_loggers():
         program = torch.export.export(graph.module, graph.example, dynamic_shapes=dynamic_shapes(graph))
-    tmp = temp_name(path)
-    torch.export.save(program, str(tmp))
-    os.replace(tmp, path)
+    buffer = io.BytesIO()
+    torch.export.save(program, buffer)
+    atomic_write_bytes(path, buffer.getvalue())
 
 
 def write_torchscript(graph: Graph, path: Path) -> None:
+    """Saved into memory, then written atomically: torch.jit.save to a full disk aborts the whole process."""
+    import io
+
     with quiet_loggers():  # torch.jit is deprecated in favour of torch.export, and still widely loaded
         traced = torch.jit.trace(graph.module, graph.example, check_trace=False)
-        tmp = temp_name(path)
-        torch.jit.save(traced, str(tmp))
-    os.replace(tmp, path)
+        buffer = io.BytesIO()
+        torch.jit.save(traced, buffer)
+    atomic_write_bytes(path, buffer.getvalue())
 
 
 def onnx_session(path: Path, threads: int | None = None):
@@ -257,7 +304,7 @@ def run_onnx(path: Path, graph: Graph) -> tuple:
 def run_torch_file(path: Path, format: str, inputs: tuple) -> tuple:
     with torch.no_grad(), warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        module = torch.export.load(str(path)).module() if format == "pt2" else torch.jit.load(str(path))
+        module = load_pt2(path).module() if format == "pt2" else torch.jit.load(str(path))
         return as_tuple(module(*inputs))
 
 
