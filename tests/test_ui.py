@@ -252,6 +252,30 @@ def test_the_designer_builds_lenet_by_clicks_round_trips_its_yaml_and_trains_it(
     assert yaml.safe_load((run / "config.yaml").read_text())["model"]["layers"] == yaml.safe_load(saved)["model"]["layers"]
 
 
+
+def test_the_model_page_s_image_size_is_the_designer_s_and_the_train_form_s(page, server):
+    """Digits are stored 8x8 and shown 28x28: the designer builds at the size the Data page shows, so 'LeNet-5 as
+    cards' fits; the Model page's size is the designer's and the Train form's alike, and a design that does not fit
+    at the size chosen is refused before any job starts."""
+    page.get_by_test_id("builtin-digits").click()
+    expect(page.get_by_test_id("data-preview")).to_contain_text("28×28", timeout=60_000)  # a busy machine reads slowly
+    page.get_by_test_id("nav-model").click()
+    page.get_by_test_id("template-layers").check()
+    page.get_by_test_id("load-lenet").click()
+    expect(page.get_by_test_id("design-input")).to_contain_text("1×28×28 → 10 classes", timeout=60_000)
+    expect(page.get_by_test_id("design-parameters")).to_have_text("61,706")
+    page.get_by_test_id("image-size").fill("8")
+    expect(page.get_by_test_id("design-error")).to_contain_text("Card 4 (conv)")
+    page.get_by_test_id("nav-train").click()
+    expect(page.get_by_test_id("setting-data.image_size")).to_have_value("8")
+    page.get_by_test_id("train-start").click()
+    expect(page.get_by_test_id("train-error")).to_contain_text("Card 4 (conv)")
+    expect(page.get_by_test_id("job")).to_have_count(0)  # no job started
+    page.get_by_test_id("setting-data.image_size").fill("32")
+    page.get_by_test_id("nav-model").click()
+    expect(page.get_by_test_id("image-size")).to_have_value("32")
+    expect(page.get_by_test_id("design-input")).to_contain_text("1×32×32 → 10 classes")
+
 def zip_of_class_folders(folder: Path) -> Path:
     """photos.zip: photos/circle/*.png and photos/square/*.png, 12 of each, 20 x 20 colour images."""
     from PIL import Image, ImageDraw

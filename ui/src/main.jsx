@@ -17,7 +17,8 @@ function App() {
   const [page, setPage] = useState("Data");
   const [info, setInfo] = useState(null);
   const [error, setError] = useState("");
-  const [choice, setChoice] = useState({ task: "image", data: "digits", preview: null, model: "lenet", layers: null });
+  const [choice, setChoice] = useState({ task: "image", data: "digits", preview: null, model: "lenet", layers: null,
+                                          image_size: null });
   const [run, setRun] = useState(null); // the name of the run to try and export
   const update = (change) => setChoice((c) => ({ ...c, ...change }));
 

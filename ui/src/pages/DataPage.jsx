@@ -45,7 +45,8 @@ export default function DataPage({ info, choice, update, go }) {
       <label>
         Task{" "}
         <select data-testid="task" value={choice.task}
-                onChange={(e) => update({ task: e.target.value, data: "", preview: null, model: info.templates[e.target.value][0].model })}>
+                onChange={(e) => update({ task: e.target.value, data: "", preview: null, model: info.templates[e.target.value][0].model,
+                                         image_size: null })}>
           {info.tasks.map((t) => <option key={t}>{t}</option>)}
         </select>
       </label>

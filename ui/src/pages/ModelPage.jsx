@@ -24,9 +24,30 @@ export default function ModelPage({ info, choice, update, go }) {
           </label>
         ))}
       </div>
+      {choice.task === "image" && <ImageSize choice={choice} update={update} />}
       {choice.model === "layers" && <Designer info={info} choice={choice} update={update} />}
       <button className="next" data-testid="to-train" onClick={() => go("Train")}>Next: train →</button>
     </section>
+  );
+}
+
+// The one image size: the designer checks its cards at it and the Train page's --image-size is the same value.
+export function ImageSize({ choice, update }) {
+  const shown = choice.preview && choice.preview.image_size;
+  const fallback = choice.model === "layers"
+    ? `${shown ? `${shown} px, ` : ""}the size the Data page shows`
+    : `the model's own${shown ? ` (the Data page shows ${shown} px)` : ""}`;
+  return (
+    <p className="image-size">
+      <label>
+        Image size{" "}
+        <input data-testid="image-size" type="number" min={1} step={1} style={{ width: "6em" }}
+               value={choice.image_size ?? ""} placeholder={shown ? String(shown) : "default"}
+               onChange={(e) => update({ image_size: e.target.value === "" ? null : Number(e.target.value) })} /> px
+      </label>{" "}
+      <small>Every image is resized to this square before the model sees it; the designer checks its cards at this
+        size and training uses the same (--image-size). Empty: {fallback}.</small>
+    </p>
   );
 }
 
@@ -35,8 +56,11 @@ function Designer({ info, choice, update }) {
   const [answer, setAnswer] = useState(null);
   const [error, setError] = useState("");
   const [yamlText, setYamlText] = useState("");
-  // the server works out what the design receives from the data (as `deepworks train --model layers` would)
-  const where = choice.data ? { task: choice.task, data: choice.data } : { input: [1, 28, 28], classes: 10 };
+  // the server works out what the design receives from the data at the page's image size (the job gets the same)
+  const size = choice.task === "image" && Number.isInteger(choice.image_size) ? choice.image_size : null;
+  const where = choice.data
+    ? { task: choice.task, data: choice.data, ...(size ? { image_size: size } : {}) }
+    : { input: [1, size || 28, size || 28], classes: 10 };
 
   useEffect(() => {
     if (!layers.length) { setAnswer(null); setError(""); return; }

@@ -4,7 +4,7 @@ import { useEffect, useRef, useState } from "react";
 import { call, percent } from "../api.js";
 import Curves from "../Curves.jsx";
 
-export default function TrainPage({ choice, setRun, go }) {
+export default function TrainPage({ choice, update, setRun, go }) {
   const [fields, setFields] = useState([]);
   const [values, setValues] = useState({}); // only what the user set: the rest are the command line's defaults
   const [job, setJob] = useState(null); // the last status the server sent
@@ -44,6 +44,7 @@ export default function TrainPage({ choice, setRun, go }) {
     const settings = { task: choice.task, data: choice.data || null, model: choice.model };
     if (choice.model === "layers") settings["model.layers"] = choice.layers;
     for (const [k, v] of Object.entries(values)) if (v !== "" && v !== undefined) settings[k] = v;
+    if (choice.image_size != null) settings["data.image_size"] = choice.image_size; // the Model page's, shared
     try {
       const { id } = await call("/api/jobs", { json: { settings } });
       setJob({ id, state: "starting" });
@@ -58,6 +59,7 @@ export default function TrainPage({ choice, setRun, go }) {
     setPoints([]);
     const settings = { task: choice.task, data: choice.data || null };
     for (const [k, v] of Object.entries(values)) if (v !== "" && v !== undefined && k !== "train.epochs") settings[k] = v;
+    if (choice.image_size != null) settings["data.image_size"] = choice.image_size;
     try {
       const { id } = await call("/api/automl", { json: { settings, budget } });
       setJob({ id, state: "starting" });
@@ -92,6 +94,14 @@ export default function TrainPage({ choice, setRun, go }) {
     }
   }
 
+  // --image-size is the one the Model page shows and the designer checks at: the form reads and sets it there
+  const shared = { ...values, "data.image_size": choice.image_size ?? "" };
+  function setShared(change) {
+    const next = change(shared);
+    const size = next["data.image_size"];
+    if (size !== shared["data.image_size"]) update({ image_size: size === "" ? null : size });
+    setValues(() => { const { "data.image_size": _, ...rest } = next; return rest; });
+  }
   const running = job && (job.state === "starting" || job.state === "running");
   const main = fields.filter((f) => f.main);
   const more = fields.filter((f) => !f.main);
@@ -103,10 +113,10 @@ export default function TrainPage({ choice, setRun, go }) {
         {choice.model === "layers" && !(choice.layers || []).length && <span className="error">Design the model first (Model page).</span>}
       </p>
       <form className="settings" onSubmit={(e) => { e.preventDefault(); start(); }}>
-        {main.map((f) => <Field key={f.key} field={f} values={values} setValues={setValues} />)}
+        {main.map((f) => <Field key={f.key} field={f} values={shared} setValues={setShared} />)}
         <details>
           <summary>More settings</summary>
-          {more.map((f) => <Field key={f.key} field={f} values={values} setValues={setValues} />)}
+          {more.map((f) => <Field key={f.key} field={f} values={shared} setValues={setShared} />)}
         </details>
         <button data-testid="train-start" disabled={running}>Train</button>
       </form>
