@@ -269,3 +269,15 @@ def test_a_job_that_ends_before_its_first_checkpoint_leaves_no_empty_run_folder(
     done = json.loads((job / "outcome.json").read_text())
     assert done["state"] == state and said in done["message"] and done["run"] is None
     assert [p.name for p in runs.iterdir()] == ["older"]
+
+
+def test_the_runs_list_marks_a_run_with_nothing_in_it_empty(client):
+    """A run folder left with no finished epoch and no checkpoint (by a run stopped elsewhere) is marked empty; one
+    stopped in its first epoch keeps its checkpoint and is not."""
+    for name in ("nothing", "first-epoch"):
+        (client.runs / name).mkdir(parents=True)
+        (client.runs / name / "config.yaml").write_text("task: image\n")
+    (client.runs / "first-epoch" / "checkpoint.pt").write_bytes(b"saved")
+    rows = {r["name"]: r for r in client.get("/api/runs").json()["runs"]}
+    assert rows["nothing"]["status"] == "no epoch finished" and rows["nothing"]["empty"]
+    assert rows["first-epoch"]["status"] == "no epoch finished" and not rows["first-epoch"]["empty"]

@@ -17,7 +17,7 @@ export default function RunPicker({ run, setRun, testid, label = "Run", task, on
       {label}{" "}
       <select data-testid={testid} value={run || ""} onChange={(e) => setRun(e.target.value || null)}>
         <option value="">choose a run</option>
-        {runs.map((r) => <option key={r.name} value={r.name}>{r.name}</option>)}
+        {runs.map((r) => <option key={r.name} value={r.name} disabled={r.empty}>{r.name}{r.empty ? " (empty: no epoch finished)" : ""}</option>)}
         {run && !task && !runs.some((r) => r.name === run) && <option value={run}>{run}</option>}
       </select>
     </label>

@@ -234,7 +234,8 @@ def add_api_routes(app, jobs: Jobs, runs_dir: Path, roots: DataRoots) -> None:
     async def list_runs():
         from ..api import runs
 
-        return {"runs": [{**r, "name": Path(r["path"]).name} for r in runs(runs_dir)] if runs_dir.is_dir() else []}
+        return {"runs": [{**r, "name": Path(r["path"]).name, "empty": is_empty(r)} for r in runs(runs_dir)]
+                if runs_dir.is_dir() else []}
 
     @app.post("/api/runs/{name}/serve")
     async def serve_run(name: str):
@@ -486,6 +487,14 @@ def read_leaderboard(db: Path) -> list[dict] | None:
     except (KeyError, ValueError, RuntimeError, AssertionError, SQLAlchemyError, optuna.exceptions.OptunaError):
         return None
     return json.loads(json.dumps(board, default=str))
+
+
+def is_empty(row: dict) -> bool:
+    """A run listed 'no epoch finished' that holds nothing either (no checkpoint): the page marks it empty. The UI's
+    own jobs remove theirs; this one was left by a run stopped or failed elsewhere."""
+    from .worker import holds_nothing
+
+    return row.get("status") == "no epoch finished" and holds_nothing(Path(row["path"]))
 
 
 def known_job(jobs: Jobs, job_id: str) -> str:

@@ -21,11 +21,11 @@ export default function ResultsPage({ run, setRun }) {
         <thead><tr><th>compare</th><th>run</th><th>task</th><th>model</th><th>data</th><th>epochs</th><th>test</th><th>status</th></tr></thead>
         <tbody>
           {runs.map((r) => (
-            <tr key={r.name} className={r.name === run ? "chosen" : ""}>
+            <tr key={r.name} className={r.name === run ? "chosen" : r.empty ? "empty" : ""} data-testid={`row-${r.name}`}>
               <td><input type="checkbox" data-testid={`compare-${r.name}`} checked={picked.includes(r.name)} onChange={() => toggle(r.name)} /></td>
               <td><button className="link" data-testid={`open-${r.name}`} onClick={() => setRun(r.name)}>{r.name}</button></td>
               <td>{r.task}</td><td>{r.model}</td><td>{r.data}</td><td>{r.epochs}</td>
-              <td>{r.test != null ? `${r.test_metric} ${r.test.toFixed(4)}` : ""}</td><td>{r.status}</td>
+              <td>{r.test != null ? `${r.test_metric} ${r.test.toFixed(4)}` : ""}</td><td>{r.empty ? <span title="No epoch finished and no checkpoint was saved: delete its folder, or train again">empty: {r.status}, nothing saved</span> : r.status}</td>
             </tr>
           ))}
         </tbody>
