@@ -12,6 +12,32 @@ import torch
 from ..boxes import box_iou, draw_boxes
 
 
+def side_by_side(x: torch.Tensor, truth: list, found: list, classes: list[str], threshold: float, path: Path,
+                 n: int = 8) -> Path | None:
+    """The first `n` letterboxed images, each with its true boxes (left) and the boxes found scoring `threshold` or
+    more (right), tiled into one PNG."""
+    tiles = []
+    for i in range(min(n, len(x))):
+        b, c = truth[i]
+        fb, fs, fc = found[i]
+        keep = fs >= threshold
+        left = shown(x[i], b, [classes[k] for k in c], c)
+        right = shown(x[i], fb[keep], [f"{classes[k]} {s:.2f}" for k, s in zip(fc[keep], fs[keep])], fc[keep])
+        tiles.append(np.concatenate([left, np.full((left.shape[0], 4, 3), 255, np.uint8), right], 1))
+    return save_tiles(tiles, path, cols=2) if tiles else None
+
+
+def mistake_grid(x: torch.Tensor, items: list[dict], path: Path, none: str) -> str:
+    """A table of the first 8 mistakes (`mistakes`' rows) and their boxes drawn on their images, as HTML."""
+    from ..report import image_tag, table
+
+    if not items:
+        return f"<p>None: {none}.</p>"
+    tiles = [shown(x[it["image"]], [it["box"]], [it["label"]], [-1]) for it in items[:8]]
+    return (table([{k: v for k, v in it.items() if k not in ("box", "image", "label")} for it in items[:8]])
+            + image_tag(save_tiles(tiles, path, cols=4), path.stem))
+
+
 def mistakes(truth: list, found: list, classes: list[str], names: list[str], iou: float = 0.5,
              threshold: float = 0.3) -> tuple[list, list]:
     """(the most confident false positives, the missed objects) at IoU 0.5: a detection above `threshold` that
