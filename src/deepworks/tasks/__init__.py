@@ -374,8 +374,8 @@ class Task:
         kept = f" The weights of epoch {best_epoch}, the best on validation, were kept." if best_epoch else ""
         return (f"Training collapsed at epoch {low['epoch']}: the training accuracy fell from "
                 f"{peak['train_accuracy']:.2f} (epoch {peak['epoch']}) to {low['train_accuracy']:.2f}, the training "
-                f"loss from {min_loss_until(epochs, peak):.3f} to {low['train_loss']:.3f}{after}.{kept} Its steps were "
-                f"too large for the weights it had: try {self.collapse_remedies()}.")
+                f"loss from {min_loss_until(epochs, peak):.3f} to {low['train_loss']:.3f}{after}.{kept} A learning "
+                f"rate too high for the weights it had reached does this: try {self.collapse_remedies()}.")
 
     @staticmethod
     def notes_html(results: dict) -> str:
