@@ -87,6 +87,8 @@ def test_the_summary_and_report_say_when_a_test_split_is_too_small_to_tell(tmp_p
     some = {**results, "test": {**results["test"], "samples": 179, "accuracy": 0.9832}}
     assert "(179 images; 95 % CI 0.95–0.99)" in dict(task.summary(some))["test"]
     assert "Training collapsed at epoch 3" in task.notes_html(results)
+    evaluated = {**results["test"], "loss": 0.1, "per_class": []}  # deepworks evaluate says it too
+    assert task.describe_metrics(evaluated)[0].startswith("accuracy 1.0000 (9 images; 95 % CI 0.70–1.00: too few")
 
 
 def test_a_run_on_a_few_images_prints_and_reports_its_interval_and_its_collapse(image_folder, capsys, monkeypatch):

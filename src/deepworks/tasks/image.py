@@ -625,7 +625,7 @@ class ImageClassification(Task):
     def describe_metrics(metrics: dict) -> list[str]:
         """The lines `deepworks evaluate` prints: the headline metrics, then per-class rows."""
         k = next(key for key in metrics if key.startswith("top"))
-        lines = [f"accuracy {metrics['accuracy']:.4f}  {k.replace('_', ' ')} {metrics[k]:.4f}  "
+        lines = [f"accuracy {metrics['accuracy']:.4f}{how_sure(metrics)}  {k.replace('_', ' ')} {metrics[k]:.4f}  "
                  f"macro F1 {metrics['macro_f1']:.4f}  loss {metrics['loss']:.4f}",
                  f"{'class':<20} {'precision':>9} {'recall':>9} {'f1':>9} {'support':>8}"]
         if "robust" in metrics:
