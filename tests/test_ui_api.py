@@ -271,6 +271,20 @@ def test_a_job_that_ends_before_its_first_checkpoint_leaves_no_empty_run_folder(
     assert [p.name for p in runs.iterdir()] == ["older"]
 
 
+def test_a_torchrun_job_trains_and_its_progress_comes_from_rank_0(client):
+    """The UI's progress callback cannot run in torchrun's worker processes (every such job once failed with a
+    message about callbacks=): rank 0 writes the job's progress.json itself."""
+    settings = {"data": "digits", "model": "mlp", "epochs": 1, "audit": False, "baseline": False,
+                "engine": "torchrun", "nproc": 1}  # one worker process is enough to be out of the job's reach
+    jobs = client.app.state.jobs
+    started = client.post("/api/jobs", json={"settings": settings}).json()["id"]
+    jobs.procs[started].wait()
+    status = client.get(f"/api/jobs/{started}").json()
+    assert status["state"] == "finished", status["message"]
+    assert status["progress"]["fraction"] == 1.0 and status["progress"]["epochs"] == 1
+    assert status["run"] == status["progress"]["run"] and status["results"]["accuracy"] > 0.5
+
+
 def test_the_runs_list_marks_a_run_with_nothing_in_it_empty(client):
     """A run folder left with no finished epoch and no checkpoint (by a run stopped elsewhere) is marked empty; one
     stopped in its first epoch keeps its checkpoint and is not."""

@@ -349,6 +349,7 @@ def train_distributed(cfg: Config, run: Run | None, callbacks) -> "Trained | Non
 def train_worker(run_path: str | Path) -> None:
     """One process of a distributed run (distributed.worker calls this): train the run in `run_path`, from its
     checkpoint when it has one, with the other processes of the group. Only rank 0 writes."""
+    from .distributed import progress_callbacks
     from .engine import DistributedEngine
 
     run = Run(run_path)
@@ -361,12 +362,15 @@ def train_worker(run_path: str | Path) -> None:
     progress = None if engine.is_main else False
     if not engine.is_main:
         warnings.simplefilter("ignore")  # rank 0 says it once
+    callbacks = progress_callbacks() if engine.is_main else None
     if run.checkpoint_file.exists():
-        train_on(run, cfg, task, engine.device, progress, time.perf_counter(), resuming=True, engine=engine)
+        train_on(run, cfg, task, engine.device, progress, time.perf_counter(), resuming=True, callbacks=callbacks,
+                 engine=engine)
     else:
         torch.manual_seed(cfg.seed)
         data = prepare_checked(task, progress)
-        train_on(run, cfg, task, engine.device, progress, time.perf_counter(), data=data, engine=engine)
+        train_on(run, cfg, task, engine.device, progress, time.perf_counter(), data=data, callbacks=callbacks,
+                 engine=engine)
 
 
 def start_from(task, model: torch.nn.Module, cfg: Config) -> None:

@@ -40,6 +40,20 @@ WORKER_ENV = "DEEPWORKS_WORKER"  # set in every worker process, so that it train
 LAUNCH_ENV = "DEEPWORKS_LAUNCH"  # torchrun: a folder where the workers and the agent tell the launcher how they end
 
 
+PROGRESS_ENV = "DEEPWORKS_PROGRESS_FILE"  # a file where rank 0 keeps the trainer's position (the web UI's progress)
+
+
+def progress_callbacks() -> list | None:
+    """What rank 0 reports its progress through, whatever the engine: callbacks run in the process that trains, so
+    a caller in another process (the web UI's job) names a file instead, in $DEEPWORKS_PROGRESS_FILE."""
+    path = os.environ.get(PROGRESS_ENV)
+    if not path:
+        return None
+    from .ui.worker import ProgressFeed
+
+    return [ProgressFeed(Path(path))]
+
+
 def in_worker() -> bool:
     return os.environ.get(WORKER_ENV) == "1"
 
@@ -193,7 +207,7 @@ def launch_ray(run: Run, cfg: Config) -> None:
         raise ConfigError('--engine ray needs Ray Train. Install it with: pip install "deepworks[ray]"') from None
     env = worker_env(cfg, one_machine=not os.environ.get("RAY_ADDRESS"))
     passed = {k: env[k] for k in (WORKER_ENV, "DEEPWORKS_THREADS", "OMP_NUM_THREADS", "GLOO_SOCKET_IFNAME",
-                                  "PYTHONPATH") if k in env}
+                                  "PYTHONPATH", PROGRESS_ENV) if k in env}
     started = False
     if not ray.is_initialized():
         if os.environ.get("RAY_ADDRESS"):  # a cluster the user runs
@@ -246,7 +260,7 @@ def launch_spark(run: Run, cfg: Config) -> None:
                  .config("spark.ui.enabled", "false").getOrCreate())
     local = spark.sparkContext.master.startswith("local")
     env = worker_env(cfg, one_machine=local)
-    keys = [k for k in ("DEEPWORKS_THREADS", "OMP_NUM_THREADS", "GLOO_SOCKET_IFNAME") if k in env]
+    keys = [k for k in ("DEEPWORKS_THREADS", "OMP_NUM_THREADS", "GLOO_SOCKET_IFNAME", PROGRESS_ENV) if k in env]
     before = {k: os.environ.get(k) for k in keys}
     os.environ.update({k: env[k] for k in keys})  # TorchDistributor's processes inherit the driver's environment
     try:

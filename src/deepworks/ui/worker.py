@@ -9,6 +9,7 @@ stopped (Ctrl-C from the Stop button, the checkpoint saved, resumable) or failed
 from __future__ import annotations
 
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -148,6 +149,21 @@ def removed_note(removed: list[str]) -> str:
     return f" Its run folder {', '.join(removed)} was removed: no epoch had finished, so it held nothing to keep."
 
 
+def trains_in_other_processes(request: dict) -> bool:
+    """Whether the job's engine (asked for, or the resumed run's) trains in worker processes, where this process's
+    callbacks cannot run."""
+    settings = request.get("settings") or {}
+    engine = settings.get("engine", settings.get("engine.name"))
+    if engine is None and request.get("resume"):
+        from ..config import Config
+
+        try:
+            engine = Config.load(Path(request["resume"]) / "config.yaml").engine.name
+        except Exception:  # noqa: BLE001 - an unreadable run: api.train says what is wrong with it
+            return False
+    return engine not in (None, "local")
+
+
 def train_job(job: Path, request: dict) -> int:
     """Train (or search) as the job asks, and write how it finished."""
     from .. import api
@@ -162,10 +178,15 @@ def train_job(job: Path, request: dict) -> int:
         outcome(job, "finished", "", run=best.get("run"), search=summary["folder"],
                 results={"best": best.get("value"), "monitor": summary["monitor"]})
         return 0
+    callbacks = [feed]
+    if trains_in_other_processes(request):  # torchrun, Ray, Spark: rank 0 writes progress.json itself
+        from ..distributed import PROGRESS_ENV
+
+        os.environ[PROGRESS_ENV], callbacks = str(feed.path), None
     if request.get("resume"):
-        trained = api.train(resume=request["resume"], progress=False, callbacks=[feed])
+        trained = api.train(resume=request["resume"], progress=False, callbacks=callbacks)
     else:
-        trained = api.train(progress=False, callbacks=[feed], **request["settings"])
+        trained = api.train(progress=False, callbacks=callbacks, **request["settings"])
     if hasattr(trained, "summary"):  # --split speaker: a run per speaker (crossval.Folds); the page shows the last
         summary, worst = trained.summary, trained.summary["worst"]
         outcome(job, "finished", f"Each speaker was left out in turn: {summary['mean_accuracy']:.1%} of the unheard "
