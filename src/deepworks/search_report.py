@@ -94,9 +94,10 @@ def write_report(folder: Path, study, board: list[dict], monitor: str, notes: li
         link = os.path.relpath(Path(best["run"]) / "report" / "index.html", out)
         sections.append(("Best trial", f"<p>Trial {best['trial']}: {html.escape(monitor)} <b>{best['value']:.4f}</b>"
                                        f"{html.escape(plus_minus(best))} after {best['epochs']} epochs"
-                                       f"{html.escape(why_chosen(best, '; '))}. Its run: <code>{html.escape(best['run'])}</code>"
-                                       f" (<a href='{html.escape(link)}'>its report</a>); its full settings are in "
-                                       f"<code>best.yaml</code>: <code>deepworks train --config "
+                                       f"{html.escape(why_chosen(best, '; '))}. Its run: "
+                                       f"<code>{html.escape(best['run'])}</code> (<a href='{html.escape(link)}'>its "
+                                       f"report</a>); its full settings are in <code>best.yaml</code>: <code>deepworks "
+                                       f"train --config "
                                        f"{html.escape(str(folder / 'best.yaml'))}</code> trains it again.</p>"))
     if notes:
         sections.append(("The data", notes_block(notes)))
