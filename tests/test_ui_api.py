@@ -295,3 +295,24 @@ def test_the_runs_list_marks_a_run_with_nothing_in_it_empty(client):
     rows = {r["name"]: r for r in client.get("/api/runs").json()["runs"]}
     assert rows["nothing"]["status"] == "no epoch finished" and rows["nothing"]["empty"]
     assert rows["first-epoch"]["status"] == "no epoch finished" and not rows["first-epoch"]["empty"]
+
+
+def test_a_worker_gone_after_stop_without_a_word_is_stopped_and_resumes_from_its_checkpoint(tmp_path):
+    """A second Stop can end a worker while it writes its outcome: the job is still 'stopped' (never 'failed'), and
+    says the state is saved when its run has a checkpoint, and Resume continues that run."""
+    import json
+
+    from deepworks.ui.jobs import Jobs, resumable
+
+    run = tmp_path / "runs" / "digits-lenet"
+    run.mkdir(parents=True)
+    (run / "checkpoint.pt").write_bytes(b"saved")
+    folder = tmp_path / "runs" / ".ui" / "jobs" / "20261206-000000-abcdef"
+    folder.mkdir(parents=True)
+    (folder / "job.json").write_text(json.dumps({"settings": {"data": "digits"}}))
+    (folder / "progress.json").write_text(json.dumps({"run": str(run), "epoch": 3}))
+    (folder / "stop-asked").write_text("1")  # what Stop leaves; no pid: the worker is gone
+    status = Jobs(tmp_path / "runs").status(folder.name)
+    assert status["state"] == "stopped" and status["message"] == (f"Stopped; the state is saved in {run}. Resume "
+                                                                   f"continues from it.")
+    assert resumable(status) == "checkpoint"

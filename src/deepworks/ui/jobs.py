@@ -20,6 +20,7 @@ from pathlib import Path
 from ..run import atomic_write_text
 
 STOP_ASKED = "stop-asked"  # in a job's folder: the Stop button was pressed
+STOPPED_SAVED = "Stopped; the state is saved in {run}. Resume continues from it."
 STOPPED_STARTING = ("Stopped while starting, so nothing was saved. Resume starts the same settings again, from "
                     "the beginning.")
 
@@ -88,8 +89,9 @@ class Jobs:
         if self.alive(job_id):
             busy = progress or request.get("automl")  # a search's progress is its study
             return {**out, "state": "running" if busy else "starting", "message": ""}
-        if (folder / STOP_ASKED).is_file():  # stopped while starting, before the worker could write anything
-            return {**out, "state": "stopped", "message": STOPPED_STARTING}
+        if (folder / STOP_ASKED).is_file():  # stopped before the worker could say so (starting, or a second Stop)
+            saved = run and (Path(run) / "checkpoint.pt").is_file()
+            return {**out, "state": "stopped", "message": STOPPED_SAVED.format(run=run) if saved else STOPPED_STARTING}
         return {**out, "state": "failed", "message": died_message(folder)}
 
     def alive(self, job_id: str) -> bool:
