@@ -230,3 +230,11 @@ def test_weights_deepworks_wrote_are_imported_with_the_settings_their_metadata_r
         assert [p["class"] for p in a["predictions"]] == [p["class"] for p in b["predictions"]]
         assert np.allclose([p["probability"] for p in a["predictions"]],
                            [p["probability"] for p in b["predictions"]], atol=1e-5)
+
+
+def test_the_weights_of_an_export_are_imported_with_the_settings_of_its_card(use_runs, tmp_path):
+    trained = dw.load(use_runs["img"])
+    dw.export(use_runs["img"], "torchscript", out=tmp_path / "ts")
+    imported = import_model(tmp_path / "ts" / "weights.safetensors", name="from-export")
+    assert {k: imported.task.meta[k] for k in ("classes", "channels", "image_size", "mean", "std")} == {
+        k: trained.task.meta[k] for k in ("classes", "channels", "image_size", "mean", "std")}
