@@ -212,6 +212,8 @@ def test_the_designer_and_the_job_share_one_image_size_and_a_design_that_does_no
     refused = client.post("/api/jobs", json={"settings": {"data": "digits", "model": "layers", "image_size": 8,
                                                           "model.layers": LENET_CARDS}})
     assert refused.status_code == 400 and "Card 4 (conv)" in refused.json()["error"]
+    small_lenet = client.post("/api/jobs", json={"settings": {"data": "digits", "model": "lenet", "image_size": 8}})
+    assert small_lenet.status_code == 400 and "The lenet model needs images of at least 28 px" in small_lenet.text
     assert not client.app.state.jobs.procs  # refused before any process started
     started = client.post("/api/jobs", json={"settings": {"data": "digits", "model": "layers", "epochs": 1,
                                                           "model.layers": LENET_CARDS}}).json()["id"]

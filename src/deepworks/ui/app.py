@@ -37,7 +37,7 @@ from fastapi import Request  # at module level: the routes' annotations are read
 from ..errors import ConfigError
 from ..run import Run
 from ..serving.app import ClientError, Limits, make_app
-from .design import check_design, checked_size, design_job, designed_input
+from .design import check_design, checked_size, designed_input, sized_job
 from .guard import DataRoots, LoginLink, SameOrigin, check_json_type, loopback_link, new_token
 from .jobs import Jobs, resumable
 from .tools import exit_if_work_is_left, latent_walk, off_loop, test_predictions, trust_tool
@@ -173,7 +173,7 @@ def add_api_routes(app, jobs: Jobs, runs_dir: Path, roots: DataRoots) -> None:
     async def start_job(request: Request):
         body = await json_body(request)
         settings = checked_settings(body.get("settings"), runs_dir, roots)
-        settings = await heavy(design_job, settings, input_for)  # a design that does not fit never starts
+        settings = await heavy(sized_job, settings, input_for)  # a model that does not fit never starts
         return {"id": jobs.start(settings)}
 
     @app.post("/api/automl")

@@ -19,7 +19,7 @@ def designed_input(task_name: str, data: str | None, data_dir: str | None,
     """([channels, height, width], classes) of what a designed model (`--model layers`) trains on with this data.
     Its image size is `image_size` (the Model page's), else the one the Data page shows: the size the data's
     default model trains at (28 for the 8x8 digits, which LeNet needs), so that a design checked here is the one
-    the job trains (design_job gives the job this size)."""
+    the job trains (sized_job gives the job this size)."""
     from ..api import make_config
     from ..models.stack import TOKENS
     from ..registry import get_task
@@ -42,13 +42,17 @@ def checked_size(image_size) -> int:
     return image_size
 
 
-def design_job(settings: dict, input_for) -> dict:
-    """A job that trains a design of cards (--model layers) is checked as the designer checks it, before any
-    process starts, and trains at the size it was checked at (the designer's default when the settings give
-    none). `input_for(task, data, data_dir, image_size)` is designed_input, cached."""
+def sized_job(settings: dict, input_for) -> dict:
+    """A job's model is checked against its images before any process starts: a template against the size asked
+    (LeNet needs 28 px: the command line's words), a design of cards (--model layers) as the designer checks it;
+    a design trains at the size it was checked at (the designer's default when the settings give none).
+    `input_for(task, data, data_dir, image_size)` is designed_input, cached."""
     from ..api import make_config
+    from ..registry import get_task
 
     cfg = make_config(**settings)
+    if cfg.task == "image" and cfg.data.image_size is not None:
+        get_task(cfg.task)(cfg).image_size()  # refuses a size below what the model needs
     designed = cfg.model.name == "layers" or (cfg.model.name is None and cfg.model.layers)
     if not designed or not isinstance(cfg.model.layers, list) or cfg.task not in ("image", "text"):
         return settings  # a template, or a design in a file: the worker checks it as the command line does
