@@ -97,3 +97,12 @@ def test_a_run_whose_stored_threshold_is_not_a_score_is_refused(shapes_detector,
     (copy / "model.json").write_text(json.dumps(card))
     with pytest.raises(dw.DeepworksError, match="threshold .* is not a score from 0 to 1"):
         dw.load(copy)
+
+
+def test_class_iou_is_a_setting_of_detect_checked_like_the_threshold(shapes_detector):
+    image = make_shapes(1, 98).images[0].transpose(1, 2, 0)
+    one_each = shapes_detector.detect(image, threshold=0.01)[0]["boxes"]
+    every_class = shapes_detector.detect(image, threshold=0.01, class_iou=1.0)[0]["boxes"]
+    assert len(every_class) > len(one_each)  # at a low threshold, runner-up classes peak on the same shapes
+    with pytest.raises(dw.DataError, match=r"detect: class_iou must be from 0.0 to 1.0. Received: 2."):
+        shapes_detector.detect(image, class_iou=2)
