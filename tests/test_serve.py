@@ -393,3 +393,60 @@ def test_fuzzed_json_requests_never_make_the_server_fail(fuzz_client, route, bod
 def test_fuzzed_v2_requests_never_make_the_server_fail(fuzz_client, name, body):
     r = fuzz_client.post(f"/v2/models/{name}/infer", content=json.dumps(body), headers={"Content-Type": "application/json"})
     assert r.status_code < 500, r.text
+
+
+# hostile shapes that random JSON rarely reaches: nesting past Python's stack, shapes whose element count overflows
+# 64 bits, binary data of any size, digits that are not ASCII, subnormal floats
+def deep(depth: int, opener: str) -> str:
+    return opener * depth + "1" + ("]" if opener == "[" else "}") * depth
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=list(HealthCheck))
+@given(route=st.sampled_from(ROUTES), depth=st.integers(1, 3000), opener=st.sampled_from(["[", '{"a":']))
+def test_fuzzed_deep_nesting_never_makes_the_server_fail(fuzz_client, route, depth, opener):
+    name, verb = route
+    for path, body in ((f"/v1/models/{name}/{verb}", '{"inputs": %s}' % deep(depth, opener)),
+                       (f"/v2/models/{name}/infer", '{"inputs": [{"name": "x", "shape": [1], "datatype": "FP32", '
+                                                    '"data": %s}]}' % deep(depth, opener))):
+        r = fuzz_client.post(path, content=body, headers={"Content-Type": "application/json"})
+        assert r.status_code < 500, r.text
+        assert r.status_code == 200 or r.json()["error"]
+
+
+DIMENSIONS = st.sampled_from([0, 1, 3, 2 ** 16, 2 ** 31, 2 ** 32, 2 ** 32 + 1, 2 ** 63, 2 ** 64]) | st.integers(0, 2 ** 65)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=list(HealthCheck))
+@given(name=st.sampled_from([n for n, _ in ROUTES]), shape=st.lists(DIMENSIONS, max_size=4),
+       kind=st.sampled_from(["UINT8", "FP16", "FP32", "FP64", "INT64", "BOOL", "BYTES"]), size=st.integers(0, 70),
+       extra=st.integers(0, 9))
+def test_fuzzed_v2_shapes_and_binary_sizes_never_make_the_server_fail(fuzz_client, name, shape, kind, size, extra):
+    header = json.dumps({"inputs": [{"name": "x", "shape": shape, "datatype": kind,
+                                     "parameters": {"binary_data_size": size}}]}).encode()
+    r = fuzz_client.post(f"/v2/models/{name}/infer", content=header + b"\1" * (size + extra),
+                         headers={"Content-Type": "application/octet-stream",
+                                  "Inference-Header-Content-Length": str(len(header))})
+    assert r.status_code < 500, r.text
+    assert r.status_code == 200 or r.json()["error"]
+
+
+@settings(max_examples=100, deadline=None)
+@given(length=st.text(st.characters(categories=["Nd", "No", "Zs"]), min_size=1, max_size=4) | st.just("9" * 5000))
+def test_fuzzed_v2_header_lengths_in_any_digits_are_refused_cleanly(length):
+    from deepworks.serving.app import ClientError
+    from deepworks.serving.v2 import read_infer_request
+
+    try:
+        read_infer_request(b'{"inputs": []}' + b"\0" * 9, length)
+    except ClientError as err:
+        assert err.status == 400 and str(err).startswith("Expected")
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=list(HealthCheck))
+@given(tiny=st.floats(0, 1e-300) | st.sampled_from([5e-324, 1e-320, 2.2250738585072014e-308, 1e-5]),
+       option=st.sampled_from([("txt", "generate", "temperature"), ("gru", "translate", "length_penalty")]))
+def test_fuzzed_subnormal_options_never_make_the_server_fail(fuzz_client, tiny, option):
+    name, verb, key = option
+    r = fuzz_client.post(f"/v1/models/{name}/{verb}", json={"inputs": "the", key: tiny, "length": 3} if verb ==
+                         "generate" else {"inputs": "the 3rd of march 1998", key: tiny})
+    assert r.status_code < 500, r.text

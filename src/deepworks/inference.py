@@ -135,6 +135,9 @@ def image_items(inputs, size: int, channels: int, limit: int, paths: bool = True
 
     def from_array(array: np.ndarray, n: int) -> list[tuple[str, np.ndarray]]:
         x = images_to_nchw(one_or_many(array, f"input {n}", channels), f"input {n}", "the array")
+        if x.shape[0] and 0 in x.shape[2:]:
+            raise DataError(f"input {n} has shape {tuple(np.shape(array))}: images with no pixels. Expected images "
+                            f"of at least 1 x 1 pixels.")
         return [(f"array {n}[{i}]", img) for i, img in enumerate(resize(x, size))]
 
     items = walk_images(inputs, limit, paths, lambda source: decode_image(source, size), from_array)

@@ -6,23 +6,21 @@ the task's use (predict, generate, translate, sample): JSON {"inputs": ..., opti
 asks a GAN for one PNG. The Open Inference Protocol V2 (what KServe, Triton and MLServer clients speak) is in v2.py.
 
 Safety: a client never names a path or a model file, only a served name; errors are JSON {"error": "Expected ...
-Received ..."} with a 4xx code; bodies, items per request and time per request are bounded; an optional bearer
-token is compared in constant time. Health: /v2/health/ready answers 200 only once every model has been warmed up.
+Received ..."} with a 4xx code (Starlette's own errors too); bodies, items, work and time per request are
+bounded, and a request's work stops when its client leaves or its time is up; an optional bearer token is compared
+in constant time. Health: /v2/health/ready answers 200 only once every model has been warmed up.
 """
 
 from __future__ import annotations
 
 import asyncio
-import base64
 import gc
 import hmac
 import json
-import re
 import threading
 import time
 from dataclasses import dataclass
 
-import numpy as np
 from fastapi import Request  # at module level: the routes' annotations are read from here
 from fastapi.responses import JSONResponse
 
@@ -31,7 +29,6 @@ from .batcher import Batcher
 from .models import Served
 
 OPEN_PATHS = ("/v2/health/live", "/v2/health/ready")  # probes answer without a token
-MAX_FORM_FIELDS = 100
 
 
 @dataclass
@@ -69,6 +66,7 @@ def make_app(served: list[Served], token: str | None = None, limits: Limits | No
     from fastapi import FastAPI
 
     from .metrics import Metrics
+    from .reading import read_request
     from .v2 import add_v2_routes
 
     limits = limits or Limits()
@@ -286,107 +284,6 @@ def cookie_value(header: str, name: str) -> str:
     except Exception:  # a malformed Cookie header is no token
         return ""
     return jar[name].value if name in jar else ""
-
-
-async def read_request(request, limits: Limits) -> tuple:
-    """(inputs, options, stream, format) from a JSON body or a multipart form."""
-    kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
-    if kind == "application/json":
-        body = parse_json(await request.body(), "a JSON body")
-        if not isinstance(body, dict):
-            raise ClientError(400, f"Expected a JSON object such as {{\"inputs\": ...}}. Received: a "
-                                   f"{type(body).__name__}.")
-        body = dict(body)
-        inputs = from_json(body.pop("inputs", None))
-    elif kind == "multipart/form-data":
-        form = await read_form(request, limits)
-        files = [v for _, v in form.multi_items() if hasattr(v, "read")]
-        body = {k: v for k, v in form.multi_items() if not hasattr(v, "read")}
-        inputs = [await f.read() for f in files] if files else from_json(body.pop("inputs", None))
-    else:
-        raise ClientError(415, f"Expected Content-Type application/json or multipart/form-data. Received: "
-                               f"{kind or 'none'}.")
-    stream = str(body.pop("stream", False)).lower() in ("true", "1", "yes")
-    fmt = str(body.pop("format", "json")).lower()
-    if fmt not in ("json", "png"):
-        raise ClientError(400, f"Expected format 'json' or 'png'. Received: {fmt!r}.")
-    count = len(inputs) if isinstance(inputs, list) else 1
-    if count > limits.max_items:
-        raise ClientError(413, f"Expected at most {limits.max_items} inputs in one request. Received: {count}.")
-    return inputs, body, stream, fmt
-
-
-MAX_JSON_DEPTH = 32  # nested lists and objects: an image batch is 5 deep, numpy's arrays at most 32 (64 in 2.x)
-JSON_STRINGS = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"')
-BRACKET_STEPS = np.zeros(256, np.int8)
-BRACKET_STEPS[[ord("["), ord("{")]], BRACKET_STEPS[[ord("]"), ord("}")]] = 1, -1
-
-
-def json_depth(text: bytes) -> int:
-    """How deep the lists and objects of a JSON text nest, read before parsing (json.loads recurses, and a
-    100,000-deep text would exhaust Python's stack); brackets inside strings do not count."""
-    opened = text.count(b"[") + text.count(b"{")
-    if opened <= MAX_JSON_DEPTH:
-        return opened  # (a small body: no deeper than its count of brackets, which is within the limit)
-    skeleton = np.frombuffer(JSON_STRINGS.sub(b'""', text), np.uint8)
-    return int(np.cumsum(BRACKET_STEPS[skeleton], dtype=np.int64).max(initial=0))
-
-
-def parse_json(text: bytes, what: str):
-    """A request's JSON text -> its value, no deeper than MAX_JSON_DEPTH."""
-    depth = json_depth(text)
-    if depth > MAX_JSON_DEPTH:
-        raise ClientError(400, f"Expected {what} nested at most {MAX_JSON_DEPTH} levels deep. Received: {depth:,} "
-                               f"levels.")
-    try:
-        return json.loads(text)
-    except (ValueError, UnicodeDecodeError, RecursionError) as err:
-        raise ClientError(400, f"Expected {what}. Received: text that is not JSON ({str(err)[:200]}).") from None
-
-
-async def read_form(request, limits: Limits):
-    """A multipart form, its parser's refusals (too many files or fields, no boundary) said as the server's."""
-    from starlette.exceptions import HTTPException
-    from starlette.formparsers import MultiPartException
-
-    try:
-        return await request.form(max_files=limits.max_items, max_fields=MAX_FORM_FIELDS)
-    except (HTTPException, MultiPartException) as err:
-        detail = getattr(err, "detail", None) or getattr(err, "message", str(err))
-        raise ClientError(400, f"Expected a multipart/form-data body with at most {limits.max_items} files and "
-                               f"{MAX_FORM_FIELDS} fields. Received: {detail}") from None
-
-
-def from_json(value):
-    """JSON values -> what a face decodes: {"base64": ...} -> bytes; nested lists of numbers -> a numpy array; lists
-    of anything else item by item; text stays text (and is never read as a path: decode_inputs(trusted=False))."""
-    if isinstance(value, dict):
-        if set(value) == {"base64"} and isinstance(value["base64"], str):
-            try:
-                return base64.b64decode(value["base64"], validate=True)
-            except ValueError:
-                raise ClientError(400, "Expected {\"base64\": the file's bytes in base64}. Received: text that is not "
-                                       "base64.") from None
-        raise ClientError(400, f"Expected an input as text, a list of numbers or {{\"base64\": ...}}. Received: an "
-                               f"object with keys {sorted(value)[:5]}.")
-    if isinstance(value, list) and value and is_numeric(value):
-        try:
-            array = np.asarray(value)  # numpy reads the nesting and the number type in one pass
-        except (ValueError, TypeError, OverflowError):
-            array = None
-        if array is None or array.dtype.kind not in "iuf":
-            raise ClientError(400, "Expected a rectangular array of numbers (every row the same length). Received: "
-                                   "rows of different lengths, or numbers mixed with other values.")
-        return array
-    if isinstance(value, list):
-        return [from_json(v) for v in value]
-    return value
-
-
-def is_numeric(value) -> bool:
-    while isinstance(value, list) and value:
-        value = value[0]
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
 async def decode(s: Served, inputs, options: dict, limits: Limits, batcher: Batcher | None) -> list:

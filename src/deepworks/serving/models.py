@@ -74,12 +74,13 @@ class Served:
 
     def decode(self, inputs, options: dict) -> list:
         """What a client sent -> items. The task's checks say what was wrong; anything they did not foresee (a
-        TypeError deep in numpy from a value of an odd shape) is still the client's input, and said as such."""
+        TypeError deep in numpy, a RuntimeError in torch, from a value of an odd shape) is still the client's input,
+        and said as such."""
         try:
             return self.task.decode_inputs(inputs, options, trusted=False)
         except DeepworksError:
             raise
-        except (TypeError, ValueError, KeyError, IndexError, OverflowError, AttributeError) as err:
+        except (TypeError, ValueError, KeyError, IndexError, OverflowError, AttributeError, RuntimeError) as err:
             raise DeepworksError(f"{self.verb}: the inputs could not be read ({type(err).__name__}: "
                                  f"{str(err)[:200]}). Expected what GET /v1/models/{self.name} describes.") from None
 

@@ -16,11 +16,13 @@ import struct
 import numpy as np
 from fastapi import Request  # at module level: the routes' annotations are read from here
 
-from .app import ClientError, check_work, checked_options, compute, decode, find, parse_json
+from .app import ClientError, check_work, checked_options, compute, decode, find
+from .reading import parse_json
 
 DATATYPES = {"BOOL": np.bool_, "UINT8": np.uint8, "UINT16": np.uint16, "UINT32": np.uint32, "UINT64": np.uint64,
              "INT8": np.int8, "INT16": np.int16, "INT32": np.int32, "INT64": np.int64, "FP16": np.float16,
              "FP32": np.float32, "FP64": np.float64, "BYTES": np.object_}
+MAX_VALUES = 2 ** 28  # in one input, and so along any one of its dimensions (numpy refuses [0, 2**63])
 PROTOCOL_PARAMETERS = ("binary_data_output", "binary_data", "binary_data_size", "sequence_id", "sequence_start",
                        "sequence_end", "priority", "timeout")
 
@@ -127,10 +129,11 @@ def read_tensor(spec, binary: bytes, offset: int):
         raise ClientError(400, f"Expected each input's name and datatype as text. Received: {name!r}, {kind!r}.")
     if kind not in DATATYPES:
         raise ClientError(400, f"Input '{name}': expected a datatype among {', '.join(DATATYPES)}. Received: {kind!r}.")
-    if not isinstance(shape, list) or not all(type(d) is int and d >= 0 for d in shape):
-        raise ClientError(400, f"Input '{name}': expected a shape of whole numbers. Received: {shape!r}.")
+    if not isinstance(shape, list) or not all(type(d) is int and 0 <= d <= MAX_VALUES for d in shape):
+        raise ClientError(400, f"Input '{name}': expected a shape of whole numbers from 0 to {MAX_VALUES:,}. "
+                               f"Received: {shape!r}.")
     count = math.prod(shape)  # Python's ints: np.prod wraps [2**32, 2**32] round to 0
-    if count > 2 ** 28:
+    if count > MAX_VALUES:
         raise ClientError(413, f"Input '{name}': shape {shape} holds {count:,} values, more than one request may send.")
     size = mapping(spec.get("parameters"), f"input '{name}' parameters").get("binary_data_size")
     if size is not None:
