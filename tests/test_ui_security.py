@@ -53,6 +53,22 @@ def test_the_login_link_printed_at_launch_carries_the_token(capsys, monkeypatch,
     assert "http://127.0.0.1:8123/?token=" in line and len(line.split("?token=")[1].split()[0]) >= 24
 
 
+def test_the_command_line_takes_data_roots_and_refuses_one_that_is_no_folder(capsys, monkeypatch, tmp_path):
+    import uvicorn
+
+    from deepworks.cli import main
+
+    served = []
+    monkeypatch.setattr(uvicorn, "run", lambda app, **kwargs: served.append(app))
+    assert main(["ui", "--runs-dir", str(tmp_path / "runs"), "--data-root", str(tmp_path / "none")]) == 2
+    assert f"--data-root must be a folder. Received: '{tmp_path / 'none'}'" in capsys.readouterr().err
+    assert main(["ui", "--runs-dir", str(tmp_path / "runs"), "--data-root", str(tmp_path), "--insecure"]) == 0
+    with TestClient(served[0], base_url=LOCAL) as c:  # --insecure: no token; tmp_path's files may be read
+        (tmp_path / "poem.txt").write_text("roses are red, violets are blue. " * 40)
+        assert c.post("/api/data/preview", json={"task": "text", "data": str(tmp_path / "poem.txt")}).status_code == 200
+    served[0].state.jobs.close()
+
+
 @pytest.mark.parametrize("origin", ["http://evil.example", "http://127.0.0.1:9999", "null"])
 def test_a_request_from_another_site_or_port_changes_nothing(client, origin):
     answer = client.post("/api/jobs", json={"settings": {"data": "digits", "epochs": 1}}, headers={"Origin": origin})
