@@ -115,7 +115,7 @@ def test_starlette_s_own_errors_come_in_the_server_s_one_shape(client):
 
 # --- work: bounded in cost, and stopped when nobody waits for it ---------------------------------------------------
 def counting_steps(served) -> list:
-    """Counts the text model's steps (one per character written)."""
+    """Counts the model's steps (one per character a text model writes, one per word of a translation)."""
     steps, step = [], served.model.step
 
     def counted(*args):
@@ -129,6 +129,22 @@ def counting_steps(served) -> list:
 def finished(served) -> None:
     """Returns once the model's thread has finished what it was doing."""
     served.executor.submit(lambda: None).result()
+
+
+@pytest.mark.parametrize("run,inputs,options", [("txt", ["th", "he"], {"length": 10_000}),
+                                                ("gru", ["the 3rd of march 1998"], {}),
+                                                ("gru", ["the 3rd of march 1998"], {"beam": 4})])
+def test_a_cancelled_request_stops_before_the_model_s_next_step(use_runs, run, inputs, options):
+    from deepworks.inference import Cancelled
+    from deepworks.serving import Served
+
+    served = Served(run, use_runs[run])
+    options = served.options(options)
+    steps, cancel = counting_steps(served), threading.Event()
+    cancel.set()
+    with pytest.raises(Cancelled):
+        served.infer(served.decode(inputs, options), options, cancel)
+    assert steps == []
 
 
 def test_a_generate_over_its_time_stops_early_and_frees_the_model(use_runs):

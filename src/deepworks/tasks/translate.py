@@ -25,6 +25,7 @@ import torch.nn.functional as F
 from ..config import Config
 from ..data.pairs import BOS, EOS, UNK, PairWarning, Pairs, build_vocab, detokenize, load_pairs, read_aligned, read_tsv, tokenize
 from ..errors import ConfigError, DataError
+from ..inference import stop_if_cancelled
 from ..models import evaluating
 from ..models.seq2seq import Seq2Seq, TransformerSeq2Seq, reorder_state
 from ..report import image_tag, plot_history, pyplot, save_figure, table
@@ -226,6 +227,7 @@ class Translation(Task):
         state, prev = enc["state"], torch.full((len(src),), bos, dtype=torch.long, device=src.device)
         steps, weights, done = [], [], torch.zeros(len(src), dtype=torch.bool, device=src.device)
         for _ in range(max_steps):
+            stop_if_cancelled()  # a server's request whose client is gone stops here
             logits, state, w = model.step(prev, state, enc)
             prev = logits.argmax(1)
             steps.append(prev)
@@ -267,6 +269,7 @@ class Translation(Task):
             return ((5 + length) / 6) ** alpha
 
         for _ in range(max_steps):
+            stop_if_cancelled()
             logits, state, w = model.step(prev, state, enc_rows)
             w = w.float().cpu()
             top_scores, top_tokens = logits.float().log_softmax(1).topk(beam, 1)
