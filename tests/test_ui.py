@@ -323,12 +323,12 @@ def test_a_design_that_does_not_fit_says_which_card_and_what_to_change(page, ser
     page.get_by_test_id("nav-model").click()
     page.get_by_test_id("template-layers").check()
     page.get_by_test_id("add-conv").click()
-    page.get_by_test_id("card-1-kernel").fill("9")  # digits are 8 x 8 for a design of one's own
+    page.get_by_test_id("card-1-kernel").fill("29")  # the digits are designed for at 28 x 28, as the Data page shows
     expect(page.get_by_test_id("design-error")).to_contain_text(
-        "Card 1 (conv): a 9x9 kernel does not fit the 8x8 it receives. Use a kernel of at most 8")
+        "Card 1 (conv): a 29x29 kernel does not fit the 28x28 it receives. Use a kernel of at most 28")
     page.get_by_test_id("card-1-type").select_option("dense")
     expect(page.get_by_test_id("design-error")).to_have_count(0)
-    expect(page.get_by_test_id("card-1-shape")).to_have_text("→ 64 · 4,160 params")  # a dense card of 64 units
+    expect(page.get_by_test_id("card-1-shape")).to_have_text("→ 64 · 50,240 params")  # 784 pixels to 64 units
     page.get_by_test_id("add-residual").click()  # a block holding cards of its own, joined to its input
     page.get_by_test_id("card-2-add-dense").click()
     expect(page.get_by_test_id("card-2-shape")).to_have_text("→ 64 · 4,160 params")
