@@ -210,7 +210,7 @@ def capped(receive, declared: bytes | None, limits: Limits):
         if complete[0]:
             return await receive()  # the body is in: what is left to wait for is the client leaving
         try:
-            message = await asyncio.wait_for(receive(), max(deadline - time.monotonic(), 0))
+            message = await within(receive(), deadline - time.monotonic())
         except asyncio.TimeoutError:
             raise ClientError(408, f"Expected the request's body within {limits.body_timeout_s:g} s "
                                    f"(--body-timeout). Received: {seen[0]:,} bytes by then.") from None
@@ -221,6 +221,15 @@ def capped(receive, declared: bytes | None, limits: Limits):
         return message
 
     return receive_capped
+
+
+async def within(awaitable, seconds: float):
+    """`awaitable`'s result, or TimeoutError after `seconds`: asyncio.timeout where there is one (3.11: a timer,
+    not the task wait_for makes for every call)."""
+    if hasattr(asyncio, "timeout"):
+        async with asyncio.timeout(max(seconds, 0)):
+            return await awaitable
+    return await asyncio.wait_for(awaitable, max(seconds, 0))
 
 
 def checked_options(s: Served, raw: dict, limits: Limits) -> dict:
