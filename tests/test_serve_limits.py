@@ -243,6 +243,13 @@ def test_slow_clients_get_a_408_and_the_connection_is_closed():
         "error": "Expected the request's body within 0.2 s (--body-timeout). Received: 10 bytes by then."}
 
 
+def test_bytes_that_are_not_http_get_a_400_in_the_one_shape():
+    with live_server(Limits()) as address:
+        answer = until_closed(connect(address, b"HELLO\r\n\r\n"))
+    assert answer.startswith(b"HTTP/1.1 400") and json.loads(answer.split(b"\r\n\r\n")[1]) == {
+        "error": "Expected an HTTP/1.1 request. Received: bytes that are not one (Invalid HTTP request received.)"}
+
+
 def test_connections_past_the_cap_are_answered_503_and_closed():
     with live_server(Limits(max_connections=2)) as address:
         first, second = connect(address), connect(address)

@@ -4,7 +4,8 @@ uvicorn times out an idle keep-alive connection, but not one that trickles its r
 such "slow-loris" connections stayed open for 40 s, each a file descriptor), and it accepts any number of
 connections. The protocol here adds both bounds: a request head must arrive in full within `header_timeout_s` of
 the connection (or of the previous answer), else 408 and the connection is closed; past `max_connections` open
-connections a new one is answered 503 and closed. (A body's own deadline is checked where the app reads it:
+connections a new one is answered 503 and closed. Bytes that are not HTTP get uvicorn's 400, in the server's one
+error shape. (A body's own deadline is checked where the app reads it:
 app.capped.)
 """
 
@@ -58,6 +59,12 @@ def guarded_protocol(limits):
         def connection_lost(self, exc) -> None:
             self.stop_head_timer()
             super().connection_lost(exc)
+
+        def send_400_response(self, msg: str) -> None:  # a request that is not HTTP: in the one shape too
+            self.stop_head_timer()
+            self.transport.write(raw_error(400, "Bad Request", f"Expected an HTTP/1.1 request. Received: bytes that "
+                                                               f"are not one ({msg})"))
+            self.transport.close()
 
         def start_head_timer(self) -> None:
             self.stop_head_timer()
