@@ -336,14 +336,17 @@ def check_work(items: list, options: dict, limits: Limits) -> None:
 async def compute(s: Served, items: list, options: dict, limits: Limits, batcher: Batcher | None,
                   request=None) -> list:
     """The answers, through the micro-batcher when the task batches, else straight in the model's thread; at most
-    `timeout_s`. When the time is up or the client has gone, the model's loop is told to stop at its next step
-    (waiting alone would leave it computing for nobody, and the next clients queueing behind it)."""
-    if batcher is not None:
-        work = asyncio.ensure_future(batcher.submit(items, options))
-    else:
-        cancel = threading.Event()
-        work = asyncio.get_running_loop().run_in_executor(s.executor, s.infer, items, options, cancel)
-        work.add_done_callback(lambda f: f.cancelled() or f.exception())  # a stopped loop's Cancelled: expected
+    `timeout_s`. Unbatched work (a loop of steps: generate, translate) is told to stop at its next step when the
+    time is up or the client has gone: waiting alone would leave it computing for nobody, and the next clients
+    queueing behind it."""
+    if batcher is not None:  # a batch is short (at most max_batch items): only the wait for it needs a bound
+        try:
+            return await asyncio.wait_for(batcher.submit(items, options), limits.timeout_s)
+        except asyncio.TimeoutError:
+            raise too_slow(limits) from None
+    cancel = threading.Event()
+    work = asyncio.get_running_loop().run_in_executor(s.executor, s.infer, items, options, cancel)
+    work.add_done_callback(lambda f: f.cancelled() or f.exception())  # a stopped loop's Cancelled: expected
     gone = asyncio.ensure_future(client_gone(request))
     try:
         done, _ = await asyncio.wait({work, gone}, timeout=limits.timeout_s, return_when=asyncio.FIRST_COMPLETED)
@@ -351,14 +354,15 @@ async def compute(s: Served, items: list, options: dict, limits: Limits, batcher
         gone.cancel()
     if work in done:
         return work.result()
-    if batcher is None:
-        cancel.set()
-    else:
-        work.cancel()
+    cancel.set()
     if gone in done:
         raise ClientError(499, "Expected the client to wait for its answer. Received: a closed connection.")
-    raise ClientError(503, f"Expected the answer within {limits.timeout_s:g} s (--timeout). Received: no answer "
-                           f"in time; ask for less in one request, or try again when the server is less busy.")
+    raise too_slow(limits)
+
+
+def too_slow(limits: Limits) -> ClientError:
+    return ClientError(503, f"Expected the answer within {limits.timeout_s:g} s (--timeout). Received: no answer in "
+                            f"time; ask for less in one request, or try again when the server is less busy.")
 
 
 async def client_gone(request) -> None:
