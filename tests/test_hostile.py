@@ -198,6 +198,8 @@ CASES = [
     ("translate ''", ["translate", "{root}/runs/tr", ""], "Sentence 1 on the command line is empty"),
     ("generate --temperature nan", ["generate", "{root}/runs/txt", "--temperature", "nan"],
      "generate: temperature must be a finite number. Received: nan."),
+    ("generate --temperature 1e-320", ["generate", "{root}/runs/txt", "--temperature", "1e-320"],
+     "generate: temperature must be 0 (always the likeliest) or from 0.001 to 100. Received: 1e-320."),
     ("generate on an image run", ["generate", "{root}/runs/img"],
      "'generate' is for a text generation run; '{root}/runs/img' is an image classification run"),
     ("explain --steps 0", ["explain", "{root}/runs/img", "{root}/csv/0.png", "--steps", "0"],
