@@ -271,3 +271,17 @@ def test_serve_says_serving_only_once_everything_is_checked(use_runs, tmp_path, 
     assert main(["serve", str(tmp_path / "no-such-run")]) == 2
     err = capsys.readouterr().err
     assert "on http://" not in err and "no-such-run" in err
+
+
+@pytest.mark.parametrize("flag,value,message", [
+    ("--header-timeout", "0", "--header-timeout must be a positive number. Received: 0.0."),
+    ("--body-timeout", "inf", "--body-timeout must be a positive number. Received: inf."),
+    ("--max-connections", "0", "--max-connections must be at least 1. Received: 0."),
+    ("--max-work", "-5", "--max-work must be at least 1. Received: -5."),
+])
+def test_the_new_limits_are_range_checked_before_anything_loads(flag, value, message, capsys):
+    from deepworks.cli import main
+
+    assert main(["serve", "no-such-run", flag, value]) == 2
+    err = capsys.readouterr().err
+    assert message in err and "on http://" not in err
