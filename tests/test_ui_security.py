@@ -42,27 +42,44 @@ def test_the_printed_login_link_sets_the_cookie_the_page_then_carries(app):
         assert c.get("/api/info").status_code == 200
 
 
-def test_the_login_link_printed_at_launch_carries_the_token(capsys, monkeypatch, tmp_path):
-    import uvicorn
+class NoServer:
+    """Stands in for serving.net.make_server: keeps what the UI would serve, and serves nothing."""
 
+    def __init__(self, monkeypatch):
+        from deepworks.serving import net
+
+        self.made = []
+        monkeypatch.setattr(net, "make_server", self)
+
+    def __call__(self, app, host, port, limits, log_level="warning", graceful_s=30):
+        self.made.append((app, limits))
+        return self
+
+    def run(self):
+        pass
+
+
+def test_the_login_link_printed_at_launch_carries_the_token(capsys, monkeypatch, tmp_path):
     from deepworks.ui import app as ui_app
 
-    monkeypatch.setattr(uvicorn, "run", lambda app, **kwargs: None)
+    server = NoServer(monkeypatch)
     ui_app.ui(str(tmp_path / "runs"), port=8123)
     line = capsys.readouterr().out
     assert "http://127.0.0.1:8123/?token=" in line and len(line.split("?token=")[1].split()[0]) >= 24
+    app, limits = server.made[0]
+    app.state.jobs.close()
+    # served as deepworks serve is (a slow request head times out, connections are capped), uploads given longer
+    assert limits.header_timeout_s == 10 and limits.max_connections == 500 and limits.body_timeout_s == 600
 
 
 def test_the_command_line_takes_data_roots_and_refuses_one_that_is_no_folder(capsys, monkeypatch, tmp_path):
-    import uvicorn
-
     from deepworks.cli import main
 
-    served = []
-    monkeypatch.setattr(uvicorn, "run", lambda app, **kwargs: served.append(app))
+    server = NoServer(monkeypatch)
     assert main(["ui", "--runs-dir", str(tmp_path / "runs"), "--data-root", str(tmp_path / "none")]) == 2
     assert f"--data-root must be a folder. Received: '{tmp_path / 'none'}'" in capsys.readouterr().err
     assert main(["ui", "--runs-dir", str(tmp_path / "runs"), "--data-root", str(tmp_path), "--insecure"]) == 0
+    served = [app for app, _ in server.made]
     with TestClient(served[0], base_url=LOCAL) as c:  # --insecure: no token; tmp_path's files may be read
         (tmp_path / "poem.txt").write_text("roses are red, violets are blue. " * 40)
         assert c.post("/api/data/preview", json={"task": "text", "data": str(tmp_path / "poem.txt")}).status_code == 200

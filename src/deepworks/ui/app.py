@@ -46,6 +46,7 @@ from .uploads import save_upload
 STATIC = Path(__file__).parent / "static"
 EVENT_POLL_S = 0.25  # how often a job's event stream looks at its files
 UPLOAD_MB = 1024  # the largest request: a zip of photos (serve's other limits stay as they are)
+UPLOAD_S = 600  # the time its body may take to arrive
 PREVIEW_PER_CLASS = 6
 HEAVY_AT_ONCE = 4  # requests computing on data or a model at the same time; more wait their turn
 TEMPLATES = {  # per task: (model, what it is), the first one the default
@@ -84,7 +85,7 @@ def build_ui_app(runs_dir: str | Path = "runs", token: str | None = None, limits
     from fastapi.staticfiles import StaticFiles
 
     token = token if token is not None or insecure else new_token()
-    app = make_app([], token, limits or Limits(max_body_mb=UPLOAD_MB))
+    app = make_app([], token, limits or Limits(max_body_mb=UPLOAD_MB, body_timeout_s=UPLOAD_S))
     app.title = "deepworks ui"
     app.state.token = token
     if token is not None:
@@ -514,8 +515,9 @@ def known_run(runs_dir: Path, name: str) -> Path:
 def ui(runs_dir: str = "runs", host: str = "127.0.0.1", port: int = 8080, token: str | None = None,
        insecure: bool = False, log_level: str = "warning", data_roots=()) -> None:
     """Serve the web UI until Ctrl-C; workers still training are stopped with their checkpoints saved. Without
-    --token, a random token is made for this launch (--insecure: none), and the login link printed carries it."""
-    import uvicorn
+    --token, a random token is made for this launch (--insecure: none), and the login link printed carries it.
+    Connections are guarded as serve's are (a slow request head times out, open connections are capped)."""
+    from ..serving.net import make_server
 
     if token is not None and len(token) < 8:
         raise ConfigError(f"--token must be at least 8 characters long. Received: {len(token)}.")
@@ -527,7 +529,7 @@ def ui(runs_dir: str = "runs", host: str = "127.0.0.1", port: int = 8080, token:
     print(f"deepworks ui: {loopback_link(host, port, token)}  (runs in {Path(runs_dir).resolve()}; open this link; "
           f"Ctrl-C to stop)", flush=True)
     try:
-        uvicorn.run(app, host=host, port=port, log_level=log_level, timeout_graceful_shutdown=5)
+        make_server(app, host, port, app.state.limits, log_level, graceful_s=5).run()
     finally:
         app.state.jobs.close()
     exit_if_work_is_left()
