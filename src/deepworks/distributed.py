@@ -16,6 +16,12 @@ over the processes, and the epoch's record (validation on rank 0) is shared so t
 everywhere. Batch norm keeps its statistics per process on CPUs (SyncBatchNorm runs only on GPUs); rank 0's are
 saved. A worker that finds a checkpoint in the run goes on from it: that is how `--max-restarts` and `--resume`
 (with any number of processes) continue a run.
+
+With torchrun, the launcher is the process a user (or the web UI's Stop button) signals: Ctrl-C, `kill -INT` and
+`kill -TERM` reach the workers as Ctrl-C (ForwardStops), so that they stop at one step, save the checkpoint and the
+launcher says "Interrupted ... Resume with" as a one-process run does. torchrun's agent runs in elastic_agent.py,
+which turns a lost worker into one line. The web UI's job names a progress file in $DEEPWORKS_PROGRESS_FILE, which
+rank 0 keeps, whatever the engine.
 """
 
 from __future__ import annotations
@@ -29,6 +35,7 @@ import sys
 import tempfile
 import threading
 import traceback
+from contextlib import contextmanager
 from datetime import timedelta
 from pathlib import Path
 
@@ -139,9 +146,11 @@ def launch_torchrun(run: Run, cfg: Config) -> None:
         talk = Path(folder)
         env = worker_env(cfg, one_machine=cfg.engine.nnodes == 1)
         env[LAUNCH_ENV] = folder
-        agent = subprocess.Popen(torchrun_command(run, cfg), env=env)
-        with ForwardStops(agent, talk) as stops:
-            code = agent.wait()
+        with ForwardStops(talk) as stops:
+            stops.agent = subprocess.Popen(torchrun_command(run, cfg), env=env)
+            if stops.asked:  # a stop that came while it started
+                stops.agent.terminate()
+            code = stops.agent.wait()
         said = {name: read_text(talk / name) for name in ("interrupted", "failure")}
     if said["interrupted"]:  # the workers' own message, with the path as this process names the run
         raise Interrupted(said["interrupted"].replace(str(run.path.resolve()), str(run.path)))
@@ -167,8 +176,9 @@ class ForwardStops:
 
     SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
-    def __init__(self, agent: subprocess.Popen, talk: Path):
-        self.agent, self.talk, self.asked, self.previous = agent, talk, 0, {}
+    def __init__(self, talk: Path):
+        self.agent: subprocess.Popen | None = None
+        self.talk, self.asked, self.previous = talk, 0, {}
 
     def __enter__(self) -> "ForwardStops":
         if threading.current_thread() is threading.main_thread():  # where signals arrive
@@ -182,9 +192,11 @@ class ForwardStops:
     def stop(self, signum=None, frame=None) -> None:
         self.asked += 1
         (self.talk / "stop").touch()  # the agent restarts no group after this
-        pids = [int(read_text(p) or 0) for p in self.talk.glob("pid-*")]
+        said = [read_text(p) for p in self.talk.glob("pid-*")]
+        pids = [int(text) for text in said if text.isdigit() and int(text) > 0]
         if self.asked > 1 or not pids:
-            self.agent.terminate()
+            if self.agent is not None:
+                self.agent.terminate()
             return
         for pid in pids:
             try:
@@ -198,6 +210,54 @@ def ray_worker(config: dict) -> None:
     worker(config["run"])
 
 
+# Ray Train's own lines, off: its print patch printed each epoch line twice (once as printed, once logged), and its
+# preemption watcher logs an error line on a machine with no cloud provider. They reach Ray's processes from the
+# driver's environment (Ray Train passes them on) and from the job's runtime environment.
+RAY_QUIET = {"RAY_TRAIN_ENABLE_PRINT_PATCH": "0", "RAY_TRAIN_ENABLE_PREEMPTION_WATCHER": "0"}
+
+
+@contextmanager
+def environment(values: dict):
+    """os.environ with `values` set, for the time of the block."""
+    before = {k: os.environ.get(k) for k in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for k, v in before.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+def start_ray(cfg: Config, ray) -> bool:
+    """Connect to the user's Ray cluster ($RAY_ADDRESS), or start one of our own on this machine, bound to the
+    loopback interface; False when this process was connected already. Ray's processes log errors only: its
+    warnings and progress lines (23 "Failed to query ..." of its placement group cleaner, which asks a state API
+    that only the dashboard serves) are not the user's to act on."""
+    if ray.is_initialized():
+        return False
+    env = worker_env(cfg, one_machine=not os.environ.get("RAY_ADDRESS"))
+    passed = {k: env[k] for k in (WORKER_ENV, "DEEPWORKS_THREADS", "OMP_NUM_THREADS", "GLOO_SOCKET_IFNAME",
+                                  "PYTHONPATH", PROGRESS_ENV) if k in env}
+    quiet = dict(runtime_env={"env_vars": {**passed, **RAY_QUIET}}, logging_config=ray.LoggingConfig(log_level="ERROR"))
+    if os.environ.get("RAY_ADDRESS"):  # a cluster the user runs
+        ray.init(**quiet)
+    else:
+        ray.init(num_cpus=max(cfg.engine.nproc, os.cpu_count() or 1), include_dashboard=False,
+                 _node_ip_address="127.0.0.1", log_to_driver=True, configure_logging=False, **quiet)
+    return True
+
+
+def ray_train_errors_only() -> dict:
+    """Ray Train's controller logs its progress ("Requesting resources ...") at INFO, whatever Ray's own level."""
+    import ray.train
+
+    found = getattr(ray.train, "LoggingConfig", None)  # Ray Train V2
+    return {"logging_config": found(log_level="ERROR")} if found else {}
+
+
 def launch_ray(run: Run, cfg: Config) -> None:
     try:
         import ray
@@ -205,27 +265,24 @@ def launch_ray(run: Run, cfg: Config) -> None:
         from ray.train.torch import TorchTrainer
     except ImportError:
         raise ConfigError('--engine ray needs Ray Train. Install it with: pip install "deepworks[ray]"') from None
-    env = worker_env(cfg, one_machine=not os.environ.get("RAY_ADDRESS"))
-    passed = {k: env[k] for k in (WORKER_ENV, "DEEPWORKS_THREADS", "OMP_NUM_THREADS", "GLOO_SOCKET_IFNAME",
-                                  "PYTHONPATH", PROGRESS_ENV) if k in env}
+    import logging
+
+    ray_logger = logging.getLogger("ray")
+    level = ray_logger.level
+    ray_logger.setLevel(logging.ERROR)  # the driver's own warnings, such as the one that token authentication is on
     started = False
-    if not ray.is_initialized():
-        if os.environ.get("RAY_ADDRESS"):  # a cluster the user runs
-            ray.init(runtime_env={"env_vars": passed})
-        else:  # a Ray of our own on this machine, bound to the loopback interface
-            ray.init(num_cpus=max(cfg.engine.nproc, os.cpu_count() or 1), include_dashboard=False,
-                     _node_ip_address="127.0.0.1", runtime_env={"env_vars": passed}, log_to_driver=True,
-                     configure_logging=False)
-        started = True
     try:
         import torch
 
-        trainer = TorchTrainer(ray_worker, train_loop_config={"run": str(run.path.resolve())},
-                               scaling_config=ScalingConfig(num_workers=cfg.engine.nproc,
-                                                            use_gpu=torch.cuda.is_available() and
-                                                            cfg.train.device != "cpu"),
-                               run_config=RunConfig(storage_path=str((run.path / ".ray").resolve()), name="train"))
-        result = trainer.fit()
+        with environment(RAY_QUIET):
+            started = start_ray(cfg, ray)
+            trainer = TorchTrainer(ray_worker, train_loop_config={"run": str(run.path.resolve())},
+                                   scaling_config=ScalingConfig(num_workers=cfg.engine.nproc,
+                                                                use_gpu=torch.cuda.is_available() and
+                                                                cfg.train.device != "cpu"),
+                                   run_config=RunConfig(storage_path=str((run.path / ".ray").resolve()),
+                                                        name="train", **ray_train_errors_only()))
+            result = trainer.fit()
         if getattr(result, "error", None) is not None:
             raise failed("ray", run, str(result.error).strip().splitlines()[0])
     except DeepworksError:
@@ -233,6 +290,7 @@ def launch_ray(run: Run, cfg: Config) -> None:
     except Exception as err:  # Ray wraps a worker's error in its own
         raise failed("ray", run, f"{type(err).__name__}: {str(err).strip().splitlines()[0] if str(err).strip() else ''}")
     finally:
+        ray_logger.setLevel(level)
         if started:
             ray.shutdown()
 
@@ -261,22 +319,16 @@ def launch_spark(run: Run, cfg: Config) -> None:
     local = spark.sparkContext.master.startswith("local")
     env = worker_env(cfg, one_machine=local)
     keys = [k for k in ("DEEPWORKS_THREADS", "OMP_NUM_THREADS", "GLOO_SOCKET_IFNAME", PROGRESS_ENV) if k in env]
-    before = {k: os.environ.get(k) for k in keys}
-    os.environ.update({k: env[k] for k in keys})  # TorchDistributor's processes inherit the driver's environment
     try:
-        TorchDistributor(num_processes=cfg.engine.nproc, local_mode=local,
-                         use_gpu=torch.cuda.is_available() and cfg.train.device != "cpu").run(
-            spark_worker, str(run.path.resolve()))
+        with environment({k: env[k] for k in keys}):  # TorchDistributor's processes inherit the driver's environment
+            TorchDistributor(num_processes=cfg.engine.nproc, local_mode=local,
+                             use_gpu=torch.cuda.is_available() and cfg.train.device != "cpu").run(
+                spark_worker, str(run.path.resolve()))
     except DeepworksError:
         raise
     except Exception as err:
         raise failed("spark", run, f"{type(err).__name__}: {str(err).strip().splitlines()[0] if str(err).strip() else ''}")
     finally:
-        for k, v in before.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
         if started:
             spark.stop()
 
