@@ -162,6 +162,12 @@ def launch_torchrun(run: Run, cfg: Config) -> None:
         raise failed("torchrun", run, said["failure"] or f"exit status {code}", shown_above=not said["failure"])
 
 
+def error_line(err: BaseException) -> str:
+    """An error of an engine's in one line: its type and the first line of its message."""
+    text = str(err).strip()
+    return f"{type(err).__name__}: {text.splitlines()[0]}" if text else type(err).__name__
+
+
 def read_text(path: Path) -> str:
     try:
         return path.read_text().strip()
@@ -288,7 +294,7 @@ def launch_ray(run: Run, cfg: Config) -> None:
     except DeepworksError:
         raise
     except Exception as err:  # Ray wraps a worker's error in its own
-        raise failed("ray", run, f"{type(err).__name__}: {str(err).strip().splitlines()[0] if str(err).strip() else ''}")
+        raise failed("ray", run, error_line(err))
     finally:
         ray_logger.setLevel(level)
         if started:
@@ -327,7 +333,7 @@ def launch_spark(run: Run, cfg: Config) -> None:
     except DeepworksError:
         raise
     except Exception as err:
-        raise failed("spark", run, f"{type(err).__name__}: {str(err).strip().splitlines()[0] if str(err).strip() else ''}")
+        raise failed("spark", run, error_line(err))
     finally:
         if started:
             spark.stop()

@@ -19,7 +19,7 @@ import signal
 import sys
 from pathlib import Path
 
-from .distributed import LAUNCH_ENV, read_text
+from .distributed import LAUNCH_ENV, error_line, read_text
 
 LOST_PEER = ("Connection reset by peer", "Connection closed by peer", "Broken pipe", "Connection refused")
 
@@ -57,6 +57,8 @@ def describe(failure, traceback_text: str) -> str:
         return f"died ({failure.signal_name()})"
     if traceback_text:
         return f"failed ({traceback_text.strip().splitlines()[-1]})"
+    if failure.exitcode == 2:
+        return "stopped with the error printed above"
     return f"exited with status {failure.exitcode}"
 
 
@@ -107,8 +109,7 @@ def main(args: list[str]) -> int:
     except Exception as err:  # noqa: BLE001 - torch elastic's errors; the launcher says how the run ended
         failure = talk / "failure"
         if not failure.exists():
-            first = str(err).strip().splitlines()[0] if str(err).strip() else ""
-            failure.write_text(f"{type(err).__name__}: {first}" if first else type(err).__name__)
+            failure.write_text(error_line(err))
         return 1
     return 0
 
