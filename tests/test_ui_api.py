@@ -287,6 +287,42 @@ def test_a_torchrun_job_trains_and_its_progress_comes_from_rank_0(client):
     assert status["run"] == status["progress"]["run"] and status["results"]["accuracy"] > 0.5
 
 
+def progress_of(client, job_id: str) -> dict:
+    """The job's status once rank 0 has reported progress (or its process has ended), waiting on the process."""
+    import subprocess
+
+    proc = client.app.state.jobs.procs[job_id]
+    while True:
+        status = client.get(f"/api/jobs/{job_id}").json()
+        if status["progress"] or proc.poll() is not None:
+            return status
+        try:
+            proc.wait(timeout=0.2)
+        except subprocess.TimeoutExpired:
+            pass
+
+
+def test_stop_and_resume_of_a_torchrun_job_reach_its_workers(client):
+    """Stop is SIGINT to the job's process, the torchrun launcher: the workers stop with the state saved (it was
+    ignored, and training went on); Resume goes on in the same run, on the same engine."""
+    settings = {"data": "digits", "model": "mlp", "epochs": 500, "audit": False, "baseline": False,
+                "engine": "torchrun", "nproc": 1}
+    jobs = client.app.state.jobs
+    first = client.post("/api/jobs", json={"settings": settings}).json()["id"]
+    assert progress_of(client, first)["state"] == "running"
+    jobs.stop(first)
+    jobs.procs[first].wait()
+    stopped = client.get(f"/api/jobs/{first}").json()
+    assert stopped["state"] == "stopped", stopped["message"]
+    assert stopped["message"] == f"Stopped; the state is saved in {stopped['run']}. Resume continues from it."
+    second = client.post(f"/api/jobs/{first}/resume").json()["id"]
+    resumed = progress_of(client, second)
+    assert resumed["state"] == "running" and resumed["progress"]["run"] == stopped["run"], resumed["message"]
+    jobs.stop(second)
+    jobs.procs[second].wait()
+    assert client.get(f"/api/jobs/{second}").json()["state"] == "stopped"
+
+
 def test_the_runs_list_marks_a_run_with_nothing_in_it_empty(client):
     """A run folder left with no finished epoch and no checkpoint (by a run stopped elsewhere) is marked empty; one
     stopped in its first epoch keeps its checkpoint and is not."""
