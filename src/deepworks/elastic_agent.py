@@ -86,7 +86,9 @@ def watch_failures(talk: Path) -> None:
     """Have the agent report each failed group as it finds it, before it restarts the group or gives up."""
     from torch.distributed.elastic.agent.server.local_elastic_agent import LocalElasticAgent
 
-    monitor = LocalElasticAgent._monitor_workers
+    monitor = getattr(LocalElasticAgent, "_monitor_workers", None)
+    if monitor is None:  # a torch whose agent is built otherwise: its own log lines stay
+        return
 
     def monitored(self, worker_group):
         result = monitor(self, worker_group)
