@@ -68,6 +68,19 @@ def test_a_ui_job_of_10_to_the_30_epochs_is_refused_with_the_command_line_s_mess
     assert not client.app.state.jobs.procs
 
 
+def test_a_torchrun_job_of_a_thousand_processes_is_refused_before_any_starts(client, monkeypatch):
+    monkeypatch.setattr("os.cpu_count", lambda: 2)  # torchrun's processes all start on this machine
+    answer = client.post("/api/jobs", json={"settings": {"data": "digits", "engine": "torchrun", "nproc": 1000}})
+    assert answer.status_code == 400
+    assert answer.json()["error"] == ("--nproc must be at most 8 (processes on this machine: 4 per CPU core here, at "
+                                      "least 8). Received: 1000.")
+    answer = client.post("/api/jobs", json={"settings": {"data": "digits", "engine": "ray", "nproc": 10 ** 6}})
+    assert answer.status_code == 400 and "--nproc must be at most 1,024 (processes of the run in all)" in answer.text
+    answer = client.post("/api/jobs", json={"settings": {"data": "digits", "engine": "torchrun", "max_restarts": 10 ** 6}})
+    assert answer.status_code == 400 and "--max-restarts must be from 0 to 100" in answer.text
+    assert not client.app.state.jobs.procs
+
+
 def test_the_command_line_s_config_check_holds_the_same_bounds():
     with pytest.raises(ConfigError, match=r"--epochs must be at most 100,000\. Received: 1,000,000\."):
         make_config(epochs=10 ** 6).check()

@@ -326,12 +326,15 @@ class Config:
             (t.momentum is None or 0 <= t.momentum < 1, "--momentum (beta1 for adam and adamw) must be at least 0 and "
              "below 1", t.momentum),
             (self.engine.nproc >= 1, "--nproc must be at least 1", self.engine.nproc),
-            (self.engine.nnodes >= 1, "--nnodes must be at least 1", self.engine.nnodes),
+            (self.engine.nproc <= max_processes(self.engine.name), f"--nproc must be at most "
+             f"{max_processes(self.engine.name):,} ({PROCESS_RULE[self.engine.name == 'torchrun']})", self.engine.nproc),
+            (1 <= self.engine.nnodes <= MAX_PROCESSES, f"--nnodes must be from 1 to {MAX_PROCESSES:,}",
+             self.engine.nnodes),
             (0 <= self.engine.node_rank < self.engine.nnodes, "--node-rank must be from 0 to --nnodes minus 1",
              self.engine.node_rank),
             (self.engine.master_port is None or 1 <= self.engine.master_port <= 65535,
              "--master-port must be a port number from 1 to 65535", self.engine.master_port),
-            (self.engine.max_restarts >= 0, "--max-restarts cannot be negative", self.engine.max_restarts),
+            (0 <= self.engine.max_restarts <= 100, "--max-restarts must be from 0 to 100", self.engine.max_restarts),
             (d.workers is None or d.workers >= 0, "--workers cannot be negative (0 decodes in the training process)",
              d.workers),
             (d.memory_budget > 0, "--memory-budget must be above 0 GB", d.memory_budget),
@@ -390,6 +393,17 @@ SECTIONS = ("data", "model", "train", "eval", "engine")
 DEVICE = re.compile(r"auto|cpu|mps|cuda(:\d+)?")
 MAX_NAME = 100  # characters; run.py makes the folder name from it
 MAX_IMAGE_SIZE = 4096
+MAX_PROCESSES = 1024  # processes of a Ray or Spark run in all, and machines of a torchrun group
+PROCESS_RULE = {True: "processes on this machine: 4 per CPU core here, at least 8",
+                False: "processes of the run in all"}
+
+
+def max_processes(engine: str) -> int:
+    """torchrun starts --nproc processes on this machine, so more than a few per core only thrash it (a request for
+    a thousand would fork a thousand); Ray and Spark place them on a cluster, which bounds them itself."""
+    import os
+
+    return max(8, 4 * (os.cpu_count() or 1)) if engine == "torchrun" else MAX_PROCESSES
 MAX_CONFIG_BYTES = 1_000_000  # a settings file is a few KB; a megabyte is not one
 MAX_ALIASES = 20  # YAML aliases (*name) in a settings file: a few are handy, thousands are an expansion bomb
 
