@@ -162,3 +162,19 @@ def test_after_ctrl_c_a_process_with_work_left_ends_at_once_and_cleanly(tmp_path
         "print('finalising with work left')\n")
     done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0 and done.stdout == "stopped\n", done.stderr
+
+
+@pytest.mark.parametrize("route", ["/api/jobs", "/api/data/preview", "/api/design", "/api/automl"])
+def test_json_nested_100_000_deep_is_a_400_on_every_ui_route_not_a_500(client, route):
+    answer = client.post(route, content=b"[" * 100_000 + b"]" * 100_000, headers={"content-type": "application/json"})
+    assert answer.status_code == 400
+    assert answer.json()["error"] == "Expected a JSON body nested at most 32 levels deep. Received: 100,000 levels."
+
+
+def test_a_yaml_alias_bomb_pasted_into_the_designer_is_refused_before_it_expands(client):
+    bomb = "a: &a [x, x, x, x, x, x, x, x, x]\n" + "".join(
+        f"l{i}: &l{i} [{', '.join([f'*{prev}'] * 9)}]\n" for i, prev in enumerate(["a"] + [f"l{k}" for k in range(1, 9)], 1))
+    answer = client.post("/api/design", json={"input": [1, 28, 28], "yaml": bomb + "model:\n  layers: *l9\n"})
+    assert answer.status_code == 400 and "more than 20 aliases (*name): refused" in answer.json()["error"]
+    answer = client.post("/api/design", json={"input": [1, 28, 28], "yaml": "x" * 2_000_000})
+    assert answer.status_code == 413 and "at most 1,000,000 characters of YAML" in answer.json()["error"]

@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import difflib
 import math
+import reprlib
 
 import torch
 import torch.nn as nn
@@ -69,7 +70,7 @@ def normalise(spec, where: str = "model.layers") -> list[dict]:
     a message naming the card ('card 3 (conv)') and the fix for anything wrong."""
     if not isinstance(spec, list) or not spec:
         raise ConfigError(f"{where} must be a list of layer cards, such as [{{type: conv, channels: 6, kernel: 5}}, "
-                          f"{{type: activation}}]. Received: {spec!r}.")
+                          f"{{type: activation}}]. Received: {reprlib.repr(spec)}.")
     if count_cards(spec) > MAX_CARDS:
         raise ConfigError(f"{where} has more than {MAX_CARDS} cards. Expected a smaller design.")
     return [normal_card(card, f"{where}, card {i}") for i, card in enumerate(spec, 1)]
@@ -82,11 +83,13 @@ def count_cards(spec) -> int:
 
 def normal_card(card, where: str) -> dict:
     if not isinstance(card, dict) or "type" not in card:
-        raise ConfigError(f"{where}: expected a mapping with a type ({', '.join(CARDS)}). Received: {card!r}.")
+        raise ConfigError(f"{where}: expected a mapping with a type ({', '.join(CARDS)}). Received: "
+                          f"{reprlib.repr(card)}.")  # reprlib: a huge value is shown in a line, not in full
     kind = card["type"]
     if not isinstance(kind, str) or kind not in CARDS:
         close = [OTHER_NAMES[kind]] if isinstance(kind, str) and kind in OTHER_NAMES else difflib.get_close_matches(str(kind), list(CARDS), n=1)
-        raise ConfigError(f"{where}: unknown type {kind!r}.{f' Did you mean {close[0]!r}?' if close else ''} "
+        raise ConfigError(f"{where}: unknown type {reprlib.repr(kind)}."
+                          f"{f' Did you mean {close[0]!r}?' if close else ''} "
                           f"Expected one of: {', '.join(CARDS)}.")
     where = f"{where} ({kind})"
     defaults = CARDS[kind]
@@ -107,20 +110,22 @@ def checked_setting(kind: str, key: str, value, where: str):
         return normalise(value, where) if value else []
     if key == "function":
         if value not in ACTIVATIONS:
-            raise ConfigError(f"{where}: function must be one of {', '.join(ACTIVATIONS)}. Received: {value!r}.")
+            raise ConfigError(f"{where}: function must be one of {', '.join(ACTIVATIONS)}. Received: "
+                              f"{reprlib.repr(value)}.")
         return value
     if key == "kind":
         kinds = tuple(RECURRENT_KINDS) if kind == "recurrent" else ("max", "avg")
         if value not in kinds:
-            raise ConfigError(f"{where}: kind must be {' or '.join(kinds)}. Received: {value!r}.")
+            raise ConfigError(f"{where}: kind must be {' or '.join(kinds)}. Received: {reprlib.repr(value)}.")
         return value
     if key == "rate":
         if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < 1:
-            raise ConfigError(f"{where}: rate must be a number from 0 to below 1. Received: {value!r}.")
+            raise ConfigError(f"{where}: rate must be a number from 0 to below 1. Received: {reprlib.repr(value)}.")
         return float(value)
     low = 0 if key == "padding" else 1
     if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= MAX_WIDTH:
-        raise ConfigError(f"{where}: {key} must be a whole number from {low} to {MAX_WIDTH:,}. Received: {value!r}.")
+        raise ConfigError(f"{where}: {key} must be a whole number from {low} to {MAX_WIDTH:,}. Received: "
+                          f"{reprlib.repr(value)}.")
     return value
 
 

@@ -37,6 +37,7 @@ from fastapi import Request  # at module level: the routes' annotations are read
 from ..errors import ConfigError
 from ..run import Run
 from ..serving.app import ClientError, Limits, make_app
+from ..serving.reading import parse_json
 from .design import check_design, checked_size, designed_input, sized_job
 from .guard import DataRoots, LoginLink, SameOrigin, check_json_type, loopback_link, new_token
 from .jobs import Jobs, resumable
@@ -324,10 +325,7 @@ async def json_body(request) -> dict:
     raw = await request.body()
     if raw:
         check_json_type(request.headers.get("content-type", ""))
-    try:
-        body = json.loads(raw or b"{}")
-    except ValueError:
-        raise ClientError(400, "Expected a JSON body. Received: something that does not parse as JSON.") from None
+    body = parse_json(raw or b"{}", "a JSON body")  # its depth bounded before it is parsed, as serve's are
     if not isinstance(body, dict):
         raise ClientError(400, f"Expected a JSON object. Received: {type(body).__name__}.")
     return body

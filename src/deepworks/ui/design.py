@@ -110,8 +110,13 @@ def design_from_yaml(text) -> list:
     """The cards of a design pasted as YAML: a run's config (model: {layers: [...]}) or the list alone."""
     import yaml
 
-    try:
-        value = yaml.safe_load(text) if isinstance(text, str) else None
+    from ..config import MAX_CONFIG_BYTES, BoundedLoader
+
+    if isinstance(text, str) and len(text) > MAX_CONFIG_BYTES:
+        raise ClientError(413, f"Expected a design of at most {MAX_CONFIG_BYTES:,} characters of YAML. Received: "
+                               f"{len(text):,}.")
+    try:  # with the config files' bound on aliases: nested ones expand to gigabytes ("billion laughs")
+        value = yaml.load(text, Loader=BoundedLoader) if isinstance(text, str) else None
     except yaml.YAMLError as err:
         raise ClientError(400, f"Expected YAML. Received text that does not parse: {str(err).splitlines()[0]}.") from None
     if isinstance(value, dict):
