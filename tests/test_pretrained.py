@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import pathlib
 
 import pytest
 import torch
@@ -148,6 +149,22 @@ def test_init_from_a_run_of_deepworks_and_a_partial_file_refused_unless_allowed(
     (tmp_path / "code.pth").write_bytes(b"not a pickle of tensors")
     with pytest.raises(ConfigError, match="--init-from: '.*code.pth' cannot be read as weights"):
         dw.train(data=str(image_folder), model="lenet", epochs=1, progress=False, init_from=str(tmp_path / "code.pth"))
+
+
+class Payload:
+    def __reduce__(self):
+        return (pathlib.Path.touch, (pathlib.Path("PWNED"),))
+
+
+def test_weights_that_would_run_code_are_refused_without_torch_s_advice_to_load_them_unsafely(image_folder, tmp_path):
+    torch.save({"weight": torch.zeros(2), "extra": Payload()}, tmp_path / "evil.pth")
+    with pytest.raises(ConfigError) as refused:
+        dw.train(data=str(image_folder), model="lenet", epochs=1, progress=False, runs_dir="runs",
+                 init_from=str(tmp_path / "evil.pth"))
+    message = str(refused.value)
+    assert "holds pickled Python objects other than tensors, which could run code: nothing in it was loaded" in message
+    assert "weights_only" not in message and not pathlib.Path("PWNED").exists()
+    assert not pathlib.Path("runs").exists() or not any(pathlib.Path("runs").iterdir())  # no empty run folder is left for it
 
 
 def test_freeze_trains_only_the_head_and_keeps_the_bodys_weights_and_batch_norm_statistics(image_folder):

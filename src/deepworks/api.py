@@ -410,9 +410,10 @@ def prepare_checked(task, progress, new_run: bool = True):
     if cfg.model.init_from:  # model.json says what the weights started from
         import hashlib
 
+        from .pretrained import read_weights
+
         path = Path(cfg.model.init_from)
-        if not path.is_file():
-            raise ConfigError(f"--init-from: no such file '{path}'. Expected a .safetensors or .pth file of weights.")
+        read_weights(path)  # a missing or unreadable file is refused before a run folder is made for it
         data.meta["init_from"] = {"file": str(path.resolve()), "sha256": hashlib.sha256(path.read_bytes()).hexdigest()}
     return data
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import importlib.util
+import pickle
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -111,14 +112,25 @@ def read_weights(path: Path) -> dict[str, torch.Tensor]:
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # a pickle that holds more than tensors, or not a torch file at all
-        raise ConfigError(f"--init-from: '{path}' cannot be read as weights ({str(err).splitlines()[0][:200]}). "
-                          f"Expected a state dict saved with torch.save, or a .safetensors file.") from None
+        raise ConfigError(f"--init-from: '{path}' cannot be read as weights ({unreadable_because(err)}). Expected a "
+                          f"state dict of tensors saved with torch.save, or a .safetensors file.") from None
     for key in ("state_dict", "model"):
         if isinstance(state, dict) and isinstance(state.get(key), dict):
             state = state[key]
     if not isinstance(state, dict) or not all(torch.is_tensor(v) for v in state.values()):
         raise ConfigError(f"--init-from: '{path}' holds no state dict of tensors.")
     return state
+
+
+def unreadable_because(err: Exception) -> str:
+    """Why torch's safe loader refused a file, without the advice its message opens with (to load it again with
+    weights_only=False, which runs whatever the pickle says)."""
+    text = str(err)
+    if isinstance(err, pickle.UnpicklingError) and "GLOBAL" in text:
+        return "it holds pickled Python objects other than tensors, which could run code: nothing in it was loaded"
+    if isinstance(err, pickle.UnpicklingError):
+        return "it is not a file torch.save wrote"
+    return text.splitlines()[0][:200] if text else type(err).__name__
 
 
 def renamed(state: dict, own: dict) -> tuple[dict, str]:
