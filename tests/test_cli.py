@@ -1,6 +1,7 @@
 """The CLI as a user types it: train on a folder of their own images, predict, evaluate, list, and bad input."""
 
 import json
+import pathlib
 import subprocess
 import sys
 
@@ -100,3 +101,12 @@ def test_json_output_of_train_and_runs_when_empty(capsys):
 def test_the_installed_command_runs():
     out = subprocess.run([sys.executable, "-m", "deepworks", "--version"], capture_output=True, text=True, check=True)
     assert out.stdout.startswith("deepworks ")
+
+
+def test_a_model_too_big_for_this_machine_is_refused_in_one_line_before_a_run_folder_is_made(capsys):
+    assert main(["train", "--data", "digits", "--epochs", "1", "--width", "1000000000", "--runs-dir", "runs"]) == 2
+    err = capsys.readouterr().err
+    assert "The lenet model would have more parameters than a tensor can hold (--width 1,000,000,000)" in err
+    assert "Traceback" not in err and not any(pathlib.Path("runs").glob("*"))
+    assert main(["train", "--data", "digits", "--epochs", "1", "--width", "100000", "--runs-dir", "runs"]) == 2
+    assert "Expected a smaller --width or --depth." in capsys.readouterr().err

@@ -178,3 +178,9 @@ def test_a_yaml_alias_bomb_pasted_into_the_designer_is_refused_before_it_expands
     assert answer.status_code == 400 and "more than 20 aliases (*name): refused" in answer.json()["error"]
     answer = client.post("/api/design", json={"input": [1, 28, 28], "yaml": "x" * 2_000_000})
     assert answer.status_code == 413 and "at most 1,000,000 characters of YAML" in answer.json()["error"]
+
+
+def test_true_is_no_number_of_epochs(client):
+    answer = client.post("/api/jobs", json={"settings": {"data": "digits", "epochs": True}})
+    assert answer.status_code == 400 and "expects int. Received: True." in answer.json()["error"]
+    assert not client.app.state.jobs.procs

@@ -373,6 +373,31 @@ def train_worker(run_path: str | Path) -> None:
                  engine=engine)
 
 
+def check_model_fits(task) -> None:
+    """Count the model's parameters on torch's meta device (which allocates nothing) and refuse one whose training
+    state (weights, gradients and the optimizer's two moments: 16 bytes a parameter) would not fit in this machine's
+    memory: a --width of a billion is said in one line, not by the allocator's traceback mid-build."""
+    import os
+
+    m = task.cfg.model
+    try:
+        memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+        with torch.device("meta"):
+            count = sum(p.numel() for p in task.build_model().parameters())
+    except RuntimeError as err:  # a tensor whose size overflows 64 bits, or one the meta device cannot make
+        if "overflow" not in str(err):
+            return
+        count = None
+    except (TypeError, ValueError, NotImplementedError, OSError, AttributeError):
+        return  # a model that cannot be built on the meta device (or no sysconf) is built as it always was
+    if count is None or 16 * count > memory:
+        size = "more parameters than a tensor can hold" if count is None else (
+            f"{count:,} parameters: training it needs about {16 * count / 2 ** 30:,.0f} GB")
+        given = ", ".join(f"--{k} {v:,}" for k, v in (("width", m.width), ("depth", m.depth)) if v is not None)
+        raise ConfigError(f"The {m.name or task.name} model would have {size}{f' ({given})' if given else ''}, and "
+                          f"this machine has {memory / 2 ** 30:,.0f} GB. Expected a smaller --width or --depth.")
+
+
 def start_from(task, model: torch.nn.Module, cfg: Config) -> None:
     """A new run's starting weights beyond its seeded initialisation: the task's (pretrained), then --init-from."""
     task.start_from(model)
@@ -389,6 +414,7 @@ def train_new(cfg: Config, task, device: torch.device, progress, started: float,
     Run.make_runs_dir(cfg.runs_dir)  # a folder it cannot write to is said before the data is read
     torch.manual_seed(cfg.seed)
     data = prepare_checked(task, progress)
+    check_model_fits(task)  # before a run folder is made for it
     run = Run.create(cfg.runs_dir, cfg.name or default_run_name(cfg))
     cfg.name = run.name
     with run.lock():

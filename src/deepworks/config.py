@@ -590,6 +590,8 @@ def convert(value: Any, typ: Any, key: str, origin: str, choices: tuple = ()) ->
             if str(value).lower() in ("false", "no", "0", "off"):
                 return False
             raise ValueError
+        if base in (int, float) and isinstance(value, bool):
+            raise ValueError  # true is a number to Python (1), never to a person setting --epochs
         if base is int:
             if isinstance(value, float) and not value.is_integer():
                 raise ValueError
