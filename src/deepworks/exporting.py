@@ -83,12 +83,12 @@ def export_run(run_path: str | Path, format: str = "onnx", out: str | Path | Non
 
 def prepare_folder(folder: Path) -> None:
     """The export's folder exists (made if needed) and can be written, or a message says why not and what to do."""
-    if folder.exists() and not folder.is_dir():
-        raise ConfigError(f"--out '{folder}' is a file. Expected a folder to write the export into (a new one is "
-                          f"made). Received: an existing file; pass --out a folder.")
     try:
+        if folder.exists() and not folder.is_dir():
+            raise ConfigError(f"--out '{folder}' is a file. Expected a folder to write the export into (a new one is "
+                              f"made). Received: an existing file; pass --out a folder.")
         folder.mkdir(parents=True, exist_ok=True)
-    except OSError as err:
+    except OSError as err:  # a name too long, a path through a file, a folder it may not make
         raise DeepworksError(f"Cannot make the folder '{folder}' ({err.strerror or err}). Expected --out to be a "
                              f"folder you may write to; pass --out another folder.") from None
     Path(temp_beside(folder / "probe")).unlink()  # says plainly when the folder cannot be written (read-only)
@@ -106,6 +106,8 @@ def check_free_space(folder: Path, model: torch.nn.Module, graphs: int) -> None:
     except OSError:
         return
     if free < needed:
+        with contextlib.suppress(OSError):
+            folder.rmdir()  # only when empty: a folder made for this export, not one the user had
         raise DiskFull(f"The disk is full: the export needs about {needed / 1e6:.1f} MB and '{folder}' has "
                        f"{free / 1e6:.1f} MB free. Nothing was written. Free some space, or pass --out a folder on "
                        f"another disk.")
