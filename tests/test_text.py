@@ -198,7 +198,8 @@ def test_generate_streams_text_from_the_cli_and_names_unknown_prime_characters(f
     assert "The prime text has 3 character(s) the model never saw in training: ' ', 'Z', '€'" not in err  # space is known
     assert "The prime text has 2 character(s) the model never saw in training: 'Z', '€'" in err
     assert main(["generate", "fox", "--temperature", "-1"]) == 2
-    assert "generate: temperature must be at least 0. Received: -1" in capsys.readouterr().err
+    assert ("generate: temperature must be 0 (always the likeliest) or from 0.001 to 100. Received: -1.0."
+            in capsys.readouterr().err)
 
 
 def test_evaluate_and_runs_show_bits_per_character(fox, tmp_path, capsys):

@@ -48,8 +48,8 @@ class Temperature(Option):
     logits into infinities, and softmax into NaN."""
 
     def check(self, name: str, value, verb: str):
-        out = super().check(name, value, verb)
-        if out is not None and 0 < out < MIN_TEMPERATURE:
+        out = Option(self.kind, self.default).check(name, value, verb)  # a finite number, or the default
+        if out is not None and not (out == 0 or MIN_TEMPERATURE <= out <= MAX_TEMPERATURE):  # said in one form
             raise DataError(f"{verb}: {name} must be 0 (always the likeliest) or from {MIN_TEMPERATURE:g} to "
                             f"{MAX_TEMPERATURE:g}. Received: {value!r}.")
         return out
