@@ -13,7 +13,8 @@ from safetensors import safe_open
 
 import deepworks as dw
 from deepworks.cli import main
-from deepworks.errors import DeepworksError
+from deepworks.errors import DataError, DeepworksError
+from deepworks.importing import import_model
 
 
 @pytest.mark.parametrize("name,graphs", [("img", ["classifier"]), ("txt", ["step"]), ("gru", ["encoder", "decoder_step"]),
@@ -106,6 +107,10 @@ def test_pt2_and_torchscript_exports_load_back_in_torch_alone(use_runs, tmp_path
     probs = model(images)
     ours = dw.load(use_runs["img"]).predict(images.numpy(), top_k=1)
     assert [card["classes"][i] for i in probs.argmax(1).tolist()] == [o["predictions"][0]["class"] for o in ours]
+    if fmt == "pt2":  # its pixels come channels last, normalised inside: import points at the export's weights
+        with pytest.raises(DataError, match=r"takes pixels channels last, .* a deepworks export.* Import the export's "
+                                            r"weights instead: deepworks import .*weights.safetensors"):
+            import_model(path, classes=card["classes"], runs_dir=tmp_path / "runs")
 
 
 def test_a_graph_torch_export_cannot_trace_is_refused_with_what_to_use_instead(use_runs, tmp_path):

@@ -179,6 +179,10 @@ def check_input_shape(file: Path, shape: list, image_size: int | None, channels:
         raise DataError(f"'{file}' takes inputs of shape {shape}. Expected images (N, C, H, W).")
     batch, c, h, w = shape
     c = c if c is not None else channels
+    if c not in (1, 3) and w in (1, 3) and (file.parent / "weights.safetensors").is_file():
+        raise DataError(f"'{file}' takes pixels channels last, {shape} (N, H, W, C): a deepworks export, which has "
+                        f"the normalisation inside. Expected (N, C, H, W) images. Import the export's weights "
+                        f"instead: deepworks import {file.parent / 'weights.safetensors'}")
     if c not in (1, 3):
         raise DataError(f"'{file}' takes {c} channels (N, C, H, W): {shape}. Expected 1 (grey) or 3 (colour) "
                         f"channels first; give --channels when the graph leaves it open.")
