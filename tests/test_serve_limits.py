@@ -285,3 +285,11 @@ def test_the_new_limits_are_range_checked_before_anything_loads(flag, value, mes
     assert main(["serve", "no-such-run", flag, value]) == 2
     err = capsys.readouterr().err
     assert message in err and "on http://" not in err
+
+
+def test_a_header_is_echoed_as_the_client_wrote_it():
+    from deepworks.serving.app import ClientError
+    from deepworks.serving.v2 import read_infer_request
+
+    with pytest.raises(ClientError, match="Received: '²'"):  # its UTF-8 bytes, which HTTP hands over as 'Â²'
+        read_infer_request(b"{}", "²".encode().decode("latin-1"))

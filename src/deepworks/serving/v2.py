@@ -97,12 +97,20 @@ def mapping(value, what: str) -> dict:
     return value
 
 
+def as_sent(header: str) -> str:
+    """A header's text as the client wrote it: HTTP hands its bytes over as Latin-1, so UTF-8's '²' arrives 'Â²'."""
+    try:
+        return header.encode("latin-1").decode("utf-8")
+    except (UnicodeEncodeError, UnicodeDecodeError):
+        return header
+
+
 def read_infer_request(body: bytes, header_length: str | None) -> tuple[dict, dict]:
     """(the JSON header, {input name: numpy array, or a list of str for BYTES})."""
     if header_length is not None:
         if not re.fullmatch(r"[0-9]{1,15}", header_length) or int(header_length) > len(body):  # ('²'.isdigit())
             raise ClientError(400, f"Expected Inference-Header-Content-Length to be the JSON header's size in bytes "
-                                   f"(at most {len(body)}). Received: {header_length!r}.")
+                                   f"(at most {len(body)}). Received: {as_sent(header_length)!r}.")
         split = int(header_length)
         text, binary = body[:split], body[split:]
     else:
