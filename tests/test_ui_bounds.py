@@ -184,3 +184,11 @@ def test_true_is_no_number_of_epochs(client):
     answer = client.post("/api/jobs", json={"settings": {"data": "digits", "epochs": True}})
     assert answer.status_code == 400 and "expects int. Received: True." in answer.json()["error"]
     assert not client.app.state.jobs.procs
+
+
+def test_a_job_naming_another_runs_folder_is_told_where_the_ui_s_runs_go(client):
+    answer = client.post("/api/jobs", json={"settings": {"data": "digits", "runs_dir": "/tmp/elsewhere"}})
+    assert answer.status_code == 400
+    assert answer.json()["error"] == (f"Expected no runs_dir: this UI's runs go to {client.runs} (deepworks ui "
+                                      f"--runs-dir). Received: '/tmp/elsewhere'.")
+    assert not client.app.state.jobs.procs

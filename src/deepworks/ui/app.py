@@ -375,6 +375,9 @@ def checked_settings(settings, runs_dir: Path, roots: DataRoots) -> dict:
         raise ClientError(400, "Expected settings one by one (train.epochs: 2, ...). Received: a config file, which "
                                "the UI does not read: paste its settings instead.")
     settings = {k: v for k, v in settings.items() if v not in (None, "")}
+    if settings.get("runs_dir") not in (None, str(runs_dir)):
+        raise ClientError(400, f"Expected no runs_dir: this UI's runs go to {runs_dir} (deepworks ui --runs-dir). "
+                               f"Received: {str(settings['runs_dir'])[:200]!r}.")
     settings["runs_dir"] = str(runs_dir)
     known_task(settings.get("task", "image"))
     cfg = make_config(**settings)
