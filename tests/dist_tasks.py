@@ -8,6 +8,7 @@ $DIST_INTERRUPT_AT, the process of rank 0 sends SIGINT at that update to the pro
 
 import os
 import signal
+import threading
 
 import torch
 import torch.distributed as dist
@@ -42,13 +43,18 @@ class CheckedImages(ImageClassification):
 
 def interrupt(target: str) -> None:
     """Send SIGINT to the target, wait until the launcher has passed it on to this process, then let it arrive: the
-    run stops at the step that follows, whatever the machine's speed."""
-    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
-    if target == "group":  # the workers have sessions of their own; the agent, their parent, is in the launcher's
-        os.killpg(os.getpgid(os.getppid()), signal.SIGINT)
-    else:
-        os.kill(int(target), signal.SIGINT)
-    if signal.sigtimedwait({signal.SIGINT}, 120) is None:
-        raise RuntimeError("the launcher did not pass the SIGINT on to the workers")
-    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
-    os.kill(os.getpid(), signal.SIGINT)  # now to the run's own Ctrl-C handler
+    run stops at the step that follows, whatever the machine's speed. The arrival is caught by a handler of our own
+    (Python runs handlers in the main thread): waiting for the signal to be pending instead (sigtimedwait) missed it
+    whenever the kernel handed it to another of the worker's threads, which do not block it."""
+    arrived = threading.Event()
+    previous = signal.signal(signal.SIGINT, lambda signum, frame: arrived.set())
+    try:
+        if target == "group":  # the workers have sessions of their own; the agent, their parent, is the launcher's
+            os.killpg(os.getpgid(os.getppid()), signal.SIGINT)
+        else:
+            os.kill(int(target), signal.SIGINT)
+        if not arrived.wait(120):
+            raise RuntimeError("the launcher did not pass the SIGINT on to the workers")
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    signal.raise_signal(signal.SIGINT)  # now to the run's own Ctrl-C handler
