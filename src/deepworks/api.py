@@ -434,13 +434,12 @@ def prepare_checked(task, progress, new_run: bool = True):
         cfg.train.patience = task.default_patience(cfg.train.epochs)
     cfg.train.monitor = cfg.train.monitor or (task.default_monitor if len(data.val[0]) else None)
     if cfg.model.init_from:  # model.json says what the weights started from
-        import hashlib
-
+        from .model_files import sha256_of
         from .pretrained import read_weights
 
         path = Path(cfg.model.init_from)
         read_weights(path)  # a missing or unreadable file is refused before a run folder is made for it
-        data.meta["init_from"] = {"file": str(path.resolve()), "sha256": hashlib.sha256(path.read_bytes()).hexdigest()}
+        data.meta["init_from"] = {"file": str(path.resolve()), "sha256": sha256_of(path)}
     return data
 
 

@@ -90,8 +90,8 @@ class Jobs:
             busy = progress or request.get("automl")  # a search's progress is its study
             return {**out, "state": "running" if busy else "starting", "message": ""}
         if (folder / STOP_ASKED).is_file():  # stopped before the worker could say so (starting, or a second Stop)
-            saved = run and (Path(run) / "checkpoint.pt").is_file()
-            return {**out, "state": "stopped", "message": STOPPED_SAVED.format(run=run) if saved else STOPPED_STARTING}
+            said = STOPPED_SAVED.format(run=run) if has_checkpoint(run) else STOPPED_STARTING
+            return {**out, "state": "stopped", "message": said}
         return {**out, "state": "failed", "message": died_message(folder)}
 
     def alive(self, job_id: str) -> bool:
@@ -130,9 +130,14 @@ def resumable(status: dict) -> str | None:
         return None
     if status.get("automl"):
         return "search"
-    if status.get("run") and (Path(status["run"]) / "checkpoint.pt").is_file():
+    if has_checkpoint(status.get("run")):
         return "checkpoint"
     return "again" if status["state"] == "stopped" and status.get("settings") else None
+
+
+def has_checkpoint(run: str | None) -> bool:
+    """Whether the run folder `run` holds a checkpoint to continue from."""
+    return bool(run) and (Path(run) / "checkpoint.pt").is_file()
 
 
 def read_json(path: Path):

@@ -75,6 +75,13 @@ def is_whole(value) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
+def checked_label(label):
+    """A class named by name or number (or None: every class, or the model's own answer)."""
+    if label is not None and not isinstance(label, str) and not is_whole(label):
+        raise ClientError(400, f"Expected label as a class name or number. Received: {str(label)[:40]}.")
+    return label
+
+
 def trust_options(body: dict) -> dict:
     """The tool, its steps, eps, method and label, checked before the run is loaded: whole numbers are whole
     numbers (true is no index), steps are bounded per tool, eps is a finite number (its range is the CLI's check)."""
@@ -89,9 +96,7 @@ def trust_options(body: dict) -> dict:
     eps = body.get("eps", 0.1)
     if isinstance(eps, bool) or not isinstance(eps, (int, float)) or not -1e6 < eps < 1e6:
         raise ClientError(400, f"Expected eps as a number from 0 to 1. Received: {str(eps)[:40]}.")
-    label = body.get("label")
-    if label is not None and not isinstance(label, str) and not is_whole(label):
-        raise ClientError(400, f"Expected label as a class name or number. Received: {str(label)[:40]}.")
+    label = checked_label(body.get("label"))
     method = body.get("method", "pgd")
     if not isinstance(method, str):
         raise ClientError(400, f"Expected method as fgsm or pgd. Received: {str(method)[:40]}.")
@@ -150,12 +155,11 @@ def latent_walk(path: Path, body: dict) -> dict:
     from ..api import load
     from .app import png_data_url
 
-    steps, seed, label = body.get("steps", 9), body.get("seed", 0), body.get("label")
+    steps, seed = body.get("steps", 9), body.get("seed", 0)
     if not (is_whole(steps) and is_whole(seed)) or not 2 <= steps <= 32 or not 0 <= seed < 2 ** 32:
         raise ClientError(400, f"Expected steps from 2 to 32 and a whole-number seed from 0 to 4294967295. Received: "
                                f"steps {str(steps)[:40]}, seed {str(seed)[:40]}.")
-    if label is not None and not isinstance(label, str) and not is_whole(label):
-        raise ClientError(400, f"Expected label as a class name or number. Received: {str(label)[:40]}.")
+    label = checked_label(body.get("label"))
     trained = load(path, device="cpu")
     images = trained.interpolate(steps, seed, label)
     return {"seed": seed, "images": [png_data_url(a) for a in images]}

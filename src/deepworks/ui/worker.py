@@ -16,6 +16,7 @@ from pathlib import Path
 
 from ..callbacks import eta_seconds
 from ..run import atomic_write_text
+from .jobs import STOPPED_SAVED, has_checkpoint, read_json
 
 PROGRESS_EVERY_S = 0.5
 
@@ -55,7 +56,6 @@ def outcome(folder: Path, state: str, message: str = "", **extra) -> None:
     atomic_write_text(folder / "outcome.json", json.dumps({"state": state, "message": message, **extra}))
 
 
-SAVED = "Stopped; the state is saved in {run}. Resume continues from it."
 NOTHING_SAVED = ("Stopped before the first checkpoint, so nothing was saved and no run folder is left. Resume starts "
                  "the same settings again, from the beginning.")
 
@@ -104,17 +104,6 @@ def job_run(job: Path, request: dict, runs_dir: Path | None, before: set[str]) -
     return str(runs_dir / made[0]) if len(made) == 1 else None
 
 
-def has_checkpoint(run: str | None) -> bool:
-    return bool(run) and (Path(run) / "checkpoint.pt").is_file()
-
-
-def read_json(path: Path):
-    try:
-        return json.loads(path.read_text())
-    except (OSError, ValueError):
-        return None
-
-
 def main(folder: str) -> int:
     from ..errors import DeepworksError, Interrupted
 
@@ -128,7 +117,7 @@ def main(folder: str) -> int:
     except (Interrupted, KeyboardInterrupt):
         removed = remove_empty_runs(runs_dir, before)
         run = job_run(job, request, runs_dir, before)
-        said = SAVED.format(run=run) if has_checkpoint(run) else NOTHING_SAVED
+        said = STOPPED_SAVED.format(run=run) if has_checkpoint(run) else NOTHING_SAVED
         outcome(job, "stopped", said, run=run, removed=removed)
         return 130
     except DeepworksError as err:
