@@ -62,7 +62,7 @@ def timed_fit(task, data, cfg, epochs: int, validate: bool = False):
     asked for, so a plain loop beside it does the same work. With validation, the model comes back with the best
     epoch's weights, as `dw.train` gives it. Returns (seconds, FitResult, model)."""
     from deepworks.run import Run
-    from deepworks.loop import fit
+    from deepworks.training.loop import fit
 
     cfg.train.epochs = epochs
     val = data.val if validate else tuple(x[:0] for x in data.val)

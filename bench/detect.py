@@ -77,7 +77,7 @@ def plain_loop(epochs: int) -> dict:
             schedule.step()
     seconds = time.perf_counter() - t0
     found = task.scored(model, data.test[:1], torch.device("cpu"))[1]  # as the run's mAP: a box per class that peaks
-    from deepworks.boxes import mean_average_precision, unpad_boxes
+    from deepworks.metrics.boxes import mean_average_precision, unpad_boxes
 
     m = mean_average_precision(unpad_boxes(data.test[1]), found, 3)
     del dw
@@ -112,7 +112,7 @@ def inference(folder: Path, size: int = 320) -> dict:
     """Images per second of the serving graph (uint8 letterboxed pixels in, the 100 best boxes out)."""
     import onnxruntime as ort
 
-    from deepworks.exporting import export_onnx
+    from deepworks.exporting.exporter import export_onnx
     from deepworks.inference import Graph
     from deepworks.models.centernet import DETECTORS, DetectorServing
 

@@ -36,7 +36,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import SHARED_DATA, epochs_in_budget, measure, timed_fit  # noqa: E402
 
 import deepworks as dw  # noqa: E402
-from deepworks.fid import frechet_distance, statistics as feature_stats, to_uint8, to_unit  # noqa: E402
+from deepworks.metrics.fid import frechet_distance, statistics as feature_stats, to_uint8, to_unit  # noqa: E402
 from deepworks.tasks.gan import GanTraining  # noqa: E402
 
 torch.set_num_threads(2)

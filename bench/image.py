@@ -33,7 +33,7 @@ from common import SHARED_DATA, measure, timed_fit  # noqa: E402
 import deepworks as dw  # noqa: E402
 from deepworks.config import Config  # noqa: E402
 from deepworks.tasks.image import ImageClassification  # noqa: E402
-from deepworks.loop import epoch_order, steps_per_epoch  # noqa: E402
+from deepworks.training.loop import epoch_order, steps_per_epoch  # noqa: E402
 
 torch.set_num_threads(2)
 SETTINGS = dict(model="lenet", batch_size=128, optimizer="adamw", lr=0.01, weight_decay=0.01, schedule="onecycle")

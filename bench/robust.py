@@ -35,7 +35,7 @@ from common import SHARED_DATA, epochs_in_budget, measure, timed_fit  # noqa: E4
 
 import deepworks as dw  # noqa: E402
 from deepworks.tasks.image import ImageClassification  # noqa: E402
-from deepworks.loop import epoch_order, steps_per_epoch  # noqa: E402
+from deepworks.training.loop import epoch_order, steps_per_epoch  # noqa: E402
 from deepworks.trust import to_pixels  # noqa: E402
 from deepworks.trust.attacks import attacked_predictions  # noqa: E402
 

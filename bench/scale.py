@@ -269,7 +269,7 @@ def allreduce_section() -> dict:
     import torch
 
     from deepworks.config import ModelConfig
-    from deepworks.distributed import free_port
+    from deepworks.training.distributed import free_port
     from deepworks.models import build_image_classifier
 
     torch.set_num_threads(2)

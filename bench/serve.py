@@ -313,7 +313,7 @@ def decode_section() -> dict:
     path = SHARED_DATA / "multi30k" / "test_2016_flickr.de.gz"
     if not path.exists():
         return {"skipped": f"{path} is not here"}
-    from deepworks.threads import free_cores
+    from deepworks.training.threads import free_cores
 
     torch.set_num_threads(free_cores())  # deepworks' own choice: the cores no other process is busy on (2 threads
     #                                      that wait for a core another process holds decoded in 18.6 s, 1 in 8 s)

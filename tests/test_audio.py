@@ -294,7 +294,7 @@ def test_leaving_each_speaker_out_trains_a_run_per_speaker_tested_on_that_speake
     import json
 
     import deepworks as dw
-    from deepworks.crossval import Folds
+    from deepworks.experiments.crossval import Folds
 
     csv = write_speakers_csv(tmp_path, per_class=10)
     common = dict(task="audio", data=str(csv), split="speaker", epochs=15, batch_size=16,
@@ -362,7 +362,7 @@ def test_the_served_model_computes_the_dft_as_a_convolution_to_the_same_probabil
 def test_the_onnx_export_answers_as_predict_does(tones_run):
     import onnxruntime
 
-    from deepworks.exporting import export_run
+    from deepworks.exporting.exporter import export_run
 
     card = export_run(tones_run.run.path, "onnx")
     assert card["inputs"][0]["sample_rate"] == 8000 and card["graphs"][0]["file"] == "classifier.onnx"

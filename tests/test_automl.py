@@ -12,8 +12,8 @@ import pytest
 import yaml
 
 import deepworks as dw
-import deepworks.search as search
-from deepworks.search import TrialReporter, parse_budget, parse_space
+import deepworks.experiments.search as search
+from deepworks.experiments.search import TrialReporter, parse_budget, parse_space
 from deepworks.cli import main
 from deepworks.errors import ConfigError, DeepworksError
 
@@ -123,7 +123,7 @@ def test_pruning_stops_a_trial_worse_than_the_median_at_the_same_point_of_the_sc
 
 
 def test_a_long_schedule_is_compared_with_the_others_at_the_same_share_of_theirs():
-    from deepworks.search import value_at
+    from deepworks.experiments.search import value_at
 
     short = finished([0.90, 0.95, 0.97])  # epochs at 1/3, 2/3 and the end of its schedule
     assert value_at(short, 0.2) is None  # before its first epoch: nothing to compare with
@@ -140,8 +140,8 @@ def test_a_long_schedule_is_compared_with_the_others_at_the_same_share_of_theirs
 KILLED = textwrap.dedent("""
     import os, signal, sys
     import deepworks as dw
-    import deepworks.search as search
-    from deepworks.search import TrialReporter
+    import deepworks.experiments.search as search
+    from deepworks.experiments.search import TrialReporter
     sys.path.insert(0, sys.argv[3])
     from test_automl import StepClock
     search.time = StepClock(tick=float(sys.argv[4]))  # trial 2 reaches its epoch 2 however busy the machine is
@@ -189,9 +189,9 @@ def test_kill_9_mid_search_then_the_same_command_continues_it(tmp_path, monkeypa
 
 
 @pytest.mark.parametrize("task,photos,examples", [("image", False, 60000), ("image", True, 500), ("text", False, 0),
-                                                   ("translate", False, 0)])
+                                                   ("translate", False, 0), ("detect", False, 0), ("audio", False, 0)])
 def test_every_default_space_is_valid_and_its_conditions_hold(task, photos, examples):
-    from deepworks.search import default_space
+    from deepworks.experiments.search import default_space
 
     dims, fixed = parse_space(default_space(task, photos, pretrained=True, examples=examples), "default")
     assert len(dims) >= 8 and not fixed
@@ -204,7 +204,7 @@ def test_every_default_space_is_valid_and_its_conditions_hold(task, photos, exam
 
 
 def test_the_known_good_trial_fits_its_share_of_the_budget_and_only_where_the_space_holds_its_model():
-    from deepworks.search import default_space, portfolio_point
+    from deepworks.experiments.search import default_space, portfolio_point
 
     dims, _ = parse_space(default_space("image", examples=54000), "default")
     point = portfolio_point("image", dims, {}, budget_s=600, pixels=54000 * 28 * 28)
@@ -245,7 +245,7 @@ def test_a_budget_too_short_for_one_trial_or_unreadable_is_refused_before_anythi
 
 
 def test_a_setting_fixed_on_the_command_line_is_not_searched_unless_the_space_says_so_too(tmp_path):
-    from deepworks.search import Search
+    from deepworks.experiments.search import Search
 
     with pytest.raises(ConfigError, match="'train.lr' is both fixed on the command line and searched in the space"):
         dw.automl(data="digits", budget="20s", out=str(tmp_path / "a"), lr=0.01, space={"train.lr": [0.1, 0.01]})
@@ -280,7 +280,7 @@ def test_a_different_command_on_an_existing_search_folder_is_refused(tmp_path):
 def test_no_warm_start_is_a_flag_of_the_command_and_part_of_the_search_s_command(tmp_path):
     from deepworks.cli import build_parser
     from deepworks.errors import DeepworksError
-    from deepworks.search import first_trials
+    from deepworks.experiments.search import first_trials
 
     start, known = {"model.name": "lenet"}, {"model.name": "resnet"}
     assert [note for _, note in first_trials(start, known)] == ["deepworks' defaults for this data",

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 import deepworks as dw
-from deepworks import batches
+from deepworks.training import batches
 from deepworks.cli import main
 from deepworks.errors import ConfigError
 

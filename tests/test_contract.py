@@ -16,7 +16,7 @@ from conftest import assert_same_weights, ctrl_c_at_step, weights
 import deepworks as dw
 from deepworks.cli import main
 from deepworks.errors import ConfigError
-from deepworks.loop import Interrupted
+from deepworks.training.loop import Interrupted
 from deepworks.tasks import Prepared, Task
 
 SPEC = "test_contract:SineRegression"
@@ -75,7 +75,7 @@ class SequenceSum(Task):
                         meta=self.meta)
 
     def batch_source(self, train):
-        from deepworks.batches import DatasetBatches
+        from deepworks.training.batches import DatasetBatches
 
         return DatasetBatches(list(zip(*train)), self.cfg.train.batch_size, self.cfg.seed, collate=pad, workers=1)
 

@@ -14,7 +14,7 @@ import torch
 from PIL import Image
 
 import deepworks as dw
-from deepworks.boxes import augment, box_iou, letterbox, mean_average_precision, nms
+from deepworks.metrics.boxes import augment, box_iou, letterbox, mean_average_precision, nms
 from deepworks.data.detection import make_shapes
 from deepworks.errors import DataError, Interrupted
 

@@ -14,7 +14,7 @@ import torch
 from PIL import Image
 
 import deepworks as dw
-from deepworks.boxes import best_f1_threshold, one_box_per_object, precision_recall_at
+from deepworks.metrics.boxes import best_f1_threshold, one_box_per_object, precision_recall_at
 from deepworks.data.detection import make_shapes
 
 

@@ -134,7 +134,7 @@ def test_a_run_resumes_on_another_number_of_processes(one_process):
     from conftest import ctrl_c_at_step
     from dist_tasks import CheckedImages
 
-    from deepworks.loop import Interrupted
+    from deepworks.training.loop import Interrupted
 
     with ctrl_c_at_step(CheckedImages, 15), pytest.raises(Interrupted):
         dw.train(name="cut", task=TASK, progress=False, **SETTINGS)
@@ -164,7 +164,7 @@ def test_ray_and_spark_run_the_same_worker_match_one_process_and_resume_a_run(en
     from conftest import ctrl_c_at_step
     from dist_tasks import CheckedImages
 
-    from deepworks.loop import Interrupted
+    from deepworks.training.loop import Interrupted
 
     single = one_process
     with ctrl_c_at_step(CheckedImages, 15), pytest.raises(Interrupted):
@@ -182,7 +182,7 @@ def test_ray_and_spark_run_the_same_worker_match_one_process_and_resume_a_run(en
 
 def test_two_machines_as_the_readme_starts_them_here_on_one(tmp_path):
     """The README's two-machine commands, both on this machine: node 0 writes the run, node 1 says where it is."""
-    from deepworks.distributed import free_port
+    from deepworks.training.distributed import free_port
 
     port = str(free_port())
     command = [sys.executable, "-m", "deepworks", "train", "--model", "mlp", "--epochs", "2", "--no-baseline",

@@ -14,7 +14,7 @@ from safetensors import safe_open
 import deepworks as dw
 from deepworks.cli import main
 from deepworks.errors import DataError, DeepworksError
-from deepworks.importing import import_model
+from deepworks.exporting.importer import import_model
 
 
 @pytest.mark.parametrize("name,graphs", [("img", ["classifier"]), ("txt", ["step"]), ("gru", ["encoder", "decoder_step"]),

@@ -12,13 +12,13 @@ import torch
 from PIL import Image
 
 import deepworks as dw
-import deepworks.fid as fid
+import deepworks.metrics.fid as fid
 from conftest import assert_same_weights, ctrl_c_at_step, draw, shared, weights
 from deepworks.cli import main
 from deepworks.data.builtin import load_faces
 from deepworks.errors import DataError
 from deepworks.tasks.gan import GanTraining, GanWarning, gradient_penalty
-from deepworks.loop import Interrupted
+from deepworks.training.loop import Interrupted
 from test_builtin_data import QuietHandler
 
 

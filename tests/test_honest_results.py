@@ -120,8 +120,8 @@ def study_of(*trials, monitor="val_accuracy"):
 
 
 def test_automl_prefers_the_defaults_when_the_best_beats_them_by_less_than_the_noise():
-    from deepworks.search_board import leaderboard
-    from deepworks.search_report import leaderboard_text
+    from deepworks.experiments.board import leaderboard
+    from deepworks.experiments.report import leaderboard_text
 
     defaults = "deepworks' defaults for this data"
     board = leaderboard(study_of((106 / 108, 60_000, defaults), (107 / 108, 270_000, ""), (95 / 108, 10_000, "")))

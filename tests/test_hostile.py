@@ -16,7 +16,7 @@ import torch
 from PIL import Image
 
 import deepworks as dw
-import deepworks.fid as fid
+import deepworks.metrics.fid as fid
 from deepworks.cli import main
 
 ROOT: Path  # the module's folder of fixtures and runs, set by the `world` fixture

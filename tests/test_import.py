@@ -9,7 +9,7 @@ import torch
 import deepworks as dw
 from deepworks.cli import main
 from deepworks.errors import DeepworksError
-from deepworks.importing import import_model
+from deepworks.exporting.importer import import_model
 
 
 @pytest.fixture(scope="module")

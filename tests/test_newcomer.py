@@ -14,7 +14,7 @@ import torch
 from PIL import Image
 
 import deepworks as dw
-import deepworks.fid as fid
+import deepworks.metrics.fid as fid
 from conftest import draw
 from deepworks.cli import main
 from test_data_images import png_header_only

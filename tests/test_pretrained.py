@@ -12,7 +12,7 @@ import torch.nn.functional as F
 import deepworks as dw
 from deepworks.errors import ConfigError
 from deepworks.models.efficientnet import MEAN, STD, EfficientNetLite0, SameConv
-from deepworks.pretrained import weights_file
+from deepworks.models.pretrained import weights_file
 
 
 def test_same_padding_puts_the_odd_pixel_at_the_bottom_and_right_as_tensorflow_does():
@@ -111,7 +111,7 @@ def test_init_from_reads_timm_names_and_loads_every_tensor_exactly(image_folder,
     state = torch.load(weights_file("efficientnet_lite0"), map_location="cpu", weights_only=True)
     save_file({k: v.contiguous() for k, v in timm_named(state).items()}, str(tmp_path / "timm-lite0.safetensors"))
     net = EfficientNetLite0(3, 3)
-    from deepworks.pretrained import load_init_from
+    from deepworks.models.pretrained import load_init_from
 
     found = load_init_from(net, tmp_path / "timm-lite0.safetensors")
     assert found["names"] == "timm tf_efficientnet_lite0 names" and found["new"] == ["_fc.weight", "_fc.bias"]
@@ -132,7 +132,7 @@ def test_init_from_a_run_of_deepworks_and_a_partial_file_refused_unless_allowed(
     with pytest.warns(UserWarning, match=r"\(deepworks' names\): 10 of 10 tensors loaded; new: none"):
         dw.train(data=str(image_folder), model="lenet", epochs=1, progress=False, name="again",
                  init_from=str(first.run.path / "model.safetensors"))
-    from deepworks.pretrained import load_init_from
+    from deepworks.models.pretrained import load_init_from
 
     fresh = first.task.build_model()
     load_init_from(fresh, first.run.path / "model.safetensors")
@@ -181,7 +181,7 @@ def test_freeze_trains_only_the_head_and_keeps_the_bodys_weights_and_batch_norm_
 
 
 def test_the_head_is_fitted_to_cached_features_exactly_and_the_same_way_twice():
-    from deepworks.finetune import fit_head
+    from deepworks.training.finetune import fit_head
 
     g = torch.Generator().manual_seed(0)
     centres = torch.randn(4, 16, generator=g) * 3
@@ -268,9 +268,9 @@ def resnet18_features(state: dict, x: torch.Tensor) -> torch.Tensor:
 
 def test_init_from_a_torchvision_resnet18_file_loads_every_tensor_and_computes_the_same_features(image_folder,
                                                                                               tmp_path):
-    from deepworks.finetune import captured_inputs
+    from deepworks.training.finetune import captured_inputs
     from deepworks.models import ResNet18
-    from deepworks.pretrained import load_init_from
+    from deepworks.models.pretrained import load_init_from
 
     state = torchvision_resnet18_state()
     torch.save(state, tmp_path / "resnet18-f37072fd.pth")

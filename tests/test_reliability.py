@@ -17,7 +17,7 @@ import torch
 
 import deepworks as dw
 from conftest import assert_same_weights, weights
-from deepworks import threads
+from deepworks.training import threads
 from deepworks.cli import main
 from deepworks.errors import DeepworksError
 from deepworks.run import Run

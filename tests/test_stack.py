@@ -160,8 +160,8 @@ def test_text_cards_in_an_image_design_and_a_wrong_recurrent_kind_are_refused():
 
 def test_a_designed_text_model_learns_generates_resumes_and_says_it_does_not_export_yet(tmp_path):
     from deepworks.errors import DeepworksError
-    from deepworks.exporting import export_run
-    from deepworks.loop import Interrupted
+    from deepworks.exporting.exporter import export_run
+    from deepworks.training.loop import Interrupted
 
     text = tmp_path / "fox.txt"
     text.write_text("the quick brown fox jumps over the lazy dog.\n" * 60)

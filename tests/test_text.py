@@ -13,7 +13,7 @@ from deepworks.errors import ConfigError, DataError
 from deepworks.models import build_text_model, count_parameters
 from deepworks.config import ModelConfig
 from deepworks.tasks.text import TextGeneration, stream_windows
-from deepworks.loop import Interrupted
+from deepworks.training.loop import Interrupted
 
 LINE = "the quick brown fox jumps over the lazy dog.\n"
 

@@ -13,7 +13,7 @@ from conftest import assert_same_weights, weights
 import deepworks as dw
 from deepworks.errors import TrainingError
 from deepworks.run import Run
-from deepworks.loop import Interrupted, steps_per_epoch
+from deepworks.training.loop import Interrupted, steps_per_epoch
 
 
 def quick(**settings):
@@ -192,7 +192,7 @@ def test_restore_best_keeps_the_best_validation_weights_not_the_last(tmp_path):
 
 
 def test_weight_averaging_follows_closely_at_first_then_slowly():
-    from deepworks.loop import ema_with_warmup
+    from deepworks.training.loop import ema_with_warmup
 
     update = ema_with_warmup(0.999)
     averaged, current = [torch.zeros(3), torch.tensor(5)], [torch.ones(3), torch.tensor(9)]

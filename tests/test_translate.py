@@ -16,7 +16,7 @@ from deepworks.cli import main
 from deepworks.data.pairs import dates_pairs, detokenize, load_pairs, tokenize
 from deepworks.errors import ConfigError, DataError
 from deepworks.tasks.translate import Translation, bleu_and_chrf
-from deepworks.loop import Interrupted
+from deepworks.training.loop import Interrupted
 from test_builtin_data import QuietHandler
 
 SYMBOLS = "abcdefgh"

@@ -191,7 +191,7 @@ def test_attack_command_json_and_bad_input(digits_run, capsys, tmp_path):
 
 
 def test_trust_tools_refuse_runs_that_are_not_image_classifiers(tmp_path, capsys, monkeypatch):
-    monkeypatch.setattr("deepworks.fid.FEATURE_STEPS", 5)  # FID's classifier is beside the point here
+    monkeypatch.setattr("deepworks.metrics.fid.FEATURE_STEPS", 5)  # FID's classifier is beside the point here
     gan = dw.train(task="gan", epochs=1, progress=False, width=8, latent_size=8, fid_samples=32, batch_size=64)
     assert main(["attack", str(gan.run.path)]) == 2
     assert "'attack' works on image classifiers" in capsys.readouterr().err

@@ -4,19 +4,19 @@ The API is imported on first use (`dw.train`, `dw.load`, ...), so that `deepwork
 loading torch, and so that OpenMP's wait policy can be set before torch starts its threads (see threads.py).
 """
 
-from .threads import prepare_openmp
+from .training.threads import prepare_openmp
 
 prepare_openmp()
 
-__version__ = "0.1.0"
+from ._version import __version__  # noqa: E402
 
 from .config import Config  # noqa: E402  (no torch: yaml and dataclasses only)
 from .errors import ConfigError, DataError, DeepworksError, TrainingError  # noqa: E402
 
 _API = ("Trained", "audit", "evaluate", "generate", "load", "register_task", "runs", "train")
 _CALLBACKS = ("StopButton", "TensorBoard")
-_ELSEWHERE = {"Client": "client", "ServerError": "client", "export": "exporting", "serve": "serving",
-              "automl": "search", "compare": "ablation"}
+_ELSEWHERE = {"Client": "client", "ServerError": "client", "export": "exporting.exporter", "serve": "serving",
+              "automl": "experiments.search", "compare": "experiments.ablation"}
 
 __all__ = ["Client", "Config", "ConfigError", "DataError", "DeepworksError", "ServerError", "StopButton", "TensorBoard",
            "Trained", "TrainingError", "audit", "automl", "compare", "evaluate", "export", "generate", "load", "register_task", "runs",
@@ -30,7 +30,7 @@ def __getattr__(name: str):
         api = importlib.import_module(".api", __name__)
         return api if name == "api" else getattr(api, name)
     if name in _CALLBACKS:
-        return getattr(importlib.import_module(".callbacks", __name__), name)
+        return getattr(importlib.import_module(".training.callbacks", __name__), name)
     if name in _ELSEWHERE:
         module = importlib.import_module("." + _ELSEWHERE[name], __name__)
         return module.export_run if name == "export" else getattr(module, name)

@@ -25,21 +25,22 @@ from typing import TYPE_CHECKING
 import numpy as np
 import torch
 
-from . import threads
+from .training import threads
 from .config import COMMAND_LINE, Config, apply_overrides, fields_by_key, flatten, label
 from .errors import ConfigError, DeepworksError, DiskFull, Interrupted
 from .model_files import check_recorded_sha256
 from .models import prefer_channels_last
 from .run import Run, cpu_state_dict, first_line, safetensors_shapes
-from .callbacks import Callbacks
-from .engine import resolve_device
-from .finetune import fine_tunes, head_first
+from .training.callbacks import Callbacks
+from .training.engine import resolve_device
+from .training.finetune import fine_tunes, head_first
 from .inference import check_options
-from .loop import check_resume, fit
-from .registry import get_task, register
+from .training.loop import check_resume, fit
+from .cards import BUILTIN_CARDS
+from .registry import get_card, get_task, register
 
 if TYPE_CHECKING:
-    from .crossval import Folds
+    from .experiments.crossval import Folds
 
 GRADIENT_TOOLS = ("attack", "fool", "explain", "visualize", "represent")
 SHORT_NAMES = {"data": "data.source", "model": "model.name", "engine": "engine.name"}
@@ -67,6 +68,7 @@ class Trained:
 
     def __init__(self, run: Run, cfg: Config, task, model: torch.nn.Module, device: torch.device):
         self.run, self.cfg, self.task, self.model, self.device = run, cfg, task, model, device
+        self.face = task.make_face()  # the use of the model (tasks/face.py): what every verb below calls
         self._serving = None
         self.imported = None  # for a model made elsewhere (deepworks import): its kind, file and origin
 
@@ -81,34 +83,37 @@ class Trained:
     # --- use: every task's one inference face (inference.py), as the server and the CLI call it ----------
     @property
     def serving(self):
-        """What the task's face runs (task.serving_model: the model with its pre- and post-processing), made once."""
+        """What the task's face runs (face.serving_model: the model with its pre- and post-processing), made once."""
         if self._serving is None:
-            self._serving = self.task.serving_model(self.model).to(self.device)
+            self._serving = self.face.serving_model(self.model).to(self.device)
         return self._serving
 
     def decoded(self, inputs=None, **options) -> tuple[list, dict]:
         """(the task's items, the checked options): what infer and stream both start from."""
-        task = self.task
-        options = check_options(task.use_options, options, task.use or "use")
-        return task.decode_inputs(inputs, options), options
+        face = self.face
+        options = check_options(face.use_options, options, face.verb)
+        return face.decode_inputs(inputs, options), options
 
     def infer(self, inputs=None, **options) -> tuple[list, dict]:
         """(native answers, the checked options): the task's decode_inputs and infer."""
         items, options = self.decoded(inputs, **options)
-        return self.task.infer(self.serving, items, self.device, options), options
+        return self.face.infer(self.serving, items, self.device, options), options
 
     def __call__(self, inputs=None, **options) -> list[dict]:
         """Use the model as its task does, with JSON-able answers, exactly as `deepworks serve` sends them:
         trained(["cat.jpg", pil_image, array]), trained("Dear ", length=100), trained(n=4, seed=1)."""
         results, options = self.infer(inputs, **options)
-        return [self.task.encode_result(r, options) for r in results]
+        return [self.face.encode_result(r, options) for r in results]
+
+    def use(self, inputs=None, **options) -> list[dict]:
+        """The one verb of every task (`deepworks use RUN INPUTS`): the same as calling the model."""
+        return self(inputs, **options)
 
     def predict(self, images, top_k: int | None = None) -> list[dict]:
         """Image runs: the top-k classes of images: file paths (or folders), bytes, PIL images or numpy arrays /
         tensors of pixels ((H, W), (H, W, C), or a batch (N, H, W, C) / (N, C, H, W); uint8, or floats in [0, 1]).
         Audio runs: the top-k classes of clips: audio files (or folders), their bytes, or arrays of samples."""
-        if self.task.use != "predict":
-            self.require("image", "predict")
+        self.require("predict")
         return self(images, top_k=top_k)
 
     def detect(self, images, threshold: float | None = None, max_boxes: int = 100, out: str | Path | None = None,
@@ -118,32 +123,32 @@ class Trained:
         threshold None: the run's (the best F1 on its validation split). class_iou: boxes of different classes
         overlapping more than this are one object (default 0.7; 1 keeps a box per class). With `out`, each image is
         also written there with its boxes drawn (NAME-boxes.png)."""
-        self.require("detect", "detect")
+        self.require("detect")
         items, options = self.decoded(images, threshold=threshold, max_boxes=max_boxes, class_iou=class_iou)
-        answers = [self.task.encode_result(r, options) for r in self.task.infer(self.serving, items, self.device, options)]
+        answers = [self.face.encode_result(r, options) for r in self.face.infer(self.serving, items, self.device, options)]
         if out is not None:
-            for answer, path in zip(answers, self.task.draw(items, answers, Path(out))):
+            for answer, path in zip(answers, self.face.draw(items, answers, Path(out))):
                 answer["drawn"] = str(path)
         return answers
 
     def generate(self, prime: str = "", length: int = 500, temperature: float = 0.8, top_k: int | None = None,
                  seed: int | None = None) -> str:
         """Text runs: the prime followed by `length` sampled characters (the same for the same seed)."""
-        self.require("text", "generate")
+        self.require("generate")
         results, _ = self.infer(prime, length=length, temperature=temperature, top_k=top_k, seed=seed)
         return results[0]["text"]
 
     def stream(self, prime: str = "", length: int = 500, temperature: float = 0.8, top_k: int | None = None,
                seed: int | None = None):
         """Text runs: the sampled characters one at a time, as they are made (the prime is not repeated)."""
-        self.require("text", "generate")
+        self.require("generate")
         items, options = self.decoded(prime, length=length, temperature=temperature, top_k=top_k, seed=seed)
-        parts = self.task.infer_stream(self.serving, items, self.device, options)
+        parts = self.face.infer_stream(self.serving, items, self.device, options)
         return (part["token"] for part in parts if "token" in part)
 
     def translate(self, sentences: list[str] | str, beam: int = 1, length_penalty: float = 0.6) -> list[dict]:
         """Translation runs: [{'source', 'translation', 'tokens', 'source_tokens', 'attention'}] per sentence."""
-        self.require("translate", "translate")
+        self.require("translate")
         return self.infer(sentences, beam=beam, length_penalty=length_penalty)[0]
 
     def plot_alignment(self, sentence: str, path: str | Path, beam: int = 1) -> Path:
@@ -155,7 +160,7 @@ class Trained:
     def sample(self, n: int = 64, seed: int = 0, label: str | int | None = None, path: str | Path | None = None):
         """GAN runs: n new images as uint8 (N, C, H, W), the same for the same seed; `label` picks a class (runs
         trained with conditional=True). With `path`, also saved there as one grid PNG."""
-        self.require("gan", "sample")
+        self.require("sample")
         results, _ = self.infer(None, n=n, seed=seed, label=None if label is None else str(label))
         images = torch.from_numpy(np.stack([r["image"] for r in results]))
         if path is not None:
@@ -167,26 +172,32 @@ class Trained:
     def interpolate(self, steps: int = 10, seed: int = 0, label: str | int | None = None,
                     path: str | Path | None = None):
         """GAN runs: a walk of `steps` images between two random points of the noise space (saved as a strip)."""
-        self.require("gan", "interpolate")
-        images = self.task.interpolate(self.model, steps, seed, self.device, label)
+        self.require("sample", "interpolate")
+        images = self.face.interpolate(self.model, steps, seed, self.device, label)
         if path is not None:
             from .report import save_image_grid
 
             save_image_grid(images, Path(path), cols=steps)
         return images
 
-    def require(self, task: str, what: str) -> None:
-        if what in GRADIENT_TOOLS and not getattr(self.model, "differentiable", True):
-            raise DeepworksError(f"'{what}' needs the model's gradients, and '{self.run.path}' runs an imported ONNX "
-                                 f"file in ONNX Runtime, which has none. Import the model as a torch.export .pt2 "
-                                 f"program or as safetensors weights to {what} it.")
-        if self.cfg.task != task:
-            mine, wanted = self.task, get_task(task)
-            if what in GRADIENT_TOOLS:
+    def require(self, verb: str, what: str | None = None) -> None:
+        """Refuse `what` (by default the verb itself) on a run whose face's verb is not `verb`, naming the verb it
+        has; the trust tools (GRADIENT_TOOLS) on a run whose card does not declare them."""
+        what = what or verb
+        mine = self.face
+        if what in GRADIENT_TOOLS:
+            if not get_card(self.cfg.task).trust:
                 raise DeepworksError(f"'{what}' works on image classifiers; '{self.run.path}' is {mine.kind} run. "
                                      f"Train one with: deepworks train --data IMAGES")
-            instead = f" Use '{mine.use}' instead." if mine.use else ""
-            raise DeepworksError(f"'{what}' is for {wanted.kind} run; '{self.run.path}' is {mine.kind} run.{instead}")
+            if not getattr(self.model, "differentiable", True):
+                raise DeepworksError(f"'{what}' needs the model's gradients, and '{self.run.path}' runs an imported "
+                                     f"ONNX file in ONNX Runtime, which has none. Import the model as a torch.export "
+                                     f".pt2 program or as safetensors weights to {what} it.")
+        elif mine.verb != verb:
+            wanted = [card.kind for card in BUILTIN_CARDS.values() if verb in card.verbs]
+            whose = f"for {' or '.join(wanted)} run" if wanted else f"not what '{self.run.path}' does"
+            raise DeepworksError(f"'{what}' is {whose}; '{self.run.path}' is {mine.kind} run. Use '{mine.verb}' "
+                                 f"instead.")
 
     def evaluate(self, split: str = "test", data: str | None = None) -> dict:
         return evaluate(self.run.path, split=split, data=data)
@@ -219,14 +230,14 @@ class Trained:
         triptychs (see `deepworks attack --help` for the options); `image=` and `target=` attack one image."""
         from .trust.tools import attack_run
 
-        self.require("image", "attack")
+        self.require("attack")
         return self.in_report(attack_run(self, method, eps, **options), options.get("out"))
 
     def fool(self, target: str | int, confidence: float = 0.99, out: str | Path | None = None, seed: int = 0) -> dict:
         """An image made from noise that the model calls `target` with at least `confidence`."""
         from .trust.tools import fooling_run
 
-        self.require("image", "fool")
+        self.require("fool")
         return self.in_report(fooling_run(self, target, confidence, out, seed), out)
 
     def explain(self, image: str | Path, label: str | int | None = None, out: str | Path | None = None,
@@ -234,7 +245,7 @@ class Trained:
         """Saliency of one image: integrated gradients and gradient x input for the predicted class and `label`."""
         from .trust.tools import explain_image
 
-        self.require("image", "explain")
+        self.require("explain")
         return self.in_report(explain_image(self, image, label, out, steps), out)
 
     def visualize(self, label: str | int | None = None, layer: str | None = None, channels: str | None = None,
@@ -242,7 +253,7 @@ class Trained:
         """What the network looks for: every class (or `label`), the channels of `layer`, and the first filters."""
         from .trust.tools import visualize_run
 
-        self.require("image", "visualize")
+        self.require("visualize")
         return self.in_report(visualize_run(self, label, layer, channels, out, steps), out)
 
     def representations(self, layer: str | None = None, method: str = "pca", samples: int = 1000,
@@ -250,7 +261,7 @@ class Trained:
         """A hidden layer's view of the test images in 2-D, at the epochs the run kept snapshots of."""
         from .trust.tools import representation_run
 
-        self.require("image", "represent")
+        self.require("represent")
         return self.in_report(representation_run(self, layer, method, samples, out), out)
 
     def __repr__(self) -> str:
@@ -294,7 +305,7 @@ def register_task(cls: type) -> type:
 def train(config: Config | str | Path | None = None, *, resume: str | Path | None = None,
           progress: bool | None = None, callbacks: list | None = None, **settings) -> Trained | Folds | None:
     """Train a model and write its run directory. `resume` continues an interrupted run from its checkpoint.
-    `callbacks` are objects with any of the events of deepworks.callbacks (on_epoch_end(trainer, record), ...).
+    `callbacks` are objects with any of the events of deepworks.training.callbacks (on_epoch_end(trainer, record), ...).
     With split='speaker' (audio), one run per speaker, each tested on the speaker it left out: a crossval.Folds.
     Returns None only on the machines other than machine 0 of a torchrun group (--node-rank 1 and up)."""
     started = time.perf_counter()
@@ -313,7 +324,7 @@ def train(config: Config | str | Path | None = None, *, resume: str | Path | Non
     task = get_task(cfg.task)(cfg)  # fills the settings left unset with the task's defaults
     cfg.check()
     if cfg.data.split == "speaker" and run is None:
-        from .crossval import leave_each_speaker_out
+        from .experiments.crossval import leave_each_speaker_out
 
         return leave_each_speaker_out(cfg, task, progress, callbacks)
     device = resolve_device(cfg.train.device)
@@ -328,7 +339,7 @@ def train(config: Config | str | Path | None = None, *, resume: str | Path | Non
 def train_distributed(cfg: Config, run: Run | None, callbacks) -> "Trained | None":
     """Create (or reopen) the run, hold it, and let the engine's worker processes train it (distributed.py). On the
     machines other than machine 0 of a torchrun group there is nothing to load afterwards: None."""
-    from .distributed import check_before_launch, launch
+    from .training.distributed import check_before_launch, launch
 
     if callbacks:
         raise ConfigError(f"callbacks= runs in this process, but --engine {cfg.engine.name} trains in worker "
@@ -349,8 +360,8 @@ def train_distributed(cfg: Config, run: Run | None, callbacks) -> "Trained | Non
 def train_worker(run_path: str | Path) -> None:
     """One process of a distributed run (distributed.worker calls this): train the run in `run_path`, from its
     checkpoint when it has one, with the other processes of the group. Only rank 0 writes."""
-    from .distributed import progress_callbacks
-    from .engine import DistributedEngine
+    from .training.distributed import progress_callbacks
+    from .training.engine import DistributedEngine
 
     run = Run(run_path)
     cfg = Config.load(run.config_file)
@@ -402,7 +413,7 @@ def start_from(task, model: torch.nn.Module, cfg: Config) -> None:
     """A new run's starting weights beyond its seeded initialisation: the task's (pretrained), then --init-from."""
     task.start_from(model)
     if cfg.model.init_from:
-        from .pretrained import load_init_from
+        from .models.pretrained import load_init_from
 
         found = load_init_from(model, cfg.model.init_from, cfg.model.allow_partial)
         warnings.warn(f"Started from '{found['file']}' ({found['names']}): {found['loaded']} of {found['of']} tensors "
@@ -435,7 +446,7 @@ def prepare_checked(task, progress, new_run: bool = True):
     cfg.train.monitor = cfg.train.monitor or (task.default_monitor if len(data.val[0]) else None)
     if cfg.model.init_from:  # model.json says what the weights started from
         from .model_files import sha256_of
-        from .pretrained import read_weights
+        from .models.pretrained import read_weights
 
         path = Path(cfg.model.init_from)
         read_weights(path)  # a missing or unreadable file is refused before a run folder is made for it
@@ -477,10 +488,11 @@ def train_on(run: Run, cfg: Config, task, device: torch.device, progress, starte
     if not run.writes:
         return None  # a distributed run's other processes: rank 0 tests, reports and saves
     records = run.metrics()
+    report = task.make_report()
     fit_info = {"epochs": result.epochs, "best_epoch": result.best_epoch, "best_value": result.best_value,
                 "monitor": cfg.train.monitor, "stopped_early": result.stopped_early, "stop_reason": result.stop_reason,
-                "overfit": task.overfit_note(records, result.best_epoch),
-                "collapse": task.collapse_note(records, result.best_epoch),
+                "overfit": report.overfit_note(records, result.best_epoch),
+                "collapse": report.collapse_note(records, result.best_epoch),
                 "train_seconds": round(sum(r["seconds"] for r in records if r.get("kind") == "epoch"), 2),
                 "wall_seconds": round(time.perf_counter() - t0, 2),
                 "engine": cfg.engine.name, "processes": engine.world_size if engine is not None else 1}
@@ -491,7 +503,7 @@ def train_on(run: Run, cfg: Config, task, device: torch.device, progress, starte
         card = {"format": 1, "task": cfg.task, "model": dataclasses.asdict(cfg.model), "meta": data.meta}
         sha256 = run.save_weights(cpu_state_dict(model), card=card)
         run.write_json(run.model_file, {**card, "files": {run.weights_file.name: sha256}})
-        results = task.finish(run, model, data, fit_info, device)
+        results = report.finish(run, model, data, fit_info, device)
         results["fit"]["total_seconds"] = round(time.perf_counter() - started, 2)  # with data, testing and report
         run.write_json(run.results_file, results)
     except KeyboardInterrupt:
@@ -593,7 +605,7 @@ def load(run_path: str | Path, device: str = "auto", runs_dir: str | Path = "run
     except ConfigError as err:
         raise DeepworksError(f"'{run.model_file}' or '{run.config_file}' does not describe a model this version of "
                              f"deepworks can build: {err}") from None
-    from .importing import imported_model
+    from .exporting.importer import imported_model
 
     model = imported_model(run, saved) or build_to_fit(task, run, saved.get("files"))
     dev = resolve_device(device)

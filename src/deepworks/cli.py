@@ -8,7 +8,7 @@ import json
 import sys
 import warnings
 
-from . import __version__
+from ._version import __version__
 from .config import COMMAND_LINE, SECTIONS, Config, apply_overrides, choices_of, fields_by_key, flag_names
 
 EXAMPLES = """examples:
@@ -142,7 +142,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--budget", default="10m", help="wall-clock time for the whole search: 90s, 10m, 1h [default: 10m]")
     p.add_argument("--space", metavar="YAML",
                    help="search space: setting keys mapped to choices [a, b], ranges {low, high, log}, or one value; "
-                        "its keys replace the defaults' (see the deepworks.search module)")
+                        "its keys replace the defaults' (see the deepworks.experiments.search module)")
     p.add_argument("--out", metavar="FOLDER", help="the search's folder [default: automl/DATA]")
     p.add_argument("--sampler", default="tpe", choices=("tpe", "random"),
                    help="tpe learns from finished trials; random is the baseline [default: tpe]")
@@ -466,7 +466,7 @@ def cmd_train(args) -> int:
         print(json.dumps({"run": str(trained.run.path), **results}, indent=2))
         return 0
     notes = [n for n in (results.get("fit", {}).get(k) for k in ("overfit", "collapse")) if n]
-    lines = [("run", str(trained.run.path)), *trained.task.summary(results), *[("note", n) for n in notes],
+    lines = [("run", str(trained.run.path)), *trained.task.make_report().summary(results), *[("note", n) for n in notes],
              ("report", str(trained.run.report_dir / "index.html"))]
     print_labelled(lines)
     return 0
@@ -498,8 +498,8 @@ def print_labelled(lines: list[tuple[str, str]]) -> None:
 
 
 def cmd_automl(args) -> int:
-    from .search import automl
-    from .search_report import leaderboard_text, plus_minus, why_chosen
+    from .experiments.search import automl
+    from .experiments.report import leaderboard_text, plus_minus, why_chosen
 
     overrides = setting_flags(args)
     summary = automl(budget=args.budget, out=args.out, space=args.space, sampler=args.sampler, pruner=args.pruner,
@@ -531,7 +531,7 @@ def retrained_words(retrained: dict, best: dict) -> str:
 
 
 def cmd_compare(args) -> int:
-    from .ablation import compare
+    from .experiments.ablation import compare
 
     overrides = setting_flags(args)
     summary = compare(args.vary, seeds=args.seeds, out=args.out, progress=False if args.quiet or args.json else None,
@@ -561,7 +561,7 @@ def cmd_evaluate(args) -> int:
     key, word = task.counted
     size = f", {metrics[key]:,} {word}" if key in metrics else ""
     print(f"{metrics['run']} on {metrics['data']} ({metrics['split']}{size})")
-    for line in task.describe_metrics(metrics):
+    for line in (task.report_class or task).describe_metrics(metrics):
         print(line)
     return 0
 
@@ -806,7 +806,7 @@ def cmd_demo(args) -> int:
 
 
 def cmd_export(args) -> int:
-    from .exporting import export_run
+    from .exporting.exporter import export_run
 
     card = export_run(args.run, args.format, args.out, args.exporter)
     if args.json:
@@ -820,7 +820,7 @@ def cmd_export(args) -> int:
 
 
 def cmd_import(args) -> int:
-    from .importing import import_model
+    from .exporting.importer import import_model
 
     trained = import_model(args.file, args.task, args.classes, args.image_size, args.normalise, args.channels,
                            args.model, args.name, args.runs_dir)
@@ -910,7 +910,7 @@ def main(argv: list[str] | None = None) -> int:
                 "export": cmd_export, "import": cmd_import, "serve": cmd_serve, "ui": cmd_ui, "runs": cmd_runs,
                 "automl": cmd_automl, "compare": cmd_compare}
     try:
-        from .threads import configure
+        from .training.threads import configure
 
         configure(args.threads)
         return commands[args.command](args)

@@ -21,7 +21,7 @@ from typing import Any
 import yaml
 
 from .errors import ConfigError
-from .registry import model_names, tasks_in_words
+from .cards import learn_user_task, model_names, tasks_in_words
 
 
 def setting(default, help: str, choices=None, flag: str | None = None):
@@ -522,8 +522,7 @@ def apply_overrides(config: Config, overrides: dict[str, Any], origin: str = "co
     known = fields_by_key()
     task = overrides.get("task")
     if isinstance(task, str) and ":" in task:  # a task of your own (module:Class): imported first, so that its
-        from .registry import get_task         # models are choices of --model
-        get_task(task)
+        learn_user_task(task)                  # models are choices of --model
     for key, value in overrides.items():
         if key not in known:
             raise ConfigError(f"Unknown setting '{key}' in {origin}.{close_match(key, known)}")

@@ -28,3 +28,11 @@ class Interrupted(DeepworksError):
 
 class DiskFull(DeepworksError):
     """A file could not be written because the disk is full; the file it would have replaced is intact."""
+
+
+def did_you_mean(word: str, options) -> str:
+    """' Did you mean 'x'?' when one of `options` is close to `word`, else ''."""
+    import difflib
+
+    close = difflib.get_close_matches(word, list(options), n=1, cutoff=0.6)
+    return f" Did you mean '{close[0]}'?" if close else ""

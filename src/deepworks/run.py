@@ -438,7 +438,7 @@ class Run:
         import numpy
         import sklearn
 
-        from . import __version__
+        from ._version import __version__
 
         if not self.writes:
             return

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from fastapi import Request  # at module level: the routes' annotations are read from here
 from fastapi.responses import JSONResponse
 
+from .._version import __version__
 from ..errors import DeepworksError
 from .batcher import Batcher
 from .models import Served
@@ -77,7 +78,7 @@ def make_app(served: list[Served], token: str | None = None, limits: Limits | No
     @asynccontextmanager
     async def lifespan(app):
         for s in served:
-            if s.task.batchable and limits.max_batch > 1:
+            if s.face.batchable and limits.max_batch > 1:
                 batchers[s.name] = Batcher(s.infer, s.executor, limits.max_batch, limits.max_wait_ms,
                                            on_batch=lambda size, name=s.name: metrics.batch(name, size))
                 batchers[s.name].start()
@@ -93,7 +94,7 @@ def make_app(served: list[Served], token: str | None = None, limits: Limits | No
         for s in served:
             s.executor.shutdown(wait=True)
 
-    app = FastAPI(title="deepworks serve", version=__import__("deepworks").__version__, lifespan=lifespan,
+    app = FastAPI(title="deepworks serve", version=__version__, lifespan=lifespan,
                   docs_url=None, redoc_url=None)  # the Swagger page loads its assets from a CDN: /openapi.json only
     app.state.served, app.state.limits, app.state.batchers = by_name, limits, batchers
 
@@ -137,7 +138,7 @@ def make_app(served: list[Served], token: str | None = None, limits: Limits | No
     async def use(name: str, verb: str, request: Request):
         s = find(by_name, name)
         if verb != s.verb:
-            raise ClientError(404, f"Model '{name}' is {s.task.kind} run: its route is POST /v1/models/{name}/{s.verb}. "
+            raise ClientError(404, f"Model '{name}' is {s.face.kind} run: its route is POST /v1/models/{name}/{s.verb}. "
                                    f"Received: /{verb}.")
         inputs, raw, stream, fmt = await read_request(request, limits)
         options = checked_options(s, raw, limits)
@@ -147,14 +148,14 @@ def make_app(served: list[Served], token: str | None = None, limits: Limits | No
             return sse_response(s, items, options)
         results = await compute(s, items, options, limits, batchers.get(name), request)
         if fmt == "png":
-            png = s.task.as_png(results)
+            png = s.face.as_png(results)
             if png is None:
                 raise ClientError(406, f"Model '{name}' answers in JSON; format 'png' is for GAN runs. Received: "
                                        f"format=png.")
             from fastapi.responses import Response
 
             return Response(png, media_type="image/png")
-        return JSONResponse({"model": name, "outputs": [s.task.encode_result(r, options) for r in results]})
+        return JSONResponse({"model": name, "outputs": [s.face.encode_result(r, options) for r in results]})
 
     @app.get("/metrics")
     async def prometheus():
@@ -385,7 +386,7 @@ def sse_response(s: Served, items: list, options: dict):
 
         def produce():
             try:
-                for part in s.task.infer_stream(s.model, items, s.trained.device, options):
+                for part in s.face.infer_stream(s.model, items, s.trained.device, options):
                     if stop:
                         return
                     loop.call_soon_threadsafe(queue.put_nowait, ("data", part))

@@ -20,7 +20,7 @@ class OnnxRunner:
     out), so that the task's `infer` runs unchanged on it."""
 
     def __init__(self, path: Path, threads: int):
-        from ..exporting import onnx_session
+        from ..exporting.exporter import onnx_session
 
         self.session = onnx_session(path, threads)
         self.input_names = [i.name for i in self.session.get_inputs()]
@@ -40,8 +40,8 @@ class Served:
             raise ConfigError(f"--runtime must be one of {', '.join(RUNTIMES)}. Received: {runtime!r}.")
         self.name = name
         self.trained = load(run_path, device="cpu" if runtime == "onnx" else "auto")
-        self.task = self.trained.task
-        self.verb = self.task.use
+        self.face = self.trained.face
+        self.verb = self.face.verb
         self.runtime, self.runtime_note = runtime, None
         self.model = self.trained.serving
         if (self.trained.imported or {}).get("kind") == "onnx":
@@ -55,11 +55,11 @@ class Served:
     def onnx_model(self):
         """The run's ONNX export (written now unless an export of these very weights is there) in ONNX Runtime;
         tasks whose use is a loop over several graphs (text, translation) stay in torch, and say so."""
-        from ..exporting import export_run, read_card, weights_digest
+        from ..exporting.exporter import export_run, read_card, weights_digest
 
         if self.trained.serving is self.trained.model:  # the task's use is a loop around the model, not one graph
             self.runtime = "torch"
-            self.runtime_note = (f"{self.task.kind} run is a loop over its model's steps, which is served from torch; "
+            self.runtime_note = (f"{self.face.kind} run is a loop over its model's steps, which is served from torch; "
                                  f"--runtime onnx serves one-graph models (image classifiers, GAN generators)")
             return self.trained.serving
         folder = self.trained.run.path / "export" / "onnx"
@@ -70,14 +70,14 @@ class Served:
         return OnnxRunner(folder / graph["file"], torch.get_num_threads())
 
     def options(self, raw: dict) -> dict:
-        return check_options(self.task.use_options, raw, self.verb)
+        return check_options(self.face.use_options, raw, self.verb)
 
     def decode(self, inputs, options: dict) -> list:
         """What a client sent -> items. The task's checks say what was wrong; anything they did not foresee (a
         TypeError deep in numpy, a RuntimeError in torch, from a value of an odd shape) is still the client's input,
         and said as such."""
         try:
-            return self.task.decode_inputs(inputs, options, trusted=False)
+            return self.face.decode_inputs(inputs, options, trusted=False)
         except DeepworksError:
             raise
         except (TypeError, ValueError, KeyError, IndexError, OverflowError, AttributeError, RuntimeError) as err:
@@ -88,18 +88,18 @@ class Served:
         """Runs in the model's inference thread; once `cancel` is set, a long loop (generate's characters) stops at
         its next step with inference.Cancelled."""
         with cancellable(cancel):
-            return self.task.infer(self.model, items, self.trained.device, options)
+            return self.face.infer(self.model, items, self.trained.device, options)
 
     def warm_up(self) -> float:
         """One small request through the whole face (the first call of a model is slow: allocations, kernels)."""
         from .v2 import datatype_of
 
         t0 = time.perf_counter()
-        inputs, raw = self.task.example_request()
+        inputs, raw = self.face.example_request()
         options = self.options(raw)
-        results = self.infer(self.task.decode_inputs(inputs, options), options)
+        results = self.infer(self.face.decode_inputs(inputs, options), options)
         self.v2_outputs = [{"name": k, "datatype": datatype_of(v), "shape": [-1, *v.shape[1:]]}
-                           for k, v in self.task.v2_outputs(results).items()]
+                           for k, v in self.face.v2_outputs(results).items()]
         self.ready = True
         return time.perf_counter() - t0
 
@@ -110,9 +110,9 @@ class Served:
         return {"name": self.name, "task": cfg.task, "use": self.verb, "route": f"/v1/models/{self.name}/{self.verb}",
                 "model": cfg.model.name, "run": run.name, "runtime": self.runtime,
                 **({"runtime_note": self.runtime_note} if self.runtime_note else {}),
-                "options": {k: o.describe() for k, o in self.task.use_options.items()},
-                "batched": bool(self.task.batchable), "max_items": self.task.max_items, "test_metrics": test,
-                **self.task.card()}
+                "options": {k: o.describe() for k, o in self.face.use_options.items()},
+                "batched": bool(self.face.batchable), "max_items": self.face.max_items, "test_metrics": test,
+                **self.face.model_card()}
 
 
 def unique_names(paths: list[str]) -> list[str]:

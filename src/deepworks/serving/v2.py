@@ -55,7 +55,7 @@ def add_v2_routes(app, by_name: dict, batchers: dict, limits) -> None:
     async def model_metadata(name: str, version: str = "1"):
         s = find(by_name, name)
         return {"name": name, "versions": ["1"], "platform": f"deepworks_{s.runtime}",
-                "inputs": s.task.v2_inputs(), "outputs": s.v2_outputs}
+                "inputs": s.face.v2_inputs(), "outputs": s.v2_outputs}
 
     @app.get("/v2/models/{name}/ready")
     @app.get("/v2/models/{name}/versions/{version}/ready")
@@ -76,7 +76,7 @@ def add_v2_routes(app, by_name: dict, batchers: dict, limits) -> None:
         items = await decode(s, inputs, options, limits, batchers.get(name))
         check_work(items, options, limits)
         results = await compute(s, items, options, limits, batchers.get(name), request)
-        outputs = s.task.v2_outputs(results)
+        outputs = s.face.v2_outputs(results)
         requested = header.get("outputs") or []
         if not isinstance(requested, list):
             raise ClientError(400, f"Expected 'outputs' to be a list of {{\"name\": ...}}. Received: a "

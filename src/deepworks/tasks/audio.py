@@ -28,7 +28,7 @@ from ..config import Config
 from ..errors import ConfigError, DataError
 from ..registry import builtin_models
 from ..report import image_tag
-from . import Prepared, Task, notes_block
+from .base import Prepared, Task, notes_block
 
 SHIFT = 0.1      # the time shift: up to a tenth of the clip either way
 SPEEDS = (0.9, 1.1)   # --augment +speed: how much faster a clip may be played
@@ -131,7 +131,7 @@ class AudioClassification(Task):
         if d.split.startswith("speaker:"):
             self.meta["held_out"] = d.split.partition(":")[2]
         if self.cfg.model.pretrained:
-            from ..pretrained import describe
+            from ..models.pretrained import describe
 
             self.meta["pretrained"] = describe(self.cfg.model.name)
 
@@ -187,7 +187,7 @@ class AudioClassification(Task):
 
     def start_from(self, model: nn.Module) -> None:
         if self.cfg.model.pretrained:
-            from ..pretrained import load_pretrained
+            from ..models.pretrained import load_pretrained
 
             found = load_pretrained(model.classifier.image, self.cfg.model.name)
             warnings.warn(f"Started from the pretrained {self.cfg.model.name}: {found['loaded']} of {found['of']} "

@@ -21,7 +21,7 @@ import numpy as np
 import torch
 import torch.nn as nn
 
-from ..boxes import (augment, best_f1_threshold, clip_boxes, draw_boxes, letterbox, mean_average_precision,
+from ..metrics.boxes import (augment, best_f1_threshold, clip_boxes, draw_boxes, letterbox, mean_average_precision,
                      one_box_per_object, pad_boxes, precision_recall_at, unpad_boxes)
 from ..config import Config, fill_defaults
 from ..data.detection import SHAPES, shapes_count, shapes_splits
@@ -29,7 +29,7 @@ from ..errors import ConfigError, DataError
 from ..models import evaluating
 from ..models.centernet import DETECTORS, DetectorServing, decode, detection_loss, top_detections
 from ..registry import builtin_models
-from . import Prepared, Task, notes_block
+from .base import Prepared, Task, notes_block
 from .detect_report import mistake_grid, mistakes, plot_precision_recall, side_by_side
 
 SHAPES_SIZE = 96        # the built-in shapes (64 to 128 px) train at 96 px: 0.88 mAP in under 2 minutes here
@@ -209,7 +209,7 @@ class ObjectDetection(Task):
 
     def normalisation(self, from_data) -> tuple[list[float], list[float]]:
         if self.cfg.model.pretrained:
-            from ..pretrained import weights_for
+            from ..models.pretrained import weights_for
 
             w = weights_for("efficientnet_lite0")
             return list(w.mean), list(w.std)
@@ -218,13 +218,13 @@ class ObjectDetection(Task):
     def pretrained_meta(self) -> dict:
         if not self.cfg.model.pretrained:
             return {}
-        from ..pretrained import describe
+        from ..models.pretrained import describe
 
         return {"pretrained": describe("efficientnet_lite0")}
 
     def default_epochs(self, data: Prepared) -> int:
         """About 1,500 optimizer steps, between 10 and 100 epochs: detection needs more steps than naming images."""
-        from ..batches import steps_per_epoch
+        from ..training.batches import steps_per_epoch
 
         steps = steps_per_epoch(len(data.train[0]), self.cfg.train.batch_size)
         return int(min(100, max(10, math.ceil(1500 / steps))))
@@ -240,7 +240,7 @@ class ObjectDetection(Task):
 
     def start_from(self, model: nn.Module) -> None:
         if self.cfg.model.pretrained:
-            from ..pretrained import load_init_from, weights_file
+            from ..models.pretrained import load_init_from, weights_file
 
             found = load_init_from(model.backbone, weights_file("efficientnet_lite0"), allow_partial=True)
             warnings.warn(f"Started from the pretrained EfficientNet-Lite0: {found['loaded']} of the backbone's "
@@ -249,7 +249,7 @@ class ObjectDetection(Task):
     def optimizers(self, model: nn.Module) -> list:
         """With --pretrained, the backbone learns at --body-lr times --lr: the ImageNet features move less than the
         new neck and heads."""
-        from ..loop import make_optimizer
+        from ..training.loop import make_optimizer
 
         t, m = self.cfg.train, self.cfg.model
         if not (m.pretrained or m.init_from) or m.body_lr == 1 or not hasattr(model, "backbone"):
@@ -446,7 +446,7 @@ class ObjectDetection(Task):
 
     def draw(self, items: list, answers: list[dict], folder: Path) -> list[Path]:
         """Each image with its boxes drawn, as FOLDER/NAME-boxes.png (NAME from its file, or image-N)."""
-        from ..boxes import PALETTE
+        from ..metrics.boxes import PALETTE
 
         folder.mkdir(parents=True, exist_ok=True)
         classes, written, taken = self.meta["classes"], [], set()

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..boxes import box_iou, draw_boxes
+from ..metrics.boxes import box_iou, draw_boxes
 
 
 def side_by_side(x: torch.Tensor, truth: list, found: list, classes: list[str], threshold: float, path: Path,
@@ -86,7 +86,7 @@ def shown(image: torch.Tensor, boxes, labels: list[str], classes, at_least: int 
     boxes drawn in their classes' colours (class -1: red) -> (H, W, 3)."""
     from PIL import Image
 
-    from ..boxes import PALETTE
+    from ..metrics.boxes import PALETTE
 
     im = Image.fromarray(image.numpy().transpose(1, 2, 0))
     zoom = max(1, math.ceil(at_least / im.width))

@@ -31,12 +31,12 @@ from ..data import BUILTINS, load_image_source
 from ..data.images import (IMAGE_EXTENSIONS, ImageSet, UnreadableImage, decode_many, find_image_files, image_files,
                            probe_image, unreadable_message, visible_children)
 from ..errors import ConfigError, DataError
-from ..fid import (Features, class_diversities, class_entropy_score, diversity, frechet_distance, statistics, to_uint8,
+from ..metrics.fid import (Features, class_diversities, class_entropy_score, diversity, frechet_distance, statistics, to_uint8,
                    to_unit)
 from ..models import count_parameters, evaluating
 from ..models.dcgan import GAN, Discriminator, Generator, layout
 from ..report import image_tag, plot_history, pyplot, save_figure, save_image_grid, table
-from . import Prepared, Task, notes_block
+from .base import Prepared, Task, notes_block
 from ..registry import builtin_models
 from ..data.arrays import DataWarning, resize, set_channels, stratified_split
 from .image import check_image_meta
@@ -218,7 +218,7 @@ class GanTraining(Task):
 
     def optimizers(self, model: GAN) -> list[torch.optim.Optimizer]:
         """The generator's at --lr, the discriminator's at --lr-d (the two time-scale rule when they differ)."""
-        from ..loop import make_optimizer
+        from ..training.loop import make_optimizer
 
         t = self.cfg.train
         return [make_optimizer(model.generator.parameters(), t), make_optimizer(model.discriminator.parameters(), t,
@@ -583,7 +583,7 @@ class GanTraining(Task):
         """A run of few optimizer steps cannot be judged yet; say how many epochs would give a first look."""
         if self.steps >= SHORT_RUN:
             return None
-        from ..loop import steps_per_epoch
+        from ..training.loop import steps_per_epoch
 
         per_epoch = steps_per_epoch(len(data.train[0]), self.cfg.train.batch_size)
         epochs = math.ceil(2 * SHORT_RUN / per_epoch)

@@ -28,10 +28,10 @@ from ..data import FILE_IMAGE_SIZE, load_image_source
 from ..data.arrays import DataWarning, channel_stats, resize, set_channels, stratified_split  # noqa: F401 (re-exported)
 from ..data.images import unreadable_message
 from ..errors import ConfigError, DataError
-from ..finetune import fine_tunes
+from ..training.finetune import fine_tunes
 from ..models import build_image_classifier, evaluating, min_image_size
 from ..report import image_tag, plot_confusion, plot_history, plot_image_grid, table
-from . import Prepared, Task, notes_block
+from .base import Prepared, Task, notes_block
 from ..registry import builtin_models
 
 
@@ -60,7 +60,7 @@ TOO_FEW_WIDTH = 0.2  # an interval wider than this cannot tell a good model from
 def how_sure(test: dict) -> str:
     """' (9 images; 95 % CI 0.70–1.00: too few to tell ...)' after a test accuracy measured on few images (Wilson's
     interval), '' on many: a score on nine images reads as more than it is."""
-    from ..stats import wilson_interval
+    from ..metrics.stats import wilson_interval
 
     n = test.get("samples")
     if not n or n >= FEW_TEST_IMAGES:
@@ -207,7 +207,7 @@ class ImageClassification(Task):
         """The folder's listing when its images should stream from disk (--stream on, or auto and their decoded
         size above --memory-budget), else None: decoded into memory, the fastest when they fit."""
         from ..data.images import list_csv, list_folder
-        from ..data.stream import decoded_bytes
+        from ..training.stream import decoded_bytes
 
         d = self.cfg.data
         path = Path(d.source)
@@ -267,7 +267,7 @@ class ImageClassification(Task):
     def normalisation(self, from_data) -> tuple[list[float], list[float]]:
         """The training split's per-channel mean and std; pretrained weights keep the normalisation they learned with."""
         if self.cfg.model.pretrained:
-            from ..pretrained import weights_for
+            from ..models.pretrained import weights_for
 
             w = weights_for(self.cfg.model.name)
             return list(w.mean), list(w.std)
@@ -277,14 +277,14 @@ class ImageClassification(Task):
         """Where the starting weights came from (package, file, sha256, licence), for model.json and the report."""
         if not self.cfg.model.pretrained:
             return {}
-        from ..pretrained import describe
+        from ..models.pretrained import describe
 
         return {"pretrained": describe(self.cfg.model.name)}
 
     def head_features(self, model: nn.Module, head: nn.Module, train: tuple, device: torch.device):
         """What reaches the head for each training image and its mirror image (the cheapest augmentation), for
         fine-tuning's head-first step. Images streamed from disk are skipped: the epochs train the head instead."""
-        from ..finetune import captured_inputs
+        from ..training.finetune import captured_inputs
 
         x, y = train
         if not torch.is_tensor(x):
@@ -298,7 +298,7 @@ class ImageClassification(Task):
 
     def start_from(self, model: nn.Module) -> None:
         if self.cfg.model.pretrained:
-            from ..pretrained import load_pretrained
+            from ..models.pretrained import load_pretrained
 
             found = load_pretrained(model, self.cfg.model.name)
             warnings.warn(f"Started from the pretrained {self.cfg.model.name}: {found['loaded']} of {found['of']} "
@@ -326,7 +326,7 @@ class ImageClassification(Task):
     def prepare_streamed(self, listing: dict, progress: bool | None) -> Prepared:
         """As `prepare`, for images that stay on disk: the same seeded splits, by index; the normalisation from a
         seeded sample of 1,000 training images; each split a FileImages that decodes on access."""
-        from ..data.stream import stream_folder
+        from ..training.stream import stream_folder
 
         d, seed = self.cfg.data, self.cfg.seed
         size = self.image_size(None)
@@ -360,7 +360,7 @@ class ImageClassification(Task):
 
     def batch_source(self, train: tuple):
         """Streamed images come through DataLoader workers, which also augment them; tensors in memory are sliced."""
-        from ..data.stream import FileImages, StreamingBatches, default_workers
+        from ..training.stream import FileImages, StreamingBatches, default_workers
 
         if not isinstance(train[0], FileImages):
             return super().batch_source(train)
@@ -510,7 +510,7 @@ class ImageClassification(Task):
         from sklearn.ensemble import RandomForestClassifier
         from sklearn.metrics import f1_score
 
-        from ..data.stream import materialize
+        from ..training.stream import materialize
 
         x, y = train[0], train[1].numpy()
         cap = self.cfg.eval.baseline_samples

@@ -32,7 +32,7 @@ from ..inference import Option, stop_if_cancelled
 from ..models import build_text_model, evaluating
 from ..models.rnn import detach_state
 from ..report import image_tag, plot_history, table
-from . import Prepared, Task, notes_block
+from .base import Prepared, Task, notes_block
 from ..registry import builtin_models
 
 LN2 = math.log(2)

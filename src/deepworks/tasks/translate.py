@@ -29,7 +29,7 @@ from ..inference import stop_if_cancelled
 from ..models import evaluating
 from ..models.seq2seq import Seq2Seq, TransformerSeq2Seq, reorder_state
 from ..report import image_tag, plot_history, pyplot, save_figure, table
-from . import Prepared, Task, notes_block
+from .base import Prepared, Task, notes_block
 from ..registry import builtin_models
 from ..data.arrays import stratified_split
 

@@ -50,33 +50,6 @@ UPLOAD_MB = 1024  # the largest request: a zip of photos (serve's other limits s
 UPLOAD_S = 600  # the time its body may take to arrive
 PREVIEW_PER_CLASS = 6
 HEAVY_AT_ONCE = 4  # requests computing on data or a model at the same time; more wait their turn
-TEMPLATES = {  # per task: (model, what it is), the first one the default
-    "image": [("lenet", "LeNet-5: the classic small CNN, seconds on digits"),
-              ("resnet", "ResNet: residual blocks, for harder images"),
-              ("mlp", "MLP: a plain network of dense layers"),
-              ("efficientnet_lite0", "EfficientNet-Lite0, pretrained on ImageNet (with deepworks[pretrained])"),
-              ("layers", "Your own design: a stack of layer cards")],
-    "text": [("lstm", "LSTM: the character-level default"), ("gru", "GRU"), ("rnn", "A plain RNN"),
-             ("layers", "Your own design: embedding, recurrent, dense cards")],
-    "translate": [("gru", "GRU encoder-decoder with attention"), ("lstm", "LSTM encoder-decoder with attention"),
-                  ("transformer", "Transformer")],
-    "gan": [("dcgan", "DCGAN")],
-    "detect": [("centernet", "CenterNet-style detector on a small CNN, from scratch"),
-               ("centernet_lite0", "CenterNet on EfficientNet-Lite0, pretrained on ImageNet (with deepworks[pretrained])")],
-    "audio": [("cnn1d", "A 1-D CNN over log-mel spectrograms")],
-}
-FORM = {  # the settings a page shows first, per task; the rest are under 'More settings'
-    "image": ["model.name", "train.epochs", "train.batch_size", "train.lr", "train.optimizer", "data.augment",
-              "data.image_size", "model.dropout", "seed"],
-    "text": ["model.name", "train.epochs", "model.width", "model.depth", "train.lr", "seed"],
-    "translate": ["model.name", "train.epochs", "model.width", "train.lr", "seed"],
-    "gan": ["train.epochs", "train.batch_size", "data.image_size", "seed"],
-    "detect": ["model.name", "model.pretrained", "train.epochs", "train.batch_size", "train.lr", "data.image_size",
-               "data.augment", "seed"],
-    "audio": ["train.epochs", "train.batch_size", "train.lr", "data.augment", "model.width", "seed"],
-}
-
-
 def build_ui_app(runs_dir: str | Path = "runs", token: str | None = None, limits: Limits | None = None,
                  data_roots=(), host: str = "127.0.0.1", port: int | None = None, insecure: bool = False):
     """The UI's app. Without a token, one is made (app.state.token; the login link carries it), unless `insecure`
@@ -123,16 +96,15 @@ def add_api_routes(app, jobs: Jobs, runs_dir: Path, roots: DataRoots) -> None:
 
     @app.get("/api/info")
     async def info():
-        from .. import __version__
-        from ..data import BUILTINS
-        from ..data.pairs import PAIR_BUILTINS
-        from ..data.text import TEXT_BUILTINS
+        from .._version import __version__
+        from ..cards import BUILTIN_CARDS
         from ..models.stack import CARDS, IMAGE_CARDS, TEXT_CARDS
 
-        data = {"image": list(BUILTINS[:4]), "text": list(TEXT_BUILTINS), "translate": list(PAIR_BUILTINS),
-                "gan": list(BUILTINS), "detect": ["shapes", "raccoon"], "audio": ["tones", "fsdd"]}
-        return {"version": __version__, "tasks": list(TEMPLATES), "datasets": data,
-                "templates": {t: [{"model": m, "about": a} for m, a in ms] for t, ms in TEMPLATES.items()},
+        tasks = BUILTIN_CARDS.values()
+        return {"version": __version__, "tasks": list(BUILTIN_CARDS),
+                "datasets": {t.name: list(t.builtins) for t in tasks},
+                "templates": {t.name: t.describe()["templates"] for t in tasks},
+                "task_cards": {t.name: t.describe() for t in tasks},
                 "cards": CARDS, "cards_for": {"image": IMAGE_CARDS, "text": TEXT_CARDS}}
 
     @app.get("/api/settings")
@@ -180,7 +152,7 @@ def add_api_routes(app, jobs: Jobs, runs_dir: Path, roots: DataRoots) -> None:
 
     @app.post("/api/automl")
     async def start_search(request: Request):
-        from ..search import need_optuna, parse_budget
+        from ..experiments.search import need_optuna, parse_budget
 
         body = await json_body(request)
         need_optuna()
@@ -253,7 +225,7 @@ def add_api_routes(app, jobs: Jobs, runs_dir: Path, roots: DataRoots) -> None:
 
     @app.get("/api/runs/{name}/export")
     async def export(name: str, format: str = "onnx"):
-        from ..exporting import export_run
+        from ..exporting.exporter import export_run
 
         path = known_run(runs_dir, name)
         card = await run_in_threadpool(export_run, str(path), format)
@@ -334,18 +306,19 @@ async def json_body(request) -> dict:
 def setting_fields(task: str) -> list[dict]:
     """The config's fields as a form: key, flag, help, type, default, choices; the task's first ones first."""
     from ..config import choices_of, fields_by_key
-    from ..registry import BUILTIN
+    from ..cards import BUILTIN_CARDS
 
-    if task not in BUILTIN:
-        raise ClientError(404, f"Expected a task: {', '.join(BUILTIN)}. Received: {task!r}.")
-    first = FORM.get(task, [])
+    if task not in BUILTIN_CARDS:
+        raise ClientError(404, f"Expected a task: {', '.join(BUILTIN_CARDS)}. Received: {task!r}.")
+    card = BUILTIN_CARDS[task]
+    first = list(card.form)
     out = []
     for key, (_, f, kind) in fields_by_key().items():
         if key in ("task", "data.source", "runs_dir", "name") or key.startswith("dist."):
             continue
         choices = list(choices_of(f))
         if key == "model.name":
-            choices = [m for m, _ in TEMPLATES[task]]
+            choices = [m for m, _ in card.templates]
         flag = f.metadata.get("flag")
         out.append({"key": key, "flag": (flag[0] if isinstance(flag, tuple) else flag) or "--" + key.split(".")[-1]
                     .replace("_", "-"), "help": f.metadata.get("help", ""), "type": type_name(kind),
@@ -441,7 +414,7 @@ def epoch_records(run_path: Path | str | None) -> list[dict]:
 def with_metrics(status: dict) -> dict:
     """A job's state with what its page draws: a run's epochs, or a search's leaderboard so far."""
     if status.get("automl"):
-        from ..search import setting_of
+        from ..experiments.search import setting_of
 
         board = search_leaderboard(Path(status["automl"]["out"]))
         best = next((row for row in board if row["state"] == "complete"), None)
@@ -480,7 +453,7 @@ def read_leaderboard(db: Path) -> list[dict] | None:
     import optuna
     from sqlalchemy.exc import SQLAlchemyError
 
-    from ..search import leaderboard
+    from ..experiments.search import leaderboard
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     try:

@@ -14,7 +14,7 @@ import sys
 import time
 from pathlib import Path
 
-from ..callbacks import eta_seconds
+from ..training.callbacks import eta_seconds
 from ..run import atomic_write_text
 from .jobs import STOPPED_SAVED, has_checkpoint, read_json
 
@@ -159,7 +159,7 @@ def train_job(job: Path, request: dict) -> int:
 
     feed = ProgressFeed(job / "progress.json")
     if request.get("automl"):  # a search: its trials are runs, its leaderboard is read from its study
-        from ..search import automl
+        from ..experiments.search import automl
 
         search = request["automl"]
         summary = automl(budget=search["budget"], out=search["out"], progress=False, **request["settings"])
@@ -169,7 +169,7 @@ def train_job(job: Path, request: dict) -> int:
         return 0
     callbacks = [feed]
     if trains_in_other_processes(request):  # torchrun, Ray, Spark: rank 0 writes progress.json itself
-        from ..distributed import PROGRESS_ENV
+        from ..training.distributed import PROGRESS_ENV
 
         os.environ[PROGRESS_ENV], callbacks = str(feed.path), None
     if request.get("resume"):

@@ -19,9 +19,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..batches import BatchSource, step_indices
+from .batches import BatchSource, step_indices
 from ..errors import DataError
-from .images import UnreadableImage, decode_image, rgb_to_grey
+from ..data.images import UnreadableImage, decode_image, rgb_to_grey
 
 
 class FileImages:
@@ -152,7 +152,7 @@ def default_workers() -> int:
     """One less than the free cores, from 1 to 4: the training keeps a core's worth of threads to itself. On this
     2-core machine one worker kept ResNet-20 at 0.93 of its in-memory speed, where two took it to 0.86; a small
     model that decoding cannot keep up with (LeNet-5) gains from --workers 2 (bench/scale.py)."""
-    from ..threads import free_cores
+    from .threads import free_cores
 
     return max(1, min(4, free_cores() - 1))
 
@@ -164,7 +164,7 @@ def decoded_bytes(n: int, size: int, channels: int = 3) -> int:
 def check_decodes(path: Path, size: int) -> None:
     """Decode an image file's pixels as `decode_image` would (a JPEG at the same reduced scale), without converting
     or resizing them; UnreadableImage, with decode_image's reason, when they stop short or are corrupt."""
-    from .images import open_image
+    from ..data.images import open_image
 
     with open_image(path) as im:
         if im.format == "JPEG":
@@ -196,7 +196,7 @@ def check_all(files: list[Path], size: int, progress: bool) -> list[tuple[str, s
 def stream_folder(listing: dict, size: int, channels: int | None, strict: bool, progress: bool) -> dict:
     """A listed folder (images.list_folder) ready to stream: the readable files of each split with their labels,
     the channels (grey when a sample of the images is grey and none were asked for), and what was skipped."""
-    from .images import looks_grey, unreadable_message
+    from ..data.images import looks_grey, unreadable_message
 
     files = listing["files"]
     skipped = listing["broken"] + check_all(files, size, progress)

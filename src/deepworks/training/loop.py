@@ -33,11 +33,11 @@ import torch.nn as nn
 from .batches import BatchSource, TensorBatches, epoch_order, steps_per_epoch
 from .callbacks import (BestWeights, Callbacks, Checkpoint, CtrlC, DivergenceGuard, FrozenBody, MetricsLog,
                         ProgressBar, TensorBoard, WeightAverage, better, ema_with_warmup)
-from .config import Config, TrainConfig
+from ..config import Config, TrainConfig
 from .engine import Engine, resolve_device
-from .errors import DeepworksError, Interrupted
+from ..errors import DeepworksError, Interrupted
 from .finetune import KeepNormStatistics, fine_tunes
-from .run import Run, cpu_state_dict
+from ..run import Run, cpu_state_dict
 
 __all__ = ["BatchSource", "Engine", "FitResult", "Interrupted", "TensorBatches", "Trainer", "better", "check_resume",
            "default_callbacks", "default_epochs", "ema_with_warmup", "epoch_order", "fit", "make_optimizer",

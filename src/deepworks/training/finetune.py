@@ -36,7 +36,7 @@ def fine_tunes(task) -> bool:
 
 
 def head_of(model: nn.Module) -> tuple[str, nn.Linear]:
-    from .models import head_name
+    from ..models import head_name
 
     name = head_name(model).rstrip(".")
     return name, model.get_submodule(name)

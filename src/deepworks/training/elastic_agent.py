@@ -1,4 +1,4 @@
-"""torchrun's agent (torch elastic), as `deepworks train --engine torchrun` runs it: `python -m deepworks.elastic_agent
+"""torchrun's agent (torch elastic), as `deepworks train --engine torchrun` runs it: `python -m deepworks.training.elastic_agent
 TORCHRUN-ARGUMENTS`, in a process of its own beside the launcher (distributed.py).
 
 It is torchrun, with three differences a user sees. Its log lines and tracebacks are kept quiet: when a worker is

@@ -39,9 +39,9 @@ from contextlib import contextmanager
 from datetime import timedelta
 from pathlib import Path
 
-from .config import Config
-from .errors import ConfigError, DeepworksError, Interrupted, TrainingError
-from .run import Run
+from ..config import Config
+from ..errors import ConfigError, DeepworksError, Interrupted, TrainingError
+from ..run import Run
 
 WORKER_ENV = "DEEPWORKS_WORKER"  # set in every worker process, so that it trains instead of launching again
 LAUNCH_ENV = "DEEPWORKS_LAUNCH"  # torchrun: a folder where the workers and the agent tell the launcher how they end
@@ -56,7 +56,7 @@ def progress_callbacks() -> list | None:
     path = os.environ.get(PROGRESS_ENV)
     if not path:
         return None
-    from .ui.worker import ProgressFeed
+    from ..ui.worker import ProgressFeed
 
     return [ProgressFeed(Path(path))]
 
@@ -110,14 +110,14 @@ def failed(engine: str, run: Run, detail: str, shown_above: bool = True) -> Trai
 def torchrun_command(run: Run, cfg: Config) -> list[str]:
     """torch elastic's agent (torchrun's), in a process of ours (elastic_agent.py), and the workers it starts."""
     e = cfg.engine
-    cmd = [sys.executable, "-m", "deepworks.elastic_agent", f"--nproc-per-node={e.nproc}",
+    cmd = [sys.executable, "-m", "deepworks.training.elastic_agent", f"--nproc-per-node={e.nproc}",
            f"--max-restarts={e.max_restarts}", "--signals-to-handle=SIGTERM,SIGHUP"]  # SIGINT: the launcher's
     if e.nnodes == 1:
         cmd += ["--nnodes=1", "--rdzv-backend=c10d", f"--rdzv-endpoint=127.0.0.1:{e.master_port or free_port()}"]
     else:
         cmd += [f"--nnodes={e.nnodes}", f"--node-rank={e.node_rank}", f"--master-addr={e.master_addr}",
                 f"--master-port={e.master_port or 29500}"]
-    return cmd + ["-m", "deepworks.distributed", str(run.path.resolve())]
+    return cmd + ["-m", "deepworks.training.distributed", str(run.path.resolve())]
 
 
 def check_master_port(cfg: Config) -> None:
@@ -360,7 +360,7 @@ def worker(run_path: str | Path) -> None:
     import torch
     import torch.distributed as dist
 
-    from . import api
+    from .. import api
 
     joined = not dist.is_initialized()
     if joined:
@@ -375,7 +375,7 @@ def worker(run_path: str | Path) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """`python -m deepworks.distributed RUN`: what torchrun starts in each process. A stop (the launcher's Ctrl-C)
+    """`python -m deepworks.training.distributed RUN`: what torchrun starts in each process. A stop (the launcher's Ctrl-C)
     ends the process with status 0, so that torch elastic does not restart the group; the launcher reports it."""
     argv = sys.argv[1:] if argv is None else argv
     os.environ[WORKER_ENV] = "1"

@@ -30,7 +30,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .errors import DataError
+from ..errors import DataError
 
 FEATURE_STEPS = 600  # optimizer steps of the feature classifier, batch 128
 VERSION = 1  # bump when FeatureNet or its training changes: cached nets of an older version are not reused
@@ -140,7 +140,7 @@ class Features:
         small images to minutes for 60,000 on a laptop CPU)."""
         from safetensors.torch import save
 
-        from .run import atomic_write_bytes, read_safetensors
+        from ..run import atomic_write_bytes, read_safetensors
 
         kind = "classes" if labels is not None else "rotation"
         path = cache_dir() / f"featurenet-{fingerprint(images, labels)}.safetensors"

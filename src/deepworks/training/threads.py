@@ -90,7 +90,7 @@ def free_cores() -> int:
 
 def parse_threads(value, origin: str) -> int | None:
     """A thread count from --threads or $DEEPWORKS_THREADS: a positive integer, or 'auto' (None)."""
-    from .errors import ConfigError
+    from ..errors import ConfigError
 
     if value is None or str(value).strip().lower() in ("", "auto"):
         return None

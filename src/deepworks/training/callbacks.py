@@ -35,7 +35,7 @@ import time
 
 import torch
 
-from .errors import ConfigError, TrainingError
+from ..errors import ConfigError, TrainingError
 
 EVENTS = ("on_fit_start", "on_epoch_start", "on_step_end", "on_epoch_end", "on_fit_end")
 
@@ -43,7 +43,7 @@ EVENTS = ("on_fit_start", "on_epoch_start", "on_step_end", "on_epoch_end", "on_f
 def check_callback(cb) -> None:
     wrong = [name for name in dir(cb) if name.startswith("on_") and name not in EVENTS and callable(getattr(cb, name))]
     if wrong:
-        from .registry import did_you_mean
+        from ..errors import did_you_mean
 
         hints = "".join(did_you_mean(w, EVENTS) for w in wrong)
         raise ConfigError(f"Callback {type(cb).__name__} defines {', '.join(wrong)}, which is not an event.{hints} "
@@ -130,7 +130,7 @@ class WeightAverage:
         trainer.model.load_state_dict(self.average.module.state_dict())  # the average is the trained model
 
     def state_dict(self) -> dict:
-        from .run import cpu_state_dict
+        from ..run import cpu_state_dict
 
         return cpu_state_dict(self.average)
 
@@ -295,7 +295,7 @@ class FrozenBody:
     batches): the cheap first stage of fine-tuning pretrained weights, several times faster per step."""
 
     def on_fit_start(self, trainer) -> None:
-        from .models import head_name
+        from ..models import head_name
 
         self.head = head_name(trainer.model)
         for name, p in trainer.model.named_parameters():

@@ -8,8 +8,8 @@ import os
 import warnings
 from pathlib import Path
 
-from .report import image_tag, pyplot, save_figure, table, write_page
-from .tasks import notes_block
+from ..report import image_tag, pyplot, save_figure, table, write_page
+from ..tasks.base import notes_block
 
 
 def short(value) -> str:

@@ -43,10 +43,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .config import Config, apply_overrides, close_match, fields_by_key, value_of
-from .errors import ConfigError, DeepworksError, Interrupted
-from .run import Run, atomic_write_text, check_same_command, hold_folder
-from .search_board import leaderboard  # noqa: F401 (the web UI reads a running search's board through here)
+from ..config import Config, apply_overrides, close_match, fields_by_key, value_of
+from ..errors import ConfigError, DeepworksError, Interrupted
+from ..run import Run, atomic_write_text, check_same_command, hold_folder
+from .board import leaderboard  # noqa: F401 (the web UI reads a running search's board through here)
 
 MIN_BUDGET_S = 20  # below this no trial can read its data, train an epoch and be tested
 SAMPLERS = ("tpe", "random")
@@ -55,14 +55,10 @@ STARTUP_TRIALS = 4  # random trials before TPE models the results
 PRUNE_AFTER = 2  # finished trials before the median rule prunes anything: a budget of minutes holds few trials
 WARMUP = 0.1  # the share of its schedule a trial trains before it may be pruned
 TRIAL_SHARE = 0.5  # no trial may take more than this share of the budget: one slow model cannot eat the search
-# Known-good settings per task, tried right after deepworks' defaults (auto-sklearn warm-starts from such a
-# portfolio): a budget of minutes finishes a handful of trials, too few for TPE to find alone a ResNet that needs a
-# third of it. On Fashion-MNIST's 10 minutes TPE without it finished 7 trials, all LeNets, best 91.4 %.
-PORTFOLIO = {
-    "image": {"model.name": "resnet", "model.depth": 8, "model.width@resnet": 16, "data.augment": "flip",
-              "train.optimizer": "adamw", "train.lr": 0.01, "train.weight_decay": 0.01, "model.dropout": 0.0,
-              "train.schedule": "onecycle", "train.batch_size": 128},
-}
+# Known-good settings per task (its card's `portfolio`) are tried right after deepworks' defaults (auto-sklearn
+# warm-starts from such a portfolio): a budget of minutes finishes a handful of trials, too few for TPE to find alone a
+# ResNet that needs a third of it. On Fashion-MNIST's 10 minutes TPE without it finished 7 trials, all LeNets, best
+# 91.4 %.
 PORTFOLIO_SHARE = 0.4  # of the budget, for the portfolio's trial, under TRIAL_SHARE: at 0.35 its 11 epochs on
 # Fashion-MNIST gave 92.3 %, a point under the same model trained the whole 10 minutes (93.3 %)
 PORTFOLIO_IMAGES_PER_S = 3000  # a ResNet-8 of width 16 on 28 x 28 images, 2 cores (epochs of Fashion-MNIST: 20 s)
@@ -107,40 +103,17 @@ class Dimension:
 
 
 def default_space(task: str, photos: bool = False, pretrained: bool = False, examples: int = 0) -> dict:
-    """What is tried when the user says nothing: model family and size, optimizer, learning rate, weight decay,
-    dropout, batch size, augmentation, schedule and epochs, in ranges that suit each task on a CPU. With tens of
-    thousands of images the ResNets stay small: a ResNet-20 of width 32 takes minutes per epoch of Fashion-MNIST on
-    two cores, a whole short budget."""
-    common = {
-        "train.lr": {"low": 0.001, "high": 0.05, "log": True},
-        "train.weight_decay": {"low": 1e-5, "high": 0.05, "log": True},
-        "model.dropout": {"low": 0.0, "high": 0.5},
-        "train.schedule": ["onecycle", "cosine"],
-    }
-    if task == "image":
-        large = examples > 20000
-        models = ["lenet", "resnet"] + (["efficientnet_lite0"] if photos and pretrained and not large else [])
-        return {"model.name": models,
-                "model.depth": {"choices": [8, 14] if large else [8, 14, 20], "when": {"model.name": "resnet"}},
-                "model.width": {"choices": [6, 12, 24], "when": {"model.name": "lenet"}},
-                "model.width@resnet": {"choices": [8, 16] if large else [16, 32], "when": {"model.name": "resnet"}},
-                **({"model.pretrained": {"choices": [True], "when": {"model.name": "efficientnet_lite0"}}}
-                   if "efficientnet_lite0" in models else {}),
-                "train.optimizer": ["adamw", "nesterov"], **common,
-                "train.batch_size": [64, 128, 256],
-                "data.augment": ["none", "flip", "crop", "crop+flip"] if not photos else ["crop", "crop+flip"],
-                "train.epochs": {"low": 3, "high": 15, "int": True}}
-    if task == "text":
-        return {"model.name": ["lstm", "gru"], "model.depth": [1, 2, 3], "model.width": [128, 256, 512],
-                "train.optimizer": ["adamw", "adam"], **common, "model.dropout": {"low": 0.0, "high": 0.3},
-                "train.batch_size": [32, 64], "train.epochs": {"low": 3, "high": 20, "int": True}}
-    if task == "translate":
-        return {"model.name": ["gru", "lstm", "transformer"], "model.width": [128, 256],
-                "model.depth": {"choices": [2, 3], "when": {"model.name": "transformer"}},
-                "train.optimizer": ["adamw", "adam"], **common, "train.lr": {"low": 3e-4, "high": 0.01, "log": True},
-                "train.batch_size": [32, 64, 128],
-                "train.epochs": {"low": 4, "high": 20, "int": True}}
-    raise ConfigError(f"AutoML searches --task image, text or translate. Received: --task {task}.")
+    """What is tried when the user says nothing: the space the task's card declares (cards.py), in ranges that suit
+    the task on a CPU; a task whose card declares none is refused with those that have one."""
+    from ..cards import card_names, card_of
+    from ..registry import get_card
+
+    space = get_card(task).search_space
+    if space is None:
+        searchable = [n for n in card_names() if card_of(n).search_space is not None]
+        raise ConfigError(f"AutoML searches --task {', '.join(searchable)}: their cards declare a search space. "
+                          f"Received: --task {task}.")
+    return space(examples, photos, pretrained)
 
 
 def parse_space(raw: dict, origin: str, given: dict | None = None) -> tuple[list[Dimension], dict]:
@@ -394,7 +367,7 @@ class Search:
 
     def run_trial(self, trial):
         """The trial's run (a new one, or the interrupted run it continues), and its reporter."""
-        from .api import train_or_continue
+        from ..api import train_or_continue
 
         settings = self.trial_settings(trial)
         reporter = TrialReporter(self, trial, self.monitor)
@@ -477,9 +450,9 @@ class Search:
     def resolve(self) -> tuple[list[Dimension], dict, str, str]:
         """The space (the default for the task and its data, with the user's keys over it), the metric and its
         direction; the data is read once here, so a mistake in it is said before any trial starts."""
-        from .api import make_config
-        from .pretrained import PRETRAINED
-        from .registry import get_task
+        from ..api import make_config
+        from ..models.pretrained import PRETRAINED
+        from ..registry import get_task
 
         r = self.request
         cfg = make_config(**r["settings"])
@@ -510,7 +483,7 @@ class Search:
 
     # --- what it leaves --------------------------------------------------------------------------------------
     def finish(self, direction: str) -> dict:
-        from .search_report import write_report
+        from .report import write_report
 
         board = leaderboard(self.study)
         atomic_write_text(self.folder / "leaderboard.json", json.dumps(board, indent=1))
@@ -549,10 +522,12 @@ def first_trials(start: dict, known: dict, warm_start: bool = True) -> list[tupl
 
 
 def portfolio_point(task: str, dims: list[Dimension], fixed: dict, budget_s: float, pixels: float) -> dict:
-    """The task's PORTFOLIO settings as far as the space holds them, with as many epochs as PORTFOLIO_SHARE of the
+    """The task card's portfolio settings as far as the space holds them, with as many epochs as PORTFOLIO_SHARE of the
     budget allows at PORTFOLIO_IMAGES_PER_S (scaled by the images' size); {} when the task has none, or when the
     space or the command rules out its model."""
-    known = dict(PORTFOLIO.get(task, {}))
+    from ..registry import get_card
+
+    known = dict(get_card(task).portfolio)
     if not known:
         return {}
     epoch_s = pixels / (28 * 28) / PORTFOLIO_IMAGES_PER_S
@@ -598,7 +573,7 @@ def automl(data: str | None = None, *, budget: str | float = "10m", out: str | P
         raise ConfigError(f"--sampler must be one of {', '.join(SAMPLERS)}. Received: {sampler!r}.")
     if pruner not in PRUNERS:
         raise ConfigError(f"--pruner must be one of {', '.join(PRUNERS)}. Received: {pruner!r}.")
-    from .api import check_data_argument, make_config, settings_to_keys
+    from ..api import check_data_argument, make_config, settings_to_keys
 
     fixed = settings_to_keys(check_data_argument({**({"data": data} if data is not None else {}), **settings}))
     fixed["eval.baseline"] = False  # the random forest is for a run's report, not for comparing trials
@@ -621,7 +596,7 @@ def automl(data: str | None = None, *, budget: str | float = "10m", out: str | P
 def retrain_best(summary: dict, progress: bool | None) -> dict:
     """The best trial's settings trained again with the validation split added to the training split, for the
     number of epochs that was best (there is no validation left to choose it)."""
-    from .api import train
+    from ..api import train
 
     best = summary["best"]
     run = Run(best["run"])

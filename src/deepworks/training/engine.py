@@ -25,8 +25,8 @@ from contextlib import nullcontext
 import torch
 import torch.nn as nn
 
-from .errors import DeepworksError
-from .models import prefer_channels_last
+from ..errors import DeepworksError
+from ..models import prefer_channels_last
 
 
 def resolve_device(name: str) -> torch.device:

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import math
 
-from .stats import proportion_error
+from ..metrics.stats import proportion_error
 
 DEFAULTS_NOTE = "deepworks' defaults for this data"  # the note of the search's first trial (search.first_trials)
 

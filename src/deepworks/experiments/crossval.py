@@ -20,10 +20,10 @@ import statistics
 import sys
 from pathlib import Path
 
-from .config import Config
-from .errors import DataError
-from .report import image_tag, pyplot, save_figure, table, write_page
-from .run import Run, atomic_write_text, check_same_command, hold_folder
+from ..config import Config
+from ..errors import DataError
+from ..report import image_tag, pyplot, save_figure, table, write_page
+from ..run import Run, atomic_write_text, check_same_command, hold_folder
 
 
 @dataclasses.dataclass
@@ -37,7 +37,7 @@ class Folds:
 def leave_each_speaker_out(cfg: Config, task, progress, callbacks) -> Folds:
     """One run per speaker the task's data knows (Task.speakers_of_data), from the same settings but --split
     speaker:NAME."""
-    from .api import default_run_name, train_or_continue
+    from ..api import default_run_name, train_or_continue
 
     speakers = task.speakers_of_data()
     if len(speakers) < 2:

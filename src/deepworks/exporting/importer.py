@@ -28,10 +28,10 @@ from pathlib import Path
 import torch
 import torch.nn as nn
 
-from .config import Config
-from .errors import ConfigError, DataError, DeepworksError
-from .model_files import check_recorded_sha256, load_pt2, sha256_of
-from .run import Run, cpu_state_dict
+from ..config import Config
+from ..errors import ConfigError, DataError, DeepworksError
+from ..model_files import check_recorded_sha256, load_pt2, sha256_of
+from ..run import Run, cpu_state_dict
 
 KINDS = {".onnx": "onnx", ".pt2": "pt2", ".safetensors": "safetensors"}
 
@@ -46,7 +46,7 @@ class ImportedModel(nn.Module):
         self.kind, self.batch, self.path = kind, batch, Path(path)
         self.anchor = nn.Parameter(torch.zeros(0), requires_grad=False)  # says which device the model is on
         if kind == "onnx":
-            from .exporting import onnx_session
+            from .exporter import onnx_session
 
             self.session = onnx_session(path)
             self.input_name = self.session.get_inputs()[0].name
@@ -102,7 +102,7 @@ def parse_normalise(text: str | None, channels: int) -> tuple[list[float], list[
 def graph_input(file: Path, kind: str) -> tuple[list, object]:
     """The declared input shape (dims as ints or None) of an ONNX file; a pt2 program's example shape."""
     if kind == "onnx":
-        from .exporting import onnx_session
+        from .exporter import onnx_session
 
         try:
             session = onnx_session(file)
@@ -131,7 +131,7 @@ def import_model(file: str | Path, task: str = "image", classes: list[str] | str
                  image_size: int | None = None, normalise: str | None = None, channels: int | None = None,
                  model: str | None = None, name: str | None = None, runs_dir: str | Path = "runs"):
     """Wrap a model made elsewhere in a run directory (see the module); returns it loaded, as dw.load would."""
-    from .api import load
+    from ..api import load
 
     file = Path(file)
     if task != "image":
@@ -277,8 +277,8 @@ def import_weights(file: Path, settings: dict, name: str | None, runs_dir):
     from safetensors import SafetensorError
     from safetensors.torch import load_file
 
-    from .api import load
-    from .models import IMAGE_MODELS, build_image_classifier
+    from ..api import load
+    from ..models import IMAGE_MODELS, build_image_classifier
 
     model, classes, image_size, channels = (settings[k] for k in ("model", "classes", "image_size", "channels"))
     if model not in IMAGE_MODELS:

@@ -1,0 +1,221 @@
+"""One card per task: everything a surface needs to know of a task without importing it (and so without torch).
+
+The CLI (--task's help, --model's choices, the `use` verb's aliases), the API, AutoML (the search space), the web
+UI's server and page (templates, the settings a form shows first, built-in data, what goes in and comes out) read
+a task's card; none of them names a task. A built-in task is one card in `BUILTIN_CARDS`; a task of your own
+declares `card = TaskCard(...)` on its class (or gets one made from its `name` and `models`) and joins through
+`registry.register`. This module imports nothing of deepworks but its errors, so config.py may read it.
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass, field
+from typing import Callable
+
+from .errors import ConfigError
+
+KINDS_IN = ("image", "audio", "text", "noise")  # what a task's use takes
+KINDS_OUT = ("classes", "boxes", "text", "image")  # what it gives back
+
+
+@dataclass(frozen=True)
+class TaskCard:
+    """What a task is, for every surface. `recipe` is where its Task class is ('module:Class'), imported only when
+    something trains or uses a model of it."""
+    name: str
+    recipe: str
+    words: str  # what it learns, for --task's help ('image classification')
+    kind: str = "a model"  # how messages name a run of it ('an image classification' run)
+    models: tuple[str, ...] = ()  # the --model names it trains, the default first in `templates`
+    templates: tuple[tuple[str, str], ...] = ()  # (model, what it is) the web UI offers, the default first
+    form: tuple[str, ...] = ()  # the settings a page shows first; the rest are under 'More settings'
+    builtins: tuple[str, ...] = ()  # built-in data sets, by name
+    verbs: tuple[str, ...] = ()  # the CLI's and the API's names for `use` on a run of this task (predict, ...)
+    inputs: tuple[str, ...] = ()  # what `use` takes (KINDS_IN)
+    outputs: tuple[str, ...] = ()  # what it gives back (KINDS_OUT)
+    trust: bool = False  # the trust tools (attack, fool, explain, visualize, represent) apply to its runs
+    search_space: Callable | None = None  # (examples, photos, pretrained) -> AutoML's default space; None: no AutoML
+    portfolio: dict = field(default_factory=dict)  # known-good settings AutoML tries right after the defaults
+
+    def describe(self) -> dict:
+        """The card as JSON, for the web UI's page."""
+        return {"name": self.name, "words": self.words, "kind": self.kind, "models": list(self.models), "builtins": list(self.builtins),
+                "templates": [{"model": m, "about": a} for m, a in self.templates], "form": list(self.form),
+                "verbs": list(self.verbs), "inputs": list(self.inputs), "outputs": list(self.outputs),
+                "trust": self.trust, "automl": self.search_space is not None}
+
+
+COMMON_SPACE = {
+    "train.lr": {"low": 0.001, "high": 0.05, "log": True},
+    "train.weight_decay": {"low": 1e-5, "high": 0.05, "log": True},
+    "model.dropout": {"low": 0.0, "high": 0.5},
+    "train.schedule": ["onecycle", "cosine"],
+}
+
+
+def image_space(examples: int = 0, photos: bool = False, pretrained: bool = False) -> dict:
+    """Model family and size, optimizer, rates, batch size, augmentation and epochs, in ranges that suit a CPU.
+    With tens of thousands of images the ResNets stay small: a ResNet-20 of width 32 takes minutes per epoch of
+    Fashion-MNIST on two cores, a whole short budget."""
+    large = examples > 20000
+    models = ["lenet", "resnet"] + (["efficientnet_lite0"] if photos and pretrained and not large else [])
+    return {"model.name": models,
+            "model.depth": {"choices": [8, 14] if large else [8, 14, 20], "when": {"model.name": "resnet"}},
+            "model.width": {"choices": [6, 12, 24], "when": {"model.name": "lenet"}},
+            "model.width@resnet": {"choices": [8, 16] if large else [16, 32], "when": {"model.name": "resnet"}},
+            **({"model.pretrained": {"choices": [True], "when": {"model.name": "efficientnet_lite0"}}}
+               if "efficientnet_lite0" in models else {}),
+            "train.optimizer": ["adamw", "nesterov"], **COMMON_SPACE,
+            "train.batch_size": [64, 128, 256],
+            "data.augment": ["none", "flip", "crop", "crop+flip"] if not photos else ["crop", "crop+flip"],
+            "train.epochs": {"low": 3, "high": 15, "int": True}}
+
+
+def text_space(examples: int = 0, photos: bool = False, pretrained: bool = False) -> dict:
+    return {"model.name": ["lstm", "gru"], "model.depth": [1, 2, 3], "model.width": [128, 256, 512],
+            "train.optimizer": ["adamw", "adam"], **COMMON_SPACE, "model.dropout": {"low": 0.0, "high": 0.3},
+            "train.batch_size": [32, 64], "train.epochs": {"low": 3, "high": 20, "int": True}}
+
+
+def translate_space(examples: int = 0, photos: bool = False, pretrained: bool = False) -> dict:
+    return {"model.name": ["gru", "lstm", "transformer"], "model.width": [128, 256],
+            "model.depth": {"choices": [2, 3], "when": {"model.name": "transformer"}},
+            "train.optimizer": ["adamw", "adam"], **COMMON_SPACE, "train.lr": {"low": 3e-4, "high": 0.01, "log": True},
+            "train.batch_size": [32, 64, 128],
+            "train.epochs": {"low": 4, "high": 20, "int": True}}
+
+
+def detect_space(examples: int = 0, photos: bool = False, pretrained: bool = False) -> dict:
+    """The small CenterNet's width, the rates and the epochs; the pretrained one joins when its weights are here."""
+    models = ["centernet"] + (["centernet_lite0"] if pretrained else [])
+    return {"model.name": models,
+            "model.width": {"choices": [16, 32], "when": {"model.name": "centernet"}},
+            **({"model.pretrained": {"choices": [True], "when": {"model.name": "centernet_lite0"}}}
+               if pretrained else {}),
+            "train.optimizer": ["adamw", "adam"], "train.lr": {"low": 3e-4, "high": 0.01, "log": True},
+            "train.weight_decay": COMMON_SPACE["train.weight_decay"], "train.schedule": ["onecycle", "cosine"],
+            "train.batch_size": [16, 32], "train.epochs": {"low": 5, "high": 30, "int": True}}
+
+
+def audio_space(examples: int = 0, photos: bool = False, pretrained: bool = False) -> dict:
+    return {"model.name": ["cnn1d", "gru", "lenet"],
+            "model.width": {"choices": [32, 64], "when": {"model.name": "cnn1d"}},
+            "train.optimizer": ["adamw", "adam"], **COMMON_SPACE,
+            "data.augment": ["none", "crop", "crop+noise"],
+            "train.batch_size": [32, 64], "train.epochs": {"low": 5, "high": 30, "int": True}}
+
+
+IMAGE_MODELS = ("mlp", "lenet", "resnet", "resnet18", "efficientnet_lite0", "layers")
+BUILTIN_CARDS = {card.name: card for card in (
+    TaskCard("image", "deepworks.tasks.image:ImageClassification", "image classification", "an image classification",
+             IMAGE_MODELS,
+             templates=(("lenet", "LeNet-5: the classic small CNN, seconds on digits"),
+                        ("resnet", "ResNet: residual blocks, for harder images"),
+                        ("mlp", "MLP: a plain network of dense layers"),
+                        ("efficientnet_lite0", "EfficientNet-Lite0, pretrained on ImageNet (with deepworks[pretrained])"),
+                        ("layers", "Your own design: a stack of layer cards")),
+             form=("model.name", "train.epochs", "train.batch_size", "train.lr", "train.optimizer", "data.augment",
+                   "data.image_size", "model.dropout", "seed"),
+             builtins=("digits", "mnist", "fashion-mnist", "cifar10"), verbs=("predict",), inputs=("image",),
+             outputs=("classes",), trust=True, search_space=image_space,
+             portfolio={"model.name": "resnet", "model.depth": 8, "model.width@resnet": 16, "data.augment": "flip",
+                        "train.optimizer": "adamw", "train.lr": 0.01, "train.weight_decay": 0.01,
+                        "model.dropout": 0.0, "train.schedule": "onecycle", "train.batch_size": 128}),
+    TaskCard("text", "deepworks.tasks.text:TextGeneration", "character-level text generation", "a text generation",
+             ("rnn", "lstm", "gru", "layers"),
+             templates=(("lstm", "LSTM: the character-level default"), ("gru", "GRU"), ("rnn", "A plain RNN"),
+                        ("layers", "Your own design: embedding, recurrent, dense cards")),
+             form=("model.name", "train.epochs", "model.width", "model.depth", "train.lr", "seed"),
+             builtins=("python-stdlib", "tiny-shakespeare"), verbs=("generate",), inputs=("text",),
+             outputs=("text",), search_space=text_space),
+    TaskCard("translate", "deepworks.tasks.translate:Translation", "translation", "a translation", ("gru", "lstm", "transformer"),
+             templates=(("gru", "GRU encoder-decoder with attention"), ("lstm", "LSTM encoder-decoder with attention"),
+                        ("transformer", "Transformer")),
+             form=("model.name", "train.epochs", "model.width", "train.lr", "seed"),
+             builtins=("dates", "multi30k"), verbs=("translate",), inputs=("text",), outputs=("text",),
+             search_space=translate_space),
+    TaskCard("gan", "deepworks.tasks.gan:GanTraining", "making new images", "a GAN", ("dcgan",),
+             templates=(("dcgan", "DCGAN"),), form=("train.epochs", "train.batch_size", "data.image_size", "seed"),
+             builtins=("digits", "mnist", "fashion-mnist", "cifar10", "faces"), verbs=("sample",),
+             inputs=("noise",), outputs=("image",)),
+    TaskCard("detect", "deepworks.tasks.detect:ObjectDetection", "object detection", "an object detection",
+             ("centernet", "centernet_lite0"),
+             templates=(("centernet", "CenterNet-style detector on a small CNN, from scratch"),
+                        ("centernet_lite0", "CenterNet on EfficientNet-Lite0, pretrained on ImageNet "
+                                            "(with deepworks[pretrained])")),
+             form=("model.name", "model.pretrained", "train.epochs", "train.batch_size", "train.lr",
+                   "data.image_size", "data.augment", "seed"),
+             builtins=("shapes", "raccoon"), verbs=("detect",), inputs=("image",), outputs=("boxes",),
+             search_space=detect_space),
+    TaskCard("audio", "deepworks.tasks.audio:AudioClassification", "sound classification", "an audio classification",
+             ("cnn1d", "gru", "lstm", "lenet", "resnet", "efficientnet_lite0"),
+             templates=(("cnn1d", "A 1-D CNN over log-mel spectrograms"),),
+             form=("train.epochs", "train.batch_size", "train.lr", "data.augment", "model.width", "seed"),
+             builtins=("tones", "fsdd"), verbs=("predict",), inputs=("audio",), outputs=("classes",), search_space=audio_space),
+)}
+USER_CARDS: dict[str, TaskCard] = {}  # cards of tasks of your own, registered in this process
+
+
+def card_names() -> list[str]:
+    return list(BUILTIN_CARDS) + [n for n in USER_CARDS if n not in BUILTIN_CARDS]
+
+
+def card_of(name: str) -> TaskCard | None:
+    """The card of a task by its name (a built-in, or one registered in this process); None when unknown."""
+    return USER_CARDS.get(name) or BUILTIN_CARDS.get(name)
+
+
+def card_for_class(cls: type) -> TaskCard:
+    """A task class's card: its own `card`, or one made from its `name` and `models` (a task of your own)."""
+    own = getattr(cls, "card", None)
+    if isinstance(own, TaskCard):
+        return own
+    name = getattr(cls, "name", "")
+    return TaskCard(name, f"{cls.__module__}:{cls.__qualname__}", name, getattr(cls, "kind", "a model"),
+                    tuple(getattr(cls, "models", ())))
+
+
+def remember(cls: type, *names: str) -> TaskCard:
+    """Keep the card of a task of your own under its name (and `names`, such as the module:Class it came from)."""
+    card = card_for_class(cls)
+    for name in (card.name, *names):
+        USER_CARDS.setdefault(name, card) if name != card.name else USER_CARDS.__setitem__(name, card)
+    return card
+
+
+def import_user_class(spec: str) -> type:
+    """The class a 'module:Class' names, imported from the Python path (as uvicorn imports 'module:app')."""
+    module, _, attr = spec.partition(":")
+    try:
+        return getattr(importlib.import_module(module), attr)
+    except ImportError as err:
+        raise ConfigError(f"--task {spec}: cannot import '{module}' ({err}). Expected module:Class with the module on "
+                          f"the Python path (PYTHONPATH), for example --task mytasks:SineRegression.") from None
+    except AttributeError:
+        raise ConfigError(f"--task {spec}: '{module}' has no '{attr}'. Expected module:Class.") from None
+
+
+def learn_user_task(spec: str) -> None:
+    """Make a task of your own ('module:Class') known before its settings are checked: its models are --model's
+    choices."""
+    if spec not in USER_CARDS:
+        remember(import_user_class(spec), spec)
+
+
+def model_names() -> tuple[str, ...]:
+    """Every model any known task trains: the choices of --model."""
+    names = [m for card in (*BUILTIN_CARDS.values(), *USER_CARDS.values()) for m in card.models]
+    return tuple(dict.fromkeys(names))
+
+
+def tasks_in_words() -> str:
+    """Every built-in task as 'what it learns (name)', joined for a sentence: --task's help, built from the cards
+    so that it cannot forget a task."""
+    words = [f"{card.words} ({name})" for name, card in BUILTIN_CARDS.items()]
+    return ", ".join(words[:-1]) + f", or {words[-1]}" if len(words) > 1 else words[0]
+
+
+def verbs() -> tuple[str, ...]:
+    """Every alias of `use` the built-in cards declare (predict, generate, ...): the CLI's verbs."""
+    return tuple(dict.fromkeys(v for card in BUILTIN_CARDS.values() for v in card.verbs))

@@ -1,0 +1,83 @@
+"""A task's face: how a trained model of it is used. Decode what a caller gives, infer, encode a JSON-able answer;
+export graphs; the Open Inference Protocol's tensors.
+
+A face is built from the run's config and its fitted metadata alone (`Face(cfg, meta)`): the classes, the
+vocabulary, the normalisation that training fixed and model.json keeps. It never sees the training data, the
+optimizer or the recipe's per-run state, so that the API's `Trained`, the CLI, the HTTP server, the web UI's Try and
+the exporter all call one object that serving can build without training anything. LitServe's `LitAPI` (decode
+request, predict, encode response) and Ultralytics' predictors draw the same line.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn as nn
+
+from ..config import Config
+from ..errors import DeepworksError
+
+
+class Face:
+    """The use of a trained model. Override what your task needs; the defaults say what happens otherwise."""
+
+    verb = "use"                  # what the use is called (the server's route, the CLI's alias): predict, generate ...
+    kind = "a model"              # how messages name a run of this task ('an image classification run')
+    use_options: dict = {}        # name -> inference.Option: the settings `use` takes (top_k, temperature ...)
+    batchable = False             # True: requests can be answered together in one batch (the server batches them)
+    max_items = 1024              # the most inputs one call may carry
+
+    def __init__(self, cfg: Config, meta: dict):
+        self.cfg = cfg
+        self.meta = meta
+
+    def decode_inputs(self, inputs, options: dict, trusted: bool = True) -> list:
+        """What a caller gives (paths, bytes, PIL images, arrays, text, or a list of them) -> the list of items
+        `infer` takes. A user's mistake is a DataError that says what was expected and what was received.
+        `trusted` is False for what arrives over the network: text is then never read as a path on this machine."""
+        raise DeepworksError(f"{self.kind} run has no use: its task's face defines no decode_inputs.")
+
+    def infer(self, model, items: list, device: torch.device, options: dict) -> list:
+        """One answer per item (native values: arrays, tensors). `model` is what `serving_model` returned."""
+        raise DeepworksError(f"{self.kind} run has no use: its task's face defines no infer.")
+
+    def encode_result(self, result, options: dict) -> dict:
+        """One answer as JSON-able values (what the server sends, and `--json` prints)."""
+        return result
+
+    def infer_stream(self, model, items: list, device: torch.device, options: dict):
+        """Answers as they are made, encoded: by default each whole answer in turn (text streams characters)."""
+        for result in self.infer(model, items, device, options):
+            yield self.encode_result(result, options)
+
+    def example_request(self) -> tuple:
+        """(inputs, options) of a small request: what the server warms a model up with before it says it is ready."""
+        return None, {}
+
+    def as_png(self, results: list) -> bytes | None:
+        """The answers as one PNG (a GAN's grid), for a client that asks for an image; None: this task has none."""
+        return None
+
+    def serving_model(self, model: nn.Module):
+        """What `infer` runs: by default the trained model. A task whose use is one forward pass returns a module
+        with the preprocessing inside (uint8 pixels in, probabilities out), which is also what it exports, and which
+        ONNX Runtime can stand in for (`runtime='onnx'`)."""
+        return model
+
+    def export_graphs(self, model: nn.Module) -> list:
+        """The graphs an export writes (inference.Graph): one for a forward pass, several for a loop (a decoder's
+        step). The loop itself is documented in the model card."""
+        raise DeepworksError(f"{self.kind} run cannot be exported: its task's face defines no export_graphs.")
+
+    def model_card(self) -> dict:
+        """What a user of an exported or served model needs to know beyond its graphs: classes or vocabulary,
+        preprocessing, and how to run the loop around a step graph."""
+        return {}
+
+    def v2_inputs(self) -> list[dict]:
+        """The Open Inference Protocol's view of the inputs: [{'name', 'datatype', 'shape'}]; a V2 request's
+        tensors are handed to `decode_inputs` by name (one tensor: as the inputs)."""
+        return []
+
+    def v2_outputs(self, results: list) -> dict:
+        """{name: numpy array} for a V2 response, from `infer`'s answers."""
+        return {}
