@@ -177,6 +177,11 @@ class Task:
         engine.optimizer_step(optimizers[0], loss, self.cfg.train.clip_grad)
         return loss, stats
 
+    def callbacks(self) -> list:
+        """Callbacks (training/callbacks.py) this task's training always runs: per-run state that is not the
+        model's (a GAN's balance watch, robust training's checks) lives in them, saved with the checkpoint."""
+        return []
+
     def start_epoch(self) -> None:
         """Reset what is carried from step to step (text's hidden state) at the start of an epoch."""
 

@@ -137,7 +137,7 @@ def default_callbacks(task, cfg: Config, validate: bool, progress: bool | None, 
         own.append(FrozenBody())
     elif fine_tunes(task):
         own.append(KeepNormStatistics())
-    return own + list(extra or []) + [Checkpoint()]
+    return own + list(task.callbacks()) + list(extra or []) + [Checkpoint()]
 
 
 class Trainer:
