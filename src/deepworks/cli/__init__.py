@@ -8,8 +8,8 @@ import json
 import sys
 import warnings
 
-from ._version import __version__
-from .config import COMMAND_LINE, SECTIONS, Config, apply_overrides, choices_of, fields_by_key, flag_names
+from .._version import __version__
+from ..config import COMMAND_LINE, SECTIONS, Config, apply_overrides, choices_of, fields_by_key, flag_names
 
 EXAMPLES = """examples:
   deepworks train                                   LeNet-5 on scikit-learn's digits (no download)
@@ -444,7 +444,7 @@ def fmt(value, digits: int = 4) -> str:
 
 
 def cmd_train(args) -> int:
-    from . import api
+    from .. import api
 
     overrides = setting_flags(args)
     progress = False if args.quiet else None
@@ -498,8 +498,8 @@ def print_labelled(lines: list[tuple[str, str]]) -> None:
 
 
 def cmd_automl(args) -> int:
-    from .experiments.search import automl
-    from .experiments.report import leaderboard_text, plus_minus, why_chosen
+    from ..experiments.search import automl
+    from ..experiments.report import leaderboard_text, plus_minus, why_chosen
 
     overrides = setting_flags(args)
     summary = automl(budget=args.budget, out=args.out, space=args.space, sampler=args.sampler, pruner=args.pruner,
@@ -531,7 +531,7 @@ def retrained_words(retrained: dict, best: dict) -> str:
 
 
 def cmd_compare(args) -> int:
-    from .experiments.ablation import compare
+    from ..experiments.ablation import compare
 
     overrides = setting_flags(args)
     summary = compare(args.vary, seeds=args.seeds, out=args.out, progress=False if args.quiet or args.json else None,
@@ -549,13 +549,13 @@ def cmd_compare(args) -> int:
 
 
 def cmd_evaluate(args) -> int:
-    from . import api
+    from .. import api
 
     metrics = api.evaluate(args.run, split=args.split, data=args.data)
     if args.json:
         print(json.dumps(metrics, indent=2))
         return 0
-    from .registry import get_task
+    from ..registry import get_task
 
     task = get_task(metrics["task"])
     key, word = task.counted
@@ -567,7 +567,7 @@ def cmd_evaluate(args) -> int:
 
 
 def cmd_predict(args) -> int:
-    from . import api
+    from .. import api
 
     predictions = api.load(args.run).predict(args.images, top_k=args.top_k)
     if args.json:
@@ -580,7 +580,7 @@ def cmd_predict(args) -> int:
 
 
 def cmd_detect(args) -> int:
-    from . import api
+    from .. import api
 
     found = api.load(args.run).detect(args.images, threshold=args.threshold, max_boxes=args.max_boxes, out=args.out,
                                       class_iou=args.class_iou)
@@ -600,7 +600,7 @@ def cmd_generate(args) -> int:
     import secrets
     import time
 
-    from . import api
+    from .. import api
 
     trained = api.load(args.run)
     seed = secrets.randbits(31) if args.seed is None else args.seed
@@ -625,9 +625,9 @@ def cmd_generate(args) -> int:
 def cmd_translate(args) -> int:
     from pathlib import Path
 
-    from . import api
-    from .data.pairs import read_lines
-    from .errors import DataError
+    from .. import api
+    from ..data.pairs import read_lines
+    from ..errors import DataError
 
     empty = [i + 1 for i, s in enumerate(args.sentences) if not s.strip()]
     if empty:
@@ -642,7 +642,7 @@ def cmd_translate(args) -> int:
     trained = api.load(args.run)
     results = trained.translate(sentences, beam=args.beam, length_penalty=args.length_penalty)
     if args.plot:
-        from .tasks.translate import plot_alignment
+        from ..tasks.translate import plot_alignment
 
         plot_alignment(results[0], Path(args.plot))
         print(f"wrote {args.plot} (where attention looked while translating the first sentence)", file=sys.stderr)
@@ -658,9 +658,9 @@ def cmd_sample(args) -> int:
     import secrets
     from pathlib import Path
 
-    from . import api
-    from .errors import DataError
-    from .report import save_image_grid
+    from .. import api
+    from ..errors import DataError
+    from ..report import save_image_grid
 
     if not 1 <= args.scale <= MAX_SCALE:
         raise DataError(f"--scale must be from 1 to {MAX_SCALE}. Received: {args.scale}.")
@@ -689,15 +689,15 @@ MAX_SCALE = 16  # `sample --scale`: 16 times a 64 px image is 1,024 px, plenty t
 
 def emit(result: dict, as_json: bool, lines) -> int:
     """Print a command's result as JSON (for scripts), or as the lines `lines(result)` yields (for people)."""
-    from .trust.tools import dumps
+    from ..trust.tools import dumps
 
     print(dumps(result) if as_json else "\n".join(lines(result)))
     return 0
 
 
 def cmd_attack(args) -> int:
-    from . import api
-    from .errors import ConfigError
+    from .. import api
+    from ..errors import ConfigError
 
     trained = api.load(args.run)
     if args.fool is not None:
@@ -738,7 +738,7 @@ def cmd_attack(args) -> int:
 
 
 def cmd_explain(args) -> int:
-    from . import api
+    from .. import api
 
     def lines(r):
         if r["note"]:
@@ -753,7 +753,7 @@ def cmd_explain(args) -> int:
 
 
 def cmd_visualize(args) -> int:
-    from . import api
+    from .. import api
 
     def lines(r):
         yield "classes: " + ", ".join(f"{c['class']} {c['probability']:.0%}" for c in r["classes"])
@@ -764,7 +764,7 @@ def cmd_visualize(args) -> int:
 
 
 def cmd_represent(args) -> int:
-    from . import api
+    from .. import api
 
     def lines(r):
         yield f"{r['layer']}, {r['samples']} test images; a linear classifier on that layer gets:"
@@ -778,7 +778,7 @@ def cmd_represent(args) -> int:
 def cmd_audit(args) -> int:
     from pathlib import Path
 
-    from . import api
+    from .. import api
 
     def lines(r):
         yield f"{r['description']}: " + ", ".join(f"{k} {v:,}" for k, v in r["splits"].items())
@@ -795,7 +795,7 @@ def cmd_audit(args) -> int:
 
 
 def cmd_demo(args) -> int:
-    from .trust.demo import representation_demo
+    from ..trust.demo import representation_demo
 
     def lines(r):
         s, g = r["spirals"], r["rings"]
@@ -806,7 +806,7 @@ def cmd_demo(args) -> int:
 
 
 def cmd_export(args) -> int:
-    from .exporting.exporter import export_run
+    from ..exporting.exporter import export_run
 
     card = export_run(args.run, args.format, args.out, args.exporter)
     if args.json:
@@ -820,7 +820,7 @@ def cmd_export(args) -> int:
 
 
 def cmd_import(args) -> int:
-    from .exporting.importer import import_model
+    from ..exporting.importer import import_model
 
     trained = import_model(args.file, args.task, args.classes, args.image_size, args.normalise, args.channels,
                            args.model, args.name, args.runs_dir)
@@ -834,8 +834,8 @@ def cmd_import(args) -> int:
 def cmd_serve(args) -> int:
     import os
 
-    from .errors import ConfigError
-    from .serving import Limits, serve
+    from ..errors import ConfigError
+    from ..serving import Limits, serve
 
     for flag, value, low in (("--port", args.port, 1), ("--max-batch", args.max_batch, 1),
                              ("--max-items", args.max_items, 1), ("--max-length", args.max_length, 1),
@@ -859,8 +859,8 @@ def cmd_serve(args) -> int:
 def cmd_ui(args) -> int:
     import os
 
-    from .errors import ConfigError
-    from .ui import ui
+    from ..errors import ConfigError
+    from ..ui import ui
 
     if not 1 <= args.port <= 65535:
         raise ConfigError(f"--port must be from 1 to 65,535. Received: {args.port}.")
@@ -870,7 +870,7 @@ def cmd_ui(args) -> int:
 
 
 def cmd_runs(args) -> int:
-    from . import api
+    from .. import api
 
     rows = api.runs(args.runs_dir)
     if args.json:
@@ -895,7 +895,7 @@ def show_warning(message, category, filename, lineno, file=None, line=None):
 
 
 def main(argv: list[str] | None = None) -> int:
-    from .errors import DeepworksError, Interrupted, TrainingError
+    from ..errors import DeepworksError, Interrupted, TrainingError
 
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -910,7 +910,7 @@ def main(argv: list[str] | None = None) -> int:
                 "export": cmd_export, "import": cmd_import, "serve": cmd_serve, "ui": cmd_ui, "runs": cmd_runs,
                 "automl": cmd_automl, "compare": cmd_compare}
     try:
-        from .training.threads import configure
+        from ..training.threads import configure
 
         configure(args.threads)
         return commands[args.command](args)
