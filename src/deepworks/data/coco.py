@@ -13,7 +13,7 @@ from pathlib import Path, PurePosixPath, PureWindowsPath
 
 from ..errors import DataError
 from .arrays import DataWarning
-from .detection import BoxSet, Problems, box_set, check_box, normalised_looking, probe_or_skip
+from .box_records import BoxSet, Problems, box_set, check_box, normalised_looking, probe_or_skip
 
 
 def read_coco_file(path: Path, classes: list[str] | None, strict: bool) -> BoxSet:

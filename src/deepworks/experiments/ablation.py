@@ -38,7 +38,7 @@ TEACHES_GRADIENTS = ("model.activation", "model.init")
 def parse_vary(vary: list[str] | dict) -> dict[str, list]:
     """{'train.optimizer': ['sgd', 'adam'], ...} from ['optimizer=sgd,adam', ...] or {'optimizer': [...]}, every
     value checked as `deepworks train` checks it."""
-    from ..api import settings_to_keys
+    from ..api.training import settings_to_keys
 
     if isinstance(vary, dict):
         pairs = [(k, v if isinstance(v, (list, tuple)) else [v]) for k, v in vary.items()]
@@ -109,7 +109,7 @@ def layer_weights(model: nn.Module) -> list[tuple[str, nn.Parameter]]:
 def compare(vary: list[str] | dict, seeds: int = 3, out: str | Path | None = None, progress: bool | None = None,
             **settings) -> dict:
     """Train every combination of `vary` with `seeds` seeds (see the module's docstring); returns the summary."""
-    from ..api import check_data_argument, make_config, settings_to_keys, train_or_continue
+    from ..api.training import check_data_argument, make_config, settings_to_keys, train_or_continue
 
     grid = parse_vary(vary)
     if not isinstance(seeds, int) or seeds < 1:

@@ -37,7 +37,7 @@ class Folds:
 def leave_each_speaker_out(cfg: Config, task, progress, callbacks) -> Folds:
     """One run per speaker the task's data knows (Task.speakers_of_data), from the same settings but --split
     speaker:NAME."""
-    from ..api import default_run_name, train_or_continue
+    from ..api.training import default_run_name, train_or_continue
 
     speakers = task.speakers_of_data()
     if len(speakers) < 2:

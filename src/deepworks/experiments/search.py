@@ -367,7 +367,7 @@ class Search:
 
     def run_trial(self, trial):
         """The trial's run (a new one, or the interrupted run it continues), and its reporter."""
-        from ..api import train_or_continue
+        from ..api.training import train_or_continue
 
         settings = self.trial_settings(trial)
         reporter = TrialReporter(self, trial, self.monitor)
@@ -450,7 +450,7 @@ class Search:
     def resolve(self) -> tuple[list[Dimension], dict, str, str]:
         """The space (the default for the task and its data, with the user's keys over it), the metric and its
         direction; the data is read once here, so a mistake in it is said before any trial starts."""
-        from ..api import make_config
+        from ..api.training import make_config
         from ..models.pretrained import PRETRAINED
         from ..registry import get_task
 
@@ -573,7 +573,7 @@ def automl(data: str | None = None, *, budget: str | float = "10m", out: str | P
         raise ConfigError(f"--sampler must be one of {', '.join(SAMPLERS)}. Received: {sampler!r}.")
     if pruner not in PRUNERS:
         raise ConfigError(f"--pruner must be one of {', '.join(PRUNERS)}. Received: {pruner!r}.")
-    from ..api import check_data_argument, make_config, settings_to_keys
+    from ..api.training import check_data_argument, make_config, settings_to_keys
 
     fixed = settings_to_keys(check_data_argument({**({"data": data} if data is not None else {}), **settings}))
     fixed["eval.baseline"] = False  # the random forest is for a run's report, not for comparing trials
@@ -596,7 +596,7 @@ def automl(data: str | None = None, *, budget: str | float = "10m", out: str | P
 def retrain_best(summary: dict, progress: bool | None) -> dict:
     """The best trial's settings trained again with the validation split added to the training split, for the
     number of epochs that was best (there is no validation left to choose it)."""
-    from ..api import train
+    from ..api.training import train_run as train
 
     best = summary["best"]
     run = Run(best["run"])

@@ -31,6 +31,7 @@ from ..errors import ConfigError, DeepworksError, DiskFull
 from ..inference import Graph
 from ..model_files import load_pt2
 from ..run import atomic_write_bytes, atomic_write_json, atomic_write_text, cpu_state_dict, temp_beside, write_error
+from .runtime import onnx_session
 
 FORMATS = {"onnx": ".onnx", "pt2": ".pt2", "torchscript": ".ts.pt"}
 EXPORTERS = ("auto", "dynamo", "legacy")
@@ -51,7 +52,7 @@ def first_words(err: Exception) -> str:
 def export_run(run_path: str | Path, format: str = "onnx", out: str | Path | None = None, exporter: str = "auto",
                runs_dir: str | Path = "runs") -> dict:
     """Export a run (see the module's docstring); returns the card, with 'folder' set to where it was written."""
-    from ..api import load
+    from ..api.trained import load
 
     if format not in FORMATS:
         raise ConfigError(f"--format must be one of {', '.join(FORMATS)}. Received: {format!r}.")
@@ -281,20 +282,6 @@ def write_torchscript(graph: Graph, path: Path) -> None:
         buffer = io.BytesIO()
         torch.jit.save(traced, buffer)
     atomic_write_bytes(path, buffer.getvalue())
-
-
-def onnx_session(path: Path, threads: int | None = None):
-    """The one way deepworks opens an ONNX file in ONNX Runtime: on the CPU, quiet, and with idle threads that do
-    not spin (spinning takes the cores the server's and the client's threads need on a small machine: a p99 of
-    200 ms at 32 connections, measured here)."""
-    import onnxruntime as ort
-
-    options = ort.SessionOptions()
-    options.log_severity_level = 3
-    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-    if threads is not None:
-        options.intra_op_num_threads, options.inter_op_num_threads = threads, 1
-    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
 
 
 def run_onnx(path: Path, graph: Graph) -> tuple:

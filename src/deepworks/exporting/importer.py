@@ -30,56 +30,11 @@ import torch.nn as nn
 
 from ..config import Config
 from ..errors import ConfigError, DataError, DeepworksError
-from ..model_files import check_recorded_sha256, load_pt2, sha256_of
+from ..model_files import load_pt2, sha256_of
 from ..run import Run, cpu_state_dict
+from .runtime import ImportedModel, onnx_session
 
 KINDS = {".onnx": "onnx", ".pt2": "pt2", ".safetensors": "safetensors"}
-
-
-class ImportedModel(nn.Module):
-    """An ONNX file or a torch.export program behind the interface deepworks' classifiers have: normalised float
-    (N, C, H, W) in, logits (N, K) out. `batch` is the graph's fixed batch size when it has one (1 for many exports):
-    larger batches are then fed through it in pieces."""
-
-    def __init__(self, path: Path, kind: str, batch: int | None = None):
-        super().__init__()
-        self.kind, self.batch, self.path = kind, batch, Path(path)
-        self.anchor = nn.Parameter(torch.zeros(0), requires_grad=False)  # says which device the model is on
-        if kind == "onnx":
-            from .exporter import onnx_session
-
-            self.session = onnx_session(path)
-            self.input_name = self.session.get_inputs()[0].name
-        else:
-            self.program = load_pt2(self.path).module()
-
-    def train(self, mode: bool = True) -> "ImportedModel":
-        """Only this wrapper's flag: an imported graph keeps the mode it was exported in (a torch.export program
-        refuses train() and eval() alike)."""
-        self.training = mode
-        return self
-
-    @property
-    def differentiable(self) -> bool:
-        return self.kind != "onnx"
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.batch is not None and len(x) != self.batch:
-            parts = [self.forward_fixed(x[i:i + self.batch]) for i in range(0, len(x), self.batch)]
-            return torch.cat(parts) if parts else x.new_zeros(0, 0)
-        return self.forward_fixed(x)
-
-    def forward_fixed(self, x: torch.Tensor) -> torch.Tensor:
-        n = len(x)
-        if self.batch is not None and n < self.batch:  # the last piece, padded to the graph's batch size
-            x = torch.cat([x, x[-1:].expand(self.batch - n, *x.shape[1:])])
-        if self.kind == "onnx":
-            out = torch.from_numpy(self.session.run(None, {self.input_name: x.detach().float().cpu().numpy()})[0])
-            out = out.to(x.device)
-        else:
-            out = self.program(x.float())
-            out = out[0] if isinstance(out, (tuple, list)) else out
-        return out[:n]
 
 
 def parse_normalise(text: str | None, channels: int) -> tuple[list[float], list[float]]:
@@ -102,8 +57,6 @@ def parse_normalise(text: str | None, channels: int) -> tuple[list[float], list[
 def graph_input(file: Path, kind: str) -> tuple[list, object]:
     """The declared input shape (dims as ints or None) of an ONNX file; a pt2 program's example shape."""
     if kind == "onnx":
-        from .exporter import onnx_session
-
         try:
             session = onnx_session(file)
         except Exception as err:
@@ -131,7 +84,7 @@ def import_model(file: str | Path, task: str = "image", classes: list[str] | str
                  image_size: int | None = None, normalise: str | None = None, channels: int | None = None,
                  model: str | None = None, name: str | None = None, runs_dir: str | Path = "runs"):
     """Wrap a model made elsewhere in a run directory (see the module); returns it loaded, as dw.load would."""
-    from ..api import load
+    from ..api.trained import load
 
     file = Path(file)
     if task != "image":
@@ -277,7 +230,7 @@ def import_weights(file: Path, settings: dict, name: str | None, runs_dir):
     from safetensors import SafetensorError
     from safetensors.torch import load_file
 
-    from ..api import load
+    from ..api.trained import load
     from ..models import IMAGE_MODELS, build_image_classifier
 
     model, classes, image_size, channels = (settings[k] for k in ("model", "classes", "image_size", "channels"))
@@ -339,13 +292,3 @@ def write_run(run: Run, cfg: Config | None, meta: dict, imported: dict) -> dict:
     return card
 
 
-def imported_model(run: Run, saved: dict) -> nn.Module | None:
-    """The model of an imported ONNX or pt2 run (None for other runs: they are built from their weights)."""
-    info = saved.get("imported") or {}
-    if info.get("kind") not in ("onnx", "pt2"):
-        return None
-    path = run.path / info["file"]
-    if not path.is_file():
-        raise DeepworksError(f"'{path}' is missing: the run was imported from {info.get('origin')}. Import it again.")
-    check_recorded_sha256(path, info.get("sha256"), run.model_file)
-    return ImportedModel(path, info["kind"], info.get("batch"))

@@ -20,7 +20,7 @@ class OnnxRunner:
     out), so that the task's `infer` runs unchanged on it."""
 
     def __init__(self, path: Path, threads: int):
-        from ..exporting.exporter import onnx_session
+        from ..exporting.runtime import onnx_session
 
         self.session = onnx_session(path, threads)
         self.input_names = [i.name for i in self.session.get_inputs()]
@@ -34,7 +34,7 @@ class Served:
     """One run being served under `name`."""
 
     def __init__(self, name: str, run_path: str | Path, runtime: str = "torch"):
-        from ..api import load
+        from ..api.trained import load
 
         if runtime not in RUNTIMES:
             raise ConfigError(f"--runtime must be one of {', '.join(RUNTIMES)}. Received: {runtime!r}.")

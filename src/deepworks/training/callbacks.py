@@ -28,14 +28,17 @@ The built-in ones below are what the loop itself is made of; `default_callbacks`
 
 from __future__ import annotations
 
+import json
 import math
 import sys
 import threading
 import time
+from pathlib import Path
 
 import torch
 
-from ..errors import ConfigError, TrainingError
+from ..errors import ConfigError, TrainingError, did_you_mean
+from ..run import atomic_write_text, cpu_state_dict
 
 EVENTS = ("on_fit_start", "on_epoch_start", "on_step_end", "on_epoch_end", "on_fit_end")
 
@@ -43,8 +46,6 @@ EVENTS = ("on_fit_start", "on_epoch_start", "on_step_end", "on_epoch_end", "on_f
 def check_callback(cb) -> None:
     wrong = [name for name in dir(cb) if name.startswith("on_") and name not in EVENTS and callable(getattr(cb, name))]
     if wrong:
-        from ..errors import did_you_mean
-
         hints = "".join(did_you_mean(w, EVENTS) for w in wrong)
         raise ConfigError(f"Callback {type(cb).__name__} defines {', '.join(wrong)}, which is not an event.{hints} "
                           f"The events are: {', '.join(EVENTS)}.")
@@ -130,8 +131,6 @@ class WeightAverage:
         trainer.model.load_state_dict(self.average.module.state_dict())  # the average is the trained model
 
     def state_dict(self) -> dict:
-        from ..run import cpu_state_dict
-
         return cpu_state_dict(self.average)
 
     def load_state_dict(self, state: dict) -> None:
@@ -387,3 +386,37 @@ class CtrlC:
 
             signal.signal(signal.SIGINT, self.previous)
             self.previous = None
+
+
+PROGRESS_EVERY_S = 0.5  # how often the feed writes the position, in seconds
+
+
+class ProgressFeed:
+    """A callback that writes the trainer's position to `progress.json`: what the page's progress bar shows."""
+
+    def __init__(self, path: Path, every: float = PROGRESS_EVERY_S):
+        self.path, self.every, self.last, self.t0, self.first = path, every, 0.0, 0.0, 0
+
+    def on_epoch_start(self, trainer) -> None:
+        self.t0, self.first = time.perf_counter(), trainer.step
+        self.write(trainer)
+
+    def on_step_end(self, trainer) -> None:
+        now = time.perf_counter()
+        if now - self.last >= self.every or trainer.step == trainer.steps:
+            self.write(trainer, now)
+
+    def on_epoch_end(self, trainer, record: dict) -> None:
+        self.write(trainer)
+
+    def write(self, trainer, now: float | None = None) -> None:
+        now = now or time.perf_counter()
+        self.last = now
+        done = trainer.epoch * trainer.steps + trainer.step
+        eta = eta_seconds(trainer, self.t0, self.first, now) if trainer.step > self.first else None
+        atomic_write_text(self.path, json.dumps({
+            "epoch": trainer.epoch + 1, "epochs": trainer.epochs, "step": trainer.step, "steps": trainer.steps,
+            "fraction": round(done / max(1, trainer.steps * trainer.epochs), 4),
+            "eta_s": round(eta, 1) if eta is not None else None,
+            "running": {k: round(v, 5) for k, v in trainer.running_means().items()},
+            "run": str(trainer.run.path)}))

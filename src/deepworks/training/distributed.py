@@ -27,6 +27,7 @@ rank 0 keeps, whatever the engine.
 from __future__ import annotations
 
 import errno
+import importlib
 import os
 import signal
 import socket
@@ -47,6 +48,7 @@ WORKER_ENV = "DEEPWORKS_WORKER"  # set in every worker process, so that it train
 LAUNCH_ENV = "DEEPWORKS_LAUNCH"  # torchrun: a folder where the workers and the agent tell the launcher how they end
 
 
+TRAIN_WORKER = "deepworks.api.training:train_worker"  # what every process runs (trainer_entry)
 PROGRESS_ENV = "DEEPWORKS_PROGRESS_FILE"  # a file where rank 0 keeps the trainer's position (the web UI's progress)
 
 
@@ -56,7 +58,7 @@ def progress_callbacks() -> list | None:
     path = os.environ.get(PROGRESS_ENV)
     if not path:
         return None
-    from ..ui.worker import ProgressFeed
+    from .callbacks import ProgressFeed
 
     return [ProgressFeed(Path(path))]
 
@@ -355,12 +357,18 @@ def join_group(backend: str) -> None:
                             world_size=world, timeout=timeout)
 
 
+def trainer_entry():
+    """The function that trains a run in one process (TRAIN_WORKER), imported by its name: a process the engine
+    started knows what to run by name (torchrun's `-m`, Ray's and Spark's pickled references), so the launcher, which
+    the API calls, never imports the API back."""
+    module, _, name = TRAIN_WORKER.partition(":")
+    return getattr(importlib.import_module(module), name)
+
+
 def worker(run_path: str | Path) -> None:
     """Join the process group (unless the engine did: Ray does), train the run, leave the group."""
     import torch
     import torch.distributed as dist
-
-    from .. import api
 
     joined = not dist.is_initialized()
     if joined:
@@ -368,7 +376,7 @@ def worker(run_path: str | Path) -> None:
         cuda = torch.cuda.is_available() and cfg.train.device != "cpu"
         join_group("nccl" if cuda else "gloo")
     try:
-        api.train_worker(run_path)
+        trainer_entry()(run_path, progress_callbacks)
     finally:
         if joined:
             dist.destroy_process_group()

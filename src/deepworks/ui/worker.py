@@ -11,45 +11,12 @@ from __future__ import annotations
 import json
 import os
 import sys
-import time
 from pathlib import Path
 
-from ..training.callbacks import eta_seconds
+from ..training.callbacks import ProgressFeed
 from ..run import atomic_write_text
 from .jobs import STOPPED_SAVED, has_checkpoint, read_json
 
-PROGRESS_EVERY_S = 0.5
-
-
-class ProgressFeed:
-    """A callback that writes the trainer's position to `progress.json`: what the page's progress bar shows."""
-
-    def __init__(self, path: Path, every: float = PROGRESS_EVERY_S):
-        self.path, self.every, self.last, self.t0, self.first = path, every, 0.0, 0.0, 0
-
-    def on_epoch_start(self, trainer) -> None:
-        self.t0, self.first = time.perf_counter(), trainer.step
-        self.write(trainer)
-
-    def on_step_end(self, trainer) -> None:
-        now = time.perf_counter()
-        if now - self.last >= self.every or trainer.step == trainer.steps:
-            self.write(trainer, now)
-
-    def on_epoch_end(self, trainer, record: dict) -> None:
-        self.write(trainer)
-
-    def write(self, trainer, now: float | None = None) -> None:
-        now = now or time.perf_counter()
-        self.last = now
-        done = trainer.epoch * trainer.steps + trainer.step
-        eta = eta_seconds(trainer, self.t0, self.first, now) if trainer.step > self.first else None
-        atomic_write_text(self.path, json.dumps({
-            "epoch": trainer.epoch + 1, "epochs": trainer.epochs, "step": trainer.step, "steps": trainer.steps,
-            "fraction": round(done / max(1, trainer.steps * trainer.epochs), 4),
-            "eta_s": round(eta, 1) if eta is not None else None,
-            "running": {k: round(v, 5) for k, v in trainer.running_means().items()},
-            "run": str(trainer.run.path)}))
 
 
 def outcome(folder: Path, state: str, message: str = "", **extra) -> None:
