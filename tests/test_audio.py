@@ -359,6 +359,23 @@ def test_the_served_model_computes_the_dft_as_a_convolution_to_the_same_probabil
         assert torch.allclose(tones_run.serving(x), model(x).softmax(1), atol=1e-5)
 
 
+def test_the_audio_face_answers_from_config_and_meta_alone_without_the_recipe_module(tones_run):
+    """Serving builds the face from model.json; it never needs the recipe's module (data, augmentation, training)."""
+    import subprocess
+    import sys
+
+    from deepworks.tasks.audio_face import AudioFace
+
+    face = AudioFace(tones_run.cfg, tones_run.task.meta)
+    clips = make_tones(2, 7).samples
+    answers = face.infer(tones_run.serving, face.decode_inputs(clips, {}), tones_run.device, {})
+    assert [face.encode_result(a, {"top_k": 1}) for a in answers] == tones_run.predict(clips, top_k=1)
+    assert type(tones_run.face) is AudioFace and face.verb == "predict" and face.max_items == 256
+    code = ("import sys; import deepworks.tasks.audio_face; "
+            "assert 'deepworks.tasks.audio' not in sys.modules, sorted(m for m in sys.modules if 'deepworks' in m)")
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
 def test_the_onnx_export_answers_as_predict_does(tones_run):
     import onnxruntime
 

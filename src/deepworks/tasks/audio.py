@@ -9,13 +9,13 @@ weights), then a 1-D CNN over the frames, a GRU/LSTM over them, or an image mode
 Augmentation: a random time shift of the waveform, optionally speed perturbation and white noise, and SpecAugment's
 frequency and time masks. Loss: cross-entropy. Metrics: accuracy each epoch; on the test split also per class, per
 speaker (when the source knows the speakers) and the confusion matrix; the report adds the misheard clips.
-Use: `infer` gives the class probabilities of clips (files, bytes, or arrays of samples at the run's rate) through
-the serving model, which is also what is exported (the DFT as a convolution).
+This module is the recipe; the use of a trained model is tasks/audio_face.py (AudioFace: the class probabilities of
+clips, files, bytes or arrays of samples at the run's rate, through the serving model, which is also what is
+exported, the DFT as a convolution), and what a finished run shows is tasks/audio_report.py (AudioReport).
 """
 
 from __future__ import annotations
 
-import html
 import warnings
 from pathlib import Path
 
@@ -27,8 +27,9 @@ import torch.nn.functional as F
 from ..config import Config
 from ..errors import ConfigError, DataError
 from ..registry import builtin_models
-from ..report import image_tag
-from .base import Prepared, Task, notes_block
+from .audio_face import AudioFace
+from .audio_report import AudioReport
+from .base import Prepared, Task
 
 SHIFT = 0.1      # the time shift: up to a tenth of the clip either way
 SPEEDS = (0.9, 1.1)   # --augment +speed: how much faster a clip may be played
@@ -47,12 +48,10 @@ class AudioClassification(Task):
     headline = "accuracy"
     unit = ("clip", 1)
     counted = ("clips", "clips")
-    use, kind = "predict", "an audio classification"
-    batchable = True
-    max_items = 256
     augments = ("none", "crop", "crop+noise", "crop+speed", "crop+noise+speed")
     splits_by_speaker = True
     pretrained_models = ("efficientnet_lite0",)
+    face_class, report_class = AudioFace, AudioReport
 
     def __init__(self, cfg: Config, meta: dict | None = None):
         if cfg.model.pretrained and cfg.model.name is None:
@@ -213,6 +212,7 @@ class AudioClassification(Task):
     # --- after training -------------------------------------------------------------------------------------
     @torch.no_grad()
     def probabilities(self, model: nn.Module, x: torch.Tensor, device: torch.device, batch_size: int = 256):
+        """The class probabilities of clips `x`, in eval mode: for the test's metrics and the report's misheard clips."""
         from ..models import evaluating
 
         with evaluating(model):
@@ -239,95 +239,6 @@ class AudioClassification(Task):
                                                                                  if t == s]].mean()), 4),
                                    "clips": speakers.count(s)} for s in sorted(set(speakers))]
         return out
-
-    def logged_test(self, results: dict) -> dict:
-        return {k: v for k, v in results["test"].items() if k not in ("per_class", "confusion", "per_speaker")}
-
-    def summary(self, results: dict) -> list[tuple[str, str]]:
-        test, splits = results["test"], results["splits"]
-        lines = [("data", f"{self.meta['source']}; train {splits['train']} / val {splits['val']} / test {splits['test']}"),
-                 self.model_line(results), ("test", f"accuracy {test['accuracy']:.4f} on {test['clips']} clips")]
-        if test.get("per_speaker"):
-            lines.append(("speakers", "  ".join(f"{s['speaker']} {s['accuracy']:.3f}" for s in test["per_speaker"])))
-        return lines
-
-    @staticmethod
-    def describe_metrics(metrics: dict) -> list[str]:
-        lines = [f"accuracy {metrics['accuracy']:.4f}  loss {metrics['loss']:.4f}",
-                 f"{'class':<20} {'precision':>9} {'recall':>9} {'f1':>9} {'support':>8}"]
-        lines += [f"{r['class'][:20]:<20} {r['precision']:>9.4f} {r['recall']:>9.4f} {r['f1']:>9.4f} {r['support']:>8}"
-                  for r in metrics["per_class"]]
-        lines += [f"speaker {r['speaker']:<12} accuracy {r['accuracy']:.4f} ({r['clips']} clips)"
-                  for r in metrics.get("per_speaker", [])]
-        return lines
-
-    def report_sections(self, run, model: nn.Module, data: Prepared, results: dict, device) -> list[tuple[str, str]]:
-        from ..report import plot_confusion, plot_history, table
-
-        out, test = run.report_dir, results["test"]
-        curves = plot_history(run.metrics(), out / "curves.png", "accuracy")
-        confusion = plot_confusion(np.array(test["confusion"]), self.meta["classes"], out / "confusion.png")
-        sections = [("Result on the test split", table([{"accuracy": test["accuracy"], "clips": test["clips"],
-                                                         "parameters": results["parameters"]}])
-                     + self.notes_html(results) + notes_block(data.notes)),
-                    ("Data", f"<p>{html.escape(self.meta['source'])}; {self.meta['rate']:,} Hz, clips of "
-                             f"{self.meta['length'] / self.meta['rate']:g} s</p>" + table([results["splits"]])),
-                    ("Training curves", image_tag(curves, "loss and accuracy per epoch")),
-                    ("Confusion matrix", image_tag(confusion, "confusion matrix")),
-                    ("Per class", table(test["per_class"]))]
-        if test.get("per_speaker"):
-            held = self.meta.get("held_out")
-            said = (f"{held} was left out of training: this is how well the model hears a voice it has never heard."
-                    if held else "With the official split every test speaker was also heard in training.")
-            sections.append(("Per speaker", f"<p>How well each speaker's test clips are recognised. {html.escape(said)}"
-                             "</p>" + table(test["per_speaker"])))
-        mistakes = self.mistakes_section(model, data.test, out, device)
-        if mistakes:
-            sections.append(("Misheard clips", mistakes))
-        return sections
-
-    def mistakes_section(self, model: nn.Module, test: tuple, out: Path, device, shown: int = 6) -> str:
-        """The most confidently misheard test clips: each one's spectrogram beside its saliency (how much each
-        time-frequency cell moved the class the model said: the gradient's size), and a player to hear it."""
-        from ..data.audio import write_wav
-        from ..models import evaluating
-        from ..report import pyplot, save_figure
-
-        x, y = test
-        probs = self.probabilities(model, x, device)
-        wrong = torch.nonzero(probs.argmax(1) != y).flatten()
-        if len(wrong) == 0:
-            return ""
-        wrong = wrong[probs[wrong].max(1).values.argsort(descending=True)][:shown]
-        # cuDNN's recurrent layers backpropagate only in training mode: without cuDNN, a GRU head's saliency works too
-        with evaluating(model), torch.backends.cudnn.flags(enabled=False):
-            features = model.features(x[wrong].to(device)).detach().requires_grad_(True)
-            said = probs[wrong].argmax(1)
-            model.classifier(features).gather(1, said.to(device)[:, None]).sum().backward()
-        model.zero_grad(set_to_none=True)
-        saliency = features.grad.abs().cpu()
-        classes, names = self.meta["classes"], self.names.get("test") or [f"clip {i}" for i in range(len(x))]
-        plt = pyplot()
-        fig, axes = plt.subplots(len(wrong), 2, figsize=(8, 1.9 * len(wrong)), squeeze=False)
-        players = []
-        for row, (i, k) in enumerate(zip(wrong.tolist(), said.tolist())):
-            title = f"{Path(names[i]).name}: {classes[int(y[i])]}, heard as {classes[k]} ({float(probs[i, k]):.2f})"
-            axes[row, 0].imshow(features[row].detach().cpu(), origin="lower", aspect="auto", cmap="magma")
-            axes[row, 0].set_title(title, fontsize=8)
-            axes[row, 1].imshow(saliency[row], origin="lower", aspect="auto", cmap="viridis")
-            axes[row, 1].set_title("saliency: what made it say so", fontsize=8)
-            for ax in axes[row]:
-                ax.set_xlabel("frame (10 ms)", fontsize=7)
-                ax.set_ylabel("band", fontsize=7)
-                ax.tick_params(labelsize=6)
-            wav = out / f"misheard-{row}.wav"
-            write_wav(wav, x[i].numpy(), self.meta["rate"])
-            players.append(f"<li>{html.escape(title)} <audio controls preload='none' src='{wav.name}'></audio></li>")
-        save_figure(fig, out / "misheard.png")
-        return ("<p>The test clips the model got wrong with the most confidence. Left: the features it took (log-mel "
-                "bands over time); right: where they moved its answer most. Listen to them: a clipped word, a noise "
-                "or a mislabelled file is often the reason.</p>" + image_tag(out / "misheard.png", "misheard clips")
-                + "<ul>" + "".join(players) + "</ul>")
 
     def preview(self, prepared: Prepared, per_class: int = 3) -> dict:
         """The classes, the rate and clip length, and the first `per_class` training clips of each: a log-mel
@@ -356,117 +267,6 @@ class AudioClassification(Task):
             rows.append({"class": name, "sounds": sounds})
         return {"sound_classes": list(self.meta["classes"]), "rate": self.meta["rate"],
                 "seconds": self.meta["length"] / self.meta["rate"], "sound_examples": rows}
-
-    # --- use: the inference face ----------------------------------------------------------------------------
-    @property
-    def use_options(self) -> dict:
-        from ..inference import Option
-
-        return {"top_k": Option(int, 3, 1, None, "how many of the likeliest classes to name per clip")}
-
-    def decode_inputs(self, inputs, options: dict, trusted: bool = True) -> list:
-        """Clips of any form -> [(name, float32 samples at the run's rate and length)]: paths of audio files (or
-        folders of them), the bytes of a file, or arrays of samples already at the run's rate."""
-        from ..data.audio import AUDIO_EXTENSIONS, UnreadableAudio, prepare_clip, read_audio
-
-        m = self.meta
-        if isinstance(inputs, (str, Path, bytes, bytearray, np.ndarray)) or torch.is_tensor(inputs):
-            inputs = [inputs]
-        items = []
-        for n, value in enumerate(inputs if isinstance(inputs, (list, tuple)) else [inputs]):
-            if isinstance(value, (str, Path)):
-                if not trusted:
-                    raise DataError(f"Input {n} is text. Expected a clip: a file upload, {{\"base64\": the file's "
-                                    f"bytes}}, or an array of samples (the server never reads paths on its own disk).")
-                path = Path(value)
-                files = sorted(p for p in path.rglob("*") if p.suffix.lower() in AUDIO_EXTENSIONS) if path.is_dir() else [path]
-                if not path.exists() or not files:
-                    raise DataError(f"No such audio file '{path}'. Expected a WAV (or FLAC, OGG) file or a folder "
-                                    f"of them.")
-                sources = [(str(f), f) for f in files]
-            elif isinstance(value, (bytes, bytearray)):
-                sources = [(f"clip {n}", bytes(value))]
-            elif isinstance(value, np.ndarray) or torch.is_tensor(value):
-                a = np.asarray(value.detach().cpu() if torch.is_tensor(value) else value, dtype=np.float32)
-                if a.ndim not in (1, 2) or not np.isfinite(a).all():
-                    raise DataError(f"Input {n}: Expected a clip as a 1-D array of finite samples at {m['rate']:,} "
-                                    f"Hz, or a batch of them (N, T). Received: shape {a.shape}.")
-                rows = a if a.ndim == 2 else a[None]
-                items += [(f"array {n}" + (f"[{i}]" if a.ndim == 2 else ""),
-                           prepare_clip(row, m["rate"], m["rate"], m["length"])) for i, row in enumerate(rows)]
-                continue
-            else:
-                raise DataError(f"Cannot use a {type(value).__name__} as a clip. Expected a file path, the bytes of "
-                                f"a WAV file, or an array of samples.")
-            for name, source in sources:
-                try:
-                    samples, rate = read_audio(source, name=name)
-                except UnreadableAudio as err:
-                    raise DataError(f"Cannot use '{name}' as a clip: {err}.") from None
-                items.append((name, prepare_clip(samples, rate, m["rate"], m["length"])))
-            if len(items) > self.max_items:
-                raise DataError(f"Too many clips in one call: more than {self.max_items:,}. Send them in smaller "
-                                f"batches.")
-        if not items:
-            raise DataError("No clips were given. Expected a path, the bytes of a WAV file or an array of samples.")
-        return items
-
-    def example_request(self) -> tuple:
-        return np.zeros(self.meta["length"], dtype=np.float32), {}
-
-    def serving_model(self, model: nn.Module) -> nn.Module:
-        from ..models.audio import AudioServing
-
-        return AudioServing(model).eval()
-
-    @torch.inference_mode()
-    def infer(self, model, items: list, device: torch.device, options: dict, batch_size: int = 256) -> list:
-        """{'input': name, 'probabilities': (K,) array} per clip, from the serving model (or its ONNX export)."""
-        x = torch.from_numpy(np.stack([a for _, a in items]))
-        probs = np.concatenate([np.asarray(model(x[i:i + batch_size].to(device)).cpu())
-                                for i in range(0, len(x), batch_size)])
-        return [{"input": name, "probabilities": p} for (name, _), p in zip(items, probs)]
-
-    def example_clips(self, n: int, seed: int) -> torch.Tensor:
-        """n clips of tones in noise at the run's rate and length: what an export is traced and checked with."""
-        g = torch.Generator().manual_seed(seed)
-        t = torch.arange(self.meta["length"]) / self.meta["rate"]
-        pitch = 200 + 1000 * torch.rand(n, 1, generator=g)
-        return 0.5 * torch.sin(2 * torch.pi * pitch * t) + 0.05 * torch.randn(n, len(t), generator=g)
-
-    def export_graphs(self, model: nn.Module) -> list:
-        from ..inference import Graph
-
-        return [Graph("classifier", self.serving_model(model), (self.example_clips(2, 0),), (self.example_clips(3, 1),),
-                      ["clips"], ["probabilities"], {"clips": {0: "batch"}, "probabilities": {0: "batch"}},
-                      "float32 samples (N, T) at the run's rate in, class probabilities (N, K) out; the log-mel "
-                      "features are inside, the DFT computed as a convolution")]
-
-    def card(self) -> dict:
-        m = self.meta
-        return {"classes": m["classes"],
-                "inputs": [{"name": "clips", "dtype": "float32", "shape": [None, m["length"]],
-                            "sample_rate": m["rate"], "range": [-1, 1]}],
-                "outputs": [{"name": "probabilities", "dtype": "float32", "shape": [None, len(m["classes"])]}],
-                "preprocessing": {"before_graph": f"mono (channels averaged), resampled to {m['rate']} Hz, the "
-                                                  f"middle {m['length']} samples of a longer clip, a shorter one "
-                                                  f"padded with zeros on both sides",
-                                  "inside_graph": "log-mel spectrogram (32 ms Hann frames every 10 ms, "
-                                                  f"{m['n_mels']} HTK mel bands)"
-                                                  + (", each clip levelled to a peak of 1 and each band's mean over "
-                                                     "time subtracted" if m.get("front", {}).get("level") else "")
-                                                  + ", normalised per band, then the network"}}
-
-    def encode_result(self, result: dict, options: dict) -> dict:
-        from ..inference import top_classes
-
-        return top_classes(result["input"], result["probabilities"], self.meta["classes"], options["top_k"])
-
-    def v2_inputs(self) -> list[dict]:
-        return [{"name": "clips", "datatype": "FP32", "shape": [-1, self.meta["length"]]}]
-
-    def v2_outputs(self, results: list) -> dict:
-        return {"probabilities": np.stack([r["probabilities"] for r in results]).astype(np.float32)}
 
 
 def time_shift(x: torch.Tensor, fraction: float) -> torch.Tensor:
