@@ -1,6 +1,8 @@
 """Text generation as a user meets it: train on a text file, sample from it, resume, and every bad input."""
 
 import json
+import subprocess
+import sys
 
 import pytest
 import torch
@@ -13,6 +15,7 @@ from deepworks.errors import ConfigError, DataError
 from deepworks.models import build_text_model, count_parameters
 from deepworks.config import ModelConfig
 from deepworks.tasks.text import TextGeneration, stream_windows
+from deepworks.tasks.text_face import TextFace
 from deepworks.training.loop import Interrupted
 
 LINE = "the quick brown fox jumps over the lazy dog.\n"
@@ -64,6 +67,14 @@ def test_sampling_is_repeatable_with_a_seed_and_varies_without(fox):
     assert a != trained.generate("the", length=200, temperature=1.5, seed=8)
     assert trained.generate("t", 50, 1.0, top_k=1, seed=1) == trained.generate("t", 50, 0.0)  # top-1 is greedy
     assert "".join(trained.stream("the", 30, 0.8, seed=3)) == trained.generate("the", 30, 0.8, seed=3)[3:]
+    face = TextFace(trained.cfg, json.loads((trained.run.path / "model.json").read_text())["meta"])  # no recipe
+    assert face.generate(trained.model, "the", 200, 1.5, seed=7, device=trained.device) == a
+
+
+def test_the_face_is_imported_without_the_recipe():
+    code = "import sys, deepworks.tasks.text_face; print('deepworks.tasks.text' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
 
 
 def test_ctrl_c_mid_epoch_then_resume_gives_the_same_weights(fox):
