@@ -177,7 +177,7 @@ def sampling(length: int = 2000, reps: int = 3) -> dict:
     ours, plain = [], []
     for _ in range(reps):
         t0 = time.perf_counter()
-        text = "".join(task.stream(model, "", length, 0.8, seed=0))
+        text = "".join(task.make_face().stream(model, "", length, 0.8, seed=0))
         ours.append(len(text) / (time.perf_counter() - t0))
         t0 = time.perf_counter()
         plain.append(len(plain_sample(length)) / (time.perf_counter() - t0))

@@ -161,7 +161,7 @@ class Trained:
                                      f".pt2 program or as safetensors weights to {what} it.")
         elif mine.verb != verb:
             wanted = [card.kind for card in BUILTIN_CARDS.values() if verb in card.verbs]
-            whose = f"for {' or '.join(wanted)} run" if wanted else f"not what '{self.run.path}' does"
+            whose = "for " + " or ".join(f"{kind} run" for kind in wanted) if wanted else "not for this run"
             raise DeepworksError(f"'{what}' is {whose}; '{self.run.path}' is {mine.kind} run. Use '{mine.verb}' "
                                  f"instead.")
 
