@@ -17,7 +17,8 @@ from conftest import assert_same_weights, ctrl_c_at_step, draw, shared, weights
 from deepworks.cli import main
 from deepworks.data.builtin import load_faces
 from deepworks.errors import DataError
-from deepworks.tasks.gan import GanTraining, GanWarning, gradient_penalty
+from deepworks.tasks.gan import GanTraining, gradient_penalty
+from deepworks.tasks.gan_balance import GanBalance, GanWarning
 from deepworks.training.loop import Interrupted
 from test_builtin_data import QuietHandler
 
@@ -62,7 +63,7 @@ def test_a_conditional_gan_learns_to_draw_bars_of_the_class_asked_for(bars):
     hbars, vbars = trained.sample(64, seed=1, label="hbar"), trained.sample(64, seed=1, label="vbar")
     assert line_share(hbars, 2) > 0.6 and line_share(vbars, 3) > 0.6
     assert line_share(hbars, 3) < 0.3 and line_share(vbars, 2) < 0.3
-    assert line_share(task.sample(untrained, 64, 1, trained.device, "hbar"), 2) < 0.1
+    assert line_share(trained.face.sample(untrained, 64, 1, trained.device, "hbar"), 2) < 0.1
     page = (trained.run.report_dir / "index.html").read_text()
     assert "The images forming" in page and "Balance of the two networks" in page
     assert len(list(trained.run.report_dir.glob("epoch-*.png"))) == 8
@@ -148,14 +149,16 @@ def test_the_gradient_penalty_is_zero_for_a_critic_with_unit_gradient():
 
 def test_balance_problems_are_warned_about_once_per_epoch(bars):
     task = GanTraining(dw.api.make_config(task="gan", data=bars, width=8))
+    balance = task.callbacks()[0]
+    assert isinstance(balance, GanBalance)
     with pytest.warns(GanWarning, match="winning outright") as caught:
-        for _ in range(15):
-            task.record_trace(d_loss=0.01, g_loss=6.0, d_real=0.99, d_fake=0.01)
+        for step in range(15):
+            balance.record_trace(step, d_loss=0.01, g_loss=6.0, d_real=0.99, d_fake=0.01)
     assert len(caught) == 1
-    task.start_epoch()
+    balance.start_epoch()
     with pytest.warns(GanWarning, match="running away"):
         for i in range(10):
-            task.record_trace(d_loss=5.0 + i, g_loss=20.0 + 3 * i, d_real=0.5, d_fake=0.5)
+            balance.record_trace(i, d_loss=5.0 + i, g_loss=20.0 + 3 * i, d_real=0.5, d_fake=0.5)
     data = task.prepare(False)
     task.meta = data.meta
     flat = task.build_model()

@@ -1,0 +1,119 @@
+"""The GAN's balance watch: a training callback (training/callbacks.py) that the recipe (tasks/gan.py) returns from
+`callbacks()`.
+
+Every TRACE_EVERY optimizer steps it traces the losses and D(real) / D(fake) of the step, and checks the last ten
+points: a discriminator that wins outright, losses that run away. After each epoch's validation it checks the
+samples' diversity (mode collapse, over all classes and within one), then logs the epoch's trace points and
+warnings to metrics.jsonl, where the report draws and lists them. Its trace and warnings are per-run state, saved in
+the checkpoint with `state_dict`, so a run stopped mid-epoch resumes with the same trace.
+
+It reads from the recipe (`trainer.task`) what the update itself keeps: `steps` (the discriminator's optimizer
+steps so far), `latest` (the last step's losses and scores, as tensors), and `least_varied` (the class whose samples
+the last evaluation found least varied).
+"""
+
+from __future__ import annotations
+
+import warnings
+
+from ..config import Config
+
+TRACE_EVERY = 20  # steps between two points of the loss / D(x) trace
+EVIDENCE_STEPS = 500  # optimizer steps before low diversity means collapse rather than a generator still at its start
+
+
+class GanWarning(UserWarning):
+    """The two networks are out of balance."""
+
+
+def remedies(cfg: Config, *options: str) -> str:
+    """The options worth trying, less those the run already uses."""
+    t, m = cfg.train, cfg.model
+    used = {"--spectral-norm": m.spectral_norm, "--gan-loss wgan-gp": t.gan_loss == "wgan-gp",
+            "--label-smoothing 0.1": t.label_smoothing > 0}
+    left = [o for o in options if not used.get(o)] or list(options[-1:])
+    return ", ".join(left[:-1]) + (" or " if len(left) > 1 else "") + left[-1]
+
+
+class GanBalance:
+    """Trace the two networks' losses and scores, warn when they are out of balance or the samples collapse, and
+    log both at the end of each epoch."""
+
+    def __init__(self, cfg: Config):
+        self.cfg = cfg
+        self.trace: list[dict] = []  # this epoch's trace points, logged at its end
+        self.alerts: list[tuple[str, str]] = []  # this epoch's warnings, (kind, message)
+
+    # --- events ---------------------------------------------------------------------------------
+    def on_epoch_start(self, trainer) -> None:
+        if trainer.step == 0:  # a new epoch; a run resumed mid-epoch goes on with the trace its checkpoint kept
+            self.start_epoch()
+
+    def on_step_end(self, trainer) -> None:
+        task = trainer.task
+        if task.steps % TRACE_EVERY == 0:
+            self.record_trace(task.steps, **{k: float(v) for k, v in task.latest.items()})
+
+    def on_epoch_end(self, trainer, record: dict) -> None:
+        """Check the samples' diversity, then log the epoch's trace and warnings (the main process only, which
+        validated)."""
+        if not trainer.engine.is_main:
+            return
+        task, epoch = trainer.task, record["epoch"]
+        judged = task.steps >= EVIDENCE_STEPS  # before that, samples alike are a generator still near its start
+        if judged:
+            self.check_collapse(record.get("val_diversity"), task.least_varied, task.meta["classes"], epoch)
+        for point in self.trace:
+            trainer.run.log(kind="trace", epoch=epoch, **point)
+        for kind, message in self.alerts:
+            trainer.run.log(kind="warning", epoch=epoch, problem=kind, message=message)
+
+    # --- checks ---------------------------------------------------------------------------------
+    def start_epoch(self) -> None:
+        self.trace, self.alerts = [], []
+
+    def record_trace(self, step: int, d_loss: float, g_loss: float, d_real: float, d_fake: float) -> None:
+        self.trace.append({"step": step, "d_loss": d_loss, "g_loss": g_loss, "d_real": d_real, "d_fake": d_fake})
+        self.check_balance()
+
+    def check_balance(self) -> None:
+        """Warn once per epoch (each kind) when the last 10 trace points show the networks out of balance."""
+        last = self.trace[-10:]
+        if len(last) < 10:
+            return
+        wgan = self.cfg.train.gan_loss == "wgan-gp"
+        if not wgan and max(p["d_fake"] for p in last) < 0.05:
+            self.alert("winning", f"The discriminator is winning outright: D(fake) stayed below 0.05 for "
+                       f"{10 * TRACE_EVERY} steps, so the generator learns little. Try "
+                       f"{remedies(self.cfg, '--label-smoothing 0.1', 'a lower --lr-d', '--spectral-norm')}.")
+        total = [abs(p["d_loss"]) + abs(p["g_loss"]) for p in last]
+        if total[-1] > 20 and all(b >= a for a, b in zip(total[-5:], total[-4:])):
+            self.alert("diverging", f"The losses are running away (D {last[-1]['d_loss']:.3g}, G {last[-1]['g_loss']:.3g} and "
+                       f"rising). Try {remedies(self.cfg, 'a lower --lr and --lr-d', '--gan-loss wgan-gp')}.")
+
+    def check_collapse(self, spread: float | None, least: tuple[int, float] | None, classes: list[str],
+                       epoch: int) -> None:
+        """Warn when the samples are far less varied than the real images (`spread`, the validation diversity), or
+        those of one class (`least`: its index and diversity) are."""
+        if spread is not None and spread < 0.5:
+            self.alert("collapse", f"Mode collapse: the samples are {spread:.0%} as varied as the real images (epoch {epoch}), "
+                       f"so the generator makes few kinds of image. Try "
+                       f"{remedies(self.cfg, '--spectral-norm', '--gan-loss wgan-gp', 'a lower --lr')}.")
+        if least is not None and least[1] < 0.5 and "collapse" not in {k for k, _ in self.alerts}:
+            self.alert("class-collapse", f"Mode collapse within a class: the samples of class {classes[least[0]]} are "
+                       f"{least[1]:.0%} as varied as its real images (epoch {epoch}), so asking for that class gives "
+                       f"nearly the same image each time. Try "
+                       f"{remedies(self.cfg, '--spectral-norm', '--gan-loss wgan-gp', 'a lower --lr')}.")
+
+    def alert(self, kind: str, message: str) -> None:
+        """Warn (once per epoch and kind): the CLI prints it under the progress bar, the report lists it."""
+        if kind not in {k for k, _ in self.alerts}:
+            self.alerts.append((kind, message))
+            warnings.warn(message, GanWarning, stacklevel=2)
+
+    # --- the checkpoint ---------------------------------------------------------------------------
+    def state_dict(self) -> dict:
+        return {"trace": self.trace, "alerts": self.alerts}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.trace, self.alerts = list(state["trace"]), [tuple(a) for a in state["alerts"]]
