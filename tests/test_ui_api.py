@@ -152,7 +152,7 @@ def test_the_leaderboard_reader_never_writes_the_study_a_search_is_creating(tmp_
     failed with 'table ... already exists'."""
     import sqlite3
 
-    from deepworks.ui.app import read_leaderboard
+    from deepworks.experiments.board import read_leaderboard
 
     db = tmp_path / "study.db"
     sqlite3.connect(db).close()  # the file, as the search's first connection leaves it
@@ -167,7 +167,7 @@ def test_the_leaderboard_waits_out_a_study_half_written_and_reads_it_once_it_is(
 
     import optuna
 
-    from deepworks.ui.app import search_leaderboard
+    from deepworks.experiments.board import search_leaderboard
 
     db = tmp_path / "study.db"
     study = optuna.create_study(study_name="deepworks", storage=f"sqlite:///{db}", direction="maximize")

@@ -7,15 +7,20 @@ whichever trial was luckiest on those images (a newcomer's winner beat deepworks
 did worse on test). So the winner is the simplest trial within one standard error of the top score (the "one
 standard error rule" of Breiman et al., 1984): deepworks' defaults for the data when they are among them, else the
 trial with the fewest parameters.
+
+The web UI reads the board of a search still running (`search_leaderboard`) from its study file, read-only.
 """
 
 from __future__ import annotations
 
+import json
 import math
+from pathlib import Path
 
 from ..metrics.stats import proportion_error
 
 DEFAULTS_NOTE = "deepworks' defaults for this data"  # the note of the search's first trial (search.first_trials)
+BOARDS: dict = {}  # a search's study file -> (its modification time, the leaderboard read then)
 
 
 def score_error(monitor: str | None, value: float | None, samples: int | None) -> float | None:
@@ -80,3 +85,38 @@ def simplicity(row: dict) -> tuple:
     best first, so their order breaks ties)."""
     parameters = row["parameters"] if isinstance(row["parameters"], int) else math.inf
     return (DEFAULTS_NOTE not in row["note"], parameters)
+
+
+def search_leaderboard(folder: Path) -> list[dict]:
+    """The trials of a search as they stand, read from its study (the search process writes it; this only reads),
+    again only when the study's file has changed: an event stream asks four times a second. A read that caught the
+    search mid-write gives the last board read and is tried again at the next ask."""
+    db = folder / "study.db"
+    try:
+        mtime = db.stat().st_mtime_ns
+    except OSError:
+        return []
+    known = BOARDS.get(db, (None, []))
+    if known[0] != mtime:
+        board = read_leaderboard(db)
+        if board is None:
+            return known[1]
+        BOARDS[db] = (mtime, board)
+    return BOARDS[db][1]
+
+
+def read_leaderboard(db: Path) -> list[dict] | None:
+    """The leaderboard of a study the search process is writing; None when it cannot be read yet. The file is opened
+    read-only: Optuna creates the tables and rows it finds missing, and a reader that did so while the search created
+    them made the search fail ("table ... already exists"). Until the search has written its study, and while a
+    write holds it locked, the read fails (Optuna raises its own errors, or SQLAlchemy's, or asserts)."""
+    import optuna
+    from sqlalchemy.exc import SQLAlchemyError
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    try:
+        study = optuna.load_study(study_name="deepworks", storage=f"sqlite:///file:{db.resolve()}?mode=ro&uri=true")
+        board = leaderboard(study)
+    except (KeyError, ValueError, RuntimeError, AssertionError, SQLAlchemyError, optuna.exceptions.OptunaError):
+        return None
+    return json.loads(json.dumps(board, default=str))

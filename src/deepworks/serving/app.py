@@ -3,7 +3,8 @@
 Friendly routes: GET /v1/models, GET /v1/models/{name} (its card), POST /v1/models/{name}/{verb} where the verb is
 the task's use (predict, generate, translate, sample): JSON {"inputs": ..., option: value, ...} or a multipart upload
 (files, and options as form fields); `"stream": true` streams the answers as Server-Sent Events; `"format": "png"`
-asks a GAN for one PNG. The Open Inference Protocol V2 (what KServe, Triton and MLServer clients speak) is in v2.py.
+asks a GAN for one PNG. The Open Inference Protocol V2 (what KServe, Triton and MLServer clients speak) is in v2.py;
+what a request goes through under either (limits, options, decoding, computing) is in requests.py.
 
 Safety: a client never names a path or a model file, only a served name; errors are JSON {"error": "Expected ...
 Received ..."} with a 4xx code (Starlette's own errors too); bodies, items, work and time per request are
@@ -17,9 +18,7 @@ import asyncio
 import gc
 import hmac
 import json
-import threading
 import time
-from dataclasses import dataclass
 
 from fastapi import Request  # at module level: the routes' annotations are read from here
 from fastapi.responses import JSONResponse
@@ -28,55 +27,39 @@ from .._version import __version__
 from ..errors import DeepworksError
 from .batcher import Batcher
 from .models import Served
+from .requests import ClientError, Limits, check_work, checked_options, compute, decode, find
 
 OPEN_PATHS = ("/v2/health/live", "/v2/health/ready")  # probes answer without a token
 
 
-@dataclass
-class Limits:
-    max_body_mb: float = 32.0     # one request's body
-    max_items: int = 256          # images, prompts or sentences in one request
-    timeout_s: float = 60.0       # one request's time in the server, queueing included
-    max_batch: int = 32           # micro-batching: the most items in one forward pass
-    max_wait_ms: float = 2.0      # micro-batching: the longest a batch waits for requests still arriving
-    max_length: int = 10_000      # characters one generate request may ask for
-    max_beam: int = 16            # beam width one translate request may ask for
-    max_work: int = 100_000       # characters one generate request may write in all (inputs x length)
-    header_timeout_s: float = 10.0  # a connection's request head (line and headers) must arrive within this
-    body_timeout_s: float = 60.0  # a request's body must arrive within this of the request's start
-    max_connections: int = 500    # open connections; more are answered 503 and closed
-
-    def caps(self) -> dict[str, tuple[int, str]]:
-        """What one request may ask of any task, by option name: (the most, the flag that sets it)."""
-        return {"length": (self.max_length, "--max-length"), "n": (self.max_items, "--max-items"),
-                "beam": (self.max_beam, "--max-beam")}
-
-
-class ClientError(Exception):
-    """A request the server refuses: its HTTP status and the message."""
-
-    def __init__(self, status: int, message: str):
-        super().__init__(message)
-        self.status = status
-
-
 def make_app(served: list[Served], token: str | None = None, limits: Limits | None = None):
     """The FastAPI app serving `served` (already loaded)."""
-    from contextlib import asynccontextmanager
-
     from fastapi import FastAPI
 
     from .metrics import Metrics
-    from .reading import read_request
     from .v2 import add_v2_routes
 
     limits = limits or Limits()
     by_name = {s.name: s for s in served}
     metrics = Metrics()
     batchers: dict[str, Batcher] = {}
+    app = FastAPI(title="deepworks serve", version=__version__, lifespan=lifespan(served, batchers, limits, metrics),
+                  docs_url=None, redoc_url=None)  # the Swagger page loads its assets from a CDN: /openapi.json only
+    app.state.served, app.state.limits, app.state.batchers = by_name, limits, batchers
+    add_error_handlers(app)
+    add_v1_routes(app, served, by_name, batchers, limits, metrics)
+    add_v2_routes(app, by_name, batchers, limits)
+    app.add_middleware(Guard, token=token, limits=limits, metrics=metrics)
+    return app
+
+
+def lifespan(served: list[Served], batchers: dict, limits: Limits, metrics):
+    """The server's start (a batcher for each model that batches, every model warmed up) and its end (the batchers
+    drained, the models' threads finished)."""
+    from contextlib import asynccontextmanager
 
     @asynccontextmanager
-    async def lifespan(app):
+    async def span(app):
         for s in served:
             if s.face.batchable and limits.max_batch > 1:
                 batchers[s.name] = Batcher(s.infer, s.executor, limits.max_batch, limits.max_wait_ms,
@@ -94,15 +77,18 @@ def make_app(served: list[Served], token: str | None = None, limits: Limits | No
         for s in served:
             s.executor.shutdown(wait=True)
 
-    app = FastAPI(title="deepworks serve", version=__version__, lifespan=lifespan,
-                  docs_url=None, redoc_url=None)  # the Swagger page loads its assets from a CDN: /openapi.json only
-    app.state.served, app.state.limits, app.state.batchers = by_name, limits, batchers
+    return span
+
+
+def add_error_handlers(app) -> None:
+    """Every error in the one shape {"error": "Expected ... Received ..."}: the server's own refusals, Starlette's,
+    deepworks' checks, a request FastAPI cannot validate, and a bug."""
+    from fastapi.exceptions import RequestValidationError
+    from starlette.exceptions import HTTPException
 
     @app.exception_handler(ClientError)
     async def client_error(request: Request, err: ClientError):
         return error_response(err.status, str(err), close=err.status == 408)
-
-    from starlette.exceptions import HTTPException
 
     @app.exception_handler(HTTPException)
     async def http_error(request: Request, err: HTTPException):  # Starlette's own: 404 and 405 routes, forms
@@ -118,13 +104,18 @@ def make_app(served: list[Served], token: str | None = None, limits: Limits | No
         return error_response(500, f"Expected an answer, but the server failed on this request "
                                    f"({type(err).__name__}; its log has the details). Received: {request.url.path}.")
 
-    from fastapi.exceptions import RequestValidationError
-
     @app.exception_handler(RequestValidationError)
     async def validation_error(request: Request, err: RequestValidationError):
         first = err.errors()[0] if err.errors() else {}
         where = ".".join(str(x) for x in first.get("loc", ()))
         return error_response(422, f"Expected a valid request. Received: {where}: {first.get('msg', 'invalid')}.")
+
+
+def add_v1_routes(app, served: list[Served], by_name: dict, batchers: dict, limits: Limits, metrics) -> None:
+    """The friendly routes (the module's docstring) and /metrics."""
+    from fastapi.responses import Response
+
+    from .reading import read_request
 
     @app.get("/v1/models")
     async def list_models():
@@ -152,20 +143,12 @@ def make_app(served: list[Served], token: str | None = None, limits: Limits | No
             if png is None:
                 raise ClientError(406, f"Model '{name}' answers in JSON; format 'png' is for GAN runs. Received: "
                                        f"format=png.")
-            from fastapi.responses import Response
-
             return Response(png, media_type="image/png")
         return JSONResponse({"model": name, "outputs": [s.face.encode_result(r, options) for r in results]})
 
     @app.get("/metrics")
     async def prometheus():
-        from fastapi.responses import Response
-
         return Response(metrics.text(), media_type=metrics.content_type)
-
-    add_v2_routes(app, by_name, batchers, limits)
-    app.add_middleware(Guard, token=token, limits=limits, metrics=metrics)
-    return app
 
 
 class Guard:
@@ -233,16 +216,6 @@ async def within(awaitable, seconds: float):
     return await asyncio.wait_for(awaitable, max(seconds, 0))
 
 
-def checked_options(s: Served, raw: dict, limits: Limits) -> dict:
-    """The use's options, checked as everywhere, then held to what one request may cost on this server."""
-    options = s.options(raw)
-    for name, (most, flag) in limits.caps().items():
-        if isinstance(options.get(name), int) and options[name] > most:
-            raise ClientError(413, f"Expected {name} of at most {most:,} on this server ({flag}). Received: "
-                                   f"{options[name]:,}.")
-    return options
-
-
 def error_response(status: int, message: str, close: bool = False, headers: dict | None = None):
     """Every error the server sends: {"error": message}. close: the connection ends after it (a body that never
     arrived in full leaves nothing more to read on it)."""
@@ -261,12 +234,6 @@ def http_error_message(request, err) -> str:
         allowed = (err.headers or {}).get("Allow", "another method")
         return f"Expected {allowed} for {path}. Received: {method}."
     return detail if "Expected" in detail else f"Expected a valid request. Received: {detail}"
-
-
-def find(by_name: dict, name: str) -> Served:
-    if name not in by_name:
-        raise ClientError(404, f"No model named '{name}'. Expected one of: {', '.join(by_name)}.")
-    return by_name[name]
 
 
 TOKEN_COOKIE = "deepworks_token"  # what a browser sends instead of the header (the web UI's login link sets it)
@@ -294,84 +261,6 @@ def cookie_value(header: str, name: str) -> str:
     except Exception:  # a malformed Cookie header is no token
         return ""
     return jar[name].value if name in jar else ""
-
-
-async def decode(s: Served, inputs, options: dict, limits: Limits, batcher: Batcher | None) -> list:
-    """Decode what the client sent: image files in a worker thread (decoding a photo takes milliseconds the event
-    loop should not wait for), arrays and text at once (a thread hop would cost more than the work). A batcher that
-    knows requests are still decoding waits for them before it runs a batch."""
-    from starlette.concurrency import run_in_threadpool
-
-    if batcher is not None:
-        batcher.arriving += 1
-    try:
-        if holds_files(inputs):
-            items = await run_in_threadpool(s.decode, inputs, options)
-        else:
-            items = s.decode(inputs, options)
-    finally:
-        if batcher is not None:
-            batcher.arriving -= 1
-    if len(items) > limits.max_items:
-        raise ClientError(413, f"Expected at most {limits.max_items} inputs in one request. Received: {len(items)}.")
-    return items
-
-
-def holds_files(inputs) -> bool:
-    if isinstance(inputs, (bytes, bytearray)):
-        return True
-    return isinstance(inputs, (list, dict)) and any(holds_files(v) for v in (inputs.values() if isinstance(inputs, dict)
-                                                                             else inputs))
-
-
-def check_work(items: list, options: dict, limits: Limits) -> None:
-    """What one request may cost in all: inputs x length characters (each input alone is within --max-length, but
-    64 of them kept a model busy for minutes)."""
-    length = options.get("length")
-    if isinstance(length, int) and len(items) * length > limits.max_work:
-        raise ClientError(413, f"Expected at most {limits.max_work:,} characters written in one request (inputs x "
-                               f"length, --max-work). Received: {len(items)} x {length:,} = "
-                               f"{len(items) * length:,}; send fewer inputs or a shorter length.")
-
-
-async def compute(s: Served, items: list, options: dict, limits: Limits, batcher: Batcher | None,
-                  request=None) -> list:
-    """The answers, through the micro-batcher when the task batches, else straight in the model's thread; at most
-    `timeout_s`. Unbatched work (a loop of steps: generate, translate) is told to stop at its next step when the
-    time is up or the client has gone: waiting alone would leave it computing for nobody, and the next clients
-    queueing behind it."""
-    if batcher is not None:  # a batch is short (at most max_batch items): only the wait for it needs a bound
-        try:
-            return await asyncio.wait_for(batcher.submit(items, options), limits.timeout_s)
-        except asyncio.TimeoutError:
-            raise too_slow(limits) from None
-    cancel = threading.Event()
-    work = asyncio.get_running_loop().run_in_executor(s.executor, s.infer, items, options, cancel)
-    work.add_done_callback(lambda f: f.cancelled() or f.exception())  # a stopped loop's Cancelled: expected
-    gone = asyncio.ensure_future(client_gone(request))
-    try:
-        done, _ = await asyncio.wait({work, gone}, timeout=limits.timeout_s, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        gone.cancel()
-    if work in done:
-        return work.result()
-    cancel.set()
-    if gone in done:
-        raise ClientError(499, "Expected the client to wait for its answer. Received: a closed connection.")
-    raise too_slow(limits)
-
-
-def too_slow(limits: Limits) -> ClientError:
-    return ClientError(503, f"Expected the answer within {limits.timeout_s:g} s (--timeout). Received: no answer in "
-                            f"time; ask for less in one request, or try again when the server is less busy.")
-
-
-async def client_gone(request) -> None:
-    """Returns once the client has closed its connection (its body was read: what comes next is the disconnect)."""
-    if request is None:
-        await asyncio.Event().wait()
-    while (await request.receive())["type"] != "http.disconnect":
-        pass
 
 
 def sse_response(s: Served, items: list, options: dict):

@@ -16,7 +16,7 @@ import struct
 import numpy as np
 from fastapi import Request  # at module level: the routes' annotations are read from here
 
-from .app import ClientError, check_work, checked_options, compute, decode, find
+from .requests import ClientError, check_work, checked_options, compute, decode, find
 from .reading import parse_json
 
 DATATYPES = {"BOOL": np.bool_, "UINT8": np.uint8, "UINT16": np.uint16, "UINT32": np.uint32, "UINT64": np.uint64,
