@@ -46,7 +46,7 @@ from typing import Any
 from ..config import Config, apply_overrides, close_match, fields_by_key, value_of
 from ..errors import ConfigError, DeepworksError, Interrupted
 from ..run import Run, atomic_write_text, check_same_command, hold_folder
-from .board import leaderboard  # noqa: F401 (the web UI reads a running search's board through here)
+from .board import leaderboard
 
 MIN_BUDGET_S = 20  # below this no trial can read its data, train an epoch and be tested
 SAMPLERS = ("tpe", "random")

@@ -1,5 +1,5 @@
-"""`deepworks serve`: trained runs over HTTP, on FastAPI and uvicorn (app.py: the routes; reading.py: a request's
-body; v2.py: the Open Inference Protocol; batcher.py: micro-batching; models.py: a served run and its runtime;
+"""`deepworks serve`: trained runs over HTTP, on FastAPI and uvicorn (app.py: the routes; requests.py: what a request goes
+through under either protocol; reading.py: a request's body; v2.py: the Open Inference Protocol; batcher.py: micro-batching; models.py: a served run and its runtime;
 metrics.py: Prometheus; net.py: the connections, their timeouts and their cap)."""
 
 from __future__ import annotations

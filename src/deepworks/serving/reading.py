@@ -9,7 +9,7 @@ import re
 
 import numpy as np
 
-from .app import ClientError, Limits
+from .requests import ClientError, Limits
 
 MAX_FORM_FIELDS = 100
 
