@@ -67,28 +67,33 @@ def test_attention_learns_to_reverse_sequences_and_shows_where_it_looked(reversa
 
 def test_beam_search_of_width_one_is_greedy_decoding(reversal):
     trained = tiny(data=reversal, epochs=1, attention="luong", name="luong")
-    task, model = trained.task, trained.model
+    face, model = trained.face, trained.model
     sentences = ["a b c", "d e f g h", "a a b b", "h"]
     greedy = [r["tokens"] for r in trained.translate(sentences, beam=1)]
-    src = [task.translate(model, [s], trained.device, beam=1)[0]["tokens"] for s in sentences]
+    src = [face.translate(model, [s], trained.device, beam=1)[0]["tokens"] for s in sentences]
     from deepworks.data.pairs import tokenize as tok
     from deepworks.tasks.translate import encode
 
     beam1 = []
     for s in sentences:
-        [(ids, _)] = task.beam_search(model, encode([tok(s)], task.vocab("src"), False), 1, 0.6, 20)
-        beam1.append([task.meta["tgt_vocab"][i] for i in ids])
+        [(ids, _)] = face.beam_search(model, encode([tok(s)], face.vocab("src"), False), 1, 0.6, 20)
+        beam1.append([face.meta["tgt_vocab"][i] for i in ids])
     assert beam1 == greedy == src
     assert len(trained.translate(sentences, beam=4)) == 4
+    from deepworks.tasks.translate_face import TranslateFace
+    from deepworks.tasks.translate_report import TranslateReport
+
+    assert type(face) is TranslateFace and face.verb == "translate" and face.kind == "a translation"
+    assert type(trained.task.make_report()) is TranslateReport
 
 
-def beam_search_one_at_a_time(task, model, src, beam, alpha, max_steps):
+def beam_search_one_at_a_time(face, model, src, beam, alpha, max_steps):
     """The reference: beam search of one sentence with Python lists of hypotheses (what translate did before the
     search was batched)."""
     from deepworks.data.pairs import BOS, EOS
     from deepworks.models.seq2seq import reorder_state
 
-    bos, eos = task.vocab("tgt")[BOS], task.vocab("tgt")[EOS]
+    bos, eos = face.vocab("tgt")[BOS], face.vocab("tgt")[EOS]
     enc = model.encode(src)
     live, state, finished = [(0.0, [], [])], enc["state"], []
     for _ in range(max_steps):
@@ -124,13 +129,13 @@ def test_batched_beam_search_finds_what_one_sentence_at_a_time_finds(reversal, m
     from deepworks.tasks.translate import encode, trim
 
     trained = tiny(data=reversal, model=model, epochs=1, name=f"beam-{model}", **({"depth": 1} if model != "gru" else {}))
-    task, net = trained.task, trained.model
+    face, net = trained.face, trained.model
     sentences = ["a b c", "d e f g h", "a a b b", "h", "c c c c c c", "b"]
-    src = trim(encode([tokenize(s) for s in sentences], task.vocab("src"), False))
+    src = trim(encode([tokenize(s) for s in sentences], face.vocab("src"), False))
     with torch.no_grad():
         for beam in (2, 4):
-            batched = [ids for ids, _ in task.beam_search(net, src, beam, 0.6, 20)]
-            alone = [beam_search_one_at_a_time(task, net, src[i:i + 1], beam, 0.6, 20) for i in range(len(src))]
+            batched = [ids for ids, _ in face.beam_search(net, src, beam, 0.6, 20)]
+            alone = [beam_search_one_at_a_time(face, net, src[i:i + 1], beam, 0.6, 20) for i in range(len(src))]
             assert batched == alone
 
 
@@ -248,14 +253,14 @@ def test_multi30k_is_read_from_the_data_dir_and_downloads_from_a_mirror(tmp_path
 def test_a_small_transformer_learns_to_reverse_and_its_beam_of_one_is_greedy(reversal):
     trained = tiny(data=reversal, model="transformer", depth=2, epochs=6, lr=0.003)
     assert trained.results["test"]["bleu"] > 90
-    task, model = trained.task, trained.model
+    face, model = trained.face, trained.model
     from deepworks.tasks.translate import encode
 
     for sentence in ["a b c d e", "h g f", "c"]:
         greedy = trained.translate(sentence)[0]
-        [(ids, attention)] = task.beam_search(model, encode([tokenize(sentence)], task.vocab("src"), False), 1, 0.6,
+        [(ids, attention)] = face.beam_search(model, encode([tokenize(sentence)], face.vocab("src"), False), 1, 0.6,
                                               20)
-        assert [task.meta["tgt_vocab"][i] for i in ids] == greedy["tokens"]
+        assert [face.meta["tgt_vocab"][i] for i in ids] == greedy["tokens"]
         assert attention.shape == greedy["attention"].shape
     assert trained.translate("a b c d e", beam=4)[0]["translation"] == "e d c b a"
 
@@ -299,3 +304,13 @@ def test_tied_weights_share_the_target_embedding_with_the_output_layer(reversal)
     task.cfg.model.name, task.cfg.model.embed_size = "gru", 16
     with pytest.raises(ConfigError, match="--embed-size 16 and --width 32"):
         task.build_model()
+
+
+def test_the_face_is_made_without_the_recipe():
+    """Serving a translation run needs its face alone: the face's module never imports the recipe's."""
+    import subprocess
+    import sys
+
+    code = ("import sys, deepworks.tasks.translate_face; "
+            "assert 'deepworks.tasks.translate' not in sys.modules, sorted(sys.modules)")
+    subprocess.run([sys.executable, "-c", code], check=True)
