@@ -375,6 +375,17 @@ def test_the_detector_learns_the_shapes(shapes_run):
         assert part in report
 
 
+def test_a_detector_is_used_through_its_face_which_does_not_import_the_recipe(shapes_run):
+    from deepworks.tasks.detect_face import DetectFace
+    from deepworks.tasks.detect_report import DetectReport
+
+    assert isinstance(shapes_run.face, DetectFace) and shapes_run.face.verb == "detect"
+    assert isinstance(shapes_run.task.make_report(), DetectReport)
+    r = subprocess.run([sys.executable, "-c", "import sys, deepworks.tasks.detect_face; "
+                        "print('deepworks.tasks.detect' in sys.modules)"], capture_output=True, text=True)
+    assert r.returncode == 0 and r.stdout.strip() == "False", r.stderr
+
+
 def test_an_interrupted_detection_run_resumes_to_the_same_weights(tmp_path):
     from conftest import ctrl_c_at_step
     from deepworks.tasks.detect import ObjectDetection

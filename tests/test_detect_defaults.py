@@ -48,7 +48,7 @@ def test_the_calibrated_threshold_is_the_score_with_the_best_f1():
 # --- the trained run ------------------------------------------------------------------------------------------------------
 def test_detection_trains_without_flip_by_default_and_says_how_to_add_it(shapes_detector):
     assert shapes_detector.cfg.data.augment == "crop"
-    summary = dict(shapes_detector.task.summary(shapes_detector.results))
+    summary = dict(shapes_detector.task.make_report().summary(shapes_detector.results))
     assert "no flip: a mirrored 2 is not a 2. --augment crop+flip adds mirrored images" in summary["augment"]
 
 
@@ -57,7 +57,7 @@ def test_the_calibrated_threshold_is_stored_and_used_when_none_is_given(shapes_d
     found = shapes_detector.results["threshold"]
     stored = json.loads((run.path / "model.json").read_text())["meta"]["threshold"]
     assert found["threshold"] == stored and 0.01 <= stored < 1 and found["f1"] > 0.5, found
-    summary = dict(shapes_detector.task.summary(shapes_detector.results))
+    summary = dict(shapes_detector.task.make_report().summary(shapes_detector.results))
     assert f"boxes shown from score {stored:.2f}, the best F1 on the validation split" in summary["threshold"]
 
     s = make_shapes(3, 99)

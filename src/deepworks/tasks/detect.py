@@ -6,13 +6,14 @@ kept in memory as uint8 (N, 3, S, S), its boxes moved with it into a padded (N, 
 sliced per batch by the default batch source, and resume is exact as for images.
 Model (models/centernet.py): a CenterNet-style head on a small CNN, or on EfficientNet-Lite0's ImageNet features
 with --pretrained. Loss: focal loss on the class heatmaps, L1 on log size and centre offset.
-Metrics: COCO's mAP@[.5:.95] and mAP@0.5 by pycocotools, on the validation split each epoch and on the test split.
-Use: `infer` gives the boxes of images (files, bytes, PIL images, arrays) in their own pixels.
+Metrics: COCO's mAP@[.5:.95] and mAP@0.5 by pycocotools, on the validation split each epoch and on the test split;
+after training, `calibrate` picks the score threshold the boxes are shown from.
+Use (tasks/detect_face.py): the boxes of images (files, bytes, PIL images, arrays) in their own pixels.
+Report (tasks/detect_report.py): the test's mAP, the summary and the HTML report.
 """
 
 from __future__ import annotations
 
-import html
 import math
 import warnings
 from pathlib import Path
@@ -22,22 +23,20 @@ import torch
 import torch.nn as nn
 
 from ..metrics.boxes import (augment, best_f1_threshold, clip_boxes, draw_boxes, letterbox, mean_average_precision,
-                     one_box_per_object, pad_boxes, precision_recall_at, unpad_boxes)
+                             one_box_per_object, pad_boxes, precision_recall_at, unpad_boxes)
 from ..config import Config, fill_defaults
 from ..data.detection import SHAPES, shapes_count, shapes_splits
 from ..errors import ConfigError, DataError
 from ..models import evaluating
-from ..models.centernet import DETECTORS, DetectorServing, decode, detection_loss, top_detections
+from ..models.centernet import DETECTORS, decode, detection_loss
 from ..registry import builtin_models
-from .base import Prepared, Task, notes_block
-from .detect_report import mistake_grid, mistakes, plot_precision_recall, side_by_side
+from .base import Prepared, Task
+from .detect_face import CLASS_IOU, NMS_IOU, THRESHOLD, DetectFace, run_threshold
+from .detect_report import DetectReport
 
 SHAPES_SIZE = 96        # the built-in shapes (64 to 128 px) train at 96 px: 0.88 mAP in under 2 minutes here
 LARGEST_DEFAULT = 320   # photos train at 320 px unless they are smaller (NanoDet's and the benchmark's size)
 SCRATCH_ENOUGH = 1000   # fewer training images than this, from scratch: the report says a pretrained backbone helps
-NMS_IOU = 0.6           # boxes of one class overlapping more than this are one object (after the peak decode)
-CLASS_IOU = 0.7         # boxes of different classes overlapping more than this are one object too: the best names it
-THRESHOLD = 0.3         # the lowest score shown when the run has no threshold calibrated on validation
 CALIBRATE_OBJECTS = 10  # fewer validation objects than this: the threshold stays THRESHOLD (F1 that noisy means little)
 SCORE_FLOOR = 0.01      # detections kept for the metric (COCO ranks them; low scores only add recall)
 # With --pretrained (small real sets): batches of 16 and 24 epochs. On the raccoon set's 160 photos at 256 px this
@@ -62,10 +61,8 @@ class ObjectDetection(Task):
     headline = "map"
     unit = ("img", 1)
     counted = ("images", "images")
-    use, kind = "detect", "an object detection"
-    overfit_remedies = "--pretrained, more images, or fewer --epochs"
-    batchable = True
-    max_items = 256
+    face_class = DetectFace      # the use of a trained detector (tasks/detect_face.py)
+    report_class = DetectReport  # its test, summary and report (tasks/detect_report.py)
 
     def __init__(self, cfg: Config, meta: dict | None = None):
         if cfg.model.name is None:
@@ -327,8 +324,10 @@ class ObjectDetection(Task):
         if self.calibration is not None:
             self.meta["threshold"] = self.calibration["threshold"]
 
-    def test_results(self, run, model: nn.Module, data: Prepared, device: torch.device) -> dict:
-        return {**super().test_results(run, model, data, device), "threshold": self.calibration}
+    @property
+    def threshold(self) -> float:
+        """The run's score threshold: the best F1 on its validation split (`calibrate`), else THRESHOLD."""
+        return run_threshold(self.meta)
 
     def test_metrics(self, model: nn.Module, split: tuple, device: torch.device) -> dict:
         """COCO's mAP, AP per class, and the precision and recall of the boxes shown at the run's threshold."""
@@ -345,203 +344,6 @@ class ObjectDetection(Task):
                 "map75": m["map75"], "loss": means["loss"], "threshold": self.threshold,
                 "precision": shown_boxes["precision"], "recall": shown_boxes["recall"], "per_class": per_class,
                 "pr50": m["pr50"]}
-
-    def logged_test(self, results: dict) -> dict:
-        return {k: v for k, v in results["test"].items() if k not in ("per_class", "pr50")}
-
-    def summary(self, results: dict) -> list[tuple[str, str]]:
-        test, splits = results["test"], results["splits"]
-        return [("data", f"{self.meta['source']}; train {splits['train']} / val {splits['val']} / test {splits['test']}"),
-                self.model_line(results),
-                ("test", f"mAP@[.5:.95] {test['map']:.4f}  mAP@0.5 {test['map50']:.4f}  mAP@0.75 {test['map75']:.4f}  "
-                         f"({test['objects']} objects in {test['images']} images)"),
-                self.threshold_line(results), self.augment_line()]
-
-    def threshold_line(self, results: dict) -> tuple[str, str]:
-        """Which score threshold the run's boxes are shown from, where it comes from, and what it gives on test."""
-        found, test = results.get("threshold"), results["test"]
-        if found:
-            how = (f"{found['threshold']:.2f}, the best F1 on the validation split (precision {found['precision']:.2f}, "
-                   f"recall {found['recall']:.2f})")
-        elif "threshold" in results:
-            how = f"{THRESHOLD}, the default: the validation split has too few objects, or none found, to calibrate it on"
-        else:
-            how = f"{THRESHOLD}, the default of runs made before thresholds were calibrated"
-        at_test = (f"; on test at it, precision {test['precision']:.2f} and recall {test['recall']:.2f}"
-                   if "precision" in test else "")
-        return "threshold", f"boxes shown from score {how}{at_test}. deepworks detect --threshold changes it"
-
-    def augment_line(self) -> tuple[str, str]:
-        mode = self.cfg.data.augment or "none"
-        if "flip" in mode:
-            return "augment", f"{mode} (mirrored images: drop +flip if a mirrored object may be another class)"
-        return "augment", (f"{mode}, no flip: a mirrored 2 is not a 2. --augment crop+flip adds mirrored images, "
-                           f"for classes that look the same mirrored")
-
-    @staticmethod
-    def describe_metrics(metrics: dict) -> list[str]:
-        lines = [f"mAP@[.5:.95] {metrics['map']:.4f}  mAP@0.5 {metrics['map50']:.4f}  mAP@0.75 {metrics['map75']:.4f}  "
-                 f"loss {metrics['loss']:.4f}"]
-        if "precision" in metrics:
-            lines.append(f"boxes scoring {metrics['threshold']:.2f} or more: precision {metrics['precision']:.4f}  "
-                         f"recall {metrics['recall']:.4f} (IoU 0.5, the right class)")
-        lines.append(f"{'class':<20} {'AP':>8} {'AP50':>8} {'objects':>8}")
-        lines += [f"{r['class'][:20]:<20} {r['ap']:>8.4f} {r['ap50']:>8.4f} {r['objects']:>8}" for r in metrics["per_class"]]
-        return lines
-
-    def report_sections(self, run, model: nn.Module, data: Prepared, results: dict, device) -> list[tuple[str, str]]:
-        from ..report import image_tag, plot_history, table
-
-        out = run.report_dir
-        test, fit, classes = results["test"], results["fit"], self.meta["classes"]
-        curves = plot_history(run.metrics(), out / "curves.png", "map", "map50",
-                              titles={"map": "mAP@[.5:.95]", "map50": "mAP@0.5"})
-        x, padded = data.val if len(data.val[0]) else data.test
-        truth, found = unpad_boxes(padded), self.detections(model, x, device)
-        pr = plot_precision_recall(test["pr50"], classes, out / "precision-recall.png")
-        side = side_by_side(x, truth, found, classes, self.threshold, out / "predictions.png")
-        wrong, missed = mistakes(truth, found, classes, self.names["val" if len(data.val[0]) else "test"],
-                                 threshold=self.threshold)
-        rows = [{"model": self.cfg.model.name, "mAP@[.5:.95]": test["map"], "mAP@0.5": test["map50"],
-                 "mAP@0.75": test["map75"], "parameters": results["parameters"]}]
-        return [
-            ("Result on the test split", table(rows) + self.notes_html(results) + notes_block(data.notes)
-             + f"<p>{fit['epochs']} epochs; best validation {fit['monitor']} "
-               f"{fit['best_value'] if fit['best_value'] is None else round(fit['best_value'], 4)} at epoch "
-               f"{fit['best_epoch']}. mAP is COCO's (pycocotools): average precision over IoU thresholds 0.5 to "
-               f"0.95, at most 100 detections per image.</p>"),
-            ("Data", f"<p>{html.escape(self.meta['source'])}</p>" + table([results["splits"]])),
-            ("Training curves", image_tag(curves, "loss and mAP per epoch")),
-            ("Average precision per class", table(test["per_class"])),
-            ("Precision and recall", "<p>At IoU 0.5, per class: how precise the detections are as the score "
-             "threshold falls and more objects are found.</p>" + image_tag(pr, "precision-recall curves")),
-            ("Validation images", f"<p>Left: the true boxes. Right: what the model found (score {self.threshold:.2f} "
-             f"and above).</p>"
-             + image_tag(side, "true and predicted boxes")),
-            ("Most confident false positives", mistake_grid(x, wrong, out / "false-positives.png",
-                                                                 f"no false positive above {self.threshold:.2f}")),
-            ("Missed objects", mistake_grid(x, missed, out / "missed.png", "every object was found")),
-        ]
-
-    # --- use: the inference face ----------------------------------------------------------------------------
-    @property
-    def use_options(self) -> dict:
-        from ..inference import Option
-
-        return {"threshold": Option(float, self.threshold, 0.0, 1.0, "the lowest score of a box shown (default: the "
-                                    "run's, calibrated on its validation split)"),
-                "max_boxes": Option(int, 100, 1, 100, "the most boxes per image, best first"),
-                "class_iou": Option(float, CLASS_IOU, 0.0, 1.0, "boxes of different classes overlapping more than this "
-                                    "are one object, named by the best score (1 keeps a box per class)")}
-
-    @property
-    def threshold(self) -> float:
-        """The run's score threshold: the best F1 on its validation split (`calibrate`), else THRESHOLD."""
-        return float((self.meta or {}).get("threshold", THRESHOLD))
-
-    def decode_inputs(self, inputs, options: dict, trusted: bool = True) -> list:
-        """Images of any form -> [(name, letterboxed uint8 (3, S, S), (sx, sy), (width, height), the PIL image)]."""
-        return [(name, *letterbox(im, self.meta["image_size"]), im.size, im)
-                for name, im in pil_images(inputs, self.max_items, paths=trusted)]
-
-    def draw(self, items: list, answers: list[dict], folder: Path) -> list[Path]:
-        """Each image with its boxes drawn, as FOLDER/NAME-boxes.png (NAME from its file, or image-N)."""
-        from ..metrics.boxes import PALETTE
-
-        folder.mkdir(parents=True, exist_ok=True)
-        classes, written, taken = self.meta["classes"], [], set()
-        for n, ((name, *_, image), answer) in enumerate(zip(items, answers)):
-            stem = Path(name).stem if Path(name).suffix else f"image-{n}"
-            while stem in taken:
-                stem += f"-{n}"
-            taken.add(stem)
-            boxes = [b["box"] for b in answer["boxes"]]
-            drawn = draw_boxes(image, boxes, [f"{b['class']} {b['score']:.2f}" for b in answer["boxes"]],
-                               [PALETTE[classes.index(b["class"]) % len(PALETTE)] for b in answer["boxes"]])
-            path = folder / f"{stem}-boxes.png"
-            drawn.save(path)
-            written.append(path)
-        return written
-
-    def example_request(self) -> tuple:
-        return self.example_images(1, 0).numpy()[0], {}
-
-    def serving_model(self, model: nn.Module) -> nn.Module:
-        return DetectorServing(model, self.meta["mean"], self.meta["std"]).eval()
-
-    @torch.inference_mode()
-    def infer(self, model, items: list, device: torch.device, options: dict, batch_size: int = 32) -> list:
-        """{'input', 'width', 'height', 'boxes' (k, 4) in the image's pixels, 'scores', 'classes'} per image. `model`
-        is the serving graph (torch, or ONNX Runtime in its place); the best peaks are picked here."""
-        x = np.stack([item[1] for item in items]).transpose(0, 2, 3, 1)
-        results = []
-        for i in range(0, len(x), batch_size):
-            dense = model(torch.from_numpy(np.ascontiguousarray(x[i:i + batch_size])).to(device))
-            scores, boxes = (torch.as_tensor(np.asarray(t.cpu()) if torch.is_tensor(t) else t) for t in dense)
-            boxes, scores, classes = top_detections(scores, boxes)
-            for j in range(len(boxes)):
-                name, _, (sx, sy), (w, h), _ = items[i + j]
-                keep = scores[j] >= options["threshold"]
-                b = clip_boxes(boxes[j][keep] / torch.tensor([sx, sy, sx, sy]), w, h)
-                s, c = scores[j][keep], classes[j][keep]
-                kept = one_box_per_object(b, s, c, NMS_IOU, options["class_iou"])[:options["max_boxes"]]
-                results.append({"input": name, "width": w, "height": h, "boxes": b[kept].numpy(),
-                                "scores": s[kept].numpy(), "classes": c[kept].numpy()})
-        return results
-
-    def encode_result(self, result: dict, options: dict) -> dict:
-        classes = self.meta["classes"]
-        return {"input": result["input"], "width": result["width"], "height": result["height"],
-                "boxes": [{"class": classes[int(c)], "score": round(float(s), 4),
-                           "box": [round(float(v), 1) for v in b]}
-                          for b, s, c in zip(result["boxes"], result["scores"], result["classes"])]}
-
-    def example_images(self, n: int, seed: int) -> torch.Tensor:
-        size = self.meta["image_size"]
-        g = torch.Generator().manual_seed(seed)
-        return torch.randint(0, 256, (n, size, size, 3), dtype=torch.uint8, generator=g)
-
-    def export_graphs(self, model: nn.Module) -> list:
-        from ..inference import Graph
-
-        return [Graph("detector", self.serving_model(model), (self.example_images(2, 0),), (self.example_images(3, 1),),
-                      ["images"], ["scores", "boxes"], {"images": {0: "batch"}, "scores": {0: "batch"}, "boxes": {0: "batch"}},
-                      "letterboxed uint8 pixels (N, S, S, 3) in; per cell of the S/4 grid, each class's score where "
-                      "the cell is a peak (else 0), (N, C, S/4, S/4), and the cell's box as x1, y1, x2, y2 in those "
-                      "pixels, (N, 4, S/4, S/4)")]
-
-    def card(self) -> dict:
-        m = self.meta
-        grid = m["image_size"] // 4
-        return {"classes": m["classes"],
-                "inputs": [{"name": "images", "dtype": "uint8", "shape": [None, m["image_size"], m["image_size"], 3],
-                            "layout": "NHWC", "range": [0, 255]}],
-                "outputs": [{"name": "scores", "dtype": "float32", "shape": [None, len(m["classes"]), grid, grid]},
-                            {"name": "boxes", "dtype": "float32", "shape": [None, 4, grid, grid]}],
-                "preprocessing": {"letterbox": m["image_size"], "resample": "bilinear", "pad": "grey 114, bottom and right",
-                                  "mean": m["mean"], "std": m["std"],
-                                  "inside_graph": "normalisation, the network, sigmoid, 3x3 max-pool peaks, boxes"},
-                "postprocessing": (f"take the cells and classes whose score is at least a threshold ({self.threshold:g}, "
-                                   "the run's; or the 100 best), read each one's box at its cell, divide x by the "
-                                   "letterbox scale (new width / old width) and y likewise, per class drop boxes "
-                                   f"overlapping a better one by IoU > {NMS_IOU}, then drop boxes overlapping a better "
-                                   f"one of another class by IoU > {CLASS_IOU} (one class per object)")}
-
-    def v2_inputs(self) -> list[dict]:
-        s = self.meta["image_size"]
-        return [{"name": "images", "datatype": "UINT8", "shape": [-1, s, s, 3]}]
-
-    def v2_outputs(self, results: list) -> dict:
-        k = max([len(r["scores"]) for r in results] + [1])
-
-        def padded(key: str, shape: tuple, fill, dtype) -> np.ndarray:
-            out = np.full((len(results), k, *shape), fill, dtype=dtype)
-            for i, r in enumerate(results):
-                out[i, :len(r[key])] = r[key]
-            return out
-
-        return {"boxes": padded("boxes", (4,), 0, np.float32), "scores": padded("scores", (), 0, np.float32),
-                "classes": padded("classes", (), -1, np.int64)}
 
     def preview(self, prepared: Prepared, per_class: int = 6) -> dict:
         """The classes and a few training images with their boxes drawn."""
@@ -579,48 +381,3 @@ def typical_box_size(padded: torch.Tensor) -> float:
     if not len(b):
         return 16.0
     return round(float(((b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])).sqrt().median()), 2)
-
-
-def pil_images(inputs, limit: int, paths: bool = True) -> list:
-    """[(name, RGB PIL image at its own size)] from anything inference.walk_images takes."""
-    from PIL import Image
-
-    from ..data.images import MAX_PIXELS, UnreadableImage, open_image
-    from ..inference import walk_images
-
-    def decode(source):
-        if isinstance(source, Image.Image):
-            if source.width * source.height > MAX_PIXELS:
-                raise UnreadableImage(f"too large: {source.width}x{source.height} pixels, over the {MAX_PIXELS:,} limit")
-            return source.convert("RGB")
-        with open_image(source) as im:
-            return im.convert("RGB")
-
-    def from_array(array: np.ndarray, n: int) -> list:
-        arrays = pixel_arrays(array, f"input {n}")
-        return [(f"array {n}" + (f"[{i}]" if len(arrays) > 1 else ""), Image.fromarray(a)) for i, a in enumerate(arrays)]
-
-    return walk_images(inputs, limit, paths, decode, from_array)
-
-
-def pixel_arrays(value, what: str) -> list[np.ndarray]:
-    """An array of one image (H, W, 3), (3, H, W), (H, W) or a batch of them -> uint8 (H, W, 3) arrays."""
-    a = np.asarray(value.detach().cpu() if torch.is_tensor(value) else value)
-    if a.dtype != np.uint8:
-        if not np.issubdtype(a.dtype, np.number) or not np.isfinite(a).all():
-            raise DataError(f"{what}: Expected pixels as numbers. Received: dtype {a.dtype}.")
-        a = (np.clip(a, 0, 1) * 255).round().astype(np.uint8) if a.max(initial=0) <= 1 else np.clip(a, 0, 255).astype(np.uint8)
-    if a.ndim == 2 or (a.ndim == 3 and (a.shape[-1] in (1, 3) or a.shape[0] in (1, 3))):
-        a = a[None]
-    if a.ndim == 3:
-        a = a[..., None]
-    if a.ndim != 4:
-        raise DataError(f"{what}: Expected an image (H, W, 3), (3, H, W) or (H, W), or a batch of them. Received: "
-                        f"shape {tuple(a.shape)}.")
-    if a.shape[1] in (1, 3) and a.shape[-1] not in (1, 3):
-        a = a.transpose(0, 2, 3, 1)
-    if a.shape[-1] == 1:
-        a = np.repeat(a, 3, -1)
-    if a.shape[1] < 2 or a.shape[2] < 2:
-        raise DataError(f"{what}: Expected an image of at least 2x2 pixels. Received: shape {tuple(a.shape)}.")
-    return [np.ascontiguousarray(img) for img in a]

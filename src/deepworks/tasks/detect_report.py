@@ -1,15 +1,108 @@
-"""The detection report's pictures and tables: the most confident false positives and the missed objects, the
-precision-recall curves, and images with their boxes drawn, tiled into one PNG."""
+"""What a finished detection run shows: the test's mAP and the precision and recall at the calibrated threshold,
+the summary the CLI prints, and the HTML report with its pictures and tables (the most confident false positives and
+the missed objects, the precision-recall curves, and images with their boxes drawn, tiled into one PNG)."""
 
 from __future__ import annotations
 
+import html
 import math
 from pathlib import Path
 
 import numpy as np
 import torch
+import torch.nn as nn
 
-from ..metrics.boxes import box_iou, draw_boxes
+from ..metrics.boxes import box_iou, draw_boxes, unpad_boxes
+from .base import Prepared, notes_block
+from .detect_face import THRESHOLD
+from .report import Report
+
+
+class DetectReport(Report):
+    """A detection run's test, summary and report. The recipe (`self.task`) scores the boxes and keeps what
+    `calibrate` found (`calibration`) and the images' file names (`names`)."""
+
+    overfit_remedies = "--pretrained, more images, or fewer --epochs"
+
+    def test_results(self, run, model: nn.Module, data: Prepared, device: torch.device) -> dict:
+        return {**super().test_results(run, model, data, device), "threshold": self.task.calibration}
+
+    def logged_test(self, results: dict) -> dict:
+        return {k: v for k, v in results["test"].items() if k not in ("per_class", "pr50")}
+
+    def summary(self, results: dict) -> list[tuple[str, str]]:
+        test, splits = results["test"], results["splits"]
+        return [("data", f"{self.meta['source']}; train {splits['train']} / val {splits['val']} / test {splits['test']}"),
+                self.model_line(results),
+                ("test", f"mAP@[.5:.95] {test['map']:.4f}  mAP@0.5 {test['map50']:.4f}  mAP@0.75 {test['map75']:.4f}  "
+                         f"({test['objects']} objects in {test['images']} images)"),
+                self.threshold_line(results), self.augment_line()]
+
+    def threshold_line(self, results: dict) -> tuple[str, str]:
+        """Which score threshold the run's boxes are shown from, where it comes from, and what it gives on test."""
+        found, test = results.get("threshold"), results["test"]
+        if found:
+            how = (f"{found['threshold']:.2f}, the best F1 on the validation split (precision {found['precision']:.2f}, "
+                   f"recall {found['recall']:.2f})")
+        elif "threshold" in results:
+            how = f"{THRESHOLD}, the default: the validation split has too few objects, or none found, to calibrate it on"
+        else:
+            how = f"{THRESHOLD}, the default of runs made before thresholds were calibrated"
+        at_test = (f"; on test at it, precision {test['precision']:.2f} and recall {test['recall']:.2f}"
+                   if "precision" in test else "")
+        return "threshold", f"boxes shown from score {how}{at_test}. deepworks detect --threshold changes it"
+
+    def augment_line(self) -> tuple[str, str]:
+        mode = self.cfg.data.augment or "none"
+        if "flip" in mode:
+            return "augment", f"{mode} (mirrored images: drop +flip if a mirrored object may be another class)"
+        return "augment", (f"{mode}, no flip: a mirrored 2 is not a 2. --augment crop+flip adds mirrored images, "
+                           f"for classes that look the same mirrored")
+
+    @staticmethod
+    def describe_metrics(metrics: dict) -> list[str]:
+        lines = [f"mAP@[.5:.95] {metrics['map']:.4f}  mAP@0.5 {metrics['map50']:.4f}  mAP@0.75 {metrics['map75']:.4f}  "
+                 f"loss {metrics['loss']:.4f}"]
+        if "precision" in metrics:
+            lines.append(f"boxes scoring {metrics['threshold']:.2f} or more: precision {metrics['precision']:.4f}  "
+                         f"recall {metrics['recall']:.4f} (IoU 0.5, the right class)")
+        lines.append(f"{'class':<20} {'AP':>8} {'AP50':>8} {'objects':>8}")
+        lines += [f"{r['class'][:20]:<20} {r['ap']:>8.4f} {r['ap50']:>8.4f} {r['objects']:>8}" for r in metrics["per_class"]]
+        return lines
+
+    def report_sections(self, run, model: nn.Module, data: Prepared, results: dict, device) -> list[tuple[str, str]]:
+        from ..report import image_tag, plot_history, table
+
+        out, threshold = run.report_dir, self.task.threshold
+        test, fit, classes = results["test"], results["fit"], self.meta["classes"]
+        curves = plot_history(run.metrics(), out / "curves.png", "map", "map50",
+                              titles={"map": "mAP@[.5:.95]", "map50": "mAP@0.5"})
+        x, padded = data.val if len(data.val[0]) else data.test
+        truth, found = unpad_boxes(padded), self.task.detections(model, x, device)
+        pr = plot_precision_recall(test["pr50"], classes, out / "precision-recall.png")
+        side = side_by_side(x, truth, found, classes, threshold, out / "predictions.png")
+        wrong, missed = mistakes(truth, found, classes, self.task.names["val" if len(data.val[0]) else "test"],
+                                 threshold=threshold)
+        rows = [{"model": self.cfg.model.name, "mAP@[.5:.95]": test["map"], "mAP@0.5": test["map50"],
+                 "mAP@0.75": test["map75"], "parameters": results["parameters"]}]
+        return [
+            ("Result on the test split", table(rows) + self.notes_html(results) + notes_block(data.notes)
+             + f"<p>{fit['epochs']} epochs; best validation {fit['monitor']} "
+               f"{fit['best_value'] if fit['best_value'] is None else round(fit['best_value'], 4)} at epoch "
+               f"{fit['best_epoch']}. mAP is COCO's (pycocotools): average precision over IoU thresholds 0.5 to "
+               f"0.95, at most 100 detections per image.</p>"),
+            ("Data", f"<p>{html.escape(self.meta['source'])}</p>" + table([results["splits"]])),
+            ("Training curves", image_tag(curves, "loss and mAP per epoch")),
+            ("Average precision per class", table(test["per_class"])),
+            ("Precision and recall", "<p>At IoU 0.5, per class: how precise the detections are as the score "
+             "threshold falls and more objects are found.</p>" + image_tag(pr, "precision-recall curves")),
+            ("Validation images", f"<p>Left: the true boxes. Right: what the model found (score {threshold:.2f} "
+             f"and above).</p>"
+             + image_tag(side, "true and predicted boxes")),
+            ("Most confident false positives", mistake_grid(x, wrong, out / "false-positives.png",
+                                                            f"no false positive above {threshold:.2f}")),
+            ("Missed objects", mistake_grid(x, missed, out / "missed.png", "every object was found")),
+        ]
 
 
 def side_by_side(x: torch.Tensor, truth: list, found: list, classes: list[str], threshold: float, path: Path,

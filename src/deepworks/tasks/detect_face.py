@@ -1,0 +1,202 @@
+"""The use of a trained detector: the boxes of images (files, bytes, PIL images, arrays) in their own pixels, the
+images with their boxes drawn, the graph an export writes and the Open Inference Protocol's tensors.
+
+Made from the run's config and meta alone (tasks/face.py), so it does not import the recipe (tasks/detect.py); the
+numbers both use (how boxes become one per object, the default score threshold) live here and the recipe imports
+them.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn as nn
+
+from ..errors import DataError
+from ..metrics.boxes import clip_boxes, draw_boxes, letterbox, one_box_per_object
+from ..models.centernet import DetectorServing, top_detections
+from .face import Face
+
+NMS_IOU = 0.6           # boxes of one class overlapping more than this are one object (after the peak decode)
+CLASS_IOU = 0.7         # boxes of different classes overlapping more than this are one object too: the best names it
+THRESHOLD = 0.3         # the lowest score shown when the run has no threshold calibrated on validation
+
+
+def run_threshold(meta: dict | None) -> float:
+    """The run's score threshold: the best F1 on its validation split (the recipe's `calibrate`), else THRESHOLD."""
+    return float((meta or {}).get("threshold", THRESHOLD))
+
+
+class DetectFace(Face):
+    """Boxes, their classes and scores, from a detector and the meta its run kept (classes, image size, mean and
+    std, the calibrated threshold)."""
+
+    verb = "detect"
+    kind = "an object detection"
+    batchable = True
+    max_items = 256
+
+    @property
+    def use_options(self) -> dict:
+        from ..inference import Option
+
+        return {"threshold": Option(float, self.threshold, 0.0, 1.0, "the lowest score of a box shown (default: the "
+                                    "run's, calibrated on its validation split)"),
+                "max_boxes": Option(int, 100, 1, 100, "the most boxes per image, best first"),
+                "class_iou": Option(float, CLASS_IOU, 0.0, 1.0, "boxes of different classes overlapping more than this "
+                                    "are one object, named by the best score (1 keeps a box per class)")}
+
+    @property
+    def threshold(self) -> float:
+        return run_threshold(self.meta)
+
+    def decode_inputs(self, inputs, options: dict, trusted: bool = True) -> list:
+        """Images of any form -> [(name, letterboxed uint8 (3, S, S), (sx, sy), (width, height), the PIL image)]."""
+        return [(name, *letterbox(im, self.meta["image_size"]), im.size, im)
+                for name, im in pil_images(inputs, self.max_items, paths=trusted)]
+
+    def draw(self, items: list, answers: list[dict], folder: Path) -> list[Path]:
+        """Each image with its boxes drawn, as FOLDER/NAME-boxes.png (NAME from its file, or image-N)."""
+        from ..metrics.boxes import PALETTE
+
+        folder.mkdir(parents=True, exist_ok=True)
+        classes, written, taken = self.meta["classes"], [], set()
+        for n, ((name, *_, image), answer) in enumerate(zip(items, answers)):
+            stem = Path(name).stem if Path(name).suffix else f"image-{n}"
+            while stem in taken:
+                stem += f"-{n}"
+            taken.add(stem)
+            boxes = [b["box"] for b in answer["boxes"]]
+            drawn = draw_boxes(image, boxes, [f"{b['class']} {b['score']:.2f}" for b in answer["boxes"]],
+                               [PALETTE[classes.index(b["class"]) % len(PALETTE)] for b in answer["boxes"]])
+            path = folder / f"{stem}-boxes.png"
+            drawn.save(path)
+            written.append(path)
+        return written
+
+    def example_request(self) -> tuple:
+        return self.example_images(1, 0).numpy()[0], {}
+
+    def serving_model(self, model: nn.Module) -> nn.Module:
+        return DetectorServing(model, self.meta["mean"], self.meta["std"]).eval()
+
+    @torch.inference_mode()
+    def infer(self, model, items: list, device: torch.device, options: dict, batch_size: int = 32) -> list:
+        """{'input', 'width', 'height', 'boxes' (k, 4) in the image's pixels, 'scores', 'classes'} per image. `model`
+        is the serving graph (torch, or ONNX Runtime in its place); the best peaks are picked here."""
+        x = np.stack([item[1] for item in items]).transpose(0, 2, 3, 1)
+        results = []
+        for i in range(0, len(x), batch_size):
+            dense = model(torch.from_numpy(np.ascontiguousarray(x[i:i + batch_size])).to(device))
+            scores, boxes = (torch.as_tensor(np.asarray(t.cpu()) if torch.is_tensor(t) else t) for t in dense)
+            boxes, scores, classes = top_detections(scores, boxes)
+            for j in range(len(boxes)):
+                name, _, (sx, sy), (w, h), _ = items[i + j]
+                keep = scores[j] >= options["threshold"]
+                b = clip_boxes(boxes[j][keep] / torch.tensor([sx, sy, sx, sy]), w, h)
+                s, c = scores[j][keep], classes[j][keep]
+                kept = one_box_per_object(b, s, c, NMS_IOU, options["class_iou"])[:options["max_boxes"]]
+                results.append({"input": name, "width": w, "height": h, "boxes": b[kept].numpy(),
+                                "scores": s[kept].numpy(), "classes": c[kept].numpy()})
+        return results
+
+    def encode_result(self, result: dict, options: dict) -> dict:
+        classes = self.meta["classes"]
+        return {"input": result["input"], "width": result["width"], "height": result["height"],
+                "boxes": [{"class": classes[int(c)], "score": round(float(s), 4),
+                           "box": [round(float(v), 1) for v in b]}
+                          for b, s, c in zip(result["boxes"], result["scores"], result["classes"])]}
+
+    def example_images(self, n: int, seed: int) -> torch.Tensor:
+        size = self.meta["image_size"]
+        g = torch.Generator().manual_seed(seed)
+        return torch.randint(0, 256, (n, size, size, 3), dtype=torch.uint8, generator=g)
+
+    def export_graphs(self, model: nn.Module) -> list:
+        from ..inference import Graph
+
+        return [Graph("detector", self.serving_model(model), (self.example_images(2, 0),), (self.example_images(3, 1),),
+                      ["images"], ["scores", "boxes"], {"images": {0: "batch"}, "scores": {0: "batch"}, "boxes": {0: "batch"}},
+                      "letterboxed uint8 pixels (N, S, S, 3) in; per cell of the S/4 grid, each class's score where "
+                      "the cell is a peak (else 0), (N, C, S/4, S/4), and the cell's box as x1, y1, x2, y2 in those "
+                      "pixels, (N, 4, S/4, S/4)")]
+
+    def model_card(self) -> dict:
+        m = self.meta
+        grid = m["image_size"] // 4
+        return {"classes": m["classes"],
+                "inputs": [{"name": "images", "dtype": "uint8", "shape": [None, m["image_size"], m["image_size"], 3],
+                            "layout": "NHWC", "range": [0, 255]}],
+                "outputs": [{"name": "scores", "dtype": "float32", "shape": [None, len(m["classes"]), grid, grid]},
+                            {"name": "boxes", "dtype": "float32", "shape": [None, 4, grid, grid]}],
+                "preprocessing": {"letterbox": m["image_size"], "resample": "bilinear", "pad": "grey 114, bottom and right",
+                                  "mean": m["mean"], "std": m["std"],
+                                  "inside_graph": "normalisation, the network, sigmoid, 3x3 max-pool peaks, boxes"},
+                "postprocessing": (f"take the cells and classes whose score is at least a threshold ({self.threshold:g}, "
+                                   "the run's; or the 100 best), read each one's box at its cell, divide x by the "
+                                   "letterbox scale (new width / old width) and y likewise, per class drop boxes "
+                                   f"overlapping a better one by IoU > {NMS_IOU}, then drop boxes overlapping a better "
+                                   f"one of another class by IoU > {CLASS_IOU} (one class per object)")}
+
+    def v2_inputs(self) -> list[dict]:
+        s = self.meta["image_size"]
+        return [{"name": "images", "datatype": "UINT8", "shape": [-1, s, s, 3]}]
+
+    def v2_outputs(self, results: list) -> dict:
+        k = max([len(r["scores"]) for r in results] + [1])
+
+        def padded(key: str, shape: tuple, fill, dtype) -> np.ndarray:
+            out = np.full((len(results), k, *shape), fill, dtype=dtype)
+            for i, r in enumerate(results):
+                out[i, :len(r[key])] = r[key]
+            return out
+
+        return {"boxes": padded("boxes", (4,), 0, np.float32), "scores": padded("scores", (), 0, np.float32),
+                "classes": padded("classes", (), -1, np.int64)}
+
+
+def pil_images(inputs, limit: int, paths: bool = True) -> list:
+    """[(name, RGB PIL image at its own size)] from anything inference.walk_images takes."""
+    from PIL import Image
+
+    from ..data.images import MAX_PIXELS, UnreadableImage, open_image
+    from ..inference import walk_images
+
+    def decode(source):
+        if isinstance(source, Image.Image):
+            if source.width * source.height > MAX_PIXELS:
+                raise UnreadableImage(f"too large: {source.width}x{source.height} pixels, over the {MAX_PIXELS:,} limit")
+            return source.convert("RGB")
+        with open_image(source) as im:
+            return im.convert("RGB")
+
+    def from_array(array: np.ndarray, n: int) -> list:
+        arrays = pixel_arrays(array, f"input {n}")
+        return [(f"array {n}" + (f"[{i}]" if len(arrays) > 1 else ""), Image.fromarray(a)) for i, a in enumerate(arrays)]
+
+    return walk_images(inputs, limit, paths, decode, from_array)
+
+
+def pixel_arrays(value, what: str) -> list[np.ndarray]:
+    """An array of one image (H, W, 3), (3, H, W), (H, W) or a batch of them -> uint8 (H, W, 3) arrays."""
+    a = np.asarray(value.detach().cpu() if torch.is_tensor(value) else value)
+    if a.dtype != np.uint8:
+        if not np.issubdtype(a.dtype, np.number) or not np.isfinite(a).all():
+            raise DataError(f"{what}: Expected pixels as numbers. Received: dtype {a.dtype}.")
+        a = (np.clip(a, 0, 1) * 255).round().astype(np.uint8) if a.max(initial=0) <= 1 else np.clip(a, 0, 255).astype(np.uint8)
+    if a.ndim == 2 or (a.ndim == 3 and (a.shape[-1] in (1, 3) or a.shape[0] in (1, 3))):
+        a = a[None]
+    if a.ndim == 3:
+        a = a[..., None]
+    if a.ndim != 4:
+        raise DataError(f"{what}: Expected an image (H, W, 3), (3, H, W) or (H, W), or a batch of them. Received: "
+                        f"shape {tuple(a.shape)}.")
+    if a.shape[1] in (1, 3) and a.shape[-1] not in (1, 3):
+        a = a.transpose(0, 2, 3, 1)
+    if a.shape[-1] == 1:
+        a = np.repeat(a, 3, -1)
+    if a.shape[1] < 2 or a.shape[2] < 2:
+        raise DataError(f"{what}: Expected an image of at least 2x2 pixels. Received: shape {tuple(a.shape)}.")
+    return [np.ascontiguousarray(img) for img in a]
