@@ -364,7 +364,7 @@ def beam_timing(model, batches: list[torch.Tensor], sentences: int = 200) -> dic
     decoder batch) against the same search called one sentence at a time, as translate did before."""
     from types import SimpleNamespace
 
-    from deepworks.tasks.translate import Translation
+    from deepworks.tasks.translate_face import TranslateFace
 
     task = SimpleNamespace(vocab=lambda side: {"<s>": 2, "</s>": 3})  # the ids the search needs
     src = torch.cat([b[:, :min(b.shape[1] for b in batches)] for b in batches])[:sentences]
@@ -373,7 +373,7 @@ def beam_timing(model, batches: list[torch.Tensor], sentences: int = 200) -> dic
         for name, parts in (("batched", [src[i:i + 128] for i in range(0, len(src), 128)]),
                             ("one_at_a_time", [src[i:i + 1] for i in range(len(src))])):
             t0 = time.perf_counter()
-            out[name] = [ids for part in parts for ids, _ in Translation.beam_search(task, model, part, 5, 0.6, 24)]
+            out[name] = [ids for part in parts for ids, _ in TranslateFace.beam_search(task, model, part, 5, 0.6, 24)]
             timing[f"{name}_seconds"] = round(time.perf_counter() - t0, 2)
     timing["same_tokens"] = out["batched"] == out["one_at_a_time"]
     timing["speedup"] = round(timing["one_at_a_time_seconds"] / timing["batched_seconds"], 2)
