@@ -110,3 +110,64 @@ def test_a_model_too_big_for_this_machine_is_refused_in_one_line_before_a_run_fo
     assert "Traceback" not in err and not any(pathlib.Path("runs").glob("*"))
     assert main(["train", "--data", "digits", "--epochs", "1", "--width", "100000", "--runs-dir", "runs"]) == 2
     assert "Expected a smaller --width or --depth." in capsys.readouterr().err
+
+
+# --- deepworks use: the one verb of every task, with the run's own options ------------------------------------------
+def test_use_names_the_same_classes_as_predict(capsys, use_runs, tmp_path):
+    import numpy as np
+    from PIL import Image
+
+    image = tmp_path / "digit.png"
+    Image.fromarray((np.random.default_rng(0).random((8, 8)) * 255).astype(np.uint8)).save(image)
+    run = str(use_runs["img"])
+    code, used, err = run_cli(capsys, "use", run, str(image), "--top-k", "2", "--json")
+    assert code == 0, err
+    code, predicted, err = run_cli(capsys, "predict", run, str(image), "--top-k", "2", "--json")
+    assert code == 0, err
+    assert json.loads(used) == json.loads(predicted) and len(json.loads(used)[0]["predictions"]) == 2
+    assert run_cli(capsys, "use", run, str(image), "--top-k", "2")[1] == run_cli(capsys, "predict", run, str(image),
+                                                                                 "--top-k", "2")[1]
+
+
+def test_use_help_lists_the_options_of_that_run(capsys, use_runs):
+    with pytest.raises(SystemExit) as exit_:
+        main(["use", str(use_runs["img"]), "--help"])
+    out = capsys.readouterr().out
+    assert exit_.value.code == 0 and "--top-k" in out and "at least 1" in out and "--beam" not in out
+    with pytest.raises(SystemExit):
+        main(["use", str(use_runs["gru"]), "--help"])
+    out = capsys.readouterr().out
+    assert "--beam" in out and "--length-penalty" in out and "--attention" in out and "--top-k" not in out
+
+
+def test_use_refuses_a_bad_option_value_with_the_face_s_message(capsys, use_runs, tmp_path):
+    run = str(use_runs["img"])
+    for value, expected in (("two", "predict: top_k must be a whole number. Received: 'two'."),
+                            ("0", "predict: top_k must be at least 1")):
+        code, out, err = run_cli(capsys, "use", run, "x.png", "--top-k", value)
+        assert code == 2 and err.startswith("error: ") and expected in err and "Traceback" not in err, err
+    with pytest.raises(SystemExit) as exit_:
+        main(["use", run, "x.png", "--beam", "2"])  # an option of another task's runs
+    assert exit_.value.code == 2 and "unrecognized arguments: --beam 2" in capsys.readouterr().err
+    code, out, err = run_cli(capsys, "use", str(use_runs["gan"]), "--n", "2", "--out", str(tmp_path / "no.png"),
+                             "--seed", "x")
+    assert code == 2 and "sample: seed must be a whole number" in err and not (tmp_path / "no.png").exists()
+
+
+def test_use_writes_text_and_pictures_as_the_aliases_do(capsys, use_runs, tmp_path):
+    from deepworks.cards import verbs
+    from deepworks.cli import build_parser
+
+    settings = ("--length", "20", "--temperature", "0.8", "--seed", "3", "--json")
+    code, used, err = run_cli(capsys, "use", str(use_runs["txt"]), "the ", *settings)
+    assert code == 0, err
+    code, generated, err = run_cli(capsys, "generate", str(use_runs["txt"]), "--prime", "the ", *settings)
+    assert code == 0, err
+    assert json.loads(used)[0]["text"] == json.loads(generated)["text"]
+    code, out, err = run_cli(capsys, "use", str(use_runs["gan"]), "--n", "2", "--seed", "1", "--out",
+                             str(tmp_path / "grid.png"))
+    assert code == 0 and (tmp_path / "grid.png").read_bytes().startswith(b"\x89PNG") and "characters of base64" in out
+    for verb in ("use", *verbs()):  # every verb of the cards is a command
+        with pytest.raises(SystemExit) as exit_:
+            build_parser().parse_args([verb, "--help"])
+        assert exit_.value.code == 0

@@ -1,0 +1,153 @@
+"""`deepworks export`, `import` and `serve`: a run out of deepworks, a model into it, and a run over HTTP."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+from . import add_command, add_exposure_flags
+
+SERVE_EXAMPLES = """examples:
+  deepworks serve runs/photos-resnet                            http://127.0.0.1:8000, no token needed locally
+  deepworks serve runs/photos-resnet runs/notes-gru --token s3cret-token --runtime onnx
+  deepworks serve photos=runs/photos-resnet --host 0.0.0.0 --token s3cret-token
+
+  curl -s localhost:8000/v1/models
+  curl -s -F file=@cat.jpg -F top_k=2 localhost:8000/v1/models/photos-resnet/predict
+  curl -s -H 'Content-Type: application/json' -d '{"inputs": "Dear ", "length": 100, "stream": true}' \\
+       localhost:8000/v1/models/notes-gru/generate
+"""
+
+
+def add(sub) -> None:
+    add_export(sub)
+    add_import(sub)
+    add_serve(sub)
+
+
+def add_export(sub) -> None:
+    p = add_command(sub, "export", help="export a run to ONNX, torch.export (.pt2) or TorchScript, usable without deepworks",
+                    description="Write a folder that works without deepworks: the model's graphs with their "
+                                "preprocessing inside (an image model takes uint8 pixels and returns probabilities), "
+                                "model.json (classes or vocabulary, inputs and outputs, metrics, the weights' "
+                                "sha256), the weights as safetensors with that card inside, and a README. Each graph "
+                                "is loaded back and checked against torch at another batch size before it is kept. "
+                                "Text and translation runs export their step (and encoder) graphs; the card says "
+                                "how to run the loop around them.")
+    p.add_argument("run", help="run directory, or a run name inside runs/")
+    p.add_argument("--format", default="onnx", choices=("onnx", "pt2", "torchscript"), help="[default: onnx]")
+    p.add_argument("--out", help="the folder to write [default: RUN/export/FORMAT]")
+    p.add_argument("--exporter", default="auto", choices=("auto", "dynamo", "legacy"),
+                   help="ONNX: torch's dynamo exporter, the legacy TorchScript-based one, or auto: dynamo, and legacy "
+                        "where dynamo fails or does not match torch [default: auto]")
+    p.add_argument("--json", action="store_true", help="print the model card as JSON on stdout")
+    p.set_defaults(handler=cmd_export)
+
+
+def add_import(sub) -> None:
+    p = add_command(sub, "import", help="wrap a classifier trained elsewhere (ONNX, .pt2, safetensors) in a run",
+                    description="Make a run directory from a model made elsewhere, so that evaluate, predict, export "
+                                "and serve work on it (and attack and explain, except on ONNX, which has no "
+                                "gradients). The model takes float images (N, C, H, W), normalised per channel with "
+                                "--normalise (default: pixels in [0, 1]), and returns one score per class.")
+    p.add_argument("file", help="an .onnx file, a torch.export .pt2 program, or .safetensors weights of a deepworks "
+                                "architecture (with --model)")
+    p.add_argument("--task", default="image", help="the task of the model [default: image, the only one for now]")
+    p.add_argument("--classes", help="the classes of the outputs, in order: cat,dog,bird (read from a deepworks "
+                                     "safetensors file when it says)")
+    p.add_argument("--image-size", type=int, help="the side the model takes (read from the file when it says)")
+    p.add_argument("--channels", type=int, help="1 or 3 (read from the file when it says)")
+    p.add_argument("--normalise", "--normalize", dest="normalise", metavar="MEAN,STD",
+                   help="per-channel normalisation of pixels in [0, 1]: MEAN,STD or M1,M2,M3,S1,S2,S3 [default: 0,1]")
+    p.add_argument("--model", help="safetensors: the deepworks architecture the weights are for (lenet, resnet, mlp)")
+    p.add_argument("--name", help="the run's name [default: FILE-imported]")
+    p.add_argument("--runs-dir", default="runs", help="[default: runs]")
+    p.set_defaults(handler=cmd_import)
+
+
+def add_serve(sub) -> None:
+    p = add_command(sub, "serve", help="serve runs over HTTP: friendly JSON routes and the Open Inference Protocol (V2)",
+                    formatter_class=argparse.RawDescriptionHelpFormatter, epilog=SERVE_EXAMPLES,
+                    description="Serve trained runs on FastAPI + uvicorn until Ctrl-C (requests in flight are "
+                                "finished). Each run is a model named after its folder (or NAME=RUN): GET /v1/models "
+                                "lists them with their cards, POST /v1/models/NAME/VERB uses one (predict, generate, "
+                                "translate or sample, as its task does), and the V2 routes (/v2/models/NAME/infer, "
+                                "/v2/health/ready ...) answer KServe, Triton and MLServer clients. Image and GAN "
+                                "requests are micro-batched when they arrive together. Prometheus metrics at /metrics; "
+                                "the OpenAPI schema at /openapi.json.")
+    p.add_argument("runs", nargs="+", metavar="RUN", help="run directories (or names inside runs/), or NAME=RUN")
+    add_exposure_flags(p, 8000, "every request but the health probes")
+    p.add_argument("--runtime", default="torch", choices=("torch", "onnx"),
+                   help="onnx: answer image and GAN requests from the run's ONNX export in ONNX Runtime (exported "
+                        "now if needed) [default: torch]")
+    p.add_argument("--max-batch", type=int, default=32, help="most items in one micro-batch; 1 turns batching off "
+                                                              "[default: 32]")
+    p.add_argument("--max-wait-ms", type=float, default=2.0,
+                   help="longest a batch waits for requests still arriving; a lone request never waits [default: 2]")
+    p.add_argument("--max-body-mb", type=float, default=32.0, help="largest request body [default: 32]")
+    p.add_argument("--max-items", type=int, default=256, help="most inputs in one request [default: 256]")
+    p.add_argument("--timeout", type=float, default=60.0, help="seconds one request may take [default: 60]")
+    p.add_argument("--max-length", type=int, default=10_000,
+                   help="most characters one generate request may ask for [default: 10,000]")
+    p.add_argument("--max-beam", type=int, default=16, help="widest beam one translate request may ask for [default: 16]")
+    p.add_argument("--max-work", type=int, default=100_000,
+                   help="most characters one generate request may write in all, inputs x length [default: 100,000]")
+    p.add_argument("--header-timeout", type=float, default=10.0,
+                   help="seconds a request's line and headers may take to arrive [default: 10]")
+    p.add_argument("--body-timeout", type=float, default=60.0,
+                   help="seconds a request's body may take to arrive [default: 60]")
+    p.add_argument("--max-connections", type=int, default=500, help="most open connections [default: 500]")
+    p.add_argument("--log-level", default="warning", choices=("critical", "error", "warning", "info", "debug"),
+                   help="uvicorn's logging; info logs every request [default: warning]")
+    p.set_defaults(handler=cmd_serve)
+
+
+def cmd_export(args) -> int:
+    from ..exporting.exporter import export_run
+
+    card = export_run(args.run, args.format, args.out, args.exporter)
+    if args.json:
+        print(json.dumps(card, indent=2))
+        return 0
+    for g in card["graphs"]:
+        print(f"wrote {card['folder']}/{g['file']} ({g['exporter']}; matches torch to {g['max_abs_diff']:.1g} at batch "
+              f"{g['verified']['batch']})" + (f"; dynamo failed: {g['fallback_reason']}" if g.get("fallback_reason") else ""))
+    print(f"wrote {card['folder']}/model.json, weights.safetensors and README.md (how to use it without deepworks)")
+    return 0
+
+
+def cmd_import(args) -> int:
+    from ..exporting.importer import import_model
+
+    trained = import_model(args.file, args.task, args.classes, args.image_size, args.normalise, args.channels,
+                           args.model, args.name, args.runs_dir)
+    meta = trained.task.meta
+    print(f"wrote {trained.run.path}: {len(meta['classes'])} classes, {meta['channels']}x{meta['image_size']}x"
+          f"{meta['image_size']} images. Try: deepworks predict {trained.run.path} IMAGE; deepworks evaluate "
+          f"{trained.run.path} --data LABELLED-FOLDER; deepworks serve {trained.run.path}")
+    return 0
+
+
+def cmd_serve(args) -> int:
+    import os
+
+    from ..errors import ConfigError
+    from ..serving import Limits, serve
+
+    for flag, value, low in (("--port", args.port, 1), ("--max-batch", args.max_batch, 1),
+                             ("--max-items", args.max_items, 1), ("--max-length", args.max_length, 1),
+                             ("--max-beam", args.max_beam, 1), ("--max-work", args.max_work, 1),
+                             ("--max-connections", args.max_connections, 1)):
+        if value < low or (flag == "--port" and value > 65535):
+            raise ConfigError(f"{flag} must be {'from 1 to 65,535' if flag == '--port' else 'at least 1'}. "
+                              f"Received: {value}.")
+    for flag, value in (("--max-wait-ms", args.max_wait_ms), ("--max-body-mb", args.max_body_mb),
+                        ("--timeout", args.timeout), ("--header-timeout", args.header_timeout),
+                        ("--body-timeout", args.body_timeout)):
+        if not 0 <= value < float("inf") or (flag != "--max-wait-ms" and value == 0):
+            raise ConfigError(f"{flag} must be a positive number. Received: {value}.")
+    limits = Limits(args.max_body_mb, args.max_items, args.timeout, args.max_batch, args.max_wait_ms, args.max_length,
+                    args.max_beam, args.max_work, args.header_timeout, args.body_timeout, args.max_connections)
+    token = args.token or os.environ.get("DEEPWORKS_TOKEN") or None
+    serve(args.runs, args.host, args.port, token, args.runtime, limits, args.insecure, args.log_level)
+    return 0
