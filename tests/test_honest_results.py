@@ -59,43 +59,48 @@ def image_task(**model):
     return ImageClassification(cfg)
 
 
+def image_report(**model):
+    return image_task(**model).make_report()
+
+
 def test_a_fine_tuning_run_whose_training_accuracy_collapses_is_told_so_and_what_to_try():
-    task = image_task(name="efficientnet_lite0", pretrained=True)  # the newcomer's run on 3 classes x 30 photos
+    report = image_report(name="efficientnet_lite0", pretrained=True)  # the newcomer's run on 3 classes x 30 photos
     records = epochs_of([0.97, 0.94, 0.39, 0.53, 0.43, 0.53], [0.10, 0.15, 2.23, 1.40, 1.60, 1.30])
-    note = task.collapse_note(records, best_epoch=1)
+    note = report.collapse_note(records, best_epoch=1)
     assert note.startswith("Training collapsed at epoch 3: the training accuracy fell from 0.97 (epoch 1) to 0.39, "
                            "the training loss from 0.100 to 2.230; it was 0.53 at the last epoch (6).")
     assert "The weights of epoch 1, the best on validation, were kept" in note
     assert "a lower --lr (--lr 0.001)" in note and "--freeze" in note
     learning = epochs_of([0.5, 0.7, 0.8, 0.85, 0.84, 0.9], [1.2, 0.8, 0.6, 0.5, 0.52, 0.4])
-    assert task.collapse_note(learning, best_epoch=6) is None  # a wobble is not a collapse
-    assert image_task(name="lenet").collapse_note(records, 1).endswith("try a lower --lr (--lr 0.001).")
+    assert report.collapse_note(learning, best_epoch=6) is None  # a wobble is not a collapse
+    assert image_report(name="lenet").collapse_note(records, 1).endswith("try a lower --lr (--lr 0.001).")
 
 
 def test_the_summary_and_report_say_when_a_test_split_is_too_small_to_tell(tmp_path):
     task = image_task(name="lenet")
     task.meta = {"source": "folder 'cifar3'", "classes": ["airplane", "cat", "ship"]}
+    report = task.make_report()
     results = {"test": {"samples": 9, "accuracy": 1.0, "top2_accuracy": 1.0, "macro_f1": 1.0}, "baseline": None,
                "splits": {"train": 72, "val": 9, "test": 9}, "parameters": 10,
                "fit": {"epochs": 6, "train_seconds": 1.0, "stopped_early": True,
                        "collapse": "Training collapsed at epoch 3: ..."}}
-    test_line = dict(task.summary(results))["test"]
+    test_line = dict(report.summary(results))["test"]
     assert test_line.startswith("accuracy 1.0000 (9 images; 95 % CI 0.70–1.00: too few to tell; evaluate on more "
                                 "labelled images: deepworks evaluate RUN --data FOLDER)")
     many = {**results, "test": {**results["test"], "samples": 10000, "accuracy": 0.9}}
-    assert "CI" not in dict(task.summary(many))["test"]
+    assert "CI" not in dict(report.summary(many))["test"]
     some = {**results, "test": {**results["test"], "samples": 179, "accuracy": 0.9832}}
-    assert "(179 images; 95 % CI 0.95–0.99)" in dict(task.summary(some))["test"]
-    assert "Training collapsed at epoch 3" in task.notes_html(results)
+    assert "(179 images; 95 % CI 0.95–0.99)" in dict(report.summary(some))["test"]
+    assert "Training collapsed at epoch 3" in report.notes_html(results)
     evaluated = {**results["test"], "loss": 0.1, "per_class": []}  # deepworks evaluate says it too
-    assert task.describe_metrics(evaluated)[0].startswith("accuracy 1.0000 (9 images; 95 % CI 0.70–1.00: too few")
+    assert report.describe_metrics(evaluated)[0].startswith("accuracy 1.0000 (9 images; 95 % CI 0.70–1.00: too few")
 
 
 def test_a_run_on_a_few_images_prints_and_reports_its_interval_and_its_collapse(image_folder, capsys, monkeypatch):
-    from deepworks.tasks.image import ImageClassification
+    from deepworks.tasks.image_report import ImageReport
 
     said = "Training collapsed at epoch 1: (as the rule above finds it)"
-    monkeypatch.setattr(ImageClassification, "collapse_note", lambda self, records, best: said)
+    monkeypatch.setattr(ImageReport, "collapse_note", lambda self, records, best: said)
     assert main(["train", "--data", str(image_folder), "--model", "mlp", "--epochs", "1", "--image-size", "8",
                  "--no-baseline", "--quiet", "--name", "few"]) == 0
     out = capsys.readouterr().out

@@ -30,7 +30,7 @@ def pixels_of(trained, n=179):
 
 
 def accuracy_under(trained, method, eps, **options):
-    model = trained.task.pixel_model(trained.model).eval()
+    model = trained.face.pixel_model(trained.model).eval()
     x, y = pixels_of(trained)
     clean, adv = attacked_predictions(model, x, y, method, eps, **options)
     return float((clean == y).float().mean()), float((adv == y).float().mean())
@@ -48,7 +48,7 @@ def test_fgsm_and_pgd_break_the_model_at_a_visible_epsilon_and_not_at_zero(digit
 
 
 def test_pgd_restarts_and_targeted_attacks(digits_run):
-    model = digits_run.task.pixel_model(digits_run.model).eval()
+    model = digits_run.face.pixel_model(digits_run.model).eval()
     x, y = pixels_of(digits_run, 60)
     target = torch.full_like(y, 3)
     _, adv = attacked_predictions(model, x, y, "pgd", 0.3, steps=20, target=target)
@@ -77,7 +77,7 @@ def test_adversarial_training_raises_robust_accuracy(digits_run, tmp_path):
 
 
 def test_fooling_image_reaches_the_asked_confidence(digits_run):
-    model = digits_run.task.pixel_model(digits_run.model).eval()
+    model = digits_run.face.pixel_model(digits_run.model).eval()
     image, reached, steps = fooling_image(model, 7, (1, 28, 28), confidence=0.99)
     assert reached >= 0.99 and image.min() >= 0 and image.max() <= 1
     result = digits_run.fool("7")
@@ -85,7 +85,7 @@ def test_fooling_image_reaches_the_asked_confidence(digits_run):
 
 
 def test_integrated_gradients_are_complete(digits_run):
-    model = digits_run.task.pixel_model(digits_run.model).eval()
+    model = digits_run.face.pixel_model(digits_run.model).eval()
     x, _ = pixels_of(digits_run, 1)
     attr, gap = attribute(model, x, 4, "integrated-gradients", steps=64)
     with torch.no_grad():
@@ -200,16 +200,22 @@ def test_trust_tools_refuse_runs_that_are_not_image_classifiers(tmp_path, capsys
 
 def test_a_collapse_of_robustness_is_warned_about_once_and_robust_runs_keep_their_most_robust_epoch():
     from deepworks.tasks.image import ImageClassification, RobustnessWarning
+    from deepworks.tasks.image_robust import RobustnessWatch
 
     task = ImageClassification(dw.api.make_config(adversarial="fgsm"))
     assert task.default_monitor == "val_robust_accuracy"
     assert ImageClassification(dw.api.make_config()).default_monitor == "val_accuracy"
-    task.warn_if_robustness_collapsed(0.5)
-    task.warn_if_robustness_collapsed(0.6)
+    [watch] = task.callbacks()  # the watch keeps the run's accuracies under attack, not the task
+    assert isinstance(watch, RobustnessWatch) and ImageClassification(dw.api.make_config()).callbacks() == []
+    watch.check(0.5)
+    watch.check(0.6)
     with pytest.warns(RobustnessWarning, match="fell from 60.0% to 10.0%"):
-        task.warn_if_robustness_collapsed(0.1)
+        watch.check(0.1)
     import warnings
 
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        task.warn_if_robustness_collapsed(0.05)  # once is enough
+        watch.check(0.05)  # once is enough
+    resumed = RobustnessWatch()
+    resumed.load_state_dict(watch.state_dict())  # saved with the checkpoint: a resumed run does not warn again
+    assert resumed.seen == [0.5, 0.6, 0.1, 0.05] and resumed.warned

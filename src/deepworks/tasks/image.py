@@ -7,12 +7,12 @@ per-channel mean and std, which are saved with the model.
 Loss: cross-entropy. Metrics: accuracy each epoch; on the test split also top-k
 accuracy, per-class precision / recall / F1 and the confusion matrix, with a
 random forest on the raw pixels of the same split as a baseline.
-Use: `infer` gives the class probabilities of images (files, bytes, PIL images or arrays).
+Use: the face (tasks/image_face.py) gives the class probabilities of images (files, bytes, PIL images or arrays);
+the report (tasks/image_report.py) shows the test, beside the forest, with its figures.
 """
 
 from __future__ import annotations
 
-import html
 import math
 import time
 import warnings
@@ -28,10 +28,12 @@ from ..data import FILE_IMAGE_SIZE, load_image_source
 from ..data.arrays import DataWarning, channel_stats, resize, set_channels, stratified_split  # noqa: F401 (re-exported)
 from ..data.images import unreadable_message
 from ..errors import ConfigError, DataError
-from ..training.finetune import fine_tunes
-from ..models import build_image_classifier, evaluating, min_image_size
-from ..report import image_tag, plot_confusion, plot_history, plot_image_grid, table
-from .base import Prepared, Task, notes_block
+from ..models import build_image_classifier, min_image_size
+from ..training.batches import TensorBatches
+from .base import Prepared, Task
+from .image_face import ImageFace, Normalise, class_logits, pixel_model
+from .image_report import ImageReport
+from .image_robust import AdversarialTraining, RobustnessWarning  # noqa: F401 (RobustnessWarning: re-exported)
 from ..registry import builtin_models
 
 
@@ -46,41 +48,7 @@ FINE_TUNE_DEFAULTS = {"train.optimizer": "nesterov", "train.lr": 0.01, "train.ba
 # lr 0.01 is kept though it can collapse on tiny data: on 3 CIFAR-10 classes x 30 photos (72 to train, 3 steps an
 # epoch), seed 0's training accuracy fell 0.97 -> 0.71 at the one-cycle peak and recovered (300 unseen photos: 0.78;
 # at 0.003 and 0.001, no fall, 0.83 and 0.82), while seed 1 did not fall (0.85 at 0.01 and at 0.003). Too mixed to
-# move the default bench/pretrained.py measured; a run that collapses says so (Task.collapse_note).
-
-
-class RobustnessWarning(UserWarning):
-    """Adversarial training that lost its robustness."""
-
-
-FEW_TEST_IMAGES = 1000  # below this the test accuracy comes with its 95 % interval: at 179 it spans 4 points
-TOO_FEW_WIDTH = 0.2  # an interval wider than this cannot tell a good model from a poor one
-
-
-def how_sure(test: dict) -> str:
-    """' (9 images; 95 % CI 0.70–1.00: too few to tell ...)' after a test accuracy measured on few images (Wilson's
-    interval), '' on many: a score on nine images reads as more than it is."""
-    from ..metrics.stats import wilson_interval
-
-    n = test.get("samples")
-    if not n or n >= FEW_TEST_IMAGES:
-        return ""
-    low, high = wilson_interval(round(test["accuracy"] * n), n)
-    verdict = (": too few to tell; evaluate on more labelled images: deepworks evaluate RUN --data FOLDER"
-               if high - low > TOO_FEW_WIDTH else "")
-    return f" ({n:,} images; 95 % CI {low:.2f}–{high:.2f}{verdict})"
-
-
-def small_test_note(test: dict) -> str:
-    """The report's word on a test accuracy measured on few images (see how_sure)."""
-    sure = how_sure(test)
-    return f"<p class='note'>Test accuracy {test['accuracy']:.4f}{html.escape(sure)}.</p>" if sure else ""
-
-
-def pgd_result(robust: dict) -> tuple[str, float]:
-    """('PGD20', accuracy) from a run's robust metrics, whose PGD key names the steps it was measured with."""
-    key = next(k for k in robust if k.startswith("pgd"))
-    return key.split("_")[0].upper(), robust[key]
+# move the default bench/pretrained.py measured; a run that collapses says so (Report.collapse_note).
 
 
 def augment(x: torch.Tensor, mode: str) -> torch.Tensor:
@@ -100,6 +68,20 @@ def augment(x: torch.Tensor, mode: str) -> torch.Tensor:
     return x
 
 
+class AugmentedBatches(TensorBatches):
+    """The training images as tensors on the device, sliced per batch as TensorBatches does, each batch then
+    augmented there (`augment`, with torch's generator of the device) just before its training step: the part of the
+    batch source that StreamingBatches' workers play for images streamed from disk."""
+
+    def __init__(self, tensors: tuple[torch.Tensor, torch.Tensor], batch_size: int, seed: int, mode: str):
+        super().__init__(tensors, batch_size, seed)
+        self.mode = mode
+
+    def batches(self, epoch: int, first: int, engine):
+        for (x, y), size in super().batches(epoch, first, engine):
+            yield (augment(x, self.mode), y), size
+
+
 def check_image_meta(meta: dict) -> None:
     """A saved run's image settings, checked before they size anything (a damaged model.json must not make
     `predict` resize every image to 100,000 px)."""
@@ -114,10 +96,9 @@ def check_image_meta(meta: dict) -> None:
         raise ConfigError("classes is not a list of class names")
 
 
-class ImageClassification(Task):
+class ImageClassification(AdversarialTraining, Task):
     unit = ("img", 1)
     counted = ("samples", "images")
-    use, kind = "predict", "an image classification"
     name = "image"
     models = builtin_models("image")
     defaults = {"data.source": "digits", "model.activation": "relu", "train.batch_size": 128, "train.clip_grad": 0.0}
@@ -125,6 +106,8 @@ class ImageClassification(Task):
     headline = "accuracy"
     fine_tuning = True
     pretrained_models = ("efficientnet_lite0",)
+    face_class = ImageFace      # the use of a trained classifier (tasks/image_face.py)
+    report_class = ImageReport  # its test, summary and report (tasks/image_report.py)
 
     def __init__(self, cfg: Config, meta: dict | None = None):
         if cfg.model.pretrained:  # fine-tuning's own defaults, for what the user left unset
@@ -146,9 +129,9 @@ class ImageClassification(Task):
 
     @meta.setter
     def meta(self, value: dict | None) -> None:
-        self._meta, self._norm = value, {}  # the cached normalisation follows the meta it came from
-        self._robust_seen, self._collapse_warned = [], False  # validation accuracy under attack, per epoch
-        self.augmented_by_source = False  # streamed batches come augmented by the DataLoader's workers
+        """A new meta (`prepare` sets one) brings its own normalisation: to_input caches tensors made from the
+        meta's mean and std, which must not outlive it."""
+        self._meta, self._normalise = value, Normalise(value)
 
     # --- data -------------------------------------------------------------------------
     def image_size(self, native: int | None = None) -> int:
@@ -184,19 +167,6 @@ class ImageClassification(Task):
             d.channels = 3  # the weights see colour: grey images are given as three equal channels
         if d.augment is None:
             d.augment = "crop+flip" if photos else "none"
-
-    def collapse_remedies(self) -> str:
-        lower = super().collapse_remedies()
-        return f"{lower}, or --freeze to keep the pretrained body fixed" if fine_tunes(self) else lower
-
-    @property
-    def overfit_remedies(self) -> str:
-        d, m = self.cfg.data, self.cfg.model
-        options = ["--augment crop+flip" if d.augment in (None, "none") else "",
-                   "--model resnet" if m.name in ("lenet", "mlp") and (self.meta or {}).get("channels") == 3 else "",
-                   "--dropout 0.3" if not m.dropout else "", "more images per class"]
-        options = [o for o in options if o]
-        return ", ".join(options[:-1]) + " or " + options[-1]
 
     @staticmethod
     def default_patience(epochs: int) -> int:
@@ -359,13 +329,15 @@ class ImageClassification(Task):
         return Prepared(train=splits["train"], val=splits["val"], test=splits["test"], meta=self.meta, notes=notes)
 
     def batch_source(self, train: tuple):
-        """Streamed images come through DataLoader workers, which also augment them; tensors in memory are sliced."""
+        """Streamed images come through DataLoader workers, which also augment them; tensors in memory are sliced,
+        and augmented on the device as each batch is taken (AugmentedBatches)."""
         from ..training.stream import FileImages, StreamingBatches, default_workers
 
-        if not isinstance(train[0], FileImages):
-            return super().batch_source(train)
         d, t = self.cfg.data, self.cfg.train
-        self.augmented_by_source = True
+        if not isinstance(train[0], FileImages):
+            if d.augment in (None, "none"):
+                return super().batch_source(train)
+            return AugmentedBatches(train, t.batch_size, self.cfg.seed, d.augment)
         return StreamingBatches(train[0], train[1], t.batch_size, self.cfg.seed, d.augment,
                                 default_workers() if d.workers is None else d.workers)
 
@@ -389,12 +361,7 @@ class ImageClassification(Task):
 
     def to_input(self, x: torch.Tensor) -> torch.Tensor:
         """uint8 images -> normalised float, on x's device (the scale and shift are cached per device)."""
-        if x.device not in self._norm:
-            mean = torch.tensor(self.meta["mean"], device=x.device).view(-1, 1, 1)
-            std = torch.tensor(self.meta["std"], device=x.device).view(-1, 1, 1)
-            self._norm[x.device] = (1.0 / (255.0 * std), mean / std)
-        scale, shift = self._norm[x.device]
-        return (x * scale).sub_(shift)  # uint8 * float32 promotes to float32; then in place: one buffer per batch
+        return self._normalise(x)
 
     # --- model, loss, metrics -------------------------------------------------------------
     def build_model(self) -> nn.Module:
@@ -402,25 +369,11 @@ class ImageClassification(Task):
         return build_image_classifier(self.cfg.model, m["channels"], m["image_size"], len(m["classes"]))
 
     def pixel_model(self, model: nn.Module) -> nn.Module:
-        """The model seen from pixels in [0, 1] (what attacks and attributions work on)."""
-        from ..models.pixel import PixelModel
-
-        return PixelModel(model, self.meta["mean"], self.meta["std"]).to(next(model.parameters()).device)
-
-    def adversarial(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor, method: str, steps: int) -> torch.Tensor:
-        """Pixels of adversarial versions of uint8 images x, at the run's --eps (FGSM from a random start, or PGD)."""
-        from ..models.pixel import to_pixels
-        from ..trust.attacks import fgsm, pgd
-
-        pixels, eps = to_pixels(x), self.cfg.train.eps
-        if method == "fgsm":
-            return fgsm(self.pixel_model(model), pixels, y, eps, random_start=True)
-        return pgd(self.pixel_model(model), pixels, y, eps, steps=steps)
+        """The model seen from pixels in [0, 1] (what adversarial training attacks)."""
+        return pixel_model(model, self.meta)
 
     def training_step(self, model: nn.Module, batch):
-        x, y = batch
-        if self.cfg.data.augment not in (None, "none") and not self.augmented_by_source:
-            x = augment(x, self.cfg.data.augment)
+        x, y = batch  # augmented already, by the batch source (batch_source)
         t = self.cfg.train
         if t.adversarial != "none":
             x = self.adversarial(model, x, y, t.adversarial, t.attack_steps) * 255.0  # to_input's scale
@@ -428,12 +381,8 @@ class ImageClassification(Task):
         loss = F.cross_entropy(logits, y, label_smoothing=self.cfg.train.label_smoothing)
         return loss, {"accuracy": (logits.argmax(1) == y).sum()}
 
-    @torch.no_grad()
     def logits(self, model: nn.Module, x: torch.Tensor, device: torch.device, batch_size: int = 1000) -> torch.Tensor:
-        with evaluating(model):
-            out = [model(self.to_input(x[i:i + batch_size].to(device))).float().cpu()
-                   for i in range(0, len(x), batch_size)]
-        return torch.cat(out) if out else torch.zeros(0, len(self.meta["classes"]))
+        return class_logits(model, x, device, self._normalise, len(self.meta["classes"]), batch_size)
 
     def evaluate(self, model: nn.Module, split, device: torch.device) -> dict:
         x, y = split
@@ -441,38 +390,7 @@ class ImageClassification(Task):
         out = {"loss": F.cross_entropy(logits, y).item(), "accuracy": (logits.argmax(1) == y).float().mean().item()}
         if self.cfg.train.adversarial != "none":
             out["robust_accuracy"] = self.robust_accuracy(model, split, device, "pgd")
-            self.warn_if_robustness_collapsed(out["robust_accuracy"])
         return out
-
-    def warn_if_robustness_collapsed(self, robust: float) -> None:
-        best = max(self._robust_seen, default=0.0)
-        self._robust_seen.append(robust)
-        if best >= 0.2 and robust < best / 2 and not self._collapse_warned:
-            self._collapse_warned = True
-            warnings.warn(f"Accuracy under attack fell from {best:.1%} to {robust:.1%} in one epoch: catastrophic "
-                          f"overfitting, where single-step training stops resisting multi-step attacks. The most "
-                          f"robust epoch's weights are kept; for more, use --adversarial pgd, or a lower --lr.",
-                          RobustnessWarning, stacklevel=2)
-
-    @property
-    def robust_steps(self) -> int:
-        """PGD steps of the reported robust accuracy: --robust-steps, else at least 20 whatever the training used."""
-        return self.cfg.eval.robust_steps or max(20, self.cfg.train.attack_steps)
-
-    def robust_accuracy(self, model: nn.Module, split, device: torch.device, method: str) -> float:
-        """Accuracy under attack (PGD with robust_steps, or FGSM) at --eps, on the first --robust-samples images."""
-        from ..models.pixel import to_pixels
-        from ..trust.attacks import attacked_predictions
-
-        n = self.cfg.eval.robust_samples
-        x, y = split[0][:n], split[1][:n]
-        if len(x) == 0:
-            return float("nan")
-        t = self.cfg.train
-        options = {"steps": self.robust_steps} if method == "pgd" else {}
-        with evaluating(model):
-            _, adv = attacked_predictions(self.pixel_model(model), to_pixels(x), y, method, t.eps, **options)
-        return (adv == y).float().mean().item()
 
     def test_metrics(self, model: nn.Module, split, device: torch.device) -> dict:
         from sklearn.metrics import confusion_matrix, precision_recall_fscore_support
@@ -495,15 +413,6 @@ class ImageClassification(Task):
             "confusion": confusion_matrix(y, pred, labels=labels).tolist(),
             **self.robust_metrics(model, split, device),
         }
-
-    def robust_metrics(self, model: nn.Module, split, device: torch.device) -> dict:
-        """For adversarially trained runs: accuracy under PGD and FGSM at the training epsilon."""
-        t = self.cfg.train
-        if t.adversarial == "none":
-            return {}
-        return {"robust": {"eps": t.eps, "samples": min(len(split[0]), self.cfg.eval.robust_samples),
-                           f"pgd{self.robust_steps}_accuracy": self.robust_accuracy(model, split, device, "pgd"),
-                           "fgsm_accuracy": self.robust_accuracy(model, split, device, "fgsm")}}
 
     def baseline(self, train, test) -> dict:
         """A random forest on the raw pixels of the same training split, scored on the same test split."""
@@ -538,124 +447,6 @@ class ImageClassification(Task):
             folder.mkdir(exist_ok=True)
             run.save_weights(cpu_state_dict(model), folder / f"epoch-{epoch}.safetensors")
 
-    # --- after training -------------------------------------------------------------------
-    def test_results(self, run, model: nn.Module, data: Prepared, device: torch.device) -> dict:
-        test = self.test_metrics(model, data.test, device)
-        baseline = self.baseline(data.train, data.test) if self.cfg.eval.baseline and len(data.test[0]) else None
-        return {"test": test, "baseline": baseline}
-
-    def logged_test(self, results: dict) -> dict:
-        baseline = results["baseline"]
-        return {**{k: v for k, v in results["test"].items() if k not in ("per_class", "confusion")},
-                "baseline_accuracy": baseline["accuracy"] if baseline else None}
-
-    def report_sections(self, run, model: nn.Module, data: Prepared, results: dict, device) -> list[tuple[str, str]]:
-        out = run.report_dir
-        test, baseline, classes = results["test"], results["baseline"], self.meta["classes"]
-        robust = test.get("robust")
-        curves = plot_history(run.metrics(), out / "curves.png", "accuracy", *(["robust_accuracy"] if robust else []),
-                              titles={"accuracy": "Accuracy (train: on adversarial examples)",
-                                      "robust_accuracy": f"Accuracy under PGD, eps {self.cfg.train.eps:g}"}
-                              if robust else None)
-        confusion = plot_confusion(np.array(test["confusion"]), classes, out / "confusion.png")
-        samples = self.plot_samples(model, data.test, device, out / "samples.png")
-        k = next(key for key in test if key.startswith("top"))
-        rows = [{"model": f"{self.cfg.model.name} (network)", "accuracy": test["accuracy"], k: test[k],
-                 "macro F1": test["macro_f1"], "parameters": results["parameters"]}]
-        if robust:
-            attack, accuracy = pgd_result(robust)
-            rows[0].update({f"robust, {attack}": accuracy, "robust, FGSM": robust["fgsm_accuracy"]})
-        if baseline:
-            rows.append({"model": baseline["model"], "accuracy": baseline["accuracy"], k: "",
-                         "macro F1": baseline["macro_f1"], "parameters": "",
-                         **({key: "" for key in rows[0] if key.startswith("robust")})})
-        fit = results["fit"]
-        notes = notes_block(data.notes)
-        return [
-            ("Result on the test split", table(rows) + self.notes_html(results) + small_test_note(test)
-             + f"<p>{fit['epochs']} epochs; best validation {fit['monitor']} "
-             f"{fit['best_value'] if fit['best_value'] is None else round(fit['best_value'], 4)} at epoch {fit['best_epoch']}"
-             f"{' (stopped early)' if fit['stopped_early'] else ''}.</p>"),
-            *([("Robustness", f"<p>Adversarially trained ({self.cfg.train.adversarial.upper()}, eps "
-                               f"{self.cfg.train.eps:g}). Robust accuracy: on the first {robust['samples']} test images, "
-                               f"each attacked within eps (L-infinity). Check other attacks and epsilons with "
-                               f"<code>deepworks attack {html.escape(str(run.path))}</code>.</p>")] if robust else []),
-            ("Data", f"<p>{html.escape(self.meta['source'])}</p>" + table([results["splits"]]) + notes),
-            ("Training curves", image_tag(curves, "loss and accuracy per epoch")),
-            ("Confusion matrix", "<p>Rows are true classes, columns predictions; the diagonal is right.</p>"
-             + image_tag(confusion, "confusion matrix")),
-            ("Per class", table([{k2: v for k2, v in r.items()} for r in test["per_class"]])),
-            ("Sample predictions", "<p>Test images with the predicted class and its probability; red ones are wrong "
-             "(true class after the arrow).</p>" + image_tag(samples, "sample predictions")),
-        ]
-
-    def plot_samples(self, model: nn.Module, split, device, path: Path, n: int = 32) -> Path | None:
-        x, y = split
-        if len(x) == 0:
-            return None
-        pick = np.random.default_rng(self.cfg.seed).choice(len(x), min(n, len(x)), replace=False)
-        probs = self.logits(model, x[pick], device).softmax(1)
-        conf, pred = probs.max(1)
-        classes = self.meta["classes"]
-        titles, colors = [], []
-        for p, c, t in zip(pred.tolist(), conf.tolist(), y[pick].tolist()):
-            titles.append(f"{classes[p]} {c:.0%}" + ("" if p == t else f" → {classes[t]}"))
-            colors.append("green" if p == t else "red")
-        return plot_image_grid(x[pick].numpy(), titles, colors, path)
-
-    def summary(self, results: dict) -> list[tuple[str, str]]:
-        test, base, splits = results["test"], results["baseline"], results["splits"]
-        k = next(key for key in test if key.startswith("top"))
-        lines = [
-            ("data", f"{self.meta['source']}; train {splits['train']} / val {splits['val']} / test {splits['test']}"),
-            self.model_line(results),
-            ("test", f"accuracy {test['accuracy']:.4f}{how_sure(test)}  {k.replace('_', ' ')} {test[k]:.4f}  "
-                     f"macro F1 {test['macro_f1']:.4f}"),
-        ]
-        if test.get("robust"):
-            r = test["robust"]
-            attack, accuracy = pgd_result(r)
-            lines.append(("robust", f"{attack} accuracy {accuracy:.4f}  FGSM accuracy "
-                                    f"{r['fgsm_accuracy']:.4f}  (eps {r['eps']:g}, first {r['samples']} test images)"))
-        if base:
-            lines.append(("baseline", f"accuracy {base['accuracy']:.4f}  macro F1 {base['macro_f1']:.4f}  ({base['model']})"))
-        return lines
-
-    @staticmethod
-    def describe_metrics(metrics: dict) -> list[str]:
-        """The lines `deepworks evaluate` prints: the headline metrics, then per-class rows."""
-        k = next(key for key in metrics if key.startswith("top"))
-        lines = [f"accuracy {metrics['accuracy']:.4f}{how_sure(metrics)}  {k.replace('_', ' ')} {metrics[k]:.4f}  "
-                 f"macro F1 {metrics['macro_f1']:.4f}  loss {metrics['loss']:.4f}",
-                 f"{'class':<20} {'precision':>9} {'recall':>9} {'f1':>9} {'support':>8}"]
-        if "robust" in metrics:
-            r = metrics["robust"]
-            attack, accuracy = pgd_result(r)
-            lines.insert(1, f"under attack (eps {r['eps']:g}, first {r['samples']} images): {attack} "
-                            f"accuracy {accuracy:.4f}  FGSM accuracy {r['fgsm_accuracy']:.4f}")
-        for row in metrics["per_class"]:
-            lines.append(f"{row['class'][:20]:<20} {row['precision']:>9.4f} {row['recall']:>9.4f} {row['f1']:>9.4f} "
-                         f"{row['support']:>8}")
-        return lines
-
-    # --- use: the inference face (inference.py) -------------------------------------------
-    batchable = True
-
-    @property
-    def use_options(self) -> dict:
-        from ..inference import Option
-
-        return {"top_k": Option(int, self.cfg.eval.top_k, 1, None,
-                                "how many of the likeliest classes to name per image (at most all of them)")}
-
-    def read_images(self, paths) -> tuple[torch.Tensor, list[str]]:
-        """Images of any form a caller holds (inference.image_items), prepared as the training data was: uint8
-        (N, C, S, S) and a name for each."""
-        from ..inference import image_items
-
-        items = image_items(paths, self.meta["image_size"], self.meta["channels"], self.max_items)
-        return torch.from_numpy(np.stack([a for _, a in items])), [name for name, _ in items]
-
     def preview(self, prepared: Prepared, per_class: int = 6) -> dict:
         """The classes, the size the model gets, and the first `per_class` training images of each (PNG base64)."""
         from ..inference import png_base64
@@ -669,61 +460,6 @@ class ImageClassification(Task):
             rows.append({"class": name, "images": [png_base64(a) for a in images]})
         return {"classes": list(classes), "image_size": self.meta["image_size"], "channels": self.meta["channels"],
                 "examples": rows}
-
-    def decode_inputs(self, inputs, options: dict, trusted: bool = True) -> list:
-        from ..inference import image_items
-
-        return image_items(inputs, self.meta["image_size"], self.meta["channels"], self.max_items, paths=trusted)
-
-    def example_request(self) -> tuple:
-        return self.example_images(1, 0).numpy()[0], {}
-
-    def serving_model(self, model: nn.Module) -> nn.Module:
-        from ..models.pixel import ImageServing
-
-        return ImageServing(model, self.meta["mean"], self.meta["std"]).eval()
-
-    @torch.inference_mode()
-    def infer(self, model, items: list, device: torch.device, options: dict, batch_size: int = 256) -> list:
-        """{'input': name, 'probabilities': (K,) array} per image."""
-        x = np.stack([a for _, a in items]).transpose(0, 2, 3, 1)
-        probs = np.concatenate([np.asarray(model(torch.from_numpy(np.ascontiguousarray(x[i:i + batch_size])).to(device)).cpu())
-                                for i in range(0, len(x), batch_size)])
-        return [{"input": name, "probabilities": p} for (name, _), p in zip(items, probs)]
-
-    def encode_result(self, result: dict, options: dict) -> dict:
-        from ..inference import top_classes
-
-        return top_classes(result["input"], result["probabilities"], self.meta["classes"], options["top_k"])
-
-    def example_images(self, n: int, seed: int) -> torch.Tensor:
-        m = self.meta
-        g = torch.Generator().manual_seed(seed)
-        return torch.randint(0, 256, (n, m["image_size"], m["image_size"], m["channels"]), dtype=torch.uint8, generator=g)
-
-    def export_graphs(self, model: nn.Module) -> list:
-        from ..inference import Graph
-
-        return [Graph("classifier", self.serving_model(model), (self.example_images(2, 0),), (self.example_images(3, 1),),
-                      ["images"], ["probabilities"], {"images": {0: "batch"}, "probabilities": {0: "batch"}},
-                      "uint8 pixels (N, H, W, C) in, class probabilities (N, K) out; the normalisation is inside")]
-
-    def card(self) -> dict:
-        m = self.meta
-        return {"classes": m["classes"],
-                "inputs": [{"name": "images", "dtype": "uint8", "shape": [None, m["image_size"], m["image_size"], m["channels"]],
-                            "layout": "NHWC", "range": [0, 255]}],
-                "outputs": [{"name": "probabilities", "dtype": "float32", "shape": [None, len(m["classes"])]}],
-                "preprocessing": {"resize": [m["image_size"], m["image_size"]], "resample": "bilinear",
-                                  "channels": "grey" if m["channels"] == 1 else "RGB", "mean": m["mean"], "std": m["std"],
-                                  "inside_graph": "x / 255, then (x - mean) / std per channel, NHWC to NCHW"}}
-
-    def v2_inputs(self) -> list[dict]:
-        m = self.meta
-        return [{"name": "images", "datatype": "UINT8", "shape": [-1, m["image_size"], m["image_size"], m["channels"]]}]
-
-    def v2_outputs(self, results: list) -> dict:
-        return {"probabilities": np.stack([r["probabilities"] for r in results]).astype(np.float32)}
 
     def labelled_examples(self, source: str, progress: bool | None = False) -> tuple[torch.Tensor, torch.Tensor]:
         """Every labelled image of another source (its splits together), prepared as this model expects."""

@@ -31,8 +31,8 @@ def read_one_image(trained, path: str | Path) -> tuple[torch.Tensor, str | None]
     path = Path(path)
     if path.is_dir():
         raise DataError(f"'{path}' is a folder; pass one image file.")
-    x, _ = trained.task.read_images([path])
-    meta, note = trained.task.meta, None
+    x, _ = trained.face.read_images([path])
+    meta, note = trained.face.meta, None
     size, mode = probe_image(path)
     want_mode = "grey" if meta["channels"] == 1 else "colour"
     if size != (meta["image_size"], meta["image_size"]) or (mode in ("L", "1", "I", "F")) != (meta["channels"] == 1):
@@ -69,8 +69,8 @@ def attack_run(trained, method: str = "pgd", eps: float = 0.1, norm: str = "linf
     if restarts < 1:
         raise ConfigError(f"--restarts must be at least 1 (one try from a random start). Received: {restarts}.")
     random_start = (method == "pgd") if random_start is None else random_start
-    classes = trained.task.meta["classes"]
-    model = trained.task.pixel_model(trained.model).eval()
+    classes = trained.face.meta["classes"]
+    model = trained.face.pixel_model(trained.model).eval()
     options = attack_options(method, norm, steps, step_size, restarts, random_start)
     goal = None if target is None else class_index(target, classes, "--target")
     name = f"{method}{'-' + norm if method == 'pgd' else ''}-eps{eps:g}"
@@ -154,7 +154,7 @@ def triptychs(model, pixels, y, classes, method, eps, options, targets, path: Pa
 
 
 def attack_one_image(model, image, trained, method, eps, options, goal, directory: Path, name: str) -> dict:
-    classes = trained.task.meta["classes"]
+    classes = trained.face.meta["classes"]
     x, note = read_one_image(trained, image)
     device = next(model.parameters()).device
     pixels = to_pixels(x).to(device)
@@ -185,9 +185,9 @@ def fooling_run(trained, target: str | int, confidence: float = 0.99, out: str |
                 seed: int = 0) -> dict:
     if not 0 < confidence < 1:
         raise ConfigError(f"--confidence must lie between 0 and 1. Received: {confidence}.")
-    classes, meta = trained.task.meta["classes"], trained.task.meta
+    classes, meta = trained.face.meta["classes"], trained.face.meta
     goal = class_index(target, classes, "--fool")
-    model = trained.task.pixel_model(trained.model).eval()
+    model = trained.face.pixel_model(trained.model).eval()
     image, reached, steps = fooling_image(model, goal, (meta["channels"], meta["image_size"], meta["image_size"]),
                                           confidence, seed=seed)
     from ..report import save_image_grid
@@ -204,9 +204,9 @@ def explain_image(trained, image: str | Path, label: str | int | None = None, ou
 
     if steps < 1:
         raise ConfigError(f"--steps must be at least 1. Received: {steps}.")
-    classes = trained.task.meta["classes"]
+    classes = trained.face.meta["classes"]
     x, note = read_one_image(trained, image)
-    model = trained.task.pixel_model(trained.model).eval()
+    model = trained.face.pixel_model(trained.model).eval()
     device = next(model.parameters()).device
     pixels = to_pixels(x).to(device)
     with torch.no_grad():
@@ -255,9 +255,9 @@ def visualize_run(trained, label: str | int | None = None, layer: str | None = N
 
     if steps < 1:
         raise ConfigError(f"--steps must be at least 1. Received: {steps}.")
-    meta, classes = trained.task.meta, trained.task.meta["classes"]
+    meta, classes = trained.face.meta, trained.face.meta["classes"]
     shape = (meta["channels"], meta["image_size"], meta["image_size"])
-    model = trained.task.pixel_model(trained.model).eval()
+    model = trained.face.pixel_model(trained.model).eval()
     module, picked = None, []
     if layer is not None:  # a wrong layer or channel fails before the work
         module = find_layer(trained.model, layer)
@@ -316,12 +316,12 @@ def representation_run(trained, layer: str | None = None, method: str = "pca", s
         net = trained.task.build_model()
         net.load_state_dict(trained.run.load_weights(path))
         net = prefer_channels_last(net.to(trained.device)).eval()
-        acts = hidden_activations(trained.task.pixel_model(net), pixels, layer)
+        acts = hidden_activations(trained.face.pixel_model(net), pixels, layer)
         score = separability(acts, labels)
         panels.append({"title": f"{title}: linear {score:.0%}", "points": project(acts, method)})
         rows.append({"snapshot": title, "linear_separability": score, "dimensions": int(acts.shape[1])})
     where = layer or "the last hidden layer"
-    file = plot_projections(panels, labels, trained.task.meta["classes"],
+    file = plot_projections(panels, labels, trained.face.meta["classes"],
                             output_dir(trained, out) / f"representations-{method}.png",
                             f"{where} on {len(x)} test images ({method.upper()}); 'linear' = accuracy of a "
                             f"linear classifier on that layer")

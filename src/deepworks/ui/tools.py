@@ -63,11 +63,11 @@ def test_predictions(path: Path) -> tuple:
     from ..api import load
 
     trained = load(path, device="cpu")
-    if not hasattr(trained.task, "logits"):
+    if not hasattr(trained.face, "logits"):
         raise ClientError(400, f"The confusion matrix's images are for image classification runs. Received: a "
                                f"{trained.cfg.task} run.")
     x, y = trained.examples("test")
-    pred = trained.task.logits(trained.model, x, trained.device).argmax(1)
+    pred = trained.face.logits(trained.model, x, trained.device).argmax(1)
     return x.numpy(), y.numpy(), pred.numpy(), list(trained.classes)
 
 
