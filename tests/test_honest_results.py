@@ -9,7 +9,7 @@ import re
 import pytest
 
 from deepworks.cli import build_parser, main
-from deepworks.registry import BUILTIN
+from deepworks.cards import BUILTIN_CARDS as BUILTIN
 
 
 # --- deepworks train --help, deepworks runs ---------------------------------------------------------------------

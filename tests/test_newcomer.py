@@ -65,12 +65,12 @@ def test_a_run_whose_validation_loss_climbs_is_told_it_overfit_and_what_to_try()
     task.cfg.model.name, task.cfg.data.augment = "lenet", "none"
     climbing = [{"kind": "epoch", "epoch": e, "train_loss": 2.0 / e, "val_loss": v}
                 for e, v in enumerate([1.6, 1.1, 0.9, 1.0, 1.4, 2.0, 2.6], 1)]
-    note = task.overfit_note(climbing, best_epoch=4)
+    note = task.make_report().overfit_note(climbing, best_epoch=4)
     assert note.startswith("The model overfit: its validation loss fell to 0.900 at epoch 3, then rose to 2.600 by "
                            "epoch 7 while the training loss went on falling (0.667 to 0.286).")
     assert "The weights of epoch 4, the best on validation, were kept" in note and "--augment crop+flip" in note
     steady = [{**r, "val_loss": 1.0 / r["epoch"]} for r in climbing]
-    assert task.overfit_note(steady, best_epoch=7) is None
+    assert task.make_report().overfit_note(steady, best_epoch=7) is None
 
 
 def test_the_summary_and_report_carry_the_overfitting_note(tmp_path, capsys):
