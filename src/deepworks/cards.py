@@ -37,6 +37,7 @@ class TaskCard:
     trust: bool = False  # the trust tools (attack, fool, explain, visualize, represent) apply to its runs
     search_space: Callable | None = None  # (examples, photos, pretrained) -> AutoML's default space; None: no AutoML
     portfolio: dict = field(default_factory=dict)  # known-good settings AutoML tries right after the defaults
+    settings: tuple[str, ...] = ()  # the settings ('section.name') only some tasks take, this one among them
 
     def describe(self) -> dict:
         """The card as JSON, for the web UI's page."""
@@ -106,6 +107,15 @@ def audio_space(examples: int = 0, photos: bool = False, pretrained: bool = Fals
             "train.batch_size": [32, 64], "train.epochs": {"low": 5, "high": 30, "int": True}}
 
 
+IMAGE_SETTINGS = ("data.test_fraction", "data.stream", "data.workers", "data.memory_budget", "model.pretrained",
+                  "model.freeze", "model.layers", "model.head_first", "model.body_lr", "train.label_smoothing",
+                  "train.adversarial", "train.eps", "train.attack_steps", "eval.robust_samples", "eval.robust_steps")
+TRANSLATE_SETTINGS = ("data.target", "data.val_data", "data.test_data", "data.encoding", "data.max_len",
+                      "data.min_freq", "data.tokenizer", "data.vocab_size", "model.embed_size", "model.tie_weights",
+                      "model.attention", "model.bidirectional", "model.heads", "model.ff_size",
+                      "train.label_smoothing", "train.teacher_forcing", "eval.beam", "eval.length_penalty")
+GAN_SETTINGS = ("model.latent_size", "model.conditional", "model.spectral_norm", "model.embed_size", "train.lr_d",
+                "train.gan_loss", "train.critic_steps", "train.gp_weight", "eval.fid_samples", "eval.fid_model")
 IMAGE_MODELS = ("mlp", "lenet", "resnet", "resnet18", "efficientnet_lite0", "layers")
 BUILTIN_CARDS = {card.name: card for card in (
     TaskCard("image", "deepworks.tasks.image:ImageClassification", "image classification", "an image classification",
@@ -119,6 +129,7 @@ BUILTIN_CARDS = {card.name: card for card in (
                    "data.image_size", "model.dropout", "seed"),
              builtins=("digits", "mnist", "fashion-mnist", "cifar10"), verbs=("predict",), inputs=("image",),
              outputs=("classes",), trust=True, search_space=image_space,
+             settings=IMAGE_SETTINGS,
              portfolio={"model.name": "resnet", "model.depth": 8, "model.width@resnet": 16, "data.augment": "flip",
                         "train.optimizer": "adamw", "train.lr": 0.01, "train.weight_decay": 0.01,
                         "model.dropout": 0.0, "train.schedule": "onecycle", "train.batch_size": 128}),
@@ -128,17 +139,18 @@ BUILTIN_CARDS = {card.name: card for card in (
                         ("layers", "Your own design: embedding, recurrent, dense cards")),
              form=("model.name", "train.epochs", "model.width", "model.depth", "train.lr", "seed"),
              builtins=("python-stdlib", "tiny-shakespeare"), verbs=("generate",), inputs=("text",),
-             outputs=("text",), search_space=text_space),
+             outputs=("text",), search_space=text_space,
+             settings=("data.seq_len", "data.encoding", "model.embed_size", "model.tie_weights", "model.layers")),
     TaskCard("translate", "deepworks.tasks.translate:Translation", "translation", "a translation", ("gru", "lstm", "transformer"),
              templates=(("gru", "GRU encoder-decoder with attention"), ("lstm", "LSTM encoder-decoder with attention"),
                         ("transformer", "Transformer")),
              form=("model.name", "train.epochs", "model.width", "train.lr", "seed"),
              builtins=("dates", "multi30k"), verbs=("translate",), inputs=("text",), outputs=("text",),
-             search_space=translate_space),
+             search_space=translate_space, settings=TRANSLATE_SETTINGS),
     TaskCard("gan", "deepworks.tasks.gan:GanTraining", "making new images", "a GAN", ("dcgan",),
              templates=(("dcgan", "DCGAN"),), form=("train.epochs", "train.batch_size", "data.image_size", "seed"),
              builtins=("digits", "mnist", "fashion-mnist", "cifar10", "faces"), verbs=("sample",),
-             inputs=("noise",), outputs=("image",)),
+             inputs=("noise",), outputs=("image",), settings=GAN_SETTINGS),
     TaskCard("detect", "deepworks.tasks.detect:ObjectDetection", "object detection", "an object detection",
              ("centernet", "centernet_lite0"),
              templates=(("centernet", "CenterNet-style detector on a small CNN, from scratch"),
@@ -147,12 +159,14 @@ BUILTIN_CARDS = {card.name: card for card in (
              form=("model.name", "model.pretrained", "train.epochs", "train.batch_size", "train.lr",
                    "data.image_size", "data.augment", "seed"),
              builtins=("shapes", "raccoon"), verbs=("detect",), inputs=("image",), outputs=("boxes",),
-             search_space=detect_space),
+             search_space=detect_space, settings=("model.pretrained", "model.freeze", "model.head_first",
+                                                  "model.body_lr")),
     TaskCard("audio", "deepworks.tasks.audio:AudioClassification", "sound classification", "an audio classification",
              ("cnn1d", "gru", "lstm", "lenet", "resnet", "efficientnet_lite0"),
              templates=(("cnn1d", "A 1-D CNN over log-mel spectrograms"),),
              form=("train.epochs", "train.batch_size", "train.lr", "data.augment", "model.width", "seed"),
-             builtins=("tones", "fsdd"), verbs=("predict",), inputs=("audio",), outputs=("classes",), search_space=audio_space),
+             builtins=("tones", "fsdd"), verbs=("predict",), inputs=("audio",), outputs=("classes",),
+             search_space=audio_space, settings=("data.split", "data.features", "model.pretrained", "model.freeze")),
 )}
 USER_CARDS: dict[str, TaskCard] = {}  # cards of tasks of your own, registered in this process
 
@@ -174,6 +188,13 @@ def card_for_class(cls: type) -> TaskCard:
     name = getattr(cls, "name", "")
     return TaskCard(name, f"{cls.__module__}:{cls.__qualname__}", name, getattr(cls, "kind", "a model"),
                     tuple(getattr(cls, "models", ())))
+
+
+def card_of_class(cls: type) -> TaskCard:
+    """The card of a task class: a built-in's from BUILTIN_CARDS, a task of your own's from the class."""
+    builtin = BUILTIN_CARDS.get(getattr(cls, "name", ""))
+    return builtin if builtin is not None and builtin.recipe == f"{cls.__module__}:{cls.__qualname__}" else \
+        card_for_class(cls)
 
 
 def remember(cls: type, *names: str) -> TaskCard:
@@ -219,3 +240,15 @@ def tasks_in_words() -> str:
 def verbs() -> tuple[str, ...]:
     """Every alias of `use` the built-in cards declare (predict, generate, ...): the CLI's verbs."""
     return tuple(dict.fromkeys(v for card in BUILTIN_CARDS.values() for v in card.verbs))
+
+
+def task_only_settings() -> set[str]:
+    """The settings some built-in task declares as its own: the others apply to every task."""
+    return {key for card in BUILTIN_CARDS.values() for key in card.settings}
+
+
+def applies(key: str, task: str) -> bool:
+    """Whether a setting is one `task` takes: a general one, or one its card declares (a task of your own takes
+    every setting)."""
+    card = card_of(task)
+    return card is None or card.name not in BUILTIN_CARDS or key in card.settings or key not in task_only_settings()

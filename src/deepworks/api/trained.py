@@ -130,7 +130,7 @@ class Trained:
         results, _ = self.infer(None, n=n, seed=seed, label=None if label is None else str(label))
         images = torch.from_numpy(np.stack([r["image"] for r in results]))
         if path is not None:
-            from .report import save_image_grid
+            from ..report import save_image_grid
 
             save_image_grid(images, Path(path))
         return images
@@ -141,7 +141,7 @@ class Trained:
         self.require("sample", "interpolate")
         images = self.face.interpolate(self.model, steps, seed, self.device, label)
         if path is not None:
-            from .report import save_image_grid
+            from ..report import save_image_grid
 
             save_image_grid(images, Path(path), cols=steps)
         return images
@@ -186,7 +186,7 @@ class Trained:
     def in_report(self, result: dict, out) -> dict:
         """Link what a trust tool wrote into the run's report page (when it wrote there rather than to --out)."""
         if out is None:
-            from .report import link_extra_figures
+            from ..report import link_extra_figures
 
             link_extra_figures(self.run.report_dir)
         return result

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from . import add_command
+from .common import add_command
 
 
 def add(sub) -> None:

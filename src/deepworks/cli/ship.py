@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from . import add_command, add_exposure_flags
+from .common import add_command, add_exposure_flags
 
 SERVE_EXAMPLES = """examples:
   deepworks serve runs/photos-resnet                            http://127.0.0.1:8000, no token needed locally

@@ -10,7 +10,7 @@ import dataclasses
 import json
 
 from ..config import COMMAND_LINE, SECTIONS, Config, apply_overrides, choices_of, fields_by_key, flag_names
-from . import EXAMPLES, add_command, print_labelled
+from .common import EXAMPLES, add_command, print_labelled
 
 AUTOML_EXAMPLES = """examples:
   deepworks automl --data photos/ --budget 10m           search for 10 minutes; the leaderboard and best.yaml

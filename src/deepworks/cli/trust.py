@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from . import add_command, emit
+from .common import add_command, emit
 
 TRUST_EXAMPLES = """examples:
   deepworks attack runs/mnist-lenet --eps 0.1                   PGD-40 on 1,000 test images, curve, triptychs

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from . import add_command, add_exposure_flags
+from .common import add_command, add_exposure_flags
 
 
 def add(sub) -> None:

@@ -12,7 +12,7 @@ import argparse
 import json
 import sys
 
-from . import add_command, common_options
+from .common import add_command, common_options
 
 MAX_SCALE = 16  # `sample --scale`: 16 times a 64 px image is 1,024 px, plenty to look at
 

@@ -12,7 +12,7 @@ import html
 import torch
 import torch.nn as nn
 
-from .base import Prepared, notes_block, plural
+from .common import Prepared, notes_block, plural
 
 
 class Report:

@@ -33,7 +33,7 @@ from ..serving.app import Limits, make_app
 from .guard import DataRoots, LoginLink, SameOrigin, loopback_link, new_token
 from .jobs import Jobs
 from .routes import ROUTERS
-from .routes.common import UIState, png_data_url  # noqa: F401 (tools.latent_walk reads png_data_url here)
+from .routes.common import UIState
 from .tools import exit_if_work_is_left
 
 STATIC = Path(__file__).parent / "static"

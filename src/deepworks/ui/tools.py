@@ -13,7 +13,8 @@ import sys
 import threading
 from pathlib import Path
 
-from ..serving.app import ClientError
+from ..registry import get_card
+from ..serving.requests import ClientError
 
 TRUST_SAMPLES = 200  # test images an attack from the page is measured on: a second or two for a small model
 TRUST_STEPS = {"attack": (10, 100), "explain": (32, 256), "visualize": (64, 512)}  # tool: (default, most)
@@ -63,7 +64,7 @@ def test_predictions(path: Path) -> tuple:
     from ..api import load
 
     trained = load(path, device="cpu")
-    if not hasattr(trained.face, "logits"):
+    if not get_card(trained.cfg.task).trust:
         raise ClientError(400, f"The confusion matrix's images are for image classification runs. Received: a "
                                f"{trained.cfg.task} run.")
     x, y = trained.examples("test")
@@ -115,7 +116,7 @@ def trust_tool(path: Path, body: dict) -> dict:
     if not is_whole(index) or index < 0:
         raise ClientError(400, f"Expected index as a test image's number, 0 or more. Received: {str(index)[:40]}.")
     trained = load(path, device="cpu")
-    if trained.cfg.task != "image":
+    if not get_card(trained.cfg.task).trust:
         raise ClientError(400, f"The trust tools look at image classifiers. Received: a {trained.cfg.task} run.")
     x, _ = trained.examples("test")
     if not index < len(x):
@@ -153,8 +154,6 @@ def run_tool(trained, x, index: int, options: dict, out: Path) -> tuple[dict, li
 def latent_walk(path: Path, body: dict) -> dict:
     """A GAN run's walk between two seeded points of its noise space: `steps` images for the page's slider."""
     from ..api import load
-    from .app import png_data_url
-
     steps, seed = body.get("steps", 9), body.get("seed", 0)
     if not (is_whole(steps) and is_whole(seed)) or not 2 <= steps <= 32 or not 0 <= seed < 2 ** 32:
         raise ClientError(400, f"Expected steps from 2 to 32 and a whole-number seed from 0 to 4294967295. Received: "
@@ -163,3 +162,10 @@ def latent_walk(path: Path, body: dict) -> dict:
     trained = load(path, device="cpu")
     images = trained.interpolate(steps, seed, label)
     return {"seed": seed, "images": [png_data_url(a) for a in images]}
+
+
+def png_data_url(image) -> str:
+    """One uint8 (C, H, W) image as a PNG data URL (the page sizes it)."""
+    from ..inference import png_base64
+
+    return "data:image/png;base64," + png_base64(image)

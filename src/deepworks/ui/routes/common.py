@@ -100,10 +100,3 @@ def known_run(runs_dir: Path, name: str) -> Path:
 def epoch_records(run_path: Path | str | None) -> list[dict]:
     """The run's epoch records so far (a line being written is skipped, as Run.metrics does)."""
     return [r for r in Run(run_path).metrics() if r.get("kind") == "epoch"] if run_path else []
-
-
-def png_data_url(image) -> str:
-    """One uint8 (C, H, W) image as a PNG data URL (the page sizes it)."""
-    from ...inference import png_base64
-
-    return "data:image/png;base64," + png_base64(image)

@@ -16,7 +16,8 @@ from fastapi.responses import Response
 from ...run import Run
 from ...serving.app import ClientError
 from ..tools import latent_walk, test_predictions
-from .common import UIState, epoch_records, heavy, json_body, known_run, png_data_url, ui_state
+from ..tools import png_data_url
+from .common import UIState, epoch_records, heavy, json_body, known_run, ui_state
 
 CELL_MOST = 100  # test images one confusion cell answers with
 

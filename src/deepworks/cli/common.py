@@ -1,0 +1,89 @@
+"""What every command module of the CLI shares: the top-level examples, the options every command takes, the flags
+of the two servers, and the printing of results."""
+
+from __future__ import annotations
+
+import argparse
+
+
+EXAMPLES = """examples:
+  deepworks train                                   LeNet-5 on scikit-learn's digits (no download)
+  deepworks train --data photos/ --model resnet     your images: one sub-folder per class
+  deepworks train --data mnist --data-dir ../shared/data --epochs 3
+  deepworks train --data labels.csv --image-size 64 --augment crop+flip --lr 0.003
+  deepworks train --config my.yaml --batch-size 64  a YAML config, with a flag on top
+  deepworks train --resume runs/photos-resnet       continue an interrupted run exactly
+  deepworks train --data big-photos/ --stream on --workers 4     decode from disk, batch by batch
+  deepworks train --data photos/ --engine torchrun --nproc 2     several processes (also: ray, spark)
+  deepworks train --task mytasks:MyTask             a deepworks.tasks.Task subclass of your own
+  deepworks predict runs/photos-resnet cat.jpg      top-k classes with probabilities
+  deepworks use runs/photos-resnet cat.jpg --top-k 2   any run, with its own options (see: use RUN --help)
+  deepworks evaluate runs/photos-resnet             test metrics again
+  deepworks runs                                    every run with its best metric
+  deepworks export runs/photos-resnet               ONNX with preprocessing inside, a model card, a README
+
+  deepworks train --task text                       a 2-layer LSTM on Python's own source (no download)
+  deepworks train --task text --data notes.txt --model gru --epochs 20
+  deepworks train --task text --data tiny-shakespeare --data-dir ../shared/data
+  deepworks generate runs/notes-gru --prime "Dear " --length 300 --temperature 0.8
+
+  deepworks train --task translate                  dates written many ways -> ISO form (generated, no download)
+  deepworks train --task translate --data pairs.tsv --attention luong --epochs 10
+  deepworks train --task translate --source a.de --target a.en --val-data val.de,val.en
+  deepworks translate runs/dates-gru "the 3rd of march 1998" --beam 5 --plot alignment.png
+
+  deepworks train --task gan                        a DCGAN on scikit-learn's digits (no download)
+  deepworks train --task gan --data faces/ --image-size 64 --spectral-norm
+  deepworks train --task gan --data mnist --data-dir ../shared/data --conditional
+  deepworks sample runs/mnist-dcgan --n 64 --out grid.png --class 7 --seed 1
+
+  deepworks train --task detect                     find shapes in generated images (boxes; no download)
+  deepworks train --task detect --data voc-folder/ --pretrained  your Pascal VOC, COCO .json or YOLO boxes
+  deepworks detect runs/shapes-centernet photo.jpg --out drawn/    boxes with class and score
+
+  deepworks train --task audio                      tell generated tones and chirps apart (no download)
+  deepworks train --task audio --data recordings/   your clips: one sub-folder of WAV files per class
+  deepworks predict runs/tones-cnn1d clip.wav       the likeliest classes of a clip
+
+  deepworks attack runs/photos-resnet --eps 0.03                adversarial examples (see attack --help)
+  deepworks explain runs/photos-resnet cat.jpg --class dogs      which pixels made it say so
+  deepworks audit photos/                                        copies, leakage, imbalance, shortcuts
+  deepworks demo representation                                  why hidden layers matter (no data)
+"""
+
+
+def common_options() -> argparse.ArgumentParser:
+    """Options every command takes."""
+    p = argparse.ArgumentParser(add_help=False)
+    p.add_argument("--threads", metavar="N",
+                   help="CPU threads for torch: a number, or auto (the cores no other process is busy on) "
+                        "[default: $DEEPWORKS_THREADS, else auto]")
+    return p
+
+
+def add_command(sub, name: str, **kwargs) -> argparse.ArgumentParser:
+    return sub.add_parser(name, parents=[common_options()], **kwargs)
+
+
+def add_exposure_flags(p, port: int, token_scope: str, token_default: str = "none",
+                       insecure_help: str = "allow another --host than this machine without a token") -> None:
+    """--host, --port, --token and --insecure, as `serve` and `ui` both take them."""
+    p.add_argument("--host", default="127.0.0.1",
+                   help="address to listen on; another than this machine's needs --token [default: 127.0.0.1]")
+    p.add_argument("--port", type=int, default=port, help=f"[default: {port}]")
+    p.add_argument("--token", help=f"require 'Authorization: Bearer TOKEN' on {token_scope}; at least 8 characters "
+                                   f"[default: $DEEPWORKS_TOKEN, else {token_default}]")
+    p.add_argument("--insecure", action="store_true", help=insecure_help)
+
+
+def print_labelled(lines: list[tuple[str, str]]) -> None:
+    for label, text in lines:
+        print(f"{label:<9} {text}")
+
+
+def emit(result: dict, as_json: bool, lines) -> int:
+    """Print a command's result as JSON (for scripts), or as the lines `lines(result)` yields (for people)."""
+    from ..trust.tools import dumps
+
+    print(dumps(result) if as_json else "\n".join(lines(result)))
+    return 0
