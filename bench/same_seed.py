@@ -63,6 +63,8 @@ def cases(data: dict) -> dict:
                           fid_samples=64),
         "gan-wgan-gp": dict(task="gan", data=data["gan"], epochs=1, width=8, latent_size=8, batch_size=16,
                             gan_loss="wgan-gp", critic_steps=2, fid_samples=64),
+        "detect-centernet": dict(task="detect", data="shapes:96", image_size=64, epochs=2, batch_size=16),
+        "audio-cnn1d": dict(task="audio", data="tones", epochs=2, batch_size=32),
     }
 
 
