@@ -38,6 +38,8 @@ class TaskCard:
     search_space: Callable | None = None  # (examples, photos, pretrained) -> AutoML's default space; None: no AutoML
     portfolio: dict = field(default_factory=dict)  # known-good settings AutoML tries right after the defaults
     settings: tuple[str, ...] = ()  # the settings ('section.name') only some tasks take, this one among them
+    tiny: dict = field(default_factory=dict)  # a run of seconds on data that ships or is made on the spot, whose
+    # training loss falls: what the contract harness (tests/test_task_contract.py) trains every task with
 
     def describe(self) -> dict:
         """The card as JSON, for the web UI's page."""
@@ -120,6 +122,7 @@ IMAGE_MODELS = ("mlp", "lenet", "resnet", "resnet18", "efficientnet_lite0", "lay
 BUILTIN_CARDS = {card.name: card for card in (
     TaskCard("image", "deepworks.tasks.image:ImageClassification", "image classification", "an image classification",
              IMAGE_MODELS,
+             tiny=dict(data="digits", model="mlp", width=32, depth=1, epochs=3, batch_size=64, baseline=False),
              templates=(("lenet", "LeNet-5: the classic small CNN, seconds on digits"),
                         ("resnet", "ResNet: residual blocks, for harder images"),
                         ("mlp", "MLP: a plain network of dense layers"),
@@ -135,6 +138,7 @@ BUILTIN_CARDS = {card.name: card for card in (
                         "model.dropout": 0.0, "train.schedule": "onecycle", "train.batch_size": 128}),
     TaskCard("text", "deepworks.tasks.text:TextGeneration", "character-level text generation", "a text generation",
              ("rnn", "lstm", "gru", "layers"),
+             tiny=dict(data="python-stdlib", seq_len=64, batch_size=64, width=32, depth=1, epochs=2),
              templates=(("lstm", "LSTM: the character-level default"), ("gru", "GRU"), ("rnn", "A plain RNN"),
                         ("layers", "Your own design: embedding, recurrent, dense cards")),
              form=("model.name", "train.epochs", "model.width", "model.depth", "train.lr", "seed"),
@@ -142,17 +146,20 @@ BUILTIN_CARDS = {card.name: card for card in (
              outputs=("text",), search_space=text_space,
              settings=("data.seq_len", "data.encoding", "model.embed_size", "model.tie_weights", "model.layers")),
     TaskCard("translate", "deepworks.tasks.translate:Translation", "translation", "a translation", ("gru", "lstm", "transformer"),
+             tiny=dict(data="dates", width=32, embed_size=16, epochs=2, batch_size=64),
              templates=(("gru", "GRU encoder-decoder with attention"), ("lstm", "LSTM encoder-decoder with attention"),
                         ("transformer", "Transformer")),
              form=("model.name", "train.epochs", "model.width", "train.lr", "seed"),
              builtins=("dates", "multi30k"), verbs=("translate",), inputs=("text",), outputs=("text",),
              search_space=translate_space, settings=TRANSLATE_SETTINGS),
     TaskCard("gan", "deepworks.tasks.gan:GanTraining", "making new images", "a GAN", ("dcgan",),
+             tiny=dict(data="digits", width=8, latent_size=8, epochs=2, batch_size=32, fid_samples=64),
              templates=(("dcgan", "DCGAN"),), form=("train.epochs", "train.batch_size", "data.image_size", "seed"),
              builtins=("digits", "mnist", "fashion-mnist", "cifar10", "faces"), verbs=("sample",),
              inputs=("noise",), outputs=("image",), settings=GAN_SETTINGS),
     TaskCard("detect", "deepworks.tasks.detect:ObjectDetection", "object detection", "an object detection",
              ("centernet", "centernet_lite0"),
+             tiny=dict(data="shapes:96", image_size=64, epochs=2, batch_size=16),
              templates=(("centernet", "CenterNet-style detector on a small CNN, from scratch"),
                         ("centernet_lite0", "CenterNet on EfficientNet-Lite0, pretrained on ImageNet "
                                             "(with deepworks[pretrained])")),
@@ -163,6 +170,7 @@ BUILTIN_CARDS = {card.name: card for card in (
                                                   "model.body_lr")),
     TaskCard("audio", "deepworks.tasks.audio:AudioClassification", "sound classification", "an audio classification",
              ("cnn1d", "gru", "lstm", "lenet", "resnet", "efficientnet_lite0"),
+             tiny=dict(data="tones", epochs=2, batch_size=32),
              templates=(("cnn1d", "A 1-D CNN over log-mel spectrograms"),),
              form=("train.epochs", "train.batch_size", "train.lr", "data.augment", "model.width", "seed"),
              builtins=("tones", "fsdd"), verbs=("predict",), inputs=("audio",), outputs=("classes",),
