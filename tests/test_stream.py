@@ -11,7 +11,7 @@ from PIL import Image
 from conftest import assert_same_weights, ctrl_c_at_step, draw, weights
 
 import deepworks as dw
-from deepworks.training.stream import FileImages, augment_one, mix64
+from deepworks.data.stream import FileImages, augment_one, mix64
 from deepworks.training.loop import Interrupted
 from deepworks.tasks.image import ImageClassification, augment
 

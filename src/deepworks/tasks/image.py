@@ -71,7 +71,7 @@ def augment(x: torch.Tensor, mode: str) -> torch.Tensor:
 class AugmentedBatches(TensorBatches):
     """The training images as tensors on the device, sliced per batch as TensorBatches does, each batch then
     augmented there (`augment`, with torch's generator of the device) just before its training step: the part of the
-    batch source that StreamingBatches' workers play for images streamed from disk."""
+    batch source that DatasetBatches' workers play for images streamed from disk."""
 
     def __init__(self, tensors: tuple[torch.Tensor, torch.Tensor], batch_size: int, seed: int, mode: str):
         super().__init__(tensors, batch_size, seed)
@@ -177,7 +177,7 @@ class ImageClassification(AdversarialTraining, Task):
         """The folder's listing when its images should stream from disk (--stream on, or auto and their decoded
         size above --memory-budget), else None: decoded into memory, the fastest when they fit."""
         from ..data.images import list_csv, list_folder
-        from ..training.stream import decoded_bytes
+        from ..data.stream import decoded_bytes
 
         d = self.cfg.data
         path = Path(d.source)
@@ -296,7 +296,7 @@ class ImageClassification(AdversarialTraining, Task):
     def prepare_streamed(self, listing: dict, progress: bool | None) -> Prepared:
         """As `prepare`, for images that stay on disk: the same seeded splits, by index; the normalisation from a
         seeded sample of 1,000 training images; each split a FileImages that decodes on access."""
-        from ..training.stream import stream_folder
+        from ..data.stream import stream_folder
 
         d, seed = self.cfg.data, self.cfg.seed
         size = self.image_size(None)
@@ -331,15 +331,17 @@ class ImageClassification(AdversarialTraining, Task):
     def batch_source(self, train: tuple):
         """Streamed images come through DataLoader workers, which also augment them; tensors in memory are sliced,
         and augmented on the device as each batch is taken (AugmentedBatches)."""
-        from ..training.stream import FileImages, StreamingBatches, default_workers
+        from ..data.stream import FileImages, StreamDataset
+        from ..training.batches import DatasetBatches, default_workers
 
         d, t = self.cfg.data, self.cfg.train
         if not isinstance(train[0], FileImages):
             if d.augment in (None, "none"):
                 return super().batch_source(train)
             return AugmentedBatches(train, t.batch_size, self.cfg.seed, d.augment)
-        return StreamingBatches(train[0], train[1], t.batch_size, self.cfg.seed, d.augment,
-                                default_workers() if d.workers is None else d.workers)
+        return DatasetBatches(StreamDataset(train[0], train[1], d.augment, self.cfg.seed), t.batch_size, self.cfg.seed,
+                              workers=default_workers() if d.workers is None else d.workers, whole_batches=True,
+                              prefetch=4, idle_workers=True, pin_memory=True, spawn=True)
 
     def audit_warnings(self, data: Prepared) -> list[str]:
         """The quick checks of `deepworks audit` (balance, copies, leakage), as warnings before training. `dw.train`
@@ -419,7 +421,7 @@ class ImageClassification(AdversarialTraining, Task):
         from sklearn.ensemble import RandomForestClassifier
         from sklearn.metrics import f1_score
 
-        from ..training.stream import materialize
+        from ..data.stream import materialize
 
         x, y = train[0], train[1].numpy()
         cap = self.cfg.eval.baseline_samples

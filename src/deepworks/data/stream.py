@@ -2,8 +2,9 @@
 
 `FileImages` stands where a uint8 tensor (N, C, S, S) of decoded images would: it has a length and a shape, and
 indexing it (an int, a slice, an array of indices) decodes just those files, in threads. Validation, testing and
-the report therefore work on it unchanged. `StreamingBatches` feeds the training loop from it through torch's
-DataLoader: worker processes decode and augment each batch while the model trains on the one before.
+the report therefore work on it unchanged. `StreamDataset` makes a training batch of it, decoded and augmented;
+the image task hands it to training/batches.py's DataLoader source (`DatasetBatches`, whole batches), whose worker
+processes make each batch while the model trains on the one before.
 
 Exact resume holds as for tensors in memory: the order of epoch e comes from (seed, e) as always, and every
 augmentation draw of an image comes from a number hashed from (seed, epoch, index), so a batch is the same
@@ -19,9 +20,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .batches import BatchSource, step_indices
 from ..errors import DataError
-from ..data.images import UnreadableImage, decode_image, rgb_to_grey
+from .images import UnreadableImage, decode_image, rgb_to_grey
 
 
 class FileImages:
@@ -111,52 +111,6 @@ class StreamDataset(torch.utils.data.Dataset):
         return x, self.labels[[i for _, i in keys]]
 
 
-class StreamingBatches(BatchSource):
-    """Batches decoded (and augmented) by DataLoader worker processes, `workers` of them (0: in this process)."""
-
-    def __init__(self, images: FileImages, labels: torch.Tensor, batch_size: int, seed: int, augment: str,
-                 workers: int):
-        super().__init__(len(images), batch_size, seed)
-        self.dataset = StreamDataset(images, labels, augment, seed)
-        self.workers = workers
-
-    def batches(self, epoch: int, first: int, engine):
-        order = self.order(epoch, torch.device("cpu"))
-        steps = [step_indices(order, s, self.steps, self.batch_size) for s in range(first, self.steps)]
-        keys = [[(epoch, int(i)) for i in engine.shard(idx)] for idx in steps]
-        cuda = engine.device.type == "cuda"
-        loader = torch.utils.data.DataLoader(self.dataset, sampler=keys, batch_size=None, num_workers=self.workers,
-                                             pin_memory=cuda, prefetch_factor=4 if self.workers else None,
-                                             worker_init_fn=lower_priority if self.workers else None,
-                                             multiprocessing_context="spawn" if self.workers and cuda else None)
-        for (x, y), idx in zip(loader, steps):
-            engine.samples = len(x)
-            yield (x.to(engine.device, non_blocking=True), y.to(engine.device, non_blocking=True)), len(idx)
-
-
-def lower_priority(worker_id: int) -> None:
-    """Decoding yields to training: the workers run when a core would otherwise be idle (Linux's SCHED_IDLE; a low
-    nice value elsewhere). A worker that takes a core from one of the training threads holds up every operation of
-    the step, which waits for its slowest thread (see threads.py); as an idle-time task it never does, and when the
-    training has to wait for a batch, its cores fall idle and the workers run."""
-    try:
-        os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
-    except (AttributeError, OSError):
-        try:
-            os.nice(19)
-        except OSError:
-            pass
-
-
-def default_workers() -> int:
-    """One less than the free cores, from 1 to 4: the training keeps a core's worth of threads to itself. On this
-    2-core machine one worker kept ResNet-20 at 0.93 of its in-memory speed, where two took it to 0.86; a small
-    model that decoding cannot keep up with (LeNet-5) gains from --workers 2 (bench/scale.py)."""
-    from .threads import free_cores
-
-    return max(1, min(4, free_cores() - 1))
-
-
 def decoded_bytes(n: int, size: int, channels: int = 3) -> int:
     return n * channels * size * size
 
@@ -164,7 +118,7 @@ def decoded_bytes(n: int, size: int, channels: int = 3) -> int:
 def check_decodes(path: Path, size: int) -> None:
     """Decode an image file's pixels as `decode_image` would (a JPEG at the same reduced scale), without converting
     or resizing them; UnreadableImage, with decode_image's reason, when they stop short or are corrupt."""
-    from ..data.images import open_image
+    from .images import open_image
 
     with open_image(path) as im:
         if im.format == "JPEG":
@@ -196,7 +150,7 @@ def check_all(files: list[Path], size: int, progress: bool) -> list[tuple[str, s
 def stream_folder(listing: dict, size: int, channels: int | None, strict: bool, progress: bool) -> dict:
     """A listed folder (images.list_folder) ready to stream: the readable files of each split with their labels,
     the channels (grey when a sample of the images is grey and none were asked for), and what was skipped."""
-    from ..data.images import looks_grey, unreadable_message
+    from .images import looks_grey, unreadable_message
 
     files = listing["files"]
     skipped = listing["broken"] + check_all(files, size, progress)
