@@ -2,6 +2,7 @@
 import { StrictMode, useEffect, useState } from "react";
 import { createRoot } from "react-dom/client";
 import { call } from "./api.js";
+import { firstChoice } from "./cards.js";
 import DataPage from "./pages/DataPage.jsx";
 import ModelPage from "./pages/ModelPage.jsx";
 import TrainPage from "./pages/TrainPage.jsx";
@@ -17,17 +18,16 @@ function App() {
   const [page, setPage] = useState("Data");
   const [info, setInfo] = useState(null);
   const [error, setError] = useState("");
-  const [choice, setChoice] = useState({ task: "image", data: "digits", preview: null, model: "lenet", layers: null,
-                                          image_size: null });
+  const [choice, setChoice] = useState(null); // the task, data and model chosen so far: the first task's at first
   const [run, setRun] = useState(null); // the name of the run to try and export
   const update = (change) => setChoice((c) => ({ ...c, ...change }));
 
   useEffect(() => {
-    call("/api/info").then(setInfo, (e) => setError(e.message));
+    call("/api/info").then((i) => { setInfo(i); setChoice((c) => c || firstChoice(i)); }, (e) => setError(e.message));
   }, []);
 
   if (error) return <p className="error" data-testid="error">{error}</p>;
-  if (!info) return <p>Loading…</p>;
+  if (!info || !choice) return <p>Loading…</p>;
   const props = { info, choice, update, run, setRun, go: setPage };
   return (
     <>

@@ -2,12 +2,15 @@
 import { useState } from "react";
 import { call } from "../api.js";
 import Audit from "../Audit.jsx";
+import { cardOf } from "../cards.js";
+
+const THUMBNAIL = { boxes: 128 }; // px of a preview image, by what the task gives back (boxes need room); else 56
 
 export default function DataPage({ info, choice, update, go }) {
   const [source, setSource] = useState(choice.data || "");
   const [busy, setBusy] = useState(false);
   const [error, setError] = useState("");
-  const builtins = info.datasets[choice.task] || [];
+  const builtins = cardOf(info, choice.task).builtins;
 
   async function look(data) {
     setBusy(true);
@@ -45,7 +48,7 @@ export default function DataPage({ info, choice, update, go }) {
       <label>
         Task{" "}
         <select data-testid="task" value={choice.task}
-                onChange={(e) => update({ task: e.target.value, data: "", preview: null, model: info.templates[e.target.value][0].model,
+                onChange={(e) => update({ task: e.target.value, data: "", preview: null, model: cardOf(info, e.target.value).templates[0].model,
                                          image_size: null })}>
           {info.tasks.map((t) => <option key={t}>{t}</option>)}
         </select>
@@ -70,20 +73,23 @@ export default function DataPage({ info, choice, update, go }) {
       </p>
       {busy && <p data-testid="data-busy">Reading the data…</p>}
       {error && <p className="error" data-testid="data-error">{error}</p>}
-      {choice.preview && <Preview preview={choice.preview} />}
+      {choice.preview && <Preview preview={choice.preview} card={cardOf(info, choice.preview.task)} />}
       {choice.preview && choice.preview.classes && <Audit data={choice.preview.data} />}
       {choice.preview && <button className="next" data-testid="to-model" onClick={() => go("Model")}>Next: the model →</button>}
     </section>
   );
 }
 
-function Preview({ preview }) {
+function Preview({ preview, card }) {
   const s = preview.splits;
   const sizes = Object.entries(s).map(([k, n]) => `${n.toLocaleString("en-US")} ${k === "val" ? "validation" : k}`).join(", ");
+  // what the splits count: a text's characters (it shows an excerpt), sentence pairs, or examples
+  const counted = preview.excerpt !== undefined ? "characters" : preview.pairs ? "pairs" : "examples";
+  const side = THUMBNAIL[card.outputs[0]] || 56;
   return (
     <div data-testid="data-preview">
       <p>
-        <b>{preview.data}</b>: {sizes} {preview.task === "text" ? "characters" : preview.task === "translate" ? "pairs" : "examples"}
+        <b>{preview.data}</b>: {sizes} {counted}
         {preview.classes && <> in {preview.classes.length} classes, {preview.image_size}×{preview.image_size} pixels,{" "}
           {preview.channels === 1 ? "grey" : "colour"}</>}.
       </p>
@@ -114,7 +120,7 @@ function Preview({ preview }) {
             {preview.examples.map((row) => (
               <tr key={row.class}>
                 <th>{row.class}</th>
-                <td>{row.images.map((b64, i) => <img key={i} src={`data:image/png;base64,${b64}`} alt={row.class} width={preview.task === "detect" ? 128 : 56} height={preview.task === "detect" ? 128 : 56} />)}</td>
+                <td>{row.images.map((b64, i) => <img key={i} src={`data:image/png;base64,${b64}`} alt={row.class} width={side} height={side} />)}</td>
               </tr>
             ))}
           </tbody>

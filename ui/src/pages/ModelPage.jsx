@@ -2,6 +2,7 @@
 import { useEffect, useState } from "react";
 import { call } from "../api.js";
 import GraphView from "../GraphView.jsx";
+import { cardOf, designsImages } from "../cards.js";
 
 const LENET = [
   { type: "conv", channels: 6, kernel: 5, padding: 2 }, { type: "activation", function: "relu" }, { type: "pool", size: 2 },
@@ -11,12 +12,12 @@ const LENET = [
 ];
 
 export default function ModelPage({ info, choice, update, go }) {
-  const templates = info.templates[choice.task] || [];
+  const card = cardOf(info, choice.task);
   return (
     <section>
       <h2>The model</h2>
       <div className="templates">
-        {templates.map((t) => (
+        {card.templates.map((t) => (
           <label key={t.model} className={choice.model === t.model ? "template chosen" : "template"}>
             <input type="radio" name="model" data-testid={`template-${t.model}`} checked={choice.model === t.model}
                    onChange={() => update({ model: t.model })} />
@@ -24,7 +25,7 @@ export default function ModelPage({ info, choice, update, go }) {
           </label>
         ))}
       </div>
-      {choice.task === "image" && <ImageSize choice={choice} update={update} />}
+      {designsImages(card) && <ImageSize choice={choice} update={update} />}
       {choice.model === "layers" && <Designer info={info} choice={choice} update={update} />}
       <button className="next" data-testid="to-train" onClick={() => go("Train")}>Next: train →</button>
     </section>
@@ -57,7 +58,8 @@ function Designer({ info, choice, update }) {
   const [error, setError] = useState("");
   const [yamlText, setYamlText] = useState("");
   // the server works out what the design receives from the data at the page's image size (the job gets the same)
-  const size = choice.task === "image" && Number.isInteger(choice.image_size) ? choice.image_size : null;
+  const images = designsImages(cardOf(info, choice.task));
+  const size = images && Number.isInteger(choice.image_size) ? choice.image_size : null;
   const where = choice.data
     ? { task: choice.task, data: choice.data, ...(size ? { image_size: size } : {}) }
     : { input: [1, size || 28, size || 28], classes: 10 };
@@ -93,7 +95,7 @@ function Designer({ info, choice, update }) {
         Add: {kinds.map((kind) => (
           <button key={kind} data-testid={`add-${kind}`} onClick={() => setLayers([...layers, { type: kind }])}>+ {kind}</button>
         ))}
-        {choice.task === "image" && <button data-testid="load-lenet" onClick={() => setLayers(LENET)}>LeNet-5 as cards</button>}
+        {images && <button data-testid="load-lenet" onClick={() => setLayers(LENET)}>LeNet-5 as cards</button>}
         <button data-testid="clear-design" onClick={() => setLayers([])}>Clear</button>
       </div>
       {error && <p className="error" data-testid="design-error">{error}</p>}

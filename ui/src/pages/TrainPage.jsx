@@ -3,8 +3,9 @@
 import { useEffect, useRef, useState } from "react";
 import { call, percent } from "../api.js";
 import Curves from "../Curves.jsx";
+import { cardOf } from "../cards.js";
 
-export default function TrainPage({ choice, update, setRun, go }) {
+export default function TrainPage({ info, choice, update, setRun, go }) {
   const [fields, setFields] = useState([]);
   const [values, setValues] = useState({}); // only what the user set: the rest are the command line's defaults
   const [job, setJob] = useState(null); // the last status the server sent
@@ -120,7 +121,7 @@ export default function TrainPage({ choice, update, setRun, go }) {
         </details>
         <button data-testid="train-start" disabled={running}>Train</button>
       </form>
-      {choice.task !== "gan" && (
+      {cardOf(info, choice.task).automl && (
         <p className="automl">
           Or let the machine choose the model and its settings (AutoML, Optuna's TPE with pruning) within{" "}
           <input data-testid="automl-budget" value={budget} size={5} onChange={(e) => setBudget(e.target.value)} />{" "}

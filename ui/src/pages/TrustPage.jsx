@@ -4,8 +4,9 @@ import { useState } from "react";
 import { call, percent } from "../api.js";
 import RunPicker from "../RunPicker.jsx";
 import Audit from "../Audit.jsx";
+import { trustedTasks } from "../cards.js";
 
-export default function TrustPage({ run, setRun }) {
+export default function TrustPage({ info, run, setRun }) {
   const [runs, setRuns] = useState([]);
   const [index, setIndex] = useState(0);
   const [eps, setEps] = useState(0.1);
@@ -13,7 +14,7 @@ export default function TrustPage({ run, setRun }) {
   const [answer, setAnswer] = useState(null);
   const [busy, setBusy] = useState(false);
   const [error, setError] = useState("");
-  const info = runs.find((r) => r.name === run);
+  const picked = runs.find((r) => r.name === run);
 
   async function use(tool, extra = {}) {
     setBusy(true);
@@ -29,7 +30,7 @@ export default function TrustPage({ run, setRun }) {
   return (
     <section>
       <h2>Trust</h2>
-      <RunPicker run={run} setRun={setRun} testid="trust-run" label="Image run" task="image" onRuns={setRuns}
+      <RunPicker run={run} setRun={setRun} testid="trust-run" label="Image run" tasks={trustedTasks(info)} onRuns={setRuns}
                  onError={setError} />{" "}
       <label>test image <input data-testid="trust-index" type="number" min={0} value={index} style={{ width: "5em" }}
                                onChange={(e) => setIndex(Number(e.target.value))} /></label>
@@ -49,7 +50,7 @@ export default function TrustPage({ run, setRun }) {
           </fieldset>
           <button data-testid="explain-go" disabled={busy} onClick={() => use("explain")}>Saliency: what it looks at</button>{" "}
           <button data-testid="visualize-go" disabled={busy} onClick={() => use("visualize")}>What each class looks like to it</button>
-          {info && <Audit data={info.data} />}
+          {picked && <Audit data={picked.data} />}
         </div>
       )}
       {busy && <p>Working…</p>}

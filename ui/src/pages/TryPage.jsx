@@ -1,10 +1,12 @@
 // Try: the run's own inference face (the /v1 route `deepworks serve` answers): draw or drop an image and see the top
-// classes; give a prime or a sentence for text and translation runs.
+// classes; give a prime or a sentence for text and translation runs. The view is the one for what the run's task
+// takes and gives back, as its card declares them: no view names a task.
 import { useEffect, useRef, useState } from "react";
 import { call, percent } from "../api.js";
+import { cardOf } from "../cards.js";
 import RunPicker from "../RunPicker.jsx";
 
-export default function TryPage({ run, setRun }) {
+export default function TryPage({ info, run, setRun }) {
   const [card, setCard] = useState(null);
   const [error, setError] = useState("");
 
@@ -14,17 +16,27 @@ export default function TryPage({ run, setRun }) {
     call(`/api/runs/${encodeURIComponent(run)}/serve`, { method: "POST" }).then(setCard, (e) => setError(e.message));
   }, [run]);
 
+  const View = card && viewOf(cardOf(info, card.task));
   return (
     <section>
       <h2>Try the model</h2>
       <RunPicker run={run} setRun={setRun} testid="try-run" onError={setError} />
       {error && <p className="error" data-testid="try-error">{error}</p>}
-      {card && card.task === "image" && <ImageTry card={card} />}
-      {card && card.task === "detect" && <DetectTry card={card} />}
-      {card && card.task === "audio" && <AudioTry card={card} />}
-      {card && !["image", "detect", "audio"].includes(card.task) && <TextTry card={card} />}
+      {View && <View card={card} />}
     </section>
   );
+}
+
+// The view of a use, by what it takes (the task card's inputs[0]) and what it gives back (its outputs[0]); a text
+// box and a button for anything else.
+function viewOf(task) {
+  const VIEWS = {
+    image: { classes: ImageTry, boxes: DetectTry },
+    audio: { classes: AudioTry },
+    text: { text: TextTry },
+    noise: { image: SampleTry },
+  };
+  return (VIEWS[task.inputs[0]] || {})[task.outputs[0]] || TextTry;
 }
 
 // One file to the run's /v1 route as a form upload, with the use's options as fields: its one answer.
@@ -234,8 +246,12 @@ function DetectTry({ card }) {
   );
 }
 
+// Text in: a prime the run writes on from, streamed as it is written (a use that samples at a temperature), or a
+// sentence whose answer comes whole (with its attention weights where the use can return them).
 function TextTry({ card }) {
-  const [text, setText] = useState(card.task === "text" ? "The " : "");
+  const options = card.options || {};
+  const writes = options.temperature !== undefined;
+  const [text, setText] = useState(writes ? "The " : "");
   const [temperature, setTemperature] = useState(0.8);
   const [answer, setAnswer] = useState(null);
   const [error, setError] = useState("");
@@ -264,34 +280,51 @@ function TextTry({ card }) {
     }
   }
   async function go() {
-    if (card.task === "text") return stream();
-    const json = card.task === "gan" ? { n: 8 } : { inputs: text };
-    if (card.task === "translate") json.attention = true;
-    try {
-      setAnswer((await call(card.route, { json })).outputs);
-      setError("");
-    } catch (e) {
-      setError(e.message);
-    }
+    if (writes) return stream();
+    const json = { inputs: text };
+    if (options.attention !== undefined) json.attention = true;
+    await ask(card, json, setAnswer, setError);
   }
   return (
     <div className="try">
-      {card.task !== "gan" && <textarea data-testid="try-text" rows={3} cols={60} value={text} onChange={(e) => setText(e.target.value)} />}
-      {card.task === "text" && (
+      <textarea data-testid="try-text" rows={3} cols={60} value={text} onChange={(e) => setText(e.target.value)} />
+      {writes && (
         <label>temperature {temperature}
           <input type="range" min={0.1} max={2} step={0.1} value={temperature} onChange={(e) => setTemperature(Number(e.target.value))} />
         </label>
       )}
       <button data-testid="try-go" onClick={go}>{card.use}</button>
       {error && <p className="error">{error}</p>}
-      {answer && card.task === "text" && <pre data-testid="try-answer">{answer.map((a) => a.text ?? JSON.stringify(a)).join("\n")}</pre>}
-      {answer && card.task === "translate" && answer.map((a, i) => <Translation key={i} answer={a} />)}
-      {answer && card.task === "gan" && (
-        <div data-testid="try-answer">{answer.map((a, i) => <img key={i} className="sample" src={`data:image/png;base64,${a.image_png_base64}`} alt="sample" />)}</div>
-      )}
-      {card.task === "gan" && <Walk card={card} />}
+      {answer && writes && <pre data-testid="try-answer">{answer.map((a) => a.text ?? JSON.stringify(a)).join("\n")}</pre>}
+      {answer && options.attention !== undefined && answer.map((a, i) => <Translation key={i} answer={a} />)}
     </div>
   );
+}
+
+// Noise in, images out: eight new images, and a walk through the noise space between two points.
+function SampleTry({ card }) {
+  const [answer, setAnswer] = useState(null);
+  const [error, setError] = useState("");
+  return (
+    <div className="try">
+      <button data-testid="try-go" onClick={() => ask(card, { n: 8 }, setAnswer, setError)}>{card.use}</button>
+      {error && <p className="error">{error}</p>}
+      {answer && (
+        <div data-testid="try-answer">{answer.map((a, i) => <img key={i} className="sample" src={`data:image/png;base64,${a.image_png_base64}`} alt="sample" />)}</div>
+      )}
+      <Walk card={card} />
+    </div>
+  );
+}
+
+// One JSON request to the run's /v1 route: its answers, or the server's message.
+async function ask(card, json, setAnswer, setError) {
+  try {
+    setAnswer((await call(card.route, { json })).outputs);
+    setError("");
+  } catch (e) {
+    setError(e.message);
+  }
 }
 
 function Translation({ answer }) {
