@@ -171,3 +171,47 @@ def test_use_writes_text_and_pictures_as_the_aliases_do(capsys, use_runs, tmp_pa
         with pytest.raises(SystemExit) as exit_:
             build_parser().parse_args([verb, "--help"])
         assert exit_.value.code == 0
+
+
+def help_of(capsys, *argv) -> str:
+    with pytest.raises(SystemExit) as exit_:
+        main(list(argv))
+    assert exit_.value.code == 0
+    return capsys.readouterr().out
+
+
+def flags_listed(help_text: str) -> set[str]:
+    """The flags a --help describes, one a line (not those its examples use)."""
+    import re
+
+    return set(re.findall(r"^ {2}(--[a-z][\w-]*)", help_text, re.M))
+
+
+def test_help_with_a_task_lists_only_the_settings_that_task_takes(capsys):
+    everything = help_of(capsys, "train", "--help")
+    assert {"--beam", "--latent-size", "--split"} <= flags_listed(everything)
+    assert "deepworks train --task gan --help" in everything  # the description says how to narrow them
+    translate = help_of(capsys, "train", "--task", "translate", "--help")
+    assert "--beam" in flags_listed(translate) and "--latent-size" not in flags_listed(translate)
+    assert {"--epochs", "--data", "--task", "--config"} <= flags_listed(translate)
+    gan = help_of(capsys, "train", "--task=gan", "--help")
+    assert "--latent-size" in flags_listed(gan) and "--beam" not in flags_listed(gan) and "--task gan takes" in gan
+    assert "--split" in flags_listed(help_of(capsys, "automl", "--task", "audio", "--help"))
+    assert "--split" not in flags_listed(help_of(capsys, "automl", "--help", "--task", "image"))
+    assert flags_listed(help_of(capsys, "train", "--task", "mytasks:Mine", "--help")) == flags_listed(everything)
+
+
+def test_a_setting_of_another_task_still_parses_and_is_checked(capsys):
+    from deepworks.cli import build_parser
+    from deepworks.cli.train import setting_flags
+
+    args = build_parser().parse_args(["train", "--task", "gan", "--beam", "3", "--no-bidirectional"])
+    assert setting_flags(args) == {"task": "gan", "eval.beam": "3", "model.bidirectional": False}
+    code, out, err = run_cli(capsys, "train", "--task", "gan", "--beam", "wide")
+    assert code == 2 and err.strip() == "error: --beam expects int. Received: 'wide'."
+
+
+def test_help_of_a_task_imports_no_torch():
+    code = ("import sys\nfrom deepworks.cli import main\ntry:\n    main(['train', '--task', 'gan', '--help'])\n"
+            "except SystemExit:\n    pass\nassert 'torch' not in sys.modules, 'torch imported'")
+    subprocess.run([sys.executable, "-c", code], check=True, capture_output=True)

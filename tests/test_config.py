@@ -1,3 +1,5 @@
+import re
+
 import pytest
 import yaml
 
@@ -55,3 +57,60 @@ def test_missing_and_malformed_files(tmp_path):
 def test_out_of_range_settings_name_the_flag(key, value, message):
     with pytest.raises(ConfigError, match=message.replace(".", r"\.").replace("-", r"\-")):
         apply_overrides(Config(), {key: value}).check()
+
+
+TASK_WORDS = {"image": "image", "images": "image", "streaming": "image", "adversarial": "image", "text": "text",
+              "translation": "translate", "gan": "gan", "gans": "gan", "detection": "detect", "audio": "audio"}
+LABEL = re.compile(r"(?:^|[.;] )([A-Z][^:.;()]*):")  # 'Translation: ...', 'GAN, wgan-gp: ...' at a sentence's start
+
+
+def tasks_named(help_text: str) -> set[str]:
+    """The tasks a help text names in its labels: 'Text and translation: ...' names text and translate."""
+    named = set()
+    for label in LABEL.findall(help_text):
+        words = re.findall(r"[a-z]+", label.lower())
+        if words and words[0] in TASK_WORDS:
+            named |= {TASK_WORDS[w] for w in words if w in TASK_WORDS}
+    return named
+
+
+def test_every_setting_whose_help_names_a_task_applies_to_that_task():
+    from deepworks.cards import BUILTIN_CARDS, applies, task_only_settings
+    from deepworks.config import fields_by_key
+
+    assert tasks_named("Text and translation: how the files are decoded.") == {"text", "translate"}
+    assert tasks_named("What to learn from. Images: a folder. MLP: units.") == {"image"}
+    named_somewhere = 0
+    for key, (_, f, _) in fields_by_key().items():
+        named = tasks_named(f.metadata["help"])
+        assert named <= set(BUILTIN_CARDS), (key, named)
+        for task in named:
+            assert applies(key, task), f"{key}: its help names {task}, whose card does not list it in settings"
+        named_somewhere += key in task_only_settings() and bool(named)
+    assert named_somewhere >= 35  # most task-only settings say whose they are
+    for card in BUILTIN_CARDS.values():
+        assert set(card.settings) <= set(fields_by_key()), card.name  # no misspelt key
+
+
+def test_check_names_the_first_problem_in_the_order_it_always_did():
+    cfg = apply_overrides(Config(), {"data.seq_len": 0, "engine.nproc": 0, "train.gamma": 0, "eval.top_k": 0})
+    with pytest.raises(ConfigError, match=r"^--seq-len must be at least 1\. Received: 0\.$"):
+        cfg.check()
+    cfg.data.seq_len = 1
+    with pytest.raises(ConfigError, match="--top-k"):
+        cfg.check()
+    cfg.eval.top_k = 1
+    with pytest.raises(ConfigError, match="--nproc must be at least 1"):
+        cfg.check()
+    cfg.engine.nproc = 1
+    with pytest.raises(ConfigError, match="--gamma must be above 0"):
+        cfg.check()
+    cfg.train.gamma = 0.1
+    assert cfg.check() is cfg
+
+
+def test_the_section_classes_are_still_imported_from_config():
+    from deepworks import config, settings
+
+    for name in ("DataConfig", "ModelConfig", "TrainConfig", "EvalConfig", "EngineConfig", "setting", "choices_of"):
+        assert getattr(config, name) is getattr(settings, name)

@@ -344,3 +344,13 @@ def test_a_worker_gone_after_stop_without_a_word_is_stopped_and_resumes_from_its
     assert status["state"] == "stopped" and status["message"] == (f"Stopped; the state is saved in {run}. Resume "
                                                                    f"continues from it.")
     assert resumable(status) == "checkpoint"
+
+
+def test_the_settings_form_of_a_task_has_only_the_settings_it_takes(client):
+    keys = {task: {f["key"] for f in client.get("/api/settings", params={"task": task}).json()["fields"]}
+            for task in ("audio", "translate", "gan", "image")}
+    assert "data.split" in keys["audio"] and "eval.beam" not in keys["audio"]
+    assert "eval.beam" in keys["translate"] and "model.latent_size" not in keys["translate"]
+    assert "model.latent_size" in keys["gan"] and "train.adversarial" not in keys["gan"]
+    assert "train.adversarial" in keys["image"] and "data.split" not in keys["image"]
+    assert all({"train.epochs", "train.lr", "seed"} <= form for form in keys.values())

@@ -112,12 +112,15 @@ def audio_space(examples: int = 0, photos: bool = False, pretrained: bool = Fals
 IMAGE_SETTINGS = ("data.test_fraction", "data.stream", "data.workers", "data.memory_budget", "model.pretrained",
                   "model.freeze", "model.layers", "model.head_first", "model.body_lr", "train.label_smoothing",
                   "train.adversarial", "train.eps", "train.attack_steps", "eval.robust_samples", "eval.robust_steps")
-TRANSLATE_SETTINGS = ("data.target", "data.val_data", "data.test_data", "data.encoding", "data.max_len",
-                      "data.min_freq", "data.tokenizer", "data.vocab_size", "model.embed_size", "model.tie_weights",
-                      "model.attention", "model.bidirectional", "model.heads", "model.ff_size",
+TRANSLATE_SETTINGS = ("data.target", "data.val_data", "data.test_data", "data.test_fraction", "data.encoding",
+                      "data.max_len", "data.min_freq", "data.tokenizer", "data.vocab_size", "model.embed_size",
+                      "model.tie_weights", "model.attention", "model.bidirectional", "model.heads", "model.ff_size",
                       "train.label_smoothing", "train.teacher_forcing", "eval.beam", "eval.length_penalty")
-GAN_SETTINGS = ("model.latent_size", "model.conditional", "model.spectral_norm", "model.embed_size", "train.lr_d",
-                "train.gan_loss", "train.critic_steps", "train.gp_weight", "eval.fid_samples", "eval.fid_model")
+GAN_SETTINGS = ("data.test_fraction", "model.latent_size", "model.conditional", "model.spectral_norm", "train.lr_d",
+                "train.gan_loss", "train.label_smoothing", "train.critic_steps", "train.gp_weight", "eval.fid_samples",
+                "eval.fid_model")
+DETECT_SETTINGS = ("data.test_fraction", "model.pretrained", "model.freeze", "model.body_lr")
+AUDIO_SETTINGS = ("data.split", "data.features", "data.test_fraction", "model.pretrained", "model.freeze")
 IMAGE_MODELS = ("mlp", "lenet", "resnet", "resnet18", "efficientnet_lite0", "layers")
 BUILTIN_CARDS = {card.name: card for card in (
     TaskCard("image", "deepworks.tasks.image:ImageClassification", "image classification", "an image classification",
@@ -166,15 +169,14 @@ BUILTIN_CARDS = {card.name: card for card in (
              form=("model.name", "model.pretrained", "train.epochs", "train.batch_size", "train.lr",
                    "data.image_size", "data.augment", "seed"),
              builtins=("shapes", "raccoon"), verbs=("detect",), inputs=("image",), outputs=("boxes",),
-             search_space=detect_space, settings=("model.pretrained", "model.freeze", "model.head_first",
-                                                  "model.body_lr")),
+             search_space=detect_space, settings=DETECT_SETTINGS),
     TaskCard("audio", "deepworks.tasks.audio:AudioClassification", "sound classification", "an audio classification",
              ("cnn1d", "gru", "lstm", "lenet", "resnet", "efficientnet_lite0"),
              tiny=dict(data="tones", epochs=2, batch_size=32),
              templates=(("cnn1d", "A 1-D CNN over log-mel spectrograms"),),
              form=("train.epochs", "train.batch_size", "train.lr", "data.augment", "model.width", "seed"),
              builtins=("tones", "fsdd"), verbs=("predict",), inputs=("audio",), outputs=("classes",),
-             search_space=audio_space, settings=("data.split", "data.features", "model.pretrained", "model.freeze")),
+             search_space=audio_space, settings=AUDIO_SETTINGS),
 )}
 USER_CARDS: dict[str, TaskCard] = {}  # cards of tasks of your own, registered in this process
 

@@ -8,7 +8,9 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import sys
 
+from ..cards import applies
 from ..config import COMMAND_LINE, SECTIONS, Config, apply_overrides, choices_of, fields_by_key, flag_names
 from .common import EXAMPLES, add_command, print_labelled
 
@@ -42,7 +44,8 @@ def add_train(sub) -> None:
                                    "draw the digits; with --task detect: a detector that finds circles, squares and "
                                    "triangles in generated images; with --task audio: a 1-D CNN that tells generated "
                                    "tones and chirps apart. Every setting below "
-                                   "can also come from a YAML file (--config); flags override it.")
+                                   "can also come from a YAML file (--config); flags override it. With a task, "
+                                   "--help lists only the settings it takes: deepworks train --task gan --help.")
     p.add_argument("--config", help="YAML file of settings, sections data/model/train/eval (see a run's config.yaml)")
     p.add_argument("--resume", metavar="RUN", help="continue an interrupted run from its last checkpoint")
     p.add_argument("--quiet", action="store_true", help="no progress bar or per-epoch lines")
@@ -59,7 +62,8 @@ def add_automl(sub) -> None:
                                 "augmentation, schedule and epochs, one trial at a time with all the cores, and "
                                 "stops poor trials early. Every trial is an ordinary run in OUT/trials/. Stop it "
                                 "any time (even kill -9): the same command continues the search. The flags of "
-                                "`deepworks train` fix a setting for every trial.")
+                                "`deepworks train` fix a setting for every trial (with --task X, --help lists only "
+                                "those task X takes).")
     p.add_argument("--budget", default="10m", help="wall-clock time for the whole search: 90s, 10m, 1h [default: 10m]")
     p.add_argument("--space", metavar="YAML",
                    help="search space: setting keys mapped to choices [a, b], ranges {low, high, log}, or one value; "
@@ -101,10 +105,12 @@ def add_compare(sub) -> None:
 
 
 def add_config_flags(parser: argparse.ArgumentParser) -> None:
-    """One flag per config field, grouped by section, with the field's help and default."""
+    """One flag per config field, grouped by section, with the field's help and default. Every flag parses whatever
+    the task, but --help with a --task lists only the settings that task takes (narrow_help_to_task)."""
     groups = {None: parser.add_argument_group("run")}
     for section in SECTIONS:
         groups[section] = parser.add_argument_group(f"{section} settings (YAML section '{section}:')")
+    flags = {}
     for key, (section, f, typ) in fields_by_key().items():
         choices = choices_of(f)
         help_text = f.metadata["help"]
@@ -115,9 +121,43 @@ def add_config_flags(parser: argparse.ArgumentParser) -> None:
             help_text += f" [default: {default}]"
         kwargs = dict(dest=key, default=argparse.SUPPRESS, help=help_text.replace("%", "%%"))
         if typ is bool:
-            groups[section].add_argument(*flag_names(f), action=argparse.BooleanOptionalAction, **kwargs)
+            flags[key] = groups[section].add_argument(*flag_names(f), action=argparse.BooleanOptionalAction, **kwargs)
         else:
-            groups[section].add_argument(*flag_names(f), metavar=f.name.upper(), **kwargs)
+            flags[key] = groups[section].add_argument(*flag_names(f), metavar=f.name.upper(), **kwargs)
+    narrow_help_to_task(parser, flags)
+
+
+def narrow_help_to_task(parser: argparse.ArgumentParser, flags: dict[str, argparse.Action]) -> None:
+    """Before each parse, hide from --help (argparse.SUPPRESS) the flags of the settings that the task the arguments
+    name does not take (cards.applies), and show them all again when they name none. The flags stay: a setting of
+    another task still parses and is checked as from a YAML file. The command's parser is wrapped rather than
+    subclassed because argparse makes the parsers of subcommands itself; it hands this one only its own arguments,
+    so `train --help --task gan` narrows as `train --task gan --help` does."""
+    helps = {key: action.help for key, action in flags.items()}
+    description = parser.description
+    parse = parser.parse_known_args
+
+    def parse_known_args(args=None, namespace=None):
+        task = task_named(sys.argv[1:] if args is None else args)
+        hidden = set() if task is None else {key for key in flags if not applies(key, task)}
+        for key, action in flags.items():
+            action.help = argparse.SUPPRESS if key in hidden else helps[key]
+        narrowed = f" The settings below are those that --task {task} takes; --help without --task lists them all."
+        parser.description = description + (narrowed if hidden else "")
+        return parse(args, namespace)
+
+    parser.parse_known_args = parse_known_args
+
+
+def task_named(args: list[str]) -> str | None:
+    """The task a command's arguments name, --task X or --task=X (the last one, as argparse takes), else None."""
+    task = None
+    for i, arg in enumerate(args):
+        if arg == "--task" and i + 1 < len(args):
+            task = args[i + 1]
+        elif arg.startswith("--task="):
+            task = arg.partition("=")[2]
+    return task
 
 
 def setting_flags(args) -> dict:

@@ -61,8 +61,9 @@ async def upload(request: Request, ui: UIState = Depends(ui_state)):
 
 
 def setting_fields(task: str) -> list[dict]:
-    """The config's fields as a form: key, flag, help, type, default, choices; the task's first ones first."""
-    from ...cards import BUILTIN_CARDS
+    """The settings the task takes (cards.applies) as a form: key, flag, help, type, default, choices; the task's
+    first ones first."""
+    from ...cards import BUILTIN_CARDS, applies
     from ...config import choices_of, fields_by_key
 
     if task not in BUILTIN_CARDS:
@@ -71,7 +72,7 @@ def setting_fields(task: str) -> list[dict]:
     first = list(card.form)
     out = []
     for key, (_, f, kind) in fields_by_key().items():
-        if key in ("task", "data.source", "runs_dir", "name") or key.startswith("dist."):
+        if key in ("task", "data.source", "runs_dir", "name") or key.startswith("dist.") or not applies(key, task):
             continue
         choices = list(choices_of(f))
         if key == "model.name":
