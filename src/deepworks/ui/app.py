@@ -3,7 +3,7 @@ JSON errors), plus a REST API under /api for what the pages do, and the built fr
 
 The API (every route is in /openapi.json, so anything the pages do can be scripted):
     GET  /api/info                      tasks, built-in datasets, model templates, layer cards, version
-    GET  /api/settings?task=image       the settings form: every config field with its help, type and choices
+    GET  /api/settings?task=image       the settings form: the settings the task takes, with their help, type and choices
     POST /api/data/preview              {task, data, data_dir?}: classes, sizes, and a grid of examples per class
     POST /api/data/upload               a .zip of class folders, .csv, .npz, text or .tsv: kept, its path answered
     POST /api/design                    {layers or yaml, data (and image_size) or input and classes}: the canonical
