@@ -35,8 +35,6 @@ def line_of(text: str, needle: str, start: int = 0) -> int:
 def read_voc(root: Path, classes: list[str] | None, strict: bool) -> BoxSet:
     """A folder of VOC XML files (anywhere below it) and their images: each XML's <filename> is looked for beside
     it, in the folder, and in its JPEGImages/ or images/ sub-folder. Images without an XML are negatives."""
-    import xml.etree.ElementTree as ET
-
     problems = Problems(strict)
     classes = classes or yolo_names(root)  # a classes.txt beside the XML files is the label map
     xmls = sorted(p for p in root.rglob("*.xml") if not any(is_hidden(part) for part in p.relative_to(root).parts))
@@ -46,11 +44,7 @@ def read_voc(root: Path, classes: list[str] | None, strict: bool) -> BoxSet:
     records, used = [], set()
     for xml in xmls:
         text = xml.read_text(errors="replace")
-        try:
-            tree = ET.fromstring(text)
-        except ET.ParseError as err:
-            raise DataError(f"{xml}: line {err.position[0]}: not valid XML ({err.msg}). Expected a Pascal VOC "
-                            f"annotation (<annotation> with <filename>, <size> and <object>s).") from None
+        tree = parse_voc_xml(xml, text)
         if tree.tag != "annotation":
             continue  # some other XML file in the folder
         name = (tree.findtext("filename") or "").strip()
@@ -62,39 +56,9 @@ def read_voc(root: Path, classes: list[str] | None, strict: bool) -> BoxSet:
         used.add(path.name)
         if (size := probe_or_skip(path, problems)) is None:
             continue
-        width, height = size
         check_said_size(tree, size, path, xml, text)
-        boxes, pos = [], 0
-        for obj in tree.iter("object"):
-            pos = text.find("<object", pos) + 1
-            line = text.count("\n", 0, pos) + 1
-            label = (obj.findtext("name") or "").strip()
-            bnd = obj.find("bndbox")
-            where = f"{xml}: line {line}"
-            try:
-                box = [float(bnd.findtext(k)) for k in ("xmin", "ymin", "xmax", "ymax")]
-            except (TypeError, ValueError, AttributeError):
-                problems.skip(f"{where}: Expected <bndbox> with numbers xmin, ymin, xmax, ymax. Received: "
-                              f"{ET.tostring(bnd).decode()[:120] if bnd is not None else 'no <bndbox>'}.")
-                continue
-            if label not in found_classes:
-                if classes is not None:
-                    problems.skip(f"{where}: Expected a class of the label map ({', '.join(classes)}). Received: "
-                                  f"'{label}'.")
-                    continue
-                found_classes.append(label)
-            boxes.append((box, label, where))
-        pixel_boxes = [b for b, _, _ in boxes]
-        if normalised_looking(pixel_boxes) and max(width, height) > 2:
-            raise DataError(f"{xml}: the boxes look normalised (every coordinate within 0 to 1). Expected VOC "
-                            f"coordinates in pixels of the {width}x{height} image. Received: {pixel_boxes[0]}.")
-        kept, kept_labels = [], []
-        for box, label, where in boxes:
-            fixed = check_box(box, width, height, where, problems)
-            if fixed is not None:
-                kept.append(fixed)
-                kept_labels.append(label)
-        records.append((path, (width, height), kept, kept_labels))
+        kept, kept_labels = voc_boxes(tree, text, xml, tuple(size), classes, found_classes, problems)
+        records.append((path, tuple(size), kept, kept_labels))
     if not xmls:
         raise DataError(f"No Pascal VOC XML files found under '{root}'. Expected a folder of .xml annotations with "
                         f"their images, a COCO .json file, or a YOLO folder (images with one .txt per image and a "
@@ -105,6 +69,57 @@ def read_voc(root: Path, classes: list[str] | None, strict: bool) -> BoxSet:
     found_classes = sorted(found_classes) if classes is None else found_classes
     notes = problems.finish(str(root))
     return box_set(records, found_classes, f"Pascal VOC folder {root}", notes)
+
+
+def parse_voc_xml(xml: Path, text: str):
+    """The XML's root element; a file that is not XML at all is an error, with its line."""
+    import xml.etree.ElementTree as ET
+
+    try:
+        return ET.fromstring(text)
+    except ET.ParseError as err:
+        raise DataError(f"{xml}: line {err.position[0]}: not valid XML ({err.msg}). Expected a Pascal VOC "
+                        f"annotation (<annotation> with <filename>, <size> and <object>s).") from None
+
+
+def voc_boxes(tree, text: str, xml: Path, size: tuple[int, int], classes: list[str] | None,
+              found_classes: list[str], problems: Problems) -> tuple[list, list[str]]:
+    """(boxes, labels) of one annotation's <object>s that pass the checks, each problem skipped with its line; a
+    class met for the first time joins `found_classes` unless the label map is given."""
+    import xml.etree.ElementTree as ET
+
+    width, height = size
+    boxes, pos = [], 0
+    for obj in tree.iter("object"):
+        pos = text.find("<object", pos) + 1
+        line = text.count("\n", 0, pos) + 1
+        label = (obj.findtext("name") or "").strip()
+        bnd = obj.find("bndbox")
+        where = f"{xml}: line {line}"
+        try:
+            box = [float(bnd.findtext(k)) for k in ("xmin", "ymin", "xmax", "ymax")]
+        except (TypeError, ValueError, AttributeError):
+            problems.skip(f"{where}: Expected <bndbox> with numbers xmin, ymin, xmax, ymax. Received: "
+                          f"{ET.tostring(bnd).decode()[:120] if bnd is not None else 'no <bndbox>'}.")
+            continue
+        if label not in found_classes:
+            if classes is not None:
+                problems.skip(f"{where}: Expected a class of the label map ({', '.join(classes)}). Received: "
+                              f"'{label}'.")
+                continue
+            found_classes.append(label)
+        boxes.append((box, label, where))
+    pixel_boxes = [b for b, _, _ in boxes]
+    if normalised_looking(pixel_boxes) and max(width, height) > 2:
+        raise DataError(f"{xml}: the boxes look normalised (every coordinate within 0 to 1). Expected VOC "
+                        f"coordinates in pixels of the {width}x{height} image. Received: {pixel_boxes[0]}.")
+    kept, kept_labels = [], []
+    for box, label, where in boxes:
+        fixed = check_box(box, width, height, where, problems)
+        if fixed is not None:
+            kept.append(fixed)
+            kept_labels.append(label)
+    return kept, kept_labels
 
 
 def check_said_size(tree, size: tuple[int, int], path: Path, xml: Path, text: str) -> None:

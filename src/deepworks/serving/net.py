@@ -23,65 +23,74 @@ def raw_error(status: int, reason: str, message: str) -> bytes:
     return head.encode() + body
 
 
+class ConnectionGuard:
+    """What GuardedProtocol adds to uvicorn's HTTP protocol class, which it precedes in the bases: the cap on open
+    connections and the request-head deadline of `guard_limits` (a class attribute the subclass sets)."""
+
+    guard_limits = None
+    head_timer = None
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        app = self.app
+
+        async def app_with_head_in(scope, receive, send):  # called once a request's head has arrived in full
+            self.stop_head_timer()
+            return await app(scope, receive, send)
+
+        self.app = app_with_head_in
+
+    def connection_made(self, transport) -> None:
+        super().connection_made(transport)
+        limits = self.guard_limits
+        if len(self.connections) > limits.max_connections:
+            transport.write(raw_error(503, "Service Unavailable", f"Expected at most {limits.max_connections} "
+                                      f"open connections (--max-connections). Received: one more; try again "
+                                      f"when others have closed."))
+            transport.close()
+            return
+        self.start_head_timer()
+
+    def on_response_complete(self) -> None:
+        super().on_response_complete()
+        if not self.transport.is_closing():
+            self.start_head_timer()  # the next request's head (uvicorn's keep-alive timer covers silence)
+
+    def connection_lost(self, exc) -> None:
+        self.stop_head_timer()
+        super().connection_lost(exc)
+
+    def send_400_response(self, msg: str) -> None:  # a request that is not HTTP: in the one shape too
+        self.stop_head_timer()
+        self.transport.write(raw_error(400, "Bad Request", f"Expected an HTTP/1.1 request. Received: bytes that "
+                                                           f"are not one ({msg})"))
+        self.transport.close()
+
+    def start_head_timer(self) -> None:
+        self.stop_head_timer()
+        self.head_timer = self.loop.call_later(self.guard_limits.header_timeout_s, self.head_timed_out)
+
+    def stop_head_timer(self) -> None:
+        if self.head_timer is not None:
+            self.head_timer.cancel()
+            self.head_timer = None
+
+    def head_timed_out(self) -> None:
+        self.head_timer = None
+        if not self.transport.is_closing():
+            self.transport.write(raw_error(408, "Request Timeout", f"Expected a request's line and headers "
+                                           f"within {self.guard_limits.header_timeout_s:g} s (--header-timeout). "
+                                           f"Received: part of them."))
+            self.transport.close()
+
+
 def guarded_protocol(limits):
     """uvicorn's HTTP protocol class (httptools when installed, else h11) with a request-head deadline and a cap
     on open connections, for uvicorn.Config(http=...)."""
     from uvicorn.protocols.http.auto import AutoHTTPProtocol
 
-    class GuardedProtocol(AutoHTTPProtocol):
-        head_timer = None
-
-        def __init__(self, *args, **kwargs):
-            super().__init__(*args, **kwargs)
-            app = self.app
-
-            async def app_with_head_in(scope, receive, send):  # called once a request's head has arrived in full
-                self.stop_head_timer()
-                return await app(scope, receive, send)
-
-            self.app = app_with_head_in
-
-        def connection_made(self, transport) -> None:
-            super().connection_made(transport)
-            if len(self.connections) > limits.max_connections:
-                transport.write(raw_error(503, "Service Unavailable", f"Expected at most {limits.max_connections} "
-                                          f"open connections (--max-connections). Received: one more; try again "
-                                          f"when others have closed."))
-                transport.close()
-                return
-            self.start_head_timer()
-
-        def on_response_complete(self) -> None:
-            super().on_response_complete()
-            if not self.transport.is_closing():
-                self.start_head_timer()  # the next request's head (uvicorn's keep-alive timer covers silence)
-
-        def connection_lost(self, exc) -> None:
-            self.stop_head_timer()
-            super().connection_lost(exc)
-
-        def send_400_response(self, msg: str) -> None:  # a request that is not HTTP: in the one shape too
-            self.stop_head_timer()
-            self.transport.write(raw_error(400, "Bad Request", f"Expected an HTTP/1.1 request. Received: bytes that "
-                                                               f"are not one ({msg})"))
-            self.transport.close()
-
-        def start_head_timer(self) -> None:
-            self.stop_head_timer()
-            self.head_timer = self.loop.call_later(limits.header_timeout_s, self.head_timed_out)
-
-        def stop_head_timer(self) -> None:
-            if self.head_timer is not None:
-                self.head_timer.cancel()
-                self.head_timer = None
-
-        def head_timed_out(self) -> None:
-            self.head_timer = None
-            if not self.transport.is_closing():
-                self.transport.write(raw_error(408, "Request Timeout", f"Expected a request's line and headers "
-                                               f"within {limits.header_timeout_s:g} s (--header-timeout). Received: "
-                                               f"part of them."))
-                self.transport.close()
+    class GuardedProtocol(ConnectionGuard, AutoHTTPProtocol):
+        guard_limits = limits
 
     return GuardedProtocol
 

@@ -92,19 +92,7 @@ def attack_run(trained, method: str = "pgd", eps: float = 0.1, norm: str = "linf
     points = default_curve(eps, norm) if curve is None else sorted({float(e) for e in curve} | {eps})
     for e in points:
         check_attack(method, e, norm, steps)
-    from tqdm.auto import tqdm
-
-    bar = tqdm(total=len(x) * len(points), desc=f"{method} attack", unit="img", disable=progress is False,
-               leave=False)
-    targets = None if goal is None else torch.full_like(y, goal)
-    accuracy, fooled_to_target, clean = {}, {}, None
-    for e in points:
-        clean, adv = attacked_predictions(model, pixels, y, method, e, progress=bar, target=targets, **options)
-        accuracy[e] = float((adv == y).float().mean())
-        if goal is not None:
-            others = y != goal
-            fooled_to_target[e] = float((adv[others] == goal).float().mean()) if bool(others.any()) else float("nan")
-    bar.close()
+    clean, accuracy, fooled_to_target = accuracy_curve(model, pixels, y, method, points, goal, options, progress)
     result = {**settings, "samples": len(x), "clean_accuracy": float((clean == y).float().mean()),
               "adversarial_accuracy": accuracy[eps],
               "curve": [{"eps": e, "accuracy": accuracy[e]} for e in points]}
@@ -121,6 +109,26 @@ def attack_run(trained, method: str = "pgd", eps: float = 0.1, norm: str = "linf
     atomic_write_json(directory / f"attack-{name}.json", result)
     result["files"]["json"] = str(directory / f"attack-{name}.json")
     return result
+
+
+def accuracy_curve(model, pixels: torch.Tensor, y: torch.Tensor, method: str, points: list[float], goal: int | None,
+                   options: dict, progress: bool | None) -> tuple[torch.Tensor | None, dict, dict]:
+    """The model's predictions on the clean images, and per eps of `points` its accuracy under attack and, for a
+    targeted attack, the share of the images not of the target class that it was fooled into calling the target."""
+    from tqdm.auto import tqdm
+
+    bar = tqdm(total=len(pixels) * len(points), desc=f"{method} attack", unit="img", disable=progress is False,
+               leave=False)
+    targets = None if goal is None else torch.full_like(y, goal)
+    accuracy, fooled_to_target, clean = {}, {}, None
+    for e in points:
+        clean, adv = attacked_predictions(model, pixels, y, method, e, progress=bar, target=targets, **options)
+        accuracy[e] = float((adv == y).float().mean())
+        if goal is not None:
+            others = y != goal
+            fooled_to_target[e] = float((adv[others] == goal).float().mean()) if bool(others.any()) else float("nan")
+    bar.close()
+    return clean, accuracy, fooled_to_target
 
 
 def spread_over_classes(indices: torch.Tensor, labels: torch.Tensor, n: int) -> torch.Tensor:
