@@ -20,13 +20,13 @@ import hashlib
 import io
 import json
 import logging
-import os
 import pickle
 import re
 import threading
 import zipfile
 from pathlib import Path
 
+from .environ import environment
 from .errors import DataError, DeepworksError
 
 # The members torch.export.save writes (under the archive's one top folder).
@@ -153,17 +153,8 @@ def plain_expression(text: str) -> bool:
 @contextlib.contextmanager
 def torch_loads_weights_only():
     """Every torch.load in this block uses torch's safe loader, whatever its caller asks for."""
-    saved = {k: os.environ.get(k) for k in ("TORCH_FORCE_WEIGHTS_ONLY_LOAD", "TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD")}
-    os.environ.pop("TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD", None)
-    os.environ["TORCH_FORCE_WEIGHTS_ONLY_LOAD"] = "1"
-    try:
+    with environment({"TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD": None, "TORCH_FORCE_WEIGHTS_ONLY_LOAD": "1"}):
         yield
-    finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
 
 
 @contextlib.contextmanager

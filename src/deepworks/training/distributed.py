@@ -36,11 +36,11 @@ import sys
 import tempfile
 import threading
 import traceback
-from contextlib import contextmanager
 from datetime import timedelta
 from pathlib import Path
 
 from ..config import Config
+from ..environ import environment
 from ..errors import ConfigError, DeepworksError, Interrupted, TrainingError
 from ..run import Run
 
@@ -222,21 +222,6 @@ def ray_worker(config: dict) -> None:
 # preemption watcher logs an error line on a machine with no cloud provider. They reach Ray's processes from the
 # driver's environment (Ray Train passes them on) and from the job's runtime environment.
 RAY_QUIET = {"RAY_TRAIN_ENABLE_PRINT_PATCH": "0", "RAY_TRAIN_ENABLE_PREEMPTION_WATCHER": "0"}
-
-
-@contextmanager
-def environment(values: dict):
-    """os.environ with `values` set, for the time of the block."""
-    before = {k: os.environ.get(k) for k in values}
-    os.environ.update(values)
-    try:
-        yield
-    finally:
-        for k, v in before.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
 
 
 def start_ray(cfg: Config, ray) -> bool:
