@@ -266,15 +266,8 @@ def train_on(run: Run, cfg: Config, task, device: torch.device, progress, starte
                        f"deepworks train --resume {run.path}") from None
     if not run.writes:
         return None  # a distributed run's other processes: rank 0 tests, reports and saves
-    records = run.metrics()
     report = task.make_report()
-    fit_info = {"epochs": result.epochs, "best_epoch": result.best_epoch, "best_value": result.best_value,
-                "monitor": cfg.train.monitor, "stopped_early": result.stopped_early, "stop_reason": result.stop_reason,
-                "overfit": report.overfit_note(records, result.best_epoch),
-                "collapse": report.collapse_note(records, result.best_epoch),
-                "train_seconds": round(sum(r["seconds"] for r in records if r.get("kind") == "epoch"), 2),
-                "wall_seconds": round(time.perf_counter() - t0, 2),
-                "engine": cfg.engine.name, "processes": engine.world_size if engine is not None else 1}
+    fit_info = fit_summary(result, run.metrics(), report, cfg, engine, t0)
     try:
         if cfg.train.restore_best and run.best_file.exists():
             model.load_state_dict(run.load_weights(run.best_file))
@@ -293,6 +286,17 @@ def train_on(run: Run, cfg: Config, task, device: torch.device, progress, starte
         raise DiskFull(f"{err} Training had finished; free some space, then finish the test and report with: "
                        f"deepworks train --resume {run.path}") from None
     return Trained(run, cfg, task, model, device)
+
+
+def fit_summary(result, records: list[dict], report, cfg: Config, engine, t0: float) -> dict:
+    """results.json's 'fit': how training went, with the report's notes on overfitting and collapse."""
+    return {"epochs": result.epochs, "best_epoch": result.best_epoch, "best_value": result.best_value,
+            "monitor": cfg.train.monitor, "stopped_early": result.stopped_early, "stop_reason": result.stop_reason,
+            "overfit": report.overfit_note(records, result.best_epoch),
+            "collapse": report.collapse_note(records, result.best_epoch),
+            "train_seconds": round(sum(r["seconds"] for r in records if r.get("kind") == "epoch"), 2),
+            "wall_seconds": round(time.perf_counter() - t0, 2),
+            "engine": cfg.engine.name, "processes": engine.world_size if engine is not None else 1}
 
 
 def train_or_continue(path: Path, callbacks: list, progress, config: str | Path | None = None, **settings):

@@ -19,7 +19,7 @@ from pathlib import Path
 
 from ..metrics.stats import proportion_error
 
-DEFAULTS_NOTE = "deepworks' defaults for this data"  # the note of the search's first trial (search.first_trials)
+DEFAULTS_NOTE = "deepworks' defaults for this data"  # the note of the search's first trial (space.first_trials)
 BOARDS: dict = {}  # a search's study file -> (its modification time, the leaderboard read then)
 
 
