@@ -43,8 +43,9 @@ class TaskCard:
 
     def describe(self) -> dict:
         """The card as JSON, for the web UI's page."""
-        return {"name": self.name, "words": self.words, "kind": self.kind, "models": list(self.models), "builtins": list(self.builtins),
-                "templates": [{"model": m, "about": a} for m, a in self.templates], "form": list(self.form),
+        return {"name": self.name, "words": self.words, "kind": self.kind, "models": list(self.models),
+                "builtins": list(self.builtins), "form": list(self.form),
+                "templates": [{"model": m, "about": a} for m, a in self.templates],
                 "verbs": list(self.verbs), "inputs": list(self.inputs), "outputs": list(self.outputs),
                 "trust": self.trust, "automl": self.search_space is not None}
 
@@ -148,7 +149,8 @@ BUILTIN_CARDS = {card.name: card for card in (
              builtins=("python-stdlib", "tiny-shakespeare"), verbs=("generate",), inputs=("text",),
              outputs=("text",), search_space=text_space,
              settings=("data.seq_len", "data.encoding", "model.embed_size", "model.tie_weights", "model.layers")),
-    TaskCard("translate", "deepworks.tasks.translate:Translation", "translation", "a translation", ("gru", "lstm", "transformer"),
+    TaskCard("translate", "deepworks.tasks.translate:Translation", "translation", "a translation",
+             ("gru", "lstm", "transformer"),
              tiny=dict(data="dates", width=32, embed_size=16, epochs=2, batch_size=64),
              templates=(("gru", "GRU encoder-decoder with attention"), ("lstm", "LSTM encoder-decoder with attention"),
                         ("transformer", "Transformer")),
@@ -208,10 +210,12 @@ def card_of_class(cls: type) -> TaskCard:
 
 
 def remember(cls: type, *names: str) -> TaskCard:
-    """Keep the card of a task of your own under its name (and `names`, such as the module:Class it came from)."""
+    """Keep the card of a task of your own under its name, and under `names` (the module:Class it came from) where
+    no card holds them yet."""
     card = card_for_class(cls)
-    for name in (card.name, *names):
-        USER_CARDS.setdefault(name, card) if name != card.name else USER_CARDS.__setitem__(name, card)
+    USER_CARDS[card.name] = card
+    for name in names:
+        USER_CARDS.setdefault(name, card)
     return card
 
 
