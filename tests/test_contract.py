@@ -14,12 +14,44 @@ import torch.nn.functional as F
 from conftest import assert_same_weights, ctrl_c_at_step, weights
 
 import deepworks as dw
+from deepworks.cards import TaskCard
 from deepworks.cli import main
-from deepworks.errors import ConfigError
+from deepworks.errors import ConfigError, DataError
+from deepworks.inference import Graph
 from deepworks.training.loop import Interrupted
 from deepworks.tasks import Prepared, Task
+from deepworks.tasks.face import Face
 
 SPEC = "test_contract:SineRegression"
+
+
+class SineFace(Face):
+    """The use of a trained sine regression: numbers x in, {'y': sin(x) as learned} out."""
+
+    verb, kind = "predict", "a sine regression"
+
+    def decode_inputs(self, inputs, options, trusted=True):
+        try:
+            xs = np.asarray(inputs, dtype=np.float64).reshape(-1).tolist()  # a number, a list, an array (served)
+        except (TypeError, ValueError):
+            raise DataError(f"predict: expected numbers x. Received: {inputs!r:.80}.") from None
+        if not xs or not np.isfinite(xs).all():
+            raise DataError(f"predict: expected finite numbers x, at least one. Received: {inputs!r:.80}.")
+        return xs
+
+    def infer(self, model, items, device, options):
+        with torch.no_grad():
+            return model(torch.tensor(items).view(-1, 1).to(device)).view(-1).tolist()
+
+    def encode_result(self, result, options):
+        return {"y": result}
+
+    def example_request(self):
+        return [0.5, 1.0], {}
+
+    def export_graphs(self, model):
+        return [Graph("sine", model, (torch.zeros(2, 1),), (torch.zeros(5, 1),), ["x"], ["y"],
+                      {"x": {0: "batch"}, "y": {0: "batch"}})]
 
 
 class SineRegression(Task):
@@ -29,7 +61,9 @@ class SineRegression(Task):
     models = ("sine-mlp",)
     defaults = {"data.source": "sine", "model.name": "sine-mlp", "model.width": 32, "train.batch_size": 32,
                 "train.lr": 0.01, "train.schedule": "constant"}
-    use, kind = None, "a sine regression"
+    face_class = SineFace
+    card = TaskCard("sine", SPEC, "sine regression", "a sine regression", models, verbs=("predict",),
+                    inputs=("text",), outputs=("text",), tiny=dict(epochs=3))
 
     def prepare(self, progress=True):
         rng = np.random.default_rng(self.cfg.seed)

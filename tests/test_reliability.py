@@ -148,21 +148,21 @@ def test_weights_and_checkpoints_reach_the_disk_before_they_replace_the_old_file
 
 
 def test_ctrl_c_during_the_final_test_says_how_to_finish_and_the_resume_finishes(monkeypatch, capsys):
-    from deepworks.tasks.image import ImageClassification
+    from deepworks.tasks.image_report import ImageReport
 
     whole = dw.train(epochs=2, name="whole", **QUICK)
-    finish = ImageClassification.finish
+    finish = ImageReport.finish
 
     def interrupted(self, *args):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(ImageClassification, "finish", interrupted)
+    monkeypatch.setattr(ImageReport, "finish", interrupted)
     assert main(["train", "--model", "mlp", "--depth", "1", "--width", "32", "--no-baseline", "--epochs", "2",
                  "--name", "cut", "--quiet"]) == 130
     err = capsys.readouterr().err
     assert ("Interrupted while testing the model and writing its report. Training had finished and its weights are "
             "saved; finish the test and report with: deepworks train --resume runs/cut") in err
-    monkeypatch.setattr(ImageClassification, "finish", finish)
+    monkeypatch.setattr(ImageReport, "finish", finish)
     resumed = dw.train(resume="runs/cut", progress=False)
     assert resumed.results["test"]["accuracy"] == whole.results["test"]["accuracy"]
     assert_same_weights(weights(whole.run.path), weights(resumed.run.path))

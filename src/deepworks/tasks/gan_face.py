@@ -113,7 +113,12 @@ class GanFace(Face):
         """The caller's noise vectors as float32 (N, latent), refused (DataError) when of another shape, too many,
         or not finite."""
         latent = self.cfg.model.latent_size
-        z = torch.as_tensor(np.asarray(inputs.detach().cpu() if torch.is_tensor(inputs) else inputs, dtype=np.float32))
+        try:
+            z = torch.as_tensor(np.asarray(inputs.detach().cpu() if torch.is_tensor(inputs) else inputs,
+                                           dtype=np.float32))
+        except (TypeError, ValueError):  # a mapping, a string, lists of uneven lengths
+            raise DataError(f"sample: noise must be numbers of shape (N, {latent}) or ({latent},). Received: "
+                            f"{type(inputs).__name__} {str(inputs)[:60]}.") from None
         z = z[None] if z.ndim == 1 else z
         if z.ndim != 2 or z.shape[1] != latent or not len(z):
             raise DataError(f"sample: noise must have shape (N, {latent}) or ({latent},). Received: "
