@@ -11,12 +11,11 @@ import pytest
 import torch
 
 import deepworks as dw
-from conftest import assert_same_weights, ctrl_c_at_step, shared, weights
+from conftest import shared
 from deepworks.cli import main
 from deepworks.data.pairs import dates_pairs, detokenize, load_pairs, tokenize
 from deepworks.errors import ConfigError, DataError
 from deepworks.tasks.translate import Translation, bleu_and_chrf
-from deepworks.training.loop import Interrupted
 from test_builtin_data import QuietHandler
 
 SYMBOLS = "abcdefgh"
@@ -147,13 +146,8 @@ def test_bleu_of_a_perfect_translation_is_100_and_a_wrong_one_is_low():
     assert detokenize(tokenize("A man, in a red-shirt, isn't here.")) == "a man, in a red-shirt, isn't here."
 
 
-def test_ctrl_c_mid_epoch_then_resume_gives_the_same_weights(reversal):
-    settings = dict(data=reversal, epochs=2, dropout=0.2, teacher_forcing=0.8, restore_best=False)
-    reference = tiny(name="whole", **settings)
-    with ctrl_c_at_step(Translation, 20), pytest.raises(Interrupted, match="epoch 1, step 20"):
-        tiny(name="cut", **settings)
-    resumed = dw.train(resume="runs/cut", progress=False)
-    assert_same_weights(weights(reference.run.path), weights(resumed.run.path))
+# Ctrl-C mid-epoch then resume, with dropout and teacher forcing drawing at random: the contract harness's resume
+# test (tests/test_task_contract.py), whose tiny translation run (cards.py) has both.
 
 
 def test_the_generated_dates_are_correct_and_repeatable():

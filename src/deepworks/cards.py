@@ -151,7 +151,8 @@ BUILTIN_CARDS = {card.name: card for card in (
              settings=("data.seq_len", "data.encoding", "model.embed_size", "model.tie_weights", "model.layers")),
     TaskCard("translate", "deepworks.tasks.translate:Translation", "translation", "a translation",
              ("gru", "lstm", "transformer"),
-             tiny=dict(data="dates", width=32, embed_size=16, epochs=2, batch_size=64),
+             tiny=dict(data="dates", width=32, embed_size=16, epochs=2, batch_size=64, dropout=0.2,
+                       teacher_forcing=0.8),
              templates=(("gru", "GRU encoder-decoder with attention"), ("lstm", "LSTM encoder-decoder with attention"),
                         ("transformer", "Transformer")),
              form=("model.name", "train.epochs", "model.width", "train.lr", "seed"),
@@ -174,7 +175,7 @@ BUILTIN_CARDS = {card.name: card for card in (
              search_space=detect_space, settings=DETECT_SETTINGS),
     TaskCard("audio", "deepworks.tasks.audio:AudioClassification", "sound classification", "an audio classification",
              ("cnn1d", "gru", "lstm", "lenet", "resnet", "efficientnet_lite0"),
-             tiny=dict(data="tones", epochs=2, batch_size=32),
+             tiny=dict(data="tones", epochs=2, batch_size=32, augment="crop+noise+speed"),
              templates=(("cnn1d", "A 1-D CNN over log-mel spectrograms"),),
              form=("train.epochs", "train.batch_size", "train.lr", "data.augment", "model.width", "seed"),
              builtins=("tones", "fsdd"), verbs=("predict",), inputs=("audio",), outputs=("classes",),
@@ -189,7 +190,7 @@ def card_names() -> list[str]:
 
 def card_of(name: str) -> TaskCard | None:
     """The card of a task by its name (a built-in, or one registered in this process); None when unknown."""
-    return USER_CARDS.get(name) or BUILTIN_CARDS.get(name)
+    return BUILTIN_CARDS.get(name) or USER_CARDS.get(name)  # a class of your own never hides a built-in's card
 
 
 def card_for_class(cls: type) -> TaskCard:
@@ -197,9 +198,10 @@ def card_for_class(cls: type) -> TaskCard:
     own = getattr(cls, "card", None)
     if isinstance(own, TaskCard):
         return own
-    name = getattr(cls, "name", "")
-    return TaskCard(name, f"{cls.__module__}:{cls.__qualname__}", name, getattr(cls, "kind", "a model"),
-                    tuple(getattr(cls, "models", ())))
+    name, face = getattr(cls, "name", ""), getattr(cls, "face_class", None)
+    verb = getattr(face, "verb", "use")
+    return TaskCard(name, f"{cls.__module__}:{cls.__qualname__}", name, getattr(face, "kind", "a model"),
+                    tuple(getattr(cls, "models", ())), verbs=(verb,) if verb != "use" else ())
 
 
 def card_of_class(cls: type) -> TaskCard:

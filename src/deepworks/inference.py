@@ -1,7 +1,7 @@
 """The one way a trained model is used: decode what a caller gives, predict, encode a JSON-able answer.
 
-Every task declares its face on the Task contract (tasks/__init__.py): `use` (the verb: predict, generate,
-translate, sample), `use_options` (the settings that verb takes, each an `Option`), `decode_inputs`, `infer`,
+Every task has a face (tasks/face.py `Face`, made from the run's config and meta): `verb` (predict, generate,
+translate, sample ...), `use_options` (the settings that verb takes, each an `Option`), `decode_inputs`, `infer`,
 `encode_result`, `infer_stream`, and for export `serving_model` and `export_graphs`. The API's `Trained`, the
 CLI, the HTTP server and the exporter call only these, so a new task adds no method to `Trained` and no branch to
 the server.

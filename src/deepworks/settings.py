@@ -15,7 +15,7 @@ from .cards import model_names
 
 def setting(default, help: str, choices=None, flag: str | None = None):
     """A config field with its help text (and optional choices / flag name) as metadata. `choices` is a tuple, or
-    a function that returns one (the models: they come from the task registry, which tasks of your own join)."""
+    a function that returns one (the models: they come from the task cards, which tasks of your own join)."""
     return field(default=default, metadata={"help": help, "choices": choices, "flag": flag})
 
 

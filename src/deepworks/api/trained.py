@@ -119,7 +119,7 @@ class Trained:
 
     def plot_alignment(self, sentence: str, path: str | Path, beam: int = 1) -> Path:
         """Translation runs: save a heatmap of where attention looked while translating `sentence`."""
-        from ..tasks.translate import plot_alignment
+        from ..tasks.translate_report import plot_alignment
 
         return plot_alignment(self.translate(sentence, beam)[0], Path(path))
 

@@ -1,6 +1,7 @@
 """The `deepworks` command: parses, calls the API, prints. Nothing here that a script could not do with the API.
 
-This module holds the top parser, the dispatch, the one-line error handling and what every command shares; each
+This module holds the top parser, the dispatch and the one-line error handling (common.py: what every command
+shares); each
 group of commands is a module of its own with `add(subparsers)` and its handlers: train (train, automl, compare),
 runs (evaluate, runs), use (`use` and the verbs of the task cards: predict, generate ...), trust (attack, explain
 ...), ship (export, import, serve) and ui. Nothing here imports torch: `deepworks --help` answers at once."""
@@ -13,6 +14,7 @@ import warnings
 
 from .._version import __version__
 from .common import EXAMPLES
+
 
 def build_parser() -> argparse.ArgumentParser:
     """The `deepworks` parser: each group module adds its commands, each command with its handler as `handler`."""

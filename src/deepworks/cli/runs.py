@@ -45,7 +45,7 @@ def cmd_evaluate(args) -> int:
     key, word = task.counted
     size = f", {metrics[key]:,} {word}" if key in metrics else ""
     print(f"{metrics['run']} on {metrics['data']} ({metrics['split']}{size})")
-    for line in (task.report_class or task).describe_metrics(metrics):
+    for line in task.report_class.describe_metrics(metrics):
         print(line)
     return 0
 

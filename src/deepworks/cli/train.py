@@ -169,6 +169,7 @@ def setting_flags(args) -> dict:
 
 def cmd_train(args) -> int:
     from .. import api
+    from ..experiments.crossval import Folds
 
     overrides = setting_flags(args)
     progress = False if args.quiet else None
@@ -183,7 +184,7 @@ def cmd_train(args) -> int:
         else:
             print(f"This machine's processes have finished; the run, its results and report are written on {where}.")
         return 0
-    if hasattr(trained, "summary"):  # --split speaker: a run per speaker (crossval.Folds)
+    if isinstance(trained, Folds):  # --split speaker: a run per speaker
         return print_folds(trained.summary, args.json)
     results = trained.results
     if args.json:

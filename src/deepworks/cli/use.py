@@ -299,7 +299,7 @@ def cmd_translate(args) -> int:
     trained = api.load(args.run)
     results = trained.translate(sentences, beam=args.beam, length_penalty=args.length_penalty)
     if args.plot:
-        from ..tasks.translate import plot_alignment
+        from ..tasks.translate_report import plot_alignment
 
         plot_alignment(results[0], Path(args.plot))
         print(f"wrote {args.plot} (where attention looked while translating the first sentence)", file=sys.stderr)

@@ -35,7 +35,7 @@ class Folds:
 
 
 def leave_each_speaker_out(cfg: Config, task, progress, callbacks) -> Folds:
-    """One run per speaker the task's data knows (Task.speakers_of_data), from the same settings but --split
+    """One run per speaker the task's data knows (speakers_of_data, which a task whose card declares data.split defines), from the same settings but --split
     speaker:NAME."""
     from ..api.training import default_run_name, train_or_continue
 

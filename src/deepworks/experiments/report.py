@@ -22,7 +22,7 @@ def plus_minus(row: dict) -> str:
 
 
 def why_chosen(row: dict, lead: str = "") -> str:
-    """Why the winner won over a higher score (search_board.winner_first), or ''."""
+    """Why the winner won over a higher score (board.winner_first), or ''."""
     return f"{lead}{row['chosen']}" if row.get("chosen") else ""
 
 

@@ -254,7 +254,7 @@ class Search:
             self.dims, self.fixed, self.monitor, direction = self.resolve()
             atomic_write_text(self.folder / "search.json", json.dumps(self.request, indent=1))
             study = self.open_study(direction)
-            study.set_user_attr("monitor", self.monitor)  # which scores have a binomial error (search_board)
+            study.set_user_attr("monitor", self.monitor)  # which scores have a binomial error (board.py)
             if not study.trials:
                 for params, note in self.starts:
                     study.enqueue_trial(params, user_attrs={"note": note})

@@ -159,6 +159,7 @@ def read_card(folder: Path) -> dict | None:
 def write_graph(graph: Graph, folder: Path, format: str, exporter: str) -> dict:
     """Write one graph in `format`, load it back and check it; its entry in the card."""
     path = folder / f"{graph.name}{FORMATS[format]}"
+    graph.module.eval()  # dropout off, however the last graph's exporter left the model the graphs share
     with torch.no_grad():
         expected = as_tuple(graph.module(*graph.check))
     if format == "onnx":

@@ -11,7 +11,7 @@ import threading
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:  # annotations only: models.py imports v2.py, which imports this module
+if TYPE_CHECKING:  # annotations only: a served run and the batcher are made elsewhere and need torch
     from .batcher import Batcher
     from .models import Served
 

@@ -115,6 +115,10 @@ class Task:
         return order
 
     # --- model and training -------------------------------------------------------------------
+    def check_before_data(self) -> None:
+        """Refuse (ConfigError) settings that cannot work, before any data is read: what a job checks before it
+        starts a process (an image size below what the model needs). By default nothing."""
+
     def build_model(self) -> nn.Module:
         """The network, from the config and `self.meta`."""
         raise NotImplementedError(f"{type(self).__name__} must define build_model() -> torch.nn.Module.")

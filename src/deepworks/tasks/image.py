@@ -134,6 +134,10 @@ class ImageClassification(AdversarialTraining, Task):
         self._meta, self._normalise = value, Normalise(value)
 
     # --- data -------------------------------------------------------------------------
+    def check_before_data(self) -> None:
+        if self.cfg.data.image_size is not None:
+            self.image_size()  # refuses a size below what the model needs
+
     def image_size(self, native: int | None = None) -> int:
         d, m = self.cfg.data, self.cfg.model
         need = min_image_size(m.name) if m.name else 1

@@ -157,7 +157,7 @@ def min_loss_until(epochs: list[dict], until: dict) -> float:
 
 def worst_fall(epochs: list[dict]) -> tuple[dict, dict] | None:
     """(the epoch of the best training accuracy before it, the epoch) of the deepest fall of training accuracy that
-    counts as a collapse (see Task.collapse_note); None when there is none."""
+    counts as a collapse (see Report.collapse_note); None when there is none."""
     worst, peak = None, None
     for r in epochs:
         if peak is not None:

@@ -2,7 +2,7 @@
 
 It knows nothing about images or text. Four seams carry everything else:
 
-- the **task** (tasks/__init__.py declares its contract): data, model, `training_step(model, batch) -> (loss,
+- the **task** (tasks/base.py declares its recipe): data, model, `training_step(model, batch) -> (loss,
   sums)` or its own `update(model, batch, optimizers, engine)` (a GAN's two networks), `evaluate` after each epoch;
 - the **batch source** the task hands over (batches.py): in-memory tensors sliced per step by default, or files
   streamed through worker processes;

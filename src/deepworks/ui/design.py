@@ -7,7 +7,7 @@ from __future__ import annotations
 import math
 
 from ..config import MAX_IMAGE_SIZE
-from ..serving.app import ClientError
+from ..serving.requests import ClientError
 
 MAX_CHANNELS = 64  # of a designed model's input image
 MAX_CLASSES = 100_000  # classes, or characters of a text vocabulary
@@ -48,17 +48,17 @@ def sized_job(settings: dict, input_for) -> dict:
     a design trains at the size it was checked at (the designer's default when the settings give none).
     `input_for(task, data, data_dir, image_size)` is designed_input, cached."""
     from ..api import make_config
-    from ..registry import get_task
+    from ..registry import get_card, get_task
 
     cfg = make_config(**settings)
-    if cfg.task == "image" and cfg.data.image_size is not None:
-        get_task(cfg.task)(cfg).image_size()  # refuses a size below what the model needs
+    get_task(cfg.task)(cfg).check_before_data()  # a size below what the model needs, as the command line refuses it
+    card = get_card(cfg.task)
     designed = cfg.model.name == "layers" or (cfg.model.name is None and cfg.model.layers)
-    if not designed or not isinstance(cfg.model.layers, list) or cfg.task not in ("image", "text"):
+    if not designed or not isinstance(cfg.model.layers, list) or "layers" not in card.models:
         return settings  # a template, or a design in a file: the worker checks it as the command line does
     shape, classes = input_for(cfg.task, cfg.data.source, cfg.data.data_dir, cfg.data.image_size)
     check_design({"layers": cfg.model.layers, "input": shape, "classes": classes})
-    if cfg.task == "image" and cfg.data.image_size is None:
+    if card.inputs[:1] == ("image",) and cfg.data.image_size is None:
         settings = {**settings, "data.image_size": shape[1]}
     return settings
 

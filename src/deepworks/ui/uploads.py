@@ -17,7 +17,7 @@ import zlib
 from pathlib import Path, PurePosixPath
 
 from ..errors import DeepworksError
-from ..serving.app import ClientError
+from ..serving.requests import ClientError
 
 UPLOAD_KINDS = (".zip", ".csv", ".npz", ".txt", ".tsv", ".text", ".md")
 MAX_UNZIPPED = 8 * 2 ** 30  # bytes a zip may unpack to

@@ -11,7 +11,7 @@ from fastapi import Request  # at module level: the routes' annotations are read
 
 from ...config import Config
 from ...run import Run
-from ...serving.app import ClientError
+from ...serving.requests import ClientError
 from ...serving.reading import parse_json
 from ..design import designed_input
 from ..guard import DataRoots, check_json_type

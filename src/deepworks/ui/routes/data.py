@@ -6,7 +6,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Depends, Request
 from fastapi.concurrency import run_in_threadpool
 
-from ...serving.app import ClientError
+from ...serving.requests import ClientError
 from ..guard import DataRoots
 from ..uploads import save_upload
 from .common import DEFAULT_TASK, UIState, checked_sources, heavy, json_body, ui_state

@@ -12,7 +12,7 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import StreamingResponse
 
 from ...run import Run
-from ...serving.app import ClientError
+from ...serving.requests import ClientError
 from ..design import sized_job
 from ..guard import DataRoots
 from ..jobs import resumable

@@ -14,9 +14,8 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import Response
 
 from ...run import Run
-from ...serving.app import ClientError
-from ..tools import latent_walk, test_predictions
-from ..tools import png_data_url
+from ...serving.requests import ClientError
+from ..tools import latent_walk, png_data_url, test_predictions
 from .common import UIState, epoch_records, heavy, json_body, known_run, ui_state
 
 CELL_MOST = 100  # test images one confusion cell answers with

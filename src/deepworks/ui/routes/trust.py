@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Depends, Request
 
-from ...serving.app import ClientError
+from ...serving.requests import ClientError
 from ..tools import trust_tool
 from .common import UIState, heavy, json_body, known_run, ui_state
 
