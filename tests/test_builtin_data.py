@@ -98,3 +98,16 @@ def test_a_corrupt_local_file_is_detected(tmp_path):
 def test_fashion_mnist_from_the_shared_data_dir():
     images = load_builtin("fashion-mnist", data_dir=shared("fashion_mnist").parent, download=False)
     assert np.bincount(images.y).tolist() == [6000] * 10 and images.classes[9] == "Ankle boot"
+
+
+def test_generated_built_ins_take_a_size_and_a_bad_one_is_refused_with_the_range():
+    from deepworks.data.pairs import load_pairs
+    from deepworks.data.text import load_text_source
+
+    assert len(load_pairs("dates:300").source) == 300 and len(load_pairs("dates").source) == 20_000
+    assert load_pairs("dates:300").source == load_pairs("dates:300").source  # seeded: the same pairs each time
+    assert len(load_text_source("python-stdlib:20000").text) == 20_000
+    for source, message in (("dates:5", "dates:N with N from 100 to 200,000 pairs. Received: '5'"),
+                            ("python-stdlib:lots", "python-stdlib:N with N from 10,000 to 500,000 characters")):
+        with pytest.raises(DataError, match=message):
+            load_pairs(source) if source.startswith("dates") else load_text_source(source)

@@ -20,7 +20,7 @@ import numpy as np
 
 from ..errors import DataError
 from .builtin import Remote, RemoteFile, default_data_dir, ensure_files, inflate, verify_file
-from .text import decode_text
+from .text import built_in_size, decode_text
 
 PAD, UNK, BOS, EOS = "<pad>", "<unk>", "<s>", "</s>"
 SPECIALS = (PAD, UNK, BOS, EOS)
@@ -57,7 +57,9 @@ def load_pairs(source: str, target: str | None = None, data_dir: str | None = No
                strict: bool = False, encoding: str = "utf-8") -> Pairs:
     name, _, langs = source.partition(":")
     if name in PAIR_BUILTINS and not Path(source).exists():
-        return dates_pairs() if name == "dates" else multi30k(langs or "de-en", data_dir, download)
+        if name == "dates":  # dates:N, N pairs (20,000 without)
+            return dates_pairs(built_in_size(source, langs, 100, 200_000, "pairs") if langs else 20_000)
+        return multi30k(langs or "de-en", data_dir, download)
     path = Path(source)
     if not path.is_file():
         raise DataError(f"No such file '{source}'. Pass a TSV of source<TAB>target lines, a source file with "

@@ -36,6 +36,9 @@ class TextSource:
 def load_text_source(source: str, encoding: str = "utf-8", data_dir: str | None = None,
                      download: bool = True) -> TextSource:
     path = Path(source)
+    name, _, size = source.partition(":")
+    if name == "python-stdlib" and size and not path.exists():  # python-stdlib:N, its first N characters
+        return python_stdlib(built_in_size(source, size, 10_000, STDLIB_CHARS, "characters"))
     if source in TEXT_BUILTINS and not path.exists():
         return python_stdlib() if source == "python-stdlib" else tiny_shakespeare(data_dir, download)
     if path.is_dir():
@@ -45,6 +48,14 @@ def load_text_source(source: str, encoding: str = "utf-8", data_dir: str | None 
         return TextSource(text, f"'{path}': {len(text):,} characters", [path])
     raise DataError(f"No such file or folder '{source}'. Pass a UTF-8 text file, a folder of text files, or a "
                     f"built-in corpus: {', '.join(TEXT_BUILTINS)}.")
+
+
+def built_in_size(source: str, size: str, low: int, high: int, unit: str) -> int:
+    """N of a built-in asked for as NAME:N (python-stdlib:100000, dates:2000), checked to lie in [low, high]."""
+    if not size.isdigit() or not low <= int(size) <= high:
+        raise DataError(f"--data {source}: Expected {source.partition(':')[0]}:N with N from {low:,} to {high:,} "
+                        f"{unit}. Received: '{size}'.")
+    return int(size)
 
 
 def read_text_file(path: Path, encoding: str = "utf-8") -> str:
