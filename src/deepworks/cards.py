@@ -193,7 +193,7 @@ def card_of(name: str) -> TaskCard | None:
     return BUILTIN_CARDS.get(name) or USER_CARDS.get(name)  # a class of your own never hides a built-in's card
 
 
-def card_for_class(cls: type) -> TaskCard:
+def declared_card(cls: type) -> TaskCard:
     """A task class's card: its own `card`, or one made from its `name` and `models` (a task of your own)."""
     own = getattr(cls, "card", None)
     if isinstance(own, TaskCard):
@@ -208,13 +208,13 @@ def card_of_class(cls: type) -> TaskCard:
     """The card of a task class: a built-in's from BUILTIN_CARDS, a task of your own's from the class."""
     builtin = BUILTIN_CARDS.get(getattr(cls, "name", ""))
     return builtin if builtin is not None and builtin.recipe == f"{cls.__module__}:{cls.__qualname__}" else \
-        card_for_class(cls)
+        declared_card(cls)
 
 
 def remember(cls: type, *names: str) -> TaskCard:
     """Keep the card of a task of your own under its name, and under `names` (the module:Class it came from) where
     no card holds them yet."""
-    card = card_for_class(cls)
+    card = declared_card(cls)
     USER_CARDS[card.name] = card
     for name in names:
         USER_CARDS.setdefault(name, card)

@@ -66,6 +66,16 @@ FACES = Remote("olivetti_faces", ("https://raw.githubusercontent.com/sjgershm/DB
 BUILTINS = ("digits", "mnist", "fashion-mnist", "cifar10", "faces")
 
 
+def built_in_size(source: str, size: str, low: int, high: int, unit: str) -> int:
+    """N of a generated built-in asked for as NAME:N (shapes:600, dates:2000, python-stdlib:100000), checked to lie
+    in [low, high]."""
+    name = source.partition(":")[0]
+    if not size.isdigit() or not low <= int(size) <= high:
+        raise DataError(f"--data {source}: Expected {name}, or {name}:N with N from {low:,} to {high:,} {unit}. "
+                        f"Received: '{size}'.")
+    return int(size)
+
+
 def default_data_dir() -> Path:
     return Path(os.environ.get("DEEPWORKS_DATA") or Path.home() / ".cache" / "deepworks" / "data")
 

@@ -20,6 +20,7 @@ import numpy as np
 
 from ..errors import DataError
 from .arrays import DataWarning
+from .builtin import built_in_size
 from .box_records import BoxSet, Problems, box_set, check_box, normalised_looking, probe_or_skip  # noqa: F401
 from .coco import read_coco_file
 from .images import IMAGE_EXTENSIONS, is_hidden
@@ -336,12 +337,7 @@ def shapes_count(source: str) -> int | None:
     name, _, count = source.partition(":")
     if name != "shapes":
         return None
-    if not count:
-        return SHAPES_TRAIN
-    if not count.isdigit() or not 20 <= int(count) <= 100_000:
-        raise DataError(f"--data {source}: Expected shapes, or shapes:N with N from 20 to 100,000 training images. "
-                        f"Received: '{count}'.")
-    return int(count)
+    return built_in_size(source, count, 20, 100_000, "training images") if count else SHAPES_TRAIN
 
 
 def shapes_splits(source: str, seed: int) -> dict[str, BoxSet]:

@@ -19,8 +19,8 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import DataError
-from .builtin import Remote, RemoteFile, default_data_dir, ensure_files, inflate, verify_file
-from .text import built_in_size, decode_text
+from .builtin import Remote, RemoteFile, built_in_size, default_data_dir, ensure_files, inflate, verify_file
+from .text import decode_text
 
 PAD, UNK, BOS, EOS = "<pad>", "<unk>", "<s>", "</s>"
 SPECIALS = (PAD, UNK, BOS, EOS)

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import DataError
-from .builtin import Remote, RemoteFile, default_data_dir, ensure_files, verify_file
+from .builtin import Remote, RemoteFile, built_in_size, default_data_dir, ensure_files, verify_file
 from .images import is_hidden
 
 TINY_SHAKESPEARE = Remote(
@@ -48,14 +48,6 @@ def load_text_source(source: str, encoding: str = "utf-8", data_dir: str | None 
         return TextSource(text, f"'{path}': {len(text):,} characters", [path])
     raise DataError(f"No such file or folder '{source}'. Pass a UTF-8 text file, a folder of text files, or a "
                     f"built-in corpus: {', '.join(TEXT_BUILTINS)}.")
-
-
-def built_in_size(source: str, size: str, low: int, high: int, unit: str) -> int:
-    """N of a built-in asked for as NAME:N (python-stdlib:100000, dates:2000), checked to lie in [low, high]."""
-    if not size.isdigit() or not low <= int(size) <= high:
-        raise DataError(f"--data {source}: Expected {source.partition(':')[0]}:N with N from {low:,} to {high:,} "
-                        f"{unit}. Received: '{size}'.")
-    return int(size)
 
 
 def read_text_file(path: Path, encoding: str = "utf-8") -> str:
