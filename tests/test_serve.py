@@ -351,7 +351,7 @@ def test_a_server_open_to_other_machines_needs_a_token(use_runs, capsys):
 
 
 # --- fuzz: no request a client can send makes the server fail (5xx) ---------------------------------------------
-from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import HealthCheck, example, given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
 JSON = st.recursive(st.none() | st.booleans() | st.integers(-10 ** 12, 10 ** 12) | st.floats() | st.text(max_size=12),
@@ -417,6 +417,7 @@ DIMENSIONS = st.sampled_from([0, 1, 3, 2 ** 16, 2 ** 31, 2 ** 32, 2 ** 32 + 1, 2
 
 
 @settings(max_examples=150, deadline=None, suppress_health_check=list(HealthCheck))
+@example(name="img", shape=[0, 135447, 2097133, 4058863], kind="FP64", size=0, extra=0)  # empty, yet unshapeable
 @given(name=st.sampled_from([n for n, _ in ROUTES]), shape=st.lists(DIMENSIONS, max_size=4),
        kind=st.sampled_from(["UINT8", "FP16", "FP32", "FP64", "INT64", "BOOL", "BYTES"]), size=st.integers(0, 70),
        extra=st.integers(0, 9))

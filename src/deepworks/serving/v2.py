@@ -143,6 +143,9 @@ def read_tensor(spec, binary: bytes, offset: int):
     count = math.prod(shape)  # Python's ints: np.prod wraps [2**32, 2**32] round to 0
     if count > MAX_VALUES:
         raise ClientError(413, f"Input '{name}': shape {shape} holds {count:,} values, more than one request may send.")
+    if math.prod(d for d in shape if d) > MAX_VALUES:  # empty, yet numpy cannot even shape it ([0, 2**17, 2**21, ...])
+        raise ClientError(400, f"Input '{name}': shape {shape} is empty, and its other axes hold more than "
+                               f"{MAX_VALUES:,} values together. Expected a shape one request may send.")
     size = mapping(spec.get("parameters"), f"input '{name}' parameters").get("binary_data_size")
     if size is not None:
         if not isinstance(size, int) or size < 0:
