@@ -131,6 +131,18 @@ def shapes_detector(tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
+def tones_run(tmp_path_factory):
+    """An audio classifier of the generated tones (30 epochs), trained once per test run for the audio tests and the
+    web UI's."""
+    import deepworks as dw
+
+    def make(root):
+        dw.train(task="audio", epochs=30, runs_dir=str(root / "runs"), name="tones", progress=False)
+
+    return dw.load(made_once(tmp_path_factory, "tones", make) / "runs" / "tones")
+
+
+@pytest.fixture(scope="session")
 def use_runs(tmp_path_factory):
     """One small trained run of every task (and both translation models), made once per test run for the export and
     serving tests: {name: run path}. They are tiny and barely trained: these tests check plumbing, not learning.

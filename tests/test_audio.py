@@ -158,14 +158,6 @@ def test_the_generated_tones_are_the_same_for_the_same_seed():
 
 
 # --- the task -------------------------------------------------------------------------------------------------------------
-@pytest.fixture(scope="module")
-def tones_run(tmp_path_factory):
-    import deepworks as dw
-
-    root = tmp_path_factory.mktemp("audio")
-    return dw.train(task="audio", epochs=30, runs_dir=str(root / "runs"), name="tones", progress=False)
-
-
 def test_a_small_model_learns_to_tell_the_generated_tones_apart(tones_run):
     test = tones_run.results["test"]
     assert test["accuracy"] >= 0.95, test  # 1.0 here; chance is 0.2

@@ -17,11 +17,12 @@ from deepworks.errors import DataError, DeepworksError
 from deepworks.exporting.importer import import_model
 
 
-@pytest.mark.parametrize("name,graphs", [("img", ["classifier"]), ("txt", ["step"]), ("gru", ["encoder", "decoder_step"]),
-                                         ("tf", ["encoder", "decoder_step"]), ("gan", ["generator"])])
-def test_every_task_exports_to_onnx_that_matches_torch_at_another_batch_size(use_runs, tmp_path, name, graphs):
+def test_a_transformer_translation_exports_to_onnx_that_matches_torch_at_another_batch_size(use_runs, tmp_path):
+    """Every task's own export is checked by the contract harness (test_task_contract.py); this is the second
+    translation model, whose graphs differ from the GRU's inside."""
+    name = "tf"
     card = dw.export(use_runs[name], "onnx", out=tmp_path / name)
-    assert [g["name"] for g in card["graphs"]] == graphs
+    assert [g["name"] for g in card["graphs"]] == ["encoder", "decoder_step"]
     for g in card["graphs"]:
         assert (tmp_path / name / g["file"]).is_file()
         assert g["verified"]["batch"] == 3 and g["exporter"] in ("dynamo", "legacy")

@@ -101,9 +101,23 @@ def test_evaluate_gives_the_test_metrics_training_gave(runs, task):
 @pytest.mark.parametrize("task", TASKS)
 def test_the_export_answers_in_onnx_runtime_as_torch_does(runs, task, tmp_path):
     pytest.importorskip("onnxruntime")
-    card = dw.export(runs[task], out=str(tmp_path / "export"))  # each graph is checked against torch as it is written
-    assert card["task"] == task and card["use"] == dw.load(runs[task]).face.verb
-    assert all((tmp_path / "export" / g["file"]).is_file() for g in card["graphs"])
+    from safetensors import safe_open
+
+    out, trained = tmp_path / "export", dw.load(runs[task])
+    card = dw.export(runs[task], out=str(out))  # each graph is checked against torch as it is written
+    assert card["task"] == task and card["use"] == trained.face.verb
+    declared = trained.face.export_graphs(trained.model)
+    assert [g["name"] for g in card["graphs"]] == [g.name for g in declared]
+    for g, graph in zip(card["graphs"], declared):  # checked at another batch size than it was traced with
+        assert g["verified"]["batch"] == len(graph.check[0]) != len(graph.example[0])
+        assert (out / g["file"]).is_file() and g["exporter"] in ("dynamo", "legacy")
+        assert g["max_abs_diff"] <= (1.0 if g["outputs"][0]["dtype"] == "uint8" else 1e-4)
+    saved = json.loads((out / "model.json").read_text())
+    assert saved["task"] == card["task"] and saved["weights"]["sha256"] == card["weights"]["sha256"]
+    with safe_open(out / "weights.safetensors", framework="pt") as f:
+        inside = json.loads(f.metadata()["deepworks"])
+    assert inside["weights_sha256"] == card["weights"]["sha256"] and inside["task"] == card["task"]
+    assert "onnxruntime" in (out / "README.md").read_text()
 
 
 MALFORMED = [b"", b"{", b"[]", b"null", b'"text"', b"123", b'{"inputs": {"a": {"b": [1, [2, [3]]]}}}',

@@ -402,8 +402,9 @@ def test_an_automl_search_shows_its_leaderboard_live_then_trains_the_best(page, 
 
 
 @pytest.fixture(scope="module")
-def other_runs(server, tmp_path_factory, shapes_detector):
-    """A text, a translation, a GAN and a detection run, a few seconds each, in the server's runs folder."""
+def other_runs(server, tmp_path_factory, shapes_detector, tones_run):
+    """A text, a translation, a GAN, a detection and an audio run, a few seconds each (the last two trained once for
+    the whole test run), in the server's runs folder."""
     import numpy as np
 
     import deepworks as dw
@@ -425,8 +426,8 @@ def other_runs(server, tmp_path_factory, shapes_detector):
              fid_samples=256, runs_dir=runs, progress=False)
     import shutil
 
-    shutil.copytree(shapes_detector.run.path, Path(runs) / "shapes")  # trained once (conftest.py)
-    dw.train(task="audio", name="tones", epochs=20, runs_dir=runs, progress=False)
+    shutil.copytree(shapes_detector.run.path, Path(runs) / "shapes")  # these two are trained once (conftest.py)
+    shutil.copytree(tones_run.run.path, Path(runs) / "tones", ignore=shutil.ignore_patterns("export"))
     return runs
 
 
