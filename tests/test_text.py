@@ -45,6 +45,12 @@ def test_a_small_lstm_learns_a_repetitive_text_and_writes_it_back(fox):
     assert trained.generate("the quick", length=len(LINE) * 2, temperature=0) == "the quick" + (LINE * 3)[9:9 + len(LINE) * 2]
     samples = [r for r in trained.run.metrics() if r.get("kind") == "sample"]
     assert {r["temperature"] for r in samples} == {0.5, 1.0, 1.5} and samples[-1]["epoch"] == 12
+    assert all(len(r["text"]) == len(trained.face.prime) + 200 for r in samples)
+    # the report's samples are written side by side, one row per temperature; nearly cold, a row is the likeliest text
+    face, device = trained.face, trained.device
+    cold = face.samples_at(trained.model, "the quick", 60, (1e-4, 1.0), seed=3, device=device)
+    assert cold[0] == trained.generate("the quick", length=60, temperature=0)
+    assert cold == face.samples_at(trained.model, "the quick", 60, (1e-4, 1.0), seed=3, device=device)
     page = (trained.run.report_dir / "index.html").read_text()
     assert "Samples during training" in page and "bits/char" in page
     assert json.loads((trained.run.path / "model.json").read_text())["meta"]["vocab"] == sorted(set(LINE))

@@ -173,8 +173,8 @@ class TextGeneration(Task):
         if epoch not in self.sample_epochs():
             return
         face = self.make_face()
-        for temperature in TEMPERATURES:
-            text = face.generate(model, face.prime, 200, temperature, seed=self.cfg.seed + epoch, device=device)
+        texts = face.samples_at(model, face.prime, 200, TEMPERATURES, seed=self.cfg.seed + epoch, device=device)
+        for temperature, text in zip(TEMPERATURES, texts):
             run.log(kind="sample", epoch=epoch, temperature=temperature, text=text)
 
 

@@ -111,6 +111,26 @@ class TextFace(Face):
                 step.fill_(nxt)
                 logits, state = model.step(step, state)
 
+    @torch.inference_mode()
+    def samples_at(self, model: nn.Module, prime: str, length: int, temperatures: tuple[float, ...], seed: int,
+                   device: torch.device) -> list[str]:
+        """One sample per temperature (each above 0), written side by side as one batch: the steps of one sample,
+        not of one per temperature, and no wait for each character (what training's report samples use)."""
+        vocab, ids = self.meta["vocab"], self.start_ids(prime)
+        generator = torch.Generator(device=device).manual_seed(seed)
+        temperatures = torch.tensor(temperatures, device=device).view(-1, 1)
+        written = []
+        with evaluating(model):
+            logits, state = model(torch.tensor([ids] * len(temperatures), device=device))
+            logits = logits[:, -1]
+            for k in range(length):
+                nxt = torch.multinomial(torch.softmax(logits.float() / temperatures, -1), 1, generator=generator)[:, 0]
+                written.append(nxt)
+                if k + 1 < length:
+                    logits, state = model.step(nxt, state)
+        rows = torch.stack(written, 1).tolist() if written else [[] for _ in temperatures]
+        return [prime + "".join(vocab[i] for i in row) for row in rows]
+
     def generate(self, model: nn.Module, prime: str = "", length: int = 500, temperature: float = 0.8,
                  top_k: int | None = None, seed: int | None = None, device: torch.device | None = None) -> str:
         """The prime followed by `length` sampled characters."""
