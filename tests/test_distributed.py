@@ -38,16 +38,6 @@ def relative_difference(a: dict, b: dict) -> float:
     return max(float((a[k] - b[k]).norm() / b[k].norm().clamp_min(1e-12)) for k in a)
 
 
-def test_torchrun_with_two_processes_matches_one_process(one_process):
-    single = one_process
-    two = dw.train(name="two", task=TASK, engine="torchrun", nproc=2, **SETTINGS)
-    assert two.results["fit"]["processes"] == 2 and single.results["fit"]["processes"] == 1
-    assert abs(two.results["test"]["accuracy"] - single.results["test"]["accuracy"]) <= 0.003
-    assert relative_difference(weights(two.run.path), weights(single.run.path)) < 1e-4
-    epochs = [r for r in two.run.metrics() if r.get("kind") == "epoch"]
-    assert [r["epoch"] for r in epochs] == [1, 2, 3]  # one writer: each epoch logged once
-
-
 def test_a_worker_killed_mid_epoch_restarts_the_group_from_the_checkpoint(one_process, monkeypatch, capfd):
     """Rank 1 killed early in the second epoch: the run ends as the one-process run does, and one line (no torch
     elastic traceback) says which worker died and that the group restarted."""
@@ -143,16 +133,24 @@ def test_a_run_resumes_on_another_number_of_processes(one_process):
     assert relative_difference(weights(resumed.run.path), weights(one_process.run.path)) < 1e-4
 
 
-def test_two_distributed_runs_at_once_never_collide_on_ports():
+def test_two_torchrun_runs_at_once_never_collide_on_ports_and_match_one_process(one_process):
+    """Two runs of two processes each, started together: each picks its own free ports, and each ends with the
+    weights and test accuracy of the one-process run at the same global batch, every epoch logged once."""
+    single = one_process
     env = {**os.environ, "PYTHONPATH": os.environ["PYTHONPATH"]}
-    command = [sys.executable, "-m", "deepworks", "train", "--model", "mlp", "--epochs", "1", "--no-baseline",
-               "--engine", "torchrun", "--nproc", "2", "--quiet", "--json"]
+    command = [sys.executable, "-m", "deepworks", "train", "--task", TASK, "--model", "mlp", "--epochs", "3",
+               "--no-baseline", "--batch-size", "128", "--engine", "torchrun", "--nproc", "2", "--quiet", "--json"]
     started = [subprocess.Popen(command + ["--name", f"at-once-{i}"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                 env=env, text=True) for i in range(2)]
     for p in started:
         out, err = p.communicate(timeout=300)
         assert p.returncode == 0, err[-2000:]
-        assert json.loads(out)["fit"]["processes"] == 2
+        two = dw.load(json.loads(out)["run"])
+        assert two.results["fit"]["processes"] == 2 and single.results["fit"]["processes"] == 1
+        assert abs(two.results["test"]["accuracy"] - single.results["test"]["accuracy"]) <= 0.003
+        assert relative_difference(weights(two.run.path), weights(single.run.path)) < 1e-4
+        epochs = [r for r in two.run.metrics() if r.get("kind") == "epoch"]
+        assert [r["epoch"] for r in epochs] == [1, 2, 3]  # one writer: each epoch logged once
 
 
 @pytest.mark.slow
