@@ -1,5 +1,6 @@
-"""What every command module of the CLI shares: the top-level examples, the options every command takes, the flags
-of the two servers, and the printing of results."""
+"""What every command module of the CLI shares: the top-level examples, the options every command takes, the
+making of a command (its handler, RUN for a command on a trained run), the flags that recur with their wording
+(--json, --out, --class, --seed), the flags of the two servers, and the printing of results."""
 
 from __future__ import annotations
 
@@ -61,8 +62,50 @@ def common_options() -> argparse.ArgumentParser:
     return p
 
 
-def add_command(sub, name: str, **kwargs) -> argparse.ArgumentParser:
-    return sub.add_parser(name, parents=[common_options()], **kwargs)
+def add_command(sub, name: str, handler=None, examples: str | None = None, **kwargs) -> argparse.ArgumentParser:
+    """A command's parser, with the options every command takes and `handler` as what `main` calls. `examples` is
+    an epilog shown as written (argparse would otherwise refill its lines)."""
+    if examples is not None:
+        kwargs.update(formatter_class=argparse.RawDescriptionHelpFormatter, epilog=examples)
+    p = sub.add_parser(name, parents=[common_options()], **kwargs)
+    if handler is not None:
+        p.set_defaults(handler=handler)
+    return p
+
+
+def add_run_command(sub, name: str, handler, **kwargs) -> argparse.ArgumentParser:
+    """A command on one trained run: RUN is its first argument."""
+    p = add_command(sub, name, handler, **kwargs)
+    p.add_argument("run", help="run directory, or a run name inside runs/")
+    return p
+
+
+def add_json(p, what: str = "", after: str = "") -> None:
+    """--json: print WHAT (the command's result) as JSON on stdout, for scripts; `after` ends the help."""
+    p.add_argument("--json", action="store_true", help=f"print {what + ' as ' if what else ''}JSON on stdout{after}")
+
+
+def add_out_folder(p, what: str, default_words: str, default: str | None = None) -> None:
+    """--out: the folder a command writes its WHAT (figures, a report) into."""
+    p.add_argument("--out", default=default, help=f"folder for the {what} [default: {default_words}]")
+
+
+def add_class(p, help: str) -> None:
+    """--class CLASS (as `label`: `class` is a Python keyword), a class of the run named or numbered."""
+    p.add_argument("--class", dest="label", metavar="CLASS", help=help)
+
+
+def add_seed(p, what: str) -> None:
+    """--seed for a command that samples: without one, a new seed each time, which --json shows."""
+    p.add_argument("--seed", type=int,
+                   help=f"seed for repeatable {what} [default: a new one each time, shown with --json]")
+
+
+def seed_of(args) -> int:
+    """--seed, or a new random one (shown with --json, so that the output can be made again)."""
+    import secrets
+
+    return secrets.randbits(31) if args.seed is None else args.seed
 
 
 def add_exposure_flags(p, port: int, token_scope: str, token_default: str = "none",

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import argparse
 import json
 
-from .common import add_command, add_exposure_flags
+from .common import add_command, add_exposure_flags, add_json, add_run_command
 
 SERVE_EXAMPLES = """examples:
   deepworks serve runs/photos-resnet                            http://127.0.0.1:8000, no token needed locally
@@ -26,26 +25,26 @@ def add(sub) -> None:
 
 
 def add_export(sub) -> None:
-    p = add_command(sub, "export", help="export a run to ONNX, torch.export (.pt2) or TorchScript, usable without deepworks",
-                    description="Write a folder that works without deepworks: the model's graphs with their "
-                                "preprocessing inside (an image model takes uint8 pixels and returns probabilities), "
-                                "model.json (classes or vocabulary, inputs and outputs, metrics, the weights' "
-                                "sha256), the weights as safetensors with that card inside, and a README. Each graph "
-                                "is loaded back and checked against torch at another batch size before it is kept. "
-                                "Text and translation runs export their step (and encoder) graphs; the card says "
-                                "how to run the loop around them.")
-    p.add_argument("run", help="run directory, or a run name inside runs/")
+    p = add_run_command(sub, "export", cmd_export,
+                        help="export a run to ONNX, torch.export (.pt2) or TorchScript, usable without deepworks",
+                        description="Write a folder that works without deepworks: the model's graphs with their "
+                                    "preprocessing inside (an image model takes uint8 pixels and returns probabilities), "
+                                    "model.json (classes or vocabulary, inputs and outputs, metrics, the weights' "
+                                    "sha256), the weights as safetensors with that card inside, and a README. Each graph "
+                                    "is loaded back and checked against torch at another batch size before it is kept. "
+                                    "Text and translation runs export their step (and encoder) graphs; the card says "
+                                    "how to run the loop around them.")
     p.add_argument("--format", default="onnx", choices=("onnx", "pt2", "torchscript"), help="[default: onnx]")
     p.add_argument("--out", help="the folder to write [default: RUN/export/FORMAT]")
     p.add_argument("--exporter", default="auto", choices=("auto", "dynamo", "legacy"),
                    help="ONNX: torch's dynamo exporter, the legacy TorchScript-based one, or auto: dynamo, and legacy "
                         "where dynamo fails or does not match torch [default: auto]")
-    p.add_argument("--json", action="store_true", help="print the model card as JSON on stdout")
-    p.set_defaults(handler=cmd_export)
+    add_json(p, "the model card")
 
 
 def add_import(sub) -> None:
-    p = add_command(sub, "import", help="wrap a classifier trained elsewhere (ONNX, .pt2, safetensors) in a run",
+    p = add_command(sub, "import", cmd_import,
+                    help="wrap a classifier trained elsewhere (ONNX, .pt2, safetensors) in a run",
                     description="Make a run directory from a model made elsewhere, so that evaluate, predict, export "
                                 "and serve work on it (and attack and explain, except on ONNX, which has no "
                                 "gradients). The model takes float images (N, C, H, W), normalised per channel with "
@@ -62,12 +61,11 @@ def add_import(sub) -> None:
     p.add_argument("--model", help="safetensors: the deepworks architecture the weights are for (lenet, resnet, mlp)")
     p.add_argument("--name", help="the run's name [default: FILE-imported]")
     p.add_argument("--runs-dir", default="runs", help="[default: runs]")
-    p.set_defaults(handler=cmd_import)
 
 
 def add_serve(sub) -> None:
-    p = add_command(sub, "serve", help="serve runs over HTTP: friendly JSON routes and the Open Inference Protocol (V2)",
-                    formatter_class=argparse.RawDescriptionHelpFormatter, epilog=SERVE_EXAMPLES,
+    p = add_command(sub, "serve", cmd_serve, examples=SERVE_EXAMPLES,
+                    help="serve runs over HTTP: friendly JSON routes and the Open Inference Protocol (V2)",
                     description="Serve trained runs on FastAPI + uvicorn until Ctrl-C (requests in flight are "
                                 "finished). Each run is a model named after its folder (or NAME=RUN): GET /v1/models "
                                 "lists them with their cards, POST /v1/models/NAME/VERB uses one (predict, generate, "
@@ -99,7 +97,6 @@ def add_serve(sub) -> None:
     p.add_argument("--max-connections", type=int, default=500, help="most open connections [default: 500]")
     p.add_argument("--log-level", default="warning", choices=("critical", "error", "warning", "info", "debug"),
                    help="uvicorn's logging; info logs every request [default: warning]")
-    p.set_defaults(handler=cmd_serve)
 
 
 def cmd_export(args) -> int:

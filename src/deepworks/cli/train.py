@@ -12,7 +12,7 @@ import sys
 
 from ..cards import applies
 from ..config import COMMAND_LINE, SECTIONS, Config, apply_overrides, choices_of, fields_by_key, flag_names
-from .common import EXAMPLES, add_command, print_labelled
+from .common import EXAMPLES, add_command, add_json, print_labelled
 
 AUTOML_EXAMPLES = """examples:
   deepworks automl --data photos/ --budget 10m           search for 10 minutes; the leaderboard and best.yaml
@@ -36,27 +36,24 @@ def add(sub) -> None:
 
 
 def add_train(sub) -> None:
-    p = add_command(sub, "train", help="train a model and write a run directory with metrics, weights and a report",
-                       formatter_class=argparse.RawDescriptionHelpFormatter, epilog=EXAMPLES,
-                       description="Train a model. With no flags: LeNet-5 on scikit-learn's digits; with --task text alone: "
-                                   "a 2-layer LSTM on Python's own standard-library source; with --task translate: "
-                                   "dates written many ways to ISO form; with --task gan: a DCGAN that learns to "
-                                   "draw the digits; with --task detect: a detector that finds circles, squares and "
-                                   "triangles in generated images; with --task audio: a 1-D CNN that tells generated "
-                                   "tones and chirps apart. Every setting below "
-                                   "can also come from a YAML file (--config); flags override it. With a task, "
-                                   "--help lists only the settings it takes: deepworks train --task gan --help.")
+    p = add_command(sub, "train", cmd_train, examples=EXAMPLES,
+                    help="train a model and write a run directory with metrics, weights and a report",
+                    description="Train a model. With no flags: LeNet-5 on scikit-learn's digits; with --task text alone: "
+                                "a 2-layer LSTM on Python's own standard-library source; with --task translate: "
+                                "dates written many ways to ISO form; with --task gan: a DCGAN that learns to "
+                                "draw the digits; with --task detect: a detector that finds circles, squares and "
+                                "triangles in generated images; with --task audio: a 1-D CNN that tells generated "
+                                "tones and chirps apart. Every setting below "
+                                "can also come from a YAML file (--config); flags override it. With a task, "
+                                "--help lists only the settings it takes: deepworks train --task gan --help.")
     p.add_argument("--config", help="YAML file of settings, sections data/model/train/eval (see a run's config.yaml)")
     p.add_argument("--resume", metavar="RUN", help="continue an interrupted run from its last checkpoint")
-    p.add_argument("--quiet", action="store_true", help="no progress bar or per-epoch lines")
-    p.add_argument("--json", action="store_true", help="print the results as JSON on stdout")
-    add_config_flags(p)
-    p.set_defaults(handler=cmd_train)
+    add_training_flags(p, "no progress bar or per-epoch lines", "the results")
 
 
 def add_automl(sub) -> None:
-    p = add_command(sub, "automl", help="search models and settings for your data within a time budget",
-                    formatter_class=argparse.RawDescriptionHelpFormatter, epilog=AUTOML_EXAMPLES,
+    p = add_command(sub, "automl", cmd_automl, examples=AUTOML_EXAMPLES,
+                    help="search models and settings for your data within a time budget",
                     description="Let the machine pick the model and its settings: Optuna's TPE tries model families "
                                 "and sizes, optimizer, learning rate, weight decay, dropout, batch size, "
                                 "augmentation, schedule and epochs, one trial at a time with all the cores, and "
@@ -79,15 +76,12 @@ def add_automl(sub) -> None:
                         "settings for the task, which are otherwise tried first")
     p.add_argument("--retrain", action="store_true",
                    help="then train the best settings again on the training and validation data together")
-    p.add_argument("--quiet", action="store_true", help="no per-trial lines")
-    p.add_argument("--json", action="store_true", help="print the summary and leaderboard as JSON on stdout")
-    add_config_flags(p)
-    p.set_defaults(handler=cmd_automl)
+    add_training_flags(p, "no per-trial lines", "the summary and leaderboard")
 
 
 def add_compare(sub) -> None:
-    p = add_command(sub, "compare", help="train variants of one setting side by side over several seeds (ablations)",
-                    formatter_class=argparse.RawDescriptionHelpFormatter, epilog=COMPARE_EXAMPLES,
+    p = add_command(sub, "compare", cmd_compare, examples=COMPARE_EXAMPLES,
+                    help="train variants of one setting side by side over several seeds (ablations)",
                     description="Train every combination of the --vary values, once per seed, on identical splits, "
                                 "data order and initialisation seeds, and compare them: overlaid learning curves, a "
                                 "table of test scores (mean and spread over seeds) with the winner, and for "
@@ -98,10 +92,14 @@ def add_compare(sub) -> None:
                    help="a setting and the values to compare (repeat for a grid): optimizer=sgd,adam")
     p.add_argument("--seeds", type=int, default=3, help="seeds per variant, from --seed on [default: 3]")
     p.add_argument("--out", metavar="FOLDER", help="the comparison's folder [default: compare/DATA-SETTINGS]")
-    p.add_argument("--quiet", action="store_true", help="no per-run lines")
-    p.add_argument("--json", action="store_true", help="print the summary as JSON on stdout")
+    add_training_flags(p, "no per-run lines", "the summary")
+
+
+def add_training_flags(p: argparse.ArgumentParser, quiet_help: str, json_what: str) -> None:
+    """What train, automl and compare end with: --quiet, --json and a flag per setting (add_config_flags)."""
+    p.add_argument("--quiet", action="store_true", help=quiet_help)
+    add_json(p, json_what)
     add_config_flags(p)
-    p.set_defaults(handler=cmd_compare)
 
 
 def add_config_flags(parser: argparse.ArgumentParser) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from .common import add_command, emit
+from .common import add_class, add_command, add_json, add_out_folder, add_run_command, emit
 
 TRUST_EXAMPLES = """examples:
   deepworks attack runs/mnist-lenet --eps 0.1                   PGD-40 on 1,000 test images, curve, triptychs
@@ -25,13 +25,13 @@ def add(sub) -> None:
 
 
 def add_attack(sub) -> None:
-    p = run_tool_parser(sub, "attack", "figures", help="adversarial examples: accuracy under attack, a curve, triptychs",
-                       formatter_class=argparse.RawDescriptionHelpFormatter, epilog=TRUST_EXAMPLES,
-                       description="Attack an image classifier with small, deliberate changes to its inputs. "
-                                   "Epsilon is in pixel units (pixels run from 0 to 1): 0.1 lets each pixel move "
-                                   "by a tenth of its range. Writes an accuracy-against-epsilon curve, triptychs "
-                                   "(original, amplified perturbation, adversarial image) and a JSON summary into "
-                                   "the run's report folder (or --out).")
+    p = run_tool_parser(sub, "attack", "figures", cmd_attack, examples=TRUST_EXAMPLES,
+                        help="adversarial examples: accuracy under attack, a curve, triptychs",
+                        description="Attack an image classifier with small, deliberate changes to its inputs. "
+                                    "Epsilon is in pixel units (pixels run from 0 to 1): 0.1 lets each pixel move "
+                                    "by a tenth of its range. Writes an accuracy-against-epsilon curve, triptychs "
+                                    "(original, amplified perturbation, adversarial image) and a JSON summary into "
+                                    "the run's report folder (or --out).")
     p.add_argument("--method", default="pgd", choices=("fgsm", "pgd"),
                    help="fgsm: one gradient-sign step (fast, weaker); pgd: projected gradient descent [default: pgd]")
     p.add_argument("--eps", type=float, default=0.1, help="largest change allowed, in pixel units [default: 0.1]")
@@ -52,75 +52,71 @@ def add_attack(sub) -> None:
     p.add_argument("--fool", metavar="CLASS",
                    help="instead: make an image from noise that the model calls CLASS with --confidence")
     p.add_argument("--confidence", type=float, default=0.99, help="--fool: confidence to reach [default: 0.99]")
-    p.set_defaults(handler=cmd_attack)
 
 
 def add_explain(sub) -> None:
-    p = run_tool_parser(sub, "explain", "figure", help="saliency: which pixels made the model say a class",
-                       description="Attributions for one image: integrated gradients (the attributions add up to the "
-                                   "change of the class score from a black image) and gradient x input, for the "
-                                   "predicted class and, with --class, another one. Writes a figure: the image, the "
-                                   "attribution map (red for the class, blue against) and an overlay.")
+    p = run_tool_parser(sub, "explain", "figure", cmd_explain, help="saliency: which pixels made the model say a class",
+                        description="Attributions for one image: integrated gradients (the attributions add up to the "
+                                    "change of the class score from a black image) and gradient x input, for the "
+                                    "predicted class and, with --class, another one. Writes a figure: the image, the "
+                                    "attribution map (red for the class, blue against) and an overlay.")
     p.add_argument("image", help="an image file")
-    p.add_argument("--class", dest="label", metavar="CLASS", help="also explain this class (name or index)")
+    add_class(p, "also explain this class (name or index)")
     p.add_argument("--steps", type=int, default=64, help="integration steps for integrated gradients [default: 64]")
-    p.set_defaults(handler=cmd_explain)
 
 
 def add_visualize(sub) -> None:
-    p = run_tool_parser(sub, "visualize", "figures", help="feature visualisation: what each class and channel looks for",
-                       description="Make images that the network responds to most strongly, from grey noise, with "
-                                   "jitter and blur to keep them readable: one per class (or --class), one per "
-                                   "channel of --layer, and the first layer's filters as images.")
-    p.add_argument("--class", dest="label", metavar="CLASS", help="only this class (name or index) [default: all, up to 20]")
+    p = run_tool_parser(sub, "visualize", "figures", cmd_visualize,
+                        help="feature visualisation: what each class and channel looks for",
+                        description="Make images that the network responds to most strongly, from grey noise, with "
+                                    "jitter and blur to keep them readable: one per class (or --class), one per "
+                                    "channel of --layer, and the first layer's filters as images.")
+    add_class(p, "only this class (name or index) [default: all, up to 20]")
     p.add_argument("--layer", help="also show channels of this layer (an unknown name lists the layers)")
     p.add_argument("--channels", help="--layer's channels: 3, 0-7 or 1,4,9 [default: the first 8]")
     p.add_argument("--steps", type=int, default=128, help="optimisation steps per image [default: 128]")
-    p.set_defaults(handler=cmd_visualize)
 
 
 def add_represent(sub) -> None:
-    p = run_tool_parser(sub, "represent", "figure", help="a hidden layer's view of the test images in 2-D, over training",
-                       description="Project a hidden layer's activations on the test images to 2-D (PCA or t-SNE), "
-                                   "coloured by class, for each epoch snapshot the run kept (1, 2, 4, 8, ...) and "
-                                   "the final model, with how well a linear classifier separates the classes there.")
+    p = run_tool_parser(sub, "represent", "figure", cmd_represent,
+                        help="a hidden layer's view of the test images in 2-D, over training",
+                        description="Project a hidden layer's activations on the test images to 2-D (PCA or t-SNE), "
+                                    "coloured by class, for each epoch snapshot the run kept (1, 2, 4, 8, ...) and "
+                                    "the final model, with how well a linear classifier separates the classes there.")
     p.add_argument("--layer", help="layer to look at [default: the input of the output layer]")
     p.add_argument("--method", default="pca", choices=("pca", "tsne"), help="projection [default: pca]")
     p.add_argument("--samples", type=int, default=1000, help="test images (the first ones) [default: 1000]")
-    p.set_defaults(handler=cmd_represent)
 
 
 def add_audit(sub) -> None:
-    p = add_command(sub, "audit", help="check image data for imbalance, copies, leakage, corrupt files and shortcuts",
-                       description="Audit labelled image data before trusting a model trained on it: class balance, "
-                                   "exact and near copies within and across train/test (leakage), corrupt files, "
-                                   "file sizes and modes, and classes that image statistics alone give away "
-                                   "(a shortcut). Prints each finding with what to do, and writes a report.")
+    p = add_command(sub, "audit", cmd_audit,
+                    help="check image data for imbalance, copies, leakage, corrupt files and shortcuts",
+                    description="Audit labelled image data before trusting a model trained on it: class balance, "
+                                "exact and near copies within and across train/test (leakage), corrupt files, "
+                                "file sizes and modes, and classes that image statistics alone give away "
+                                "(a shortcut). Prints each finding with what to do, and writes a report.")
     p.add_argument("data", help="a folder with one sub-folder per class, a CSV, an .npz, or a built-in dataset")
     p.add_argument("--data-dir", help="where built-in datasets are looked for and downloaded to")
     p.add_argument("--image-size", type=int, help="side files are decoded at [default: 32 for folders and CSVs]")
-    p.add_argument("--out", help="folder for the report [default: audit-NAME]")
-    p.add_argument("--json", action="store_true", help="print the findings as JSON on stdout")
-    p.set_defaults(handler=cmd_audit)
+    add_out_folder(p, "report", "audit-NAME")
+    add_json(p, "the findings")
 
 
 def add_demo(sub) -> None:
-    p = add_command(sub, "demo", help="teaching demos that need no data",
-                       description="representation: two spirals that no straight line separates, a one-hidden-layer "
-                                   "network bending the plane until one does, and two rings made easy by polar "
-                                   "coordinates.")
+    p = add_command(sub, "demo", cmd_demo, help="teaching demos that need no data",
+                    description="representation: two spirals that no straight line separates, a one-hidden-layer "
+                                "network bending the plane until one does, and two rings made easy by polar "
+                                "coordinates.")
     p.add_argument("name", choices=("representation",), help="which demo")
-    p.add_argument("--out", default="demo-representation", help="folder for the figures [default: demo-representation]")
-    p.add_argument("--json", action="store_true", help="print the results as JSON on stdout")
-    p.set_defaults(handler=cmd_demo)
+    add_out_folder(p, "figures", "demo-representation", default="demo-representation")
+    add_json(p, "the results")
 
 
-def run_tool_parser(sub, name: str, what: str, **kwargs) -> argparse.ArgumentParser:
+def run_tool_parser(sub, name: str, what: str, handler, **kwargs) -> argparse.ArgumentParser:
     """A command that looks at a trained image run and writes `what` (figures) into its report folder or --out."""
-    p = add_command(sub, name, **kwargs)
-    p.add_argument("run", help="run directory, or a run name inside runs/")
-    p.add_argument("--out", help=f"folder for the {what} [default: the run's report folder]")
-    p.add_argument("--json", action="store_true", help="print the results as JSON on stdout")
+    p = add_run_command(sub, name, handler, **kwargs)
+    add_out_folder(p, what, "the run's report folder")
+    add_json(p, "the results")
     return p
 
 

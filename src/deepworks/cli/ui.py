@@ -10,7 +10,8 @@ def add(sub) -> None:
 
 
 def add_ui(sub) -> None:
-    p = add_command(sub, "ui", help="the web UI on this machine: data, designer, training, results, try, trust, export",
+    p = add_command(sub, "ui", cmd_ui,
+                    help="the web UI on this machine: data, designer, training, results, try, trust, export",
                     description="Serve the web UI on http://HOST:PORT/ until Ctrl-C: choose or upload data, pick a "
                                 "model or design one from layer cards, train with live curves (in a worker process; "
                                 "stop and resume) or let AutoML choose, read the results, try the model, attack and "
@@ -23,7 +24,6 @@ def add_ui(sub) -> None:
                        insecure_help="no token at all: any program or web page that reaches the port may use the UI")
     p.add_argument("--data-root", action="append", default=[], metavar="FOLDER",
                    help="a folder whose data the UI may read, besides --runs-dir and its uploads (repeat for more)")
-    p.set_defaults(handler=cmd_ui)
 
 
 def cmd_ui(args) -> int:

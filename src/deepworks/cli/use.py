@@ -12,7 +12,7 @@ import argparse
 import json
 import sys
 
-from .common import add_command, common_options
+from .common import add_class, add_json, add_run_command, add_seed, common_options, seed_of
 
 MAX_SCALE = 16  # `sample --scale`: 16 times a 64 px image is 1,024 px, plenty to look at
 
@@ -29,25 +29,27 @@ def add(sub) -> None:
 
 
 def add_use(sub) -> None:
-    p = add_command(sub, "use", help="use a trained run of any task: its inputs, and the options its task declares",
+    add_use_command(sub, "use", None,
+                    help="use a trained run of any task: its inputs, and the options its task declares",
                     description="Use a trained run as its task does (classify, detect, generate, translate, sample "
                                 "...) and print the answers. The options after RUN are the run's own: "
                                 "`deepworks use RUN --help` lists them with their defaults and bounds.")
-    p.add_argument("run", help="run directory, or a run name inside runs/")
-    p.add_argument("rest", nargs=argparse.REMAINDER, metavar="INPUT/OPTION",
-                   help="the inputs (files, folders or text, as the run takes them) and the run's options")
-    p.set_defaults(handler=cmd_use, verb=None)
 
 
 def add_alias(sub, verb: str) -> None:
     """A verb of a card that has no flags of its own here: `use`, for runs whose face does `verb`."""
-    p = add_command(sub, verb, help=f"{verb} with a trained run (deepworks use RUN, for runs that {verb})",
+    add_use_command(sub, verb, verb, help=f"{verb} with a trained run (deepworks use RUN, for runs that {verb})",
                     description=f"The same as `deepworks use RUN ...` for a run that does '{verb}'. "
                                 f"`deepworks {verb} RUN --help` lists the run's options.")
-    p.add_argument("run", help="run directory, or a run name inside runs/")
+
+
+def add_use_command(sub, name: str, verb: str | None, **kwargs) -> None:
+    """`use` as `name`: RUN, then everything after it left for the run's own parser (options_parser). A `verb`
+    makes it refuse runs that do not do that verb."""
+    p = add_run_command(sub, name, cmd_use, **kwargs)
     p.add_argument("rest", nargs=argparse.REMAINDER, metavar="INPUT/OPTION",
                    help="the inputs (files, folders or text, as the run takes them) and the run's options")
-    p.set_defaults(handler=cmd_use, verb=verb)
+    p.set_defaults(verb=verb)
 
 
 def cmd_use(args) -> int:
@@ -91,7 +93,7 @@ def options_parser(prog: str, face) -> argparse.ArgumentParser:
         else:
             group.add_argument(flag, metavar=name.upper(), **kwargs)
     p.add_argument("--out", metavar="PNG", help="also write the answers as one PNG, for a run that makes images")
-    p.add_argument("--json", action="store_true", help="print the answers as JSON on stdout")
+    add_json(p, "the answers")
     return p
 
 
@@ -151,20 +153,18 @@ def boxes_lines(item: dict) -> list[str]:
 
 
 def add_predict(sub) -> None:
-    p = add_command(sub, "predict", help="name the top-k classes of image files (or audio clips, for an audio run)")
-    p.add_argument("run", help="run directory, or a run name inside runs/")
+    p = add_run_command(sub, "predict", cmd_predict,
+                        help="name the top-k classes of image files (or audio clips, for an audio run)")
     p.add_argument("images", nargs="+", metavar="FILE", help="image files or folders of images (audio runs: clips)")
     p.add_argument("--top-k", type=int, default=3, help="how many classes to show per image [default: 3]")
-    p.add_argument("--json", action="store_true", help="print JSON on stdout")
-    p.set_defaults(handler=cmd_predict)
+    add_json(p)
 
 
 def add_detect(sub) -> None:
-    p = add_command(sub, "detect", help="find the objects in images: a box, class and score for each",
-                    description="Find objects with a detection run (deepworks train --task detect). Prints each "
-                                "image's boxes as x1,y1-x2,y2 in its own pixels with the class and score; --out "
-                                "writes the images with their boxes drawn.")
-    p.add_argument("run", help="run directory, or a run name inside runs/")
+    p = add_run_command(sub, "detect", cmd_detect, help="find the objects in images: a box, class and score for each",
+                        description="Find objects with a detection run (deepworks train --task detect). Prints each "
+                                    "image's boxes as x1,y1-x2,y2 in its own pixels with the class and score; --out "
+                                    "writes the images with their boxes drawn.")
     p.add_argument("images", nargs="+", metavar="IMAGE", help="image files or folders of images")
     p.add_argument("--threshold", type=float,
                    help="the lowest score shown, 0 to 1: lower finds more objects and more mistakes [default: the "
@@ -174,30 +174,27 @@ def add_detect(sub) -> None:
                         "best score; 1 keeps a box per class [default: 0.7]")
     p.add_argument("--max-boxes", type=int, default=100, help="the most boxes per image, best first [default: 100]")
     p.add_argument("--out", metavar="DIR", help="write each image with its boxes drawn into this folder")
-    p.add_argument("--json", action="store_true", help="print JSON on stdout")
-    p.set_defaults(handler=cmd_detect)
+    add_json(p)
 
 
 def add_generate(sub) -> None:
-    p = add_command(sub, "generate", help="write text with a trained text run, streamed as it is sampled",
-                       description="Sample text one character at a time from a text run. Lower temperatures are "
-                                   "safer and more repetitive, higher ones more inventive; 0 always takes the "
-                                   "likeliest character.")
-    p.add_argument("run", help="run directory, or a run name inside runs/")
+    p = add_run_command(sub, "generate", cmd_generate,
+                        help="write text with a trained text run, streamed as it is sampled",
+                        description="Sample text one character at a time from a text run. Lower temperatures are "
+                                    "safer and more repetitive, higher ones more inventive; 0 always takes the "
+                                    "likeliest character.")
     p.add_argument("--prime", default="", help="text to start from and continue [default: a new line]")
     p.add_argument("--length", type=int, default=500, help="characters to generate [default: 500]")
     p.add_argument("--temperature", type=float, default=0.8, help="randomness of the sampling, 0 or above [default: 0.8]")
     p.add_argument("--top-k", type=int, help="sample only among the k likeliest characters [default: all]")
-    p.add_argument("--seed", type=int, help="seed for repeatable output [default: a new one each time, shown with --json]")
-    p.add_argument("--json", action="store_true", help="print the text and settings as JSON on stdout, when done")
-    p.set_defaults(handler=cmd_generate)
+    add_seed(p, "output")
+    add_json(p, "the text and settings", ", when done")
 
 
 def add_translate(sub) -> None:
-    p = add_command(sub, "translate", help="translate sentences with a trained translation run",
-                       description="Translate sentences given as arguments, read from --file (one per line), or from "
-                                   "standard input (one per line) when none are given.")
-    p.add_argument("run", help="run directory, or a run name inside runs/")
+    p = add_run_command(sub, "translate", cmd_translate, help="translate sentences with a trained translation run",
+                        description="Translate sentences given as arguments, read from --file (one per line), or from "
+                                    "standard input (one per line) when none are given.")
     p.add_argument("sentences", nargs="*", metavar="SENTENCE", help="sentences to translate")
     p.add_argument("--file", help="a text file with one sentence per line")
     p.add_argument("--encoding", default="utf-8", choices=("utf-8", "latin-1", "utf-16"),
@@ -206,26 +203,22 @@ def add_translate(sub) -> None:
     p.add_argument("--length-penalty", type=float, default=0.6,
                    help="beam search: alpha of the length penalty ((5 + length) / 6) ** alpha [default: 0.6]")
     p.add_argument("--plot", metavar="PNG", help="save an attention heatmap of the first sentence to this file")
-    p.add_argument("--json", action="store_true", help="print JSON on stdout (with the attention weights)")
-    p.set_defaults(handler=cmd_translate)
+    add_json(p, after=" (with the attention weights)")
 
 
 def add_sample(sub) -> None:
-    p = add_command(sub, "sample", help="make new images with a trained GAN run",
-                       description="Draw new images from a GAN run's generator: a grid of --n images, or with "
-                                   "--interpolate a strip that walks between two random points of the noise space. "
-                                   "The same --seed gives the same images.")
-    p.add_argument("run", help="run directory, or a run name inside runs/")
+    p = add_run_command(sub, "sample", cmd_sample, help="make new images with a trained GAN run",
+                        description="Draw new images from a GAN run's generator: a grid of --n images, or with "
+                                    "--interpolate a strip that walks between two random points of the noise space. "
+                                    "The same --seed gives the same images.")
     p.add_argument("--n", type=int, default=64, help="how many images [default: 64]")
     p.add_argument("--out", default="samples.png", help="the grid (or strip) PNG to write [default: samples.png]")
     p.add_argument("--images", metavar="FOLDER", help="also write every image as its own PNG into this folder")
-    p.add_argument("--seed", type=int, help="seed for repeatable images [default: a new one each time, shown with --json]")
-    p.add_argument("--class", dest="label", metavar="CLASS",
-                   help="make this class (name or index); needs a run trained with --conditional")
+    add_seed(p, "images")
+    add_class(p, "make this class (name or index); needs a run trained with --conditional")
     p.add_argument("--interpolate", type=int, metavar="STEPS", help="write an interpolation strip of this many steps")
     p.add_argument("--scale", type=int, default=2, help="enlarge the PNG this many times, pixel for pixel [default: 2]")
-    p.add_argument("--json", action="store_true", help="print the files written and the seed as JSON on stdout")
-    p.set_defaults(handler=cmd_sample)
+    add_json(p, "the files written and the seed")
 
 
 def cmd_predict(args) -> int:
@@ -254,13 +247,12 @@ def cmd_detect(args) -> int:
 
 
 def cmd_generate(args) -> int:
-    import secrets
     import time
 
     from .. import api
 
     trained = api.load(args.run)
-    seed = secrets.randbits(31) if args.seed is None else args.seed
+    seed = seed_of(args)
     chars = trained.stream(args.prime, args.length, args.temperature, args.top_k, seed)
     t0 = time.perf_counter()
     if args.json:
@@ -312,7 +304,6 @@ def cmd_translate(args) -> int:
 
 
 def cmd_sample(args) -> int:
-    import secrets
     from pathlib import Path
 
     from .. import api
@@ -322,7 +313,7 @@ def cmd_sample(args) -> int:
     if not 1 <= args.scale <= MAX_SCALE:
         raise DataError(f"--scale must be from 1 to {MAX_SCALE}. Received: {args.scale}.")
     trained = api.load(args.run)
-    seed = secrets.randbits(31) if args.seed is None else args.seed
+    seed = seed_of(args)
     if args.interpolate is not None:
         images = trained.interpolate(args.interpolate, seed, args.label)
         grid = save_image_grid(images, Path(args.out), cols=len(images), scale=args.scale)
