@@ -17,7 +17,7 @@ import torch.nn as nn
 from ..errors import DataError
 from ..metrics.boxes import clip_boxes, draw_boxes, letterbox, one_box_per_object
 from ..models.centernet import DetectorServing, top_detections
-from .face import Face
+from .image_face import PixelFace
 
 NMS_IOU = 0.6           # boxes of one class overlapping more than this are one object (after the peak decode)
 CLASS_IOU = 0.7         # boxes of different classes overlapping more than this are one object too: the best names it
@@ -29,7 +29,7 @@ def run_threshold(meta: dict | None) -> float:
     return float((meta or {}).get("threshold", THRESHOLD))
 
 
-class DetectFace(Face):
+class DetectFace(PixelFace):
     """Boxes, their classes and scores, from a detector and the meta its run kept (classes, image size, mean and
     std, the calibrated threshold)."""
 
@@ -51,6 +51,9 @@ class DetectFace(Face):
     @property
     def threshold(self) -> float:
         return run_threshold(self.meta)
+
+    def pixels_shape(self) -> tuple[int, int, int]:
+        return self.meta["image_size"], self.meta["image_size"], 3  # letterboxed RGB, whatever the files were
 
     def decode_inputs(self, inputs, options: dict, trusted: bool = True) -> list:
         """Images of any form -> [(name, letterboxed uint8 (3, S, S), (sx, sy), (width, height), the PIL image)]."""
@@ -76,9 +79,6 @@ class DetectFace(Face):
             written.append(path)
         return written
 
-    def example_request(self) -> tuple:
-        return self.example_images(1, 0).numpy()[0], {}
-
     def serving_model(self, model: nn.Module) -> nn.Module:
         return DetectorServing(model, self.meta["mean"], self.meta["std"]).eval()
 
@@ -86,10 +86,8 @@ class DetectFace(Face):
     def infer(self, model, items: list, device: torch.device, options: dict, batch_size: int = 32) -> list:
         """{'input', 'width', 'height', 'boxes' (k, 4) in the image's pixels, 'scores', 'classes'} per image. `model`
         is the serving graph (torch, or ONNX Runtime in its place); the best peaks are picked here."""
-        x = np.stack([item[1] for item in items]).transpose(0, 2, 3, 1)
         results = []
-        for i in range(0, len(x), batch_size):
-            dense = model(torch.from_numpy(np.ascontiguousarray(x[i:i + batch_size])).to(device))
+        for i, dense in self.serving_batches(model, items, device, batch_size):
             scores, boxes = (torch.as_tensor(np.asarray(t.cpu()) if torch.is_tensor(t) else t) for t in dense)
             boxes, scores, classes = top_detections(scores, boxes)
             for j in range(len(boxes)):
@@ -109,11 +107,6 @@ class DetectFace(Face):
                            "box": [round(float(v), 1) for v in b]}
                           for b, s, c in zip(result["boxes"], result["scores"], result["classes"])]}
 
-    def example_images(self, n: int, seed: int) -> torch.Tensor:
-        size = self.meta["image_size"]
-        g = torch.Generator().manual_seed(seed)
-        return torch.randint(0, 256, (n, size, size, 3), dtype=torch.uint8, generator=g)
-
     def export_graphs(self, model: nn.Module) -> list:
         from ..inference import Graph
 
@@ -126,9 +119,7 @@ class DetectFace(Face):
     def model_card(self) -> dict:
         m = self.meta
         grid = m["image_size"] // 4
-        return {"classes": m["classes"],
-                "inputs": [{"name": "images", "dtype": "uint8", "shape": [None, m["image_size"], m["image_size"], 3],
-                            "layout": "NHWC", "range": [0, 255]}],
+        return {"classes": m["classes"], "inputs": [self.pixels_input()],
                 "outputs": [{"name": "scores", "dtype": "float32", "shape": [None, len(m["classes"]), grid, grid]},
                             {"name": "boxes", "dtype": "float32", "shape": [None, 4, grid, grid]}],
                 "preprocessing": {"letterbox": m["image_size"], "resample": "bilinear", "pad": "grey 114, bottom and right",
@@ -139,10 +130,6 @@ class DetectFace(Face):
                                    "letterbox scale (new width / old width) and y likewise, per class drop boxes "
                                    f"overlapping a better one by IoU > {NMS_IOU}, then drop boxes overlapping a better "
                                    f"one of another class by IoU > {CLASS_IOU} (one class per object)")}
-
-    def v2_inputs(self) -> list[dict]:
-        s = self.meta["image_size"]
-        return [{"name": "images", "datatype": "UINT8", "shape": [-1, s, s, 3]}]
 
     def v2_outputs(self, results: list) -> dict:
         k = max([len(r["scores"]) for r in results] + [1])

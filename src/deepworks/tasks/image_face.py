@@ -7,7 +7,8 @@ can stand in for. The trust tools (trust/tools.py, the web UI's confusion matrix
 `read_images`, `logits` and `pixel_model`.
 
 `Normalise`, `class_logits` and `pixel_model` are shared with the recipe (tasks/image.py), which trains and tests
-with the same normalisation; this module does not import the recipe.
+with the same normalisation; this module does not import the recipe. `PixelFace` is what ImageFace shares with
+detection's face (tasks/detect_face.py): both serve a graph that takes uint8 pixels.
 """
 
 from __future__ import annotations
@@ -54,7 +55,39 @@ def pixel_model(model: nn.Module, meta: dict) -> nn.Module:
     return PixelModel(model, meta["mean"], meta["std"]).to(next(model.parameters()).device)
 
 
-class ImageFace(Face):
+class PixelFace(Face):
+    """What the faces whose serving graph takes uint8 pixels (N, S, S, C) share, image classification's and
+    detection's: that input's shape as the V2 tensor and the model card say it, random images of it to warm a server
+    and trace an export with, and the graph run over decoded items a batch at a time."""
+
+    def pixels_shape(self) -> tuple[int, int, int]:
+        """(S, S, C): one image as the serving graph takes it."""
+        return self.meta["image_size"], self.meta["image_size"], self.meta["channels"]
+
+    def pixels_input(self) -> dict:
+        """The model card's entry for the pixels the graph takes."""
+        return {"name": "images", "dtype": "uint8", "shape": [None, *self.pixels_shape()], "layout": "NHWC",
+                "range": [0, 255]}
+
+    def example_request(self) -> tuple:
+        return self.example_images(1, 0).numpy()[0], {}
+
+    def example_images(self, n: int, seed: int) -> torch.Tensor:
+        g = torch.Generator().manual_seed(seed)
+        return torch.randint(0, 256, (n, *self.pixels_shape()), dtype=torch.uint8, generator=g)
+
+    def serving_batches(self, model, items: list, device: torch.device, batch_size: int):
+        """(i, the serving graph's output for items[i:i + batch_size]): each item's pixels (its [1], uint8 (C, S, S))
+        go in as NHWC, the layout the graph takes (ONNX Runtime's too)."""
+        x = np.stack([item[1] for item in items]).transpose(0, 2, 3, 1)
+        for i in range(0, len(x), batch_size):
+            yield i, model(torch.from_numpy(np.ascontiguousarray(x[i:i + batch_size])).to(device))
+
+    def v2_inputs(self) -> list[dict]:
+        return [{"name": "images", "datatype": "UINT8", "shape": [-1, *self.pixels_shape()]}]
+
+
+class ImageFace(PixelFace):
     verb, kind = "predict", "an image classification"
     batchable = True
 
@@ -91,9 +124,6 @@ class ImageFace(Face):
 
         return image_items(inputs, self.meta["image_size"], self.meta["channels"], self.max_items, paths=trusted)
 
-    def example_request(self) -> tuple:
-        return self.example_images(1, 0).numpy()[0], {}
-
     def serving_model(self, model: nn.Module) -> nn.Module:
         from ..models.pixel import ImageServing
 
@@ -102,20 +132,14 @@ class ImageFace(Face):
     @torch.inference_mode()
     def infer(self, model, items: list, device: torch.device, options: dict, batch_size: int = 256) -> list:
         """{'input': name, 'probabilities': (K,) array} per image."""
-        x = np.stack([a for _, a in items]).transpose(0, 2, 3, 1)
-        probs = np.concatenate([np.asarray(model(torch.from_numpy(np.ascontiguousarray(x[i:i + batch_size])).to(device)).cpu())
-                                for i in range(0, len(x), batch_size)])
+        batches = self.serving_batches(model, items, device, batch_size)
+        probs = np.concatenate([np.asarray(out.cpu()) for _, out in batches])
         return [{"input": name, "probabilities": p} for (name, _), p in zip(items, probs)]
 
     def encode_result(self, result: dict, options: dict) -> dict:
         from ..inference import top_classes
 
         return top_classes(result["input"], result["probabilities"], self.meta["classes"], options["top_k"])
-
-    def example_images(self, n: int, seed: int) -> torch.Tensor:
-        m = self.meta
-        g = torch.Generator().manual_seed(seed)
-        return torch.randint(0, 256, (n, m["image_size"], m["image_size"], m["channels"]), dtype=torch.uint8, generator=g)
 
     # --- export and the Open Inference Protocol ---------------------------------------------------
     def export_graphs(self, model: nn.Module) -> list:
@@ -127,17 +151,11 @@ class ImageFace(Face):
 
     def model_card(self) -> dict:
         m = self.meta
-        return {"classes": m["classes"],
-                "inputs": [{"name": "images", "dtype": "uint8", "shape": [None, m["image_size"], m["image_size"], m["channels"]],
-                            "layout": "NHWC", "range": [0, 255]}],
+        return {"classes": m["classes"], "inputs": [self.pixels_input()],
                 "outputs": [{"name": "probabilities", "dtype": "float32", "shape": [None, len(m["classes"])]}],
                 "preprocessing": {"resize": [m["image_size"], m["image_size"]], "resample": "bilinear",
                                   "channels": "grey" if m["channels"] == 1 else "RGB", "mean": m["mean"], "std": m["std"],
                                   "inside_graph": "x / 255, then (x - mean) / std per channel, NHWC to NCHW"}}
-
-    def v2_inputs(self) -> list[dict]:
-        m = self.meta
-        return [{"name": "images", "datatype": "UINT8", "shape": [-1, m["image_size"], m["image_size"], m["channels"]]}]
 
     def v2_outputs(self, results: list) -> dict:
         return {"probabilities": np.stack([r["probabilities"] for r in results]).astype(np.float32)}
