@@ -198,8 +198,11 @@ class TextFace(Face):
                         "temperature 0, else a draw from softmax(logits / temperature) (keeping the top_k largest); "
                         "the text is the vocabulary's characters of those ids."}
 
+    v2_text = ("prime", "text")  # V2: the input tensor and the answers' field, a string per item each
+
     def v2_inputs(self) -> list[dict]:
-        return [{"name": "prime", "datatype": "BYTES", "shape": [-1]}]
+        return [{"name": self.v2_text[0], "datatype": "BYTES", "shape": [-1]}]
 
     def v2_outputs(self, results: list) -> dict:
-        return {"text": np.array([r["text"] for r in results], dtype=object)}
+        key = self.v2_text[1]
+        return {key: np.array([r[key] for r in results], dtype=object)}

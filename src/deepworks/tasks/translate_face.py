@@ -22,6 +22,7 @@ from ..inference import stop_if_cancelled
 from ..models import evaluating
 from ..models.seq2seq import reorder_state
 from .face import Face
+from .text_face import TextFace
 
 
 MAX_BEAM = 100  # hypotheses kept by beam search; beyond a few dozen BLEU no longer changes, only the time
@@ -331,8 +332,6 @@ class TranslateFace(Face):
                         "outputs fed back, taking the likeliest id each time, until </s> or 2 x source length + 10 "
                         "steps; the words are target_vocab at those ids."}
 
-    def v2_inputs(self) -> list[dict]:
-        return [{"name": "source", "datatype": "BYTES", "shape": [-1]}]
-
-    def v2_outputs(self, results: list) -> dict:
-        return {"translation": np.array([r["translation"] for r in results], dtype=object)}
+    # A sentence in and one out per item, as text's prime and text: TextFace's V2 tensors, with these names.
+    v2_text = ("source", "translation")
+    v2_inputs, v2_outputs = TextFace.v2_inputs, TextFace.v2_outputs
