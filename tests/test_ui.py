@@ -402,18 +402,17 @@ def test_an_automl_search_shows_its_leaderboard_live_then_trains_the_best(page, 
 
 
 @pytest.fixture(scope="module")
-def other_runs(server, tmp_path_factory, shapes_detector, tones_run):
-    """A text, a translation, a GAN, a detection and an audio run, a few seconds each (the last two trained once for
-    the whole test run), in the server's runs folder."""
+def other_runs(server, tmp_path_factory, shapes_detector, tones_run, use_runs):
+    """A text, a translation, a GAN, a detection and an audio run in the server's runs folder: the translation of
+    reversed letters is trained here (seconds); the others are trained once for the whole test run (conftest.py)."""
+    import shutil
+
     import numpy as np
 
     import deepworks as dw
 
     folder = tmp_path_factory.mktemp("other-data")
     runs = str(server["runs"])
-    (folder / "fox.txt").write_text("the quick brown fox jumps over the lazy dog.\n" * 80)
-    dw.train(task="text", data=str(folder / "fox.txt"), name="fox", seq_len=32, batch_size=8, width=32, depth=1,
-             epochs=1, runs_dir=runs, progress=False)
     rng = np.random.default_rng(0)
     lines = []
     for _ in range(300):
@@ -422,12 +421,10 @@ def other_runs(server, tmp_path_factory, shapes_detector, tones_run):
     (folder / "reverse.tsv").write_text("\n".join(lines) + "\n")
     dw.train(task="translate", data=str(folder / "reverse.tsv"), name="reverse", width=32, embed_size=16,
              batch_size=32, min_freq=1, epochs=1, runs_dir=runs, progress=False)
-    dw.train(task="gan", data="digits", name="digits-gan", width=8, latent_size=8, batch_size=64, epochs=1,
-             fid_samples=256, runs_dir=runs, progress=False)
-    import shutil
-
-    shutil.copytree(shapes_detector.run.path, Path(runs) / "shapes")  # these two are trained once (conftest.py)
-    shutil.copytree(tones_run.run.path, Path(runs) / "tones", ignore=shutil.ignore_patterns("export"))
+    shared = {"fox": use_runs["txt"], "digits-gan": use_runs["gan"], "shapes": shapes_detector.run.path,
+              "tones": tones_run.run.path}
+    for name, path in shared.items():
+        shutil.copytree(path, Path(runs) / name, ignore=shutil.ignore_patterns("export"))
     return runs
 
 
