@@ -201,6 +201,20 @@ def test_help_with_a_task_lists_only_the_settings_that_task_takes(capsys):
     assert flags_listed(help_of(capsys, "train", "--task", "mytasks:Mine", "--help")) == flags_listed(everything)
 
 
+def test_train_s_help_says_what_each_task_trains_and_takes_from_the_cards(capsys):
+    from deepworks.cards import BUILTIN_CARDS
+
+    def squashed(text):  # argparse wraps lines, at spaces and after hyphens
+        return "".join(text.split())
+
+    everything = squashed(help_of(capsys, "train", "--help"))
+    for card in BUILTIN_CARDS.values():
+        assert squashed(card.default_run) in everything and squashed(card.data) in everything, card.name
+        assert squashed(f"a built-in ({', '.join(card.builtins)}; default {card.builtins[0]})") in everything
+    detect = squashed(help_of(capsys, "train", "--task", "detect", "--help"))
+    assert squashed("Object detection: a Pascal VOC folder") in detect and squashed("Translation: a TSV") not in detect
+
+
 def test_a_setting_of_another_task_still_parses_and_is_checked(capsys):
     from deepworks.cli import build_parser
     from deepworks.cli.train import setting_flags

@@ -40,6 +40,8 @@ class TaskCard:
     settings: tuple[str, ...] = ()  # the settings ('section.name') only some tasks take, this one among them
     tiny: dict = field(default_factory=dict)  # a run of seconds on data that ships or is made on the spot, whose
     # training loss falls: what the contract harness (tests/test_task_contract.py) trains every task with
+    data: str = ""  # what --data takes of your own ('a folder with one sub-folder per class'), for --data's help
+    default_run: str = ""  # what `deepworks train --task NAME` alone trains, for train's help
 
     def describe(self) -> dict:
         """The card as JSON, for the web UI's page."""
@@ -136,6 +138,8 @@ BUILTIN_CARDS = {card.name: card for card in (
                    "data.image_size", "model.dropout", "seed"),
              builtins=("digits", "mnist", "fashion-mnist", "cifar10"), verbs=("predict",), inputs=("image",),
              outputs=("classes",), trust=True, search_space=image_space,
+             data="a folder with one sub-folder per class, a CSV of path,label, an .npz with arrays x and y",
+             default_run="LeNet-5 on scikit-learn's digits",
              settings=IMAGE_SETTINGS,
              portfolio={"model.name": "resnet", "model.depth": 8, "model.width@resnet": 16, "data.augment": "flip",
                         "train.optimizer": "adamw", "train.lr": 0.01, "train.weight_decay": 0.01,
@@ -147,7 +151,8 @@ BUILTIN_CARDS = {card.name: card for card in (
                         ("layers", "Your own design: embedding, recurrent, dense cards")),
              form=("model.name", "train.epochs", "model.width", "model.depth", "train.lr", "seed"),
              builtins=("python-stdlib", "tiny-shakespeare"), verbs=("generate",), inputs=("text",),
-             outputs=("text",), search_space=text_space,
+             outputs=("text",), search_space=text_space, data="a UTF-8 file or a folder of text files",
+             default_run="a 2-layer LSTM on Python's own standard-library source",
              settings=("data.seq_len", "data.encoding", "model.embed_size", "model.tie_weights", "model.layers")),
     TaskCard("translate", "deepworks.tasks.translate:Translation", "translation", "a translation",
              ("gru", "lstm", "transformer"),
@@ -157,12 +162,17 @@ BUILTIN_CARDS = {card.name: card for card in (
                         ("transformer", "Transformer")),
              form=("model.name", "train.epochs", "model.width", "train.lr", "seed"),
              builtins=("dates", "multi30k"), verbs=("translate",), inputs=("text",), outputs=("text",),
-             search_space=translate_space, settings=TRANSLATE_SETTINGS),
+             search_space=translate_space, settings=TRANSLATE_SETTINGS,
+             data="a TSV of source<TAB>target, the source side of two line-aligned files (with --target), or "
+                  "multi30k:SRC-TGT for a pair of its languages",
+             default_run="dates written many ways to ISO form"),
     TaskCard("gan", "deepworks.tasks.gan:GanTraining", "making new images", "a GAN", ("dcgan",),
              tiny=dict(data="digits", width=8, latent_size=8, epochs=2, batch_size=32, fid_samples=64),
              templates=(("dcgan", "DCGAN"),), form=("train.epochs", "train.batch_size", "data.image_size", "seed"),
              builtins=("digits", "mnist", "fashion-mnist", "cifar10", "faces"), verbs=("sample",),
-             inputs=("noise",), outputs=("image",), settings=GAN_SETTINGS),
+             inputs=("noise",), outputs=("image",), settings=GAN_SETTINGS,
+             data="images, as image classification takes them (their classes are used by --conditional)",
+             default_run="a DCGAN that learns to draw the digits"),
     TaskCard("detect", "deepworks.tasks.detect:ObjectDetection", "object detection", "an object detection",
              ("centernet", "centernet_lite0"),
              tiny=dict(data="shapes:96", image_size=64, epochs=2, batch_size=16),
@@ -172,14 +182,18 @@ BUILTIN_CARDS = {card.name: card for card in (
              form=("model.name", "model.pretrained", "train.epochs", "train.batch_size", "train.lr",
                    "data.image_size", "data.augment", "seed"),
              builtins=("shapes", "raccoon"), verbs=("detect",), inputs=("image",), outputs=("boxes",),
-             search_space=detect_space, settings=DETECT_SETTINGS),
+             search_space=detect_space, settings=DETECT_SETTINGS,
+             data="a Pascal VOC folder, a COCO .json file, a YOLO folder, or shapes:N for N generated training images",
+             default_run="a detector that finds circles, squares and triangles in generated images"),
     TaskCard("audio", "deepworks.tasks.audio:AudioClassification", "sound classification", "an audio classification",
              ("cnn1d", "gru", "lstm", "lenet", "resnet", "efficientnet_lite0"),
              tiny=dict(data="tones", epochs=2, batch_size=32, augment="crop+noise+speed"),
              templates=(("cnn1d", "A 1-D CNN over log-mel spectrograms"),),
              form=("train.epochs", "train.batch_size", "train.lr", "data.augment", "model.width", "seed"),
              builtins=("tones", "fsdd"), verbs=("predict",), inputs=("audio",), outputs=("classes",),
-             search_space=audio_space, settings=AUDIO_SETTINGS),
+             search_space=audio_space, settings=AUDIO_SETTINGS,
+             data="a folder with one sub-folder of clips (WAV; FLAC, OGG with soundfile) per class, a CSV of path,label",
+             default_run="a 1-D CNN that tells generated tones and chirps apart"),
 )}
 USER_CARDS: dict[str, TaskCard] = {}  # cards of tasks of your own, registered in this process
 
@@ -251,6 +265,31 @@ def tasks_in_words() -> str:
     so that it cannot forget a task."""
     words = [f"{card.words} ({name})" for name, card in BUILTIN_CARDS.items()]
     return ", ".join(words[:-1]) + f", or {words[-1]}" if len(words) > 1 else words[0]
+
+
+def data_in_words(task: str | None = None) -> str:
+    """What --data takes, task by task from the cards (only `task`'s when it names a known one): the task's own
+    kinds of data, and its built-ins with the default first."""
+    cards = [card_of(task)] if card_of(task or "") else [BUILTIN_CARDS[n] for n in BUILTIN_CARDS]
+    lines = []
+    for card in cards:
+        builtins = f"a built-in ({', '.join(card.builtins)}; default {card.builtins[0]})" if card.builtins else ""
+        what = ", or ".join(part for part in (card.data, builtins) if part)
+        lines.append(f"{card.words[:1].upper()}{card.words[1:]}: {what}." if what else "")
+    return " ".join(line for line in lines if line)
+
+
+def default_runs_in_words() -> str:
+    """What `deepworks train` trains with no flags, then with --task NAME alone, for each built-in task."""
+    first, *others = BUILTIN_CARDS.values()
+    return "; ".join([f"With no flags: {first.default_run}",
+                      *(f"with --task {card.name} alone: {card.default_run}" for card in others)]) + "."
+
+
+def tasks_taking(key: str) -> str:
+    """The built-in tasks whose cards list the setting `key`, in words: 'image classification and object detection'."""
+    words = [card.words for card in BUILTIN_CARDS.values() if key in card.settings]
+    return ", ".join(words[:-1]) + f" and {words[-1]}" if len(words) > 1 else "".join(words)
 
 
 def verbs() -> tuple[str, ...]:

@@ -28,14 +28,7 @@ def choices_of(f) -> tuple:
 class DataConfig:
     source: str | None = setting(
         None,
-        "What to learn from. Images: a folder with one sub-folder per class, a CSV of path,label, an .npz with "
-        "arrays x and y, or a built-in (digits, mnist, fashion-mnist, cifar10; default digits). Text: a UTF-8 "
-        "file or a folder of text files, or a built-in (python-stdlib, tiny-shakespeare; default python-stdlib). "
-        "Translation: a TSV of source<TAB>target, or the source side of two line-aligned files (with --target), or "
-        "a built-in (dates, multi30k, multi30k:en-fr, ...; default dates). Detection: a Pascal VOC folder, a COCO "
-        ".json file or a YOLO folder, or a built-in (shapes, shapes:N for N training images, raccoon; default "
-        "shapes). Audio: a folder with one sub-folder of clips (WAV; FLAC, OGG with soundfile) per class, a CSV of "
-        "path,label, or a built-in (tones, fsdd; default tones).",
+        "What to learn from: a file or folder of your own, or a built-in data set by name.",
         flag=("--data", "--source"),
     )
     target: str | None = setting(None, "Translation: the target-language file, line-aligned with --source.")

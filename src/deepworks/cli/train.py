@@ -10,7 +10,7 @@ import dataclasses
 import json
 import sys
 
-from ..cards import applies
+from ..cards import applies, data_in_words, default_runs_in_words
 from ..config import COMMAND_LINE, SECTIONS, Config, apply_overrides, choices_of, fields_by_key, flag_names
 from .common import EXAMPLES, add_command, add_json, print_labelled
 
@@ -38,14 +38,9 @@ def add(sub) -> None:
 def add_train(sub) -> None:
     p = add_command(sub, "train", cmd_train, examples=EXAMPLES,
                     help="train a model and write a run directory with metrics, weights and a report",
-                    description="Train a model. With no flags: LeNet-5 on scikit-learn's digits; with --task text alone: "
-                                "a 2-layer LSTM on Python's own standard-library source; with --task translate: "
-                                "dates written many ways to ISO form; with --task gan: a DCGAN that learns to "
-                                "draw the digits; with --task detect: a detector that finds circles, squares and "
-                                "triangles in generated images; with --task audio: a 1-D CNN that tells generated "
-                                "tones and chirps apart. Every setting below "
-                                "can also come from a YAML file (--config); flags override it. With a task, "
-                                "--help lists only the settings it takes: deepworks train --task gan --help.")
+                    description="Train a model. " + default_runs_in_words() + " Every setting below can also "
+                                "come from a YAML file (--config); flags override it. With a task, --help lists "
+                                "only the settings it takes: deepworks train --task gan --help.")
     p.add_argument("--config", help="YAML file of settings, sections data/model/train/eval (see a run's config.yaml)")
     p.add_argument("--resume", metavar="RUN", help="continue an interrupted run from its last checkpoint")
     add_training_flags(p, "no progress bar or per-epoch lines", "the results")
@@ -111,7 +106,7 @@ def add_config_flags(parser: argparse.ArgumentParser) -> None:
     flags = {}
     for key, (section, f, typ) in fields_by_key().items():
         choices = choices_of(f)
-        help_text = f.metadata["help"]
+        help_text = f.metadata["help"] + (" " + data_in_words() if key == "data.source" else "")
         if choices:
             help_text += " One of: " + ", ".join(str(c) for c in choices if c is not None) + "."
         default = f.default if f.default is not dataclasses.MISSING else None
@@ -140,6 +135,8 @@ def narrow_help_to_task(parser: argparse.ArgumentParser, flags: dict[str, argpar
         hidden = set() if task is None else {key for key in flags if not applies(key, task)}
         for key, action in flags.items():
             action.help = argparse.SUPPRESS if key in hidden else helps[key]
+        if task is not None and "data.source" in flags:  # --data: what this task takes, not every task's
+            flags["data.source"].help = helps["data.source"].replace(data_in_words(), data_in_words(task))
         narrowed = f" The settings below are those that --task {task} takes; --help without --task lists them all."
         parser.description = description + (narrowed if hidden else "")
         return parse(args, namespace)

@@ -17,7 +17,7 @@ import torch
 import torch.nn as nn
 
 from ..config import Config, fill_defaults
-from ..cards import card_of_class
+from ..cards import card_of_class, tasks_taking
 from ..errors import ConfigError, DeepworksError
 from .common import Prepared, notes_block, plural
 from .face import Face
@@ -66,11 +66,10 @@ class Task:
             raise ConfigError(f"--augment {cfg.data.augment} does not fit --task {self.name}; choose one of: "
                               f"{', '.join(self.augments)}.")
         if cfg.data.split != "source" and "data.split" not in card_of_class(type(self)).settings:
-            raise ConfigError(f"--split {cfg.data.split} is for audio, where each clip's speaker is known. "
-                              f"Received: --task {self.name}; leave --split at source.")
+            raise ConfigError(f"--split {cfg.data.split} is for {tasks_taking('data.split')}, whose data knows where "
+                              f"each example comes from. Received: --task {self.name}; leave --split at source.")
         if cfg.model.pretrained and not self.pretrained_models:
-            raise ConfigError(f"--pretrained is for image classification (--model efficientnet_lite0) and detection "
-                              f"(--model centernet_lite0). Received: --task {self.name}.")
+            raise ConfigError(f"--pretrained is for {tasks_taking('model.pretrained')}. Received: --task {self.name}.")
         self.cfg = cfg
         self.meta = meta
 
