@@ -23,12 +23,12 @@ os.environ.setdefault("DEEPWORKS_THREADS", "1")
 torch.set_num_threads(int(os.environ["DEEPWORKS_THREADS"]))
 
 
-# The files that take longest (CPU seconds on 2 cores, heaviest first). They are handed to the test processes first:
-# whole files go to a process each (--dist loadfile), and a long file started last would keep one process busy while
-# the other has nothing left to do.
-LONGEST_FIRST = ("test_distributed.py", "test_ui.py", "test_task_contract.py", "test_serve.py", "test_ui_api.py",
-                 "test_gan.py", "test_train.py", "test_detect.py", "test_automl.py", "test_compare.py",
-                 "test_reliability.py")
+# The files that take longest (seconds in a CI run on 2 cores, 2026-12-06), longest first. They are handed to the test
+# processes first (pyproject.toml: --dist loadfile --no-loadscope-reorder): whole files go to a process each, and a
+# long file started last would keep one process busy while the other has nothing left to do.
+LONGEST_FIRST = ("test_distributed.py", "test_ui.py", "test_task_contract.py", "test_serve.py", "test_gan.py",
+                 "test_train.py", "test_detect.py", "test_reliability.py", "test_audio.py", "test_gpu_check.py",
+                 "test_ui_api.py", "test_translate.py", "test_automl.py")
 
 
 def pytest_collection_modifyitems(config, items):

@@ -120,19 +120,6 @@ def test_a_master_port_in_use_is_named_before_anything_starts(tmp_path, capsys):
     assert not Path("runs/port").exists()  # refused before the run was created
 
 
-def test_a_run_resumes_on_another_number_of_processes(one_process):
-    from conftest import ctrl_c_at_step
-    from dist_tasks import CheckedImages
-
-    from deepworks.training.loop import Interrupted
-
-    with ctrl_c_at_step(CheckedImages, 15), pytest.raises(Interrupted):
-        dw.train(name="cut", task=TASK, progress=False, **SETTINGS)
-    resumed = dw.train(resume="runs/cut", engine="torchrun", nproc=2)
-    assert resumed.results["fit"]["processes"] == 2
-    assert relative_difference(weights(resumed.run.path), weights(one_process.run.path)) < 1e-4
-
-
 def test_two_torchrun_runs_at_once_never_collide_on_ports_and_match_one_process(one_process):
     """Two runs of two processes each, started together: each picks its own free ports, and each ends with the
     weights and test accuracy of the one-process run at the same global batch, every epoch logged once."""
@@ -157,8 +144,10 @@ def test_two_torchrun_runs_at_once_never_collide_on_ports_and_match_one_process(
 @pytest.mark.parametrize("engine", ["ray", "spark"])
 def test_ray_and_spark_run_the_same_worker_match_one_process_and_resume_a_run(engine, one_process, capfd):
     """One engine start each (Ray's or Spark's takes tens of seconds): a run cut on one process resumes on two
-    through the engine, whose workers run the same worker function, and ends with the weights of the uncut
-    one-process run. Ray says each epoch once (it printed each twice) and nothing of its own."""
+    through the engine, whose workers run the same worker function as torchrun's, and ends with the weights of the
+    uncut one-process run (torchrun resumes a group of two from its checkpoint in the killed-worker test, and one
+    process resumes a group's run in the kill -INT test). Ray says each epoch once (it printed each twice) and
+    nothing of its own."""
     from conftest import ctrl_c_at_step
     from dist_tasks import CheckedImages
 

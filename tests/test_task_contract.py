@@ -14,8 +14,6 @@ registering, and its own test file covers only what is its own. Each task trains
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 
 import pytest
 from conftest import assert_same_weights, ctrl_c_at_step, made_once, weights
@@ -162,7 +160,7 @@ def test_the_web_ui_previews_the_data_and_tries_the_run(runs, task, tmp_path):
 
 
 @pytest.mark.parametrize("task", TASKS)
-def test_missing_empty_and_corrupt_data_are_refused_with_a_message(task, tmp_path):
+def test_missing_empty_and_corrupt_data_are_refused_with_a_message(task, tmp_path, capsys):
     if task not in BUILTIN_CARDS:
         pytest.skip("the toy task makes its data itself: there is no data of its to get wrong")
     (tmp_path / "empty").mkdir()
@@ -172,9 +170,11 @@ def test_missing_empty_and_corrupt_data_are_refused_with_a_message(task, tmp_pat
         with pytest.raises(DeepworksError) as err:
             dw.train(**{**tiny(task), "data": str(data)})
         assert data.name in str(err.value), str(err.value)
-    r = subprocess.run([sys.executable, "-m", "deepworks", "train", "--task", task, "--data",
-                        str(tmp_path / "missing"), "--quiet"], capture_output=True, text=True)
-    assert r.returncode != 0 and "Traceback" not in r.stderr and r.stderr.startswith("error"), r.stderr
+    from deepworks.cli import main
+
+    code = main(["train", "--task", task, "--data", str(tmp_path / "missing"), "--quiet"])  # what the command runs
+    err = capsys.readouterr().err
+    assert code != 0 and "Traceback" not in err and err.startswith("error") and "missing" in err, err
 
 
 @pytest.mark.parametrize("task", TASKS)
