@@ -1,0 +1,296 @@
+"""The benchmark tables of docs/benchmarks.md, read from bench/results/*.json when the site is built.
+
+The page's prose stays hand-written (what each benchmark runs and what its figures mean); each
+`<!-- bench:NAME -->` marker in it becomes a table of NAME.json's key figures, each with the date it was measured,
+and a line naming the machine. A results file that the page has no marker for is added at the end with the
+figures a generic reader finds, so a new benchmark shows up without editing this file.
+
+SPEC lists, per benchmark, the figures worth a row: (label, path), the path's parts separated by "/" (keys hold
+dots: "seconds_to_0.990"), a trailing "/*" for every child of a dict. A path missing from the file is left out, so
+a benchmark that changes its output never breaks the build; it only loses the row.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+RESULTS = Path(__file__).resolve().parent.parent / "bench" / "results"
+MARKER = re.compile(r"<!--\s*bench:([\w.-]+)\s*-->")
+
+SPEC: dict[str, list] = {
+    "image": [
+        ("LeNet-5 on MNIST, deepworks samples/s (median)", "throughput/deepworks_median"),
+        ("plain PyTorch loop samples/s (median)", "throughput/plain_median"),
+        ("deepworks / plain loop", "throughput/ratio_vs_plain"),
+        ("deepworks / plain loop, paired", "throughput/paired_ratio_vs_plain"),
+        ("deepworks / plain loop in channels_last", "throughput/ratio_vs_plain_channels_last"),
+        ("`deepworks train --data mnist`: seconds to 99.0 % test accuracy", "default/seconds_to_0.990"),
+        ("the same: final test accuracy", "default/final_test_accuracy"),
+        ("random forest on MNIST's raw pixels: accuracy", "forest/accuracy"),
+        ("Fashion-MNIST, ResNet-8 in 5 minutes: test accuracy", "fashion/cnn_5min/final_test_accuracy"),
+        ("the same: epochs / seconds of training", "fashion/cnn_5min/epochs", "fashion/cnn_5min/total_train_seconds"),
+        ("Fashion-MNIST, MLP in 60 s: test accuracy", "fashion/mlp_60s/final_test_accuracy"),
+        ("peak memory training one epoch, deepworks / plain (MB)", "memory/deepworks_peak_rss_training_mb",
+         "memory/plain_peak_rss_training_mb"),
+    ],
+    "text": [
+        ("char LSTM, deepworks / plain loop characters/s", "throughput/ratio"),
+        ("the same, paired", "throughput/paired_ratio"),
+        ("5 minutes of training: validation loss (nats/char), deepworks / plain", "budget/deepworks/val_loss",
+         "budget/plain/val_loss"),
+        ("the same: bits per character", "budget/deepworks/val_bpc"),
+        ("sampling at batch 1, characters/s, deepworks / plain", "sampling/deepworks_chars_per_s",
+         "sampling/plain_chars_per_s"),
+    ],
+    "translate": [
+        ("GRU + attention: test BLEU, greedy / beam 5", "gru/deepworks/test/beam1/bleu", "gru/deepworks/test/beam5/bleu"),
+        ("GRU: chrF, greedy", "gru/deepworks/test/beam1/chrf"),
+        ("GRU: epochs / seconds", "gru/deepworks/epochs", "gru/deepworks/train_seconds"),
+        ("plain loop, same model and time: test BLEU", "gru/plain/test/bleu"),
+        ("training pairs/s, deepworks / plain", "gru/deepworks/pairs_per_s", "gru/plain/pairs_per_s"),
+        ("throughput ratio", "gru/throughput_ratio"),
+        ("Transformer: test BLEU, greedy / beam 5", "transformer/test/beam1/bleu", "transformer/test/beam5/bleu"),
+        ("Transformer: epochs / seconds", "transformer/epochs", "transformer/train_seconds"),
+    ],
+    "gan": [
+        ("training images/s, deepworks / reference (ratio)", "throughput/ratio"),
+        ("the same, paired", "throughput/paired_ratio"),
+        ("FID, deepworks / reference", "quality/deepworks/fid", "quality/reference/fid"),
+        ("FID ratio (target at most 0.8)", "quality/fid_ratio"),
+        ("epochs in the budget, deepworks / reference", "quality/deepworks/epochs", "quality/reference/epochs"),
+    ],
+    "robust": [
+        ("clean accuracy, deepworks / plain loop", "training/deepworks/clean_accuracy",
+         "training/plain_pytorch/clean_accuracy"),
+        ("PGD-40 accuracy at eps 0.3, deepworks / plain loop", "training/deepworks/pgd40_accuracy",
+         "training/plain_pytorch/pgd40_accuracy"),
+        ("FGSM accuracy, deepworks / plain loop", "training/deepworks/fgsm_accuracy",
+         "training/plain_pytorch/fgsm_accuracy"),
+        ("throughput ratio, one run after the other", "training/throughput_ratio"),
+        ("throughput ratio, alternated in one process / paired", "throughput/ratio", "throughput/paired_ratio"),
+    ],
+    "photos": [
+        ("defaults now: test accuracy / on other photos", "deepworks defaults now/test_accuracy",
+         "deepworks defaults now/other_photos_accuracy"),
+        ("defaults before: test accuracy / on other photos", "deepworks defaults before/test_accuracy",
+         "deepworks defaults before/other_photos_accuracy"),
+        ("random forest: test accuracy", "deepworks defaults now/random_forest_test_accuracy"),
+        ("training seconds, now / before", "deepworks defaults now/train_seconds",
+         "deepworks defaults before/train_seconds"),
+    ],
+    "pretrained": [
+        ("--pretrained: accuracy on 1,000 other photos / seconds",
+         "recipes/pretrained efficientnet_lite0, fine-tuned/other_photos_accuracy",
+         "recipes/pretrained efficientnet_lite0, fine-tuned/train_seconds"),
+        ("--pretrained --freeze: accuracy / seconds",
+         "recipes/pretrained efficientnet_lite0, head only (--freeze)/other_photos_accuracy",
+         "recipes/pretrained efficientnet_lite0, head only (--freeze)/train_seconds"),
+        ("from scratch, ResNet-20: accuracy / seconds",
+         "recipes/from scratch: resnet (the default for photos)/other_photos_accuracy",
+         "recipes/from scratch: resnet (the default for photos)/train_seconds"),
+        ("from scratch, LeNet-5: accuracy / seconds", "recipes/from scratch: lenet/other_photos_accuracy",
+         "recipes/from scratch: lenet/train_seconds"),
+        ("gain of the pretrained model (points)", "gain_points"),
+    ],
+    "detect": [
+        ("shapes, defaults: mAP@0.5 / mAP@[.5:.95]", "shapes/map50", "shapes/map"),
+        ("the same in a plain loop: mAP@0.5 / mAP@[.5:.95]", "shapes/plain_pytorch_loop/map50",
+         "shapes/plain_pytorch_loop/map"),
+        ("shapes: training seconds, deepworks / plain", "shapes/train_seconds", "shapes/plain_pytorch_loop/train_seconds"),
+        ("loop speed ratio", "shapes/loop_speed_ratio"),
+        ("raccoon --pretrained: mAP@0.5 / mAP@[.5:.95]", "raccoon/pretrained/map50", "raccoon/pretrained/map"),
+        ("raccoon from scratch: mAP@0.5 / mAP@[.5:.95]", "raccoon/from_scratch/map50", "raccoon/from_scratch/map"),
+        ("inference at 320 px, images/s, small detector: torch / ONNX Runtime",
+         "inference/centernet/torch_batch_1", "inference/centernet/onnxruntime_batch_1"),
+        ("the same, Lite0 detector", "inference/centernet_lite0/torch_batch_1",
+         "inference/centernet_lite0/onnxruntime_batch_1"),
+    ],
+    "audio": [
+        ("FSDD official split: test accuracy / training seconds", "official/accuracy", "official/train_seconds"),
+        ("leave one speaker out: mean / worst accuracy", "leave_one_speaker_out/mean_accuracy",
+         "leave_one_speaker_out/worst/accuracy"),
+        ("loop speed, deepworks / plain loop", "plain_pytorch_loop/loop_speed_ratio"),
+        ("log-mel features, clips/s", "features/log_mel_clips_per_s"),
+        ("predict one 0.5 s clip (ms)", "inference/ms_per_clip"),
+    ],
+    "automl": [
+        ("Fashion-MNIST, 10 min: best trial's test accuracy", "tpe/best_test_accuracy"),
+        ("trials / pruned share", "tpe/trials", "tpe/pruned_share"),
+        ("the same budget as Optuna alone (random, no pruning)", "random/best_test_accuracy"),
+        ("hand-tuned ResNet-8: test accuracy", "hand/test_accuracy"),
+        ("Optuna's example: best validation accuracy", "optuna/best_validation_accuracy"),
+        ("deepworks' best on the same validation images", "tpe/on_reference_validation_images"),
+        ("MNIST, 5 min: best test accuracy", "mnist/best_test_accuracy"),
+        ("goals met", "goals/*"),
+    ],
+    "threads": [
+        ("text, beside a busy process: after / before", "text/busy/after_over_before"),
+        ("text, beside a busy process: share of the quiet speed after", "text/busy/after/share_of_quiet"),
+        ("translate, beside a busy process: after / before", "translate/busy/after_over_before"),
+        ("translate, beside a busy process: share of the quiet speed after", "translate/busy/after/share_of_quiet"),
+        ("text alone: after / before", "text/quiet/after_over_before"),
+        ("translate alone: after / before", "translate/quiet/after_over_before"),
+    ],
+    "scale": [
+        ("ResNet-20 streamed / in memory", "stream/resnet/ratio_stream_over_memory"),
+        ("LeNet-5 streamed / in memory", "stream/lenet/ratio_stream_over_memory"),
+        ("peak memory streaming 10,000 / 200,000 JPEGs (MB)", "memory/10000/peak_rss_mb", "memory/200000/peak_rss_mb"),
+        ("torchrun 2 processes / 1 process of 2 threads", "engines/ratio_torchrun_over_one_process"),
+        ("start-up cost (s): torchrun / Spark / Ray", "engines/startup_cost_s/torchrun", "engines/startup_cost_s/spark",
+         "engines/startup_cost_s/ray"),
+        ("all-reduce, 2 processes (ms): LeNet-5 / ResNet-20",
+         "allreduce/sizes/lenet (MNIST, batch 256)/allreduce_ms_measured_2_processes_loopback",
+         "allreduce/sizes/resnet-20 (CIFAR-10, batch 128)/allreduce_ms_measured_2_processes_loopback"),
+    ],
+    "serve": [("matrix", "server/lenet", "LeNet-5"), ("matrix", "server/resnet20", "ResNet-20"),
+              ("raw forward pass, LeNet-5 batch 1 (ms): torch / ONNX Runtime", "raw/lenet_batch1/torch/p50_ms",
+               "raw/lenet_batch1/onnxruntime/p50_ms"),
+              ("soak: requests / errors", "soak/requests_about", "soak/non_2xx"),
+              ("Transformer decoding, cached / re-reading the prefix (s)", "decode/cached_seconds",
+               "decode/prefix_seconds")],
+    "same_seed": [("the same weights after the change", "identical/*")],
+}
+SPEC["serve-after-hardening"] = SPEC["serve"]
+GENERIC = re.compile(r"ratio|speedup|accuracy|bleu|fid|map|median")
+
+
+def results() -> dict[str, dict]:
+    """Every results file by name (image.json -> "image")."""
+    return {p.stem: json.loads(p.read_text()) for p in sorted(RESULTS.glob("*.json"))}
+
+
+def fmt(value) -> str:
+    """One figure as the page writes it: thousands separated, at most four significant digits below 1,000."""
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, int):
+        return f"{value:,}"
+    if isinstance(value, float):
+        if abs(value) >= 1000:
+            return f"{value:,.1f}".removesuffix(".0")
+        if abs(value) < 1e-3 and value:
+            return f"{value:.3g}"
+        text = f"{value:.4f}" if abs(value) < 10 else f"{value:.2f}"
+        text = text.rstrip("0")
+        return text + "0" if text.endswith(".") else text
+    return str(value)
+
+
+def walk(data, path: str):
+    """The value at `path` and the date nearest above it ((None, None) when the path is missing)."""
+    node, date = data, data.get("date") if isinstance(data, dict) else None
+    for part in path.split("/"):
+        if not isinstance(node, dict) or part not in node:
+            return None, None
+        node = node[part]
+        if isinstance(node, dict):
+            date = node.get("date") or (node.get("measured") or {}).get("date") or date
+    return node, date
+
+
+def machine_of(data) -> str:
+    """The first `machine` record anywhere in the file, in words."""
+    stack = [data]
+    while stack:
+        node = stack.pop(0)
+        if isinstance(node, dict):
+            if isinstance(node.get("machine"), dict):
+                m = node["machine"]
+                return (f"{m.get('cpu', '?')}, {m.get('cores', '?')} cores, torch {m.get('torch', '?')}, "
+                        f"{m.get('device', 'cpu')}")
+            stack.extend(node.values())
+    return ""
+
+
+def dates_of(data) -> list[str]:
+    found, stack = [], [data]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, dict):
+            found += [v for k, v in node.items() if k == "date" and isinstance(v, str)]
+            stack.extend(node.values())
+    return sorted(found)
+
+
+def rows_of(name: str, data: dict) -> list[tuple[str, str, str]]:
+    """(label, value, date) rows for the figures SPEC names, or the generic reader's choice."""
+    rows = []
+    for label, *paths in SPEC.get(name, []):
+        if label == "matrix":
+            continue
+        if len(paths) == 1 and paths[0].endswith("/*"):
+            node, date = walk(data, paths[0][:-2])
+            for key, value in (node or {}).items():
+                rows.append((f"{label}: {key}", fmt(value), date or ""))
+            continue
+        found = [walk(data, p) for p in paths]
+        if any(v is None or isinstance(v, (dict, list)) for v, _ in found):
+            continue
+        rows.append((label, " / ".join(fmt(v) for v, _ in found), next((d for _, d in found if d), "")))
+    return rows or generic_rows(data)
+
+
+def generic_rows(data, prefix: str = "", date: str = "") -> list[tuple[str, str, str]]:
+    """Numeric figures whose names say they are results (ratios, accuracies, medians ...), at most 20."""
+    rows = []
+    if isinstance(data, dict):
+        date = data.get("date", date) if isinstance(data.get("date", date), str) else date
+        for key, value in data.items():
+            if key in ("machine", "settings") or key.startswith("calibration"):
+                continue
+            label = f"{prefix}{key}"
+            if isinstance(value, dict):
+                rows += generic_rows(value, label + " / ", date)
+            elif isinstance(value, (int, float)) and not isinstance(value, bool) and GENERIC.search(key):
+                rows.append((label, fmt(value), date))
+    return rows[:20]
+
+
+def matrix(data: dict, path: str, title: str) -> str:
+    """Requests per second: one row per server set-up, one column per number of connections."""
+    node, date = walk(data, path)
+    if not isinstance(node, dict):
+        return ""
+    setups = {k: v for k, v in node.items() if k != "ratios" and isinstance(v, dict)}
+    columns = sorted({c for v in setups.values() for c in v if c.startswith("c")}, key=lambda c: int(c[1:]))
+    lines = [f"| {title}, requests/s | " + " | ".join(f"c={c[1:]}" for c in columns) + " |",
+             "|---|" + "---|" * len(columns)]
+    for setup, cells in setups.items():
+        values = [fmt(round((cells.get(c) or {}).get("req_per_s") or 0)) for c in columns]
+        lines.append(f"| {setup.replace('_', ' ')} | " + " | ".join(values) + " |")
+    return "\n".join(lines) + (f"\n\nMeasured {date}." if date else "")
+
+
+def table(name: str, data: dict) -> str:
+    """The generated block for one results file."""
+    days = sorted({d[:10] for d in dates_of(data)})
+    when = f"; measured {days[0]}" + (f" to {days[-1]}" if len(days) > 1 else "") if days else ""
+    machine = machine_of(data)
+    head = (f"*Figures read from `bench/results/{name}.json` when this site was built{when}"
+            f"{f' on {machine}' if machine else ''}.*")
+    parts = [head, "", "| figure | value | measured |", "|---|---|---|"]
+    parts += [f"| {label} | {value} | {date} |" for label, value, date in rows_of(name, data)]
+    for entry in SPEC.get(name, []):
+        if entry[0] == "matrix":
+            block = matrix(data, entry[1], entry[2])
+            parts += ["", block] if block else []
+    return "\n".join(parts)
+
+
+def fill(markdown: str) -> str:
+    """Replace each marker with its table, and add the results files the page does not mention."""
+    found = results()
+
+    def one(match):
+        name = match.group(1)
+        if name not in found:
+            raise ValueError(f"docs/benchmarks.md names bench/results/{name}.json, which does not exist.")
+        return table(name, found[name])
+
+    filled = MARKER.sub(one, markdown)
+    missing = [n for n in found if not re.search(rf"<!--\s*bench:{re.escape(n)}\s*-->", markdown)]
+    if missing:
+        filled += "\n\n## Other results\n\n" + "\n\n".join(f"### {n}\n\n{table(n, found[n])}" for n in missing)
+    return filled
