@@ -354,3 +354,37 @@ def test_the_settings_form_of_a_task_has_only_the_settings_it_takes(client):
     assert "model.latent_size" in keys["gan"] and "train.adversarial" not in keys["gan"]
     assert "train.adversarial" in keys["image"] and "data.split" not in keys["image"]
     assert all({"train.epochs", "train.lr", "seed"} <= form for form in keys.values())
+
+
+def test_the_docs_are_served_at_docs_behind_the_token_and_nothing_outside_their_folder(tmp_path, monkeypatch):
+    site = tmp_path / "site"
+    (site / "guides").mkdir(parents=True)
+    (site / "index.html").write_text("<h1>deepworks docs</h1>")
+    (site / "guides" / "images.html").write_text("the images guide")
+    (tmp_path / "secret.txt").write_text("not for the browser")
+    monkeypatch.setattr("deepworks.ui.docs_site.DOCS", site)
+    app = build_ui_app(tmp_path / "runs", token="s3cret-token")
+    auth = {"Authorization": "Bearer s3cret-token"}
+    with TestClient(app, base_url=LOCAL) as c:
+        index = c.get("/docs/", headers=auth)
+        assert index.status_code == 200 and index.text == "<h1>deepworks docs</h1>"
+        assert c.get("/docs", headers=auth).text == index.text  # redirected to /docs/
+        assert c.get("/docs/guides/images.html", headers=auth).text == "the images guide"
+        assert c.get("/docs/", headers={"Accept": "application/json"}).status_code == 401  # the same token
+        assert c.get("/docs/", headers={**auth, "Host": "attacker.example"}).status_code == 403  # the same Host check
+        for path in ("/docs/..%2Fsecret.txt", "/docs/%2e%2e/secret.txt", "/docs/%2E%2E%2Fsecret.txt",
+                     "/docs/..%2F..%2F..%2F..%2F..%2F..%2Fetc%2Fpasswd", "/docs/%2e%2e%2f%2e%2e%2f%2e%2e%2fetc/passwd",
+                     "/docs/..%5Csecret.txt", "/docs//etc/passwd"):
+            answer = c.get(path, headers=auth)
+            assert answer.status_code == 404 and "not for the browser" not in answer.text, path
+            assert "root:" not in answer.text, path
+        for path in ("/docs/../secret.txt", "/docs/../../etc/passwd"):  # the client resolves these before sending
+            answer = c.get(path, headers=auth)
+            assert "not for the browser" not in answer.text and "root:" not in answer.text, path
+    app.state.jobs.close()
+    monkeypatch.setattr("deepworks.ui.docs_site.DOCS", tmp_path / "not-built")
+    app = build_ui_app(tmp_path / "runs", insecure=True)
+    with TestClient(app, base_url=LOCAL) as c:
+        answer = c.get("/docs/guides/images.html")
+        assert answer.status_code == 503 and "mkdocs build" in answer.text
+    app.state.jobs.close()

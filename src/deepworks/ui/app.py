@@ -30,6 +30,7 @@ from pathlib import Path
 
 from ..errors import ConfigError
 from ..serving.app import Limits, make_app
+from .docs_site import mount_docs
 from .guard import DataRoots, LoginLink, SameOrigin, loopback_link, new_token
 from .jobs import Jobs
 from .routes import ROUTERS
@@ -61,6 +62,7 @@ def build_ui_app(runs_dir: str | Path = "runs", token: str | None = None, limits
     app.state.jobs = app.state.ui.jobs  # what ui() and the tests close
     for router in ROUTERS:
         app.include_router(router)
+    mount_docs(app)  # the built documentation at /docs, before the page's catch-all mount at /
     if (STATIC / "index.html").is_file():
         app.mount("/", StaticFiles(directory=STATIC, html=True), name="ui")
     else:
