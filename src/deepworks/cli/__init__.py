@@ -17,7 +17,8 @@ from .common import EXAMPLES
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The `deepworks` parser: each group module adds its commands, each command with its handler as `handler`."""
+    """The `deepworks` parser: each group module adds its commands, each command with its handler as `handler` and
+    the handler's docstring as its help and description (common.add_command)."""
     from . import runs, ship, train, trust, ui, use
 
     parser = argparse.ArgumentParser(

@@ -1,10 +1,12 @@
 """What every command module of the CLI shares: the top-level examples, the options every command takes, the
-making of a command (its handler, RUN for a command on a trained run), the flags that recur with their wording
-(--json, --out, --class, --seed), the flags of the two servers, and the printing of results."""
+making of a command (its handler, whose docstring gives its help and description; RUN for a command on a trained
+run), the flags that recur with their wording (--json, --out, --runs-dir, --class, --seed), the flags of the two
+servers, and the printing of results."""
 
 from __future__ import annotations
 
 import argparse
+import inspect
 
 
 EXAMPLES = """examples:
@@ -62,9 +64,23 @@ def common_options() -> argparse.ArgumentParser:
     return p
 
 
+def help_of(handler) -> dict[str, str]:
+    """A command's words from its handler's docstring, as click and typer read them: the first line is its `help`
+    (its line in `deepworks --help`), the paragraphs after it its `description` (atop `deepworks CMD --help`), each
+    paragraph's lines joined with single spaces, so that a description shown as written (a command with `examples`)
+    is one line a paragraph. Empty for a handler without a docstring."""
+    doc = inspect.cleandoc(handler.__doc__ or "") if handler is not None else ""
+    first, _, rest = doc.partition("\n")
+    paragraphs = [" ".join(line.strip() for line in p.splitlines()) for p in rest.strip().split("\n\n") if p.strip()]
+    words = {"help": first.strip(), "description": "\n\n".join(paragraphs)}
+    return {key: text for key, text in words.items() if text}
+
+
 def add_command(sub, name: str, handler=None, examples: str | None = None, **kwargs) -> argparse.ArgumentParser:
-    """A command's parser, with the options every command takes and `handler` as what `main` calls. `examples` is
-    an epilog shown as written (argparse would otherwise refill its lines)."""
+    """A command's parser, with the options every command takes and `handler` as what `main` calls. Its help and
+    description are the handler's docstring's (help_of), unless given (a description made from the cards).
+    `examples` is an epilog shown as written (argparse would otherwise refill its lines)."""
+    kwargs = {**help_of(handler), **kwargs}
     if examples is not None:
         kwargs.update(formatter_class=argparse.RawDescriptionHelpFormatter, epilog=examples)
     p = sub.add_parser(name, parents=[common_options()], **kwargs)
@@ -88,6 +104,11 @@ def add_json(p, what: str = "", after: str = "") -> None:
 def add_out_folder(p, what: str, default_words: str, default: str | None = None) -> None:
     """--out: the folder a command writes its WHAT (figures, a report) into."""
     p.add_argument("--out", default=default, help=f"folder for the {what} [default: {default_words}]")
+
+
+def add_runs_dir(p, help: str = "folder of run directories [default: runs]") -> None:
+    """--runs-dir: the folder of run directories a command lists or writes into."""
+    p.add_argument("--runs-dir", default="runs", help=help)
 
 
 def add_class(p, help: str) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from .common import add_command
+from .common import add_command, add_json, add_run_command, add_runs_dir
 
 
 def add(sub) -> None:
@@ -13,19 +13,16 @@ def add(sub) -> None:
 
 
 def add_evaluate(sub) -> None:
-    p = add_command(sub, "evaluate", help="evaluate a trained run on its test split (or other labelled data)")
-    p.add_argument("run", help="run directory, or a run name inside runs/")
+    p = add_run_command(sub, "evaluate", cmd_evaluate)
     p.add_argument("--split", default="test", choices=("test", "val"), help="which split of the run's data [default: test]")
     p.add_argument("--data", help="evaluate on all images of this labelled source instead (same classes)")
-    p.add_argument("--json", action="store_true", help="print the metrics as JSON on stdout")
-    p.set_defaults(handler=cmd_evaluate)
+    add_json(p, "the metrics")
 
 
 def add_runs(sub) -> None:
-    p = add_command(sub, "runs", help="list runs with their status and best metric")
-    p.add_argument("--runs-dir", default="runs", help="folder of run directories [default: runs]")
-    p.add_argument("--json", action="store_true", help="print JSON on stdout")
-    p.set_defaults(handler=cmd_runs)
+    p = add_command(sub, "runs", cmd_runs)
+    add_runs_dir(p)
+    add_json(p)
 
 
 def fmt(value, digits: int = 4) -> str:
@@ -33,6 +30,7 @@ def fmt(value, digits: int = 4) -> str:
 
 
 def cmd_evaluate(args) -> int:
+    """evaluate a trained run on its test split (or other labelled data)"""
     from .. import api
 
     metrics = api.evaluate(args.run, split=args.split, data=args.data)
@@ -51,6 +49,7 @@ def cmd_evaluate(args) -> int:
 
 
 def cmd_runs(args) -> int:
+    """list runs with their status and best metric"""
     from .. import api
 
     rows = api.runs(args.runs_dir)

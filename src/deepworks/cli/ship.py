@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from .common import add_command, add_exposure_flags, add_json, add_run_command
+from .common import add_command, add_exposure_flags, add_json, add_run_command, add_runs_dir
 
 SERVE_EXAMPLES = """examples:
   deepworks serve runs/photos-resnet                            http://127.0.0.1:8000, no token needed locally
@@ -25,15 +25,7 @@ def add(sub) -> None:
 
 
 def add_export(sub) -> None:
-    p = add_run_command(sub, "export", cmd_export,
-                        help="export a run to ONNX, torch.export (.pt2) or TorchScript, usable without deepworks",
-                        description="Write a folder that works without deepworks: the model's graphs with their "
-                                    "preprocessing inside (an image model takes uint8 pixels and returns probabilities), "
-                                    "model.json (classes or vocabulary, inputs and outputs, metrics, the weights' "
-                                    "sha256), the weights as safetensors with that card inside, and a README. Each graph "
-                                    "is loaded back and checked against torch at another batch size before it is kept. "
-                                    "Text and translation runs export their step (and encoder) graphs; the card says "
-                                    "how to run the loop around them.")
+    p = add_run_command(sub, "export", cmd_export)
     p.add_argument("--format", default="onnx", choices=("onnx", "pt2", "torchscript"), help="[default: onnx]")
     p.add_argument("--out", help="the folder to write [default: RUN/export/FORMAT]")
     p.add_argument("--exporter", default="auto", choices=("auto", "dynamo", "legacy"),
@@ -43,12 +35,7 @@ def add_export(sub) -> None:
 
 
 def add_import(sub) -> None:
-    p = add_command(sub, "import", cmd_import,
-                    help="wrap a classifier trained elsewhere (ONNX, .pt2, safetensors) in a run",
-                    description="Make a run directory from a model made elsewhere, so that evaluate, predict, export "
-                                "and serve work on it (and attack and explain, except on ONNX, which has no "
-                                "gradients). The model takes float images (N, C, H, W), normalised per channel with "
-                                "--normalise (default: pixels in [0, 1]), and returns one score per class.")
+    p = add_command(sub, "import", cmd_import)
     p.add_argument("file", help="an .onnx file, a torch.export .pt2 program, or .safetensors weights of a deepworks "
                                 "architecture (with --model)")
     p.add_argument("--task", default="image", help="the task of the model [default: image, the only one for now]")
@@ -60,19 +47,11 @@ def add_import(sub) -> None:
                    help="per-channel normalisation of pixels in [0, 1]: MEAN,STD or M1,M2,M3,S1,S2,S3 [default: 0,1]")
     p.add_argument("--model", help="safetensors: the deepworks architecture the weights are for (lenet, resnet, mlp)")
     p.add_argument("--name", help="the run's name [default: FILE-imported]")
-    p.add_argument("--runs-dir", default="runs", help="[default: runs]")
+    add_runs_dir(p, "[default: runs]")
 
 
 def add_serve(sub) -> None:
-    p = add_command(sub, "serve", cmd_serve, examples=SERVE_EXAMPLES,
-                    help="serve runs over HTTP: friendly JSON routes and the Open Inference Protocol (V2)",
-                    description="Serve trained runs on FastAPI + uvicorn until Ctrl-C (requests in flight are "
-                                "finished). Each run is a model named after its folder (or NAME=RUN): GET /v1/models "
-                                "lists them with their cards, POST /v1/models/NAME/VERB uses one (predict, generate, "
-                                "translate or sample, as its task does), and the V2 routes (/v2/models/NAME/infer, "
-                                "/v2/health/ready ...) answer KServe, Triton and MLServer clients. Image and GAN "
-                                "requests are micro-batched when they arrive together. Prometheus metrics at /metrics; "
-                                "the OpenAPI schema at /openapi.json.")
+    p = add_command(sub, "serve", cmd_serve, examples=SERVE_EXAMPLES)
     p.add_argument("runs", nargs="+", metavar="RUN", help="run directories (or names inside runs/), or NAME=RUN")
     add_exposure_flags(p, 8000, "every request but the health probes")
     p.add_argument("--runtime", default="torch", choices=("torch", "onnx"),
@@ -100,6 +79,13 @@ def add_serve(sub) -> None:
 
 
 def cmd_export(args) -> int:
+    """export a run to ONNX, torch.export (.pt2) or TorchScript, usable without deepworks
+
+    Write a folder that works without deepworks: the model's graphs with their preprocessing inside (an image model
+    takes uint8 pixels and returns probabilities), model.json (classes or vocabulary, inputs and outputs, metrics,
+    the weights' sha256), the weights as safetensors with that card inside, and a README. Each graph is loaded back
+    and checked against torch at another batch size before it is kept. Text and translation runs export their step
+    (and encoder) graphs; the card says how to run the loop around them."""
     from ..exporting.exporter import export_run
 
     card = export_run(args.run, args.format, args.out, args.exporter)
@@ -114,6 +100,11 @@ def cmd_export(args) -> int:
 
 
 def cmd_import(args) -> int:
+    """wrap a classifier trained elsewhere (ONNX, .pt2, safetensors) in a run
+
+    Make a run directory from a model made elsewhere, so that evaluate, predict, export and serve work on it (and
+    attack and explain, except on ONNX, which has no gradients). The model takes float images (N, C, H, W),
+    normalised per channel with --normalise (default: pixels in [0, 1]), and returns one score per class."""
     from ..exporting.importer import import_model
 
     trained = import_model(args.file, args.task, args.classes, args.image_size, args.normalise, args.channels,
@@ -126,6 +117,13 @@ def cmd_import(args) -> int:
 
 
 def cmd_serve(args) -> int:
+    """serve runs over HTTP: friendly JSON routes and the Open Inference Protocol (V2)
+
+    Serve trained runs on FastAPI + uvicorn until Ctrl-C (requests in flight are finished). Each run is a model named
+    after its folder (or NAME=RUN): GET /v1/models lists them with their cards, POST /v1/models/NAME/VERB uses one
+    (predict, generate, translate or sample, as its task does), and the V2 routes (/v2/models/NAME/infer,
+    /v2/health/ready ...) answer KServe, Triton and MLServer clients. Image and GAN requests are micro-batched when
+    they arrive together. Prometheus metrics at /metrics; the OpenAPI schema at /openapi.json."""
     import os
 
     from ..errors import ConfigError

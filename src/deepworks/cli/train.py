@@ -37,7 +37,6 @@ def add(sub) -> None:
 
 def add_train(sub) -> None:
     p = add_command(sub, "train", cmd_train, examples=EXAMPLES,
-                    help="train a model and write a run directory with metrics, weights and a report",
                     description="Train a model. " + default_runs_in_words() + " Every setting below can also "
                                 "come from a YAML file (--config); flags override it. With a task, --help lists "
                                 "only the settings it takes: deepworks train --task gan --help.")
@@ -47,15 +46,7 @@ def add_train(sub) -> None:
 
 
 def add_automl(sub) -> None:
-    p = add_command(sub, "automl", cmd_automl, examples=AUTOML_EXAMPLES,
-                    help="search models and settings for your data within a time budget",
-                    description="Let the machine pick the model and its settings: Optuna's TPE tries model families "
-                                "and sizes, optimizer, learning rate, weight decay, dropout, batch size, "
-                                "augmentation, schedule and epochs, one trial at a time with all the cores, and "
-                                "stops poor trials early. Every trial is an ordinary run in OUT/trials/. Stop it "
-                                "any time (even kill -9): the same command continues the search. The flags of "
-                                "`deepworks train` fix a setting for every trial (with --task X, --help lists only "
-                                "those task X takes).")
+    p = add_command(sub, "automl", cmd_automl, examples=AUTOML_EXAMPLES)
     p.add_argument("--budget", default="10m", help="wall-clock time for the whole search: 90s, 10m, 1h [default: 10m]")
     p.add_argument("--space", metavar="YAML",
                    help="search space: setting keys mapped to choices [a, b], ranges {low, high, log}, or one value; "
@@ -75,14 +66,7 @@ def add_automl(sub) -> None:
 
 
 def add_compare(sub) -> None:
-    p = add_command(sub, "compare", cmd_compare, examples=COMPARE_EXAMPLES,
-                    help="train variants of one setting side by side over several seeds (ablations)",
-                    description="Train every combination of the --vary values, once per seed, on identical splits, "
-                                "data order and initialisation seeds, and compare them: overlaid learning curves, a "
-                                "table of test scores (mean and spread over seeds) with the winner, and for "
-                                "activations and initialisations the gradient norm of every layer over the first "
-                                "steps. Runs go to OUT/runs/; run the same command again to continue it. The flags "
-                                "of `deepworks train` fix the other settings.")
+    p = add_command(sub, "compare", cmd_compare, examples=COMPARE_EXAMPLES)
     p.add_argument("--vary", action="append", metavar="SETTING=A,B", required=True,
                    help="a setting and the values to compare (repeat for a grid): optimizer=sgd,adam")
     p.add_argument("--seeds", type=int, default=3, help="seeds per variant, from --seed on [default: 3]")
@@ -163,6 +147,7 @@ def setting_flags(args) -> dict:
 
 
 def cmd_train(args) -> int:
+    """train a model and write a run directory with metrics, weights and a report"""
     from .. import api
     from ..experiments.crossval import Folds
 
@@ -206,6 +191,13 @@ def print_folds(summary: dict, as_json: bool) -> int:
 
 
 def cmd_automl(args) -> int:
+    """search models and settings for your data within a time budget
+
+    Let the machine pick the model and its settings: Optuna's TPE tries model families and sizes, optimizer, learning
+    rate, weight decay, dropout, batch size, augmentation, schedule and epochs, one trial at a time with all the
+    cores, and stops poor trials early. Every trial is an ordinary run in OUT/trials/. Stop it any time (even
+    kill -9): the same command continues the search. The flags of `deepworks train` fix a setting for every trial
+    (with --task X, --help lists only those task X takes)."""
     from ..experiments.search import automl
     from ..experiments.report import leaderboard_text, plus_minus, why_chosen
 
@@ -239,6 +231,12 @@ def retrained_words(retrained: dict, best: dict) -> str:
 
 
 def cmd_compare(args) -> int:
+    """train variants of one setting side by side over several seeds (ablations)
+
+    Train every combination of the --vary values, once per seed, on identical splits, data order and initialisation
+    seeds, and compare them: overlaid learning curves, a table of test scores (mean and spread over seeds) with the
+    winner, and for activations and initialisations the gradient norm of every layer over the first steps. Runs go to
+    OUT/runs/; run the same command again to continue it. The flags of `deepworks train` fix the other settings."""
     from ..experiments.ablation import compare
 
     overrides = setting_flags(args)

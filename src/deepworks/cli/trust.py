@@ -25,13 +25,7 @@ def add(sub) -> None:
 
 
 def add_attack(sub) -> None:
-    p = run_tool_parser(sub, "attack", "figures", cmd_attack, examples=TRUST_EXAMPLES,
-                        help="adversarial examples: accuracy under attack, a curve, triptychs",
-                        description="Attack an image classifier with small, deliberate changes to its inputs. "
-                                    "Epsilon is in pixel units (pixels run from 0 to 1): 0.1 lets each pixel move "
-                                    "by a tenth of its range. Writes an accuracy-against-epsilon curve, triptychs "
-                                    "(original, amplified perturbation, adversarial image) and a JSON summary into "
-                                    "the run's report folder (or --out).")
+    p = run_tool_parser(sub, "attack", "figures", cmd_attack, examples=TRUST_EXAMPLES)
     p.add_argument("--method", default="pgd", choices=("fgsm", "pgd"),
                    help="fgsm: one gradient-sign step (fast, weaker); pgd: projected gradient descent [default: pgd]")
     p.add_argument("--eps", type=float, default=0.1, help="largest change allowed, in pixel units [default: 0.1]")
@@ -55,22 +49,14 @@ def add_attack(sub) -> None:
 
 
 def add_explain(sub) -> None:
-    p = run_tool_parser(sub, "explain", "figure", cmd_explain, help="saliency: which pixels made the model say a class",
-                        description="Attributions for one image: integrated gradients (the attributions add up to the "
-                                    "change of the class score from a black image) and gradient x input, for the "
-                                    "predicted class and, with --class, another one. Writes a figure: the image, the "
-                                    "attribution map (red for the class, blue against) and an overlay.")
+    p = run_tool_parser(sub, "explain", "figure", cmd_explain)
     p.add_argument("image", help="an image file")
     add_class(p, "also explain this class (name or index)")
     p.add_argument("--steps", type=int, default=64, help="integration steps for integrated gradients [default: 64]")
 
 
 def add_visualize(sub) -> None:
-    p = run_tool_parser(sub, "visualize", "figures", cmd_visualize,
-                        help="feature visualisation: what each class and channel looks for",
-                        description="Make images that the network responds to most strongly, from grey noise, with "
-                                    "jitter and blur to keep them readable: one per class (or --class), one per "
-                                    "channel of --layer, and the first layer's filters as images.")
+    p = run_tool_parser(sub, "visualize", "figures", cmd_visualize)
     add_class(p, "only this class (name or index) [default: all, up to 20]")
     p.add_argument("--layer", help="also show channels of this layer (an unknown name lists the layers)")
     p.add_argument("--channels", help="--layer's channels: 3, 0-7 or 1,4,9 [default: the first 8]")
@@ -78,23 +64,14 @@ def add_visualize(sub) -> None:
 
 
 def add_represent(sub) -> None:
-    p = run_tool_parser(sub, "represent", "figure", cmd_represent,
-                        help="a hidden layer's view of the test images in 2-D, over training",
-                        description="Project a hidden layer's activations on the test images to 2-D (PCA or t-SNE), "
-                                    "coloured by class, for each epoch snapshot the run kept (1, 2, 4, 8, ...) and "
-                                    "the final model, with how well a linear classifier separates the classes there.")
+    p = run_tool_parser(sub, "represent", "figure", cmd_represent)
     p.add_argument("--layer", help="layer to look at [default: the input of the output layer]")
     p.add_argument("--method", default="pca", choices=("pca", "tsne"), help="projection [default: pca]")
     p.add_argument("--samples", type=int, default=1000, help="test images (the first ones) [default: 1000]")
 
 
 def add_audit(sub) -> None:
-    p = add_command(sub, "audit", cmd_audit,
-                    help="check image data for imbalance, copies, leakage, corrupt files and shortcuts",
-                    description="Audit labelled image data before trusting a model trained on it: class balance, "
-                                "exact and near copies within and across train/test (leakage), corrupt files, "
-                                "file sizes and modes, and classes that image statistics alone give away "
-                                "(a shortcut). Prints each finding with what to do, and writes a report.")
+    p = add_command(sub, "audit", cmd_audit)
     p.add_argument("data", help="a folder with one sub-folder per class, a CSV, an .npz, or a built-in dataset")
     p.add_argument("--data-dir", help="where built-in datasets are looked for and downloaded to")
     p.add_argument("--image-size", type=int, help="side files are decoded at [default: 32 for folders and CSVs]")
@@ -103,10 +80,7 @@ def add_audit(sub) -> None:
 
 
 def add_demo(sub) -> None:
-    p = add_command(sub, "demo", cmd_demo, help="teaching demos that need no data",
-                    description="representation: two spirals that no straight line separates, a one-hidden-layer "
-                                "network bending the plane until one does, and two rings made easy by polar "
-                                "coordinates.")
+    p = add_command(sub, "demo", cmd_demo)
     p.add_argument("name", choices=("representation",), help="which demo")
     add_out_folder(p, "figures", "demo-representation", default="demo-representation")
     add_json(p, "the results")
@@ -121,6 +95,12 @@ def run_tool_parser(sub, name: str, what: str, handler, **kwargs) -> argparse.Ar
 
 
 def cmd_attack(args) -> int:
+    """adversarial examples: accuracy under attack, a curve, triptychs
+
+    Attack an image classifier with small, deliberate changes to its inputs. Epsilon is in pixel units (pixels run
+    from 0 to 1): 0.1 lets each pixel move by a tenth of its range. Writes an accuracy-against-epsilon curve,
+    triptychs (original, amplified perturbation, adversarial image) and a JSON summary into the run's report folder
+    (or --out)."""
     from .. import api
     from ..errors import ConfigError
 
@@ -163,6 +143,11 @@ def cmd_attack(args) -> int:
 
 
 def cmd_explain(args) -> int:
+    """saliency: which pixels made the model say a class
+
+    Attributions for one image: integrated gradients (the attributions add up to the change of the class score from a
+    black image) and gradient x input, for the predicted class and, with --class, another one. Writes a figure: the
+    image, the attribution map (red for the class, blue against) and an overlay."""
     from .. import api
 
     def lines(r):
@@ -178,6 +163,10 @@ def cmd_explain(args) -> int:
 
 
 def cmd_visualize(args) -> int:
+    """feature visualisation: what each class and channel looks for
+
+    Make images that the network responds to most strongly, from grey noise, with jitter and blur to keep them
+    readable: one per class (or --class), one per channel of --layer, and the first layer's filters as images."""
     from .. import api
 
     def lines(r):
@@ -189,6 +178,11 @@ def cmd_visualize(args) -> int:
 
 
 def cmd_represent(args) -> int:
+    """a hidden layer's view of the test images in 2-D, over training
+
+    Project a hidden layer's activations on the test images to 2-D (PCA or t-SNE), coloured by class, for each epoch
+    snapshot the run kept (1, 2, 4, 8, ...) and the final model, with how well a linear classifier separates the
+    classes there."""
     from .. import api
 
     def lines(r):
@@ -201,6 +195,11 @@ def cmd_represent(args) -> int:
 
 
 def cmd_audit(args) -> int:
+    """check image data for imbalance, copies, leakage, corrupt files and shortcuts
+
+    Audit labelled image data before trusting a model trained on it: class balance, exact and near copies within and
+    across train/test (leakage), corrupt files, file sizes and modes, and classes that image statistics alone give
+    away (a shortcut). Prints each finding with what to do, and writes a report."""
     from pathlib import Path
 
     from .. import api
@@ -220,6 +219,10 @@ def cmd_audit(args) -> int:
 
 
 def cmd_demo(args) -> int:
+    """teaching demos that need no data
+
+    representation: two spirals that no straight line separates, a one-hidden-layer network bending the plane until
+    one does, and two rings made easy by polar coordinates."""
     from ..trust.demo import representation_demo
 
     def lines(r):

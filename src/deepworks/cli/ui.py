@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .common import add_command, add_exposure_flags
+from .common import add_command, add_exposure_flags, add_runs_dir
 
 
 def add(sub) -> None:
@@ -10,15 +10,8 @@ def add(sub) -> None:
 
 
 def add_ui(sub) -> None:
-    p = add_command(sub, "ui", cmd_ui,
-                    help="the web UI on this machine: data, designer, training, results, try, trust, export",
-                    description="Serve the web UI on http://HOST:PORT/ until Ctrl-C: choose or upload data, pick a "
-                                "model or design one from layer cards, train with live curves (in a worker process; "
-                                "stop and resume) or let AutoML choose, read the results, try the model, attack and "
-                                "explain it, and export it. Runs go to --runs-dir, as from the command "
-                                "line. The page is a client of a REST API (/api/..., in /openapi.json) on the same "
-                                "app as `deepworks serve`, whose /v1 routes answer for the runs it tries.")
-    p.add_argument("--runs-dir", default="runs", help="folder of run directories [default: runs]")
+    p = add_command(sub, "ui", cmd_ui)
+    add_runs_dir(p)
     add_exposure_flags(p, 8080, "every request (a browser: the login link printed at the start)",
                        token_default="a random token per launch",
                        insecure_help="no token at all: any program or web page that reaches the port may use the UI")
@@ -27,6 +20,13 @@ def add_ui(sub) -> None:
 
 
 def cmd_ui(args) -> int:
+    """the web UI on this machine: data, designer, training, results, try, trust, export
+
+    Serve the web UI on http://HOST:PORT/ until Ctrl-C: choose or upload data, pick a model or design one from layer
+    cards, train with live curves (in a worker process; stop and resume) or let AutoML choose, read the results, try
+    the model, attack and explain it, and export it. Runs go to --runs-dir, as from the command line. The page is a
+    client of a REST API (/api/..., in /openapi.json) on the same app as `deepworks serve`, whose /v1 routes answer
+    for the runs it tries."""
     import os
 
     from ..errors import ConfigError

@@ -29,11 +29,7 @@ def add(sub) -> None:
 
 
 def add_use(sub) -> None:
-    add_use_command(sub, "use", None,
-                    help="use a trained run of any task: its inputs, and the options its task declares",
-                    description="Use a trained run as its task does (classify, detect, generate, translate, sample "
-                                "...) and print the answers. The options after RUN are the run's own: "
-                                "`deepworks use RUN --help` lists them with their defaults and bounds.")
+    add_use_command(sub, "use", None)
 
 
 def add_alias(sub, verb: str) -> None:
@@ -45,7 +41,7 @@ def add_alias(sub, verb: str) -> None:
 
 def add_use_command(sub, name: str, verb: str | None, **kwargs) -> None:
     """`use` as `name`: RUN, then everything after it left for the run's own parser (options_parser). A `verb`
-    makes it refuse runs that do not do that verb."""
+    makes it refuse runs that do not do that verb; without one, it is `use` itself, with cmd_use's words."""
     p = add_run_command(sub, name, cmd_use, **kwargs)
     p.add_argument("rest", nargs=argparse.REMAINDER, metavar="INPUT/OPTION",
                    help="the inputs (files, folders or text, as the run takes them) and the run's options")
@@ -53,6 +49,10 @@ def add_use_command(sub, name: str, verb: str | None, **kwargs) -> None:
 
 
 def cmd_use(args) -> int:
+    """use a trained run of any task: its inputs, and the options its task declares
+
+    Use a trained run as its task does (classify, detect, generate, translate, sample ...) and print the answers. The
+    options after RUN are the run's own: `deepworks use RUN --help` lists them with their defaults and bounds."""
     from .. import api
 
     trained = api.load(args.run)
@@ -153,18 +153,14 @@ def boxes_lines(item: dict) -> list[str]:
 
 
 def add_predict(sub) -> None:
-    p = add_run_command(sub, "predict", cmd_predict,
-                        help="name the top-k classes of image files (or audio clips, for an audio run)")
+    p = add_run_command(sub, "predict", cmd_predict)
     p.add_argument("images", nargs="+", metavar="FILE", help="image files or folders of images (audio runs: clips)")
     p.add_argument("--top-k", type=int, default=3, help="how many classes to show per image [default: 3]")
     add_json(p)
 
 
 def add_detect(sub) -> None:
-    p = add_run_command(sub, "detect", cmd_detect, help="find the objects in images: a box, class and score for each",
-                        description="Find objects with a detection run (deepworks train --task detect). Prints each "
-                                    "image's boxes as x1,y1-x2,y2 in its own pixels with the class and score; --out "
-                                    "writes the images with their boxes drawn.")
+    p = add_run_command(sub, "detect", cmd_detect)
     p.add_argument("images", nargs="+", metavar="IMAGE", help="image files or folders of images")
     p.add_argument("--threshold", type=float,
                    help="the lowest score shown, 0 to 1: lower finds more objects and more mistakes [default: the "
@@ -178,11 +174,7 @@ def add_detect(sub) -> None:
 
 
 def add_generate(sub) -> None:
-    p = add_run_command(sub, "generate", cmd_generate,
-                        help="write text with a trained text run, streamed as it is sampled",
-                        description="Sample text one character at a time from a text run. Lower temperatures are "
-                                    "safer and more repetitive, higher ones more inventive; 0 always takes the "
-                                    "likeliest character.")
+    p = add_run_command(sub, "generate", cmd_generate)
     p.add_argument("--prime", default="", help="text to start from and continue [default: a new line]")
     p.add_argument("--length", type=int, default=500, help="characters to generate [default: 500]")
     p.add_argument("--temperature", type=float, default=0.8, help="randomness of the sampling, 0 or above [default: 0.8]")
@@ -192,9 +184,7 @@ def add_generate(sub) -> None:
 
 
 def add_translate(sub) -> None:
-    p = add_run_command(sub, "translate", cmd_translate, help="translate sentences with a trained translation run",
-                        description="Translate sentences given as arguments, read from --file (one per line), or from "
-                                    "standard input (one per line) when none are given.")
+    p = add_run_command(sub, "translate", cmd_translate)
     p.add_argument("sentences", nargs="*", metavar="SENTENCE", help="sentences to translate")
     p.add_argument("--file", help="a text file with one sentence per line")
     p.add_argument("--encoding", default="utf-8", choices=("utf-8", "latin-1", "utf-16"),
@@ -207,10 +197,7 @@ def add_translate(sub) -> None:
 
 
 def add_sample(sub) -> None:
-    p = add_run_command(sub, "sample", cmd_sample, help="make new images with a trained GAN run",
-                        description="Draw new images from a GAN run's generator: a grid of --n images, or with "
-                                    "--interpolate a strip that walks between two random points of the noise space. "
-                                    "The same --seed gives the same images.")
+    p = add_run_command(sub, "sample", cmd_sample)
     p.add_argument("--n", type=int, default=64, help="how many images [default: 64]")
     p.add_argument("--out", default="samples.png", help="the grid (or strip) PNG to write [default: samples.png]")
     p.add_argument("--images", metavar="FOLDER", help="also write every image as its own PNG into this folder")
@@ -222,6 +209,7 @@ def add_sample(sub) -> None:
 
 
 def cmd_predict(args) -> int:
+    """name the top-k classes of image files (or audio clips, for an audio run)"""
     from .. import api
 
     predictions = api.load(args.run).predict(args.images, top_k=args.top_k)
@@ -234,6 +222,10 @@ def cmd_predict(args) -> int:
 
 
 def cmd_detect(args) -> int:
+    """find the objects in images: a box, class and score for each
+
+    Find objects with a detection run (deepworks train --task detect). Prints each image's boxes as x1,y1-x2,y2 in
+    its own pixels with the class and score; --out writes the images with their boxes drawn."""
     from .. import api
 
     found = api.load(args.run).detect(args.images, threshold=args.threshold, max_boxes=args.max_boxes, out=args.out,
@@ -247,6 +239,10 @@ def cmd_detect(args) -> int:
 
 
 def cmd_generate(args) -> int:
+    """write text with a trained text run, streamed as it is sampled
+
+    Sample text one character at a time from a text run. Lower temperatures are safer and more repetitive, higher
+    ones more inventive; 0 always takes the likeliest character."""
     import time
 
     from .. import api
@@ -272,6 +268,10 @@ def cmd_generate(args) -> int:
 
 
 def cmd_translate(args) -> int:
+    """translate sentences with a trained translation run
+
+    Translate sentences given as arguments, read from --file (one per line), or from standard input (one per line)
+    when none are given."""
     from pathlib import Path
 
     from .. import api
@@ -304,6 +304,10 @@ def cmd_translate(args) -> int:
 
 
 def cmd_sample(args) -> int:
+    """make new images with a trained GAN run
+
+    Draw new images from a GAN run's generator: a grid of --n images, or with --interpolate a strip that walks
+    between two random points of the noise space. The same --seed gives the same images."""
     from pathlib import Path
 
     from .. import api
