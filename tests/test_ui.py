@@ -139,6 +139,36 @@ def draw_a_one(page) -> None:
     page.mouse.up()
 
 
+def test_every_page_has_an_address_and_the_form_keeps_its_values_across_pages_and_reloads(page, server):
+    page.get_by_test_id("nav-train").click()
+    expect(page).to_have_url(re.compile(r"/train$"))
+    page.locator("form.settings summary").click()
+    page.get_by_test_id("setting-train.epochs").fill("7")
+    page.get_by_test_id("nav-model").click()
+    expect(page).to_have_url(re.compile(r"/model$"))
+    page.go_back()  # Back stays in the app: the Train page, with what was typed
+    expect(page.get_by_test_id("setting-train.epochs")).to_have_value("7")
+    page.reload()
+    expect(page.get_by_test_id("setting-train.epochs")).to_have_value("7")
+    page.goto(server["url"] + "/runs/no-such-run/try")  # a link to a page of a run: that page, saying what is wrong
+    expect(page.get_by_test_id("try-run")).to_have_value("no-such-run")
+    expect(page.get_by_test_id("try-error")).to_contain_text("no-such-run")
+
+
+def test_without_its_login_link_the_page_asks_for_the_token_in_words(browser, server):
+    context = browser.new_context()
+    page = context.new_page()
+    page.goto(server["url"] + "/results")
+    expect(page.get_by_test_id("login")).to_contain_text("needs its login link")
+    page.get_by_label("Or paste the token").fill("not-the-token")
+    page.get_by_role("button", name="Log in").click()
+    expect(page.get_by_role("alert")).to_contain_text("That token is not this server's")
+    page.get_by_label("Or paste the token").fill(server["app"].state.token)
+    page.get_by_role("button", name="Log in").click()
+    expect(page.get_by_test_id("nav-results")).to_have_class("active")  # logged in, on the page asked for
+    context.close()
+
+
 def test_a_full_journey_digits_lenet_train_watch_draw_export(page, server):
     """Built-in digits -> the LeNet template -> train 2 epochs, watching the curve move -> draw a digit -> export."""
     choose_digits(page)
@@ -170,6 +200,14 @@ def test_a_full_journey_digits_lenet_train_watch_draw_export(page, server):
     page.get_by_test_id("compare-digits-lenet").check()
     expect(page.get_by_test_id("compare-chart")).to_have_attribute("data-series", "1")
     shot(page, "results")
+    assert urlparse(page.url).path == "/runs/digits-lenet/results"  # the run's page has an address of its own
+    page.reload()
+    expect(page.get_by_test_id("test-accuracy")).to_contain_text("%")  # a reload shows the same run's results
+    page.go_back()
+    expect(page).to_have_url(re.compile(r"/train$"))  # Back: the page before, in the app
+    expect(page.get_by_test_id("job-state")).to_have_text("finished")  # with the job it showed
+    page.go_forward()
+    expect(page.get_by_test_id("test-accuracy")).to_contain_text("%")
 
     page.get_by_test_id("nav-try").click()
     expect(page.get_by_test_id("try-canvas")).to_be_visible()
@@ -177,6 +215,7 @@ def test_a_full_journey_digits_lenet_train_watch_draw_export(page, server):
     predictions = page.get_by_test_id("try-predictions").locator("li")
     expect(predictions).to_have_count(3)
     shot(page, "try")
+    assert urlparse(page.url).path == "/runs/digits-lenet/try"
 
     page.get_by_test_id("nav-trust").click()  # attack, saliency and the audit of the same run
     expect(page.get_by_test_id("trust-run")).to_have_value("digits-lenet")
@@ -310,6 +349,11 @@ def test_your_own_photos_uploaded_as_a_zip_are_trained_tried_and_exported_withou
         photo.write_bytes(z.read("photos/circle/0.png"))
     page.get_by_test_id("try-file").set_input_files(str(photo))  # a photo of one's own, dropped in
     expect(page.get_by_test_id("try-predictions").locator("li")).to_have_count(2)
+    page.wait_for_function("""() => {  // the photo is shown on the square, where a drawing was: lit pixels
+        const d = document.querySelector('[data-testid=try-canvas]').getContext('2d').getImageData(0, 0, 280, 280).data;
+        let lit = 0;
+        for (let i = 0; i < d.length; i += 4) lit += d[i] + d[i + 1] + d[i + 2] > 60;
+        return lit > 1000; }""")
     expect(page.get_by_test_id("try-predictions")).to_contain_text("circle")
     page.get_by_test_id("nav-export").click()
     expect(page.get_by_test_id("export-run")).to_have_value(re.compile("photos"))

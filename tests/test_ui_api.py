@@ -147,6 +147,21 @@ def test_with_a_token_the_browser_logs_in_once_by_the_printed_link_and_then_carr
         assert other.get("/api/info", headers={"Authorization": "Bearer s3cret-token"}).status_code == 200
 
 
+def test_a_browser_without_the_token_gets_a_login_page_and_scripts_get_json(tmp_path):
+    app = build_ui_app(tmp_path / "runs", token="s3cret-token")
+    page = {"Accept": "text/html,application/xhtml+xml"}
+    with TestClient(app, base_url=LOCAL) as c:
+        first = c.get("/runs/x/try", headers=page)
+        assert first.status_code == 401 and first.headers["content-type"].startswith("text/html")
+        assert "needs its login link" in first.text and 'name="token"' in first.text and "That token" not in first.text
+        wrong = c.get("/?token=wrong-token", headers=page)
+        assert wrong.status_code == 401 and "That token is not this server's" in wrong.text
+        assert c.get("/api/info", headers=page).json()["error"].endswith("Received: no token.")  # the API: JSON
+        assert c.get("/", headers={"Accept": "application/json"}).headers["content-type"] == "application/json"
+        assert c.get("/runs/x/try?token=s3cret-token", headers=page, follow_redirects=False).headers["location"] == \
+            "/runs/x/try"  # the login link of any page logs in and stays there
+
+
 def test_the_leaderboard_reader_never_writes_the_study_a_search_is_creating(tmp_path):
     """A search's study.db exists before its tables do; a reader that created them raced the search, which then
     failed with 'table ... already exists'."""

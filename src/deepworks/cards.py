@@ -49,7 +49,7 @@ class TaskCard:
                 "builtins": list(self.builtins), "form": list(self.form),
                 "templates": [{"model": m, "about": a} for m, a in self.templates],
                 "verbs": list(self.verbs), "inputs": list(self.inputs), "outputs": list(self.outputs),
-                "trust": self.trust, "automl": self.search_space is not None}
+                "trust": self.trust, "automl": self.search_space is not None, "data": self.data}
 
 
 COMMON_SPACE = {

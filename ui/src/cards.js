@@ -4,7 +4,7 @@
 export function cardOf(info, task) {
   const card = (info.task_cards || {})[task];
   return card || { name: task, models: [], builtins: [], templates: [], form: [], verbs: [], inputs: [], outputs: [],
-                   trust: false, automl: false };
+                   trust: false, automl: false, data: "" };
 }
 
 // Whether the designer builds this task's models on images: it trains designed models ('layers') of image inputs.

@@ -3,6 +3,7 @@ import { StrictMode, useEffect, useState } from "react";
 import { createRoot } from "react-dom/client";
 import { call } from "./api.js";
 import { firstChoice } from "./cards.js";
+import { PAGES, useRoute, useStored } from "./route.js";
 import DataPage from "./pages/DataPage.jsx";
 import ModelPage from "./pages/ModelPage.jsx";
 import TrainPage from "./pages/TrainPage.jsx";
@@ -12,23 +13,25 @@ import TrustPage from "./pages/TrustPage.jsx";
 import ExportPage from "./pages/ExportPage.jsx";
 import "./style.css";
 
-const PAGES = ["Data", "Model", "Train", "Results", "Try", "Trust", "Export"];
-
 function App() {
-  const [page, setPage] = useState("Data");
+  const [{ page, run }, go] = useRoute(); // the page and the run shown are in the address
   const [info, setInfo] = useState(null);
   const [error, setError] = useState("");
-  const [choice, setChoice] = useState(null); // the task, data and model chosen so far: the first task's at first
-  const [run, setRun] = useState(null); // the name of the run to try and export
+  // the task, data and model chosen so far; the data's preview is asked for again after a reload
+  const [choice, setChoice] = useStored("deepworks.choice", null, (c) => c && { ...c, preview: null });
   const update = (change) => setChoice((c) => ({ ...c, ...change }));
+  const setRun = (name) => go(page, name);
 
   useEffect(() => {
-    call("/api/info").then((i) => { setInfo(i); setChoice((c) => c || firstChoice(i)); }, (e) => setError(e.message));
+    call("/api/info").then((i) => {
+      setInfo(i);
+      setChoice((c) => (c && i.tasks.includes(c.task) ? c : firstChoice(i))); // a kept choice of a task still known
+    }, (e) => setError(e.message));
   }, []);
 
   if (error) return <p className="error" data-testid="error">{error}</p>;
   if (!info || !choice) return <p>Loading…</p>;
-  const props = { info, choice, update, run, setRun, go: setPage };
+  const props = { info, choice, update, run, setRun, go: (name) => go(name) };
   return (
     <>
       <header>
@@ -36,7 +39,7 @@ function App() {
         <nav>
           {PAGES.map((name, i) => (
             <button key={name} data-testid={`nav-${name.toLowerCase()}`} className={page === name ? "active" : ""}
-                    onClick={() => setPage(name)}>
+                    onClick={() => go(name)}>
               {i + 1}. {name}
             </button>
           ))}

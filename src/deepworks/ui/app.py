@@ -48,7 +48,7 @@ def build_ui_app(runs_dir: str | Path = "runs", token: str | None = None, limits
     asks for none. Requests must name this server (`host`, loopback names, `port` when known) and come from its own
     page; the paths they name must lie in `runs_dir` or `data_roots` (guard.py says why). The routes reach the
     server's state as app.state.ui."""
-    from fastapi.staticfiles import StaticFiles
+    from .pages import PageFiles
 
     token = token if token is not None or insecure else new_token()
     app = make_app([], token, limits or Limits(max_body_mb=UPLOAD_MB, body_timeout_s=UPLOAD_S))
@@ -64,7 +64,7 @@ def build_ui_app(runs_dir: str | Path = "runs", token: str | None = None, limits
         app.include_router(router)
     mount_docs(app)  # the built documentation at /docs, before the page's catch-all mount at /
     if (STATIC / "index.html").is_file():
-        app.mount("/", StaticFiles(directory=STATIC, html=True), name="ui")
+        app.mount("/", PageFiles(directory=STATIC, html=True), name="ui")
     else:
         app.add_api_route("/", not_built, include_in_schema=False)
     return app

@@ -15,7 +15,8 @@ import secrets
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
-from ..serving.app import TOKEN_COOKIE, ClientError, error_response
+from ..serving.app import TOKEN_COOKIE, ClientError, check_token, error_response
+from .login import login_page, wants_page
 
 LOOPBACK_NAMES = ("127.0.0.1", "localhost", "::1")
 WILDCARDS = ("0.0.0.0", "::", "")
@@ -36,14 +37,27 @@ class LoginLink:
         self.app, self.token = app, token
 
     async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
         given = parse_qs(scope.get("query_string", b"").decode("latin-1")).get("token", [""])[0]
-        if scope["type"] != "http" or not given or not hmac.compare_digest(given.encode(), self.token.encode()):
+        if not given or not hmac.compare_digest(given.encode(), self.token.encode()):
+            if wants_page(scope) and not self.logged_in(scope):  # a browser without the token: a page, not JSON
+                return await login_page(scope["path"], wrong=bool(given))(scope, receive, send)
             return await self.app(scope, receive, send)
         from fastapi.responses import RedirectResponse
 
         response = RedirectResponse(scope["path"], status_code=303)
         response.set_cookie(TOKEN_COOKIE, self.token, httponly=True, samesite="strict")
         await response(scope, receive, send)
+
+    def logged_in(self, scope) -> bool:
+        headers = dict(scope["headers"])
+        try:
+            check_token(scope["path"], headers.get(b"authorization", b"").decode("latin-1"), self.token,
+                        headers.get(b"cookie", b"").decode("latin-1"))
+        except ClientError:
+            return False
+        return True
 
 
 class SameOrigin:

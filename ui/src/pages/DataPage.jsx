@@ -1,5 +1,5 @@
 // Data: a built-in dataset or a folder / file on this machine, then a look at it before training.
-import { useState } from "react";
+import { useEffect, useState } from "react";
 import { call } from "../api.js";
 import Audit from "../Audit.jsx";
 import { cardOf } from "../cards.js";
@@ -25,6 +25,10 @@ export default function DataPage({ info, choice, update, go }) {
       setBusy(false);
     }
   }
+
+  useEffect(() => { // data chosen before a reload: look at it again
+    if (choice.data && !choice.preview) look(choice.data);
+  }, []);
 
   async function upload(file) {
     const form = new FormData();
@@ -60,8 +64,7 @@ export default function DataPage({ info, choice, update, go }) {
                   onClick={() => { setSource(name); look(name); }}>{name}</button>
         ))}
       </div>
-      <p>Or your own: a folder with one sub-folder of images (or sound clips) per class, a CSV of path,label, an .npz, a text file
-        or a TSV of sentence pairs, as a path on this machine.</p>
+      <p>Or your own: {cardOf(info, choice.task).data || "a file or folder"}, as a path on this machine.</p>
       <form onSubmit={(e) => { e.preventDefault(); look(source); }}>
         <input data-testid="data-path" value={source} onChange={(e) => setSource(e.target.value)}
                placeholder="/home/me/photos" size={50} />

@@ -4,14 +4,17 @@ import { useEffect, useRef, useState } from "react";
 import { call, percent } from "../api.js";
 import Curves from "../Curves.jsx";
 import { cardOf } from "../cards.js";
+import { useStored } from "../route.js";
 
 export default function TrainPage({ info, choice, update, setRun, go }) {
   const [fields, setFields] = useState([]);
-  const [values, setValues] = useState({}); // only what the user set: the rest are the command line's defaults
+  // only what the user set (the rest are the command line's defaults), kept per task across pages and reloads
+  const [values, setValues] = useStored(`deepworks.settings.${choice.task}`, {});
   const [job, setJob] = useState(null); // the last status the server sent
+  const [jobId, setJobId] = useStored("deepworks.job", null); // the job shown, shown again after a page change
   const [error, setError] = useState("");
   const [points, setPoints] = useState([]); // [fraction of the schedule in epochs, running loss]
-  const [budget, setBudget] = useState("5m");
+  const [budget, setBudget] = useStored("deepworks.budget", "5m");
   const source = useRef(null);
 
   useEffect(() => {
@@ -20,7 +23,13 @@ export default function TrainPage({ info, choice, update, setRun, go }) {
     return () => source.current && source.current.close();
   }, [choice.task]);
 
+  useEffect(() => { // the job of before a page change or a reload: its state now, and its events if it goes on
+    if (!jobId) return;
+    call(`/api/jobs/${jobId}`).then((status) => { setJob(status); watch(jobId); }, () => setJobId(null));
+  }, []);
+
   function watch(id) {
+    setJobId(id);
     if (source.current) source.current.close();
     const events = new EventSource(`/api/jobs/${id}/events`);
     source.current = events;

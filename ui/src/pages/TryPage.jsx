@@ -22,6 +22,7 @@ export default function TryPage({ info, run, setRun }) {
       <h2>Try the model</h2>
       <RunPicker run={run} setRun={setRun} testid="try-run" onError={setError} />
       {error && <p className="error" data-testid="try-error">{error}</p>}
+      {run && !card && !error && <Busy testid="try-loading">Loading {run}…</Busy>}
       {View && <View card={card} />}
     </section>
   );
@@ -37,6 +38,11 @@ function viewOf(task) {
     noise: { image: SampleTry },
   };
   return (VIEWS[task.inputs[0]] || {})[task.outputs[0]] || TextTry;
+}
+
+// A spinner and what is being waited for (role=status: a screen reader says it).
+function Busy({ children, testid }) {
+  return <p className="busy" role="status" data-testid={testid}><span className="spinner" aria-hidden="true" /> {children}</p>;
 }
 
 // One file to the run's /v1 route as a form upload, with the use's options as fields: its one answer.
@@ -89,13 +95,31 @@ function ImageTry({ card }) {
     ctx.stroke();
     drawing.current = [x, y]; // where the next move continues the stroke from
   }
+  const [busy, setBusy] = useState(false);
   async function send(blob) {
+    setBusy(true);
     try {
       setAnswer(await postFile(card.route, blob, "image.png", { top_k: 3 }));
       setError("");
     } catch (e) {
       setError(e.message);
+    } finally {
+      setBusy(false);
     }
+  }
+  function sendFile(file) { // shown on the square as the model gets it, so the answer is seen beside its picture
+    const picture = new Image();
+    picture.onload = () => {
+      const ctx = canvas.current.getContext("2d");
+      const scale = Math.min(280 / picture.width, 280 / picture.height);
+      const [w, h] = [picture.width * scale, picture.height * scale];
+      ctx.fillStyle = "black";
+      ctx.fillRect(0, 0, 280, 280);
+      ctx.drawImage(picture, (280 - w) / 2, (280 - h) / 2, w, h);
+      URL.revokeObjectURL(picture.src);
+    };
+    picture.src = URL.createObjectURL(file);
+    send(file);
   }
   const predict = () => canvas.current.toBlob(send, "image/png");
 
@@ -106,12 +130,14 @@ function ImageTry({ card }) {
               onMouseDown={(e) => { drawing.current = true; draw(e); }} onMouseMove={draw}
               onMouseUp={() => { drawing.current = false; predict(); }} onMouseLeave={() => { drawing.current = false; }}
               onDragOver={(e) => e.preventDefault()}
-              onDrop={(e) => { e.preventDefault(); if (e.dataTransfer.files[0]) send(e.dataTransfer.files[0]); }} />
+              onDrop={(e) => { e.preventDefault(); if (e.dataTransfer.files[0]) sendFile(e.dataTransfer.files[0]); }} />
       <div>
         <button data-testid="try-clear" onClick={clear}>Clear</button>{" "}
         <button data-testid="try-predict" onClick={predict}>Predict</button>{" "}
-        <input type="file" accept="image/*" data-testid="try-file" onChange={(e) => e.target.files[0] && send(e.target.files[0])} />
+        <label>or a picture: <input type="file" accept="image/*" data-testid="try-file"
+                                     onChange={(e) => e.target.files[0] && sendFile(e.target.files[0])} /></label>
       </div>
+      {busy && <Busy testid="try-busy">Asking the model…</Busy>}
       {error && <p className="error">{error}</p>}
       {answer && <Predictions answer={answer} />}
     </div>

@@ -1,0 +1,56 @@
+// Where the page is, in its address: /data, /model, /train, /results, /try, /trust, /export, and a run's own pages
+// /runs/NAME/results, /runs/NAME/try, ... So a reload stays, Back goes back, and a page can be linked.
+import { useEffect, useState } from "react";
+
+export const PAGES = ["Data", "Model", "Train", "Results", "Try", "Trust", "Export"];
+const RUN_PAGES = ["Results", "Try", "Trust", "Export"]; // the pages that show one run
+
+// {page, run} from a path; anything else is the first page.
+export function parse(path) {
+  const parts = path.split("/").filter(Boolean).map(decodeURIComponent);
+  const named = (word) => PAGES.find((p) => p.toLowerCase() === (word || "").toLowerCase());
+  if (parts[0] === "runs" && parts[1]) return { page: named(parts[2]) || "Results", run: parts[1] };
+  return { page: named(parts[0]) || "Data", run: null };
+}
+
+// The path of a page, with the run where the page shows one.
+export function pathOf(page, run) {
+  if (run && RUN_PAGES.includes(page)) return `/runs/${encodeURIComponent(run)}/${page.toLowerCase()}`;
+  return `/${page.toLowerCase()}`;
+}
+
+// [where, go(page, run)]: `go` pushes a history entry; Back and Forward come back through popstate.
+export function useRoute() {
+  const [where, setWhere] = useState(() => parse(window.location.pathname));
+  useEffect(() => {
+    const back = () => setWhere(parse(window.location.pathname));
+    window.addEventListener("popstate", back);
+    return () => window.removeEventListener("popstate", back);
+  }, []);
+  useEffect(() => { document.title = `${where.page}${where.run ? ` · ${where.run}` : ""} · deepworks`; }, [where]);
+  function go(page, run = where.run) {
+    const path = pathOf(page, run);
+    if (path !== window.location.pathname) window.history.pushState(null, "", path);
+    setWhere({ page, run });
+  }
+  return [where, go];
+}
+
+// A state kept in the browser (localStorage) under `key`, so form values survive a page change and a reload;
+// `kept(value)` is what is written (leave out what is large or made again, as a data preview).
+export function useStored(key, initial, kept = (v) => v) {
+  const [value, setValue] = useState(() => {
+    try {
+      const kept = window.localStorage.getItem(key);
+      return kept === null ? initial : JSON.parse(kept);
+    } catch {
+      return initial;
+    }
+  });
+  useEffect(() => {
+    try {
+      window.localStorage.setItem(key, JSON.stringify(kept(value)));
+    } catch { /* private windows may refuse: the value then lasts as long as the page */ }
+  }, [key, value]);
+  return [value, setValue];
+}
