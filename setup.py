@@ -1,8 +1,8 @@
 """Builds the web UI's page (ui/, Vite) into src/deepworks/ui/static whenever the package is built or installed,
 editable installs included, so the README's set-up needs no step of its own. Without Node.js and npm the package
 installs all the same, and `deepworks ui` says how to build the page. Then the documentation site (docs/, MkDocs)
-into static/docs, which `deepworks ui` serves at /docs; without MkDocs it is skipped with a message, and /docs says
-how to build it."""
+into ui/site, which `deepworks ui` serves at /docs; without MkDocs it is skipped with a message, and `deepworks ui`
+builds it at its first start where MkDocs has come since (as the [test] extra brings it, after this build ran)."""
 
 import os
 import shutil
@@ -15,7 +15,7 @@ from setuptools.command.build_py import build_py
 
 ROOT = Path(__file__).resolve().parent
 UI = ROOT / "ui"
-DOCS_SITE = ROOT / "src" / "deepworks" / "ui" / "static" / "docs"
+DOCS_SITE = ROOT / "src" / "deepworks" / "ui" / "site"  # beside static/, which Vite empties when it builds
 
 
 def build_page() -> None:
@@ -32,7 +32,7 @@ def build_page() -> None:
 
 
 def build_docs(site: Path = DOCS_SITE) -> None:
-    """The documentation site, after the page: Vite empties static/ when it builds. MkDocs is the one on PATH (the
+    """The documentation site. MkDocs is the one on PATH (the
     user's, since a build environment has none): it runs without the build environment's PYTHONPATH, whose
     sitecustomize would hide the user's packages, and its hook imports deepworks from src/. A site that does not
     build is said, and the package installs without it."""

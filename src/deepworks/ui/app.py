@@ -30,7 +30,7 @@ from pathlib import Path
 
 from ..errors import ConfigError
 from ..serving.app import Limits, make_app
-from .docs_site import mount_docs
+from .docs_site import build_if_missing, mount_docs
 from .guard import DataRoots, LoginLink, SameOrigin, loopback_link, new_token
 from .jobs import Jobs
 from .routes import ROUTERS
@@ -92,6 +92,7 @@ def ui(runs_dir: str = "runs", host: str = "127.0.0.1", port: int = 8080, token:
         if not Path(root).expanduser().is_dir():
             raise ConfigError(f"--data-root must be a folder. Received: '{root}', which is not one.")
     token = token if token is not None or insecure else new_token()
+    build_if_missing()
     app = build_ui_app(runs_dir, token, data_roots=data_roots, host=host, port=port, insecure=insecure)
     print(f"deepworks ui: {loopback_link(host, port, token)}  (runs in {Path(runs_dir).resolve()}; open this link; "
           f"Ctrl-C to stop)", flush=True)
