@@ -97,3 +97,15 @@ def test_each_task_previews_its_data_offers_its_models_and_is_tried_from_its_car
     page.goto(f"{server['url']}/runs/{tried_runs[task]}/try")
     BY_KIND[(card.inputs[0], card.outputs[0])](page, Path(server["runs"]) / tried_runs[task], tmp_path)
     expect(page.get_by_test_id("try-error")).to_have_count(0)
+
+
+def test_every_page_stays_on_reload_and_back_walks_the_pages_visited(page, server):  # noqa: F811
+    pages = ["data", "model", "train", "results", "try", "trust", "export"]
+    for name in pages:
+        page.get_by_test_id(f"nav-{name}").click()
+        expect(page).to_have_url(f"{server['url']}/{name}")
+        page.reload()
+        expect(page.get_by_test_id(f"nav-{name}")).to_have_class("active")
+    for name in reversed(pages[:-1]):
+        page.go_back()
+        expect(page.get_by_test_id(f"nav-{name}")).to_have_class("active")
