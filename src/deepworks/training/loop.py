@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import math
 import time
+import warnings
 from dataclasses import dataclass, field
 
 import torch
@@ -246,8 +247,7 @@ class Trainer:
         for batch, size in self.source.batches(self.epoch, self.step, self.engine):
             self.lr = self.optimizers[0].param_groups[0]["lr"]  # the rate this step uses, before the schedule moves it
             loss, stats = self.task.update(self.model, batch, self.optimizers, self.engine)
-            for s in self.schedules:
-                s.step()
+            self.step_schedules()
             local = self.engine.samples
             accumulate(self.sums, loss.detach().float() * local, local, stats)
             self.loss, self.step, self.batch_size_seen = loss, self.step + 1, size
@@ -259,6 +259,15 @@ class Trainer:
                 self.interrupted, self.stop_training = self.engine.any(self.interrupted, self.stop_training)
             if self.interrupted or self.stop_training:
                 return
+
+    def step_schedules(self) -> None:
+        """Move every schedule one batch on. A task that steps an optimizer on some batches only (a WGAN-GP's
+        generator, once per five critic steps) still moves its schedule per batch; torch's warning that a schedule
+        moved before its optimizer first stepped says nothing a user could act on, so it is not shown."""
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", r"Detected call of `lr_scheduler\.step\(\)` before", UserWarning)
+            for s in self.schedules:
+                s.step()
 
     def end_epoch(self) -> None:
         seconds = time.perf_counter() - self.t0
