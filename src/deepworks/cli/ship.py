@@ -37,15 +37,19 @@ def add_export(sub) -> None:
 def add_import(sub) -> None:
     p = add_command(sub, "import", cmd_import)
     p.add_argument("file", help="an .onnx file, a torch.export .pt2 program, or .safetensors weights of a deepworks "
-                                "architecture (with --model)")
+                                "architecture (a run's model.safetensors or an export's weights.safetensors, which "
+                                "say their settings; other weights with --model)")
     p.add_argument("--task", default="image", help="the task of the model [default: image, the only one for now]")
     p.add_argument("--classes", help="the classes of the outputs, in order: cat,dog,bird (read from a deepworks "
                                      "safetensors file when it says)")
     p.add_argument("--image-size", type=int, help="the side the model takes (read from the file when it says)")
     p.add_argument("--channels", type=int, help="1 or 3 (read from the file when it says)")
     p.add_argument("--normalise", "--normalize", dest="normalise", metavar="MEAN,STD",
-                   help="per-channel normalisation of pixels in [0, 1]: MEAN,STD or M1,M2,M3,S1,S2,S3 [default: 0,1]")
-    p.add_argument("--model", help="safetensors: the deepworks architecture the weights are for (lenet, resnet, mlp)")
+                   help="per-channel normalisation of pixels in [0, 1]: MEAN,STD or M1,M2,M3,S1,S2,S3 [default: what a "
+                        "deepworks safetensors file records, else 0,1 with a warning]")
+    p.add_argument("--model", help="safetensors: the deepworks architecture the weights are for, at its default size: "
+                                   "mlp, lenet, resnet, resnet18 or efficientnet_lite0 [default: what a deepworks "
+                                   "safetensors file records]")
     p.add_argument("--name", help="the run's name [default: FILE-imported]")
     add_runs_dir(p, "[default: runs]")
 
@@ -104,7 +108,16 @@ def cmd_import(args) -> int:
 
     Make a run directory from a model made elsewhere, so that evaluate, predict, export and serve work on it (and
     attack and explain, except on ONNX, which has no gradients). The model takes float images (N, C, H, W),
-    normalised per channel with --normalise (default: pixels in [0, 1]), and returns one score per class."""
+    normalised per channel with --normalise, and returns one score per class.
+
+    An .onnx or .pt2 file carries its own graph: give --classes, and --image-size or --channels where its input
+    leaves them open. A .safetensors file holds the weights of a deepworks architecture. The
+    safetensors files deepworks writes (a run's model.safetensors, an export's weights.safetensors) record the
+    architecture, classes, image size, channels and normalisation in their metadata, and the import uses them, so
+    the file alone is enough; a flag that says otherwise wins, with a warning. Other safetensors files need --model,
+    --classes, --image-size and --channels. The architecture is built at its default depth and width: weights of
+    another size are refused as not fitting. Where neither --normalise nor the file says the normalisation, pixels in
+    [0, 1] are assumed (mean 0, std 1), with a warning."""
     from ..exporting.importer import import_model
 
     trained = import_model(args.file, args.task, args.classes, args.image_size, args.normalise, args.channels,
