@@ -341,6 +341,18 @@ def test_sigterm_lets_a_request_in_flight_finish_then_stops_the_server(server):
         dw.Client(url, token=TOKEN, timeout=5).models()
 
 
+def test_the_client_says_when_no_server_listens_at_its_url():
+    url = f"http://127.0.0.1:{free_port()}"  # a port just closed: nothing listens there
+    client = dw.Client(url, timeout=5)
+    expected = f"Expected a deepworks server at {url} (is `deepworks serve` running?). Received: connection refused."
+    for call in (client.models, lambda: client.predict("digits", np.zeros((8, 8), np.uint8)),
+                 lambda: "".join(client.stream("prose", "the "))):
+        with pytest.raises(dw.DeepworksError) as caught:
+            call()
+        assert str(caught.value) == expected and isinstance(caught.value, ConnectionError)  # OSError, as before
+    assert client.ready() is False
+
+
 def test_a_server_open_to_other_machines_needs_a_token(use_runs, capsys):
     from deepworks.cli import main
 

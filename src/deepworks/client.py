@@ -8,7 +8,9 @@
     client.translate("dates-gru", ["3 march 1998"])
     client.sample("faces-dcgan", n=4, seed=1)           # uint8 images (N, C, H, W)
 
-A server's refusal raises ServerError with its status and its message ("Expected ... Received ...").
+A server's refusal raises ServerError with its status and its message ("Expected ... Received ..."); no server at
+the URL (refused, reset, unknown host) raises ServerUnreachable, which says so and is both a DeepworksError and a
+ConnectionError.
 """
 
 from __future__ import annotations
@@ -29,6 +31,23 @@ class ServerError(DeepworksError):
     def __init__(self, status: int, message: str):
         super().__init__(f"{status}: {message}")
         self.status, self.message = status, message
+
+
+class ServerUnreachable(DeepworksError, ConnectionError):
+    """No deepworks server answered at the client's URL: nothing listens there (connection refused), the connection
+    broke, or the host is unknown. A ConnectionError too, so `except OSError` catches it as it caught urllib's."""
+
+
+def unreachable(url: str, err: Exception) -> ServerUnreachable:
+    reason = getattr(err, "reason", err)  # URLError wraps the socket's error
+    if isinstance(reason, ConnectionRefusedError):
+        received = "connection refused"
+    elif isinstance(reason, ConnectionError):
+        received = f"the connection broke ({type(reason).__name__})"
+    else:
+        received = str(reason) or type(reason).__name__
+    return ServerUnreachable(f"Expected a deepworks server at {url} (is `deepworks serve` running?). "
+                             f"Received: {received}.")
 
 
 class Client:
@@ -125,6 +144,8 @@ class Client:
             except ValueError:
                 message = err.reason
             raise ServerError(err.code, message) from None
+        except (urllib.error.URLError, ConnectionError) as err:  # nothing listens at the URL, or the connection broke
+            raise unreachable(self.url, err) from None
 
     def request(self, method: str, path: str, body: dict | None = None) -> dict:
         with self.open(path, body, method) as response:
