@@ -5,6 +5,7 @@ import { useEffect, useRef, useState } from "react";
 import { call, percent } from "../api.js";
 import { cardOf } from "../cards.js";
 import RunPicker from "../RunPicker.jsx";
+import { recordMicrophone, wavFile } from "../media.js";
 
 export default function TryPage({ info, run, setRun }) {
   const [card, setCard] = useState(null);
@@ -187,39 +188,6 @@ function AudioTry({ card }) {
       {answer && <Predictions answer={answer} />}
     </div>
   );
-}
-
-// `seconds` of the microphone as mono float samples at the sound card's rate (the server resamples).
-async function recordMicrophone(seconds) {
-  const stream = await navigator.mediaDevices.getUserMedia({ audio: true });
-  const context = new AudioContext();
-  const source = context.createMediaStreamSource(stream);
-  const tap = context.createScriptProcessor(4096, 1, 1);
-  const chunks = [];
-  tap.onaudioprocess = (e) => chunks.push(new Float32Array(e.inputBuffer.getChannelData(0)));
-  source.connect(tap);
-  tap.connect(context.destination);
-  await new Promise((done) => setTimeout(done, seconds * 1000 + 200));
-  tap.disconnect();
-  source.disconnect();
-  stream.getTracks().forEach((t) => t.stop());
-  const rate = context.sampleRate;
-  await context.close();
-  const samples = new Float32Array(chunks.reduce((n, c) => n + c.length, 0));
-  chunks.reduce((at, c) => (samples.set(c, at), at + c.length), 0);
-  return { samples, rate };
-}
-
-// Float samples as a 16-bit PCM WAV file (a 44-byte header, then the samples).
-function wavFile(samples, rate) {
-  const view = new DataView(new ArrayBuffer(44 + 2 * samples.length));
-  const text = (at, s) => [...s].forEach((ch, i) => view.setUint8(at + i, ch.charCodeAt(0)));
-  text(0, "RIFF"); view.setUint32(4, 36 + 2 * samples.length, true); text(8, "WAVE");
-  text(12, "fmt "); view.setUint32(16, 16, true); view.setUint16(20, 1, true); view.setUint16(22, 1, true);
-  view.setUint32(24, rate, true); view.setUint32(28, 2 * rate, true); view.setUint16(32, 2, true);
-  view.setUint16(34, 16, true); text(36, "data"); view.setUint32(40, 2 * samples.length, true);
-  samples.forEach((x, i) => view.setInt16(44 + 2 * i, Math.max(-1, Math.min(1, x)) * 32767, true));
-  return view.buffer;
 }
 
 // Detection: drop or choose a photo; the boxes the route returns are drawn over it, those under the threshold hidden.
