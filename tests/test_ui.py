@@ -81,6 +81,7 @@ def page(browser, server):
 
     page.route("**/*", guard)
     page.goto(server["login"])  # the link `deepworks ui` prints: it leaves the token in a cookie, then opens /
+    page.get_by_test_id("nav-data").click()  # / is the Start page (test_ui_start.py); these tests begin at Data
     yield page
     context.close()
     assert not foreign, f"the page asked other hosts: {foreign}"

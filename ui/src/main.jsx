@@ -1,9 +1,11 @@
-// deepworks ui: Data -> Model -> Train -> Results -> Try -> Trust -> Export, one page each, sharing what was chosen so far.
+// deepworks ui: Start (the first-run flow: classes, samples, train, try) and the expert path Data -> Model -> Train ->
+// Results -> Try -> Trust -> Export, one page each, sharing what was chosen so far.
 import { StrictMode, useEffect, useState } from "react";
 import { createRoot } from "react-dom/client";
 import { call } from "./api.js";
 import { firstChoice } from "./cards.js";
 import { PAGES, useRoute, useStored } from "./route.js";
+import StartPage from "./pages/StartPage.jsx";
 import DataPage from "./pages/DataPage.jsx";
 import ModelPage from "./pages/ModelPage.jsx";
 import TrainPage from "./pages/TrainPage.jsx";
@@ -31,7 +33,8 @@ function App() {
 
   if (error) return <p className="error" data-testid="error">{error}</p>;
   if (!info || !choice) return <p>Loading…</p>;
-  const props = { info, choice, update, run, setRun, go: (name) => go(name) };
+  // go(page) keeps the run shown; open(page, run) shows a page of a given run (the Start page's links)
+  const props = { info, choice, update, run, setRun, go: (name) => go(name), open: (name, r) => go(name, r) };
   return (
     <>
       <header>
@@ -39,14 +42,16 @@ function App() {
         <nav>
           {PAGES.map((name, i) => (
             <button key={name} data-testid={`nav-${name.toLowerCase()}`} className={page === name ? "active" : ""}
-                    onClick={() => go(name)}>
-              {i + 1}. {name}
+                    aria-current={page === name ? "page" : undefined} onClick={() => go(name)}>
+              {i ? `${i}. ${name}` : name}
             </button>
           ))}
+          <a className="nav-docs" href="/docs/" data-testid="nav-docs">Docs</a>
         </nav>
         <span className="version">v{info.version}</span>
       </header>
       <main>
+        {page === "Start" && <StartPage {...props} />}
         {page === "Data" && <DataPage {...props} />}
         {page === "Model" && <ModelPage {...props} />}
         {page === "Train" && <TrainPage {...props} />}

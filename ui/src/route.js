@@ -1,16 +1,17 @@
-// Where the page is, in its address: /data, /model, /train, /results, /try, /trust, /export, and a run's own pages
-// /runs/NAME/results, /runs/NAME/try, ... So a reload stays, Back goes back, and a page can be linked.
+// Where the page is, in its address: / and /start (the first-run flow), /data, /model, /train, /results, /try,
+// /trust, /export, and a run's own pages /runs/NAME/results, /runs/NAME/try, ... So a reload stays, Back goes back,
+// and a page can be linked.
 import { useEffect, useState } from "react";
 
-export const PAGES = ["Data", "Model", "Train", "Results", "Try", "Trust", "Export"];
+export const PAGES = ["Start", "Data", "Model", "Train", "Results", "Try", "Trust", "Export"];
 const RUN_PAGES = ["Results", "Try", "Trust", "Export"]; // the pages that show one run
 
-// {page, run} from a path; anything else is the first page.
+// {page, run} from a path; anything else (/ included) is the Start page.
 export function parse(path) {
   const parts = path.split("/").filter(Boolean).map(decodeURIComponent);
   const named = (word) => PAGES.find((p) => p.toLowerCase() === (word || "").toLowerCase());
   if (parts[0] === "runs" && parts[1]) return { page: named(parts[2]) || "Results", run: parts[1] };
-  return { page: named(parts[0]) || "Data", run: null };
+  return { page: named(parts[0]) || "Start", run: null };
 }
 
 // The path of a page, with the run where the page shows one.

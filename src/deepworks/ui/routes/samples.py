@@ -2,7 +2,7 @@
 kept as a training folder (ui/sample_store.py says how they are checked and kept). The folder is trained with the
 job API like any other (POST /api/jobs with its `data`, which the listing gives).
 
-    GET    /api/samples                          the datasets
+    GET    /api/samples                          the datasets, and the samples a class needs before training
     POST   /api/samples                          multipart: dataset, class, task, files (one or more; zips unpacked)
     GET    /api/samples/{dataset}                its classes, their counts and newest samples, the folder to train on
     DELETE /api/samples/{dataset}                the whole dataset
@@ -29,7 +29,7 @@ router = APIRouter()
 
 @router.get("/api/samples")
 async def list_datasets(ui: UIState = Depends(ui_state)):
-    return {"datasets": await run_in_threadpool(store.datasets, ui.runs_dir)}
+    return {"datasets": await run_in_threadpool(store.datasets, ui.runs_dir), "min_per_class": store.min_per_class()}
 
 
 @router.post("/api/samples")
