@@ -287,6 +287,22 @@ def test_the_new_limits_are_range_checked_before_anything_loads(flag, value, mes
     assert message in err and "on http://" not in err
 
 
+def test_the_card_says_the_most_inputs_the_server_takes_in_one_request(use_runs):
+    """GET /v1/models's max_items is what a request is held to: the server's --max-items, or the task's own bound
+    where that is lower (text generation: 64 prompts); one more is refused, saying that figure."""
+    app = build_app([str(use_runs[n]) for n in ("img", "txt")], limits=Limits(max_items=100))
+    with TestClient(app) as c:
+        cards = {m["name"]: m for m in c.get("/v1/models").json()["models"]}
+        assert cards["img"]["max_items"] == 100 and cards["txt"]["max_items"] == 64
+        assert c.get("/v1/models/img").json()["max_items"] == 100
+        for name, verb, item, options in (("img", "predict", [[0] * 8] * 8, {}), ("txt", "generate", "a", {"length": 1})):
+            most = cards[name]["max_items"]
+            answer = c.post(f"/v1/models/{name}/{verb}", json={"inputs": [item] * most, **options})
+            assert answer.status_code == 200 and len(answer.json()["outputs"]) == most, answer.text
+            over = c.post(f"/v1/models/{name}/{verb}", json={"inputs": [item] * (most + 1), **options})
+            assert over.status_code in (400, 413) and f"at most {most}" in over.json()["error"], over.text
+
+
 def test_a_header_is_echoed_as_the_client_wrote_it():
     from deepworks.serving.app import ClientError
     from deepworks.serving.v2 import read_infer_request

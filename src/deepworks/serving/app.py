@@ -119,11 +119,11 @@ def add_v1_routes(app, served: list[Served], by_name: dict, batchers: dict, limi
 
     @app.get("/v1/models")
     async def list_models():
-        return {"models": [s.card() for s in served]}
+        return {"models": [s.card(limits) for s in served]}
 
     @app.get("/v1/models/{name}")
     async def model_card(name: str):
-        return find(by_name, name).card()
+        return find(by_name, name).card(limits)
 
     @app.post("/v1/models/{name}/{verb}")
     async def use(name: str, verb: str, request: Request):

@@ -11,6 +11,7 @@ import torch
 
 from ..errors import ConfigError, DeepworksError
 from ..inference import cancellable, check_options
+from .requests import Limits
 
 RUNTIMES = ("torch", "onnx")
 
@@ -103,15 +104,19 @@ class Served:
         self.ready = True
         return time.perf_counter() - t0
 
-    def card(self) -> dict:
+    def card(self, limits: Limits | None = None) -> dict:
+        """What GET /v1/models says of this model. `max_items` is the most inputs one request may carry on this
+        server: the task's own bound or the server's --max-items (`limits`; the default Limits where not given),
+        whichever is lower, as decoding and requests.decode enforce both."""
         cfg, run = self.trained.cfg, self.trained.run
+        max_items = min(self.face.max_items, (limits or Limits()).max_items)
         results = self.trained.results
         test = {k: v for k, v in (results.get("test") or {}).items() if isinstance(v, (int, float))}
         return {"name": self.name, "task": cfg.task, "use": self.verb, "route": f"/v1/models/{self.name}/{self.verb}",
                 "model": cfg.model.name, "run": run.name, "runtime": self.runtime,
                 **({"runtime_note": self.runtime_note} if self.runtime_note else {}),
                 "options": {k: o.describe() for k, o in self.face.use_options.items()},
-                "batched": bool(self.face.batchable), "max_items": self.face.max_items, "test_metrics": test,
+                "batched": bool(self.face.batchable), "max_items": max_items, "test_metrics": test,
                 **self.face.model_card()}
 
 

@@ -24,7 +24,8 @@ class Face:
     kind = "a model"              # how messages name a run of this task ('an image classification run')
     use_options: dict = {}        # name -> inference.Option: the settings `use` takes (top_k, temperature ...)
     batchable = False             # True: requests can be answered together in one batch (the server batches them)
-    max_items = 1024              # the most inputs one call may carry
+    max_items = 1024              # the most inputs one call may carry (a server also holds a request to its
+                                  # --max-items, and its card shows the lower of the two)
 
     def __init__(self, cfg: Config, meta: dict):
         self.cfg = cfg
