@@ -21,7 +21,7 @@ export default function Audit({ data }) {
     <div>
       <button data-testid="audit-go" disabled={busy || !data} onClick={run}>
         {busy ? "Auditing…" : "Audit the data (balance, copies across splits, broken files, shortcuts)"}</button>
-      {error && <p className="error">{error}</p>}
+      {error && <p className="error" role="alert">{error}</p>}
       {audit && (
         <div data-testid="audit">
           <h3>Audit of {audit.source}</h3>

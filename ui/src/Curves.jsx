@@ -1,7 +1,7 @@
-// Live curves: the running training loss within epochs, and each epoch's validation loss (uPlot, bundled).
+// Live curves: the running training loss within epochs, and each epoch's validation loss (uPlot, bundled, loaded
+// with the chart: see LineChart.jsx).
 import { useEffect, useRef } from "react";
-import uPlot from "uplot";
-import "uplot/dist/uPlot.min.css";
+import { makePlot, themed } from "./LineChart.jsx";
 
 export default function Curves({ points, epochs }) {
   const box = useRef(null);
@@ -14,19 +14,22 @@ export default function Curves({ points, epochs }) {
 
   useEffect(() => {
     const opts = {
-      width: 640, height: 260, title: "loss",
+      height: 260, title: "loss",
       scales: { x: { time: false } },
-      axes: [{ label: "epoch" }, {}],
+      axes: themed([{ label: "epoch" }, {}]),
       series: [{ label: "epoch" }, { label: "training (running)", stroke: "#1f77b4", spanGaps: true },
                { label: "validation", stroke: "#d62728", spanGaps: true, points: { show: true, size: 7 } }],
     };
-    plot.current = new uPlot(opts, data, box.current);
-    return () => plot.current.destroy();
+    const made = makePlot(opts, data, box.current);
+    plot.current = made.plot;
+    return made.destroy;
   }, []);
 
   useEffect(() => {
     if (plot.current) plot.current.setData(data);
   }, [JSON.stringify(data)]);
 
-  return <div className="curves" data-testid="curves" data-points={xs.length} ref={box} />;
+  return <figure className="chart curves" data-testid="curves" data-points={xs.length} ref={box}
+                 aria-label={`Loss: training (running) and validation, ${val.length} epoch${val.length === 1 ? "" : "s"} validated`}
+                 style={{ margin: 0 }} />;
 }

@@ -57,25 +57,27 @@ export default function DataPage({ info, choice, update, go }) {
           {info.tasks.map((t) => <option key={t}>{t}</option>)}
         </select>
       </label>
-      <p>Try with sample data:</p>
-      <div className="choices">
+      <p id="data-samples">Try with sample data:</p>
+      <div className="choices" role="group" aria-labelledby="data-samples">
         {builtins.map((name) => (
           <button key={name} data-testid={`builtin-${name}`} disabled={busy}
                   onClick={() => { setSource(name); look(name); }}>{name}</button>
         ))}
       </div>
-      <p>Or your own: {cardOf(info, choice.task).data || "a file or folder"}, as a path on this machine.</p>
+      <p id="data-own">Or your own: {cardOf(info, choice.task).data || "a file or folder"}, as a path on this machine.</p>
       <form onSubmit={(e) => { e.preventDefault(); look(source); }}>
         <input data-testid="data-path" value={source} onChange={(e) => setSource(e.target.value)}
-               placeholder="/home/me/photos" size={50} />
+               aria-labelledby="data-own" placeholder="/home/me/photos" size={50} />
         <button data-testid="data-look" disabled={busy || !source}>Look at it</button>
       </form>
-      <p>Or upload one (a .zip of class folders, .csv, .npz, text file or .tsv); it is kept beside the runs:{" "}
-        <input type="file" data-testid="data-upload" accept=".zip,.csv,.npz,.txt,.tsv,.text,.md" disabled={busy}
+      <p>
+        <label htmlFor="data-upload">Or upload one (a .zip of class folders, .csv, .npz, text file or .tsv); it is kept
+          beside the runs:</label>{" "}
+        <input type="file" id="data-upload" data-testid="data-upload" accept=".zip,.csv,.npz,.txt,.tsv,.text,.md" disabled={busy}
                onChange={(e) => e.target.files[0] && upload(e.target.files[0])} />
       </p>
-      {busy && <p data-testid="data-busy">Reading the data…</p>}
-      {error && <p className="error" data-testid="data-error">{error}</p>}
+      {busy && <p className="busy" data-testid="data-busy" role="status"><span className="spinner" aria-hidden="true" /> Reading the data…</p>}
+      {error && <p className="error" data-testid="data-error" role="alert">{error}</p>}
       {choice.preview && <Preview preview={choice.preview} card={cardOf(info, choice.preview.task)} />}
       {choice.preview && choice.preview.classes && <Audit data={choice.preview.data} />}
       {choice.preview && <button className="next" data-testid="to-model" onClick={() => go("Model")}>Next: the model →</button>}
@@ -102,14 +104,15 @@ function Preview({ preview, card }) {
       {(preview.notes || []).map((n, i) => <p key={i} className="note">{n}</p>)}
       {preview.sound_examples && (
         <table className="grid" data-testid="data-sounds">
+          <caption className="sr-only">Examples of each class: spectrograms and their sounds</caption>
           <tbody>
             {preview.sound_examples.map((row) => (
               <tr key={row.class}>
-                <th>{row.class}</th>
+                <th scope="row">{row.class}</th>
                 <td>{row.sounds.map((s, i) => (
                   <figure key={i} className="sound">
                     <img src={`data:image/png;base64,${s.spectrogram}`} alt={`${row.class}: its spectrogram`} width={120} height={48} />
-                    <audio controls preload="none" src={`data:audio/wav;base64,${s.wav}`} />
+                    <audio controls preload="none" aria-label={`${row.class}: play example ${i + 1}`} src={`data:audio/wav;base64,${s.wav}`} />
                   </figure>
                 ))}</td>
               </tr>
@@ -119,11 +122,12 @@ function Preview({ preview, card }) {
       )}
       {preview.examples && (
         <table className="grid">
+          <caption className="sr-only">Examples of each class</caption>
           <tbody>
             {preview.examples.map((row) => (
               <tr key={row.class}>
-                <th>{row.class}</th>
-                <td>{row.images.map((b64, i) => <img key={i} src={`data:image/png;base64,${b64}`} alt={row.class} width={side} height={side} />)}</td>
+                <th scope="row">{row.class}</th>
+                <td>{row.images.map((b64, i) => <img key={i} src={`data:image/png;base64,${b64}`} alt={`${row.class}, example ${i + 1}`} width={side} height={side} />)}</td>
               </tr>
             ))}
           </tbody>
@@ -137,7 +141,7 @@ function Preview({ preview, card }) {
       )}
       {preview.pairs && (
         <table className="runs" data-testid="data-pairs">
-          <thead><tr><th>source ({preview.source_vocabulary} words)</th><th>target ({preview.target_vocabulary} words)</th></tr></thead>
+          <thead><tr><th scope="col">source ({preview.source_vocabulary} words)</th><th scope="col">target ({preview.target_vocabulary} words)</th></tr></thead>
           <tbody>{preview.pairs.map((p, i) => <tr key={i}><td>{p.source}</td><td>{p.target}</td></tr>)}</tbody>
         </table>
       )}

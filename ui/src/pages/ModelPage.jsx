@@ -1,7 +1,9 @@
 // Model: a template per task, or a design of your own as a stack of layer cards (shapes and parameters as you edit).
-import { useEffect, useState } from "react";
+import { lazy, Suspense, useEffect, useState } from "react";
 import { call } from "../api.js";
-import GraphView from "../GraphView.jsx";
+
+// the graph (React Flow) is a part of the script of its own, loaded when the graph is first opened
+const GraphView = lazy(() => import("../GraphView.jsx"));
 import { cardOf, designsImages } from "../cards.js";
 
 const LENET = [
@@ -16,7 +18,7 @@ export default function ModelPage({ info, choice, update, go }) {
   return (
     <section>
       <h2>The model</h2>
-      <div className="templates">
+      <div className="templates" role="radiogroup" aria-label="model">
         {card.templates.map((t) => (
           <label key={t.model} className={choice.model === t.model ? "template chosen" : "template"}>
             <input type="radio" name="model" data-testid={`template-${t.model}`} checked={choice.model === t.model}
@@ -57,6 +59,7 @@ function Designer({ info, choice, update }) {
   const [answer, setAnswer] = useState(null);
   const [error, setError] = useState("");
   const [yamlText, setYamlText] = useState("");
+  const [graphOpen, setGraphOpen] = useState(false);
   // the server works out what the design receives from the data at the page's image size (the job gets the same)
   const images = designsImages(cardOf(info, choice.task));
   const size = images && Number.isInteger(choice.image_size) ? choice.image_size : null;
@@ -91,7 +94,7 @@ function Designer({ info, choice, update }) {
           {answer.input[0] === "T" ? "characters scored at every position" : "classes"}. </> : null}
         Each card shows what it outputs; the head (one unit per class) follows the last card.</p>
       <Stack cards={layers} setCards={setLayers} info={info} kinds={kinds} plan={answer && answer.plan} path="card" />
-      <div className="palette">
+      <div className="palette" role="group" aria-label="add a card">
         Add: {kinds.map((kind) => (
           <button key={kind} data-testid={`add-${kind}`} onClick={() => setLayers([...layers, { type: kind }])}>+ {kind}</button>
         ))}
@@ -105,13 +108,17 @@ function Designer({ info, choice, update }) {
           <b data-testid="design-parameters">{answer.parameters.toLocaleString("en-US")}</b> parameters in all.
         </p>
       )}
-      <details data-testid="graph-toggle">
+      <details data-testid="graph-toggle" onToggle={(e) => setGraphOpen(e.currentTarget.open)}>
         <summary>The same model as a graph</summary>
-        {answer && <GraphView layers={answer.layers} plan={answer.plan} input={answer.input} />}
+        {answer && graphOpen && (
+          <Suspense fallback={<p className="busy graph-loading"><span className="spinner" aria-hidden="true" /> Drawing the graph…</p>}>
+            <GraphView layers={answer.layers} plan={answer.plan} input={answer.input} />
+          </Suspense>
+        )}
       </details>
       <details open>
         <summary>The design as YAML (what the run saves; paste one here and load it)</summary>
-        <textarea data-testid="design-yaml" rows={12} cols={70} value={yamlText}
+        <textarea data-testid="design-yaml" aria-label="the design as YAML" rows={12} cols={70} value={yamlText}
                   onChange={(e) => setYamlText(e.target.value)} />
         <br />
         <button data-testid="load-yaml" onClick={loadYaml}>Load this YAML</button>
@@ -134,7 +141,7 @@ function Stack({ cards, setCards, info, kinds, plan, path }) {
         const id = `${path}-${i + 1}`;
         return (
           <li key={i} className="card" data-testid={id}>
-            <select data-testid={`${id}-type`} value={card.type} onChange={(e) => change(i, { type: e.target.value })}>
+            <select data-testid={`${id}-type`} aria-label={`card ${id.split("-").slice(1).join(".")}: kind`} value={card.type} onChange={(e) => change(i, { type: e.target.value })}>
               {kinds.map((k) => <option key={k}>{k}</option>)}
             </select>
             {Object.entries(info.cards[card.type] || {}).filter(([k]) => k !== "layers").map(([key, dflt]) => (
@@ -148,9 +155,9 @@ function Stack({ cards, setCards, info, kinds, plan, path }) {
               {row ? `→ ${row.output.join("×")} · ${row.parameters.toLocaleString("en-US")} params` : ""}
             </span>
             <span className="tools">
-              <button title="up" disabled={i === 0} onClick={() => move(i, -1)}>↑</button>
-              <button title="down" disabled={i === cards.length - 1} onClick={() => move(i, 1)}>↓</button>
-              <button title="delete" data-testid={`${id}-delete`} onClick={() => setCards(cards.filter((_, j) => j !== i))}>✕</button>
+              <button title="up" aria-label={`move card ${i + 1} up`} disabled={i === 0} onClick={() => move(i, -1)}>↑</button>
+              <button title="down" aria-label={`move card ${i + 1} down`} disabled={i === cards.length - 1} onClick={() => move(i, 1)}>↓</button>
+              <button title="delete" aria-label={`delete card ${i + 1}`} data-testid={`${id}-delete`} onClick={() => setCards(cards.filter((_, j) => j !== i))}>✕</button>
             </span>
             {card.type === "residual" && (
               <div className="inner">

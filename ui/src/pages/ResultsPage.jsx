@@ -1,15 +1,22 @@
 // Results: a run's test results (per class, the confusion matrix whose cells show their images), its report, and
 // runs side by side with their curves overlaid.
-import { useEffect, useState } from "react";
+import { lazy, Suspense, useEffect, useState } from "react";
 import { call, percent } from "../api.js";
-import LineChart from "../LineChart.jsx";
+
+// the chart (uPlot) is a part of the script of its own, asked for as the page opens, beside the runs
+const loadChart = () => import("../LineChart.jsx");
+const LazyChart = lazy(loadChart);
+function LineChart(props) {
+  return <Suspense fallback={<div className="chart" aria-hidden="true" />}><LazyChart {...props} /></Suspense>;
+}
 
 export default function ResultsPage({ run, setRun }) {
-  const [runs, setRuns] = useState([]);
+  const [runs, setRuns] = useState(null); // null while the list loads
   const [picked, setPicked] = useState([]); // runs to compare
   const [error, setError] = useState("");
   useEffect(() => {
-    call("/api/runs").then((r) => setRuns(r.runs), (e) => setError(e.message));
+    loadChart();
+    call("/api/runs").then((r) => setRuns(r.runs), (e) => { setRuns([]); setError(e.message); });
   }, []);
   const toggle = (name) => setPicked((p) => (p.includes(name) ? p.filter((n) => n !== name) : [...p, name]));
 
@@ -17,12 +24,14 @@ export default function ResultsPage({ run, setRun }) {
     <section>
       <h2>Results</h2>
       {error && <p className="error">{error}</p>}
+      {runs === null ? <p className="busy"><span className="spinner" aria-hidden="true" /> Loading the runs…</p> : <>
       <table className="runs" data-testid="runs">
-        <thead><tr><th>compare</th><th>run</th><th>task</th><th>model</th><th>data</th><th>epochs</th><th>test</th><th>status</th></tr></thead>
+        <caption className="sr-only">Runs in the runs folder; tick two or more to compare their curves</caption>
+        <thead><tr><th scope="col">compare</th><th scope="col">run</th><th scope="col">task</th><th scope="col">model</th><th scope="col">data</th><th scope="col">epochs</th><th scope="col">test</th><th scope="col">status</th></tr></thead>
         <tbody>
           {runs.map((r) => (
             <tr key={r.name} className={r.name === run ? "chosen" : r.empty ? "empty" : ""} data-testid={`row-${r.name}`}>
-              <td><input type="checkbox" data-testid={`compare-${r.name}`} checked={picked.includes(r.name)} onChange={() => toggle(r.name)} /></td>
+              <td><input type="checkbox" data-testid={`compare-${r.name}`} aria-label={`compare ${r.name}`} checked={picked.includes(r.name)} onChange={() => toggle(r.name)} /></td>
               <td><button className="link" data-testid={`open-${r.name}`} onClick={() => setRun(r.name)}>{r.name}</button></td>
               <td>{r.task}</td><td>{r.model}</td><td>{r.data}</td><td>{r.epochs}</td>
               <td>{r.test != null ? `${r.test_metric} ${r.test.toFixed(4)}` : ""}</td><td>{r.empty ? <span title="No epoch finished and no checkpoint was saved: delete its folder, or train again">empty: {r.status}, nothing saved</span> : r.status}</td>
@@ -32,6 +41,7 @@ export default function ResultsPage({ run, setRun }) {
       </table>
       {picked.length > 0 && <Compare names={picked} />}
       {run && <RunResults name={run} />}
+      </>}
     </section>
   );
 }
@@ -63,7 +73,7 @@ function RunResults({ name }) {
     }
   }
   if (error) return <p className="error">{error}</p>;
-  if (!m) return <p>Loading {name}…</p>;
+  if (!m) return <p className="busy"><span className="spinner" aria-hidden="true" /> Loading {name}…</p>;
   const test = m.test || {};
   const classes = (test.per_class || []).map((c) => c.class);
   return (
@@ -78,14 +88,18 @@ function RunResults({ name }) {
         <>
           <h4>Confusion matrix (rows: true class, columns: predicted). Click a cell to see its images.</h4>
           <table className="confusion" data-testid="confusion">
-            <thead><tr><th></th>{classes.map((c) => <th key={c}>{c}</th>)}</tr></thead>
+            <caption className="sr-only">Confusion matrix: rows are the true classes, columns the predicted ones</caption>
+            <thead><tr><td></td>{classes.map((c) => <th key={c} scope="col">{c}</th>)}</tr></thead>
             <tbody>
               {test.confusion.map((row, i) => (
                 <tr key={i}>
-                  <th>{classes[i]}</th>
+                  <th scope="row">{classes[i]}</th>
                   {row.map((n, j) => (
+                    // a cell with images opens them; its button (inside) makes it reachable by the keyboard
                     <td key={j} data-testid={`cm-${i}-${j}`} className={i === j ? "diagonal" : n ? "wrong" : ""}
-                        onClick={() => n && open(i, j)}>{n || ""}</td>
+                        onClick={() => n && open(i, j)}>
+                      {n ? <button type="button" aria-label={`${n} ${classes[i]} predicted ${classes[j]}: show them`}>{n}</button> : ""}
+                    </td>
                   ))}
                 </tr>
               ))}
@@ -100,7 +114,7 @@ function RunResults({ name }) {
           )}
           <h4>Per class</h4>
           <table className="per-class" data-testid="per-class">
-            <thead><tr><th>class</th><th>precision</th><th>recall</th><th>F1</th><th>images</th></tr></thead>
+            <thead><tr><th scope="col">class</th><th scope="col">precision</th><th scope="col">recall</th><th scope="col">F1</th><th scope="col">images</th></tr></thead>
             <tbody>
               {test.per_class.map((c) => (
                 <tr key={c.class}><td>{c.class}</td><td>{c.precision.toFixed(3)}</td><td>{c.recall.toFixed(3)}</td>

@@ -1,13 +1,19 @@
 // Train: the settings form (from the config's own fields and help), then a worker process with live progress over
 // Server-Sent Events, curves, Stop and Resume; a failed run shows the server's message.
-import { useEffect, useRef, useState } from "react";
+import { lazy, Suspense, useEffect, useRef, useState } from "react";
 import { call, percent } from "../api.js";
-import Curves from "../Curves.jsx";
 import { cardOf } from "../cards.js";
 import { useStored } from "../route.js";
 
+// the live curves (uPlot) are a part of the script of their own, asked for when a job is shown
+const loadCurves = () => import("../Curves.jsx");
+const LazyCurves = lazy(loadCurves);
+function Curves(props) {
+  return <Suspense fallback={<div className="chart curves" aria-hidden="true" />}><LazyCurves {...props} /></Suspense>;
+}
+
 export default function TrainPage({ info, choice, update, setRun, go }) {
-  const [fields, setFields] = useState([]);
+  const [fields, setFields] = useState(null); // null while the form's fields load
   // only what the user set (the rest are the command line's defaults), kept per task across pages and reloads
   const [values, setValues] = useStored(`deepworks.settings.${choice.task}`, {});
   const [job, setJob] = useState(null); // the last status the server sent
@@ -19,12 +25,13 @@ export default function TrainPage({ info, choice, update, setRun, go }) {
 
   useEffect(() => {
     call(`/api/settings?task=${choice.task}`).then((r) => setFields(r.fields.filter((f) => f.key !== "model.name")),
-                                                   (e) => setError(e.message));
+                                                   (e) => { setFields([]); setError(e.message); });
     return () => source.current && source.current.close();
   }, [choice.task]);
 
   useEffect(() => { // the job of before a page change or a reload: its state now, and its events if it goes on
     if (!jobId) return;
+    loadCurves();
     call(`/api/jobs/${jobId}`).then((status) => { setJob(status); watch(jobId); }, () => setJobId(null));
   }, []);
 
@@ -49,6 +56,7 @@ export default function TrainPage({ info, choice, update, setRun, go }) {
   }
 
   async function start() {
+    loadCurves();
     setError("");
     setPoints([]);
     const settings = { task: choice.task, data: choice.data || null, model: choice.model };
@@ -113,8 +121,8 @@ export default function TrainPage({ info, choice, update, setRun, go }) {
     setValues(() => { const { "data.image_size": _, ...rest } = next; return rest; });
   }
   const running = job && (job.state === "starting" || job.state === "running");
-  const main = fields.filter((f) => f.main);
-  const more = fields.filter((f) => !f.main);
+  const main = (fields || []).filter((f) => f.main);
+  const more = (fields || []).filter((f) => !f.main);
   return (
     <section>
       <h2>Train</h2>
@@ -122,7 +130,9 @@ export default function TrainPage({ info, choice, update, setRun, go }) {
         {choice.model} on {choice.data || "the default data"} ({choice.task}).{" "}
         {choice.model === "layers" && !(choice.layers || []).length && <span className="error">Design the model first (Model page).</span>}
       </p>
-      <form className="settings" onSubmit={(e) => { e.preventDefault(); start(); }}>
+      {fields === null && <p className="busy"><span className="spinner" aria-hidden="true" /> Loading the settings…</p>}
+      {fields !== null && <>
+      <form className="settings" aria-label="Training settings" onSubmit={(e) => { e.preventDefault(); start(); }}>
         {main.map((f) => <Field key={f.key} field={f} values={shared} setValues={setShared} />)}
         <details>
           <summary>More settings</summary>
@@ -132,11 +142,14 @@ export default function TrainPage({ info, choice, update, setRun, go }) {
       </form>
       {cardOf(info, choice.task).automl && (
         <p className="automl">
-          Or let the machine choose the model and its settings (AutoML, Optuna's TPE with pruning) within{" "}
-          <input data-testid="automl-budget" value={budget} size={5} onChange={(e) => setBudget(e.target.value)} />{" "}
-          (30s, 5m, 1h): <button data-testid="automl-start" disabled={running} onClick={search}>Search</button>
+          <label htmlFor="automl-budget">Or let the machine choose the model and its settings (AutoML, Optuna's TPE
+            with pruning) within</label>{" "}
+          <input id="automl-budget" data-testid="automl-budget" value={budget} size={5} aria-describedby="automl-units"
+                 onChange={(e) => setBudget(e.target.value)} />{" "}
+          <span id="automl-units">(30s, 5m, 1h)</span>: <button data-testid="automl-start" disabled={running} onClick={search}>Search</button>
         </p>
       )}
+      </>}
       {error && <p className="error" data-testid="train-error">{error}</p>}
       {job && <JobView job={job} points={points} stop={stop} resume={resume} go={go} trainBest={trainBest} />}
     </section>
@@ -207,7 +220,7 @@ function JobView({ job, points, stop, resume, go, trainBest }) {
           <> · epoch {p.epoch}/{p.epochs}, step {p.step}/{p.steps}{p.eta_s != null && <> · about {Math.round(p.eta_s)} s left</>}</>
         )}
       </p>
-      {p && <progress data-testid="job-progress" max={1} value={job.state === "finished" ? 1 : p.fraction} />}
+      {p && <progress data-testid="job-progress" aria-label="progress of the job" max={1} value={job.state === "finished" ? 1 : p.fraction} />}
       {(job.state === "starting" || job.state === "running") && <button data-testid="train-stop" onClick={stop}>Stop</button>}
       {job.state === "stopped" && <button data-testid="train-resume" onClick={resume}>Resume</button>}
       {job.state === "failed" && <pre className="error" data-testid="job-error">{job.message}</pre>}

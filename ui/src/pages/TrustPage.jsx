@@ -38,9 +38,11 @@ export default function TrustPage({ info, run, setRun }) {
         <div className="trust">
           <fieldset>
             <legend>Attack</legend>
-            <select data-testid="attack-method" value={method} onChange={(e) => setMethod(e.target.value)}>
-              <option value="fgsm">FGSM (one step)</option><option value="pgd">PGD (10 steps)</option>
-            </select>{" "}
+            <label>method{" "}
+              <select data-testid="attack-method" value={method} onChange={(e) => setMethod(e.target.value)}>
+                <option value="fgsm">FGSM (one step)</option><option value="pgd">PGD (10 steps)</option>
+              </select>
+            </label>{" "}
             <label>epsilon {eps.toFixed(2)}{" "}
               <input data-testid="attack-eps" type="range" min={0} max={0.3} step={0.01} value={eps}
                      onChange={(e) => setEps(Number(e.target.value))}
@@ -53,12 +55,16 @@ export default function TrustPage({ info, run, setRun }) {
           {picked && <Audit data={picked.data} />}
         </div>
       )}
-      {busy && <p>Working…</p>}
-      {error && <p className="error" data-testid="trust-error">{error}</p>}
+      {busy && <p className="busy" role="status"><span className="spinner" aria-hidden="true" /> Working…</p>}
+      {error && <p className="error" data-testid="trust-error" role="alert">{error}</p>}
       {answer && <TrustAnswer answer={answer} />}
     </section>
   );
 }
+
+const ALT = { attack: "the test image, the attack's change to it and the attacked image, with accuracy against epsilon",
+              explain: "the test image and its saliency map: red where the pixels pushed the prediction",
+              visualize: "what each class looks like to the model: an image per class that it scores highest" };
 
 function TrustAnswer({ answer }) {
   const r = answer.result;
@@ -69,7 +75,7 @@ function TrustAnswer({ answer }) {
           falls from {percent(r.clean_accuracy)} to <b>{percent(r.adversarial_accuracy)}</b>.</p>
       )}
       {answer.tool === "explain" && <p>The model says <b>{r.predicted}</b> ({percent(r.probability)}); red areas pushed it there.</p>}
-      {answer.images.map((src, i) => <img key={i} src={src} alt={answer.tool} className="figure" />)}
+      {answer.images.map((src, i) => <img key={i} src={src} alt={ALT[answer.tool] || answer.tool} className="figure" />)}
     </div>
   );
 }
