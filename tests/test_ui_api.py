@@ -403,3 +403,9 @@ def test_the_docs_are_served_at_docs_behind_the_token_and_nothing_outside_their_
         answer = c.get("/docs/guides/images.html")
         assert answer.status_code == 503 and "mkdocs build" in answer.text
     app.state.jobs.close()
+
+
+def test_the_page_s_files_and_answers_go_out_gzipped_to_a_browser_that_asks(client):
+    info = client.get("/api/info", headers={"Accept-Encoding": "gzip"})
+    assert info.headers["content-encoding"] == "gzip" and info.json()["tasks"]  # httpx decodes it
+    assert "content-encoding" not in client.get("/api/info", headers={"Accept-Encoding": "identity"}).headers
