@@ -14,6 +14,9 @@ import numpy as np
 from .run import atomic_write_text
 
 
+FAST_PNG = {"compress_level": 1}  # zlib's fastest: a report's figures are written in a third of the time, a little larger
+
+
 def pyplot():
     import matplotlib
 
@@ -27,7 +30,7 @@ def save_figure(fig, path: Path) -> None:
     """Lay out, write as a PNG at the reports' resolution (making its folder), and free the figure."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    fig.savefig(path, dpi=110, pil_kwargs=FAST_PNG)
     pyplot().close(fig)
 
 
@@ -103,7 +106,7 @@ def plot_image_grid(images: np.ndarray, titles: list[str], colors: list[str], pa
         ax.text(k * (cell + gap_x) + w / 2, r * (cell + gap_y) + gap_y - 1, title, ha="center", va="bottom",
                 fontsize=7, color=color)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
+    fig.savefig(path, dpi=110, pil_kwargs=FAST_PNG)
     plt.close(fig)
     return path
 

@@ -159,7 +159,7 @@ def mistakes(truth: list, found: list, classes: list[str], names: list[str], iou
 
 
 def plot_precision_recall(pr50: list, classes: list[str], path: Path) -> Path:
-    from ..report import pyplot
+    from ..report import pyplot, save_figure
 
     plt = pyplot()
     fig, ax = plt.subplots(figsize=(5, 4))
@@ -168,9 +168,7 @@ def plot_precision_recall(pr50: list, classes: list[str], path: Path) -> Path:
         ax.plot(recall, pr50[k], label=f"{name} (AP50 {np.mean(pr50[k]):.2f})")
     ax.set(xlabel="recall", ylabel="precision", xlim=(0, 1), ylim=(0, 1.02), title="Precision-recall at IoU 0.5")
     ax.legend(fontsize=7, loc="lower left")
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    save_figure(fig, path)
     return path
 
 
