@@ -5,6 +5,7 @@ with the task's defaults bar the epochs, watched, and tried live. The server and
 from __future__ import annotations
 
 import re
+import zipfile
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -114,6 +115,12 @@ def test_a_newcomer_names_classes_adds_uploads_and_webcam_frames_trains_and_trie
     held = count_of(page, 0)
     page.get_by_test_id("class-0-snap").click()
     expect(page.get_by_test_id("class-0-count")).to_have_text(f"{held + 1} pictures")
+    hold.focus()  # the keyboard holds it too: Space down records, Space up sends
+    page.keyboard.down(" ")
+    expect(hold).to_have_text(re.compile(r"Recording… [1-9]"))
+    page.keyboard.up(" ")
+    expect(page.get_by_test_id("class-0-count")).not_to_have_text(f"{held + 1} pictures")
+    held = count_of(page, 0) - 1
     expect(page.get_by_test_id("start-needs")).to_contain_text("Ready")
     folder = server["runs"] / ".ui" / "samples" / "my-pictures"
     assert len(list((folder / "me").glob("*.png"))) == held + 1 and len(list((folder / "squares").glob("*"))) == 11
@@ -140,9 +147,13 @@ def test_a_newcomer_names_classes_adds_uploads_and_webcam_frames_trains_and_trie
     page.go_back()  # Back: the Start page, its samples and its trained run still there
     expect(page.get_by_test_id("class-1-count")).to_have_text("10 pictures")
     expect(page.get_by_test_id("live-camera")).to_be_visible()
+    page.reload()  # and a reload: the classes in their order, the job, the run to try
+    expect(page.get_by_test_id("class-0-name")).to_have_value("me")
+    expect(page.get_by_test_id("start-job")).to_have_attribute("data-state", "finished")
+    expect(page.get_by_test_id("live-camera")).to_be_visible()
 
 
-def test_bad_names_and_files_are_said_in_place_and_nothing_is_added(start, server, tmp_path):
+def test_bad_names_and_files_are_said_in_place_and_drops_zips_and_deletes_work(start, server, tmp_path):
     page = start
     page.get_by_test_id("start-project").fill("checks")
     page.get_by_test_id("start-project").press("Enter")
@@ -160,6 +171,25 @@ def test_bad_names_and_files_are_said_in_place_and_nothing_is_added(start, serve
     page.get_by_test_id("class-1-name").press("Enter")
     expect(page.get_by_test_id("class-1-error")).to_contain_text("Another class is called fine")
     expect(page.get_by_test_id("class-1-name")).to_have_value("Class 2")
+
+    dropped = page.evaluate_handle("""async () => {  // a picture dragged from the desktop onto the class
+        const c = document.createElement('canvas');
+        c.width = c.height = 24;
+        c.getContext('2d').fillRect(4, 4, 12, 12);
+        const blob = await new Promise((done) => c.toBlob(done, 'image/png'));
+        const t = new DataTransfer();
+        t.items.add(new File([blob], 'dropped.png', { type: 'image/png' }));
+        return t; }""")
+    page.get_by_test_id("class-0").dispatch_event("drop", {"dataTransfer": dropped})
+    expect(page.get_by_test_id("class-0-count")).to_have_text("1 picture")
+    with zipfile.ZipFile(tmp_path / "more.zip", "w") as z:  # and a zip of pictures
+        for i, path in enumerate(squares(tmp_path, 3)):
+            z.write(path, f"more/{i}.png")
+    page.get_by_test_id("class-0-files").set_input_files(str(tmp_path / "more.zip"))
+    expect(page.get_by_test_id("class-0-count")).to_have_text("4 pictures")
+    expect(page.get_by_test_id("class-0-gallery").get_by_role("img")).to_have_count(4)
+    page.get_by_test_id("class-0-gallery").get_by_role("button", name="Delete picture 1 of fine").click()
+    expect(page.get_by_test_id("class-0-count")).to_have_text("3 pictures")
 
 
 def test_a_sound_recorded_from_the_microphone_lands_in_its_class_then_trains_and_is_tried(start, server, tmp_path):
