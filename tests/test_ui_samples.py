@@ -173,3 +173,17 @@ def test_a_form_without_files_or_not_a_form_is_refused(client):
     refused(client.post("/api/samples", data={"dataset": "pets", "class": "cat", "task": "image"},
                         files=[("other", ("", b""))]), 400)
     refused(client.post("/api/samples", json={"dataset": "pets"}), 415, "multipart/form-data")
+
+
+def test_the_samples_routes_are_behind_the_token_the_host_and_the_origin_checks(client):
+    upload(client, [("a.png", png())])
+    bare = TestClient(client.app, base_url=LOCAL)
+    assert bare.get("/api/samples/pets").status_code == 401
+    assert bare.get("/api/samples/pets/cat/1.png").status_code == 401
+    assert client.delete("/api/samples/pets/cat", headers={"Origin": "http://evil.example"}).status_code == 403
+    other_port = upload(client, [("b.png", png())]).request  # the same upload from another port's page is refused
+    answer = client.post("/api/samples", content=other_port.content,
+                         headers={"Content-Type": other_port.headers["content-type"], "Origin": "http://127.0.0.1:9999"})
+    assert answer.status_code == 403
+    assert client.get("/api/samples/pets", headers={"Host": "attacker.example"}).status_code == 403
+    assert client.get("/api/samples").json()["min_per_class"] == sample_store.min_per_class() == 7
