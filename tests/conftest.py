@@ -28,9 +28,9 @@ torch.set_num_threads(int(os.environ["DEEPWORKS_THREADS"]))
 # long file started last would keep one process busy while the other has nothing left to do.
 LONGEST_FIRST = ("test_distributed.py", "test_ui.py", "test_task_contract.py", "test_train.py", "test_gan.py",
                  "test_reliability.py", "test_ui_api.py", "test_serve.py", "test_automl.py", "test_translate.py",
-                 "test_export.py", "test_audio.py", "test_newcomer.py", "test_trust.py", "test_compare.py",
-                 "test_gpu_check.py", "test_pretrained.py", "test_detect.py", "test_ui_bounds.py", "test_stream.py",
-                 "test_models.py", "test_ui_security.py", "test_text.py")  # then the short ones, by name
+                 "test_ui_start.py", "test_export.py", "test_audio.py", "test_newcomer.py", "test_trust.py",
+                 "test_compare.py", "test_gpu_check.py", "test_pretrained.py", "test_detect.py", "test_ui_bounds.py",
+                 "test_stream.py", "test_models.py", "test_ui_security.py", "test_text.py")  # then the short ones, by name
 
 
 def pytest_collection_modifyitems(config, items):
