@@ -103,10 +103,15 @@ function Flow({ card, kind, dataset, update, go, open }) {
   const { listing, error, need, classes, ops } = useClasses(card, dataset);
   const [camera, setCamera] = useState(null); // the class whose webcam is open: one at a time
   const tracker = useJob(`deepworks.start.job.${card.name}.${dataset}`);
+  const [overError, setOverError] = useState("");
   async function startOver() {
     if (!window.confirm(`Delete the project ${dataset} and all its ${kind.samples}? Trained models stay.`)) return;
-    await ops.startOver();
-    tracker.forget();
+    try {
+      await ops.startOver();
+      tracker.forget();
+    } catch (e) {
+      setOverError(e.message);
+    }
   }
   function expert() { // the same data on the expert pages, every setting in reach
     if (!listing) return go("Data");
@@ -114,30 +119,28 @@ function Flow({ card, kind, dataset, update, go, open }) {
              layers: null, image_size: null });
     go("Train");
   }
+  if (error) return <p className="error" role="alert" data-testid="start-error">{error}</p>;
+  // the steps appear together once the project is read: nothing above them moves (no layout shift)
+  if (listing === undefined || need === null) return <Busy testid="start-loading">Opening {dataset}…</Busy>;
   const job = tracker.job;
   const run = job && job.state === "finished" && job.run ? job.run.split("/").pop() : null;
   return (
     <>
       <Step n={1} title={`Add ${kind.samples} of each class`} testid="step-classes">
-        {listing === undefined && !error && <Busy testid="start-loading">Opening {dataset}…</Busy>}
-        {error && <p className="error" role="alert" data-testid="start-error">{error}</p>}
-        {listing !== undefined && (
-          <ul className="classes">
-            {classes.map((c, i) => <ClassCard key={c.name} index={i} cls={c} kind={kind} ops={ops}
-                                               camera={camera === c.name} setCamera={setCamera} />)}
-          </ul>
-        )}
+        <ul className="classes">
+          {classes.map((c, i) => <ClassCard key={c.name} index={i} cls={c} kind={kind} ops={ops}
+                                             camera={camera === c.name} setCamera={setCamera} />)}
+        </ul>
         <div className="class-tools">
           <button type="button" data-testid="add-class" onClick={ops.addClass}><Icon name="plus" /> Add a class</button>
           {listing && <button type="button" className="link" data-testid="start-over" onClick={startOver}>
             Start over</button>}
         </div>
+        {overError && <p className="error" role="alert">{overError}</p>}
       </Step>
       <Step n={2} title="Train" testid="step-train">
-        {need === null ? <Busy testid="start-loading-train">Loading…</Busy> : (
-          <TrainPanel card={card} kind={kind} listing={listing} classes={classes} need={need} tracker={tracker}
-                      expert={expert} onTrain={() => setCamera(null)} />
-        )}
+        <TrainPanel card={card} kind={kind} listing={listing} classes={classes} need={need} tracker={tracker}
+                    expert={expert} onTrain={() => setCamera(null)} />
       </Step>
       <Step n={3} title="Try it" testid="step-try">
         {run ? <LiveTry run={run} kind={kind} open={open} /> : (

@@ -112,8 +112,13 @@ function LiveCamera({ card, onAnswer, onError }) {
     return () => { gone = true; clearInterval(timer); };
   }, [ready]);
   if (error) return <p className="error" role="alert">{error}</p>;
-  return <video ref={video} className="live-video" autoPlay muted playsInline data-testid="live-video"
-                aria-label="Webcam picture the model is shown" />;
+  return (
+    <>
+      <video ref={video} className="live-video" autoPlay muted playsInline data-testid="live-video"
+             aria-label="Webcam picture the model is shown" />
+      {!ready && <Busy testid="live-camera-opening">Opening the webcam…</Busy>}
+    </>
+  );
 }
 
 function MicrophoneTry({ card, kind }) {

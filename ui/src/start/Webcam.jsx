@@ -1,6 +1,7 @@
 // The webcam inside a class: its live picture, "Snap" for one frame and "Hold to record" for a frame every 150 ms
 // while the button is held (by the mouse, a finger, or Space/Enter), sent together on release.
 import { useEffect, useRef, useState } from "react";
+import Busy from "../Busy.jsx";
 import { closeStream, openCamera, snapFrame } from "../media.js";
 
 const EVERY_MS = 150;
@@ -71,6 +72,7 @@ export default function Webcam({ name, testid, onFrames, busy }) {
         <video ref={video} autoPlay muted playsInline data-testid={`${testid}-video`}
                aria-label={`Webcam picture for ${name}`} />
       )}
+      {!error && !ready && <Busy testid={`${testid}-camera-opening`}>Opening the webcam…</Busy>}
       <div className="webcam-buttons">
         <button type="button" className="primary" data-testid={`${testid}-hold`} disabled={!ready || busy}
                 onPointerDown={hold} onPointerUp={release} onPointerLeave={release} onPointerCancel={release}

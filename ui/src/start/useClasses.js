@@ -10,7 +10,7 @@ const FIRST = ["Class 1", "Class 2"]; // what a new project starts with, as Teac
 
 export function useClasses(card, dataset) {
   const [listing, setListing] = useState(undefined); // undefined: loading; null: a new project
-  const [error, setError] = useState("");
+  const [error, setError] = useState(""); // the project could not be read
   const [need, setNeed] = useState(null); // samples per class before training makes sense (the server says)
   const [layout, setLayout] = useStored(`deepworks.start.classes.${card.name}.${dataset}`, null);
   useEffect(() => { // a project the server does not hold yet is new: not asked for, so no 404 in the console
@@ -44,13 +44,9 @@ export function useClasses(card, dataset) {
       setLayout([...names, `Class ${n}`]);
     },
     async startOver() {
-      try {
-        await deleteDataset(dataset);
-        setListing(null);
-        setLayout(null);
-      } catch (e) {
-        setError(e.message);
-      }
+      await deleteDataset(dataset);
+      setListing(null);
+      setLayout(null);
     },
   };
   return { listing, error, need, classes, ops };
