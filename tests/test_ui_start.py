@@ -151,6 +151,9 @@ def test_a_newcomer_names_classes_adds_uploads_and_webcam_frames_trains_and_trie
     expect(page.get_by_test_id("class-0-name")).to_have_value("me")
     expect(page.get_by_test_id("start-job")).to_have_attribute("data-state", "finished")
     expect(page.get_by_test_id("live-camera")).to_be_visible()
+    page.get_by_test_id("start-expert").click()  # the expert path, one click away, on the same samples
+    expect(page).to_have_url(re.compile("/train$"))
+    expect(page.locator("main")).to_contain_text(str(folder))
 
 
 def test_bad_names_and_files_are_said_in_place_and_drops_zips_and_deletes_work(start, server, tmp_path):
