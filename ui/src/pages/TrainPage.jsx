@@ -163,14 +163,14 @@ function Field({ field, values, setValues }) {
   let input;
   if (field.choices && field.choices.length) {
     input = (
-      <select data-testid={id} value={value} onChange={(e) => set(e.target.value)}>
+      <select id={id} aria-describedby={`${id}-help`} data-testid={id} value={value} onChange={(e) => set(e.target.value)}>
         <option value="">default</option>
         {field.choices.map((c) => <option key={String(c)} value={c}>{String(c)}</option>)}
       </select>
     );
   } else if (field.type === "bool") {
     input = (
-      <select data-testid={id} value={value === "" ? "" : String(value)}
+      <select id={id} aria-describedby={`${id}-help`} data-testid={id} value={value === "" ? "" : String(value)}
               onChange={(e) => set(e.target.value === "" ? "" : e.target.value === "true")}>
         <option value="">default ({String(field.default)})</option><option value="true">yes</option><option value="false">no</option>
       </select>
@@ -178,16 +178,17 @@ function Field({ field, values, setValues }) {
   } else {
     const numeric = field.type === "int" || field.type === "float";
     input = (
-      <input data-testid={id} type={numeric ? "number" : "text"} step={field.type === "float" ? "any" : 1} value={value}
+      <input id={id} aria-describedby={`${id}-help`} data-testid={id} type={numeric ? "number" : "text"} step={field.type === "float" ? "any" : 1} value={value}
              placeholder={field.default === null ? "default" : String(field.default)}
              onChange={(e) => set(e.target.value === "" ? "" : numeric ? Number(e.target.value) : e.target.value)} />
     );
   }
+  // the flag names the control, its help describes it (a screen reader says both, the name first)
   return (
-    <label className="field" title={field.help}>
-      <span className="flag">{field.flag}</span> {input}
-      <small>{field.help}</small>
-    </label>
+    <div className="field" title={field.help}>
+      <label className="flag" htmlFor={id}>{field.flag}</label> {input}
+      <small id={`${id}-help`}>{field.help}</small>
+    </div>
   );
 }
 
