@@ -1,5 +1,6 @@
 // The designed model as a graph (React Flow): the same cards top to bottom, a residual block's cards beside its skip
-// connection, joined by an addition. Read-only: the stack above is where the design is edited.
+// connection, joined by an addition. Read-only: the stack above is where the design is edited. Light or dark as the
+// system is (colorMode), so its nodes' text keeps its contrast in both.
 import { ReactFlow, Background, Controls } from "@xyflow/react";
 import "@xyflow/react/dist/style.css";
 
@@ -51,7 +52,8 @@ export default function GraphView({ layers, plan, input }) {
   const { nodes, edges } = graphOf(layers, plan, input);
   return (
     <div className="graph" data-testid="graph" data-nodes={nodes.length} style={{ height: Math.min(700, nodes.length * STEP + 60) }}>
-      <ReactFlow nodes={nodes} edges={edges} fitView nodesDraggable={false} nodesConnectable={false} proOptions={{ hideAttribution: true }}>
+      <ReactFlow nodes={nodes} edges={edges} fitView nodesDraggable={false} nodesConnectable={false} colorMode="system"
+                 proOptions={{ hideAttribution: true }}>
         <Background />
         <Controls showInteractive={false} />
       </ReactFlow>
