@@ -182,8 +182,8 @@ def test_the_samples_routes_are_behind_the_token_the_host_and_the_origin_checks(
     assert bare.get("/api/samples/pets/cat/1.png").status_code == 401
     assert client.delete("/api/samples/pets/cat", headers={"Origin": "http://evil.example"}).status_code == 403
     other_port = upload(client, [("b.png", png())]).request  # the same upload from another port's page is refused
-    answer = client.post("/api/samples", content=other_port.content,
-                         headers={"Content-Type": other_port.headers["content-type"], "Origin": "http://127.0.0.1:9999"})
+    answer = client.post("/api/samples", content=other_port.content, headers={
+        "Content-Type": other_port.headers["content-type"], "Origin": "http://127.0.0.1:9999"})
     assert answer.status_code == 403
     assert client.get("/api/samples/pets", headers={"Host": "attacker.example"}).status_code == 403
     assert client.get("/api/samples").json()["min_per_class"] == sample_store.min_per_class() == 7

@@ -90,7 +90,8 @@ def trained(page) -> str:
     return Path(jobs[0]["run"]).name
 
 
-def test_a_newcomer_names_classes_adds_uploads_and_webcam_frames_trains_and_tries_it_live(start, server, tmp_path):
+def test_a_newcomer_names_classes_adds_uploads_and_webcam_frames_trains_and_tries_it_live(start, server,  # noqa: F811
+                                                                                         tmp_path):
     page = start
     expect(page.get_by_test_id("nav-start")).to_have_class("active")  # the first page, at /
     assert urlparse(page.url).path == "/"
@@ -156,7 +157,7 @@ def test_a_newcomer_names_classes_adds_uploads_and_webcam_frames_trains_and_trie
     expect(page.locator("main")).to_contain_text(str(folder))
 
 
-def test_bad_names_and_files_are_said_in_place_and_drops_zips_and_deletes_work(start, server, tmp_path):
+def test_bad_names_and_files_are_said_in_place_and_drops_zips_and_deletes_work(start, server, tmp_path):  # noqa: F811
     page = start
     page.get_by_test_id("start-project").fill("checks")
     page.get_by_test_id("start-project").press("Enter")
@@ -195,7 +196,8 @@ def test_bad_names_and_files_are_said_in_place_and_drops_zips_and_deletes_work(s
     expect(page.get_by_test_id("class-0-count")).to_have_text("3 pictures")
 
 
-def test_a_sound_recorded_from_the_microphone_lands_in_its_class_then_trains_and_is_tried(start, server, tmp_path):
+def test_a_sound_recorded_from_the_microphone_lands_in_its_class_then_trains_and_is_tried(start, server,  # noqa: F811
+                                                                                         tmp_path):
     import scipy.io.wavfile
 
     from deepworks.data.audio import make_tones
@@ -207,7 +209,8 @@ def test_a_sound_recorded_from_the_microphone_lands_in_its_class_then_trains_and
     page.get_by_test_id("class-0-record").click()
     expect(page.get_by_test_id("class-0-busy")).to_contain_text("Recording 1 s")
     expect(page.get_by_test_id("class-0-count")).to_have_text("1 sound clip", timeout=10_000)
-    expect(page.get_by_test_id("class-0-gallery").get_by_role("button", name="Play sound clip 1 of Class 1")).to_be_visible()
+    play = page.get_by_test_id("class-0-gallery").get_by_role("button", name="Play sound clip 1 of Class 1")
+    expect(play).to_be_visible()
     rate, samples = scipy.io.wavfile.read(server["runs"] / ".ui" / "samples" / "my-sounds" / "Class 1" / "1.wav")
     assert len(samples) >= rate  # the second it said it would record, at the tone's pitch
     spectrum = np.abs(np.fft.rfft(samples.astype(np.float64)))

@@ -38,7 +38,9 @@ export default function StartPage({ info, update, go, open }) {
           <button type="button" className="link" onClick={() => go("Data")}>expert pages</button>.</p>
       </div>
       <div className="start-choices">
-        {tasks.length > 1 && <KindChooser tasks={tasks} card={card} onChoose={(task) => setKept((k) => ({ ...k, task }))} />}
+        {tasks.length > 1 && (
+          <KindChooser tasks={tasks} card={card} onChoose={(task) => setKept((k) => ({ ...k, task }))} />
+        )}
         <Project dataset={dataset} kind={kind} onChange={setProject} />
       </div>
       <Flow key={`${card.name}/${dataset}`} card={card} kind={kind} dataset={dataset} update={update} go={go}

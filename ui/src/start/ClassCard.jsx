@@ -35,7 +35,8 @@ export default function ClassCard({ index, cls, kind, ops, camera, setCamera }) 
   const [over, setOver] = useState(false); // files dragged over the card
   const count = (n) => `${n} ${n === 1 ? kind.one : kind.samples}`;
   const add = (files) => files.length > 0 && work(`Adding ${count(files.length)}…`, () => ops.add(cls.name, files));
-  const addFrames = (blobs) => add(blobs.map((b, i) => new File([b], `webcam-${Date.now()}-${i}.png`, { type: "image/png" })));
+  const addFrames = (blobs) => add(blobs.map((b, i) => new File([b], `webcam-${Date.now()}-${i}.png`,
+                                                                { type: "image/png" })));
   function remove() {
     if (cls.count && !window.confirm(`Delete the class ${cls.name} and its ${count(cls.count)}?`)) return;
     work("Deleting…", () => ops.remove(cls.name));

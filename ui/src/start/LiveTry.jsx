@@ -78,7 +78,7 @@ function CameraTry({ card, kind }) {
           <label className="file-button">
             <Icon name="upload" /> Choose a {kind.one}
             <input type="file" accept="image/*" data-testid="live-file"
-                   onChange={(e) => { setLive(false); e.target.files[0] && asked.ask(e.target.files[0], e.target.files[0].name); }} />
+                   onChange={(e) => { const f = e.target.files[0]; setLive(false); if (f) asked.ask(f, f.name); }} />
           </label>
         </div>
       </div>

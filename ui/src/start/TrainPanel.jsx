@@ -20,8 +20,8 @@ export function missing(classes, need, kind) {
   const short = classes.filter((c) => c.count < need);
   if (classes.length < 2) return `Add at least 2 classes with ${need} ${kind.samples} each.`;
   if (short.length) {
-    return `Add at least ${need} ${kind.samples} to each class: ${short.map((c) => `${c.name} needs ${need - c.count} more`)
-      .join(", ")}.`;
+    const more = short.map((c) => `${c.name} needs ${need - c.count} more`).join(", ");
+    return `Add at least ${need} ${kind.samples} to each class: ${more}.`;
   }
   return "";
 }
@@ -61,8 +61,8 @@ export default function TrainPanel({ card, kind, listing, classes, need, tracker
         {todo || `Ready: ${total} ${kind.samples} in ${classes.length} classes. More ${kind.samples} teach it better.`}
       </p>
       <div className="train-actions">
-        <button type="button" className="primary big" data-testid="start-train" disabled={Boolean(todo) || running || sending}
-                onClick={train}>{job && !running ? "Train again" : "Train"}</button>
+        <button type="button" className="primary big" data-testid="start-train" onClick={train}
+                disabled={Boolean(todo) || running || sending}>{job && !running ? "Train again" : "Train"}</button>
         <button type="button" className="link" data-testid="start-expert" onClick={expert}>
           Every setting, on the Train page →
         </button>
@@ -86,7 +86,8 @@ function Setting({ field, values, setValues }) {
     const on = values[field.key] ?? Boolean(field.default);
     return (
       <label className="setting" title={field.help}>
-        <input type="checkbox" data-testid={id} checked={on} onChange={(e) => set(e.target.checked)} /> {ADVANCED[field.key]}
+        <input type="checkbox" data-testid={id} checked={on} onChange={(e) => set(e.target.checked)} />{" "}
+        {ADVANCED[field.key]}
       </label>
     );
   }
@@ -114,7 +115,8 @@ function Progress({ job, points }) {
       <p>
         <b data-testid="start-job-state">{WORDS[job.state] || job.state}</b>
         {p && job.state === "running" && (
-          <> · epoch {Math.min(p.epoch, p.epochs)} of {p.epochs}{p.eta_s != null && <> · about {Math.ceil(p.eta_s)} s left</>}</>
+          <> · epoch {Math.min(p.epoch, p.epochs)} of {p.epochs}
+            {p.eta_s != null && <> · about {Math.ceil(p.eta_s)} s left</>}</>
         )}
         {last && last.val_accuracy !== undefined && <> · right on {percent(last.val_accuracy)} of the samples held out</>}
       </p>
