@@ -151,6 +151,12 @@ SPEC: dict[str, list] = {
               ("Transformer decoding, cached / re-reading the prefix (s)", "decode/cached_seconds",
                "decode/prefix_seconds")],
     "same_seed": [("the same weights after the change", "identical/*")],
+    "ui": [("lighthouse", "Lighthouse"),
+           ("the page's first load (entry script and styles), bytes / gzip", "bundle/first_load_bytes",
+            "bundle/first_load_gzip_bytes"),
+           ("all of the page's scripts and styles, bytes / gzip", "bundle/total_bytes", "bundle/total_gzip_bytes"),
+           ("machine load during the desktop / mobile runs (1-minute average, most)", "desktop/load_most",
+            "mobile/load_most")],
 }
 SPEC["serve-after-hardening"] = SPEC["serve"]
 GENERIC = re.compile(r"ratio|speedup|accuracy|bleu|fid|map|median")
@@ -218,7 +224,7 @@ def rows_of(name: str, data: dict) -> list[tuple[str, str, str]]:
     """(label, value, date) rows for the figures SPEC names, or the generic reader's choice."""
     rows = []
     for label, *paths in SPEC.get(name, []):
-        if label == "matrix":
+        if label in ("matrix", "lighthouse"):
             continue
         if len(paths) == 1 and paths[0].endswith("/*"):
             node, date = walk(data, paths[0][:-2])
@@ -263,6 +269,29 @@ def matrix(data: dict, path: str, title: str) -> str:
     return "\n".join(lines) + (f"\n\nMeasured {date}." if date else "")
 
 
+LIGHTHOUSE = (("performance", "perf."), ("accessibility", "a11y"), ("best-practices", "best pr."), ("seo", "SEO"))
+
+
+def lighthouse(data: dict) -> str:
+    """Lighthouse's scores: one row per page, the desktop preset's four categories, then the mobile ones, then the
+    mobile run's metrics (the slower of the two)."""
+    desktop, mobile = data.get("desktop") or {}, data.get("mobile") or {}
+    pages = [k for k, v in {**desktop, **mobile}.items() if isinstance(v, dict) and "address" in v]
+    if not pages:
+        return ""
+    lines = ["| page | " + " | ".join(f"desktop {label}" for _, label in LIGHTHOUSE) + " | "
+             + " | ".join(f"mobile {label}" for _, label in LIGHTHOUSE) + " | mobile FCP / LCP (ms) | mobile TBT (ms) | "
+             "mobile CLS |", "|---|" + "---|" * 11]
+    for page in pages:
+        d, m = desktop.get(page) or {}, mobile.get(page) or {}
+        address = (d or m)["address"]
+        cells = [fmt(d.get(c, "")) for c, _ in LIGHTHOUSE] + [fmt(m.get(c, "")) for c, _ in LIGHTHOUSE]
+        cells += [f"{fmt(m['fcp_ms'])} / {fmt(m['lcp_ms'])}" if "fcp_ms" in m else "", fmt(m.get("tbt_ms", "")),
+                  fmt(m.get("cls", ""))]
+        lines.append(f"| `{address}` | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
 def table(name: str, data: dict) -> str:
     """The generated block for one results file."""
     days = sorted({d[:10] for d in dates_of(data)})
@@ -275,6 +304,9 @@ def table(name: str, data: dict) -> str:
     for entry in SPEC.get(name, []):
         if entry[0] == "matrix":
             block = matrix(data, entry[1], entry[2])
+            parts += ["", block] if block else []
+        if entry[0] == "lighthouse":
+            block = lighthouse(data)
             parts += ["", block] if block else []
     return "\n".join(parts)
 
