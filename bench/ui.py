@@ -295,9 +295,10 @@ def main(argv=None) -> None:
         return server
 
     try:
-        measure("ui", {"bundle": bundle_section,
-                       "desktop": lambda: pages_section(started(), names, "desktop", args.repeat, args.keep_reports),
-                       "mobile": lambda: pages_section(started(), names, "mobile", args.repeat, args.keep_reports)}, selected)
+        def preset(name):
+            return lambda: pages_section(started(), names, name, args.repeat, args.keep_reports)
+
+        measure("ui", {"bundle": bundle_section, "desktop": preset("desktop"), "mobile": preset("mobile")}, selected)
     finally:
         if server is not None:
             server.stop()

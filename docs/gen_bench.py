@@ -279,9 +279,9 @@ def lighthouse(data: dict) -> str:
     pages = [k for k, v in {**desktop, **mobile}.items() if isinstance(v, dict) and "address" in v]
     if not pages:
         return ""
-    lines = ["| page | " + " | ".join(f"desktop {label}" for _, label in LIGHTHOUSE) + " | "
-             + " | ".join(f"mobile {label}" for _, label in LIGHTHOUSE) + " | mobile FCP / LCP (ms) | mobile TBT (ms) | "
-             "mobile CLS |", "|---|" + "---|" * 11]
+    head = [f"desktop {label}" for _, label in LIGHTHOUSE] + [f"mobile {label}" for _, label in LIGHTHOUSE]
+    head += ["mobile FCP / LCP (ms)", "mobile TBT (ms)", "mobile CLS"]
+    lines = ["| page | " + " | ".join(head) + " |", "|---|" + "---|" * len(head)]
     for page in pages:
         d, m = desktop.get(page) or {}, mobile.get(page) or {}
         address = (d or m)["address"]
