@@ -103,7 +103,9 @@ def test_a_newcomer_names_classes_adds_uploads_and_webcam_frames_trains_and_trie
     page.get_by_test_id("class-1-files").set_input_files(squares(tmp_path))  # several files at once
     expect(page.get_by_test_id("class-1-count")).to_have_text("10 pictures")
     expect(page.get_by_test_id("class-1-gallery").locator("img")).to_have_count(10)
-    assert page.get_by_test_id("class-1-gallery").locator("img").first.evaluate("i => i.complete && i.naturalWidth > 0")
+    page.wait_for_function("""() => {  // the thumbnails load (from the server, behind the token)
+        const img = document.querySelector('[data-testid=class-1-gallery] img');
+        return img && img.complete && img.naturalWidth > 0; }""")
 
     page.get_by_test_id("class-0-webcam").click()
     hold = page.get_by_test_id("class-0-hold")
