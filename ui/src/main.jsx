@@ -31,15 +31,15 @@ function App() {
     }, (e) => setError(e.message));
   }, []);
 
-  if (error) return <p className="error" data-testid="error">{error}</p>;
-  if (!info || !choice) return <p>Loading…</p>;
+  if (error) return <p className="error" role="alert" data-testid="error">{error}</p>;
+  if (!info || !choice) return <p className="busy" role="status"><span className="spinner" aria-hidden="true" /> Loading…</p>;
   // go(page) keeps the run shown; open(page, run) shows a page of a given run (the Start page's links)
   const props = { info, choice, update, run, setRun, go: (name) => go(name), open: (name, r) => go(name, r) };
   return (
     <>
       <header>
         <h1>deepworks</h1>
-        <nav>
+        <nav aria-label="Pages">
           {PAGES.map((name, i) => (
             <button key={name} data-testid={`nav-${name.toLowerCase()}`} className={page === name ? "active" : ""}
                     aria-current={page === name ? "page" : undefined} onClick={() => go(name)}>
