@@ -91,7 +91,7 @@ def shot(page, name: str) -> None:
     folder = os.environ.get("DEEPWORKS_SCREENSHOTS")
     if folder:
         Path(folder).mkdir(parents=True, exist_ok=True)
-        page.screenshot(path=str(Path(folder) / f"{name}.png"))
+        page.screenshot(path=str(Path(folder) / f"{name}.png"), animations="disabled")  # transitions at their end
 
 
 def choose_digits(page) -> None:
