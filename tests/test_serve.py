@@ -347,7 +347,7 @@ def test_the_client_says_when_no_server_listens_at_its_url():
     expected = f"Expected a deepworks server at {url} (is `deepworks serve` running?). Received: connection refused."
     for call in (client.models, lambda: client.predict("digits", np.zeros((8, 8), np.uint8)),
                  lambda: "".join(client.stream("prose", "the "))):
-        with pytest.raises(dw.DeepworksError) as caught:
+        with pytest.raises(dw.ServerUnreachable) as caught:
             call()
         assert str(caught.value) == expected and isinstance(caught.value, ConnectionError)  # OSError, as before
     assert client.ready() is False

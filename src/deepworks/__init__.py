@@ -15,10 +15,11 @@ from .errors import ConfigError, DataError, DeepworksError, TrainingError  # noq
 
 _API = ("Trained", "audit", "evaluate", "generate", "load", "register_task", "runs", "train")
 _CALLBACKS = ("StopButton", "TensorBoard")
-_ELSEWHERE = {"Client": "client", "ServerError": "client", "export": "exporting.exporter", "serve": "serving",
+_ELSEWHERE = {"Client": "client", "ServerError": "client", "ServerUnreachable": "client", "export": "exporting.exporter", "serve": "serving",
               "automl": "experiments.search", "compare": "experiments.ablation"}
 
-__all__ = ["Client", "Config", "ConfigError", "DataError", "DeepworksError", "ServerError", "StopButton", "TensorBoard",
+__all__ = ["Client", "Config", "ConfigError", "DataError", "DeepworksError", "ServerError", "ServerUnreachable",
+           "StopButton", "TensorBoard",
            "Trained", "TrainingError", "audit", "automl", "compare", "evaluate", "export", "generate", "load", "register_task", "runs",
            "serve", "train", "__version__"]
 
