@@ -86,6 +86,20 @@ def train_with_hook(call, action, **settings):
         image.ImageClassification.build_model = original
 
 
+def test_a_ctrl_c_after_the_last_step_looked_still_stops_the_run_with_its_last_epoch_saved():
+    """A Ctrl-C (the web UI's Stop) during the last validation came after every step had looked for one: it used to
+    be lost when the handler was given back, and an AutoML search went on to its next trial."""
+
+    class CtrlCAtTheEnd:
+        def on_epoch_end(self, trainer, record):
+            os.kill(os.getpid(), signal.SIGINT)  # the handler notes it; no step comes after to act on it
+
+    with pytest.raises(Interrupted, match=r"^Interrupted after epoch 1; the state is saved\. Resume with: deepworks train"):
+        quick(name="late", epochs=1, callbacks=[CtrlCAtTheEnd()])
+    resumed = dw.train(resume="runs/late", progress=False)  # nothing left to train: the test and the report
+    assert resumed.results["test"]["accuracy"] > 0.5
+
+
 def test_ctrl_c_mid_epoch_then_resume_gives_the_same_weights_as_an_uninterrupted_run():
     reference = quick(name="whole", **RESUME_SETTINGS)
     per_epoch = steps_per_epoch(reference.results["splits"]["train"], 64)

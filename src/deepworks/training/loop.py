@@ -225,6 +225,7 @@ class Trainer:
                     self.run.log(kind="stopped", epoch=self.epoch, step=self.step, reason=self.stop_reason)
                     break
                 self.end_epoch()
+            self.stop_if_asked()
             self.callbacks("on_fit_end", self)
         finally:
             self.callbacks.close()
@@ -259,6 +260,16 @@ class Trainer:
                 self.interrupted, self.stop_training = self.engine.any(self.interrupted, self.stop_training)
             if self.interrupted or self.stop_training:
                 return
+
+    def stop_if_asked(self) -> None:
+        """A Ctrl-C (or the web UI's Stop) that came after the last step looked for one, in the last validation say,
+        still stops the run, its last epoch saved: handing the handler back would lose it, and an AutoML search would
+        go on to its next trial."""
+        ctrl = self.callbacks.find(CtrlC)
+        if ctrl is not None and ctrl.pressed:
+            self.run.log(kind="interrupted", epoch=self.epoch, step=self.step)
+            raise Interrupted(f"Interrupted after epoch {self.epoch}; the state is saved. Resume with: deepworks train "
+                              f"--resume {self.run.path}")
 
     def step_schedules(self) -> None:
         """Move every schedule one batch on. A task that steps an optimizer on some batches only (a WGAN-GP's
