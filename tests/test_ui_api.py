@@ -409,3 +409,17 @@ def test_the_page_s_files_and_answers_go_out_gzipped_to_a_browser_that_asks(clie
     info = client.get("/api/info", headers={"Accept-Encoding": "gzip"})
     assert info.headers["content-encoding"] == "gzip" and info.json()["tasks"]  # httpx decodes it
     assert "content-encoding" not in client.get("/api/info", headers={"Accept-Encoding": "identity"}).headers
+
+
+def test_a_worker_takes_the_page_s_stop_even_where_the_server_was_started_ignoring_ctrl_c(tmp_path):
+    """A server started as a background job of a script (or under nohup) has SIGINT ignored, and its workers inherit
+    that: the page's Stop (a SIGINT) was then lost outside a training loop's own handler."""
+    import signal
+    import subprocess
+    import sys
+
+    code = ("import signal, deepworks.ui.worker as w\ntry:\n    w.main(r'%s')\nexcept FileNotFoundError:\n    pass\n"
+            "print(signal.getsignal(signal.SIGINT) is signal.default_int_handler)" % (tmp_path / "no-job"))
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN))
+    assert done.stdout.strip() == "True", done.stderr

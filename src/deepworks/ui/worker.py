@@ -72,8 +72,14 @@ def job_run(job: Path, request: dict, runs_dir: Path | None, before: set[str]) -
 
 
 def main(folder: str) -> int:
+    import signal
+
     from ..errors import DeepworksError, Interrupted
 
+    # The page's Stop is a SIGINT. A server started where SIGINT is ignored (a background job of a script, nohup)
+    # hands that on to its workers, and Python then leaves it ignored: outside a training loop's own handler (between
+    # an AutoML search's trials, say) a Stop was lost.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     job = Path(folder)
     request = json.loads((job / "job.json").read_text())
     new_run = not (request.get("automl") or request.get("resume"))  # a search keeps its trials, a resume its run
