@@ -419,7 +419,7 @@ def test_a_worker_takes_the_page_s_stop_even_where_the_server_was_started_ignori
     import sys
 
     code = ("import signal, deepworks.ui.worker as w\ntry:\n    w.main(r'%s')\nexcept FileNotFoundError:\n    pass\n"
-            "print(signal.getsignal(signal.SIGINT) is signal.default_int_handler)" % (tmp_path / "no-job"))
+            "print(signal.getsignal(signal.SIGINT) is w.stop_asked)" % (tmp_path / "no-job"))
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN))
     assert done.stdout.strip() == "True", done.stderr

@@ -356,9 +356,14 @@ class TensorBoard:
             self.writer = None
 
 
+STOP_ASKED = threading.Event()  # a stop noted outside any fit (the web UI worker's handler): the next fit stops at once
+
+
 class CtrlC:
     """The first Ctrl-C asks the run to stop after the current step (checkpointed, then Interrupted is raised with
-    the resume command); a second one interrupts at once. Only in the main thread, where signals arrive."""
+    the resume command); a second one interrupts at once. Only in the main thread, where signals arrive. A stop
+    noted before the fit began (STOP_ASKED) counts as pressed: its KeyboardInterrupt may have been raised where
+    Python ignores exceptions (a weakref callback), and an AutoML search would otherwise go on."""
 
     def __init__(self):
         self.pressed, self.previous = False, None
@@ -375,6 +380,7 @@ class CtrlC:
             self.pressed = True
 
         self.previous = signal.signal(signal.SIGINT, handler)
+        self.pressed = self.pressed or STOP_ASKED.is_set()
 
     def on_step_end(self, trainer) -> None:
         if self.pressed:

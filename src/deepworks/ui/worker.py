@@ -71,6 +71,15 @@ def job_run(job: Path, request: dict, runs_dir: Path | None, before: set[str]) -
     return str(runs_dir / made[0]) if len(made) == 1 else None
 
 
+def stop_asked(signum, frame) -> None:
+    """The page's Stop: noted for the next training loop (a KeyboardInterrupt raised inside a weakref callback is
+    ignored by Python, and the note then still stops the next fit at its first step), and raised here."""
+    from ..training.callbacks import STOP_ASKED
+
+    STOP_ASKED.set()
+    raise KeyboardInterrupt
+
+
 def main(folder: str) -> int:
     import signal
 
@@ -79,7 +88,7 @@ def main(folder: str) -> int:
     # The page's Stop is a SIGINT. A server started where SIGINT is ignored (a background job of a script, nohup)
     # hands that on to its workers, and Python then leaves it ignored: outside a training loop's own handler (between
     # an AutoML search's trials, say) a Stop was lost.
-    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGINT, stop_asked)
     job = Path(folder)
     request = json.loads((job / "job.json").read_text())
     new_run = not (request.get("automl") or request.get("resume"))  # a search keeps its trials, a resume its run
