@@ -1,6 +1,7 @@
-"""The Start page in a real browser, as a newcomer meets it at /: classes named, samples added by upload and by the
-webcam or the microphone (Chromium's fake devices: a moving green pattern, and a WAV file played in a loop), trained
-with the task's defaults bar the epochs, watched, and tried live. The server and the browser are test_ui.py's."""
+"""The Start page in a real browser, as a newcomer meets it at /: classes named, samples added by upload (files, zips,
+folders) and by the webcam or the microphone (Chromium's fake devices: a moving green pattern, and a WAV file played
+in a loop), trained with the task's defaults bar the epochs, watched, and tried live. The server and the browser are
+test_ui.py's."""
 
 from __future__ import annotations
 
@@ -159,7 +160,8 @@ def test_a_newcomer_names_classes_adds_uploads_and_webcam_frames_trains_and_trie
     expect(page.locator("main")).to_contain_text(str(folder))
 
 
-def test_bad_names_and_files_are_said_in_place_and_drops_zips_and_deletes_work(start, server, tmp_path):  # noqa: F811
+def test_bad_names_and_files_are_said_in_place_and_drops_zips_folders_and_deletes_work(start, server,  # noqa: F811
+                                                                                      tmp_path):
     page = start
     page.get_by_test_id("start-project").fill("checks")
     page.get_by_test_id("start-project").press("Enter")
@@ -194,8 +196,17 @@ def test_bad_names_and_files_are_said_in_place_and_drops_zips_and_deletes_work(s
     page.get_by_test_id("class-0-files").set_input_files(str(tmp_path / "more.zip"))
     expect(page.get_by_test_id("class-0-count")).to_have_text("4 pictures")
     expect(page.get_by_test_id("class-0-gallery").get_by_role("img")).to_have_count(4)
+    folder = tmp_path / "holiday"  # and a folder: its pictures, and a word on the files left out
+    (folder / "day 2").mkdir(parents=True)
+    for i, path in enumerate(squares(tmp_path, 2)):
+        Path(path).rename(folder / ("day 2" if i else "") / f"{i}.png")
+    (folder / "notes.txt").write_text("not a picture")
+    (folder / ".DS_Store").write_bytes(b"\0" * 8)
+    page.get_by_test_id("class-0-folder-files").set_input_files(str(folder))
+    expect(page.get_by_test_id("class-0-count")).to_have_text("6 pictures")
+    expect(page.get_by_test_id("class-0-note")).to_have_text("2 files of the folder left out: not pictures.")
     page.get_by_test_id("class-0-gallery").get_by_role("button", name="Delete picture 1 of fine").click()
-    expect(page.get_by_test_id("class-0-count")).to_have_text("3 pictures")
+    expect(page.get_by_test_id("class-0-count")).to_have_text("5 pictures")
 
 
 def test_a_sound_recorded_from_the_microphone_lands_in_its_class_then_trains_and_is_tried(start, server,  # noqa: F811

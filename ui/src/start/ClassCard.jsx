@@ -1,10 +1,11 @@
 // One class of the Start page: its name (edited in place), its samples as a gallery, and the ways to add more:
-// drop files or a zip on it, upload, the webcam (pictures) or the microphone (sounds). Each change shows a spinner at
+// drop files, folders or a zip on it, upload files or a folder, the webcam (pictures) or the microphone (sounds). Each change shows a spinner at
 // once and the server's message in place when it is refused.
 import { useEffect, useRef, useState } from "react";
 import Busy from "../Busy.jsx";
 import { recordWav } from "../media.js";
 import Icon from "./Icon.jsx";
+import { droppedFiles, samplesOf } from "./samples.js";
 import Webcam from "./Webcam.jsx";
 
 const CLIP_S = 1; // seconds one microphone recording lasts
@@ -33,8 +34,16 @@ export default function ClassCard({ index, cls, kind, ops, camera, setCamera }) 
   const id = `class-${index}`;
   const [busy, error, work] = useWork();
   const [over, setOver] = useState(false); // files dragged over the card
+  const [note, setNote] = useState(""); // the files of a folder that were left out
   const count = (n) => `${n} ${n === 1 ? kind.one : kind.samples}`;
   const add = (files) => files.length > 0 && work(`Adding ${count(files.length)}…`, () => ops.add(cls.name, files));
+  function addFolder(files) { // only its samples: a folder's other files are left out, and said so
+    const [kept, left] = samplesOf(files, kind);
+    setNote(left ? `${left} ${left === 1 ? "file" : "files"} of the folder left out: not ${kind.samples}.` : "");
+    if (kept.length) return add(kept);
+    work("", () => { throw new Error(`Expected ${kind.samples} in the folder. Received: none of its ${files.length} `
+                                     + "files is one."); });
+  }
   const addFrames = (blobs) => add(blobs.map((b, i) => new File([b], `webcam-${Date.now()}-${i}.png`,
                                                                 { type: "image/png" })));
   function remove() {
@@ -44,7 +53,7 @@ export default function ClassCard({ index, cls, kind, ops, camera, setCamera }) 
   function drop(e) {
     e.preventDefault();
     setOver(false);
-    add([...e.dataTransfer.files]);
+    droppedFiles(e.dataTransfer).then(([files, folder]) => (folder ? addFolder(files) : add(files)));
   }
   return (
     <li className={`class-card${over ? " over" : ""}`} data-testid={id} onDrop={drop}
@@ -58,8 +67,9 @@ export default function ClassCard({ index, cls, kind, ops, camera, setCamera }) 
       <Gallery cls={cls} kind={kind} id={id} work={work} ops={ops} />
       {camera && <Webcam name={cls.name} testid={id} onFrames={addFrames} busy={Boolean(busy)} />}
       <AddTools id={id} cls={cls} kind={kind} camera={camera} setCamera={setCamera} busy={busy} work={work} ops={ops}
-                add={add} />
+                add={add} addFolder={addFolder} />
       {busy && <Busy testid={`${id}-busy`}>{busy}</Busy>}
+      {note && !busy && <p className="note" data-testid={`${id}-note`}>{note}</p>}
       {error && <p className="error" role="alert" data-testid={`${id}-error`}>{error}</p>}
     </li>
   );
@@ -81,9 +91,10 @@ function ClassName({ index, cls, work, ops, id }) {
   );
 }
 
-// The ways to add samples: the webcam (pictures), the microphone (sounds), files or zips.
-function AddTools({ id, cls, kind, camera, setCamera, busy, work, ops, add }) {
+// The ways to add samples: the webcam (pictures), the microphone (sounds), files or zips, a folder.
+function AddTools({ id, cls, kind, camera, setCamera, busy, work, ops, add, addFolder }) {
   const picker = useRef(null);
+  const folderPicker = useRef(null);
   const record = () => work(`Recording ${CLIP_S} s… make the sound now`, async (say) => {
     const clip = await recordWav(CLIP_S).catch((e) => {
       throw new Error(`The microphone could not be used (${e.message}). Allow this page to use it, or upload clips.`);
@@ -110,6 +121,12 @@ function AddTools({ id, cls, kind, camera, setCamera, busy, work, ops, add }) {
       <input ref={picker} type="file" multiple hidden accept={kind.accept} data-testid={`${id}-files`}
              aria-label={`Upload ${kind.samples} or a zip for ${cls.name}`}
              onChange={(e) => { const files = [...e.target.files]; e.target.value = ""; add(files); }} />
+      <button type="button" data-testid={`${id}-folder`} onClick={() => folderPicker.current.click()}>
+        <Icon name="folder" /> Folder
+      </button>
+      <input ref={folderPicker} type="file" webkitdirectory="" hidden data-testid={`${id}-folder-files`}
+             aria-label={`Upload a folder of ${kind.samples} for ${cls.name}`}
+             onChange={(e) => { const files = [...e.target.files]; e.target.value = ""; addFolder(files); }} />
     </div>
   );
 }
@@ -118,8 +135,8 @@ function AddTools({ id, cls, kind, camera, setCamera, busy, work, ops, add }) {
 // when its tile is pressed.
 function Gallery({ cls, kind, id, work, ops }) {
   if (!cls.count) {
-    return <p className="gallery-empty" data-testid={`${id}-empty`}>Drop {kind.samples} or a zip here, or add them
-      with the buttons below.</p>;
+    return <p className="gallery-empty" data-testid={`${id}-empty`}>Drop {kind.samples}, a folder or a zip here, or
+      add them with the buttons below.</p>;
   }
   const first = cls.count - cls.samples.length; // the samples before those listed
   return (

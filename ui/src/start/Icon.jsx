@@ -7,6 +7,7 @@ const PATHS = {
   plus: "M12 5v14 M5 12h14",
   play: "M8 5v14l11-7z",
   close: "M6 6l12 12 M18 6L6 18",
+  folder: "M3 6h6l2 2h10v11H3z",
 };
 
 export default function Icon({ name }) {
