@@ -1,6 +1,6 @@
 // One class of the Start page: its name (edited in place), its samples as a gallery, and the ways to add more:
-// drop files, folders or a zip on it, upload files or a folder, the webcam (pictures) or the microphone (sounds). Each change shows a spinner at
-// once and the server's message in place when it is refused.
+// drop files, folders or a zip on it, upload files or a folder, the webcam (pictures) or the microphone (sounds).
+// Each change shows a spinner at once and the server's message in place when it is refused.
 import { useEffect, useRef, useState } from "react";
 import Busy from "../Busy.jsx";
 import { recordWav } from "../media.js";
