@@ -205,7 +205,7 @@ def test_a_full_journey_digits_lenet_train_watch_draw_export(page, server):
     page.reload()
     expect(page.get_by_test_id("test-accuracy")).to_contain_text("%")  # a reload shows the same run's results
     page.go_back()
-    expect(page).to_have_url(re.compile(r"/train$"))  # Back: the page before, in the app
+    expect(page).to_have_url(re.compile(r"/jobs/[0-9a-f-]+$"))  # Back: the page before, in the app: the job's panel
     expect(page.get_by_test_id("job-state")).to_have_text("finished")  # with the job it showed
     page.go_forward()
     expect(page.get_by_test_id("test-accuracy")).to_contain_text("%")
@@ -431,6 +431,8 @@ def test_an_automl_search_shows_its_leaderboard_live_then_trains_the_best(page, 
     fill_settings(page, {})
     page.get_by_test_id("automl-budget").fill("2m")
     page.get_by_test_id("automl-start").click()
+    expect(page).to_have_url(re.compile(r"/automl/automl-digits-[0-9-]+$"))  # the search has an address
+    search_address = page.url
     expect(page.get_by_test_id("job-state")).to_have_text("running", timeout=TRAIN_S)
     board = page.get_by_test_id("leaderboard")
     expect(board.locator("tbody tr").filter(has_text="complete").first).to_be_visible(timeout=TRAIN_S)
@@ -444,6 +446,21 @@ def test_an_automl_search_shows_its_leaderboard_live_then_trains_the_best(page, 
     page.get_by_test_id("automl-train-best").click()
     finished(page, after=searched)
     expect(page.get_by_test_id("job-finished")).to_contain_text("test accuracy")
+    trained = page.get_by_test_id("job-id").inner_text()
+    expect(page).to_have_url(f"{server['url']}/jobs/{trained}")  # the job has one too
+
+    page.get_by_test_id("nav-results").click()  # the finished job's panel, from its run's results
+    page.get_by_test_id("run-job").click()
+    expect(page).to_have_url(f"{server['url']}/jobs/{trained}")
+    expect(page.get_by_test_id("job-finished")).to_contain_text("test accuracy")
+    page.goto(search_address)  # and the search's, by its address, with its leaderboard
+    expect(page.get_by_test_id("job-id")).to_have_text(searched)
+    expect(board.locator("tbody tr").filter(has_text="complete").first).to_be_visible()
+    page.get_by_test_id("job-list").locator("summary").click()  # the earlier jobs, each a click away
+    page.get_by_test_id(f"job-{trained}").click()
+    expect(page).to_have_url(f"{server['url']}/jobs/{trained}")
+    page.go_back()
+    expect(page.get_by_test_id("job-id")).to_have_text(searched)
 
 
 @pytest.fixture(scope="module")

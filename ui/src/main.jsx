@@ -16,13 +16,15 @@ import ExportPage from "./pages/ExportPage.jsx";
 import "./style.css";
 
 function App() {
-  const [{ page, run }, go] = useRoute(); // the page and the run shown are in the address
+  const [where, go] = useRoute(); // the page, the run, and the job or search shown are in the address
+  const { page, run } = where;
   const [info, setInfo] = useState(null);
   const [error, setError] = useState("");
   // the task, data and model chosen so far; the data's preview is asked for again after a reload
   const [choice, setChoice] = useStored("deepworks.choice", null, (c) => c && { ...c, preview: null });
   const update = (change) => setChoice((c) => ({ ...c, ...change }));
-  const setRun = (name) => go(page, name);
+  const shown = { job: where.job, search: where.search };
+  const setRun = (name) => go(page, name, shown);
 
   useEffect(() => {
     call("/api/info").then((i) => {
@@ -33,8 +35,10 @@ function App() {
 
   if (error) return <p className="error" role="alert" data-testid="error">{error}</p>;
   if (!info || !choice) return <p className="busy" role="status"><span className="spinner" aria-hidden="true" /> Loading…</p>;
-  // go(page) keeps the run shown; open(page, run) shows a page of a given run (the Start page's links)
-  const props = { info, choice, update, run, setRun, go: (name) => go(name), open: (name, r) => go(name, r) };
+  // go(page) keeps the run shown; open(page, run) shows a page of a given run (the Start page's links); show({job} or
+  // {search}) shows a job's or a search's panel on the Train page
+  const props = { info, choice, update, run, setRun, go: (name) => go(name), open: (name, r) => go(name, r), shown,
+                  show: (what) => go("Train", run, what) };
   return (
     <>
       <header>

@@ -1,26 +1,31 @@
 // Where the page is, in its address: / and /start (the first-run flow), /data, /model, /train, /results, /try,
-// /trust, /export, and a run's own pages /runs/NAME/results, /runs/NAME/try, ... So a reload stays, Back goes back,
-// and a page can be linked.
+// /trust, /export; a run's own pages /runs/NAME/results, /runs/NAME/try, ...; a job's panel /jobs/ID and an AutoML
+// search's /automl/NAME (the Train page showing it). So a reload stays, Back goes back, and a page can be linked.
 import { useEffect, useState } from "react";
 
 export const PAGES = ["Start", "Data", "Model", "Train", "Results", "Try", "Trust", "Export"];
 const RUN_PAGES = ["Results", "Try", "Trust", "Export"]; // the pages that show one run
 
-// {page, run} from a path; anything else (/ included) is the Start page.
+// {page, run, job, search} from a path; anything else (/ included) is the Start page.
 export function parse(path) {
   const parts = path.split("/").filter(Boolean).map(decodeURIComponent);
   const named = (word) => PAGES.find((p) => p.toLowerCase() === (word || "").toLowerCase());
   if (parts[0] === "runs" && parts[1]) return { page: named(parts[2]) || "Results", run: parts[1] };
+  if (parts[0] === "jobs" && parts[1]) return { page: "Train", run: null, job: parts[1] };
+  if (parts[0] === "automl" && parts[1]) return { page: "Train", run: null, search: parts[1] };
   return { page: named(parts[0]) || "Start", run: null };
 }
 
-// The path of a page, with the run where the page shows one.
-export function pathOf(page, run) {
-  if (run && RUN_PAGES.includes(page)) return `/runs/${encodeURIComponent(run)}/${page.toLowerCase()}`;
+// The path of a page, with the run where the page shows one, and the job or search the Train page shows.
+export function pathOf(page, run, { job, search } = {}) {
+  const part = encodeURIComponent;
+  if (page === "Train" && job) return `/jobs/${part(job)}`;
+  if (page === "Train" && search) return `/automl/${part(search)}`;
+  if (run && RUN_PAGES.includes(page)) return `/runs/${part(run)}/${page.toLowerCase()}`;
   return `/${page.toLowerCase()}`;
 }
 
-// [where, go(page, run)]: `go` pushes a history entry; Back and Forward come back through popstate.
+// [where, go(page, run, {job, search})]: `go` pushes a history entry; Back and Forward come back through popstate.
 export function useRoute() {
   const [where, setWhere] = useState(() => parse(window.location.pathname));
   useEffect(() => {
@@ -29,10 +34,10 @@ export function useRoute() {
     return () => window.removeEventListener("popstate", back);
   }, []);
   useEffect(() => { document.title = `${where.page}${where.run ? ` · ${where.run}` : ""} · deepworks`; }, [where]);
-  function go(page, run = where.run) {
-    const path = pathOf(page, run);
+  function go(page, run = where.run, shown = {}) {
+    const path = pathOf(page, run, shown);
     if (path !== window.location.pathname) window.history.pushState(null, "", path);
-    setWhere({ page, run });
+    setWhere({ page, run, ...shown });
   }
   return [where, go];
 }

@@ -2,6 +2,7 @@
 // runs side by side with their curves overlaid.
 import { lazy, Suspense, useEffect, useState } from "react";
 import { call, percent } from "../api.js";
+import { newestJob, runOf } from "../jobs.js";
 
 // the chart (uPlot) is a part of the script of its own, asked for as the page opens, beside the runs
 const loadChart = () => import("../LineChart.jsx");
@@ -10,7 +11,7 @@ function LineChart(props) {
   return <Suspense fallback={<div className="chart" aria-hidden="true" />}><LazyChart {...props} /></Suspense>;
 }
 
-export default function ResultsPage({ run, setRun }) {
+export default function ResultsPage({ run, setRun, show }) {
   const [runs, setRuns] = useState(null); // null while the list loads
   const [picked, setPicked] = useState([]); // runs to compare
   const [error, setError] = useState("");
@@ -40,7 +41,7 @@ export default function ResultsPage({ run, setRun }) {
         </tbody>
       </table>
       {picked.length > 0 && <Compare names={picked} />}
-      {run && <RunResults name={run} />}
+      {run && <RunResults name={run} show={show} />}
       </>}
     </section>
   );
@@ -56,7 +57,7 @@ function Compare({ names }) {
   return <LineChart title={`${key.replace("_", " ")}, runs side by side`} series={series} testid="compare-chart" />;
 }
 
-function RunResults({ name }) {
+function RunResults({ name, show }) {
   const [m, setM] = useState(null);
   const [cell, setCell] = useState(null);
   const [error, setError] = useState("");
@@ -124,10 +125,21 @@ function RunResults({ name }) {
           </table>
         </>
       )}
+      <JobLink name={name} show={show} />
       {m.report && (
         <p><a data-testid="report-link" href={`/api/runs/${encodeURIComponent(name)}/report/index.html`} target="_blank" rel="noreferrer">
           The run's full report</a> (curves, samples, what the model gets wrong).</p>
       )}
     </div>
+  );
+}
+
+// The panel of the job that trained the run in this UI (its curves as they came, its end, Resume), if one did.
+function JobLink({ name, show }) {
+  const [id, setId] = useState(null);
+  useEffect(() => { newestJob((j) => !j.automl && runOf(j) === name, name).then(setId, () => setId(null)); }, [name]);
+  return id && (
+    <p><button type="button" className="link" data-testid="run-job" onClick={() => show({ job: id })}>
+      The job that trained it</button> (its live curves, how it ended, Resume).</p>
   );
 }

@@ -1,9 +1,12 @@
 // Train: the settings form (from the config's own fields and help), then a worker process with live progress over
 // Server-Sent Events, curves, Stop and Resume; a failed run shows the server's message.
-import { lazy, Suspense, useEffect, useRef, useState } from "react";
+import { lazy, Suspense, useEffect, useState } from "react";
 import { call, percent } from "../api.js";
 import { cardOf } from "../cards.js";
 import { useStored } from "../route.js";
+import { newestJob, searchOf } from "../jobs.js";
+import JobList from "../JobList.jsx";
+import { useJob } from "../start/useJob.js";
 
 // the live curves (uPlot) are a part of the script of their own, asked for when a job is shown
 const loadCurves = () => import("../Curves.jsx");
@@ -12,105 +15,60 @@ function Curves(props) {
   return <Suspense fallback={<div className="chart curves" aria-hidden="true" />}><LazyCurves {...props} /></Suspense>;
 }
 
-export default function TrainPage({ info, choice, update, setRun, go }) {
+export default function TrainPage({ info, choice, update, setRun, go, shown, show }) {
   const [fields, setFields] = useState(null); // null while the form's fields load
   // only what the user set (the rest are the command line's defaults), kept per task across pages and reloads
   const [values, setValues] = useStored(`deepworks.settings.${choice.task}`, {});
-  const [job, setJob] = useState(null); // the last status the server sent
-  const [jobId, setJobId] = useStored("deepworks.job", null); // the job shown, shown again after a page change
   const [error, setError] = useState("");
-  const [points, setPoints] = useState([]); // [fraction of the schedule in epochs, running loss]
   const [budget, setBudget] = useStored("deepworks.budget", "5m");
-  const source = useRef(null);
+  // the job shown (the last one started, shown again after a page change), its status and running loss
+  const { job, points, start: follow, open } = useJob("deepworks.job", (status) => {
+    if (status.state === "finished" && status.run) setRun(status.run.split("/").pop());
+  });
 
   useEffect(() => {
     call(`/api/settings?task=${choice.task}`).then((r) => setFields(r.fields.filter((f) => f.key !== "model.name")),
                                                    (e) => { setFields([]); setError(e.message); });
-    return () => source.current && source.current.close();
   }, [choice.task]);
 
-  useEffect(() => { // the job of before a page change or a reload: its state now, and its events if it goes on
-    if (!jobId) return;
+  useEffect(() => { // the job or the search the address names (/jobs/ID, /automl/NAME), unless it is the one shown
+    if (!shown.job && !shown.search) return;
     loadCurves();
-    call(`/api/jobs/${jobId}`).then((status) => { setJob(status); watch(jobId); }, () => setJobId(null));
-  }, []);
+    const id = shown.job ? Promise.resolve(shown.job) : newestJob((j) => searchOf(j) === shown.search, shown.search);
+    id.then((found) => found !== job?.id && open(found)).catch((e) => setError(e.message));
+  }, [shown.job, shown.search]);
 
-  function watch(id) {
-    setJobId(id);
-    if (source.current) source.current.close();
-    const events = new EventSource(`/api/jobs/${id}/events`);
-    source.current = events;
-    events.addEventListener("status", (e) => {
-      const status = JSON.parse(e.data);
-      setJob(status);
-      const p = status.progress;
-      if (p && p.running && p.running.loss !== undefined && p.steps) {
-        const x = p.epoch - 1 + p.step / p.steps;
-        setPoints((old) => (old.length && old[old.length - 1][0] >= x ? old : [...old, [x, p.running.loss]]));
-      }
-      if (status.state === "finished" && status.run) setRun(status.run.split("/").pop());
-    });
-    events.addEventListener("end", () => events.close());
-    // A dropped stream is left to the browser, which reconnects and gets the job's state afresh; closing it here
-    // once froze a search's page on "running" for good.
+  // a job the page started: followed, and its address shown (a search's by its name, so a resumed one keeps it)
+  function started({ id, search: name }, from = null) {
+    loadCurves();
+    follow(id, from);
+    show((name || from?.automl) ? { search: name || searchOf(from) } : { job: id });
   }
-
-  async function start() {
-    loadCurves();
+  const asked = (work) => async () => {
     setError("");
-    setPoints([]);
+    try {
+      await work();
+    } catch (e) {
+      setError(e.message);
+    }
+  };
+
+  const start = asked(async () => {
     const settings = { task: choice.task, data: choice.data || null, model: choice.model };
     if (choice.model === "layers") settings["model.layers"] = choice.layers;
     for (const [k, v] of Object.entries(values)) if (v !== "" && v !== undefined) settings[k] = v;
     if (choice.image_size != null) settings["data.image_size"] = choice.image_size; // the Model page's, shared
-    try {
-      const { id } = await call("/api/jobs", { json: { settings } });
-      setJob({ id, state: "starting" });
-      watch(id);
-    } catch (e) {
-      setError(e.message);
-    }
-  }
-
-  async function search() {
-    setError("");
-    setPoints([]);
+    started(await call("/api/jobs", { json: { settings } }));
+  });
+  const search = asked(async () => {
     const settings = { task: choice.task, data: choice.data || null };
     for (const [k, v] of Object.entries(values)) if (v !== "" && v !== undefined && k !== "train.epochs") settings[k] = v;
     if (choice.image_size != null) settings["data.image_size"] = choice.image_size;
-    try {
-      const { id } = await call("/api/automl", { json: { settings, budget } });
-      setJob({ id, state: "starting" });
-      watch(id);
-    } catch (e) {
-      setError(e.message);
-    }
-  }
-
-  async function trainBest() {
-    try {
-      const { id } = await call("/api/jobs", { json: { settings: job.best_settings } });
-      setPoints([]);
-      setJob({ id, state: "starting" });
-      watch(id);
-    } catch (e) {
-      setError(e.message);
-    }
-  }
-
-  async function stop() {
-    await call(`/api/jobs/${job.id}/stop`, { method: "POST" });
-  }
-
-  async function resume() {
-    try {
-      const { id } = await call(`/api/jobs/${job.id}/resume`, { method: "POST" });
-      setJob({ ...job, id, state: "starting" });
-      watch(id);
-    } catch (e) {
-      setError(e.message);
-    }
-  }
+    started(await call("/api/automl", { json: { settings, budget } }));
+  });
+  const trainBest = asked(async () => started(await call("/api/jobs", { json: { settings: job.best_settings } })));
+  const stop = () => call(`/api/jobs/${job.id}/stop`, { method: "POST" });
+  const resume = asked(async () => started(await call(`/api/jobs/${job.id}/resume`, { method: "POST" }), job));
 
   // --image-size is the one the Model page shows and the designer checks at: the form reads and sets it there
   const shared = { ...values, "data.image_size": choice.image_size ?? "" };
@@ -152,6 +110,7 @@ export default function TrainPage({ info, choice, update, setRun, go }) {
       </>}
       {error && <p className="error" data-testid="train-error">{error}</p>}
       {job && <JobView job={job} points={points} stop={stop} resume={resume} go={go} trainBest={trainBest} />}
+      <JobList current={job} show={show} />
     </section>
   );
 }

@@ -1,15 +1,17 @@
 // A training job followed live: its last status (from the job's Server-Sent Events) and the running loss points the
-// curves draw, as the Train page follows one. The job's id is kept in the browser under `key`, so a reload or a page
-// change comes back to the same job.
+// curves draw. The job's id is kept in the browser under `key`, so a reload or a page change comes back to the same
+// job. `onStatus(status)` hears every status the job sends.
 import { useEffect, useRef, useState } from "react";
 import { call } from "../api.js";
 import { useStored } from "../route.js";
 
-export function useJob(key) {
+export function useJob(key, onStatus = () => {}) {
   const [jobId, setJobId] = useStored(key, null);
   const [job, setJob] = useState(null);
   const [points, setPoints] = useState([]); // [fraction of the schedule in epochs, running loss]
   const source = useRef(null);
+  const heard = useRef(onStatus);
+  heard.current = onStatus;
 
   function watch(id) {
     setJobId(id);
@@ -24,18 +26,28 @@ export function useJob(key) {
         const x = p.epoch - 1 + p.step / p.steps;
         setPoints((old) => (old.length && old[old.length - 1][0] >= x ? old : [...old, [x, p.running.loss]]));
       }
+      heard.current(status);
     });
     events.addEventListener("end", () => events.close());
+    // A dropped stream is left to the browser, which reconnects and gets the job's state afresh; closing it here
+    // once froze a search's page on "running" for good.
   }
 
-  useEffect(() => { // the job of before a reload: its state now, and its events while it goes on
-    if (jobId) call(`/api/jobs/${jobId}`).then((status) => { setJob(status); watch(jobId); }, () => setJobId(null));
+  // A job that exists (of before a reload, or named in the address): its state now, then its events while it goes on.
+  function open(id) {
+    setPoints([]);
+    return call(`/api/jobs/${id}`).then((status) => { setJob(status); watch(id); }, (e) => { forget(); throw e; });
+  }
+
+  useEffect(() => {
+    if (jobId) open(jobId).catch(() => {});
     return () => source.current && source.current.close();
   }, []);
 
-  function start(id) {
-    setPoints([]);
-    setJob({ id, state: "starting" });
+  // A job just started; `from`, the job it resumes: its fields and its curves are kept until the new one speaks.
+  function start(id, from = null) {
+    if (!from) setPoints([]);
+    setJob({ ...from, id, state: "starting" });
     watch(id);
   }
   function forget() {
@@ -44,5 +56,5 @@ export function useJob(key) {
     setJobId(null);
     setPoints([]);
   }
-  return { job, points, start, forget };
+  return { job, points, start, open, forget };
 }

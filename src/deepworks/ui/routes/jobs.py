@@ -44,7 +44,7 @@ async def start_search(request: Request, ui: UIState = Depends(ui_state)):
         settings.pop(key, None)
     name = Run.safe_name(f"automl-{Path(str(settings.get('data') or settings.get('task') or DEFAULT_TASK)).name}")
     out = ui.runs_dir / ".ui" / "automl" / f"{name}-{time.strftime('%Y%m%d-%H%M%S')}"
-    return {"id": ui.jobs.start(settings, automl={"budget": budget, "out": str(out)})}
+    return {"id": ui.jobs.start(settings, automl={"budget": budget, "out": str(out)}), "search": out.name}
 
 
 @router.get("/api/jobs")
