@@ -9,7 +9,7 @@ The API (every route is in /openapi.json, so anything the pages do can be script
     POST /api/design                    {layers or yaml, data (and image_size) or input and classes}: the canonical
                                         design, its YAML, each card's output shape and parameters
     POST /api/jobs                      {settings}: start training in a worker process; GET /api/jobs lists them
-    POST /api/automl                    {settings, budget}: an AutoML search in a worker ({id, search}: its job, its name)
+    POST /api/automl                    {settings, budget}: an AutoML search in a worker: {id, search (its name)}
     GET  /api/jobs/{id}                 its state; /events streams it (Server-Sent Events); /stop; /resume
     GET  /api/runs                      finished runs; POST /api/runs/{name}/serve loads one for /v1/models/{name}/...
     GET  /api/runs/{name}/export?format=onnx   the exported model (its folder as a zip)
