@@ -6,10 +6,12 @@ measurements, so a machine that slowed down during the run shows in the JSON.
 
 from __future__ import annotations
 
+import argparse
 import json
 import math
 import os
 import platform
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -96,6 +98,27 @@ def measure(name: str, sections: dict, selected: list[str]) -> dict:
                                "date": time.strftime("%Y-%m-%d %H:%M")}
             write(name, result)  # after each section: a crash later keeps what was measured
     return result
+
+
+def bench_args(doc: str, sections: dict, needs: Path, budget_s: int | None = None) -> argparse.Namespace:
+    """A benchmark's command line: --only (some of `sections`), and --budget (training seconds per side) where it has
+    one; it stops with a word when the shared data it reads (`needs`) is not there."""
+    parser = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--only", default=",".join(sections), help=f"sections to run [default: {','.join(sections)}]")
+    if budget_s is not None:
+        parser.add_argument("--budget", type=int, default=budget_s,
+                            help=f"training seconds per side [default: {budget_s}]")
+    args = parser.parse_args()
+    if not needs.exists():
+        sys.exit(f"{needs.relative_to(SHARED_DATA)} not found under {SHARED_DATA}; set DEEPWORKS_SHARED_DATA.")
+    args.only = args.only.split(",")
+    return args
+
+
+def measure_and_print(name: str, sections: dict, selected: list[str]) -> None:
+    """measure(), then what it measured (the machine left out) on the terminal."""
+    result = measure(name, sections, selected)
+    print(json.dumps({k: v for k, v in result.items() if k != "machine"}, indent=2))
 
 
 def epochs_in_budget(train_images, n: int, budget_s: float, small: int, large: int) -> int:

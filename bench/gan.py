@@ -21,8 +21,6 @@ with --ema 0, so it does the same work). Writes bench/results/gan.json.
 
 from __future__ import annotations
 
-import argparse
-import json
 import math
 import statistics
 import sys
@@ -33,7 +31,7 @@ import torch
 import torch.nn as nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import SHARED_DATA, epochs_in_budget, measure, timed_fit  # noqa: E402
+from common import SHARED_DATA, bench_args, epochs_in_budget, measure_and_print, timed_fit  # noqa: E402
 
 import deepworks as dw  # noqa: E402
 from deepworks.metrics.fid import frechet_distance, statistics as feature_stats, to_uint8, to_unit  # noqa: E402
@@ -223,15 +221,10 @@ def quality() -> dict:
 
 def main() -> None:
     global BUDGET_S
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--only", default="throughput,quality")
-    parser.add_argument("--budget", type=int, default=BUDGET_S, help="training seconds per side [default: 600]")
-    args = parser.parse_args()
+    sections = {"throughput": throughput, "quality": quality}
+    args = bench_args(__doc__, sections, SHARED_DATA / "mnist" / "train-images-idx3-ubyte.gz", budget_s=BUDGET_S)
     BUDGET_S = args.budget
-    if not (SHARED_DATA / "mnist" / "train-images-idx3-ubyte.gz").exists():
-        sys.exit(f"MNIST not found under {SHARED_DATA}/mnist; set DEEPWORKS_SHARED_DATA.")
-    result = measure("gan", {"throughput": throughput, "quality": quality}, args.only.split(","))
-    print(json.dumps({k: v for k, v in result.items() if k != "machine"}, indent=2))
+    measure_and_print("gan", sections, args.only)
 
 
 if __name__ == "__main__":

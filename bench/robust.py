@@ -22,8 +22,6 @@ Scored off the clock on the first 2,000 MNIST test images: clean accuracy, accur
 
 from __future__ import annotations
 
-import argparse
-import json
 import sys
 import time
 from pathlib import Path
@@ -32,7 +30,7 @@ import torch
 import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import SHARED_DATA, epochs_in_budget, measure, timed_fit  # noqa: E402
+from common import SHARED_DATA, bench_args, epochs_in_budget, measure_and_print, timed_fit  # noqa: E402
 
 import deepworks as dw  # noqa: E402
 from deepworks.tasks.image import ImageClassification  # noqa: E402
@@ -170,15 +168,10 @@ def throughput(reps: int = 4, images: int = 128 * 80) -> dict:
 
 def main() -> None:
     global BUDGET_S
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--budget", type=int, default=BUDGET_S, help="training seconds per side [default: 600]")
-    parser.add_argument("--only", default="throughput,training", help="sections to run [default: both]")
-    args = parser.parse_args()
+    sections = {"throughput": throughput, "training": training}
+    args = bench_args(__doc__, sections, SHARED_DATA / "mnist" / "train-images-idx3-ubyte.gz", budget_s=BUDGET_S)
     BUDGET_S = args.budget
-    if not (SHARED_DATA / "mnist" / "train-images-idx3-ubyte.gz").exists():
-        sys.exit(f"MNIST not found under {SHARED_DATA}/mnist; set DEEPWORKS_SHARED_DATA.")
-    result = measure("robust", {"throughput": throughput, "training": training}, args.only.split(","))
-    print(json.dumps({k: v for k, v in result.items() if k != "machine"}, indent=2))
+    measure_and_print("robust", sections, args.only)
 
 
 if __name__ == "__main__":

@@ -15,8 +15,6 @@ Writes bench/results/text.json.
 
 from __future__ import annotations
 
-import argparse
-import json
 import math
 import statistics
 import sys
@@ -28,7 +26,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import SHARED_DATA, measure, timed_fit  # noqa: E402
+from common import SHARED_DATA, bench_args, measure_and_print, timed_fit  # noqa: E402
 
 import deepworks as dw  # noqa: E402
 from deepworks.tasks.text import TextGeneration  # noqa: E402
@@ -186,13 +184,9 @@ def sampling(length: int = 2000, reps: int = 3) -> dict:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--only", default="throughput,sampling,budget")
-    args = parser.parse_args()
-    if not (SHARED_DATA / "tiny_shakespeare" / "input.txt").exists():
-        sys.exit(f"Tiny Shakespeare not found under {SHARED_DATA}; set DEEPWORKS_SHARED_DATA.")
-    result = measure("text", {"throughput": throughput, "sampling": sampling, "budget": budget}, args.only.split(","))
-    print(json.dumps({k: v for k, v in result.items() if k != "machine"}, indent=2))
+    sections = {"throughput": throughput, "sampling": sampling, "budget": budget}
+    args = bench_args(__doc__, sections, SHARED_DATA / "tiny_shakespeare" / "input.txt")
+    measure_and_print("text", sections, args.only)
 
 
 if __name__ == "__main__":

@@ -16,8 +16,6 @@ references, greedy decoding; beam 5 is reported beside it. Writes bench/results/
 
 from __future__ import annotations
 
-import argparse
-import json
 import math
 import sys
 import time
@@ -28,7 +26,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import SHARED_DATA, measure, timed_fit  # noqa: E402
+from common import SHARED_DATA, bench_args, measure_and_print, timed_fit  # noqa: E402
 
 import deepworks as dw  # noqa: E402
 from deepworks.tasks.translate import Translation, trim  # noqa: E402
@@ -158,13 +156,9 @@ def transformer() -> dict:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--only", default="gru,transformer")
-    args = parser.parse_args()
-    if not (SHARED_DATA / "multi30k" / "train.de.gz").exists():
-        sys.exit(f"Multi30k not found under {SHARED_DATA}/multi30k; set DEEPWORKS_SHARED_DATA.")
-    result = measure("translate", {"gru": gru, "transformer": transformer}, args.only.split(","))
-    print(json.dumps({k: v for k, v in result.items() if k != "machine"}, indent=2))
+    sections = {"gru": gru, "transformer": transformer}
+    args = bench_args(__doc__, sections, SHARED_DATA / "multi30k" / "train.de.gz")
+    measure_and_print("translate", sections, args.only)
 
 
 if __name__ == "__main__":

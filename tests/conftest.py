@@ -39,6 +39,26 @@ def pytest_collection_modifyitems(config, items):
     items.sort(key=lambda item: rank.get(item.path.name, len(rank)))  # a stable sort keeps the order within files
 
 
+UI_ADDRESS = "http://127.0.0.1:8080"  # where `deepworks ui` is: the Host its requests name
+
+
+@contextmanager
+def ui_client(runs: Path, **options):
+    """The web UI's API as a script uses it (`build_ui_app(runs, **options)`, its launch's token in the header); the
+    client's `.runs` is its runs folder. Its job workers are stopped at the end."""
+    from fastapi.testclient import TestClient
+
+    from deepworks.ui import build_ui_app
+
+    app = build_ui_app(runs, **options)
+    try:
+        with TestClient(app, base_url=UI_ADDRESS, headers={"Authorization": f"Bearer {app.state.token}"}) as c:
+            c.runs = runs
+            yield c
+    finally:
+        app.state.jobs.close()
+
+
 def shared(*parts: str) -> Path:
     """A path under the shared data folder; skips the test when it is not there."""
     path = SHARED_DATA.joinpath(*parts)

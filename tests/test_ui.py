@@ -11,6 +11,7 @@ import re
 import socket
 import threading
 import zipfile
+from contextlib import contextmanager
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -63,10 +64,11 @@ def browser():
         b.close()
 
 
-@pytest.fixture
-def page(browser, server):
-    """A fresh page whose every request to another host than the server is refused and remembered."""
-    context = browser.new_context(viewport={"width": 1200, "height": 900}, accept_downloads=True)
+@contextmanager
+def logged_in(browser, server, **context_options):
+    """A fresh page opened at the login link `deepworks ui` prints (it leaves the token in a cookie, then opens /).
+    Its every request to another host than the server is refused and remembered, and fails the test."""
+    context = browser.new_context(viewport={"width": 1200, "height": 900}, **context_options)
     page = context.new_page()
     page.set_default_timeout(20_000)
     foreign = []
@@ -80,11 +82,17 @@ def page(browser, server):
         return route.abort()
 
     page.route("**/*", guard)
-    page.goto(server["login"])  # the link `deepworks ui` prints: it leaves the token in a cookie, then opens /
-    page.get_by_test_id("nav-data").click()  # / is the Start page (test_ui_start.py); these tests begin at Data
+    page.goto(server["login"])
     yield page
     context.close()
     assert not foreign, f"the page asked other hosts: {foreign}"
+
+
+@pytest.fixture
+def page(browser, server):
+    with logged_in(browser, server, accept_downloads=True) as page:
+        page.get_by_test_id("nav-data").click()  # / is the Start page (test_ui_start.py); these tests begin at Data
+        yield page
 
 
 def shot(page, name: str) -> None:

@@ -12,6 +12,7 @@ import pytest
 import scipy.io.wavfile
 from fastapi.testclient import TestClient
 
+from conftest import UI_ADDRESS as LOCAL, ui_client
 from deepworks.errors import ConfigError
 from deepworks.ui import build_ui_app
 
@@ -19,17 +20,13 @@ LENET_CARDS = [{"type": "conv", "channels": 6, "kernel": 5, "padding": 2}, {"typ
                {"type": "conv", "channels": 16, "kernel": 5}, {"type": "activation"}, {"type": "pool"},
                {"type": "dense", "units": 120}, {"type": "activation"}, {"type": "dense", "units": 84},
                {"type": "activation"}]
-LOCAL = "http://127.0.0.1:8080"  # where `deepworks ui` is: the Host its requests name
 
 
 @pytest.fixture
 def client(tmp_path):
     """The UI's API as a script uses it: its launch's token in the header, its data in tmp_path."""
-    app = build_ui_app(tmp_path / "runs", data_roots=[tmp_path])
-    with TestClient(app, base_url=LOCAL, headers={"Authorization": f"Bearer {app.state.token}"}) as c:
-        c.runs = tmp_path / "runs"
+    with ui_client(tmp_path / "runs", data_roots=[tmp_path]) as c:
         yield c
-    app.state.jobs.close()
 
 
 def test_the_api_is_documented_and_the_settings_form_comes_from_the_config(client):

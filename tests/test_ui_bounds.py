@@ -7,23 +7,17 @@ import asyncio
 import threading
 
 import pytest
-from fastapi.testclient import TestClient
 
+from conftest import ui_client
 from deepworks.api import make_config
 from deepworks.errors import ConfigError
-from deepworks.ui import build_ui_app
 from deepworks.ui.tools import off_loop
-
-LOCAL = "http://127.0.0.1:8080"
 
 
 @pytest.fixture
 def client(tmp_path):
-    app = build_ui_app(tmp_path / "runs")
-    with TestClient(app, base_url=LOCAL, headers={"Authorization": f"Bearer {app.state.token}"}) as c:
-        c.runs = tmp_path / "runs"
+    with ui_client(tmp_path / "runs") as c:
         yield c
-    app.state.jobs.close()
 
 
 @pytest.fixture

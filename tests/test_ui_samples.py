@@ -12,19 +12,15 @@ import scipy.io.wavfile
 from fastapi.testclient import TestClient
 from PIL import Image
 
-from deepworks.ui import build_ui_app
+from conftest import UI_ADDRESS as LOCAL, ui_client
 from deepworks.ui import sample_store
-
-LOCAL = "http://127.0.0.1:8080"
 
 
 @pytest.fixture
 def client(tmp_path):
-    app = build_ui_app(tmp_path / "runs")
-    with TestClient(app, base_url=LOCAL, headers={"Authorization": f"Bearer {app.state.token}"}) as c:
-        c.samples = tmp_path / "runs" / ".ui" / "samples"
+    with ui_client(tmp_path / "runs") as c:
+        c.samples = c.runs / ".ui" / "samples"
         yield c
-    app.state.jobs.close()
 
 
 def png(colour=(200, 30, 30), size=(40, 30)) -> bytes:

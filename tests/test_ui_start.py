@@ -13,7 +13,7 @@ from urllib.parse import urlparse
 import numpy as np
 import pytest
 from conftest import draw
-from test_ui import CHROMIUM, FLAGS, TRAIN_S, browser, server, shot  # noqa: F401 (fixtures: the browser, the server)
+from test_ui import CHROMIUM, FLAGS, TRAIN_S, browser, logged_in, server, shot  # noqa: F401 (fixtures)
 
 from playwright.sync_api import expect  # noqa: E402 (test_ui skips this module where there is no browser)
 
@@ -40,23 +40,8 @@ def media_browser(browser, tmp_path_factory):  # noqa: F811
 @pytest.fixture
 def start(media_browser, server):  # noqa: F811
     """A fresh page at the login link, which opens /: the Start page. Requests to any other host fail the test."""
-    context = media_browser.new_context(viewport={"width": 1200, "height": 900}, permissions=["camera", "microphone"])
-    page = context.new_page()
-    page.set_default_timeout(20_000)
-    here, foreign = urlparse(server["url"]).netloc, []
-
-    def guard(route):
-        url = urlparse(route.request.url)
-        if url.scheme in ("data", "blob") or url.netloc == here:
-            return route.continue_()
-        foreign.append(route.request.url)
-        return route.abort()
-
-    page.route("**/*", guard)
-    page.goto(server["login"])
-    yield page
-    context.close()
-    assert not foreign, f"the page asked other hosts: {foreign}"
+    with logged_in(media_browser, server, permissions=["camera", "microphone"]) as page:
+        yield page
 
 
 def squares(folder: Path, n: int = 10) -> list[str]:

@@ -7,20 +7,16 @@ import io
 import zipfile
 
 import pytest
-from fastapi.testclient import TestClient
 
-from deepworks.ui import build_ui_app, uploads
-
-LOCAL = "http://127.0.0.1:8080"
+from conftest import ui_client
+from deepworks.ui import uploads
 
 
 @pytest.fixture
 def client(tmp_path):
-    app = build_ui_app(tmp_path / "runs")
-    with TestClient(app, base_url=LOCAL, headers={"Authorization": f"Bearer {app.state.token}"}) as c:
-        c.uploads = tmp_path / "runs" / ".ui" / "uploads"
+    with ui_client(tmp_path / "runs") as c:
+        c.uploads = c.runs / ".ui" / "uploads"
         yield c
-    app.state.jobs.close()
 
 
 def zip_of(files: list[tuple[str, bytes]], method=zipfile.ZIP_DEFLATED) -> bytes:
