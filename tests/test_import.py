@@ -238,3 +238,23 @@ def test_the_weights_of_an_export_are_imported_with_the_settings_of_its_card(use
     imported = import_model(tmp_path / "ts" / "weights.safetensors", name="from-export")
     assert {k: imported.task.meta[k] for k in ("classes", "channels", "image_size", "mean", "std")} == {
         k: trained.task.meta[k] for k in ("classes", "channels", "image_size", "mean", "std")}
+
+
+def test_weights_of_another_depth_and_width_are_built_as_recorded_and_claims_beyond_the_file_are_not(tmp_path):
+    from safetensors import safe_open
+    from safetensors.torch import save_file
+
+    run = dw.train(data="digits", model="mlp", width=24, depth=1, epochs=1, runs_dir=str(tmp_path / "runs"),
+                   name="narrow", progress=False)
+    imported = import_model(run.run.path / "model.safetensors", runs_dir=tmp_path / "runs", name="narrow-again")
+    images = np.random.default_rng(0).integers(0, 256, (4, 8, 8), dtype=np.uint8)
+    assert [p["predictions"][0]["class"] for p in run.predict(images)] == [
+        p["predictions"][0]["class"] for p in imported.predict(images)]
+    assert (imported.cfg.model.width, imported.cfg.model.depth) == (24, 1)
+
+    with safe_open(run.run.path / "model.safetensors", framework="pt") as f:  # a file that claims a vast model
+        tensors, card = {k: f.get_tensor(k) for k in f.keys()}, f.metadata()["deepworks"]
+    save_file(tensors, str(tmp_path / "vast.safetensors"),
+              metadata={"deepworks": card.replace('"depth": 1', '"depth": 100000000')})
+    with pytest.raises(DeepworksError, match="does not fit a mlp"):  # built at the defaults, not 10^8 layers
+        import_model(tmp_path / "vast.safetensors", runs_dir=tmp_path / "runs")

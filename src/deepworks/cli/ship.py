@@ -115,9 +115,9 @@ def cmd_import(args) -> int:
     safetensors files deepworks writes (a run's model.safetensors, an export's weights.safetensors) record the
     architecture, classes, image size, channels and normalisation in their metadata, and the import uses them, so
     the file alone is enough; a flag that says otherwise wins, with a warning. Other safetensors files need --model,
-    --classes, --image-size and --channels. The architecture is built at its default depth and width: weights of
-    another size are refused as not fitting. Where neither --normalise nor the file says the normalisation, pixels in
-    [0, 1] are assumed (mean 0, std 1), with a warning."""
+    --classes, --image-size and --channels, and are built at the architecture's default depth and width (a
+    deepworks file's recorded ones are used): weights of another size are refused as not fitting. Where neither
+    --normalise nor the file says the normalisation, pixels in [0, 1] are assumed (mean 0, std 1), with a warning."""
     from ..exporting.importer import import_model
 
     trained = import_model(args.file, args.task, args.classes, args.image_size, args.normalise, args.channels,

@@ -184,6 +184,7 @@ def recorded_settings(file: Path) -> dict:
     try:
         with safe_open(file, framework="pt") as f:
             card = json.loads((f.metadata() or {}).get("deepworks") or "{}")
+            shapes = [f.get_slice(k).get_shape() for k in f.keys()]
     except (SafetensorError, OSError, ValueError, RecursionError):
         return {}
     if not isinstance(card, dict) or card.get("task") != "image":
@@ -196,7 +197,21 @@ def recorded_settings(file: Path) -> dict:
              "image_size": meta.get("image_size", resize[0]), "mean": meta.get("mean", pre.get("mean")),
              "std": meta.get("std", pre.get("std"))}
     kinds = {"model": str, "classes": list, "channels": int, "image_size": int, "mean": list, "std": list}
-    return {k: v for k, v in found.items() if isinstance(v, kinds[k]) and not isinstance(v, bool)}
+    found = {k: v for k, v in found.items() if isinstance(v, kinds[k]) and not isinstance(v, bool)}
+    return {**found, "architecture": recorded_architecture(model, shapes)}
+
+
+def recorded_architecture(model: dict, shapes: list[list[int]]) -> dict:
+    """The depth, width and activation a run's weights were trained with, so the import builds that architecture
+    (not its defaults). Only numbers the file's own tensors could hold are believed: a depth up to its count of
+    tensors, a width up to their largest side; metadata that claims more would have the import build a huge model."""
+    largest = max((max(shape, default=0) for shape in shapes), default=0)
+    bounds = {"depth": len(shapes), "width": largest}
+    found = {k: model[k] for k, most in bounds.items()
+             if type(model.get(k)) is int and 0 <= model[k] <= most}  # noqa: E721 (bool is no depth)
+    if isinstance(model.get("activation"), str) and len(model["activation"]) <= 32:
+        found["activation"] = model["activation"]
+    return found
 
 
 def with_recorded_settings(file: Path, given: dict, normalise: str | None) -> dict:
@@ -214,6 +229,8 @@ def with_recorded_settings(file: Path, given: dict, normalise: str | None) -> di
             warnings.warn(f"'{file}' says {flag.lstrip('-').replace('-', ' ')} {shown} in its deepworks metadata; "
                           f"{flag} overrides it.", UserWarning, stacklevel=3)
     check_classes(settings["classes"] or [])
+    # the recorded depth and width belong to the recorded model: another --model is built at its defaults
+    settings["architecture"] = recorded.get("architecture", {}) if settings["model"] == recorded.get("model") else {}
     channels = settings["channels"]
     if normalise is None and channels is not None and len(recorded.get("mean", [])) == channels == len(
             recorded.get("std", [])) and all(isinstance(v, (int, float)) and v > 0 for v in recorded["std"]):
@@ -249,6 +266,9 @@ def import_weights(file: Path, settings: dict, name: str | None, runs_dir):
         raise DataError(f"'{file}' is damaged or not a safetensors file ({err}).") from None
     cfg = Config()
     cfg.task, cfg.model.name = "image", model
+    for key, value in settings.get("architecture", {}).items():
+        setattr(cfg.model, key, value)
+    cfg.check()
     net = build_image_classifier(cfg.model, channels, image_size, len(classes))
     wanted = net.state_dict()
     missing = [k for k in wanted if k not in state]
