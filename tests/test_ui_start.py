@@ -122,7 +122,14 @@ def test_a_newcomer_names_classes_adds_uploads_and_webcam_frames_trains_and_trie
     expect(page.get_by_test_id("curves")).to_be_visible()
     import yaml
 
-    assert yaml.safe_load((server["runs"] / run / "config.yaml").read_text())["data"]["source"] == str(folder)
+    config = yaml.safe_load((server["runs"] / run / "config.yaml").read_text())
+    assert config["data"]["source"] == str(folder)
+    assert config["model"]["pretrained"] is True  # photos start from a network that knows photos (weights installed)
+    verdict = page.get_by_test_id("start-accuracy")  # the score, out of how many, and the report
+    expect(verdict).to_contain_text(re.compile(r"Right on [\d.]+ % of the (\d+) pictures it never saw in training "
+                                               r"\(\d+ of \1\)"))
+    expect(page.get_by_test_id("start-advice")).to_contain_text("kept back to test it, so this figure is rough")
+    expect(verdict.get_by_test_id("start-report")).to_have_attribute("href", f"/api/runs/{run}/report/index.html")
 
     page.get_by_test_id("live-camera").click()  # the webcam, a frame every half second, class bars
     bars = page.get_by_test_id("live-bar")
@@ -130,6 +137,9 @@ def test_a_newcomer_names_classes_adds_uploads_and_webcam_frames_trains_and_trie
     expect(bars.first).to_contain_text("%", timeout=30_000)
     assert [b.split("\n")[0] for b in bars.all_inner_texts()] == ["me", "squares"]
     shot(page, "start-live")
+    page.get_by_test_id("live-file").set_input_files(squares(tmp_path, 1))  # a picture of one's own: shown, judged
+    expect(page.get_by_test_id("live-picked")).to_be_visible()
+    expect(page.get_by_test_id("download-onnx")).to_have_attribute("href", f"/api/runs/{run}/export?format=onnx")
     page.get_by_test_id("to-export").click()  # then the Export page of this run
     expect(page).to_have_url(re.compile(f"/runs/{run}/export$"))
     expect(page.get_by_test_id("export-run")).to_have_value(run)

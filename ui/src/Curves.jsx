@@ -1,11 +1,15 @@
 // Live curves: the running training loss within epochs, and each epoch's validation loss (uPlot, bundled, loaded
 // with the chart: see LineChart.jsx).
 import { useEffect, useRef } from "react";
-import { makePlot, themed } from "./LineChart.jsx";
+import { makePlot, themed, useScheme } from "./LineChart.jsx";
 
+// `points`: the running loss as the job sent it; a job shown again after a reload has none, and its training line
+// is then each epoch's training loss.
 export default function Curves({ points, epochs }) {
   const box = useRef(null);
   const plot = useRef(null);
+  const scheme = useScheme();
+  if (!points.length) points = epochs.filter((e) => e.train_loss !== undefined).map((e) => [e.epoch, e.train_loss]);
   const val = epochs.filter((e) => e.val_loss !== undefined).map((e) => [e.epoch, e.val_loss]);
   const xs = [...new Set([...points.map((p) => p[0]), ...val.map((v) => v[0])])].sort((a, b) => a - b);
   const train = new Map(points.map((p) => [p[0], p[1]]));
@@ -14,7 +18,7 @@ export default function Curves({ points, epochs }) {
 
   useEffect(() => {
     const opts = {
-      height: 260, title: "loss",
+      height: 260, title: "loss (lower is better)",
       scales: { x: { time: false } },
       axes: themed([{ label: "epoch" }, {}]),
       series: [{ label: "epoch" }, { label: "training (running)", stroke: "#1f77b4", spanGaps: true },
@@ -23,7 +27,7 @@ export default function Curves({ points, epochs }) {
     const made = makePlot(opts, data, box.current);
     plot.current = made.plot;
     return made.destroy;
-  }, []);
+  }, [scheme]);
 
   useEffect(() => {
     if (plot.current) plot.current.setData(data);

@@ -1,6 +1,6 @@
 // Several curves over epochs on one uPlot chart (runs side by side). uPlot comes with the chart, in a part of the
 // script of its own that the pages load when they first show a chart (React.lazy), not with the page's first load.
-import { useEffect, useRef } from "react";
+import { useEffect, useRef, useState } from "react";
 import uPlot from "uplot";
 import "uplot/dist/uPlot.min.css";
 
@@ -8,6 +8,20 @@ const COLOURS = ["#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b
 const WIDTH = 640; // at most: a narrower screen gets a narrower chart
 
 // uPlot draws on a canvas, which the page's colours do not reach: its axes take the theme's text and line colours.
+// The colour scheme the page is drawn in (light or dark), followed live: a chart drawn in one is drawn again when the
+// system switches, as its canvas does not take the page's colours by itself.
+export function useScheme() {
+  const query = window.matchMedia ? window.matchMedia("(prefers-color-scheme: dark)") : null;
+  const [dark, setDark] = useState(Boolean(query && query.matches));
+  useEffect(() => {
+    if (!query) return undefined;
+    const follow = (e) => setDark(e.matches);
+    query.addEventListener("change", follow);
+    return () => query.removeEventListener("change", follow);
+  }, []);
+  return dark ? "dark" : "light";
+}
+
 export function themed(axes) {
   const style = getComputedStyle(document.documentElement);
   const text = style.getPropertyValue("--text").trim() || "#1d2330";
@@ -27,6 +41,7 @@ export function makePlot(opts, data, box) {
 
 export default function LineChart({ title, series, testid }) {
   const box = useRef(null);
+  const scheme = useScheme();
   const xs = [...new Set(series.flatMap((s) => s.points.map((p) => p[0])))].sort((a, b) => a - b);
   const data = [xs, ...series.map((s) => { const m = new Map(s.points); return xs.map((x) => m.get(x) ?? null); })];
   const key = JSON.stringify([title, series.map((s) => s.label), data]);
@@ -38,7 +53,7 @@ export default function LineChart({ title, series, testid }) {
                                                                 spanGaps: true, points: { show: true } }))],
     };
     return makePlot(opts, data, box.current).destroy;
-  }, [key]);
+  }, [key, scheme]);
 
   // the canvas says nothing to a screen reader: the figure's label does, and uPlot's legend (a table) lists the curves
   const label = `${title}: ${series.map((s) => s.label).join(", ")} over ${xs.length} epoch${xs.length === 1 ? "" : "s"}`;

@@ -16,7 +16,7 @@ import ExportPage from "./pages/ExportPage.jsx";
 import "./style.css";
 
 function App() {
-  const [where, go] = useRoute(); // the page, the run, and the job or search shown are in the address
+  const [where, go, setRun] = useRoute(); // the page, the run, and the job or search shown are in the address
   const { page, run } = where;
   const [info, setInfo] = useState(null);
   const [error, setError] = useState("");
@@ -24,7 +24,6 @@ function App() {
   const [choice, setChoice] = useStored("deepworks.choice", null, (c) => c && { ...c, preview: null });
   const update = (change) => setChoice((c) => ({ ...c, ...change }));
   const shown = { job: where.job, search: where.search };
-  const setRun = (name) => go(page, name, shown);
 
   useEffect(() => {
     call("/api/info").then((i) => {
@@ -45,10 +44,14 @@ function App() {
         <h1>deepworks</h1>
         <nav aria-label="Pages">
           {PAGES.map((name, i) => (
-            <button key={name} data-testid={`nav-${name.toLowerCase()}`} className={page === name ? "active" : ""}
-                    aria-current={page === name ? "page" : undefined} onClick={() => go(name)}>
-              {i ? `${i}. ${name}` : name}
-            </button>
+            <span key={name} className="nav-item">
+              {i === 1 && <span className="nav-group" aria-hidden="true">Expert:</span>}
+              <button data-testid={`nav-${name.toLowerCase()}`} className={page === name ? "active" : ""}
+                      aria-current={page === name ? "page" : undefined} onClick={() => go(name)}
+                      aria-label={i ? `Expert page ${i}: ${name}` : undefined}>
+                {name}
+              </button>
+            </span>
           ))}
           <a className="nav-docs" href="/docs/" data-testid="nav-docs">Docs</a>
         </nav>

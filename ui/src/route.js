@@ -25,7 +25,8 @@ export function pathOf(page, run, { job, search } = {}) {
   return `/${page.toLowerCase()}`;
 }
 
-// [where, go(page, run, {job, search})]: `go` pushes a history entry; Back and Forward come back through popstate.
+// [where, go(page, run, {job, search}), choose(run)]: `go` pushes a history entry; Back and Forward come back through
+// popstate.
 export function useRoute() {
   const [where, setWhere] = useState(() => parse(window.location.pathname));
   useEffect(() => {
@@ -39,7 +40,13 @@ export function useRoute() {
     if (path !== window.location.pathname) window.history.pushState(null, "", path);
     setWhere({ page, run, ...shown });
   }
-  return [where, go];
+  // The run the pages show: on a page of a run its address changes (a history entry); elsewhere (a job that just
+  // finished on the Train page) only the choice does, so a job's late news never moves the page.
+  function choose(run) {
+    if (RUN_PAGES.includes(where.page)) return go(where.page, run);
+    return setWhere((w) => ({ ...w, run }));
+  }
+  return [where, go, choose];
 }
 
 // A state kept in the browser (localStorage) under `key`, so form values survive a page change and a reload;

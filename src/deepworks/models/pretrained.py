@@ -49,6 +49,11 @@ def weights_for(model: str) -> Weights:
     return PRETRAINED[model]()
 
 
+def installed() -> list[str]:
+    """The models whose pretrained weights are installed here (their package found): --pretrained works for them."""
+    return [m for m in PRETRAINED if importlib.util.find_spec(weights_for(m).module) is not None]
+
+
 def weights_file(model: str) -> Path:
     """The weights' file inside their installed package; a message naming the package when it is not installed."""
     w = weights_for(model)

@@ -166,7 +166,8 @@ def train_job(job: Path, request: dict) -> int:
                 run=str(trained.runs[-1].run.path),
                 results={"mean accuracy": summary["mean_accuracy"], "worst accuracy": worst["accuracy"]})
         return 0
-    outcome(job, "finished", "", run=str(trained.run.path), results=trained.results.get("test", {}))
+    outcome(job, "finished", "", run=str(trained.run.path), results=trained.results.get("test", {}),
+            baseline=trained.results.get("baseline"))
     return 0
 
 

@@ -44,7 +44,7 @@ export default function StartPage({ info, update, go, open }) {
         <Project dataset={dataset} kind={kind} onChange={setProject} />
       </div>
       <Flow key={`${card.name}/${dataset}`} card={card} kind={kind} dataset={dataset} update={update} go={go}
-            open={open} />
+            open={open} pretrained={info.pretrained || []} />
     </section>
   );
 }
@@ -101,7 +101,7 @@ function Step({ n, title, children, testid }) {
 }
 
 // The project's classes, its training and its try-out.
-function Flow({ card, kind, dataset, update, go, open }) {
+function Flow({ card, kind, dataset, update, go, open, pretrained }) {
   const { listing, error, need, classes, ops } = useClasses(card, dataset);
   const [camera, setCamera] = useState(null); // the class whose webcam is open: one at a time
   const tracker = useJob(`deepworks.start.job.${card.name}.${dataset}`);
@@ -142,10 +142,10 @@ function Flow({ card, kind, dataset, update, go, open }) {
       </Step>
       <Step n={2} title="Train" testid="step-train">
         <TrainPanel card={card} kind={kind} listing={listing} classes={classes} need={need} tracker={tracker}
-                    expert={expert} onTrain={() => setCamera(null)} />
+                    expert={expert} onTrain={() => setCamera(null)} pretrained={pretrained} />
       </Step>
       <Step n={3} title="Try it" testid="step-try">
-        {run ? <LiveTry run={run} kind={kind} open={open} /> : (
+        {run ? <LiveTry run={run} kind={kind} open={open} order={classes.map((c) => c.name)} /> : (
           <p className="gallery-empty" data-testid="try-waiting">Once it is trained, try it here live on the{" "}
             {kind.camera ? "webcam" : "microphone"}, then export it.</p>
         )}

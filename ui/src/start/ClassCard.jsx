@@ -85,9 +85,13 @@ function ClassName({ index, cls, work, ops, id }) {
     if (!(await work("Renaming…", () => ops.rename(cls.name, wanted)))) setName(cls.name);
   }
   return (
-    <input className="class-name" value={name} maxLength={64} data-testid={`${id}-name`}
-           aria-label={`Name of class ${index + 1}`} onChange={(e) => setName(e.target.value)} onBlur={rename}
-           onKeyDown={(e) => e.key === "Enter" && e.currentTarget.blur()} />
+    <label className="class-name-wrap" title="Click to rename this class">
+      <input className="class-name" value={name} maxLength={64} data-testid={`${id}-name`}
+             aria-label={`Name of class ${index + 1}`} onChange={(e) => setName(e.target.value)} onBlur={rename}
+             onFocus={(e) => cls.name.startsWith("Class ") && e.currentTarget.select()}
+             onKeyDown={(e) => e.key === "Enter" && e.currentTarget.blur()} />
+      <Icon name="pencil" />
+    </label>
   );
 }
 
@@ -131,8 +135,8 @@ function AddTools({ id, cls, kind, camera, setCamera, busy, work, ops, add, addF
   );
 }
 
-// The class's newest samples (the server lists the last few dozen), each with a button that deletes it; a clip plays
-// when its tile is pressed.
+// The class's newest samples, newest first (the server lists the last few dozen), each with a button that deletes it;
+// a clip plays when its tile is pressed.
 function Gallery({ cls, kind, id, work, ops }) {
   if (!cls.count) {
     return <p className="gallery-empty" data-testid={`${id}-empty`}>Drop {kind.samples}, a folder or a zip here, or
@@ -141,8 +145,7 @@ function Gallery({ cls, kind, id, work, ops }) {
   const first = cls.count - cls.samples.length; // the samples before those listed
   return (
     <ul className="gallery" data-testid={`${id}-gallery`} aria-label={`${cls.name}: its newest ${kind.samples}`}>
-      {first > 0 && <li className="more">+{first}</li>}
-      {cls.samples.map((s, i) => (
+      {cls.samples.map((s, i) => [s, i]).reverse().map(([s, i]) => (
         <li key={s.file} data-testid="sample">
           {kind.camera ? <img src={`${s.url}?thumb=1`} alt={`${kind.one} ${first + i + 1} of ${cls.name}`} width={56}
                               height={56} loading="lazy" />
@@ -153,6 +156,7 @@ function Gallery({ cls, kind, id, work, ops }) {
                   onClick={() => work("Deleting…", () => ops.removeSample(cls.name, s.file))}>×</button>
         </li>
       ))}
+      {first > 0 && <li className="more">+{first}</li>}
     </ul>
   );
 }

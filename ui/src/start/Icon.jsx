@@ -8,6 +8,8 @@ const PATHS = {
   play: "M8 5v14l11-7z",
   close: "M6 6l12 12 M18 6L6 18",
   folder: "M3 6h6l2 2h10v11H3z",
+  pencil: "M4 20h4L19 9l-4-4L4 16z M13 7l4 4",
+  download: "M12 4v12 M7 11l5 5 5-5 M4 20h16",
 };
 
 export default function Icon({ name }) {

@@ -19,13 +19,17 @@ async function predict(card, file, name) {
   return (await call(card.route, { method: "POST", body: form })).outputs[0];
 }
 
-export default function LiveTry({ run, kind, open }) {
+export default function LiveTry({ run, kind, open, order }) {
   const [card, setCard] = useState(null);
   const [error, setError] = useState("");
   useEffect(() => {
     setCard(null);
     setError("");
-    call(`/api/runs/${encodeURIComponent(run)}/serve`, { method: "POST" }).then(setCard, (e) => setError(e.message));
+    call(`/api/runs/${encodeURIComponent(run)}/serve`, { method: "POST" }).then((served) => {
+      // the bars in the order of the class cards above (the run's own order is alphabetical)
+      const known = order.filter((c) => served.classes.includes(c));
+      setCard({ ...served, shown: [...known, ...served.classes.filter((c) => !known.includes(c))] });
+    }, (e) => setError(e.message));
   }, [run]);
   return (
     <div className="live" data-testid="live">
@@ -33,11 +37,13 @@ export default function LiveTry({ run, kind, open }) {
       {error && <p className="error" role="alert" data-testid="live-error">{error}</p>}
       {card && (kind.camera ? <CameraTry card={card} kind={kind} /> : <MicrophoneTry card={card} kind={kind} />)}
       <div className="next" data-testid="start-next">
-        <button type="button" className="primary" data-testid="to-export" onClick={() => open("Export", run)}>
-          Export or serve it →</button>
-        <button type="button" data-testid="to-results" onClick={() => open("Results", run)}>How well it does →</button>
-        <a href={`/api/runs/${encodeURIComponent(run)}/export?format=onnx`} download data-testid="download-onnx">
-          Download as ONNX</a>
+        <a className="button primary" href={`/api/runs/${encodeURIComponent(run)}/export?format=onnx`} download
+           data-testid="download-onnx"><Icon name="download" /> Download your model (.zip)</a>
+        <button type="button" data-testid="to-export" onClick={() => open("Export", run)}>
+          Other formats, or serve it →</button>
+        <button type="button" data-testid="to-results" onClick={() => open("Results", run)}>Its mistakes →</button>
+        <p className="hint">The zip runs without deepworks: an ONNX model that ONNX Runtime runs in Python, C#, Java,
+          JavaScript or C++, with a README that shows how.</p>
       </div>
     </div>
   );
@@ -64,12 +70,20 @@ function useAsk(card) {
 
 function CameraTry({ card, kind }) {
   const [live, setLive] = useState(false);
+  const [picked, setPicked] = useState(null); // the chosen picture, shown as it is judged
   const asked = useAsk(card);
+  function choose(file) {
+    setLive(false);
+    if (!file) return;
+    setPicked((old) => { if (old) URL.revokeObjectURL(old); return URL.createObjectURL(file); });
+    asked.ask(file, file.name);
+  }
   return (
     <div className="try-live">
       <div className="try-input">
         {live ? <LiveCamera card={card} onAnswer={asked.setAnswer} onError={asked.setError} />
-              : <p className="gallery-empty">Show it something: start the webcam, or choose a {kind.one}.</p>}
+          : picked ? <img className="live-video" src={picked} alt={`The ${kind.one} you chose`} data-testid="live-picked" />
+          : <p className="gallery-empty">Show it something: start the webcam, or choose a {kind.one}.</p>}
         <div className="class-tools">
           <button type="button" className="primary" data-testid="live-camera" aria-pressed={live}
                   onClick={() => setLive(!live)}>
@@ -78,7 +92,7 @@ function CameraTry({ card, kind }) {
           <label className="file-button">
             <Icon name="upload" /> Choose a {kind.one}
             <input type="file" accept="image/*" data-testid="live-file"
-                   onChange={(e) => { const f = e.target.files[0]; setLive(false); if (f) asked.ask(f, f.name); }} />
+                   onChange={(e) => choose(e.target.files[0])} />
           </label>
         </div>
       </div>
@@ -165,7 +179,7 @@ function Answer({ card, kind, asked }) {
   return (
     <div className="try-answer">
       <h4>What it {kind.camera ? "sees" : "hears"}</h4>
-      <ClassBars classes={card.classes} answer={asked.answer} />
+      <ClassBars classes={card.shown} answer={asked.answer} />
       {asked.busy && <Busy testid="live-busy">Asking the model…</Busy>}
       {asked.error && <p className="error" role="alert" data-testid="live-error">{asked.error}</p>}
     </div>

@@ -10,10 +10,18 @@ const Curves = lazy(() => import("../Curves.jsx"));
 
 // The few settings offered here, in words; the rest stay the task's defaults (every one is on the Train page).
 const ADVANCED = {
-  "train.epochs": "Epochs: passes over your samples",
-  "data.audit": "Check the data for problems before training",
-  "eval.baseline": "Compare with a simple baseline model",
+  "train.epochs": "Epochs: how many times it goes over your samples (more can learn more, and takes longer)",
+  "model.pretrained": "Start from a model that already knows photos (pretrained on ImageNet): better with few pictures",
+  "data.audit": "Check the data for problems before training (copies, mix-ups: in the full report)",
+  "eval.baseline": "Compare with a simple model (a random forest), to see what the network adds",
 };
+
+// What the Start page sets where the task's default is for experts: a network that already knows photos learns a
+// few dozen of yours far better than one that starts from nothing (cats and dogs, 60 photos: 68 % of 200 unseen
+// photos against 55 %, in the same 12 s on two cores), where its weights are installed.
+function startDefaults(kind, pretrained) {
+  return kind.pretrained && pretrained.length ? { "model.pretrained": true } : {};
+}
 
 // What is missing before training, in words, or "" when it can start.
 export function missing(classes, need, kind) {
@@ -26,15 +34,17 @@ export function missing(classes, need, kind) {
   return "";
 }
 
-export default function TrainPanel({ card, kind, listing, classes, need, tracker, expert, onTrain }) {
+export default function TrainPanel({ card, kind, listing, classes, need, tracker, expert, onTrain, pretrained }) {
   const [fields, setFields] = useState([]);
   const [values, setValues] = useStored(`deepworks.start.settings.${card.name}`, {});
   const [error, setError] = useState("");
   const [sending, setSending] = useState(false);
   const { job, points } = tracker;
+  const defaults = startDefaults(kind, pretrained);
   useEffect(() => {
+    const offered = (f) => ADVANCED[f.key] && (f.key !== "model.pretrained" || "model.pretrained" in defaults);
     call(`/api/settings?task=${encodeURIComponent(card.name)}`)
-      .then((r) => setFields(r.fields.filter((f) => ADVANCED[f.key])), (e) => setError(e.message));
+      .then((r) => setFields(r.fields.filter(offered)), (e) => setError(e.message));
   }, [card.name]);
 
   const running = Boolean(job) && ["starting", "running"].includes(job.state);
@@ -42,7 +52,7 @@ export default function TrainPanel({ card, kind, listing, classes, need, tracker
   async function train() {
     setError("");
     setSending(true);
-    const settings = { task: card.name, data: listing.data };
+    const settings = { task: card.name, data: listing.data, ...defaults };
     for (const [k, v] of Object.entries(values)) if (v !== "" && v !== null && v !== undefined) settings[k] = v;
     try {
       const { id } = await call("/api/jobs", { json: { settings } });
@@ -69,11 +79,11 @@ export default function TrainPanel({ card, kind, listing, classes, need, tracker
       </div>
       <details className="advanced">
         <summary>Advanced</summary>
-        {fields.map((f) => <Setting key={f.key} field={f} values={values} setValues={setValues} />)}
+        {fields.map((f) => <Setting key={f.key} field={f} values={{ ...defaults, ...values }} setValues={setValues} />)}
       </details>
       {sending && <Busy testid="start-sending">Checking the settings…</Busy>}
       {error && <p className="error" role="alert" data-testid="start-train-error">{error}</p>}
-      {job && <Progress job={job} points={points} />}
+      {job && <Progress job={job} points={points} kind={kind} />}
     </div>
   );
 }
@@ -104,7 +114,7 @@ function Setting({ field, values, setValues }) {
 const WORDS = { starting: "Starting…", running: "Training", finished: "Trained", failed: "Failed", stopped: "Stopped" };
 
 // The job live: where it is, a bar, the loss curves, Stop; the outcome when it ends.
-function Progress({ job, points }) {
+function Progress({ job, points, kind }) {
   const p = job.progress;
   const epochs = job.epochs || [];
   const last = epochs[epochs.length - 1];
@@ -118,7 +128,8 @@ function Progress({ job, points }) {
           <> · epoch {Math.min(p.epoch, p.epochs)} of {p.epochs}
             {p.eta_s != null && <> · about {Math.ceil(p.eta_s)} s left</>}</>
         )}
-        {last && last.val_accuracy !== undefined && <> · right on {percent(last.val_accuracy)} of the samples held out</>}
+        {running && last && last.val_accuracy !== undefined && <> · right on {percent(last.val_accuracy)} of the
+          {" "}{kind.samples} kept back to check it</>}
       </p>
       {job.state === "starting" && <Busy testid="start-starting">Starting the training process…</Busy>}
       {(p || job.state === "finished") && (
@@ -136,9 +147,36 @@ function Progress({ job, points }) {
         </div>
       )}
       {job.state === "finished" && job.results && job.results.accuracy !== undefined && (
-        <p data-testid="start-accuracy">Right on <b>{percent(job.results.accuracy)}</b> of the samples it never saw
-          in training.</p>
+        <Verdict job={job} kind={kind} />
       )}
+    </div>
+  );
+}
+
+// How well it did, in words, with what a newcomer needs to judge it: how many samples that is, what a simple model
+// gets, and a plain warning when it is close to guessing or measured on too few samples to say.
+function Verdict({ job, kind }) {
+  const { accuracy, samples, per_class: perClass = [] } = job.results;
+  const classes = perClass.length || 2;
+  const chance = 1 / classes;
+  const base = job.baseline;
+  const run = (job.run || "").split("/").pop();
+  let advice = "";
+  if (accuracy < chance + (1 - chance) / 3) {
+    advice = `That is close to guessing: ${percent(chance)} would be right by chance. Add more ${kind.samples}, and ` +
+      "more varied ones (other backgrounds, angles, light), then train again.";
+  } else if (samples < 20) {
+    advice = `Only ${samples} ${kind.samples} were kept back to test it, so this figure is rough: more ` +
+      `${kind.samples} make it surer.`;
+  }
+  return (
+    <div data-testid="start-accuracy">
+      <p>Right on <b>{percent(accuracy)}</b> of the {samples} {kind.samples} it never saw in training
+        ({Math.round(accuracy * samples)} of {samples}).
+        {base && base.accuracy !== undefined && <> A simple model gets {percent(base.accuracy)} of them.</>}{" "}
+        <a href={`/api/runs/${encodeURIComponent(run)}/report/index.html`} target="_blank" rel="noreferrer"
+           data-testid="start-report">The full report</a></p>
+      {advice && <p className="note" data-testid="start-advice">{advice}</p>}
     </div>
   );
 }

@@ -20,10 +20,11 @@ router = APIRouter()
 async def info():
     from ..._version import __version__
     from ...cards import BUILTIN_CARDS
+    from ...models.pretrained import installed
     from ...models.stack import CARDS
 
     tasks = BUILTIN_CARDS.values()
-    return {"version": __version__, "tasks": list(BUILTIN_CARDS),
+    return {"version": __version__, "tasks": list(BUILTIN_CARDS), "pretrained": installed(),
             "datasets": {t.name: list(t.builtins) for t in tasks},
             "templates": {t.name: t.describe()["templates"] for t in tasks},
             "task_cards": {t.name: t.describe() for t in tasks},
