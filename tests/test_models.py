@@ -42,12 +42,22 @@ def test_model_harness(cfg, channels, size, params):
     opt = torch.optim.Adam(model.parameters(), lr=3e-3 if cfg.activation == "tanh" else 1e-2)
     model.train()
     first = F.cross_entropy(model(x), y).item()
-    for _ in range(100):
+    for step in range(1, 101):
         opt.zero_grad()
         F.cross_entropy(model(x), y).backward()
         opt.step()
-    model.eval()  # judged without dropout noise
-    assert F.cross_entropy(model(x), y).item() < 0.7 * first  # it can fit a small batch
+        if step % 10 == 0 and fitted(model, x, y) < 0.7 * first:
+            break  # it can fit a small batch: the ResNet does in a few dozen steps, the sigmoid MLP needs the 100
+    assert fitted(model, x, y) < 0.7 * first
+
+
+def fitted(model, x, y) -> float:
+    """The batch's loss, judged without dropout noise; the model is left in training mode."""
+    model.eval()
+    with torch.no_grad():
+        loss = F.cross_entropy(model(x), y).item()
+    model.train()
+    return loss
 
 
 def test_init_matches_the_activation():
