@@ -68,6 +68,12 @@ def try_text_of_text(page, run, folder):  # noqa: F811
     expect(page.locator("[data-testid=try-answer], [data-testid=attention]").first).to_be_visible()
 
 
+def try_classes_of_text(page, run, folder):  # noqa: F811
+    inputs, _ = dw.load(run).face.example_request()
+    page.get_by_test_id("try-text").fill(inputs[0])  # answered as it is typed, without the button
+    expect(page.get_by_test_id("try-predictions").locator("li").first).to_be_visible()
+
+
 def try_image_of_noise(page, run, folder):  # noqa: F811
     page.get_by_test_id("try-go").click()
     expect(page.get_by_test_id("try-answer").locator("img").first).to_be_visible()
@@ -75,6 +81,7 @@ def try_image_of_noise(page, run, folder):  # noqa: F811
 
 BY_KIND = {("image", "classes"): try_classes_of_image, ("image", "boxes"): try_boxes_of_image,
            ("audio", "classes"): try_classes_of_audio, ("text", "text"): try_text_of_text,
+           ("text", "classes"): try_classes_of_text,
            ("noise", "image"): try_image_of_noise}
 
 

@@ -112,6 +112,13 @@ def audio_space(examples: int = 0, photos: bool = False, pretrained: bool = Fals
             "train.batch_size": [32, 64], "train.epochs": {"low": 5, "high": 30, "int": True}}
 
 
+def textclass_space(examples: int = 0, photos: bool = False, pretrained: bool = False) -> dict:
+    return {"model.name": ["fasttext", "cnn", "bigru"],
+            "model.width": {"choices": [64, 128], "when": {"model.name": ["cnn", "bigru"]}},
+            "train.optimizer": ["adamw", "adam"], **COMMON_SPACE,
+            "train.batch_size": [32, 64], "train.epochs": {"low": 3, "high": 20, "int": True}}
+
+
 IMAGE_SETTINGS = ("data.test_fraction", "data.stream", "data.workers", "data.memory_budget", "model.pretrained",
                   "model.freeze", "model.layers", "model.head_first", "model.body_lr", "train.label_smoothing",
                   "train.adversarial", "train.eps", "train.attack_steps", "eval.robust_samples", "eval.robust_steps")
@@ -124,6 +131,8 @@ GAN_SETTINGS = ("data.test_fraction", "model.latent_size", "model.conditional", 
                 "eval.fid_model")
 DETECT_SETTINGS = ("data.test_fraction", "model.pretrained", "model.freeze", "model.body_lr")
 AUDIO_SETTINGS = ("data.split", "data.features", "data.test_fraction", "model.pretrained", "model.freeze")
+TEXTCLASS_SETTINGS = ("data.text_column", "data.label_column", "data.test_fraction", "data.max_len", "data.vocab_size",
+                      "model.embed_size", "model.heads", "model.ff_size", "train.label_smoothing")
 IMAGE_MODELS = ("mlp", "lenet", "resnet", "resnet18", "efficientnet_lite0", "layers")
 BUILTIN_CARDS = {card.name: card for card in (
     TaskCard("image", "deepworks.tasks.image:ImageClassification", "image classification", "an image classification",
@@ -194,6 +203,19 @@ BUILTIN_CARDS = {card.name: card for card in (
              search_space=audio_space, settings=AUDIO_SETTINGS,
              data="a folder with one sub-folder of clips (WAV; FLAC, OGG with soundfile) per class, a CSV of path,label",
              default_run="a 1-D CNN that tells generated tones and chirps apart"),
+    TaskCard("textclass", "deepworks.tasks.textclass:TextClassification", "text classification",
+             "a text classification", ("fasttext", "cnn", "bigru", "transformer"),
+             tiny=dict(data="moods:100", epochs=2, batch_size=32, baseline=False),
+             templates=(("fasttext", "fastText: a bag of hashed words and word pairs (fast, strong on small data)"),
+                        ("cnn", "A CNN over subwords (Kim 2014)"),
+                        ("bigru", "A bidirectional GRU over subwords with attention pooling"),
+                        ("transformer", "A small Transformer encoder over subwords")),
+             form=("train.epochs", "train.batch_size", "train.lr", "model.width", "data.max_len", "seed"),
+             builtins=("moods", "langid", "sst2"), verbs=("classify",), inputs=("text",), outputs=("classes",),
+             search_space=textclass_space, settings=TEXTCLASS_SETTINGS,
+             data="a CSV, TSV or JSONL file with a text and a label column, or a folder with one sub-folder of .txt "
+                  "files per class",
+             default_run="a fastText model that tells generated happy, sad and angry sentences apart"),
 )}
 USER_CARDS: dict[str, TaskCard] = {}  # cards of tasks of your own, registered in this process
 

@@ -121,7 +121,7 @@ def sequence_rules(c: Config) -> list[tuple]:
     d, m, t, e = c.data, c.model, c.train, c.eval
     return [
         (d.seq_len >= 1, "--seq-len must be at least 1", d.seq_len),
-        (d.max_len >= 1, "--max-len must be at least 1", d.max_len),
+        (d.max_len is None or d.max_len >= 1, "--max-len must be at least 1", d.max_len),
         (d.min_freq >= 1, "--min-freq must be at least 1", d.min_freq),
         (d.vocab_size >= 8, "--vocab-size must be at least 8", d.vocab_size),
         (0 <= t.teacher_forcing <= 1, "--teacher-forcing must be between 0 and 1", t.teacher_forcing),
@@ -183,7 +183,7 @@ def limit_rules(c: Config) -> list[tuple]:
          f"pixels", d.image_size),
         (t.gamma > 0, "--gamma must be above 0", t.gamma),
         (t.step_epochs >= 1, "--step-epochs must be at least 1", t.step_epochs),
-        (d.max_len <= 10_000, "--max-len must be at most 10,000 words", d.max_len),
+        (d.max_len is None or d.max_len <= 10_000, "--max-len must be at most 10,000 words or tokens", d.max_len),
         (d.seq_len <= 100_000, "--seq-len must be at most 100,000 characters", d.seq_len),
     ]
 

@@ -66,6 +66,10 @@ class DataConfig:
                                    "work for a voice it has never heard?). speaker:NAME: that speaker left out.")
     features: str = setting("logmel", "Audio: the network's input, log-mel spectrograms (40 bands) or their first "
                                       "13 MFCCs.", ("logmel", "mfcc"))
+    text_column: str | None = setting(None, "Text classification: the column of a CSV, TSV or JSONL file that holds "
+                                            "the text (default: found by its name: text, sentence, review, ...).")
+    label_column: str | None = setting(None, "Text classification: the column that holds the label (default: found "
+                                             "by its name: label, class, category, sentiment, ...).")
     strict: bool = setting(False, "Stop on unreadable files instead of skipping them with a warning.")
     audit: bool = setting(True, "Before training, check the splits for copies, leakage and imbalance (image data: "
                                 "about 8 seconds for 60,000 images; AutoML checks once for all its trials).")
@@ -82,7 +86,8 @@ class DataConfig:
     encoding: str = setting("utf-8", "Text and translation: how the files are decoded; latin-1 reads any byte as one "
                                      "character; a UTF-16 file with its byte-order mark is recognised by itself.",
                             ("utf-8", "latin-1", "utf-16"))
-    max_len: int = setting(50, "Translation: longest sentence in words; longer ones are cut, with a warning.")
+    max_len: int | None = setting(None, "Translation: longest sentence in words (default 50); text classification: "
+                                        "longest text in tokens (default 256). Longer ones are cut, with a warning.")
     min_freq: int = setting(2, "Translation: words seen fewer times in training become <unk>.")
     tokenizer: str = setting("word", "Translation: split sentences into words and punctuation, or into subwords "
                              "learned by SentencePiece (rare words become pieces instead of <unk>).", ("word", "subword"))

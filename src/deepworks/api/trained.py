@@ -82,6 +82,11 @@ class Trained:
         self.require("predict")
         return self(images, top_k=top_k)
 
+    def classify(self, texts, top_k: int | None = None) -> list[dict]:
+        """Text classification runs: the top-k classes of a text or a list of texts."""
+        self.require("classify")
+        return self(texts, top_k=top_k)
+
     def detect(self, images, threshold: float | None = None, max_boxes: int = 100, out: str | Path | None = None,
                class_iou: float | None = None) -> list[dict]:
         """Detection runs: the boxes in images (paths or folders, bytes, PIL images, arrays):

@@ -40,7 +40,7 @@ class Translation(Task):
     name = "translate"
     models = builtin_models("translate")
     defaults = {"data.source": "dates", "model.name": "gru", "model.activation": "tanh", "train.batch_size": 64,
-                "train.clip_grad": 1.0}
+                "train.clip_grad": 1.0, "data.max_len": 50}
     default_monitor = "val_loss"
     headline = "bleu"
     unit = ("pair", 1)

@@ -139,6 +139,20 @@ function Preview({ preview, card }) {
           <pre className="excerpt" data-testid="data-excerpt">{preview.excerpt}</pre>
         </>
       )}
+      {preview.text_examples && (
+        <table className="runs" data-testid="data-texts">
+          <caption>{preview.text_classes.length} classes of texts; the first few of each</caption>
+          <thead><tr><th scope="col">class (training texts)</th><th scope="col">texts</th></tr></thead>
+          <tbody>
+            {preview.text_examples.map((row, i) => (
+              <tr key={row.class}>
+                <th scope="row">{row.class} ({preview.class_counts[i].toLocaleString("en-US")})</th>
+                <td><ul className="texts">{row.texts.map((t, k) => <li key={k}>{t}</li>)}</ul></td>
+              </tr>
+            ))}
+          </tbody>
+        </table>
+      )}
       {preview.pairs && (
         <table className="runs" data-testid="data-pairs">
           <thead><tr><th scope="col">source ({preview.source_vocabulary} words)</th><th scope="col">target ({preview.target_vocabulary} words)</th></tr></thead>

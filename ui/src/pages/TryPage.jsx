@@ -35,7 +35,7 @@ function viewOf(task) {
   const VIEWS = {
     image: { classes: ImageTry, boxes: DetectTry },
     audio: { classes: AudioTry },
-    text: { text: TextTry },
+    text: { text: TextTry, classes: TextClassesTry },
     noise: { image: SampleTry },
   };
   return (VIEWS[task.inputs[0]] || {})[task.outputs[0]] || TextTry;
@@ -291,6 +291,35 @@ function TextTry({ card }) {
       {error && <p className="error">{error}</p>}
       {answer && writes && <pre data-testid="try-answer">{answer.map((a) => a.text ?? JSON.stringify(a)).join("\n")}</pre>}
       {answer && options.attention !== undefined && answer.map((a, i) => <Translation key={i} answer={a} />)}
+    </div>
+  );
+}
+
+// Text in, classes out: the classes of what is typed, asked again a moment after each change (and by the button).
+function TextClassesTry({ card }) {
+  const [text, setText] = useState("");
+  const [answer, setAnswer] = useState(null);
+  const [error, setError] = useState("");
+  const [busy, setBusy] = useState(false);
+  async function go(value = text) {
+    if (!value.trim()) return;
+    setBusy(true);
+    await ask(card, { inputs: [value], top_k: card.classes.length }, setAnswer, setError);
+    setBusy(false);
+  }
+  useEffect(() => {
+    const timer = setTimeout(() => go(text), 300);
+    return () => clearTimeout(timer);
+  }, [text]);
+  return (
+    <div className="try">
+      <label htmlFor="try-text">A text to classify (its classes update as you type)</label>
+      <textarea id="try-text" data-testid="try-text" rows={3} cols={60} value={text}
+                placeholder="Type or paste a sentence…" onChange={(e) => setText(e.target.value)} />
+      <button data-testid="try-go" onClick={() => go()}>{card.use}</button>
+      {busy && <Busy testid="try-busy">Asking the model…</Busy>}
+      {error && <p className="error">{error}</p>}
+      {answer && answer[0] && <Predictions answer={answer[0]} />}
     </div>
   );
 }

@@ -1,0 +1,196 @@
+"""Text classification: sentiment, topics or languages from labelled text.
+
+Data (data/textclass.py): a CSV, TSV or JSONL file with a text and a label column (found by name, or
+--text-column / --label-column), a folder with one sub-folder of .txt files per class, or a built-in (`moods`,
+generated on the spot; `langid`, Multi30k's English, German and French captions by language; `sst2`, the Stanford
+Sentiment Treebank, positive or negative, with its own split). Texts become ids (data/subwords.py): hashed word
+unigrams and bigrams for the fastText model, a SentencePiece model fitted on the training split for the others;
+the encoder travels in meta, so a trained run reads text alone. Models (models/textclass.py): fastText's bag of
+n-grams (the default: fast, and strong on small data), Kim's CNN, a BiGRU with attention pooling, a Transformer
+encoder. Loss: cross-entropy. Metrics: accuracy each epoch; on the test split also macro F1, per class and the
+confusion matrix, beside a TF-IDF baseline (word 1-2-grams and character 2-5-grams, logistic regression). This
+module is the recipe; the use of a trained model is tasks/textclass_face.py and the report tasks/textclass_report.py.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from ..config import Config, fill_defaults
+from ..errors import DataError
+from ..registry import builtin_models
+from .base import Prepared, Task
+from .textclass_face import TextClassFace, encoder_of
+from .textclass_report import TextClassReport
+
+HASH_BUCKETS = 1 << 18  # the fastText model's hashed n-grams: 262,144 rows of its table, few collisions on a corpus
+SUBWORDS = 8000          # SentencePiece pieces for the other models (--vocab-size)
+MAX_TOKENS = 256         # --max-len: ids kept per text; a longer text is cut, with a note
+
+
+class TextClassification(Task):
+    name = "textclass"
+    models = builtin_models("textclass")
+    defaults = {"data.source": "moods", "model.name": "fasttext", "train.batch_size": 64, "train.weight_decay": 0.01,
+                "data.max_len": MAX_TOKENS}
+    default_monitor = "val_accuracy"
+    headline = "accuracy"
+    unit = ("text", 1)
+    counted = ("texts", "texts")
+    augments = ("none",)
+    face_class, report_class = TextClassFace, TextClassReport
+
+    def __init__(self, cfg: Config, meta: dict | None = None):
+        # a bag of embeddings learns at a rate that would make the deeper models diverge (moods, 10 epochs: 0.97 at
+        # 0.03, 0.73 at 0.01); theirs is the rate their papers' Adam runs use
+        fill_defaults(cfg, {"train.lr": 0.03 if cfg.model.name in (None, "fasttext") else 0.003})
+        super().__init__(cfg, meta)
+        self.texts: dict[str, list[str]] = {}  # each split's texts, for the report's mistakes and the baseline
+        self.labels: dict[str, np.ndarray] = {}
+
+    @staticmethod
+    def check_meta(meta: dict) -> None:
+        encoder_of(meta)  # a hostile or damaged encoder is refused before it sizes a table
+
+    # --- data -----------------------------------------------------------------------------------------------
+    def read(self):
+        from ..data.textclass import load_texts
+
+        d = self.cfg.data
+        return load_texts(d.source, d.data_dir, d.download, d.text_column, d.label_column, d.strict)
+
+    def split_indices(self, texts) -> dict[str, np.ndarray]:
+        """The source's own split where it has one (a missing validation part is cut from its training part), else
+        seeded stratified test and validation parts."""
+        from ..data.arrays import stratified_split
+
+        d, seed, y = self.cfg.data, self.cfg.seed, texts.labels
+        if texts.split:
+            parts = {k: np.asarray(v, dtype=np.int64) for k, v in texts.split.items()}
+            train, test = parts["train"], parts["test"]
+        else:
+            everything = np.arange(len(y))
+            keep, held = stratified_split(y, d.test_fraction, seed)
+            train, test, parts = everything[keep], everything[held], {}
+        if "val" not in parts:
+            keep, held = stratified_split(y[train], d.val_fraction, seed + 1)
+            train, parts["val"] = train[keep], train[held]
+        if len(train) < 2 or len(test) == 0:
+            raise DataError(f"{texts.description} leaves {len(train)} text(s) to train on and {len(test)} to test. "
+                            f"Add texts, or lower --val-fraction / --test-fraction.")
+        return {"train": train, "val": parts["val"], "test": test}
+
+    def prepare(self, progress: bool | None = True) -> Prepared:
+        from ..data.subwords import TextEncoder
+
+        texts = self.read()
+        parts = self.split_indices(texts)
+        train_texts = [texts.texts[i] for i in parts["train"]]
+        hashed = self.cfg.model.name == "fasttext"
+        size = hash_buckets(train_texts, self.cfg.data.max_len) if hashed else self.cfg.data.vocab_size or SUBWORDS
+        encoder = TextEncoder.fit(train_texts, "hashed" if hashed else "sentencepiece", size, self.cfg.data.max_len,
+                                  self.cfg.seed)
+        ids, cut = encoder.encode_counted(texts.texts)
+        notes = list(texts.notes)
+        if cut:
+            notes.append(f"{cut:,} text(s) were longer than --max-len {encoder.max_len} tokens and were cut to it.")
+        self.meta = {"classes": list(texts.classes), "encoder": encoder.to_meta(), "source": texts.description}
+        self.texts = {k: [texts.texts[i] for i in v] for k, v in parts.items()}
+        self.labels = {k: np.asarray(texts.labels)[v] for k, v in parts.items()}
+        x, y = torch.from_numpy(ids), torch.from_numpy(np.asarray(texts.labels, dtype=np.int64))
+
+        def part(idx: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+            idx = torch.from_numpy(idx)
+            return x[idx], y[idx]
+
+        return Prepared(train=part(parts["train"]), val=part(parts["val"]), test=part(parts["test"]),
+                        meta=self.meta, notes=notes)
+
+    # --- model and training -----------------------------------------------------------------------------------
+    def build_model(self) -> nn.Module:
+        from ..models.textclass import build_text_classifier
+
+        m, encoder = self.cfg.model, encoder_of(self.meta)
+        return build_text_classifier(m.name, encoder.vocab_size, len(self.meta["classes"]), width=m.width,
+                                     depth=m.depth, heads=m.heads, embed_size=m.embed_size, dropout=m.dropout,
+                                     max_len=encoder.max_len)
+
+    def training_step(self, model: nn.Module, batch: tuple):
+        x, y = batch
+        logits = model(trimmed(x))
+        loss = F.cross_entropy(logits, y, label_smoothing=self.cfg.train.label_smoothing or 0.0)
+        return loss, {"accuracy": (logits.argmax(1) == y).sum()}
+
+    # --- after training -------------------------------------------------------------------------------------
+    @torch.no_grad()
+    def probabilities(self, model: nn.Module, x: torch.Tensor, device: torch.device, batch_size: int = 256):
+        """The class probabilities of id rows `x`, in eval mode (each batch trimmed of its all-padding columns)."""
+        from ..models import evaluating
+
+        with evaluating(model):
+            return torch.cat([model(trimmed(x[i:i + batch_size]).to(device)).float().softmax(1).cpu()
+                              for i in range(0, len(x), batch_size)])
+
+    def test_metrics(self, model: nn.Module, split: tuple, device: torch.device) -> dict:
+        from ..metrics.classes import class_metrics
+
+        x, y = split
+        probs = self.probabilities(model, x, device)
+        pred = probs.argmax(1)
+        return {"texts": len(y), "loss": float(F.nll_loss(probs.clamp(min=1e-12).log(), y)),
+                "accuracy": float((pred == y).float().mean()),
+                **class_metrics(y.numpy(), pred.numpy(), self.meta["classes"])}
+
+    def baseline(self) -> dict | None:
+        """TF-IDF of word 1-2-grams and character 2-5-grams, then logistic regression, trained on the same
+        training texts and scored on the same test texts: what a text model should beat."""
+        import time
+
+        from sklearn.feature_extraction.text import TfidfVectorizer
+        from sklearn.linear_model import LogisticRegression
+        from sklearn.metrics import f1_score
+        from sklearn.pipeline import make_pipeline, make_union
+
+        if not self.texts.get("test"):
+            return None
+        t0 = time.perf_counter()
+        features = make_union(TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True, min_df=1, max_features=200_000),
+                              TfidfVectorizer(analyzer="char_wb", ngram_range=(2, 5), sublinear_tf=True,
+                                              max_features=200_000))
+        fitted = make_pipeline(features, LogisticRegression(C=4.0, max_iter=1000)).fit(self.texts["train"],
+                                                                                      self.labels["train"])
+        pred, truth = fitted.predict(self.texts["test"]), self.labels["test"]
+        return {"model": "TF-IDF (word 1-2-grams, character 2-5-grams) + logistic regression",
+                "train_samples": len(self.texts["train"]), "accuracy": float((pred == truth).mean()),
+                "macro_f1": float(f1_score(truth, pred, average="macro", zero_division=0)),
+                "seconds": round(time.perf_counter() - t0, 2)}
+
+    def preview(self, prepared: Prepared, per_class: int = 6) -> dict:
+        """The classes with a few training texts of each, as the data page shows them."""
+        _, y = prepared.train
+        rows = [{"class": name, "texts": [self.texts["train"][i][:300]
+                                          for i in np.flatnonzero(y.numpy() == c)[:per_class]]}
+                for c, name in enumerate(self.meta["classes"])]
+        counts = np.bincount(y.numpy(), minlength=len(self.meta["classes"])).tolist()
+        return {"text_classes": list(self.meta["classes"]), "class_counts": counts, "text_examples": rows}
+
+
+def hash_buckets(texts: list[str], max_len: int) -> int:
+    """The fastText table's rows: twice the training texts' distinct word 1-2-grams, as a power of two, from 1,024 to
+    HASH_BUCKETS. A table sized for the data keeps a small data set's run small (a few hundred texts need a few
+    thousand rows, not 262,144) and collisions rare."""
+    from ..data.subwords import TextEncoder
+
+    distinct = len(np.unique(TextEncoder.fit(texts, "hashed", 1 << 24, max_len).encode(texts)))
+    return int(min(HASH_BUCKETS, max(1 << 10, 1 << int(np.ceil(np.log2(2 * distinct))))))
+
+
+def trimmed(x: torch.Tensor) -> torch.Tensor:
+    """A batch of id rows without the columns that are padding in every row: the rows are padded to the longest
+    text of the whole data set, and most batches are shorter."""
+    used = (x != 0).any(0)
+    last = int(used.nonzero().max()) + 1 if bool(used.any()) else 1
+    return x[:, :last]

@@ -1,0 +1,130 @@
+"""The use of a trained text classifier: texts in, class probabilities out.
+
+Built from the run's config and meta alone (tasks/face.py): the classes and the encoder that training fitted (its
+hashed n-grams' rule, or its SentencePiece model, kept in meta). `infer` turns the texts into ids with that encoder
+and runs the network with a softmax after it; that network is also what an export writes (ids in, probabilities
+out), the tokenisation written in the model card so that another runtime can do it.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+import numpy as np
+import torch
+import torch.nn as nn
+
+from ..errors import DataError
+from .face import Face
+
+MAX_CHARS = 100_000  # one text's length at most in a call (a document, not a book): more is refused, not cut
+
+
+def encoder_of(meta: dict):
+    """The run's text encoder (data/subwords.py), as its meta describes it: made once per encoder (a SentencePiece
+    model is parsed once, however many calls use it)."""
+    described = meta.get("encoder")
+    if not isinstance(described, dict):
+        from ..errors import ConfigError
+
+        raise ConfigError(f"Expected the run's meta to describe its text encoder. Received: "
+                          f"{type(described).__name__}.")
+    key = tuple(sorted((k, v) for k, v in described.items() if isinstance(v, (str, int, float, bool))))
+    return made_encoder(key)
+
+
+@lru_cache(maxsize=8)
+def made_encoder(key: tuple):
+    from ..data.subwords import TextEncoder
+
+    return TextEncoder.from_meta(dict(key))
+
+
+class Probabilities(nn.Module):
+    """A classifier of id rows with a softmax after it: what is served and exported."""
+
+    def __init__(self, model: nn.Module):
+        super().__init__()
+        self.model = model
+
+    def forward(self, ids: torch.Tensor) -> torch.Tensor:
+        return self.model(ids).float().softmax(1)
+
+
+class TextClassFace(Face):
+    verb, kind = "classify", "a text classification"
+    batchable = True
+    max_items = 1024
+
+    @property
+    def use_options(self) -> dict:
+        from ..inference import Option
+
+        return {"top_k": Option(int, 3, 1, None, "how many of the likeliest classes to name per text")}
+
+    def decode_inputs(self, inputs, options: dict, trusted: bool = True) -> list:
+        """A text or a list of texts (each one example; a path is read as text, never as a file)."""
+        from ..inference import text_items
+
+        texts = text_items(inputs, "classify", "text", self.max_items)
+        long = next((i for i, t in enumerate(texts) if len(t) > MAX_CHARS), None)
+        if long is not None:
+            raise DataError(f"classify: text {long} has {len(texts[long]):,} characters. Expected at most "
+                            f"{MAX_CHARS:,}: send a document's paragraphs as texts of their own.")
+        return texts
+
+    def example_request(self) -> tuple:
+        return ["a short example text"], {}
+
+    def serving_model(self, model: nn.Module) -> nn.Module:
+        return Probabilities(model).eval()
+
+    @torch.inference_mode()
+    def infer(self, model, items: list, device: torch.device, options: dict, batch_size: int = 256) -> list:
+        """{'input': text, 'probabilities': (K,) array} per text."""
+        ids = torch.from_numpy(encoder_of(self.meta).encode(items))
+        probs = np.concatenate([np.asarray(model(ids[i:i + batch_size].to(device)).cpu())
+                                for i in range(0, len(ids), batch_size)])
+        return [{"input": text, "probabilities": p} for text, p in zip(items, probs)]
+
+    def encode_result(self, result: dict, options: dict) -> dict:
+        from ..inference import top_classes
+
+        return top_classes(result["input"], result["probabilities"], self.meta["classes"], options["top_k"])
+
+    def example_ids(self, n: int, length: int, seed: int) -> torch.Tensor:
+        """n rows of `length` random ids (some padding at the end of each but the first): what an export is traced
+        and checked with."""
+        g = torch.Generator().manual_seed(seed)
+        ids = torch.randint(2, encoder_of(self.meta).vocab_size, (n, length), generator=g)
+        for row in range(1, n):
+            ids[row, length - row:] = 0
+        return ids
+
+    def export_graphs(self, model: nn.Module) -> list:
+        from ..inference import Graph
+
+        return [Graph("classifier", self.serving_model(model), (self.example_ids(2, 9, 0),),
+                      (self.example_ids(5, 17, 1),), ["ids"], ["probabilities"],
+                      {"ids": {0: "batch", 1: "length"}, "probabilities": {0: "batch"}},
+                      "int64 token ids (N, L), 0 as padding, in; class probabilities (N, K) out")]
+
+    def model_card(self) -> dict:
+        encoder = encoder_of(self.meta)
+        how = ("lower-case, words = the regex \\w+|[^\\w\\s], then each word and each pair of neighbouring words "
+               "('w1 w2') hashed: 2 + crc32(its UTF-8) mod (vocab_size - 2)" if encoder.kind == "hashed" else
+               "SentencePiece (the model in 'encoder', base64): its piece ids")
+        return {"classes": self.meta["classes"], "encoder": self.meta["encoder"],
+                "inputs": [{"name": "ids", "dtype": "int64", "shape": [None, None], "padding_id": 0,
+                            "unknown_id": 1}],
+                "outputs": [{"name": "probabilities", "dtype": "float32",
+                             "shape": [None, len(self.meta["classes"])]}],
+                "preprocessing": {"before_graph": f"{how}; at most {encoder.max_len} ids per text, rows padded with "
+                                                  f"0 to the longest of the batch",
+                                  "inside_graph": "the network, then a softmax"}}
+
+    def v2_inputs(self) -> list[dict]:
+        return [{"name": "texts", "datatype": "BYTES", "shape": [-1]}]
+
+    def v2_outputs(self, results: list) -> dict:
+        return {"probabilities": np.stack([r["probabilities"] for r in results]).astype(np.float32)}

@@ -1,0 +1,58 @@
+"""Text classification (tasks/textclass.py): what is its own beyond the contract every task passes
+(test_task_contract.py). The data readers are tested in test_textclass_data.py, the models and the encoder in
+test_textclass_models.py."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+import deepworks as dw
+from deepworks.cli import main
+from deepworks.errors import DataError
+
+
+@pytest.fixture(scope="module")
+def moods(tmp_path_factory):
+    """fastText on the generated moods (three classes, 200 sentences each), 12 epochs: a second on one thread."""
+    runs = tmp_path_factory.mktemp("textclass")
+    return dw.train(task="textclass", data="moods", epochs=12, runs_dir=str(runs), name="moods", progress=False)
+
+
+def test_fasttext_learns_the_moods_far_beyond_chance_and_shows_its_tfidf_baseline(moods):
+    test, base = moods.results["test"], moods.results["baseline"]
+    assert test["accuracy"] >= 0.85 and test["macro_f1"] >= 0.85, test  # chance is 1 in 3
+    assert [r["class"] for r in test["per_class"]] == ["angry", "happy", "sad"] and len(test["confusion"]) == 3
+    assert base["model"].startswith("TF-IDF") and 0 <= base["accuracy"] <= 1 and base["train_samples"] > 400
+    report = (moods.run.report_dir / "index.html").read_text()
+    assert "TF-IDF" in report and "confusion.png" in report and "hashed word 1-2-grams" in report
+
+
+def test_texts_are_classified_from_the_api_and_the_command_line_alike(moods, capsys):
+    answers = moods.classify(["i am so happy today", "she is furious about the meeting"], top_k=3)
+    assert [a["predictions"][0]["class"] for a in answers] == ["happy", "angry"]
+    assert main(["classify", str(moods.run.path), "i am so happy today", "--top-k", "2", "--json"]) == 0
+    said = json.loads(capsys.readouterr().out)
+    assert said[0]["predictions"] == answers[0]["predictions"][:2]
+
+
+def test_what_is_not_text_or_too_long_is_refused_with_what_was_expected(moods):
+    with pytest.raises(DataError, match="each text must be text. Received: a int"):
+        moods.classify([3])
+    with pytest.raises(DataError, match="Expected at most 100,000: send a document's paragraphs"):
+        moods.classify("word " * 30_000)
+
+
+def test_a_csv_of_your_own_trains_a_subword_cnn_and_a_wrong_column_is_named(tmp_path, capsys):
+    rows = ["review,stars"] + [f"\"{w} film, truly {w}\",{s}" for w, s in
+                               [("great", "pos"), ("awful", "neg"), ("lovely", "pos"), ("dreadful", "neg")] * 30]
+    (tmp_path / "reviews.csv").write_text("\n".join(rows) + "\n")
+    run = dw.train(task="textclass", data=str(tmp_path / "reviews.csv"), model="cnn", epochs=4, width=16,
+                   embed_size=16, vocab_size=60, runs_dir=str(tmp_path / "runs"), progress=False)
+    assert run.classes == ["neg", "pos"] and run.task.meta["encoder"]["kind"] == "sentencepiece"
+    assert run.classify("a great film")[0]["predictions"][0]["class"] in ("neg", "pos")
+    assert main(["train", "--task", "textclass", "--data", str(tmp_path / "reviews.csv"), "--text-column", "body",
+                 "--runs-dir", str(tmp_path / "runs")]) == 2
+    err = capsys.readouterr().err
+    assert "body" in err and "review" in err and "Traceback" not in err
