@@ -60,7 +60,8 @@ def test_out_of_range_settings_name_the_flag(key, value, message):
 
 
 TASK_WORDS = {"image": "image", "images": "image", "streaming": "image", "adversarial": "image", "text": "text",
-              "translation": "translate", "gan": "gan", "gans": "gan", "detection": "detect", "audio": "audio"}
+              "translation": "translate", "gan": "gan", "gans": "gan", "detection": "detect", "audio": "audio",
+              "textclass": "textclass"}
 LABEL = re.compile(r"(?:^|[.;] )([A-Z][^:.;()]*):")  # 'Translation: ...', 'GAN, wgan-gp: ...' at a sentence's start
 
 
@@ -68,7 +69,7 @@ def tasks_named(help_text: str) -> set[str]:
     """The tasks a help text names in its labels: 'Text and translation: ...' names text and translate."""
     named = set()
     for label in LABEL.findall(help_text):
-        words = re.findall(r"[a-z]+", label.lower())
+        words = re.findall(r"[a-z]+", label.lower().replace("text classification", "textclass"))
         if words and words[0] in TASK_WORDS:
             named |= {TASK_WORDS[w] for w in words if w in TASK_WORDS}
     return named
@@ -80,6 +81,7 @@ def test_every_setting_whose_help_names_a_task_applies_to_that_task():
 
     assert tasks_named("Text and translation: how the files are decoded.") == {"text", "translate"}
     assert tasks_named("What to learn from. Images: a folder. MLP: units.") == {"image"}
+    assert tasks_named("Translation: words. Text classification: tokens.") == {"translate", "textclass"}
     named_somewhere = 0
     for key, (_, f, _) in fields_by_key().items():
         named = tasks_named(f.metadata["help"])

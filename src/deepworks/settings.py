@@ -86,7 +86,7 @@ class DataConfig:
     encoding: str = setting("utf-8", "Text and translation: how the files are decoded; latin-1 reads any byte as one "
                                      "character; a UTF-16 file with its byte-order mark is recognised by itself.",
                             ("utf-8", "latin-1", "utf-16"))
-    max_len: int | None = setting(None, "Translation: longest sentence in words (default 50); text classification: "
+    max_len: int | None = setting(None, "Translation: longest sentence in words (default 50). Text classification: "
                                         "longest text in tokens (default 256). Longer ones are cut, with a warning.")
     min_freq: int = setting(2, "Translation: words seen fewer times in training become <unk>.")
     tokenizer: str = setting("word", "Translation: split sentences into words and punctuation, or into subwords "
