@@ -42,6 +42,26 @@ def test_what_is_not_text_or_too_long_is_refused_with_what_was_expected(moods):
         moods.classify([3])
     with pytest.raises(DataError, match="Expected at most 100,000: send a document's paragraphs"):
         moods.classify("word " * 30_000)
+    with pytest.raises(DataError, match="Expected one or more texts. Received: none"):
+        moods.classify([])
+    answer = moods.classify(["lone \ud800 surrogate " + "x" * 500])[0]  # what JSON cannot carry is not echoed back
+    assert "\ud800" not in answer["input"] and len(answer["input"]) == 200
+
+
+def test_evaluating_again_reads_with_the_run_s_own_encoder_and_another_file_by_class_name(tmp_path, capsys):
+    rows = lambda pairs: "text,label\n" + "".join(f"{t},{c}\n" for t, c in pairs)  # noqa: E731
+    (tmp_path / "a.csv").write_text(rows([("so glad and happy", "up"), ("so sad and gloomy", "down")] * 40))
+    run = dw.train(task="textclass", data=str(tmp_path / "a.csv"), epochs=3, runs_dir=str(tmp_path / "runs"),
+                   progress=False)
+    table = run.task.meta["encoder"]["vocab_size"]
+    (tmp_path / "a.csv").write_text(rows([(f"word{i} and more{i}", "up" if i % 2 else "down") for i in range(3000)]))
+    assert dw.evaluate(run.run.path)["texts"] > 0  # more distinct words now: the run's own table is used, not a new one
+    assert dw.load(run.run.path).task.meta["encoder"]["vocab_size"] == table
+    (tmp_path / "b.csv").write_text(rows([("so happy", "up"), ("gloomy", "down"), ("what?", "sideways")]))
+    assert main(["evaluate", str(run.run.path), "--data", str(tmp_path / "b.csv")]) == 2
+    assert "classes this run never learned: sideways" in capsys.readouterr().err
+    (tmp_path / "c.csv").write_text(rows([("so happy", "up"), ("so gloomy", "down")] * 5))
+    assert dw.evaluate(run.run.path, data=str(tmp_path / "c.csv"))["texts"] == 10
 
 
 def test_a_csv_of_your_own_trains_a_subword_cnn_and_a_wrong_column_is_named(tmp_path, capsys):
@@ -49,9 +69,11 @@ def test_a_csv_of_your_own_trains_a_subword_cnn_and_a_wrong_column_is_named(tmp_
                                [("great", "pos"), ("awful", "neg"), ("lovely", "pos"), ("dreadful", "neg")] * 30]
     (tmp_path / "reviews.csv").write_text("\n".join(rows) + "\n")
     run = dw.train(task="textclass", data=str(tmp_path / "reviews.csv"), model="cnn", epochs=4, width=16,
-                   embed_size=16, vocab_size=60, runs_dir=str(tmp_path / "runs"), progress=False)
+                   embed_size=16, vocab_size=60, max_len=8, runs_dir=str(tmp_path / "runs"), progress=False)
     assert run.classes == ["neg", "pos"] and run.task.meta["encoder"]["kind"] == "sentencepiece"
     assert run.classify("a great film")[0]["predictions"][0]["class"] in ("neg", "pos")
+    card = dw.export(run.run.path, out=str(tmp_path / "export"))  # traced and checked within --max-len 8
+    assert card["graphs"][0]["verified"]["runtime"] == "onnxruntime"
     assert main(["train", "--task", "textclass", "--data", str(tmp_path / "reviews.csv"), "--text-column", "body",
                  "--runs-dir", str(tmp_path / "runs")]) == 2
     err = capsys.readouterr().err

@@ -132,7 +132,7 @@ GAN_SETTINGS = ("data.test_fraction", "model.latent_size", "model.conditional", 
 DETECT_SETTINGS = ("data.test_fraction", "model.pretrained", "model.freeze", "model.body_lr")
 AUDIO_SETTINGS = ("data.split", "data.features", "data.test_fraction", "model.pretrained", "model.freeze")
 TEXTCLASS_SETTINGS = ("data.text_column", "data.label_column", "data.test_fraction", "data.max_len", "data.vocab_size",
-                      "model.embed_size", "model.heads", "model.ff_size", "train.label_smoothing")
+                      "model.embed_size", "model.heads", "train.label_smoothing")
 IMAGE_MODELS = ("mlp", "lenet", "resnet", "resnet18", "efficientnet_lite0", "layers")
 BUILTIN_CARDS = {card.name: card for card in (
     TaskCard("image", "deepworks.tasks.image:ImageClassification", "image classification", "an image classification",

@@ -91,7 +91,8 @@ class DataConfig:
     min_freq: int = setting(2, "Translation: words seen fewer times in training become <unk>.")
     tokenizer: str = setting("word", "Translation: split sentences into words and punctuation, or into subwords "
                              "learned by SentencePiece (rare words become pieces instead of <unk>).", ("word", "subword"))
-    vocab_size: int = setting(8000, "Translation with --tokenizer subword: pieces per language (at most).")
+    vocab_size: int = setting(8000, "Translation with --tokenizer subword: pieces per language (at most). Text "
+                                    "classification: SentencePiece pieces of the models other than fasttext.")
 
 
 @dataclass

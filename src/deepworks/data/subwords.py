@@ -26,7 +26,7 @@ from ..errors import ConfigError, DataError
 KINDS = ("hashed", "sentencepiece")
 PAD, UNK = 0, 1
 MAX_VOCAB = {"hashed": 1 << 24, "sentencepiece": 1 << 20}  # ids an embedding table could hold; more is refused
-MAX_LEN = 1 << 20  # longest id sequence a run may ask for
+MAX_LEN = 10_000  # longest id sequence a run may ask for (--max-len's own limit)
 FIT_SENTENCES = 200_000  # SentencePiece learns from at most this many texts ...
 FIT_CHARS = 10_000_000  # ... and this much text (about 10 MB): more costs minutes and memory, and teaches little
 FIT_TEXT_CHARS = 16_000  # a longer training text is cut (SentencePiece skips a sentence over max_sentence_length)

@@ -18,6 +18,8 @@ from ..errors import DataError
 from .face import Face
 
 MAX_CHARS = 100_000  # one text's length at most in a call (a document, not a book): more is refused, not cut
+BATCH_IDS = 65_536   # ids through the network at once in `infer`: rows of 256 ids in batches of 256
+ECHOED = 200         # characters of a text given back with its answer (the answer names it; it needs no copy)
 
 
 def encoder_of(meta: dict):
@@ -67,6 +69,8 @@ class TextClassFace(Face):
         from ..inference import text_items
 
         texts = text_items(inputs, "classify", "text", self.max_items)
+        if not texts:
+            raise DataError("classify: Expected one or more texts. Received: none.")
         long = next((i for i, t in enumerate(texts) if len(t) > MAX_CHARS), None)
         if long is not None:
             raise DataError(f"classify: text {long} has {len(texts[long]):,} characters. Expected at most "
@@ -80,12 +84,16 @@ class TextClassFace(Face):
         return Probabilities(model).eval()
 
     @torch.inference_mode()
-    def infer(self, model, items: list, device: torch.device, options: dict, batch_size: int = 256) -> list:
-        """{'input': text, 'probabilities': (K,) array} per text."""
+    def infer(self, model, items: list, device: torch.device, options: dict) -> list:
+        """{'input': the text (cleaned of what JSON cannot carry, and shortened), 'probabilities': (K,)} per text.
+        Texts go through the network in batches of at most BATCH_IDS ids, so a request's memory is bounded by its
+        count of ids, however long its texts."""
+        from ..data.subwords import UNSAFE
+
         ids = torch.from_numpy(encoder_of(self.meta).encode(items))
-        probs = np.concatenate([np.asarray(model(ids[i:i + batch_size].to(device)).cpu())
-                                for i in range(0, len(ids), batch_size)])
-        return [{"input": text, "probabilities": p} for text, p in zip(items, probs)]
+        size = max(1, BATCH_IDS // ids.shape[1])
+        probs = np.concatenate([np.asarray(model(ids[i:i + size].to(device)).cpu()) for i in range(0, len(ids), size)])
+        return [{"input": UNSAFE.sub(" ", text[:ECHOED]), "probabilities": p} for text, p in zip(items, probs)]
 
     def encode_result(self, result: dict, options: dict) -> dict:
         from ..inference import top_classes
@@ -98,22 +106,26 @@ class TextClassFace(Face):
         g = torch.Generator().manual_seed(seed)
         ids = torch.randint(2, encoder_of(self.meta).vocab_size, (n, length), generator=g)
         for row in range(1, n):
-            ids[row, length - row:] = 0
+            ids[row, max(1, length - row):] = 0
         return ids
 
     def export_graphs(self, model: nn.Module) -> list:
         from ..inference import Graph
 
-        return [Graph("classifier", self.serving_model(model), (self.example_ids(2, 9, 0),),
-                      (self.example_ids(5, 17, 1),), ["ids"], ["probabilities"],
+        longest = encoder_of(self.meta).max_len  # a Transformer's positions stop there
+        traced, checked = min(9, longest), min(17, longest)
+        return [Graph("classifier", self.serving_model(model), (self.example_ids(2, traced, 0),),
+                      (self.example_ids(5, checked, 1),), ["ids"], ["probabilities"],
                       {"ids": {0: "batch", 1: "length"}, "probabilities": {0: "batch"}},
                       "int64 token ids (N, L), 0 as padding, in; class probabilities (N, K) out")]
 
     def model_card(self) -> dict:
         encoder = encoder_of(self.meta)
-        how = ("lower-case, words = the regex \\w+|[^\\w\\s], then each word and each pair of neighbouring words "
-               "('w1 w2') hashed: 2 + crc32(its UTF-8) mod (vocab_size - 2)" if encoder.kind == "hashed" else
-               "SentencePiece (the model in 'encoder', base64): its piece ids")
+        how = ("control characters and lone surrogates removed, lower-case, words = the regex \\w+|[^\\w\\s], "
+               "then each word followed by the pair it ends ('w1 w2'), each hashed: 2 + crc32(its UTF-8) mod "
+               "(vocab_size - 2)" if encoder.kind == "hashed" else
+               "control characters removed, lower-case, then SentencePiece (the model in 'encoder', base64): its "
+               "piece ids")
         return {"classes": self.meta["classes"], "encoder": self.meta["encoder"],
                 "inputs": [{"name": "ids", "dtype": "int64", "shape": [None, None], "padding_id": 0,
                             "unknown_id": 1}],

@@ -301,11 +301,14 @@ function TextClassesTry({ card }) {
   const [answer, setAnswer] = useState(null);
   const [error, setError] = useState("");
   const [busy, setBusy] = useState(false);
+  const latest = useRef(0); // only the answer to the last text asked is shown (answers may come back out of order)
   async function go(value = text) {
-    if (!value.trim()) return;
+    const asked = ++latest.current;
+    if (!value.trim()) { setAnswer(null); setError(""); return; }
     setBusy(true);
-    await ask(card, { inputs: [value], top_k: card.classes.length }, setAnswer, setError);
-    setBusy(false);
+    const keep = (set) => (v) => asked === latest.current && set(v);
+    await ask(card, { inputs: [value], top_k: card.classes.length }, keep(setAnswer), keep(setError));
+    if (asked === latest.current) setBusy(false);
   }
   useEffect(() => {
     const timer = setTimeout(() => go(text), 300);
