@@ -115,6 +115,13 @@ SPEC: dict[str, list] = {
         ("log-mel features, clips/s", "features/log_mel_clips_per_s"),
         ("predict one 0.5 s clip (ms)", "inference/ms_per_clip"),
     ],
+    "textclass": [
+        ("SST-2, fastText (defaults): dev / test accuracy", "sst2/dev_accuracy", "sst2/test_accuracy"),
+        ("the same: TF-IDF baseline's test accuracy", "sst2/baseline_test_accuracy"),
+        ("the same: epochs / training seconds", "sst2/epochs", "sst2/train_seconds"),
+        ("langid (en/de/fr), fastText: test accuracy / wall seconds", "langid/test_accuracy", "langid/wall_seconds"),
+        ("loop speed, deepworks / plain loop (median, paired)", "loop/ratio", "loop/paired_ratio"),
+    ],
     "automl": [
         ("Fashion-MNIST, 10 min: best trial's test accuracy", "tpe/best_test_accuracy"),
         ("trials / pruned share", "tpe/trials", "tpe/pruned_share"),
