@@ -113,6 +113,8 @@ def test_a_newcomer_names_classes_adds_uploads_and_webcam_frames_trains_and_trie
     expect(page.get_by_test_id("start-needs")).to_contain_text("Ready")
     folder = server["runs"] / ".ui" / "samples" / "my-pictures"
     assert len(list((folder / "me").glob("*.png"))) == held + 1 and len(list((folder / "squares").glob("*"))) == 11
+    page.wait_for_function("""() => [...document.querySelectorAll('[data-testid=sample] img')]
+        .every((img) => img.complete && img.naturalWidth > 0)""")  # every thumbnail drawn, the newest first
     shot(page, "start-samples")
 
     fast_settings(page, 3)

@@ -18,7 +18,7 @@ export default function Curves({ points, epochs }) {
 
   useEffect(() => {
     const opts = {
-      height: 260, title: "loss (lower is better)",
+      height: 260, title: "loss (lower is better)", legend: { live: false }, // names, not "--" until hovered
       scales: { x: { time: false } },
       axes: themed([{ label: "epoch" }, {}]),
       series: [{ label: "epoch" }, { label: "training (running)", stroke: "#1f77b4", spanGaps: true },
