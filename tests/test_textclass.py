@@ -78,3 +78,28 @@ def test_a_csv_of_your_own_trains_a_subword_cnn_and_a_wrong_column_is_named(tmp_
                  "--runs-dir", str(tmp_path / "runs")]) == 2
     err = capsys.readouterr().err
     assert "body" in err and "review" in err and "Traceback" not in err
+
+
+def test_the_tokens_that_decided_are_given_with_shares_that_add_up(moods, capsys):
+    import torch
+
+    from deepworks.tasks.textclass_face import encoder_of
+
+    text = "i am so happy today"
+    answer = moods(text, explain=True)[0]
+    tokens = [t["token"] for t in answer["tokens"]]
+    assert tokens == encoder_of(moods.task.meta).pieces(text)  # words and word pairs, in the order of the ids
+    shares = {t["token"]: t["share"] for t in answer["tokens"]}
+    assert max(shares, key=shares.get) == "happy" and answer["predictions"][0]["class"] == "happy"
+    ids = torch.from_numpy(encoder_of(moods.task.meta).encode([text]))
+    unknown = torch.where(ids != 0, torch.ones_like(ids), ids)  # the baseline: the same length, unknown words
+    k = moods.classes.index("happy")
+    with torch.no_grad():
+        gap = float(moods.model.eval()(ids)[0, k] - moods.model(unknown)[0, k])
+    assert sum(shares.values()) == pytest.approx(gap, rel=0.05, abs=0.02)  # Integrated Gradients' completeness
+    with pytest.raises(DataError, match="explain takes at most 64 texts a call"):
+        moods(["happy"] * 65, explain=True)
+    report = moods.task.make_report().highlighted(moods.model, ids, torch.tensor([k]), [text], "cpu")[0]
+    assert report.count("<span") == len(tokens) and "background:rgba(244,165,130" in report
+    assert main(["classify", str(moods.run.path), text, "--explain"]) == 0
+    assert "because of: 'happy' +" in capsys.readouterr().out  # the strongest first

@@ -72,6 +72,7 @@ def try_classes_of_text(page, run, folder):  # noqa: F811
     inputs, _ = dw.load(run).face.example_request()
     page.get_by_test_id("try-text").fill(inputs[0])  # answered as it is typed, without the button
     expect(page.get_by_test_id("try-predictions").locator("li").first).to_be_visible()
+    expect(page.get_by_test_id("try-shares").locator("span")).not_to_have_count(0)  # and the tokens that decided
 
 
 def try_image_of_noise(page, run, folder):  # noqa: F811

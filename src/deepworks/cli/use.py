@@ -126,7 +126,7 @@ def answer_lines(answer: dict) -> list[str]:
     """One answer for people: classes and boxes as `predict` and `detect` print them, any other answer field by
     field (a picture's base64 by its size: --json prints it, --out writes it)."""
     if "predictions" in answer:
-        return [classes_line(answer)]
+        return [classes_line(answer)] + ([shares_line(answer["tokens"])] if "tokens" in answer else [])
     if "boxes" in answer:
         return boxes_lines(answer)
     return [f"{key}: {shown(key, value)}" for key, value in answer.items()]
@@ -141,6 +141,12 @@ def shown(key: str, value) -> str:
 def classes_line(item: dict) -> str:
     top = "  ".join(f"{p['class']} {p['probability']:.1%}" for p in item["predictions"])
     return f"{item['input']}: {top}"
+
+
+def shares_line(tokens: list[dict], shown_tokens: int = 8) -> str:
+    """The tokens with the largest shares in the class given, strongest first, signed (+ for it, - against)."""
+    strongest = sorted(tokens, key=lambda t: -abs(t["share"]))[:shown_tokens]
+    return "  because of: " + "  ".join(f"{t['token']!r} {t['share']:+.2f}" for t in strongest)
 
 
 def boxes_lines(item: dict) -> list[str]:

@@ -20,6 +20,8 @@ from .face import Face
 MAX_CHARS = 100_000  # one text's length at most in a call (a document, not a book): more is refused, not cut
 BATCH_IDS = 65_536   # ids through the network at once in `infer`: rows of 256 ids in batches of 256
 ECHOED = 200         # characters of a text given back with its answer (the answer names it; it needs no copy)
+MAX_EXPLAINED = 64   # texts whose words' shares one call may ask for
+STEPS_WORDS = "32 forward and backward passes"  # trust/text_attributions.py STEPS, as a message says it
 
 
 def encoder_of(meta: dict):
@@ -62,7 +64,9 @@ class TextClassFace(Face):
     def use_options(self) -> dict:
         from ..inference import Option
 
-        return {"top_k": Option(int, 3, 1, None, "how many of the likeliest classes to name per text")}
+        return {"top_k": Option(int, 3, 1, None, "how many of the likeliest classes to name per text"),
+                "explain": Option(bool, False, help="also give each token's share in the likeliest class "
+                                                    "(Integrated Gradients; at most 64 texts a call)")}
 
     def decode_inputs(self, inputs, options: dict, trusted: bool = True) -> list:
         """A text or a list of texts (each one example; a path is read as text, never as a file)."""
@@ -83,22 +87,50 @@ class TextClassFace(Face):
     def serving_model(self, model: nn.Module) -> nn.Module:
         return Probabilities(model).eval()
 
-    @torch.inference_mode()
     def infer(self, model, items: list, device: torch.device, options: dict) -> list:
-        """{'input': the text (cleaned of what JSON cannot carry, and shortened), 'probabilities': (K,)} per text.
-        Texts go through the network in batches of at most BATCH_IDS ids, so a request's memory is bounded by its
-        count of ids, however long its texts."""
+        """{'input': the text (cleaned of what JSON cannot carry, and shortened), 'probabilities': (K,)} per text,
+        with its 'tokens' and their 'shares' when `explain` is asked. Texts go through the network in batches of at
+        most BATCH_IDS ids, so a request's memory is bounded by its count of ids, however long its texts."""
         from ..data.subwords import UNSAFE
 
+        if options.get("explain"):
+            self.check_explainable(model, items)
         ids = torch.from_numpy(encoder_of(self.meta).encode(items))
         size = max(1, BATCH_IDS // ids.shape[1])
-        probs = np.concatenate([np.asarray(model(ids[i:i + size].to(device)).cpu()) for i in range(0, len(ids), size)])
-        return [{"input": UNSAFE.sub(" ", text[:ECHOED]), "probabilities": p} for text, p in zip(items, probs)]
+        with torch.inference_mode():
+            probs = np.concatenate([np.asarray(model(ids[i:i + size].to(device)).cpu())
+                                    for i in range(0, len(ids), size)])
+        out = [{"input": UNSAFE.sub(" ", text[:ECHOED]), "probabilities": p} for text, p in zip(items, probs)]
+        if options.get("explain"):
+            self.explain(model.model, ids, probs.argmax(1), items, out, device)
+        return out
+
+    def check_explainable(self, model, items: list) -> None:
+        if not isinstance(model, Probabilities):
+            raise DataError("classify: explain needs the model in torch: ONNX Runtime gives no gradients. Serve the "
+                            "run without --runtime onnx to ask for the words' shares.")
+        if len(items) > MAX_EXPLAINED:
+            raise DataError(f"classify: explain takes at most {MAX_EXPLAINED} texts a call (each costs "
+                            f"{STEPS_WORDS}). Received: {len(items):,}.")
+
+    def explain(self, model: nn.Module, ids: torch.Tensor, chosen: np.ndarray, items: list, out: list, device) -> None:
+        """Each text's tokens with their shares in the class it was given (trust/text_attributions.py)."""
+        from ..trust.text_attributions import token_attributions
+
+        shares = token_attributions(model, ids.to(device), torch.from_numpy(chosen).to(device)).cpu().numpy()
+        encoder = encoder_of(self.meta)
+        for row, (text, result) in enumerate(zip(items, out)):
+            tokens = encoder.pieces(text)[:ids.shape[1]]
+            result["tokens"], result["shares"] = tokens, shares[row, :len(tokens)]
 
     def encode_result(self, result: dict, options: dict) -> dict:
         from ..inference import top_classes
 
-        return top_classes(result["input"], result["probabilities"], self.meta["classes"], options["top_k"])
+        out = top_classes(result["input"], result["probabilities"], self.meta["classes"], options["top_k"])
+        if "tokens" in result:
+            out["tokens"] = [{"token": t, "share": round(float(v), 4)} for t, v in zip(result["tokens"],
+                                                                                     result["shares"])]
+        return out
 
     def example_ids(self, n: int, length: int, seed: int) -> torch.Tensor:
         """n rows of `length` random ids (some padding at the end of each but the first): what an export is traced

@@ -9,6 +9,7 @@ import numpy as np
 import torch
 import torch.nn as nn
 
+from ..models import evaluating
 from ..report import image_tag
 from .base import Prepared, notes_block
 from .report import Report
@@ -86,12 +87,36 @@ class TextClassReport(Report):
         if len(wrong) == 0:
             return ""
         wrong = wrong[probs[wrong].max(1).values.argsort(descending=True)][:SHOWN_MISTAKES]
-        classes = self.meta["classes"]
-        rows = []
-        for i in wrong.tolist():
-            said = int(probs[i].argmax())
-            text = texts[i] if len(texts[i]) <= SHOWN_CHARS else texts[i][:SHOWN_CHARS] + "…"
-            rows.append(f"<tr><td>{html.escape(text)}</td><td>{html.escape(classes[int(y[i])])}</td>"
-                        f"<td>{html.escape(classes[said])} ({float(probs[i, said]):.2f})</td></tr>")
-        return ("<p>The test texts it got wrong with the most confidence.</p><table><thead><tr><th>text</th>"
-                "<th>label</th><th>said</th></tr></thead><tbody>" + "".join(rows) + "</tbody></table>")
+        classes, said = self.meta["classes"], probs[wrong].argmax(1)
+        marked = self.highlighted(model, x[wrong], said, [texts[i] for i in wrong.tolist()], device)
+        rows = [f"<tr><td>{words}</td><td>{html.escape(classes[int(y[i])])}</td>"
+                f"<td>{html.escape(classes[int(k)])} ({float(probs[i, k]):.2f})</td></tr>"
+                for i, k, words in zip(wrong.tolist(), said.tolist(), marked)]
+        return ("<p>The test texts it got wrong with the most confidence, each token coloured by its share in what it "
+                "said (Integrated Gradients): <span style='background:#f4a582'>for</span> it, <span "
+                "style='background:#92c5de'>against</span> it. A mislabelled text, sarcasm or a shortcut word is "
+                "often the reason.</p><table><thead><tr><th>text</th><th>label</th><th>said</th></tr></thead><tbody>"
+                + "".join(rows) + "</tbody></table>")
+
+    def highlighted(self, model: nn.Module, ids: torch.Tensor, said: torch.Tensor, texts: list[str], device) -> list:
+        """Each text's tokens as HTML, coloured by their share in the class it was given."""
+        from ..trust.text_attributions import token_attributions
+        from .textclass import trimmed
+        from .textclass_face import encoder_of
+
+        ids = trimmed(ids)
+        with evaluating(model):
+            shares = token_attributions(model, ids.to(device), said.to(device)).cpu().numpy()
+        encoder, out = encoder_of(self.meta), []
+        for row, text in enumerate(texts):
+            tokens = encoder.pieces(text)[:ids.shape[1]]
+            top = max(1e-9, float(np.abs(shares[row, :len(tokens)]).max(initial=0.0)))
+            out.append(" ".join(marked_token(t, float(v) / top) for t, v in zip(tokens, shares[row])))
+        return out
+
+
+def marked_token(token: str, share: float) -> str:
+    """A token on a background as strong as its share (-1..1 of the text's largest): red for, blue against."""
+    colour = "244,165,130" if share > 0 else "146,197,222"
+    return (f"<span title='{share:+.2f}' style='background:rgba({colour},{min(1.0, abs(share)):.2f})'>"
+            f"{html.escape(token)}</span>")

@@ -307,7 +307,8 @@ function TextClassesTry({ card }) {
     if (!value.trim()) { setAnswer(null); setError(""); return; }
     setBusy(true);
     const keep = (set) => (v) => asked === latest.current && set(v);
-    await ask(card, { inputs: [value], top_k: card.classes.length }, keep(setAnswer), keep(setError));
+    const json = { inputs: [value], top_k: card.classes.length, ...((card.options || {}).explain ? { explain: true } : {}) };
+    await ask(card, json, keep(setAnswer), keep(setError));
     if (asked === latest.current) setBusy(false);
   }
   useEffect(() => {
@@ -323,7 +324,24 @@ function TextClassesTry({ card }) {
       {busy && <Busy testid="try-busy">Asking the model…</Busy>}
       {error && <p className="error">{error}</p>}
       {answer && answer[0] && <Predictions answer={answer[0]} />}
+      {answer && answer[0] && answer[0].tokens && <SharedTokens answer={answer[0]} />}
     </div>
+  );
+}
+
+// The text's tokens, each on a background as strong as its share in the likeliest class: red for it, blue against.
+function SharedTokens({ answer }) {
+  const top = Math.max(1e-9, ...answer.tokens.map((t) => Math.abs(t.share)));
+  const said = answer.predictions[0].class;
+  return (
+    <p className="shares" data-testid="try-shares" aria-label={`Which tokens made it say ${said}`}>
+      <small>What made it say <b>{said}</b>: </small>
+      {answer.tokens.map((t, i) => {
+        const strength = Math.min(1, Math.abs(t.share) / top).toFixed(2);
+        const colour = t.share > 0 ? `rgba(244,165,130,${strength})` : `rgba(146,197,222,${strength})`;
+        return <span key={i} title={`${t.share > 0 ? "+" : ""}${t.share}`} style={{ background: colour }}>{t.token} </span>;
+      })}
+    </p>
   );
 }
 
