@@ -103,3 +103,23 @@ def test_the_tokens_that_decided_are_given_with_shares_that_add_up(moods, capsys
     assert report.count("<span") == len(tokens) and "background:rgba(244,165,130" in report
     assert main(["classify", str(moods.run.path), text, "--explain"]) == 0
     assert "because of: 'happy' +" in capsys.readouterr().out  # the strongest first
+
+
+def test_the_audit_names_copies_across_splits_a_text_under_two_labels_and_the_label_written_in_the_text():
+    import numpy as np
+
+    from deepworks.data.text_audit import audit_texts
+
+    train = [f"a fine film number {i}" for i in range(60)] + [f"a dull film number {i}" for i in range(60)]
+    texts = {"train": train + ["Same  text"], "val": ["a fine film number 3"], "test": ["same text", "other"]}
+    labels = {"train": np.array([0] * 60 + [1] * 60 + [0]), "val": np.array([0]), "test": np.array([1, 0])}
+    findings = audit_texts(texts, labels, ["good", "bad"])
+    found = {f.check: f for f in findings}
+    leaks = " ".join(f.message for f in findings if f.check == "leakage")
+    assert "1 val text(s) also appear in train" in leaks and "1 test text(s) also appear in train" in leaks
+    assert "'test #0 (same text)' = 'train #120 (Same  text)'" in leaks  # the same after lower-casing and spaces
+    assert "filed under two different classes" in found["label-conflict"].message
+    assert found["shortcut"].severity == "info" and "'fine' (good: 60 of 60 texts)" in found["shortcut"].message
+    texts["train"] = [f"good: a film {i}" for i in range(60)] + [f"bad: a film {i}" for i in range(60)] + ["good!"]
+    leak = [f for f in audit_texts(texts, labels, ["good", "bad"]) if f.check == "shortcut"][0]
+    assert leak.severity == "warning" and "class's own name is written in its texts: 'good', 'bad'" in leak.message

@@ -41,20 +41,21 @@ class Finding:
         return self.message + (f" {self.advice}" if self.advice else "")
 
 
-def class_balance(y: np.ndarray, classes: list[str]) -> list[Finding]:
+def class_balance(y: np.ndarray, classes: list[str], noun: str = "image") -> list[Finding]:
     counts = np.bincount(y, minlength=len(classes))
     details = {"counts": {c: int(n) for c, n in zip(classes, counts)}}
     big = counts.max() if len(counts) else 0
     small = [classes[i] for i, n in enumerate(counts) if n * IMBALANCE < big]
     if not small:
-        return [Finding("balance", "info", f"Classes are balanced enough: {counts.min()} to {big} training images "
+        return [Finding("balance", "info", f"Classes are balanced enough: {counts.min()} to {big} training {noun}s "
                                            f"per class.", details=details)]
     shown = ", ".join(f"{c} ({counts[classes.index(c)]})" for c in small[:8])
+    more = "(or augment them)" if noun == "image" else ""
     return [Finding("balance", "warning",
                     f"Imbalanced classes: {shown} {'has' if len(small) == 1 else 'have'} under a fifth of the "
-                    f"largest class's {big} images.",
+                    f"largest class's {big} {noun}s.",
                     "Accuracy will mostly reflect the large classes: judge the model by per-class recall and "
-                    "macro F1, and collect more images of the small classes (or augment them).", details)]
+                    f"macro F1, and collect more {noun}s of the small classes {more}".rstrip() + ".", details)]
 
 
 def pixel_hashes(x: np.ndarray) -> list[str]:
@@ -77,9 +78,10 @@ def namer(names: dict[str, list[str]] | None) -> Namer:
     return name
 
 
-def exact_duplicates(where: dict[str, list[tuple[str, int]]], name: Namer = index_names) -> list[Finding]:
-    """Images with identical pixels (`where`: copy_groups of the splits): repeated within a split, and shared
-    between splits."""
+def exact_duplicates(where: dict[str, list[tuple[str, int]]], name: Namer = index_names,
+                     noun: str = "image") -> list[Finding]:
+    """Images with identical pixels, or other examples that are the same (`where`: copy_groups of the splits):
+    repeated within a split, and shared between splits."""
     findings = []
     names = list(dict.fromkeys(s for members in where.values() for s, _ in members))  # the splits, in order
     for split in names:
@@ -89,9 +91,9 @@ def exact_duplicates(where: dict[str, list[tuple[str, int]]], name: Namer = inde
             pairs = [(g[0], j) for g in groups for j in g[1:]][:50]
             a, b = pairs[0]
             findings.append(Finding("duplicates", "warning",
-                                    f"{extra} {split} image(s) are exact copies of other {split} images "
+                                    f"{extra} {split} {noun}(s) are exact copies of other {split} {noun}s "
                                     f"(for example '{name(split, a)}' and '{name(split, b)}').",
-                                    "Copies weigh those images more and, split apart, leak between train and test. "
+                                    f"Copies weigh those {noun}s more and, split apart, leak between train and test. "
                                     "Remove the copies.", {"split": split, "extra_copies": extra, "example": [a, b],
                                                            "pairs": [list(p) for p in pairs],
                                                            "files": [[name(split, i), name(split, j)] for i, j in pairs]}))
@@ -103,9 +105,9 @@ def exact_duplicates(where: dict[str, list[tuple[str, int]]], name: Namer = inde
                          for v in shared]
                 i, j = pairs[0]
                 findings.append(Finding("leakage", "warning",
-                                        f"{len(shared)} {names[b]} image(s) also appear in {names[a]} (exact copies; "
+                                        f"{len(shared)} {names[b]} {noun}(s) also appear in {names[a]} (exact copies; "
                                         f"for example '{name(names[b], j)}' = '{name(names[a], i)}').",
-                                        f"The {names[b]} score overstates how the model does on new images. "
+                                        f"The {names[b]} score overstates how the model does on new {noun}s. "
                                         f"Remove the copies from one side.",
                                         {"splits": [names[a], names[b]], "count": len(shared), "pairs": pairs[:20],
                                          "files": [[name(names[a], i), name(names[b], j)] for i, j in pairs[:20]]}))
@@ -122,7 +124,8 @@ def copy_groups(splits: dict[str, np.ndarray]) -> dict[str, list[tuple[str, int]
 
 
 def label_conflicts(where: dict[str, list[tuple[str, int]]], label: dict[str, np.ndarray], classes: list[str],
-                    name: Namer = index_names, near: list[tuple[str, int, str, int]] = ()) -> list[Finding]:
+                    name: Namer = index_names, near: list[tuple[str, int, str, int]] = (),
+                    noun: str = "picture") -> list[Finding]:
     """The same picture (exact copies, from copy_groups, or the near copies found) filed under two different
     classes; `label` holds each split's labels."""
     pairs = []
@@ -134,10 +137,11 @@ def label_conflicts(where: dict[str, list[tuple[str, int]]], label: dict[str, np
         return []
     sa, i, sb, j = pairs[0]
     return [Finding("label-conflict", "warning",
-                    f"{len(pairs)} picture(s) are filed under two different classes (for example '{name(sa, i)}' as "
+                    f"{len(pairs)} {noun}(s) are filed under two different classes (for example '{name(sa, i)}' as "
                     f"{classes[label[sa][i]]} and '{name(sb, j)}' as {classes[label[sb][j]]}).",
-                    "One of the two labels is wrong, or the picture shows both: keep one copy under the right class, "
-                    "or remove both. The model is trained to give one image two answers otherwise.",
+                    f"One of the two labels is wrong, or the {noun} {'shows' if noun == 'picture' else 'fits'} both: "
+                    f"keep one copy under the right class, "
+                    f"or remove both. The model is trained to give one {noun} two answers otherwise.",
                     {"count": len(pairs), "pairs": [list(p) for p in pairs[:50]],
                      "files": [[name(a, k), name(b, m)] for a, k, b, m in pairs[:50]],
                      "classes": [[classes[label[a][k]], classes[label[b][m]]] for a, k, b, m in pairs[:50]]})]

@@ -6,8 +6,7 @@ directory or downloaded, and checked against their sha256.
 Texts are read as UTF-8 and stripped. A row without a text or a label is skipped and named in a note (`strict` stops
 instead), a text longer than MAX_TEXT_CHARS is cut and counted. What cannot be read as meant (ragged rows, duplicate
 columns, a quote left open, bytes that are not UTF-8, a label column of numbers to predict rather than classes) stops
-with a DataError saying where and how to fix it. The work is bounded: MAX_ROWS examples, MAX_FILE_BYTES bytes.
-"""
+with a DataError saying where and how to fix it. The work is bounded: MAX_ROWS examples, MAX_FILE_BYTES bytes."""
 
 from __future__ import annotations
 
@@ -418,12 +417,17 @@ def make_moods(n_per_class: int = 200, seed: int = 0) -> Texts:
     """`n_per_class` short English sentences of each mood (angry, happy, sad), the same for the same seed: made from
     templates and word lists, with shared filler, overlapping events and some negation, so that a bag of words
     learns them well but no single word does. No split: the task makes one."""
-    rng = random.Random(seed)
-    classes = sorted(MOODS)
-    texts = [mood_sentence(mood, rng) for mood in classes for _ in range(n_per_class)]
-    labels = np.repeat(np.arange(len(classes), dtype=np.int64), n_per_class)
-    return Texts(texts, labels, classes, f"moods: {len(texts):,} generated sentences, {n_per_class:,} each of "
-                                         f"{', '.join(classes)} (seed {seed})")
+    rng, classes = random.Random(seed), sorted(MOODS)
+    kept: dict[str, tuple[str, int]] = {}  # each sentence once (a copy would leak between the task's splits)
+    for label, mood in enumerate(classes):
+        start = len(kept)
+        for _ in range(50 * n_per_class):
+            sentence = mood_sentence(mood, rng)
+            if kept.setdefault(sentence.lower(), (sentence, label)) and len(kept) - start == n_per_class:
+                break
+    texts, labels = [t for t, _ in kept.values()], np.array([k for _, k in kept.values()], dtype=np.int64)
+    said = f"moods: {len(texts):,} generated sentences, {n_per_class:,} each of {', '.join(classes)} (seed {seed})"
+    return Texts(texts, labels, classes, said)
 
 
 # --- built-in: langid, from Multi30k ---------------------------------------------------------------------------------

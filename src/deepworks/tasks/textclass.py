@@ -129,6 +129,22 @@ class TextClassification(Task):
                             f"Expected only its classes: {', '.join(self.meta['classes'][:20])}.")
         return np.array([known[texts.classes[i]] for i in texts.labels], dtype=np.int64)
 
+    def audit_warnings(self, data: Prepared) -> list[str]:
+        """The text audit (data/text_audit.py) before training: its warnings are warned and noted, and what words
+        alone tell a class is noted in the report."""
+        import warnings
+
+        from ..data.arrays import DataWarning
+        from ..data.text_audit import audit_texts
+
+        notes = []
+        for finding in audit_texts(self.texts, self.labels, self.meta["classes"]):
+            if finding.severity == "warning":
+                warnings.warn(finding.text(), DataWarning, stacklevel=3)
+            if finding.severity == "warning" or finding.check == "shortcut":
+                notes.append(finding.text())
+        return notes
+
     def labelled_examples(self, source: str, progress: bool | None = False) -> tuple[torch.Tensor, torch.Tensor]:
         """Every labelled text of another source (its splits together), as this run's encoder reads it."""
         from ..data.textclass import load_texts
