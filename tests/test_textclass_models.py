@@ -238,6 +238,8 @@ def test_control_characters_and_nul_bytes_never_reach_the_tokenizers():
     assert not any(c in pieces for c in "\x00\x1b\x07")
     ids = encoder.encode(hostile)
     assert ids.shape[0] == 4 and ids[3, 0] == 1
+    padded = encoder.encode(["\x00 " * 100_000 + TEXTS[0]])[0]  # a long run of them does not fill the cut
+    assert list(padded[padded != 0]) == list(encoder.encode([TEXTS[0]])[0][:16])
     hashed = TextEncoder.fit([], "hashed", vocab_size=100, max_len=16)
     assert hashed.pieces("nul\x00inside") == ["nul", "inside", "nul inside"]
     assert hashed.encode(hostile).shape[0] == 4

@@ -127,7 +127,8 @@ class TextEncoder:
         """SentencePiece ids, cut at max_len. Only the start of a long text is encoded: no piece is longer than
         PIECE_CHARS characters, so max_len pieces never need more than that many characters each."""
         keep = self.max_len * PIECE_CHARS + 1
-        ids = self.processor.encode(clean(text[:keep]))
+        text = " ".join(clean(text).split())  # a long run of spaces or control characters must not fill the cut
+        ids = self.processor.encode(text[:keep])
         return ids[:self.max_len], len(ids) > self.max_len or len(text) > keep
 
     def to_meta(self) -> dict:
