@@ -123,3 +123,12 @@ def test_the_audit_names_copies_across_splits_a_text_under_two_labels_and_the_la
     texts["train"] = [f"good: a film {i}" for i in range(60)] + [f"bad: a film {i}" for i in range(60)] + ["good!"]
     leak = [f for f in audit_texts(texts, labels, ["good", "bad"]) if f.check == "shortcut"][0]
     assert leak.severity == "warning" and "class's own name is written in its texts: 'good', 'bad'" in leak.message
+
+
+@pytest.mark.parametrize("classes", ["ab", ["a"], ["a", 3]])
+def test_a_saved_run_whose_classes_are_not_names_is_refused_before_anything_is_built(moods, classes):
+    from deepworks.errors import ConfigError
+    from deepworks.tasks.textclass import TextClassification
+
+    with pytest.raises(ConfigError, match="Expected the run's classes as a list of 2 to 100,000 names"):
+        TextClassification.check_meta({**moods.task.meta, "classes": classes})

@@ -20,7 +20,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from ..config import Config, fill_defaults
-from ..errors import DataError
+from ..errors import ConfigError, DataError
 from ..registry import builtin_models
 from .base import Prepared, Task
 from .textclass_face import TextClassFace, encoder_of
@@ -30,6 +30,7 @@ HASH_BUCKETS = 1 << 18  # the fastText model's hashed n-grams: 262,144 rows of i
 SUBWORDS = 8000          # SentencePiece pieces for the other models (--vocab-size)
 MAX_TOKENS = 256         # --max-len: ids kept per text; a longer text is cut, with a note
 BAG_DROPOUT = 0.5        # fastText's, when --dropout is not given
+MAX_CLASSES = 100_000    # a saved run's classes at most (its head is that wide)
 
 
 class TextClassification(Task):
@@ -54,6 +55,11 @@ class TextClassification(Task):
 
     @staticmethod
     def check_meta(meta: dict) -> None:
+        classes = meta.get("classes")
+        if not (isinstance(classes, list) and 2 <= len(classes) <= MAX_CLASSES and all(isinstance(c, str) for c in
+                                                                                      classes)):
+            raise ConfigError(f"Expected the run's classes as a list of 2 to {MAX_CLASSES:,} names. Received: "
+                              f"{str(classes)[:100]}.")
         encoder_of(meta)  # a hostile or damaged encoder is refused before it sizes a table
 
     # --- data -----------------------------------------------------------------------------------------------
