@@ -17,22 +17,28 @@ from deepworks.errors import DataError, DeepworksError
 from deepworks.exporting.importer import import_model
 
 
-def test_a_transformer_translation_exports_to_onnx_that_matches_torch_at_another_batch_size(use_runs, tmp_path):
+@pytest.fixture(scope="module")
+def transformer_export(use_runs, tmp_path_factory):
+    """The shared Transformer translation, exported once for the tests that read its export: (card, folder)."""
+    folder = tmp_path_factory.mktemp("export") / "tf"
+    return dw.export(use_runs["tf"], "onnx", out=folder), folder
+
+
+def test_a_transformer_translation_exports_to_onnx_that_matches_torch_at_another_batch_size(transformer_export):
     """Every task's own export is checked by the contract harness (test_task_contract.py); this is the second
     translation model, whose graphs differ from the GRU's inside."""
-    name = "tf"
-    card = dw.export(use_runs[name], "onnx", out=tmp_path / name)
+    card, folder = transformer_export
     assert [g["name"] for g in card["graphs"]] == ["encoder", "decoder_step"]
     for g in card["graphs"]:
-        assert (tmp_path / name / g["file"]).is_file()
+        assert (folder / g["file"]).is_file()
         assert g["verified"]["batch"] == 3 and g["exporter"] in ("dynamo", "legacy")
         assert g["max_abs_diff"] <= (1.0 if g["outputs"][0]["dtype"] == "uint8" else 1e-4)
-    saved = json.loads((tmp_path / name / "model.json").read_text())
+    saved = json.loads((folder / "model.json").read_text())
     assert saved["task"] == card["task"] and saved["weights"]["sha256"] == card["weights"]["sha256"]
-    with safe_open(tmp_path / name / "weights.safetensors", framework="pt") as f:
+    with safe_open(folder / "weights.safetensors", framework="pt") as f:
         inside = json.loads(f.metadata()["deepworks"])
     assert inside["weights_sha256"] == card["weights"]["sha256"] and inside["task"] == card["task"]
-    assert "onnxruntime" in (tmp_path / name / "README.md").read_text()
+    assert "onnxruntime" in (folder / "README.md").read_text()
 
 
 def test_an_exported_image_model_answers_as_deepworks_does_with_deepworks_not_importable(use_runs, tmp_path):
@@ -76,13 +82,14 @@ def test_the_char_rnn_step_graph_writes_what_generate_writes_by_the_loop_in_its_
     assert text == trained.generate("the ", length=30, temperature=0)
 
 
-def test_a_translation_exports_an_encoder_and_a_step_that_translate_as_deepworks_does(use_runs, tmp_path):
+def test_a_translation_exports_an_encoder_and_a_step_that_translate_as_deepworks_does(use_runs,
+                                                                                      transformer_export):
     import onnxruntime as ort
 
     trained = dw.load(use_runs["tf"])
-    card = dw.export(use_runs["tf"], "onnx", out=tmp_path)
-    encoder = ort.InferenceSession(str(tmp_path / "encoder.onnx"))
-    step = ort.InferenceSession(str(tmp_path / "decoder_step.onnx"))
+    card, folder = transformer_export
+    encoder = ort.InferenceSession(str(folder / "encoder.onnx"))
+    step = ort.InferenceSession(str(folder / "decoder_step.onnx"))
     sentence = "the 3rd of march 1998"
     src_vocab, tgt_vocab = card["source_vocab"], card["target_vocab"]
     src = np.array([[src_vocab.index(t) if t in src_vocab else 1 for t in trained.task.split(sentence, "src")]])

@@ -29,15 +29,28 @@ def quick_features(monkeypatch):
     monkeypatch.setattr(fid, "FEATURE_STEPS", 150)  # the FID classifier of these tiny sets learns in a few steps
 
 
-@pytest.fixture
-def bars(tmp_path):
-    """256 horizontal and 256 vertical bars, 16 px, in two class folders."""
+def make_bars(folder) -> str:
+    """256 horizontal and 256 vertical bars, 16 px, in two class folders under `folder`."""
     rng = np.random.default_rng(0)
     for kind in ("hbar", "vbar"):
-        (tmp_path / "bars" / kind).mkdir(parents=True)
+        (folder / "bars" / kind).mkdir(parents=True)
         for i in range(256):
-            draw(kind, 16, rng).save(tmp_path / "bars" / kind / f"{i}.png")
-    return str(tmp_path / "bars")
+            draw(kind, 16, rng).save(folder / "bars" / kind / f"{i}.png")
+    return str(folder / "bars")
+
+
+@pytest.fixture
+def bars(tmp_path):
+    return make_bars(tmp_path)
+
+
+@pytest.fixture(scope="module")
+def conditional_gan(tmp_path_factory):
+    """A conditional GAN of the bars, 12 epochs: trained once for the tests that need one that learned."""
+    root = tmp_path_factory.mktemp("conditional-gan")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(fid, "FEATURE_STEPS", 150)
+        return tiny(data=make_bars(root), epochs=12, conditional=True, runs_dir=str(root / "runs"))
 
 
 def tiny(**settings):
@@ -53,8 +66,8 @@ def line_share(images: torch.Tensor, axis: int) -> float:
     return float((lines.max(1).values > 150).float().mean())
 
 
-def test_a_conditional_gan_learns_to_draw_bars_of_the_class_asked_for(bars):
-    trained = tiny(data=bars, epochs=12, conditional=True)
+def test_a_conditional_gan_learns_to_draw_bars_of_the_class_asked_for(conditional_gan):
+    trained = conditional_gan
     task = trained.task
     torch.manual_seed(0)
     untrained = task.build_model()
@@ -203,15 +216,12 @@ def test_bad_gan_input_gets_a_clear_message(tmp_path, capsys, args, message):
     assert message in capsys.readouterr().err
 
 
-def test_unknown_classes_and_the_wrong_kind_of_run_are_named(bars, tmp_path, capsys):
-    trained = tiny(data=bars, epochs=1, conditional=True)
+def test_unknown_classes_and_the_wrong_kind_of_run_are_named(conditional_gan, use_runs, capsys):
+    trained = conditional_gan
     with pytest.raises(DataError, match="Unknown class 'cat'. This run knows 2 classes: hbar, vbar"):
         trained.sample(4, label="cat")
     assert trained.sample(4, label=1).shape[0] == 4
-    (tmp_path / "fox.txt").write_text("the quick brown fox jumps over the lazy dog. " * 40)
-    text = dw.train(task="text", data=str(tmp_path / "fox.txt"), epochs=1, width=16, depth=1, seq_len=16,
-                    batch_size=4, progress=False)
-    assert main(["sample", str(text.run.path)]) == 2
+    assert main(["sample", str(use_runs["txt"])]) == 2  # a text run
     assert "'sample' is for a GAN run" in capsys.readouterr().err
 
 

@@ -12,6 +12,7 @@ export function useJob(key, onStatus = () => {}) {
   const source = useRef(null);
   const heard = useRef(onStatus);
   heard.current = onStatus;
+  const latest = useRef(0); // the last job asked for: an answer about an earlier one, come late, is dropped
 
   function watch(id) {
     setJobId(id);
@@ -35,8 +36,13 @@ export function useJob(key, onStatus = () => {}) {
 
   // A job that exists (of before a reload, or named in the address): its state now, then its events while it goes on.
   function open(id) {
+    const asked = ++latest.current;
     setPoints([]);
-    return call(`/api/jobs/${id}`).then((status) => { setJob(status); watch(id); }, (e) => { forget(); throw e; });
+    return call(`/api/jobs/${id}`).then((status) => {
+      if (asked !== latest.current) return; // another job was opened or started since
+      setJob(status);
+      watch(id);
+    }, (e) => { if (asked === latest.current) forget(); throw e; });
   }
 
   useEffect(() => {
@@ -46,6 +52,7 @@ export function useJob(key, onStatus = () => {}) {
 
   // A job just started; `from`, the job it resumes: its fields and its curves are kept until the new one speaks.
   function start(id, from = null) {
+    latest.current += 1;
     if (!from) setPoints([]);
     setJob({ ...from, id, state: "starting" });
     watch(id);
