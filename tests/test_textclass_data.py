@@ -3,19 +3,17 @@ langid, sst2, its download from a server on 127.0.0.1), and the bad inputs a use
 what to do or skipped and said in a note."""
 
 import csv
-import functools
 import gzip
 import json
 import shutil
-import threading
 import time
-from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 
 import numpy as np
 import pytest
 
 import deepworks.data.textclass as tc
 from conftest import shared
+from test_builtin_data import serve  # noqa: F401 (fixture: a mirror on 127.0.0.1, as the image downloads use)
 from deepworks.data.arrays import DataWarning
 from deepworks.data.textclass import MAX_TEXT_CHARS, load_texts, make_moods
 from deepworks.errors import DataError
@@ -307,28 +305,6 @@ def test_sst2_from_the_shared_gzipped_files():
     t = load_texts("sst2", data_dir=str(shared("sst2").parent), download=False)
     check_sst2(t)
     assert "train 67,349 / val 872 / test 1,821" in t.description
-
-
-class QuietHandler(SimpleHTTPRequestHandler):
-    def log_message(self, *args):
-        pass
-
-
-@pytest.fixture
-def serve(monkeypatch):
-    """serve(folder): a mirror on 127.0.0.1 serving that folder; $DEEPWORKS_MIRROR points at it."""
-    servers = []
-
-    def start(folder):
-        server = ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(QuietHandler, directory=str(folder)))
-        threading.Thread(target=server.serve_forever, daemon=True).start()
-        servers.append(server)
-        monkeypatch.setenv("DEEPWORKS_MIRROR", f"http://127.0.0.1:{server.server_address[1]}")
-
-    yield start
-    for server in servers:
-        server.shutdown()
-        server.server_close()
 
 
 def test_sst2_downloads_the_plain_files_and_checks_them(tmp_path, serve):
