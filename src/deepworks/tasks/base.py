@@ -147,12 +147,18 @@ class Task:
         raise NotImplementedError(f"{type(self).__name__} must define training_step(model, batch) -> (loss, sums).")
 
     def update(self, model: nn.Module, batch: tuple, optimizers: list, engine) -> tuple[torch.Tensor, dict]:
-        """One optimizer update from one batch. The default runs `training_step` under the engine's precision and
-        steps the one optimizer. A task that trains networks against each other (a GAN) overrides this and steps
-        each optimizer with `engine.optimizer_step(opt, loss, clip)`: never `loss.backward()` itself."""
+        """One update from one batch: `training_step` under the engine's precision, one backward pass, then each of
+        `optimizers` steps its own parameters (several when parameters need different optimizers: a table with
+        sparse gradients takes Adam's sparse form). A task that trains networks against each other (a GAN)
+        overrides this and steps each optimizer with `engine.optimizer_step(opt, loss, clip)`: never
+        `loss.backward()` itself."""
         with engine.autocast():
             loss, stats = self.training_step(model, batch)
-        engine.optimizer_step(optimizers[0], loss, self.cfg.train.clip_grad)
+        for opt in optimizers:
+            opt.zero_grad(set_to_none=True)
+        engine.backward(loss)
+        for opt in optimizers:
+            engine.step(opt, self.cfg.train.clip_grad)
         return loss, stats
 
     def callbacks(self) -> list:

@@ -184,17 +184,6 @@ class TextClassification(Task):
         return [make_optimizer([p for p in model.parameters() if id(p) not in held], t),
                 torch.optim.SparseAdam(sparse, lr=t.lr, betas=(t.momentum, 0.999))]
 
-    def update(self, model: nn.Module, batch: tuple, optimizers: list, engine) -> tuple[torch.Tensor, dict]:
-        """One backward pass, then each optimizer steps its own parameters."""
-        with engine.autocast():
-            loss, stats = self.training_step(model, batch)
-        for opt in optimizers:
-            opt.zero_grad(set_to_none=True)
-        engine.backward(loss)
-        for opt in optimizers:
-            engine.step(opt, self.cfg.train.clip_grad)
-        return loss, stats
-
     def training_step(self, model: nn.Module, batch: tuple):
         x, y = batch
         logits = model(trimmed(x))
