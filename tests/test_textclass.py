@@ -148,3 +148,21 @@ def test_a_saved_run_whose_classes_are_not_names_is_refused_before_anything_is_b
 
     with pytest.raises(ConfigError, match="Expected the run's classes as a list of 2 to 100,000 names"):
         TextClassification.check_meta({**moods.task.meta, "classes": classes})
+
+
+def test_the_word_attack_flips_answers_by_swapping_few_words_and_each_flip_is_real(moods, capsys):
+    import re
+
+    result = moods.attack("words", max_words=2, samples=40, neighbours=5)
+    assert result["texts"] == 40 and 0 < result["attacked"] <= 40
+    rates = [p["success_rate"] for p in result["curve"]]
+    assert [p["words"] for p in result["curve"]] == [1, 2] and rates == sorted(rates) and 0 <= rates[-1] <= 1
+    for example in result["examples"]:
+        said = moods.classify(example["adversarial"])[0]["predictions"][0]["class"]
+        assert said == example["now"] != example["label"]  # the flipped text really is classified otherwise
+        assert 1 <= len(example["changes"]) <= 2
+        assert len(re.findall(r"\w+", example["adversarial"])) == len(re.findall(r"\w+", example["text"]))
+    assert set(result["files"]) == {"curve", "examples", "json"}
+    assert "attack-words.png" in (moods.run.report_dir / "index.html").read_text()
+    assert main(["attack", str(moods.run.path), "--words", "0"]) == 2
+    assert "Expected --words from 1 to 10. Received: 0." in capsys.readouterr().err

@@ -199,7 +199,13 @@ class Trained:
 
     def attack(self, method: str = "pgd", eps: float = 0.1, **options) -> dict:
         """Accuracy under an adversarial attack on the test split, an accuracy-against-epsilon curve and example
-        triptychs (see `deepworks attack --help` for the options); `image=` and `target=` attack one image."""
+        triptychs (see `deepworks attack --help` for the options); `image=` and `target=` attack one image.
+        Text classifiers: method="words" changes up to `max_words` words of each test text for their neighbours
+        in the model's embedding (trust/text_attack.py), with `samples` and `neighbours`."""
+        if method == "words":
+            from ..trust.text_attack import word_attack_run
+
+            return self.in_report(word_attack_run(self, **options), options.get("out"))
         from ..trust.tools import attack_run
 
         self.require("attack")

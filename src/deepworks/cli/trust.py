@@ -11,6 +11,7 @@ TRUST_EXAMPLES = """examples:
   deepworks attack runs/mnist-lenet --method fgsm --eps 0.05 --json
   deepworks attack runs/mnist-lenet --image seven.png --target 1 --eps 0.2
   deepworks attack runs/mnist-lenet --fool 3                    an image from noise that it calls 3 at 99%
+  deepworks attack runs/sst2-fasttext --words 2                 a text classifier: words swapped for neighbours
   deepworks train --data mnist --adversarial pgd --eps 0.3      adversarial training, robust accuracy reported
 """
 
@@ -26,8 +27,13 @@ def add(sub) -> None:
 
 def add_attack(sub) -> None:
     p = run_tool_parser(sub, "attack", "figures", cmd_attack, examples=TRUST_EXAMPLES)
-    p.add_argument("--method", default="pgd", choices=("fgsm", "pgd"),
-                   help="fgsm: one gradient-sign step (fast, weaker); pgd: projected gradient descent [default: pgd]")
+    p.add_argument("--method", default=None, choices=("fgsm", "pgd", "words"),
+                   help="fgsm: one gradient-sign step (fast, weaker); pgd: projected gradient descent; words: a text "
+                        "classifier's words swapped for their neighbours in its embedding [default: pgd for images, "
+                        "words for text]")
+    p.add_argument("--words", type=int, default=3, help="--method words: words changed per text at most [default: 3]")
+    p.add_argument("--neighbours", type=int, default=10,
+                   help="--method words: replacements tried for each word [default: 10]")
     p.add_argument("--eps", type=float, default=0.1, help="largest change allowed, in pixel units [default: 0.1]")
     p.add_argument("--norm", default="linf", choices=("linf", "l2"),
                    help="linf: each pixel moves at most eps; l2: the whole change has length at most eps (pgd only)")
@@ -36,7 +42,8 @@ def add_attack(sub) -> None:
     p.add_argument("--restarts", type=int, default=1, help="pgd: tries from random starts; any success counts [default: 1]")
     p.add_argument("--random-start", action=argparse.BooleanOptionalAction,
                    help="start from a random point within eps [default: on for pgd, off for fgsm]")
-    p.add_argument("--samples", type=int, default=1000, help="test images to attack (the first ones) [default: 1000]")
+    p.add_argument("--samples", type=int, help="test images or texts to attack (the first ones) [default: 1000 "
+                                                "images, 200 texts]")
     p.add_argument("--curve", help="comma-separated epsilons for the curve [default: 0, eps/4, eps/2, eps, 1.5 eps, 2 eps]")
     p.add_argument("--show", type=int, default=6,
                    help="triptychs of this many test images, the first the model gets right [default: 6]")
@@ -46,6 +53,16 @@ def add_attack(sub) -> None:
     p.add_argument("--fool", metavar="CLASS",
                    help="instead: make an image from noise that the model calls CLASS with --confidence")
     p.add_argument("--confidence", type=float, default=0.99, help="--fool: confidence to reach [default: 0.99]")
+
+
+def flipped_texts(r: dict):
+    yield (f"word substitution on {r['texts']} test texts ({r['attacked']} right before the attack): flipped "
+           + ", ".join(f"{p['success_rate']:.1%} with {p['words']} word{'s' if p['words'] > 1 else ''}"
+                       for p in r["curve"]))
+    for e in r["examples"][:3]:
+        swaps = ", ".join(f"{a}->{b}" for a, b in e["changes"])
+        yield f"  {e['label']} -> {e['now']}: {e['adversarial'][:100]!r} ({swaps})"
+    yield "wrote " + ", ".join(r["files"].values())
 
 
 def add_explain(sub) -> None:
@@ -105,6 +122,11 @@ def cmd_attack(args) -> int:
     from ..errors import ConfigError
 
     trained = api.load(args.run)
+    method = args.method or ("words" if trained.face.verb == "classify" else "pgd")
+    if method == "words":
+        return emit(trained.attack("words", max_words=args.words, samples=args.samples or 200,
+                                   neighbours=args.neighbours, out=args.out), args.json, flipped_texts)
+    args.samples = args.samples or 1000
     if args.fool is not None:
         def fooled(r):
             verdict = "reached" if r["reached"] else f"did not reach {r['asked']:.0%} in {r['steps']} steps"
@@ -117,7 +139,7 @@ def cmd_attack(args) -> int:
     except ValueError:
         raise ConfigError(f"--curve and --examples take comma-separated numbers, like 0,0.05,0.1 and 3,17,42. "
                           f"Received: {args.curve!r}, {args.examples!r}.") from None
-    result = trained.attack(args.method, args.eps, norm=args.norm, steps=args.steps, step_size=args.step_size,
+    result = trained.attack(method, args.eps, norm=args.norm, steps=args.steps, step_size=args.step_size,
                             restarts=args.restarts, random_start=args.random_start, samples=args.samples, curve=curve,
                             show=args.show, examples=examples, image=args.image, target=args.target, out=args.out,
                             progress=False if args.json else None)
