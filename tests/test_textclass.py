@@ -53,6 +53,18 @@ def test_texts_are_classified_from_the_api_and_the_command_line_alike(moods, cap
     assert said[0]["predictions"] == answers[0]["predictions"][:2]
 
 
+def test_a_call_of_many_texts_answers_each_as_a_call_of_one_does(moods):
+    import numpy as np
+
+    texts = [f"she is {'so ' * n}happy and glad" if n % 2 else f"he is furious{' again' * n}" for n in range(40)]
+    many = moods.classify(texts, top_k=3)
+    one = [moods.classify(t, top_k=3)[0] for t in texts]  # sorted by length and grouped inside: the same answers
+    for a, b in zip(many, one):
+        assert [p["class"] for p in a["predictions"]] == [p["class"] for p in b["predictions"]]
+        assert np.allclose([p["probability"] for p in a["predictions"]], [p["probability"] for p in b["predictions"]],
+                           atol=1e-5)
+
+
 def test_what_is_not_text_or_too_long_is_refused_with_what_was_expected(moods):
     with pytest.raises(DataError, match="each text must be text. Received: a int"):
         moods.classify([3])

@@ -66,7 +66,7 @@ class TextClassification(Task):
         super().__init__(cfg, meta)
         self.texts: dict[str, list[str]] = {}  # each split's texts, for the report's mistakes and the baseline
         self.labels: dict[str, np.ndarray] = {}
-        self.cache = FeatureCache() if cfg.model.freeze else None
+        self.cache = FeatureCache() if cfg.model.freeze and cfg.model.name == "minilm" else None
 
     @staticmethod
     def check_meta(meta: dict) -> None:
@@ -197,9 +197,8 @@ class TextClassification(Task):
     def optimizers(self, model: nn.Module) -> list[torch.optim.Optimizer]:
         """--optimizer over the dense parameters, and Adam's sparse form over a table with sparse gradients (the
         fastText model's): only the rows a batch used are read and written."""
-        from ..training.loop import make_optimizer
-
         from ..training.finetune import fine_tunes
+        from ..training.loop import make_optimizer
 
         if hasattr(model, "layer_groups") and fine_tunes(self) and not self.cfg.model.freeze:
             return [make_optimizer(decaying_groups(model, self.cfg.train.lr, self.cfg.model.body_lr), self.cfg.train)]
@@ -225,8 +224,8 @@ class TextClassification(Task):
         return {"pretrained": describe(self.cfg.model.name)}
 
     def head_features(self, model: nn.Module, head: nn.Module, train: tuple, device: torch.device):
-        """What reaches the head for the training texts (fine-tuning's head-first step): all of them with --freeze,
-        kept for the epochs (FeatureCache), else a seeded sample of at most HEAD_FIRST_TEXTS."""
+        """What reaches the head for the training texts (fine-tuning's head-first step): all of them for MiniLM with
+        --freeze, kept for the epochs (FeatureCache), else a seeded sample of at most HEAD_FIRST_TEXTS."""
         from ..training.finetune import captured_inputs
 
         x, y = train
@@ -243,7 +242,7 @@ class TextClassification(Task):
 
     def training_step(self, model: nn.Module, batch: tuple):
         x, y = batch
-        if self.cache is not None and hasattr(model, "embed"):  # --freeze: the body's answer is computed once
+        if self.cache is not None:  # --freeze on MiniLM: the encoder's answer for each text is computed once
             logits = model.head(self.cache.features(model, x))
         else:
             logits = model(trimmed(x))

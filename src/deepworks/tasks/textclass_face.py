@@ -19,6 +19,7 @@ from .face import Face
 
 MAX_CHARS = 100_000  # one text's length at most in a call (a document, not a book): more is refused, not cut
 BATCH_IDS = 65_536   # ids through the network at once in `infer`: rows of 256 ids in batches of 256
+GROUP = 16           # texts through the network at once in `infer`, sorted by length: fewer rows padded to a longest
 ECHOED = 200         # characters of a text given back with its answer (the answer names it; it needs no copy)
 MAX_EXPLAINED = 64   # texts whose words' shares one call may ask for
 STEPS_WORDS = "32 forward and backward passes"  # trust/text_attributions.py STEPS, as a message says it
@@ -95,11 +96,14 @@ class TextClassFace(Face):
 
         if options.get("explain"):
             self.check_explainable(model, items)
+        from .textclass import by_length, trimmed
+
         ids = torch.from_numpy(encoder_of(self.meta).encode(items))
-        size = max(1, BATCH_IDS // ids.shape[1])
+        order = by_length(ids)  # similar lengths together, each group cut to its longest: less padding to compute
+        size = max(1, min(GROUP, BATCH_IDS // ids.shape[1]))
         with torch.inference_mode():
-            probs = np.concatenate([np.asarray(model(ids[i:i + size].to(device)).cpu())
-                                    for i in range(0, len(ids), size)])
+            probs = np.concatenate([np.asarray(model(trimmed(ids[order[i:i + size]]).to(device)).cpu())
+                                    for i in range(0, len(ids), size)])[torch.argsort(order).numpy()]
         out = [{"input": UNSAFE.sub(" ", text[:ECHOED]), "probabilities": p} for text, p in zip(items, probs)]
         if options.get("explain"):
             self.explain(model.model, ids, probs.argmax(1), items, out, device)

@@ -62,7 +62,7 @@ async function filesUnder(entry) {
 // What the samples are, by the kind a task's card takes in: the words the page uses and the files it accepts.
 export const KINDS = {
   image: { samples: "pictures", one: "picture", accept: "image/*,.zip", project: "my-pictures", camera: true,
-           mime: "image/", suffixes: /\.(png|jpe?g|gif|bmp|webp|tiff?|zip)$/i, pretrained: true,
+           mime: "image/", suffixes: /\.(png|jpe?g|gif|bmp|webp|tiff?|zip)$/i, pretrained: "efficientnet_lite0",
            title: "Pictures", example: "photos of your cat and of your dog" },
   audio: { samples: "sound clips", one: "sound clip", accept: "audio/*,.wav,.flac,.ogg,.oga,.zip", project: "my-sounds",
            microphone: true, mime: "audio/", suffixes: /\.(wav|flac|ogg|oga|zip)$/i, title: "Sounds",
