@@ -1,0 +1,107 @@
+"""Speech recognition's data (data/speech.py) and model (models/asr.py): the three folder layouts, the built-in
+fsdd-strings, and the CTC model's contract (padding changes nothing; greedy decoding)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from conftest import SHARED_DATA
+from deepworks.data.audio import write_wav
+from deepworks.data.speech import DIGITS, alphabet_of, load_folder, load_fsdd_strings, outside
+from deepworks.errors import DataError
+
+RATE = 8000
+
+
+def tone(seconds: float, pitch: float = 440.0) -> np.ndarray:
+    t = np.arange(int(seconds * RATE)) / RATE
+    return (0.3 * np.sin(2 * np.pi * pitch * t)).astype(np.float32)
+
+
+def test_ljspeech_common_voice_and_pairs_are_read_with_what_was_skipped_named(tmp_path):
+    lj = tmp_path / "lj"
+    (lj / "wavs").mkdir(parents=True)
+    for i in range(3):
+        write_wav(lj / "wavs" / f"LJ{i}.wav", tone(0.5 + i / 10), RATE)
+    (lj / "metadata.csv").write_text("LJ0|One two.|one two\nLJ1|Three|three\nLJ9|missing|missing\nbad row\n")
+    with pytest.warns(UserWarning, match=r"2 recording\(s\) or transcript\(s\) skipped:\n  metadata.csv row 4: "
+                                         r"expected ID\|transcript, received 'bad row'\n  wavs/LJ9.wav: no such file"):
+        got = load_folder(lj, None, strict=False)
+    assert got.texts == ["one two", "three"] and got.rate == RATE and "LJSpeech" in got.description
+    assert [len(w) for w in got.waves] == [4000, 4800]
+
+    cv = tmp_path / "cv"
+    (cv / "clips").mkdir(parents=True)
+    write_wav(cv / "clips" / "a.wav", tone(0.4), RATE)
+    write_wav(cv / "clips" / "b.wav", tone(0.4), RATE * 2)  # another rate: resampled to the most common one
+    write_wav(cv / "clips" / "c.wav", tone(0.4), RATE)
+    (cv / "validated.tsv").write_text("client_id\tpath\tsentence\nann\ta.wav\tHello there\nbob\tb.wav\tGood bye\n"
+                                      "cy\tc.wav\tHi\n")
+    got = load_folder(cv, None, strict=False)
+    assert got.texts == ["Hello there", "Good bye", "Hi"] and got.speakers == ["ann", "bob", "cy"]
+    assert got.rate == RATE and abs(len(got.waves[1]) - 1600) <= 1  # 3,200 samples at 16 kHz: 0.2 s
+
+    pairs = tmp_path / "pairs"
+    (pairs / "day1").mkdir(parents=True)
+    write_wav(pairs / "day1" / "x.wav", tone(0.3), RATE)
+    (pairs / "day1" / "x.txt").write_text("  first   words \n")
+    write_wav(pairs / "y.wav", tone(0.3), RATE)
+    (pairs / "z.txt").write_text("orphan")
+    with pytest.warns(UserWarning, match="y.wav: no transcript"):
+        got = load_folder(pairs, None, strict=False)
+    assert got.texts == ["first words"]
+    with pytest.raises(DataError, match=r"\(--strict\):\n  y.wav: no transcript .*\n  z.txt: a transcript without"):
+        load_folder(pairs, None, strict=True)
+
+
+def test_a_folder_with_nothing_usable_and_a_transcript_that_is_not_utf8_are_refused(tmp_path):
+    with pytest.raises(DataError, match="is not a folder"):
+        load_folder(tmp_path / "nope", None, strict=False)
+    write_wav(tmp_path / "a.wav", tone(0.3), RATE)
+    (tmp_path / "a.txt").write_bytes(b"caf\xe9")
+    with pytest.raises(DataError, match=r"a.txt: Expected a UTF-8 transcript. Received a byte that is not UTF-8 at 3"):
+        load_folder(tmp_path, None, strict=False)
+    (tmp_path / "a.txt").write_text("   ")
+    with pytest.warns(UserWarning), pytest.raises(DataError, match="no usable recording with a transcript"):
+        load_folder(tmp_path, None, strict=False)
+
+
+def test_the_alphabet_is_the_training_transcripts_characters_and_others_are_counted():
+    alphabet = alphabet_of(["One two", "three"])
+    assert alphabet == [" ", "e", "h", "n", "o", "r", "t", "w"]
+    assert outside(["ten twelve!", "x"], alphabet) == {"l": 1, "v": 1, "!": 1, "x": 1}
+
+
+@pytest.mark.skipif(not (SHARED_DATA / "fsdd").exists(), reason="FSDD is not in the shared data folder")
+def test_fsdd_strings_are_seeded_digit_strings_of_one_speaker_with_fsdd_s_test_recordings_held_out():
+    a = load_fsdd_strings(SHARED_DATA, seed=3, train_strings=20, test_strings=10)
+    b = load_fsdd_strings(SHARED_DATA, seed=3, train_strings=20, test_strings=10)
+    assert a.texts == b.texts and all(np.array_equal(x, y) for x, y in zip(a.waves, b.waves))
+    assert len(a.split["train"]) == 20 and len(a.split["test"]) == 10 and a.rate == 8000
+    for text, wave in zip(a.texts, a.waves):
+        words = text.split()
+        assert 2 <= len(words) <= 7 and set(words) <= set(DIGITS)
+        assert 0.15 * len(words) < len(wave) / a.rate < 1.0 * len(words) + 0.2 and np.abs(wave).max() <= 1
+    assert len(set(a.speakers)) > 1
+
+
+def test_the_ctc_model_answers_the_same_whatever_the_padding_and_greedy_merges_repeats():
+    from deepworks.models.asr import CTCRecognizer, greedy
+
+    torch.manual_seed(0)
+    model = CTCRecognizer(RATE, symbols=5, width=16, depth=2, channels=4).eval()
+    waves = torch.from_numpy(np.stack([tone(0.6), np.pad(tone(0.4, 300), (0, 1600))]))
+    lengths = torch.tensor([4800, 3200])
+    with torch.no_grad():
+        out, steps = model(waves, lengths)
+        alone, alone_steps = model(waves[1:, :3200], lengths[1:])
+        padded, _ = model(torch.nn.functional.pad(waves, (0, 2000)), lengths)
+    assert steps.tolist() == [(4800 - 256) // 80 // 4 + 1, 10] and alone_steps.tolist() == [10]
+    assert torch.allclose(out[1, :10], alone[0], atol=1e-5) and torch.allclose(out, padded[:, :out.shape[1]], atol=1e-5)
+    assert torch.allclose(out.exp().sum(-1), torch.ones(out.shape[:2]), atol=1e-4)
+    steps_of = torch.tensor([[0, 2, 2, 0, 2, 3, 3, 1]])  # blank, b, b, blank, b, c, c, a
+    log_probs = torch.nn.functional.one_hot(steps_of, 5).float().log()
+    assert greedy(log_probs, torch.tensor([8])) == [[(2, 1), (2, 4), (3, 5), (1, 7)]]
+    assert greedy(log_probs, torch.tensor([5])) == [[(2, 1), (2, 4)]]
