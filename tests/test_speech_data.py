@@ -105,3 +105,31 @@ def test_the_ctc_model_answers_the_same_whatever_the_padding_and_greedy_merges_r
     log_probs = torch.nn.functional.one_hot(steps_of, 5).float().log()
     assert greedy(log_probs, torch.tensor([8])) == [[(2, 1), (2, 4), (3, 5), (1, 7)]]
     assert greedy(log_probs, torch.tensor([5])) == [[(2, 1), (2, 4)]]
+
+
+def test_a_folder_of_pairs_trains_end_to_end_and_too_short_recordings_are_named(tmp_path):
+    """The recipe (tasks/asr.py, not yet a built-in task) on ten recordings: it reads, splits, trains and tests."""
+    import deepworks as dw
+    from deepworks.tasks.asr import ctc_steps_needed, collate
+
+    assert ctc_steps_needed([3, 3, 4, 4, 4, 5]) == 9 and ctc_steps_needed([]) == 0
+    waves, lengths, targets, target_lengths = collate([(tone(0.1), [1, 2]), (tone(0.2), [3])])
+    assert waves.shape == (2, 1600) and lengths.tolist() == [800, 1600] and targets.tolist() == [[1, 2], [3, 0]]
+    data = tmp_path / "talk"
+    data.mkdir()
+    for i in range(10):
+        write_wav(data / f"u{i}.wav", tone(0.8 + 0.1 * i, 200 + 50 * i), RATE)
+        (data / f"u{i}.txt").write_text("hi there" if i % 2 else "low tone")
+    write_wav(data / "short.wav", tone(0.3), RATE)
+    (data / "short.txt").write_text("a transcript far too long for a recording of a third of a second")
+    trained = dw.train(task="deepworks.tasks.asr:SpeechRecognition", data=str(data), width=16, depth=1, epochs=2,
+                       batch_size=4, val_fraction=0.1, test_fraction=0.1, seed=1, runs_dir=str(tmp_path / "runs"),
+                       progress=False)
+    test = trained.results["test"]
+    assert test["utterances"] >= 1 and 0 <= test["cer"] and 0 <= test["wer"]
+    assert set(trained.task.meta["alphabet"]) >= set(" hilowtre")
+    found = trained.task.read()
+    training = [found.names[i] for i in trained.task.split_indices(found)["train"]]
+    assert any(name.endswith("short.wav") for name in training)  # seed 1 puts it there
+    report = (trained.run.report_dir / "index.html").read_text()
+    assert "1 training recording(s) are too short for their transcripts under CTC and were left out" in report

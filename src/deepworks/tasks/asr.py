@@ -1,0 +1,214 @@
+"""Speech recognition: recordings in, their transcripts out (work in progress: not yet a built-in task; it trains as
+`--task deepworks.tasks.asr:SpeechRecognition`).
+
+Data (data/speech.py): a folder in LJSpeech's, Common Voice's or the NAME.wav + NAME.txt layout, or the built-in
+`fsdd-strings` (spoken digit strings from FSDD, its test recordings held out). The alphabet is the training
+transcripts' characters, lower-cased, space first; CTC's blank is id 0, the alphabet's characters 1 onwards. A
+recording too short for its transcript under CTC (fewer output steps than its characters and their doubled letters)
+is left out of training with a note. Model (models/asr.py): log-mel features, strided convolutions, a bidirectional
+GRU, CTC. Decoding: greedy. Metrics: CTC loss each epoch, with the greedy word and character error rates (WER, CER,
+through jiwer) of the validation split; on the test split also per speaker where the source knows them.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn as nn
+
+from ..errors import ConfigError, DataError
+from .base import Prepared, Task
+
+MAX_SYMBOLS = 1000  # a saved run's alphabet at most
+
+
+class Utterances(torch.utils.data.Dataset):
+    """A split in memory: (wave, target ids) per utterance, `collate` pads a batch of them; `texts` the
+    transcripts as written (lower-cased, spaces collapsed), which the error rates compare with."""
+
+    def __init__(self, waves: list[np.ndarray], targets: list[list[int]], texts: list[str]):
+        self.waves, self.targets, self.texts = waves, targets, texts
+
+    def __len__(self) -> int:
+        return len(self.waves)
+
+    def __getitem__(self, i: int):
+        return self.waves[i], self.targets[i]
+
+
+def collate(items: list) -> tuple[torch.Tensor, ...]:
+    """(waves (B, T) zero-padded, lengths (B,), targets (B, L) zero-padded, target lengths (B,))."""
+    waves = torch.zeros(len(items), max(len(w) for w, _ in items))
+    targets = torch.zeros(len(items), max(1, max(len(t) for _, t in items)), dtype=torch.long)
+    for i, (w, t) in enumerate(items):
+        waves[i, :len(w)] = torch.from_numpy(w)
+        targets[i, :len(t)] = torch.tensor(t, dtype=torch.long)
+    return (waves, torch.tensor([len(w) for w, _ in items]), targets,
+            torch.tensor([len(t) for _, t in items]))
+
+
+def ctc_steps_needed(ids: list[int]) -> int:
+    """The fewest output steps CTC can spell `ids` in: one per symbol, and a blank between two equal ones."""
+    return len(ids) + sum(a == b for a, b in zip(ids, ids[1:]))
+
+
+class SpeechRecognition(Task):
+    name = "asr"
+    models = ("bigru",)
+    defaults = {"data.source": "fsdd-strings", "model.name": "bigru", "train.batch_size": 16, "train.lr": 0.002,
+                "train.weight_decay": 0.01, "train.clip_grad": 5.0}
+    default_monitor = "val_loss"
+    headline = "wer"
+    unit = ("utterance", 1)
+    counted = ("utterances", "utterances")
+    augments = ("none",)
+
+    @staticmethod
+    def check_meta(meta: dict) -> None:
+        alphabet, rate = meta.get("alphabet"), meta.get("rate")
+        if not (isinstance(alphabet, list) and 1 <= len(alphabet) <= MAX_SYMBOLS
+                and all(isinstance(c, str) and len(c) == 1 for c in alphabet)):
+            raise ConfigError(f"Expected the run's alphabet as a list of 1 to {MAX_SYMBOLS} characters. Received: "
+                              f"{str(alphabet)[:100]}.")
+        if not (isinstance(rate, int) and 1000 <= rate <= 192_000):
+            raise ConfigError(f"Expected the run's sample rate from 1,000 to 192,000 Hz. Received: {rate!r}.")
+
+    # --- data -----------------------------------------------------------------------------------------------
+    def read(self):
+        from ..data.builtin import default_data_dir
+        from ..data.speech import load_folder, load_fsdd_strings
+
+        d = self.cfg.data
+        if d.source == "fsdd-strings":
+            return load_fsdd_strings(Path(d.data_dir) if d.data_dir else default_data_dir(), self.cfg.seed)
+        return load_folder(Path(d.source), None, d.strict)
+
+    def split_indices(self, found) -> dict[str, np.ndarray]:
+        d, rng = self.cfg.data, np.random.default_rng(self.cfg.seed)
+        everything = np.arange(len(found.texts))
+        if found.split:
+            train, test = np.asarray(found.split["train"]), np.asarray(found.split["test"])
+        else:
+            shuffled = rng.permutation(everything)
+            n_test = max(1, int(round(d.test_fraction * len(shuffled))))
+            train, test = np.sort(shuffled[n_test:]), np.sort(shuffled[:n_test])
+        shuffled = rng.permutation(train)
+        n_val = max(1, int(round(d.val_fraction * len(shuffled))))
+        if len(shuffled) - n_val < 2:
+            raise DataError(f"{found.description} leaves {len(shuffled) - n_val} recording(s) to train on. Add "
+                            f"recordings, or lower --val-fraction / --test-fraction.")
+        return {"train": np.sort(shuffled[n_val:]), "val": np.sort(shuffled[:n_val]), "test": test}
+
+    def prepare(self, progress: bool | None = True) -> Prepared:
+        from ..data.speech import alphabet_of, outside
+
+        found = self.read()
+        parts = self.split_indices(found)
+        if self.meta is None:
+            self.meta = {"alphabet": alphabet_of([found.texts[i] for i in parts["train"]]), "rate": found.rate,
+                         "source": found.description}
+        notes = list(found.notes)
+        others = outside([found.texts[i] for i in np.concatenate([parts["val"], parts["test"]])],
+                         self.meta["alphabet"])
+        if others:
+            notes.append(f"Characters of the validation and test transcripts that no training transcript has (the "
+                         f"model cannot write them): {', '.join(f'{c!r} x{n}' for c, n in list(others.items())[:20])}.")
+        splits = {k: self.split_of(found, idx, notes if k == "train" else None) for k, idx in parts.items()}
+        return Prepared(train=splits["train"], val=splits["val"], test=splits["test"], meta=self.meta, notes=notes)
+
+    def split_of(self, found, idx: np.ndarray, notes: list[str] | None) -> tuple:
+        """(Utterances, indices) of one split; in training (`notes` given), recordings too short for their
+        transcript are left out and named."""
+        from ..models.asr import halved
+        from ..models.audio import frame_sizes
+
+        n_fft, hop = frame_sizes(found.rate)
+        waves, targets, texts, kept, short = [], [], [], [], []
+        for i in idx.tolist():
+            ids = self.encode(found.texts[i])
+            if notes is not None:
+                frames = torch.tensor(max(1, 1 + (len(found.waves[i]) - n_fft) // hop))
+                if int(halved(halved(frames))) < ctc_steps_needed(ids):
+                    short.append(found.names[i])
+                    continue
+            waves.append(found.waves[i])
+            targets.append(ids)
+            texts.append(" ".join(found.texts[i].lower().split()))
+            kept.append(i)
+        if short:
+            notes.append(f"{len(short)} training recording(s) are too short for their transcripts under CTC and "
+                         f"were left out: {', '.join(short[:5])}{' ...' if len(short) > 5 else ''}.")
+        return Utterances(waves, targets, texts), np.asarray(kept)
+
+    def encode(self, text: str) -> list[int]:
+        index = {c: i + 1 for i, c in enumerate(self.meta["alphabet"])}
+        return [index[c] for c in " ".join(text.lower().split()) if c in index]
+
+    def batch_source(self, train: tuple):
+        from ..training.batches import DatasetBatches
+
+        return DatasetBatches(train[0], self.cfg.train.batch_size, self.cfg.seed, collate=collate)
+
+    # --- model and training -----------------------------------------------------------------------------------
+    def build_model(self) -> nn.Module:
+        from ..models.asr import CTCRecognizer
+
+        m = self.cfg.model
+        return CTCRecognizer(self.meta["rate"], len(self.meta["alphabet"]) + 1, width=m.width or 192,
+                             depth=m.depth or 2, dropout=m.dropout or 0.1)
+
+    def training_step(self, model: nn.Module, batch: tuple):
+        from ..models.asr import ctc_loss
+
+        waves, lengths, targets, target_lengths = batch
+        log_probs, steps = model(waves, lengths)
+        return ctc_loss(log_probs, steps, targets, target_lengths), {}
+
+    # --- after training -------------------------------------------------------------------------------------
+    @torch.no_grad()
+    def transcripts(self, model: nn.Module, utterances: Utterances, device: torch.device,
+                    batch_size: int = 32) -> list[str]:
+        """Greedy transcripts of a split, in its order (batches of similar lengths)."""
+        from ..models import evaluating
+        from ..models.asr import greedy
+
+        order = np.argsort([len(w) for w in utterances.waves], kind="stable")
+        out: list[str] = [""] * len(order)
+        with evaluating(model):
+            for start in range(0, len(order), batch_size):
+                chosen = order[start:start + batch_size]
+                waves, lengths, _, _ = collate([utterances[int(i)] for i in chosen])
+                log_probs, steps = model(waves.to(device), lengths.to(device))
+                for i, said in zip(chosen, greedy(log_probs, steps)):
+                    out[int(i)] = "".join(self.meta["alphabet"][s - 1] for s, _ in said).strip()
+        return out
+
+    def evaluate(self, model: nn.Module, split: tuple, device: torch.device) -> dict:
+        """The mean CTC loss of a split, and its greedy WER and CER."""
+        from ..models import evaluating
+        from ..models.asr import ctc_loss
+
+        utterances, _ = split
+        total, n = 0.0, len(utterances)
+        with torch.no_grad(), evaluating(model):
+            for start in range(0, n, 32):
+                batch = collate([utterances[i] for i in range(start, min(n, start + 32))])
+                waves, lengths, targets, target_lengths = (t.to(device) for t in batch)
+                log_probs, steps = model(waves, lengths)
+                total += float(ctc_loss(log_probs, steps, targets, target_lengths)) * len(waves)
+        return {"loss": total / max(n, 1), **self.error_rates(model, utterances, device)}
+
+    def error_rates(self, model: nn.Module, utterances: Utterances, device: torch.device) -> dict:
+        import jiwer
+
+        said = self.transcripts(model, utterances, device)
+        pairs = [(t, s) for t, s in zip(utterances.texts, said) if t.strip()]
+        if not pairs:
+            return {"wer": 1.0, "cer": 1.0}
+        refs, hyps = [t for t, _ in pairs], [s for _, s in pairs]
+        return {"wer": float(jiwer.wer(refs, hyps)), "cer": float(jiwer.cer(refs, hyps))}
+
+    def test_metrics(self, model: nn.Module, split: tuple, device: torch.device) -> dict:
+        return {"utterances": len(split[0]), **self.evaluate(model, split, device)}
