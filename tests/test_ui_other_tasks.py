@@ -32,6 +32,8 @@ def other_runs(server, tmp_path_factory, shapes_detector, tones_run, use_runs):
     (folder / "reverse.tsv").write_text("\n".join(lines) + "\n")
     dw.train(task="translate", data=str(folder / "reverse.tsv"), name="reverse", width=32, embed_size=16,
              batch_size=32, min_freq=1, epochs=1, runs_dir=runs, progress=False)
+    dw.train(task="asr", data="tones:200", width=32, depth=1, epochs=2, batch_size=16, name="talk", runs_dir=runs,
+             progress=False)
     shared = {"fox": use_runs["txt"], "digits-gan": use_runs["gan"], "shapes": shapes_detector.run.path,
               "tones": tones_run.run.path}
     for name, path in shared.items():
@@ -119,6 +121,22 @@ def test_try_names_the_sound_of_an_uploaded_recording(page, server, other_runs, 
     expect(page.get_by_test_id("audio-player")).to_be_visible()
     page.get_by_test_id("audio-file").set_input_files(str(tmp_path / "broken.wav"))
     expect(page.get_by_test_id("audio-error")).to_contain_text("corrupt WAV header")
+
+
+def test_try_writes_down_an_uploaded_recording_as_the_api_does(page, server, other_runs, tmp_path):
+    import deepworks as dw
+    from deepworks.data.audio import write_wav
+    from deepworks.data.speech import make_tone_strings
+
+    write_wav(tmp_path / "said.wav", make_tone_strings(1, 5).waves[0], 8000)
+    expected = dw.load(Path(other_runs) / "talk")(str(tmp_path / "said.wav"))[0]
+    page.get_by_test_id("nav-try").click()
+    page.get_by_test_id("try-run").select_option("talk")
+    page.get_by_test_id("audio-file").set_input_files(str(tmp_path / "said.wav"))
+    transcript = page.get_by_test_id("try-transcript")
+    expect(transcript).to_have_text(expected["transcript"].strip() or "(nothing heard)")
+    expect(page.get_by_test_id("audio-player")).to_be_visible()
+    assert transcript.locator("span").count() == len(expected["words"])
 
 
 def test_the_data_page_shows_and_plays_a_few_clips_of_each_sound(page):

@@ -218,6 +218,15 @@ BUILTIN_CARDS = {card.name: card for card in (
              data="a CSV, TSV or JSONL file with a text and a label column, or a folder with one sub-folder of .txt "
                   "files per class",
              default_run="a fastText model that tells generated happy, sad and angry sentences apart"),
+    TaskCard("asr", "deepworks.tasks.asr:SpeechRecognition", "speech recognition", "a speech recognition",
+             ("bigru",), tiny=dict(data="tones:200", width=32, depth=1, epochs=2, batch_size=16),
+             templates=(("bigru", "Log-mel features, strided convolutions and a bidirectional GRU, trained with "
+                                  "CTC"),),
+             form=("train.epochs", "train.batch_size", "train.lr", "model.width", "seed"),
+             builtins=("tones", "fsdd-strings"), verbs=("transcribe",), inputs=("audio",), outputs=("text",),
+             data="a folder of recordings with transcripts: LJSpeech's metadata.csv, a Common Voice .tsv, or "
+                  "NAME.wav beside NAME.txt",
+             default_run="a CTC recogniser of generated tone words"),
 )}
 USER_CARDS: dict[str, TaskCard] = {}  # cards of tasks of your own, registered in this process
 

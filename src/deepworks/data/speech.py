@@ -12,6 +12,9 @@ Every recording becomes float32 mono at one rate (the most common one, or --samp
 silently: a recording without a transcript, a transcript without a recording, an empty transcript and an unreadable
 file are each skipped with a line naming them (--strict stops instead).
 
+`tones:N` makes N strings of tone words, nothing to download: each letter of a-e a 90 ms tone of its own pitch, the
+words 2 to 4 letters long, 1 to 3 words an utterance ("bad ace"), seeded; what the tests and a first run train on.
+
 `fsdd-strings` makes spoken digit strings ("three one four") from the Free Spoken Digit Dataset: recordings of one
 speaker, trimmed of their silence, joined with short random gaps and light noise, seeded. Its official split builds
 the test strings from FSDD's test recordings (0-4 of each speaker and digit) and the others from the rest.
@@ -243,6 +246,35 @@ def load_fsdd_strings(data_dir: Path, seed: int = 0, train_strings: int = 1500, 
                       f"fsdd-strings: {n + len(test[0]):,} spoken digit strings from the Free Spoken Digit Dataset "
                       f"({folder}, seed {seed})", train[2] + test[2],
                       {"train": list(range(n)), "test": list(range(n, n + len(test[0])))})
+
+
+# --- tones -----------------------------------------------------------------------------------------------------------
+TONE_LETTERS = "abcde"
+TONE_SECONDS, TONE_GAP, WORD_GAP = 0.09, 0.03, 0.15
+
+
+def make_tone_strings(count: int, seed: int = 0, rate: int = 8000) -> Utterances:
+    """`count` utterances of tone words (see the module's docstring), the last fifth for test."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(int(TONE_SECONDS * rate)) / rate
+    ramp = np.minimum(1, np.minimum(t, t[::-1]) / 0.01)  # 10 ms fades: no clicks between letters
+    letters = {c: (0.4 * np.sin(2 * np.pi * (300 + 220 * k) * t) * ramp).astype(np.float32)
+               for k, c in enumerate(TONE_LETTERS)}
+    waves, texts = [], []
+    for _ in range(count):
+        words = ["".join(rng.choice(list(TONE_LETTERS), int(rng.integers(2, 5)))) for _ in range(rng.integers(1, 4))]
+        parts = [np.zeros(int(WORD_GAP * rate), np.float32)]
+        for word in words:
+            for c in word:
+                parts += [letters[c], np.zeros(int(TONE_GAP * rate), np.float32)]
+            parts.append(np.zeros(int(WORD_GAP * rate), np.float32))
+        wave = np.concatenate(parts)
+        waves.append((wave + 0.01 * rng.standard_normal(len(wave))).astype(np.float32))
+        texts.append(" ".join(words))
+    n_test = max(1, count // 5)
+    return Utterances(waves, texts, rate, [f"tones #{i}" for i in range(count)],
+                      f"tones: {count:,} generated utterances of tone words (seed {seed})",
+                      split={"train": list(range(count - n_test)), "test": list(range(count - n_test, count))})
 
 
 # --- the alphabet ------------------------------------------------------------------------------------------------------

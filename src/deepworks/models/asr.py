@@ -51,8 +51,12 @@ class CTCRecognizer(nn.Module):
 
     def forward(self, waves: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """waves (N, T) float, lengths (N,) samples -> (log-probabilities (N, S, symbols), steps (N,))."""
-        frames = self.frames(lengths)
-        x = self.levelled(self.features(waves), frames)  # (N, mels, F)
+        return self.recognise(self.features(waves), lengths)
+
+    def recognise(self, features: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The same from the log-mel features (N, mels, F) of the waves (what serving computes its own way)."""
+        frames = self.frames(lengths).clamp(max=features.shape[2])
+        x = self.levelled(features, frames)  # (N, mels, F)
         x, steps = x[:, None], frames
         for conv in self.subsample:  # (N, C, mels', S): the steps past each utterance's end zeroed after each
             x, steps = torch.relu(conv(x)), halved(steps)

@@ -1,8 +1,8 @@
-"""Speech recognition: recordings in, their transcripts out (work in progress: not yet a built-in task; it trains as
-`--task deepworks.tasks.asr:SpeechRecognition`).
+"""Speech recognition: recordings in, their transcripts out.
 
 Data (data/speech.py): a folder in LJSpeech's, Common Voice's or the NAME.wav + NAME.txt layout, or the built-in
-`fsdd-strings` (spoken digit strings from FSDD, its test recordings held out). The alphabet is the training
+`tones` (generated tone words, the default) and `fsdd-strings` (spoken digit strings from FSDD, its test
+recordings held out). The alphabet is the training
 transcripts' characters, lower-cased, space first; CTC's blank is id 0, the alphabet's characters 1 onwards. A
 recording too short for its transcript under CTC (fewer output steps than its characters and their doubled letters)
 is left out of training with a note. Model (models/asr.py): log-mel features, strided convolutions, a bidirectional
@@ -19,17 +19,32 @@ import torch
 import torch.nn as nn
 
 from ..errors import ConfigError, DataError
+from ..registry import builtin_models
+from .asr_face import ASRFace
+from .asr_report import ASRReport
 from .base import Prepared, Task
 
 MAX_SYMBOLS = 1000  # a saved run's alphabet at most
+TONE_UTTERANCES, MOST_TONES = 600, 100_000  # tones: the default count, and the most one may ask for
+
+
+def count_of(source: str, default: int) -> int:
+    """N of 'tones:N' (the default without it), checked."""
+    _, _, n = source.partition(":")
+    if not n:
+        return default
+    if not n.isdigit() or not 10 <= int(n) <= MOST_TONES:
+        raise ConfigError(f"Expected tones:N with N from 10 to {MOST_TONES:,}. Received: {source!r}.")
+    return int(n)
 
 
 class Utterances(torch.utils.data.Dataset):
     """A split in memory: (wave, target ids) per utterance, `collate` pads a batch of them; `texts` the
     transcripts as written (lower-cased, spaces collapsed), which the error rates compare with."""
 
-    def __init__(self, waves: list[np.ndarray], targets: list[list[int]], texts: list[str]):
-        self.waves, self.targets, self.texts = waves, targets, texts
+    def __init__(self, waves: list[np.ndarray], targets: list[list[int]], texts: list[str],
+                 speakers: list[str] | None = None):
+        self.waves, self.targets, self.texts, self.speakers = waves, targets, texts, speakers
 
     def __len__(self) -> int:
         return len(self.waves)
@@ -56,14 +71,15 @@ def ctc_steps_needed(ids: list[int]) -> int:
 
 class SpeechRecognition(Task):
     name = "asr"
-    models = ("bigru",)
-    defaults = {"data.source": "fsdd-strings", "model.name": "bigru", "train.batch_size": 16, "train.lr": 0.002,
+    models = builtin_models("asr")
+    defaults = {"data.source": "tones", "model.name": "bigru", "train.batch_size": 16, "train.lr": 0.002,
                 "train.weight_decay": 0.01, "train.clip_grad": 5.0}
     default_monitor = "val_loss"
     headline = "wer"
     unit = ("utterance", 1)
     counted = ("utterances", "utterances")
     augments = ("none",)
+    face_class, report_class = ASRFace, ASRReport
 
     @staticmethod
     def check_meta(meta: dict) -> None:
@@ -78,11 +94,13 @@ class SpeechRecognition(Task):
     # --- data -----------------------------------------------------------------------------------------------
     def read(self):
         from ..data.builtin import default_data_dir
-        from ..data.speech import load_folder, load_fsdd_strings
+        from ..data.speech import load_folder, load_fsdd_strings, make_tone_strings
 
         d = self.cfg.data
         if d.source == "fsdd-strings":
             return load_fsdd_strings(Path(d.data_dir) if d.data_dir else default_data_dir(), self.cfg.seed)
+        if d.source == "tones" or d.source.startswith("tones:"):
+            return make_tone_strings(count_of(d.source, TONE_UTTERANCES), self.cfg.seed)
         return load_folder(Path(d.source), None, d.strict)
 
     def split_indices(self, found) -> dict[str, np.ndarray]:
@@ -140,7 +158,8 @@ class SpeechRecognition(Task):
         if short:
             notes.append(f"{len(short)} training recording(s) are too short for their transcripts under CTC and "
                          f"were left out: {', '.join(short[:5])}{' ...' if len(short) > 5 else ''}.")
-        return Utterances(waves, targets, texts), np.asarray(kept)
+        speakers = [found.speakers[i] for i in kept] if found.speakers else None
+        return Utterances(waves, targets, texts, speakers), np.asarray(kept)
 
     def encode(self, text: str) -> list[int]:
         index = {c: i + 1 for i, c in enumerate(self.meta["alphabet"])}

@@ -31,49 +31,11 @@ class AudioFace(Face):
     def decode_inputs(self, inputs, options: dict, trusted: bool = True) -> list:
         """Clips of any form -> [(name, float32 samples at the run's rate and length)]: paths of audio files (or
         folders of them), the bytes of a file, or arrays of samples already at the run's rate."""
-        from ..data.audio import AUDIO_EXTENSIONS, UnreadableAudio, prepare_clip, read_audio
+        from ..data.audio import prepare_clip
 
         m = self.meta
-        if isinstance(inputs, (str, Path, bytes, bytearray, np.ndarray)) or torch.is_tensor(inputs):
-            inputs = [inputs]
-        items = []
-        for n, value in enumerate(inputs if isinstance(inputs, (list, tuple)) else [inputs]):
-            if isinstance(value, (str, Path)):
-                if not trusted:
-                    raise DataError(f"Input {n} is text. Expected a clip: a file upload, {{\"base64\": the file's "
-                                    f"bytes}}, or an array of samples (the server never reads paths on its own disk).")
-                path = Path(value)
-                files = sorted(p for p in path.rglob("*") if p.suffix.lower() in AUDIO_EXTENSIONS) if path.is_dir() else [path]
-                if not path.exists() or not files:
-                    raise DataError(f"No such audio file '{path}'. Expected a WAV (or FLAC, OGG) file or a folder "
-                                    f"of them.")
-                sources = [(str(f), f) for f in files]
-            elif isinstance(value, (bytes, bytearray)):
-                sources = [(f"clip {n}", bytes(value))]
-            elif isinstance(value, np.ndarray) or torch.is_tensor(value):
-                a = np.asarray(value.detach().cpu() if torch.is_tensor(value) else value, dtype=np.float32)
-                if a.ndim not in (1, 2) or not np.isfinite(a).all():
-                    raise DataError(f"Input {n}: Expected a clip as a 1-D array of finite samples at {m['rate']:,} "
-                                    f"Hz, or a batch of them (N, T). Received: shape {a.shape}.")
-                rows = a if a.ndim == 2 else a[None]
-                items += [(f"array {n}" + (f"[{i}]" if a.ndim == 2 else ""),
-                           prepare_clip(row, m["rate"], m["rate"], m["length"])) for i, row in enumerate(rows)]
-                continue
-            else:
-                raise DataError(f"Cannot use a {type(value).__name__} as a clip. Expected a file path, the bytes of "
-                                f"a WAV file, or an array of samples.")
-            for name, source in sources:
-                try:
-                    samples, rate = read_audio(source, name=name)
-                except UnreadableAudio as err:
-                    raise DataError(f"Cannot use '{name}' as a clip: {err}.") from None
-                items.append((name, prepare_clip(samples, rate, m["rate"], m["length"])))
-            if len(items) > self.max_items:
-                raise DataError(f"Too many clips in one call: more than {self.max_items:,}. Send them in smaller "
-                                f"batches.")
-        if not items:
-            raise DataError("No clips were given. Expected a path, the bytes of a WAV file or an array of samples.")
-        return items
+        return audio_items(inputs, m["rate"], self.max_items, trusted,
+                           lambda samples, rate: prepare_clip(samples, rate, m["rate"], m["length"]))
 
     def example_request(self) -> tuple:
         return np.zeros(self.meta["length"], dtype=np.float32), {}
@@ -131,3 +93,50 @@ class AudioFace(Face):
 
     def v2_outputs(self, results: list) -> dict:
         return {"probabilities": np.stack([r["probabilities"] for r in results]).astype(np.float32)}
+
+
+def audio_items(inputs, rate: int, limit: int, trusted: bool, prepare) -> list:
+    """Recordings of any form -> [(name, prepare(samples, their rate))]: paths of audio files (or folders of them;
+    refused when not `trusted`: a server never reads paths on its own disk), the bytes of a file, or arrays of
+    samples already at `rate` (one clip (T,) or a batch (N, T)). At most `limit` of them."""
+    from ..data.audio import AUDIO_EXTENSIONS, UnreadableAudio, read_audio
+
+    if isinstance(inputs, (str, Path, bytes, bytearray, np.ndarray)) or torch.is_tensor(inputs):
+        inputs = [inputs]
+    items = []
+    for n, value in enumerate(inputs if isinstance(inputs, (list, tuple)) else [inputs]):
+        if isinstance(value, (str, Path)):
+            if not trusted:
+                raise DataError(f"Input {n} is text. Expected a clip: a file upload, {{\"base64\": the file's "
+                                f"bytes}}, or an array of samples (the server never reads paths on its own disk).")
+            path = Path(value)
+            files = sorted(p for p in path.rglob("*") if p.suffix.lower() in AUDIO_EXTENSIONS) if path.is_dir() else [path]
+            if not path.exists() or not files:
+                raise DataError(f"No such audio file '{path}'. Expected a WAV (or FLAC, OGG) file or a folder "
+                                f"of them.")
+            sources = [(str(f), f) for f in files]
+        elif isinstance(value, (bytes, bytearray)):
+            sources = [(f"clip {n}", bytes(value))]
+        elif isinstance(value, np.ndarray) or torch.is_tensor(value):
+            a = np.asarray(value.detach().cpu() if torch.is_tensor(value) else value, dtype=np.float32)
+            if a.ndim not in (1, 2) or not np.isfinite(a).all():
+                raise DataError(f"Input {n}: Expected a clip as a 1-D array of finite samples at {rate:,} "
+                                f"Hz, or a batch of them (N, T). Received: shape {a.shape}.")
+            rows = a if a.ndim == 2 else a[None]
+            items += [(f"array {n}" + (f"[{i}]" if a.ndim == 2 else ""), prepare(row, rate))
+                      for i, row in enumerate(rows)]
+            continue
+        else:
+            raise DataError(f"Cannot use a {type(value).__name__} as a clip. Expected a file path, the bytes of "
+                            f"a WAV file, or an array of samples.")
+        for name, source in sources:
+            try:
+                samples, found = read_audio(source, name=name)
+            except UnreadableAudio as err:
+                raise DataError(f"Cannot use '{name}' as a clip: {err}.") from None
+            items.append((name, prepare(samples, found)))
+        if len(items) > limit:
+            raise DataError(f"Too many clips in one call: more than {limit:,}. Send them in smaller batches.")
+    if not items:
+        raise DataError("No clips were given. Expected a path, the bytes of a WAV file or an array of samples.")
+    return items

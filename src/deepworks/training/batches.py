@@ -135,7 +135,10 @@ class DatasetBatches(BatchSource):
         else:
             feed = dict(batch_sampler=shards, collate_fn=self.collate or default_collate)
         cuda, workers = device.type == "cuda", self.workers
-        return DataLoader(self.dataset, num_workers=workers, pin_memory=self.pin_memory and cuda,
+        # its own generator: a DataLoader otherwise draws its workers' base seed from the global one, which a
+        # resumed epoch would then draw at another point than the interrupted one (before different dropout masks)
+        own = torch.Generator().manual_seed(self.seed * 1_000_003 + epoch)
+        return DataLoader(self.dataset, num_workers=workers, pin_memory=self.pin_memory and cuda, generator=own,
                           prefetch_factor=self.prefetch if workers else None,
                           worker_init_fn=lower_priority if workers and self.idle_workers else None,
                           multiprocessing_context="spawn" if workers and cuda and self.spawn else None, **feed)

@@ -34,7 +34,7 @@ export default function TryPage({ info, run, setRun }) {
 function viewOf(task) {
   const VIEWS = {
     image: { classes: ImageTry, boxes: DetectTry },
-    audio: { classes: AudioTry },
+    audio: { classes: AudioTry, text: AudioTry },
     text: { text: TextTry, classes: TextClassesTry },
     noise: { image: SampleTry },
   };
@@ -146,17 +146,20 @@ function ImageTry({ card }) {
 }
 
 // Audio: choose a recording (WAV; FLAC or OGG where the server has soundfile), hear it, and see the top classes.
+// A recording, chosen or from the microphone: a sound classifier names what it hears, a recogniser writes it down.
 function AudioTry({ card }) {
   const [clip, setClip] = useState(null);
   const [answer, setAnswer] = useState(null);
   const [error, setError] = useState("");
   const [recording, setRecording] = useState(false);
   const input = card.inputs[0];
-  const seconds = Math.max(1, input.shape[1] / input.sample_rate); // the clip length the model hears, at least 1 s
+  // a classifier hears clips of one length (at least 1 s of it is recorded); a recogniser any: 5 s are recorded
+  const seconds = input.shape[1] ? Math.max(1, input.shape[1] / input.sample_rate) : 5;
+  const fields = "top_k" in (card.options || {}) ? { top_k: 3 } : {};
   async function send(file) {
     setClip(URL.createObjectURL(file));
     try {
-      setAnswer(await postFile(card.route, file, file.name || "clip.wav", { top_k: 3 }));
+      setAnswer(await postFile(card.route, file, file.name || "clip.wav", fields));
       setError("");
     } catch (e) {
       setAnswer(null);
@@ -177,7 +180,8 @@ function AudioTry({ card }) {
   }
   return (
     <div className="try">
-      <p>Choose a recording, or record {seconds.toFixed(1)} s from your microphone: the model names what it hears.</p>
+      <p>Choose a recording, or record {seconds.toFixed(1)} s from your microphone: the model
+        {fields.top_k ? " names" : " writes down"} what it hears.</p>
       <input type="file" accept="audio/*,.wav,.flac,.ogg" data-testid="audio-file"
              onChange={(e) => e.target.files[0] && send(e.target.files[0])} />{" "}
       <button onClick={record} disabled={recording} data-testid="audio-record">
@@ -185,8 +189,20 @@ function AudioTry({ card }) {
       </button>
       {clip && <div><audio controls src={clip} data-testid="audio-player" /></div>}
       {error && <p className="error" data-testid="audio-error">{error}</p>}
-      {answer && <Predictions answer={answer} />}
+      {answer && (answer.predictions ? <Predictions answer={answer} /> : <Transcript answer={answer} />)}
     </div>
+  );
+}
+
+// A recogniser's answer: the transcript, each word with the time it was heard (hover).
+function Transcript({ answer }) {
+  if (!answer.words.length) return <p className="transcript" data-testid="try-transcript"><i>(nothing heard)</i></p>;
+  return (
+    <p className="transcript" data-testid="try-transcript">
+      {answer.words.map((w, i) => (
+        <span key={i} title={`${w.start.toFixed(2)}–${w.end.toFixed(2)} s`}>{w.word} </span>
+      ))}
+    </p>
   );
 }
 
