@@ -133,3 +133,30 @@ def test_a_folder_of_pairs_trains_end_to_end_and_too_short_recordings_are_named(
     assert any(name.endswith("short.wav") for name in training)  # seed 1 puts it there
     report = (trained.run.report_dir / "index.html").read_text()
     assert "1 training recording(s) are too short for their transcripts under CTC and were left out" in report
+
+
+def test_a_long_recording_is_heard_in_overlapping_windows_and_joined_without_losing_or_doubling_a_word():
+    """A stand-in model that 'hears' the symbol a step's samples encode (its mean times 10): whatever the windows, the
+    transcript of 30 s is the one the whole signal spells, each word at its time."""
+    from deepworks.tasks.asr_face import ASRFace
+
+    alphabet = [" ", "a", "b", "c"]  # ids 1..4; 0 is the blank
+    per_step = 320  # samples of one 40 ms step at 8 kHz
+
+    def model(waves, lengths):
+        steps = lengths // per_step
+        codes = waves[:, :int(steps.max()) * per_step].reshape(len(waves), -1, per_step).mean(2)
+        return torch.nn.functional.one_hot((codes * 10).round().long(), 5).float().clamp(min=1e-9).log(), steps
+
+    pattern = [2, 0, 3, 0, 1, 0, 4, 4, 0, 1, 0]  # "ab c " per 11 steps (0.44 s)
+    symbols = np.array(pattern * 69)  # 30.4 s
+    wave = np.repeat(symbols / 10, per_step).astype(np.float32)
+    face = ASRFace(None, {"alphabet": alphabet, "rate": RATE})
+    said = face.infer(model, [("long", wave)], torch.device("cpu"), {})[0]
+    assert said["transcript"] == " ".join(["ab c"] * 69)
+    assert len(said["words"]) == 138 and said["words"][0] == {"word": "ab", "start": 0.0, "end": 0.12}
+    assert said["words"][-1]["start"] == pytest.approx(68 * 0.44 + 0.24, abs=1e-6)
+    starts = [w["start"] for w in said["words"]]
+    assert starts == sorted(starts)
+    with pytest.raises(DataError, match="A recording of 601 s is too long. Expected at most 600 s"):
+        face.decode_inputs(np.zeros(601 * RATE, np.float32), {})

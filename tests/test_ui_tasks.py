@@ -61,6 +61,11 @@ def try_classes_of_audio(page, run, folder):  # noqa: F811
     expect(page.get_by_test_id("try-predictions").locator("li").first).to_be_visible()
 
 
+def try_text_of_audio(page, run, folder):  # noqa: F811
+    page.get_by_test_id("audio-file").set_input_files(str(sound_file(folder)))
+    expect(page.get_by_test_id("try-transcript")).to_be_visible()
+
+
 def try_text_of_text(page, run, folder):  # noqa: F811
     inputs, _ = dw.load(run).face.example_request()  # a text the run's vocabulary knows
     page.get_by_test_id("try-text").fill(inputs if isinstance(inputs, str) else inputs[0])
@@ -81,7 +86,8 @@ def try_image_of_noise(page, run, folder):  # noqa: F811
 
 
 BY_KIND = {("image", "classes"): try_classes_of_image, ("image", "boxes"): try_boxes_of_image,
-           ("audio", "classes"): try_classes_of_audio, ("text", "text"): try_text_of_text,
+           ("audio", "classes"): try_classes_of_audio, ("audio", "text"): try_text_of_audio,
+           ("text", "text"): try_text_of_text,
            ("text", "classes"): try_classes_of_text,
            ("noise", "image"): try_image_of_noise}
 

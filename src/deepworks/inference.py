@@ -123,6 +123,7 @@ class Graph:
     outputs: list[str]
     dynamic: dict[str, dict[int, str]] = field(default_factory=dict)
     doc: str = ""
+    exporters: tuple[str, ...] = ("dynamo", "legacy")  # the ONNX exporters --exporter auto tries, in this order
 
 
 # --- images from anything a caller holds ----------------------------------------------------------------------

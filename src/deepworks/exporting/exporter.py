@@ -185,7 +185,7 @@ def write_graph(graph: Graph, folder: Path, format: str, exporter: str) -> dict:
 
 def write_onnx(graph: Graph, path: Path, expected: tuple, exporter: str) -> dict:
     tried = []
-    for name in (["dynamo", "legacy"] if exporter == "auto" else [exporter]):
+    for name in (list(graph.exporters) if exporter == "auto" else [exporter]):
         try:
             export_onnx(graph, path, dynamo=name == "dynamo")
             diff = max_difference(expected, run_onnx(path, graph))
