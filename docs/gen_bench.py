@@ -115,6 +115,11 @@ SPEC: dict[str, list] = {
         ("log-mel features, clips/s", "features/log_mel_clips_per_s"),
         ("predict one 0.5 s clip (ms)", "inference/ms_per_clip"),
     ],
+    "asr": [
+        ("fsdd-strings: test WER / CER", "fsdd/test_wer", "fsdd/test_cer"),
+        ("the same: epochs / training seconds", "fsdd/epochs", "fsdd/train_seconds"),
+        ("real-time factor on a minute of audio, torch / ONNX Runtime", "rtf/torch_rtf", "rtf/onnx_rtf"),
+    ],
     "textclass": [
         ("SST-2, fastText (defaults): dev / test accuracy", "sst2/dev_accuracy", "sst2/test_accuracy"),
         ("the same: TF-IDF baseline's test accuracy", "sst2/baseline_test_accuracy"),

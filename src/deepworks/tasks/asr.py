@@ -187,47 +187,43 @@ class SpeechRecognition(Task):
 
     # --- after training -------------------------------------------------------------------------------------
     @torch.no_grad()
-    def transcripts(self, model: nn.Module, utterances: Utterances, device: torch.device,
-                    batch_size: int = 32) -> list[str]:
-        """Greedy transcripts of a split, in its order (batches of similar lengths)."""
+    def decoded(self, model: nn.Module, utterances: Utterances, device: torch.device,
+                batch_size: int = 32) -> tuple[float, list[str]]:
+        """One pass over a split in batches of similar lengths: its mean CTC loss and its greedy transcripts, in
+        its order."""
         from ..models import evaluating
-        from ..models.asr import greedy
+        from ..models.asr import ctc_loss, greedy
 
         order = np.argsort([len(w) for w in utterances.waves], kind="stable")
-        out: list[str] = [""] * len(order)
+        said: list[str] = [""] * len(order)
+        total = 0.0
         with evaluating(model):
             for start in range(0, len(order), batch_size):
                 chosen = order[start:start + batch_size]
-                waves, lengths, _, _ = collate([utterances[int(i)] for i in chosen])
-                log_probs, steps = model(waves.to(device), lengths.to(device))
-                for i, said in zip(chosen, greedy(log_probs, steps)):
-                    out[int(i)] = "".join(self.meta["alphabet"][s - 1] for s, _ in said).strip()
-        return out
+                waves, lengths, targets, target_lengths = (t.to(device) for t in collate(
+                    [utterances[int(i)] for i in chosen]))
+                log_probs, steps = model(waves, lengths)
+                total += float(ctc_loss(log_probs, steps, targets, target_lengths)) * len(chosen)
+                for i, found in zip(chosen, greedy(log_probs, steps)):
+                    said[int(i)] = "".join(self.meta["alphabet"][s - 1] for s, _ in found).strip()
+        return total / max(len(order), 1), said
 
     def evaluate(self, model: nn.Module, split: tuple, device: torch.device) -> dict:
         """The mean CTC loss of a split, and its greedy WER and CER."""
-        from ..models import evaluating
-        from ..models.asr import ctc_loss
-
         utterances, _ = split
-        total, n = 0.0, len(utterances)
-        with torch.no_grad(), evaluating(model):
-            for start in range(0, n, 32):
-                batch = collate([utterances[i] for i in range(start, min(n, start + 32))])
-                waves, lengths, targets, target_lengths = (t.to(device) for t in batch)
-                log_probs, steps = model(waves, lengths)
-                total += float(ctc_loss(log_probs, steps, targets, target_lengths)) * len(waves)
-        return {"loss": total / max(n, 1), **self.error_rates(model, utterances, device)}
-
-    def error_rates(self, model: nn.Module, utterances: Utterances, device: torch.device) -> dict:
-        import jiwer
-
-        said = self.transcripts(model, utterances, device)
-        pairs = [(t, s) for t, s in zip(utterances.texts, said) if t.strip()]
-        if not pairs:
-            return {"wer": 1.0, "cer": 1.0}
-        refs, hyps = [t for t, _ in pairs], [s for _, s in pairs]
-        return {"wer": float(jiwer.wer(refs, hyps)), "cer": float(jiwer.cer(refs, hyps))}
+        loss, said = self.decoded(model, utterances, device)
+        return {"loss": loss, **error_rates(utterances.texts, said)}
 
     def test_metrics(self, model: nn.Module, split: tuple, device: torch.device) -> dict:
         return {"utterances": len(split[0]), **self.evaluate(model, split, device)}
+
+
+def error_rates(texts: list[str], said: list[str]) -> dict:
+    """WER and CER (jiwer) of transcripts against their references, references left empty left out."""
+    import jiwer
+
+    pairs = [(t, s) for t, s in zip(texts, said) if t.strip()]
+    if not pairs:
+        return {"wer": 1.0, "cer": 1.0}
+    refs, hyps = [t for t, _ in pairs], [s for _, s in pairs]
+    return {"wer": float(jiwer.wer(refs, hyps)), "cer": float(jiwer.cer(refs, hyps))}

@@ -24,8 +24,10 @@ class ASRReport(Report):
         utterances = data.test[0]
         if not len(utterances):
             return {"test": {}, "baseline": None}
-        said = self.task.transcripts(model, utterances, device)
-        test = {"utterances": len(utterances), **self.task.evaluate(model, data.test, device)}
+        from .asr import error_rates
+
+        loss, said = self.task.decoded(model, utterances, device)
+        test = {"utterances": len(utterances), "loss": loss, **error_rates(utterances.texts, said)}
         speakers = utterances.speakers
         if speakers:
             test["per_speaker"] = per_speaker(utterances.texts, said, speakers)
