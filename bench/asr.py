@@ -51,9 +51,14 @@ def rtf() -> dict:
     from deepworks.data.speech import load_fsdd_strings
     from deepworks.serving.models import Served
 
-    run = Path(RUNS) / "fsdd"
+    import json
+
+    from common import RESULTS
+
+    earlier = json.loads((RESULTS / "asr.json").read_text()).get("fsdd", {}) if (RESULTS / "asr.json").exists() else {}
+    run = Path(earlier.get("run") or Path(RUNS) / "fsdd")
     if not (run / "model.json").exists():
-        fsdd()
+        run = Path(fsdd()["run"])
     strings = load_fsdd_strings(SHARED_DATA, 7, 0, 60)
     audio = np.concatenate(strings.waves)
     audio = audio[:60 * strings.rate] if len(audio) >= 60 * strings.rate else audio

@@ -133,6 +133,12 @@ def test_a_folder_of_pairs_trains_end_to_end_and_too_short_recordings_are_named(
     assert any(name.endswith("short.wav") for name in training)  # seed 1 puts it there
     report = (trained.run.report_dir / "index.html").read_text()
     assert "1 training recording(s) are too short for their transcripts under CTC and were left out" in report
+    from deepworks.serving.models import Served
+
+    on_onnx = Served("talk", trained.run.path, "onnx")  # its export in ONNX Runtime: two outputs, as torch gives
+    clip = [("u3", tone(1.1, 350))]
+    assert on_onnx.face.infer(on_onnx.model, clip, torch.device("cpu"), {}) == \
+        trained.face.infer(trained.serving, clip, torch.device("cpu"), {})
 
 
 def test_a_long_recording_is_heard_in_overlapping_windows_and_joined_without_losing_or_doubling_a_word():

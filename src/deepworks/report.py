@@ -200,6 +200,12 @@ EXTRA_FIGURES = (  # (heading, file patterns) of the figures `attack`, `explain`
 )
 
 
+def page_beside(figure: Path) -> str:
+    """A link to the HTML page a tool wrote beside its figure (the word attack's flipped texts), if there is one."""
+    page = figure.with_suffix(".html")
+    return f" (<a href='{html.escape(page.name)}'>{html.escape(page.name)}</a>)" if page.is_file() else ""
+
+
 def link_extra_figures(report_dir: Path) -> Path | None:
     """(Re)write the section of report_dir/index.html that shows the figures the trust commands wrote there, so a
     run's report links everything in its folder. Idempotent: the section sits between two comments and is
@@ -215,7 +221,8 @@ def link_extra_figures(report_dir: Path) -> Path | None:
         files = sorted({p for pattern in patterns for p in report_dir.glob(pattern)})
         if files:
             figures = "".join(f"<figure><img src='{html.escape(p.name)}' alt='{html.escape(p.stem)}'>"
-                              f"<figcaption>{html.escape(p.name)}</figcaption></figure>" for p in files)
+                              f"<figcaption>{html.escape(p.name)}{page_beside(p)}</figcaption></figure>"
+                              for p in files)
             parts.append(f"<h3>{html.escape(heading)}</h3>{figures}")
     if parts:
         section = (f"{EXTRAS_START}<h2>Robustness and explanations</h2><p>Figures that deepworks attack, explain, "

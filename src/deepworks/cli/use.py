@@ -143,10 +143,16 @@ def classes_line(item: dict) -> str:
     return f"{item['input']}: {top}"
 
 
-def shares_line(tokens: list[dict], shown_tokens: int = 8) -> str:
-    """The tokens with the largest shares in the class given, strongest first, signed (+ for it, - against)."""
-    strongest = sorted(tokens, key=lambda t: -abs(t["share"]))[:shown_tokens]
-    return "  because of: " + "  ".join(f"{t['token']!r} {t['share']:+.2f}" for t in strongest)
+SPECIAL_TOKENS = ("[CLS]", "[SEP]", "<unk>")  # an encoder's markers: not words a reader can weigh
+
+
+def shares_line(tokens: list[dict], shown_tokens: int = 6) -> str:
+    """The tokens that pushed most toward the class given, then those that pushed most against it, strongest first."""
+    words = [t for t in tokens if t["token"] not in SPECIAL_TOKENS]
+    pro = sorted((t for t in words if t["share"] > 0), key=lambda t: -t["share"])[:shown_tokens]
+    con = sorted((t for t in words if t["share"] < 0), key=lambda t: t["share"])[:max(1, shown_tokens // 2)]
+    line = "  because of: " + ("  ".join(f"{t['token']!r} {t['share']:+.2f}" for t in pro) or "(no word for it)")
+    return line + ("   despite: " + "  ".join(f"{t['token']!r} {t['share']:+.2f}" for t in con) if con else "")
 
 
 def boxes_lines(item: dict) -> list[str]:

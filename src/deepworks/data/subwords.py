@@ -170,8 +170,8 @@ class TextEncoder:
     def to_meta(self) -> dict:
         """JSON-able settings, with the SentencePiece model as base64 text, or the tokenizer.json as text."""
         meta = {"kind": self.kind, "vocab_size": self.vocab_size, "max_len": self.max_len, "lowercase": True}
-        if self.kind == "wordpiece":
-            meta["model"] = self.model.decode("utf-8")
+        if self.kind == "wordpiece":  # as loaded: its own padding and truncation off (the encoder pads and cuts)
+            meta["model"] = self.processor.to_str()
         elif self.model is not None:
             meta["model"] = base64.b64encode(self.model).decode("ascii")
         return meta

@@ -26,9 +26,10 @@ class OnnxRunner:
         self.session = onnx_session(path, threads)
         self.input_names = [i.name for i in self.session.get_inputs()]
 
-    def __call__(self, *tensors: torch.Tensor) -> torch.Tensor:
+    def __call__(self, *tensors: torch.Tensor):
         feed = {name: t.cpu().numpy() for name, t in zip(self.input_names, tensors)}
-        return torch.from_numpy(self.session.run(None, feed)[0])
+        outputs = [torch.from_numpy(o) for o in self.session.run(None, feed)]
+        return outputs[0] if len(outputs) == 1 else tuple(outputs)  # as the module answered: one tensor, or several
 
 
 class Served:

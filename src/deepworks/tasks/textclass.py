@@ -52,6 +52,7 @@ class TextClassification(Task):
     counted = ("texts", "texts")
     augments = ("none",)
     fine_tuning = True
+    head_first_noun = "texts"  # what the head-first step's note counts (an image's are its views: mirrored too)
     pretrained_models = ("minilm",)
     face_class, report_class = TextClassFace, TextClassReport
 

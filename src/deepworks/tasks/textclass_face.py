@@ -166,8 +166,9 @@ class TextClassFace(Face):
                "sentencepiece": "control characters removed, lower-case, then SentencePiece (the model in 'encoder', "
                                 "base64): its piece ids",
                "wordpiece": "control characters made spaces, then the WordPiece tokenizer in 'encoder' (a "
-                            "tokenizer.json: tokenizers.Tokenizer.from_str(encoder['model']), without its padding "
-                            "and truncation): its ids, [CLS] first and [SEP] last; a cut text keeps its [SEP]"
+                            "tokenizer.json: tokenizers.Tokenizer.from_str(encoder['model']), which pads and cuts "
+                            "nothing itself): its ids, [CLS] first and [SEP] last; a longer text cut to max_len "
+                            "ids, keeping its [SEP]"
                }[encoder.kind]
         return {"classes": self.meta["classes"], "encoder": self.meta["encoder"],
                 "inputs": [{"name": "ids", "dtype": "int64", "shape": [None, None], "padding_id": 0,

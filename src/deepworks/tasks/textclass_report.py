@@ -14,12 +14,14 @@ from ..report import image_tag
 from .base import Prepared, notes_block
 from .report import Report
 
+READ_AS = {"hashed": "hashed word 1-2-grams", "sentencepiece": "SentencePiece pieces",
+           "wordpiece": "MiniLM's WordPiece tokens"}
 SHOWN_MISTAKES = 12
 SHOWN_CHARS = 400  # of a long text in the report
 
 
 class TextClassReport(Report):
-    overfit_remedies = "more texts, --dropout 0.3, a smaller --width, or fewer --epochs"
+    overfit_remedies = "more texts, a smaller --width, or fewer --epochs"
 
     def test_results(self, run, model: nn.Module, data: Prepared, device: torch.device) -> dict:
         test = self.task.test_metrics(model, data.test, device) if len(data.test[0]) else {}
@@ -67,7 +69,7 @@ class TextClassReport(Report):
         encoder = self.meta["encoder"]
         sections = [("Result on the test split", table(rows) + self.notes_html(results)),
                     ("Data", f"<p>{html.escape(self.meta['source'])}; texts read as "
-                             f"{'hashed word 1-2-grams' if encoder['kind'] == 'hashed' else 'SentencePiece pieces'} "
+                             f"{READ_AS.get(encoder['kind'], encoder['kind'])} "
                              f"({encoder['vocab_size']:,} ids, at most {encoder['max_len']} per text)</p>"
                              + table([results["splits"]]) + notes_block(data.notes)),
                     ("Training curves", image_tag(curves, "loss and accuracy per epoch")),

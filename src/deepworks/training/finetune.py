@@ -87,7 +87,7 @@ def head_first(task, model: nn.Module, train: tuple, device: torch.device) -> st
     features, labels = found
     accuracy = fit_head(head, features, labels.cpu())
     return (f"The new last layer ({name}) was first fitted to the body's features of {len(features):,} training "
-            f"views, computed once ({time.perf_counter() - t0:.0f} s; training accuracy {accuracy:.1%}).")
+            f"{getattr(task, 'head_first_noun', 'views')}, computed once ({time.perf_counter() - t0:.0f} s; training accuracy {accuracy:.1%}).")
 
 
 def parameter_groups(model: nn.Module, lr: float, body_lr: float) -> list[dict]:

@@ -333,7 +333,7 @@ function TextClassesTry({ card }) {
   }, [text]);
   return (
     <div className="try">
-      <label htmlFor="try-text">A text to classify (its classes update as you type)</label>
+      <label htmlFor="try-text" style={{ display: "block" }}>A text to classify (its classes update as you type)</label>
       <textarea id="try-text" data-testid="try-text" rows={3} cols={60} value={text}
                 placeholder="Type or paste a sentence…" onChange={(e) => setText(e.target.value)} />
       <button data-testid="try-go" onClick={() => go()}>{card.use}</button>
