@@ -219,7 +219,7 @@ BUILTIN_CARDS = {card.name: card for card in (
                   "files per class",
              default_run="a fastText model that tells generated happy, sad and angry sentences apart"),
     TaskCard("asr", "deepworks.tasks.asr:SpeechRecognition", "speech recognition", "a speech recognition",
-             ("bigru",), tiny=dict(data="tones:200", width=32, depth=1, epochs=2, batch_size=16),
+             ("bigru",), tiny=dict(data="tones:120", width=32, depth=1, epochs=2, batch_size=16),
              templates=(("bigru", "Log-mel features, strided convolutions and a bidirectional GRU, trained with "
                                   "CTC"),),
              form=("train.epochs", "train.batch_size", "train.lr", "model.width", "seed"),

@@ -79,7 +79,8 @@ def ljspeech_pairs(metadata: Path) -> tuple[list, list[str]]:
     with open_text(metadata) as f:
         for row_number, row in enumerate(csv.reader(f, delimiter="|", quoting=csv.QUOTE_NONE), start=1):
             if len(row) < 2 or not row[0].strip():
-                skipped.append(f"{metadata.name} row {row_number}: expected ID|transcript, received {'|'.join(row)[:80]!r}")
+                shown = "|".join(row)[:80]
+                skipped.append(f"{metadata.name} row {row_number}: expected ID|transcript, received {shown!r}")
                 continue
             pairs.append((audio_dir / f"{row[0].strip()}.wav", row[-1], None))
     return pairs, skipped
@@ -277,7 +278,7 @@ def make_tone_strings(count: int, seed: int = 0, rate: int = 8000) -> Utterances
                       split={"train": list(range(count - n_test)), "test": list(range(count - n_test, count))})
 
 
-# --- the alphabet ------------------------------------------------------------------------------------------------------
+# --- the alphabet -----------------------------------------------------------------------------------------------------
 def alphabet_of(texts: list[str]) -> list[str]:
     """The characters of the (lower-cased) training transcripts, space first: what CTC spells with."""
     chars = sorted({c for t in texts for c in t.lower()} - {" "})

@@ -1,13 +1,13 @@
 """Speech recognition: recordings in, their transcripts out.
 
-Data (data/speech.py): a folder in LJSpeech's, Common Voice's or the NAME.wav + NAME.txt layout, or the built-in
-`tones` (generated tone words, the default) and `fsdd-strings` (spoken digit strings from FSDD, its test
-recordings held out). The alphabet is the training
-transcripts' characters, lower-cased, space first; CTC's blank is id 0, the alphabet's characters 1 onwards. A
-recording too short for its transcript under CTC (fewer output steps than its characters and their doubled letters)
-is left out of training with a note. Model (models/asr.py): log-mel features, strided convolutions, a bidirectional
-GRU, CTC. Decoding: greedy. Metrics: CTC loss each epoch, with the greedy word and character error rates (WER, CER,
-through jiwer) of the validation split; on the test split also per speaker where the source knows them.
+Data (data/speech.py): a folder in LJSpeech's, Common Voice's or the NAME.wav + NAME.txt layout, or a built-in:
+`tones` (generated tone words, the default) or `fsdd-strings` (spoken digit strings from FSDD, its test recordings
+held out). The alphabet is the training transcripts' characters, lower-cased, space first; CTC's blank is id 0, the
+alphabet's characters 1 onwards. A recording too short for its transcript under CTC (fewer output steps than its
+characters and their doubled letters) is left out of training with a note. Model (models/asr.py): log-mel features,
+strided convolutions, a bidirectional GRU, CTC. Decoding: greedy. Metrics: CTC loss each epoch, with the greedy
+word and character error rates (WER, CER, through jiwer) of the validation split; on the test split also per
+speaker where the source knows them.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from .asr_report import ASRReport
 from .base import Prepared, Task
 
 MAX_SYMBOLS = 1000  # a saved run's alphabet at most
-TONE_UTTERANCES, MOST_TONES = 600, 100_000  # tones: the default count, and the most one may ask for
+TONE_UTTERANCES, MOST_TONES = 600, 20_000  # tones: the default count, and the most one may ask for (about 1 GB)
 
 
 def count_of(source: str, default: int) -> int:

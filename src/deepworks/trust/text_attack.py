@@ -151,7 +151,8 @@ def word_attack_run(trained, max_words: int = 3, samples: int = 200, neighbours:
     from .tools import output_dir
 
     trained.require("classify", "attack --method words")
-    for name, value, top in (("--words", max_words, 10), ("--samples", samples, 5000), ("--neighbours", neighbours, 50)):
+    limits = (("--words", max_words, 10), ("--samples", samples, 5000), ("--neighbours", neighbours, 50))
+    for name, value, top in limits:
         if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= top:
             raise ConfigError(f"Expected {name} from 1 to {top}. Received: {value!r}.")
     table = getattr(trained.model, "embedding", None)

@@ -22,7 +22,7 @@ export default function TrainPage({ info, choice, update, setRun, go, shown, sho
   const [error, setError] = useState("");
   const [budget, setBudget] = useStored("deepworks.budget", "5m");
   // the job shown (the last one started, shown again after a page change), its status and running loss
-  const { job, points, start: follow, open } = useJob("deepworks.job", (status) => {
+  const { job, points, start: follow, openUnlessAsked } = useJob("deepworks.job", (status) => {
     if (status.state === "finished" && status.run) setRun(status.run.split("/").pop());
   });
 
@@ -35,7 +35,8 @@ export default function TrainPage({ info, choice, update, setRun, go, shown, sho
     if (!shown.job && !shown.search) return;
     loadCurves();
     const id = shown.job ? Promise.resolve(shown.job) : newestJob((j) => searchOf(j) === shown.search, shown.search);
-    id.then((found) => found !== job?.id && open(found)).catch((e) => setError(e.message));
+    // a job asked for before, whose answer may still come, is never shown over this one (useJob's `latest`)
+    id.then(openUnlessAsked).catch((e) => setError(e.message));
   }, [shown.job, shown.search]);
 
   // a job the page started: followed, and its address shown (a search's by its name, so a resumed one keeps it)

@@ -13,6 +13,7 @@ export function useJob(key, onStatus = () => {}) {
   const heard = useRef(onStatus);
   heard.current = onStatus;
   const latest = useRef(0); // the last job asked for: an answer about an earlier one, come late, is dropped
+  const wanted = useRef(null); // that job's id
 
   function watch(id) {
     setJobId(id);
@@ -37,6 +38,7 @@ export function useJob(key, onStatus = () => {}) {
   // A job that exists (of before a reload, or named in the address): its state now, then its events while it goes on.
   function open(id) {
     const asked = ++latest.current;
+    wanted.current = id;
     setPoints([]);
     return call(`/api/jobs/${id}`).then((status) => {
       if (asked !== latest.current) return; // another job was opened or started since
@@ -53,15 +55,21 @@ export function useJob(key, onStatus = () => {}) {
   // A job just started; `from`, the job it resumes: its fields and its curves are kept until the new one speaks.
   function start(id, from = null) {
     latest.current += 1;
+    wanted.current = id;
     if (!from) setPoints([]);
     setJob({ ...from, id, state: "starting" });
     watch(id);
   }
+  // The job an address names: opened, unless it is the one asked for last (shown, or on its way), which stays.
+  function openUnlessAsked(id) {
+    return id === wanted.current ? Promise.resolve() : open(id);
+  }
   function forget() {
+    wanted.current = null;
     if (source.current) source.current.close();
     setJob(null);
     setJobId(null);
     setPoints([]);
   }
-  return { job, points, start, open, forget };
+  return { job, points, start, open, openUnlessAsked, forget };
 }
