@@ -81,9 +81,9 @@ def test_a_damaged_or_hostile_tokenizer_in_meta_is_refused(encoder, model, messa
 
 @pytest.fixture(scope="module")
 def frozen(tmp_path_factory):
-    """MiniLM frozen on 240 generated moods: the head fitted to embeddings computed once, then 2 epochs on them."""
+    """MiniLM frozen on 144 generated moods: the head fitted to embeddings computed once, then 2 epochs on them."""
     runs = tmp_path_factory.mktemp("minilm")
-    return dw.train(task="textclass", data="moods:100", pretrained=True, freeze=True, epochs=2, runs_dir=str(runs),
+    return dw.train(task="textclass", data="moods:60", pretrained=True, freeze=True, epochs=2, runs_dir=str(runs),
                     name="frozen", progress=False)
 
 

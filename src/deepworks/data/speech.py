@@ -196,17 +196,21 @@ def trimmed_digit(wave: np.ndarray, rate: int) -> np.ndarray:
 
 
 def make_strings(recordings: dict, count: int, rng: np.random.Generator, rate: int) -> tuple[list, list, list]:
-    """`count` strings: a speaker, 2-7 digits, one recording of that speaker for each digit, joined."""
+    """`count` strings: a speaker, 2-7 digits, one recording of that speaker for each digit, joined. `recordings`
+    maps speaker -> digit -> the recordings' paths, each read (and trimmed) only when first drawn."""
     speakers = sorted(recordings)
-    waves, texts, who = [], [], []
+    waves, texts, who, read = [], [], [], {}
     for _ in range(count):
         speaker = speakers[int(rng.integers(len(speakers)))]
         digits = rng.integers(0, 10, int(rng.integers(STRING_DIGITS[0], STRING_DIGITS[1] + 1)))
         parts = []
         for d in digits:
             choices = recordings[speaker][int(d)]
-            parts += [choices[int(rng.integers(len(choices)))],
-                      np.zeros(int(rng.uniform(*GAP_SECONDS) * rate), np.float32)]
+            path = choices[int(rng.integers(len(choices)))]
+            if path not in read:
+                wave, found = read_recording(path)
+                read[path] = trimmed_digit(resample(wave, found, rate) if found != rate else wave, rate)
+            parts += [read[path], np.zeros(int(rng.uniform(*GAP_SECONDS) * rate), np.float32)]
         wave = np.concatenate([np.zeros(int(0.1 * rate), np.float32)] + parts)
         noise = rng.standard_normal(len(wave)).astype(np.float32) * np.abs(wave).max() * 10 ** (-NOISE_DB / 20)
         waves.append(np.clip(wave + noise, -1, 1))
@@ -233,10 +237,8 @@ def load_fsdd_strings(data_dir: Path, seed: int = 0, train_strings: int = 1500, 
     rate = 8000
     for path in sorted(recordings.glob("*.wav")):
         digit, speaker, index = path.stem.split("_")
-        wave, found = read_recording(path)
-        wave = resample(wave, found, rate) if found != rate else wave
         part = parts["test" if int(index) < 5 else "train"]
-        part.setdefault(speaker, {d: [] for d in range(10)})[int(digit)].append(trimmed_digit(wave, rate))
+        part.setdefault(speaker, {d: [] for d in range(10)})[int(digit)].append(path)
     rng = np.random.default_rng(seed)
     train = make_strings(parts["train"], train_strings, rng, rate)
     test = make_strings(parts["test"], test_strings, rng, rate)
