@@ -452,22 +452,29 @@ def make_tones(n_per_class: int, seed: int, rate: int = 8000, seconds: float = 0
 FSDD_SHA256 = "f19814a642af455d727161c83a4178f271707ee978e3dd1cf2cf40209f6deb84"
 
 
-def load_fsdd(data_dir: Path, strict: bool) -> Clips:
-    """The Free Spoken Digit Dataset (CC BY-SA 4.0: 3,000 clips, 6 speakers, 8 kHz) from DATA_DIR/fsdd: its
-    recordings/ folder, or recordings.tar.gz checked and unpacked once into deepworks' cache. Its official split:
-    recordings 0-4 of each speaker and digit are the test set."""
+def fsdd_recordings(data_dir: Path) -> Path:
+    """The Free Spoken Digit Dataset's recordings/ folder under DATA_DIR/fsdd, or its recordings.tar.gz checked and
+    unpacked once into deepworks' cache."""
     from .builtin import unpacked
 
     folder = data_dir / "fsdd"
     recordings = folder / "recordings"
-    if not recordings.is_dir():
-        archive = folder / "recordings.tar.gz"
-        if not archive.is_file():
-            raise DataError(f"The Free Spoken Digit Dataset is not in {folder}. Expected recordings/ there, or "
-                            f"recordings.tar.gz (github.com/Jakobovski/free-spoken-digit-dataset's recordings/ "
-                            f"folder). Point --data-dir at the folder that holds fsdd/.")
-        recordings = unpacked(archive, FSDD_SHA256, "the Free Spoken Digit Dataset") / "recordings"
-    files = sorted(recordings.glob("*.wav"))
+    if recordings.is_dir():
+        return recordings
+    archive = folder / "recordings.tar.gz"
+    if not archive.is_file():
+        raise DataError(f"The Free Spoken Digit Dataset is not in {folder}. Expected recordings/ there, or "
+                        f"recordings.tar.gz (github.com/Jakobovski/free-spoken-digit-dataset's recordings/ "
+                        f"folder). Point --data-dir at the folder that holds fsdd/.")
+    return unpacked(archive, FSDD_SHA256, "the Free Spoken Digit Dataset") / "recordings"
+
+
+def load_fsdd(data_dir: Path, strict: bool) -> Clips:
+    """The Free Spoken Digit Dataset (CC BY-SA 4.0: 3,000 clips, 6 speakers, 8 kHz) from DATA_DIR/fsdd: its
+    recordings/ folder, or recordings.tar.gz checked and unpacked once into deepworks' cache. Its official split:
+    recordings 0-4 of each speaker and digit are the test set."""
+    folder = data_dir / "fsdd"
+    files = sorted(fsdd_recordings(data_dir).glob("*.wav"))
     parts = [f.stem.split("_") for f in files]
     clips = read_clips(files, [p[0] for p in parts], 8000, 1.0, strict,
                        f"the Free Spoken Digit Dataset ({folder})")

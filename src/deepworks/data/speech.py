@@ -222,17 +222,9 @@ def make_strings(recordings: dict, count: int, rng: np.random.Generator, rate: i
 def load_fsdd_strings(data_dir: Path, seed: int = 0, train_strings: int = 1500, test_strings: int = 300) -> Utterances:
     """Spoken digit strings from FSDD (see the module's docstring): the train strings from recordings 5-49 of each
     speaker and digit, the test strings from recordings 0-4."""
-    from .audio import FSDD_SHA256
-    from .builtin import unpacked
+    from .audio import fsdd_recordings
 
-    folder = data_dir / "fsdd"
-    recordings = folder / "recordings"
-    if not recordings.is_dir():
-        archive = folder / "recordings.tar.gz"
-        if not archive.is_file():
-            raise DataError(f"The Free Spoken Digit Dataset is not in {folder}. Expected recordings/ there, or "
-                            f"recordings.tar.gz. Point --data-dir at the folder that holds fsdd/.")
-        recordings = unpacked(archive, FSDD_SHA256, "the Free Spoken Digit Dataset") / "recordings"
+    folder, recordings = data_dir / "fsdd", fsdd_recordings(data_dir)
     parts = {"train": {}, "test": {}}
     rate = 8000
     for path in sorted(recordings.glob("*.wav")):

@@ -19,11 +19,19 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from .audio import LogMel
-from .textclass import gather_steps
+from .textclass import two_way
 
 BLANK = 0
 SUBSAMPLING = 4   # feature frames per output step
 N_MELS = 64
+
+
+def output_steps(samples: int, rate: int) -> int:
+    """The output steps of a recording of `samples` samples at `rate` Hz (what CTC has to spell its transcript in)."""
+    from .audio import frame_sizes
+
+    n_fft, hop = frame_sizes(rate)
+    return int(halved(halved(torch.tensor(max(1, 1 + (samples - n_fft) // hop)))))
 
 
 def halved(steps: torch.Tensor) -> torch.Tensor:
@@ -81,14 +89,7 @@ class CTCRecognizer(nn.Module):
         real = positions < steps[:, None]
         reverse = torch.where(real, steps[:, None] - 1 - positions, positions)  # its own inverse
         keep = real[..., None].to(x.dtype)
-        x = x * keep
-        for k, (fwd, bwd) in enumerate(zip(self.forward_gru, self.backward_gru)):
-            if k:
-                x = self.drop(x)
-            ahead, _ = fwd(x)
-            behind, _ = bwd(gather_steps(x, reverse))
-            x = torch.cat([ahead, gather_steps(behind, reverse)], 2) * keep
-        return x
+        return two_way(x * keep, self.forward_gru, self.backward_gru, reverse, keep, self.drop)
 
 
 def ctc_loss(log_probs: torch.Tensor, steps: torch.Tensor, targets: torch.Tensor,

@@ -43,6 +43,21 @@ def gather_steps(x: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
     return torch.gather(x, 1, index[..., None].expand(-1, -1, x.shape[2]))
 
 
+def two_way(x: torch.Tensor, forward_gru: nn.ModuleList, backward_gru: nn.ModuleList, reverse: torch.Tensor,
+            keep: torch.Tensor, drop: nn.Module) -> torch.Tensor:
+    """A bidirectional GRU, each direction a GRU of its own, over rows whose real steps come first (x (N, L, D), zero
+    past them): the backward GRUs read each row's real steps reversed (`reverse`, an index that is its own inverse),
+    so neither direction meets padding before a real step, and packed sequences (which do not export) are not
+    needed. `keep` (N, L, 1) zeroes the padding after each layer; `drop` comes between layers."""
+    for k, (fwd, bwd) in enumerate(zip(forward_gru, backward_gru)):
+        if k:
+            x = drop(x)
+        ahead, _ = fwd(x)
+        behind, _ = bwd(gather_steps(x, reverse))
+        x = torch.cat([ahead, gather_steps(behind, reverse)], 2) * keep
+    return x
+
+
 class BagOfNgrams(nn.Module):
     """fastText: the mean of the ids' embeddings (padding left out), dropout, one linear layer. Its ids are usually
     hashed words and bigrams (data/subwords.py, kind 'hashed'), which is where the n-grams come in. The table's
@@ -120,13 +135,8 @@ class BiGRUAttention(nn.Module):
         packed = steps < lengths  # (N, L): the real tokens' places after the move
         reverse = torch.where(packed, lengths - 1 - steps, steps)  # reverses each row's real tokens; its own inverse
         keep = packed[..., None].to(self.embedding.weight.dtype)
-        x = gather_steps(self.embedding(ids), order) * keep
-        for k, (fwd, bwd) in enumerate(zip(self.forward_gru, self.backward_gru)):
-            if k:
-                x = self.drop(x)
-            ahead, _ = fwd(x)
-            behind, _ = bwd(gather_steps(x, reverse))
-            x = torch.cat([ahead, gather_steps(behind, reverse)], 2) * keep
+        x = two_way(gather_steps(self.embedding(ids), order) * keep, self.forward_gru, self.backward_gru, reverse,
+                    keep, self.drop)
         scores = self.score(torch.tanh(self.attention(x))).squeeze(2)
         weights = scores.masked_fill(~packed, torch.finfo(scores.dtype).min).softmax(1)
         summary = torch.bmm(weights[:, None].to(x.dtype), x).squeeze(1)

@@ -139,16 +139,13 @@ class SpeechRecognition(Task):
     def split_of(self, found, idx: np.ndarray, notes: list[str] | None) -> tuple:
         """(Utterances, indices) of one split; in training (`notes` given), recordings too short for their
         transcript are left out and named."""
-        from ..models.asr import halved
-        from ..models.audio import frame_sizes
+        from ..models.asr import output_steps
 
-        n_fft, hop = frame_sizes(found.rate)
         waves, targets, texts, kept, short = [], [], [], [], []
         for i in idx.tolist():
             ids = self.encode(found.texts[i])
             if notes is not None:
-                frames = torch.tensor(max(1, 1 + (len(found.waves[i]) - n_fft) // hop))
-                if int(halved(halved(frames))) < ctc_steps_needed(ids):
+                if output_steps(len(found.waves[i]), found.rate) < ctc_steps_needed(ids):
                     short.append(found.names[i])
                     continue
             waves.append(found.waves[i])

@@ -100,9 +100,9 @@ def substitution_attack(texts: list[str], labels: np.ndarray, probabilities, enc
     found = [attack_text(texts[i], int(labels[i]), probabilities, neighbours_of, max_words, neighbours)
              for i in right]
     flipped_at = [f["flipped_at"] for f in found]
-    curve = [{"words": k, "flipped": sum(1 for a in flipped_at if a is not None and a <= k),
-              "success_rate": round(sum(1 for a in flipped_at if a is not None and a <= k) / max(len(right), 1), 4)}
-             for k in range(1, max_words + 1)]
+    flipped = [sum(1 for a in flipped_at if a is not None and a <= k) for k in range(1, max_words + 1)]
+    curve = [{"words": k, "flipped": n, "success_rate": round(n / max(len(right), 1), 4)}
+             for k, n in enumerate(flipped, start=1)]
     examples = [{"text": texts[i], "adversarial": f["text"], "label": classes[int(labels[i])],
                  "now": classes[f["now"]], "confidence": round(f["confidence"], 4), "changes": f["changes"]}
                 for i, f in zip(right, found) if f["flipped_at"] is not None][:SHOWN]
