@@ -312,7 +312,7 @@ def test_a_split_by_speaker_needs_speakers_and_a_known_name(tmp_path):
                  epochs=1, progress=False)
     with pytest.raises(DataError, match="--split speaker needs to know who speaks each clip, and generated tones and chirps .* does not say"):
         dw.train(task="audio", split="speaker", epochs=1, progress=False)
-    with pytest.raises(ConfigError, match="--split speaker is for sound classification, whose data knows where each example comes from"):
+    with pytest.raises(ConfigError, match="--split speaker is for sound classification and speech recognition, whose data knows where each example comes from"):
         dw.train(task="image", data="digits", split="speaker", epochs=1, progress=False)
     with pytest.raises(ConfigError, match="--augment crop\\+noise does not fit --task image; choose one of"):
         dw.train(task="image", data="digits", augment="crop+noise", epochs=1, progress=False)

@@ -157,7 +157,8 @@ def test_the_data_page_shows_and_plays_a_few_clips_of_each_sound(page):
 
 def test_try_records_from_the_microphone_and_names_what_it_heard(browser, server, other_runs, tmp_path):
     """Chromium's fake microphone plays a WAV file in a loop: a 300 Hz tone, on for 0.3 s and off for 0.2 s. The page
-    sends what it recorded as a WAV file, whose pitch is the tone's, and the model hears a low tone."""
+    sends what it recorded as a WAV file, whose pitch is the tone's, and the model hears a low tone. A recogniser
+    shows what it heard so far while it listens, and its whole transcript once stopped."""
     import io
 
     import numpy as np
@@ -187,5 +188,13 @@ def test_try_records_from_the_microphone_and_names_what_it_heard(browser, server
         expect(page.get_by_test_id("try-predictions").locator("li").first).to_contain_text("low tone")
         expect(page.get_by_test_id("audio-player")).to_be_visible()
         shot(page, "try-microphone")
+        page.get_by_test_id("try-run").select_option("talk")  # a recogniser: what it heard so far, as it listens
+        page.get_by_test_id("audio-record").click()
+        expect(page.locator(".transcript.partial")).to_be_visible()
+        expect(page.get_by_test_id("audio-record")).to_have_text("Recording…")
+        page.get_by_test_id("audio-stop").click()
+        expect(page.get_by_test_id("audio-record")).to_have_text("Record")
+        expect(page.locator(".transcript:not(.partial)")).to_be_visible()
+        expect(page.get_by_test_id("audio-player")).to_be_visible()
     finally:
         mic.close()

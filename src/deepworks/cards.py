@@ -134,6 +134,7 @@ AUDIO_SETTINGS = ("data.split", "data.features", "data.test_fraction", "model.pr
 TEXTCLASS_SETTINGS = ("data.text_column", "data.label_column", "data.test_fraction", "data.max_len", "data.vocab_size",
                       "model.embed_size", "model.heads", "model.pretrained", "model.freeze", "model.head_first",
                       "model.body_lr", "train.label_smoothing")
+ASR_SETTINGS = ("data.split", "data.alphabet", "data.test_fraction")
 IMAGE_MODELS = ("mlp", "lenet", "resnet", "resnet18", "efficientnet_lite0", "layers")
 BUILTIN_CARDS = {card.name: card for card in (
     TaskCard("image", "deepworks.tasks.image:ImageClassification", "image classification", "an image classification",
@@ -219,11 +220,13 @@ BUILTIN_CARDS = {card.name: card for card in (
                   "files per class",
              default_run="a fastText model that tells generated happy, sad and angry sentences apart"),
     TaskCard("asr", "deepworks.tasks.asr:SpeechRecognition", "speech recognition", "a speech recognition",
-             ("bigru",), tiny=dict(data="tones:120", width=32, depth=1, epochs=2, batch_size=16),
+             ("bigru", "conformer"), tiny=dict(data="tones:120", width=32, depth=1, epochs=2, batch_size=16),
              templates=(("bigru", "Log-mel features, strided convolutions and a bidirectional GRU, trained with "
-                                  "CTC"),),
+                                  "CTC"),
+                        ("conformer", "The same with Conformer blocks (self-attention and convolution) for the GRU")),
              form=("train.epochs", "train.batch_size", "train.lr", "model.width", "seed"),
              builtins=("tones", "fsdd-strings"), verbs=("transcribe",), inputs=("audio",), outputs=("text",),
+             settings=ASR_SETTINGS,
              data="a folder of recordings with transcripts: LJSpeech's metadata.csv, a Common Voice .tsv, or "
                   "NAME.wav beside NAME.txt",
              default_run="a CTC recogniser of generated tone words"),

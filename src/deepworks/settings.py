@@ -58,12 +58,20 @@ class DataConfig:
                                         "and crop+flip adds mirrored images for classes that look the same mirrored "
                                         "(a mirrored 2 is not a 2); audio: crop, a time shift with SpecAugment's "
                                         "masks, with +noise white noise 10-40 dB below the clip, with "
-                                        "+speed the clip played 0.9-1.1 times as fast).",
-                            (None, "none", "flip", "crop", "crop+flip", "crop+noise", "crop+speed", "crop+noise+speed"))
-    split: str = setting("source", "Audio: which clips test the model. source: the data's own split (fsdd: "
-                                   "recordings 0-4 of each speaker), else a seeded one. speaker: each speaker "
+                                        "+speed the clip played 0.9-1.1 times as fast; speech recognition: "
+                                        "specaugment+speed, SpecAugment's frequency and time masks and each "
+                                        "recording played 0.9-1.1 times as fast).",
+                            (None, "none", "flip", "crop", "crop+flip", "crop+noise", "crop+speed", "crop+noise+speed",
+                             "specaugment", "speed", "specaugment+speed"))
+    split: str = setting("source", "Audio and speech recognition: which recordings test the model. source: the "
+                                   "data's own split (fsdd: recordings 0-4 of each speaker; fsdd-strings: strings "
+                                   "made of them), else a seeded one. speaker: each speaker "
                                    "left out in turn, one run per speaker, scored per speaker and as a mean (does it "
                                    "work for a voice it has never heard?). speaker:NAME: that speaker left out.")
+    alphabet: str | None = setting(None, "Speech recognition: the characters transcripts are spelled with, e.g. "
+                                         "\"abcdefghijklmnopqrstuvwxyz'\" (a space is always one); others are "
+                                         "left out of the targets, counted in a note (default: every character of "
+                                         "the training transcripts, lower-cased).")
     features: str = setting("logmel", "Audio: the network's input, log-mel spectrograms (40 bands) or their first "
                                       "13 MFCCs.", ("logmel", "mfcc"))
     text_column: str | None = setting(None, "Text classification: the column of a CSV, TSV or JSONL file that holds "

@@ -1,8 +1,10 @@
 // The microphone and the webcam, for the Try page and the Start page: a recording as a WAV file the server reads,
 // and a webcam frame as a PNG.
 
-// `seconds` of the microphone as mono float samples at the sound card's rate (the server resamples).
-export async function recordMicrophone(seconds) {
+// `seconds` of the microphone as mono float samples at the sound card's rate (the server resamples). While it records,
+// `onPart(samplesSoFar, rate)` is called every `every` seconds (a recogniser shows what it heard so far), and it
+// stops early once `stop.current` is true.
+export async function recordMicrophone(seconds, { every = 0, onPart = null, stop = null } = {}) {
   const stream = await navigator.mediaDevices.getUserMedia({ audio: true });
   const context = new AudioContext();
   const source = context.createMediaStreamSource(stream);
@@ -11,15 +13,32 @@ export async function recordMicrophone(seconds) {
   tap.onaudioprocess = (e) => chunks.push(new Float32Array(e.inputBuffer.getChannelData(0)));
   source.connect(tap);
   tap.connect(context.destination);
-  await new Promise((done) => setTimeout(done, seconds * 1000 + 200));
+  const rate = context.sampleRate;
+  const joined = () => {
+    const samples = new Float32Array(chunks.reduce((n, c) => n + c.length, 0));
+    chunks.reduce((at, c) => (samples.set(c, at), at + c.length), 0);
+    return samples;
+  };
+  const started = Date.now();
+  let lastPart = started;
+  await new Promise((done) => {
+    const timer = setInterval(() => {
+      const now = Date.now();
+      if (onPart && every && now - lastPart >= every * 1000) {
+        lastPart = now;
+        onPart(joined(), rate);
+      }
+      if (now - started >= seconds * 1000 + 200 || (stop && stop.current)) {
+        clearInterval(timer);
+        done();
+      }
+    }, 100);
+  });
   tap.disconnect();
   source.disconnect();
   stream.getTracks().forEach((t) => t.stop());
-  const rate = context.sampleRate;
   await context.close();
-  const samples = new Float32Array(chunks.reduce((n, c) => n + c.length, 0));
-  chunks.reduce((at, c) => (samples.set(c, at), at + c.length), 0);
-  return { samples, rate };
+  return { samples: joined(), rate };
 }
 
 // Float samples as a 16-bit PCM WAV file (a 44-byte header, then the samples).

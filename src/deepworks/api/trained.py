@@ -88,6 +88,16 @@ class Trained:
         self.require("classify")
         return self(texts, top_k=top_k, explain=explain)
 
+    def transcribe(self, recordings, beam: int | None = None, lm_weight: float | None = None,
+                   words: bool | None = None) -> list[dict]:
+        """Speech recognition runs: the transcript of each recording (files, their bytes or arrays of samples; one
+        or a list), each word with its start and end in seconds. The decoding is the one validation chose,
+        unless beam (1: greedy), lm_weight (the character language model's weight) or words (only words of the
+        training transcripts) say otherwise."""
+        self.require("transcribe")
+        options = {k: v for k, v in (("beam", beam), ("lm_weight", lm_weight), ("words", words)) if v is not None}
+        return self(recordings, **options)
+
     def detect(self, images, threshold: float | None = None, max_boxes: int = 100, out: str | Path | None = None,
                class_iou: float | None = None) -> list[dict]:
         """Detection runs: the boxes in images (paths or folders, bytes, PIL images, arrays):

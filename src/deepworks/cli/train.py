@@ -182,10 +182,11 @@ def print_folds(summary: dict, as_json: bool) -> int:
         print(json.dumps(summary, indent=2))
         return 0
     lines = [("runs", summary["folder"])]
-    lines += [("speaker", f"{r['speaker']:<12} accuracy {r['accuracy']:.4f} on {r['clips']} clips never heard in "
+    metric, counted = summary["metric"], summary["counted"]
+    lines += [("speaker", f"{r['speaker']:<12} {metric} {r[metric]:.4f} on {r[counted]} {counted} never heard in "
                           f"training") for r in summary["speakers"]]
-    lines += [("mean", f"{summary['mean_accuracy']:.4f} (worst: {summary['worst']['speaker']}, "
-                       f"{summary['worst']['accuracy']:.4f})"), ("report", summary["report"])]
+    lines += [("mean", f"{metric} {summary[f'mean_{metric}']:.4f} (worst: {summary['worst']['speaker']}, "
+                       f"{summary['worst'][metric]:.4f})"), ("report", summary["report"])]
     print_labelled(lines)
     return 0
 

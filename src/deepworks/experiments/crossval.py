@@ -64,41 +64,52 @@ def leave_each_speaker_out(cfg: Config, task, progress, callbacks) -> Folds:
 
 
 def summarise(folder: Path, speakers: list[str], runs: list) -> dict:
-    rows = [{"speaker": s, "accuracy": round(r.results["test"]["accuracy"], 4), "clips": r.results["test"]["clips"],
+    """summary.json: each speaker's headline test metric (accuracy for sounds, WER for speech), their mean, the
+    worst speaker and the spread."""
+    task = runs[0].task
+    metric, (counted, _) = task.headline, task.counted
+    rows = [{"speaker": s, metric: round(r.results["test"][metric], 4), counted: r.results["test"][counted],
              "epochs": r.results["fit"]["epochs"], "seconds": round(r.results["fit"]["wall_seconds"], 1),
              "run": str(r.run.path)} for s, r in zip(speakers, runs)]
-    scores = [r["accuracy"] for r in rows]
-    worst = min(rows, key=lambda r: r["accuracy"])
-    summary = {"folder": str(folder), "split": "speaker", "speakers": rows, "mean_accuracy": round(statistics.fmean(scores), 4),
-               "worst": {"speaker": worst["speaker"], "accuracy": worst["accuracy"]},
+    scores = [r[metric] for r in rows]
+    lower_is_better = task.monitor_mode(metric) == "min"
+    worst = (max if lower_is_better else min)(rows, key=lambda r: r[metric])
+    summary = {"folder": str(folder), "split": "speaker", "metric": metric, "counted": counted, "speakers": rows,
+               f"mean_{metric}": round(statistics.fmean(scores), 4),
+               "worst": {"speaker": worst["speaker"], metric: worst[metric]},
                "spread (sd)": round(statistics.stdev(scores), 4) if len(scores) > 1 else 0.0}
     atomic_write_text(folder / "summary.json", json.dumps(summary, indent=1))
     summary["report"] = str(write_report(folder, summary))
     return summary
 
 
+METRIC_WORDS = {"accuracy": ("accuracy", "{:.1%}"), "wer": ("word error rate", "{:.1%}")}
+
+
 def write_report(folder: Path, summary: dict) -> Path:
     out = folder / "report"
     out.mkdir(exist_ok=True)
-    rows = summary["speakers"]
+    rows, metric = summary["speakers"], summary["metric"]
+    mean, worst = summary[f"mean_{metric}"], summary["worst"]
+    words = METRIC_WORDS.get(metric, (metric, "{:.3f}"))
     plt = pyplot()
     fig, ax = plt.subplots(figsize=(1.2 + 0.7 * len(rows), 3.2))
-    ax.bar([r["speaker"] for r in rows], [r["accuracy"] for r in rows], color="#4c72b0")
-    ax.axhline(summary["mean_accuracy"], color="#c44e52", linestyle="--", label=f"mean {summary['mean_accuracy']:.3f}")
-    ax.set_ylim(0, 1)
-    ax.set_ylabel("accuracy on the unheard speaker")
+    ax.bar([r["speaker"] for r in rows], [r[metric] for r in rows], color="#4c72b0")
+    ax.axhline(mean, color="#c44e52", linestyle="--", label=f"mean {mean:.3f}")
+    ax.set_ylim(0, max(1.0, max(r[metric] for r in rows)))
+    ax.set_ylabel(f"{words[0]} on the unheard speaker")
     ax.legend(loc="lower right")
     ax.tick_params(axis="x", rotation=30)
     save_figure(fig, out / "speakers.png")
     shown = [{**{k: v for k, v in r.items() if k != "run"}, "run": Path(r["run"]).name} for r in rows]
     links = " ".join(f'<a href="../runs/{html.escape(Path(r["run"]).name)}/report/index.html">'
                      f'{html.escape(r["speaker"])}</a>' for r in rows)
-    worst = summary["worst"]
-    text = (f"<p>Each speaker was left out of training in turn and the model tested on their clips alone: on a voice "
-            f"it had never heard, it recognised {summary['mean_accuracy']:.1%} of the clips on average, and "
-            f"{worst['accuracy']:.1%} of {html.escape(worst['speaker'])}'s, the hardest to understand. A few speakers "
-            f"do not make a recogniser for everyone: record more voices, and those you will meet, before you trust it "
-            f"with new ones.</p>")
-    sections = [("Accuracy per unheard speaker", text + image_tag(out / "speakers.png", "accuracy per speaker")
-                 + table(shown) + f"<p>Each run's own report, with its confusion matrix: {links}</p>")]
+    text = (f"<p>Each speaker was left out of training in turn and the model tested on their "
+            f"{html.escape(summary['counted'])} alone: on a voice it had never heard, its {words[0]} was "
+            f"{words[1].format(mean)} on average, and {words[1].format(worst[metric])} for "
+            f"{html.escape(worst['speaker'])}, the hardest to understand. A few speakers do not make a recogniser "
+            f"for everyone: record more voices, and those you will meet, before you trust it with new ones.</p>")
+    sections = [(f"{words[0].capitalize()} per unheard speaker", text + image_tag(out / "speakers.png",
+                                                                                 f"{words[0]} per speaker")
+                 + table(shown) + f"<p>Each run's own report: {links}</p>")]
     return write_page(out, "Leave one speaker out", sections)

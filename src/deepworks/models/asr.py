@@ -3,7 +3,8 @@
 The model: log-mel features (models/audio.py's LogMel), each band levelled over the utterance's own frames (so
 padding never changes an utterance's features), two strided convolutions that make a step of 40 ms out of four
 frames of 10 ms (Amodei et al. 2016's subsampling), then a bidirectional GRU over the steps and a linear layer over
-the alphabet, id 0 being CTC's blank.
+the alphabet, id 0 being CTC's blank. `--model conformer` puts Conformer blocks (Gulati et al. 2020: self-attention
+for the whole utterance, a depthwise convolution for its neighbourhood) where the GRU was.
 
 Padding never changes the answer: each direction of the GRU is a GRU of its own, and the backward one reads each
 utterance's real steps reversed, so it meets padding only after them (as models/textclass.py's BiGRU does; packed
@@ -13,6 +14,8 @@ Decoding (`greedy`): the likeliest symbol at each step, repeats merged, blanks r
 """
 
 from __future__ import annotations
+
+import math
 
 import torch
 import torch.nn as nn
@@ -40,18 +43,24 @@ def halved(steps: torch.Tensor) -> torch.Tensor:
 
 
 class CTCRecognizer(nn.Module):
+    """The recogniser; `encoder` 'bigru' (a bidirectional GRU of `depth` layers) or 'conformer' (`depth` Conformer
+    blocks, Gulati et al. 2020) over the subsampled steps."""
+
     def __init__(self, rate: int, symbols: int, width: int = 192, depth: int = 2, channels: int = 32,
-                 dropout: float = 0.1):
+                 dropout: float = 0.1, encoder: str = "bigru"):
         super().__init__()
         self.features = LogMel(rate, n_mels=N_MELS)
         self.subsample = nn.ModuleList([nn.Conv2d(1, channels, 3, stride=2, padding=1),
                                         nn.Conv2d(channels, channels, 3, stride=2, padding=1)])
         self.project = nn.Linear(channels * ((N_MELS - 1) // 2 // 2 + 1), width)
-        sizes = [width] + [2 * width] * (depth - 1)
-        self.forward_gru = nn.ModuleList(nn.GRU(size, width, batch_first=True) for size in sizes)
-        self.backward_gru = nn.ModuleList(nn.GRU(size, width, batch_first=True) for size in sizes)
+        if encoder == "conformer":
+            self.blocks = nn.ModuleList(ConformerBlock(width, dropout=dropout) for _ in range(depth))
+        else:
+            sizes = [width] + [2 * width] * (depth - 1)
+            self.forward_gru = nn.ModuleList(nn.GRU(size, width, batch_first=True) for size in sizes)
+            self.backward_gru = nn.ModuleList(nn.GRU(size, width, batch_first=True) for size in sizes)
         self.drop = nn.Dropout(dropout)
-        self.head = nn.Linear(2 * width, symbols)
+        self.head = nn.Linear(width if encoder == "conformer" else 2 * width, symbols)
 
     def frames(self, lengths: torch.Tensor) -> torch.Tensor:
         """Feature frames of waveforms of `lengths` samples (at least 1)."""
@@ -71,7 +80,7 @@ class CTCRecognizer(nn.Module):
             x = x * (torch.arange(x.shape[3], device=x.device) < steps[:, None])[:, None, None].to(x.dtype)
         x = self.project(x.permute(0, 3, 1, 2).flatten(2))  # (N, S, width)
         steps = steps.clamp(max=x.shape[1])
-        x = self.bidirectional(x, steps)
+        x = self.conformer(x, steps) if hasattr(self, "blocks") else self.bidirectional(x, steps)
         return self.head(self.drop(x)).log_softmax(-1), steps
 
     @staticmethod
@@ -90,6 +99,63 @@ class CTCRecognizer(nn.Module):
         reverse = torch.where(real, steps[:, None] - 1 - positions, positions)  # its own inverse
         keep = real[..., None].to(x.dtype)
         return two_way(x * keep, self.forward_gru, self.backward_gru, reverse, keep, self.drop)
+
+
+    def conformer(self, x: torch.Tensor, steps: torch.Tensor) -> torch.Tensor:
+        padding = torch.arange(x.shape[1], device=x.device)[None] >= steps[:, None]
+        x = x + positions(x.shape[1], x.shape[2], x.device).to(x.dtype)
+        for block in self.blocks:
+            x = block(x, padding)
+        return x
+
+
+def positions(length: int, width: int, device) -> torch.Tensor:
+    """Sinusoidal positions (Vaswani et al. 2017), (length, width)."""
+    position = torch.arange(length, device=device, dtype=torch.float32)[:, None]
+    rates = torch.exp(torch.arange(0, width, 2, device=device, dtype=torch.float32) * (-math.log(10_000.0) / width))
+    table = torch.zeros(length, width, device=device)
+    table[:, 0::2] = torch.sin(position * rates)
+    table[:, 1::2] = torch.cos(position * rates[:width // 2])
+    return table
+
+
+def feed_forward(width: int, dropout: float) -> nn.Sequential:
+    return nn.Sequential(nn.LayerNorm(width), nn.Linear(width, 4 * width), nn.SiLU(), nn.Dropout(dropout),
+                         nn.Linear(4 * width, width), nn.Dropout(dropout))
+
+
+class ConformerBlock(nn.Module):
+    """Half a feed-forward step, self-attention, a convolution module, half a feed-forward step (Gulati et al.
+    2020). Padding steps are kept out of the attention's keys and zeroed before the depthwise convolution, so they
+    never change a real step; the convolution's normalisation is a LayerNorm (a BatchNorm would mix utterances)."""
+
+    def __init__(self, width: int, heads: int = 4, kernel: int = 15, dropout: float = 0.1):
+        super().__init__()
+        self.heads = heads
+        self.first_half, self.second_half = feed_forward(width, dropout), feed_forward(width, dropout)
+        self.attention_norm, self.qkv, self.attended = nn.LayerNorm(width), nn.Linear(width, 3 * width), \
+            nn.Linear(width, width)
+        self.conv_norm, self.expand = nn.LayerNorm(width), nn.Linear(width, 2 * width)
+        self.depthwise = nn.Conv1d(width, width, kernel, padding=kernel // 2, groups=width)
+        self.depthwise_norm, self.contract = nn.LayerNorm(width), nn.Linear(width, width)
+        self.out_norm, self.drop = nn.LayerNorm(width), nn.Dropout(dropout)
+
+    def forward(self, x: torch.Tensor, padding: torch.Tensor) -> torch.Tensor:
+        x = x + 0.5 * self.first_half(x)
+        x = x + self.drop(self.attend(self.attention_norm(x), padding))
+        keep = (~padding)[..., None].to(x.dtype)
+        h = F.glu(self.expand(self.conv_norm(x)), dim=-1) * keep
+        h = self.depthwise(h.transpose(1, 2)).transpose(1, 2)
+        x = x + self.drop(self.contract(F.silu(self.depthwise_norm(h))))
+        return self.out_norm(x + 0.5 * self.second_half(x))
+
+    def attend(self, x: torch.Tensor, padding: torch.Tensor) -> torch.Tensor:
+        n, length, width = x.shape
+        q, k, v = (t.view(n, length, self.heads, -1).transpose(1, 2) for t in self.qkv(x).chunk(3, dim=-1))
+        scores = (q @ k.transpose(-1, -2)) / math.sqrt(width // self.heads)
+        scores = scores.masked_fill(padding[:, None, None, :], float("-inf"))
+        out = scores.softmax(-1) @ v  # (N, heads, length, width / heads)
+        return self.attended(out.transpose(1, 2).reshape(n, length, width))
 
 
 def ctc_loss(log_probs: torch.Tensor, steps: torch.Tensor, targets: torch.Tensor,
@@ -113,3 +179,37 @@ def greedy(log_probs: torch.Tensor, steps: torch.Tensor) -> list[list[tuple[int,
             previous = symbol
         out.append(said)
     return out
+
+
+def played_faster(waves: torch.Tensor, lengths: torch.Tensor, speeds: tuple[float, float]) -> tuple[torch.Tensor, ...]:
+    """Speed perturbation (Ko et al. 2015): each recording played a random speeds[0]..speeds[1] times as fast (pitch
+    and tempo together, by linear interpolation), so longer or shorter; the batch padded again."""
+    factors = torch.empty(len(waves)).uniform_(*speeds).tolist()
+    played = [F.interpolate(w[None, None, :n], size=max(1, round(n / f)), mode="linear", align_corners=False)[0, 0]
+              for w, n, f in zip(waves, lengths.tolist(), factors)]
+    out = waves.new_zeros(len(played), max(len(p) for p in played))
+    for i, p in enumerate(played):
+        out[i, :len(p)] = p
+    return out, torch.tensor([len(p) for p in played], device=lengths.device)
+
+
+def spec_augment(features: torch.Tensor, frames: torch.Tensor, masks: int = 2, bands: int = 8,
+                 most_frames: int = 10, fraction: float = 0.05) -> torch.Tensor:
+    """SpecAugment (Park et al. 2019) for utterances: `masks` runs of up to `bands` mel bands and `masks` runs of up
+    to `most_frames` frames (and `fraction` of the utterance's own frames, so a short word is never all masked) set
+    to the utterance's mean; features (N, mels, F), frames (N,) each utterance's real frames."""
+    n, mels, length = features.shape
+    device = features.device
+    fill = features.mean((1, 2), keepdim=True)
+    band, frame = torch.arange(mels, device=device)[None, :, None], torch.arange(length, device=device)[None, None]
+    hidden = torch.zeros_like(features, dtype=torch.bool)
+    widest = torch.minimum((frames * fraction).long(), torch.tensor(most_frames, device=device))
+    for _ in range(masks):
+        width = torch.randint(0, bands + 1, (n, 1, 1), device=device)
+        start = (torch.rand(n, 1, 1, device=device) * (mels - width + 1)).long()
+        hidden |= (band >= start) & (band < start + width)
+        width = (torch.rand(n, 1, 1, device=device) * (widest[:, None, None] + 1)).long()
+        start = (torch.rand(n, 1, 1, device=device) * (frames[:, None, None] - width + 1).clamp(min=1)).long()
+        hidden |= (frame >= start) & (frame < start + width)
+    return torch.where(hidden, fill.expand_as(features), features)
+

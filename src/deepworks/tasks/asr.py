@@ -18,12 +18,14 @@ import numpy as np
 import torch
 import torch.nn as nn
 
+from ..data.speech import alphabet_of, outside
 from ..errors import ConfigError, DataError
 from ..registry import builtin_models
 from .asr_face import ASRFace
 from .asr_report import ASRReport
 from .base import Prepared, Task
 
+SPEEDS = (0.9, 1.1)  # --augment speed: how much faster a recording may be played (Ko et al. 2015)
 MAX_SYMBOLS = 1000  # a saved run's alphabet at most
 TONE_UTTERANCES, MOST_TONES = 600, 20_000  # tones: the default count, and the most one may ask for (about 1 GB)
 
@@ -64,6 +66,16 @@ def collate(items: list) -> tuple[torch.Tensor, ...]:
             torch.tensor([len(t) for _, t in items]))
 
 
+def unknown_speakers(description: str, split: str) -> str:
+    return (f"--split {split} needs to know who speaks each recording, and {description} does not say. Expected "
+            f"fsdd-strings or a Common Voice folder (its client_id column names the speaker).")
+
+
+def counted(chars: dict[str, int]) -> str:
+    """Characters with their counts, the most common first: "'é' x12, '-' x3"."""
+    return ", ".join(f"{c!r} x{n}" for c, n in list(chars.items())[:20]) + (" ..." if len(chars) > 20 else "")
+
+
 def ctc_steps_needed(ids: list[int]) -> int:
     """The fewest output steps CTC can spell `ids` in: one per symbol, and a blank between two equal ones."""
     return len(ids) + sum(a == b for a, b in zip(ids, ids[1:]))
@@ -72,13 +84,13 @@ def ctc_steps_needed(ids: list[int]) -> int:
 class SpeechRecognition(Task):
     name = "asr"
     models = builtin_models("asr")
-    defaults = {"data.source": "tones", "model.name": "bigru", "train.batch_size": 16, "train.lr": 0.002,
+    defaults = {"data.source": "tones", "model.name": "bigru", "data.augment": "specaugment+speed", "train.batch_size": 16, "train.lr": 0.002,
                 "train.weight_decay": 0.01, "train.clip_grad": 5.0}
     default_monitor = "val_loss"
     headline = "wer"
     unit = ("utterance", 1)
     counted = ("utterances", "utterances")
-    augments = ("none",)
+    augments = ("none", "specaugment", "speed", "specaugment+speed")
     face_class, report_class = ASRFace, ASRReport
 
     @staticmethod
@@ -90,6 +102,7 @@ class SpeechRecognition(Task):
                               f"{str(alphabet)[:100]}.")
         if not (isinstance(rate, int) and 1000 <= rate <= 192_000):
             raise ConfigError(f"Expected the run's sample rate from 1,000 to 192,000 Hz. Received: {rate!r}.")
+        check_decoding(meta)
 
     # --- data -----------------------------------------------------------------------------------------------
     def read(self):
@@ -106,7 +119,13 @@ class SpeechRecognition(Task):
     def split_indices(self, found) -> dict[str, np.ndarray]:
         d, rng = self.cfg.data, np.random.default_rng(self.cfg.seed)
         everything = np.arange(len(found.texts))
-        if found.split:
+        if d.split != "source":
+            from .audio import speaker_split
+
+            if not found.speakers:
+                raise DataError(unknown_speakers(found.description, d.split))
+            train, test = speaker_split(found, d.split)
+        elif found.split:
             train, test = np.asarray(found.split["train"]), np.asarray(found.split["test"])
         else:
             shuffled = rng.permutation(everything)
@@ -119,22 +138,43 @@ class SpeechRecognition(Task):
                             f"recordings, or lower --val-fraction / --test-fraction.")
         return {"train": np.sort(shuffled[n_val:]), "val": np.sort(shuffled[:n_val]), "test": test}
 
-    def prepare(self, progress: bool | None = True) -> Prepared:
-        from ..data.speech import alphabet_of, outside
+    def speakers_of_data(self) -> list[str]:
+        """Who speaks in the data (--split speaker leaves each out in turn)."""
+        found = self.read()
+        if not found.speakers:
+            raise DataError(unknown_speakers(found.description, "speaker"))
+        return sorted(set(found.speakers))
 
+    def prepare(self, progress: bool | None = True) -> Prepared:
         found = self.read()
         parts = self.split_indices(found)
-        if self.meta is None:
-            self.meta = {"alphabet": alphabet_of([found.texts[i] for i in parts["train"]]), "rate": found.rate,
-                         "source": found.description}
         notes = list(found.notes)
+        if self.meta is None:
+            self.meta = self.fitted_meta(found, [found.texts[i] for i in parts["train"]], notes)
         others = outside([found.texts[i] for i in np.concatenate([parts["val"], parts["test"]])],
                          self.meta["alphabet"])
         if others:
-            notes.append(f"Characters of the validation and test transcripts that no training transcript has (the "
-                         f"model cannot write them): {', '.join(f'{c!r} x{n}' for c, n in list(others.items())[:20])}.")
+            notes.append(f"Characters of the validation and test transcripts outside the alphabet (the model cannot "
+                         f"write them): {counted(others)}.")
         splits = {k: self.split_of(found, idx, notes if k == "train" else None) for k, idx in parts.items()}
         return Prepared(train=splits["train"], val=splits["val"], test=splits["test"], meta=self.meta, notes=notes)
+
+    def fitted_meta(self, found, texts: list[str], notes: list[str]) -> dict:
+        """The alphabet (--alphabet, or the training transcripts'), the rate, and the character language model and
+        word list of the training transcripts, which the beam search decodes with."""
+        from ..models.ctc_beam import CharLM, word_list
+
+        given = self.cfg.data.alphabet
+        alphabet = [" "] + sorted(set(given.lower()) - {" "}) if given else alphabet_of(texts)
+        if given:
+            others = outside(texts, alphabet)
+            if others:
+                notes.append(f"Characters of the training transcripts outside --alphabet, left out of what the model "
+                             f"learns to write: {counted(others)}.")
+        known = set(alphabet)
+        spelled = [" ".join("".join(c for c in t.lower() if c in known).split()) for t in texts]
+        return {"alphabet": alphabet, "rate": found.rate, "source": found.description,
+                "lm": CharLM.fit(spelled).to_dict(), "words": word_list(spelled)}
 
     def split_of(self, found, idx: np.ndarray, notes: list[str] | None) -> tuple:
         """(Utterances, indices) of one split; in training (`notes` given), recordings too short for their
@@ -172,27 +212,35 @@ class SpeechRecognition(Task):
         from ..models.asr import CTCRecognizer
 
         m = self.cfg.model
-        return CTCRecognizer(self.meta["rate"], len(self.meta["alphabet"]) + 1, width=m.width or 192,
-                             depth=m.depth or 2, dropout=m.dropout or 0.1)
+        conformer = m.name == "conformer"
+        return CTCRecognizer(self.meta["rate"], len(self.meta["alphabet"]) + 1, width=m.width or (144 if conformer
+                                                                                                 else 192),
+                             depth=m.depth or (4 if conformer else 2), dropout=m.dropout or 0.1, encoder=m.name)
 
     def training_step(self, model: nn.Module, batch: tuple):
-        from ..models.asr import ctc_loss
+        from ..models.asr import ctc_loss, played_faster, spec_augment
 
         waves, lengths, targets, target_lengths = batch
-        log_probs, steps = model(waves, lengths)
+        mode = self.cfg.data.augment if model.training else "none"
+        if "speed" in mode:
+            waves, lengths = played_faster(waves, lengths, SPEEDS)
+        features = model.features(waves)
+        if "specaugment" in mode:
+            features = spec_augment(features, model.frames(lengths).clamp(max=features.shape[2]))
+        log_probs, steps = model.recognise(features, lengths)
         return ctc_loss(log_probs, steps, targets, target_lengths), {}
 
     # --- after training -------------------------------------------------------------------------------------
     @torch.no_grad()
-    def decoded(self, model: nn.Module, utterances: Utterances, device: torch.device,
-                batch_size: int = 32) -> tuple[float, list[str]]:
-        """One pass over a split in batches of similar lengths: its mean CTC loss and its greedy transcripts, in
-        its order."""
+    def outputs(self, model: nn.Module, utterances: Utterances, device: torch.device,
+                batch_size: int = 32) -> tuple[float, list[np.ndarray]]:
+        """One pass over a split in batches of similar lengths: its mean CTC loss, and each utterance's
+        log-probabilities over its real steps (S, K), in its order."""
         from ..models import evaluating
-        from ..models.asr import ctc_loss, greedy
+        from ..models.asr import ctc_loss
 
         order = np.argsort([len(w) for w in utterances.waves], kind="stable")
-        said: list[str] = [""] * len(order)
+        found: list = [None] * len(order)
         total = 0.0
         with evaluating(model):
             for start in range(0, len(order), batch_size):
@@ -201,18 +249,101 @@ class SpeechRecognition(Task):
                     [utterances[int(i)] for i in chosen]))
                 log_probs, steps = model(waves, lengths)
                 total += float(ctc_loss(log_probs, steps, targets, target_lengths)) * len(chosen)
-                for i, found in zip(chosen, greedy(log_probs, steps)):
-                    said[int(i)] = "".join(self.meta["alphabet"][s - 1] for s, _ in found).strip()
-        return total / max(len(order), 1), said
+                for i, lp, n in zip(chosen, log_probs.float().cpu().numpy(), steps.tolist()):
+                    found[int(i)] = lp[:n]
+        return total / max(len(order), 1), found
+
+    def decoder(self):
+        from ..models.ctc_beam import Decoder
+
+        return Decoder(self.meta["alphabet"], self.meta.get("lm"), self.meta.get("words"))
+
+    def decoded(self, model: nn.Module, utterances: Utterances, device: torch.device,
+                decoding: dict | None = None) -> tuple[float, list[str]]:
+        """A split's mean CTC loss and its transcripts (greedy, or as `decoding` says: beam, lm_weight ...)."""
+        loss, log_probs = self.outputs(model, utterances, device)
+        return loss, self.decoder().texts(log_probs, **(decoding or {}))
 
     def evaluate(self, model: nn.Module, split: tuple, device: torch.device) -> dict:
-        """The mean CTC loss of a split, and its greedy WER and CER."""
+        """The mean CTC loss of a split, and its greedy WER and CER (what each epoch's validation shows)."""
         utterances, _ = split
         loss, said = self.decoded(model, utterances, device)
         return {"loss": loss, **error_rates(utterances.texts, said)}
 
+    def calibrate(self, model: nn.Module, data: Prepared, device: torch.device) -> None:
+        """Choose the decoding on the validation split: greedy, the beam search, with the language model at a few
+        weights, and with the word list; the lowest WER wins (the simpler on a tie). Kept in meta['decoding']."""
+        utterances = data.val[0]
+        if not len(utterances):
+            self.meta["decoding"] = dict(GREEDY)
+            return
+        _, log_probs = self.outputs(model, utterances, device)
+        log_probs, texts = log_probs[:CALIBRATION_UTTERANCES], utterances.texts[:CALIBRATION_UTTERANCES]
+        decoder, tried = self.decoder(), {}
+        for label, decoding in decodings(self.meta):
+            tried[label] = (error_rates(texts, decoder.texts(log_probs, **decoding))["wer"], decoding)
+        label = min(tried, key=lambda k: tried[k][0])  # dicts keep order: the first of equals, the simplest
+        self.meta["decoding"] = {**tried[label][1], "chosen": label,
+                                 "val_wer": {k: round(w, 4) for k, (w, _) in tried.items()}}
+
     def test_metrics(self, model: nn.Module, split: tuple, device: torch.device) -> dict:
-        return {"utterances": len(split[0]), **self.evaluate(model, split, device)}
+        return self.tested(model, split[0], device)[0]
+
+    def tested(self, model: nn.Module, utterances: Utterances, device: torch.device) -> tuple[dict, list[str]]:
+        """The WER and CER of a split with the run's chosen decoding, its greedy WER beside them, per speaker where
+        known; and its transcripts."""
+        from .asr_report import per_speaker
+
+        loss, log_probs = self.outputs(model, utterances, device)
+        decoder = self.decoder()
+        said = decoder.texts(log_probs, **decoding_of(self.meta))
+        metrics = {"utterances": len(utterances), "loss": loss, **error_rates(utterances.texts, said),
+                   "greedy_wer": error_rates(utterances.texts, decoder.texts(log_probs))["wer"],
+                   "decoding": (self.meta.get("decoding") or {}).get("chosen", "greedy")}
+        if utterances.speakers:
+            metrics["per_speaker"] = per_speaker(utterances.texts, said, utterances.speakers)
+        return metrics, said
+
+
+GREEDY = {"beam": 1, "lm_weight": 0.0, "bonus": 0.0, "words": False}
+BEAM = 16
+CALIBRATION_UTTERANCES = 200  # of the validation split, at most: the choice's cost stays a minute or so
+LM_WEIGHTS = ((0.3, 0.5), (0.6, 1.0), (1.0, 1.5))  # (weight, bonus) pairs tried: the bonus offsets the model's cost
+
+
+def decodings(meta: dict) -> list[tuple[str, dict]]:
+    """The decodings `calibrate` tries, the simplest first."""
+    out = [("greedy", dict(GREEDY)), (f"beam {BEAM}", {**GREEDY, "beam": BEAM})]
+    if meta.get("lm"):
+        out += [(f"beam {BEAM}, LM {w:g}", {**GREEDY, "beam": BEAM, "lm_weight": w, "bonus": b}) for w, b in LM_WEIGHTS]
+    if meta.get("words"):
+        out += [(f"{label}, word list", {**d, "words": True}) for label, d in out[1:]]
+    return out
+
+
+def check_decoding(meta: dict) -> None:
+    """A saved run's language model, word list and chosen decoding, range-checked (model.json is a file)."""
+    from ..models.ctc_beam import MAX_WORDS, CharLM
+
+    if meta.get("lm") is not None:
+        CharLM.from_dict(meta["lm"])
+    words = meta.get("words")
+    if words is not None and not (isinstance(words, list) and len(words) <= MAX_WORDS
+                                  and all(isinstance(w, str) and 0 < len(w) <= 100 for w in words)):
+        raise ConfigError(f"Expected the run's word list as at most {MAX_WORDS:,} words. Received something else: "
+                          f"the run's model.json is damaged.")
+    d = meta.get("decoding")
+    if d is not None and not (isinstance(d, dict) and isinstance(d.get("beam"), int) and 1 <= d["beam"] <= 128
+                              and all(isinstance(d.get(k), (int, float)) and 0 <= d[k] <= 5
+                                      for k in ("lm_weight", "bonus")) and isinstance(d.get("words"), bool)):
+        raise ConfigError(f"Expected the run's decoding as a beam of 1 to 128 and weights from 0 to 5. Received: "
+                          f"{str(d)[:100]}.")
+
+
+def decoding_of(meta: dict) -> dict:
+    """The run's chosen decoding's settings (greedy for a run saved before there was a choice)."""
+    chosen = meta.get("decoding") or GREEDY
+    return {k: chosen.get(k, v) for k, v in GREEDY.items()}
 
 
 def error_rates(texts: list[str], said: list[str]) -> dict:

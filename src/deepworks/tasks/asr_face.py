@@ -5,8 +5,9 @@ Built from the run's meta alone: its sample rate and alphabet. A recording is re
 (mono, resampled to the run's rate) but keeps its length. A long one is cut into windows of WINDOW seconds that
 overlap by OVERLAP; each window is recognised on its own, and each keeps the symbols of its own middle part (half
 the overlap away from its ends), so a word cut by one window's edge is whole in the next. The serving model (what
-is exported) maps samples and their lengths to per-step log-probabilities; decoding (greedy) is written in the
-model card, for another runtime to do.
+is exported) maps samples and their lengths to per-step log-probabilities; decoding follows it: greedy, or the beam
+search with the run's character language model and word list (models/ctc_beam.py), as validation chose, which the
+`beam`, `lm_weight` and `words` options change. The model card writes the decoding down, for another runtime.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from .face import Face
 WINDOW, OVERLAP = 8.0, 1.0  # seconds: a long recording's windows (near the length of a training sentence) and how much
 # two neighbours share
 MAX_SECONDS = 600.0           # a recording longer than 10 minutes is refused: cut it first
+MAX_BEAM = 128                # the widest beam a request may ask for (its cost grows with the width)
 
 
 class ASRServing(nn.Module):
@@ -44,6 +46,26 @@ class ASRFace(Face):
     verb, kind = "transcribe", "a speech recognition"
     batchable = True
     max_items = 64
+
+    @property
+    def use_options(self) -> dict:
+        from ..inference import Option
+        from .asr import decoding_of
+
+        chosen = decoding_of(self.meta)
+        return {"beam": Option(int, chosen["beam"], 1, MAX_BEAM, "transcripts the beam search keeps at each step "
+                               "(1: greedy; default: what validation chose)"),
+                "lm_weight": Option(float, chosen["lm_weight"], 0.0, 5.0, "how much the character language model of "
+                                    "the training transcripts counts (0: not at all)"),
+                "words": Option(bool, chosen["words"], help="spell only words of the training transcripts")}
+
+    @property
+    def decoder(self):
+        if getattr(self, "_decoder", None) is None:  # its language model caches what it computes
+            from ..models.ctc_beam import Decoder
+
+            self._decoder = Decoder(self.meta["alphabet"], self.meta.get("lm"), self.meta.get("words"))
+        return self._decoder
 
     def decode_inputs(self, inputs, options: dict, trusted: bool = True) -> list:
         from ..data.audio import mono, resample
@@ -74,11 +96,12 @@ class ASRFace(Face):
     @torch.inference_mode()
     def infer(self, model, items: list, device: torch.device, options: dict) -> list:
         """{'input', 'transcript', 'words': [{'word', 'start', 'end'}] in seconds} per recording."""
-        return [self.transcribe(model, name, wave, device) for name, wave in items]
+        return [self.transcribe(model, name, wave, device, options) for name, wave in items]
 
-    def transcribe(self, model, name: str, wave: np.ndarray, device: torch.device) -> dict:
-        from ..models.asr import greedy
+    def transcribe(self, model, name: str, wave: np.ndarray, device: torch.device, options: dict) -> dict:
+        from .asr import decoding_of
 
+        decoding = {k: options.get(k, v) for k, v in decoding_of(self.meta).items()}
         rate, per_step = self.meta["rate"], self.seconds_per_step()
         size, hop = int(WINDOW * rate), int((WINDOW - OVERLAP) * rate)
         starts = list(range(0, max(1, len(wave) - int(OVERLAP * rate)), hop)) or [0]
@@ -89,7 +112,8 @@ class ASRFace(Face):
             batch[i, :len(c)] = torch.from_numpy(c)
         log_probs, steps = model(batch.to(device), torch.tensor([max(len(c), 1) for c in chunks]).to(device))
         symbols = []
-        for k, (start, said) in enumerate(zip(starts, greedy(torch.as_tensor(log_probs), torch.as_tensor(steps)))):
+        rows = [lp[:n] for lp, n in zip(torch.as_tensor(log_probs).float().cpu().numpy(), torch.as_tensor(steps).tolist())]
+        for k, (start, said) in enumerate(zip(starts, self.decoder(rows, **decoding))):
             low = 0.0 if k == 0 else OVERLAP / 2
             high = float("inf") if k == len(starts) - 1 else WINDOW - OVERLAP / 2
             symbols += [(s, start / rate + t * per_step) for s, t in said if low <= t * per_step < high]
@@ -114,6 +138,8 @@ class ASRFace(Face):
                       exporters=("legacy", "dynamo"))]
 
     def model_card(self) -> dict:
+        from .asr import decoding_of
+
         m = self.meta
         return {"alphabet": m["alphabet"], "blank": 0,
                 "inputs": [{"name": "samples", "dtype": "float32", "shape": [None, None], "sample_rate": m["rate"],
@@ -124,7 +150,11 @@ class ASRFace(Face):
                                                   f"{WINDOW:g} s in windows overlapping by {OVERLAP:g} s",
                                   "after_graph": "greedy CTC decoding: the likeliest symbol per step, repeats "
                                                  "merged, blanks (id 0) removed; symbol i >= 1 is alphabet[i - 1]; "
-                                                 f"a step is {self.seconds_per_step() * 1000:g} ms"}}
+                                                 f"a step is {self.seconds_per_step() * 1000:g} ms. deepworks' own "
+                                                 "use decodes with the beam search in decoding (a prefix search, "
+                                                 "Hannun et al. 2014, with the character n-gram model in "
+                                                 "char_lm: Witten-Bell counts of the training transcripts)"},
+                "decoding": decoding_of(m), "char_lm": m.get("lm"), "words": m.get("words")}
 
     def v2_inputs(self) -> list[dict]:
         return [{"name": "samples", "datatype": "FP32", "shape": [-1]}]

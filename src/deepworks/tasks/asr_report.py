@@ -1,6 +1,7 @@
 """What a finished speech recognition run shows: the test's word and character error rates, per speaker where the
-source knows them, the curves, and the worst test utterances with an audio player and their reference and
-transcript aligned word by word, the errors marked."""
+source knows them, the curves, the decodings tried on validation, the worst test utterances with an audio player and
+their reference and transcript aligned word by word, the errors marked, and where in the worst one's spectrogram CTC
+placed each letter."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import numpy as np
 import torch
 import torch.nn as nn
 
-from ..report import image_tag
+from ..report import image_tag, table
 from .base import Prepared, notes_block
 from .report import Report
 
@@ -21,16 +22,9 @@ class ASRReport(Report):
     overfit_remedies = "more recordings, --dropout 0.3, a smaller --width, or fewer --epochs"
 
     def test_results(self, run, model: nn.Module, data: Prepared, device: torch.device) -> dict:
-        utterances = data.test[0]
-        if not len(utterances):
+        if not len(data.test[0]):
             return {"test": {}, "baseline": None}
-        from .asr import error_rates
-
-        loss, said = self.task.decoded(model, utterances, device)
-        test = {"utterances": len(utterances), "loss": loss, **error_rates(utterances.texts, said)}
-        speakers = utterances.speakers
-        if speakers:
-            test["per_speaker"] = per_speaker(utterances.texts, said, speakers)
+        test, said = self.task.tested(model, data.test[0], device)
         return {"test": test, "baseline": None, "transcripts": said}  # results.json keeps the test's transcripts
 
     def logged_test(self, results: dict) -> dict:
@@ -46,11 +40,13 @@ class ASRReport(Report):
     @staticmethod
     def describe_metrics(metrics: dict) -> list[str]:
         lines = [f"WER {metrics['wer']:.4f}  CER {metrics['cer']:.4f}  loss {metrics['loss']:.4f}"]
+        if "greedy_wer" in metrics:
+            lines.append(f"decoding: {metrics['decoding']} (greedy WER {metrics['greedy_wer']:.4f})")
         return lines + [f"  speaker {r['speaker']:<12} WER {r['wer']:.4f}  CER {r['cer']:.4f}  ({r['utterances']})"
                         for r in metrics.get("per_speaker", [])]
 
     def report_sections(self, run, model: nn.Module, data: Prepared, results: dict, device) -> list[tuple[str, str]]:
-        from ..report import plot_history, table
+        from ..report import plot_history
 
         test, out = results["test"], run.report_dir
         curves = plot_history(run.metrics(), out / "curves.png", "wer")
@@ -63,10 +59,58 @@ class ASRReport(Report):
                     ("Training curves", image_tag(curves, "loss and WER per epoch"))]
         if test.get("per_speaker"):
             sections.append(("Per speaker", table(test["per_speaker"])))
+        tried = (self.meta.get("decoding") or {}).get("val_wer")
+        if tried:
+            sections.append(("Decoding", self.decodings_html(tried, test)))
         said = results.get("transcripts")
         if said:
             sections.append(("The worst test utterances", self.worst(data.test[0], said, out)))
+            picture = self.alignment(model, data.test[0], said, out / "alignment.png", device)
+            sections.append(("Where the model heard each letter", picture))
         return sections
+
+    def decodings_html(self, tried: dict, test: dict) -> str:
+        chosen = self.meta["decoding"]["chosen"]
+        rows = [{"decoding": k + (" (chosen)" if k == chosen else ""), "validation WER": w} for k, w in tried.items()]
+        return (f"<p>Each decoding was tried on the validation split and the lowest WER kept: {html.escape(chosen)}. "
+                f"On the test split it gives WER {test['wer']:.4f}, greedy decoding {test['greedy_wer']:.4f}. The "
+                f"beam search keeps the likeliest transcripts so far; the language model (LM, at its weight) is a "
+                f"character 5-gram of the training transcripts, and the word list lets it spell only their "
+                f"words. <code>deepworks use RUN clip.wav --beam N --lm-weight W --words</code> chooses another."
+                f"</p>" + table(rows))
+
+    def alignment(self, model: nn.Module, utterances, said: list[str], path, device) -> str:
+        """The log-mel spectrogram of the worst test utterance (or the first), each letter the model wrote drawn at
+        the step CTC placed it: where in the sound it heard what."""
+        import jiwer
+
+        from ..models import evaluating
+        from ..models.asr import greedy
+        from ..report import pyplot, save_figure
+
+        errors = [jiwer.process_words(t, s).wer if t.strip() else 0.0 for t, s in zip(utterances.texts, said)]
+        i = int(np.argmax(errors))
+        wave = torch.from_numpy(utterances.waves[i])[None].to(device)
+        with torch.no_grad(), evaluating(model):
+            features = model.features(wave)[0].float().cpu().numpy()
+            log_probs, steps = model(wave, torch.tensor([wave.shape[1]], device=device))
+        spelled = greedy(log_probs.cpu(), steps.cpu())[0]
+        per_step = features.shape[1] / max(int(steps[0]), 1)
+        plt = pyplot()
+        fig, ax = plt.subplots(figsize=(min(14, 2 + features.shape[1] / 40), 3))
+        ax.imshow(features, origin="lower", aspect="auto", cmap="magma")
+        for symbol, step in spelled:
+            x = (step + 0.5) * per_step
+            ax.axvline(x, color="white", linewidth=0.5, alpha=0.6)
+            ax.text(x, features.shape[0] * 0.92, self.meta["alphabet"][symbol - 1].replace(" ", "␣"), color="white",
+                    ha="center", fontsize=9)
+        ax.set_xlabel("feature frame (10 ms)")
+        ax.set_ylabel("mel band")
+        ax.set_title(f"reference: {utterances.texts[i][:80]}", fontsize=9, loc="left")
+        save_figure(fig, path)
+        return (f"<p>The log-mel spectrogram of {'the worst' if errors[i] else 'a'} test utterance, each letter of "
+                f"its greedy transcript drawn where CTC placed it (a step is {per_step:g} frames).</p>"
+                + image_tag(path, "CTC alignment over the spectrogram"))
 
     def worst(self, utterances, said: list[str], out) -> str:
         """The test utterances with the most word errors, each with a player and its words aligned."""

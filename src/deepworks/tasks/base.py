@@ -196,7 +196,7 @@ class Task:
 
     @classmethod
     def monitor_mode(cls, metric: str | None) -> str:
-        return "min" if metric is None or metric.endswith(("loss", "bpc", "perplexity")) else "max"
+        return "min" if metric is None or metric.endswith(("loss", "bpc", "perplexity", "wer", "cer")) else "max"
 
     # --- after training -------------------------------------------------------------------------
     def calibrate(self, model: nn.Module, data: Prepared, device: torch.device) -> None:

@@ -160,11 +160,12 @@ def train_job(job: Path, request: dict) -> int:
         trained = api.train(progress=False, callbacks=callbacks, **request["settings"])
     if hasattr(trained, "summary"):  # --split speaker: a run per speaker (crossval.Folds); the page shows the last
         summary, worst = trained.summary, trained.summary["worst"]
-        outcome(job, "finished", f"Each speaker was left out in turn: {summary['mean_accuracy']:.1%} of the unheard "
-                                 f"speakers' clips recognised on average, {worst['accuracy']:.1%} of "
-                                 f"{worst['speaker']}'s. The summary: {summary['report']}",
+        metric = summary["metric"]
+        outcome(job, "finished", f"Each speaker was left out in turn: {metric} {summary[f'mean_{metric}']:.1%} on "
+                                 f"the unheard speakers on average, {worst[metric]:.1%} for {worst['speaker']}. The "
+                                 f"summary: {summary['report']}",
                 run=str(trained.runs[-1].run.path),
-                results={"mean accuracy": summary["mean_accuracy"], "worst accuracy": worst["accuracy"]})
+                results={f"mean {metric}": summary[f"mean_{metric}"], f"worst {metric}": worst[metric]})
         return 0
     outcome(job, "finished", "", run=str(trained.run.path), results=trained.results.get("test", {}),
             baseline=trained.results.get("baseline"))

@@ -150,27 +150,42 @@ function ImageTry({ card }) {
 function AudioTry({ card }) {
   const [clip, setClip] = useState(null);
   const [answer, setAnswer] = useState(null);
+  const [partial, setPartial] = useState(false);
   const [error, setError] = useState("");
   const [recording, setRecording] = useState(false);
+  const stop = useRef(false);
+  const sending = useRef({ busy: false, final: false }).current; // a part's request in flight; the last one sent
   const input = card.inputs[0];
-  // a classifier hears clips of one length (at least 1 s of it is recorded); a recogniser any: 5 s are recorded
-  const seconds = input.shape[1] ? Math.max(1, input.shape[1] / input.sample_rate) : 5;
+  // a classifier hears clips of one length (at least 1 s of it is recorded); a recogniser any: up to LISTEN_S are
+  // recorded, what it heard so far shown every PART_S, until Stop
+  const classifier = Boolean(input.shape[1]);
+  const seconds = classifier ? Math.max(1, input.shape[1] / input.sample_rate) : LISTEN_S;
   const fields = "top_k" in (card.options || {}) ? { top_k: 3 } : {};
-  async function send(file) {
-    setClip(URL.createObjectURL(file));
+  async function send(file, { part = false } = {}) {
+    if (!part) setClip(URL.createObjectURL(file));
     try {
-      setAnswer(await postFile(card.route, file, file.name || "clip.wav", fields));
+      const found = await postFile(card.route, file, file.name || "clip.wav", fields);
+      if (part && !stop.current && !sending.final) { setAnswer(found); setPartial(true); }
+      if (!part) { setAnswer(found); setPartial(false); }
       setError("");
     } catch (e) {
-      setAnswer(null);
-      setError(e.message);
+      if (!part) { setAnswer(null); setError(e.message); }
     }
+  }
+  function sendPart(samples, rate) {
+    if (sending.busy) return; // one request in flight at a time: a slow server skips parts, never queues them
+    sending.busy = true;
+    send(new File([wavFile(samples, rate)], "microphone.wav", { type: "audio/wav" }), { part: true })
+      .finally(() => { sending.busy = false; });
   }
   async function record() {
     setError("");
+    stop.current = false;
+    sending.final = false;
     try {
       setRecording(true);
-      const { samples, rate } = await recordMicrophone(seconds);
+      const { samples, rate } = await recordMicrophone(seconds, classifier ? {} : { every: PART_S, onPart: sendPart, stop });
+      sending.final = true;
       send(new File([wavFile(samples, rate)], "microphone.wav", { type: "audio/wav" }));
     } catch (e) {
       setError(`The microphone could not be used (${e.message}). Allow this page to use it, or choose a file.`);
@@ -180,25 +195,34 @@ function AudioTry({ card }) {
   }
   return (
     <div className="try">
-      <p>Choose a recording, or record {seconds.toFixed(1)} s from your microphone: the model
-        {fields.top_k ? " names" : " writes down"} what it hears.</p>
+      <p>Choose a recording, or record {classifier ? `${seconds.toFixed(1)} s` : `up to ${seconds} s`} from your
+        microphone: the model {fields.top_k ? "names" : "writes down"} what it hears
+        {classifier ? "." : ", as you speak."}</p>
       <input type="file" accept="audio/*,.wav,.flac,.ogg" data-testid="audio-file"
              onChange={(e) => e.target.files[0] && send(e.target.files[0])} />{" "}
       <button onClick={record} disabled={recording} data-testid="audio-record">
         {recording ? "Recording…" : "Record"}
       </button>
+      {recording && !classifier && (
+        <button onClick={() => { stop.current = true; }} data-testid="audio-stop">Stop</button>
+      )}
       {clip && <div><audio controls src={clip} data-testid="audio-player" /></div>}
       {error && <p className="error" data-testid="audio-error">{error}</p>}
-      {answer && (answer.predictions ? <Predictions answer={answer} /> : <Transcript answer={answer} />)}
+      {answer && (answer.predictions ? <Predictions answer={answer} /> : <Transcript answer={answer} partial={partial} />)}
     </div>
   );
 }
 
-// A recogniser's answer: the transcript, each word with the time it was heard (hover).
-function Transcript({ answer }) {
-  if (!answer.words.length) return <p className="transcript" data-testid="try-transcript"><i>(nothing heard)</i></p>;
+const LISTEN_S = 30; // seconds a recogniser listens at most
+const PART_S = 1.5; // seconds between two looks at what it heard so far
+
+// A recogniser's answer: the transcript, each word with the time it was heard (hover); while it listens, what it heard
+// so far (greyed).
+function Transcript({ answer, partial = false }) {
+  const kind = partial ? "transcript partial" : "transcript";
+  if (!answer.words.length) return <p className={kind} data-testid="try-transcript"><i>(nothing heard)</i></p>;
   return (
-    <p className="transcript" data-testid="try-transcript">
+    <p className={kind} data-testid="try-transcript" title={partial ? "so far: still listening" : undefined}>
       {answer.words.map((w, i) => (
         <span key={i} title={`${w.start.toFixed(2)}–${w.end.toFixed(2)} s`}>{w.word} </span>
       ))}
