@@ -117,7 +117,12 @@ SPEC: dict[str, list] = {
     ],
     "asr": [
         ("fsdd-strings: test WER / CER", "fsdd/test_wer", "fsdd/test_cer"),
+        ("the same, greedy decoding: test WER", "fsdd/greedy_test_wer"),
         ("the same: epochs / training seconds", "fsdd/epochs", "fsdd/train_seconds"),
+        ("baseline, digit classifier over an energy segmentation: test WER", "baseline/test_wer"),
+        ("speakers held out: mean WER, deepworks / plain PyTorch loop (same seconds)", "speakers/mean_wer",
+         "speakers/plain_mean_wer"),
+        ("loop speed, deepworks / plain loop", "loop/loop_speed_ratio"),
         ("real-time factor on a minute of audio, torch / ONNX Runtime", "rtf/torch_rtf", "rtf/onnx_rtf"),
     ],
     "textclass": [

@@ -309,3 +309,17 @@ def test_a_header_is_echoed_as_the_client_wrote_it():
 
     with pytest.raises(ClientError, match="Received: '²'"):  # its UTF-8 bytes, which HTTP hands over as 'Â²'
         read_infer_request(b"{}", "²".encode().decode("latin-1"))
+
+
+def test_a_run_s_own_default_beam_is_held_to_the_server_s_cap_and_a_client_s_wider_beam_is_refused():
+    """A recogniser's default beam (what validation chose, 16) on a server started with --max-beam 8: requests that
+    name no beam are answered at 8, not refused; a request asking for 12 is refused with the flag to raise."""
+    from deepworks.serving.requests import ClientError, Limits, checked_options
+
+    class Run:
+        def options(self, raw):
+            return {"beam": raw.get("beam", 16)}
+
+    assert checked_options(Run(), {}, Limits(max_beam=8)) == {"beam": 8}
+    with pytest.raises(ClientError, match=r"Expected beam of at most 8 on this server \(--max-beam\). Received: 12"):
+        checked_options(Run(), {"beam": 12}, Limits(max_beam=8))

@@ -194,6 +194,10 @@ def test_a_long_recording_is_heard_in_overlapping_windows_and_joined_without_los
     assert starts == sorted(starts)
     with pytest.raises(DataError, match="A recording of 601 s is too long. Expected at most 600 s"):
         face.decode_inputs(np.zeros(601 * RATE, np.float32), {})
+    two = [np.full(400 * RATE, 0.1, np.float32)] * 2  # each allowed, together too much work for one request
+    assert len(face.decode_inputs(two, {})) == 2
+    with pytest.raises(DataError, match="Expected at most 600 s of audio in one request. Received 800 s in 2"):
+        face.decode_inputs(two, {}, trusted=False)
 
 
 def test_split_speaker_leaves_each_speaker_out_and_scores_their_word_error_rate(tmp_path):
@@ -218,3 +222,22 @@ def test_split_speaker_leaves_each_speaker_out_and_scores_their_word_error_rate(
     assert "word error rate" in (folds.folder / "report" / "index.html").read_text()
     with pytest.raises(DataError, match="needs to know who speaks each recording.*client_id"):
         dw.train(task="asr", data="tones:20", split="speaker", runs_dir=str(tmp_path / "runs"), progress=False)
+
+
+def test_sentencepiece_units_spell_transcripts_in_pieces_and_words_keep_their_times(tmp_path):
+    import deepworks as dw
+    from deepworks.errors import ConfigError
+    from deepworks.tasks.asr_face import words_of
+
+    trained = dw.train(task="asr", data="tones:120", units="pieces:20", width=16, depth=1, epochs=1,
+                       runs_dir=str(tmp_path), progress=False)
+    alphabet = trained.task.meta["alphabet"]
+    assert len(alphabet) <= 20 and any(len(p) > 1 for p in alphabet) and "pieces" in trained.task.meta
+    ids = trained.task.encode("Bad  ace")
+    assert "".join(alphabet[i - 1] for i in ids).strip() == "bad ace" and len(ids) < len("bad ace")
+    assert isinstance(trained.transcribe(tone(1.0))[0]["transcript"], str)
+    pieces = [" ba", "d", " a", "ce"]
+    said = words_of([(1, 0.0), (2, 0.04), (3, 0.2), (4, 0.24)], pieces, 0.04)
+    assert said["transcript"] == "bad ace" and said["words"][1] == {"word": "ace", "start": 0.2, "end": 0.28}
+    with pytest.raises(ConfigError, match="Expected --units chars, pieces or pieces:N with N from 8 to 1000"):
+        dw.train(task="asr", data="tones:20", units="pieces:2", runs_dir=str(tmp_path), progress=False)

@@ -134,7 +134,7 @@ AUDIO_SETTINGS = ("data.split", "data.features", "data.test_fraction", "model.pr
 TEXTCLASS_SETTINGS = ("data.text_column", "data.label_column", "data.test_fraction", "data.max_len", "data.vocab_size",
                       "model.embed_size", "model.heads", "model.pretrained", "model.freeze", "model.head_first",
                       "model.body_lr", "train.label_smoothing")
-ASR_SETTINGS = ("data.split", "data.alphabet", "data.test_fraction")
+ASR_SETTINGS = ("data.split", "data.alphabet", "data.units", "data.test_fraction")
 IMAGE_MODELS = ("mlp", "lenet", "resnet", "resnet18", "efficientnet_lite0", "layers")
 BUILTIN_CARDS = {card.name: card for card in (
     TaskCard("image", "deepworks.tasks.image:ImageClassification", "image classification", "an image classification",

@@ -72,6 +72,10 @@ class DataConfig:
                                          "\"abcdefghijklmnopqrstuvwxyz'\" (a space is always one); others are "
                                          "left out of the targets, counted in a note (default: every character of "
                                          "the training transcripts, lower-cased).")
+    units: str = setting("chars", "Speech recognition: what CTC spells with: chars, or pieces:N, N SentencePiece "
+                                  "pieces (Kudo 2018) learned from the training transcripts (N from 8 to 1000; "
+                                  "pieces alone: 256), for large vocabularies, where a word of many letters takes "
+                                  "fewer steps.")
     features: str = setting("logmel", "Audio: the network's input, log-mel spectrograms (40 bands) or their first "
                                       "13 MFCCs.", ("logmel", "mfcc"))
     text_column: str | None = setting(None, "Text classification: the column of a CSV, TSV or JSONL file that holds "

@@ -70,7 +70,7 @@ def add_serve(sub) -> None:
     p.add_argument("--timeout", type=float, default=60.0, help="seconds one request may take [default: 60]")
     p.add_argument("--max-length", type=int, default=10_000,
                    help="most characters one generate request may ask for [default: 10,000]")
-    p.add_argument("--max-beam", type=int, default=16, help="widest beam one translate request may ask for [default: 16]")
+    p.add_argument("--max-beam", type=int, default=16, help="widest beam one translate or transcribe request may ask for [default: 16]")
     p.add_argument("--max-work", type=int, default=100_000,
                    help="most characters one generate request may write in all, inputs x length [default: 100,000]")
     p.add_argument("--header-timeout", type=float, default=10.0,

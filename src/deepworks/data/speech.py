@@ -280,8 +280,9 @@ def alphabet_of(texts: list[str]) -> list[str]:
 
 
 def outside(texts: list[str], alphabet: list[str]) -> dict[str, int]:
-    """Characters of `texts` that are not in `alphabet`, with their counts, the most common first."""
-    known, counts = set(alphabet), {}
+    """Characters of `texts` that are in no symbol of `alphabet` (characters, or SentencePiece pieces), with their
+    counts, the most common first."""
+    known, counts = set("".join(alphabet)), {}
     for t in texts:
         for c in t.lower():
             if c not in known:

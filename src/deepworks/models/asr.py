@@ -200,8 +200,9 @@ def spec_augment(features: torch.Tensor, frames: torch.Tensor, masks: int = 2, b
     to the utterance's mean; features (N, mels, F), frames (N,) each utterance's real frames."""
     n, mels, length = features.shape
     device = features.device
-    fill = features.mean((1, 2), keepdim=True)
     band, frame = torch.arange(mels, device=device)[None, :, None], torch.arange(length, device=device)[None, None]
+    real = (frame < frames[:, None, None]).to(features.dtype)
+    fill = (features * real).sum((1, 2), keepdim=True) / (real.sum((1, 2), keepdim=True) * mels).clamp(min=1)
     hidden = torch.zeros_like(features, dtype=torch.bool)
     widest = torch.minimum((frames * fraction).long(), torch.tensor(most_frames, device=device))
     for _ in range(masks):

@@ -24,7 +24,7 @@ class Limits:
     max_batch: int = 32           # micro-batching: the most items in one forward pass
     max_wait_ms: float = 2.0      # micro-batching: the longest a batch waits for requests still arriving
     max_length: int = 10_000      # characters one generate request may ask for
-    max_beam: int = 16            # beam width one translate request may ask for
+    max_beam: int = 16            # beam width one translate or transcribe request may ask for
     max_work: int = 100_000       # characters one generate request may write in all (inputs x length)
     header_timeout_s: float = 10.0  # a connection's request head (line and headers) must arrive within this
     body_timeout_s: float = 60.0  # a request's body must arrive within this of the request's start
@@ -49,6 +49,9 @@ def checked_options(s: Served, raw: dict, limits: Limits) -> dict:
     options = s.options(raw)
     for name, (most, flag) in limits.caps().items():
         if isinstance(options.get(name), int) and options[name] > most:
+            if name not in raw:  # the run's own default (a recogniser's chosen beam): held to the cap
+                options[name] = most
+                continue
             raise ClientError(413, f"Expected {name} of at most {most:,} on this server ({flag}). Received: "
                                    f"{options[name]:,}.")
     return options

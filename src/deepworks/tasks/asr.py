@@ -26,7 +26,10 @@ from .asr_report import ASRReport
 from .base import Prepared, Task
 
 SPEEDS = (0.9, 1.1)  # --augment speed: how much faster a recording may be played (Ko et al. 2015)
-MAX_SYMBOLS = 1000  # a saved run's alphabet at most
+MAX_SYMBOLS = 1000  # a saved run's alphabet at most (characters, or --units pieces:N)
+MAX_PIECE_CHARS = 17  # SentencePiece's longest piece (16) and the space that starts a word
+PIECES = 256, (8, 1000)  # --units pieces: the default count, and the fewest and most
+UNKNOWN_PIECE = 1  # SentencePiece's ids 0 and 1 (padding, unknown) are no symbols: piece j is symbol j - 1
 TONE_UTTERANCES, MOST_TONES = 600, 20_000  # tones: the default count, and the most one may ask for (about 1 GB)
 
 
@@ -71,6 +74,38 @@ def unknown_speakers(description: str, split: str) -> str:
             f"fsdd-strings or a Common Voice folder (its client_id column names the speaker).")
 
 
+def spelled_in(text: str, alphabet: list[str]) -> str:
+    """A transcript as the model learns to write it and is scored on: lower-cased, without the characters no symbol
+    of `alphabet` has, spaces collapsed (the targets, the references, the language model and the word list alike)."""
+    known = set("".join(alphabet))
+    return " ".join("".join(c for c in text.lower() if c in known).split())
+
+
+def pieces_wanted(units: str) -> int:
+    """N of --units pieces:N (PIECES[0] for pieces alone), 0 for chars; checked."""
+    kind, _, n = units.partition(":")
+    low, high = PIECES[1]
+    if kind == "chars" and not n:
+        return 0
+    if kind == "pieces" and (not n or (n.isdigit() and low <= int(n) <= high)):
+        return int(n) if n else PIECES[0]
+    raise ConfigError(f"Expected --units chars, pieces or pieces:N with N from {low} to {high}. Received: {units!r}.")
+
+
+def learned_pieces(texts: list[str], count: int) -> dict:
+    """A SentencePiece model of the training transcripts (in meta, base64) and its pieces as the alphabet, '▁' (a
+    word's start) written as a space."""
+    import base64
+
+    from ..data.subwords import load_processor, train_sentencepiece
+
+    model = train_sentencepiece(texts, count + UNKNOWN_PIECE + 1)
+    processor = load_processor(model)
+    return {"pieces": base64.b64encode(model).decode(),
+            "alphabet": [processor.id_to_piece(j).replace("\u2581", " ") for j in range(UNKNOWN_PIECE + 1,
+                                                                                      processor.get_piece_size())]}
+
+
 def counted(chars: dict[str, int]) -> str:
     """Characters with their counts, the most common first: "'é' x12, '-' x3"."""
     return ", ".join(f"{c!r} x{n}" for c, n in list(chars.items())[:20]) + (" ..." if len(chars) > 20 else "")
@@ -97,12 +132,16 @@ class SpeechRecognition(Task):
     def check_meta(meta: dict) -> None:
         alphabet, rate = meta.get("alphabet"), meta.get("rate")
         if not (isinstance(alphabet, list) and 1 <= len(alphabet) <= MAX_SYMBOLS
-                and all(isinstance(c, str) and len(c) == 1 for c in alphabet)):
-            raise ConfigError(f"Expected the run's alphabet as a list of 1 to {MAX_SYMBOLS} characters. Received: "
-                              f"{str(alphabet)[:100]}.")
+                and all(isinstance(c, str) and 1 <= len(c) <= MAX_PIECE_CHARS for c in alphabet)):
+            raise ConfigError(f"Expected the run's alphabet as a list of 1 to {MAX_SYMBOLS} characters or pieces. "
+                              f"Received: {str(alphabet)[:100]}.")
         if not (isinstance(rate, int) and 1000 <= rate <= 192_000):
             raise ConfigError(f"Expected the run's sample rate from 1,000 to 192,000 Hz. Received: {rate!r}.")
         check_decoding(meta)
+        if meta.get("pieces") is not None:
+            from ..data.subwords import decode_model, load_processor
+
+            load_processor(decode_model(meta["pieces"]))
 
     # --- data -----------------------------------------------------------------------------------------------
     def read(self):
@@ -154,8 +193,8 @@ class SpeechRecognition(Task):
         others = outside([found.texts[i] for i in np.concatenate([parts["val"], parts["test"]])],
                          self.meta["alphabet"])
         if others:
-            notes.append(f"Characters of the validation and test transcripts outside the alphabet (the model cannot "
-                         f"write them): {counted(others)}.")
+            notes.append(f"Characters of the validation and test transcripts outside the alphabet, which the model "
+                         f"cannot write, left out of the references it is scored on: {counted(others)}.")
         splits = {k: self.split_of(found, idx, notes if k == "train" else None) for k, idx in parts.items()}
         return Prepared(train=splits["train"], val=splits["val"], test=splits["test"], meta=self.meta, notes=notes)
 
@@ -171,10 +210,16 @@ class SpeechRecognition(Task):
             if others:
                 notes.append(f"Characters of the training transcripts outside --alphabet, left out of what the model "
                              f"learns to write: {counted(others)}.")
-        known = set(alphabet)
-        spelled = [" ".join("".join(c for c in t.lower() if c in known).split()) for t in texts]
-        return {"alphabet": alphabet, "rate": found.rate, "source": found.description,
+        if len(alphabet) > MAX_SYMBOLS:
+            raise ConfigError(f"Expected --alphabet of at most {MAX_SYMBOLS} characters. Received "
+                              f"{len(alphabet):,}.")
+        spelled = [spelled_in(t, alphabet) for t in texts]
+        meta = {"alphabet": alphabet, "rate": found.rate, "source": found.description,
                 "lm": CharLM.fit(spelled).to_dict(), "words": word_list(spelled)}
+        pieces = pieces_wanted(self.cfg.data.units)
+        if pieces:
+            meta.update(learned_pieces(spelled, pieces))
+        return meta
 
     def split_of(self, found, idx: np.ndarray, notes: list[str] | None) -> tuple:
         """(Utterances, indices) of one split; in training (`notes` given), recordings too short for their
@@ -184,13 +229,14 @@ class SpeechRecognition(Task):
         waves, targets, texts, kept, short = [], [], [], [], []
         for i in idx.tolist():
             ids = self.encode(found.texts[i])
-            if notes is not None:
-                if output_steps(len(found.waves[i]), found.rate) < ctc_steps_needed(ids):
+            if notes is not None:  # a recording played faster (--augment speed) has fewer steps
+                fastest = SPEEDS[1] if "speed" in (self.cfg.data.augment or "") else 1.0
+                if output_steps(int(len(found.waves[i]) / fastest), found.rate) < ctc_steps_needed(ids):
                     short.append(found.names[i])
                     continue
             waves.append(found.waves[i])
             targets.append(ids)
-            texts.append(" ".join(found.texts[i].lower().split()))
+            texts.append(spelled_in(found.texts[i], self.meta["alphabet"]))
             kept.append(i)
         if short:
             notes.append(f"{len(short)} training recording(s) are too short for their transcripts under CTC and "
@@ -199,8 +245,16 @@ class SpeechRecognition(Task):
         return Utterances(waves, targets, texts, speakers), np.asarray(kept)
 
     def encode(self, text: str) -> list[int]:
+        """A transcript's symbol ids (1 onwards): its characters, or its SentencePiece pieces (--units pieces)."""
+        text = spelled_in(text, self.meta["alphabet"])
+        if self.meta.get("pieces"):
+            if getattr(self, "processor", None) is None:
+                from ..data.subwords import decode_model, load_processor
+
+                self.processor = load_processor(decode_model(self.meta["pieces"]))
+            return [j - 1 for j in self.processor.encode(text) if j > UNKNOWN_PIECE]
         index = {c: i + 1 for i, c in enumerate(self.meta["alphabet"])}
-        return [index[c] for c in " ".join(text.lower().split()) if c in index]
+        return [index[c] for c in text]
 
     def batch_source(self, train: tuple):
         from ..training.batches import DatasetBatches
@@ -213,6 +267,9 @@ class SpeechRecognition(Task):
 
         m = self.cfg.model
         conformer = m.name == "conformer"
+        if conformer and (m.width or 144) % 4:
+            raise ConfigError(f"Expected --width a multiple of 4 for --model conformer (its four attention heads "
+                              f"share it). Received: {m.width}.")
         return CTCRecognizer(self.meta["rate"], len(self.meta["alphabet"]) + 1, width=m.width or (144 if conformer
                                                                                                  else 192),
                              depth=m.depth or (4 if conformer else 2), dropout=m.dropout or 0.1, encoder=m.name)
@@ -308,14 +365,20 @@ class SpeechRecognition(Task):
 GREEDY = {"beam": 1, "lm_weight": 0.0, "bonus": 0.0, "words": False}
 BEAM = 16
 CALIBRATION_UTTERANCES = 200  # of the validation split, at most: the choice's cost stays a minute or so
-LM_WEIGHTS = ((0.3, 0.5), (0.6, 1.0), (1.0, 1.5))  # (weight, bonus) pairs tried: the bonus offsets the model's cost
+LM_WEIGHTS = (0.3, 0.6, 1.0)  # the language model's weights tried
+BONUS_PER_WEIGHT = 1.5  # a symbol's bonus per unit of the language model's weight: offsets what a symbol costs in it
+
+
+def bonus_for(lm_weight: float) -> float:
+    return round(BONUS_PER_WEIGHT * lm_weight, 4)
 
 
 def decodings(meta: dict) -> list[tuple[str, dict]]:
     """The decodings `calibrate` tries, the simplest first."""
     out = [("greedy", dict(GREEDY)), (f"beam {BEAM}", {**GREEDY, "beam": BEAM})]
     if meta.get("lm"):
-        out += [(f"beam {BEAM}, LM {w:g}", {**GREEDY, "beam": BEAM, "lm_weight": w, "bonus": b}) for w, b in LM_WEIGHTS]
+        out += [(f"beam {BEAM}, LM {w:g}", {**GREEDY, "beam": BEAM, "lm_weight": w, "bonus": bonus_for(w)})
+                for w in LM_WEIGHTS]
     if meta.get("words"):
         out += [(f"{label}, word list", {**d, "words": True}) for label, d in out[1:]]
     return out
@@ -323,19 +386,24 @@ def decodings(meta: dict) -> list[tuple[str, dict]]:
 
 def check_decoding(meta: dict) -> None:
     """A saved run's language model, word list and chosen decoding, range-checked (model.json is a file)."""
-    from ..models.ctc_beam import MAX_WORDS, CharLM
+    from ..models.ctc_beam import MAX_WORD_CHARS, MAX_WORDS, CharLM
 
     if meta.get("lm") is not None:
         CharLM.from_dict(meta["lm"])
     words = meta.get("words")
     if words is not None and not (isinstance(words, list) and len(words) <= MAX_WORDS
-                                  and all(isinstance(w, str) and 0 < len(w) <= 100 for w in words)):
-        raise ConfigError(f"Expected the run's word list as at most {MAX_WORDS:,} words. Received something else: "
-                          f"the run's model.json is damaged.")
+                                  and all(isinstance(w, str) and 0 < len(w) <= MAX_WORD_CHARS for w in words)):
+        raise ConfigError(f"Expected the run's word list as at most {MAX_WORDS:,} words of at most {MAX_WORD_CHARS} "
+                          f"characters. Received something else: the run's model.json is damaged.")
     d = meta.get("decoding")
+    tried = d.get("val_wer", {}) if isinstance(d, dict) else None
     if d is not None and not (isinstance(d, dict) and isinstance(d.get("beam"), int) and 1 <= d["beam"] <= 128
                               and all(isinstance(d.get(k), (int, float)) and 0 <= d[k] <= 5
-                                      for k in ("lm_weight", "bonus")) and isinstance(d.get("words"), bool)):
+                                      for k in ("lm_weight", "bonus")) and isinstance(d.get("words"), bool)
+                              and isinstance(d.get("chosen", ""), str) and len(d.get("chosen", "")) <= 100
+                              and isinstance(tried, dict) and len(tried) <= 20
+                              and all(isinstance(k, str) and len(k) <= 100 and isinstance(v, (int, float))
+                                      for k, v in tried.items())):
         raise ConfigError(f"Expected the run's decoding as a beam of 1 to 128 and weights from 0 to 5. Received: "
                           f"{str(d)[:100]}.")
 

@@ -54,7 +54,8 @@ class ASRFace(Face):
 
         chosen = decoding_of(self.meta)
         return {"beam": Option(int, chosen["beam"], 1, MAX_BEAM, "transcripts the beam search keeps at each step "
-                               "(1: greedy; default: what validation chose)"),
+                               "(1: greedy decoding, with no language model or word list; default: what "
+                               "validation chose)"),
                 "lm_weight": Option(float, chosen["lm_weight"], 0.0, 5.0, "how much the character language model of "
                                     "the training transcripts counts (0: not at all)"),
                 "words": Option(bool, chosen["words"], help="spell only words of the training transcripts")}
@@ -79,7 +80,12 @@ class ASRFace(Face):
                                 f"{MAX_SECONDS:.0f} s: cut it into parts.")
             return resample(wave, found, rate) if found != rate else wave
 
-        return audio_items(inputs, rate, self.max_items, trusted, prepared)
+        items = audio_items(inputs, rate, self.max_items, trusted, prepared)
+        seconds = sum(len(wave) for _, wave in items) / rate
+        if not trusted and seconds > MAX_SECONDS:  # a request's work: every window of every recording is decoded
+            raise DataError(f"Expected at most {MAX_SECONDS:.0f} s of audio in one request. Received {seconds:.0f} s "
+                            f"in {len(items)} recording(s): send them in several requests.")
+        return items
 
     def example_request(self) -> tuple:
         return np.zeros(self.meta["rate"], dtype=np.float32), {}
@@ -99,9 +105,11 @@ class ASRFace(Face):
         return [self.transcribe(model, name, wave, device, options) for name, wave in items]
 
     def transcribe(self, model, name: str, wave: np.ndarray, device: torch.device, options: dict) -> dict:
-        from .asr import decoding_of
+        from .asr import bonus_for, decoding_of
 
         decoding = {k: options.get(k, v) for k, v in decoding_of(self.meta).items()}
+        if decoding["lm_weight"] != decoding_of(self.meta)["lm_weight"]:  # a weight of the caller's: its bonus
+            decoding["bonus"] = bonus_for(decoding["lm_weight"])
         rate, per_step = self.meta["rate"], self.seconds_per_step()
         size, hop = int(WINDOW * rate), int((WINDOW - OVERLAP) * rate)
         starts = list(range(0, max(1, len(wave) - int(OVERLAP * rate)), hop)) or [0]
@@ -152,9 +160,11 @@ class ASRFace(Face):
                                                  "merged, blanks (id 0) removed; symbol i >= 1 is alphabet[i - 1]; "
                                                  f"a step is {self.seconds_per_step() * 1000:g} ms. deepworks' own "
                                                  "use decodes with the beam search in decoding (a prefix search, "
-                                                 "Hannun et al. 2014, with the character n-gram model in "
-                                                 "char_lm: Witten-Bell counts of the training transcripts)"},
-                "decoding": decoding_of(m), "char_lm": m.get("lm"), "words": m.get("words")}
+                                                 "Hannun et al. 2014, with a character n-gram model of "
+                                                 "the training transcripts, Witten-Bell, and their word list: the "
+                                                 "run's model.json keeps both, as meta's lm and words)"},
+                "decoding": decoding_of(m), "char_lm_order": (m.get("lm") or {}).get("order"),
+                "word_list_size": len(m.get("words") or [])}
 
     def v2_inputs(self) -> list[dict]:
         return [{"name": "samples", "datatype": "FP32", "shape": [-1]}]
@@ -164,15 +174,21 @@ class ASRFace(Face):
 
 
 def words_of(symbols: list[tuple[int, float]], alphabet: list[str], per_step: float) -> dict:
-    """The transcript of (symbol, time) pairs, and its words with their first and last symbols' times."""
+    """The transcript of (symbol, time) pairs (a symbol being a character or a piece of several), and its words with
+    their first and last symbols' times."""
     words, current = [], []
-    for symbol, time in symbols + [(1, float("inf"))]:  # id 1 is the space: the end closes the last word
-        char = alphabet[symbol - 1]
-        if char == " ":
-            if current:
-                words.append({"word": "".join(c for c, _ in current), "start": round(current[0][1], 3),
-                              "end": round(current[-1][1] + per_step, 3)})
-            current = []
-        else:
-            current.append((char, time))
+
+    def close():
+        if current:
+            words.append({"word": "".join(c for c, _ in current), "start": round(current[0][1], 3),
+                          "end": round(current[-1][1] + per_step, 3)})
+        current.clear()
+
+    for symbol, time in symbols:
+        for char in alphabet[symbol - 1]:
+            if char == " ":
+                close()
+            else:
+                current.append((char, time))
+    close()
     return {"transcript": " ".join(w["word"] for w in words), "words": words}

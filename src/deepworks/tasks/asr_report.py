@@ -70,7 +70,7 @@ class ASRReport(Report):
         return sections
 
     def decodings_html(self, tried: dict, test: dict) -> str:
-        chosen = self.meta["decoding"]["chosen"]
+        chosen = str(self.meta["decoding"].get("chosen", ""))
         rows = [{"decoding": k + (" (chosen)" if k == chosen else ""), "validation WER": w} for k, w in tried.items()]
         return (f"<p>Each decoding was tried on the validation split and the lowest WER kept: {html.escape(chosen)}. "
                 f"On the test split it gives WER {test['wer']:.4f}, greedy decoding {test['greedy_wer']:.4f}. The "
@@ -106,7 +106,7 @@ class ASRReport(Report):
                     ha="center", fontsize=9)
         ax.set_xlabel("feature frame (10 ms)")
         ax.set_ylabel("mel band")
-        ax.set_title(f"reference: {utterances.texts[i][:80]}", fontsize=9, loc="left")
+        ax.set_title(f"reference: {utterances.texts[i][:80]}".replace("$", r"\$"), fontsize=9, loc="left")
         save_figure(fig, path)
         return (f"<p>The log-mel spectrogram of {'the worst' if errors[i] else 'a'} test utterance, each letter of "
                 f"its greedy transcript drawn where CTC placed it (a step is {per_step:g} frames).</p>"

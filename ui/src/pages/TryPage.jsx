@@ -149,50 +149,40 @@ function ImageTry({ card }) {
 // A recording, chosen or from the microphone: a sound classifier names what it hears, a recogniser writes it down.
 function AudioTry({ card }) {
   const [clip, setClip] = useState(null);
-  const [answer, setAnswer] = useState(null);
-  const [partial, setPartial] = useState(false);
+  const [shown, setShown] = useState({ answer: null, partial: false });
   const [error, setError] = useState("");
-  const [recording, setRecording] = useState(false);
-  const stop = useRef(false);
-  const sending = useRef({ busy: false, final: false }).current; // a part's request in flight; the last one sent
   const input = card.inputs[0];
   // a classifier hears clips of one length (at least 1 s of it is recorded); a recogniser any: up to LISTEN_S are
   // recorded, what it heard so far shown every PART_S, until Stop
   const classifier = Boolean(input.shape[1]);
   const seconds = classifier ? Math.max(1, input.shape[1] / input.sample_rate) : LISTEN_S;
   const fields = "top_k" in (card.options || {}) ? { top_k: 3 } : {};
-  async function send(file, { part = false } = {}) {
-    if (!part) setClip(URL.createObjectURL(file));
+  const listening = useListening(classifier ? 0 : PART_S);
+  async function send(file, take = listening.newTake()) {
+    setClip(URL.createObjectURL(file));
     try {
-      const found = await postFile(card.route, file, file.name || "clip.wav", fields);
-      if (part && !stop.current && !sending.final) { setAnswer(found); setPartial(true); }
-      if (!part) { setAnswer(found); setPartial(false); }
+      const answer = await postFile(card.route, file, file.name || "clip.wav", fields);
+      if (listening.isCurrent(take)) setShown({ answer, partial: false });
       setError("");
     } catch (e) {
-      if (!part) { setAnswer(null); setError(e.message); }
+      if (listening.isCurrent(take)) { setShown({ answer: null, partial: false }); setError(e.message); }
     }
   }
-  function sendPart(samples, rate) {
-    if (sending.busy) return; // one request in flight at a time: a slow server skips parts, never queues them
-    sending.busy = true;
-    send(new File([wavFile(samples, rate)], "microphone.wav", { type: "audio/wav" }), { part: true })
-      .finally(() => { sending.busy = false; });
+  async function sendPart(file, take) {
+    try {
+      const answer = await postFile(card.route, file, "microphone.wav", fields);
+      if (listening.isCurrent(take, true)) setShown({ answer, partial: true });
+    } catch (e) { /* a part that fails is skipped: the whole recording is sent at the end */ }
   }
   async function record() {
     setError("");
-    stop.current = false;
-    sending.final = false;
     try {
-      setRecording(true);
-      const { samples, rate } = await recordMicrophone(seconds, classifier ? {} : { every: PART_S, onPart: sendPart, stop });
-      sending.final = true;
-      send(new File([wavFile(samples, rate)], "microphone.wav", { type: "audio/wav" }));
+      send(await listening.record(seconds, sendPart), listening.take());
     } catch (e) {
       setError(`The microphone could not be used (${e.message}). Allow this page to use it, or choose a file.`);
-    } finally {
-      setRecording(false);
     }
   }
+  const { answer, partial } = shown;
   return (
     <div className="try">
       <p>Choose a recording, or record {classifier ? `${seconds.toFixed(1)} s` : `up to ${seconds} s`} from your
@@ -200,17 +190,51 @@ function AudioTry({ card }) {
         {classifier ? "." : ", as you speak."}</p>
       <input type="file" accept="audio/*,.wav,.flac,.ogg" data-testid="audio-file"
              onChange={(e) => e.target.files[0] && send(e.target.files[0])} />{" "}
-      <button onClick={record} disabled={recording} data-testid="audio-record">
-        {recording ? "Recording…" : "Record"}
+      <button onClick={record} disabled={listening.recording} data-testid="audio-record">
+        {listening.recording ? "Recording…" : "Record"}
       </button>
-      {recording && !classifier && (
-        <button onClick={() => { stop.current = true; }} data-testid="audio-stop">Stop</button>
-      )}
+      {listening.recording && !classifier && <button onClick={listening.stop} data-testid="audio-stop">Stop</button>}
       {clip && <div><audio controls src={clip} data-testid="audio-player" /></div>}
       {error && <p className="error" data-testid="audio-error">{error}</p>}
       {answer && (answer.predictions ? <Predictions answer={answer} /> : <Transcript answer={answer} partial={partial} />)}
     </div>
   );
+}
+
+// The microphone for AudioTry: `record(seconds, sendPart)` records and gives the WAV File; every `every` seconds
+// (0: never) it hands what it has so far to `sendPart(file, take)`, one part in flight at a time (a slow server skips
+// parts, never queues them). Each recording or chosen file is a new take: an answer is shown only while its take is
+// the latest (a part's only while still listening), so no late answer overwrites a newer one. Leaving the page stops.
+function useListening(every) {
+  const [recording, setRecording] = useState(false);
+  const state = useRef({ take: 0, listening: false, busy: false, stop: { current: false } }).current;
+  useEffect(() => () => { state.stop.current = true; state.take += 1; }, []);
+  async function record(seconds, sendPart) {
+    const take = (state.take += 1);
+    state.stop.current = false;
+    state.listening = true;
+    setRecording(true);
+    const onPart = (samples, rate) => {
+      if (state.busy) return;
+      state.busy = true;
+      sendPart(new File([wavFile(samples, rate)], "microphone.wav", { type: "audio/wav" }), take)
+        .finally(() => { state.busy = false; });
+    };
+    try {
+      const { samples, rate } = await recordMicrophone(seconds, every ? { every, onPart, stop: state.stop } : {});
+      return new File([wavFile(samples, rate)], "microphone.wav", { type: "audio/wav" });
+    } finally {
+      state.listening = false;
+      setRecording(false);
+    }
+  }
+  return {
+    recording, record,
+    stop: () => { state.stop.current = true; },
+    take: () => state.take,
+    newTake: () => (state.take += 1),
+    isCurrent: (take, part = false) => take === state.take && (!part || state.listening),
+  };
 }
 
 const LISTEN_S = 30; // seconds a recogniser listens at most
