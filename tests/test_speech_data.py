@@ -241,3 +241,16 @@ def test_sentencepiece_units_spell_transcripts_in_pieces_and_words_keep_their_ti
     assert said["transcript"] == "bad ace" and said["words"][1] == {"word": "ace", "start": 0.2, "end": 0.28}
     with pytest.raises(ConfigError, match="Expected --units chars, pieces or pieces:N with N from 8 to 1000"):
         dw.train(task="asr", data="tones:20", units="pieces:2", runs_dir=str(tmp_path), progress=False)
+
+
+def test_the_digit_baseline_finds_words_by_their_energy_and_spells_what_the_classifier_hears():
+    from deepworks.tasks.asr_baseline import energy_words, segmented_transcripts
+
+    gap = np.zeros(int(0.15 * RATE), np.float32)
+    short_gap = np.zeros(int(0.05 * RATE), np.float32)  # inside a word: closed
+    wave = np.concatenate([gap, tone(0.3), short_gap, tone(0.2), gap, tone(0.4, 300), gap, tone(0.02), gap])
+    pieces = energy_words(wave, RATE)
+    assert [round(len(p) / RATE, 1) for p in pieces] == [0.6, 0.4]  # a 20 ms click is no word
+    heard = segmented_transcripts(lambda clips: ["3" if len(c) > 0.5 * RATE else "1" for c in clips],
+                                  [wave, np.zeros(RATE, np.float32)], RATE)
+    assert heard == ["three one", ""]

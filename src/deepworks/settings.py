@@ -257,7 +257,9 @@ class EngineConfig:
 @dataclass
 class EvalConfig:
     top_k: int = setting(5, "k for top-k accuracy and for predictions.")
-    baseline: bool = setting(True, "Train a random forest on the same split and report it beside the network.")
+    baseline: bool = setting(True, "Train a baseline on the same split and report it beside the network: a random "
+                                   "forest (images), TF-IDF with logistic regression (text classification), FSDD's "
+                                   "digit classifier over an energy segmentation (speech: fsdd-strings).")
     baseline_samples: int | None = setting(20000, "Cap on training samples for the random forest (unset: all).")
     beam: int = setting(1, "Translation: beam width for the final BLEU (1 is greedy decoding).")
     length_penalty: float = setting(0.6, "Translation: beam search's length penalty alpha (0: none; higher favours "

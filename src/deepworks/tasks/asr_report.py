@@ -6,6 +6,7 @@ placed each letter."""
 from __future__ import annotations
 
 import html
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -25,17 +26,32 @@ class ASRReport(Report):
         if not len(data.test[0]):
             return {"test": {}, "baseline": None}
         test, said = self.task.tested(model, data.test[0], device)
-        return {"test": test, "baseline": None, "transcripts": said}  # results.json keeps the test's transcripts
+        return {"test": test, "baseline": self.baseline(data), "transcripts": said}  # results.json keeps them
+
+    def baseline(self, data: Prepared) -> dict | None:
+        """For fsdd-strings on its own split: a digit classifier over an energy segmentation (asr_baseline.py)."""
+        d = self.cfg.data
+        if not (self.cfg.eval.baseline and d.source == "fsdd-strings" and d.split == "source"):
+            return None
+        from ..data.builtin import default_data_dir
+        from .asr_baseline import digit_strings_baseline
+
+        where = Path(d.data_dir) if d.data_dir else default_data_dir()
+        return digit_strings_baseline(where, self.cfg.seed, data.test[0], self.meta["rate"])
 
     def logged_test(self, results: dict) -> dict:
-        return {k: v for k, v in results["test"].items() if isinstance(v, (int, float))}
+        base = results.get("baseline") or {}
+        return {**{k: v for k, v in results["test"].items() if isinstance(v, (int, float))},
+                **({"baseline_wer": base["wer"]} if base else {})}
 
     def summary(self, results: dict) -> list[tuple[str, str]]:
         test, splits = results["test"], results["splits"]
         return [("data", f"{self.meta['source']}; train {splits['train']} / val {splits['val']} / test "
                          f"{splits['test']}"),
                 self.model_line(results),
-                ("test", f"WER {test['wer']:.4f}  CER {test['cer']:.4f} on {test['utterances']} utterances")]
+                ("test", f"WER {test['wer']:.4f}  CER {test['cer']:.4f} on {test['utterances']} utterances")] + [
+                ("baseline", f"WER {base['wer']:.4f}  CER {base['cer']:.4f}  ({base['model']})")
+                for base in [results.get("baseline")] if base]
 
     @staticmethod
     def describe_metrics(metrics: dict) -> list[str]:
@@ -51,8 +67,11 @@ class ASRReport(Report):
         test, out = results["test"], run.report_dir
         curves = plot_history(run.metrics(), out / "curves.png", "wer")
         sections = [("Result on the test split",
-                     table([{"WER": test["wer"], "CER": test["cer"], "utterances": test["utterances"],
-                             "parameters": results["parameters"]}]) + self.notes_html(results)),
+                     table([{"model": self.cfg.model.name, "WER": test["wer"], "CER": test["cer"],
+                             "utterances": test["utterances"], "parameters": results["parameters"]}]
+                           + [{"model": base["model"], "WER": base["wer"], "CER": base["cer"],
+                               "utterances": test["utterances"], "parameters": ""}
+                              for base in [results.get("baseline")] if base]) + self.notes_html(results)),
                     ("Data", f"<p>{html.escape(self.meta['source'])}; {self.meta['rate']:,} Hz; alphabet "
                              f"<code>{html.escape(''.join(self.meta['alphabet']))}</code></p>"
                              + table([results["splits"]]) + notes_block(data.notes)),
