@@ -9,7 +9,7 @@ import torch
 
 from conftest import SHARED_DATA
 from deepworks.data.audio import write_wav
-from deepworks.data.speech import DIGITS, alphabet_of, load_folder, load_fsdd_strings, outside
+from deepworks.data.speech import DIGITS, alphabet_of, characters_note, load_folder, load_fsdd_strings
 from deepworks.errors import DataError
 
 RATE = 8000
@@ -68,10 +68,15 @@ def test_a_folder_with_nothing_usable_and_a_transcript_that_is_not_utf8_are_refu
         load_folder(tmp_path, None, strict=False)
 
 
-def test_the_alphabet_is_the_training_transcripts_characters_and_others_are_counted():
+def test_the_alphabet_is_the_training_transcripts_characters_and_others_are_counted_and_named():
     alphabet = alphabet_of(["One two", "three"])
     assert alphabet == [" ", "e", "h", "n", "o", "r", "t", "w"]
-    assert outside(["ten twelve!", "x"], alphabet) == {"l": 1, "v": 1, "!": 1, "x": 1}
+    note = characters_note(["ten twelve!", "x", "vex"], ["a/1.txt", "2.txt", "3.txt"], alphabet, "test")
+    assert note.startswith("Characters of the test transcripts outside the alphabet, which the model cannot write")
+    assert "'x' in 2 (2.txt, 3.txt)" in note and "'!' in 1 (1.txt)" in note
+    rare = characters_note(["3 one", "one two", "one two", "two"], list("abcd"), None, "training")
+    assert rare.startswith("Characters of fewer than 3 training transcripts joined the alphabet: '3' in 1 (a). A digit")
+    assert "'o'" not in rare and characters_note(["one"], ["a"], [" ", "e", "n", "o"], "test") is None
 
 
 @pytest.mark.skipif(not (SHARED_DATA / "fsdd").exists(), reason="FSDD is not in the shared data folder")
@@ -158,8 +163,8 @@ def test_a_folder_of_pairs_trains_end_to_end_and_too_short_recordings_are_named(
     training = [found.names[i] for i in trained.task.split_indices(found)["train"]]
     assert any(name.endswith("short.wav") for name in training)  # seed 1 puts it there
     report = (trained.run.report_dir / "index.html").read_text()
-    assert "1 training recording(s) are too short for their transcripts under CTC and were left out" in report
-    assert "outside --alphabet, left out of what the model learns to write: &#x27;t&#x27; x" in report
+    assert "1 training recording(s) are too short for their transcripts under CTC (fewer 40 ms steps than letters) and were left out" in report
+    assert "outside the alphabet, left out of what the model learns to write: &#x27;t&#x27; in" in report
     assert "alignment.png" in report and (trained.run.report_dir / "alignment.png").exists()
     from deepworks.serving.models import Served
 
@@ -254,3 +259,20 @@ def test_the_digit_baseline_finds_words_by_their_energy_and_spells_what_the_clas
     heard = segmented_transcripts(lambda clips: ["3" if len(c) > 0.5 * RATE else "1" for c in clips],
                                   [wave, np.zeros(RATE, np.float32)], RATE)
     assert heard == ["three one", ""]
+
+
+def test_mp3_is_read_through_soundfile_and_requests_without_a_clip_or_with_a_vague_flag_are_refused():
+    from deepworks.data.audio import UnreadableAudio, read_audio
+    from deepworks.inference import Option
+    from deepworks.tasks.asr_face import ASRFace
+
+    with pytest.raises(UnreadableAudio, match=r"MP3 need the soundfile package|corrupt or truncated"):
+        read_audio(b"ID3\x03\x00\x00\x00\x00\x00\x0f" + b"\x00" * 64)  # an MP3's tag: soundfile's to read
+    face = ASRFace(None, {"alphabet": [" ", "a"], "rate": RATE})
+    with pytest.raises(DataError, match="Expected a clip: a file path, .* Received nothing"):
+        face.decode_inputs([None], {})
+    with pytest.raises(DataError, match=r"samples that are not finite \(NaN or inf\)"):
+        face.decode_inputs(np.array([0.1, np.nan], np.float32), {})
+    assert [len(w) for _, w in face.decode_inputs(np.zeros(3, np.float32), {})] == [256]  # one frame, silence after
+    with pytest.raises(DataError, match="transcribe: words must be true or false. Received: 'maybe'"):
+        Option(bool, False).check("words", "maybe", "transcribe")

@@ -89,6 +89,15 @@ class Client:
                   attention: bool = False) -> list[dict]:
         return self.use(model, "translate", sentences, beam=beam, length_penalty=length_penalty, attention=attention)
 
+    def transcribe(self, model: str, recordings, beam: int | None = None, lm_weight: float | None = None,
+                   words: bool | None = None) -> list[dict]:
+        """Audio files (read here and sent as bytes), their bytes, or arrays of samples at the run's rate -> each
+        recording's transcript and its words' times."""
+        sent = [{"base64": base64.b64encode(Path(r).read_bytes() if isinstance(r, (str, Path)) else bytes(r))
+                 .decode("ascii")} if isinstance(r, (str, Path, bytes, bytearray)) else np.asarray(r).tolist()
+                for r in as_list(recordings)]
+        return self.use(model, "transcribe", sent, beam=beam, lm_weight=lm_weight, words=words)
+
     def sample(self, model: str, n: int = 16, seed: int | None = None, label: str | int | None = None) -> np.ndarray:
         from PIL import Image
 

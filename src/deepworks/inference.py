@@ -50,7 +50,10 @@ class Option:
         except (TypeError, ValueError):
             raise DataError(f"{verb}: {name} must be {KIND_WORDS[self.kind]}. Received: {value!r}.") from None
         if self.kind is bool and isinstance(value, str):  # a form field or query string: bool("false") is True
-            out = value.strip().lower() in ("1", "true", "yes", "on")
+            said = value.strip().lower()
+            if said not in ("1", "true", "yes", "on", "0", "false", "no", "off"):
+                raise DataError(f"{verb}: {name} must be true or false. Received: {value!r}.")
+            out = said in ("1", "true", "yes", "on")
         if self.kind is float and not math.isfinite(out):
             raise DataError(f"{verb}: {name} must be a finite number. Received: {value!r}.")
         if self.choices and out not in self.choices:

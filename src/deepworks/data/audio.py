@@ -23,7 +23,7 @@ from ..errors import DataError
 from .arrays import DataWarning
 from .images import is_hidden
 
-AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".oga")
+AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".oga", ".mp3")
 MIN_RATE = 1000          # Hz: below this a file is not sound a model can learn from (or its header is wrong)
 MAX_RATE = 10_000_000    # Hz: far above any sound (ultrasound is recorded at up to 1 MHz); beyond, the header is wrong
 MAX_MODEL_RATE = 192_000  # Hz: the most a run takes (tasks/audio.py refuses more); faster clips are resampled to it
@@ -81,10 +81,10 @@ def read_audio(path: Path | bytes, name: str | None = None, notes: list[str] | N
         check_header(layout.rate, layout.seconds)  # before reading: a header that says 10 hours is refused unread
         samples, rate = read_wav(source)
         said += unlabelled_bytes(read_bytes(path, layout.data_end, 1 << 16), layout, size, len(samples))
-    elif head[:4] in (b"fLaC", b"OggS"):
+    elif head[:4] in (b"fLaC", b"OggS") or is_mp3(head):
         samples, rate = read_with_soundfile(source)
     else:
-        raise UnreadableAudio(f"not a WAV, FLAC or OGG file (it starts with {head[:4]!r})")
+        raise UnreadableAudio(f"not a WAV, FLAC, OGG or MP3 file (it starts with {head[:4]!r})")
     samples, scaled = within_full_scale(samples)
     said += scaled
     if notes is not None:
@@ -94,6 +94,12 @@ def read_audio(path: Path | bytes, name: str | None = None, notes: list[str] | N
         for note in said:
             warnings.warn(f"{label}: {note}", DataWarning, stacklevel=2)
     return check_clip(samples, rate)
+
+
+def is_mp3(head: bytes) -> bool:
+    """An MP3 file: an ID3 tag first, or an MPEG audio frame's sync (eleven bits set) and layer III."""
+    return head[:3] == b"ID3" or (len(head) >= 2 and head[0] == 0xFF and head[1] & 0xE0 == 0xE0
+                                  and head[1] & 0x06 == 0x02)
 
 
 def read_bytes(path: Path | bytes, offset: int, n: int) -> bytes:
@@ -161,8 +167,8 @@ def check_header(rate: int, seconds: float) -> None:
         raise UnreadableAudio(f"a sample rate out of range: Expected {MIN_RATE:,} to {MAX_RATE:,} Hz (8,000 for "
                               f"speech, 44,100 for music). Received {rate:,} Hz: the header may be wrong")
     if seconds > MAX_SECONDS:
-        raise UnreadableAudio(f"{seconds / 60:,.0f} minutes long. Expected clips of at most {MAX_SECONDS // 60} "
-                              f"minutes: cut long recordings into clips first")
+        raise UnreadableAudio(f"{seconds:,.0f} s long. Expected clips of at most {MAX_SECONDS} s "
+                              f"({MAX_SECONDS // 60} minutes): cut long recordings into clips first")
 
 
 def read_wav(source) -> tuple[np.ndarray, int]:
@@ -186,7 +192,7 @@ def read_with_soundfile(source) -> tuple[np.ndarray, int]:
     try:
         import soundfile
     except ImportError:
-        raise UnreadableAudio("FLAC and OGG need the soundfile package: pip install \"deepworks[audio]\"") from None
+        raise UnreadableAudio("FLAC, OGG and MP3 need the soundfile package: pip install \"deepworks[audio]\"") from None
     try:
         data, rate = soundfile.read(source, dtype="float32", always_2d=True)
     except (RuntimeError, soundfile.LibsndfileError) as err:

@@ -36,6 +36,7 @@ from .audio import SILENCE, UnreadableAudio, read_audio, resample
 SPEECH_EXTENSIONS = (".wav", ".flac", ".ogg", ".oga", ".mp3")
 DIGITS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
 MAX_UTTERANCE_SECONDS = 60.0   # a longer training recording is skipped: cut it into sentences
+MIN_UTTERANCE_SECONDS = 0.1    # a shorter one too: not a word, and under a feature frame or two
 MAX_TRANSCRIPT_CHARS = 2_000
 STRING_DIGITS = (2, 7)         # fsdd-strings: digits per string, at least and at most
 GAP_SECONDS = (0.05, 0.25)     # the pause between two digits
@@ -169,6 +170,9 @@ def read_recording(path: Path) -> tuple[np.ndarray, int]:
     if len(wave) > MAX_UTTERANCE_SECONDS * rate:
         raise UnreadableAudio(f"{len(wave) / rate:.0f} s long: over {MAX_UTTERANCE_SECONDS:.0f} s, cut it into "
                               f"sentences to train on it")
+    if len(wave) < MIN_UTTERANCE_SECONDS * rate:
+        raise UnreadableAudio(f"{len(wave) / rate * 1000:.0f} ms long: too short to hold a word (at least "
+                              f"{MIN_UTTERANCE_SECONDS * 1000:.0f} ms)")
     if np.abs(wave).max(initial=0.0) < SILENCE:
         raise UnreadableAudio("silence only (every sample under 0.0001)")
     return wave, rate
@@ -279,12 +283,29 @@ def alphabet_of(texts: list[str]) -> list[str]:
     return [" "] + chars
 
 
-def outside(texts: list[str], alphabet: list[str]) -> dict[str, int]:
-    """Characters of `texts` that are in no symbol of `alphabet` (characters, or SentencePiece pieces), with their
-    counts, the most common first."""
-    known, counts = set("".join(alphabet)), {}
-    for t in texts:
-        for c in t.lower():
-            if c not in known:
-                counts[c] = counts.get(c, 0) + 1
-    return dict(sorted(counts.items(), key=lambda kv: -kv[1]))
+RARE = 3  # a character of fewer training transcripts than this is named when it joins the alphabet
+
+
+def characters_note(texts: list[str], names: list[str], alphabet: list[str] | None, what: str) -> str | None:
+    """A note on the characters of `texts` outside `alphabet` (None: on the rare ones, which join the alphabet
+    the training transcripts make), with their counts and a few transcripts that have each, or None when there
+    are none."""
+    found: dict[str, list] = {}
+    known = set("".join(alphabet)) if alphabet is not None else set()
+    for text, name in zip(texts, names):
+        for c in set(text.lower()) - {" "}:
+            if alphabet is None or c not in known:
+                found.setdefault(c, []).append(Path(name).name)
+    if alphabet is None:
+        found = {c: where for c, where in found.items() if len(where) < RARE}
+    if not found:
+        return None
+    listed = "; ".join(f"{c!r} in {len(where)} ({', '.join(where[:3])}{' ...' if len(where) > 3 else ''})"
+                       for c, where in sorted(found.items(), key=lambda kv: -len(kv[1]))[:20])
+    if alphabet is None:
+        return (f"Characters of fewer than {RARE} training transcripts joined the alphabet: {listed}. A digit or a "
+                f"mark the model will rarely write is often better spelled out in the transcript, or left out with "
+                f"--alphabet.")
+    dropped = ("left out of what the model learns to write" if what == "training"
+               else "which the model cannot write, left out of the references it is scored on")
+    return f"Characters of the {what} transcripts outside the alphabet, {dropped}: {listed}."

@@ -122,7 +122,7 @@ def model_card(trained, format: str, graphs: list[dict]) -> dict:
             "exported": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
             "run": trained.run.name, "task": cfg.task, "use": face.verb, "model": dataclasses.asdict(cfg.model),
             "graph_format": format, "graphs": graphs, "test_metrics": test,
-            "options": {k: o.describe() for k, o in face.use_options.items()}, **face.model_card()}
+            "options": {k: o.describe() for k, o in face.use_options.items()}, **face.export_card()}
 
 
 def save_with_card(state: dict, path: Path, card: dict) -> str:

@@ -196,5 +196,6 @@ def unpack_bytes(blob: bytes, name: str) -> np.ndarray:
 
 def tensor_json(name: str, array: np.ndarray) -> dict:
     kind = datatype_of(array)
-    data = [str(v) for v in array.reshape(-1)] if kind == "BYTES" else array.reshape(-1).tolist()
+    data = ([v.decode("utf-8", errors="replace") if isinstance(v, bytes) else str(v) for v in array.reshape(-1)]
+            if kind == "BYTES" else array.reshape(-1).tolist())
     return {"name": name, "datatype": kind, "shape": list(array.shape), "data": data}

@@ -18,7 +18,7 @@ import numpy as np
 import torch
 import torch.nn as nn
 
-from ..data.speech import alphabet_of, outside
+from ..data.speech import alphabet_of, characters_note
 from ..errors import ConfigError, DataError
 from ..registry import builtin_models
 from .asr_face import ASRFace
@@ -48,8 +48,8 @@ class Utterances(torch.utils.data.Dataset):
     transcripts as written (lower-cased, spaces collapsed), which the error rates compare with."""
 
     def __init__(self, waves: list[np.ndarray], targets: list[list[int]], texts: list[str],
-                 speakers: list[str] | None = None):
-        self.waves, self.targets, self.texts, self.speakers = waves, targets, texts, speakers
+                 speakers: list[str] | None = None, names: list[str] | None = None):
+        self.waves, self.targets, self.texts, self.speakers, self.names = waves, targets, texts, speakers, names
 
     def __len__(self) -> int:
         return len(self.waves)
@@ -99,16 +99,15 @@ def learned_pieces(texts: list[str], count: int) -> dict:
 
     from ..data.subwords import load_processor, train_sentencepiece
 
+    characters = len(set("".join(texts)))
+    if count < characters:
+        raise ConfigError(f"Expected --units pieces:N with N at least the {characters} characters of the training "
+                          f"transcripts (each is a piece of its own). Received: pieces:{count}.")
     model = train_sentencepiece(texts, count + UNKNOWN_PIECE + 1)
     processor = load_processor(model)
     return {"pieces": base64.b64encode(model).decode(),
             "alphabet": [processor.id_to_piece(j).replace("\u2581", " ") for j in range(UNKNOWN_PIECE + 1,
                                                                                       processor.get_piece_size())]}
-
-
-def counted(chars: dict[str, int]) -> str:
-    """Characters with their counts, the most common first: "'é' x12, '-' x3"."""
-    return ", ".join(f"{c!r} x{n}" for c, n in list(chars.items())[:20]) + (" ..." if len(chars) > 20 else "")
 
 
 def ctc_steps_needed(ids: list[int]) -> int:
@@ -173,7 +172,7 @@ class SpeechRecognition(Task):
         shuffled = rng.permutation(train)
         n_val = max(1, int(round(d.val_fraction * len(shuffled))))
         if len(shuffled) - n_val < 2:
-            raise DataError(f"{found.description} leaves {len(shuffled) - n_val} recording(s) to train on. Add "
+            raise DataError(f"{found.description} leaves {max(0, len(shuffled) - n_val)} recording(s) to train on. Add "
                             f"recordings, or lower --val-fraction / --test-fraction.")
         return {"train": np.sort(shuffled[n_val:]), "val": np.sort(shuffled[:n_val]), "test": test}
 
@@ -185,31 +184,33 @@ class SpeechRecognition(Task):
         return sorted(set(found.speakers))
 
     def prepare(self, progress: bool | None = True) -> Prepared:
+        import warnings
+
+        from ..data.arrays import DataWarning
+
         found = self.read()
         parts = self.split_indices(found)
-        notes = list(found.notes)
+        said: list[str | None] = []  # this step's notes: on the terminal too (the reader warned of its own)
         if self.meta is None:
-            self.meta = self.fitted_meta(found, [found.texts[i] for i in parts["train"]], notes)
-        others = outside([found.texts[i] for i in np.concatenate([parts["val"], parts["test"]])],
-                         self.meta["alphabet"])
-        if others:
-            notes.append(f"Characters of the validation and test transcripts outside the alphabet, which the model "
-                         f"cannot write, left out of the references it is scored on: {counted(others)}.")
-        splits = {k: self.split_of(found, idx, notes if k == "train" else None) for k, idx in parts.items()}
-        return Prepared(train=splits["train"], val=splits["val"], test=splits["test"], meta=self.meta, notes=notes)
+            self.meta = self.fitted_meta(found, parts["train"], said)
+        held = np.concatenate([parts["val"], parts["test"]]).tolist()
+        said.append(characters_note([found.texts[i] for i in held], [found.names[i] for i in held],
+                                    self.meta["alphabet"], "validation and test"))
+        splits = {k: self.split_of(found, idx, said if k == "train" else None) for k, idx in parts.items()}
+        for note in filter(None, said):
+            warnings.warn(note, DataWarning, stacklevel=2)
+        return Prepared(train=splits["train"], val=splits["val"], test=splits["test"], meta=self.meta,
+                        notes=list(found.notes) + list(filter(None, said)))
 
-    def fitted_meta(self, found, texts: list[str], notes: list[str]) -> dict:
+    def fitted_meta(self, found, train: np.ndarray, notes: list) -> dict:
         """The alphabet (--alphabet, or the training transcripts'), the rate, and the character language model and
         word list of the training transcripts, which the beam search decodes with."""
         from ..models.ctc_beam import CharLM, word_list
 
         given = self.cfg.data.alphabet
+        texts, names = [found.texts[i] for i in train], [found.names[i] for i in train]
         alphabet = [" "] + sorted(set(given.lower()) - {" "}) if given else alphabet_of(texts)
-        if given:
-            others = outside(texts, alphabet)
-            if others:
-                notes.append(f"Characters of the training transcripts outside --alphabet, left out of what the model "
-                             f"learns to write: {counted(others)}.")
+        notes.append(characters_note(texts, names, alphabet if given else None, "training"))
         if len(alphabet) > MAX_SYMBOLS:
             raise ConfigError(f"Expected --alphabet of at most {MAX_SYMBOLS} characters. Received "
                               f"{len(alphabet):,}.")
@@ -219,6 +220,9 @@ class SpeechRecognition(Task):
         pieces = pieces_wanted(self.cfg.data.units)
         if pieces:
             meta.update(learned_pieces(spelled, pieces))
+            if len(meta["alphabet"]) < pieces:
+                notes.append(f"--units pieces:{pieces}: SentencePiece found {len(meta['alphabet'])} pieces in the "
+                             f"training transcripts, fewer than asked for; the run spells with those.")
         return meta
 
     def split_of(self, found, idx: np.ndarray, notes: list[str] | None) -> tuple:
@@ -239,10 +243,11 @@ class SpeechRecognition(Task):
             texts.append(spelled_in(found.texts[i], self.meta["alphabet"]))
             kept.append(i)
         if short:
-            notes.append(f"{len(short)} training recording(s) are too short for their transcripts under CTC and "
-                         f"were left out: {', '.join(short[:5])}{' ...' if len(short) > 5 else ''}.")
+            notes.append(f"{len(short)} training recording(s) are too short for their transcripts under CTC (fewer "
+                         f"40 ms steps than letters) and were left out: {', '.join(short[:5])}"
+                         f"{' ...' if len(short) > 5 else ''}.")
         speakers = [found.speakers[i] for i in kept] if found.speakers else None
-        return Utterances(waves, targets, texts, speakers), np.asarray(kept)
+        return Utterances(waves, targets, texts, speakers, [found.names[i] for i in kept]), np.asarray(kept)
 
     def encode(self, text: str) -> list[int]:
         """A transcript's symbol ids (1 onwards): its characters, or its SentencePiece pieces (--units pieces)."""

@@ -78,7 +78,9 @@ class ASRFace(Face):
             if len(wave) > MAX_SECONDS * found:
                 raise DataError(f"A recording of {len(wave) / found:.0f} s is too long. Expected at most "
                                 f"{MAX_SECONDS:.0f} s: cut it into parts.")
-            return resample(wave, found, rate) if found != rate else wave
+            wave = resample(wave, found, rate) if found != rate else wave
+            shortest = self.shortest()  # a recording under one feature frame is heard as that much, silence after
+            return np.pad(wave, (0, shortest - len(wave))) if len(wave) < shortest else wave
 
         items = audio_items(inputs, rate, self.max_items, trusted, prepared)
         seconds = sum(len(wave) for _, wave in items) / rate
@@ -92,6 +94,12 @@ class ASRFace(Face):
 
     def serving_model(self, model: nn.Module) -> nn.Module:
         return ASRServing(model).eval()
+
+    def shortest(self) -> int:
+        """Samples of one feature frame at the run's rate."""
+        from ..models.audio import frame_sizes
+
+        return frame_sizes(self.meta["rate"])[0]
 
     def seconds_per_step(self) -> float:
         from ..models.asr import SUBSAMPLING
@@ -165,6 +173,19 @@ class ASRFace(Face):
                                                  "run's model.json keeps both, as meta's lm and words)"},
                 "decoding": decoding_of(m), "char_lm_order": (m.get("lm") or {}).get("order"),
                 "word_list_size": len(m.get("words") or [])}
+
+    def export_card(self) -> dict:
+        m = self.meta
+        return {**self.model_card(), "char_lm": m.get("lm"), "words": m.get("words"),
+                "beam_search": "a CTC prefix search (Hannun et al. 2014) keeping `decoding.beam` transcripts a step "
+                               "(the 32 likeliest symbols tried); a transcript y scores log P_ctc(y) + lm_weight * "
+                               "log P_lm(y) + bonus * symbols(y), where P_lm multiplies, for each character c after "
+                               "history h (the transcript so far, padded with char_lm.order - 1 newlines; a newline "
+                               "ends it), P(c | h) = (count(h, c) + types(h) * P(c | h shortened by one)) / "
+                               "(count(h) + types(h)) over the contexts in char_lm.counts, from the longest of "
+                               "order - 1 characters down to '', below which every seen character is equally "
+                               "likely; with decoding.words, every word must be one of words. The symbols joined, "
+                               "leading and trailing spaces removed, are the transcript."}
 
     def v2_inputs(self) -> list[dict]:
         return [{"name": "samples", "datatype": "FP32", "shape": [-1]}]

@@ -95,7 +95,7 @@ class ASRReport(Report):
                 f"On the test split it gives WER {test['wer']:.4f}, greedy decoding {test['greedy_wer']:.4f}. The "
                 f"beam search keeps the likeliest transcripts so far; the language model (LM, at its weight) is a "
                 f"character 5-gram of the training transcripts, and the word list lets it spell only their "
-                f"words. <code>deepworks use RUN clip.wav --beam N --lm-weight W --words</code> chooses another."
+                f"words. <code>deepworks transcribe RUN clip.wav --beam N --lm-weight W --words</code> chooses another."
                 f"</p>" + table(rows))
 
     def alignment(self, model: nn.Module, utterances, said: list[str], path, device) -> str:
@@ -104,7 +104,7 @@ class ASRReport(Report):
         import jiwer
 
         from ..models import evaluating
-        from ..models.asr import greedy
+        from ..models.asr import SUBSAMPLING, greedy
         from ..report import pyplot, save_figure
 
         errors = [jiwer.process_words(t, s).wer if t.strip() else 0.0 for t, s in zip(utterances.texts, said)]
@@ -114,7 +114,7 @@ class ASRReport(Report):
             features = model.features(wave)[0].float().cpu().numpy()
             log_probs, steps = model(wave, torch.tensor([wave.shape[1]], device=device))
         spelled = greedy(log_probs.cpu(), steps.cpu())[0]
-        per_step = features.shape[1] / max(int(steps[0]), 1)
+        per_step = SUBSAMPLING
         plt = pyplot()
         fig, ax = plt.subplots(figsize=(min(14, 2 + features.shape[1] / 40), 3))
         ax.imshow(features, origin="lower", aspect="auto", cmap="magma")
@@ -144,7 +144,8 @@ class ASRReport(Report):
                 break
             name = f"utterance-{rank}.wav"
             write_wav(out / name, utterances.waves[i], self.meta["rate"])
-            rows.append(f"<tr><td><audio controls preload='none' src='{name}'></audio></td>"
+            source = html.escape(Path(utterances.names[i]).name) if utterances.names else ""
+            rows.append(f"<tr><td>{source}<br><audio controls preload='none' src='{name}'></audio></td>"
                         f"<td>{aligned(utterances.texts[i], said[i])}</td><td>{errors[i]:.2f}</td></tr>")
         if not rows:
             return "<p>Every test utterance was transcribed without a word error.</p>"

@@ -120,12 +120,16 @@ def audio_items(inputs, rate: int, limit: int, trusted: bool, prepare) -> list:
         elif isinstance(value, np.ndarray) or torch.is_tensor(value):
             a = np.asarray(value.detach().cpu() if torch.is_tensor(value) else value, dtype=np.float32)
             if a.ndim not in (1, 2) or not np.isfinite(a).all():
+                what = f"shape {a.shape}" if a.ndim not in (1, 2) else "samples that are not finite (NaN or inf)"
                 raise DataError(f"Input {n}: Expected a clip as a 1-D array of finite samples at {rate:,} "
-                                f"Hz, or a batch of them (N, T). Received: shape {a.shape}.")
+                                f"Hz, or a batch of them (N, T). Received: {what}.")
             rows = a if a.ndim == 2 else a[None]
             items += [(f"array {n}" + (f"[{i}]" if a.ndim == 2 else ""), prepare(row, rate))
                       for i, row in enumerate(rows)]
             continue
+        elif value is None:
+            raise DataError("Expected a clip: a file path, the bytes of a WAV (FLAC, OGG, MP3) file, or an array of "
+                            "samples. Received nothing.")
         else:
             raise DataError(f"Cannot use a {type(value).__name__} as a clip. Expected a file path, the bytes of "
                             f"a WAV file, or an array of samples.")

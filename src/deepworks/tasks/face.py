@@ -74,6 +74,11 @@ class Face:
         preprocessing, and how to run the loop around a step graph."""
         return {}
 
+    def export_card(self) -> dict:
+        """What an exported model's card holds: the model card, and what only a copy on its own needs (a recogniser's
+        language model and word list, which a server's listing leaves out); by default the model card."""
+        return self.model_card()
+
     def v2_inputs(self) -> list[dict]:
         """The Open Inference Protocol's view of the inputs: [{'name', 'datatype', 'shape'}]; a V2 request's
         tensors are handed to `decode_inputs` by name (one tensor: as the inputs)."""
