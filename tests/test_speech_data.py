@@ -106,7 +106,8 @@ def test_the_ctc_model_answers_the_same_whatever_the_padding_and_greedy_merges_r
         padded, _ = model(torch.nn.functional.pad(waves, (0, 2000)), lengths)
     assert steps.tolist() == [(4800 - 256) // 80 // 4 + 1, 10] and alone_steps.tolist() == [10]
     close = 1e-5 if encoder == "bigru" else 3e-4  # attention's sums over more (masked) keys round differently
-    assert torch.allclose(out[1, :10], alone[0], atol=close) and torch.allclose(out, padded[:, :out.shape[1]], atol=close)
+    assert torch.allclose(out[1, :10], alone[0], atol=close)
+    assert torch.allclose(out, padded[:, :out.shape[1]], atol=close)
     assert torch.allclose(out.exp().sum(-1), torch.ones(out.shape[:2]), atol=1e-4)
     steps_of = torch.tensor([[0, 2, 2, 0, 2, 3, 3, 1]])  # blank, b, b, blank, b, c, c, a
     log_probs = torch.nn.functional.one_hot(steps_of, 5).float().log()
@@ -163,7 +164,8 @@ def test_a_folder_of_pairs_trains_end_to_end_and_too_short_recordings_are_named(
     training = [found.names[i] for i in trained.task.split_indices(found)["train"]]
     assert any(name.endswith("short.wav") for name in training)  # seed 1 puts it there
     report = (trained.run.report_dir / "index.html").read_text()
-    assert "1 training recording(s) are too short for their transcripts under CTC (fewer 40 ms steps than letters) and were left out" in report
+    assert ("1 training recording(s) are too short for their transcripts under CTC (fewer 40 ms steps than letters) "
+            "and were left out") in report
     assert "outside the alphabet, left out of what the model learns to write: &#x27;t&#x27; in" in report
     assert "alignment.png" in report and (trained.run.report_dir / "alignment.png").exists()
     from deepworks.serving.models import Served

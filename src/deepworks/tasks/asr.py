@@ -118,7 +118,8 @@ def ctc_steps_needed(ids: list[int]) -> int:
 class SpeechRecognition(Task):
     name = "asr"
     models = builtin_models("asr")
-    defaults = {"data.source": "tones", "model.name": "bigru", "data.augment": "specaugment+speed", "train.batch_size": 16, "train.lr": 0.002,
+    defaults = {"data.source": "tones", "model.name": "bigru", "data.augment": "specaugment+speed",
+                "train.batch_size": 16, "train.lr": 0.002,
                 "train.weight_decay": 0.01, "train.clip_grad": 5.0}
     default_monitor = "val_loss"
     headline = "wer"
@@ -172,8 +173,8 @@ class SpeechRecognition(Task):
         shuffled = rng.permutation(train)
         n_val = max(1, int(round(d.val_fraction * len(shuffled))))
         if len(shuffled) - n_val < 2:
-            raise DataError(f"{found.description} leaves {max(0, len(shuffled) - n_val)} recording(s) to train on. Add "
-                            f"recordings, or lower --val-fraction / --test-fraction.")
+            raise DataError(f"{found.description} leaves {max(0, len(shuffled) - n_val)} recording(s) to train on. "
+                            f"Add recordings, or lower --val-fraction / --test-fraction.")
         return {"train": np.sort(shuffled[n_val:]), "val": np.sort(shuffled[:n_val]), "test": test}
 
     def speakers_of_data(self) -> list[str]:

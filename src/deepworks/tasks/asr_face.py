@@ -128,7 +128,8 @@ class ASRFace(Face):
             batch[i, :len(c)] = torch.from_numpy(c)
         log_probs, steps = model(batch.to(device), torch.tensor([max(len(c), 1) for c in chunks]).to(device))
         symbols = []
-        rows = [lp[:n] for lp, n in zip(torch.as_tensor(log_probs).float().cpu().numpy(), torch.as_tensor(steps).tolist())]
+        rows = [lp[:n] for lp, n in zip(torch.as_tensor(log_probs).float().cpu().numpy(),
+                                        torch.as_tensor(steps).tolist())]
         for k, (start, said) in enumerate(zip(starts, self.decoder(rows, **decoding))):
             low = 0.0 if k == 0 else OVERLAP / 2
             high = float("inf") if k == len(starts) - 1 else WINDOW - OVERLAP / 2
