@@ -158,7 +158,7 @@ def loop(rounds: int = 3, strings: int = 600) -> dict:
 
     from common import timed_fit
 
-    cfg, task, data = fsdd_task(data={"augment": "none"}, train={"schedule": "constant"})
+    cfg, task, data = fsdd_task(data={"augment": "none"}, train={"schedule": "constant", "monitor": "val_loss"})
     data.train = (type(data.train[0])(*(getattr(data.train[0], k)[:strings] for k in ("waves", "targets", "texts"))),
                   data.train[1][:strings])
     ours, plain = [], []
