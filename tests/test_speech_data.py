@@ -231,23 +231,31 @@ def test_split_speaker_leaves_each_speaker_out_and_scores_their_word_error_rate(
         dw.train(task="asr", data="tones:20", split="speaker", runs_dir=str(tmp_path / "runs"), progress=False)
 
 
-def test_sentencepiece_units_spell_transcripts_in_pieces_and_words_keep_their_times(tmp_path):
-    import deepworks as dw
+def test_sentencepiece_units_spell_transcripts_in_pieces_and_words_keep_their_times():
+    """--units pieces:N without training: the recipe learns the pieces, spells targets in them, and a model of them
+    (untrained here) is used as any other; words are made of several pieces' letters."""
+    from deepworks.config import Config
     from deepworks.errors import ConfigError
+    from deepworks.tasks.asr import SpeechRecognition
     from deepworks.tasks.asr_face import words_of
 
-    trained = dw.train(task="asr", data="tones:120", units="pieces:20", width=16, depth=1, epochs=1,
-                       runs_dir=str(tmp_path), progress=False)
-    alphabet = trained.task.meta["alphabet"]
-    assert len(alphabet) <= 20 and any(len(p) > 1 for p in alphabet) and "pieces" in trained.task.meta
-    ids = trained.task.encode("Bad  ace")
+    task = SpeechRecognition(Config.from_dict({"task": "asr", "data": {"source": "tones:60", "units": "pieces:20"},
+                                               "model": {"width": 8, "depth": 1}}))
+    task.prepare(progress=False)
+    alphabet = task.meta["alphabet"]
+    assert len(alphabet) <= 20 and any(len(p) > 1 for p in alphabet) and "pieces" in task.meta
+    ids = task.encode("Bad  ace")
     assert "".join(alphabet[i - 1] for i in ids).strip() == "bad ace" and len(ids) < len("bad ace")
-    assert isinstance(trained.transcribe(tone(1.0))[0]["transcript"], str)
+    task.check_meta(task.meta)
+    face, model = task.make_face(), task.build_model().eval()
+    said = face.infer(face.serving_model(model), [("tone", tone(1.0))], torch.device("cpu"), {"beam": 4})
+    assert isinstance(said[0]["transcript"], str)
     pieces = [" ba", "d", " a", "ce"]
     said = words_of([(1, 0.0), (2, 0.04), (3, 0.2), (4, 0.24)], pieces, 0.04)
     assert said["transcript"] == "bad ace" and said["words"][1] == {"word": "ace", "start": 0.2, "end": 0.28}
     with pytest.raises(ConfigError, match="Expected --units chars, pieces or pieces:N with N from 8 to 1000"):
-        dw.train(task="asr", data="tones:20", units="pieces:2", runs_dir=str(tmp_path), progress=False)
+        SpeechRecognition(Config.from_dict({"task": "asr", "data": {"source": "tones:20", "units": "pieces:2"}})
+                          ).prepare(progress=False)
 
 
 def test_the_digit_baseline_finds_words_by_their_energy_and_spells_what_the_classifier_hears():

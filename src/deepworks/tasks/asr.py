@@ -335,7 +335,8 @@ class SpeechRecognition(Task):
 
     def calibrate(self, model: nn.Module, data: Prepared, device: torch.device) -> None:
         """Choose the decoding on the validation split: greedy, the beam search, with the language model at a few
-        weights, and with the word list; the lowest WER wins (the simpler on a tie). Kept in meta['decoding']."""
+        weights, then the best of those with the word list; the lowest WER wins (the simpler on a tie). Kept in
+        meta['decoding'], with what each scored."""
         utterances = data.val[0]
         if not len(utterances):
             self.meta["decoding"] = dict(GREEDY)
@@ -343,10 +344,18 @@ class SpeechRecognition(Task):
         _, log_probs = self.outputs(model, utterances, device)
         log_probs, texts = log_probs[:CALIBRATION_UTTERANCES], utterances.texts[:CALIBRATION_UTTERANCES]
         decoder, tried = self.decoder(), {}
-        for label, decoding in decodings(self.meta):
+
+        def score(label: str, decoding: dict) -> None:
             tried[label] = (error_rates(texts, decoder.texts(log_probs, **decoding))["wer"], decoding)
-        label = min(tried, key=lambda k: tried[k][0])  # dicts keep order: the first of equals, the simplest
-        self.meta["decoding"] = {**tried[label][1], "chosen": label,
+
+        for label, decoding in decodings(self.meta):
+            score(label, decoding)
+        best = min(tried, key=lambda k: tried[k][0])  # dicts keep order: the first of equals, the simplest
+        if self.meta.get("words"):
+            score(f"{best if best != 'greedy' else f'beam {BEAM}'}, word list",
+                  {**tried[best][1], "beam": max(BEAM, tried[best][1]["beam"]), "words": True})
+            best = min(tried, key=lambda k: tried[k][0])
+        self.meta["decoding"] = {**tried[best][1], "chosen": best,
                                  "val_wer": {k: round(w, 4) for k, (w, _) in tried.items()}}
 
     def test_metrics(self, model: nn.Module, split: tuple, device: torch.device) -> dict:
@@ -380,13 +389,11 @@ def bonus_for(lm_weight: float) -> float:
 
 
 def decodings(meta: dict) -> list[tuple[str, dict]]:
-    """The decodings `calibrate` tries, the simplest first."""
+    """The decodings `calibrate` tries first (the word list comes after, on the best of them), the simplest first."""
     out = [("greedy", dict(GREEDY)), (f"beam {BEAM}", {**GREEDY, "beam": BEAM})]
     if meta.get("lm"):
         out += [(f"beam {BEAM}, LM {w:g}", {**GREEDY, "beam": BEAM, "lm_weight": w, "bonus": bonus_for(w)})
                 for w in LM_WEIGHTS]
-    if meta.get("words"):
-        out += [(f"{label}, word list", {**d, "words": True}) for label, d in out[1:]]
     return out
 
 
