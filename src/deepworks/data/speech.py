@@ -191,10 +191,15 @@ def skipped_notes(skipped: list[str], strict: bool, description: str) -> list[st
 
 
 # --- fsdd-strings -----------------------------------------------------------------------------------------------------
+def loudness(wave: np.ndarray, rate: int) -> np.ndarray:
+    """Each sample's level: the root mean square of the 10 ms around it."""
+    frame = max(1, rate // 100)
+    return np.sqrt(np.convolve(wave ** 2, np.ones(frame) / frame, mode="same"))
+
+
 def trimmed_digit(wave: np.ndarray, rate: int) -> np.ndarray:
     """A recording without its leading and trailing quiet (frames of 10 ms under a twentieth of the loudest)."""
-    frame = max(1, rate // 100)
-    energy = np.sqrt(np.convolve(wave ** 2, np.ones(frame) / frame, mode="same"))
+    energy = loudness(wave, rate)
     loud = np.flatnonzero(energy > 0.05 * energy.max(initial=0.0))
     return wave[loud[0]:loud[-1] + 1] if len(loud) else wave
 

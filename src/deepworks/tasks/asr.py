@@ -21,7 +21,7 @@ import torch.nn as nn
 from ..data.speech import alphabet_of, characters_note
 from ..errors import ConfigError, DataError
 from ..registry import builtin_models
-from .asr_face import ASRFace
+from .asr_face import MAX_BEAM, ASRFace
 from .asr_report import ASRReport
 from .base import Prepared, Task
 
@@ -410,15 +410,15 @@ def check_decoding(meta: dict) -> None:
                           f"characters. Received something else: the run's model.json is damaged.")
     d = meta.get("decoding")
     tried = d.get("val_wer", {}) if isinstance(d, dict) else None
-    if d is not None and not (isinstance(d, dict) and isinstance(d.get("beam"), int) and 1 <= d["beam"] <= 128
+    if d is not None and not (isinstance(d, dict) and isinstance(d.get("beam"), int) and 1 <= d["beam"] <= MAX_BEAM
                               and all(isinstance(d.get(k), (int, float)) and 0 <= d[k] <= 5
                                       for k in ("lm_weight", "bonus")) and isinstance(d.get("words"), bool)
                               and isinstance(d.get("chosen", ""), str) and len(d.get("chosen", "")) <= 100
                               and isinstance(tried, dict) and len(tried) <= 20
                               and all(isinstance(k, str) and len(k) <= 100 and isinstance(v, (int, float))
                                       for k, v in tried.items())):
-        raise ConfigError(f"Expected the run's decoding as a beam of 1 to 128 and weights from 0 to 5. Received: "
-                          f"{str(d)[:100]}.")
+        raise ConfigError(f"Expected the run's decoding as a beam of 1 to {MAX_BEAM} and weights from 0 to 5. "
+                          f"Received: {str(d)[:100]}.")
 
 
 def decoding_of(meta: dict) -> dict:

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..data.speech import DIGITS
+from ..data.speech import DIGITS, loudness
 
 LOUD, GAP_FRAMES, SHORTEST_FRAMES = 0.15, 8, 5  # of the loudest frame's level; 10 ms frames
 
@@ -24,7 +24,7 @@ LOUD, GAP_FRAMES, SHORTEST_FRAMES = 0.15, 8, 5  # of the loudest frame's level; 
 def energy_words(wave: np.ndarray, rate: int) -> list[np.ndarray]:
     """The pieces of a recording loud enough to be words, in order."""
     frame = max(1, rate // 100)
-    energy = np.sqrt(np.convolve(wave ** 2, np.ones(frame) / frame, mode="same"))[::frame]
+    energy = loudness(wave, rate)[::frame]
     loud = energy > LOUD * energy.max(initial=0.0)
     pieces, start, quiet = [], None, 0
     for i, on in enumerate(np.append(loud, False)):

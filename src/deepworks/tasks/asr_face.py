@@ -115,8 +115,9 @@ class ASRFace(Face):
     def transcribe(self, model, name: str, wave: np.ndarray, device: torch.device, options: dict) -> dict:
         from .asr import bonus_for, decoding_of
 
-        decoding = {k: options.get(k, v) for k, v in decoding_of(self.meta).items()}
-        if decoding["lm_weight"] != decoding_of(self.meta)["lm_weight"]:  # a weight of the caller's: its bonus
+        chosen = decoding_of(self.meta)
+        decoding = {k: options.get(k, v) for k, v in chosen.items()}
+        if decoding["lm_weight"] != chosen["lm_weight"]:  # a weight of the caller's: its bonus
             decoding["bonus"] = bonus_for(decoding["lm_weight"])
         rate, per_step = self.meta["rate"], self.seconds_per_step()
         size, hop = int(WINDOW * rate), int((WINDOW - OVERLAP) * rate)
