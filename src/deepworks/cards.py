@@ -16,7 +16,7 @@ from typing import Callable
 from .errors import ConfigError
 
 KINDS_IN = ("image", "audio", "text", "noise")  # what a task's use takes
-KINDS_OUT = ("classes", "boxes", "text", "image")  # what it gives back
+KINDS_OUT = ("classes", "boxes", "text", "image", "mask")  # what it gives back
 
 
 @dataclass(frozen=True)
@@ -104,6 +104,20 @@ def detect_space(examples: int = 0, photos: bool = False, pretrained: bool = Fal
             "train.batch_size": [16, 32], "train.epochs": {"low": 5, "high": 30, "int": True}}
 
 
+def segment_space(examples: int = 0, photos: bool = False, pretrained: bool = False) -> dict:
+    """The U-Net's width, the rates, augmentation and the epochs; the pretrained encoder joins when its weights are
+    here."""
+    models = ["unet"] + (["unet_lite0"] if pretrained else [])
+    return {"model.name": models,
+            "model.width": {"choices": [8, 16, 32], "when": {"model.name": "unet"}},
+            **({"model.pretrained": {"choices": [True], "when": {"model.name": "unet_lite0"}}}
+               if pretrained else {}),
+            "train.optimizer": ["adamw", "adam"], "train.lr": {"low": 3e-4, "high": 0.01, "log": True},
+            "train.weight_decay": COMMON_SPACE["train.weight_decay"], "train.schedule": ["onecycle", "cosine"],
+            "data.augment": ["crop+flip", "crop+flip+colour"],
+            "train.batch_size": [8, 16], "train.epochs": {"low": 5, "high": 40, "int": True}}
+
+
 def audio_space(examples: int = 0, photos: bool = False, pretrained: bool = False) -> dict:
     return {"model.name": ["cnn1d", "gru", "lenet"],
             "model.width": {"choices": [32, 64], "when": {"model.name": "cnn1d"}},
@@ -134,6 +148,7 @@ AUDIO_SETTINGS = ("data.split", "data.features", "data.test_fraction", "model.pr
 TEXTCLASS_SETTINGS = ("data.text_column", "data.label_column", "data.test_fraction", "data.max_len", "data.vocab_size",
                       "model.embed_size", "model.heads", "model.pretrained", "model.freeze", "model.head_first",
                       "model.body_lr", "train.label_smoothing")
+SEGMENT_SETTINGS = ("data.test_fraction", "model.pretrained", "model.head_first", "model.body_lr")
 ASR_SETTINGS = ("data.split", "data.alphabet", "data.units", "data.test_fraction")
 IMAGE_MODELS = ("mlp", "lenet", "resnet", "resnet18", "efficientnet_lite0", "layers")
 BUILTIN_CARDS = {card.name: card for card in (
@@ -196,6 +211,19 @@ BUILTIN_CARDS = {card.name: card for card in (
              search_space=detect_space, settings=DETECT_SETTINGS,
              data="a Pascal VOC folder, a COCO .json file, a YOLO folder, or shapes:N for N generated training images",
              default_run="a detector that finds circles, squares and triangles in generated images"),
+    TaskCard("segment", "deepworks.tasks.segment:Segmentation", "segmentation", "a segmentation",
+             ("unet", "unet_lite0"),
+             tiny=dict(data="shapes-seg:32", image_size=32, epochs=2, batch_size=4, lr=0.01, baseline=False),
+             templates=(("unet", "U-Net: a small encoder-decoder from scratch"),
+                        ("unet_lite0", "An FPN decoder on EfficientNet-Lite0, pretrained on ImageNet "
+                                       "(with deepworks[pretrained])")),
+             form=("model.name", "model.pretrained", "train.epochs", "train.batch_size", "train.lr",
+                   "data.image_size", "data.augment", "seed"),
+             builtins=("shapes-seg", "isbi2012"), verbs=("segment",), inputs=("image",), outputs=("mask",),
+             search_space=segment_space, settings=SEGMENT_SETTINGS,
+             data="a folder with images/ and masks/ (a class index or colour per pixel, classes.txt naming them), a "
+                  "Pascal VOC folder, or a COCO .json file with polygons or RLE",
+             default_run="a U-Net that labels every pixel of generated shapes"),
     TaskCard("audio", "deepworks.tasks.audio:AudioClassification", "sound classification", "an audio classification",
              ("cnn1d", "gru", "lstm", "lenet", "resnet", "efficientnet_lite0"),
              tiny=dict(data="tones", epochs=2, batch_size=32, augment="crop+noise+speed"),

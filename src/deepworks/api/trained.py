@@ -2,7 +2,7 @@
 
 `load` rebuilds a model from its run directory (safetensors weights checked against the sha256 model.json recorded,
 no pickles); `Trained` uses it: `trained(inputs, **options)` (or `.use`) is every task's one verb, and `predict`,
-`detect`, `generate`, `translate`, `sample` are its names for the task that has them.
+`detect`, `segment`, `generate`, `translate`, `sample` are its names for the task that has them.
 """
 
 from __future__ import annotations
@@ -111,6 +111,21 @@ class Trained:
         if out is not None:
             for answer, path in zip(answers, self.face.draw(items, answers, Path(out))):
                 answer["drawn"] = str(path)
+        return answers
+
+    def segment(self, images, out: str | Path | None = None, format: str = "png", opacity: float = 0.5) -> list[dict]:
+        """Segmentation runs: a class for every pixel of images (paths or folders, bytes, PIL images, arrays):
+        [{'input', 'width', 'height', 'mask': uint8 (height, width) class indices, 'classes': [{'class', 'pixels',
+        'share'}], and the mask as the server sends it ('mask_png_base64', or 'masks_rle' with format='rle')}]. With
+        `out`, each image's mask (NAME-mask.png) and overlay (NAME-overlay.png, tinted by `opacity`) are written
+        there too."""
+        self.require("segment")
+        items, options = self.decoded(images, format=format, opacity=opacity)
+        results = self.face.infer(self.serving, items, self.device, options)
+        answers = [{**self.face.encode_result(r, options), "mask": r["mask"]} for r in results]
+        if out is not None:
+            for answer, written in zip(answers, self.face.write_out(items, results, Path(out), options)):
+                answer.update(written)
         return answers
 
     def generate(self, prime: str = "", length: int = 500, temperature: float = 0.8, top_k: int | None = None,

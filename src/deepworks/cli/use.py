@@ -65,10 +65,15 @@ def cmd_use(args) -> int:
         from ..training.threads import configure
 
         configure(threads)
-    results, options = trained.infer(inputs or None, **given)  # what trained(inputs, **given) does, keeping the
-    answers = [face.encode_result(r, options) for r in results]  # native answers for --out's picture
+    items, options = trained.decoded(inputs or None, **given)  # what trained(inputs, **given) does, keeping the
+    results = face.infer(trained.serving, items, trained.device, options)  # items and native answers for --out
+    answers = [face.encode_result(r, options) for r in results]
     if out:
-        write_picture(face, results, out)
+        from pathlib import Path
+
+        for answer, written in zip(answers, face.write_out(items, results, Path(out), options)):
+            answer.update(written)
+        print(f"wrote {out}", file=sys.stderr)
     if as_json:
         print(json.dumps(answers, indent=2))
         return 0
@@ -92,7 +97,7 @@ def options_parser(prog: str, face) -> argparse.ArgumentParser:
             group.add_argument(flag, action=argparse.BooleanOptionalAction, **kwargs)
         else:
             group.add_argument(flag, metavar=name.upper(), **kwargs)
-    p.add_argument("--out", metavar="PNG", help="also write the answers as one PNG, for a run that makes images")
+    p.add_argument("--out", metavar=face.out_metavar, help=face.out_help)
     add_json(p, "the answers")
     return p
 
@@ -109,19 +114,6 @@ def option_help(option) -> str:
     return text + (f" [default: {option.default}]" if option.default is not None else "")
 
 
-def write_picture(face, results: list, out: str) -> None:
-    from pathlib import Path
-
-    from ..errors import DataError
-
-    png = face.as_png(results)
-    if png is None:
-        raise DataError(f"--out writes the images a run makes, and {face.kind} run's answers are not images. "
-                        f"Use --json for its answers.")
-    Path(out).write_bytes(png)
-    print(f"wrote {out}", file=sys.stderr)
-
-
 def answer_lines(answer: dict) -> list[str]:
     """One answer for people: classes and boxes as `predict` and `detect` print them, any other answer field by
     field (a picture's base64 by its size: --json prints it, --out writes it)."""
@@ -129,6 +121,8 @@ def answer_lines(answer: dict) -> list[str]:
         return [classes_line(answer)] + ([shares_line(answer["tokens"])] if "tokens" in answer else [])
     if "boxes" in answer:
         return boxes_lines(answer)
+    if "mask_png_base64" in answer or "masks_rle" in answer:
+        return [mask_line(answer)]
     return [f"{key}: {shown(key, value)}" for key, value in answer.items()]
 
 
@@ -153,6 +147,13 @@ def shares_line(tokens: list[dict], shown_tokens: int = 6) -> str:
     con = sorted((t for t in words if t["share"] < 0), key=lambda t: t["share"])[:max(1, shown_tokens // 2)]
     line = "  because of: " + ("  ".join(f"{t['token']!r} {t['share']:+.2f}" for t in pro) or "(no word for it)")
     return line + ("   despite: " + "  ".join(f"{t['token']!r} {t['share']:+.2f}" for t in con) if con else "")
+
+
+def mask_line(item: dict) -> str:
+    """A mask for people: each class's share of the image, and the files --out wrote."""
+    shares = "  ".join(f"{c['class']} {c['share']:.1%}" for c in item["classes"])
+    files = f"  -> {item['mask_file']}, {item['overlay_file']}" if "mask_file" in item else ""
+    return f"{item['input']} ({item['width']}x{item['height']}): {shares}{files}"
 
 
 def boxes_lines(item: dict) -> list[str]:

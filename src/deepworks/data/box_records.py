@@ -39,8 +39,8 @@ class Problems:
     """What a reader found wrong, each with its place. `skip` records a problem that loses one box or image;
     `finish` warns once about all of them, or with strict=True raises with them instead."""
 
-    def __init__(self, strict: bool):
-        self.strict, self.lines = strict, []
+    def __init__(self, strict: bool, lost: str = "box(es) or image(s)"):
+        self.strict, self.lines, self.lost = strict, [], lost  # lost: what a problem loses, for the warning
 
     def skip(self, message: str) -> None:
         self.lines.append(message)
@@ -51,7 +51,7 @@ class Problems:
         listed = "\n  ".join(self.lines[:20]) + (f"\n  ... and {len(self.lines) - 20} more" if len(self.lines) > 20 else "")
         if self.strict:
             raise DataError(f"{what}: {len(self.lines)} problem(s) (--strict):\n  {listed}")
-        message = (f"{what}: skipped {len(self.lines)} box(es) or image(s) with problems (--strict stops on them "
+        message = (f"{what}: skipped {len(self.lines)} {self.lost} with problems (--strict stops on them "
                    f"instead):\n  {listed}")
         warnings.warn(message, DataWarning, stacklevel=3)
         return [message]

@@ -250,19 +250,21 @@ READERS = {"voc": read_voc, "coco": read_coco, "yolo": read_yolo}
 
 
 # --- built-ins --------------------------------------------------------------------------------------------------------
-def make_shapes(n: int, seed: int, low: int = 64, high: int = 128) -> BoxSet:
+def make_shapes(n: int, seed: int, low: int = 64, high: int = 128, masks: bool = False):
     """n images of `low` to `high` pixels a side, each with 1 to 3 circles, squares and triangles of several sizes
-    and colours (overlapping little) on a noisy background; the same for the same seed."""
+    and colours (overlapping little) on a noisy background; the same for the same seed. masks=True: (the BoxSet,
+    a uint8 (H, W) mask per image: 0 background, 1 + the shape's class where it was drawn)."""
     from PIL import Image, ImageDraw
 
     rng = np.random.default_rng(seed)
-    images, sizes, boxes, labels = [], [], [], []
+    images, sizes, boxes, labels, drawn_masks = [], [], [], [], []
     for _ in range(n):
         w, h = (int(v) for v in rng.integers(low, high + 1, 2))
         background = rng.integers(0, 256, 3)
         noise = rng.normal(0, 18, (h, w, 3))
         canvas = Image.fromarray(np.clip(background + noise, 0, 255).astype(np.uint8))
-        draw = ImageDraw.Draw(canvas)
+        mask = Image.new("L", (w, h), 0)
+        draw, pen = ImageDraw.Draw(canvas), ImageDraw.Draw(mask)
         placed, kinds = [], []
         for _ in range(int(rng.integers(1, 4))):
             for _attempt in range(20):
@@ -276,19 +278,22 @@ def make_shapes(n: int, seed: int, low: int = 64, high: int = 128) -> BoxSet:
             colour = contrasting(rng, background)
             kind = int(rng.integers(0, 3))
             corners = [x1, y1, x1 + side - 1, y1 + side - 1]
-            if kind == 0:
-                draw.ellipse(corners, fill=colour)
-            elif kind == 1:
-                draw.rectangle(corners, fill=colour)
-            else:
-                draw.polygon([(x1, y1 + side - 1), (x1 + side - 1, y1 + side - 1), (x1 + (side - 1) / 2, y1)], fill=colour)
+            for d, fill in ((draw, colour), (pen, kind + 1)):
+                if kind == 0:
+                    d.ellipse(corners, fill=fill)
+                elif kind == 1:
+                    d.rectangle(corners, fill=fill)
+                else:
+                    d.polygon([(x1, y1 + side - 1), (x1 + side - 1, y1 + side - 1), (x1 + (side - 1) / 2, y1)], fill=fill)
             placed.append(box)
             kinds.append(kind)
         images.append(np.asarray(canvas).transpose(2, 0, 1).copy())
         sizes.append((w, h))
         boxes.append(np.asarray(placed, dtype=np.float32).reshape(-1, 4))
         labels.append(np.asarray(kinds, dtype=np.int64))
-    return BoxSet(images, sizes, boxes, labels, list(SHAPES), f"generated shapes ({n} images, seed {seed})")
+        drawn_masks.append(np.asarray(mask))
+    found = BoxSet(images, sizes, boxes, labels, list(SHAPES), f"generated shapes ({n} images, seed {seed})")
+    return (found, drawn_masks) if masks else found
 
 
 def overlap(a: list, b: list) -> float:

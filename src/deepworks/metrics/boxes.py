@@ -88,14 +88,10 @@ def letterbox(image, size: int) -> tuple[np.ndarray, tuple[float, float]]:
 
 
 # --- augmentation that moves the boxes with the pixels ---------------------------------------------------------------
-def augment(images: torch.Tensor, boxes: torch.Tensor, flip: bool = True, scale: tuple[float, float] | None = (0.6, 1.4),
-            min_visible: float = 0.4) -> tuple[torch.Tensor, torch.Tensor]:
-    """Random horizontal flip, and random zoom (scale in `scale`) with a random shift, per image: zooming in crops,
-    zooming out pads with grey. Images (N, C, S, S) float in [0, 255]; boxes (N, M, 5) as the batch carries them. One
-    affine map moves pixels and boxes alike (grid_sample with the inverse map); a box less than `min_visible` of
-    which stays in the image is dropped (class -1). Draws from torch's global generator, which checkpoints keep."""
-    n, _, h, w = images.shape
-    device = images.device
+def random_affine(n: int, h: int, w: int, flip: bool, scale: tuple[float, float] | None, device, dtype):
+    """Per image a random horizontal flip and a random zoom (scale in `scale`) with a random shift that keeps the
+    zoomed image over the frame (or the frame inside it): (flipped (n,) bool, s, tx, ty (n,) in pixels, and the
+    inverse map as grid_sample's theta (n, 2, 3)). Draws from torch's global generator, which checkpoints keep."""
     flipped = (torch.rand(n, device=device) < 0.5) if flip else torch.zeros(n, dtype=torch.bool, device=device)
     if scale is not None:
         s = torch.empty(n, device=device).uniform_(*scale)
@@ -105,15 +101,31 @@ def augment(images: torch.Tensor, boxes: torch.Tensor, flip: bool = True, scale:
     else:
         s = torch.ones(n, device=device)
         tx = ty = torch.zeros(n, device=device)
-    sign = 1 - 2 * flipped.to(images.dtype)  # -1 where flipped
+    sign = 1 - 2 * flipped.to(dtype)  # -1 where flipped
     # output pixel c_out comes from c_in = flip((c_out - t) / s), in grid_sample's [-1, 1] coordinates
-    theta = torch.zeros(n, 2, 3, device=device, dtype=images.dtype)
+    theta = torch.zeros(n, 2, 3, device=device, dtype=dtype)
     theta[:, 0, 0] = sign / s
     theta[:, 0, 2] = sign * ((1 - 2 * tx / w) / s - 1)
     theta[:, 1, 1] = 1 / s
     theta[:, 1, 2] = (1 - 2 * ty / h) / s - 1
+    return flipped, s, tx, ty, theta
+
+
+def warp(images: torch.Tensor, theta: torch.Tensor, fill: float, mode: str = "bilinear") -> torch.Tensor:
+    """Images (N, C, H, W) float moved by `random_affine`'s map; what comes from outside the frame is `fill`."""
     grid = F.affine_grid(theta, list(images.shape), align_corners=False)
-    out = F.grid_sample(images - PAD_VALUE, grid, mode="bilinear", padding_mode="zeros", align_corners=False) + PAD_VALUE
+    return F.grid_sample(images - fill, grid, mode=mode, padding_mode="zeros", align_corners=False) + fill
+
+
+def augment(images: torch.Tensor, boxes: torch.Tensor, flip: bool = True, scale: tuple[float, float] | None = (0.6, 1.4),
+            min_visible: float = 0.4) -> tuple[torch.Tensor, torch.Tensor]:
+    """Random horizontal flip, and random zoom (scale in `scale`) with a random shift, per image: zooming in crops,
+    zooming out pads with grey. Images (N, C, S, S) float in [0, 255]; boxes (N, M, 5) as the batch carries them. One
+    affine map moves pixels and boxes alike (grid_sample with the inverse map); a box less than `min_visible` of
+    which stays in the image is dropped (class -1). Draws from torch's global generator, which checkpoints keep."""
+    n, _, h, w = images.shape
+    flipped, s, tx, ty, theta = random_affine(n, h, w, flip, scale, images.device, images.dtype)
+    out = warp(images, theta, PAD_VALUE)
 
     b, cls = boxes[..., :4], boxes[..., 4]
     x1, x2 = b[..., 0], b[..., 2]

@@ -60,6 +60,13 @@ class DetectFace(PixelFace):
         return [(name, *letterbox(im, self.meta["image_size"]), im.size, im)
                 for name, im in pil_images(inputs, self.max_items, paths=trusted)]
 
+    out_metavar = "DIR"
+    out_help = "also write each image with its boxes drawn into this folder (NAME-boxes.png)"
+
+    def write_out(self, items: list, results: list, out: Path, options: dict) -> list[dict]:
+        answers = [self.encode_result(r, options) for r in results]
+        return [{"drawn": str(path)} for path in self.draw(items, answers, out)]
+
     def draw(self, items: list, answers: list[dict], folder: Path) -> list[Path]:
         """Each image with its boxes drawn, as FOLDER/NAME-boxes.png (NAME from its file, or image-N)."""
         from ..metrics.boxes import PALETTE

@@ -58,6 +58,21 @@ class Face:
         """The answers as one PNG (a GAN's grid), for a client that asks for an image; None: this task has none."""
         return None
 
+    out_metavar = "PNG"           # what `use --out` names, and its help
+    out_help = "also write the answers as one PNG, for a run that makes images"
+
+    def write_out(self, items: list, results: list, out, options: dict) -> list[dict]:
+        """`use --out`: write what the answers show to `out` (a Path); returns, per answer, what to add to it (the
+        files written for it). By default the answers as one PNG (`as_png`), for a task that makes images."""
+        from ..errors import DataError
+
+        png = self.as_png(results)
+        if png is None:
+            raise DataError(f"--out writes the images a run makes, and {self.kind} run's answers are not images. "
+                            f"Use --json for its answers.")
+        out.write_bytes(png)
+        return []
+
     def serving_model(self, model: nn.Module):
         """What `infer` runs: by default the trained model. A task whose use is one forward pass returns a module
         with the preprocessing inside (uint8 pixels in, probabilities out), which is also what it exports, and which

@@ -101,9 +101,11 @@ def parameter_groups(model: nn.Module, lr: float, body_lr: float) -> list[dict]:
 
 class KeepNormStatistics:
     """Step 3 above: batch-norm layers stay in eval mode during training (their running statistics are kept; their
-    scale and shift still learn)."""
+    scale and shift still learn). A model whose pretrained part is its `backbone` (a segmenter's encoder) keeps
+    only that part's: its new decoder learns its own statistics."""
 
     def on_epoch_start(self, trainer) -> None:
-        for m in trainer.model.modules():
+        model = getattr(trainer.model, "module", trainer.model)  # a DistributedDataParallel's network
+        for m in getattr(model, "backbone", model).modules():
             if isinstance(m, nn.modules.batchnorm._BatchNorm):
                 m.eval()

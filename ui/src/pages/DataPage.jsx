@@ -4,7 +4,7 @@ import { call } from "../api.js";
 import Audit from "../Audit.jsx";
 import { cardOf } from "../cards.js";
 
-const THUMBNAIL = { boxes: 128 }; // px of a preview image, by what the task gives back (boxes need room); else 56
+const THUMBNAIL = { boxes: 128, mask: 128 }; // px of a preview image, by what the task gives back (boxes need room); else 56
 
 export default function DataPage({ info, choice, update, go }) {
   const [source, setSource] = useState(choice.data || "");

@@ -33,7 +33,7 @@ export default function TryPage({ info, run, setRun }) {
 // box and a button for anything else.
 function viewOf(task) {
   const VIEWS = {
-    image: { classes: ImageTry, boxes: DetectTry },
+    image: { classes: ImageTry, boxes: DetectTry, mask: SegmentTry },
     audio: { classes: AudioTry, text: AudioTry },
     text: { text: TextTry, classes: TextClassesTry },
     noise: { image: SampleTry },
@@ -300,6 +300,50 @@ function DetectTry({ card }) {
         })}
       </div>
       {answer && <p data-testid="detect-count">{shown.length} object{shown.length === 1 ? "" : "s"} found.</p>}
+    </div>
+  );
+}
+
+// Segmentation: drop or choose a photo; the mask the route returns (a palette PNG, the background transparent) is
+// laid over it, as strongly as the opacity slider says, with each class's share of the pixels.
+function SegmentTry({ card }) {
+  const [photo, setPhoto] = useState(null); // { url, width, height }
+  const [answer, setAnswer] = useState(null);
+  const [opacity, setOpacity] = useState(0.5);
+  const [error, setError] = useState("");
+  async function send(file) {
+    try {
+      const out = await postFile(card.route, file, file.name || "photo.png", {});
+      setPhoto({ url: URL.createObjectURL(file), width: out.width, height: out.height });
+      setAnswer(out);
+      setError("");
+    } catch (e) {
+      setError(e.message);
+    }
+  }
+  const longest = photo ? Math.max(photo.width, photo.height) : 1;
+  const scale = Math.min(560, Math.max(320, longest)) / longest;
+  const size = photo ? { width: photo.width * scale, height: photo.height * scale } : { width: 320, height: 200 };
+  return (
+    <div className="try">
+      <p>Choose or drop a photo: the model colours every pixel by its class.</p>
+      <input type="file" accept="image/*" data-testid="segment-file" onChange={(e) => e.target.files[0] && send(e.target.files[0])} />{" "}
+      <label>mask opacity {Math.round(opacity * 100)} %{" "}
+        <input type="range" data-testid="segment-opacity" min={0} max={1} step={0.05} value={opacity}
+               onChange={(e) => setOpacity(Number(e.target.value))} />
+      </label>
+      {error && <p className="error">{error}</p>}
+      <div className="detect-view" data-testid="segment-view" onDragOver={(e) => e.preventDefault()}
+           onDrop={(e) => { e.preventDefault(); if (e.dataTransfer.files[0]) send(e.dataTransfer.files[0]); }} style={size}>
+        {photo ? <img src={photo.url} alt="your photo" {...size} /> : <span>drop a photo here</span>}
+        {answer && <img src={`data:image/png;base64,${answer.mask_png_base64}`} alt="the predicted mask"
+                        data-testid="segment-mask" className="mask" {...size} style={{ opacity, imageRendering: "pixelated" }} />}
+      </div>
+      {answer && (
+        <ul className="shares" data-testid="segment-classes">
+          {answer.classes.map((c) => <li key={c.class}>{c.class}: {percent(c.share)}</li>)}
+        </ul>
+      )}
     </div>
   );
 }
