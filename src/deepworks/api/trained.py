@@ -113,14 +113,14 @@ class Trained:
                 answer["drawn"] = str(path)
         return answers
 
-    def segment(self, images, out: str | Path | None = None, format: str = "png", opacity: float = 0.5) -> list[dict]:
+    def segment(self, images, out: str | Path | None = None, rle: bool = False, opacity: float = 0.5) -> list[dict]:
         """Segmentation runs: a class for every pixel of images (paths or folders, bytes, PIL images, arrays):
         [{'input', 'width', 'height', 'mask': uint8 (height, width) class indices, 'classes': [{'class', 'pixels',
-        'share'}], and the mask as the server sends it ('mask_png_base64', or 'masks_rle' with format='rle')}]. With
+        'share'}], and the mask as the server sends it ('mask_png_base64', or 'masks_rle' with rle=True)}]. With
         `out`, each image's mask (NAME-mask.png) and overlay (NAME-overlay.png, tinted by `opacity`) are written
         there too."""
         self.require("segment")
-        items, options = self.decoded(images, format=format, opacity=opacity)
+        items, options = self.decoded(images, rle=rle, opacity=opacity)
         results = self.face.infer(self.serving, items, self.device, options)
         answers = [{**self.face.encode_result(r, options), "mask": r["mask"]} for r in results]
         if out is not None:

@@ -146,7 +146,7 @@ def index_masks(kept: list, names, colours, problems: Problems, voc: bool) -> Ma
         values = [(v // 255).astype(np.uint8) for v in values]
         names = names or ["background", "object"]
     if names is None:
-        top = max(int(np.where(v == IGNORE, -1, v).max()) for v in values)
+        top = max(int(np.where(v == IGNORE, -1, v.astype(np.int64)).max()) for v in values)
         names = list(VOC_CLASSES) if voc and top < len(VOC_CLASSES) else [f"class {k}" for k in range(top + 1)]
     images, masks = [], []
     for (image, mask_path, *_), v in zip(kept, values):

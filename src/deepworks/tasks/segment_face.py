@@ -100,9 +100,8 @@ class SegmentFace(PixelFace):
     def use_options(self) -> dict:
         from ..inference import Option
 
-        return {"format": Option(str, "png", help="how each mask comes back: png (a palette PNG, base64: its pixels "
-                                 "are the class indices) or rle (COCO's RLE per class, for pycocotools).",
-                                 choices=("png", "rle")),
+        return {"rle": Option(bool, False, help="each mask as COCO's RLE per class (for pycocotools) instead of a "
+                              "palette PNG (base64; its pixels are the class indices)"),
                 "opacity": Option(float, 0.5, 0.0, 1.0, "how strongly the overlay tints the image (--out)")}
 
     @property
@@ -149,7 +148,7 @@ class SegmentFace(PixelFace):
     def encode_result(self, result: dict, options: dict) -> dict:
         out = {"input": result["input"], "width": result["width"], "height": result["height"],
                "classes": self.shares(result["mask"])}
-        if options.get("format", "png") == "rle":
+        if options.get("rle"):
             out["masks_rle"] = [{**r, "class": self.classes[r["class"]]}
                                 for r in rle(result["mask"], len(self.classes))]
         else:

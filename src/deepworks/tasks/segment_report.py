@@ -50,11 +50,12 @@ def baseline(task, train: tuple, test: tuple) -> dict:
 
     t0 = time.perf_counter()
     c, background, seed = len(task.meta["classes"]), task.meta["background"], task.cfg.seed
-    x, y = pixel_features(train[0]), train[1].numpy().reshape(-1)
+    y = train[1].numpy().reshape(-1)
     keep = np.flatnonzero(y != IGNORE)
     cap = task.cfg.eval.baseline_samples or 20000
-    pick = np.random.default_rng(seed).choice(keep, min(cap, len(keep)), replace=False)
-    forest = RandomForestClassifier(n_estimators=50, max_depth=16, n_jobs=-1, random_state=seed).fit(x[pick], y[pick])
+    pick = np.sort(np.random.default_rng(seed).choice(keep, min(cap, len(keep)), replace=False))
+    forest = RandomForestClassifier(n_estimators=50, max_depth=16, n_jobs=-1, random_state=seed)
+    forest.fit(pixel_features(train[0], pick), y[pick])
     tx, ty = pixel_features(test[0][:, :, ::2, ::2]), test[1][:, ::2, ::2].numpy().reshape(-1)
     forest_cm = confusion(ty, forest.predict(tx), c)
     majority_cm = confusion(ty, np.full_like(ty, background), c)
@@ -68,13 +69,16 @@ def baseline(task, train: tuple, test: tuple) -> dict:
             "seconds": round(time.perf_counter() - t0, 2)}
 
 
-def pixel_features(x: torch.Tensor) -> np.ndarray:
-    """uint8 images (N, 3, H, W) -> (N * H * W, 5): each pixel's colour (0 to 1) and its place (0 to 1 down, across)."""
+def pixel_features(x: torch.Tensor, pick: np.ndarray | None = None) -> np.ndarray:
+    """uint8 images (N, 3, H, W) -> (N * H * W, 5), or the rows `pick` (flat pixel numbers) of it: each pixel's
+    colour (0 to 1) and its place (0 to 1 down, across)."""
     n, _, h, w = x.shape
-    colour = x.numpy().transpose(0, 2, 3, 1).reshape(-1, 3).astype(np.float32) / 255
-    ys, xs = np.meshgrid(np.linspace(0, 1, h, dtype=np.float32), np.linspace(0, 1, w, dtype=np.float32), indexing="ij")
-    place = np.broadcast_to(np.stack([ys, xs], -1), (n, h, w, 2)).reshape(-1, 2)
-    return np.concatenate([colour, place], 1)
+    pick = np.arange(n * h * w) if pick is None else pick
+    image, rest = np.divmod(pick, h * w)
+    row, col = np.divmod(rest, w)
+    colour = x.numpy()[image, :, row, col].astype(np.float32) / 255
+    return np.concatenate([colour, (row / max(h - 1, 1))[:, None], (col / max(w - 1, 1))[:, None]], 1,
+                          dtype=np.float32)
 
 
 class SegmentReport(Report):
