@@ -21,8 +21,6 @@ from deepworks.models.unet import segmentation_loss
 from deepworks.tasks.segment import augment_pairs, class_weights
 from deepworks.tasks.segment_face import tile_starts, tiled_probabilities
 
-from conftest import made_once
-
 
 # --- the parts -------------------------------------------------------------------------------------------------------
 class Pointwise(torch.nn.Module):
@@ -95,15 +93,10 @@ def test_classes_are_weighted_only_when_their_pixels_differ_fivefold():
     assert w[0] < w[1] < w[2] and abs(w[2] / w[0] - 3 / np.sqrt(0.1)) < 0.01 and abs((w * share).sum() - 1) < 1e-3
 
 
-# --- a segmenter trained once ----------------------------------------------------------------------------------------
-@pytest.fixture(scope="module")
-def segmenter(tmp_path_factory):
-    """A U-Net of the shapes at 32 px (300 images, 6 epochs: about 15 s), trained once per test run."""
-    def make(root):
-        dw.train(task="segment", data="shapes-seg:300", image_size=32, width=32, depth=3, epochs=6,
-                 runs_dir=str(root), name="shapes", progress=False)
-
-    return dw.load(made_once(tmp_path_factory, "segment", make) / "shapes")
+# --- a segmenter trained once (conftest.py) --------------------------------------------------------------------------
+@pytest.fixture
+def segmenter(shapes_segmenter):
+    return shapes_segmenter
 
 
 def test_the_unet_learns_the_shapes_far_above_the_baseline(segmenter):
@@ -178,6 +171,25 @@ def test_the_server_answers_masks_on_its_route_and_in_v2(segmenter):
         assert out["shape"] == [1, 96, 96] and (np.asarray(out["data"]).reshape(96, 96) == expected).all()
         r = c.post("/v1/models/shapes/segment", json={"inputs": image.tolist(), "opacity": 3})
         assert r.status_code == 400 and "opacity must be from 0.0 to 1.0. Received: 3." in r.json()["error"]
+
+
+def test_a_run_of_colour_masks_is_evaluated_again_from_its_folder(tmp_path):
+    from PIL import ImageDraw
+
+    for sub in ("images", "masks"):
+        (tmp_path / "data" / sub).mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    for i in range(8):
+        x, y = (int(v) for v in rng.integers(0, 16, 2))
+        image, mask = Image.new("RGB", (32, 32), (30, 30, 30)), Image.new("RGB", (32, 32), (0, 0, 0))
+        ImageDraw.Draw(image).rectangle((x, y, x + 12, y + 12), fill=(220, 220, 40))
+        ImageDraw.Draw(mask).rectangle((x, y, x + 12, y + 12), fill=(0, 200, 0))
+        image.save(tmp_path / "data" / "images" / f"{i}.png")
+        mask.save(tmp_path / "data" / "masks" / f"{i}.png")
+    dw.train(task="segment", data=str(tmp_path / "data"), image_size=32, epochs=1, batch_size=4, baseline=False,
+             runs_dir=str(tmp_path / "runs"), name="colours", progress=False)
+    again = dw.evaluate(tmp_path / "runs" / "colours")  # read by the run's own class map and colours
+    assert [r["class"] for r in again["per_class"]] == ["#000000", "#00c800"] and again["images"] >= 1
 
 
 def test_settings_that_cannot_segment_are_refused_with_the_fix(tmp_path):

@@ -13,7 +13,7 @@ from PIL import Image, ImageDraw
 
 from deepworks.data.arrays import DataWarning
 from deepworks.data.coco_masks import unpacked_counts
-from deepworks.data.masks import IGNORE, letterbox_mask
+from deepworks.data.masks import IGNORE, empty_class_note, letterbox_mask
 from deepworks.data.segmentation import read_masks, shapes_seg_splits
 from deepworks.errors import DataError
 
@@ -34,7 +34,7 @@ def folder(tmp_path, pairs: dict, classes: str | None = None):
     (tmp_path / "masks").mkdir()
     for name, (image, mask) in pairs.items():
         if image is not None:
-            image.save(tmp_path / "images" / f"{name}.jpg" if name.startswith("j") else tmp_path / "images" / f"{name}.png")
+            image.save(tmp_path / "images" / f"{name}.png")
         if mask is not None:
             mask.save(tmp_path / "masks" / f"{name}.png")
     if classes is not None:
@@ -110,6 +110,34 @@ def test_each_bad_pair_is_named_with_its_fix_in_one_warning(tmp_path):
         read(root, strict=True)
 
 
+def test_masks_of_odd_modes_and_values_are_named_not_wrapped(tmp_path):
+    image, _ = square_pair()
+    wide = Image.fromarray(np.full((30, 40), 300, np.uint16))  # 16 bit: 300 must not become 44
+    root = folder(tmp_path, {"a": square_pair(value=1), "b": (image, wide), "c": (image, None), "d": (image, None)},
+                  "background\nthing\n")
+    Image.fromarray(np.full((30, 40), -5, np.int32), mode="I").save(tmp_path / "masks" / "c.tif")
+    Image.new("CMYK", (40, 30)).save(tmp_path / "masks" / "d.tif")
+    with pytest.warns(DataWarning) as caught:
+        found = read(root)
+    message = "\n".join(str(w.message) for w in caught)
+    assert len(found) == 1 and "b.png: values 300 are outside the class map" in message
+    assert "c.tif: values -5 are outside" in message and "d.tif: Expected a palette, greyscale" in message
+    (tmp_path / "classes.txt").unlink()
+    for name in "bcd":
+        for f in (tmp_path / "masks").glob(f"{name}.*"):
+            f.unlink()
+    Image.fromarray(np.full((30, 40), 254, np.uint8)).save(tmp_path / "masks" / "a.png")
+    with pytest.raises(DataError, match="Expected class indices 0 to 253 .* Received: 254"):
+        read(root)
+
+
+def test_a_16_bit_image_is_stretched_not_clipped_to_white():
+    from deepworks.metrics.boxes import letterbox
+
+    a, _ = letterbox(Image.fromarray(np.linspace(1000, 3000, 64 * 64).reshape(64, 64).astype(np.uint16)), 32)
+    assert a.min() <= 5 and a.max() >= 250 and len(np.unique(a)) > 100
+
+
 def test_a_folder_of_neither_layout_and_mixed_masks_are_refused(tmp_path):
     (tmp_path / "photos").mkdir()
     with pytest.raises(DataError, match="neither images/ and masks/ .* SegmentationClass"):
@@ -180,6 +208,7 @@ def test_compressed_rle_is_unpacked_as_pycocotools_packs_it():
         assert sum(counts) == h * w
         assert (coco_mask.decode(coco_mask.frPyObjects({"size": [h, w], "counts": counts}, h, w)) == m).all()
     assert unpacked_counts("0" * 10 + "\x7f", 100) is None and unpacked_counts("P", 100) is None  # bad, unfinished
+    assert unpacked_counts("o" * 800_000, 10 ** 9) is None  # a number without end: refused at once, not in hours
 
 
 def test_letterboxed_masks_keep_classes_and_pad_with_ignore():
@@ -187,6 +216,13 @@ def test_letterboxed_masks_keep_classes_and_pad_with_ignore():
     mask[:, 30:] = 3
     out = letterbox_mask(mask, 32)
     assert out.shape == (32, 32) and set(np.unique(out[:16])) == {0, 3} and (out[16:] == IGNORE).all()
+
+
+def test_a_class_no_training_mask_shows_is_named():
+    masks = [np.zeros((4, 4), np.uint8), np.full((4, 4), 2, np.uint8)]
+    note = empty_class_note(["sky", "road", "car"], masks)
+    assert note.startswith("No training mask holds a pixel of 'road'") and "remove it from classes.txt" in note
+    assert empty_class_note(["sky", "car"], [np.array([[0, 1]], np.uint8)]) is None
 
 
 def test_shapes_seg_masks_are_the_shapes_drawn():

@@ -45,14 +45,15 @@ class DataConfig:
     image_size: int | None = setting(
         None,
         "Side in pixels that images are resized to (default: the dataset's own size, 32 for "
-        "folders and CSVs, and at least what the model needs: 28 for LeNet).",
+        "folders and CSVs, and at least what the model needs: 28 for LeNet; segmentation: the tiles it trains on, a "
+        "multiple of 32).",
     )
     channels: int | None = setting(None, "1 for grey, 3 for colour (default: what the images are).", (None, 1, 3))
     val_fraction: float = setting(
         0.1, "Share of the training data held out for validation (images: seeded, stratified; text: the end of the text).")
     test_fraction: float = setting(
-        0.1, "Images, audio, translation, GANs and detection: share held out for the final test when the data has "
-        "no test split. (Text is scored on its validation part.)")
+        0.1, "Images, audio, translation, GANs, detection and segmentation: share held out for the final test when the "
+        "data has no test split. (Text is scored on its validation part.)")
     augment: str | None = setting(None, "Random training augmentation (default: crop+flip for colour photos, none for "
                                         "grey images; detection: crop, a random zoom and shift that moves the boxes too, "
                                         "and crop+flip adds mirrored images for classes that look the same mirrored "
@@ -60,9 +61,11 @@ class DataConfig:
                                         "masks, with +noise white noise 10-40 dB below the clip, with "
                                         "+speed the clip played 0.9-1.1 times as fast; speech recognition: "
                                         "specaugment+speed, SpecAugment's frequency and time masks and each "
-                                        "recording played 0.9-1.1 times as fast).",
-                            (None, "none", "flip", "crop", "crop+flip", "crop+noise", "crop+speed", "crop+noise+speed",
-                             "specaugment", "speed", "specaugment+speed"))
+                                        "recording played 0.9-1.1 times as fast; segmentation: crop+flip, a random "
+                                        "mirror, zoom and shift that moves the masks too, and crop+flip+colour "
+                                        "changes brightness and contrast as well).",
+                            (None, "none", "flip", "crop", "crop+flip", "crop+flip+colour", "crop+noise", "crop+speed",
+                             "crop+noise+speed", "specaugment", "speed", "specaugment+speed"))
     split: str = setting("source", "Audio and speech recognition: which recordings test the model. source: the "
                                    "data's own split (fsdd: recordings 0-4 of each speaker; fsdd-strings: strings "
                                    "made of them), else a seeded one. speaker: each speaker "
@@ -114,18 +117,20 @@ class ModelConfig:
         "torchvision's layer names, for --init-from) or efficientnet_lite0 for images (default: resnet for colour "
         "photos, lenet for grey images, efficientnet_lite0 with --pretrained); rnn, lstm or gru for text "
         "(default lstm); gru or lstm encoder-decoder, or transformer, for translation (default gru); dcgan for GANs; "
-        "centernet, or centernet_lite0 (with --pretrained), for detection; cnn1d (default), gru, lstm, lenet, resnet "
-        "or efficientnet_lite0 (with --pretrained) for audio.",
+        "centernet, or centernet_lite0 (with --pretrained), for detection; unet, or unet_lite0 (with --pretrained), "
+        "for segmentation; cnn1d (default), gru, lstm, lenet, resnet or efficientnet_lite0 (with --pretrained) for "
+        "audio.",
         model_names, flag="--model")
     depth: int | None = setting(
         None, "MLP: hidden layers (default 2). ResNet: layers, 6n+2 (default 20). RNN/LSTM/GRU: stacked layers (default 2). "
-        "Translation: layers on each side (default 1 for gru/lstm, 3 for transformer).")
+        "Translation: layers on each side (default 1 for gru/lstm, 3 for transformer). U-Net: levels (default 4).")
     width: int | None = setting(
         None, "MLP: units per hidden layer (default 256). ResNet: first-stage channels (default 16). LeNet: maps of "
         "the first convolution (default: the paper's 6, then 16 maps and 120 and 84 units; a width w gives w, 2w, 8w "
         "and 4w). "
         "RNN/LSTM/GRU: hidden units (default 256). Transformer: model width (default 256). DCGAN: channels of the "
-        "generator's last and the discriminator's first layer, doubling at each size step (default 64).")
+        "generator's last and the discriminator's first layer, doubling at each size step (default 64). U-Net: "
+        "first-level channels (default 16).")
     embed_size: int | None = setting(None, "Text: size of the character embedding (default 64, or the width when tied). "
                                            "Translation, gru/lstm: size of the word embeddings (default 128, or the "
                                            "width when tied).")
@@ -172,10 +177,11 @@ class ModelConfig:
                                         "pool, batchnorm, activation, dropout, flatten, dense, residual) or text "
                                         "(embedding, recurrent, dense, activation, dropout): a YAML list in the "
                                         "config or a YAML file given as --layers FILE; see deepworks.models.stack.")
-    head_first: bool = setting(True, "Images and text classification, with --pretrained or --init-from: before "
-                                     "the first epoch, fit the new last layer to the body's features of the training "
-                                     "examples, computed once (seconds).")
-    body_lr: float = setting(0.1, "Images, detection and text classification, with --pretrained or --init-from: "
+    head_first: bool = setting(True, "Images, text classification and segmentation, with --pretrained or "
+                                     "--init-from: before the first epoch, fit the new last layer to the body's "
+                                     "features of the training examples (pixels), computed once (seconds).")
+    body_lr: float = setting(0.1, "Images, detection, segmentation and text classification, with --pretrained or "
+                                  "--init-from: "
                                   "the learning rate of every layer but the last, as a fraction of --lr (the "
                                   "pretrained layers move less than the new one; MiniLM's layers below its top one "
                                   "each at 0.8 times the rate of the one above).")

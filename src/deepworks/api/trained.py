@@ -346,7 +346,7 @@ def evaluate(run_path: str | Path, split: str = "test", data: str | None = None,
     task = trained.task
     metrics = task.test_metrics(trained.model, examples, trained.device)
     trained.run.log(kind="evaluation", split=split, data=data or trained.cfg.data.source,
-                    **{k: v for k, v in metrics.items() if k not in ("per_class", "confusion")})
+                    **{k: v for k, v in metrics.items() if not isinstance(v, (list, dict))})  # the scalars
     return {"run": str(trained.run.path), "task": trained.cfg.task, "split": split,
             "data": data or trained.cfg.data.source, **metrics}
 

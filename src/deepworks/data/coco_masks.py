@@ -14,6 +14,7 @@ from .coco import check_unique, entries, has_id, image_file, is_key, load_json
 from .masks import IGNORE, MAX_CLASSES, MaskSet
 
 TOLERANCE = 1.0  # pixels a polygon may reach past its image's edge (rounding), as boxes may
+MAX_ANNOTATIONS = 5000  # per image: COCO's busiest images have a few hundred
 
 
 def read_coco_masks(path: Path, classes: list[str] | None, strict: bool) -> MaskSet:
@@ -41,19 +42,32 @@ def read_coco_masks(path: Path, classes: list[str] | None, strict: bool) -> Mask
         size = probe_or_skip(file, problems) if file is not None else None
         if size is None:
             continue
-        drawn = []
-        for seg, name, crowd, ann_where in by_image[im["id"]]:
-            binary = rasterise(seg, *size, ann_where, problems)
-            if binary is not None:
-                drawn.append((int(binary.sum()), binary, IGNORE if crowd else names.index(name)))
-        mask = np.zeros((size[1], size[0]), np.uint8)
-        for _, binary, value in sorted(drawn, key=lambda t: -t[0]):
-            mask[binary.astype(bool)] = value
+        anns = by_image[im["id"]]
+        if len(anns) > MAX_ANNOTATIONS:
+            problems.skip(f"{where}: Expected at most {MAX_ANNOTATIONS:,} annotations an image. Received: "
+                          f"{len(anns):,}; the image is left out.")
+            continue
         kept.append(file)
-        masks.append(mask)
+        masks.append(painted(anns, size, names, problems))
     found = MaskSet(kept, masks, names, f"COCO file {path} ({len(kept)} images with masks)")
     found.problems = problems.finish(str(path))
     return found
+
+
+def painted(anns: list, size: tuple[int, int], names: list[str], problems: Problems) -> np.ndarray:
+    """An image's mask: its annotations' regions, encoded first (RLE is small), then decoded and drawn one at a
+    time, the largest first."""
+    from pycocotools import mask as coco_mask
+
+    encoded = []
+    for seg, name, crowd, where in anns:
+        rle = region(seg, *size, where, problems)
+        if rle is not None:
+            encoded.append((int(coco_mask.area(rle)), rle, IGNORE if crowd else names.index(name)))
+    mask = np.zeros((size[1], size[0]), np.uint8)
+    for _, rle, value in sorted(encoded, key=lambda t: -t[0]):
+        mask[coco_mask.decode(rle).astype(bool)] = value
+    return mask
 
 
 def annotations_by_image(doc: dict, path: Path, ids: set, categories: dict, names: list[str],
@@ -80,24 +94,23 @@ def annotations_by_image(doc: dict, path: Path, ids: set, categories: dict, name
     return by_image
 
 
-def rasterise(seg, width: int, height: int, where: str, problems: Problems) -> np.ndarray | None:
-    """An annotation's polygons or RLE -> uint8 (height, width) 0/1; None (a problem recorded) when it is malformed,
-    leaves its image, or has another size."""
+def region(seg, width: int, height: int, where: str, problems: Problems) -> dict | None:
+    """An annotation's polygons or RLE -> one RLE of its region, as pycocotools keeps it; None (a problem recorded)
+    when it is malformed, leaves its image, or has another size."""
     from pycocotools import mask as coco_mask
 
     if isinstance(seg, list):
         polygons = checked_polygons(seg, width, height, where, problems)
-        if polygons is None:
-            return None
-        return coco_mask.decode(coco_mask.merge(coco_mask.frPyObjects(polygons, height, width)))
+        return None if polygons is None else coco_mask.merge(coco_mask.frPyObjects(polygons, height, width))
     if isinstance(seg, dict):
-        rle = checked_rle(seg, width, height, where, problems)
-        return None if rle is None else coco_mask.decode(rle)
+        return checked_rle(seg, width, height, where, problems)
     problems.skip(f"{where}: Expected a segmentation as a list of polygons or an RLE object. Received: {seg!r:.80}.")
     return None
 
 
 def checked_polygons(seg: list, width: int, height: int, where: str, problems: Problems) -> list | None:
+    """The polygons of an annotation as floats, each of at least 3 points inside its image (within TOLERANCE);
+    None, with the problem recorded, otherwise."""
     polygons = []
     for p in seg:
         if not (isinstance(p, list) and len(p) >= 6 and len(p) % 2 == 0 and all(
@@ -158,6 +171,8 @@ def unpacked_counts(text: str, limit: int) -> list[int] | None:
             value |= (c & 0x1F) << shift
             more = bool(c & 0x20)
             p, shift = p + 1, shift + 5
+            if shift > 40:  # no run of an image's pixels needs more bits: stop before the number grows for long
+                return None
             if not more and c & 0x10:
                 value -= 1 << shift
         if len(counts) > 2:

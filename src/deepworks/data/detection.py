@@ -284,7 +284,8 @@ def make_shapes(n: int, seed: int, low: int = 64, high: int = 128, masks: bool =
                 elif kind == 1:
                     d.rectangle(corners, fill=fill)
                 else:
-                    d.polygon([(x1, y1 + side - 1), (x1 + side - 1, y1 + side - 1), (x1 + (side - 1) / 2, y1)], fill=fill)
+                    d.polygon([(x1, y1 + side - 1), (x1 + side - 1, y1 + side - 1), (x1 + (side - 1) / 2, y1)],
+                              fill=fill)
             placed.append(box)
             kinds.append(kind)
         images.append(np.asarray(canvas).transpose(2, 0, 1).copy())

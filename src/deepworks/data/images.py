@@ -111,12 +111,19 @@ def decode_image(path: Path | bytes | Image.Image, size: int) -> np.ndarray:
         return image_to_array(im, size)
 
 
+def eight_bit(im: Image.Image) -> Image.Image:
+    """A 16-bit, 32-bit or float greyscale image (microscopy, scans) stretched from its own darkest to its own
+    brightest pixel into 8 bits; any other image as it is (converting would clip it to white)."""
+    if im.mode not in ("I;16", "I;16B", "I;16L", "I", "F"):
+        return im
+    arr = np.asarray(im, dtype=np.float64)
+    span = max(arr.max() - arr.min(), 1e-12)
+    return Image.fromarray(((arr - arr.min()) / span * 255).astype(np.uint8))
+
+
 def image_to_array(im: Image.Image, size: int) -> np.ndarray:
     try:
-        if im.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
-            arr = np.asarray(im, dtype=np.float64)
-            span = max(arr.max() - arr.min(), 1e-12)
-            im = Image.fromarray(((arr - arr.min()) / span * 255).astype(np.uint8))
+        im = eight_bit(im)
         if im.mode in ("RGBA", "LA", "PA") or (im.mode == "P" and "transparency" in im.info):
             im = im.convert("RGBA")
             background = Image.new("RGBA", im.size, (255, 255, 255, 255))

@@ -1,6 +1,7 @@
 """Masks for segmentation: a class index per pixel. What every reader of segmentation data shares
 (data/segmentation.py): the `MaskSet` it gives, how a mask file becomes class indices (palette PNGs, index PNGs,
-binary 0/255 masks, RGB masks by their colours), the class map a `classes.txt` gives, and how a mask is resized with its image.
+binary 0/255 masks, RGB masks by their colours), the class map a `classes.txt` gives, and how a mask is resized with
+its image.
 
 Pixels no class is learned or scored on (Pascal VOC's void border, anti-aliased colours, the letterbox's padding) hold
 IGNORE. Every mask is checked against its image and its class map; what is wrong is a problem (box_records.Problems):
@@ -21,7 +22,8 @@ from .box_records import Problems
 IGNORE = 255          # a pixel neither learned nor scored
 MAX_CLASSES = 254     # class indices 0 to 253 (255 is IGNORE; 254 stays free so a 255-class map cannot hide it)
 COLOUR_SHARE = 0.002  # RGB masks without a colour map: a colour is a class where it covers this much of some mask
-MAX_COLOURS = 64      # more distinct colours than this in one RGB mask: it is a photo, not a mask
+MAX_COLOURS = 64      # more colours than this each covering a share of some RGB mask: photos, not masks
+INDEX_MODES = ("P", "L", "1", "I", "I;16", "I;16L", "I;16B", "LA", "PA")  # the modes a mask of class indices comes in
 
 
 @dataclass
@@ -93,9 +95,11 @@ def open_mask(path: Path, problems: Problems):
         return None
 
 
-def mask_values(im) -> tuple[str, np.ndarray]:
+def mask_values(im) -> tuple[str, np.ndarray | None]:
     """(kind, values) of an opened mask: 'index' (H, W) values for palette, greyscale and 16-bit masks, 'rgb' (H, W, 3)
-    for colour masks."""
+    for colour masks; ('unknown', None) for any other mode (CMYK, floats ...)."""
+    if im.mode not in INDEX_MODES + ("RGB", "RGBA"):
+        return "unknown", None
     if im.mode in ("RGB", "RGBA"):
         return "rgb", np.asarray(im.convert("RGB"))
     if im.mode == "1":
@@ -157,7 +161,7 @@ def colours_to_indices(mask: np.ndarray, colours: list) -> tuple[np.ndarray, int
 def check_indices(values: np.ndarray, count: int, where: str, problems: Problems) -> np.ndarray | None:
     """Index values (H, W) -> uint8 class indices, IGNORE kept; None (a problem recorded) when some value is no
     class."""
-    bad = (values >= count) & (values != IGNORE)
+    bad = ((values < 0) | (values >= count)) & (values != IGNORE)
     if bad.any():
         odd = np.unique(values[bad])[:5].tolist()
         problems.skip(f"{where}: values {', '.join(map(str, odd))} are outside the class map (0 to {count - 1}, "

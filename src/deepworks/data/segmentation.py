@@ -18,8 +18,8 @@ import numpy as np
 from ..errors import DataError
 from .box_records import Problems, probe_or_skip
 from .images import IMAGE_EXTENSIONS, is_hidden
-from .masks import (IGNORE, MaskSet, binary_looking, check_indices, classes_from_colours, colours_to_indices,
-                    mask_values, open_mask, palette_of, read_class_file)
+from .masks import (IGNORE, MAX_CLASSES, MAX_COLOURS, MaskSet, binary_looking, check_indices, classes_from_colours,
+                    colours_to_indices, mask_values, open_mask, palette_of, read_class_file)
 
 VOC_CLASSES = ("background", "aeroplane", "bicycle", "bird", "boat", "bottle", "bus", "car", "cat", "chair", "cow",
                "diningtable", "dog", "horse", "motorbike", "person", "pottedplant", "sheep", "sofa", "train",
@@ -28,8 +28,10 @@ MASK_EXTENSIONS = (".png", ".bmp", ".gif", ".tif", ".tiff")
 LOST = "image(s) or annotation(s)"
 
 
-def read_masks(source: str, data_dir: Path, strict: bool, classes: list[str] | None = None) -> MaskSet:
-    """A segmentation source by path, or the ISBI 2012 membranes (the shapes are made by `shapes_seg_splits`)."""
+def read_masks(source: str, data_dir: Path, strict: bool, classes: list[str] | None = None,
+               colours: list | None = None) -> MaskSet:
+    """A segmentation source by path, or the ISBI 2012 membranes (the shapes are made by `shapes_seg_splits`).
+    `classes` and `colours`: a saved run's class map, which its data is read by again."""
     if source == "isbi2012":
         return load_isbi(data_dir)
     path = Path(source)
@@ -42,10 +44,11 @@ def read_masks(source: str, data_dir: Path, strict: bool, classes: list[str] | N
         from .coco_masks import read_coco_masks
 
         return read_coco_masks(path, classes, strict)
+    given = (list(classes), [tuple(c) for c in colours] if colours else None) if classes is not None else None
     if (path / "SegmentationClass").is_dir():
-        return read_voc_masks(path, classes, strict)
+        return read_voc_masks(path, given, strict)
     if (path / "images").is_dir() and (path / "masks").is_dir():
-        return read_mask_folder(path, classes, strict)
+        return read_mask_folder(path, given, strict)
     raise DataError(f"'{path}' holds neither images/ and masks/ folders nor Pascal VOC's SegmentationClass/. Expected "
                     f"images/NAME.jpg beside masks/NAME.png (a class index per pixel), or give a COCO .json file.")
 
@@ -55,7 +58,7 @@ def files_by_stem(folder: Path, extensions: tuple) -> dict[str, Path]:
             if p.is_file() and p.suffix.lower() in extensions and not is_hidden(p.name)}
 
 
-def read_mask_folder(root: Path, classes: list[str] | None, strict: bool) -> MaskSet:
+def read_mask_folder(root: Path, given: tuple | None, strict: bool) -> MaskSet:
     """images/ and masks/, paired by file name without its extension; either one alone is a problem."""
     problems = Problems(strict, LOST)
     images, masks = files_by_stem(root / "images", IMAGE_EXTENSIONS), files_by_stem(root / "masks", MASK_EXTENSIONS)
@@ -64,14 +67,14 @@ def read_mask_folder(root: Path, classes: list[str] | None, strict: bool) -> Mas
     for stem in sorted(set(masks) - set(images)):
         problems.skip(f"{masks[stem]}: no image of that name in {root / 'images'}; add it, or remove the mask.")
     pairs = [(images[s], masks[s]) for s in sorted(set(images) & set(masks))]
-    names, colours = class_file(root, classes)
+    names, colours = given or class_file(root)
     found = decode_pairs(pairs, names, colours, problems, voc=False)
     found.description = f"the folder {root} ({len(found)} images with masks)"
     found.problems = problems.finish(str(root))
     return found
 
 
-def read_voc_masks(root: Path, classes: list[str] | None, strict: bool) -> MaskSet:
+def read_voc_masks(root: Path, given: tuple | None, strict: bool) -> MaskSet:
     """Pascal VOC's segmentation layout: a mask per image that has one (most of JPEGImages has none, and is not
     listed), split by ImageSets/Segmentation/train.txt and val.txt when they are there (val also tests)."""
     problems = Problems(strict, LOST)
@@ -80,7 +83,7 @@ def read_voc_masks(root: Path, classes: list[str] | None, strict: bool) -> MaskS
     for stem in sorted(set(masks) - set(images)):
         problems.skip(f"{masks[stem]}: no image {root / 'JPEGImages' / stem}.jpg; add it, or remove the mask.")
     stems = sorted(set(images) & set(masks))
-    names, colours = class_file(root, classes)
+    names, colours = given or class_file(root)
     found = decode_pairs([(images[s], masks[s]) for s in stems], names, colours, problems, voc=True)
     found.split = voc_split(root, [Path(p).stem for p in found.images])
     found.description = f"the Pascal VOC folder {root} ({len(found)} images with masks)"
@@ -97,10 +100,8 @@ def voc_split(root: Path, stems: list[str]) -> dict | None:
     return split if split["train"] and split["val"] else None
 
 
-def class_file(root: Path, classes: list[str] | None) -> tuple[list[str] | None, list | None]:
-    """(names, colours) from a saved run's class map, else ROOT/classes.txt, else (None, None)."""
-    if classes is not None:
-        return list(classes), None
+def class_file(root: Path) -> tuple[list[str] | None, list | None]:
+    """(names, colours) from ROOT/classes.txt, else (None, None)."""
     path = root / "classes.txt"
     return read_class_file(path) if path.is_file() else (None, None)
 
@@ -108,7 +109,7 @@ def class_file(root: Path, classes: list[str] | None) -> tuple[list[str] | None,
 def decode_pairs(pairs: list, names: list[str] | None, colours: list | None, problems: Problems,
                  voc: bool) -> MaskSet:
     """(image path, mask path) pairs -> a MaskSet: each mask opened and checked against its image's size, then all of
-    them turned into class indices by one class map (see `class_map`)."""
+    them turned into class indices by one class map (`index_masks`, `rgb_masks`)."""
     kept = []
     for image, mask_path in pairs:
         size = probe_or_skip(image, problems)
@@ -121,9 +122,13 @@ def decode_pairs(pairs: list, names: list[str] | None, colours: list | None, pro
                           f"or remove the pair.")
             continue
         kind, values = mask_values(im)
+        if kind == "unknown":
+            problems.skip(f"{mask_path}: Expected a palette, greyscale (8 or 16 bit) or RGB mask. Received: mode "
+                          f"{im.mode}. Save it as a PNG of class indices.")
+            continue
         if kind == "rgb" and (values[..., 0] == values[..., 1]).all() and (values[..., 1] == values[..., 2]).all():
             kind, values = "index", values[..., 0]  # an index mask saved as grey RGB
-        kept.append((image, mask_path, kind, values, im))
+        kept.append((image, mask_path, kind, values, im if not kept else None))  # the first's palette names colours
     if not kept:
         problems.finish("the masks")
         raise DataError("No image with a usable mask. Expected images/NAME.jpg with masks/NAME.png of the same size.")
@@ -147,6 +152,10 @@ def index_masks(kept: list, names, colours, problems: Problems, voc: bool) -> Ma
         names = names or ["background", "object"]
     if names is None:
         top = max(int(np.where(v == IGNORE, -1, v.astype(np.int64)).max()) for v in values)
+        if top >= MAX_CLASSES:
+            where = next(m for (_, m, *_), v in zip(kept, values) if (np.where(v == IGNORE, -1, v) == top).any())
+            raise DataError(f"{where}: Expected class indices 0 to {MAX_CLASSES - 1} ({IGNORE} for pixels left out). "
+                            f"Received: {top}. Save the masks with one value per class, counting from 0.")
         names = list(VOC_CLASSES) if voc and top < len(VOC_CLASSES) else [f"class {k}" for k in range(top + 1)]
     images, masks = [], []
     for (image, mask_path, *_), v in zip(kept, values):
@@ -165,6 +174,10 @@ def rgb_masks(kept: list, names, colours, problems: Problems) -> MaskSet:
             raise DataError(f"The masks are colour (RGB) masks, and the class map names {len(names)} classes without "
                             f"their colours. Expected a colour on each line of classes.txt: 'road 128 64 128'.")
         colours = classes_from_colours([v for _, _, _, v, _ in kept])
+        if len(colours) > MAX_COLOURS:
+            raise DataError(f"The colour masks hold {len(colours)} colours that each cover part of a mask. Expected at "
+                            f"most {MAX_COLOURS} classes: are photos in masks/? Save one flat colour per class, or "
+                            f"index PNGs.")
         names = ["#%02x%02x%02x" % c for c in colours]
     images, masks, stray, examples, files = [], [], 0, {}, 0
     for image, mask_path, _, values, _ in kept:

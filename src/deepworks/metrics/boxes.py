@@ -80,7 +80,9 @@ def letterbox(image, size: int) -> tuple[np.ndarray, tuple[float, float]]:
     A box (x1, y1, x2, y2) of the original lands at (x1 * sx, y1 * sy, x2 * sx, y2 * sy)."""
     from PIL import Image
 
-    im = image.convert("RGB")
+    from ..data.images import eight_bit
+
+    im = eight_bit(image).convert("RGB")
     w, h = letterbox_size(im.width, im.height, size)
     canvas = Image.new("RGB", (size, size), (PAD_VALUE,) * 3)
     canvas.paste(im.resize((w, h), Image.BILINEAR), (0, 0))

@@ -7,7 +7,8 @@ import io
 
 import numpy as np
 
-IGNORE = 255
+from ..data.masks import IGNORE
+
 PALETTE = ((230, 25, 75), (60, 180, 75), (0, 130, 200), (245, 130, 48), (145, 30, 180), (70, 240, 240),
            (240, 50, 230), (210, 245, 60), (250, 190, 212), (0, 128, 128), (220, 190, 255), (170, 110, 40))
 
@@ -47,12 +48,14 @@ def object_ious(truth: np.ndarray, predicted: np.ndarray, classes: list[int]) ->
         if not n:
             continue
         guessed, _ = ndimage.label(predicted == c)
-        for k, where in enumerate(ndimage.find_objects(objects), 1):
-            obj = objects == k
-            touching = np.unique(guessed[obj])
-            region = np.isin(guessed, touching[touching > 0])
-            inter = (obj & region).sum()
-            found.append((c, int(obj.sum()), float(inter / (obj | region).sum())))
+        sizes = np.bincount(guessed.reshape(-1))  # each predicted region's pixels
+        for k, box in enumerate(ndimage.find_objects(objects), 1):
+            obj = objects[box] == k  # the object, within its bounding box
+            under = guessed[box][obj]  # the predicted region under each of its pixels (0: none)
+            touching = np.unique(under[under > 0])
+            inter = int(np.isin(under, touching).sum())
+            union = int(obj.sum()) + int(sizes[touching].sum()) - inter
+            found.append((c, int(obj.sum()), float(inter / union)))
     return found
 
 
@@ -117,15 +120,13 @@ def overlay(image: np.ndarray, mask: np.ndarray, colours: list[tuple], backgroun
     return out.round().astype(np.uint8)
 
 
-def rle(mask: np.ndarray, num_classes: int) -> list[dict]:
+def rle(mask: np.ndarray) -> list[dict]:
     """COCO's compressed RLE of each class present (pycocotools.mask.decode reads it back): [{'class', 'size': [H,
     W], 'counts'}]."""
     from pycocotools import mask as coco_mask
 
     out = []
-    for c in range(num_classes):
-        binary = mask == c
-        if binary.any():
-            code = coco_mask.encode(np.asfortranarray(binary.astype(np.uint8)))
-            out.append({"class": c, "size": [int(v) for v in code["size"]], "counts": code["counts"].decode("ascii")})
+    for c in np.unique(mask).tolist():
+        code = coco_mask.encode(np.asfortranarray((mask == c).astype(np.uint8)))
+        out.append({"class": c, "size": [int(v) for v in code["size"]], "counts": code["counts"].decode("ascii")})
     return out

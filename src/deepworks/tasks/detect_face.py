@@ -155,16 +155,16 @@ def pil_images(inputs, limit: int, paths: bool = True) -> list:
     """[(name, RGB PIL image at its own size)] from anything inference.walk_images takes."""
     from PIL import Image
 
-    from ..data.images import MAX_PIXELS, UnreadableImage, open_image
+    from ..data.images import MAX_PIXELS, UnreadableImage, eight_bit, open_image
     from ..inference import walk_images
 
     def decode(source):
         if isinstance(source, Image.Image):
             if source.width * source.height > MAX_PIXELS:
                 raise UnreadableImage(f"too large: {source.width}x{source.height} pixels, over the {MAX_PIXELS:,} limit")
-            return source.convert("RGB")
+            return eight_bit(source).convert("RGB")
         with open_image(source) as im:
-            return im.convert("RGB")
+            return eight_bit(im).convert("RGB")
 
     def from_array(array: np.ndarray, n: int) -> list:
         arrays = pixel_arrays(array, f"input {n}")

@@ -27,7 +27,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from ..config import Config, fill_defaults
-from ..data.masks import IGNORE, empty_class_note, letterbox_mask
+from ..data.masks import IGNORE, MAX_CLASSES, empty_class_note, letterbox_mask
 from ..errors import ConfigError, DataError
 from ..metrics.boxes import PAD_VALUE, letterbox, random_affine, warp
 from ..metrics.masks import confusion, scores_of
@@ -86,8 +86,19 @@ class Segmentation(Task):
         if not isinstance(side, int) or not size <= side <= MAX_IMAGE_SIZE:
             raise ConfigError(f"side {side} is outside {size} to {MAX_IMAGE_SIZE} pixels")
         classes = meta.get("classes")
-        if not isinstance(classes, list) or not 1 <= len(classes) <= 254:
-            raise ConfigError("classes is not a list of 1 to 254 class names")
+        if not isinstance(classes, list) or not 1 <= len(classes) <= MAX_CLASSES:
+            raise ConfigError(f"classes is not a list of 1 to {MAX_CLASSES} class names")
+        n = len(classes)
+        background, colours, weights = meta.get("background"), meta.get("colours"), meta.get("class_weights")
+        if not isinstance(background, int) or isinstance(background, bool) or not 0 <= background < n:
+            raise ConfigError(f"background {background!r} is not a class index from 0 to {n - 1}")
+        if colours is not None and not (isinstance(colours, list) and len(colours) == n and all(
+                isinstance(c, list) and len(c) == 3 and all(isinstance(v, int) and 0 <= v <= 255 for v in c)
+                for c in colours)):
+            raise ConfigError(f"colours is not a list of {n} colours [r, g, b] of 0 to 255")
+        if weights is not None and not (isinstance(weights, list) and len(weights) == n and all(
+                isinstance(v, (int, float)) and 0 < v < 100 for v in weights)):
+            raise ConfigError(f"class_weights is not a list of {n} positive numbers")
 
     # --- data -----------------------------------------------------------------------------------------------
     def sizes(self, found) -> tuple[int, int]:
@@ -115,7 +126,8 @@ class Segmentation(Task):
         if shapes_seg_count(d.source):
             return shapes_seg_splits(d.source, self.cfg.seed)
         data_dir = Path(d.data_dir) if d.data_dir else default_data_dir()
-        return read_masks(d.source, data_dir, d.strict, (self.meta or {}).get("classes"))
+        meta = self.meta or {}  # a saved run's class map
+        return read_masks(d.source, data_dir, d.strict, meta.get("classes"), meta.get("colours"))
 
     def prepare(self, progress: bool | None = True) -> Prepared:
         found = self.read(progress)
@@ -126,8 +138,9 @@ class Segmentation(Task):
         notes = []
         if not generated and found.split:
             notes.append(f"The {len(found.split['val'])} validation images are also the test images (the set has no "
-                         f"test split): the best epoch is chosen on them, so the test score is optimistic. "
-                         f"--no-restore-best scores the last epoch instead.")
+                         f"test split): " + ("the best epoch is chosen on them, so the test score is optimistic. "
+                                             "--no-restore-best scores the last epoch instead."
+                                             if self.cfg.train.restore_best else "the last epoch's weights are scored."))
         tile, side = self.sizes(first)
         tensors = {k: self.scaled(v, side, progress) for k, v in parts.items()}
         x, masks = tensors["train"]
@@ -135,8 +148,10 @@ class Segmentation(Task):
 
         mean, std = self.normalisation(lambda: channel_stats(x.numpy(), self.cfg.seed))
         counts = np.bincount(masks.numpy().reshape(-1), minlength=256)[:len(first.classes)]
+        n = len(first.classes)
+        colours = [list(c) for c in first.colours[:n]] if first.colours and len(first.colours) >= n else None
         self.meta = {"classes": list(first.classes), "image_size": int(tile), "side": int(side), "mean": mean,
-                     "std": std, "colours": [list(c) for c in first.colours] if first.colours else None,
+                     "std": std, "colours": colours,
                      "background": int(counts.argmax()), "class_weights": class_weights(counts),
                      "pixels": [int(c) for c in counts], "source": first.description, **self.pretrained_meta()}
         self.names = {k: [v.name_of(i) for i in range(len(v))] for k, v in parts.items()}
@@ -228,6 +243,9 @@ class Segmentation(Task):
         m = self.cfg.model
         classes = len(self.meta["classes"])
         if m.name == "unet":
+            if m.depth is not None and not 2 <= m.depth <= 6:
+                raise ConfigError(f"--depth for the U-Net counts its levels, 2 to 6 (each halves the tile; tiles are "
+                                  f"multiples of 32). Received: {m.depth}.")
             return SEGMENTERS["unet"](classes, m.width or 16, depth=m.depth or 4)
         return SEGMENTERS[m.name](classes, m.width or 48, keep_norms=bool(m.pretrained or m.init_from))
 

@@ -20,6 +20,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from ..errors import DataError
 from ..metrics.boxes import PAD_VALUE, letterbox_size
 from ..metrics.masks import colours_for, mask_png, overlay, rle
 from .detect_face import pil_images
@@ -27,6 +28,7 @@ from .image_face import PixelFace
 
 TILE_BATCH = 16     # tiles scored at once
 MAX_OUT_VALUES = 64_000_000  # class probabilities scaled back to an image at most (C x H x W); past it, nearest
+MAX_CALL_PIXELS = 64_000_000  # the images of one call together (16 photos of 4 MP): each gets a mask of its size
 
 
 def tile_starts(length: int, tile: int) -> list[int]:
@@ -94,7 +96,7 @@ class SegmentFace(PixelFace):
     verb = "segment"
     kind = "a segmentation"
     batchable = True
-    max_items = 64
+    max_items = 16
 
     @property
     def use_options(self) -> dict:
@@ -120,7 +122,13 @@ class SegmentFace(PixelFace):
         from PIL import Image
 
         side, items = self.meta["side"], []
-        for name, im in pil_images(inputs, self.max_items, paths=trusted):
+        images = pil_images(inputs, self.max_items, paths=trusted)
+        total = sum(im.width * im.height for _, im in images)
+        if total > MAX_CALL_PIXELS:
+            raise DataError(f"segment: Expected at most {MAX_CALL_PIXELS:,} pixels in the images of one call (each "
+                            f"gets a mask of its own size). Received: {len(images)} images of {total:,} pixels; send "
+                            f"fewer at a time.")
+        for name, im in images:
             w, h = working_size(im.width, im.height, side)
             items.append((name, np.asarray(im.resize((w, h), Image.BILINEAR)).transpose(2, 0, 1).copy(), im.size, im))
         return items
@@ -132,12 +140,16 @@ class SegmentFace(PixelFace):
 
     @torch.inference_mode()
     def infer(self, model, items: list, device: torch.device, options: dict) -> list:
-        """{'input', 'width', 'height', 'mask': uint8 (height, width) class indices} per image."""
+        """{'input', 'width', 'height', 'mask': uint8 (height, width) class indices, 'encoded': the mask as it is
+        sent (PNG bytes, or RLE with the rle option)} per image: encoded here, in the model's thread, since a mask
+        of many megapixels takes a while."""
         results = []
         for name, pixels, (w, h), _ in items:
             probs = tiled_probabilities(model, torch.from_numpy(pixels), self.meta["image_size"], device,
                                         len(self.classes))
-            results.append({"input": name, "width": w, "height": h, "mask": class_map(probs, w, h)})
+            mask = class_map(probs, w, h)
+            encoded = rle(mask) if options.get("rle") else mask_png(mask, self.colours, self.meta.get("background"))
+            results.append({"input": name, "width": w, "height": h, "mask": mask, "encoded": encoded})
         return results
 
     def shares(self, mask: np.ndarray) -> list[dict]:
@@ -148,12 +160,10 @@ class SegmentFace(PixelFace):
     def encode_result(self, result: dict, options: dict) -> dict:
         out = {"input": result["input"], "width": result["width"], "height": result["height"],
                "classes": self.shares(result["mask"])}
-        if options.get("rle"):
-            out["masks_rle"] = [{**r, "class": self.classes[r["class"]]}
-                                for r in rle(result["mask"], len(self.classes))]
+        if isinstance(result["encoded"], bytes):
+            out["mask_png_base64"] = base64.b64encode(result["encoded"]).decode("ascii")
         else:
-            png = mask_png(result["mask"], self.colours, self.meta.get("background"))
-            out["mask_png_base64"] = base64.b64encode(png).decode("ascii")
+            out["masks_rle"] = [{**r, "class": self.classes[r["class"]]} for r in result["encoded"]]
         return out
 
     out_metavar = "DIR"
