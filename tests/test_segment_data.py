@@ -77,20 +77,31 @@ def test_rgb_masks_with_anti_aliased_edges_are_counted_and_left_out(tmp_path):
     for x in range(10, 26):  # a smoothed edge: colours between the two
         mask.putpixel((x, 4), (64, 32, 64))
     root = folder(tmp_path, {"a": (image, mask), "b": (image, mask)}, "background 0 0 0\nroad 128 64 128\n")
-    with pytest.warns(DataWarning, match=r"2 mask\(s\) hold 32 pixels .* colours outside the class map .*rgb\(64, 32, "
-                                         r"64\) 32.*anti-aliased.*nearest neighbour"):
+    with pytest.warns(DataWarning, match=r"2 mask\(s\) hold 32 pixels .* colours that are no class's nor a shade .*"
+                                         r"rgb\(64, 32, 64\) 32.*anti-aliased.*nearest neighbour"):
         found = read(root)
     assert found.masks[0][4, 15] == IGNORE and found.masks[0][10, 15] == 1 and found.masks[0][0, 0] == 0
     with pytest.raises(DataError, match="--strict"):
         read(root, strict=True)
 
 
-def test_rgb_masks_without_colours_take_the_colours_that_cover_them(tmp_path):
+def test_rgb_masks_without_colours_take_the_colours_that_cover_them_and_their_shades(tmp_path):
     image, _ = square_pair()
     mask = Image.new("RGB", (40, 30), (0, 0, 0))
     ImageDraw.Draw(mask).rectangle((10, 5, 25, 20), fill=(0, 200, 0))
+    ImageDraw.Draw(mask).rectangle((10, 5, 25, 8), fill=(0, 180, 10))  # a smoothed band: a shade, not a class
+    mask.putpixel((0, 0), (20, 0, 3))
     found = read(folder(tmp_path, {"a": (image, mask)}))
-    assert found.classes == ["#000000", "#00c800"] and found.masks[0][10, 15] == 1
+    assert found.classes == ["#000000", "#00c800"] and found.masks[0][10, 15] == 1 and found.masks[0][6, 15] == 1
+    assert found.masks[0][0, 0] == 0
+
+
+def test_jpeg_masks_are_refused_with_why(tmp_path):
+    image, mask = square_pair(value=1)
+    root = folder(tmp_path, {"a": (image, None)})
+    mask.save(tmp_path / "masks" / "a.jpg")
+    with pytest.raises(DataError, match="a.jpg: JPEG masks. Expected PNG masks: JPEG's lossy compression"):
+        read(root)
 
 
 def test_each_bad_pair_is_named_with_its_fix_in_one_warning(tmp_path):

@@ -59,6 +59,25 @@ class Client:
         """Image files (read here and sent as bytes), bytes, PIL images or arrays -> the top classes of each."""
         return self.use(model, "predict", [self.image_json(i) for i in as_list(images)], top_k=top_k)
 
+    def detect(self, model: str, images, threshold: float | None = None, max_boxes: int | None = None,
+               class_iou: float | None = None) -> list[dict]:
+        """Image files, bytes, PIL images or arrays -> each image's boxes (class, score, x1, y1, x2, y2 in its own
+        pixels); threshold None: the run's own."""
+        return self.use(model, "detect", [self.image_json(i) for i in as_list(images)], threshold=threshold,
+                        max_boxes=max_boxes, class_iou=class_iou)
+
+    def segment(self, model: str, images, rle: bool = False) -> list[dict]:
+        """Image files, bytes, PIL images or arrays -> each image's classes with their shares, and its mask: 'mask', a
+        uint8 array of class indices at the image's own size (decoded here from the PNG the server sends), or with
+        rle=True 'masks_rle', COCO's RLE of each class."""
+        from PIL import Image
+
+        answers = self.use(model, "segment", [self.image_json(i) for i in as_list(images)], rle=rle)
+        for a in answers:
+            if "mask_png_base64" in a:
+                a["mask"] = np.asarray(Image.open(io.BytesIO(base64.b64decode(a["mask_png_base64"]))))
+        return answers
+
     def generate(self, model: str, prime: str = "", length: int = 500, temperature: float = 0.8,
                  top_k: int | None = None, seed: int | None = None) -> str:
         return self.use(model, "generate", prime, length=length, temperature=temperature, top_k=top_k,
@@ -127,6 +146,8 @@ class Client:
     # --- plumbing ------------------------------------------------------------------------------
     @staticmethod
     def image_json(image):
+        """One image as a request carries it: a file's or PIL image's bytes as {'base64': ...}, an array as nested
+        lists."""
         from PIL import Image
 
         if isinstance(image, (str, Path)):

@@ -11,7 +11,7 @@ import numpy as np
 
 from .box_records import Problems, probe_or_skip
 from .coco import check_unique, entries, has_id, image_file, is_key, load_json
-from .masks import IGNORE, MAX_CLASSES, MaskSet
+from .masks import IGNORE, LOST, MAX_CLASSES, MaskSet
 
 TOLERANCE = 1.0  # pixels a polygon may reach past its image's edge (rounding), as boxes may
 MAX_ANNOTATIONS = 5000  # per image: COCO's busiest images have a few hundred
@@ -21,8 +21,6 @@ def read_coco_masks(path: Path, classes: list[str] | None, strict: bool) -> Mask
     """A COCO JSON file whose annotations have 'segmentation' (polygons, or RLE with iscrowd): a mask per image,
     larger objects drawn first so that smaller ones on them stay visible. Images without annotations are all
     background."""
-    from .segmentation import LOST
-
     doc = load_json(path)
     problems = Problems(strict, LOST)
     images = [im for n, im in entries(doc, "images", path, problems) if has_id(im, f"{path}: images[{n}]", problems)]

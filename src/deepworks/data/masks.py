@@ -23,6 +23,8 @@ IGNORE = 255          # a pixel neither learned nor scored
 MAX_CLASSES = 254     # class indices 0 to 253 (255 is IGNORE; 254 stays free so a 255-class map cannot hide it)
 COLOUR_SHARE = 0.002  # RGB masks without a colour map: a colour is a class where it covers this much of some mask
 MAX_COLOURS = 64      # more colours than this each covering a share of some RGB mask: photos, not masks
+LOST = "image(s), annotation(s) or stray pixels"  # what a problem of segmentation data loses, for its warning
+NEAR = 48             # a colour within this of a class's (on every channel) is that class, smoothed or compressed
 INDEX_MODES = ("P", "L", "1", "I", "I;16", "I;16L", "I;16B", "LA", "PA")  # the modes a mask of class indices comes in
 
 
@@ -130,7 +132,8 @@ def binary_looking(values: list[np.ndarray]) -> bool:
 
 def classes_from_colours(masks: list[np.ndarray]) -> list[tuple[int, int, int]]:
     """The colours of RGB masks that are classes: those covering COLOUR_SHARE of some mask (the rest are taken for
-    anti-aliased edges), black first, then by how many pixels hold them."""
+    anti-aliased edges) and not within NEAR of a commoner one (a shade of it), black first, then by how many pixels
+    hold them."""
     totals: dict = {}
     for m in masks:
         flat = m.reshape(-1, 3)
@@ -138,18 +141,29 @@ def classes_from_colours(masks: list[np.ndarray]) -> list[tuple[int, int, int]]:
         for c, k in zip(map(tuple, colours.tolist()), counts.tolist()):
             if k >= max(16, COLOUR_SHARE * len(flat)):
                 totals[c] = totals.get(c, 0) + k
-    return sorted(totals, key=lambda c: (c != (0, 0, 0), -totals[c]))
+    kept: list = []
+    for c in sorted(totals, key=lambda c: -totals[c]):
+        if all(max(abs(a - b) for a, b in zip(c, k)) > NEAR for k in kept):
+            kept.append(c)
+    return sorted(kept, key=lambda c: (c != (0, 0, 0), -totals[c]))
 
 
 def colours_to_indices(mask: np.ndarray, colours: list) -> tuple[np.ndarray, int, dict]:
-    """An RGB mask (H, W, 3) -> (class indices (H, W), IGNORE where the colour is no class's; how many such pixels;
-    {colour: count} of the commonest of them)."""
+    """An RGB mask (H, W, 3) -> (class indices (H, W): a class's colour, or a shade within NEAR of it, is that class;
+    IGNORE where the colour is no class's (an anti-aliased edge between two); how many such pixels; {colour: count}
+    of the commonest of them)."""
     key = (mask[..., 0].astype(np.int64) << 16) | (mask[..., 1].astype(np.int64) << 8) | mask[..., 2]
     table = {(r << 16) | (g << 8) | b: i for i, (r, g, b) in enumerate(colours)}
     out = np.full(key.shape, IGNORE, np.uint8)
     for k, i in table.items():
         out[key == k] = i
     stray = out == IGNORE
+    if stray.any():
+        distance = np.abs(mask[stray][:, None, :].astype(np.int64) - np.asarray(colours, np.int64)[None]).max(-1)
+        nearest = distance.argmin(1)
+        near = distance[np.arange(len(nearest)), nearest] <= NEAR
+        out.reshape(-1)[np.flatnonzero(stray)[near]] = nearest[near]  # a view: out changes
+        stray = out == IGNORE
     found: dict = {}
     if stray.any():
         values, counts = np.unique(key[stray], return_counts=True)

@@ -18,14 +18,13 @@ import numpy as np
 from ..errors import DataError
 from .box_records import Problems, probe_or_skip
 from .images import IMAGE_EXTENSIONS, is_hidden
-from .masks import (IGNORE, MAX_CLASSES, MAX_COLOURS, MaskSet, binary_looking, check_indices, classes_from_colours,
-                    colours_to_indices, mask_values, open_mask, palette_of, read_class_file)
+from .masks import (IGNORE, LOST, MAX_CLASSES, MAX_COLOURS, MaskSet, binary_looking, check_indices,
+                    classes_from_colours, colours_to_indices, mask_values, open_mask, palette_of, read_class_file)
 
 VOC_CLASSES = ("background", "aeroplane", "bicycle", "bird", "boat", "bottle", "bus", "car", "cat", "chair", "cow",
                "diningtable", "dog", "horse", "motorbike", "person", "pottedplant", "sheep", "sofa", "train",
                "tvmonitor")
 MASK_EXTENSIONS = (".png", ".bmp", ".gif", ".tif", ".tiff")
-LOST = "image(s) or annotation(s)"
 
 
 def read_masks(source: str, data_dir: Path, strict: bool, classes: list[str] | None = None,
@@ -61,6 +60,7 @@ def files_by_stem(folder: Path, extensions: tuple) -> dict[str, Path]:
 def read_mask_folder(root: Path, given: tuple | None, strict: bool) -> MaskSet:
     """images/ and masks/, paired by file name without its extension; either one alone is a problem."""
     problems = Problems(strict, LOST)
+    refuse_lossy(root / "masks")
     images, masks = files_by_stem(root / "images", IMAGE_EXTENSIONS), files_by_stem(root / "masks", MASK_EXTENSIONS)
     for stem in sorted(set(images) - set(masks)):
         problems.skip(f"{images[stem]}: no mask. Expected {root / 'masks' / stem}.png; add it, or remove the image.")
@@ -68,10 +68,20 @@ def read_mask_folder(root: Path, given: tuple | None, strict: bool) -> MaskSet:
         problems.skip(f"{masks[stem]}: no image of that name in {root / 'images'}; add it, or remove the mask.")
     pairs = [(images[s], masks[s]) for s in sorted(set(images) & set(masks))]
     names, colours = given or class_file(root)
-    found = decode_pairs(pairs, names, colours, problems, voc=False)
+    found = decode_pairs(pairs, names, colours, problems, voc=False, what=str(root))
     found.description = f"the folder {root} ({len(found)} images with masks)"
     found.problems = problems.finish(str(root))
     return found
+
+
+def refuse_lossy(folder: Path) -> None:
+    """JPEG (or WebP) masks: refused at once, since lossy compression blurs the class values at every edge."""
+    lossy = sorted(p for p in folder.iterdir() if p.suffix.lower() in (".jpg", ".jpeg", ".webp") and
+                   not is_hidden(p.name))
+    if lossy:
+        raise DataError(f"{lossy[0]}{f' and {len(lossy) - 1} more' if len(lossy) > 1 else ''}: JPEG masks. Expected "
+                        f"PNG masks: JPEG's lossy compression changes the class values along every edge. Save the "
+                        f"masks as PNG from the program that drew them.")
 
 
 def read_voc_masks(root: Path, given: tuple | None, strict: bool) -> MaskSet:
@@ -84,7 +94,7 @@ def read_voc_masks(root: Path, given: tuple | None, strict: bool) -> MaskSet:
         problems.skip(f"{masks[stem]}: no image {root / 'JPEGImages' / stem}.jpg; add it, or remove the mask.")
     stems = sorted(set(images) & set(masks))
     names, colours = given or class_file(root)
-    found = decode_pairs([(images[s], masks[s]) for s in stems], names, colours, problems, voc=True)
+    found = decode_pairs([(images[s], masks[s]) for s in stems], names, colours, problems, voc=True, what=str(root))
     found.split = voc_split(root, [Path(p).stem for p in found.images])
     found.description = f"the Pascal VOC folder {root} ({len(found)} images with masks)"
     found.problems = problems.finish(str(root))
@@ -107,7 +117,7 @@ def class_file(root: Path) -> tuple[list[str] | None, list | None]:
 
 
 def decode_pairs(pairs: list, names: list[str] | None, colours: list | None, problems: Problems,
-                 voc: bool) -> MaskSet:
+                 voc: bool, what: str) -> MaskSet:
     """(image path, mask path) pairs -> a MaskSet: each mask opened and checked against its image's size, then all of
     them turned into class indices by one class map (`index_masks`, `rgb_masks`)."""
     kept = []
@@ -130,7 +140,7 @@ def decode_pairs(pairs: list, names: list[str] | None, colours: list | None, pro
             kind, values = "index", values[..., 0]  # an index mask saved as grey RGB
         kept.append((image, mask_path, kind, values, im if not kept else None))  # the first's palette names colours
     if not kept:
-        problems.finish("the masks")
+        problems.finish(what)
         raise DataError("No image with a usable mask. Expected images/NAME.jpg with masks/NAME.png of the same size.")
     kinds = {k for _, _, k, _, _ in kept}
     if kinds == {"index", "rgb"}:
@@ -190,10 +200,10 @@ def rgb_masks(kept: list, names, colours, problems: Problems) -> MaskSet:
     if stray:
         total = sum(m.size for m in masks)
         common = ", ".join(f"rgb{c} {k:,}" for c, k in sorted(examples.items(), key=lambda t: -t[1])[:3])
-        problems.skip(f"{files} mask(s) hold {stray:,} pixels ({stray / total:.2%}) of colours outside the class map "
-                      f"(for example {common}), most likely anti-aliased edges: they are left out of training and "
-                      f"scoring. Save masks without smoothing (nearest neighbour) or as index PNGs, or add the "
-                      f"colours to classes.txt.")
+        problems.skip(f"{files} mask(s) hold {stray:,} pixels ({stray / total:.2%}) of colours that are no class's "
+                      f"nor a shade of one (for example {common}), most likely anti-aliased edges between two: they "
+                      f"are left out of training and scoring. Save masks without smoothing (nearest neighbour) or "
+                      f"as index PNGs.")
     return MaskSet(images, masks, names, "", colours=list(colours))
 
 

@@ -348,6 +348,9 @@ def usage_text(card: dict) -> str:
         lines += ["```python", "import torch", f"model = torch.jit.load('{first['file']}')", "```", ""]
     if card.get("loop"):
         lines += ["The loop around the step graph: " + card["loop"], ""]
+    pre = card.get("preprocessing")
+    if isinstance(pre, dict) and pre:  # the image tasks': how pixels are prepared, and what the graph does itself
+        lines += ["Before the graph: " + "; ".join(f"{k.replace('_', ' ')}: {v}" for k, v in pre.items()), ""]
     if card.get("postprocessing"):
         lines += ["After the graph: " + card["postprocessing"], ""]
     return "\n".join(lines).rstrip() + "\n"

@@ -100,7 +100,9 @@ class Served:
         inputs, raw = self.face.example_request()
         options = self.options(raw)
         results = self.infer(self.face.decode_inputs(inputs, options), options)
-        self.v2_outputs = [{"name": k, "datatype": datatype_of(v), "shape": [-1, *v.shape[1:]]}
+        sized = self.face.v2_sized_by_input
+        self.v2_outputs = [{"name": k, "datatype": datatype_of(v), "shape": [-1, *([-1] * (v.ndim - 1) if sized
+                                                                                  else v.shape[1:])]}
                            for k, v in self.face.v2_outputs(results).items()]
         self.ready = True
         return time.perf_counter() - t0

@@ -99,6 +99,8 @@ class Face:
         tensors are handed to `decode_inputs` by name (one tensor: as the inputs)."""
         return []
 
+    v2_sized_by_input = False  # True: the V2 outputs' sizes follow the input's (a mask per pixel), not fixed
+
     def v2_outputs(self, results: list) -> dict:
         """{name: numpy array} for a V2 response, from `infer`'s answers."""
         return {}

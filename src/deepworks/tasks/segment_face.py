@@ -104,7 +104,8 @@ class SegmentFace(PixelFace):
 
         return {"rle": Option(bool, False, help="each mask as COCO's RLE per class (for pycocotools) instead of a "
                               "palette PNG (base64; its pixels are the class indices)"),
-                "opacity": Option(float, 0.5, 0.0, 1.0, "how strongly the overlay tints the image (--out)")}
+                "opacity": Option(float, 0.5, 0.0, 1.0, "how strongly the overlay tints the image (the overlays --out "
+                                  "writes; the server sends masks, not overlays)")}
 
     @property
     def classes(self) -> list[str]:
@@ -214,6 +215,11 @@ class SegmentFace(PixelFace):
                                    f"the outer {max(1, s // 8)} pixels of a tile), crop the padding, scale bilinearly "
                                    "to the image's own size, and take each pixel's likeliest class"),
                 "background": m.get("background"), "colours": [list(c) for c in self.colours]}
+
+    v2_sized_by_input = True
+
+    def v2_inputs(self) -> list[dict]:
+        return [{"name": "images", "datatype": "UINT8", "shape": [-1, -1, -1, 3]}]  # any size: masks come back at it
 
     def v2_outputs(self, results: list) -> dict:
         """'masks' (N, H, W) uint8 class indices; images of different sizes are padded with 255."""
