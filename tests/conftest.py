@@ -168,19 +168,6 @@ def shapes_detector(tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
-def shapes_segmenter(tmp_path_factory):
-    """A U-Net of the generated shapes at 32 px (300 images, 6 epochs: about 15 s on one thread, test mean IoU 0.42
-    against the baseline's 0.23), trained once per test run for the segmentation tests and the web UI's."""
-    import deepworks as dw
-
-    def make(root):
-        dw.train(task="segment", data="shapes-seg:300", image_size=32, width=24, depth=3, epochs=6, batch_size=8,
-                 runs_dir=str(root / "runs"), name="shapes", progress=False)
-
-    return dw.load(made_once(tmp_path_factory, "segment", make) / "runs" / "shapes")
-
-
-@pytest.fixture(scope="session")
 def tones_run(tmp_path_factory):
     """An audio classifier of the generated tones (30 epochs), trained once per test run for the audio tests and the
     web UI's."""

@@ -20,6 +20,7 @@ from deepworks.metrics.masks import object_ious, rand_error
 from deepworks.models.unet import segmentation_loss
 from deepworks.tasks.segment import augment_pairs, class_weights
 from deepworks.tasks.segment_face import tile_starts, tiled_probabilities
+from test_task_contract import quick_fid, runs  # noqa: F401 (fixtures: every task's tiny run, made once per test run)
 
 
 # --- the parts -------------------------------------------------------------------------------------------------------
@@ -93,18 +94,22 @@ def test_classes_are_weighted_only_when_their_pixels_differ_fivefold():
     assert w[0] < w[1] < w[2] and abs(w[2] / w[0] - 3 / np.sqrt(0.1)) < 0.01 and abs((w * share).sum() - 1) < 1e-3
 
 
-# --- a segmenter trained once (conftest.py) --------------------------------------------------------------------------
+# --- a segmenter that learns, and the contract harness's tiny one in use ---------------------------------------------
 @pytest.fixture
-def segmenter(shapes_segmenter):
-    return shapes_segmenter
+def segmenter(runs):  # noqa: F811
+    """The contract harness's tiny segmenter of the shapes (test_task_contract.py), made once per test run."""
+    return dw.load(runs["segment"])
 
 
-def test_the_unet_learns_the_shapes_far_above_the_baseline(segmenter):
-    results = segmenter.results
-    test, base = results["test"], results["baseline"]
-    assert test["miou"] >= 0.35 and test["miou"] >= base["miou"] + 0.1, (test["miou"], base)
+def test_the_unet_learns_the_shapes_far_above_the_majority_class(tmp_path):
+    trained = dw.train(task="segment", data="shapes-seg:240", image_size=32, width=16, depth=3, epochs=6,
+                       batch_size=8, baseline=False, runs_dir=str(tmp_path), name="shapes", progress=False)
+    test = trained.results["test"]
+    pixels = np.array([r["pixels"] for r in test["per_class"]])
+    majority = pixels.max() / pixels.sum() / (pixels > 0).sum()  # background everywhere: its IoU, 0 for the rest
+    assert test["miou"] >= 0.3 and test["miou"] >= majority + 0.07, (test["miou"], majority)  # 0.38 here, 0.22
     assert [r["class"] for r in test["per_class"]] == ["background", "circle", "square", "triangle"]
-    report = segmenter.run.report_dir
+    report = trained.run.report_dir
     for name in ("predictions.png", "worst.png", "confusion.png", "object-sizes.png"):
         assert (report / name).is_file(), name
     assert "The worst test images" in (report / "index.html").read_text()
@@ -123,7 +128,7 @@ def test_segment_writes_each_mask_and_overlay_at_the_images_own_size(segmenter, 
     assert main(["segment", str(segmenter.run.path), str(tmp_path / "big.png"), str(tmp_path / "small.png"),
                  "--out", str(tmp_path / "out")]) == 0
     printed = capsys.readouterr().out
-    assert "big.png (300x200): background" in printed and "big-overlay.png" in printed
+    assert "big.png (300x200): " in printed and "big-overlay.png" in printed
     for name, size in (("big", (300, 200)), ("small", (45, 30))):
         mask = Image.open(tmp_path / "out" / f"{name}-mask.png")
         assert mask.mode == "P" and mask.size == size and np.asarray(mask).max() <= 3
@@ -154,22 +159,22 @@ def test_the_server_answers_masks_on_its_route_and_in_v2(segmenter):
     from deepworks.serving import build_app
 
     image = make_shapes(1, 12, 96, 96).images[0].transpose(1, 2, 0)
-    expected = segmenter.segment(image)[0]["mask"]
+    expected, name = segmenter.segment(image)[0]["mask"], segmenter.run.path.name
     buffer = io.BytesIO()
     Image.fromarray(image).save(buffer, format="PNG")
     with TestClient(build_app([str(segmenter.run.path)])) as c:
-        r = c.post("/v1/models/shapes/segment", files=[("file", ("a.png", buffer.getvalue(), "image/png"))],
+        r = c.post(f"/v1/models/{name}/segment", files=[("file", ("a.png", buffer.getvalue(), "image/png"))],
                    data={"rle": "false"})
         assert r.status_code == 200, r.text
         got = np.asarray(Image.open(io.BytesIO(base64.b64decode(r.json()["outputs"][0]["mask_png_base64"]))))
         assert (got == expected).all()
         body = {"inputs": [{"name": "images", "datatype": "UINT8", "shape": [1, 96, 96, 3],
                             "data": image.reshape(-1).tolist()}]}
-        r = c.post("/v2/models/shapes/infer", json=body)
+        r = c.post(f"/v2/models/{name}/infer", json=body)
         assert r.status_code == 200, r.text
         out = {o["name"]: o for o in r.json()["outputs"]}["masks"]
         assert out["shape"] == [1, 96, 96] and (np.asarray(out["data"]).reshape(96, 96) == expected).all()
-        r = c.post("/v1/models/shapes/segment", json={"inputs": image.tolist(), "opacity": 3})
+        r = c.post(f"/v1/models/{name}/segment", json={"inputs": image.tolist(), "opacity": 3})
         assert r.status_code == 400 and "opacity must be from 0.0 to 1.0. Received: 3." in r.json()["error"]
 
 

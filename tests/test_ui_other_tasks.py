@@ -1,31 +1,30 @@
 """The other tasks' views of the web UI in a real browser (test_ui.py's server and browser): text streamed as it is
-written, a translation's attention, a walk through a GAN's noise, a detector's boxes with their score slider, a
-segmenter's mask over a photo with its opacity slider, the sound of an uploaded or recorded clip, and a text model
-designed from cards."""
+written, a translation's attention, a walk through a GAN's noise, a detector's boxes with their score slider, the
+sound of an uploaded or recorded clip, and a text model designed from cards."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 import pytest
+from test_task_contract import quick_fid, runs  # noqa: F401 (fixtures: every task's tiny run, made once per test run)
 from test_ui import CHROMIUM, FLAGS, browser, page, server, shot  # noqa: F401 (fixtures: the browser, page and server)
 
 from playwright.sync_api import expect  # noqa: E402 (test_ui skips this module where there is no browser)
 
 
 @pytest.fixture(scope="module")
-def other_runs(server, tmp_path_factory, shapes_detector, shapes_segmenter, tones_run, use_runs):
-    """A text, a translation, a GAN, a detection, a segmentation, an audio and a speech recognition run in the
-    server's runs folder:
-    the translation of reversed letters and the recogniser of tone words are trained here (seconds; not the
-    contract harness's tiny recogniser, whose fixture makes every task's tiny run); the others are trained once for
-    the whole test run (conftest.py)."""
+def other_runs(server, tmp_path_factory, shapes_detector, tones_run, use_runs, runs):  # noqa: F811
+    """A text, a translation, a GAN, a detection, an audio and a speech recognition run in the server's runs folder:
+    the translation of reversed letters is trained here (seconds); the recogniser of tone words is the contract
+    harness's tiny one, and the others are trained once for the whole test run (conftest.py)."""
     import shutil
 
     import numpy as np
 
     import deepworks as dw
 
+    recogniser = runs["asr"]
     folder = tmp_path_factory.mktemp("other-data")
     runs = str(server["runs"])
     rng = np.random.default_rng(0)
@@ -36,10 +35,8 @@ def other_runs(server, tmp_path_factory, shapes_detector, shapes_segmenter, tone
     (folder / "reverse.tsv").write_text("\n".join(lines) + "\n")
     dw.train(task="translate", data=str(folder / "reverse.tsv"), name="reverse", width=32, embed_size=16,
              batch_size=32, min_freq=1, epochs=1, runs_dir=runs, progress=False)
-    dw.train(task="asr", data="tones:120", width=32, depth=1, epochs=2, batch_size=16, name="talk", runs_dir=runs,
-             progress=False)
     shared = {"fox": use_runs["txt"], "digits-gan": use_runs["gan"], "shapes": shapes_detector.run.path,
-              "tones": tones_run.run.path, "shapes-seg": shapes_segmenter.run.path}
+              "tones": tones_run.run.path, "talk": recogniser}
     for name, path in shared.items():
         shutil.copytree(path, Path(runs) / name, ignore=shutil.ignore_patterns("export"))
     return runs
@@ -108,28 +105,6 @@ def test_try_draws_the_boxes_a_detector_finds_on_a_photo_and_the_slider_filters_
     shot(page, "try-detect")
     page.get_by_test_id("detect-threshold").fill("0.95")
     expect(boxes).to_have_count(sum(b["score"] >= 0.95 for b in expected))
-
-
-def test_try_lays_a_segmenters_mask_over_a_photo_with_an_opacity_slider(page, server, other_runs, tmp_path):
-    from PIL import Image
-
-    import deepworks as dw
-    from deepworks.data.detection import make_shapes
-
-    photo = tmp_path / "shapes.png"
-    Image.fromarray(make_shapes(1, 11, 96, 96).images[0].transpose(1, 2, 0)).save(photo)
-    expected = dw.load(f"{other_runs}/shapes-seg").segment(str(photo))[0]["classes"]
-    page.get_by_test_id("nav-try").click()
-    page.get_by_test_id("try-run").select_option("shapes-seg")
-    page.get_by_test_id("segment-file").set_input_files(str(photo))
-    mask = page.get_by_test_id("segment-mask")
-    expect(mask).to_be_visible()
-    assert mask.evaluate("m => m.naturalWidth") == 96  # the mask at the photo's own size, drawn over it
-    expect(page.get_by_test_id("segment-classes").locator("li")).to_have_count(len(expected))
-    assert page.get_by_test_id("segment-classes").inner_text().startswith(expected[0]["class"])
-    shot(page, "try-segment")
-    page.get_by_test_id("segment-opacity").fill("0.9")
-    expect(mask).to_have_css("opacity", "0.9")
 
 
 def test_try_names_the_sound_of_an_uploaded_recording(page, server, other_runs, tmp_path):

@@ -56,6 +56,18 @@ def try_boxes_of_image(page, run, folder):  # noqa: F811
     expect(page.get_by_test_id("detect-count")).to_be_visible()
 
 
+def try_mask_of_image(page, run, folder):  # noqa: F811
+    photo = image_file(folder)
+    expected = dw.load(run).segment(str(photo))[0]["classes"]
+    page.get_by_test_id("segment-file").set_input_files(str(photo))
+    mask = page.get_by_test_id("segment-mask")
+    expect(mask).to_be_visible()
+    assert mask.evaluate("m => m.naturalWidth") == 64  # the mask at the photo's own size, laid over it
+    expect(page.get_by_test_id("segment-classes").locator("li")).to_have_count(len(expected))
+    page.get_by_test_id("segment-opacity").fill("0.9")
+    expect(mask).to_have_css("opacity", "0.9")
+
+
 def try_classes_of_audio(page, run, folder):  # noqa: F811
     page.get_by_test_id("audio-file").set_input_files(str(sound_file(folder)))
     expect(page.get_by_test_id("try-predictions").locator("li").first).to_be_visible()
@@ -86,6 +98,7 @@ def try_image_of_noise(page, run, folder):  # noqa: F811
 
 
 BY_KIND = {("image", "classes"): try_classes_of_image, ("image", "boxes"): try_boxes_of_image,
+           ("image", "mask"): try_mask_of_image,
            ("audio", "classes"): try_classes_of_audio, ("audio", "text"): try_text_of_audio,
            ("text", "text"): try_text_of_text,
            ("text", "classes"): try_classes_of_text,
