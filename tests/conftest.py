@@ -31,7 +31,7 @@ LONGEST_FIRST = ("test_distributed.py", "test_ui.py", "test_ui_other_tasks.py", 
                  "test_ui_start.py", "test_export.py", "test_audio.py", "test_reliability.py", "test_automl.py",
                  "test_newcomer.py", "test_ui_tasks.py", "test_minilm.py", "test_trust.py", "test_detect.py", "test_gpu_check.py",
                  "test_pretrained.py", "test_ui_bounds.py", "test_text.py", "test_ui_samples.py", "test_compare.py",
-                 "test_ui_security.py", "test_stream.py", "test_textclass_models.py")  # then the short ones, by name
+                 "test_ui_security.py", "test_segment.py", "test_stream.py", "test_textclass_models.py")  # then the short ones, by name
 
 
 def pytest_collection_modifyitems(config, items):

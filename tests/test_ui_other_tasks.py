@@ -7,24 +7,23 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from test_task_contract import quick_fid, runs  # noqa: F401 (fixtures: every task's tiny run, made once per test run)
 from test_ui import CHROMIUM, FLAGS, browser, page, server, shot  # noqa: F401 (fixtures: the browser, page and server)
 
 from playwright.sync_api import expect  # noqa: E402 (test_ui skips this module where there is no browser)
 
 
 @pytest.fixture(scope="module")
-def other_runs(server, tmp_path_factory, shapes_detector, tones_run, use_runs, runs):  # noqa: F811
+def other_runs(server, tmp_path_factory, shapes_detector, tones_run, use_runs):
     """A text, a translation, a GAN, a detection, an audio and a speech recognition run in the server's runs folder:
-    the translation of reversed letters is trained here (seconds); the recogniser of tone words is the contract
-    harness's tiny one, and the others are trained once for the whole test run (conftest.py)."""
+    the translation of reversed letters and the recogniser of tone words are trained here (seconds; not the
+    contract harness's tiny recogniser, whose fixture makes every task's tiny run); the others are trained once for
+    the whole test run (conftest.py)."""
     import shutil
 
     import numpy as np
 
     import deepworks as dw
 
-    recogniser = runs["asr"]
     folder = tmp_path_factory.mktemp("other-data")
     runs = str(server["runs"])
     rng = np.random.default_rng(0)
@@ -35,8 +34,10 @@ def other_runs(server, tmp_path_factory, shapes_detector, tones_run, use_runs, r
     (folder / "reverse.tsv").write_text("\n".join(lines) + "\n")
     dw.train(task="translate", data=str(folder / "reverse.tsv"), name="reverse", width=32, embed_size=16,
              batch_size=32, min_freq=1, epochs=1, runs_dir=runs, progress=False)
+    dw.train(task="asr", data="tones:120", width=32, depth=1, epochs=2, batch_size=16, name="talk", runs_dir=runs,
+             progress=False)
     shared = {"fox": use_runs["txt"], "digits-gan": use_runs["gan"], "shapes": shapes_detector.run.path,
-              "tones": tones_run.run.path, "talk": recogniser}
+              "tones": tones_run.run.path}
     for name, path in shared.items():
         shutil.copytree(path, Path(runs) / name, ignore=shutil.ignore_patterns("export"))
     return runs
