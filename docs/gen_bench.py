@@ -116,6 +116,8 @@ SPEC: dict[str, list] = {
          "isbi/plain_pytorch_loop/pixel_error", "isbi/plain_pytorch_loop/rand_error"),
         ("--pretrained, same seconds", "isbi/pretrained/membrane_iou", "isbi/pretrained/pixel_error",
          "isbi/pretrained/rand_error"),
+        ("ISBI, 40 epochs over seeds 1 and 2: mean membrane IoU, deepworks / plain loop", "isbi_seeds/deepworks_mean",
+         "isbi_seeds/plain_mean"),
         ("loop speed, deepworks / plain loop", "loop/loop_speed_ratio"),
         ("inference at 256 px, images/s, U-Net: torch / ONNX Runtime, batch 1", "inference/unet/torch_batch_1",
          "inference/unet/onnxruntime_batch_1"),
