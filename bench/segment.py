@@ -53,6 +53,36 @@ def shapes() -> dict:
             "goal_met": bool(test["miou"] >= 0.95 and fit["train_seconds"] <= 180)}
 
 
+def plain_loop(cfg, task, train: tuple, epochs: int, seed: int, after_epoch=None):
+    """The task's network, tiles, augmentation, loss, AdamW and one-cycle schedule in a bare loop over as many
+    batches an epoch as deepworks' loop takes (the last, smaller one too): no checkpoints, log or progress. ->
+    (the model, seconds). `after_epoch(model)`, where given, runs after each epoch and is counted."""
+    from deepworks.training.batches import steps_per_epoch
+
+    t = cfg.train
+    torch.manual_seed(seed)
+    model = task.build_model().to(memory_format=torch.channels_last)
+    x, masks = train
+    per_epoch = steps_per_epoch(len(x), t.batch_size)
+    opt = torch.optim.AdamW(model.parameters(), t.lr, weight_decay=t.weight_decay)
+    schedule = torch.optim.lr_scheduler.OneCycleLR(opt, t.lr, total_steps=epochs * per_epoch)
+    t0 = time.perf_counter()
+    for _ in range(epochs):
+        model.train()
+        order = torch.randperm(len(x))
+        for i in range(per_epoch):
+            idx = order[i * t.batch_size:(i + 1) * t.batch_size]
+            loss, _ = task.training_step(model, (x[idx], masks[idx]))
+            opt.zero_grad()
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), t.clip_grad)
+            opt.step()
+            schedule.step()
+        if after_epoch is not None:
+            after_epoch(model)
+    return model, time.perf_counter() - t0
+
+
 def held_out_scores(masks_of) -> dict:
     """Membrane IoU, mean IoU, pixel error and Rand error of predicted masks (class 0 membrane, 1 cell) on slices
     25-29, from `masks_of(list of image paths)` -> list of (512, 512) class arrays."""
@@ -89,31 +119,11 @@ def plain_isbi(epochs: int, seed: int = 0) -> dict:
     validation, checkpoints or log), then the same tiled prediction."""
     from deepworks.api import make_config
     from deepworks.registry import get_task
-    from deepworks.training.batches import steps_per_epoch
 
     cfg = make_config(task="segment", data="isbi2012", data_dir=str(SHARED_DATA), batch_size=4, seed=seed)
     task = get_task("segment")(cfg)
     data = task.prepare(progress=False)
-    torch.manual_seed(seed)
-    model = task.build_model().to(memory_format=torch.channels_last)
-    x, masks = data.train
-    t = cfg.train
-    per_epoch = steps_per_epoch(len(x), t.batch_size)  # as many batches as deepworks' loop takes
-    opt = torch.optim.AdamW(model.parameters(), t.lr, weight_decay=t.weight_decay)
-    schedule = torch.optim.lr_scheduler.OneCycleLR(opt, t.lr, total_steps=epochs * per_epoch)
-    model.train()
-    t0 = time.perf_counter()
-    for _ in range(epochs):
-        order = torch.randperm(len(x))
-        for i in range(per_epoch):
-            idx = order[i * t.batch_size:(i + 1) * t.batch_size]
-            loss, _ = task.training_step(model, (x[idx], masks[idx]))
-            opt.zero_grad()
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), t.clip_grad)
-            opt.step()
-            schedule.step()
-    seconds = time.perf_counter() - t0
+    model, seconds = plain_loop(cfg, task, data.train, epochs, seed)
     model.eval()
     from deepworks.tasks.segment_face import SegmentFace
 
@@ -174,29 +184,9 @@ def setup_shapes(n: int = 300):
 
 
 def plain_shapes(cfg, task, data, epochs: int) -> float:
-    from deepworks.training.batches import steps_per_epoch
-
-    t = cfg.train
-    torch.manual_seed(0)
-    model = task.build_model().to(memory_format=torch.channels_last)
-    x, masks = data.train
-    per_epoch = steps_per_epoch(len(x), t.batch_size)  # the same batches as deepworks' loop, the last smaller one too
-    opt = torch.optim.AdamW(model.parameters(), t.lr, weight_decay=t.weight_decay)
-    schedule = torch.optim.lr_scheduler.OneCycleLR(opt, t.lr, total_steps=epochs * per_epoch)
-    t0 = time.perf_counter()
-    for _ in range(epochs):
-        model.train()
-        order = torch.randperm(len(x))
-        for i in range(per_epoch):
-            idx = order[i * t.batch_size:(i + 1) * t.batch_size]
-            loss, _ = task.training_step(model, (x[idx], masks[idx]))
-            opt.zero_grad()
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), t.clip_grad)
-            opt.step()
-            schedule.step()
-        task.evaluate(model, data.val, torch.device("cpu"))  # a user's loop validates each epoch too
-    return time.perf_counter() - t0
+    """The plain loop's seconds, validating after each epoch as a user's loop would."""
+    return plain_loop(cfg, task, data.train, epochs, 0,
+                      lambda model: task.evaluate(model, data.val, torch.device("cpu")))[1]
 
 
 def loop(epochs: int = 2, rounds: int = 3) -> dict:

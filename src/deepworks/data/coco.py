@@ -100,20 +100,29 @@ def check_unique(ids: list, path: Path) -> None:
                         f"{ids.count(duplicates[0])} times ({len(duplicates)} duplicate(s) in all).")
 
 
-def boxes_by_image(doc: dict, path: Path, ids: set, categories: dict, names: list[str], problems: Problems) -> dict:
-    """{image id: [(bbox, class name, where), ...]} for the annotations whose image, category and bbox are usable."""
-    by_image: dict = {i: [] for i in ids}
+def known_annotations(doc: dict, path: Path, ids: set, categories: dict, names: list[str], problems: Problems,
+                      listed: list[str] | None = None):
+    """(annotation, image id, class name, where) for each annotation whose image is in 'images' and whose category
+    is in the label map (`names`; `listed`, where given, is how the message names it); each other one recorded as
+    a problem. The detection and segmentation readers share it."""
     for n, ann in entries(doc, "annotations", path, problems):
         where = f"{path}: annotations[{n}]"
         image_id, category_id = ann.get("image_id"), ann.get("category_id")
-        if not is_key(image_id) or image_id not in by_image:
+        if not is_key(image_id) or image_id not in ids:
             problems.skip(f"{where}: Expected an image_id listed in 'images'. Received: {image_id!r:.80}.")
             continue
         name = categories.get(category_id) if is_key(category_id) else None
         if name is None or name not in names:
-            problems.skip(f"{where}: Expected a category of the label map ({', '.join(names)}). Received: "
+            problems.skip(f"{where}: Expected a category of the label map ({', '.join(listed or names)}). Received: "
                           f"category_id {category_id!r:.80}" + (f" ('{name}')" if name else "") + ".")
             continue
+        yield ann, image_id, name, where
+
+
+def boxes_by_image(doc: dict, path: Path, ids: set, categories: dict, names: list[str], problems: Problems) -> dict:
+    """{image id: [(bbox, class name, where), ...]} for the annotations whose image, category and bbox are usable."""
+    by_image: dict = {i: [] for i in ids}
+    for ann, image_id, name, where in known_annotations(doc, path, ids, categories, names, problems):
         bbox = ann.get("bbox")
         if not (isinstance(bbox, list) and len(bbox) == 4
                 and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in bbox)):

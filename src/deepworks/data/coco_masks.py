@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from .box_records import Problems, probe_or_skip
-from .coco import check_unique, entries, has_id, image_file, is_key, load_json
+from .coco import check_unique, entries, has_id, image_file, known_annotations, load_json
 from .masks import IGNORE, LOST, MAX_CLASSES, MaskSet
 
 TOLERANCE = 1.0  # pixels a polygon may reach past its image's edge (rounding), as boxes may
@@ -73,17 +73,7 @@ def annotations_by_image(doc: dict, path: Path, ids: set, categories: dict, name
     """{image id: [(segmentation, class name, iscrowd, where)]} for the annotations whose image and category are
     known and that have a segmentation."""
     by_image: dict = {i: [] for i in ids}
-    for n, ann in entries(doc, "annotations", path, problems):
-        where = f"{path}: annotations[{n}]"
-        image_id, category_id = ann.get("image_id"), ann.get("category_id")
-        if not is_key(image_id) or image_id not in by_image:
-            problems.skip(f"{where}: Expected an image_id listed in 'images'. Received: {image_id!r:.80}.")
-            continue
-        name = categories.get(category_id) if is_key(category_id) else None
-        if name is None or name not in names:
-            problems.skip(f"{where}: Expected a category of the class map ({', '.join(names[1:])}). Received: "
-                          f"category_id {category_id!r:.80}.")
-            continue
+    for ann, image_id, name, where in known_annotations(doc, path, ids, categories, names, problems, names[1:]):
         if "segmentation" not in ann:
             problems.skip(f"{where}: Expected a 'segmentation' (polygons, or RLE). Received: none (a box alone is "
                           f"for --task detect).")

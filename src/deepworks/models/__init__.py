@@ -86,6 +86,14 @@ def count_parameters(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
 
 
+def norms_in_eval(module: nn.Module) -> None:
+    """Every batch norm in `module` to eval mode: its running statistics kept (a few hundred images in small batches
+    estimate them worse than its pretraining did), its scale and shift still learning."""
+    for m in module.modules():
+        if isinstance(m, nn.modules.batchnorm._BatchNorm):
+            m.eval()
+
+
 @contextmanager
 def evaluating(model: nn.Module):
     """Eval mode (dropout off, batch norm on its running statistics) for the block, then the mode it had."""

@@ -18,6 +18,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from . import norms_in_eval
+
 STRIDE = 4
 TOP_K = 100
 
@@ -120,9 +122,7 @@ class CenterNetLite0(nn.Module):
         in batches of 16 estimate the statistics worse than ImageNet did (their scale and shift still learn)."""
         super().train(mode)
         if mode and self.keep_norms:
-            for m in self.backbone.modules():
-                if isinstance(m, nn.BatchNorm2d):
-                    m.eval()
+            norms_in_eval(self.backbone)
         return self
 
 

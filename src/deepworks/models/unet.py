@@ -17,6 +17,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from . import norms_in_eval
 from .centernet import Neck, conv_bn
 
 
@@ -106,9 +107,7 @@ class UNetLite0(nn.Module):
         learns its own."""
         super().train(mode)
         if mode and self.keep_norms:
-            for m in self.backbone.modules():
-                if isinstance(m, nn.BatchNorm2d):
-                    m.eval()
+            norms_in_eval(self.backbone)
         return self
 
 

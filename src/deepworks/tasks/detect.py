@@ -31,6 +31,7 @@ from ..models import evaluating
 from ..models.centernet import DETECTORS, decode, detection_loss
 from ..registry import builtin_models
 from .base import Prepared, Task
+from .lite0 import Lite0Backbone
 from .detect_face import CLASS_IOU, NMS_IOU, THRESHOLD, DetectFace, run_threshold
 from .detect_report import DetectReport
 
@@ -48,10 +49,11 @@ class DetectNote(UserWarning):
     """What a detection run's data or starting weights mean for it, said once."""
 
 
-class ObjectDetection(Task):
+class ObjectDetection(Lite0Backbone, Task):
     name = "detect"
     models = builtin_models("detect")
     pretrained_models = ("centernet_lite0",)
+    note_class, new_parts = DetectNote, "the neck and heads"  # what --pretrained's start says (tasks/lite0.py)
     # No flip by default: a mirrored 2 is not a 2. On digits pasted on canvases (tests/digits_canvases.py: 1,000 at
     # 64 px, 20 epochs) test mAP@0.5 was 0.85 and 0.90 with crop+flip (seeds 0 and 1), 0.97 and 0.97 with crop; on the
     # shapes, which look the same mirrored, 0.93 and 0.80 with crop+flip, 0.91 and 0.84 with crop (600, 8 epochs).
@@ -204,21 +206,6 @@ class ObjectDetection(Task):
         warnings.warn(note, DetectNote, stacklevel=3)
         return [note]
 
-    def normalisation(self, from_data) -> tuple[list[float], list[float]]:
-        if self.cfg.model.pretrained:
-            from ..models.pretrained import weights_for
-
-            w = weights_for("efficientnet_lite0")
-            return list(w.mean), list(w.std)
-        return from_data()
-
-    def pretrained_meta(self) -> dict:
-        if not self.cfg.model.pretrained:
-            return {}
-        from ..models.pretrained import describe
-
-        return {"pretrained": describe("efficientnet_lite0")}
-
     def default_epochs(self, data: Prepared) -> int:
         """About 1,500 optimizer steps, between 10 and 100 epochs: detection needs more steps than naming images."""
         from ..training.batches import steps_per_epoch
@@ -234,33 +221,6 @@ class ObjectDetection(Task):
             return DETECTORS[m.name](len(self.meta["classes"]), m.width or 32, box_size=size)
         return DETECTORS[m.name](len(self.meta["classes"]), m.width or 64, keep_norms=bool(m.pretrained or m.init_from),
                                  box_size=size)
-
-    def start_from(self, model: nn.Module) -> None:
-        if self.cfg.model.pretrained:
-            from ..models.pretrained import load_init_from, weights_file
-
-            found = load_init_from(model.backbone, weights_file("efficientnet_lite0"), allow_partial=True)
-            warnings.warn(f"Started from the pretrained EfficientNet-Lite0: {found['loaded']} of the backbone's "
-                          f"{found['of']} tensors loaded; the neck and heads are new.", DetectNote, stacklevel=2)
-
-    def optimizers(self, model: nn.Module) -> list:
-        """With --pretrained, the backbone learns at --body-lr times --lr: the ImageNet features move less than the
-        new neck and heads."""
-        from ..training.loop import make_optimizer
-
-        t, m = self.cfg.train, self.cfg.model
-        if not (m.pretrained or m.init_from) or m.body_lr == 1 or not hasattr(model, "backbone"):
-            return [make_optimizer(model.parameters(), t)]
-        body = list(model.backbone.parameters())
-        ids = {id(p) for p in body}
-        rest = [p for p in model.parameters() if id(p) not in ids]
-        return [make_optimizer([{"params": body, "lr": t.lr * m.body_lr}, {"params": rest, "lr": t.lr}], t)]
-
-    def to_input(self, x: torch.Tensor) -> torch.Tensor:
-        m = self.meta
-        mean = torch.tensor(m["mean"], device=x.device).view(1, -1, 1, 1) * 255
-        std = torch.tensor(m["std"], device=x.device).view(1, -1, 1, 1) * 255
-        return ((x.float() - mean) / std).contiguous(memory_format=torch.channels_last)
 
     def training_step(self, model: nn.Module, batch: tuple):
         x, boxes = batch

