@@ -10,9 +10,8 @@
   beside ours, not against them). Three arms: the U-Net from scratch (`deepworks train --task segment --data
   isbi2012`, as many epochs as fit in --budget seconds), the same U-Net, data, augmentation, recipe and epochs in a
   plain PyTorch loop, and `--pretrained` (EfficientNet-Lite0 encoder) for about the same seconds, all in batches of 4
-  tiles. Each is scored on the
-  held-out slices at their own 512 px: membrane IoU, mean IoU, pixel error and Rand error (metrics/masks.py). The last epoch's weights are scored:
-  the held-out slices are also the validation slices.
+  tiles. Each is scored on the held-out slices at their own 512 px: membrane IoU, mean IoU, pixel error and Rand
+  error (metrics/masks.py). The last epoch's weights are scored: the held-out slices are also the validation slices.
 - isbi_seeds: the U-Net in both loops for 40 epochs, seeds 1 and 2: how far a seed moves the membrane IoU on 5
   slices, against the gap between the loops.
 - loop: deepworks' loop (validation, checkpoints and metrics log) against the plain loop validating as often, on
