@@ -68,6 +68,16 @@ def try_mask_of_image(page, run, folder):  # noqa: F811
     expect(mask).to_have_css("opacity", "0.9")
 
 
+def try_image_of_image(page, run, folder):  # noqa: F811
+    page.get_by_test_id("restore-file").set_input_files(str(image_file(folder)))
+    after = page.get_by_test_id("restore-after")
+    expect(after).to_be_visible()
+    scale = dw.load(run).face.scale
+    assert after.evaluate("m => m.naturalWidth") == 64 * scale  # the restored photo at its own size
+    page.get_by_test_id("restore-split").fill("20")
+    expect(page.get_by_test_id("restore-before")).to_have_css("clip-path", "inset(0px 80% 0px 0px)")
+
+
 def try_classes_of_audio(page, run, folder):  # noqa: F811
     page.get_by_test_id("audio-file").set_input_files(str(sound_file(folder)))
     expect(page.get_by_test_id("try-predictions").locator("li").first).to_be_visible()
@@ -98,7 +108,7 @@ def try_image_of_noise(page, run, folder):  # noqa: F811
 
 
 BY_KIND = {("image", "classes"): try_classes_of_image, ("image", "boxes"): try_boxes_of_image,
-           ("image", "mask"): try_mask_of_image,
+           ("image", "mask"): try_mask_of_image, ("image", "image"): try_image_of_image,
            ("audio", "classes"): try_classes_of_audio, ("audio", "text"): try_text_of_audio,
            ("text", "text"): try_text_of_text,
            ("text", "classes"): try_classes_of_text,

@@ -149,6 +149,7 @@ TEXTCLASS_SETTINGS = ("data.text_column", "data.label_column", "data.test_fracti
                       "model.embed_size", "model.heads", "model.pretrained", "model.freeze", "model.head_first",
                       "model.body_lr", "train.label_smoothing")
 SEGMENT_SETTINGS = ("data.test_fraction", "model.pretrained", "model.head_first", "model.body_lr")
+RESTORE_SETTINGS = ("data.mode", "data.scale", "data.noise_sigma", "data.test_fraction")
 ASR_SETTINGS = ("data.split", "data.alphabet", "data.units", "data.test_fraction")
 IMAGE_MODELS = ("mlp", "lenet", "resnet", "resnet18", "efficientnet_lite0", "layers")
 BUILTIN_CARDS = {card.name: card for card in (
@@ -224,6 +225,19 @@ BUILTIN_CARDS = {card.name: card for card in (
              data="a folder with images/ and masks/ (a class index or colour per pixel, classes.txt naming them), a "
                   "Pascal VOC folder, or a COCO .json file with polygons or RLE",
              default_run="a U-Net that labels every pixel of generated shapes"),
+    TaskCard("restore", "deepworks.tasks.restore:Restoration", "image restoration", "an image restoration",
+             ("edsr", "espcn", "unet"),
+             tiny=dict(data="photos:128", mode="denoise", width=8, depth=2, image_size=32, lr=0.01, epochs=2,
+                       batch_size=16, baseline=False),
+             templates=(("edsr", "EDSR: residual blocks that upscale (--mode sr)"),
+                        ("espcn", "ESPCN: three convolutions that upscale, tiny and fast (--mode sr)"),
+                        ("unet", "U-Net: denoises, removes JPEG artefacts, colourises")),
+             form=("data.mode", "data.scale", "model.name", "train.epochs", "train.batch_size", "train.lr",
+                   "data.noise_sigma", "seed"),
+             builtins=("photos", "sr-benchmarks", "cifar10"), verbs=("restore",), inputs=("image",),
+             outputs=("image",), settings=RESTORE_SETTINGS,
+             data="a folder of photos (no labels: the clean photos are the targets, the inputs are made from them)",
+             default_run="an EDSR that upscales photos twofold, trained on photos that ship with scikit-image"),
     TaskCard("audio", "deepworks.tasks.audio:AudioClassification", "sound classification", "an audio classification",
              ("cnn1d", "gru", "lstm", "lenet", "resnet", "efficientnet_lite0"),
              tiny=dict(data="tones", epochs=2, batch_size=32, augment="crop+noise+speed"),

@@ -78,6 +78,16 @@ class Client:
                 a["mask"] = np.asarray(Image.open(io.BytesIO(base64.b64decode(a["mask_png_base64"]))))
         return answers
 
+    def restore(self, model: str, images) -> list[dict]:
+        """Image files, bytes, PIL images or arrays -> each restored photo: 'image', a uint8 array (H, W, 3 or 4)
+        decoded here from the PNG the server sends, with its width and height."""
+        from PIL import Image
+
+        answers = self.use(model, "restore", [self.image_json(i) for i in as_list(images)])
+        for a in answers:
+            a["image"] = np.asarray(Image.open(io.BytesIO(base64.b64decode(a["image_png_base64"]))))
+        return answers
+
     def generate(self, model: str, prime: str = "", length: int = 500, temperature: float = 0.8,
                  top_k: int | None = None, seed: int | None = None) -> str:
         return self.use(model, "generate", prime, length=length, temperature=temperature, top_k=top_k,

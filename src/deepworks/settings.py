@@ -85,6 +85,13 @@ class DataConfig:
                                             "the text (default: found by its name: text, sentence, review, ...).")
     label_column: str | None = setting(None, "Text classification: the column that holds the label (default: found "
                                              "by its name: label, class, category, sentiment, ...).")
+    mode: str = setting("sr", "Image restoration: what the model learns to undo. sr: upscaling by --scale (the "
+                              "inputs made from your photos by bicubic shrinking), denoise: added noise of "
+                              "--noise-sigma, jpeg: JPEG artefacts (quality 10-40), colorize: the colour of grey "
+                              "photos.", ("sr", "denoise", "jpeg", "colorize"))
+    scale: int = setting(2, "Image restoration, sr: how many times larger the result is on each side.", (2, 3, 4))
+    noise_sigma: float = setting(25.0, "Image restoration, denoise: the noise's standard deviation in grey levels "
+                                       "(0-255) that training adds; 25 is heavy, 5 light.")
     strict: bool = setting(False, "Stop on unreadable files instead of skipping them with a warning.")
     audit: bool = setting(True, "Before training, check the splits for copies, leakage and imbalance (image data: "
                                 "about 8 seconds for 60,000 images; AutoML checks once for all its trials).")

@@ -2,7 +2,7 @@
 
 `load` rebuilds a model from its run directory (safetensors weights checked against the sha256 model.json recorded,
 no pickles); `Trained` uses it: `trained(inputs, **options)` (or `.use`) is every task's one verb, and `predict`,
-`detect`, `segment`, `generate`, `translate`, `sample` are its names for the task that has them.
+`detect`, `segment`, `restore`, `generate`, `translate`, `sample` are its names for the task that has them.
 """
 
 from __future__ import annotations
@@ -123,6 +123,20 @@ class Trained:
         items, options = self.decoded(images, rle=rle, opacity=opacity)
         results = self.face.infer(self.serving, items, self.device, options)
         answers = [{**self.face.encode_result(r, options), "mask": r["mask"]} for r in results]
+        if out is not None:
+            for answer, written in zip(answers, self.face.write_out(items, results, Path(out), options)):
+                answer.update(written)
+        return answers
+
+    def restore(self, images, out: str | Path | None = None) -> list[dict]:
+        """Restoration runs: photos of any size (paths or folders, bytes, PIL images, arrays) restored as the run
+        learned (upscaled, denoised, freed of JPEG artefacts or coloured): [{'input', 'width', 'height', 'image':
+        uint8 (height, width, 3), or 4 with the photo's own alpha, 'image_png_base64'}]. With `out`, each is also
+        written there (NAME-x2.png, NAME-denoised.png, ...)."""
+        self.require("restore")
+        items, options = self.decoded(images)
+        results = self.face.infer(self.serving, items, self.device, options)
+        answers = [{**self.face.encode_result(r, options), "image": r["image"]} for r in results]
         if out is not None:
             for answer, written in zip(answers, self.face.write_out(items, results, Path(out), options)):
                 answer.update(written)

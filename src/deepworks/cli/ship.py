@@ -134,7 +134,7 @@ def cmd_serve(args) -> int:
 
     Serve trained runs on FastAPI + uvicorn until Ctrl-C (requests in flight are finished). Each run is a model named
     after its folder (or NAME=RUN): GET /v1/models lists them with their cards, POST /v1/models/NAME/VERB uses one
-    (predict, generate, translate, sample, detect, segment, classify or transcribe, as its task does), and the V2 routes (/v2/models/NAME/infer,
+    (predict, generate, translate, sample, detect, segment, restore, classify or transcribe, as its task does), and the V2 routes (/v2/models/NAME/infer,
     /v2/health/ready ...) answer KServe, Triton and MLServer clients. Image and GAN requests are micro-batched when
     they arrive together. Prometheus metrics at /metrics; the OpenAPI schema at /openapi.json."""
     import os

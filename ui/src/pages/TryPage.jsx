@@ -33,7 +33,7 @@ export default function TryPage({ info, run, setRun }) {
 // box and a button for anything else.
 function viewOf(task) {
   const VIEWS = {
-    image: { classes: ImageTry, boxes: DetectTry, mask: SegmentTry },
+    image: { classes: ImageTry, boxes: DetectTry, mask: SegmentTry, image: RestoreTry },
     audio: { classes: AudioTry, text: AudioTry },
     text: { text: TextTry, classes: TextClassesTry },
     noise: { image: SampleTry },
@@ -343,6 +343,55 @@ function SegmentTry({ card }) {
         <ul className="shares" data-testid="segment-classes">
           {answer.classes.map((c) => <li key={c.class}>{c.class}: {percent(c.share)}</li>)}
         </ul>
+      )}
+    </div>
+  );
+}
+
+// Restoration: drop or choose a photo; the restored photo comes back (upscaled, denoised, coloured ...) and a slider
+// moves the line between before (left, the photo enlarged by the browser) and after (right), with the file to save.
+function RestoreTry({ card }) {
+  const [photo, setPhoto] = useState(null); // the object URL of the photo sent
+  const [answer, setAnswer] = useState(null);
+  const [split, setSplit] = useState(50);
+  const [busy, setBusy] = useState(false);
+  const [error, setError] = useState("");
+  async function send(file) {
+    setBusy(true);
+    try {
+      const out = await postFile(card.route, file, file.name || "photo.png", {});
+      setPhoto(URL.createObjectURL(file));
+      setAnswer(out);
+      setError("");
+    } catch (e) {
+      setError(e.message);
+    } finally {
+      setBusy(false);
+    }
+  }
+  const longest = answer ? Math.max(answer.width, answer.height) : 1;
+  const scale = Math.min(640, Math.max(320, longest)) / longest;
+  const size = answer ? { width: answer.width * scale, height: answer.height * scale } : { width: 320, height: 200 };
+  const after = answer && `data:image/png;base64,${answer.image_png_base64}`;
+  return (
+    <div className="try">
+      <p>Choose or drop a photo: the model restores it as it learned to. Slide to compare before and after.</p>
+      <input type="file" accept="image/*" data-testid="restore-file" onChange={(e) => e.target.files[0] && send(e.target.files[0])} />{" "}
+      <label>before | after{" "}
+        <input type="range" data-testid="restore-split" min={0} max={100} value={split}
+               onChange={(e) => setSplit(Number(e.target.value))} />
+      </label>
+      {busy && <Busy testid="restore-busy">Restoring…</Busy>}
+      {error && <p className="error">{error}</p>}
+      <div className="detect-view" data-testid="restore-view" onDragOver={(e) => e.preventDefault()}
+           onDrop={(e) => { e.preventDefault(); if (e.dataTransfer.files[0]) send(e.dataTransfer.files[0]); }} style={size}>
+        {answer ? <img src={after} alt="after" data-testid="restore-after" {...size} /> : <span>drop a photo here</span>}
+        {answer && <img src={photo} alt="before" data-testid="restore-before" className="mask" {...size}
+                        style={{ clipPath: `inset(0 ${100 - split}% 0 0)` }} />}
+      </div>
+      {answer && (
+        <p data-testid="restore-size">{answer.width} × {answer.height} pixels.{" "}
+          <a href={after} download="restored.png">Save the restored photo</a></p>
       )}
     </div>
   );
