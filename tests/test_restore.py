@@ -130,6 +130,22 @@ def test_the_api_restores_photos_of_any_size_and_keeps_their_alpha(upscaler, tmp
     assert written.size == (102, 74) and written.mode == "RGBA" and Path(answers[0]["file"]).name == "logo-x2.png"
     decoded = np.asarray(Image.open(io.BytesIO(base64.b64decode(answers[1]["image_png_base64"]))))
     assert np.array_equal(decoded, answers[1]["image"])
+    deep = (np.arange(16 * 24, dtype=np.uint16).reshape(16, 24) * 150)  # a 16-bit scan: stretched into 8 bits
+    Image.fromarray(deep).save(tmp_path / "scan.png")
+    Image.fromarray(np.full((10, 14, 3), 60, np.uint8)).convert("P", palette=Image.ADAPTIVE).save(tmp_path / "p.png")
+    scan, palette = trained.restore([tmp_path / "scan.png", tmp_path / "p.png"])
+    assert scan["image"].shape == (32, 48, 3) and scan["image"].max() > 200 and palette["image"].shape == (20, 28, 3)
+
+
+def test_a_colouriser_keeps_the_grey_photo_s_lightness():
+    torch.manual_seed(0)
+    model = RestoreUNet(8, 2, colourise=True).eval()
+    grey = torch.rand(1, 1, 32, 32).repeat(1, 3, 1, 1)
+    with torch.no_grad():
+        out = model(grey)
+    shift = (rgb_to_lab(out)[:, 0] - rgb_to_lab(grey)[:, 0]).abs()  # L* of 0-100: only colour is added, but for
+    assert shift.median() < 0.01 and shift.mean() < 0.5  # colours outside sRGB, which are clipped
+    assert rgb_to_lab(out)[:, 1:].abs().mean() > 0.01  # some colour (an untrained net's, but colour)
 
 
 def test_the_cli_upscales_a_photo_into_a_folder(upscaler, tmp_path, capsys):

@@ -81,9 +81,12 @@ class Client:
     def restore(self, model: str, images) -> list[dict]:
         """Image files, bytes, PIL images or arrays -> each restored photo: 'image', a uint8 array (H, W, 3 or 4)
         decoded here from the PNG the server sends, with its width and height."""
+        return self.pictures(model, "restore", images)
+
+    def pictures(self, model: str, verb: str, images) -> list[dict]:
         from PIL import Image
 
-        answers = self.use(model, "restore", [self.image_json(i) for i in as_list(images)])
+        answers = self.use(model, verb, [self.image_json(i) for i in as_list(images)])
         for a in answers:
             a["image"] = np.asarray(Image.open(io.BytesIO(base64.b64decode(a["image_png_base64"]))))
         return answers

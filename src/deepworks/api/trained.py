@@ -134,6 +134,10 @@ class Trained:
         uint8 (height, width, 3), or 4 with the photo's own alpha, 'image_png_base64'}]. With `out`, each is also
         written there (NAME-x2.png, NAME-denoised.png, ...)."""
         self.require("restore")
+        return self.pictures(images, out)
+
+    def pictures(self, images, out: str | Path | None) -> list[dict]:
+        """The answers of a run that makes a picture of each picture (restore), arrays included."""
         items, options = self.decoded(images)
         results = self.face.infer(self.serving, items, self.device, options)
         answers = [{**self.face.encode_result(r, options), "image": r["image"]} for r in results]

@@ -95,6 +95,10 @@ class Restoration(Task):
     def scale(self) -> int:
         return self.cfg.data.scale if self.mode == "sr" else 1
 
+    @property
+    def default_patch(self) -> int:
+        return PATCH[self.mode]
+
     def patch_size(self, photos: list) -> int:
         """--image-size, else the mode's default made no larger than the photos' typical shorter side; a multiple
         of the scale (sr) or 8, so that the input patch is whole and the U-Net can halve it."""
@@ -105,8 +109,8 @@ class Restoration(Task):
                 raise ConfigError(f"--image-size for --mode {self.mode} must be a multiple of {step}, at least "
                                   f"{MIN_INPUT * self.scale}. Received: {given}.")
             return given
-        shorter = int(np.median([min(a.shape[:2]) for a in photos])) if photos else PATCH[self.mode]
-        size = min(PATCH[self.mode], shorter) // step * step
+        shorter = int(np.median([min(a.shape[:2]) for a in photos])) if photos else self.default_patch
+        size = min(self.default_patch, shorter) // step * step
         return max(size, MIN_INPUT * self.scale)
 
     def prepare(self, progress: bool | None = True) -> Prepared:
@@ -127,9 +131,9 @@ class Restoration(Task):
             raise DataError(f"{found.description}: no training photo is {size} x {size} pixels or larger. Expected "
                             f"larger photos, or a smaller --image-size (a multiple of {max(self.scale, 8)}).")
         evals = {k: self.whole(parts[k], notes, k) for k in ("val", "test")}
-        from ..models.restore import build_restorer, halo_of
+        from ..models.restore import halo_of
 
-        probe = build_restorer(self.cfg.model.name, self.mode, self.scale, self.cfg.model.width, self.cfg.model.depth)
+        probe = self.build_model()
         self.meta = {"mode": self.mode, "scale": self.scale, "noise_sigma": float(d.noise_sigma),
                      "image_size": int(size), "tile": TILE, "halo": halo_of(probe), "multiple": probe.multiple,
                      "source": found.description, "train_photos": len(parts["train"])}
