@@ -22,7 +22,6 @@ from deepworks.metrics.pixels import enlarge, lab_to_rgb, psnr, resize, rgb_to_l
 from deepworks.models.restore import EDSR, RestorerServing, RestoreUNet, halo_of
 from deepworks.tasks.restore_face import restored
 
-SHARED = Path(__file__).resolve().parents[2] / "shared" / "data" / "sr_benchmarks" / "set5_set14.tar.gz"
 CPU = torch.device("cpu")
 
 
@@ -37,9 +36,9 @@ def upscaler(tmp_path_factory):
 
 # --- the parts -------------------------------------------------------------------------------------------------------
 def test_bicubic_matches_matlab_on_the_published_set5_figure(tmp_path):
-    if not SHARED.is_file():
-        pytest.skip(f"{SHARED} is not here (the project's shared data)")
-    with tarfile.open(SHARED) as tar:
+    from conftest import shared
+
+    with tarfile.open(shared("sr_benchmarks", "set5_set14.tar.gz")) as tar:
         tar.extractall(tmp_path, filter="data")
     found = []
     for f in sorted((tmp_path / "Set5").glob("*.png")):
@@ -116,7 +115,7 @@ def test_a_denoiser_learns_to_remove_noise(tmp_path):
     assert test["psnr"] > noisy + 3, test
 
 
-# --- use ---------------------------------------------------------------------------------------------------------------
+# --- use -------------------------------------------------------------------------------------------------------------
 def test_the_api_restores_photos_of_any_size_and_keeps_their_alpha(upscaler, tmp_path):
     trained = dw.load(upscaler)
     rgba = np.zeros((37, 51, 4), np.uint8)
@@ -202,7 +201,10 @@ def test_bad_settings_and_data_are_named_with_the_fix(tmp_path):
         dw.train(task="restore", data=str(photo_folder(tmp_path / "two", 2)), progress=False)
 
 
-def test_a_photo_too_large_to_restore_in_one_call_is_refused(upscaler):
+def test_what_one_call_may_cost_is_bounded_thin_strips_and_v2_answers_included(upscaler):
+    from fastapi.testclient import TestClient
+
+    from deepworks.serving import Limits, build_app
     from deepworks.tasks import restore_face
 
     trained = dw.load(upscaler)
@@ -210,3 +212,37 @@ def test_a_photo_too_large_to_restore_in_one_call_is_refused(upscaler):
         patch.setattr(restore_face, "MAX_CALL_PIXELS", 1000)
         with pytest.raises(DataError, match="Expected at most 1,000 pixels out of one call"):
             trained.restore(np.zeros((20, 20, 3), np.uint8))
+    with pytest.MonkeyPatch.context() as patch:  # a strip two pixels high: its tiles are nearly all border
+        patch.setattr(restore_face, "MAX_CALL_WORK", 20_000)
+        assert trained.restore(np.zeros((40, 40, 3), np.uint8))[0]["width"] == 80  # 6,400 out, 14,400 read
+        with pytest.raises(DataError, match="a strip a few pixels thin is nearly all border"):
+            trained.restore(np.zeros((2, 400, 3), np.uint8))  # 3,200 out, about 50,000 read
+    photo = np.zeros((100, 100, 3), np.uint8)
+    body = {"inputs": [{"name": "images", "datatype": "UINT8", "shape": [1, 100, 100, 3],
+                        "data": photo.ravel().tolist()}]}
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(restore_face, "MAX_V2_VALUES", 50_000)  # above what the server warms up with
+        with TestClient(build_app([str(upscaler)], limits=Limits(timeout_s=20))) as client:
+            r = client.post("/v2/models/x2/infer", json=body)  # 200 x 200 x 3 = 120,000 numbers of JSON
+    assert r.status_code == 400 and "which answers PNG" in r.json()["error"], r.text
+
+
+def test_arrays_with_an_alpha_channel_keep_it(upscaler):
+    trained = dw.load(upscaler)
+    rgba = np.zeros((6, 8, 4), np.uint8)
+    rgba[..., 3] = 255
+    grey_alpha = np.zeros((2, 6, 8, 2), np.float32)  # a batch of grey photos with alpha, in 0-1
+    grey_alpha[..., 1] = 1.0
+    answers = trained.restore([rgba, grey_alpha])
+    assert [a["image"].shape for a in answers] == [(12, 16, 4), (12, 16, 4), (12, 16, 4)]
+    assert all(a["image"][..., 3].min() >= 250 for a in answers)
+
+
+def test_a_folder_s_own_split_folders_are_followed(tmp_path):
+    from deepworks.data.photos import read_photos
+
+    for part, n in (("valid", 2), ("test", 1)):
+        photo_folder(tmp_path / "set" / part, n)
+    photo_folder(tmp_path / "set" / "loose", 3)  # beside valid/ and test/: these train
+    found = read_photos(str(tmp_path / "set"), tmp_path)
+    assert {k: len(v) for k, v in found.split.items()} == {"val": 2, "test": 1, "train": 3}

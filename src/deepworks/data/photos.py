@@ -98,7 +98,9 @@ def rgb_array(im) -> np.ndarray:
 def folder_photos(root: Path, strict: bool) -> PhotoSet:
     from .images import UnreadableImage, find_image_files, unreadable_message
 
-    layout = {k: root / k for k in ("train", "val", "test") if (root / k).is_dir()}
+    from .images import SPLIT_NAMES
+
+    layout = {SPLIT_NAMES[p.name.lower()]: p for p in root.iterdir() if p.is_dir() and p.name.lower() in SPLIT_NAMES}
     files, broken = find_image_files(root)
     if not files:
         raise DataError(f"{root}: no images found. Expected a folder of photos (JPEG, PNG, BMP, WebP or TIFF), in "
@@ -119,9 +121,15 @@ def folder_photos(root: Path, strict: bool) -> PhotoSet:
     if skipped and (strict or not images):
         raise DataError(unreadable_message(skipped, strict, none_left=not images))
     split = None
-    if "train" in layout:
-        split = {k: [i for i, n in enumerate(names) if Path(n).is_relative_to(p)] for k, p in layout.items()}
     problems = [unreadable_message(skipped)] if skipped else []
+    if layout:  # train/ val/ test/ (valid/, validation/): photos outside them train unless train/ is there
+        split = {k: [i for i, n in enumerate(names) if Path(n).is_relative_to(p)] for k, p in layout.items()}
+        outside = [i for i, n in enumerate(names) if not any(Path(n).is_relative_to(p) for p in layout.values())]
+        if "train" not in layout:
+            split["train"] = outside
+        elif outside:
+            problems.append(f"{len(outside)} photo(s) outside {', '.join(p.name + '/' for p in layout.values())} "
+                            f"were left out ({names[outside[0]]} ...): move them into one of those folders.")
     return PhotoSet(images, names, f"{root} ({len(images)} photos)", split, problems)
 
 

@@ -30,10 +30,11 @@ def cubic(x: np.ndarray) -> np.ndarray:
                     np.where(a <= 2, -0.5 * a ** 3 + 2.5 * a ** 2 - 4 * a + 2, 0.0))
 
 
-@functools.lru_cache(maxsize=64)
+@functools.lru_cache(maxsize=16)
 def resize_matrix(n_in: int, n_out: int) -> torch.Tensor:
-    """(n_out, n_in) float64 weights that resample a line of n_in pixels to n_out as MATLAB's imresize does: the
-    kernel widened by n_in / n_out when shrinking, taps beyond the ends mirrored onto the line (symmetric)."""
+    """(n_out, n_in) sparse float64 weights that resample a line of n_in pixels to n_out as MATLAB's imresize does:
+    the kernel widened by n_in / n_out when shrinking, taps beyond the ends mirrored onto the line (symmetric).
+    Sparse: a few taps per output pixel, so a side of thousands of pixels costs kilobytes, not a dense matrix."""
     scale = n_out / n_in
     width = 4.0 / min(scale, 1.0)
     centres = (np.arange(n_out) + 0.5) / scale - 0.5
@@ -43,16 +44,23 @@ def resize_matrix(n_in: int, n_out: int) -> torch.Tensor:
     period = 2 * n_in
     mirrored = np.mod(taps.astype(np.int64), period)  # -1 -> 0, -2 -> 1, n -> n - 1: symmetric padding
     mirrored = np.where(mirrored >= n_in, period - 1 - mirrored, mirrored)
-    matrix = np.zeros((n_out, n_in))
-    np.add.at(matrix, (np.repeat(np.arange(n_out), taps.shape[1]), mirrored.reshape(-1)), weights.reshape(-1))
-    return torch.from_numpy(matrix)
+    rows = np.repeat(np.arange(n_out), taps.shape[1])
+    index = torch.from_numpy(np.stack([rows, mirrored.reshape(-1)]))
+    return torch.sparse_coo_tensor(index, torch.from_numpy(weights.reshape(-1)), (n_out, n_in)).coalesce()
+
+
+def along(x: torch.Tensor, matrix: torch.Tensor, dim: int) -> torch.Tensor:
+    """`matrix` (n_out, n_in) applied along dimension `dim` (of size n_in) of x."""
+    moved = x.movedim(dim, 0)
+    flat = moved.reshape(moved.shape[0], -1)
+    out = torch.sparse.mm(matrix.to(x.device, x.dtype), flat)
+    return out.reshape(matrix.shape[0], *moved.shape[1:]).movedim(0, dim)
 
 
 def resize(x: torch.Tensor, height: int, width: int) -> torch.Tensor:
     """Float images (..., H, W) resampled to (..., height, width) by MATLAB's bicubic (not clamped or rounded)."""
-    rows = resize_matrix(x.shape[-2], height).to(x.device, x.dtype)
-    cols = resize_matrix(x.shape[-1], width).to(x.device, x.dtype)
-    return rows @ x @ cols.T
+    x = along(x, resize_matrix(x.shape[-2], height), x.dim() - 2)
+    return along(x, resize_matrix(x.shape[-1], width), x.dim() - 1)
 
 
 def shrink(x: torch.Tensor, scale: int) -> torch.Tensor:

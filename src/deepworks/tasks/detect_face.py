@@ -175,9 +175,11 @@ def pil_images(inputs, limit: int, paths: bool = True) -> list:
 
 def pixel_arrays(value, what: str) -> list[np.ndarray]:
     """An array of one image (H, W, 3), (3, H, W), (H, W) or a batch of them -> uint8 (H, W, 3) arrays."""
-    a = np.asarray(value.detach().cpu() if torch.is_tensor(value) else value)
+    if torch.is_tensor(value):  # numpy has no bfloat16: float tensors come as float32
+        value = value.detach().cpu().float() if value.is_floating_point() else value.detach().cpu()
+    a = np.asarray(value)
     if a.dtype != np.uint8:
-        if not np.issubdtype(a.dtype, np.number) or not np.isfinite(a).all():
+        if not np.issubdtype(a.dtype, np.number) or np.iscomplexobj(a) or not np.isfinite(a).all():
             raise DataError(f"{what}: Expected pixels as numbers. Received: dtype {a.dtype}.")
         a = (np.clip(a, 0, 1) * 255).round().astype(np.uint8) if a.max(initial=0) <= 1 else np.clip(a, 0, 255).astype(np.uint8)
     if a.ndim == 2 or (a.ndim == 3 and (a.shape[-1] in (1, 3) or a.shape[0] in (1, 3))):

@@ -19,6 +19,7 @@ photo as it is, scikit-image's non-local means), crops side by side, each photo'
 from __future__ import annotations
 
 import io
+import math
 import warnings
 from pathlib import Path
 
@@ -74,6 +75,7 @@ class Restoration(Task):
                               f"sr), unet denoises, removes JPEG artefacts and colourises.")
         super().__init__(cfg, meta)
         self.mode = mode
+        self.fixed_inputs: dict = {}  # evaluation's inputs, made once per photo
 
     @staticmethod
     def check_meta(meta: dict) -> None:
@@ -86,6 +88,8 @@ class Restoration(Task):
             value = meta.get(key)
             if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
                 raise ConfigError(f"{key} {value!r} is outside {low} to {high}")
+        if meta["tile"] % meta["multiple"] or meta["halo"] % meta["multiple"]:
+            raise ConfigError(f"tile {meta['tile']} and halo {meta['halo']} are not multiples of {meta['multiple']}")
         sigma = meta.get("noise_sigma")
         if not isinstance(sigma, (int, float)) or not 0 < sigma <= 100:
             raise ConfigError(f"noise_sigma {sigma!r} is outside 0 to 100")
@@ -99,19 +103,21 @@ class Restoration(Task):
     def default_patch(self) -> int:
         return PATCH[self.mode]
 
-    def patch_size(self, photos: list) -> int:
-        """--image-size, else the mode's default made no larger than the photos' typical shorter side; a multiple
-        of the scale (sr) or 8, so that the input patch is whole and the U-Net can halve it."""
-        step = self.scale if self.mode == "sr" else 8
+    def patch_size(self, photos: list, multiple: int) -> int:
+        """--image-size, else the mode's default made no larger than the photos' typical shorter side: a multiple
+        of the scale (sr), or of 8 and of the U-Net's pooling step, at least two of those steps (each level halves
+        the patch)."""
+        step = self.scale if self.mode == "sr" else math.lcm(8, multiple)
+        least = max(MIN_INPUT * self.scale, 2 * multiple)
         given = self.cfg.data.image_size
         if given is not None:
-            if given % step or given < MIN_INPUT * self.scale:
+            if given % step or given < least:
                 raise ConfigError(f"--image-size for --mode {self.mode} must be a multiple of {step}, at least "
-                                  f"{MIN_INPUT * self.scale}. Received: {given}.")
+                                  f"{least}. Received: {given}.")
             return given
         shorter = int(np.median([min(a.shape[:2]) for a in photos])) if photos else self.default_patch
         size = min(self.default_patch, shorter) // step * step
-        return max(size, MIN_INPUT * self.scale)
+        return max(size, -(-least // step) * step)
 
     def prepare(self, progress: bool | None = True) -> Prepared:
         from ..data.builtin import default_data_dir
@@ -122,7 +128,10 @@ class Restoration(Task):
         notes = list(found.problems)
         found = self.colour_only(found, notes)
         parts = self.split(found)
-        size = self.patch_size(parts["train"].images)
+        from ..models.restore import halo_of
+
+        probe = self.build_model()
+        size = self.patch_size(parts["train"].images, probe.multiple)
         patches, skipped = cut_patches(parts["train"].images, size, self.patch_cap(d.source))
         if skipped:
             notes.append(f"{skipped} training photo(s) smaller than the {size}-pixel patches (--image-size) were left "
@@ -131,9 +140,6 @@ class Restoration(Task):
             raise DataError(f"{found.description}: no training photo is {size} x {size} pixels or larger. Expected "
                             f"larger photos, or a smaller --image-size (a multiple of {max(self.scale, 8)}).")
         evals = {k: self.whole(parts[k], notes, k) for k in ("val", "test")}
-        from ..models.restore import halo_of
-
-        probe = self.build_model()
         self.meta = {"mode": self.mode, "scale": self.scale, "noise_sigma": float(d.noise_sigma),
                      "image_size": int(size), "tile": TILE, "halo": halo_of(probe), "multiple": probe.multiple,
                      "source": found.description, "train_photos": len(parts["train"])}
@@ -187,6 +193,9 @@ class Restoration(Task):
                                 f"test. Expected at least 3; add photos.")
             split = {"test": sorted(order[:n_test]), "val": sorted(order[n_test:n_test + n_val]),
                      "train": sorted(order[n_test + n_val:])}
+        if not split.get("train"):
+            raise DataError(f"{found.description}: no photos to train on. Expected photos in train/ (or beside the "
+                            f"val/ and test/ folders).")
         if not split.get("val"):
             train = rng.permutation(split["train"])
             n_val = max(1, int(round(len(train) * d.val_fraction)))
@@ -242,9 +251,13 @@ class Restoration(Task):
         return (grey * 255).round().clamp(0, 255).to(torch.uint8)
 
     def fixed_input(self, clean: torch.Tensor, index: int) -> torch.Tensor:
-        """The input evaluation restores for clean photo `index` (3, H, W): the same draws every epoch and run."""
-        g = torch.Generator().manual_seed(self.cfg.seed * 100_003 + index)
-        return self.degrade(clean[None], g, quality=sum(JPEG_QUALITY) // 2)[0]
+        """The input evaluation restores for clean photo `index` (3, H, W): the same draws every epoch and run, made
+        once (validation scores the same photos every epoch)."""
+        key = (index, clean.data_ptr(), tuple(clean.shape))
+        if key not in self.fixed_inputs:
+            g = torch.Generator().manual_seed(self.cfg.seed * 100_003 + index)
+            self.fixed_inputs[key] = self.degrade(clean[None], g, quality=sum(JPEG_QUALITY) // 2)[0]
+        return self.fixed_inputs[key]
 
     # --- model and training -----------------------------------------------------------------------------------
     def build_model(self) -> nn.Module:
@@ -270,15 +283,21 @@ class Restoration(Task):
     def on_luma(self) -> bool:
         return self.mode == "sr"
 
+    @property
+    def border(self) -> int:
+        """The pixels scores leave out at each edge: the scale for super-resolution (the papers' convention), else 0."""
+        return self.scale if self.mode == "sr" else 0
+
     @torch.no_grad()
-    def outputs(self, model: nn.Module, photos, device: torch.device):
-        """(input, restored, clean) uint8 (3, H, W) of each photo, restored as `restore` restores it."""
+    def outputs(self, model: nn.Module, photos, device: torch.device, indices=None):
+        """(input, restored, clean) uint8 (3, H, W) of each photo, restored as `restore` restores it; `indices`, the
+        photos' places in their split (which fix their inputs' draws) when `photos` is a part of it."""
         from ..models.restore import RestorerServing
 
         serving = RestorerServing(model).to(device)
         m = self.meta
         with evaluating(model):
-            for i, clean in enumerate(photos):
+            for i, clean in zip(range(len(photos)) if indices is None else indices, photos):
                 given = self.fixed_input(clean, i)
                 yield given, restored(serving, given, m["tile"], m["halo"], m["multiple"], self.scale, device), clean
 
@@ -286,7 +305,7 @@ class Restoration(Task):
         """Mean L1 loss (0-1 pixels), PSNR and SSIM over the split's whole photos."""
         totals = {"loss": 0.0, "psnr": 0.0, "ssim": 0.0}
         for _, out, clean in self.outputs(model, split[0], device):
-            s = scores(out.permute(1, 2, 0).numpy(), clean.permute(1, 2, 0).numpy(), self.scale, self.on_luma())
+            s = scores(out.permute(1, 2, 0).numpy(), clean.permute(1, 2, 0).numpy(), self.border, self.on_luma())
             totals["loss"] += float((out.float() - clean.float()).abs().mean() / 255)
             totals["psnr"] += s["psnr"]
             totals["ssim"] += s["ssim"]

@@ -18,13 +18,14 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 
 from ..errors import DataError
 from .image_face import PixelFace
 
 TILE_BATCH = 4                   # tiles restored at once
 MAX_CALL_PIXELS = 64_000_000     # output pixels of one call at most (16 photos of 4 MP): a 12 MP photo x2 is 48 MP
+MAX_CALL_WORK = 2 * MAX_CALL_PIXELS  # and the pixels the network reads for them, halos included
+MAX_V2_VALUES = 48_000_000       # numbers in a V2 answer at most (JSON: each one written out)
 SUFFIX = {"sr": "x{scale}", "denoise": "denoised", "jpeg": "restored", "colorize": "colorized"}
 
 
@@ -37,17 +38,36 @@ def tile_corners(length: int, tile: int, multiple: int) -> list[int]:
     return starts + [length - tile]
 
 
+def tiling(h: int, w: int, tile: int, multiple: int) -> tuple[int, int, int, int, list]:
+    """(padded height, padded width, tile height, tile width, the tiles' corners) of a photo h x w: padded to
+    multiples of `multiple`, cut into tiles of at most `tile`."""
+    ph, pw = -(-h // multiple) * multiple, -(-w // multiple) * multiple
+    th, tw = min(tile, ph), min(tile, pw)
+    return ph, pw, th, tw, [(y, c) for y in tile_corners(ph, th, multiple) for c in tile_corners(pw, tw, multiple)]
+
+
+def tiling_cost(h: int, w: int, tile: int, halo: int, multiple: int) -> int:
+    """The pixels the network reads to restore a photo h x w: every tile with its halo. About 1.6 times the photo's
+    own for a photo of some size; far more for a strip a few pixels thin, all halo."""
+    _, _, th, tw, corners = tiling(h, w, tile, multiple)
+    return len(corners) * (th + 2 * halo) * (tw + 2 * halo)
+
+
+def mirrored(length: int, before: int, after: int) -> torch.Tensor:
+    """The indices of a side of `length` pixels extended by `before` and `after`, mirrored at the ends (... 2 1 | 0 1
+    2 ... n-1 | n-2 n-3 ...), repeatedly where the extension is longer than the side."""
+    return torch.from_numpy(np.pad(np.arange(length), (before, after), mode="reflect" if length > 1 else "edge"))
+
+
 def restored(model, image: torch.Tensor, tile: int, halo: int, multiple: int, scale: int,
              device: torch.device) -> torch.Tensor:
     """uint8 (3, h, w) -> uint8 (3, h * scale, w * scale): `model` (the serving graph: uint8 NHWC in and out) over
-    tiles of `tile` pixels, each with `halo` pixels of context on every side (the border mirrored beyond the photo)."""
+    tiles of `tile` pixels, each with `halo` pixels of context on every side (the photo mirrored beyond its border);
+    the tiles' own pixels kept."""
     _, h, w = image.shape
-    ph, pw = -(-h // multiple) * multiple, -(-w // multiple) * multiple
-    x = image[None].float()
-    mode = "reflect" if halo < min(h, w) and max(ph - h, pw - w) + halo < min(h, w) else "replicate"
-    padded = F.pad(x, (halo, halo + pw - w, halo, halo + ph - h), mode=mode).to(torch.uint8)[0]
-    th, tw = min(tile, ph), min(tile, pw)
-    corners = [(y, c) for y in tile_corners(ph, th, multiple) for c in tile_corners(pw, tw, multiple)]
+    ph, pw, th, tw, corners = tiling(h, w, tile, multiple)
+    rows, cols = mirrored(h, halo, halo + ph - h), mirrored(w, halo, halo + pw - w)
+    padded = image[:, rows][:, :, cols]  # uint8, gathered: no float copy of a large photo
     out = torch.zeros(3, ph * scale, pw * scale, dtype=torch.uint8)
     for i in range(0, len(corners), TILE_BATCH):
         batch = corners[i:i + TILE_BATCH]
@@ -60,15 +80,18 @@ def restored(model, image: torch.Tensor, tile: int, halo: int, multiple: int, sc
     return out[:, :h * scale, :w * scale]
 
 
-def decode_photo(source) -> tuple[np.ndarray, np.ndarray | None]:
+def decode_photo(source, count=None) -> tuple[np.ndarray, np.ndarray | None]:
     """(uint8 RGB (h, w, 3) with transparent pixels on white, uint8 alpha (h, w) or None) of a file, bytes or a PIL
-    image; UnreadableImage when it cannot be read."""
+    image; UnreadableImage when it cannot be read. `count(width, height, name)`, where given, sees the size from the
+    header before any pixel is decoded (and may refuse it)."""
     from PIL import Image
 
     from ..data.images import MAX_PIXELS, UnreadableImage, eight_bit, open_image
     from ..data.photos import rgb_array
 
     def split(im):
+        if count is not None:
+            count(im.width, im.height, getattr(im, "filename", "") or "a photo")
         im = eight_bit(im)
         alpha = None
         if im.mode in ("RGBA", "LA", "PA") or (im.mode == "P" and "transparency" in im.info):
@@ -83,12 +106,27 @@ def decode_photo(source) -> tuple[np.ndarray, np.ndarray | None]:
         return split(im)
 
 
+def array_photos(value, what: str) -> list[tuple[np.ndarray, np.ndarray | None]]:
+    """An array of one photo or a batch -> [(uint8 RGB (h, w, 3), alpha (h, w) or None)]: (H, W, 4) and (H, W, 2)
+    (and batches of them) carry an alpha channel, kept apart; everything else as detection reads arrays."""
+    from .detect_face import pixel_arrays
+
+    a = value.detach().cpu().float().numpy() if torch.is_tensor(value) and value.is_floating_point() else value
+    shape = np.shape(a)
+    if len(shape) in (3, 4) and shape[-1] in (2, 4):
+        batch = np.asarray(a)[None] if len(shape) == 3 else np.asarray(a)
+        colours = pixel_arrays(batch[..., :-1], what)
+        alphas = pixel_arrays(batch[..., -1:], what)
+        return [(rgb, alpha[..., 0].copy()) for rgb, alpha in zip(colours, alphas)]
+    return [(rgb, None) for rgb in pixel_arrays(a, what)]
+
+
 class RestoreFace(PixelFace):
     """Restored photos, from a restorer and the meta its run kept (mode, scale, tile size, halo)."""
 
     verb = "restore"
     kind = "an image restoration"
-    batchable = True
+    batchable = False  # each call's cost is bounded on its own: the server must not pool calls into one
     max_items = 16
 
     @property
@@ -106,23 +144,36 @@ class RestoreFace(PixelFace):
         return torch.randint(0, 256, (n, side, side, 3), dtype=torch.uint8, generator=g)
 
     def decode_inputs(self, inputs, options: dict, trusted: bool = True) -> list:
-        """Photos of any form -> [(name, uint8 (3, h, w), alpha (h, w) or None)], their output pixels bounded."""
+        """Photos of any form -> [(name, uint8 (3, h, w), alpha (h, w) or None)]. What one call may cost is bounded
+        from each file's header, before its pixels are decoded: the output pixels, and the pixels the network reads
+        (MAX_CALL_PIXELS, MAX_CALL_WORK)."""
         from ..inference import walk_images
-        from .detect_face import pixel_arrays
+
+        spent = {"out": 0, "work": 0, "photos": 0}
+
+        def count(w: int, h: int, name: str) -> None:
+            m = self.meta
+            spent["photos"] += 1
+            spent["out"] += w * h * self.scale ** 2
+            spent["work"] += tiling_cost(h, w, m["tile"], m["halo"], m["multiple"]) * self.scale ** 2
+            if spent["out"] > MAX_CALL_PIXELS or spent["work"] > MAX_CALL_WORK:
+                raise DataError(f"{self.verb}: Expected at most {MAX_CALL_PIXELS:,} pixels out of one call (and "
+                                f"{MAX_CALL_WORK:,} read by the network, its tiles' borders included). Received: "
+                                f"{spent['photos']} photo(s) of {spent['out']:,} pixels out and {spent['work']:,} "
+                                f"read, up to {name} ({w}x{h}; a strip a few pixels thin is nearly all border); send "
+                                f"fewer or smaller photos at a time.")
+
+        def decode(source):
+            return decode_photo(source, count)
 
         def from_array(array, n: int) -> list:
-            arrays = pixel_arrays(array, f"input {n}")
-            return [(f"array {n}" + (f"[{i}]" if len(arrays) > 1 else ""), (a, None)) for i, a in enumerate(arrays)]
+            found = array_photos(array, f"input {n}")
+            named = [(f"array {n}" + (f"[{i}]" if len(found) > 1 else ""), photo) for i, photo in enumerate(found)]
+            for name, (rgb, _) in named:
+                count(rgb.shape[1], rgb.shape[0], name)
+            return named
 
-        photos = walk_images(inputs, self.max_items, trusted, decode_photo, from_array)
-        total = sum(rgb.shape[0] * rgb.shape[1] for _, (rgb, _) in photos) * self.scale ** 2
-        if total > MAX_CALL_PIXELS:
-            raise DataError(f"{self.verb}: Expected at most {MAX_CALL_PIXELS:,} pixels out of one call. Received: "
-                            f"{len(photos)} photo(s) that make {total:,} pixels; send fewer or smaller photos at a "
-                            f"time.")
-        small = [name for name, (rgb, _) in photos if min(rgb.shape[:2]) < 2]
-        if small:
-            raise DataError(f"{small[0]}: Expected a photo of at least 2 x 2 pixels. Received a smaller one.")
+        photos = walk_images(inputs, self.max_items, trusted, decode, from_array)
         return [(name, rgb.transpose(2, 0, 1).copy(), alpha) for name, (rgb, alpha) in photos]
 
     def serving_model(self, model: nn.Module) -> nn.Module:
@@ -201,9 +252,14 @@ class RestoreFace(PixelFace):
         return [{"name": "images", "datatype": "UINT8", "shape": [-1, -1, -1, 3]}]
 
     def v2_outputs(self, results: list) -> dict:
-        """'images' (N, H, W, 3) uint8; photos of different sizes are padded with black."""
+        """'images' (N, H, W, 3) uint8; photos of different sizes are padded with black. A JSON answer writes out every
+        number, so it is bounded (MAX_V2_VALUES): larger photos go through /v1 (PNG)."""
         h = max(r["height"] for r in results)
         w = max(r["width"] for r in results)
+        if len(results) * h * w * 3 > MAX_V2_VALUES:
+            raise DataError(f"{self.verb}: Expected at most {MAX_V2_VALUES:,} numbers in a V2 answer (JSON writes "
+                            f"each out). Received photos that make {len(results)} x {h} x {w} x 3; send smaller ones, "
+                            f"or use /v1/models/NAME/{self.verb}, which answers PNG.")
         out = np.zeros((len(results), h, w, 3), np.uint8)
         for i, r in enumerate(results):
             out[i, :r["height"], :r["width"]] = r["image"][..., :3]

@@ -51,10 +51,10 @@ def test_scores(task, model: nn.Module, split: tuple, device: torch.device) -> d
         target = clean.permute(1, 2, 0).numpy()
         row = {"image": Path(names[i]).name if i < len(names) else f"photo {i}",
                "size": f"{clean.shape[2]}x{clean.shape[1]}",
-               **scores(out.permute(1, 2, 0).numpy(), target, task.scale, task.on_luma())}
+               **scores(out.permute(1, 2, 0).numpy(), target, task.border, task.on_luma())}
         if use_baseline and spent < BASELINE_PIXELS:
             spent += clean.shape[1] * clean.shape[2]
-            base = scores(classical(task, given).permute(1, 2, 0).numpy(), target, task.scale, task.on_luma())
+            base = scores(classical(task, given).permute(1, 2, 0).numpy(), target, task.border, task.on_luma())
             row.update(baseline_psnr=base["psnr"], baseline_ssim=base["ssim"])
         per_image.append(row)
     found = {"images": len(per_image), "psnr": mean(per_image, "psnr"), "ssim": mean(per_image, "ssim"),
@@ -145,7 +145,7 @@ class RestoreReport(Report):
         titles = ("input", "classical", "deepworks", "clean")
         subset = np.empty(len(chosen), dtype=object)
         subset[:] = [photos[i] for i in chosen]
-        for r, (i, (given, out, clean)) in enumerate(zip(chosen, self.task.outputs(model, subset, device))):
+        for r, (i, (given, out, clean)) in enumerate(zip(chosen, self.task.outputs(model, subset, device, chosen))):
             shown = [enlarge_nearest(given, out.shape[1:]), classical(self.task, given), out, clean]
             y, x = worst_patch(out, clean)
             for c, (title, image) in enumerate(zip(titles, shown)):
