@@ -61,7 +61,7 @@ def test_out_of_range_settings_name_the_flag(key, value, message):
 
 TASK_WORDS = {"image": "image", "images": "image", "streaming": "image", "adversarial": "image", "text": "text",
               "translation": "translate", "gan": "gan", "gans": "gan", "detection": "detect", "audio": "audio",
-              "textclass": "textclass"}
+              "textclass": "textclass", "restoration": "restore"}
 LABEL = re.compile(r"(?:^|[.;] )([A-Z][^:.;()]*):")  # 'Translation: ...', 'GAN, wgan-gp: ...' at a sentence's start
 
 
@@ -69,7 +69,8 @@ def tasks_named(help_text: str) -> set[str]:
     """The tasks a help text names in its labels: 'Text and translation: ...' names text and translate."""
     named = set()
     for label in LABEL.findall(help_text):
-        words = re.findall(r"[a-z]+", label.lower().replace("text classification", "textclass"))
+        words = re.findall(r"[a-z]+", label.lower().replace("text classification", "textclass")
+                           .replace("image restoration", "restoration"))
         if words and words[0] in TASK_WORDS:
             named |= {TASK_WORDS[w] for w in words if w in TASK_WORDS}
     return named

@@ -435,8 +435,9 @@ class Run:
         return value if isinstance(value, int) and value >= 1 else None
 
     def write_environment(self, seed: int, device: str) -> None:
+        from importlib.metadata import version
+
         import numpy
-        import sklearn
 
         from ._version import __version__
 
@@ -447,7 +448,7 @@ class Run:
             "python": platform.python_version(),
             "torch": torch.__version__,
             "numpy": numpy.__version__,
-            "scikit-learn": sklearn.__version__,
+            "scikit-learn": version("scikit-learn"),  # not imported for it: two seconds of a new process
             "platform": platform.platform(),
             "processor": platform.processor() or platform.machine(),
             "cpu_count": os.cpu_count(),

@@ -127,37 +127,50 @@ class RestoreReport(Report):
             ("Data", f"<p>{html.escape(self.meta['source'])}: the clean photos are the targets, the inputs are made "
                      f"from them ({html.escape(self.meta['mode'])}).</p>" + table([results["splits"]])),
             ("Training curves", image_tag(curves, "loss, PSNR and SSIM per epoch")),
-            ("Side by side: the worst test photos", "<p>Each row: the input, the classical answer, deepworks, the "
-             "clean photo; below, the same patch zoomed where deepworks errs most.</p>"
+            ("Side by side: the worst test photos", "<p>Each photo, left to right: the input, the classical answer, "
+             "deepworks, the clean photo, the worst photo first; below, the patch framed in red (where deepworks errs "
+             "most) of each, magnified.</p>"
              + image_tag(side, "input, classical answer, deepworks and the clean photo")),
             ("Each test photo, worst first", table([test["per_image"][i] for i in order])),
         ]
 
     def side_by_side(self, model, photos, chosen: list[int], path: Path, device) -> Path | None:
-        """A figure: per chosen photo a row (input enlarged to size, classical, deepworks, clean) and a row of the
-        same ZOOM x ZOOM patch, where deepworks' error is largest, magnified."""
-        from ..report import pyplot, save_figure
+        """One PNG: per chosen photo a row (the input enlarged to size, classical, deepworks, clean; each at most
+        PANEL pixels wide, the worst patch framed in red) and a row of that ZOOM x ZOOM patch of each, magnified to
+        PANEL."""
+        from PIL import Image, ImageDraw
 
         if not chosen:
             return None
-        plt = pyplot()
-        fig, axes = plt.subplots(2 * len(chosen), 4, figsize=(12, 6 * len(chosen)), squeeze=False)
-        titles = ("input", "classical", "deepworks", "clean")
         subset = np.empty(len(chosen), dtype=object)
         subset[:] = [photos[i] for i in chosen]
-        for r, (i, (given, out, clean)) in enumerate(zip(chosen, self.task.outputs(model, subset, device, chosen))):
+        rows = []
+        for given, out, clean in self.task.outputs(model, subset, device, chosen):
             shown = [enlarge_nearest(given, out.shape[1:]), classical(self.task, given), out, clean]
             y, x = worst_patch(out, clean)
-            for c, (title, image) in enumerate(zip(titles, shown)):
-                a = image.permute(1, 2, 0).numpy()
-                axes[2 * r, c].imshow(a)
-                axes[2 * r, c].add_patch(plt.Rectangle((x, y), ZOOM, ZOOM, fill=False, edgecolor="red"))
-                axes[2 * r, c].set_title(title if c else f"{title} (photo {i})", fontsize=9)
-                axes[2 * r + 1, c].imshow(a[y:y + ZOOM, x:x + ZOOM], interpolation="nearest")
-            for ax in axes[2 * r:2 * r + 2].ravel():
-                ax.axis("off")
-        save_figure(fig, path)
+            panels, patches = [], []
+            for image in shown:
+                im = Image.fromarray(image.permute(1, 2, 0).numpy())
+                patches.append(np.asarray(im.crop((x, y, x + ZOOM, y + ZOOM)).resize((PANEL, PANEL), Image.NEAREST)))
+                ImageDraw.Draw(im).rectangle((x, y, x + ZOOM - 1, y + ZOOM - 1), outline=(255, 0, 0),
+                                             width=max(1, im.width // PANEL))
+                ratio = min(1.0, PANEL / im.width)
+                panels.append(np.asarray(im.resize((round(im.width * ratio), round(im.height * ratio)),
+                                                   Image.BILINEAR)))
+            rows += [side_row(panels), side_row(patches)]
+        width = max(r.shape[1] for r in rows)
+        sheet = [np.pad(r, ((0, 12), (0, width - r.shape[1]), (0, 0)), constant_values=255) for r in rows]
+        Image.fromarray(np.concatenate(sheet, 0)).save(path)
         return path
+
+
+PANEL = 320  # the side-by-side's photos at most this wide, and their zoomed patches this wide
+
+
+def side_row(images: list[np.ndarray]) -> np.ndarray:
+    """uint8 (H, W, 3) images of one height side by side, with white gaps."""
+    gap = np.full((images[0].shape[0], 6, 3), 255, np.uint8)
+    return np.concatenate([part for image in images for part in (image, gap)][:-1], 1)
 
 
 def enlarge_nearest(given: torch.Tensor, size) -> torch.Tensor:
