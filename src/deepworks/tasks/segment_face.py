@@ -95,7 +95,7 @@ class SegmentFace(PixelFace):
 
     verb = "segment"
     kind = "a segmentation"
-    batchable = True
+    batchable = False  # each call's pixels are bounded on its own: the server must not pool calls into one
     max_items = 16
 
     @property
