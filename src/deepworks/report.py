@@ -26,12 +26,24 @@ def pyplot():
     return plt
 
 
-def save_figure(fig, path: Path) -> None:
-    """Lay out, write as a PNG at the reports' resolution (making its folder), and free the figure."""
+def save_figure(fig, path: Path, laid_out: bool = False) -> None:
+    """Lay out (unless `laid_out`: margins already set), write as a PNG at the reports' resolution (making its
+    folder), and free the figure."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.tight_layout()
+    if not laid_out:
+        fig.tight_layout()
     fig.savefig(path, dpi=110, pil_kwargs=FAST_PNG)
     pyplot().close(fig)
+
+
+def fixed_margins(fig, columns: int) -> None:
+    """Margins in inches for a row of `columns` plots of numbers: what tight_layout would find for them, without
+    measuring every label's text (a third of the time of every run's curves)."""
+    width, height = fig.get_size_inches()
+    left, right, gap, bottom, top = 0.9, 0.15, 1.05, 0.55, 0.35
+    axis = (width - left - right - gap * (columns - 1)) / columns
+    fig.subplots_adjust(left=left / width, right=1 - right / width, bottom=bottom / height, top=1 - top / height,
+                        wspace=gap / axis)
 
 
 def plot_history(records: list[dict], path: Path, *metrics: str, titles: dict | None = None) -> Path | None:
@@ -40,6 +52,8 @@ def plot_history(records: list[dict], path: Path, *metrics: str, titles: dict | 
     if not epochs:
         return None
     plt = pyplot()
+    from matplotlib.ticker import MaxNLocator
+
     names = ("loss", *metrics)
     fig, axes = plt.subplots(1, len(names), figsize=(5 * len(names), 3.6), squeeze=False)
     x = [r["epoch"] for r in epochs]
@@ -49,12 +63,14 @@ def plot_history(records: list[dict], path: Path, *metrics: str, titles: dict | 
             if any(y is not None for y in ys):
                 ax.plot(x, [np.nan if y is None else y for y in ys], style, label=split, markersize=3)
         ax.set_xlabel("epoch")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_ylabel(name)
         ax.set_title((titles or {}).get(name, name.replace("_", " ").capitalize()))
         ax.grid(alpha=0.3)
         if ax.get_legend_handles_labels()[0]:
             ax.legend()
-    save_figure(fig, path)
+    fixed_margins(fig, len(names))
+    save_figure(fig, path, laid_out=True)
     return path
 
 
