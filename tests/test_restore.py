@@ -141,6 +141,8 @@ def test_a_colouriser_keeps_the_grey_photo_s_lightness():
     model = RestoreUNet(8, 2, colourise=True).eval()
     grey = torch.rand(1, 1, 32, 32).repeat(1, 3, 1, 1)
     with torch.no_grad():
+        assert (model(grey) - grey).abs().max() < 1e-5  # untrained, it gives no colour: the grey photo itself
+        torch.nn.init.normal_(model.net.head.linear.weight, std=0.1)  # as if trained a little
         out = model(grey)
     shift = (rgb_to_lab(out)[:, 0] - rgb_to_lab(grey)[:, 0]).abs()  # L* of 0-100: only colour is added, but for
     assert shift.median() < 0.01 and shift.mean() < 0.5  # colours outside sRGB, which are clipped

@@ -128,7 +128,7 @@ def answer_lines(answer: dict) -> list[str]:
 
 def shown(key: str, value) -> str:
     if key.endswith("base64"):
-        return f"{len(value):,} characters of base64 (--json prints them; --out FILE writes the picture)"
+        return f"{len(value):,} characters of base64 (--json prints them; --out writes the pictures)"
     return value if isinstance(value, str) else json.dumps(value)
 
 

@@ -130,7 +130,7 @@ def folder_photos(root: Path, strict: bool) -> PhotoSet:
         elif outside:
             problems.append(f"{len(outside)} photo(s) outside {', '.join(p.name + '/' for p in layout.values())} "
                             f"were left out ({names[outside[0]]} ...): move them into one of those folders.")
-    return PhotoSet(images, names, f"{root} ({len(images)} photos)", split, problems)
+    return PhotoSet(images, names, str(root), split, problems)
 
 
 def shipped_photos() -> PhotoSet:

@@ -46,7 +46,8 @@ def resize_matrix(n_in: int, n_out: int) -> torch.Tensor:
     mirrored = np.where(mirrored >= n_in, period - 1 - mirrored, mirrored)
     rows = np.repeat(np.arange(n_out), taps.shape[1])
     index = torch.from_numpy(np.stack([rows, mirrored.reshape(-1)]))
-    return torch.sparse_coo_tensor(index, torch.from_numpy(weights.reshape(-1)), (n_out, n_in)).coalesce()
+    return torch.sparse_coo_tensor(index, torch.from_numpy(weights.reshape(-1)), (n_out, n_in),
+                                   check_invariants=True).coalesce()
 
 
 def along(x: torch.Tensor, matrix: torch.Tensor, dim: int) -> torch.Tensor:

@@ -102,8 +102,7 @@ class RestoreUNet(nn.Module):
         self.net = UNet(2 if colourise else 3, width, in_channels=1 if colourise else 3, depth=depth)
         self.multiple = 2 ** (depth - 1)
         self.reach = 6 * self.multiple + 2 ** depth  # 16, 32, 64, 128 at depths 2-5; measured 10, 26, 58, 122
-        if not colourise:
-            start_at_bicubic(self.net.head.linear)
+        start_at_bicubic(self.net.head.linear)  # the input as it is; to colourise, grey (a* = b* = 0)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if not self.colourise:

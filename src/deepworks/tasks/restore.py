@@ -138,13 +138,14 @@ class Restoration(Task):
                          f"out; a smaller --image-size keeps them.")
         if not len(patches):
             raise DataError(f"{found.description}: no training photo is {size} x {size} pixels or larger. Expected "
-                            f"larger photos, or a smaller --image-size (a multiple of {max(self.scale, 8)}).")
+                            f"larger photos, or a smaller --image-size (a multiple of "
+                            f"{self.scale if self.mode == 'sr' else math.lcm(8, probe.multiple)}).")
         evals = {k: self.whole(parts[k], notes, k) for k in ("val", "test")}
         self.meta = {"mode": self.mode, "scale": self.scale, "noise_sigma": float(d.noise_sigma),
                      "image_size": int(size), "tile": TILE, "halo": halo_of(probe), "multiple": probe.multiple,
                      "source": found.description, "train_photos": len(parts["train"])}
         self.cfg.data.image_size = int(size)
-        for note in notes[len(found.problems):]:
+        for note in notes:
             warnings.warn(note, RestoreNote, stacklevel=3)
         return Prepared(train=(patches,), val=evals["val"], test=evals["test"], meta=self.meta, notes=notes)
 

@@ -137,6 +137,10 @@ class RestoreFace(PixelFace):
         side = self.meta["tile"] + 2 * self.meta["halo"]
         return side, side, 3  # one tile with its context
 
+    def pixels_input(self) -> dict:
+        return {"name": "images", "dtype": "uint8", "shape": [None, None, None, 3], "layout": "NHWC",
+                "range": [0, 255], "multiple": self.meta["multiple"]}  # a photo or a tile of any size
+
     def example_images(self, n: int, seed: int) -> torch.Tensor:
         g = torch.Generator().manual_seed(seed)
         side = 16 + 2 * self.meta["halo"]  # a small tile: the graph takes any size the pooling divides

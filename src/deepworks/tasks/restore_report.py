@@ -13,7 +13,7 @@ import torch
 import torch.nn as nn
 
 from ..metrics.pixels import enlarge, scores
-from .base import Prepared, notes_block
+from .base import Prepared, notes_block, plural
 from .report import Report
 
 BASELINE_PIXELS = 8_000_000  # non-local means runs over this many test pixels at most (the first photos')
@@ -88,10 +88,11 @@ class RestoreReport(Report):
 
     def summary(self, results: dict) -> list[tuple[str, str]]:
         test, splits = results["test"], results["splits"]
-        lines = [("data", f"{self.meta['source']}; {splits['train']:,} training patches of {self.meta['image_size']} "
-                          f"px / val {splits['val']} / test {splits['test']} photos"),
+        lines = [("data", f"{self.meta['source']}; {splits['train']:,} training patches of "
+                          f"{self.meta['image_size']} px / {plural(splits['val'], 'validation photo')} / "
+                          f"{plural(splits['test'], 'test photo')}"),
                  self.model_line(results),
-                 ("test", f"PSNR {test['psnr']:.2f} dB  SSIM {test['ssim']:.4f}  ({test['images']} photos; "
+                 ("test", f"PSNR {test['psnr']:.2f} dB  SSIM {test['ssim']:.4f}  ({plural(test['images'], 'photo')}; "
                           f"{self.convention()})")]
         if "baseline_psnr" in test:
             lines.append(("classical", f"PSNR {test['baseline_psnr']:.2f} dB  SSIM {test['baseline_ssim']:.4f}  "
@@ -149,14 +150,15 @@ class RestoreReport(Report):
             shown = [enlarge_nearest(given, out.shape[1:]), classical(self.task, given), out, clean]
             y, x = worst_patch(out, clean)
             panels, patches = [], []
-            for image in shown:
+            for label, image in zip(("input", "classical", "deepworks", "clean"), shown):
                 im = Image.fromarray(image.permute(1, 2, 0).numpy())
                 patches.append(np.asarray(im.crop((x, y, x + ZOOM, y + ZOOM)).resize((PANEL, PANEL), Image.NEAREST)))
                 ImageDraw.Draw(im).rectangle((x, y, x + ZOOM - 1, y + ZOOM - 1), outline=(255, 0, 0),
                                              width=max(1, im.width // PANEL))
                 ratio = min(1.0, PANEL / im.width)
-                panels.append(np.asarray(im.resize((round(im.width * ratio), round(im.height * ratio)),
-                                                   Image.BILINEAR)))
+                small = im.resize((round(im.width * ratio), round(im.height * ratio)), Image.BILINEAR)
+                ImageDraw.Draw(small).text((4, 2), label, fill=(255, 255, 0), stroke_width=2, stroke_fill=(0, 0, 0))
+                panels.append(np.asarray(small))
             rows += [side_row(panels), side_row(patches)]
         width = max(r.shape[1] for r in rows)
         sheet = [np.pad(r, ((0, 12), (0, width - r.shape[1]), (0, 0)), constant_values=255) for r in rows]
