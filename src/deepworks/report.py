@@ -93,7 +93,11 @@ def plot_confusion(cm: np.ndarray, classes: list[str], path: Path) -> Path:
     ax.set_xlabel("predicted")
     ax.set_ylabel("true")
     ax.set_title("Confusion matrix (test)")
-    save_figure(fig, path)
+    longest = max((len(str(c)) for c in classes), default=1) if k <= 30 else 3
+    left, bottom = 0.55 + 0.075 * longest, 0.5 + 0.055 * longest  # the labels' room, as tight_layout would find
+    width, height = fig.get_size_inches()
+    fig.subplots_adjust(left=left / width, bottom=bottom / height, right=1 - 0.75 / width, top=1 - 0.4 / height)
+    save_figure(fig, path, laid_out=True)
     return path
 
 
