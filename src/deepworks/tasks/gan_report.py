@@ -14,7 +14,7 @@ import torch
 
 from ..metrics.fid import class_entropy_score, diversity, frechet_distance, statistics
 from ..models import count_parameters
-from ..report import image_tag, plot_history, pyplot, save_figure, save_image_grid, table
+from ..report import fixed_margins, image_tag, plot_history, pyplot, save_figure, save_image_grid, table
 from .base import Prepared, notes_block
 from .gan_face import GRID
 from .report import Report
@@ -172,5 +172,6 @@ def plot_balance(records: list[dict], path: Path, wgan: bool) -> Path | None:
         ax.set_xlabel("step")
         ax.grid(alpha=0.3)
         ax.legend()
-    save_figure(fig, path)
+    fixed_margins(fig, 2)
+    save_figure(fig, path, laid_out=True)
     return path
