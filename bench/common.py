@@ -81,6 +81,25 @@ def timed_fit(task, data, cfg, epochs: int, validate: bool = False):
         return seconds, result, model
 
 
+def loop_race(task, data, cfg, epochs: int, plain, rounds: int, unit: str) -> dict:
+    """deepworks' loop (validating after each epoch, checkpoints and the metrics log) and `plain(cfg, task, data,
+    epochs)` -> its seconds, alternated in one process `rounds` times on 2 threads: each one's seconds, the
+    medians' `unit`s per second and their ratio (goal: at least 1.0)."""
+    import statistics
+
+    torch.set_num_threads(2)
+    ours, theirs = [], []
+    for _ in range(rounds):
+        ours.append(timed_fit(task, data, cfg, epochs, validate=True)[0])
+        theirs.append(plain(cfg, task, data, epochs))
+    seen = epochs * len(data.train[0])
+    ours_s, plain_s = statistics.median(ours), statistics.median(theirs)
+    return {"epochs": epochs, "rounds": rounds, unit: len(data.train[0]),
+            "deepworks_seconds": [round(s, 2) for s in ours], "plain_seconds": [round(s, 2) for s in theirs],
+            f"deepworks_{unit}_per_s": round(seen / ours_s, 1), f"plain_{unit}_per_s": round(seen / plain_s, 1),
+            "loop_speed_ratio": round(plain_s / ours_s, 3), "goal_met": bool(plain_s / ours_s >= 1.0)}
+
+
 def measure(name: str, sections: dict, selected: list[str]) -> dict:
     """Run the selected sections (in the order of `sections`, name -> function returning a dict), each between
     two calibrations and dated, and write them into results/NAME.json beside the sections an earlier partial run

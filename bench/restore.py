@@ -22,7 +22,6 @@ Writes bench/results/restore.json.
 
 from __future__ import annotations
 
-import statistics
 import sys
 import tempfile
 import time
@@ -32,7 +31,7 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import SHARED_DATA, bench_args, deepworks_cli, measure_and_print, timed_fit  # noqa: E402
+from common import SHARED_DATA, bench_args, deepworks_cli, loop_race, measure_and_print  # noqa: E402
 
 SR = ["--task", "restore", "--data", "sr-benchmarks", "--data-dir", str(SHARED_DATA), "--no-restore-best"]
 SRCNN = {"set5": {2: 36.66, 3: 32.75, 4: 30.49}, "set14": {2: 32.45, 3: 29.30, 4: 27.50},
@@ -129,17 +128,7 @@ def plain_loop(cfg, task, data, epochs: int, seed: int = 0) -> float:
 
 def loop(epochs: int = 2, rounds: int = 3) -> dict:
     cfg, task, data = setup_sr()
-    torch.set_num_threads(2)
-    ours, plain = [], []
-    for _ in range(rounds):
-        ours.append(timed_fit(task, data, cfg, epochs, validate=True)[0])
-        plain.append(plain_loop(cfg, task, data, epochs))
-    patches = epochs * len(data.train[0])
-    ours_s, plain_s = statistics.median(ours), statistics.median(plain)
-    return {"epochs": epochs, "rounds": rounds, "patches": len(data.train[0]), "model": "edsr x2 (32 x 8)",
-            "deepworks_seconds": [round(s, 2) for s in ours], "plain_seconds": [round(s, 2) for s in plain],
-            "deepworks_patches_per_s": round(patches / ours_s, 1), "plain_patches_per_s": round(patches / plain_s, 1),
-            "loop_speed_ratio": round(plain_s / ours_s, 3), "goal_met": bool(plain_s / ours_s >= 1.0),
+    return {**loop_race(task, data, cfg, epochs, plain_loop, rounds, "patches"), "model": "edsr x2 (32 x 8)",
             "note": "both validate on the built-in photos' validation photo after each epoch; deepworks also writes "
                     "a checkpoint and the metrics log"}
 

@@ -23,7 +23,6 @@ Writes bench/results/segment.json.
 
 from __future__ import annotations
 
-import statistics
 import sys
 import tempfile
 import time
@@ -33,7 +32,7 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import SHARED_DATA, bench_args, deepworks_cli, measure_and_print, timed_fit  # noqa: E402
+from common import SHARED_DATA, bench_args, deepworks_cli, loop_race, measure_and_print  # noqa: E402
 
 ISBI = ["--data", "isbi2012", "--data-dir", str(SHARED_DATA), "--no-restore-best", "--batch-size", "4"]
 PAPER = {"pixel_error": 0.0611, "rand_error": 0.0382, "note": "Ronneberger et al. 2015, Table 1: the challenge's "
@@ -190,17 +189,7 @@ def plain_shapes(cfg, task, data, epochs: int) -> float:
 
 def loop(epochs: int = 2, rounds: int = 3) -> dict:
     cfg, task, data = setup_shapes()
-    torch.set_num_threads(2)
-    ours, plain = [], []
-    for _ in range(rounds):
-        ours.append(timed_fit(task, data, cfg, epochs, validate=True)[0])
-        plain.append(plain_shapes(cfg, task, data, epochs))
-    images = epochs * len(data.train[0])
-    ours_s, plain_s = statistics.median(ours), statistics.median(plain)
-    return {"epochs": epochs, "rounds": rounds, "images": len(data.train[0]),
-            "deepworks_seconds": [round(s, 2) for s in ours], "plain_seconds": [round(s, 2) for s in plain],
-            "deepworks_images_per_s": round(images / ours_s, 1), "plain_images_per_s": round(images / plain_s, 1),
-            "loop_speed_ratio": round(plain_s / ours_s, 3), "goal_met": bool(plain_s / ours_s >= 1.0),
+    return {**loop_race(task, data, cfg, epochs, plain_shapes, rounds, "images"),
             "note": "both validate the 45 validation images after each epoch; deepworks also writes a checkpoint "
                     "and the metrics log"}
 

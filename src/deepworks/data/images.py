@@ -121,15 +121,18 @@ def eight_bit(im: Image.Image) -> Image.Image:
     return Image.fromarray(((arr - arr.min()) / span * 255).astype(np.uint8))
 
 
+def on_white(im: Image.Image) -> Image.Image:
+    """Any image as RGB: 16-bit stretched into 8 bits (eight_bit), a palette expanded, transparent pixels laid on
+    white. Pixels are decoded here, lazily: a corrupt file raises OSError, SyntaxError, ValueError or EOFError."""
+    im = eight_bit(im)
+    if im.mode in ("RGBA", "LA", "PA") or (im.mode == "P" and "transparency" in im.info):
+        im = Image.alpha_composite(Image.new("RGBA", im.size, (255, 255, 255, 255)), im.convert("RGBA"))
+    return im if im.mode == "RGB" else im.convert("RGB")
+
+
 def image_to_array(im: Image.Image, size: int) -> np.ndarray:
     try:
-        im = eight_bit(im)
-        if im.mode in ("RGBA", "LA", "PA") or (im.mode == "P" and "transparency" in im.info):
-            im = im.convert("RGBA")
-            background = Image.new("RGBA", im.size, (255, 255, 255, 255))
-            im = Image.alpha_composite(background, im)
-        if im.mode != "RGB":
-            im = im.convert("RGB")
+        im = on_white(im)
         if im.size != (size, size):  # (Pillow would return a copy of an image already at the size)
             im = im.resize((size, size), Image.BILINEAR)
         return np.asarray(im, dtype=np.uint8).transpose(2, 0, 1).copy()

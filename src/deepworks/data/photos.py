@@ -82,15 +82,10 @@ def decoded(path: Path) -> np.ndarray:
 
 def rgb_array(im) -> np.ndarray:
     """A PIL image of any mode as uint8 RGB (H, W, 3): 16-bit stretched, palette expanded, alpha laid on white."""
-    from PIL import Image
-
-    from .images import UnreadableImage, eight_bit
+    from .images import UnreadableImage, on_white
 
     try:
-        im = eight_bit(im)
-        if im.mode in ("RGBA", "LA", "PA") or (im.mode == "P" and "transparency" in im.info):
-            im = Image.alpha_composite(Image.new("RGBA", im.size, (255, 255, 255, 255)), im.convert("RGBA"))
-        return np.asarray(im.convert("RGB"), dtype=np.uint8)
+        return np.asarray(on_white(im), dtype=np.uint8)
     except (OSError, SyntaxError, ValueError, EOFError) as err:
         raise UnreadableImage(f"corrupt or truncated ({err})") from None
 
