@@ -1,5 +1,5 @@
 // Data: a built-in dataset or a folder / file on this machine, then a look at it before training.
-import { useEffect, useState } from "react";
+import { useEffect, useRef, useState } from "react";
 import { call } from "../api.js";
 import Audit from "../Audit.jsx";
 import { cardOf } from "../cards.js";
@@ -11,18 +11,21 @@ export default function DataPage({ info, choice, update, go }) {
   const [busy, setBusy] = useState(false);
   const [error, setError] = useState("");
   const builtins = cardOf(info, choice.task).builtins;
+  const latest = useRef(0); // the last look asked for: an earlier one that answers later is dropped, not shown
 
   async function look(data) {
+    const asked = ++latest.current;
     setBusy(true);
     setError("");
     try {
       const preview = await call("/api/data/preview", { json: { task: choice.task, data } });
-      update({ data, preview });
+      if (asked === latest.current) update({ data, preview });
     } catch (e) {
+      if (asked !== latest.current) return;
       setError(e.message);
       update({ data, preview: null }); // kept: training then says the same, from the worker
     } finally {
-      setBusy(false);
+      if (asked === latest.current) setBusy(false);
     }
   }
 
@@ -33,6 +36,7 @@ export default function DataPage({ info, choice, update, go }) {
   async function upload(file) {
     const form = new FormData();
     form.append("file", file, file.name);
+    ++latest.current; // what was being looked at before the upload is no longer wanted
     setBusy(true);
     setError("");
     try {
