@@ -61,7 +61,7 @@ def test_out_of_range_settings_name_the_flag(key, value, message):
 
 TASK_WORDS = {"image": "image", "images": "image", "streaming": "image", "adversarial": "image", "text": "text",
               "translation": "translate", "gan": "gan", "gans": "gan", "detection": "detect", "audio": "audio",
-              "textclass": "textclass", "restoration": "restore"}
+              "textclass": "textclass", "restoration": "restore", "style": "style"}
 LABEL = re.compile(r"(?:^|[.;] )([A-Z][^:.;()]*):")  # 'Translation: ...', 'GAN, wgan-gp: ...' at a sentence's start
 
 

@@ -150,6 +150,7 @@ TEXTCLASS_SETTINGS = ("data.text_column", "data.label_column", "data.test_fracti
                       "model.body_lr", "train.label_smoothing")
 SEGMENT_SETTINGS = ("data.test_fraction", "model.pretrained", "model.head_first", "model.body_lr")
 RESTORE_SETTINGS = ("data.mode", "data.scale", "data.noise_sigma", "data.test_fraction")
+STYLE_SETTINGS = ("data.style", "train.style_weight", "data.test_fraction")
 ASR_SETTINGS = ("data.split", "data.alphabet", "data.units", "data.test_fraction")
 IMAGE_MODELS = ("mlp", "lenet", "resnet", "resnet18", "efficientnet_lite0", "layers")
 BUILTIN_CARDS = {card.name: card for card in (
@@ -238,6 +239,17 @@ BUILTIN_CARDS = {card.name: card for card in (
              outputs=("image",), settings=RESTORE_SETTINGS,
              data="a folder of photos (no labels: the clean photos are the targets, the inputs are made from them)",
              default_run="an EDSR that upscales photos twofold, trained on photos that ship with scikit-image"),
+    TaskCard("style", "deepworks.tasks.style:StyleTransfer", "style transfer", "a style transfer", ("johnson",),
+             tiny=dict(data="photos:64", width=8, depth=1, image_size=64, lr=0.003, epochs=2, batch_size=8,
+                       baseline=False),
+             templates=(("johnson", "Johnson's network: paints a photo in one pass (needs deepworks[pretrained] to "
+                                    "train)"),),
+             form=("data.style", "train.style_weight", "train.epochs", "train.batch_size", "train.lr", "seed"),
+             builtins=("photos", "cifar10"), verbs=("stylize",), inputs=("image",), outputs=("image",),
+             settings=STYLE_SETTINGS,
+             data="a folder of photos to learn on (no labels), and --style, the picture whose style they take",
+             default_run="a network that paints photos in a generated mosaic's style, trained on photos that ship "
+                         "with scikit-image"),
     TaskCard("audio", "deepworks.tasks.audio:AudioClassification", "sound classification", "an audio classification",
              ("cnn1d", "gru", "lstm", "lenet", "resnet", "efficientnet_lite0"),
              tiny=dict(data="tones", epochs=2, batch_size=32, augment="crop+noise+speed"),

@@ -83,6 +83,11 @@ class Client:
         decoded here from the PNG the server sends, with its width and height."""
         return self.pictures(model, "restore", images)
 
+    def stylize(self, model: str, images) -> list[dict]:
+        """Image files, bytes, PIL images or arrays -> each photo painted in the run's style, answered as `restore`
+        answers."""
+        return self.pictures(model, "stylize", images)
+
     def pictures(self, model: str, verb: str, images) -> list[dict]:
         from PIL import Image
 

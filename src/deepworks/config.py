@@ -186,6 +186,7 @@ def limit_rules(c: Config) -> list[tuple]:
         (d.max_len is None or d.max_len <= 10_000, "--max-len must be at most 10,000 words or tokens", d.max_len),
         (d.seq_len <= 100_000, "--seq-len must be at most 100,000 characters", d.seq_len),
         (0 < d.noise_sigma <= 100, "--noise-sigma must be above 0 and at most 100 grey levels", d.noise_sigma),
+        (0 < t.style_weight <= 10_000, "--style-weight must be above 0 and at most 10,000", t.style_weight),
     ]
 
 

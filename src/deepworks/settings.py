@@ -92,6 +92,8 @@ class DataConfig:
     scale: int = setting(2, "Image restoration, sr: how many times larger the result is on each side.", (2, 3, 4))
     noise_sigma: float = setting(25.0, "Image restoration, denoise: the noise's standard deviation in grey levels "
                                        "(0-255) that training adds; 25 is heavy, 5 light.")
+    style: str = setting("mosaic", "Style transfer: the picture whose style the photos are painted in, an image file "
+                                   "(its shorter side is taken at 256 pixels), or mosaic, generated.")
     strict: bool = setting(False, "Stop on unreadable files instead of skipping them with a warning.")
     audit: bool = setting(True, "Before training, check the splits for copies, leakage and imbalance (image data: "
                                 "about 8 seconds for 60,000 images; AutoML checks once for all its trials).")
@@ -237,6 +239,8 @@ class TrainConfig:
                                           "class 1 minus this and spreads the rest over the others (try 0.1). GAN: "
                                           "one-sided, the discriminator's target for real images is 1 minus this "
                                           "(try 0.1 when it wins too easily).")
+    style_weight: float = setting(10.0, "Style transfer: how much the style counts against keeping the photo's "
+                                        "content; higher paints more boldly, lower keeps more of the photo.")
     critic_steps: int | None = setting(None, "GAN: discriminator updates per generator update (default 1; 5 for wgan-gp).")
     gp_weight: float = setting(10.0, "GAN, wgan-gp: weight of the gradient penalty.")
     adversarial: str = setting("none", "Image classification: train on adversarial examples made on the fly, for "

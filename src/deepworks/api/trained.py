@@ -136,8 +136,14 @@ class Trained:
         self.require("restore")
         return self.pictures(images, out)
 
+    def stylize(self, images, out: str | Path | None = None) -> list[dict]:
+        """Style-transfer runs: photos of any size painted in the run's style, answered as `restore` answers; with
+        `out`, each is also written there (NAME-styled.png)."""
+        self.require("stylize")
+        return self.pictures(images, out)
+
     def pictures(self, images, out: str | Path | None) -> list[dict]:
-        """The answers of a run that makes a picture of each picture (restore), arrays included."""
+        """The answers of a run that makes a picture of each picture (restore, stylize), arrays included."""
         items, options = self.decoded(images)
         results = self.face.infer(self.serving, items, self.device, options)
         answers = [{**self.face.encode_result(r, options), "image": r["image"]} for r in results]

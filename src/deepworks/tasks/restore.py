@@ -66,16 +66,25 @@ class Restoration(Task):
     report_class = RestoreReport
 
     def __init__(self, cfg: Config, meta: dict | None = None):
-        mode = (meta or {}).get("mode", cfg.data.mode)
+        mode = self.mode_of(cfg, meta)
+        self.choose_model(cfg, mode)
+        super().__init__(cfg, meta)
+        self.mode = mode
+        self.fixed_inputs: dict = {}  # evaluation's inputs, made once per photo
+
+    @staticmethod
+    def mode_of(cfg: Config, meta: dict | None) -> str:
+        return (meta or {}).get("mode", cfg.data.mode)
+
+    @staticmethod
+    def choose_model(cfg: Config, mode: str) -> None:
+        """--model's default for the mode, and a model that does not fit it refused."""
         if cfg.model.name is None:
             cfg.model.name = "edsr" if mode == "sr" else "unet"
         upscaler = cfg.model.name in ("edsr", "espcn")
         if upscaler != (mode == "sr"):
             raise ConfigError(f"--model {cfg.model.name} does not fit --mode {mode}: edsr and espcn upscale (--mode "
                               f"sr), unet denoises, removes JPEG artefacts and colourises.")
-        super().__init__(cfg, meta)
-        self.mode = mode
-        self.fixed_inputs: dict = {}  # evaluation's inputs, made once per photo
 
     @staticmethod
     def check_meta(meta: dict) -> None:
@@ -84,15 +93,20 @@ class Restoration(Task):
             raise ConfigError(f"mode {mode!r} is not one of {', '.join(MODES)}")
         if scale not in ((2, 3, 4) if mode == "sr" else (1,)):
             raise ConfigError(f"scale {scale!r} does not fit mode {mode}")
+        Restoration.check_sizes(meta)
+        sigma = meta.get("noise_sigma")
+        if not isinstance(sigma, (int, float)) or not 0 < sigma <= 100:
+            raise ConfigError(f"noise_sigma {sigma!r} is outside 0 to 100")
+
+    @staticmethod
+    def check_sizes(meta: dict) -> None:
+        """The patch, tile, halo and pooling step a run recorded: each in its range, the tile and halo whole steps."""
         for key, low, high in (("image_size", 8, 1024), ("tile", 8, 1024), ("halo", 0, 512), ("multiple", 1, 64)):
             value = meta.get(key)
             if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
                 raise ConfigError(f"{key} {value!r} is outside {low} to {high}")
         if meta["tile"] % meta["multiple"] or meta["halo"] % meta["multiple"]:
             raise ConfigError(f"tile {meta['tile']} and halo {meta['halo']} are not multiples of {meta['multiple']}")
-        sigma = meta.get("noise_sigma")
-        if not isinstance(sigma, (int, float)) or not 0 < sigma <= 100:
-            raise ConfigError(f"noise_sigma {sigma!r} is outside 0 to 100")
 
     # --- data -----------------------------------------------------------------------------------------------
     @property

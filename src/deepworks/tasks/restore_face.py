@@ -26,7 +26,7 @@ TILE_BATCH = 4                   # tiles restored at once
 MAX_CALL_PIXELS = 64_000_000     # output pixels of one call at most (16 photos of 4 MP): a 12 MP photo x2 is 48 MP
 MAX_CALL_WORK = 2 * MAX_CALL_PIXELS  # and the pixels the network reads for them, halos included
 MAX_V2_VALUES = 48_000_000       # numbers in a V2 answer at most (JSON: each one written out)
-SUFFIX = {"sr": "x{scale}", "denoise": "denoised", "jpeg": "restored", "colorize": "colorized"}
+SUFFIX = {"sr": "x{scale}", "denoise": "denoised", "jpeg": "restored", "colorize": "colorized", "style": "styled"}
 
 
 def tile_corners(length: int, tile: int, multiple: int) -> list[int]:

@@ -348,7 +348,8 @@ function SegmentTry({ card }) {
   );
 }
 
-// Restoration: drop or choose a photo; the restored photo comes back (upscaled, denoised, coloured ...) and a slider
+// Restoration and style transfer: drop or choose a photo; the model's picture of it comes back (upscaled, denoised,
+// coloured, painted ...) and a slider
 // moves the line between before (left, the photo enlarged by the browser) and after (right), with the file to save.
 function RestoreTry({ card }) {
   const [photo, setPhoto] = useState(null); // the object URL of the photo sent
@@ -375,13 +376,14 @@ function RestoreTry({ card }) {
   const after = answer && `data:image/png;base64,${answer.image_png_base64}`;
   return (
     <div className="try">
-      <p>Choose or drop a photo: the model restores it as it learned to. Slide to compare before and after.</p>
+      <p>Choose or drop a photo: the model ({card.use}) gives back its picture of it, as it learned to make them.
+        Slide to compare before and after.</p>
       <input type="file" accept="image/*" data-testid="restore-file" onChange={(e) => e.target.files[0] && send(e.target.files[0])} />{" "}
       <label>before | after{" "}
         <input type="range" data-testid="restore-split" min={0} max={100} value={split}
                onChange={(e) => setSplit(Number(e.target.value))} />
       </label>
-      {busy && <Busy testid="restore-busy">Restoring…</Busy>}
+      {busy && <Busy testid="restore-busy">Working on it…</Busy>}
       {error && <p className="error">{error}</p>}
       <div className="detect-view" data-testid="restore-view" onDragOver={(e) => e.preventDefault()}
            onDrop={(e) => { e.preventDefault(); if (e.dataTransfer.files[0]) send(e.dataTransfer.files[0]); }} style={size}>
@@ -391,7 +393,7 @@ function RestoreTry({ card }) {
       </div>
       {answer && (
         <p data-testid="restore-size">{answer.width} × {answer.height} pixels.{" "}
-          <a href={after} download="restored.png">Save the restored photo</a></p>
+          <a href={after} download={`${card.use}.png`}>Save the result</a></p>
       )}
     </div>
   );
