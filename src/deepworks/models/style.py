@@ -50,7 +50,7 @@ class StyleNet(nn.Module):
     scale = 1
     multiple = 4
 
-    def __init__(self, width: int = 32, blocks: int = 5):
+    def __init__(self, width: int = 16, blocks: int = 5):
         super().__init__()
         c1, c2, c3 = width, 2 * width, 4 * width
         self.down = nn.Sequential(conv_norm_relu(3, c1, 9), conv_norm_relu(c1, c2, 3, 2), conv_norm_relu(c2, c3, 3, 2))
@@ -70,7 +70,7 @@ class StyleNet(nn.Module):
 
 
 def build_stylenet(width: int | None, depth: int | None) -> StyleNet:
-    return StyleNet(width or 32, 5 if depth is None else depth)
+    return StyleNet(width or 16, 5 if depth is None else depth)
 
 
 def covariance(features: torch.Tensor) -> torch.Tensor:
