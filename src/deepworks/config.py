@@ -307,6 +307,18 @@ def fields_by_key() -> dict[str, tuple[str | None, dataclasses.Field, Any]]:
     return out
 
 
+def named_paths(cfg: Config) -> dict[str, Any]:
+    """The values of the settings that may name a file or folder (path=True in settings.py), by their flag (--data,
+    --init-from, ...): what a server that reads only some folders must check before a job starts."""
+    found = {}
+    for section, f, _ in fields_by_key().values():
+        if f.metadata.get("path"):
+            flag = f.metadata.get("flag") or f"--{f.name.replace('_', '-')}"
+            found[flag if isinstance(flag, str) else flag[0]] = getattr(getattr(cfg, section) if section else cfg,
+                                                                        f.name)
+    return found
+
+
 def flatten(values: dict, origin: str) -> dict[str, Any]:
     flat = {}
     for key, value in values.items():

@@ -13,10 +13,11 @@ from dataclasses import dataclass, field
 from .cards import model_names
 
 
-def setting(default, help: str, choices=None, flag: str | None = None):
+def setting(default, help: str, choices=None, flag: str | None = None, path: bool = False):
     """A config field with its help text (and optional choices / flag name) as metadata. `choices` is a tuple, or
-    a function that returns one (the models: they come from the task cards, which tasks of your own join)."""
-    return field(default=default, metadata={"help": help, "choices": choices, "flag": flag})
+    a function that returns one (the models: they come from the task cards, which tasks of your own join). `path`:
+    its value may name a file or folder, which a server that reads only some folders checks (ui/routes/common.py)."""
+    return field(default=default, metadata={"help": help, "choices": choices, "flag": flag, "path": path})
 
 
 def choices_of(f) -> tuple:
@@ -29,17 +30,19 @@ class DataConfig:
     source: str | None = setting(
         None,
         "What to learn from: a file or folder of your own, or a built-in data set by name.",
-        flag=("--data", "--source"),
+        flag=("--data", "--source"), path=True,
     )
-    target: str | None = setting(None, "Translation: the target-language file, line-aligned with --source.")
+    target: str | None = setting(None, "Translation: the target-language file, line-aligned with --source.",
+                                 path=True)
     val_data: str | None = setting(
-        None, "Translation: validation pairs (a TSV, or 'SOURCE_FILE,TARGET_FILE'); default: a seeded split.")
+        None, "Translation: validation pairs (a TSV, or 'SOURCE_FILE,TARGET_FILE'); default: a seeded split.",
+        path=True)
     test_data: str | None = setting(
-        None, "Translation: test pairs (a TSV, or 'SOURCE_FILE,TARGET_FILE'); default: a seeded split.")
+        None, "Translation: test pairs (a TSV, or 'SOURCE_FILE,TARGET_FILE'); default: a seeded split.", path=True)
     data_dir: str | None = setting(
         None,
         "Where built-in datasets are looked for and downloaded to "
-        "(default: $DEEPWORKS_DATA, else ~/.cache/deepworks/data).",
+        "(default: $DEEPWORKS_DATA, else ~/.cache/deepworks/data).", path=True,
     )
     download: bool = setting(True, "Download a missing built-in dataset from its canonical source.")
     image_size: int | None = setting(
@@ -93,7 +96,7 @@ class DataConfig:
     noise_sigma: float = setting(25.0, "Image restoration, denoise: the noise's standard deviation in grey levels "
                                        "(0-255) that training adds; 25 is heavy, 5 light.")
     style: str = setting("mosaic", "Style transfer: the picture whose style the photos are painted in, an image file "
-                                   "(its shorter side is taken at 256 pixels), or mosaic, generated.")
+                                   "(its shorter side is taken at 256 pixels), or mosaic, generated.", path=True)
     strict: bool = setting(False, "Stop on unreadable files instead of skipping them with a warning.")
     audit: bool = setting(True, "Before training, check the splits for copies, leakage and imbalance (image data: "
                                 "about 8 seconds for 60,000 images; AutoML checks once for all its trials).")
@@ -176,7 +179,7 @@ class ModelConfig:
     init_from: str | None = setting(None, "Any model: start from the weights in this .safetensors or .pth file "
                                           "(read without running code), matched by name and shape; timm's "
                                           "tf_efficientnet_lite0 names are read too. All but the last layer must "
-                                          "be found.")
+                                          "be found.", path=True)
     freeze: bool = setting(False, "Train only the last layer; the rest keeps its weights and batch-norm statistics "
                                   "(with --pretrained or --init-from: fine-tuning's cheap first stage, several times "
                                   "faster per step).")
@@ -185,7 +188,8 @@ class ModelConfig:
     layers: list | None = setting(None, "--model layers: the model as a stack of layer cards, for images (conv, "
                                         "pool, batchnorm, activation, dropout, flatten, dense, residual) or text "
                                         "(embedding, recurrent, dense, activation, dropout): a YAML list in the "
-                                        "config or a YAML file given as --layers FILE; see deepworks.models.stack.")
+                                        "config or a YAML file given as --layers FILE; see deepworks.models.stack.",
+                                 path=True)
     head_first: bool = setting(True, "Images, text classification and segmentation, with --pretrained or "
                                      "--init-from: before the first epoch, fit the new last layer to the body's "
                                      "features of the training examples (pixels), computed once (seconds).")

@@ -9,7 +9,7 @@ style, trained with a perceptual loss measured by a frozen, pretrained classifie
   margins and join without seams (tasks/restore_face.py), which statistics per tile or per photo would not allow.
 - `PerceptualLoss` on EfficientNet-Lite0's ImageNet features, where the classic recipe uses VGG-16's (no VGG
   weights can be had here; deepworks[pretrained] ships Lite0's). The style is the covariance (centred Gram matrix)
-  of the activations after four depthwise convolutions, at 1/2, 1/4, 1/8 and 1/16 of the size; the content is the
+  of the activations after three depthwise convolutions, at 1/2, 1/4 and 1/8 of the size; the content is the
   activations at 1/4. Each distance is relative (divided by the target's own magnitude), so the layers weigh alike
   and 1.0 means "as far as nothing at all".
 """
@@ -60,9 +60,9 @@ class StyleNet(nn.Module):
         last = self.up[-1][1]
         nn.init.zeros_(last.weight)
         nn.init.zeros_(last.bias)
-        # how far an output pixel sees, in input pixels: 4 + 2 + 4 on the way down (a stride-2 step reaches one more
-        # on one side), 2 x 4 per residual block, 2 + 4 on the way up; measured by the gradient: 24, 32, 56 pixels
-        # for 1, 2 and 5 blocks
+        # the margin a tile (its corners on multiples of 4) needs on each side to come out as in one pass: the
+        # farthest input pixel the gradient of an output pixel reaches, measured: 24, 32 and 56 pixels for 1, 2 and
+        # 5 residual blocks (each adds 2 convolutions at a quarter of the size: 8 pixels)
         self.reach = 16 + 8 * blocks
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -74,10 +74,11 @@ def build_stylenet(width: int | None, depth: int | None) -> StyleNet:
 
 
 def covariance(features: torch.Tensor) -> torch.Tensor:
-    """(N, C, H, W) -> (N, C, C): the channels' covariance over the positions, a centred Gram matrix."""
+    """(N, C, H, W) -> (N, C, C): the channels' covariance over the positions, a centred Gram matrix. Scaled before
+    the product, so that its sums of many positions stay small."""
     f = features.flatten(2)
-    f = f - f.mean(2, keepdim=True)
-    return f @ f.transpose(1, 2) / f.shape[2]
+    f = (f - f.mean(2, keepdim=True)) / f.shape[2] ** 0.5
+    return f @ f.transpose(1, 2)
 
 
 def relative(a: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
@@ -96,7 +97,7 @@ class PerceptualLoss(nn.Module):
         self.net = lite0.eval().requires_grad_(False)
         self.register_buffer("mean", torch.tensor(mean).view(1, 3, 1, 1))
         self.register_buffer("std", torch.tensor(std).view(1, 3, 1, 1))
-        with torch.no_grad():
+        with torch.no_grad(), torch.autocast(style.device.type, enabled=False):
             found = self.activations(style[None].float())
         for b in STYLE_BLOCKS:
             self.register_buffer(f"style_{b}", covariance(found[b]))
@@ -123,11 +124,12 @@ class PerceptualLoss(nn.Module):
         pooled: the style's statistics are taken over the whole batch, as over one picture (the style distance is
         then the same for every example). Training uses it: a patch holds too few positions to show a style's
         statistics (a 64-pixel crop of the style picture itself is far from it), a batch of them enough."""
-        ours = self.activations(painted)
-        with torch.no_grad():
-            theirs = self.activations(photo)[CONTENT_BLOCK]
-        style = torch.stack([self.style_distance(ours[b], b, pooled) for b in STYLE_BLOCKS]).mean(0)
-        return style, relative(ours[CONTENT_BLOCK], theirs)
+        with torch.autocast(painted.device.type, enabled=False):  # float32: statistics of many positions
+            ours = self.activations(painted.float())
+            with torch.no_grad():
+                theirs = self.activations(photo.float())[CONTENT_BLOCK]
+            style = torch.stack([self.style_distance(ours[b], b, pooled) for b in STYLE_BLOCKS]).mean(0)
+            return style, relative(ours[CONTENT_BLOCK], theirs)
 
     def style_distance(self, features: torch.Tensor, block: int, pooled: bool) -> torch.Tensor:
         target = getattr(self, f"style_{block}")

@@ -26,7 +26,7 @@ TILE_BATCH = 4                   # tiles restored at once
 MAX_CALL_PIXELS = 64_000_000     # output pixels of one call at most (16 photos of 4 MP): a 12 MP photo x2 is 48 MP
 MAX_CALL_WORK = 2 * MAX_CALL_PIXELS  # and the pixels the network reads for them, halos included
 MAX_V2_VALUES = 48_000_000       # numbers in a V2 answer at most (JSON: each one written out)
-SUFFIX = {"sr": "x{scale}", "denoise": "denoised", "jpeg": "restored", "colorize": "colorized", "style": "styled"}
+SUFFIX = {"sr": "x{scale}", "denoise": "denoised", "jpeg": "restored", "colorize": "colorized"}
 
 
 def tile_corners(length: int, tile: int, multiple: int) -> list[int]:
@@ -214,9 +214,13 @@ class RestoreFace(PixelFace):
     out_metavar = "DIR"
     out_help = "also write each restored photo (NAME-x2.png, NAME-denoised.png, ...) into this folder"
 
+    def suffix(self) -> str:
+        """What a written file's name ends with: NAME-SUFFIX.png."""
+        return SUFFIX[self.meta["mode"]].format(scale=self.scale)
+
     def write_out(self, items: list, results: list, out: Path, options: dict) -> list[dict]:
         out.mkdir(parents=True, exist_ok=True)
-        suffix = SUFFIX[self.meta["mode"]].format(scale=self.scale)
+        suffix = self.suffix()
         written, taken = [], set()
         for n, ((name, *_), result) in enumerate(zip(items, results)):
             stem = Path(name).stem if Path(name).suffix else f"image-{n}"

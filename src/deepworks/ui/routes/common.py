@@ -77,10 +77,12 @@ def known_task(task) -> str:
 
 
 def checked_sources(roots: DataRoots, task, paths: dict) -> None:
-    """The task is known, and each file or folder named (by setting) is inside the data roots."""
+    """The task is known, and each file or folder named (by setting) is inside the data roots: each of a pair
+    'SOURCE_FILE,TARGET_FILE' too. A layers list (not a file's name) names nothing."""
     known_task(task)
     for what, value in paths.items():
-        roots.check(value, what)
+        for part in value.split(",") if isinstance(value, str) else [value]:
+            roots.check(part, what)
 
 
 def known_job(jobs: Jobs, job_id: str) -> str:

@@ -97,6 +97,7 @@ def checked_settings(settings, runs_dir: Path, roots: DataRoots) -> dict:
     once with the same message the command line gives. The task must be one this server knows, and every file
     the settings name must lie in the data roots."""
     from ...api import make_config
+    from ...config import named_paths
 
     if not isinstance(settings, dict):
         raise ClientError(400, f"Expected settings as a JSON object (train.epochs: 2, ...). Received: {settings!r}.")
@@ -111,9 +112,7 @@ def checked_settings(settings, runs_dir: Path, roots: DataRoots) -> dict:
     known_task(settings.get("task", DEFAULT_TASK))
     cfg = make_config(**settings)
     cfg.check()
-    checked_sources(roots, cfg.task, {"data": cfg.data.source, "target": cfg.data.target,
-                                      "data_dir": cfg.data.data_dir, "init_from": cfg.model.init_from,
-                                      "layers": cfg.model.layers if isinstance(cfg.model.layers, str) else None})
+    checked_sources(roots, cfg.task, named_paths(cfg))
     return settings
 
 
