@@ -13,14 +13,14 @@ from ._version import __version__  # noqa: E402
 from .config import Config  # noqa: E402  (no torch: yaml and dataclasses only)
 from .errors import ConfigError, DataError, DeepworksError, TrainingError  # noqa: E402
 
-_API = ("Trained", "audit", "evaluate", "generate", "load", "register_task", "runs", "train")
+_API = ("Trained", "audit", "evaluate", "find_faces", "generate", "load", "register_task", "runs", "train")
 _CALLBACKS = ("StopButton", "TensorBoard")
 _ELSEWHERE = {"Client": "client", "ServerError": "client", "ServerUnreachable": "client", "export": "exporting.exporter", "serve": "serving",
               "automl": "experiments.search", "compare": "experiments.ablation"}
 
 __all__ = ["Client", "Config", "ConfigError", "DataError", "DeepworksError", "ServerError", "ServerUnreachable",
            "StopButton", "TensorBoard",
-           "Trained", "TrainingError", "audit", "automl", "compare", "evaluate", "export", "generate", "load", "register_task", "runs",
+           "Trained", "TrainingError", "audit", "automl", "compare", "evaluate", "export", "find_faces", "generate", "load", "register_task", "runs",
            "serve", "train", "__version__"]
 
 

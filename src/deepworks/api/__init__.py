@@ -23,13 +23,14 @@ from typing import TYPE_CHECKING
 from ..config import Config
 from ..registry import register
 from ..run import Run
+from .faces import find_faces
 from .trained import Trained, evaluate, generate, load, runs
 from .training import configured, make_config, settings_to_keys, train_configured, train_or_continue
 
 if TYPE_CHECKING:
     from ..experiments.crossval import Folds
 
-__all__ = ["Run", "Trained", "audit", "evaluate", "generate", "load", "make_config", "register_task", "runs",
+__all__ = ["Run", "Trained", "audit", "evaluate", "find_faces", "generate", "load", "make_config", "register_task", "runs",
            "settings_to_keys", "train", "train_or_continue"]
 
 

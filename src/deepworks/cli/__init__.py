@@ -19,14 +19,14 @@ from .common import EXAMPLES
 def build_parser() -> argparse.ArgumentParser:
     """The `deepworks` parser: each group module adds its commands, each command with its handler as `handler` and
     the handler's docstring as its help and description (common.add_command)."""
-    from . import runs, ship, train, trust, ui, use
+    from . import faces, runs, ship, train, trust, ui, use, weights
 
     parser = argparse.ArgumentParser(
         prog="deepworks", formatter_class=argparse.RawDescriptionHelpFormatter, epilog=EXAMPLES,
         description="Train, evaluate and use deep-learning models on your own data.")
     parser.add_argument("--version", action="version", version=f"deepworks {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for group in (train, runs, use, trust, ship, ui):
+    for group in (train, runs, use, trust, ship, faces, ui, weights):
         group.add(sub)
     return parser
 
