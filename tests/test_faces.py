@@ -200,3 +200,31 @@ def test_the_cli_and_the_api_find_and_align_faces(real_weights, tmp_path, capsys
     assert [a["faces"] for a in empty] == [[], []]  # no face is an answer, not an error
     with pytest.raises(ConfigError, match="--min-face must be a whole number of pixels from 12"):
         dw.find_faces([photo], min_face=3)
+
+
+# --- recognition's parts ---------------------------------------------------------------------------------------------
+def test_verification_scores_are_the_papers_on_pairs_with_known_answers():
+    from deepworks.metrics.verification import (equal_error_rate, pair_scores, tar_at_far, threshold_at_far,
+                                                verification)
+
+    e = torch.tensor([[1.0, 0.0], [0.9, 0.1], [0.0, 1.0], [0.1, 0.9]])
+    genuine, impostor = pair_scores(e, [0, 0, 1, 1])
+    assert len(genuine) == 2 and len(impostor) == 4 and genuine.min() > impostor.max()
+    assert verification(e, [0, 0, 1, 1])["tar_at_far_1"] == 1.0 and equal_error_rate(genuine, impostor) == 0.0
+    genuine, impostor = np.linspace(0.3, 1.0, 100), np.linspace(0.0, 0.7, 1000)  # overlapping on 0.3 to 0.7
+    assert tar_at_far(genuine, impostor, 0.01) == pytest.approx(0.43, abs=0.02)  # accepts scores above about 0.69
+    assert (impostor > threshold_at_far(impostor, 0.01)).mean() <= 0.01
+    assert 0.15 < equal_error_rate(genuine, impostor) < 0.35
+
+
+def test_the_angular_margin_asks_the_true_person_for_more():
+    from deepworks.models.arcface import ArcMargin
+
+    head = ArcMargin(4, 3, margin=0.5, scale=10.0)
+    with torch.no_grad():
+        head.directions.copy_(torch.eye(3, 4))
+    e = torch.nn.functional.normalize(torch.tensor([[1.0, 0.2, 0.0, 0.0], [-1.0, 0.0, 0.1, 0.0]]), dim=1)
+    logits = head(e, torch.tensor([0, 0]))
+    plain = 10 * e @ torch.eye(3, 4).T
+    assert logits[0, 0] < plain[0, 0] and torch.allclose(logits[:, 1:], plain[:, 1:])  # only the true person's moves
+    assert logits[1, 0] < plain[1, 0]  # past pi - m the logit keeps falling (no reward for a worse angle)

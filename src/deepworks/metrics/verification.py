@@ -1,0 +1,63 @@
+"""Face verification's scores, as the papers report them: every pair of faces scored by the cosine of their
+embeddings, pairs of one person (genuine) against pairs of two (impostor). The ROC (scikit-learn's), the true-accept
+rate at a false-accept rate (TAR at FAR 1 %: of the genuine pairs, the share accepted at the threshold that accepts
+1 % of impostor pairs), the equal error rate (where false accepts and false rejects are as common), and the threshold
+that gives a chosen false-accept rate, the operating point a deployment is calibrated to."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+
+def pair_scores(embeddings: torch.Tensor, people) -> tuple[np.ndarray, np.ndarray]:
+    """(genuine, impostor): the cosine similarity of every pair of rows of `embeddings` (N, D), split by whether the
+    pair's `people` (N,) are the same."""
+    e = torch.nn.functional.normalize(embeddings.float(), dim=1)
+    cos = (e @ e.T).numpy()
+    same = np.equal.outer(np.asarray(people), np.asarray(people))
+    upper = np.triu(np.ones_like(same, dtype=bool), 1)
+    return cos[same & upper], cos[~same & upper]
+
+
+def roc(genuine: np.ndarray, impostor: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(false-accept rates, true-accept rates, thresholds), as scikit-learn's roc_curve gives them."""
+    from sklearn.metrics import roc_curve
+
+    labels = np.r_[np.ones(len(genuine)), np.zeros(len(impostor))]
+    far, tar, thresholds = roc_curve(labels, np.r_[genuine, impostor], drop_intermediate=False)
+    return far, tar, thresholds
+
+
+def tar_at_far(genuine: np.ndarray, impostor: np.ndarray, far: float) -> float:
+    """The largest true-accept rate whose false-accept rate is at most `far`."""
+    rates, tars, _ = roc(genuine, impostor)
+    return float(tars[rates <= far].max()) if (rates <= far).any() else 0.0
+
+
+def equal_error_rate(genuine: np.ndarray, impostor: np.ndarray) -> float:
+    """Where the false-accept rate meets the false-reject rate (1 - TAR), interpolated between ROC points."""
+    far, tar, _ = roc(genuine, impostor)
+    frr = 1 - tar
+    i = int(np.argmax(far >= frr))  # the first point where false accepts have caught up with false rejects
+    if i == 0:
+        return float(far[0])
+    d0, d1 = frr[i - 1] - far[i - 1], frr[i] - far[i]
+    t = d0 / (d0 - d1) if d0 != d1 else 0.0
+    return float(far[i - 1] + t * (far[i] - far[i - 1]))
+
+
+def threshold_at_far(impostor: np.ndarray, far: float) -> float:
+    """The lowest cosine threshold at which at most `far` of the impostor pairs are accepted (score > threshold)."""
+    if not len(impostor):
+        return 0.0
+    ranked = np.sort(impostor)[::-1]
+    allowed = int(np.floor(far * len(ranked)))  # impostor pairs that may pass
+    return float(ranked[allowed]) if allowed < len(ranked) else float(ranked[-1])
+
+
+def verification(embeddings: torch.Tensor, people) -> dict:
+    """TAR at FAR 1 % and 0.1 %, the EER, and the pairs counted."""
+    genuine, impostor = pair_scores(embeddings, people)
+    return {"tar_at_far_1": tar_at_far(genuine, impostor, 0.01), "tar_at_far_0.1": tar_at_far(genuine, impostor, 0.001),
+            "eer": equal_error_rate(genuine, impostor), "genuine_pairs": len(genuine), "impostor_pairs": len(impostor)}
