@@ -201,6 +201,12 @@ def test_help_with_a_task_lists_only_the_settings_that_task_takes(capsys):
     assert flags_listed(help_of(capsys, "train", "--task", "mytasks:Mine", "--help")) == flags_listed(everything)
 
 
+def test_help_with_a_task_shows_that_task_s_own_defaults(capsys):
+    squashed = "".join(help_of(capsys, "train", "--task", "style", "--help").split())
+    assert "[style'sdefault:4]" in squashed and "[style'sdefault:0.001]" in squashed  # batch size, learning rate
+    assert "'sdefault:" not in "".join(help_of(capsys, "train", "--help").split())  # without a task: every task's
+
+
 def test_train_s_help_says_what_each_task_trains_and_takes_from_the_cards(capsys):
     from deepworks.cards import BUILTIN_CARDS
 

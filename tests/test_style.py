@@ -118,6 +118,8 @@ def test_the_server_paints_over_http(painter):
 def test_a_bad_style_picture_is_named_with_the_fix(tmp_path):
     with pytest.raises(DataError, match="no such file"):
         dw.train(task="style", style=str(tmp_path / "missing.jpg"), progress=False)
+    with pytest.raises(DataError, match="is a folder. Expected one picture file"):
+        dw.train(task="style", style=str(tmp_path), progress=False)
     (tmp_path / "notes.jpg").write_text("not a picture")
     with pytest.raises(DataError, match=r"cannot be read as a picture: not an image.*Expected a PNG, JPEG"):
         dw.train(task="style", style=str(tmp_path / "notes.jpg"), progress=False)

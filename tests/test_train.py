@@ -3,6 +3,7 @@
 import json
 import os
 import signal
+import warnings
 
 import numpy as np
 import pytest
@@ -222,3 +223,16 @@ def test_label_smoothing_keeps_the_training_loss_above_its_floor():
     floor = -(0.82 * np.log(0.82) + 0.18 * np.log(0.02))  # the smoothed target's own entropy (10 classes, 0.2)
     assert loss(smoothed) > floor > loss(plain)
     assert smoothed.results["test"]["accuracy"] > 0.8
+
+
+def test_a_folder_named_as_a_built_in_is_pointed_out(tmp_path):
+    from deepworks.api import make_config
+    from deepworks.api.training import warn_if_a_folder_shares_a_builtin_name
+
+    (tmp_path / "digits").mkdir()  # the tests run in tmp_path
+    with pytest.warns(UserWarning, match=r"--data digits names the built-in data set digits.*write ./digits"):
+        warn_if_a_folder_shares_a_builtin_name(make_config(task="image", data="digits"))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        warn_if_a_folder_shares_a_builtin_name(make_config(task="image", data="./digits"))
+        warn_if_a_folder_shares_a_builtin_name(make_config(task="image", data="fashion-mnist"))

@@ -42,6 +42,7 @@ class TaskCard:
     # training loss falls: what the contract harness (tests/test_task_contract.py) trains every task with
     data: str = ""  # what --data takes of your own ('a folder with one sub-folder per class'), for --data's help
     default_run: str = ""  # what `deepworks train --task NAME` alone trains, for train's help
+    defaults: dict = field(default_factory=dict)  # 'section.name' -> the task's value where the user set none
 
     def describe(self) -> dict:
         """The card as JSON, for the web UI's page."""
@@ -171,7 +172,9 @@ BUILTIN_CARDS = {card.name: card for card in (
              settings=IMAGE_SETTINGS,
              portfolio={"model.name": "resnet", "model.depth": 8, "model.width@resnet": 16, "data.augment": "flip",
                         "train.optimizer": "adamw", "train.lr": 0.01, "train.weight_decay": 0.01,
-                        "model.dropout": 0.0, "train.schedule": "onecycle", "train.batch_size": 128}),
+                        "model.dropout": 0.0, "train.schedule": "onecycle", "train.batch_size": 128},
+             defaults={"data.source": "digits", "model.activation": "relu", "train.batch_size": 128,
+                       "train.clip_grad": 0.0}),
     TaskCard("text", "deepworks.tasks.text:TextGeneration", "character-level text generation", "a text generation",
              ("rnn", "lstm", "gru", "layers"),
              tiny=dict(data="python-stdlib:150000", seq_len=64, batch_size=64, width=32, depth=1, epochs=2),
@@ -181,7 +184,9 @@ BUILTIN_CARDS = {card.name: card for card in (
              builtins=("python-stdlib", "tiny-shakespeare"), verbs=("generate",), inputs=("text",),
              outputs=("text",), search_space=text_space, data="a UTF-8 file or a folder of text files",
              default_run="a 2-layer LSTM on Python's own standard-library source",
-             settings=("data.seq_len", "data.encoding", "model.embed_size", "model.tie_weights", "model.layers")),
+             settings=("data.seq_len", "data.encoding", "model.embed_size", "model.tie_weights", "model.layers"),
+             defaults={"data.source": "python-stdlib", "model.name": "lstm", "model.activation": "tanh",
+                       "train.batch_size": 32, "train.clip_grad": 1.0}),
     TaskCard("translate", "deepworks.tasks.translate:Translation", "translation", "a translation",
              ("gru", "lstm", "transformer"),
              tiny=dict(data="dates:3000", width=32, embed_size=16, epochs=2, batch_size=64, dropout=0.2,
@@ -193,14 +198,20 @@ BUILTIN_CARDS = {card.name: card for card in (
              search_space=translate_space, settings=TRANSLATE_SETTINGS,
              data="a TSV of source<TAB>target, the source side of two line-aligned files (with --target), or "
                   "multi30k:SRC-TGT for a pair of its languages",
-             default_run="dates written many ways to ISO form"),
+             default_run="dates written many ways to ISO form",
+             defaults={"data.source": "dates", "model.name": "gru", "model.activation": "tanh",
+                       "train.batch_size": 64, "train.clip_grad": 1.0, "data.max_len": 50}),
     TaskCard("gan", "deepworks.tasks.gan:GanTraining", "making new images", "a GAN", ("dcgan",),
              tiny=dict(data="digits", width=8, latent_size=8, epochs=2, batch_size=32, fid_samples=64),
              templates=(("dcgan", "DCGAN"),), form=("train.epochs", "train.batch_size", "data.image_size", "seed"),
              builtins=("digits", "mnist", "fashion-mnist", "cifar10", "faces"), verbs=("sample",),
              inputs=("noise",), outputs=("image",), settings=GAN_SETTINGS,
              data="images, as image classification takes them (their classes are used by --conditional)",
-             default_run="a DCGAN that learns to draw the digits"),
+             default_run="a DCGAN that learns to draw the digits",
+             defaults={"data.source": "digits", "model.name": "dcgan", "model.width": 64, "train.batch_size": 64,
+                       "train.optimizer": "adam", "train.lr": 0.0002, "train.momentum": 0.5,
+                       "train.weight_decay": 0.0, "train.schedule": "constant", "train.clip_grad": 0.0,
+                       "train.ema": 0.999}),
     TaskCard("detect", "deepworks.tasks.detect:ObjectDetection", "object detection", "an object detection",
              ("centernet", "centernet_lite0"),
              tiny=dict(data="shapes:96", image_size=64, epochs=2, batch_size=16),
@@ -212,7 +223,9 @@ BUILTIN_CARDS = {card.name: card for card in (
              builtins=("shapes", "raccoon"), verbs=("detect",), inputs=("image",), outputs=("boxes",),
              search_space=detect_space, settings=DETECT_SETTINGS,
              data="a Pascal VOC folder, a COCO .json file, a YOLO folder, or shapes:N for N generated training images",
-             default_run="a detector that finds circles, squares and triangles in generated images"),
+             default_run="a detector that finds circles, squares and triangles in generated images",
+             defaults={"data.source": "shapes", "data.augment": "crop", "train.batch_size": 32, "train.lr": 0.003,
+                       "train.weight_decay": 0.0001, "train.clip_grad": 10.0}),
     TaskCard("segment", "deepworks.tasks.segment:Segmentation", "segmentation", "a segmentation",
              ("unet", "unet_lite0"),
              tiny=dict(data="shapes-seg:32", image_size=32, epochs=2, batch_size=4, lr=0.01, baseline=False),
@@ -225,7 +238,9 @@ BUILTIN_CARDS = {card.name: card for card in (
              search_space=segment_space, settings=SEGMENT_SETTINGS,
              data="a folder with images/ and masks/ (a class index or colour per pixel, classes.txt naming them), a "
                   "Pascal VOC folder, or a COCO .json file with polygons or RLE",
-             default_run="a U-Net that labels every pixel of generated shapes"),
+             default_run="a U-Net that labels every pixel of generated shapes",
+             defaults={"data.source": "shapes-seg", "data.augment": "crop+flip", "train.batch_size": 16,
+                       "train.lr": 0.003, "train.weight_decay": 0.0001, "train.clip_grad": 10.0}),
     TaskCard("restore", "deepworks.tasks.restore:Restoration", "image restoration", "an image restoration",
              ("edsr", "espcn", "unet"),
              tiny=dict(data="photos:128", mode="denoise", width=8, depth=2, image_size=32, lr=0.01, epochs=2,
@@ -238,7 +253,9 @@ BUILTIN_CARDS = {card.name: card for card in (
              builtins=("photos", "sr-benchmarks", "cifar10"), verbs=("restore",), inputs=("image",),
              outputs=("image",), settings=RESTORE_SETTINGS,
              data="a folder of photos (no labels: the clean photos are the targets, the inputs are made from them)",
-             default_run="an EDSR that upscales photos twofold, trained on photos that ship with scikit-image"),
+             default_run="an EDSR that upscales photos twofold, trained on photos that ship with scikit-image",
+             defaults={"data.source": "photos", "data.augment": "flip", "train.batch_size": 16, "train.lr": 0.001,
+                       "train.weight_decay": 0.0, "train.clip_grad": 1.0}),
     TaskCard("style", "deepworks.tasks.style:StyleTransfer", "style transfer", "a style transfer", ("johnson",),
              tiny=dict(data="photos:64", width=8, depth=1, image_size=64, lr=0.003, epochs=2, batch_size=8,
                        baseline=False),
@@ -249,7 +266,9 @@ BUILTIN_CARDS = {card.name: card for card in (
              settings=STYLE_SETTINGS,
              data="a folder of photos to learn on (no labels), and --style, the picture whose style they take",
              default_run="a network that paints photos in a generated mosaic's style, trained on photos that ship "
-                         "with scikit-image"),
+                         "with scikit-image",
+             defaults={"data.source": "photos", "data.augment": "flip", "train.batch_size": 4, "train.lr": 0.001,
+                       "train.weight_decay": 0.0, "train.clip_grad": 1.0}),
     TaskCard("audio", "deepworks.tasks.audio:AudioClassification", "sound classification", "an audio classification",
              ("cnn1d", "gru", "lstm", "lenet", "resnet", "efficientnet_lite0"),
              tiny=dict(data="tones", epochs=2, batch_size=32, augment="crop+noise+speed"),
@@ -258,7 +277,9 @@ BUILTIN_CARDS = {card.name: card for card in (
              builtins=("tones", "fsdd"), verbs=("predict",), inputs=("audio",), outputs=("classes",),
              search_space=audio_space, settings=AUDIO_SETTINGS,
              data="a folder with one sub-folder of clips (WAV; FLAC, OGG with soundfile) per class, a CSV of path,label",
-             default_run="a 1-D CNN that tells generated tones and chirps apart"),
+             default_run="a 1-D CNN that tells generated tones and chirps apart",
+             defaults={"data.source": "tones", "model.name": "cnn1d", "data.augment": "crop", "train.batch_size": 64,
+                       "train.lr": 0.003, "train.weight_decay": 0.01}),
     TaskCard("textclass", "deepworks.tasks.textclass:TextClassification", "text classification",
              "a text classification", ("fasttext", "cnn", "bigru", "transformer", "minilm"),
              tiny=dict(data="moods:100", epochs=2, batch_size=32, baseline=False),
@@ -272,7 +293,9 @@ BUILTIN_CARDS = {card.name: card for card in (
              search_space=textclass_space, settings=TEXTCLASS_SETTINGS,
              data="a CSV, TSV or JSONL file with a text and a label column, or a folder with one sub-folder of .txt "
                   "files per class",
-             default_run="a fastText model that tells generated happy, sad and angry sentences apart"),
+             default_run="a fastText model that tells generated happy, sad and angry sentences apart",
+             defaults={"data.source": "moods", "model.name": "fasttext", "train.batch_size": 64,
+                       "train.weight_decay": 0.01, "data.max_len": 256}),
     TaskCard("asr", "deepworks.tasks.asr:SpeechRecognition", "speech recognition", "a speech recognition",
              ("bigru", "conformer"), tiny=dict(data="tones:120", width=32, depth=1, epochs=2, batch_size=16),
              templates=(("bigru", "Log-mel features, strided convolutions and a bidirectional GRU, trained with "
@@ -283,7 +306,9 @@ BUILTIN_CARDS = {card.name: card for card in (
              settings=ASR_SETTINGS,
              data="a folder of recordings with transcripts: LJSpeech's metadata.csv, a Common Voice .tsv, or "
                   "NAME.wav beside NAME.txt",
-             default_run="a CTC recogniser of generated tone words"),
+             default_run="a CTC recogniser of generated tone words",
+             defaults={"data.source": "tones", "model.name": "bigru", "data.augment": "specaugment+speed",
+                       "train.batch_size": 16, "train.lr": 0.002, "train.weight_decay": 0.01, "train.clip_grad": 5.0}),
 )}
 USER_CARDS: dict[str, TaskCard] = {}  # cards of tasks of your own, registered in this process
 
@@ -305,7 +330,8 @@ def declared_card(cls: type) -> TaskCard:
     name, face = getattr(cls, "name", ""), getattr(cls, "face_class", None)
     verb = getattr(face, "verb", "use")
     return TaskCard(name, f"{cls.__module__}:{cls.__qualname__}", name, getattr(face, "kind", "a model"),
-                    tuple(getattr(cls, "models", ())), verbs=(verb,) if verb != "use" else ())
+                    tuple(getattr(cls, "models", ())), verbs=(verb,) if verb != "use" else (),
+                    defaults=dict(getattr(cls, "defaults", {})))
 
 
 def card_of_class(cls: type) -> TaskCard:

@@ -17,6 +17,11 @@ def builtin_models(name: str) -> tuple[str, ...]:
     return BUILTIN_CARDS[name].models
 
 
+def builtin_defaults(name: str) -> dict:
+    """A built-in task's own defaults, for its class's `defaults` (one place: its card's, which --help shows)."""
+    return dict(BUILTIN_CARDS[name].defaults)
+
+
 def task_names() -> list[str]:
     return card_names()
 

@@ -211,10 +211,22 @@ def train_new(cfg: Config, task, device: torch.device, progress, started: float,
         return train_on(run, cfg, task, device, progress, started, data=data, callbacks=callbacks)
 
 
+def warn_if_a_folder_shares_a_builtin_name(cfg) -> None:
+    """--data photos names the built-in set even where a folder ./photos is: say so, with how to name the folder."""
+    from ..cards import card_of
+
+    card, source = card_of(cfg.task), cfg.data.source or ""
+    name = source.partition(":")[0]
+    if card is not None and name in card.builtins and Path(source).exists():
+        warnings.warn(f"--data {source} names the built-in data set {name}, which is what trains; a file or folder "
+                      f"'{source}' is here too: to train on it, write ./{source} (or its full path).", stacklevel=3)
+
+
 def prepare_checked(task, progress, new_run: bool = True):
     """The task's data, with the audit's quick warnings, and the settings that depend on the data resolved (for a
     new run: a resumed one keeps what its config.yaml says)."""
     cfg = task.cfg
+    warn_if_a_folder_shares_a_builtin_name(cfg)
     data = task.prepare(progress)
     if cfg.data.audit:
         data.notes += task.audit_warnings(data)  # image data: copies, leakage, imbalance

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from .common import add_command, add_exposure_flags, add_json, add_run_command, add_runs_dir
+from .common import add_command, add_exposure_flags, add_json, add_run_command, add_runs_dir, help_of
 
 SERVE_EXAMPLES = """examples:
   deepworks serve runs/photos-resnet                            http://127.0.0.1:8000, no token needed locally
@@ -55,7 +55,12 @@ def add_import(sub) -> None:
 
 
 def add_serve(sub) -> None:
-    p = add_command(sub, "serve", cmd_serve, examples=SERVE_EXAMPLES)
+    from ..cards import BUILTIN_CARDS
+
+    verbs = list(dict.fromkeys(v for card in BUILTIN_CARDS.values() for v in card.verbs))
+    words = ", ".join(verbs[:-1]) + f" or {verbs[-1]}"
+    p = add_command(sub, "serve", cmd_serve, examples=SERVE_EXAMPLES,
+                    description=help_of(cmd_serve)["description"].replace("VERBS", words))
     p.add_argument("runs", nargs="+", metavar="RUN", help="run directories (or names inside runs/), or NAME=RUN")
     add_exposure_flags(p, 8000, "every request but the health probes")
     p.add_argument("--runtime", default="torch", choices=("torch", "onnx"),
@@ -134,7 +139,7 @@ def cmd_serve(args) -> int:
 
     Serve trained runs on FastAPI + uvicorn until Ctrl-C (requests in flight are finished). Each run is a model named
     after its folder (or NAME=RUN): GET /v1/models lists them with their cards, POST /v1/models/NAME/VERB uses one
-    (predict, generate, translate, sample, detect, segment, restore, classify or transcribe, as its task does), and the V2 routes (/v2/models/NAME/infer,
+    (VERBS, as its task does), and the V2 routes (/v2/models/NAME/infer,
     /v2/health/ready ...) answer KServe, Triton and MLServer clients. Image and GAN requests are micro-batched when
     they arrive together. Prometheus metrics at /metrics; the OpenAPI schema at /openapi.json."""
     import os

@@ -115,10 +115,14 @@ def narrow_help_to_task(parser: argparse.ArgumentParser, flags: dict[str, argpar
     parse = parser.parse_known_args
 
     def parse_known_args(args=None, namespace=None):
-        task = task_named(sys.argv[1:] if args is None else args)
+        arguments = sys.argv[1:] if args is None else args
+        task = task_named(arguments)
         hidden = set() if task is None else {key for key in flags if not applies(key, task)}
+        own = task_defaults(task) if task is not None and {"-h", "--help"} & set(arguments) else {}
         for key, action in flags.items():
             action.help = argparse.SUPPRESS if key in hidden else helps[key]
+            if key in own and key not in hidden:
+                action.help += f" [{task}'s default: {own[key]}]"
         if task is not None and "data.source" in flags:  # --data: what this task takes, not every task's
             flags["data.source"].help = helps["data.source"].replace(data_in_words(), data_in_words(task))
         narrowed = f" The settings below are those that --task {task} takes; --help without --task lists them all."
@@ -126,6 +130,15 @@ def narrow_help_to_task(parser: argparse.ArgumentParser, flags: dict[str, argpar
         return parse(args, namespace)
 
     parser.parse_known_args = parse_known_args
+
+
+def task_defaults(task: str) -> dict:
+    """The settings a task sets otherwise than every task, from its card (no import of its recipe, nor of torch),
+    for --help; none for a task this process does not know (the parse then says so)."""
+    from ..cards import card_of
+
+    card = card_of(task)
+    return dict(card.defaults) if card is not None else {}
 
 
 def task_named(args: list[str]) -> str | None:

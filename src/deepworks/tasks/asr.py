@@ -20,7 +20,7 @@ import torch.nn as nn
 
 from ..data.speech import alphabet_of, characters_note
 from ..errors import ConfigError, DataError
-from ..registry import builtin_models
+from ..registry import builtin_defaults, builtin_models
 from .asr_face import MAX_BEAM, ASRFace
 from .asr_report import ASRReport
 from .base import Prepared, Task
@@ -118,9 +118,7 @@ def ctc_steps_needed(ids: list[int]) -> int:
 class SpeechRecognition(Task):
     name = "asr"
     models = builtin_models("asr")
-    defaults = {"data.source": "tones", "model.name": "bigru", "data.augment": "specaugment+speed",
-                "train.batch_size": 16, "train.lr": 0.002,
-                "train.weight_decay": 0.01, "train.clip_grad": 5.0}
+    defaults = builtin_defaults("asr")
     default_monitor = "val_loss"
     headline = "wer"
     unit = ("utterance", 1)

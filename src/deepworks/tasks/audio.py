@@ -26,7 +26,7 @@ import torch.nn.functional as F
 
 from ..config import Config
 from ..errors import ConfigError, DataError
-from ..registry import builtin_models
+from ..registry import builtin_defaults, builtin_models
 from .audio_face import AudioFace
 from .audio_report import AudioReport
 from .base import Prepared, Task
@@ -42,8 +42,7 @@ TONES_PER_CLASS = 120
 class AudioClassification(Task):
     name = "audio"
     models = builtin_models("audio")
-    defaults = {"data.source": "tones", "model.name": "cnn1d", "data.augment": "crop", "train.batch_size": 64,
-                "train.lr": 0.003, "train.weight_decay": 0.01}
+    defaults = builtin_defaults("audio")
     default_monitor = "val_accuracy"
     headline = "accuracy"
     unit = ("clip", 1)

@@ -29,7 +29,7 @@ from ..data.detection import SHAPES, shapes_count, shapes_splits
 from ..errors import ConfigError, DataError
 from ..models import evaluating
 from ..models.centernet import DETECTORS, decode, detection_loss
-from ..registry import builtin_models
+from ..registry import builtin_defaults, builtin_models
 from .base import Prepared, Task
 from .lite0 import Lite0Backbone
 from .detect_face import CLASS_IOU, NMS_IOU, THRESHOLD, DetectFace, run_threshold
@@ -57,8 +57,7 @@ class ObjectDetection(Lite0Backbone, Task):
     # No flip by default: a mirrored 2 is not a 2. On digits pasted on canvases (tests/digits_canvases.py: 1,000 at
     # 64 px, 20 epochs) test mAP@0.5 was 0.85 and 0.90 with crop+flip (seeds 0 and 1), 0.97 and 0.97 with crop; on the
     # shapes, which look the same mirrored, 0.93 and 0.80 with crop+flip, 0.91 and 0.84 with crop (600, 8 epochs).
-    defaults = {"data.source": "shapes", "data.augment": "crop", "train.batch_size": 32, "train.lr": 0.003,
-                "train.weight_decay": 0.0001, "train.clip_grad": 10.0}
+    defaults = builtin_defaults("detect")
     default_monitor = "val_map"
     headline = "map"
     unit = ("img", 1)

@@ -35,7 +35,7 @@ from ..models import evaluating
 from ..models.dcgan import GAN, Discriminator, Generator, layout
 from ..report import save_image_grid
 from .base import Prepared, Task
-from ..registry import builtin_models
+from ..registry import builtin_defaults, builtin_models
 from ..data.arrays import DataWarning, resize, set_channels, stratified_split
 from .gan_balance import GanBalance, GanWarning  # noqa: F401 (GanWarning: still importable from here)
 from .gan_face import GRID, GanFace, grid_labels, noise
@@ -95,9 +95,7 @@ def mixed_note(kinds: dict[tuple, int]) -> str | None:
 class GanTraining(Task):
     name = "gan"
     models = builtin_models("gan")
-    defaults = {"data.source": "digits", "model.name": "dcgan", "model.width": 64, "train.batch_size": 64,
-                "train.optimizer": "adam", "train.lr": 2e-4, "train.momentum": 0.5, "train.weight_decay": 0.0,
-                "train.schedule": "constant", "train.clip_grad": 0.0, "train.ema": 0.999}
+    defaults = builtin_defaults("gan")
     default_monitor = "val_fid"
     headline = "fid"
     unit = ("img", 1)

@@ -34,7 +34,7 @@ from .base import Prepared, Task
 from .image_face import ImageFace, Normalise, class_logits, pixel_model
 from .image_report import ImageReport
 from .image_robust import AdversarialTraining, RobustnessWarning  # noqa: F401 (RobustnessWarning: re-exported)
-from ..registry import builtin_models
+from ..registry import builtin_defaults, builtin_models
 
 
 class PretrainedNote(UserWarning):
@@ -101,7 +101,7 @@ class ImageClassification(AdversarialTraining, Task):
     counted = ("samples", "images")
     name = "image"
     models = builtin_models("image")
-    defaults = {"data.source": "digits", "model.activation": "relu", "train.batch_size": 128, "train.clip_grad": 0.0}
+    defaults = builtin_defaults("image")
     # model.name and data.augment are chosen from the data (see data_defaults); patience from the run's length
     headline = "accuracy"
     fine_tuning = True

@@ -32,7 +32,7 @@ from ..config import Config
 from ..errors import ConfigError, DataError
 from ..metrics.pixels import lab_to_rgb, rgb_to_lab, scores, shrink
 from ..models import evaluating
-from ..registry import builtin_models
+from ..registry import builtin_defaults, builtin_models
 from .base import Prepared, Task
 from .restore_face import RestoreFace, restored
 from .restore_report import RestoreReport, test_scores
@@ -56,8 +56,7 @@ class Restoration(Task):
     name = "restore"
     models = builtin_models("restore")
     augments = ("none", "flip")
-    defaults = {"data.source": "photos", "data.augment": "flip", "train.batch_size": 16, "train.lr": 0.001,
-                "train.weight_decay": 0.0, "train.clip_grad": 1.0}
+    defaults = builtin_defaults("restore")
     default_monitor = "val_psnr"
     headline = "psnr"
     unit = ("patch", 1)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import base64
 import io
+import re
 from pathlib import Path
 
 import numpy as np
@@ -126,6 +127,7 @@ class RestoreFace(PixelFace):
 
     verb = "restore"
     kind = "an image restoration"
+    output_name = "restored"  # the exported graph's output
     batchable = False  # each call's cost is bounded on its own: the server must not pool calls into one
     max_items = 16
 
@@ -223,7 +225,7 @@ class RestoreFace(PixelFace):
         suffix = self.suffix()
         written, taken = [], set()
         for n, ((name, *_), result) in enumerate(zip(items, results)):
-            stem = Path(name).stem if Path(name).suffix else f"image-{n}"
+            stem = Path(name).stem if Path(name).suffix else re.sub(r"[^\w.-]+", "-", name).strip("-") or f"image-{n}"
             while stem in taken:
                 stem += f"-{n}"
             taken.add(stem)
@@ -236,8 +238,8 @@ class RestoreFace(PixelFace):
         from ..inference import Graph
 
         return [Graph("restorer", self.serving_model(model), (self.example_images(2, 0),),
-                      (self.example_images(3, 1),), ["images"], ["restored"],
-                      {"images": {0: "batch", 1: "height", 2: "width"}, "restored": {0: "batch", 1: "out_height",
+                      (self.example_images(3, 1),), ["images"], [self.output_name],
+                      {"images": {0: "batch", 1: "height", 2: "width"}, self.output_name: {0: "batch", 1: "out_height",
                                                                                       2: "out_width"}},
                       f"uint8 pixels (N, h, w, 3) in, h and w multiples of {self.meta['multiple']}; uint8 pixels "
                       f"(N, h x {self.scale}, w x {self.scale}, 3) out")]
@@ -245,14 +247,15 @@ class RestoreFace(PixelFace):
     def model_card(self) -> dict:
         m = self.meta
         return {"mode": m["mode"], "scale": self.scale, "inputs": [self.pixels_input()],
-                "outputs": [{"name": "restored", "dtype": "uint8", "layout": "NHWC",
+                "outputs": [{"name": self.output_name, "dtype": "uint8", "layout": "NHWC",
                              "shape": [None, f"h*{self.scale}", f"w*{self.scale}", 3]}],
                 "preprocessing": {"tile": m["tile"], "halo": m["halo"], "multiple": m["multiple"],
                                   "inside_graph": "scaling to 0-1, the network, rounding to uint8"},
                 "postprocessing": (f"cut the photo (padded to a multiple of {m['multiple']}) into tiles of "
                                    f"{m['tile']} pixels, give each {m['halo']} pixels of its neighbours on every side "
-                                   f"(mirrored beyond the photo), and keep each tile's own {m['tile']} x "
-                                   f"{self.scale} pixels of the answer")}
+                                   f"(mirrored beyond the photo), and keep the answer's pixels of each tile's own "
+                                   f"{m['tile'] * self.scale}-pixel square (the tile's, times the scale "
+                                   f"{self.scale})")}
 
     v2_sized_by_input = True
 

@@ -32,7 +32,7 @@ from ..errors import ConfigError, DataError
 from ..metrics.boxes import PAD_VALUE, letterbox, random_affine, warp
 from ..metrics.masks import confusion, scores_of
 from ..models import evaluating
-from ..registry import builtin_models
+from ..registry import builtin_defaults, builtin_models
 from .base import Prepared, Task
 from .lite0 import Lite0Backbone
 from .segment_face import SegmentFace, tiled_probabilities
@@ -58,8 +58,7 @@ class Segmentation(Lite0Backbone, Task):
     fine_tuning = True  # with --pretrained: the pixel head fitted first, the encoder slower, its batch norm kept
     head_first_noun = "pixels"
     augments = ("none", "flip", "crop", "crop+flip", "crop+flip+colour")
-    defaults = {"data.source": "shapes-seg", "data.augment": "crop+flip", "train.batch_size": 16, "train.lr": 0.003,
-                "train.weight_decay": 0.0001, "train.clip_grad": 10.0}
+    defaults = builtin_defaults("segment")
     default_monitor = "val_miou"
     headline = "miou"
     unit = ("img", 1)

@@ -25,7 +25,7 @@ import torch.nn.functional as F
 
 from ..config import Config
 from ..errors import ConfigError, DataError
-from ..registry import builtin_models
+from ..registry import builtin_defaults, builtin_models
 from .base import Prepared
 from .restore import Restoration, RestoreNote, dihedral
 from .restore_face import RestoreFace
@@ -42,6 +42,7 @@ class StyleFace(RestoreFace):
 
     verb = "stylize"
     kind = "a style transfer"
+    output_name = "painted"
     out_help = "also write each painted photo (NAME-styled.png) into this folder"
 
     def suffix(self) -> str:
@@ -51,8 +52,7 @@ class StyleFace(RestoreFace):
 class StyleTransfer(Restoration):
     name = "style"
     models = builtin_models("style")
-    defaults = {"data.source": "photos", "data.augment": "flip", "train.batch_size": 4, "train.lr": 0.001,
-                "train.weight_decay": 0.0, "train.clip_grad": 1.0}
+    defaults = builtin_defaults("style")
     default_monitor = "val_loss"
     headline = "style_loss"
     face_class = StyleFace
@@ -230,6 +230,9 @@ def style_file(path: Path) -> tuple[np.ndarray, dict]:
     from ..data.images import UnreadableImage
     from .restore_face import decode_photo
 
+    if path.is_dir():
+        raise DataError(f"--style {path} is a folder. Expected one picture file (PNG, JPEG, ...) whose style the "
+                        f"photos are to be painted in; the photos themselves go to --data.")
     if not path.is_file():
         raise DataError(f"--style {path}: no such file. Expected a picture (PNG, JPEG, ...) whose style the photos are "
                         f"to be painted in, or {GENERATED} (generated).")

@@ -16,6 +16,8 @@ from .report import Report
 from .restore_report import PANEL, mean, side_row
 
 SHOWN = 4  # test photos in the report
+COLUMNS = {"loss": "loss", "style_loss": "style distance", "content_loss": "content distance",
+           "photo_style_loss": "style distance as it is"}
 
 
 def test_scores(task, model: nn.Module, split: tuple, device: torch.device) -> dict:
@@ -73,7 +75,7 @@ class StyleReport(Report):
             ("Training curves", image_tag(curves, "loss, style and content distances per epoch")),
             ("The style and the painted test photos", "<p>The style picture as the loss sees it, then each test photo "
              "beside its painted self.</p>" + image_tag(side, "the style, and each photo before and after")),
-            ("Each test photo", table(test["per_image"])),
+            ("Each test photo", table([{COLUMNS.get(k, k): v for k, v in row.items()} for row in test["per_image"]])),
         ]
 
     def side_by_side(self, model, photos, chosen: list[int], path: Path, device) -> Path | None:

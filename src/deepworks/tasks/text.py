@@ -28,7 +28,7 @@ from ..data.text import encode, load_text_source
 from ..errors import DataError
 from ..models import build_text_model, evaluating
 from ..models.rnn import detach_state
-from ..registry import builtin_models
+from ..registry import builtin_defaults, builtin_models
 from .base import Prepared, Task
 from .text_face import TextFace, check_characters
 from .text_report import LN2, TEMPERATURES, TextReport, readable  # noqa: F401 (readable: also imported from here)
@@ -49,8 +49,7 @@ def stream_windows(ids: torch.Tensor, streams: int, seq_len: int) -> torch.Tenso
 class TextGeneration(Task):
     name = "text"
     models = builtin_models("text")
-    defaults = {"data.source": "python-stdlib", "model.name": "lstm", "model.activation": "tanh",
-                "train.batch_size": 32, "train.clip_grad": 1.0}
+    defaults = builtin_defaults("text")
     default_monitor = "val_loss"
     headline = "bpc"
     sequential = True

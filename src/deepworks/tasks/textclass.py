@@ -23,14 +23,13 @@ import torch.nn.functional as F
 
 from ..config import Config, fill_defaults
 from ..errors import ConfigError, DataError
-from ..registry import builtin_models
+from ..registry import builtin_defaults, builtin_models
 from .base import Prepared, Task
 from .textclass_face import TextClassFace, encoder_of
 from .textclass_report import TextClassReport
 
 HASH_BUCKETS = 1 << 18  # the fastText model's hashed n-grams: 262,144 rows of its table, few collisions on a corpus
 SUBWORDS = 8000          # SentencePiece pieces for the other models (--vocab-size)
-MAX_TOKENS = 256         # --max-len: ids kept per text; a longer text is cut, with a note
 BAG_DROPOUT = 0.5        # fastText's, when --dropout is not given
 MAX_CLASSES = 100_000    # a saved run's classes at most (its head is that wide)
 # MiniLM's fine-tuning: the head at --lr, the top layer at --body-lr times it and each layer below at LAYER_DECAY
@@ -44,8 +43,7 @@ HEAD_FIRST_TEXTS = 8000  # fine-tuning's head-first step fits the head on at mos
 class TextClassification(Task):
     name = "textclass"
     models = builtin_models("textclass")
-    defaults = {"data.source": "moods", "model.name": "fasttext", "train.batch_size": 64, "train.weight_decay": 0.01,
-                "data.max_len": MAX_TOKENS}
+    defaults = builtin_defaults("textclass")
     default_monitor = "val_accuracy"
     headline = "accuracy"
     unit = ("text", 1)

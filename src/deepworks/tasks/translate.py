@@ -28,7 +28,7 @@ from ..errors import ConfigError, DataError
 from ..models import evaluating
 from ..models.seq2seq import Seq2Seq, TransformerSeq2Seq
 from .base import Prepared, Task
-from ..registry import builtin_models
+from ..registry import builtin_defaults, builtin_models
 from ..data.arrays import stratified_split
 from .translate_face import MAX_BEAM, Tokenizer, TranslateFace, encode, trim, word_ids
 from .translate_report import TranslateReport, plot_alignment
@@ -39,8 +39,7 @@ __all__ = ["MAX_BEAM", "Translation", "bleu_and_chrf", "encode", "plot_alignment
 class Translation(Task):
     name = "translate"
     models = builtin_models("translate")
-    defaults = {"data.source": "dates", "model.name": "gru", "model.activation": "tanh", "train.batch_size": 64,
-                "train.clip_grad": 1.0, "data.max_len": 50}
+    defaults = builtin_defaults("translate")
     default_monitor = "val_loss"
     headline = "bleu"
     unit = ("pair", 1)
