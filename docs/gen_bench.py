@@ -122,6 +122,14 @@ SPEC: dict[str, list] = {
          "inference/unet_denoise/torch_megapixels_out_per_s",
          "inference/unet_denoise/onnxruntime_megapixels_out_per_s"),
     ],
+    "faces": [
+        ("group photos, MTCNN: recall / false faces a photo", "deepworks_mtcnn/recall",
+         "deepworks_mtcnn/false_faces_per_photo"),
+        ("OpenCV's Haar cascade: recall / false faces a photo", "opencv_haar/recall",
+         "opencv_haar/false_faces_per_photo"),
+        ("faces a second found (and aligned): deepworks / OpenCV", "deepworks_mtcnn/faces_per_s",
+         "opencv_haar/faces_per_s"),
+    ],
     "segment": [
         ("shapes-seg, defaults: test mean IoU / training seconds", "shapes/miou", "shapes/train_seconds"),
         ("the same: baseline's mean IoU", "shapes/baseline/miou"),
