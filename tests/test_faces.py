@@ -228,3 +228,41 @@ def test_the_angular_margin_asks_the_true_person_for_more():
     plain = 10 * e @ torch.eye(3, 4).T
     assert logits[0, 0] < plain[0, 0] and torch.allclose(logits[:, 1:], plain[:, 1:])  # only the true person's moves
     assert logits[1, 0] < plain[1, 0]  # past pi - m the logit keeps falling (no reward for a worse angle)
+
+
+def test_the_gallery_enrols_identifies_and_forgets_and_keeps_only_tensors(tmp_path):
+    from deepworks.errors import DataError
+    from deepworks.tasks.faces_gallery import Gallery, verify
+
+    gallery = Gallery(tmp_path)
+    alice, bob = torch.tensor([[1.0, 0.1, 0.0], [0.9, 0.0, 0.1]]), torch.tensor([[0.0, 1.0, 0.1]])
+    assert gallery.enroll("Alice O'Neil", alice) == 2 and gallery.enroll("bob", bob) == 1
+    with pytest.raises(DataError, match="enrolled already.*Forget them first"):
+        gallery.enroll("bob", bob)
+    with pytest.raises(DataError, match="Expected a name of 1 to 64"):
+        gallery.enroll("../../etc", bob)
+    again = Gallery(tmp_path)  # read back from gallery.safetensors
+    assert again.names() == ["Alice O'Neil", "bob"]
+    found = again.identify(torch.tensor([[1.0, 0.05, 0.0], [0.0, 0.3, 1.0]]), threshold=0.8)
+    assert found[0]["name"] == "Alice O'Neil" and found[1]["name"] == "unknown" and found[1]["nearest"] == "bob"
+    assert verify(alice[0], alice[1], 0.8)["same_person"] and not verify(alice[0], bob[0], 0.8)["same_person"]
+    assert again.forget("bob") == 1 and Gallery(tmp_path).names() == ["Alice O'Neil"]
+    with pytest.raises(DataError, match=r"Expected an enrolled name \(Alice O'Neil\). Received: 'carol'"):
+        again.forget("carol")
+
+
+def test_group_rates_say_where_errors_differ_more_than_chance():
+    from deepworks.metrics.verification import group_rates, wilson
+
+    rng = np.random.default_rng(0)
+    people = np.repeat(np.arange(40), 5)
+    centres = rng.normal(size=(40, 16))
+    noise = np.where(people[:, None] < 20, 0.2, 1.5)  # group b's photos of one person vary far more
+    e = torch.from_numpy(centres[people] + rng.normal(size=(200, 16)) * noise).float()
+    groups = {p: "a" if p < 20 else "b" for p in range(40)}
+    found = group_rates(e, people, groups, threshold=0.5)
+    a, b = found["groups"]["a"], found["groups"]["b"]
+    assert a["people"] == b["people"] == 20 and a["genuine_pairs"] == 200 and a["impostor_pairs"] == 4750
+    assert a["frr"] < b["frr"] and any(d["rate"] == "frr" and d["groups"] == ["a", "b"] for d in found["differ"])
+    low, high = wilson(0, 100)
+    assert low == 0.0 and 0.02 < high < 0.05  # no errors in 100 is not "0 %"

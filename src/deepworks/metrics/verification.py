@@ -61,3 +61,40 @@ def verification(embeddings: torch.Tensor, people) -> dict:
     genuine, impostor = pair_scores(embeddings, people)
     return {"tar_at_far_1": tar_at_far(genuine, impostor, 0.01), "tar_at_far_0.1": tar_at_far(genuine, impostor, 0.001),
             "eer": equal_error_rate(genuine, impostor), "genuine_pairs": len(genuine), "impostor_pairs": len(impostor)}
+
+
+def wilson(k: int, n: int, z: float = 1.96) -> tuple[float, float]:
+    """The 95 % Wilson interval of a rate of k in n (sound near 0 and 1, where errors of face recognisers live)."""
+    if n == 0:
+        return 0.0, 1.0
+    p = k / n
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * ((p * (1 - p) + z * z / (4 * n)) / n) ** 0.5 / (1 + z * z / n)
+    return max(0.0, centre - half), min(1.0, centre + half)
+
+
+def group_rates(embeddings: torch.Tensor, people, groups: dict, threshold: float) -> dict:
+    """Per group of people (`groups`: person -> group): the false-reject rate of its genuine pairs and the
+    false-accept rate of its impostor pairs, both people in the group (as NIST's demographic studies count them),
+    at `threshold`, each with its 95 % interval and its pair count; and the pairs of groups whose intervals do not
+    overlap, where the difference is more than chance."""
+    people = np.asarray(people)
+    out = {}
+    for group in sorted(set(groups.values()), key=str):
+        members = np.array([groups.get(p) == group for p in people])
+        genuine, impostor = pair_scores(embeddings[torch.from_numpy(members)], people[members])
+        rejected, accepted = int((genuine < threshold).sum()), int((impostor >= threshold).sum())
+        out[str(group)] = {"people": len(set(people[members].tolist())),
+                           "frr": rejected / max(len(genuine), 1), "frr_95": wilson(rejected, len(genuine)),
+                           "genuine_pairs": len(genuine),
+                           "far": accepted / max(len(impostor), 1), "far_95": wilson(accepted, len(impostor)),
+                           "impostor_pairs": len(impostor)}
+    differ = []
+    names = list(out)
+    for i, a in enumerate(names):
+        for b in names[i + 1:]:
+            for rate in ("frr", "far"):
+                (lo_a, hi_a), (lo_b, hi_b) = out[a][f"{rate}_95"], out[b][f"{rate}_95"]
+                if hi_a < lo_b or hi_b < lo_a:
+                    differ.append({"rate": rate, "groups": [a, b], a: out[a][rate], b: out[b][rate]})
+    return {"groups": out, "differ": differ}
