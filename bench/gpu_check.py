@@ -1,7 +1,8 @@
 """The checks that need a GPU, in one short run (bench/gpu_check.sh runs it; under 8 minutes on a GPU).
 
 For every task: a short run on the device with mixed precision (--amp auto: bf16 or fp16 with a gradient scaler,
-the GAN's two networks included), its throughput, and its weights loaded back on the CPU. For the image task also
+the GAN's two networks included), its throughput, and its weights loaded back on the CPU; the first five at a size
+of their own, every other task its card's tiny run. For the image task also
 exact resume on the device: a run stopped mid-epoch and resumed against an uninterrupted one. Without a GPU it
 runs the same checks on the CPU at a smaller size (what CI runs), so the script itself never rots.
 
@@ -60,7 +61,22 @@ def cases(root: Path) -> dict:
                     fid_samples=512 if scale else 64),
         "detect": dict(task="detect", data="shapes" if GPU else "shapes:60", image_size=96 if GPU else 64,
                        epochs=3 if GPU else 1),
+        **{name: tiny_settings(card) for name, card in list(other_cards().items())[:None if GPU else 1]},
     }
+
+
+def other_cards() -> dict:
+    """Every other built-in task: on a GPU each trains its card's tiny run (the contract harness's: seconds) with
+    mixed precision. The CPU fallback runs the first alone, for the path they share: the contract harness trains
+    the same settings on the CPU in CI."""
+    from deepworks.cards import BUILTIN_CARDS
+
+    return {name: card for name, card in BUILTIN_CARDS.items()
+            if name not in ("image", "text", "translate", "gan", "detect")}
+
+
+def tiny_settings(card) -> dict:
+    return {"task": card.name, **{k: v for k, v in card.tiny.items() if k != "baseline"}, "baseline": False}
 
 
 def weights_close(a: dict, b: dict) -> float:
