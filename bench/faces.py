@@ -11,6 +11,7 @@
   Haar cascade (scale step 1.1, 5 neighbours, smallest face 20 pixels).
 - speed: photos and faces (the faces there are) per second, deepworks finding and aligning every face (112 x 112),
   OpenCV finding them; their ratio.
+- recognition: the baselines the face task has to beat on Olivetti's 10 people never fitted on (TAR at FAR 1 %).
 Writes bench/results/faces.json.
 """
 
@@ -116,6 +117,59 @@ def opencv_finder():
     return find
 
 
+def recognition() -> dict:
+    """TAR at FAR 1 % and 0.1 % and the EER on Olivetti's last 10 people (45 genuine and 450 impostor pairs each),
+    never seen by what is fitted on the first 30: the baselines the face task has to beat. Each embedding is compared
+    by cosine; the fitted ones are a projection learned on the 30 (PCA, then linear discriminant analysis)."""
+    import torch.nn.functional as F
+    from sklearn.decomposition import PCA
+    from sklearn.discriminant_analysis import LinearDiscriminantAnalysis
+
+    from deepworks.metrics.verification import verification
+
+    d = np.load(SHARED_DATA / "olivetti_faces" / "olivetti_faces.npz")
+    faces, people = torch.from_numpy(d["images"]).float()[:, None] / 255, d["target"]
+    seen, unseen = people < 30, people >= 30
+
+    def scores(features: np.ndarray, fitted: bool) -> dict:
+        if fitted:
+            pca = PCA(40, random_state=0).fit(features[seen])
+            lda = LinearDiscriminantAnalysis().fit(pca.transform(features[seen]), people[seen])
+            features = lda.transform(pca.transform(features))
+        else:
+            features = features - features[seen].mean(0)
+        found = verification(torch.from_numpy(np.ascontiguousarray(features[unseen])), people[unseen])
+        return {k: round(float(v), 4) if isinstance(v, float) else int(v) for k, v in found.items()}
+
+    pixels = faces.flatten(1).numpy()
+    lite0 = lite0_grid(faces, F)
+    return {"raw_pixels": scores(pixels, False), "pixels_pca_lda": scores(pixels, True),
+            "lite0_block13_grid3": scores(lite0, False), "lite0_block13_grid3_pca_lda": scores(lite0, True),
+            "goal": "TAR at FAR 1 % >= 0.95 (issue 34)"}
+
+
+def lite0_grid(faces: torch.Tensor, F) -> np.ndarray:
+    """EfficientNet-Lite0's ImageNet activations after block 13 (1/16 of 160 px), averaged on a 3 x 3 grid, of each
+    face and its mirror image, averaged."""
+    from deepworks.models.efficientnet import MEAN, STD, EfficientNetLite0
+    from deepworks.models.pretrained import load_pretrained
+
+    net = EfficientNetLite0()
+    load_pretrained(net, "efficientnet_lite0")
+    net.eval()
+
+    def grid(x):
+        x = F.interpolate(x, size=(160, 160), mode="bilinear", align_corners=False).repeat(1, 3, 1, 1)
+        x = (x - MEAN[0]) / STD[0]
+        with torch.no_grad():
+            h = F.relu6(net._bn0(net._conv_stem(x)))
+            for block in net._blocks[:14]:
+                h = block(h)
+        return F.adaptive_avg_pool2d(h, 3).flatten(1).numpy()
+
+    return (grid(faces) + grid(faces.flip(-1))) / 2
+
+
 def main() -> None:
     torch.set_num_threads(2)
     before = calibrate()
@@ -128,6 +182,7 @@ def main() -> None:
                                       / max(result["opencv_haar"]["photos_per_s"], 1e-9), 3)
     except ImportError:
         result["opencv_haar"] = "not installed: pip install \"opencv-python-headless<5\""
+    result["recognition"] = recognition()
     result.update(machine=machine(), calibration={"before": before, "after": calibrate()},
                   load=list(__import__("os").getloadavg()))
     print(result)
