@@ -11,6 +11,7 @@
   Haar cascade (scale step 1.1, 5 neighbours, smallest face 20 pixels).
 - speed: photos and faces (the faces there are) per second, deepworks finding and aligning every face (112 x 112),
   OpenCV finding them; their ratio.
+- onnxruntime: the same cascade with its three networks exported to ONNX (each checked against torch).
 - recognition: the baselines the face task has to beat on Olivetti's 10 people never fitted on (TAR at FAR 1 %).
 Writes bench/results/faces.json.
 """
@@ -117,6 +118,68 @@ def opencv_finder():
     return find
 
 
+def mtcnn_graphs(detector):
+    """The cascade's three networks as graphs to export: PNet on pictures of any size, RNet and ONet on batches."""
+    from deepworks.inference import Graph
+
+    g = torch.Generator().manual_seed(0)
+    return [Graph("pnet", detector.pnet, (torch.randn(1, 3, 60, 80, generator=g),),
+                  (torch.randn(2, 3, 44, 52, generator=g),), ["pixels"], ["offsets", "probability"],
+                  {"pixels": {0: "batch", 2: "height", 3: "width"}, "offsets": {0: "batch", 2: "h", 3: "w"},
+                   "probability": {0: "batch", 1: "h", 2: "w"}}),
+            Graph("rnet", detector.rnet, (torch.randn(4, 3, 24, 24, generator=g),),
+                  (torch.randn(3, 3, 24, 24, generator=g),), ["crops"], ["offsets", "probability"],
+                  {"crops": {0: "batch"}, "offsets": {0: "batch"}, "probability": {0: "batch"}}),
+            Graph("onet", detector.onet, (torch.randn(4, 3, 48, 48, generator=g),),
+                  (torch.randn(3, 3, 48, 48, generator=g),), ["crops"], ["offsets", "landmarks", "probability"],
+                  {"crops": {0: "batch"}, "offsets": {0: "batch"}, "landmarks": {0: "batch"},
+                   "probability": {0: "batch"}})]
+
+
+class OnnxNet(torch.nn.Module):
+    """An exported network in ONNX Runtime, called as the torch one is (tensors in, a tuple of tensors out)."""
+
+    def __init__(self, path: Path):
+        super().__init__()
+        import onnxruntime as ort
+
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = 2
+        self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        self.name = self.session.get_inputs()[0].name
+
+    def forward(self, x):
+        return tuple(torch.from_numpy(a) for a in self.session.run(None, {self.name: x.numpy()}))
+
+
+def onnx_runtime(photos) -> dict:
+    """MTCNN's networks exported to ONNX (each checked against torch), the cascade run with ONNX Runtime's, the
+    alignment as before: recall, false faces and speed as for torch."""
+    import tempfile
+
+    from deepworks.exporting.exporter import write_onnx
+    from deepworks.models.face_weights import load_mtcnn
+    from deepworks.models.mtcnn import aligned
+
+    detector = load_mtcnn()
+    with tempfile.TemporaryDirectory() as folder:
+        checks = {}
+        for graph in mtcnn_graphs(detector):
+            path = Path(folder) / f"{graph.name}.onnx"
+            with torch.no_grad():
+                expected = graph.module(*graph.check)
+            checks[graph.name] = write_onnx(graph, path, expected, "auto")["max_abs_diff"]
+            setattr(detector, graph.name, OnnxNet(path))
+
+        def find(photo):
+            boxes, landmarks = detector.find(photo)
+            for points in landmarks:
+                aligned(photo, points)
+            return [tuple(b[:4].tolist()) for b in boxes]
+
+        return {**scored(photos, find), "max_abs_diff_vs_torch": checks}
+
+
 def recognition() -> dict:
     """TAR at FAR 1 % and 0.1 % and the EER on Olivetti's last 10 people (45 genuine and 450 impostor pairs each),
     never seen by what is fitted on the first 30: the baselines the face task has to beat. Each embedding is compared
@@ -175,7 +238,8 @@ def main() -> None:
     before = calibrate()
     photos = group_photos(PHOTOS)
     result = {"photos": PHOTOS, "faces_each": FACES_EACH, "face_sizes_px": list(SIZES), "iou": IOU,
-              "deepworks_mtcnn": scored(photos, deepworks_finder()), "deepworks_thresholds": operating_points(photos)}
+              "deepworks_mtcnn": scored(photos, deepworks_finder()), "deepworks_thresholds": operating_points(photos),
+              "deepworks_mtcnn_onnxruntime": onnx_runtime(photos)}
     try:
         result["opencv_haar"] = scored(photos, opencv_finder())
         result["speed_ratio"] = round(result["deepworks_mtcnn"]["photos_per_s"]

@@ -129,6 +129,7 @@ SPEC: dict[str, list] = {
          "opencv_haar/false_faces_per_photo"),
         ("faces a second found (and aligned): deepworks / OpenCV", "deepworks_mtcnn/faces_per_s",
          "opencv_haar/faces_per_s"),
+        ("the same, deepworks' networks in ONNX Runtime", "deepworks_mtcnn_onnxruntime/faces_per_s"),
         ("Olivetti's 10 unseen people, TAR at FAR 1 %: pixels + PCA/LDA / Lite0 features + PCA/LDA",
          "recognition/pixels_pca_lda/tar_at_far_1", "recognition/lite0_block13_grid3_pca_lda/tar_at_far_1"),
     ],

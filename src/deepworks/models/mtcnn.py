@@ -103,7 +103,7 @@ class ONet(nn.Module):
 
 def caffe_flatten(x: torch.Tensor) -> torch.Tensor:
     """Flatten as the Caffe models' dense layers were trained to read: width before height."""
-    return x.permute(0, 3, 2, 1).reshape(len(x), -1)
+    return x.permute(0, 3, 2, 1).flatten(1)
 
 
 def nms(boxes: torch.Tensor, scores: torch.Tensor, threshold: float, by_smaller: bool = False) -> torch.Tensor:
@@ -179,7 +179,7 @@ class MTCNN(nn.Module):
 
     @torch.inference_mode()
     def find(self, photo, min_face: int = MIN_FACE, thresholds=THRESHOLDS) -> tuple[torch.Tensor, torch.Tensor]:
-        device = next(self.parameters()).device
+        device = next(self.parameters(), torch.zeros(0)).device  # networks swapped for exported ones: the CPU
         x = (torch.tensor(np.asarray(photo), device=device).permute(2, 0, 1).float() - 127.5) / 128
         boxes = self.proposals(x, min_face, thresholds[0])
         boxes = self.refined(x, boxes, thresholds[1])
