@@ -20,7 +20,8 @@ _ELSEWHERE = {"Client": "client", "ServerError": "client", "ServerUnreachable": 
 
 __all__ = ["Client", "Config", "ConfigError", "DataError", "DeepworksError", "ServerError", "ServerUnreachable",
            "StopButton", "TensorBoard",
-           "Trained", "TrainingError", "audit", "automl", "compare", "evaluate", "export", "find_faces", "generate", "load", "register_task", "runs",
+           "Trained", "TrainingError", "audit", "automl", "compare", "evaluate", "export", "find_faces", "generate",
+           "load", "register_task", "runs",
            "serve", "train", "__version__"]
 
 

@@ -30,7 +30,8 @@ from .training import configured, make_config, settings_to_keys, train_configure
 if TYPE_CHECKING:
     from ..experiments.crossval import Folds
 
-__all__ = ["Run", "Trained", "audit", "evaluate", "find_faces", "generate", "load", "make_config", "register_task", "runs",
+__all__ = ["Run", "Trained", "audit", "evaluate", "find_faces", "generate", "load", "make_config", "register_task",
+           "runs",
            "settings_to_keys", "train", "train_or_continue"]
 
 
