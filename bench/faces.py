@@ -29,6 +29,8 @@ from PIL import Image
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import SHARED_DATA, calibrate, machine, write  # noqa: E402
 
+from deepworks.metrics.boxes import box_iou  # noqa: E402
+
 PHOTOS, FACES_EACH, SIZES = 20, 5, (24, 160)
 IOU = 0.4
 
@@ -55,11 +57,6 @@ def group_photos(n: int, seed: int = 0) -> list[tuple[np.ndarray, list]]:
     return out
 
 
-def iou(a, b) -> float:
-    w, h = max(0, min(a[2], b[2]) - max(a[0], b[0])), max(0, min(a[3], b[3]) - max(a[1], b[1]))
-    return w * h / ((a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - w * h)
-
-
 def scored(photos, find) -> dict:
     """Recall, false faces per photo, and speed of `find(photo) -> [(x1, y1, x2, y2), ...]`."""
     found = missed = false = 0
@@ -67,9 +64,10 @@ def scored(photos, find) -> dict:
     answers = [find(photo) for photo, _ in photos]
     seconds = time.perf_counter() - t0
     for (_, truth), boxes in zip(photos, answers):
-        hits = [any(iou(t, b) >= IOU for b in boxes) for t in truth]
-        found, missed = found + sum(hits), missed + hits.count(False)
-        false += sum(not any(iou(t, b) >= IOU for t in truth) for b in boxes)
+        overlap = box_iou(torch.tensor(truth, dtype=torch.float),
+                          torch.tensor(boxes, dtype=torch.float).reshape(-1, 4)) >= IOU  # (truth, found)
+        found, missed = found + int(overlap.any(1).sum()), missed + int((~overlap.any(1)).sum())
+        false += int((~overlap.any(0)).sum())
     return {"recall": round(found / (found + missed), 4), "false_faces_per_photo": round(false / len(photos), 3),
             "photos_per_s": round(len(photos) / seconds, 2),
             "faces_per_s": round(sum(len(t) for _, t in photos) / seconds, 1),  # the faces there are, per second

