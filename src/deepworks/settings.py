@@ -294,3 +294,7 @@ class EvalConfig:
     robust_steps: int | None = setting(None, "Adversarial training: PGD steps of the robust accuracy that validation "
                                              "and test report (default: 20, or --attack-steps when more), so that a "
                                              "run trained against a weak attack is not measured with it.")
+    far: float = setting(0.01, "Faces: the false-accept rate the threshold is set to on the validation people (the "
+                               "share of two strangers' faces taken for one person): 0.01 accepts 1 in 100.")
+    min_face: int = setting(20, "Faces: the smallest face looked for in a photo, in pixels (smaller finds more, "
+                                "slower; MTCNN's networks see 12 at least).")

@@ -35,6 +35,7 @@ class Trained:
     def __init__(self, run: Run, cfg: Config, task, model: torch.nn.Module, device: torch.device):
         self.run, self.cfg, self.task, self.model, self.device = run, cfg, task, model, device
         self.face = task.make_face()  # the use of the model (tasks/face.py): what every verb below calls
+        self.face.run_folder = run.path
         self._serving = None
         self.imported = None  # for a model made elsewhere (deepworks import): its kind, file and origin
 
@@ -142,15 +143,56 @@ class Trained:
         self.require("stylize")
         return self.pictures(images, out)
 
-    def pictures(self, images, out: str | Path | None) -> list[dict]:
-        """The answers of a run that makes a picture of each picture (restore, stylize), arrays included."""
-        items, options = self.decoded(images)
+    def pictures(self, images, out: str | Path | None, **options) -> list[dict]:
+        """The answers of a run that makes a picture of each picture (restore, stylize, identify), arrays
+        included."""
+        items, options = self.decoded(images, **{k: v for k, v in options.items() if v is not None})
         results = self.face.infer(self.serving, items, self.device, options)
-        answers = [{**self.face.encode_result(r, options), "image": r["image"]} for r in results]
+        answers = [{**self.face.encode_result(r, options), **({"image": r["image"]} if "image" in r else {})}
+                   for r in results]
         if out is not None:
             for answer, written in zip(answers, self.face.write_out(items, results, Path(out), options)):
                 answer.update(written)
         return answers
+
+    def identify(self, photos, min_face: int | None = None, max_faces: int = 50,
+                 out: str | Path | None = None) -> list[dict]:
+        """Face runs: every face of photos (paths or folders, bytes, PIL images, arrays): [{'input', 'width', 'height',
+        'faces': [{'box', 'score', 'name' (or 'unknown' below the run's threshold), 'nearest', 'similarity'}]}],
+        named from the people enrolled with `enroll`. With `out`, each photo is also written there with its faces
+        boxed and named (NAME-faces.png)."""
+        self.require("identify")
+        return self.pictures(photos, out, min_face=min_face, max_faces=max_faces)
+
+    def enroll(self, name: str, photos, min_face: int | None = None) -> dict:
+        """Face runs: remember `name` from the largest face of each photo (no training): {'name', 'photos' used,
+        'without_face', 'people' enrolled now}."""
+        self.require("identify", "enroll")
+        return self.face.enroll(self.serving, name, photos, self.device, min_face)
+
+    def verify(self, a, b, min_face: int | None = None) -> dict:
+        """Face runs: whether the largest faces of two photos are one person: {'similarity', 'same_person',
+        'threshold'}."""
+        self.require("identify", "verify")
+        return self.face.verify(self.serving, a, b, self.device, min_face)
+
+    def forget(self, name: str) -> int:
+        """Face runs: remove an enrolled person; how many of their photos were kept."""
+        self.require("identify", "forget")
+        return self.face.gallery().forget(name)
+
+    def people(self) -> dict[str, int]:
+        """Face runs: the enrolled people and how many photos of each."""
+        self.require("identify", "people")
+        return {name: len(e) for name, e in sorted(self.face.gallery().people.items())}
+
+    def audit(self, groups: str | Path, data: str | None = None) -> dict:
+        """Face runs: false-accept and false-reject rates per group of people at the run's threshold, with 95 %
+        intervals (groups: a CSV of person,group; data: a folder of person folders, else the run's test people)."""
+        from ..tasks.faces_audit import audit
+
+        self.require("identify", "audit")
+        return audit(self, groups, data)
 
     def generate(self, prime: str = "", length: int = 500, temperature: float = 0.8, top_k: int | None = None,
                  seed: int | None = None) -> str:

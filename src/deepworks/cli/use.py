@@ -121,6 +121,10 @@ def answer_lines(answer: dict) -> list[str]:
         return [classes_line(answer)] + ([shares_line(answer["tokens"])] if "tokens" in answer else [])
     if "boxes" in answer:
         return boxes_lines(answer)
+    if "faces" in answer:
+        from .faces import faces_lines
+
+        return faces_lines(answer)
     if "mask_png_base64" in answer or "masks_rle" in answer:
         return [mask_line(answer)]
     return [f"{key}: {shown(key, value)}" for key, value in answer.items()]

@@ -98,3 +98,44 @@ def group_rates(embeddings: torch.Tensor, people, groups: dict, threshold: float
                 if hi_a < lo_b or hi_b < lo_a:
                     differ.append({"rate": rate, "groups": [a, b], a: out[a][rate], b: out[b][rate]})
     return {"groups": out, "differ": differ}
+
+
+def identification(embeddings: torch.Tensor, people, threshold: float, enrolled: int = 3, seed: int = 0) -> dict:
+    """Identification as a gallery is used: `enrolled` photos of a person (in a seeded order) are enrolled and their
+    other photos asked for. 'rank1': with everyone enrolled, the share of photos whose nearest enrolled photo is
+    their own person's (closed set). Open set, every other person enrolled: 'identified', the share of the enrolled
+    people's photos named right at or above `threshold`; 'unknown_rejected', the share of the others' photos below
+    it (answered unknown). People with `enrolled` photos or fewer are not counted."""
+    people = np.asarray(people)
+    names = [p for p in np.unique(people) if (people == p).sum() > enrolled]
+    e = torch.nn.functional.normalize(embeddings.float(), dim=1)
+    closed = asked(e, people, names, set(names), enrolled, seed)
+    opened = asked(e, people, names, set(names[::2]), enrolled, seed)
+    if closed is None or opened is None:
+        return {"rank1": 0.0, "identified": 0.0, "unknown_rejected": 0.0, "probes": 0}
+    nearest, best, truth, known = closed
+    rank1 = float((nearest == truth).mean())
+    nearest, best, truth, known = opened
+    right = (nearest == truth) & (best >= threshold)
+    return {"rank1": rank1, "identified": float(right[known].mean()),
+            "unknown_rejected": float((best < threshold)[~known].mean()) if (~known).any() else 1.0,
+            "probes": len(truth)}
+
+
+def asked(e: torch.Tensor, people: np.ndarray, names: list, known: set, enrolled: int, seed: int):
+    """Enrol `enrolled` photos of each of `known`, ask for every other photo of `names`: per photo asked, (the
+    nearest enrolled person, the cosine to them, the truth, whether the truth is enrolled); None when nothing is."""
+    rng = np.random.default_rng(seed)
+    gallery, gallery_people, probes = [], [], []
+    for p in names:
+        rows = rng.permutation(np.flatnonzero(people == p))
+        if p in known:
+            gallery += rows[:enrolled].tolist()
+            gallery_people += [p] * enrolled
+            rows = rows[enrolled:]
+        probes += rows.tolist()
+    if not gallery or not probes:
+        return None
+    cos = (e[probes] @ e[gallery].T).numpy()
+    truth = people[probes]
+    return np.asarray(gallery_people)[cos.argmax(1)], cos.max(1), truth, np.isin(truth, list(known))

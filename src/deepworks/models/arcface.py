@@ -14,16 +14,69 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 
-class Embedder(nn.Module):
-    """A backbone that ends in `size` numbers, batch-normalised (as ArcFace's), then scaled to length 1."""
+LITE0_BLOCKS = 11   # EfficientNet-Lite0's blocks kept: to 1/16 of the size (bench/faces.py: the best of 11, 14, 16)
+LITE0_SIDE = 160    # the side faces are shown to Lite0 at (its 1/16 is then 10 x 10)
+GRID = 3            # features are averaged on a GRID x GRID grid: where on the face a feature is matters
 
-    def __init__(self, backbone: nn.Module, size: int):
+
+class Lite0Trunk(nn.Module):
+    """EfficientNet-Lite0's stem and first LITE0_BLOCKS blocks, named as the whole network's so that its ImageNet
+    weights load by name; faces are scaled to LITE0_SIDE pixels first."""
+
+    def __init__(self):
         super().__init__()
-        self.backbone = backbone
-        self.norm = nn.BatchNorm1d(size)
+        from .efficientnet import EfficientNetLite0
+
+        net = EfficientNetLite0()
+        self._conv_stem, self._bn0 = net._conv_stem, net._bn0
+        self._blocks = nn.ModuleList(net._blocks[:LITE0_BLOCKS])
+        self.channels = net._blocks[LITE0_BLOCKS - 1]._project_conv.out_channels
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return F.normalize(self.norm(self.backbone(x)), dim=1)
+        x = F.interpolate(x, size=(LITE0_SIDE, LITE0_SIDE), mode="bilinear", align_corners=False)
+        x = F.relu6(self._bn0(self._conv_stem(x)))
+        for block in self._blocks:
+            x = block(x)
+        return x
+
+
+class ScratchTrunk(nn.Module):
+    """A small residual network from scratch: a strided stem, then four stages that halve the size (112 -> 7)."""
+
+    def __init__(self, width: int = 32):
+        super().__init__()
+        from .resnet import BasicBlock
+
+        self.stem = nn.Sequential(nn.Conv2d(3, width, 3, 2, 1, bias=False), nn.BatchNorm2d(width), nn.ReLU())
+        widths = (width, 2 * width, 4 * width, 8 * width)
+        self.blocks = nn.Sequential(*(BasicBlock(cin, cout, 1 if i == 0 else 2, "relu")
+                                      for i, (cin, cout) in enumerate(zip((width,) + widths[:-1], widths))))
+        self.channels = widths[-1]
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.blocks(self.stem(x))
+
+
+class FaceEmbedder(nn.Module):
+    """Pixels (N, 3, 112, 112), 0-255 -> unit embeddings (N, size): the trunk's features averaged on a GRID x GRID
+    grid, projected linearly, scaled to length 1. `margin` holds the training people's directions (ArcFace), used by
+    training alone."""
+
+    def __init__(self, trunk: nn.Module, channels: int, size: int, people: int, mean, std):
+        super().__init__()
+        self.backbone = trunk
+        self.register_buffer("mean", torch.tensor(mean, dtype=torch.float32).view(1, 3, 1, 1) * 255)
+        self.register_buffer("std", torch.tensor(std, dtype=torch.float32).view(1, 3, 1, 1) * 255)
+        self.project = nn.Linear(channels * GRID * GRID, size)
+        self.margin = ArcMargin(size, people)
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        """What the projection takes: (N, channels x GRID x GRID)."""
+        x = (x.float() - self.mean) / self.std
+        return F.adaptive_avg_pool2d(self.backbone(x), GRID).flatten(1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.normalize(self.project(self.features(x)), dim=1)
 
 
 class ArcMargin(nn.Module):

@@ -26,6 +26,8 @@ class Face:
     batchable = False             # True: requests can be answered together in one batch (the server batches them)
     max_items = 1024              # the most inputs one call may carry (a server also holds a request to its
                                   # --max-items, and its card shows the lower of the two)
+    run_folder = None             # the run's folder (a Path), set by whoever loads the run: where a face that keeps
+                                  # state of its own beside the weights finds it (a face recogniser's gallery)
 
     def __init__(self, cfg: Config, meta: dict):
         self.cfg = cfg

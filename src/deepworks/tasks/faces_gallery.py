@@ -37,12 +37,7 @@ class Gallery:
     def enroll(self, name: str, embeddings: torch.Tensor) -> int:
         """Add a person from the embeddings (K, D) of K photos of them; how many are enrolled. A name already there
         is refused (forget it first), as is one that could not be read back as written."""
-        if not isinstance(name, str) or not NAME.match(name) or name == UNKNOWN:
-            raise DataError(f"Expected a name of 1 to 64 letters, digits, spaces, dots, apostrophes or hyphens (not "
-                            f"'{UNKNOWN}'). Received: {name!r}.")
-        if name in self.people:
-            raise DataError(f"{name} is enrolled already ({len(self.people[name])} photos). Forget them first "
-                            f"(deepworks faces forget RUN --name '{name}') to enrol them again.")
+        self.check_new(name)
         if not 1 <= len(embeddings) <= MAX_PHOTOS_EACH:
             raise DataError(f"Expected 1 to {MAX_PHOTOS_EACH} photos with a face to enrol {name}. Received: "
                             f"{len(embeddings)}.")
@@ -51,6 +46,15 @@ class Gallery:
         self.people[name] = F.normalize(embeddings.detach().float().cpu(), dim=1)
         self.save()
         return len(embeddings)
+
+    def check_new(self, name: str) -> None:
+        """Refuse a name that is not one deepworks writes, or that is enrolled already."""
+        if not isinstance(name, str) or not NAME.match(name) or name == UNKNOWN:
+            raise DataError(f"Expected a name of 1 to 64 letters, digits, spaces, dots, apostrophes or hyphens (not "
+                            f"'{UNKNOWN}'). Received: {name!r}.")
+        if name in self.people:
+            raise DataError(f"{name} is enrolled already ({len(self.people[name])} photos). Forget them first "
+                            f"(deepworks faces forget RUN --name '{name}') to enrol them again.")
 
     def forget(self, name: str) -> int:
         """Remove a person; how many photos of them were kept."""

@@ -1,0 +1,251 @@
+"""Face recognition: an embedding in which one person's faces lie close, so that people never trained on can be
+enrolled from a few photos and recognised (tasks/faces_gallery.py).
+
+Data (data/faces.py): a folder with one sub-folder of photos per person, each face found by MTCNN and aligned to
+112 x 112, or a built-in (`olivetti`; `cartoons:N`, drawn). The splits hold whole people: the test people and the
+validation people (who set the threshold) are strangers to training, as the people a user enrols will be.
+Model (models/arcface.py): EfficientNet-Lite0's first blocks with their ImageNet weights, kept fixed
+(`efficientnet_lite0`, the default), or a small residual network from scratch (`resnet`); their features on a 3 x 3
+grid, projected linearly to --width numbers of length 1. With Lite0 the projection starts as the training people's
+linear discriminants (PCA, then LDA, fitted in closed form: bench/faces.py measured them the strongest start), and
+training refines it with ArcFace's additive angular margin loss. Metrics: each epoch the validation people's TAR at
+FAR 1 % and EER; after training, the threshold at --far on the validation people (calibrate), and on the test
+people the verification scores and identification after enrolling 3 photos each (metrics/verification.py).
+The use of a trained model is tasks/faces_face.py (FacesFace: every face of a photo, found, aligned, embedded and
+named from the run's gallery); what a finished run shows is tasks/faces_report.py.
+"""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from ..config import Config
+from ..errors import ConfigError, DataError
+from ..registry import builtin_defaults, builtin_models
+from .base import Prepared, Task
+from .faces_face import FacesFace
+from .faces_report import FacesReport
+
+ENROLLED = 3          # photos of each test person enrolled when identification is measured
+PCA_AT_LEAST = 40     # components PCA keeps before LDA at least (bench/faces.py: 40 for Olivetti's 27 people;
+                      # more let LDA fit the training people's faces rather than people)
+SIZE_RANGE = (8, 1024)
+
+
+class FaceNote(UserWarning):
+    """What a face run says about its data and its start (single-photo people, LDA's start)."""
+
+
+class FaceRecognition(Task):
+    name = "faces"
+    models = builtin_models("faces")
+    defaults = builtin_defaults("faces")
+    default_monitor = "val_tar"
+    headline = "tar_at_far_1"
+    unit = ("face", 1)
+    counted = ("faces", "faces")
+    augments = ("none", "flip", "crop+flip")
+    pretrained_models = ("efficientnet_lite0",)
+    face_class, report_class = FacesFace, FacesReport
+
+    def __init__(self, cfg: Config, meta: dict | None = None):
+        if cfg.model.name in (None, "efficientnet_lite0"):  # Lite0 here is always ImageNet's, and kept fixed
+            cfg.model.name, cfg.model.pretrained, cfg.model.freeze = "efficientnet_lite0", True, True
+        super().__init__(cfg, meta)
+        self.names: dict[str, list[str]] = {}   # per split, the file of each face (for the report)
+        self.people_names: list[str] = []
+
+    @staticmethod
+    def check_meta(meta: dict) -> None:
+        low, high = SIZE_RANGE
+        if not isinstance(meta.get("size"), int) or not low <= meta["size"] <= high:
+            raise ConfigError(f"size {meta.get('size')} is outside {low} to {high}")
+        if not isinstance(meta.get("people"), int) or not 2 <= meta["people"] <= 1_000_000:
+            raise ConfigError(f"people {meta.get('people')} is outside 2 to 1,000,000")
+
+    @classmethod
+    def monitor_mode(cls, metric: str | None) -> str:
+        return "min" if metric and metric.endswith("eer") else super().monitor_mode(metric)
+
+    # --- data -----------------------------------------------------------------------------------------------
+    def read(self, progress: bool | None = False):
+        from ..data import faces
+        from ..data.builtin import default_data_dir
+
+        d = self.cfg.data
+        name, _, count = str(d.source).partition(":")
+        if name == "cartoons":
+            if count and not count.isdigit():
+                raise DataError(f"--data cartoons:N draws N people. Received: {d.source}.")
+            return faces.cartoons(int(count) if count else 24, seed=self.cfg.seed)
+        if name == "olivetti" and not count:
+            return faces.olivetti(Path(d.data_dir) if d.data_dir else default_data_dir(), d.download)
+        return faces.read_people(d.source, self.cfg.eval.min_face, d.strict, progress)
+
+    def prepare(self, progress: bool | None = True) -> Prepared:
+        from ..data.faces import person_split
+
+        found = self.read(progress)
+        d = self.cfg.data
+        train, val, test = person_split(found.people, d.val_fraction, d.test_fraction, self.cfg.seed,
+                                        found.test_people)
+        x = torch.from_numpy(found.faces).permute(0, 3, 1, 2).contiguous()
+        people = torch.from_numpy(found.people)
+        train_people = np.unique(found.people[train])
+        own = torch.full((len(found.names),), -1, dtype=torch.int64)
+        own[torch.from_numpy(train_people)] = torch.arange(len(train_people))  # ArcFace's directions, per person
+        self.start_faces = (x[torch.from_numpy(train)], own[people[torch.from_numpy(train)]])
+        self.names = {k: [found.files[i] for i in v] for k, v in (("train", train), ("val", val), ("test", test))}
+        self.people_names = list(found.names)
+        mean, std = self.normalisation(x[torch.from_numpy(train)])
+        self.meta = {"size": int(self.cfg.model.width or 128), "people": int(len(train_people)), "mean": mean,
+                     "std": std, "far": float(self.cfg.eval.far), "threshold": None, "source": found.description,
+                     "people_split": {k: int(len(np.unique(found.people[v])))
+                                      for k, v in (("train", train), ("val", val), ("test", test))}}
+        if self.cfg.model.pretrained:
+            from ..models.pretrained import describe
+
+            self.meta["pretrained"] = describe("efficientnet_lite0")
+
+        def part(idx, labels):
+            idx = torch.from_numpy(idx)
+            return x[idx], labels[idx]
+
+        return Prepared(train=part(train, own[people]), val=part(val, people), test=part(test, people),
+                        meta=self.meta, notes=list(found.notes))
+
+    def labelled_examples(self, source: str, progress: bool | None = False) -> tuple:
+        """Every face of a folder of person folders (`deepworks evaluate --data`, the audit's --data)."""
+        from ..data.faces import read_people
+
+        found = read_people(source, self.cfg.eval.min_face, self.cfg.data.strict, progress)
+        self.people_names = list(found.names)
+        return torch.from_numpy(found.faces).permute(0, 3, 1, 2).contiguous(), torch.from_numpy(found.people)
+
+    def normalisation(self, train: torch.Tensor) -> tuple[list[float], list[float]]:
+        """ImageNet's mean and std for Lite0's weights, else the training faces' own, per channel."""
+        if self.cfg.model.pretrained:
+            from ..models.pretrained import weights_for
+
+            w = weights_for("efficientnet_lite0")
+            return list(w.mean), list(w.std)
+        pixels = train.float().div(255).transpose(0, 1).flatten(1)
+        return pixels.mean(1).tolist(), pixels.std(1).clamp(min=1e-3).tolist()
+
+    def default_epochs(self, data: Prepared) -> int:
+        """About 300 steps: the projection starts fitted (Lite0) or the network is small (from scratch)."""
+        from ..training.loop import steps_per_epoch
+
+        return int(min(30, max(3, -(-300 // steps_per_epoch(len(data.train[0]), self.cfg.train.batch_size)))))
+
+    def audit_warnings(self, data: Prepared) -> list[str]:
+        return [n for n in data.notes if "one photo" in n]
+
+    # --- model and training ---------------------------------------------------------------------------------
+    def build_model(self) -> nn.Module:
+        from ..models.arcface import FaceEmbedder, Lite0Trunk, ScratchTrunk
+
+        trunk = Lite0Trunk() if self.cfg.model.name == "efficientnet_lite0" else ScratchTrunk(32)
+        m = self.meta
+        return FaceEmbedder(trunk, trunk.channels, m["size"], m["people"], m["mean"], m["std"])
+
+    def start_from(self, model: nn.Module) -> None:
+        """Lite0's ImageNet weights; then, from the training faces kept by `prepare`, the projection as their
+        people's linear discriminants and each person's direction as their faces' mean embedding, so that ArcFace
+        starts from a separation rather than from chance."""
+        if not self.cfg.model.pretrained:
+            return
+        from ..models.pretrained import load_init_from, weights_file
+
+        load_init_from(model.backbone, weights_file("efficientnet_lite0"), allow_partial=True)
+        faces, people = self.start_faces
+        with torch.no_grad():
+            both = torch.cat([faces, faces.flip(3)])
+            features = torch.cat([features_of(model, both[i:i + 64]) for i in range(0, len(both), 64)])
+            weight, bias = lda_projection(features.numpy(), torch.cat([people, people]).numpy(),
+                                          model.project.out_features, self.cfg.seed)
+            model.project.weight.zero_(), model.project.bias.zero_()
+            model.project.weight[:len(weight)] = torch.from_numpy(weight)
+            model.project.bias[:len(bias)] = torch.from_numpy(bias)
+            embedded = F.normalize(model.project(features.to(model.project.weight.device)), dim=1).cpu()
+            means = torch.zeros(model.margin.directions.shape).index_add_(0, torch.cat([people, people]), embedded)
+            model.margin.directions.copy_(F.normalize(means, dim=1))
+
+    def training_step(self, model: nn.Module, batch: tuple):
+        x, people = batch
+        if model.training and (self.cfg.data.augment or "none") != "none":
+            from .image import augment
+
+            x = augment(x, self.cfg.data.augment)
+        embeddings = model(x)
+        logits = model.margin(embeddings, people)
+        loss = F.cross_entropy(logits, people)
+        return loss, {}
+
+    def evaluate(self, model: nn.Module, split: tuple, device: torch.device) -> dict:
+        """The validation people's verification scores: TAR at FAR 1 % and the EER."""
+        from ..metrics.verification import verification
+
+        found = verification(embed(model, split[0], device), split[1].numpy())
+        return {"tar": found["tar_at_far_1"], "eer": found["eer"]}
+
+    # --- after training -------------------------------------------------------------------------------------
+    def calibrate(self, model: nn.Module, data: Prepared, device: torch.device) -> None:
+        """The threshold that accepts --far of the validation people's impostor pairs."""
+        from ..metrics.verification import pair_scores, threshold_at_far
+
+        _, impostor = pair_scores(embed(model, data.val[0], device), data.val[1].numpy())
+        self.meta["threshold"] = float(np.nextafter(threshold_at_far(impostor, self.cfg.eval.far), 2.0))
+
+    def test_metrics(self, model: nn.Module, split: tuple, device: torch.device) -> dict:
+        from ..metrics.verification import identification, verification
+
+        e, people = embed(model, split[0], device), split[1].numpy()
+        threshold = self.meta.get("threshold") or 0.5
+        return {"faces": len(people), "people": int(len(np.unique(people))), **verification(e, people),
+                **identification(e, people, threshold, ENROLLED, self.cfg.seed), "threshold": threshold}
+
+
+def embed(model: nn.Module, x: torch.Tensor, device: torch.device, size: int = 64) -> torch.Tensor:
+    """Unit embeddings (N, D) of uint8 faces (N, 3, 112, 112), in eval mode, on the CPU."""
+    from ..models import evaluating
+
+    with torch.no_grad(), evaluating(model):
+        return torch.cat([model(x[i:i + size].to(device)).float().cpu() for i in range(0, len(x), size)]) \
+            if len(x) else torch.zeros(0, model.project.out_features)
+
+
+def features_of(model: nn.Module, faces: torch.Tensor) -> torch.Tensor:
+    """What the projection takes, in eval mode, on the model's device, back on the CPU."""
+    from ..models import evaluating
+
+    device = next(model.parameters()).device
+    with torch.no_grad(), evaluating(model):
+        return model.features(faces.to(device)).float().cpu()
+
+
+def lda_projection(features: np.ndarray, people: np.ndarray, size: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """(weight (k, F), bias (k,)) of the linear map PCA then LDA fit on the training faces' features, k = the people
+    less one (at most `size`): what a linear projection that separates these people best starts from."""
+    from sklearn.decomposition import PCA
+    from sklearn.discriminant_analysis import LinearDiscriminantAnalysis
+
+    classes = len(np.unique(people))
+    components = min(max(PCA_AT_LEAST, min(size, classes - 1) + 1), len(features) - classes, features.shape[1])
+    if components < 1:
+        raise DataError("Too few training faces to fit a projection: add photos of each person.")
+    pca = PCA(components, random_state=seed).fit(features)
+    lda = LinearDiscriminantAnalysis().fit(pca.transform(features), people)
+    k = min(size, lda.scalings_.shape[1], classes - 1)
+    scalings = lda.scalings_[:, :k]  # LDA's transform: (PCA's transform - xbar) @ scalings
+    weight = (pca.components_.T @ scalings).T  # (k, F)
+    bias = -(pca.mean_ @ weight.T) - lda.xbar_ @ scalings
+    warnings.warn(f"The projection starts as {k} linear discriminants of the {classes} training people (PCA to "
+                  f"{components}, then LDA); ArcFace refines it.", FaceNote, stacklevel=2)
+    return weight.astype(np.float32), bias.astype(np.float32)
