@@ -30,6 +30,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import SHARED_DATA, calibrate, machine, write  # noqa: E402
 
 from deepworks.metrics.boxes import box_iou  # noqa: E402
+from deepworks.tasks.faces_face import mtcnn_graphs  # noqa: E402
 
 PHOTOS, FACES_EACH, SIZES = 20, 5, (24, 160)
 IOU = 0.4
@@ -114,24 +115,6 @@ def opencv_finder():
         return [(x, y, x + w, y + h) for x, y, w, h in found]
 
     return find
-
-
-def mtcnn_graphs(detector):
-    """The cascade's three networks as graphs to export: PNet on pictures of any size, RNet and ONet on batches."""
-    from deepworks.inference import Graph
-
-    g = torch.Generator().manual_seed(0)
-    return [Graph("pnet", detector.pnet, (torch.randn(1, 3, 60, 80, generator=g),),
-                  (torch.randn(2, 3, 44, 52, generator=g),), ["pixels"], ["offsets", "probability"],
-                  {"pixels": {0: "batch", 2: "height", 3: "width"}, "offsets": {0: "batch", 2: "h", 3: "w"},
-                   "probability": {0: "batch", 1: "h", 2: "w"}}),
-            Graph("rnet", detector.rnet, (torch.randn(4, 3, 24, 24, generator=g),),
-                  (torch.randn(3, 3, 24, 24, generator=g),), ["crops"], ["offsets", "probability"],
-                  {"crops": {0: "batch"}, "offsets": {0: "batch"}, "probability": {0: "batch"}}),
-            Graph("onet", detector.onet, (torch.randn(4, 3, 48, 48, generator=g),),
-                  (torch.randn(3, 3, 48, 48, generator=g),), ["crops"], ["offsets", "landmarks", "probability"],
-                  {"crops": {0: "batch"}, "offsets": {0: "batch"}, "landmarks": {0: "batch"},
-                   "probability": {0: "batch"}})]
 
 
 class OnnxNet(torch.nn.Module):

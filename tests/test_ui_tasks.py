@@ -107,8 +107,13 @@ def try_image_of_noise(page, run, folder):  # noqa: F811
     expect(page.get_by_test_id("try-answer").locator("img").first).to_be_visible()
 
 
+def try_people_of_image(page, run, folder):  # noqa: F811
+    page.get_by_test_id("faces-file").set_input_files(str(image_file(folder)))
+    expect(page.get_by_test_id("faces-count")).to_contain_text("0 faces found")  # noise: no one
+
+
 BY_KIND = {("image", "classes"): try_classes_of_image, ("image", "boxes"): try_boxes_of_image,
-           ("image", "mask"): try_mask_of_image, ("image", "image"): try_image_of_image,
+           ("image", "mask"): try_mask_of_image, ("image", "people"): try_people_of_image, ("image", "image"): try_image_of_image,
            ("audio", "classes"): try_classes_of_audio, ("audio", "text"): try_text_of_audio,
            ("text", "text"): try_text_of_text,
            ("text", "classes"): try_classes_of_text,

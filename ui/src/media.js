@@ -79,3 +79,17 @@ export function snapFrame(video, size = 224) {
   canvas.getContext("2d").drawImage(video, (w - side) / 2, (h - side) / 2, side, side, 0, 0, size, size);
   return new Promise((done) => canvas.toBlob(done, "image/png"));
 }
+
+// The video's whole current frame, scaled down to at most `most` pixels on its longer side, as
+// { blob (PNG), width, height } (null before the first frame): faces anywhere in the picture, at a size MTCNN finds.
+export async function snapPhoto(video, most = 640) {
+  const [w, h] = [video.videoWidth, video.videoHeight];
+  if (!w || !h) return null;
+  const scale = Math.min(1, most / Math.max(w, h));
+  const canvas = document.createElement("canvas");
+  canvas.width = Math.round(w * scale);
+  canvas.height = Math.round(h * scale);
+  canvas.getContext("2d").drawImage(video, 0, 0, canvas.width, canvas.height);
+  const blob = await new Promise((done) => canvas.toBlob(done, "image/png"));
+  return { blob, width: canvas.width, height: canvas.height };
+}

@@ -149,7 +149,7 @@ def cmd_people(args) -> int:
 
 
 def cmd_audit(args) -> int:
-    """false-accept and false-reject rates per group of people, with 95 % intervals
+    """false-accept and false-reject rates per group of people, with 95-percent intervals
 
     --groups puts each person in a group (any attribute you choose). At the run's threshold, each group's pairs of
     one person (false rejects) and of two people (false accepts) are counted; groups whose intervals do not overlap

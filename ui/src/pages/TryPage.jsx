@@ -5,6 +5,7 @@ import { useEffect, useRef, useState } from "react";
 import { call, percent } from "../api.js";
 import { cardOf } from "../cards.js";
 import RunPicker from "../RunPicker.jsx";
+import FacesTry from "./FacesTry.jsx";
 import { recordMicrophone, wavFile } from "../media.js";
 
 export default function TryPage({ info, run, setRun }) {
@@ -33,7 +34,7 @@ export default function TryPage({ info, run, setRun }) {
 // box and a button for anything else.
 function viewOf(task) {
   const VIEWS = {
-    image: { classes: ImageTry, boxes: DetectTry, mask: SegmentTry, image: RestoreTry },
+    image: { classes: ImageTry, boxes: DetectTry, mask: SegmentTry, image: RestoreTry, people: FacesTry },
     audio: { classes: AudioTry, text: AudioTry },
     text: { text: TextTry, classes: TextClassesTry },
     noise: { image: SampleTry },
