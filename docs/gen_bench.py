@@ -133,6 +133,13 @@ SPEC: dict[str, list] = {
         ("Olivetti's 10 unseen people, TAR at FAR 1 %: pixels + PCA/LDA / Lite0 features + PCA/LDA",
          "recognition/pixels_pca_lda/tar_at_far_1", "recognition/lite0_block13_grid3_pca_lda/tar_at_far_1"),
     ],
+    "faces_recognition": [
+        ("Olivetti's 10 unseen people, TAR at FAR 1 %: deepworks / plain PyTorch loop", "deepworks/tar_at_far_1",
+         "plain_pytorch_loop/tar_at_far_1"),
+        ("rank-1 after enrolling 3 photos: deepworks / plain loop", "deepworks/rank1", "plain_pytorch_loop/rank1"),
+        ("faces a second found, aligned, embedded and named: torch / ONNX Runtime", "speed/torch_faces_per_s",
+         "speed/onnxruntime_faces_per_s"),
+    ],
     "segment": [
         ("shapes-seg, defaults: test mean IoU / training seconds", "shapes/miou", "shapes/train_seconds"),
         ("the same: baseline's mean IoU", "shapes/baseline/miou"),
