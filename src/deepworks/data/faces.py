@@ -170,7 +170,7 @@ def person_split(people: np.ndarray, val_fraction: float, test_fraction: float, 
 def cartoons(people: int = 24, each: int = 8, seed: int = 0) -> FaceSet:
     """`people` made-up people, `each` photos of each, drawn aligned: a person is a face shape, skin, hair, eye
     spacing and size, nose and mouth; each photo moves, scales and lights them a little and changes the smile and
-    the background. Seconds to make: a first run, and the tests."""
+    the background. Seconds to make: a first run, and the tests. The last quarter of the people are tested."""
     from PIL import Image, ImageDraw
 
     if not 2 <= people <= 1000:
@@ -188,9 +188,11 @@ def cartoons(people: int = 24, each: int = 8, seed: int = 0) -> FaceSet:
             pixels = np.asarray(im, dtype=np.float32) * rng.uniform(0.8, 1.2) + rng.normal(0, 6, (SIDE, SIDE, 3))
             faces.append(pixels.clip(0, 255).astype(np.uint8))
     ids = np.repeat(np.arange(people, dtype=np.int64), each)
+    tested = max(2, people // 4)
     return FaceSet(np.stack(faces), ids, [f"cartoon {i + 1}" for i in range(people)],
                    [f"cartoon {p + 1} photo {k + 1}" for p in range(people) for k in range(each)],
-                   f"cartoons: {people} drawn people x {each} photos, made on the spot")
+                   f"cartoons: {people} drawn people x {each} photos, made on the spot; the last {tested} people are "
+                   f"the test's", test_people=list(range(people - tested, people)))
 
 
 def draw_face(draw, look: dict, rng) -> None:

@@ -36,6 +36,7 @@ ENROLLED = 3          # photos of each test person enrolled when identification 
 PCA_AT_LEAST = 40     # components PCA keeps before LDA at least (bench/faces.py: 40 for Olivetti's 27 people;
                       # more let LDA fit the training people's faces rather than people)
 SIZE_RANGE = (8, 1024)
+PREVIEW_PEOPLE = 12   # people the data page shows
 
 
 class FaceNote(UserWarning):
@@ -103,6 +104,7 @@ class FaceRecognition(Task):
         self.start_faces = (x[torch.from_numpy(train)], own[people[torch.from_numpy(train)]])
         self.names = {k: [found.files[i] for i in v] for k, v in (("train", train), ("val", val), ("test", test))}
         self.people_names = list(found.names)
+        self.train_people = [found.names[p] for p in train_people]  # ArcFace's order
         mean, std = self.normalisation(x[torch.from_numpy(train)])
         self.meta = {"size": int(self.cfg.model.width or 128), "people": int(len(train_people)), "mean": mean,
                      "std": std, "far": float(self.cfg.eval.far), "threshold": None, "source": found.description,
@@ -137,6 +139,19 @@ class FaceRecognition(Task):
             return list(w.mean), list(w.std)
         pixels = train.float().div(255).transpose(0, 1).flatten(1)
         return pixels.mean(1).tolist(), pixels.std(1).clamp(min=1e-3).tolist()
+
+    def preview(self, prepared: Prepared, per_class: int = 6) -> dict:
+        """The first `per_class` aligned faces of the first training people (PNG base64), as the network sees them,
+        and how many people each split holds."""
+        from ..inference import png_base64
+
+        faces, people = prepared.train
+        rows = [{"class": name, "images": [png_base64(faces[i].numpy()) for i in
+                                           np.flatnonzero(people.numpy() == k)[:per_class]]}
+                for k, name in enumerate(self.train_people[:PREVIEW_PEOPLE])]
+        split = self.meta["people_split"]
+        return {"examples": rows, "notes": list(prepared.notes) + [f"People: {split['train']} to train on, {split['val']} to set the "
+                                            f"threshold with, {split['test']} to test on, never trained on."]}
 
     def default_epochs(self, data: Prepared) -> int:
         """About 300 steps: the projection starts fitted (Lite0) or the network is small (from scratch)."""

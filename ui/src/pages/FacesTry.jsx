@@ -117,7 +117,8 @@ function Summary({ answer }) {
     <p data-testid="faces-count">
       {answer.faces.length} face{answer.faces.length === 1 ? "" : "s"} found
       {named.length ? `: ${named.join(", ")}` : ""}. {answer.note || ""}
-      {answer.people_enrolled === 0 ? "" : ` ${answer.people_enrolled} people enrolled.`}
+      {answer.people_enrolled === 0 ? ""
+        : ` ${answer.people_enrolled} ${answer.people_enrolled === 1 ? "person" : "people"} enrolled.`}
     </p>
   );
 }
