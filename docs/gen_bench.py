@@ -134,9 +134,11 @@ SPEC: dict[str, list] = {
          "recognition/pixels_pca_lda/tar_at_far_1", "recognition/lite0_block13_grid3_pca_lda/tar_at_far_1"),
     ],
     "faces_recognition": [
-        ("Olivetti's 10 unseen people, TAR at FAR 1 %: deepworks / plain PyTorch loop", "deepworks/tar_at_far_1",
-         "plain_pytorch_loop/tar_at_far_1"),
+        ("Olivetti's 10 unseen people, TAR at FAR 1 %: deepworks / plain PyTorch loop (dlib's network)",
+         "deepworks/tar_at_far_1", "plain_pytorch_loop/tar_at_far_1"),
         ("rank-1 after enrolling 3 photos: deepworks / plain loop", "deepworks/rank1", "plain_pytorch_loop/rank1"),
+        ("the same, Lite0's ImageNet features: TAR at FAR 1 %, deepworks / plain loop",
+         "deepworks_lite0/tar_at_far_1", "plain_pytorch_loop_lite0/tar_at_far_1"),
         ("faces a second found, aligned, embedded and named: torch / ONNX Runtime", "speed/torch_faces_per_s",
          "speed/onnxruntime_faces_per_s"),
     ],

@@ -29,7 +29,8 @@ torch.set_num_threads(int(os.environ["DEEPWORKS_THREADS"]))
 LONGEST_FIRST = ("test_distributed.py", "test_ui.py", "test_ui_other_tasks.py", "test_task_contract.py",
                  "test_gan.py", "test_ui_api.py", "test_serve.py", "test_translate.py", "test_train.py",
                  "test_ui_start.py", "test_export.py", "test_audio.py", "test_reliability.py", "test_automl.py",
-                 "test_newcomer.py", "test_ui_tasks.py", "test_minilm.py", "test_trust.py", "test_detect.py", "test_gpu_check.py",
+                 "test_newcomer.py", "test_ui_tasks.py", "test_faces_task.py", "test_ui_faces.py",
+                 "test_minilm.py", "test_trust.py", "test_detect.py", "test_gpu_check.py",
                  "test_pretrained.py", "test_ui_bounds.py", "test_text.py", "test_ui_samples.py", "test_compare.py",
                  "test_ui_security.py", "test_segment.py", "test_stream.py", "test_textclass_models.py")  # then the short ones, by name
 

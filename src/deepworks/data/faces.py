@@ -35,9 +35,9 @@ class FaceSet:
     test_people: list[int] | None = None  # the people a built-in tests on (its own split), else None
 
 
-def largest_face(detector, rgb: np.ndarray, min_face: int):
-    """The aligned (112, 112, 3) uint8 face with the largest box in `rgb`, or None when no face is found; the photo
-    is shrunk to MAX_SIDE first."""
+def largest_face(detector, rgb: np.ndarray, min_face: int, chip: dict | None = None):
+    """The aligned uint8 face (side, side, 3) with the largest box in `rgb`, or None when no face is found; the photo
+    is shrunk to MAX_SIDE first. `chip`: {'side', 'points'}, where the five landmarks go (default ArcFace's 112)."""
     import torch
 
     from ..models.mtcnn import aligned
@@ -48,7 +48,9 @@ def largest_face(detector, rgb: np.ndarray, min_face: int):
     if len(boxes) == 0:
         return None
     areas = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
-    return aligned(torch.from_numpy(np.array(small)), landmarks[int(areas.argmax())]).numpy()
+    chip = chip or {"side": SIDE, "points": None}
+    return aligned(torch.from_numpy(np.array(small)), landmarks[int(areas.argmax())], chip["side"],
+                   chip["points"]).numpy()
 
 
 def resized(rgb: np.ndarray, factor: float) -> np.ndarray:
@@ -73,7 +75,8 @@ def person_folders(root: Path) -> list[Path]:
     return folders
 
 
-def read_people(root: str | Path, min_face: int = 20, strict: bool = False, progress: bool | None = False) -> FaceSet:
+def read_people(root: str | Path, min_face: int = 20, strict: bool = False, progress: bool | None = False,
+                chip: dict | None = None) -> FaceSet:
     """A folder of person folders -> their faces. A photo whose face is not found (or that cannot be read) is left
     out and named in `notes`; the same photo under two people is refused."""
     from ..models.face_weights import load_mtcnn
@@ -93,7 +96,7 @@ def read_people(root: str | Path, min_face: int = 20, strict: bool = False, prog
                                 f"photo under its one person; remove it from the wrong folder.")
             seen[digest] = path
             try:
-                face = largest_face(detector, decoded(path), min_face)
+                face = largest_face(detector, decoded(path), min_face, chip)
             except UnreadableImage as err:
                 skipped.append((str(path), str(err)))
                 continue
@@ -107,7 +110,8 @@ def read_people(root: str | Path, min_face: int = 20, strict: bool = False, prog
     names = [f.name for f in folders]
     notes = [unreadable_message(skipped)] if skipped else []
     notes += few_photos(np.array(people, dtype=np.int64), names)
-    return FaceSet(np.stack(faces) if faces else np.zeros((0, SIDE, SIDE, 3), np.uint8),
+    side = (chip or {}).get("side", SIDE)
+    return FaceSet(np.stack(faces) if faces else np.zeros((0, side, side, 3), np.uint8),
                    np.array(people, dtype=np.int64), names, files,
                    f"folder '{root}' ({len(faces)} faces of {len(folders)} people)", notes)
 
@@ -123,7 +127,7 @@ def few_photos(people: np.ndarray, names: list[str]) -> list[str]:
             f"learned from how their photos differ). Add photos, or enrol them instead with deepworks faces enroll."]
 
 
-def olivetti(data_dir: Path, download: bool) -> FaceSet:
+def olivetti(data_dir: Path, download: bool, chip: dict | None = None) -> FaceSet:
     """Olivetti's 400 grey faces of 40 people, found and aligned like a folder's (3 of 400 are not found)."""
     from ..models.face_weights import load_mtcnn
     from .builtin import load_faces
@@ -133,7 +137,7 @@ def olivetti(data_dir: Path, download: bool) -> FaceSet:
     for i, (image, person) in enumerate(zip(grey.x[:, 0], grey.y)):
         padded = np.pad(np.repeat(image[:, :, None], 3, 2), ((OLIVETTI_PAD,) * 2, (OLIVETTI_PAD,) * 2, (0, 0)),
                         mode="edge")
-        face = largest_face(detector, resized(padded, 2.0), 40)
+        face = largest_face(detector, resized(padded, 2.0), 40, chip)
         if face is not None:
             faces.append(face), people.append(int(person)), files.append(f"olivetti {i}")
     missed = len(grey.y) - len(faces)
@@ -149,16 +153,16 @@ def person_split(people: np.ndarray, val_fraction: float, test_fraction: float, 
     """(train, val, test) indices with whole people in each: nobody tested on was trained on or calibrated on, so
     the scores are those of strangers. At least two people in each split. `test_people`: a built-in's own test."""
     everyone = np.unique(people)
+    if len(everyone) < MIN_PEOPLE:
+        raise DataError(f"Expected at least {MIN_PEOPLE} people with faces to train on (two each to learn from, to "
+                        f"set the threshold with and to test on). Received: {len(everyone)}. Train on more people, "
+                        f"or on the built-in olivetti, and enrol yours with deepworks faces enroll.")
     if test_people is not None:
         rest = np.setdiff1d(everyone, test_people)
         order = np.random.default_rng(seed).permutation(rest)
         n_val = min(max(2, round(len(rest) * val_fraction)), len(rest) - 2)
         return tuple(np.flatnonzero(np.isin(people, group))
                      for group in (order[n_val:], order[:n_val], np.asarray(test_people)))
-    if len(everyone) < MIN_PEOPLE:
-        raise DataError(f"Expected at least {MIN_PEOPLE} people with faces to train on (two each to learn from, to "
-                        f"set the threshold with and to test on). Received: {len(everyone)}. Train on more people, "
-                        f"or on the built-in olivetti, and enrol yours with deepworks faces enroll.")
     order = np.random.default_rng(seed).permutation(everyone)
     n_test = max(2, round(len(everyone) * test_fraction))
     n_val = max(2, round((len(everyone) - n_test) * val_fraction))
@@ -167,14 +171,18 @@ def person_split(people: np.ndarray, val_fraction: float, test_fraction: float, 
     return tuple(np.flatnonzero(np.isin(people, group)) for group in (train, val, test))
 
 
-def cartoons(people: int = 24, each: int = 8, seed: int = 0) -> FaceSet:
-    """`people` made-up people, `each` photos of each, drawn aligned: a person is a face shape, skin, hair, eye
-    spacing and size, nose and mouth; each photo moves, scales and lights them a little and changes the smile and
-    the background. Seconds to make: a first run, and the tests. The last quarter of the people are tested."""
+def cartoons(people: int = 24, each: int = 8, seed: int = 0, chip: dict | None = None) -> FaceSet:
+    """`people` made-up people, `each` photos of each: a person is a face shape, skin, hair, eye spacing and size,
+    nose and mouth; each photo moves, scales and lights them a little and changes the smile and the background. Each
+    is aligned as a photo's face is, on the five points where its eyes, nose and mouth were drawn. Seconds to make:
+    a first run, and the tests. The last quarter of the people are tested."""
+    import torch
     from PIL import Image, ImageDraw
 
-    if not 2 <= people <= 1000:
-        raise DataError(f"cartoons:N draws N people, from 2 to 1,000. Received: {people}.")
+    from ..models.mtcnn import aligned
+
+    if not MIN_PEOPLE <= people <= 1000:
+        raise DataError(f"cartoons:N draws N people, from {MIN_PEOPLE} to 1,000. Received: {people}.")
     rng = np.random.default_rng(seed)
     faces = []
     for _ in range(people):
@@ -184,19 +192,22 @@ def cartoons(people: int = 24, each: int = 8, seed: int = 0) -> FaceSet:
                 "size": rng.uniform((30, 40, 14, 3, 6, 8), (44, 52, 24, 7, 18, 22))}
         for _ in range(each):
             im = Image.new("RGB", (SIDE, SIDE), tuple(int(v) for v in rng.integers(0, 256, 3)))
-            draw_face(ImageDraw.Draw(im), look, rng)
+            points = draw_face(ImageDraw.Draw(im), look, rng)
             pixels = np.asarray(im, dtype=np.float32) * rng.uniform(0.8, 1.2) + rng.normal(0, 6, (SIDE, SIDE, 3))
-            faces.append(pixels.clip(0, 255).astype(np.uint8))
+            drawn = torch.from_numpy(pixels.clip(0, 255).astype(np.uint8))
+            chip = chip or {"side": SIDE, "points": None}
+            faces.append(aligned(drawn, torch.tensor(points), chip["side"], chip["points"]).numpy())
     ids = np.repeat(np.arange(people, dtype=np.int64), each)
-    tested = max(2, people // 4)
+    tested = max(2, people // 4)  # and at least 4 others: 2 to learn from, 2 to set the threshold with
     return FaceSet(np.stack(faces), ids, [f"cartoon {i + 1}" for i in range(people)],
                    [f"cartoon {p + 1} photo {k + 1}" for p in range(people) for k in range(each)],
                    f"cartoons: {people} drawn people x {each} photos, made on the spot; the last {tested} people are "
                    f"the test's", test_people=list(range(people - tested, people)))
 
 
-def draw_face(draw, look: dict, rng) -> None:
-    """One photo of one cartoon person, a little moved, scaled and smiling differently each time."""
+def draw_face(draw, look: dict, rng) -> list:
+    """One photo of one cartoon person, a little moved, scaled and smiling differently each time; where its eyes,
+    nose tip and mouth corners are, as MTCNN's landmarks are given."""
     width, height, eyes, eye, nose, mouth = look["size"] * rng.uniform(0.93, 1.07)
     x, y = SIDE / 2 + rng.normal(0, 2), SIDE / 2 + 4 + rng.normal(0, 2)
     draw.ellipse([x - width - 4, y - height - 7, x + width + 4, y + height * 0.3], fill=look["hair"])
@@ -208,3 +219,6 @@ def draw_face(draw, look: dict, rng) -> None:
     draw.line([x, y - height * 0.1, x, y - height * 0.1 + nose], fill=(60, 40, 30), width=2)
     smile, top = rng.uniform(2, 8), y + height * 0.45
     draw.arc([x - mouth, top - smile, x + mouth, top + smile], 10, 170, fill=(150, 30, 40), width=3)
+    eye_y, corner_y = y - height * 0.2, top + smile * 0.2
+    return [[x - eyes, eye_y], [x + eyes, eye_y], [x, y - height * 0.1 + nose], [x - mouth, corner_y],
+            [x + mouth, corner_y]]

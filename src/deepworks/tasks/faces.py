@@ -52,12 +52,16 @@ class FaceRecognition(Task):
     unit = ("face", 1)
     counted = ("faces", "faces")
     augments = ("none", "flip", "crop+flip")
-    pretrained_models = ("efficientnet_lite0",)
+    pretrained_models = ("dlib_resnet", "efficientnet_lite0")
     face_class, report_class = FacesFace, FacesReport
 
     def __init__(self, cfg: Config, meta: dict | None = None):
-        if cfg.model.name in (None, "efficientnet_lite0"):  # Lite0 here is always ImageNet's, and kept fixed
-            cfg.model.name, cfg.model.pretrained, cfg.model.freeze = "efficientnet_lite0", True, True
+        cfg.model.name = cfg.model.name or "dlib_resnet"
+        if cfg.model.name in self.pretrained_models:  # always their learned weights, the trunk kept fixed
+            cfg.model.pretrained, cfg.model.freeze = True, True
+        elif cfg.model.pretrained:
+            raise ConfigError(f"--model {cfg.model.name} learns from scratch; --pretrained faces start from "
+                              f"{' or '.join(self.pretrained_models)}.")
         super().__init__(cfg, meta)
         self.names: dict[str, list[str]] = {}   # per split, the file of each face (for the report)
         self.people_names: list[str] = []
@@ -84,10 +88,15 @@ class FaceRecognition(Task):
         if name == "cartoons":
             if count and not count.isdigit():
                 raise DataError(f"--data cartoons:N draws N people. Received: {d.source}.")
-            return faces.cartoons(int(count) if count else 24, seed=self.cfg.seed)
+            return faces.cartoons(int(count) if count else 24, seed=self.cfg.seed, chip=self.chip)
         if name == "olivetti" and not count:
-            return faces.olivetti(Path(d.data_dir) if d.data_dir else default_data_dir(), d.download)
-        return faces.read_people(d.source, self.cfg.eval.min_face, d.strict, progress)
+            return faces.olivetti(Path(d.data_dir) if d.data_dir else default_data_dir(), d.download, self.chip)
+        return faces.read_people(d.source, self.cfg.eval.min_face, d.strict, progress, self.chip)
+
+    @property
+    def chip(self) -> dict:
+        """Where the model wants a face's five landmarks: {'side', 'points'} (dlib's chip, or ArcFace's 112)."""
+        return chip_of(self.cfg.model.name)
 
     def prepare(self, progress: bool | None = True) -> Prepared:
         from ..data.faces import person_split
@@ -106,14 +115,19 @@ class FaceRecognition(Task):
         self.people_names = list(found.names)
         self.train_people = [found.names[p] for p in train_people]  # ArcFace's order
         mean, std = self.normalisation(x[torch.from_numpy(train)])
-        self.meta = {"size": int(self.cfg.model.width or 128), "people": int(len(train_people)), "mean": mean,
+        self.meta = {"size": 128 if self.cfg.model.name == "dlib_resnet" else int(self.cfg.model.width or 128),
+                     "chip": self.chip, "people": int(len(train_people)), "mean": mean,
                      "std": std, "far": float(self.cfg.eval.far), "threshold": None, "source": found.description,
                      "people_split": {k: int(len(np.unique(found.people[v])))
                                       for k, v in (("train", train), ("val", val), ("test", test))}}
-        if self.cfg.model.pretrained:
+        if self.cfg.model.name == "efficientnet_lite0":
             from ..models.pretrained import describe
 
             self.meta["pretrained"] = describe("efficientnet_lite0")
+        elif self.cfg.model.name == "dlib_resnet":
+            from ..models.dlib_face import describe
+
+            self.meta["pretrained"] = describe()
 
         def part(idx, labels):
             idx = torch.from_numpy(idx)
@@ -126,12 +140,16 @@ class FaceRecognition(Task):
         """Every face of a folder of person folders (`deepworks evaluate --data`, the audit's --data)."""
         from ..data.faces import read_people
 
-        found = read_people(source, self.cfg.eval.min_face, self.cfg.data.strict, progress)
+        found = read_people(source, self.cfg.eval.min_face, self.cfg.data.strict, progress, self.meta.get("chip"))
         self.people_names = list(found.names)
         return torch.from_numpy(found.faces).permute(0, 3, 1, 2).contiguous(), torch.from_numpy(found.people)
 
     def normalisation(self, train: torch.Tensor) -> tuple[list[float], list[float]]:
-        """ImageNet's mean and std for Lite0's weights, else the training faces' own, per channel."""
+        """dlib's or ImageNet's mean and std for pretrained weights, else the training faces' own, per channel."""
+        if self.cfg.model.name == "dlib_resnet":
+            from ..models.dlib_face import MEAN, SCALE
+
+            return [m / 255 for m in MEAN], [SCALE / 255] * 3
         if self.cfg.model.pretrained:
             from ..models.pretrained import weights_for
 
@@ -150,8 +168,9 @@ class FaceRecognition(Task):
                                            np.flatnonzero(people.numpy() == k)[:per_class]]}
                 for k, name in enumerate(self.train_people[:PREVIEW_PEOPLE])]
         split = self.meta["people_split"]
-        return {"examples": rows, "notes": list(prepared.notes) + [f"People: {split['train']} to train on, {split['val']} to set the "
-                                            f"threshold with, {split['test']} to test on, never trained on."]}
+        counts = (f"People: {split['train']} to train on, {split['val']} to set the threshold with, {split['test']} to "
+                  f"test on, never trained on.")
+        return {"examples": rows, "notes": list(prepared.notes) + [counts]}
 
     def default_epochs(self, data: Prepared) -> int:
         """About 300 steps: the projection starts fitted (Lite0) or the network is small (from scratch)."""
@@ -165,32 +184,48 @@ class FaceRecognition(Task):
     # --- model and training ---------------------------------------------------------------------------------
     def build_model(self) -> nn.Module:
         from ..models.arcface import FaceEmbedder, Lite0Trunk, ScratchTrunk
+        from ..models.dlib_face import DlibResNet
 
-        trunk = Lite0Trunk() if self.cfg.model.name == "efficientnet_lite0" else ScratchTrunk(32)
-        m = self.meta
+        m, name = self.meta, self.cfg.model.name
+        if name == "dlib_resnet":
+            return FaceEmbedder(DlibResNet(), DlibResNet.channels, m["size"], m["people"], m["mean"], m["std"], grid=1)
+        trunk = Lite0Trunk() if name == "efficientnet_lite0" else ScratchTrunk(32)
         return FaceEmbedder(trunk, trunk.channels, m["size"], m["people"], m["mean"], m["std"])
 
     def start_from(self, model: nn.Module) -> None:
-        """Lite0's ImageNet weights; then, from the training faces kept by `prepare`, the projection as their
-        people's linear discriminants and each person's direction as their faces' mean embedding, so that ArcFace
-        starts from a separation rather than from chance."""
+        """The pretrained weights: dlib's whole network (its last linear map the projection), or Lite0's ImageNet
+        weights with the projection fitted to the training people as their linear discriminants. Then each training
+        person's direction is their faces' mean embedding, so that ArcFace starts from a separation, not chance."""
         if not self.cfg.model.pretrained:
             return
+        faces, people = self.start_faces
+        both, twice = torch.cat([faces, faces.flip(3)]), torch.cat([people, people])
+        with torch.no_grad():
+            if self.cfg.model.name == "dlib_resnet":
+                from ..models.face_weights import load_dlib_face
+
+                state = load_dlib_face()
+                model.project.weight.copy_(state.pop("project.weight")), model.project.bias.zero_()
+                model.backbone.load_state_dict(state)
+                features = torch.cat([features_of(model, both[i:i + 64]) for i in range(0, len(both), 64)])
+            else:
+                features = self.lda_start(model, both, twice)
+            embedded = F.normalize(model.project(features.to(model.project.weight.device)), dim=1).cpu()
+            means = torch.zeros(model.margin.directions.shape).index_add_(0, twice, embedded)
+            model.margin.directions.copy_(F.normalize(means, dim=1))
+
+    def lda_start(self, model: nn.Module, faces: torch.Tensor, people: torch.Tensor) -> torch.Tensor:
+        """Lite0's ImageNet weights, and the projection as the training people's linear discriminants; the
+        training faces' features."""
         from ..models.pretrained import load_init_from, weights_file
 
         load_init_from(model.backbone, weights_file("efficientnet_lite0"), allow_partial=True)
-        faces, people = self.start_faces
-        with torch.no_grad():
-            both = torch.cat([faces, faces.flip(3)])
-            features = torch.cat([features_of(model, both[i:i + 64]) for i in range(0, len(both), 64)])
-            weight, bias = lda_projection(features.numpy(), torch.cat([people, people]).numpy(),
-                                          model.project.out_features, self.cfg.seed)
-            model.project.weight.zero_(), model.project.bias.zero_()
-            model.project.weight[:len(weight)] = torch.from_numpy(weight)
-            model.project.bias[:len(bias)] = torch.from_numpy(bias)
-            embedded = F.normalize(model.project(features.to(model.project.weight.device)), dim=1).cpu()
-            means = torch.zeros(model.margin.directions.shape).index_add_(0, torch.cat([people, people]), embedded)
-            model.margin.directions.copy_(F.normalize(means, dim=1))
+        features = torch.cat([features_of(model, faces[i:i + 64]) for i in range(0, len(faces), 64)])
+        weight, bias = lda_projection(features.numpy(), people.numpy(), model.project.out_features, self.cfg.seed)
+        model.project.weight.zero_(), model.project.bias.zero_()
+        model.project.weight[:len(weight)] = torch.from_numpy(weight)
+        model.project.bias[:len(bias)] = torch.from_numpy(bias)
+        return features
 
     def training_step(self, model: nn.Module, batch: tuple):
         x, people = batch
@@ -225,6 +260,15 @@ class FaceRecognition(Task):
         threshold = self.meta.get("threshold") or 0.5
         return {"faces": len(people), "people": int(len(np.unique(people))), **verification(e, people),
                 **identification(e, people, threshold, ENROLLED, self.cfg.seed), "threshold": threshold}
+
+
+def chip_of(model: str) -> dict:
+    """Where a model wants the five landmarks of a face: dlib's 150 px chip, or ArcFace's 112 px square."""
+    from ..models import dlib_face, mtcnn
+
+    if model == "dlib_resnet":
+        return {"side": dlib_face.SIDE, "points": [list(p) for p in dlib_face.CHIP]}
+    return {"side": mtcnn.ALIGNED, "points": mtcnn.REFERENCE.tolist()}
 
 
 def embed(model: nn.Module, x: torch.Tensor, device: torch.device, size: int = 64) -> torch.Tensor:

@@ -21,10 +21,12 @@ from .faces_gallery import UNKNOWN, Gallery
 
 MAX_PHOTOS = 64      # photos one identify call looks at
 MAX_ENROL = 100      # photos one enrolment reads
+MAX_CALL_PIXELS = 100_000_000  # pixels of photos one call reads at most (8 photos of 12 MP)
+SEARCH_SIDE = 2048   # photos are searched for faces at most this large a side (a 12 MP photo: 3 MP searched)
 
 
 class FaceServing(nn.Module):
-    """Aligned faces as uint8 (N, 112, 112, 3) -> unit embeddings (N, D): what `infer` runs and an export holds."""
+    """Aligned faces as uint8 (N, S, S, 3) -> unit embeddings (N, D): what `infer` runs and an export holds."""
 
     def __init__(self, embedder: nn.Module):
         super().__init__()
@@ -70,23 +72,46 @@ class FacesFace(Face):
         return Gallery(self.run_folder)
 
     # --- identify -------------------------------------------------------------------------------------------
-    def decode_inputs(self, inputs, options: dict, trusted: bool = True) -> list:
-        """Photos of any form -> [(name, uint8 RGB (h, w, 3))]."""
+    @property
+    def chip(self) -> dict:
+        """Where the run's model wants the five landmarks: {'side', 'points'} (runs without one: ArcFace's 112)."""
+        from ..models.mtcnn import ALIGNED, REFERENCE
+
+        return self.meta.get("chip") or {"side": ALIGNED, "points": REFERENCE.tolist()}
+
+    def decode_inputs(self, inputs, options: dict, trusted: bool = True, limit: int | None = None) -> list:
+        """Photos of any form -> [(name, uint8 RGB (h, w, 3))], at most MAX_CALL_PIXELS of them in all (counted from
+        each file's header, before its pixels are decoded)."""
         from ..inference import walk_images
         from .restore_face import array_photos, decode_photo
 
-        return walk_images(inputs, self.max_items, trusted, lambda source: decode_photo(source)[0],
+        spent = [0]
+
+        def count(w: int, h: int, name: str) -> None:
+            spent[0] += w * h
+            if spent[0] > MAX_CALL_PIXELS:
+                raise DataError(f"{self.verb}: Expected at most {MAX_CALL_PIXELS:,} pixels of photos in one call. "
+                                f"Received more by {name} ({w}x{h}). Send fewer or smaller photos a call.")
+
+        return walk_images(inputs, limit or self.max_items, trusted, lambda source: decode_photo(source, count)[0],
                            lambda array, n: [(f"array {n}", rgb) for rgb, _ in array_photos(array, f"input {n}")])
 
     def found(self, rgb: np.ndarray, min_face: int, most: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """(boxes (k, 5) with the detector's probability, aligned faces uint8 (k, 112, 112, 3)), likeliest first."""
+        """(boxes (k, 5) in the photo's pixels with the detector's probability, aligned faces uint8 (k, S, S, 3)),
+        likeliest first. The photo is searched no larger than SEARCH_SIDE pixels a side (the work one photo may
+        cost), `min_face` scaled with it."""
+        from ..data.faces import resized
         from ..models.mtcnn import aligned
 
-        boxes, landmarks = self.detector.find(rgb, min_face)
+        shrink = min(1.0, SEARCH_SIDE / max(rgb.shape[:2]))
+        small = np.array(rgb if shrink == 1.0 else resized(rgb, shrink))
+        boxes, landmarks = self.detector.find(small, max(12, round(min_face * shrink)))
         boxes, landmarks = boxes[:most], landmarks[:most]
-        photo = torch.from_numpy(np.array(rgb))
-        faces = torch.stack([aligned(photo, p) for p in landmarks]) if len(boxes) else \
-            torch.zeros(0, 112, 112, 3, dtype=torch.uint8)
+        side, points = self.chip["side"], self.chip["points"]
+        photo = torch.from_numpy(small)
+        faces = torch.stack([aligned(photo, p, side, points) for p in landmarks]) if len(boxes) else \
+            torch.zeros(0, side, side, 3, dtype=torch.uint8)
+        boxes = torch.cat([boxes[:, :4] / shrink, boxes[:, 4:5]], 1) if len(boxes) else boxes
         return boxes, faces
 
     @torch.inference_mode()
@@ -97,26 +122,30 @@ class FacesFace(Face):
         return torch.as_tensor(np.asarray(out.cpu()) if torch.is_tensor(out) else out[0]).float()
 
     def infer(self, model, items: list, device: torch.device, options: dict) -> list:
-        """Per photo {'input', 'width', 'height', 'faces': [{'box', 'score' (a face's probability), 'name', 'nearest',
-        'similarity'}]}: each face named by the gallery, or unknown."""
+        """Per photo {'input', 'width', 'height', 'faces': [{'box', 'score' (a face's probability), 'name' (or
+        unknown), 'similarity' (to the nearest enrolled photo)}]}. An unknown face's nearest person is not said: a
+        client could list the gallery so."""
+        from ..inference import stop_if_cancelled
+
         gallery = self.gallery()
         results = []
         for name, rgb in items:
+            stop_if_cancelled()
             boxes, faces = self.found(rgb, options["min_face"], options["max_faces"])
             named = gallery.identify(self.embedded(model, faces, device), self.threshold)
             results.append({"input": name, "width": int(rgb.shape[1]), "height": int(rgb.shape[0]),
                             "faces": [{"box": [round(float(v), 1) for v in box[:4]], "score": round(float(box[4]), 4),
-                                       "name": who["name"], "nearest": who["nearest"], "similarity": who["score"]}
+                                       "name": who["name"], "similarity": who["score"]}
                                       for box, who in zip(boxes, named)],
-                            "people_enrolled": len(gallery.people)})
+                            "nobody_enrolled": not gallery.people})
         return results
 
     def encode_result(self, result: dict, options: dict) -> dict:
-        out = dict(result)
+        out = {k: v for k, v in result.items() if k != "nobody_enrolled"}
         if not result["faces"]:
             out["note"] = (f"No face of {options['min_face']} px or more found. A smaller --min-face looks for "
                            f"smaller ones.")
-        elif not result["people_enrolled"]:
+        elif result["nobody_enrolled"]:
             out["note"] = "Nobody is enrolled yet: deepworks faces enroll RUN --name NAME PHOTOS."
         return out
 
@@ -143,35 +172,45 @@ class FacesFace(Face):
         return written
 
     # --- the gallery ----------------------------------------------------------------------------------------
+    def min_face(self, value: int | None) -> int:
+        """A smallest face asked for, checked as `identify`'s option is; None: the run's."""
+        if value is None:
+            return int(self.cfg.eval.min_face)
+        if isinstance(value, bool) or not isinstance(value, int) or not 12 <= value <= 10_000:
+            raise DataError(f"--min-face must be a whole number of pixels from 12 to 10,000. Received: {value!r}.")
+        return value
+
     def largest_faces(self, model, photos, device: torch.device, min_face: int) -> tuple[torch.Tensor, list, list]:
         """(embeddings (K, D) of the largest face of each photo that has one, their names, the photos without)."""
         from ..data.faces import largest_face
 
-        items = self.decode_inputs(photos, {}, True) if not isinstance(photos, list) or photos else []
+        items = self.decode_inputs(photos, {}, True, MAX_ENROL) if not isinstance(photos, list) or photos else []
         faces, names, missed = [], [], []
-        for name, rgb in items[:MAX_ENROL]:
-            face = largest_face(self.detector, rgb, min_face)
+        for name, rgb in items:
+            face = largest_face(self.detector, rgb, min_face, self.chip)
             (faces.append(torch.from_numpy(face)), names.append(name)) if face is not None else missed.append(name)
-        stacked = torch.stack(faces) if faces else torch.zeros(0, 112, 112, 3, dtype=torch.uint8)
+        side = self.chip["side"]
+        stacked = torch.stack(faces) if faces else torch.zeros(0, side, side, 3, dtype=torch.uint8)
         return self.embedded(model, stacked, device), names, missed
 
     def enroll(self, model, name: str, photos, device: torch.device, min_face: int | None = None) -> dict:
         """Enrol `name` from the largest face of each photo: {'name', 'photos', 'without_face', 'people'}."""
         gallery = self.gallery()
-        gallery.check_new(name)
-        embeddings, used, missed = self.largest_faces(model, photos, device, min_face or self.cfg.eval.min_face)
+        name = gallery.check_new(name)
+        smallest = self.min_face(min_face)
+        embeddings, used, missed = self.largest_faces(model, photos, device, smallest)
         if not len(embeddings):
-            raise DataError(f"No face found in the photo(s) given for {name} ({', '.join(missed[:3])}). Expected "
-                            f"photos in which their face is at least {min_face or self.cfg.eval.min_face} px; a "
-                            f"smaller --min-face looks for smaller ones.")
+            given = f" ({', '.join(missed[:3])})" if missed else ""
+            raise DataError(f"No face found in the photo(s) given for {name}{given}. Expected photos in which their "
+                            f"face is at least {smallest} px; a smaller --min-face looks for smaller ones.")
         gallery.enroll(name, embeddings)
         return {"name": name, "photos": used, "without_face": missed, "people": len(gallery.people)}
 
     def verify(self, model, a, b, device: torch.device, min_face: int | None = None) -> dict:
         """Whether the largest faces of two photos are one person: {'similarity', 'same_person', 'threshold'}."""
-        got = []
+        got, smallest = [], self.min_face(min_face)
         for photo in (a, b):
-            e, _, missed = self.largest_faces(model, [photo], device, min_face or self.cfg.eval.min_face)
+            e, _, missed = self.largest_faces(model, [photo], device, smallest)
             if not len(e):
                 raise DataError(f"No face found in {missed[0] if missed else 'a photo'}. Expected a photo with a "
                                 f"face; a smaller --min-face looks for smaller ones.")
@@ -187,24 +226,26 @@ class FacesFace(Face):
     def export_graphs(self, model: nn.Module) -> list:
         from ..inference import Graph
 
-        g = torch.Generator().manual_seed(0)
-        faces = [torch.randint(0, 256, (n, 112, 112, 3), dtype=torch.uint8, generator=g) for n in (2, 3)]
+        g, side = torch.Generator().manual_seed(0), self.chip["side"]
+        faces = [torch.randint(0, 256, (n, side, side, 3), dtype=torch.uint8, generator=g) for n in (2, 3)]
         return [Graph("embedder", self.serving_model(model), (faces[0],), (faces[1],), ["faces"], ["embeddings"],
                       {"faces": {0: "batch"}, "embeddings": {0: "batch"}},
-                      "aligned faces, uint8 (N, 112, 112, 3), in; unit embeddings (N, D) out: two faces are one "
+                      f"aligned faces, uint8 (N, {side}, {side}, 3), in; unit embeddings (N, D) out: two faces are one "
                       "person when the dot product of theirs reaches the threshold"),
                 *mtcnn_graphs(self.detector)]
 
     def model_card(self) -> dict:
-        from ..models.mtcnn import REFERENCE, THRESHOLDS
+        from ..models.mtcnn import THRESHOLDS
 
-        return {"inputs": [{"name": "faces", "dtype": "uint8", "shape": [None, 112, 112, 3], "layout": "NHWC"}],
+        side = self.chip["side"]
+        return {"inputs": [{"name": "faces", "dtype": "uint8", "shape": [None, side, side, 3], "layout": "NHWC"}],
                 "outputs": [{"name": "embeddings", "dtype": "float32", "shape": [None, int(self.meta["size"])]}],
                 "threshold": self.threshold, "far": self.meta.get("far"),
                 "preprocessing": {"detector": "MTCNN (pnet, rnet, onet graphs), stage thresholds "
                                               f"{list(THRESHOLDS)}, pixels (p - 127.5) / 128",
-                                  "alignment": "a similarity transform of the five landmarks onto "
-                                               f"{REFERENCE.tolist()} in 112 x 112, bilinear"}}
+                                  "alignment": "a similarity transform (least squares) of the five landmarks (eyes, "
+                                               f"nose, mouth corners) onto {self.chip['points']} in {side} x {side}, "
+                                               "bilinear"}}
 
     def v2_inputs(self) -> list[dict]:
         return [{"name": "images", "datatype": "UINT8", "shape": [-1, -1, -1, 3]}]

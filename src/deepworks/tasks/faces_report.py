@@ -25,8 +25,8 @@ class FacesReport(Report):
                          f"threshold / {split['test']} to test, strangers to training"),
                 self.model_line(results),
                 ("test", "  ".join(self.describe_metrics(test))),
-                ("threshold", f"{self.meta['threshold']:.4f}: accepts {self.meta['far']:.2%} of the validation "
-                              f"people's impostor pairs")]
+                ("threshold", f"{self.meta.get('threshold') or 0.0:.4f}: accepts {self.meta['far']:.2%} of the "
+                              f"validation people's impostor pairs")]
 
     @staticmethod
     def describe_metrics(metrics: dict) -> list[str]:

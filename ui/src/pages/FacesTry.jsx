@@ -21,6 +21,7 @@ export default function FacesTry({ card }) {
   const [answer, setAnswer] = useState(null);
   const [camera, setCamera] = useState(false);
   const [error, setError] = useState("");
+  useEffect(() => () => { if (photo) URL.revokeObjectURL(photo.url); }, [photo]); // the last photo's URL, let go
   async function send(file) {
     try {
       const out = await identify(card, file, file.name || "photo.png");
@@ -117,8 +118,6 @@ function Summary({ answer }) {
     <p data-testid="faces-count">
       {answer.faces.length} face{answer.faces.length === 1 ? "" : "s"} found
       {named.length ? `: ${named.join(", ")}` : ""}. {answer.note || ""}
-      {answer.people_enrolled === 0 ? ""
-        : ` ${answer.people_enrolled} ${answer.people_enrolled === 1 ? "person" : "people"} enrolled.`}
     </p>
   );
 }
