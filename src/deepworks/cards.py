@@ -259,7 +259,7 @@ BUILTIN_CARDS = {card.name: card for card in (
              defaults={"data.source": "photos", "data.augment": "flip", "train.batch_size": 16, "train.lr": 0.001,
                        "train.weight_decay": 0.0, "train.clip_grad": 1.0}),
     TaskCard("style", "deepworks.tasks.style:StyleTransfer", "style transfer", "a style transfer", ("johnson",),
-             tiny=dict(data="photos:64", width=8, depth=1, image_size=64, lr=0.003, epochs=2, batch_size=8,
+             tiny=dict(data="photos:64", width=8, depth=1, image_size=64, lr=0.001, epochs=2, batch_size=8,
                        baseline=False),
              templates=(("johnson", "Johnson's network: paints a photo in one pass (needs deepworks[pretrained] to "
                                     "train)"),),

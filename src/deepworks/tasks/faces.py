@@ -1,14 +1,16 @@
 """Face recognition: an embedding in which one person's faces lie close, so that people never trained on can be
 enrolled from a few photos and recognised (tasks/faces_gallery.py).
 
-Data (data/faces.py): a folder with one sub-folder of photos per person, each face found by MTCNN and aligned to
-112 x 112, or a built-in (`olivetti`; `cartoons:N`, drawn). The splits hold whole people: the test people and the
-validation people (who set the threshold) are strangers to training, as the people a user enrols will be.
-Model (models/arcface.py): EfficientNet-Lite0's first blocks with their ImageNet weights, kept fixed
-(`efficientnet_lite0`, the default), or a small residual network from scratch (`resnet`); their features on a 3 x 3
-grid, projected linearly to --width numbers of length 1. With Lite0 the projection starts as the training people's
-linear discriminants (PCA, then LDA, fitted in closed form: bench/faces.py measured them the strongest start), and
-training refines it with ArcFace's additive angular margin loss. Metrics: each epoch the validation people's TAR at
+Data (data/faces.py): a folder with one sub-folder of photos per person, each face found by MTCNN and aligned where
+the model wants its five landmarks (its chip: dlib's 150 px, ArcFace's 112), or a built-in (`olivetti`; `cartoons:N`,
+drawn). The splits hold whole people: the test people and the validation people (who set the threshold) are
+strangers to training, as the people a user enrols will be.
+Model (models/arcface.py FaceEmbedder): a trunk, its features pooled and projected linearly to numbers of length 1.
+The trunk is dlib's face network (`dlib_resnet`, the default: models/dlib_face.py, trained on 3 million faces, its
+own last linear map the projection), EfficientNet-Lite0's first blocks with their ImageNet weights (their features
+on a 3 x 3 grid; the projection starts as the training people's linear discriminants, PCA then LDA in closed form),
+both kept fixed, or a small residual network from scratch (`resnet`). Training refines the projection (all of the
+network from scratch) with ArcFace's additive angular margin loss. Metrics: each epoch the validation people's TAR at
 FAR 1 % and EER; after training, the threshold at --far on the validation people (calibrate), and on the test
 people the verification scores and identification after enrolling 3 photos each (metrics/verification.py).
 The use of a trained model is tasks/faces_face.py (FacesFace: every face of a photo, found, aligned, embedded and
@@ -63,8 +65,18 @@ class FaceRecognition(Task):
             raise ConfigError(f"--model {cfg.model.name} learns from scratch; --pretrained faces start from "
                               f"{' or '.join(self.pretrained_models)}.")
         super().__init__(cfg, meta)
+        if meta is None:  # a run to train: its starting weights must be here before any photo is read
+            self.check_before_data()
         self.names: dict[str, list[str]] = {}   # per split, the file of each face (for the report)
         self.people_names: list[str] = []
+
+    def check_before_data(self) -> None:
+        """dlib's weights are fetched apart (deepworks weights fetch dlib-face): say so before reading any photo."""
+        if self.cfg.model.name == "dlib_resnet":
+            from ..models.face_weights import DLIB_FILE, DLIB_HOW, dlib_folder
+
+            if not (dlib_folder() / DLIB_FILE[0]).is_file():
+                raise ConfigError(f"dlib's face recognition weights are not in {dlib_folder()}. {DLIB_HOW}.")
 
     @staticmethod
     def check_meta(meta: dict) -> None:
