@@ -181,9 +181,12 @@ def test_the_audit_gives_each_group_s_error_rates_with_intervals(face_run, tmp_p
 
     test_people = sorted(face_run.task.people_names)  # every cartoon's name; the audit takes the test people's
     groups = tmp_path / "groups.csv"
-    groups.write_text("person,group\n" + "".join(f"{p},{'A' if i % 2 else 'B'}\n" for i, p in enumerate(test_people)))
+    groups.write_text("person,group\n" + "".join(f"{p},{'A' if i % 2 else 'B'}\n" for i, p in enumerate(test_people))
+                      + "Nobody Here,A\n")
     found = dw.load(face_run.run.path).audit(groups)
     assert found["people"] == 10 and set(found["groups"]) == {"A", "B"} and found["not_in_csv"] == []
+    tested = {f"cartoon {i}" for i in range(31, 41)}  # the last 10 of the 40, numbered from 1
+    assert found["not_audited"] == sorted(set(test_people) - tested | {"Nobody Here"})
     for rates in found["groups"].values():
         for rate in ("far", "frr"):
             low, high = rates[f"{rate}_95"]

@@ -78,7 +78,8 @@ def cmd_enroll(args) -> int:
     if args.json:
         print(json.dumps(found))
         return 0
-    print(f"enrolled {found['name']} from {len(found['photos'])} photo(s); {found['people']} people enrolled")
+    people = f"{found['people']} {'person' if found['people'] == 1 else 'people'}"
+    print(f"enrolled {found['name']} from {len(found['photos'])} photo(s); {people} enrolled")
     if found["without_face"]:
         print(f"no face found in: {', '.join(found['without_face'])}")
     return 0
@@ -161,11 +162,20 @@ def cmd_audit(args) -> int:
         return 0
     print(f"{found['people']} people at threshold {found['threshold']:.4f}")
     for group, r in found["groups"].items():
-        print(f"  {group}: {r['people']} people  false rejects {r['frr']:.3f} [{r['frr_95'][0]:.3f}, "
-              f"{r['frr_95'][1]:.3f}] of {r['genuine_pairs']} pairs  false accepts {r['far']:.4f} "
-              f"[{r['far_95'][0]:.4f}, {r['far_95'][1]:.4f}] of {r['impostor_pairs']} pairs")
+        print(f"  {group}: {r['people']} people  false rejects {rate(r, 'frr', 'genuine_pairs', 3)}  false accepts "
+              f"{rate(r, 'far', 'impostor_pairs', 4)}")
     if found["not_in_csv"]:
         print(f"not in the CSV, left out: {', '.join(found['not_in_csv'][:10])}")
+    if found["not_audited"]:
+        print(f"in the CSV but not among the people audited: {', '.join(found['not_audited'][:10])}")
     for w in found["warnings"]:
         print(f"warning: {w}")
     return 0
+
+
+def rate(r: dict, key: str, pairs: str, digits: int) -> str:
+    """A rate with its interval and the pairs it counts, or n/a when there are no such pairs."""
+    if not r[pairs]:
+        return "n/a (no such pairs)"
+    low, high = r[f"{key}_95"]
+    return f"{r[key]:.{digits}f} [{low:.{digits}f}, {high:.{digits}f}] of {r[pairs]} pairs"

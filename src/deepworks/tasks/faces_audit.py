@@ -51,7 +51,8 @@ def read_groups(path: str | Path) -> dict[str, str]:
 
 def audit(trained, groups_csv: str | Path, data: str | None = None) -> dict:
     """The run's (or `data`'s) people, embedded, and their pairs' error rates per group at the run's threshold:
-    {'threshold', 'people', 'groups': {group: rates}, 'differ': [...], 'not_in_csv': [...], 'warnings': [...]}."""
+    {'threshold', 'people', 'groups': {group: rates}, 'differ': [...], 'not_in_csv': [...], 'not_audited': [...] (in
+    the CSV, not among the people audited: a misspelt name?), 'warnings': [...]}."""
     from ..metrics.verification import group_rates
     from .faces import embed
 
@@ -77,7 +78,7 @@ def audit(trained, groups_csv: str | Path, data: str | None = None) -> dict:
                             f"share so few people that their intervals understate the doubt); audit {MIN_GROUP} or "
                             f"more people per group.")
     return {"threshold": threshold, "far_target": trained.task.meta.get("far"), "people": len(set(names)),
-            **found, "not_in_csv": missing, "warnings": warnings}
+            **found, "not_in_csv": missing, "not_audited": sorted(set(groups) - set(names)), "warnings": warnings}
 
 
 def audited_faces(trained, data: str | None) -> tuple:
