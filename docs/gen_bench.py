@@ -133,6 +133,13 @@ SPEC: dict[str, list] = {
         ("Olivetti's 10 unseen people, TAR at FAR 1 %: pixels + PCA/LDA / Lite0 features + PCA/LDA",
          "recognition/pixels_pca_lda/tar_at_far_1", "recognition/lite0_block13_grid3_pca_lda/tar_at_far_1"),
     ],
+    "quantize": [
+        ("LeNet-5 on MNIST, test accuracy: float / int8", "lenet_mnist/float_accuracy", "lenet_mnist/int8_accuracy"),
+        ("the same: top-1 agreement, int8 speed against float at batch 1 / 32", "lenet_mnist/agreement",
+         "lenet_mnist/speed_ratio_batch_1", "lenet_mnist/speed_ratio_batch_32"),
+        ("ResNet-20 on 4,000 CIFAR-10 images: float / int8 accuracy, agreement", "resnet20_cifar10_4000/float_accuracy",
+         "resnet20_cifar10_4000/int8_accuracy", "resnet20_cifar10_4000/agreement"),
+    ],
     "faces_recognition": [
         ("Olivetti's 10 unseen people, TAR at FAR 1 %: deepworks / plain PyTorch loop (dlib's network)",
          "deepworks/tar_at_far_1", "plain_pytorch_loop/tar_at_far_1"),

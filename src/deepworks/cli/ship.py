@@ -28,6 +28,9 @@ def add_export(sub) -> None:
     p = add_run_command(sub, "export", cmd_export)
     p.add_argument("--format", default="onnx", choices=("onnx", "pt2", "torchscript"), help="[default: onnx]")
     p.add_argument("--out", help="the folder to write [default: RUN/export/FORMAT]")
+    p.add_argument("--quantize", choices=("int8",), help="also write each ONNX graph in int8 (ONNX Runtime's static "
+                   "quantisation, calibrated on the run's training images), kept where it gives the same top answer "
+                   "for 99%% of the test split and loses at most 0.5 point of accuracy (image classification)")
     p.add_argument("--exporter", default="auto", choices=("auto", "dynamo", "legacy"),
                    help="ONNX: torch's dynamo exporter, the legacy TorchScript-based one, or auto: dynamo, and legacy "
                         "where dynamo fails or does not match torch [default: auto]")
@@ -63,8 +66,9 @@ def add_serve(sub) -> None:
                     description=help_of(cmd_serve)["description"].replace("VERBS", words))
     p.add_argument("runs", nargs="+", metavar="RUN", help="run directories (or names inside runs/), or NAME=RUN")
     add_exposure_flags(p, 8000, "every request but the health probes")
-    p.add_argument("--runtime", default="torch", choices=("torch", "onnx"),
+    p.add_argument("--runtime", default="torch", choices=("torch", "onnx", "int8"),
                    help="onnx: answer image and GAN requests from the run's ONNX export in ONNX Runtime (exported "
+                        "now if needed); int8: image classifiers from its int8 graph (export --quantize int8, made "
                         "now if needed) [default: torch]")
     p.add_argument("--max-batch", type=int, default=32, help="most items in one micro-batch; 1 turns batching off "
                                                               "[default: 32]")
@@ -97,13 +101,18 @@ def cmd_export(args) -> int:
     (and encoder) graphs; the card says how to run the loop around them."""
     from ..exporting.exporter import export_run
 
-    card = export_run(args.run, args.format, args.out, args.exporter)
+    card = export_run(args.run, args.format, args.out, args.exporter, quantize=args.quantize)
     if args.json:
         print(json.dumps(card, indent=2))
         return 0
     for g in card["graphs"]:
         print(f"wrote {card['folder']}/{g['file']} ({g['exporter']}; matches torch to {g['max_abs_diff']:.1g} at batch "
               f"{g['verified']['batch']})" + (f"; dynamo failed: {g['fallback_reason']}" if g.get("fallback_reason") else ""))
+        int8 = g.get("int8")
+        if int8:
+            print(f"wrote {card['folder']}/{int8['file']} (int8, {int8['bytes'] / 1e6:.2f} MB against "
+                  f"{int8['float_bytes'] / 1e6:.2f}; the same top answer for {int8['checked']['agreement']:.2%} of the "
+                  f"test split)" if int8["kept"] else f"int8 not kept for {g['file']}: {int8['reason']}")
     print(f"wrote {card['folder']}/model.json, weights.safetensors and README.md (how to use it without deepworks)")
     return 0
 

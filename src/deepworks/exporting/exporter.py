@@ -31,6 +31,7 @@ from ..errors import ConfigError, DeepworksError, DiskFull
 from ..inference import Graph
 from ..model_files import load_pt2
 from ..run import atomic_write_bytes, atomic_write_json, atomic_write_text, cpu_state_dict, temp_beside, write_error
+from ..tasks.face import Face
 from .runtime import onnx_session
 
 FORMATS = {"onnx": ".onnx", "pt2": ".pt2", "torchscript": ".ts.pt"}
@@ -50,17 +51,26 @@ def first_words(err: Exception) -> str:
 
 
 def export_run(run_path: str | Path, format: str = "onnx", out: str | Path | None = None, exporter: str = "auto",
-               runs_dir: str | Path = "runs") -> dict:
-    """Export a run (see the module's docstring); returns the card, with 'folder' set to where it was written."""
+               runs_dir: str | Path = "runs", quantize: str | None = None) -> dict:
+    """Export a run (see the module's docstring); returns the card, with 'folder' set to where it was written.
+    quantize='int8' also writes each ONNX graph in int8 where that keeps its answers (exporting/quantize.py)."""
     from ..api.trained import load
 
     if format not in FORMATS:
         raise ConfigError(f"--format must be one of {', '.join(FORMATS)}. Received: {format!r}.")
     if exporter not in EXPORTERS:
         raise ConfigError(f"--exporter must be one of {', '.join(EXPORTERS)}. Received: {exporter!r}.")
+    if quantize not in (None, "int8"):
+        raise ConfigError(f"--quantize takes int8. Received: {quantize!r}.")
+    if quantize and format != "onnx":
+        raise ConfigError(f"--quantize int8 writes ONNX graphs for ONNX Runtime. Received: --format {format}; use "
+                          f"--format onnx.")
     if format == "onnx":
         check_onnx_runtime()
     trained = load(run_path, device="cpu", runs_dir=runs_dir)
+    if quantize and trained.face.calibration_feeds.__func__ is Face.calibration_feeds:
+        raise ConfigError(f"--quantize int8 is for image classification runs so far; '{trained.run.path}' is "
+                          f"{trained.face.kind} run. Export it without --quantize.")
     kind = (trained.imported or {}).get("kind")
     if kind in ("onnx", "pt2"):
         raise DeepworksError(f"'{trained.run.path}' is an imported {'ONNX file' if kind == 'onnx' else 'torch.export program'} "
@@ -73,6 +83,10 @@ def export_run(run_path: str | Path, format: str = "onnx", out: str | Path | Non
     graphs = trained.face.export_graphs(model)
     check_free_space(folder, model, len(graphs))
     written = [write_graph(g, folder, format, exporter) for g in graphs]
+    if quantize:
+        from .quantize import quantize_export
+
+        quantize_export(trained, folder, written)
     card = model_card(trained, format, written)
     weights = folder / "weights.safetensors"
     state = cpu_state_dict(model)
@@ -325,6 +339,19 @@ def tensor_specs(names: list[str], tensors: tuple, dynamic: dict) -> list[dict]:
             for n, t in zip(names, tensors)]
 
 
+def int8_lines(int8: dict | None) -> list[str]:
+    """What the README says of a graph's int8 copy (--quantize int8)."""
+    if not int8:
+        return []
+    checked = int8.get("checked") or {}
+    on_test = (f" on {checked['examples']} test examples: the same top answer for {checked['agreement']:.2%}"
+               if "agreement" in checked else "")
+    if not int8["kept"]:
+        return [f"- int8: not kept ({int8['reason']}); use the float graph"]
+    return [f"- int8 ({int8['method']} quantisation, ONNX Runtime): {int8['file']}, {int8['bytes'] / 1e6:.2f} MB "
+            f"against {int8['float_bytes'] / 1e6:.2f}{on_test}; same inputs and outputs"]
+
+
 def usage_text(card: dict) -> str:
     """The export folder's README: what is in it and how to call it without deepworks."""
     lines = [f"# {card['run']}: a deepworks {card['task']} model ({card['graph_format']})", "",
@@ -336,7 +363,7 @@ def usage_text(card: dict) -> str:
         outs = ", ".join(f"{o['name']} {o['dtype']} {o['shape']}" for o in g["outputs"])
         lines += [f"## {g['file']}", "", g["doc"] + ".", "", f"- inputs: {ins}", f"- outputs: {outs}",
                   f"- made by {g['exporter']}; checked against torch at batch {g['verified']['batch']}: max abs "
-                  f"difference {g['max_abs_diff']:.2g}", ""]
+                  f"difference {g['max_abs_diff']:.2g}", *int8_lines(g.get("int8")), ""]
     first = card["graphs"][0]
     if card["graph_format"] == "onnx":
         feed = ", ".join(f"'{i['name']}': {i['name']}" for i in first["inputs"])

@@ -13,7 +13,7 @@ from ..errors import ConfigError, DeepworksError
 from ..inference import cancellable, check_options
 from .requests import Limits
 
-RUNTIMES = ("torch", "onnx")
+RUNTIMES = ("torch", "onnx", "int8")
 
 
 class OnnxRunner:
@@ -41,22 +41,23 @@ class Served:
         if runtime not in RUNTIMES:
             raise ConfigError(f"--runtime must be one of {', '.join(RUNTIMES)}. Received: {runtime!r}.")
         self.name = name
-        self.trained = load(run_path, device="cpu" if runtime == "onnx" else "auto")
+        self.trained = load(run_path, device="auto" if runtime == "torch" else "cpu")
         self.face = self.trained.face
         self.verb = self.face.verb
         self.runtime, self.runtime_note = runtime, None
         self.model = self.trained.serving
         if (self.trained.imported or {}).get("kind") == "onnx":
             self.runtime = "onnx"  # an imported ONNX file runs in ONNX Runtime whatever --runtime says
-        elif runtime == "onnx":
-            self.model = self.onnx_model()
+        elif runtime in ("onnx", "int8"):
+            self.model = self.onnx_model(int8=runtime == "int8")
         self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"infer-{name}")  # one forward at a time
         self.ready = False
         self.v2_outputs: list[dict] = []  # the Open Inference Protocol's view of the outputs, seen at warm-up
 
-    def onnx_model(self):
-        """The run's ONNX export (written now unless an export of these very weights is there) in ONNX Runtime;
-        tasks whose use is a loop over several graphs (text, translation) stay in torch, and say so."""
+    def onnx_model(self, int8: bool = False):
+        """The run's ONNX export (written now unless an export of these very weights is there) in ONNX Runtime, its
+        int8 graph with `int8` (exported with --quantize int8 now if needed; the float graph, said, where int8 was
+        not kept); tasks whose use is a loop over several graphs (text, translation) stay in torch, and say so."""
         from ..exporting.exporter import export_run, read_card, weights_digest
 
         if self.trained.serving is self.trained.model:  # the task's use is a loop around the model, not one graph
@@ -66,9 +67,15 @@ class Served:
             return self.trained.serving
         folder = self.trained.run.path / "export" / "onnx"
         card = read_card(folder)
-        if card is None or card.get("weights", {}).get("sha256") != weights_digest(self.trained.model):
-            card = export_run(self.trained.run.path, "onnx")
+        if card is None or card.get("weights", {}).get("sha256") != weights_digest(self.trained.model) or \
+                (int8 and "int8" not in card["graphs"][0]):
+            card = export_run(self.trained.run.path, "onnx", quantize="int8" if int8 else None)
         graph = card["graphs"][0]
+        if int8 and not graph["int8"]["kept"]:
+            self.runtime = "onnx"
+            self.runtime_note = f"int8 was not kept ({graph['int8']['reason']}): the float ONNX graph is served"
+        elif int8:
+            return OnnxRunner(folder / graph["int8"]["file"], torch.get_num_threads())
         return OnnxRunner(folder / graph["file"], torch.get_num_threads())
 
     def options(self, raw: dict) -> dict:

@@ -86,6 +86,12 @@ class Face:
         step). The loop itself is documented in the model card."""
         raise DeepworksError(f"{self.kind} run cannot be exported: its task's face defines no export_graphs.")
 
+    def calibration_feeds(self, graph: str, split: tuple, most: int) -> list[dict] | None:
+        """The first `most` examples of a prepared split (as the recipe's `prepare` made it) as inputs of the export's
+        graph `graph`: [{input name: numpy array}], a batch each; what int8 quantisation measures activations on and
+        checks its graphs with (exporting/quantize.py). None: this task says not, and --quantize refuses it."""
+        return None
+
     def model_card(self) -> dict:
         """What a user of an exported or served model needs to know beyond its graphs: classes or vocabulary,
         preprocessing, and how to run the loop around a step graph."""

@@ -149,6 +149,14 @@ class ImageFace(PixelFace):
                       ["images"], ["probabilities"], {"images": {0: "batch"}, "probabilities": {0: "batch"}},
                       "uint8 pixels (N, H, W, C) in, class probabilities (N, K) out; the normalisation is inside")]
 
+    def calibration_feeds(self, graph: str, split: tuple, most: int, batch: int = 32) -> list[dict] | None:
+        """The classifier's uint8 pixels (N, S, S, C) of a split's first `most` images (tensors, or images streamed
+        from files: either gives a batch for a list of indices)."""
+        x = split[0]
+        n = min(most, len(x))
+        batches = (np.asarray(x[torch.arange(i, min(i + batch, n))]) for i in range(0, n, batch))
+        return [{"images": np.ascontiguousarray(b.transpose(0, 2, 3, 1))} for b in batches]
+
     def model_card(self) -> dict:
         m = self.meta
         return {"classes": m["classes"], "inputs": [self.pixels_input()],

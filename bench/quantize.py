@@ -1,0 +1,91 @@
+"""int8 exports against the float ONNX graph they come from (`deepworks export RUN --quantize int8`).
+
+    python bench/quantize.py     # about 4 minutes on 2 cores
+
+Two image classifiers are trained here: LeNet-5 on MNIST (2 epochs) and a ResNet-20
+(width 16) on CIFAR-10's first 4,000 (15 epochs; the shared data's subset). Each is exported with --quantize int8
+(ONNX Runtime's static quantisation, calibrated on 256 training images) and both graphs are measured on the run's
+test split: accuracy, the share of the same top answers, the files' sizes, and images a second in ONNX Runtime (2
+threads) at batch 1 and 32, the same inputs through both. Goals (issue 35): accuracy within 0.5 point, top-1
+agreement >= 99 %, >= 1.6x the float graph's speed at batch 1 and 32, files >= 3x smaller.
+Writes bench/results/quantize.json.
+"""
+
+from __future__ import annotations
+
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import SHARED_DATA, calibrate, machine, write  # noqa: E402
+
+import deepworks as dw  # noqa: E402
+
+MODELS = {
+    "lenet_mnist": dict(data="mnist", model="lenet", epochs=2),
+    "resnet20_cifar10_4000": dict(data=str(SHARED_DATA / "cifar10_subset" / "cifar10_train_first4000.npz"),
+                                  model="resnet", depth=20, width=16, epochs=15),
+}
+
+
+def images_per_s(sessions: dict, images: np.ndarray, batch: int, rounds: int = 4, seconds: float = 1.0) -> dict:
+    """Images a second through each ONNX Runtime session at `batch`: `rounds` turns of about `seconds` each, the
+    sessions taking turns, so that a busy moment of the machine falls on both."""
+    feeds = [images[i:i + batch] for i in range(0, len(images) - batch + 1, batch)]
+    done, spent = dict.fromkeys(sessions, 0), dict.fromkeys(sessions, 0.0)
+    for session in sessions.values():
+        session.run(None, {"images": feeds[0]})
+    for _ in range(rounds):
+        for name, session in sessions.items():
+            t0 = time.perf_counter()
+            while time.perf_counter() - t0 < seconds:
+                for feed in feeds[:8]:
+                    session.run(None, {"images": feed})
+                    done[name] += len(feed)
+            spent[name] += time.perf_counter() - t0
+    return {name: done[name] / spent[name] for name in sessions}
+
+
+def measure(name: str, settings: dict, runs: Path) -> dict:
+    import onnxruntime as ort
+
+    trained = dw.train(**settings, name=name, runs_dir=str(runs), data_dir=str(SHARED_DATA), progress=False,
+                       baseline=False)
+    card = dw.export(trained.run.path, quantize="int8")
+    graph, folder = card["graphs"][0], Path(card["folder"])
+    int8 = graph["int8"]
+    test = trained.examples("test")[0]
+    images = np.ascontiguousarray(np.asarray(test[:512]).transpose(0, 2, 3, 1))
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = 2
+    files = {"float": graph["file"], **({"int8": int8["file"]} if int8["kept"] else {})}
+    sessions = {k: ort.InferenceSession(str(folder / f), options, providers=["CPUExecutionProvider"])
+                for k, f in files.items()}
+    speed = {f"{k}_batch_{b}": round(v, 1) for b in (1, 32) for k, v in images_per_s(sessions, images, b).items()}
+    return {"test_examples": int8["checked"]["examples"], "kept": int8["kept"], "reason": int8.get("reason"),
+            "float_accuracy": round(int8["checked"]["float_accuracy"], 4),
+            "int8_accuracy": round(int8["checked"]["int8_accuracy"], 4),
+            "agreement": round(int8["checked"]["agreement"], 4),
+            "float_mb": round(int8.get("float_bytes", 0) / 1e6, 3), "int8_mb": round(int8.get("bytes", 0) / 1e6, 3),
+            "size_ratio": round(int8.get("float_bytes", 0) / max(int8.get("bytes", 1), 1), 2), "images_per_s": speed,
+            **({f"speed_ratio_batch_{b}": round(speed[f"int8_batch_{b}"] / speed[f"float_batch_{b}"], 2)
+                for b in (1, 32)} if int8["kept"] else {})}
+
+
+def main() -> None:
+    before = calibrate()
+    with tempfile.TemporaryDirectory() as runs:
+        result = {name: measure(name, settings, Path(runs)) for name, settings in MODELS.items()}
+    result.update(goal="accuracy within 0.5 point, agreement >= 0.99, >= 1.6x speed at batch 1 and 32, files >= 3x "
+                       "smaller (issue 35)", machine=machine(), calibration={"before": before, "after": calibrate()},
+                  load=list(__import__("os").getloadavg()))
+    print(result)
+    write("quantize", result)
+
+
+if __name__ == "__main__":
+    main()

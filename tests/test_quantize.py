@@ -1,0 +1,73 @@
+"""int8 exports (`deepworks export RUN --quantize int8`): ONNX Runtime's static quantisation calibrated on the run's
+training images, kept only where the test split's answers stay (the same top answer for 99 %, accuracy within half a
+point), smaller, served by `serve --runtime int8`; refused where it is not built, and said where it is not kept."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+import deepworks as dw
+from deepworks.errors import ConfigError
+
+pytest.importorskip("onnxruntime")
+
+
+@pytest.fixture(scope="module")
+def digits(tmp_path_factory):
+    runs = tmp_path_factory.mktemp("int8")
+    dw.train(data="digits", epochs=10, name="digits", runs_dir=str(runs), progress=False)
+    return runs / "digits"
+
+
+def test_an_int8_classifier_keeps_the_test_answers_in_a_smaller_file(digits, tmp_path, capsys):
+    import onnxruntime as ort
+
+    from deepworks.cli import main
+
+    assert main(["export", str(digits), "--quantize", "int8", "--out", str(tmp_path / "out")]) == 0
+    assert "classifier.int8.onnx (int8" in capsys.readouterr().out
+    card = json.loads((tmp_path / "out" / "model.json").read_text())
+    int8 = card["graphs"][0]["int8"]
+    assert int8["kept"] and int8["method"] == "static" and int8["checked"]["examples"] == 179
+    checked = int8["checked"]
+    assert checked["agreement"] >= 0.99 and checked["float_accuracy"] - checked["int8_accuracy"] <= 0.005
+    assert int8["bytes"] * 2 < int8["float_bytes"]
+    images = np.random.default_rng(0).integers(0, 256, (5, 28, 28, 1), dtype=np.uint8)
+    probs = ort.InferenceSession(str(tmp_path / "out" / int8["file"])).run(None, {"images": images})[0]
+    assert probs.shape == (5, 10) and np.allclose(probs.sum(1), 1, atol=1e-3)
+    assert "int8 (static quantisation" in (tmp_path / "out" / "README.md").read_text()
+
+
+def test_int8_is_refused_where_it_is_not_built_and_not_kept_where_it_changes_answers(digits, use_runs, tmp_path,
+                                                                                   monkeypatch):
+    from deepworks.exporting import quantize
+
+    with pytest.raises(ConfigError, match="--quantize int8 is for image classification runs so far"):
+        dw.export(use_runs["txt"], out=str(tmp_path / "text"), quantize="int8")
+    with pytest.raises(ConfigError, match="use --format onnx"):
+        dw.export(digits, format="pt2", out=str(tmp_path / "pt2"), quantize="int8")
+    monkeypatch.setattr(quantize, "AGREEMENT", 1.01)  # no graph can keep more than every answer
+    card = dw.export(digits, out=str(tmp_path / "strict"), quantize="int8")
+    int8 = card["graphs"][0]["int8"]
+    assert not int8["kept"] and "changed the top answer" in int8["reason"]
+    assert not (tmp_path / "strict" / "classifier.int8.onnx").exists()
+
+
+def test_serve_answers_from_the_int8_graph(digits, tmp_path):
+    import shutil
+
+    from fastapi.testclient import TestClient
+
+    from deepworks.serving import build_app
+
+    run = tmp_path / "lenet"  # not 'digits': a folder of that name in the working folder would be read as the data
+    shutil.copytree(digits, run, ignore=shutil.ignore_patterns("export"))
+    with TestClient(build_app([str(run)], runtime="int8")) as client:
+        assert client.get("/v1/models/lenet").json()["runtime"] == "int8"
+        image = np.full((28, 28), 0, np.uint8).tolist()
+        r = client.post("/v1/models/lenet/predict", json={"inputs": [image]})
+        assert r.status_code == 200 and r.json()["outputs"][0]["predictions"], r.text
+    assert (run / "export" / "onnx" / "classifier.int8.onnx").is_file()
