@@ -35,9 +35,12 @@ def quantize_export(trained, folder: Path, graphs: list[dict]) -> None:
     """Write NAME.int8.onnx beside each float graph that int8 keeps close enough; record on each graph's entry
     'int8': {file, method, checked: {...}} or {'kept': False, 'reason'}."""
     data = prepared_splits(trained)
+    if data is None:
+        raise DeepworksError(f"--quantize int8 measures and checks the int8 graph on the run's own data, and "
+                             f"'{trained.run.path}' was imported without any. Export it without --quantize.")
     for g in graphs:
         fp32 = folder / g["file"]
-        calibration = trained.face.calibration_feeds(g["name"], data.train, CALIBRATION) if data else None
+        calibration = trained.face.calibration_feeds(g["name"], data.train, CALIBRATION)
         int8 = folder / int8_name(g["file"])
         method = quantize_graph(fp32, int8, calibration)
         checked = checked_on_test(trained.face, g["name"], fp32, int8, data)
@@ -107,7 +110,7 @@ def checked_on_test(face, name: str, fp32: Path, int8: Path, data) -> dict:
     split has labels. Empty when the face gives no test inputs for this graph."""
     from .runtime import onnx_session
 
-    feeds = face.calibration_feeds(name, tuple(x[:MOST_CHECKED] for x in data.test), MOST_CHECKED) if data else None
+    feeds = face.calibration_feeds(name, tuple(x[:MOST_CHECKED] for x in data.test), MOST_CHECKED)
     if not feeds:
         return {}
     outputs = {}
