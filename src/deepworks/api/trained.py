@@ -272,12 +272,20 @@ class Trained:
             raise DeepworksError(f"'{self.run.path}' was imported ({self.imported['origin']}) and has no data of its "
                                  f"own. Evaluate it on labelled images with --data FOLDER.")
         if data is None:
-            prepared = task.prepare(progress)
-            found = prepared.test if split == "test" else prepared.val
-        else:
-            found = task.labelled_examples(data, progress)
+            prepared = self.prepared(progress)
+            return prepared.test if split == "test" else prepared.val
+        found = task.labelled_examples(data, progress)
         task.meta = meta  # prepared as in training (normalisation, vocabulary), whatever the data now holds
         return found
+
+    def prepared(self, progress: bool | None = False):
+        """The run's data split as in training (tasks/common.Prepared), the model's fitted meta kept whatever the
+        data now holds."""
+        task, meta = self.task, dict(self.task.meta)
+        try:
+            return task.prepare(progress)
+        finally:
+            task.meta = meta
 
     # --- seeing inside and attacking (image runs) -----------------------------------------------
     def in_report(self, result: dict, out) -> dict:

@@ -35,6 +35,15 @@ class FaceSet:
     test_people: list[int] | None = None  # the people a built-in tests on (its own split), else None
 
 
+def searched(detector, rgb: np.ndarray, min_face: int, most_side: int):
+    """(the photo as searched: shrunk to at most `most_side` pixels a side, the factor it was shrunk by, its boxes,
+    their landmarks): MTCNN looks for faces of `min_face` pixels of the photo, scaled with it (12 at least)."""
+    shrink = min(1.0, most_side / max(rgb.shape[:2]))
+    small = np.array(rgb if shrink == 1.0 else resized(rgb, shrink))
+    boxes, landmarks = detector.find(small, max(12, round(min_face * shrink)))
+    return small, shrink, boxes, landmarks
+
+
 def largest_face(detector, rgb: np.ndarray, min_face: int, chip: dict | None = None):
     """The aligned uint8 face (side, side, 3) with the largest box in `rgb`, or None when no face is found; the photo
     is shrunk to MAX_SIDE first. `chip`: {'side', 'points'}, where the five landmarks go (default ArcFace's 112)."""
@@ -42,15 +51,12 @@ def largest_face(detector, rgb: np.ndarray, min_face: int, chip: dict | None = N
 
     from ..models.mtcnn import aligned
 
-    shrink = min(1.0, MAX_SIDE / max(rgb.shape[:2]))
-    small = rgb if shrink == 1.0 else resized(rgb, shrink)
-    boxes, landmarks = detector.find(small, max(12, round(min_face * shrink)))
+    small, _, boxes, landmarks = searched(detector, rgb, min_face, MAX_SIDE)
     if len(boxes) == 0:
         return None
     areas = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
     chip = chip or {"side": SIDE, "points": None}
-    return aligned(torch.from_numpy(np.array(small)), landmarks[int(areas.argmax())], chip["side"],
-                   chip["points"]).numpy()
+    return aligned(torch.from_numpy(small), landmarks[int(areas.argmax())], chip["side"], chip["points"]).numpy()
 
 
 def resized(rgb: np.ndarray, factor: float) -> np.ndarray:

@@ -55,13 +55,7 @@ def quantize_export(trained, folder: Path, graphs: list[dict]) -> None:
 
 def prepared_splits(trained):
     """The run's splits as in training (None for a run without data of its own: an imported model)."""
-    if trained.imported:
-        return None
-    task, meta = trained.task, dict(trained.task.meta)
-    try:
-        return task.prepare(progress=False)
-    finally:
-        task.meta = meta  # prepared as in training, whatever the data now holds
+    return None if trained.imported else trained.prepared()
 
 
 def nodes_of(path: Path, kinds: tuple) -> list[str]:

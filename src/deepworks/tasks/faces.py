@@ -219,7 +219,7 @@ class FaceRecognition(Task):
                 state = load_dlib_face()
                 model.project.weight.copy_(state.pop("project.weight")), model.project.bias.zero_()
                 model.backbone.load_state_dict(state)
-                features = torch.cat([features_of(model, both[i:i + 64]) for i in range(0, len(both), 64)])
+                features = features_of(model, both)
             else:
                 features = self.lda_start(model, both, twice)
             embedded = F.normalize(model.project(features.to(model.project.weight.device)), dim=1).cpu()
@@ -232,7 +232,7 @@ class FaceRecognition(Task):
         from ..models.pretrained import load_init_from, weights_file
 
         load_init_from(model.backbone, weights_file("efficientnet_lite0"), allow_partial=True)
-        features = torch.cat([features_of(model, faces[i:i + 64]) for i in range(0, len(faces), 64)])
+        features = features_of(model, faces)
         weight, bias = lda_projection(features.numpy(), people.numpy(), model.project.out_features, self.cfg.seed)
         model.project.weight.zero_(), model.project.bias.zero_()
         model.project.weight[:len(weight)] = torch.from_numpy(weight)
@@ -292,13 +292,15 @@ def embed(model: nn.Module, x: torch.Tensor, device: torch.device, size: int = 6
             if len(x) else torch.zeros(0, model.project.out_features)
 
 
-def features_of(model: nn.Module, faces: torch.Tensor) -> torch.Tensor:
-    """What the projection takes, in eval mode, on the model's device, back on the CPU."""
+def features_of(model: nn.Module, faces: torch.Tensor, size: int = 64) -> torch.Tensor:
+    """What the projection takes of uint8 faces (N, 3, S, S), `size` at a time, in eval mode, on the model's
+    device, back on the CPU."""
     from ..models import evaluating
 
     device = next(model.parameters()).device
     with torch.no_grad(), evaluating(model):
-        return model.features(faces.to(device)).float().cpu()
+        return torch.cat([model.features(faces[i:i + size].to(device)).float().cpu()
+                          for i in range(0, len(faces), size)])
 
 
 def lda_projection(features: np.ndarray, people: np.ndarray, size: int, seed: int) -> tuple[np.ndarray, np.ndarray]:

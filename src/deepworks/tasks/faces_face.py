@@ -101,12 +101,10 @@ class FacesFace(Face):
         """(boxes (k, 5) in the photo's pixels with the detector's probability, aligned faces uint8 (k, S, S, 3)),
         likeliest first. The photo is searched no larger than SEARCH_SIDE pixels a side (the work one photo may
         cost), `min_face` scaled with it."""
-        from ..data.faces import resized
+        from ..data.faces import searched
         from ..models.mtcnn import aligned
 
-        shrink = min(1.0, SEARCH_SIDE / max(rgb.shape[:2]))
-        small = np.array(rgb if shrink == 1.0 else resized(rgb, shrink))
-        boxes, landmarks = self.detector.find(small, max(12, round(min_face * shrink)))
+        small, shrink, boxes, landmarks = searched(self.detector, rgb, min_face, SEARCH_SIDE)
         boxes, landmarks = boxes[:most], landmarks[:most]
         side, points = self.chip["side"], self.chip["points"]
         photo = torch.from_numpy(small)

@@ -19,16 +19,13 @@ import torch
 import torch.nn.functional as F
 
 from ..errors import DataError
+from .common import plural
 
 FILE = "gallery.safetensors"
 MAX_PEOPLE = 10_000
 MAX_PHOTOS_EACH = 100
 NAME = re.compile(r"[\w][\w .'-]{0,63}")  # letters, digits, spaces, dots, apostrophes and hyphens; 64 at most
 UNKNOWN = "unknown"
-
-
-def plural(n: int, word: str) -> str:
-    return f"{n} {word}{'' if n == 1 else 's'}"
 
 
 class Gallery:
