@@ -140,6 +140,13 @@ SPEC: dict[str, list] = {
         ("ResNet-20 on 4,000 CIFAR-10 images: float / int8 accuracy, agreement", "resnet20_cifar10_4000/float_accuracy",
          "resnet20_cifar10_4000/int8_accuracy", "resnet20_cifar10_4000/agreement"),
     ],
+    "package": [
+        ("the runtime's environment without torch: MB, seconds to install", "environment/size_mb",
+         "environment/install_s"),
+        ("seconds from start to ready: package / deepworks serve", "ready_s/package", "ready_s/deepworks serve"),
+        ("a lone client's requests a second: package / deepworks serve", "lone_client_requests_per_s/package",
+         "lone_client_requests_per_s/deepworks serve"),
+    ],
     "faces_recognition": [
         ("Olivetti's 10 unseen people, TAR at FAR 1 %: deepworks / plain PyTorch loop (dlib's network)",
          "deepworks/tar_at_far_1", "plain_pytorch_loop/tar_at_far_1"),

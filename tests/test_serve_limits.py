@@ -135,7 +135,7 @@ def finished(served) -> None:
                                                 ("gru", ["the 3rd of march 1998"], {}),
                                                 ("gru", ["the 3rd of march 1998"], {"beam": 4})])
 def test_a_cancelled_request_stops_before_the_model_s_next_step(use_runs, run, inputs, options):
-    from deepworks.inference import Cancelled
+    from deepworks.usage import Cancelled
     from deepworks.serving import Served
 
     served = Served(run, use_runs[run])

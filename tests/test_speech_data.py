@@ -273,7 +273,7 @@ def test_the_digit_baseline_finds_words_by_their_energy_and_spells_what_the_clas
 
 def test_mp3_is_read_through_soundfile_and_requests_without_a_clip_or_with_a_vague_flag_are_refused():
     from deepworks.data.audio import UnreadableAudio, read_audio
-    from deepworks.inference import Option
+    from deepworks.usage import Option
     from deepworks.tasks.asr_face import ASRFace
 
     with pytest.raises(UnreadableAudio, match=r"MP3 need the soundfile package|corrupt or truncated"):

@@ -15,13 +15,14 @@ from .errors import ConfigError, DataError, DeepworksError, TrainingError  # noq
 
 _API = ("Trained", "audit", "evaluate", "find_faces", "generate", "load", "register_task", "runs", "train")
 _CALLBACKS = ("StopButton", "TensorBoard")
-_ELSEWHERE = {"Client": "client", "ServerError": "client", "ServerUnreachable": "client", "export": "exporting.exporter", "serve": "serving",
+_ELSEWHERE = {"Client": "client", "ServerError": "client", "ServerUnreachable": "client", "export": "exporting.exporter",
+              "package": "exporting.package", "serve": "serving",
               "automl": "experiments.search", "compare": "experiments.ablation"}
 
 __all__ = ["Client", "Config", "ConfigError", "DataError", "DeepworksError", "ServerError", "ServerUnreachable",
            "StopButton", "TensorBoard",
            "Trained", "TrainingError", "audit", "automl", "compare", "evaluate", "export", "find_faces", "generate",
-           "load", "register_task", "runs",
+           "load", "package", "register_task", "runs",
            "serve", "train", "__version__"]
 
 
@@ -35,7 +36,8 @@ def __getattr__(name: str):
         return getattr(importlib.import_module(".training.callbacks", __name__), name)
     if name in _ELSEWHERE:
         module = importlib.import_module("." + _ELSEWHERE[name], __name__)
-        return module.export_run if name == "export" else getattr(module, name)
+        return {"export": getattr(module, "export_run", None), "package": getattr(module, "package_run", None)}.get(
+            name) or getattr(module, name)
     raise AttributeError(f"module 'deepworks' has no attribute '{name}'")
 
 

@@ -16,7 +16,7 @@ def find_faces(photos, min_face: int = 20, out: str | Path | None = None) -> lis
     [x1, y1, x2, y2], 'score', 'landmarks': [[x, y] x 5: eyes, nose, mouth corners], 'aligned': uint8 (112, 112, 3)}]},
     the most probable face first. `min_face`: the smallest face looked for, in pixels (smaller finds more, slower).
     With `out`, each aligned face is written there as NAME-face-K.png."""
-    from ..inference import walk_images
+    from ..data.decode import walk_images
     from ..models.face_weights import load_mtcnn
     from ..models.mtcnn import aligned
     from ..tasks.restore_face import array_photos, decode_photo

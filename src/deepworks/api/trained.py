@@ -17,7 +17,7 @@ from ..cards import BUILTIN_CARDS
 from ..config import Config
 from ..errors import ConfigError, DeepworksError
 from ..exporting.runtime import imported_model
-from ..inference import check_options
+from ..usage import check_options
 from ..model_files import check_recorded_sha256
 from ..models import prefer_channels_last
 from ..registry import get_card, get_task

@@ -129,17 +129,6 @@ def seed_of(args) -> int:
     return secrets.randbits(31) if args.seed is None else args.seed
 
 
-def add_exposure_flags(p, port: int, token_scope: str, token_default: str = "none",
-                       insecure_help: str = "allow another --host than this machine without a token") -> None:
-    """--host, --port, --token and --insecure, as `serve` and `ui` both take them."""
-    p.add_argument("--host", default="127.0.0.1",
-                   help="address to listen on; another than this machine's needs --token [default: 127.0.0.1]")
-    p.add_argument("--port", type=int, default=port, help=f"[default: {port}]")
-    p.add_argument("--token", help=f"require 'Authorization: Bearer TOKEN' on {token_scope}; at least 8 characters "
-                                   f"[default: $DEEPWORKS_TOKEN, else {token_default}]")
-    p.add_argument("--insecure", action="store_true", help=insecure_help)
-
-
 def print_labelled(lines: list[tuple[str, str]]) -> None:
     for label, text in lines:
         print(f"{label:<9} {text}")

@@ -1,10 +1,12 @@
-"""`deepworks export`, `import` and `serve`: a run out of deepworks, a model into it, and a run over HTTP."""
+"""`deepworks export`, `package`, `import` and `serve`: a run out of deepworks (as graphs, or as a folder that serves
+without torch), a model into it, and a run over HTTP."""
 
 from __future__ import annotations
 
 import json
 
-from .common import add_command, add_exposure_flags, add_json, add_run_command, add_runs_dir, help_of
+from ..serving.flags import add_exposure_flags, add_limit_flags, limits_from
+from .common import add_command, add_json, add_run_command, add_runs_dir, help_of
 
 SERVE_EXAMPLES = """examples:
   deepworks serve runs/photos-resnet                            http://127.0.0.1:8000, no token needed locally
@@ -20,6 +22,7 @@ SERVE_EXAMPLES = """examples:
 
 def add(sub) -> None:
     add_export(sub)
+    add_package(sub)
     add_import(sub)
     add_serve(sub)
 
@@ -35,6 +38,22 @@ def add_export(sub) -> None:
                    help="ONNX: torch's dynamo exporter, the legacy TorchScript-based one, or auto: dynamo, and legacy "
                         "where dynamo fails or does not match torch [default: auto]")
     add_json(p, "the model card")
+
+
+def add_package(sub) -> None:
+    p = add_run_command(sub, "package", cmd_package, examples=PACKAGE_EXAMPLES)
+    p.add_argument("--out", help="the folder to write (new, empty, or an earlier package) [default: RUN/package]")
+    p.add_argument("--quantize", choices=("int8",), help="also package the int8 graph, served by default where "
+                   "export --quantize int8 keeps it")
+    add_json(p, "the package's manifest")
+
+
+PACKAGE_EXAMPLES = """examples:
+  deepworks package runs/photos-resnet --out photos-pkg
+  cd photos-pkg && pip install -r requirements.txt && python -m deepworks_runtime      no torch needed
+  docker build -t photos photos-pkg && docker run -p 8080:8080 -e DEEPWORKS_TOKEN=s3cret-token photos
+  kubectl apply -f photos-pkg/k8s/          (or photos-pkg/kserve/inferenceservice.yaml)
+"""
 
 
 def add_import(sub) -> None:
@@ -70,25 +89,7 @@ def add_serve(sub) -> None:
                    help="onnx: answer image and GAN requests from the run's ONNX export in ONNX Runtime (exported "
                         "now if needed); int8: image classifiers from its int8 graph (export --quantize int8, made "
                         "now if needed) [default: torch]")
-    p.add_argument("--max-batch", type=int, default=32, help="most items in one micro-batch; 1 turns batching off "
-                                                              "[default: 32]")
-    p.add_argument("--max-wait-ms", type=float, default=2.0,
-                   help="longest a batch waits for requests still arriving; a lone request never waits [default: 2]")
-    p.add_argument("--max-body-mb", type=float, default=32.0, help="largest request body [default: 32]")
-    p.add_argument("--max-items", type=int, default=256, help="most inputs in one request [default: 256]")
-    p.add_argument("--timeout", type=float, default=60.0, help="seconds one request may take [default: 60]")
-    p.add_argument("--max-length", type=int, default=10_000,
-                   help="most characters one generate request may ask for [default: 10,000]")
-    p.add_argument("--max-beam", type=int, default=16, help="widest beam one translate or transcribe request may ask for [default: 16]")
-    p.add_argument("--max-work", type=int, default=100_000,
-                   help="most characters one generate request may write in all, inputs x length [default: 100,000]")
-    p.add_argument("--header-timeout", type=float, default=10.0,
-                   help="seconds a request's line and headers may take to arrive [default: 10]")
-    p.add_argument("--body-timeout", type=float, default=60.0,
-                   help="seconds a request's body may take to arrive [default: 60]")
-    p.add_argument("--max-connections", type=int, default=500, help="most open connections [default: 500]")
-    p.add_argument("--log-level", default="warning", choices=("critical", "error", "warning", "info", "debug"),
-                   help="uvicorn's logging; info logs every request [default: warning]")
+    add_limit_flags(p)
 
 
 def cmd_export(args) -> int:
@@ -114,6 +115,28 @@ def cmd_export(args) -> int:
                   f"{int8['float_bytes'] / 1e6:.2f}; the same top answer for {int8['checked']['agreement']:.2%} of the "
                   f"test split)" if int8["kept"] else f"int8 not kept for {g['file']}: {int8['reason']}")
     print(f"wrote {card['folder']}/model.json, weights.safetensors and README.md (how to use it without deepworks)")
+    return 0
+
+
+def cmd_package(args) -> int:
+    """package a run as a folder that serves it without torch: ONNX, a small runtime, a Dockerfile, Kubernetes
+
+    Write a folder that serves the run anywhere Python runs, without torch or deepworks: the ONNX graph (and its int8
+    twin with --quantize int8) with its card, a runtime that answers the same routes as `deepworks serve` (token,
+    limits, errors, metrics, health) with numpy, onnxruntime, fastapi and uvicorn, requirements.txt, a Dockerfile
+    (slim Python, non-root, a health check), Kubernetes manifests (a Deployment and a Service) and a KServe
+    InferenceService speaking V2. package.json records each model file's sha256, which the runtime checks."""
+    from ..exporting.package import package_run
+
+    manifest = package_run(args.run, args.out, args.quantize)
+    if args.json:
+        print(json.dumps(manifest, indent=2))
+        return 0
+    folder = manifest["folder"]
+    print(f"wrote {folder}: model/ ({', '.join(n.split('/')[-1] for n in manifest['files'])}), deepworks_runtime/, "
+          f"requirements.txt, Dockerfile, k8s/, kserve/ and README.md")
+    print(f"serve it without torch: cd {folder} && pip install -r requirements.txt && python -m deepworks_runtime "
+          f"(it serves the {manifest['runtime']} graph; the README says how to build and run the image)")
     return 0
 
 
@@ -153,23 +176,9 @@ def cmd_serve(args) -> int:
     they arrive together. Prometheus metrics at /metrics; the OpenAPI schema at /openapi.json."""
     import os
 
-    from ..errors import ConfigError
-    from ..serving import Limits, serve
+    from ..serving import serve
 
-    for flag, value, low in (("--port", args.port, 1), ("--max-batch", args.max_batch, 1),
-                             ("--max-items", args.max_items, 1), ("--max-length", args.max_length, 1),
-                             ("--max-beam", args.max_beam, 1), ("--max-work", args.max_work, 1),
-                             ("--max-connections", args.max_connections, 1)):
-        if value < low or (flag == "--port" and value > 65535):
-            raise ConfigError(f"{flag} must be {'from 1 to 65,535' if flag == '--port' else 'at least 1'}. "
-                              f"Received: {value}.")
-    for flag, value in (("--max-wait-ms", args.max_wait_ms), ("--max-body-mb", args.max_body_mb),
-                        ("--timeout", args.timeout), ("--header-timeout", args.header_timeout),
-                        ("--body-timeout", args.body_timeout)):
-        if not 0 <= value < float("inf") or (flag != "--max-wait-ms" and value == 0):
-            raise ConfigError(f"{flag} must be a positive number. Received: {value}.")
-    limits = Limits(args.max_body_mb, args.max_items, args.timeout, args.max_batch, args.max_wait_ms, args.max_length,
-                    args.max_beam, args.max_work, args.header_timeout, args.body_timeout, args.max_connections)
+    limits = limits_from(args)
     token = args.token or os.environ.get("DEEPWORKS_TOKEN") or None
     serve(args.runs, args.host, args.port, token, args.runtime, limits, args.insecure, args.log_level)
     return 0

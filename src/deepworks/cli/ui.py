@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from .common import add_command, add_exposure_flags, add_runs_dir
+from ..serving.flags import add_exposure_flags
+from .common import add_command, add_runs_dir
 
 
 def add(sub) -> None:

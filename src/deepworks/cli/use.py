@@ -104,7 +104,7 @@ def options_parser(prog: str, face) -> argparse.ArgumentParser:
 
 def option_help(option) -> str:
     """An option's help with its choices, bounds and default, as the face declares them."""
-    from ..inference import bounds
+    from ..usage import bounds
 
     text = option.help or ""
     if option.choices:

@@ -7,7 +7,6 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .images import rgb_to_grey
 
 
 class DataWarning(UserWarning):
@@ -34,12 +33,6 @@ def resize(x: np.ndarray, size: int) -> np.ndarray:
     t = torch.from_numpy(x).float()
     t = F.interpolate(t, size=(size, size), mode="bilinear", align_corners=False, antialias=True)
     return t.round().clamp(0, 255).to(torch.uint8).numpy()
-
-
-def set_channels(x: np.ndarray, channels: int) -> np.ndarray:
-    if x.shape[1] == channels:
-        return x
-    return np.repeat(x, 3, axis=1) if channels == 3 else rgb_to_grey(x)
 
 
 def channel_stats(x: np.ndarray, seed: int, sample: int = 10_000) -> tuple[list[float], list[float]]:

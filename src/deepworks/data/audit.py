@@ -310,7 +310,7 @@ def audit_splits(splits: dict[str, tuple[np.ndarray, np.ndarray]], classes: list
 def survey_files(files: list[Path]) -> dict[str, int]:
     """How many files of each 'WxH MODE', from the headers (nothing is decoded). Unusable files are left out: the
     'corrupt' finding lists them."""
-    from .images import UnreadableImage, probe_image
+    from .decode import UnreadableImage, probe_image
 
     kinds: dict[str, int] = {}
     for p in files:

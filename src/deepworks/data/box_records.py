@@ -81,7 +81,7 @@ def check_box(box: list[float], width: int, height: int, where: str, problems: P
 
 def probe_or_skip(image: Path, problems: Problems) -> tuple[int, int] | None:
     """An image file's (width, height) from its header; None, with the problem recorded, when it cannot be read."""
-    from .images import UnreadableImage, probe_image
+    from .decode import UnreadableImage, probe_image
 
     try:
         return probe_image(image)[0]

@@ -86,7 +86,8 @@ def read_people(root: str | Path, min_face: int = 20, strict: bool = False, prog
     """A folder of person folders -> their faces. A photo whose face is not found (or that cannot be read) is left
     out and named in `notes`; the same photo under two people is refused."""
     from ..models.face_weights import load_mtcnn
-    from .images import UnreadableImage, find_image_files, unreadable_message
+    from .images import find_image_files, unreadable_message
+    from .decode import UnreadableImage
     from .photos import decoded
 
     root = Path(root).expanduser()

@@ -12,24 +12,18 @@ from __future__ import annotations
 
 import csv
 import errno
-import io
 import os
-import warnings
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageFile
 
 from ..errors import DataError
+from .decode import UnreadableImage, decode_image, images_to_nchw, rgb_to_grey
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff")
-MAX_PIXELS = 40_000_000  # a 40-megapixel photo is fine; a 1-gigapixel PNG of a few KB is a decompression bomb
 SPLIT_NAMES = {"train": "train", "test": "test", "val": "val", "valid": "val", "validation": "val"}
-
-ImageFile.LOAD_TRUNCATED_IMAGES = False  # a truncated file is an error to report, not grey pixels to learn from
 
 
 @dataclass
@@ -56,88 +50,9 @@ class ImageSet:
         return names[i] if names is not None and i < len(names) else f"{split} #{i}"
 
 
-class UnreadableImage(Exception):
-    pass
-
-
 def is_hidden(name: str) -> bool:
     """Dot files (.DS_Store, macOS '._x.jpg' forks) and OS clutter folders are never data."""
     return name.startswith(".") or name in ("__MACOSX", "Thumbs.db", "desktop.ini")
-
-
-@contextmanager
-def open_image(path: Path | bytes):
-    """The one way deepworks opens an image file (or the bytes of one, as a server receives them): Pillow's lazy
-    open, with every way a file can be unusable (empty, not an image, truncated, a decompression bomb: a few KB that
-    claim billions of pixels) turned into UnreadableImage with the reason. Training, prediction, the server, the
-    GAN's survey and the audit all go through here."""
-    try:
-        if (len(path) if isinstance(path, bytes) else path.stat().st_size) == 0:
-            raise UnreadableImage("empty file (0 bytes)")
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(io.BytesIO(path) if isinstance(path, bytes) else path) as im:
-                w, h = im.size
-                if w * h > MAX_PIXELS:
-                    raise UnreadableImage(f"too large: {w}x{h} pixels, over the {MAX_PIXELS:,} limit (a decompression "
-                                          f"bomb?)")
-                yield im
-    except UnreadableImage:
-        raise
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as err:
-        raise UnreadableImage(f"too large (a decompression bomb?): {err}") from None
-    except Image.UnidentifiedImageError:
-        raise UnreadableImage("not an image, or a format Pillow cannot read") from None
-    except (OSError, SyntaxError, ValueError, EOFError) as err:
-        raise UnreadableImage(f"corrupt or truncated ({err})") from None
-
-
-def probe_image(path: Path) -> tuple[tuple[int, int], str]:
-    """((width, height), mode) of an image file, from its header; UnreadableImage when it cannot be used."""
-    with open_image(path) as im:
-        return im.size, im.mode
-
-
-def decode_image(path: Path | bytes | Image.Image, size: int) -> np.ndarray:
-    """Decode one image (a file, its bytes, or a PIL image) of any mode to RGB uint8 (3, size, size), transparency
-    on white."""
-    if isinstance(path, Image.Image):
-        if path.width * path.height > MAX_PIXELS:
-            raise UnreadableImage(f"too large: {path.width}x{path.height} pixels, over the {MAX_PIXELS:,} limit")
-        return image_to_array(path, size)
-    with open_image(path) as im:
-        if im.format == "JPEG":
-            im.draft("RGB", (size, size))  # let the JPEG decoder downscale for us: much faster on big photos
-        return image_to_array(im, size)
-
-
-def eight_bit(im: Image.Image) -> Image.Image:
-    """A 16-bit, 32-bit or float greyscale image (microscopy, scans) stretched from its own darkest to its own
-    brightest pixel into 8 bits; any other image as it is (converting would clip it to white)."""
-    if im.mode not in ("I;16", "I;16B", "I;16L", "I", "F"):
-        return im
-    arr = np.asarray(im, dtype=np.float64)
-    span = max(arr.max() - arr.min(), 1e-12)
-    return Image.fromarray(((arr - arr.min()) / span * 255).astype(np.uint8))
-
-
-def on_white(im: Image.Image) -> Image.Image:
-    """Any image as RGB: 16-bit stretched into 8 bits (eight_bit), a palette expanded, transparent pixels laid on
-    white. Pixels are decoded here, lazily: a corrupt file raises OSError, SyntaxError, ValueError or EOFError."""
-    im = eight_bit(im)
-    if im.mode in ("RGBA", "LA", "PA") or (im.mode == "P" and "transparency" in im.info):
-        im = Image.alpha_composite(Image.new("RGBA", im.size, (255, 255, 255, 255)), im.convert("RGBA"))
-    return im if im.mode == "RGB" else im.convert("RGB")
-
-
-def image_to_array(im: Image.Image, size: int) -> np.ndarray:
-    try:
-        im = on_white(im)
-        if im.size != (size, size):  # (Pillow would return a copy of an image already at the size)
-            im = im.resize((size, size), Image.BILINEAR)
-        return np.asarray(im, dtype=np.uint8).transpose(2, 0, 1).copy()
-    except (OSError, SyntaxError, ValueError, EOFError) as err:  # pixels are decoded only now, lazily
-        raise UnreadableImage(f"corrupt or truncated ({err})") from None
 
 
 def decode_many(paths: list[Path], size: int, channels: int | None, strict: bool, progress: bool = True):
@@ -171,11 +86,6 @@ def looks_grey(x: np.ndarray, tolerance: int = 3) -> bool:
         if np.abs(x[:, a].astype(np.int16) - x[:, b]).max() > tolerance:
             return False
     return True
-
-
-def rgb_to_grey(x: np.ndarray) -> np.ndarray:
-    w = np.array([0.299, 0.587, 0.114], dtype=np.float32)[None, :, None, None]
-    return (x.astype(np.float32) * w).sum(1, keepdims=True).round().clip(0, 255).astype(np.uint8)
 
 
 def unreadable_message(skipped: list[tuple[str, str]], strict: bool = False, none_left: bool = False) -> str:
@@ -430,47 +340,3 @@ def labels_of(y: np.ndarray, path: Path, key: str) -> np.ndarray:
     return y.astype(np.int64)
 
 
-def images_to_nchw(x: np.ndarray, path: Path, key: str) -> np.ndarray:
-    """Accept (N,H,W), (N,H,W,C) or (N,C,H,W) with C in 1/3/4; uint8, or floats in [0,1] or [0,255]."""
-    x = np.asarray(x)
-    if x.ndim == 3:
-        x = x[:, None]
-    elif x.ndim == 4 and x.shape[-1] in (1, 3, 4) and x.shape[1] not in (1, 3, 4):
-        x = x.transpose(0, 3, 1, 2)
-    elif x.ndim == 2:
-        side = int(round(np.sqrt(x.shape[1])))
-        if side * side != x.shape[1]:
-            raise DataError(f"'{path}': {key} has shape {x.shape}: rows of {x.shape[1]} values are not square images. "
-                            f"Store images as (N, H, W) or (N, H, W, C).")
-        x = x.reshape(len(x), 1, side, side)
-    if x.ndim != 4 or x.shape[1] not in (1, 3, 4):
-        raise DataError(f"'{path}': {key} has shape {x.shape}. Expected (N, H, W), (N, H, W, C) or (N, C, H, W) "
-                        f"with 1, 3 or 4 channels.")
-    if x.shape[1] == 4:
-        x = x[:, :3]
-    if x.dtype != np.uint8:
-        if not np.issubdtype(x.dtype, np.number) or np.issubdtype(x.dtype, np.complexfloating):
-            raise DataError(f"'{path}': {key} must be numeric, got dtype {x.dtype}.")
-        x = pixel_range(x, path, key)
-    return np.ascontiguousarray(x)
-
-
-def pixel_range(x: np.ndarray, path: Path, key: str) -> np.ndarray:
-    """Numbers other than uint8 -> uint8 pixels: floats in [0, 1] are scaled by 255, values in [0, 255] kept.
-    Anything else (NaN, infinity, negative values, values above 255) is refused: guessing would train on
-    altered data without a word."""
-    if x.size == 0:
-        return x.astype(np.uint8)
-    finite = np.isfinite(x) if np.issubdtype(x.dtype, np.floating) else np.ones(x.shape, dtype=bool)
-    if not finite.all():
-        first = np.unravel_index(int(np.argmin(finite.reshape(-1))), x.shape)
-        raise DataError(f"'{path}': {key} holds {int((~finite).sum()):,} value(s) that are NaN or infinite (the first "
-                        f"in image {first[0]}). Pixels must be numbers: fix or drop those images.")
-    low, high = x.min(), x.max()
-    if low < 0 or high > 255:
-        raise DataError(f"'{path}': {key} holds values from {low:g} to {high:g}. Pixels must lie in 0..1 (floats) or "
-                        f"0..255: rescale them, for example x / x.max() * 255.")
-    top = 1.0 if high <= 1.0 else 255.0
-    if top == 255.0 and np.issubdtype(x.dtype, np.integer):
-        return x.astype(np.uint8)  # whole numbers in 0..255 already are pixels
-    return (x.astype(np.float64) / top * 255).round().astype(np.uint8)

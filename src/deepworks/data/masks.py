@@ -86,7 +86,7 @@ def read_class_file(path: Path) -> tuple[list[str], list[tuple[int, int, int]] |
 def open_mask(path: Path, problems: Problems):
     """A mask file, loaded (its size checked as images' are); None, with the problem recorded, when it cannot be
     read."""
-    from .images import UnreadableImage, open_image
+    from .decode import UnreadableImage, open_image
 
     try:
         with open_image(path) as im:

@@ -74,7 +74,7 @@ def read_photos(source: str, data_dir: Path, strict: bool = False) -> PhotoSet:
 
 def decoded(path: Path) -> np.ndarray:
     """One image file as uint8 RGB (H, W, 3); UnreadableImage when it cannot be."""
-    from .images import open_image
+    from .decode import open_image
 
     with open_image(path) as im:
         return rgb_array(im)
@@ -82,7 +82,7 @@ def decoded(path: Path) -> np.ndarray:
 
 def rgb_array(im) -> np.ndarray:
     """A PIL image of any mode as uint8 RGB (H, W, 3): 16-bit stretched, palette expanded, alpha laid on white."""
-    from .images import UnreadableImage, on_white
+    from .decode import UnreadableImage, on_white
 
     try:
         return np.asarray(on_white(im), dtype=np.uint8)
@@ -91,7 +91,8 @@ def rgb_array(im) -> np.ndarray:
 
 
 def folder_photos(root: Path, strict: bool) -> PhotoSet:
-    from .images import UnreadableImage, find_image_files, unreadable_message
+    from .images import find_image_files, unreadable_message
+    from .decode import UnreadableImage
 
     from .images import SPLIT_NAMES
 

@@ -21,7 +21,7 @@ import numpy as np
 import torch
 
 from ..errors import DataError
-from .images import UnreadableImage, decode_image, rgb_to_grey
+from .decode import UnreadableImage, decode_image, rgb_to_grey
 
 
 class FileImages:
@@ -118,7 +118,7 @@ def decoded_bytes(n: int, size: int, channels: int = 3) -> int:
 def check_decodes(path: Path, size: int) -> None:
     """Decode an image file's pixels as `decode_image` would (a JPEG at the same reduced scale), without converting
     or resizing them; UnreadableImage, with decode_image's reason, when they stop short or are corrupt."""
-    from .images import open_image
+    from .decode import open_image
 
     with open_image(path) as im:
         if im.format == "JPEG":

@@ -14,20 +14,7 @@ import torch.nn as nn
 from ..errors import DeepworksError
 from ..model_files import check_recorded_sha256, load_pt2
 from ..run import Run
-
-
-def onnx_session(path: Path, threads: int | None = None):
-    """The one way deepworks opens an ONNX file in ONNX Runtime: on the CPU, quiet, and with idle threads that do
-    not spin (spinning takes the cores the server's and the client's threads need on a small machine: a p99 of
-    200 ms at 32 connections, measured here)."""
-    import onnxruntime as ort
-
-    options = ort.SessionOptions()
-    options.log_severity_level = 3
-    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-    if threads is not None:
-        options.intra_op_num_threads, options.inter_op_num_threads = threads, 1
-    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+from ..sessions import onnx_session
 
 
 class ImportedModel(nn.Module):

@@ -98,7 +98,7 @@ def letterbox(image, size: int) -> tuple[np.ndarray, tuple[float, float]]:
     A box (x1, y1, x2, y2) of the original lands at (x1 * sx, y1 * sy, x2 * sx, y2 * sy)."""
     from PIL import Image
 
-    from ..data.images import eight_bit
+    from ..data.decode import eight_bit
 
     im = eight_bit(image).convert("RGB")
     w, h = letterbox_size(im.width, im.height, size)

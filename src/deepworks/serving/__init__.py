@@ -1,41 +1,34 @@
-"""`deepworks serve`: trained runs over HTTP, on FastAPI and uvicorn (app.py: the routes; requests.py: what a request goes
-through under either protocol; reading.py: a request's body; v2.py: the Open Inference Protocol; batcher.py: micro-batching; models.py: a served run and its runtime;
-metrics.py: Prometheus; net.py: the connections, their timeouts and their cap)."""
+"""`deepworks serve`: trained runs over HTTP, on FastAPI and uvicorn (app.py: the routes; requests.py: what a request
+goes through under either protocol; reading.py: a request's body; v2.py: the Open Inference Protocol; batcher.py:
+micro-batching; served.py: what the server asks of a model; models.py: a served run and its runtime; flags.py: the
+flags; metrics.py: Prometheus; net.py: the connections, their timeouts and their cap; packaged.py: a model of a package made
+by `deepworks package`, served without torch). Only models.py imports torch: the rest ships in such a package
+unchanged."""
 
 from __future__ import annotations
 
-import ipaddress
-
 from ..errors import ConfigError
 from .app import Limits, make_app
-from .models import Served, parse_runs
+from .net import check_exposure, check_token_length
 
 __all__ = ["Limits", "Served", "build_app", "make_app", "serve"]
 
 
-def is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
+def __getattr__(name: str):
+    if name == "Served":  # a served run needs torch: imported when asked for, not with the package
+        from .models import Served
 
-
-def check_exposure(host: str, token: str | None, insecure: bool) -> None:
-    """Only this machine can reach a server on a loopback address; any other address needs a token (or --insecure)."""
-    if not is_loopback(host) and token is None and not insecure:
-        raise ConfigError(f"--host {host} lets other machines reach the server, so it needs --token TOKEN (clients "
-                          f"then send 'Authorization: Bearer TOKEN'). Received: no token. Add --token, or --insecure "
-                          f"if the network is yours alone.")
+        return Served
+    raise AttributeError(name)
 
 
 def build_app(runs: list[str], token: str | None = None, runtime: str = "torch", limits: Limits | None = None):
     """Load the runs ('RUN' or 'NAME=RUN') and make the app (what tests and `serve` share)."""
+    from .models import Served, parse_runs
+
     if not runs:
         raise ConfigError("Name at least one run to serve: deepworks serve RUN [RUN ...].")
-    if token is not None and len(token) < 8:
-        raise ConfigError(f"--token must be at least 8 characters long. Received: {len(token)}.")
+    check_token_length(token)
     return make_app([Served(name, path, runtime) for name, path in parse_runs(runs)], token, limits)
 
 

@@ -19,6 +19,7 @@ import gc
 import hmac
 import json
 import time
+from typing import TYPE_CHECKING
 
 from fastapi import Request  # at module level: the routes' annotations are read from here
 from fastapi.responses import JSONResponse
@@ -26,8 +27,10 @@ from fastapi.responses import JSONResponse
 from .._version import __version__
 from ..errors import DeepworksError
 from .batcher import Batcher
-from .models import Served
 from .requests import ClientError, Limits, check_work, checked_options, compute, decode, find
+
+if TYPE_CHECKING:  # annotations only: a served run needs torch (a package's runtime serves its own kind of model)
+    from .models import Served
 
 OPEN_PATHS = ("/v2/health/live", "/v2/health/ready")  # probes answer without a token
 
@@ -275,7 +278,7 @@ def sse_response(s: Served, items: list, options: dict):
 
         def produce():
             try:
-                for part in s.face.infer_stream(s.model, items, s.trained.device, options):
+                for part in s.stream(items, options):
                     if stop:
                         return
                     loop.call_soon_threadsafe(queue.put_nowait, ("data", part))

@@ -2,16 +2,12 @@
 
 from __future__ import annotations
 
-import threading
-import time
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import torch
 
 from ..errors import ConfigError, DeepworksError
-from ..inference import cancellable, check_options
-from .requests import Limits
+from .served import ServedModel
 
 RUNTIMES = ("torch", "onnx", "int8")
 
@@ -32,7 +28,7 @@ class OnnxRunner:
         return outputs[0] if len(outputs) == 1 else tuple(outputs)  # as the module answered: one tensor, or several
 
 
-class Served:
+class Served(ServedModel):
     """One run being served under `name`."""
 
     def __init__(self, name: str, run_path: str | Path, runtime: str = "torch"):
@@ -40,19 +36,15 @@ class Served:
 
         if runtime not in RUNTIMES:
             raise ConfigError(f"--runtime must be one of {', '.join(RUNTIMES)}. Received: {runtime!r}.")
-        self.name = name
         self.trained = load(run_path, device="auto" if runtime == "torch" else "cpu")
-        self.face = self.trained.face
-        self.verb = self.face.verb
-        self.runtime, self.runtime_note = runtime, None
+        self.face, self.device = self.trained.face, self.trained.device
+        self.runtime = runtime
         self.model = self.trained.serving
         if (self.trained.imported or {}).get("kind") == "onnx":
             self.runtime = "onnx"  # an imported ONNX file runs in ONNX Runtime whatever --runtime says
         elif runtime in ("onnx", "int8"):
             self.model = self.onnx_model(int8=runtime == "int8")
-        self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"infer-{name}")  # one forward at a time
-        self.ready = False
-        self.v2_outputs: list[dict] = []  # the Open Inference Protocol's view of the outputs, seen at warm-up
+        self.start(name)
 
     def onnx_model(self, int8: bool = False):
         """The run's ONNX export (written now unless an export of these very weights is there) in ONNX Runtime, its
@@ -78,55 +70,12 @@ class Served:
             return OnnxRunner(folder / graph["int8"]["file"], torch.get_num_threads())
         return OnnxRunner(folder / graph["file"], torch.get_num_threads())
 
-    def options(self, raw: dict) -> dict:
-        return check_options(self.face.use_options, raw, self.verb)
-
-    def decode(self, inputs, options: dict) -> list:
-        """What a client sent -> items. The task's checks say what was wrong; anything they did not foresee (a
-        TypeError deep in numpy, a RuntimeError in torch, from a value of an odd shape) is still the client's input,
-        and said as such."""
-        try:
-            return self.face.decode_inputs(inputs, options, trusted=False)
-        except DeepworksError:
-            raise
-        except (TypeError, ValueError, KeyError, IndexError, OverflowError, AttributeError, RuntimeError) as err:
-            raise DeepworksError(f"{self.verb}: the inputs could not be read ({type(err).__name__}: "
-                                 f"{str(err)[:200]}). Expected what GET /v1/models/{self.name} describes.") from None
-
-    def infer(self, items: list, options: dict, cancel: threading.Event | None = None) -> list:
-        """Runs in the model's inference thread; once `cancel` is set, a long loop (generate's characters) stops at
-        its next step with inference.Cancelled."""
-        with cancellable(cancel):
-            return self.face.infer(self.model, items, self.trained.device, options)
-
-    def warm_up(self) -> float:
-        """One small request through the whole face (the first call of a model is slow: allocations, kernels)."""
-        from .v2 import datatype_of
-
-        t0 = time.perf_counter()
-        inputs, raw = self.face.example_request()
-        options = self.options(raw)
-        results = self.infer(self.face.decode_inputs(inputs, options), options)
-        sized = self.face.v2_sized_by_input
-        self.v2_outputs = [{"name": k, "datatype": datatype_of(v), "shape": [-1, *([-1] * (v.ndim - 1) if sized
-                                                                                  else v.shape[1:])]}
-                           for k, v in self.face.v2_outputs(results).items()]
-        self.ready = True
-        return time.perf_counter() - t0
-
-    def card(self, limits: Limits | None = None) -> dict:
-        """What GET /v1/models says of this model. `max_items` is the most inputs one request may carry on this
-        server: the task's own bound or the server's --max-items (`limits`; the default Limits where not given),
-        whichever is lower, as decoding and requests.decode enforce both."""
-        cfg, run = self.trained.cfg, self.trained.run
-        max_items = min(self.face.max_items, (limits or Limits()).max_items)
-        results = self.trained.results
+    @property
+    def about(self) -> dict:
+        """What the card says of the run: its task, model, name, test metrics and the face's model card."""
+        cfg, results = self.trained.cfg, self.trained.results
         test = {k: v for k, v in (results.get("test") or {}).items() if isinstance(v, (int, float))}
-        return {"name": self.name, "task": cfg.task, "use": self.verb, "route": f"/v1/models/{self.name}/{self.verb}",
-                "model": cfg.model.name, "run": run.name, "runtime": self.runtime,
-                **({"runtime_note": self.runtime_note} if self.runtime_note else {}),
-                "options": {k: o.describe() for k, o in self.face.use_options.items()},
-                "batched": bool(self.face.batchable), "max_items": max_items, "test_metrics": test,
+        return {"task": cfg.task, "model": cfg.model.name, "run": self.trained.run.name, "test_metrics": test,
                 **self.face.model_card()}
 
 

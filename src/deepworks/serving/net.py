@@ -11,7 +11,32 @@ app.capped.)
 
 from __future__ import annotations
 
+import ipaddress
 import json
+
+from ..errors import ConfigError
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def check_exposure(host: str, token: str | None, insecure: bool) -> None:
+    """Only this machine can reach a server on a loopback address; any other address needs a token (or --insecure)."""
+    if not is_loopback(host) and token is None and not insecure:
+        raise ConfigError(f"--host {host} lets other machines reach the server, so it needs --token TOKEN (clients "
+                          f"then send 'Authorization: Bearer TOKEN'). Received: no token. Add --token, or --insecure "
+                          f"if the network is yours alone.")
+
+
+def check_token_length(token: str | None) -> None:
+    if token is not None and len(token) < 8:
+        raise ConfigError(f"--token must be at least 8 characters long. Received: {len(token)}.")
 
 
 def raw_error(status: int, reason: str, message: str) -> bytes:

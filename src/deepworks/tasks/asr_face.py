@@ -49,7 +49,7 @@ class ASRFace(Face):
 
     @property
     def use_options(self) -> dict:
-        from ..inference import Option
+        from ..usage import Option
         from .asr import decoding_of
 
         chosen = decoding_of(self.meta)

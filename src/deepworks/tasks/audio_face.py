@@ -24,7 +24,7 @@ class AudioFace(Face):
 
     @property
     def use_options(self) -> dict:
-        from ..inference import Option
+        from ..usage import Option
 
         return {"top_k": Option(int, 3, 1, None, "how many of the likeliest classes to name per clip")}
 
@@ -84,7 +84,7 @@ class AudioFace(Face):
                                                   + ", normalised per band, then the network"}}
 
     def encode_result(self, result: dict, options: dict) -> dict:
-        from ..inference import top_classes
+        from ..usage import top_classes
 
         return top_classes(result["input"], result["probabilities"], self.meta["classes"], options["top_k"])
 

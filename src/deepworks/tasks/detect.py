@@ -173,7 +173,7 @@ class ObjectDetection(Lite0Backbone, Task):
         """(uint8 images (N, 3, S, S), padded boxes (N, M, 5) in those pixels, letterbox scales (N, 2))."""
         from PIL import Image
 
-        from ..data.images import UnreadableImage, open_image
+        from ..data.decode import UnreadableImage, open_image
 
         from tqdm import tqdm
 

@@ -40,7 +40,7 @@ class DetectFace(PixelFace):
 
     @property
     def use_options(self) -> dict:
-        from ..inference import Option
+        from ..usage import Option
 
         return {"threshold": Option(float, self.threshold, 0.0, 1.0, "the lowest score of a box shown (default: the "
                                     "run's, calibrated on its validation split)"),
@@ -155,8 +155,8 @@ def pil_images(inputs, limit: int, paths: bool = True) -> list:
     """[(name, RGB PIL image at its own size)] from anything inference.walk_images takes."""
     from PIL import Image
 
-    from ..data.images import MAX_PIXELS, UnreadableImage, eight_bit, open_image
-    from ..inference import walk_images
+    from ..data.decode import MAX_PIXELS, UnreadableImage, eight_bit, open_image
+    from ..data.decode import walk_images
 
     def decode(source):
         if isinstance(source, Image.Image):

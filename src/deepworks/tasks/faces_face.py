@@ -48,7 +48,7 @@ class FacesFace(Face):
 
     @property
     def use_options(self) -> dict:
-        from ..inference import Option
+        from ..usage import Option
 
         return {"min_face": Option(int, int(self.cfg.eval.min_face), 12, 10_000, "the smallest face looked for, in "
                                    "pixels (smaller finds more, slower)"),
@@ -83,7 +83,7 @@ class FacesFace(Face):
     def decode_inputs(self, inputs, options: dict, trusted: bool = True, limit: int | None = None) -> list:
         """Photos of any form -> [(name, uint8 RGB (h, w, 3))], at most MAX_CALL_PIXELS of them in all (counted from
         each file's header, before its pixels are decoded)."""
-        from ..inference import walk_images
+        from ..data.decode import walk_images
         from .restore_face import array_photos, decode_photo
 
         spent = [0]
@@ -124,7 +124,7 @@ class FacesFace(Face):
         """Per photo {'input', 'width', 'height', 'faces': [{'box', 'score' (a face's probability), 'name' (or
         unknown), 'similarity' (to the nearest enrolled photo)}]}. An unknown face's nearest person is not said: a
         client could list the gallery so."""
-        from ..inference import stop_if_cancelled
+        from ..usage import stop_if_cancelled
 
         gallery = self.gallery()
         results = []

@@ -26,8 +26,8 @@ import torch.nn.functional as F
 
 from ..config import Config
 from ..data import BUILTINS, load_image_source
-from ..data.images import (IMAGE_EXTENSIONS, ImageSet, UnreadableImage, decode_many, find_image_files, image_files,
-                           probe_image, unreadable_message, visible_children)
+from ..data.images import IMAGE_EXTENSIONS, ImageSet, decode_many, find_image_files, image_files, unreadable_message, visible_children
+from ..data.decode import UnreadableImage, probe_image
 from ..errors import ConfigError, DataError
 from ..metrics.fid import (Features, class_diversities, class_entropy_score, diversity, frechet_distance, statistics,
                            to_uint8, to_unit)
@@ -36,7 +36,8 @@ from ..models.dcgan import GAN, Discriminator, Generator, layout
 from ..report import save_image_grid
 from .base import Prepared, Task
 from ..registry import builtin_defaults, builtin_models
-from ..data.arrays import DataWarning, resize, set_channels, stratified_split
+from ..data.arrays import DataWarning, resize, stratified_split
+from ..data.decode import set_channels
 from .gan_balance import GanBalance, GanWarning  # noqa: F401 (GanWarning: still importable from here)
 from .gan_face import GRID, GanFace, grid_labels, noise
 from .gan_report import GanReport

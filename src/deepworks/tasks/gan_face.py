@@ -18,7 +18,7 @@ import torch
 import torch.nn as nn
 
 from ..errors import DataError
-from ..inference import Option, check_options
+from ..usage import Option, check_options
 from ..metrics.fid import to_uint8
 from ..models import evaluating
 from .face import Face

@@ -25,7 +25,8 @@ import torch.nn.functional as F
 
 from ..config import Config, fill_defaults
 from ..data import FILE_IMAGE_SIZE, load_image_source
-from ..data.arrays import DataWarning, channel_stats, resize, set_channels, stratified_split  # noqa: F401 (re-exported)
+from ..data.arrays import DataWarning, channel_stats, resize, stratified_split  # noqa: F401 (re-exported)
+from ..data.decode import set_channels
 from ..data.images import unreadable_message
 from ..errors import ConfigError, DataError
 from ..models import build_image_classifier, min_image_size

@@ -97,7 +97,7 @@ class ImageFace(PixelFace):
 
     @property
     def use_options(self) -> dict:
-        from ..inference import Option
+        from ..usage import Option
 
         return {"top_k": Option(int, self.cfg.eval.top_k, 1, None,
                                 "how many of the likeliest classes to name per image (at most all of them)")}
@@ -137,7 +137,7 @@ class ImageFace(PixelFace):
         return [{"input": name, "probabilities": p} for (name, _), p in zip(items, probs)]
 
     def encode_result(self, result: dict, options: dict) -> dict:
-        from ..inference import top_classes
+        from ..usage import top_classes
 
         return top_classes(result["input"], result["probabilities"], self.meta["classes"], options["top_k"])
 

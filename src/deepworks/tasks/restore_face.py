@@ -87,7 +87,7 @@ def decode_photo(source, count=None) -> tuple[np.ndarray, np.ndarray | None]:
     header before any pixel is decoded (and may refuse it)."""
     from PIL import Image
 
-    from ..data.images import MAX_PIXELS, UnreadableImage, eight_bit, open_image
+    from ..data.decode import MAX_PIXELS, UnreadableImage, eight_bit, open_image
     from ..data.photos import rgb_array
 
     def split(im):
@@ -153,7 +153,7 @@ class RestoreFace(PixelFace):
         """Photos of any form -> [(name, uint8 (3, h, w), alpha (h, w) or None)]. What one call may cost is bounded
         from each file's header, before its pixels are decoded: the output pixels, and the pixels the network reads
         (MAX_CALL_PIXELS, MAX_CALL_WORK)."""
-        from ..inference import walk_images
+        from ..data.decode import walk_images
 
         spent = {"out": 0, "work": 0, "photos": 0}
 

@@ -187,7 +187,7 @@ class Segmentation(Lite0Backbone, Task):
         from PIL import Image
         from tqdm import tqdm
 
-        from ..data.images import UnreadableImage, open_image
+        from ..data.decode import UnreadableImage, open_image
 
         images, masks = [], []
         shown = progress is not False and len(found) >= 200 and not isinstance(found.images[0], np.ndarray)

@@ -100,7 +100,7 @@ class SegmentFace(PixelFace):
 
     @property
     def use_options(self) -> dict:
-        from ..inference import Option
+        from ..usage import Option
 
         return {"rle": Option(bool, False, help="each mask as COCO's RLE per class (for pycocotools) instead of a "
                               "palette PNG (base64; its pixels are the class indices)"),

@@ -227,7 +227,7 @@ def needs_lite0() -> None:
 
 
 def style_file(path: Path) -> tuple[np.ndarray, dict]:
-    from ..data.images import UnreadableImage
+    from ..data.decode import UnreadableImage
     from .restore_face import decode_photo
 
     if path.is_dir():

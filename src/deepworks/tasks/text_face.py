@@ -17,7 +17,7 @@ import torch.nn as nn
 
 from ..data.text import encode, unknown_characters
 from ..errors import DataError, DeepworksError
-from ..inference import Option, stop_if_cancelled
+from ..usage import Option, stop_if_cancelled
 from ..models import evaluating
 from .face import Face
 
@@ -88,7 +88,7 @@ class TextFace(Face):
         """`length` characters, yielded one at a time as they are sampled, continuing `prime` (default: a new line).
         temperature 0 picks the most likely character every time; top_k keeps only the k likeliest.
         The arguments are checked at once, before the first character is asked for."""
-        from ..inference import check_options
+        from ..usage import check_options
 
         o = check_options(self.use_options, {"length": length, "temperature": temperature, "top_k": top_k}, "generate")
         ids = self.start_ids(prime)

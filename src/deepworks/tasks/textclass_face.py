@@ -64,7 +64,7 @@ class TextClassFace(Face):
 
     @property
     def use_options(self) -> dict:
-        from ..inference import Option
+        from ..usage import Option
 
         return {"top_k": Option(int, 3, 1, None, "how many of the likeliest classes to name per text"),
                 "explain": Option(bool, False, help="also give each token's share in the likeliest class "
@@ -131,7 +131,7 @@ class TextClassFace(Face):
             result["tokens"], result["shares"] = tokens, shares[row, :len(tokens)]
 
     def encode_result(self, result: dict, options: dict) -> dict:
-        from ..inference import top_classes
+        from ..usage import top_classes
 
         out = top_classes(result["input"], result["probabilities"], self.meta["classes"], options["top_k"])
         if "tokens" in result:

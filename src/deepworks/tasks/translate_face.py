@@ -18,7 +18,7 @@ import torch.nn as nn
 
 from ..data.pairs import BOS, EOS, UNK, PairWarning, detokenize, tokenize
 from ..errors import DataError
-from ..inference import stop_if_cancelled
+from ..usage import stop_if_cancelled
 from ..models import evaluating
 from ..models.seq2seq import reorder_state
 from .face import Face
@@ -249,7 +249,7 @@ class TranslateFace(Face):
     # --- use: the inference face (inference.py) -------------------------------------------
     @property
     def use_options(self) -> dict:
-        from ..inference import Option
+        from ..usage import Option
 
         return {"beam": Option(int, self.cfg.eval.beam, 1, MAX_BEAM, "beam width; 1 is greedy decoding"),
                 "length_penalty": Option(float, self.cfg.eval.length_penalty, help="beam search's length "

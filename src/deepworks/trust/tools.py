@@ -26,7 +26,7 @@ def output_dir(trained, out: str | Path | None) -> Path:
 
 def read_one_image(trained, path: str | Path) -> tuple[torch.Tensor, str | None]:
     """One image file as the model sees it (uint8 (1, C, S, S)), and a note when it had to be converted."""
-    from ..data.images import probe_image
+    from ..data.decode import probe_image
 
     path = Path(path)
     if path.is_dir():

@@ -171,7 +171,7 @@ def add_class(folder: Path, name: str) -> None:
 # --- checking what is uploaded ----------------------------------------------------------------------------------------
 def checked_image(data: bytes, filename: str) -> tuple[str, bytes | None, bytes]:
     """(suffix, the bytes to keep (None: the upload's own), a PNG thumbnail) of a picture Pillow decodes whole."""
-    from ..data.images import UnreadableImage, image_to_array, open_image
+    from ..data.decode import UnreadableImage, image_to_array, open_image
 
     try:
         with open_image(data) as im:
