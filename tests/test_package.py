@@ -121,26 +121,47 @@ def test_the_package_answers_as_deepworks_serve_does_with_torch_unimportable(pac
         process.wait()
 
 
-def test_a_changed_model_file_is_refused_before_it_is_loaded(package, tmp_path):
+def test_a_changed_or_damaged_package_is_refused_before_it_is_served(package, tmp_path):
     import shutil
 
-    from deepworks.serving.packaged import PackagedModel
+    from deepworks.serving.packaged import PackagedModel, sha256_of
 
     copy = tmp_path / "copy"
     shutil.copytree(package, copy)
     assert PackagedModel(copy).card()["name"] == "img"
-    graph = copy / "model" / "classifier.onnx"
-    graph.write_bytes(graph.read_bytes()[:-1] + b"\0")
+    manifest = json.loads((copy / "package.json").read_text())
+    card_path, graph = copy / "model" / "model.json", copy / "model" / "classifier.onnx"
+    card, graph_bytes = json.loads(card_path.read_text()), graph.read_bytes()
+
+    def changed(card_change=None, graph_bytes_now=None, **manifest_change):
+        """The copy with its card, graph or manifest changed, the manifest's sha256s made to match."""
+        card_path.write_text(json.dumps({**card, **(card_change or {})}))
+        graph.write_bytes(graph_bytes_now or graph_bytes)
+        files = {name: sha256_of(copy / name) for name in manifest["files"]}
+        (copy / "package.json").write_text(json.dumps({**manifest, "files": files, **manifest_change}))
+        return copy
+
+    graph.write_bytes(graph_bytes[:-1] + b"\0")
     with pytest.raises(DeepworksError, match="is not the file the package was made with: its sha256"):
         PackagedModel(copy)
-    (copy / "package.json").write_text("{}")
-    with pytest.raises(DeepworksError, match="not a deepworks package's manifest"):
-        PackagedModel(copy)
+    for damage, message in (
+            (dict(card_change={"classes": ["a", "b", "c"]}), "does not describe its graph: it says 28x28x1 images and "
+                                                             "3 classes"),
+            (dict(card_change={"preprocessing": {"resize": [10 ** 6] * 2}}), "does not describe a model this runtime"),
+            (dict(card_change={"graphs": []}), "does not describe a model this runtime serves \\(IndexError"),
+            (dict(graph_bytes_now=b"not onnx"), "ONNX Runtime cannot load"),
+            (dict(files=["model/model.json"]), "is not among the model files"),
+            (dict(name="a/b"), "The package's name must be a name of letters"),
+            (dict(format="other"), "not a deepworks package's manifest")):
+        with pytest.raises(DeepworksError, match=message):
+            PackagedModel(changed(**damage))
 
 
 def test_the_runtime_says_what_is_wrong_on_its_command_line(package):
     for flags, message in ((["--host", "0.0.0.0"], "lets other machines reach the server, so it needs --token"),
                            (["--max-items", "0"], "--max-items must be at least 1"),
+                           (["--name", "a/b"], "--name must be a name of letters"),
+                           (["--threads", "100000"], "--threads must be from 1 to 256"),
                            (["--runtime", "int8"], "this package has no int8 graph")):
         done = subprocess.run([sys.executable, "-c", BLOCK_TORCH, str(package), *flags], capture_output=True,
                               text=True, cwd=package, env={k: v for k, v in os.environ.items()
@@ -157,7 +178,21 @@ def test_package_refuses_a_task_it_cannot_serve_and_a_folder_of_other_files(use_
     (tmp_path / "mine" / "notes.txt").write_text("mine")
     with pytest.raises(DeepworksError, match="holds other files"):
         package_run(use_runs["img"], tmp_path / "mine")
-    assert (tmp_path / "mine" / "notes.txt").read_text() == "mine"
+    (tmp_path / "mine" / "package.json").write_text('{"name": "my-node-app"}')  # npm's, not a package of ours
+    with pytest.raises(DeepworksError, match="holds other files"):
+        package_run(use_runs["img"], tmp_path / "mine")
+    assert sorted(p.name for p in (tmp_path / "mine").iterdir()) == ["notes.txt", "package.json"]
+
+
+def test_arrays_of_another_size_are_resized_as_torch_resizes_them():
+    from deepworks.data.arrays import resize
+    from deepworks.data.decode import resize_like_torch
+
+    rng = np.random.default_rng(0)
+    for height, width, size in ((8, 8, 28), (5, 7, 32), (64, 48, 28), (300, 200, 64), (28, 28, 28)):
+        x = rng.integers(0, 256, (3, 3, height, width), dtype=np.uint8)
+        apart = np.abs(resize(x, size).astype(int) - resize_like_torch(x, size).astype(int))
+        assert apart.max() <= 1 and apart.mean() < (0.03 if size > height else 0.001), (height, width, apart.mean())
 
 
 def test_the_manifests_are_valid_kubernetes_and_kserve_resources(package):

@@ -61,10 +61,13 @@ def cmd_use(args) -> int:
     face = trained.face
     given = vars(options_parser(f"deepworks {args.command} {args.run}", face).parse_args(args.rest))
     inputs, as_json, out, threads = (given.pop(k) for k in ("inputs", "json", "out", "threads"))
+    engine, workers, shard_size = (given.pop(k) for k in ("engine", "workers", "shard_size"))
     if threads is not None:
         from ..training.threads import configure
 
         configure(threads)
+    if engine or str(out or "").endswith(".parquet"):
+        return use_batch(args.run, inputs, out, engine, workers, shard_size, as_json, given)
     items, options = trained.decoded(inputs or None, **given)  # what trained(inputs, **given) does, keeping the
     results = face.infer(trained.serving, items, trained.device, options)  # items and native answers for --out
     answers = [face.encode_result(r, options) for r in results]
@@ -79,6 +82,23 @@ def cmd_use(args) -> int:
         return 0
     for answer in answers:
         print("\n".join(answer_lines(answer)))
+    return 0
+
+
+def use_batch(run, inputs, out, engine, workers, shard_size, as_json: bool, options: dict) -> int:
+    """`use ... --out FOLDER.parquet [--engine ray|spark]`: every input answered into Parquet, in shards (batch.py)."""
+    from ..batch import run_batch
+    from ..errors import ConfigError
+
+    if not out:
+        raise ConfigError(f"--engine {engine} writes the answers to a Parquet folder: add --out results.parquet.")
+    done = run_batch(run, inputs, out, engine or "local", workers, shard_size, progress=not as_json, **options)
+    if as_json:
+        print(json.dumps(done, indent=2))
+    else:
+        print(f"wrote {done['out']}: {done['inputs']:,} inputs in {done['shards']} Parquet parts ({done['answered']} "
+              f"answered on {done['engine']} now, {done['skipped']} done before); read it with "
+              f"pandas.read_parquet('{done['out']}')")
     return 0
 
 
@@ -97,7 +117,14 @@ def options_parser(prog: str, face) -> argparse.ArgumentParser:
             group.add_argument(flag, action=argparse.BooleanOptionalAction, **kwargs)
         else:
             group.add_argument(flag, metavar=name.upper(), **kwargs)
-    p.add_argument("--out", metavar=face.out_metavar, help=face.out_help)
+    p.add_argument("--out", metavar=face.out_metavar, help=face.out_help + "; FOLDER.parquet: every input's answer "
+                   "as Parquet, in shards, resumable")
+    batch = p.add_argument_group("many inputs at once (--out FOLDER.parquet)")
+    batch.add_argument("--engine", choices=("local", "ray", "spark"),
+                       help="where the shards are answered: this process, Ray Data's actors or Spark [default: local]")
+    batch.add_argument("--workers", type=int, default=2, help="Ray actors or Spark tasks at once [default: 2]")
+    batch.add_argument("--shard-size", type=int, default=256,
+                       help="inputs per shard: one Parquet part each, the unit a second start skips [default: 256]")
     add_json(p, "the answers")
     return p
 

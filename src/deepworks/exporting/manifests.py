@@ -11,6 +11,7 @@ PORT = 8080  # KServe's port for a custom predictor's container, and the package
 USER_ID = 10001
 READY, LIVE = "/v2/health/ready", "/v2/health/live"
 TMP = [{"name": "tmp", "emptyDir": {"sizeLimit": "256Mi"}}]  # the one place the read-only container writes
+CPUS = 2  # the container's CPU limit, and ONNX Runtime's threads (one a core it may use)
 
 
 def image_of(manifest: dict) -> str:
@@ -43,22 +44,29 @@ ENTRYPOINT ["python", "-m", "deepworks_runtime", "/app", "--host", "0.0.0.0", "-
 """
 
 
-def container(manifest: dict, name: str) -> dict:
-    """The container both the Deployment and the InferenceService run: the image, the token from a Secret, the
-    probes on the V2 health routes, a non-root user and a read-only root file system."""
+def container(manifest: dict, name: str, read_only: bool = True) -> dict:
+    """The container both the Deployment and the InferenceService run: the image, ONNX Runtime's threads as many as
+    its CPU limit, the token from a Secret, the probes on the V2 health routes, a non-root user with no privileges
+    and the runtime's default seccomp profile, and (`read_only`) a read-only root file system with /tmp its one
+    writable place (uploads over 1 MB spool there)."""
     secret = f"{manifest['resource_name']}-token"
 
     def probe(path: str, delay: int) -> dict:
         return {"httpGet": {"path": path, "port": PORT}, "initialDelaySeconds": delay, "periodSeconds": 10,
                 "timeoutSeconds": 3}
 
-    return {"name": name, "image": image_of(manifest), "ports": [{"containerPort": PORT, "protocol": "TCP"}],
+    spec = {"name": name, "image": image_of(manifest), "args": ["--threads", str(CPUS)],
+            "ports": [{"containerPort": PORT, "protocol": "TCP"}],
             "env": [{"name": "DEEPWORKS_TOKEN", "valueFrom": {"secretKeyRef": {"name": secret, "key": "token"}}}],
-            "volumeMounts": [{"name": "tmp", "mountPath": "/tmp"}],  # uploads over 1 MB spool there
             "readinessProbe": probe(READY, 2), "livenessProbe": probe(LIVE, 10),
-            "resources": {"requests": {"cpu": "500m", "memory": "512Mi"}, "limits": {"cpu": "2", "memory": "2Gi"}},
+            "resources": {"requests": {"cpu": "500m", "memory": "512Mi"},
+                          "limits": {"cpu": str(CPUS), "memory": "2Gi"}},
             "securityContext": {"runAsNonRoot": True, "runAsUser": USER_ID, "allowPrivilegeEscalation": False,
-                                "readOnlyRootFilesystem": True, "capabilities": {"drop": ["ALL"]}}}
+                                "readOnlyRootFilesystem": read_only, "capabilities": {"drop": ["ALL"]},
+                                "seccompProfile": {"type": "RuntimeDefault"}}}
+    if read_only:
+        spec["volumeMounts"] = [{"name": "tmp", "mountPath": "/tmp"}]
+    return spec
 
 
 def kubernetes_manifests(manifest: dict) -> dict[str, str]:
@@ -75,14 +83,20 @@ def kubernetes_manifests(manifest: dict) -> dict[str, str]:
     inference = {"apiVersion": "serving.kserve.io/v1beta1", "kind": "InferenceService",
                  "metadata": {"name": name, "labels": labels},
                  "spec": {"predictor": {"minReplicas": 1, "maxReplicas": 3,
-                                        "containers": [container(manifest, "kserve-container")],
-                                        "volumes": TMP}}}
+                                        # (Knative, under KServe's default mode, takes no emptyDir
+                                        # unless a feature flag allows it: this container writes to its own /tmp)
+                                        "containers": [container(manifest, "kserve-container", read_only=False)]}}}
     return {"k8s/deployment.yaml": as_yaml(deployment), "k8s/service.yaml": as_yaml(service),
             "kserve/inferenceservice.yaml": as_yaml(inference)}
 
 
+class PlainDumper(yaml.SafeDumper):
+    def ignore_aliases(self, data) -> bool:  # the same volume list twice is written out twice, not as &id001
+        return True
+
+
 def as_yaml(resource: dict) -> str:
-    return yaml.safe_dump(resource, sort_keys=False)
+    return yaml.dump(resource, Dumper=PlainDumper, sort_keys=False)
 
 
 def readme(manifest: dict) -> str:

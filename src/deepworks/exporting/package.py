@@ -18,7 +18,7 @@ from pathlib import Path
 
 from .._version import __version__
 from ..errors import DeepworksError
-from ..serving.packaged import MANIFEST, PACKAGE_FORMAT, USES, sha256_of
+from ..serving.packaged import MANIFEST, PACKAGE_FORMAT, USES, read_manifest, sha256_of
 from ..run import atomic_write_json, atomic_write_text
 from .manifests import dockerfile, kubernetes_manifests, readme
 
@@ -69,9 +69,11 @@ def clear_previous(folder: Path) -> None:
         raise DeepworksError(f"--out '{folder}' is a file. Expected a folder to write the package into (a new one "
                              f"is made).")
     if folder.is_dir() and any(folder.iterdir()):
-        if not (folder / MANIFEST).is_file():
+        try:
+            read_manifest(folder)
+        except DeepworksError:
             raise DeepworksError(f"--out '{folder}' holds other files. Expected a new or empty folder, or an earlier "
-                                 f"package (with its {MANIFEST}); pass --out another folder.")
+                                 f"package (its {MANIFEST} says {PACKAGE_FORMAT}); pass --out another folder.") from None
         for part in ("model", RUNTIME, "k8s", "kserve"):
             shutil.rmtree(folder / part, ignore_errors=True)
 
@@ -91,23 +93,25 @@ def copy_runtime(target: Path) -> None:
 
 
 def write_manifest(folder: Path, trained, card: dict) -> dict:
-    """package.json: what the package is, each model file's sha256, and what GET /v1/models says of it."""
+    """package.json: what the package is, each model file's sha256, and the versions of its requirements it was
+    checked with here."""
+    from importlib.metadata import version
+
     files = sorted(p.relative_to(folder).as_posix() for p in (folder / "model").iterdir() if p.is_file())
-    about = {"task": trained.cfg.task, "model": trained.cfg.model.name, "run": trained.run.name,
-             "test_metrics": card["test_metrics"], **trained.face.model_card()}
     graph = card["graphs"][0]
+    tested = {r.split(">=")[0]: version(r.split(">=")[0]) for r in REQUIREMENTS}
     manifest = {"format": PACKAGE_FORMAT, "name": trained.run.name, "task": trained.cfg.task,
                 "made": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-                "deepworks_version": __version__, "card": "model/model.json",
+                "deepworks_version": __version__,
                 "runtime": "int8" if (graph.get("int8") or {}).get("kept") else "onnx",
                 "files": {name: sha256_of(folder / name) for name in files}, "requirements": list(REQUIREMENTS),
-                "resource_name": resource_name(trained.run.name), "about": about}
+                "made_with": tested, "resource_name": resource_name(trained.run.name)}
     atomic_write_json(folder / MANIFEST, manifest)
     return manifest
 
 
 def resource_name(run: str) -> str:
-    """The run's name as Kubernetes names a resource (a DNS label: lower case, digits and '-', at most 40 here, so
-    that KServe's derived names stay within 63)."""
+    """The run's name as Kubernetes names a Service (a DNS label that starts with a letter: lower case, digits and
+    '-', at most 40 here, so that KServe's derived names stay within 63)."""
     name = re.sub(r"[^a-z0-9-]+", "-", run.lower()).strip("-")[:40].strip("-")
-    return name or "model"
+    return name if name[:1].isalpha() else f"m-{name}".rstrip("-")

@@ -29,8 +29,8 @@ from ..errors import DeepworksError
 from .batcher import Batcher
 from .requests import ClientError, Limits, check_work, checked_options, compute, decode, find
 
-if TYPE_CHECKING:  # annotations only: a served run needs torch (a package's runtime serves its own kind of model)
-    from .models import Served
+if TYPE_CHECKING:  # annotations only
+    from .served import ServedModel as Served
 
 OPEN_PATHS = ("/v2/health/live", "/v2/health/ready")  # probes answer without a token
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import re
 import sys
 from pathlib import Path
 
@@ -29,17 +30,30 @@ PACKAGE_FORMAT = "deepworks-package/1"
 class ImageClassifierUse:
     """Image classification's use (tasks/image_face.py ImageFace) over its exported graph: images in (uploads,
     base64, arrays of pixels), class probabilities out. Images are decoded as training decoded them
-    (data/decode.py); an array of another size is resized by Pillow, where the full server uses torch (the two
-    differ by at most one level in a few pixels)."""
+    (data/decode.py); an array of another size is resized in numpy as torch resizes it for `deepworks serve`
+    (data/decode.py resize_like_torch)."""
 
     verb, kind = "predict", "an image classification"
     batchable, max_items, v2_sized_by_input = True, 1024, False
+    card_keys = ("classes", "inputs", "outputs", "preprocessing")  # what GET /v1/models shows of the card, as serve
 
     def __init__(self, card: dict):
         pre = card["preprocessing"]
-        self.size, self.channels = int(pre["resize"][0]), 1 if pre["channels"] == "grey" else 3
-        self.classes = list(card["classes"])
+        size, channels, classes = pre["resize"][0], pre["channels"], card["classes"]
+        if not (type(size) is int and 1 <= size <= 4096 and channels in ("grey", "RGB") and isinstance(classes, list)
+                and classes and all(isinstance(c, str) for c in classes)):
+            raise TypeError(f"image size {size!r}, channels {channels!r}, {type(classes).__name__} of classes")
+        self.size, self.channels, self.classes = size, 1 if channels == "grey" else 3, classes
         self.use_options = {name: Option.described(said) for name, said in card["options"].items()}
+
+    def check_graph(self, session, card: Path) -> None:
+        """The graph takes the card's images and gives a probability per class of the card's, or the package is
+        refused (a card and a graph of different models)."""
+        given, made = session.get_inputs()[0].shape, session.get_outputs()[0].shape
+        if list(given[1:]) != [self.size, self.size, self.channels] or made[-1] != len(self.classes):
+            raise DeepworksError(f"'{card}' does not describe its graph: it says {self.size}x{self.size}x"
+                                 f"{self.channels} images and {len(self.classes)} classes; the graph takes "
+                                 f"{given} and gives {made}. Package the run again.")
 
     def decode_inputs(self, inputs, options: dict, trusted: bool = False) -> list:
         from ..data.decode import decode_image, set_channels, walk_images
@@ -49,10 +63,10 @@ class ImageClassifierUse:
         return [(name, set_channels(img[None], self.channels)[0]) for name, img in items]
 
     def from_array(self, array: np.ndarray, n: int) -> list[tuple[str, np.ndarray]]:
-        from ..data.decode import array_images
+        from ..data.decode import array_images, resize_like_torch
 
-        return [(f"array {n}[{i}]", resized(img, self.size)) for i, img in enumerate(array_images(array, n,
-                                                                                                    self.channels))]
+        images = resize_like_torch(array_images(array, n, self.channels), self.size)
+        return [(f"array {n}[{i}]", img) for i, img in enumerate(images)]
 
     def infer(self, session, items: list, device, options: dict, batch_size: int = 256) -> list:
         """{'input': name, 'probabilities': (K,) array} per image: uint8 NHWC through the graph, a batch at a time."""
@@ -85,15 +99,6 @@ class ImageClassifierUse:
 USES = {"image": ImageClassifierUse}  # the card's task -> its use without torch
 
 
-def resized(image: np.ndarray, size: int) -> np.ndarray:
-    """uint8 (C, H, W) -> (C, size, size), Pillow's bilinear (antialiased when it shrinks), channel by channel."""
-    from PIL import Image
-
-    if image.shape[1:] == (size, size):
-        return image
-    return np.stack([np.asarray(Image.fromarray(c).resize((size, size), Image.BILINEAR)) for c in image])
-
-
 def sha256_of(path: Path) -> str:
     digest = hashlib.sha256()
     with open(path, "rb") as f:
@@ -119,13 +124,16 @@ def read_manifest(folder: Path) -> dict:
     return manifest
 
 
-def checked_file(folder: Path, manifest: dict, name: str) -> Path:
-    """A model file of the package, once its sha256 is the one the manifest records (a file changed or swapped
-    after packaging is never loaded)."""
-    recorded = manifest.get("files", {}).get(name)
-    path = folder / name
-    if recorded is None:
-        raise DeepworksError(f"'{name}' is not among the files {folder / MANIFEST} records. Package the run again.")
+def checked_file(folder: Path, manifest: dict, file: str) -> Path:
+    """model/FILE of the package, once its sha256 is the one the manifest records: a model file damaged or changed
+    after packaging is never loaded (one changed together with the manifest is not caught here: pin the image by
+    its digest for that)."""
+    recorded = manifest.get("files")
+    recorded = recorded.get(f"model/{file}") if isinstance(recorded, dict) else None
+    if not isinstance(file, str) or not re.fullmatch(r"[\w.-]+", file) or not isinstance(recorded, str):
+        raise DeepworksError(f"model/{file} is not among the model files {folder / MANIFEST} records. Expected the "
+                             f"package as `deepworks package` wrote it; package the run again.")
+    path = folder / "model" / file
     if not path.is_file():
         raise DeepworksError(f"'{path}' is missing. Expected the file the package was made with; package the run "
                              f"again.")
@@ -136,33 +144,61 @@ def checked_file(folder: Path, manifest: dict, name: str) -> Path:
     return path
 
 
+NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")  # a model's name in the routes
+
+
+def checked_name(name, where: str) -> str:
+    if not isinstance(name, str) or not NAME.fullmatch(name):
+        raise DeepworksError(f"{where} must be a name of letters, digits, '.', '_' and '-' (at most 100), to stand in "
+                             f"the routes. Received: {name!r}.")
+    return name
+
+
 class PackagedModel(ServedModel):
     """The model of a package folder, as the server holds a model: its use, its graph in ONNX Runtime (the int8
-    graph where the package kept one, unless `runtime` is 'onnx'), and its card."""
+    graph where the package kept one, unless `runtime` is 'onnx'), and its card (model/model.json, checked by its
+    sha256 like the graphs, and what GET /v1/models says of the model)."""
 
     def __init__(self, folder: str | Path, name: str | None = None, runtime: str | None = None,
                  threads: int | None = None):
-        from ..sessions import onnx_session
-
-        folder = Path(folder)
-        manifest = read_manifest(folder)
-        card = json.loads(checked_file(folder, manifest, manifest["card"]).read_text())
-        if card.get("task") not in USES:
-            raise DeepworksError(f"This runtime serves {', '.join(USES)} packages. Received: a {card.get('task')} "
-                                 f"package.")
-        self.face = USES[card["task"]](card)
-        graph = card["graphs"][0]
-        kept = (graph.get("int8") or {}).get("kept", False)
         if runtime not in (None, "onnx", "int8"):
             raise DeepworksError(f"--runtime must be onnx or int8. Received: {runtime!r}.")
+        folder = Path(folder)
+        manifest = read_manifest(folder)
+        card_path = checked_file(folder, manifest, "model.json")
+        try:
+            card = json.loads(card_path.read_text())
+            self.face = USES[card["task"]](card)
+            graph = card["graphs"][0]
+            kept = graph.get("int8", {}).get("kept", False) is True
+            file = graph["int8"]["file"] if kept and runtime != "onnx" else graph["file"]
+            self.about = {"task": card["task"], "model": card["model"]["name"], "run": card["run"],
+                          "test_metrics": dict(card.get("test_metrics") or {}),
+                          **{key: card[key] for key in self.face.card_keys}}
+        except DeepworksError:
+            raise
+        except (ValueError, KeyError, TypeError, IndexError, AttributeError) as err:
+            raise DeepworksError(f"'{card_path}' does not describe a model this runtime serves ({type(err).__name__}: "
+                                 f"{str(err)[:120]}). Expected the card `deepworks package` wrote for an "
+                                 f"{' or '.join(USES)} run; package the run again.") from None
         if runtime == "int8" and not kept:
             raise DeepworksError("--runtime int8: this package has no int8 graph. Package the run with --quantize "
                                  "int8, or serve the float graph (--runtime onnx).")
         self.runtime = "int8" if kept and runtime != "onnx" else "onnx"
-        file = graph["int8"]["file"] if self.runtime == "int8" else graph["file"]
-        self.model = onnx_session(checked_file(folder, manifest, f"model/{file}"), threads)
-        self.about = manifest["about"]
-        self.start(name or manifest["name"])
+        self.model = opened(checked_file(folder, manifest, file), threads)
+        self.face.check_graph(self.model, card_path)
+        self.start(checked_name(name, "--name") if name else checked_name(manifest.get("name"), "The package's name"))
+
+
+def opened(path: Path, threads: int | None):
+    """The graph in ONNX Runtime, or a message where ONNX Runtime cannot read it."""
+    from ..sessions import onnx_session
+
+    try:
+        return onnx_session(path, threads)
+    except Exception as err:  # onnxruntime's own errors (a damaged file) have no common class
+        raise DeepworksError(f"ONNX Runtime cannot load '{path}' ({str(err).strip()[:160]}). Package the run "
+                             f"again.") from None
 
 
 def parser() -> argparse.ArgumentParser:
@@ -197,8 +233,8 @@ def main(argv: list[str] | None = None) -> int:
         token = args.token or os.environ.get("DEEPWORKS_TOKEN") or None
         check_token_length(token)
         check_exposure(args.host, token, args.insecure)
-        if args.threads is not None and args.threads < 1:
-            raise DeepworksError(f"--threads must be at least 1. Received: {args.threads}.")
+        if args.threads is not None and not 1 <= args.threads <= 256:
+            raise DeepworksError(f"--threads must be from 1 to 256. Received: {args.threads}.")
         model = PackagedModel(args.folder, args.name, args.runtime, args.threads)
     except DeepworksError as err:
         print(f"error: {err}", file=sys.stderr)

@@ -11,9 +11,9 @@ import threading
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:  # annotations only: a served run and the batcher are made elsewhere and need torch
+if TYPE_CHECKING:  # annotations only
     from .batcher import Batcher
-    from .models import Served
+    from .served import ServedModel as Served
 
 
 @dataclass

@@ -1,0 +1,295 @@
+"""Batch inference over many inputs: `deepworks use RUN FOLDER|LIST --out results.parquet [--engine ray|spark]`.
+
+The inputs (the files of a folder, or the lines of a list: paths, or texts for a text run) are cut into shards of
+`shard_size`, in sorted order; each shard's answers are written as one Parquet file, `OUT/part-NNNNN.parquet`
+(atomically: a file there is a finished shard), with a row per input: the input, its answer as JSON, and an error
+where that input alone could not be read. A second start with the same run, inputs and shard size skips the shards
+that are there (OUT/_deepworks.json records what the output is of, and a different run or list is refused rather
+than mixed in), so an interrupted job resumes. Engines: local (this process), Ray Data (`map_batches` over a pool of
+actors, each loading the model once) and Spark (`mapInPandas`, the model loaded once per Python worker): the same
+shards and the same code per shard, so the answers are identical whichever ran them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import sys
+from pathlib import Path
+
+from .errors import ConfigError, DataError, DeepworksError
+
+ENGINES = ("local", "ray", "spark")
+SHARD_SIZE = 256
+MANIFEST = "_deepworks.json"
+LIST_SUFFIXES = (".txt", ".lst", ".list", ".csv")
+
+
+def batch_inputs(inputs: list[str], takes: tuple[str, ...]) -> list[str]:
+    """The inputs a batch job goes through, in order: a folder's image or audio files (sorted, as training lists
+    them), the lines of a list file, or files named one by one."""
+    from .data.audio import AUDIO_EXTENSIONS
+    from .data.images import image_files
+
+    found: list[str] = []
+    for given in inputs:
+        path = Path(given)
+        if path.is_dir():
+            files = image_files(path) if "image" in takes else sorted(
+                p for p in path.rglob("*") if p.suffix.lower() in AUDIO_EXTENSIONS and p.is_file())
+            found += [str(f) for f in files]
+        elif path.suffix.lower() in LIST_SUFFIXES and path.is_file():
+            found += [line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+        elif path.is_file() or "text" in takes:
+            found.append(given)
+        else:
+            raise DataError(f"No such file or folder '{given}'. Expected a folder of inputs, a list file (one input "
+                            f"per line: {', '.join(LIST_SUFFIXES)}), or files.")
+    if not found:
+        raise DataError(f"No inputs found in {', '.join(inputs)}. Expected a folder of inputs or a list of them.")
+    return found
+
+
+def shards_of(inputs: list[str], size: int) -> list[list[str]]:
+    return [inputs[i:i + size] for i in range(0, len(inputs), size)]
+
+
+def part_path(out: Path, shard: int) -> Path:
+    return out / f"part-{shard:05d}.parquet"
+
+
+def job_identity(run_path: Path, inputs: list[str], shard_size: int, options: dict) -> dict:
+    """What the output is of: the run's weights, the inputs in order, the shard size and the options."""
+    weights = hashlib.sha256((run_path / "model.safetensors").read_bytes()).hexdigest() \
+        if (run_path / "model.safetensors").exists() else None
+    listed = hashlib.sha256("\n".join(inputs).encode()).hexdigest()
+    return {"run": str(run_path.resolve()), "weights_sha256": weights, "inputs_sha256": listed,
+            "inputs": len(inputs), "shard_size": shard_size, "options": options}
+
+
+def prepare_out(out: Path, identity: dict) -> None:
+    """OUT made, or checked to be the output of this very job (its manifest), before a shard is skipped."""
+    from .run import atomic_write_json
+
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"--out '{out}' is a file. Expected a folder to write the Parquet parts into (a new one is "
+                          f"made; Spark, pandas and Ray all read such a folder as one table).")
+    manifest = out / MANIFEST
+    if out.is_dir() and any(out.iterdir()):
+        try:
+            recorded = json.loads(manifest.read_text())
+        except (OSError, ValueError):
+            raise ConfigError(f"--out '{out}' holds other files. Expected a new folder, or the output of an earlier "
+                              f"start of this job (with its {MANIFEST}).") from None
+        if recorded != identity:
+            changed = sorted(k for k in identity if recorded.get(k) != identity.get(k))
+            raise ConfigError(f"--out '{out}' holds the output of another job (a different {', '.join(changed)}). "
+                              f"Expected the same run, inputs, shard size and options to resume; pass --out a new "
+                              f"folder.")
+        return
+    out.mkdir(parents=True, exist_ok=True)
+    atomic_write_json(manifest, identity)
+
+
+def answer_rows(trained, inputs: list[str], options: dict) -> list[dict]:
+    """One row per input: the input, its answer (JSON) and an error. The shard is answered at once; where one input
+    cannot be read, each input is answered alone, so that one bad file costs its own row only."""
+    try:
+        answers = trained.use(inputs, **options)
+    except DataError:
+        rows = []
+        for given in inputs:
+            try:
+                rows += answer_rows_of(given, trained.use([given], **options))
+            except DataError as err:
+                rows.append({"input": given, "answer": None, "error": str(err)})
+        return rows
+    return answer_rows_of(None, answers, inputs)
+
+
+def answer_rows_of(given: str | None, answers: list[dict], inputs: list[str] | None = None) -> list[dict]:
+    names = inputs if inputs is not None else [given] * len(answers)
+    return [{"input": name, "answer": json.dumps(answer), "error": None} for name, answer in zip(names, answers)]
+
+
+def write_part(path: Path, rows: list[dict]) -> None:
+    """A shard's rows as one Parquet file, written beside and renamed into place (a part that is there is whole)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    schema = pa.schema([("input", pa.string()), ("answer", pa.string()), ("error", pa.string())])
+    temp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    pq.write_table(pa.Table.from_pylist(rows, schema=schema), temp)
+    os.replace(temp, path)
+
+
+class ShardWorker:
+    """What every engine runs: the model loaded once, then shard after shard answered and written."""
+
+    def __init__(self, run: str, out: str, shards: list[list[str]], options: dict):
+        from .api.trained import load
+
+        self.trained = load(run, device="cpu")
+        self.out, self.shards, self.options = Path(out), shards, options
+
+    def run(self, shard: int) -> int:
+        rows = answer_rows(self.trained, self.shards[shard], self.options)
+        write_part(part_path(self.out, shard), rows)
+        return len(rows)
+
+
+def run_batch(run: str | Path, inputs: list[str], out: str | Path, engine: str = "local", workers: int = 2,
+              shard_size: int = SHARD_SIZE, progress: bool = True, **options) -> dict:
+    """Answer every input of `inputs` (see the module's docstring) into the Parquet folder `out`; returns what was
+    done: shards in all, answered now, skipped as finished, rows written now."""
+    from .api.trained import load
+
+    if engine not in ENGINES:
+        raise ConfigError(f"--engine must be one of {', '.join(ENGINES)}. Received: {engine!r}.")
+    for name, value, low, high in (("--workers", workers, 1, 256), ("--shard-size", shard_size, 1, 1_000_000)):
+        if not isinstance(value, int) or not low <= value <= high:
+            raise ConfigError(f"{name} must be a whole number from {low:,} to {high:,}. Received: {value!r}.")
+    from .registry import get_card
+    from .usage import check_options
+
+    trained = load(run, device="cpu")
+    takes = get_card(trained.cfg.task).inputs
+    if "noise" in takes:
+        raise ConfigError(f"{trained.face.kind} run makes its own outputs from noise: there are no inputs to go "
+                          f"through. Use `deepworks sample` instead.")
+    options = {k: v for k, v in options.items() if v is not None}
+    check_options(trained.face.use_options, options, trained.face.verb)  # a wrong option: said before any work
+    listed = batch_inputs([str(i) for i in inputs], takes)
+    shards, out = shards_of(listed, shard_size), Path(out)
+    prepare_out(out, job_identity(trained.run.path, listed, shard_size, options))
+    todo = [i for i in range(len(shards)) if not part_path(out, i).exists()]
+    say = (lambda text: print(text, file=sys.stderr, flush=True)) if progress else (lambda text: None)
+    say(f"{len(listed):,} inputs in {len(shards)} shards of {shard_size}; {len(shards) - len(todo)} done already, "
+        f"{len(todo)} to go on {engine}")
+    rows = ENGINE_RUNNERS[engine](str(trained.run.path), str(out), shards, todo, options, workers, say)
+    return {"out": str(out), "engine": engine, "inputs": len(listed), "shards": len(shards), "answered": len(todo),
+            "skipped": len(shards) - len(todo), "rows": rows}
+
+
+def run_local(run: str, out: str, shards: list, todo: list[int], options: dict, workers: int, say) -> int:
+    worker, rows = ShardWorker(run, out, shards, options), 0
+    for done, shard in enumerate(todo, 1):
+        rows += worker.run(shard)
+        say(f"shard {shard} written ({done}/{len(todo)})")
+    return rows
+
+
+def run_ray(run: str, out: str, shards: list, todo: list[int], options: dict, workers: int, say) -> int:
+    """Ray Data: the shard numbers as a dataset, map_batches over `workers` actors of ShardWorker (one CPU each)."""
+    try:
+        import ray
+    except ImportError:
+        raise ConfigError('--engine ray needs Ray Data. Install it with: pip install "deepworks[ray]"') from None
+    started = not ray.is_initialized()
+    if started:
+        start_ray_here(ray, workers)
+    try:
+        worker = ray_actor(run, out, shards, options)
+        ds = ray.data.from_items([{"shard": i} for i in todo], override_num_blocks=max(1, len(todo)))
+        results = ds.map_batches(worker, batch_size=1, concurrency=workers, num_cpus=1)
+        rows = 0
+        for done, row in enumerate(results.iter_rows(), 1):
+            rows += int(row["rows"])
+            say(f"shard {int(row['shard'])} written ({done}/{len(todo)})")
+        return rows
+    except DeepworksError:
+        raise
+    except Exception as err:
+        raise DeepworksError(f"The batch job failed on Ray: {str(err).strip().splitlines()[-1][:300]}") from None
+    finally:
+        if started:
+            ray.shutdown()
+
+
+def start_ray_here(ray, workers: int) -> None:
+    """Ray on this machine (or the cluster at $RAY_ADDRESS), quiet, bound to the loopback interface."""
+    import logging
+
+    env = {"runtime_env": {"env_vars": {"DEEPWORKS_THREADS": "1", "OMP_NUM_THREADS": "1",
+                                        "PYTHONPATH": os.pathsep.join(sys.path)}},
+           "logging_config": ray.LoggingConfig(log_level="ERROR")}
+    for name in ("ray", "ray.data"):
+        logging.getLogger(name).setLevel(logging.ERROR)
+    if os.environ.get("RAY_ADDRESS"):
+        ray.init(**env)
+    else:
+        ray.init(num_cpus=workers, include_dashboard=False, _node_ip_address="127.0.0.1", log_to_driver=False,
+                 configure_logging=False, **env)
+    context = ray.data.DataContext.get_current()
+    context.enable_progress_bars, context.print_on_execution_start = False, False
+
+
+def ray_actor(run: str, out: str, shards: list, options: dict):
+    """ShardWorker as Ray Data calls a class: made once per actor, then called with batches of shard numbers."""
+
+    class RayShardWorker(ShardWorker):
+        def __init__(self):
+            super().__init__(run, out, shards, options)
+
+        def __call__(self, batch: dict) -> dict:
+            ids = [int(i) for i in batch["shard"]]
+            return {"shard": ids, "rows": [self.run(i) for i in ids]}
+
+    return RayShardWorker
+
+
+def run_spark(run: str, out: str, shards: list, todo: list[int], options: dict, workers: int, say) -> int:
+    """Spark: the shard numbers as a DataFrame of `len(todo)` partitions, mapInPandas answering each; the model is
+    loaded once per Python worker (cached in its process)."""
+    try:
+        from pyspark.sql import SparkSession
+    except ImportError:
+        raise ConfigError('--engine spark needs pyspark. Install it with: pip install "deepworks[spark]"') from None
+    spark = SparkSession.getActiveSession()
+    started = spark is None
+    if started:
+        spark = (SparkSession.builder.master(os.environ.get("SPARK_MASTER", f"local[{workers}]"))
+                 .appName("deepworks batch").config("spark.driver.host", "127.0.0.1")
+                 .config("spark.driver.bindAddress", "127.0.0.1").config("spark.ui.enabled", "false")
+                 .config("spark.executorEnv.DEEPWORKS_THREADS", "1").getOrCreate())
+        spark.sparkContext.setLogLevel("ERROR")
+    try:
+        frame = spark.createDataFrame([(i,) for i in todo], "shard int").repartition(max(1, len(todo)), "shard")
+        answered = frame.mapInPandas(spark_answerer(run, out, shards, options), "shard int, rows int").collect()
+        for done, row in enumerate(sorted(answered), 1):
+            say(f"shard {row['shard']} written ({done}/{len(todo)})")
+        return sum(row["rows"] for row in answered)
+    except DeepworksError:
+        raise
+    except Exception as err:
+        raise DeepworksError(f"The batch job failed on Spark: {str(err).strip().splitlines()[0][:300]}") from None
+    finally:
+        if started:
+            spark.stop()
+
+
+def spark_answerer(run: str, out: str, shards: list, options: dict):
+    def answer(frames):
+        import pandas as pd
+
+        worker = cached_worker(run, out, shards, options)
+        for frame in frames:
+            ids = [int(i) for i in frame["shard"]]
+            yield pd.DataFrame({"shard": ids, "rows": [worker.run(i) for i in ids]})
+
+    return answer
+
+
+_WORKERS: dict = {}
+
+
+def cached_worker(run: str, out: str, shards: list, options: dict) -> ShardWorker:
+    """One ShardWorker per Python process and job (Spark reuses its Python workers across tasks)."""
+    key = (run, out)
+    if key not in _WORKERS:
+        _WORKERS[key] = ShardWorker(run, out, shards, options)
+    return _WORKERS[key]
+
+
+ENGINE_RUNNERS = {"local": run_local, "ray": run_ray, "spark": run_spark}
