@@ -140,6 +140,13 @@ SPEC: dict[str, list] = {
         ("ResNet-20 on 4,000 CIFAR-10 images: float / int8 accuracy, agreement", "resnet20_cifar10_4000/float_accuracy",
          "resnet20_cifar10_4000/int8_accuracy", "resnet20_cifar10_4000/agreement"),
     ],
+    "batch": [
+        ("10,000 PNG files, images a second once started: local / Ray / Spark", "local/images_per_s_started",
+         "ray/images_per_s_started", "spark/images_per_s_started"),
+        ("the same, start included", "local/images_per_s_whole", "ray/images_per_s_whole",
+         "spark/images_per_s_whole"),
+        ("answers identical to local: Ray / Spark", "ray/identical_to_local", "spark/identical_to_local"),
+    ],
     "package": [
         ("the runtime's environment without torch: MB, seconds to install", "environment/size_mb",
          "environment/install_s"),

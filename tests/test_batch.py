@@ -70,10 +70,10 @@ def test_a_list_of_texts_goes_through_a_text_run(use_runs, tmp_path):
 
     primes = tmp_path / "primes.txt"
     primes.write_text("the quick\nlazy dog\n")
-    done = run_batch(use_runs["txt"], [primes], tmp_path / "text.parquet", length=8, temperature=0)
+    done = run_batch(use_runs["txt"], [primes], tmp_path / "text.parquet", length=8, seed=1)
     rows = table(tmp_path / "text.parquet")
     assert done["rows"] == 2 and [json.loads(r["answer"]) for r in rows] == dw.load(use_runs["txt"]).use(
-        ["the quick", "lazy dog"], length=8, temperature=0)
+        ["the quick", "lazy dog"], length=8, seed=1)
 
 
 @pytest.mark.slow

@@ -120,24 +120,36 @@ def test_a_master_port_in_use_is_named_before_anything_starts(tmp_path, capsys):
     assert not Path("runs/port").exists()  # refused before the run was created
 
 
-def test_two_torchrun_runs_at_once_never_collide_on_ports_and_match_one_process(one_process):
-    """Two runs of two processes each, started together: each picks its own free ports, and each ends with the
-    weights and test accuracy of the one-process run at the same global batch, every epoch logged once."""
+def test_two_torchrun_runs_at_once_never_collide_on_ports_and_match_one_process(one_process, tmp_path):
+    """Two runs started together: one of two processes, which picks its own free ports and ends with the weights and
+    test accuracy of the one-process run at the same global batch, every epoch logged once; and the README's
+    two-machine commands, both nodes on this machine, where node 0 writes the run and node 1 says where it is."""
+    from deepworks.training.distributed import free_port
+
     single = one_process
     env = {**os.environ, "PYTHONPATH": os.environ["PYTHONPATH"]}
-    command = [sys.executable, "-m", "deepworks", "train", "--task", TASK, "--model", "mlp", "--epochs", "3",
-               "--no-baseline", "--batch-size", "128", "--engine", "torchrun", "--nproc", "2", "--quiet", "--json"]
-    started = [subprocess.Popen(command + ["--name", f"at-once-{i}"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                env=env, text=True) for i in range(2)]
+    common = [sys.executable, "-m", "deepworks", "train", "--no-baseline", "--engine", "torchrun", "--quiet", "--json"]
+    local = common + ["--task", TASK, "--model", "mlp", "--epochs", "3", "--batch-size", "128", "--nproc", "2",
+                      "--name", "at-once"]
+    readme = common + ["--model", "mlp", "--epochs", "2", "--nproc", "1", "--nnodes", "2", "--master-addr",
+                       "127.0.0.1", "--master-port", str(free_port()), "--name", "two"]
+    started = [subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, text=True)
+               for command in [local] + [readme + ["--node-rank", str(rank), "--runs-dir",
+                                                   str(tmp_path / f"machine-{rank}")] for rank in (0, 1)]]
+    outs = []
     for p in started:
         out, err = p.communicate(timeout=300)
         assert p.returncode == 0, err[-2000:]
-        two = dw.load(json.loads(out)["run"])
-        assert two.results["fit"]["processes"] == 2 and single.results["fit"]["processes"] == 1
-        assert abs(two.results["test"]["accuracy"] - single.results["test"]["accuracy"]) <= 0.003
-        assert relative_difference(weights(two.run.path), weights(single.run.path)) < 1e-4
-        epochs = [r for r in two.run.metrics() if r.get("kind") == "epoch"]
-        assert [r["epoch"] for r in epochs] == [1, 2, 3]  # one writer: each epoch logged once
+        outs.append(json.loads(out))
+    two = dw.load(outs[0]["run"])
+    assert two.results["fit"]["processes"] == 2 and single.results["fit"]["processes"] == 1
+    assert abs(two.results["test"]["accuracy"] - single.results["test"]["accuracy"]) <= 0.003
+    assert relative_difference(weights(two.run.path), weights(single.run.path)) < 1e-4
+    epochs = [r for r in two.run.metrics() if r.get("kind") == "epoch"]
+    assert [r["epoch"] for r in epochs] == [1, 2, 3]  # one writer: each epoch logged once
+    assert outs[1]["fit"]["processes"] == 2 and outs[1]["test"]["accuracy"] > 0.8
+    assert outs[2] == {"node_rank": 1, "written_on": "machine 0 (127.0.0.1)"}
+    assert (tmp_path / "machine-0" / "two" / "model.safetensors").exists()
 
 
 @pytest.mark.slow
@@ -165,23 +177,3 @@ def test_ray_and_spark_run_the_same_worker_match_one_process_and_resume_a_run(en
         said = "".join(capfd.readouterr())
         assert [line[:9] for line in said.splitlines() if "epoch " in line] == ["epoch 2/3", "epoch 3/3"], said
         assert "Failed to query" not in said and "Requesting resources" not in said, said
-
-
-def test_two_machines_as_the_readme_starts_them_here_on_one(tmp_path):
-    """The README's two-machine commands, both on this machine: node 0 writes the run, node 1 says where it is."""
-    from deepworks.training.distributed import free_port
-
-    port = str(free_port())
-    command = [sys.executable, "-m", "deepworks", "train", "--model", "mlp", "--epochs", "2", "--no-baseline",
-               "--engine", "torchrun", "--nproc", "1", "--nnodes", "2", "--master-addr", "127.0.0.1",
-               "--master-port", port, "--name", "two", "--quiet", "--json"]
-    nodes = [subprocess.Popen(command + ["--node-rank", str(rank), "--runs-dir", str(tmp_path / f"machine-{rank}")],
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for rank in (0, 1)]
-    outs = []
-    for p in nodes:
-        out, err = p.communicate(timeout=300)
-        assert p.returncode == 0, err[-2000:]
-        outs.append(json.loads(out))
-    assert outs[0]["fit"]["processes"] == 2 and outs[0]["test"]["accuracy"] > 0.8
-    assert outs[1] == {"node_rank": 1, "written_on": "machine 0 (127.0.0.1)"}
-    assert (tmp_path / "machine-0" / "two" / "model.safetensors").exists()

@@ -16,6 +16,8 @@ import hashlib
 import json
 import os
 import sys
+import threading
+from contextlib import contextmanager
 from pathlib import Path
 
 from .errors import ConfigError, DataError, DeepworksError
@@ -93,24 +95,23 @@ def prepare_out(out: Path, identity: dict) -> None:
 
 
 def answer_rows(trained, inputs: list[str], options: dict) -> list[dict]:
-    """One row per input: the input, its answer (JSON) and an error. The shard is answered at once; where one input
-    cannot be read, each input is answered alone, so that one bad file costs its own row only."""
+    """One row per input: the input, its answer (JSON, as `--json` prints it) and an error. The shard is answered at
+    once; where an input cannot be read, each input is answered alone, so that one bad file costs its own row."""
     try:
-        answers = trained.use(inputs, **options)
+        return [answer_row(given, answer) for given, answer in zip(inputs, trained.use(inputs, **options))]
     except DataError:
-        rows = []
-        for given in inputs:
-            try:
-                rows += answer_rows_of(given, trained.use([given], **options))
-            except DataError as err:
-                rows.append({"input": given, "answer": None, "error": str(err)})
-        return rows
-    return answer_rows_of(None, answers, inputs)
+        return [alone(trained, given, options) for given in inputs]
 
 
-def answer_rows_of(given: str | None, answers: list[dict], inputs: list[str] | None = None) -> list[dict]:
-    names = inputs if inputs is not None else [given] * len(answers)
-    return [{"input": name, "answer": json.dumps(answer), "error": None} for name, answer in zip(names, answers)]
+def alone(trained, given: str, options: dict) -> dict:
+    try:
+        return answer_row(given, trained.use([given], **options)[0])
+    except DataError as err:
+        return {"input": given, "answer": None, "error": str(err)}
+
+
+def answer_row(given: str, answer: dict) -> dict:
+    return {"input": given, "answer": json.dumps(answer), "error": None}
 
 
 def write_part(path: Path, rows: list[dict]) -> None:
@@ -127,10 +128,10 @@ def write_part(path: Path, rows: list[dict]) -> None:
 class ShardWorker:
     """What every engine runs: the model loaded once, then shard after shard answered and written."""
 
-    def __init__(self, run: str, out: str, shards: list[list[str]], options: dict):
+    def __init__(self, run: str, out: str, shards: list[list[str]], options: dict, device: str = "cpu"):
         from .api.trained import load
 
-        self.trained = load(run, device="cpu")
+        self.trained = load(run, device=device)
         self.out, self.shards, self.options = Path(out), shards, options
 
     def run(self, shard: int) -> int:
@@ -140,9 +141,10 @@ class ShardWorker:
 
 
 def run_batch(run: str | Path, inputs: list[str], out: str | Path, engine: str = "local", workers: int = 2,
-              shard_size: int = SHARD_SIZE, progress: bool = True, **options) -> dict:
+              shard_size: int = SHARD_SIZE, progress=True, **options) -> dict:
     """Answer every input of `inputs` (see the module's docstring) into the Parquet folder `out`; returns what was
-    done: shards in all, answered now, skipped as finished, rows written now."""
+    done: shards in all, answered now, skipped as finished, rows written now. `progress`: lines on stderr (True),
+    none (False), or a function called with each line."""
     from .api.trained import load
 
     if engine not in ENGINES:
@@ -164,7 +166,8 @@ def run_batch(run: str | Path, inputs: list[str], out: str | Path, engine: str =
     shards, out = shards_of(listed, shard_size), Path(out)
     prepare_out(out, job_identity(trained.run.path, listed, shard_size, options))
     todo = [i for i in range(len(shards)) if not part_path(out, i).exists()]
-    say = (lambda text: print(text, file=sys.stderr, flush=True)) if progress else (lambda text: None)
+    say = progress if callable(progress) else (lambda text: print(text, file=sys.stderr, flush=True)) if progress \
+        else (lambda text: None)
     say(f"{len(listed):,} inputs in {len(shards)} shards of {shard_size}; {len(shards) - len(todo)} done already, "
         f"{len(todo)} to go on {engine}")
     rows = ENGINE_RUNNERS[engine](str(trained.run.path), str(out), shards, todo, options, workers, say)
@@ -173,7 +176,7 @@ def run_batch(run: str | Path, inputs: list[str], out: str | Path, engine: str =
 
 
 def run_local(run: str, out: str, shards: list, todo: list[int], options: dict, workers: int, say) -> int:
-    worker, rows = ShardWorker(run, out, shards, options), 0
+    worker, rows = ShardWorker(run, out, shards, options, device="auto"), 0  # (a GPU here: on it)
     for done, shard in enumerate(todo, 1):
         rows += worker.run(shard)
         say(f"shard {shard} written ({done}/{len(todo)})")
@@ -256,9 +259,8 @@ def run_spark(run: str, out: str, shards: list, todo: list[int], options: dict, 
         spark.sparkContext.setLogLevel("ERROR")
     try:
         frame = spark.createDataFrame([(i,) for i in todo], "shard int").repartition(max(1, len(todo)), "shard")
-        answered = frame.mapInPandas(spark_answerer(run, out, shards, options), "shard int, rows int").collect()
-        for done, row in enumerate(sorted(answered), 1):
-            say(f"shard {row['shard']} written ({done}/{len(todo)})")
+        with parts_said(Path(out), todo, say):  # Spark hands the answers back at the end: progress from the parts
+            answered = frame.mapInPandas(spark_answerer(run, out, shards, options), "shard int, rows int").collect()
         return sum(row["rows"] for row in answered)
     except DeepworksError:
         raise
@@ -267,6 +269,32 @@ def run_spark(run: str, out: str, shards: list, todo: list[int], options: dict, 
     finally:
         if started:
             spark.stop()
+
+
+@contextmanager
+def parts_said(out: Path, todo: list[int], say, every_s: float = 0.2):
+    """Within it, each shard of `todo` is said written as its part appears in `out` (a thread looks every
+    `every_s`); on leaving, those not said yet are."""
+    stop, said = threading.Event(), set()
+
+    def look() -> None:
+        for shard in todo:
+            if shard not in said and part_path(out, shard).exists():
+                said.add(shard)
+                say(f"shard {shard} written ({len(said)}/{len(todo)})")
+
+    def watch() -> None:
+        while not stop.wait(every_s):
+            look()
+
+    watcher = threading.Thread(target=watch, daemon=True)
+    watcher.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        watcher.join()
+        look()
 
 
 def spark_answerer(run: str, out: str, shards: list, options: dict):
