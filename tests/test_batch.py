@@ -11,7 +11,7 @@ import pytest
 from PIL import Image
 
 from deepworks.batch import run_batch
-from deepworks.errors import ConfigError
+from deepworks.errors import ConfigError, DataError
 
 
 @pytest.fixture(scope="module")
@@ -57,12 +57,29 @@ def test_every_input_is_answered_as_use_answers_it_and_a_second_start_does_only_
     assert (again["answered"], again["skipped"]) == (1, 3) and table(out) == rows and second.read_bytes() == before
     assert "1 to go on local" in capsys.readouterr().err
 
-    with pytest.raises(ConfigError, match="holds the output of another job \\(a different options, shard_size\\)"):
+    with pytest.raises(ConfigError, match="another job \\(a different options, shard_size: options: {'top_k': 2} "
+                                          "there, {'top_k': 1} now; shard_size: 16 there, 8 now\\)"):
         run_batch(use_runs["img"], [digits_folder], out, shard_size=8, top_k=1)
     with pytest.raises(ConfigError, match="--shard-size must be a whole number from 1"):
         run_batch(use_runs["img"], [digits_folder], tmp_path / "x.parquet", shard_size=0)
     with pytest.raises(ConfigError, match="makes its own outputs from noise"):
         run_batch(use_runs["gan"], [digits_folder], tmp_path / "y.parquet")
+
+
+def test_a_list_names_files_and_folders_and_each_row_holds_its_own_input_s_answer(use_runs, digits_folder, tmp_path):
+    import deepworks as dw
+
+    listed = tmp_path / "list.txt"
+    listed.write_text(f"{digits_folder / '000.png'}\n\n  {digits_folder / 'more'}  \n{digits_folder / '002.png'}\n")
+    run_batch(use_runs["img"], [listed], tmp_path / "listed.parquet", shard_size=7, top_k=1)
+    rows = table(tmp_path / "listed.parquet")
+    more = sorted(str(p) for p in (digits_folder / "more").glob("*.png"))
+    assert [r["input"] for r in rows] == [str(digits_folder / "000.png"), *more, str(digits_folder / "002.png")]
+    assert [json.loads(r["answer"]) for r in rows] == dw.load(use_runs["img"]).predict([r["input"] for r in rows],
+                                                                                      top_k=1)
+    listed.write_bytes(b"caf\xe9.png\n")
+    with pytest.raises(DataError, match="is not UTF-8 text"):
+        run_batch(use_runs["img"], [listed], tmp_path / "latin.parquet")
 
 
 def test_a_list_of_texts_goes_through_a_text_run(use_runs, tmp_path):

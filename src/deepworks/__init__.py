@@ -16,13 +16,13 @@ from .errors import ConfigError, DataError, DeepworksError, TrainingError  # noq
 _API = ("Trained", "audit", "evaluate", "find_faces", "generate", "load", "register_task", "runs", "train")
 _CALLBACKS = ("StopButton", "TensorBoard")
 _ELSEWHERE = {"Client": "client", "ServerError": "client", "ServerUnreachable": "client", "export": "exporting.exporter",
-              "package": "exporting.package", "serve": "serving",
+              "package": "exporting.package", "register": "training.tracking", "serve": "serving",
               "automl": "experiments.search", "compare": "experiments.ablation"}
 
 __all__ = ["Client", "Config", "ConfigError", "DataError", "DeepworksError", "ServerError", "ServerUnreachable",
            "StopButton", "TensorBoard",
            "Trained", "TrainingError", "audit", "automl", "compare", "evaluate", "export", "find_faces", "generate",
-           "load", "package", "register_task", "runs",
+           "load", "package", "register", "register_task", "runs",
            "serve", "train", "__version__"]
 
 

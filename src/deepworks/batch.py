@@ -25,32 +25,53 @@ from .errors import ConfigError, DataError, DeepworksError
 ENGINES = ("local", "ray", "spark")
 SHARD_SIZE = 256
 MANIFEST = "_deepworks.json"
-LIST_SUFFIXES = (".txt", ".lst", ".list", ".csv")
+LIST_SUFFIXES = (".txt", ".lst", ".list")
+MOST_SHARD = 10_000  # inputs one shard may hold: each is decoded whole, in one call
 
 
 def batch_inputs(inputs: list[str], takes: tuple[str, ...]) -> list[str]:
     """The inputs a batch job goes through, in order: a folder's image or audio files (sorted, as training lists
-    them), the lines of a list file, or files named one by one."""
-    from .data.audio import AUDIO_EXTENSIONS
-    from .data.images import image_files
-
+    them), the lines of a list file (.txt or .lst: paths, a folder among them standing for its files; for a text
+    run, texts), or files named one by one."""
     found: list[str] = []
     for given in inputs:
         path = Path(given)
-        if path.is_dir():
-            files = image_files(path) if "image" in takes else sorted(
-                p for p in path.rglob("*") if p.suffix.lower() in AUDIO_EXTENSIONS and p.is_file())
-            found += [str(f) for f in files]
-        elif path.suffix.lower() in LIST_SUFFIXES and path.is_file():
-            found += [line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
-        elif path.is_file() or "text" in takes:
-            found.append(given)
+        if path.suffix.lower() in LIST_SUFFIXES and path.is_file():
+            lines = list_lines(path, texts="text" in takes)
+            found += lines if "text" in takes else [f for line in lines for f in files_of(Path(line), takes, path)]
         else:
-            raise DataError(f"No such file or folder '{given}'. Expected a folder of inputs, a list file (one input "
-                            f"per line: {', '.join(LIST_SUFFIXES)}), or files.")
+            found += [given] if "text" in takes and not path.is_dir() else files_of(path, takes)
     if not found:
         raise DataError(f"No inputs found in {', '.join(inputs)}. Expected a folder of inputs or a list of them.")
     return found
+
+
+def files_of(path: Path, takes: tuple[str, ...], listed_in: Path | None = None) -> list[str]:
+    """A file, or the image (or audio) files of a folder, sorted."""
+    from .data.audio import AUDIO_EXTENSIONS
+    from .data.images import image_files
+
+    if path.is_dir():
+        files = image_files(path) if "image" in takes else sorted(
+            p for p in path.rglob("*") if p.suffix.lower() in AUDIO_EXTENSIONS and p.is_file())
+        return [str(f) for f in files]
+    if path.is_file():
+        return [str(path)]
+    where = f" (named in {listed_in})" if listed_in else ""
+    raise DataError(f"No such file or folder '{path}'{where}. Expected a folder of inputs, a list file (one input "
+                    f"per line: {', '.join(LIST_SUFFIXES)}), or files.")
+
+
+def list_lines(path: Path, texts: bool) -> list[str]:
+    """A list file's non-empty lines: paths without their surrounding spaces, texts as they are (but the line end)."""
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except UnicodeDecodeError as err:
+        raise DataError(f"'{path}' is not UTF-8 text (byte {err.start}). Expected a list of inputs, one a line, in "
+                        f"UTF-8; save it as UTF-8.") from None
+    except OSError as err:
+        raise DataError(f"Cannot read '{path}' ({err.strerror or err}). Expected a list file you may read.") from None
+    return [line for line in lines if line.strip()] if texts else [line.strip() for line in lines if line.strip()]
 
 
 def shards_of(inputs: list[str], size: int) -> list[list[str]]:
@@ -65,7 +86,7 @@ def job_identity(run_path: Path, inputs: list[str], shard_size: int, options: di
     """What the output is of: the run's weights, the inputs in order, the shard size and the options."""
     weights = hashlib.sha256((run_path / "model.safetensors").read_bytes()).hexdigest() \
         if (run_path / "model.safetensors").exists() else None
-    listed = hashlib.sha256("\n".join(inputs).encode()).hexdigest()
+    listed = hashlib.sha256("\n".join(inputs).encode("utf-8", "surrogateescape")).hexdigest()
     return {"run": str(run_path.resolve()), "weights_sha256": weights, "inputs_sha256": listed,
             "inputs": len(inputs), "shard_size": shard_size, "options": options}
 
@@ -85,22 +106,30 @@ def prepare_out(out: Path, identity: dict) -> None:
             raise ConfigError(f"--out '{out}' holds other files. Expected a new folder, or the output of an earlier "
                               f"start of this job (with its {MANIFEST}).") from None
         if recorded != identity:
-            changed = sorted(k for k in identity if recorded.get(k) != identity.get(k))
-            raise ConfigError(f"--out '{out}' holds the output of another job (a different {', '.join(changed)}). "
-                              f"Expected the same run, inputs, shard size and options to resume; pass --out a new "
-                              f"folder.")
+            changed = sorted(k for k in identity if not isinstance(recorded, dict) or recorded.get(k) != identity[k])
+            said = "; ".join(f"{k}: {shown(recorded, k)} there, {identity[k]!r} now" for k in changed)
+            raise ConfigError(f"--out '{out}' holds the output of another job (a different {', '.join(changed)}: "
+                              f"{said}). Expected the same run, inputs, shard size and options to resume; pass "
+                              f"those, or --out a new folder.")
         return
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_json(manifest, identity)
+
+
+def shown(recorded, key: str) -> str:
+    return repr(recorded.get(key)) if isinstance(recorded, dict) else "nothing readable"
 
 
 def answer_rows(trained, inputs: list[str], options: dict) -> list[dict]:
     """One row per input: the input, its answer (JSON, as `--json` prints it) and an error. The shard is answered at
     once; where an input cannot be read, each input is answered alone, so that one bad file costs its own row."""
     try:
-        return [answer_row(given, answer) for given, answer in zip(inputs, trained.use(inputs, **options))]
+        answers = trained.use(inputs, **options)
     except DataError:
         return [alone(trained, given, options) for given in inputs]
+    if len(answers) != len(inputs):  # one answer an input (batch_inputs lists files, never folders)
+        raise DeepworksError(f"Expected one answer for each of {len(inputs)} inputs. Received {len(answers)}.")
+    return [answer_row(given, answer) for given, answer in zip(inputs, answers)]
 
 
 def alone(trained, given: str, options: dict) -> dict:
@@ -114,15 +143,24 @@ def answer_row(given: str, answer: dict) -> dict:
     return {"input": given, "answer": json.dumps(answer), "error": None}
 
 
+def readable(name: str) -> str:
+    """A path as Parquet's UTF-8 text can hold it (a file name that is not UTF-8 gets U+FFFD where it is not)."""
+    return name.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+
+
 def write_part(path: Path, rows: list[dict]) -> None:
     """A shard's rows as one Parquet file, written beside and renamed into place (a part that is there is whole)."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
     schema = pa.schema([("input", pa.string()), ("answer", pa.string()), ("error", pa.string())])
+    rows = [{**row, "input": readable(row["input"])} for row in rows]
     temp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    pq.write_table(pa.Table.from_pylist(rows, schema=schema), temp)
-    os.replace(temp, path)
+    try:
+        pq.write_table(pa.Table.from_pylist(rows, schema=schema), temp)
+        os.replace(temp, path)
+    finally:
+        temp.unlink(missing_ok=True)  # (an interrupted write leaves no half part behind)
 
 
 class ShardWorker:
@@ -149,7 +187,7 @@ def run_batch(run: str | Path, inputs: list[str], out: str | Path, engine: str =
 
     if engine not in ENGINES:
         raise ConfigError(f"--engine must be one of {', '.join(ENGINES)}. Received: {engine!r}.")
-    for name, value, low, high in (("--workers", workers, 1, 256), ("--shard-size", shard_size, 1, 1_000_000)):
+    for name, value, low, high in (("--workers", workers, 1, 256), ("--shard-size", shard_size, 1, MOST_SHARD)):
         if not isinstance(value, int) or not low <= value <= high:
             raise ConfigError(f"{name} must be a whole number from {low:,} to {high:,}. Received: {value!r}.")
     from .registry import get_card
@@ -160,8 +198,9 @@ def run_batch(run: str | Path, inputs: list[str], out: str | Path, engine: str =
     if "noise" in takes:
         raise ConfigError(f"{trained.face.kind} run makes its own outputs from noise: there are no inputs to go "
                           f"through. Use `deepworks sample` instead.")
-    options = {k: v for k, v in options.items() if v is not None}
-    check_options(trained.face.use_options, options, trained.face.verb)  # a wrong option: said before any work
+    given = {k: v for k, v in options.items() if v is not None}
+    checked = check_options(trained.face.use_options, given, trained.face.verb)  # a wrong option: said at once
+    options = {k: checked[k] for k in given}  # as typed or as passed ("5" or 5): the same job
     listed = batch_inputs([str(i) for i in inputs], takes)
     shards, out = shards_of(listed, shard_size), Path(out)
     prepare_out(out, job_identity(trained.run.path, listed, shard_size, options))
@@ -214,8 +253,8 @@ def start_ray_here(ray, workers: int) -> None:
     """Ray on this machine (or the cluster at $RAY_ADDRESS), quiet, bound to the loopback interface."""
     import logging
 
-    env = {"runtime_env": {"env_vars": {"DEEPWORKS_THREADS": "1", "OMP_NUM_THREADS": "1",
-                                        "PYTHONPATH": os.pathsep.join(sys.path)}},
+    here = {} if os.environ.get("RAY_ADDRESS") else {"PYTHONPATH": os.pathsep.join(sys.path)}  # (this machine's)
+    env = {"runtime_env": {"env_vars": {"DEEPWORKS_THREADS": "1", "OMP_NUM_THREADS": "1", **here}},
            "logging_config": ray.LoggingConfig(log_level="ERROR")}
     for name in ("ray", "ray.data"):
         logging.getLogger(name).setLevel(logging.ERROR)
@@ -258,7 +297,8 @@ def run_spark(run: str, out: str, shards: list, todo: list[int], options: dict, 
                  .config("spark.executorEnv.DEEPWORKS_THREADS", "1").getOrCreate())
         spark.sparkContext.setLogLevel("ERROR")
     try:
-        frame = spark.createDataFrame([(i,) for i in todo], "shard int").repartition(max(1, len(todo)), "shard")
+        rows = spark.sparkContext.parallelize([(i,) for i in todo], max(1, len(todo)))  # a shard a partition
+        frame = spark.createDataFrame(rows, "shard int")
         with parts_said(Path(out), todo, say):  # Spark hands the answers back at the end: progress from the parts
             answered = frame.mapInPandas(spark_answerer(run, out, shards, options), "shard int, rows int").collect()
         return sum(row["rows"] for row in answered)
@@ -314,8 +354,9 @@ _WORKERS: dict = {}
 
 def cached_worker(run: str, out: str, shards: list, options: dict) -> ShardWorker:
     """One ShardWorker per Python process and job (Spark reuses its Python workers across tasks)."""
-    key = (run, out)
-    if key not in _WORKERS:
+    key = json.dumps([run, out, shards, options], sort_keys=True)  # a reused Python worker never answers another job
+    if key not in _WORKERS:  # with this one's inputs or options
+        _WORKERS.clear()
         _WORKERS[key] = ShardWorker(run, out, shards, options)
     return _WORKERS[key]
 

@@ -255,6 +255,11 @@ class TrainConfig:
     attack_steps: int = setting(10, "Adversarial training: PGD steps per batch.")
     tensorboard: bool = setting(False, "Also write each epoch's metrics as TensorBoard event files in RUN/tensorboard "
                                        "(tensorboard --logdir runs; pip install \"deepworks[tensorboard]\").")
+    track: str = setting("none", "Track the run in MLflow: its settings, each epoch's metrics, then the test "
+                                 "metrics, the report, the card and the weights, in $MLFLOW_TRACKING_URI or MLflow's "
+                                 "default store here (mlflow.db and mlruns/: mlflow ui shows them); a resumed run "
+                                 "goes on in the same MLflow run (pip install \"deepworks[mlflow]\").",
+                         ("none", "mlflow"))
 
 
 @dataclass

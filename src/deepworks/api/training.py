@@ -57,8 +57,8 @@ def default_run_name(cfg: Config) -> str:
 
 # Settings a resume may change: where the data and the device are, and what is measured after training. Every
 # other setting shapes the training itself, and the checkpoint only continues the run it was made by.
-RESUMABLE = ("train.device", "data.data_dir", "data.download", "data.workers", "train.tensorboard", "eval.top_k",
-             "eval.baseline", "eval.baseline_samples", "eval.beam", "eval.length_penalty", "eval.fid_samples",
+RESUMABLE = ("train.device", "data.data_dir", "data.download", "data.workers", "train.tensorboard", "train.track",
+             "eval.top_k", "eval.baseline", "eval.baseline_samples", "eval.beam", "eval.length_penalty", "eval.fid_samples",
              "engine.name", "engine.nproc", "engine.nnodes", "engine.node_rank", "engine.master_addr",
              "engine.master_port", "engine.max_restarts")
 
@@ -290,6 +290,10 @@ def train_on(run: Run, cfg: Config, task, device: torch.device, progress, starte
         results = report.finish(run, model, data, fit_info, device)
         results["fit"]["total_seconds"] = round(time.perf_counter() - started, 2)  # with data, testing and report
         run.write_json(run.results_file, results)
+        if cfg.train.track == "mlflow":
+            from ..training.tracking import track_finished
+
+            track_finished(run, cfg, results)
     except KeyboardInterrupt:
         raise Interrupted(f"Interrupted while testing the model and writing its report. Training had finished and "
                           f"its weights are saved; finish the test and report with: "

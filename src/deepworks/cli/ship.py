@@ -23,6 +23,7 @@ SERVE_EXAMPLES = """examples:
 def add(sub) -> None:
     add_export(sub)
     add_package(sub)
+    add_register(sub)
     add_import(sub)
     add_serve(sub)
 
@@ -54,6 +55,12 @@ PACKAGE_EXAMPLES = """examples:
   docker build -t photos photos-pkg && docker run -p 8080:8080 -e DEEPWORKS_TOKEN=s3cret-token photos
   kubectl apply -f photos-pkg/k8s/          (or photos-pkg/kserve/inferenceservice.yaml)
 """
+
+
+def add_register(sub) -> None:
+    p = add_run_command(sub, "register", cmd_register)
+    p.add_argument("--name", required=True, help="the model's name in MLflow's registry (a new version is added)")
+    add_json(p, "the registered version")
 
 
 def add_import(sub) -> None:
@@ -137,6 +144,24 @@ def cmd_package(args) -> int:
           f"requirements.txt, Dockerfile, k8s/, kserve/ and README.md")
     print(f"serve it without torch: cd {folder} && pip install -r requirements.txt && python -m deepworks_runtime "
           f"(it serves the {manifest['runtime']} graph; the README says how to build and run the image)")
+    return 0
+
+
+def cmd_register(args) -> int:
+    """register a run's model in MLflow's registry, as a new version with its weights' sha256
+
+    Add the run's weights to MLflow's model registry as a new version of NAME, tagged with their sha256, in
+    $MLFLOW_TRACKING_URI or MLflow's default store in this folder (SQLite: mlflow.db). A run trained without
+    --track mlflow is logged to MLflow first (its settings, test metrics, report, card and weights). The same
+    weights twice under NAME are refused."""
+    from ..training.tracking import register
+
+    done = register(args.run, args.name)
+    if args.json:
+        print(json.dumps(done, indent=2))
+    else:
+        print(f"registered {args.run} as {done['name']} version {done['version']} (weights sha256 "
+              f"{done['weights_sha256'][:16]}...) in {done['tracking_uri']}; mlflow ui shows it")
     return 0
 
 

@@ -67,7 +67,12 @@ def cmd_use(args) -> int:
 
         configure(threads)
     if engine or str(out or "").endswith(".parquet"):
-        return use_batch(args.run, inputs, out, engine, workers, shard_size, as_json, given)
+        return use_batch(args.run, inputs, out, engine, workers or 2, shard_size or 256, as_json, given)
+    if workers is not None or shard_size is not None:
+        from ..errors import ConfigError
+
+        raise ConfigError("--workers and --shard-size are for many inputs into Parquet. Expected --out "
+                          "FOLDER.parquet (and --engine ray or spark for --workers) with them.")
     items, options = trained.decoded(inputs or None, **given)  # what trained(inputs, **given) does, keeping the
     results = face.infer(trained.serving, items, trained.device, options)  # items and native answers for --out
     answers = [face.encode_result(r, options) for r in results]
@@ -122,8 +127,8 @@ def options_parser(prog: str, face) -> argparse.ArgumentParser:
     batch = p.add_argument_group("many inputs at once (--out FOLDER.parquet)")
     batch.add_argument("--engine", choices=("local", "ray", "spark"),
                        help="where the shards are answered: this process, Ray Data's actors or Spark [default: local]")
-    batch.add_argument("--workers", type=int, default=2, help="Ray actors or Spark tasks at once [default: 2]")
-    batch.add_argument("--shard-size", type=int, default=256,
+    batch.add_argument("--workers", type=int, help="Ray actors or Spark tasks at once [default: 2]")
+    batch.add_argument("--shard-size", type=int,
                        help="inputs per shard: one Parquet part each, the unit a second start skips [default: 256]")
     add_json(p, "the answers")
     return p

@@ -134,6 +134,10 @@ def default_callbacks(task, cfg: Config, validate: bool, progress: bool | None, 
            MetricsLog(), BestWeights(monitor, task.monitor_mode(monitor), t.patience)]
     if t.tensorboard:
         own.append(TensorBoard())
+    if t.track == "mlflow":
+        from .tracking import MlflowTracker
+
+        own.append(MlflowTracker())
     if cfg.model.freeze:
         own.append(FrozenBody())
     elif fine_tunes(task):
