@@ -147,6 +147,12 @@ SPEC: dict[str, list] = {
          "spark/images_per_s_whole"),
         ("answers identical to local: Ray / Spark", "ray/identical_to_local", "spark/identical_to_local"),
     ],
+    "track": [
+        ("LeNet-5 on MNIST, 2 epochs' seconds: untracked / --track mlflow", "median_train_seconds/none",
+         "median_train_seconds/mlflow"),
+        ("overhead of epoch time; extra seconds for the whole command", "overhead_of_epoch_time",
+         "tracking_extra_s"),
+    ],
     "package": [
         ("the runtime's environment without torch: MB, seconds to install", "environment/size_mb",
          "environment/install_s"),
