@@ -129,7 +129,8 @@ def add_v1_routes(app, served: list[Served], by_name: dict, batchers: dict, limi
         return find(by_name, name).card(limits)
 
     @app.post("/v1/models/{name}/{verb}")
-    async def use(name: str, verb: str, request: Request):
+    async def use(request: Request):  # the path's parts read here: FastAPI's validation of them cost a lone
+        name, verb = request.path_params["name"], request.path_params["verb"]  # request a tenth of its time
         s = find(by_name, name)
         if verb != s.verb:
             raise ClientError(404, f"Model '{name}' is {s.face.kind} run: its route is POST /v1/models/{name}/{s.verb}. "

@@ -92,15 +92,13 @@ class ImageFace(PixelFace):
     batchable = True
 
     def __init__(self, cfg: Config, meta: dict):
-        super().__init__(cfg, meta)
-        self.normalise = Normalise(meta)
-
-    @property
-    def use_options(self) -> dict:
         from ..usage import Option
 
-        return {"top_k": Option(int, self.cfg.eval.top_k, 1, None,
-                                "how many of the likeliest classes to name per image (at most all of them)")}
+        super().__init__(cfg, meta)
+        self.normalise = Normalise(meta)
+        self.use_options = {"top_k": Option(int, self.cfg.eval.top_k, 1, None,
+                                            "how many of the likeliest classes to name per image (at most all of "
+                                            "them)")}
 
     # --- what the trust tools take ------------------------------------------------------------
     def read_images(self, paths) -> tuple[torch.Tensor, list[str]]:
