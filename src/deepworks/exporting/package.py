@@ -72,8 +72,9 @@ def clear_previous(folder: Path) -> None:
         try:
             read_manifest(folder)
         except DeepworksError:
-            raise DeepworksError(f"--out '{folder}' holds other files. Expected a new or empty folder, or an earlier "
-                                 f"package (its {MANIFEST} says {PACKAGE_FORMAT}); pass --out another folder.") from None
+            raise DeepworksError(f"--out '{folder}' holds other files. Expected a new or empty folder, or an "
+                                 f"earlier package (its {MANIFEST} says {PACKAGE_FORMAT}); pass --out another "
+                                 f"folder.") from None
         for part in ("model", RUNTIME, "k8s", "kserve"):
             shutil.rmtree(folder / part, ignore_errors=True)
 
