@@ -166,9 +166,14 @@ def write_part(path: Path, rows: list[dict]) -> None:
 class ShardWorker:
     """What every engine runs: the model loaded once, then shard after shard answered and written."""
 
-    def __init__(self, run: str, out: str, shards: list[list[str]], options: dict, device: str = "cpu"):
+    def __init__(self, run: str, out: str, shards: list[list[str]], options: dict, device: str = "cpu",
+                 threads: int | None = None):
         from .api.trained import load
 
+        if threads is not None:  # an engine's worker: one core each, whatever its process inherited
+            from .training.threads import configure
+
+            configure(threads)
         self.trained = load(run, device=device)
         self.out, self.shards, self.options = Path(out), shards, options
 
@@ -272,7 +277,7 @@ def ray_actor(run: str, out: str, shards: list, options: dict):
 
     class RayShardWorker(ShardWorker):
         def __init__(self):
-            super().__init__(run, out, shards, options)
+            super().__init__(run, out, shards, options, threads=1)
 
         def __call__(self, batch: dict) -> dict:
             ids = [int(i) for i in batch["shard"]]
@@ -357,7 +362,7 @@ def cached_worker(run: str, out: str, shards: list, options: dict) -> ShardWorke
     key = json.dumps([run, out, shards, options], sort_keys=True)  # a reused Python worker never answers another job
     if key not in _WORKERS:  # with this one's inputs or options
         _WORKERS.clear()
-        _WORKERS[key] = ShardWorker(run, out, shards, options)
+        _WORKERS[key] = ShardWorker(run, out, shards, options, threads=1)
     return _WORKERS[key]
 
 
