@@ -65,9 +65,26 @@ def test_serve_answers_from_the_int8_graph(digits, tmp_path):
 
     run = tmp_path / "lenet"  # not 'digits': a folder of that name in the working folder would be read as the data
     shutil.copytree(digits, run, ignore=shutil.ignore_patterns("export"))
+    image = np.random.default_rng(0).integers(0, 256, (28, 28), dtype=np.uint8).tolist()
     with TestClient(build_app([str(run)], runtime="int8")) as client:
         assert client.get("/v1/models/lenet").json()["runtime"] == "int8"
-        image = np.full((28, 28), 0, np.uint8).tolist()
-        r = client.post("/v1/models/lenet/predict", json={"inputs": [image]})
-        assert r.status_code == 200 and r.json()["outputs"][0]["predictions"], r.text
+        served = client.post("/v1/models/lenet/predict", json={"inputs": [image]})
+        assert served.status_code == 200 and served.json()["outputs"][0]["predictions"], served.text
     assert (run / "export" / "onnx" / "classifier.int8.onnx").is_file()
+    package_serves_the_int8_graph(run, tmp_path / "package", image, served.json())
+
+
+def package_serves_the_int8_graph(run, folder, image, served: dict) -> None:
+    """`deepworks package --quantize int8`: the package serves the int8 graph by default, answering as serve --runtime
+    int8 does, and its float graph when asked."""
+    from fastapi.testclient import TestClient
+
+    from deepworks.exporting.package import package_run
+    from deepworks.serving import make_app
+    from deepworks.serving.packaged import PackagedModel
+
+    assert package_run(run, folder, quantize="int8")["runtime"] == "int8"
+    with TestClient(make_app([PackagedModel(folder, name="lenet")])) as client:
+        assert client.get("/v1/models/lenet").json()["runtime"] == "int8"
+        assert client.post("/v1/models/lenet/predict", json={"inputs": [image]}).json() == served
+    assert PackagedModel(folder, runtime="onnx").runtime == "onnx"

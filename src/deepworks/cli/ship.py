@@ -133,6 +133,9 @@ def cmd_package(args) -> int:
     limits, errors, metrics, health) with numpy, onnxruntime, fastapi and uvicorn, requirements.txt, a Dockerfile
     (slim Python, non-root, a health check), Kubernetes manifests (a Deployment and a Service) and a KServe
     InferenceService speaking V2. package.json records each model file's sha256, which the runtime checks."""
+    from pathlib import Path
+
+    from ..exporting.exporter import read_card
     from ..exporting.package import package_run
 
     manifest = package_run(args.run, args.out, args.quantize)
@@ -140,6 +143,9 @@ def cmd_package(args) -> int:
         print(json.dumps(manifest, indent=2))
         return 0
     folder = manifest["folder"]
+    int8 = read_card(Path(folder) / "model")["graphs"][0].get("int8") or {}
+    if args.quantize and not int8.get("kept"):
+        print(f"int8 not kept: {int8.get('reason')}; the package serves the float graph")
     print(f"wrote {folder}: model/ ({', '.join(n.split('/')[-1] for n in manifest['files'])}), deepworks_runtime/, "
           f"requirements.txt, Dockerfile, k8s/, kserve/ and README.md")
     print(f"serve it without torch: cd {folder} && pip install -r requirements.txt && python -m deepworks_runtime "
