@@ -57,8 +57,8 @@ def test_every_input_is_answered_as_use_answers_it_and_a_second_start_does_only_
     assert (again["answered"], again["skipped"]) == (1, 3) and table(out) == rows and second.read_bytes() == before
     assert "1 to go on local" in capsys.readouterr().err
 
-    with pytest.raises(ConfigError, match="another job \\(a different options, shard_size: options: {'top_k': 2} "
-                                          "there, {'top_k': 1} now; shard_size: 16 there, 8 now\\)"):
+    with pytest.raises(ConfigError, match="another job \\(options {'top_k': 2} "
+                                          "there, {'top_k': 1} now; shard_size 16 there, 8 now\\)"):
         run_batch(use_runs["img"], [digits_folder], out, shard_size=8, top_k=1)
     with pytest.raises(ConfigError, match="--shard-size must be a whole number from 1"):
         run_batch(use_runs["img"], [digits_folder], tmp_path / "x.parquet", shard_size=0)

@@ -24,7 +24,8 @@ def store(tmp_path, monkeypatch):
     return mlflow.tracking.MlflowClient()
 
 
-def test_an_interrupted_then_resumed_run_is_one_mlflow_run_with_every_epoch_and_its_files(store):
+def test_an_interrupted_then_resumed_run_is_one_mlflow_run_with_every_epoch_and_its_files(store, tmp_path,
+                                                                                           monkeypatch):
     from deepworks.tasks.image import ImageClassification
     from deepworks.training.loop import Interrupted
 
@@ -41,6 +42,11 @@ def test_an_interrupted_then_resumed_run_is_one_mlflow_run_with_every_epoch_and_
     files = {a.path for a in store.list_artifacts(run_id, "model")} | {a.path for a in store.list_artifacts(run_id,
                                                                                                           "report")}
     assert {"model/model.safetensors", "model/model.json", "report/index.html"} <= files
+    monkeypatch.delenv("MLFLOW_TRACKING_URI")  # registered from elsewhere: the run's own store is found
+    (tmp_path / "elsewhere").mkdir()
+    monkeypatch.chdir(tmp_path / "elsewhere")
+    assert dw.register(tmp_path / "runs" / "tracked", "tracked")["run_id"] == run_id
+    assert not (tmp_path / "elsewhere" / "mlflow.db").exists()
 
 
 def test_register_adds_a_version_with_the_weights_sha256_and_takes_the_same_weights_once(store, use_runs, tmp_path):

@@ -107,10 +107,9 @@ def prepare_out(out: Path, identity: dict) -> None:
                               f"start of this job (with its {MANIFEST}).") from None
         if recorded != identity:
             changed = sorted(k for k in identity if not isinstance(recorded, dict) or recorded.get(k) != identity[k])
-            said = "; ".join(f"{k}: {shown(recorded, k)} there, {identity[k]!r} now" for k in changed)
-            raise ConfigError(f"--out '{out}' holds the output of another job (a different {', '.join(changed)}: "
-                              f"{said}). Expected the same run, inputs, shard size and options to resume; pass "
-                              f"those, or --out a new folder.")
+            said = "; ".join(f"{k} {shown(recorded, k)} there, {identity[k]!r} now" for k in changed)
+            raise ConfigError(f"--out '{out}' holds the output of another job ({said}). Expected the same run, "
+                              f"inputs, shard size and options to resume; pass those, or --out a new folder.")
         return
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_json(manifest, identity)
@@ -198,7 +197,9 @@ def run_batch(run: str | Path, inputs: list[str], out: str | Path, engine: str =
     from .registry import get_card
     from .usage import check_options
 
-    trained = load(run, device="cpu")
+    if isinstance(inputs, (str, Path)):
+        inputs = [inputs]  # one folder or list, as the command line gives it
+    trained = load(getattr(getattr(run, "run", None), "path", run), device="cpu")  # a path, or a loaded run
     takes = get_card(trained.cfg.task).inputs
     if "noise" in takes:
         raise ConfigError(f"{trained.face.kind} run makes its own outputs from noise: there are no inputs to go "

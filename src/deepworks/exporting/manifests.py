@@ -24,7 +24,8 @@ def image_of(manifest: dict) -> str:
 def dockerfile(manifest: dict) -> str:
     return f"""# A slim Python image serving {manifest['name']} without torch (deepworks package).
 # Build: docker build -t {image_of(manifest)} .
-# Run:   docker run --rm -p {PORT}:{PORT} -e DEEPWORKS_TOKEN=$(openssl rand -hex 16) {image_of(manifest)}
+# Run:   export DEEPWORKS_TOKEN=$(openssl rand -hex 16)   (keep it: clients send it)
+#        docker run --rm -p {PORT}:{PORT} -e DEEPWORKS_TOKEN {image_of(manifest)}
 FROM python:3.11-slim
 ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
 WORKDIR /app
@@ -118,8 +119,9 @@ pixels), the Open Inference Protocol V2 (`/v2/models/{name}/infer`, `/v2/health/
 
 ```bash
 python -m venv venv && venv/bin/pip install -r requirements.txt
-venv/bin/python -m deepworks_runtime            # http://127.0.0.1:8080, this machine only
-DEEPWORKS_TOKEN=a-long-secret venv/bin/python -m deepworks_runtime --host 0.0.0.0   # reachable: needs a token
+venv/bin/python -m deepworks_runtime            # http://127.0.0.1:8080, this machine only, no token needed
+export DEEPWORKS_TOKEN=$(openssl rand -hex 16)  # reachable from other machines: a token, kept for the clients
+venv/bin/python -m deepworks_runtime --host 0.0.0.0
 ```
 
 `python -m deepworks_runtime --help` lists the limits (body size, items, time, batching, connections).
@@ -128,17 +130,18 @@ DEEPWORKS_TOKEN=a-long-secret venv/bin/python -m deepworks_runtime --host 0.0.0.
 
 ```bash
 docker build -t {image} .
-docker run --rm -p 8080:8080 -e DEEPWORKS_TOKEN=$(openssl rand -hex 16) {image}
+export DEEPWORKS_TOKEN=$(openssl rand -hex 16)
+docker run --rm -p 8080:8080 -e DEEPWORKS_TOKEN {image}
 ```
 
 The image runs as a non-root user and reports its health from `/v2/health/ready`.
 
 ## On Kubernetes, or KServe
 
-Push the image where your cluster pulls from (and set that name in the manifests), then:
+Push the image where your cluster pulls from (and set that name in the manifests), then, with the token exported:
 
 ```bash
-kubectl create secret generic {secret} --from-literal=token=$(openssl rand -hex 16)
+kubectl create secret generic {secret} --from-literal=token=$DEEPWORKS_TOKEN
 kubectl apply -f k8s/                        # a Deployment and a Service (port 80)
 kubectl apply -f kserve/inferenceservice.yaml   # or: KServe, speaking V2 at /v2/models/{name}/infer
 ```

@@ -53,7 +53,7 @@ def package_run(run_path: str | Path, out: str | Path | None = None, quantize: s
     manifest = write_manifest(folder, trained, card)
     (folder / "requirements.txt").write_text("\n".join(REQUIREMENTS) + "\n")
     (folder / "Dockerfile").write_text(dockerfile(manifest))
-    (folder / ".dockerignore").write_text("**/__pycache__\n*.pyc\n")
+    (folder / ".dockerignore").write_text("**/__pycache__\n*.pyc\nvenv/\n.venv/\n")  # (the README's venv is here)
     for name, text in kubernetes_manifests(manifest).items():
         (folder / name).parent.mkdir(parents=True, exist_ok=True)
         (folder / name).write_text(text)

@@ -71,7 +71,8 @@ class Face:
         png = self.as_png(results)
         if png is None:
             raise DataError(f"--out writes the images a run makes, and {self.kind} run's answers are not images. "
-                            f"Use --json for its answers.")
+                            f"Use --json for its answers, or --out FOLDER.parquet for many inputs' answers in "
+                            f"Parquet.")
         out.write_bytes(png)
         return []
 

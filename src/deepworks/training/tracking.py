@@ -28,11 +28,27 @@ def mlflow_module():
     return mlflow
 
 
-def tracked_run_id(run_path: Path) -> str | None:
+def tracked(run_path: Path) -> dict:
+    """RUN/mlflow.json: the MLflow run's id and the store it is in ({} for a run never tracked)."""
     try:
-        return json.loads((Path(run_path) / ID_FILE).read_text())["run_id"]
-    except (OSError, ValueError, KeyError, TypeError):
-        return None
+        found = json.loads((Path(run_path) / ID_FILE).read_text())
+        return found if isinstance(found, dict) and isinstance(found.get("run_id"), str) else {}
+    except (OSError, ValueError):
+        return {}
+
+
+def tracked_run_id(run_path: Path) -> str | None:
+    return tracked(run_path).get("run_id")
+
+
+def use_recorded_store(mlflow, run_path: Path) -> None:
+    """Without $MLFLOW_TRACKING_URI, the store the run was tracked in (not the current folder's default): a run
+    resumed or registered from another folder goes on where it began."""
+    import os
+
+    recorded = tracked(run_path).get("tracking_uri")
+    if not os.environ.get("MLFLOW_TRACKING_URI") and isinstance(recorded, str):
+        mlflow.set_tracking_uri(recorded)
 
 
 def open_mlflow_run(run, cfg):
@@ -43,6 +59,7 @@ def open_mlflow_run(run, cfg):
     from ..run import atomic_write_json
 
     mlflow = mlflow_module()
+    use_recorded_store(mlflow, run.path)
     known = tracked_run_id(run.path)
     try:
         if known is not None and mlflow.tracking.MlflowClient().get_run(known) is not None:
@@ -120,6 +137,7 @@ def register(run_path: str | Path, name: str, runs_dir: str | Path = "runs") -> 
     trained = load(run_path, device="cpu", runs_dir=runs_dir)
     run = trained.run
     sha = json.loads(run.model_file.read_text())["files"][run.weights_file.name]
+    use_recorded_store(mlflow, run.path)
     client = mlflow.tracking.MlflowClient()
     try:
         versions = client.search_model_versions(f"name = '{name}'")
