@@ -124,7 +124,8 @@ def test_the_package_answers_as_deepworks_serve_does_with_torch_unimportable(pac
 def test_a_changed_or_damaged_package_is_refused_before_it_is_served(package, tmp_path):
     import shutil
 
-    from deepworks.serving.packaged import PackagedModel, sha256_of
+    from deepworks.digests import sha256_of
+    from deepworks.serving.packaged import PackagedModel
 
     copy = tmp_path / "copy"
     shutil.copytree(package, copy)

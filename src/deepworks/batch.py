@@ -238,18 +238,15 @@ def run_ray(run: str, out: str, shards: list, todo: list[int], options: dict, wo
     if started:
         start_ray_here(ray, workers)
     try:
-        worker = ray_actor(run, out, shards, options)
-        ds = ray.data.from_items([{"shard": i} for i in todo], override_num_blocks=max(1, len(todo)))
-        results = ds.map_batches(worker, batch_size=1, concurrency=workers, num_cpus=1)
-        rows = 0
-        for done, row in enumerate(results.iter_rows(), 1):
-            rows += int(row["rows"])
-            say(f"shard {int(row['shard'])} written ({done}/{len(todo)})")
-        return rows
-    except DeepworksError:
-        raise
-    except Exception as err:
-        raise DeepworksError(f"The batch job failed on Ray: {str(err).strip().splitlines()[-1][:300]}") from None
+        with failing_as("Ray", line=-1):  # (Ray wraps a worker's error: its own words end the text)
+            worker = ray_actor(run, out, shards, options)
+            ds = ray.data.from_items([{"shard": i} for i in todo], override_num_blocks=max(1, len(todo)))
+            results = ds.map_batches(worker, batch_size=1, concurrency=workers, num_cpus=1)
+            rows = 0
+            for done, row in enumerate(results.iter_rows(), 1):
+                rows += int(row["rows"])
+                say(f"shard {int(row['shard'])} written ({done}/{len(todo)})")
+            return rows
     finally:
         if started:
             ray.shutdown()
@@ -303,18 +300,29 @@ def run_spark(run: str, out: str, shards: list, todo: list[int], options: dict, 
                  .config("spark.executorEnv.DEEPWORKS_THREADS", "1").getOrCreate())
         spark.sparkContext.setLogLevel("ERROR")
     try:
-        rows = spark.sparkContext.parallelize([(i,) for i in todo], max(1, len(todo)))  # a shard a partition
-        frame = spark.createDataFrame(rows, "shard int")
-        with parts_said(Path(out), todo, say):  # Spark hands the answers back at the end: progress from the parts
-            answered = frame.mapInPandas(spark_answerer(run, out, shards, options), "shard int, rows int").collect()
-        return sum(row["rows"] for row in answered)
-    except DeepworksError:
-        raise
-    except Exception as err:
-        raise DeepworksError(f"The batch job failed on Spark: {str(err).strip().splitlines()[0][:300]}") from None
+        with failing_as("Spark", line=0):
+            rows = spark.sparkContext.parallelize([(i,) for i in todo], max(1, len(todo)))  # a shard a partition
+            frame = spark.createDataFrame(rows, "shard int")
+            with parts_said(Path(out), todo, say):  # Spark hands the answers back at the end: progress from the parts
+                answered = frame.mapInPandas(spark_answerer(run, out, shards, options),
+                                             "shard int, rows int").collect()
+            return sum(row["rows"] for row in answered)
     finally:
         if started:
             spark.stop()
+
+
+@contextmanager
+def failing_as(engine: str, line: int):
+    """An engine's own error, as one line of it (`line`: which one holds the cause) in a DeepworksError; deepworks'
+    own errors pass as they are."""
+    try:
+        yield
+    except DeepworksError:
+        raise
+    except Exception as err:
+        said = str(err).strip().splitlines() or [type(err).__name__]
+        raise DeepworksError(f"The batch job failed on {engine}: {said[line][:300]}") from None
 
 
 @contextmanager

@@ -16,7 +16,6 @@ Two checks:
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import io
 import json
 import logging
@@ -26,6 +25,7 @@ import threading
 import zipfile
 from pathlib import Path
 
+from .digests import sha256_of
 from .environ import environment
 from .errors import DataError, DeepworksError
 
@@ -48,14 +48,6 @@ EXPR_NAMES = {
 }
 SYMBOL_NAME = re.compile(r"[a-z]{1,3}\d+")
 _LOADING = threading.Lock()  # one pt2 load at a time: the safe-load switch is process-wide
-
-
-def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def check_recorded_sha256(path: Path, recorded: str | None, model_file: Path) -> None:

@@ -236,7 +236,7 @@ def prepare_checked(task, progress, new_run: bool = True):
         cfg.train.patience = task.default_patience(cfg.train.epochs)
     cfg.train.monitor = cfg.train.monitor or (task.default_monitor if len(data.val[0]) else None)
     if cfg.model.init_from:  # model.json says what the weights started from
-        from ..model_files import sha256_of
+        from ..digests import sha256_of
         from ..models.pretrained import read_weights
 
         path = Path(cfg.model.init_from)

@@ -327,9 +327,7 @@ def verify_file(path: Path, f: RemoteFile) -> None:
     if f.gz_content:
         read_verified(path, f)
         return
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while chunk := fh.read(1 << 22):
-            h.update(chunk)
-    if h.hexdigest() != f.sha256:
+    from ..digests import sha256_of
+
+    if sha256_of(path) != f.sha256:
         raise DataError(f"'{path}' does not match its checksum. It is corrupt or a different file: delete it to download it again.")

@@ -30,7 +30,8 @@ import torch.nn as nn
 
 from ..config import Config
 from ..errors import ConfigError, DataError, DeepworksError
-from ..model_files import load_pt2, sha256_of
+from ..digests import sha256_of
+from ..model_files import load_pt2
 from ..run import Run, cpu_state_dict
 from .runtime import ImportedModel, onnx_session
 

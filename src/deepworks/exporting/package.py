@@ -18,12 +18,13 @@ from pathlib import Path
 
 from .._version import __version__
 from ..errors import DeepworksError
-from ..serving.packaged import MANIFEST, PACKAGE_FORMAT, USES, read_manifest, sha256_of
+from ..digests import sha256_of
+from ..serving.packaged import MANIFEST, PACKAGE_FORMAT, USES, read_manifest
 from ..run import atomic_write_json, atomic_write_text
 from .manifests import dockerfile, kubernetes_manifests, readme
 
 SOURCE = Path(__file__).resolve().parents[1]  # the deepworks package, whose torch-free modules the runtime copies
-RUNTIME_MODULES = ("errors.py", "_version.py", "usage.py", "sessions.py", "data/decode.py", "serving/app.py",
+RUNTIME_MODULES = ("errors.py", "_version.py", "digests.py", "usage.py", "sessions.py", "data/decode.py", "serving/app.py",
                    "serving/batcher.py", "serving/flags.py", "serving/metrics.py", "serving/net.py",
                    "serving/packaged.py", "serving/reading.py", "serving/requests.py", "serving/served.py",
                    "serving/v2.py")

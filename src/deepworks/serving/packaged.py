@@ -11,7 +11,6 @@ tasks/*_face.py again, in numpy, reading its sizes and classes from the exported
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import re
 import sys
@@ -19,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..digests import sha256_of
 from ..errors import DeepworksError
 from ..usage import Option, top_classes
 from .served import ServedModel
@@ -97,14 +97,6 @@ class ImageClassifierUse:
 
 
 USES = {"image": ImageClassifierUse}  # the card's task -> its use without torch
-
-
-def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def read_manifest(folder: Path) -> dict:
