@@ -28,17 +28,35 @@ def test_an_int8_classifier_keeps_the_test_answers_in_a_smaller_file(digits, tmp
     from deepworks.cli import main
 
     assert main(["export", str(digits), "--quantize", "int8", "--out", str(tmp_path / "out")]) == 0
-    assert "classifier.int8.onnx (int8" in capsys.readouterr().out
+    said = capsys.readouterr().out
+    assert "classifier.int8.onnx (int8" in said and "the float graph's speed at batch 1" in said
     card = json.loads((tmp_path / "out" / "model.json").read_text())
     int8 = card["graphs"][0]["int8"]
     assert int8["kept"] and int8["method"] == "static" and int8["checked"]["examples"] == 179
     checked = int8["checked"]
     assert checked["agreement"] >= 0.99 and checked["float_accuracy"] - checked["int8_accuracy"] <= 0.005
     assert int8["bytes"] * 2 < int8["float_bytes"]
+    assert set(int8["speed_vs_float"]) == {"batch_1", "batch_32"} and min(int8["speed_vs_float"].values()) > 0
     images = np.random.default_rng(0).integers(0, 256, (5, 28, 28, 1), dtype=np.uint8)
     probs = ort.InferenceSession(str(tmp_path / "out" / int8["file"])).run(None, {"images": images})[0]
     assert probs.shape == (5, 10) and np.allclose(probs.sum(1), 1, atol=1e-3)
     assert "int8 (static quantisation" in (tmp_path / "out" / "README.md").read_text()
+
+
+def test_calibration_images_are_spread_over_the_split_not_its_first_classes():
+    """A folder read in class order puts one class first: calibrating on its first images would measure one class's
+    activations."""
+    import torch
+
+    from deepworks.tasks.image_face import ImageFace
+
+    images = torch.arange(100, dtype=torch.uint8).view(100, 1, 1, 1).expand(100, 1, 2, 2).contiguous()
+    feeds = ImageFace.calibration_feeds(None, "classifier", (images, torch.zeros(100)), 10, batch=4)
+    assert [len(f["images"]) for f in feeds] == [4, 4, 2]
+    seen = np.concatenate([f["images"][:, 0, 0, 0] for f in feeds])
+    assert seen.tolist() == [0, 11, 22, 33, 44, 55, 66, 77, 88, 99]
+    assert ImageFace.calibration_feeds(None, "classifier", (images[:3], torch.zeros(3)), 10)[0]["images"].shape == \
+        (3, 2, 2, 1)
 
 
 def test_int8_is_refused_where_it_is_not_built_and_not_kept_where_it_changes_answers(digits, use_runs, tmp_path,

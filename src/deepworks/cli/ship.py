@@ -116,13 +116,24 @@ def cmd_export(args) -> int:
     for g in card["graphs"]:
         print(f"wrote {card['folder']}/{g['file']} ({g['exporter']}; matches torch to {g['max_abs_diff']:.1g} at batch "
               f"{g['verified']['batch']})" + (f"; dynamo failed: {g['fallback_reason']}" if g.get("fallback_reason") else ""))
-        int8 = g.get("int8")
-        if int8:
-            print(f"wrote {card['folder']}/{int8['file']} (int8, {int8['bytes'] / 1e6:.2f} MB against "
-                  f"{int8['float_bytes'] / 1e6:.2f}; the same top answer for {int8['checked']['agreement']:.2%} of the "
-                  f"test split)" if int8["kept"] else f"int8 not kept for {g['file']}: {int8['reason']}")
+        if g.get("int8"):
+            print(int8_said(card["folder"], g))
     print(f"wrote {card['folder']}/model.json, weights.safetensors and README.md (how to use it without deepworks)")
     return 0
+
+
+def int8_said(folder: str, graph: dict) -> str:
+    """One line on a graph's int8 twin: kept (its size, answers and speed against the float graph), or why not."""
+    int8 = graph["int8"]
+    if not int8["kept"]:
+        return f"int8 not kept for {graph['file']}: {int8['reason']}"
+    speed = int8.get("speed_vs_float")
+    said = (f"; {speed['batch_1']:g}x the float graph's speed at batch 1 and {speed['batch_32']:g}x at 32 on this "
+            f"machine" if speed else "")
+    slower = "; serve the float graph where speed matters" if speed and max(speed.values()) < 1 else ""
+    return (f"wrote {folder}/{int8['file']} (int8, {int8['bytes'] / 1e6:.2f} MB against "
+            f"{int8['float_bytes'] / 1e6:.2f}; the same top answer for {int8['checked']['agreement']:.2%} of the test "
+            f"split{said}){slower}")
 
 
 def cmd_package(args) -> int:

@@ -148,11 +148,12 @@ class ImageFace(PixelFace):
                       "uint8 pixels (N, H, W, C) in, class probabilities (N, K) out; the normalisation is inside")]
 
     def calibration_feeds(self, graph: str, split: tuple, most: int, batch: int = 32) -> list[dict] | None:
-        """The classifier's uint8 pixels (N, S, S, C) of a split's first `most` images (tensors, or images streamed
-        from files: either gives a batch for a list of indices)."""
+        """The classifier's uint8 pixels (N, S, S, C) of `most` images spread evenly over a split (a folder read in
+        class order would otherwise calibrate on its first classes alone); tensors, or images streamed from files:
+        either gives a batch for a list of indices."""
         x = split[0]
-        n = min(most, len(x))
-        batches = (np.asarray(x[torch.arange(i, min(i + batch, n))]) for i in range(0, n, batch))
+        picked = torch.as_tensor(np.linspace(0, len(x) - 1, min(most, len(x))).round().astype(np.int64))
+        batches = (np.asarray(x[picked[i:i + batch]]) for i in range(0, len(picked), batch))
         return [{"images": np.ascontiguousarray(b.transpose(0, 2, 3, 1))} for b in batches]
 
     def model_card(self) -> dict:
