@@ -3,7 +3,7 @@
 What it holds: the run's ONNX export (model/: the graph, its int8 twin with --quantize int8, and the card), a small
 runtime (deepworks_runtime/: deepworks' own torch-free serving modules, copied unchanged, so that the routes, the
 token, the limits, the errors, the metrics and the health probes are those of `deepworks serve`), requirements.txt
-(numpy, onnxruntime, fastapi, uvicorn, Pillow, python-multipart, prometheus-client), a Dockerfile, Kubernetes
+(numpy, onnxruntime, fastapi, uvicorn, Pillow, python-multipart, prometheus-client, orjson), a Dockerfile, Kubernetes
 manifests (a Deployment and a Service) and a KServe InferenceService, a README, and package.json: the manifest,
 with each model file's sha256, which the runtime checks before it loads a graph. Built like BentoML's bentos and
 Ultralytics' exports: one folder that a container build, a cluster, or `python -m deepworks_runtime` takes as is.
@@ -29,7 +29,7 @@ RUNTIME_MODULES = ("errors.py", "_version.py", "digests.py", "usage.py", "sessio
                    "serving/packaged.py", "serving/reading.py", "serving/requests.py", "serving/served.py",
                    "serving/v2.py")
 REQUIREMENTS = ("numpy>=1.24", "onnxruntime>=1.17", "fastapi>=0.110", "uvicorn>=0.29", "pillow>=10.0",
-                "python-multipart>=0.0.9", "prometheus-client>=0.20")
+                "python-multipart>=0.0.9", "prometheus-client>=0.20", "orjson>=3.9")
 RUNTIME = "deepworks_runtime"
 
 

@@ -27,7 +27,7 @@ from fastapi.responses import JSONResponse
 from .._version import __version__
 from ..errors import DeepworksError
 from .batcher import Batcher
-from .requests import ClientError, Limits, check_work, checked_options, compute, decode, find
+from .requests import ClientError, Limits, check_work, checked_options, compute, decode, find, within
 
 if TYPE_CHECKING:  # annotations only
     from .served import ServedModel as Served
@@ -209,15 +209,6 @@ def capped(receive, declared: bytes | None, limits: Limits):
         return message
 
     return receive_capped
-
-
-async def within(awaitable, seconds: float):
-    """`awaitable`'s result, or TimeoutError after `seconds`: asyncio.timeout where there is one (3.11: a timer,
-    not the task wait_for makes for every call)."""
-    if hasattr(asyncio, "timeout"):
-        async with asyncio.timeout(max(seconds, 0)):
-            return await awaitable
-    return await asyncio.wait_for(awaitable, max(seconds, 0))
 
 
 def error_response(status: int, message: str, close: bool = False, headers: dict | None = None):

@@ -16,9 +16,10 @@ from collections import deque
 from dataclasses import dataclass
 
 
-INLINE_S = 0.0005  # a lone request whose forward takes less runs in the event loop: handing it to the model's thread
-                  # and back (two wake-ups) cost more than the forward itself (LeNet-5 in ONNX Runtime: 0.06 ms);
-                  # longer forwards go to the thread, so that the server keeps accepting and reading requests
+INLINE_S = 0.002  # a lone request whose forward takes less runs in the event loop: handing it to the model's thread
+                 # and back (two wake-ups) costs more than the forward itself (LeNet-5 in ONNX Runtime: 0.06 ms;
+                 # ResNet-20: 0.5 ms), and a request arriving meanwhile waits at most this long to be read; longer
+                 # forwards go to the thread, so that the server keeps accepting and reading requests
 
 
 @dataclass
@@ -41,7 +42,7 @@ class Batcher:
         self.running = 0   # items in the batch being computed
         self.wake: asyncio.Event | None = None
         self.worker: asyncio.Task | None = None
-        self.lone_s = INLINE_S  # a lone request's forward time (a moving average); unknown: the model's thread
+        self.item_s = INLINE_S  # a forward's time per item (a moving average); unknown: the model's thread
 
     def start(self) -> None:
         self.wake = asyncio.Event()
@@ -60,7 +61,7 @@ class Batcher:
             self.running = len(items)
             self.on_batch(len(items))
             try:
-                if self.lone_s < INLINE_S:  # a forward shorter than a thread's hand-over: here, at once
+                if self.item_s * len(items) < INLINE_S:  # a forward this short: here, at once
                     return self.timed(items, options)
                 return await asyncio.get_running_loop().run_in_executor(self.executor, self.timed, items, options)
             finally:
@@ -73,12 +74,12 @@ class Batcher:
         return await future
 
     def timed(self, items: list, options: dict) -> list:
-        """run_batch, its time kept (a moving average) for the next lone request's choice of where to run."""
+        """run_batch, its time per item kept (a moving average) for the next lone request's choice of where to run."""
         t0 = time.perf_counter()
         try:
             return self.run_batch(items, options)
         finally:
-            self.lone_s = 0.8 * self.lone_s + 0.2 * (time.perf_counter() - t0)
+            self.item_s = 0.8 * self.item_s + 0.2 * (time.perf_counter() - t0) / max(len(items), 1)
 
     async def work(self) -> None:
         while True:

@@ -23,11 +23,17 @@ class Metrics:
         self.batches = Histogram("deepworks_batch_size", "items per forward pass of the micro-batcher, by model",
                                  ["model"], buckets=BATCH_BUCKETS, registry=self.registry)
 
+        self.children: dict[tuple, tuple] = {}  # (route, code) -> its counters: labels() looks them up under a lock
+
     def request(self, route: str, code: int, seconds: float) -> None:
-        self.requests.labels(route, str(code)).inc()
-        self.latency.labels(route).observe(seconds)
-        if code >= 400:
-            self.errors.labels(route, str(code)).inc()
+        counted = self.children.get((route, code))
+        if counted is None:
+            counted = self.children[route, code] = (self.requests.labels(route, str(code)), self.latency.labels(route),
+                                                    self.errors.labels(route, str(code)) if code >= 400 else None)
+        counted[0].inc()
+        counted[1].observe(seconds)
+        if counted[2] is not None:
+            counted[2].inc()
 
     def batch(self, model: str, size: int) -> None:
         self.batches.labels(model).observe(size)

@@ -109,7 +109,7 @@ async def compute(s: Served, items: list, options: dict, limits: Limits, batcher
     queueing behind it."""
     if batcher is not None:  # a batch is short (at most max_batch items): only the wait for it needs a bound
         try:
-            return await asyncio.wait_for(batcher.submit(items, options), limits.timeout_s)
+            return await within(batcher.submit(items, options), limits.timeout_s)
         except asyncio.TimeoutError:
             raise too_slow(limits) from None
     cancel = threading.Event()
@@ -126,6 +126,15 @@ async def compute(s: Served, items: list, options: dict, limits: Limits, batcher
     if gone in done:
         raise ClientError(499, "Expected the client to wait for its answer. Received: a closed connection.")
     raise too_slow(limits)
+
+
+async def within(awaitable, seconds: float):
+    """`awaitable`'s result, or TimeoutError after `seconds`: asyncio.timeout where there is one (3.11: a timer,
+    not the task wait_for makes for every call: a tenth of a lone small request's time)."""
+    if hasattr(asyncio, "timeout"):
+        async with asyncio.timeout(max(seconds, 0)):
+            return await awaitable
+    return await asyncio.wait_for(awaitable, max(seconds, 0))
 
 
 def too_slow(limits: Limits) -> ClientError:
