@@ -141,6 +141,8 @@ SPEC: dict[str, list] = {
          "resnet20_fashion_mnist/int8_accuracy"),
         ("the same: top-1 agreement, int8 speed against float at batch 1 / 32", "resnet20_fashion_mnist/agreement",
          "resnet20_fashion_mnist/speed_ratio_batch_1", "resnet20_fashion_mnist/speed_ratio_batch_32"),
+        ("top-1 agreement of a sound classifier (FSDD, features in float) and a text LSTM (dynamic)",
+         "cnn1d_fsdd/agreement", "lstm_text/agreement"),
         ("ResNet-20 on 4,000 CIFAR-10 images: float / int8 accuracy, agreement", "resnet20_cifar10_4000/float_accuracy",
          "resnet20_cifar10_4000/int8_accuracy", "resnet20_cifar10_4000/agreement"),
     ],

@@ -59,12 +59,45 @@ def test_calibration_images_are_spread_over_the_split_not_its_first_classes():
         (3, 2, 2, 1)
 
 
+def test_a_sound_classifier_s_int8_graph_keeps_its_features_in_float_and_its_answers(tones_run, tmp_path):
+    """The log-mel front end stays in float (a DFT's powers span more orders of magnitude than 256 levels hold); the
+    network after it computes in int8, and the test split's answers stay."""
+    import onnx
+
+    card = dw.export(tones_run.run.path, out=str(tmp_path / "out"), quantize="int8")
+    int8 = card["graphs"][0]["int8"]
+    assert int8["kept"] and int8["method"] == "static", int8
+    assert int8["checked"]["agreement"] >= 0.99 and int8["checked"]["examples"] >= 30
+    assert int8["checked"]["float_accuracy"] - int8["checked"]["int8_accuracy"] <= 0.005
+    nodes = list(onnx.load(str(tmp_path / "out" / int8["file"])).graph.node)
+    dequantized = {out for n in nodes if n.op_type == "DequantizeLinear" for out in n.output}
+    front = nodes[:max(i for i, n in enumerate(nodes) if n.op_type == "Log") + 1]
+    assert any(n.op_type == "Conv" for n in front)  # the DFT, as a convolution, and the mel filters: in float
+    assert not [n.name for n in front if dequantized & set(n.input)]
+    assert [n for n in nodes if n.op_type == "Conv" and dequantized & set(n.input)]  # the network's: in int8
+
+
+def test_a_character_model_s_step_graph_is_quantised_dynamically_and_checked_step_by_step(use_runs, tmp_path):
+    """An LSTM's weights in int8 (dynamic quantisation: no calibration), checked on the validation text read as 32
+    streams, each step from the state the float model reached there; its speed measured on one stream and on 32."""
+    import onnx
+
+    card = dw.export(use_runs["txt"], out=str(tmp_path / "out"), quantize="int8")
+    int8 = card["graphs"][0]["int8"]
+    assert int8["method"] == "dynamic" and int8["checked"]["examples"] > 32 and "float_accuracy" not in int8["checked"]
+    assert int8["kept"] and int8["checked"]["agreement"] >= 0.99, int8
+    assert set(int8["speed_vs_float"]) == {"batch_1", "batch_32"} and int8["bytes"] * 2 < int8["float_bytes"]
+    ops = {n.op_type for n in onnx.load(str(tmp_path / "out" / int8["file"])).graph.node}
+    assert "DynamicQuantizeLSTM" in ops and "MatMulInteger" in ops, ops
+
+
 def test_int8_is_refused_where_it_is_not_built_and_not_kept_where_it_changes_answers(digits, use_runs, tmp_path,
                                                                                    monkeypatch):
     from deepworks.exporting import quantize
 
-    with pytest.raises(ConfigError, match="--quantize int8 is for image classification runs so far"):
-        dw.export(use_runs["txt"], out=str(tmp_path / "text"), quantize="int8")
+    with pytest.raises(ConfigError, match="--quantize int8 is for image and sound classification and text generation "
+                                          "runs so far"):
+        dw.export(use_runs["gru"], out=str(tmp_path / "translate"), quantize="int8")
     with pytest.raises(ConfigError, match="use --format onnx"):
         dw.export(digits, format="pt2", out=str(tmp_path / "pt2"), quantize="int8")
     monkeypatch.setattr(quantize, "AGREEMENT", 1.01)  # no graph can keep more than every answer

@@ -70,8 +70,8 @@ def export_run(run_path: str | Path, format: str = "onnx", out: str | Path | Non
         check_onnx_runtime()
     trained = load(run_path, device="cpu", runs_dir=runs_dir)
     if quantize and trained.face.calibration_feeds.__func__ is Face.calibration_feeds:
-        raise ConfigError(f"--quantize int8 is for image classification runs so far; '{trained.run.path}' is "
-                          f"{trained.face.kind} run. Export it without --quantize.")
+        raise ConfigError(f"--quantize int8 is for image and sound classification and text generation runs so far; "
+                          f"'{trained.run.path}' is {trained.face.kind} run. Export it without --quantize.")
     kind = (trained.imported or {}).get("kind")
     if kind in ("onnx", "pt2"):
         raise DeepworksError(f"'{trained.run.path}' is an imported {'ONNX file' if kind == 'onnx' else 'torch.export program'} "

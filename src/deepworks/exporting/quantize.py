@@ -1,15 +1,16 @@
 """int8 graphs beside an export's float ones (`deepworks export RUN --quantize int8`).
 
 ONNX Runtime quantises each graph: statically (int8 weights per channel, uint8 activations, in QDQ form; the softmax
-left in float) where the
-run's face says how its training examples become the graph's inputs (`Face.calibration_feeds`), the activations'
-ranges measured on CALIBRATION of them; dynamically otherwise (int8 weights, activations quantised as they come:
-recurrent and Transformer graphs). Each int8 graph is then checked on the run's test split against the float graph
-it came from: the share of examples whose top answer is the same (AGREEMENT at least) and, where the test split has
-labels, the accuracy (at most ACCURACY_DROP lower). A graph that fails is not kept, and the card says why: the float
-graph is still there, and works. A kept graph's speed against the float one is measured on this machine (batch 1 and
-32) and written on the card: int8 pays on convolutions and products of some width (a ResNet-20: 1.4-2.2x), not on a
-LeNet-5's 6-channel layers, where the conversions cost more than they save (0.6x).
+and what the face names (`Face.int8_float_nodes`: a sound classifier's features) left in float) where the run's face
+says how its training examples become the graph's inputs (`Face.calibration_feeds`), the activations' ranges
+measured on CALIBRATION of them; dynamically where the face says so (`Face.int8_method`: int8 weights per channel,
+activations quantised as they come: a character model's recurrent step). Each int8 graph is then checked on the
+run's test split against the float graph it came from: the share of examples whose top answer is the same (AGREEMENT
+at least) and, where the test split has labels, the accuracy (at most ACCURACY_DROP lower). A graph that fails is
+not kept, and the card says why: the float graph is still there, and works. A kept graph's speed against the float
+one is measured on this machine (batch 1 and 32) and written on the card: int8 pays on convolutions and products of
+some width (a ResNet-20: 1.4-2.2x), not on a LeNet-5's 6-channel layers, where the conversions cost more than they
+save (0.6x).
 """
 
 from __future__ import annotations
@@ -41,20 +42,29 @@ def quantize_export(trained, folder: Path, graphs: list[dict]) -> None:
     if data is None:
         raise DeepworksError(f"--quantize int8 measures and checks the int8 graph on the run's own data, and "
                              f"'{trained.run.path}' was imported without any. Export it without --quantize.")
+    face, model = trained.face, trained.model
     for g in graphs:
-        fp32 = folder / g["file"]
-        calibration = trained.face.calibration_feeds(g["name"], data.train, CALIBRATION)
-        int8 = folder / int8_name(g["file"])
-        method = quantize_graph(fp32, int8, calibration)
-        checked = checked_on_test(trained.face, g["name"], fp32, int8, data)
+        fp32, int8 = folder / g["file"], folder / int8_name(g["file"])
+        calibration = (face.calibration_feeds(g["name"], data.train, CALIBRATION, model)
+                       if face.int8_method == "static" else None)
+        method = quantize_graph(fp32, int8, calibration, lambda nodes, name=g["name"]: face.int8_float_nodes(name,
+                                                                                                            nodes))
+        feeds = face.calibration_feeds(g["name"], tuple(x[:MOST_CHECKED] for x in data.test), MOST_CHECKED, model)
+        checked = checked_on_test(fp32, int8, feeds, data)
         reason = refusal(checked)
         if reason:
             int8.unlink(missing_ok=True)
             g["int8"] = {"kept": False, "method": method, "checked": checked, "reason": reason}
         else:
+            timed = calibration or feeds
             g["int8"] = {"kept": True, "file": int8.name, "method": method, "checked": checked,
                          "bytes": int8.stat().st_size, "float_bytes": fp32.stat().st_size,
-                         **({"speed_vs_float": speed_vs_float(fp32, int8, calibration)} if calibration else {})}
+                         **({"speed_vs_float": speed_vs_float(fp32, int8, timed, batch_axes(g))} if timed else {})}
+
+
+def batch_axes(graph: dict) -> dict:
+    """{input name: its batch axis} of an exported graph's entry (the axis its card leaves unsized)."""
+    return {spec["name"]: spec["shape"].index(None) for spec in graph["inputs"] if None in spec["shape"]}
 
 
 def prepared_splits(trained):
@@ -62,11 +72,13 @@ def prepared_splits(trained):
     return None if trained.imported else trained.prepared()
 
 
-def nodes_of(path: Path, kinds: tuple) -> list[str]:
-    """The names of a graph's nodes of these operator types."""
+def float_nodes(path: Path, chosen=None) -> list[str]:
+    """The names of a graph's nodes that stay in float: those of FLOAT_OPS, and those `chosen(nodes)` names (the
+    face's int8_float_nodes)."""
     import onnx
 
-    return [n.name for n in onnx.load(str(path)).graph.node if n.op_type in kinds]
+    nodes = list(onnx.load(str(path)).graph.node)
+    return [n.name for n in nodes if n.op_type in FLOAT_OPS] + (chosen(nodes) if chosen else [])
 
 
 class Feeds:
@@ -79,8 +91,8 @@ class Feeds:
         return next(self.items, None)
 
 
-def quantize_graph(fp32: Path, int8: Path, calibration: list[dict] | None) -> str:
-    """Quantise one ONNX file; 'static' or 'dynamic'."""
+def quantize_graph(fp32: Path, int8: Path, calibration: list[dict] | None, chosen=None) -> str:
+    """Quantise one ONNX file, leaving the float_nodes(chosen) in float; 'static' or 'dynamic'."""
     from onnxruntime.quantization import QuantFormat, QuantType, quantize_dynamic, quantize_static
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
@@ -90,9 +102,9 @@ def quantize_graph(fp32: Path, int8: Path, calibration: list[dict] | None) -> st
         if calibration:
             quantize_static(str(prepared), str(int8), Feeds(calibration), quant_format=QuantFormat.QDQ,
                             per_channel=True, activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
-                            nodes_to_exclude=nodes_of(prepared, FLOAT_OPS))
+                            nodes_to_exclude=float_nodes(prepared, chosen))
             return "static"
-        quantize_dynamic(str(prepared), str(int8), weight_type=QuantType.QInt8)
+        quantize_dynamic(str(prepared), str(int8), weight_type=QuantType.QInt8, per_channel=True)
         return "dynamic"
     except Exception as err:  # onnxruntime's own words: this graph cannot be quantised
         int8.unlink(missing_ok=True)
@@ -103,12 +115,11 @@ def quantize_graph(fp32: Path, int8: Path, calibration: list[dict] | None) -> st
         prepared.unlink(missing_ok=True)
 
 
-def checked_on_test(face, name: str, fp32: Path, int8: Path, data) -> dict:
-    """The int8 graph against the float one on the test split: top-answer agreement, and both accuracies where the
-    split has labels. Empty when the face gives no test inputs for this graph."""
+def checked_on_test(fp32: Path, int8: Path, feeds: list[dict] | None, data) -> dict:
+    """The int8 graph against the float one on the test split's `feeds`: top-answer agreement, and both accuracies
+    where the split has a label per answer. Empty when the face gives no test inputs for this graph."""
     from .runtime import onnx_session
 
-    feeds = face.calibration_feeds(name, tuple(x[:MOST_CHECKED] for x in data.test), MOST_CHECKED)
     if not feeds:
         return {}
     outputs = {}
@@ -120,16 +131,16 @@ def checked_on_test(face, name: str, fp32: Path, int8: Path, data) -> dict:
                 "max_abs_diff": float(np.abs(outputs["float"] - outputs["int8"]).max())}
     top = {k: v.argmax(1) for k, v in outputs.items()}
     found = {"examples": len(top["float"]), "agreement": float((top["float"] == top["int8"]).mean())}
-    labels = np.asarray(data.test[1][:MOST_CHECKED])
+    labels = np.asarray(data.test[1][:MOST_CHECKED]) if len(data.test) > 1 else np.zeros(0)
     if labels.ndim == 1 and len(labels) == len(top["float"]):
         found.update(float_accuracy=float((top["float"] == labels).mean()),
                      int8_accuracy=float((top["int8"] == labels).mean()))
     return found
 
 
-def speed_vs_float(fp32: Path, int8: Path, feeds: list[dict]) -> dict:
-    """{'batch_1': x, 'batch_32': x}: the int8 graph's inputs a second over the float graph's, on this machine, the
-    two taking turns on the same calibration inputs (a busy moment falls on both)."""
+def speed_vs_float(fp32: Path, int8: Path, feeds: list[dict], axes: dict) -> dict:
+    """{'batch_1': x, 'batch_32': x}: the int8 graph's examples a second over the float graph's, on this machine,
+    the two taking turns on the same inputs (a busy moment falls on both); `axes`: each input's batch axis."""
     import time
 
     from ..sessions import onnx_session
@@ -137,7 +148,9 @@ def speed_vs_float(fp32: Path, int8: Path, feeds: list[dict]) -> dict:
     sessions = [onnx_session(fp32), onnx_session(int8)]
     ratios = {}
     for batch in (1, 32):
-        inputs = [{k: v[:batch] for k, v in feed.items()} for feed in feeds[:4]]
+        inputs = [{k: np.take(v, np.arange(min(batch, v.shape[axes[k]])), axis=axes[k]) if k in axes else v
+                   for k, v in feed.items()} for feed in feeds[:4]]
+        size = next(v.shape[axes[k]] for k, v in inputs[0].items() if k in axes)
         done, spent = [0, 0], [0.0, 0.0]
         for _ in range(4):
             for i, session in enumerate(sessions):
@@ -145,7 +158,7 @@ def speed_vs_float(fp32: Path, int8: Path, feeds: list[dict]) -> dict:
                 while time.perf_counter() - t0 < TIMED_S / 4:
                     for feed in inputs:
                         session.run(None, feed)
-                        done[i] += len(next(iter(feed.values())))
+                        done[i] += size
                 spent[i] += time.perf_counter() - t0
         ratios[f"batch_{batch}"] = round((done[1] / spent[1]) / (done[0] / spent[0]), 2)
     return ratios

@@ -14,7 +14,7 @@ import torch
 import torch.nn as nn
 
 from ..errors import DataError
-from .face import Face
+from .face import Face, spread_indices
 
 
 class AudioFace(Face):
@@ -52,6 +52,19 @@ class AudioFace(Face):
         probs = np.concatenate([np.asarray(model(x[i:i + batch_size].to(device)).cpu())
                                 for i in range(0, len(x), batch_size)])
         return [{"input": name, "probabilities": p} for (name, _), p in zip(items, probs)]
+
+    def calibration_feeds(self, graph: str, split: tuple, most: int, model=None,
+                          batch: int = 32) -> list[dict] | None:
+        """The classifier's float32 clips (N, T) of `most` clips spread over a prepared split."""
+        picked = spread_indices(len(split[0]), most)
+        return [{"clips": np.ascontiguousarray(np.asarray(split[0][picked[i:i + batch]], dtype=np.float32))}
+                for i in range(0, len(picked), batch)]
+
+    def int8_float_nodes(self, graph: str, nodes: list) -> list[str]:
+        """The features, through the logarithm of the mel energies, stay in float: a DFT's powers span many orders
+        of magnitude, which 256 levels cannot hold; the network after them is what int8 speeds up."""
+        logs = [i for i, node in enumerate(nodes) if node.op_type == "Log"]
+        return [node.name for node in nodes[:logs[-1] + 1]] if logs else []
 
     def example_clips(self, n: int, seed: int) -> torch.Tensor:
         """n clips of tones in noise at the run's rate and length: what an export is traced and checked with."""

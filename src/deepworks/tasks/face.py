@@ -17,6 +17,14 @@ from ..config import Config
 from ..errors import DeepworksError
 
 
+def spread_indices(count: int, most: int) -> torch.Tensor:
+    """`most` indices spread evenly over `count` examples (all of them when there are fewer): a split read in class
+    order would give the first classes alone to whatever takes its first examples."""
+    import numpy as np
+
+    return torch.as_tensor(np.linspace(0, count - 1, min(most, count)).round().astype(np.int64))
+
+
 class Face:
     """The use of a trained model. Override what your task needs; the defaults say what happens otherwise."""
 
@@ -87,11 +95,22 @@ class Face:
         step). The loop itself is documented in the model card."""
         raise DeepworksError(f"{self.kind} run cannot be exported: its task's face defines no export_graphs.")
 
-    def calibration_feeds(self, graph: str, split: tuple, most: int) -> list[dict] | None:
-        """The first `most` examples of a prepared split (as the recipe's `prepare` made it) as inputs of the export's
-        graph `graph`: [{input name: numpy array}], a batch each; what int8 quantisation measures activations on and
-        checks its graphs with (exporting/quantize.py). None: this task says not, and --quantize refuses it."""
+    int8_method = "static"  # how --quantize int8 quantises this task's graphs: 'static' (activations' ranges measured
+                            # on calibration_feeds of the training split) or 'dynamic' (measured as they come: recurrent
+                            # and Transformer graphs, where ONNX Runtime quantises the weights of their layers)
+
+    def calibration_feeds(self, graph: str, split: tuple, most: int, model=None) -> list[dict] | None:
+        """`most` examples spread over a prepared split (as the recipe's `prepare` made it; `spread_indices`) as
+        inputs of the export's graph `graph`: [{input name: numpy array}], a batch each; what int8 quantisation
+        measures activations on and checks its graphs with (exporting/quantize.py). `model` is the trained model,
+        for a step graph whose state inputs come from running it. None: this task says not, and --quantize refuses
+        it."""
         return None
+
+    def int8_float_nodes(self, graph: str, nodes: list) -> list[str]:
+        """The names of the nodes of graph `graph` (onnx NodeProtos, in order) that int8 quantisation leaves in float,
+        beyond the softmax: a front end whose precision the rest depends on (a sound classifier's log-mel features)."""
+        return []
 
     def model_card(self) -> dict:
         """What a user of an exported or served model needs to know beyond its graphs: classes or vocabulary,

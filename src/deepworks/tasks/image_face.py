@@ -19,7 +19,7 @@ import torch.nn as nn
 
 from ..config import Config
 from ..models import evaluating
-from .face import Face
+from .face import Face, spread_indices
 
 
 class Normalise:
@@ -147,12 +147,13 @@ class ImageFace(PixelFace):
                       ["images"], ["probabilities"], {"images": {0: "batch"}, "probabilities": {0: "batch"}},
                       "uint8 pixels (N, H, W, C) in, class probabilities (N, K) out; the normalisation is inside")]
 
-    def calibration_feeds(self, graph: str, split: tuple, most: int, batch: int = 32) -> list[dict] | None:
+    def calibration_feeds(self, graph: str, split: tuple, most: int, model=None,
+                          batch: int = 32) -> list[dict] | None:
         """The classifier's uint8 pixels (N, S, S, C) of `most` images spread evenly over a split (a folder read in
         class order would otherwise calibrate on its first classes alone); tensors, or images streamed from files:
         either gives a batch for a list of indices."""
         x = split[0]
-        picked = torch.as_tensor(np.linspace(0, len(x) - 1, min(most, len(x))).round().astype(np.int64))
+        picked = spread_indices(len(x), most)
         batches = (np.asarray(x[picked[i:i + batch]]) for i in range(0, len(picked), batch))
         return [{"images": np.ascontiguousarray(b.transpose(0, 2, 3, 1))} for b in batches]
 

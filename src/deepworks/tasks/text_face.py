@@ -191,6 +191,28 @@ class TextFace(Face):
                        for k in ["ids", *names, "logits", *(f"{n}_out" for n in names)]},
                       "one character per call: ids (N,) and the state in, logits (N, V) and the new state out")]
 
+    int8_method = "dynamic"  # the recurrent layer's and the head's weights in int8
+
+    def calibration_feeds(self, graph: str, split: tuple, most: int, model=None, streams: int = 32) -> list[dict] | None:
+        """The step graph's inputs over a split's text, read as `streams` parallel streams of about most / streams
+        characters each: each step's character ids and the state the trained model had reached there (its own
+        answers, step after step, so that every step is checked from the state generation would give it)."""
+        from ..models.rnn import CharRNN, CharStep
+
+        ids = split[0][:most]
+        steps = len(ids) // streams
+        if not isinstance(model, CharRNN) or steps == 0:
+            return None
+        x, step = ids[:steps * streams].long().view(streams, steps), CharStep(model).eval()
+        state = [torch.zeros(step.layers, streams, step.hidden) for _ in step.state_names]
+        feeds = []
+        with torch.inference_mode():
+            for t in range(steps):
+                feeds.append({"ids": np.ascontiguousarray(x[:, t].numpy()),
+                              **{name: s.numpy().copy() for name, s in zip(step.state_names, state)}})
+                state = list(step(x[:, t], *state)[1:])
+        return feeds
+
     def model_card(self) -> dict:
         return {"vocab": self.meta["vocab"], "prime": self.prime,
                 "loop": "state = zeros (layers, N, hidden) for each state input; for each character of the prime, "
