@@ -2,16 +2,17 @@
 
     python bench/quantize.py     # about 11 minutes on 2 cores
 
-Three image classifiers are trained here: LeNet-5 on MNIST (2 epochs), a ResNet-20 (width 16) on
-Fashion-MNIST (2 epochs: about 91 %, a model as sure of its answers as a user's), and the same ResNet on CIFAR-10's
-first 4,000 (15 epochs, the shared data's subset: about 55 %, a model unsure of many answers, where int8 changes more
-than 1 % of them and is refused). Then, as their exports measure them (the card's checks and speed): the sound guide's
-default on FSDD's spoken digits (log-mel features in float, the 1-D CNN in int8) and the text default (a 2-layer
-LSTM, 3 epochs; dynamic quantisation of its weights, checked step by step on the validation text). Each is exported with --quantize int8
-(ONNX Runtime's static quantisation, calibrated on 256 training images) and both graphs are measured on the run's
-test split: accuracy, the share of the same top answers, the files' sizes, and images a second in ONNX Runtime (2
-threads) at batch 1 and 32, the same inputs through both. Goals (issue 35): accuracy within 0.5 point, top-1
-agreement >= 99 %, >= 1.6x the float graph's speed at batch 1 and 32, files >= 3x smaller.
+Three image classifiers are trained here: LeNet-5 on MNIST (2 epochs), a ResNet-20 (width 16) on Fashion-MNIST
+(2 epochs: about 91 %, a model as sure of its answers as a user's), and the same ResNet on CIFAR-10's first 4,000
+(15 epochs, the shared data's subset: about 55 %, a model unsure of many answers, where int8 changes more than 1 % of
+them and is refused). Each is exported with --quantize int8 (ONNX Runtime's static quantisation, calibrated on 256
+training images) and both graphs are measured on the run's test split: accuracy, the share of the same top answers,
+the files' sizes, and images a second in ONNX Runtime (2 threads) at batch 1 and 32, the same inputs through both.
+Then two more as their exports measure them (the card's checks and speed): the sound guide's default on FSDD's
+spoken digits (static, its log-mel features in float, the 1-D CNN in int8) and the text default (a 2-layer LSTM, 3
+epochs; dynamic quantisation of its weights, checked step by step on the validation text). Goals (issue 35):
+accuracy within 0.5 point, top-1 agreement >= 99 %, >= 1.6x the float graph's speed at batch 1 and 32, files >= 3x
+smaller.
 Writes bench/results/quantize.json.
 """
 

@@ -238,36 +238,6 @@ def test_requests_that_arrive_together_are_answered_in_one_batch_with_the_same_a
     assert value["deepworks_batch_size_count"] <= 2  # in one or two forward passes, not eight
 
 
-def test_a_lone_request_runs_at_once_only_while_its_forward_is_short():
-    """A lone request whose forward is known to be short runs in the event loop (a hand-over to the model's thread
-    cost more than LeNet's forward); one of many items, or of a slow model, goes to the model's thread, so that the
-    server keeps reading other requests meanwhile."""
-    import threading
-    from concurrent.futures import ThreadPoolExecutor
-
-    from deepworks.serving.batcher import INLINE_S, Batcher
-
-    def run_batch(items, options):
-        return [threading.current_thread().name] * len(items)
-
-    async def where(batcher, n: int) -> str:
-        batcher.start()
-        try:
-            return (await batcher.submit(list(range(n)), {}))[0]
-        finally:
-            await batcher.stop()
-
-    with ThreadPoolExecutor(1, thread_name_prefix="model") as executor:
-        batcher = Batcher(run_batch, executor)
-        assert asyncio.run(where(batcher, 1)).startswith("model")  # its forward's time not known yet
-        batcher.item_s = INLINE_S / 100
-        assert asyncio.run(where(batcher, 1)) == threading.current_thread().name
-        assert asyncio.run(where(batcher, 10)) == threading.current_thread().name
-        assert asyncio.run(where(batcher, 1000)).startswith("model")  # 1,000 items: 10x the inline bound
-        batcher.item_s = INLINE_S * 2
-        assert asyncio.run(where(batcher, 1)).startswith("model")
-
-
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

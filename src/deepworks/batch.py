@@ -241,7 +241,8 @@ def run_ray(run: str, out: str, shards: list, todo: list[int], options: dict, wo
         with failing_as("Ray", line=-1):  # (Ray wraps a worker's error: its own words end the text)
             worker = ray_actor(run, out, shards, options)
             ds = ray.data.from_items([{"shard": i} for i in todo], override_num_blocks=max(1, len(todo)))
-            results = ds.map_batches(worker, batch_size=1, concurrency=workers, num_cpus=1)
+            pool = ray.data.ActorPoolStrategy(size=workers)
+            results = ds.map_batches(worker, batch_size=1, compute=pool, num_cpus=1)
             rows = 0
             for done, row in enumerate(results.iter_rows(), 1):
                 rows += int(row["rows"])

@@ -132,9 +132,10 @@ def int8_said(folder: str, graph: dict) -> str:
     said = (f"; {speed['batch_1']:g}x the float graph's speed at batch 1 and {speed['batch_32']:g}x at 32 on this "
             f"machine" if speed else "")
     slower = "; serve the float graph where speed matters" if speed and max(speed.values()) < 1 else ""
+    agreement = int8["checked"].get("agreement")
+    kept = f"; the same top answer for {agreement:.2%} of the test split" if agreement is not None else ""
     return (f"wrote {folder}/{int8['file']} (int8, {int8['bytes'] / 1e6:.2f} MB against "
-            f"{int8['float_bytes'] / 1e6:.2f}; the same top answer for {int8['checked']['agreement']:.2%} of the test "
-            f"split{said}){slower}")
+            f"{int8['float_bytes'] / 1e6:.2f}{kept}{said}){slower}")
 
 
 def cmd_package(args) -> int:

@@ -241,15 +241,23 @@ def reuse_torchlib_table() -> None:
     """Make the table of ONNX functions for torch's operators once per process. The dynamo exporter asks onnxscript
     for it on every export, and onnxscript (0.7) reads and parses the source of its ~500 functions each time: 0.6-0.8
     s of every graph's export here, half of a small model's. The table is the same list every time (functions
-    defined when onnxscript is imported); where onnxscript no longer has this function, nothing changes."""
+    defined when onnxscript is imported). onnxscript's later API modules import the function from torch_2_5 by name,
+    so each one loaded holds it too; where onnxscript no longer has it, nothing changes."""
+    import sys
+
     try:
         from onnxscript._framework_apis import torch_2_5 as apis
     except ImportError:
         return
     made = getattr(apis, "get_torchlib_ops", None)
-    if made is None or getattr(made, "cache_info", None):
+    if made is None:
         return
-    apis.get_torchlib_ops = functools.lru_cache(maxsize=1)(made)
+    original = getattr(made, "__wrapped__", made)
+    cached = made if made is not original else functools.lru_cache(maxsize=1)(original)
+    for name, module in list(sys.modules.items()):
+        if name.startswith("onnxscript._framework_apis.torch_") and getattr(module, "get_torchlib_ops", None) is \
+                original:
+            module.get_torchlib_ops = cached
 
 
 @contextlib.contextmanager

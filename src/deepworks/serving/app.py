@@ -66,7 +66,8 @@ def lifespan(served: list[Served], batchers: dict, limits: Limits, metrics):
         for s in served:
             if s.face.batchable and limits.max_batch > 1:
                 batchers[s.name] = Batcher(s.infer, s.executor, limits.max_batch, limits.max_wait_ms,
-                                           on_batch=lambda size, name=s.name: metrics.batch(name, size))
+                                           on_batch=lambda size, name=s.name: metrics.batch(name, size),
+                                           inline=getattr(s.face, "fixed_cost_items", False))
                 batchers[s.name].start()
         loop = asyncio.get_running_loop()
         for s in served:

@@ -22,6 +22,17 @@ INLINE_S = 0.002  # a lone request whose forward takes less runs in the event lo
                  # forwards go to the thread, so that the server keeps accepting and reading requests
 
 
+def soon(loop, call):
+    """A callback for a thread's future that runs `call` in the event loop (nothing once the loop has closed)."""
+    def in_loop(_future) -> None:
+        try:
+            loop.call_soon_threadsafe(call)
+        except RuntimeError:
+            pass
+
+    return in_loop
+
+
 @dataclass
 class Job:
     items: list
@@ -31,9 +42,11 @@ class Job:
 
 
 class Batcher:
-    def __init__(self, run_batch, executor, max_batch: int = 32, max_wait_ms: float = 2.0, on_batch=None):
+    def __init__(self, run_batch, executor, max_batch: int = 32, max_wait_ms: float = 2.0, on_batch=None,
+                 inline: bool = False):
         """run_batch(items, options) -> one result per item, called in `executor`; on_batch(size) is told the size
-        of every batch run (for the metrics)."""
+        of every batch run (for the metrics). inline: a lone request may run in the event loop when its forward is
+        known to be short (a task whose items all cost the same: Face.fixed_cost_items)."""
         self.run_batch, self.executor = run_batch, executor
         self.max_batch, self.max_wait = max_batch, max_wait_ms / 1000
         self.on_batch = on_batch or (lambda size: None)
@@ -42,7 +55,8 @@ class Batcher:
         self.running = 0   # items in the batch being computed
         self.wake: asyncio.Event | None = None
         self.worker: asyncio.Task | None = None
-        self.item_s = INLINE_S  # a forward's time per item (a moving average); unknown: the model's thread
+        self.inline = inline
+        self.item_s: dict[tuple, float] = {}  # options -> a forward's time per item (a moving average)
 
     def start(self) -> None:
         self.wake = asyncio.Event()
@@ -56,30 +70,43 @@ class Batcher:
             except asyncio.CancelledError:
                 pass
 
-    async def submit(self, items: list, options: dict) -> list:
+    async def submit(self, items: list, options: dict, others_open: bool = False) -> list:
+        """The answers to one request's items. others_open: the server has begun other requests than this one (they
+        may be read while this one computes, and join the next batch), so this one does not run in the event loop
+        however short its forward."""
+        key = tuple(sorted(options.items(), key=lambda kv: kv[0]))
         if not self.queue and self.running == 0 and self.arriving == 0:  # alone: straight to the model, no hand-over
             self.running = len(items)
             self.on_batch(len(items))
-            try:
-                if self.item_s * len(items) < INLINE_S:  # a forward this short: here, at once
-                    return self.timed(items, options)
-                return await asyncio.get_running_loop().run_in_executor(self.executor, self.timed, items, options)
-            finally:
-                self.running = 0
-                if self.queue:
-                    self.wake.set()
+            if self.inline and not others_open and self.item_s.get(key, INLINE_S) * len(items) < INLINE_S:
+                try:  # a forward this short: here, at once
+                    return self.timed(items, options, key)
+                finally:
+                    self.idle()
+            work = self.executor.submit(self.timed, items, options, key)
+            work.add_done_callback(soon(asyncio.get_running_loop(), self.idle))  # when the model is free again, not
+            return await asyncio.wrap_future(work)  # when this request stops waiting (its time is up)
         future = asyncio.get_running_loop().create_future()
-        self.queue.append(Job(items, tuple(sorted(options.items(), key=lambda kv: kv[0])), options, future))
+        self.queue.append(Job(items, key, options, future))
         self.wake.set()
         return await future
 
-    def timed(self, items: list, options: dict) -> list:
-        """run_batch, its time per item kept (a moving average) for the next lone request's choice of where to run."""
+    def idle(self) -> None:
+        """The lone request's forward is over: the model is free for what queued meanwhile."""
+        self.running = 0
+        if self.queue:
+            self.wake.set()
+
+    def timed(self, items: list, options: dict, key: tuple) -> list:
+        """run_batch, its time per item with these options kept (a moving average) for the next lone request's
+        choice of where to run."""
         t0 = time.perf_counter()
         try:
             return self.run_batch(items, options)
         finally:
-            self.item_s = 0.8 * self.item_s + 0.2 * (time.perf_counter() - t0) / max(len(items), 1)
+            spent = (time.perf_counter() - t0) / max(len(items), 1)
+            if self.inline and (key in self.item_s or len(self.item_s) < 64):  # (a few options' worth)
+                self.item_s[key] = 0.8 * self.item_s.get(key, INLINE_S) + 0.2 * spent
 
     async def work(self) -> None:
         while True:

@@ -48,6 +48,10 @@ def raw_error(status: int, reason: str, message: str) -> bytes:
     return head.encode() + body
 
 
+OPEN_REQUESTS = "deepworks.open_requests"  # a request's scope: the requests this server has begun and not answered
+                                          # (the batcher runs a request at once only when it is the only one)
+
+
 class ConnectionGuard:
     """What GuardedProtocol adds to uvicorn's HTTP protocol class, which it precedes in the bases: the cap on open
     connections and the request-head deadline of `guard_limits` (a class attribute the subclass sets)."""
@@ -61,6 +65,7 @@ class ConnectionGuard:
 
         async def app_with_head_in(scope, receive, send):  # called once a request's head has arrived in full
             self.stop_head_timer()
+            scope[OPEN_REQUESTS] = getattr(self, "tasks", ())  # uvicorn's set of every connection's request task
             return await app(scope, receive, send)
 
         self.app = app_with_head_in

@@ -35,6 +35,7 @@ class ImageClassifierUse:
 
     verb, kind = "predict", "an image classification"
     batchable, max_items, v2_sized_by_input = True, 1024, False
+    fixed_cost_items = True  # one fixed-size image each (as the image face's)
     card_keys = ("classes", "inputs", "outputs", "preprocessing")  # what GET /v1/models shows of the card, as serve
 
     def __init__(self, card: dict):
@@ -184,10 +185,10 @@ class PackagedModel(ServedModel):
 
 def opened(path: Path, threads: int | None):
     """The graph in ONNX Runtime, or a message where ONNX Runtime cannot read it."""
-    from ..sessions import onnx_session
+    from ..sessions import ServingSessions
 
     try:
-        return onnx_session(path, threads)
+        return ServingSessions(path, threads)
     except Exception as err:  # onnxruntime's own errors (a damaged file) have no common class
         raise DeepworksError(f"ONNX Runtime cannot load '{path}' ({str(err).strip()[:160]}). Package the run "
                              f"again.") from None

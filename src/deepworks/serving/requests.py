@@ -109,7 +109,7 @@ async def compute(s: Served, items: list, options: dict, limits: Limits, batcher
     queueing behind it."""
     if batcher is not None:  # a batch is short (at most max_batch items): only the wait for it needs a bound
         try:
-            return await within(batcher.submit(items, options), limits.timeout_s)
+            return await within(batcher.submit(items, options, others_open(request)), limits.timeout_s)
         except asyncio.TimeoutError:
             raise too_slow(limits) from None
     cancel = threading.Event()
@@ -135,6 +135,14 @@ async def within(awaitable, seconds: float):
         async with asyncio.timeout(max(seconds, 0)):
             return await awaitable
     return await asyncio.wait_for(awaitable, max(seconds, 0))
+
+
+def others_open(request) -> bool:
+    """Whether the server has begun other requests than this one and not answered them (net.py puts the set of them
+    in the scope; a test client's app has no such set): requests that a batch may gather."""
+    from .net import OPEN_REQUESTS
+
+    return request is not None and len(request.scope.get(OPEN_REQUESTS, ())) > 1
 
 
 def too_slow(limits: Limits) -> ClientError:

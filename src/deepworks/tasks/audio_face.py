@@ -20,6 +20,7 @@ from .face import Face, spread_indices
 class AudioFace(Face):
     verb, kind = "predict", "an audio classification"
     batchable = True
+    fixed_cost_items = True  # one fixed-size input each: a lone request's forward time is known (Face)
     max_items = 256
 
     @property

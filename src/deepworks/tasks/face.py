@@ -95,6 +95,10 @@ class Face:
         step). The loop itself is documented in the model card."""
         raise DeepworksError(f"{self.kind} run cannot be exported: its task's face defines no export_graphs.")
 
+    fixed_cost_items = False  # True: every item costs the same to compute whatever it holds and whatever the options
+                              # (fixed-size images, fixed-length clips), so that a lone request's forward time is
+                              # known from the last ones and a short one may run in the server's event loop
+
     int8_method = "static"  # how --quantize int8 quantises this task's graphs: 'static' (activations' ranges measured
                             # on calibration_feeds of the training split) or 'dynamic' (measured as they come: recurrent
                             # and Transformer graphs, where ONNX Runtime quantises the weights of their layers)

@@ -90,6 +90,7 @@ class PixelFace(Face):
 class ImageFace(PixelFace):
     verb, kind = "predict", "an image classification"
     batchable = True
+    fixed_cost_items = True  # one fixed-size input each: a lone request's forward time is known (Face)
 
     def __init__(self, cfg: Config, meta: dict):
         from ..usage import Option

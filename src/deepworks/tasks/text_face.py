@@ -193,7 +193,8 @@ class TextFace(Face):
 
     int8_method = "dynamic"  # the recurrent layer's and the head's weights in int8
 
-    def calibration_feeds(self, graph: str, split: tuple, most: int, model=None, streams: int = 32) -> list[dict] | None:
+    def calibration_feeds(self, graph: str, split: tuple, most: int, model=None,
+                          streams: int = 32) -> list[dict] | None:
         """The step graph's inputs over a split's text, read as `streams` parallel streams of about most / streams
         characters each: each step's character ids and the state the trained model had reached there (its own
         answers, step after step, so that every step is checked from the state generation would give it)."""

@@ -60,7 +60,7 @@ async def json_body(request) -> dict:
     raw = await request.body()
     if raw:
         check_json_type(request.headers.get("content-type", ""))
-    body = parse_json(raw or b"{}", "a JSON body")  # its depth bounded before it is parsed, as serve's are
+    body = parse_json(raw or b"{}", "a JSON body", exact=True)  # depth bounded before it is parsed, as serve's are
     if not isinstance(body, dict):
         raise ClientError(400, f"Expected a JSON object. Received: {type(body).__name__}.")
     return body
