@@ -125,6 +125,30 @@ def test_serve_answers_from_the_int8_graph(digits, tmp_path):
     package_serves_the_int8_graph(run, tmp_path / "package", image, served.json())
 
 
+def test_serve_int8_serves_a_task_without_int8_from_its_float_graph_and_says_so(use_runs, tmp_path):
+    """--runtime int8 over several runs: one whose task has no int8 (a GAN) is served from its float ONNX graph, with
+    a note on its card, rather than refusing the whole server."""
+    import shutil
+
+    from fastapi.testclient import TestClient
+
+    from deepworks.serving import build_app
+
+    run = tmp_path / "gan"
+    shutil.copytree(use_runs["gan"], run, ignore=shutil.ignore_patterns("export"))
+    with TestClient(build_app([str(run)], runtime="int8")) as client:
+        card = client.get("/v1/models/gan").json()
+    assert card["runtime"] == "onnx" and "int8 is not built for a GAN run" in card["runtime_note"], card
+
+
+def test_an_export_without_int8_removes_the_int8_twin_of_an_earlier_one(digits, tmp_path):
+    """The folder's card is the new export's: an int8 graph left from an earlier export would be another model's."""
+    dw.export(digits, out=str(tmp_path / "out"), quantize="int8")
+    assert (tmp_path / "out" / "classifier.int8.onnx").is_file()
+    card = dw.export(digits, out=str(tmp_path / "out"))
+    assert "int8" not in card["graphs"][0] and not (tmp_path / "out" / "classifier.int8.onnx").exists()
+
+
 def package_serves_the_int8_graph(run, folder, image, served: dict) -> None:
     """`deepworks package --quantize int8`: the package serves the int8 graph by default, answering as serve --runtime
     int8 does, and its float graph when asked."""

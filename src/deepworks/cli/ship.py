@@ -34,8 +34,8 @@ def add_export(sub) -> None:
     p.add_argument("--out", help="the folder to write [default: RUN/export/FORMAT]")
     p.add_argument("--quantize", choices=("int8",), help="also write each ONNX graph in int8 (ONNX Runtime's static "
                    "quantisation, calibrated on the run's training examples; dynamic for a text model's step), kept "
-                   "where it gives the same top answer for 99%% of the test split and loses at most 0.5 point of "
-                   "accuracy (image and sound classification, text generation)")
+                   "where it gives the same top answer for 99%% of the test split and, where the split has labels, "
+                   "loses at most 0.5 point of accuracy (image and sound classification, text generation)")
     p.add_argument("--exporter", default="auto", choices=("auto", "dynamo", "legacy"),
                    help="ONNX: torch's dynamo exporter, the legacy TorchScript-based one, or auto: dynamo, and legacy "
                         "where dynamo fails or does not match torch [default: auto]")
@@ -96,7 +96,7 @@ def add_serve(sub) -> None:
     p.add_argument("--runtime", default="torch", choices=("torch", "onnx", "int8"),
                    help="onnx: answer image and GAN requests from the run's ONNX export in ONNX Runtime (exported "
                         "now if needed); int8: image and sound classifiers from its int8 graph (export --quantize "
-                        "int8, made now if needed) [default: torch]")
+                        "int8, made now if needed; other runs from their float graph, said at start) [default: torch]")
     add_limit_flags(p)
 
 

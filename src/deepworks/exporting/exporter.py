@@ -69,7 +69,7 @@ def export_run(run_path: str | Path, format: str = "onnx", out: str | Path | Non
     if format == "onnx":
         check_onnx_runtime()
     trained = load(run_path, device="cpu", runs_dir=runs_dir)
-    if quantize and trained.face.calibration_feeds.__func__ is Face.calibration_feeds:
+    if quantize and not quantizable(trained.face):
         raise ConfigError(f"--quantize int8 is for image and sound classification and text generation runs so far; "
                           f"'{trained.run.path}' is {trained.face.kind} run. Export it without --quantize.")
     kind = (trained.imported or {}).get("kind")
@@ -88,6 +88,11 @@ def export_run(run_path: str | Path, format: str = "onnx", out: str | Path | Non
         from .quantize import quantize_export
 
         quantize_export(trained, folder, written)
+    elif format == "onnx":  # an int8 twin left by an earlier export is another model's now: not beside this card
+        from .quantize import int8_name
+
+        for g in written:
+            (folder / int8_name(g["file"])).unlink(missing_ok=True)
     card = model_card(trained, format, written)
     weights = folder / "weights.safetensors"
     state = cpu_state_dict(model)
@@ -95,6 +100,11 @@ def export_run(run_path: str | Path, format: str = "onnx", out: str | Path | Non
     atomic_write_json(folder / "model.json", card)
     atomic_write_text(folder / "README.md", usage_text(card))
     return {**card, "folder": str(folder)}
+
+
+def quantizable(face) -> bool:
+    """Whether --quantize int8 is built for this task: its face gives the graph's inputs (Face.calibration_feeds)."""
+    return type(face).calibration_feeds is not Face.calibration_feeds
 
 
 def prepare_folder(folder: Path) -> None:

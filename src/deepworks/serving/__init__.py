@@ -44,6 +44,9 @@ def serve(runs: list[str], host: str = "127.0.0.1", port: int = 8000, token: str
     check_exposure(host, token, insecure)
     limits = limits or Limits()
     app = build_app(runs, token, runtime, limits)
+    for name, s in app.state.served.items():
+        if s.runtime_note:
+            print(f"note: {name}: {s.runtime_note}", file=sys.stderr, flush=True)
     print(f"serving {', '.join(runs)} on http://{host}:{port} (Ctrl-C stops; GET /v1/models lists them)",
           file=sys.stderr, flush=True)
     make_server(app, host, port, limits, log_level).run()

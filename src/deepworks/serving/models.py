@@ -50,13 +50,17 @@ class Served(ServedModel):
         """The run's ONNX export (written now unless an export of these very weights is there) in ONNX Runtime, its
         int8 graph with `int8` (exported with --quantize int8 now if needed; the float graph, said, where int8 was
         not kept); tasks whose use is a loop over several graphs (text, translation) stay in torch, and say so."""
-        from ..exporting.exporter import export_run, read_card, weights_digest
+        from ..exporting.exporter import export_run, quantizable, read_card, weights_digest
 
         if self.trained.serving is self.trained.model:  # the task's use is a loop around the model, not one graph
             self.runtime = "torch"
             self.runtime_note = (f"{self.face.kind} run is a loop over its model's steps, which is served from torch; "
-                                 f"--runtime onnx serves one-graph models (image classifiers, GAN generators)")
+                                 f"--runtime {'int8' if int8 else 'onnx'} serves one-graph models "
+                                 f"({'image and sound classifiers' if int8 else 'image classifiers, GAN generators'})")
             return self.trained.serving
+        if int8 and not quantizable(self.face):
+            int8, self.runtime = False, "onnx"
+            self.runtime_note = f"int8 is not built for {self.face.kind} run: the float ONNX graph is served"
         folder = self.trained.run.path / "export" / "onnx"
         card = read_card(folder)
         if card is None or card.get("weights", {}).get("sha256") != weights_digest(self.trained.model) or \
@@ -67,6 +71,10 @@ class Served(ServedModel):
             self.runtime = "onnx"
             self.runtime_note = f"int8 was not kept ({graph['int8']['reason']}): the float ONNX graph is served"
         elif int8:
+            speed = graph["int8"].get("speed_vs_float") or {}
+            if speed and max(speed.values()) < 1:
+                self.runtime_note = (f"int8 ran at {', '.join(f'{v:g}x' for v in speed.values())} the float graph's "
+                                     f"speed where it was exported (batch 1 and 32): --runtime onnx is faster there")
             return OnnxRunner(folder / graph["int8"]["file"], torch.get_num_threads())
         return OnnxRunner(folder / graph["file"], torch.get_num_threads())
 
