@@ -125,17 +125,18 @@ def cmd_export(args) -> int:
 
 def int8_said(folder: str, graph: dict) -> str:
     """One line on a graph's int8 twin: kept (its size, answers and speed against the float graph), or why not."""
+    from ..exporting.quantize import slower, speed_words
+
     int8 = graph["int8"]
     if not int8["kept"]:
         return f"int8 not kept for {graph['file']}: {int8['reason']}"
     speed = int8.get("speed_vs_float")
-    said = (f"; {speed['batch_1']:g}x the float graph's speed at batch 1 and {speed['batch_32']:g}x at 32 on this "
-            f"machine" if speed else "")
-    slower = "; serve the float graph where speed matters" if speed and max(speed.values()) < 1 else ""
+    said = f"; {speed_words(speed)} on this machine" if speed else ""
+    slow = "; serve the float graph where speed matters" if slower(speed) else ""
     agreement = int8["checked"].get("agreement")
     kept = f"; the same top answer for {agreement:.2%} of the test split" if agreement is not None else ""
     return (f"wrote {folder}/{int8['file']} (int8, {int8['bytes'] / 1e6:.2f} MB against "
-            f"{int8['float_bytes'] / 1e6:.2f}{kept}{said}){slower}")
+            f"{int8['float_bytes'] / 1e6:.2f}{kept}{said}){slow}")
 
 
 def cmd_package(args) -> int:

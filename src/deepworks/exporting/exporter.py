@@ -383,9 +383,10 @@ def int8_lines(int8: dict | None) -> list[str]:
                if "agreement" in checked else "")
     if not int8["kept"]:
         return [f"- int8: not kept ({int8['reason']}); use the float graph"]
+    from .quantize import speed_words
+
     speed = int8.get("speed_vs_float")
-    timed = (f"; {speed['batch_1']:g}x the float graph's speed at batch 1 and {speed['batch_32']:g}x at 32 where it "
-             f"was exported" if speed else "")
+    timed = f"; {speed_words(speed)} where it was exported" if speed else ""
     return [f"- int8 ({int8['method']} quantisation, ONNX Runtime): {int8['file']}, {int8['bytes'] / 1e6:.2f} MB "
             f"against {int8['float_bytes'] / 1e6:.2f}{on_test}{timed}; same inputs and outputs"]
 

@@ -15,6 +15,7 @@ save (0.6x).
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 
 import numpy as np
@@ -47,8 +48,7 @@ def quantize_export(trained, folder: Path, graphs: list[dict]) -> None:
         fp32, int8 = folder / g["file"], folder / int8_name(g["file"])
         calibration = (face.calibration_feeds(g["name"], data.train, CALIBRATION, model)
                        if face.int8_method == "static" else None)
-        method = quantize_graph(fp32, int8, calibration, lambda nodes, name=g["name"]: face.int8_float_nodes(name,
-                                                                                                            nodes))
+        method = quantize_graph(fp32, int8, calibration, functools.partial(face.int8_float_nodes, g["name"]))
         feeds = face.calibration_feeds(g["name"], tuple(x[:MOST_CHECKED] for x in data.test), MOST_CHECKED, model)
         checked = checked_on_test(fp32, int8, feeds, data)
         reason = refusal(checked)
@@ -143,18 +143,19 @@ def speed_vs_float(fp32: Path, int8: Path, feeds: list[dict], axes: dict) -> dic
     the two taking turns on the same inputs (a busy moment falls on both) for about TIMED_S each; `axes`: each
     input's batch axis (a batch of fewer examples where the feeds hold fewer). Empty where it cannot be measured:
     the figure is a note, not a check."""
+    from ..sessions import onnx_session
+
     try:
-        return {f"batch_{batch}": examples_per_s_ratio(fp32, int8, feeds, axes, batch) for batch in (1, 32)}
+        sessions = [onnx_session(fp32), onnx_session(int8)]
+        return {f"batch_{batch}": examples_per_s_ratio(sessions, feeds, axes, batch) for batch in (1, 32)}
     except Exception:  # (onnxruntime's errors have no common class; the checks above passed)
         return {}
 
 
-def examples_per_s_ratio(fp32: Path, int8: Path, feeds: list[dict], axes: dict, batch: int) -> float:
+def examples_per_s_ratio(sessions: list, feeds: list[dict], axes: dict, batch: int) -> float:
+    """The second session's examples a second over the first's, on the feeds cut to `batch` along their batch axes."""
     import time
 
-    from ..sessions import onnx_session
-
-    sessions = [onnx_session(fp32), onnx_session(int8)]
     inputs = [{k: np.take(v, np.arange(min(batch, v.shape[axes[k]])), axis=axes[k]) if k in axes else v
                for k, v in feed.items()} for feed in feeds[:4]]
     size = next(v.shape[axes[k]] for k, v in inputs[0].items() if k in axes)
@@ -169,11 +170,21 @@ def examples_per_s_ratio(fp32: Path, int8: Path, feeds: list[dict], axes: dict, 
     return round((done[1] / spent[1]) / (done[0] / spent[0]), 2)
 
 
+def speed_words(speed: dict) -> str:
+    """A card's speed_vs_float in words: 'Ax the float graph's speed at batch 1 and Bx at 32'."""
+    return f"{speed['batch_1']:g}x the float graph's speed at batch 1 and {speed['batch_32']:g}x at 32"
+
+
+def slower(speed: dict | None) -> bool:
+    """Whether int8 ran slower than the float graph at every batch size measured (a LeNet's few channels)."""
+    return bool(speed) and max(speed.values()) < 1
+
+
 def refusal(checked: dict) -> str | None:
     """Why an int8 graph is not kept, or None."""
     if "agreement" not in checked:
         return "the test split holds no example to check it on (the float graph's answers could not be compared)"
-    if "agreement" in checked and checked["agreement"] < AGREEMENT:
+    if checked["agreement"] < AGREEMENT:
         return (f"int8 changed the top answer of {1 - checked['agreement']:.1%} of the test examples (at most "
                 f"{1 - AGREEMENT:.0%} allowed)")
     if "int8_accuracy" in checked and checked["float_accuracy"] - checked["int8_accuracy"] > ACCURACY_DROP:

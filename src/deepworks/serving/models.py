@@ -71,10 +71,12 @@ class Served(ServedModel):
             self.runtime = "onnx"
             self.runtime_note = f"int8 was not kept ({graph['int8']['reason']}): the float ONNX graph is served"
         elif int8:
-            speed = graph["int8"].get("speed_vs_float") or {}
-            if speed and max(speed.values()) < 1:
-                self.runtime_note = (f"int8 ran at {', '.join(f'{v:g}x' for v in speed.values())} the float graph's "
-                                     f"speed where it was exported (batch 1 and 32): --runtime onnx is faster there")
+            from ..exporting.quantize import slower, speed_words
+
+            speed = graph["int8"].get("speed_vs_float")
+            if slower(speed):
+                self.runtime_note = (f"int8 ran at {speed_words(speed)} where it was exported: --runtime onnx is "
+                                     f"faster there")
             return OnnxRunner(folder / graph["int8"]["file"], torch.get_num_threads())
         return OnnxRunner(folder / graph["file"], torch.get_num_threads())
 

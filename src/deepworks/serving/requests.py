@@ -11,6 +11,8 @@ import threading
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from .net import OPEN_REQUESTS
+
 if TYPE_CHECKING:  # annotations only
     from .batcher import Batcher
     from .served import ServedModel as Served
@@ -140,8 +142,6 @@ async def within(awaitable, seconds: float):
 def others_open(request) -> bool:
     """Whether the server has begun other requests than this one and not answered them (net.py puts the set of them
     in the scope; a test client's app has no such set): requests that a batch may gather."""
-    from .net import OPEN_REQUESTS
-
     return request is not None and len(request.scope.get(OPEN_REQUESTS, ())) > 1
 
 

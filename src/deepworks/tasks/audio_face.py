@@ -14,7 +14,7 @@ import torch
 import torch.nn as nn
 
 from ..errors import DataError
-from .face import Face, spread_indices
+from .face import Face, spread_batches
 
 
 class AudioFace(Face):
@@ -57,9 +57,7 @@ class AudioFace(Face):
     def calibration_feeds(self, graph: str, split: tuple, most: int, model=None,
                           batch: int = 32) -> list[dict] | None:
         """The classifier's float32 clips (N, T) of `most` clips spread over a prepared split."""
-        picked = spread_indices(len(split[0]), most)
-        return [{"clips": np.ascontiguousarray(np.asarray(split[0][picked[i:i + batch]], dtype=np.float32))}
-                for i in range(0, len(picked), batch)]
+        return [{"clips": np.ascontiguousarray(b, dtype=np.float32)} for b in spread_batches(split[0], most, batch)]
 
     def int8_float_nodes(self, graph: str, nodes: list) -> list[str]:
         """The features, through the logarithm of the mel energies, stay in float: a DFT's powers span many orders

@@ -17,12 +17,14 @@ from ..config import Config
 from ..errors import DeepworksError
 
 
-def spread_indices(count: int, most: int) -> torch.Tensor:
-    """`most` indices spread evenly over `count` examples (all of them when there are fewer): a split read in class
-    order would give the first classes alone to whatever takes its first examples."""
+def spread_batches(x, most: int, batch: int = 32) -> list:
+    """`most` examples of `x` spread evenly over it (all of them when it holds fewer), as numpy batches of `batch`:
+    a split read in class order would give the first classes alone to whatever takes its first examples. `x`: a
+    tensor, or images streamed from files (either gives a batch for a tensor of indices)."""
     import numpy as np
 
-    return torch.as_tensor(np.linspace(0, count - 1, min(most, count)).round().astype(np.int64))
+    picked = torch.as_tensor(np.linspace(0, len(x) - 1, min(most, len(x))).round().astype(np.int64))
+    return [np.asarray(x[picked[i:i + batch]]) for i in range(0, len(picked), batch)]
 
 
 class Face:
@@ -104,7 +106,7 @@ class Face:
                             # and Transformer graphs, where ONNX Runtime quantises the weights of their layers)
 
     def calibration_feeds(self, graph: str, split: tuple, most: int, model=None) -> list[dict] | None:
-        """`most` examples spread over a prepared split (as the recipe's `prepare` made it; `spread_indices`) as
+        """`most` examples spread over a prepared split (as the recipe's `prepare` made it; `spread_batches`) as
         inputs of the export's graph `graph`: [{input name: numpy array}], a batch each; what int8 quantisation
         measures activations on and checks its graphs with (exporting/quantize.py). `model` is the trained model,
         for a step graph whose state inputs come from running it. None: this task says not, and --quantize refuses

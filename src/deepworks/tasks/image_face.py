@@ -19,7 +19,7 @@ import torch.nn as nn
 
 from ..config import Config
 from ..models import evaluating
-from .face import Face, spread_indices
+from .face import Face, spread_batches
 
 
 class Normalise:
@@ -153,10 +153,7 @@ class ImageFace(PixelFace):
         """The classifier's uint8 pixels (N, S, S, C) of `most` images spread evenly over a split (a folder read in
         class order would otherwise calibrate on its first classes alone); tensors, or images streamed from files:
         either gives a batch for a list of indices."""
-        x = split[0]
-        picked = spread_indices(len(x), most)
-        batches = (np.asarray(x[picked[i:i + batch]]) for i in range(0, len(picked), batch))
-        return [{"images": np.ascontiguousarray(b.transpose(0, 2, 3, 1))} for b in batches]
+        return [{"images": np.ascontiguousarray(b.transpose(0, 2, 3, 1))} for b in spread_batches(split[0], most, batch)]
 
     def model_card(self) -> dict:
         m = self.meta
