@@ -1,6 +1,7 @@
 """The micro-batcher's choice of where a lone request runs (serving/batcher.py): in the event loop while its forward
 is known to be short and nothing else is open, else in the model's thread; and the model kept busy until a forward
-ends, whoever stopped waiting for it. (Batches under load: test_serve.py.)"""
+ends, whoever stopped waiting for it; the ONNX session a lone request runs in. (Batches under load:
+test_serve.py.)"""
 
 from __future__ import annotations
 
@@ -18,14 +19,18 @@ def test_a_lone_request_runs_at_once_only_while_its_forward_is_short():
     from concurrent.futures import ThreadPoolExecutor
 
     from deepworks.serving.batcher import INLINE_S, Batcher
+    from deepworks.sessions import LONE
 
     def run_batch(items, options):
-        return [threading.current_thread().name] * len(items)
+        here = threading.current_thread().name
+        assert LONE.get() == (here == threading.main_thread().name)  # what picks an ONNX graph's lone session
+        return [here] * len(items)
 
     async def where(batcher, n: int, others_open: bool = False) -> str:
         batcher.start()
         try:
-            return (await batcher.submit(list(range(n)), {}, others_open))[0]
+            items = list(range(n))
+            return (batcher.at_once(items, {}, others_open) or await batcher.submit(items, {}))[0]
         finally:
             await batcher.stop()
 
@@ -77,3 +82,39 @@ def test_a_lone_request_whose_time_is_up_leaves_the_model_busy_until_its_forward
     with ThreadPoolExecutor(1) as executor:
         busy, queued, answer, after = asyncio.run(scenario(Batcher(run_batch, executor, inline=True)))
     assert (busy, queued, answer, after) == (1, 1, [2], 0)
+
+
+def test_a_lone_request_runs_in_the_faster_of_one_and_spinning_threads_batches_in_sleeping_ones(tmp_path, monkeypatch):
+    """sessions.ServingSession: batches go to the session whose idle threads sleep; a lone request run in the event
+    loop (LONE) to a second session, one thread or spinning threads, whichever was faster on one input; a graph
+    whose forward is too long to run in the event loop, or that is served on one thread, has only the one session."""
+    import numpy as np
+    import torch
+
+    from deepworks import sessions
+    from deepworks.sessions import LONE, ServingSession
+
+    path = tmp_path / "tiny.onnx"
+    torch.onnx.export(torch.nn.Linear(4, 2), (torch.zeros(1, 4),), str(path), input_names=["x"],
+                      dynamic_axes={"x": {0: "n"}}, dynamo=False)
+    served = ServingSession(path, 2)
+    options = served.lone.get_session_options()
+    assert served.lone is not served.batches and options.intra_op_num_threads in (1, 2)
+    spin = "session.intra_op.allow_spinning"
+    assert served.batches.get_session_options().get_session_config_entry(spin) == "0"
+    assert options.get_session_config_entry(spin) == ("1" if options.intra_op_num_threads == 2 else "0")
+    used = []
+    for session in (served.batches, served.lone):
+        session.run = lambda names, feed, *rest, s=session: used.append(s) or [np.zeros((1, 2), np.float32)]
+    served.run(None, {"x": np.zeros((1, 4), np.float32)})
+    token = LONE.set(True)
+    try:
+        served.run(None, {"x": np.zeros((1, 4), np.float32)})
+    finally:
+        LONE.reset(token)
+    assert used == [served.batches, served.lone] and served.get_inputs()[0].name == "x"
+    one = ServingSession(path, 1)
+    assert one.lone is one.batches
+    monkeypatch.setattr(sessions, "LONE_S", 0.0)  # every forward "too long" for the event loop
+    slow = ServingSession(path, 2)
+    assert slow.lone is slow.batches

@@ -137,8 +137,8 @@ def pixel_range(x: np.ndarray, path: Path, key: str) -> np.ndarray:
     altered data without a word."""
     if x.size == 0:
         return x.astype(np.uint8)
-    finite = np.isfinite(x) if np.issubdtype(x.dtype, np.floating) else np.ones(x.shape, dtype=bool)
-    if not finite.all():
+    finite = np.isfinite(x) if np.issubdtype(x.dtype, np.floating) else None  # (whole numbers always are)
+    if finite is not None and not finite.all():
         first = np.unravel_index(int(np.argmin(finite.reshape(-1))), x.shape)
         raise DataError(f"'{path}': {key} holds {int((~finite).sum()):,} value(s) that are NaN or infinite (the first "
                         f"in image {first[0]}). Pixels must be numbers: fix or drop those images.")

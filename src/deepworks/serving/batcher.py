@@ -15,11 +15,13 @@ import time
 from collections import deque
 from dataclasses import dataclass
 
+from ..sessions import LONE, LONE_S
 
-INLINE_S = 0.002  # a lone request whose forward takes less runs in the event loop: handing it to the model's thread
-                 # and back (two wake-ups) costs more than the forward itself (LeNet-5 in ONNX Runtime: 0.06 ms;
-                 # ResNet-20: 0.5 ms), and a request arriving meanwhile waits at most this long to be read; longer
-                 # forwards go to the thread, so that the server keeps accepting and reading requests
+
+INLINE_S = LONE_S  # a lone request whose forward takes less runs in the event loop: handing it to the model's thread
+                  # and back (two wake-ups) costs more than the forward itself (LeNet-5 in ONNX Runtime: 0.03 ms;
+                  # ResNet-20: 0.5 ms), and a request arriving meanwhile waits at most this long to be read; longer
+                  # forwards go to the thread, so that the server keeps accepting and reading requests
 
 
 def soon(loop, call):
@@ -39,6 +41,11 @@ class Job:
     key: tuple            # requests batch together only with the same options
     options: dict
     future: asyncio.Future
+
+
+def options_key(options: dict) -> tuple:
+    """Requests batch together only with the same options."""
+    return tuple(sorted(options.items(), key=lambda kv: kv[0]))
 
 
 class Batcher:
@@ -70,19 +77,30 @@ class Batcher:
             except asyncio.CancelledError:
                 pass
 
-    async def submit(self, items: list, options: dict, others_open: bool = False) -> list:
-        """The answers to one request's items. others_open: the server has begun other requests than this one (they
-        may be read while this one computes, and join the next batch), so this one does not run in the event loop
-        however short its forward."""
-        key = tuple(sorted(options.items(), key=lambda kv: kv[0]))
-        if not self.queue and self.running == 0 and self.arriving == 0:  # alone: straight to the model, no hand-over
+    def at_once(self, items: list, options: dict, others_open: bool = False) -> list | None:
+        """The answers to a lone request whose forward is known to be short (`inline`), computed here in the event
+        loop, or None where the request is not alone, its forward is long, or others_open: the server has begun
+        other requests than this one (they may be read while this one computes, and join the next batch)."""
+        key = options_key(options)
+        if not (self.inline and not others_open and not self.queue and self.running == 0 and self.arriving == 0
+                and self.item_s.get(key, INLINE_S) * len(items) < INLINE_S):
+            return None
+        self.running = len(items)
+        self.on_batch(len(items))
+        lone = LONE.set(True)  # (an ONNX graph's session for lone requests: sessions.ServingSession)
+        try:
+            return self.timed(items, options, key)
+        finally:
+            LONE.reset(lone)
+            self.idle()
+
+    async def submit(self, items: list, options: dict) -> list:
+        """The answers to one request's items: at once in the model's thread when it is alone (no hand-over to
+        the batching worker), else in the next batch."""
+        key = options_key(options)
+        if not self.queue and self.running == 0 and self.arriving == 0:  # alone: straight to the model
             self.running = len(items)
             self.on_batch(len(items))
-            if self.inline and not others_open and self.item_s.get(key, INLINE_S) * len(items) < INLINE_S:
-                try:  # a forward this short: here, at once
-                    return self.timed(items, options, key)
-                finally:
-                    self.idle()
             work = self.executor.submit(self.timed, items, options, key)
             work.add_done_callback(soon(asyncio.get_running_loop(), self.idle))  # when the model is free again, not
             return await asyncio.wrap_future(work)  # when this request stops waiting (its time is up)

@@ -17,9 +17,9 @@ class OnnxRunner:
     out), so that the task's `infer` runs unchanged on it."""
 
     def __init__(self, path: Path, threads: int):
-        from ..sessions import onnx_session
+        from ..sessions import ServingSession
 
-        self.session = onnx_session(path, threads)
+        self.session = ServingSession(path, threads)
         self.input_names = [i.name for i in self.session.get_inputs()]
 
     def __call__(self, *tensors: torch.Tensor):

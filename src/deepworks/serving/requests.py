@@ -110,8 +110,11 @@ async def compute(s: Served, items: list, options: dict, limits: Limits, batcher
     time is up or the client has gone: waiting alone would leave it computing for nobody, and the next clients
     queueing behind it."""
     if batcher is not None:  # a batch is short (at most max_batch items): only the wait for it needs a bound
+        answers = batcher.at_once(items, options, others_open(request))
+        if answers is not None:
+            return answers
         try:
-            return await within(batcher.submit(items, options, others_open(request)), limits.timeout_s)
+            return await within(batcher.submit(items, options), limits.timeout_s)
         except asyncio.TimeoutError:
             raise too_slow(limits) from None
     cancel = threading.Event()
