@@ -1,7 +1,7 @@
 """Serving and export speed: deepworks serve against a hand-written FastAPI endpoint and LitServe, same model, same
 client, in one run; raw forward passes in torch and ONNX Runtime; the Transformer decoder's cache.
 
-    python bench/serve.py                      # every section (about 6 minutes on 2 cores)
+    python bench/serve.py                      # every section (about 10 minutes on 2 cores)
     python bench/serve.py --sections raw,server --seconds 3
 
 Load model: wrk (closed loop, 1 thread, C connections each sending its next request when the last is answered,
@@ -16,7 +16,8 @@ Sections:
   raw     p50 / p99 of one forward pass at batch 1 and 32, torch and ONNX Runtime
   server  req/s and p50 / p99 at concurrency 1, 8, 32, 64: deepworks (torch and onnx runtimes, with and without
           micro-batching), a plain FastAPI endpoint calling the same ONNX model once per request, and LitServe 0.2
-          with its batching (32, 2 ms), same ONNX model
+          with its batching (32, 2 ms), same ONNX model; deepworks' batched ONNX server and the plain endpoint
+          (the targets' ratio) in three alternated rounds, their medians kept
   soak    10,000 requests at 50 connections against deepworks: errors and the server's memory growth
   decode  greedy decoding of Multi30k's 1,000 test sources by a Transformer of the benchmark's size (width 256,
           3 layers, 7.9k / 5.9k vocabularies), with the key/value cache against re-reading the prefix every step
@@ -25,6 +26,7 @@ Sections:
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import re
@@ -211,7 +213,49 @@ def stop(process: subprocess.Popen) -> None:
         pass
 
 
-def server_section(runs: dict[str, Path], seconds: float, tmp: Path) -> dict:
+ALTERNATED = ("deepworks_onnx_batched", "plain_fastapi_onnx")  # the ratio the targets name: both servers up, their
+                                                              # rounds alternated, so that a noisy minute hits both
+
+
+def server_configs(path: Path, tmp: Path) -> dict:
+    onnx = str(path / "export" / "onnx" / "classifier.onnx")
+    serve = [sys.executable, "-m", "deepworks", "serve", f"m={path}"]
+    v1 = "/v1/models/m/predict"
+    return {"deepworks_onnx_batched": (serve + ["--runtime", "onnx"], v1),
+            "deepworks_onnx_unbatched": (serve + ["--runtime", "onnx", "--max-batch", "1"], v1),
+            "deepworks_torch_batched": (serve, v1),
+            "deepworks_torch_unbatched": (serve + ["--max-batch", "1"], v1),
+            "plain_fastapi_onnx": ([sys.executable, str(tmp / "plain.py"), onnx], "/predict"),
+            "litserve_onnx_batched": ([sys.executable, str(tmp / "lit.py"), onnx], "/predict")}
+
+
+@contextlib.contextmanager
+def running(config: str, cmd: list, route: str, threads: str):
+    """A server of `config` on a free port, until the block ends: its URL."""
+    port = free_port()
+    full = cmd + (["--port", str(port)] if cmd[1] == "-m" else [str(port), threads])
+    process = subprocess.Popen(full, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+                               env={**os.environ, "DEEPWORKS_THREADS": threads})
+    try:
+        health = "/v2/health/ready" if "deepworks" in config else ("/health" if "lit" in config else "/docs")
+        wait_until_up(f"http://127.0.0.1:{port}{health}", process)
+        yield f"http://127.0.0.1:{port}{route}"
+    finally:
+        stop(process)
+
+
+def median_row(tries: list[dict]) -> dict:
+    """Rounds of one configuration at one concurrency: the median of each figure, and every round's req/s."""
+    row = {k: round(float(np.median([t[k] for t in tries if t[k] is not None])), 3)
+           for k in ("req_per_s", "p50_ms", "p99_ms") if any(t[k] is not None for t in tries)}
+    return {**row, "rounds_req_per_s": [t["req_per_s"] for t in tries], "non_2xx": sum(t["non_2xx"] for t in tries),
+            "socket_errors": [t["socket_errors"] for t in tries if t["socket_errors"]],
+            "load_before": tries[0]["load_before"]}
+
+
+def server_section(runs: dict[str, Path], seconds: float, tmp: Path, rounds: int = 3) -> dict:
+    """Each model: deepworks' batched ONNX server and the plain endpoint up together, `rounds` alternated rounds
+    at each concurrency (their ratio is the target's); then each other configuration alone, one round."""
     threads = str(torch.get_num_threads())
     (tmp / "plain.py").write_text(PLAIN_SERVER)
     (tmp / "lit.py").write_text(LITSERVE_SERVER)
@@ -221,34 +265,25 @@ def server_section(runs: dict[str, Path], seconds: float, tmp: Path) -> dict:
         body = tmp / f"{name}.json"
         image = np.random.default_rng(1).integers(0, 256, (size, size, channels) if channels > 1 else (size, size))
         body.write_text(json.dumps({"inputs": image.tolist()}))
-        onnx = str(path / "export" / "onnx" / "classifier.onnx")
-        configs = {
-            "deepworks_onnx_batched": ([sys.executable, "-m", "deepworks", "serve", f"m={path}", "--runtime", "onnx"],
-                                       "/v1/models/m/predict"),
-            "deepworks_onnx_unbatched": ([sys.executable, "-m", "deepworks", "serve", f"m={path}", "--runtime", "onnx",
-                                          "--max-batch", "1"], "/v1/models/m/predict"),
-            "deepworks_torch_batched": ([sys.executable, "-m", "deepworks", "serve", f"m={path}"], "/v1/models/m/predict"),
-            "deepworks_torch_unbatched": ([sys.executable, "-m", "deepworks", "serve", f"m={path}", "--max-batch", "1"],
-                                          "/v1/models/m/predict"),
-            "plain_fastapi_onnx": ([sys.executable, str(tmp / "plain.py"), onnx], "/predict"),
-            "litserve_onnx_batched": ([sys.executable, str(tmp / "lit.py"), onnx], "/predict"),
-        }
-        results[name] = {}
+        configs = server_configs(path, tmp)
+        results[name] = {config: {} for config in configs}
+        with contextlib.ExitStack() as stack:
+            urls = {config: stack.enter_context(running(config, *configs[config], threads)) for config in ALTERNATED}
+            for c in CONCURRENCY:
+                tries = {config: [] for config in ALTERNATED}
+                for _ in range(rounds):
+                    for config in ALTERNATED:
+                        tries[config].append(wrk(urls[config], body, c, seconds))
+                for config in ALTERNATED:
+                    results[name][config][f"c{c}"] = median_row(tries[config])
+                    print(name, config, c, results[name][config][f"c{c}"], flush=True)
         for config, (cmd, route) in configs.items():
-            port = free_port()
-            full = cmd + (["--port", str(port)] if cmd[1] == "-m" else [str(port), threads])
-            process = subprocess.Popen(full, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
-                                       env={**os.environ, "DEEPWORKS_THREADS": threads})
-            try:
-                health = "/v2/health/ready" if "deepworks" in config else ("/health" if "lit" in config else "/docs")
-                wait_until_up(f"http://127.0.0.1:{port}{health}", process)
-                rows = {}
+            if config in ALTERNATED:
+                continue
+            with running(config, cmd, route, threads) as url:
                 for c in CONCURRENCY:
-                    rows[f"c{c}"] = wrk(f"http://127.0.0.1:{port}{route}", body, c, seconds)
-                    print(name, config, c, rows[f"c{c}"], flush=True)
-                results[name][config] = rows
-            finally:
-                stop(process)
+                    results[name][config][f"c{c}"] = wrk(url, body, c, seconds)
+                    print(name, config, c, results[name][config][f"c{c}"], flush=True)
         results[name]["ratios"] = ratios(results[name])
     return results
 
