@@ -60,6 +60,10 @@ def test_an_exported_image_model_answers_as_deepworks_does_with_deepworks_not_im
     ours = trained.predict(images, top_k=1)
     assert answer["classes"] == [o["predictions"][0]["class"] for o in ours]
     assert np.allclose(answer["top"], [o["predictions"][0]["probability"] for o in ours], atol=1e-5)
+    readme = (tmp_path / "onnx" / "README.md").read_text()  # what the caller does, then what the graph does itself
+    before = next(line for line in readme.splitlines() if line.startswith("Before the graph: "))
+    inside = next(line for line in readme.splitlines() if line.startswith("Inside the graph: "))
+    assert "resize" in before and "mean" not in before and "mean: " in inside and "std: " in inside
 
 
 def test_the_char_rnn_step_graph_writes_what_generate_writes_by_the_loop_in_its_card(use_runs, tmp_path):

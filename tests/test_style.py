@@ -28,7 +28,7 @@ CPU = torch.device("cpu")
 def painter(tmp_path_factory):
     """A small network that paints photos in the generated mosaic's style, trained on the shipped photos (150 steps)."""
     runs = tmp_path_factory.mktemp("style-runs")
-    dw.train(task="style", data="photos:400", width=16, depth=1, image_size=64, lr=0.002, epochs=3, batch_size=8,
+    dw.train(task="style", data="photos:400", width=16, depth=1, image_size=48, lr=0.002, epochs=3, batch_size=8,
              runs_dir=str(runs), name="mosaic", progress=False)
     return runs / "mosaic"
 

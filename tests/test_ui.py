@@ -71,6 +71,8 @@ def logged_in(browser, server, **context_options):
     context = browser.new_context(viewport={"width": 1200, "height": 900}, **context_options)
     page = context.new_page()
     page.set_default_timeout(20_000)
+    expect.set_options(timeout=20_000)  # what a page shows after the server's work (a confusion cell's images: 5 s,
+                                        # expect's default, was too short with three test processes on two cores)
     foreign = []
     here = urlparse(server["url"]).netloc
 

@@ -415,11 +415,25 @@ def usage_text(card: dict) -> str:
     if card.get("loop"):
         lines += ["The loop around the step graph: " + card["loop"], ""]
     pre = card.get("preprocessing")
-    if isinstance(pre, dict) and pre:  # the image tasks': how pixels are prepared, and what the graph does itself
-        lines += ["Before the graph: " + "; ".join(f"{k.replace('_', ' ')}: {v}" for k, v in pre.items()), ""]
+    if isinstance(pre, dict) and pre:
+        lines += preprocessing_lines(pre)
     if card.get("postprocessing"):
         lines += ["After the graph: " + card["postprocessing"], ""]
     return "\n".join(lines).rstrip() + "\n"
+
+
+def preprocessing_lines(pre: dict) -> list[str]:
+    """The card's preprocessing in words: what a caller does before the graph, then what the graph does itself
+    (with the mean and std it normalises by, where it says it normalises)."""
+    inside = {k: pre[k] for k in ("inside_graph", "mean", "std") if k in pre} if "inside_graph" in pre else {}
+    before = {k: v for k, v in pre.items() if k not in inside}
+
+    def words(part: dict) -> str:
+        return "; ".join(str(v) if k in ("before_graph", "inside_graph") else f"{k.replace('_', ' ')}: {v}"
+                         for k, v in part.items())
+
+    return [f"{where} the graph: {words(part)}" + "\n" for where, part in (("Before", before), ("Inside", inside))
+            if part]
 
 
 def check_onnx_runtime() -> None:
