@@ -23,16 +23,17 @@ os.environ.setdefault("DEEPWORKS_THREADS", "1")
 torch.set_num_threads(int(os.environ["DEEPWORKS_THREADS"]))
 
 
-# The files that take longest (seconds in a CI run on 2 cores, 2026-12-06 11:10), longest first. They are handed to
-# the test processes first (pyproject.toml: --dist loadfile --no-loadscope-reorder): whole files go to a process
+# The files that take longest (their tests' seconds in a run on 2 cores, 2026-12-07), longest first. They are handed
+# to the test processes first (pyproject.toml: --dist loadfile --no-loadscope-reorder): whole files go to a process
 # each, and a long file started last would keep one process busy while the other has nothing left to do.
-LONGEST_FIRST = ("test_distributed.py", "test_ui.py", "test_ui_other_tasks.py", "test_task_contract.py",
-                 "test_gan.py", "test_ui_api.py", "test_serve.py", "test_translate.py", "test_train.py",
-                 "test_ui_start.py", "test_export.py", "test_audio.py", "test_reliability.py", "test_automl.py",
-                 "test_newcomer.py", "test_ui_tasks.py", "test_faces_task.py", "test_ui_faces.py",
-                 "test_minilm.py", "test_trust.py", "test_detect.py", "test_gpu_check.py",
-                 "test_pretrained.py", "test_ui_bounds.py", "test_text.py", "test_ui_samples.py", "test_compare.py",
-                 "test_ui_security.py", "test_segment.py", "test_stream.py", "test_textclass_models.py")  # then the short ones, by name
+LONGEST_FIRST = ("test_distributed.py", "test_ui.py", "test_task_contract.py", "test_ui_other_tasks.py",
+                 "test_batch.py", "test_ui_api.py", "test_faces_task.py", "test_ui_tasks.py", "test_style.py",
+                 "test_serve.py", "test_ui_start.py", "test_gan.py", "test_train.py", "test_ui_bounds.py",
+                 "test_translate.py", "test_automl.py", "test_quantize.py", "test_audio.py", "test_reliability.py",
+                 "test_ui_samples.py", "test_ui_security.py", "test_detect.py", "test_gpu_check.py", "test_trust.py",
+                 "test_package.py", "test_pretrained.py", "test_newcomer.py", "test_ui_uploads.py", "test_export.py",
+                 "test_minilm.py", "test_segment.py", "test_text.py", "test_stream.py", "test_restore.py",
+                 "test_docs.py")  # then the short ones, by name
 
 
 def pytest_collection_modifyitems(config, items):
