@@ -94,6 +94,16 @@ def test_models_cards_health_and_metrics(client):
     assert client.get("/openapi.json", headers=AUTH).status_code == 200 and client.get("/docs").status_code in (401, 404)
 
 
+def test_an_answer_holding_numpy_numbers_or_a_number_that_is_not_finite_is_written_not_a_500():
+    """A model gone wrong (NaN, infinity) answers null where it gave a 500; numpy's numbers are written as numbers."""
+    import numpy as np
+
+    from deepworks.serving.app import Answer
+
+    assert json.loads(Answer({"p": [float("nan"), float("inf"), np.float32(1.5), np.int64(3), 1e-5]}).body) == {
+        "p": [None, None, 1.5, 3, 1e-5]}
+
+
 def test_v2_metadata_and_infer_for_images_and_text(client, use_runs):
     meta = client.get("/v2/models/img", headers=AUTH).json()
     assert meta["inputs"][0]["name"] == "images" and meta["outputs"] == [
@@ -409,20 +419,28 @@ def test_fuzzed_v2_requests_never_make_the_server_fail(fuzz_client, name, body):
 
 # hostile shapes that random JSON rarely reaches: nesting past Python's stack, shapes whose element count overflows
 # 64 bits, binary data of any size, digits that are not ASCII, subnormal floats
-def deep(depth: int, opener: str) -> str:
-    return opener * depth + "1" + ("]" if opener == "[" else "}") * depth
+def deep(depth: int, opener: str, leaf: str = "1") -> str:
+    return opener * depth + leaf + ("]" if opener == "[" else "}") * depth
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=list(HealthCheck))
-@given(route=st.sampled_from(ROUTES), depth=st.integers(1, 3000), opener=st.sampled_from(["[", '{"a":']))
-def test_fuzzed_deep_nesting_never_makes_the_server_fail(fuzz_client, route, depth, opener):
+@example(route=ROUTES[0], depth=900, opener="[", leaf='"x"', encoding="utf-16")
+@given(route=st.sampled_from(ROUTES), depth=st.integers(1, 3000), opener=st.sampled_from(["[", '{"a":']),
+       leaf=st.sampled_from(["1", '"x"']), encoding=st.sampled_from(["utf-8", "utf-16", "utf-16-le", "utf-32"]))
+def test_fuzzed_deep_nesting_never_makes_the_server_fail(fuzz_client, route, depth, opener, leaf, encoding):
+    """In any encoding: an escaped quote written in UTF-16 or UTF-32 hid a deep body from the depth check, which
+    reads UTF-8; such bodies are refused as JSON is only UTF-8."""
     name, verb = route
-    for path, body in ((f"/v1/models/{name}/{verb}", '{"inputs": %s}' % deep(depth, opener)),
+    quoted = '"\\"", '  # an escaped quote on each side of the deep part
+    nested = deep(depth, opener, leaf)
+    for path, body in ((f"/v1/models/{name}/{verb}", '{"a": %s"inputs": %s, "b": %s}' % (quoted, nested, quoted[:-2])),
                        (f"/v2/models/{name}/infer", '{"inputs": [{"name": "x", "shape": [1], "datatype": "FP32", '
-                                                    '"data": %s}]}' % deep(depth, opener))):
-        r = fuzz_client.post(path, content=body, headers={"Content-Type": "application/json"})
+                                                    '"data": %s}]}' % nested)):
+        r = fuzz_client.post(path, content=body.encode(encoding), headers={"Content-Type": "application/json"})
         assert r.status_code < 500, r.text
         assert r.status_code == 200 or r.json()["error"]
+        if encoding != "utf-8":
+            assert r.status_code == 400, r.text
 
 
 DIMENSIONS = st.sampled_from([0, 1, 3, 2 ** 16, 2 ** 31, 2 ** 32, 2 ** 32 + 1, 2 ** 63, 2 ** 64]) | st.integers(0, 2 ** 65)

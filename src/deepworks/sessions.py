@@ -53,7 +53,7 @@ def lone_session(path: Path, threads: int | None, batches):
     or where zeros cannot go through the graph."""
     try:
         feed = zeros_feed(batches)
-        if forward_s(batches, feed) >= LONE_S:
+        if forward_s(batches, feed, rounds=1, warm=1) >= LONE_S:  # (two forwards: a large model's cost little)
             return batches
         one, spinning = onnx_session(path, 1), onnx_session(path, threads, spin=True)
         timed = [(forward_s(one, feed), forward_s(spinning, feed)) for _ in range(2)]  # (a new pool's first runs
@@ -72,9 +72,9 @@ def zeros_feed(session) -> dict:
             for i in session.get_inputs()}
 
 
-def forward_s(session, feed: dict, rounds: int = 12, budget_s: float = 0.1) -> float:
-    """The fastest of a few forwards after two to warm up (fewer where they outrun `budget_s`)."""
-    for _ in range(2):
+def forward_s(session, feed: dict, rounds: int = 12, budget_s: float = 0.1, warm: int = 2) -> float:
+    """The fastest of `rounds` forwards after `warm` to warm up (fewer where they outrun `budget_s`)."""
+    for _ in range(warm):
         session.run(None, feed)
     best, started = float("inf"), time.perf_counter()
     for _ in range(rounds):
