@@ -145,6 +145,8 @@ SPEC: dict[str, list] = {
          "cnn1d_fsdd/agreement", "lstm_text/agreement"),
         ("ResNet-20 on 4,000 CIFAR-10 images: float / int8 accuracy, agreement", "resnet20_cifar10_4000/float_accuracy",
          "resnet20_cifar10_4000/int8_accuracy", "resnet20_cifar10_4000/agreement"),
+        ("a shapes detector, test mAP@[.5:.95]: float / int8", "centernet_shapes/float_map",
+         "centernet_shapes/int8_map"),
     ],
     "batch": [
         ("10,000 PNG files, images a second once started: local / Ray / Spark", "local/images_per_s_started",

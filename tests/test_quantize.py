@@ -91,12 +91,40 @@ def test_a_character_model_s_step_graph_is_quantised_dynamically_and_checked_ste
     assert "DynamicQuantizeLSTM" in ops and "MatMulInteger" in ops, ops
 
 
+def test_a_detector_s_int8_graph_is_checked_by_its_boxes_map(shapes_detector, tmp_path, monkeypatch, capsys):
+    """A detector's graph is calibrated on its letterboxed training images and judged by COCO's mAP of its boxes on
+    the test split, decoded as the recipe's evaluation decodes them: kept within a point of the float graph's, and
+    refused, saying both, where it loses more."""
+    import onnxruntime as ort
+
+    from deepworks.cli import main
+    from deepworks.exporting import quantize
+
+    assert main(["export", str(shapes_detector.run.path), "--quantize", "int8", "--out", str(tmp_path / "det")]) == 0
+    said = capsys.readouterr().out
+    int8 = json.loads((tmp_path / "det" / "model.json").read_text())["graphs"][0]["int8"]
+    checked = int8["checked"]
+    assert set(checked) == {"examples", "float_map", "int8_map"} and checked["examples"] == 90  # the test split
+    assert checked["float_map"] == pytest.approx(shapes_detector.results["test"]["map"], abs=0.02)  # as trained
+    assert int8["kept"] and checked["float_map"] - checked["int8_map"] <= 0.01
+    assert int8["bytes"] * 2 < int8["float_bytes"]
+    assert "test mAP@[.5:.95]" in said and "test mAP@[.5:.95]" in (tmp_path / "det" / "README.md").read_text()
+    images = np.random.default_rng(0).integers(0, 256, (2, 64, 64, 3), dtype=np.uint8)
+    scores, boxes = ort.InferenceSession(str(tmp_path / "det" / int8["file"])).run(None, {"images": images})
+    assert scores.shape[:2] == (2, len(shapes_detector.face.meta["classes"])) and boxes.shape[:2] == (2, 4)
+    monkeypatch.setitem(quantize.METRIC_DROPS, "map", (-1.0, "mAP@[.5:.95]"))  # no graph can gain a whole mAP
+    int8 = dw.export(shapes_detector.run.path, out=str(tmp_path / "strict"), quantize="int8")["graphs"][0]["int8"]
+    assert not int8["kept"] and "test mAP@[.5:.95] is" in int8["reason"], int8
+    assert "against the float graph's" in int8["reason"]
+    assert not (tmp_path / "strict" / "detector.int8.onnx").exists()
+
+
 def test_int8_is_refused_where_it_is_not_built_and_not_kept_where_it_changes_answers(digits, use_runs, tmp_path,
                                                                                    monkeypatch):
     from deepworks.exporting import quantize
 
-    with pytest.raises(ConfigError, match="--quantize int8 is for image and sound classification and text generation "
-                                          "runs so far"):
+    with pytest.raises(ConfigError, match="--quantize int8 is built for these tasks' runs so far: image "
+                                          "classification, character-level text generation, object detection"):
         dw.export(use_runs["gru"], out=str(tmp_path / "translate"), quantize="int8")
     with pytest.raises(ConfigError, match="use --format onnx"):
         dw.export(digits, format="pt2", out=str(tmp_path / "pt2"), quantize="int8")

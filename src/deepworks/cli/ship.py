@@ -35,7 +35,8 @@ def add_export(sub) -> None:
     p.add_argument("--quantize", choices=("int8",), help="also write each ONNX graph in int8 (ONNX Runtime's static "
                    "quantisation, calibrated on the run's training examples; dynamic for a text model's step), kept "
                    "where it gives the same top answer for 99%% of the test split and, where the split has labels, "
-                   "loses at most 0.5 point of accuracy (image and sound classification, text generation)")
+                   "loses at most 0.5 point of accuracy (image and sound classification, text generation); a "
+                   "detector's where its boxes' mAP on the test split is at most a point lower")
     p.add_argument("--exporter", default="auto", choices=("auto", "dynamo", "legacy"),
                    help="ONNX: torch's dynamo exporter, the legacy TorchScript-based one, or auto: dynamo, and legacy "
                         "where dynamo fails or does not match torch [default: auto]")
@@ -95,8 +96,9 @@ def add_serve(sub) -> None:
     add_exposure_flags(p, 8000, "every request but the health probes")
     p.add_argument("--runtime", default="torch", choices=("torch", "onnx", "int8"),
                    help="onnx: answer image and GAN requests from the run's ONNX export in ONNX Runtime (exported "
-                        "now if needed); int8: image and sound classifiers from its int8 graph (export --quantize "
-                        "int8, made now if needed; other runs from their float graph, said at start) [default: torch]")
+                        "now if needed); int8: image and sound classifiers and detectors from its int8 graph (export "
+                        "--quantize int8, made now if needed; other runs from their float graph, said at start) "
+                        "[default: torch]")
     add_limit_flags(p)
 
 
@@ -125,7 +127,7 @@ def cmd_export(args) -> int:
 
 def int8_said(folder: str, graph: dict) -> str:
     """One line on a graph's int8 twin: kept (its size, answers and speed against the float graph), or why not."""
-    from ..exporting.quantize import slower, speed_words
+    from ..exporting.quantize import checked_words, slower, speed_words
 
     int8 = graph["int8"]
     if not int8["kept"]:
@@ -133,8 +135,8 @@ def int8_said(folder: str, graph: dict) -> str:
     speed = int8.get("speed_vs_float")
     said = f"; {speed_words(speed)} on this machine" if speed else ""
     slow = "; serve the float graph where speed matters" if slower(speed) else ""
-    agreement = int8["checked"].get("agreement")
-    kept = f"; the same top answer for {agreement:.2%} of the test split" if agreement is not None else ""
+    found = checked_words(int8["checked"])
+    kept = f"; {found}" if found else ""
     return (f"wrote {folder}/{int8['file']} (int8, {int8['bytes'] / 1e6:.2f} MB against "
             f"{int8['float_bytes'] / 1e6:.2f}{kept}{said}){slow}")
 

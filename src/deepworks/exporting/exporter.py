@@ -70,7 +70,7 @@ def export_run(run_path: str | Path, format: str = "onnx", out: str | Path | Non
         check_onnx_runtime()
     trained = load(run_path, device="cpu", runs_dir=runs_dir)
     if quantize and not quantizable(trained.face):
-        raise ConfigError(f"--quantize int8 is for image and sound classification and text generation runs so far; "
+        raise ConfigError(f"--quantize int8 is built for these tasks' runs so far: {int8_tasks()}; "
                           f"'{trained.run.path}' is {trained.face.kind} run. Export it without --quantize.")
     kind = (trained.imported or {}).get("kind")
     if kind in ("onnx", "pt2"):
@@ -103,8 +103,16 @@ def export_run(run_path: str | Path, format: str = "onnx", out: str | Path | Non
 
 
 def quantizable(face) -> bool:
-    """Whether --quantize int8 is built for this task: its face gives the graph's inputs (Face.calibration_feeds)."""
-    return type(face).calibration_feeds is not Face.calibration_feeds
+    """Whether --quantize int8 is built for this task: its face (or face class) gives the graph's inputs
+    (Face.calibration_feeds)."""
+    return (face if isinstance(face, type) else type(face)).calibration_feeds is not Face.calibration_feeds
+
+
+def int8_tasks() -> str:
+    """The tasks --quantize int8 is built for, in their cards' words, read off the registered tasks' faces."""
+    from ..registry import get_card, get_task, task_names
+
+    return ", ".join(get_card(name).words for name in task_names() if quantizable(get_task(name).face_class))
 
 
 def prepare_folder(folder: Path) -> None:
@@ -378,12 +386,12 @@ def int8_lines(int8: dict | None) -> list[str]:
     """What the README says of a graph's int8 copy (--quantize int8)."""
     if not int8:
         return []
-    checked = int8.get("checked") or {}
-    on_test = (f" on {checked['examples']} test examples: the same top answer for {checked['agreement']:.2%}"
-               if "agreement" in checked else "")
     if not int8["kept"]:
         return [f"- int8: not kept ({int8['reason']}); use the float graph"]
-    from .quantize import speed_words
+    from .quantize import checked_words, speed_words
+
+    found = checked_words(int8.get("checked") or {})
+    on_test = f"; {found}" if found else ""
 
     speed = int8.get("speed_vs_float")
     timed = f"; {speed_words(speed)} where it was exported" if speed else ""

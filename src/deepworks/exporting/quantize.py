@@ -1,12 +1,13 @@
 """int8 graphs beside an export's float ones (`deepworks export RUN --quantize int8`).
 
 ONNX Runtime quantises each graph: statically (int8 weights per channel, uint8 activations, in QDQ form; the softmax
-and what the face names (`Face.int8_float_nodes`: a sound classifier's features) left in float) where the run's face
-says how its training examples become the graph's inputs (`Face.calibration_feeds`), the activations' ranges
-measured on CALIBRATION of them; dynamically where the face says so (`Face.int8_method`: int8 weights per channel,
-activations quantised as they come: a character model's recurrent step). Each int8 graph is then checked on the
+and what the face names (`Face.int8_float_nodes`: a sound classifier's features, a detector's decoding) left in
+float) where the run's face says how its training examples become the graph's inputs (`Face.calibration_feeds`),
+the activations' ranges measured on CALIBRATION of them; dynamically where the face says so (`Face.int8_method`:
+int8 weights per channel, activations quantised as they come: a character model's recurrent step). Each int8 graph is then checked on the
 run's test split against the float graph it came from: the share of examples whose top answer is the same (AGREEMENT
-at least) and, where the test split has labels, the accuracy (at most ACCURACY_DROP lower). A graph that fails is
+at least) and, where the test split has labels, the accuracy (at most ACCURACY_DROP lower), or the face's own metric
+(`Face.int8_check`: a detector's mAP, at most a point lower: METRIC_DROPS). A graph that fails is
 not kept, and the card says why: the float graph is still there, and works. A kept graph's speed against the float
 one is measured on this machine (batch 1 and 32) and written on the card: int8 pays on convolutions and products of
 some width (a ResNet-20: 1.4-2.2x), not on a LeNet-5's 6-channel layers, where the conversions cost more than they
@@ -26,6 +27,7 @@ CALIBRATION = 256      # training examples the activations' ranges are measured 
 AGREEMENT = 0.99       # the share of test examples whose top answer int8 must keep
 ACCURACY_DROP = 0.005  # the most accuracy int8 may lose on the test split
 MOST_CHECKED = 2000    # test examples an int8 graph is checked on, at most
+METRIC_DROPS = {"map": (0.01, "mAP@[.5:.95]")}  # a face's own metric (Face.int8_check) -> the most int8 may lose
 TIMED_S = 0.25         # seconds each graph runs at each batch size when their speeds are compared
 FLOAT_OPS = ("Softmax",)  # left in float: probabilities keep their precision and still sum to 1 (measured on a
                           # ResNet-20: every other operation in int8 is 1.65x / 2.2x the float graph at batch 1 / 32,
@@ -50,7 +52,7 @@ def quantize_export(trained, folder: Path, graphs: list[dict]) -> None:
                        if face.int8_method == "static" else None)
         method = quantize_graph(fp32, int8, calibration, functools.partial(face.int8_float_nodes, g["name"]))
         feeds = face.calibration_feeds(g["name"], tuple(x[:MOST_CHECKED] for x in data.test), MOST_CHECKED, model)
-        checked = checked_on_test(fp32, int8, feeds, data)
+        checked = checked_on_test(fp32, int8, feeds, data, face)
         reason = refusal(checked)
         if reason:
             int8.unlink(missing_ok=True)
@@ -115,9 +117,10 @@ def quantize_graph(fp32: Path, int8: Path, calibration: list[dict] | None, chose
         prepared.unlink(missing_ok=True)
 
 
-def checked_on_test(fp32: Path, int8: Path, feeds: list[dict] | None, data) -> dict:
-    """The int8 graph against the float one on the test split's `feeds`: top-answer agreement, and both accuracies
-    where the split has a label per answer. Empty when the face gives no test inputs for this graph."""
+def checked_on_test(fp32: Path, int8: Path, feeds: list[dict] | None, data, face) -> dict:
+    """The int8 graph against the float one on the test split's `feeds`: the face's own check where it has one
+    (Face.int8_check: detection's mAP), else the top answer's agreement, and both accuracies where the split has a
+    label per answer. Empty when the face gives no test inputs for this graph."""
     from .runtime import onnx_session
 
     if not feeds:
@@ -125,11 +128,15 @@ def checked_on_test(fp32: Path, int8: Path, feeds: list[dict] | None, data) -> d
     outputs = {}
     for key, path in (("float", fp32), ("int8", int8)):
         session = onnx_session(path)
-        outputs[key] = np.concatenate([session.run(None, feed)[0] for feed in feeds])
-    if outputs["float"].ndim != 2:
-        return {"examples": len(outputs["float"]),
-                "max_abs_diff": float(np.abs(outputs["float"] - outputs["int8"]).max())}
-    top = {k: v.argmax(1) for k, v in outputs.items()}
+        runs = [session.run(None, feed) for feed in feeds]
+        outputs[key] = [np.concatenate([run[i] for run in runs]) for i in range(len(runs[0]))]
+    own = face.int8_check(outputs, tuple(x[:MOST_CHECKED] for x in data.test))
+    if own is not None:
+        return own
+    first = {key: out[0] for key, out in outputs.items()}
+    if first["float"].ndim != 2:
+        return {"examples": len(first["float"]), "max_abs_diff": float(np.abs(first["float"] - first["int8"]).max())}
+    top = {k: v.argmax(1) for k, v in first.items()}
     found = {"examples": len(top["float"]), "agreement": float((top["float"] == top["int8"]).mean())}
     labels = np.asarray(data.test[1][:MOST_CHECKED]) if len(data.test) > 1 else np.zeros(0)
     if labels.ndim == 1 and len(labels) == len(top["float"]):
@@ -180,8 +187,26 @@ def slower(speed: dict | None) -> bool:
     return bool(speed) and max(speed.values()) < 1
 
 
+def checked_words(checked: dict) -> str:
+    """What the check found, in words ('' when there was nothing to check): the same top answer for a share of the
+    test examples, or the face's own metric against the float graph's."""
+    for metric, (_, words) in METRIC_DROPS.items():
+        if f"int8_{metric}" in checked:
+            return (f"test {words} {checked[f'int8_{metric}']:.4f} against the float graph's "
+                    f"{checked[f'float_{metric}']:.4f} on {checked['examples']} test examples")
+    if "agreement" in checked:
+        return f"the same top answer for {checked['agreement']:.2%} of {checked['examples']} test examples"
+    return ""
+
+
 def refusal(checked: dict) -> str | None:
     """Why an int8 graph is not kept, or None."""
+    for metric, (drop, words) in METRIC_DROPS.items():
+        if f"int8_{metric}" in checked:
+            lost = checked[f"float_{metric}"] - checked[f"int8_{metric}"]
+            return None if lost <= drop else (
+                f"int8's test {words} is {checked[f'int8_{metric}']:.4f} against the float graph's "
+                f"{checked[f'float_{metric}']:.4f} (at most {drop:.2f} lower allowed)")
     if "agreement" not in checked:
         return "the test split holds no example to check it on (the float graph's answers could not be compared)"
     if checked["agreement"] < AGREEMENT:

@@ -56,7 +56,7 @@ class Served(ServedModel):
             self.runtime = "torch"
             self.runtime_note = (f"{self.face.kind} run is a loop over its model's steps, which is served from torch; "
                                  f"--runtime {'int8' if int8 else 'onnx'} serves one-graph models "
-                                 f"({'image and sound classifiers' if int8 else 'image classifiers, GAN generators'})")
+                                 f"({'image and sound classifiers, detectors' if int8 else 'image classifiers, GAN generators'})")
             return self.trained.serving
         if int8 and not quantizable(self.face):
             int8, self.runtime = False, "onnx"

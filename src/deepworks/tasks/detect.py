@@ -22,7 +22,7 @@ import numpy as np
 import torch
 import torch.nn as nn
 
-from ..metrics.boxes import (augment, best_f1_threshold, clip_boxes, draw_boxes, letterbox, mean_average_precision,
+from ..metrics.boxes import (augment, best_f1_threshold, draw_boxes, letterbox, mean_average_precision,
                              one_box_per_object, pad_boxes, precision_recall_at, unpad_boxes)
 from ..config import Config, fill_defaults
 from ..data.detection import SHAPES, shapes_count, shapes_splits
@@ -32,14 +32,13 @@ from ..models.centernet import DETECTORS, decode, detection_loss
 from ..registry import builtin_defaults, builtin_models
 from .base import Prepared, Task
 from .lite0 import Lite0Backbone
-from .detect_face import CLASS_IOU, NMS_IOU, THRESHOLD, DetectFace, run_threshold
+from .detect_face import CLASS_IOU, THRESHOLD, DetectFace, run_threshold, scored_detections
 from .detect_report import DetectReport
 
 SHAPES_SIZE = 96        # the built-in shapes (64 to 128 px) train at 96 px: 0.88 mAP in under 2 minutes here
 LARGEST_DEFAULT = 320   # photos train at 320 px unless they are smaller (NanoDet's and the benchmark's size)
 SCRATCH_ENOUGH = 1000   # fewer training images than this, from scratch: the report says a pretrained backbone helps
 CALIBRATE_OBJECTS = 10  # fewer validation objects than this: the threshold stays THRESHOLD (F1 that noisy means little)
-SCORE_FLOOR = 0.01      # detections kept for the metric (COCO ranks them; low scores only add recall)
 # With --pretrained (small real sets): batches of 16 and 24 epochs. On the raccoon set's 160 photos at 256 px this
 # reached mAP@0.5 0.92 in 4.5 minutes here; the default of about 1,500 steps would take 100 epochs.
 PRETRAINED_DEFAULTS = {"train.batch_size": 16, "train.epochs": 24}
@@ -254,12 +253,7 @@ class ObjectDetection(Lite0Backbone, Task):
                     n = len(outputs[0])
                     for k, v in {"loss": loss, **parts}.items():
                         totals[k] = totals.get(k, 0.0) + float(v) * n
-                boxes, scores, classes = decode(outputs[0].float(), outputs[1].float())
-                for b, s, c in zip(clip_boxes(boxes, size, size).cpu(), scores.cpu(), classes.cpu()):
-                    keep = s > SCORE_FLOOR
-                    b, s, c = b[keep], s[keep], c[keep]
-                    kept = one_box_per_object(b, s, c, NMS_IOU, class_iou=1.0)
-                    found.append((b[kept].numpy(), s[kept].numpy(), c[kept].numpy()))
+                found += scored_detections(*decode(outputs[0].float(), outputs[1].float()), size)
         return {k: v / max(len(x), 1) for k, v in totals.items()}, found
 
     def evaluate(self, model: nn.Module, split: tuple, device: torch.device) -> dict:

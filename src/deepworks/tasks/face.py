@@ -113,6 +113,14 @@ class Face:
         it."""
         return None
 
+    def int8_check(self, outputs: dict, split: tuple) -> dict | None:
+        """How the int8 graph answers the test split against the float one, from both graphs' outputs
+        ({'float': [arrays], 'int8': [arrays]}, in the graph's output order) on calibration_feeds of `split`: a task
+        whose metric is not a top answer's (detection's mAP) returns {'examples', 'float_METRIC', 'int8_METRIC'} with
+        METRIC in exporting/quantize.py's METRIC_DROPS. None: the top answer's agreement and the accuracy, as for a
+        classifier (exporting/quantize.py)."""
+        return None
+
     def int8_float_nodes(self, graph: str, nodes: list) -> list[str]:
         """The names of the nodes of graph `graph` (onnx NodeProtos, in order) that int8 quantisation leaves in float,
         beyond the softmax: a front end whose precision the rest depends on (a sound classifier's log-mel features)."""

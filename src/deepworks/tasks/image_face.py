@@ -86,6 +86,13 @@ class PixelFace(Face):
     def v2_inputs(self) -> list[dict]:
         return [{"name": "images", "datatype": "UINT8", "shape": [-1, *self.pixels_shape()]}]
 
+    def calibration_feeds(self, graph: str, split: tuple, most: int, model=None,
+                          batch: int = 32) -> list[dict] | None:
+        """The graph's uint8 pixels (N, S, S, C) of `most` images spread evenly over a split (a folder read in
+        class order would otherwise calibrate on its first classes alone); tensors, or images streamed from files:
+        either gives a batch for a list of indices."""
+        return [{"images": np.ascontiguousarray(b.transpose(0, 2, 3, 1))} for b in spread_batches(split[0], most, batch)]
+
 
 class ImageFace(PixelFace):
     verb, kind = "predict", "an image classification"
@@ -147,13 +154,6 @@ class ImageFace(PixelFace):
         return [Graph("classifier", self.serving_model(model), (self.example_images(2, 0),), (self.example_images(3, 1),),
                       ["images"], ["probabilities"], {"images": {0: "batch"}, "probabilities": {0: "batch"}},
                       "uint8 pixels (N, H, W, C) in, class probabilities (N, K) out; the normalisation is inside")]
-
-    def calibration_feeds(self, graph: str, split: tuple, most: int, model=None,
-                          batch: int = 32) -> list[dict] | None:
-        """The classifier's uint8 pixels (N, S, S, C) of `most` images spread evenly over a split (a folder read in
-        class order would otherwise calibrate on its first classes alone); tensors, or images streamed from files:
-        either gives a batch for a list of indices."""
-        return [{"images": np.ascontiguousarray(b.transpose(0, 2, 3, 1))} for b in spread_batches(split[0], most, batch)]
 
     def model_card(self) -> dict:
         m = self.meta
