@@ -2,16 +2,16 @@
 
 ONNX Runtime quantises each graph: statically (int8 weights per channel, uint8 activations, in QDQ form; the softmax
 and what the face names (`Face.int8_float_nodes`: a sound classifier's features, a detector's decoding) left in
-float) where the run's face says how its training examples become the graph's inputs (`Face.calibration_feeds`),
-the activations' ranges measured on CALIBRATION of them; dynamically where the face says so (`Face.int8_method`:
-int8 weights per channel, activations quantised as they come: a character model's recurrent step). Each int8 graph is then checked on the
-run's test split against the float graph it came from: the share of examples whose top answer is the same (AGREEMENT
-at least) and, where the test split has labels, the accuracy (at most ACCURACY_DROP lower), or the face's own metric
-(`Face.int8_check`: a detector's mAP, at most a point lower: METRIC_DROPS). A graph that fails is
-not kept, and the card says why: the float graph is still there, and works. A kept graph's speed against the float
-one is measured on this machine (batch 1 and 32) and written on the card: int8 pays on convolutions and products of
-some width (a ResNet-20: 1.4-2.2x), not on a LeNet-5's 6-channel layers, where the conversions cost more than they
-save (0.6x).
+float) where the run's face says how its training examples become the graph's inputs (`Face.calibration_feeds`), the
+activations' ranges measured on CALIBRATION of them; dynamically where the face says so (`Face.int8_method`: int8
+weights per channel, activations quantised as they come: a character model's recurrent step). Each int8 graph is
+then checked on the run's test split against the float graph it came from: the share of examples whose top answer is
+the same (AGREEMENT at least) and, where the test split has labels, the accuracy (at most ACCURACY_DROP lower), or
+the face's own metric (`Face.int8_check`: a detector's mAP, at most a point lower: METRIC_DROPS). A graph that fails
+is not kept, and the card says why: the float graph is still there, and works. A kept graph's speed against the
+float one is measured on this machine (batch 1 and 32) and written on the card: int8 pays on convolutions and
+products of some width (a ResNet-20: 1.4-2.2x), not on a LeNet-5's 6-channel layers, where the conversions cost more
+than they save (0.6x).
 """
 
 from __future__ import annotations
