@@ -54,9 +54,9 @@ class Served(ServedModel):
 
         if self.trained.serving is self.trained.model:  # the task's use is a loop around the model, not one graph
             self.runtime = "torch"
+            served = "image and sound classifiers, detectors" if int8 else "image classifiers, GAN generators"
             self.runtime_note = (f"{self.face.kind} run is a loop over its model's steps, which is served from torch; "
-                                 f"--runtime {'int8' if int8 else 'onnx'} serves one-graph models "
-                                 f"({'image and sound classifiers, detectors' if int8 else 'image classifiers, GAN generators'})")
+                                 f"--runtime {'int8' if int8 else 'onnx'} serves one-graph models ({served})")
             return self.trained.serving
         if int8 and not quantizable(self.face):
             int8, self.runtime = False, "onnx"
@@ -69,7 +69,7 @@ class Served(ServedModel):
         graph = card["graphs"][0]
         if int8 and not graph["int8"]["kept"]:
             self.runtime = "onnx"
-            self.runtime_note = f"int8 was not kept ({graph['int8']['reason']}): the float ONNX graph is served"
+            self.runtime_note = f"int8 was not kept, as {graph['int8']['reason']}: the float ONNX graph is served"
         elif int8:
             from ..exporting.quantize import slower, speed_words
 

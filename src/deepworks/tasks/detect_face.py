@@ -17,7 +17,7 @@ import torch.nn as nn
 from ..errors import DataError
 from ..metrics.boxes import clip_boxes, draw_boxes, letterbox, one_box_per_object
 from ..models.centernet import DetectorServing, top_detections
-from .image_face import PixelFace
+from .image_face import PixelFace, pixel_feeds
 
 NMS_IOU = 0.6           # boxes of one class overlapping more than this are one object (after the peak decode)
 CLASS_IOU = 0.7         # boxes of different classes overlapping more than this are one object too: the best names it
@@ -102,6 +102,11 @@ class DetectFace(PixelFace):
 
     def serving_model(self, model: nn.Module) -> nn.Module:
         return DetectorServing(model, self.meta["mean"], self.meta["std"]).eval()
+
+    def calibration_feeds(self, graph: str, split: tuple, most: int, model=None,
+                          batch: int = 32) -> list[dict] | None:
+        """Letterboxed uint8 pixels (N, S, S, 3), as the image classifier's (image_face.pixel_feeds)."""
+        return pixel_feeds(split, most, batch)
 
     def int8_float_nodes(self, graph: str, nodes: list) -> list[str]:
         """What follows the heads' last convolution stays in float: the peak finding (a score equal to its

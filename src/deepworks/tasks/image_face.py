@@ -55,6 +55,13 @@ def pixel_model(model: nn.Module, meta: dict) -> nn.Module:
     return PixelModel(model, meta["mean"], meta["std"]).to(next(model.parameters()).device)
 
 
+def pixel_feeds(split: tuple, most: int, batch: int = 32) -> list[dict]:
+    """A pixel graph's inputs for int8 (Face.calibration_feeds): the uint8 pixels (N, S, S, C) of `most` images spread
+    evenly over a split (a folder read in class order would otherwise calibrate on its first classes alone); tensors,
+    or images streamed from files: either gives a batch for a list of indices."""
+    return [{"images": np.ascontiguousarray(b.transpose(0, 2, 3, 1))} for b in spread_batches(split[0], most, batch)]
+
+
 class PixelFace(Face):
     """What the faces whose serving graph takes uint8 pixels (N, S, S, C) share, image classification's and
     detection's: that input's shape as the V2 tensor and the model card say it, random images of it to warm a server
@@ -86,12 +93,6 @@ class PixelFace(Face):
     def v2_inputs(self) -> list[dict]:
         return [{"name": "images", "datatype": "UINT8", "shape": [-1, *self.pixels_shape()]}]
 
-    def calibration_feeds(self, graph: str, split: tuple, most: int, model=None,
-                          batch: int = 32) -> list[dict] | None:
-        """The graph's uint8 pixels (N, S, S, C) of `most` images spread evenly over a split (a folder read in
-        class order would otherwise calibrate on its first classes alone); tensors, or images streamed from files:
-        either gives a batch for a list of indices."""
-        return [{"images": np.ascontiguousarray(b.transpose(0, 2, 3, 1))} for b in spread_batches(split[0], most, batch)]
 
 
 class ImageFace(PixelFace):
@@ -154,6 +155,10 @@ class ImageFace(PixelFace):
         return [Graph("classifier", self.serving_model(model), (self.example_images(2, 0),), (self.example_images(3, 1),),
                       ["images"], ["probabilities"], {"images": {0: "batch"}, "probabilities": {0: "batch"}},
                       "uint8 pixels (N, H, W, C) in, class probabilities (N, K) out; the normalisation is inside")]
+
+    def calibration_feeds(self, graph: str, split: tuple, most: int, model=None,
+                          batch: int = 32) -> list[dict] | None:
+        return pixel_feeds(split, most, batch)
 
     def model_card(self) -> dict:
         m = self.meta
