@@ -45,6 +45,8 @@ def test_an_exported_image_model_answers_as_deepworks_does_with_deepworks_not_im
     trained = dw.load(use_runs["img"])
     card = dw.export(use_runs["img"], "onnx", out=tmp_path / "onnx")
     _, height, width, channels = card["graphs"][0]["inputs"][0]["shape"]  # (None, H, W, C): any batch
+    assert card["model"]["name"] == trained.cfg.model.name  # the settings an image model takes, not other tasks'
+    assert "attention" not in card["model"] and "latent_size" not in card["model"]
     images = np.random.default_rng(0).integers(0, 256, (5, height, width, channels), dtype=np.uint8)
     np.save(tmp_path / "images.npy", images)
     script = (

@@ -147,13 +147,21 @@ def check_free_space(folder: Path, model: torch.nn.Module, graphs: int) -> None:
                        f"another disk.")
 
 
+def model_settings(cfg) -> dict:
+    """The run's model settings that its task takes (cards.applies): a detector's card does not list a translation
+    model's attention or a GAN's latent size."""
+    from ..cards import applies
+
+    return {k: v for k, v in dataclasses.asdict(cfg.model).items() if applies(f"model.{k}", cfg.task)}
+
+
 def model_card(trained, format: str, graphs: list[dict]) -> dict:
     face, cfg = trained.face, trained.cfg
     results = trained.results
     test = {k: v for k, v in (results.get("test") or {}).items() if isinstance(v, (int, float))}
     return {"format": "deepworks-export/1", "deepworks_version": __version__, "torch_version": torch.__version__,
             "exported": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-            "run": trained.run.name, "task": cfg.task, "use": face.verb, "model": dataclasses.asdict(cfg.model),
+            "run": trained.run.name, "task": cfg.task, "use": face.verb, "model": model_settings(cfg),
             "graph_format": format, "graphs": graphs, "test_metrics": test,
             "options": {k: o.describe() for k, o in face.use_options.items()}, **face.export_card()}
 

@@ -94,7 +94,6 @@ class PixelFace(Face):
         return [{"name": "images", "datatype": "UINT8", "shape": [-1, *self.pixels_shape()]}]
 
 
-
 class ImageFace(PixelFace):
     verb, kind = "predict", "an image classification"
     batchable = True
