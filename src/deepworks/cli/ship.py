@@ -95,8 +95,9 @@ def add_serve(sub) -> None:
     p.add_argument("runs", nargs="+", metavar="RUN", help="run directories (or names inside runs/), or NAME=RUN")
     add_exposure_flags(p, 8000, "every request but the health probes")
     p.add_argument("--runtime", default="torch", choices=("torch", "onnx", "int8"),
-                   help="onnx: answer image and GAN requests from the run's ONNX export in ONNX Runtime (exported "
-                        "now if needed); int8: image and sound classifiers and detectors from its int8 graph (export "
+                   help="onnx: answer from the run's ONNX export in ONNX Runtime (exported now if needed): image, "
+                        "sound, detection and GAN runs, one graph each (text and translation, loops over graphs, "
+                        "stay in torch); int8: image and sound classifiers and detectors from its int8 graph (export "
                         "--quantize int8, made now if needed; other runs from their float graph, said at start) "
                         "[default: torch]")
     add_limit_flags(p)
