@@ -113,8 +113,8 @@ def test_a_lone_request_runs_in_the_faster_of_one_and_spinning_threads_batches_i
     finally:
         LONE.reset(token)
     assert used == [served.batches, served.lone] and served.get_inputs()[0].name == "x"
-    one = ServingSession(path, 1)
-    assert one.lone is one.batches
+    one, fixed = ServingSession(path, 1), ServingSession(path, 2, lone=False)  # (a face that never runs inline)
+    assert one.lone is one.batches and fixed.lone is fixed.batches
     monkeypatch.setattr(sessions, "LONE_S", 0.0)  # every forward "too long" for the event loop
     slow = ServingSession(path, 2)
     assert slow.lone is slow.batches

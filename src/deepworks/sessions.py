@@ -33,12 +33,13 @@ class ServingSession:
     batcher runs in the event loop (LONE) in a second session, the faster on one input of one thread and `threads`
     that spin. A lone client then neither waits for sleeping threads to wake (a ResNet-20 at 32 x 32 x 3: 0.45 ms
     on two spinning threads, 0.78 ms on sleeping ones) nor, for a model too small to share out (LeNet-5: 0.03 ms
-    either way), leaves threads spinning on the cores its own client needs. Everything else (get_inputs, ...) is
-    the batch session's."""
+    either way), leaves threads spinning on the cores its own client needs. `lone`: whether the batcher may run a
+    lone request in the event loop at all (Face.fixed_cost_items); without it, one session. Everything else
+    (get_inputs, ...) is the batch session's."""
 
-    def __init__(self, path: Path, threads: int | None = None):
+    def __init__(self, path: Path, threads: int | None = None, lone: bool = True):
         self.batches = onnx_session(path, threads)
-        self.lone = self.batches if threads == 1 else lone_session(path, threads, self.batches)
+        self.lone = lone_session(path, threads, self.batches) if lone and threads != 1 else self.batches
 
     def run(self, output_names, feed: dict, *args):
         return (self.lone if LONE.get() else self.batches).run(output_names, feed, *args)

@@ -46,13 +46,14 @@ def quantize_export(trained, folder: Path, graphs: list[dict]) -> None:
         raise DeepworksError(f"--quantize int8 measures and checks the int8 graph on the run's own data, and "
                              f"'{trained.run.path}' was imported without any. Export it without --quantize.")
     face, model = trained.face, trained.model
+    test = tuple(x[:MOST_CHECKED] for x in data.test)  # what each int8 graph is checked on
     for g in graphs:
         fp32, int8 = folder / g["file"], folder / int8_name(g["file"])
         calibration = (face.calibration_feeds(g["name"], data.train, CALIBRATION, model)
                        if face.int8_method == "static" else None)
         method = quantize_graph(fp32, int8, calibration, functools.partial(face.int8_float_nodes, g["name"]))
-        feeds = face.calibration_feeds(g["name"], tuple(x[:MOST_CHECKED] for x in data.test), MOST_CHECKED, model)
-        checked = checked_on_test(fp32, int8, feeds, data, face)
+        feeds = face.calibration_feeds(g["name"], test, MOST_CHECKED, model)
+        checked = checked_on_test(fp32, int8, feeds, test, face)
         reason = refusal(checked)
         if reason:
             int8.unlink(missing_ok=True)
@@ -117,8 +118,8 @@ def quantize_graph(fp32: Path, int8: Path, calibration: list[dict] | None, chose
         prepared.unlink(missing_ok=True)
 
 
-def checked_on_test(fp32: Path, int8: Path, feeds: list[dict] | None, data, face) -> dict:
-    """The int8 graph against the float one on the test split's `feeds`: the face's own check where it has one
+def checked_on_test(fp32: Path, int8: Path, feeds: list[dict] | None, test: tuple, face) -> dict:
+    """The int8 graph against the float one on `feeds` of the `test` split: the face's own check where it has one
     (Face.int8_check: detection's mAP), else the top answer's agreement, and both accuracies where the split has a
     label per answer. Empty when the face gives no test inputs for this graph."""
     from .runtime import onnx_session
@@ -130,7 +131,7 @@ def checked_on_test(fp32: Path, int8: Path, feeds: list[dict] | None, data, face
         session = onnx_session(path)
         runs = [session.run(None, feed) for feed in feeds]
         outputs[key] = [np.concatenate([run[i] for run in runs]) for i in range(len(runs[0]))]
-    own = face.int8_check(outputs, tuple(x[:MOST_CHECKED] for x in data.test))
+    own = face.int8_check(outputs, test)
     if own is not None:
         return own
     first = {key: out[0] for key, out in outputs.items()}
@@ -138,7 +139,7 @@ def checked_on_test(fp32: Path, int8: Path, feeds: list[dict] | None, data, face
         return {"examples": len(first["float"]), "max_abs_diff": float(np.abs(first["float"] - first["int8"]).max())}
     top = {k: v.argmax(1) for k, v in first.items()}
     found = {"examples": len(top["float"]), "agreement": float((top["float"] == top["int8"]).mean())}
-    labels = np.asarray(data.test[1][:MOST_CHECKED]) if len(data.test) > 1 else np.zeros(0)
+    labels = np.asarray(test[1]) if len(test) > 1 else np.zeros(0)
     if labels.ndim == 1 and len(labels) == len(top["float"]):
         found.update(float_accuracy=float((top["float"] == labels).mean()),
                      int8_accuracy=float((top["int8"] == labels).mean()))
@@ -187,14 +188,20 @@ def slower(speed: dict | None) -> bool:
     return bool(speed) and max(speed.values()) < 1
 
 
+def own_metric(checked: dict) -> tuple | None:
+    """(name, the most int8 may lose, its words) of the face's own metric in a check (Face.int8_check), or None."""
+    return next(((metric, *spec) for metric, spec in METRIC_DROPS.items() if f"int8_{metric}" in checked), None)
+
+
 def checked_words(checked: dict) -> str:
     """What the check found, in words ('' when there was nothing to check): the same top answer for a share of the
     test examples, or the face's own metric against the float graph's."""
-    for metric, (drop, words) in METRIC_DROPS.items():
-        if f"int8_{metric}" in checked:
-            return (f"test {words} {checked[f'int8_{metric}']:.4f} against the float graph's "
-                    f"{checked[f'float_{metric}']:.4f} on {checked['examples']} test examples (kept at most "
-                    f"{drop:.2f} lower)")
+    own = own_metric(checked)
+    if own is not None:
+        metric, drop, words = own
+        return (f"test {words} {checked[f'int8_{metric}']:.4f} against the float graph's "
+                f"{checked[f'float_{metric}']:.4f} on {checked['examples']} test examples (kept at most {drop:.2f} "
+                f"lower)")
     if "agreement" in checked:
         return f"the same top answer for {checked['agreement']:.2%} of {checked['examples']} test examples"
     return ""
@@ -202,11 +209,12 @@ def checked_words(checked: dict) -> str:
 
 def refusal(checked: dict) -> str | None:
     """Why an int8 graph is not kept, or None."""
-    for metric, (drop, words) in METRIC_DROPS.items():
-        if f"int8_{metric}" in checked:
-            lost = checked[f"float_{metric}"] - checked[f"int8_{metric}"]
-            return None if lost <= drop else (
-                f"int8's test {words} is {checked[f'int8_{metric}']:.4f} against the float graph's "
+    own = own_metric(checked)
+    if own is not None:
+        metric, drop, words = own
+        if checked[f"float_{metric}"] - checked[f"int8_{metric}"] <= drop:
+            return None
+        return (f"int8's test {words} is {checked[f'int8_{metric}']:.4f} against the float graph's "
                 f"{checked[f'float_{metric}']:.4f} (at most {drop:.2f} lower allowed)")
     if "agreement" not in checked:
         return "the test split holds no example to check it on (the float graph's answers could not be compared)"

@@ -16,10 +16,10 @@ class OnnxRunner:
     """An exported graph in ONNX Runtime, called like the torch module it was exported from (tensors in, a tensor
     out), so that the task's `infer` runs unchanged on it."""
 
-    def __init__(self, path: Path, threads: int):
+    def __init__(self, path: Path, threads: int, lone: bool = False):
         from ..sessions import ServingSession
 
-        self.session = ServingSession(path, threads)
+        self.session = ServingSession(path, threads, lone)
         self.input_names = [i.name for i in self.session.get_inputs()]
 
     def __call__(self, *tensors: torch.Tensor):
@@ -77,8 +77,8 @@ class Served(ServedModel):
             if slower(speed):
                 self.runtime_note = (f"int8 ran at {speed_words(speed)} where it was exported: --runtime onnx is "
                                      f"faster there")
-            return OnnxRunner(folder / graph["int8"]["file"], torch.get_num_threads())
-        return OnnxRunner(folder / graph["file"], torch.get_num_threads())
+            return OnnxRunner(folder / graph["int8"]["file"], torch.get_num_threads(), self.face.fixed_cost_items)
+        return OnnxRunner(folder / graph["file"], torch.get_num_threads(), self.face.fixed_cost_items)
 
     @property
     def about(self) -> dict:

@@ -178,17 +178,17 @@ class PackagedModel(ServedModel):
             raise DeepworksError("--runtime int8: this package has no int8 graph. Package the run with --quantize "
                                  "int8, or serve the float graph (--runtime onnx).")
         self.runtime = "int8" if kept and runtime != "onnx" else "onnx"
-        self.model = opened(checked_file(folder, manifest, file), threads)
+        self.model = opened(checked_file(folder, manifest, file), threads, self.face.fixed_cost_items)
         self.face.check_graph(self.model, card_path)
         self.start(checked_name(name, "--name") if name else checked_name(manifest.get("name"), "The package's name"))
 
 
-def opened(path: Path, threads: int | None):
+def opened(path: Path, threads: int | None, lone: bool):
     """The graph in ONNX Runtime, or a message where ONNX Runtime cannot read it."""
     from ..sessions import ServingSession
 
     try:
-        return ServingSession(path, threads)
+        return ServingSession(path, threads, lone)
     except Exception as err:  # onnxruntime's own errors (a damaged file) have no common class
         raise DeepworksError(f"ONNX Runtime cannot load '{path}' ({str(err).strip()[:160]}). Package the run "
                              f"again.") from None
