@@ -125,9 +125,11 @@ def test_int8_is_refused_where_it_is_not_built_and_not_kept_where_it_changes_ans
 
     from deepworks.exporting.exporter import int8_tasks
 
-    built = ("image classification, character-level text generation, object detection, sound classification")
-    assert int8_tasks() == built  # (segmentation, restoration and style transfer have no int8 check: not offered)
-    with pytest.raises(ConfigError, match=f"--quantize int8 is built for these tasks' runs so far: {built}; "):
+    built = "image classification, character-level text generation, object detection, sound classification"
+    said = int8_tasks()  # the built-in tasks first, then any a test process registered (a distributed test's own)
+    assert said.startswith(built) and len(said.split(", ")) == len(set(said.split(", ")))
+    assert not {"segmentation", "image restoration", "style transfer"} & set(said.split(", "))  # no int8 check there
+    with pytest.raises(ConfigError, match=f"--quantize int8 is built for these tasks' runs so far: {built}"):
         dw.export(use_runs["gru"], out=str(tmp_path / "translate"), quantize="int8")
     with pytest.raises(ConfigError, match="use --format onnx"):
         dw.export(digits, format="pt2", out=str(tmp_path / "pt2"), quantize="int8")

@@ -109,10 +109,12 @@ def quantizable(face) -> bool:
 
 
 def int8_tasks() -> str:
-    """The tasks --quantize int8 is built for, in their cards' words, read off the registered tasks' faces."""
+    """The tasks --quantize int8 is built for, in their cards' words, read off the registered tasks' faces (once
+    each: a task of your own is registered under its module:Class and its name)."""
     from ..registry import get_card, get_task, task_names
 
-    return ", ".join(get_card(name).words for name in task_names() if quantizable(get_task(name).face_class))
+    words = (get_card(name).words for name in task_names() if quantizable(get_task(name).face_class))
+    return ", ".join(dict.fromkeys(words))
 
 
 def prepare_folder(folder: Path) -> None:
