@@ -11,10 +11,13 @@ the files' sizes, and images a second in ONNX Runtime (2 threads) at batch 1 and
 Then two more as their exports measure them (the card's checks and speed): the sound guide's default on FSDD's
 spoken digits (static, its log-mel features in float, the 1-D CNN in int8) and the text default (a 2-layer LSTM, 3
 epochs; dynamic quantisation of its weights, checked step by step on the validation text), and a detector of the
-generated shapes (96 px, 10 epochs; its boxes' mAP@[.5:.95] on the test split). Goals (issue 35): accuracy within 0.5
+generated shapes (96 px, 10 epochs; its boxes' mAP@[.5:.95] on the test split), and bench/translate.py's GRU and
+Transformer on Multi30k de->en for one epoch each (both graphs, dynamic; each checked teacher-forced at every word of
+the test references: next words the same, and as often the reference's). Goals (issue 35): accuracy within 0.5
 point (mAP within 1), top-1 agreement >= 99 %, >= 1.6x the float graph's speed at batch 1 and 32, files >= 3x smaller.
 
     python bench/quantize.py --only centernet_shapes    # one model, the others' figures kept
+    python bench/quantize.py --only gru_multi30k,transformer_multi30k
 Writes bench/results/quantize.json.
 """
 
@@ -89,15 +92,25 @@ CARD_ONLY = {  # measured by the export itself (the card's checks and speed), as
     "cnn1d_fsdd": dict(task="audio", data="fsdd"),  # the sound guide's default: spoken digits, 1-D CNN
     "lstm_text": dict(task="text", epochs=3),      # the text default: a 2-layer LSTM on Python's standard library
     "centernet_shapes": dict(task="detect", data="shapes:2000", image_size=96, epochs=10),  # the detector from scratch
+    # Multi30k de->en, bench/translate.py's models for one epoch: both graphs (encoder, decoder step), dynamic
+    "gru_multi30k": dict(task="translate", data="multi30k", min_freq=2, model="gru", attention="bahdanau", width=256,
+                         embed_size=256, tie_weights=True, epochs=1),
+    "transformer_multi30k": dict(task="translate", data="multi30k", min_freq=2, model="transformer", width=256,
+                                 depth=3, heads=8, ff_size=512, tie_weights=True, epochs=1),
 }
 
 
 def measure_card(name: str, settings: dict, runs: Path) -> dict:
     """A run's int8 export as its card says it: the checks on the test split and the speed against float (batch 1 and
-    32: clips, or text streams of the step graph), measured at export on this machine."""
+    32: clips, or text streams of the step graph), measured at export on this machine; per graph where the export
+    has several (a translation's encoder and decoder step)."""
     trained = dw.train(**settings, name=name, runs_dir=str(runs), data_dir=str(SHARED_DATA), progress=False,
                        baseline=False)
-    int8 = dw.export(trained.run.path, quantize="int8")["graphs"][0]["int8"]
+    graphs = {g["name"]: card_figures(g["int8"]) for g in dw.export(trained.run.path, quantize="int8")["graphs"]}
+    return next(iter(graphs.values())) if len(graphs) == 1 else {"graphs": graphs}
+
+
+def card_figures(int8: dict) -> dict:
     checked = {k: round(v, 4) if isinstance(v, float) else v for k, v in int8["checked"].items()}
     return {"kept": int8["kept"], "reason": int8.get("reason"), "method": int8["method"], **checked,
             "size_ratio": round(int8.get("float_bytes", 0) / max(int8.get("bytes", 1), 1), 2),

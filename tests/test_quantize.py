@@ -91,6 +91,49 @@ def test_a_character_model_s_step_graph_is_quantised_dynamically_and_checked_ste
     assert "DynamicQuantizeLSTM" in ops and "MatMulInteger" in ops, ops
 
 
+def test_a_translation_s_encoder_and_decoder_step_are_quantised_and_checked_word_by_word(use_runs, tmp_path):
+    """Both graphs' weights in int8 (dynamic quantisation), each checked teacher-forced at every word of the test
+    references: the decoder step by its own next words, the encoder by what the model's decoder steps make of its
+    outputs. The int8 graphs, run by the loop in the card, translate as the model does."""
+    import onnx
+
+    cards = {name: dw.export(use_runs[name], out=str(tmp_path / name), quantize="int8") for name in ("gru", "tf")}
+    for name, card in cards.items():
+        for graph in card["graphs"]:
+            int8, checked = graph["int8"], graph["int8"]["checked"]
+            assert int8["kept"] and int8["method"] == "dynamic" and checked["examples"] > 1000, (name, int8)
+            assert checked["agreement"] >= 0.99 and checked["int8_accuracy"] >= checked["float_accuracy"] - 0.005
+        assert card["graphs"][0]["int8"]["bytes"] < card["graphs"][0]["int8"]["float_bytes"]
+        ops = {n.op_type for n in onnx.load(str(tmp_path / name / "decoder_step.int8.onnx")).graph.node}
+        assert "MatMulInteger" in ops, ops
+    trained = dw.load(use_runs["gru"])
+    assert card_loop(cards["gru"], tmp_path / "gru", "the 3rd of march 1998", trained) == trained.translate(
+        "the 3rd of march 1998")[0]["tokens"]
+    assert cards["gru"]["graphs"][1]["int8"]["checked"]["float_accuracy"] > 0.5  # (it has learnt the dates)
+
+
+def card_loop(card: dict, folder, sentence: str, trained) -> list[str]:
+    """A sentence translated greedily by the int8 encoder and decoder step, as the card's loop says."""
+    import onnxruntime as ort
+
+    sessions = [ort.InferenceSession(str(folder / g["int8"]["file"])) for g in card["graphs"]]
+    src_vocab, tgt_vocab = card["source_vocab"], card["target_vocab"]
+    src = np.array([[src_vocab.index(t) if t in src_vocab else 1 for t in trained.task.split(sentence, "src")]])
+    outs = sessions[0].run(None, {"src": src})
+    n_state = len(card["graphs"][1]["outputs"]) - 2  # (logits, the new state, the attention)
+    tensors, state = outs[:len(outs) - n_state], outs[len(outs) - n_state:]
+    names = [i["name"] for i in card["graphs"][1]["inputs"]]
+    prev, words = np.array([tgt_vocab.index("<s>")]), []
+    for _ in range(2 * src.shape[1] + 10):
+        logits, *rest = sessions[1].run(None, dict(zip(names, [prev, src, *tensors, *state])))
+        state = rest[:n_state]
+        prev = logits.argmax(1)
+        if tgt_vocab[int(prev[0])] == "</s>":
+            break
+        words.append(tgt_vocab[int(prev[0])])
+    return words
+
+
 def test_a_detector_s_int8_graph_is_checked_by_its_boxes_map(shapes_detector, tmp_path, monkeypatch, capsys):
     """A detector's graph is calibrated on its letterboxed training images and judged by COCO's mAP of its boxes on
     the test split, decoded as the recipe's evaluation decodes them: kept within a point of the float graph's, and
@@ -125,12 +168,13 @@ def test_int8_is_refused_where_it_is_not_built_and_not_kept_where_it_changes_ans
 
     from deepworks.exporting.exporter import int8_tasks
 
-    built = "image classification, character-level text generation, object detection, sound classification"
+    built = ("image classification, character-level text generation, translation, object detection, sound "
+             "classification")
     said = int8_tasks()  # the built-in tasks first, then any a test process registered (a distributed test's own)
     assert said.startswith(built) and len(said.split(", ")) == len(set(said.split(", ")))
     assert not {"segmentation", "image restoration", "style transfer"} & set(said.split(", "))  # no int8 check there
     with pytest.raises(ConfigError, match=f"--quantize int8 is built for these tasks' runs so far: {built}"):
-        dw.export(use_runs["gru"], out=str(tmp_path / "translate"), quantize="int8")
+        dw.export(use_runs["gan"], out=str(tmp_path / "gan"), quantize="int8")
     with pytest.raises(ConfigError, match="use --format onnx"):
         dw.export(digits, format="pt2", out=str(tmp_path / "pt2"), quantize="int8")
     monkeypatch.setattr(quantize, "AGREEMENT", 1.01)  # no graph can keep more than every answer

@@ -110,7 +110,7 @@ def quantizable(face) -> bool:
 
 def int8_tasks() -> str:
     """The tasks --quantize int8 is built for, in their cards' words, read off the registered tasks' faces (once
-    each: a task of your own is registered under its module:Class and its name)."""
+    each)."""
     from ..registry import get_card, get_task, task_names
 
     words = (get_card(name).words for name in task_names() if quantizable(get_task(name).face_class))

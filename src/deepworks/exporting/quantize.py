@@ -4,10 +4,12 @@ ONNX Runtime quantises each graph: statically (int8 weights per channel, uint8 a
 and what the face names (`Face.int8_float_nodes`: a sound classifier's features, a detector's decoding) left in
 float) where the run's face says how its training examples become the graph's inputs (`Face.calibration_feeds`), the
 activations' ranges measured on CALIBRATION of them; dynamically where the face says so (`Face.int8_method`: int8
-weights per channel, activations quantised as they come: a character model's recurrent step). Each int8 graph is
-then checked on the run's test split against the float graph it came from: the share of examples whose top answer is
-the same (AGREEMENT at least) and, where the test split has labels, the accuracy (at most ACCURACY_DROP lower), or
-the face's own metric (`Face.int8_check`: a detector's mAP, at most a point lower: METRIC_DROPS). A graph that fails
+weights per channel, activations quantised as they come: a character model's recurrent step, a translation's
+encoder and decoder step). Each int8 graph is then checked on the run's test split against the float graph it came
+from: the share of examples whose top answer is the same (AGREEMENT at least) and, where the test split has labels,
+the accuracy (at most ACCURACY_DROP lower), as the face counts them where it has its own check (`Face.int8_check`: a
+translation's next words at every word of the references), or the face's own metric (a detector's mAP, at most a
+point lower: METRIC_DROPS). A graph that fails
 is not kept, and the card says why: the float graph is still there, and works. A kept graph's speed against the
 float one is measured on this machine (batch 1 and 32) and written on the card: int8 pays on convolutions and
 products of some width (a ResNet-20: 1.4-2.2x), not on a LeNet-5's 6-channel layers, where the conversions cost more
@@ -53,7 +55,7 @@ def quantize_export(trained, folder: Path, graphs: list[dict]) -> None:
                        if face.int8_method == "static" else None)
         method = quantize_graph(fp32, int8, calibration, functools.partial(face.int8_float_nodes, g["name"]))
         feeds = face.calibration_feeds(g["name"], test, MOST_CHECKED, model)
-        checked = checked_on_test(fp32, int8, feeds, test, face)
+        checked = checked_on_test(fp32, int8, feeds, test, functools.partial(face.int8_check, g["name"], model=model))
         reason = refusal(checked)
         if reason:
             int8.unlink(missing_ok=True)
@@ -118,23 +120,21 @@ def quantize_graph(fp32: Path, int8: Path, calibration: list[dict] | None, chose
         prepared.unlink(missing_ok=True)
 
 
-def checked_on_test(fp32: Path, int8: Path, feeds: list[dict] | None, test: tuple, face) -> dict:
+def checked_on_test(fp32: Path, int8: Path, feeds: list[dict] | None, test: tuple, own_check) -> dict:
     """The int8 graph against the float one on `feeds` of the `test` split: the face's own check where it has one
-    (Face.int8_check: detection's mAP), else the top answer's agreement, and both accuracies where the split has a
-    label per answer. Empty when the face gives no test inputs for this graph."""
+    (`own_check(runs, test)`, Face.int8_check for this graph: detection's mAP, translation's next words), else
+    the top answer's agreement, and both accuracies where the split has a label per answer. Empty when the face
+    gives no test inputs for this graph."""
     from .runtime import onnx_session
 
     if not feeds:
         return {}
-    outputs = {}
-    for key, path in (("float", fp32), ("int8", int8)):
-        session = onnx_session(path)
-        runs = [session.run(None, feed) for feed in feeds]
-        outputs[key] = [np.concatenate([run[i] for run in runs]) for i in range(len(runs[0]))]
-    own = face.int8_check(outputs, test)
+    sessions = {"float": onnx_session(fp32), "int8": onnx_session(int8)}
+    runs = {key: [session.run(None, feed) for feed in feeds] for key, session in sessions.items()}
+    own = own_check(runs, test)
     if own is not None:
         return own
-    first = {key: out[0] for key, out in outputs.items()}
+    first = {key: np.concatenate([out[0] for out in outs]) for key, outs in runs.items()}
     if first["float"].ndim != 2:
         return {"examples": len(first["float"]), "max_abs_diff": float(np.abs(first["float"] - first["int8"]).max())}
     top = {k: v.argmax(1) for k, v in first.items()}

@@ -116,11 +116,12 @@ class DetectFace(PixelFace):
         last = max((i for i, node in enumerate(nodes) if node.op_type == "Conv"), default=len(nodes))
         return [node.name for node in nodes[last + 1:]]
 
-    def int8_check(self, outputs: dict, split: tuple) -> dict:
+    def int8_check(self, graph: str, runs: dict, split: tuple, model=None) -> dict:
         """COCO's mAP@[.5:.95] of the float and the int8 graph's boxes on the test split (letterboxed images and
         their padded boxes), each graph's (scores, boxes) decoded as the recipe's evaluation decodes them."""
         from ..metrics.boxes import mean_average_precision, unpad_boxes
 
+        outputs = {key: [np.concatenate([out[i] for out in outs]) for i in (0, 1)] for key, outs in runs.items()}
         n = len(outputs["float"][0])
         truth = unpad_boxes(split[1][:n])
         maps = {}

@@ -113,12 +113,13 @@ class Face:
         it."""
         return None
 
-    def int8_check(self, outputs: dict, split: tuple) -> dict | None:
-        """How the int8 graph answers the test split against the float one, from both graphs' outputs
-        ({'float': [arrays], 'int8': [arrays]}, in the graph's output order) on calibration_feeds of `split`: a task
-        whose metric is not a top answer's (detection's mAP) returns {'examples', 'float_METRIC', 'int8_METRIC'} with
-        METRIC in exporting/quantize.py's METRIC_DROPS. None: the top answer's agreement and the accuracy, as for a
-        classifier (exporting/quantize.py)."""
+    def int8_check(self, graph: str, runs: dict, split: tuple, model=None) -> dict | None:
+        """How the int8 graph `graph` answers the test split against the float one, from both graphs' outputs
+        ({'float': [each feed's outputs], 'int8': [...]}) on calibration_feeds of `split` (`model`: the trained
+        model): a task whose metric is not a top answer's (detection's mAP) returns {'examples', 'float_METRIC',
+        'int8_METRIC'} with METRIC in exporting/quantize.py's METRIC_DROPS; one whose top answers' labels are not the
+        split's own (translation's next words) returns {'examples', 'agreement', 'float_accuracy', 'int8_accuracy'}.
+        None: the top answer's agreement and the accuracy, as for a classifier (exporting/quantize.py)."""
         return None
 
     def int8_float_nodes(self, graph: str, nodes: list) -> list[str]:

@@ -322,6 +322,22 @@ class TranslateFace(Face):
                       "the previous target id (N,), the source ids, the encoder's outputs and the state in; the next "
                       "id's logits (N, V), the new state and the attention over the source out")]
 
+    # --- int8 (tasks/translate_int8.py) ------------------------------------------------
+    int8_method = "dynamic"  # the products' weights in int8 (attention, the output layer, a Transformer's layers)
+
+    def calibration_feeds(self, graph: str, split: tuple, most: int, model=None) -> list[dict] | None:
+        """The encoder's source batches, or the decoder step's inputs at each word of their references."""
+        from .translate_int8 import batch_sources, teacher_forced
+
+        if model is None:
+            return None
+        return batch_sources(split, most) if graph == "encoder" else [f for f, _ in teacher_forced(model, split, most)]
+
+    def int8_check(self, graph: str, runs: dict, split: tuple, model=None) -> dict:
+        from .translate_int8 import int8_check
+
+        return int8_check(graph, runs, split, model)
+
     def model_card(self) -> dict:
         m = self.meta
         return {"source_vocab": m["src_vocab"], "target_vocab": m["tgt_vocab"], "max_len": m["max_len"],
