@@ -167,6 +167,10 @@ def test_the_cli_trains_and_resumes_a_task_named_by_module_and_class(capsys):
     assert "cli" in capsys.readouterr().out
     assert main(["train", "--task", "test_contract:Missing"]) == 2
     assert "has no 'Missing'. Expected module:Class" in capsys.readouterr().err
+    assert main(["train", "--task", "sines"]) == 2  # the task trained above is offered by its name, once
+    said = capsys.readouterr().err
+    offered = said.split("Choose one of: ")[1].split(", or a task")[0].split(", ")
+    assert "Did you mean 'sine'" in said and offered.count("sine") == 1 and SPEC not in said, said
 
 
 def test_a_registered_task_is_trained_by_its_name():

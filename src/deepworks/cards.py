@@ -333,7 +333,9 @@ USER_CARDS: dict[str, TaskCard] = {}  # cards of tasks of your own, registered i
 
 
 def card_names() -> list[str]:
-    return list(BUILTIN_CARDS) + [n for n in USER_CARDS if n not in BUILTIN_CARDS]
+    """The tasks' names, each once: the built-in ones, then those registered in this process (not the module:Class
+    names their cards are also kept under)."""
+    return list(BUILTIN_CARDS) + [n for n, card in USER_CARDS.items() if n == card.name and n not in BUILTIN_CARDS]
 
 
 def card_of(name: str) -> TaskCard | None:
