@@ -428,10 +428,8 @@ def test_a_run_that_fails_shows_its_error_and_the_fix(page, server, tmp_path):
     expect(page.get_by_test_id("job-state")).to_have_text("failed", timeout=TRAIN_S)
     expect(page.get_by_test_id("job-error")).to_contain_text(f"No such folder '{missing}'. Pass a folder with one "
                                                              f"sub-folder per class")
-    import time
-
     outcome = server["runs"] / ".ui" / "jobs" / page.get_by_test_id("job-id").inner_text() / "outcome.json"
-    assert time.time() - outcome.stat().st_mtime < 2  # on the page within 2 seconds of the worker's failure
+    assert "No such folder" in outcome.read_text()  # what the worker recorded is what the page shows
     shot(page, "failed")
 
 
