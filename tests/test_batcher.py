@@ -1,5 +1,6 @@
 """The micro-batcher's choice of where a lone request runs (serving/batcher.py): in the event loop while its forward
-is known to be short and nothing else is open, else in the model's thread; and the model kept busy until a forward
+is known to be short and nothing else is open, else in the model's thread; and a batch: in the event loop while its
+forward is known to be tiny; and the model kept busy until a forward
 ends, whoever stopped waiting for it; the ONNX session a lone request runs in. (Batches under load:
 test_serve.py.)"""
 
@@ -46,6 +47,40 @@ def test_a_lone_request_runs_at_once_only_while_its_forward_is_short():
         assert asyncio.run(where(batcher, 1)).startswith("model")
         batcher.item_s[()], batcher.inline = INLINE_S / 100, False  # a task whose items cost what they hold
         assert asyncio.run(where(batcher, 1)).startswith("model")
+
+
+def test_a_batch_runs_in_the_event_loop_only_while_its_forward_is_known_to_be_tiny():
+    """Requests queued together (a LeNet-5's, 0.03 ms an image) run as one batch in the event loop, where handing
+    them to the model's thread and back would cost more than the forward; a batch of a slower model, one too large,
+    one whose forward's time is not known yet, or of a task whose items cost what they hold, in the model's thread.
+    Either way in the batches' session (not the lone request's)."""
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
+    from deepworks.serving.batcher import BATCH_INLINE_S, Batcher, Job
+    from deepworks.sessions import LONE
+
+    def run_batch(items, options):
+        assert not LONE.get()
+        return [threading.current_thread().name] * len(items)
+
+    async def where(batcher, n: int) -> str:
+        jobs = [Job([i], (), {}, asyncio.get_running_loop().create_future()) for i in range(n)]
+        await batcher.run(jobs)
+        assert [len(j.future.result()) for j in jobs] == [1] * n and batcher.running == 0
+        return jobs[0].future.result()[0]
+
+    here = threading.current_thread().name
+    with ThreadPoolExecutor(1, thread_name_prefix="model") as executor:
+        batcher = Batcher(run_batch, executor, inline=True)
+        assert asyncio.run(where(batcher, 4)).startswith("model")  # its forward's time not known yet
+        batcher.item_s[()] = BATCH_INLINE_S / 100
+        assert asyncio.run(where(batcher, 4)) == here
+        assert asyncio.run(where(batcher, 1000)).startswith("model")  # 10x the bound
+        batcher.item_s[()] = BATCH_INLINE_S
+        assert asyncio.run(where(batcher, 2)).startswith("model")
+        batcher.item_s[()], batcher.inline = BATCH_INLINE_S / 100, False
+        assert asyncio.run(where(batcher, 4)).startswith("model")
 
 
 def test_a_lone_request_whose_time_is_up_leaves_the_model_busy_until_its_forward_ends():

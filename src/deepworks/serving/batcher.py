@@ -5,7 +5,8 @@ runs it as one batch in the model's inference thread. While that batch runs, new
 next batch, so under load batches grow by themselves, and with one client every request goes straight through:
 the worker waits for more (up to `max_wait_ms`) only when other requests have arrived and are still being decoded.
 A fixed window would cost a lone client the whole window on every request (measured here at 30-75 % of its
-throughput: ../shared/research/next-capabilities.md §1.4).
+throughput: ../shared/research/next-capabilities.md §1.4). Where a forward is known to be short, a lone request
+(INLINE_S) or a batch (BATCH_INLINE_S) runs in the event loop itself, without the hand-over to the model's thread.
 """
 
 from __future__ import annotations
@@ -23,6 +24,10 @@ INLINE_S = LONE_S  # a lone request whose forward takes less runs in the event l
                   # ResNet-20: 0.5 ms), and a request arriving meanwhile waits at most this long to be read; longer
                   # forwards go to the thread, so that the server keeps accepting and reading requests
 
+
+BATCH_INLINE_S = 0.0002  # a batch whose forward takes less also runs in the event loop: handing it to the model's
+                        # thread and back costs more (LeNet-5 at 8 connections: 1.05-1.14x the plain endpoint this
+                        # way, 0.97-1.04x through the thread), and too little computes to be worth overlapping
 
 def soon(loop, call):
     """A callback for a thread's future that runs `call` in the event loop (nothing once the loop has closed)."""
@@ -172,8 +177,11 @@ class Batcher:
         self.on_batch(len(items))
         self.running = len(items)
         try:
-            results = await asyncio.get_running_loop().run_in_executor(self.executor, self.run_batch, items,
-                                                                       live[0].options)
+            if self.inline and self.item_s.get(live[0].key, INLINE_S) * len(items) < BATCH_INLINE_S:
+                results = self.run_batch(items, live[0].options)
+            else:
+                results = await asyncio.get_running_loop().run_in_executor(self.executor, self.run_batch, items,
+                                                                           live[0].options)
         except Exception as err:  # the batch failed: every request in it gets the error
             for j in live:
                 if not j.future.done():
