@@ -53,7 +53,8 @@ def test_a_batch_runs_in_the_event_loop_only_while_its_forward_is_known_to_be_ti
     """Requests queued together (a LeNet-5's, 0.03 ms an image) run as one batch in the event loop, where handing
     them to the model's thread and back would cost more than the forward; a batch of a slower model, one too large,
     one whose forward's time is not known yet, or of a task whose items cost what they hold, in the model's thread.
-    Either way in the batches' session (not the lone request's)."""
+    Never beside a forward already running in the model's thread. Either way in the batches' session (not the lone
+    request's)."""
     import threading
     from concurrent.futures import ThreadPoolExecutor
 
@@ -76,6 +77,8 @@ def test_a_batch_runs_in_the_event_loop_only_while_its_forward_is_known_to_be_ti
         assert asyncio.run(where(batcher, 4)).startswith("model")  # its forward's time not known yet
         batcher.item_s[()] = BATCH_INLINE_S / 100
         assert asyncio.run(where(batcher, 4)) == here
+        batcher.running = 1  # a lone request sent to the model's thread meanwhile: the batch queues behind it there
+        assert asyncio.run(where(batcher, 4)).startswith("model")
         assert asyncio.run(where(batcher, 1000)).startswith("model")  # 10x the bound
         batcher.item_s[()] = BATCH_INLINE_S
         assert asyncio.run(where(batcher, 2)).startswith("model")

@@ -1,7 +1,7 @@
 """Dynamic micro-batching that never makes a lone request wait.
 
 Requests queue per model; one worker takes everything queued (up to `max_batch` items, with the same options) and
-runs it as one batch in the model's inference thread. While that batch runs, new requests pile up and become the
+runs it as one batch in the model's inference thread (or in the event loop: below). While that batch runs, new requests pile up and become the
 next batch, so under load batches grow by themselves, and with one client every request goes straight through:
 the worker waits for more (up to `max_wait_ms`) only when other requests have arrived and are still being decoded.
 A fixed window would cost a lone client the whole window on every request (measured here at 30-75 % of its
@@ -28,6 +28,7 @@ INLINE_S = LONE_S  # a lone request whose forward takes less runs in the event l
 BATCH_INLINE_S = 0.0002  # a batch whose forward takes less also runs in the event loop: handing it to the model's
                         # thread and back costs more (LeNet-5 at 8 connections: 1.05-1.14x the plain endpoint this
                         # way, 0.97-1.04x through the thread), and too little computes to be worth overlapping
+
 
 def soon(loop, call):
     """A callback for a thread's future that runs `call` in the event loop (nothing once the loop has closed)."""
@@ -56,9 +57,10 @@ def options_key(options: dict) -> tuple:
 class Batcher:
     def __init__(self, run_batch, executor, max_batch: int = 32, max_wait_ms: float = 2.0, on_batch=None,
                  inline: bool = False):
-        """run_batch(items, options) -> one result per item, called in `executor`; on_batch(size) is told the size
-        of every batch run (for the metrics). inline: a lone request may run in the event loop when its forward is
-        known to be short (a task whose items all cost the same: Face.fixed_cost_items)."""
+        """run_batch(items, options) -> one result per item, called in `executor` (or in the event loop, inline);
+        on_batch(size) is told the size of every batch run (for the metrics). inline: a lone request or a batch may
+        run in the event loop when its forward is known to be short (a task whose items all cost the same:
+        Face.fixed_cost_items)."""
         self.run_batch, self.executor = run_batch, executor
         self.max_batch, self.max_wait = max_batch, max_wait_ms / 1000
         self.on_batch = on_batch or (lambda size: None)
@@ -175,9 +177,11 @@ class Batcher:
             return
         items = [item for j in live for item in j.items]
         self.on_batch(len(items))
+        tiny = self.inline and self.item_s.get(live[0].key, INLINE_S) * len(items) < BATCH_INLINE_S
+        here = tiny and self.running == 0  # (a lone request sent to the model's thread meanwhile: this queues there)
         self.running = len(items)
         try:
-            if self.inline and self.item_s.get(live[0].key, INLINE_S) * len(items) < BATCH_INLINE_S:
+            if here:
                 results = self.run_batch(items, live[0].options)
             else:
                 results = await asyncio.get_running_loop().run_in_executor(self.executor, self.run_batch, items,
