@@ -378,6 +378,7 @@ def max_difference(expected: tuple, got: tuple, scaled: bool = False) -> float:
     if len(expected) != len(got) or any(tuple(a.shape) != tuple(b.shape) for a, b in zip(expected, got)):
         raise DeepworksError(f"the exported graph gives outputs of shapes {[tuple(b.shape) for b in got]} where torch "
                              f"gives {[tuple(a.shape) for a in expected]}")
+
     def scale(a: torch.Tensor):
         return a.double().abs().clamp(min=1) if scaled and a.is_floating_point() else 1
 
@@ -392,7 +393,8 @@ def limit_for(expected: tuple) -> float:
 
 def check_difference(diff: float, expected: tuple, path: Path) -> None:
     if diff > limit_for(expected):
-        raise DeepworksError(f"'{path}' does not reproduce the model: its outputs differ from torch's by {diff:.3g}.")
+        raise DeepworksError(f"'{path}' does not reproduce the model: its outputs differ from torch's by {diff:.3g} "
+                             f"(relative where torch's value is above 1).")
 
 
 def tensor_specs(names: list[str], tensors: tuple, dynamic: dict) -> list[dict]:

@@ -8,12 +8,11 @@ weights per channel, activations quantised as they come: a character model's rec
 encoder and decoder step). Each int8 graph is then checked on the run's test split against the float graph it came
 from: the share of examples whose top answer is the same (AGREEMENT at least) and, where the test split has labels,
 the accuracy (at most ACCURACY_DROP lower), as the face counts them where it has its own check (`Face.int8_check`: a
-translation's next words at every word of the references), or the face's own metric (a detector's mAP, at most a
-point lower: METRIC_DROPS). A graph that fails
-is not kept, and the card says why: the float graph is still there, and works. A kept graph's speed against the
-float one is measured on this machine (batch 1 and 32) and written on the card: int8 pays on convolutions and
-products of some width (a ResNet-20: 1.4-2.2x), not on a LeNet-5's 6-channel layers, where the conversions cost more
-than they save (0.6x).
+translation's next words at each word of the first references), or the face's own metric (a detector's mAP, at most a
+point lower: METRIC_DROPS). A graph that fails is not kept, and the card says why: the float graph is still there,
+and works. A kept graph's speed against the float one is measured on this machine (batch 1 and 32) and written on
+the card: int8 pays on convolutions and products of some width (a ResNet-20: 1.4-2.2x), not on a LeNet-5's
+6-channel layers, where the conversions cost more than they save (0.6x).
 """
 
 from __future__ import annotations
@@ -28,7 +27,7 @@ from ..errors import DeepworksError
 CALIBRATION = 256      # training examples the activations' ranges are measured on
 AGREEMENT = 0.99       # the share of test examples whose top answer int8 must keep
 ACCURACY_DROP = 0.005  # the most accuracy int8 may lose on the test split
-MOST_CHECKED = 2000    # test examples an int8 graph is checked on, at most
+MOST_CHECKED = 2000    # test examples an int8 graph is checked on, at most (a translation's: words, a batch over)
 METRIC_DROPS = {"map": (0.01, "mAP@[.5:.95]")}  # a face's own metric (Face.int8_check) -> the most int8 may lose
 TIMED_S = 0.25         # seconds each graph runs at each batch size when their speeds are compared
 FLOAT_OPS = ("Softmax",)  # left in float: probabilities keep their precision and still sum to 1 (measured on a
