@@ -15,6 +15,15 @@ from deepworks.errors import ConfigError
 pytest.importorskip("onnxruntime")
 
 
+@pytest.fixture(autouse=True)
+def quick_speed(monkeypatch):
+    """int8's speed against float is measured and written on the card (bench/quantize.py has the figures): a few
+    forwards of each graph here, not a quarter of a second of each at each batch size."""
+    from deepworks.exporting import quantize
+
+    monkeypatch.setattr(quantize, "TIMED_S", 0.02)
+
+
 @pytest.fixture(scope="module")
 def digits(tmp_path_factory):
     runs = tmp_path_factory.mktemp("int8")
