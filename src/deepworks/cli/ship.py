@@ -100,8 +100,8 @@ def add_serve(sub) -> None:
                    help="onnx: answer from the run's ONNX export in ONNX Runtime (exported now if needed): image, "
                         "sound, detection and GAN runs, one graph each (text and translation, loops over graphs, "
                         "stay in torch); int8: image and sound classifiers and detectors from its int8 graph (export "
-                        "--quantize int8, made now if needed; other runs from their float graph, said at start) "
-                        "[default: torch]")
+                        "--quantize int8, made now if needed; other one-graph runs from their float graph, text and "
+                        "translation from torch, said at start) [default: torch]")
     add_limit_flags(p)
 
 

@@ -194,16 +194,21 @@ def own_metric(checked: dict) -> tuple | None:
 
 def checked_words(checked: dict) -> str:
     """What the check found, in words ('' when there was nothing to check): the same top answer for a share of the
-    test examples, or the face's own metric against the float graph's."""
+    test examples (or what the face's check counts: 'of'), with both accuracies where there are labels, or the face's
+    own metric against the float graph's."""
     own = own_metric(checked)
     if own is not None:
         metric, drop, words = own
         return (f"test {words} {checked[f'int8_{metric}']:.4f} against the float graph's "
                 f"{checked[f'float_{metric}']:.4f} on {checked['examples']} test examples (kept at most {drop:.2f} "
                 f"lower)")
-    if "agreement" in checked:
-        return f"the same top answer for {checked['agreement']:.2%} of {checked['examples']} test examples"
-    return ""
+    if "agreement" not in checked:
+        return ""
+    said = (f"the same top answer for {checked['agreement']:.2%} of {checked['examples']} "
+            f"{checked.get('of', 'test examples')}")
+    if "int8_accuracy" in checked:
+        said += f", accuracy {checked['int8_accuracy']:.4f} against the float graph's {checked['float_accuracy']:.4f}"
+    return said
 
 
 def refusal(checked: dict) -> str | None:

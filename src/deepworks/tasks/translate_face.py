@@ -342,11 +342,14 @@ class TranslateFace(Face):
         m = self.meta
         return {"source_vocab": m["src_vocab"], "target_vocab": m["tgt_vocab"], "max_len": m["max_len"],
                 "subwords": bool(m.get("src_subword")),
-                "loop": "split the sentence into lower-case words (or SentencePiece pieces, from the run's model.json) "
-                        "and map them to source_vocab ids (1 = <unk>, 0 = padding); run the encoder once; then start "
-                        "from prev = the id of <s> and the encoder's state outputs, and call decoder_step with its "
-                        "outputs fed back, taking the likeliest id each time, until </s> or 2 x source length + 10 "
-                        "steps; the words are target_vocab at those ids."}
+                "loop": "lower-case the sentence and split it into words and single punctuation marks (the regular "
+                        "expression \\w+|[^\\w\\s]; or SentencePiece pieces, from the run's model.json), keep the "
+                        "first max_len, and map them to source_vocab ids (1 = <unk>, 0 = padding); run the encoder "
+                        "once; then start from prev = the id of <s> and the encoder's state outputs, and call "
+                        "decoder_step with each state output fed back to the input of its name, taking the likeliest "
+                        "id each time, until </s> or 2 x source length + 10 steps (at most max_len + 2); the words "
+                        "are target_vocab at those ids, joined by spaces, then with no space before . , ! ? ; : % ) "
+                        "] } nor after ( [ { nor around - ' / (pieces: decoded by the SentencePiece model)."}
 
     # A sentence in and one out per item, as text's prime and text: TextFace's V2 tensors, with these names.
     v2_text = ("source", "translation")
