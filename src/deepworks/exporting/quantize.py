@@ -136,9 +136,14 @@ def checked_on_test(fp32: Path, int8: Path, feeds: list[dict] | None, test: tupl
     first = {key: np.concatenate([out[0] for out in outs]) for key, outs in runs.items()}
     if first["float"].ndim != 2:
         return {"examples": len(first["float"]), "max_abs_diff": float(np.abs(first["float"] - first["int8"]).max())}
-    top = {k: v.argmax(1) for k, v in first.items()}
+    return top_answers(first, np.asarray(test[1]) if len(test) > 1 else np.zeros(0))
+
+
+def top_answers(scores: dict, labels: np.ndarray) -> dict:
+    """The float and int8 graphs' top answers ({'float': scores (N, K), 'int8': ...}) against each other: 'examples'
+    and 'agreement'; and both accuracies where `labels` holds one per answer."""
+    top = {key: value.argmax(1) for key, value in scores.items()}
     found = {"examples": len(top["float"]), "agreement": float((top["float"] == top["int8"]).mean())}
-    labels = np.asarray(test[1]) if len(test) > 1 else np.zeros(0)
     if labels.ndim == 1 and len(labels) == len(top["float"]):
         found.update(float_accuracy=float((top["float"] == labels).mean()),
                      int8_accuracy=float((top["int8"] == labels).mean()))

@@ -1,9 +1,10 @@
 """Dynamic micro-batching that never makes a lone request wait.
 
 Requests queue per model; one worker takes everything queued (up to `max_batch` items, with the same options) and
-runs it as one batch in the model's inference thread (or in the event loop: below). While that batch runs, new requests pile up and become the
-next batch, so under load batches grow by themselves, and with one client every request goes straight through:
-the worker waits for more (up to `max_wait_ms`) only when other requests have arrived and are still being decoded.
+runs it as one batch in the model's inference thread (or in the event loop: below). While that batch runs, new
+requests pile up and become the next batch, so under load batches grow by themselves, and with one client every
+request goes straight through: the worker waits for more (up to `max_wait_ms`) only when other requests have
+arrived and are still being decoded.
 A fixed window would cost a lone client the whole window on every request (measured here at 30-75 % of its
 throughput: ../shared/research/next-capabilities.md §1.4). Where a forward is known to be short, a lone request
 (INLINE_S) or a batch (BATCH_INLINE_S) runs in the event loop itself, without the hand-over to the model's thread.

@@ -63,13 +63,13 @@ def next_words(split: tuple, count: int) -> np.ndarray:
 
 
 def compared(logits: dict, nexts: np.ndarray) -> dict:
-    """The float and int8 next words ({'float': logits (N, V), 'int8': ...}) against each other and the reference's."""
+    """The float and int8 next words ({'float': logits (N, V), 'int8': ...}) against each other and the reference's,
+    where the reference has a next word (exporting/quantize.py's top_answers)."""
+    from ..exporting.quantize import top_answers
+
     real = nexts != 0
-    top = {key: value.argmax(1)[real] for key, value in logits.items()}
-    return {"examples": int(real.sum()), "of": "words of the test references (the next word, teacher-forced)",
-            "agreement": float((top["float"] == top["int8"]).mean()),
-            "float_accuracy": float((top["float"] == nexts[real]).mean()),
-            "int8_accuracy": float((top["int8"] == nexts[real]).mean())}
+    return {**top_answers({key: value[real] for key, value in logits.items()}, nexts[real]),
+            "of": "words of the test references (the next word, teacher-forced)"}
 
 
 def int8_check(graph: str, runs: dict, split: tuple, model) -> dict:
