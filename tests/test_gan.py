@@ -6,6 +6,7 @@ import json
 import threading
 import warnings
 from http.server import ThreadingHTTPServer
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -20,6 +21,7 @@ from deepworks.data.builtin import load_faces
 from deepworks.errors import DataError
 from deepworks.tasks.gan import GanTraining, gradient_penalty
 from deepworks.tasks.gan_balance import GanBalance, GanWarning
+from deepworks.tasks.gan_report import problem_lines
 from deepworks.training.loop import Interrupted
 from test_builtin_data import QuietHandler
 
@@ -81,7 +83,10 @@ def test_a_conditional_gan_learns_to_draw_bars_of_the_class_asked_for(conditiona
     page = (trained.run.report_dir / "index.html").read_text()
     assert "The images forming" in page and "Balance of the two networks" in page
     assert len(list(trained.run.report_dir.glob("epoch-*.png"))) == 8
-    assert {"val_fid", "val_diversity", "val_class_entropy", "train_d_real", "train_d_fake"} <= {
+    assert "One row per class, the class asked for; top to bottom: hbar, vbar" in page
+    test = trained.results["test"]
+    assert test["class_accuracy"] > 0.8 and test["class_diversity"] > 0.6, test  # the class asked for, and varied
+    assert {"val_fid", "val_diversity", "val_class_entropy", "val_class_accuracy", "train_d_real", "train_d_fake"} <= {
         k for r in trained.run.metrics() if r.get("kind") == "epoch" for k in r}
     assert any(r.get("kind") == "trace" for r in trained.run.metrics())
 
@@ -164,15 +169,33 @@ def test_the_gradient_penalty_is_zero_for_a_critic_with_unit_gradient():
     assert float(gradient_penalty(lambda x, y: 3 * critic(x, y), real, fake, None)) == pytest.approx(4.0)
 
 
-def test_balance_problems_are_warned_about_once_per_epoch(bars):
+def test_each_balance_problem_is_warned_about_once_and_the_report_says_when_it_started_and_ended(bars):
     task = GanTraining(dw.api.make_config(task="gan", data=bars, width=8))
     balance = task.callbacks()[0]
     assert isinstance(balance, GanBalance)
-    with pytest.warns(GanWarning, match="winning outright") as caught:
-        for step in range(15):
-            balance.record_trace(step, d_loss=0.01, g_loss=6.0, d_real=0.99, d_fake=0.01)
-    assert len(caught) == 1
-    balance.start_epoch()
+    logged = []
+    trainer = SimpleNamespace(engine=SimpleNamespace(is_main=True), step=0, task=SimpleNamespace(
+        steps=0, meta={"classes": []}, least_varied=None), run=SimpleNamespace(log=lambda **r: logged.append(r)))
+
+    def epoch(number: int, d_fake: float) -> list:
+        trainer.epoch = number - 1
+        balance.on_epoch_start(trainer)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            for step in range(12):
+                balance.record_trace(step, d_loss=0.01, g_loss=6.0, d_real=0.99, d_fake=d_fake)
+        balance.on_epoch_end(trainer, {"epoch": number})
+        return [str(w.message) for w in caught if w.category is GanWarning]
+
+    first = epoch(1, d_fake=0.01)
+    assert len(first) == 1 and "winning outright" in first[0] and first[0].endswith("(from epoch 1)")
+    assert epoch(2, d_fake=0.01) == []  # still winning: no second warning
+    assert epoch(3, d_fake=0.4) == [] and epoch(4, d_fake=0.01) == []  # recovered, then back: warned once a run
+    assert [r["kind"] for r in logged if r["kind"] != "trace"] == ["warning", "recovered", "warning"]
+    lines = problem_lines(logged)
+    assert len(lines) == 1 and lines[0].endswith("(from epoch 1, recovered by epoch 3; from epoch 4, still at the end)")
+    balance.load_state_dict(balance.state_dict())
+    assert balance.open == {"winning": 4} and balance.warned == {"winning"}
     with pytest.warns(GanWarning, match="running away"):
         for i in range(10):
             balance.record_trace(i, d_loss=5.0 + i, g_loss=20.0 + 3 * i, d_real=0.5, d_fake=0.5)
@@ -240,3 +263,49 @@ def test_faces_are_read_from_the_data_dir_and_download_from_a_mirror(tmp_path, m
         server.server_close()
     with pytest.raises(DataError, match="The Olivetti face set is not in"):
         load_faces(tmp_path / "empty", download=False)
+
+
+def test_conditional_runs_default_to_the_small_data_recipe_and_each_part_can_be_set(bars):
+    plain = GanTraining(dw.api.make_config(task="gan", data=bars)).cfg
+    assert (plain.train.gan_loss, plain.model.spectral_norm, plain.train.diffaugment, plain.train.lr) == (
+        "bce", False, "none", 6e-4)
+    conditional = GanTraining(dw.api.make_config(task="gan", data=bars, conditional=True)).cfg
+    assert (conditional.train.gan_loss, conditional.model.spectral_norm, conditional.train.diffaugment,
+            conditional.train.lr) == ("hinge", True, "translation+cutout", 4e-4)
+    chosen = GanTraining(dw.api.make_config(task="gan", data=bars, conditional=True, gan_loss="bce", lr=1e-3,
+                                            spectral_norm=False, diffaugment="none")).cfg
+    assert (chosen.train.gan_loss, chosen.model.spectral_norm, chosen.train.diffaugment, chosen.train.lr) == (
+        "bce", False, "none", 1e-3)
+    task = GanTraining(dw.api.make_config(task="gan", data=bars, conditional=True, width=8))
+    task.prepare(False)
+    assert task.meta["conditioning"] == "batchnorm" and task.build_model().generator.embed is None
+    del task.meta["conditioning"]  # a conditional run from before: its generator took the class beside the noise
+    assert task.build_model().generator.embed is not None
+    finished = GanTraining(dw.api.make_config(task="gan", data=bars, conditional=True), meta=dict(task.meta))
+    assert finished.cfg.train.diffaugment == "none"  # loaded with its meta: it trained without DiffAugment
+    task.meta["conditioning"] = "batchnorm"
+    task.before_resume({"task": {"steps": 40, "last_g": 0.5, "recipe": 2}})  # interrupted since: as it is
+    assert (task.meta["conditioning"], task.cfg.train.diffaugment) == ("batchnorm", "translation+cutout")
+    task.before_resume({"task": {"steps": 40, "last_g": 0.5}})  # interrupted before: rebuilt as it was made
+    assert (task.meta["conditioning"], task.cfg.train.diffaugment) == ("concat", "none")
+
+
+def test_diffaugment_changes_real_and_generated_images_alike_and_passes_gradients():
+    from deepworks.models.diffaugment import cutout, diff_augment, parse_policy, translation
+
+    torch.manual_seed(0)
+    x = torch.zeros(64, 1, 16, 16)
+    x[:, :, 6:10, 6:10] = 1.0  # a square in the middle
+    moved = translation(x)
+    assert moved.shape == x.shape and torch.equal(moved.sum((1, 2, 3)), x.sum((1, 2, 3)))  # shifted, not cut
+    assert len({tuple(m.nonzero()[0].tolist()) for m in moved}) > 5  # each image its own shift
+    holed = cutout(torch.ones(64, 1, 16, 16))
+    assert ((holed == 0).flatten(1).sum(1) >= 16).all() and (holed.flatten(1).sum(1) > 0).all()
+    torch.manual_seed(1)
+    a = diff_augment(x, parse_policy("colour+translation+cutout"))
+    torch.manual_seed(1)
+    assert torch.equal(a, diff_augment(x, parse_policy("colour+translation+cutout")))  # seeded: repeatable
+    source = torch.rand(8, 3, 16, 16, requires_grad=True)
+    diff_augment(source, parse_policy("colour+translation+cutout")).sum().backward()
+    assert source.grad is not None and source.grad.abs().sum() > 0
+    assert parse_policy("none") == () and parse_policy(None) == ()

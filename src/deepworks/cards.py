@@ -143,8 +143,8 @@ TRANSLATE_SETTINGS = ("data.target", "data.val_data", "data.test_data", "data.te
                       "model.tie_weights", "model.attention", "model.bidirectional", "model.heads", "model.ff_size",
                       "train.label_smoothing", "train.teacher_forcing", "eval.beam", "eval.length_penalty")
 GAN_SETTINGS = ("data.test_fraction", "model.latent_size", "model.conditional", "model.spectral_norm", "train.lr_d",
-                "train.gan_loss", "train.label_smoothing", "train.critic_steps", "train.gp_weight", "eval.fid_samples",
-                "eval.fid_model")
+                "train.gan_loss", "train.diffaugment", "train.label_smoothing", "train.critic_steps", "train.gp_weight",
+                "eval.fid_samples", "eval.fid_model")
 DETECT_SETTINGS = ("data.test_fraction", "model.pretrained", "model.freeze", "model.body_lr")
 AUDIO_SETTINGS = ("data.split", "data.features", "data.test_fraction", "model.pretrained", "model.freeze")
 TEXTCLASS_SETTINGS = ("data.text_column", "data.label_column", "data.test_fraction", "data.max_len", "data.vocab_size",
@@ -211,7 +211,7 @@ BUILTIN_CARDS = {card.name: card for card in (
              data="images, as image classification takes them (their classes are used by --conditional)",
              default_run="a DCGAN that learns to draw the digits",
              defaults={"data.source": "digits", "model.name": "dcgan", "model.width": 64, "train.batch_size": 64,
-                       "train.optimizer": "adam", "train.lr": 0.0002, "train.momentum": 0.5,
+                       "train.optimizer": "adam", "train.momentum": 0.5,
                        "train.weight_decay": 0.0, "train.schedule": "constant", "train.clip_grad": 0.0,
                        "train.ema": 0.999}),
     TaskCard("detect", "deepworks.tasks.detect:ObjectDetection", "object detection", "an object detection",

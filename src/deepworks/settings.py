@@ -155,8 +155,8 @@ class ModelConfig:
     latent_size: int = setting(100, "GAN: length of the noise vector the generator starts from.")
     conditional: bool = setting(False, "GAN: condition both networks on the class, so you can ask for a class when "
                                        "sampling (needs labelled data).")
-    spectral_norm: bool = setting(False, "GAN: spectral normalisation in the discriminator instead of batch norm "
-                                         "(steadier training).")
+    spectral_norm: bool | None = setting(None, "GAN: spectral normalisation in the discriminator instead of batch norm "
+                                                "(steadier training; default: on with --conditional).")
     ff_size: int | None = setting(None, "Translation, transformer: units of each feed-forward layer (default 4 x width).")
     activation: str | None = setting(
         None, "Hidden activation (default relu; tanh for text, where only the plain rnn can use relu instead).",
@@ -210,8 +210,8 @@ class TrainConfig:
     optimizer: str | None = setting(
         None, "Optimizer (default adamw; adam for GANs).", ("sgd", "momentum", "nesterov", "adagrad", "rmsprop", "adam", "adamw")
     )
-    lr: float | None = setting(None, "Learning rate, the peak of the one-cycle schedule (default 0.01; for GANs 0.0002, "
-                                     "the generator's rate).")
+    lr: float | None = setting(None, "Learning rate, the peak of the one-cycle schedule (default 0.01; for GANs the "
+                                     "generator's rate, 0.0006, or 0.0004 with --conditional).")
     lr_d: float | None = setting(None, "GAN: the discriminator's learning rate (default: the same as --lr).")
     momentum: float | None = setting(None, "Momentum for momentum, nesterov and rmsprop; beta1 for adam and adamw "
                                            "(default 0.9; 0.5 for GANs, as in DCGAN).")
@@ -237,12 +237,19 @@ class TrainConfig:
     amp: str = setting("auto", "Mixed precision: auto uses bf16/fp16 on CUDA and full precision on the CPU.",
                        ("auto", "off", "bf16", "fp16"))
     device: str = setting("auto", "auto, cpu, cuda or cuda:N.")
-    gan_loss: str = setting("bce", "GAN: the standard non-saturating loss (bce), or the Wasserstein loss with gradient "
-                                   "penalty (wgan-gp; its critic has no batch norm).", ("bce", "wgan-gp"))
+    gan_loss: str | None = setting(None, "GAN: the standard non-saturating loss (bce), the hinge loss (hinge), or the "
+                                         "Wasserstein loss with gradient penalty (wgan-gp; its critic has no batch "
+                                         "norm). Default: hinge with --conditional, else bce.",
+                                   (None, "bce", "hinge", "wgan-gp"))
+    diffaugment: str | None = setting(None, "GAN: the same random, differentiable changes to real and generated images "
+                                            "each time the discriminator sees them, so that it cannot memorise a small "
+                                            "set (DiffAugment). Default: translation+cutout with --conditional, else "
+                                            "none.", (None, "none", "translation", "translation+cutout",
+                                                      "colour+translation", "colour+translation+cutout"))
     label_smoothing: float = setting(0.0, "Image classification and translation: the training target gives the true "
                                           "class 1 minus this and spreads the rest over the others (try 0.1). GAN: "
-                                          "one-sided, the discriminator's target for real images is 1 minus this "
-                                          "(try 0.1 when it wins too easily).")
+                                          "one-sided, with --gan-loss bce only: the discriminator's target for "
+                                          "real images is 1 minus this (try 0.1 when it wins too easily).")
     style_weight: float = setting(10.0, "Style transfer: how much the style counts against keeping the photo's "
                                         "content; higher paints more boldly, lower keeps more of the photo.")
     critic_steps: int | None = setting(None, "GAN: discriminator updates per generator update (default 1; 5 for wgan-gp).")

@@ -266,6 +266,7 @@ def train_on(run: Run, cfg: Config, task, device: torch.device, progress, starte
         torch.manual_seed(cfg.seed)
         data = prepare_checked(task, progress, new_run=False)
         check_resume(state, cfg, len(data.train[0]), run)
+        task.before_resume(state)
         run.truncate_metrics(state["epoch"])
     if run.writes:
         cfg.save(run.config_file)

@@ -9,6 +9,7 @@ import argparse
 import dataclasses
 import json
 import sys
+import typing
 
 from ..cards import applies, data_in_words, default_runs_in_words
 from ..config import COMMAND_LINE, SECTIONS, Config, apply_overrides, choices_of, fields_by_key, flag_names
@@ -97,7 +98,7 @@ def add_config_flags(parser: argparse.ArgumentParser) -> None:
         if default is not None:  # None defaults are explained in the help text itself
             help_text += f" [default: {default}]"
         kwargs = dict(dest=key, default=argparse.SUPPRESS, help=help_text.replace("%", "%%"))
-        if typ is bool:
+        if bool in (typ, *typing.get_args(typ)):
             flags[key] = groups[section].add_argument(*flag_names(f), action=argparse.BooleanOptionalAction, **kwargs)
         else:
             flags[key] = groups[section].add_argument(*flag_names(f), metavar=f.name.upper(), **kwargs)

@@ -6,8 +6,9 @@ the last layer; the discriminator mirrors it. At 64 px and width 64 this is pyto
 
 Options: spectral normalisation of the discriminator (Miyato et al. 2018, which replaces its batch norm), a
 critic without batch norm for the Wasserstein loss with gradient penalty (the penalty is per sample, and batch
-norm mixes samples), and class conditioning: a class embedding joins the noise in the generator, and the
-discriminator adds a projection term <embed(y), features> to its score (Miyato & Koyama 2018).
+norm mixes samples), and class conditioning: the class sets the scale and shift of each of the generator's batch
+norms (ConditionalBatchNorm2d), and the discriminator adds a projection term <embed(y), features> to its score
+(Miyato & Koyama 2018).
 """
 
 from __future__ import annotations
@@ -34,22 +35,57 @@ def init_dcgan(module: nn.Module) -> None:
     for m in module.modules():
         if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d)):
             nn.init.normal_(m.weight, 0.0, 0.02)
-        elif isinstance(m, nn.BatchNorm2d):
+        elif isinstance(m, nn.BatchNorm2d) and m.affine:
             nn.init.normal_(m.weight, 1.0, 0.02)
             nn.init.zeros_(m.bias)
 
 
+CLASS_RATE = 10.0  # how much faster the class's scales and shifts learn than the other weights (see below)
+
+
+class ConditionalBatchNorm2d(nn.Module):
+    """Batch norm whose scale and shift depend on the class (de Vries et al. 2017; SNGAN's and BigGAN's generators):
+    the class steers every layer, while the noise alone enters the first.
+
+    Why not the class embedding beside the noise, as before: the generator learned to draw one image per class from
+    the embedding and ignored the noise (16 samples of a 7 alike to the pixel). Here it cannot. The per-class scales
+    and shifts start at plain batch norm and are stored divided by CLASS_RATE, so that Adam, whose steps are about
+    --lr in size whatever the gradient, moves them CLASS_RATE times faster: at the plain rate, 1,200 steps on the
+    digits left 40-60 % of samples recognisable as the class asked for; at 10x, 97 %."""
+
+    def __init__(self, channels: int, classes: int):
+        super().__init__()
+        self.norm = nn.BatchNorm2d(channels, affine=False)
+        self.gain, self.shift = nn.Embedding(classes, channels), nn.Embedding(classes, channels)
+        nn.init.zeros_(self.gain.weight)  # starts as plain batch norm: scale 1 + 0, shift 0
+        nn.init.zeros_(self.shift.weight)
+
+    def forward(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        gain, shift = CLASS_RATE * self.gain(y), CLASS_RATE * self.shift(y)
+        return self.norm(x) * (1 + gain[:, :, None, None]) + shift[:, :, None, None]
+
+
 class Generator(nn.Module):
-    def __init__(self, latent_size: int, channels: int, size: int, width: int = 64, classes: int = 0):
+    """conditioning (with classes): 'batchnorm', the class sets each batch norm's scale and shift; 'concat', a class
+    embedding joins the noise (conditional runs made before the batch-norm conditioning, whose weights have that
+    shape)."""
+
+    def __init__(self, latent_size: int, channels: int, size: int, width: int = 64, classes: int = 0,
+                 conditioning: str = "batchnorm"):
         super().__init__()
         base, doublings = layout(size)
         self.latent_size, self.classes = latent_size, classes
-        self.embed = nn.Embedding(classes, latent_size) if classes else None
+        joined = classes and conditioning == "concat"
+        self.embed = nn.Embedding(classes, latent_size) if joined else None
+
+        def norm(c: int) -> nn.Module:
+            return ConditionalBatchNorm2d(c, classes) if classes and not joined else nn.BatchNorm2d(c)
+
         c = width * 2 ** (doublings - 1)
-        layers = [nn.ConvTranspose2d(latent_size * (2 if classes else 1), c, base, 1, 0, bias=False),
-                  nn.BatchNorm2d(c), nn.ReLU(True)]
+        layers = [nn.ConvTranspose2d(latent_size * (2 if joined else 1), c, base, 1, 0, bias=False), norm(c),
+                  nn.ReLU(True)]
         for _ in range(doublings - 1):
-            layers += [nn.ConvTranspose2d(c, c // 2, 4, 2, 1, bias=False), nn.BatchNorm2d(c // 2), nn.ReLU(True)]
+            layers += [nn.ConvTranspose2d(c, c // 2, 4, 2, 1, bias=False), norm(c // 2), nn.ReLU(True)]
             c //= 2
         layers += [nn.ConvTranspose2d(c, channels, 4, 2, 1, bias=False), nn.Tanh()]
         self.net = nn.Sequential(*layers)
@@ -59,7 +95,10 @@ class Generator(nn.Module):
         """z (N, latent) noise [, y (N,) classes] -> images (N, C, H, W) in [-1, 1]."""
         if self.embed is not None:
             z = torch.cat([z, self.embed(y)], 1)
-        return self.net(z[:, :, None, None])
+        x = z[:, :, None, None]
+        for layer in self.net:
+            x = layer(x, y) if isinstance(layer, ConditionalBatchNorm2d) else layer(x)
+        return x
 
 
 class Discriminator(nn.Module):

@@ -176,6 +176,11 @@ class Task:
     def load_state_dict(self, state) -> None:
         pass
 
+    def before_resume(self, checkpoint: dict) -> None:
+        """Called with an interrupted run's checkpoint after its data is prepared and before its model is rebuilt
+        and its config saved again: a task whose model or recipe changed since the run started puts back what the
+        checkpoint was made with."""
+
     def evaluate(self, model: nn.Module, split: tuple, device: torch.device) -> dict:
         """Validation metrics after each epoch (logged as val_*). By default the mean of `training_step`'s loss and
         sums over the split, in eval mode without gradients."""

@@ -24,7 +24,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from ..config import Config
+from ..config import Config, fill_defaults
 from ..data import BUILTINS, load_image_source
 from ..data.images import IMAGE_EXTENSIONS, ImageSet, decode_many, find_image_files, image_files, unreadable_message, visible_children
 from ..data.decode import UnreadableImage, probe_image
@@ -33,16 +33,18 @@ from ..metrics.fid import (Features, class_diversities, class_entropy_score, div
                            to_uint8, to_unit)
 from ..models import evaluating
 from ..models.dcgan import GAN, Discriminator, Generator, layout
+from ..models.diffaugment import diff_augment, parse_policy
 from ..report import save_image_grid
 from .base import Prepared, Task
 from ..registry import builtin_defaults, builtin_models
 from ..data.arrays import DataWarning, resize, stratified_split
 from ..data.decode import set_channels
 from .gan_balance import GanBalance, GanWarning  # noqa: F401 (GanWarning: still importable from here)
-from .gan_face import GRID, GanFace, grid_labels, noise
+from .gan_face import GRID, GRID_CLASSES, GRID_COLS, GanFace, grid_labels, noise
 from .gan_report import GanReport
 from .image import check_image_meta
 
+RECIPE = 2  # in the checkpoint: 2 since the conditional recipe (conditional batch norm, DiffAugment)
 EVAL_SEED = 12345  # the noise FID is measured on, the same every epoch
 VAL_IMAGES = 2000  # real and generated images for the per-epoch FID (the final one uses --fid-samples)
 SIZES = (16, 28, 32, 64)
@@ -104,6 +106,16 @@ class GanTraining(Task):
     face_class, report_class = GanFace, GanReport
 
     def __init__(self, cfg: Config, meta: dict | None = None):
+        # The conditional recipe (Miyato & Koyama 2018; Zhao et al. 2020): a projection discriminator with spectral
+        # norm, the hinge loss and DiffAugment. With BCE and batch norm, a conditional DCGAN on a few thousand
+        # images made one image per class (diversity within classes 0.1 of the real images'). The rates are
+        # bench/gan.py's: 6e-4 beat DCGAN's 2e-4 on MNIST; with --conditional the digits varied less per class at it.
+        conditional = bool(cfg.model.conditional)
+        if meta is not None and "conditioning" not in meta:  # a finished run from before: no DiffAugment then
+            fill_defaults(cfg, {"train.diffaugment": "none"})
+        fill_defaults(cfg, {"train.lr": 4e-4 if conditional else 6e-4, "model.spectral_norm": conditional,
+                            "train.gan_loss": "hinge" if conditional else "bce",
+                            "train.diffaugment": "translation+cutout" if conditional else "none"})
         super().__init__(cfg, meta)
         t = cfg.train
         t.critic_steps = t.critic_steps or (5 if t.gan_loss == "wgan-gp" else 1)
@@ -117,7 +129,7 @@ class GanTraining(Task):
 
     @classmethod
     def monitor_mode(cls, metric: str | None) -> str:
-        return "max" if metric and metric.endswith(("class_entropy", "diversity")) else "min"
+        return "max" if metric and metric.endswith(("class_entropy", "diversity", "accuracy")) else "min"
 
     check_meta = staticmethod(check_image_meta)
 
@@ -193,7 +205,7 @@ class GanTraining(Task):
         if self.meta is None:
             self.meta = {"classes": images.classes, "labelled": labelled, "channels": int(channels),
                          "image_size": int(size), "source": images.description, "fid_reference": ref_name,
-                         "train_images": len(x)}
+                         "train_images": len(x), "conditioning": "batchnorm"}
         d.image_size, d.channels = int(size), int(channels)
         self._train_images = (x, y if labelled else None)
         return Prepared(train=(x, y), val=(ref_x[val_idx], ref_y[val_idx]), test=(ref_x[test_idx], ref_y[test_idx]),
@@ -205,7 +217,8 @@ class GanTraining(Task):
         classes = len(meta["classes"]) if m.conditional else 0
         norm = "spectral" if m.spectral_norm else ("none" if t.gan_loss == "wgan-gp" else "batch")
         width = m.width or 64
-        return GAN(Generator(m.latent_size, meta["channels"], meta["image_size"], width, classes),
+        conditioning = meta.get("conditioning", "concat")  # runs from before the conditional recipe: concat
+        return GAN(Generator(m.latent_size, meta["channels"], meta["image_size"], width, classes, conditioning),
                    Discriminator(meta["channels"], meta["image_size"], width, classes, norm))
 
     def optimizers(self, model: GAN) -> list[torch.optim.Optimizer]:
@@ -219,37 +232,40 @@ class GanTraining(Task):
     # --- training -------------------------------------------------------------------------
     def update(self, model: GAN, batch, optimizers, engine) -> tuple[torch.Tensor, dict]:
         """One step of the discriminator, and of the generator every --critic-steps, each through the engine (which
-        gives both networks mixed precision on a GPU and averaged gradients across processes)."""
+        gives both networks mixed precision on a GPU and averaged gradients across processes). With --diffaugment,
+        D sees every image, real or generated, through the same kind of random change (models/diffaugment.py)."""
         t = self.cfg.train
         G, D = model.generator, model.discriminator
         opt_g, opt_d = optimizers
         real = to_unit(batch[0])
         y = batch[1] if self.cfg.model.conditional else None
         n = len(real)
+        policy = parse_policy(t.diffaugment)
+
+        def judge(images: torch.Tensor) -> torch.Tensor:
+            return D(diff_augment(images, policy) if policy else images, y).float()
+
         with engine.autocast():
             fake = G(torch.randn(n, self.cfg.model.latent_size, device=real.device), y)
-            d_real, d_fake = D(real, y).float(), D(fake.detach(), y).float()
+            d_real, d_fake = judge(real), judge(fake.detach())
+            d_loss = discriminator_loss(t.gan_loss, d_real, d_fake, t.label_smoothing)
             if t.gan_loss == "wgan-gp":
-                penalty = gradient_penalty(D, real, fake.detach(), y, engine.input_gradients)
-                d_loss = d_fake.mean() - d_real.mean() + t.gp_weight * penalty
-            else:
-                d_loss = (F.binary_cross_entropy_with_logits(d_real, torch.full_like(d_real, 1.0 - t.label_smoothing))
-                          + F.binary_cross_entropy_with_logits(d_fake, torch.zeros_like(d_fake)))
+                penalty = gradient_penalty(lambda images, labels: judge(images), real, fake.detach(), y,
+                                           engine.input_gradients)
+                d_loss = d_loss + t.gp_weight * penalty
         engine.optimizer_step(opt_d, d_loss, t.clip_grad)
         self.steps += 1
         if self.steps % t.critic_steps == 0:
             D.requires_grad_(False)  # the generator's step needs gradients through D, not for D's weights
             with engine.autocast():
-                score = D(fake, y).float()
-                g_loss = -score.mean() if t.gan_loss == "wgan-gp" else F.binary_cross_entropy_with_logits(
-                    score, torch.ones_like(score))
+                g_loss = generator_loss(t.gan_loss, judge(fake))
             engine.optimizer_step(opt_g, g_loss, t.clip_grad)
             D.requires_grad_(True)
             self.last_g = g_loss.detach()
-        if t.gan_loss == "wgan-gp":
-            dr, df = d_real.detach().mean(), d_fake.detach().mean()
-        else:
+        if t.gan_loss == "bce":
             dr, df = torch.sigmoid(d_real.detach()).mean(), torch.sigmoid(d_fake.detach()).mean()
+        else:  # hinge and wgan-gp scores are not probabilities: the trace shows the raw means
+            dr, df = d_real.detach().mean(), d_fake.detach().mean()
         d_loss, g_loss = d_loss.detach(), self.last_g.to(d_loss.device)
         self.latest = {"d_loss": d_loss, "g_loss": g_loss, "d_real": dr, "d_fake": df}
         stats = {"d_loss": d_loss * n, "g_loss": g_loss * n, "d_real": dr * n, "d_fake": df * n}
@@ -260,7 +276,13 @@ class GanTraining(Task):
         return [GanBalance(self.cfg)]
 
     def state_dict(self) -> dict:
-        return {"steps": self.steps, "last_g": float(self.last_g)}
+        return {"steps": self.steps, "last_g": float(self.last_g), "recipe": RECIPE}
+
+    def before_resume(self, checkpoint: dict) -> None:
+        """A run interrupted before the conditional recipe: its generator took the class beside the noise, and it
+        trained without DiffAugment (its config.yaml has no such setting, which the defaults would have filled)."""
+        if "recipe" not in (checkpoint.get("task") or {}):
+            self.meta["conditioning"], self.cfg.train.diffaugment = "concat", "none"
 
     def load_state_dict(self, state: dict) -> None:
         self.steps, self.last_g = state["steps"], torch.tensor(state["last_g"])
@@ -308,6 +330,8 @@ class GanTraining(Task):
         out = {"fid": frechet_distance(statistics(feats), real_stats), "diversity": diversity(feats) / max(real_div, 1e-12)}
         if probs is not None and self.meta["labelled"]:
             out["class_entropy"] = class_entropy_score(probs)
+            if conditional:  # what a user asking for a class cares about: is it that class?
+                out["class_accuracy"] = float((probs.argmax(1) == np.asarray(labels)).mean())
         if conditional:  # a generator can collapse within each class while the classes together look varied
             within = {c: d / max(real_by_class[c], 1e-12)
                       for c, d in class_diversities(feats, labels).items() if real_by_class.get(c)}
@@ -320,15 +344,20 @@ class GanTraining(Task):
         """Draw the fixed noise at a few epochs (the balance watch, GanBalance, logs the trace and its warnings)."""
         if epoch in self.grid_epochs():
             run.report_dir.mkdir(exist_ok=True)
-            save_image_grid(self.fixed_grid(model, device), run.report_dir / f"epoch-{epoch:03d}.png")
+            cols = GRID_COLS if self.cfg.model.conditional else None
+            save_image_grid(self.fixed_grid(model, device), run.report_dir / f"epoch-{epoch:03d}.png", cols=cols)
 
     def grid_epochs(self) -> set[int]:
         epochs = self.cfg.train.epochs
         return {int(e) for e in np.linspace(1, epochs, min(epochs, 8)).round()}
 
     def fixed_grid(self, model: GAN, device: torch.device) -> torch.Tensor:
-        labels = grid_labels(GRID, self.meta["classes"]) if self.cfg.model.conditional else None
-        return self.generate(model, GRID, self.cfg.seed, device, labels)
+        """GRID images of the fixed noise; for a conditional run, a row of GRID_COLS per class (the first
+        GRID_CLASSES classes), so that the report shows each class forming, and whether its samples vary."""
+        if not self.cfg.model.conditional:
+            return self.generate(model, GRID, self.cfg.seed, device)
+        labels = torch.arange(min(len(self.meta["classes"]), GRID_CLASSES)).repeat_interleave(GRID_COLS)
+        return self.generate(model, len(labels), self.cfg.seed, device, labels)
 
     def labelled_examples(self, source: str, progress: bool | None = False) -> tuple[torch.Tensor, torch.Tensor]:
         """Real images from another source, at the run's size and channels, to measure the generator against."""
@@ -340,6 +369,24 @@ class GanTraining(Task):
     def test_metrics(self, model: GAN, split, device: torch.device) -> dict:
         return {"images": len(split[0]), **self.evaluate(model, split, device),
                 "fid_features": self.features().name, "fid_reference": self.meta["fid_reference"]}
+
+
+def discriminator_loss(kind: str, d_real: torch.Tensor, d_fake: torch.Tensor, smoothing: float = 0.0) -> torch.Tensor:
+    """bce: real -> 1 (1 - smoothing), fake -> 0; hinge: real above 1, fake below -1; wgan-gp: fake minus real (its
+    gradient penalty is added by the caller)."""
+    if kind == "wgan-gp":
+        return d_fake.mean() - d_real.mean()
+    if kind == "hinge":
+        return F.relu(1.0 - d_real).mean() + F.relu(1.0 + d_fake).mean()
+    return (F.binary_cross_entropy_with_logits(d_real, torch.full_like(d_real, 1.0 - smoothing))
+            + F.binary_cross_entropy_with_logits(d_fake, torch.zeros_like(d_fake)))
+
+
+def generator_loss(kind: str, score: torch.Tensor) -> torch.Tensor:
+    """The non-saturating loss for bce; minus the mean score for hinge and wgan-gp."""
+    if kind == "bce":
+        return F.binary_cross_entropy_with_logits(score, torch.ones_like(score))
+    return -score.mean()
 
 
 def input_gradients(output: torch.Tensor, inputs: torch.Tensor) -> torch.Tensor:

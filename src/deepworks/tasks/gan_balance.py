@@ -37,15 +37,26 @@ def remedies(cfg: Config, *options: str) -> str:
 
 class GanBalance:
     """Trace the two networks' losses and scores, warn when they are out of balance or the samples collapse, and
-    log both at the end of each epoch."""
+    log both at the end of each epoch.
+
+    Each kind of problem is warned about once per run, when it starts; the log records the epoch each episode
+    starts ('warning') and the first epoch checked without it ('recovered'), which the report turns into "from
+    epoch 20, recovered by epoch 31" or "still at the end"."""
 
     def __init__(self, cfg: Config):
         self.cfg = cfg
+        self.epoch = 0  # the epoch under way, from 1
         self.trace: list[dict] = []  # this epoch's trace points, logged at its end
-        self.alerts: list[tuple[str, str]] = []  # this epoch's warnings, (kind, message)
+        self.window: list[dict] = []  # the last 10 trace points, across epochs, that the balance checks read
+        self.alerts: list[tuple[str, str]] = []  # episodes started this epoch, (kind, message), logged at its end
+        self.seen: set[str] = set()  # kinds found this epoch
+        self.checked: set[str] = set()  # kinds checked this epoch (with enough evidence to say yes or no)
+        self.open: dict[str, int] = {}  # kinds under way: the epoch each started
+        self.warned: set[str] = set()  # kinds the user was warned about (once each)
 
     # --- events ---------------------------------------------------------------------------------
     def on_epoch_start(self, trainer) -> None:
+        self.epoch = trainer.epoch + 1
         if trainer.step == 0:  # a new epoch; a run resumed mid-epoch goes on with the trace its checkpoint kept
             self.start_epoch()
 
@@ -55,33 +66,38 @@ class GanBalance:
             self.record_trace(task.steps, **{k: float(v) for k, v in task.latest.items()})
 
     def on_epoch_end(self, trainer, record: dict) -> None:
-        """Check the samples' diversity, then log the epoch's trace and warnings (the main process only, which
-        validated)."""
+        """Check the samples' diversity, close the problems this epoch no longer shows, then log the epoch's trace,
+        new problems and recoveries (the main process only, which validated)."""
         if not trainer.engine.is_main:
             return
         task, epoch = trainer.task, record["epoch"]
         judged = task.steps >= EVIDENCE_STEPS  # before that, samples alike are a generator still near its start
         if judged:
-            self.check_collapse(record.get("val_diversity"), task.least_varied, task.meta["classes"], epoch)
+            self.check_collapse(record.get("val_diversity"), task.least_varied, task.meta["classes"])
         for point in self.trace:
             trainer.run.log(kind="trace", epoch=epoch, **point)
         for kind, message in self.alerts:
             trainer.run.log(kind="warning", epoch=epoch, problem=kind, message=message)
+        for kind in [k for k in self.open if k in self.checked and k not in self.seen]:
+            trainer.run.log(kind="recovered", epoch=epoch, problem=kind, start=self.open.pop(kind))
 
     # --- checks ---------------------------------------------------------------------------------
     def start_epoch(self) -> None:
-        self.trace, self.alerts = [], []
+        self.trace, self.alerts, self.seen, self.checked = [], [], set(), set()
 
     def record_trace(self, step: int, d_loss: float, g_loss: float, d_real: float, d_fake: float) -> None:
-        self.trace.append({"step": step, "d_loss": d_loss, "g_loss": g_loss, "d_real": d_real, "d_fake": d_fake})
+        point = {"step": step, "d_loss": d_loss, "g_loss": g_loss, "d_real": d_real, "d_fake": d_fake}
+        self.trace.append(point)
+        self.window = [*self.window[-9:], point]
         self.check_balance()
 
     def check_balance(self) -> None:
-        """Warn once per epoch (each kind) when the last 10 trace points show the networks out of balance."""
-        last = self.trace[-10:]
+        """Warn when the last 10 trace points show the networks out of balance."""
+        last = self.window
         if len(last) < 10:
             return
-        wgan = self.cfg.train.gan_loss == "wgan-gp"
+        self.checked |= {"winning", "diverging"}
+        wgan = self.cfg.train.gan_loss != "bce"  # hinge and wgan-gp scores are not probabilities
         if not wgan and max(p["d_fake"] for p in last) < 0.05:
             self.alert("winning", f"The discriminator is winning outright: D(fake) stayed below 0.05 for "
                        f"{10 * TRACE_EVERY} steps, so the generator learns little. Try "
@@ -91,29 +107,42 @@ class GanBalance:
             self.alert("diverging", f"The losses are running away (D {last[-1]['d_loss']:.3g}, G {last[-1]['g_loss']:.3g} and "
                        f"rising). Try {remedies(self.cfg, 'a lower --lr and --lr-d', '--gan-loss wgan-gp')}.")
 
-    def check_collapse(self, spread: float | None, least: tuple[int, float] | None, classes: list[str],
-                       epoch: int) -> None:
+    def check_collapse(self, spread: float | None, least: tuple[int, float] | None, classes: list[str]) -> None:
         """Warn when the samples are far less varied than the real images (`spread`, the validation diversity), or
         those of one class (`least`: its index and diversity) are."""
-        if spread is not None and spread < 0.5:
-            self.alert("collapse", f"Mode collapse: the samples are {spread:.0%} as varied as the real images (epoch {epoch}), "
-                       f"so the generator makes few kinds of image. Try "
-                       f"{remedies(self.cfg, '--spectral-norm', '--gan-loss wgan-gp', 'a lower --lr')}.")
-        if least is not None and least[1] < 0.5 and "collapse" not in {k for k, _ in self.alerts}:
-            self.alert("class-collapse", f"Mode collapse within a class: the samples of class {classes[least[0]]} are "
-                       f"{least[1]:.0%} as varied as its real images (epoch {epoch}), so asking for that class gives "
-                       f"nearly the same image each time. Try "
-                       f"{remedies(self.cfg, '--spectral-norm', '--gan-loss wgan-gp', 'a lower --lr')}.")
+        if spread is not None:
+            self.checked.add("collapse")
+            if spread < 0.5:
+                self.alert("collapse", f"Mode collapse: the samples are {spread:.0%} as varied as the real images, "
+                           f"so the generator makes few kinds of image. Try "
+                           f"{remedies(self.cfg, '--spectral-norm', '--gan-loss wgan-gp', 'a lower --lr')}.")
+        if least is not None and "collapse" not in self.seen:
+            self.checked.add("class-collapse")
+            if least[1] < 0.5:
+                self.alert("class-collapse", f"Mode collapse within a class: the samples of class "
+                           f"{classes[least[0]]} are {least[1]:.0%} as varied as its real images, so asking for that "
+                           f"class gives nearly the same image each time. Try "
+                           f"{remedies(self.cfg, '--spectral-norm', '--gan-loss wgan-gp', 'a lower --lr')}.")
 
     def alert(self, kind: str, message: str) -> None:
-        """Warn (once per epoch and kind): the CLI prints it under the progress bar, the report lists it."""
-        if kind not in {k for k, _ in self.alerts}:
-            self.alerts.append((kind, message))
-            warnings.warn(message, GanWarning, stacklevel=2)
+        """Open an episode of this problem unless one is under way, and warn the first time in the run: the CLI
+        prints it under the progress bar, the report lists it with its epochs."""
+        self.seen.add(kind)
+        if kind in self.open:
+            return
+        self.open[kind] = self.epoch
+        self.alerts.append((kind, message))
+        if kind not in self.warned:
+            self.warned.add(kind)
+            warnings.warn(f"{message} (from epoch {self.epoch})", GanWarning, stacklevel=2)
 
     # --- the checkpoint ---------------------------------------------------------------------------
     def state_dict(self) -> dict:
-        return {"trace": self.trace, "alerts": self.alerts}
+        return {"trace": self.trace, "window": self.window, "alerts": self.alerts, "seen": sorted(self.seen),
+                "checked": sorted(self.checked), "open": self.open, "warned": sorted(self.warned)}
 
     def load_state_dict(self, state: dict) -> None:
         self.trace, self.alerts = list(state["trace"]), [tuple(a) for a in state["alerts"]]
+        self.window = list(state.get("window", self.trace[-10:]))  # (checkpoints from before keep the trace only)
+        self.seen, self.checked = set(state.get("seen", ())), set(state.get("checked", ()))
+        self.open, self.warned = dict(state.get("open", {})), set(state.get("warned", ()))

@@ -24,6 +24,7 @@ from ..models import evaluating
 from .face import Face
 
 GRID = 64  # images in the fixed-noise grids (per epoch) and in the report's sample grid
+GRID_COLS, GRID_CLASSES = 8, 16  # a conditional run's grids over training: a row of 8 samples for each of 16 classes
 MAX_SAMPLES = 10_000  # images one `sample` call makes: more is no picture, and 10**8 would fill the memory
 
 

@@ -125,14 +125,15 @@ function Field({ field, values, setValues }) {
     input = (
       <select id={id} aria-describedby={`${id}-help`} data-testid={id} value={value} onChange={(e) => set(e.target.value)}>
         <option value="">default</option>
-        {field.choices.map((c) => <option key={String(c)} value={c}>{String(c)}</option>)}
+        {field.choices.filter((c) => c !== null).map((c) => <option key={String(c)} value={c}>{String(c)}</option>)}
       </select>
     );
   } else if (field.type === "bool") {
     input = (
       <select id={id} aria-describedby={`${id}-help`} data-testid={id} value={value === "" ? "" : String(value)}
               onChange={(e) => set(e.target.value === "" ? "" : e.target.value === "true")}>
-        <option value="">default ({String(field.default)})</option><option value="true">yes</option><option value="false">no</option>
+        <option value="">{field.default == null ? "default" : `default (${field.default ? "yes" : "no"})`}</option>
+        <option value="true">yes</option><option value="false">no</option>
       </select>
     );
   } else {
