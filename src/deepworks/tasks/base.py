@@ -40,6 +40,7 @@ class Task:
     defaults: dict = {}           # 'section.name' -> value, for settings the user left unset
     default_monitor = "val_loss"  # the validation metric early stopping and the best weights follow
     headline = "loss"             # the test metric `deepworks runs` shows
+    learning_curve = "train_loss"  # the per-epoch figure that shows a run learning (the task contract checks it)
     unit: tuple[str, int] = ("sample", 1)  # what the progress bar counts, and how many per example
     counted = ("samples", "examples")      # the key of test_metrics that counts examples, and its word
     sequential = False            # True: examples are seen in order, never shuffled (text's carried state)

@@ -100,6 +100,7 @@ class GanTraining(Task):
     models = builtin_models("gan")
     defaults = builtin_defaults("gan")
     default_monitor = "val_fid"
+    learning_curve = "val_fid"  # two adversaries' losses need not fall as they learn: D's gains raise G's loss
     headline = "fid"
     unit = ("img", 1)
     counted = ("images", "generated images")
