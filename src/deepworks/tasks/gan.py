@@ -39,7 +39,7 @@ from .base import Prepared, Task
 from ..registry import builtin_defaults, builtin_models
 from ..data.arrays import DataWarning, resize, stratified_split
 from ..data.decode import set_channels
-from .gan_balance import GanBalance, GanWarning  # noqa: F401 (GanWarning: still importable from here)
+from .gan_balance import GanBalance, GanWarning, scores_are_probabilities  # noqa: F401 (GanWarning: importable here)
 from .gan_face import GRID, GRID_CLASSES, GRID_COLS, GanFace, grid_labels, noise
 from .gan_report import GanReport
 from .image import check_image_meta
@@ -263,9 +263,9 @@ class GanTraining(Task):
             engine.optimizer_step(opt_g, g_loss, t.clip_grad)
             D.requires_grad_(True)
             self.last_g = g_loss.detach()
-        if t.gan_loss == "bce":
+        if scores_are_probabilities(self.cfg):
             dr, df = torch.sigmoid(d_real.detach()).mean(), torch.sigmoid(d_fake.detach()).mean()
-        else:  # hinge and wgan-gp scores are not probabilities: the trace shows the raw means
+        else:
             dr, df = d_real.detach().mean(), d_fake.detach().mean()
         d_loss, g_loss = d_loss.detach(), self.last_g.to(d_loss.device)
         self.latest = {"d_loss": d_loss, "g_loss": g_loss, "d_real": dr, "d_fake": df}

@@ -22,6 +22,12 @@ TRACE_EVERY = 20  # steps between two points of the loss / D(x) trace
 EVIDENCE_STEPS = 500  # optimizer steps before low diversity means collapse rather than a generator still at its start
 
 
+def scores_are_probabilities(cfg: Config) -> bool:
+    """With the BCE loss, sigmoid(D(x)) is D's probability that x is real; hinge and wgan-gp scores are unbounded, so
+    the trace shows their raw means and "D wins outright" (D(fake) near 0) cannot be read from them."""
+    return cfg.train.gan_loss == "bce"
+
+
 class GanWarning(UserWarning):
     """The two networks are out of balance."""
 
@@ -97,8 +103,7 @@ class GanBalance:
         if len(last) < 10:
             return
         self.checked |= {"winning", "diverging"}
-        wgan = self.cfg.train.gan_loss != "bce"  # hinge and wgan-gp scores are not probabilities
-        if not wgan and max(p["d_fake"] for p in last) < 0.05:
+        if scores_are_probabilities(self.cfg) and max(p["d_fake"] for p in last) < 0.05:
             self.alert("winning", f"The discriminator is winning outright: D(fake) stayed below 0.05 for "
                        f"{10 * TRACE_EVERY} steps, so the generator learns little. Try "
                        f"{remedies(self.cfg, '--label-smoothing 0.1', 'a lower --lr-d', '--spectral-norm')}.")

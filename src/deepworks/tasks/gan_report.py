@@ -16,6 +16,7 @@ from ..metrics.fid import class_entropy_score, diversity, frechet_distance, stat
 from ..models import count_parameters
 from ..report import fixed_margins, image_tag, plot_history, pyplot, save_figure, save_image_grid, table
 from .base import Prepared, notes_block
+from .gan_balance import scores_are_probabilities
 from .gan_face import GRID, GRID_CLASSES
 from .report import Report
 
@@ -83,7 +84,7 @@ class GanReport(Report):
     def report_sections(self, run, model, data: Prepared, results: dict, device) -> list[tuple[str, str]]:
         out = run.report_dir
         records = run.metrics()
-        balance = plot_balance(records, out / "balance.png", self.cfg.train.gan_loss != "bce")
+        balance = plot_balance(records, out / "balance.png", not scores_are_probabilities(self.cfg))
         metrics = ("diversity", "class_entropy") if self.meta["labelled"] else ("diversity",)
         curves = plot_history(records, out / "curves.png", "fid", *metrics,
                               titles={"loss": "D + G loss", "fid": "FID (lower is better)",
@@ -111,7 +112,7 @@ class GanReport(Report):
     def checks_passed(self) -> str:
         """What the balance watch checked and found fine (whether D wins outright is read for bce only, whose
         scores are probabilities)."""
-        won = "the discriminator never won outright, " if self.cfg.train.gan_loss == "bce" else ""
+        won = "the discriminator never won outright, " if scores_are_probabilities(self.cfg) else ""
         return f"{won}the losses did not run away, and the samples stayed varied"
 
     def grid_rows(self) -> str:
