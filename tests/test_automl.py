@@ -17,7 +17,7 @@ from deepworks.experiments.search import TrialReporter, parse_budget, parse_spac
 from deepworks.cli import main
 from deepworks.errors import ConfigError, DeepworksError
 
-SPACE = {"model.name": ["lenet", "mlp"], "model.depth": {"choices": [1, 2], "when": {"model.name": "mlp"}},
+SPACE = {"model.name": ["smallcnn", "mlp"], "model.depth": {"choices": [1, 2], "when": {"model.name": "mlp"}},
          "model.width": {"choices": [32, 64], "when": {"model.name": "mlp"}},
          "train.lr": {"low": 1e-4, "high": 0.05, "log": True}, "train.epochs": {"low": 2, "high": 4},
          "train.batch_size": 64}

@@ -62,7 +62,7 @@ def test_user_mistakes_get_one_clear_line_and_no_traceback(capsys, tmp_path, tra
     cases = [
         (["train", "--data", "holiday-photos"], "No such folder 'holiday-photos'"),
         (["train", "--lr", "fast"], "--lr expects float. Received: 'fast'"),
-        (["train", "--model", "vgg"], "must be one of mlp, lenet, resnet"),
+        (["train", "--model", "vgg"], "must be one of mlp, lenet, smallcnn, resnet"),
         (["train", "--config", "missing.yaml"], "Config file 'missing.yaml' does not exist"),
         (["train", "--resume", "runs/never"], "No run at 'runs/never'"),
         (["train", "--resume", "runs/bars", "--lr", "0.5"], "so these settings cannot change: --lr (0.01 -> 0.5)"),
@@ -106,7 +106,7 @@ def test_the_installed_command_runs():
 def test_a_model_too_big_for_this_machine_is_refused_in_one_line_before_a_run_folder_is_made(capsys):
     assert main(["train", "--data", "digits", "--epochs", "1", "--width", "1000000000", "--runs-dir", "runs"]) == 2
     err = capsys.readouterr().err
-    assert "The lenet model would have more parameters than a tensor can hold (--width 1,000,000,000)" in err
+    assert "The smallcnn model would have more parameters than a tensor can hold (--width 1,000,000,000)" in err
     assert "Traceback" not in err and not any(pathlib.Path("runs").glob("*"))
     assert main(["train", "--data", "digits", "--epochs", "1", "--width", "100000", "--runs-dir", "runs"]) == 2
     assert "Expected a smaller --width or --depth." in capsys.readouterr().err

@@ -34,7 +34,7 @@ def elsewhere(use_runs, tmp_path_factory):
 @pytest.mark.parametrize("kind", ["onnx", "pt2", "safetensors"])
 def test_an_imported_classifier_predicts_and_evaluates_as_the_original_does(elsewhere, kind):
     trained, root, norm = elsewhere
-    extra = {"model": "lenet", "image_size": 28, "channels": 1} if kind == "safetensors" else {}
+    extra = {"model": "smallcnn", "image_size": 28, "channels": 1} if kind == "safetensors" else {}
     imported = import_model(root / f"digits.{kind}", classes=trained.classes, normalise=norm, name=kind, **extra)
     images = np.random.default_rng(0).integers(0, 256, (5, 28, 28), dtype=np.uint8)
     ours, theirs = trained.predict(images, top_k=2), imported.predict(images, top_k=2)
@@ -101,7 +101,7 @@ def test_a_model_that_does_not_fit_is_refused_with_what_was_expected(elsewhere, 
 
 def test_imported_safetensors_weights_export_like_a_trained_run(elsewhere, tmp_path):
     trained, root, norm = elsewhere
-    imported = import_model(root / "digits.safetensors", classes=trained.classes, normalise=norm, model="lenet",
+    imported = import_model(root / "digits.safetensors", classes=trained.classes, normalise=norm, model="smallcnn",
                             image_size=28, channels=1, name="weights")
     card = dw.export(imported.run.path, "onnx", out=tmp_path / "w")
     assert card["graphs"][0]["max_abs_diff"] <= 1e-4 and card["classes"] == trained.classes

@@ -42,12 +42,34 @@ def test_colour_photos_get_a_resnet_with_crop_and_flip_and_early_stopping(colour
     assert run.run.name == "photos-resnet"
 
 
-def test_grey_images_keep_lenet_without_augmentation_and_a_choice_is_kept(image_folder):
+def test_grey_images_get_the_small_cnn_and_its_recipe_and_a_choice_is_kept(image_folder):
     run = dw.train(data=str(image_folder), epochs=1, baseline=False, progress=False)
-    assert (run.cfg.model.name, run.cfg.data.augment) == ("lenet", "none")
+    assert (run.cfg.model.name, run.cfg.data.augment, run.cfg.train.label_smoothing) == ("smallcnn", "none", 0.1)
     chosen = dw.train(data=str(image_folder), epochs=1, baseline=False, progress=False, model="mlp", augment="flip",
                       patience=0)
     assert (chosen.cfg.model.name, chosen.cfg.data.augment, chosen.cfg.train.patience) == ("mlp", "flip", 0)
+    assert chosen.cfg.train.label_smoothing == 0.0  # the small CNN's recipe is its own
+    smoothed = dw.train(data=str(image_folder), epochs=1, baseline=False, progress=False, label_smoothing=0.0)
+    assert (smoothed.cfg.model.name, smoothed.cfg.train.label_smoothing) == ("smallcnn", 0.0)  # a choice is kept
+
+
+def test_the_small_cnn_aims_at_fewer_steps_and_adversarial_training_keeps_the_usual_recipe():
+    from deepworks.config import Config
+    from deepworks.tasks.base import Prepared
+    from deepworks.tasks.image import ImageClassification
+
+    def defaults(model, adversarial="none", n=54_000):
+        cfg = Config()
+        cfg.model.name, cfg.train.adversarial = model, adversarial
+        task = ImageClassification(cfg)
+        task.data_defaults(1)
+        data = Prepared(train=(torch.zeros(n, 1, 1, 1), torch.zeros(n)), val=None, test=None, meta={})
+        return task.default_epochs(data), cfg.train.label_smoothing
+
+    assert defaults(None) == (1, 0.1)  # MNIST's 54,000 training images: one epoch of 422 steps
+    assert defaults(None, n=1458) == (34, 0.1)  # the digits: 12 steps an epoch
+    assert defaults("lenet") == (3, 0.0)  # about 1,200 steps, at least 3 epochs
+    assert defaults(None, adversarial="pgd") == (3, 0.0)  # label smoothing can mask an attack's gradients
 
 
 def test_augment_none_is_a_choice_not_an_unset_setting(colour_photos, capsys):

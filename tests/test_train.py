@@ -22,8 +22,9 @@ def quick(**settings):
     return dw.train(progress=False, **settings)
 
 
-def test_lenet_learns_digits_beside_a_random_forest():
+def test_the_default_small_cnn_learns_digits_beside_a_random_forest():
     trained = quick(epochs=12, baseline=True)
+    assert (trained.cfg.model.name, trained.cfg.train.label_smoothing) == ("smallcnn", 0.1)
     results = trained.results
     assert results["fit"]["best_value"] > 0.95  # validation accuracy; chance is 0.10
     assert results["test"]["accuracy"] > 0.93

@@ -180,13 +180,14 @@ def test_without_its_login_link_the_page_asks_for_the_token_in_words(browser, se
     context.close()
 
 
-def test_a_full_journey_digits_lenet_train_watch_draw_export(page, server):
-    """Built-in digits -> the LeNet template -> train 2 epochs, watching the curve move -> draw a digit -> export."""
+def test_a_full_journey_digits_small_cnn_train_watch_draw_export(page, server):
+    """Built-in digits -> the default template (the small CNN) -> train 2 epochs, watching the curve move -> draw a
+    digit -> export."""
     choose_digits(page)
     expect(page.locator("table.grid tr")).to_have_count(10)
     shot(page, "data")
     page.get_by_test_id("to-model").click()
-    expect(page.get_by_test_id("template-lenet")).to_be_checked()
+    expect(page.get_by_test_id("template-smallcnn")).to_be_checked()
     shot(page, "model")
     page.get_by_test_id("to-train").click()
     train(page, {"setting-train.epochs": 2})
@@ -201,17 +202,17 @@ def test_a_full_journey_digits_lenet_train_watch_draw_export(page, server):
     shot(page, "train")
 
     page.get_by_test_id("nav-results").click()  # the results: a wrong cell of the confusion matrix shows its images
-    page.get_by_test_id("open-digits-lenet").click()
+    page.get_by_test_id("open-digits-smallcnn").click()
     expect(page.get_by_test_id("test-accuracy")).to_contain_text("%")
     expect(page.get_by_test_id("per-class").locator("tbody tr")).to_have_count(10)
     wrong = page.locator("table.confusion td.wrong").first
     count = int(wrong.inner_text())
     wrong.click()
     expect(page.get_by_test_id("cm-images").locator("img")).to_have_count(min(count, 24))
-    page.get_by_test_id("compare-digits-lenet").check()
+    page.get_by_test_id("compare-digits-smallcnn").check()
     expect(page.get_by_test_id("compare-chart")).to_have_attribute("data-series", "1")
     shot(page, "results")
-    assert urlparse(page.url).path == "/runs/digits-lenet/results"  # the run's page has an address of its own
+    assert urlparse(page.url).path == "/runs/digits-smallcnn/results"  # the run's page has an address of its own
     page.reload()
     expect(page.get_by_test_id("test-accuracy")).to_contain_text("%")  # a reload shows the same run's results
     page.go_back()
@@ -226,10 +227,10 @@ def test_a_full_journey_digits_lenet_train_watch_draw_export(page, server):
     predictions = page.get_by_test_id("try-predictions").locator("li")
     expect(predictions).to_have_count(3)
     shot(page, "try")
-    assert urlparse(page.url).path == "/runs/digits-lenet/try"
+    assert urlparse(page.url).path == "/runs/digits-smallcnn/try"
 
     page.get_by_test_id("nav-trust").click()  # attack, saliency and the audit of the same run
-    expect(page.get_by_test_id("trust-run")).to_have_value("digits-lenet")
+    expect(page.get_by_test_id("trust-run")).to_have_value("digits-smallcnn")
     page.get_by_test_id("attack-go").click()
     expect(page.get_by_test_id("attack-summary")).to_contain_text("FGSM at epsilon 0.1: accuracy on 179 test images")
     expect(page.get_by_test_id("trust-answer").locator("img")).to_have_count(2)  # the triptych and the curve
@@ -240,8 +241,8 @@ def test_a_full_journey_digits_lenet_train_watch_draw_export(page, server):
     expect(page.get_by_test_id("audit")).to_contain_text("balance")
 
     page.get_by_test_id("nav-export").click()
-    expect(page.get_by_test_id("export-run")).to_have_value("digits-lenet")  # the run just trained
-    run = "digits-lenet"
+    expect(page.get_by_test_id("export-run")).to_have_value("digits-smallcnn")  # the run just trained
+    run = "digits-smallcnn"
     with page.expect_download() as info:
         page.get_by_test_id("export-download").click()
     files = zipfile.ZipFile(io.BytesIO(Path(info.value.path()).read_bytes())).namelist()
@@ -449,7 +450,7 @@ def test_an_automl_search_shows_its_leaderboard_live_then_trains_the_best(page, 
     page.get_by_test_id("train-stop").click()
     expect(page.get_by_test_id("job-state")).to_have_text("stopped", timeout=TRAIN_S)
     best = job(page)["best_settings"]
-    assert best["model.name"] == "lenet" and best["train.epochs"] >= 1  # trial 0: deepworks' defaults for digits
+    assert best["model.name"] == "smallcnn" and best["train.epochs"] >= 1  # trial 0: deepworks' defaults for digits
     searched = page.get_by_test_id("job-id").inner_text()
     page.get_by_test_id("automl-train-best").click()
     finished(page, after=searched)

@@ -259,7 +259,7 @@ def test_stop_while_starting_then_resume_starts_the_same_settings_again(client):
 
 @pytest.mark.parametrize("error,state,said", [
     (KeyboardInterrupt, "stopped", "nothing was saved"),
-    (ConfigError("The card does not fit."), "failed", "The card does not fit. Its run folder digits-lenet was removed"),
+    (ConfigError("The card does not fit."), "failed", "The card does not fit. Its run folder digits-smallcnn was removed"),
 ])
 def test_a_job_that_ends_before_its_first_checkpoint_leaves_no_empty_run_folder(tmp_path, monkeypatch, error, state,
                                                                                    said):

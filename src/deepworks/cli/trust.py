@@ -7,10 +7,10 @@ import argparse
 from .common import add_class, add_command, add_json, add_out_folder, add_run_command, emit
 
 TRUST_EXAMPLES = """examples:
-  deepworks attack runs/mnist-lenet --eps 0.1                   PGD-40 on 1,000 test images, curve, triptychs
-  deepworks attack runs/mnist-lenet --method fgsm --eps 0.05 --json
-  deepworks attack runs/mnist-lenet --image seven.png --target 1 --eps 0.2
-  deepworks attack runs/mnist-lenet --fool 3                    an image from noise that it calls 3 at 99%
+  deepworks attack runs/mnist-smallcnn --eps 0.1                   PGD-40 on 1,000 test images, curve, triptychs
+  deepworks attack runs/mnist-smallcnn --method fgsm --eps 0.05 --json
+  deepworks attack runs/mnist-smallcnn --image seven.png --target 1 --eps 0.2
+  deepworks attack runs/mnist-smallcnn --fool 3                    an image from noise that it calls 3 at 99%
   deepworks attack runs/sst2-fasttext --words 2                 a text classifier: words swapped for neighbours
   deepworks train --data mnist --adversarial pgd --eps 0.3      adversarial training, robust accuracy reported
 """

@@ -13,10 +13,11 @@ from .efficientnet import EfficientNetLite0
 from .lenet import LeNet5
 from .mlp import MLP
 from .resnet import ResNet, ResNet18
+from .smallcnn import SmallCNN
 from .stack import SequenceStack, Stack
 from .rnn import RECURRENT, CharRNN
 
-IMAGE_MODELS = {"mlp": MLP, "lenet": LeNet5, "resnet": ResNet, "resnet18": ResNet18,
+IMAGE_MODELS = {"mlp": MLP, "lenet": LeNet5, "smallcnn": SmallCNN, "resnet": ResNet, "resnet18": ResNet18,
                 "efficientnet_lite0": EfficientNetLite0, "layers": Stack}
 TEXT_MODELS = tuple(RECURRENT)
 
@@ -33,6 +34,8 @@ def build_image_classifier(cfg: ModelConfig, channels: int, image_size: int, num
                    width=cfg.width or 256, **common)
     if cfg.name == "lenet":
         return LeNet5(channels, image_size=image_size, width=cfg.width, **common)
+    if cfg.name == "smallcnn":
+        return SmallCNN(channels, image_size=image_size, width=cfg.width, **common)
     if cfg.name == "layers":
         return Stack(cfg.layers, channels, image_size, num_classes, init=cfg.init)
     if cfg.name == "resnet18":

@@ -59,8 +59,9 @@ class FitResult:
     stop_reason: str | None = None
 
 
-def default_epochs(n: int, batch_size: int) -> int:
-    return int(min(50, max(3, math.ceil(TARGET_STEPS / steps_per_epoch(n, batch_size)))))
+def default_epochs(n: int, batch_size: int, steps: int | None = None, least: int = 3) -> int:
+    """Epochs for about `steps` optimizer steps (default TARGET_STEPS), between `least` and 50."""
+    return int(min(50, max(least, math.ceil((steps or TARGET_STEPS) / steps_per_epoch(n, batch_size)))))
 
 
 def make_optimizer(params, t: TrainConfig, lr: float | None = None) -> torch.optim.Optimizer:
