@@ -51,7 +51,7 @@ def make_data(root: Path) -> dict:
 
 def cases(data: dict) -> dict:
     return {
-        "image-lenet": dict(epochs=2, baseline=False),
+        "image-lenet": dict(model="lenet", epochs=2, baseline=False),
         "image-mlp-ema-crop": dict(model="mlp", epochs=2, ema=0.9, augment="crop", dropout=0.2, baseline=False),
         "image-adversarial": dict(model="mlp", epochs=1, adversarial="fgsm", baseline=False),
         "text-lstm": dict(task="text", data=data["text"], epochs=2, seq_len=32, batch_size=8, width=32, depth=1),

@@ -49,8 +49,8 @@ def test_grey_images_get_the_small_cnn_and_its_recipe_and_a_choice_is_kept(image
                       patience=0)
     assert (chosen.cfg.model.name, chosen.cfg.data.augment, chosen.cfg.train.patience) == ("mlp", "flip", 0)
     assert chosen.cfg.train.label_smoothing == 0.0  # the small CNN's recipe is its own
-    smoothed = dw.train(data=str(image_folder), epochs=1, baseline=False, progress=False, label_smoothing=0.0)
-    assert (smoothed.cfg.model.name, smoothed.cfg.train.label_smoothing) == ("smallcnn", 0.0)  # a choice is kept
+    unsmoothed = dw.train(data=str(image_folder), epochs=1, baseline=False, progress=False, label_smoothing=0.0)
+    assert (unsmoothed.cfg.model.name, unsmoothed.cfg.train.label_smoothing) == ("smallcnn", 0.0)  # a choice is kept
 
 
 def test_the_small_cnn_aims_at_fewer_steps_and_adversarial_training_keeps_the_usual_recipe():

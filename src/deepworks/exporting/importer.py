@@ -4,7 +4,7 @@ export and serve work on it (and attack and explain, where it is differentiable)
 Three kinds of file:
 - an ONNX file: run in ONNX Runtime (not differentiable: attacks and saliency need gradients);
 - a `torch.export` program (.pt2): run in torch, gradients and all;
-- safetensors weights of one of deepworks' own architectures (--model lenet | resnet | mlp): an ordinary run.
+- safetensors weights of one of deepworks' own architectures (--model lenet | smallcnn | resnet | mlp): an ordinary run.
 
 The model takes images as deepworks gives them to its own models: float (N, C, H, W), each channel normalised with
 --normalise MEAN,STD (default 0,1: pixels in [0, 1], with a warning, since a wrong guess gives wrong answers); it

@@ -54,8 +54,9 @@ class ImageReport(Report):
     @property
     def overfit_remedies(self) -> str:
         d, m = self.cfg.data, self.cfg.model
+        photos = (self.meta or {}).get("channels") == 3
         options = ["--augment crop+flip" if d.augment in (None, "none") else "",
-                   "--model resnet" if m.name in ("lenet", "mlp") and (self.meta or {}).get("channels") == 3 else "",
+                   "--model resnet" if m.name in ("lenet", "smallcnn", "mlp") and photos else "",
                    "--dropout 0.3" if not m.dropout else "", "more images per class"]
         options = [o for o in options if o]
         return ", ".join(options[:-1]) + " or " + options[-1]
