@@ -34,7 +34,7 @@ from deepworks.tasks.text import TextGeneration  # noqa: E402
 torch.set_num_threads(2)
 BUDGET_S = 300
 SETTINGS = dict(task="text", data="tiny-shakespeare", data_dir=str(SHARED_DATA), model="lstm", depth=2, width=256,
-                embed_size=64, dropout=0.0, seq_len=128, batch_size=32, optimizer="adamw", lr=0.01,
+                embed_size=64, dropout=0.0, seq_len=64, batch_size=32, optimizer="adamw", lr=0.01,
                 weight_decay=0.0, schedule="onecycle", clip_grad=1.0, baseline=False)
 
 
@@ -121,7 +121,8 @@ def throughput(reps: int = 4) -> dict:
 def budget() -> dict:
     cfg, task, data = prepared()
     per_epoch = len(data.train[0]) // cfg.train.batch_size
-    probe_rows = 24 * cfg.train.batch_size
+    # at least 200,000 characters: a shorter probe is mostly its first steps' set-up, and says fewer epochs fit
+    probe_rows = max(24, 200_000 // (cfg.data.seq_len * cfg.train.batch_size)) * cfg.train.batch_size
     probe = type(data)(train=(data.train[0][:probe_rows],), val=data.val, test=data.test, meta=data.meta)
     probe_s, _, _ = timed_fit(task, probe, cfg, 1)
     chars_per_s = probe_rows * cfg.data.seq_len / probe_s

@@ -7,7 +7,7 @@ comes before its activation: for a rising activation (ReLU, tanh, sigmoid) max(f
 computes the same function while the activation runs on a quarter of the values.
 
 On MNIST with label smoothing 0.1 and one epoch of AdamW's one-cycle schedule at lr 0.01, batch 128, it reaches
-99.0-99.1 % test accuracy in about 4 s on two CPU cores, where LeNet-5 reaches 98.3 % (bench/image.py). `width` w
+99.0-99.1 % test accuracy in 4-5 s on two CPU cores, where LeNet-5 reaches 98.3 % (bench/image.py). `width` w
 gives w and 2w maps and 16w hidden units (default 16).
 """
 
