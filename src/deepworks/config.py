@@ -137,7 +137,8 @@ def training_rules(c: Config) -> list[tuple]:
     return [
         (t.patience is None or t.patience >= 0, "--patience cannot be negative", t.patience),
         (e.top_k >= 1, "--top-k must be at least 1", e.top_k),
-        (t.label_smoothing is None or 0 <= t.label_smoothing < 1, "--label-smoothing must be at least 0 and below 1", t.label_smoothing),
+        (t.label_smoothing is None or 0 <= t.label_smoothing < 1, "--label-smoothing must be at least 0 and below 1",
+         t.label_smoothing),
         (t.critic_steps is None or t.critic_steps >= 1, "--critic-steps must be at least 1", t.critic_steps),
         (t.ema is None or 0 <= t.ema < 1, "--ema must be at least 0 and below 1", t.ema),
         (t.gp_weight >= 0, "--gp-weight cannot be negative", t.gp_weight),

@@ -128,11 +128,11 @@ class ModelConfig:
     name: str | None = setting(
         None, "Network architecture: mlp, lenet, smallcnn (a small CNN made for speed), resnet (CIFAR-style, 6n+2 "
         "layers), resnet18 (ImageNet-style, torchvision's layer names, for --init-from) or efficientnet_lite0 for "
-        "images (default: resnet for colour photos, smallcnn for grey images, efficientnet_lite0 with --pretrained); rnn, lstm or gru for text "
-        "(default lstm); gru or lstm encoder-decoder, or transformer, for translation (default gru); dcgan for GANs; "
-        "centernet, or centernet_lite0 (with --pretrained), for detection; unet, or unet_lite0 (with --pretrained), "
-        "for segmentation; cnn1d (default), gru, lstm, lenet, resnet or efficientnet_lite0 (with --pretrained) for "
-        "audio.",
+        "images (default: resnet for colour photos, smallcnn for grey images, efficientnet_lite0 with --pretrained); "
+        "rnn, lstm or gru for text (default lstm); gru or lstm encoder-decoder, or transformer, for translation "
+        "(default gru); dcgan for GANs; centernet, or centernet_lite0 (with --pretrained), for detection; unet, or "
+        "unet_lite0 (with --pretrained), for segmentation; cnn1d (default), gru, lstm, lenet, resnet or "
+        "efficientnet_lite0 (with --pretrained) for audio.",
         model_names, flag="--model")
     depth: int | None = setting(
         None, "MLP: hidden layers (default 2). ResNet: layers, 6n+2 (default 20). RNN/LSTM/GRU: stacked layers (default 2). "
