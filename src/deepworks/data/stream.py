@@ -76,7 +76,7 @@ def mix64(x: int) -> int:
 
 
 def augment_one(x: np.ndarray, mode: str, draw: int) -> np.ndarray:
-    """The image task's crop and flip (tasks/image.augment: pad by 1/8 of the side, crop back; flip half the
+    """The image task's crop and flip (tasks/image_augment.augment: pad by 1/8 of the side, crop back; flip half the
     time) for one uint8 image (C, H, W), its choices taken from the 64-bit number `draw`."""
     c, h, w = x.shape
     if "crop" in mode:

@@ -30,8 +30,8 @@ from ..data.decode import set_channels
 from ..data.images import unreadable_message
 from ..errors import ConfigError, DataError
 from ..models import build_image_classifier, min_image_size
-from ..training.batches import TensorBatches
 from .base import Prepared, Task
+from .image_augment import AugmentedBatches, augment  # noqa: F401 (augment: re-exported)
 from .image_face import ImageFace, Normalise, class_logits, pixel_model
 from .image_report import ImageReport
 from .image_robust import AdversarialTraining, RobustnessWarning  # noqa: F401 (RobustnessWarning: re-exported)
@@ -57,37 +57,6 @@ FINE_TUNE_DEFAULTS = {"train.optimizer": "nesterov", "train.lr": 0.01, "train.ba
 # epoch), seed 0's training accuracy fell 0.97 -> 0.71 at the one-cycle peak and recovered (300 unseen photos: 0.78;
 # at 0.003 and 0.001, no fall, 0.83 and 0.82), while seed 1 did not fall (0.85 at 0.01 and at 0.003). Too mixed to
 # move the default bench/pretrained.py measured; a run that collapses says so (Report.collapse_note).
-
-
-def augment(x: torch.Tensor, mode: str) -> torch.Tensor:
-    """Random crop (pad by 1/8 of the side, crop back) and/or horizontal flip, per image, on uint8 batches."""
-    n, c, h, w = x.shape
-    if "crop" in mode:
-        p = max(1, h // 8)
-        padded = F.pad(x, (p, p, p, p))
-        dy = torch.randint(0, 2 * p + 1, (n, 1), device=x.device)
-        dx = torch.randint(0, 2 * p + 1, (n, 1), device=x.device)
-        rows = (dy + torch.arange(h, device=x.device))[:, None, :, None]
-        cols = (dx + torch.arange(w, device=x.device))[:, None, None, :]
-        x = padded[torch.arange(n, device=x.device)[:, None, None, None], torch.arange(c, device=x.device)[None, :, None, None], rows, cols]
-    if "flip" in mode:
-        flip = torch.rand(n, device=x.device) < 0.5
-        x = torch.where(flip[:, None, None, None], x.flip(3), x)
-    return x
-
-
-class AugmentedBatches(TensorBatches):
-    """The training images as tensors on the device, sliced per batch as TensorBatches does, each batch then
-    augmented there (`augment`, with torch's generator of the device) just before its training step: the part of the
-    batch source that DatasetBatches' workers play for images streamed from disk."""
-
-    def __init__(self, tensors: tuple[torch.Tensor, torch.Tensor], batch_size: int, seed: int, mode: str):
-        super().__init__(tensors, batch_size, seed)
-        self.mode = mode
-
-    def batches(self, epoch: int, first: int, engine):
-        for (x, y), size in super().batches(epoch, first, engine):
-            yield (augment(x, self.mode), y), size
 
 
 def check_image_meta(meta: dict) -> None:
