@@ -34,6 +34,15 @@ def table(out) -> list[dict]:
     return pq.read_table(out).to_pylist()
 
 
+def assert_same_answers(answers: list[dict], direct: list[dict]) -> None:
+    """The same classes; probabilities to float rounding (a batch job's shards and one direct batch sum the dense
+    layer's products in another order)."""
+    assert [[p["class"] for p in a["predictions"]] for a in answers] == [[p["class"] for p in d["predictions"]]
+                                                                          for d in direct]
+    assert np.allclose([[p["probability"] for p in a["predictions"]] for a in answers],
+                       [[p["probability"] for p in d["predictions"]] for d in direct], atol=1e-5)
+
+
 def test_every_input_is_answered_as_use_answers_it_and_a_second_start_does_only_what_is_missing(
         use_runs, digits_folder, tmp_path, capsys):
     import deepworks as dw
@@ -49,12 +58,7 @@ def test_every_input_is_answered_as_use_answers_it_and_a_second_start_does_only_
     trained = dw.load(use_runs["img"])
     good = [r for r in rows if r["error"] is None]
     answers, direct = [json.loads(r["answer"]) for r in good], trained.predict([r["input"] for r in good], top_k=2)
-    # the same classes; probabilities to float rounding (batches of 16 and of 50 sum the dense layer's products in
-    # another order)
-    assert [[p["class"] for p in a["predictions"]] for a in answers] == [[p["class"] for p in d["predictions"]]
-                                                                          for d in direct]
-    assert np.allclose([[p["probability"] for p in a["predictions"]] for a in answers],
-                       [[p["probability"] for p in d["predictions"]] for d in direct], atol=1e-5)
+    assert_same_answers(answers, direct)
 
     second = out / "part-00002.parquet"
     before = second.read_bytes()
@@ -81,8 +85,8 @@ def test_a_list_names_files_and_folders_and_each_row_holds_its_own_input_s_answe
     rows = table(tmp_path / "listed.parquet")
     more = sorted(str(p) for p in (digits_folder / "more").glob("*.png"))
     assert [r["input"] for r in rows] == [str(digits_folder / "000.png"), *more, str(digits_folder / "002.png")]
-    assert [json.loads(r["answer"]) for r in rows] == dw.load(use_runs["img"]).predict([r["input"] for r in rows],
-                                                                                      top_k=1)
+    assert_same_answers([json.loads(r["answer"]) for r in rows],
+                        dw.load(use_runs["img"]).predict([r["input"] for r in rows], top_k=1))
     listed.write_bytes(b"caf\xe9.png\n")
     with pytest.raises(DataError, match="is not UTF-8 text"):
         run_batch(use_runs["img"], [listed], tmp_path / "latin.parquet")
