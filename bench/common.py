@@ -102,19 +102,19 @@ def loop_race(task, data, cfg, epochs: int, plain, rounds: int, unit: str) -> di
 
 def measure(name: str, sections: dict, selected: list[str]) -> dict:
     """Run the selected sections (in the order of `sections`, name -> function returning a dict), each between
-    two calibrations and dated, and write them into results/NAME.json beside the sections an earlier partial run
-    measured."""
+    two calibrations, dated and with the machine it ran on, and write them into results/NAME.json beside the
+    sections an earlier partial run measured (which keep their own machine: the top-level one is the latest run's)."""
     result = {"benchmark": name, "machine": machine()}
     path = RESULTS / f"{name}.json"
     if path.exists():
         old = json.loads(path.read_text())
-        result.update({k: v for k, v in old.items() if k in sections})
+        result.update({k: {"machine": old.get("machine"), **v} for k, v in old.items() if k in sections})
     for section, run in sections.items():
         if section in selected:
             print(section, flush=True)
             before = calibrate()
             result[section] = {**run(), "calibration_before": before, "calibration_after": calibrate(),
-                               "date": time.strftime("%Y-%m-%d %H:%M")}
+                               "date": time.strftime("%Y-%m-%d %H:%M"), "machine": result["machine"]}
             write(name, result)  # after each section: a crash later keeps what was measured
     return result
 

@@ -323,30 +323,37 @@ def fmt(value) -> str:
     return str(value)
 
 
-def walk(data, path: str):
-    """The value at `path` and the date nearest above it ((None, None) when the path is missing)."""
+def walk(data, path: str, with_machine: bool = False):
+    """The value at `path` and the date nearest above it ((None, None) when the path is missing); with_machine, the
+    date is followed by the CPU of the nearest machine record above it."""
     node, date = data, data.get("date") if isinstance(data, dict) else None
+    cpu = ((data.get("machine") or {}) if isinstance(data, dict) else {}).get("cpu")
     for part in path.split("/"):
         if not isinstance(node, dict) or part not in node:
             return None, None
         node = node[part]
         if isinstance(node, dict):
             date = node.get("date") or (node.get("measured") or {}).get("date") or date
-    return node, date
+            if isinstance(node.get("machine"), dict):
+                cpu = node["machine"].get("cpu") or cpu
+    return node, (f"{date}, {cpu}" if with_machine and date and cpu else date)
 
 
-def machine_of(data) -> str:
-    """The first `machine` record anywhere in the file, in words."""
-    stack = [data]
+def machine_words(m: dict) -> str:
+    return f"{m.get('cpu', '?')}, {m.get('cores', '?')} cores, torch {m.get('torch', '?')}, {m.get('device', 'cpu')}"
+
+
+def machines_of(data) -> list[str]:
+    """Every distinct `machine` record in the file, in words, the top-level one (the latest run's) first: a partial
+    run re-measures some sections, and each section keeps the machine it ran on."""
+    found, stack = [], [data]
     while stack:
         node = stack.pop(0)
         if isinstance(node, dict):
-            if isinstance(node.get("machine"), dict):
-                m = node["machine"]
-                return (f"{m.get('cpu', '?')}, {m.get('cores', '?')} cores, torch {m.get('torch', '?')}, "
-                        f"{m.get('device', 'cpu')}")
+            if isinstance(node.get("machine"), dict) and machine_words(node["machine"]) not in found:
+                found.append(machine_words(node["machine"]))
             stack.extend(node.values())
-    return ""
+    return found
 
 
 def dates_of(data) -> list[str]:
@@ -361,16 +368,16 @@ def dates_of(data) -> list[str]:
 
 def rows_of(name: str, data: dict) -> list[tuple[str, str, str]]:
     """(label, value, date) rows for the figures SPEC names, or the generic reader's choice."""
-    rows = []
+    rows, several = [], len(machines_of(data)) > 1  # then each row names its machine beside its date
     for label, *paths in SPEC.get(name, []):
         if label in ("matrix", "lighthouse"):
             continue
         if len(paths) == 1 and paths[0].endswith("/*"):
-            node, date = walk(data, paths[0][:-2])
+            node, date = walk(data, paths[0][:-2], several)
             for key, value in (node or {}).items():
                 rows.append((f"{label}: {key}", fmt(value), date or ""))
             continue
-        found = [walk(data, p) for p in paths]
+        found = [walk(data, p, several) for p in paths]
         if any(v is None or isinstance(v, dict) or (isinstance(v, list) and not all(
                 isinstance(x, (int, float)) for x in v)) for v, _ in found):
             continue
@@ -436,9 +443,9 @@ def table(name: str, data: dict) -> str:
     """The generated block for one results file."""
     days = sorted({d[:10] for d in dates_of(data)})
     when = f"; measured {days[0]}" + (f" to {days[-1]}" if len(days) > 1 else "") if days else ""
-    machine = machine_of(data)
-    head = (f"*Figures read from `bench/results/{name}.json` when this site was built{when}"
-            f"{f' on {machine}' if machine else ''}.*")
+    machines = machines_of(data)
+    on = f" on {machines[0]}" if len(machines) == 1 else f" on {len(machines)} machines: {'; '.join(machines)}"
+    head = f"*Figures read from `bench/results/{name}.json` when this site was built{when}{on if machines else ''}.*"
     parts = [head, "", "| figure | value | measured |", "|---|---|---|"]
     parts += [f"| {label} | {value} | {date} |" for label, value, date in rows_of(name, data)]
     for entry in SPEC.get(name, []):

@@ -139,7 +139,7 @@ class ModelConfig:
         "Translation: layers on each side (default 1 for gru/lstm, 3 for transformer). U-Net: levels (default 4).")
     width: int | None = setting(
         None, "MLP: units per hidden layer (default 256). ResNet: first-stage channels (default 16). Small CNN: maps "
-        "of the first convolution (default 16, then 32 maps and 256 units: w, 2w, 16w). LeNet: maps of "
+        "of the first convolution (default 16, then 24 maps and 256 units: w, 3w/2, 16w). LeNet: maps of "
         "the first convolution (default: the paper's 6, then 16 maps and 120 and 84 units; a width w gives w, 2w, 8w "
         "and 4w). "
         "RNN/LSTM/GRU: hidden units (default 256). Transformer: model width (default 256). DCGAN: channels of the "
