@@ -108,7 +108,8 @@ def measure(name: str, sections: dict, selected: list[str]) -> dict:
     path = RESULTS / f"{name}.json"
     if path.exists():
         old = json.loads(path.read_text())
-        result.update({k: {"machine": old.get("machine"), **v} for k, v in old.items() if k in sections})
+        ran_on = {"machine": old["machine"]} if isinstance(old.get("machine"), dict) else {}
+        result.update({k: {**ran_on, **v} if isinstance(v, dict) else v for k, v in old.items() if k in sections})
     for section, run in sections.items():
         if section in selected:
             print(section, flush=True)

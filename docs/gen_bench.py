@@ -327,16 +327,21 @@ def walk(data, path: str, with_machine: bool = False):
     """The value at `path` and the date nearest above it ((None, None) when the path is missing); with_machine, the
     date is followed by the CPU of the nearest machine record above it."""
     node, date = data, data.get("date") if isinstance(data, dict) else None
-    cpu = ((data.get("machine") or {}) if isinstance(data, dict) else {}).get("cpu")
+    cpu = cpu_of(data)
     for part in path.split("/"):
         if not isinstance(node, dict) or part not in node:
             return None, None
         node = node[part]
         if isinstance(node, dict):
             date = node.get("date") or (node.get("measured") or {}).get("date") or date
-            if isinstance(node.get("machine"), dict):
-                cpu = node["machine"].get("cpu") or cpu
+            cpu = cpu_of(node) or cpu_of(node.get("measured")) or cpu
     return node, (f"{date}, {cpu}" if with_machine and date and cpu else date)
+
+
+def cpu_of(node) -> str | None:
+    """The CPU of a dict's own machine record, if it has one."""
+    machine = node.get("machine") if isinstance(node, dict) else None
+    return machine.get("cpu") if isinstance(machine, dict) else None
 
 
 def machine_words(m: dict) -> str:
@@ -356,6 +361,17 @@ def machines_of(data) -> list[str]:
     return found
 
 
+def cpus_of(data) -> set[str]:
+    """The CPUs of every machine record in the file."""
+    found, stack = set(), [data]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, dict):
+            found |= {cpu_of(node)} - {None}
+            stack.extend(node.values())
+    return found
+
+
 def dates_of(data) -> list[str]:
     found, stack = [], [data]
     while stack:
@@ -368,7 +384,7 @@ def dates_of(data) -> list[str]:
 
 def rows_of(name: str, data: dict) -> list[tuple[str, str, str]]:
     """(label, value, date) rows for the figures SPEC names, or the generic reader's choice."""
-    rows, several = [], len(machines_of(data)) > 1  # then each row names its machine beside its date
+    rows, several = [], len(cpus_of(data)) > 1  # then each row names its CPU beside its date
     for label, *paths in SPEC.get(name, []):
         if label in ("matrix", "lighthouse"):
             continue

@@ -35,8 +35,9 @@ def table(out) -> list[dict]:
 
 
 def assert_same_answers(answers: list[dict], direct: list[dict]) -> None:
-    """The same classes; probabilities to float rounding (a batch job's shards and one direct batch sum the dense
-    layer's products in another order)."""
+    """Each answer for its own input, with the same classes; probabilities to float rounding (a batch job's shards
+    and one direct batch sum the dense layer's products in another order)."""
+    assert [a["input"] for a in answers] == [d["input"] for d in direct]
     assert [[p["class"] for p in a["predictions"]] for a in answers] == [[p["class"] for p in d["predictions"]]
                                                                           for d in direct]
     assert np.allclose([[p["probability"] for p in a["predictions"]] for a in answers],

@@ -7,7 +7,7 @@ comes before its activation: for a rising activation (ReLU, tanh, sigmoid) max(f
 computes the same function while the activation runs on a quarter of the values.
 
 On MNIST with label smoothing 0.1 and one epoch of AdamW's one-cycle schedule at lr 0.01, batch 128, it reaches
-99.0-99.2 % test accuracy in 3-5 s on two CPU cores, where LeNet-5 reaches 98.3 % (bench/image.py). `width` w
+99.0-99.2 % test accuracy in 2.6-5 s on two CPU cores, where LeNet-5 reaches 98.3 % (bench/image.py). `width` w
 gives w and 3w/2 maps and 16w hidden units (default 16). The second convolution's 24 maps (32 gave the same accuracy
 over three seeds) save a tenth of the step: with 32, the dense layer's input and the 3x3 convolution cost more.
 """

@@ -47,7 +47,7 @@ PRETRAINED_SIZE = 128  # EfficientNet-Lite0 at 128 px: a third of 224 px's cost 
 PREVIEW_CLASSES = 12  # classes a data preview shows examples of
 # A model's own recipe, for the settings the user left unset: label smoothing took the small CNN on MNIST from
 # 98.9 % to 99.1 % after its one epoch (bench/image.py), and it learns in fewer steps than the default run aims at
-# (loop.TARGET_STEPS), so its runs aim at MODEL_STEPS: one epoch of MNIST, 4-5 s to 99 %. Adversarial training
+# (loop.TARGET_STEPS), so its runs aim at MODEL_STEPS: one epoch of MNIST, 2.6-5 s to 99 %. Adversarial training
 # keeps neither: label smoothing can mask the gradients an attack follows (a robustness that is not there), and
 # robustness takes many epochs.
 MODEL_DEFAULTS = {"smallcnn": {"train.label_smoothing": 0.1}}
