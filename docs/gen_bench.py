@@ -348,28 +348,26 @@ def machine_words(m: dict) -> str:
     return f"{m.get('cpu', '?')}, {m.get('cores', '?')} cores, torch {m.get('torch', '?')}, {m.get('device', 'cpu')}"
 
 
-def machines_of(data) -> list[str]:
-    """Every distinct `machine` record in the file, in words, the top-level one (the latest run's) first: a partial
-    run re-measures some sections, and each section keeps the machine it ran on."""
-    found, stack = [], [data]
-    while stack:
-        node = stack.pop(0)
+def machine_records(data):
+    """Every machine record in the file, breadth first (the top-level one, the latest run's, first): a partial run
+    re-measures some sections, and each section keeps the machine it ran on."""
+    queue = [data]
+    while queue:
+        node = queue.pop(0)
         if isinstance(node, dict):
-            if isinstance(node.get("machine"), dict) and machine_words(node["machine"]) not in found:
-                found.append(machine_words(node["machine"]))
-            stack.extend(node.values())
-    return found
+            if isinstance(node.get("machine"), dict):
+                yield node["machine"]
+            queue.extend(node.values())
+
+
+def machines_of(data) -> list[str]:
+    """The distinct machines in the file, in words, the top-level one first."""
+    return list(dict.fromkeys(machine_words(m) for m in machine_records(data)))
 
 
 def cpus_of(data) -> set[str]:
     """The CPUs of every machine record in the file."""
-    found, stack = set(), [data]
-    while stack:
-        node = stack.pop()
-        if isinstance(node, dict):
-            found |= {cpu_of(node)} - {None}
-            stack.extend(node.values())
-    return found
+    return {m["cpu"] for m in machine_records(data) if m.get("cpu")}
 
 
 def dates_of(data) -> list[str]:
