@@ -84,6 +84,15 @@ SPEC: dict[str, list] = {
         ("throughput ratio, one run after the other", "training/throughput_ratio"),
         ("throughput ratio, alternated in one process / paired", "throughput/ratio", "throughput/paired_ratio"),
     ],
+    "cifar": [
+        ("test accuracy, deepworks defaults / plain airbench94", "deepworks defaults/test_accuracy",
+         "plain PyTorch airbench94/test_accuracy"),
+        ("the whole command, seconds: deepworks / plain airbench94", "deepworks defaults/command_seconds",
+         "plain PyTorch airbench94/command_seconds"),
+        ("training seconds: deepworks / plain airbench94", "deepworks defaults/train_seconds",
+         "plain PyTorch airbench94/train_seconds"),
+        ("goal met (90 % in 30 minutes)", "goal/met"),
+    ],
     "photos": [
         ("defaults now: test accuracy / on other photos", "deepworks defaults now/test_accuracy",
          "deepworks defaults now/other_photos_accuracy"),

@@ -62,7 +62,7 @@ def test_the_small_cnn_aims_at_fewer_steps_and_adversarial_training_keeps_the_us
         cfg = Config()
         cfg.model.name, cfg.train.adversarial = model, adversarial
         task = ImageClassification(cfg)
-        task.data_defaults(1)
+        task.data_defaults(1, n)
         data = Prepared(train=(torch.zeros(n, 1, 1, 1), torch.zeros(n)), val=None, test=None, meta={})
         return task.default_epochs(data), cfg.train.label_smoothing
 

@@ -156,7 +156,7 @@ RESTORE_SETTINGS = ("data.mode", "data.scale", "data.noise_sigma", "data.test_fr
 STYLE_SETTINGS = ("data.style", "train.style_weight", "data.test_fraction")
 FACES_SETTINGS = ("data.test_fraction", "model.pretrained", "model.freeze", "eval.far", "eval.min_face")
 ASR_SETTINGS = ("data.split", "data.alphabet", "data.units", "data.test_fraction")
-IMAGE_MODELS = ("mlp", "lenet", "smallcnn", "resnet", "resnet18", "efficientnet_lite0", "layers")
+IMAGE_MODELS = ("mlp", "lenet", "smallcnn", "resnet", "resnet18", "airbench", "efficientnet_lite0", "layers")
 BUILTIN_CARDS = {card.name: card for card in (
     TaskCard("image", "deepworks.tasks.image:ImageClassification", "image classification", "an image classification",
              IMAGE_MODELS,
@@ -164,6 +164,7 @@ BUILTIN_CARDS = {card.name: card for card in (
              templates=(("smallcnn", "Small CNN: the default for grey images, 99 % on MNIST in one epoch"),
                         ("lenet", "LeNet-5: the classic small CNN of 1998"),
                         ("resnet", "ResNet: residual blocks, for harder images"),
+                        ("airbench", "airbench: the CIFAR-10 speed runs' network, the default for many colour photos"),
                         ("mlp", "MLP: a plain network of dense layers"),
                         ("efficientnet_lite0", "EfficientNet-Lite0, pretrained on ImageNet (with deepworks[pretrained])"),
                         ("layers", "Your own design: a stack of layer cards")),

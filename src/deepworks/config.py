@@ -284,6 +284,13 @@ def value_of(config: Config, key: str) -> Any:
     return getattr(getattr(config, section) if section else config, name)
 
 
+def set_values(config: Config, values: dict[str, Any]) -> None:
+    """Set settings by their keys ('train.lr': 0.1)."""
+    for key, value in values.items():
+        section, _, name = key.rpartition(".")
+        setattr(getattr(config, section) if section else config, name, value)
+
+
 def fill_defaults(config: Config, defaults: dict[str, Any]) -> Config:
     """Give the settings left unset (None) the task's defaults, e.g. {'model.name': 'lstm', 'train.clip_grad': 1.0}."""
     known = fields_by_key()

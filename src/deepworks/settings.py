@@ -127,8 +127,9 @@ class DataConfig:
 class ModelConfig:
     name: str | None = setting(
         None, "Network architecture: mlp, lenet, smallcnn (a small CNN made for speed), resnet (CIFAR-style, 6n+2 "
-        "layers), resnet18 (ImageNet-style, torchvision's layer names, for --init-from) or efficientnet_lite0 for "
-        "images (default: resnet for colour photos, smallcnn for grey images, efficientnet_lite0 with --pretrained); "
+        "layers), resnet18 (ImageNet-style, torchvision's layer names, for --init-from), airbench (the CIFAR-10 speed "
+        "runs' network) or efficientnet_lite0 for images (default: airbench for 10,000 colour photos or more, resnet "
+        "for fewer, smallcnn for grey images, efficientnet_lite0 with --pretrained); "
         "rnn, lstm or gru for text (default lstm); gru or lstm encoder-decoder, or transformer, for translation "
         "(default gru); dcgan for GANs; centernet, or centernet_lite0 (with --pretrained), for detection; unet, or "
         "unet_lite0 (with --pretrained), for segmentation; cnn1d (default), gru, lstm, lenet, resnet or "
@@ -206,7 +207,8 @@ class ModelConfig:
 class TrainConfig:
     epochs: int | None = setting(
         None, "Passes over the training data (default: enough for about 1,200 optimizer steps, between 3 and 50; "
-              "the small CNN, which learns faster: 400 steps, from 1 epoch)."
+              "the small CNN, which learns faster: 400 steps, from 1 epoch; the airbench model: 880 steps, 20 "
+              "epochs of CIFAR-10)."
     )
     batch_size: int | None = setting(
         None, "Samples per optimizer step (default 128 images; for text, 32 parallel streams of --seq-len characters).")
@@ -219,8 +221,10 @@ class TrainConfig:
     momentum: float | None = setting(None, "Momentum for momentum, nesterov and rmsprop; beta1 for adam and adamw "
                                            "(default 0.9; 0.5 for GANs, as in DCGAN).")
     weight_decay: float | None = setting(None, "Weight decay, decoupled for adamw, L2 otherwise (default 0.01; 0 for GANs).")
-    schedule: str | None = setting(None, "Learning-rate schedule (default onecycle; constant for GANs).",
-                                   ("constant", "step", "cosine", "onecycle"))
+    schedule: str | None = setting(None, "Learning-rate schedule (default onecycle; constant for GANs; linear for the "
+                                         "airbench model: up from a fifth of --lr over the first 23 % of the steps, "
+                                         "then straight down to 7 %, at constant momentum).",
+                                   ("constant", "step", "cosine", "onecycle", "linear"))
     step_epochs: int = setting(10, "step schedule: multiply the rate by gamma every this many epochs.")
     gamma: float = setting(0.1, "step schedule: factor applied every step_epochs.")
     clip_grad: float | None = setting(
@@ -235,9 +239,10 @@ class TrainConfig:
     ema: float | None = setting(None, "Average the weights over the training steps (an exponential moving average with "
                                       "this decay, like 0.999) and use the average for validation and as the final "
                                       "model; 0 turns it off (default: off; 0.999 for GANs, where it steadies the "
-                                      "generator).")
+                                      "generator; 0.99 for the airbench model).")
     restore_best: bool = setting(True, "Keep the weights of the best validation epoch as the final weights.")
-    amp: str = setting("auto", "Mixed precision: auto uses bf16/fp16 on CUDA and full precision on the CPU.",
+    amp: str = setting("auto", "Mixed precision: auto uses bf16/fp16 on CUDA and full precision on the CPU, but "
+                               "bf16 for the airbench model on a CPU with bf16 units (Intel AMX), three times faster.",
                        ("auto", "off", "bf16", "fp16"))
     device: str = setting("auto", "auto, cpu, cuda or cuda:N.")
     gan_loss: str | None = setting(None, "GAN: the standard non-saturating loss (bce), the hinge loss (hinge), or the "

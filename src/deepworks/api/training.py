@@ -200,9 +200,11 @@ class NoFilling(torch.overrides.TorchFunctionMode):
         return func(*args, **(kwargs or {}))
 
 
-def start_from(task, model: torch.nn.Module, cfg: Config) -> None:
-    """A new run's starting weights beyond its seeded initialisation: the task's (pretrained), then --init-from."""
+def start_from(task, model: torch.nn.Module, cfg: Config, train: tuple) -> None:
+    """A new run's starting weights beyond its seeded initialisation: the task's (pretrained, then what the training
+    split sets), then --init-from."""
     task.start_from(model)
+    task.start_from_data(model, train)
     if cfg.model.init_from:
         from ..models.pretrained import load_init_from
 
@@ -275,7 +277,7 @@ def train_on(run: Run, cfg: Config, task, device: torch.device, progress, starte
     model = task.build_model()
     t0 = time.perf_counter()  # the fit's wall time includes the starting weights and the head-first step
     if not resuming:
-        start_from(task, model, cfg)
+        start_from(task, model, cfg, data.train)
         if fine_tunes(task) and cfg.model.head_first:
             note = head_first(task, model, data.train, device)
             if note:

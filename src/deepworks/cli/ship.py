@@ -81,8 +81,8 @@ def add_import(sub) -> None:
                    help="per-channel normalisation of pixels in [0, 1]: MEAN,STD or M1,M2,M3,S1,S2,S3 [default: what a "
                         "deepworks safetensors file records, else 0,1 with a warning]")
     p.add_argument("--model", help="safetensors: the deepworks architecture the weights are for, at its default size: "
-                                   "mlp, lenet, smallcnn, resnet, resnet18 or efficientnet_lite0 [default: what a "
-                                   "deepworks safetensors file records]")
+                                   "mlp, lenet, smallcnn, resnet, resnet18, airbench or efficientnet_lite0 [default: "
+                                   "what a deepworks safetensors file records]")
     p.add_argument("--name", help="the run's name [default: FILE-imported]")
     add_runs_dir(p, "[default: runs]")
 

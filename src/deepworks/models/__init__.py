@@ -9,6 +9,7 @@ import torch.nn as nn
 
 from ..config import ModelConfig
 from ..errors import ConfigError
+from .airbench import AirBench
 from .efficientnet import EfficientNetLite0
 from .lenet import LeNet5
 from .mlp import MLP
@@ -18,7 +19,7 @@ from .stack import SequenceStack, Stack
 from .rnn import RECURRENT, CharRNN
 
 IMAGE_MODELS = {"mlp": MLP, "lenet": LeNet5, "smallcnn": SmallCNN, "resnet": ResNet, "resnet18": ResNet18,
-                "efficientnet_lite0": EfficientNetLite0, "layers": Stack}
+                "airbench": AirBench, "efficientnet_lite0": EfficientNetLite0, "layers": Stack}
 TEXT_MODELS = tuple(RECURRENT)
 
 
@@ -26,8 +27,10 @@ def min_image_size(name: str) -> int:
     return IMAGE_MODELS[name].min_size
 
 
-def build_image_classifier(cfg: ModelConfig, channels: int, image_size: int, num_classes: int) -> nn.Module:
-    """Build the classifier named in `cfg` for images of shape (channels, image_size, image_size)."""
+def build_image_classifier(cfg: ModelConfig, channels: int, image_size: int, num_classes: int,
+                           mirrored: bool = False) -> nn.Module:
+    """Build the classifier named in `cfg` for images of shape (channels, image_size, image_size); `mirrored`: the
+    training images were flipped at random (the airbench model then also looks at each image's mirror image)."""
     common = dict(num_classes=num_classes, act=cfg.activation or "relu", init=cfg.init, dropout=cfg.dropout)
     if cfg.name == "mlp":
         return MLP(channels * image_size * image_size, depth=cfg.depth if cfg.depth is not None else 2,
@@ -38,6 +41,8 @@ def build_image_classifier(cfg: ModelConfig, channels: int, image_size: int, num
         return SmallCNN(channels, image_size=image_size, width=cfg.width, **common)
     if cfg.name == "layers":
         return Stack(cfg.layers, channels, image_size, num_classes, init=cfg.init)
+    if cfg.name == "airbench":
+        return AirBench(channels, num_classes, width=cfg.width, mirror=mirrored)
     if cfg.name == "resnet18":
         return ResNet18(channels, **common)
     if cfg.name == "efficientnet_lite0":

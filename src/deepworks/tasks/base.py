@@ -127,6 +127,10 @@ class Task:
         """Set a new run's starting weights beyond its seeded initialisation (pretrained weights); a resumed run's
         come from its checkpoint instead."""
 
+    def start_from_data(self, model: nn.Module, train: tuple) -> None:
+        """A new run's data-dependent initialisation, after `start_from`: layers set from the training split itself
+        (the image task's whitening filters). By default nothing."""
+
     def head_features(self, model: nn.Module, head: nn.Module, train: tuple, device: torch.device):
         """(what reaches `head`, the labels) over the training split, model in eval mode, for fine-tuning's
         head-first step (finetune.py); None: this task has no such step."""
@@ -134,13 +138,17 @@ class Task:
 
     def optimizers(self, model: nn.Module) -> list[torch.optim.Optimizer]:
         """The optimizers `update` steps (one schedule each): by default --optimizer over all parameters; when the
-        run starts from learned weights, the last layer at --lr and the rest at --body-lr times it."""
+        run starts from learned weights, the last layer at --lr and the rest at --body-lr times it; a model with
+        `parameter_groups(lr, weight_decay)` gives its parts their own rates (the airbench model's shifts)."""
         from ..training.finetune import fine_tunes, parameter_groups
         from ..training.loop import make_optimizer
 
         t = self.cfg.train
         if fine_tunes(self) and self.cfg.model.body_lr != 1:
             return [make_optimizer(parameter_groups(model, t.lr, self.cfg.model.body_lr), t)]
+        own_groups = getattr(getattr(model, "module", model), "parameter_groups", None)  # a DDP's network
+        if own_groups is not None:
+            return [make_optimizer(own_groups(t.lr, t.weight_decay), t)]
         return [make_optimizer(model.parameters(), t)]
 
     def training_step(self, model: nn.Module, batch: tuple) -> tuple[torch.Tensor, dict]:

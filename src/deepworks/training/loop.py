@@ -27,6 +27,7 @@ import math
 import time
 import warnings
 from dataclasses import dataclass, field
+from functools import partial
 
 import torch
 import torch.nn as nn
@@ -82,6 +83,15 @@ def make_optimizer(params, t: TrainConfig, lr: float | None = None) -> torch.opt
     raise DeepworksError(f"Unknown optimizer '{t.optimizer}'.")
 
 
+def linear_warmup_and_decay(step: int, total: int, warmup: float = 0.23, start: float = 0.2, end: float = 0.07) -> float:
+    """The rate's factor at `step` of `total`: up from `start` over the first `warmup` of the steps, then straight
+    down to `end` (airbench94's schedule; momentum is not cycled, unlike one-cycle's)."""
+    warm = max(1, int(warmup * total))
+    if step < warm:
+        return start + (1 - start) * step / warm
+    return max(end, 1 - (1 - end) * (step - warm) / max(1, total - warm))
+
+
 def make_schedule(opt: torch.optim.Optimizer, t: TrainConfig, per_epoch: int, epochs: int):
     """A scheduler stepped once per optimizer step (so every schedule resumes the same way). One-cycle peaks at each
     parameter group's own rate, so optimizers with different rates (a GAN's two networks) keep their ratio."""
@@ -92,6 +102,8 @@ def make_schedule(opt: torch.optim.Optimizer, t: TrainConfig, per_epoch: int, ep
         return torch.optim.lr_scheduler.StepLR(opt, step_size=max(1, t.step_epochs * per_epoch), gamma=t.gamma)
     if t.schedule == "cosine":
         return torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=total)
+    if t.schedule == "linear":
+        return torch.optim.lr_scheduler.LambdaLR(opt, partial(linear_warmup_and_decay, total=total))
     if t.schedule == "onecycle":
         cycle_momentum = t.optimizer in ("momentum", "nesterov", "rmsprop", "adam", "adamw")
         return torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=[g["lr"] for g in opt.param_groups], total_steps=total,
