@@ -9,7 +9,7 @@ import deepworks as dw
 from deepworks.config import Config
 from deepworks.models.airbench import BIAS_LR, AirBench
 from deepworks.tasks.image import ImageClassification
-from deepworks.training.engine import cpu_has_bf16_units
+from deepworks.training.engine import autocast_for, cpu_has_bf16_units
 
 
 def test_the_whitening_filters_give_patches_of_unit_variance_in_every_direction():
@@ -31,11 +31,13 @@ def test_the_whitening_filters_give_patches_of_unit_variance_in_every_direction(
 
 def test_the_shifts_learn_faster_with_the_same_decay_per_step_and_the_rest_as_given():
     net = AirBench(3, 10, width=8)
-    rest, shifts = net.parameter_groups(lr=0.5, weight_decay=1e-3)
+    rest, shifts = net.parameter_groups(lr=0.5, weight_decay=1e-3, optimizer="nesterov")
     assert shifts["lr"] == 0.5 * BIAS_LR and shifts["lr"] * shifts["weight_decay"] == 0.5 * 1e-3
     assert (rest["lr"], rest["weight_decay"]) == (0.5, 1e-3)
     assert len(shifts["params"]) == 6 and all(p.requires_grad for p in rest["params"])
     assert id(net.whiten.weight) not in {id(p) for p in rest["params"]}
+    (one,) = net.parameter_groups(lr=0.5, weight_decay=1e-3, optimizer="adamw")  # Adam scales each step itself
+    assert len(one["params"]) == len(rest["params"]) + 6 and "lr" not in one
 
 
 def test_a_model_trained_on_mirrored_images_averages_its_view_of_the_mirror_image():
@@ -62,12 +64,23 @@ def test_ten_thousand_colour_photos_get_the_airbench_model_and_its_recipe_and_a_
     t = cfg.train
     assert (cfg.model.name, cfg.data.augment) == ("airbench", "crop+flip")
     assert (t.optimizer, t.momentum, t.lr, t.batch_size, t.label_smoothing) == ("nesterov", 0.85, 1.5, 1024, 0.2)
-    assert (t.schedule, t.ema, t.amp) == ("linear", 0.99, "bf16" if cpu_has_bf16_units() else "auto")
-    assert resolved(3, 50_000, train_amp="off").train.amp == "off"
+    assert (t.schedule, t.ema, t.amp) == ("linear", 0.99, "auto")  # auto: bf16 where the CPU has bf16 units
     assert resolved(3, 9_999).model.name == "resnet" and resolved(3, 9_999).train.lr == 0.01
     assert resolved(1, 50_000).model.name == "smallcnn"
-    mine = resolved(3, 50_000, train_lr=0.2, train_optimizer="adamw").train
-    assert (mine.lr, mine.optimizer, mine.batch_size) == (0.2, "adamw", 1024)
+    mine = resolved(3, 50_000, train_lr=0.2).train
+    assert (mine.lr, mine.optimizer, mine.batch_size) == (0.2, "nesterov", 1024)
+    adamw = resolved(3, 50_000, train_optimizer="adamw").train  # the recipe's rates are for its own optimizer
+    assert (adamw.lr, adamw.schedule, adamw.batch_size, adamw.label_smoothing) == (0.01, "onecycle", 1024, 0.2)
+
+
+def test_auto_precision_is_bf16_on_a_cpu_with_bf16_units_for_a_model_that_asks_and_float32_otherwise():
+    cpu = torch.device("cpu")
+    with autocast_for(cpu, "auto", AirBench(3, 10, width=8))[0]():
+        assert torch.is_autocast_enabled("cpu") == cpu_has_bf16_units()
+    with autocast_for(cpu, "auto", torch.nn.Linear(2, 2))[0]():
+        assert not torch.is_autocast_enabled("cpu")
+    with autocast_for(cpu, "off", AirBench(3, 10, width=8))[0]():
+        assert not torch.is_autocast_enabled("cpu")
 
 
 def test_the_airbench_model_learns_colour_photos_and_predicts_the_same_for_a_mirror_image():
@@ -92,8 +105,9 @@ def test_the_linear_schedule_warms_up_from_a_fifth_then_falls_straight_to_seven_
 
     total = 100
     factors = [linear_warmup_and_decay(s, total) for s in range(total + 1)]
-    assert factors[0] == pytest.approx(0.2) and factors[23] == pytest.approx(1.0) and factors[100] == pytest.approx(0.07)
-    assert all(a < b for a, b in zip(factors[:23], factors[1:24])) and all(a > b for a, b in zip(factors[23:], factors[24:]))
+    assert (factors[0], factors[23], factors[100]) == pytest.approx((0.2, 1.0, 0.07))
+    assert all(a < b for a, b in zip(factors[:23], factors[1:24]))
+    assert all(a > b for a, b in zip(factors[23:], factors[24:]))
     cfg = Config()
     cfg.train.schedule, cfg.train.optimizer, cfg.train.momentum, cfg.train.lr, cfg.train.weight_decay = (
         "linear", "nesterov", 0.85, 1.0, 0.0)
@@ -104,4 +118,4 @@ def test_the_linear_schedule_warms_up_from_a_fifth_then_falls_straight_to_seven_
         rates.append(opt.param_groups[0]["lr"])
         opt.step()
         schedule.step()
-    assert rates[0] == pytest.approx(0.2) and max(rates) == pytest.approx(1.0) and opt.param_groups[0]["momentum"] == 0.85
+    assert (rates[0], max(rates)) == pytest.approx((0.2, 1.0)) and opt.param_groups[0]["momentum"] == 0.85

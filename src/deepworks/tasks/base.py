@@ -148,7 +148,7 @@ class Task:
             return [make_optimizer(parameter_groups(model, t.lr, self.cfg.model.body_lr), t)]
         own_groups = getattr(getattr(model, "module", model), "parameter_groups", None)  # a DDP's network
         if own_groups is not None:
-            return [make_optimizer(own_groups(t.lr, t.weight_decay), t)]
+            return [make_optimizer(own_groups(t.lr, t.weight_decay, t.optimizer), t)]
         return [make_optimizer(model.parameters(), t)]
 
     def training_step(self, model: nn.Module, batch: tuple) -> tuple[torch.Tensor, dict]:

@@ -31,9 +31,10 @@ from ..data.images import unreadable_message
 from ..errors import ConfigError, DataError
 from ..models import build_image_classifier, min_image_size
 from ..models.airbench import WHITEN_IMAGES
-from ..training.engine import autocast_for, cpu_has_bf16_units
+from ..training.engine import autocast_for
 from .base import Prepared, Task
 from .image_augment import AugmentedBatches, augment  # noqa: F401 (augment: re-exported)
+from .image_recipes import MANY_PHOTOS, MODEL_STEPS, RECIPE_KEYS, recipe_for
 from .image_face import ImageFace, Normalise, class_logits, pixel_model
 from .image_report import ImageReport
 from .image_robust import AdversarialTraining, RobustnessWarning  # noqa: F401 (RobustnessWarning: re-exported)
@@ -47,28 +48,6 @@ class PretrainedNote(UserWarning):
 PRETRAINED_SIZE = 128  # EfficientNet-Lite0 at 128 px: a third of 224 px's cost on a CPU; on 32 px CIFAR-10 photos,
 # fine-tuned at 128 px it beat 96 px by about ten points (75 % against 66 %) for under twice the time
 PREVIEW_CLASSES = 12  # classes a data preview shows examples of
-# A model's own recipe, for the settings the user left unset: label smoothing took the small CNN on MNIST from
-# 98.9 % to 99.1 % after its one epoch (bench/image.py), and it learns in fewer steps than the default run aims at
-# (loop.TARGET_STEPS), so its runs aim at MODEL_STEPS: one epoch of MNIST, 2.6-5 s to 99 %. Adversarial training
-# keeps neither: label smoothing can mask the gradients an attack follows (a robustness that is not there), and
-# robustness takes many epochs.
-# The airbench model keeps airbench94's recipe (models/airbench.py): SGD with Nesterov momentum 0.85 in batches of
-# 1,024, at a high rate (1.5 for the mean loss) with a strong weight decay, label smoothing 0.2, and its schedule
-# (--schedule linear). Its lookahead is left out for --ema 0.99, which did its part: after 10 epochs of the CIFAR-10
-# JPEGs, 89.2 % test accuracy with it and 88.8 % without (one-cycle's 16 epochs: 89.4 %). 880 steps are 20 epochs
-# of CIFAR-10, for 90 % where the JPEG copy costs airbench94's 10 epochs its last points.
-MODEL_DEFAULTS = {"smallcnn": {"train.label_smoothing": 0.1},
-                  "airbench": {"train.optimizer": "nesterov", "train.momentum": 0.85, "train.lr": 1.5,
-                               "train.weight_decay": 1.33e-3, "train.batch_size": 1024, "train.label_smoothing": 0.2,
-                               "train.schedule": "linear", "train.ema": 0.99}}
-MODEL_STEPS = {"smallcnn": (400, 1), "airbench": (880, 1)}  # model -> (about this many steps, at least this many epochs)
-RECIPE_KEYS = ("train.optimizer", "train.momentum", "train.lr", "train.weight_decay", "train.batch_size",
-               "train.label_smoothing", "train.schedule", "train.ema", "train.amp")
-# Models that train in bf16 on a CPU with bf16 units (training/engine.py: cpu_has_bf16_units), when --amp is left
-# at auto: an epoch of the airbench model on CIFAR-10 took 53 s in bf16 and 169 s in float32 (an Intel Xeon with
-# AMX, two cores).
-BF16_ON_CPU = ("airbench",)
-MANY_PHOTOS = 10_000  # colour images from which the airbench model is the default, rather than ResNet-20
 FINE_TUNE_DEFAULTS = {"train.optimizer": "nesterov", "train.lr": 0.01, "train.batch_size": 32, "train.epochs": 8}
 # lr 0.01 is kept though it can collapse on tiny data: on 3 CIFAR-10 classes x 30 photos (72 to train, 3 steps an
 # epoch), seed 0's training accuracy fell 0.97 -> 0.71 at the one-cycle peak and recovered (300 unseen photos: 0.78;
@@ -107,7 +86,7 @@ class ImageClassification(AdversarialTraining, Task):
         if cfg.model.pretrained:  # fine-tuning's own defaults, for what the user left unset
             fill_defaults(cfg, FINE_TUNE_DEFAULTS)
         # the settings a model's recipe may give, once the data has chosen the model (data_defaults)
-        self.left_unset = {key for key in RECIPE_KEYS if value_of(cfg, key) in (None, "auto")}
+        self.left_unset = {key for key in RECIPE_KEYS if value_of(cfg, key) is None}
         super().__init__(cfg, meta)
 
     @property
@@ -164,10 +143,7 @@ class ImageClassification(AdversarialTraining, Task):
         if m.name is None:
             m.name = ("efficientnet_lite0" if m.pretrained else "layers" if m.layers else "smallcnn" if not photos
                       else "airbench" if count >= MANY_PHOTOS else "resnet")
-        recipe = self.model_recipe(MODEL_DEFAULTS, {})
-        if m.name in BF16_ON_CPU and cpu_has_bf16_units():
-            recipe = {**recipe, "train.amp": "bf16"}
-        set_values(self.cfg, {k: v for k, v in recipe.items() if k in self.left_unset})
+        set_values(self.cfg, recipe_for(m.name if self.cfg.train.adversarial == "none" else None, self.left_unset))
         fill_defaults(self.cfg, {"train.label_smoothing": 0.0})
         if m.pretrained and d.channels is None:
             d.channels = 3  # the weights see colour: grey images are given as three equal channels
@@ -297,12 +273,14 @@ class ImageClassification(AdversarialTraining, Task):
                           f"{len(self.meta['classes'])} classes).", PretrainedNote, stacklevel=2)
 
     def start_from_data(self, model: nn.Module, train: tuple) -> None:
-        """A model with layers set from the data (the airbench model's whitening filters) sees the first
-        `WHITEN_IMAGES` training images, normalised as in training."""
+        """A model with layers set from the data (the airbench model's whitening filters) sees a seeded sample of
+        `WHITEN_IMAGES` training images, normalised as in training (the first ones of a folder read class by
+        class would all be airplanes)."""
         init = getattr(model, "init_from_data", None)
         if init is not None:
             x = train[0]
-            init(self.to_input(x[np.arange(min(len(x), WHITEN_IMAGES))]))
+            sample = np.random.default_rng(self.cfg.seed).choice(len(x), min(len(x), WHITEN_IMAGES), replace=False)
+            init(x[np.sort(sample)], self.to_input)
 
     def check_splits(self, description: str, y_train: np.ndarray, n_test: int, classes: list[str]) -> list[str]:
         """What both ways of preparing check once the splits are made: images left to train and to test on (else
@@ -420,7 +398,7 @@ class ImageClassification(AdversarialTraining, Task):
         """Each epoch's validation, at the training's precision (as Lightning validates): in bf16 on a CPU, a third of
         float32's time for the airbench model. The test and every later use of the model are in float32."""
         x, y = split
-        with autocast_for(device, self.cfg.train.amp)[0]():
+        with autocast_for(device, self.cfg.train.amp, model)[0]():
             logits = self.logits(model, x, device).float()
         out = {"loss": F.cross_entropy(logits, y).item(), "accuracy": (logits.argmax(1) == y).float().mean().item()}
         if self.cfg.train.adversarial != "none":

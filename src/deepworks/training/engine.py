@@ -51,8 +51,12 @@ def cpu_has_bf16_units() -> bool:
         return False
 
 
-def autocast_for(device: torch.device, amp: str):
-    """(context manager factory, GradScaler or None) for the requested precision."""
+def autocast_for(device: torch.device, amp: str, model: nn.Module | None = None):
+    """(context manager factory, GradScaler or None) for the requested precision. On a CPU, auto means float32,
+    but bf16 for a model that says it trains well in bf16 (`bf16_on_cpu`) where the CPU has bf16 units: decided
+    where the run runs, so the saved config keeps auto and a run resumed on another machine chooses afresh."""
+    if amp == "auto" and device.type == "cpu" and getattr(model, "bf16_on_cpu", False) and cpu_has_bf16_units():
+        amp = "bf16"
     if amp == "off" or (amp == "auto" and device.type != "cuda"):
         return nullcontext, None
     dtype = torch.bfloat16 if amp == "bf16" or (amp == "auto" and torch.cuda.is_bf16_supported()) else torch.float16
@@ -66,7 +70,7 @@ class Engine:
     rank, world_size = 0, 1
 
     def __init__(self, device: torch.device, amp: str = "off"):
-        self.device = device
+        self.device, self.amp = device, amp
         self._autocast, self.scaler = autocast_for(device, amp)
         self.samples = 0  # this process's samples in the current batch (set by the batch source)
 
@@ -80,6 +84,7 @@ class Engine:
         return self.world_size > 1
 
     def setup(self, model: nn.Module) -> nn.Module:
+        self._autocast, self.scaler = autocast_for(self.device, self.amp, model)  # the model may prefer bf16
         return prefer_channels_last(model.to(self.device))
 
     def autocast(self):

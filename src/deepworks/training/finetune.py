@@ -80,6 +80,8 @@ def fit_head(head: nn.Linear, features: torch.Tensor, labels: torch.Tensor,
 def head_first(task, model: nn.Module, train: tuple, device: torch.device) -> str | None:
     """Step 1 above, for a task whose `head_features` can give the features; what was done, for the run's notes."""
     name, head = head_of(model)
+    if not isinstance(head, nn.Linear) or head.bias is None or getattr(model, "mirror", False):
+        return None  # the fit sets a weight and a bias from one view per image (the airbench model has neither)
     t0 = time.perf_counter()
     found = task.head_features(model.to(device), head, train, device)
     if found is None:

@@ -83,7 +83,8 @@ def make_optimizer(params, t: TrainConfig, lr: float | None = None) -> torch.opt
     raise DeepworksError(f"Unknown optimizer '{t.optimizer}'.")
 
 
-def linear_warmup_and_decay(step: int, total: int, warmup: float = 0.23, start: float = 0.2, end: float = 0.07) -> float:
+def linear_warmup_and_decay(step: int, total: int, warmup: float = 0.23, start: float = 0.2,
+                            end: float = 0.07) -> float:
     """The rate's factor at `step` of `total`: up from `start` over the first `warmup` of the steps, then straight
     down to `end` (airbench94's schedule; momentum is not cycled, unlike one-cycle's)."""
     warm = max(1, int(warmup * total))
