@@ -139,7 +139,8 @@ class Task:
     def optimizers(self, model: nn.Module) -> list[torch.optim.Optimizer]:
         """The optimizers `update` steps (one schedule each): by default --optimizer over all parameters; when the
         run starts from learned weights, the last layer at --lr and the rest at --body-lr times it; a model with
-        `parameter_groups(lr, weight_decay)` gives its parts their own rates (the airbench model's shifts)."""
+        `parameter_groups(lr, weight_decay, optimizer)` gives its parts their own rates (the airbench model's
+        shifts)."""
         from ..training.finetune import fine_tunes, parameter_groups
         from ..training.loop import make_optimizer
 

@@ -133,11 +133,12 @@ class ImageClassification(AdversarialTraining, Task):
         return images
 
     def data_defaults(self, channels: int, count: int) -> None:
-        """The settings left unset that depend on the data. Colour photos get a ResNet-20 with crop-and-flip
-        augmentation: a LeNet-5 on a thousand photos overfits within ten epochs and barely beats a random forest,
-        where the ResNet with augmentation gains about ten points. Small grey images (digits, scans) get the small
-        CNN (models/smallcnn.py) with label smoothing and no augmentation, which reaches 99 % on MNIST in one epoch
-        (LeNet-5 took three)."""
+        """The settings left unset that depend on the data (`count`: the images read). Colour photos get a ResNet-20
+        with crop-and-flip augmentation: a LeNet-5 on a thousand photos overfits within ten epochs and barely beats
+        a random forest, where the ResNet with augmentation gains about ten points; from MANY_PHOTOS on, the
+        airbench model and its recipe (tasks/image_recipes.py: the CIFAR-10 speed runs'). Small grey images (digits,
+        scans) get the small CNN (models/smallcnn.py) with label smoothing and no augmentation, which reaches 99 %
+        on MNIST in one epoch (LeNet-5 took three)."""
         d, m = self.cfg.data, self.cfg.model
         photos = channels == 3
         if m.name is None:
