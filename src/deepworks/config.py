@@ -278,17 +278,21 @@ def label(key: str, origin: str) -> str:
     return f"Setting '{key}' in {origin}"
 
 
+def holder_of(config: Config, key: str) -> tuple[Any, str]:
+    """(the object that holds a setting, its attribute name) for a key ('train.lr' -> config.train, 'lr')."""
+    section, _, name = key.rpartition(".")
+    return (getattr(config, section) if section else config), name
+
+
 def value_of(config: Config, key: str) -> Any:
     """A setting's value by its key ('train.lr', 'seed')."""
-    section, _, name = key.rpartition(".")
-    return getattr(getattr(config, section) if section else config, name)
+    return getattr(*holder_of(config, key))
 
 
 def set_values(config: Config, values: dict[str, Any]) -> None:
     """Set settings by their keys ('train.lr': 0.1)."""
     for key, value in values.items():
-        section, _, name = key.rpartition(".")
-        setattr(getattr(config, section) if section else config, name, value)
+        setattr(*holder_of(config, key), value)
 
 
 def fill_defaults(config: Config, defaults: dict[str, Any]) -> Config:

@@ -34,7 +34,7 @@ from ..models.airbench import WHITEN_IMAGES
 from ..training.engine import autocast_for
 from .base import Prepared, Task
 from .image_augment import AugmentedBatches, augment  # noqa: F401 (augment: re-exported)
-from .image_recipes import MANY_PHOTOS, MODEL_STEPS, RECIPE_KEYS, recipe_for
+from .image_recipes import MANY_PHOTOS, MODEL_DEFAULTS, MODEL_STEPS, RECIPE_KEYS, unset_part
 from .image_face import ImageFace, Normalise, class_logits, pixel_model
 from .image_report import ImageReport
 from .image_robust import AdversarialTraining, RobustnessWarning  # noqa: F401 (RobustnessWarning: re-exported)
@@ -144,7 +144,7 @@ class ImageClassification(AdversarialTraining, Task):
         if m.name is None:
             m.name = ("efficientnet_lite0" if m.pretrained else "layers" if m.layers else "smallcnn" if not photos
                       else "airbench" if count >= MANY_PHOTOS else "resnet")
-        set_values(self.cfg, recipe_for(m.name if self.cfg.train.adversarial == "none" else None, self.left_unset))
+        set_values(self.cfg, unset_part(self.model_recipe(MODEL_DEFAULTS, {}), self.left_unset))
         fill_defaults(self.cfg, {"train.label_smoothing": 0.0})
         if m.pretrained and d.channels is None:
             d.channels = 3  # the weights see colour: grey images are given as three equal channels

@@ -18,17 +18,15 @@ MODEL_DEFAULTS = {"smallcnn": {"train.label_smoothing": 0.1},
                                "train.weight_decay": 1.33e-3, "train.batch_size": 1024, "train.label_smoothing": 0.2,
                                "train.schedule": "linear", "train.ema": 0.99}}
 MODEL_STEPS = {"smallcnn": (400, 1), "airbench": (880, 1)}  # model -> (about this many steps, at least these epochs)
-RECIPE_KEYS = ("train.optimizer", "train.momentum", "train.lr", "train.weight_decay", "train.batch_size",
-               "train.label_smoothing", "train.schedule", "train.ema")
+RECIPE_KEYS = frozenset(key for recipe in MODEL_DEFAULTS.values() for key in recipe)  # what a recipe may give
 WITH_THE_OPTIMIZER = ("train.momentum", "train.lr", "train.weight_decay", "train.schedule")  # tuned for its optimizer
 MANY_PHOTOS = 10_000  # colour images from which the airbench model is the default, rather than ResNet-20
 
 
-def recipe_for(model: str | None, left_unset: set[str]) -> dict:
-    """The settings of `model`'s recipe that the user left unset. A recipe's rates, momentum, decay and schedule
-    are tuned for its optimizer: with another optimizer chosen, they are left out (AdamW at the airbench model's
-    rate of 1.5 would diverge)."""
-    recipe = MODEL_DEFAULTS.get(model, {})
+def unset_part(recipe: dict, left_unset: set[str]) -> dict:
+    """The settings of a model's recipe (its MODEL_DEFAULTS entry) that the user left unset. A recipe's rates,
+    momentum, decay and schedule are tuned for its optimizer: with another optimizer chosen, they are left out
+    (AdamW at the airbench model's rate of 1.5 would diverge)."""
     if "train.optimizer" in recipe and "train.optimizer" not in left_unset:
         recipe = {k: v for k, v in recipe.items() if k not in WITH_THE_OPTIMIZER}
     return {k: v for k, v in recipe.items() if k in left_unset}
